@@ -1,0 +1,170 @@
+// Resolves registry entries to files on disk (Node only). A model reference is either a path (that
+// file) or a registry id, looked up in order: EDGETUNE_MODEL_PATH directories → the user cache →
+// a download from the entry's URL with progress, sha256 check and an atomic write. Offline with no
+// file, the error says everywhere it looked and how to get the file.
+
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError, messageOf } from '../runtime/errors.js';
+import { cacheDir, isOffline, modelSearchPath, packageRoot, sharedRoot } from '../runtime/paths.js';
+import { Registry, type LabelSet, type ModelEntry, type RegistryData, type RemoteFile } from './registry.js';
+
+let registry: Registry | undefined;
+export function loadRegistry(): Registry {
+  registry ??= new Registry(JSON.parse(readFileSync(path.join(packageRoot(), 'models', 'registry.json'), 'utf8')) as RegistryData);
+  return registry;
+}
+
+export interface ResolveOptions {
+  searchPath?: string[];
+  cacheDir?: string;
+  /** Allow downloading. Default: true unless EDGETUNE_OFFLINE=1. */
+  download?: boolean;
+  /** Download progress, bytes so far and total (0 when unknown). Default: a progress line on a TTY stderr. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type FileSource = 'path' | 'local' | 'cache' | 'download';
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function ttyProgress(name: string): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (done, total) => {
+    const mb = (n: number) => (n / 1048576).toFixed(1);
+    const pct = total ? ` ${((100 * done) / total).toFixed(0)}%` : '';
+    process.stderr.write(`\r\x1b[Kdownloading ${name}: ${mb(done)}${total ? `/${mb(total)}` : ''} MB${pct}`);
+    if (total && done >= total) process.stderr.write('\n');
+  };
+}
+
+/** Download `url` to `dest` atomically (temp file + rename), verifying sha256 when given. */
+export async function downloadFile(url: string, dest: string, sha256?: string, onProgress?: (d: number, t: number) => void): Promise<void> {
+  await mkdir(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.${process.pid}.${Date.now()}.tmp`;
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (err) {
+    throw new EdgetuneError('EIO', `cannot download ${url}: ${messageOf((err as { cause?: unknown }).cause ?? err)}`, { subject: url, cause: err });
+  }
+  if (!res.ok || !res.body) throw new EdgetuneError('EIO', `cannot download ${url}: HTTP ${res.status}`, { subject: url });
+  const total = Number(res.headers.get('content-length') ?? 0);
+  const hash = createHash('sha256');
+  const fh = await open(tmp, 'w');
+  let done = 0;
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      hash.update(chunk);
+      await fh.write(chunk);
+      done += chunk.byteLength;
+      onProgress?.(done, total);
+    }
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw new EdgetuneError('EIO', `download of ${url} failed: ${messageOf(err)}`, { subject: url, cause: err });
+  }
+  await fh.close();
+  const got = hash.digest('hex');
+  if (sha256 && got !== sha256) {
+    await rm(tmp, { force: true });
+    throw new EdgetuneError('EIO', `sha256 mismatch for ${url}: expected ${sha256} but received ${got}; the file was not saved`, { subject: url });
+  }
+  await rename(tmp, dest);
+}
+
+/** Find (or fetch) a registry file. */
+export async function resolveRemoteFile(f: RemoteFile, what: string, opts: ResolveOptions = {}): Promise<{ path: string; source: FileSource }> {
+  const dirs = opts.searchPath ?? modelSearchPath();
+  for (const d of dirs) {
+    const p = path.join(d, f.file);
+    if (existsSync(p)) return { path: p, source: 'local' };
+  }
+  const cache = opts.cacheDir ?? cacheDir();
+  const cached = path.join(cache, f.file);
+  if (existsSync(cached)) return { path: cached, source: 'cache' };
+  const allowed = opts.download ?? !isOffline();
+  const looked = [...dirs, cache].map((d) => `  - ${d}`).join('\n');
+  if (!f.url || !allowed) {
+    const how = f.url
+      ? `download it from ${f.url}${f.sha256 ? ` (sha256 ${f.sha256})` : ''} into ${cache}, or unset EDGETUNE_OFFLINE`
+      : `copy ${f.file} into one of those directories or add its directory to EDGETUNE_MODEL_PATH`;
+    throw new EdgetuneError('EMODEL', `${what}: file ${f.file} not found. Looked in:\n${looked}\nTo get it: ${how}.`, { subject: f.file });
+  }
+  await downloadFile(f.url, cached, f.sha256, opts.onProgress ?? ttyProgress(f.file));
+  return { path: cached, source: 'download' };
+}
+
+export interface ResolvedModel {
+  path: string;
+  source: FileSource;
+  /** The registry entry, when the reference is an id or a known file name. */
+  entry?: ModelEntry;
+}
+
+function looksLikePath(ref: string): boolean {
+  return ref.includes('/') || ref.includes(path.sep) || /\.(onnx|ort)$/i.test(ref);
+}
+
+export async function resolveModel(ref: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+  const reg = loadRegistry();
+  if (looksLikePath(ref) && !reg.get(ref)) {
+    const p = path.resolve(ref);
+    if (!existsSync(p)) throw new EdgetuneError('EMODEL', `${ref}: model file not found`, { subject: ref });
+    if (statSync(p).isDirectory()) throw new EdgetuneError('EMODEL', `${ref}: is a directory, not a model file`, { subject: ref });
+    return { path: p, source: 'path', entry: reg.byFileName(path.basename(p)) };
+  }
+  const entry = reg.require(ref);
+  const r = await resolveRemoteFile(entry, `model ${entry.id}`, opts);
+  return { ...r, entry };
+}
+
+/** Where each registry model is right now, without downloading. */
+export function locateModels(opts: ResolveOptions = {}): { entry: ModelEntry; where: FileSource | 'remote' | 'missing'; path?: string }[] {
+  const dirs = opts.searchPath ?? modelSearchPath();
+  const cache = opts.cacheDir ?? cacheDir();
+  return loadRegistry().models.map((entry) => {
+    for (const d of dirs) {
+      const p = path.join(d, entry.file);
+      if (existsSync(p)) return { entry, where: 'local' as const, path: p };
+    }
+    const c = path.join(cache, entry.file);
+    if (existsSync(c)) return { entry, where: 'cache' as const, path: c };
+    return { entry, where: entry.url ? ('remote' as const) : ('missing' as const) };
+  });
+}
+
+const labelCache = new Map<string, string[]>();
+/** The labels of a label set (inline, or a JSON file resolved like a model). */
+export async function loadLabelSet(name: string, set: LabelSet, opts: ResolveOptions = {}): Promise<string[]> {
+  if (set.labels) return set.labels;
+  const hit = labelCache.get(name);
+  if (hit) return hit;
+  // Label files also live in <EDGETUNE_SHARED>/labels, whatever EDGETUNE_MODEL_PATH says.
+  const searchPath = [...(opts.searchPath ?? modelSearchPath()), path.join(sharedRoot(), 'labels')];
+  const r = await resolveRemoteFile(set as RemoteFile, `label set ${name}`, { ...opts, searchPath });
+  let labels: unknown;
+  try {
+    labels = JSON.parse(await readFile(r.path, 'utf8'));
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${r.path}: label file is not valid JSON (${messageOf(err)})`, { subject: r.path });
+  }
+  if (!Array.isArray(labels) || labels.length !== set.count) {
+    throw new EdgetuneError('EMODEL', `${r.path}: expected a JSON array of ${set.count} labels`, { subject: r.path });
+  }
+  labelCache.set(name, labels as string[]);
+  return labels as string[];
+}
+
+export async function labelsOf(entry: ModelEntry, opts: ResolveOptions = {}): Promise<string[]> {
+  if (Array.isArray(entry.labels)) return entry.labels;
+  return loadLabelSet(entry.labels, loadRegistry().labelSets[entry.labels]!, opts);
+}

@@ -1,0 +1,193 @@
+// The classifier: a model reference → session + preprocessing + labels → predictions.
+// `loadClassifier()` returns an interface (tfjs-models style); `classify()` takes a file or bytes,
+// `classifyImages()` already-decoded pixels (camera frames), `probabilities()` the raw distribution.
+
+import path from 'node:path';
+import { EdgetuneError } from './errors.js';
+import { decodeImage, type DecodeOptions } from './image.js';
+import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions } from '../models/loader.js';
+import { specOf, type ModelEntry } from '../models/registry.js';
+import { probabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
+import { DEFAULT_SPEC, checkSpec, toTensor, type HwcImage, type PreprocessSpec } from './preprocess.js';
+import { createSession, type ModelSession, type SessionOptions } from './session.js';
+import { asFloat32, sizeOf } from './tensor.js';
+import { readModelInfo, type EmbeddedModelInfo } from './model-info.js';
+
+export interface ClassifierOptions extends SessionOptions, ResolveOptions, DecodeOptions {
+  /** Predictions returned per image. Default 5. */
+  topK?: number;
+}
+
+export interface Classification {
+  top: Prediction[];
+  /** Wall time of decode + preprocess + run + postprocess, in ms. */
+  ms: number;
+}
+
+export interface Classifier {
+  /** Registry id, or the file name for a model given by path. */
+  readonly id: string;
+  readonly modelPath: string;
+  readonly provider: ModelSession['provider'];
+  readonly session: ModelSession;
+  readonly spec: PreprocessSpec;
+  readonly post: PostprocessSpec;
+  readonly entry?: ModelEntry;
+  /** What was assumed for a model without a registry entry or embedded metadata. */
+  readonly assumptions: readonly string[];
+  /** Largest batch one `session.run` takes (1 for models with a fixed batch dimension). */
+  readonly maxBatch: number;
+  decode(input: string | Uint8Array, name?: string): Promise<HwcImage>;
+  classify(input: string | Uint8Array, options?: { topK?: number; name?: string }): Promise<Classification>;
+  /** Probabilities for already-decoded images of the model's input size, one row per image. */
+  probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
+  classifyImages(images: readonly HwcImage[], k?: number): Promise<Prediction[][]>;
+  dispose(): Promise<void>;
+}
+
+interface Resolved {
+  spec: PreprocessSpec;
+  post: Omit<PostprocessSpec, 'labels'> & { labels: string[] };
+  outputName: string;
+  inputName: string;
+  assumptions: string[];
+}
+
+async function describe(session: ModelSession, entry: ModelEntry | undefined, meta: EmbeddedModelInfo | undefined, opts: ResolveOptions): Promise<Resolved> {
+  const input = session.inputs[0]!;
+  const output = session.outputs[0]!;
+  if (meta) {
+    return {
+      spec: checkSpec({ ...meta.preprocess }),
+      post: { kind: meta.outputKind, labelOffset: 0, labels: meta.labels },
+      inputName: input.name,
+      outputName: meta.outputName ?? output.name,
+      assumptions: [],
+    };
+  }
+  if (entry) {
+    return {
+      spec: checkSpec(specOf(entry)),
+      post: { kind: entry.output.kind, labelOffset: entry.labelOffset, labels: await labelsOf(entry, opts) },
+      inputName: entry.input.name,
+      outputName: entry.output.name,
+      assumptions: [],
+    };
+  }
+  // No registry entry: read what the session says and assume the ImageNet habits for the rest.
+  const shape = input.shape;
+  const isImage = shape.length === 4 && (shape[1] === 1 || shape[1] === 3 || shape[3] === 1 || shape[3] === 3);
+  if (!isImage || !(input.type === 'float32' || input.type === 'float16')) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `input "${input.name}" is ${input.type} [${shape.join(',')}], not an image tensor (expected float [N,3,H,W] or [N,H,W,3]); add a registry entry for this model`,
+      { subject: input.name },
+    );
+  }
+  const nchw = shape[1] === 1 || shape[1] === 3;
+  const dims = nchw ? [shape[2], shape[3]] : [shape[1], shape[2]];
+  const [h, w] = dims.map((d) => (typeof d === 'number' && d > 0 ? d : 224)) as [number, number];
+  const channels = (nchw ? shape[1] : shape[3]) as 1 | 3;
+  const assumptions = [
+    `layout ${nchw ? 'NCHW' : 'NHWC'} ${w}x${h} from the input shape`,
+    channels === 3 ? 'RGB, x/255, ImageNet mean/std' : 'grayscale 0..1',
+    'shorter side resized and centre-cropped',
+  ];
+  const outSize = sizeOf(output.shape.map((d) => (typeof d === 'number' && d > 0 ? d : 1)));
+  let labels: string[];
+  let labelOffset = 0;
+  const reg = loadRegistry();
+  if (outSize === 1000 || outSize === 1001) {
+    labels = await loadLabelSet('imagenet', reg.labelSets.imagenet!, opts);
+    labelOffset = outSize - 1000;
+    assumptions.push(`ImageNet labels${labelOffset ? ' with a background class at index 0' : ''}`);
+  } else {
+    labels = Array.from({ length: outSize }, (_, i) => String(i));
+    assumptions.push(`${outSize} unnamed classes`);
+  }
+  assumptions.push('softmax applied unless outputs already sum to 1');
+  return {
+    spec: checkSpec({
+      ...DEFAULT_SPEC,
+      width: w,
+      height: h,
+      channels,
+      layout: nchw ? 'NCHW' : 'NHWC',
+      colorOrder: channels === 1 ? 'GRAY' : 'RGB',
+      mean: channels === 1 ? [0] : DEFAULT_SPEC.mean,
+      std: channels === 1 ? [1] : DEFAULT_SPEC.std,
+      dtype: input.type === 'float16' ? 'float16' : 'float32',
+    }),
+    post: { kind: 'logits', labelOffset, labels },
+    inputName: input.name,
+    outputName: output.name,
+    assumptions,
+  };
+}
+
+export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
+  const resolved = await resolveModel(model, options);
+  const meta = resolved.entry ? undefined : await readModelInfo(resolved.path);
+  const session = await createSession(resolved.path, options);
+  let d: Resolved;
+  try {
+    d = await describe(session, resolved.entry, meta, options);
+  } catch (err) {
+    await session.dispose();
+    throw err;
+  }
+  const k0 = options.topK ?? 5;
+  const batchDim = session.inputs.find((i) => i.name === d.inputName)?.shape[0];
+  const maxBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
+  const sniffProbabilities = !resolved.entry && !meta;
+  const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < images.length; i += maxBatch) {
+      const chunk = images.slice(i, i + maxBatch);
+      const res = await session.run({ [d.inputName]: toTensor(chunk, d.spec) }, [d.outputName]);
+      const flat = asFloat32(res[d.outputName]!);
+      const per = flat.length / chunk.length;
+      for (let j = 0; j < chunk.length; j++) {
+        const row = flat.subarray(j * per, (j + 1) * per);
+        let kind = d.post.kind;
+        if (sniffProbabilities) {
+          let s = 0;
+          let neg = false;
+          for (const v of row) {
+            s += v;
+            if (v < 0) neg = true;
+          }
+          if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
+        }
+        out.push(probabilities(row, { kind }).slice());
+      }
+    }
+    return out;
+  };
+  const decodeOpts: DecodeOptions = { maxPixels: options.maxPixels, background: options.background };
+  const c: Classifier = {
+    id: resolved.entry?.id ?? path.basename(resolved.path),
+    modelPath: resolved.path,
+    provider: session.provider,
+    session,
+    spec: d.spec,
+    post: d.post,
+    entry: resolved.entry,
+    assumptions: d.assumptions,
+    maxBatch,
+    decode: (input, name) => decodeImage(input, d.spec, decodeOpts, name),
+    async classify(input, o = {}) {
+      const t0 = performance.now();
+      const img = await decodeImage(input, d.spec, decodeOpts, o.name);
+      const [p] = await rows([img]);
+      const top = topK(p!, o.topK ?? k0, d.post);
+      return { top, ms: performance.now() - t0 };
+    },
+    probabilities: rows,
+    async classifyImages(images, k = k0) {
+      return (await rows(images)).map((p) => topK(p, k, d.post));
+    },
+    dispose: () => session.dispose(),
+  };
+  return c;
+}

@@ -1,0 +1,102 @@
+// Image decoding for Node with sharp: file or bytes → HWC uint8 pixels at the model's input size.
+// EXIF orientation is applied; grayscale, alpha, 16-bit, CMYK and palette images all become 8-bit
+// sRGB (or 8-bit gray for grayscale models); JPEG shrink-on-load does most of the downscaling in the
+// decoder. Decompression bombs are refused by a pixel limit. Errors name the file and the problem.
+
+import { stat } from 'node:fs/promises';
+import sharp, { type Sharp } from 'sharp';
+import { EdgetuneError, messageOf } from './errors.js';
+import { resizeTarget, type HwcImage, type PreprocessSpec } from './preprocess.js';
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (width × height). Default 100 000 000 (e.g. 10000×10000). */
+  maxPixels?: number;
+  /** Background for images with transparency. Default white. */
+  background?: { r: number; g: number; b: number };
+}
+
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+// One libvips thread pool per process is plenty on small boards; sharp's cache only helps repeated
+// decodes of the same file, which a classifier rarely does.
+sharp.cache(false);
+
+function explain(err: unknown): string {
+  const m = messageOf(err);
+  if (/exceeds pixel limit/i.test(m)) return m;
+  if (/unsupported image format/i.test(m)) return 'not a supported image (unsupported image format)';
+  if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|gifload|pngload/i.test(m)) {
+    return `corrupt or truncated image (${m.split('\n')[0]})`;
+  }
+  return m.split('\n')[0]!;
+}
+
+/** A sharp pipeline that outputs the model-ready HWC pixels. */
+function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: DecodeOptions): Sharp {
+  const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const img = sharp(input, { limitInputPixels: limit, failOn: 'error', sequentialRead: true }).rotate();
+  const target = resizeTarget(spec);
+  const fit = spec.resize === 'fill' ? 'fill' : spec.resize === 'contain' ? 'contain' : 'cover';
+  img.flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } });
+  img.resize(target.width, target.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 } });
+  if (target.width !== spec.width || target.height !== spec.height) {
+    img.extract({
+      left: Math.floor((target.width - spec.width) / 2),
+      top: Math.floor((target.height - spec.height) / 2),
+      width: spec.width,
+      height: spec.height,
+    });
+  }
+  img.toColourspace(spec.channels === 1 ? 'b-w' : 'srgb');
+  return img.raw({ depth: 'uchar' });
+}
+
+/** Decode one image to the model's input size. `name` is used in error messages (defaults to the path). */
+export async function decodeImage(input: string | Uint8Array, spec: PreprocessSpec, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
+  const label = name ?? (typeof input === 'string' ? input : '<buffer>');
+  if (typeof input === 'string') {
+    let size: number;
+    try {
+      const st = await stat(input);
+      if (st.isDirectory()) throw new EdgetuneError('EINPUT', `${label}: is a directory, not an image`, { subject: label });
+      size = st.size;
+    } catch (err) {
+      if (err instanceof EdgetuneError) throw err;
+      throw new EdgetuneError('EINPUT', `${label}: cannot read file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: label });
+    }
+    if (size === 0) throw new EdgetuneError('EINPUT', `${label}: empty file (0 bytes)`, { subject: label });
+  } else if (input.byteLength === 0) {
+    throw new EdgetuneError('EINPUT', `${label}: empty file (0 bytes)`, { subject: label });
+  }
+  try {
+    const { data, info } = await pipeline(input, spec, opts).toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+  } catch (err) {
+    throw new EdgetuneError('EINPUT', `${label}: ${explain(err)}`, { subject: label, cause: err });
+  }
+}
+
+/** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
+export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
+  const label = name ?? (typeof input === 'string' ? input : '<buffer>');
+  try {
+    const { data, info } = await sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' })
+      .rotate()
+      .flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+  } catch (err) {
+    throw new EdgetuneError('EINPUT', `${label}: ${explain(err)}`, { subject: label, cause: err });
+  }
+}
+
+/** Encode HWC pixels as JPEG (snapshots, captured frames). */
+export async function encodeJpeg(img: HwcImage, quality = 90): Promise<Buffer> {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 | 4 } })
+    .jpeg({ quality })
+    .toBuffer();
+}
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];

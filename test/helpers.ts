@@ -1,0 +1,62 @@
+// Test helpers: the one place tests find real assets (EDGETUNE_SHARED, default ../shared) and run the
+// built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const sharedDir = path.resolve(process.env.EDGETUNE_SHARED ?? path.join(repoRoot, '..', 'shared'));
+
+/** Absolute path of a file under ../shared; throws when it is missing. */
+export function shared(...parts: string[]): string {
+  const p = path.join(sharedDir, ...parts);
+  if (!existsSync(p)) {
+    throw new Error(`test asset missing: ${p} (set EDGETUNE_SHARED to the shared assets folder)`);
+  }
+  return p;
+}
+
+export function tempDir(prefix = 'edgetune-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the built CLI (dist/runtime/cli.js; `npm test` builds first). */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      cwd: opts.cwd ?? repoRoot,
+      env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 170_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** Parse JSON-lines output. */
+export function jsonLines<T = Record<string, unknown>>(s: string): T[] {
+  return s
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l) as T);
+}
