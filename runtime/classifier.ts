@@ -42,8 +42,15 @@ export interface Classifier {
   /** Probabilities for already-decoded images of the model's input size, one row per image. */
   probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
   classifyImages(images: readonly HwcImage[], k?: number): Promise<Prediction[][]>;
+  /**
+   * Classify many files in order, decoding ahead (sharp on libuv's pool) while the session runs and
+   * batching up to `batch` images per run. A file that fails yields `{file, error}` and the rest go on.
+   */
+  classifyFiles(files: readonly string[], options?: { topK?: number; batch?: number; ahead?: number }): AsyncGenerator<FileResult>;
   dispose(): Promise<void>;
 }
+
+export type FileResult = { file: string; top: Prediction[]; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined };
 
 interface Resolved {
   spec: PreprocessSpec;
@@ -186,6 +193,42 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
     probabilities: rows,
     async classifyImages(images, k = k0) {
       return (await rows(images)).map((p) => topK(p, k, d.post));
+    },
+    async *classifyFiles(files, o = {}) {
+      const k = o.topK ?? k0;
+      const batch = Math.max(1, Math.min(o.batch ?? 1, maxBatch));
+      const ahead = o.ahead ?? Math.max(4, 2 * batch);
+      const pending: { file: string; t0: number; img: Promise<HwcImage> }[] = [];
+      let next = 0;
+      const fill = () => {
+        while (pending.length < ahead && next < files.length) {
+          const file = files[next++]!;
+          const img = decodeImage(file, d.spec, decodeOpts);
+          img.catch(() => undefined); // observed when its turn comes
+          pending.push({ file, t0: performance.now(), img });
+        }
+      };
+      fill();
+      while (pending.length) {
+        const group: { file: string; t0: number; img: HwcImage }[] = [];
+        const failed: FileResult[] = [];
+        while (group.length < batch && pending.length) {
+          const p = pending.shift()!;
+          try {
+            group.push({ file: p.file, t0: p.t0, img: await p.img });
+          } catch (err) {
+            failed.push({ file: p.file, error: err as Error });
+          }
+          fill();
+        }
+        yield* failed;
+        if (!group.length) continue;
+        const probs = await rows(group.map((g) => g.img));
+        const t1 = performance.now();
+        for (let i = 0; i < group.length; i++) {
+          yield { file: group[i]!.file, top: topK(probs[i]!, k, d.post), ms: Math.round((t1 - group[i]!.t0) * 10) / 10 };
+        }
+      }
     },
     dispose: () => session.dispose(),
   };

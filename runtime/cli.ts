@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   classify: async () => (await import('./commands/classify.js')).classify,
   models: async () => (await import('./commands/models.js')).models,
   devices: async () => (await import('./commands/devices.js')).devices,
+  bench: async () => (await import('./commands/bench.js')).bench,
 
 };
 

@@ -5,7 +5,6 @@
 import { loadClassifier } from '../classifier.js';
 import { expandInputs, intOption, parse, writeJson, type Command } from '../cli-util.js';
 import { EdgetuneError, messageOf } from '../errors.js';
-import type { HwcImage } from '../preprocess.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from './common.js';
 
 const usage = `Usage: edgetune classify <image|dir>... [options]
@@ -45,39 +44,10 @@ export const classify: Command = {
       else io.stderr.write(`${msg.startsWith(file) ? '' : file + ': '}${msg}\n`);
     };
     try {
-      // Decode ahead: up to 2×batch files in flight while the session runs.
-      const ahead = Math.max(4, 2 * batch);
-      const pending: { file: string; t0: number; img: Promise<HwcImage> }[] = [];
-      let next = 0;
-      const fill = () => {
-        while (pending.length < ahead && next < files.length) {
-          const file = files[next++]!;
-          const img = clf.decode(file);
-          img.catch(() => undefined); // handled when awaited
-          pending.push({ file, t0: performance.now(), img });
-        }
-      };
-      fill();
-      while (pending.length) {
-        const group: { file: string; t0: number; img: HwcImage }[] = [];
-        while (group.length < Math.min(batch, clf.maxBatch) && pending.length) {
-          const p = pending.shift()!;
-          try {
-            group.push({ file: p.file, t0: p.t0, img: await p.img });
-          } catch (err) {
-            report(p.file, err);
-          }
-          fill();
-        }
-        if (!group.length) continue;
-        const tops = await clf.classifyImages(group.map((g) => g.img), k);
-        const t1 = performance.now();
-        group.forEach((g, i) => {
-          const top = tops[i]!;
-          const ms = Math.round((t1 - g.t0) * 10) / 10;
-          if (json) writeJson(io, { file: g.file, model: clf.id, provider: clf.provider, top, ms });
-          else io.stdout.write(`${g.file}: ${top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
-        });
+      for await (const r of clf.classifyFiles(files, { topK: k, batch })) {
+        if (r.error) report(r.file, r.error);
+        else if (json) writeJson(io, { file: r.file, model: clf.id, provider: clf.provider, top: r.top, ms: r.ms });
+        else io.stdout.write(`${r.file}: ${r.top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
       }
     } finally {
       await clf.dispose();
