@@ -1,0 +1,116 @@
+// The calibration reader (Node): an image folder (recursive, any class layout) → a seeded sample of
+// `count` files → model-ready input tensors in batches, decoded with the model's own preprocessing
+// (runtime/image.ts) a few files ahead of the consumer. Undecodable files are reported through
+// `onSkip` and skipped; a folder with no decodable image at all is an error naming the folder.
+
+import { stat } from 'node:fs/promises';
+import { expandInputs, isImageFile } from '../runtime/cli-util.js';
+import { EdgetuneError, messageOf } from '../runtime/errors.js';
+import { decodeImage } from '../runtime/image.js';
+import { toTensor, type HwcImage, type PreprocessSpec } from '../runtime/preprocess.js';
+import type { TensorData } from '../runtime/tensor.js';
+
+/** A small seeded PRNG (mulberry32): the same seed picks the same calibration sample everywhere. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` items drawn without replacement with a seeded Fisher–Yates shuffle (all of them, shuffled, when count ≥ length). */
+export function seededSample<T>(items: readonly T[], count: number, seed = 1): T[] {
+  const a = [...items];
+  const rnd = seededRandom(seed);
+  const n = Math.min(count, a.length);
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(rnd() * (a.length - i));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a.slice(0, n);
+}
+
+/** Image files under a folder (recursive, sorted), or the error saying why there are none. */
+export async function listCalibrationImages(dir: string): Promise<string[]> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new EdgetuneError('EINPUT', `${dir}: calibration folder not found`, { subject: dir });
+  }
+  if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: calibration path is not a folder`, { subject: dir });
+  const files = (await expandInputs([dir])).filter(isImageFile);
+  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no image files in the calibration folder`, { subject: dir });
+  return files;
+}
+
+export interface SkippedFile {
+  file: string;
+  error: string;
+}
+
+export interface BatchOptions {
+  /** Images per tensor. Default 1. */
+  batch?: number;
+  /** Files decoded ahead of the consumer. Default 4. */
+  ahead?: number;
+  signal?: AbortSignal;
+  onSkip?: (s: SkippedFile) => void;
+  /** Called after each file, decoded or skipped. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CalibrationBatch {
+  tensor: TensorData;
+  files: string[];
+}
+
+/**
+ * Decoded, preprocessed batches over `files`. Throws when not one file decodes (naming `what`,
+ * usually the folder, and the first errors).
+ */
+export async function* calibrationBatches(files: readonly string[], spec: PreprocessSpec, what: string, opts: BatchOptions = {}): AsyncGenerator<CalibrationBatch> {
+  const batch = Math.max(1, opts.batch ?? 1);
+  const ahead = Math.max(1, opts.ahead ?? 4);
+  const pending: { file: string; img: Promise<HwcImage> }[] = [];
+  let next = 0;
+  let done = 0;
+  let good = 0;
+  const skipped: SkippedFile[] = [];
+  const fill = () => {
+    while (pending.length < ahead && next < files.length) {
+      const file = files[next++]!;
+      const img = decodeImage(file, spec);
+      img.catch(() => undefined);
+      pending.push({ file, img });
+    }
+  };
+  fill();
+  let group: { file: string; img: HwcImage }[] = [];
+  while (pending.length) {
+    opts.signal?.throwIfAborted();
+    const p = pending.shift()!;
+    fill();
+    try {
+      group.push({ file: p.file, img: await p.img });
+      good++;
+    } catch (err) {
+      const s = { file: p.file, error: messageOf(err) };
+      skipped.push(s);
+      opts.onSkip?.(s);
+    }
+    opts.onProgress?.(++done, files.length);
+    if (group.length === batch || (pending.length === 0 && group.length)) {
+      yield { tensor: toTensor(group.map((g) => g.img), spec), files: group.map((g) => g.file) };
+      group = [];
+    }
+  }
+  if (good === 0) {
+    const why = skipped.slice(0, 3).map((s) => s.error).join('; ');
+    throw new EdgetuneError('EINPUT', `${what}: no decodable images among ${files.length} file(s)${why ? ` (${why})` : ''}`, { subject: what });
+  }
+}
