@@ -1,0 +1,600 @@
+// Head-only training on fixed embeddings. BROWSER-SAFE (no Node APIs): the CLI (`edgetune finetune`)
+// and the browser kiosk both import this module.
+//
+// API
+//   trainHead(train, val, config?, hooks?) → Promise<TrainResult>   (yields to the event loop between epochs)
+//   trainHeadSync(train, val, config?, hooks?) → TrainResult        (same maths, blocking)
+//     train / val: FeatureSet {features: Float32Array n×dims row-major, labels: Int32Array, dims, classes};
+//     val may be undefined (then all epochs run and the last weights are kept).
+//     config: Partial<TrainConfig> — hidden (0 = linear softmax, >0 = MLP with ReLU), dropout, optimizer
+//       (sgd | momentum | adagrad | adadelta | rmsprop | adam), lr, weightDecay (L2), labelSmoothing,
+//       epochs, batchSize, schedule (constant | cosine | step, stepSize, gamma), patience (early stopping on
+//       validation loss, restoring the best weights), seed, classWeights (balanced | none | number[]),
+//       standardize, init. resolveConfig() fills the defaults.
+//     hooks: {onEpoch(stats), signal: AbortSignal} — an aborted signal rejects with signal.reason.
+//     TrainResult {head: HeadWeights, history: EpochStats[], bestEpoch, stoppedEarly, config, ms}.
+//   predictHead(head, features, n) → Float32Array n×classes probabilities.
+//   headLogits(head, features, n) → Float32Array n×classes logits.
+//   prototypeHead(train, {temperature}) → HeadWeights: nearest class mean of L2-normalised embeddings,
+//     as a linear layer on the normalised embedding (argmax = nearest mean).
+//   lossAndGradient(...) — the objective and its gradient, exported for tests.
+//   computeMetrics / predictions / headToJSON / headFromJSON re-exported.
+// HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
+
+import { createOptimizer, DEFAULT_LR } from './optim.js';
+import { createRng, type Rng } from './rng.js';
+import {
+  OPTIMIZERS,
+  SCHEDULES,
+  type DenseLayer,
+  type EpochStats,
+  type FeatureSet,
+  type HeadWeights,
+  type TrainConfig,
+  type TrainHooks,
+  type TrainResult,
+} from './types.js';
+
+export * from './types.js';
+export { computeMetrics, predictions, argmax, type Metrics, type ClassMetrics } from './metrics.js';
+export { createRng, hashString, type Rng } from './rng.js';
+export { DEFAULT_LR } from './optim.js';
+
+export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
+  hidden: 0,
+  dropout: 0,
+  optimizer: 'adam',
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  labelSmoothing: 0.1,
+  epochs: 60,
+  batchSize: 32,
+  schedule: 'cosine',
+  stepSize: 20,
+  gamma: 0.1,
+  patience: 10,
+  minDelta: 1e-4,
+  seed: 42,
+  classWeights: 'balanced',
+  standardize: true,
+  init: 'glorot',
+};
+
+function bad(name: string, expected: string, actual: unknown): Error {
+  return new Error(`Expected ${expected} for ${name} but received ${JSON.stringify(actual)}`);
+}
+
+/** Defaults filled in and every field checked (errors read "Expected … for <name> but received …"). */
+export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
+  const optimizer = c.optimizer ?? DEFAULT_CONFIG.optimizer;
+  if (!OPTIMIZERS.includes(optimizer)) throw bad('optimizer', `one of ${OPTIMIZERS.join(', ')}`, optimizer);
+  const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...stripUndefined(c), optimizer, lr: c.lr ?? DEFAULT_LR[optimizer] };
+  const int = (k: keyof TrainConfig, min: number) => {
+    const v = cfg[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(k, min === 0 ? 'integer >= 0' : 'positive integer', v);
+  };
+  const num = (k: keyof TrainConfig, lo: number, hi: number, loOpen = false) => {
+    const v = cfg[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (loOpen && v === lo)) throw bad(k, `number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`, v);
+  };
+  int('hidden', 0);
+  int('epochs', 1);
+  int('batchSize', 0);
+  int('stepSize', 1);
+  int('patience', 0);
+  int('seed', 0);
+  num('dropout', 0, 0.95);
+  num('lr', 0, Infinity, true);
+  num('momentum', 0, 1);
+  num('weightDecay', 0, Infinity);
+  num('labelSmoothing', 0, 0.99);
+  num('gamma', 0, 1, true);
+  num('minDelta', 0, Infinity);
+  if (!SCHEDULES.includes(cfg.schedule)) throw bad('schedule', `one of ${SCHEDULES.join(', ')}`, cfg.schedule);
+  if (cfg.init !== 'glorot' && cfg.init !== 'zeros') throw bad('init', 'glorot or zeros', cfg.init);
+  if (cfg.init === 'zeros' && cfg.hidden > 0) throw bad('init', 'glorot for an MLP head (zeros cannot break symmetry)', cfg.init);
+  return cfg;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkSet(name: string, s: FeatureSet): number {
+  if (!(s.dims > 0) || !(s.classes >= 2)) throw bad(`${name} dims/classes`, 'dims > 0 and classes >= 2', [s.dims, s.classes]);
+  const n = s.labels.length;
+  if (s.features.length !== n * s.dims) throw bad(`${name} features length`, `${n} × ${s.dims} = ${n * s.dims}`, s.features.length);
+  for (let i = 0; i < n; i++) {
+    const y = s.labels[i]!;
+    if (!(y >= 0 && y < s.classes)) throw bad(`${name} label ${i}`, `class index in 0..${s.classes - 1}`, y);
+  }
+  return n;
+}
+
+/** Learning rate for a 0-based epoch. */
+export function learningRate(cfg: TrainConfig, epoch: number): number {
+  if (cfg.schedule === 'cosine') return 0.5 * cfg.lr * (1 + Math.cos((Math.PI * epoch) / cfg.epochs));
+  if (cfg.schedule === 'step') return cfg.lr * cfg.gamma ** Math.floor(epoch / cfg.stepSize);
+  return cfg.lr;
+}
+
+/** Per-class loss weights. */
+export function classWeightsOf(cfg: Pick<TrainConfig, 'classWeights'>, labels: Int32Array, classes: number): Float64Array {
+  const w = new Float64Array(classes).fill(1);
+  if (Array.isArray(cfg.classWeights)) {
+    if (cfg.classWeights.length !== classes || cfg.classWeights.some((v) => !(v >= 0))) throw bad('classWeights', `${classes} non-negative numbers`, cfg.classWeights);
+    w.set(cfg.classWeights);
+  } else if (cfg.classWeights === 'balanced') {
+    const counts = new Float64Array(classes);
+    for (const y of labels) counts[y]!++;
+    for (let c = 0; c < classes; c++) w[c] = counts[c] ? labels.length / (classes * counts[c]!) : 0;
+  }
+  return w;
+}
+
+interface Params {
+  /** Per layer: weight (out×in) and bias, float64 while training. */
+  W: Float64Array[];
+  b: Float64Array[];
+  sizes: number[]; // [dims, hidden?, classes]
+}
+
+function initParams(sizes: number[], init: TrainConfig['init'], rng: Rng): Params {
+  const W: Float64Array[] = [];
+  const b: Float64Array[] = [];
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const fin = sizes[l]!;
+    const fout = sizes[l + 1]!;
+    const w = new Float64Array(fin * fout);
+    if (init === 'glorot') {
+      const a = Math.sqrt(6 / (fin + fout));
+      for (let i = 0; i < w.length; i++) w[i] = rng.uniform(-a, a);
+    }
+    W.push(w);
+    b.push(new Float64Array(fout));
+  }
+  return { W, b, sizes };
+}
+
+function cloneParams(p: Params): Params {
+  return { W: p.W.map((w) => w.slice()), b: p.b.map((b) => b.slice()), sizes: p.sizes };
+}
+
+interface Scratch {
+  acts: Float64Array[]; // activations per layer input: acts[0] = x (after dropout for linear), acts[1] = hidden ...
+  masks: (Float64Array | undefined)[];
+  z: Float64Array;
+  dz: Float64Array;
+  da: Float64Array[];
+}
+
+function scratch(sizes: number[]): Scratch {
+  return {
+    acts: sizes.slice(0, -1).map((s) => new Float64Array(s)),
+    masks: sizes.slice(0, -1).map(() => undefined),
+    z: new Float64Array(sizes[sizes.length - 1]!),
+    dz: new Float64Array(sizes[sizes.length - 1]!),
+    da: sizes.slice(0, -1).map((s) => new Float64Array(s)),
+  };
+}
+
+/**
+ * Forward one example (x already standardised) into s.z (logits). `dropout` > 0 with an rng applies
+ * inverted dropout to the last layer's input.
+ */
+function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scratch, dropout: number, rng?: Rng): void {
+  const L = p.W.length;
+  const a0 = s.acts[0]!;
+  for (let i = 0; i < a0.length; i++) a0[i] = x[xOff + i]!;
+  for (let l = 0; l < L; l++) {
+    const ain = s.acts[l]!;
+    if (l === L - 1 && dropout > 0 && rng) {
+      const keep = 1 - dropout;
+      const m = (s.masks[l] ??= new Float64Array(ain.length));
+      for (let i = 0; i < ain.length; i++) {
+        m[i] = rng.next() < keep ? 1 / keep : 0;
+        ain[i]! *= m[i]!;
+      }
+    } else if (l === L - 1) {
+      s.masks[l] = undefined;
+    }
+    const fin = p.sizes[l]!;
+    const fout = p.sizes[l + 1]!;
+    const W = p.W[l]!;
+    const B = p.b[l]!;
+    const out = l === L - 1 ? s.z : s.acts[l + 1]!;
+    for (let o = 0; o < fout; o++) {
+      let acc = B[o]!;
+      const row = o * fin;
+      for (let i = 0; i < fin; i++) acc += W[row + i]! * ain[i]!;
+      out[o] = l === L - 1 ? acc : acc > 0 ? acc : 0; // ReLU between layers
+    }
+  }
+}
+
+/** Softmax of s.z in place into `probs`; returns log-sum-exp. */
+function softmaxInto(z: Float64Array, probs: Float64Array): number {
+  let max = -Infinity;
+  for (const v of z) if (v > max) max = v;
+  let sum = 0;
+  for (let k = 0; k < z.length; k++) sum += probs[k] = Math.exp(z[k]! - max);
+  for (let k = 0; k < z.length; k++) probs[k]! /= sum;
+  return max + Math.log(sum);
+}
+
+/** Accumulate gradients of one example given dz (dLoss/dlogits, already weighted). */
+function backward(p: Params, s: Scratch, gW: Float64Array[], gb: Float64Array[]): void {
+  const L = p.W.length;
+  let dout = s.dz;
+  for (let l = L - 1; l >= 0; l--) {
+    const fin = p.sizes[l]!;
+    const fout = p.sizes[l + 1]!;
+    const ain = s.acts[l]!;
+    const W = p.W[l]!;
+    const gw = gW[l]!;
+    const g = gb[l]!;
+    for (let o = 0; o < fout; o++) {
+      const d = dout[o]!;
+      if (d === 0) continue;
+      g[o]! += d;
+      const row = o * fin;
+      for (let i = 0; i < fin; i++) gw[row + i]! += d * ain[i]!;
+    }
+    if (l === 0) break;
+    const da = s.da[l]!;
+    da.fill(0);
+    for (let o = 0; o < fout; o++) {
+      const d = dout[o]!;
+      if (d === 0) continue;
+      const row = o * fin;
+      for (let i = 0; i < fin; i++) da[i]! += d * W[row + i]!;
+    }
+    const m = s.masks[l];
+    for (let i = 0; i < fin; i++) {
+      // through dropout (the stored activation is post-mask) and the ReLU that produced it
+      if (ain[i]! <= 0) da[i] = 0;
+      else if (m) da[i]! *= m[i]!;
+    }
+    dout = da;
+  }
+}
+
+interface Prepared {
+  x: Float32Array;
+  mean?: Float64Array;
+  scale?: Float64Array;
+}
+
+function standardizer(train: FeatureSet, n: number): { mean: Float64Array; scale: Float64Array } {
+  const d = train.dims;
+  const mean = new Float64Array(d);
+  const sq = new Float64Array(d);
+  const f = train.features;
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += f[i * d + j]!;
+  for (let j = 0; j < d; j++) mean[j]! /= n;
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++) {
+      const v = f[i * d + j]! - mean[j]!;
+      sq[j]! += v * v;
+    }
+  const scale = new Float64Array(d);
+  for (let j = 0; j < d; j++) {
+    const sd = Math.sqrt(sq[j]! / n);
+    scale[j] = sd > 1e-6 ? 1 / sd : 1; // constant features (e.g. dead ReLUs) stay as they are
+  }
+  return { mean, scale };
+}
+
+function applyStd(f: Float32Array, d: number, st?: { mean: Float64Array; scale: Float64Array }): Float32Array {
+  if (!st) return f;
+  const out = new Float32Array(f.length);
+  for (let i = 0; i < f.length; i += d) for (let j = 0; j < d; j++) out[i + j] = (f[i + j]! - st.mean[j]!) * st.scale[j]!;
+  return out;
+}
+
+/**
+ * The training objective on a set of rows and its gradient (exported for tests): weighted mean of
+ * label-smoothed cross-entropy + (λ/2)·Σ‖W‖². Without dropout.
+ */
+export function lossAndGradient(
+  params: { W: Float64Array[]; b: Float64Array[]; sizes: number[] },
+  x: Float32Array,
+  labels: Int32Array,
+  rows: ArrayLike<number>,
+  opts: { classWeights: Float64Array; labelSmoothing: number; weightDecay: number },
+): { loss: number; gW: Float64Array[]; gb: Float64Array[]; correct: number } {
+  const p = params as Params;
+  const K = p.sizes[p.sizes.length - 1]!;
+  const d = p.sizes[0]!;
+  const s = scratch(p.sizes);
+  const probs = new Float64Array(K);
+  const gW = p.W.map((w) => new Float64Array(w.length));
+  const gb = p.b.map((b) => new Float64Array(b.length));
+  const eps = opts.labelSmoothing;
+  let wsum = 0;
+  for (let r = 0; r < rows.length; r++) wsum += opts.classWeights[labels[rows[r]!]!]!;
+  if (wsum === 0) wsum = 1;
+  let loss = 0;
+  let correct = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const i = rows[r]!;
+    const y = labels[i]!;
+    forward(p, x, i * d, s, 0);
+    const lse = softmaxInto(s.z, probs);
+    const w = opts.classWeights[y]! / wsum;
+    let li = 0;
+    let best = 0;
+    for (let k = 0; k < K; k++) {
+      const t = (k === y ? 1 - eps : 0) + eps / K;
+      li += t * (lse - s.z[k]!);
+      s.dz[k] = w * (probs[k]! - t);
+      if (s.z[k]! > s.z[best]!) best = k;
+    }
+    if (best === y) correct++;
+    loss += w * li;
+    backward(p, s, gW, gb);
+  }
+  const lam = opts.weightDecay;
+  if (lam > 0) {
+    for (let l = 0; l < p.W.length; l++) {
+      const W = p.W[l]!;
+      const g = gW[l]!;
+      for (let i = 0; i < W.length; i++) {
+        g[i]! += lam * W[i]!;
+        loss += 0.5 * lam * W[i]! * W[i]!;
+      }
+    }
+  }
+  return { loss, gW, gb, correct };
+}
+
+function evalSet(p: Params, x: Float32Array, labels: Int32Array): { loss: number; accuracy: number } {
+  const K = p.sizes[p.sizes.length - 1]!;
+  const d = p.sizes[0]!;
+  const s = scratch(p.sizes);
+  const probs = new Float64Array(K);
+  let loss = 0;
+  let correct = 0;
+  const n = labels.length;
+  for (let i = 0; i < n; i++) {
+    forward(p, x, i * d, s, 0);
+    const lse = softmaxInto(s.z, probs);
+    const y = labels[i]!;
+    loss += lse - s.z[y]!;
+    let best = 0;
+    for (let k = 1; k < K; k++) if (s.z[k]! > s.z[best]!) best = k;
+    if (best === y) correct++;
+  }
+  return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
+}
+
+/** Fold standardisation into the first layer and convert to float32 HeadWeights. */
+function toHead(p: Params, st: { mean: Float64Array; scale: Float64Array } | undefined, kind: HeadWeights['kind']): HeadWeights {
+  const layers: DenseLayer[] = p.W.map((W, l) => {
+    const fin = p.sizes[l]!;
+    const fout = p.sizes[l + 1]!;
+    const w = new Float32Array(W.length);
+    const b = new Float32Array(fout);
+    for (let o = 0; o < fout; o++) {
+      let bias = p.b[l]![o]!;
+      for (let i = 0; i < fin; i++) {
+        let wi = W[o * fin + i]!;
+        if (l === 0 && st) {
+          // W·((x − μ)·s) + b = (W·s)·x + (b − Σ W·s·μ)
+          wi *= st.scale[i]!;
+          bias -= wi * st.mean[i]!;
+        }
+        w[o * fin + i] = wi;
+      }
+      b[o] = bias;
+    }
+    return { in: fin, out: fout, weight: w, bias: b };
+  });
+  return { format: 'edgetune.head', version: 1, kind, dims: p.sizes[0]!, classes: p.sizes[p.sizes.length - 1]!, normalize: false, layers };
+}
+
+function* epochsOf(
+  train: FeatureSet,
+  val: FeatureSet | undefined,
+  config: Partial<TrainConfig>,
+  hooks: TrainHooks,
+  done: (r: TrainResult) => void,
+): Generator<void> {
+  const t0 = now();
+  const cfg = resolveConfig(config);
+  const n = checkSet('train', train);
+  if (n === 0) throw new Error('no training examples');
+  if (val) {
+    checkSet('val', val);
+    if (val.dims !== train.dims || val.classes !== train.classes) throw bad('val dims/classes', `${train.dims}/${train.classes} like train`, [val.dims, val.classes]);
+  }
+  const d = train.dims;
+  const K = train.classes;
+  const st = cfg.standardize ? standardizer(train, n) : undefined;
+  const x = applyStd(train.features, d, st);
+  const xv = val && val.labels.length ? applyStd(val.features, d, st) : undefined;
+  const rng = createRng(cfg.seed, 'train');
+  const sizes = cfg.hidden > 0 ? [d, cfg.hidden, K] : [d, K];
+  let p = initParams(sizes, cfg.init, rng);
+  const opt = createOptimizer(cfg.optimizer, { momentum: cfg.momentum });
+  const cw = classWeightsOf(cfg, train.labels, K);
+  const bs = cfg.batchSize <= 0 || cfg.batchSize >= n ? n : cfg.batchSize;
+  const order = new Int32Array(n).map((_, i) => i);
+  const history: EpochStats[] = [];
+  let best: Params = cloneParams(p);
+  let bestLoss = Infinity;
+  let bestEpoch = 0;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  const s = scratch(sizes);
+  const probs = new Float64Array(K);
+  const gW = p.W.map((w) => new Float64Array(w.length));
+  const gb = p.b.map((b) => new Float64Array(b.length));
+  const eps = cfg.labelSmoothing;
+  for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+    if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+    const te = now();
+    const lr = learningRate(cfg, epoch);
+    if (bs < n) rng.shuffle(order);
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < n; start += bs) {
+      const end = Math.min(n, start + bs);
+      for (const g of gW) g.fill(0);
+      for (const g of gb) g.fill(0);
+      let wsum = 0;
+      for (let r = start; r < end; r++) wsum += cw[train.labels[order[r]!]!]!;
+      if (wsum === 0) wsum = 1;
+      for (let r = start; r < end; r++) {
+        const i = order[r]!;
+        const y = train.labels[i]!;
+        forward(p, x, i * d, s, cfg.dropout, rng);
+        const lse = softmaxInto(s.z, probs);
+        const w = cw[y]! / wsum;
+        let best = 0;
+        let li = 0;
+        for (let k = 0; k < K; k++) {
+          const t = (k === y ? 1 - eps : 0) + eps / K;
+          li += t * (lse - s.z[k]!);
+          s.dz[k] = w * (probs[k]! - t);
+          if (s.z[k]! > s.z[best]!) best = k;
+        }
+        if (best === y) correct++;
+        lossSum += li;
+        backward(p, s, gW, gb);
+      }
+      for (let l = 0; l < p.W.length; l++) {
+        if (cfg.weightDecay > 0) {
+          const W = p.W[l]!;
+          const g = gW[l]!;
+          for (let i = 0; i < W.length; i++) g[i]! += cfg.weightDecay * W[i]!;
+        }
+        opt.step(2 * l, p.W[l]!, gW[l]!, lr);
+        opt.step(2 * l + 1, p.b[l]!, gb[l]!, lr);
+      }
+    }
+    const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0 };
+    if (xv && val) {
+      const ev = evalSet(p, xv, val.labels);
+      stats.valLoss = ev.loss;
+      stats.valAccuracy = ev.accuracy;
+      if (ev.loss < bestLoss - cfg.minDelta) {
+        bestLoss = ev.loss;
+        best = cloneParams(p);
+        bestEpoch = epoch + 1;
+        sinceBest = 0;
+      } else {
+        sinceBest++;
+      }
+    } else {
+      bestEpoch = epoch + 1;
+    }
+    stats.ms = now() - te;
+    history.push(stats);
+    hooks.onEpoch?.(stats);
+    if (xv && cfg.patience > 0 && sinceBest >= cfg.patience) {
+      stoppedEarly = epoch + 1 < cfg.epochs;
+      break;
+    }
+    yield;
+  }
+  if (xv) p = best;
+  done({ head: toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear'), history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
+}
+
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}
+
+/** Train a head; blocks until done. */
+export function trainHeadSync(train: FeatureSet, val: FeatureSet | undefined, config: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): TrainResult {
+  let result: TrainResult | undefined;
+  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r))) void _;
+  return result!;
+}
+
+/** Train a head, yielding to the event loop after every epoch (keeps a page or a CLI responsive). */
+export async function trainHead(train: FeatureSet, val: FeatureSet | undefined, config: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
+  let result: TrainResult | undefined;
+  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r))) {
+    void _;
+    await new Promise<void>((r) => setTimeout(r, 0));
+  }
+  return result!;
+}
+
+/** Logits of a head for n rows of raw embeddings. */
+export function headLogits(head: HeadWeights, features: Float32Array, n = features.length / head.dims): Float32Array {
+  const d = head.dims;
+  if (features.length < n * d) throw bad('features length', `${n} × ${d}`, features.length);
+  const out = new Float32Array(n * head.classes);
+  let a: Float64Array = new Float64Array(d);
+  for (let r = 0; r < n; r++) {
+    a = new Float64Array(d);
+    for (let i = 0; i < d; i++) a[i] = features[r * d + i]!;
+    if (head.normalize) {
+      let s = 0;
+      for (const v of a) s += v * v;
+      const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+      for (let i = 0; i < d; i++) a[i]! *= inv;
+    }
+    head.layers.forEach((L, l) => {
+      const z = new Float64Array(L.out);
+      for (let o = 0; o < L.out; o++) {
+        let acc = L.bias[o]!;
+        for (let i = 0; i < L.in; i++) acc += L.weight[o * L.in + i]! * a[i]!;
+        z[o] = l < head.layers.length - 1 ? Math.max(0, acc) : acc;
+      }
+      a = z;
+    });
+    out.set(a, r * head.classes);
+  }
+  return out;
+}
+
+/** Class probabilities (softmax of the logits), n×classes. */
+export function predictHead(head: HeadWeights, features: Float32Array, n = features.length / head.dims): Float32Array {
+  const z = headLogits(head, features, n);
+  const K = head.classes;
+  const p = new Float64Array(K);
+  for (let r = 0; r < n; r++) {
+    softmaxInto(Float64Array.from(z.subarray(r * K, (r + 1) * K)), p);
+    for (let k = 0; k < K; k++) z[r * K + k] = p[k]!;
+  }
+  return z;
+}
+
+/**
+ * Few-shot head: each class's mean m_c of L2-normalised embeddings. For a normalised x,
+ * −‖x − m_c‖² = 2·m_c·x − ‖m_c‖² − 1, so the nearest mean is the argmax of a linear layer with
+ * W_c = 2T·m_c, b_c = −T·‖m_c‖² on the normalised embedding (T, the temperature, only sharpens the
+ * softmax).
+ */
+export function prototypeHead(train: FeatureSet, opts: { temperature?: number } = {}): HeadWeights {
+  const n = checkSet('train', train);
+  const T = opts.temperature ?? 10;
+  const { dims: d, classes: K } = train;
+  const means = new Float64Array(K * d);
+  const counts = new Float64Array(K);
+  for (let i = 0; i < n; i++) {
+    const y = train.labels[i]!;
+    let s = 0;
+    for (let j = 0; j < d; j++) s += train.features[i * d + j]! ** 2;
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < d; j++) means[y * d + j]! += train.features[i * d + j]! * inv;
+    counts[y]!++;
+  }
+  const weight = new Float32Array(K * d);
+  const bias = new Float32Array(K);
+  for (let c = 0; c < K; c++) {
+    if (!counts[c]) throw new Error(`class ${c} has no training examples`);
+    let sq = 0;
+    for (let j = 0; j < d; j++) {
+      const m = means[c * d + j]! / counts[c]!;
+      weight[c * d + j] = 2 * T * m;
+      sq += m * m;
+    }
+    bias[c] = -T * sq;
+  }
+  return { format: 'edgetune.head', version: 1, kind: 'prototype', dims: d, classes: K, normalize: true, layers: [{ in: d, out: K, weight, bias }] };
+}

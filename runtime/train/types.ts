@@ -1,0 +1,116 @@
+// Types shared by the head trainer, its callers (CLI, browser kiosk) and the ONNX exporter.
+// Browser-safe. HeadWeights is a plain object of typed arrays: structured-clone safe (postMessage,
+// IndexedDB) and JSON-safe through headToJSON / headFromJSON.
+
+/** Training or validation examples: `n` rows of `dims` floats, row-major. */
+export interface FeatureSet {
+  features: Float32Array;
+  labels: Int32Array;
+  dims: number;
+  classes: number;
+}
+
+/** One dense layer: y = W x + b, W is out×in row-major. */
+export interface DenseLayer {
+  in: number;
+  out: number;
+  weight: Float32Array;
+  bias: Float32Array;
+}
+
+/**
+ * A trained head on raw embeddings: optional L2 normalisation of the embedding, then dense layers with
+ * ReLU between them; the last layer gives logits (softmax → probabilities). Feature standardisation
+ * used during training is folded into the first layer, so the head takes the embedding as it is.
+ */
+export interface HeadWeights {
+  format: 'edgetune.head';
+  version: 1;
+  kind: 'linear' | 'mlp' | 'prototype';
+  dims: number;
+  classes: number;
+  /** L2-normalise each embedding before the first layer (the prototype head). */
+  normalize: boolean;
+  layers: DenseLayer[];
+}
+
+export type OptimizerName = 'sgd' | 'momentum' | 'adagrad' | 'adadelta' | 'rmsprop' | 'adam';
+export const OPTIMIZERS: readonly OptimizerName[] = ['sgd', 'momentum', 'adagrad', 'adadelta', 'rmsprop', 'adam'];
+export type ScheduleName = 'constant' | 'cosine' | 'step';
+export const SCHEDULES: readonly ScheduleName[] = ['constant', 'cosine', 'step'];
+
+export interface TrainConfig {
+  /** Hidden units of an MLP head; 0 = linear softmax head. Default 0. */
+  hidden: number;
+  /** Dropout probability on the last layer's input (hidden units, or the embedding for a linear head). Default 0. */
+  dropout: number;
+  optimizer: OptimizerName;
+  /** Base learning rate. Default: per optimizer (sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01, adam 0.01). */
+  lr: number;
+  /** Momentum for `momentum` (0.9). */
+  momentum: number;
+  /** L2 penalty (λ/2)·‖W‖² on weights, not biases. Default 1e-4. */
+  weightDecay: number;
+  /** Label smoothing ε: targets (1-ε)·onehot + ε/K. Default 0.1. */
+  labelSmoothing: number;
+  epochs: number;
+  /** Mini-batch size; 0 or ≥ n = full batch. Default 32. */
+  batchSize: number;
+  schedule: ScheduleName;
+  /** `step`: multiply the rate by `gamma` every `stepSize` epochs. */
+  stepSize: number;
+  gamma: number;
+  /** Early stopping: epochs without a validation-loss improvement before stopping. 0 = never stop early. */
+  patience: number;
+  /** Improvement smaller than this does not count. Default 1e-4. */
+  minDelta: number;
+  seed: number;
+  /** `balanced` weights each class by n / (K · n_c); `none`; or one weight per class. Default balanced. */
+  classWeights: 'balanced' | 'none' | number[];
+  /** Standardise features (mean 0, std 1 per dimension) while training; folded into the head. Default true. */
+  standardize: boolean;
+  /** Weight initialisation: glorot (uniform, seeded) or zeros (linear heads only). */
+  init: 'glorot' | 'zeros';
+}
+
+export interface EpochStats {
+  epoch: number;
+  lr: number;
+  /** Mean training loss over the epoch's mini-batches (with smoothing and weights, without the L2 term). */
+  trainLoss: number;
+  /** Accuracy of the epoch's mini-batch predictions (training mode). */
+  trainAccuracy: number;
+  /** Cross-entropy on the validation set (no smoothing, no weights), when there is one. */
+  valLoss?: number;
+  valAccuracy?: number;
+  ms: number;
+}
+
+export interface TrainResult {
+  head: HeadWeights;
+  history: EpochStats[];
+  /** 1-based epoch whose weights were kept (the best validation loss, or the last epoch without validation). */
+  bestEpoch: number;
+  stoppedEarly: boolean;
+  config: TrainConfig;
+  ms: number;
+}
+
+export interface TrainHooks {
+  onEpoch?(stats: EpochStats): void;
+  signal?: AbortSignal;
+}
+
+/** JSON form of a head (typed arrays as number arrays). */
+export interface HeadJSON extends Omit<HeadWeights, 'layers'> {
+  layers: { in: number; out: number; weight: number[]; bias: number[] }[];
+}
+
+export function headToJSON(h: HeadWeights): HeadJSON {
+  return { ...h, layers: h.layers.map((l) => ({ in: l.in, out: l.out, weight: Array.from(l.weight), bias: Array.from(l.bias) })) };
+}
+
+export function headFromJSON(j: HeadJSON): HeadWeights {
+  if (j.format !== 'edgetune.head' || j.version !== 1 || !Array.isArray(j.layers)) throw new Error('not an edgetune head (format edgetune.head, version 1)');
+  return { ...j, layers: j.layers.map((l) => ({ in: l.in, out: l.out, weight: Float32Array.from(l.weight), bias: Float32Array.from(l.bias) })) };
+}
