@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   models: async () => (await import('./commands/models.js')).models,
   devices: async () => (await import('./commands/devices.js')).devices,
   bench: async () => (await import('./commands/bench.js')).bench,
+  kiosk: async () => (await import('./commands/kiosk.js')).kiosk,
 
 };
 
