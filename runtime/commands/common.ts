@@ -4,21 +4,25 @@
 import { detectProfile, getProfile } from '../../devices/profiles.js';
 import { intOption, type CommandIO, type Parsed } from '../cli-util.js';
 import { parseProviders, type SessionOptions } from '../session.js';
+import { checkOneOf } from '../errors.js';
 
 export const SESSION_OPTIONS = {
   ep: { type: 'string' },
   profile: { type: 'string' },
   threads: { type: 'string' },
+  'opt-level': { type: 'string' },
 } as const;
 
 export const SESSION_USAGE = `  --ep <list>         execution providers in order, e.g. tensorrt,cuda,cpu (default: the device profile's)
   --profile <id>      device profile: jetson-orin, jetson-nano, x86-nvidia, apple-silicon, generic-cpu (default: detected)
-  --threads <n>       intra-op threads (default: onnxruntime's choice)`;
+  --threads <n>       intra-op threads (default: onnxruntime's choice)
+  --opt-level <l>     graph optimisation: disabled, basic, extended, all (default all)`;
 
 export function providersFrom(v: Parsed['values'], io: CommandIO): SessionOptions {
   const ep = v.ep as string | undefined;
   const profile = v.profile ? getProfile(v.profile as string) : detectProfile();
   const providers = ep ? parseProviders(ep) : parseProviders(profile.providers);
   const threads = v.threads !== undefined ? intOption('threads', v.threads as string, 1) : ep ? undefined : profile.threads;
-  return { providers, threads, onWarning: (m) => io.stderr.write(`edgetune: warning: ${m}\n`) };
+  const level = v['opt-level'] === undefined ? undefined : checkOneOf('--opt-level', v['opt-level'], ['disabled', 'basic', 'extended', 'all'] as const);
+  return { providers, threads, graphOptimizationLevel: level, onWarning: (m) => io.stderr.write(`edgetune: warning: ${m}\n`) };
 }
