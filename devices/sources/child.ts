@@ -1,0 +1,221 @@
+// Raw frames from a child process (ffmpeg or gst-launch-1.0) writing packed RGB/GRAY frames of a
+// known size to stdout. One persistent process per stream; stdout is read with backpressure (a slow
+// consumer pauses the child instead of buffering without bound). When the child dies (camera
+// unplugged, network drop, killed), the source says so through onEvent and restarts it with
+// exponential backoff, resuming where it left off for seekable inputs; a partial frame left by a
+// dying child is discarded and reported. A missing executable is a clear error naming the package.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { EdgetuneError } from '../../runtime/errors.js';
+import type { Frame, FrameSource, ReconnectOptions, SourceEvent } from './types.js';
+
+/** Where to get each external program, for the "not found" error. */
+export const PACKAGES: Record<string, string> = {
+  ffmpeg: 'install the Debian/Ubuntu package "ffmpeg" (sudo apt-get install ffmpeg; macOS: brew install ffmpeg)',
+  ffprobe: 'install the Debian/Ubuntu package "ffmpeg" (sudo apt-get install ffmpeg; macOS: brew install ffmpeg)',
+  'gst-launch-1.0':
+    'install the Debian/Ubuntu packages "gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good" (on Jetson, nvarguscamerasrc and nvvidconv come with JetPack\'s "nvidia-l4t-gstreamer")',
+  fswebcam: 'install the Debian/Ubuntu package "fswebcam" (sudo apt-get install fswebcam; macOS: brew install imagesnap)',
+};
+
+/** Absolute path of an executable on PATH (or the path itself when it contains a slash), else undefined. */
+export function findExecutable(bin: string, envPath = process.env.PATH ?? ''): string | undefined {
+  const candidates = bin.includes('/') ? [bin] : envPath.split(path.delimiter).filter(Boolean).map((d) => path.join(d, bin));
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+/** The executable's path, or an EDEPEND error saying which package provides it. */
+export function requireExecutable(bin: string, what = path.basename(bin)): string {
+  const found = findExecutable(bin);
+  if (found) return found;
+  const pkg = PACKAGES[path.basename(bin)] ?? `install ${path.basename(bin)}`;
+  throw new EdgetuneError('EDEPEND', `${what} needs ${path.basename(bin)}, which was not found on PATH: ${pkg}`, { subject: bin });
+}
+
+export function backoffDelay(attempt: number, opts: ReconnectOptions = {}): number {
+  const initial = opts.initialMs ?? 250;
+  const max = opts.maxMs ?? 5000;
+  return Math.min(max, initial * 2 ** Math.max(0, attempt - 1));
+}
+
+/** Resume point handed to `args()` after a restart. */
+export interface ResumePoint {
+  /** Frames delivered so far (the next frame's seq). */
+  seq: number;
+}
+
+export interface ChildSourceSpec {
+  uri: string;
+  kind: string;
+  live: boolean;
+  /** Finite inputs (files, lavfi with a duration) end when the child exits 0. */
+  finite: boolean;
+  bin: string;
+  width: number;
+  height: number;
+  channels: number;
+  args(resume: ResumePoint): string[];
+  /** Media time of frame `seq` in ms, for inputs with a known frame rate. */
+  ptsOf?: (seq: number) => number | undefined;
+  reconnect?: ReconnectOptions;
+  onEvent?: (e: SourceEvent) => void;
+}
+
+/** Sleep that close() can cut short. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+export class ChildFrameSource implements FrameSource {
+  readonly uri: string;
+  readonly kind: string;
+  readonly live: boolean;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: number;
+  reconnects = 0;
+  private child?: ChildProcess;
+  private readonly ac = new AbortController();
+  private readonly exe: string;
+  private started = false;
+
+  constructor(private readonly spec: ChildSourceSpec) {
+    this.uri = spec.uri;
+    this.kind = spec.kind;
+    this.live = spec.live;
+    this.width = spec.width;
+    this.height = spec.height;
+    this.channels = spec.channels;
+    this.exe = requireExecutable(spec.bin, spec.uri);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  private emit(e: SourceEvent): void {
+    this.spec.onEvent?.(e);
+  }
+
+  frames(): AsyncIterableIterator<Frame> {
+    if (this.started) throw new EdgetuneError('EARG', `${this.uri}: frames() can be iterated only once per source`);
+    this.started = true;
+    return this.run();
+  }
+
+  private async *run(): AsyncIterableIterator<Frame> {
+    const frameBytes = this.width * this.height * this.channels;
+    const signal = this.ac.signal;
+    let seq = 0;
+    let attempt = 0;
+    let everDelivered = false;
+    while (!signal.aborted) {
+      const args = this.spec.args({ seq });
+      const child = spawn(this.exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.child = child;
+      const stderr: string[] = [];
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (d: string) => {
+        stderr.push(...d.split('\n').filter((l) => l.trim()));
+        if (stderr.length > 20) stderr.splice(0, stderr.length - 20);
+      });
+      let spawnError: Error | undefined;
+      child.on('error', (err) => (spawnError = err));
+      const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve) =>
+        child.on('close', (code, sig) => resolve({ code, sig })),
+      );
+      if (attempt === 0 && seq === 0) this.emit({ type: 'start', message: `${this.spec.kind}: started ${path.basename(this.exe)} (pid ${child.pid})` });
+      let buf = new Uint8Array(frameBytes);
+      let filled = 0;
+      let delivered = 0;
+      try {
+        for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+          let off = 0;
+          while (off < chunk.length) {
+            const n = Math.min(frameBytes - filled, chunk.length - off);
+            buf.set(chunk.subarray(off, off + n), filled);
+            filled += n;
+            off += n;
+            if (filled === frameBytes) {
+              const frame: Frame = { data: buf, width: this.width, height: this.height, channels: this.channels, timestamp: Date.now(), seq };
+              const pts = this.spec.ptsOf?.(seq);
+              if (pts !== undefined) frame.pts = pts;
+              seq++;
+              delivered++;
+              everDelivered = true;
+              if (attempt > 0) {
+                this.emit({ type: 'info', message: `${this.spec.kind}: reconnected, frames flowing again at seq ${frame.seq}` });
+                attempt = 0;
+              }
+              buf = new Uint8Array(frameBytes);
+              filled = 0;
+              yield frame;
+              if (signal.aborted) return;
+            }
+          }
+        }
+      } finally {
+        // The consumer stopped early (break/return) or close() was called: stop the child.
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      }
+      const { code, sig } = await exited;
+      if (signal.aborted) return;
+      if (filled > 0) this.emit({ type: 'skip', message: `${this.spec.kind}: incomplete frame discarded (${filled} of ${frameBytes} bytes) after the process exited` });
+      if (spawnError) throw new EdgetuneError('EDEPEND', `${this.uri}: cannot start ${this.exe}: ${spawnError.message}`, { subject: this.uri });
+      const why = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+      const tail = stderr.slice(-3).join(' | ');
+      if (code === 0 && this.spec.finite) {
+        this.emit({ type: 'end', message: `${this.spec.kind}: end of stream after ${seq} frames` });
+        return;
+      }
+      // A finite input that fails before delivering anything is a bad input, not a dropout.
+      if (!everDelivered && this.spec.finite && !sig) {
+        throw new EdgetuneError('EINPUT', `${this.uri}: ${path.basename(this.exe)} ${why}${tail ? `: ${tail}` : ''}`, { subject: this.uri });
+      }
+      attempt++;
+      const retries = this.spec.reconnect?.retries ?? 8;
+      if (attempt > retries) {
+        throw new EdgetuneError('EIO', `${this.uri}: ${path.basename(this.exe)} ${why} and ${retries} reconnect attempts failed${tail ? `: ${tail}` : ''}`, { subject: this.uri });
+      }
+      const delay = backoffDelay(attempt, this.spec.reconnect);
+      this.reconnects++;
+      this.emit({
+        type: 'reconnect',
+        attempt,
+        delayMs: delay,
+        message: `${this.spec.kind}: ${path.basename(this.exe)} ${why}${delivered || !tail ? '' : ` (${tail})`}; reconnecting in ${delay} ms (attempt ${attempt}/${retries === Infinity ? '∞' : retries})`,
+      });
+      await sleep(delay, signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.ac.abort();
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await gone;
+    clearTimeout(t);
+  }
+}

@@ -1,0 +1,238 @@
+// ffmpeg-backed sources: v4l2:// (USB/UVC cameras), rtsp:// and http(s):// (IP cameras, MJPEG/HLS),
+// file:// (video files, real time or as fast as possible) and test: (ffmpeg's synthetic lavfi
+// patterns). One persistent ffmpeg child per stream writes raw RGB (or GRAY) frames already at the
+// model's input size: the scale/crop filter reproduces runtime/image.ts's decode (cover = resize the
+// shorter side, centre-crop; crop < 1 resizes to size/crop first; fill stretches; contain pads).
+
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { EdgetuneError, invalidParameter } from '../../runtime/errors.js';
+import { resizeTarget, type PreprocessSpec } from '../../runtime/preprocess.js';
+import { ChildFrameSource, requireExecutable } from './child.js';
+import { DEFAULT_GEOMETRY, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
+
+export function geometryOf(o: SourceOptions): FrameGeometry {
+  return {
+    width: o.width ?? DEFAULT_GEOMETRY.width,
+    height: o.height ?? DEFAULT_GEOMETRY.height,
+    channels: o.channels ?? DEFAULT_GEOMETRY.channels,
+    resize: o.resize ?? DEFAULT_GEOMETRY.resize,
+    crop: o.crop ?? DEFAULT_GEOMETRY.crop,
+  };
+}
+
+/**
+ * The ffmpeg video filter that turns any input into `width × height` frames the way decodeImage
+ * does with sharp: `cover` scales so the image covers size/crop and centre-crops to the size.
+ */
+export function scaleFilter(g: FrameGeometry, flags = 'bicubic'): string {
+  const { width: W, height: H } = g;
+  if (g.resize === 'fill') return `scale=${W}:${H}:flags=${flags}`;
+  if (g.resize === 'contain') {
+    return `scale=${W}:${H}:force_original_aspect_ratio=decrease:flags=${flags},pad=${W}:${H}:(ow-iw)/2:(oh-ih)/2:color=black`;
+  }
+  const t = resizeTarget({ width: W, height: H, resize: g.resize, crop: g.crop } as PreprocessSpec);
+  let f = `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${t.width}:${t.height}`;
+  if (t.width !== W || t.height !== H) f += `,crop=${W}:${H}:${Math.floor((t.width - W) / 2)}:${Math.floor((t.height - H) / 2)}`;
+  return f;
+}
+
+export interface FfmpegArgsOptions {
+  /** Input options and `-i <url>`. */
+  input: string[];
+  geometry: FrameGeometry;
+  /** Read at the native frame rate (-re). */
+  realtime?: boolean;
+  /** Start this many seconds in (accurate seek, used to resume a file after a restart). */
+  seekSeconds?: number;
+}
+
+/** Full ffmpeg argument list: input → scaled raw frames on stdout, one per decoded frame. */
+export function ffmpegArgs(o: FfmpegArgsOptions): string[] {
+  const pre = ['-hide_banner', '-nostdin', '-loglevel', 'error'];
+  if (o.realtime) pre.push('-re');
+  if (o.seekSeconds && o.seekSeconds > 0) pre.push('-ss', o.seekSeconds.toFixed(4));
+  return [
+    ...pre,
+    ...o.input,
+    '-map', '0:v:0',
+    '-an', '-sn', '-dn',
+    '-vf', scaleFilter(o.geometry),
+    // One output frame per decoded frame: no duplication or dropping to a constant rate.
+    '-fps_mode', 'passthrough',
+    '-pix_fmt', o.geometry.channels === 1 ? 'gray' : 'rgb24',
+    '-f', 'rawvideo',
+    'pipe:1',
+  ];
+}
+
+export interface VideoInfo {
+  width: number;
+  height: number;
+  /** Average frame rate, frames per second. */
+  fps?: number;
+  /** Frame count from the container, when it says. */
+  frames?: number;
+  durationSeconds?: number;
+}
+
+function parseRate(r: string | undefined): number | undefined {
+  if (!r) return undefined;
+  const [n, d] = r.split('/').map(Number);
+  const v = d ? n! / d : n!;
+  return Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/** ffprobe a video file's first video stream. */
+export async function probeVideo(file: string, ffprobe = 'ffprobe'): Promise<VideoInfo> {
+  const exe = requireExecutable(ffprobe, file);
+  let out: string;
+  try {
+    ({ stdout: out } = await promisify(execFile)(exe, [
+      '-v', 'error', '-select_streams', 'v:0',
+      '-show_entries', 'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames:format=duration',
+      '-of', 'json', file,
+    ]));
+  } catch (err) {
+    const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').pop();
+    throw new EdgetuneError('EINPUT', `${file}: not a readable video (${msg})`, { subject: file });
+  }
+  const j = JSON.parse(out) as { streams?: Record<string, string | number>[]; format?: { duration?: string } };
+  const s = j.streams?.[0];
+  if (!s) throw new EdgetuneError('EINPUT', `${file}: no video stream found`, { subject: file });
+  const fps = parseRate(s.avg_frame_rate as string) ?? parseRate(s.r_frame_rate as string);
+  const frames = Number(s.nb_frames);
+  const dur = Number(j.format?.duration);
+  return {
+    width: Number(s.width),
+    height: Number(s.height),
+    fps,
+    frames: Number.isFinite(frames) && frames > 0 ? frames : undefined,
+    durationSeconds: Number.isFinite(dur) ? dur : undefined,
+  };
+}
+
+/** `scheme:rest?a=1&b=2` → rest and params (rest keeps its own URL form for rtsp/http). */
+export function splitQuery(s: string): { base: string; params: URLSearchParams } {
+  const q = s.indexOf('?');
+  return q < 0 ? { base: s, params: new URLSearchParams() } : { base: s.slice(0, q), params: new URLSearchParams(s.slice(q + 1)) };
+}
+
+function sizeParam(v: string | null, name: string): string | undefined {
+  if (v === null) return undefined;
+  if (!/^\d+x\d+$/.test(v)) throw invalidParameter(name, 'WIDTHxHEIGHT, e.g. 640x480', v);
+  return v;
+}
+
+function numParam(v: string | null, name: string): number | undefined {
+  if (v === null) return undefined;
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw invalidParameter(name, 'positive number', v);
+  return n;
+}
+
+function boolParam(v: string | null): boolean | undefined {
+  return v === null ? undefined : v === '' || v === '1' || v === 'true' || v === 'yes';
+}
+
+/** `v4l2:///dev/video0?size=1280x720&fps=30&format=mjpeg` */
+export function v4l2Input(uri: string): string[] {
+  const { base, params } = splitQuery(uri.replace(/^v4l2:(\/\/)?/, ''));
+  const device = base || '/dev/video0';
+  const size = sizeParam(params.get('size'), 'v4l2 size');
+  const fps = numParam(params.get('fps'), 'v4l2 fps');
+  const format = params.get('format');
+  return [
+    '-f', 'v4l2',
+    ...(fps ? ['-framerate', String(fps)] : []),
+    ...(size ? ['-video_size', size] : []),
+    ...(format ? ['-input_format', format] : []),
+    '-i', device,
+  ];
+}
+
+/** rtsp:// over TCP with low-latency demuxing; http(s):// (MJPEG, HLS, files) as given. */
+export function networkInput(uri: string): string[] {
+  if (uri.startsWith('rtsp')) return ['-rtsp_transport', 'tcp', '-fflags', 'nobuffer', '-flags', 'low_delay', '-i', uri];
+  return ['-fflags', 'nobuffer', '-i', uri];
+}
+
+/** `test:`, `test:smptebars?size=320x240&rate=25&duration=5` → lavfi input. */
+export function testInput(uri: string): { input: string[]; finite: boolean; fps: number } {
+  const { base, params } = splitQuery(uri.replace(/^test:(\/\/)?/, ''));
+  const pattern = base || 'testsrc2';
+  if (!/^[a-z0-9_]+$/.test(pattern)) throw invalidParameter('test pattern', 'a lavfi source name such as testsrc2, smptebars, mandelbrot', pattern);
+  const size = sizeParam(params.get('size'), 'test size') ?? '640x360';
+  const fps = numParam(params.get('rate') ?? params.get('fps'), 'test rate') ?? 30;
+  const duration = numParam(params.get('duration'), 'test duration');
+  return {
+    input: ['-f', 'lavfi', '-i', `${pattern}=size=${size}:rate=${fps}${duration ? `:duration=${duration}` : ''}`],
+    finite: duration !== undefined,
+    fps,
+  };
+}
+
+/** `file:///abs/path.mp4`, `file://relative/path.mp4` (relative to the working directory) or a plain path. */
+export function filePath(uri: string): { file: string; params: URLSearchParams } {
+  const { base, params } = splitQuery(uri.replace(/^file:(\/\/)?/, ''));
+  return { file: path.resolve(decodeURIComponent(base)), params };
+}
+
+export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<FrameSource> {
+  const g = geometryOf(o);
+  const ffmpeg = o.ffmpegPath ?? 'ffmpeg';
+  const common = { uri, bin: ffmpeg, width: g.width, height: g.height, channels: g.channels, reconnect: o.reconnect, onEvent: o.onEvent };
+  const scheme = uri.slice(0, uri.indexOf(':')).toLowerCase();
+  switch (scheme) {
+    case 'v4l2': {
+      const input = v4l2Input(uri);
+      return new ChildFrameSource({ ...common, kind: 'v4l2', live: true, finite: false, args: () => ffmpegArgs({ input, geometry: g }) });
+    }
+    case 'rtsp':
+    case 'rtsps':
+    case 'http':
+    case 'https': {
+      const input = networkInput(uri);
+      return new ChildFrameSource({ ...common, kind: scheme.startsWith('rtsp') ? 'rtsp' : 'http', live: true, finite: false, args: () => ffmpegArgs({ input, geometry: g }) });
+    }
+    case 'test': {
+      const t = testInput(uri);
+      const realtime = o.realtime ?? true;
+      return new ChildFrameSource({
+        ...common,
+        kind: 'test',
+        live: realtime,
+        finite: t.finite,
+        args: () => ffmpegArgs({ input: t.input, geometry: g, realtime }),
+        ptsOf: (seq) => (seq * 1000) / t.fps,
+      });
+    }
+    case 'file': {
+      const { file, params } = filePath(uri);
+      try {
+        const st = await stat(file);
+        if (!st.isFile()) throw new EdgetuneError('EINPUT', `${file}: not a file`, { subject: file });
+      } catch (err) {
+        if (err instanceof EdgetuneError) throw err;
+        throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})`, { subject: file });
+      }
+      requireExecutable(ffmpeg, uri);
+      const info = await probeVideo(file, ffmpeg.includes('/') ? path.join(path.dirname(ffmpeg), 'ffprobe') : 'ffprobe');
+      const realtime = o.realtime ?? boolParam(params.get('realtime')) ?? true;
+      const fps = info.fps;
+      return new ChildFrameSource({
+        ...common,
+        kind: 'file',
+        live: realtime,
+        finite: true,
+        // After a restart, resume at the next frame's time instead of replaying the file.
+        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, realtime, seekSeconds: fps && seq ? seq / fps : 0 }),
+        ptsOf: fps ? (seq) => (seq * 1000) / fps : undefined,
+      });
+    }
+    default:
+      throw new EdgetuneError('EARG', `not an ffmpeg source: ${uri}`, { subject: uri });
+  }
+}

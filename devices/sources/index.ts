@@ -1,0 +1,57 @@
+// createSource(uri, options): opens a frame source by URI scheme. Every source yields HWC uint8
+// frames at the requested (model) size; see types.ts for the contract and SOURCES_USAGE for the
+// schemes the CLI help lists.
+
+import { EdgetuneError } from '../../runtime/errors.js';
+import { openCsiSource } from './csi.js';
+import { openFfmpegSource } from './ffmpeg.js';
+import { openDirSource, openWebcamSource } from './still.js';
+import type { FrameSource, SourceOptions } from './types.js';
+
+export const SOURCE_SCHEMES = ['v4l2', 'rtsp', 'rtsps', 'http', 'https', 'file', 'csi', 'webcam', 'dir', 'test'] as const;
+
+export const SOURCES_USAGE = `Sources:
+  v4l2:///dev/video0[?size=1280x720&fps=30&format=mjpeg]   USB/UVC camera (ffmpeg)
+  rtsp://user:pass@host/stream, http(s)://host/video.mjpg     IP camera (ffmpeg; RTSP over TCP)
+  file://path/video.mp4                                       video file (ffmpeg), paced in real time
+                                                              unless --as-fast-as-possible
+  csi://0[?width=1920&height=1080&fps=30&flip=0]              Jetson CSI camera (GStreamer nvarguscamerasrc)
+  webcam:default, webcam:/dev/video1[?size=1280x720]          snapshots via node-webcam (fswebcam/imagesnap)
+  dir://path/to/frames[?fps=2]                                sorted image sequence (paced when fps is given)
+  test:[testsrc2|smptebars|mandelbrot][?size=640x360&rate=30&duration=10]   ffmpeg synthetic pattern
+Frames arrive at the model's input size (ffmpeg/GStreamer scale them; same resize/centre-crop as classify).
+A source process that dies is restarted with backoff (250 ms doubling to 5 s).`;
+
+/** A path or URI with no scheme: directories become dir://, other paths file://. */
+export function normalizeUri(uri: string): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
+  return uri.endsWith('/') ? `dir://${uri}` : `file://${uri}`;
+}
+
+export async function createSource(uri: string, options: SourceOptions = {}): Promise<FrameSource> {
+  const u = normalizeUri(uri);
+  const scheme = u.slice(0, u.indexOf(':')).toLowerCase();
+  switch (scheme) {
+    case 'v4l2':
+    case 'rtsp':
+    case 'rtsps':
+    case 'http':
+    case 'https':
+    case 'file':
+    case 'test':
+      return openFfmpegSource(u, options);
+    case 'csi':
+      return openCsiSource(u, options);
+    case 'dir':
+      return openDirSource(u, options);
+    case 'webcam':
+      return openWebcamSource(u, options);
+    default:
+      throw new EdgetuneError('EARG', `Unknown source "${uri}": expected a URI starting with ${SOURCE_SCHEMES.map((s) => s + ':').join(', ')}`, { subject: uri });
+  }
+}
+
+export type { Frame, FrameSource, FrameGeometry, SourceEvent, SourceOptions, ReconnectOptions } from './types.js';
+export { csiPipeline, parseCsiUri, coverRegion, gstLaunchArgs } from './csi.js';
+export { ffmpegArgs, scaleFilter, probeVideo, type VideoInfo } from './ffmpeg.js';
+export { findExecutable, requireExecutable, backoffDelay } from './child.js';

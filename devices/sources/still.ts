@@ -1,0 +1,195 @@
+// Still-image sources, decoded with sharp exactly like `classify` decodes (runtime/image.ts, so the
+// model sees the same pixels): dir:// plays a sorted image sequence (numeric-aware order, optional
+// fps for media time and pacing) and webcam: takes snapshots through node-webcam (fswebcam on Linux,
+// imagesnap on macOS) for machines with no other way to reach a camera. A corrupt image is reported
+// and skipped; a failing snapshot tool is retried with backoff.
+
+import { readdir, rm, stat } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { EdgetuneError, invalidParameter, messageOf } from '../../runtime/errors.js';
+import { decodeImage, IMAGE_EXTENSIONS } from '../../runtime/image.js';
+import { DEFAULT_SPEC, type PreprocessSpec } from '../../runtime/preprocess.js';
+import { backoffDelay, findExecutable, PACKAGES } from './child.js';
+import { geometryOf, splitQuery } from './ffmpeg.js';
+import type { Frame, FrameGeometry, FrameSource, SourceOptions } from './types.js';
+
+function specFor(g: FrameGeometry): PreprocessSpec {
+  return { ...DEFAULT_SPEC, ...g, channels: g.channels === 1 ? 1 : 3, colorOrder: g.channels === 1 ? 'GRAY' : 'RGB' };
+}
+
+function toFrame(img: { data: Uint8Array | Uint8ClampedArray; width: number; height: number; channels: number }, seq: number, pts?: number): Frame {
+  const data = img.data instanceof Uint8Array ? img.data : new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+  const f: Frame = { data, width: img.width, height: img.height, channels: img.channels, timestamp: Date.now(), seq };
+  if (pts !== undefined) f.pts = pts;
+  return f;
+}
+
+const wait = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted || ms <= 0) return resolve();
+    const t = setTimeout(() => resolve(), ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+function positive(v: string | null | undefined, name: string): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw invalidParameter(name, 'positive number', v);
+  return n;
+}
+
+/** `dir://path/to/frames?fps=2`: sorted image files. */
+export async function openDirSource(uri: string, o: SourceOptions): Promise<FrameSource> {
+  const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
+  const dir = path.resolve(decodeURIComponent(base));
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: not a directory`, { subject: dir });
+    names = await readdir(dir);
+  } catch (err) {
+    if (err instanceof EdgetuneError) throw err;
+    throw new EdgetuneError('EINPUT', `${dir}: cannot read directory (${(err as NodeJS.ErrnoException).code})`, { subject: dir });
+  }
+  const files = names
+    .filter((n) => IMAGE_EXTENSIONS.includes(path.extname(n).toLowerCase()))
+    .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
+    .map((n) => path.join(dir, n));
+  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no images (${IMAGE_EXTENSIONS.join(', ')})`, { subject: dir });
+  const fps = o.fps ?? positive(params.get('fps'), 'dir fps');
+  const realtime = o.realtime ?? (fps !== undefined);
+  const g = geometryOf(o);
+  const spec = specFor(g);
+  const ac = new AbortController();
+  let started = false;
+  return {
+    uri,
+    kind: 'dir',
+    live: realtime,
+    width: g.width,
+    height: g.height,
+    channels: spec.channels,
+    reconnects: 0,
+    frames() {
+      if (started) throw new EdgetuneError('EARG', `${uri}: frames() can be iterated only once per source`);
+      started = true;
+      return (async function* () {
+        const period = 1000 / (fps ?? 1);
+        const t0 = performance.now();
+        // Decode two ahead on libuv's pool while the consumer works.
+        const pending: Promise<Frame | Error>[] = [];
+        let next = 0;
+        const fill = () => {
+          while (pending.length < 3 && next < files.length) {
+            const file = files[next++]!;
+            pending.push(decodeImage(file, spec).then((img) => toFrame(img, -1), (err: Error) => err));
+          }
+        };
+        let seq = 0;
+        for (let i = 0; i < files.length && !ac.signal.aborted; i++) {
+          fill();
+          const r = await pending.shift()!;
+          if (r instanceof Error) {
+            o.onEvent?.({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
+            continue;
+          }
+          if (realtime) await wait(t0 + seq * period - performance.now(), ac.signal);
+          if (ac.signal.aborted) return;
+          r.seq = seq;
+          r.timestamp = Date.now();
+          if (fps) r.pts = (seq * 1000) / fps;
+          seq++;
+          yield r;
+        }
+        o.onEvent?.({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
+      })();
+    },
+    async close() {
+      ac.abort();
+    },
+  };
+}
+
+/** Minimal view of node-webcam's API that this source uses. */
+interface NodeWebcamModule {
+  create(options: Record<string, unknown>): { capture(location: string, cb: (err: Error | null, data: unknown) => void): void };
+}
+
+/** `webcam:default`, `webcam:/dev/video1?size=1280x720&fps=2`: snapshots through node-webcam. */
+export async function openWebcamSource(uri: string, o: SourceOptions): Promise<FrameSource> {
+  const { base, params } = splitQuery(uri.replace(/^webcam:(\/\/)?/, ''));
+  const device = base === '' || base === 'default' ? false : decodeURIComponent(base);
+  const size = params.get('size') ?? '1280x720';
+  if (!/^\d+x\d+$/.test(size)) throw invalidParameter('webcam size', 'WIDTHxHEIGHT, e.g. 640x480', size);
+  const [cw, ch] = size.split('x').map(Number) as [number, number];
+  const fps = o.fps ?? positive(params.get('fps'), 'webcam fps');
+  const tool = process.platform === 'darwin' ? 'imagesnap' : process.platform === 'win32' ? undefined : 'fswebcam';
+  if (tool && !findExecutable(tool)) {
+    throw new EdgetuneError('EDEPEND', `${uri} needs ${tool}, which was not found on PATH: ${PACKAGES[tool] ?? `install ${tool}`}`, { subject: tool });
+  }
+  const mod = (await import('node-webcam')) as unknown as { default?: NodeWebcamModule } & NodeWebcamModule;
+  const NodeWebcam = mod.default ?? mod;
+  const cam = NodeWebcam.create({
+    width: cw,
+    height: ch,
+    quality: 90,
+    output: 'jpeg',
+    device,
+    callbackReturn: 'location',
+    saveShots: false,
+    verbose: false,
+  });
+  const g = geometryOf(o);
+  const spec = specFor(g);
+  const tmp = mkdtempSync(path.join(tmpdir(), 'edgetune-webcam-'));
+  const shot = (file: string) =>
+    new Promise<void>((resolve, reject) => cam.capture(file, (err) => (err ? reject(err) : resolve())));
+  const ac = new AbortController();
+  let started = false;
+  const src: FrameSource & { reconnects: number } = {
+    uri,
+    kind: 'webcam',
+    live: true,
+    width: g.width,
+    height: g.height,
+    channels: spec.channels,
+    reconnects: 0,
+    frames() {
+      if (started) throw new EdgetuneError('EARG', `${uri}: frames() can be iterated only once per source`);
+      started = true;
+      return (async function* () {
+        let seq = 0;
+        let attempt = 0;
+        const retries = o.reconnect?.retries ?? 8;
+        const file = path.join(tmp, 'shot.jpg');
+        while (!ac.signal.aborted) {
+          const t = performance.now();
+          try {
+            await shot(file);
+            const img = await decodeImage(file, spec, {}, `${uri} snapshot`);
+            if (ac.signal.aborted) return;
+            if (attempt > 0) o.onEvent?.({ type: 'info', message: `webcam: snapshots working again` });
+            attempt = 0;
+            yield toFrame(img, seq++);
+          } catch (err) {
+            if (ac.signal.aborted) return;
+            attempt++;
+            if (attempt > retries) throw new EdgetuneError('EIO', `${uri}: snapshot failed ${attempt} times: ${messageOf(err).split('\n')[0]}`, { subject: uri });
+            const delay = backoffDelay(attempt, o.reconnect);
+            src.reconnects++;
+            o.onEvent?.({ type: 'reconnect', attempt, delayMs: delay, message: `webcam: snapshot failed (${messageOf(err).split('\n')[0]}); retrying in ${delay} ms (attempt ${attempt}/${retries})` });
+            await wait(delay, ac.signal);
+            continue;
+          }
+          if (fps) await wait(1000 / fps - (performance.now() - t), ac.signal);
+        }
+      })();
+    },
+    async close() {
+      ac.abort();
+      await rm(tmp, { recursive: true, force: true });
+    },
+  };
+  return src;
+}

@@ -1,0 +1,565 @@
+// Stream inference: frames from a devices/sources FrameSource → classifier → smoothed, hysteresis-
+// stable labels. Capture never waits for inference: for live sources a single "latest frame" slot
+// is overwritten (stale frames are dropped and counted); for files read as fast as possible a
+// two-frame queue applies backpressure instead, so nothing is lost. Preprocessing (toTensor) of
+// frame n+1 runs on the main thread while onnxruntime runs frame n on its own threads. Probabilities
+// are smoothed with an EMA; the reported label needs `threshold` to appear and holds until it falls
+// below `threshold - hysteresis` ("unknown" otherwise). Stats: fps in/out, dropped, skipped, p50/p95
+// per stage. Models can be hot-swapped between frames.
+
+import { EventEmitter } from 'node:events';
+import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../devices/sources/types.js';
+import type { Classifier } from './classifier.js';
+import { EdgetuneError, messageOf } from './errors.js';
+import { readModelInfo } from './model-info.js';
+import { probabilities, topK, type Prediction } from './postprocess.js';
+import { toTensor } from './preprocess.js';
+import { asFloat32, type TensorData } from './tensor.js';
+
+export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface StreamOptions {
+  /** Predictions per frame in `top`. Default 5. */
+  topK?: number;
+  /** EMA weight of the history, 0 (no smoothing) .. <1. Default 0.6. */
+  smoothing?: number;
+  /** Smoothed probability a label needs to be shown. Default 0.5. */
+  threshold?: number;
+  /** A shown label holds until its smoothed probability falls below threshold - hysteresis. Default 0.1. */
+  hysteresis?: number;
+  /** Stop after this many processed frames. */
+  maxFrames?: number;
+  /** Latest-frame-wins (drop stale frames). Default: the source's `live`. */
+  dropFrames?: boolean;
+  signal?: AbortSignal;
+  /** Opens a source with other geometry, for hot-swapping to a model with another input size. */
+  reopen?: (geometry: FrameGeometry) => Promise<FrameSource>;
+}
+
+export interface SmoothedLabel {
+  /** The stable label, or "unknown" when nothing is confidently above the threshold. */
+  label: string;
+  /** Class index of the label (-1 for unknown). */
+  index: number;
+  /** Smoothed probability of the label (of the best class when unknown). */
+  score: number;
+}
+
+export interface StreamResult {
+  seq: number;
+  /** Frame arrival time, ms since the epoch. */
+  ts: number;
+  pts?: number;
+  /** This frame's own top-k. */
+  top: Prediction[];
+  smoothed: SmoothedLabel;
+  /** Frame arrival → result, ms. */
+  ms: number;
+  stages: Record<Stage, number>;
+  frame: Frame;
+  model: string;
+}
+
+export interface StreamEvent {
+  type: SourceEvent['type'] | 'error' | 'swap';
+  message: string;
+}
+
+export interface LatencySummary {
+  p50: number;
+  p95: number;
+  mean: number;
+  n: number;
+}
+
+export interface StreamStats {
+  source: string;
+  model: string;
+  state: 'starting' | 'running' | 'reconnecting' | 'ended' | 'failed';
+  uptimeSeconds: number;
+  framesIn: number;
+  processed: number;
+  dropped: number;
+  skipped: number;
+  errors: number;
+  reconnects: number;
+  /** Rates over the last few seconds. */
+  fpsIn: number;
+  fpsOut: number;
+  /** Rates over the whole run. */
+  avgFpsIn: number;
+  avgFpsOut: number;
+  latency: Record<Stage, LatencySummary>;
+}
+
+/** Fixed-size sample window for percentiles. */
+export class LatencyWindow {
+  private readonly buf: Float64Array;
+  private n = 0;
+  private sum = 0;
+  private count = 0;
+  constructor(size = 512) {
+    this.buf = new Float64Array(size);
+  }
+  add(v: number): void {
+    this.buf[this.n++ % this.buf.length] = v;
+    this.sum += v;
+    this.count++;
+  }
+  summary(): LatencySummary {
+    const k = Math.min(this.n, this.buf.length);
+    if (k === 0) return { p50: 0, p95: 0, mean: 0, n: 0 };
+    const s = this.buf.slice(0, k).sort();
+    const q = (p: number) => s[Math.min(k - 1, Math.max(0, Math.ceil(p * k) - 1))]!;
+    const r = (v: number) => Math.round(v * 100) / 100;
+    return { p50: r(q(0.5)), p95: r(q(0.95)), mean: r(this.sum / this.count), n: this.count };
+  }
+}
+
+/** Events per second over a sliding window. */
+class RateMeter {
+  private readonly times: number[] = [];
+  constructor(private readonly windowMs = 3000) {}
+  tick(t = performance.now()): void {
+    this.times.push(t);
+    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
+  }
+  rate(t = performance.now()): number {
+    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
+    if (this.times.length < 2) return 0;
+    const span = Math.max(t - this.times[0]!, 1);
+    return Math.round((this.times.length / span) * 1000 * 10) / 10;
+  }
+}
+
+/** EMA over probabilities plus a thresholded label with hysteresis. */
+export class LabelSmoother {
+  private ema?: Float32Array;
+  private current = -1;
+  constructor(
+    private readonly alpha: number,
+    private readonly threshold: number,
+    private readonly hysteresis: number,
+  ) {
+    if (!(alpha >= 0 && alpha < 1)) throw new EdgetuneError('EARG', `Expected number in [0, 1) for smoothing but received ${alpha}`);
+    if (!(threshold >= 0 && threshold <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 and 1 for threshold but received ${threshold}`);
+    if (!(hysteresis >= 0 && hysteresis <= threshold)) throw new EdgetuneError('EARG', `Expected number between 0 and ${threshold} for hysteresis but received ${hysteresis}`);
+  }
+  reset(): void {
+    this.ema = undefined;
+    this.current = -1;
+  }
+  /** Feed one probability row; returns the smoothed row and the stable class index (-1 = unknown). */
+  update(p: Float32Array): { smoothed: Float32Array; index: number } {
+    if (!this.ema || this.ema.length !== p.length) {
+      this.ema = Float32Array.from(p);
+      this.current = -1;
+    } else {
+      const a = this.alpha;
+      for (let i = 0; i < p.length; i++) this.ema[i] = a * this.ema[i]! + (1 - a) * p[i]!;
+    }
+    const s = this.ema;
+    let best = 0;
+    for (let i = 1; i < s.length; i++) if (s[i]! > s[best]!) best = i;
+    if (this.current >= 0 && s[this.current]! >= this.threshold - this.hysteresis) {
+      // Hold the current label unless another class is now confidently above it.
+      if (best !== this.current && s[best]! >= this.threshold && s[best]! > s[this.current]!) this.current = best;
+    } else {
+      this.current = s[best]! >= this.threshold ? best : -1;
+    }
+    return { smoothed: s, index: this.current };
+  }
+}
+
+/** Split a classifier into preprocess (sync, main thread) and inference (async, onnxruntime threads). */
+export interface InferenceStages {
+  classifier: Classifier;
+  prepare(frame: Frame): TensorData;
+  infer(tensor: TensorData): Promise<Float32Array>;
+}
+
+export async function inferenceStages(clf: Classifier): Promise<InferenceStages> {
+  const meta = clf.entry ? undefined : await readModelInfo(clf.modelPath);
+  const inputName = clf.entry?.input.name ?? clf.session.inputs[0]!.name;
+  const outputName = clf.entry?.output.name ?? meta?.outputName ?? clf.session.outputs[0]!.name;
+  // Models described by neither the registry nor embedded metadata: outputs that already are a
+  // distribution are used as they are (the classifier does the same).
+  const sniff = !clf.entry && !meta;
+  return {
+    classifier: clf,
+    prepare: (frame) => toTensor([frame], clf.spec),
+    async infer(tensor) {
+      const res = await clf.session.run({ [inputName]: tensor }, [outputName]);
+      const row = asFloat32(res[outputName]!);
+      let kind = clf.post.kind;
+      if (sniff) {
+        let s = 0;
+        let neg = false;
+        for (const v of row) {
+          s += v;
+          if (v < 0) neg = true;
+        }
+        if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
+      }
+      return probabilities(row, { kind }).slice();
+    },
+  };
+}
+
+export function geometryOfClassifier(clf: Classifier): FrameGeometry {
+  const s = clf.spec;
+  return { width: s.width, height: s.height, channels: s.channels, resize: s.resize, crop: s.crop };
+}
+
+function sameGeometry(a: FrameGeometry, b: FrameGeometry): boolean {
+  return a.width === b.width && a.height === b.height && a.channels === b.channels && a.resize === b.resize && a.crop === b.crop;
+}
+
+interface Prepared {
+  frame: Frame;
+  tensor: TensorData;
+  arrived: number;
+  queueMs: number;
+  prepMs: number;
+  stages: InferenceStages;
+}
+
+/**
+ * The pipeline. `run()` processes until the source ends, maxFrames, or the signal aborts, and
+ * resolves with the final stats. Events: 'result' (StreamResult), 'frame' (every captured Frame),
+ * 'event' (StreamEvent: reconnects, skipped frames, swaps, errors).
+ */
+export class StreamPipeline extends EventEmitter {
+  private stages!: InferenceStages;
+  private source: FrameSource;
+  private readonly smoother: LabelSmoother;
+  private readonly k: number;
+  private readonly drop: boolean;
+  private readonly lat = Object.fromEntries(STAGES.map((s) => [s, new LatencyWindow()])) as Record<Stage, LatencyWindow>;
+  private readonly inRate = new RateMeter();
+  private readonly outRate = new RateMeter();
+  private framesIn = 0;
+  private processed = 0;
+  private dropped = 0;
+  private skipped = 0;
+  private errors = 0;
+  private reconnectsBefore = 0;
+  private state: StreamStats['state'] = 'starting';
+  private readonly t0 = performance.now();
+  private slot: { frame: Frame; arrived: number }[] = [];
+  private captureDone = false;
+  private captureError: unknown;
+  private wakeConsumer?: () => void;
+  private wakeProducer?: () => void;
+  private stopping = false;
+  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private running = false;
+  /** The newest captured frame (for previews and snapshots). */
+  latestFrame?: Frame;
+  /** The newest result. */
+  latestResult?: StreamResult;
+
+  constructor(
+    source: FrameSource,
+    private classifier: Classifier,
+    private readonly opts: StreamOptions = {},
+  ) {
+    super();
+    this.source = source;
+    this.k = opts.topK ?? 5;
+    this.smoother = new LabelSmoother(opts.smoothing ?? 0.6, opts.threshold ?? 0.5, opts.hysteresis ?? Math.min(0.1, opts.threshold ?? 0.5));
+    this.drop = opts.dropFrames ?? source.live;
+    const g = geometryOfClassifier(classifier);
+    if (source.width !== g.width || source.height !== g.height) {
+      throw new EdgetuneError('EARG', `source ${source.uri} delivers ${source.width}x${source.height} frames but ${classifier.id} needs ${g.width}x${g.height}`);
+    }
+  }
+
+  get model(): Classifier {
+    return this.classifier;
+  }
+
+  get sourceUri(): string {
+    return this.source.uri;
+  }
+
+  private note(e: StreamEvent): void {
+    if (e.type === 'reconnect') this.state = 'reconnecting';
+    else if (e.type === 'info' && this.state === 'reconnecting') this.state = 'running';
+    this.emit('event', e);
+  }
+
+  /** Source events are routed here: pass this as the source's onEvent. */
+  readonly onSourceEvent = (e: SourceEvent): void => this.note({ type: e.type, message: e.message });
+
+  stats(): StreamStats {
+    const elapsed = (performance.now() - this.t0) / 1000;
+    const r = (v: number) => Math.round(v * 10) / 10;
+    return {
+      source: this.source.uri,
+      model: this.classifier.id,
+      state: this.state,
+      uptimeSeconds: r(elapsed),
+      framesIn: this.framesIn,
+      processed: this.processed,
+      dropped: this.dropped,
+      skipped: this.skipped,
+      errors: this.errors,
+      reconnects: this.reconnectsBefore + this.source.reconnects,
+      fpsIn: this.inRate.rate(),
+      fpsOut: this.outRate.rate(),
+      avgFpsIn: elapsed > 0 ? r(this.framesIn / elapsed) : 0,
+      avgFpsOut: elapsed > 0 ? r(this.processed / elapsed) : 0,
+      latency: Object.fromEntries(STAGES.map((s) => [s, this.lat[s].summary()])) as Record<Stage, LatencySummary>,
+    };
+  }
+
+  /**
+   * Swap the model between frames. A model with another input geometry reopens the source through
+   * `opts.reopen`. Resolves once the new model serves frames (or at once when the pipeline is idle).
+   */
+  swapModel(clf: Classifier): Promise<void> {
+    const g = geometryOfClassifier(clf);
+    if (!sameGeometry(g, geometryOfClassifier(this.classifier)) && !this.opts.reopen) {
+      return Promise.reject(new EdgetuneError('EARG', `${clf.id} needs ${g.width}x${g.height}x${g.channels} frames but the source delivers ${this.source.width}x${this.source.height}x${this.source.channels}, and this pipeline cannot reopen its source`));
+    }
+    return new Promise((resolve, reject) => {
+      this.swapQueue.push({ clf, resolve, reject });
+      if (!this.running) void this.applySwaps();
+      this.wakeConsumer?.();
+    });
+  }
+
+  private async applySwaps(): Promise<void> {
+    while (this.swapQueue.length) {
+      const { clf, resolve, reject } = this.swapQueue.shift()!;
+      try {
+        const old = this.classifier;
+        const g = geometryOfClassifier(clf);
+        const reopen = !sameGeometry(g, geometryOfClassifier(old));
+        const stages = await inferenceStages(clf);
+        if (reopen && this.running) {
+          const next = await this.opts.reopen!(g);
+          const prev = this.source;
+          this.reconnectsBefore += prev.reconnects;
+          this.source = next;
+          this.slot = [];
+          await prev.close();
+          this.startCapture(next);
+        }
+        this.stages = stages;
+        this.classifier = clf;
+        this.smoother.reset();
+        if (old !== clf) await old.dispose();
+        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened at ${g.width}x${g.height})` : ''}` });
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    }
+  }
+
+  private startCapture(src: FrameSource): void {
+    this.captureDone = false;
+    this.captureError = undefined;
+    void (async () => {
+      try {
+        for await (const frame of src.frames()) {
+          if (this.source !== src || this.stopping) break;
+          const arrived = performance.now();
+          this.framesIn++;
+          this.inRate.tick(arrived);
+          this.latestFrame = frame;
+          if (this.state === 'starting' || this.state === 'reconnecting') this.state = 'running';
+          this.emit('frame', frame);
+          if (frame.data.length !== frame.width * frame.height * frame.channels) {
+            this.skipped++;
+            this.note({ type: 'skip', message: `frame ${frame.seq}: ${frame.data.length} bytes, expected ${frame.width * frame.height * frame.channels}; skipped` });
+            continue;
+          }
+          if (this.drop) {
+            // Latest frame wins: an unconsumed frame is stale now.
+            if (this.slot.length) this.dropped += this.slot.length;
+            this.slot = [{ frame, arrived }];
+            this.wakeConsumer?.();
+          } else {
+            this.slot.push({ frame, arrived });
+            this.wakeConsumer?.();
+            while (this.slot.length >= 2 && !this.stopping && this.source === src) {
+              await new Promise<void>((r) => (this.wakeProducer = r));
+            }
+          }
+        }
+      } catch (err) {
+        if (this.source === src) this.captureError = err;
+      }
+      if (this.source === src) {
+        this.captureDone = true;
+        this.wakeConsumer?.();
+      }
+    })();
+  }
+
+  /** Next frame, waiting for capture; undefined at the end of the stream. */
+  private async take(): Promise<{ frame: Frame; arrived: number } | undefined> {
+    for (;;) {
+      if (this.stopping) return undefined;
+      if (this.swapQueue.length) return undefined;
+      const f = this.slot.shift();
+      if (f) {
+        this.wakeProducer?.();
+        return f;
+      }
+      if (this.captureDone) return undefined;
+      await new Promise<void>((r) => (this.wakeConsumer = r));
+      this.wakeConsumer = undefined;
+    }
+  }
+
+  private async prepareNext(): Promise<Prepared | undefined> {
+    for (;;) {
+      const got = await this.take();
+      if (!got) return undefined;
+      const t = performance.now();
+      try {
+        const tensor = this.stages.prepare(got.frame);
+        return { frame: got.frame, tensor, arrived: got.arrived, queueMs: t - got.arrived, prepMs: performance.now() - t, stages: this.stages };
+      } catch (err) {
+        this.skipped++;
+        this.note({ type: 'skip', message: `frame ${got.frame.seq}: ${messageOf(err)}; skipped` });
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wakeConsumer?.();
+    this.wakeProducer?.();
+  }
+
+  async run(): Promise<StreamStats> {
+    if (this.running) throw new EdgetuneError('EARG', 'run() is already running');
+    this.running = true;
+    const onAbort = () => this.stop();
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.opts.signal?.aborted) this.stop();
+    this.stages = await inferenceStages(this.classifier);
+    this.startCapture(this.source);
+    let consecutiveErrors = 0;
+    try {
+      let cur = await this.prepareNext();
+      for (;;) {
+        if (!cur) {
+          if (this.swapQueue.length && !this.stopping) {
+            await this.applySwaps();
+            cur = await this.prepareNext();
+            continue;
+          }
+          break;
+        }
+        const tRun = performance.now();
+        const running = cur.stages.infer(cur.tensor);
+        running.catch(() => undefined);
+        // Overlap: preprocess the next frame while onnxruntime works on this one.
+        const done = this.opts.maxFrames !== undefined && this.processed + 1 >= this.opts.maxFrames;
+        const nextP = done ? Promise.resolve(undefined) : this.prepareNext();
+        let probs: Float32Array | undefined;
+        try {
+          probs = await running;
+          consecutiveErrors = 0;
+        } catch (err) {
+          this.errors++;
+          consecutiveErrors++;
+          this.note({ type: 'error', message: `frame ${cur.frame.seq}: inference failed: ${messageOf(err)}` });
+          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(err)}`);
+        }
+        const tInf = performance.now();
+        if (probs) {
+          if (cur.stages === this.stages) this.emitResult(cur, probs, tRun, tInf);
+          if (done) break;
+        }
+        cur = await nextP;
+        if (this.swapQueue.length && !this.stopping) {
+          // Frames prepared for the old model are discarded; swap between frames.
+          await this.applySwaps();
+          if (!cur || cur.stages !== this.stages) cur = await this.prepareNext();
+        }
+      }
+      if (this.captureError && !this.stopping) {
+        this.state = 'failed';
+        throw this.captureError;
+      }
+      this.state = 'ended';
+      return this.stats();
+    } finally {
+      this.stop();
+      this.running = false;
+      this.opts.signal?.removeEventListener('abort', onAbort);
+      await this.source.close();
+      for (const s of this.swapQueue.splice(0)) s.reject(new EdgetuneError('EIO', 'stream stopped before the model swap'));
+    }
+  }
+
+  private emitResult(cur: Prepared, probs: Float32Array, tRun: number, tInf: number): void {
+    const post = this.classifier.post;
+    const top = topK(probs, this.k, post);
+    const { smoothed, index } = this.smoother.update(probs);
+    let best = 0;
+    for (let i = 1; i < smoothed.length; i++) if (smoothed[i]! > smoothed[best]!) best = i;
+    const shown = index >= 0 ? index : best;
+    const labelIndex = shown - post.labelOffset;
+    const label: SmoothedLabel =
+      index >= 0 && labelIndex >= 0
+        ? { label: post.labels[labelIndex] ?? String(labelIndex), index: labelIndex, score: round4(smoothed[shown]!) }
+        : { label: 'unknown', index: -1, score: round4(smoothed[best]!) };
+    const end = performance.now();
+    const stages: Record<Stage, number> = {
+      queue: cur.queueMs,
+      preprocess: cur.prepMs,
+      inference: tInf - tRun,
+      postprocess: end - tInf,
+      total: end - cur.arrived,
+    };
+    for (const s of STAGES) this.lat[s].add(stages[s]);
+    this.processed++;
+    this.outRate.tick(end);
+    const result: StreamResult = {
+      seq: cur.frame.seq,
+      ts: cur.frame.timestamp,
+      top: top.map((t) => ({ ...t, score: round4(t.score) })),
+      smoothed: label,
+      ms: Math.round(stages.total * 10) / 10,
+      stages,
+      frame: cur.frame,
+      model: this.classifier.id,
+    };
+    if (cur.frame.pts !== undefined) result.pts = Math.round(cur.frame.pts * 10) / 10;
+    this.latestResult = result;
+    this.emit('result', result);
+  }
+}
+
+function round4(v: number): number {
+  return Math.round(v * 10000) / 10000;
+}
+
+/** The JSON-lines record for one result (what `watch --json` prints). */
+export function resultJson(r: StreamResult): Record<string, unknown> {
+  const o: Record<string, unknown> = { seq: r.seq, ts: r.ts };
+  if (r.pts !== undefined) o.pts = r.pts;
+  o.top = r.top;
+  o.smoothed = r.smoothed;
+  o.ms = r.ms;
+  return o;
+}
+
+/** One human line of stats. */
+export function formatStats(s: StreamStats): string {
+  const l = (st: Stage) => `${st} ${s.latency[st].p50.toFixed(1)}/${s.latency[st].p95.toFixed(1)}`;
+  return (
+    `fps in ${s.fpsIn.toFixed(1)} out ${s.fpsOut.toFixed(1)} | frames ${s.framesIn} processed ${s.processed} dropped ${s.dropped}` +
+    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.errors ? ` errors ${s.errors}` : ''}` +
+    ` | ms p50/p95: ${STAGES.map(l).join(', ')}`
+  );
+}
