@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   devices: async () => (await import('./commands/devices.js')).devices,
   bench: async () => (await import('./commands/bench.js')).bench,
   kiosk: async () => (await import('./commands/kiosk.js')).kiosk,
+  watch: async () => (await import('./commands/watch.js')).watch,
+  capture: async () => (await import('./commands/capture.js')).capture,
 
 };
 
