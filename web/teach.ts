@@ -1,7 +1,253 @@
-// placeholder, replaced when the trainer integration lands
+// Teach mode's training, in the page: the backbone is cut where the head goes (runtime/export-head.ts
+// findCut / embeddingModel, on the ONNX toolkit runtime/onnx), samples are split per class into
+// training and validation sets with a seeded shuffle, every training sample adds augmented views
+// (random crop / aspect / shift / flip / rotation / colour jitter drawn through the canvas), the
+// embeddings are computed with onnxruntime-web, the head is trained by runtime/train (the trainer the
+// CLI uses, with early stopping on the validation loss), scored on the validation set (accuracy +
+// confusion matrix) and exported with exportClassifierModel — the same ONNX format as
+// `edgetune finetune`, with `edgetune.model` metadata, so the live view and the CLI both serve it.
+
 import type { KioskConfig } from '../runtime/commands/kiosk.js';
+import { embeddingModel, exportClassifierModel, findCut } from '../runtime/export-head.js';
+import { decodeModel } from '../runtime/onnx/model.js';
+import { toTensor, type HwcImage } from '../runtime/preprocess.js';
+import { asFloat32 } from '../runtime/tensor.js';
+import { computeMetrics, createRng, predictHead, predictions, trainHead, type FeatureSet, type Rng, type TrainConfig } from '../runtime/train/index.js';
+import { openSession, type WebProvider, type WebSession } from './engine.js';
+import { decodeBlob, toAugmentedImage, toModelImage, type ViewParams } from './pixels.js';
 import type { ModelMetrics } from './store.js';
-import type { WebProvider } from './engine.js';
-export interface TrainProgress { done: number; total: number; message: string }
-export interface TrainRequest { backbone: Uint8Array; model: KioskConfig['model']; classes: { name: string; samples: Blob[] }[]; augment: boolean; valSplit: number; order: WebProvider[]; onProgress(p: TrainProgress): void }
-export async function trainInPage(_r: TrainRequest): Promise<{ onnx: Uint8Array; labels: string[]; metrics: ModelMetrics; provider: WebProvider }> { throw new Error('not yet'); }
+
+export interface TrainProgress {
+  done: number;
+  total: number;
+  message: string;
+}
+
+export interface TrainRequest {
+  /** Bytes of the served model (the backbone). */
+  backbone: Uint8Array;
+  model: KioskConfig['model'];
+  classes: { name: string; samples: Blob[] }[];
+  augment: boolean;
+  /** Fraction of each class held out for validation (0 = none). */
+  valSplit: number;
+  order: readonly WebProvider[];
+  /** Augmented views per training sample. Default 4. */
+  views?: number;
+  seed?: number;
+  config?: Partial<TrainConfig>;
+  onProgress?(p: TrainProgress): void;
+  signal?: AbortSignal;
+}
+
+export interface TrainOutcome {
+  onnx: Uint8Array;
+  labels: string[];
+  metrics: ModelMetrics;
+  provider: WebProvider;
+}
+
+/** Augmentation ranges (mild: a handful of samples per class, objects usually centred). */
+export const AUGMENT = {
+  scale: [0.55, 1] as const,
+  aspect: [0.8, 1.25] as const,
+  shift: 1,
+  flip: 0.5,
+  rotate: 12,
+  brightness: [0.75, 1.25] as const,
+  contrast: [0.75, 1.25] as const,
+  saturation: [0.7, 1.3] as const,
+};
+
+export function sampleView(rng: Rng): ViewParams {
+  const logAspect = rng.uniform(Math.log(AUGMENT.aspect[0]), Math.log(AUGMENT.aspect[1]));
+  return {
+    scale: rng.uniform(AUGMENT.scale[0], AUGMENT.scale[1]),
+    aspect: Math.exp(logAspect),
+    dx: rng.uniform(-AUGMENT.shift, AUGMENT.shift),
+    dy: rng.uniform(-AUGMENT.shift, AUGMENT.shift),
+    flip: rng.chance(AUGMENT.flip),
+    rotate: rng.uniform(-AUGMENT.rotate, AUGMENT.rotate),
+    brightness: rng.uniform(AUGMENT.brightness[0], AUGMENT.brightness[1]),
+    contrast: rng.uniform(AUGMENT.contrast[0], AUGMENT.contrast[1]),
+    saturation: rng.uniform(AUGMENT.saturation[0], AUGMENT.saturation[1]),
+  };
+}
+
+interface Item {
+  label: number;
+  blob: Blob;
+  name: string;
+  split: 'train' | 'val';
+}
+
+/** Stratified split: per class a seeded shuffle, `round(n·fraction)` (at least one) held out, at least one kept. */
+export function splitItems(classes: TrainRequest['classes'], fraction: number, rng: Rng): Item[] {
+  const items: Item[] = [];
+  classes.forEach((c, label) => {
+    const idx = c.samples.map((_, i) => i);
+    rng.shuffle(idx);
+    const n = idx.length;
+    const nVal = fraction > 0 && n >= 2 ? Math.min(n - 1, Math.max(1, Math.round(n * fraction))) : 0;
+    idx.forEach((i, k) => items.push({ label, blob: c.samples[i]!, name: `${c.name}#${i + 1}`, split: k < nVal ? 'val' : 'train' }));
+  });
+  return items;
+}
+
+class Embedder {
+  private batch = 8;
+  constructor(
+    private readonly session: WebSession,
+    private readonly model: KioskConfig['model'],
+  ) {}
+
+  private get input() {
+    return this.model.inputName && this.session.inputNames.includes(this.model.inputName) ? this.model.inputName : this.session.inputNames[0]!;
+  }
+
+  /** Embeddings of images, one row each, concatenated. */
+  async embed(images: HwcImage[]): Promise<{ rows: Float32Array; dims: number }> {
+    const parts: Float32Array[] = [];
+    for (let i = 0; i < images.length; ) {
+      const chunk = images.slice(i, i + this.batch);
+      let out;
+      try {
+        out = await this.session.run({ [this.input]: toTensor(chunk, this.model.preprocess) });
+      } catch (err) {
+        // fixed-batch models take one image per run
+        if (this.batch > 1 && chunk.length > 1) {
+          this.batch = 1;
+          continue;
+        }
+        throw err;
+      }
+      parts.push(asFloat32(Object.values(out)[0]!).slice());
+      i += chunk.length;
+    }
+    const total = parts.reduce((a, p) => a + p.length, 0);
+    const rows = new Float32Array(total);
+    let o = 0;
+    for (const p of parts) {
+      rows.set(p, o);
+      o += p.length;
+    }
+    return { rows, dims: images.length ? total / images.length : 0 };
+  }
+}
+
+function featureSet(rows: Float32Array[], labels: number[], dims: number, classes: number): FeatureSet {
+  const features = new Float32Array(rows.length * dims);
+  rows.forEach((r, i) => features.set(r, i * dims));
+  return { features, labels: Int32Array.from(labels), dims, classes };
+}
+
+export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
+  const t0 = performance.now();
+  const progress = r.onProgress ?? (() => undefined);
+  const labels = r.classes.map((c) => c.name);
+  const K = labels.length;
+  if (K < 2) throw new Error('training needs at least two classes');
+  for (const c of r.classes) if (c.samples.length < 1) throw new Error(`class "${c.name}" has no samples`);
+  const seed = r.seed ?? 42;
+  const views = r.augment ? (r.views ?? 4) : 0;
+
+  progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
+  const backbone = decodeModel(r.backbone);
+  const cut = findCut(backbone, r.model.embedding?.tensor ?? null);
+  const session = await openSession(embeddingModel(backbone, cut), r.order);
+  const provider = session.provider;
+  const embedder = new Embedder(session, r.model);
+
+  const items = splitItems(r.classes, r.valSplit, createRng(seed, 'split'));
+  const trainRows: Float32Array[] = [];
+  const trainLabels: number[] = [];
+  const valRows: Float32Array[] = [];
+  const valLabels: number[] = [];
+  const total = items.reduce((a, it) => a + 1 + (it.split === 'train' ? views : 0), 0);
+  let done = 0;
+  let dims = cut.dims;
+  const skipped: string[] = [];
+  try {
+    // a few samples at a time: decode, draw every view, one batched run
+    for (let i = 0; i < items.length; i += 2) {
+      if (r.signal?.aborted) throw r.signal.reason ?? new Error('training cancelled');
+      const group = items.slice(i, i + 2);
+      const imgs: HwcImage[] = [];
+      const owners: Item[] = [];
+      for (const it of group) {
+        let bmp: ImageBitmap;
+        try {
+          bmp = await decodeBlob(it.blob, it.name);
+        } catch (err) {
+          skipped.push(err instanceof Error ? err.message : String(err));
+          continue;
+        }
+        imgs.push(toModelImage(bmp, r.model.preprocess));
+        owners.push(it);
+        if (it.split === 'train') {
+          const rng = createRng(seed, `view:${it.name}`);
+          for (let v = 0; v < views; v++) {
+            imgs.push(toAugmentedImage(bmp, r.model.preprocess, sampleView(rng)));
+            owners.push(it);
+          }
+        }
+        bmp.close();
+      }
+      const { rows, dims: d } = await embedder.embed(imgs);
+      dims = d;
+      owners.forEach((it, k) => {
+        const row = rows.slice(k * d, (k + 1) * d);
+        if (it.split === 'train') {
+          trainRows.push(row);
+          trainLabels.push(it.label);
+        } else {
+          valRows.push(row);
+          valLabels.push(it.label);
+        }
+      });
+      done += imgs.length;
+      progress({ done, total: total + 1, message: `embedding ${done}/${total} views (${provider})` });
+    }
+  } finally {
+    await session.dispose();
+  }
+  for (let k = 0; k < K; k++) {
+    if (!trainLabels.includes(k)) throw new Error(`class "${labels[k]}" has no usable training samples${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`);
+  }
+
+  const train = featureSet(trainRows, trainLabels, dims, K);
+  const val = valRows.length ? featureSet(valRows, valLabels, dims, K) : undefined;
+  const config: Partial<TrainConfig> = { epochs: 80, patience: 15, seed, ...r.config };
+  const result = await trainHead(train, val, config, {
+    signal: r.signal,
+    onEpoch(s) {
+      const acc = s.valAccuracy !== undefined ? ` · validation ${(s.valAccuracy * 100).toFixed(0)}%` : '';
+      progress({ done: total + s.epoch / (config.epochs ?? 80), total: total + 1, message: `epoch ${s.epoch}: loss ${s.trainLoss.toFixed(3)}${acc}` });
+    },
+  });
+  const head = result.head;
+  const trainPred = predictions(predictHead(head, train.features), K);
+  const trainAcc = computeMetrics(trainPred, train.labels, K).accuracy;
+  const scored = val ?? train;
+  const m = computeMetrics(predictions(predictHead(head, scored.features), K), scored.labels, K);
+  const metrics: ModelMetrics = {
+    valAccuracy: val ? m.accuracy : null,
+    trainAccuracy: trainAcc,
+    confusion: m.confusion,
+    valCount: val ? valLabels.length : 0,
+    trainCount: items.filter((it) => it.split === 'train').length,
+    epochs: result.history.length,
+    ms: performance.now() - t0,
+  };
+  const onnx = exportClassifierModel(backbone, cut, head, labels, r.model.preprocess, {
+    base: r.model.id,
+    head: head.kind,
+    trainedIn: 'edgetune kiosk',
+    samples: items.length,
+    augmentViews: views,
+    valAccuracy: metrics.valAccuracy,
+    bestEpoch: result.bestEpoch,
+  });
+  progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
+  return { onnx, labels, metrics, provider };
+}
