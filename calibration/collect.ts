@@ -1,0 +1,122 @@
+// Streaming range collection (Node): the prepared float model is run with every tensor to calibrate
+// exposed as an extra graph output, batch by batch; each batch's values go straight into that
+// tensor's RangeCollector histogram and are dropped, so memory stays at one batch of activations.
+// Also the calibration cache (JSON: per-tensor histogram state and the chosen method's ranges,
+// reusable with any method) and the TensorRT-readable calibration table.
+
+import { createHash } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError, messageOf } from '../runtime/errors.js';
+import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.js';
+import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { createSession, type SessionOptions } from '../runtime/session.js';
+import { asFloat32 } from '../runtime/tensor.js';
+import { RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
+import type { CalibrationBatch } from './reader.js';
+
+export interface CollectOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
+  signal?: AbortSignal;
+}
+
+/** Run the float model over the batches and histogram every tensor in `tensors`. */
+export async function collectRanges(
+  model: OnnxModel,
+  inputName: string,
+  tensors: readonly string[],
+  batches: AsyncIterable<CalibrationBatch>,
+  opts: CollectOptions = {},
+): Promise<{ collectors: Map<string, RangeCollector>; images: number }> {
+  const aug = cloneModel(model);
+  const inputs = new Set(aug.graph.input.map((v) => v.name));
+  const fetch = tensors.filter((t) => !inputs.has(t));
+  for (const t of fetch) addGraphOutput(aug.graph, t, makeTensorType(DataType.FLOAT));
+  const session = await createSession(encodeModel(aug), { providers: opts.providers ?? ['cpu'], threads: opts.threads, onWarning: opts.onWarning });
+  const collectors = new Map<string, RangeCollector>(tensors.map((t) => [t, new RangeCollector()]));
+  let images = 0;
+  try {
+    for await (const b of batches) {
+      opts.signal?.throwIfAborted();
+      const res = await session.run({ [inputName]: b.tensor }, fetch);
+      for (const t of tensors) {
+        const v = inputs.has(t) ? b.tensor : res[t];
+        if (!v) throw new EdgetuneError('EMODEL', `calibration run did not return tensor "${t}"`);
+        collectors.get(t)!.add(asFloat32(v));
+      }
+      images += b.files.length;
+    }
+  } finally {
+    await session.dispose();
+  }
+  return { collectors, images };
+}
+
+export function rangesFrom(collectors: ReadonlyMap<string, RangeCollector>, method: CalibrationMethod, opts: RangeOptions, minmaxOnly: ReadonlySet<string> = new Set()): Map<string, Range> {
+  const out = new Map<string, Range>();
+  for (const [t, c] of collectors) out.set(t, computeRange(c, minmaxOnly.has(t) ? 'minmax' : method, opts));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Calibration cache
+
+export interface CalibrationCache {
+  version: 1;
+  /** sha256 of the float model file the histograms came from. */
+  modelSha256: string;
+  model: string;
+  calibration: { folder?: string; count: number; seed: number; images: number; skipped: { file: string; error: string }[] };
+  method: CalibrationMethod;
+  /** tensor → range under `method` (the human-readable part). */
+  ranges: Record<string, Range>;
+  /** tensor → histogram state: lets a cache serve any method. */
+  histograms: Record<string, HistogramState>;
+}
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Write a file atomically: temp file in the same folder, then rename. */
+export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new EdgetuneError('EIO', `cannot write ${file}: ${messageOf(err)}`, { subject: file, cause: err });
+  }
+}
+
+/** A cache file's collectors, or undefined when it is for another model or lacks tensors. Throws for unreadable JSON. */
+export async function readCache(file: string, modelSha: string, tensors: readonly string[]): Promise<{ cache: CalibrationCache; collectors: Map<string, RangeCollector> } | undefined> {
+  let cache: CalibrationCache;
+  try {
+    cache = JSON.parse(await readFile(file, 'utf8')) as CalibrationCache;
+  } catch (err) {
+    throw new EdgetuneError('EINPUT', `${file}: not a readable calibration cache (${messageOf(err)})`, { subject: file });
+  }
+  if (cache.version !== 1 || !cache.histograms) throw new EdgetuneError('EINPUT', `${file}: not an edgetune calibration cache (version 1)`, { subject: file });
+  if (cache.modelSha256 !== modelSha) return undefined;
+  if (!tensors.every((t) => cache.histograms[t])) return undefined;
+  const collectors = new Map(tensors.map((t) => [t, RangeCollector.fromState(cache.histograms[t]!)]));
+  return { cache, collectors };
+}
+
+/**
+ * TensorRT calibration table: a header line, then `tensor: <hex of the float32 scale>` where
+ * scale = max|range| / 127 (symmetric int8). ORT's TensorRT EP reads it with
+ * trt_int8_use_native_calibration_table.
+ */
+export function tensorRtTable(ranges: ReadonlyMap<string, Range>, method: CalibrationMethod): string {
+  const header = method === 'entropy' ? 'TRT-8601-EntropyCalibration2' : 'TRT-8601-MinMaxCalibration';
+  const buf = new DataView(new ArrayBuffer(4));
+  const lines = [header];
+  for (const [t, r] of ranges) {
+    const scale = Math.max(Math.abs(r.min), Math.abs(r.max)) / 127;
+    buf.setFloat32(0, scale, false);
+    lines.push(`${t}: ${buf.getUint32(0, false).toString(16).padStart(8, '0')}`);
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,303 @@
+// int8 post-training quantization, as a library. The `edgetune quantize` command and
+// `finetune --int8` call this.
+//
+//   quantizeModel(options: QuantizeOptions): Promise<QuantizeResult>
+//
+//   options.model        registry id or .onnx path (float32 or float16; refused if already quantized)
+//   options.out          output .onnx path, written atomically (temp file + rename)
+//   options.calib        calibration image folder (recursive); optional when options.cache holds
+//                        histograms for this model
+//   options.calibCount   images drawn from it with a seeded sample (default 300, seed options.seed = 1)
+//   options.method       'minmax' | 'percentile' | 'entropy' | 'mse' (default 'entropy');
+//                        options.percentile (default 99.999)
+//   options.perChannel   per-channel int8 weights (default true); false = per-tensor
+//   options.symmetric    int8 activations, zero point 0, dedicated Q/DQ pairs (TensorRT layout);
+//                        default uint8 asymmetric activations (fuses into int8 kernels on x86 CPUs)
+//   options.exclude      node names or operator types kept in float
+//   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
+//   options.eval         folder of images for the float-vs-int8 report (also written next to the
+//                        model as <out>.report.json); options.evalCount limits it
+//   options.preprocess / options.labels / options.outputKind / options.labelOffset: override or supply
+//                        what the registry (or the model's embedded metadata) says
+//   options.providers / threads / signal / onProgress(stage, done, total) / onSkip / onWarning
+//
+// Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
+// 13 → plan (calibration/qdq.ts) → stream activation ranges (calibration/collect.ts) → QDQ rewrite →
+// embed `edgetune.model` metadata → write model, calibration cache and TensorRT table → evaluate.
+
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { labelsOf, resolveModel, type ResolveOptions } from '../models/loader.js';
+import { specOf } from '../models/registry.js';
+import { EdgetuneError, checkOneOf, messageOf } from '../runtime/errors.js';
+import { METADATA_KEY, parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/model-info.js';
+import { DataType, getMetadata, setMetadataValue } from '../runtime/onnx/graph.js';
+import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
+import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
+import { upgradeOpset } from '../runtime/onnx/passes/upgrade-opset.js';
+import { widenFloat16 } from '../runtime/onnx/passes/widen-fp16.js';
+import type { PostprocessSpec } from '../runtime/postprocess.js';
+import { checkSpec, type PreprocessSpec } from '../runtime/preprocess.js';
+import type { SessionOptions } from '../runtime/session.js';
+import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
+import { activationParamsFor, applyQdq, opCounts, planQuantization, refuseQuantized } from './qdq.js';
+import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
+import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
+import { evaluateQuantized, type QuantReport } from './report.js';
+
+export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
+export type { QuantReport } from './report.js';
+
+export type QuantizeStage = 'calibrate' | 'evaluate';
+
+export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
+  /** How the model reference is resolved (search path, cache, downloads). */
+  resolve?: ResolveOptions;
+  model: string;
+  out: string;
+  calib?: string;
+  calibCount?: number;
+  seed?: number;
+  method?: CalibrationMethod;
+  percentile?: number;
+  perChannel?: boolean;
+  symmetric?: boolean;
+  exclude?: string[];
+  cache?: string;
+  eval?: string;
+  evalCount?: number;
+  /** Write <out>.report.json when evaluating. Default true. */
+  writeReport?: boolean;
+  preprocess?: PreprocessSpec;
+  labels?: string[];
+  labelOffset?: number;
+  outputKind?: 'logits' | 'probabilities';
+  signal?: AbortSignal;
+  onProgress?: (stage: QuantizeStage, done: number, total: number) => void;
+  onSkip?: (s: SkippedFile) => void;
+}
+
+export interface QuantizeResult {
+  out: string;
+  /** The TensorRT calibration table written next to the model. */
+  tableFile: string;
+  cacheFile?: string;
+  /** True when ranges came from the cache without running calibration. */
+  cacheHit: boolean;
+  method: CalibrationMethod;
+  calibrationImages: number;
+  /** Files of the calibration sample that could not be decoded. */
+  skipped: SkippedFile[];
+  /** Quantized nodes by operator type. */
+  quantized: Record<string, number>;
+  foldedActivations: number;
+  adjustedChannels: number;
+  excluded: string[];
+  opsetFrom: number;
+  ranges: Record<string, Range>;
+  report?: QuantReport;
+  reportFile?: string;
+}
+
+interface Described {
+  spec: PreprocessSpec;
+  post: PostprocessSpec;
+  inputName: string;
+  outputName: string;
+  id: string;
+}
+
+async function describe(model: OnnxModel, resolved: Awaited<ReturnType<typeof resolveModel>>, o: QuantizeOptions): Promise<Described> {
+  const entry = resolved.entry;
+  const inputs = new Set(model.graph.initializer.map((t) => t.name));
+  const graphInput = model.graph.input.find((v) => !inputs.has(v.name))?.name ?? '';
+  const embedded: EmbeddedModelInfo | undefined = entry ? undefined : parseModelInfo(getMetadata(model));
+  let spec = o.preprocess ?? (entry ? specOf(entry) : embedded?.preprocess);
+  if (!spec) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${resolved.path}: no registry entry or embedded edgetune metadata says how to preprocess this model; pass preprocess (library) or add a registry entry`,
+      { subject: resolved.path },
+    );
+  }
+  spec = checkSpec({ ...spec });
+  const labels = o.labels ?? (entry ? await labelsOf(entry, o.resolve) : embedded?.labels ?? []);
+  return {
+    spec,
+    post: { kind: o.outputKind ?? entry?.output.kind ?? embedded?.outputKind ?? 'logits', labelOffset: o.labelOffset ?? entry?.labelOffset ?? 0, labels },
+    inputName: entry?.input.name ?? graphInput,
+    outputName: entry?.output.name ?? embedded?.outputName ?? model.graph.output[0]?.name ?? '',
+    id: entry?.id ?? path.basename(resolved.path),
+  };
+}
+
+async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
+  const bytes = new Uint8Array(await readFile(file));
+  try {
+    return { bytes, model: decodeModel(bytes) };
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${file}: ${messageOf(err)}`, { subject: file, cause: err });
+  }
+}
+
+/** Prepare a float model for calibration and QDQ: fp16 widening, identities, BN folding, opset ≥ 13. */
+export function prepareFloatModel(model: OnnxModel): { model: OnnxModel; opsetFrom: number; rewrites: string[] } {
+  const m = cloneModel(model);
+  widenFloat16(m);
+  removeIdentity(m);
+  foldBatchNorm(m);
+  const up = upgradeOpset(m, 13);
+  removeIdentity(m);
+  return { model: m, opsetFrom: up.from, rewrites: up.rewrites };
+}
+
+export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
+  const method = checkOneOf('method', o.method ?? 'entropy', CALIBRATION_METHODS);
+  const symmetric = Boolean(o.symmetric);
+  const perChannel = o.perChannel ?? true;
+  const seed = o.seed ?? 1;
+  const calibCount = o.calibCount ?? 300;
+  if (!o.out) throw new EdgetuneError('EARG', 'quantize: an output path (out) is required');
+  const outDir = path.dirname(path.resolve(o.out));
+  try {
+    if (!(await stat(outDir)).isDirectory()) throw new Error('not a folder');
+  } catch {
+    throw new EdgetuneError('EIO', `${o.out}: output folder ${outDir} does not exist`, { subject: o.out });
+  }
+  const resolved = await resolveModel(o.model, o.resolve);
+  const { bytes, model: original } = await readModelFile(resolved.path);
+  refuseQuantized(original.graph, resolved.path);
+  const d = await describe(original, resolved, o);
+  const { model: prepared, opsetFrom } = prepareFloatModel(original);
+  const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
+  const plan = planQuantization(prepared.graph, resolved.path, { exclude: o.exclude, symmetric });
+  const modelSha = sha256(bytes);
+
+  // Ranges: from the cache when it covers this model, else stream the calibration set.
+  let collectors;
+  let cacheHit = false;
+  let calibrationImages = 0;
+  const skipped: SkippedFile[] = [];
+  let cacheInfo: CalibrationCache['calibration'] | undefined;
+  if (o.cache) {
+    const exists = await stat(o.cache).then(() => true, () => false);
+    if (exists) {
+      const hit = await readCache(o.cache, modelSha, plan.calibrate);
+      if (hit) {
+        collectors = hit.collectors;
+        cacheHit = true;
+        calibrationImages = hit.cache.calibration.images;
+        cacheInfo = hit.cache.calibration;
+      }
+    }
+  }
+  if (!collectors) {
+    if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
+    const files = seededSample(await listCalibrationImages(o.calib), calibCount, seed);
+    const batches = calibrationBatches(files, floatSpec, o.calib, {
+      batch: 1,
+      signal: o.signal,
+      onSkip: (s) => {
+        skipped.push(s);
+        o.onSkip?.(s);
+      },
+      onProgress: (done, total) => o.onProgress?.('calibrate', done, total),
+    });
+    const r = await collectRanges(prepared, d.inputName, plan.calibrate, batches, { providers: o.providers, threads: o.threads, onWarning: o.onWarning, signal: o.signal });
+    collectors = r.collectors;
+    calibrationImages = r.images;
+    cacheInfo = { folder: o.calib, count: calibCount, seed, images: r.images, skipped };
+  }
+  const rangeOpts = { symmetric, percentile: o.percentile ?? DEFAULT_PERCENTILE };
+  const ranges = rangesFrom(collectors, method, rangeOpts, plan.minmaxOnly);
+  if (o.cache && !cacheHit) {
+    const cache: CalibrationCache = {
+      version: 1,
+      modelSha256: modelSha,
+      model: d.id,
+      calibration: cacheInfo!,
+      method,
+      ranges: Object.fromEntries(ranges),
+      histograms: Object.fromEntries([...collectors].map(([t, c]) => [t, c.state()])),
+    };
+    await writeAtomic(o.cache, JSON.stringify(cache));
+  }
+
+  // Rewrite.
+  const qmodel = cloneModel(prepared);
+  const qplan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
+  const params = activationParamsFor(qplan, ranges, symmetric);
+  const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric });
+  const labels = d.post.labelOffset > 0 ? [...Array.from({ length: d.post.labelOffset }, (_, i) => (i === 0 ? 'background' : `offset${i}`)), ...d.post.labels] : [...d.post.labels];
+  const info: EmbeddedModelInfo = {
+    version: 1,
+    labels,
+    preprocess: floatSpec,
+    outputKind: d.post.kind,
+    outputName: d.outputName,
+    provenance: {
+      base: d.id,
+      baseSha256: modelSha,
+      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
+      tool: 'edgetune quantize',
+    },
+  };
+  setMetadataValue(qmodel, METADATA_KEY, JSON.stringify(info));
+  qmodel.producerName = 'edgetune';
+  const outBytes = encodeModel(qmodel);
+  o.signal?.throwIfAborted();
+  const out = path.resolve(o.out);
+  await writeAtomic(out, outBytes);
+  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
+  const symRanges = rangesFrom(collectors, method, { ...rangeOpts, symmetric: true }, plan.minmaxOnly);
+  await writeAtomic(tableFile, tensorRtTable(symRanges, method));
+
+  const result: QuantizeResult = {
+    out,
+    tableFile,
+    cacheFile: o.cache,
+    cacheHit,
+    method,
+    calibrationImages,
+    skipped: cacheHit ? (cacheInfo?.skipped ?? []) : skipped,
+    quantized: summary.quantized,
+    foldedActivations: summary.foldedActivations,
+    adjustedChannels: summary.adjustedChannels,
+    excluded: plan.excluded,
+    opsetFrom,
+    ranges: Object.fromEntries(ranges),
+  };
+
+  if (o.eval) {
+    let files = await listCalibrationImages(o.eval);
+    if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
+    const evalPost: PostprocessSpec = { ...d.post };
+    result.report = await evaluateQuantized(
+      { model: resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
+      { model: outBytes, size: outBytes.length, spec: floatSpec, inputName: d.inputName, outputName: d.outputName },
+      {
+        post: evalPost,
+        root: o.eval,
+        files,
+        providers: o.providers,
+        threads: o.threads,
+        onWarning: o.onWarning,
+        signal: o.signal,
+        onProgress: (done, total) => o.onProgress?.('evaluate', done, total),
+      },
+    );
+    if (o.writeReport ?? true) {
+      result.reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
+      await writeAtomic(result.reportFile, JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report }, null, 2) + '\n');
+    }
+  }
+  return result;
+}
+
+/** Op counts of a model file's graph (tests and the bench use it to show what was quantized). */
+export function countOps(bytes: Uint8Array): Record<string, number> {
+  return opCounts(decodeModel(bytes).graph);
+}
+
+export { DataType, readMetadataProps };

@@ -1,0 +1,200 @@
+// The accuracy/speed report (Node): float and int8 models run side by side on the --eval images
+// with the same provider: top-1 agreement, top-5 overlap, mean KL(p_float ‖ p_int8), labelled
+// accuracy of both when every class folder maps to a model label (hymenoptera: ants → "ant" 310,
+// bees → "bee" 309), file sizes and median single-image latency measured interleaved in one run.
+
+import path from 'node:path';
+import { table } from '../runtime/cli-util.js';
+import { messageOf } from '../runtime/errors.js';
+import { decodeImage } from '../runtime/image.js';
+import { probabilities, topK, type PostprocessSpec } from '../runtime/postprocess.js';
+import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
+import { createSession, type ModelSession, type SessionOptions } from '../runtime/session.js';
+import { asFloat32 } from '../runtime/tensor.js';
+import type { SkippedFile } from './reader.js';
+
+export interface QuantReport {
+  images: number;
+  agreementTop1: number;
+  top5Overlap: number;
+  meanKL: number;
+  /** null when the eval folder's classes do not all map to model labels. */
+  accuracyFloat: number | null;
+  accuracyInt8: number | null;
+  latencyFloatMs: number;
+  latencyInt8Ms: number;
+  /** latencyInt8Ms / latencyFloatMs */
+  latencyRatio: number;
+  sizeFloat: number;
+  sizeInt8: number;
+  provider: string;
+  /** class folder → label index, for the folders that mapped. */
+  classMap: Record<string, number>;
+  skipped: SkippedFile[];
+}
+
+export interface ModelSide {
+  model: string | Uint8Array;
+  size: number;
+  spec: PreprocessSpec;
+  inputName: string;
+  outputName: string;
+}
+
+export interface EvaluateOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
+  post: PostprocessSpec;
+  /** Root of the eval folder (class = first folder level below it). */
+  root: string;
+  files: readonly string[];
+  latencyRuns?: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  onSkip?: (s: SkippedFile) => void;
+}
+
+/** Folder name → label index: exact, or a plural folder name of a singular label ("ants" → "ant"). */
+export function mapClassFolder(folder: string, labels: readonly string[]): number | undefined {
+  const f = folder.toLowerCase().replace(/[_-]+/g, ' ');
+  const candidates = [f, f.replace(/s$/, ''), f.replace(/es$/, '')];
+  for (const c of candidates) {
+    const i = labels.findIndex((l) => l.toLowerCase() === c);
+    if (i >= 0) return i;
+  }
+  return undefined;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function probs(session: ModelSession, side: ModelSide, img: Parameters<typeof toTensor>[0][number], post: PostprocessSpec): Promise<Float32Array> {
+  const res = await session.run({ [side.inputName]: toTensor([img], side.spec) }, [side.outputName]);
+  return probabilities(asFloat32(res[side.outputName]!).slice(), post);
+}
+
+export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSide, opts: EvaluateOptions): Promise<QuantReport> {
+  const sessionOpts = { providers: opts.providers ?? ['cpu'], threads: opts.threads, onWarning: opts.onWarning };
+  const fs = await createSession(floatSide.model, sessionOpts);
+  const qs = await createSession(int8Side.model, sessionOpts).catch(async (err) => {
+    await fs.dispose();
+    throw err;
+  });
+  const classMap: Record<string, number> = {};
+  const folders = new Set(opts.files.map((f) => path.relative(opts.root, f).split(path.sep)[0]!).filter((d) => d && !d.includes('.')));
+  let allMapped = folders.size > 0;
+  for (const d of folders) {
+    const i = mapClassFolder(d, opts.post.labels);
+    if (i === undefined) allMapped = false;
+    else classMap[d] = i;
+  }
+  let n = 0;
+  let agree = 0;
+  let overlap = 0;
+  let kl = 0;
+  let correctF = 0;
+  let correctQ = 0;
+  const skipped: SkippedFile[] = [];
+  let sample: Parameters<typeof toTensor>[0][number] | undefined;
+  let sampleQ: typeof sample;
+  try {
+    let done = 0;
+    for (const file of opts.files) {
+      opts.signal?.throwIfAborted();
+      let imgF;
+      let imgQ;
+      try {
+        imgF = await decodeImage(file, floatSide.spec);
+        imgQ = floatSide.spec.width === int8Side.spec.width && floatSide.spec.height === int8Side.spec.height ? imgF : await decodeImage(file, int8Side.spec);
+      } catch (err) {
+        const s = { file, error: messageOf(err) };
+        skipped.push(s);
+        opts.onSkip?.(s);
+        opts.onProgress?.(++done, opts.files.length);
+        continue;
+      }
+      sample ??= imgF;
+      sampleQ ??= imgQ;
+      const pf = await probs(fs, floatSide, imgF, opts.post);
+      const pq = await probs(qs, int8Side, imgQ, opts.post);
+      const tf = topK(pf, 5, opts.post);
+      const tq = topK(pq, 5, opts.post);
+      if (tf[0]!.index === tq[0]!.index) agree++;
+      const setF = new Set(tf.map((t) => t.index));
+      overlap += tq.filter((t) => setF.has(t.index)).length / 5;
+      let d = 0;
+      for (let i = 0; i < pf.length; i++) {
+        const p = pf[i]!;
+        if (p > 0) d += p * Math.log(p / Math.max(pq[i]!, 1e-12));
+      }
+      kl += d;
+      if (allMapped) {
+        const cls = classMap[path.relative(opts.root, file).split(path.sep)[0]!];
+        if (tf[0]!.index === cls) correctF++;
+        if (tq[0]!.index === cls) correctQ++;
+      }
+      n++;
+      opts.onProgress?.(++done, opts.files.length);
+    }
+    // Latency: interleaved single-image runs of the same input, medians.
+    const lf: number[] = [];
+    const lq: number[] = [];
+    const runs = opts.latencyRuns ?? 30;
+    if (sample && sampleQ) {
+      const tf = toTensor([sample], floatSide.spec);
+      const tq = toTensor([sampleQ], int8Side.spec);
+      for (let i = 0; i < 3; i++) {
+        await fs.run({ [floatSide.inputName]: tf }, [floatSide.outputName]);
+        await qs.run({ [int8Side.inputName]: tq }, [int8Side.outputName]);
+      }
+      for (let i = 0; i < runs; i++) {
+        let t0 = performance.now();
+        await fs.run({ [floatSide.inputName]: tf }, [floatSide.outputName]);
+        lf.push(performance.now() - t0);
+        t0 = performance.now();
+        await qs.run({ [int8Side.inputName]: tq }, [int8Side.outputName]);
+        lq.push(performance.now() - t0);
+      }
+    }
+    const r4 = (x: number) => Math.round(x * 1e4) / 1e4;
+    const latencyFloatMs = lf.length ? r4(median(lf)) : NaN;
+    const latencyInt8Ms = lq.length ? r4(median(lq)) : NaN;
+    return {
+      images: n,
+      agreementTop1: n ? r4(agree / n) : 0,
+      top5Overlap: n ? r4(overlap / n) : 0,
+      meanKL: n ? Math.round((kl / n) * 1e6) / 1e6 : 0,
+      accuracyFloat: allMapped && n ? r4(correctF / n) : null,
+      accuracyInt8: allMapped && n ? r4(correctQ / n) : null,
+      latencyFloatMs,
+      latencyInt8Ms,
+      latencyRatio: r4(latencyInt8Ms / latencyFloatMs),
+      sizeFloat: floatSide.size,
+      sizeInt8: int8Side.size,
+      provider: qs.provider,
+      classMap,
+      skipped,
+    };
+  } finally {
+    await fs.dispose();
+    await qs.dispose();
+  }
+}
+
+/** The human-readable table of a report. */
+export function reportTable(r: QuantReport): string {
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`);
+  const mb = (b: number) => `${(b / 1048576).toFixed(2)} MB`;
+  return table([
+    ['metric', 'float', 'int8'],
+    ['accuracy (labelled)', pct(r.accuracyFloat), pct(r.accuracyInt8)],
+    ['median latency', `${r.latencyFloatMs.toFixed(2)} ms`, `${r.latencyInt8Ms.toFixed(2)} ms`],
+    ['file size', mb(r.sizeFloat), mb(r.sizeInt8)],
+    ['top-1 agreement', '', pct(r.agreementTop1)],
+    ['top-5 overlap', '', pct(r.top5Overlap)],
+    ['mean KL(float‖int8)', '', r.meanKL.toFixed(5)],
+    ['latency int8/float', '', r.latencyRatio.toFixed(3)],
+    ['images', r.images, `${r.skipped.length} skipped`],
+  ]);
+}
