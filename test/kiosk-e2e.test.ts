@@ -228,4 +228,23 @@ describe('edgetune kiosk in Chromium', () => {
     const [row] = jsonLines<{ top: { label: string; score: number }[] }>(r.stdout);
     expect(row!.top.map((t) => t.label)).toEqual(['bees', 'ants']);
   });
+
+  it('records samples from the camera while the button is held, and deletes a class', async () => {
+    await page.fill('#class-name', 'road');
+    await page.click('#add-class');
+    const card = page.locator('.class-card[data-class="road"]');
+    await card.waitFor();
+    expect(await card.getAttribute('data-count')).toBe('0');
+    const button = card.locator('button.record');
+    await button.dispatchEvent('pointerdown', { pointerId: 1, button: 0 });
+    await page.waitForFunction(() => document.querySelector('#rec-indicator')?.textContent?.startsWith('● REC road · 3'));
+    await button.dispatchEvent('pointerup', { pointerId: 1, button: 0 });
+    await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.class-card[data-class="road"]')?.dataset.count) >= 3);
+    expect(await page.locator('#rec-indicator').isHidden()).toBe(true);
+    expect(await card.locator('.thumbs img').count()).toBeGreaterThanOrEqual(3);
+    page.once('dialog', (d) => void d.accept());
+    await card.locator('button.delete').click();
+    await card.waitFor({ state: 'detached' });
+    expect(await page.locator('.class-card').count()).toBe(2);
+  });
 });

@@ -36,6 +36,15 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** After the next paint (falls back to a timer when the page is hidden and frames stop). */
+const nextFrame = () =>
+  new Promise<void>((r) => {
+    const t = setTimeout(r, 50);
+    requestAnimationFrame(() => {
+      clearTimeout(t);
+      setTimeout(r, 0);
+    });
+  });
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 function showError(msg: string | undefined): void {
@@ -96,6 +105,8 @@ let inflight: Promise<unknown> = Promise.resolve();
 /** Live inference is paused while training uses the CPU, or while a photo is shown. */
 let paused = false;
 let photoMode = false;
+/** The Teach tab shows the camera for recording; live inference pauses there to leave the CPU to teaching. */
+let teachTab = false;
 let smoothed: Float32Array | undefined;
 let frames = 0;
 let recordingClass: string | undefined;
@@ -209,7 +220,7 @@ async function liveLoop(): Promise<void> {
   for (;;) {
     const v = video();
     const m = live;
-    if (paused || photoMode || switching || !m || !stream || v.readyState < 2 || !v.videoWidth) {
+    if (paused || photoMode || teachTab || switching || !m || !stream || v.readyState < 2 || !v.videoWidth) {
       await sleep(100);
       last = performance.now();
       continue;
@@ -234,8 +245,8 @@ async function liveLoop(): Promise<void> {
       showError(`inference failed: ${messageOf(err)}`);
       await sleep(1000);
     }
-    // yield to the page (touch events, rendering) between frames
-    await sleep(0);
+    // yield to the page (touch events, rendering) between frames: inference runs on the main thread
+    await nextFrame();
   }
 }
 
@@ -314,7 +325,7 @@ async function renderClasses(): Promise<void> {
       upload.multiple = true;
       const uploadLabel = h('label', { class: 'button' }, 'Upload', upload);
       const clear = h('button', { class: 'clear', text: 'Clear' });
-      const del = h('button', { class: 'delete', text: 'Delete', title: `delete class ${c.name}` });
+      const del = h('button', { class: 'delete', text: '✕', title: `delete class ${c.name}`, 'aria-label': `delete class ${c.name}` });
       const thumbs = h('div', { class: 'thumbs' });
       for (const s of samples.slice(-10)) {
         const img = h('img', { alt: '' });
@@ -323,8 +334,9 @@ async function renderClasses(): Promise<void> {
         thumbs.append(img);
       }
       card.append(
-        h('div', {}, h('h3', { text: c.name }), h('span', { class: 'count', text: `${samples.length} sample${samples.length === 1 ? '' : 's'}` })),
-        h('div', { class: 'actions' }, record, uploadLabel, clear, del),
+        h('div', { class: 'title' }, h('h3', { text: c.name }), h('span', { class: 'count', text: `${samples.length} sample${samples.length === 1 ? '' : 's'}` })),
+        del,
+        h('div', { class: 'actions' }, record, uploadLabel, clear),
         thumbs,
       );
       const stop = () => {
@@ -332,7 +344,6 @@ async function renderClasses(): Promise<void> {
           recordingClass = undefined;
           record.classList.remove('active');
           $('rec-indicator').hidden = true;
-          void renderClasses();
         }
       };
       record.addEventListener('pointerdown', (e) => {
@@ -345,7 +356,9 @@ async function renderClasses(): Promise<void> {
         recordingClass = c.id;
         record.classList.add('active');
         $('rec-indicator').hidden = false;
-        void recordLoop(c.id, card);
+        void recordLoop(c.id, card)
+          .catch((err) => showError(`recording failed: ${messageOf(err)}`))
+          .then(renderClasses);
       });
       record.addEventListener('pointerup', stop);
       record.addEventListener('pointercancel', stop);
@@ -372,11 +385,13 @@ async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
       batch.push({ classId, blob: s.blob, width: s.width, height: s.height, source: 'camera', created: Date.now() });
       n++;
       if (count) count.textContent = `${n} samples`;
+      $('rec-indicator').textContent = `● REC ${card.dataset.class ?? ''} · ${n}`;
       if (batch.length >= 5) await store!.addSamples(batch.splice(0));
     }
     await sleep(150);
   }
   await store!.addSamples(batch);
+  card.dataset.count = String(n);
 }
 
 async function uploadFiles(c: ClassRecord, files: File[]): Promise<void> {
@@ -460,6 +475,7 @@ async function train(): Promise<void> {
   bar.hidden = false;
   bar.value = 0;
   $('train-result').hidden = true;
+  $('train').scrollIntoView({ block: 'nearest' });
   document.body.dataset.training = 'running';
   paused = true;
   await inflight.catch(() => undefined);
@@ -488,6 +504,7 @@ async function train(): Promise<void> {
     await store.putModel(rec);
     lastTrained = rec;
     showResult(rec);
+    $('train-result').scrollIntoView({ block: 'nearest' });
     status.textContent = `trained on ${out.provider}: ${out.metrics.trainCount} training + ${out.metrics.valCount} validation images`;
     await renderModels();
     document.body.dataset.training = 'done';
@@ -559,6 +576,8 @@ async function importModel(file: File): Promise<void> {
 // Wiring
 
 function setTab(which: 'live' | 'teach'): void {
+  teachTab = which === 'teach';
+  $('top1-overlay').hidden = teachTab;
   $('view-live').hidden = which !== 'live';
   $('view-teach').hidden = which !== 'teach';
   for (const t of ['live', 'teach'] as const) {
