@@ -227,8 +227,9 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         kind: 'file',
         live: realtime,
         finite: true,
-        // After a restart, resume at the next frame's time instead of replaying the file.
-        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, realtime, seekSeconds: fps && seq ? seq / fps : 0 }),
+        // After a restart, resume at the next frame instead of replaying the file (seek half a frame
+        // early: the first frame at or after the seek point is the one wanted).
+        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, realtime, seekSeconds: fps && seq ? (seq - 0.5) / fps : 0 }),
         ptsOf: fps ? (seq) => (seq * 1000) / fps : undefined,
       });
     }

@@ -29,8 +29,13 @@ function toFrame(img: { data: Uint8Array | Uint8ClampedArray; width: number; hei
 const wait = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     if (signal.aborted || ms <= 0) return resolve();
-    const t = setTimeout(() => resolve(), ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 
 function positive(v: string | null | undefined, name: string): number | undefined {

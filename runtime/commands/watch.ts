@@ -105,6 +105,11 @@ export const watch: Command = {
         if (!quiet && !json) say(e.message);
       } else say(e.message);
     });
+    // A closed stdout (`watch … | head`) ends the stream instead of crashing on EPIPE.
+    const onStdoutError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') p.stop();
+    };
+    io.stdout.on('error', onStdoutError);
     let shown: string | undefined;
     p.on('result', (r) => {
       if (json) return writeJson(io, resultJson(r));
@@ -131,6 +136,7 @@ export const watch: Command = {
       return 0;
     } finally {
       if (timer) clearInterval(timer);
+      io.stdout.off('error', onStdoutError);
       await server?.close();
       stop.dispose();
       await p.model.dispose();
