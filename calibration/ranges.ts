@@ -271,6 +271,9 @@ export function computeRange(c: RangeCollector, method: CalibrationMethod, opts:
       if (!(p > 0 && p <= 100)) throw invalidParameter('percentile', 'number in (0, 100]', p);
       t = percentileThreshold(abs, c.width, p);
     } else if (method === 'entropy') {
+      // The zero bin of a post-ReLU tensor dwarfs everything else and would steer the search
+      // towards tiny thresholds: it gets its neighbour's count (as NVIDIA's pytorch-quantization does).
+      abs[0] = abs[1]!;
       t = entropyThreshold(abs, c.width, !opts.symmetric && nonNegative ? 256 : 128);
     } else if (method === 'mse') {
       t = mseThreshold(abs, c.width, opts.symmetric ? 127 : nonNegative ? 255 : 127.5);

@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   kiosk: async () => (await import('./commands/kiosk.js')).kiosk,
   watch: async () => (await import('./commands/watch.js')).watch,
   capture: async () => (await import('./commands/capture.js')).capture,
+  quantize: async () => (await import('./commands/quantize.js')).quantize,
 
 };
 
