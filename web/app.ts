@@ -484,7 +484,7 @@ async function train(): Promise<void> {
       backbone,
       model: cfg.model,
       classes: usable.map((d) => ({ name: d.name, samples: d.samples.map((s) => s.blob) })),
-      augment: $<HTMLInputElement>('augment').checked,
+      augment: $<HTMLSelectElement>('augment').value,
       valSplit: Number($<HTMLSelectElement>('val-split').value),
       order,
       onProgress(p: TrainProgress) {

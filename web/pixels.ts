@@ -109,75 +109,25 @@ export async function sampleBlob(src: CanvasImageSource, side = 288, quality = 0
   return { blob, width: w, height: h };
 }
 
-/** One augmented view: geometry and colour changes applied while drawing (see web/teach.ts). */
-export interface ViewParams {
-  /** Fraction of the model's crop window kept (area), e.g. 0.6..1. */
-  scale: number;
-  /** Width/height ratio change of the window, e.g. 0.8..1.25. */
-  aspect: number;
-  /** Window centre shift as a fraction of the free room on each axis, −1..1. */
-  dx: number;
-  dy: number;
-  flip: boolean;
-  /** Degrees. */
-  rotate: number;
-  /** CSS filter factors, 1 = unchanged. */
-  brightness: number;
-  contrast: number;
-  saturation: number;
+/** A whole drawable as an RGBA HwcImage at its own size (the source runtime/augment.ts renderView warps from). */
+export function toSourceImage(src: CanvasImageSource): HwcImage {
+  const { width, height } = sourceSize(src);
+  if (!width || !height) throw new Error('image has no pixels');
+  const ctx = context(width, height);
+  ctx.fillStyle = '#fff';
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(src, 0, 0);
+  return { data: ctx.getImageData(0, 0, width, height).data, width, height, channels: 4 };
 }
 
-/**
- * The model-size image of an augmented view of `src`: the spec's crop window is shrunk to `scale`
- * of its area with the given aspect change, shifted, rotated and flipped, then colour-jittered with
- * canvas filters; the result goes through the same toTensor as every other image.
- */
-export function toAugmentedImage(src: CanvasImageSource, spec: PreprocessSpec, v: ViewParams): HwcImage {
-  const size = sourceSize(src);
-  const base = cropRect(size.width, size.height, spec);
-  if (spec.resize !== 'cover') {
-    // fill/contain models see the whole frame: augment within it
-    base.sx = 0;
-    base.sy = 0;
-    base.sw = size.width;
-    base.sh = size.height;
+/** Grayscale models: luminance into every colour channel (in place), as the model-size path does. */
+export function toGrayInPlace(img: HwcImage): HwcImage {
+  const data = img.data;
+  const C = img.channels;
+  if (C < 3) return img;
+  for (let i = 0; i < data.length; i += C) {
+    const y = Math.round(0.2126 * data[i]! + 0.7152 * data[i + 1]! + 0.0722 * data[i + 2]!);
+    data[i] = data[i + 1] = data[i + 2] = y;
   }
-  const s = Math.sqrt(Math.max(0.05, Math.min(1, v.scale)));
-  const r = Math.sqrt(v.aspect);
-  let cw = base.sw * s * r;
-  let ch = (base.sh * s) / r;
-  cw = Math.min(cw, size.width);
-  ch = Math.min(ch, size.height);
-  // centre: the base window's centre moved by dx/dy of the room left inside the image
-  const cx0 = base.sx + base.sw / 2;
-  const cy0 = base.sy + base.sh / 2;
-  const roomX = Math.max(0, Math.min(cx0 - cw / 2, size.width - cw / 2 - cx0));
-  const roomY = Math.max(0, Math.min(cy0 - ch / 2, size.height - ch / 2 - cy0));
-  const sx = Math.min(Math.max(0, cx0 + v.dx * roomX - cw / 2), size.width - cw);
-  const sy = Math.min(Math.max(0, cy0 + v.dy * roomY - ch / 2), size.height - ch);
-  const W = spec.width;
-  const H = spec.height;
-  const ctx = context(W, H);
-  ctx.save();
-  ctx.fillStyle = '#fff';
-  ctx.fillRect(0, 0, W, H);
-  ctx.filter = `brightness(${v.brightness}) contrast(${v.contrast}) saturate(${v.saturation})`;
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = 'high';
-  ctx.translate(W / 2, H / 2);
-  if (v.rotate) ctx.rotate((v.rotate * Math.PI) / 180);
-  if (v.flip) ctx.scale(-1, 1);
-  // a rotated window would show corners: zoom in just enough to cover them
-  const rad = Math.abs((v.rotate * Math.PI) / 180);
-  const zoom = rad ? Math.cos(rad) + Math.sin(rad) * Math.max(W / H, H / W) : 1;
-  ctx.drawImage(src, sx, sy, cw, ch, (-W / 2) * zoom, (-H / 2) * zoom, W * zoom, H * zoom);
-  ctx.restore();
-  const data = ctx.getImageData(0, 0, W, H).data;
-  if (spec.channels === 1) {
-    for (let i = 0; i < data.length; i += 4) {
-      const y = Math.round(0.2126 * data[i]! + 0.7152 * data[i + 1]! + 0.0722 * data[i + 2]!);
-      data[i] = data[i + 1] = data[i + 2] = y;
-    }
-  }
-  return { data, width: W, height: H, channels: 4 };
+  return img;
 }

@@ -1,20 +1,21 @@
 // Teach mode's training, in the page: the backbone is cut where the head goes (runtime/export-head.ts
 // findCut / embeddingModel, on the ONNX toolkit runtime/onnx), samples are split per class into
 // training and validation sets with a seeded shuffle, every training sample adds augmented views
-// (random crop / aspect / shift / flip / rotation / colour jitter drawn through the canvas), the
+// (runtime/augment.ts, the CLI's `--augment` spec language and renderer), the
 // embeddings are computed with onnxruntime-web, the head is trained by runtime/train (the trainer the
 // CLI uses, with early stopping on the validation loss), scored on the validation set (accuracy +
 // confusion matrix) and exported with exportClassifierModel — the same ONNX format as
 // `edgetune finetune`, with `edgetune.model` metadata, so the live view and the CLI both serve it.
 
 import type { KioskConfig } from '../runtime/commands/kiosk.js';
+import { DEFAULT_AUGMENT, formatAugmentation, parseAugmentation, renderView, sampleView, viewRng, type AugmentSpec } from '../runtime/augment.js';
 import { embeddingModel, exportClassifierModel, findCut } from '../runtime/export-head.js';
 import { decodeModel } from '../runtime/onnx/model.js';
 import { toTensor, type HwcImage } from '../runtime/preprocess.js';
 import { asFloat32 } from '../runtime/tensor.js';
 import { computeMetrics, createRng, predictHead, predictions, trainHead, type FeatureSet, type Rng, type TrainConfig } from '../runtime/train/index.js';
 import { openSession, type WebProvider, type WebSession } from './engine.js';
-import { decodeBlob, toAugmentedImage, toModelImage, type ViewParams } from './pixels.js';
+import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
 import type { ModelMetrics } from './store.js';
 
 export interface TrainProgress {
@@ -28,7 +29,8 @@ export interface TrainRequest {
   backbone: Uint8Array;
   model: KioskConfig['model'];
   classes: { name: string; samples: Blob[] }[];
-  augment: boolean;
+  /** Augmentation spec in the CLI's `--augment` language (runtime/augment.ts): `default`, `none`, `flip,rotate:15,…`. */
+  augment: string;
   /** Fraction of each class held out for validation (0 = none). */
   valSplit: number;
   order: readonly WebProvider[];
@@ -45,33 +47,6 @@ export interface TrainOutcome {
   labels: string[];
   metrics: ModelMetrics;
   provider: WebProvider;
-}
-
-/** Augmentation ranges (mild: a handful of samples per class, objects usually centred). */
-export const AUGMENT = {
-  scale: [0.55, 1] as const,
-  aspect: [0.8, 1.25] as const,
-  shift: 1,
-  flip: 0.5,
-  rotate: 12,
-  brightness: [0.75, 1.25] as const,
-  contrast: [0.75, 1.25] as const,
-  saturation: [0.7, 1.3] as const,
-};
-
-export function sampleView(rng: Rng): ViewParams {
-  const logAspect = rng.uniform(Math.log(AUGMENT.aspect[0]), Math.log(AUGMENT.aspect[1]));
-  return {
-    scale: rng.uniform(AUGMENT.scale[0], AUGMENT.scale[1]),
-    aspect: Math.exp(logAspect),
-    dx: rng.uniform(-AUGMENT.shift, AUGMENT.shift),
-    dy: rng.uniform(-AUGMENT.shift, AUGMENT.shift),
-    flip: rng.chance(AUGMENT.flip),
-    rotate: rng.uniform(-AUGMENT.rotate, AUGMENT.rotate),
-    brightness: rng.uniform(AUGMENT.brightness[0], AUGMENT.brightness[1]),
-    contrast: rng.uniform(AUGMENT.contrast[0], AUGMENT.contrast[1]),
-    saturation: rng.uniform(AUGMENT.saturation[0], AUGMENT.saturation[1]),
-  };
 }
 
 interface Item {
@@ -149,7 +124,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   if (K < 2) throw new Error('training needs at least two classes');
   for (const c of r.classes) if (c.samples.length < 1) throw new Error(`class "${c.name}" has no samples`);
   const seed = r.seed ?? 42;
-  const views = r.augment ? (r.views ?? 4) : 0;
+  const augment: AugmentSpec = parseAugmentation(r.augment === 'default' ? DEFAULT_AUGMENT : r.augment);
+  const views = Object.keys(augment).length ? (r.views ?? 4) : 0;
 
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
   const backbone = decodeModel(r.backbone);
@@ -182,12 +158,15 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
           skipped.push(err instanceof Error ? err.message : String(err));
           continue;
         }
-        imgs.push(toModelImage(bmp, r.model.preprocess));
+        const spec = r.model.preprocess;
+        imgs.push(toModelImage(bmp, spec));
         owners.push(it);
-        if (it.split === 'train') {
-          const rng = createRng(seed, `view:${it.name}`);
+        if (it.split === 'train' && views) {
+          // the CLI's augmentation: seeded view parameters, rendered with typed arrays from the stored sample
+          const src = toSourceImage(bmp);
           for (let v = 0; v < views; v++) {
-            imgs.push(toAugmentedImage(bmp, r.model.preprocess, sampleView(rng)));
+            const view = renderView(src, sampleView(augment, viewRng(seed, it.name, v)), spec.width, spec.height, spec.resize === 'cover' ? spec.crop : 1);
+            imgs.push(spec.channels === 1 ? toGrayInPlace(view) : view);
             owners.push(it);
           }
         }
@@ -244,6 +223,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     head: head.kind,
     trainedIn: 'edgetune kiosk',
     samples: items.length,
+    augment: formatAugmentation(augment),
     augmentViews: views,
     valAccuracy: metrics.valAccuracy,
     bestEpoch: result.bestEpoch,
