@@ -188,7 +188,6 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
   const { config, file } = await kioskConfig(o.model, o.topK ?? 5, o.providers);
-  await ensureBundle(webDir, o.rebuild ?? false, log);
   const configJson = JSON.stringify(config);
 
   const server = createServer((req, res) => {
@@ -237,6 +236,13 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
     );
     server.listen(o.port ?? 8080, host, () => resolve());
   });
+  // Built once the port is ours, so a second kiosk that cannot start never touches the bundle.
+  try {
+    await ensureBundle(webDir, o.rebuild ?? false, log);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 8080);
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
