@@ -7,7 +7,7 @@
 // CLI. EDGETUNE_KIOSK_SCREENSHOT=<png> also saves a screenshot of the running app (docs/kiosk.png).
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -227,6 +227,19 @@ describe('edgetune kiosk in Chromium', () => {
     expect(r.code).toBe(0);
     const [row] = jsonLines<{ top: { label: string; score: number }[] }>(r.stdout);
     expect(row!.top.map((t) => t.label)).toEqual(['bees', 'ants']);
+
+    // importing it back adds a saved model and switches the live view to it
+    await page.locator('#import-model').setInputFiles(file);
+    await page.waitForFunction(() => document.querySelectorAll('#models li').length === 2);
+    await page.waitForFunction(() => document.querySelector('#model-name')?.textContent === 'ants-bees');
+    expect(await text('#train-status')).toBe('imported ants-bees.onnx: 2 classes (ants, bees)');
+    // a valid ONNX file without edgetune's metadata is refused with the reason
+    const plain = path.join(work, 'digits.onnx');
+    copyFileSync(shared('models', 'mnist_winml.onnx'), plain);
+    await page.locator('#import-model').setInputFiles(plain);
+    await page.waitForFunction(() => !document.querySelector<HTMLElement>('#error')!.hidden);
+    expect(await text('#error')).toBe('digits.onnx: no "edgetune.model" metadata (labels and preprocessing); export models with edgetune finetune or this kiosk');
+    expect(await page.locator('#models li').count()).toBe(2);
   });
 
   it('records samples from the camera while the button is held, and deletes a class', async () => {

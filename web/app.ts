@@ -137,6 +137,13 @@ function showProvider(m: LiveModel): void {
     ? m.session.skipped.map((s) => `${s} → falling back`).join('\n') + `\nusing ${m.session.provider}`
     : `running on ${m.session.provider} (${order.join(' → ')})`;
   $('model-name').textContent = m.name;
+  const s = m.spec;
+  const rows: [string, string][] = [
+    ['classes', `${m.labels.length}${m.labels.length <= 6 ? ` (${m.labels.join(', ')})` : ''}`],
+    ['input', `${s.width}×${s.height} ${s.layout} ${s.dtype}, ${s.colorOrder}, ${s.resize}${s.resize === 'cover' && s.crop < 1 ? ` crop ${s.crop}` : ''}`],
+    ['provider', `${m.session.provider} (order ${order.join(' → ')})`],
+  ];
+  $('model-info').replaceChildren(...rows.flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
 }
 
 /** Switch the live view to another model; the old session is released after its last frame. */
@@ -612,7 +619,12 @@ function wire(): void {
   $<HTMLInputElement>('import-model').addEventListener('change', (e) => {
     const input = e.target as HTMLInputElement;
     const f = input.files?.[0];
-    if (f) void importModel(f).catch((err) => showError(`${f.name}: ${messageOf(err)}`)).finally(() => (input.value = ''));
+    if (f) {
+      showError(undefined);
+      void importModel(f)
+        .catch((err) => showError(messageOf(err).startsWith(f.name) ? messageOf(err) : `${f.name}: ${messageOf(err)}`))
+        .finally(() => (input.value = ''));
+    }
   });
 }
 
