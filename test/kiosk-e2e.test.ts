@@ -31,6 +31,7 @@ let ctx: BrowserContext;
 let page: Page;
 let work: string;
 let serverLog = '';
+const pageErrors: string[] = [];
 
 function pick(dir: string, n: number, step: number): string[] {
   const files = readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort();
@@ -89,7 +90,7 @@ beforeAll(async () => {
     ],
   });
   page = ctx.pages()[0] ?? (await ctx.newPage());
-  page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+  page.on('pageerror', (e) => pageErrors.push(e.message));
 }, 180_000);
 
 afterAll(async () => {
@@ -259,5 +260,15 @@ describe('edgetune kiosk in Chromium', () => {
     await card.locator('button.delete').click();
     await card.waitFor({ state: 'detached' });
     expect(await page.locator('.class-card').count()).toBe(2);
+  });
+
+  it('can cancel training, and the page threw no uncaught errors', async () => {
+    await page.click('#train');
+    await page.locator('#train-cancel').click();
+    await page.waitForFunction(() => document.body.dataset.training === 'cancelled', null, { timeout: 60_000 });
+    expect(await text('#train-status')).toBe('training cancelled');
+    expect(await page.locator('#train-cancel').isHidden()).toBe(true);
+    expect(await page.locator('#models li').count()).toBe(2);
+    expect(pageErrors).toEqual([]);
   });
 });

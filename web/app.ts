@@ -485,9 +485,15 @@ async function train(): Promise<void> {
   $('train').scrollIntoView({ block: 'nearest' });
   document.body.dataset.training = 'running';
   paused = true;
+  const abort = new AbortController();
+  const cancel = $<HTMLButtonElement>('train-cancel');
+  const onCancel = () => abort.abort(new Error('training cancelled'));
+  cancel.hidden = false;
+  cancel.addEventListener('click', onCancel, { once: true });
   await inflight.catch(() => undefined);
   try {
     const out = await trainInPage({
+      signal: abort.signal,
       backbone,
       model: cfg.model,
       classes: usable.map((d) => ({ name: d.name, samples: d.samples.map((s) => s.blob) })),
@@ -516,9 +522,11 @@ async function train(): Promise<void> {
     await renderModels();
     document.body.dataset.training = 'done';
   } catch (err) {
-    status.textContent = `training failed: ${messageOf(err)}`;
-    document.body.dataset.training = 'failed';
+    status.textContent = abort.signal.aborted ? 'training cancelled' : `training failed: ${messageOf(err)}`;
+    document.body.dataset.training = abort.signal.aborted ? 'cancelled' : 'failed';
   } finally {
+    cancel.hidden = true;
+    cancel.removeEventListener('click', onCancel);
     btn.disabled = false;
     bar.hidden = true;
     paused = false;

@@ -9,8 +9,8 @@
 
 import type { KioskConfig } from '../runtime/commands/kiosk.js';
 import { DEFAULT_AUGMENT, formatAugmentation, parseAugmentation, renderView, sampleView, viewRng, type AugmentSpec } from '../runtime/augment.js';
-import { embeddingModel, exportClassifierModel, findCut } from '../runtime/export-head.js';
-import { decodeModel } from '../runtime/onnx/model.js';
+import { embeddingModel, exportClassifierModel, findCut, type CutSpec } from '../runtime/export-head.js';
+import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { toTensor, type HwcImage } from '../runtime/preprocess.js';
 import { asFloat32 } from '../runtime/tensor.js';
 import { computeMetrics, createRng, predictHead, predictions, trainHead, type FeatureSet, type Rng, type TrainConfig } from '../runtime/train/index.js';
@@ -116,6 +116,17 @@ function featureSet(rows: Float32Array[], labels: number[], dims: number, classe
   return { features, labels: Int32Array.from(labels), dims, classes };
 }
 
+let cache: { bytes: Uint8Array; hint: string | null; backbone: OnnxModel; cut: CutSpec; embedding: Uint8Array } | undefined;
+/** The decoded backbone, its cut and embedding model, kept for the next training run (decoding takes a while). */
+function prepared(bytes: Uint8Array, hint: string | null) {
+  if (cache?.bytes !== bytes || cache.hint !== hint) {
+    const backbone = decodeModel(bytes);
+    const cut = findCut(backbone, hint);
+    cache = { bytes, hint, backbone, cut, embedding: embeddingModel(backbone, cut) };
+  }
+  return cache;
+}
+
 export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const t0 = performance.now();
   const progress = r.onProgress ?? (() => undefined);
@@ -128,9 +139,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const views = Object.keys(augment).length ? (r.views ?? 4) : 0;
 
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
-  const backbone = decodeModel(r.backbone);
-  const cut = findCut(backbone, r.model.embedding?.tensor ?? null);
-  const session = await openSession(embeddingModel(backbone, cut), r.order);
+  const { backbone, cut, embedding } = prepared(r.backbone, r.model.embedding?.tensor ?? null);
+  const session = await openSession(embedding, r.order);
   const provider = session.provider;
   const embedder = new Embedder(session, r.model);
 
