@@ -12,7 +12,7 @@ import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.
 import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32 } from '../runtime/tensor.js';
-import { RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
+import { ChannelMeans, RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
 import type { CalibrationBatch } from './reader.js';
 
 export interface CollectOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
@@ -25,14 +25,15 @@ export async function collectRanges(
   inputName: string,
   tensors: readonly string[],
   batches: AsyncIterable<CalibrationBatch>,
-  opts: CollectOptions = {},
-): Promise<{ collectors: Map<string, RangeCollector>; images: number }> {
+  opts: CollectOptions & { meanTensors?: readonly string[] } = {},
+): Promise<{ collectors: Map<string, RangeCollector>; means: Map<string, ChannelMeans>; images: number }> {
   const aug = cloneModel(model);
   const inputs = new Set(aug.graph.input.map((v) => v.name));
   const fetch = tensors.filter((t) => !inputs.has(t));
   for (const t of fetch) addGraphOutput(aug.graph, t, makeTensorType(DataType.FLOAT));
   const session = await createSession(encodeModel(aug), { providers: opts.providers ?? ['cpu'], threads: opts.threads, onWarning: opts.onWarning });
   const collectors = new Map<string, RangeCollector>(tensors.map((t) => [t, new RangeCollector()]));
+  const means = new Map<string, ChannelMeans>((opts.meanTensors ?? []).map((t) => [t, new ChannelMeans()]));
   let images = 0;
   try {
     for await (const b of batches) {
@@ -41,14 +42,16 @@ export async function collectRanges(
       for (const t of tensors) {
         const v = inputs.has(t) ? b.tensor : res[t];
         if (!v) throw new EdgetuneError('EMODEL', `calibration run did not return tensor "${t}"`);
-        collectors.get(t)!.add(asFloat32(v));
+        const values = asFloat32(v);
+        collectors.get(t)!.add(values);
+        means.get(t)?.add(values, v.dims);
       }
       images += b.files.length;
     }
   } finally {
     await session.dispose();
   }
-  return { collectors, images };
+  return { collectors, means, images };
 }
 
 export function rangesFrom(collectors: ReadonlyMap<string, RangeCollector>, method: CalibrationMethod, opts: RangeOptions, minmaxOnly: ReadonlySet<string> = new Set()): Map<string, Range> {
@@ -71,6 +74,8 @@ export interface CalibrationCache {
   ranges: Record<string, Range>;
   /** tensor → histogram state: lets a cache serve any method. */
   histograms: Record<string, HistogramState>;
+  /** Per-channel means of the inputs of Conv/Gemm (bias correction). */
+  means?: Record<string, number[]>;
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -90,7 +95,12 @@ export async function writeAtomic(file: string, data: string | Uint8Array): Prom
 }
 
 /** A cache file's collectors, or undefined when it is for another model or lacks tensors. Throws for unreadable JSON. */
-export async function readCache(file: string, modelSha: string, tensors: readonly string[]): Promise<{ cache: CalibrationCache; collectors: Map<string, RangeCollector> } | undefined> {
+export async function readCache(
+  file: string,
+  modelSha: string,
+  tensors: readonly string[],
+  meanTensors: readonly string[] = [],
+): Promise<{ cache: CalibrationCache; collectors: Map<string, RangeCollector>; means: Map<string, Float64Array> } | undefined> {
   let cache: CalibrationCache;
   try {
     cache = JSON.parse(await readFile(file, 'utf8')) as CalibrationCache;
@@ -100,8 +110,10 @@ export async function readCache(file: string, modelSha: string, tensors: readonl
   if (cache.version !== 1 || !cache.histograms) throw new EdgetuneError('EINPUT', `${file}: not an edgetune calibration cache (version 1)`, { subject: file });
   if (cache.modelSha256 !== modelSha) return undefined;
   if (!tensors.every((t) => cache.histograms[t])) return undefined;
+  if (!meanTensors.every((t) => cache.means?.[t])) return undefined;
   const collectors = new Map(tensors.map((t) => [t, RangeCollector.fromState(cache.histograms[t]!)]));
-  return { cache, collectors };
+  const means = new Map(meanTensors.map((t) => [t, Float64Array.from(cache.means![t]!)]));
+  return { cache, collectors, means };
 }
 
 /**

@@ -14,6 +14,7 @@
 //   options.symmetric    int8 activations, zero point 0, dedicated Q/DQ pairs (TensorRT layout);
 //                        default uint8 asymmetric activations (fuses into int8 kernels on x86 CPUs)
 //   options.exclude      node names or operator types kept in float
+//   options.biasCorrection  correct Conv/Gemm biases for the weight rounding error (default true)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it
@@ -64,6 +65,8 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   perChannel?: boolean;
   symmetric?: boolean;
   exclude?: string[];
+  /** Correct each Conv/Gemm bias for the weights' rounding error using calibration means. Default true. */
+  biasCorrection?: boolean;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -93,6 +96,8 @@ export interface QuantizeResult {
   quantized: Record<string, number>;
   foldedActivations: number;
   adjustedChannels: number;
+  /** Conv/Gemm layers whose bias was corrected for the weight rounding error. */
+  biasCorrected: number;
   excluded: string[];
   opsetFrom: number;
   ranges: Record<string, Range>;
@@ -173,6 +178,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
   const plan = planQuantization(prepared.graph, resolved.path, { exclude: o.exclude, symmetric });
   const modelSha = sha256(bytes);
+  const biasCorrection = o.biasCorrection ?? true;
+  const meanTensors = biasCorrection ? plan.meanTensors : [];
+  let means: Map<string, Float64Array> | undefined;
 
   // Ranges: from the cache when it covers this model, else stream the calibration set.
   let collectors;
@@ -183,9 +191,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   if (o.cache) {
     const exists = await stat(o.cache).then(() => true, () => false);
     if (exists) {
-      const hit = await readCache(o.cache, modelSha, plan.calibrate);
+      const hit = await readCache(o.cache, modelSha, plan.calibrate, meanTensors);
       if (hit) {
         collectors = hit.collectors;
+        means = hit.means;
         cacheHit = true;
         calibrationImages = hit.cache.calibration.images;
         cacheInfo = hit.cache.calibration;
@@ -204,8 +213,15 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       },
       onProgress: (done, total) => o.onProgress?.('calibrate', done, total),
     });
-    const r = await collectRanges(prepared, d.inputName, plan.calibrate, batches, { providers: o.providers, threads: o.threads, onWarning: o.onWarning, signal: o.signal });
+    const r = await collectRanges(prepared, d.inputName, plan.calibrate, batches, {
+      providers: o.providers,
+      threads: o.threads,
+      onWarning: o.onWarning,
+      signal: o.signal,
+      meanTensors: plan.meanTensors,
+    });
     collectors = r.collectors;
+    means = new Map([...r.means].map(([t, m]) => [t, m.means()]));
     calibrationImages = r.images;
     cacheInfo = { folder: o.calib, count: calibCount, seed, images: r.images, skipped };
   }
@@ -220,6 +236,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       method,
       ranges: Object.fromEntries(ranges),
       histograms: Object.fromEntries([...collectors].map(([t, c]) => [t, c.state()])),
+      means: Object.fromEntries([...(means ?? [])].map(([t, m]) => [t, Array.from(m)])),
     };
     await writeAtomic(o.cache, JSON.stringify(cache));
   }
@@ -228,7 +245,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const qmodel = cloneModel(prepared);
   const qplan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
   const params = activationParamsFor(qplan, ranges, symmetric);
-  const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric });
+  const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
   const labels = d.post.labelOffset > 0 ? [...Array.from({ length: d.post.labelOffset }, (_, i) => (i === 0 ? 'background' : `offset${i}`)), ...d.post.labels] : [...d.post.labels];
   const info: EmbeddedModelInfo = {
     version: 1,
@@ -239,7 +256,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     provenance: {
       base: d.id,
       baseSha256: modelSha,
-      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
+      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
       tool: 'edgetune quantize',
     },
   };
@@ -264,6 +281,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     quantized: summary.quantized,
     foldedActivations: summary.foldedActivations,
     adjustedChannels: summary.adjustedChannels,
+    biasCorrected: summary.biasCorrected,
     excluded: plan.excluded,
     opsetFrom,
     ranges: Object.fromEntries(ranges),

@@ -91,6 +91,8 @@ export interface QuantizationPlan {
   calibrate: string[];
   /** Excluded nodes, by name/op (for the report). */
   excluded: string[];
+  /** Inputs of quantized Conv/Gemm nodes: their per-channel means drive bias correction. */
+  meanTensors: string[];
 }
 
 function isFloatActivation(g: GraphProto, name: string, inits: Set<string>): boolean {
@@ -188,14 +190,74 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     if (op === 'MaxPool') sharedFrom.set(out, n.input[0]!);
     if (!(consumers.get(out) ?? []).some((c) => nodes.has(c))) minmaxOnly.add(out);
   }
+  // Concat inputs that only feed the Concat take its output's parameters: the int8 Concat is then a
+  // plain copy instead of a requantization (one rounding instead of two).
+  for (const n of g.node) {
+    if (!nodes.has(n) || n.opType !== 'Concat') continue;
+    const out = effectiveOut(n);
+    for (const x of n.input) {
+      if (!seen.has(x) || sharedFrom.has(x) || graphInputs.has(x) || graphOutputs.has(x)) continue;
+      if ((consumers.get(x) ?? []).length === 1) sharedFrom.set(x, out);
+    }
+  }
   // A MaxPool output shares its input's parameters: chains resolve to the first calibrated tensor.
   const calibrate = activations.filter((t) => !sharedFrom.has(t));
-  return { nodes, folded, activations, sharedFrom, minmaxOnly, calibrate, excluded };
+  const meanTensors = [...new Set(g.node.filter((n) => nodes.has(n) && (n.opType === 'Conv' || n.opType === 'Gemm')).map((n) => n.input[0]!))];
+  return { nodes, folded, activations, sharedFrom, minmaxOnly, calibrate, excluded, meanTensors };
 }
 
 export interface QdqOptions {
   perChannel?: boolean;
   symmetric?: boolean;
+  /**
+   * Per-channel means of Conv/Gemm inputs (float model, calibration set): when given, each bias is
+   * corrected by (W − dequant(Wq))·E[x] so the int8 layer's output mean matches the float one
+   * (empirical bias correction, Nagel et al. 2019).
+   */
+  channelMeans?: ReadonlyMap<string, Float64Array>;
+}
+
+/** Δb[o] = Σ (W − Wq)[o, i, k] · mean[input channel of i] for Conv (grouped) and Gemm. */
+function biasCorrection(n: NodeProto, w: Float32Array, dims: readonly number[], q: { data: Int8Array; scales: Float32Array }, axis: number, mean: Float64Array): Float32Array | undefined {
+  const deq = (i: number, c: number) => q.data[i]! * q.scales[q.scales.length === 1 ? 0 : c]!;
+  if (n.opType === 'Conv') {
+    const m = dims[0]!;
+    const cg = dims[1]!;
+    let inner = 1;
+    for (let d = 2; d < dims.length; d++) inner *= dims[d]!;
+    const groups = getIntAttribute(n, 'group') ?? 1;
+    if (mean.length !== cg * groups) return undefined;
+    const perGroup = m / groups;
+    const out = new Float32Array(m);
+    for (let o = 0; o < m; o++) {
+      const g0 = Math.floor(o / perGroup) * cg;
+      let s = 0;
+      for (let i = 0; i < cg; i++) {
+        const mu = mean[g0 + i]!;
+        const base = (o * cg + i) * inner;
+        for (let k = 0; k < inner; k++) s += (w[base + k]! - deq(base + k, o)) * mu;
+      }
+      out[o] = s;
+    }
+    return out;
+  }
+  if (n.opType === 'Gemm' && dims.length === 2) {
+    const [r, c] = dims as [number, number];
+    const nOut = axis === 0 ? r : c;
+    const k = axis === 0 ? c : r;
+    if (mean.length !== k) return undefined;
+    const out = new Float32Array(nOut);
+    for (let o = 0; o < nOut; o++) {
+      let s = 0;
+      for (let j = 0; j < k; j++) {
+        const i = axis === 0 ? o * c + j : j * c + o;
+        s += (w[i]! - deq(i, o)) * mean[j]!;
+      }
+      out[o] = s;
+    }
+    return out;
+  }
+  return undefined;
 }
 
 export interface QdqSummary {
@@ -204,6 +266,8 @@ export interface QdqSummary {
   foldedActivations: number;
   /** Weight channels whose scale was raised (zero/near-zero channels, int32 bias fit). */
   adjustedChannels: number;
+  /** Layers whose bias was corrected for the weight rounding error. */
+  biasCorrected: number;
   params: Record<string, QParams>;
 }
 
@@ -234,7 +298,7 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
   const names = nameGenerator(model);
   const perChannel = opts.perChannel ?? true;
   const symmetric = Boolean(opts.symmetric);
-  const summary: QdqSummary = { quantized: {}, foldedActivations: 0, adjustedChannels: 0, params: {} };
+  const summary: QdqSummary = { quantized: {}, foldedActivations: 0, adjustedChannels: 0, biasCorrected: 0, params: {} };
   // 1. Fold Relu/Clip into the producing node.
   for (const [n, a] of plan.folded) {
     n.output[0] = a.output[0]!;
@@ -266,8 +330,17 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
         bias = undefined;
       }
     }
-    const biasData = bias ? readFloat32(bias) : undefined;
-    const q = quantizeWeights(readFloat32(wT), dims, axis, pc, biasData, inP.scale);
+    let biasData = bias ? readFloat32(bias) : undefined;
+    const wData = readFloat32(wT);
+    const q = quantizeWeights(wData, dims, axis, pc, biasData, inP.scale);
+    const mean = opts.channelMeans?.get(n.input[0]!);
+    if (mean && biasData && biasName) {
+      const delta = biasCorrection(n, wData, dims, q, axis, mean);
+      if (delta) {
+        biasData = biasData.map((b, c) => b + delta[c]!);
+        summary.biasCorrected++;
+      }
+    }
     summary.adjustedChannels += q.adjusted.length;
     const base = n.input[1]!;
     const wq = names.next(`${base}_quantized`);

@@ -285,3 +285,32 @@ export function computeRange(c: RangeCollector, method: CalibrationMethod, opts:
   if (opts.symmetric) return { min: -t, max: t };
   return { min: Math.min(0, Math.max(c.min, -t)), max: Math.max(0, Math.min(c.max, t)) };
 }
+
+/** Streaming per-channel means of a tensor (for bias correction): channel axis 1 of NCHW, or the last axis of 2-D. */
+export class ChannelMeans {
+  sums: Float64Array = new Float64Array(0);
+  count = 0;
+
+  add(data: ArrayLike<number>, dims: readonly number[]): void {
+    const axis = dims.length === 2 ? 1 : 1;
+    const channels = dims[axis] ?? 1;
+    let inner = 1;
+    for (let d = axis + 1; d < dims.length; d++) inner *= dims[d]!;
+    if (this.sums.length === 0) this.sums = new Float64Array(channels);
+    if (this.sums.length !== channels) return;
+    const outer = data.length / (channels * inner);
+    for (let o = 0; o < outer; o++) {
+      for (let c = 0; c < channels; c++) {
+        let s = 0;
+        const base = (o * channels + c) * inner;
+        for (let i = 0; i < inner; i++) s += data[base + i]!;
+        this.sums[c]! += s;
+      }
+    }
+    this.count += outer * inner;
+  }
+
+  means(): Float64Array {
+    return this.sums.map((s) => (this.count ? s / this.count : 0));
+  }
+}
