@@ -8,6 +8,10 @@
 // per stage. Models can be hot-swapped between frames.
 
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../devices/sources/types.js';
 import type { Classifier } from './classifier.js';
 import { EdgetuneError, messageOf } from './errors.js';
@@ -15,6 +19,9 @@ import { readModelInfo } from './model-info.js';
 import { probabilities, topK, type Prediction } from './postprocess.js';
 import { toTensor } from './preprocess.js';
 import { asFloat32, type TensorData } from './tensor.js';
+import { packageRoot } from './paths.js';
+import type { SessionOptions } from './session.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './stream-worker.js';
 
 export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -35,6 +42,16 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Opens a source with other geometry, for hot-swapping to a model with another input size. */
   reopen?: (geometry: FrameGeometry) => Promise<FrameSource>;
+  /**
+   * Where the model runs: 'worker' (default) runs it on a worker thread with its own session, so
+   * capture and preprocessing continue meanwhile (onnxruntime-node blocks the thread it runs on);
+   * 'main' runs the classifier's own session on the main thread.
+   */
+  inference?: 'worker' | 'main';
+  /** Session options for the worker's session. Default: the classifier's provider, onnxruntime's threads. */
+  sessionOptions?: Pick<SessionOptions, 'providers' | 'threads' | 'graphOptimizationLevel'>;
+  /** Warnings from the worker's session (providers skipped). */
+  onWarning?: (message: string) => void;
 }
 
 export interface SmoothedLabel {
@@ -172,23 +189,108 @@ export class LabelSmoother {
   }
 }
 
-/** Split a classifier into preprocess (sync, main thread) and inference (async, onnxruntime threads). */
+/** A classifier split into preprocess (sync, main thread) and inference (async). */
 export interface InferenceStages {
   classifier: Classifier;
+  /** Where inference runs. */
+  mode: 'worker' | 'main';
   prepare(frame: Frame): TensorData;
   infer(tensor: TensorData): Promise<Float32Array>;
+  dispose(): Promise<void>;
 }
 
-export async function inferenceStages(clf: Classifier): Promise<InferenceStages> {
+/** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
+function workerScript(): URL {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', 'runtime', 'stream-worker.js') : path.join(path.dirname(here), 'stream-worker.js');
+  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (the inference worker runs compiled code)`);
+  return pathToFileURL(file);
+}
+
+async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ infer(t: TensorData): Promise<Float32Array>; dispose(): Promise<void> }> {
+  const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
+  const pending = new Map<number, { resolve: (p: Float32Array) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let dead: Error | undefined;
+  const fail = (err: Error) => {
+    dead ??= err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'ready') resolve();
+      else if (m.type === 'warning') onWarning?.(m.message);
+      else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
+      else if (m.type === 'result') {
+        pending.get(m.id)?.resolve(m.probs);
+        pending.delete(m.id);
+      } else if (m.type === 'error') {
+        pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
+        pending.delete(m.id);
+      }
+    });
+    worker.on('error', (err) => {
+      reject(err);
+      fail(err);
+    });
+    worker.on('exit', (code) => {
+      const err = new EdgetuneError('EMODEL', `inference worker exited (code ${code})`);
+      reject(err);
+      fail(err);
+    });
+  });
+  try {
+    await ready;
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    infer(tensor) {
+      if (dead) return Promise.reject(dead);
+      const id = nextId++;
+      return new Promise<Float32Array>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        const msg: WorkerRequest = { type: 'run', id, tensor };
+        worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
+      });
+    },
+    async dispose() {
+      if (dead) return;
+      dead = new EdgetuneError('EMODEL', 'inference worker closed');
+      const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+      worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+      const t = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export async function inferenceStages(
+  clf: Classifier,
+  opts: Pick<StreamOptions, 'inference' | 'sessionOptions' | 'onWarning'> = {},
+): Promise<InferenceStages> {
   const meta = clf.entry ? undefined : await readModelInfo(clf.modelPath);
   const inputName = clf.entry?.input.name ?? clf.session.inputs[0]!.name;
   const outputName = clf.entry?.output.name ?? meta?.outputName ?? clf.session.outputs[0]!.name;
   // Models described by neither the registry nor embedded metadata: outputs that already are a
   // distribution are used as they are (the classifier does the same).
   const sniff = !clf.entry && !meta;
+  const prepare = (frame: Frame) => toTensor([frame], clf.spec);
+  if ((opts.inference ?? 'worker') === 'worker') {
+    const w = await startWorker(
+      { modelPath: clf.modelPath, session: opts.sessionOptions ?? { providers: [clf.provider] }, inputName, outputName, kind: clf.post.kind, sniff },
+      opts.onWarning,
+    );
+    return { classifier: clf, mode: 'worker', prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
+  }
   return {
     classifier: clf,
-    prepare: (frame) => toTensor([frame], clf.spec),
+    mode: 'main',
+    prepare,
+    dispose: async () => undefined,
     async infer(tensor) {
       const res = await clf.session.run({ [inputName]: tensor }, [outputName]);
       const row = asFloat32(res[outputName]!);
@@ -274,7 +376,10 @@ export class StreamPipeline extends EventEmitter {
     if (source.width !== g.width || source.height !== g.height) {
       throw new EdgetuneError('EARG', `source ${source.uri} delivers ${source.width}x${source.height} frames but ${classifier.id} needs ${g.width}x${g.height}`);
     }
+    this.unsubscribe = source.subscribe(this.onSourceEvent);
   }
+
+  private unsubscribe: () => void;
 
   get model(): Classifier {
     return this.classifier;
@@ -290,8 +395,13 @@ export class StreamPipeline extends EventEmitter {
     this.emit('event', e);
   }
 
-  /** Source events are routed here: pass this as the source's onEvent. */
+  /** Source events arrive here (the pipeline subscribes to its source). */
   readonly onSourceEvent = (e: SourceEvent): void => this.note({ type: e.type, message: e.message });
+
+  /** Where inference runs ('worker' or 'main'), once run() started. */
+  get inferenceMode(): 'worker' | 'main' | undefined {
+    return (this.stages as InferenceStages | undefined)?.mode;
+  }
 
   stats(): StreamStats {
     const elapsed = (performance.now() - this.t0) / 1000;
@@ -338,21 +448,29 @@ export class StreamPipeline extends EventEmitter {
         const old = this.classifier;
         const g = geometryOfClassifier(clf);
         const reopen = !sameGeometry(g, geometryOfClassifier(old));
-        const stages = await inferenceStages(clf);
+        // Idle pipelines only switch classifiers; run() starts the inference stages.
+        const stages = this.running ? await inferenceStages(clf, this.opts) : undefined;
         if (reopen && this.running) {
           const next = await this.opts.reopen!(g);
           const prev = this.source;
           this.reconnectsBefore += prev.reconnects;
           this.source = next;
           this.slot = [];
+          this.wakeProducer?.();
+          this.unsubscribe();
+          this.unsubscribe = next.subscribe(this.onSourceEvent);
           await prev.close();
           this.startCapture(next);
         }
-        this.stages = stages;
+        if (stages) {
+          const oldStages = this.stages as InferenceStages | undefined;
+          this.stages = stages;
+          await oldStages?.dispose();
+        }
         this.classifier = clf;
         this.smoother.reset();
         if (old !== clf) await old.dispose();
-        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened at ${g.width}x${g.height})` : ''}` });
+        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : ''}` });
         resolve();
       } catch (err) {
         reject(err);
@@ -444,7 +562,14 @@ export class StreamPipeline extends EventEmitter {
     const onAbort = () => this.stop();
     this.opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.opts.signal?.aborted) this.stop();
-    this.stages = await inferenceStages(this.classifier);
+    try {
+      this.stages = await inferenceStages(this.classifier, this.opts);
+    } catch (err) {
+      this.running = false;
+      this.unsubscribe();
+      await this.source.close();
+      throw err;
+    }
     this.startCapture(this.source);
     let consecutiveErrors = 0;
     try {
@@ -496,7 +621,9 @@ export class StreamPipeline extends EventEmitter {
       this.stop();
       this.running = false;
       this.opts.signal?.removeEventListener('abort', onAbort);
+      this.unsubscribe();
       await this.source.close();
+      await this.stages.dispose();
       for (const s of this.swapQueue.splice(0)) s.reject(new EdgetuneError('EIO', 'stream stopped before the model swap'));
     }
   }

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { EdgetuneError } from '../../runtime/errors.js';
-import type { Frame, FrameSource, ReconnectOptions, SourceEvent } from './types.js';
+import { SourceEvents, type Frame, type FrameSource, type ReconnectOptions, type SourceEvent } from './types.js';
 
 /** Where to get each external program, for the "not found" error. */
 export const PACKAGES: Record<string, string> = {
@@ -97,6 +97,7 @@ export class ChildFrameSource implements FrameSource {
   private readonly ac = new AbortController();
   private readonly exe: string;
   private started = false;
+  private readonly events: SourceEvents;
 
   constructor(private readonly spec: ChildSourceSpec) {
     this.uri = spec.uri;
@@ -106,6 +107,7 @@ export class ChildFrameSource implements FrameSource {
     this.height = spec.height;
     this.channels = spec.channels;
     this.exe = requireExecutable(spec.bin, spec.uri);
+    this.events = new SourceEvents(spec.onEvent);
   }
 
   get pid(): number | undefined {
@@ -113,7 +115,11 @@ export class ChildFrameSource implements FrameSource {
   }
 
   private emit(e: SourceEvent): void {
-    this.spec.onEvent?.(e);
+    this.events.emit(e);
+  }
+
+  subscribe(listener: (e: SourceEvent) => void): () => void {
+    return this.events.subscribe(listener);
   }
 
   frames(): AsyncIterableIterator<Frame> {
@@ -173,6 +179,10 @@ export class ChildFrameSource implements FrameSource {
             }
           }
         }
+      } catch (err) {
+        // close() destroys stdout under a pending read: that is a normal end, not a failure.
+        if (signal.aborted) return;
+        throw err;
       } finally {
         // The consumer stopped early (break/return) or close() was called: stop the child.
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -212,8 +222,10 @@ export class ChildFrameSource implements FrameSource {
     this.ac.abort();
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    // 'exit', not 'close': nobody may be reading stdout any more, so it may never drain.
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
+    child.stdout?.destroy();
     const t = setTimeout(() => child.kill('SIGKILL'), 2000);
     await gone;
     clearTimeout(t);

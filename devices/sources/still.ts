@@ -13,7 +13,7 @@ import { decodeImage, IMAGE_EXTENSIONS } from '../../runtime/image.js';
 import { DEFAULT_SPEC, type PreprocessSpec } from '../../runtime/preprocess.js';
 import { backoffDelay, findExecutable, PACKAGES } from './child.js';
 import { geometryOf, splitQuery } from './ffmpeg.js';
-import type { Frame, FrameGeometry, FrameSource, SourceOptions } from './types.js';
+import { SourceEvents, type Frame, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 
 function specFor(g: FrameGeometry): PreprocessSpec {
   return { ...DEFAULT_SPEC, ...g, channels: g.channels === 1 ? 1 : 3, colorOrder: g.channels === 1 ? 'GRAY' : 'RGB' };
@@ -67,10 +67,12 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
   const g = geometryOf(o);
   const spec = specFor(g);
   const ac = new AbortController();
+  const events = new SourceEvents(o.onEvent);
   let started = false;
   return {
     uri,
     kind: 'dir',
+    subscribe: (l) => events.subscribe(l),
     live: realtime,
     width: g.width,
     height: g.height,
@@ -96,7 +98,7 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
           fill();
           const r = await pending.shift()!;
           if (r instanceof Error) {
-            o.onEvent?.({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
+            events.emit({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
             continue;
           }
           if (realtime) await wait(t0 + seq * period - performance.now(), ac.signal);
@@ -107,7 +109,7 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
           seq++;
           yield r;
         }
-        o.onEvent?.({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
+        events.emit({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
       })();
     },
     async close() {
@@ -151,10 +153,12 @@ export async function openWebcamSource(uri: string, o: SourceOptions): Promise<F
   const shot = (file: string) =>
     new Promise<void>((resolve, reject) => cam.capture(file, (err) => (err ? reject(err) : resolve())));
   const ac = new AbortController();
+  const events = new SourceEvents(o.onEvent);
   let started = false;
   const src: FrameSource & { reconnects: number } = {
     uri,
     kind: 'webcam',
+    subscribe: (l) => events.subscribe(l),
     live: true,
     width: g.width,
     height: g.height,
@@ -174,7 +178,7 @@ export async function openWebcamSource(uri: string, o: SourceOptions): Promise<F
             await shot(file);
             const img = await decodeImage(file, spec, {}, `${uri} snapshot`);
             if (ac.signal.aborted) return;
-            if (attempt > 0) o.onEvent?.({ type: 'info', message: `webcam: snapshots working again` });
+            if (attempt > 0) events.emit({ type: 'info', message: `webcam: snapshots working again` });
             attempt = 0;
             yield toFrame(img, seq++);
           } catch (err) {
@@ -183,7 +187,7 @@ export async function openWebcamSource(uri: string, o: SourceOptions): Promise<F
             if (attempt > retries) throw new EdgetuneError('EIO', `${uri}: snapshot failed ${attempt} times: ${messageOf(err).split('\n')[0]}`, { subject: uri });
             const delay = backoffDelay(attempt, o.reconnect);
             src.reconnects++;
-            o.onEvent?.({ type: 'reconnect', attempt, delayMs: delay, message: `webcam: snapshot failed (${messageOf(err).split('\n')[0]}); retrying in ${delay} ms (attempt ${attempt}/${retries})` });
+            events.emit({ type: 'reconnect', attempt, delayMs: delay, message: `webcam: snapshot failed (${messageOf(err).split('\n')[0]}); retrying in ${delay} ms (attempt ${attempt}/${retries})` });
             await wait(delay, ac.signal);
             continue;
           }

@@ -69,6 +69,8 @@ export interface FrameSource {
   /** Frames in order. Ends at the end of a finite source, after close(), or throws when reconnects are exhausted. */
   frames(): AsyncIterableIterator<Frame>;
   close(): Promise<void>;
+  /** Add a listener for source events (in addition to options.onEvent); returns an unsubscribe function. */
+  subscribe(listener: (event: SourceEvent) => void): () => void;
   /** Reconnects so far. */
   readonly reconnects: number;
   /** Child process id while one runs (tests kill it to prove reconnects). */
@@ -76,3 +78,18 @@ export interface FrameSource {
 }
 
 export const DEFAULT_GEOMETRY: FrameGeometry = { width: 224, height: 224, channels: 3, resize: 'cover', crop: 1 };
+
+/** A tiny listener list for sources: options.onEvent plus subscribers. */
+export class SourceEvents {
+  private readonly listeners = new Set<(e: SourceEvent) => void>();
+  constructor(first?: (e: SourceEvent) => void) {
+    if (first) this.listeners.add(first);
+  }
+  emit(e: SourceEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+  subscribe(listener: (e: SourceEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

@@ -77,7 +77,9 @@ export const watch: Command = {
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
     const sourceOptions: SourceOptions = {
       fps,
-      onEvent: (e) => (pipeline ? pipeline.onSourceEvent(e) : say(e.message)),
+      onEvent: (e) => {
+        if (!pipeline) say(e.message); // afterwards the pipeline reports them
+      },
     };
     if (v['as-fast-as-possible']) sourceOptions.realtime = false;
     const isCamera = /^(v4l2|rtsps?|https?|csi|webcam):/i.test(uri);
