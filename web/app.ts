@@ -460,7 +460,7 @@ function showResult(rec: ModelRecord): void {
     acc.dataset.value = '';
   }
   $('acc-detail').textContent = m
-    ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.epochs} epochs · ${(m.ms / 1000).toFixed(1)} s`
+    ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.head ?? 'linear'} head${m.epochs ? `, ${m.epochs} epochs` : ''} · ${(m.ms / 1000).toFixed(1)} s`
     : '';
   if (m) renderConfusion(rec.labels, m.confusion);
 }
@@ -498,6 +498,7 @@ async function train(): Promise<void> {
       model: cfg.model,
       classes: usable.map((d) => ({ name: d.name, samples: d.samples.map((s) => s.blob) })),
       augment: $<HTMLSelectElement>('augment').value,
+      head: $<HTMLSelectElement>('head-kind').value as 'auto' | 'linear' | 'mlp' | 'prototype',
       valSplit: Number($<HTMLSelectElement>('val-split').value),
       order,
       onProgress(p: TrainProgress) {

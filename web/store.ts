@@ -28,6 +28,8 @@ export interface ModelMetrics {
   valCount: number;
   trainCount: number;
   epochs: number;
+  /** linear | mlp | prototype */
+  head?: string;
   ms: number;
 }
 

@@ -13,7 +13,7 @@ import { embeddingModel, exportClassifierModel, findCut, type CutSpec } from '..
 import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { toTensor, type HwcImage } from '../runtime/preprocess.js';
 import { asFloat32 } from '../runtime/tensor.js';
-import { computeMetrics, createRng, predictHead, predictions, trainHead, type FeatureSet, type Rng, type TrainConfig } from '../runtime/train/index.js';
+import { computeMetrics, createRng, predictHead, predictions, prototypeHead, trainHead, type FeatureSet, type HeadWeights, type Rng, type TrainConfig } from '../runtime/train/index.js';
 import { openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
 import type { ModelMetrics } from './store.js';
@@ -34,6 +34,11 @@ export interface TrainRequest {
   /** Fraction of each class held out for validation (0 = none). */
   valSplit: number;
   order: readonly WebProvider[];
+  /**
+   * The head: `linear` softmax, `mlp` (128 hidden units, dropout 0.2), `prototype` (nearest class mean,
+   * no training: for a handful of samples), or `auto` (prototype below 5 training samples per class).
+   */
+  head?: 'auto' | 'linear' | 'mlp' | 'prototype';
   /** Augmented views per training sample. Default 4. */
   views?: number;
   seed?: number;
@@ -206,15 +211,29 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
 
   const train = featureSet(trainRows, trainLabels, dims, K);
   const val = valRows.length ? featureSet(valRows, valLabels, dims, K) : undefined;
-  const config: Partial<TrainConfig> = { epochs: 80, patience: 15, seed, ...r.config };
-  const result = await trainHead(train, val, config, {
-    signal: r.signal,
-    onEpoch(s) {
-      const acc = s.valAccuracy !== undefined ? ` · validation ${(s.valAccuracy * 100).toFixed(0)}%` : '';
-      progress({ done: total + s.epoch / (config.epochs ?? 80), total: total + 1, message: `epoch ${s.epoch}: loss ${s.trainLoss.toFixed(3)}${acc}` });
-    },
-  });
-  const head = result.head;
+  let kind = r.head ?? 'auto';
+  if (kind === 'auto') {
+    const fewest = Math.min(...labels.map((_, k) => trainLabels.filter((l) => l === k).length));
+    kind = fewest < 5 ? 'prototype' : 'linear';
+  }
+  let head: HeadWeights;
+  let epochs = 0;
+  let bestEpoch = 0;
+  if (kind === 'prototype') {
+    head = prototypeHead(train);
+  } else {
+    const config: Partial<TrainConfig> = { epochs: 80, patience: 15, seed, ...(kind === 'mlp' ? { hidden: 128, dropout: 0.2 } : {}), ...r.config };
+    const result = await trainHead(train, val, config, {
+      signal: r.signal,
+      onEpoch(s) {
+        const acc = s.valAccuracy !== undefined ? ` · validation ${(s.valAccuracy * 100).toFixed(0)}%` : '';
+        progress({ done: total + s.epoch / (config.epochs ?? 80), total: total + 1, message: `epoch ${s.epoch}: loss ${s.trainLoss.toFixed(3)}${acc}` });
+      },
+    });
+    head = result.head;
+    epochs = result.history.length;
+    bestEpoch = result.bestEpoch;
+  }
   const trainPred = predictions(predictHead(head, train.features), K);
   const trainAcc = computeMetrics(trainPred, train.labels, K).accuracy;
   const scored = val ?? train;
@@ -225,7 +244,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     confusion: m.confusion,
     valCount: val ? valLabels.length : 0,
     trainCount: items.filter((it) => it.split === 'train').length,
-    epochs: result.history.length,
+    epochs,
+    head: head.kind,
     ms: performance.now() - t0,
   };
   const onnx = exportClassifierModel(backbone, cut, head, labels, r.model.preprocess, {
@@ -236,7 +256,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     augment: formatAugmentation(augment),
     augmentViews: views,
     valAccuracy: metrics.valAccuracy,
-    bestEpoch: result.bestEpoch,
+    bestEpoch,
   });
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
   return { onnx, labels, metrics, provider };
