@@ -50,12 +50,23 @@ export interface KioskServer {
 
 /** `host:port`, `:port`, `port` or `[v6]:port` → host and port (host defaults to 127.0.0.1). */
 export function parseListen(s: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
+  const t = s.trim();
+  let host = '127.0.0.1';
+  let portText = t;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(t);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2]!;
+  } else if (t.includes(':')) {
+    const i = t.lastIndexOf(':');
+    host = t.slice(0, i) || host;
+    portText = t.slice(i + 1);
+  }
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65535) || host.includes(':') && !v6) {
     throw new EdgetuneError('EARG', `Expected host:port (e.g. 127.0.0.1:8080) for --serve but received ${JSON.stringify(s)}`);
   }
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+  return { host, port };
 }
 
 const PAGE = `<!doctype html>
