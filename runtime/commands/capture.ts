@@ -122,7 +122,7 @@ export const capture: Command = {
     try {
       const startAt = performance.now() + countdown * 1000;
       let shownCount = -1;
-      let last: number | undefined;
+      let due: number | undefined;
       for await (const frame of source.frames()) {
         if (stop.signal.aborted) break;
         const wait = startAt - performance.now();
@@ -134,9 +134,10 @@ export const capture: Command = {
           }
           continue;
         }
+        // Due times on a fixed grid (no drift); after a stall the grid restarts from now.
         const t = frame.pts ?? frame.timestamp;
-        if (last !== undefined && t - last < every) continue;
-        last = t;
+        if (due !== undefined && t < due) continue;
+        due = due === undefined || due + every <= t ? t + every : due + every;
         let file: string;
         try {
           file = await saveUnique(dir, `${cls}-${stamp}-${String(saved + 1).padStart(4, '0')}`, await encodeJpeg(frame, quality));
