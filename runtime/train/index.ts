@@ -46,7 +46,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
-  labelSmoothing: 0.1,
+  labelSmoothing: 0,
   epochs: 60,
   batchSize: 32,
   schedule: 'cosine',
@@ -56,7 +56,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   minDelta: 1e-4,
   seed: 42,
   classWeights: 'balanced',
-  standardize: true,
+  standardize: false,
+  normalize: false,
   init: 'glorot',
 };
 
@@ -285,6 +286,18 @@ function standardizer(train: FeatureSet, n: number): { mean: Float64Array; scale
   return { mean, scale };
 }
 
+/** Rows scaled to unit L2 norm (as LpNormalization does). */
+export function l2rows(f: Float32Array, d: number): Float32Array {
+  const out = new Float32Array(f.length);
+  for (let i = 0; i < f.length; i += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += f[i + j]! * f[i + j]!;
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let j = 0; j < d; j++) out[i + j] = f[i + j]! * inv;
+  }
+  return out;
+}
+
 function applyStd(f: Float32Array, d: number, st?: { mean: Float64Array; scale: Float64Array }): Float32Array {
   if (!st) return f;
   const out = new Float32Array(f.length);
@@ -410,9 +423,10 @@ function* epochsOf(
   }
   const d = train.dims;
   const K = train.classes;
-  const st = cfg.standardize ? standardizer(train, n) : undefined;
-  const x = applyStd(train.features, d, st);
-  const xv = val && val.labels.length ? applyStd(val.features, d, st) : undefined;
+  const tf = cfg.normalize ? l2rows(train.features, d) : train.features;
+  const st = cfg.standardize ? standardizer({ ...train, features: tf }, n) : undefined;
+  const x = applyStd(tf, d, st);
+  const xv = val && val.labels.length ? applyStd(cfg.normalize ? l2rows(val.features, d) : val.features, d, st) : undefined;
   const rng = createRng(cfg.seed, 'train');
   const sizes = cfg.hidden > 0 ? [d, cfg.hidden, K] : [d, K];
   let p = initParams(sizes, cfg.init, rng);
@@ -499,7 +513,9 @@ function* epochsOf(
     yield;
   }
   if (xv) p = best;
-  done({ head: toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear'), history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
+  const head = toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear');
+  head.normalize = cfg.normalize;
+  done({ head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
 }
 
 function now(): number {

@@ -14,7 +14,7 @@ export const DEFAULT_LR: Record<OptimizerName, number> = {
   adagrad: 0.05,
   adadelta: 1,
   rmsprop: 0.01,
-  adam: 0.01,
+  adam: 0.001,
 };
 
 export function createOptimizer(name: OptimizerName, opts: { momentum?: number } = {}): Optimizer {

@@ -45,13 +45,13 @@ export interface TrainConfig {
   /** Dropout probability on the last layer's input (hidden units, or the embedding for a linear head). Default 0. */
   dropout: number;
   optimizer: OptimizerName;
-  /** Base learning rate. Default: per optimizer (sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01, adam 0.01). */
+  /** Base learning rate. Default: per optimizer (sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01, adam 0.001). */
   lr: number;
   /** Momentum for `momentum` (0.9). */
   momentum: number;
   /** L2 penalty (λ/2)·‖W‖² on weights, not biases. Default 1e-4. */
   weightDecay: number;
-  /** Label smoothing ε: targets (1-ε)·onehot + ε/K. Default 0.1. */
+  /** Label smoothing ε: targets (1-ε)·onehot + ε/K. Default 0. */
   labelSmoothing: number;
   epochs: number;
   /** Mini-batch size; 0 or ≥ n = full batch. Default 32. */
@@ -67,8 +67,10 @@ export interface TrainConfig {
   seed: number;
   /** `balanced` weights each class by n / (K · n_c); `none`; or one weight per class. Default balanced. */
   classWeights: 'balanced' | 'none' | number[];
-  /** Standardise features (mean 0, std 1 per dimension) while training; folded into the head. Default true. */
+  /** Standardise features (mean 0, std 1 per dimension) while training; folded into the head. Default false (pooled CNN features train better raw). */
   standardize: boolean;
+  /** L2-normalise each embedding before the head (exported as LpNormalization). Default false. */
+  normalize: boolean;
   /** Weight initialisation: glorot (uniform, seeded) or zeros (linear heads only). */
   init: 'glorot' | 'zeros';
 }
