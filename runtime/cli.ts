@@ -17,6 +17,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   watch: async () => (await import('./commands/watch.js')).watch,
   capture: async () => (await import('./commands/capture.js')).capture,
   quantize: async () => (await import('./commands/quantize.js')).quantize,
+  finetune: async () => (await import('./commands/finetune.js')).finetune,
+  eval: async () => (await import('./commands/eval.js')).evaluate,
+  'augment-preview': async () => (await import('./commands/augment-preview.js')).augmentPreview,
 
 };
 
