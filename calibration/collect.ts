@@ -29,7 +29,8 @@ export async function collectRanges(
 ): Promise<{ collectors: Map<string, RangeCollector>; means: Map<string, ChannelMeans>; images: number }> {
   const aug = cloneModel(model);
   const inputs = new Set(aug.graph.input.map((v) => v.name));
-  const fetch = tensors.filter((t) => !inputs.has(t));
+  const wanted = [...new Set([...tensors, ...(opts.meanTensors ?? [])])];
+  const fetch = wanted.filter((t) => !inputs.has(t));
   for (const t of fetch) addGraphOutput(aug.graph, t, makeTensorType(DataType.FLOAT));
   const session = await createSession(encodeModel(aug), { providers: opts.providers ?? ['cpu'], threads: opts.threads, onWarning: opts.onWarning });
   const collectors = new Map<string, RangeCollector>(tensors.map((t) => [t, new RangeCollector()]));
@@ -39,11 +40,11 @@ export async function collectRanges(
     for await (const b of batches) {
       opts.signal?.throwIfAborted();
       const res = await session.run({ [inputName]: b.tensor }, fetch);
-      for (const t of tensors) {
+      for (const t of wanted) {
         const v = inputs.has(t) ? b.tensor : res[t];
         if (!v) throw new EdgetuneError('EMODEL', `calibration run did not return tensor "${t}"`);
         const values = asFloat32(v);
-        collectors.get(t)!.add(values);
+        collectors.get(t)?.add(values);
         means.get(t)?.add(values, v.dims);
       }
       images += b.files.length;

@@ -42,7 +42,7 @@ import type { PostprocessSpec } from '../runtime/postprocess.js';
 import { checkSpec, type PreprocessSpec } from '../runtime/preprocess.js';
 import type { SessionOptions } from '../runtime/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
-import { activationParamsFor, applyQdq, opCounts, planQuantization, refuseQuantized } from './qdq.js';
+import { activationParamsFor, applyQdq, opCounts, parameterSource, planQuantization, refuseQuantized } from './qdq.js';
 import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
 import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
@@ -267,7 +267,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const out = path.resolve(o.out);
   await writeAtomic(out, outBytes);
   const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
-  const symRanges = rangesFrom(collectors, method, { ...rangeOpts, symmetric: true }, plan.minmaxOnly);
+  // TensorRT wants every quantized tensor, shared ones (MaxPool outputs, Concat inputs) included.
+  const symCalibrated = rangesFrom(collectors, method, { ...rangeOpts, symmetric: true }, plan.minmaxOnly);
+  const symRanges = new Map(plan.activations.map((t) => [t, symCalibrated.get(parameterSource(plan, t))!]));
   await writeAtomic(tableFile, tensorRtTable(symRanges, method));
 
   const result: QuantizeResult = {

@@ -271,6 +271,13 @@ export interface QdqSummary {
   params: Record<string, QParams>;
 }
 
+/** The calibrated tensor whose parameters `t` uses (itself unless shared). */
+export function parameterSource(plan: QuantizationPlan, t: string): string {
+  let s = t;
+  for (let i = 0; plan.sharedFrom.has(s) && i < 1000; i++) s = plan.sharedFrom.get(s)!;
+  return s;
+}
+
 /** Parameters for every activation of the plan from calibrated ranges. */
 export function activationParamsFor(plan: QuantizationPlan, ranges: ReadonlyMap<string, Range>, symmetric: boolean): Map<string, QParams> {
   const out = new Map<string, QParams>();

@@ -1,0 +1,213 @@
+// int8 quantization of the real models, end to end: squeezenet1.1 and mobilenetv1-0.25-128, each
+// calibrated once on hymenoptera/train (100 images, seeded) with the cache reused for all four
+// methods, evaluated on hymenoptera/val (different images). Asserts the agreement/accuracy floors
+// measured on this data, that ONNX Runtime's CPU EP fuses every quantized Conv into QLinearConv,
+// that the files load in a bare onnxruntime-node session and classify the shared photos like fp32,
+// and that `edgetune classify` serves them from their embedded metadata.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quantizeModel, type CalibrationMethod, type QuantizeResult } from '../calibration/index.js';
+import type { CalibrationCache } from '../calibration/collect.js';
+import { decodeImage } from '../runtime/image.js';
+import { readModelInfo } from '../runtime/model-info.js';
+import { decodeModel } from '../runtime/onnx/model.js';
+import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
+import { createSession } from '../runtime/session.js';
+import { runCli, shared, sharedDir, tempDir } from './helpers.js';
+
+const METHODS: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+const dir = tempDir('edgetune-quant-');
+const resolve = { searchPath: [path.join(sharedDir, 'models'), path.join(sharedDir, 'labels')], download: false };
+
+interface ModelCase {
+  id: string;
+  file: string;
+  input: string;
+  output: string;
+  spec: PreprocessSpec;
+  convs: number;
+  /** Per-method floors measured on hymenoptera/val with 100 calibration images (seed 1). */
+  agreementFloor: number;
+  top5Floor: number;
+  klCeiling: number;
+  /** Largest accuracy drop (fp32 − int8) allowed for the best method. */
+  accuracyDrop: number;
+  labelOffset: number;
+}
+
+const CASES: ModelCase[] = [
+  {
+    id: 'squeezenet1.1',
+    file: 'squeezenet1.1_fp32_from_winml_fp16.onnx',
+    input: 'data_0',
+    output: 'softmaxout_1',
+    spec: { width: 224, height: 224, channels: 3, layout: 'NCHW', colorOrder: 'BGR', range: [0, 255], mean: [104, 117, 123], std: [1, 1, 1], resize: 'cover', crop: 1, dtype: 'float32' },
+    convs: 26,
+    agreementFloor: 0.92,
+    top5Floor: 0.92,
+    klCeiling: 0.012,
+    accuracyDrop: 0.02,
+    labelOffset: 0,
+  },
+  {
+    id: 'mobilenetv1-0.25-128',
+    file: 'mobilenet_v1_0.25_128_fp32_tflite2onnx.onnx',
+    input: 'input',
+    output: 'MobilenetV1/Predictions/Reshape_1',
+    spec: { width: 128, height: 128, channels: 3, layout: 'NCHW', colorOrder: 'RGB', range: [-1, 1], mean: [0, 0, 0], std: [1, 1, 1], resize: 'cover', crop: 0.875, dtype: 'float32' },
+    convs: 28,
+    agreementFloor: 0.85,
+    top5Floor: 0.87,
+    klCeiling: 0.035,
+    accuracyDrop: 0.045,
+    labelOffset: 1,
+  },
+];
+
+const results = new Map<string, Map<CalibrationMethod, QuantizeResult>>();
+
+beforeAll(async () => {
+  for (const c of CASES) {
+    const byMethod = new Map<CalibrationMethod, QuantizeResult>();
+    for (const method of METHODS) {
+      byMethod.set(
+        method,
+        await quantizeModel({
+          model: c.id,
+          out: path.join(dir, `${c.id}-${method}.onnx`),
+          calib: shared('datasets', 'hymenoptera', 'train'),
+          calibCount: 100,
+          method,
+          cache: path.join(dir, `${c.id}.calib.json`),
+          eval: shared('datasets', 'hymenoptera', 'val'),
+          resolve,
+        }),
+      );
+    }
+    results.set(c.id, byMethod);
+  }
+}, 400_000);
+
+const argmax = (a: ArrayLike<number>) => {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
+  return best;
+};
+
+describe.each(CASES)('$id', (c) => {
+  it('calibrates once, then every method reuses the cache; cache and TensorRT table are well-formed', () => {
+    const r = results.get(c.id)!;
+    expect(r.get('minmax')!.cacheHit).toBe(false);
+    for (const m of ['percentile', 'entropy', 'mse'] as const) expect(r.get(m)!.cacheHit).toBe(true);
+    expect(r.get('minmax')!.calibrationImages).toBe(100);
+    expect(r.get('minmax')!.skipped).toEqual([]);
+    const cache = JSON.parse(readFileSync(path.join(dir, `${c.id}.calib.json`), 'utf8')) as CalibrationCache;
+    expect(cache.version).toBe(1);
+    expect(Object.keys(cache.histograms).sort()).toEqual(Object.keys(cache.ranges).sort());
+    expect(Object.keys(cache.histograms).length).toBeGreaterThan(15);
+    expect(Object.keys(cache.means ?? {}).length).toBeGreaterThan(15);
+    for (const [t, range] of Object.entries(cache.ranges)) {
+      expect(range.max, t).toBeGreaterThanOrEqual(range.min);
+    }
+    const table = readFileSync(r.get('entropy')!.tableFile, 'utf8').trim().split('\n');
+    expect(table[0]).toBe('TRT-8601-EntropyCalibration2');
+    expect(table.length).toBeGreaterThan(c.convs);
+    for (const line of table.slice(1)) expect(line).toMatch(/^.+: [0-9a-f]{8}$/);
+    expect(table.some((l) => l.startsWith(`${c.input}: `))).toBe(true);
+  });
+
+  it('quantizes every Conv, folds the activations and corrects biases', () => {
+    for (const m of METHODS) {
+      const r = results.get(c.id)!.get(m)!;
+      expect(r.quantized.Conv).toBe(c.convs);
+      expect(r.foldedActivations).toBe(c.convs - (c.id === 'mobilenetv1-0.25-128' ? 1 : 0));
+      expect(r.biasCorrected).toBe(c.convs);
+      expect(r.method).toBe(m);
+    }
+  });
+
+  it('reports fp32 vs int8 on hymenoptera/val within the measured floors', () => {
+    for (const m of METHODS) {
+      const rep = results.get(c.id)!.get(m)!.report!;
+      expect(rep.images).toBe(153);
+      expect(rep.agreementTop1, m).toBeGreaterThanOrEqual(c.agreementFloor);
+      expect(rep.top5Overlap, m).toBeGreaterThanOrEqual(c.top5Floor);
+      expect(rep.meanKL, m).toBeLessThanOrEqual(c.klCeiling);
+      expect(rep.classMap).toEqual({ ants: 310, bees: 309 });
+      expect(rep.sizeInt8).toBeLessThan(rep.sizeFloat / 3);
+      expect(rep.latencyFloatMs).toBeGreaterThan(0);
+      expect(rep.latencyInt8Ms).toBeGreaterThan(0);
+      const onDisk = JSON.parse(readFileSync(results.get(c.id)!.get(m)!.reportFile!, 'utf8')) as Record<string, unknown>;
+      for (const k of ['agreementTop1', 'top5Overlap', 'meanKL', 'accuracyFloat', 'accuracyInt8', 'latencyFloatMs', 'latencyInt8Ms', 'sizeFloat', 'sizeInt8']) {
+        expect(onDisk[k]).toBe((rep as unknown as Record<string, unknown>)[k]);
+      }
+    }
+  });
+
+  it('the best method stays close to fp32 accuracy', () => {
+    const reps = METHODS.map((m) => ({ m, rep: results.get(c.id)!.get(m)!.report! }));
+    reps.sort((a, b) => b.rep.agreementTop1 - a.rep.agreementTop1 || a.rep.meanKL - b.rep.meanKL);
+    const best = reps[0]!.rep;
+    if (c.id === 'squeezenet1.1') {
+      expect(best.accuracyFloat).toBeCloseTo(0.647, 2); // the reference pipeline's number (MODELS.md)
+      expect(best.agreementTop1).toBeGreaterThanOrEqual(0.95);
+    }
+    expect(best.accuracyFloat! - best.accuracyInt8!).toBeLessThanOrEqual(c.accuracyDrop);
+  });
+
+  it('every quantized Conv becomes an int8 kernel in the optimised graph', async () => {
+    const r = results.get(c.id)!.get('entropy')!;
+    const optimized = path.join(dir, `${c.id}-entropy.optimized.onnx`);
+    const s = await createSession(r.out, { providers: ['cpu'], optimizedModelFilePath: optimized });
+    await s.dispose();
+    const ops: Record<string, number> = {};
+    for (const n of decodeModel(readFileSync(optimized)).graph.node) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
+    expect(ops.QLinearConv).toBe(c.convs);
+    expect(ops.Conv ?? 0).toBe(0);
+    expect(ops.FusedConv ?? 0).toBe(0);
+    // only the input is quantized and only the logits dequantized
+    expect(ops.QuantizeLinear).toBe(1);
+    expect(ops.DequantizeLinear).toBe(1);
+  });
+
+  it('loads in a bare onnxruntime-node session and classifies the shared photos like fp32', async () => {
+    const int8 = await ort.InferenceSession.create(results.get(c.id)!.get('entropy')!.out);
+    const fp32 = await ort.InferenceSession.create(shared('models', c.file));
+    try {
+      const photos = ['winml_dog.jpg', 'winml_cat.jpg', 'hwacc_imagenet_finch.jpeg', 'winml_hummingbird.jpg', 'winml_kitten_224.png', 'winml_fish.png'];
+      let same = 0;
+      for (const p of photos) {
+        const x = toTensor([await decodeImage(shared('camera', p), c.spec)], c.spec);
+        const feed = { [c.input]: new ort.Tensor('float32', x.data as Float32Array, x.dims as number[]) };
+        const a = (await fp32.run(feed))[c.output]!.data as Float32Array;
+        const b = (await int8.run(feed))[c.output]!.data as Float32Array;
+        if (argmax(a) === argmax(b)) same++;
+        if (p === 'winml_dog.jpg') expect(argmax(b) - c.labelOffset).toBe(207); // golden retriever
+      }
+      expect(same).toBe(photos.length);
+    } finally {
+      await int8.release();
+      await fp32.release();
+    }
+  });
+
+  it('embeds edgetune.model metadata so classify serves the int8 file', async () => {
+    const out = results.get(c.id)!.get('entropy')!.out;
+    const info = await readModelInfo(out);
+    expect(info).toBeDefined();
+    expect(info!.labels.length).toBe(1000 + c.labelOffset);
+    expect(info!.preprocess).toEqual(c.spec);
+    expect(info!.outputName).toBe(c.output);
+    expect((info!.provenance as { base: string; quantization: { method: string } }).base).toBe(c.id);
+    expect((info!.provenance as { quantization: { method: string } }).quantization.method).toBe('entropy');
+    const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', out, '--json', '--ep', 'cpu']);
+    expect(r.stderr).not.toMatch(/assumed/);
+    expect(r.code).toBe(0);
+    const line = JSON.parse(r.stdout.trim()) as { top: { label: string; index: number }[] };
+    expect(line.top[0]!.label).toBe('Golden Retriever');
+    // Embedded labels keep MobileNetV1's background class at index 0 (EmbeddedModelInfo has no label offset).
+    expect(line.top[0]!.index).toBe(207 + c.labelOffset);
+  });
+});
