@@ -163,8 +163,10 @@ export function sampleView(spec: AugmentSpec, rng: Rng): ViewParams {
   p.sw = scale * Math.sqrt(ratio);
   p.sh = scale / Math.sqrt(ratio);
   // a smaller crop can sit anywhere inside the evaluation crop
-  p.cx = rng.uniform(-1, 1) * Math.max(0, (1 - p.sw) / 2);
-  p.cy = rng.uniform(-1, 1) * Math.max(0, (1 - p.sh) / 2);
+  const ox = (1 - p.sw) / 2;
+  const oy = (1 - p.sh) / 2;
+  if (ox > 0) p.cx = rng.uniform(-ox, ox);
+  if (oy > 0) p.cy = rng.uniform(-oy, oy);
   if (spec.translate) {
     p.cx += sym(spec.translate);
     p.cy += sym(spec.translate);
