@@ -13,7 +13,7 @@
 //   options.perChannel   per-channel int8 weights (default true); false = per-tensor
 //   options.symmetric    int8 activations, zero point 0, dedicated Q/DQ pairs (TensorRT layout);
 //                        default uint8 asymmetric activations (fuses into int8 kernels on x86 CPUs)
-//   options.exclude      node names or operator types kept in float
+//   options.exclude      node names, operator types or node output names kept in float
 //   options.biasCorrection  correct Conv/Gemm biases for the weight rounding error (default true)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the

@@ -71,7 +71,7 @@ export function refuseQuantized(g: GraphProto, what: string): void {
 }
 
 export interface PlanOptions {
-  /** Node names or operator types kept in float. */
+  /** Node names, operator types or node output names kept in float. */
   exclude?: readonly string[];
   symmetric?: boolean;
 }
@@ -115,15 +115,16 @@ function clipBounds(g: GraphProto, n: NodeProto): { lo?: number; hi?: number } {
 export function planQuantization(g: GraphProto, what: string, opts: PlanOptions = {}): QuantizationPlan {
   const exclude = new Set(opts.exclude ?? []);
   for (const e of exclude) {
-    if (!g.node.some((n) => n.name === e || n.opType === e)) {
-      throw new EdgetuneError('EARG', `--exclude "${e}": no node or operator type of that name in ${what}`, { subject: e });
+    if (!g.node.some((n) => n.name === e || n.opType === e || n.output.includes(e))) {
+      throw new EdgetuneError('EARG', `--exclude "${e}": no node, operator type or node output of that name in ${what}`, { subject: e });
     }
   }
   const inits = new Set(g.initializer.map((t) => t.name ?? ''));
   const graphInputs = new Set(g.input.map((v) => v.name ?? ''));
   const graphOutputs = new Set(g.output.map((v) => v.name ?? ''));
   const consumers = consumerMap(g);
-  const isExcluded = (n: NodeProto) => exclude.has(n.name ?? '') || exclude.has(n.opType ?? '');
+  // Nodes match by name, operator type, or an output name (SqueezeNet's nodes have no names).
+  const isExcluded = (n: NodeProto) => exclude.has(n.name ?? '') || exclude.has(n.opType ?? '') || n.output.some((o) => exclude.has(o));
   const excluded = g.node.filter(isExcluded).map((n) => `${n.opType}${n.name ? ` ${n.name}` : ''}`);
   const folded = new Map<NodeProto, NodeProto>();
   const foldTarget = (n: NodeProto): NodeProto | undefined => {

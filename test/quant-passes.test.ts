@@ -164,7 +164,9 @@ describe('quantization planning', () => {
     expect(plan.sharedFrom.get('pool1_1')).toBe('conv1_2');
     expect(plan.minmaxOnly.has('data_0')).toBe(true);
     expect(plan.minmaxOnly.has('conv10_2')).toBe(true);
-    expect(() => planQuantization(p.graph, 'squeezenet', { exclude: ['nope'] })).toThrow('--exclude "nope": no node or operator type of that name in squeezenet');
+    expect(() => planQuantization(p.graph, 'squeezenet', { exclude: ['nope'] })).toThrow('--exclude "nope": no node, operator type or node output of that name in squeezenet');
+    const one = planQuantization(p.graph, 'squeezenet', { exclude: ['conv10_1'] }); // by output name
+    expect([...one.nodes].filter((n) => n.opType === 'Conv').length).toBe(25);
     const ex = planQuantization(p.graph, 'squeezenet', { exclude: ['Concat'] });
     expect([...ex.nodes].some((n) => n.opType === 'Concat')).toBe(false);
   });

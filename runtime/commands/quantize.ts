@@ -26,7 +26,7 @@ Options:
   --per-tensor          one scale per weight tensor instead
   --symmetric           int8 activations with zero point 0 and dedicated Q/DQ pairs (TensorRT layout;
                         on x86 CPUs the default uint8 activations are the fast ones)
-  --exclude <list>      node names or operator types kept in float, comma-separated
+  --exclude <list>      node names, operator types or node output names kept in float, comma-separated
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
