@@ -24,7 +24,7 @@ export type WorkerRequest = { type: 'run'; id: number; tensor: TensorData } | { 
 export type WorkerReply =
   | { type: 'ready'; provider: string }
   | { type: 'warning'; message: string }
-  | { type: 'result'; id: number; probs: Float32Array }
+  | { type: 'result'; id: number; probs: Float32Array; ms: number }
   | { type: 'error'; id: number; message: string }
   | { type: 'failed'; message: string };
 
@@ -42,7 +42,9 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
         return;
       }
       try {
+        const t = performance.now();
         const res = await session.run({ [init.inputName]: m.tensor }, [init.outputName]);
+        const ms = performance.now() - t;
         const row = asFloat32(res[init.outputName]!);
         let kind = init.kind;
         if (init.sniff) {
@@ -55,7 +57,7 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
           if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
         }
         const probs = probabilities(row, { kind }).slice();
-        post({ type: 'result', id: m.id, probs }, [probs.buffer as ArrayBuffer]);
+        post({ type: 'result', id: m.id, probs, ms }, [probs.buffer as ArrayBuffer]);
       } catch (err) {
         post({ type: 'error', id: m.id, message: messageOf(err) });
       }

@@ -50,6 +50,8 @@ export interface StreamOptions {
   inference?: 'worker' | 'main';
   /** Session options for the worker's session. Default: the classifier's provider, onnxruntime's threads. */
   sessionOptions?: Pick<SessionOptions, 'providers' | 'threads' | 'graphOptimizationLevel'>;
+  /** Frames in flight to the model: default 2 for lossless sources (keeps the worker busy), 1 for live ones. */
+  inflight?: number;
   /** Warnings from the worker's session (providers skipped). */
   onWarning?: (message: string) => void;
 }
@@ -195,7 +197,8 @@ export interface InferenceStages {
   /** Where inference runs. */
   mode: 'worker' | 'main';
   prepare(frame: Frame): TensorData;
-  infer(tensor: TensorData): Promise<Float32Array>;
+  /** Probabilities and the model's own run time in ms (without queueing or messaging). */
+  infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
   dispose(): Promise<void>;
 }
 
@@ -207,9 +210,9 @@ function workerScript(): URL {
   return pathToFileURL(file);
 }
 
-async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ infer(t: TensorData): Promise<Float32Array>; dispose(): Promise<void> }> {
+async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
   const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
-  const pending = new Map<number, { resolve: (p: Float32Array) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | undefined;
   const fail = (err: Error) => {
@@ -223,7 +226,7 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
       else if (m.type === 'warning') onWarning?.(m.message);
       else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
       else if (m.type === 'result') {
-        pending.get(m.id)?.resolve(m.probs);
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
         pending.delete(m.id);
       } else if (m.type === 'error') {
         pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
@@ -250,7 +253,7 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
     infer(tensor) {
       if (dead) return Promise.reject(dead);
       const id = nextId++;
-      return new Promise<Float32Array>((resolve, reject) => {
+      return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
         const msg: WorkerRequest = { type: 'run', id, tensor };
         worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
@@ -292,7 +295,9 @@ export async function inferenceStages(
     prepare,
     dispose: async () => undefined,
     async infer(tensor) {
+      const t = performance.now();
       const res = await clf.session.run({ [inputName]: tensor }, [outputName]);
+      const ms = performance.now() - t;
       const row = asFloat32(res[outputName]!);
       let kind = clf.post.kind;
       if (sniff) {
@@ -304,7 +309,7 @@ export async function inferenceStages(
         }
         if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
       }
-      return probabilities(row, { kind }).slice();
+      return { probs: probabilities(row, { kind }).slice(), ms };
     },
   };
 }
@@ -572,43 +577,85 @@ export class StreamPipeline extends EventEmitter {
     }
     this.startCapture(this.source);
     let consecutiveErrors = 0;
+    // Frames in flight: for lossless sources two (the worker always has the next tensor queued, so
+    // it never idles while a result travels back); for live sources one (freshest frame first).
+    const depth = this.opts.inflight ?? (this.drop ? 1 : 2);
+    const limit = this.opts.maxFrames ?? Infinity;
+    type Flight = { cur: Prepared; tRun: number; result: Promise<{ probs: Float32Array; ms: number } | Error> };
+    const inflight: Flight[] = [];
+    let launched = 0;
+    let nextP: Promise<Prepared | undefined> | undefined = this.prepareNext();
+    const launch = (cur: Prepared) => {
+      const tRun = performance.now();
+      const result = cur.stages.infer(cur.tensor).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      inflight.push({ cur, tRun, result });
+      launched++;
+      nextP = launched < limit ? this.prepareNext() : undefined;
+    };
+    /** A prepared frame for the current model (frames prepared before a swap are re-prepared or dropped). */
+    const current = (cur: Prepared): Prepared | undefined => {
+      if (cur.stages === this.stages) return cur;
+      try {
+        const t = performance.now();
+        return { ...cur, tensor: this.stages.prepare(cur.frame), prepMs: performance.now() - t, stages: this.stages };
+      } catch {
+        this.dropped++;
+        return undefined;
+      }
+    };
     try {
-      let cur = await this.prepareNext();
       for (;;) {
-        if (!cur) {
+        if (nextP && inflight.length < depth) {
+          if (inflight.length === 0) {
+            const cur = await nextP;
+            nextP = undefined;
+            if (cur) {
+              const c = current(cur);
+              if (c) launch(c);
+              else nextP = this.prepareNext();
+              continue;
+            }
+          } else {
+            // Launch the next frame only if it is ready before the oldest result.
+            const head = inflight[0]!;
+            const won = await Promise.race([nextP.then((v) => ({ frame: true as const, v })), head.result.then(() => ({ frame: false as const, v: undefined }))]);
+            if (won.frame) {
+              nextP = undefined;
+              if (won.v) {
+                const c = current(won.v);
+                if (c) launch(c);
+                else nextP = this.prepareNext();
+              }
+              continue;
+            }
+          }
+        }
+        const head = inflight.shift();
+        if (!head) {
+          // Nothing in flight and no next frame: a pending swap, or the end.
           if (this.swapQueue.length && !this.stopping) {
             await this.applySwaps();
-            cur = await this.prepareNext();
+            nextP = launched < limit ? this.prepareNext() : undefined;
             continue;
           }
           break;
         }
-        const tRun = performance.now();
-        const running = cur.stages.infer(cur.tensor);
-        running.catch(() => undefined);
-        // Overlap: preprocess the next frame while onnxruntime works on this one.
-        const done = this.opts.maxFrames !== undefined && this.processed + 1 >= this.opts.maxFrames;
-        const nextP = done ? Promise.resolve(undefined) : this.prepareNext();
-        let probs: Float32Array | undefined;
-        try {
-          probs = await running;
-          consecutiveErrors = 0;
-        } catch (err) {
+        const r = await head.result;
+        const tInf = performance.now();
+        if (r instanceof Error) {
           this.errors++;
           consecutiveErrors++;
-          this.note({ type: 'error', message: `frame ${cur.frame.seq}: inference failed: ${messageOf(err)}` });
-          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(err)}`);
+          this.note({ type: 'error', message: `frame ${head.cur.frame.seq}: inference failed: ${messageOf(r)}` });
+          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(r)}`);
+        } else {
+          consecutiveErrors = 0;
+          if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf);
         }
-        const tInf = performance.now();
-        if (probs) {
-          if (cur.stages === this.stages) this.emitResult(cur, probs, tRun, tInf);
-          if (done) break;
-        }
-        cur = await nextP;
-        if (this.swapQueue.length && !this.stopping) {
-          // Frames prepared for the old model are discarded; swap between frames.
+        if (this.swapQueue.length && !this.stopping && inflight.length === 0) {
+          // Swap between frames, with nothing in flight on the old model.
+          const pending = nextP ? await nextP : undefined;
           await this.applySwaps();
-          if (!cur || cur.stages !== this.stages) cur = await this.prepareNext();
+          nextP = pending ? Promise.resolve(pending) : launched < limit ? this.prepareNext() : undefined;
         }
       }
       if (this.captureError && !this.stopping) {
@@ -628,7 +675,7 @@ export class StreamPipeline extends EventEmitter {
     }
   }
 
-  private emitResult(cur: Prepared, probs: Float32Array, tRun: number, tInf: number): void {
+  private emitResult(cur: Prepared, probs: Float32Array, inferMs: number, tInf: number): void {
     const post = this.classifier.post;
     const top = topK(probs, this.k, post);
     const { smoothed, index } = this.smoother.update(probs);
@@ -644,7 +691,7 @@ export class StreamPipeline extends EventEmitter {
     const stages: Record<Stage, number> = {
       queue: cur.queueMs,
       preprocess: cur.prepMs,
-      inference: tInf - tRun,
+      inference: inferMs,
       postprocess: end - tInf,
       total: end - cur.arrived,
     };
