@@ -1,0 +1,113 @@
+// Backbone cuts and the exported classifier: the embedding found for each real backbone, and an
+// exported model (linear, MLP and prototype heads) giving the in-process predictions on the whole
+// hymenoptera val set in a BARE onnxruntime-node session (no edgetune code on the inference side).
+
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../runtime/embed.js';
+import { EMBEDDING_OUTPUT, exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../runtime/export-head.js';
+import { decodeImage } from '../runtime/image.js';
+import { parseModelInfo, readMetadataProps } from '../runtime/model-info.js';
+import { toTensor } from '../runtime/preprocess.js';
+import { predictHead, predictions, prototypeHead, trainHeadSync, type FeatureSet, type HeadWeights } from '../runtime/train/index.js';
+import { shared, tempDir } from './helpers.js';
+
+const hym = shared('datasets', 'hymenoptera');
+const files = (split: string) =>
+  ['ants', 'bees'].flatMap((c, label) => readdirSync(path.join(hym, split, c)).sort().map((f) => ({ file: path.join(hym, split, c, f), label })));
+
+describe('backbone cuts', () => {
+  it('finds the embedding of each real backbone', async () => {
+    const expected: Record<string, { tensor: string; pool: boolean; dequantize: boolean; dims: number }> = {
+      'mobilenetv2-int8': { tensor: '464_quantized', pool: false, dequantize: true, dims: 1280 },
+      'squeezenet1.1': { tensor: 'fire9/concat_1', pool: true, dequantize: false, dims: 512 },
+      'mobilenetv1-0.25-128': { tensor: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', pool: false, dequantize: false, dims: 256 },
+    };
+    const img = shared('camera', 'winml_dog.jpg');
+    for (const [id, want] of Object.entries(expected)) {
+      const bb = await loadBackbone(id);
+      expect({ tensor: bb.cut.tensor, pool: bb.cut.pool, dequantize: Boolean(bb.cut.dequantize) }, id).toEqual({ tensor: want.tensor, pool: want.pool, dequantize: want.dequantize });
+      const e = await Embedder.open(bb);
+      const r = await e.embed([img], { cache: null });
+      await e.dispose();
+      expect(r.dims, id).toBe(want.dims);
+      expect(r.features.some((v) => v > 0), id).toBe(true);
+    }
+    // the quantized embedding is dequantized with the scale / zero point its QLinearMatMul reads
+    expect((await loadBackbone('mobilenetv2-int8')).cut.dequantize).toEqual({ scale: '464_scale', zeroPoint: '464_zero_point' });
+  });
+});
+
+describe('exported classifier = in-process pipeline (hymenoptera val, mobilenetv2-int8)', () => {
+  let bb: Backbone;
+  let train: FeatureSet;
+  let val: FeatureSet;
+  let session: ort.InferenceSession | undefined;
+  const valFiles = files('val');
+  const work = tempDir('edgetune-export-');
+  beforeAll(async () => {
+    bb = await loadBackbone('mobilenetv2-int8');
+    const e = await Embedder.open(bb);
+    const cache = new EmbeddingCache(path.join(work, 'cache'));
+    const tr = files('train');
+    const et = await e.embed(tr.map((f) => f.file), { cache });
+    const ev = await e.embed(valFiles.map((f) => f.file), { cache });
+    await e.dispose();
+    train = { features: et.features, labels: Int32Array.from(tr.map((f) => f.label)), dims: et.dims, classes: 2 };
+    val = { features: ev.features, labels: Int32Array.from(valFiles.map((f) => f.label)), dims: ev.dims, classes: 2 };
+  });
+  afterAll(async () => {
+    await session?.release();
+  });
+
+  async function bareProbabilities(bytes: Uint8Array): Promise<Float32Array> {
+    await session?.release();
+    session = await ort.InferenceSession.create(bytes);
+    expect(session.outputNames).toEqual([PROBABILITIES_OUTPUT]);
+    const out = new Float32Array(valFiles.length * 2);
+    for (let i = 0; i < valFiles.length; i += 32) {
+      const chunk = valFiles.slice(i, i + 32);
+      const imgs = await Promise.all(chunk.map((f) => decodeImage(f.file, bb.spec)));
+      const t = toTensor(imgs, bb.spec);
+      const r = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', t.data as Float32Array, [...t.dims]) });
+      out.set(r[PROBABILITIES_OUTPUT]!.data as Float32Array, i * 2);
+    }
+    return out;
+  }
+
+  const heads: [string, () => HeadWeights][] = [
+    ['linear', () => trainHeadSync(train, val, {}).head],
+    ['mlp', () => trainHeadSync(train, val, { hidden: 32, dropout: 0.2, epochs: 15 }).head],
+    ['prototype', () => prototypeHead(train)],
+  ];
+  for (const [kind, make] of heads) {
+    it(`${kind} head: same predictions on every val image in a bare onnxruntime-node session`, async () => {
+      const head = make();
+      const bytes = exportClassifierModel(bb.model, bb.cut, head, ['ants', 'bees'], bb.spec, { base: 'mobilenetv2-int8' });
+      const expected = predictHead(head, val.features);
+      const got = await bareProbabilities(bytes);
+      expect(Array.from(predictions(got, 2))).toEqual(Array.from(predictions(expected, 2)));
+      let maxDiff = 0;
+      for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - expected[i]!));
+      // float32 graph vs float64 JS arithmetic over 1280 terms
+      expect(maxDiff).toBeLessThan(1e-4);
+      const info = parseModelInfo(readMetadataProps(bytes));
+      expect(info).toMatchObject({ labels: ['ants', 'bees'], outputKind: 'probabilities', outputName: PROBABILITIES_OUTPUT, provenance: { base: 'mobilenetv2-int8' } });
+      // the head and the embedding cut can be read back (finetune --resume)
+      const back = headFromModel(bytes);
+      expect(back.head.kind).toBe(kind);
+      expect(back.head.layers.map((l) => [l.in, l.out])).toEqual(head.layers.map((l) => [l.in, l.out]));
+      expect(back.cut.tensor).toBe(EMBEDDING_OUTPUT);
+      expect(Array.from(predictions(predictHead(back.head, val.features), 2))).toEqual(Array.from(predictions(expected, 2)));
+    });
+  }
+
+  it('the exported model drops the ImageNet classifier and is smaller than the backbone', () => {
+    const head = prototypeHead(train);
+    const bytes = exportClassifierModel(bb.model, bb.cut, head, ['ants', 'bees'], bb.spec);
+    expect(bytes.byteLength).toBeLessThan(readFileSync(shared('models', 'mobilenetv2-12-int8.onnx')).byteLength);
+    expect(() => exportClassifierModel(bb.model, bb.cut, head, ['ants'], bb.spec)).toThrow('Expected 2 labels for the head but received 1');
+  });
+});
