@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../runtime/embed.js';
-import { EMBEDDING_OUTPUT, exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../runtime/export-head.js';
+import { EMBEDDING_OUTPUT, exportClassifierModel, findCut, headFromModel, PROBABILITIES_OUTPUT } from '../runtime/export-head.js';
 import { decodeImage } from '../runtime/image.js';
 import { parseModelInfo, readMetadataProps } from '../runtime/model-info.js';
 import { toTensor } from '../runtime/preprocess.js';
@@ -29,6 +29,9 @@ describe('backbone cuts', () => {
     for (const [id, want] of Object.entries(expected)) {
       const bb = await loadBackbone(id);
       expect({ tensor: bb.cut.tensor, pool: bb.cut.pool, dequantize: Boolean(bb.cut.dequantize) }, id).toEqual({ tensor: want.tensor, pool: want.pool, dequantize: want.dequantize });
+      // found automatically too (the registry's embedding.tensor only confirms it)
+      const auto = findCut(bb.model, null);
+      expect({ tensor: auto.tensor, pool: auto.pool, dequantize: auto.dequantize }, `${id} auto`).toEqual({ tensor: bb.cut.tensor, pool: bb.cut.pool, dequantize: bb.cut.dequantize });
       const e = await Embedder.open(bb);
       const r = await e.embed([img], { cache: null });
       await e.dispose();
