@@ -100,6 +100,9 @@ export const watch: Command = {
       maxFrames,
       signal: stop.signal,
       reopen: (g) => createSource(uri, { ...sourceOptions, ...g }),
+      // The inference worker opens its own session of the model with the same providers and threads.
+      sessionOptions: { providers: session.providers, threads: session.threads },
+      onWarning: session.onWarning,
     });
     const p = pipeline;
     p.on('event', (e: { type: string; message: string }) => {
