@@ -3,7 +3,9 @@
 // ffmpeg's synthetic test: source, node-webcam with a stub fswebcam, reconnect after the ffmpeg
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,6 +14,8 @@ import {
   csiPipeline,
   ffmpegArgs,
   gstLaunchArgs,
+  networkInput,
+  v4l2Input,
   parseCsiUri,
   scaleFilter,
   type Frame,
@@ -129,6 +133,48 @@ describe('file:// (ffmpeg)', () => {
     const bad = path.join(dir, 'notes.mp4');
     writeFileSync(bad, 'not a video at all');
     await expect(createSource(`file://${bad}`)).rejects.toThrow(/notes\.mp4: not a readable video/);
+  });
+});
+
+describe('v4l2://, rtsp://, http://', () => {
+  it('builds the ffmpeg inputs for cameras', () => {
+    expect(v4l2Input('v4l2:///dev/video2?size=1280x720&fps=30&format=mjpeg')).toEqual([
+      '-f', 'v4l2', '-framerate', '30', '-video_size', '1280x720', '-input_format', 'mjpeg', '-i', '/dev/video2',
+    ]);
+    expect(v4l2Input('v4l2://')).toEqual(['-f', 'v4l2', '-i', '/dev/video0']);
+    expect(networkInput('rtsp://cam.local:554/stream1')).toEqual(['-rtsp_transport', 'tcp', '-i', 'rtsp://cam.local:554/stream1']);
+    expect(networkInput('http://cam.local/video.mjpg')).toEqual(['-i', 'http://cam.local/video.mjpg']);
+  });
+
+  it('reads an http:// stream (served here on 127.0.0.1) as a live source', async () => {
+    const file = video();
+    const size = statSync(file).size;
+    // MP4 demuxing seeks, so the server answers byte ranges like any web server.
+    const server = createServer((req, res) => {
+      const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      const end = m && m[2] ? Number(m[2]) : size - 1;
+      const headers = { 'Content-Type': 'video/mp4', 'Accept-Ranges': 'bytes', 'Content-Length': end - start + 1 };
+      if (m) res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${size}` });
+      else res.writeHead(200, headers);
+      createReadStream(file, { start, end }).pipe(res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/traffic.mp4`;
+      const src = await createSource(url);
+      expect([src.kind, src.live]).toEqual(['http', true]);
+      const frames = await collect(src.frames(), 20);
+      await src.close();
+      expect(frames.map((f) => f.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      const clean = await createSource(`file://${file}`, { realtime: false });
+      const ref = await collect(clean.frames(), 20);
+      await clean.close();
+      expect(mad(frames[19]!.data, ref[19]!.data)).toBeLessThan(0.5);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

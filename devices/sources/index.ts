@@ -53,5 +53,5 @@ export async function createSource(uri: string, options: SourceOptions = {}): Pr
 
 export type { Frame, FrameSource, FrameGeometry, SourceEvent, SourceOptions, ReconnectOptions } from './types.js';
 export { csiPipeline, parseCsiUri, coverRegion, gstLaunchArgs } from './csi.js';
-export { ffmpegArgs, scaleFilter, probeVideo, type VideoInfo } from './ffmpeg.js';
+export { ffmpegArgs, scaleFilter, probeVideo, v4l2Input, networkInput, testInput, type VideoInfo } from './ffmpeg.js';
 export { findExecutable, requireExecutable, backoffDelay } from './child.js';
