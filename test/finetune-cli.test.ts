@@ -126,6 +126,25 @@ describe('finetune on flowers5-small', () => {
   });
 });
 
+describe('finetune --int8', () => {
+  it('quantizes a float backbone with the calibration tool; an int8 backbone is kept as it is', async () => {
+    const root = path.join(work, 'int8-data');
+    for (const c of ['daisy', 'sunflower']) copyImages(path.join(flowers, 'train', c), path.join(root, c), 15);
+    const out = path.join(work, 'v1-int8.onnx');
+    const r = (await finetuneJson([root, '--model', 'mobilenetv1-0.25-128', '--augment', 'none', '--int8', '--out', out])) as FinetuneReport & { int8: { float: string; quantized: Record<string, number> } };
+    expect(r.int8.float).toBe(path.join(work, 'v1-int8.fp32.onnx'));
+    expect(existsSync(r.int8.float)).toBe(true);
+    expect(Object.keys(r.int8.quantized).length).toBeGreaterThan(0);
+    expect((await readModelInfo(out))?.labels).toEqual(['daisy', 'sunflower']);
+    const e = await runCli(['eval', root, '--model', out, '--json'], { env });
+    expect(e.code, e.stderr).toBe(0);
+    expect((JSON.parse(e.stdout) as { accuracy: number }).accuracy).toBeGreaterThan(0.8);
+    const kept = await ft([root, '--augment', 'none', '--int8', '--epochs', '3', '--out', path.join(work, 'v2-int8.onnx')]);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stderr).toContain('--int8: the backbone mobilenetv2-int8 is already int8');
+  });
+});
+
 describe('bad input: clear errors, no output file', () => {
   const small = (name: string, classes: Record<string, number>) => {
     const root = path.join(work, name);

@@ -61,7 +61,8 @@ Training:
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default 42)
 Output:
   --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
-  --int8                  quantize the exported model (needs the int8 quantizer)
+  --int8                  quantize the exported model to int8 (QDQ, calibrated on the training images; the float
+                          model is kept as <name>.fp32.onnx); a backbone that is already int8 is written as it is
   --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
   --json                  print the report as one JSON object
@@ -239,9 +240,6 @@ export const finetune = {
     const valSplit = numberOption('val-split', num(v['val-split']), 0.2, 0, 0.9);
     const out = path.resolve(v.out as string);
     if (!/\.onnx$/i.test(out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(v.out)}`);
-    if (v.int8) {
-      throw new EdgetuneError('EDEPEND', '--int8 is not available yet: this build has no int8 quantizer (calibration/ exposes no quantize function); export without --int8');
-    }
     const added = (v['add-class'] as string[] | undefined) ?? [];
     if (added.length && !v.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
     if (v.resume && positionals.length !== added.length) {
@@ -430,7 +428,35 @@ export const finetune = {
       ],
     });
     await mkdir(path.dirname(out), { recursive: true });
-    await writeAtomic(out, bytes);
+    const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
+    if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
+    if (v.int8 && !alreadyInt8) {
+      // The float model goes beside the int8 one; calibration/ quantizes it with the training images.
+      const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
+      await writeAtomic(floatFile, bytes);
+      const { quantizeModel } = await import('../../calibration/index.js');
+      try {
+        const q = await quantizeModel({
+          model: floatFile,
+          out,
+          calib: trainDir,
+          calibCount: 100,
+          seed: cfg.seed ?? 42,
+          eval: valDir ? path.resolve(valDir) : undefined,
+          evalCount: 100,
+          writeReport: false,
+          providers: sessionOpts.providers,
+          threads: sessionOpts.threads,
+          onWarning: (m) => warn(m),
+        });
+        (report as FinetuneReport & { int8?: unknown }).int8 = { float: floatFile, quantized: q.quantized, calibrationImages: q.calibrationImages, report: q.report };
+      } catch (err) {
+        await rm(floatFile, { force: true });
+        throw err;
+      }
+    } else {
+      await writeAtomic(out, bytes);
+    }
     report.timing.totalS = round((performance.now() - t0) / 1000);
     await writeAtomic(paths.png, png);
     await writeAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
