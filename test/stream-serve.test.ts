@@ -16,16 +16,19 @@ const TOKEN = 'test-token-7f3a';
 let pipeline: StreamPipeline;
 let server: KioskServer;
 let running: Promise<unknown>;
+let sourcePid: () => number | undefined;
 const ac = new AbortController();
 
 beforeAll(async () => {
   const clf = await loadClassifier('squeezenet1.1', { threads: 1 });
   const uri = 'test:smptebars?rate=15';
-  const source = await createSource(uri, geometryOfClassifier(clf));
+  // A slow first reconnect, so the test can see the service report it.
+  let source = await createSource(uri, { ...geometryOfClassifier(clf), reconnect: { initialMs: 1500 } });
+  sourcePid = () => source.pid;
   pipeline = new StreamPipeline(source, clf, {
     signal: ac.signal,
     threshold: 0.3,
-    reopen: (g) => createSource(uri, g),
+    reopen: async (g) => (source = await createSource(uri, { ...g, reconnect: { initialMs: 1500 } })),
   });
   running = pipeline.run();
   server = await startServer(pipeline, { port: 0, token: TOKEN, loadModel: (ref) => loadClassifier(ref, { threads: 1 }) });
@@ -143,6 +146,27 @@ describe('kiosk HTTP service', () => {
     expect([r.model, r.frame.width]).toEqual(['mobilenetv1-0.25-128', 128]);
     const health = await (await fetch(new URL('/healthz', server.url))).json();
     expect(health.model).toBe('mobilenetv1-0.25-128');
+  });
+
+  it('reports a dead source as unhealthy while it reconnects, then healthy again', async () => {
+    const events = await fetch(new URL('/events', server.url));
+    const pid = sourcePid();
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid!, 'SIGKILL');
+    const status = JSON.parse(/event: status\ndata: (.*)\n/.exec((await readUntil(events, (b) => /event: status\ndata: .*\n\n/.test(b.toString()))).toString())![1]!);
+    expect(status).toEqual({ type: 'reconnect', message: 'test: ffmpeg was killed by SIGKILL; reconnecting in 1500 ms (attempt 1/8)' });
+    const down = await fetch(new URL('/healthz', server.url));
+    expect(down.status).toBe(503);
+    expect((await down.json()).state).toBe('reconnecting');
+    expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_up 0$/m);
+    let up: Response | undefined;
+    for (let i = 0; i < 100 && up?.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      up = await fetch(new URL('/healthz', server.url));
+    }
+    expect(up!.status).toBe(200);
+    expect((await up!.json()).reconnects).toBe(1);
+    expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_source_reconnects_total 1$/m);
   });
 
   it('refuses every POST when no token is configured', async () => {

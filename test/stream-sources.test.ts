@@ -146,6 +146,18 @@ describe('v4l2://, rtsp://, http://', () => {
     expect(networkInput('http://cam.local/video.mjpg')).toEqual(['-i', 'http://cam.local/video.mjpg']);
   });
 
+  it('retries a camera that is not there with backoff, then gives up with ffmpeg\'s reason', async () => {
+    const events: SourceEvent[] = [];
+    const src = await createSource('v4l2:///dev/video-missing', { reconnect: { retries: 2, initialMs: 20 }, onEvent: (e) => events.push(e) });
+    await expect(collect(src.frames())).rejects.toThrow(
+      /^v4l2:\/\/\/dev\/video-missing: ffmpeg exited with code \d+ and 2 reconnect attempts failed: .*\/dev\/video-missing/,
+    );
+    expect(events.filter((e) => e.type === 'reconnect').map((e) => [e.attempt, e.delayMs])).toEqual([
+      [1, 20],
+      [2, 40],
+    ]);
+  });
+
   it('reads an http:// stream (served here on 127.0.0.1) as a live source', async () => {
     const file = video();
     const size = statSync(file).size;
