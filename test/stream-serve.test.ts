@@ -2,13 +2,15 @@
 // on 127.0.0.1: every endpoint answers with the right content, POST needs the token, and POST /model
 // swaps the model that serves the stream.
 
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource } from '../devices/index.js';
 import { loadClassifier } from '../runtime/classifier.js';
 import { metricsText, parseListen, startServer, type KioskServer } from '../runtime/serve.js';
 import { geometryOfClassifier, StreamPipeline } from '../runtime/stream.js';
-import { shared } from './helpers.js';
+import { shared, tempDir } from './helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
 const TOKEN = 'test-token-7f3a';
@@ -167,6 +169,29 @@ describe('kiosk HTTP service', () => {
     expect(up!.status).toBe(200);
     expect((await up!.json()).reconnects).toBe(1);
     expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_source_reconnects_total 1$/m);
+  });
+
+  it('accepts an uploaded ONNX model (application/octet-stream) and stores it in the cache', async () => {
+    const cache = tempDir();
+    const old = process.env.EDGETUNE_CACHE;
+    process.env.EDGETUNE_CACHE = cache;
+    try {
+      const url = new URL('/model', server.url);
+      const headers = { 'content-type': 'application/octet-stream', authorization: `Bearer ${TOKEN}` };
+      const empty = await fetch(url, { method: 'POST', body: new Uint8Array(0), headers });
+      expect(empty.status).toBe(400);
+      const bytes = readFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'));
+      const res = await fetch(url, { method: 'POST', body: bytes, headers });
+      expect(res.status).toBe(200);
+      const body = await res.json();
+      expect(body.model).toMatch(/^[0-9a-f]{16}\.onnx$/);
+      expect(body.input).toBe('224x224');
+      expect(readdirSync(path.join(cache, 'uploads'))).toEqual([body.model]);
+      expect(pipeline.model.id).toBe(body.model);
+    } finally {
+      if (old === undefined) delete process.env.EDGETUNE_CACHE;
+      else process.env.EDGETUNE_CACHE = old;
+    }
   });
 
   it('refuses every POST when no token is configured', async () => {
