@@ -211,3 +211,59 @@ describe.each(CASES)('$id', (c) => {
     expect(line.top[0]!.index).toBe(207 + c.labelOffset);
   });
 });
+
+describe('layout options (squeezenet1.1, from the cache)', () => {
+  const cache = () => path.join(dir, 'squeezenet1.1.calib.json');
+  async function dogTop1(file: string): Promise<number> {
+    const c = CASES[0]!;
+    const s = await ort.InferenceSession.create(file);
+    try {
+      const x = toTensor([await decodeImage(shared('camera', 'winml_dog.jpg'), c.spec)], c.spec);
+      const y = await s.run({ [c.input]: new ort.Tensor('float32', x.data as Float32Array, x.dims as number[]) });
+      return argmax(y[c.output]!.data as Float32Array);
+    } finally {
+      await s.release();
+    }
+  }
+
+  it('--symmetric: int8 activations with zero point 0, Relu kept, a dedicated Q/DQ pair per consumer', async () => {
+    // symmetric mode calibrates other tensors (Conv outputs before Relu): the u8 cache does not cover them
+    const r = await quantizeModel({
+      model: 'squeezenet1.1',
+      out: path.join(dir, 'sym.onnx'),
+      calib: shared('datasets', 'hymenoptera', 'train'),
+      calibCount: 32,
+      method: 'entropy',
+      symmetric: true,
+      resolve,
+    });
+    expect(r.foldedActivations).toBe(0);
+    const m = decodeModel(new Uint8Array(readFileSync(r.out)));
+    const g = m.graph;
+    const init = new Map(g.initializer.map((t) => [t.name, t]));
+    const qs = g.node.filter((n) => n.opType === 'QuantizeLinear');
+    for (const q of qs) {
+      const zp = init.get(q.input[2]!)!;
+      expect(zp.dataType).toBe(3); // INT8
+      expect(Array.from(zp.rawData ?? new Uint8Array(zp.int32Data))).toEqual([0]);
+    }
+    expect(g.node.filter((n) => n.opType === 'Relu').length).toBe(26);
+    // fire modules' squeeze outputs feed two expand convs: two pairs each
+    const squeezeQs = qs.filter((q) => q.input[0] === 'fire2/squeeze1x1_2');
+    expect(squeezeQs.length).toBe(2);
+    expect(await dogTop1(r.out)).toBe(207);
+  });
+
+  it('per-tensor weights: one scale per weight tensor', async () => {
+    const r = await quantizeModel({ model: 'squeezenet1.1', out: path.join(dir, 'pt.onnx'), cache: cache(), method: 'entropy', perChannel: false, resolve });
+    expect(r.cacheHit).toBe(true);
+    const g = decodeModel(new Uint8Array(readFileSync(r.out))).graph;
+    const weightDq = g.node.filter((n) => n.opType === 'DequantizeLinear' && n.input[0]!.endsWith('_w_0_quantized'));
+    expect(weightDq.length).toBe(26);
+    for (const n of weightDq) {
+      expect(g.initializer.find((t) => t.name === n.input[1])!.dims).toEqual([]);
+      expect(n.attribute.find((a) => a.name === 'axis')).toBeUndefined();
+    }
+    expect(await dogTop1(r.out)).toBe(207);
+  });
+});
