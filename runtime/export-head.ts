@@ -240,7 +240,9 @@ export function exportClassifierModel(
     const b = `${PREFIX}dense${l}/bias`;
     inits.push(floatTensor(w, [L.out, L.in], L.weight), floatTensor(b, [L.out], L.bias));
     const out = `${PREFIX}dense${l}`;
-    nodes.push(node('Gemm', [t, w, b], [out], `${PREFIX}gemm${l}`, [attrInt('transB', 1)]));
+    const gemm = node('Gemm', [t, w, b], [out], `${PREFIX}gemm${l}`, [attrInt('transB', 1)]);
+    if (l === 0) gemm.docString = `edgetune head: ${head.kind}`;
+    nodes.push(gemm);
     t = out;
     if (l < head.layers.length - 1) {
       nodes.push(node('Relu', [t], [`${out}/relu`], `${PREFIX}relu${l}`));
@@ -289,7 +291,8 @@ export function headFromModel(bytes: Uint8Array | OnnxModel): { head: HeadWeight
     return { out: w.dims[0]!, in: w.dims[1]!, weight: readFloats(w), bias: readFloats(b) };
   });
   const normalize = g.node.some((n) => n.opType === 'LpNormalization' && (n.name ?? '').startsWith(PREFIX));
-  const kind = normalize ? 'prototype' : layers.length > 1 ? 'mlp' : 'linear';
+  const named = /^edgetune head: (linear|mlp|prototype)$/.exec(gemms[0]!.docString ?? '')?.[1] as HeadWeights['kind'] | undefined;
+  const kind = named ?? (layers.length > 1 ? 'mlp' : normalize ? 'prototype' : 'linear');
   const head: HeadWeights = { format: 'edgetune.head', version: 1, kind, dims: layers[0]!.in, classes: layers.at(-1)!.out, normalize, layers };
   return { head, info, model, cut: { tensor: EMBEDDING_OUTPUT, pool: false, dims: head.dims } };
 }

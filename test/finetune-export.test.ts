@@ -80,13 +80,14 @@ describe('exported classifier = in-process pipeline (hymenoptera val, mobilenetv
     return out;
   }
 
-  const heads: [string, () => HeadWeights][] = [
-    ['linear', () => trainHeadSync(train, val, {}).head],
-    ['mlp', () => trainHeadSync(train, val, { hidden: 32, dropout: 0.2, epochs: 15 }).head],
-    ['prototype', () => prototypeHead(train)],
+  const heads: [string, HeadWeights['kind'], () => HeadWeights][] = [
+    ['linear', 'linear', () => trainHeadSync(train, val, {}).head],
+    ['mlp', 'mlp', () => trainHeadSync(train, val, { hidden: 32, dropout: 0.2, epochs: 15 }).head],
+    ['prototype', 'prototype', () => prototypeHead(train)],
+    ['L2-normalised linear', 'linear', () => trainHeadSync(train, val, { normalize: true, lr: 0.01, epochs: 20 }).head],
   ];
-  for (const [kind, make] of heads) {
-    it(`${kind} head: same predictions on every val image in a bare onnxruntime-node session`, async () => {
+  for (const [name, kind, make] of heads) {
+    it(`${name} head: same predictions on every val image in a bare onnxruntime-node session`, async () => {
       const head = make();
       const bytes = exportClassifierModel(bb.model, bb.cut, head, ['ants', 'bees'], bb.spec, { base: 'mobilenetv2-int8' });
       const expected = predictHead(head, val.features);

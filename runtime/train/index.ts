@@ -10,7 +10,10 @@
 //       (sgd | momentum | adagrad | adadelta | rmsprop | adam), lr, weightDecay (L2), labelSmoothing,
 //       epochs, batchSize, schedule (constant | cosine | step, stepSize, gamma), patience (early stopping on
 //       validation loss, restoring the best weights), seed, classWeights (balanced | none | number[]),
-//       standardize, init. resolveConfig() fills the defaults.
+//       standardize (per-dimension, folded into the head), normalize (L2 per row, exported as
+//       LpNormalization), init. resolveConfig() fills the defaults (DEFAULT_CONFIG: linear, adam 0.001,
+//       batch 32, 60 epochs, cosine, patience 10, weight decay 1e-4, no smoothing, balanced weights,
+//       raw features) and throws "Expected … for <field> but received …" on a bad value.
 //     hooks: {onEpoch(stats), signal: AbortSignal} — an aborted signal rejects with signal.reason.
 //     TrainResult {head: HeadWeights, history: EpochStats[], bestEpoch, stoppedEarly, config, ms}.
 //   predictHead(head, features, n) → Float32Array n×classes probabilities.
@@ -18,6 +21,7 @@
 //   prototypeHead(train, {temperature}) → HeadWeights: nearest class mean of L2-normalised embeddings,
 //     as a linear layer on the normalised embedding (argmax = nearest mean).
 //   lossAndGradient(...) — the objective and its gradient, exported for tests.
+//   learningRate(cfg, epoch), classWeightsOf(cfg, labels, classes), l2rows(features, dims) — helpers.
 //   computeMetrics / predictions / headToJSON / headFromJSON re-exported.
 // HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
 
