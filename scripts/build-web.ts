@@ -1,6 +1,7 @@
-// Builds the browser kiosk (web/) into dist/web/: esbuild bundles web/app.ts together with the
-// browser-safe runtime modules it imports (preprocessing, postprocessing, head training, ONNX editing)
-// into one ES module, copies index.html and style.css, and copies onnxruntime-web's WebAssembly
+// Builds the browser kiosk (web/) into dist/web/: esbuild bundles web/app.ts (the page) and
+// web/ort-worker.ts (the inference worker holding onnxruntime-web) together with the browser-safe
+// runtime modules they import (preprocessing, postprocessing, augmentation, head training, ONNX
+// editing) into two ES modules, copies index.html and style.css, and copies onnxruntime-web's WebAssembly
 // runtime (the JSEP build, which serves the wasm, WebGPU and WebNN providers) into dist/web/ort/ so
 // the kiosk runs offline with no CDN. The output appears atomically: it is built in a temp folder
 // beside dist/web and renamed into place, so a failed build leaves an older bundle intact.
@@ -110,8 +111,10 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
   await mkdir(path.join(tmp, 'ort'), { recursive: true });
   try {
     const result = await esbuild.build({
-      entryPoints: [entry],
-      outfile: path.join(tmp, 'app.js'),
+      // the page, and the inference worker that holds onnxruntime-web (web/ort-worker.ts)
+      entryPoints: [entry, path.join(srcDir, 'ort-worker.ts')],
+      outdir: tmp,
+      entryNames: '[name]',
       bundle: true,
       format: 'esm',
       platform: 'browser',

@@ -1,46 +1,24 @@
-// The kiosk's inference engine: the one web file that imports onnxruntime-web (runtime/ort.ts is the
-// Node side and also pulls in onnxruntime-node, so the page cannot use it). Sessions are opened with
-// execution-provider fallback in the order asked for — WebNN on the NPU, then WebGPU, then wasm by
-// default — and every provider that cannot serve is reported with its reason, like runtime/session.ts
-// does on Node. Tensors cross this boundary as the runtime's TensorData.
+// The kiosk's inference core: the one web file that imports onnxruntime-web (runtime/ort.ts is the
+// Node side and also pulls in onnxruntime-node, so the page cannot use it). It runs inside the
+// inference worker (web/ort-worker.ts) so the page stays responsive to touch while models run.
+// Sessions are opened with execution-provider fallback in the order asked for — WebNN on the NPU,
+// then WebGPU, then wasm by default — and every provider that cannot serve is reported with its
+// reason, like runtime/session.ts does on Node. Tensors cross this boundary as the runtime's TensorData.
 
 import * as ort from 'onnxruntime-web';
 import type { TensorData, TensorType } from '../runtime/tensor.js';
+import { ProviderError, type WebProvider, type WebSession } from './providers.js';
 
-export const WEB_PROVIDERS = ['webnn', 'webnn-gpu', 'webnn-cpu', 'webgpu', 'wasm'] as const;
-export type WebProvider = (typeof WEB_PROVIDERS)[number];
-export const DEFAULT_ORDER: readonly WebProvider[] = ['webnn', 'webgpu', 'wasm'];
-
-/** Shown to users: what each provider name means. */
-export const PROVIDER_TITLES: Record<WebProvider, string> = {
-  webnn: 'WebNN (NPU)',
-  'webnn-gpu': 'WebNN (GPU)',
-  'webnn-cpu': 'WebNN (CPU)',
-  webgpu: 'WebGPU',
-  wasm: 'WebAssembly (CPU)',
-};
+export { ProviderError, type WebProvider, type WebSession };
 
 let configured = false;
 /** Point onnxruntime-web at the locally served runtime (dist/web/ort/), never a CDN. */
 export function configureRuntime(opts: { wasmPath?: string; threads?: number } = {}): void {
   if (configured) return;
   configured = true;
-  ort.env.wasm.wasmPaths = opts.wasmPath ?? new URL('ort/', document.baseURI).href;
+  ort.env.wasm.wasmPaths = opts.wasmPath ?? new URL('ort/', self.location.href).href;
   if (opts.threads) ort.env.wasm.numThreads = opts.threads;
   ort.env.logLevel = 'error';
-}
-
-/** Parse `?ep=webgpu,wasm`. Unknown names are an error naming the value and the choices. */
-export function parseOrder(spec: string | null | undefined): WebProvider[] {
-  if (!spec) return [...DEFAULT_ORDER];
-  const list = spec.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (!list.length) return [...DEFAULT_ORDER];
-  for (const p of list) {
-    if (!(WEB_PROVIDERS as readonly string[]).includes(p)) {
-      throw new Error(`Unknown execution provider "${p}": expected one of ${WEB_PROVIDERS.join(', ')}`);
-    }
-  }
-  return list as WebProvider[];
 }
 
 function firstLine(err: unknown): string {
@@ -69,22 +47,6 @@ function epOption(p: WebProvider): string | { name: string; deviceType: string }
   if (p === 'webnn-gpu') return { name: 'webnn', deviceType: 'gpu' };
   if (p === 'webnn-cpu') return { name: 'webnn', deviceType: 'cpu' };
   return p;
-}
-
-export interface WebSession {
-  readonly provider: WebProvider;
-  /** One line per provider tried and skipped: `webgpu: no WebGPU adapter …`. */
-  readonly skipped: readonly string[];
-  readonly inputNames: readonly string[];
-  readonly outputNames: readonly string[];
-  run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
-  dispose(): Promise<void>;
-}
-
-export class ProviderError extends Error {
-  constructor(readonly causes: string[]) {
-    super(`No execution provider could serve the model:\n${causes.map((c) => `  - ${c}`).join('\n')}`);
-  }
 }
 
 /** Open a session on the first provider of `order` that works. */
