@@ -453,10 +453,19 @@ export class StreamPipeline extends EventEmitter {
         const old = this.classifier;
         const g = geometryOfClassifier(clf);
         const reopen = !sameGeometry(g, geometryOfClassifier(old));
+        if (reopen && !this.running) {
+          throw new EdgetuneError('EARG', `${clf.id} needs ${g.width}x${g.height}x${g.channels} frames; a model of another input size can be swapped in only while the stream runs`);
+        }
         // Idle pipelines only switch classifiers; run() starts the inference stages.
         const stages = this.running ? await inferenceStages(clf, this.opts) : undefined;
-        if (reopen && this.running) {
-          const next = await this.opts.reopen!(g);
+        if (reopen) {
+          let next: FrameSource;
+          try {
+            next = await this.opts.reopen!(g);
+          } catch (err) {
+            await stages?.dispose();
+            throw err;
+          }
           const prev = this.source;
           this.reconnectsBefore += prev.reconnects;
           this.source = next;
