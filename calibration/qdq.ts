@@ -10,8 +10,9 @@
 //   clamps exactly like Relu; a calibrated max ≤ hi clamps like Clip), so Conv+Relu is one QLinearConv.
 // - weights int8 symmetric in [-127, 127], per output channel by default (axis 0 for Conv, the N axis
 //   for Gemm/MatMul); biases int32 with scale fround(input scale × weight scale[c]), no zero point.
-// - MaxPool reuses its input's scale/zero point (ORT drops the Q/DQ around it); Add, Mul, Concat and
-//   the average poolings are quantized only when their result feeds another quantized node.
+// - MaxPool and data movement (Flatten, Reshape, Transpose, Squeeze, Unsqueeze) reuse their input's
+//   scale/zero point (ORT drops the Q/DQ around them); Add, Mul, Concat, the average poolings and data
+//   movement are quantized only when their result feeds another quantized node.
 // - the graph's inputs and outputs stay float32; ranges of graph inputs and of tensors that only feed
 //   float operators (the logits) use min/max whatever the method, so top-1 is not clipped away.
 
@@ -39,6 +40,8 @@ import type { Range } from './ranges.js';
 
 export const HEAVY_OPS = ['Conv', 'Gemm', 'MatMul'] as const;
 export const LIGHT_OPS = ['Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool'] as const;
+/** Data-movement operators: quantized like light ones, their output reusing the input's parameters (ORT drops their Q/DQ). */
+export const PASS_THROUGH_OPS = ['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze'] as const;
 const QUANTIZED_OPS = new Set([
   'QuantizeLinear',
   'DequantizeLinear',
@@ -159,7 +162,7 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     const op = n.opType ?? '';
     if ((HEAVY_OPS as readonly string[]).includes(op)) {
       if (weightOk(n)) nodes.add(n);
-    } else if ((LIGHT_OPS as readonly string[]).includes(op)) {
+    } else if ((LIGHT_OPS as readonly string[]).includes(op) || (PASS_THROUGH_OPS as readonly string[]).includes(op)) {
       const out = effectiveOut(n);
       if ((consumers.get(out) ?? []).some((c) => nodes.has(c))) nodes.add(n);
     }
@@ -181,14 +184,15 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
   for (const n of g.node) {
     if (!nodes.has(n)) continue;
     const op = n.opType!;
-    const actInputs = (HEAVY_OPS as readonly string[]).includes(op) ? [n.input[0]!] : n.input.filter((x) => isFloatActivation(g, x, inits));
+    const passThrough = (PASS_THROUGH_OPS as readonly string[]).includes(op);
+    const actInputs = (HEAVY_OPS as readonly string[]).includes(op) || passThrough ? [n.input[0]!] : n.input.filter((x) => isFloatActivation(g, x, inits));
     for (const x of actInputs) {
       add(x);
       if (graphInputs.has(x)) minmaxOnly.add(x);
     }
     const out = effectiveOut(n);
     add(out);
-    if (op === 'MaxPool') sharedFrom.set(out, n.input[0]!);
+    if (op === 'MaxPool' || passThrough) sharedFrom.set(out, n.input[0]!);
     if (!(consumers.get(out) ?? []).some((c) => nodes.has(c))) minmaxOnly.add(out);
   }
   // Concat inputs that only feed the Concat take its output's parameters: the int8 Concat is then a
