@@ -10,6 +10,7 @@ import { exportClassifierModel, findCut } from '../runtime/export-head.js';
 import { decodeModel } from '../runtime/onnx/model.js';
 import { kioskConfig, startKiosk, type KioskServer } from '../runtime/commands/kiosk.js';
 import type { HeadWeights } from '../runtime/train/types.js';
+import { loadRegistry } from '../models/loader.js';
 import { runCli, shared, tempDir } from './helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = path.dirname(shared('models', 'mobilenetv2-12-int8.onnx'));
@@ -47,8 +48,10 @@ describe('kiosk server', () => {
       inputName: 'input',
       outputName: 'output',
       preprocess: { width: 224, height: 224, channels: 3, layout: 'NCHW', colorOrder: 'RGB', range: [0, 1], resize: 'cover', crop: 0.875, dtype: 'float32' },
-      embedding: { tensor: null, dims: 1280 },
     });
+    // where head training cuts the backbone, straight from the registry entry
+    const entry = loadRegistry().get('mobilenetv2-int8')!;
+    expect(config.model.embedding).toEqual({ tensor: entry.embedding!.tensor, dims: 1280, pool: entry.embedding!.pool });
     expect(config.model.labels[309]).toBe('bee');
     expect(config.model.bytes).toBe(readFileSync(file).byteLength);
     const v1 = await kioskConfig('mobilenetv1-0.25-128');
