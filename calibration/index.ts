@@ -111,6 +111,8 @@ interface Described {
   inputName: string;
   outputName: string;
   id: string;
+  /** Provenance of an edgetune-exported model (fine-tuned heads), kept in the quantized one. */
+  provenance?: Record<string, unknown>;
 }
 
 async function describe(model: OnnxModel, resolved: Awaited<ReturnType<typeof resolveModel>>, o: QuantizeOptions): Promise<Described> {
@@ -134,6 +136,7 @@ async function describe(model: OnnxModel, resolved: Awaited<ReturnType<typeof re
     inputName: entry?.input.name ?? graphInput,
     outputName: entry?.output.name ?? embedded?.outputName ?? model.graph.output[0]?.name ?? '',
     id: entry?.id ?? path.basename(resolved.path),
+    provenance: embedded?.provenance,
   };
 }
 
@@ -204,8 +207,11 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   if (!collectors) {
     if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
     const files = seededSample(await listCalibrationImages(o.calib), calibCount, seed);
+    // Models with a dynamic batch dimension calibrate 8 images per run; fixed-batch ones one.
+    const batchDim = prepared.graph.input.find((v) => v.name === d.inputName)?.type?.tensorType?.shape?.dim[0];
+    const dynamicBatch = batchDim !== undefined && !(typeof batchDim.dimValue === 'number' && batchDim.dimValue > 0);
     const batches = calibrationBatches(files, floatSpec, o.calib, {
-      batch: 1,
+      batch: dynamicBatch ? 8 : 1,
       signal: o.signal,
       onSkip: (s) => {
         skipped.push(s);
@@ -254,7 +260,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     outputKind: d.post.kind,
     outputName: d.outputName,
     provenance: {
-      base: d.id,
+      ...(d.provenance ?? {}),
+      base: d.provenance?.base ?? d.id,
       baseSha256: modelSha,
       quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
       tool: 'edgetune quantize',

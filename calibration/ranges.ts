@@ -292,7 +292,7 @@ export class ChannelMeans {
   count = 0;
 
   add(data: ArrayLike<number>, dims: readonly number[]): void {
-    const axis = dims.length === 2 ? 1 : 1;
+    const axis = 1; // NCHW channels, or the features of a 2-D [N, K] Gemm input
     const channels = dims[axis] ?? 1;
     let inner = 1;
     for (let d = axis + 1; d < dims.length; d++) inner *= dims[d]!;
