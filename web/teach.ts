@@ -9,7 +9,7 @@
 
 import type { KioskConfig } from '../runtime/commands/kiosk.js';
 import { DEFAULT_AUGMENT, formatAugmentation, parseAugmentation, renderView, sampleView, viewRng, type AugmentSpec } from '../runtime/augment.js';
-import { embeddingModel, exportClassifierModel, findCut, type CutSpec } from '../runtime/export-head.js';
+import { EMBEDDING_OUTPUT, embeddingModel, exportClassifierModel, findCut, headFromModel, type CutSpec } from '../runtime/export-head.js';
 import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { toTensor, type HwcImage } from '../runtime/preprocess.js';
 import { asFloat32 } from '../runtime/tensor.js';
@@ -126,7 +126,9 @@ let cache: { bytes: Uint8Array; hint: string | null; backbone: OnnxModel; cut: C
 function prepared(bytes: Uint8Array, hint: string | null) {
   if (cache?.bytes !== bytes || cache.hint !== hint) {
     const backbone = decodeModel(bytes);
-    const cut = findCut(backbone, hint);
+    // a model edgetune exported (served with --model finetuned.onnx) is cut where its head starts
+    const exported = backbone.graph.node.some((n) => n.output.includes(EMBEDDING_OUTPUT));
+    const cut = exported ? headFromModel(backbone).cut : findCut(backbone, hint);
     cache = { bytes, hint, backbone, cut, embedding: embeddingModel(backbone, cut) };
   }
   return cache;
@@ -214,7 +216,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const val = valRows.length ? featureSet(valRows, valLabels, dims, K) : undefined;
   let kind = r.head ?? 'auto';
   if (kind === 'auto') {
-    const fewest = Math.min(...labels.map((_, k) => trainLabels.filter((l) => l === k).length));
+    const fewest = Math.min(...labels.map((_, k) => items.filter((it) => it.split === 'train' && it.label === k).length));
     kind = fewest < 5 ? 'prototype' : 'linear';
   }
   let head: HeadWeights;
