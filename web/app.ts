@@ -1,9 +1,11 @@
 // The kiosk page: fetches the served model and its description (/api/config), opens it with
-// provider fallback (web/engine.ts), classifies the camera live with EMA-smoothed top-k, and runs
-// teach mode — classes, hold-to-record and uploaded samples, in-page head training (web/teach.ts),
-// accuracy + confusion matrix, switching the live view to the new model, IndexedDB persistence,
-// ONNX export/import. Pixels go canvas → HwcImage (web/pixels.ts) → runtime/preprocess.ts toTensor →
-// session → runtime/postprocess.ts, the same modules the Node CLI uses.
+// provider fallback in the inference worker (web/engine.ts → web/ort-worker.ts), classifies the
+// camera live with EMA-smoothed top-k, and runs teach mode — classes, hold-to-record and uploaded
+// samples, in-page head training (web/teach.ts), accuracy + confusion matrix, switching the live view
+// to the new model, IndexedDB persistence, ONNX export/import. Pixels go canvas → HwcImage
+// (web/pixels.ts) → runtime/preprocess.ts toTensor → session → runtime/postprocess.ts, the same
+// modules the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm
+// threads), ?camera=off.
 
 import type { KioskConfig } from '../runtime/commands/kiosk.js';
 import { parseModelInfo, readMetadataProps } from '../runtime/model-info.js';
