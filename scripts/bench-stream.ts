@@ -119,8 +119,8 @@ for (const m of models) {
       name,
       stats.processed,
       f1(fps),
-      f1(b),
-      (fps / b).toFixed(2),
+      realtime ? '-' : f1(b),
+      realtime ? '-' : (fps / b).toFixed(2),
       stats.dropped,
       ...STAGES.map((s) => `${stats.latency[s].p50.toFixed(1)}/${stats.latency[s].p95.toFixed(1)}`),
     ]);
