@@ -267,3 +267,22 @@ describe('layout options (squeezenet1.1, from the cache)', () => {
     expect(await dogTop1(r.out)).toBe(207);
   });
 });
+
+describe('bias correction (mobilenetv1-0.25-128, from the cache)', () => {
+  it('the float biases alone leave a much larger divergence: correction cuts mean KL by more than half', async () => {
+    const r = await quantizeModel({
+      model: 'mobilenetv1-0.25-128',
+      out: path.join(dir, 'mnv1-nobc.onnx'),
+      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
+      method: 'entropy',
+      biasCorrection: false,
+      eval: shared('datasets', 'hymenoptera', 'val'),
+      resolve,
+    });
+    expect(r.cacheHit).toBe(true);
+    expect(r.biasCorrected).toBe(0);
+    const withBc = results.get('mobilenetv1-0.25-128')!.get('entropy')!.report!;
+    expect(r.report!.meanKL).toBeGreaterThan(2 * withBc.meanKL);
+    expect(r.report!.agreementTop1).toBeLessThan(withBc.agreementTop1);
+  });
+});

@@ -26,6 +26,8 @@ Options:
   --per-tensor          one scale per weight tensor instead
   --symmetric           int8 activations with zero point 0 and dedicated Q/DQ pairs (TensorRT layout;
                         on x86 CPUs the default uint8 activations are the fast ones)
+  --no-bias-correction  keep the float biases (default: each Conv/Gemm bias absorbs the mean error of its
+                        rounded weights, measured on the calibration images)
   --exclude <list>      node names, operator types or node output names kept in float, comma-separated
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
@@ -50,6 +52,7 @@ export const quantize: Command = {
         'per-channel': { type: 'boolean', default: false },
         'per-tensor': { type: 'boolean', default: false },
         symmetric: { type: 'boolean', default: false },
+        'no-bias-correction': { type: 'boolean', default: false },
         exclude: { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
@@ -82,6 +85,7 @@ export const quantize: Command = {
         perChannel: !v['per-tensor'],
         symmetric: Boolean(v.symmetric),
         exclude: listOption(v.exclude as string | undefined),
+        biasCorrection: !v['no-bias-correction'],
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
