@@ -331,6 +331,9 @@ export const finetune = {
       valFeat = await embedder.embed(valItems.map((i) => i.file), { views: 1, cache, signal: signal.signal, onProgress: bar2.update });
       bar2.done();
       tEmbed = (performance.now() - te) / 1000;
+    } catch (err) {
+      signal.dispose();
+      throw err;
     } finally {
       await embedder.dispose();
     }
@@ -341,7 +344,12 @@ export const finetune = {
     const keep = (items: DatasetItem[], ok: boolean[]) => items.map((it, row) => ({ ...it, row })).filter((it) => ok[it.row]);
     const trainKept = keep(trainItems, trainFeat.ok);
     const valKept = keep(valItems, valFeat.ok);
-    checkNoEmptyClass(trainKept, labels, trainDir);
+    try {
+      checkNoEmptyClass(trainKept, labels, trainDir);
+    } catch (err) {
+      signal.dispose();
+      throw err;
+    }
     const dims = trainFeat.dims;
     const trainCounts = classCounts(trainKept, labels.length);
     const valCounts = classCounts(valKept, labels.length);
