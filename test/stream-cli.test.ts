@@ -52,7 +52,7 @@ describe('edgetune watch', () => {
   });
 
   it('prints label changes in plain mode', async () => {
-    const r = await runCli(['watch', 'test:testsrc2?duration=1', '--as-fast-as-possible', '--threshold', '0.3', '--threads', '1']);
+    const r = await runCli(['watch', 'test:testsrc2?duration=1', '--as-fast-as-possible', '--threshold', '0.3', '--threads', '1', '--inference', 'main']);
     expect(r.code).toBe(0);
     // testsrc2 is a clock-like pattern with a counter; the first line is the first shown label.
     expect(r.stdout).toMatch(/^0\.00s frame 0: \S.*\n/);
@@ -109,6 +109,9 @@ describe('edgetune watch', () => {
     const opt = await runCli(['watch', 'test:', '--smooth', '1.5']);
     expect(opt.code).toBe(2);
     expect(opt.stderr).toContain('Expected number between 0 and 0.99 for --smooth but received "1.5"');
+    const where = await runCli(['watch', 'test:', '--inference', 'gpu']);
+    expect(where.code).toBe(2);
+    expect(where.stderr).toContain('Expected worker or main for --inference but received "gpu"');
     const help = await runCli(['watch', '--help']);
     expect(help.stdout).toContain('csi://0[?width=1920&height=1080&fps=30&flip=0]');
   });

@@ -31,6 +31,7 @@ Options:
   --retries <n>          reconnect attempts in a row before giving up (default: for ever for cameras, 8 for files)
   --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
+  --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
   --quiet                no label lines or periodic stats (errors and the final stats still print)
 ${SESSION_USAGE}
 
@@ -53,6 +54,7 @@ export const watch: Command = {
       retries: { type: 'string' },
       serve: { type: 'string' },
       stats: { type: 'string' },
+      inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
       ...SESSION_OPTIONS,
     });
@@ -67,6 +69,10 @@ export const watch: Command = {
     const retries = v.retries !== undefined ? intOption('retries', v.retries as string, 0, 0) : undefined;
     const statsEvery = numberOption('stats', v.stats as string | undefined, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve as string) : undefined;
+    const inference = (v.inference as string | undefined) ?? 'worker';
+    if (inference !== 'worker' && inference !== 'main') {
+      throw new EdgetuneError('EARG', `Expected worker or main for --inference but received ${JSON.stringify(inference)}`);
+    }
     const json = Boolean(v.json);
     const quiet = Boolean(v.quiet);
     const session = providersFrom(v, io);
@@ -101,6 +107,7 @@ export const watch: Command = {
       signal: stop.signal,
       reopen: (g) => createSource(uri, { ...sourceOptions, ...g }),
       // The inference worker opens its own session of the model with the same providers and threads.
+      inference,
       sessionOptions: { providers: session.providers, threads: session.threads },
       onWarning: session.onWarning,
     });
