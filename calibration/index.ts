@@ -31,8 +31,8 @@ import path from 'node:path';
 import { labelsOf, resolveModel, type ResolveOptions } from '../models/loader.js';
 import { specOf } from '../models/registry.js';
 import { EdgetuneError, checkOneOf, messageOf } from '../runtime/errors.js';
-import { METADATA_KEY, parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/model-info.js';
-import { DataType, getMetadata, setMetadataValue } from '../runtime/onnx/graph.js';
+import { METADATA_KEY, parseModelInfo, type EmbeddedModelInfo } from '../runtime/model-info.js';
+import { getMetadata, setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
@@ -191,6 +191,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   let calibrationImages = 0;
   const skipped: SkippedFile[] = [];
   let cacheInfo: CalibrationCache['calibration'] | undefined;
+  let calibrationFiles: string[] = [];
   if (o.cache) {
     const exists = await stat(o.cache).then(() => true, () => false);
     if (exists) {
@@ -207,6 +208,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   if (!collectors) {
     if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
     const files = seededSample(await listCalibrationImages(o.calib), calibCount, seed);
+    calibrationFiles = files;
     // Models with a dynamic batch dimension calibrate 8 images per run; fixed-batch ones one.
     const batchDim = prepared.graph.input.find((v) => v.name === d.inputName)?.type?.tensorType?.shape?.dim[0];
     const dynamicBatch = batchDim !== undefined && !(typeof batchDim.dimValue === 'number' && batchDim.dimValue > 0);
@@ -299,6 +301,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   if (o.eval) {
     let files = await listCalibrationImages(o.eval);
     if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
+    const calibrated = new Set(calibrationFiles.map((f) => path.resolve(f)));
+    const overlap = files.filter((f) => calibrated.has(path.resolve(f))).length;
+    if (overlap) o.onWarning?.(`${overlap} of the ${files.length} evaluation images were also calibration images: the report will look better than it should`);
     const evalPost: PostprocessSpec = { ...d.post };
     result.report = await evaluateQuantized(
       { model: resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
@@ -312,6 +317,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
         onWarning: o.onWarning,
         signal: o.signal,
         onProgress: (done, total) => o.onProgress?.('evaluate', done, total),
+        onSkip: o.onSkip,
       },
     );
     if (o.writeReport ?? true) {
@@ -327,4 +333,3 @@ export function countOps(bytes: Uint8Array): Record<string, number> {
   return opCounts(decodeModel(bytes).graph);
 }
 
-export { DataType, readMetadataProps };

@@ -120,6 +120,16 @@ describe('edgetune quantize', () => {
     expect(readdirSync(d).sort()).toEqual(['model.calibration.cache', 'model.onnx']);
   });
 
+  it('warns when evaluation images were also calibration images', async () => {
+    const r = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--eval', calibMixed, '--out', path.join(dir, 'same.onnx'), '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('edgetune: warning: 6 of the 6 evaluation images were also calibration images: the report will look better than it should');
+    // the truncated file is reported by calibration and again by the evaluation, and skipped by both
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('edgetune: skipped ') && l.includes('truncated.jpg')).length).toBe(2);
+    expect(r.stdout).toMatch(/^images\s+5\s+1 skipped$/m);
+    expect(r.stdout).toMatch(/^accuracy \(labelled\)\s+\d+\.\d% +\d+\.\d%$/m); // ants → "ant", bees → "bee"
+  });
+
   it('usage errors', async () => {
     const r = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed]);
     expect(r.code).toBe(2);
