@@ -43,6 +43,19 @@ export interface CutSpec {
 
 const POOL_OPS = new Set(['GlobalAveragePool', 'QLinearGlobalAveragePool', 'AveragePool', 'ReduceMean', 'GlobalMaxPool', 'MaxPool']);
 const PASS_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Identity', 'Dropout']);
+/** Input index of the output scale (zero point follows) of QOperator ops (onnxruntime contrib ops included). */
+const OUTPUT_QPARAMS: Record<string, number> = {
+  QLinearConv: 6,
+  QLinearMatMul: 6,
+  QLinearAdd: 6,
+  QLinearMul: 6,
+  QLinearGlobalAveragePool: 3,
+  QLinearAveragePool: 3,
+  QLinearLeakyRelu: 3,
+  QLinearSigmoid: 3,
+  QLinearSoftmax: 3,
+  QLinearConcat: 0,
+};
 const DENSE_OPS = new Set(['Gemm', 'MatMul', 'QLinearMatMul', 'MatMulInteger']);
 
 function producers(g: GraphProto): Map<string, NodeProto> {
@@ -98,9 +111,9 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     if (consumer?.opType === 'QLinearMatMul') dequantize = { scale: consumer.input[1]!, zeroPoint: consumer.input[2]! };
     else if (producer.opType === 'QuantizeLinear') dequantize = { scale: producer.input[1]!, zeroPoint: producer.input[2]! };
     else {
-      // QLinear* ops list their output scale / zero point last.
-      const n = producer.input.length;
-      dequantize = { scale: producer.input[n - 2]!, zeroPoint: producer.input[n - 1]! };
+      const at = OUTPUT_QPARAMS[producer.opType ?? ''];
+      if (at === undefined) throw notFound(`cannot dequantize embedding tensor "${tensor}": unknown quantized operator ${producer.opType}`);
+      dequantize = { scale: producer.input[at]!, zeroPoint: producer.input[at + 1]! };
     }
   }
   return { tensor, pool: !pooled, dequantize, dims: channelsOf(model, tensor) };
