@@ -23,7 +23,7 @@
 //   options.providers / threads / signal / onProgress(stage, done, total) / onSkip / onWarning
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
-// 13 → plan (calibration/qdq.ts) → stream activation ranges (calibration/collect.ts) → QDQ rewrite →
+// 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation ranges (calibration/collect.ts) → QDQ rewrite →
 // embed `edgetune.model` metadata → write model, calibration cache and TensorRT table → evaluate.
 
 import { readFile, stat } from 'node:fs/promises';
@@ -35,6 +35,7 @@ import { METADATA_KEY, parseModelInfo, type EmbeddedModelInfo } from '../runtime
 import { getMetadata, setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
+import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
 import { upgradeOpset } from '../runtime/onnx/passes/upgrade-opset.js';
 import { widenFloat16 } from '../runtime/onnx/passes/widen-fp16.js';
@@ -149,7 +150,10 @@ async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: 
   }
 }
 
-/** Prepare a float model for calibration and QDQ: fp16 widening, identities, BN folding, opset ≥ 13. */
+/**
+ * Prepare a float model for calibration and QDQ: fp16 widening, identities, BN folding, opset ≥ 13,
+ * constant weight reshapes, bias Adds folded into Conv/Gemm.
+ */
 export function prepareFloatModel(model: OnnxModel): { model: OnnxModel; opsetFrom: number; rewrites: string[] } {
   const m = cloneModel(model);
   widenFloat16(m);
@@ -157,6 +161,8 @@ export function prepareFloatModel(model: OnnxModel): { model: OnnxModel; opsetFr
   foldBatchNorm(m);
   const up = upgradeOpset(m, 13);
   removeIdentity(m);
+  foldConstantReshapes(m);
+  foldBiasAdds(m);
   return { model: m, opsetFrom: up.from, rewrites: up.rewrites };
 }
 

@@ -163,6 +163,8 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     if ((HEAVY_OPS as readonly string[]).includes(op)) {
       if (weightOk(n)) nodes.add(n);
     } else if ((LIGHT_OPS as readonly string[]).includes(op) || (PASS_THROUGH_OPS as readonly string[]).includes(op)) {
+      // Add/Mul with a constant operand would need that constant quantized too: left in float.
+      if ((op === 'Add' || op === 'Mul') && n.input.some((x) => inits.has(x))) continue;
       const out = effectiveOut(n);
       if ((consumers.get(out) ?? []).some((c) => nodes.has(c))) nodes.add(n);
     }

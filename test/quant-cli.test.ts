@@ -78,6 +78,16 @@ describe('edgetune quantize', () => {
     expect((JSON.parse(c.stdout.trim()) as { top: { label: string }[] }).top[0]!.label).toBe('Golden Retriever');
   });
 
+  it('MNIST (grayscale, MatMul head): fully int8 and still reads the digit', async () => {
+    const out = path.join(dir, 'mnist-int8.onnx');
+    const r = await runCli(['quantize', '--model', 'mnist', '--calib', shared('camera', 'slow_traffic_frames'), '--calib-count', '16', '--out', out, '--json', '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout.trim()) as { quantized: Record<string, number> }).quantized).toEqual({ Conv: 2, MaxPool: 2, Reshape: 1, Gemm: 1 });
+    const c = await runCli(['classify', shared('camera', 'winml_mnist_28.png'), '--model', out, '--json', '--ep', 'cpu']);
+    expect(c.code, c.stderr).toBe(0);
+    expect((JSON.parse(c.stdout.trim()) as { top: { label: string }[] }).top[0]!.label).toBe('8');
+  });
+
   it('refuses a file that is not ONNX, naming it', async () => {
     const bad = path.join(dir, 'not-a-model.onnx');
     writeFileSync(bad, 'hello, not a model');

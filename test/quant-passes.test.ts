@@ -83,6 +83,26 @@ describe('opset upgrade', () => {
   });
 });
 
+describe('constant folding for the quantizer', () => {
+  it('MNIST: weight Reshape folded, Conv+Add → Conv bias, MatMul+Add → Gemm, same outputs', async () => {
+    const file = shared('models', 'mnist_winml.onnx');
+    const m = decodeModel(readFileSync(file));
+    expect(m.graph.node.filter((n) => n.opType === 'Add').length).toBe(3);
+    const { model: p } = prepareFloatModel(m);
+    const ops = p.graph.node.map((n) => n.opType);
+    expect(ops.filter((o) => o === 'Add')).toEqual([]);
+    expect(ops.filter((o) => o === 'Gemm').length).toBe(1);
+    expect(ops.filter((o) => o === 'Reshape').length).toBe(1); // the activation reshape stays
+    for (const n of p.graph.node.filter((x) => x.opType === 'Conv')) expect(n.input.length).toBe(3);
+    const spec: PreprocessSpec = { width: 28, height: 28, channels: 1, layout: 'NCHW', colorOrder: 'GRAY', range: [0, 255], mean: [0], std: [1], resize: 'fill', crop: 1, dtype: 'float32' };
+    const x = toTensor([await decodeImage(shared('camera', 'winml_mnist_28.png'), spec)], spec);
+    const before = await run(file, 'Input3', x);
+    const after = await run(encodeModel(p), 'Input3', x);
+    expect(maxDiff(before, after)).toBeLessThan(1e-4);
+    expect(argmax(after)).toBe(8);
+  });
+});
+
 describe('fp16 widening', () => {
   it('SqueezeNet_fp16 widened equals the fp32 file (an exact widening of the same weights)', async () => {
     const m = decodeModel(readFileSync(shared('models', 'SqueezeNet_fp16.onnx')));
