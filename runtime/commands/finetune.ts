@@ -472,7 +472,9 @@ export const finetune = {
     else {
       io.stdout.write(`${out}: ${labels.length} classes (${labels.join(', ')}), head ${head.kind}, base ${backbone.id}\n`);
       io.stdout.write(`train ${trainKept.length} images × ${views} views, validation ${valKept.length}; skipped ${skipped.length}\n`);
-      if (val) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), best epoch ${report.bestEpoch}/${report.epochs}${report.stoppedEarly ? ' (stopped early)' : ''}\n`);
+      const how = result ? `best epoch ${report.bestEpoch}/${report.epochs}${report.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
+      if (val) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), ${how}\n`);
+      else io.stdout.write(`training accuracy ${trainMetrics.accuracy.toFixed(3)} (no validation data), ${how}\n`);
       io.stdout.write(`time: embedding ${report.timing.embeddingS}s (${report.timing.embedded} computed, ${report.timing.cacheHits} cached), training ${report.timing.trainingS}s, total ${report.timing.totalS}s\n`);
       io.stdout.write(`report: ${paths.png}, ${paths.json}\n`);
     }
