@@ -203,6 +203,21 @@ describe('head trainer', () => {
     expect(Array.from(predictions(predictHead(head, test.features), 3))).toEqual(expected);
   });
 
+  it('stops when its AbortSignal fires, reporting each finished epoch', async () => {
+    const train = blobs([20, 20], 4, 2, 6);
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const run = trainHead(train, undefined, { epochs: 50 }, {
+      signal: ac.signal,
+      onEpoch: (s) => {
+        seen.push(s.epoch);
+        if (s.epoch === 3) ac.abort(new Error('stop now'));
+      },
+    });
+    await expect(run).rejects.toThrow('stop now');
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
   it('rejects bad configuration with clear messages', () => {
     expect(() => resolveConfig({ optimizer: 'lbfgs' as never })).toThrow('Expected one of sgd, momentum, adagrad, adadelta, rmsprop, adam for optimizer but received "lbfgs"');
     expect(() => resolveConfig({ epochs: 0 })).toThrow('Expected positive integer for epochs but received 0');
