@@ -144,8 +144,9 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     }
     return undefined;
   };
+  let decided = false;
   const effectiveOut = (n: NodeProto) => {
-    const a = folded.get(n) ?? foldTarget(n);
+    const a = decided ? folded.get(n) : (folded.get(n) ?? foldTarget(n));
     return a ? a.output[0]! : n.output[0]!;
   };
   const weightOk = (n: NodeProto) => {
@@ -169,10 +170,14 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
       if ((consumers.get(out) ?? []).some((c) => nodes.has(c))) nodes.add(n);
     }
   }
+  // Folding replaces Relu/Clip by the quantizer's clamp, so every reader must read the dequantized
+  // value: not possible when a float Conv/Gemm/MatMul (excluded, or not quantizable) reads it.
+  const readsFloat = (c: NodeProto) => (HEAVY_OPS as readonly string[]).includes(c.opType ?? '') && (c.domain ?? '') === '' && !nodes.has(c);
   for (const n of nodes) {
     const a = foldTarget(n);
-    if (a) folded.set(n, a);
+    if (a && !(consumers.get(a.output[0]!) ?? []).some(readsFloat)) folded.set(n, a);
   }
+  decided = true;
   const activations: string[] = [];
   const seen = new Set<string>();
   const sharedFrom = new Map<string, string>();
@@ -393,7 +398,11 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
     setInitializer(g, makeTensor(s, DataType.FLOAT, [], [p.scale]));
     setInitializer(g, p.type === 'uint8' ? makeTensor(z, DataType.UINT8, [], [p.zeroPoint]) : makeTensor(z, DataType.INT8, [], [p.zeroPoint]));
     void scalarType;
-    const readers = (consumers.get(t) ?? []).filter((c) => c.opType !== 'QuantizeLinear' || !newNodes.includes(c));
+    // An excluded Conv/Gemm/MatMul keeps reading the float tensor: between a DequantizeLinear and a
+    // QuantizeLinear, ONNX Runtime (≥ 1.20) would quantize its float weights by itself (and wrongly
+    // for depthwise Convs), so it must not see a DQ → node → Q sandwich.
+    const keepsFloat = (c: NodeProto) => !plan.nodes.has(c) && (HEAVY_OPS as readonly string[]).includes(c.opType ?? '') && (c.domain ?? '') === '';
+    const readers = (consumers.get(t) ?? []).filter((c) => !keepsFloat(c));
     const groups = symmetric ? readers.map((r) => [r]) : [readers];
     for (const grp of groups) {
       if (grp.length === 0) continue;

@@ -114,4 +114,43 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     expect(ops.Conv ?? 0).toBe(0);
     expect(ops.Gemm ?? 0).toBe(0);
   });
+
+  it('--exclude keeps a Conv float for real: no folded Relu feeds it, and ORT does not requantize it', async () => {
+    const float = residualModel();
+    const plan = planQuantization(float.graph, 'residual', { exclude: ['conv2'] });
+    expect([...plan.nodes].map((n) => n.name).sort()).toEqual(['add', 'conv1', 'fc', 'flatten', 'gap']);
+    // relu1's output is read by the float conv2: it must stay a real Relu
+    expect([...plan.folded].map(([n, a]) => `${n.name}->${a.name}`)).toEqual(['add->relu2']);
+    async function* batches() {
+      for (let i = 0; i < 16; i++) yield { tensor: input(i), files: [`random-${i}`] };
+    }
+    const { collectors } = await collectRanges(float, 'x', plan.calibrate, batches());
+    const q = cloneModel(float);
+    const qplan = planQuantization(q.graph, 'residual', { exclude: ['conv2'] });
+    applyQdq(q, qplan, activationParamsFor(qplan, rangesFrom(collectors, 'minmax', {}, qplan.minmaxOnly), false));
+    const conv2 = q.graph.node.find((n) => n.name === 'conv2')!;
+    expect(conv2.input).toEqual(['a', 'w2', 'b2']); // float tensor and float weights
+    const dir = tempDir('edgetune-qgraph-');
+    const optimized = path.join(dir, 'opt.onnx');
+    const fs = await createSession(encodeModel(float), { providers: ['cpu'] });
+    const qs = await createSession(encodeModel(q), { providers: ['cpu'], optimizedModelFilePath: optimized });
+    try {
+      let err = 0;
+      let mag = 0;
+      for (let i = 200; i < 205; i++) {
+        const a = asFloat32((await fs.run({ x: input(i) })).y!);
+        const b = asFloat32((await qs.run({ x: input(i) })).y!);
+        for (let k = 0; k < a.length; k++) {
+          err += (a[k]! - b[k]!) ** 2;
+          mag += a[k]! ** 2;
+        }
+      }
+      expect(Math.sqrt(err / mag)).toBeLessThan(0.05);
+    } finally {
+      await fs.dispose();
+      await qs.dispose();
+    }
+    const ops = decodeModel(readFileSync(optimized)).graph.node.map((n) => n.opType);
+    expect(ops.filter((o) => o === 'Conv' || o === 'FusedConv').length).toBe(1);
+  });
 });
