@@ -20,11 +20,19 @@
 //                        model as <out>.report.json); options.evalCount limits it
 //   options.preprocess / options.labels / options.outputKind / options.labelOffset: override or supply
 //                        what the registry (or the model's embedded metadata) says
+//   options.resolve      how a registry id is found (searchPath, cacheDir, download), as models/loader.ts
 //   options.providers / threads / signal / onProgress(stage, done, total) / onSkip / onWarning
 //
+// Returns QuantizeResult: out, tableFile (TensorRT calibration table), cacheFile, cacheHit, method,
+// calibrationImages, skipped files, quantized op counts, foldedActivations, adjustedChannels,
+// biasCorrected, excluded, opsetFrom, ranges, and report/reportFile when options.eval was given
+// (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
+// latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
+//
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
-// 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation ranges (calibration/collect.ts) → QDQ rewrite →
-// embed `edgetune.model` metadata → write model, calibration cache and TensorRT table → evaluate.
+// 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation
+// ranges (calibration/collect.ts) → QDQ rewrite with bias correction → embed `edgetune.model`
+// metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
