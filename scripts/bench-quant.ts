@@ -5,14 +5,16 @@
 // default thread count. A per-operator profile of both shows where the time goes (and whether any
 // Conv stayed in float). Env: BENCH_RUNS (default 200), BENCH_CALIB (default 100).
 
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
 let profiled = 0;
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { quantizeModel } from '../calibration/index.js';
+import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/cli-util.js';
 import { decodeImage } from '../runtime/image.js';
+import { readModelInfo } from '../runtime/model-info.js';
 import { decodeModel } from '../runtime/onnx/model.js';
 import { sharedRoot } from '../runtime/paths.js';
 import { toTensor } from '../runtime/preprocess.js';
@@ -67,14 +69,13 @@ async function profile(model: string | Uint8Array, feeds: Record<string, TensorD
     .join(', ');
 }
 
-const { mkdirSync } = await import('node:fs');
 mkdirSync(work, { recursive: true });
 const rows: (string | number)[][] = [['model', 'threads', 'fp32 ms', 'int8 ms', 'int8/fp32', 'int8 kernels']];
 const profiles: string[] = [];
 for (const id of models) {
   const out = path.join(work, `${id}-int8.onnx`);
   process.stderr.write(`quantizing ${id} (${calibCount} calibration images)…\n`);
-  const q = await quantizeModel({
+  await quantizeModel({
     model: id,
     out,
     calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'),
@@ -82,9 +83,8 @@ for (const id of models) {
     method: 'entropy',
     cache: path.join(work, `${id}.calib.json`),
   });
-  const floatPath = (await (await import('../models/loader.js')).resolveModel(id)).path;
-  const info = (await import('../runtime/model-info.js')).readModelInfo;
-  const spec = (await info(out))!.preprocess;
+  const floatPath = (await resolveModel(id)).path;
+  const spec = (await readModelInfo(out))!.preprocess;
   const x = toTensor([await decodeImage(image, spec)], spec);
   const optimized = path.join(work, `${id}-int8.optimized.onnx`);
   const probe = await createSession(out, { providers: ['cpu'], optimizedModelFilePath: optimized });
@@ -118,7 +118,6 @@ for (const id of models) {
   }
   profiles.push(`${id} fp32: ${await profile(floatPath, feeds, 30)}`);
   profiles.push(`${id} int8: ${await profile(out, feeds, 30)}`);
-  void q;
 }
 process.stdout.write(`image: ${image}; ${runs} interleaved runs per model, medians; cpu provider\n`);
 process.stdout.write(table(rows));
