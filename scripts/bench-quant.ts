@@ -1,5 +1,5 @@
 // `npm run bench:quant`: int8 vs fp32 latency for squeezenet1.1 and mobilenetv1-0.25-128 on this CPU,
-// measured in one run: each model is quantized (entropy, 100 calibration images from
+// measured in one run: each model is quantized (percentile, the default method; 100 calibration images from
 // hymenoptera/train, cached in the temp folder), then fp32 and int8 sessions run the same photo
 // interleaved, single image, and the medians and their ratio are printed for 1 thread and the
 // default thread count. A per-operator profile of both shows where the time goes (and whether any
@@ -80,7 +80,7 @@ for (const id of models) {
     out,
     calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'),
     calibCount,
-    method: 'entropy',
+    method: 'percentile',
     cache: path.join(work, `${id}.calib.json`),
   });
   const floatPath = (await resolveModel(id)).path;

@@ -18,7 +18,7 @@ Options:
   --calib <dir>         calibration images (recursive, any class layout); not needed with a matching --cache
   --out <file.onnx>     output model, replaced atomically (required); also writes <out>.calibration.cache
                         (TensorRT table) and, with --eval, <out>.report.json
-  --method <m>          minmax | percentile | entropy | mse (default entropy)
+  --method <m>          minmax | percentile | entropy (TensorRT's KL search) | mse (default percentile)
   --percentile <p>      for --method percentile (default 99.999)
   --calib-count <n>     calibration images drawn with a seeded sample (default 300)
   --seed <n>            sample seed (default 1)
@@ -45,7 +45,7 @@ export const quantize: Command = {
         model: { type: 'string' },
         calib: { type: 'string' },
         out: { type: 'string' },
-        method: { type: 'string', default: 'entropy' },
+        method: { type: 'string', default: 'percentile' },
         percentile: { type: 'string' },
         'calib-count': { type: 'string' },
         seed: { type: 'string' },
