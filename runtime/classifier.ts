@@ -66,7 +66,7 @@ async function describe(session: ModelSession, entry: ModelEntry | undefined, me
   if (meta) {
     return {
       spec: checkSpec({ ...meta.preprocess }),
-      post: { kind: meta.outputKind, labelOffset: 0, labels: meta.labels },
+      post: { kind: meta.outputKind, labelOffset: meta.labelOffset ?? 0, labels: meta.labels },
       inputName: input.name,
       outputName: meta.outputName ?? output.name,
       assumptions: [],

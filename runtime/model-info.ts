@@ -15,6 +15,8 @@ export interface EmbeddedModelInfo {
   preprocess: PreprocessSpec;
   outputKind: 'logits' | 'probabilities';
   outputName?: string;
+  /** Output index of label 0 (1 when the model has a background class at index 0). Default 0. */
+  labelOffset?: number;
   /** Where the model came from (base model id, head kind, quantization method …). */
   provenance?: Record<string, unknown>;
 }

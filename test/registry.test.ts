@@ -71,11 +71,11 @@ describe('resolution', () => {
   it('downloads into the cache with a sha256 check and an atomic write, then uses the cache', async () => {
     const cache = tempDir();
     const file = { file: 'mnist-dl.onnx', url: `${base}/mnist.onnx`, sha256: loadRegistry().require('mnist').sha256 };
-    const first = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache, onProgress: () => undefined });
+    const first = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache, download: true, onProgress: () => undefined });
     expect(first).toEqual({ path: path.join(cache, 'mnist-dl.onnx'), source: 'download' });
     expect(await sha256File(first.path)).toBe(file.sha256);
     expect(readdirSync(cache)).toEqual(['mnist-dl.onnx']); // no temp files left
-    const second = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache });
+    const second = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache, download: true });
     expect(second.source).toBe('cache');
   });
 
@@ -83,14 +83,14 @@ describe('resolution', () => {
     const cache = tempDir();
     const wrong = '0'.repeat(64);
     const file = { file: 'mnist-bad.onnx', url: `${base}/mnist.onnx`, sha256: wrong };
-    await expect(resolveRemoteFile(file, 'model x', { searchPath: [], cacheDir: cache, onProgress: () => undefined })).rejects.toThrow(
+    await expect(resolveRemoteFile(file, 'model x', { searchPath: [], cacheDir: cache, download: true, onProgress: () => undefined })).rejects.toThrow(
       `sha256 mismatch for ${base}/mnist.onnx: expected ${wrong} but received ${loadRegistry().require('mnist').sha256}; the file was not saved`,
     );
     expect(readdirSync(cache)).toEqual([]);
   });
 
   it('a failed download (HTTP 404) names the URL', async () => {
-    await expect(resolveRemoteFile({ file: 'x.onnx', url: `${base}/missing.onnx` }, 'model x', { searchPath: [], cacheDir: tempDir() })).rejects.toThrow(
+    await expect(resolveRemoteFile({ file: 'x.onnx', url: `${base}/missing.onnx` }, 'model x', { searchPath: [], cacheDir: tempDir(), download: true })).rejects.toThrow(
       `cannot download ${base}/missing.onnx: HTTP 404`,
     );
   });

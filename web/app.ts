@@ -88,7 +88,7 @@ function describeExported(key: string, name: string, bytes: Uint8Array): ModelDe
     key,
     name,
     labels: info.labels,
-    post: { kind: info.outputKind, labelOffset: 0, labels: info.labels },
+    post: { kind: info.outputKind, labelOffset: info.labelOffset ?? 0, labels: info.labels },
     spec: checkSpec({ ...info.preprocess }),
     outputName: info.outputName,
   };

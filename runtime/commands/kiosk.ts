@@ -127,7 +127,7 @@ export async function kioskConfig(model: string, topK = 5, providers?: string): 
       ...base,
       id: path.basename(resolved.path),
       labels: info.labels,
-      labelOffset: 0,
+      labelOffset: info.labelOffset ?? 0,
       outputKind: info.outputKind,
       outputName: info.outputName,
       preprocess: checkSpec({ ...info.preprocess }),
