@@ -142,7 +142,7 @@ async function describe(model: OnnxModel, resolved: Awaited<ReturnType<typeof re
   const labels = o.labels ?? (entry ? await labelsOf(entry, o.resolve) : embedded?.labels ?? []);
   return {
     spec,
-    post: { kind: o.outputKind ?? entry?.output.kind ?? embedded?.outputKind ?? 'logits', labelOffset: o.labelOffset ?? entry?.labelOffset ?? 0, labels },
+    post: { kind: o.outputKind ?? entry?.output.kind ?? embedded?.outputKind ?? 'logits', labelOffset: o.labelOffset ?? entry?.labelOffset ?? embedded?.labelOffset ?? 0, labels },
     inputName: entry?.input.name ?? graphInput,
     outputName: entry?.output.name ?? embedded?.outputName ?? model.graph.output[0]?.name ?? '',
     id: entry?.id ?? path.basename(resolved.path),
@@ -269,10 +269,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const qplan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
   const params = activationParamsFor(qplan, ranges, symmetric);
   const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
-  const labels = d.post.labelOffset > 0 ? [...Array.from({ length: d.post.labelOffset }, (_, i) => (i === 0 ? 'background' : `offset${i}`)), ...d.post.labels] : [...d.post.labels];
   const info: EmbeddedModelInfo = {
     version: 1,
-    labels,
+    labels: [...d.post.labels],
+    ...(d.post.labelOffset ? { labelOffset: d.post.labelOffset } : {}),
     preprocess: floatSpec,
     outputKind: d.post.kind,
     outputName: d.outputName,
