@@ -15,3 +15,18 @@ export { benchModel, type BenchRow } from './bench.js';
 export { loadRegistry, resolveModel, labelsOf } from '../models/loader.js';
 export { specOf, type ModelEntry } from '../models/registry.js';
 export { detectProfile, detectFacts, getProfile, type DeviceProfile } from '../devices/profiles.js';
+
+// Personalization (browser-safe trainer, augmentation and export) and the ONNX toolkit.
+export { trainHead, trainHeadSync, predictHead, prototypeHead, computeMetrics } from './train/index.js';
+export type { HeadWeights, TrainConfig, TrainResult, FeatureSet } from './train/index.js';
+export { parseAugmentation, sampleView, viewRng } from './augment.js';
+export { exportClassifierModel, embeddingModel, findCut, headFromModel } from './export-head.js';
+export * as onnx from './onnx/index.js';
+
+// Streams: frame sources live in devices/, the pipeline and the kiosk service here.
+export { StreamPipeline } from './stream.js';
+export { startServer } from './serve.js';
+export { createSource } from '../devices/sources/index.js';
+
+// int8 quantization.
+export { quantizeModel } from '../calibration/index.js';
