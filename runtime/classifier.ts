@@ -7,7 +7,7 @@ import { EdgetuneError } from './errors.js';
 import { decodeImage, type DecodeOptions } from './image.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions } from '../models/loader.js';
 import { specOf, type ModelEntry } from '../models/registry.js';
-import { probabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
+import { probabilities, sniffedProbabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
 import { DEFAULT_SPEC, checkSpec, toTensor, type HwcImage, type PreprocessSpec } from './preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from './session.js';
 import { asFloat32, sizeOf } from './tensor.js';
@@ -156,17 +156,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const per = flat.length / chunk.length;
       for (let j = 0; j < chunk.length; j++) {
         const row = flat.subarray(j * per, (j + 1) * per);
-        let kind = d.post.kind;
-        if (sniffProbabilities) {
-          let s = 0;
-          let neg = false;
-          for (const v of row) {
-            s += v;
-            if (v < 0) neg = true;
-          }
-          if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
-        }
-        out.push(probabilities(row, { kind }).slice());
+        out.push((sniffProbabilities ? sniffedProbabilities(row) : probabilities(row, { kind: d.post.kind })).slice());
       }
     }
     return out;

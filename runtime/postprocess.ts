@@ -51,6 +51,19 @@ export function probabilities(row: Float32Array, spec: Pick<PostprocessSpec, 'ki
   return spec.kind === 'logits' ? softmax(row) : row;
 }
 
+/**
+ * For models described by neither the registry nor embedded metadata: a row that is already a
+ * distribution (no negatives, sums to 1) is used as it is, anything else gets a softmax.
+ */
+export function sniffedProbabilities(row: Float32Array): Float32Array {
+  let s = 0;
+  for (const v of row) {
+    if (v < 0) return softmax(row);
+    s += v;
+  }
+  return Math.abs(s - 1) < 1e-3 ? row : softmax(row);
+}
+
 export function topK(probs: ArrayLike<number>, k: number, spec: PostprocessSpec): Prediction[] {
   const picked = topIndices(probs, k + spec.labelOffset);
   const out: Prediction[] = [];

@@ -5,7 +5,7 @@
 // probabilities leave as transferred buffers (no copies).
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { probabilities } from './postprocess.js';
+import { probabilities, sniffedProbabilities } from './postprocess.js';
 import { createSession, type SessionOptions } from './session.js';
 import { asFloat32, type TensorData } from './tensor.js';
 import { messageOf } from './errors.js';
@@ -46,17 +46,7 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
         const res = await session.run({ [init.inputName]: m.tensor }, [init.outputName]);
         const ms = performance.now() - t;
         const row = asFloat32(res[init.outputName]!);
-        let kind = init.kind;
-        if (init.sniff) {
-          let s = 0;
-          let neg = false;
-          for (const v of row) {
-            s += v;
-            if (v < 0) neg = true;
-          }
-          if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
-        }
-        const probs = probabilities(row, { kind }).slice();
+        const probs = (init.sniff ? sniffedProbabilities(row) : probabilities(row, { kind: init.kind })).slice();
         post({ type: 'result', id: m.id, probs, ms }, [probs.buffer as ArrayBuffer]);
       } catch (err) {
         post({ type: 'error', id: m.id, message: messageOf(err) });

@@ -16,7 +16,7 @@ import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../devices/
 import type { Classifier } from './classifier.js';
 import { EdgetuneError, messageOf } from './errors.js';
 import { readModelInfo } from './model-info.js';
-import { probabilities, topK, type Prediction } from './postprocess.js';
+import { probabilities, sniffedProbabilities, topK, type Prediction } from './postprocess.js';
 import { toTensor } from './preprocess.js';
 import { asFloat32, type TensorData } from './tensor.js';
 import { packageRoot } from './paths.js';
@@ -299,17 +299,7 @@ export async function inferenceStages(
       const res = await clf.session.run({ [inputName]: tensor }, [outputName]);
       const ms = performance.now() - t;
       const row = asFloat32(res[outputName]!);
-      let kind = clf.post.kind;
-      if (sniff) {
-        let s = 0;
-        let neg = false;
-        for (const v of row) {
-          s += v;
-          if (v < 0) neg = true;
-        }
-        if (!neg && Math.abs(s - 1) < 1e-3) kind = 'probabilities';
-      }
-      return { probs: probabilities(row, { kind }).slice(), ms };
+      return { probs: (sniff ? sniffedProbabilities(row) : probabilities(row, { kind: clf.post.kind })).slice(), ms };
     },
   };
 }

@@ -10,7 +10,8 @@ import { EdgetuneError, messageOf } from '../errors.js';
 import { decodeImage } from '../image.js';
 import { loadRegistry } from '../../models/loader.js';
 import { specOf } from '../../models/registry.js';
-import { checkWritable, writeAtomic } from './finetune.js';
+import { checkWritable } from './finetune.js';
+import { writeAtomic } from '../atomic.js';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 

@@ -5,7 +5,7 @@
 // the confusion matrix) is written next to the model. `--resume M --add-class NAME DIR` extends a
 // model this command exported, reusing every cached embedding. Outputs are written atomically.
 
-import { access, constants, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment.js';
 import { intOption, interruptSignal, numberOption, parse, progress, writeJson, type CommandIO } from '../cli-util.js';
@@ -107,17 +107,8 @@ interface Provenance {
 
 const num = (v: unknown) => v as string | undefined;
 
-/** Atomic write: temp file in the same directory, then rename. */
-export async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new EdgetuneError('EIO', `cannot write ${file}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`, { subject: file, cause: err });
-  }
-}
+import { writeAtomic } from '../atomic.js';
+export { writeAtomic };
 
 /** Refuse an --out that cannot be written before any work is done. */
 export async function checkWritable(file: string, flag = '--out'): Promise<void> {
