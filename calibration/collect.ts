@@ -5,7 +5,7 @@
 // reusable with any method) and the TensorRT-readable calibration table.
 
 import { createHash } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/errors.js';
 import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.js';
@@ -83,17 +83,8 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Write a file atomically: temp file in the same folder, then rename. */
-export async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new EdgetuneError('EIO', `cannot write ${file}: ${messageOf(err)}`, { subject: file, cause: err });
-  }
-}
+import { writeAtomic } from '../runtime/atomic.js';
+export { writeAtomic };
 
 /** A cache file's collectors, or undefined when it is for another model or lacks tensors. Throws for unreadable JSON. */
 export async function readCache(
