@@ -16,6 +16,9 @@
 //                        default uint8 asymmetric activations (fuses into int8 kernels on x86 CPUs)
 //   options.exclude      node names, operator types or node output names kept in float
 //   options.biasCorrection  correct Conv/Gemm biases for the weight rounding error (default true)
+//   options.correctionImages  then re-measure each quantized layer's output mean on this many
+//                        calibration images and correct its bias to the float mean, layer by layer
+//                        (empirical bias correction, calibration/correct.ts; default 64, 0 = off)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it
@@ -26,13 +29,14 @@
 //
 // Returns QuantizeResult: out, tableFile (TensorRT calibration table), cacheFile, cacheHit, method,
 // calibrationImages, skipped files, quantized op counts, foldedActivations, adjustedChannels,
-// biasCorrected, excluded, opsetFrom, ranges, and report/reportFile when options.eval was given
+// biasCorrected, layersCorrected, excluded, opsetFrom, ranges, and report/reportFile when options.eval was given
 // (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
 // latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
 // 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation
-// ranges (calibration/collect.ts) → QDQ rewrite with bias correction → embed `edgetune.model`
+// ranges (calibration/collect.ts) → QDQ rewrite with bias correction → empirical bias correction
+// (calibration/correct.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { readFile, stat } from 'node:fs/promises';
@@ -55,12 +59,16 @@ import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomi
 import { activationParamsFor, applyQdq, opCounts, parameterSource, planQuantization, refuseQuantized } from './qdq.js';
 import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
 import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
+import { empiricalBiasCorrection } from './correct.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export type { QuantReport } from './report.js';
 
-export type QuantizeStage = 'calibrate' | 'evaluate';
+export type QuantizeStage = 'calibrate' | 'correct' | 'evaluate';
+
+/** Calibration images the empirical bias correction re-measures layer outputs on by default. */
+export const DEFAULT_CORRECTION_IMAGES = 64;
 
 export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** How the model reference is resolved (search path, cache, downloads). */
@@ -77,6 +85,11 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   exclude?: string[];
   /** Correct each Conv/Gemm bias for the weights' rounding error using calibration means. Default true. */
   biasCorrection?: boolean;
+  /**
+   * Calibration images on which each quantized layer's output mean is re-measured and its bias
+   * corrected to the float model's, layer by layer (with biasCorrection). Default 64; 0 turns it off.
+   */
+  correctionImages?: number;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -108,6 +121,8 @@ export interface QuantizeResult {
   adjustedChannels: number;
   /** Conv/Gemm layers whose bias was corrected for the weight rounding error. */
   biasCorrected: number;
+  /** Layers whose bias the empirical correction re-measured and adjusted. */
+  layersCorrected: number;
   excluded: string[];
   opsetFrom: number;
   ranges: Record<string, Range>;
@@ -269,6 +284,33 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const qplan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
   const params = activationParamsFor(qplan, ranges, symmetric);
   const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
+  let layersCorrected = 0;
+  const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
+  if (correctionImages > 0) {
+    const folder = o.calib ?? cacheInfo?.folder;
+    let files = calibrationFiles;
+    if (!files.length && folder && cacheInfo) {
+      files = await listCalibrationImages(folder).then(
+        (all) => seededSample(all, cacheInfo!.count, cacheInfo!.seed),
+        () => [],
+      );
+    }
+    if (!files.length) {
+      o.onWarning?.(`empirical bias correction skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
+    } else {
+      // Files calibration could not decode were reported already: leave them out.
+      const bad = new Set([...skipped, ...(cacheInfo?.skipped ?? [])].map((s) => s.file));
+      const inputs = [];
+      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, correctionImages), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
+      layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs, {
+        providers: o.providers,
+        threads: o.threads,
+        onWarning: o.onWarning,
+        signal: o.signal,
+        onProgress: (done, total) => o.onProgress?.('correct', done, total),
+      });
+    }
+  }
   const info: EmbeddedModelInfo = {
     version: 1,
     labels: [...d.post.labels],
@@ -280,7 +322,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       ...(d.provenance ?? {}),
       base: d.provenance?.base ?? d.id,
       baseSha256: modelSha,
-      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
+      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, correctionImages, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
       tool: 'edgetune quantize',
     },
   };
@@ -308,6 +350,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     foldedActivations: summary.foldedActivations,
     adjustedChannels: summary.adjustedChannels,
     biasCorrected: summary.biasCorrected,
+    layersCorrected,
     excluded: plan.excluded,
     opsetFrom,
     ranges: Object.fromEntries(ranges),

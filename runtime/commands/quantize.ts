@@ -2,7 +2,7 @@
 // (calibration/index.ts does the work). Prints the float-vs-int8 report as a table, or one JSON
 // object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
 
-import { CALIBRATION_METHODS, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
+import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
 import { reportTable } from '../../calibration/report.js';
 import { interruptSignal, intOption, listOption, numberOption, parse, progress, writeJson, type Command } from '../cli-util.js';
 import { EdgetuneError, checkOneOf } from '../errors.js';
@@ -28,6 +28,8 @@ Options:
                         on x86 CPUs the default uint8 activations are the fast ones)
   --no-bias-correction  keep the float biases (default: each Conv/Gemm bias absorbs the mean error of its
                         rounded weights, measured on the calibration images)
+  --correction-images <n>  then re-measure each quantized layer's output mean on n calibration images
+                        and correct its bias to the float model's, layer by layer (default 64; 0 = off)
   --exclude <list>      node names, operator types or node output names kept in float, comma-separated
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
@@ -53,6 +55,7 @@ export const quantize: Command = {
         'per-tensor': { type: 'boolean', default: false },
         symmetric: { type: 'boolean', default: false },
         'no-bias-correction': { type: 'boolean', default: false },
+        'correction-images': { type: 'string' },
         exclude: { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
@@ -71,7 +74,7 @@ export const quantize: Command = {
     const json = Boolean(v.json);
     const session = providersFrom(v, io);
     const intr = interruptSignal();
-    const bars = { calibrate: progress(io, 'calibrating'), evaluate: progress(io, 'evaluating') };
+    const bars = { calibrate: progress(io, 'calibrating'), correct: progress(io, 'correcting biases'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
     try {
       result = await quantizeModel({
@@ -86,6 +89,7 @@ export const quantize: Command = {
         symmetric: Boolean(v.symmetric),
         exclude: listOption(v.exclude as string | undefined),
         biasCorrection: !v['no-bias-correction'],
+        correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, 0),
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
