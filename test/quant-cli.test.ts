@@ -147,6 +147,9 @@ describe('edgetune quantize', () => {
     const m = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--out', path.join(dir, 'x.onnx'), '--method', 'kl']);
     expect(m.code).toBe(2);
     expect(m.stderr).toContain('Expected one of minmax, percentile, entropy, mse for --method but received "kl"');
+    const ci = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--out', path.join(dir, 'x.onnx'), '--correction-images', '-1']);
+    expect(ci.code).toBe(2);
+    expect(ci.stderr).toContain('correction-images');
     const h = await runCli(['quantize', '--help']);
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: edgetune quantize');

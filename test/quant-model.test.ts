@@ -34,6 +34,8 @@ interface ModelCase {
   klCeiling: number;
   /** Largest accuracy drop (fp32 − int8) allowed for the best method. */
   accuracyDrop: number;
+  /** Top-1 agreement floor of the best method. */
+  bestAgreementFloor: number;
   labelOffset: number;
 }
 
@@ -45,11 +47,14 @@ const CASES: ModelCase[] = [
     output: 'softmaxout_1',
     spec: { width: 224, height: 224, channels: 3, layout: 'NCHW', colorOrder: 'BGR', range: [0, 255], mean: [104, 117, 123], std: [1, 1, 1], resize: 'cover', crop: 1, dtype: 'float32' },
     convs: 26,
-    agreementFloor: 0.92,
+    // measured with empirical bias correction (64 images): agreement minmax 0.974, percentile 0.954,
+    // entropy 0.974, mse 0.961; top-5 overlap ≥ 0.937; mean KL ≤ 0.0104
+    agreementFloor: 0.94,
     top5Floor: 0.92,
     klCeiling: 0.012,
-    // measured: best method (minmax, agreement 0.954) 0.6275 vs fp32 0.6471 = 3 of 153 images
-    accuracyDrop: 0.025,
+    // measured: best method (minmax, agreement 0.974) 0.6405 vs fp32 0.6471 = 1 of 153 images
+    accuracyDrop: 0.01,
+    bestAgreementFloor: 0.96,
     labelOffset: 0,
   },
   {
@@ -59,11 +64,14 @@ const CASES: ModelCase[] = [
     output: 'MobilenetV1/Predictions/Reshape_1',
     spec: { width: 128, height: 128, channels: 3, layout: 'NCHW', colorOrder: 'RGB', range: [-1, 1], mean: [0, 0, 0], std: [1, 1, 1], resize: 'cover', crop: 0.875, dtype: 'float32' },
     convs: 28,
-    agreementFloor: 0.85,
-    top5Floor: 0.87,
-    klCeiling: 0.035,
-    // measured: best method (percentile, agreement 0.889) 0.3595 vs fp32 0.3856 = 4 of 153 images
-    accuracyDrop: 0.035,
+    // measured with empirical bias correction (64 images): agreement minmax 0.915, percentile 0.908,
+    // entropy 0.876, mse 0.902; top-5 overlap ≥ 0.899; mean KL ≤ 0.0208
+    agreementFloor: 0.86,
+    top5Floor: 0.89,
+    klCeiling: 0.025,
+    // measured: best method (minmax, agreement 0.915) 0.3922 vs fp32 0.3856 (one image more right)
+    accuracyDrop: 0.01,
+    bestAgreementFloor: 0.9,
     labelOffset: 1,
   },
 ];
@@ -126,6 +134,7 @@ describe.each(CASES)('$id', (c) => {
       expect(r.quantized.Conv).toBe(c.convs);
       expect(r.foldedActivations).toBe(c.convs - (c.id === 'mobilenetv1-0.25-128' ? 1 : 0));
       expect(r.biasCorrected).toBe(c.convs);
+      expect(r.layersCorrected).toBe(c.convs);
       expect(r.method).toBe(m);
     }
   });
@@ -154,8 +163,8 @@ describe.each(CASES)('$id', (c) => {
     const best = reps[0]!.rep;
     if (c.id === 'squeezenet1.1') {
       expect(best.accuracyFloat).toBeCloseTo(0.647, 2); // the reference pipeline's number (MODELS.md)
-      expect(best.agreementTop1).toBeGreaterThanOrEqual(0.95);
     }
+    expect(best.agreementTop1).toBeGreaterThanOrEqual(c.bestAgreementFloor);
     expect(best.accuracyFloat! - best.accuracyInt8!).toBeLessThanOrEqual(c.accuracyDrop);
   });
 
@@ -287,5 +296,27 @@ describe('bias correction (mobilenetv1-0.25-128, from the cache)', () => {
     const withBc = results.get('mobilenetv1-0.25-128')!.get('entropy')!.report!;
     expect(r.report!.meanKL).toBeGreaterThan(2 * withBc.meanKL);
     expect(r.report!.agreementTop1).toBeLessThan(withBc.agreementTop1);
+  });
+});
+
+describe('empirical bias correction (mobilenetv1-0.25-128, from the cache)', () => {
+  it('without the layer-by-layer re-measurement the int8 model diverges more and loses accuracy', async () => {
+    const r = await quantizeModel({
+      model: 'mobilenetv1-0.25-128',
+      out: path.join(dir, 'mnv1-noebc.onnx'),
+      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
+      method: 'percentile',
+      correctionImages: 0,
+      eval: shared('datasets', 'hymenoptera', 'val'),
+      resolve,
+    });
+    expect(r.cacheHit).toBe(true);
+    expect(r.biasCorrected).toBe(28);
+    expect(r.layersCorrected).toBe(0);
+    const withEbc = results.get('mobilenetv1-0.25-128')!.get('percentile')!.report!;
+    // measured: mean KL 0.0256 → 0.0199, agreement 0.889 → 0.908, accuracy 0.3595 → 0.3922
+    expect(r.report!.meanKL).toBeGreaterThan(1.15 * withEbc.meanKL);
+    expect(r.report!.agreementTop1).toBeLessThan(withEbc.agreementTop1);
+    expect(r.report!.accuracyInt8!).toBeLessThan(withEbc.accuracyInt8!);
   });
 });
