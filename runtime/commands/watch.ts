@@ -4,6 +4,7 @@
 // HTTP service (runtime/serve.ts). Source dropouts are reconnected with backoff and reported; Ctrl-C
 // or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
 
+import { availableParallelism } from 'node:os';
 import { createSource, SOURCES_USAGE } from '../../devices/sources/index.js';
 import type { SourceOptions } from '../../devices/sources/types.js';
 import { loadClassifier } from '../classifier.js';
@@ -106,9 +107,12 @@ export const watch: Command = {
       maxFrames,
       signal: stop.signal,
       reopen: (g) => createSource(uri, { ...sourceOptions, ...g }),
-      // The inference worker opens its own session of the model with the same providers and threads.
+      // The inference worker opens its own session of the model with the same providers. Unless told
+      // otherwise it leaves one core to capture/preprocess/sinks: on 2 cores, onnxruntime's default of a
+      // thread per core made the stream reach 0.79 of bare session.run throughput, one thread 0.94–0.97
+      // (npm run bench:stream with BENCH_THREADS=1).
       inference,
-      sessionOptions: { providers: session.providers, threads: session.threads },
+      sessionOptions: { providers: session.providers, threads: session.threads ?? (inference === 'worker' ? Math.max(1, availableParallelism() - 1) : undefined) },
       onWarning: session.onWarning,
     });
     const p = pipeline;
