@@ -31,10 +31,13 @@ Commands:
 ${rows.join('\n')}
 
 Environment:
-  EDGETUNE_MODEL_PATH  directories searched for model files (default ../shared/models)
+  EDGETUNE_SHARED      shared assets folder (default ../shared beside the package)
+  EDGETUNE_MODEL_PATH  directories searched for model files (default $EDGETUNE_SHARED/models)
   EDGETUNE_CACHE       download cache (default ~/.cache/edgetune)
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
+  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\`
+  EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }
 
