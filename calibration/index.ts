@@ -60,15 +60,18 @@ import { activationParamsFor, applyQdq, opCounts, parameterSource, planQuantizat
 import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
 import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
 import { empiricalBiasCorrection } from './correct.js';
+import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export type { QuantReport } from './report.js';
 
-export type QuantizeStage = 'calibrate' | 'correct' | 'evaluate';
+export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'evaluate';
 
 /** Calibration images the empirical bias correction re-measures layer outputs on by default. */
 export const DEFAULT_CORRECTION_IMAGES = 64;
+/** Calibration images GPTQ accumulates Conv input statistics on by default (0 = off). */
+export const DEFAULT_GPTQ_IMAGES = 0;
 
 export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** How the model reference is resolved (search path, cache, downloads). */
@@ -90,6 +93,11 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
    * corrected to the float model's, layer by layer (with biasCorrection). Default 64; 0 turns it off.
    */
   correctionImages?: number;
+  /**
+   * Re-round Conv weights with GPTQ error feedback (calibration/gptq.ts) on this many calibration
+   * images (same per-channel scales, same graph). Default 0 (off).
+   */
+  gptqImages?: number;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -123,6 +131,8 @@ export interface QuantizeResult {
   biasCorrected: number;
   /** Layers whose bias the empirical correction re-measured and adjusted. */
   layersCorrected: number;
+  /** Conv layers whose int8 weights GPTQ re-rounded. */
+  gptqLayers: number;
   excluded: string[];
   opsetFrom: number;
   ranges: Record<string, Range>;
@@ -285,8 +295,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const params = activationParamsFor(qplan, ranges, symmetric);
   const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
   let layersCorrected = 0;
+  let gptqLayers = 0;
   const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
-  if (correctionImages > 0) {
+  const gptqImages = o.gptqImages ?? DEFAULT_GPTQ_IMAGES;
+  if (correctionImages > 0 || gptqImages > 0) {
     const folder = o.calib ?? cacheInfo?.folder;
     let files = calibrationFiles;
     if (!files.length && folder && cacheInfo) {
@@ -296,19 +308,31 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       );
     }
     if (!files.length) {
-      o.onWarning?.(`empirical bias correction skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
+      o.onWarning?.(`${gptqImages > 0 ? 'GPTQ weight rounding and ' : ''}empirical bias correction skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
     } else {
       // Files calibration could not decode were reported already: leave them out.
       const bad = new Set([...skipped, ...(cacheInfo?.skipped ?? [])].map((s) => s.file));
       const inputs = [];
-      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, correctionImages), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
-      layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs, {
-        providers: o.providers,
-        threads: o.threads,
-        onWarning: o.onWarning,
-        signal: o.signal,
-        onProgress: (done, total) => o.onProgress?.('correct', done, total),
-      });
+      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, Math.max(correctionImages, gptqImages)), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
+      if (gptqImages > 0) {
+        gptqLayers = await gptqConvWeights(prepared, qmodel, d.inputName, inputs.slice(0, gptqImages), {
+          providers: o.providers,
+          threads: o.threads,
+          onWarning: o.onWarning,
+          signal: o.signal,
+          channelMeans: biasCorrection ? means : undefined,
+          onProgress: (done, total) => o.onProgress?.('gptq', done, total),
+        });
+      }
+      if (correctionImages > 0) {
+        layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs.slice(0, correctionImages), {
+          providers: o.providers,
+          threads: o.threads,
+          onWarning: o.onWarning,
+          signal: o.signal,
+          onProgress: (done, total) => o.onProgress?.('correct', done, total),
+        });
+      }
     }
   }
   const info: EmbeddedModelInfo = {
@@ -322,7 +346,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       ...(d.provenance ?? {}),
       base: d.provenance?.base ?? d.id,
       baseSha256: modelSha,
-      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, correctionImages, activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
+      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, correctionImages, ...(gptqLayers ? { gptq: { images: gptqImages, layers: gptqLayers } } : {}), activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
       tool: 'edgetune quantize',
     },
   };
@@ -351,6 +375,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     adjustedChannels: summary.adjustedChannels,
     biasCorrected: summary.biasCorrected,
     layersCorrected,
+    gptqLayers,
     excluded: plan.excluded,
     opsetFrom,
     ranges: Object.fromEntries(ranges),

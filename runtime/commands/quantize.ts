@@ -2,7 +2,7 @@
 // (calibration/index.ts does the work). Prints the float-vs-int8 report as a table, or one JSON
 // object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
 
-import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
+import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
 import { reportTable } from '../../calibration/report.js';
 import { interruptSignal, intOption, listOption, numberOption, parse, progress, writeJson, type Command } from '../cli-util.js';
 import { EdgetuneError, checkOneOf } from '../errors.js';
@@ -30,6 +30,8 @@ Options:
                         rounded weights, measured on the calibration images)
   --correction-images <n>  then re-measure each quantized layer's output mean on n calibration images
                         and correct its bias to the float model's, layer by layer (default 64; 0 = off)
+  --gptq-images <n>     re-round Conv weights with GPTQ error feedback using n calibration images (same
+                        scales and graph; default 0 = off; helps MobileNetV1, not SqueezeNet)
   --exclude <list>      node names, operator types or node output names kept in float, comma-separated
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
@@ -56,6 +58,7 @@ export const quantize: Command = {
         symmetric: { type: 'boolean', default: false },
         'no-bias-correction': { type: 'boolean', default: false },
         'correction-images': { type: 'string' },
+        'gptq-images': { type: 'string' },
         exclude: { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
@@ -74,7 +77,7 @@ export const quantize: Command = {
     const json = Boolean(v.json);
     const session = providersFrom(v, io);
     const intr = interruptSignal();
-    const bars = { calibrate: progress(io, 'calibrating'), correct: progress(io, 'correcting biases'), evaluate: progress(io, 'evaluating') };
+    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
     try {
       result = await quantizeModel({
@@ -90,6 +93,7 @@ export const quantize: Command = {
         exclude: listOption(v.exclude as string | undefined),
         biasCorrection: !v['no-bias-correction'],
         correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, 0),
+        gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, 0),
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
