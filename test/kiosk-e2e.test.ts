@@ -247,6 +247,8 @@ describe('edgetune kiosk in Chromium', () => {
     await page.locator('#import-model').setInputFiles(file);
     await page.waitForFunction(() => document.querySelectorAll('#models li').length === 2);
     await page.waitForFunction(() => document.querySelector('#model-name')?.textContent === 'ants-bees');
+    // the status line is written once the live view has switched, a moment after the model name
+    await page.waitForFunction(() => document.querySelector('#train-status')?.textContent?.startsWith('imported') === true);
     expect(await text('#train-status')).toBe('imported ants-bees.onnx: 2 classes (ants, bees)');
     // a valid ONNX file without edgetune's metadata is refused with the reason
     const plain = path.join(work, 'digits.onnx');
