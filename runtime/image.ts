@@ -71,12 +71,43 @@ export async function decodeImage(input: string | Uint8Array, spec: PreprocessSp
   } else if (input.byteLength === 0) {
     throw new EdgetuneError('EINPUT', `${label}: empty file (0 bytes)`, { subject: label });
   }
+  return run(() => pipeline(input, spec, opts), input, opts, label);
+}
+
+type Raw = { data: Buffer; info: { width: number; height: number; channels: number } };
+
+/** Serialises the re-runs below so that two failing decodes never overlap. */
+let retryChain: Promise<unknown> = Promise.resolve();
+
+/**
+ * Run a sharp pipeline to HWC pixels. libvips keeps one error buffer per process: when several
+ * decodes fail at the same moment (decode-ahead over a folder of broken files), one of them can be
+ * left with "Unknown error". Such a failure is run once more, alone, to get the real reason.
+ */
+async function run(make: () => Sharp, input: string | Uint8Array, opts: DecodeOptions, label: string): Promise<HwcImage> {
+  const toImage = ({ data, info }: Raw): HwcImage => ({
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+    channels: info.channels,
+  });
+  let failure: unknown;
   try {
-    const { data, info } = await pipeline(input, spec, opts).toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
+    return toImage(await make().toBuffer({ resolveWithObject: true }));
   } catch (err) {
-    throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, err, opts)}`, { subject: label, cause: err });
+    failure = err;
   }
+  const vague = (e: unknown) => !messageOf(e).trim() || /^unknown error$/i.test(messageOf(e).trim());
+  for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
+    const again = retryChain.then(() => make().toBuffer({ resolveWithObject: true }));
+    retryChain = again.catch(() => undefined);
+    try {
+      return toImage(await again);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts)}`, { subject: label, cause: failure });
 }
 
 /** The reason a decode failed; for the pixel limit, the header's size (read without decoding). */
@@ -96,17 +127,13 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
 /** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
 export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
-  try {
-    const { data, info } = await sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' })
+  const make = () =>
+    sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' })
       .rotate()
       .flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
-  } catch (err) {
-    throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, err, opts)}`, { subject: label, cause: err });
-  }
+      .raw({ depth: 'uchar' });
+  return run(make, input, opts, label);
 }
 
 /** Encode HWC pixels as JPEG (snapshots, captured frames). */
