@@ -25,6 +25,7 @@
 //   computeMetrics / predictions / headToJSON / headFromJSON re-exported.
 // HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
 
+import { argmax } from './metrics.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
 import { createRng, type Rng } from './rng.js';
 import {
@@ -227,6 +228,21 @@ function softmaxInto(z: Float64Array, probs: Float64Array): number {
   return max + Math.log(sum);
 }
 
+/**
+ * Label-smoothed cross-entropy of one row from its logits `z` (softmax already in `probs`, `lse` its
+ * log-sum-exp): writes the weighted logit gradient dz = w·(p − t) and returns the unweighted loss.
+ */
+function smoothedRowLoss(z: Float64Array, probs: Float64Array, lse: number, y: number, eps: number, w: number, dz: Float64Array): number {
+  const K = z.length;
+  let li = 0;
+  for (let k = 0; k < K; k++) {
+    const t = (k === y ? 1 - eps : 0) + eps / K;
+    li += t * (lse - z[k]!);
+    dz[k] = w * (probs[k]! - t);
+  }
+  return li;
+}
+
 /** Accumulate gradients of one example given dz (dLoss/dlogits, already weighted). */
 function backward(p: Params, s: Scratch, gW: Float64Array[], gb: Float64Array[]): void {
   const L = p.W.length;
@@ -339,15 +355,8 @@ export function lossAndGradient(
     forward(p, x, i * d, s, 0);
     const lse = softmaxInto(s.z, probs);
     const w = opts.classWeights[y]! / wsum;
-    let li = 0;
-    let best = 0;
-    for (let k = 0; k < K; k++) {
-      const t = (k === y ? 1 - eps : 0) + eps / K;
-      li += t * (lse - s.z[k]!);
-      s.dz[k] = w * (probs[k]! - t);
-      if (s.z[k]! > s.z[best]!) best = k;
-    }
-    if (best === y) correct++;
+    const li = smoothedRowLoss(s.z, probs, lse, y, eps, w, s.dz);
+    if (argmax(s.z) === y) correct++;
     loss += w * li;
     backward(p, s, gW, gb);
   }
@@ -378,9 +387,7 @@ function evalSet(p: Params, x: Float32Array, labels: Int32Array): { loss: number
     const lse = softmaxInto(s.z, probs);
     const y = labels[i]!;
     loss += lse - s.z[y]!;
-    let best = 0;
-    for (let k = 1; k < K; k++) if (s.z[k]! > s.z[best]!) best = k;
-    if (best === y) correct++;
+    if (argmax(s.z) === y) correct++;
   }
   return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
 }
@@ -469,15 +476,8 @@ function* epochsOf(
         forward(p, x, i * d, s, cfg.dropout, rng);
         const lse = softmaxInto(s.z, probs);
         const w = cw[y]! / wsum;
-        let best = 0;
-        let li = 0;
-        for (let k = 0; k < K; k++) {
-          const t = (k === y ? 1 - eps : 0) + eps / K;
-          li += t * (lse - s.z[k]!);
-          s.dz[k] = w * (probs[k]! - t);
-          if (s.z[k]! > s.z[best]!) best = k;
-        }
-        if (best === y) correct++;
+        const li = smoothedRowLoss(s.z, probs, lse, y, eps, w, s.dz);
+        if (argmax(s.z) === y) correct++;
         lossSum += li;
         backward(p, s, gW, gb);
       }
