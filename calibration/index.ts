@@ -314,22 +314,18 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       const bad = new Set([...skipped, ...(cacheInfo?.skipped ?? [])].map((s) => s.file));
       const inputs = [];
       for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, Math.max(correctionImages, gptqImages)), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
+      // Both passes run the float and int8 models layer by layer with the same session settings.
+      const passOptions = { providers: o.providers, threads: o.threads, onWarning: o.onWarning, signal: o.signal };
       if (gptqImages > 0) {
         gptqLayers = await gptqConvWeights(prepared, qmodel, d.inputName, inputs.slice(0, gptqImages), {
-          providers: o.providers,
-          threads: o.threads,
-          onWarning: o.onWarning,
-          signal: o.signal,
+          ...passOptions,
           channelMeans: biasCorrection ? means : undefined,
           onProgress: (done, total) => o.onProgress?.('gptq', done, total),
         });
       }
       if (correctionImages > 0) {
         layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs.slice(0, correctionImages), {
-          providers: o.providers,
-          threads: o.threads,
-          onWarning: o.onWarning,
-          signal: o.signal,
+          ...passOptions,
           onProgress: (done, total) => o.onProgress?.('correct', done, total),
         });
       }

@@ -64,6 +64,34 @@ function input(seed: number): TensorData {
   return { type: 'float32', data: weights(3 * 16 * 16, 100 + seed, 1), dims: [1, 3, 16, 16] };
 }
 
+
+/**
+ * Run the float and int8 models on inputs lo..hi-1 and expect the int8 output within 5% relative
+ * RMS error; returns the path of the int8 session's optimised graph (for fusion checks).
+ */
+async function expectCloseToFloat(floatBytes: Uint8Array, int8Bytes: Uint8Array, lo: number, hi: number): Promise<string> {
+  const optimized = path.join(tempDir('edgetune-qgraph-'), 'opt.onnx');
+  const fs = await createSession(floatBytes, { providers: ['cpu'] });
+  const qs = await createSession(int8Bytes, { providers: ['cpu'], optimizedModelFilePath: optimized });
+  try {
+    let err = 0;
+    let mag = 0;
+    for (let i = lo; i < hi; i++) {
+      const a = asFloat32((await fs.run({ x: input(i) })).y!);
+      const b = asFloat32((await qs.run({ x: input(i) })).y!);
+      for (let k = 0; k < a.length; k++) {
+        err += (a[k]! - b[k]!) ** 2;
+        mag += a[k]! ** 2;
+      }
+    }
+    expect(Math.sqrt(err / mag)).toBeLessThan(0.05);
+  } finally {
+    await fs.dispose();
+    await qs.dispose();
+  }
+  return optimized;
+}
+
 describe('QDQ on a residual graph with a Gemm head', () => {
   it('quantizes Conv, Add and Gemm; outputs track float; ORT fuses them', async () => {
     const float = residualModel();
@@ -85,26 +113,7 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     expect(summary.quantized).toEqual({ Conv: 2, Add: 1, Gemm: 1, GlobalAveragePool: 1, Flatten: 1 });
     expect(summary.biasCorrected).toBe(3);
     const bytes = encodeModel(q);
-    const dir = tempDir('edgetune-qgraph-');
-    const optimized = path.join(dir, 'opt.onnx');
-    const fs = await createSession(encodeModel(float), { providers: ['cpu'] });
-    const qs = await createSession(bytes, { providers: ['cpu'], optimizedModelFilePath: optimized });
-    try {
-      let err = 0;
-      let mag = 0;
-      for (let i = 100; i < 110; i++) {
-        const a = asFloat32((await fs.run({ x: input(i) })).y!);
-        const b = asFloat32((await qs.run({ x: input(i) })).y!);
-        for (let k = 0; k < a.length; k++) {
-          err += (a[k]! - b[k]!) ** 2;
-          mag += a[k]! ** 2;
-        }
-      }
-      expect(Math.sqrt(err / mag)).toBeLessThan(0.05);
-    } finally {
-      await fs.dispose();
-      await qs.dispose();
-    }
+    const optimized = await expectCloseToFloat(encodeModel(float), bytes, 100, 110);
     const ops: Record<string, number> = {};
     for (const n of decodeModel(readFileSync(optimized)).graph.node) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
     expect(ops.QLinearConv).toBe(2);
@@ -130,26 +139,7 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     applyQdq(q, qplan, activationParamsFor(qplan, rangesFrom(collectors, 'minmax', {}, qplan.minmaxOnly), false));
     const conv2 = q.graph.node.find((n) => n.name === 'conv2')!;
     expect(conv2.input).toEqual(['a', 'w2', 'b2']); // float tensor and float weights
-    const dir = tempDir('edgetune-qgraph-');
-    const optimized = path.join(dir, 'opt.onnx');
-    const fs = await createSession(encodeModel(float), { providers: ['cpu'] });
-    const qs = await createSession(encodeModel(q), { providers: ['cpu'], optimizedModelFilePath: optimized });
-    try {
-      let err = 0;
-      let mag = 0;
-      for (let i = 200; i < 205; i++) {
-        const a = asFloat32((await fs.run({ x: input(i) })).y!);
-        const b = asFloat32((await qs.run({ x: input(i) })).y!);
-        for (let k = 0; k < a.length; k++) {
-          err += (a[k]! - b[k]!) ** 2;
-          mag += a[k]! ** 2;
-        }
-      }
-      expect(Math.sqrt(err / mag)).toBeLessThan(0.05);
-    } finally {
-      await fs.dispose();
-      await qs.dispose();
-    }
+    const optimized = await expectCloseToFloat(encodeModel(float), encodeModel(q), 200, 205);
     const ops = decodeModel(readFileSync(optimized)).graph.node.map((n) => n.opType);
     expect(ops.filter((o) => o === 'Conv' || o === 'FusedConv').length).toBe(1);
   });
