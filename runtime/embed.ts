@@ -15,7 +15,7 @@ import { decodeImage } from './image.js';
 import { decodeModel, type OnnxModel } from './onnx/model.js';
 import { checkSpec, toTensor, type HwcImage, type PreprocessSpec } from './preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from './session.js';
-import { asFloat32 } from './tensor.js';
+import { asFloat32, concatFloat32 } from './tensor.js';
 import { cacheDir } from './paths.js';
 import { resolveModel } from '../models/loader.js';
 import { specOf, type ModelEntry } from '../models/registry.js';
@@ -136,14 +136,8 @@ export class Embedder {
       const r = await this.session.run({ [input]: toTensor(chunk, this.backbone.spec) }, [EMBEDDING_OUTPUT]);
       parts.push(asFloat32(r[EMBEDDING_OUTPUT]!).slice());
     }
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const out = new Float32Array(total);
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    if (!this.backbone.cut.dims && images.length) this.backbone.cut.dims = total / images.length;
+    const out = concatFloat32(parts);
+    if (!this.backbone.cut.dims && images.length) this.backbone.cut.dims = out.length / images.length;
     return out;
   }
 

@@ -20,6 +20,7 @@
 // embeddings the embedding model computes (up to float rounding).
 
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from './onnx/model.js';
+import { findConsumers, producerMap, pruneGraph } from './onnx/graph.js';
 import { EdgetuneError } from './errors.js';
 import type { PreprocessSpec } from './preprocess.js';
 import type { DenseLayer, HeadWeights } from './train/types.js';
@@ -58,16 +59,6 @@ const OUTPUT_QPARAMS: Record<string, number> = {
 };
 const DENSE_OPS = new Set(['Gemm', 'MatMul', 'QLinearMatMul', 'MatMulInteger']);
 
-function producers(g: GraphProto): Map<string, NodeProto> {
-  const m = new Map<string, NodeProto>();
-  for (const n of g.node) for (const o of n.output) m.set(o, n);
-  return m;
-}
-
-function consumersOf(g: GraphProto, tensor: string): NodeProto[] {
-  return g.node.filter((n) => n.input.includes(tensor));
-}
-
 function notFound(msg: string): EdgetuneError {
   return new EdgetuneError('EMODEL', msg);
 }
@@ -75,7 +66,7 @@ function notFound(msg: string): EdgetuneError {
 /** Where to cut a backbone (see the module comment). */
 export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
   const g = model.graph;
-  const prod = producers(g);
+  const prod = producerMap(g);
   const inits = new Set(g.initializer.map((t) => t.name));
   let tensor: string;
   let dense: NodeProto | undefined;
@@ -102,7 +93,7 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     if (!consumer) {
       const seen = [tensor];
       for (let i = 0; i < seen.length && !consumer; i++) {
-        for (const c of consumersOf(g, seen[i]!)) {
+        for (const c of findConsumers(g, seen[i]!)) {
           if (c.opType === 'QLinearMatMul' && c.input[0] === seen[i]) consumer = c;
           else if (PASS_OPS.has(c.opType ?? '')) seen.push(c.output[0]!);
         }
@@ -173,32 +164,9 @@ function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; emb
     t = PREFIX + 'pooled';
   }
   if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', [attrInt('axis', 1)]));
-  // Keep only what the embedding needs.
-  const prod = producers(g);
-  const needed = new Set<string>();
-  const keep = new Set<NodeProto>();
-  const stack = [cut.tensor, ...(cut.dequantize ? [cut.dequantize.scale, cut.dequantize.zeroPoint] : [])];
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (needed.has(name)) continue;
-    needed.add(name);
-    const p = prod.get(name);
-    if (p && !keep.has(p)) {
-      keep.add(p);
-      for (const i of p.input) if (i) stack.push(i);
-    }
-  }
-  for (const n of extra) for (const i of n.input) needed.add(i);
-  const nodes = g.node.filter((n) => keep.has(n));
-  const graph: GraphProto = {
-    ...g,
-    node: [...nodes, ...extra],
-    initializer: g.initializer.filter((i) => needed.has(i.name ?? '')),
-    input: g.input.filter((i) => i === imageInput(g) || needed.has(i.name ?? '')),
-    valueInfo: g.valueInfo.filter((v) => needed.has(v.name ?? '')),
-    output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)],
-    quantizationAnnotation: g.quantizationAnnotation.filter((a) => needed.has(a.tensorName ?? '')),
-  };
+  // The embedding becomes the only output; the toolkit prunes everything it does not need.
+  const graph: GraphProto = { ...g, node: [...g.node, ...extra], output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)] };
+  pruneGraph(graph);
   return { model: { ...model, graph, metadataProps: model.metadataProps.filter((p) => p.key !== MODEL_INFO_KEY) }, embedding: EMBEDDING_OUTPUT };
 }
 

@@ -80,3 +80,14 @@ export function asFloat32(t: TensorData): Float32Array {
   if (t.data instanceof BigInt64Array) return Float32Array.from(t.data, (v) => Number(v));
   return Float32Array.from(t.data as ArrayLike<number>);
 }
+
+/** Concatenate float32 chunks (e.g. per-batch outputs) into one array. */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -12,7 +12,7 @@ import { DEFAULT_AUGMENT, formatAugmentation, parseAugmentation, renderView, sam
 import { EMBEDDING_OUTPUT, embeddingModel, exportClassifierModel, findCut, headFromModel, type CutSpec } from '../runtime/export-head.js';
 import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { toTensor, type HwcImage } from '../runtime/preprocess.js';
-import { asFloat32 } from '../runtime/tensor.js';
+import { asFloat32, concatFloat32 } from '../runtime/tensor.js';
 import { computeMetrics, createRng, DEFAULT_CONFIG, predictHead, predictions, prototypeHead, trainHead, type FeatureSet, type HeadWeights, type Rng, type TrainConfig } from '../runtime/train/index.js';
 import { openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
@@ -104,14 +104,8 @@ class Embedder {
       parts.push(asFloat32(Object.values(out)[0]!).slice());
       i += chunk.length;
     }
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const rows = new Float32Array(total);
-    let o = 0;
-    for (const p of parts) {
-      rows.set(p, o);
-      o += p.length;
-    }
-    return { rows, dims: images.length ? total / images.length : 0 };
+    const rows = concatFloat32(parts);
+    return { rows, dims: images.length ? rows.length / images.length : 0 };
   }
 }
 
