@@ -76,7 +76,8 @@ describe('other models and paths', () => {
       const a = await f16.classify(shared('camera', file));
       const b = await f32.classify(shared('camera', file));
       expect(a.top[0]!.index).toBe(index);
-      expect(Math.abs(a.top[0]!.score - b.top[0]!.score)).toBeLessThan(0.02);
+      // measured at most 2.3e-4 (the fp32 file is an exact widening of the fp16 weights)
+      expect(Math.abs(a.top[0]!.score - b.top[0]!.score)).toBeLessThan(2e-3);
     }
     await f16.dispose();
     await f32.dispose();

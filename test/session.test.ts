@@ -97,8 +97,8 @@ describe('leaks', () => {
     global.gc?.();
     const grown = (process.memoryUsage().rss - rss0) / 1048576;
     expect(liveSessionCount()).toBe(before);
-    // 30 leaked MobileNetV2 sessions with their arenas would be hundreds of MB.
-    expect(grown).toBeLessThan(120);
+    // Measured: 30 disposed cycles grew RSS by 19 MB; the same 30 sessions kept alive (leaked) by 222 MB.
+    expect(grown).toBeLessThan(80);
   });
 
   it('a disposed session refuses to run', async () => {
