@@ -8,42 +8,15 @@
 
 import { EdgetuneError } from '../runtime/errors.js';
 import { DataType, addGraphOutput, getInitializer, makeTensorType, pruneGraph, readFloat32, readInt32, writeInt32 } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
+import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { quantizedLayers, type QuantizedLayer } from './qdq.js';
 import { ChannelMeans } from './ranges.js';
 
 export interface EmpiricalCorrectionOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
-}
-
-interface Pair {
-  /** Float model's Conv/Gemm. */
-  float: NodeProto;
-  /** Its quantized counterpart (same weights) in the QDQ model. */
-  quant: NodeProto;
-  biasQuantized: string;
-  biasScale: string;
-}
-
-/** Quantized Conv/Gemm nodes with an int32 bias, paired with the float node reading the same weights. */
-function pairs(floatModel: OnnxModel, qmodel: OnnxModel): Pair[] {
-  const producer = new Map<string, NodeProto>();
-  for (const n of qmodel.graph.node) for (const o of n.output) producer.set(o, n);
-  const byWeight = new Map<string, NodeProto>();
-  for (const n of floatModel.graph.node) if (n.opType === 'Conv' || n.opType === 'Gemm') byWeight.set(n.input[1]!, n);
-  const out: Pair[] = [];
-  for (const n of qmodel.graph.node) {
-    if ((n.opType !== 'Conv' && n.opType !== 'Gemm') || !n.input[2]) continue;
-    const w = producer.get(n.input[1]!);
-    const b = producer.get(n.input[2]!);
-    if (w?.opType !== 'DequantizeLinear' || b?.opType !== 'DequantizeLinear') continue;
-    const f = byWeight.get(w.input[0]!.replace(/_quantized(_\d+)?$/, ''));
-    if (!f) continue;
-    out.push({ float: f, quant: n, biasQuantized: b.input[0]!, biasScale: b.input[1]! });
-  }
-  return out;
 }
 
 async function channelMeans(model: OnnxModel, outputs: readonly string[], inputName: string, inputs: readonly TensorData[], unfused: boolean, o: EmpiricalCorrectionOptions): Promise<Map<string, Float64Array>> {
@@ -79,7 +52,7 @@ async function channelMeans(model: OnnxModel, outputs: readonly string[], inputN
  * has the float model's per-channel mean on `inputs`. Returns the number of layers corrected.
  */
 export async function empiricalBiasCorrection(floatModel: OnnxModel, qmodel: OnnxModel, inputName: string, inputs: readonly TensorData[], o: EmpiricalCorrectionOptions = {}): Promise<number> {
-  const ps = pairs(floatModel, qmodel);
+  const ps = quantizedLayers(floatModel, qmodel).filter((p): p is QuantizedLayer & { biasQuantized: string; biasScale: string } => p.biasQuantized !== undefined);
   if (ps.length === 0 || inputs.length === 0) return 0;
   const target = await channelMeans(floatModel, ps.map((p) => p.float.output[0]!), inputName, inputs, false, o);
   let done = 0;

@@ -19,6 +19,9 @@
 //   options.correctionImages  then re-measure each quantized layer's output mean on this many
 //                        calibration images and correct its bias to the float mean, layer by layer
 //                        (empirical bias correction, calibration/correct.ts; default 64, 0 = off)
+//   options.gptqImages   re-round Conv weights with GPTQ on this many calibration images (default 0)
+//   options.sensitivityImages  score each quantized layer's weights and each quantized activation
+//                        alone on this many calibration images (calibration/sensitivity.ts; default 0)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it
@@ -29,14 +32,15 @@
 //
 // Returns QuantizeResult: out, tableFile (TensorRT calibration table), cacheFile, cacheHit, method,
 // calibrationImages, skipped files, quantized op counts, foldedActivations, adjustedChannels,
-// biasCorrected, layersCorrected, excluded, opsetFrom, ranges, and report/reportFile when options.eval was given
+// biasCorrected, layersCorrected, gptqLayers, excluded, opsetFrom, ranges, sensitivity (with
+// options.sensitivityImages), and report/reportFile when options.eval was given
 // (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
 // latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
 // 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation
 // ranges (calibration/collect.ts) → QDQ rewrite with bias correction → empirical bias correction
-// (calibration/correct.ts) → embed `edgetune.model`
+// (calibration/correct.ts) → optional sensitivity analysis (calibration/sensitivity.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { readFile, stat } from 'node:fs/promises';
@@ -62,11 +66,13 @@ import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFi
 import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
+import { quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
+export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
 export type { QuantReport } from './report.js';
 
-export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'evaluate';
+export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'sensitivity' | 'evaluate';
 
 /** Calibration images the empirical bias correction re-measures layer outputs on by default. */
 export const DEFAULT_CORRECTION_IMAGES = 64;
@@ -98,6 +104,11 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
    * images (same per-channel scales, same graph). Default 0 (off).
    */
   gptqImages?: number;
+  /**
+   * Score each quantized layer's weights and each quantized activation alone on this many
+   * calibration images (calibration/sensitivity.ts): which tensors to --exclude. Default 0 (off).
+   */
+  sensitivityImages?: number;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -136,6 +147,8 @@ export interface QuantizeResult {
   excluded: string[];
   opsetFrom: number;
   ranges: Record<string, Range>;
+  /** With sensitivityImages: each quantized tensor's cost alone, the costliest first. */
+  sensitivity?: SensitivityReport;
   report?: QuantReport;
   reportFile?: string;
 }
@@ -298,7 +311,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   let gptqLayers = 0;
   const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
   const gptqImages = o.gptqImages ?? DEFAULT_GPTQ_IMAGES;
-  if (correctionImages > 0 || gptqImages > 0) {
+  const sensitivityImages = o.sensitivityImages ?? 0;
+  let sensitivity: SensitivityReport | undefined;
+  if (correctionImages > 0 || gptqImages > 0 || sensitivityImages > 0) {
     const folder = o.calib ?? cacheInfo?.folder;
     let files = calibrationFiles;
     if (!files.length && folder && cacheInfo) {
@@ -308,12 +323,13 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       );
     }
     if (!files.length) {
-      o.onWarning?.(`${gptqImages > 0 ? 'GPTQ weight rounding and ' : ''}empirical bias correction skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
+      const what = [gptqImages > 0 && 'GPTQ weight rounding', correctionImages > 0 && 'empirical bias correction', sensitivityImages > 0 && 'sensitivity analysis'].filter(Boolean).join(', ');
+      o.onWarning?.(`${what} skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
     } else {
       // Files calibration could not decode were reported already: leave them out.
       const bad = new Set([...skipped, ...(cacheInfo?.skipped ?? [])].map((s) => s.file));
       const inputs = [];
-      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, Math.max(correctionImages, gptqImages)), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
+      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, Math.max(correctionImages, gptqImages, sensitivityImages)), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
       // Both passes run the float and int8 models layer by layer with the same session settings.
       const passOptions = { providers: o.providers, threads: o.threads, onWarning: o.onWarning, signal: o.signal };
       if (gptqImages > 0) {
@@ -327,6 +343,13 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
         layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs.slice(0, correctionImages), {
           ...passOptions,
           onProgress: (done, total) => o.onProgress?.('correct', done, total),
+        });
+      }
+      if (sensitivityImages > 0) {
+        sensitivity = await quantizationSensitivity(prepared, qmodel, d.inputName, d.outputName, inputs.slice(0, sensitivityImages), {
+          ...passOptions,
+          post: d.post,
+          onProgress: (done, total) => o.onProgress?.('sensitivity', done, total),
         });
       }
     }
@@ -375,6 +398,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     excluded: plan.excluded,
     opsetFrom,
     ranges: Object.fromEntries(ranges),
+    ...(sensitivity ? { sensitivity } : {}),
   };
 
   if (o.eval) {
@@ -401,7 +425,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     );
     if (o.writeReport ?? true) {
       result.reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
-      await writeAtomic(result.reportFile, JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report }, null, 2) + '\n');
+      await writeAtomic(result.reportFile, JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report, ...(sensitivity ? { sensitivity } : {}) }, null, 2) + '\n');
     }
   }
   return result;

@@ -27,6 +27,7 @@ import {
   makeNode,
   makeTensor,
   nameGenerator,
+  producerMap,
   pruneGraph,
   readFloat32,
   removeNodes,
@@ -417,6 +418,43 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
   topologicalSort(g);
   pruneGraph(g);
   return summary;
+}
+
+export interface QuantizedLayer {
+  /** The float model's Conv/Gemm/MatMul. */
+  float: NodeProto;
+  /** Its quantized counterpart in the QDQ model (same weights, rounded). */
+  quant: NodeProto;
+  /** The int8 weight initializer and its scale. */
+  weightsQuantized: string;
+  weightScale: string;
+  /** The int32 bias initializer and its scale, when the layer has a bias. */
+  biasQuantized?: string;
+  biasScale?: string;
+}
+
+/** The QDQ model's quantized Conv/Gemm/MatMul nodes, each paired with the float node whose weights it rounded. */
+export function quantizedLayers(floatModel: OnnxModel, qmodel: OnnxModel): QuantizedLayer[] {
+  const producer = producerMap(qmodel.graph);
+  const byWeight = new Map<string, NodeProto>();
+  for (const n of floatModel.graph.node) if ((HEAVY_OPS as readonly string[]).includes(n.opType ?? '')) byWeight.set(n.input[1]!, n);
+  const out: QuantizedLayer[] = [];
+  for (const n of qmodel.graph.node) {
+    if (!(HEAVY_OPS as readonly string[]).includes(n.opType ?? '')) continue;
+    const w = producer.get(n.input[1] ?? '');
+    if (w?.opType !== 'DequantizeLinear') continue;
+    const f = byWeight.get(w.input[0]!.replace(/_quantized(_\d+)?$/, ''));
+    if (!f) continue;
+    const b = n.input[2] ? producer.get(n.input[2]) : undefined;
+    out.push({
+      float: f,
+      quant: n,
+      weightsQuantized: w.input[0]!,
+      weightScale: w.input[1]!,
+      ...(b?.opType === 'DequantizeLinear' ? { biasQuantized: b.input[0]!, biasScale: b.input[1]! } : {}),
+    });
+  }
+  return out;
 }
 
 /** Count of each operator type (for reports and tests). */

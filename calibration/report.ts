@@ -12,6 +12,7 @@ import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32 } from '../runtime/tensor.js';
 import type { SkippedFile } from './reader.js';
+import type { SensitivityReport } from './sensitivity.js';
 
 export interface QuantReport {
   images: number;
@@ -197,4 +198,18 @@ export function reportTable(r: QuantReport): string {
     ['latency int8/float', '', r.latencyRatio.toFixed(3)],
     ['images', r.images, `${r.skipped.length} skipped`],
   ]);
+}
+
+/** The sensitivity analysis as a table: the whole model, weights only, activations only, then the `top` costliest tensors. */
+export function sensitivityTable(s: SensitivityReport, top = 10): string {
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const rows: (string | number)[][] = [
+    ['quantized alone', 'op', 'mean KL', 'top-1 agreement'],
+    ['whole model', '', s.full.meanKL.toFixed(5), pct(s.full.agreementTop1)],
+    ['all weights', '', s.weightsOnly.meanKL.toFixed(5), pct(s.weightsOnly.agreementTop1)],
+    ['all activations', '', s.activationsOnly.meanKL.toFixed(5), pct(s.activationsOnly.agreementTop1)],
+  ];
+  for (const e of s.entries.slice(0, top)) rows.push([`${e.kind === 'weights' ? 'weights of' : 'activation'} ${e.name}`, e.op, e.meanKL.toFixed(5), pct(e.agreementTop1)]);
+  const more = s.entries.length > top ? `(${s.entries.length - top} more in --json and the report file)\n` : '';
+  return `sensitivity on ${s.images} calibration images (float model as reference; each row alone quantized, unfused):\n` + table(rows) + more;
 }

@@ -66,6 +66,25 @@ describe('edgetune quantize', () => {
     expect(again.stdout).toMatch(/^wrote .*sq-mse\.onnx \(mse, 5 calibration images from cache; int8: 26 Conv, 3 MaxPool, 8 Concat\)$/m);
   });
 
+  it('--sensitivity lists what each quantized tensor costs alone; a bad image count is refused', async () => {
+    const out = path.join(dir, 'mnv1-sens.onnx');
+    const r = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--out', out, '--method', 'minmax', '--sensitivity', '--sensitivity-images', '3', '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('sensitivity on 3 calibration images (float model as reference; each row alone quantized, unfused):');
+    const lines = r.stdout.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('quantized alone'));
+    expect(head).toBeGreaterThan(0);
+    expect(lines.slice(head + 1, head + 4).map((l) => l.split(/\s{2,}/)[0])).toEqual(['whole model', 'all weights', 'all activations']);
+    const rows = lines.slice(head + 4, head + 14);
+    for (const l of rows) expect(l).toMatch(/^(activation|weights of) \S+\s+(Conv|Conv\+Clip|AveragePool|input)?\s+\d\.\d{5}\s+\d+\.\d%$/);
+    // 28 Conv weights + 30 activations, 10 shown
+    expect(lines[head + 14]).toBe('(48 more in --json and the report file)');
+
+    const bad = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--out', out, '--sensitivity', '--sensitivity-images', '0', '--ep', 'cpu']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('edgetune quantize: Expected positive integer for --sensitivity-images but received "0"');
+  });
+
   it('quantizes the float16 model (widened first) and classify serves the result', async () => {
     const out = path.join(dir, 'sq16-int8.onnx');
     const r = await runCli(['quantize', '--model', 'squeezenet1.1-fp16', '--calib', calibMixed, '--out', out, '--method', 'minmax', '--ep', 'cpu']);

@@ -8,11 +8,12 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { quantizeModel, type CalibrationMethod, type QuantizeResult } from '../calibration/index.js';
+import { countOps, prepareFloatModel, quantizeModel, type CalibrationMethod, type QuantizeResult } from '../calibration/index.js';
+import { partiallyQuantized } from '../calibration/sensitivity.js';
 import type { CalibrationCache } from '../calibration/collect.js';
 import { decodeImage } from '../runtime/image.js';
 import { readModelInfo } from '../runtime/model-info.js';
-import { decodeModel } from '../runtime/onnx/model.js';
+import { decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import { readRaw } from '../runtime/onnx/graph.js';
 import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
 import { createSession } from '../runtime/session.js';
@@ -72,6 +73,8 @@ const CASES: ModelCase[] = [
     klCeiling: 0.025,
     // measured: best method (minmax, agreement 0.915) 0.3922 vs fp32 0.3856 (one image more right)
     accuracyDrop: 0.01,
+    // Below the issue's 0.95: fp16 weights alone flip 2 of these 153 images, int12 weights 4 (see the
+    // README); onnxruntime's Python quantize_static reaches 0.797 with the same calibration images.
     bestAgreementFloor: 0.9,
     labelOffset: 1,
   },
@@ -356,5 +359,68 @@ describe('GPTQ weight rounding (mobilenetv1-0.25-128, from the cache)', () => {
     // measured on flowers5-small/val: mean KL 0.0976 → 0.0851, agreement 0.750 → 0.780
     expect(g.report!.meanKL).toBeLessThan(0.95 * rtn.report!.meanKL);
     expect(g.report!.agreementTop1).toBeGreaterThan(rtn.report!.agreementTop1);
+  });
+});
+
+describe('sensitivity analysis (mobilenetv1-0.25-128, from the cache)', () => {
+  const file = shared('models', 'mobilenet_v1_0.25_128_fp32_tflite2onnx.onnx');
+  const spec = CASES[1]!.spec;
+  const out = 'MobilenetV1/Predictions/Reshape_1';
+  let r: QuantizeResult;
+  beforeAll(async () => {
+    r = await quantizeModel({
+      model: 'mobilenetv1-0.25-128',
+      out: path.join(dir, 'mnv1-sensitivity.onnx'),
+      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
+      calib: shared('datasets', 'hymenoptera', 'train'),
+      calibCount: 100,
+      method: 'minmax',
+      sensitivityImages: 32,
+      resolve,
+    });
+  }, 120_000);
+
+  it('scores every quantized layer and activation alone, the costliest first, and names the first two layers\' outputs', async () => {
+    const s = r.sensitivity!;
+    expect(r.cacheHit).toBe(true);
+    expect(s.images).toBe(32);
+    const counts = countOps(readFileSync(r.out));
+    expect(s.entries.filter((e) => e.kind === 'weights')).toHaveLength(28);
+    expect(s.entries.filter((e) => e.kind === 'activation')).toHaveLength(counts.QuantizeLinear!);
+    for (let i = 1; i < s.entries.length; i++) expect(s.entries[i - 1]!.meanKL).toBeGreaterThanOrEqual(s.entries[i]!.meanKL);
+    for (const e of s.entries) expect(e.meanKL).toBeGreaterThanOrEqual(0);
+    // measured: whole model KL 0.0230, all weights 0.0109, all activations 0.0220; alone, the outputs
+    // of Conv2d_1_depthwise (0.0092) and Conv2d_0 (0.0086) cost 4× more than anything else (≤ 0.0021)
+    expect(s.full.meanKL).toBeGreaterThan(s.weightsOnly.meanKL);
+    expect(s.full.meanKL).toBeGreaterThan(s.activationsOnly.meanKL);
+    const top = s.entries.slice(0, 2);
+    expect(top.map((e) => e.name).sort()).toEqual(['MobilenetV1/MobilenetV1/Conv2d_0/Relu6', 'MobilenetV1/MobilenetV1/Conv2d_1_depthwise/Relu6']);
+    expect(top.every((e) => e.kind === 'activation' && e.op === 'Conv+Clip')).toBe(true);
+    expect(s.entries[2]!.meanKL).toBeLessThan(top[1]!.meanKL / 2);
+  });
+
+  it('the variants are exact: all kept reproduces the int8 model, none kept the float model (folded Clip restored)', async () => {
+    const float = prepareFloatModel(decodeModel(readFileSync(file))).model;
+    const q = decodeModel(readFileSync(r.out));
+    const layers = new Set(r.sensitivity!.entries.filter((e) => e.kind === 'weights').map((e) => e.name));
+    const acts = new Set(r.sensitivity!.entries.filter((e) => e.kind === 'activation').map((e) => e.name));
+    const run = async (m: Uint8Array) => {
+      const s = await createSession(m, { providers: ['cpu'], graphOptimizationLevel: 'disabled' });
+      const rows: Float32Array[] = [];
+      for (const f of ['winml_dog.jpg', 'winml_cat.jpg', 'hwacc_imagenet_finch.jpeg']) {
+        const res = await s.run({ input: toTensor([await decodeImage(shared('camera', f), spec)], spec) }, [out]);
+        rows.push(res[out]!.data as Float32Array);
+      }
+      await s.dispose();
+      return rows;
+    };
+    const [qRef, fRef, all, none] = await Promise.all([run(readFileSync(r.out)), run(encodeModel(float)), run(encodeModel(partiallyQuantized(float, q, layers, acts))), run(encodeModel(partiallyQuantized(float, q, new Set(), new Set())))]);
+    for (let i = 0; i < qRef.length; i++) {
+      expect(Array.from(all[i]!)).toEqual(Array.from(qRef[i]!));
+      let d = 0;
+      for (let k = 0; k < fRef[i]!.length; k++) d = Math.max(d, Math.abs(none[i]![k]! - fRef[i]![k]!));
+      expect(d).toBeLessThan(1e-5);
+      expect(argmax(none[i]!)).toBe(argmax(fRef[i]!));
+    }
   });
 });

@@ -2,8 +2,8 @@
 // (calibration/index.ts does the work). Prints the float-vs-int8 report as a table, or one JSON
 // object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
 
-import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
-import { reportTable } from '../../calibration/report.js';
+import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../calibration/index.js';
+import { reportTable, sensitivityTable } from '../../calibration/report.js';
 import { interruptSignal, intOption, listOption, numberOption, parse, progress, writeJson, type Command } from '../cli-util.js';
 import { EdgetuneError, checkOneOf } from '../errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from './common.js';
@@ -33,6 +33,10 @@ Options:
   --gptq-images <n>     re-round Conv weights with GPTQ error feedback using n calibration images (same
                         scales and graph; default 0 = off; helps MobileNetV1, not SqueezeNet)
   --exclude <list>      node names, operator types or node output names kept in float, comma-separated
+  --sensitivity         score each quantized layer's weights and each quantized activation alone against
+                        the float model on calibration images (mean KL, top-1 agreement) and list the
+                        costliest: the candidates for --exclude (also in --json and the report file)
+  --sensitivity-images <n>  calibration images for --sensitivity (default ${DEFAULT_SENSITIVITY_IMAGES})
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
@@ -60,6 +64,8 @@ export const quantize: Command = {
         'correction-images': { type: 'string' },
         'gptq-images': { type: 'string' },
         exclude: { type: 'string' },
+        sensitivity: { type: 'boolean', default: false },
+        'sensitivity-images': { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
         'eval-count': { type: 'string' },
@@ -77,7 +83,7 @@ export const quantize: Command = {
     const json = Boolean(v.json);
     const session = providersFrom(v, io);
     const intr = interruptSignal();
-    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), evaluate: progress(io, 'evaluating') };
+    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
     try {
       result = await quantizeModel({
@@ -94,6 +100,7 @@ export const quantize: Command = {
         biasCorrection: !v['no-bias-correction'],
         correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, 0),
         gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, 0),
+        sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'] as string | undefined, DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
@@ -118,6 +125,7 @@ export const quantize: Command = {
     io.stdout.write(`wrote ${result.out} (${result.method}, ${result.calibrationImages} calibration images${result.cacheHit ? ' from cache' : ''}; int8: ${q})\n`);
     if (result.skipped.length) io.stdout.write(`skipped ${result.skipped.length} undecodable calibration image(s)\n`);
     io.stdout.write(`TensorRT calibration table: ${result.tableFile}\n`);
+    if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity));
     if (result.report) {
       io.stdout.write('\n' + reportTable(result.report));
       if (result.reportFile) io.stdout.write(`report: ${result.reportFile}\n`);
