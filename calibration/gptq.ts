@@ -17,10 +17,11 @@
 // 0.974 → 0.961 and 0.837 → 0.837. Hence off by default (quantizeModel's gptqImages).
 
 import { DataType, addGraphOutput, getAttribute, getInitializer, getIntAttribute, getIntsAttribute, makeTensorType, pruneGraph, readFloat32, readInt32, readInt8, writeInt32, writeInt8 } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
+import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { EdgetuneError } from '../runtime/errors.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { quantizedLayers, type QuantizedLayer } from './qdq.js';
 
 export interface GptqOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** Largest H side (Cin·kh·kw) handled; wider Convs keep round-to-nearest. Default 1200. */
@@ -37,13 +38,7 @@ export interface GptqOptions extends Pick<SessionOptions, 'providers' | 'threads
   onProgress?: (done: number, total: number) => void;
 }
 
-interface Layer {
-  float: NodeProto;
-  quant: NodeProto;
-  weights: string;
-  scales: string;
-  biasQuantized?: string;
-  biasScale?: string;
+interface Layer extends QuantizedLayer {
   dims: number[];
   /** Depthwise: one H per channel over kh·kw. */
   depthwise: boolean;
@@ -63,19 +58,13 @@ interface Layer {
 
 /** Quantized 2-D Convs (group 1 or depthwise) with int8 per-channel weights, paired with the float Conv. */
 function layers(floatModel: OnnxModel, qmodel: OnnxModel, maxColumns: number): Layer[] {
-  const producer = new Map<string, NodeProto>();
-  for (const n of qmodel.graph.node) for (const o of n.output) producer.set(o, n);
-  const byWeight = new Map<string, NodeProto>();
-  for (const n of floatModel.graph.node) if (n.opType === 'Conv') byWeight.set(n.input[1]!, n);
   const out: Layer[] = [];
-  for (const n of qmodel.graph.node) {
-    if (n.opType !== 'Conv') continue;
-    const w = producer.get(n.input[1]!);
-    if (w?.opType !== 'DequantizeLinear') continue;
-    const f = byWeight.get(w.input[0]!.replace(/_quantized(_\d+)?$/, ''));
-    const wt = getInitializer(qmodel.graph, w.input[0]!);
-    const st = getInitializer(qmodel.graph, w.input[1]!);
-    if (!f || !wt || !st || wt.dataType !== DataType.INT8 || wt.dims.length !== 4) continue;
+  for (const l of quantizedLayers(floatModel, qmodel)) {
+    const f = l.float;
+    if (f.opType !== 'Conv') continue;
+    const wt = getInitializer(qmodel.graph, l.weightsQuantized);
+    const st = getInitializer(qmodel.graph, l.weightScale);
+    if (!wt || !st || wt.dataType !== DataType.INT8 || wt.dims.length !== 4) continue;
     const dims = wt.dims.map(Number);
     if (readFloat32(st).length !== dims[0]) continue;
     const autoPad = getAttribute(f, 'auto_pad');
@@ -89,13 +78,8 @@ function layers(floatModel: OnnxModel, qmodel: OnnxModel, maxColumns: number): L
     const s = getIntsAttribute(f, 'strides') ?? [1, 1];
     const p = getIntsAttribute(f, 'pads') ?? [0, 0, 0, 0];
     const d = getIntsAttribute(f, 'dilations') ?? [1, 1];
-    const b = n.input[2] ? producer.get(n.input[2]) : undefined;
     out.push({
-      float: f,
-      quant: n,
-      weights: w.input[0]!,
-      scales: w.input[1]!,
-      ...(b?.opType === 'DequantizeLinear' ? { biasQuantized: b.input[0]!, biasScale: b.input[1]! } : {}),
+      ...l,
       dims,
       depthwise,
       kh,
@@ -311,8 +295,8 @@ export async function gptqConvWeights(floatModel: OnnxModel, qmodel: OnnxModel, 
         }
       }
       const wf = readFloat32(getInitializer(floatModel.graph, l.float.input[1]!)!);
-      const wt = getInitializer(qmodel.graph, l.weights)!;
-      const scales = readFloat32(getInitializer(qmodel.graph, l.scales)!);
+      const wt = getInitializer(qmodel.graph, l.weightsQuantized)!;
+      const scales = readFloat32(getInitializer(qmodel.graph, l.weightScale)!);
       const before = readInt8(wt).slice();
       const q = new Int8Array(before.length);
       const cout = l.dims[0]!;
