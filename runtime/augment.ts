@@ -18,6 +18,7 @@
 //   erase (probability of erasing one random rectangle, 0.25)
 // `default` = flip,crop:0.7,rotate:10,color:0.2 (mild: with few images, strong augmentation hurts).
 
+import { EdgetuneError } from './errors.js';
 import { createRng, hashString, type Rng } from './train/rng.js';
 import type { HwcImage } from './preprocess.js';
 
@@ -55,8 +56,12 @@ export const DEFAULT_AUGMENT = 'flip,crop:0.7,rotate:10,color:0.2';
 /** A parsed spec: op → value, in a canonical order (so equal specs have equal keys). */
 export type AugmentSpec = Partial<Record<AugmentOp, number>>;
 
-export class AugmentError extends Error {
-  readonly code = 'EARG';
+/** A bad augmentation spec: an EdgetuneError with code EARG (usage error, CLI exit code 2). */
+export class AugmentError extends EdgetuneError {
+  constructor(message: string) {
+    super('EARG', message);
+    this.name = 'AugmentError';
+  }
 }
 
 /** Parse `none` / `default` / `flip,rotate:15,color:0.2,erase:0.25`. Throws AugmentError with a clear message. */

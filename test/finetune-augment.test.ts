@@ -22,6 +22,7 @@ import {
 } from '../runtime/augment.js';
 import { decodeBase, renderViewSharp } from '../runtime/augment-sharp.js';
 import { classCounts, imbalanceWarning, scanDataset, stratifiedSplit } from '../runtime/dataset.js';
+import { EdgetuneError } from '../runtime/errors.js';
 import { decodeImage } from '../runtime/image.js';
 import type { HwcImage, PreprocessSpec } from '../runtime/preprocess.js';
 import { shared, tempDir } from './helpers.js';
@@ -52,6 +53,16 @@ describe('augmentation spec', () => {
     expect(() => parseAugmentation('rotate:abc')).toThrow('Expected number between 0 and 180 for augmentation rotate but received "abc"');
     expect(() => parseAugmentation('erase:2')).toThrow('Expected number between 0 and 1 for augmentation erase but received "2"');
     expect(() => parseAugmentation('rotate:')).toThrow('for augmentation rotate but received ""');
+    // a usage error like every other bad option: EdgetuneError with code EARG
+    const err = (() => {
+      try {
+        parseAugmentation('flip,twirl');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(EdgetuneError);
+    expect(err).toMatchObject({ code: 'EARG', name: 'AugmentError' });
   });
 
   it('samples views reproducibly per (seed, image, view)', () => {

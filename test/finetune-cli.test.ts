@@ -177,6 +177,8 @@ describe('bad input: clear errors, no output file', () => {
     for (const [args, msg] of cases) {
       const r = await ft([...args, '--out', out]);
       expect(r.code, args.join(' ')).not.toBe(0);
+      // bad options are usage errors (exit 2), bad data is not (exit 1)
+      if (args.some((a) => a.startsWith('--'))) expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toContain(msg);
       expectNoOutput(out);
     }
