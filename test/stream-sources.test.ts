@@ -261,6 +261,38 @@ describe('webcam: (node-webcam)', () => {
       process.env.PATH = oldPath;
     }
   });
+  it('retries a failing snapshot tool with backoff, counts the retries, and gives up with a clear error', async () => {
+    const bin = tempDir();
+    const count = path.join(bin, 'count');
+    // Fails on calls 1–2 and 5–7, succeeds on 3–4.
+    writeFileSync(
+      path.join(bin, 'fswebcam'),
+      `#!/bin/sh\nn=$(cat "${count}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "${count}"\nfor last; do :; done\ncase $n in 3|4) cp "${shared('camera', 'winml_dog.jpg')}" "$last";; *) echo "no camera at call $n" >&2; exit 1;; esac\n`,
+      { mode: 0o755 },
+    );
+    const oldPath = process.env.PATH;
+    process.env.PATH = `${bin}${path.delimiter}${oldPath}`;
+    try {
+      const events: SourceEvent[] = [];
+      const src = await createSource('webcam:default', { reconnect: { retries: 2, initialMs: 5 }, onEvent: (e) => events.push(e) });
+      const frames: Frame[] = [];
+      const err = await (async () => {
+        try {
+          for await (const f of src.frames()) frames.push(f);
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      await src.close();
+      expect(frames.map((f) => f.seq)).toEqual([0, 1]);
+      expect(src.reconnects).toBe(4);
+      expect(events.filter((e) => e.type === 'reconnect').map((e) => [e.attempt, e.delayMs])).toEqual([[1, 5], [2, 10], [1, 5], [2, 10]]);
+      expect(events.some((e) => e.type === 'info' && e.message === 'webcam: snapshots working again')).toBe(true);
+      expect(err?.message).toMatch(/^webcam:default: snapshot failed 3 times: /);
+    } finally {
+      process.env.PATH = oldPath;
+    }
+  });
 });
 
 describe('missing programs and bad URIs', () => {

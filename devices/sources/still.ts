@@ -45,6 +45,46 @@ function positive(v: string | null | undefined, name: string): number | undefine
   return n;
 }
 
+interface StillContext {
+  spec: PreprocessSpec;
+  signal: AbortSignal;
+  events: SourceEvents;
+  /** Counts retries for the source's `reconnects`. */
+  retried(): void;
+}
+
+/**
+ * The FrameSource both still sources are: frames() iterable once, events, close() stopping the
+ * generator (and running `cleanup`). `produce` yields the frames.
+ */
+function stillSource(uri: string, kind: 'dir' | 'webcam', live: boolean, o: SourceOptions, produce: (ctx: StillContext) => AsyncGenerator<Frame>, cleanup?: () => Promise<void>): FrameSource {
+  const g = geometryOf(o);
+  const spec = specFor(g);
+  const ac = new AbortController();
+  const events = new SourceEvents(o.onEvent);
+  let started = false;
+  const src: FrameSource & { reconnects: number } = {
+    uri,
+    kind,
+    subscribe: (l) => events.subscribe(l),
+    live,
+    width: g.width,
+    height: g.height,
+    channels: spec.channels,
+    reconnects: 0,
+    frames() {
+      if (started) throw new EdgetuneError('EARG', `${uri}: frames() can be iterated only once per source`);
+      started = true;
+      return produce({ spec, signal: ac.signal, events, retried: () => void src.reconnects++ });
+    },
+    async close() {
+      ac.abort();
+      await cleanup?.();
+    },
+  };
+  return src;
+}
+
 /** `dir://path/to/frames?fps=2`: sorted image files. */
 export async function openDirSource(uri: string, o: SourceOptions): Promise<FrameSource> {
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
@@ -64,58 +104,36 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
   if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no images (${IMAGE_EXTENSIONS.join(', ')})`, { subject: dir });
   const fps = o.fps ?? positive(params.get('fps'), 'dir fps');
   const realtime = o.realtime ?? (fps !== undefined);
-  const g = geometryOf(o);
-  const spec = specFor(g);
-  const ac = new AbortController();
-  const events = new SourceEvents(o.onEvent);
-  let started = false;
-  return {
-    uri,
-    kind: 'dir',
-    subscribe: (l) => events.subscribe(l),
-    live: realtime,
-    width: g.width,
-    height: g.height,
-    channels: spec.channels,
-    reconnects: 0,
-    frames() {
-      if (started) throw new EdgetuneError('EARG', `${uri}: frames() can be iterated only once per source`);
-      started = true;
-      return (async function* () {
-        const period = 1000 / (fps ?? 1);
-        const t0 = performance.now();
-        // Decode two ahead on libuv's pool while the consumer works.
-        const pending: Promise<Frame | Error>[] = [];
-        let next = 0;
-        const fill = () => {
-          while (pending.length < 3 && next < files.length) {
-            const file = files[next++]!;
-            pending.push(decodeImage(file, spec).then((img) => toFrame(img, -1), (err: Error) => err));
-          }
-        };
-        let seq = 0;
-        for (let i = 0; i < files.length && !ac.signal.aborted; i++) {
-          fill();
-          const r = await pending.shift()!;
-          if (r instanceof Error) {
-            events.emit({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
-            continue;
-          }
-          if (realtime) await wait(t0 + seq * period - performance.now(), ac.signal);
-          if (ac.signal.aborted) return;
-          r.seq = seq;
-          r.timestamp = Date.now();
-          if (fps) r.pts = (seq * 1000) / fps;
-          seq++;
-          yield r;
-        }
-        events.emit({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
-      })();
-    },
-    async close() {
-      ac.abort();
-    },
-  };
+  return stillSource(uri, 'dir', realtime, o, async function* ({ spec, signal, events }) {
+    const period = 1000 / (fps ?? 1);
+    const t0 = performance.now();
+    // Decode two ahead on libuv's pool while the consumer works.
+    const pending: Promise<Frame | Error>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (pending.length < 3 && next < files.length) {
+        const file = files[next++]!;
+        pending.push(decodeImage(file, spec).then((img) => toFrame(img, -1), (err: Error) => err));
+      }
+    };
+    let seq = 0;
+    for (let i = 0; i < files.length && !signal.aborted; i++) {
+      fill();
+      const r = await pending.shift()!;
+      if (r instanceof Error) {
+        events.emit({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
+        continue;
+      }
+      if (realtime) await wait(t0 + seq * period - performance.now(), signal);
+      if (signal.aborted) return;
+      r.seq = seq;
+      r.timestamp = Date.now();
+      if (fps) r.pts = (seq * 1000) / fps;
+      seq++;
+      yield r;
+    }
+    events.emit({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
+  });
 }
 
 /** Minimal view of node-webcam's API that this source uses. */
@@ -147,58 +165,35 @@ export async function openWebcamSource(uri: string, o: SourceOptions): Promise<F
     saveShots: false,
     verbose: false,
   });
-  const g = geometryOf(o);
-  const spec = specFor(g);
   const tmp = mkdtempSync(path.join(tmpdir(), 'edgetune-webcam-'));
   const shot = (file: string) =>
     new Promise<void>((resolve, reject) => cam.capture(file, (err) => (err ? reject(err) : resolve())));
-  const ac = new AbortController();
-  const events = new SourceEvents(o.onEvent);
-  let started = false;
-  const src: FrameSource & { reconnects: number } = {
-    uri,
-    kind: 'webcam',
-    subscribe: (l) => events.subscribe(l),
-    live: true,
-    width: g.width,
-    height: g.height,
-    channels: spec.channels,
-    reconnects: 0,
-    frames() {
-      if (started) throw new EdgetuneError('EARG', `${uri}: frames() can be iterated only once per source`);
-      started = true;
-      return (async function* () {
-        let seq = 0;
-        let attempt = 0;
-        const retries = o.reconnect?.retries ?? 8;
-        const file = path.join(tmp, 'shot.jpg');
-        while (!ac.signal.aborted) {
-          const t = performance.now();
-          try {
-            await shot(file);
-            const img = await decodeImage(file, spec, {}, `${uri} snapshot`);
-            if (ac.signal.aborted) return;
-            if (attempt > 0) events.emit({ type: 'info', message: `webcam: snapshots working again` });
-            attempt = 0;
-            yield toFrame(img, seq++);
-          } catch (err) {
-            if (ac.signal.aborted) return;
-            attempt++;
-            if (attempt > retries) throw new EdgetuneError('EIO', `${uri}: snapshot failed ${attempt} times: ${messageOf(err).split('\n')[0]}`, { subject: uri });
-            const delay = backoffDelay(attempt, o.reconnect);
-            src.reconnects++;
-            events.emit({ type: 'reconnect', attempt, delayMs: delay, message: `webcam: snapshot failed (${messageOf(err).split('\n')[0]}); retrying in ${delay} ms (attempt ${attempt}/${retries})` });
-            await wait(delay, ac.signal);
-            continue;
-          }
-          if (fps) await wait(1000 / fps - (performance.now() - t), ac.signal);
-        }
-      })();
-    },
-    async close() {
-      ac.abort();
-      await rm(tmp, { recursive: true, force: true });
-    },
+  const produce = async function* ({ spec, signal, events, retried }: StillContext): AsyncGenerator<Frame> {
+    let seq = 0;
+    let attempt = 0;
+    const retries = o.reconnect?.retries ?? 8;
+    const file = path.join(tmp, 'shot.jpg');
+    while (!signal.aborted) {
+      const t = performance.now();
+      try {
+        await shot(file);
+        const img = await decodeImage(file, spec, {}, `${uri} snapshot`);
+        if (signal.aborted) return;
+        if (attempt > 0) events.emit({ type: 'info', message: `webcam: snapshots working again` });
+        attempt = 0;
+        yield toFrame(img, seq++);
+      } catch (err) {
+        if (signal.aborted) return;
+        attempt++;
+        if (attempt > retries) throw new EdgetuneError('EIO', `${uri}: snapshot failed ${attempt} times: ${messageOf(err).split('\n')[0]}`, { subject: uri });
+        const delay = backoffDelay(attempt, o.reconnect);
+        retried();
+        events.emit({ type: 'reconnect', attempt, delayMs: delay, message: `webcam: snapshot failed (${messageOf(err).split('\n')[0]}); retrying in ${delay} ms (attempt ${attempt}/${retries})` });
+        await wait(delay, signal);
+        continue;
+      }
+      if (fps) await wait(1000 / fps - (performance.now() - t), signal);
+    }
   };
-  return src;
+  return stillSource(uri, 'webcam', true, o, produce, () => rm(tmp, { recursive: true, force: true }));
 }
