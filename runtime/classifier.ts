@@ -2,8 +2,9 @@
 // `loadClassifier()` returns an interface (tfjs-models style); `classify()` takes a file or bytes,
 // `classifyImages()` already-decoded pixels (camera frames), `probabilities()` the raw distribution.
 
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { EdgetuneError } from './errors.js';
+import { EdgetuneError, messageOf } from './errors.js';
 import { decodeImage, type DecodeOptions } from './image.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions } from '../models/loader.js';
 import { specOf, type ModelEntry } from '../models/registry.js';
@@ -12,10 +13,18 @@ import { DEFAULT_SPEC, checkSpec, toTensor, type HwcImage, type PreprocessSpec }
 import { createSession, type ModelSession, type SessionOptions } from './session.js';
 import { asFloat32, sizeOf } from './tensor.js';
 import { readModelInfo, type EmbeddedModelInfo } from './model-info.js';
+import { graphSignature } from './onnx/graph.js';
+import { decodeModel } from './onnx/model.js';
 
 export interface ClassifierOptions extends SessionOptions, ResolveOptions, DecodeOptions {
   /** Predictions returned per image. Default 5. */
   topK?: number;
+  /**
+   * Describe the model from its ONNX graph and open the session on first use instead of at load.
+   * A stream that runs the model on a worker thread then never opens a second session on the main
+   * thread (on a Jetson: one TensorRT engine build, not two). Default false.
+   */
+  lazy?: boolean;
 }
 
 export interface Classification {
@@ -28,8 +37,16 @@ export interface Classifier {
   /** Registry id, or the file name for a model given by path. */
   readonly id: string;
   readonly modelPath: string;
-  readonly provider: ModelSession['provider'];
+  /** The provider serving the session; 'unopened' while a lazy classifier has not run yet. */
+  readonly provider: ModelSession['provider'] | 'unopened';
+  /** The session; a lazy classifier throws until `open()` (or a first classification) has run. */
   readonly session: ModelSession;
+  /** Opens the session if it is not open yet (lazy classifiers) and returns it. */
+  open(): Promise<ModelSession>;
+  /** The session options the classifier opens its session with (providers, threads, …). */
+  readonly sessionOptions: SessionOptions;
+  readonly inputName: string;
+  readonly outputName: string;
   readonly spec: PreprocessSpec;
   readonly post: PostprocessSpec;
   readonly entry?: ModelEntry;
@@ -60,9 +77,12 @@ interface Resolved {
   assumptions: string[];
 }
 
-async function describe(session: ModelSession, entry: ModelEntry | undefined, meta: EmbeddedModelInfo | undefined, opts: ResolveOptions): Promise<Resolved> {
-  const input = session.inputs[0]!;
-  const output = session.outputs[0]!;
+/** Inputs and outputs as a session lists them (from the session, or from the file for lazy classifiers). */
+type Signature = Pick<ModelSession, 'inputs' | 'outputs'>;
+
+async function describe(io: Signature, entry: ModelEntry | undefined, meta: EmbeddedModelInfo | undefined, opts: ResolveOptions): Promise<Resolved> {
+  const input = io.inputs[0]!;
+  const output = io.outputs[0]!;
   if (meta) {
     return {
       spec: checkSpec({ ...meta.preprocess }),
@@ -135,23 +155,57 @@ async function describe(session: ModelSession, entry: ModelEntry | undefined, me
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
   const resolved = await resolveModel(model, options);
   const meta = resolved.entry ? undefined : await readModelInfo(resolved.path);
-  const session = await createSession(resolved.path, options);
+  const id = resolved.entry?.id ?? path.basename(resolved.path);
+  const { topK: _k, lazy, searchPath: _s, cacheDir: _c, download: _d, onProgress: _p, maxPixels: _m, background: _b, ...sessionOptions } = options;
+  let session: ModelSession | undefined;
+  let signature: Signature;
+  if (lazy) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(resolved.path);
+    } catch (err) {
+      throw new EdgetuneError('EMODEL', `${resolved.path}: cannot read model file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: resolved.path });
+    }
+    try {
+      signature = graphSignature(decodeModel(bytes).graph);
+    } catch (err) {
+      throw new EdgetuneError('EMODEL', `${resolved.path}: not a readable ONNX model (${messageOf(err)})`, { subject: resolved.path });
+    }
+    if (!signature.inputs.length || !signature.outputs.length) throw new EdgetuneError('EMODEL', `${resolved.path}: the graph declares no ${signature.inputs.length ? 'outputs' : 'inputs'}`, { subject: resolved.path });
+  } else {
+    session = await createSession(resolved.path, sessionOptions);
+    signature = session;
+  }
   let d: Resolved;
   try {
-    d = await describe(session, resolved.entry, meta, options);
+    d = await describe(signature, resolved.entry, meta, options);
   } catch (err) {
-    await session.dispose();
+    await session?.dispose();
     throw err;
   }
+  let opening: Promise<ModelSession> | undefined;
+  let disposed = false;
+  const open = (): Promise<ModelSession> => {
+    if (session) return Promise.resolve(session);
+    if (disposed) return Promise.reject(new EdgetuneError('EMODEL', `${id}: classifier was disposed`));
+    opening ??= createSession(resolved.path, sessionOptions).then(
+      (s) => (session = s),
+      (err) => {
+        opening = undefined;
+        throw err;
+      },
+    );
+    return opening;
+  };
   const k0 = options.topK ?? 5;
-  const batchDim = session.inputs.find((i) => i.name === d.inputName)?.shape[0];
+  const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
   const maxBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const sniffProbabilities = !resolved.entry && !meta;
   const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
     const out: Float32Array[] = [];
     for (let i = 0; i < images.length; i += maxBatch) {
       const chunk = images.slice(i, i + maxBatch);
-      const res = await session.run({ [d.inputName]: toTensor(chunk, d.spec) }, [d.outputName]);
+      const res = await (session ?? (await open())).run({ [d.inputName]: toTensor(chunk, d.spec) }, [d.outputName]);
       const flat = asFloat32(res[d.outputName]!);
       const per = flat.length / chunk.length;
       for (let j = 0; j < chunk.length; j++) {
@@ -163,10 +217,19 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   };
   const decodeOpts: DecodeOptions = { maxPixels: options.maxPixels, background: options.background };
   const c: Classifier = {
-    id: resolved.entry?.id ?? path.basename(resolved.path),
+    id,
     modelPath: resolved.path,
-    provider: session.provider,
-    session,
+    get provider() {
+      return session ? session.provider : 'unopened';
+    },
+    get session() {
+      if (!session) throw new EdgetuneError('EMODEL', `${id}: the session of a lazy classifier is not open yet (await open() first)`);
+      return session;
+    },
+    open,
+    sessionOptions,
+    inputName: d.inputName,
+    outputName: d.outputName,
     spec: d.spec,
     post: d.post,
     entry: resolved.entry,
@@ -220,7 +283,12 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
         }
       }
     },
-    dispose: () => session.dispose(),
+    async dispose() {
+      disposed = true;
+      const s = session ?? (await opening?.catch(() => undefined));
+      session = undefined;
+      await s?.dispose();
+    },
   };
   return c;
 }

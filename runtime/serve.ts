@@ -106,7 +106,7 @@ export function metricsText(p: StreamPipeline): string {
   };
   metric('edgetune_up', 'gauge', 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', [['', s.state === 'running' || s.state === 'starting' ? 1 : 0]]);
   metric('edgetune_model_info', 'gauge', 'The model serving the stream.', [
-    [`{model="${escapeLabel(s.model)}",provider="${escapeLabel(p.model.provider)}",source="${escapeLabel(s.source)}"}`, 1],
+    [`{model="${escapeLabel(s.model)}",provider="${escapeLabel(p.provider)}",source="${escapeLabel(s.source)}"}`, 1],
   ]);
   metric('edgetune_frames_in_total', 'counter', 'Frames received from the source.', [['', s.framesIn]]);
   metric('edgetune_frames_processed_total', 'counter', 'Frames classified.', [['', s.processed]]);
@@ -259,8 +259,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       await clf.dispose();
       return json(res, 409, { error: messageOf(err) });
     }
-    log(`model swapped to ${clf.id} (${clf.provider})`);
-    json(res, 200, { model: clf.id, provider: clf.provider, input: `${clf.spec.width}x${clf.spec.height}` });
+    log(`model swapped to ${clf.id} (${pipeline.provider})`);
+    json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -285,7 +285,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';
         const lastAge = pipeline.latestResult ? Date.now() - pipeline.latestResult.ts : null;
-        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.model.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
+        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
         return send(res, 200, metricsText(pipeline), 'text/plain; version=0.0.4; charset=utf-8');

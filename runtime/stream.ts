@@ -196,6 +196,8 @@ export interface InferenceStages {
   classifier: Classifier;
   /** Where inference runs. */
   mode: 'worker' | 'main';
+  /** The provider serving inference (the worker's own session in worker mode). */
+  provider: string;
   prepare(frame: Frame): TensorData;
   /** Probabilities and the model's own run time in ms (without queueing or messaging). */
   infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
@@ -210,7 +212,7 @@ function workerScript(): URL {
   return pathToFileURL(file);
 }
 
-async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
+async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
   const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
   const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
   let nextId = 0;
@@ -220,9 +222,9 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
     for (const p of pending.values()) p.reject(err);
     pending.clear();
   };
-  const ready = new Promise<void>((resolve, reject) => {
+  const ready = new Promise<string>((resolve, reject) => {
     worker.on('message', (m: WorkerReply) => {
-      if (m.type === 'ready') resolve();
+      if (m.type === 'ready') resolve(m.provider);
       else if (m.type === 'warning') onWarning?.(m.message);
       else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
       else if (m.type === 'result') {
@@ -243,13 +245,15 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
       fail(err);
     });
   });
+  let provider: string;
   try {
-    await ready;
+    provider = await ready;
   } catch (err) {
     await worker.terminate();
     throw err;
   }
   return {
+    provider,
     infer(tensor) {
       if (dead) return Promise.reject(dead);
       const id = nextId++;
@@ -276,27 +280,28 @@ export async function inferenceStages(
   opts: Pick<StreamOptions, 'inference' | 'sessionOptions' | 'onWarning'> = {},
 ): Promise<InferenceStages> {
   const meta = clf.entry ? undefined : await readModelInfo(clf.modelPath);
-  const inputName = clf.entry?.input.name ?? clf.session.inputs[0]!.name;
-  const outputName = clf.entry?.output.name ?? meta?.outputName ?? clf.session.outputs[0]!.name;
+  const { inputName, outputName } = clf;
   // Models described by neither the registry nor embedded metadata: outputs that already are a
   // distribution are used as they are (the classifier does the same).
   const sniff = !clf.entry && !meta;
   const prepare = (frame: Frame) => toTensor([frame], clf.spec);
   if ((opts.inference ?? 'worker') === 'worker') {
-    const w = await startWorker(
-      { modelPath: clf.modelPath, session: opts.sessionOptions ?? { providers: [clf.provider] }, inputName, outputName, kind: clf.post.kind, sniff },
-      opts.onWarning,
-    );
-    return { classifier: clf, mode: 'worker', prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
+    // The worker opens its own session: with the classifier's provider when it has one open, else
+    // with the options the classifier was loaded with (a lazy classifier opens none here).
+    const session = opts.sessionOptions ?? (clf.provider !== 'unopened' ? { providers: [clf.provider] } : { providers: clf.sessionOptions.providers, threads: clf.sessionOptions.threads });
+    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, kind: clf.post.kind, sniff }, opts.onWarning);
+    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
   }
+  const session = await clf.open();
   return {
     classifier: clf,
     mode: 'main',
+    provider: session.provider,
     prepare,
     dispose: async () => undefined,
     async infer(tensor) {
       const t = performance.now();
-      const res = await clf.session.run({ [inputName]: tensor }, [outputName]);
+      const res = await session.run({ [inputName]: tensor }, [outputName]);
       const ms = performance.now() - t;
       const row = asFloat32(res[outputName]!);
       return { probs: (sniff ? sniffedProbabilities(row) : probabilities(row, { kind: clf.post.kind })).slice(), ms };
@@ -392,6 +397,11 @@ export class StreamPipeline extends EventEmitter {
 
   /** Source events arrive here (the pipeline subscribes to its source). */
   readonly onSourceEvent = (e: SourceEvent): void => this.note({ type: e.type, message: e.message });
+
+  /** The provider serving inference: the worker's once run() started, else the classifier's. */
+  get provider(): string {
+    return (this.stages as InferenceStages | undefined)?.provider ?? this.classifier.provider;
+  }
 
   /** Where inference runs ('worker' or 'main'), once run() started. */
   get inferenceMode(): 'worker' | 'main' | undefined {

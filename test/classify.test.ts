@@ -1,11 +1,12 @@
 // Inference on real models and photos: labels, 1000-way accuracy on hymenoptera/val, fp16, batch,
 // the wasm provider, odd image encodings and EXIF orientation.
 
-import { readdirSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier, type Classifier } from '../runtime/classifier.js';
 import { decodeImage } from '../runtime/image.js';
+import { liveSessionCount } from '../runtime/session.js';
 import { specOf } from '../models/registry.js';
 import { loadRegistry } from '../models/loader.js';
 import { shared, tempDir } from './helpers.js';
@@ -148,5 +149,55 @@ describe('image decoding', () => {
     const mad = (a: Uint8Array, b: Uint8Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0) / a.length;
     expect(mad(upright.data as Uint8Array, rotated.data as Uint8Array)).toBeLessThan(6);
     expect(mad(upright.data as Uint8Array, raw.data as Uint8Array)).toBeGreaterThan(20);
+  });
+});
+
+describe('lazy classifiers (describe from the ONNX file, open the session on first use)', () => {
+  // A registry model, and an unregistered file described only by its graph (assumptions, sniffed outputs).
+  const unregistered = path.join(tempDir('edgetune-lazy-'), 'squeeze-copy.onnx');
+  beforeAll(() => copyFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), unregistered));
+
+  it.each([['mobilenetv2-int8'], ['unregistered file']])('%s: same description and predictions as an eager one, no session until used', async (which) => {
+    const ref = which === 'mobilenetv2-int8' ? which : unregistered;
+    const eager = await loadClassifier(ref, { threads: 1 });
+    const before = liveSessionCount();
+    const lazy = await loadClassifier(ref, { threads: 1, lazy: true });
+    try {
+      expect(liveSessionCount()).toBe(before);
+      expect(lazy.provider).toBe('unopened');
+      expect(() => lazy.session).toThrow(`${lazy.id}: the session of a lazy classifier is not open yet (await open() first)`);
+      for (const k of ['id', 'spec', 'post', 'inputName', 'outputName', 'maxBatch', 'assumptions'] as const) expect(lazy[k], k).toEqual(eager[k]);
+      if (which !== 'mobilenetv2-int8') expect(lazy.assumptions.length).toBeGreaterThan(0);
+      const dog = shared('camera', 'winml_dog.jpg');
+      const [a, b] = [await eager.classify(dog), await lazy.classify(dog)];
+      expect(b.top).toEqual(a.top);
+      if (which === 'mobilenetv2-int8') expect(b.top[0]!.index).toBe(207);
+      expect(lazy.provider).toBe('cpu');
+      expect(liveSessionCount()).toBe(before + 1);
+      expect(await lazy.open()).toBe(lazy.session);
+      expect(liveSessionCount()).toBe(before + 1);
+    } finally {
+      await lazy.dispose();
+      await eager.dispose();
+    }
+    expect(liveSessionCount()).toBe(before - 1);
+  });
+
+  it('concurrent first uses open one session; a disposed lazy classifier refuses to reopen', async () => {
+    const before = liveSessionCount();
+    const lazy = await loadClassifier('squeezenet1.1', { threads: 1, lazy: true });
+    const photos = PHOTOS.slice(0, 3).map(([f]) => shared('camera', f));
+    const results = await Promise.all(photos.map((f) => lazy.classify(f)));
+    expect(results).toHaveLength(3);
+    expect(liveSessionCount()).toBe(before + 1);
+    await lazy.dispose();
+    expect(liveSessionCount()).toBe(before);
+    await expect(lazy.open()).rejects.toThrow('squeezenet1.1: classifier was disposed');
+  });
+
+  it('a file that is not ONNX is refused at load, naming the file', async () => {
+    const bad = path.join(tempDir('edgetune-lazy-bad-'), 'notes.onnx');
+    writeFileSync(bad, 'not a model at all');
+    await expect(loadClassifier(bad, { lazy: true })).rejects.toThrow(new RegExp(`^${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: not a readable ONNX model \\(`));
   });
 });

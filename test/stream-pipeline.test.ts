@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource, type Frame, type FrameSource } from '../devices/index.js';
 import { loadClassifier, type Classifier } from '../runtime/classifier.js';
+import { liveSessionCount } from '../runtime/session.js';
 import { LabelSmoother, StreamPipeline, geometryOfClassifier, resultJson, type StreamEvent, type StreamResult } from '../runtime/stream.js';
 import { shared } from './helpers.js';
 
@@ -56,6 +57,35 @@ function fakeLiveSource(img: Frame, n: number, corruptAt = -1): FrameSource {
 }
 
 describe('StreamPipeline', () => {
+  it('a lazy classifier on the worker opens no session on the main thread; the worker reports its provider', async () => {
+    const lazy = await loadClassifier('mobilenetv2-int8', { threads: 1, lazy: true });
+    const before = liveSessionCount();
+    try {
+      const src = await createSource(video(), { realtime: false, ...geometryOfClassifier(lazy) });
+      const { p, results } = run(src, lazy, { maxFrames: 30 });
+      const during: number[] = [];
+      p.on('result', () => during.push(liveSessionCount()));
+      expect(p.provider).toBe('unopened');
+      const stats = await p.run();
+      expect(stats.processed).toBe(30);
+      expect(p.inferenceMode).toBe('worker');
+      expect(p.provider).toBe('cpu');
+      expect(new Set(during)).toEqual(new Set([before]));
+      expect(lazy.provider).toBe('unopened');
+      expect(results.filter((r) => VEHICLES.has(r.top[0]!.label)).length).toBeGreaterThanOrEqual(28);
+      // on the main thread the same classifier opens its session when the stream starts
+      const src2 = await createSource(video(), { realtime: false, ...geometryOfClassifier(lazy) });
+      const second = run(src2, lazy, { maxFrames: 5, inference: 'main' });
+      await second.p.run();
+      expect(second.results.map((r) => r.top[0]!.label)).toEqual(results.slice(0, 5).map((r) => r.top[0]!.label));
+      expect(lazy.provider).toBe('cpu');
+      expect(liveSessionCount()).toBe(before + 1);
+    } finally {
+      await lazy.dispose();
+    }
+    expect(liveSessionCount()).toBe(before);
+  });
+
   it('classifies the traffic video as vehicles, every frame in order (as fast as possible)', async () => {
     const src = await createSource(video(), { realtime: false, ...geometryOfClassifier(clf) });
     const { p, results } = run(src, clf, { maxFrames: 150, smoothing: 0.9, threshold: 0.2 });

@@ -78,7 +78,10 @@ export const watch: Command = {
     const quiet = Boolean(v.quiet);
     const session = providersFrom(v, io);
 
-    const clf = await loadClassifier(v.model as string, { ...session, topK: k });
+    // With the model on the worker thread, the main thread only needs the model's description: a lazy
+    // classifier opens no session here (one session, one TensorRT engine build).
+    const lazy = inference === 'worker';
+    const clf = await loadClassifier(v.model as string, { ...session, topK: k, lazy });
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
@@ -140,14 +143,14 @@ export const watch: Command = {
       if (listen) {
         server = await startServer(p, {
           ...listen,
-          loadModel: (ref) => loadClassifier(ref, { ...session, topK: k }),
+          loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
           log: say,
         });
         say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics; POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
       const final = await p.run();
-      say(`${stop.signal.aborted ? 'stopped' : 'done'}: ${final.processed} frames with ${p.model.id} on ${p.model.provider} in ${final.uptimeSeconds}s (${final.avgFpsOut} fps)`);
+      say(`${stop.signal.aborted ? 'stopped' : 'done'}: ${final.processed} frames with ${p.model.id} on ${p.provider} in ${final.uptimeSeconds}s (${final.avgFpsOut} fps)`);
       say(formatStats(final));
       return 0;
     } finally {

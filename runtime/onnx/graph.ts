@@ -1082,6 +1082,48 @@ export function makeValueInfo(name: string, type?: TypeProto): ValueInfoProto {
   return v;
 }
 
+/** ONNX Runtime's tensor type names by ONNX element type (what a session's metadata reports). */
+const RUNTIME_TYPE_NAMES: Record<number, string> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.UINT8]: 'uint8',
+  [DataType.INT8]: 'int8',
+  [DataType.UINT16]: 'uint16',
+  [DataType.INT16]: 'int16',
+  [DataType.INT32]: 'int32',
+  [DataType.INT64]: 'int64',
+  [DataType.STRING]: 'string',
+  [DataType.BOOL]: 'bool',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.DOUBLE]: 'float64',
+  [DataType.UINT32]: 'uint32',
+  [DataType.UINT64]: 'uint64',
+};
+
+export interface SignatureEntry {
+  name: string;
+  /** 'float32', 'float16', 'int64', … as ONNX Runtime names them; 'unknown' for non-tensors. */
+  type: string;
+  /** Sizes and symbolic names; '?' for a dimension the file leaves unnamed. */
+  shape: (number | string)[];
+}
+
+/**
+ * The graph's inputs (initializers listed as inputs, as IR < 4 files do, left out) and outputs as a
+ * session lists them, read from the file without opening one.
+ */
+export function graphSignature(graph: GraphProto): { inputs: SignatureEntry[]; outputs: SignatureEntry[] } {
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  const entry = (v: ValueInfoProto): SignatureEntry => {
+    const tt = v.type?.tensorType;
+    return {
+      name: v.name ?? '',
+      type: tt?.elemType ? (RUNTIME_TYPE_NAMES[tt.elemType] ?? dataTypeName(tt.elemType).toLowerCase()) : 'unknown',
+      shape: (tt?.shape?.dim ?? []).map((d) => (typeof d.dimValue === 'number' ? d.dimValue : (d.dimParam ?? '?'))),
+    };
+  };
+  return { inputs: graph.input.filter((v) => !inits.has(v.name)).map(entry), outputs: graph.output.map(entry) };
+}
+
 export interface TensorTypeInfo {
   elemType: number;
   /** undefined when the rank is unknown; entries are sizes, symbolic names or null. */
