@@ -5,11 +5,11 @@
 // images and added classes only embed what is new. Undecodable images are reported and skipped.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeBase, renderViewSharp } from './augment-sharp.js';
 import { IDENTITY_VIEW, isIdentityView, sampleView, viewKey, viewRng, type AugmentSpec, type ViewParams } from './augment.js';
-import { EdgetuneError, messageOf } from './errors.js';
+import { EdgetuneError, invalidParameter, messageOf } from './errors.js';
 import { EMBEDDING_OUTPUT, embeddingModel, findCut, type CutSpec } from './export-head.js';
 import { decodeImage } from './image.js';
 import { decodeModel, type OnnxModel } from './onnx/model.js';
@@ -52,22 +52,51 @@ export async function loadBackbone(ref: string): Promise<Backbone> {
   return { id: r.entry.id, model, spec: checkSpec(specOf(r.entry)), cut, key: sha256(`${hash}|${cut.tensor}`), sha256: hash, entry: r.entry };
 }
 
-/** On-disk embedding cache: one little-endian float32 file per (backbone, image content, view). */
+/** Size cap of the embedding cache by default: 512 MB (about 100 000 MobileNetV2 embeddings). */
+export const DEFAULT_EMBEDDING_CACHE_MB = 512;
+
+export interface EmbeddingCacheOptions {
+  /** Size cap in bytes: after a run that wrote, the least recently used files go until the cache is under 90% of it. Default EDGETUNE_EMBED_CACHE_MB (512) MB. */
+  maxBytes?: number;
+}
+
+export interface PruneResult {
+  files: number;
+  bytes: number;
+  removed: number;
+}
+
+/**
+ * On-disk embedding cache: one little-endian float32 file per (backbone, image content, view),
+ * bounded: a hit refreshes the file's time, and prune() removes the least recently used files once
+ * the cache is over its size cap.
+ */
 export class EmbeddingCache {
   readonly dir: string;
+  readonly maxBytes: number;
   hits = 0;
   misses = 0;
-  constructor(dir = path.join(cacheDir(), 'embeddings')) {
+  /** Files written since the last prune. */
+  written = 0;
+  constructor(dir = path.join(cacheDir(), 'embeddings'), opts: EmbeddingCacheOptions = {}) {
     this.dir = dir;
+    const envMb = process.env.EDGETUNE_EMBED_CACHE_MB;
+    const mb = envMb === undefined || envMb === '' ? DEFAULT_EMBEDDING_CACHE_MB : Number(envMb);
+    if (opts.maxBytes === undefined && !(Number.isFinite(mb) && mb > 0)) throw invalidParameter('EDGETUNE_EMBED_CACHE_MB', 'positive number of megabytes', envMb);
+    if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) throw invalidParameter('maxBytes', 'positive number', opts.maxBytes);
+    this.maxBytes = opts.maxBytes ?? Math.round(mb * 1024 * 1024);
   }
   private file(key: string): string {
     return path.join(this.dir, key.slice(0, 2), `${key}.f32`);
   }
   async get(key: string, dims: number): Promise<Float32Array | undefined> {
+    const f = this.file(key);
     try {
-      const b = await readFile(this.file(key));
+      const b = await readFile(f);
       if (dims && b.byteLength !== dims * 4) return undefined;
       this.hits++;
+      const now = new Date();
+      await utimes(f, now, now).catch(() => undefined);
       return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
     } catch {
       return undefined;
@@ -80,9 +109,50 @@ export class EmbeddingCache {
       const tmp = `${f}.${process.pid}.tmp`;
       await writeFile(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       await rename(tmp, f);
+      this.written++;
     } catch {
       // a read-only or full cache only costs speed
     }
+  }
+  /** Remove least recently used files until the cache is under 90% of maxBytes (nothing when it is under maxBytes). */
+  async prune(): Promise<PruneResult> {
+    this.written = 0;
+    const entries: { file: string; size: number; time: number }[] = [];
+    let shards: string[];
+    try {
+      shards = await readdir(this.dir);
+    } catch {
+      return { files: 0, bytes: 0, removed: 0 };
+    }
+    for (const shard of shards) {
+      const sub = path.join(this.dir, shard);
+      let names: string[];
+      try {
+        names = await readdir(sub);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.endsWith('.f32')) continue;
+        const file = path.join(sub, n);
+        const st = await stat(file).catch(() => undefined);
+        if (st?.isFile()) entries.push({ file, size: st.size, time: st.mtimeMs });
+      }
+    }
+    let bytes = entries.reduce((a, e) => a + e.size, 0);
+    let removed = 0;
+    if (bytes > this.maxBytes) {
+      const target = 0.9 * this.maxBytes;
+      entries.sort((a, b) => a.time - b.time);
+      for (const e of entries) {
+        if (bytes <= target) break;
+        if (await rm(e.file, { force: true }).then(() => true, () => false)) {
+          bytes -= e.size;
+          removed++;
+        }
+      }
+    }
+    return { files: entries.length - removed, bytes, removed };
   }
 }
 
@@ -255,6 +325,7 @@ export class Embedder {
       done += p.files.length;
       opts.onProgress?.(done, total);
     }
+    if (cache?.written) await cache.prune();
     if (!dims) dims = this.backbone.cut.dims;
     if (!dims) throw new EdgetuneError('EINPUT', 'no image could be embedded');
     const features = new Float32Array(files.length * views * dims);

@@ -6,6 +6,7 @@
 //   EDGETUNE_MODEL_PATH  directories searched for model and label files, separated by ':' (';' on
 //                        Windows). Default: <EDGETUNE_SHARED>/models and <EDGETUNE_SHARED>/labels.
 //   EDGETUNE_CACHE       download cache. Default: $XDG_CACHE_HOME/edgetune or ~/.cache/edgetune.
+//   EDGETUNE_EMBED_CACHE_MB  size cap of <EDGETUNE_CACHE>/embeddings (read by runtime/embed.ts). Default 512.
 //   EDGETUNE_OFFLINE=1   never download; a missing file is an error that says how to get it.
 
 import { existsSync, readFileSync } from 'node:fs';

@@ -115,3 +115,54 @@ describe('exported classifier = in-process pipeline (hymenoptera val, mobilenetv
     expect(() => exportClassifierModel(bb.model, bb.cut, head, ['ants'], bb.spec)).toThrow('Expected 2 labels for the head but received 1');
   });
 });
+
+describe('embedding cache size cap (mobilenetv2-int8, real photos)', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  it('keeps the most recently used embeddings under the cap; hits refresh an entry', async () => {
+    const dir = tempDir('edgetune-embcache-');
+    const bb = await loadBackbone('mobilenetv2-int8');
+    const e = await Embedder.open(bb);
+    try {
+      const photos = files('val').slice(0, 8).map((f) => f.file);
+      const [a, b] = [photos.slice(0, 4), photos.slice(4)];
+      const big = new EmbeddingCache(dir, { maxBytes: 1024 * 1024 });
+      const ra = await e.embed(a, { cache: big });
+      expect(ra.computed).toBe(4);
+      const one = ra.features.byteLength / 4; // bytes of one embedding
+      await sleep(30);
+      await e.embed(b, { cache: big });
+      await sleep(30);
+      expect((await e.embed([a[0]!], { cache: big })).hits).toBe(1); // a[0] is now the most recently used
+      expect(await big.prune()).toEqual({ files: 8, bytes: 8 * one, removed: 0 });
+
+      // a cap of 5 embeddings: pruning goes down to 90% of it, oldest first
+      const small = new EmbeddingCache(dir, { maxBytes: 5 * one });
+      expect(await small.prune()).toEqual({ files: 4, bytes: 4 * one, removed: 4 });
+      const again = await e.embed(a, { cache: new EmbeddingCache(dir, { maxBytes: 1024 * 1024 }) });
+      expect(again.hits).toBe(1);
+      expect(again.computed).toBe(3);
+      // what the cache returned is what the model computes
+      expect(Array.from(again.features.subarray(0, one / 4))).toEqual(Array.from(ra.features.subarray(0, one / 4)));
+
+      // an embed run that writes prunes by itself
+      const capped = new EmbeddingCache(dir, { maxBytes: 3 * one });
+      await e.embed(files('val').slice(8, 10).map((f) => f.file), { cache: capped });
+      expect((await capped.prune()).files).toBeLessThanOrEqual(3);
+    } finally {
+      await e.dispose();
+    }
+  });
+
+  it('refuses a bad EDGETUNE_EMBED_CACHE_MB', () => {
+    const old = process.env.EDGETUNE_EMBED_CACHE_MB;
+    process.env.EDGETUNE_EMBED_CACHE_MB = 'lots';
+    try {
+      expect(() => new EmbeddingCache(tempDir('edgetune-embcache-bad-'))).toThrow('Expected positive number of megabytes for EDGETUNE_EMBED_CACHE_MB but received "lots"');
+      process.env.EDGETUNE_EMBED_CACHE_MB = '0.05';
+      expect(new EmbeddingCache(tempDir('edgetune-embcache-ok-')).maxBytes).toBe(52429);
+    } finally {
+      if (old === undefined) delete process.env.EDGETUNE_EMBED_CACHE_MB;
+      else process.env.EDGETUNE_EMBED_CACHE_MB = old;
+    }
+  });
+});
