@@ -7,6 +7,8 @@
 // and a Q into an int8 kernel of its own), and scores mean KL(p_float ‖ p_variant) and top-1
 // agreement. The whole model, weights only and activations only are scored the same way.
 //
+// A layer kept quantized keeps its int32 bias too, corrections included (they compensate the whole
+// int8 model's mean shift, so a layer alone can score slightly worse than its rounding alone would).
 // Bypassing an activation's Q→DQ must keep the Relu/Clip the rewrite folded into that quantizer's
 // clamp: the float model's clamp node is put back in its place.
 
