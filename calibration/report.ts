@@ -7,7 +7,7 @@ import path from 'node:path';
 import { table } from '../runtime/cli-util.js';
 import { messageOf } from '../runtime/errors.js';
 import { decodeImage } from '../runtime/image.js';
-import { probabilities, topK, type PostprocessSpec } from '../runtime/postprocess.js';
+import { klDivergence, probabilities, topK, type PostprocessSpec } from '../runtime/postprocess.js';
 import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32 } from '../runtime/tensor.js';
@@ -124,12 +124,7 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       if (tf[0]!.index === tq[0]!.index) agree++;
       const setF = new Set(tf.map((t) => t.index));
       overlap += tq.filter((t) => setF.has(t.index)).length / 5;
-      let d = 0;
-      for (let i = 0; i < pf.length; i++) {
-        const p = pf[i]!;
-        if (p > 0) d += p * Math.log(p / Math.max(pq[i]!, 1e-12));
-      }
-      kl += d;
+      kl += klDivergence(pf, pq);
       if (allMapped) {
         const cls = classMap[path.relative(opts.root, file).split(path.sep)[0]!];
         if (tf[0]!.index === cls) correctF++;

@@ -15,9 +15,10 @@
 import { EdgetuneError } from '../runtime/errors.js';
 import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
-import { probabilities, type PostprocessSpec } from '../runtime/postprocess.js';
+import { klDivergence, probabilities, type PostprocessSpec } from '../runtime/postprocess.js';
 import { createSession, type SessionOptions } from '../runtime/session.js';
 import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { argmax } from '../runtime/train/metrics.js';
 import { quantizedLayers } from './qdq.js';
 
 /** Calibration images the sensitivity analysis runs on by default. */
@@ -58,6 +59,7 @@ export interface SensitivityOptions extends Pick<SessionOptions, 'providers' | '
 }
 
 interface Parts {
+  floatProducer: Map<string, NodeProto>;
   /** Quantized layers by name: float weight/bias names to restore. */
   layers: Map<string, { quant: NodeProto; op: string; floatWeights: string; floatBias?: string }>;
   /** Activation tensor → its DequantizeLinear outputs (symmetric layout has several). */
@@ -85,7 +87,7 @@ function findParts(floatModel: OnnxModel, qmodel: OnnxModel): Parts {
     entry.dequantized.push(d.output[0]!);
     activations.set(t, entry);
   }
-  return { layers, activations };
+  return { floatProducer, layers, activations };
 }
 
 /**
@@ -93,12 +95,11 @@ function findParts(floatModel: OnnxModel, qmodel: OnnxModel): Parts {
  * other layers read the float model's weights and bias, other activations are read unquantized
  * (through the float model's Relu/Clip where the rewrite folded one into the quantizer).
  */
-export function partiallyQuantized(floatModel: OnnxModel, qmodel: OnnxModel, keepLayers: ReadonlySet<string>, keepActivations: ReadonlySet<string>): OnnxModel {
-  const parts = findParts(floatModel, qmodel);
+export function partiallyQuantized(floatModel: OnnxModel, qmodel: OnnxModel, keepLayers: ReadonlySet<string>, keepActivations: ReadonlySet<string>, parts: Parts = findParts(floatModel, qmodel)): OnnxModel {
   const m = cloneModel(qmodel);
   const g = m.graph;
   const names = nameGenerator(m);
-  const floatProducer = producerMap(floatModel.graph);
+  const floatProducer = parts.floatProducer;
   const producer = producerMap(g);
   const byOutput = new Map<string, NodeProto>();
   for (const n of g.node) for (const o of n.output) byOutput.set(o, n);
@@ -158,21 +159,13 @@ async function outputsOf(model: OnnxModel, inputName: string, outputName: string
   return out;
 }
 
-function argmax(p: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < p.length; i++) if (p[i]! > p[best]!) best = i;
-  return best;
-}
-
 /** Mean KL(p ‖ q) and top-1 agreement of two sets of probability rows. */
 export function score(ref: readonly Float32Array[], got: readonly Float32Array[]): SensitivityScore {
   let kl = 0;
   let agree = 0;
   for (let i = 0; i < ref.length; i++) {
-    const p = ref[i]!;
-    const q = got[i]!;
-    if (argmax(p) === argmax(q)) agree++;
-    for (let k = 0; k < p.length; k++) if (p[k]! > 0) kl += p[k]! * Math.log(p[k]! / Math.max(q[k]!, 1e-12));
+    if (argmax(ref[i]!) === argmax(got[i]!)) agree++;
+    kl += klDivergence(ref[i]!, got[i]!);
   }
   return { meanKL: kl / ref.length, agreementTop1: agree / ref.length };
 }
@@ -190,7 +183,7 @@ export async function quantizationSensitivity(floatModel: OnnxModel, qmodel: Onn
   const ref = await outputsOf(floatModel, inputName, outputName, inputs, o.post, o, false);
   tick();
   const run = async (layers: ReadonlySet<string>, acts: ReadonlySet<string>) => {
-    const s = score(ref, await outputsOf(partiallyQuantized(floatModel, qmodel, layers, acts), inputName, outputName, inputs, o.post, o, true));
+    const s = score(ref, await outputsOf(partiallyQuantized(floatModel, qmodel, layers, acts, parts), inputName, outputName, inputs, o.post, o, true));
     tick();
     return s;
   };

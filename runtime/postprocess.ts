@@ -47,6 +47,16 @@ export function topIndices(x: ArrayLike<number>, k: number): number[] {
 }
 
 /** Probabilities for one batch row of `classes` outputs. */
+/** KL(p ‖ q) of two distributions over the same classes (q floored at 1e-12; terms with p = 0 skipped). */
+export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i]!;
+    if (v > 0) d += v * Math.log(v / Math.max(q[i]!, 1e-12));
+  }
+  return d;
+}
+
 export function probabilities(row: Float32Array, spec: Pick<PostprocessSpec, 'kind'>): Float32Array {
   return spec.kind === 'logits' ? softmax(row) : row;
 }
