@@ -156,10 +156,11 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   const resolved = await resolveModel(model, options);
   const meta = resolved.entry ? undefined : await readModelInfo(resolved.path);
   const id = resolved.entry?.id ?? path.basename(resolved.path);
-  const { topK: _k, lazy, searchPath: _s, cacheDir: _c, download: _d, onProgress: _p, maxPixels: _m, background: _b, ...sessionOptions } = options;
+  // createSession reads only the session fields of the options.
+  const sessionOptions: SessionOptions = options;
   let session: ModelSession | undefined;
   let signature: Signature;
-  if (lazy) {
+  if (options.lazy) {
     let bytes: Uint8Array;
     try {
       bytes = await readFile(resolved.path);

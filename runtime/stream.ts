@@ -288,7 +288,8 @@ export async function inferenceStages(
   if ((opts.inference ?? 'worker') === 'worker') {
     // The worker opens its own session: with the classifier's provider when it has one open, else
     // with the options the classifier was loaded with (a lazy classifier opens none here).
-    const session = opts.sessionOptions ?? (clf.provider !== 'unopened' ? { providers: [clf.provider] } : { providers: clf.sessionOptions.providers, threads: clf.sessionOptions.threads });
+    const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
+    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
     const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, kind: clf.post.kind, sniff }, opts.onWarning);
     return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
   }
