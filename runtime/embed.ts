@@ -78,6 +78,9 @@ export class EmbeddingCache {
   misses = 0;
   /** Files written since the last prune. */
   written = 0;
+  /** Cache size as of the last walk plus what was written since (an overestimate when files are rewritten). */
+  private knownBytes?: number;
+  private knownFiles = 0;
   constructor(dir = path.join(cacheDir(), 'embeddings'), opts: EmbeddingCacheOptions = {}) {
     this.dir = dir;
     const envMb = process.env.EDGETUNE_EMBED_CACHE_MB;
@@ -110,13 +113,22 @@ export class EmbeddingCache {
       await writeFile(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       await rename(tmp, f);
       this.written++;
+      if (this.knownBytes !== undefined) {
+        this.knownBytes += v.byteLength;
+        this.knownFiles++;
+      }
     } catch {
       // a read-only or full cache only costs speed
     }
   }
-  /** Remove least recently used files until the cache is under 90% of maxBytes (nothing when it is under maxBytes). */
+  /**
+   * Remove least recently used files until the cache is under 90% of maxBytes (nothing when it is
+   * under maxBytes). The folder is walked once per cache object; later calls walk again only when
+   * what was written since could have crossed the cap.
+   */
   async prune(): Promise<PruneResult> {
     this.written = 0;
+    if (this.knownBytes !== undefined && this.knownBytes <= this.maxBytes) return { files: this.knownFiles, bytes: this.knownBytes, removed: 0 };
     const entries: { file: string; size: number; time: number }[] = [];
     let shards: string[];
     try {
@@ -152,7 +164,9 @@ export class EmbeddingCache {
         }
       }
     }
-    return { files: entries.length - removed, bytes, removed };
+    this.knownBytes = bytes;
+    this.knownFiles = entries.length - removed;
+    return { files: this.knownFiles, bytes, removed };
   }
 }
 
