@@ -284,17 +284,21 @@ describe('layout options (squeezenet1.1, from the cache)', () => {
   });
 });
 
+/** MobileNetV1 re-quantized from the cache the beforeAll wrote (same 100 calibration images), written to `out`. */
+const mnv1FromCache = (out: string, o: Partial<Parameters<typeof quantizeModel>[0]> = {}) =>
+  quantizeModel({
+    model: 'mobilenetv1-0.25-128',
+    out: path.join(dir, out),
+    cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
+    calib: shared('datasets', 'hymenoptera', 'train'),
+    calibCount: 100,
+    resolve,
+    ...o,
+  });
+
 describe('bias correction (mobilenetv1-0.25-128, from the cache)', () => {
   it('the float biases alone leave a much larger divergence: correction cuts mean KL by more than half', async () => {
-    const r = await quantizeModel({
-      model: 'mobilenetv1-0.25-128',
-      out: path.join(dir, 'mnv1-nobc.onnx'),
-      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
-      method: 'entropy',
-      biasCorrection: false,
-      eval: shared('datasets', 'hymenoptera', 'val'),
-      resolve,
-    });
+    const r = await mnv1FromCache('mnv1-nobc.onnx', { method: 'entropy', biasCorrection: false, eval: shared('datasets', 'hymenoptera', 'val') });
     expect(r.cacheHit).toBe(true);
     expect(r.biasCorrected).toBe(0);
     const withBc = results.get('mobilenetv1-0.25-128')!.get('entropy')!.report!;
@@ -305,15 +309,7 @@ describe('bias correction (mobilenetv1-0.25-128, from the cache)', () => {
 
 describe('empirical bias correction (mobilenetv1-0.25-128, from the cache)', () => {
   it('without the layer-by-layer re-measurement the int8 model diverges more and loses accuracy', async () => {
-    const r = await quantizeModel({
-      model: 'mobilenetv1-0.25-128',
-      out: path.join(dir, 'mnv1-noebc.onnx'),
-      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
-      method: 'percentile',
-      correctionImages: 0,
-      eval: shared('datasets', 'hymenoptera', 'val'),
-      resolve,
-    });
+    const r = await mnv1FromCache('mnv1-noebc.onnx', { method: 'percentile', correctionImages: 0, eval: shared('datasets', 'hymenoptera', 'val') });
     expect(r.cacheHit).toBe(true);
     expect(r.biasCorrected).toBe(28);
     expect(r.layersCorrected).toBe(0);
@@ -327,18 +323,9 @@ describe('empirical bias correction (mobilenetv1-0.25-128, from the cache)', () 
 
 describe('GPTQ weight rounding (mobilenetv1-0.25-128, from the cache)', () => {
   it('re-rounds the int8 Conv weights with the same scales and graph, and diverges less from fp32 on unseen flowers', async () => {
-    const common = {
-      model: 'mobilenetv1-0.25-128',
-      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
-      calib: shared('datasets', 'hymenoptera', 'train'),
-      calibCount: 100,
-      method: 'minmax' as const,
-      eval: shared('datasets', 'flowers5-small', 'val'),
-      writeReport: false,
-      resolve,
-    };
-    const rtn = await quantizeModel({ ...common, out: path.join(dir, 'mnv1-rtn.onnx') });
-    const g = await quantizeModel({ ...common, out: path.join(dir, 'mnv1-gptq.onnx'), gptqImages: 100 });
+    const common = { method: 'minmax' as const, eval: shared('datasets', 'flowers5-small', 'val'), writeReport: false };
+    const rtn = await mnv1FromCache('mnv1-rtn.onnx', common);
+    const g = await mnv1FromCache('mnv1-gptq.onnx', { ...common, gptqImages: 100 });
     expect(rtn.cacheHit).toBe(true);
     expect(rtn.gptqLayers).toBe(0);
     // 26 of the 28 Convs: the last pointwise (4×4 outputs) and the 1×1 logits Conv see fewer than 10
@@ -368,16 +355,7 @@ describe('sensitivity analysis (mobilenetv1-0.25-128, from the cache)', () => {
   const out = 'MobilenetV1/Predictions/Reshape_1';
   let r: QuantizeResult;
   beforeAll(async () => {
-    r = await quantizeModel({
-      model: 'mobilenetv1-0.25-128',
-      out: path.join(dir, 'mnv1-sensitivity.onnx'),
-      cache: path.join(dir, 'mobilenetv1-0.25-128.calib.json'),
-      calib: shared('datasets', 'hymenoptera', 'train'),
-      calibCount: 100,
-      method: 'minmax',
-      sensitivityImages: 32,
-      resolve,
-    });
+    r = await mnv1FromCache('mnv1-sensitivity.onnx', { method: 'minmax', sensitivityImages: 32 });
   }, 120_000);
 
   it('scores every quantized layer and activation alone, the costliest first, and names the first two layers\' outputs', async () => {
