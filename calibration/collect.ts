@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { EdgetuneError, messageOf } from '../runtime/errors.js';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { createSession, type SessionOptions } from '../runtime/session.js';
-import { asFloat32 } from '../runtime/tensor.js';
+import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { asFloat32 } from '../runtime/core/tensor.js';
 import { ChannelMeans, RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
 import type { CalibrationBatch } from './reader.js';
 
@@ -83,7 +83,7 @@ export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-import { writeAtomic } from '../runtime/atomic.js';
+import { writeAtomic } from '../runtime/io/atomic.js';
 export { writeAtomic };
 
 /** A cache file's collectors, or undefined when it is for another model or lacks tensors. Throws for unreadable JSON. */

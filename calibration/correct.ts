@@ -6,11 +6,11 @@
 // graph order, each measured with every earlier layer already corrected; the QDQ model runs
 // unfused (graph optimizations off) so a Conv's float output before its folded Relu/Clip is visible.
 
-import { EdgetuneError } from '../runtime/errors.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
 import { DataType, addGraphOutput, getInitializer, makeTensorType, pruneGraph, readFloat32, readInt32, writeInt32 } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { createSession, type SessionOptions } from '../runtime/session.js';
-import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { quantizedLayers, type QuantizedLayer } from './qdq.js';
 import { ChannelMeans } from './ranges.js';
 

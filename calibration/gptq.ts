@@ -18,9 +18,9 @@
 
 import { DataType, addGraphOutput, getAttribute, getInitializer, getIntAttribute, getIntsAttribute, makeTensorType, pruneGraph, readFloat32, readInt32, readInt8, writeInt32, writeInt8 } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { EdgetuneError } from '../runtime/errors.js';
-import { createSession, type SessionOptions } from '../runtime/session.js';
-import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
+import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { quantizedLayers, type QuantizedLayer } from './qdq.js';
 
 export interface GptqOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {

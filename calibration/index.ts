@@ -45,20 +45,21 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { labelsOf, resolveModel, type ResolveOptions } from '../models/loader.js';
-import { specOf } from '../models/registry.js';
-import { EdgetuneError, checkOneOf, messageOf } from '../runtime/errors.js';
-import { METADATA_KEY, parseModelInfo, type EmbeddedModelInfo } from '../runtime/model-info.js';
-import { getMetadata, setMetadataValue } from '../runtime/onnx/graph.js';
+import { describeBytes } from '../models/describe.js';
+import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
+import { EdgetuneError, checkOneOf, messageOf } from '../runtime/core/errors.js';
+import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
+import type { CardLayer, ModelCard } from '../runtime/core/model-card.js';
+import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
 import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
 import { upgradeOpset } from '../runtime/onnx/passes/upgrade-opset.js';
 import { widenFloat16 } from '../runtime/onnx/passes/widen-fp16.js';
-import type { PostprocessSpec } from '../runtime/postprocess.js';
-import { checkSpec, type PreprocessSpec } from '../runtime/preprocess.js';
-import type { SessionOptions } from '../runtime/session.js';
+import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
+import type { PreprocessSpec } from '../runtime/image/preprocess.js';
+import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
 import { activationParamsFor, applyQdq, opCounts, parameterSource, planQuantization, refuseQuantized } from './qdq.js';
 import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
@@ -153,39 +154,27 @@ export interface QuantizeResult {
   reportFile?: string;
 }
 
-interface Described {
-  spec: PreprocessSpec;
-  post: PostprocessSpec;
-  inputName: string;
-  outputName: string;
-  id: string;
-  /** Provenance of an edgetune-exported model (fine-tuned heads), kept in the quantized one. */
-  provenance?: Record<string, unknown>;
-}
-
-async function describe(model: OnnxModel, resolved: Awaited<ReturnType<typeof resolveModel>>, o: QuantizeOptions): Promise<Described> {
-  const entry = resolved.entry;
-  const inputs = new Set(model.graph.initializer.map((t) => t.name));
-  const graphInput = model.graph.input.find((v) => !inputs.has(v.name))?.name ?? '';
-  const embedded: EmbeddedModelInfo | undefined = entry ? undefined : parseModelInfo(getMetadata(model));
-  let spec = o.preprocess ?? (entry ? specOf(entry) : embedded?.preprocess);
-  if (!spec) {
+/**
+ * The model card for quantization: describeModel with the options as the highest layer. Quantizing
+ * needs the real preprocessing (the calibration images must look like what the model was trained on),
+ * so an assumed one is refused: the message says which fields were assumed and how to supply them.
+ */
+async function describe(resolved: ResolvedModel, bytes: Uint8Array, o: QuantizeOptions): Promise<ModelCard> {
+  const overrides: CardLayer = {
+    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.labelOffset !== undefined ? { labelOffset: o.labelOffset } : {}),
+    ...(o.outputKind ? { outputKind: o.outputKind } : {}),
+  };
+  const { card } = await describeBytes(bytes, resolved, { ...o.resolve, overrides });
+  if (card.sources['preprocess.mean'] === 'assumed') {
     throw new EdgetuneError(
       'EMODEL',
       `${resolved.path}: no registry entry or embedded edgetune metadata says how to preprocess this model; pass preprocess (library) or add a registry entry`,
       { subject: resolved.path },
     );
   }
-  spec = checkSpec({ ...spec });
-  const labels = o.labels ?? (entry ? await labelsOf(entry, o.resolve) : embedded?.labels ?? []);
-  return {
-    spec,
-    post: { kind: o.outputKind ?? entry?.output.kind ?? embedded?.outputKind ?? 'logits', labelOffset: o.labelOffset ?? entry?.labelOffset ?? embedded?.labelOffset ?? 0, labels },
-    inputName: entry?.input.name ?? graphInput,
-    outputName: entry?.output.name ?? embedded?.outputName ?? model.graph.output[0]?.name ?? '',
-    id: entry?.id ?? path.basename(resolved.path),
-    provenance: embedded?.provenance,
-  };
+  return card;
 }
 
 async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
@@ -229,7 +218,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const resolved = await resolveModel(o.model, o.resolve);
   const { bytes, model: original } = await readModelFile(resolved.path);
   refuseQuantized(original.graph, resolved.path);
-  const d = await describe(original, resolved, o);
+  const card = await describe(resolved, bytes, o);
+  const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
   const plan = planQuantization(prepared.graph, resolved.path, { exclude: o.exclude, symmetric });
@@ -359,7 +349,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     labels: [...d.post.labels],
     ...(d.post.labelOffset ? { labelOffset: d.post.labelOffset } : {}),
     preprocess: floatSpec,
-    outputKind: d.post.kind,
+    outputKind: d.post.kind === 'auto' ? 'logits' : d.post.kind,
     outputName: d.outputName,
     provenance: {
       ...(d.provenance ?? {}),

@@ -16,7 +16,7 @@
 // - the graph's inputs and outputs stay float32; ranges of graph inputs and of tensors that only feed
 //   float operators (the logits) use min/max whatever the method, so top-1 is not clipped away.
 
-import { EdgetuneError } from '../runtime/errors.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
 import {
   DataType,
   consumerMap,

@@ -6,7 +6,7 @@
 // t; the range is then [-t, t] for symmetric int8, or [max(min, -t), min(max, t)] widened to include
 // 0 for asymmetric uint8.
 
-import { invalidParameter } from '../runtime/errors.js';
+import { invalidParameter } from '../runtime/core/errors.js';
 
 export const CALIBRATION_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
 export type CalibrationMethod = (typeof CALIBRATION_METHODS)[number];

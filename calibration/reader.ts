@@ -4,11 +4,11 @@
 // `onSkip` and skipped; a folder with no decodable image at all is an error naming the folder.
 
 import { stat } from 'node:fs/promises';
-import { expandInputs, isImageFile } from '../runtime/cli-util.js';
-import { EdgetuneError, messageOf } from '../runtime/errors.js';
-import { decodeImage } from '../runtime/image.js';
-import { toTensor, type HwcImage, type PreprocessSpec } from '../runtime/preprocess.js';
-import type { TensorData } from '../runtime/tensor.js';
+import { expandInputs, isImageFile } from '../runtime/io/files.js';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { decodeImage } from '../runtime/image/decode.js';
+import { toTensor, type HwcImage, type PreprocessSpec } from '../runtime/image/preprocess.js';
+import type { TensorData } from '../runtime/core/tensor.js';
 
 /** A small seeded PRNG (mulberry32): the same seed picks the same calibration sample everywhere. */
 export function seededRandom(seed: number): () => number {

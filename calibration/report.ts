@@ -4,13 +4,13 @@
 // bees → "bee" 309), file sizes and median single-image latency measured interleaved in one run.
 
 import path from 'node:path';
-import { table } from '../runtime/cli-util.js';
-import { messageOf } from '../runtime/errors.js';
-import { decodeImage } from '../runtime/image.js';
-import { klDivergence, probabilities, topK, type PostprocessSpec } from '../runtime/postprocess.js';
-import { toTensor, type PreprocessSpec } from '../runtime/preprocess.js';
-import { createSession, type ModelSession, type SessionOptions } from '../runtime/session.js';
-import { asFloat32 } from '../runtime/tensor.js';
+import { table } from '../runtime/core/format.js';
+import { messageOf } from '../runtime/core/errors.js';
+import { decodeImage } from '../runtime/image/decode.js';
+import { klDivergence, toProbabilities, topK, type PostprocessSpec } from '../runtime/classify/postprocess.js';
+import { toTensor, type PreprocessSpec } from '../runtime/image/preprocess.js';
+import { createSession, type ModelSession, type SessionOptions } from '../runtime/session/session.js';
+import { asFloat32 } from '../runtime/core/tensor.js';
 import type { SkippedFile } from './reader.js';
 import type { SensitivityReport } from './sensitivity.js';
 
@@ -72,7 +72,7 @@ function median(xs: number[]): number {
 
 async function probs(session: ModelSession, side: ModelSide, img: Parameters<typeof toTensor>[0][number], post: PostprocessSpec): Promise<Float32Array> {
   const res = await session.run({ [side.inputName]: toTensor([img], side.spec) }, [side.outputName]);
-  return probabilities(asFloat32(res[side.outputName]!).slice(), post);
+  return toProbabilities(asFloat32(res[side.outputName]!).slice(), post.kind);
 }
 
 export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSide, opts: EvaluateOptions): Promise<QuantReport> {

@@ -12,12 +12,12 @@
 // Bypassing an activation's Q→DQ must keep the Relu/Clip the rewrite folded into that quantizer's
 // clamp: the float model's clamp node is put back in its place.
 
-import { EdgetuneError } from '../runtime/errors.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
 import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
-import { klDivergence, probabilities, type PostprocessSpec } from '../runtime/postprocess.js';
-import { createSession, type SessionOptions } from '../runtime/session.js';
-import { asFloat32, type TensorData } from '../runtime/tensor.js';
+import { klDivergence, toProbabilities, type PostprocessSpec } from '../runtime/classify/postprocess.js';
+import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { argmax } from '../runtime/train/metrics.js';
 import { quantizedLayers } from './qdq.js';
 
@@ -151,7 +151,7 @@ async function outputsOf(model: OnnxModel, inputName: string, outputName: string
       const r = await session.run({ [inputName]: x }, [outputName]);
       const v = r[outputName];
       if (!v) throw new EdgetuneError('EMODEL', `sensitivity run did not return output "${outputName}"`);
-      out.push(probabilities(asFloat32(v).slice(), post));
+      out.push(toProbabilities(asFloat32(v).slice(), post.kind));
     }
   } finally {
     await session.dispose();

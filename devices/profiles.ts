@@ -5,9 +5,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EdgetuneError } from '../runtime/errors.js';
-import { packageRoot } from '../runtime/paths.js';
-import type { ProviderName, ProviderRequest } from '../runtime/session.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
+import { packageRoot } from '../runtime/io/paths.js';
+import type { ProviderName, ProviderRequest } from '../runtime/session/session.js';
 
 export interface DeviceProfile {
   id: string;

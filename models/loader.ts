@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { EdgetuneError, messageOf } from '../runtime/errors.js';
-import { cacheDir, isOffline, modelSearchPath, packageRoot, sharedRoot } from '../runtime/paths.js';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { cacheDir, isOffline, modelSearchPath, packageRoot, sharedRoot } from '../runtime/io/paths.js';
 import { Registry, type LabelSet, type ModelEntry, type RegistryData, type RemoteFile } from './registry.js';
 
 let registry: Registry | undefined;

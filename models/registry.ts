@@ -1,8 +1,8 @@
 // The model registry's types and validation. Browser-safe: it takes the parsed registry.json (the
 // data) and answers lookups; models/loader.ts reads the file and resolves entries to files on disk.
 
-import { EdgetuneError } from '../runtime/errors.js';
-import type { PreprocessSpec } from '../runtime/preprocess.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
+import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 
 export type Precision = 'fp32' | 'fp16' | 'int8';
 

@@ -2,16 +2,17 @@
 // resolve models from the registry. Stages beyond inference (quantization, fine-tuning, camera
 // streams) are exported from their own modules below.
 
-export { loadClassifier, type Classifier, type ClassifierOptions, type Classification, type FileResult } from './classifier.js';
-export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session.js';
-export { toTensor, writeImage, DEFAULT_SPEC, type PreprocessSpec, type HwcImage } from './preprocess.js';
-export { decodeImage, decodeFull, encodeJpeg, type DecodeOptions } from './image.js';
-export { softmax, topK, type Prediction } from './postprocess.js';
-export { EdgetuneError, invalidParameter } from './errors.js';
-export type { TensorData, TensorType } from './tensor.js';
-export { readModelInfo, METADATA_KEY, type EmbeddedModelInfo } from './model-info.js';
-export { probeProviders } from './probe.js';
-export { benchModel, type BenchRow } from './bench.js';
+export { loadClassifier, type Classifier, type ClassifierOptions, type Classification, type FileResult } from './classify/classifier.js';
+export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
+export { toTensor, writeImage, DEFAULT_SPEC, type PreprocessSpec, type HwcImage } from './image/preprocess.js';
+export { decodeImage, decodeFull, encodeJpeg, type DecodeOptions } from './image/decode.js';
+export { softmax, topK, type Prediction } from './classify/postprocess.js';
+export { EdgetuneError, invalidParameter } from './core/errors.js';
+export type { TensorData, TensorType } from './core/tensor.js';
+export { METADATA_KEY, type EmbeddedModelInfo } from './core/metadata.js';
+export { readModelInfo } from './io/model-file.js';
+export { probeProviders } from './session/probe.js';
+export { benchModel, type BenchRow } from './classify/bench.js';
 export { loadRegistry, resolveModel, labelsOf } from '../models/loader.js';
 export { specOf, type ModelEntry } from '../models/registry.js';
 export { detectProfile, detectFacts, getProfile, type DeviceProfile } from '../devices/profiles.js';
@@ -19,13 +20,13 @@ export { detectProfile, detectFacts, getProfile, type DeviceProfile } from '../d
 // Personalization (browser-safe trainer, augmentation and export) and the ONNX toolkit.
 export { trainHead, trainHeadSync, predictHead, prototypeHead, computeMetrics } from './train/index.js';
 export type { HeadWeights, TrainConfig, TrainResult, FeatureSet } from './train/index.js';
-export { parseAugmentation, sampleView, viewRng } from './augment.js';
-export { exportClassifierModel, embeddingModel, findCut, headFromModel } from './export-head.js';
+export { parseAugmentation, sampleView, viewRng } from './train/augment/ops.js';
+export { exportClassifierModel, embeddingModel, findCut, headFromModel } from './train/export.js';
 export * as onnx from './onnx/index.js';
 
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
-export { StreamPipeline } from './stream.js';
-export { startServer } from './serve.js';
+export { StreamPipeline } from './stream/pipeline.js';
+export { startServer } from './stream/serve.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

@@ -6,12 +6,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseAugmentation } from '../runtime/augment.js';
-import { scanDataset } from '../runtime/dataset.js';
-import { Embedder, EmbeddingCache, loadBackbone } from '../runtime/embed.js';
+import { parseAugmentation } from '../runtime/train/augment/ops.js';
+import { scanDataset } from '../runtime/train/node/dataset.js';
+import { Embedder, EmbeddingCache, loadBackbone } from '../runtime/train/node/embed.js';
 import { computeMetrics, predictHead, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
-import { table } from '../runtime/cli-util.js';
-import { sharedRoot } from '../runtime/paths.js';
+import { table } from '../runtime/core/format.js';
+import { sharedRoot } from '../runtime/io/paths.js';
 
 async function main(): Promise<void> {
   const root = path.join(sharedRoot(), 'datasets', 'hymenoptera');

@@ -13,11 +13,11 @@
 
 import path from 'node:path';
 import { createSource, type Frame, type FrameSource } from '../devices/index.js';
-import { loadClassifier, type Classifier } from '../runtime/classifier.js';
-import { table } from '../runtime/cli-util.js';
-import { sharedRoot } from '../runtime/paths.js';
-import { toTensor } from '../runtime/preprocess.js';
-import { geometryOfClassifier, STAGES, StreamPipeline, type StreamStats } from '../runtime/stream.js';
+import { loadClassifier, type Classifier } from '../runtime/classify/classifier.js';
+import { table } from '../runtime/core/format.js';
+import { sharedRoot } from '../runtime/io/paths.js';
+import { toTensor } from '../runtime/image/preprocess.js';
+import { geometryOfClassifier, STAGES, StreamPipeline, type StreamStats } from '../runtime/stream/pipeline.js';
 
 const video = `file://${path.join(sharedRoot(), 'camera', 'slow_traffic_small.mp4')}`;
 const models = (process.env.BENCH_MODELS ?? 'mobilenetv2-int8,squeezenet1.1').split(',');

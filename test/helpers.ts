@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
 export const sharedDir = path.resolve(process.env.EDGETUNE_SHARED ?? path.join(repoRoot, '..', 'shared'));
 
 /** Absolute path of a file under ../shared; throws when it is missing. */
@@ -29,9 +30,9 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the built CLI (dist/runtime/cli.js; `npm test` builds first). */
+/** Run the built CLI (dist/runtime/cli/main.js; `npm test` builds first). */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
-  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli.js');
+  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
   if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], {

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
-import { EdgetuneError } from '../../runtime/errors.js';
+import { EdgetuneError } from '../../runtime/core/errors.js';
 import { SourceEvents, type Frame, type FrameSource, type ReconnectOptions, type SourceEvent } from './types.js';
 
 /** Where to get each external program, for the "not found" error. */

@@ -5,7 +5,7 @@
 //
 //   csi://0?width=1920&height=1080&fps=30&flip=0
 
-import { invalidParameter } from '../../runtime/errors.js';
+import { invalidParameter } from '../../runtime/core/errors.js';
 import { ChildFrameSource } from './child.js';
 import { geometryOf, splitQuery } from './ffmpeg.js';
 import type { FrameGeometry, FrameSource, SourceOptions } from './types.js';

@@ -8,8 +8,8 @@ import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { EdgetuneError, invalidParameter } from '../../runtime/errors.js';
-import { resizeTarget, type PreprocessSpec } from '../../runtime/preprocess.js';
+import { EdgetuneError, invalidParameter } from '../../runtime/core/errors.js';
+import { resizeTarget, type PreprocessSpec } from '../../runtime/image/preprocess.js';
 import { ChildFrameSource, requireExecutable } from './child.js';
 import { DEFAULT_GEOMETRY, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 

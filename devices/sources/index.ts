@@ -2,7 +2,7 @@
 // frames at the requested (model) size; see types.ts for the contract and SOURCES_USAGE for the
 // schemes the CLI help lists.
 
-import { EdgetuneError } from '../../runtime/errors.js';
+import { EdgetuneError } from '../../runtime/core/errors.js';
 import { openCsiSource } from './csi.js';
 import { openFfmpegSource } from './ffmpeg.js';
 import { openDirSource, openWebcamSource } from './still.js';

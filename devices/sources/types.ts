@@ -3,7 +3,7 @@
 // frame in JS), with a sequence number and timestamps, and can be closed at any time. Sources report
 // what happens to them (starts, reconnects, skipped frames) through `onEvent` rather than printing.
 
-import type { HwcImage, PreprocessSpec } from '../../runtime/preprocess.js';
+import type { HwcImage, PreprocessSpec } from '../../runtime/image/preprocess.js';
 
 export interface Frame extends HwcImage {
   data: Uint8Array;

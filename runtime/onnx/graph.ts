@@ -5,8 +5,8 @@
 // Conventions: int64 tensor data is BigInt64Array; float16 is carried as raw IEEE half bits in a
 // Uint16Array (readFloat32/writeFloat32 convert). Browser-safe: no Node APIs.
 
-import { EdgetuneError } from '../errors.js';
-import { fromHalf, toHalf } from '../tensor.js';
+import { EdgetuneError } from '../core/errors.js';
+import { fromHalf, toHalf } from '../core/tensor.js';
 import type {
   AttributeProto,
   GraphProto,

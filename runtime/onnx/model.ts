@@ -6,7 +6,7 @@
 // Browser-safe: no Node APIs.
 
 import protobuf from 'protobufjs';
-import { EdgetuneError } from '../errors.js';
+import { EdgetuneError } from '../core/errors.js';
 import { BIGINT_FIELDS, MAX_IR_VERSION, onnxType } from './schema.js';
 
 // ---------------------------------------------------------------------------------------------------

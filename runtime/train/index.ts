@@ -27,7 +27,7 @@
 
 import { argmax } from './metrics.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
-import { createRng, type Rng } from './rng.js';
+import { createRng, type Rng } from '../core/rng.js';
 import {
   OPTIMIZERS,
   SCHEDULES,
@@ -42,7 +42,7 @@ import {
 
 export * from './types.js';
 export { computeMetrics, predictions, argmax, type Metrics, type ClassMetrics } from './metrics.js';
-export { createRng, hashString, type Rng } from './rng.js';
+export { createRng, hashString, type Rng } from '../core/rng.js';
 export { DEFAULT_LR } from './optim.js';
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {

@@ -11,7 +11,7 @@
 // refused with a message naming the node. The IR version is raised to 7 and initializers stop being
 // declared as graph inputs (IR ≥ 4), so ONNX Runtime treats them as constants. Browser-safe.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import {
   DataType,
   findValueInfo,

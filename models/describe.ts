@@ -1,0 +1,91 @@
+// describeModel(): a model reference → its model card (Node). The one place that reads what a model
+// is: the registry entry, the `edgetune.model` metadata embedded in the file and the graph signature,
+// merged with the caller's overrides by the card rule (runtime/core/model-card.ts). The file is read
+// once; its bytes come back with the card so callers can open a session without reading it again.
+
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
+import type { CardLayer, CardSource, ModelCard } from '../runtime/core/model-card.js';
+import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
+import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
+import { specOf, type ModelEntry } from './registry.js';
+
+export interface DescribeOptions extends ResolveOptions {
+  /** Highest-priority layer: what the user said (CLI flags, library options). */
+  overrides?: CardLayer;
+}
+
+export interface DescribedModel {
+  card: ModelCard;
+  /** Absolute path of the model file. */
+  path: string;
+  source: ResolvedModel['source'];
+  /** The registry entry, when the reference is an id or a known file name. */
+  entry?: ModelEntry;
+  /** The file's bytes (read once here). */
+  bytes: Uint8Array;
+  /** Inputs and outputs as the graph declares them. */
+  signature: GraphSignature;
+  /** The embedded description, when the file carries one. */
+  embedded?: EmbeddedModelInfo;
+}
+
+/** The card layer a registry entry gives. */
+export async function registryLayer(entry: ModelEntry, opts: ResolveOptions = {}): Promise<CardLayer> {
+  return {
+    id: entry.id,
+    inputName: entry.input.name,
+    outputName: entry.output.name,
+    preprocess: specOf(entry),
+    labels: await labelsOf(entry, opts),
+    labelOffset: entry.labelOffset,
+    outputKind: entry.output.kind,
+    ...(entry.embedding ? { embedding: { ...entry.embedding } } : {}),
+  };
+}
+
+/**
+ * Describe a model: resolve the reference (path or registry id, as models/loader.ts), read the file
+ * once, and merge registry entry, embedded metadata, graph signature and `overrides` into a card.
+ * Errors: EMODEL when the file cannot be read, is not ONNX, declares no inputs/outputs, or its input
+ * is not an image tensor and nothing else describes it.
+ */
+export async function describeModel(ref: string, opts: DescribeOptions = {}): Promise<DescribedModel> {
+  const resolved = await resolveModel(ref, opts);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(resolved.path);
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${resolved.path}: cannot read model file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: resolved.path });
+  }
+  return describeBytes(bytes, resolved, opts);
+}
+
+/** describeModel for a model already read (the bytes of `resolved.path`). */
+export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}): Promise<DescribedModel> {
+  const layers: Partial<Record<CardSource, CardLayer>> = {};
+  if (opts.overrides) layers.flags = opts.overrides;
+  if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
+  const imagenet = loadRegistry().labelSets.imagenet!;
+  const file = path.basename(resolved.path);
+  // ImageNet names for an undescribed model with 1000 outputs (1001: a background class first).
+  const labels = layers.registry || (await hasEmbedded(bytes)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
+  const { card, signature, embedded } = cardFromBytes(bytes, {
+    id: file,
+    name: resolved.path,
+    layers,
+    assumedLabels: (n) =>
+      labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined,
+  });
+  return { card, path: resolved.path, source: resolved.source, entry: resolved.entry, bytes, signature, ...(embedded ? { embedded } : {}) };
+}
+
+async function hasEmbedded(bytes: Uint8Array): Promise<boolean> {
+  try {
+    return parseModelInfo(readMetadataProps(bytes)) !== undefined;
+  } catch {
+    return false;
+  }
+}

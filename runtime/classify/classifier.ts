@@ -1,0 +1,188 @@
+// The classifier: a model reference → session + preprocessing + labels → predictions.
+// `loadClassifier()` returns an interface (tfjs-models style); `classify()` takes a file or bytes,
+// `classifyImages()` already-decoded pixels (camera frames), `probabilities()` the raw distribution.
+
+import { EdgetuneError } from '../core/errors.js';
+import type { ModelCard } from '../core/model-card.js';
+import { asFloat32 } from '../core/tensor.js';
+import { decodeImage, type DecodeOptions } from '../image/decode.js';
+import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
+import { createSession, type ModelSession, type SessionOptions } from '../session/session.js';
+import { describeModel, type DescribeOptions } from '../../models/describe.js';
+import type { ModelEntry } from '../../models/registry.js';
+import { toProbabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
+
+export interface ClassifierOptions extends SessionOptions, DescribeOptions, DecodeOptions {
+  /** Predictions returned per image. Default 5. */
+  topK?: number;
+  /**
+   * Describe the model from its ONNX graph and open the session on first use instead of at load.
+   * A stream that runs the model on a worker thread then never opens a second session on the main
+   * thread (on a Jetson: one TensorRT engine build, not two). Default false.
+   */
+  lazy?: boolean;
+}
+
+export interface Classification {
+  top: Prediction[];
+  /** Wall time of decode + preprocess + run + postprocess, in ms. */
+  ms: number;
+}
+
+export interface Classifier {
+  /** Registry id, or the file name for a model given by path. */
+  readonly id: string;
+  readonly modelPath: string;
+  /** The provider serving the session; 'unopened' while a lazy classifier has not run yet. */
+  readonly provider: ModelSession['provider'] | 'unopened';
+  /** The session; a lazy classifier throws until `open()` (or a first classification) has run. */
+  readonly session: ModelSession;
+  /** Opens the session if it is not open yet (lazy classifiers) and returns it. */
+  open(): Promise<ModelSession>;
+  /** The session options the classifier opens its session with (providers, threads, …). */
+  readonly sessionOptions: SessionOptions;
+  readonly inputName: string;
+  readonly outputName: string;
+  readonly spec: PreprocessSpec;
+  readonly post: PostprocessSpec;
+  readonly entry?: ModelEntry;
+  /** The model card: what the registry, embedded metadata, graph and options say about the model. */
+  readonly card: ModelCard;
+  /** What was assumed for a model without a registry entry or embedded metadata. */
+  readonly assumptions: readonly string[];
+  /** Largest batch one `session.run` takes (1 for models with a fixed batch dimension). */
+  readonly maxBatch: number;
+  decode(input: string | Uint8Array, name?: string): Promise<HwcImage>;
+  classify(input: string | Uint8Array, options?: { topK?: number; name?: string }): Promise<Classification>;
+  /** Probabilities for already-decoded images of the model's input size, one row per image. */
+  probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
+  classifyImages(images: readonly HwcImage[], k?: number): Promise<Prediction[][]>;
+  /**
+   * Classify many files in order, decoding ahead (sharp on libuv's pool) while the session runs and
+   * batching up to `batch` images per run. A file that fails yields `{file, error}` and the rest go on.
+   */
+  classifyFiles(files: readonly string[], options?: { topK?: number; batch?: number; ahead?: number }): AsyncGenerator<FileResult>;
+  dispose(): Promise<void>;
+}
+
+export type FileResult = { file: string; top: Prediction[]; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined };
+
+export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
+  const described = await describeModel(model, options);
+  const { card, entry } = described;
+  const modelPath = described.path;
+  const id = card.id;
+  // createSession reads only the session fields of the options.
+  const sessionOptions: SessionOptions = options;
+  let session: ModelSession | undefined = options.lazy ? undefined : await createSession(modelPath, sessionOptions);
+  const signature: Pick<ModelSession, 'inputs' | 'outputs'> = session ?? described.signature;
+  const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName };
+  let opening: Promise<ModelSession> | undefined;
+  let disposed = false;
+  const open = (): Promise<ModelSession> => {
+    if (session) return Promise.resolve(session);
+    if (disposed) return Promise.reject(new EdgetuneError('EMODEL', `${id}: classifier was disposed`));
+    opening ??= createSession(modelPath, sessionOptions).then(
+      (s) => (session = s),
+      (err) => {
+        opening = undefined;
+        throw err;
+      },
+    );
+    return opening;
+  };
+  const k0 = options.topK ?? 5;
+  const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
+  const maxBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
+  const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < images.length; i += maxBatch) {
+      const chunk = images.slice(i, i + maxBatch);
+      const res = await (session ?? (await open())).run({ [d.inputName]: toTensor(chunk, d.spec) }, [d.outputName]);
+      const flat = asFloat32(res[d.outputName]!);
+      const per = flat.length / chunk.length;
+      for (let j = 0; j < chunk.length; j++) {
+        const row = flat.subarray(j * per, (j + 1) * per);
+        out.push(toProbabilities(row, card.outputKind).slice());
+      }
+    }
+    return out;
+  };
+  const decodeOpts: DecodeOptions = { maxPixels: options.maxPixels, background: options.background };
+  const c: Classifier = {
+    id,
+    modelPath,
+    card,
+    get provider() {
+      return session ? session.provider : 'unopened';
+    },
+    get session() {
+      if (!session) throw new EdgetuneError('EMODEL', `${id}: the session of a lazy classifier is not open yet (await open() first)`);
+      return session;
+    },
+    open,
+    sessionOptions,
+    inputName: d.inputName,
+    outputName: d.outputName,
+    spec: d.spec,
+    post: d.post,
+    entry,
+    assumptions: card.assumptions,
+    maxBatch,
+    decode: (input, name) => decodeImage(input, d.spec, decodeOpts, name),
+    async classify(input, o = {}) {
+      const t0 = performance.now();
+      const img = await decodeImage(input, d.spec, decodeOpts, o.name);
+      const [p] = await rows([img]);
+      const top = topK(p!, o.topK ?? k0, d.post);
+      return { top, ms: performance.now() - t0 };
+    },
+    probabilities: rows,
+    async classifyImages(images, k = k0) {
+      return (await rows(images)).map((p) => topK(p, k, d.post));
+    },
+    async *classifyFiles(files, o = {}) {
+      const k = o.topK ?? k0;
+      const batch = Math.max(1, Math.min(o.batch ?? 1, maxBatch));
+      const ahead = o.ahead ?? Math.max(4, 2 * batch);
+      const pending: { file: string; t0: number; img: Promise<HwcImage> }[] = [];
+      let next = 0;
+      const fill = () => {
+        while (pending.length < ahead && next < files.length) {
+          const file = files[next++]!;
+          const img = decodeImage(file, d.spec, decodeOpts);
+          img.catch(() => undefined); // observed when its turn comes
+          pending.push({ file, t0: performance.now(), img });
+        }
+      };
+      fill();
+      while (pending.length) {
+        const group: { file: string; t0: number; img: HwcImage }[] = [];
+        const failed: FileResult[] = [];
+        while (group.length < batch && pending.length) {
+          const p = pending.shift()!;
+          try {
+            group.push({ file: p.file, t0: p.t0, img: await p.img });
+          } catch (err) {
+            failed.push({ file: p.file, error: err as Error });
+          }
+          fill();
+        }
+        yield* failed;
+        if (!group.length) continue;
+        const probs = await rows(group.map((g) => g.img));
+        const t1 = performance.now();
+        for (let i = 0; i < group.length; i++) {
+          yield { file: group[i]!.file, top: topK(probs[i]!, k, d.post), ms: Math.round((t1 - group[i]!.t0) * 10) / 10 };
+        }
+      }
+    },
+    async dispose() {
+      disposed = true;
+      const s = session ?? (await opening?.catch(() => undefined));
+      session = undefined;
+      await s?.dispose();
+    },
+  };
+  return c;
+}

@@ -1,0 +1,89 @@
+// Postprocessing: model output → probabilities → top-k with labels. Browser-safe.
+// Softmax is applied only when the model outputs logits; a label offset (MobileNetV1's background
+// class at index 0) maps output index → label index.
+
+import type { OutputKind } from '../core/model-card.js';
+
+export interface Prediction {
+  /** Class index in the label set (output index minus the label offset). */
+  index: number;
+  label: string;
+  score: number;
+}
+
+export interface PostprocessSpec {
+  /** `logits` get a softmax; `probabilities` are used as they are; `auto` is decided per row. */
+  kind: OutputKind;
+  /** Output index of label 0 (1 when index 0 is a background class). */
+  labelOffset: number;
+  labels: readonly string[];
+}
+
+/** Numerically stable softmax over `n` values starting at `offset`, written to a new array. */
+export function softmax(x: ArrayLike<number>, offset = 0, n = x.length - offset): Float32Array {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (x[offset + i]! > max) max = x[offset + i]!;
+  const out = new Float32Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += out[i] = Math.exp(x[offset + i]! - max);
+  for (let i = 0; i < n; i++) out[i]! /= sum;
+  return out;
+}
+
+/** Indices of the k largest values, largest first (partial selection, O(n·k)). */
+export function topIndices(x: ArrayLike<number>, k: number): number[] {
+  const idx: number[] = [];
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (idx.length < k || v > x[idx[idx.length - 1]!]!) {
+      let j = Math.min(idx.length, k - 1);
+      if (idx.length < k) idx.push(i);
+      while (j > 0 && x[idx[j - 1]!]! < v) {
+        idx[j] = idx[j - 1]!;
+        j--;
+      }
+      idx[j] = i;
+    }
+  }
+  return idx;
+}
+
+/** Probabilities for one batch row of `classes` outputs. */
+/** KL(p ‖ q) of two distributions over the same classes (q floored at 1e-12; terms with p = 0 skipped). */
+export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < p.length; i++) {
+    const v = p[i]!;
+    if (v > 0) d += v * Math.log(v / Math.max(q[i]!, 1e-12));
+  }
+  return d;
+}
+
+/**
+ * One output row → probabilities, by the model card's output kind: `logits` get a softmax,
+ * `probabilities` are returned as they are, and `auto` (nothing says which: a model with no card)
+ * keeps a row that is already a distribution (no negatives, sums to 1 within 1e-3) and applies
+ * softmax to anything else. The result may share memory with `row`.
+ */
+export function toProbabilities(row: Float32Array, kind: OutputKind): Float32Array {
+  if (kind === 'probabilities') return row;
+  if (kind === 'logits') return softmax(row);
+  let s = 0;
+  for (const v of row) {
+    if (v < 0) return softmax(row);
+    s += v;
+  }
+  return Math.abs(s - 1) < 1e-3 ? row : softmax(row);
+}
+
+export function topK(probs: ArrayLike<number>, k: number, spec: PostprocessSpec): Prediction[] {
+  const picked = topIndices(probs, k + spec.labelOffset);
+  const out: Prediction[] = [];
+  for (const i of picked) {
+    const index = i - spec.labelOffset;
+    if (index < 0) continue; // background class
+    out.push({ index, label: spec.labels[index] ?? String(index), score: probs[i]! });
+    if (out.length === k) break;
+  }
+  return out;
+}

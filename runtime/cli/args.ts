@@ -1,0 +1,61 @@
+// CLI plumbing shared by the commands: option parsing with clear errors and JSON-lines output.
+// (File walking lives in io/files.ts, progress and Ctrl-C in io/progress.ts, tables in core/format.ts.)
+
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+
+export interface CommandIO {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export interface Command {
+  /** One line for `edgetune --help`. */
+  summary: string;
+  /** Full usage text for `edgetune <cmd> --help`. */
+  usage: string;
+  run(argv: string[], io: CommandIO): Promise<number>;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** util.parseArgs with edgetune's error wording. */
+export interface Parsed {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+export function parse(argv: string[], options: Options, allowPositionals = true): Parsed {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true }) as Parsed;
+  } catch (err) {
+    const m = messageOf(err).replace(/^Unknown option '(.*?)'.*$/s, 'Unknown option $1');
+    throw new EdgetuneError('EARG', m.split('\n')[0]!);
+  }
+}
+
+export function intOption(name: string, v: string | undefined, def: number, min = 1): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) {
+    throw new EdgetuneError('EARG', `Expected ${min === 1 ? 'positive integer' : `integer >= ${min}`} for --${name} but received ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export function numberOption(name: string, v: string | undefined, def: number, min = -Infinity, max = Infinity): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) {
+    throw new EdgetuneError('EARG', `Expected number between ${min} and ${max} for --${name} but received ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+export function listOption(v: string | undefined): string[] | undefined {
+  return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function writeJson(io: CommandIO, obj: unknown): void {
+  io.stdout.write(JSON.stringify(obj) + '\n');
+}

@@ -1,0 +1,51 @@
+// `edgetune bench`: per-stage medians for a model on one image, end-to-end vs bare session.run.
+
+import { benchModel, benchTable } from '../../classify/bench.js';
+import { intOption, listOption, parse, writeJson, type Command } from '../args.js';
+import { table } from '../../core/format.js';
+import { sharedRoot } from '../../io/paths.js';
+import path from 'node:path';
+import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { EdgetuneError } from '../../core/errors.js';
+
+const usage = `Usage: edgetune bench [options]
+
+Median decode / preprocess / session.run / postprocess / end-to-end times and the ratio
+end-to-end / bare session.run, all measured in one run.
+
+Options:
+  --model <id|file>   model (default mobilenetv2-int8); repeat with commas: a,b
+  --image <file>      test image (default <EDGETUNE_SHARED>/camera/winml_dog.jpg, a 1080x1080 JPEG)
+  --batch <list>      batch sizes, e.g. 1,8 (default 1); fixed-batch models only run 1
+  --iterations <n>    timed iterations per batch size (default 30)
+  --json              one JSON line per model and batch size
+${SESSION_USAGE}`;
+
+export const bench: Command = {
+  summary: 'time decode, preprocess, session.run and postprocess for a model',
+  usage,
+  async run(argv, io) {
+    const { values: v } = parse(
+      argv,
+      {
+        model: { type: 'string', default: 'mobilenetv2-int8' },
+        image: { type: 'string' },
+        batch: { type: 'string', default: '1' },
+        iterations: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        ...SESSION_OPTIONS,
+      },
+      false,
+    );
+    const batches = listOption(v.batch as string)!.map((b) => intOption('batch', b, 1));
+    if (!batches.length) throw new EdgetuneError('EARG', 'Expected a list of positive integers for --batch but received ""');
+    const image = (v.image as string | undefined) ?? path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
+    const rows = [];
+    for (const model of listOption(v.model as string)!) {
+      rows.push(...(await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations as string | undefined, 30) })));
+    }
+    if (v.json) for (const r of rows) writeJson(io, r);
+    else io.stdout.write(table(benchTable(rows)));
+    return 0;
+  },
+};

@@ -1,0 +1,163 @@
+// `edgetune capture <source> --class <name> --out <dir>`: save camera frames as JPEGs into
+// <out>/<class>/ (the folder-per-class layout `finetune` reads), one every --every, --count of them,
+// after an optional countdown. Files get unique names and are written atomically (temp file, then a
+// hard link that refuses to overwrite), so an interrupted capture leaves only whole images.
+
+import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
+import type { SourceOptions } from '../../../devices/sources/types.js';
+import { interruptSignal, progress } from '../../io/progress.js';
+import { intOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { encodeJpeg } from '../../image/decode.js';
+
+const usage = `Usage: edgetune capture <source> --class <name> --out <dir> [options]
+
+Save frames from a camera or stream as JPEGs into <dir>/<name>/ (a dataset folder for finetune).
+
+Options:
+  --class <name>         class (sub-folder) name, required
+  --out <dir>            dataset folder, e.g. dataset/train (required)
+  --count <n>            frames to save (default 20)
+  --every <time>         time between saved frames: 500ms, 2s, 1.5s (default 1s; 0 = every frame);
+                         media time for files and image sequences, wall time for cameras
+  --countdown <s>        seconds to wait (with a countdown on stderr) before the first frame (default 0)
+  --size <WxH>           saved image size, the frame resized to cover it and centre-cropped (default 480x360)
+  --fit <mode>           cover (default), contain (letterbox) or fill (stretch)
+  --quality <q>          JPEG quality 1..100 (default 92)
+  --as-fast-as-possible  read files and test patterns as fast as possible instead of in real time
+  --json                 one JSON line per saved file: {"file","seq","ts"}
+
+${SOURCES_USAGE}`;
+
+/** "500ms", "2s", "1.5s", "1m", or a bare number of milliseconds → ms. */
+export function parseDuration(name: string, s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(s.trim());
+  if (!m) throw new EdgetuneError('EARG', `Expected a duration such as 500ms or 2s for --${name} but received ${JSON.stringify(s)}`);
+  const n = Number(m[1]);
+  return m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60000 : n;
+}
+
+function checkClassName(name: string): string {
+  if (!name || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new EdgetuneError('EARG', `Expected a folder name without slashes for --class but received ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+/** Write bytes to `dir/<base>.jpg` without ever overwriting or leaving a partial file; returns the path. */
+async function saveUnique(dir: string, base: string, bytes: Buffer): Promise<string> {
+  const tmp = path.join(dir, `.${base}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await writeFile(tmp, bytes);
+  try {
+    for (let i = 0; ; i++) {
+      const file = path.join(dir, `${base}${i ? `-${i}` : ''}.jpg`);
+      try {
+        await link(tmp, file);
+        return file;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i > 1000) throw err;
+      }
+    }
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+export const capture: Command = {
+  summary: 'save camera/stream frames as a labelled image dataset (for finetune)',
+  usage,
+  async run(argv, io) {
+    const { values: v, positionals } = parse(argv, {
+      class: { type: 'string' },
+      out: { type: 'string' },
+      count: { type: 'string' },
+      every: { type: 'string' },
+      countdown: { type: 'string' },
+      size: { type: 'string' },
+      fit: { type: 'string' },
+      quality: { type: 'string' },
+      'as-fast-as-possible': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    });
+    if (positionals.length !== 1) throw new EdgetuneError('EARG', `capture: expected one source, got ${positionals.length}\n\n${usage}`);
+    if (v.class === undefined) throw new EdgetuneError('EARG', `capture: --class is required\n\n${usage}`);
+    if (v.out === undefined) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
+    const cls = checkClassName(v.class as string);
+    const count = intOption('count', v.count as string | undefined, 20);
+    const every = v.every !== undefined ? parseDuration('every', v.every as string) : 1000;
+    const countdown = numberOption('countdown', v.countdown as string | undefined, 0, 0, 3600);
+    const quality = intOption('quality', v.quality as string | undefined, 92);
+    if (quality > 100) throw new EdgetuneError('EARG', `Expected integer between 1 and 100 for --quality but received "${v.quality}"`);
+    const size = (v.size as string | undefined) ?? '480x360';
+    const sm = /^(\d+)x(\d+)$/.exec(size);
+    if (!sm || Number(sm[1]) < 1 || Number(sm[2]) < 1) throw new EdgetuneError('EARG', `Expected WIDTHxHEIGHT such as 480x360 for --size but received ${JSON.stringify(size)}`);
+    const fit = (v.fit as string | undefined) ?? 'cover';
+    if (fit !== 'cover' && fit !== 'contain' && fit !== 'fill') throw new EdgetuneError('EARG', `Expected one of cover, contain, fill for --fit but received ${JSON.stringify(fit)}`);
+    const json = Boolean(v.json);
+    const dir = path.resolve(v.out as string, cls);
+    await mkdir(dir, { recursive: true });
+
+    const say = (m: string) => io.stderr.write(`edgetune capture: ${m}\n`);
+    const opts: SourceOptions = {
+      width: Number(sm[1]),
+      height: Number(sm[2]),
+      channels: 3,
+      resize: fit,
+      crop: 1,
+      reconnect: { retries: /^(v4l2|rtsps?|https?|csi|webcam):/i.test(positionals[0]!) ? Infinity : 8 },
+      onEvent: (e) => {
+        if (e.type !== 'start' && e.type !== 'end') say(e.message);
+      },
+    };
+    if (v['as-fast-as-possible']) opts.realtime = false;
+    const source = await createSource(positionals[0]!, opts);
+    const stop = interruptSignal();
+    const onAbort = () => void source.close();
+    stop.signal.addEventListener('abort', onAbort, { once: true });
+    const bar = progress(io, `capture ${cls}`);
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '');
+    let saved = 0;
+    try {
+      const startAt = performance.now() + countdown * 1000;
+      let shownCount = -1;
+      let due: number | undefined;
+      for await (const frame of source.frames()) {
+        if (stop.signal.aborted) break;
+        const wait = startAt - performance.now();
+        if (wait > 0) {
+          const s = Math.ceil(wait / 1000);
+          if (s !== shownCount) {
+            shownCount = s;
+            say(`${s}…`);
+          }
+          continue;
+        }
+        // Due times on a fixed grid (no drift); after a stall the grid restarts from now.
+        const t = frame.pts ?? frame.timestamp;
+        if (due !== undefined && t < due) continue;
+        due = due === undefined || due + every <= t ? t + every : due + every;
+        let file: string;
+        try {
+          file = await saveUnique(dir, `${cls}-${stamp}-${String(saved + 1).padStart(4, '0')}`, await encodeJpeg(frame, quality));
+        } catch (err) {
+          throw new EdgetuneError('EIO', `cannot save into ${dir}: ${messageOf(err)}`, { subject: dir });
+        }
+        saved++;
+        if (json) writeJson(io, { file, seq: frame.seq, ts: frame.timestamp });
+        else io.stdout.write(`${file}\n`);
+        bar.update(saved, count);
+        if (saved >= count) break;
+      }
+    } finally {
+      stop.signal.removeEventListener('abort', onAbort);
+      stop.dispose();
+      await source.close();
+    }
+    bar.done();
+    say(`${saved} frame${saved === 1 ? '' : 's'} saved in ${dir}${saved < count ? ` (${stop.signal.aborted ? 'interrupted' : 'the source ended'} before ${count})` : ''}`);
+    return saved === count || stop.signal.aborted ? 0 : 1;
+  },
+};

@@ -1,0 +1,92 @@
+// `edgetune eval`: accuracy of a classifier on a folder-per-class dataset: accuracy, per-class
+// precision / recall / F1 / support and the confusion matrix (rows = true labels). The dataset's class
+// folders must be labels of the model; the prediction is the most probable of those labels.
+// Undecodable images are reported and skipped.
+
+import { loadClassifier } from '../../classify/classifier.js';
+import { parse, writeJson, type Command } from '../args.js';
+import { progress } from '../../io/progress.js';
+import { table } from '../../core/format.js';
+import { scanDataset } from '../../train/node/dataset.js';
+import { EdgetuneError, messageOf } from '../../core/errors.js';
+import type { HwcImage } from '../../image/preprocess.js';
+import { computeMetrics } from '../../train/index.js';
+import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+
+const usage = `Usage: edgetune eval <dataset-dir> --model <id|file.onnx> [options]
+
+Evaluate a classifier on a folder-per-class dataset (sub-folder names must be model labels).
+
+Options:
+  --model <id|file>   registry id or .onnx path, e.g. a model from "edgetune finetune" (required)
+  --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
+                      confusion (rows = true labels), labels, model, images, skipped}
+${SESSION_USAGE}`;
+
+export const evaluate: Command = {
+  summary: 'accuracy, per-class precision/recall/F1 and confusion matrix of a model on a labelled folder',
+  usage,
+  async run(argv, io) {
+    const { values: v, positionals } = parse(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, ...SESSION_OPTIONS });
+    if (positionals.length !== 1) throw new EdgetuneError('EARG', `eval: expected one dataset folder but received ${positionals.length}\n\n${usage}`);
+    if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
+    const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
+    const clf = await loadClassifier(v.model as string, providersFrom(v, io));
+    const skipped = [...ds.skipped];
+    const truth: number[] = [];
+    const predicted: number[] = [];
+    try {
+      const labels = clf.post.labels;
+      const offset = clf.post.labelOffset;
+      const outIndex = ds.classes.map((c) => {
+        const i = labels.indexOf(c);
+        if (i < 0) throw new EdgetuneError('EINPUT', `class folder "${c}" is not a label of ${clf.id} (its labels: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''})`, { subject: c });
+        return i + offset;
+      });
+      const bar = progress(io, `evaluating ${ds.items.length} images`);
+      const batch = Math.min(16, clf.maxBatch);
+      for (let i = 0; i < ds.items.length; i += batch) {
+        const chunk = ds.items.slice(i, i + batch);
+        const decoded = await Promise.all(chunk.map((it) => clf.decode(it.file).catch((err: unknown) => err as Error)));
+        const imgs: HwcImage[] = [];
+        const labelsOf: number[] = [];
+        decoded.forEach((d, k) => {
+          if (d instanceof Error) {
+            const m = messageOf(d);
+            const file = chunk[k]!.file;
+            skipped.push({ file, reason: m.startsWith(file + ': ') ? m.slice(file.length + 2) : m });
+            io.stderr.write(`edgetune: warning: skipped ${file}: ${m.startsWith(file + ': ') ? m.slice(file.length + 2) : m}\n`);
+          } else {
+            imgs.push(d);
+            labelsOf.push(chunk[k]!.label);
+          }
+        });
+        if (imgs.length) {
+          const probs = await clf.probabilities(imgs);
+          probs.forEach((p, k) => {
+            let best = 0;
+            for (let c = 1; c < outIndex.length; c++) if (p[outIndex[c]!]! > p[outIndex[best]!]!) best = c;
+            predicted.push(best);
+            truth.push(labelsOf[k]!);
+          });
+        }
+        bar.update(Math.min(ds.items.length, i + batch), ds.items.length);
+      }
+      bar.done();
+    } finally {
+      await clf.dispose();
+    }
+    if (!truth.length) throw new EdgetuneError('EINPUT', `${positionals[0]}: no image could be decoded`);
+    const m = computeMetrics(predicted, truth, ds.classes.length);
+    const perClass = Object.fromEntries(ds.classes.map((c, i) => [c, m.perClass[i]!]));
+    if (v.json) {
+      writeJson(io, { accuracy: m.accuracy, perClass, confusion: m.confusion, labels: ds.classes, model: clf.id, images: truth.length, skipped });
+    } else {
+      io.stdout.write(`${clf.id} on ${positionals[0]}: accuracy ${m.accuracy.toFixed(4)} (${truth.length} images${skipped.length ? `, ${skipped.length} skipped` : ''})\n\n`);
+      io.stdout.write(table([['class', 'precision', 'recall', 'f1', 'support'], ...ds.classes.map((c, i) => [c, +m.perClass[i]!.precision.toFixed(3), +m.perClass[i]!.recall.toFixed(3), +m.perClass[i]!.f1.toFixed(3), m.perClass[i]!.support])]));
+      io.stdout.write(`\nconfusion (rows: true, columns: predicted)\n`);
+      io.stdout.write(table([['', ...ds.classes], ...ds.classes.map((c, i) => [c, ...m.confusion[i]!])]));
+    }
+    return 0;
+  },
+};

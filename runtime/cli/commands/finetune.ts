@@ -1,0 +1,460 @@
+// `edgetune finetune`: head-only fine-tuning. A folder-per-class dataset is embedded by a frozen
+// backbone (K augmented views per training image, cached on disk), a new head is trained on the
+// embeddings (runtime/train/), and backbone + head + softmax are exported as one ONNX classifier that
+// carries its labels and preprocessing (runtime/export-head.ts). A report (JSON + PNG with curves and
+// the confusion matrix) is written next to the model. `--resume M --add-class NAME DIR` extends a
+// model this command exported, reusing every cached embedding. Outputs are written atomically.
+
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
+import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
+import { interruptSignal, progress } from '../../io/progress.js';
+import { checkNoEmptyClass, classCounts, imbalanceWarning, listImages, scanDataset, stratifiedSplit, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
+import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../train/node/embed.js';
+import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { exportClassifierModel, headFromModel } from '../../train/export.js';
+import { reportPng } from '../../train/node/report.js';
+import {
+  computeMetrics,
+  OPTIMIZERS,
+  predictHead,
+  predictions,
+  prototypeHead,
+  SCHEDULES,
+  trainHead,
+  type FeatureSet,
+  type HeadWeights,
+  type Metrics,
+  type TrainConfig,
+  type TrainResult,
+} from '../../train/index.js';
+import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+
+const usage = `Usage: edgetune finetune <train-dir> [options]
+       edgetune finetune --resume <model.onnx> --add-class <name> <dir> [--add-class <name> <dir>]... [options]
+
+Train a new classification head on a frozen backbone and export one ONNX model (backbone + head +
+softmax, labels and preprocessing embedded). <train-dir> holds one sub-folder of images per class.
+
+Data:
+  --val <dir>             validation folder (same class names); otherwise a seeded stratified split
+  --val-split <f>         fraction of each class held out when there is no --val (default 0.2; 0 = none)
+  --augment <spec>        none | default | op[:value],... e.g. flip,rotate:15,color:0.2,erase:0.25 (default: default)
+                          ops: flip vflip rotate shear crop zoom translate pad perspective brightness contrast
+                          saturation hue color grayscale blur noise erase
+  --views <k>             embedded views per training image, the first un-augmented (default 4; 1 with --augment none)
+  --cache <dir>           embedding cache (default <EDGETUNE_CACHE>/embeddings); --no-cache to disable
+Model:
+  --model <id>            backbone registry id (default mobilenetv2-int8)
+  --head <kind>           linear (default) | mlp | prototype (nearest class mean, no training)
+  --hidden <n>            hidden units of the MLP head (default 128; implies --head mlp)
+  --dropout <p>           dropout on the last layer's input (default 0)
+Training:
+  --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default adam)
+  --lr <x>                learning rate (default: adam 0.001, sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01)
+  --epochs <n>            maximum epochs (default 60)
+  --batch-size <n>        mini-batch size, 0 = full batch (default 32)
+  --weight-decay <x>      L2 penalty (default 1e-4)
+  --label-smoothing <x>   (default 0)
+  --schedule <name>       ${SCHEDULES.join(' | ')} (default cosine); --step-size <n> --gamma <x> for step
+  --patience <n>          early stopping on validation loss, best weights restored (default 10; 0 = off)
+  --seed <n>              seed for the split, augmentation, initialisation and shuffling (default 42)
+Output:
+  --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
+  --int8                  quantize the exported model to int8 (QDQ, calibrated on the training images; the float
+                          model is kept as <name>.fp32.onnx); a backbone that is already int8 is written as it is
+  --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
+  --add-class <name>      with --resume: a new class; its folder is the matching positional argument
+  --json                  print the report as one JSON object
+${SESSION_USAGE}`;
+
+export interface FinetuneReport {
+  model: string;
+  base: string;
+  labels: string[];
+  counts: { train: Record<string, number>; val: Record<string, number> };
+  skipped: SkippedFile[];
+  augment: string;
+  views: number;
+  head: HeadWeights['kind'];
+  config?: TrainConfig;
+  bestEpoch: number;
+  epochs: number;
+  stoppedEarly: boolean;
+  /** Validation accuracy of the trained head (null without validation data). */
+  accuracy: number | null;
+  /** Validation accuracy of the nearest-class-mean baseline on the same embeddings. */
+  prototypeAccuracy: number | null;
+  trainAccuracy: number;
+  perClass: Record<string, { precision: number; recall: number; f1: number; support: number }>;
+  confusion: number[][];
+  history: TrainResult['history'];
+  timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
+  warnings: string[];
+  report: { json: string; png: string };
+}
+
+interface Provenance {
+  tool: 'edgetune finetune';
+  base: { id: string; sha256: string; key: string; cut: string };
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[] };
+  augment: string;
+  views: number;
+  head: string;
+  seed: number;
+  created: string;
+}
+
+const num = (v: unknown) => v as string | undefined;
+
+import { checkWritable, writeAtomic } from '../../io/atomic.js';
+
+function reportPaths(out: string): { json: string; png: string } {
+  const base = out.replace(/\.onnx$/i, '');
+  return { json: `${base}.report.json`, png: `${base}.report.png` };
+}
+
+/** Rows of the embedding matrix for the items that embedded, `views` per item, as a FeatureSet. */
+function featureSet(items: DatasetItem[], features: Float32Array, dims: number, views: number, useViews: number, classes: number): FeatureSet {
+  const out = new Float32Array(items.length * useViews * dims);
+  const labels = new Int32Array(items.length * useViews);
+  items.forEach((it, i) => {
+    const src = (it as DatasetItem & { row: number }).row;
+    for (let v = 0; v < useViews; v++) {
+      out.set(features.subarray((src * views + v) * dims, (src * views + v + 1) * dims), (i * useViews + v) * dims);
+      labels[i * useViews + v] = it.label;
+    }
+  });
+  return { features: out, labels, dims, classes };
+}
+
+function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
+  const c: Partial<TrainConfig> = {};
+  if (v.optimizer !== undefined) {
+    if (!OPTIMIZERS.includes(v.optimizer as never)) throw new EdgetuneError('EARG', `Expected one of ${OPTIMIZERS.join(', ')} for --optimizer but received ${JSON.stringify(v.optimizer)}`);
+    c.optimizer = v.optimizer as TrainConfig['optimizer'];
+  }
+  if (v.schedule !== undefined) {
+    if (!SCHEDULES.includes(v.schedule as never)) throw new EdgetuneError('EARG', `Expected one of ${SCHEDULES.join(', ')} for --schedule but received ${JSON.stringify(v.schedule)}`);
+    c.schedule = v.schedule as TrainConfig['schedule'];
+  }
+  if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
+  c.epochs = intOption('epochs', num(v.epochs), 60);
+  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), 32, 0);
+  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), 1e-4, 0);
+  c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), 0, 0, 0.99);
+  c.dropout = numberOption('dropout', num(v.dropout), 0, 0, 0.95);
+  c.patience = intOption('patience', num(v.patience), 10, 0);
+  c.seed = intOption('seed', num(v.seed), 42, 0);
+  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20);
+  if (v.gamma !== undefined) c.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
+  return c;
+}
+
+function perClassOf(m: Metrics, labels: string[]): FinetuneReport['perClass'] {
+  return Object.fromEntries(labels.map((l, i) => [l, m.perClass[i]!]));
+}
+
+export const finetune = {
+  summary: 'train a new classification head on a frozen backbone (augmentation, early stopping) and export one ONNX model',
+  usage,
+  async run(argv: string[], io: CommandIO): Promise<number> {
+    const t0 = performance.now();
+    const { values: v, positionals } = parse(argv, {
+      val: { type: 'string' },
+      'val-split': { type: 'string' },
+      augment: { type: 'string' },
+      views: { type: 'string' },
+      cache: { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
+      model: { type: 'string' },
+      head: { type: 'string' },
+      hidden: { type: 'string' },
+      dropout: { type: 'string' },
+      optimizer: { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'weight-decay': { type: 'string' },
+      'label-smoothing': { type: 'string' },
+      schedule: { type: 'string' },
+      'step-size': { type: 'string' },
+      gamma: { type: 'string' },
+      patience: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string', default: 'finetuned.onnx' },
+      int8: { type: 'boolean', default: false },
+      resume: { type: 'string' },
+      'add-class': { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      ...SESSION_OPTIONS,
+    });
+    const warnings: string[] = [];
+    const warn = (m: string) => {
+      warnings.push(m);
+      io.stderr.write(`edgetune: warning: ${m}\n`);
+    };
+    // ---- options (all checked before any work)
+    let augment: AugmentSpec;
+    try {
+      augment = parseAugmentation((v.augment as string | undefined) ?? 'default');
+    } catch (err) {
+      throw new EdgetuneError('EARG', messageOf(err));
+    }
+    const views = isIdentitySpec(augment) ? 1 : intOption('views', num(v.views), 4);
+    if (isIdentitySpec(augment) && v.views !== undefined && Number(v.views) > 1) warn('--augment none: one view per image (--views ignored)');
+    const cfg = trainConfigFrom(v);
+    const headKind = (v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : 'linear');
+    if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
+    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), 128);
+    if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
+    const valSplitGiven = v['val-split'] !== undefined;
+    const valSplit = numberOption('val-split', num(v['val-split']), 0.2, 0, 0.9);
+    const out = path.resolve(v.out as string);
+    if (!/\.onnx$/i.test(out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(v.out)}`);
+    const added = (v['add-class'] as string[] | undefined) ?? [];
+    if (added.length && !v.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+    if (v.resume && positionals.length !== added.length) {
+      throw new EdgetuneError('EARG', `--resume takes one folder per --add-class: ${added.length} --add-class given, ${positionals.length} folder(s)`);
+    }
+    if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
+    await checkWritable(out);
+    const paths = reportPaths(out);
+
+    // ---- backbone and data
+    let backbone: Backbone;
+    let trainDir: string;
+    let valDir = v.val as string | undefined;
+    let split = valDir ? 0 : valSplit;
+    const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
+    if (v.resume) {
+      const file = path.resolve(v.resume as string);
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(file));
+      } catch (err) {
+        throw new EdgetuneError('EMODEL', `${v.resume}: cannot read model (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
+      }
+      const prev = headFromModel(bytes);
+      const prov = prev.info.provenance as unknown as Provenance | undefined;
+      if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
+      backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
+      trainDir = prov.dataset.train;
+      if (!valDir && prov.dataset.val) valDir = prov.dataset.val;
+      if (!valDir && !valSplitGiven) split = prov.dataset.valSplit;
+      addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)));
+      if (!v.augment) augment = parseAugmentation(prov.augment);
+      if (v.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
+    } else {
+      trainDir = path.resolve(positionals[0]!);
+      backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
+    }
+    const trainSet = await scanDataset(trainDir, { what: 'training set' });
+    const labels = [...trainSet.classes];
+    const skipped: SkippedFile[] = [...trainSet.skipped];
+    let trainItems = [...trainSet.items];
+    for (const a of addedDirs) {
+      if (labels.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
+      let st;
+      try {
+        st = await stat(a.dir);
+      } catch {
+        throw new EdgetuneError('EINPUT', `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
+      }
+      if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${a.dir}: not a folder (class "${a.name}")`, { subject: a.dir });
+      const files = await listImages(a.dir, skipped);
+      if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
+      labels.push(a.name);
+      trainItems.push(...files.map((file) => ({ file, label: labels.length - 1 })));
+    }
+    let valItems: DatasetItem[] = [];
+    if (valDir) {
+      const vs = await scanDataset(path.resolve(valDir), { classes: trainSet.classes, what: 'validation set' });
+      valItems = vs.items;
+      skipped.push(...vs.skipped);
+      // added classes have no folder in the old validation set: hold out part of their images
+      if (addedDirs.length) {
+        const extra = trainItems.filter((i) => i.label >= trainSet.classes.length);
+        const s = stratifiedSplit(extra, labels.length, valSplit, cfg.seed ?? 42);
+        trainItems = [...trainItems.filter((i) => i.label < trainSet.classes.length), ...s.train];
+        valItems.push(...s.val);
+      }
+    } else if (split > 0) {
+      const s = stratifiedSplit(trainItems, labels.length, split, cfg.seed ?? 42);
+      trainItems = s.train;
+      valItems = s.val;
+    }
+    for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
+
+    // ---- embeddings
+    const signal = interruptSignal();
+    const sessionOpts = providersFrom(v, io);
+    const embedder = await Embedder.open(backbone, sessionOpts);
+    const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache as string) : undefined);
+    let tEmbed = 0;
+    let trainFeat;
+    let valFeat;
+    try {
+      const te = performance.now();
+      const bar = progress(io, `embedding ${trainItems.length} training images × ${views} views`);
+      trainFeat = await embedder.embed(trainItems.map((i) => i.file), { augment, views, seed: cfg.seed ?? 42, cache, signal: signal.signal, onProgress: bar.update });
+      bar.done();
+      const bar2 = progress(io, `embedding ${valItems.length} validation images`);
+      valFeat = await embedder.embed(valItems.map((i) => i.file), { views: 1, cache, signal: signal.signal, onProgress: bar2.update });
+      bar2.done();
+      tEmbed = (performance.now() - te) / 1000;
+    } catch (err) {
+      signal.dispose();
+      throw err;
+    } finally {
+      await embedder.dispose();
+    }
+    for (const s of [...trainFeat.skipped, ...valFeat.skipped]) {
+      skipped.push(s);
+      warn(`skipped ${s.file}: ${s.reason}`);
+    }
+    const keep = (items: DatasetItem[], ok: boolean[]) => items.map((it, row) => ({ ...it, row })).filter((it) => ok[it.row]);
+    const trainKept = keep(trainItems, trainFeat.ok);
+    const valKept = keep(valItems, valFeat.ok);
+    try {
+      checkNoEmptyClass(trainKept, labels, trainDir);
+    } catch (err) {
+      signal.dispose();
+      throw err;
+    }
+    const dims = trainFeat.dims;
+    const trainCounts = classCounts(trainKept, labels.length);
+    const valCounts = classCounts(valKept, labels.length);
+    const imb = imbalanceWarning(trainCounts, labels);
+    if (imb) warn(imb);
+    const train = featureSet(trainKept, trainFeat.features, dims, views, views, labels.length);
+    const val = valKept.length ? featureSet(valKept, valFeat.features, dims, 1, 1, labels.length) : undefined;
+
+    // ---- head
+    const tt = performance.now();
+    const proto = prototypeHead(train);
+    let head: HeadWeights;
+    let result: TrainResult | undefined;
+    if (headKind === 'prototype') {
+      head = proto;
+    } else {
+      const tty = Boolean(io.stderr.isTTY);
+      try {
+        result = await trainHead(train, val, cfg, {
+          signal: signal.signal,
+          onEpoch: (s) => {
+            if (tty) io.stderr.write(`\r\x1b[Kepoch ${s.epoch}/${cfg.epochs} lr ${s.lr.toExponential(2)} loss ${s.trainLoss.toFixed(4)} acc ${s.trainAccuracy.toFixed(3)}${s.valLoss !== undefined ? ` val_loss ${s.valLoss.toFixed(4)} val_acc ${s.valAccuracy!.toFixed(3)}` : ''}`);
+          },
+        });
+      } catch (err) {
+        signal.dispose();
+        throw err instanceof Error && !(err instanceof EdgetuneError) ? new EdgetuneError('EARG', messageOf(err)) : err;
+      }
+      if (tty) io.stderr.write('\n');
+      head = result.head;
+    }
+    signal.dispose();
+    const tTrain = (performance.now() - tt) / 1000;
+    const evalOn = val ?? train;
+    const metrics = computeMetrics(predictions(predictHead(head, evalOn.features), labels.length), evalOn.labels, labels.length);
+    const trainMetrics = computeMetrics(predictions(predictHead(head, train.features), labels.length), train.labels, labels.length);
+    const protoAcc = val ? computeMetrics(predictions(predictHead(proto, val.features), labels.length), val.labels, labels.length).accuracy : null;
+
+    // ---- export
+    const provenance: Provenance = {
+      tool: 'edgetune finetune',
+      base: { id: backbone.id, sha256: backbone.sha256, key: backbone.key, cut: backbone.cut.tensor },
+      dataset: { train: trainDir, val: valDir ? path.resolve(valDir) : undefined, valSplit: split, added: addedDirs },
+      augment: formatAugmentation(augment),
+      views,
+      head: headKind,
+      seed: cfg.seed ?? 42,
+      created: new Date().toISOString(),
+    };
+    const bytes = exportClassifierModel(backbone.model, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>);
+    const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
+    const report: FinetuneReport = {
+      model: out,
+      base: backbone.id,
+      labels,
+      counts: { train: count(trainCounts), val: count(valCounts) },
+      skipped,
+      augment: formatAugmentation(augment),
+      views,
+      head: head.kind,
+      config: result?.config,
+      bestEpoch: result?.bestEpoch ?? 0,
+      epochs: result?.history.length ?? 0,
+      stoppedEarly: result?.stoppedEarly ?? false,
+      accuracy: val ? metrics.accuracy : null,
+      prototypeAccuracy: protoAcc,
+      trainAccuracy: trainMetrics.accuracy,
+      perClass: perClassOf(metrics, labels),
+      confusion: metrics.confusion,
+      history: result?.history ?? [],
+      timing: { embeddingS: round(tEmbed), trainingS: round(tTrain), totalS: 0, embedded: trainFeat.computed + valFeat.computed, cacheHits: trainFeat.hits + valFeat.hits },
+      warnings,
+      report: paths,
+    };
+    const png = await reportPng({
+      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
+      history: report.history,
+      bestEpoch: report.bestEpoch,
+      labels,
+      confusion: metrics.confusion,
+      notes: [
+        `${val ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
+        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+      ],
+    });
+    await mkdir(path.dirname(out), { recursive: true });
+    const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
+    if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
+    if (v.int8 && !alreadyInt8) {
+      // The float model goes beside the int8 one; calibration/ quantizes it with the training images.
+      const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
+      await writeAtomic(floatFile, bytes);
+      const { quantizeModel } = await import('../../../calibration/index.js');
+      try {
+        const q = await quantizeModel({
+          model: floatFile,
+          out,
+          calib: trainDir,
+          calibCount: 100,
+          seed: cfg.seed ?? 42,
+          eval: valDir ? path.resolve(valDir) : undefined,
+          evalCount: 100,
+          writeReport: false,
+          providers: sessionOpts.providers,
+          threads: sessionOpts.threads,
+          onWarning: (m) => warn(m),
+        });
+        (report as FinetuneReport & { int8?: unknown }).int8 = { float: floatFile, quantized: q.quantized, calibrationImages: q.calibrationImages, report: q.report };
+      } catch (err) {
+        await rm(floatFile, { force: true });
+        throw err;
+      }
+    } else {
+      await writeAtomic(out, bytes);
+    }
+    report.timing.totalS = round((performance.now() - t0) / 1000);
+    await writeAtomic(paths.png, png);
+    await writeAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
+    if (v.json) writeJson(io, report);
+    else {
+      io.stdout.write(`${out}: ${labels.length} classes (${labels.join(', ')}), head ${head.kind}, base ${backbone.id}\n`);
+      io.stdout.write(`train ${trainKept.length} images × ${views} views, validation ${valKept.length}; skipped ${skipped.length}\n`);
+      const how = result ? `best epoch ${report.bestEpoch}/${report.epochs}${report.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
+      if (val) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), ${how}\n`);
+      else io.stdout.write(`training accuracy ${trainMetrics.accuracy.toFixed(3)} (no validation data), ${how}\n`);
+      io.stdout.write(`time: embedding ${report.timing.embeddingS}s (${report.timing.embedded} computed, ${report.timing.cacheHits} cached), training ${report.timing.trainingS}s, total ${report.timing.totalS}s\n`);
+      io.stdout.write(`report: ${paths.png}, ${paths.json}\n`);
+    }
+    return 0;
+  },
+};
+
+function round(s: number): number {
+  return Math.round(s * 100) / 100;
+}

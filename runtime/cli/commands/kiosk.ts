@@ -1,0 +1,66 @@
+// `edgetune kiosk`: parses options and starts the kiosk server (runtime/kiosk/server.ts).
+
+import { EdgetuneError } from '../../core/errors.js';
+import { interruptSignal } from '../../io/progress.js';
+import { startKiosk } from '../../kiosk/server.js';
+import { intOption, parse, type Command, type CommandIO } from '../args.js';
+
+const usage = `Usage: edgetune kiosk [options]
+
+Serve the browser kiosk: live camera classification and teach-by-camera (train a new head in the
+page), with onnxruntime-web on WebNN (NPU) → WebGPU → wasm. Open the printed address in a browser
+(e.g. chromium --kiosk http://127.0.0.1:8080). Page options: ?ep=webgpu,wasm forces a provider order.
+
+Options:
+  --model <id|file>   registry id or .onnx path (default mobilenetv2-int8); fine-tuned exports work too
+  --port <n>          TCP port (default 8080; 0 picks a free one)
+  --host <addr>       address to bind (default 127.0.0.1; 0.0.0.0 to serve the network)
+  --top <n>           predictions shown (default 5)
+  --ep <list>         default provider order for the page, e.g. webgpu,wasm (default webnn,webgpu,wasm)
+  --rebuild           rebuild the page bundle before serving`;
+
+export const kiosk: Command = {
+  summary: 'serve the browser kiosk (live camera classification, teach new classes in the page)',
+  usage,
+  async run(argv: string[], io: CommandIO) {
+    const { values: v, positionals } = parse(
+      argv,
+      {
+        model: { type: 'string', default: 'mobilenetv2-int8' },
+        port: { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        top: { type: 'string' },
+        ep: { type: 'string' },
+        rebuild: { type: 'boolean', default: false },
+      },
+      false,
+    );
+    void positionals;
+    const port = intOption('port', v.port as string | undefined, 8080, 0);
+    if (port > 65535) throw new EdgetuneError('EARG', `Expected integer between 0 and 65535 for --port but received "${v.port as string}"`);
+    const topK = intOption('top', v.top as string | undefined, 5);
+    const ep = v.ep as string | undefined;
+    if (ep !== undefined) {
+      const known = ['webnn', 'webnn-gpu', 'webnn-cpu', 'webgpu', 'wasm'];
+      for (const p of ep.split(',').map((s) => s.trim()).filter(Boolean)) {
+        if (!known.includes(p)) throw new EdgetuneError('EARG', `Unknown execution provider "${p}" for the kiosk: expected one of ${known.join(', ')}`);
+      }
+    }
+    const k = await startKiosk({
+      model: v.model as string,
+      port,
+      host: v.host as string,
+      topK,
+      providers: ep,
+      rebuild: Boolean(v.rebuild),
+      log: (l) => io.stderr.write(l + '\n'),
+    });
+    io.stdout.write(`edgetune kiosk: serving ${k.config.model.id} at ${k.url} (Ctrl-C to stop)\n`);
+    const stop = interruptSignal();
+    await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+    stop.dispose();
+    await k.close();
+    io.stderr.write('edgetune kiosk: stopped\n');
+    return 0;
+  },
+};

@@ -1,0 +1,136 @@
+// `edgetune quantize`: int8 post-training quantization of a float ONNX classifier with calibration
+// (calibration/index.ts does the work). Prints the float-vs-int8 report as a table, or one JSON
+// object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
+
+import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
+import { reportTable, sensitivityTable } from '../../../calibration/report.js';
+import { interruptSignal, progress } from '../../io/progress.js';
+import { intOption, listOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { EdgetuneError, checkOneOf } from '../../core/errors.js';
+import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+
+const usage = `Usage: edgetune quantize --model <id|file> --calib <dir> --out <file.onnx> [options]
+
+int8 post-training quantization (QDQ format: runs on CPU, CUDA and TensorRT). The model keeps float32
+inputs and outputs and embeds its labels and preprocessing, so \`edgetune classify --model <out>\` serves it.
+
+Options:
+  --model <id|file>     float32/float16 registry id or .onnx path (required)
+  --calib <dir>         calibration images (recursive, any class layout); not needed with a matching --cache
+  --out <file.onnx>     output model, replaced atomically (required); also writes <out>.calibration.cache
+                        (TensorRT table) and, with --eval, <out>.report.json
+  --method <m>          minmax | percentile | entropy (TensorRT's KL search) | mse (default percentile)
+  --percentile <p>      for --method percentile (default 99.999)
+  --calib-count <n>     calibration images drawn with a seeded sample (default 300)
+  --seed <n>            sample seed (default 1)
+  --per-channel         per-channel int8 weights (the default)
+  --per-tensor          one scale per weight tensor instead
+  --symmetric           int8 activations with zero point 0 and dedicated Q/DQ pairs (TensorRT layout;
+                        on x86 CPUs the default uint8 activations are the fast ones)
+  --no-bias-correction  keep the float biases (default: each Conv/Gemm bias absorbs the mean error of its
+                        rounded weights, measured on the calibration images)
+  --correction-images <n>  then re-measure each quantized layer's output mean on n calibration images
+                        and correct its bias to the float model's, layer by layer (default 64; 0 = off)
+  --gptq-images <n>     re-round Conv weights with GPTQ error feedback using n calibration images (same
+                        scales and graph; default 0 = off; helps MobileNetV1, not SqueezeNet)
+  --exclude <list>      node names, operator types or node output names kept in float, comma-separated
+  --sensitivity         score each quantized layer's weights and each quantized activation alone against
+                        the float model on calibration images (mean KL, top-1 agreement) and list the
+                        costliest: the candidates for --exclude (also in --json and the report file)
+  --sensitivity-images <n>  calibration images for --sensitivity (default ${DEFAULT_SENSITIVITY_IMAGES})
+  --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
+  --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
+  --eval-count <n>      evaluate on a seeded sample of n images
+  --json                print the result as one JSON object
+${SESSION_USAGE}`;
+
+export const quantize: Command = {
+  summary: 'int8 post-training quantization with calibration (QDQ)',
+  usage,
+  async run(argv, io) {
+    const { values: v, positionals } = parse(
+      argv,
+      {
+        model: { type: 'string' },
+        calib: { type: 'string' },
+        out: { type: 'string' },
+        method: { type: 'string', default: 'percentile' },
+        percentile: { type: 'string' },
+        'calib-count': { type: 'string' },
+        seed: { type: 'string' },
+        'per-channel': { type: 'boolean', default: false },
+        'per-tensor': { type: 'boolean', default: false },
+        symmetric: { type: 'boolean', default: false },
+        'no-bias-correction': { type: 'boolean', default: false },
+        'correction-images': { type: 'string' },
+        'gptq-images': { type: 'string' },
+        exclude: { type: 'string' },
+        sensitivity: { type: 'boolean', default: false },
+        'sensitivity-images': { type: 'string' },
+        cache: { type: 'string' },
+        eval: { type: 'string' },
+        'eval-count': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        ...SESSION_OPTIONS,
+      },
+      false,
+    );
+    void positionals;
+    if (!v.model) throw new EdgetuneError('EARG', 'quantize: --model is required\n\n' + usage);
+    if (!v.out) throw new EdgetuneError('EARG', 'quantize: --out is required\n\n' + usage);
+    if (!v.calib && !v.cache) throw new EdgetuneError('EARG', 'quantize: --calib (or a --cache from an earlier run) is required\n\n' + usage);
+    if (v['per-channel'] && v['per-tensor']) throw new EdgetuneError('EARG', 'quantize: --per-channel and --per-tensor exclude each other');
+    const method = checkOneOf('--method', v.method, CALIBRATION_METHODS);
+    const json = Boolean(v.json);
+    const session = providersFrom(v, io);
+    const intr = interruptSignal();
+    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), evaluate: progress(io, 'evaluating') };
+    let result: QuantizeResult;
+    try {
+      result = await quantizeModel({
+        model: v.model as string,
+        out: v.out as string,
+        calib: v.calib as string | undefined,
+        calibCount: intOption('calib-count', v['calib-count'] as string | undefined, 300),
+        seed: intOption('seed', v.seed as string | undefined, 1, 0),
+        method,
+        percentile: numberOption('percentile', v.percentile as string | undefined, 99.999, 0.001, 100),
+        perChannel: !v['per-tensor'],
+        symmetric: Boolean(v.symmetric),
+        exclude: listOption(v.exclude as string | undefined),
+        biasCorrection: !v['no-bias-correction'],
+        correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, 0),
+        gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, 0),
+        sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'] as string | undefined, DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
+        cache: v.cache as string | undefined,
+        eval: v.eval as string | undefined,
+        evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
+        providers: session.providers,
+        threads: session.threads,
+        onWarning: session.onWarning,
+        signal: intr.signal,
+        onProgress: (stage, done, total) => {
+          bars[stage].update(done, total);
+          if (done === total) bars[stage].done();
+        },
+        onSkip: (s) => io.stderr.write(`edgetune: skipped ${s.error.startsWith(s.file) ? s.error : `${s.file}: ${s.error}`}\n`),
+      });
+    } finally {
+      intr.dispose();
+    }
+    if (json) {
+      writeJson(io, { ...result, ranges: undefined });
+      return 0;
+    }
+    const q = Object.entries(result.quantized).map(([op, n]) => `${n} ${op}`).join(', ');
+    io.stdout.write(`wrote ${result.out} (${result.method}, ${result.calibrationImages} calibration images${result.cacheHit ? ' from cache' : ''}; int8: ${q})\n`);
+    if (result.skipped.length) io.stdout.write(`skipped ${result.skipped.length} undecodable calibration image(s)\n`);
+    io.stdout.write(`TensorRT calibration table: ${result.tableFile}\n`);
+    if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity));
+    if (result.report) {
+      io.stdout.write('\n' + reportTable(result.report));
+      if (result.reportFile) io.stdout.write(`report: ${result.reportFile}\n`);
+    }
+    return 0;
+  },
+};

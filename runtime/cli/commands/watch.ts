@@ -1,0 +1,165 @@
+// `edgetune watch <source>`: classify a live camera or video stream. Frames come from devices/sources
+// at the model's input size; runtime/stream.ts drops stale frames for live sources, smooths the
+// label and keeps stats; `--json` prints one line per processed frame, `--serve` starts the kiosk
+// HTTP service (runtime/serve.ts). Source dropouts are reconnected with backoff and reported; Ctrl-C
+// or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
+
+import { availableParallelism } from 'node:os';
+import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
+import type { SourceOptions } from '../../../devices/sources/types.js';
+import { loadClassifier } from '../../classify/classifier.js';
+import { interruptSignal } from '../../io/progress.js';
+import { intOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { EdgetuneError } from '../../core/errors.js';
+import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
+import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
+import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+
+const usage = `Usage: edgetune watch <source> [options]
+
+Classify frames from a camera or video stream, live.
+
+Options:
+  --model <id|file>      registry id or .onnx path (default mobilenetv2-int8)
+  --top <n>              predictions per frame (default 5)
+  --smooth <a>           EMA weight of past frames, 0 (off) .. 0.99 (default 0.6)
+  --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default 0.5)
+  --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default 0.1)
+  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score},"ms"}
+  --max-frames <n>       stop after n processed frames
+  --as-fast-as-possible  read files, image sequences and test patterns as fast as inference goes
+                         (nothing dropped) instead of in real time
+  --fps <n>              frame rate for dir:// sequences and webcam: snapshots
+  --retries <n>          reconnect attempts in a row before giving up (default: for ever for cameras, 8 for files)
+  --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN)
+  --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
+  --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
+  --quiet                no label lines or periodic stats (errors and the final stats still print)
+${SESSION_USAGE}
+
+${SOURCES_USAGE}`;
+
+export const watch: Command = {
+  summary: 'classify a live camera or video stream (file, v4l2, rtsp, csi, webcam, dir, test)',
+  usage,
+  async run(argv, io) {
+    const { values: v, positionals } = parse(argv, {
+      model: { type: 'string', default: 'mobilenetv2-int8' },
+      top: { type: 'string' },
+      smooth: { type: 'string' },
+      threshold: { type: 'string' },
+      hysteresis: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      'max-frames': { type: 'string' },
+      'as-fast-as-possible': { type: 'boolean', default: false },
+      fps: { type: 'string' },
+      retries: { type: 'string' },
+      serve: { type: 'string' },
+      stats: { type: 'string' },
+      inference: { type: 'string' },
+      quiet: { type: 'boolean', default: false },
+      ...SESSION_OPTIONS,
+    });
+    if (positionals.length !== 1) throw new EdgetuneError('EARG', `watch: expected one source, got ${positionals.length}\n\n${usage}`);
+    const uri = positionals[0]!;
+    const k = intOption('top', v.top as string | undefined, 5);
+    const smoothing = numberOption('smooth', v.smooth as string | undefined, 0.6, 0, 0.99);
+    const threshold = numberOption('threshold', v.threshold as string | undefined, 0.5, 0, 1);
+    const hysteresis = numberOption('hysteresis', v.hysteresis as string | undefined, Math.min(0.1, threshold), 0, threshold);
+    const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'] as string, 1) : undefined;
+    const fps = v.fps !== undefined ? numberOption('fps', v.fps as string, 1, 0.001) : undefined;
+    const retries = v.retries !== undefined ? intOption('retries', v.retries as string, 0, 0) : undefined;
+    const statsEvery = numberOption('stats', v.stats as string | undefined, 5, 0);
+    const listen = v.serve !== undefined ? parseListen(v.serve as string) : undefined;
+    const inference = (v.inference as string | undefined) ?? 'worker';
+    if (inference !== 'worker' && inference !== 'main') {
+      throw new EdgetuneError('EARG', `Expected worker or main for --inference but received ${JSON.stringify(inference)}`);
+    }
+    const json = Boolean(v.json);
+    const quiet = Boolean(v.quiet);
+    const session = providersFrom(v, io);
+
+    // With the model on the worker thread, the main thread only needs the model's description: a lazy
+    // classifier opens no session here (one session, one TensorRT engine build).
+    const lazy = inference === 'worker';
+    const clf = await loadClassifier(v.model as string, { ...session, topK: k, lazy });
+    for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
+    let pipeline: StreamPipeline | undefined;
+    const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
+    const sourceOptions: SourceOptions = {
+      fps,
+      onEvent: (e) => {
+        if (!pipeline) say(e.message); // afterwards the pipeline reports them
+      },
+    };
+    if (v['as-fast-as-possible']) sourceOptions.realtime = false;
+    const isCamera = /^(v4l2|rtsps?|https?|csi|webcam):/i.test(uri);
+    sourceOptions.reconnect = { retries: retries ?? (isCamera ? Infinity : 8) };
+    let source;
+    try {
+      source = await createSource(uri, { ...sourceOptions, ...geometryOfClassifier(clf) });
+    } catch (err) {
+      await clf.dispose();
+      throw err;
+    }
+    const stop = interruptSignal();
+    pipeline = new StreamPipeline(source, clf, {
+      topK: k,
+      smoothing,
+      threshold,
+      hysteresis,
+      maxFrames,
+      signal: stop.signal,
+      reopen: (g) => createSource(uri, { ...sourceOptions, ...g }),
+      // The inference worker opens its own session of the model with the same providers. Unless told
+      // otherwise it leaves one core to capture/preprocess/sinks: on 2 cores, onnxruntime's default of a
+      // thread per core made the stream reach 0.79 of bare session.run throughput, one thread 0.94–0.97
+      // (npm run bench:stream with BENCH_THREADS=1).
+      inference,
+      sessionOptions: { providers: session.providers, threads: session.threads ?? (inference === 'worker' ? Math.max(1, availableParallelism() - 1) : undefined) },
+      onWarning: session.onWarning,
+    });
+    const p = pipeline;
+    p.on('event', (e: { type: string; message: string }) => {
+      if (e.type === 'start' || e.type === 'end') {
+        if (!quiet && !json) say(e.message);
+      } else say(e.message);
+    });
+    // A closed stdout (`watch … | head`) ends the stream instead of crashing on EPIPE.
+    const onStdoutError = (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') p.stop();
+    };
+    io.stdout.on('error', onStdoutError);
+    let shown: string | undefined;
+    p.on('result', (r) => {
+      if (json) return writeJson(io, resultJson(r));
+      if (quiet || r.smoothed.label === shown) return;
+      shown = r.smoothed.label;
+      const when = r.pts !== undefined ? `${(r.pts / 1000).toFixed(2)}s` : new Date(r.ts).toISOString().slice(11, 23);
+      io.stdout.write(`${when} frame ${r.seq}: ${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}\n`);
+    });
+    let server: KioskServer | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      if (listen) {
+        server = await startServer(p, {
+          ...listen,
+          loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
+          log: say,
+        });
+        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics; POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
+      }
+      if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
+      const final = await p.run();
+      say(`${stop.signal.aborted ? 'stopped' : 'done'}: ${final.processed} frames with ${p.model.id} on ${p.provider} in ${final.uptimeSeconds}s (${final.avgFpsOut} fps)`);
+      say(formatStats(final));
+      return 0;
+    } finally {
+      if (timer) clearInterval(timer);
+      io.stdout.off('error', onStdoutError);
+      await server?.close();
+      stop.dispose();
+      await p.model.dispose();
+    }
+  },
+};

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// The edgetune CLI entry: dispatches `edgetune <command>` to runtime/commands/*, loaded lazily so
+// `edgetune classify` never pays for the quantizer or the camera code. Errors print one clear line
+// (no stack unless EDGETUNE_DEBUG=1) and exit 1; bad usage exits 2.
+
+import { pathToFileURL } from 'node:url';
+import type { Command, CommandIO } from './args.js';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+
+/** Command name → module exporting it (the export is named like the command, camel-cased). */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  classify: async () => (await import('./commands/classify.js')).classify,
+  models: async () => (await import('./commands/models.js')).models,
+  devices: async () => (await import('./commands/devices.js')).devices,
+  bench: async () => (await import('./commands/bench.js')).bench,
+  kiosk: async () => (await import('./commands/kiosk.js')).kiosk,
+  watch: async () => (await import('./commands/watch.js')).watch,
+  capture: async () => (await import('./commands/capture.js')).capture,
+  quantize: async () => (await import('./commands/quantize.js')).quantize,
+  finetune: async () => (await import('./commands/finetune.js')).finetune,
+  eval: async () => (await import('./commands/eval.js')).evaluate,
+  'augment-preview': async () => (await import('./commands/augment-preview.js')).augmentPreview,
+
+};
+
+function mainUsage(summaries: Record<string, string>): string {
+  const rows = Object.entries(summaries).map(([n, s]) => `  ${n.padEnd(16)} ${s}`);
+  return `Usage: edgetune <command> [options]   (edgetune <command> --help for details)
+
+Commands:
+${rows.join('\n')}
+
+Environment:
+  EDGETUNE_SHARED      shared assets folder (default ../shared beside the package)
+  EDGETUNE_MODEL_PATH  directories searched for model files (default $EDGETUNE_SHARED/models)
+  EDGETUNE_CACHE       download cache (default ~/.cache/edgetune)
+  EDGETUNE_OFFLINE=1   never download
+  EDGETUNE_DEVICE_PROFILE  force a device profile
+  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\`
+  EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
+`;
+}
+
+export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const summaries: Record<string, string> = {};
+    for (const [n, load] of Object.entries(COMMANDS)) summaries[n] = (await load()).summary;
+    io.stdout.write(mainUsage(summaries));
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    io.stdout.write('0.1.0\n');
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    io.stderr.write(`edgetune: unknown command "${name}": expected one of ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(cmd.usage + '\n');
+    return 0;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (err) {
+    if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${(err as Error).stack ?? err}\n`);
+    io.stderr.write(`edgetune ${name}: ${messageOf(err)}\n`);
+    return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href || process.argv[1]?.endsWith('/edgetune')) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`edgetune: ${messageOf(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,155 @@
+// Builds the browser kiosk (runtime/kiosk/page/) into dist/web/: esbuild bundles page/app.ts (the page) and
+// page/ort-worker.ts (the inference worker holding onnxruntime-web) together with the browser-safe
+// runtime modules they import (preprocessing, postprocessing, augmentation, head training, ONNX
+// editing) into two ES modules, copies index.html and style.css, and copies onnxruntime-web's WebAssembly
+// runtime (the JSEP build, which serves the wasm, WebGPU and WebNN providers) into dist/web/ort/ so
+// the kiosk runs offline with no CDN. The output appears atomically: it is built in a temp folder
+// beside dist/web and renamed into place, so a failed build leaves an older bundle intact.
+//
+//   node dist/scripts/build-web.js [--out <dir>] [--no-minify]
+
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+import { packageRoot } from '../io/paths.js';
+
+/** onnxruntime-web files the bundle loads at run time (ort.min.mjs imports the JSEP build). */
+export const ORT_RUNTIME_FILES = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'] as const;
+/** Static files copied from web/ as they are. */
+const STATIC_FILES = ['index.html', 'style.css'] as const;
+
+/**
+ * A few shared runtime modules keep a small Node-only helper beside their browser-safe code (e.g.
+ * runtime/model-info.ts reads a file with node:fs/promises in `readModelInfo`, which the page never
+ * calls). Node built-ins resolve to a stub whose every function throws, so the page can import the
+ * browser-safe parts of those modules unchanged.
+ */
+const nodeBuiltinStubs: import('esbuild').Plugin = {
+  name: 'edgetune-node-builtin-stubs',
+  setup(build) {
+    build.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: 'node-stub' }));
+    build.onLoad({ filter: /.*/, namespace: 'node-stub' }, (args) => ({
+      contents: `const fail = () => { throw new Error(${JSON.stringify('')} + ${JSON.stringify(args.path)} + ' is not available in the browser'); };
+module.exports = new Proxy({}, { get: (_, k) => (k === '__esModule' ? false : fail) });`,
+      loader: 'js',
+    }));
+  },
+};
+
+export interface BuildWebOptions {
+  /** Output folder. Default `<package>/dist/web`. */
+  outDir?: string;
+  /** Default true. */
+  minify?: boolean;
+  /** Where the sources live. Default `<package>/runtime/kiosk/page`. */
+  srcDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface BuildWebResult {
+  outDir: string;
+  bytes: number;
+  ms: number;
+}
+
+/** The page's TypeScript sources (present in the source repository, not in the installed package's dist). */
+export function pageSourceDir(root = packageRoot()): string {
+  return path.join(root, 'runtime', 'kiosk', 'page');
+}
+
+export function defaultWebOutDir(): string {
+  return path.join(packageRoot(), 'dist', 'web');
+}
+
+/** The ES module of the bundle (its presence means the bundle is built). */
+export function bundleEntry(outDir = defaultWebOutDir()): string {
+  return path.join(outDir, 'app.js');
+}
+
+/** Newest modification time (ms) of the files the bundle is made from, or 0 when the sources are absent (installed package). */
+export async function newestSourceTime(root = packageRoot()): Promise<number> {
+  let newest = 0;
+  const walk = async (dir: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (/\.(ts|html|css)$/.test(e.name) && !e.name.endsWith('.d.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
+    }
+  };
+  await walk(pageSourceDir(root));
+  if (newest === 0) return 0;
+  await walk(path.join(root, 'runtime'));
+  await walk(path.join(root, 'models'));
+  return newest;
+}
+
+export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebResult> {
+  const t0 = performance.now();
+  const root = packageRoot();
+  const srcDir = options.srcDir ?? pageSourceDir(root);
+  const outDir = path.resolve(options.outDir ?? defaultWebOutDir());
+  const entry = path.join(srcDir, 'app.ts');
+  if (!existsSync(entry)) {
+    throw new EdgetuneError('EINPUT', `${entry}: kiosk sources not found (runtime/kiosk/page/ ships only in the source repository)`, { subject: entry });
+  }
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch (err) {
+    throw new EdgetuneError('EDEPEND', `building the kiosk needs esbuild (a devDependency): ${messageOf(err)}`, { cause: err });
+  }
+  const ortDist = path.join(root, 'node_modules', 'onnxruntime-web', 'dist');
+  for (const f of ORT_RUNTIME_FILES) {
+    if (!existsSync(path.join(ortDist, f))) {
+      throw new EdgetuneError('EDEPEND', `${path.join(ortDist, f)} missing: onnxruntime-web is not installed`, { subject: f });
+    }
+  }
+  const tmp = `${outDir}.${process.pid}.${Date.now()}.tmp`;
+  await mkdir(path.join(tmp, 'ort'), { recursive: true });
+  try {
+    const result = await esbuild.build({
+      // the page, and the inference worker that holds onnxruntime-web (web/ort-worker.ts)
+      entryPoints: [entry, path.join(srcDir, 'ort-worker.ts')],
+      outdir: tmp,
+      entryNames: '[name]',
+      bundle: true,
+      format: 'esm',
+      platform: 'browser',
+      target: ['chrome110', 'firefox115', 'safari16'],
+      // ort.min.mjs: onnxruntime-web without the wasm glue inlined; it loads dist/web/ort/*.
+      conditions: ['onnxruntime-web-use-extern-wasm'],
+      minify: options.minify ?? true,
+      sourcemap: true,
+      legalComments: 'none',
+      logLevel: 'silent',
+      metafile: false,
+      plugins: [nodeBuiltinStubs],
+    });
+    for (const w of result.warnings) options.log?.(`warning: ${w.text}`);
+    for (const f of STATIC_FILES) await copyFile(path.join(srcDir, f), path.join(tmp, f));
+    for (const f of ORT_RUNTIME_FILES) await copyFile(path.join(ortDist, f), path.join(tmp, 'ort', f));
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    const errors = (err as { errors?: { text: string; location?: { file: string; line: number } }[] }).errors;
+    if (errors?.length) {
+      const lines = errors.map((e) => `${e.location ? `${e.location.file}:${e.location.line}: ` : ''}${e.text}`);
+      throw new EdgetuneError('EINPUT', `kiosk bundle failed:\n${lines.join('\n')}`, { cause: err });
+    }
+    throw err;
+  }
+  // Swap into place: the old bundle is removed only once the new one is complete.
+  const old = `${outDir}.${process.pid}.old`;
+  if (existsSync(outDir)) await rename(outDir, old);
+  await mkdir(path.dirname(outDir), { recursive: true });
+  await rename(tmp, outDir);
+  await rm(old, { recursive: true, force: true });
+  const bytes = (await stat(path.join(outDir, 'app.js'))).size;
+  return { outDir, bytes, ms: performance.now() - t0 };
+}

@@ -1,0 +1,186 @@
+// The kiosk's HTTP server: serves the browser kiosk (runtime/kiosk/page/, bundled into dist/web by build.ts)
+// over node:http, together with the model file and its description (labels + preprocessing spec from
+// the registry, or from the `edgetune.model` metadata a fine-tuned export embeds), so one command on
+// a small board gives a page that classifies the camera live and can be taught new classes. Binds to
+// 127.0.0.1 unless --host says otherwise. The bundle is built on demand when missing or older than
+// its sources. Pages are served cross-origin isolated (COOP/COEP) so onnxruntime-web may use threads.
+
+import { createReadStream, existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import path from 'node:path';
+import { EdgetuneError } from '../core/errors.js';
+import { describeModel } from '../../models/describe.js';
+import type { KioskConfig } from './config.js';
+import { buildWeb, bundleEntry, defaultWebOutDir, newestSourceTime } from './build.js';
+
+export type { KioskConfig } from './config.js';
+
+
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.onnx': 'application/octet-stream',
+};
+
+export interface KioskOptions {
+  model: string;
+  port?: number;
+  host?: string;
+  topK?: number;
+  providers?: string;
+  rebuild?: boolean;
+  /** Bundle folder. Default dist/web. */
+  webDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface KioskServer {
+  url: string;
+  config: KioskConfig;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** The model's card for the page (registry entry, else embedded metadata); undescribed models are refused. */
+export async function kioskConfig(model: string, topK = 5, providers?: string): Promise<{ config: KioskConfig; file: string }> {
+  const d = await describeModel(model);
+  if (d.card.sources['preprocess.mean'] === 'assumed') {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${d.path}: no registry entry and no embedded "edgetune.model" metadata, so the kiosk does not know its labels and preprocessing; use a registry id or a model exported by edgetune`,
+      { subject: d.path },
+    );
+  }
+  return { config: { version: 1, model: { ...d.card, url: '/model.onnx', bytes: d.bytes.byteLength }, topK, providers }, file: d.path };
+}
+
+/** Build the bundle when it is missing, older than its sources, or a rebuild is asked for. */
+export async function ensureBundle(webDir: string, rebuild: boolean, log: (l: string) => void): Promise<void> {
+  const entry = bundleEntry(webDir);
+  let why: string | undefined;
+  if (rebuild) why = 'rebuild asked for';
+  else if (!existsSync(entry)) why = 'no bundle yet';
+  else {
+    const src = await newestSourceTime();
+    if (src > (await stat(entry)).mtimeMs) why = 'sources changed';
+  }
+  if (!why) return;
+  log(`edgetune kiosk: building the page bundle (${why})…`);
+  const r = await buildWeb({ outDir: webDir, log });
+  log(`edgetune kiosk: bundle built in ${(r.ms / 1000).toFixed(1)}s`);
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+async function serveFile(req: IncomingMessage, res: ServerResponse, file: string, cache: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(file);
+  } catch {
+    send(res, 404, 'not found\n');
+    return;
+  }
+  if (!st.isFile()) {
+    send(res, 404, 'not found\n');
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+    'content-length': st.size,
+    'cache-control': cache,
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  const stream = createReadStream(file);
+  stream.on('error', () => res.destroy());
+  stream.pipe(res);
+}
+
+export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
+  const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
+  const { config, file } = await kioskConfig(o.model, o.topK ?? 5, o.providers);
+  const configJson = JSON.stringify(config);
+
+  const server = createServer((req, res) => {
+    // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer (wasm threads).
+    res.setHeader('cross-origin-opener-policy', 'same-origin');
+    res.setHeader('cross-origin-embedder-policy', 'require-corp');
+    res.setHeader('x-content-type-options', 'nosniff');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'method not allowed\n');
+      return;
+    }
+    let pathname: string;
+    try {
+      pathname = decodeURIComponent(new URL(req.url ?? '/', 'http://kiosk').pathname);
+    } catch {
+      send(res, 400, 'bad request\n');
+      return;
+    }
+    if (pathname === '/api/config') {
+      send(res, 200, configJson, 'application/json');
+      return;
+    }
+    if (pathname === config.model.url) {
+      void serveFile(req, res, file, 'no-cache');
+      return;
+    }
+    const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
+    const target = path.resolve(webDir, rel);
+    if (target !== webDir && !target.startsWith(webDir + path.sep)) {
+      send(res, 403, 'forbidden\n');
+      return;
+    }
+    void serveFile(req, res, target, rel.startsWith('ort/') ? 'public, max-age=86400' : 'no-cache');
+  });
+
+  const host = o.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new EdgetuneError(
+          'EIO',
+          err.code === 'EADDRINUSE' ? `port ${o.port ?? 8080} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${o.port ?? 8080}: ${err.message}`,
+          { cause: err },
+        ),
+      ),
+    );
+    server.listen(o.port ?? 8080, host, () => resolve());
+  });
+  // Built once the port is ours, so a second kiosk that cannot start never touches the bundle.
+  try {
+    await ensureBundle(webDir, o.rebuild ?? false, log);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 8080);
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  return {
+    url: `http://${shown}:${port}/`,
+    config,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+

@@ -1,0 +1,173 @@
+// The one module that imports onnxruntime. Two backends sit behind one small interface:
+// onnxruntime-node (native: cpu, cuda, tensorrt, webgpu, …) and onnxruntime-web's WebAssembly build
+// running in Node (the `wasm` provider), for platforms where the native binary is missing.
+// Everything else in edgetune sees only TensorData and SessionHandler.
+
+import type { TensorData, TensorType } from '../core/tensor.js';
+
+export interface TensorInfo {
+  name: string;
+  type: TensorType | string;
+  /** Symbolic dimensions stay strings (e.g. "batch_size"). */
+  shape: (number | string)[];
+}
+
+export interface NativeSessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Write the optimised graph here (used by tests that check int8 kernel fusion). */
+  optimizedModelFilePath?: string;
+  enableProfiling?: boolean;
+  profileFilePrefix?: string;
+  /** Provider-specific options, e.g. `{ deviceId: 0 }` for cuda. */
+  providerOptions?: Record<string, unknown>;
+  /** 0 verbose … 4 fatal. Provider probing uses 4 so failed providers do not spam stderr. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+export interface SessionHandler {
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
+  /** Path of the profile written, when profiling was enabled. */
+  endProfiling(): string | undefined;
+  release(): Promise<void>;
+}
+
+export interface Backend {
+  readonly name: 'onnxruntime-node' | 'onnxruntime-web';
+  /** Providers this backend may serve; availability is only known by creating a session. */
+  readonly providers: readonly string[];
+  create(model: string | Uint8Array, provider: string, options: NativeSessionOptions): Promise<SessionHandler>;
+}
+
+type OrtModule = typeof import('onnxruntime-node');
+type OrtTensor = import('onnxruntime-node').Tensor;
+type OrtSession = import('onnxruntime-node').InferenceSession;
+
+function toOrt(ort: Pick<OrtModule, 'Tensor'>, t: TensorData): OrtTensor {
+  return new ort.Tensor(t.type as 'float32', t.data as Float32Array, t.dims as number[]);
+}
+
+function fromOrt(t: OrtTensor): TensorData {
+  return { type: t.type as TensorType, data: t.data as TensorData['data'], dims: [...t.dims] };
+}
+
+function infos(meta: readonly unknown[] | undefined, names: readonly string[]): TensorInfo[] {
+  return names.map((name, i) => {
+    const m = meta?.[i] as { name?: string; isTensor?: boolean; type?: string; shape?: (number | string)[] } | undefined;
+    return { name, type: m?.isTensor ? (m.type ?? 'unknown') : 'unknown', shape: m?.isTensor ? [...(m.shape ?? [])] : [] };
+  });
+}
+
+function wrap(session: OrtSession, ort: Pick<OrtModule, 'Tensor'>): SessionHandler {
+  const s = session as unknown as {
+    inputMetadata?: readonly unknown[];
+    outputMetadata?: readonly unknown[];
+    inputNames: readonly string[];
+    outputNames: readonly string[];
+    endProfiling(): void;
+  };
+  const inputs = infos(s.inputMetadata, s.inputNames);
+  const outputs = infos(s.outputMetadata, s.outputNames);
+  let profile: string | undefined;
+  return {
+    inputs,
+    outputs,
+    async run(feeds, fetches) {
+      const ortFeeds: Record<string, OrtTensor> = {};
+      for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(ort, v);
+      const result = fetches ? await session.run(ortFeeds, fetches as string[]) : await session.run(ortFeeds);
+      const out: Record<string, TensorData> = {};
+      for (const [k, v] of Object.entries(result)) {
+        out[k] = fromOrt(v as OrtTensor);
+        (v as OrtTensor).dispose?.();
+      }
+      for (const t of Object.values(ortFeeds)) t.dispose?.();
+      return out;
+    },
+    endProfiling() {
+      const r = (s.endProfiling as () => unknown)();
+      profile = typeof r === 'string' ? r : profile;
+      return profile;
+    },
+    release: () => session.release(),
+  };
+}
+
+function sessionOptions(provider: string, o: NativeSessionOptions): Record<string, unknown> {
+  const ep = o.providerOptions && Object.keys(o.providerOptions).length ? { name: provider, ...o.providerOptions } : provider;
+  const opts: Record<string, unknown> = { executionProviders: [ep], logSeverityLevel: o.logSeverityLevel ?? 3 };
+  if (o.intraOpNumThreads !== undefined) opts.intraOpNumThreads = o.intraOpNumThreads;
+  if (o.interOpNumThreads !== undefined) opts.interOpNumThreads = o.interOpNumThreads;
+  if (o.graphOptimizationLevel) opts.graphOptimizationLevel = o.graphOptimizationLevel;
+  if (o.optimizedModelFilePath) opts.optimizedModelFilePath = o.optimizedModelFilePath;
+  if (o.enableProfiling) {
+    opts.enableProfiling = true;
+    if (o.profileFilePrefix) opts.profileFilePrefix = o.profileFilePrefix;
+  }
+  return opts;
+}
+
+let nodeModule: Promise<OrtModule> | undefined;
+/** onnxruntime-node, loaded lazily so a missing native binary only disables the native providers. */
+export function loadNodeRuntime(): Promise<OrtModule> {
+  nodeModule ??= import('onnxruntime-node').then((m) => {
+    const ort = ((m as { default?: OrtModule }).default ?? m) as OrtModule;
+    // The global log level is fixed when the first session creates onnxruntime's environment.
+    // Provider fallbacks are reported by edgetune itself, so native logs stay quiet unless debugging.
+    ort.env.logLevel = process.env.EDGETUNE_DEBUG ? 'warning' : 'fatal';
+    return ort;
+  });
+  return nodeModule;
+}
+
+type WebModule = typeof import('onnxruntime-web');
+let webModule: Promise<WebModule> | undefined;
+export function loadWebRuntime(): Promise<WebModule> {
+  webModule ??= import('onnxruntime-web').then((m) => ((m as { default?: WebModule }).default ?? m) as WebModule);
+  return webModule;
+}
+
+export const nodeBackend: Backend = {
+  name: 'onnxruntime-node',
+  providers: ['tensorrt', 'cuda', 'webgpu', 'coreml', 'dml', 'cpu'],
+  async create(model, provider, options) {
+    const ort = await loadNodeRuntime();
+    const session = await ort.InferenceSession.create(model as string, sessionOptions(provider, options) as object);
+    return wrap(session, ort);
+  },
+};
+
+export const webBackend: Backend = {
+  name: 'onnxruntime-web',
+  providers: ['wasm'],
+  async create(model, provider, options) {
+    const ort = await loadWebRuntime();
+    if (options.intraOpNumThreads) ort.env.wasm.numThreads = options.intraOpNumThreads;
+    ort.env.logLevel = 'error';
+    const opts = sessionOptions(provider, options);
+    delete opts.optimizedModelFilePath;
+    const session = await ort.InferenceSession.create(model as string, opts as object);
+    return wrap(session as unknown as OrtSession, ort as unknown as Pick<OrtModule, 'Tensor'>);
+  },
+};
+
+/** The backend that serves a provider name. */
+export function backendFor(provider: string): Backend | undefined {
+  if (webBackend.providers.includes(provider)) return webBackend;
+  if (nodeBackend.providers.includes(provider)) return nodeBackend;
+  return undefined;
+}
+
+/** Providers compiled into the installed onnxruntime-node ("bundled: false" ones need extra libraries). */
+export async function listNativeProviders(): Promise<{ name: string; bundled: boolean }[]> {
+  try {
+    const ort = await loadNodeRuntime();
+    const list = (ort as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] }).listSupportedBackends?.();
+    return list ?? [{ name: 'cpu', bundled: true }];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,745 @@
+// Stream inference: frames from a devices/sources FrameSource → classifier → smoothed, hysteresis-
+// stable labels. Capture never waits for inference: for live sources a single "latest frame" slot
+// is overwritten (stale frames are dropped and counted); for files read as fast as possible a
+// two-frame queue applies backpressure instead, so nothing is lost. Preprocessing (toTensor) of
+// frame n+1 runs on the main thread while onnxruntime runs frame n on its own threads. Probabilities
+// are smoothed with an EMA; the reported label needs `threshold` to appear and holds until it falls
+// below `threshold - hysteresis` ("unknown" otherwise). Stats: fps in/out, dropped, skipped, p50/p95
+// per stage. Models can be hot-swapped between frames.
+
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../../devices/sources/types.js';
+import type { Classifier } from '../classify/classifier.js';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+import { toProbabilities, topK, type Prediction } from '../classify/postprocess.js';
+import { toTensor } from '../image/preprocess.js';
+import { asFloat32, type TensorData } from '../core/tensor.js';
+import { packageRoot } from '../io/paths.js';
+import type { SessionOptions } from '../session/session.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
+
+export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface StreamOptions {
+  /** Predictions per frame in `top`. Default 5. */
+  topK?: number;
+  /** EMA weight of the history, 0 (no smoothing) .. <1. Default 0.6. */
+  smoothing?: number;
+  /** Smoothed probability a label needs to be shown. Default 0.5. */
+  threshold?: number;
+  /** A shown label holds until its smoothed probability falls below threshold - hysteresis. Default 0.1. */
+  hysteresis?: number;
+  /** Stop after this many processed frames. */
+  maxFrames?: number;
+  /** Latest-frame-wins (drop stale frames). Default: the source's `live`. */
+  dropFrames?: boolean;
+  signal?: AbortSignal;
+  /** Opens a source with other geometry, for hot-swapping to a model with another input size. */
+  reopen?: (geometry: FrameGeometry) => Promise<FrameSource>;
+  /**
+   * Where the model runs: 'worker' (default) runs it on a worker thread with its own session, so
+   * capture and preprocessing continue meanwhile (onnxruntime-node blocks the thread it runs on);
+   * 'main' runs the classifier's own session on the main thread.
+   */
+  inference?: 'worker' | 'main';
+  /** Session options for the worker's session. Default: the classifier's provider, onnxruntime's threads. */
+  sessionOptions?: Pick<SessionOptions, 'providers' | 'threads' | 'graphOptimizationLevel'>;
+  /** Frames in flight to the model: default 2 for lossless sources (keeps the worker busy), 1 for live ones. */
+  inflight?: number;
+  /** Warnings from the worker's session (providers skipped). */
+  onWarning?: (message: string) => void;
+}
+
+export interface SmoothedLabel {
+  /** The stable label, or "unknown" when nothing is confidently above the threshold. */
+  label: string;
+  /** Class index of the label (-1 for unknown). */
+  index: number;
+  /** Smoothed probability of the label (of the best class when unknown). */
+  score: number;
+}
+
+export interface StreamResult {
+  seq: number;
+  /** Frame arrival time, ms since the epoch. */
+  ts: number;
+  pts?: number;
+  /** This frame's own top-k. */
+  top: Prediction[];
+  smoothed: SmoothedLabel;
+  /** Frame arrival → result, ms. */
+  ms: number;
+  stages: Record<Stage, number>;
+  frame: Frame;
+  model: string;
+}
+
+export interface StreamEvent {
+  type: SourceEvent['type'] | 'error' | 'swap';
+  message: string;
+}
+
+export interface LatencySummary {
+  p50: number;
+  p95: number;
+  mean: number;
+  n: number;
+}
+
+export interface StreamStats {
+  source: string;
+  model: string;
+  state: 'starting' | 'running' | 'reconnecting' | 'ended' | 'failed';
+  uptimeSeconds: number;
+  framesIn: number;
+  processed: number;
+  dropped: number;
+  skipped: number;
+  errors: number;
+  reconnects: number;
+  /** Rates over the last few seconds. */
+  fpsIn: number;
+  fpsOut: number;
+  /** Rates over the whole run. */
+  avgFpsIn: number;
+  avgFpsOut: number;
+  latency: Record<Stage, LatencySummary>;
+}
+
+/** Fixed-size sample window for percentiles. */
+export class LatencyWindow {
+  private readonly buf: Float64Array;
+  private n = 0;
+  private sum = 0;
+  private count = 0;
+  constructor(size = 512) {
+    this.buf = new Float64Array(size);
+  }
+  add(v: number): void {
+    this.buf[this.n++ % this.buf.length] = v;
+    this.sum += v;
+    this.count++;
+  }
+  summary(): LatencySummary {
+    const k = Math.min(this.n, this.buf.length);
+    if (k === 0) return { p50: 0, p95: 0, mean: 0, n: 0 };
+    const s = this.buf.slice(0, k).sort();
+    const q = (p: number) => s[Math.min(k - 1, Math.max(0, Math.ceil(p * k) - 1))]!;
+    const r = (v: number) => Math.round(v * 100) / 100;
+    return { p50: r(q(0.5)), p95: r(q(0.95)), mean: r(this.sum / this.count), n: this.count };
+  }
+}
+
+/** Events per second over a sliding window. */
+class RateMeter {
+  private readonly times: number[] = [];
+  constructor(private readonly windowMs = 3000) {}
+  tick(t = performance.now()): void {
+    this.times.push(t);
+    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
+  }
+  rate(t = performance.now()): number {
+    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
+    if (this.times.length < 2) return 0;
+    const span = Math.max(t - this.times[0]!, 1);
+    return Math.round((this.times.length / span) * 1000 * 10) / 10;
+  }
+}
+
+/** EMA over probabilities plus a thresholded label with hysteresis. */
+export class LabelSmoother {
+  private ema?: Float32Array;
+  private current = -1;
+  constructor(
+    private readonly alpha: number,
+    private readonly threshold: number,
+    private readonly hysteresis: number,
+  ) {
+    if (!(alpha >= 0 && alpha < 1)) throw new EdgetuneError('EARG', `Expected number in [0, 1) for smoothing but received ${alpha}`);
+    if (!(threshold >= 0 && threshold <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 and 1 for threshold but received ${threshold}`);
+    if (!(hysteresis >= 0 && hysteresis <= threshold)) throw new EdgetuneError('EARG', `Expected number between 0 and ${threshold} for hysteresis but received ${hysteresis}`);
+  }
+  reset(): void {
+    this.ema = undefined;
+    this.current = -1;
+  }
+  /** Feed one probability row; returns the smoothed row and the stable class index (-1 = unknown). */
+  update(p: Float32Array): { smoothed: Float32Array; index: number } {
+    if (!this.ema || this.ema.length !== p.length) {
+      this.ema = Float32Array.from(p);
+      this.current = -1;
+    } else {
+      const a = this.alpha;
+      for (let i = 0; i < p.length; i++) this.ema[i] = a * this.ema[i]! + (1 - a) * p[i]!;
+    }
+    const s = this.ema;
+    let best = 0;
+    for (let i = 1; i < s.length; i++) if (s[i]! > s[best]!) best = i;
+    if (this.current >= 0 && s[this.current]! >= this.threshold - this.hysteresis) {
+      // Hold the current label unless another class is now confidently above it.
+      if (best !== this.current && s[best]! >= this.threshold && s[best]! > s[this.current]!) this.current = best;
+    } else {
+      this.current = s[best]! >= this.threshold ? best : -1;
+    }
+    return { smoothed: s, index: this.current };
+  }
+}
+
+/** A classifier split into preprocess (sync, main thread) and inference (async). */
+export interface InferenceStages {
+  classifier: Classifier;
+  /** Where inference runs. */
+  mode: 'worker' | 'main';
+  /** The provider serving inference (the worker's own session in worker mode). */
+  provider: string;
+  prepare(frame: Frame): TensorData;
+  /** Probabilities and the model's own run time in ms (without queueing or messaging). */
+  infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
+  dispose(): Promise<void>;
+}
+
+/** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
+function workerScript(): URL {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', 'runtime', 'stream', 'worker.js') : path.join(path.dirname(here), 'worker.js');
+  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (the inference worker runs compiled code)`);
+  return pathToFileURL(file);
+}
+
+async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
+  const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
+  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let dead: Error | undefined;
+  const fail = (err: Error) => {
+    dead ??= err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  const ready = new Promise<string>((resolve, reject) => {
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'ready') resolve(m.provider);
+      else if (m.type === 'warning') onWarning?.(m.message);
+      else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
+      else if (m.type === 'result') {
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
+        pending.delete(m.id);
+      } else if (m.type === 'error') {
+        pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
+        pending.delete(m.id);
+      }
+    });
+    worker.on('error', (err) => {
+      reject(err);
+      fail(err);
+    });
+    worker.on('exit', (code) => {
+      const err = new EdgetuneError('EMODEL', `inference worker exited (code ${code})`);
+      reject(err);
+      fail(err);
+    });
+  });
+  let provider: string;
+  try {
+    provider = await ready;
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    provider,
+    infer(tensor) {
+      if (dead) return Promise.reject(dead);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        const msg: WorkerRequest = { type: 'run', id, tensor };
+        worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
+      });
+    },
+    async dispose() {
+      if (dead) return;
+      dead = new EdgetuneError('EMODEL', 'inference worker closed');
+      const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+      worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+      const t = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export async function inferenceStages(
+  clf: Classifier,
+  opts: Pick<StreamOptions, 'inference' | 'sessionOptions' | 'onWarning'> = {},
+): Promise<InferenceStages> {
+  const { inputName, outputName } = clf;
+  const outputKind = clf.card.outputKind;
+  const prepare = (frame: Frame) => toTensor([frame], clf.spec);
+  if ((opts.inference ?? 'worker') === 'worker') {
+    // The worker opens its own session: with the classifier's provider when it has one open, else
+    // with the options the classifier was loaded with (a lazy classifier opens none here).
+    const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
+    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
+    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
+    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
+  }
+  const session = await clf.open();
+  return {
+    classifier: clf,
+    mode: 'main',
+    provider: session.provider,
+    prepare,
+    dispose: async () => undefined,
+    async infer(tensor) {
+      const t = performance.now();
+      const res = await session.run({ [inputName]: tensor }, [outputName]);
+      const ms = performance.now() - t;
+      const row = asFloat32(res[outputName]!);
+      return { probs: toProbabilities(row, outputKind).slice(), ms };
+    },
+  };
+}
+
+export function geometryOfClassifier(clf: Classifier): FrameGeometry {
+  const s = clf.spec;
+  return { width: s.width, height: s.height, channels: s.channels, resize: s.resize, crop: s.crop };
+}
+
+function sameGeometry(a: FrameGeometry, b: FrameGeometry): boolean {
+  return a.width === b.width && a.height === b.height && a.channels === b.channels && a.resize === b.resize && a.crop === b.crop;
+}
+
+interface Prepared {
+  frame: Frame;
+  tensor: TensorData;
+  arrived: number;
+  queueMs: number;
+  prepMs: number;
+  stages: InferenceStages;
+}
+
+/**
+ * The pipeline. `run()` processes until the source ends, maxFrames, or the signal aborts, and
+ * resolves with the final stats. Events: 'result' (StreamResult), 'frame' (every captured Frame),
+ * 'event' (StreamEvent: reconnects, skipped frames, swaps, errors).
+ */
+export class StreamPipeline extends EventEmitter {
+  private stages!: InferenceStages;
+  private source: FrameSource;
+  private readonly smoother: LabelSmoother;
+  private readonly k: number;
+  private readonly drop: boolean;
+  private readonly lat = Object.fromEntries(STAGES.map((s) => [s, new LatencyWindow()])) as Record<Stage, LatencyWindow>;
+  private readonly inRate = new RateMeter();
+  private readonly outRate = new RateMeter();
+  private framesIn = 0;
+  private processed = 0;
+  private dropped = 0;
+  private skipped = 0;
+  private errors = 0;
+  private reconnectsBefore = 0;
+  private state: StreamStats['state'] = 'starting';
+  private readonly t0 = performance.now();
+  private slot: { frame: Frame; arrived: number }[] = [];
+  private captureDone = false;
+  private captureError: unknown;
+  private wakeConsumer?: () => void;
+  private wakeProducer?: () => void;
+  private stopping = false;
+  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private running = false;
+  /** The newest captured frame (for previews and snapshots). */
+  latestFrame?: Frame;
+  /** The newest result. */
+  latestResult?: StreamResult;
+
+  constructor(
+    source: FrameSource,
+    private classifier: Classifier,
+    private readonly opts: StreamOptions = {},
+  ) {
+    super();
+    this.source = source;
+    this.k = opts.topK ?? 5;
+    this.smoother = new LabelSmoother(opts.smoothing ?? 0.6, opts.threshold ?? 0.5, opts.hysteresis ?? Math.min(0.1, opts.threshold ?? 0.5));
+    this.drop = opts.dropFrames ?? source.live;
+    const g = geometryOfClassifier(classifier);
+    if (source.width !== g.width || source.height !== g.height) {
+      throw new EdgetuneError('EARG', `source ${source.uri} delivers ${source.width}x${source.height} frames but ${classifier.id} needs ${g.width}x${g.height}`);
+    }
+    this.unsubscribe = source.subscribe(this.onSourceEvent);
+  }
+
+  private unsubscribe: () => void;
+
+  get model(): Classifier {
+    return this.classifier;
+  }
+
+  get sourceUri(): string {
+    return this.source.uri;
+  }
+
+  private note(e: StreamEvent): void {
+    if (e.type === 'reconnect') this.state = 'reconnecting';
+    else if (e.type === 'info' && this.state === 'reconnecting') this.state = 'running';
+    this.emit('event', e);
+  }
+
+  /** Source events arrive here (the pipeline subscribes to its source). */
+  readonly onSourceEvent = (e: SourceEvent): void => this.note({ type: e.type, message: e.message });
+
+  /** The provider serving inference: the worker's once run() started, else the classifier's. */
+  get provider(): string {
+    return (this.stages as InferenceStages | undefined)?.provider ?? this.classifier.provider;
+  }
+
+  /** Where inference runs ('worker' or 'main'), once run() started. */
+  get inferenceMode(): 'worker' | 'main' | undefined {
+    return (this.stages as InferenceStages | undefined)?.mode;
+  }
+
+  stats(): StreamStats {
+    const elapsed = (performance.now() - this.t0) / 1000;
+    const r = (v: number) => Math.round(v * 10) / 10;
+    return {
+      source: this.source.uri,
+      model: this.classifier.id,
+      state: this.state,
+      uptimeSeconds: r(elapsed),
+      framesIn: this.framesIn,
+      processed: this.processed,
+      dropped: this.dropped,
+      skipped: this.skipped,
+      errors: this.errors,
+      reconnects: this.reconnectsBefore + this.source.reconnects,
+      fpsIn: this.inRate.rate(),
+      fpsOut: this.outRate.rate(),
+      avgFpsIn: elapsed > 0 ? r(this.framesIn / elapsed) : 0,
+      avgFpsOut: elapsed > 0 ? r(this.processed / elapsed) : 0,
+      latency: Object.fromEntries(STAGES.map((s) => [s, this.lat[s].summary()])) as Record<Stage, LatencySummary>,
+    };
+  }
+
+  /**
+   * Swap the model between frames. A model with another input geometry reopens the source through
+   * `opts.reopen`. Resolves once the new model serves frames (or at once when the pipeline is idle).
+   */
+  swapModel(clf: Classifier): Promise<void> {
+    const g = geometryOfClassifier(clf);
+    if (!sameGeometry(g, geometryOfClassifier(this.classifier)) && !this.opts.reopen) {
+      return Promise.reject(new EdgetuneError('EARG', `${clf.id} needs ${g.width}x${g.height}x${g.channels} frames but the source delivers ${this.source.width}x${this.source.height}x${this.source.channels}, and this pipeline cannot reopen its source`));
+    }
+    return new Promise((resolve, reject) => {
+      this.swapQueue.push({ clf, resolve, reject });
+      if (!this.running) void this.applySwaps();
+      this.wakeConsumer?.();
+    });
+  }
+
+  private async applySwaps(): Promise<void> {
+    while (this.swapQueue.length) {
+      const { clf, resolve, reject } = this.swapQueue.shift()!;
+      try {
+        const old = this.classifier;
+        const g = geometryOfClassifier(clf);
+        const reopen = !sameGeometry(g, geometryOfClassifier(old));
+        if (reopen && !this.running) {
+          throw new EdgetuneError('EARG', `${clf.id} needs ${g.width}x${g.height}x${g.channels} frames; a model of another input size can be swapped in only while the stream runs`);
+        }
+        // Idle pipelines only switch classifiers; run() starts the inference stages.
+        const stages = this.running ? await inferenceStages(clf, this.opts) : undefined;
+        if (reopen) {
+          let next: FrameSource;
+          try {
+            next = await this.opts.reopen!(g);
+          } catch (err) {
+            await stages?.dispose();
+            throw err;
+          }
+          const prev = this.source;
+          this.reconnectsBefore += prev.reconnects;
+          this.source = next;
+          this.slot = [];
+          this.wakeProducer?.();
+          this.unsubscribe();
+          this.unsubscribe = next.subscribe(this.onSourceEvent);
+          await prev.close();
+          this.startCapture(next);
+        }
+        if (stages) {
+          const oldStages = this.stages as InferenceStages | undefined;
+          this.stages = stages;
+          await oldStages?.dispose();
+        }
+        this.classifier = clf;
+        this.smoother.reset();
+        if (old !== clf) await old.dispose();
+        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : ''}` });
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    }
+  }
+
+  private startCapture(src: FrameSource): void {
+    this.captureDone = false;
+    this.captureError = undefined;
+    void (async () => {
+      try {
+        for await (const frame of src.frames()) {
+          if (this.source !== src || this.stopping) break;
+          const arrived = performance.now();
+          this.framesIn++;
+          this.inRate.tick(arrived);
+          this.latestFrame = frame;
+          if (this.state === 'starting' || this.state === 'reconnecting') this.state = 'running';
+          this.emit('frame', frame);
+          if (frame.data.length !== frame.width * frame.height * frame.channels) {
+            this.skipped++;
+            this.note({ type: 'skip', message: `frame ${frame.seq}: ${frame.data.length} bytes, expected ${frame.width * frame.height * frame.channels}; skipped` });
+            continue;
+          }
+          if (this.drop) {
+            // Latest frame wins: an unconsumed frame is stale now.
+            if (this.slot.length) this.dropped += this.slot.length;
+            this.slot = [{ frame, arrived }];
+            this.wakeConsumer?.();
+          } else {
+            this.slot.push({ frame, arrived });
+            this.wakeConsumer?.();
+            while (this.slot.length >= 2 && !this.stopping && this.source === src) {
+              await new Promise<void>((r) => (this.wakeProducer = r));
+            }
+          }
+        }
+      } catch (err) {
+        if (this.source === src) this.captureError = err;
+      }
+      if (this.source === src) {
+        this.captureDone = true;
+        this.wakeConsumer?.();
+      }
+    })();
+  }
+
+  /** Next frame, waiting for capture; undefined at the end of the stream. */
+  private async take(): Promise<{ frame: Frame; arrived: number } | undefined> {
+    for (;;) {
+      if (this.stopping) return undefined;
+      if (this.swapQueue.length) return undefined;
+      const f = this.slot.shift();
+      if (f) {
+        this.wakeProducer?.();
+        return f;
+      }
+      if (this.captureDone) return undefined;
+      await new Promise<void>((r) => (this.wakeConsumer = r));
+      this.wakeConsumer = undefined;
+    }
+  }
+
+  private async prepareNext(): Promise<Prepared | undefined> {
+    for (;;) {
+      const got = await this.take();
+      if (!got) return undefined;
+      const t = performance.now();
+      try {
+        const tensor = this.stages.prepare(got.frame);
+        return { frame: got.frame, tensor, arrived: got.arrived, queueMs: t - got.arrived, prepMs: performance.now() - t, stages: this.stages };
+      } catch (err) {
+        this.skipped++;
+        this.note({ type: 'skip', message: `frame ${got.frame.seq}: ${messageOf(err)}; skipped` });
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.wakeConsumer?.();
+    this.wakeProducer?.();
+  }
+
+  async run(): Promise<StreamStats> {
+    if (this.running) throw new EdgetuneError('EARG', 'run() is already running');
+    this.running = true;
+    const onAbort = () => this.stop();
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.opts.signal?.aborted) this.stop();
+    try {
+      this.stages = await inferenceStages(this.classifier, this.opts);
+    } catch (err) {
+      this.running = false;
+      this.unsubscribe();
+      await this.source.close();
+      throw err;
+    }
+    this.startCapture(this.source);
+    let consecutiveErrors = 0;
+    // Frames in flight: for lossless sources two (the worker always has the next tensor queued, so
+    // it never idles while a result travels back); for live sources one (freshest frame first).
+    const depth = this.opts.inflight ?? (this.drop ? 1 : 2);
+    const limit = this.opts.maxFrames ?? Infinity;
+    type Flight = { cur: Prepared; tRun: number; result: Promise<{ probs: Float32Array; ms: number } | Error> };
+    const inflight: Flight[] = [];
+    let launched = 0;
+    let nextP: Promise<Prepared | undefined> | undefined = this.prepareNext();
+    const launch = (cur: Prepared) => {
+      const tRun = performance.now();
+      const result = cur.stages.infer(cur.tensor).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+      inflight.push({ cur, tRun, result });
+      launched++;
+      nextP = launched < limit ? this.prepareNext() : undefined;
+    };
+    /** A prepared frame for the current model (frames prepared before a swap are re-prepared or dropped). */
+    const current = (cur: Prepared): Prepared | undefined => {
+      if (cur.stages === this.stages) return cur;
+      try {
+        const t = performance.now();
+        return { ...cur, tensor: this.stages.prepare(cur.frame), prepMs: performance.now() - t, stages: this.stages };
+      } catch {
+        this.dropped++;
+        return undefined;
+      }
+    };
+    try {
+      for (;;) {
+        if (nextP && inflight.length < depth) {
+          if (inflight.length === 0) {
+            const cur = await nextP;
+            nextP = undefined;
+            if (cur) {
+              const c = current(cur);
+              if (c) launch(c);
+              else nextP = this.prepareNext();
+              continue;
+            }
+          } else {
+            // Launch the next frame only if it is ready before the oldest result.
+            const head = inflight[0]!;
+            const won = await Promise.race([nextP.then((v) => ({ frame: true as const, v })), head.result.then(() => ({ frame: false as const, v: undefined }))]);
+            if (won.frame) {
+              nextP = undefined;
+              if (won.v) {
+                const c = current(won.v);
+                if (c) launch(c);
+                else nextP = this.prepareNext();
+              }
+              continue;
+            }
+          }
+        }
+        const head = inflight.shift();
+        if (!head) {
+          // Nothing in flight and no next frame: a pending swap, or the end.
+          if (this.swapQueue.length && !this.stopping) {
+            await this.applySwaps();
+            nextP = launched < limit ? this.prepareNext() : undefined;
+            continue;
+          }
+          break;
+        }
+        const r = await head.result;
+        const tInf = performance.now();
+        if (r instanceof Error) {
+          this.errors++;
+          consecutiveErrors++;
+          this.note({ type: 'error', message: `frame ${head.cur.frame.seq}: inference failed: ${messageOf(r)}` });
+          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(r)}`);
+        } else {
+          consecutiveErrors = 0;
+          if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf);
+        }
+        if (this.swapQueue.length && !this.stopping && inflight.length === 0) {
+          // Swap between frames, with nothing in flight on the old model.
+          const pending = nextP ? await nextP : undefined;
+          await this.applySwaps();
+          nextP = pending ? Promise.resolve(pending) : launched < limit ? this.prepareNext() : undefined;
+        }
+      }
+      if (this.captureError && !this.stopping) {
+        this.state = 'failed';
+        throw this.captureError;
+      }
+      this.state = 'ended';
+      return this.stats();
+    } finally {
+      this.stop();
+      this.running = false;
+      this.opts.signal?.removeEventListener('abort', onAbort);
+      this.unsubscribe();
+      await this.source.close();
+      await this.stages.dispose();
+      for (const s of this.swapQueue.splice(0)) s.reject(new EdgetuneError('EIO', 'stream stopped before the model swap'));
+    }
+  }
+
+  private emitResult(cur: Prepared, probs: Float32Array, inferMs: number, tInf: number): void {
+    const post = this.classifier.post;
+    const top = topK(probs, this.k, post);
+    const { smoothed, index } = this.smoother.update(probs);
+    let best = 0;
+    for (let i = 1; i < smoothed.length; i++) if (smoothed[i]! > smoothed[best]!) best = i;
+    const shown = index >= 0 ? index : best;
+    const labelIndex = shown - post.labelOffset;
+    const label: SmoothedLabel =
+      index >= 0 && labelIndex >= 0
+        ? { label: post.labels[labelIndex] ?? String(labelIndex), index: labelIndex, score: round4(smoothed[shown]!) }
+        : { label: 'unknown', index: -1, score: round4(smoothed[best]!) };
+    const end = performance.now();
+    const stages: Record<Stage, number> = {
+      queue: cur.queueMs,
+      preprocess: cur.prepMs,
+      inference: inferMs,
+      postprocess: end - tInf,
+      total: end - cur.arrived,
+    };
+    for (const s of STAGES) this.lat[s].add(stages[s]);
+    this.processed++;
+    this.outRate.tick(end);
+    const result: StreamResult = {
+      seq: cur.frame.seq,
+      ts: cur.frame.timestamp,
+      top: top.map((t) => ({ ...t, score: round4(t.score) })),
+      smoothed: label,
+      ms: Math.round(stages.total * 10) / 10,
+      stages,
+      frame: cur.frame,
+      model: this.classifier.id,
+    };
+    if (cur.frame.pts !== undefined) result.pts = Math.round(cur.frame.pts * 10) / 10;
+    this.latestResult = result;
+    this.emit('result', result);
+  }
+}
+
+function round4(v: number): number {
+  return Math.round(v * 10000) / 10000;
+}
+
+/** The JSON-lines record for one result (what `watch --json` prints). */
+export function resultJson(r: StreamResult): Record<string, unknown> {
+  const o: Record<string, unknown> = { seq: r.seq, ts: r.ts };
+  if (r.pts !== undefined) o.pts = r.pts;
+  o.top = r.top;
+  o.smoothed = r.smoothed;
+  o.ms = r.ms;
+  return o;
+}
+
+/** One human line of stats. */
+export function formatStats(s: StreamStats): string {
+  const l = (st: Stage) => `${st} ${s.latency[st].p50.toFixed(1)}/${s.latency[st].p95.toFixed(1)}`;
+  return (
+    `fps in ${s.fpsIn.toFixed(1)} out ${s.fpsOut.toFixed(1)} | frames ${s.framesIn} processed ${s.processed} dropped ${s.dropped}` +
+    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.errors ? ` errors ${s.errors}` : ''}` +
+    ` | ms p50/p95: ${STAGES.map(l).join(', ')}`
+  );
+}

@@ -1,0 +1,353 @@
+// The kiosk HTTP service for a running StreamPipeline, on node:http with no framework:
+//   GET  /             minimal live page: MJPEG preview + the smoothed label (from /events)
+//   GET  /stream.mjpg  MJPEG preview (multipart/x-mixed-replace) of the frames the model sees
+//   GET  /events       Server-Sent Events: `prediction` per result (at most ~10/s), `status` on
+//                      reconnects/swaps
+//   GET  /snapshot.jpg the latest frame as JPEG
+//   GET  /healthz      200 {"status":"ok"} while frames flow, 503 while reconnecting or after failure
+//   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency summaries)
+//   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
+//                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
+//                      (Authorization: Bearer <token>), 401 without it.
+// Binds 127.0.0.1 unless told otherwise.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Classifier } from '../classify/classifier.js';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+import { encodeJpeg } from '../image/decode.js';
+import { cacheDir } from '../io/paths.js';
+import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
+import type { Frame } from '../../devices/sources/types.js';
+
+export interface ServeOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Token required for POST requests. Default process.env.EDGETUNE_TOKEN; without one every POST is refused. */
+  token?: string;
+  /** Loads a model for POST /model (a registry id or path on this machine). */
+  loadModel?: (ref: string) => Promise<Classifier>;
+  /** Preview frames per second for MJPEG clients. Default 10. */
+  previewFps?: number;
+  /** Largest ONNX upload, bytes. Default 256 MiB. */
+  maxUploadBytes?: number;
+  /** Log lines (model swaps, refused requests). */
+  log?: (line: string) => void;
+}
+
+export interface KioskServer {
+  url: string;
+  host: string;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** `host:port`, `:port`, `port` or `[v6]:port` → host and port (host defaults to 127.0.0.1). */
+export function parseListen(s: string): { host: string; port: number } {
+  const t = s.trim();
+  let host = '127.0.0.1';
+  let portText = t;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(t);
+  if (v6) {
+    host = v6[1]!;
+    portText = v6[2]!;
+  } else if (t.includes(':')) {
+    const i = t.lastIndexOf(':');
+    host = t.slice(0, i) || host;
+    portText = t.slice(i + 1);
+  }
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
+  if (!(port >= 0 && port <= 65535) || host.includes(':') && !v6) {
+    throw new EdgetuneError('EARG', `Expected host:port (e.g. 127.0.0.1:8080) for --serve but received ${JSON.stringify(s)}`);
+  }
+  return { host, port };
+}
+
+const PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>edgetune</title>
+<style>
+body{margin:0;background:#111;color:#eee;font-family:system-ui,sans-serif;text-align:center}
+img{width:min(92vw,62vh);margin-top:3vh;border-radius:8px;background:#222}
+#label{font-size:9vh;font-weight:600;margin:2vh 0 0}#label.unknown{color:#888}
+#score,#stats{color:#aaa;font-size:2.4vh}#status{color:#e96;font-size:2.4vh;min-height:3vh}
+</style></head><body>
+<img src="/stream.mjpg" alt="camera preview">
+<div id="label" class="unknown">…</div><div id="score"></div><div id="status"></div><div id="stats"></div>
+<script>
+const $=(id)=>document.getElementById(id);
+const es=new EventSource('/events');
+es.addEventListener('prediction',(e)=>{const r=JSON.parse(e.data);const s=r.smoothed;
+$('label').textContent=s.label;$('label').className=s.index<0?'unknown':'';
+$('score').textContent=(s.score*100).toFixed(0)+'% · '+r.top.slice(0,3).map((t)=>t.label+' '+(t.score*100).toFixed(0)+'%').join(', ');
+$('stats').textContent=r.model+' · frame '+r.seq+' · '+r.ms+' ms';$('status').textContent='';});
+es.addEventListener('status',(e)=>{$('status').textContent=JSON.parse(e.data).message;});
+es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
+</script></body></html>
+`;
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+/** Prometheus text exposition of the pipeline's stats. */
+export function metricsText(p: StreamPipeline): string {
+  const s = p.stats();
+  const out: string[] = [];
+  const metric = (name: string, type: string, help: string, rows: [string, number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) out.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
+  };
+  metric('edgetune_up', 'gauge', 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', [['', s.state === 'running' || s.state === 'starting' ? 1 : 0]]);
+  metric('edgetune_model_info', 'gauge', 'The model serving the stream.', [
+    [`{model="${escapeLabel(s.model)}",provider="${escapeLabel(p.provider)}",source="${escapeLabel(s.source)}"}`, 1],
+  ]);
+  metric('edgetune_frames_in_total', 'counter', 'Frames received from the source.', [['', s.framesIn]]);
+  metric('edgetune_frames_processed_total', 'counter', 'Frames classified.', [['', s.processed]]);
+  metric('edgetune_frames_dropped_total', 'counter', 'Stale frames dropped because inference was busy (latest frame wins).', [['', s.dropped]]);
+  metric('edgetune_frames_skipped_total', 'counter', 'Corrupt or unusable frames skipped.', [['', s.skipped]]);
+  metric('edgetune_inference_errors_total', 'counter', 'Frames whose inference failed.', [['', s.errors]]);
+  metric('edgetune_source_reconnects_total', 'counter', 'Times the source process was restarted.', [['', s.reconnects]]);
+  metric('edgetune_fps', 'gauge', 'Frames per second over the last seconds.', [
+    ['{direction="in"}', s.fpsIn],
+    ['{direction="out"}', s.fpsOut],
+  ]);
+  metric('edgetune_uptime_seconds', 'gauge', 'Seconds since the stream started.', [['', s.uptimeSeconds]]);
+  out.push('# HELP edgetune_stage_latency_ms Per-stage latency in milliseconds (recent window quantiles, all-time sum/count).', '# TYPE edgetune_stage_latency_ms summary');
+  for (const st of STAGES) {
+    const l = s.latency[st];
+    out.push(`edgetune_stage_latency_ms{stage="${st}",quantile="0.5"} ${l.p50}`);
+    out.push(`edgetune_stage_latency_ms{stage="${st}",quantile="0.95"} ${l.p95}`);
+    out.push(`edgetune_stage_latency_ms_sum{stage="${st}"} ${Math.round(l.mean * l.n * 100) / 100}`);
+    out.push(`edgetune_stage_latency_ms_count{stage="${st}"} ${l.n}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function tokenMatches(given: string | undefined, expected: string): boolean {
+  if (given === undefined) return false;
+  // Compare digests so lengths match and timing says nothing about the token.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function tokenFrom(req: IncomingMessage): string | undefined {
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+  const h = req.headers['x-edgetune-token'];
+  return typeof h === 'string' ? h : undefined;
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > limit) {
+        reject(new EdgetuneError('EARG', `request body over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, type = 'application/json; charset=utf-8', extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...extra });
+  res.end(body);
+}
+
+const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
+
+export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const token = opts.token ?? process.env.EDGETUNE_TOKEN;
+  const previewMs = 1000 / (opts.previewFps ?? 10);
+  const log = opts.log ?? (() => undefined);
+  const sse = new Set<ServerResponse>();
+  const mjpeg = new Set<ServerResponse>();
+
+  // One shared JPEG encoder for all preview clients, at most previewFps, newest frame first.
+  let encoding = false;
+  let lastPreview = 0;
+  const onFrame = (frame: Frame) => {
+    if (!mjpeg.size || encoding || performance.now() - lastPreview < previewMs) return;
+    encoding = true;
+    lastPreview = performance.now();
+    encodeJpeg(frame, 80).then(
+      (jpg) => {
+        encoding = false;
+        const head = `--frame\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpg.length}\r\n\r\n`;
+        for (const res of mjpeg) {
+          if (res.writableNeedDrain) continue; // a slow client skips frames instead of buffering them
+          res.write(head);
+          res.write(jpg);
+          res.write('\r\n');
+        }
+      },
+      () => (encoding = false),
+    );
+  };
+  let lastEvent = 0;
+  let pendingEvent: NodeJS.Timeout | undefined;
+  const broadcast = (event: string, data: unknown) => {
+    const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    for (const res of sse) res.write(msg);
+  };
+  const predictionOf = (r: StreamResult) => ({ ...resultJson(r), model: r.model });
+  const onResult = () => {
+    // At most ~10 predictions a second to the page; always the newest.
+    if (pendingEvent || !sse.size) return;
+    const due = Math.max(0, lastEvent + 100 - performance.now());
+    pendingEvent = setTimeout(() => {
+      pendingEvent = undefined;
+      lastEvent = performance.now();
+      if (pipeline.latestResult) broadcast('prediction', predictionOf(pipeline.latestResult));
+    }, due);
+  };
+  const onEvent = (e: { type: string; message: string }) => {
+    if (e.type !== 'end') broadcast('status', e);
+  };
+  pipeline.on('frame', onFrame);
+  pipeline.on('result', onResult);
+  pipeline.on('event', onEvent);
+
+  const swapModel = async (req: IncomingMessage, res: ServerResponse) => {
+    if (!opts.loadModel) return json(res, 501, { error: 'this server cannot load models' });
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+    let ref: string;
+    if (type === 'application/octet-stream') {
+      const bytes = await readBody(req, opts.maxUploadBytes ?? 256 * 1024 * 1024);
+      if (bytes.length === 0) return json(res, 400, { error: 'empty model upload' });
+      const dir = path.join(cacheDir(), 'uploads');
+      mkdirSync(dir, { recursive: true });
+      ref = path.join(dir, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.onnx`);
+      const tmp = `${ref}.${process.pid}.tmp`;
+      writeFileSync(tmp, bytes);
+      renameSync(tmp, ref);
+    } else {
+      const body = (await readBody(req, 64 * 1024)).toString('utf8');
+      let model: unknown;
+      try {
+        model = type === 'application/json' || body.trim().startsWith('{') ? (JSON.parse(body) as { model?: unknown }).model : body.trim();
+      } catch {
+        return json(res, 400, { error: 'body is not JSON: expected {"model":"<registry id or path>"}' });
+      }
+      if (typeof model !== 'string' || !model) return json(res, 400, { error: 'expected {"model":"<registry id or path>"}' });
+      ref = model;
+    }
+    let clf: Classifier;
+    try {
+      clf = await opts.loadModel(ref);
+    } catch (err) {
+      return json(res, 422, { error: messageOf(err) });
+    }
+    try {
+      await pipeline.swapModel(clf);
+    } catch (err) {
+      await clf.dispose();
+      return json(res, 409, { error: messageOf(err) });
+    }
+    log(`model swapped to ${clf.id} (${pipeline.provider})`);
+    json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
+      if (!token) {
+        log(`refused ${req.method} ${url.pathname}: no EDGETUNE_TOKEN configured`);
+        return json(res, 401, { error: 'POST requests are disabled: start the server with EDGETUNE_TOKEN set and send it as "Authorization: Bearer <token>"' }, { 'WWW-Authenticate': 'Bearer' });
+      }
+      if (!tokenMatches(tokenFrom(req), token)) {
+        log(`refused ${req.method} ${url.pathname}: missing or wrong token`);
+        return json(res, 401, { error: 'missing or wrong token: send "Authorization: Bearer <EDGETUNE_TOKEN>"' }, { 'WWW-Authenticate': 'Bearer' });
+      }
+      if (req.method === 'POST' && url.pathname === '/model') return swapModel(req, res);
+      return json(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
+    switch (url.pathname) {
+      case '/':
+        return send(res, 200, PAGE, 'text/html; charset=utf-8');
+      case '/healthz': {
+        const s = pipeline.stats();
+        const ok = s.state === 'running' || s.state === 'starting';
+        const lastAge = pipeline.latestResult ? Date.now() - pipeline.latestResult.ts : null;
+        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
+      }
+      case '/metrics':
+        return send(res, 200, metricsText(pipeline), 'text/plain; version=0.0.4; charset=utf-8');
+      case '/snapshot.jpg': {
+        const f = pipeline.latestFrame;
+        if (!f) return json(res, 503, { error: 'no frame yet' }, { 'Retry-After': '1' });
+        return send(res, 200, await encodeJpeg(f, 90), 'image/jpeg');
+      }
+      case '/events': {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+        res.write(`retry: 2000\n\n`);
+        if (pipeline.latestResult) res.write(`event: prediction\ndata: ${JSON.stringify(predictionOf(pipeline.latestResult))}\n\n`);
+        sse.add(res);
+        req.on('close', () => sse.delete(res));
+        return;
+      }
+      case '/stream.mjpg': {
+        res.writeHead(200, { 'Content-Type': 'multipart/x-mixed-replace; boundary=frame', 'Cache-Control': 'no-store', Connection: 'close' });
+        mjpeg.add(res);
+        req.on('close', () => mjpeg.delete(res));
+        return;
+      }
+      default:
+        return json(res, 404, { error: `no such endpoint: ${url.pathname}` });
+    }
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) json(res, err instanceof EdgetuneError && err.code === 'EARG' ? 400 : 500, { error: messageOf(err) });
+      else res.end();
+    });
+  });
+  // Periodic comments keep SSE connections open through proxies.
+  const keepAlive = setInterval(() => {
+    for (const res of sse) res.write(': keep-alive\n\n');
+  }, 15000);
+  keepAlive.unref();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new EdgetuneError('EIO', `cannot listen on ${host}:${opts.port ?? 8080}: ${err.code === 'EADDRINUSE' ? 'address in use' : err.message}`)),
+    );
+    server.listen(opts.port ?? 8080, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${urlHost}:${addr.port}/`,
+    host: addr.address,
+    port: addr.port,
+    server,
+    async close() {
+      clearInterval(keepAlive);
+      if (pendingEvent) clearTimeout(pendingEvent);
+      pipeline.off('frame', onFrame);
+      pipeline.off('result', onResult);
+      pipeline.off('event', onEvent);
+      for (const res of [...sse, ...mjpeg]) res.end();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

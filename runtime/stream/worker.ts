@@ -1,0 +1,59 @@
+// Inference worker for runtime/stream.ts. onnxruntime-node runs a session synchronously on the
+// thread that calls it, so a pipeline that ran the model on the main thread would stop reading the
+// camera while the model runs. This worker owns its own session of the same model: the main thread
+// keeps capturing and preprocessing frame n+1 while the worker runs frame n. Tensors arrive and
+// probabilities leave as transferred buffers (no copies).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { toProbabilities } from '../classify/postprocess.js';
+import type { OutputKind } from '../core/model-card.js';
+import { createSession, type SessionOptions } from '../session/session.js';
+import { asFloat32, type TensorData } from '../core/tensor.js';
+import { messageOf } from '../core/errors.js';
+
+export interface WorkerInit {
+  modelPath: string;
+  session: Pick<SessionOptions, 'providers' | 'threads' | 'graphOptimizationLevel'>;
+  inputName: string;
+  outputName: string;
+  /** The model card's output kind (`auto`: decided per row). */
+  outputKind: OutputKind;
+}
+
+export type WorkerRequest = { type: 'run'; id: number; tensor: TensorData } | { type: 'close' };
+export type WorkerReply =
+  | { type: 'ready'; provider: string }
+  | { type: 'warning'; message: string }
+  | { type: 'result'; id: number; probs: Float32Array; ms: number }
+  | { type: 'error'; id: number; message: string }
+  | { type: 'failed'; message: string };
+
+if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefined)?.edgetuneStreamWorker) {
+  const port = parentPort;
+  const init = (workerData as { edgetuneStreamWorker: WorkerInit }).edgetuneStreamWorker;
+  const post = (m: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+  try {
+    const session = await createSession(init.modelPath, { ...init.session, onWarning: (message) => post({ type: 'warning', message }) });
+    post({ type: 'ready', provider: session.provider });
+    port.on('message', async (m: WorkerRequest) => {
+      if (m.type === 'close') {
+        await session.dispose();
+        port.close();
+        return;
+      }
+      try {
+        const t = performance.now();
+        const res = await session.run({ [init.inputName]: m.tensor }, [init.outputName]);
+        const ms = performance.now() - t;
+        const row = asFloat32(res[init.outputName]!);
+        const probs = toProbabilities(row, init.outputKind).slice();
+        post({ type: 'result', id: m.id, probs, ms }, [probs.buffer as ArrayBuffer]);
+      } catch (err) {
+        post({ type: 'error', id: m.id, message: messageOf(err) });
+      }
+    });
+  } catch (err) {
+    post({ type: 'failed', message: messageOf(err) });
+    port.close();
+  }
+}

@@ -1,0 +1,279 @@
+// Backbone cut + head → one ONNX classifier. BROWSER-SAFE (no Node APIs): the CLI and the browser
+// kiosk both use it.
+//
+//   findCut(model, hint?) → CutSpec: where the embedding is taken. A hint (registry `embedding.tensor`)
+//     names the tensor; otherwise it is found: the data input of the last Gemm/MatMul/QLinearMatMul
+//     (walking back through Reshape/Flatten/Squeeze/Identity/Dropout), or for a model with no dense head
+//     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer is not a
+//     pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
+//     DequantizeLinear with the scale / zero point its consumer QLinearMatMul (or producer) uses.
+//   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
+//     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
+//     Flatten nodes of the cut.
+//   exportClassifierModel(backbone, cut, head, labels, preprocess, provenance?) → ONNX bytes: the same
+//     embedding graph + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm]) + Softmax,
+//     output `probabilities` float [N, classes], and metadata_props `edgetune.model`
+//     (runtime/model-info.ts's EmbeddedModelInfo, outputKind 'probabilities') so `classify` serves it.
+//   headFromModel(bytes) → the HeadWeights + labels + info of a model this module exported (for --resume).
+//
+// Both graphs share the embedding subgraph, so a model's predictions equal the head applied to the
+// embeddings the embedding model computes (up to float rounding).
+
+import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/model.js';
+import { findConsumers, producerMap, pruneGraph } from '../onnx/graph.js';
+import { EdgetuneError } from '../core/errors.js';
+import type { PreprocessSpec } from '../image/preprocess.js';
+import type { DenseLayer, HeadWeights } from './types.js';
+
+/** metadata_props key (the same as runtime/model-info.ts's METADATA_KEY, kept here so this module stays browser-safe). */
+export const MODEL_INFO_KEY = 'edgetune.model';
+export const EMBEDDING_OUTPUT = 'edgetune_embedding';
+export const PROBABILITIES_OUTPUT = 'probabilities';
+const PREFIX = 'edgetune_head/';
+
+export interface CutSpec {
+  /** The backbone tensor the embedding is taken from. */
+  tensor: string;
+  /** Average over the spatial dimensions (for an unpooled feature map). */
+  pool: boolean;
+  /** Initializer names of the scale and zero point when the tensor is quantized. */
+  dequantize?: { scale: string; zeroPoint: string };
+  /** Embedding width when known (from the graph's value_info or initializers), else 0. */
+  dims: number;
+}
+
+const POOL_OPS = new Set(['GlobalAveragePool', 'QLinearGlobalAveragePool', 'AveragePool', 'ReduceMean', 'GlobalMaxPool', 'MaxPool']);
+const PASS_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Identity', 'Dropout']);
+/** Input index of the output scale (zero point follows) of QOperator ops (onnxruntime contrib ops included). */
+const OUTPUT_QPARAMS: Record<string, number> = {
+  QLinearConv: 6,
+  QLinearMatMul: 6,
+  QLinearAdd: 6,
+  QLinearMul: 6,
+  QLinearGlobalAveragePool: 3,
+  QLinearAveragePool: 3,
+  QLinearLeakyRelu: 3,
+  QLinearSigmoid: 3,
+  QLinearSoftmax: 3,
+  QLinearConcat: 0,
+};
+const DENSE_OPS = new Set(['Gemm', 'MatMul', 'QLinearMatMul', 'MatMulInteger']);
+
+function notFound(msg: string): EdgetuneError {
+  return new EdgetuneError('EMODEL', msg);
+}
+
+/** Where to cut a backbone (see the module comment). */
+export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
+  const g = model.graph;
+  const prod = producerMap(g);
+  const inits = new Set(g.initializer.map((t) => t.name));
+  let tensor: string;
+  let dense: NodeProto | undefined;
+  if (hint) {
+    if (!prod.has(hint)) throw notFound(`embedding tensor "${hint}" is not produced by any node of the model`);
+    tensor = hint;
+  } else {
+    dense = [...g.node].reverse().find((n) => DENSE_OPS.has(n.opType ?? '') && n.input[0] && !inits.has(n.input[0]));
+    let start: string | undefined = dense?.input[0];
+    if (!start) {
+      const conv = [...g.node].reverse().find((n) => n.opType === 'Conv' || n.opType === 'QLinearConv');
+      if (!conv) throw notFound('cannot find an embedding: the model has no Gemm/MatMul/QLinearMatMul and no Conv; give the tensor name (registry embedding.tensor)');
+      start = conv.input[0]!;
+    }
+    tensor = start;
+    for (let p = prod.get(tensor); p && PASS_OPS.has(p.opType ?? ''); p = prod.get(tensor)) tensor = p.input[0]!;
+  }
+  const producer = prod.get(tensor)!;
+  const pooled = POOL_OPS.has(producer.opType ?? '');
+  let dequantize: CutSpec['dequantize'];
+  if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {
+    // Scale / zero point: from the QLinearMatMul that consumes it (through reshapes), else the producer's output qparams.
+    let consumer = dense;
+    if (!consumer) {
+      const seen = [tensor];
+      for (let i = 0; i < seen.length && !consumer; i++) {
+        for (const c of findConsumers(g, seen[i]!)) {
+          if (c.opType === 'QLinearMatMul' && c.input[0] === seen[i]) consumer = c;
+          else if (PASS_OPS.has(c.opType ?? '')) seen.push(c.output[0]!);
+        }
+      }
+    }
+    if (consumer?.opType === 'QLinearMatMul') dequantize = { scale: consumer.input[1]!, zeroPoint: consumer.input[2]! };
+    else if (producer.opType === 'QuantizeLinear') dequantize = { scale: producer.input[1]!, zeroPoint: producer.input[2]! };
+    else {
+      const at = OUTPUT_QPARAMS[producer.opType ?? ''];
+      if (at === undefined) throw notFound(`cannot dequantize embedding tensor "${tensor}": unknown quantized operator ${producer.opType}`);
+      dequantize = { scale: producer.input[at]!, zeroPoint: producer.input[at + 1]! };
+    }
+  }
+  return { tensor, pool: !pooled, dequantize, dims: channelsOf(model, tensor) };
+}
+
+function channelsOf(model: OnnxModel, tensor: string): number {
+  const vi = [...model.graph.valueInfo, ...model.graph.output].find((v) => v.name === tensor);
+  const d = vi?.type?.tensorType?.shape?.dim?.[1]?.dimValue;
+  return typeof d === 'number' ? d : 0;
+}
+
+function attrInt(name: string, v: number) {
+  return { name, type: 2, i: BigInt(v), floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [], sparseTensors: [] };
+}
+
+function node(opType: string, inputs: string[], outputs: string[], name: string, attrs: ReturnType<typeof attrInt>[] = []): NodeProto {
+  return { opType, input: inputs, output: outputs, name, attribute: attrs, metadataProps: [], deviceConfigurations: [] } as NodeProto;
+}
+
+function floatTensor(name: string, dims: number[], data: Float32Array): TensorProto {
+  const raw = new Uint8Array(data.length * 4);
+  const view = new DataView(raw.buffer);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
+  return { name, dims, dataType: 1, rawData: raw, floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], metadataProps: [] } as TensorProto;
+}
+
+function floatOutput(name: string, batch: ValueInfoProto | undefined, width: number): ValueInfoProto {
+  const b = batch?.type?.tensorType?.shape?.dim?.[0];
+  const batchDim = b?.dimParam ? { dimParam: b.dimParam } : { dimValue: b?.dimValue ?? 1 };
+  return { name, type: { tensorType: { elemType: 1, shape: { dim: [batchDim, width > 0 ? { dimValue: width } : { dimParam: 'features' }] } } }, metadataProps: [] } as ValueInfoProto;
+}
+
+/** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
+function imageInput(g: GraphProto): ValueInfoProto | undefined {
+  const inits = new Set(g.initializer.map((t) => t.name));
+  return g.input.find((i) => !inits.has(i.name));
+}
+
+function opsetOf(model: OnnxModel): number {
+  return model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 1;
+}
+
+/** The backbone pruned to `outputs`, with the cut's nodes appended; graph outputs replaced. */
+function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; embedding: string } {
+  const g = model.graph;
+  if (cut.dequantize && opsetOf(model) < 10) throw notFound('cannot dequantize the embedding: the model\'s opset is below 10');
+  const extra: NodeProto[] = [];
+  let t = cut.tensor;
+  const already = t === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
+  if (already && (cut.pool || cut.dequantize)) throw notFound(`${EMBEDDING_OUTPUT} is already pooled and dequantized`);
+  if (cut.dequantize) {
+    extra.push(node('DequantizeLinear', [t, cut.dequantize.scale, cut.dequantize.zeroPoint], [PREFIX + 'dequantized'], PREFIX + 'dequantize'));
+    t = PREFIX + 'dequantized';
+  }
+  if (cut.pool) {
+    extra.push(node('GlobalAveragePool', [t], [PREFIX + 'pooled'], PREFIX + 'pool'));
+    t = PREFIX + 'pooled';
+  }
+  if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', [attrInt('axis', 1)]));
+  // The embedding becomes the only output; the toolkit prunes everything it does not need.
+  const graph: GraphProto = { ...g, node: [...g.node, ...extra], output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)] };
+  pruneGraph(graph);
+  return { model: { ...model, graph, metadataProps: model.metadataProps.filter((p) => p.key !== MODEL_INFO_KEY) }, embedding: EMBEDDING_OUTPUT };
+}
+
+function asModel(backbone: Uint8Array | OnnxModel): OnnxModel {
+  return backbone instanceof Uint8Array ? decodeModel(backbone) : backbone;
+}
+
+/** ONNX bytes computing the embedding (output `edgetune_embedding`, float [N, dims]). */
+export function embeddingModel(backbone: Uint8Array | OnnxModel, cut: CutSpec): Uint8Array {
+  return encodeModel(buildEmbedding(asModel(backbone), cut).model);
+}
+
+/** The information a classifier model carries (runtime/model-info.ts's EmbeddedModelInfo). */
+export interface ExportedModelInfo {
+  version: 1;
+  labels: string[];
+  preprocess: PreprocessSpec;
+  outputKind: 'probabilities';
+  outputName: string;
+  provenance?: Record<string, unknown>;
+}
+
+function checkHead(head: HeadWeights, labels: readonly string[], dims: number): void {
+  if (labels.length !== head.classes) throw new EdgetuneError('EARG', `Expected ${head.classes} labels for the head but received ${labels.length}`);
+  if (dims > 0 && head.dims !== dims) throw new EdgetuneError('EARG', `Expected a head on ${dims}-d embeddings but received one on ${head.dims}-d`);
+  head.layers.forEach((l: DenseLayer, i) => {
+    if (l.weight.length !== l.in * l.out || l.bias.length !== l.out) throw new EdgetuneError('EARG', `head layer ${i}: weight/bias sizes do not match ${l.out}×${l.in}`);
+  });
+}
+
+/** Backbone + cut + trained head + labels + preprocessing → one ONNX classifier (see the module comment). */
+export function exportClassifierModel(
+  backbone: Uint8Array | OnnxModel,
+  cut: CutSpec,
+  head: HeadWeights,
+  labels: readonly string[],
+  preprocess: PreprocessSpec,
+  provenance?: Record<string, unknown>,
+): Uint8Array {
+  checkHead(head, labels, cut.dims);
+  const { model, embedding } = buildEmbedding(asModel(backbone), cut);
+  const g = model.graph;
+  const nodes: NodeProto[] = [];
+  const inits: TensorProto[] = [];
+  let t = embedding;
+  if (head.normalize) {
+    nodes.push(node('LpNormalization', [t], [PREFIX + 'normalized'], PREFIX + 'normalize', [attrInt('axis', 1), attrInt('p', 2)]));
+    t = PREFIX + 'normalized';
+  }
+  head.layers.forEach((L, l) => {
+    const w = `${PREFIX}dense${l}/weight`;
+    const b = `${PREFIX}dense${l}/bias`;
+    inits.push(floatTensor(w, [L.out, L.in], L.weight), floatTensor(b, [L.out], L.bias));
+    const out = `${PREFIX}dense${l}`;
+    const gemm = node('Gemm', [t, w, b], [out], `${PREFIX}gemm${l}`, [attrInt('transB', 1)]);
+    if (l === 0) gemm.docString = `edgetune head: ${head.kind}`;
+    nodes.push(gemm);
+    t = out;
+    if (l < head.layers.length - 1) {
+      nodes.push(node('Relu', [t], [`${out}/relu`], `${PREFIX}relu${l}`));
+      t = `${out}/relu`;
+    }
+  });
+  nodes.push(node('Softmax', [t], [PROBABILITIES_OUTPUT], PREFIX + 'softmax', [attrInt('axis', 1)]));
+  const info: ExportedModelInfo = { version: 1, labels: [...labels], preprocess, outputKind: 'probabilities', outputName: PROBABILITIES_OUTPUT, provenance };
+  const out: OnnxModel = {
+    ...model,
+    producerName: 'edgetune',
+    producerVersion: '0.1.0',
+    graph: {
+      ...g,
+      node: [...g.node, ...nodes],
+      initializer: [...g.initializer, ...inits],
+      output: [floatOutput(PROBABILITIES_OUTPUT, imageInput(g), head.classes)],
+    },
+    metadataProps: [...model.metadataProps, { key: MODEL_INFO_KEY, value: JSON.stringify(info) }],
+  };
+  return encodeModel(out);
+}
+
+function readFloats(t: TensorProto): Float32Array {
+  if (t.rawData && t.rawData.length) {
+    const v = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
+    return Float32Array.from({ length: t.rawData.byteLength / 4 }, (_, i) => v.getFloat32(i * 4, true));
+  }
+  return Float32Array.from(t.floatData);
+}
+
+/** What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut. */
+export function headFromModel(bytes: Uint8Array | OnnxModel): { head: HeadWeights; info: ExportedModelInfo; model: OnnxModel; cut: CutSpec } {
+  const model = asModel(bytes);
+  const raw = model.metadataProps.find((p) => p.key === MODEL_INFO_KEY)?.value;
+  const g = model.graph;
+  const gemms = g.node.filter((n) => n.opType === 'Gemm' && (n.name ?? '').startsWith(PREFIX));
+  if (!raw || gemms.length === 0 || !g.node.some((n) => n.output.includes(EMBEDDING_OUTPUT))) {
+    throw new EdgetuneError('EMODEL', 'not a model exported by edgetune finetune (no edgetune head in the graph)');
+  }
+  const info = JSON.parse(raw) as ExportedModelInfo;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  const layers: DenseLayer[] = gemms.map((n) => {
+    const w = inits.get(n.input[1]!)!;
+    const b = inits.get(n.input[2]!)!;
+    return { out: w.dims[0]!, in: w.dims[1]!, weight: readFloats(w), bias: readFloats(b) };
+  });
+  const normalize = g.node.some((n) => n.opType === 'LpNormalization' && (n.name ?? '').startsWith(PREFIX));
+  const named = /^edgetune head: (linear|mlp|prototype)$/.exec(gemms[0]!.docString ?? '')?.[1] as HeadWeights['kind'] | undefined;
+  const kind = named ?? (layers.length > 1 ? 'mlp' : normalize ? 'prototype' : 'linear');
+  const head: HeadWeights = { format: 'edgetune.head', version: 1, kind, dims: layers[0]!.in, classes: layers.at(-1)!.out, normalize, layers };
+  return { head, info, model, cut: { tensor: EMBEDDING_OUTPUT, pool: false, dims: head.dims } };
+}

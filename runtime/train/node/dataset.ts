@@ -1,0 +1,148 @@
+// Image-folder datasets (torchvision ImageFolder layout: one sub-folder per class) for fine-tuning:
+// scanning with clear refusals (missing folder, fewer than two classes, an empty class), files that
+// are not images listed as skipped, per-class counts with an imbalance warning, and a seeded
+// stratified train/validation split.
+
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError } from '../../core/errors.js';
+import { isImageFile } from '../../io/files.js';
+import { createRng } from '../../core/rng.js';
+
+export interface DatasetItem {
+  file: string;
+  /** Index into Dataset.classes. */
+  label: number;
+}
+
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+export interface Dataset {
+  root: string;
+  classes: string[];
+  items: DatasetItem[];
+  skipped: SkippedFile[];
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The image files of one class folder (recursive, sorted); other files go to `skipped`. */
+export async function listImages(dir: string, skipped: SkippedFile[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (isImageFile(e.name)) out.push(p);
+      else skipped.push({ file: p, reason: `not an image file (${path.extname(e.name) || 'no extension'})` });
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/**
+ * Scan a folder-per-class dataset. `classes` fixes the class list and order (a validation folder must
+ * use the training classes; a class missing from it is allowed, an unknown class is an error).
+ */
+export async function scanDataset(root: string, opts: { classes?: readonly string[]; what?: string } = {}): Promise<Dataset> {
+  const what = opts.what ?? 'dataset';
+  let st;
+  try {
+    st = await stat(root);
+  } catch {
+    throw new EdgetuneError('EINPUT', `${root}: ${what} folder not found`, { subject: root });
+  }
+  if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${root}: ${what} is not a folder (expected one sub-folder per class)`, { subject: root });
+  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
+  const found: string[] = [];
+  for (const e of entries) if (e.isDirectory() || (e.isSymbolicLink() && (await isDir(path.join(root, e.name))))) found.push(e.name);
+  found.sort();
+  const skipped: SkippedFile[] = [];
+  for (const e of entries) if (!found.includes(e.name)) skipped.push({ file: path.join(root, e.name), reason: 'not inside a class folder' });
+  let classes: string[];
+  if (opts.classes) {
+    const unknown = found.filter((c) => !opts.classes!.includes(c));
+    if (unknown.length) {
+      throw new EdgetuneError('EINPUT', `${root}: ${what} has class folder(s) ${unknown.map((c) => `"${c}"`).join(', ')} that the training set does not have (${opts.classes.join(', ')})`, { subject: root });
+    }
+    classes = [...opts.classes];
+  } else {
+    classes = found;
+    if (classes.length < 2) {
+      throw new EdgetuneError(
+        'EINPUT',
+        `${root}: ${what} has ${classes.length === 0 ? 'no class folders' : `only one class folder ("${classes[0]}")`}; a classifier needs at least 2 (one sub-folder of images per class)`,
+        { subject: root },
+      );
+    }
+  }
+  const items: DatasetItem[] = [];
+  for (const [label, name] of classes.entries()) {
+    if (!found.includes(name)) continue;
+    const dir = path.join(root, name);
+    const files = await listImages(dir, skipped);
+    if (files.length === 0 && !opts.classes) {
+      throw new EdgetuneError('EINPUT', `${dir}: class "${name}" has no images`, { subject: dir });
+    }
+    for (const file of files) items.push({ file, label });
+  }
+  return { root, classes, items, skipped };
+}
+
+export function classCounts(items: readonly DatasetItem[], classes: number): number[] {
+  const c = new Array<number>(classes).fill(0);
+  for (const it of items) c[it.label]!++;
+  return c;
+}
+
+/** A warning when the largest class has more than 1.5× the images of the smallest, else undefined. */
+export function imbalanceWarning(counts: readonly number[], names: readonly string[]): string | undefined {
+  const max = Math.max(...counts);
+  const min = Math.min(...counts);
+  if (min > 0 && max / min <= 1.5) return undefined;
+  const lo = names[counts.indexOf(min)];
+  const hi = names[counts.indexOf(max)];
+  return `classes are imbalanced ("${hi}" ${max} images, "${lo}" ${min}); training uses balanced class weights`;
+}
+
+/** Refuse a class with no (decodable) training images. */
+export function checkNoEmptyClass(items: readonly DatasetItem[], classes: readonly string[], root: string): void {
+  const counts = classCounts(items, classes.length);
+  const empty = counts.findIndex((c) => c === 0);
+  if (empty >= 0) {
+    throw new EdgetuneError('EINPUT', `${path.join(root, classes[empty]!)}: class "${classes[empty]}" has no usable training images`, { subject: classes[empty] });
+  }
+}
+
+/**
+ * Seeded stratified split: per class, a shuffled `fraction` of the images (rounded, at least one when
+ * the class has two or more) goes to validation.
+ */
+export function stratifiedSplit(items: readonly DatasetItem[], classes: number, fraction: number, seed: number): { train: DatasetItem[]; val: DatasetItem[] } {
+  const train: DatasetItem[] = [];
+  const val: DatasetItem[] = [];
+  for (let c = 0; c < classes; c++) {
+    const mine = items.filter((i) => i.label === c);
+    const rng = createRng(seed, `split:${c}`);
+    const idx = mine.map((_, i) => i);
+    rng.shuffle(idx);
+    let k = Math.round(mine.length * fraction);
+    if (fraction > 0 && k === 0 && mine.length >= 2) k = 1;
+    if (k >= mine.length) k = mine.length - 1;
+    const chosen = new Set(idx.slice(0, k));
+    mine.forEach((it, i) => (chosen.has(i) ? val : train).push(it));
+  }
+  return { train, val };
+}

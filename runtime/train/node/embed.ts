@@ -1,0 +1,355 @@
+// Embeddings for head training (Node): a backbone cut into an embedding session (runtime/export-head.ts
+// builds the graph), images decoded once each, K augmented views per image rendered from that one
+// decode, session.run batched when the model has a dynamic batch dimension, and an on-disk cache of
+// every embedding keyed by (model + cut, file content hash, view parameters), so repeated runs, added
+// images and added classes only embed what is new. Undecodable images are reported and skipped.
+
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeBase, renderViewSharp } from './augment-sharp.js';
+import { IDENTITY_VIEW, isIdentityView, sampleView, viewKey, viewRng, type AugmentSpec, type ViewParams } from '../augment/ops.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
+import { EMBEDDING_OUTPUT, embeddingModel, findCut, type CutSpec } from '../export.js';
+import { decodeImage } from '../../image/decode.js';
+import { decodeModel, type OnnxModel } from '../../onnx/model.js';
+import { checkSpec, toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
+import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
+import { asFloat32, concatFloat32 } from '../../core/tensor.js';
+import { cacheDir } from '../../io/paths.js';
+import { resolveModel } from '../../../models/loader.js';
+import { specOf, type ModelEntry } from '../../../models/registry.js';
+
+export interface Backbone {
+  /** Registry id or file name. */
+  id: string;
+  /** The model the cut applies to. */
+  model: OnnxModel;
+  spec: PreprocessSpec;
+  cut: CutSpec;
+  /** Identifies backbone + cut in cache keys (sha256 of the original model file and the cut tensor); the preprocessing is added per embed. */
+  key: string;
+  /** sha256 of the base model file. */
+  sha256: string;
+  entry?: ModelEntry;
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A registry model (or a path to one) as a backbone: preprocessing from the registry, cut from the entry or found. */
+export async function loadBackbone(ref: string): Promise<Backbone> {
+  const r = await resolveModel(ref);
+  if (!r.entry) {
+    throw new EdgetuneError('EMODEL', `${ref}: fine-tuning needs a registry model (its preprocessing and labels), e.g. mobilenetv2-int8; to extend a fine-tuned model use --resume`, { subject: ref });
+  }
+  const bytes = new Uint8Array(await readFile(r.path));
+  const model = decodeModel(bytes);
+  const cut = findCut(model, r.entry.embedding?.tensor ?? null);
+  if (!cut.dims && r.entry.embedding?.dims) cut.dims = r.entry.embedding.dims;
+  const hash = sha256(bytes);
+  return { id: r.entry.id, model, spec: checkSpec(specOf(r.entry)), cut, key: sha256(`${hash}|${cut.tensor}`), sha256: hash, entry: r.entry };
+}
+
+/** Size cap of the embedding cache by default: 512 MB (about 100 000 MobileNetV2 embeddings). */
+export const DEFAULT_EMBEDDING_CACHE_MB = 512;
+
+export interface EmbeddingCacheOptions {
+  /** Size cap in bytes: after a run that wrote, the least recently used files go until the cache is under 90% of it. Default EDGETUNE_EMBED_CACHE_MB (512) MB. */
+  maxBytes?: number;
+}
+
+export interface PruneResult {
+  files: number;
+  bytes: number;
+  removed: number;
+}
+
+/**
+ * On-disk embedding cache: one little-endian float32 file per (backbone, image content, view),
+ * bounded: a hit refreshes the file's time, and prune() removes the least recently used files once
+ * the cache is over its size cap.
+ */
+export class EmbeddingCache {
+  readonly dir: string;
+  readonly maxBytes: number;
+  hits = 0;
+  misses = 0;
+  /** Files written since the last prune. */
+  written = 0;
+  /** Cache size as of the last walk plus what was written since (an overestimate when files are rewritten). */
+  private knownBytes?: number;
+  private knownFiles = 0;
+  constructor(dir = path.join(cacheDir(), 'embeddings'), opts: EmbeddingCacheOptions = {}) {
+    this.dir = dir;
+    const envMb = process.env.EDGETUNE_EMBED_CACHE_MB;
+    const mb = envMb === undefined || envMb === '' ? DEFAULT_EMBEDDING_CACHE_MB : Number(envMb);
+    if (opts.maxBytes === undefined && !(Number.isFinite(mb) && mb > 0)) throw invalidParameter('EDGETUNE_EMBED_CACHE_MB', 'positive number of megabytes', envMb);
+    if (opts.maxBytes !== undefined && !(opts.maxBytes > 0)) throw invalidParameter('maxBytes', 'positive number', opts.maxBytes);
+    this.maxBytes = opts.maxBytes ?? Math.round(mb * 1024 * 1024);
+  }
+  private file(key: string): string {
+    return path.join(this.dir, key.slice(0, 2), `${key}.f32`);
+  }
+  async get(key: string, dims: number): Promise<Float32Array | undefined> {
+    const f = this.file(key);
+    try {
+      const b = await readFile(f);
+      if (dims && b.byteLength !== dims * 4) return undefined;
+      this.hits++;
+      const now = new Date();
+      await utimes(f, now, now).catch(() => undefined);
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    } catch {
+      return undefined;
+    }
+  }
+  async put(key: string, v: Float32Array): Promise<void> {
+    const f = this.file(key);
+    try {
+      await mkdir(path.dirname(f), { recursive: true });
+      const tmp = `${f}.${process.pid}.tmp`;
+      await writeFile(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      await rename(tmp, f);
+      this.written++;
+      if (this.knownBytes !== undefined) {
+        this.knownBytes += v.byteLength;
+        this.knownFiles++;
+      }
+    } catch {
+      // a read-only or full cache only costs speed
+    }
+  }
+  /**
+   * Remove least recently used files until the cache is under 90% of maxBytes (nothing when it is
+   * under maxBytes). The folder is walked once per cache object; later calls walk again only when
+   * what was written since could have crossed the cap.
+   */
+  async prune(): Promise<PruneResult> {
+    this.written = 0;
+    if (this.knownBytes !== undefined && this.knownBytes <= this.maxBytes) return { files: this.knownFiles, bytes: this.knownBytes, removed: 0 };
+    const entries: { file: string; size: number; time: number }[] = [];
+    let shards: string[];
+    try {
+      shards = await readdir(this.dir);
+    } catch {
+      return { files: 0, bytes: 0, removed: 0 };
+    }
+    for (const shard of shards) {
+      const sub = path.join(this.dir, shard);
+      let names: string[];
+      try {
+        names = await readdir(sub);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        if (!n.endsWith('.f32')) continue;
+        const file = path.join(sub, n);
+        const st = await stat(file).catch(() => undefined);
+        if (st?.isFile()) entries.push({ file, size: st.size, time: st.mtimeMs });
+      }
+    }
+    let bytes = entries.reduce((a, e) => a + e.size, 0);
+    let removed = 0;
+    if (bytes > this.maxBytes) {
+      const target = 0.9 * this.maxBytes;
+      entries.sort((a, b) => a.time - b.time);
+      for (const e of entries) {
+        if (bytes <= target) break;
+        if (await rm(e.file, { force: true }).then(() => true, () => false)) {
+          bytes -= e.size;
+          removed++;
+        }
+      }
+    }
+    this.knownBytes = bytes;
+    this.knownFiles = entries.length - removed;
+    return { files: this.knownFiles, bytes, removed };
+  }
+}
+
+export interface EmbedOptions {
+  /** Augmentation for views 1..views-1 (view 0 is always the evaluation preprocessing). */
+  augment?: AugmentSpec;
+  views?: number;
+  seed?: number;
+  cache?: EmbeddingCache | null;
+  /** Images per session.run (models with a fixed batch of 1 use 1). Default 16. */
+  batch?: number;
+  session?: SessionOptions;
+  signal?: AbortSignal;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface EmbedResult {
+  dims: number;
+  views: number;
+  /** For item i, view v: row i·views + v of `features` (rows of skipped items are zeros). */
+  features: Float32Array;
+  ok: boolean[];
+  skipped: { file: string; reason: string }[];
+  hits: number;
+  computed: number;
+  ms: number;
+}
+
+/** An embedding session for a backbone; reuse it across several embed() calls. */
+export class Embedder {
+  private constructor(
+    readonly backbone: Backbone,
+    readonly session: ModelSession,
+    readonly maxBatch: number,
+  ) {}
+
+  static async open(backbone: Backbone, options: SessionOptions = {}): Promise<Embedder> {
+    const bytes = embeddingModel(backbone.model, backbone.cut);
+    const session = await createSession(bytes, options);
+    const inputInfo = session.inputs[0]!;
+    const b = inputInfo.shape[0];
+    return new Embedder(backbone, session, typeof b === 'number' && b > 0 ? b : 64);
+  }
+
+  /** Embeddings of decoded model-size images. */
+  async run(images: readonly HwcImage[]): Promise<Float32Array> {
+    const input = this.session.inputs[0]!.name;
+    const parts: Float32Array[] = [];
+    for (let i = 0; i < images.length; i += this.maxBatch) {
+      const chunk = images.slice(i, i + this.maxBatch);
+      const r = await this.session.run({ [input]: toTensor(chunk, this.backbone.spec) }, [EMBEDDING_OUTPUT]);
+      parts.push(asFloat32(r[EMBEDDING_OUTPUT]!).slice());
+    }
+    const out = concatFloat32(parts);
+    if (!this.backbone.cut.dims && images.length) this.backbone.cut.dims = out.length / images.length;
+    return out;
+  }
+
+  /** Embed files: `views` per file (view 0 clean), from the cache where possible. */
+  async embed(files: readonly string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
+    const t0 = performance.now();
+    const views = opts.views ?? 1;
+    const seed = opts.seed ?? 42;
+    const cache = opts.cache === undefined ? new EmbeddingCache() : opts.cache;
+    const batch = Math.max(1, Math.min(opts.batch ?? 16, this.maxBatch));
+    const spec = this.backbone.spec;
+    const ok = files.map(() => true);
+    const skipped: EmbedResult['skipped'] = [];
+    const rows: (Float32Array | undefined)[] = new Array(files.length * views);
+    let hits = 0;
+    let computed = 0;
+    // Work list: per file, the views whose embedding is not cached.
+    interface Job { row: number; key: string; params: ViewParams }
+    interface Prepared { jobs: Job[]; images: HwcImage[] }
+    let dims = this.backbone.cut.dims;
+    // the preprocessing is part of the key: the same file under another crop is another embedding
+    const keyBase = sha256(`${this.backbone.key}|${JSON.stringify(spec)}`);
+    const todo: { file: number; bytes: Uint8Array; jobs: Job[] }[] = [];
+    let done = 0;
+    const total = files.length;
+    for (let i = 0; i < files.length; i++) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(files[i]!));
+        if (bytes.byteLength === 0) throw new Error('empty file (0 bytes)');
+      } catch (err) {
+        ok[i] = false;
+        skipped.push({ file: files[i]!, reason: (err as NodeJS.ErrnoException).code ? `cannot read file (${(err as NodeJS.ErrnoException).code})` : messageOf(err) });
+        continue;
+      }
+      const fileHash = sha256(bytes);
+      const jobs: Job[] = [];
+      for (let v = 0; v < views; v++) {
+        const params = v === 0 ? IDENTITY_VIEW : sampleView(opts.augment ?? {}, viewRng(seed, fileHash, v));
+        const key = sha256(`${keyBase}|${fileHash}|${isIdentityView(params) ? 'clean' : viewKey(params)}`);
+        const hit = cache && dims ? await cache.get(key, dims) : undefined;
+        if (hit) {
+          rows[i * views + v] = hit;
+          hits++;
+        } else jobs.push({ row: i * views + v, key, params });
+      }
+      if (jobs.length) todo.push({ file: i, bytes, jobs });
+      else opts.onProgress?.(++done, total);
+    }
+    // Decode (sharp, on libuv threads) one group ahead of the session.
+    const prepare = async (group: typeof todo): Promise<Prepared & { files: number[] }> => {
+      const jobs: Job[] = [];
+      const images: HwcImage[] = [];
+      const results = await Promise.all(
+        group.map(async (g) => {
+          const name = files[g.file]!;
+          try {
+            const imgs: HwcImage[] = [];
+            let base: HwcImage | undefined;
+            for (const j of g.jobs) {
+              if (isIdentityView(j.params)) imgs.push(await decodeImage(g.bytes, spec, {}, name));
+              else {
+                base ??= await decodeBase(g.bytes, spec, name);
+                imgs.push(await renderViewSharp(base, j.params, spec));
+              }
+            }
+            return imgs;
+          } catch (err) {
+            ok[g.file] = false;
+            const m = messageOf(err);
+            skipped.push({ file: name, reason: m.startsWith(name + ': ') ? m.slice(name.length + 2) : m });
+            return undefined;
+          }
+        }),
+      );
+      group.forEach((g, k) => {
+        const imgs = results[k];
+        if (!imgs) return;
+        jobs.push(...g.jobs);
+        images.push(...imgs);
+      });
+      return { jobs, images, files: group.map((g) => g.file) };
+    };
+    const groups: (typeof todo)[] = [];
+    {
+      let cur: typeof todo = [];
+      let n = 0;
+      for (const t of todo) {
+        cur.push(t);
+        n += t.jobs.length;
+        if (n >= batch) {
+          groups.push(cur);
+          cur = [];
+          n = 0;
+        }
+      }
+      if (cur.length) groups.push(cur);
+    }
+    let next = groups.length ? prepare(groups[0]!) : undefined;
+    for (let gi = 0; gi < groups.length; gi++) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      const p = await next!;
+      next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : undefined;
+      if (p.images.length) {
+        const emb = await this.run(p.images);
+        dims = emb.length / p.images.length;
+        for (let k = 0; k < p.jobs.length; k++) {
+          const v = emb.slice(k * dims, (k + 1) * dims);
+          rows[p.jobs[k]!.row] = v;
+          computed++;
+          if (cache) await cache.put(p.jobs[k]!.key, v);
+        }
+      }
+      done += p.files.length;
+      opts.onProgress?.(done, total);
+    }
+    if (cache?.written) await cache.prune();
+    if (!dims) dims = this.backbone.cut.dims;
+    if (!dims) throw new EdgetuneError('EINPUT', 'no image could be embedded');
+    const features = new Float32Array(files.length * views * dims);
+    rows.forEach((r, i) => {
+      if (r && ok[Math.floor(i / views)]) features.set(r, i * dims);
+    });
+    return { dims, views, features, ok, skipped, hits, computed, ms: performance.now() - t0 };
+  }
+
+  dispose(): Promise<void> {
+    return this.session.dispose();
+  }
+}

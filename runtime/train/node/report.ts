@@ -1,0 +1,93 @@
+// The fine-tuning report picture: loss and accuracy curves per epoch (train and validation, best epoch
+// marked) and the validation confusion matrix, drawn as SVG (no plotting stack) and rendered to PNG
+// with sharp (librsvg).
+
+import sharp from 'sharp';
+import type { EpochStats } from '../types.js';
+
+export interface ReportFigure {
+  title: string;
+  history: EpochStats[];
+  bestEpoch: number;
+  labels: string[];
+  /** Rows = true labels, columns = predicted. */
+  confusion: number[][];
+  /** Lines of text printed under the title. */
+  notes: string[];
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const fmt = (v: number) => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
+
+function chart(x0: number, y0: number, w: number, h: number, title: string, series: { name: string; color: string; values: (number | undefined)[] }[], best: number, fixed?: [number, number]): string {
+  const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined && Number.isFinite(v)));
+  let lo = fixed ? fixed[0] : Math.min(...all, 0);
+  let hi = fixed ? fixed[1] : Math.max(...all, 1e-6);
+  if (hi === lo) hi = lo + 1;
+  const n = Math.max(1, ...series.map((s) => s.values.length));
+  const px = (i: number) => x0 + 40 + ((w - 50) * i) / Math.max(1, n - 1);
+  const py = (v: number) => y0 + h - 25 - ((h - 45) * (v - lo)) / (hi - lo);
+  let out = `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="#fff" stroke="#ccc"/>`;
+  out += `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-size="13" font-weight="bold">${esc(title)}</text>`;
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + ((hi - lo) * k) / 4;
+    out += `<line x1="${x0 + 40}" x2="${x0 + w - 10}" y1="${py(v)}" y2="${py(v)}" stroke="#eee"/>`;
+    out += `<text x="${x0 + 36}" y="${py(v) + 4}" text-anchor="end" font-size="10">${fmt(v)}</text>`;
+  }
+  out += `<text x="${x0 + w / 2}" y="${y0 + h - 6}" text-anchor="middle" font-size="10">epoch (1–${n})</text>`;
+  if (best >= 1) out += `<line x1="${px(best - 1)}" x2="${px(best - 1)}" y1="${y0 + 20}" y2="${y0 + h - 25}" stroke="#999" stroke-dasharray="4 3"/><text x="${px(best - 1) + 3}" y="${y0 + 30}" font-size="10" fill="#666">best ${best}</text>`;
+  series.forEach((s, si) => {
+    const pts = s.values.map((v, i) => (v === undefined || !Number.isFinite(v) ? undefined : `${px(i).toFixed(1)},${py(v).toFixed(1)}`)).filter(Boolean);
+    if (pts.length) out += `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(' ')}"/>`;
+    out += `<rect x="${x0 + w - 90}" y="${y0 + 22 + si * 14}" width="10" height="3" fill="${s.color}"/><text x="${x0 + w - 76}" y="${y0 + 27 + si * 14}" font-size="10">${esc(s.name)}</text>`;
+  });
+  return out;
+}
+
+function matrix(x0: number, y0: number, size: number, labels: string[], m: number[][]): string {
+  const k = labels.length;
+  const pad = 90;
+  const cell = Math.max(8, Math.floor((size - pad) / Math.max(1, k)));
+  let out = `<text x="${x0 + pad + (cell * k) / 2}" y="${y0 + 14}" text-anchor="middle" font-size="13" font-weight="bold">confusion (rows: true, columns: predicted)</text>`;
+  const top = y0 + 30 + 14;
+  for (let r = 0; r < k; r++) {
+    const total = m[r]!.reduce((a, b) => a + b, 0) || 1;
+    out += `<text x="${x0 + pad - 4}" y="${top + r * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(labels[r]!.slice(0, 14))}</text>`;
+    for (let c = 0; c < k; c++) {
+      const v = m[r]![c]!;
+      const a = v / total;
+      const color = r === c ? `rgba(30,120,60,${0.15 + 0.85 * a})` : `rgba(200,40,40,${v ? 0.15 + 0.85 * a : 0})`;
+      out += `<rect x="${x0 + pad + c * cell}" y="${top + r * cell}" width="${cell}" height="${cell}" fill="${color}" stroke="#ddd"/>`;
+      if (cell >= 18) out += `<text x="${x0 + pad + c * cell + cell / 2}" y="${top + r * cell + cell / 2 + 4}" text-anchor="middle" font-size="${Math.min(12, cell / 2.5)}">${v}</text>`;
+    }
+  }
+  for (let c = 0; c < k; c++) {
+    out += `<text transform="translate(${x0 + pad + c * cell + cell / 2},${top - 4}) rotate(-30)" font-size="10">${esc(labels[c]!.slice(0, 12))}</text>`;
+  }
+  return out;
+}
+
+export function reportSvg(f: ReportFigure): string {
+  const W = 1000;
+  const H = 700;
+  const h = f.history;
+  let body = `<rect width="${W}" height="${H}" fill="#fafafa"/>`;
+  body += `<text x="20" y="28" font-size="18" font-weight="bold">${esc(f.title)}</text>`;
+  f.notes.forEach((n, i) => (body += `<text x="20" y="${50 + i * 16}" font-size="12">${esc(n)}</text>`));
+  const top = 60 + f.notes.length * 16;
+  body += chart(20, top, 470, 280, 'loss', [
+    { name: 'train', color: '#1f77b4', values: h.map((e) => e.trainLoss) },
+    { name: 'validation', color: '#d62728', values: h.map((e) => e.valLoss) },
+  ], f.bestEpoch);
+  body += chart(510, top, 470, 280, 'accuracy', [
+    { name: 'train', color: '#1f77b4', values: h.map((e) => e.trainAccuracy) },
+    { name: 'validation', color: '#d62728', values: h.map((e) => e.valAccuracy) },
+  ], f.bestEpoch, [0, 1]);
+  body += matrix(20, top + 295, H - top - 295, f.labels, f.confusion);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">${body}</svg>`;
+}
+
+/** The report as PNG bytes. */
+export async function reportPng(f: ReportFigure): Promise<Buffer> {
+  return sharp(Buffer.from(reportSvg(f))).png().toBuffer();
+}

@@ -1,0 +1,302 @@
+// End-to-end test of the browser kiosk in real headless Chromium (Debian chromium + playwright-core)
+// with a fake camera fed from ../shared/camera/slow_traffic_small.mp4 (turned into a y4m by ffmpeg in
+// a temp dir). It runs the built CLI's `edgetune kiosk`, checks live predictions on the traffic
+// frames, the WebNN → WebGPU → wasm fallback and its messages, then teaches ants vs bees from uploaded
+// hymenoptera photos, checks the page's validation accuracy and confusion matrix, classifies held-back
+// val photos with the new model, reloads (IndexedDB persistence) and serves the exported ONNX with the
+// CLI. EDGETUNE_KIOSK_SCREENSHOT=<png> also saves a screenshot of the running app (docs/kiosk.png).
+
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+
+const CHROMIUM = process.env.EDGETUNE_CHROMIUM ?? '/usr/bin/chromium';
+/** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
+const VEHICLES = new Set([
+  'minivan', 'limousine', 'race car', 'semi-trailer truck', 'taxicab', 'convertible', 'sports car', 'station wagon',
+  'pickup truck', 'police car', 'jeep', 'moving van', 'minibus', 'trolleybus', 'tow truck', 'garbage truck', 'car wheel',
+  'tram', 'school bus', 'ambulance', 'fire truck', 'recreational vehicle', 'go-kart', 'cab', 'trailer truck',
+]);
+/** Photos per class uploaded in teach mode (every 8th jpg of hymenoptera/train, sorted). */
+const PER_CLASS = 15;
+/**
+ * The page's validation split is 4 photos per class of these 15; measured 0.75 (6 of 8: two ant photos
+ * the exported model also calls bees in the CLI) with every trainer setting tried.
+ */
+const VAL_ACCURACY_FLOOR = 0.75;
+/** The exported model on all 153 hymenoptera/val photos (CLI `eval`): measured 0.954. */
+const HELD_OUT_ACCURACY_FLOOR = 0.9;
+/** Measured: 0.875 (7 of 8) for the prototype head on un-augmented samples; the floor allows one more miss. */
+const PROTOTYPE_ACCURACY_FLOOR = 0.75;
+
+let server: ChildProcessWithoutNullStreams;
+let url: string;
+let ctx: BrowserContext;
+let page: Page;
+let work: string;
+let serverLog = '';
+const pageErrors: string[] = [];
+
+function pick(dir: string, n: number, step: number): string[] {
+  const files = readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort();
+  const out: string[] = [];
+  for (let i = 0; out.length < n && i < files.length; i += step) out.push(path.join(dir, files[i]!));
+  if (out.length < n) throw new Error(`${dir}: only ${out.length} photos`);
+  return out;
+}
+
+async function startServer(): Promise<string> {
+  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
+  if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
+  server = spawn(process.execPath, [cli, 'kiosk', '--port', '0'], {
+    cwd: repoRoot,
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
+  });
+  server.stderr.on('data', (d) => (serverLog += d));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`kiosk did not start:\n${out}\n${serverLog}`)), 120_000);
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = /serving mobilenetv2-int8 at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`kiosk exited with ${code}:\n${out}\n${serverLog}`)));
+  });
+}
+
+async function open(query = ''): Promise<void> {
+  await page.goto(`${url}${query}`);
+  await page.waitForFunction(() => document.body.dataset.state === 'ready' || document.body.dataset.state === 'error', null, { timeout: 90_000 });
+}
+
+const text = (sel: string) => page.locator(sel).textContent().then((t) => t ?? '');
+
+beforeAll(async () => {
+  work = tempDir('edgetune-kiosk-');
+  const y4m = path.join(work, 'camera.y4m');
+  // 4 s of traffic at 10 fps, 640×360 (the clip's own size): Chromium loops it as the camera.
+  const ff = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-ss', '5', '-t', '4', '-i', shared('camera', 'slow_traffic_small.mp4'), '-vf', 'fps=10', '-pix_fmt', 'yuv420p', y4m]);
+  if (ff.status !== 0) throw new Error(`ffmpeg failed: ${ff.stderr}`);
+  url = await startServer();
+  ctx = await chromium.launchPersistentContext(path.join(work, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    acceptDownloads: true,
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`,
+    ],
+  });
+  page = ctx.pages()[0] ?? (await ctx.newPage());
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+}, 180_000);
+
+afterAll(async () => {
+  await ctx?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await exited;
+  }
+});
+
+describe('edgetune kiosk in Chromium', () => {
+  it('serves the bundle, the model and its description over http', async () => {
+    const cfg = (await (await fetch(`${url}api/config`)).json()) as { model: { id: string; labels: string[]; preprocess: { width: number; crop: number }; bytes: number } };
+    expect(cfg.model.id).toBe('mobilenetv2-int8');
+    expect(cfg.model.labels).toHaveLength(1000);
+    expect(cfg.model.preprocess).toMatchObject({ width: 224, height: 224, crop: 0.875, layout: 'NCHW' });
+    const model = await fetch(`${url}model.onnx`);
+    expect(model.status).toBe(200);
+    expect((await model.arrayBuffer()).byteLength).toBe(cfg.model.bytes);
+    const wasm = await fetch(`${url}ort/ort-wasm-simd-threaded.jsep.wasm`, { method: 'HEAD' });
+    expect(wasm.status).toBe(200);
+    expect(wasm.headers.get('content-type')).toBe('application/wasm');
+    // cross-origin isolated, so onnxruntime-web may use threads
+    expect(wasm.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+    expect((await fetch(`${url}nope.js`)).status).toBe(404);
+    expect((await fetch(`${url}model.onnx`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('classifies the fake camera live: vehicle labels on wasm, with the WebNN/WebGPU fallback reasons shown', async () => {
+    await open();
+    expect(await page.evaluate(() => document.body.dataset.state)).toBe('ready');
+    await page.waitForFunction(() => Number(document.body.dataset.frames ?? 0) >= 5, null, { timeout: 60_000 });
+    const seen: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const f0 = Number(await page.evaluate(() => document.body.dataset.frames));
+      await page.waitForFunction((f) => Number(document.body.dataset.frames) > f + 2, f0, { timeout: 30_000 });
+      seen.push(await page.locator('#top1').getAttribute('data-label').then((s) => s ?? ''));
+    }
+    const vehicles = seen.filter((l) => VEHICLES.has(l));
+    expect(vehicles.length, `top-1 labels: ${seen.join(', ')}`).toBeGreaterThanOrEqual(6);
+    const preds = await page.locator('#predictions li').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.score)));
+    expect(preds).toHaveLength(5);
+    expect(preds[0]).toBeGreaterThan(0);
+    expect([...preds].sort((a, b) => b - a)).toEqual(preds);
+    expect(await page.locator('#provider').getAttribute('data-provider')).toBe('wasm');
+    expect(await text('#provider')).toBe('WebAssembly (CPU)');
+    const note = await text('#provider-note');
+    expect(note).toContain('webnn: WebNN is not available in this browser (navigator.ml is missing) → falling back');
+    expect(note).toMatch(/webgpu: (no WebGPU adapter|WebGPU is not available)/);
+    expect(note).toContain('using wasm');
+    expect(await text('#fps')).toMatch(/^\d+\.\d fps$/);
+    expect(await page.locator('#camera option').count()).toBeGreaterThanOrEqual(1);
+    if (process.env.EDGETUNE_KIOSK_SCREENSHOT) await page.screenshot({ path: process.env.EDGETUNE_KIOSK_SCREENSHOT });
+  });
+
+  it('falls back from a forced unavailable provider, fails with every cause when none works, rejects unknown names', async () => {
+    await open('?ep=webgpu,wasm');
+    expect(await page.locator('#provider').getAttribute('data-provider')).toBe('wasm');
+    const note = await text('#provider-note');
+    expect(note).toMatch(/^webgpu: .+ → falling back\nusing wasm$/);
+    expect(note).not.toContain('webnn');
+
+    await open('?ep=webnn');
+    expect(await page.evaluate(() => document.body.dataset.state)).toBe('error');
+    expect(await text('#error')).toBe('No execution provider could serve the model:\n  - webnn: WebNN is not available in this browser (navigator.ml is missing)');
+    expect(await text('#provider')).toBe('none');
+
+    await open('?ep=webgpu,cuda');
+    expect(await text('#error')).toBe('Unknown execution provider "cuda": expected one of webnn, webnn-gpu, webnn-cpu, webgpu, wasm');
+  });
+
+  it('teaches ants vs bees from uploaded photos, reports validation accuracy, and the new model recognises held-back photos', async () => {
+    await open('?ep=wasm');
+    await page.click('#tab-teach');
+    for (const name of ['ants', 'bees']) {
+      await page.fill('#class-name', name);
+      await page.click('#add-class');
+      await page.locator(`.class-card[data-class="${name}"]`).waitFor();
+    }
+    // a bad file is reported and skipped, the photos are added
+    const bad = path.join(work, 'broken.jpg');
+    spawnSync('sh', ['-c', `printf 'not a jpeg' > '${bad}'`]);
+    await page.locator('.class-card[data-class="ants"] input.upload').setInputFiles([...pick(shared('datasets', 'hymenoptera', 'train', 'ants'), PER_CLASS, 8), bad]);
+    await page.locator(`.class-card[data-class="ants"][data-count="${PER_CLASS}"]`).waitFor({ timeout: 60_000 });
+    expect(await text('#train-status')).toBe('ants: added 15 images; skipped 1:\nbroken.jpg: not a supported image (the browser cannot decode it)');
+    await page.locator('.class-card[data-class="bees"] input.upload').setInputFiles(pick(shared('datasets', 'hymenoptera', 'train', 'bees'), PER_CLASS, 8));
+    await page.locator(`.class-card[data-class="bees"][data-count="${PER_CLASS}"]`).waitFor({ timeout: 60_000 });
+
+    await page.click('#train');
+    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 170_000 });
+    expect(await text('#train-status')).toMatch(/^trained on wasm: 22 training \+ 8 validation images$/);
+    const acc = Number(await page.locator('#val-acc').getAttribute('data-value'));
+    console.log(`kiosk teach: validation accuracy ${acc} (${await text('#acc-detail')})`);
+    expect(acc).toBeGreaterThanOrEqual(VAL_ACCURACY_FLOOR);
+    // 2×2 confusion matrix over the 8 validation photos, its diagonal matching the accuracy
+    const cells = await page.locator('#confusion td').allTextContents();
+    expect(cells).toHaveLength(4);
+    const m = cells.map(Number);
+    expect(m.reduce((a, b) => a + b, 0)).toBe(8);
+    expect(m[0]! + m[3]!).toBe(acc * 8);
+    expect(m[0]! + m[1]!).toBe(4);
+
+    await page.click('#use-model');
+    await page.waitForFunction(() => document.querySelector('#model-name')?.textContent?.startsWith('ants / bees'));
+    expect(await page.locator('#view-live').isVisible()).toBe(true);
+    const bee = pick(shared('datasets', 'hymenoptera', 'val', 'bees'), 1, 1)[0]!;
+    await page.locator('#photo-input').setInputFiles(bee);
+    await page.waitForFunction((n) => document.querySelector('#top1')?.getAttribute('data-source') === n, path.basename(bee));
+    expect(await page.locator('#top1').getAttribute('data-label')).toBe('bees');
+    expect(await page.locator('#predictions li').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.label))).toEqual(['bees', 'ants']);
+    const ant = pick(shared('datasets', 'hymenoptera', 'val', 'ants'), 1, 1)[0]!;
+    await page.locator('#photo-input').setInputFiles(ant);
+    await page.waitForFunction((n) => document.querySelector('#top1')?.getAttribute('data-source') === n, path.basename(ant));
+    expect(await page.locator('#top1').getAttribute('data-label')).toBe('ants');
+  });
+
+  it('keeps classes and the taught model across a reload (IndexedDB) and exports an ONNX the CLI serves', async () => {
+    await open('?ep=wasm');
+    // the live view comes back on the taught model
+    expect(await text('#model-name')).toMatch(/^ants \/ bees/);
+    await page.click('#tab-teach');
+    expect(await page.locator('.class-card').evaluateAll((els) => els.map((e) => `${(e as HTMLElement).dataset.class}:${(e as HTMLElement).dataset.count}`))).toEqual([
+      'ants:15',
+      'bees:15',
+    ]);
+    expect(await page.locator('#models li').count()).toBe(1);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#models li button', { hasText: 'Export' }).click()]);
+    expect(download.suggestedFilename()).toBe('ants-bees.onnx');
+    const file = path.join(work, 'ants-bees.onnx');
+    await download.saveAs(file);
+    const bee = pick(shared('datasets', 'hymenoptera', 'val', 'bees'), 1, 1)[0]!;
+    const r = await runCli(['classify', '--model', file, '--json', '--top', '2', bee]);
+    expect(r.stderr).not.toContain('has no registry entry');
+    expect(r.code).toBe(0);
+    const [row] = jsonLines<{ top: { label: string; score: number }[] }>(r.stdout);
+    expect(row!.top.map((t) => t.label)).toEqual(['bees', 'ants']);
+    // the model taught in the page, on every held-out photo
+    const ev = await runCli(['eval', shared('datasets', 'hymenoptera', 'val'), '--model', file, '--json']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const report = JSON.parse(ev.stdout) as { accuracy: number; images: number };
+    console.log(`kiosk teach: exported model on hymenoptera/val: accuracy ${report.accuracy.toFixed(3)} on ${report.images} photos`);
+    expect(report.images).toBe(153);
+    expect(report.accuracy).toBeGreaterThanOrEqual(HELD_OUT_ACCURACY_FLOOR);
+
+    // importing it back adds a saved model and switches the live view to it
+    await page.locator('#import-model').setInputFiles(file);
+    await page.waitForFunction(() => document.querySelectorAll('#models li').length === 2);
+    await page.waitForFunction(() => document.querySelector('#model-name')?.textContent === 'ants-bees');
+    // the status line is written once the live view has switched, a moment after the model name
+    await page.waitForFunction(() => document.querySelector('#train-status')?.textContent?.startsWith('imported') === true);
+    expect(await text('#train-status')).toBe('imported ants-bees.onnx: 2 classes (ants, bees)');
+    // a valid ONNX file without edgetune's metadata is refused with the reason
+    const plain = path.join(work, 'digits.onnx');
+    copyFileSync(shared('models', 'mnist_winml.onnx'), plain);
+    await page.locator('#import-model').setInputFiles(plain);
+    await page.waitForFunction(() => !document.querySelector<HTMLElement>('#error')!.hidden);
+    expect(await text('#error')).toBe('digits.onnx: no "edgetune.model" metadata (labels and preprocessing); export models with edgetune finetune or this kiosk');
+    expect(await page.locator('#models li').count()).toBe(2);
+  });
+
+  it('records samples from the camera while the button is held, and deletes a class', async () => {
+    await page.fill('#class-name', 'road');
+    await page.click('#add-class');
+    const card = page.locator('.class-card[data-class="road"]');
+    await card.waitFor();
+    expect(await card.getAttribute('data-count')).toBe('0');
+    const button = card.locator('button.record');
+    await button.dispatchEvent('pointerdown', { pointerId: 1, button: 0 });
+    await page.waitForFunction(() => document.querySelector('#rec-indicator')?.textContent?.startsWith('● REC road · 3'));
+    await button.dispatchEvent('pointerup', { pointerId: 1, button: 0 });
+    await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.class-card[data-class="road"]')?.dataset.count) >= 3);
+    expect(await page.locator('#rec-indicator').isHidden()).toBe(true);
+    expect(await card.locator('.thumbs img').count()).toBeGreaterThanOrEqual(3);
+    page.once('dialog', (d) => void d.accept());
+    await card.locator('button.delete').click();
+    await card.waitFor({ state: 'detached' });
+    expect(await page.locator('.class-card').count()).toBe(2);
+  });
+
+  it('can cancel training', async () => {
+    await page.click('#train');
+    await page.locator('#train-cancel').click();
+    await page.waitForFunction(() => document.body.dataset.training === 'cancelled', null, { timeout: 60_000 });
+    expect(await text('#train-status')).toBe('training cancelled');
+    expect(await page.locator('#train-cancel').isHidden()).toBe(true);
+    expect(await page.locator('#models li').count()).toBe(2);
+  });
+
+  it('trains a few-shot prototype head without augmentation', async () => {
+    await page.selectOption('#head-kind', 'prototype');
+    await page.selectOption('#augment', 'none');
+    await page.click('#train');
+    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 120_000 });
+    expect(await text('#acc-detail')).toMatch(/^8 validation \/ 22 training images · training accuracy \d+\.\d% · prototype head · \d+\.\d s$/);
+    const acc = Number(await page.locator('#val-acc').getAttribute('data-value'));
+    console.log(`kiosk teach (prototype, no augmentation): validation accuracy ${acc}`);
+    expect(acc).toBeGreaterThanOrEqual(PROTOTYPE_ACCURACY_FLOOR);
+    expect(await page.locator('#models li').count()).toBe(3);
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,176 @@
+// `edgetune quantize` from the command line: JSON output and report file, the fp16 model, cache reuse
+// without a calibration folder, and bad input — a non-ONNX file, an already-quantized model, a
+// calibration folder with no decodable image, a corrupt image among good ones (skipped and
+// reported), an --exclude name that does not exist, and --out over an existing file (atomic: a
+// failed run leaves the old file intact, a good one replaces it, no temp files remain).
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readModelInfo } from '../../runtime/io/model-file.js';
+import { decodeModel } from '../../runtime/onnx/model.js';
+import { runCli, shared, tempDir } from '../helpers.js';
+
+const dir = tempDir('edgetune-quant-cli-');
+const train = () => shared('datasets', 'hymenoptera', 'train');
+const calibMixed = path.join(dir, 'calib-mixed');
+const calibBad = path.join(dir, 'calib-bad');
+
+beforeAll(() => {
+  // 5 good photos in two class folders plus a truncated JPEG
+  mkdirSync(path.join(calibMixed, 'ants'), { recursive: true });
+  mkdirSync(path.join(calibMixed, 'bees'), { recursive: true });
+  const ants = readdirSync(path.join(train(), 'ants')).filter((f) => f.endsWith('.jpg')).slice(0, 3);
+  const bees = readdirSync(path.join(train(), 'bees')).filter((f) => f.endsWith('.jpg')).slice(0, 2);
+  for (const f of ants) copyFileSync(path.join(train(), 'ants', f), path.join(calibMixed, 'ants', f));
+  for (const f of bees) copyFileSync(path.join(train(), 'bees', f), path.join(calibMixed, 'bees', f));
+  const jpg = readFileSync(path.join(train(), 'ants', ants[0]!));
+  writeFileSync(path.join(calibMixed, 'bees', 'truncated.jpg'), jpg.subarray(0, 600));
+  mkdirSync(calibBad);
+  writeFileSync(path.join(calibBad, 'text.jpg'), 'this is not a JPEG');
+  writeFileSync(path.join(calibBad, 'empty.png'), '');
+  writeFileSync(path.join(calibBad, 'notes.txt'), 'not an image at all');
+});
+
+const tempLeft = (d: string) => readdirSync(d).filter((f) => f.endsWith('.tmp'));
+
+describe('edgetune quantize', () => {
+  it('--json prints the result with the report; the report is written next to the model', async () => {
+    const out = path.join(dir, 'sq-int8.onnx');
+    const cache = path.join(dir, 'sq.calib.json');
+    const r = await runCli([
+      'quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--calib-count', '8', '--method', 'percentile',
+      '--out', out, '--cache', cache, '--eval', shared('datasets', 'hymenoptera', 'val'), '--eval-count', '12', '--json', '--ep', 'cpu',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout.trim()) as Record<string, any>;
+    expect(res.out).toBe(out);
+    expect(res.method).toBe('percentile');
+    expect(res.calibrationImages).toBe(5);
+    // the corrupt image is skipped and reported, the good ones are used
+    expect(res.skipped.length).toBe(1);
+    expect(res.skipped[0].file).toBe(path.join(calibMixed, 'bees', 'truncated.jpg'));
+    expect(r.stderr).toContain(`edgetune: skipped ${path.join(calibMixed, 'bees', 'truncated.jpg')}: corrupt or truncated image`);
+    expect(res.quantized).toEqual({ Conv: 26, MaxPool: 3, Concat: 8 });
+    for (const k of ['agreementTop1', 'top5Overlap', 'meanKL', 'accuracyFloat', 'accuracyInt8', 'latencyFloatMs', 'latencyInt8Ms', 'sizeFloat', 'sizeInt8']) {
+      expect(typeof res.report[k], k).toBe('number');
+    }
+    expect(res.report.images).toBe(12);
+    const onDisk = JSON.parse(readFileSync(path.join(dir, 'sq-int8.report.json'), 'utf8')) as Record<string, unknown>;
+    expect(onDisk.agreementTop1).toBe(res.report.agreementTop1);
+    expect(readFileSync(path.join(dir, 'sq-int8.calibration.cache'), 'utf8')).toMatch(/^TRT-8601-MinMaxCalibration\ndata_0: [0-9a-f]{8}\n/);
+    expect(tempLeft(dir)).toEqual([]);
+
+    // the cache serves another method without a calibration folder; the table output works too
+    const again = await runCli(['quantize', '--model', 'squeezenet1.1', '--cache', cache, '--method', 'mse', '--out', path.join(dir, 'sq-mse.onnx'), '--ep', 'cpu']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^wrote .*sq-mse\.onnx \(mse, 5 calibration images from cache; int8: 26 Conv, 3 MaxPool, 8 Concat\)$/m);
+  });
+
+  it('--sensitivity lists what each quantized tensor costs alone; a bad image count is refused', async () => {
+    const out = path.join(dir, 'mnv1-sens.onnx');
+    const r = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--out', out, '--method', 'minmax', '--sensitivity', '--sensitivity-images', '3', '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('sensitivity on 3 calibration images (float model as reference; each row alone quantized, unfused):');
+    const lines = r.stdout.split('\n');
+    const head = lines.findIndex((l) => l.startsWith('quantized alone'));
+    expect(head).toBeGreaterThan(0);
+    expect(lines.slice(head + 1, head + 4).map((l) => l.split(/\s{2,}/)[0])).toEqual(['whole model', 'all weights', 'all activations']);
+    const rows = lines.slice(head + 4, head + 14);
+    for (const l of rows) expect(l).toMatch(/^(activation|weights of) \S+\s+(Conv|Conv\+Clip|AveragePool|input)?\s+\d\.\d{5}\s+\d+\.\d%$/);
+    // 28 Conv weights + 30 activations, 10 shown
+    expect(lines[head + 14]).toBe('(48 more in --json and the report file)');
+
+    const bad = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--out', out, '--sensitivity', '--sensitivity-images', '0', '--ep', 'cpu']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('edgetune quantize: Expected positive integer for --sensitivity-images but received "0"');
+  });
+
+  it('quantizes the float16 model (widened first) and classify serves the result', async () => {
+    const out = path.join(dir, 'sq16-int8.onnx');
+    const r = await runCli(['quantize', '--model', 'squeezenet1.1-fp16', '--calib', calibMixed, '--out', out, '--method', 'minmax', '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const info = await readModelInfo(out);
+    expect(info!.preprocess.dtype).toBe('float32');
+    expect(info!.preprocess.colorOrder).toBe('BGR');
+    const c = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', out, '--json', '--ep', 'cpu']);
+    expect(c.code, c.stderr).toBe(0);
+    expect((JSON.parse(c.stdout.trim()) as { top: { label: string }[] }).top[0]!.label).toBe('Golden Retriever');
+  });
+
+  it('MNIST (grayscale, MatMul head): fully int8 and still reads the digit', async () => {
+    const out = path.join(dir, 'mnist-int8.onnx');
+    const r = await runCli(['quantize', '--model', 'mnist', '--calib', shared('camera', 'slow_traffic_frames'), '--calib-count', '16', '--out', out, '--json', '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout.trim()) as { quantized: Record<string, number> }).quantized).toEqual({ Conv: 2, MaxPool: 2, Reshape: 1, Gemm: 1 });
+    const c = await runCli(['classify', shared('camera', 'winml_mnist_28.png'), '--model', out, '--json', '--ep', 'cpu']);
+    expect(c.code, c.stderr).toBe(0);
+    expect((JSON.parse(c.stdout.trim()) as { top: { label: string }[] }).top[0]!.label).toBe('8');
+  });
+
+  it('refuses a file that is not ONNX, naming it', async () => {
+    const bad = path.join(dir, 'not-a-model.onnx');
+    writeFileSync(bad, 'hello, not a model');
+    const r = await runCli(['quantize', '--model', bad, '--calib', train(), '--out', path.join(dir, 'x.onnx')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^edgetune quantize: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: Not an ONNX model: `, 'm'));
+  });
+
+  it('refuses an already-quantized model', async () => {
+    const r = await runCli(['quantize', '--model', 'mobilenetv2-int8', '--calib', train(), '--out', path.join(dir, 'x.onnx')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/mobilenetv2-12-int8\.onnx: model is already quantized \(1 QuantizeLinear, 52 QLinearConv, .*\); quantize its float original instead/);
+  });
+
+  it('a calibration folder without a decodable image is an error naming the folder', async () => {
+    const r = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibBad, '--out', path.join(dir, 'x.onnx')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`edgetune quantize: ${calibBad}: no decodable images among 2 file(s)`);
+    expect(r.stderr).toContain('empty file (0 bytes)');
+  });
+
+  it('an --exclude name that does not exist is a usage error', async () => {
+    const r = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--out', path.join(dir, 'x.onnx'), '--exclude', 'Concat,fire99/nothing']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--exclude "fire99/nothing": no node, operator type or node output of that name in');
+  });
+
+  it('--out over an existing file: a failed run leaves it intact, a good run replaces it atomically', async () => {
+    const d = tempDir('edgetune-quant-out-');
+    const out = path.join(d, 'model.onnx');
+    writeFileSync(out, 'OLD CONTENT');
+    const bad = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibBad, '--out', out]);
+    expect(bad.code).toBe(1);
+    expect(readFileSync(out, 'utf8')).toBe('OLD CONTENT');
+    expect(tempLeft(d)).toEqual([]);
+    const good = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--out', out, '--method', 'entropy', '--ep', 'cpu']);
+    expect(good.code, good.stderr).toBe(0);
+    const m = decodeModel(new Uint8Array(readFileSync(out)));
+    expect(m.graph.node.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(20);
+    expect(readdirSync(d).sort()).toEqual(['model.calibration.cache', 'model.onnx']);
+  });
+
+  it('warns when evaluation images were also calibration images', async () => {
+    const r = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calibMixed, '--eval', calibMixed, '--out', path.join(dir, 'same.onnx'), '--ep', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('edgetune: warning: 6 of the 6 evaluation images were also calibration images: the report will look better than it should');
+    // the truncated file is reported by calibration and again by the evaluation, and skipped by both
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('edgetune: skipped ') && l.includes('truncated.jpg')).length).toBe(2);
+    expect(r.stdout).toMatch(/^images\s+5\s+1 skipped$/m);
+    expect(r.stdout).toMatch(/^accuracy \(labelled\)\s+\d+\.\d% +\d+\.\d%$/m); // ants → "ant", bees → "bee"
+  });
+
+  it('usage errors', async () => {
+    const r = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('quantize: --out is required');
+    const m = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--out', path.join(dir, 'x.onnx'), '--method', 'kl']);
+    expect(m.code).toBe(2);
+    expect(m.stderr).toContain('Expected one of minmax, percentile, entropy, mse for --method but received "kl"');
+    const ci = await runCli(['quantize', '--model', 'squeezenet1.1', '--calib', calibMixed, '--out', path.join(dir, 'x.onnx'), '--correction-images', '-1']);
+    expect(ci.code).toBe(2);
+    expect(ci.stderr).toContain('correction-images');
+    const h = await runCli(['quantize', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toContain('Usage: edgetune quantize');
+  });
+});

@@ -1,0 +1,156 @@
+// Model registry and resolution: every entry is well-formed, the shared files match their sha256,
+// ids resolve through EDGETUNE_MODEL_PATH → cache → download (from a local HTTP server here), a bad
+// checksum saves nothing, and offline with no file the error says where it looked and how to get it.
+
+import { createServer, type Server } from 'node:http';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRegistry, resolveModel, resolveRemoteFile, sha256File, labelsOf } from '../../../models/loader.js';
+import { specOf } from '../../../models/registry.js';
+import { jsonLines, runCli, shared, tempDir } from '../../helpers.js';
+
+const SHARED_IDS = ['mobilenetv2-int8', 'squeezenet1.1', 'squeezenet1.1-fp16', 'mobilenetv1-0.25-128', 'mnist'];
+
+describe('registry data', () => {
+  const reg = loadRegistry();
+
+  it('has the five shared models and public zoo models with URLs and sha256', () => {
+    for (const id of SHARED_IDS) expect(reg.get(id), id).toBeDefined();
+    for (const id of ['mobilenetv2-12', 'resnet18', 'efficientnet-lite4']) {
+      const e = reg.require(id);
+      expect(e.url).toMatch(/^https:\/\/github\.com\/onnx\/models\/raw\/main\/validated\/vision\/classification\/.+\.onnx$/);
+      expect(e.sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  it.each(SHARED_IDS)('%s: the shared file matches the registry sha256 and input name', async (id) => {
+    const e = reg.require(id);
+    expect(await sha256File(shared('models', e.file))).toBe(e.sha256);
+    const spec = specOf(e);
+    expect(spec.mean).toHaveLength(spec.channels);
+  });
+
+  it('MobileNetV1 has the background offset; SqueezeNet is BGR with the Caffe mean', () => {
+    expect(reg.require('mobilenetv1-0.25-128').labelOffset).toBe(1);
+    expect(reg.require('squeezenet1.1').preprocess).toMatchObject({ colorOrder: 'BGR', range: [0, 255], mean: [104, 117, 123] });
+  });
+
+  it('labels load from the shared labels folder even when EDGETUNE_MODEL_PATH names only models/', async () => {
+    const labels = await labelsOf(reg.require('mobilenetv2-int8'), { searchPath: [path.dirname(shared('models', 'MODELS.md'))], download: false });
+    expect(labels).toHaveLength(1000);
+    expect(labels[207]).toBe('Golden Retriever');
+  });
+});
+
+describe('resolution', () => {
+  let server: Server;
+  let base: string;
+  const served = () => readFileSync(shared('models', 'mnist_winml.onnx'));
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      if (req.url === '/mnist.onnx') {
+        const body = served();
+        res.writeHead(200, { 'content-length': body.length });
+        res.end(body);
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const addr = server.address() as { port: number };
+    base = `http://127.0.0.1:${addr.port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('an id resolves to the file in EDGETUNE_MODEL_PATH', async () => {
+    const r = await resolveModel('mobilenetv2-int8', { searchPath: [path.dirname(shared('models', 'MODELS.md'))] });
+    expect(r).toMatchObject({ source: 'local', path: shared('models', 'mobilenetv2-12-int8.onnx') });
+  });
+
+  it('downloads into the cache with a sha256 check and an atomic write, then uses the cache', async () => {
+    const cache = tempDir();
+    const file = { file: 'mnist-dl.onnx', url: `${base}/mnist.onnx`, sha256: loadRegistry().require('mnist').sha256 };
+    const first = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache, download: true, onProgress: () => undefined });
+    expect(first).toEqual({ path: path.join(cache, 'mnist-dl.onnx'), source: 'download' });
+    expect(await sha256File(first.path)).toBe(file.sha256);
+    expect(readdirSync(cache)).toEqual(['mnist-dl.onnx']); // no temp files left
+    const second = await resolveRemoteFile(file, 'model mnist-dl', { searchPath: [], cacheDir: cache, download: true });
+    expect(second.source).toBe('cache');
+  });
+
+  it('a sha256 mismatch saves nothing', async () => {
+    const cache = tempDir();
+    const wrong = '0'.repeat(64);
+    const file = { file: 'mnist-bad.onnx', url: `${base}/mnist.onnx`, sha256: wrong };
+    await expect(resolveRemoteFile(file, 'model x', { searchPath: [], cacheDir: cache, download: true, onProgress: () => undefined })).rejects.toThrow(
+      `sha256 mismatch for ${base}/mnist.onnx: expected ${wrong} but received ${loadRegistry().require('mnist').sha256}; the file was not saved`,
+    );
+    expect(readdirSync(cache)).toEqual([]);
+  });
+
+  it('a failed download (HTTP 404) names the URL', async () => {
+    await expect(resolveRemoteFile({ file: 'x.onnx', url: `${base}/missing.onnx` }, 'model x', { searchPath: [], cacheDir: tempDir(), download: true })).rejects.toThrow(
+      `cannot download ${base}/missing.onnx: HTTP 404`,
+    );
+  });
+
+  it('offline with no file: the error says where it looked and how to get the file', async () => {
+    const cache = tempDir();
+    const dir = tempDir();
+    const e = loadRegistry().require('resnet18');
+    await expect(resolveModel('resnet18', { searchPath: [dir], cacheDir: cache, download: false })).rejects.toThrow(
+      `model resnet18: file resnet18-v1-7.onnx not found. Looked in:\n  - ${dir}\n  - ${cache}\nTo get it: download it from ${e.url} (sha256 ${e.sha256}) into ${cache}, or unset EDGETUNE_OFFLINE.`,
+    );
+    expect(existsSync(path.join(cache, e.file))).toBe(false);
+  });
+
+  it('`models list --json` says where each file is', async () => {
+    const r = await runCli(['models', 'list', '--json'], { env: { EDGETUNE_CACHE: tempDir() } });
+    expect(r.code).toBe(0);
+    const rows = jsonLines<{ id: string; where: string; precision: string }>(r.stdout);
+    const byId = Object.fromEntries(rows.map((x) => [x.id, x]));
+    for (const id of SHARED_IDS) expect(byId[id]!.where, id).toBe('local');
+    expect(byId['resnet18']!.where).toBe('remote');
+    expect(byId['squeezenet1.1-fp16']!.precision).toBe('fp16');
+  });
+});
+
+describe('CLI', () => {
+  it('classify --json follows the contract', async () => {
+    const r = await runCli(['classify', shared('camera', 'winml_hummingbird.jpg'), '--model', 'squeezenet1.1', '--ep', 'cuda,cpu', '--json', '--top', '3']);
+    expect(r.code).toBe(0);
+    const [line, ...rest] = jsonLines(r.stdout);
+    expect(rest).toEqual([]);
+    expect(Object.keys(line!)).toEqual(['file', 'model', 'provider', 'top', 'ms']);
+    expect(line).toMatchObject({ file: shared('camera', 'winml_hummingbird.jpg'), model: 'squeezenet1.1', provider: 'cpu' });
+    expect((line!.top as unknown[]).length).toBe(3);
+    expect((line!.top as { index: number; label: string }[])[0]).toMatchObject({ index: 94, label: 'hummingbird' });
+    expect(r.stderr).toMatch(/warning: execution provider cuda: .*falling back to cpu/);
+  });
+
+  it('devices --json reports working providers and the profile', async () => {
+    const r = await runCli(['devices', '--json']);
+    expect(r.code).toBe(0);
+    const [d] = jsonLines<{ profile: string; providers: { name: string; ok: boolean }[] }>(r.stdout);
+    expect(d!.providers.find((p) => p.name === 'cpu')!.ok).toBe(true);
+    expect(typeof d!.profile).toBe('string');
+  });
+
+  it('bench --json prints per-stage medians and the ratio to bare session.run', async () => {
+    const r = await runCli(['bench', '--model', 'mobilenetv1-0.25-128', '--iterations', '3', '--json', '--ep', 'cpu']);
+    expect(r.code).toBe(0);
+    const [row] = jsonLines<Record<string, number>>(r.stdout);
+    for (const k of ['decodeMs', 'preprocessMs', 'runMs', 'postprocessMs', 'endToEndMs', 'bareRunMs', 'ratio']) expect(row![k], k).toBeGreaterThan(0);
+    expect(row!.ratio).toBeCloseTo(row!.endToEndMs! / row!.bareRunMs!, 5);
+  });
+
+  it('unknown command and --help', async () => {
+    const bad = await runCli(['clasify']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('edgetune: unknown command "clasify": expected one of classify,');
+    const help = await runCli(['classify', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Usage: edgetune classify <image|dir>... [options]');
+  });
+});
