@@ -6,7 +6,10 @@ export { loadClassifier, type Classifier, type ClassifierOptions, type Classific
 export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
 export { toTensor, writeImage, DEFAULT_SPEC, type PreprocessSpec, type HwcImage } from './image/preprocess.js';
 export { decodeImage, decodeFull, encodeJpeg, type DecodeOptions } from './image/decode.js';
-export { softmax, topK, type Prediction } from './classify/postprocess.js';
+export { softmax, topK, toProbabilities, type Prediction } from './classify/postprocess.js';
+export { mergeCard, assumedFields, type ModelCard, type CardLayer, type CardSource, type OutputKind } from './core/model-card.js';
+export { cardFromBytes } from './classify/describe.js';
+export { describeModel, type DescribedModel, type DescribeOptions } from '../models/describe.js';
 export { EdgetuneError, invalidParameter } from './core/errors.js';
 export type { TensorData, TensorType } from './core/tensor.js';
 export { METADATA_KEY, type EmbeddedModelInfo } from './core/metadata.js';

@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../../devices/sources/types.js';
 import type { Classifier } from '../classify/classifier.js';
+import { LabelSmoother, LatencyWindow, RateMeter, type LatencySummary } from './smoothing.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { toProbabilities, topK, type Prediction } from '../classify/postprocess.js';
 import { toTensor } from '../image/preprocess.js';
@@ -84,12 +85,6 @@ export interface StreamEvent {
   message: string;
 }
 
-export interface LatencySummary {
-  p50: number;
-  p95: number;
-  mean: number;
-  n: number;
-}
 
 export interface StreamStats {
   source: string;
@@ -109,85 +104,6 @@ export interface StreamStats {
   avgFpsIn: number;
   avgFpsOut: number;
   latency: Record<Stage, LatencySummary>;
-}
-
-/** Fixed-size sample window for percentiles. */
-export class LatencyWindow {
-  private readonly buf: Float64Array;
-  private n = 0;
-  private sum = 0;
-  private count = 0;
-  constructor(size = 512) {
-    this.buf = new Float64Array(size);
-  }
-  add(v: number): void {
-    this.buf[this.n++ % this.buf.length] = v;
-    this.sum += v;
-    this.count++;
-  }
-  summary(): LatencySummary {
-    const k = Math.min(this.n, this.buf.length);
-    if (k === 0) return { p50: 0, p95: 0, mean: 0, n: 0 };
-    const s = this.buf.slice(0, k).sort();
-    const q = (p: number) => s[Math.min(k - 1, Math.max(0, Math.ceil(p * k) - 1))]!;
-    const r = (v: number) => Math.round(v * 100) / 100;
-    return { p50: r(q(0.5)), p95: r(q(0.95)), mean: r(this.sum / this.count), n: this.count };
-  }
-}
-
-/** Events per second over a sliding window. */
-class RateMeter {
-  private readonly times: number[] = [];
-  constructor(private readonly windowMs = 3000) {}
-  tick(t = performance.now()): void {
-    this.times.push(t);
-    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
-  }
-  rate(t = performance.now()): number {
-    while (this.times.length && this.times[0]! < t - this.windowMs) this.times.shift();
-    if (this.times.length < 2) return 0;
-    const span = Math.max(t - this.times[0]!, 1);
-    return Math.round((this.times.length / span) * 1000 * 10) / 10;
-  }
-}
-
-/** EMA over probabilities plus a thresholded label with hysteresis. */
-export class LabelSmoother {
-  private ema?: Float32Array;
-  private current = -1;
-  constructor(
-    private readonly alpha: number,
-    private readonly threshold: number,
-    private readonly hysteresis: number,
-  ) {
-    if (!(alpha >= 0 && alpha < 1)) throw new EdgetuneError('EARG', `Expected number in [0, 1) for smoothing but received ${alpha}`);
-    if (!(threshold >= 0 && threshold <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 and 1 for threshold but received ${threshold}`);
-    if (!(hysteresis >= 0 && hysteresis <= threshold)) throw new EdgetuneError('EARG', `Expected number between 0 and ${threshold} for hysteresis but received ${hysteresis}`);
-  }
-  reset(): void {
-    this.ema = undefined;
-    this.current = -1;
-  }
-  /** Feed one probability row; returns the smoothed row and the stable class index (-1 = unknown). */
-  update(p: Float32Array): { smoothed: Float32Array; index: number } {
-    if (!this.ema || this.ema.length !== p.length) {
-      this.ema = Float32Array.from(p);
-      this.current = -1;
-    } else {
-      const a = this.alpha;
-      for (let i = 0; i < p.length; i++) this.ema[i] = a * this.ema[i]! + (1 - a) * p[i]!;
-    }
-    const s = this.ema;
-    let best = 0;
-    for (let i = 1; i < s.length; i++) if (s[i]! > s[best]!) best = i;
-    if (this.current >= 0 && s[this.current]! >= this.threshold - this.hysteresis) {
-      // Hold the current label unless another class is now confidently above it.
-      if (best !== this.current && s[best]! >= this.threshold && s[best]! > s[this.current]!) this.current = best;
-    } else {
-      this.current = s[best]! >= this.threshold ? best : -1;
-    }
-    return { smoothed: s, index: this.current };
-  }
 }
 
 /** A classifier split into preprocess (sync, main thread) and inference (async). */
@@ -684,9 +600,7 @@ export class StreamPipeline extends EventEmitter {
   private emitResult(cur: Prepared, probs: Float32Array, inferMs: number, tInf: number): void {
     const post = this.classifier.post;
     const top = topK(probs, this.k, post);
-    const { smoothed, index } = this.smoother.update(probs);
-    let best = 0;
-    for (let i = 1; i < smoothed.length; i++) if (smoothed[i]! > smoothed[best]!) best = i;
+    const { smoothed, index, best } = this.smoother.update(probs);
     const shown = index >= 0 ? index : best;
     const labelIndex = shown - post.labelOffset;
     const label: SmoothedLabel =

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource, type Frame, type FrameSource } from '../../../devices/index.js';
 import { loadClassifier, type Classifier } from '../../../runtime/classify/classifier.js';
 import { liveSessionCount } from '../../../runtime/session/session.js';
-import { LabelSmoother, StreamPipeline, geometryOfClassifier, resultJson, type StreamEvent, type StreamResult } from '../../../runtime/stream/pipeline.js';
+import { StreamPipeline, geometryOfClassifier, resultJson, type StreamEvent, type StreamResult } from '../../../runtime/stream/pipeline.js';
+import { LabelSmoother } from '../../../runtime/stream/smoothing.js';
 import { shared } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
