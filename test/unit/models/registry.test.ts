@@ -8,6 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRegistry, resolveModel, resolveRemoteFile, sha256File, labelsOf } from '../../../models/loader.js';
 import { specOf } from '../../../models/registry.js';
+import { graphSignature } from '../../../runtime/onnx/graph.js';
+import { decodeModel } from '../../../runtime/onnx/model.js';
 import { jsonLines, runCli, shared, tempDir } from '../../helpers.js';
 
 const SHARED_IDS = ['mobilenetv2-int8', 'squeezenet1.1', 'squeezenet1.1-fp16', 'mobilenetv1-0.25-128', 'mnist'];
@@ -27,8 +29,13 @@ describe('registry data', () => {
   it.each(SHARED_IDS)('%s: the shared file matches the registry sha256 and input name', async (id) => {
     const e = reg.require(id);
     expect(await sha256File(shared('models', e.file))).toBe(e.sha256);
+    // the names and input shape the entry declares are the graph's own
+    const sig = graphSignature(decodeModel(readFileSync(shared('models', e.file))).graph);
+    expect(sig.inputs[0]!.name).toBe(e.input.name);
+    expect(sig.outputs.map((o) => o.name)).toContain(e.output.name);
     const spec = specOf(e);
-    expect(spec.mean).toHaveLength(spec.channels);
+    const dims = sig.inputs[0]!.shape.slice(1);
+    expect(dims).toEqual(e.input.layout === 'NCHW' ? [spec.channels, spec.height, spec.width] : [spec.height, spec.width, spec.channels]);
   });
 
   it('MobileNetV1 has the background offset; SqueezeNet is BGR with the Caffe mean', () => {
