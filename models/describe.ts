@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
-import type { CardLayer, CardSource, ModelCard } from '../runtime/core/model-card.js';
+import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
+import { readLabelsFile } from '../runtime/io/labels-file.js';
 import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
@@ -67,6 +68,8 @@ export async function describeModel(ref: string, opts: DescribeOptions = {}): Pr
 export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}): Promise<DescribedModel> {
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
+  const cardFile = await readCardFile(cardFilePath(resolved.path));
+  if (cardFile) layers['card-file'] = cardFile;
   if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
   const imagenet = loadRegistry().labelSets.imagenet!;
   const file = path.basename(resolved.path);
@@ -80,6 +83,30 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
       labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined,
   });
   return { card, path: resolved.path, source: resolved.source, entry: resolved.entry, bytes, signature, ...(embedded ? { embedded } : {}) };
+}
+
+/**
+ * The card file beside a model (`<name>.card.json`: a JSON object with any card fields, see
+ * `CardLayer`; `labels` may also name a label file relative to the card), or undefined when there is
+ * none. Errors: EINPUT naming the file when it is not valid JSON or a field has the wrong type.
+ */
+export async function readCardFile(file: string): Promise<CardLayer | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new EdgetuneError('EINPUT', `${file}: cannot read model card (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new EdgetuneError('EINPUT', `${file}: model card is not valid JSON (${messageOf(err)})`, { subject: file });
+  }
+  const obj = raw as Record<string, unknown>;
+  if (typeof obj?.labels === 'string') obj.labels = await readLabelsFile(path.resolve(path.dirname(file), obj.labels));
+  return parseCardLayer(obj, file);
 }
 
 async function hasEmbedded(bytes: Uint8Array): Promise<boolean> {

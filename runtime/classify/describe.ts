@@ -24,6 +24,7 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
     labelOffset: info.labelOffset ?? 0,
     outputKind: info.outputKind,
     ...(info.outputName ? { outputName: info.outputName } : {}),
+    ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),
   };
 }
@@ -36,38 +37,24 @@ export function outputSize(sig: GraphSignature): number {
 /**
  * What the graph alone says (names, input size, layout, channels, dtype), and, as the `assumed`
  * layer, the ImageNet habits for the rest (labels: `assumedLabels`, default class numbers).
- * `described`: a higher layer describes the input, so assumptions are not listed and a non-image
- * input is allowed. Throws EMODEL when nothing describes the input and it is not an image tensor.
  */
 export function graphLayers(
   id: string,
   sig: GraphSignature,
-  described: boolean,
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined,
-): { graph: CardLayer; assumed: CardLayer; assumptions: string[] } {
+): { graph: CardLayer; assumed: CardLayer; labelNote: string } {
   const input = sig.inputs[0]!;
   const output = sig.outputs[0]!;
   const shape = input.shape;
-  const isImage = shape.length === 4 && (shape[1] === 1 || shape[1] === 3 || shape[3] === 1 || shape[3] === 3);
-  const isFloat = input.type === 'float32' || input.type === 'float16';
-  if (!described && (!isImage || !isFloat)) {
-    throw new EdgetuneError(
-      'EMODEL',
-      `input "${input.name}" is ${input.type} [${shape.join(',')}], not an image tensor (expected float [N,3,H,W] or [N,H,W,3]); add a registry entry for this model`,
-      { subject: input.name },
-    );
-  }
   const graph: CardLayer = { id, inputName: input.name, outputName: output.name };
-  const assumptions: string[] = [];
   let channels: 1 | 3 = 3;
-  if (isImage) {
+  if (isImageInput(input)) {
     const nchw = shape[1] === 1 || shape[1] === 3;
     const dims = nchw ? [shape[2], shape[3]] : [shape[1], shape[2]];
     const [h, w] = dims.map((d) => (typeof d === 'number' && d > 0 ? d : undefined));
     channels = (nchw ? shape[1] : shape[3]) as 1 | 3;
     graph.preprocess = { channels, layout: nchw ? 'NCHW' : 'NHWC', ...(w ? { width: w } : {}), ...(h ? { height: h } : {}) };
-    if (isFloat) graph.preprocess.dtype = input.type as PreprocessSpec['dtype'];
-    if (!described) assumptions.push(`layout ${nchw ? 'NCHW' : 'NHWC'} ${w ?? DEFAULT_SPEC.width}x${h ?? DEFAULT_SPEC.height} from the input shape`);
+    if (input.type === 'float32' || input.type === 'float16') graph.preprocess.dtype = input.type;
   }
   const assumed: CardLayer = {
     preprocess: {
@@ -88,12 +75,32 @@ export function graphLayers(
   } else {
     assumed.labels = Array.from({ length: n }, (_, i) => String(i));
   }
-  if (!described) {
-    assumptions.push(channels === 3 ? 'RGB, x/255, ImageNet mean/std' : 'grayscale 0..1', 'shorter side resized and centre-cropped');
-    assumptions.push(named ? named.note : `${n} unnamed classes`);
-    assumptions.push('softmax applied unless outputs already sum to 1');
+  return { graph, assumed, labelNote: named ? named.note : `${n} unnamed classes` };
+}
+
+/** Whether an input is an image tensor edgetune can feed: float [N,C,H,W] or [N,H,W,C] with C = 1 or 3. */
+export function isImageInput(input: SignatureEntry): boolean {
+  const s = input.shape;
+  return s.length === 4 && (s[1] === 1 || s[1] === 3 || s[3] === 1 || s[3] === 3) && (input.type === 'float32' || input.type === 'float16');
+}
+
+/** Plain sentences for what the merged card had to assume (empty for a fully described model). */
+function assumptionsOf(card: ModelCard, labelNote: string): string[] {
+  const assumed = (k: string) => card.sources[k] === 'assumed';
+  const p = card.preprocess;
+  const out: string[] = [];
+  const pixel = ['colorOrder', 'range', 'mean', 'std'] as const;
+  if (pixel.every((k) => assumed(`preprocess.${k}`))) {
+    out.push(`layout ${p.layout} ${p.width}x${p.height} from the input shape`);
+    out.push(p.channels === 3 ? 'RGB, x/255, ImageNet mean/std' : 'grayscale 0..1');
+  } else {
+    for (const k of pixel) if (assumed(`preprocess.${k}`)) out.push(`${k} ${JSON.stringify(p[k])}`);
   }
-  return { graph, assumed, assumptions };
+  if (assumed('preprocess.width') || assumed('preprocess.height')) out.push(`input size ${p.width}x${p.height} (the graph's is dynamic)`);
+  if (assumed('preprocess.resize') || assumed('preprocess.crop')) out.push('shorter side resized and centre-cropped');
+  if (assumed('labels')) out.push(labelNote);
+  if (assumed('outputKind')) out.push('softmax applied unless outputs already sum to 1');
+  return out;
 }
 
 export interface CardFromBytesOptions {
@@ -131,11 +138,19 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   }
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   if (embedded) layers.embedded = embeddedLayer(embedded);
-  const described = Boolean(layers.embedded?.preprocess || layers.registry?.preprocess || layers['card-file']?.preprocess || layers.flags?.preprocess);
-  const g = graphLayers(o.id, signature, described, o.assumedLabels);
+  const g = graphLayers(o.id, signature, o.assumedLabels);
   layers.graph = g.graph;
   layers.assumed = g.assumed;
-  const card = mergeCard(layers, g.assumptions);
+  const card = mergeCard(layers);
+  const input = signature.inputs.find((i) => i.name === card.inputName) ?? signature.inputs[0]!;
+  if (card.sources['preprocess.layout'] !== 'graph' && !['flags', 'card-file', 'embedded', 'registry'].includes(card.sources['preprocess.layout']!) && !isImageInput(input)) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `input "${input.name}" is ${input.type} [${input.shape.join(',')}], not an image tensor (expected float [N,3,H,W] or [N,H,W,3]); describe the model with a card (edgetune card) or a registry entry`,
+      { subject: input.name },
+    );
+  }
   card.preprocess = checkSpec(card.preprocess);
+  card.assumptions = assumptionsOf(card, g.labelNote);
   return { card, signature, ...(embedded ? { embedded } : {}) };
 }

@@ -25,9 +25,27 @@ export interface Parsed {
   positionals: string[];
 }
 
+/**
+ * util.parseArgs refuses `--lr -0.5` ("argument is ambiguous"): a string option followed by a
+ * negative number (or a list starting with one, like `--range -1,1`) takes it as its value.
+ */
+function joinNegativeValues(argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : undefined;
+    const next = argv[i + 1];
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d|inf)/i.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parse(argv: string[], options: Options, allowPositionals = true): Parsed {
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true }) as Parsed;
+    return parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals, strict: true }) as Parsed;
   } catch (err) {
     const m = messageOf(err).replace(/^Unknown option '(.*?)'.*$/s, 'Unknown option $1');
     throw new EdgetuneError('EARG', m.split('\n')[0]!);

@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   finetune: async () => (await import('./commands/finetune.js')).finetune,
   eval: async () => (await import('./commands/eval.js')).evaluate,
   'augment-preview': async () => (await import('./commands/augment-preview.js')).augmentPreview,
+  inspect: async () => (await import('./commands/inspect.js')).inspect,
+  card: async () => (await import('./commands/card.js')).card,
 
 };
 

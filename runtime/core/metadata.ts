@@ -6,6 +6,7 @@
 
 import protobuf from 'protobufjs/minimal.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
+import type { EmbeddingSpec, OutputKind } from './model-card.js';
 
 export const METADATA_KEY = 'edgetune.model';
 
@@ -13,7 +14,10 @@ export interface EmbeddedModelInfo {
   version: 1;
   labels: string[];
   preprocess: PreprocessSpec;
-  outputKind: 'logits' | 'probabilities';
+  /** How outputs become probabilities (`auto`: softmax unless a row already sums to 1). */
+  outputKind: OutputKind;
+  /** Where head training cuts the backbone (set by `edgetune card` / imports). */
+  embedding?: EmbeddingSpec;
   outputName?: string;
   /** Output index of label 0 (1 when the model has a background class at index 0). Default 0. */
   labelOffset?: number;

@@ -8,6 +8,7 @@
 // (`assumptions`), so `inspect` can show it and `quantize`/`finetune` can say what they guessed.
 // The one postprocess rule that reads `outputKind` is `toProbabilities` in classify/postprocess.ts.
 
+import { EdgetuneError } from './errors.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 
 /** Where a card field came from, highest priority first. */
@@ -128,4 +129,57 @@ export function assumedFields(card: ModelCard): string[] {
   return Object.entries(card.sources)
     .filter(([, s]) => s === 'assumed')
     .map(([k]) => k);
+}
+
+/** The card file that describes `modelPath`: `<name>.card.json` beside it (`m.onnx` → `m.card.json`). */
+export function cardFilePath(modelPath: string): string {
+  return modelPath.replace(/\.(onnx|ort|tflite|json)$/i, '') + '.card.json';
+}
+
+/**
+ * Check a JSON value as a card layer (a card file, or the `edgetune.card` of an import). Unknown
+ * fields are refused so a typo does not pass silently. Errors: EINPUT naming `source` and the field.
+ */
+export function parseCardLayer(raw: unknown, source: string): CardLayer {
+  const fail = (field: string, want: string, got: unknown): never => {
+    throw new EdgetuneError('EINPUT', `${source}: ${field}: expected ${want} but received ${JSON.stringify(got)}`, { subject: source });
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('card', 'a JSON object', raw);
+  const o = raw as Record<string, unknown>;
+  const known = new Set(['version', 'id', 'inputName', 'outputName', 'preprocess', 'labels', 'labelOffset', 'outputKind', 'embedding', 'provenance', '$comment']);
+  for (const k of Object.keys(o)) if (!known.has(k)) fail(k, `one of the card fields (${[...known].join(', ')})`, 'an unknown field');
+  const layer: CardLayer = {};
+  for (const k of ['id', 'inputName', 'outputName'] as const) {
+    if (o[k] !== undefined) layer[k] = typeof o[k] === 'string' ? (o[k] as string) : fail(k, 'a string', o[k]);
+  }
+  if (o.labels !== undefined) layer.labels = Array.isArray(o.labels) && o.labels.every((l) => typeof l === 'string') ? (o.labels as string[]) : fail('labels', 'an array of strings or a label file name', o.labels);
+  if (o.labelOffset !== undefined) layer.labelOffset = Number.isInteger(o.labelOffset) && (o.labelOffset as number) >= 0 ? (o.labelOffset as number) : fail('labelOffset', 'an integer >= 0', o.labelOffset);
+  if (o.outputKind !== undefined) layer.outputKind = ['logits', 'probabilities', 'auto'].includes(o.outputKind as string) ? (o.outputKind as OutputKind) : fail('outputKind', '"logits", "probabilities" or "auto"', o.outputKind);
+  if (o.embedding !== undefined) {
+    const e = o.embedding as Record<string, unknown>;
+    if (typeof e !== 'object' || e === null || !(e.tensor === null || typeof e.tensor === 'string')) fail('embedding.tensor', 'a tensor name or null', e?.tensor);
+    layer.embedding = { tensor: e.tensor as string | null, dims: typeof e.dims === 'number' ? e.dims : 0, ...(e.pool === 'global-average' || e.pool === 'none' ? { pool: e.pool } : {}) };
+  }
+  if (o.provenance !== undefined) layer.provenance = typeof o.provenance === 'object' && o.provenance !== null ? (o.provenance as Record<string, unknown>) : fail('provenance', 'an object', o.provenance);
+  if (o.preprocess !== undefined) {
+    const p = o.preprocess as Record<string, unknown>;
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) fail('preprocess', 'an object', p);
+    const pre: Record<string, unknown> = {};
+    const nums = (k: string, n?: number) => (Array.isArray(p[k]) && (p[k] as unknown[]).every((x) => typeof x === 'number' && Number.isFinite(x)) && (n === undefined || (p[k] as unknown[]).length === n) ? p[k] : fail(`preprocess.${k}`, n ? `${n} numbers` : 'an array of numbers', p[k]));
+    const pick = (k: string, allowed: readonly unknown[]) => (allowed.includes(p[k]) ? p[k] : fail(`preprocess.${k}`, allowed.map((a) => JSON.stringify(a)).join(' | '), p[k]));
+    for (const k of Object.keys(p)) {
+      if (k === 'width' || k === 'height') pre[k] = Number.isInteger(p[k]) && (p[k] as number) > 0 ? p[k] : fail(`preprocess.${k}`, 'a positive integer', p[k]);
+      else if (k === 'channels') pre[k] = pick(k, [1, 3]);
+      else if (k === 'layout') pre[k] = pick(k, ['NCHW', 'NHWC']);
+      else if (k === 'colorOrder') pre[k] = pick(k, ['RGB', 'BGR', 'GRAY']);
+      else if (k === 'resize') pre[k] = pick(k, ['cover', 'fill', 'contain']);
+      else if (k === 'dtype') pre[k] = pick(k, ['float32', 'float16']);
+      else if (k === 'crop') pre[k] = typeof p[k] === 'number' && (p[k] as number) > 0 && (p[k] as number) <= 1 ? p[k] : fail('preprocess.crop', 'a number in (0, 1]', p[k]);
+      else if (k === 'range') pre[k] = nums(k, 2);
+      else if (k === 'mean' || k === 'std') pre[k] = nums(k);
+      else fail(`preprocess.${k}`, 'a preprocessing field (width, height, channels, layout, colorOrder, range, mean, std, resize, crop, dtype)', 'an unknown field');
+    }
+    layer.preprocess = pre as Partial<PreprocessSpec>;
+  }
+  return layer;
 }

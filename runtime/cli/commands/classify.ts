@@ -7,6 +7,7 @@ import { expandInputs } from '../../io/files.js';
 import { intOption, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune classify <image|dir>... [options]
 
@@ -17,7 +18,9 @@ Options:
   --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch (default 1)
   --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${CARD_USAGE}`;
 
 export const classify: Command = {
   summary: 'classify images with a model (top-k labels)',
@@ -29,14 +32,15 @@ export const classify: Command = {
       batch: { type: 'string' },
       json: { type: 'boolean', default: false },
       ...SESSION_OPTIONS,
+      ...CARD_OPTIONS,
     });
     if (positionals.length === 0) throw new EdgetuneError('EARG', 'classify: no input images given\n\n' + usage);
     const k = intOption('top', v.top as string | undefined, 5);
     const batch = intOption('batch', v.batch as string | undefined, 1);
     const json = Boolean(v.json);
     const files = await expandInputs(positionals);
-    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k });
-    for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
+    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
+    if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     let failed = 0;
     const report = (file: string, err: unknown) => {
       failed++;

@@ -1,0 +1,59 @@
+// `edgetune card <model> [options] --out X.onnx`: embed the model's card (what the registry, a card
+// file and the flags say, merged) in the ONNX metadata (`edgetune.model`), so the written file stands
+// alone: every command, the kiosk and the library then describe it from the file itself.
+
+import { describeModel } from '../../../models/describe.js';
+import { EdgetuneError } from '../../core/errors.js';
+import { METADATA_KEY, type EmbeddedModelInfo } from '../../core/metadata.js';
+import { assumedFields } from '../../core/model-card.js';
+import { checkWritable, writeAtomic } from '../../io/atomic.js';
+import { setMetadataValue } from '../../onnx/graph.js';
+import { encodeModel } from '../../onnx/model.js';
+import { loadModelFile } from '../../io/model-file.js';
+import { parse, type Command } from '../args.js';
+import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
+
+const usage = `Usage: edgetune card <model> --out <file.onnx> [options]
+
+Write a copy of the model with its card embedded in the ONNX metadata (labels, preprocessing, label
+offset, output kind, embedding tensor), so the file alone describes it. Fields nothing describes are
+refused unless --allow-assumed is given (then the assumed values are embedded and listed).
+
+Options:
+  --out <file.onnx>   the output model (replaced atomically; may be the input)
+  --allow-assumed     embed assumed values too
+${CARD_USAGE}`;
+
+export const card: Command = {
+  summary: 'embed a model card (labels, preprocessing) in an ONNX file',
+  usage,
+  async run(argv, io) {
+    const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
+    if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
+    if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
+    const out = v.out as string;
+    await checkWritable(out);
+    const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
+    const c = d.card;
+    const assumed = assumedFields(c).filter((f) => f !== 'embedding');
+    if (assumed.length && !v['allow-assumed']) {
+      throw new EdgetuneError('EARG', `card: nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
+    }
+    const info: EmbeddedModelInfo = {
+      version: 1,
+      labels: c.labels,
+      ...(c.labelOffset ? { labelOffset: c.labelOffset } : {}),
+      preprocess: c.preprocess,
+      outputKind: c.outputKind,
+      outputName: c.outputName,
+      ...(c.embedding ? { embedding: c.embedding } : {}),
+      provenance: { ...(c.provenance ?? {}), base: c.provenance?.base ?? c.id, tool: 'edgetune card' },
+    };
+    const { model } = await loadModelFile(d.path); // external data inlined: one self-contained file
+    setMetadataValue(model, METADATA_KEY, JSON.stringify(info));
+    await writeAtomic(out, encodeModel(model));
+    io.stdout.write(`edgetune card: wrote ${out} (${c.labels.length} labels, ${c.preprocess.width}x${c.preprocess.height} ${c.preprocess.colorOrder}, ${info.outputKind})\n`);
+    if (assumed.length) io.stderr.write(`edgetune card: embedded assumed values: ${c.assumptions.join('; ')}\n`);
+    return 0;
+  },
+};
