@@ -37,7 +37,7 @@ export const card: Command = {
     const c = d.card;
     const assumed = assumedFields(c).filter((f) => f !== 'embedding');
     if (assumed.length && !v['allow-assumed']) {
-      throw new EdgetuneError('EARG', `card: nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
+      throw new EdgetuneError('EARG', `nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
     }
     const info: EmbeddedModelInfo = {
       version: 1,

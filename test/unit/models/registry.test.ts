@@ -12,12 +12,12 @@ import { graphSignature } from '../../../runtime/onnx/graph.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
 import { jsonLines, runCli, shared, tempDir } from '../../helpers.js';
 
-const SHARED_IDS = ['mobilenetv2-int8', 'squeezenet1.1', 'squeezenet1.1-fp16', 'mobilenetv1-0.25-128', 'mnist'];
+const SHARED_IDS = ['mobilenetv2-int8', 'mobilenetv2-fp32', 'squeezenet1.1', 'squeezenet1.1-fp16', 'mobilenetv1-0.25-128', 'mnist'];
 
 describe('registry data', () => {
   const reg = loadRegistry();
 
-  it('has the five shared models and public zoo models with URLs and sha256', () => {
+  it('has the six shared models and public zoo models with URLs and sha256', () => {
     for (const id of SHARED_IDS) expect(reg.get(id), id).toBeDefined();
     for (const id of ['mobilenetv2-12', 'resnet18', 'efficientnet-lite4']) {
       const e = reg.require(id);
