@@ -16,6 +16,8 @@ import { specOf, type ModelEntry } from './registry.js';
 export interface DescribeOptions extends ResolveOptions {
   /** Highest-priority layer: what the user said (CLI flags, library options). */
   overrides?: CardLayer;
+  /** Describe a model whose output is not class scores (a backbone). Default false. */
+  allowNonClassifier?: boolean;
 }
 
 export interface DescribedModel {
@@ -79,6 +81,7 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
     id: file,
     name: resolved.path,
     layers,
+    allowNonClassifier: opts.allowNonClassifier,
     assumedLabels: (n) =>
       labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined,
   });

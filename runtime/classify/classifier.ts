@@ -103,7 +103,9 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const per = flat.length / chunk.length;
       for (let j = 0; j < chunk.length; j++) {
         const row = flat.subarray(j * per, (j + 1) * per);
-        out.push(toProbabilities(row, card.outputKind).slice());
+        const p = toProbabilities(row, card.outputKind).slice();
+        if (p.some(Number.isNaN)) throw new EdgetuneError('EMODEL', `${id}: the model's output has NaN scores for this image (a broken model, or input it cannot handle)`);
+        out.push(p);
       }
     }
     return out;
@@ -170,10 +172,18 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
         }
         yield* failed;
         if (!group.length) continue;
-        const probs = await rows(group.map((g) => g.img));
+        let probs: (Float32Array | Error)[];
+        try {
+          probs = await rows(group.map((g) => g.img));
+        } catch (err) {
+          // One bad image (NaN scores) fails its batch: run the batch's images one by one to say which.
+          probs = group.length === 1 ? [err as Error] : await Promise.all(group.map((g) => rows([g.img]).then((r) => r[0]!, (e: Error) => e)));
+        }
         const t1 = performance.now();
         for (let i = 0; i < group.length; i++) {
-          yield { file: group[i]!.file, top: topK(probs[i]!, k, d.post), ms: Math.round((t1 - group[i]!.t0) * 10) / 10 };
+          const p = probs[i]!;
+          if (p instanceof Error) yield { file: group[i]!.file, error: p };
+          else yield { file: group[i]!.file, top: topK(p, k, d.post), ms: Math.round((t1 - group[i]!.t0) * 10) / 10 };
         }
       }
     },

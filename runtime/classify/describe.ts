@@ -84,6 +84,15 @@ export function isImageInput(input: SignatureEntry): boolean {
   return s.length === 4 && (s[1] === 1 || s[1] === 3 || s[3] === 1 || s[3] === 3) && (input.type === 'float32' || input.type === 'float16');
 }
 
+/**
+ * Whether an output is one row of class scores per image: [N, C], [N, C, 1, 1] or [C] (at most one
+ * non-batch axis longer than 1). An image-shaped output ([N, 3, 224, 224]) is not.
+ */
+export function isScoresOutput(output: SignatureEntry): boolean {
+  const rest = output.shape.length > 1 ? output.shape.slice(1) : output.shape;
+  return rest.filter((d) => !(typeof d === 'number' && d === 1)).length <= 1;
+}
+
 /** Plain sentences for what the merged card had to assume (empty for a fully described model). */
 function assumptionsOf(card: ModelCard, labelNote: string): string[] {
   const assumed = (k: string) => card.sources[k] === 'assumed';
@@ -110,6 +119,8 @@ export interface CardFromBytesOptions {
   name?: string;
   /** Layers above the file's own: `flags`, `card-file`, `registry`. */
   layers?: Partial<Record<CardSource, CardLayer>>;
+  /** Describe a model whose output is not class scores (a backbone, an embedding extractor). Default false. */
+  allowNonClassifier?: boolean;
   /** Labels to assume for an undescribed model with this many outputs (e.g. ImageNet for 1000/1001). */
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined;
 }
@@ -121,6 +132,7 @@ export interface CardFromBytesOptions {
  */
 export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { card: ModelCard; signature: GraphSignature; embedded?: EmbeddedModelInfo } {
   const name = o.name ?? o.id;
+  if (bytes.byteLength === 0) throw new EdgetuneError('EMODEL', `${name}: empty file (0 bytes), not an ONNX model`, { subject: name });
   let signature: GraphSignature;
   try {
     signature = graphSignature(decodeModel(bytes).graph);
@@ -152,5 +164,13 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   }
   card.preprocess = checkSpec(card.preprocess);
   card.assumptions = assumptionsOf(card, g.labelNote);
+  const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;
+  if (!o.allowNonClassifier && !isScoresOutput(output)) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${name}: output "${output.name}" is [${output.shape.join(',')}]: not one row of class scores per image (expected [N, classes] or [N, classes, 1, 1]); edgetune classifies with classifier models`,
+      { subject: name },
+    );
+  }
   return { card, signature, ...(embedded ? { embedded } : {}) };
 }

@@ -80,6 +80,21 @@ function explain(provider: string, err: unknown): string {
   return msg;
 }
 
+/**
+ * onnxruntime's reason for refusing a model, in words: the "Load model from … failed:" prefix and the
+ * C++ source location and signature are dropped, and the common cases are said plainly (IR version or
+ * opset newer than this onnxruntime supports, not a protobuf file).
+ */
+export function modelLoadReason(message: string): string {
+  const m = messageOf(message).replace(/^Load model from .*? failed:/s, '').replace(/^\s*\/?[\w/.-]+\.(h|cc|cpp):\d+ [^\n]*?\)\s(?=[A-Z])/, '').trim();
+  const ir = /Unsupported model IR version: (\d+), max supported IR version: (\d+)/.exec(m);
+  if (ir) return `IR version ${ir[1]} is newer than this onnxruntime supports (max IR ${ir[2]})`;
+  const opset = /Opset (\d+) is under development[\s\S]*?support for domain (\S+) is till opset (\d+)/.exec(m);
+  if (opset) return `opset ${opset[1]} is newer than this onnxruntime supports (${opset[2]} up to opset ${opset[3]})`;
+  if (/protobuf parsing failed/i.test(m)) return 'not an ONNX file (protobuf parsing failed)';
+  return firstLine(m);
+}
+
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
   const providers = parseProviders(options.providers ?? ['cpu', 'wasm']);
   if (options.threads !== undefined) checkPositiveInteger('threads', options.threads);
@@ -106,7 +121,7 @@ export async function createSession(model: string | Uint8Array, options: Session
       const why = explain(req.name, err);
       // A model that no provider can parse fails the same way everywhere: stop at the first.
       if (/protobuf parsing failed|Load model from .* failed|Invalid model|ModelProto/i.test(why)) {
-        throw new EdgetuneError('EMODEL', `${typeof model === 'string' ? model : 'model'}: not a valid ONNX model (${why})`, {
+        throw new EdgetuneError('EMODEL', `${typeof model === 'string' ? model : 'model'}: not a valid ONNX model (${modelLoadReason(messageOf(err))})`, {
           subject: typeof model === 'string' ? model : undefined,
           cause: err,
         });
