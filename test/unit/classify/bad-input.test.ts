@@ -66,7 +66,7 @@ describe('bad models and options', () => {
   it('unknown model id lists the known ids', async () => {
     const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', 'mobilenet-v9']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('edgetune classify: Unknown model id "mobilenet-v9": expected a path to an .onnx file or one of: mobilenetv2-int8, squeezenet1.1,');
+    expect(r.stderr).toContain('edgetune classify: Unknown model id "mobilenet-v9": expected a path to an .onnx file or one of: mobilenetv2-int8, mobilenetv2-fp32, squeezenet1.1,');
   });
 
   it('a model file that is not ONNX', async () => {
