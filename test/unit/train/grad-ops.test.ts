@@ -47,9 +47,10 @@ async function check(
     { x: xs, labels: extra.soft ? undefined : labels, targets, masks, head },
     { batch: N, samples: 6, eps: 1e-2 },
   );
-  console.log(name, 'loss', r.loss.toFixed(4), 'max rel', r.maxRel.toExponential(2), Object.entries(r.perWeight).map(([k, v]) => `${k}:${v.maxRel.toExponential(1)}`).join(' '));
+  console.log(name, 'loss', r.loss.toFixed(4), 'max rel', r.maxRel.toExponential(2), 'kinks', r.kinks, '/', r.checked + r.kinks, Object.entries(r.perWeight).map(([k, v]) => `${k}:${v.maxRel.toExponential(1)}`).join(' '));
   expect(Number.isFinite(r.loss)).toBe(true);
   expect(r.maxRel).toBeLessThan(TOL);
+  expect(r.kinks).toBeLessThanOrEqual(Math.ceil(r.checked / 4));
   return r;
 }
 
@@ -91,6 +92,73 @@ describe('gradients vs finite differences', () => {
       nodes: [conv('x', 'W', undefined, 'y', { k: 3, strides: [2, 1], pads: [0, 1, 1, 0], group: 2 }), ...gapFlatten('y')],
       inits: [weight(rng, 'W', [4, 3, 3, 3])],
       x: [6, 6, 5],
+      d: 4,
+    })));
+
+  it('Relu and Clip (ReLU6, min/max inputs) between convs', () =>
+    check('relu-clip', (rng) => ({
+      nodes: [
+        conv('x', 'W1', 'B1', 'a', { k: 1 }),
+        makeNode('Relu', ['a'], ['r']),
+        conv('r', 'W2', 'B2', 'b', { k: 3, pads: [1, 1, 1, 1] }),
+        makeNode('Clip', ['b', 'lo', 'hi'], ['c']),
+        ...gapFlatten('c'),
+      ],
+      inits: [weight(rng, 'W1', [5, 4, 1, 1]), weight(rng, 'B1', [5], 0.2), weight(rng, 'W2', [5, 5, 3, 3], 0.4), weight(rng, 'B2', [5], 0.2), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [1.5])],
+      x: [4, 2, 2], // few ReLU/Clip positions: few kinks within the finite-difference step
+      d: 5,
+    })));
+
+  it('Add: residual (same shape) and broadcast bias [1,C,1,1] (trainable)', () =>
+    check('add', (rng) => ({
+      nodes: [
+        conv('x', 'W1', 'B1', 'a', { k: 1 }),
+        makeNode('Relu', ['a'], ['r']),
+        conv('r', 'W2', undefined, 'b', { k: 3, pads: [1, 1, 1, 1], group: 4 }),
+        makeNode('Add', ['a', 'b'], ['res']),
+        makeNode('Add', ['res', 'bias'], ['y']),
+        ...gapFlatten('y'),
+      ],
+      inits: [weight(rng, 'W1', [4, 3, 1, 1]), weight(rng, 'B1', [4], 0.2), weight(rng, 'W2', [4, 1, 3, 3]), weight(rng, 'bias', [1, 4, 1, 1], 0.3)],
+      x: [3, 5, 5],
+      d: 4,
+      trainable: ['W1', 'B1', 'W2', 'bias'],
+    })));
+
+  it('Reshape, MatMul and Gemm (transB, alpha, beta) inside the tail', () =>
+    check('dense', (rng) => {
+      const gemm = makeNode('Gemm', ['h', 'G', 'gb'], ['emb']);
+      gemm.attribute.push({ name: 'transB', type: 2, i: 1n, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [], sparseTensors: [] });
+      gemm.attribute.push({ name: 'alpha', type: 1, f: 0.7, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [], sparseTensors: [] });
+      gemm.attribute.push({ name: 'beta', type: 1, f: 1.5, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [], sparseTensors: [] });
+      return {
+        nodes: [conv('x', 'W', 'B', 'a', { k: 1 }), makeNode('Reshape', ['a', 'shape'], ['flat']), makeNode('MatMul', ['flat', 'M'], ['h0']), makeNode('Relu', ['h0'], ['h']), gemm],
+        inits: [weight(rng, 'W', [2, 3, 1, 1]), weight(rng, 'B', [2], 0.1), makeTensor('shape', DataType.INT64, [2], [0n, -1n]), weight(rng, 'M', [8, 6], 0.4), weight(rng, 'G', [5, 6], 0.4), weight(rng, 'gb', [5], 0.1)],
+        x: [3, 2, 2],
+        d: 5,
+      };
+    }));
+
+  const simple = (rng: ReturnType<typeof createRng>) => ({
+    nodes: [conv('x', 'W', 'B', 'y', { k: 1 }), ...gapFlatten('y')],
+    inits: [weight(rng, 'W', [6, 4, 1, 1]), weight(rng, 'B', [6], 0.1)],
+    x: [4, 3, 3],
+    d: 6,
+  });
+
+  it('two-layer head (Gemm, Relu, Gemm) with a dropout mask', () => check('head-mlp-dropout', simple, { hidden: 5, dropout: 0.4 }));
+
+  it('cross-entropy: soft targets, class weights, label smoothing, 4 classes', async () => {
+    await check('ce-soft', simple, { soft: true, classes: 4 });
+    await check('ce-weighted', simple, { classWeights: [0.5, 2, 1, 1.5], classes: 4 });
+    await check('ce-smooth', simple, { labelSmoothing: 0.1, classWeights: [1, 3, 0.5] });
+  });
+
+  it('an opset-12 tail is upgraded (Clip stays an input form, Dropout becomes identity)', () =>
+    check('opset12', (rng) => ({
+      nodes: [conv('x', 'W', 'B', 'a', { k: 3, pads: [1, 1, 1, 1] }), makeNode('Clip', ['a', 'lo', 'hi'], ['c']), makeNode('Dropout', ['c'], ['dr']), ...gapFlatten('dr')],
+      inits: [weight(rng, 'W', [4, 2, 3, 3]), weight(rng, 'B', [4], 0.1), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
+      x: [2, 4, 4],
       d: 4,
     })));
 });
