@@ -89,7 +89,19 @@ export async function gradCheck(
   tail: OnnxModel,
   options: TrainingGraphOptions,
   feeds: { x: Float32Array; labels?: BigInt64Array; targets?: Float32Array; masks?: Record<string, Float32Array>; head: Record<string, Float32Array> },
-  opts: { batch: number; samples?: number; eps?: number; floor?: number; seed?: number; kinkTol?: number } = { batch: 2 },
+  opts: {
+    batch: number;
+    samples?: number;
+    eps?: number;
+    /** Absolute floor of the relative error's denominator. Default 1e-3. */
+    floor?: number;
+    /** Floor relative to the weight's largest |gradient| (float32 loss noise swamps tiny entries). Default 0. */
+    floorRel?: number;
+    /** Sample half of the entries among the largest |gradient|. */
+    largest?: boolean;
+    seed?: number;
+    kinkTol?: number;
+  } = { batch: 2 },
 ): Promise<GradCheckResult> {
   const train = buildTrainingGraph(tail, { ...options, mode: 'train' });
   const lossG = buildTrainingGraph(tail, { ...options, mode: 'loss' });
@@ -131,7 +143,15 @@ export async function gradCheck(
     let kinks = 0;
     const idx = new Set<number>();
     const want = Math.min(opts.samples ?? 6, v.length);
+    let gmax = 0;
+    for (const x of g) gmax = Math.max(gmax, Math.abs(x));
+    if (opts.largest) {
+      // half of the sample from the entries with the largest |gradient| (where the signal is)
+      const order = Array.from(g.keys()).sort((p, q) => Math.abs(g[q]!) - Math.abs(g[p]!));
+      for (const i of order.slice(0, want >> 1)) idx.add(i);
+    }
     while (idx.size < want) idx.add(rng.int(v.length));
+    const wfloor = Math.max(floor, (opts.floorRel ?? 0) * gmax);
     const lossAt = async (i: number, delta: number) => {
       const orig = v[i]!;
       v[i] = orig + delta;
@@ -140,7 +160,7 @@ export async function gradCheck(
       return l;
     };
     const central = async (i: number, e: number) => ((await lossAt(i, e)) - (await lossAt(i, -e))) / (2 * e);
-    const relErr = (a: number, f: number) => Math.abs(a - f) / Math.max(Math.abs(a), Math.abs(f), floor);
+    const relErr = (a: number, f: number) => Math.abs(a - f) / Math.max(Math.abs(a), Math.abs(f), wfloor);
     const tol = opts.kinkTol ?? 1e-2;
     for (const i of idx) {
       const a = g[i]!;
