@@ -73,7 +73,16 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     if (outputPadding.some((p, i) => p < 0 || p >= Math.max(geo.strides[i]!, geo.dilations[i]!))) fail(n, `output_padding ${outputPadding} out of range`);
     out[0] = ctx.op('ConvTranspose', [dy!, wName], { strides: geo.strides, pads: geo.pads, dilations: geo.dilations, group: geo.group, kernel_shape: kernel, output_padding: outputPadding }, 'dX');
   }
-  if (need[1]) {
+  const pointwise = geo.group === 1 && kernel.every((k) => k === 1) && geo.strides.every((s) => s === 1) && geo.pads.every((p) => p === 0);
+  if (need[1] && pointwise) {
+    // 1×1 conv: dW[m, c] = Σ_{n,p} dy[n,m,p]·x[n,c,p] as ONE GEMM [M, N·P] × [N·P, C] (the grouped-conv
+    // form below would run C matrix-vector products here: ~10× slower on CPU).
+    const M = w[0] as number;
+    const C = x[1] as number;
+    const dyr = ctx.op('Reshape', [ctx.op('Transpose', [dy!], { perm: [1, 0, 2, 3] }, 'dy_t'), ctx.constI([M, -1])], {}, 'dy_rows');
+    const xr = ctx.op('Reshape', [ctx.op('Transpose', [xName], { perm: [1, 0, 2, 3] }, 'x_t'), ctx.constI([C, -1])], {}, 'x_rows');
+    out[1] = ctx.op('Reshape', [ctx.op('Gemm', [dyr, xr], { transB: 1 }, 'dW_2d'), ctx.constI([M, C, 1, 1])], {}, 'dW');
+  } else if (need[1]) {
     const g = geo.group;
     const C = x[1] as number;
     const cg = C / g;
