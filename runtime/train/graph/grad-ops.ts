@@ -68,12 +68,16 @@ const conv: GradRule = (ctx, n, [dy], need) => {
   const kernel = (getIntsAttribute(n, 'kernel_shape') ?? w.slice(2)) as number[];
   const geo = convGeometry(n, spatial, kernel);
   const out: (string | undefined)[] = [undefined, undefined, undefined];
-  if (need[0]) {
+  const pointwise = geo.group === 1 && kernel.every((k) => k === 1) && geo.strides.every((s) => s === 1) && geo.pads.every((p) => p === 0);
+  if (need[0] && pointwise) {
+    // 1×1 conv: dx = Wᵀ·dy per pixel, a plain 1×1 Conv with the transposed weight (ORT's ConvTranspose
+    // measured ~1.6× slower here).
+    out[0] = ctx.op('Conv', [dy!, ctx.op('Transpose', [wName], { perm: [1, 0, 2, 3] }, 'W_t')], {}, 'dX');
+  } else if (need[0]) {
     const outputPadding = spatial.map((h, i) => h - (geo.strides[i]! * (geo.out[i]! - 1) + geo.dilations[i]! * (kernel[i]! - 1) + 1 - geo.pads[i]! - geo.pads[i + 2]!));
     if (outputPadding.some((p, i) => p < 0 || p >= Math.max(geo.strides[i]!, geo.dilations[i]!))) fail(n, `output_padding ${outputPadding} out of range`);
     out[0] = ctx.op('ConvTranspose', [dy!, wName], { strides: geo.strides, pads: geo.pads, dilations: geo.dilations, group: geo.group, kernel_shape: kernel, output_padding: outputPadding }, 'dX');
   }
-  const pointwise = geo.group === 1 && kernel.every((k) => k === 1) && geo.strides.every((s) => s === 1) && geo.pads.every((p) => p === 0);
   if (need[1] && pointwise) {
     // 1×1 conv: dW[m, c] = Σ_{n,p} dy[n,m,p]·x[n,c,p] as ONE GEMM [M, N·P] × [N·P, C] (the grouped-conv
     // form below would run C matrix-vector products here: ~10× slower on CPU).

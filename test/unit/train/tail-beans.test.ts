@@ -18,14 +18,16 @@ const PER_CLASS_TRAIN = Number(process.env.BEANS_TRAIN_PER_CLASS ?? 40);
 const PER_CLASS_VAL = Number(process.env.BEANS_VAL_PER_CLASS ?? 20);
 const EPOCHS = Number(process.env.BEANS_EPOCHS ?? 6);
 const BATCH = 16;
+/** Blocks to unfreeze (1 = the final 1×1 conv; 2 adds the last inverted-residual block, with its depthwise conv). */
+const UNFREEZE = Number(process.env.BEANS_UNFREEZE ?? 1);
 
 const fmt = (h: TailEpochStats[]) => h.map((e) => `  ${e.epoch}: train ${e.trainLoss.toFixed(3)} (${e.trainAccuracy.toFixed(2)}) val ${e.valLoss!.toFixed(3)} acc ${e.valAccuracy!.toFixed(3)} ${e.ms.toFixed(0)} ms (run ${e.runMs.toFixed(0)})`).join('\n');
 
-describe('beans-dev: unfreeze 1 (last block + head)', () => {
+describe(`beans-dev: unfreeze ${UNFREEZE} (last block${UNFREEZE > 1 ? 's' : ''} + head)`, () => {
   it('trains tail + head, beats its start, exports consistently', async () => {
     const t0 = performance.now();
     const model = loadBackbone();
-    const cutName = resolveCut(model, EMBEDDING, 1);
+    const cutName = resolveCut(model, EMBEDDING, UNFREEZE);
     const cut = cutModel(model, cutName, EMBEDDING);
     const per = cut.cutShape.slice(1) as number[];
     const tr = listSplit('train', PER_CLASS_TRAIN);
