@@ -22,6 +22,8 @@ export interface TailTrainConfig {
   epochs: number;
   /** Mini-batch size; ≥ n = full batch. Default 32. */
   batchSize: number;
+  /** Learning-rate schedule over epochs, for both rates: constant, or cosine from the rate to 0 (as the head trainer). Default constant. */
+  schedule: 'constant' | 'cosine';
   /** Default adam. */
   optimizer: OptimizerName;
   /** Head learning rate. Default DEFAULT_LR[optimizer] (adam 0.001). */
@@ -50,6 +52,7 @@ export interface TailTrainConfig {
 export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'> = {
   epochs: 10,
   batchSize: 32,
+  schedule: 'constant',
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
@@ -184,7 +187,11 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
     const o = input.tail.graph.output[0]?.type?.tensorType?.shape?.dim;
     return o?.[1]?.dimValue;
   })();
+  if (input.head && 'normalize' in input.head && input.head.normalize) throw new EdgetuneError('EARG', 'heads on L2-normalised embeddings (normalize: true) are not supported by the tail trainer');
   const layers: readonly DenseLayer[] = input.head ? ('layers' in input.head ? input.head.layers : input.head) : glorotLinear(embDims ?? 0, K, rngInit);
+  for (const d of [input.train, input.val]) {
+    if (d && d.labels.some((y) => !(y >= 0 && y < K))) throw new EdgetuneError('EARG', `labels must be integers in [0, ${K})`);
+  }
   if (layers[layers.length - 1]!.out !== K) throw new EdgetuneError('EARG', `the head gives ${layers[layers.length - 1]!.out} classes, expected ${K}`);
   const trainable = cfg.trainBackbone ? (cfg.trainable ?? defaultTrainable(input.tail)) : [];
   const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
@@ -234,6 +241,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
       const te = now();
       let runMs = 0;
+      const decay = cfg.schedule === 'cosine' ? 0.5 * (1 + Math.cos((Math.PI * epoch) / cfg.epochs)) : 1;
       shuffle.shuffle(order);
       let lossSum = 0;
       let correct = 0;
@@ -256,7 +264,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           const p = params.get(name)!;
           const g = Float64Array.from(out[gname]!.data as Float32Array);
           if (cfg.weightDecay > 0 && rank.get(name)! >= 2) for (let i = 0; i < p.length; i++) g[i]! += cfg.weightDecay * p[i]!;
-          opt.step(slots.get(name)!, p, g, isHead.has(name) ? cfg.lrHead : cfg.lrBackbone);
+          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : cfg.lrBackbone));
         }
         sync();
       }

@@ -76,4 +76,15 @@ describe('trainTail', () => {
     expect(r.history.length - r.bestEpoch).toBe(2);
     expect(r.history[r.history.length - 1]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
   });
+
+  it('refuses bad labels and normalised heads; cosine schedule runs', async () => {
+    const { tail, K, train, val } = tinyProblem();
+    const bad = { x: train.x, labels: train.labels.map((y) => (y === 2 ? 3 : y)) };
+    await expect(trainTail({ tail, classes: K, train: bad, createSession: ortFactory }, { epochs: 1 })).rejects.toThrow(/labels must be integers in \[0, 3\)/);
+    const head = { format: 'edgetune.head' as const, version: 1 as const, kind: 'linear' as const, dims: 6, classes: K, normalize: true, layers: [{ in: 6, out: K, weight: new Float32Array(18), bias: new Float32Array(3) }] };
+    await expect(trainTail({ tail, head, classes: K, train, createSession: ortFactory }, { epochs: 1 })).rejects.toThrow(/normalize/);
+    const r = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, { epochs: 4, schedule: 'cosine', lrHead: 0.03, lrBackbone: 0.01 });
+    expect(r.history).toHaveLength(4);
+    expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
+  });
 });
