@@ -81,6 +81,8 @@ export interface TailEpochStats {
   ms: number;
   /** Time inside the training session's run() this epoch. */
   runMs: number;
+  /** Time of the validation pass (eval graph), when there is one. */
+  valMs?: number;
 }
 
 export interface TailTrainResult {
@@ -270,7 +272,9 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       }
       const stats: TailEpochStats = { epoch: epoch + 1, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0, runMs };
       if (input.val && evalSession) {
+        const tv = now();
         const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, f32, bs), input.val.labels, K);
+        stats.valMs = now() - tv;
         stats.valLoss = ev.loss;
         stats.valAccuracy = ev.accuracy;
         if (ev.loss < bestLoss - cfg.minDelta) {

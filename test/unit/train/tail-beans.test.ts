@@ -21,7 +21,7 @@ const BATCH = 16;
 /** Blocks to unfreeze (1 = the final 1×1 conv; 2 adds the last inverted-residual block, with its depthwise conv). */
 const UNFREEZE = Number(process.env.BEANS_UNFREEZE ?? 1);
 
-const fmt = (h: TailEpochStats[]) => h.map((e) => `  ${e.epoch}: train ${e.trainLoss.toFixed(3)} (${e.trainAccuracy.toFixed(2)}) val ${e.valLoss!.toFixed(3)} acc ${e.valAccuracy!.toFixed(3)} ${e.ms.toFixed(0)} ms (run ${e.runMs.toFixed(0)})`).join('\n');
+const fmt = (h: TailEpochStats[]) => h.map((e) => `  ${e.epoch}: train ${e.trainLoss.toFixed(3)} (${e.trainAccuracy.toFixed(2)}) val ${e.valLoss!.toFixed(3)} acc ${e.valAccuracy!.toFixed(3)} ${e.ms.toFixed(0)} ms (train runs ${e.runMs.toFixed(0)}, val ${e.valMs!.toFixed(0)})`).join('\n');
 
 describe(`beans-dev: unfreeze ${UNFREEZE} (last block${UNFREEZE > 1 ? 's' : ''} + head)`, () => {
   it('trains tail + head, beats its start, exports consistently', async () => {
