@@ -37,8 +37,10 @@ import { GRAD_RULES, type AttrValue, type GradContext } from './grad-ops.js';
 import { inferShapes, type Shape } from './shapes.js';
 
 export interface TrainingGraphOptions {
-  /** Head layers (only `in`/`out` are used: values are fed at run time). ReLU between layers. */
+  /** Head layers (only `in`/`out` are used: values are fed at run time). */
   head: readonly Pick<DenseLayer, 'in' | 'out'>[];
+  /** Activation between head layers: `relu` (default, as the head trainer's MLP) or `none`. */
+  headActivation?: 'relu' | 'none';
   /** Dropout probability on each head layer's input (one number = the last layer's input only, as the head trainer does). Default 0. */
   dropout?: number | readonly number[];
   /** `labels`: int64 class indices [N]; `probs`: float [N, K] one-hot or soft targets. Default labels. */
@@ -164,7 +166,7 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
     setIntAttribute(gemm, 'transB', 1);
     g.node.push(gemm);
     h = z;
-    if (l < layers.length - 1) {
+    if (l < layers.length - 1 && (options.headActivation ?? 'relu') === 'relu') {
       const a = names.next(`head.${l}.relu`);
       g.node.push(makeNode('Relu', [z], [a], { name: names.next(`head.${l}.Relu`) }));
       h = a;

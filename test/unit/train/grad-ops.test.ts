@@ -39,8 +39,10 @@ async function check(
     }
   }
   const masks: Record<string, Float32Array> = {};
-  const drop = typeof extra.dropout === 'number' ? extra.dropout : 0;
-  if (drop > 0) masks[`mask.${layers.length - 1}`] = Float32Array.from({ length: N * layers[layers.length - 1]!.in }, () => (rng.chance(drop) ? 0 : 1 / (1 - drop)));
+  const drops = typeof extra.dropout === 'number' ? layers.map((_, l) => (l === layers.length - 1 ? (extra.dropout as number) : 0)) : layers.map((_, l) => (extra.dropout as number[] | undefined)?.[l] ?? 0);
+  drops.forEach((p, l) => {
+    if (p > 0) masks[`mask.${l}`] = Float32Array.from({ length: N * layers[l]!.in }, () => (rng.chance(p) ? 0 : 1 / (1 - p)));
+  });
   const r = await gradCheck(
     tail,
     { head: layers, trainable, inputGradient: true, targets: extra.soft ? 'probs' : 'labels', ...extra },
@@ -146,7 +148,11 @@ describe('gradients vs finite differences', () => {
     d: 6,
   });
 
-  it('two-layer head (Gemm, Relu, Gemm) with a dropout mask', () => check('head-mlp-dropout', simple, { hidden: 5, dropout: 0.4 }));
+  it('two-layer head (Gemm, Relu, Gemm) with a dropout mask; without the Relu; dropout on every layer', async () => {
+    await check('head-mlp-dropout', simple, { hidden: 5, dropout: 0.4 });
+    await check('head-linear-linear', simple, { hidden: 5, headActivation: 'none' });
+    await check('head-dropout-all', simple, { hidden: 5, dropout: [0.3, 0.5] });
+  });
 
   it('cross-entropy: soft targets, class weights, label smoothing, 4 classes', async () => {
     await check('ce-soft', simple, { soft: true, classes: 4 });
