@@ -73,6 +73,12 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     // 1×1 conv: dx = Wᵀ·dy per pixel, a plain 1×1 Conv with the transposed weight (ORT's ConvTranspose
     // measured ~1.6× slower here).
     out[0] = ctx.op('Conv', [dy!, ctx.op('Transpose', [wName], { perm: [1, 0, 2, 3] }, 'W_t')], {}, 'dX');
+  } else if (need[0] && geo.group === x[1] && geo.group === w[0] && geo.strides.every((s) => s === 1) && geo.dilations.every((d) => d === 1) && geo.pads.every((p, i) => p <= kernel[i % 2]! - 1)) {
+    // Depthwise, stride 1: dx = Conv(dy, W flipped in space, pads k−1−p, same group): the forward
+    // depthwise kernel, ~2× faster than ORT's grouped ConvTranspose here.
+    const flipped = ctx.op('Slice', [wName, ctx.constI([-1, -1]), ctx.constI(kernel.map((k) => -(k + 1))), ctx.constI([2, 3]), ctx.constI([-1, -1])], {}, 'W_flip');
+    const pads = geo.pads.map((p, i) => kernel[i % 2]! - 1 - p);
+    out[0] = ctx.op('Conv', [dy!, flipped], { group: geo.group, pads, kernel_shape: kernel }, 'dX');
   } else if (need[0]) {
     const outputPadding = spatial.map((h, i) => h - (geo.strides[i]! * (geo.out[i]! - 1) + geo.dilations[i]! * (kernel[i]! - 1) + 1 - geo.pads[i]! - geo.pads[i + 2]!));
     if (outputPadding.some((p, i) => p < 0 || p >= Math.max(geo.strides[i]!, geo.dilations[i]!))) fail(n, `output_padding ${outputPadding} out of range`);
