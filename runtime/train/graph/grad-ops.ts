@@ -11,6 +11,9 @@
 //       (group, sample) pairs: input x → [C/g, g·N, H, W], weight dyᵀ [M, N, Ho, Wo], group g,
 //       strides d, dilations s, pads p → [C/g, M, k′, k′] → transpose → crop to k.
 //     db = Σ_{n,y,x} dy
+//     Faster exact special cases (ORT CPU kernels measured on MobileNetV2's last blocks): 1×1 stride-1
+//     convs take dW = dyᵀ·x as ONE Gemm [M, N·P]×[N·P, C] and dx as a 1×1 Conv with Wᵀ; stride-1
+//     depthwise convs take dx = depthwise Conv(dy, W flipped in space, pads k−1−p).
 //   Relu: dx = dy·[x > 0]. Clip(min, max): dx = dy·[min < x < max] (ReLU6: 0 < x < 6).
 //   Add/Sub/Mul with numpy broadcasting: the gradient is summed over broadcast axes.
 //   GlobalAveragePool: dx = expand(dy / (H·W)). Flatten/Reshape/Identity/Dropout(eval): reshape back.
