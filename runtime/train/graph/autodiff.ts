@@ -118,7 +118,11 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
   const realInputs = g.input.filter((v) => !inits.has(v.name));
   if (realInputs.length !== 1 || g.output.length !== 1) throw new EdgetuneError('EARG', `the tail needs exactly one input and one output (has ${realInputs.length} and ${g.output.length})`);
   const input = realInputs[0]!.name!;
-  const inputShape: Shape = (realInputs[0]!.type?.tensorType?.shape?.dim ?? []).map((d, i) => d.dimValue ?? d.dimParam ?? (i === 0 ? 'N' : '?'));
+  // the batch dimension is always the symbolic 'N' (masks and labels share it), whatever the tail calls it
+  const inputShape: Shape = (realInputs[0]!.type?.tensorType?.shape?.dim ?? []).map((d, i) => (i === 0 ? 'N' : (d.dimValue ?? d.dimParam ?? '?')));
+  if (inputShape.length < 2 || inputShape.slice(1).some((d) => typeof d !== 'number')) {
+    throw new EdgetuneError('EARG', `the tail input "${input}" needs a static shape after the batch dimension (has [${inputShape}])`);
+  }
   const embedding = g.output[0]!.name!;
   const names = nameGenerator(m);
   const reserve = (n: string) => {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import type { NodeProto, TensorProto } from '../../../runtime/onnx/model.js';
-import type { TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
+import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
 import { createRng } from '../../../runtime/train/rng.js';
 import { conv, gradCheck, randn, tinyTail, weight } from './grad-helpers.js';
 
@@ -167,4 +167,18 @@ describe('gradients vs finite differences', () => {
       x: [2, 4, 4],
       d: 4,
     })));
+
+  it('names the batch N whatever the tail calls it; refuses dynamic spatial sizes and unknown operators', () => {
+    const rng = createRng(1, 'names');
+    const t = simple(rng);
+    const tail = tinyTail(t.nodes, t.inits, t.x, [t.d]);
+    tail.graph.input[0]!.type!.tensorType!.shape!.dim[0] = { dimParam: 'batch_size' };
+    const g = buildTrainingGraph(tail, { head: [{ in: 6, out: 3 }], dropout: 0.5 });
+    expect(g.inputShape).toEqual(['N', 4, 3, 3]);
+    expect(g.masks.map((m) => m.name)).toEqual(['mask.0']);
+    tail.graph.input[0]!.type!.tensorType!.shape!.dim[2] = { dimParam: 'H' };
+    expect(() => buildTrainingGraph(tail, { head: [{ in: 6, out: 3 }] })).toThrow(/static shape/);
+    const odd = tinyTail([makeNode('Sigmoid', ['x'], ['s']), makeNode('Softsign', ['s'], ['s2']), ...gapFlatten('s2')], [], [2, 2, 2], [2]);
+    expect(() => buildTrainingGraph(odd, { head: [{ in: 2, out: 2 }] })).toThrow(/Softsign/);
+  });
 });
