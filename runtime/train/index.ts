@@ -618,3 +618,6 @@ export function prototypeHead(train: FeatureSet, opts: { temperature?: number } 
   }
   return { format: 'edgetune.head', version: 1, kind: 'prototype', dims: d, classes: K, normalize: true, layers: [{ in: d, out: K, weight, bias }] };
 }
+
+// Partial fine-tuning (backbone tail + head) through generated ONNX training graphs.
+export * from './graph/index.js';

@@ -1,0 +1,329 @@
+// Mini-batch fine-tuning of a backbone tail + dense head on cached cut activations, through ONNX
+// training graphs (autodiff.ts) run by an injected session factory (any ONNX Runtime backend).
+// Optimizer state lives in runtime/train/optim.ts's optimizers (Float64 master weights, one slot per
+// tensor); backbone and head get separate learning rates; L2 weight decay on weights (rank ≥ 2, not
+// biases); seeded shuffling and dropout masks (runtime/train/rng.ts); early stopping on validation
+// loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
+// Browser-safe: no Node APIs, no onnxruntime import.
+
+import { EdgetuneError } from '../../errors.js';
+import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
+import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
+import type { TensorData } from '../../tensor.js';
+import { argmax } from '../metrics.js';
+import { createOptimizer, DEFAULT_LR } from '../optim.js';
+import { createRng, type Rng } from '../rng.js';
+import type { DenseLayer, HeadWeights, OptimizerName } from '../types.js';
+import { buildTrainingGraph, defaultTrainable, type TrainingGraph } from './autodiff.js';
+import type { GraphSession, SessionFactory } from './session.js';
+
+export interface TailTrainConfig {
+  /** Default 10. */
+  epochs: number;
+  /** Mini-batch size; ≥ n = full batch. Default 32. */
+  batchSize: number;
+  /** Learning-rate schedule over epochs, for both rates: constant, or cosine from the rate to 0 (as the head trainer). Default constant. */
+  schedule: 'constant' | 'cosine';
+  /** Default adam. */
+  optimizer: OptimizerName;
+  /** Head learning rate. Default DEFAULT_LR[optimizer] (adam 0.001). */
+  lrHead: number;
+  /** Backbone (tail) learning rate. Default lrHead / 100. */
+  lrBackbone: number;
+  /** Momentum for `momentum`. Default 0.9. */
+  momentum: number;
+  /** L2 penalty (λ/2)·‖W‖² on weights (rank ≥ 2), not biases; added to the gradient. Default 1e-4. */
+  weightDecay: number;
+  /** Dropout probability on the head's last layer input (inverted dropout, seeded masks). Default 0. */
+  dropout: number;
+  labelSmoothing: number;
+  /** As the head trainer: `balanced` (n / (K·n_c)), `none`, or one weight per class. Default none. */
+  classWeights: 'balanced' | 'none' | number[];
+  /** Epochs without a validation-loss improvement (> minDelta) before stopping; 0 = never. Default 0. */
+  patience: number;
+  minDelta: number;
+  seed: number;
+  /** false: train the head only (the tail runs frozen in the same graph). Default true. */
+  trainBackbone: boolean;
+  /** Tail weights to train (default: every Conv/Gemm/MatMul weight and bias of the tail). */
+  trainable?: string[];
+}
+
+export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'> = {
+  epochs: 10,
+  batchSize: 32,
+  schedule: 'constant',
+  optimizer: 'adam',
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  dropout: 0,
+  labelSmoothing: 0,
+  classWeights: 'none',
+  patience: 0,
+  minDelta: 1e-4,
+  seed: 0,
+  trainBackbone: true,
+};
+
+/** Cached cut activations: `n` rows of `x` ([n, ...inputShape.slice(1)] row-major) and labels. */
+export interface TailData {
+  x: Float32Array;
+  labels: Int32Array;
+}
+
+export interface TailEpochStats {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  /** Wall time of the epoch (training steps + validation). */
+  ms: number;
+  /** Time inside the training session's run() this epoch. */
+  runMs: number;
+  /** Time of the validation pass (eval graph), when there is one. */
+  valMs?: number;
+}
+
+export interface TailTrainResult {
+  /** Tuned tail weights (best epoch when validating), by initializer name. */
+  tailWeights: Record<string, Float32Array>;
+  head: HeadWeights;
+  history: TailEpochStats[];
+  bestEpoch: number;
+  stoppedEarly: boolean;
+  config: TailTrainConfig;
+  ms: number;
+}
+
+export interface TailTrainInput {
+  /** cutModel().tail: cut activation → [N, D] embedding. BN folded (buildTrainingGraph folds too). */
+  tail: OnnxModel;
+  /** Initial head (e.g. from trainHead on pooled features); default a seeded Glorot linear head. */
+  head?: HeadWeights | readonly DenseLayer[];
+  classes: number;
+  train: TailData;
+  val?: TailData;
+  createSession: SessionFactory;
+}
+
+/** Per-class loss weights, as the head trainer's classWeightsOf (runtime/train/index.ts). */
+function classWeightsOf(spec: TailTrainConfig['classWeights'], labels: Int32Array, K: number): Float64Array {
+  const w = new Float64Array(K).fill(1);
+  if (Array.isArray(spec)) {
+    if (spec.length !== K || spec.some((v) => !(v >= 0))) throw new EdgetuneError('EARG', `Expected ${K} non-negative numbers for classWeights but received ${JSON.stringify(spec)}`);
+    w.set(spec);
+  } else if (spec === 'balanced') {
+    const counts = new Float64Array(K);
+    for (const y of labels) counts[y]!++;
+    for (let c = 0; c < K; c++) w[c] = counts[c] ? labels.length / (K * counts[c]!) : 0;
+  }
+  return w;
+}
+
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}
+
+function glorotLinear(d: number, k: number, rng: Rng): DenseLayer[] {
+  const a = Math.sqrt(6 / (d + k));
+  return [{ in: d, out: k, weight: Float32Array.from({ length: d * k }, () => rng.uniform(-a, a)), bias: new Float32Array(k) }];
+}
+
+/** Mean cross-entropy (unweighted, unsmoothed) and accuracy of logits [n, K]. */
+export function crossEntropy(logits: Float32Array, labels: Int32Array, K: number): { loss: number; accuracy: number } {
+  const n = labels.length;
+  let loss = 0;
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    let m = -Infinity;
+    for (let k = 0; k < K; k++) m = Math.max(m, logits[i * K + k]!);
+    let s = 0;
+    for (let k = 0; k < K; k++) s += Math.exp(logits[i * K + k]! - m);
+    loss += m + Math.log(s) - logits[i * K + labels[i]!]!;
+    if (argmax(logits, i * K, K) === labels[i]) correct++;
+  }
+  return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
+}
+
+/** Feeds of one batch: rows `rows` of data, weights as float32. */
+function batchFeeds(graph: TrainingGraph, per: number[], data: TailData, rows: ArrayLike<number>, weights: Map<string, Float32Array>, withLabels: boolean): Record<string, TensorData> {
+  const size = per.reduce((a, b) => a * b, 1);
+  const b = rows.length;
+  const x = new Float32Array(b * size);
+  for (let r = 0; r < b; r++) x.set(data.x.subarray(rows[r]! * size, (rows[r]! + 1) * size), r * size);
+  const feeds: Record<string, TensorData> = { [graph.input]: { type: 'float32', data: x, dims: [b, ...per] } };
+  if (withLabels) feeds.labels = { type: 'int64', data: BigInt64Array.from(Array.from(rows, (i) => BigInt(data.labels[i]!))), dims: [b] };
+  for (const w of [...graph.tailWeights, ...graph.headWeights]) feeds[w.name] = { type: 'float32', data: weights.get(w.name)!, dims: w.dims };
+  return feeds;
+}
+
+/** Logits [n, K] of `data` under `weights` through an eval-graph session, in batches. */
+export async function evaluateTail(session: GraphSession, graph: TrainingGraph, data: TailData, weights: Map<string, Float32Array>, batch = 32): Promise<Float32Array> {
+  const per = graph.inputShape.slice(1) as number[];
+  const n = data.labels.length;
+  const parts: Float32Array[] = [];
+  for (let s = 0; s < n; s += batch) {
+    const rows = Array.from({ length: Math.min(batch, n - s) }, (_, i) => s + i);
+    const out = await session.run(batchFeeds(graph, per, data, rows, weights, false), [graph.logits]);
+    parts.push(out[graph.logits]!.data as Float32Array);
+  }
+  const res = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) res.set(p, (o += p.length) - p.length);
+  return res;
+}
+
+/**
+ * Train tail + head. Each step runs the training graph once (loss, logits, gradients), adds the L2
+ * term to weight gradients and applies the optimizer in float64. Throws EARG on mismatched data.
+ */
+export async function trainTail(input: TailTrainInput, config: Partial<TailTrainConfig> = {}, hooks: { onEpoch?(s: TailEpochStats): void; signal?: AbortSignal } = {}): Promise<TailTrainResult> {
+  const t0 = now();
+  const base = { ...DEFAULT_TAIL_CONFIG, ...config };
+  const lrHead = config.lrHead ?? DEFAULT_LR[base.optimizer];
+  const cfg: TailTrainConfig = { ...base, lrHead, lrBackbone: config.lrBackbone ?? lrHead / 100 };
+  const K = input.classes;
+  const rngInit = createRng(cfg.seed, 'tail-init');
+  const embDims = (() => {
+    const o = input.tail.graph.output[0]?.type?.tensorType?.shape?.dim;
+    return o?.[1]?.dimValue;
+  })();
+  if (input.head && 'normalize' in input.head && input.head.normalize) throw new EdgetuneError('EARG', 'heads on L2-normalised embeddings (normalize: true) are not supported by the tail trainer');
+  const layers: readonly DenseLayer[] = input.head ? ('layers' in input.head ? input.head.layers : input.head) : glorotLinear(embDims ?? 0, K, rngInit);
+  for (const d of [input.train, input.val]) {
+    if (d && d.labels.some((y) => !(y >= 0 && y < K))) throw new EdgetuneError('EARG', `labels must be integers in [0, ${K})`);
+  }
+  if (layers[layers.length - 1]!.out !== K) throw new EdgetuneError('EARG', `the head gives ${layers[layers.length - 1]!.out} classes, expected ${K}`);
+  const trainable = cfg.trainBackbone ? (cfg.trainable ?? defaultTrainable(input.tail)) : [];
+  const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
+  const common = { head: layers, trainable, labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights === 'none' ? undefined : cw };
+  const trainGraph = buildTrainingGraph(input.tail, { ...common, dropout: cfg.dropout, mode: 'train' });
+  const evalGraph = buildTrainingGraph(input.tail, { ...common, mode: 'eval' });
+  const per = trainGraph.inputShape.slice(1) as number[];
+  const size = per.reduce((a, b) => a * b, 1);
+  const n = input.train.labels.length;
+  if (input.train.x.length !== n * size) throw new EdgetuneError('EARG', `train.x has ${input.train.x.length} values, expected ${n} × ${size}`);
+  if (input.val && input.val.x.length !== input.val.labels.length * size) throw new EdgetuneError('EARG', `val.x has ${input.val.x.length} values, expected ${input.val.labels.length} × ${size}`);
+
+  // Parameters: float64 master copies, float32 views fed to the graph.
+  const params = new Map<string, Float64Array>();
+  const isHead = new Set<string>();
+  for (const w of trainGraph.tailWeights) {
+    const t = getInitializer(input.tail.graph, w.name)!;
+    params.set(w.name, Float64Array.from(readFloat32(t)));
+  }
+  layers.forEach((l, i) => {
+    params.set(`head.${i}.weight`, Float64Array.from(l.weight));
+    params.set(`head.${i}.bias`, Float64Array.from(l.bias));
+    isHead.add(`head.${i}.weight`).add(`head.${i}.bias`);
+  });
+  const rank = new Map([...trainGraph.tailWeights, ...trainGraph.headWeights].map((w) => [w.name, w.dims.length]));
+  const f32 = new Map<string, Float32Array>();
+  const sync = () => {
+    for (const [k, v] of params) f32.set(k, Float32Array.from(v));
+  };
+  sync();
+  const trainSession = await input.createSession(encodeModel(trainGraph.model));
+  const evalSession = input.val ? await input.createSession(encodeModel(evalGraph.model)) : undefined;
+  const opt = createOptimizer(cfg.optimizer, { momentum: cfg.momentum });
+  const slots = new Map([...params.keys()].map((k, i) => [k, i]));
+  const shuffle = createRng(cfg.seed, 'tail-shuffle');
+  const dropRng = createRng(cfg.seed, 'tail-dropout');
+  const order = Array.from({ length: n }, (_, i) => i);
+  const bs = cfg.batchSize <= 0 || cfg.batchSize >= n ? n : cfg.batchSize;
+  const history: TailEpochStats[] = [];
+  let best = new Map([...params].map(([k, v]) => [k, v.slice()]));
+  let bestLoss = Infinity;
+  let bestEpoch = 0;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  try {
+    for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+      if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+      const te = now();
+      let runMs = 0;
+      const decay = cfg.schedule === 'cosine' ? 0.5 * (1 + Math.cos((Math.PI * epoch) / cfg.epochs)) : 1;
+      shuffle.shuffle(order);
+      let lossSum = 0;
+      let correct = 0;
+      for (let s = 0; s < n; s += bs) {
+        const rows = order.slice(s, Math.min(n, s + bs));
+        const feeds = batchFeeds(trainGraph, per, input.train, rows, f32, true);
+        for (const m of trainGraph.masks) {
+          const keep = 1 / (1 - m.ratio);
+          feeds[m.name] = { type: 'float32', data: Float32Array.from({ length: rows.length * m.size }, () => (dropRng.chance(m.ratio) ? 0 : keep)), dims: [rows.length, m.size] };
+        }
+        const tr = now();
+        const out = await trainSession.run(feeds);
+        runMs += now() - tr;
+        lossSum += (out[trainGraph.loss!]!.data as Float32Array)[0]! * rows.length;
+        const logits = out[trainGraph.logits]!.data as Float32Array;
+        rows.forEach((i, r) => {
+          if (argmax(logits, r * K, K) === input.train.labels[i]) correct++;
+        });
+        for (const [name, gname] of Object.entries(trainGraph.grads)) {
+          const p = params.get(name)!;
+          const g = Float64Array.from(out[gname]!.data as Float32Array);
+          if (cfg.weightDecay > 0 && rank.get(name)! >= 2) for (let i = 0; i < p.length; i++) g[i]! += cfg.weightDecay * p[i]!;
+          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : cfg.lrBackbone));
+        }
+        sync();
+      }
+      const stats: TailEpochStats = { epoch: epoch + 1, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0, runMs };
+      if (input.val && evalSession) {
+        const tv = now();
+        const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, f32, bs), input.val.labels, K);
+        stats.valMs = now() - tv;
+        stats.valLoss = ev.loss;
+        stats.valAccuracy = ev.accuracy;
+        if (ev.loss < bestLoss - cfg.minDelta) {
+          bestLoss = ev.loss;
+          best = new Map([...params].map(([k, v]) => [k, v.slice()]));
+          bestEpoch = epoch + 1;
+          sinceBest = 0;
+        } else sinceBest++;
+      } else bestEpoch = epoch + 1;
+      stats.ms = now() - te;
+      history.push(stats);
+      hooks.onEpoch?.(stats);
+      if (input.val && cfg.patience > 0 && sinceBest >= cfg.patience) {
+        stoppedEarly = epoch + 1 < cfg.epochs;
+        break;
+      }
+    }
+  } finally {
+    await trainSession.release?.();
+    await evalSession?.release?.();
+  }
+  const final = input.val ? best : params;
+  const tailWeights: Record<string, Float32Array> = {};
+  for (const w of trainGraph.tailWeights) tailWeights[w.name] = Float32Array.from(final.get(w.name)!);
+  const head: HeadWeights = {
+    format: 'edgetune.head',
+    version: 1,
+    kind: layers.length > 1 ? 'mlp' : 'linear',
+    dims: layers[0]!.in,
+    classes: K,
+    normalize: false,
+    layers: layers.map((l, i) => ({ in: l.in, out: l.out, weight: Float32Array.from(final.get(`head.${i}.weight`)!), bias: Float32Array.from(final.get(`head.${i}.bias`)!) })),
+  };
+  return { tailWeights, head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 };
+}
+
+/**
+ * The backbone with tuned tail weights written back (a copy): frozen part unchanged, tail initializers
+ * replaced by name. The backbone must be the model the tail was cut from (same initializer names and
+ * dims; fold BatchNormalization before cutting). Append the head with runtime/export-head.ts. Throws
+ * EARG for an unknown name or a size mismatch.
+ */
+export function exportTail(backbone: OnnxModel, tailWeights: Record<string, Float32Array>): OnnxModel {
+  const m = cloneModel(backbone);
+  for (const [name, values] of Object.entries(tailWeights)) {
+    const t = getInitializer(m.graph, name);
+    if (!t) throw new EdgetuneError('EARG', `the backbone has no initializer "${name}"`, { subject: name });
+    if (t.dims.reduce((a, b) => a * b, 1) !== values.length) throw new EdgetuneError('EARG', `"${name}" has ${t.dims.join('×')} values in the backbone, got ${values.length}`, { subject: name });
+    setInitializer(m.graph, makeTensor(name, DataType.FLOAT, t.dims, values));
+  }
+  return m;
+}
