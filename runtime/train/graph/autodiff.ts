@@ -14,7 +14,7 @@
 //   1): with one-hot targets the weighted mean of the per-sample cross-entropies (what the head
 //   trainer in runtime/train/index.ts minimises). dL/dzₙ = (sₙ·softmax(zₙ) − w⊙tₙ) / Σ sₙ.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import {
   DataType,
   getInitializer,

@@ -9,7 +9,7 @@
 // follows (a block without residual: its linear bottleneck), and the feature map feeding the final
 // pooling (the last 1×1 conv's activation). Browser-safe.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, consumerMap, pruneGraph, topologicalSort } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import type { GraphProto, OnnxModel } from '../../onnx/model.js';

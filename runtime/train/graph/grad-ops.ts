@@ -19,7 +19,7 @@
 //   GlobalAveragePool: dx = expand(dy / (H·W)). Flatten/Reshape/Identity/Dropout(eval): reshape back.
 //   Gemm y = α·op(A)·op(B) + β·C and 2-D MatMul: the usual matrix-calculus transposes.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { getFloatAttribute, getIntAttribute, getIntsAttribute } from '../../onnx/graph.js';
 import type { NodeProto } from '../../onnx/model.js';
 import { convGeometry, type Shape } from './shapes.js';

@@ -2,7 +2,7 @@
 // onnxruntime: runtime/ort.ts's SessionHandler fits it, and so does a thin wrapper over
 // onnxruntime-node, onnxruntime-web (wasm/WebGPU) or any other runner. Browser-safe.
 
-import type { TensorData } from '../../tensor.js';
+import type { TensorData } from '../../core/tensor.js';
 
 /** Runs one ONNX model. `fetches` limits the outputs (all when absent). */
 export interface GraphSession {

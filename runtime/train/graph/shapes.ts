@@ -5,7 +5,7 @@
 // graph input's shape. A dimension is a number or a symbolic name (the batch, usually 'N').
 // Browser-safe.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { getInitializer, getIntAttribute, getIntsAttribute, getStringAttribute, readInt64 } from '../../onnx/graph.js';
 import type { GraphProto, NodeProto } from '../../onnx/model.js';
 

@@ -6,13 +6,13 @@
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
-import { EdgetuneError } from '../../errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
-import type { TensorData } from '../../tensor.js';
+import type { TensorData } from '../../core/tensor.js';
 import { argmax } from '../metrics.js';
 import { createOptimizer, DEFAULT_LR } from '../optim.js';
-import { createRng, type Rng } from '../rng.js';
+import { createRng, type Rng } from '../../core/rng.js';
 import type { DenseLayer, HeadWeights, OptimizerName } from '../types.js';
 import { buildTrainingGraph, defaultTrainable, type TrainingGraph } from './autodiff.js';
 import type { GraphSession, SessionFactory } from './session.js';

@@ -5,10 +5,10 @@
 import * as ort from 'onnxruntime-node';
 import { DataType, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
 import { encodeModel, type NodeProto, type OnnxModel, type TensorProto } from '../../../runtime/onnx/model.js';
-import type { TensorData } from '../../../runtime/tensor.js';
+import type { TensorData } from '../../../runtime/core/tensor.js';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
 import type { GraphSession } from '../../../runtime/train/graph/session.js';
-import { createRng, type Rng } from '../../../runtime/train/rng.js';
+import { createRng, type Rng } from '../../../runtime/core/rng.js';
 
 export async function ortSession(model: OnnxModel | Uint8Array, threads = 1): Promise<GraphSession> {
   const bytes = model instanceof Uint8Array ? model : encodeModel(model);

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { cutModel, tailBlocks } from '../../../runtime/train/graph/cut.js';
-import { createRng } from '../../../runtime/train/rng.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { shared } from '../../helpers.js';
 import { gradCheck, randn } from './grad-helpers.js';
 import { EMBEDDING, loadBackbone, preprocess, runBatched } from './mnv2-helpers.js';

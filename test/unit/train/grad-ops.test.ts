@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import type { NodeProto, TensorProto } from '../../../runtime/onnx/model.js';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
-import { createRng } from '../../../runtime/train/rng.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { conv, gradCheck, randn, tinyTail, weight } from './grad-helpers.js';
 
 const TOL = 2e-2; // max relative error over sampled entries (measured max ≈ 1e-3 … 5e-3, see report)

@@ -5,9 +5,9 @@ import * as ortWeb from 'onnxruntime-web';
 import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { encodeModel } from '../../../runtime/onnx/model.js';
-import type { TensorData } from '../../../runtime/tensor.js';
+import type { TensorData } from '../../../runtime/core/tensor.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
-import { createRng } from '../../../runtime/train/rng.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { conv, ortSession, randn, tinyTail, weight } from './grad-helpers.js';
 
 describe('training graph on onnxruntime-web (wasm)', () => {

@@ -4,9 +4,9 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { decodeImage } from '../../../runtime/image.js';
+import { decodeImage } from '../../../runtime/image/decode.js';
 import { decodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';
-import { DEFAULT_SPEC, toTensor } from '../../../runtime/preprocess.js';
+import { DEFAULT_SPEC, toTensor } from '../../../runtime/image/preprocess.js';
 import { shared } from '../../helpers.js';
 import { ortSession } from './grad-helpers.js';
 

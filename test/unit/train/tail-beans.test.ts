@@ -7,7 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { encodeModel } from '../../../runtime/onnx/model.js';
-import type { TensorData } from '../../../runtime/tensor.js';
+import type { TensorData } from '../../../runtime/core/tensor.js';
 import { headLogits } from '../../../runtime/train/index.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
 import { cutModel, resolveCut } from '../../../runtime/train/graph/cut.js';

@@ -7,7 +7,7 @@ import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { headLogits } from '../../../runtime/train/index.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
 import { crossEntropy, evaluateTail, exportTail, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
-import { createRng } from '../../../runtime/train/rng.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { conv, ortFactory, ortSession, tinyTail, weight } from './grad-helpers.js';
 
 function tinyProblem() {
