@@ -8,60 +8,80 @@
 // (`assumptions`), so `inspect` can show it and `quantize`/`finetune` can say what they guessed.
 // The one postprocess rule that reads `outputKind` is `toProbabilities` in classify/postprocess.ts.
 
-import type { PreprocessSpec } from '../image/preprocess.js';
+import * as v from 'valibot';
+import { PreprocessSpecSchema, type PreprocessSpec } from './preprocess-spec.js';
+import { parseContract } from './schema.js';
+
+// The card's schemas define the contract once; the types below are derived from them. A card file
+// beside a model is read with `CardLayerSchema` (strict: a misspelt key is an error, not ignored).
 
 /** Where a card field came from, highest priority first. */
-export type CardSource = 'flags' | 'card-file' | 'embedded' | 'registry' | 'graph' | 'assumed';
-export const CARD_SOURCES: readonly CardSource[] = ['flags', 'card-file', 'embedded', 'registry', 'graph', 'assumed'];
+export const CARD_SOURCES = ['flags', 'card-file', 'embedded', 'registry', 'graph', 'assumed'] as const;
+export type CardSource = (typeof CARD_SOURCES)[number];
 
 /** How a model's output row becomes probabilities. `auto`: softmax unless the row already sums to 1. */
-export type OutputKind = 'logits' | 'probabilities' | 'auto';
+export const OutputKindSchema = v.picklist(['logits', 'probabilities', 'auto']);
+export type OutputKind = v.InferOutput<typeof OutputKindSchema>;
 
 /** Where head training cuts the backbone. */
-export interface EmbeddingSpec {
+export const EmbeddingSpecSchema = v.strictObject({
   /** Tensor name; `null` = found from the graph (input of the last Gemm/MatMul, …). */
-  tensor: string | null;
+  tensor: v.nullable(v.string()),
   /** Feature size after pooling (0 = unknown until the graph is read). */
-  dims: number;
+  dims: v.pipe(v.number(), v.integer(), v.minValue(0)),
   /** `global-average` pools an [N,C,H,W] tensor to [N,C]. Default `none`. */
-  pool?: 'none' | 'global-average';
-  note?: string;
-}
+  pool: v.optional(v.picklist(['none', 'global-average'])),
+  note: v.optional(v.string()),
+});
+export type EmbeddingSpec = v.InferOutput<typeof EmbeddingSpecSchema>;
+
+const labelOffset = v.pipe(v.number(), v.integer(), v.minValue(0));
+const provenance = v.record(v.string(), v.unknown());
 
 /** The fields a layer may set. Every field is optional in a layer; the merged card has them all. */
-export interface CardLayer {
-  id?: string;
-  inputName?: string;
-  outputName?: string;
-  preprocess?: Partial<PreprocessSpec>;
-  labels?: string[];
+export const CardLayerSchema = v.strictObject({
+  id: v.optional(v.string()),
+  inputName: v.optional(v.string()),
+  outputName: v.optional(v.string()),
+  preprocess: v.optional(v.partial(PreprocessSpecSchema)),
+  labels: v.optional(v.array(v.string())),
   /** Output index of label 0 (1 when index 0 is a background class). */
-  labelOffset?: number;
-  outputKind?: OutputKind;
-  embedding?: EmbeddingSpec;
-  provenance?: Record<string, unknown>;
-}
+  labelOffset: v.optional(labelOffset),
+  outputKind: v.optional(OutputKindSchema),
+  embedding: v.optional(EmbeddingSpecSchema),
+  provenance: v.optional(provenance),
+});
+export type CardLayer = v.InferOutput<typeof CardLayerSchema>;
 
 export type CardField = 'id' | 'inputName' | 'outputName' | 'preprocess' | 'labels' | 'labelOffset' | 'outputKind' | 'embedding';
 
-export interface ModelCard {
-  version: 1;
+export const ModelCardSchema = v.object({
+  version: v.literal(1),
   /** Registry id, or the model's file name. */
-  id: string;
-  inputName: string;
-  outputName: string;
+  id: v.string(),
+  inputName: v.string(),
+  outputName: v.string(),
   /** Input geometry, layout, dtype and pixel normalisation. */
-  preprocess: PreprocessSpec;
+  preprocess: PreprocessSpecSchema,
   /** Class names; label i is output index i + labelOffset. */
-  labels: string[];
-  labelOffset: number;
-  outputKind: OutputKind;
-  embedding?: EmbeddingSpec;
-  provenance?: Record<string, unknown>;
+  labels: v.array(v.string()),
+  labelOffset,
+  outputKind: OutputKindSchema,
+  embedding: v.optional(EmbeddingSpecSchema),
+  provenance: v.optional(provenance),
   /** Which layer each field came from (preprocess per sub-field: `preprocess.mean`, …). */
-  sources: Record<string, CardSource>;
+  sources: v.record(v.string(), v.picklist(CARD_SOURCES)),
   /** Plain sentences for what was assumed rather than read. Empty when the model is fully described. */
-  assumptions: string[];
+  assumptions: v.array(v.string()),
+});
+export type ModelCard = v.InferOutput<typeof ModelCardSchema>;
+
+/**
+ * A card file's layer (JSON already parsed), checked. `source` names the file in errors.
+ * Errors: EMODEL `<source>: <path>: expected … but received …`, one line per problem.
+ */
+export function parseCardLayer(json: unknown, source: string): CardLayer {
+  return parseContract(CardLayerSchema, json, source, 'EMODEL');
 }
 
 const PREPROCESS_KEYS = ['width', 'height', 'channels', 'layout', 'colorOrder', 'range', 'mean', 'std', 'resize', 'crop', 'dtype'] as const;
