@@ -134,7 +134,7 @@ export const HeadJSONSchema = v.pipe(
     ),
   }),
   v.check(
-    (h) => h.layers[0]!.in === h.dims && h.layers.at(-1)!.out === h.classes && h.layers.every((l, i) => i === 0 || l.in === h.layers[i - 1]!.out),
+    (h) => h.layers.length === 0 || (h.layers[0]!.in === h.dims && h.layers.at(-1)!.out === h.classes && h.layers.every((l, i) => i === 0 || l.in === h.layers[i - 1]!.out)),
     (issue) => {
       const h = issue.input as { dims: number; classes: number; layers: { in: number; out: number }[] };
       return `layers ${h.layers.map((l) => `${l.in}→${l.out}`).join(', ')} do not lead from ${h.dims} dims to ${h.classes} classes`;
