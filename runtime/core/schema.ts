@@ -64,8 +64,9 @@ export function describeIssues(issues: readonly Issue[]): string[] {
  */
 export function parseContract<S extends v.GenericSchema>(schema: S, input: unknown, source: string, code: ErrorCode = 'EINPUT'): v.InferOutput<S> {
   const r = v.safeParse(schema, input);
-  if (r.success) return r.output;
-  const lines = describeIssues(r.issues);
+  // valibot's object schemas take arrays as objects; a contract's root object never is one
+  const lines = Array.isArray(input) && 'entries' in schema ? ['expected Object but received Array'] : r.success ? [] : describeIssues(r.issues);
+  if (r.success && !lines.length) return r.output;
   const shown = lines.slice(0, MAX_LINES).map((l) => `${source}: ${l}`);
   if (lines.length > MAX_LINES) shown.push(`${source}: … and ${lines.length - MAX_LINES} more`);
   throw new EdgetuneError(code, shown.join('\n'), { subject: source });

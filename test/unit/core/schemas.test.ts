@@ -72,6 +72,10 @@ describe('registry.json', () => {
     );
     expect(bad((r) => (r.models[2]!.labels = 'coco')).message).toBe('registry.json: models[2].labels: expected a label set ("imagenet" | "digits") but received "coco"');
     expect(bad((r) => (r.models[5]!.id = r.models[0]!.id)).message).toBe('registry.json: models[5].id: a second entry with id "mobilenetv2-int8"');
+    // at most five problems are listed
+    const many = bad((r) => r.models.forEach((m) => ((m.input as { layout: string }).layout = 'CHW'))).message.split('\n');
+    expect(many).toHaveLength(6);
+    expect(many[5]).toBe(`registry.json: … and ${real.models.length - 5} more`);
     expect(bad((r) => ((r.labelSets.digits as { count: number }).count = 11)).message).toBe('registry.json: labelSets.digits: needs "labels" (as many as "count") or a label "file"');
   });
 });
@@ -172,6 +176,7 @@ describe('model card and /api/config (mobilenetv2-int8)', () => {
     expect(thrown(() => parseCardLayer({ preprocess: { mean: [0.5, 'a', 0.5] } }, 'm.card.json')).message).toBe('m.card.json: preprocess.mean[1]: expected number but received "a"');
     expect(thrown(() => parseCardLayer({ outputKnd: 'logits' }, 'm.card.json')).message).toBe('m.card.json: outputKnd: unknown key (not part of this contract)');
     expect(thrown(() => parseCardLayer('cat', 'm.card.json')).message).toBe('m.card.json: expected Object but received "cat"');
+    expect(thrown(() => parseCardLayer([], 'm.card.json')).message).toBe('m.card.json: expected Object but received Array');
   });
 });
 
