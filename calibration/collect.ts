@@ -7,12 +7,14 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import * as v from 'valibot';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { parseJsonContract } from '../runtime/core/schema.js';
 import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { createSession, type SessionOptions } from '../runtime/session/session.js';
 import { asFloat32 } from '../runtime/core/tensor.js';
-import { ChannelMeans, RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
+import { CALIBRATION_METHODS, ChannelMeans, RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
 import type { CalibrationBatch } from './reader.js';
 
 export interface CollectOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
@@ -64,20 +66,43 @@ export function rangesFrom(collectors: ReadonlyMap<string, RangeCollector>, meth
 // ---------------------------------------------------------------------------------------------------
 // Calibration cache
 
-export interface CalibrationCache {
-  version: 1;
+const finite = v.number();
+const count = v.pipe(v.number(), v.integer(), v.minValue(0));
+/** A RangeCollector's state (ranges.ts `HistogramState`): bins are [index, count, …] pairs. */
+const HistogramStateSchema = v.object({
+  min: finite,
+  max: finite,
+  count,
+  width: v.pipe(v.number(), v.minValue(0)),
+  bins: v.pipe(
+    v.array(v.pipe(v.number(), v.integer(), v.minValue(0))),
+    v.check((b) => b.length % 2 === 0, 'expected [bin index, count] pairs (an even length)'),
+  ),
+}) satisfies v.GenericSchema<unknown, HistogramState>;
+const RangeSchema = v.object({ min: finite, max: finite }) satisfies v.GenericSchema<unknown, Range>;
+
+/** The calibration cache file (JSON), checked when read; the type is derived from it. */
+export const CalibrationCacheSchema = v.object({
+  version: v.literal(1),
   /** sha256 of the float model file the histograms came from. */
-  modelSha256: string;
-  model: string;
-  calibration: { folder?: string; count: number; seed: number; images: number; skipped: { file: string; error: string }[] };
-  method: CalibrationMethod;
+  modelSha256: v.string(),
+  model: v.string(),
+  calibration: v.object({
+    folder: v.optional(v.string()),
+    count,
+    seed: v.number(),
+    images: count,
+    skipped: v.array(v.object({ file: v.string(), error: v.string() })),
+  }),
+  method: v.picklist(CALIBRATION_METHODS),
   /** tensor → range under `method` (the human-readable part). */
-  ranges: Record<string, Range>;
+  ranges: v.record(v.string(), RangeSchema),
   /** tensor → histogram state: lets a cache serve any method. */
-  histograms: Record<string, HistogramState>;
+  histograms: v.record(v.string(), HistogramStateSchema),
   /** Per-channel means of the inputs of Conv/Gemm (bias correction). */
-  means?: Record<string, number[]>;
-}
+  means: v.optional(v.record(v.string(), v.array(v.number()))),
+});
+export type CalibrationCache = v.InferOutput<typeof CalibrationCacheSchema>;
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -86,20 +111,24 @@ export function sha256(bytes: Uint8Array): string {
 import { writeAtomic } from '../runtime/io/atomic.js';
 export { writeAtomic };
 
-/** A cache file's collectors, or undefined when it is for another model or lacks tensors. Throws for unreadable JSON. */
+/**
+ * A cache file's collectors, or undefined when it is for another model or lacks tensors. Errors:
+ * EINPUT naming the file when it cannot be read, is not JSON, or breaks the cache contract
+ * (`<file>: histograms.conv1.bins: expected Array but received "x"`).
+ */
 export async function readCache(
   file: string,
   modelSha: string,
   tensors: readonly string[],
   meanTensors: readonly string[] = [],
 ): Promise<{ cache: CalibrationCache; collectors: Map<string, RangeCollector>; means: Map<string, Float64Array> } | undefined> {
-  let cache: CalibrationCache;
+  let text: string;
   try {
-    cache = JSON.parse(await readFile(file, 'utf8')) as CalibrationCache;
+    text = await readFile(file, 'utf8');
   } catch (err) {
     throw new EdgetuneError('EINPUT', `${file}: not a readable calibration cache (${messageOf(err)})`, { subject: file });
   }
-  if (cache.version !== 1 || !cache.histograms) throw new EdgetuneError('EINPUT', `${file}: not an edgetune calibration cache (version 1)`, { subject: file });
+  const cache = parseJsonContract(CalibrationCacheSchema, text, file);
   if (cache.modelSha256 !== modelSha) return undefined;
   if (!tensors.every((t) => cache.histograms[t])) return undefined;
   if (!meanTensors.every((t) => cache.means?.[t])) return undefined;

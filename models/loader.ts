@@ -9,11 +9,16 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { cacheDir, isOffline, modelSearchPath, packageRoot, sharedRoot } from '../runtime/io/paths.js';
-import { Registry, type LabelSet, type ModelEntry, type RegistryData, type RemoteFile } from './registry.js';
+import * as v from 'valibot';
+import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
+import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
-  registry ??= new Registry(JSON.parse(readFileSync(path.join(packageRoot(), 'models', 'registry.json'), 'utf8')) as RegistryData);
+  if (!registry) {
+    const file = path.join(packageRoot(), 'models', 'registry.json');
+    registry = new Registry(parseJson(readFileSync(file, 'utf8'), file, 'EMODEL'), 'registry.json');
+  }
   return registry;
 }
 
@@ -151,17 +156,9 @@ export async function loadLabelSet(name: string, set: LabelSet, opts: ResolveOpt
   // Label files also live in <EDGETUNE_SHARED>/labels, whatever EDGETUNE_MODEL_PATH says.
   const searchPath = [...(opts.searchPath ?? modelSearchPath()), path.join(sharedRoot(), 'labels')];
   const r = await resolveRemoteFile(set as RemoteFile, `label set ${name}`, { ...opts, searchPath });
-  let labels: unknown;
-  try {
-    labels = JSON.parse(await readFile(r.path, 'utf8'));
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${r.path}: label file is not valid JSON (${messageOf(err)})`, { subject: r.path });
-  }
-  if (!Array.isArray(labels) || labels.length !== set.count) {
-    throw new EdgetuneError('EMODEL', `${r.path}: expected a JSON array of ${set.count} labels`, { subject: r.path });
-  }
-  labelCache.set(name, labels as string[]);
-  return labels as string[];
+  const labels = parseJsonContract(v.pipe(v.array(v.string()), v.length(set.count, `expected ${set.count} labels`)), await readFile(r.path, 'utf8'), r.path, 'EMODEL');
+  labelCache.set(name, labels);
+  return labels;
 }
 
 export async function labelsOf(entry: ModelEntry, opts: ResolveOptions = {}): Promise<string[]> {

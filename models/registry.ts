@@ -1,59 +1,91 @@
-// The model registry's types and validation. Browser-safe: it takes the parsed registry.json (the
-// data) and answers lookups; models/loader.ts reads the file and resolves entries to files on disk.
+// The model registry's schema, types and lookups. Browser-safe: it takes the parsed registry.json
+// (the data), checks it against `RegistrySchema` (the types are derived from it; strict, so a
+// misspelt key is an error) and answers lookups; models/loader.ts reads the file and resolves
+// entries to files on disk.
 
+import * as v from 'valibot';
 import { EdgetuneError } from '../runtime/core/errors.js';
-import type { PreprocessSpec } from '../runtime/image/preprocess.js';
+import { EmbeddingSpecSchema } from '../runtime/core/model-card.js';
+import { PreprocessSpecSchema, type PreprocessSpec } from '../runtime/core/preprocess-spec.js';
+import { parseContract } from '../runtime/core/schema.js';
 
-export type Precision = 'fp32' | 'fp16' | 'int8';
+export const PrecisionSchema = v.picklist(['fp32', 'fp16', 'int8']);
+export type Precision = v.InferOutput<typeof PrecisionSchema>;
 
-export interface RemoteFile {
-  file: string;
-  url?: string;
-  sha256?: string;
-}
+const sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits'));
+const count = v.pipe(v.number(), v.integer(), v.minValue(1));
 
-export interface LabelSet extends Partial<RemoteFile> {
-  /** Inline labels (small sets); otherwise `file` is a JSON array of names. */
-  labels?: string[];
-  count: number;
-}
+/** Where a file comes from: its name (looked up in EDGETUNE_MODEL_PATH and the cache) and download URL. */
+const remoteFileEntries = {
+  file: v.string(),
+  url: v.optional(v.pipe(v.string(), v.url())),
+  sha256: v.optional(sha256),
+};
+export type RemoteFile = v.InferOutput<v.ObjectSchema<typeof remoteFileEntries, undefined>>;
 
-export interface ModelEntry extends RemoteFile {
-  id: string;
-  description: string;
-  precision: Precision;
-  input: { name: string; shape: number[]; layout: 'NCHW' | 'NHWC'; dtype: 'float32' | 'float16' };
-  preprocess: Pick<PreprocessSpec, 'colorOrder' | 'range' | 'mean' | 'std' | 'resize' | 'crop'>;
+export const LabelSetSchema = v.pipe(
+  v.strictObject({
+    ...v.partial(v.object(remoteFileEntries)).entries,
+    /** Inline labels (small sets); otherwise `file` is a JSON array of names. */
+    labels: v.optional(v.array(v.string())),
+    count,
+  }),
+  v.check((s) => (s.labels ? s.labels.length === s.count : s.file !== undefined), 'needs "labels" (as many as "count") or a label "file"'),
+);
+export type LabelSet = v.InferOutput<typeof LabelSetSchema>;
+
+const { colorOrder, range, mean, std, resize, crop } = PreprocessSpecSchema.entries;
+
+export const ModelEntrySchema = v.strictObject({
+  id: v.pipe(v.string(), v.nonEmpty('expected a non-empty id')),
+  description: v.string(),
+  ...remoteFileEntries,
+  precision: PrecisionSchema,
+  input: v.strictObject({
+    name: v.string(),
+    /** [N, C, H, W] or [N, H, W, C]; -1 = dynamic (the batch). */
+    shape: v.pipe(v.array(v.pipe(v.number(), v.integer())), v.length(4, 'expected 4 dimensions')),
+    layout: PreprocessSpecSchema.entries.layout,
+    dtype: PreprocessSpecSchema.entries.dtype,
+  }),
+  preprocess: v.strictObject({ colorOrder, range, mean, std, resize, crop }),
   /** A label-set name from `labelSets`, or the labels themselves. */
-  labels: string | string[];
-  labelOffset: number;
-  output: { name: string; kind: 'logits' | 'probabilities' };
+  labels: v.union([v.string(), v.array(v.string())]),
+  labelOffset: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  output: v.strictObject({ name: v.string(), kind: v.picklist(['logits', 'probabilities']) }),
   /** The tensor head training cuts at; `null` tensor = found automatically. */
-  embedding?: { tensor: string | null; dims: number; pool?: 'none' | 'global-average'; note?: string };
-}
+  embedding: v.optional(EmbeddingSpecSchema),
+});
+export type ModelEntry = v.InferOutput<typeof ModelEntrySchema>;
 
-export interface RegistryData {
-  labelSets: Record<string, LabelSet>;
-  models: ModelEntry[];
-}
+export const RegistrySchema = v.strictObject({
+  $comment: v.optional(v.string()),
+  labelSets: v.record(v.string(), LabelSetSchema),
+  models: v.array(ModelEntrySchema),
+});
+export type RegistryData = v.InferOutput<typeof RegistrySchema>;
 
 export class Registry {
   readonly models: readonly ModelEntry[];
   readonly labelSets: Readonly<Record<string, LabelSet>>;
-  constructor(data: RegistryData) {
+  /**
+   * `data`: the parsed registry JSON; `source` names it in errors. Errors: EMODEL, one line per
+   * problem, `registry.json: models[3].input.layout: expected "NCHW" | "NHWC" but received "CHW"`;
+   * also for two entries with one id and a label-set name that `labelSets` lacks.
+   */
+  constructor(data: unknown, source = 'registry.json') {
+    const reg = parseContract(RegistrySchema, data, source, 'EMODEL');
     const ids = new Set<string>();
-    for (const m of data.models) {
-      for (const k of ['id', 'file', 'precision', 'input', 'preprocess', 'labels', 'output'] as const) {
-        if (m[k] === undefined) throw new EdgetuneError('EMODEL', `registry entry ${m.id ?? '?'} has no "${k}"`);
-      }
-      if (ids.has(m.id)) throw new EdgetuneError('EMODEL', `registry has two entries with id "${m.id}"`);
+    reg.models.forEach((m, i) => {
+      if (ids.has(m.id)) throw new EdgetuneError('EMODEL', `${source}: models[${i}].id: a second entry with id "${m.id}"`, { subject: source });
       ids.add(m.id);
-      if (typeof m.labels === 'string' && !data.labelSets[m.labels]) {
-        throw new EdgetuneError('EMODEL', `registry entry ${m.id} names unknown label set "${m.labels}"`);
+      if (typeof m.labels === 'string' && !reg.labelSets[m.labels]) {
+        const known = Object.keys(reg.labelSets).map((k) => JSON.stringify(k)).join(' | ');
+        throw new EdgetuneError('EMODEL', `${source}: models[${i}].labels: expected a label set (${known}) but received "${m.labels}"`, { subject: source });
       }
-    }
-    this.models = data.models;
-    this.labelSets = data.labelSets;
+    });
+    this.models = reg.models;
+    this.labelSets = reg.labelSets;
   }
 
   get(id: string): ModelEntry | undefined {

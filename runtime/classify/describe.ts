@@ -127,8 +127,9 @@ export interface CardFromBytesOptions {
 
 /**
  * The card of a model held in memory: its embedded metadata and graph signature merged with the
- * given layers by the card rule. Errors: EMODEL naming `id` when the bytes are not a readable ONNX
- * model or declare no inputs/outputs.
+ * given layers by the card rule. Errors: EMODEL naming `name` when the bytes are not a readable ONNX
+ * model, declare no inputs/outputs, or carry `edgetune.model` metadata that breaks its contract
+ * (`<name>: edgetune.model: labels[2]: expected string but received 3`).
  */
 export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { card: ModelCard; signature: GraphSignature; embedded?: EmbeddedModelInfo } {
   const name = o.name ?? o.id;
@@ -142,12 +143,14 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   if (!signature.inputs.length || !signature.outputs.length) {
     throw new EdgetuneError('EMODEL', `${name}: the graph declares no ${signature.inputs.length ? 'outputs' : 'inputs'}`, { subject: name });
   }
-  let embedded: EmbeddedModelInfo | undefined;
+  let props: Record<string, string> = {};
   try {
-    embedded = parseModelInfo(readMetadataProps(bytes));
+    props = readMetadataProps(bytes);
   } catch {
-    embedded = undefined;
+    // the graph decoded, so unreadable metadata only means no description
   }
+  // A model that carries `edgetune.model` but breaks its contract is an error naming the field.
+  const embedded: EmbeddedModelInfo | undefined = parseModelInfo(props, name);
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   if (embedded) layers.embedded = embeddedLayer(embedded);
   const g = graphLayers(o.id, signature, o.assumedLabels);

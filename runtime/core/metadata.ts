@@ -1,29 +1,34 @@
 // Model self-description: models that edgetune exports (fine-tuned heads, quantized models) carry
 // their labels and preprocessing in ONNX metadata_props under the key `edgetune.model`, so the file
 // alone is enough to serve it. This module defines that contract and reads it cheaply: only the
-// top-level metadata_props field of the ModelProto is decoded, the graph is skipped. Browser-safe
-// (io/model-file.ts reads it from a file).
+// top-level metadata_props field of the ModelProto is decoded, the graph is skipped. The JSON is
+// checked by `ModelInfoSchema` (the type is derived from it). Browser-safe (io/model-file.ts reads
+// it from a file).
 
 import protobuf from 'protobufjs/minimal.js';
-import type { PreprocessSpec } from '../image/preprocess.js';
-import type { EmbeddingSpec, OutputKind } from './model-card.js';
+import * as v from 'valibot';
+import { PreprocessSpecSchema } from './preprocess-spec.js';
+import { parseJsonContract } from './schema.js';
+import { EmbeddingSpecSchema, OutputKindSchema } from './model-card.js';
 
 export const METADATA_KEY = 'edgetune.model';
 
-export interface EmbeddedModelInfo {
-  version: 1;
-  labels: string[];
-  preprocess: PreprocessSpec;
+export const ModelInfoSchema = v.object({
+  version: v.literal(1),
+  labels: v.array(v.string()),
+  preprocess: PreprocessSpecSchema,
   /** How outputs become probabilities (`auto`: softmax unless a row already sums to 1). */
-  outputKind: OutputKind;
-  /** Where head training cuts the backbone (set by `edgetune card` / imports). */
-  embedding?: EmbeddingSpec;
-  outputName?: string;
+  outputKind: OutputKindSchema,
+  /** Where head training cuts the backbone (set by `edgetune card` and imports). */
+  embedding: v.optional(EmbeddingSpecSchema),
+  outputName: v.optional(v.string()),
   /** Output index of label 0 (1 when the model has a background class at index 0). Default 0. */
-  labelOffset?: number;
+  labelOffset: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   /** Where the model came from (base model id, head kind, quantization method …). */
-  provenance?: Record<string, unknown>;
-}
+  provenance: v.optional(v.record(v.string(), v.unknown())),
+});
+
+export type EmbeddedModelInfo = v.InferOutput<typeof ModelInfoSchema>;
 
 /** metadata_props (ModelProto field 14, StringStringEntryProto key=1 value=2) of an ONNX model. */
 export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
@@ -50,10 +55,14 @@ export function readMetadataProps(bytes: Uint8Array): Record<string, string> {
   return props;
 }
 
-export function parseModelInfo(props: Record<string, string>): EmbeddedModelInfo | undefined {
+/**
+ * The `edgetune.model` entry of a model's metadata_props, checked: undefined when the model has none
+ * (not written by edgetune). `source` names the model in errors. Errors: EMODEL
+ * `<source>: edgetune.model: <path>: expected … but received …` (or `not valid JSON`) when the entry is
+ * there but does not hold the contract.
+ */
+export function parseModelInfo(props: Record<string, string>, source = 'model'): EmbeddedModelInfo | undefined {
   const raw = props[METADATA_KEY];
   if (!raw) return undefined;
-  const info = JSON.parse(raw) as EmbeddedModelInfo;
-  if (info.version !== 1 || !Array.isArray(info.labels) || !info.preprocess) return undefined;
-  return info;
+  return parseJsonContract(ModelInfoSchema, raw, `${source}: ${METADATA_KEY}`, 'EMODEL');
 }

@@ -5,6 +5,7 @@
 
 import { invalidParameter, isPositiveInteger } from '../core/errors.js';
 import { float32ToFloat16, type TensorData } from '../core/tensor.js';
+import type { PreprocessSpec } from '../core/preprocess-spec.js';
 
 /** An 8-bit image in HWC order, as sharp's raw output and canvas ImageData give it. */
 export interface HwcImage {
@@ -14,30 +15,8 @@ export interface HwcImage {
   channels: number;
 }
 
-export interface PreprocessSpec {
-  width: number;
-  height: number;
-  /** 3 for colour models, 1 for grayscale ones. */
-  channels: 1 | 3;
-  layout: 'NCHW' | 'NHWC';
-  /** Channel order the model expects. */
-  colorOrder: 'RGB' | 'BGR' | 'GRAY';
-  /** Pixel 0..255 is first mapped linearly onto this range, e.g. [0, 1] or [0, 255]. */
-  range: [number, number];
-  /** Subtracted after the range mapping, in the model's channel order. */
-  mean: number[];
-  /** Divides after the mean, in the model's channel order. */
-  std: number[];
-  /**
-   * How the image is fitted: `cover` resizes the shorter side and centre-crops (the ImageNet
-   * evaluation habit), `fill` stretches, `contain` letterboxes.
-   */
-  resize: 'cover' | 'fill' | 'contain';
-  /** Centre-crop fraction for `cover`: 1 crops to the input size directly, 0.875 resizes to size/0.875 first. */
-  crop: number;
-  /** Tensor element type the model's input wants. */
-  dtype: 'float32' | 'float16';
-}
+/** The preprocessing spec (schema and type in core/preprocess-spec.ts, the contract's one definition). */
+export type { PreprocessSpec } from '../core/preprocess-spec.js';
 
 export const DEFAULT_SPEC: PreprocessSpec = {
   width: 224,

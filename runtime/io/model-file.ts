@@ -7,13 +7,19 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
 import { decodeModel, encodeModel, type GraphProto, type OnnxModel, type TensorProto } from '../onnx/model.js';
 
-/** The embedded description of a model file, or undefined (not ours, or unreadable: the session load reports that). */
+/**
+ * The embedded description of a model file, or undefined when it has none or cannot be read (the
+ * session load reports an unreadable file). Errors: EMODEL naming the file and the field when the
+ * description is there but breaks its contract (core/metadata.ts).
+ */
 export async function readModelInfo(file: string): Promise<EmbeddedModelInfo | undefined> {
+  let props: Record<string, string>;
   try {
-    return parseModelInfo(readMetadataProps(await readFile(file)));
+    props = readMetadataProps(await readFile(file));
   } catch {
     return undefined;
   }
+  return parseModelInfo(props, file);
 }
 
 /**

@@ -13,7 +13,7 @@
 //   exportClassifierModel(backbone, cut, head, labels, preprocess, provenance?) → ONNX bytes: the same
 //     embedding graph + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm]) + Softmax,
 //     output `probabilities` float [N, classes], and metadata_props `edgetune.model`
-//     (runtime/model-info.ts's EmbeddedModelInfo, outputKind 'probabilities') so `classify` serves it.
+//     (core/metadata.ts's EmbeddedModelInfo, outputKind 'probabilities') so `classify` serves it.
 //   headFromModel(bytes) → the HeadWeights + labels + info of a model this module exported (for --resume).
 //
 // Both graphs share the embedding subgraph, so a model's predictions equal the head applied to the
@@ -21,12 +21,15 @@
 
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/model.js';
 import { findConsumers, producerMap, pruneGraph } from '../onnx/graph.js';
+import * as v from 'valibot';
 import { EdgetuneError } from '../core/errors.js';
+import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
+import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import type { DenseLayer, HeadWeights } from './types.js';
 
-/** metadata_props key (the same as runtime/model-info.ts's METADATA_KEY, kept here so this module stays browser-safe). */
-export const MODEL_INFO_KEY = 'edgetune.model';
+/** metadata_props key of the model description (core/metadata.ts). */
+export const MODEL_INFO_KEY = METADATA_KEY;
 export const EMBEDDING_OUTPUT = 'edgetune_embedding';
 export const PROBABILITIES_OUTPUT = 'probabilities';
 const PREFIX = 'edgetune_head/';
@@ -179,15 +182,13 @@ export function embeddingModel(backbone: Uint8Array | OnnxModel, cut: CutSpec): 
   return encodeModel(buildEmbedding(asModel(backbone), cut).model);
 }
 
-/** The information a classifier model carries (runtime/model-info.ts's EmbeddedModelInfo). */
-export interface ExportedModelInfo {
-  version: 1;
-  labels: string[];
-  preprocess: PreprocessSpec;
-  outputKind: 'probabilities';
-  outputName: string;
-  provenance?: Record<string, unknown>;
-}
+/** The information a classifier model this module exports carries: core/metadata.ts's contract, narrowed. */
+export const ExportedModelInfoSchema = v.object({
+  ...ModelInfoSchema.entries,
+  outputKind: v.literal('probabilities'),
+  outputName: v.string(),
+});
+export type ExportedModelInfo = v.InferOutput<typeof ExportedModelInfoSchema>;
 
 function checkHead(head: HeadWeights, labels: readonly string[], dims: number): void {
   if (labels.length !== head.classes) throw new EdgetuneError('EARG', `Expected ${head.classes} labels for the head but received ${labels.length}`);
@@ -255,8 +256,12 @@ function readFloats(t: TensorProto): Float32Array {
   return Float32Array.from(t.floatData);
 }
 
-/** What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut. */
-export function headFromModel(bytes: Uint8Array | OnnxModel): { head: HeadWeights; info: ExportedModelInfo; model: OnnxModel; cut: CutSpec } {
+/**
+ * What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut.
+ * `source` names the model in errors. Errors: EMODEL when it has no edgetune head, or its
+ * `edgetune.model` metadata breaks the contract (`<source>: edgetune.model: labels[1]: …`).
+ */
+export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): { head: HeadWeights; info: ExportedModelInfo; model: OnnxModel; cut: CutSpec } {
   const model = asModel(bytes);
   const raw = model.metadataProps.find((p) => p.key === MODEL_INFO_KEY)?.value;
   const g = model.graph;
@@ -264,7 +269,7 @@ export function headFromModel(bytes: Uint8Array | OnnxModel): { head: HeadWeight
   if (!raw || gemms.length === 0 || !g.node.some((n) => n.output.includes(EMBEDDING_OUTPUT))) {
     throw new EdgetuneError('EMODEL', 'not a model exported by edgetune finetune (no edgetune head in the graph)');
   }
-  const info = JSON.parse(raw) as ExportedModelInfo;
+  const info = parseJsonContract(ExportedModelInfoSchema, raw, `${source}: ${MODEL_INFO_KEY}`, 'EMODEL');
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
   const layers: DenseLayer[] = gemms.map((n) => {
     const w = inits.get(n.input[1]!)!;

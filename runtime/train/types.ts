@@ -1,6 +1,9 @@
 // Types shared by the head trainer, its callers (CLI, browser kiosk) and the ONNX exporter.
 // Browser-safe. HeadWeights is a plain object of typed arrays: structured-clone safe (postMessage,
-// IndexedDB) and JSON-safe through headToJSON / headFromJSON.
+// IndexedDB) and JSON-safe through headToJSON / headFromJSON (checked by `HeadJSONSchema`).
+
+import * as v from 'valibot';
+import { parseContract } from '../core/schema.js';
 
 /** Training or validation examples: `n` rows of `dims` floats, row-major. */
 export interface FeatureSet {
@@ -103,16 +106,52 @@ export interface TrainHooks {
   signal?: AbortSignal;
 }
 
-/** JSON form of a head (typed arrays as number arrays). */
-export interface HeadJSON extends Omit<HeadWeights, 'layers'> {
-  layers: { in: number; out: number; weight: number[]; bias: number[] }[];
-}
+const size = v.pipe(v.number(), v.integer(), v.minValue(1));
+
+/** JSON form of a head (typed arrays as number arrays); `HeadJSON` is derived from it. */
+export const HeadJSONSchema = v.pipe(
+  v.object({
+    format: v.literal('edgetune.head'),
+    version: v.literal(1),
+    kind: v.picklist(['linear', 'mlp', 'prototype']),
+    dims: size,
+    classes: size,
+    normalize: v.boolean(),
+    layers: v.pipe(
+      v.array(
+        v.pipe(
+          v.object({ in: size, out: size, weight: v.array(v.number()), bias: v.array(v.number()) }),
+          v.check(
+            (l) => l.weight.length === l.in * l.out && l.bias.length === l.out,
+            (issue) => {
+              const l = issue.input as { in: number; out: number; weight: unknown[]; bias: unknown[] };
+              return `expected ${l.out}×${l.in} weights and ${l.out} biases but received ${l.weight.length} and ${l.bias.length}`;
+            },
+          ),
+        ),
+      ),
+      v.minLength(1, 'expected at least one layer'),
+    ),
+  }),
+  v.check(
+    (h) => h.layers.length === 0 || (h.layers[0]!.in === h.dims && h.layers.at(-1)!.out === h.classes && h.layers.every((l, i) => i === 0 || l.in === h.layers[i - 1]!.out)),
+    (issue) => {
+      const h = issue.input as { dims: number; classes: number; layers: { in: number; out: number }[] };
+      return `layers ${h.layers.map((l) => `${l.in}→${l.out}`).join(', ')} do not lead from ${h.dims} dims to ${h.classes} classes`;
+    },
+  ),
+);
+export type HeadJSON = v.InferOutput<typeof HeadJSONSchema>;
 
 export function headToJSON(h: HeadWeights): HeadJSON {
   return { ...h, layers: h.layers.map((l) => ({ in: l.in, out: l.out, weight: Array.from(l.weight), bias: Array.from(l.bias) })) };
 }
 
-export function headFromJSON(j: HeadJSON): HeadWeights {
-  if (j.format !== 'edgetune.head' || j.version !== 1 || !Array.isArray(j.layers)) throw new Error('not an edgetune head (format edgetune.head, version 1)');
+/**
+ * A head from its JSON form (parsed), checked. `source` names it in errors. Errors: EINPUT, one line
+ * per problem: `<source>: layers[0]: expected 2×1280 weights and 2 biases but received 2559 and 2`.
+ */
+export function headFromJSON(json: unknown, source = 'head JSON'): HeadWeights {
+  const j = parseContract(HeadJSONSchema, json, source);
   return { ...j, layers: j.layers.map((l) => ({ in: l.in, out: l.out, weight: Float32Array.from(l.weight), bias: Float32Array.from(l.bias) })) };
 }

@@ -7,7 +7,7 @@
 // modules the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm
 // threads), ?camera=off.
 
-import type { KioskConfig } from '../config.js';
+import { parseKioskConfig, type KioskConfig } from '../config.js';
 import type { ModelCard } from '../../core/model-card.js';
 import { cardFromBytes } from '../../classify/describe.js';
 import { toProbabilities, topK, type PostprocessSpec, type Prediction } from '../../classify/postprocess.js';
@@ -639,7 +639,7 @@ async function main(): Promise<void> {
   try {
     const res = await fetch('/api/config');
     if (!res.ok) throw new Error(`/api/config: HTTP ${res.status}`);
-    cfg = (await res.json()) as KioskConfig;
+    cfg = parseKioskConfig(await res.json());
     order = parseOrder(params.get('ep') ?? cfg.providers);
     const threads = Number(params.get('threads') ?? 0);
     configureRuntime({ threads: Number.isInteger(threads) && threads > 0 ? threads : undefined });

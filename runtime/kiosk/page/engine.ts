@@ -1,74 +1,63 @@
-// The page's side of inference: the same session API as web/engine-core.ts (openSession with provider
-// fallback → WebSession.run / dispose), served by the inference worker (web/ort-worker.ts) so model
-// runs never block touch input or rendering. Input tensors are transferred to the worker, outputs back.
+// The page's side of inference: the same session API as engine-core.ts (openSession with provider
+// fallback → WebSession.run / dispose), served by the inference worker (ort-worker.ts, reached
+// through comlink) so model runs never block touch input or rendering. Input tensors are
+// transferred to the worker, outputs back.
 
+import * as Comlink from 'comlink';
 import type { TensorData } from '../../core/tensor.js';
+import type { InferenceWorker, OpenReply } from './ort-worker.js';
 import { DEFAULT_ORDER, parseOrder, PROVIDER_TITLES, ProviderError, WEB_PROVIDERS, type WebProvider, type WebSession } from './providers.js';
 
 export { DEFAULT_ORDER, parseOrder, PROVIDER_TITLES, ProviderError, WEB_PROVIDERS, type WebProvider, type WebSession };
 
-interface Reply {
-  id: number;
-  error?: string;
-  causes?: string[];
-  [k: string]: unknown;
+let worker: Comlink.Remote<InferenceWorker> | undefined;
+/** Rejects once the worker fails (it could not load, or died): every call in flight then fails with it. */
+let failed: Promise<never> | undefined;
+let ready: Promise<void> | undefined;
+
+function call<T>(reply: Promise<T>): Promise<T> {
+  return Promise.race([reply, failed!]);
 }
 
-let worker: Worker | undefined;
-let ready: Promise<unknown> | undefined;
-let nextId = 1;
-const pending = new Map<number, { resolve(r: Reply): void; reject(e: Error): void }>();
-
-function call(msg: Record<string, unknown>, transfer: Transferable[] = []): Promise<Reply> {
+function remote(): Comlink.Remote<InferenceWorker> {
   if (!worker) throw new Error('inference worker not started (configureRuntime first)');
-  const id = nextId++;
-  return new Promise<Reply>((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker!.postMessage({ id, ...msg }, transfer);
-  });
+  return worker;
 }
 
 /** Start the inference worker and point onnxruntime-web at the locally served runtime (no CDN). */
-export function configureRuntime(opts: { threads?: number } = {}): Promise<unknown> {
+export function configureRuntime(opts: { threads?: number } = {}): Promise<void> {
   if (ready) return ready;
-  worker = new Worker(new URL('ort-worker.js', document.baseURI), { type: 'module', name: 'edgetune-inference' });
-  worker.onmessage = (e: MessageEvent<Reply>) => {
-    const p = pending.get(e.data.id);
-    if (!p) return;
-    pending.delete(e.data.id);
-    if (e.data.error !== undefined) p.reject(e.data.causes ? new ProviderError(e.data.causes) : new Error(e.data.error));
-    else p.resolve(e.data);
-  };
-  worker.onerror = (e) => {
-    const err = new Error(`inference worker failed: ${e.message || 'could not load ort-worker.js'}`);
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  ready = call({ op: 'init', wasmPath: new URL('ort/', document.baseURI).href, threads: opts.threads });
+  const w = new Worker(new URL('ort-worker.js', document.baseURI), { type: 'module', name: 'edgetune-inference' });
+  failed = new Promise<never>((_, reject) => {
+    w.addEventListener('error', (e) => reject(new Error(`inference worker failed: ${e.message || 'could not load ort-worker.js'}`)));
+  });
+  failed.catch(() => undefined); // observed through call()
+  worker = Comlink.wrap<InferenceWorker>(w);
+  ready = call(worker.init(new URL('ort/', document.baseURI).href, opts.threads));
   return ready;
 }
 
-/** Open a session on the first provider of `order` that works (in the worker). */
+/** Open a session on the first provider of `order` that works (in the worker). Errors: ProviderError listing each provider's cause. */
 export async function openSession(model: Uint8Array, order: readonly WebProvider[]): Promise<WebSession> {
   await configureRuntime();
-  const r = await call({ op: 'open', model, order: [...order] });
-  const sid = r.sid as number;
+  const r = await call<OpenReply>(remote().open(model, [...order]));
+  if ('causes' in r) throw new ProviderError(r.causes);
+  const { sid } = r;
   let disposed = false;
   return {
-    provider: r.provider as WebProvider,
-    skipped: r.skipped as string[],
-    inputNames: r.inputNames as string[],
-    outputNames: r.outputNames as string[],
+    provider: r.provider,
+    skipped: r.skipped,
+    inputNames: r.inputNames,
+    outputNames: r.outputNames,
     async run(feeds: Record<string, TensorData>, fetches?: readonly string[]) {
       if (disposed) throw new Error('session was disposed');
-      const transfer = [...new Set(Object.values(feeds).map((t) => (t.data as { buffer: ArrayBuffer }).buffer))];
-      const res = await call({ op: 'run', sid, feeds, fetches: fetches ? [...fetches] : undefined }, transfer);
-      return res.out as Record<string, TensorData>;
+      const buffers = [...new Set(Object.values(feeds).map((t) => (t.data as { buffer: ArrayBuffer }).buffer))];
+      return call(remote().run(sid, Comlink.transfer(feeds, buffers), fetches ? [...fetches] : undefined));
     },
     async dispose() {
       if (disposed) return;
       disposed = true;
-      await call({ op: 'dispose', sid });
+      await call(remote().dispose(sid));
     },
   };
 }

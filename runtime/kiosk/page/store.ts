@@ -1,6 +1,9 @@
 // The kiosk's persistence: classes, their samples (JPEG blobs) and trained models (ONNX bytes with
 // their metrics) in IndexedDB, so a taught model survives a reload or a power cut on the kiosk.
-// A tiny promise wrapper over the raw IndexedDB API; no library.
+// IndexedDB through `idb` (promises over requests and transactions, typed stores); the database
+// (name, version 1, stores and index) is the one earlier builds wrote, so saved work stays.
+
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 
 export interface ClassRecord {
   id: string;
@@ -47,102 +50,84 @@ export interface ModelRecord {
 const DB_NAME = 'edgetune-kiosk';
 const VERSION = 1;
 
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error ?? new Error('IndexedDB request failed'));
-  });
-}
-
-function done(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error ?? new Error('IndexedDB transaction failed'));
-    tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted (storage full?)'));
-  });
+interface KioskDB extends DBSchema {
+  classes: { key: string; value: ClassRecord };
+  samples: { key: number; value: SampleRecord; indexes: { classId: string } };
+  models: { key: string; value: ModelRecord };
 }
 
 export class Store {
-  private constructor(private readonly db: IDBDatabase) {}
+  private constructor(private readonly db: IDBPDatabase<KioskDB>) {}
 
   static async open(): Promise<Store> {
     if (typeof indexedDB === 'undefined') throw new Error('this browser has no IndexedDB: taught classes will not be saved');
-    const open = indexedDB.open(DB_NAME, VERSION);
-    open.onupgradeneeded = () => {
-      const db = open.result;
-      if (!db.objectStoreNames.contains('classes')) db.createObjectStore('classes', { keyPath: 'id' });
-      if (!db.objectStoreNames.contains('samples')) {
-        const s = db.createObjectStore('samples', { keyPath: 'id', autoIncrement: true });
-        s.createIndex('classId', 'classId');
-      }
-      if (!db.objectStoreNames.contains('models')) db.createObjectStore('models', { keyPath: 'id' });
-    };
-    return new Store(await req(open));
+    const db = await openDB<KioskDB>(DB_NAME, VERSION, {
+      upgrade(db) {
+        if (!db.objectStoreNames.contains('classes')) db.createObjectStore('classes', { keyPath: 'id' });
+        if (!db.objectStoreNames.contains('samples')) {
+          const s = db.createObjectStore('samples', { keyPath: 'id', autoIncrement: true });
+          s.createIndex('classId', 'classId');
+        }
+        if (!db.objectStoreNames.contains('models')) db.createObjectStore('models', { keyPath: 'id' });
+      },
+    });
+    return new Store(db);
   }
 
   async classes(): Promise<ClassRecord[]> {
-    const all = await req(this.db.transaction('classes').objectStore('classes').getAll() as IDBRequest<ClassRecord[]>);
+    const all = await this.db.getAll('classes');
     return all.sort((a, b) => a.created - b.created);
   }
 
   async putClass(c: ClassRecord): Promise<void> {
-    const tx = this.db.transaction('classes', 'readwrite');
-    tx.objectStore('classes').put(c);
-    await done(tx);
+    await this.db.put('classes', c);
   }
 
-  /** Delete a class and all its samples. */
+  /** Delete a class and all its samples (one transaction). */
   async deleteClass(id: string): Promise<void> {
     const tx = this.db.transaction(['classes', 'samples'], 'readwrite');
-    tx.objectStore('classes').delete(id);
-    const idx = tx.objectStore('samples').index('classId');
-    const keys = await req(idx.getAllKeys(id));
-    for (const k of keys) tx.objectStore('samples').delete(k);
-    await done(tx);
+    const samples = tx.objectStore('samples');
+    const removed = tx.objectStore('classes').delete(id);
+    const keys = await samples.index('classId').getAllKeys(id);
+    await Promise.all([removed, ...keys.map((k) => samples.delete(k)), tx.done]);
   }
 
   async clearSamples(classId: string): Promise<void> {
     const tx = this.db.transaction('samples', 'readwrite');
-    const keys = await req(tx.objectStore('samples').index('classId').getAllKeys(classId));
-    for (const k of keys) tx.objectStore('samples').delete(k);
-    await done(tx);
+    const keys = await tx.store.index('classId').getAllKeys(classId);
+    await Promise.all([...keys.map((k) => tx.store.delete(k)), tx.done]);
   }
 
   async addSamples(samples: SampleRecord[]): Promise<void> {
     if (!samples.length) return;
     const tx = this.db.transaction('samples', 'readwrite');
-    const s = tx.objectStore('samples');
-    for (const x of samples) s.add(x);
-    await done(tx);
+    // a transaction that aborts (storage full) rejects tx.done with the reason
+    await Promise.all([...samples.map((x) => tx.store.add(x)), tx.done]);
   }
 
   async samples(classId: string): Promise<SampleRecord[]> {
-    return req(this.db.transaction('samples').objectStore('samples').index('classId').getAll(classId) as IDBRequest<SampleRecord[]>);
+    return this.db.getAllFromIndex('samples', 'classId', classId);
   }
 
   async sampleCount(classId: string): Promise<number> {
-    return req(this.db.transaction('samples').objectStore('samples').index('classId').count(classId));
+    return this.db.countFromIndex('samples', 'classId', classId);
   }
 
   async models(): Promise<ModelRecord[]> {
-    const all = await req(this.db.transaction('models').objectStore('models').getAll() as IDBRequest<ModelRecord[]>);
+    const all = await this.db.getAll('models');
     return all.sort((a, b) => b.created - a.created);
   }
 
   async model(id: string): Promise<ModelRecord | undefined> {
-    return req(this.db.transaction('models').objectStore('models').get(id) as IDBRequest<ModelRecord | undefined>);
+    return this.db.get('models', id);
   }
 
   async putModel(m: ModelRecord): Promise<void> {
-    const tx = this.db.transaction('models', 'readwrite');
-    tx.objectStore('models').put(m);
-    await done(tx);
+    await this.db.put('models', m);
   }
 
   async deleteModel(id: string): Promise<void> {
-    const tx = this.db.transaction('models', 'readwrite');
-    tx.objectStore('models').delete(id);
-    await done(tx);
+    await this.db.delete('models', id);
   }
 }
 
