@@ -30,7 +30,8 @@ export interface PreprocessSpec {
   std: number[];
   /**
    * How the image is fitted: `cover` resizes the shorter side and centre-crops (the ImageNet
-   * evaluation habit), `fill` stretches, `contain` letterboxes.
+   * evaluation habit), `fill` stretches, `contain` letterboxes. The exact sizes, offsets and rounding
+   * are fitGeometry's (runtime/image/geometry.ts), on every path.
    */
   resize: 'cover' | 'fill' | 'contain';
   /** Centre-crop fraction for `cover`: 1 crops to the input size directly, 0.875 resizes to size/0.875 first. */
@@ -63,12 +64,6 @@ export function checkSpec(spec: PreprocessSpec): PreprocessSpec {
   }
   if (!(spec.crop > 0 && spec.crop <= 1)) throw invalidParameter('crop', 'number in (0, 1]', spec.crop);
   return spec;
-}
-
-/** The decode size before the centre crop: for crop < 1 the image is resized larger, then cropped. */
-export function resizeTarget(spec: PreprocessSpec): { width: number; height: number } {
-  if (spec.resize !== 'cover' || spec.crop >= 1) return { width: spec.width, height: spec.height };
-  return { width: Math.round(spec.width / spec.crop), height: Math.round(spec.height / spec.crop) };
 }
 
 /** Per-channel affine coefficients, indexed by *source* channel (RGB order, or gray). */
