@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { EdgetuneError, invalidParameter } from '../../runtime/core/errors.js';
 import { fitGeometry, resizeTarget } from '../../runtime/image/geometry.js';
+import { LUMA_709, SRGB_CURVE } from '../../runtime/image/gray.js';
 import { ChildFrameSource, requireExecutable } from './child.js';
 import { DEFAULT_GEOMETRY, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 
@@ -45,8 +46,27 @@ export function scaleFilter(g: FrameGeometry, source?: { width: number; height: 
   if (g.resize === 'contain') {
     return `scale=${W}:${H}:force_original_aspect_ratio=decrease:flags=${flags},pad=${W}:${H}:(ow-iw)/2:(oh-ih)/2:color=black`;
   }
+  // crop's own centring rounds half to even (lrint); fitGeometry floors.
   const t = resizeTarget(g);
-  return `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${W}:${H}:exact=1`;
+  return `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${W}:${H}:floor((in_w-out_w)/2):floor((in_h-out_h)/2):exact=1`;
+}
+
+/**
+ * ffmpeg filters that apply the one grayscale rule (runtime/image/gray.ts, libvips'): 8-bit sRGB →
+ * 16-bit, the sRGB curve to linear light (lutrgb), the Rec.709 luminance into every channel
+ * (colorchannelmixer), the curve back; `-pix_fmt gray` then takes the (equal) channels. ffmpeg's
+ * own RGB → gray is gamma-space Rec.601 luma. Measured on winml_Input.jpg at 256²: within 1 level
+ * of grayByte() on ffmpeg's rgb24 output (mean 0.19).
+ */
+export function grayFilter(): string {
+  const { knee, slope, offset, gamma } = SRGB_CURVE;
+  const max = 65535;
+  // commas inside an option value are escaped for the filtergraph parser
+  const dec = `if(lte(val\\,${knee * max})\\,val/${slope}\\,${max}*pow((val/${max}+${offset})/${1 + offset}\\,${gamma}))`;
+  const enc = `if(lte(val\\,${(knee / slope) * max})\\,val*${slope}\\,${max}*(${1 + offset}*pow(val/${max}\\,1/${gamma})-${offset}))`;
+  const [r, g, b] = LUMA_709;
+  const mix = ['r', 'g', 'b'].map((c) => `${c}r=${r}:${c}g=${g}:${c}b=${b}`).join(':');
+  return `format=rgb24,format=rgb48le,lutrgb=r=${dec}:g=${dec}:b=${dec},colorchannelmixer=${mix},lutrgb=r=${enc}:g=${enc}:b=${enc}`;
 }
 
 export interface FfmpegArgsOptions {
@@ -71,7 +91,7 @@ export function ffmpegArgs(o: FfmpegArgsOptions): string[] {
     ...o.input,
     '-map', '0:v:0',
     '-an', '-sn', '-dn',
-    '-vf', scaleFilter(o.geometry, o.source),
+    '-vf', o.geometry.channels === 1 ? `${scaleFilter(o.geometry, o.source)},${grayFilter()}` : scaleFilter(o.geometry, o.source),
     // One output frame per decoded frame: no duplication or dropping to a constant rate.
     '-fps_mode', 'passthrough',
     '-pix_fmt', o.geometry.channels === 1 ? 'gray' : 'rgb24',

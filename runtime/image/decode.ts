@@ -47,7 +47,7 @@ async function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: 
   const g = fitGeometry(autoOrient.width, autoOrient.height, spec);
   img.rotate();
   img.flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } });
-  img.resize(g.resized.width, g.resized.height, { fit: 'fill' });
+  img.resize(g.resized.width, g.resized.height, { fit: 'fill', fastShrinkOnLoad: false });
   if (spec.resize === 'cover' && (g.crop.width !== g.resized.width || g.crop.height !== g.resized.height)) {
     img.extract({ left: g.crop.x, top: g.crop.y, width: g.crop.width, height: g.crop.height });
   }

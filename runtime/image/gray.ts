@@ -11,14 +11,23 @@ import type { HwcImage } from './preprocess.js';
 /** Luminance weights of linear R, G, B (Rec.709 / sRGB primaries, D65). */
 export const LUMA_709 = [0.2126, 0.7152, 0.0722] as const;
 
-/** sRGB-encoded value 0..1 → linear light 0..1 (IEC 61966-2-1; extrapolated outside 0..1). */
+/**
+ * The sRGB transfer curve (IEC 61966-2-1): linear = v / slope below `knee` (encoded), else
+ * ((v + offset) / (1 + offset)) ^ gamma. Exported so that builders for other tools (the ffmpeg
+ * filter in devices/sources/ffmpeg.ts) state the same curve.
+ */
+export const SRGB_CURVE = { knee: 0.04045, slope: 12.92, offset: 0.055, gamma: 2.4 } as const;
+
+/** sRGB-encoded value 0..1 → linear light 0..1 (extrapolated outside 0..1). */
 export function srgbToLinear(v: number): number {
-  return v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  const { knee, slope, offset, gamma } = SRGB_CURVE;
+  return v <= knee ? v / slope : ((v + offset) / (1 + offset)) ** gamma;
 }
 
-/** Linear light 0..1 → sRGB-encoded 0..1 (IEC 61966-2-1). */
+/** Linear light 0..1 → sRGB-encoded 0..1. */
 export function linearToSrgb(y: number): number {
-  return y <= 0.0031308 ? y * 12.92 : 1.055 * y ** (1 / 2.4) - 0.055;
+  const { knee, slope, offset, gamma } = SRGB_CURVE;
+  return y <= knee / slope ? y * slope : (1 + offset) * y ** (1 / gamma) - offset;
 }
 
 const LINEAR = Float64Array.from({ length: 256 }, (_, v) => srgbToLinear(v / 255));
