@@ -28,7 +28,7 @@ export function geometryOf(o: SourceOptions): FrameGeometry {
 /**
  * The ffmpeg video filter that turns the input into `width × height` frames with fitGeometry's
  * geometry (runtime/image/geometry.ts), as decodeImage does with sharp. With the source size known
- * (files, test patterns) the resize size and the crop/letterbox offsets are fitGeometry's numbers.
+ * (files) the resize size and the crop/letterbox offsets are fitGeometry's numbers.
  * Without it (cameras, network streams) they are left to ffmpeg — `force_original_aspect_ratio`
  * for the resize, centred `crop`/`pad` — whose rounding fitGeometry follows; the two forms give the
  * same bytes (test/unit/image/pixel-paths.test.ts). Crops are `exact` (never rounded to chroma
@@ -73,7 +73,10 @@ export interface FfmpegArgsOptions {
   /** Input options and `-i <url>`. */
   input: string[];
   geometry: FrameGeometry;
-  /** The input's frame size when known up front (after rotation): the filter then has fitGeometry's numbers. */
+  /**
+   * The input's frame size when known up front (files: after rotation): the filter then has
+   * fitGeometry's numbers. Not for lavfi test patterns, which round odd sizes down for yuv420p.
+   */
   source?: { width: number; height: number };
   /** Read at the native frame rate (-re). */
   realtime?: boolean;
@@ -200,7 +203,7 @@ export function networkInput(uri: string): string[] {
 }
 
 /** `test:`, `test:smptebars?size=320x240&rate=25&duration=5` → lavfi input. */
-export function testInput(uri: string): { input: string[]; finite: boolean; fps: number; size: { width: number; height: number } } {
+export function testInput(uri: string): { input: string[]; finite: boolean; fps: number } {
   const { base, params } = splitQuery(uri.replace(/^test:(\/\/)?/, ''));
   const pattern = base || 'testsrc2';
   if (!/^[a-z0-9_]+$/.test(pattern)) throw invalidParameter('test pattern', 'a lavfi source name such as testsrc2, smptebars, mandelbrot', pattern);
@@ -211,7 +214,6 @@ export function testInput(uri: string): { input: string[]; finite: boolean; fps:
     input: ['-f', 'lavfi', '-i', `${pattern}=size=${size}:rate=${fps}${duration ? `:duration=${duration}` : ''}`],
     finite: duration !== undefined,
     fps,
-    size: { width: Number(size.split('x')[0]), height: Number(size.split('x')[1]) },
   };
 }
 
@@ -246,7 +248,7 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         kind: 'test',
         live: realtime,
         finite: t.finite,
-        args: () => ffmpegArgs({ input: t.input, geometry: g, source: t.size, realtime }),
+        args: () => ffmpegArgs({ input: t.input, geometry: g, realtime }),
         ptsOf: (seq) => (seq * 1000) / t.fps,
       });
     }

@@ -93,10 +93,11 @@ export function fitGeometry(sw: number, sh: number, spec: FitSpec): FitGeometry 
     rh = H;
     crop = { x: 0, y: 0, width: W, height: H };
   }
-  const kx = sw / rw; // source pixels per resized pixel, per axis
-  const ky = sh / rh;
-  const source = { x: crop.x * kx, y: crop.y * ky, width: crop.width * kx, height: crop.height * ky };
-  const frame = { x: source.x - pad.left * kx, y: source.y - pad.top * ky, width: W * kx, height: H * ky };
+  // resized → source pixels, per axis (multiplied first so that whole-image rectangles are exact)
+  const sx = (v: number) => (v * sw) / rw;
+  const sy = (v: number) => (v * sh) / rh;
+  const source = { x: sx(crop.x), y: sy(crop.y), width: sx(crop.width), height: sy(crop.height) };
+  const frame = { x: sx(crop.x - pad.left), y: sy(crop.y - pad.top), width: sx(W), height: sy(H) };
   return { resized: { width: rw, height: rh }, crop, pad, source, frame };
 }
 
