@@ -46,9 +46,9 @@ export function scaleFilter(g: FrameGeometry, source?: { width: number; height: 
   if (g.resize === 'contain') {
     return `scale=${W}:${H}:force_original_aspect_ratio=decrease:flags=${flags},pad=${W}:${H}:(ow-iw)/2:(oh-ih)/2:color=black`;
   }
-  // crop's own centring rounds half to even (lrint); fitGeometry floors.
+  // crop's own centring rounds half to even (lrint); fitGeometry's rounds up.
   const t = resizeTarget(g);
-  return `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${W}:${H}:floor((in_w-out_w)/2):floor((in_h-out_h)/2):exact=1`;
+  return `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${W}:${H}:ceil((in_w-out_w)/2):ceil((in_h-out_h)/2):exact=1`;
 }
 
 /**

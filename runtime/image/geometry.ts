@@ -22,6 +22,17 @@ export interface FitGeometry {
   /** Integer size, in pixels, the whole source image is resized to (aspect kept for cover/contain). */
   resized: { width: number; height: number };
   /**
+   * Resized pixels per source pixel, per axis: resized.width / sw and resized.height / sh (each axis
+   * mapped onto its rounded size, as ffmpeg's scale does; for cover and contain the two factors differ
+   * by that rounding only).
+   */
+  scale: { x: number; y: number };
+  /**
+   * The resized side given exactly (the other follows the aspect, rounded): `width` or `height` for
+   * cover and contain, `both` for fill. sharp is asked for this side only, so it scales as we do.
+   */
+  fixed: 'width' | 'height' | 'both';
+  /**
    * Integer rectangle of the resized image that is kept, in resized pixels: `cover` keeps the
    * centred `width × height` window, `fill` and `contain` keep all of it.
    */
@@ -31,7 +42,7 @@ export interface FitGeometry {
    * left + crop.width + right = spec.width; top + crop.height + bottom = spec.height.
    */
   pad: { left: number; top: number; right: number; bottom: number };
-  /** The kept rectangle in source pixels (fractional): `crop` mapped back through the per-axis scale. */
+  /** The kept rectangle in source pixels (fractional): `crop` divided by `scale`. */
   source: Rect;
   /**
    * The source-pixel rectangle (fractional) the whole output frame covers: `source` for cover and fill;
@@ -53,19 +64,21 @@ export function resizeTarget(spec: FitSpec): { width: number; height: number } {
 
 /**
  * Where a `sw × sh` source image (pixels, after EXIF rotation) lands in the model's `W × H` input.
+ * These are sharp's (libvips') rules, which the reference accuracies were measured with:
  *
- * - `fill`: resized to W × H (aspect not kept), nothing cropped.
- * - `cover`: with T = resizeTarget(spec), resized to
- *   `max(Tw, round(Th·sw/sh)) × max(Th, round(Tw·sh/sw))` (the shorter side becomes T, the other
- *   keeps the aspect, rounded half up), then the W × H window at
- *   `(floor((resized.width − W)/2), floor((resized.height − H)/2))` is kept.
- * - `contain`: resized to `min(W, round(H·sw/sh)) × min(H, round(W·sh/sw))` (at least 1 × 1) and
- *   letterboxed: `pad.left = floor((W − width)/2)`, `pad.top = floor((H − height)/2)`.
+ * - `fill`: resized to W × H (each axis by its own factor), nothing cropped.
+ * - `cover`: with T = resizeTarget(spec) and s = max(Tw/sw, Th/sh), the constraining side becomes
+ *   exactly its T, the other round(s·length) (half up); then the W × H window at
+ *   `(ceil((resized.width − W)/2), ceil((resized.height − H)/2))` is kept — centred as libvips
+ *   centres a crop, an odd remainder leaving the extra pixel before the window.
+ * - `contain`: with s = min(W/sw, H/sh), the constraining side becomes exactly W or H, the other
+ *   round(s·length) (at least 1), letterboxed with `pad.left = floor((W − width)/2)`,
+ *   `pad.top = floor((H − height)/2)` as libvips embeds.
  *
- * These are ffmpeg's rounding rules too (`scale=…:force_original_aspect_ratio=increase|decrease`
- * rounds with av_rescale, `crop`/`pad` centre with the truncating `(in − out)/2`), so an ffmpeg filter
- * that does not know the source size yet lands on the same pixels. Throws EdgetuneError (EARG) for a
- * source smaller than 1 × 1.
+ * ffmpeg's `scale=…:force_original_aspect_ratio=increase|decrease` sizes the same way (av_rescale
+ * rounds half up), so an ffmpeg filter that does not know the source size yet still lands on these
+ * pixels when it centres its crop with ceil. Throws EdgetuneError (EARG) for a source smaller than
+ * 1 × 1.
  */
 export function fitGeometry(sw: number, sh: number, spec: FitSpec): FitGeometry {
   if (!(sw >= 1 && sh >= 1)) throw invalidParameter('source size', 'at least 1x1', `${sw}x${sh}`);
@@ -74,31 +87,37 @@ export function fitGeometry(sw: number, sh: number, spec: FitSpec): FitGeometry 
   let rw: number;
   let rh: number;
   let crop: Rect;
+  let fixed: FitGeometry['fixed'] = 'both';
   const pad = { left: 0, top: 0, right: 0, bottom: 0 };
-  if (spec.resize === 'cover') {
-    const t = resizeTarget(spec);
-    rw = Math.max(t.width, Math.round((t.height * sw) / sh));
-    rh = Math.max(t.height, Math.round((t.width * sh) / sw));
-    crop = { x: Math.floor((rw - W) / 2), y: Math.floor((rh - H) / 2), width: W, height: H };
-  } else if (spec.resize === 'contain') {
-    rw = Math.max(1, Math.min(W, Math.round((H * sw) / sh)));
-    rh = Math.max(1, Math.min(H, Math.round((W * sh) / sw)));
-    crop = { x: 0, y: 0, width: rw, height: rh };
-    pad.left = Math.floor((W - rw) / 2);
-    pad.top = Math.floor((H - rh) / 2);
-    pad.right = W - rw - pad.left;
-    pad.bottom = H - rh - pad.top;
-  } else {
+  if (spec.resize === 'fill') {
     rw = W;
     rh = H;
     crop = { x: 0, y: 0, width: W, height: H };
+  } else {
+    // the target the image covers (cover) or fits inside (contain), and which side constrains
+    const t = spec.resize === 'cover' ? resizeTarget(spec) : { width: W, height: H };
+    const byWidth = spec.resize === 'cover' ? t.width / sw >= t.height / sh : t.width / sw <= t.height / sh;
+    const s = byWidth ? t.width / sw : t.height / sh;
+    rw = byWidth ? t.width : Math.max(1, Math.round(sw * s));
+    rh = byWidth ? Math.max(1, Math.round(sh * s)) : t.height;
+    fixed = byWidth ? 'width' : 'height';
+    if (spec.resize === 'cover') {
+      crop = { x: Math.ceil((rw - W) / 2), y: Math.ceil((rh - H) / 2), width: W, height: H };
+    } else {
+      crop = { x: 0, y: 0, width: rw, height: rh };
+      pad.left = Math.floor((W - rw) / 2);
+      pad.top = Math.floor((H - rh) / 2);
+      pad.right = W - rw - pad.left;
+      pad.bottom = H - rh - pad.top;
+    }
   }
-  // resized → source pixels, per axis (multiplied first so that whole-image rectangles are exact)
+  // resized → source pixels, per axis (multiplied first, so that whole sides are exact)
   const sx = (v: number) => (v * sw) / rw;
   const sy = (v: number) => (v * sh) / rh;
+  const scale = { x: rw / sw, y: rh / sh };
   const source = { x: sx(crop.x), y: sy(crop.y), width: sx(crop.width), height: sy(crop.height) };
   const frame = { x: sx(crop.x - pad.left), y: sy(crop.y - pad.top), width: sx(W), height: sy(H) };
-  return { resized: { width: rw, height: rh }, crop, pad, source, frame };
+  return { resized: { width: rw, height: rh }, scale, fixed, crop, pad, source, frame };
 }
 
 /**

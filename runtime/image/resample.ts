@@ -37,13 +37,13 @@ interface Taps {
 
 /**
  * Weights for `n` output samples that start at resized coordinate `first`, on a source axis of `size`
- * pixels resized to `resized`: output sample i's centre is resized point first + i + ½, i.e. source
- * point (first + i + ½)·size/resized; the kernel is stretched by the shrink factor when downsizing
- * (antialiasing) and edge pixels are repeated.
+ * pixels resized by `factor` (resized pixels per source pixel): output sample i's centre is resized
+ * point first + i + ½, i.e. source point (first + i + ½)/factor; the kernel is stretched by the
+ * shrink when downsizing (antialiasing) and edge pixels are repeated.
  */
-function taps(size: number, resized: number, first: number, n: number, kernel: ResampleKernel): Taps {
+function taps(size: number, factor: number, first: number, n: number, kernel: ResampleKernel): Taps {
   const { radius, f } = KERNELS[kernel];
-  const scale = size / resized;
+  const scale = 1 / factor;
   const stretch = Math.max(1, scale);
   const support = radius * stretch;
   const stride = Math.ceil(support) * 2 + 1;
@@ -82,8 +82,8 @@ export function fitImage(src: HwcImage, spec: FitSpec, kernel: ResampleKernel = 
   if (C === 4) for (let i = 3; i < out.length; i += 4) out[i] = 255;
   const cw = g.crop.width;
   const ch = g.crop.height;
-  const tx = taps(sw, g.resized.width, g.crop.x, cw, kernel);
-  const ty = taps(sh, g.resized.height, g.crop.y, ch, kernel);
+  const tx = taps(sw, g.scale.x, g.crop.x, cw, kernel);
+  const ty = taps(sh, g.scale.y, g.crop.y, ch, kernel);
   // Horizontal pass of the source rows the vertical pass reads: `rows` holds row r0 + k at k·cw·C.
   let r0 = sh;
   let r1 = -1;

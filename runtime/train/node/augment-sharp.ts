@@ -32,12 +32,12 @@ export async function decodeBase(input: string | Uint8Array, spec: PreprocessSpe
   try {
     const img = sharp(input, { limitInputPixels: DEFAULT_MAX_PIXELS, failOn: 'error' });
     const { autoOrient } = await img.metadata();
-    const { resized } = fitGeometry(autoOrient.width, autoOrient.height, { ...spec, resize: 'cover' });
+    const g = fitGeometry(autoOrient.width, autoOrient.height, { ...spec, resize: 'cover' });
     return await toImage(
       img
         .rotate()
         .flatten({ background: { r: 255, g: 255, b: 255 } })
-        .resize(resized.width, resized.height, { fit: 'fill' })
+        .resize(g.fixed === 'width' ? { width: g.resized.width } : { height: g.resized.height })
         .toColourspace(spec.channels === 1 ? 'b-w' : 'srgb'),
     );
   } catch (err) {

@@ -26,39 +26,44 @@ async function ffmpegFrame(input: string[], g: FrameGeometry, source?: { width: 
 }
 
 describe('fitGeometry', () => {
-  it('cover: shorter side to the resize target, centred window with floor offsets', () => {
-    // 1280×720 → 224²: 224·1280/720 = 398.2 → 398 wide; window at floor((398 − 224)/2) = 87.
+  it('cover: shorter side to the resize target, centred window (an odd remainder rounds up)', () => {
+    // 1280×720 → 224²: 1280·224/720 = 398.2 → 398 wide; window at (398 − 224)/2 = 87.
     const g = fitGeometry(1280, 720, cover(224, 224));
     expect(g.resized).toEqual({ width: 398, height: 224 });
     expect(g.crop).toEqual({ x: 87, y: 0, width: 224, height: 224 });
     expect(g.pad).toEqual({ left: 0, top: 0, right: 0, bottom: 0 });
+    expect(g.scale).toEqual({ x: 398 / 1280, y: 224 / 720 });
+    expect(g.fixed).toBe('height');
     expect(g.source.x).toBeCloseTo((87 * 1280) / 398, 9);
     expect(g.source.width).toBeCloseTo((224 * 1280) / 398, 9);
     expect(g.source.height).toBe(720);
     expect(g.frame).toEqual(g.source);
-    // crop 0.875: target round(224/0.875) = 256; 256·1280/720 = 455.1 → 455; window at (115, 16).
+    // crop 0.875: target round(224/0.875) = 256; 1280·256/720 = 455.1 → 455; window at (ceil(115.5), 16).
     expect(resizeTarget(cover(224, 224, 0.875))).toEqual({ width: 256, height: 256 });
     const c = fitGeometry(1280, 720, cover(224, 224, 0.875));
     expect(c.resized).toEqual({ width: 455, height: 256 });
-    expect(c.crop).toEqual({ x: 115, y: 16, width: 224, height: 224 });
+    expect(c.crop).toEqual({ x: 116, y: 16, width: 224, height: 224 });
     expect(c.source.y).toBeCloseTo(45, 9);
     expect(c.source.height).toBeCloseTo(630, 9);
     // a square source at the target size is untouched
     expect(fitGeometry(224, 224, cover(224, 224))).toMatchObject({ resized: { width: 224, height: 224 }, crop: { x: 0, y: 0, width: 224, height: 224 } });
   });
 
-  it('cover at odd sizes: non-square outputs, portrait sources, half-pixel centres round down', () => {
-    // 500×416 → 97×61, crop 0.875: target round(110.86) × round(69.71) = 111 × 70; 111·416/500 = 92.35 → 92 high;
-    // window at floor(14/2) = 7, floor(31/2) = 15 (15.5: ffmpeg's crop would round it to 16 by itself).
+  it('cover at odd sizes: non-square outputs, portrait sources, half-pixel centres round up', () => {
+    // 500×416 → 97×61, crop 0.875: target round(110.86) × round(69.71) = 111 × 70; width constrains
+    // (111/500 > 70/416), 416·111/500 = 92.35 → 92 high; window at 14/2 = 7, ceil(31/2) = 16.
     const g = fitGeometry(500, 416, cover(97, 61, 0.875));
     expect(g.resized).toEqual({ width: 111, height: 92 });
-    expect(g.crop).toEqual({ x: 7, y: 15, width: 97, height: 61 });
+    expect(g.fixed).toBe('width');
+    expect(g.crop).toEqual({ x: 7, y: 16, width: 97, height: 61 });
+    // 3 × 2 → 2 × 1: 3·1/2 = 1.5 → 2 wide (half up), window at ceil(0/2) = 0; 5 × 2 → 2 × 1: 2.5 → 3, window at ceil(1/2) = 1.
+    expect(fitGeometry(5, 2, cover(2, 1))).toMatchObject({ resized: { width: 3, height: 1 }, crop: { x: 1, y: 0 } });
     // portrait 533×800 → 224²: 224·800/533 = 336.2 → 336 high, window at 56.
     const p = fitGeometry(533, 800, cover(224, 224));
     expect(p.resized).toEqual({ width: 224, height: 336 });
     expect(p.crop).toEqual({ x: 0, y: 56, width: 224, height: 224 });
-    // a source smaller than the output is enlarged: 7×5 → 3×3 target 3, 3·7/5 = 4.2 → 4.
-    expect(fitGeometry(7, 5, cover(3, 3))).toMatchObject({ resized: { width: 4, height: 3 }, crop: { x: 0, y: 0 } });
+    // a source smaller than the output is enlarged: 7×5 → 3×3 target 3, 3·7/5 = 4.2 → 4, window at ceil(1/2) = 1.
+    expect(fitGeometry(7, 5, cover(3, 3))).toMatchObject({ resized: { width: 4, height: 3 }, crop: { x: 1, y: 0 } });
     expect(fitGeometry(1, 1, cover(224, 224)).resized).toEqual({ width: 224, height: 224 });
   });
 
@@ -106,10 +111,10 @@ describe('fitGeometry', () => {
         expect(Math.abs(g.resized.width - g.resized.height * ratio), ctx).toBeLessThanOrEqual(0.5 * Math.max(1, ratio) + 1e-9);
       }
       if (spec.resize === 'cover') {
-        // centred: the window leaves at most one pixel more after it than before it
+        // centred: the window leaves at most one pixel more before it than after it
         const after = g.resized.width - g.crop.x - g.crop.width;
-        expect(after - g.crop.x, ctx).toBeGreaterThanOrEqual(0);
-        expect(after - g.crop.x, ctx).toBeLessThanOrEqual(1);
+        expect(g.crop.x - after, ctx).toBeGreaterThanOrEqual(0);
+        expect(g.crop.x - after, ctx).toBeLessThanOrEqual(1);
       }
     }
   });
@@ -118,7 +123,7 @@ describe('fitGeometry', () => {
     const g: FrameGeometry = { width: 224, height: 224, channels: 3, resize: 'cover', crop: 0.875 };
     const f = fitGeometry(1280, 720, g);
     expect(coverRegion(1280, 720, g)).toEqual(sourceEdges(f, 1280, 720));
-    expect(coverRegion(1280, 720, g)).toEqual({ left: 324, top: 45, right: 954, bottom: 675 });
+    expect(coverRegion(1280, 720, g)).toEqual({ left: 326, top: 45, right: 956, bottom: 675 });
   });
 
   it('ffmpeg lands on the same pixels with and without the source size (its rounding is fitGeometry’s)', async () => {
