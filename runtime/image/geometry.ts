@@ -29,7 +29,9 @@ export interface FitGeometry {
   scale: { x: number; y: number };
   /**
    * The resized side given exactly (the other follows the aspect, rounded): `width` or `height` for
-   * cover and contain, `both` for fill. sharp is asked for this side only, so it scales as we do.
+   * cover and contain, `both` for fill. sharp is asked for this side only: it derives the other
+   * with the same rounding (half up, checked on exact halves such as 513×512 → 257×256) and its pixels
+   * stay those of its own cover/contain, which the reference accuracies were measured with.
    */
   fixed: 'width' | 'height' | 'both';
   /**
