@@ -5,7 +5,7 @@ const BROWSER_SAFE = [
   '^runtime/core/',
   '^runtime/onnx/',
   '^runtime/train/(?!node/)',
-  '^runtime/image/(preprocess|geometry)\\.ts$',
+  '^runtime/image/(preprocess|geometry|gray|resample)\\.ts$',
   '^runtime/classify/(postprocess|describe)\\.ts$',
   '^runtime/stream/smoothing\\.ts$',
   '^runtime/kiosk/config\\.ts$',

@@ -6,6 +6,7 @@
 //   csi://0?width=1920&height=1080&fps=30&flip=0
 
 import { invalidParameter } from '../../runtime/core/errors.js';
+import { fitGeometry, sourceEdges } from '../../runtime/image/geometry.js';
 import { ChildFrameSource } from './child.js';
 import { geometryOf, splitQuery } from './ffmpeg.js';
 import type { FrameGeometry, FrameSource, SourceOptions } from './types.js';
@@ -41,18 +42,12 @@ export function parseCsiUri(uri: string): CsiOptions {
   };
 }
 
-/** Centre region of the sensor image that `cover` (with crop) keeps, in sensor pixels. */
+/**
+ * The region of the sensor image that `cover` (with crop) keeps, in whole sensor pixels: fitGeometry's
+ * source rectangle (runtime/image/geometry.ts) with its edges rounded, as nvvidconv crops by integers.
+ */
 export function coverRegion(sw: number, sh: number, g: FrameGeometry): { left: number; top: number; right: number; bottom: number } {
-  // The decoder resizes so the image covers (W/crop × H/crop), then centre-crops W × H: the kept
-  // region is W/s × H/s sensor pixels with s = max(tw/sw, th/sh).
-  const tw = g.width / g.crop;
-  const th = g.height / g.crop;
-  const s = Math.max(tw / sw, th / sh);
-  const rw = Math.min(sw, Math.round(g.width / s));
-  const rh = Math.min(sh, Math.round(g.height / s));
-  const left = Math.floor((sw - rw) / 2);
-  const top = Math.floor((sh - rh) / 2);
-  return { left, top, right: left + rw, bottom: top + rh };
+  return sourceEdges(fitGeometry(sw, sh, g), sw, sh);
 }
 
 /** The gst-launch-1.0 pipeline description for a CSI sensor delivering model-sized raw frames to stdout. */
@@ -70,15 +65,9 @@ export function csiPipeline(c: CsiOptions, g: FrameGeometry): string {
     }
   }
   if (g.resize === 'contain') {
-    const s = Math.min(g.width / c.captureWidth, g.height / c.captureHeight);
-    const w = Math.round(c.captureWidth * s);
-    const h = Math.round(c.captureHeight * s);
-    const padX = g.width - w;
-    const padY = g.height - h;
-    parts.push(conv, `video/x-raw,width=${w},height=${h},format=RGBA`, 'videoconvert', `video/x-raw,format=${format}`);
-    parts.push(
-      `videobox left=-${Math.floor(padX / 2)} right=-${padX - Math.floor(padX / 2)} top=-${Math.floor(padY / 2)} bottom=-${padY - Math.floor(padY / 2)} fill=black`,
-    );
+    const { resized, pad } = fitGeometry(c.captureWidth, c.captureHeight, g);
+    parts.push(conv, `video/x-raw,width=${resized.width},height=${resized.height},format=RGBA`, 'videoconvert', `video/x-raw,format=${format}`);
+    parts.push(`videobox left=-${pad.left} right=-${pad.right} top=-${pad.top} bottom=-${pad.bottom} fill=black`);
   } else {
     parts.push(conv, `video/x-raw,width=${g.width},height=${g.height},format=RGBA`, 'videoconvert');
   }

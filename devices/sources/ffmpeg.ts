@@ -1,15 +1,17 @@
 // ffmpeg-backed sources: v4l2:// (USB/UVC cameras), rtsp:// and http(s):// (IP cameras, MJPEG/HLS),
 // file:// (video files, real time or as fast as possible) and test: (ffmpeg's synthetic lavfi
 // patterns). One persistent ffmpeg child per stream writes raw RGB (or GRAY) frames already at the
-// model's input size: the scale/crop filter reproduces runtime/image.ts's decode (cover = resize the
-// shorter side, centre-crop; crop < 1 resizes to size/crop first; fill stretches; contain pads).
+// model's input size: the scale/crop filter follows fitGeometry (runtime/image/geometry.ts), as the
+// sharp decode does (cover = resize the shorter side, centre-crop; crop < 1 resizes to size/crop
+// first; fill stretches; contain pads).
 
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { EdgetuneError, invalidParameter } from '../../runtime/core/errors.js';
-import { resizeTarget, type PreprocessSpec } from '../../runtime/image/preprocess.js';
+import { fitGeometry, resizeTarget } from '../../runtime/image/geometry.js';
+import { LUMA_709, SRGB_CURVE } from '../../runtime/image/gray.js';
 import { ChildFrameSource, requireExecutable } from './child.js';
 import { DEFAULT_GEOMETRY, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 
@@ -24,25 +26,58 @@ export function geometryOf(o: SourceOptions): FrameGeometry {
 }
 
 /**
- * The ffmpeg video filter that turns any input into `width × height` frames the way decodeImage
- * does with sharp: `cover` scales so the image covers size/crop and centre-crops to the size.
+ * The ffmpeg video filter that turns the input into `width × height` frames with fitGeometry's
+ * geometry (runtime/image/geometry.ts), as decodeImage does with sharp. With the source size known
+ * (files) the resize size and the crop/letterbox offsets are fitGeometry's numbers.
+ * Without it (cameras, network streams) they are left to ffmpeg — `force_original_aspect_ratio`
+ * for the resize, centred `crop`/`pad` — whose rounding fitGeometry follows; the two forms give the
+ * same bytes (test/unit/image/pixel-paths.test.ts). Crops are `exact` (never rounded to chroma
+ * subsampling).
  */
-export function scaleFilter(g: FrameGeometry, flags = 'bicubic'): string {
+export function scaleFilter(g: FrameGeometry, source?: { width: number; height: number }, flags = 'bicubic'): string {
   const { width: W, height: H } = g;
   if (g.resize === 'fill') return `scale=${W}:${H}:flags=${flags}`;
+  if (source) {
+    const f = fitGeometry(source.width, source.height, g);
+    const scale = `scale=${f.resized.width}:${f.resized.height}:flags=${flags}`;
+    if (g.resize === 'contain') return `${scale},pad=${W}:${H}:${f.pad.left}:${f.pad.top}:color=black`;
+    return `${scale},crop=${W}:${H}:${f.crop.x}:${f.crop.y}:exact=1`;
+  }
   if (g.resize === 'contain') {
     return `scale=${W}:${H}:force_original_aspect_ratio=decrease:flags=${flags},pad=${W}:${H}:(ow-iw)/2:(oh-ih)/2:color=black`;
   }
-  const t = resizeTarget({ width: W, height: H, resize: g.resize, crop: g.crop } as PreprocessSpec);
-  let f = `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${t.width}:${t.height}`;
-  if (t.width !== W || t.height !== H) f += `,crop=${W}:${H}:${Math.floor((t.width - W) / 2)}:${Math.floor((t.height - H) / 2)}`;
-  return f;
+  // crop's own centring rounds half to even (lrint); fitGeometry's rounds up.
+  const t = resizeTarget(g);
+  return `scale=${t.width}:${t.height}:force_original_aspect_ratio=increase:flags=${flags},crop=${W}:${H}:ceil((in_w-out_w)/2):ceil((in_h-out_h)/2):exact=1`;
+}
+
+/**
+ * ffmpeg filters that apply the one grayscale rule (runtime/image/gray.ts, libvips'): 8-bit sRGB →
+ * 16-bit, the sRGB curve to linear light (lutrgb), the Rec.709 luminance into every channel
+ * (colorchannelmixer), the curve back; `-pix_fmt gray` then takes the (equal) channels. ffmpeg's
+ * own RGB → gray is gamma-space Rec.601 luma. Measured on winml_Input.jpg at 256²: within 1 level
+ * of grayByte() on ffmpeg's rgb24 output (mean 0.19).
+ */
+export function grayFilter(): string {
+  const { knee, slope, offset, gamma } = SRGB_CURVE;
+  const max = 65535;
+  // commas inside an option value are escaped for the filtergraph parser
+  const dec = `if(lte(val\\,${knee * max})\\,val/${slope}\\,${max}*pow((val/${max}+${offset})/${1 + offset}\\,${gamma}))`;
+  const enc = `if(lte(val\\,${(knee / slope) * max})\\,val*${slope}\\,${max}*(${1 + offset}*pow(val/${max}\\,1/${gamma})-${offset}))`;
+  const [r, g, b] = LUMA_709;
+  const mix = ['r', 'g', 'b'].map((c) => `${c}r=${r}:${c}g=${g}:${c}b=${b}`).join(':');
+  return `format=rgb24,format=rgb48le,lutrgb=r=${dec}:g=${dec}:b=${dec},colorchannelmixer=${mix},lutrgb=r=${enc}:g=${enc}:b=${enc}`;
 }
 
 export interface FfmpegArgsOptions {
   /** Input options and `-i <url>`. */
   input: string[];
   geometry: FrameGeometry;
+  /**
+   * The input's frame size when known up front (files: after rotation): the filter then has
+   * fitGeometry's numbers. Not for lavfi test patterns, which round odd sizes down for yuv420p.
+   */
+  source?: { width: number; height: number };
   /** Read at the native frame rate (-re). */
   realtime?: boolean;
   /** Start this many seconds in (accurate seek, used to resume a file after a restart). */
@@ -59,7 +94,7 @@ export function ffmpegArgs(o: FfmpegArgsOptions): string[] {
     ...o.input,
     '-map', '0:v:0',
     '-an', '-sn', '-dn',
-    '-vf', scaleFilter(o.geometry),
+    '-vf', o.geometry.channels === 1 ? `${scaleFilter(o.geometry, o.source)},${grayFilter()}` : scaleFilter(o.geometry, o.source),
     // One output frame per decoded frame: no duplication or dropping to a constant rate.
     '-fps_mode', 'passthrough',
     '-pix_fmt', o.geometry.channels === 1 ? 'gray' : 'rgb24',
@@ -76,6 +111,8 @@ export interface VideoInfo {
   /** Frame count from the container, when it says. */
   frames?: number;
   durationSeconds?: number;
+  /** Display rotation in degrees (ffmpeg applies it when decoding: ±90 swaps the delivered width and height). */
+  rotation?: number;
 }
 
 function parseRate(r: string | undefined): number | undefined {
@@ -92,25 +129,27 @@ export async function probeVideo(file: string, ffprobe = 'ffprobe'): Promise<Vid
   try {
     ({ stdout: out } = await promisify(execFile)(exe, [
       '-v', 'error', '-select_streams', 'v:0',
-      '-show_entries', 'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames:format=duration',
+      '-show_entries', 'stream=width,height,avg_frame_rate,r_frame_rate,nb_frames:stream_side_data=rotation:stream_tags=rotate:format=duration',
       '-of', 'json', file,
     ]));
   } catch (err) {
     const msg = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').pop();
     throw new EdgetuneError('EINPUT', `${file}: not a readable video (${msg})`, { subject: file });
   }
-  const j = JSON.parse(out) as { streams?: Record<string, string | number>[]; format?: { duration?: string } };
+  const j = JSON.parse(out) as { streams?: (Record<string, string | number> & { side_data_list?: { rotation?: number }[]; tags?: { rotate?: string } })[]; format?: { duration?: string } };
   const s = j.streams?.[0];
   if (!s) throw new EdgetuneError('EINPUT', `${file}: no video stream found`, { subject: file });
   const fps = parseRate(s.avg_frame_rate as string) ?? parseRate(s.r_frame_rate as string);
   const frames = Number(s.nb_frames);
   const dur = Number(j.format?.duration);
+  const rotation = Number(s.side_data_list?.find((d) => d.rotation !== undefined)?.rotation ?? s.tags?.rotate ?? 0);
   return {
     width: Number(s.width),
     height: Number(s.height),
     fps,
     frames: Number.isFinite(frames) && frames > 0 ? frames : undefined,
     durationSeconds: Number.isFinite(dur) ? dur : undefined,
+    rotation: Number.isFinite(rotation) && rotation !== 0 ? rotation : undefined,
   };
 }
 
@@ -226,6 +265,8 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
       const info = await probeVideo(file, ffmpeg.includes('/') ? path.join(path.dirname(ffmpeg), 'ffprobe') : 'ffprobe');
       const realtime = o.realtime ?? boolParam(params.get('realtime')) ?? true;
       const fps = info.fps;
+      const quarter = Math.abs(info.rotation ?? 0) % 180 === 90;
+      const source = quarter ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
       return new ChildFrameSource({
         ...common,
         kind: 'file',
@@ -233,7 +274,7 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         finite: true,
         // After a restart, resume at the next frame instead of replaying the file (seek half a frame
         // early: the first frame at or after the seek point is the one wanted).
-        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, realtime, seekSeconds: fps && seq ? (seq - 0.5) / fps : 0 }),
+        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, source, realtime, seekSeconds: fps && seq ? (seq - 0.5) / fps : 0 }),
         ptsOf: fps ? (seq) => (seq * 1000) / fps : undefined,
       });
     }

@@ -25,7 +25,8 @@ export const PreprocessSpecSchema = v.object({
   std: v.array(v.number()),
   /**
    * How the image is fitted: `cover` resizes the shorter side and centre-crops (the ImageNet
-   * evaluation habit), `fill` stretches, `contain` letterboxes.
+   * evaluation habit), `fill` stretches, `contain` letterboxes. The exact sizes, offsets and rounding
+   * are fitGeometry's (runtime/image/geometry.ts), on every path.
    */
   resize: v.picklist(['cover', 'fill', 'contain']),
   /** Centre-crop fraction for `cover`: 1 crops to the input size directly, 0.875 resizes to size/0.875 first. */

@@ -44,12 +44,6 @@ export function checkSpec(spec: PreprocessSpec): PreprocessSpec {
   return spec;
 }
 
-/** The decode size before the centre crop: for crop < 1 the image is resized larger, then cropped. */
-export function resizeTarget(spec: PreprocessSpec): { width: number; height: number } {
-  if (spec.resize !== 'cover' || spec.crop >= 1) return { width: spec.width, height: spec.height };
-  return { width: Math.round(spec.width / spec.crop), height: Math.round(spec.height / spec.crop) };
-}
-
 /** Per-channel affine coefficients, indexed by *source* channel (RGB order, or gray). */
 export function affine(spec: PreprocessSpec): { a: Float32Array; b: Float32Array; order: number[] } {
   const [lo, hi] = spec.range;

@@ -1,10 +1,14 @@
-// Pixel work in the page, the browser's stand-in for runtime/image.ts (sharp): camera frames and
-// uploaded photos are drawn through a canvas with the same geometry the Node path uses — `cover`
-// resizes the shorter side to the spec's resize target and centre-crops, `fill` stretches, `contain`
-// letterboxes on black, transparency is flattened on white — and read back as an RGBA HwcImage that
-// runtime/preprocess.ts `toTensor` turns into the model's input.
+// Pixel work in the page, the browser's stand-in for runtime/image/decode.ts (sharp): camera frames
+// and uploaded photos are read 1:1 from a canvas (transparency flattened on white), then resized,
+// centre-cropped or letterboxed in typed arrays by runtime/image/resample.ts with fitGeometry
+// (runtime/image/geometry.ts), the geometry every other path follows, and turned to gray for
+// grayscale models by the one grayscale rule (runtime/image/gray.ts). drawImage never resamples the
+// model's input (its filter is the browser's own), so Node can run the same code
+// (test/unit/image/pixel-paths.test.ts). runtime/image/preprocess.ts `toTensor` makes the tensor.
 
-import { resizeTarget, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
+import { grayInPlace } from '../../image/gray.js';
+import type { HwcImage, PreprocessSpec } from '../../image/preprocess.js';
+import { fitImage } from '../../image/resample.js';
 
 export type Source = CanvasImageSource & { width?: number; height?: number };
 
@@ -14,25 +18,6 @@ export function sourceSize(src: CanvasImageSource): { width: number; height: num
   if (typeof HTMLImageElement !== 'undefined' && src instanceof HTMLImageElement) return { width: src.naturalWidth, height: src.naturalHeight };
   const s = src as { width: number | SVGAnimatedLength; height: number | SVGAnimatedLength };
   return { width: typeof s.width === 'number' ? s.width : s.width.baseVal.value, height: typeof s.height === 'number' ? s.height : s.height.baseVal.value };
-}
-
-/** Where the model's input window lies in the source image, for a given spec (source pixels). */
-export function cropRect(sw: number, sh: number, spec: PreprocessSpec): { sx: number; sy: number; sw: number; sh: number; dx: number; dy: number; dw: number; dh: number } {
-  const W = spec.width;
-  const H = spec.height;
-  if (spec.resize === 'fill') return { sx: 0, sy: 0, sw, sh, dx: 0, dy: 0, dw: W, dh: H };
-  if (spec.resize === 'contain') {
-    const s = Math.min(W / sw, H / sh);
-    const dw = Math.round(sw * s);
-    const dh = Math.round(sh * s);
-    return { sx: 0, sy: 0, sw, sh, dx: Math.floor((W - dw) / 2), dy: Math.floor((H - dh) / 2), dw, dh };
-  }
-  // cover: scale so the resize target is covered, then the W×H window at the centre of that target.
-  const t = resizeTarget(spec);
-  const s = Math.max(t.width / sw, t.height / sh);
-  const cw = W / s;
-  const ch = H / s;
-  return { sx: (sw - cw) / 2, sy: (sh - ch) / 2, sw: cw, sh: ch, dx: 0, dy: 0, dw: W, dh: H };
 }
 
 let scratch: { canvas: HTMLCanvasElement | OffscreenCanvas; ctx: CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D } | undefined;
@@ -48,33 +33,13 @@ function context(w: number, h: number) {
   return scratch.ctx;
 }
 
-/** A drawable → the model-size HwcImage (RGBA, 4 channels; grayscale models get luminance in every channel). */
+/**
+ * A drawable (or the `region` of it, in source pixels, rounded to whole pixels) → the model-size
+ * HwcImage: RGBA, 4 channels; grayscale models get their gray level in every colour channel.
+ */
 export function toModelImage(src: CanvasImageSource, spec: PreprocessSpec, region?: { x: number; y: number; w: number; h: number }): HwcImage {
-  const size = region ? { width: region.w, height: region.h } : sourceSize(src);
-  if (!size.width || !size.height) throw new Error('image has no pixels yet');
-  const r = cropRect(size.width, size.height, spec);
-  const ctx = context(spec.width, spec.height);
-  ctx.globalCompositeOperation = 'source-over';
-  ctx.fillStyle = spec.resize === 'contain' ? '#000' : '#fff';
-  ctx.fillRect(0, 0, spec.width, spec.height);
-  if (spec.resize === 'contain') {
-    // letterbox bands are black; the image itself is flattened on white first
-    ctx.fillStyle = '#fff';
-    ctx.fillRect(r.dx, r.dy, r.dw, r.dh);
-  }
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = 'high';
-  const ox = region?.x ?? 0;
-  const oy = region?.y ?? 0;
-  ctx.drawImage(src, ox + r.sx, oy + r.sy, r.sw, r.sh, r.dx, r.dy, r.dw, r.dh);
-  const data = ctx.getImageData(0, 0, spec.width, spec.height).data;
-  if (spec.channels === 1) {
-    for (let i = 0; i < data.length; i += 4) {
-      const y = Math.round(0.2126 * data[i]! + 0.7152 * data[i + 1]! + 0.0722 * data[i + 2]!);
-      data[i] = data[i + 1] = data[i + 2] = y;
-    }
-  }
-  return { data, width: spec.width, height: spec.height, channels: 4 };
+  const img = fitImage(toSourceImage(src, region), spec);
+  return spec.channels === 1 ? grayInPlace(img) : img;
 }
 
 /** Decode an image file/blob (EXIF orientation applied). Errors name the file. */
@@ -109,25 +74,25 @@ export async function sampleBlob(src: CanvasImageSource, side = 288, quality = 0
   return { blob, width: w, height: h };
 }
 
-/** A whole drawable as an RGBA HwcImage at its own size (the source runtime/augment.ts renderView warps from). */
-export function toSourceImage(src: CanvasImageSource): HwcImage {
-  const { width, height } = sourceSize(src);
-  if (!width || !height) throw new Error('image has no pixels');
+/**
+ * A whole drawable, or its `region` (source pixels, rounded to whole pixels), as an RGBA HwcImage at
+ * its own resolution (1:1, no resampling), flattened on white: what toModelImage resizes and
+ * runtime/train/augment/ops.ts renderView warps from.
+ */
+export function toSourceImage(src: CanvasImageSource, region?: { x: number; y: number; w: number; h: number }): HwcImage {
+  const size = sourceSize(src);
+  const x = Math.round(region?.x ?? 0);
+  const y = Math.round(region?.y ?? 0);
+  const width = Math.round(region?.w ?? size.width);
+  const height = Math.round(region?.h ?? size.height);
+  if (!width || !height) throw new Error('image has no pixels yet');
   const ctx = context(width, height);
+  ctx.globalCompositeOperation = 'source-over';
   ctx.fillStyle = '#fff';
   ctx.fillRect(0, 0, width, height);
-  ctx.drawImage(src, 0, 0);
+  ctx.drawImage(src, x, y, width, height, 0, 0, width, height);
   return { data: ctx.getImageData(0, 0, width, height).data, width, height, channels: 4 };
 }
 
-/** Grayscale models: luminance into every colour channel (in place), as the model-size path does. */
-export function toGrayInPlace(img: HwcImage): HwcImage {
-  const data = img.data;
-  const C = img.channels;
-  if (C < 3) return img;
-  for (let i = 0; i < data.length; i += C) {
-    const y = Math.round(0.2126 * data[i]! + 0.7152 * data[i + 1]! + 0.0722 * data[i + 2]!);
-    data[i] = data[i + 1] = data[i + 2] = y;
-  }
-  return img;
-}
+/** Grayscale models: the gray level (runtime/image/gray.ts) into every colour channel, in place. */
+export const toGrayInPlace: (img: HwcImage) => HwcImage = grayInPlace;

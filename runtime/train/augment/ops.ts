@@ -20,6 +20,8 @@
 
 import { EdgetuneError } from '../../core/errors.js';
 import { createRng, hashString, type Rng } from '../../core/rng.js';
+import { fitGeometry } from '../../image/geometry.js';
+import { grayByte, grayInPlace, grayLevel } from '../../image/gray.js';
 import type { HwcImage } from '../../image/preprocess.js';
 
 export const AUGMENT_OPS = {
@@ -251,21 +253,17 @@ export function homography(from: number[], to: number[]): Mat3 {
   return [...h, 1];
 }
 
-/** The evaluation crop of a W×H source for an outW×outH output with centre-crop fraction `crop` (as `cover` does). */
-export function evalCrop(W: number, H: number, outW: number, outH: number, crop: number): { x: number; y: number; w: number; h: number } {
-  const s = Math.min(W / outW, H / outH) * crop; // source pixels per output pixel
-  const w = outW * s;
-  const h = outH * s;
-  return { x: (W - w) / 2, y: (H - h) / 2, w, h };
-}
-
-/** Output (outW×outH) → source (W×H) mapping of a view: flips, crop, rotation, shear (no perspective). */
+/**
+ * Output (outW×outH) → source (W×H) mapping of a view: flips, crop, rotation, shear (no perspective).
+ * The view's window is placed relative to the evaluation crop, fitGeometry's `cover` frame
+ * (runtime/image/geometry.ts) with centre-crop fraction `crop`.
+ */
 export function viewMatrix(p: ViewParams, W: number, H: number, outW: number, outH: number, crop: number): Mat3 {
-  const e = evalCrop(W, H, outW, outH, crop);
-  const w = e.w * p.sw;
-  const h = e.h * p.sh;
-  const cx = W / 2 + p.cx * e.w;
-  const cy = H / 2 + p.cy * e.h;
+  const e = fitGeometry(W, H, { width: outW, height: outH, resize: 'cover', crop }).frame;
+  const w = e.width * p.sw;
+  const h = e.height * p.sh;
+  const cx = e.x + e.width / 2 + p.cx * e.width;
+  const cy = e.y + e.height / 2 + p.cy * e.height;
   // output pixel → centred crop coordinates
   const toCrop: Mat3 = [w / outW, 0, -w / 2, 0, h / outH, -h / 2, 0, 0, 1];
   const t = (p.angle * Math.PI) / 180;
@@ -333,7 +331,9 @@ const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
 
 /**
  * Colour jitter as torchvision defines it: brightness multiplies, contrast blends with the mean gray
- * level, saturation blends with the per-pixel gray, hue rotates in YIQ space.
+ * level, saturation blends with the per-pixel gray, hue rotates in YIQ space. Gray is the one
+ * grayscale rule (runtime/image/gray.ts, libvips'); the 0.299/0.587/0.114 row below is the Y of the
+ * YIQ transform that the hue rotation goes through and back, not a grayscale rule.
  */
 export function adjustColor(img: HwcImage, o: { brightness?: number; contrast?: number; saturation?: number; hue?: number }): void {
   const { data, channels: C } = img;
@@ -342,7 +342,7 @@ export function adjustColor(img: HwcImage, o: { brightness?: number; contrast?: 
   const c = o.contrast ?? 1;
   const s = o.saturation ?? 1;
   const hue = ((o.hue ?? 0) * Math.PI) / 180;
-  const gray = (i: number) => (C >= 3 ? 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]! : data[i]!);
+  const gray = (i: number) => (C >= 3 ? grayByte(data[i]!, data[i + 1]!, data[i + 2]!) : data[i]!);
   let mean = 0;
   if (c !== 1) {
     for (let i = 0; i < n; i++) mean += gray(i * C) * b;
@@ -357,7 +357,7 @@ export function adjustColor(img: HwcImage, o: { brightness?: number; contrast?: 
     for (let j = 0; j < k; j++) px[j] = data[o0 + j]! * b;
     if (c !== 1) for (let j = 0; j < k; j++) px[j] = (px[j]! - mean) * c + mean;
     if (k === 3 && s !== 1) {
-      const g = 0.299 * px[0]! + 0.587 * px[1]! + 0.114 * px[2]!;
+      const g = grayLevel(px[0]!, px[1]!, px[2]!);
       for (let j = 0; j < 3; j++) px[j] = g + (px[j]! - g) * s;
     }
     if (k === 3 && hue !== 0) {
@@ -374,14 +374,9 @@ export function adjustColor(img: HwcImage, o: { brightness?: number; contrast?: 
   }
 }
 
+/** The grayscale op: every pixel's R, G, B become its gray level (runtime/image/gray.ts), in place. */
 export function grayscale(img: HwcImage): void {
-  const { data, channels: C } = img;
-  if (C < 3) return;
-  for (let i = 0; i < img.width * img.height; i++) {
-    const o = i * C;
-    const g = clamp(0.299 * data[o]! + 0.587 * data[o + 1]! + 0.114 * data[o + 2]!);
-    data[o] = data[o + 1] = data[o + 2] = g;
-  }
+  grayInPlace(img);
 }
 
 /** Separable gaussian blur (kernel radius ⌈3σ⌉, edges clamped). */

@@ -8,8 +8,9 @@
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { DEFAULT_MAX_PIXELS } from '../../image/decode.js';
-import { evalCrop, finishView, grayscale, type ViewParams } from '../augment/ops.js';
-import { resizeTarget, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
+import { finishView, grayscale, type ViewParams } from '../augment/ops.js';
+import { fitGeometry } from '../../image/geometry.js';
+import type { HwcImage, PreprocessSpec } from '../../image/preprocess.js';
 
 sharp.cache(false);
 
@@ -22,16 +23,21 @@ async function toImage(s: Sharp): Promise<HwcImage> {
   return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: info.channels };
 }
 
-/** Decode once for augmentation: whole image (not centre-cropped), shorter side at the model's pre-crop size. */
+/**
+ * Decode once for augmentation: whole image (not centre-cropped), resized as fitGeometry's `cover`
+ * resizes it before the crop (shorter side at the model's pre-crop size).
+ */
 export async function decodeBase(input: string | Uint8Array, spec: PreprocessSpec, name?: string): Promise<HwcImage> {
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
-  const t = resizeTarget(spec);
   try {
+    const img = sharp(input, { limitInputPixels: DEFAULT_MAX_PIXELS, failOn: 'error' });
+    const { autoOrient } = await img.metadata();
+    const g = fitGeometry(autoOrient.width, autoOrient.height, { ...spec, resize: 'cover' });
     return await toImage(
-      sharp(input, { limitInputPixels: DEFAULT_MAX_PIXELS, failOn: 'error' })
+      img
         .rotate()
         .flatten({ background: { r: 255, g: 255, b: 255 } })
-        .resize(t.width, t.height, { fit: 'outside' })
+        .resize(g.fixed === 'width' ? { width: g.resized.width } : { height: g.resized.height })
         .toColourspace(spec.channels === 1 ? 'b-w' : 'srgb'),
     );
   } catch (err) {
@@ -65,14 +71,15 @@ export async function renderViewSharp(base: HwcImage, p: ViewParams, spec: Prepr
     }
     img = await toImage(s);
   }
-  // Stage 2: the crop window, in the stage-1 image, axis-aligned around centre + M·offset.
-  const e = evalCrop(base.width, base.height, outW, outH, spec.crop);
-  const dx = p.cx * e.w;
-  const dy = p.cy * e.h;
+  // Stage 2: the crop window, in the stage-1 image, axis-aligned around centre + M·offset, where the
+  // offset is the evaluation frame's (fitGeometry) from the base centre plus the view's own.
+  const e = fitGeometry(base.width, base.height, spec).frame;
+  const dx = e.x + e.width / 2 - base.width / 2 + p.cx * e.width;
+  const dy = e.y + e.height / 2 - base.height / 2 + p.cy * e.height;
   const cx = img.width / 2 + (affine ? M[0]! * dx + M[1]! * dy : dx);
   const cy = img.height / 2 + (affine ? M[2]! * dx + M[3]! * dy : dy);
-  const w = Math.max(1, Math.round(e.w * p.sw));
-  const h = Math.max(1, Math.round(e.h * p.sh));
+  const w = Math.max(1, Math.round(e.width * p.sw));
+  const h = Math.max(1, Math.round(e.height * p.sh));
   let left = Math.round(cx - w / 2);
   let top = Math.round(cy - h / 2);
   const pad = { left: Math.max(0, -left), top: Math.max(0, -top), right: Math.max(0, left + w - img.width), bottom: Math.max(0, top + h - img.height) };

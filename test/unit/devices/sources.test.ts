@@ -92,10 +92,16 @@ describe('file:// (ffmpeg)', () => {
 
   it('builds the documented ffmpeg filter for each fit', () => {
     const g = { width: 224, height: 224, channels: 3 as const, crop: 1 };
-    expect(scaleFilter({ ...g, resize: 'cover' })).toBe('scale=224:224:force_original_aspect_ratio=increase:flags=bicubic,crop=224:224');
-    expect(scaleFilter({ ...g, resize: 'cover', crop: 0.875 })).toBe(
-      'scale=256:256:force_original_aspect_ratio=increase:flags=bicubic,crop=256:256,crop=224:224:16:16',
+    // Source size unknown (cameras, streams): ffmpeg's aspect rule, crop centred with fitGeometry's ceil.
+    expect(scaleFilter({ ...g, resize: 'cover' })).toBe(
+      'scale=224:224:force_original_aspect_ratio=increase:flags=bicubic,crop=224:224:ceil((in_w-out_w)/2):ceil((in_h-out_h)/2):exact=1',
     );
+    expect(scaleFilter({ ...g, resize: 'cover', crop: 0.875 })).toBe(
+      'scale=256:256:force_original_aspect_ratio=increase:flags=bicubic,crop=224:224:ceil((in_w-out_w)/2):ceil((in_h-out_h)/2):exact=1',
+    );
+    // Source size known (files): fitGeometry's numbers (1280×720 → 455×256, window at ceil(231/2) = 116, 16).
+    expect(scaleFilter({ ...g, resize: 'cover', crop: 0.875 }, { width: 1280, height: 720 })).toBe('scale=455:256:flags=bicubic,crop=224:224:116:16:exact=1');
+    expect(scaleFilter({ ...g, resize: 'contain' }, { width: 1280, height: 720 })).toBe('scale=224:126:flags=bicubic,pad=224:224:0:49:color=black');
     expect(scaleFilter({ ...g, resize: 'fill' })).toBe('scale=224:224:flags=bicubic');
     expect(scaleFilter({ ...g, resize: 'contain' })).toContain('pad=224:224');
     const args = ffmpegArgs({ input: ['-i', 'x.mp4'], geometry: { ...g, resize: 'cover' }, realtime: true, seekSeconds: 2 });
@@ -328,8 +334,9 @@ describe('csi:// (GStreamer on Jetson)', () => {
         'video/x-raw,format=RGB,width=224,height=224 ! fdsink fd=1 sync=false',
     );
     expect(gstLaunchArgs(p).slice(0, 4)).toEqual(['-q', '-e', 'nvarguscamerasrc', 'sensor-id=1']);
-    // Crop 0.875 keeps the centre 630×630; grayscale models get GRAY8.
-    expect(coverRegion(1280, 720, { ...g, crop: 0.875 })).toEqual({ left: 325, top: 45, right: 955, bottom: 675 });
+    // Crop 0.875 keeps 630×630 where fitGeometry's window lies (resized 455×256, window at x = 116 →
+    // 326.25 sensor pixels, rounded); grayscale models get GRAY8.
+    expect(coverRegion(1280, 720, { ...g, crop: 0.875 })).toEqual({ left: 326, top: 45, right: 956, bottom: 675 });
     expect(csiPipeline(parseCsiUri('csi://0'), { ...g, channels: 1, resize: 'fill' })).toBe(
       'nvarguscamerasrc sensor-id=0 ! video/x-raw(memory:NVMM),width=1920,height=1080,framerate=30/1,format=NV12 ! ' +
         'nvvidconv flip-method=0 ! video/x-raw,width=224,height=224,format=RGBA ! videoconvert ! ' +

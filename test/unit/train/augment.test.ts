@@ -24,6 +24,7 @@ import { decodeBase, renderViewSharp } from '../../../runtime/train/node/augment
 import { classCounts, imbalanceWarning, scanDataset, stratifiedSplit } from '../../../runtime/train/node/dataset.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
+import { grayByte } from '../../../runtime/image/gray.js';
 import type { HwcImage, PreprocessSpec } from '../../../runtime/image/preprocess.js';
 import { shared, tempDir } from '../../helpers.js';
 
@@ -95,7 +96,7 @@ describe('geometry and pixel ops', () => {
     expect(Array.from(a.data.slice(0, 3))).toEqual([150, 75, 255]);
     const g = flat(4, 4, [100, 50, 200]);
     adjustColor(g, { saturation: 0 });
-    const gray = Math.round(0.299 * 100 + 0.587 * 50 + 0.114 * 200);
+    const gray = grayByte(100, 50, 200); // the one grayscale rule (runtime/image/gray.ts)
     expect(Array.from(g.data.slice(0, 3))).toEqual([gray, gray, gray]);
     const c = flat(2, 1, [0, 0, 0]);
     c.data.set([200, 200, 200], 3);
