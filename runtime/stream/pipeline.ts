@@ -5,9 +5,13 @@
 // frame n+1 runs on the main thread while onnxruntime runs frame n on its own threads. Probabilities
 // are smoothed with an EMA; the reported label needs `threshold` to appear and holds until it falls
 // below `threshold - hysteresis` ("unknown" otherwise). Stats: fps in/out, dropped, skipped, p50/p95
-// per stage. Models can be hot-swapped between frames.
+// per stage. Models can be hot-swapped between frames: a new model first classifies a real frame on
+// the inference stages that will serve it (a model that cannot run, or outputs NaN, is refused and
+// the old one keeps serving), and the previous model is kept so that a swapped-in model that starts
+// failing is rolled back.
 
 import { EventEmitter } from 'node:events';
+import sharp from 'sharp';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -80,7 +84,7 @@ export interface StreamResult {
 }
 
 export interface StreamEvent {
-  type: SourceEvent['type'] | 'error' | 'swap';
+  type: SourceEvent['type'] | 'error' | 'swap' | 'rollback';
   message: string;
 }
 
@@ -102,6 +106,10 @@ export interface StreamStats {
   skipped: number;
   errors: number;
   reconnects: number;
+  /** Times the frame watchdog found the source stalled (no frames while it kept running). */
+  stalls: number;
+  /** Times a swapped-in model failed and the previous one was put back. */
+  rollbacks: number;
   /** Rates over the last few seconds. */
   fpsIn: number;
   fpsOut: number;
@@ -306,6 +314,47 @@ export async function inferenceStages(
   };
 }
 
+/** Inference failures in a row after which a swapped-in model is replaced by the previous one. */
+export const ROLLBACK_AFTER_ERRORS = 3;
+/** Inference failures in a row after which the stream fails (no previous model to go back to). */
+export const FAIL_AFTER_ERRORS = 10;
+
+/**
+ * A frame for checking `g`'s model before it serves: `frame` itself when it has that geometry, else
+ * `frame` resized (cover) to it, else (no frame yet, or another channel count) a mid-grey frame.
+ */
+export async function frameForGeometry(g: FrameGeometry, frame?: Frame): Promise<Frame> {
+  const grey = (): Frame => ({ data: new Uint8Array(g.width * g.height * g.channels).fill(128), width: g.width, height: g.height, channels: g.channels, timestamp: Date.now(), seq: frame?.seq ?? -1 });
+  if (!frame || frame.channels !== g.channels) return grey();
+  if (frame.width === g.width && frame.height === g.height) return frame;
+  const { data, info } = await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: frame.channels as 1 | 3 } })
+    .resize(g.width, g.height, { fit: 'cover' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== g.channels) return grey();
+  return { ...frame, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: g.width, height: g.height };
+}
+
+/**
+ * Classify `frame` once on `stages` and throw EMODEL, saying why, when the model cannot serve: the
+ * run fails, or the output is empty or not finite. Resolves with the probabilities otherwise.
+ */
+export async function checkStages(stages: InferenceStages, frame: Frame): Promise<Float32Array> {
+  const id = stages.classifier.id;
+  let probs: Float32Array;
+  try {
+    probs = (await stages.infer(stages.prepare(frame))).probs;
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${id} loads but cannot classify a frame of this stream: ${messageOf(err)}`, { subject: id });
+  }
+  if (probs.length === 0) throw new EdgetuneError('EMODEL', `${id} returned no scores for a frame of this stream`, { subject: id });
+  const bad = probs.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) {
+    throw new EdgetuneError('EMODEL', `${id} returned a non-finite score (${probs[bad]} at output ${bad}) for a frame of this stream: not a usable classifier`, { subject: id });
+  }
+  return probs;
+}
+
 export function geometryOfClassifier(clf: Classifier): FrameGeometry {
   const s = clf.spec;
   return { width: s.width, height: s.height, channels: s.channels, resize: s.resize, crop: s.crop };
@@ -343,6 +392,10 @@ export class StreamPipeline extends EventEmitter {
   private dropped = 0;
   private skipped = 0;
   private errors = 0;
+  private stalls = 0;
+  private rollbacks = 0;
+  /** The model served before the last swap, kept (undisposed) to roll back to if the new one fails. */
+  private previous?: Classifier;
   private reconnectsBefore = 0;
   private state: StreamStats['state'] = 'starting';
   private readonly t0 = performance.now();
@@ -352,7 +405,8 @@ export class StreamPipeline extends EventEmitter {
   private wakeConsumer?: () => void;
   private wakeProducer?: () => void;
   private stopping = false;
-  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Pending swaps; `rollback` (the failure that caused it) marks a return to the previous model. */
+  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void; rollback?: string }[] = [];
   private running = false;
   /** The newest captured frame (for previews and snapshots). */
   latestFrame?: Frame;
@@ -387,6 +441,7 @@ export class StreamPipeline extends EventEmitter {
   }
 
   private note(e: StreamEvent): void {
+    if (e.type === 'stall') this.stalls++;
     if (e.type === 'reconnect') this.state = 'reconnecting';
     else if (e.type === 'info' && this.state === 'reconnecting') this.state = 'running';
     this.emit('event', e);
@@ -419,6 +474,8 @@ export class StreamPipeline extends EventEmitter {
       skipped: this.skipped,
       errors: this.errors,
       reconnects: this.reconnectsBefore + this.source.reconnects,
+      stalls: this.stalls,
+      rollbacks: this.rollbacks,
       fpsIn: this.inRate.rate(),
       fpsOut: this.outRate.rate(),
       avgFpsIn: elapsed > 0 ? r(this.framesIn / elapsed) : 0,
@@ -445,7 +502,7 @@ export class StreamPipeline extends EventEmitter {
 
   private async applySwaps(): Promise<void> {
     while (this.swapQueue.length) {
-      const { clf, resolve, reject } = this.swapQueue.shift()!;
+      const { clf, resolve, reject, rollback } = this.swapQueue.shift()!;
       try {
         const old = this.classifier;
         const g = geometryOfClassifier(clf);
@@ -455,6 +512,15 @@ export class StreamPipeline extends EventEmitter {
         }
         // Idle pipelines only switch classifiers; run() starts the inference stages.
         const stages = this.running ? await inferenceStages(clf, this.opts) : undefined;
+        // The new model classifies a real frame where it will run before it serves.
+        if (stages) {
+          try {
+            await checkStages(stages, await frameForGeometry(g, this.latestFrame));
+          } catch (err) {
+            await stages.dispose();
+            throw err;
+          }
+        }
         if (reopen) {
           let next: FrameSource;
           try {
@@ -480,8 +546,21 @@ export class StreamPipeline extends EventEmitter {
         }
         this.classifier = clf;
         this.smoother.reset();
-        if (old !== clf) await old.dispose();
-        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : ''}` });
+        const how = reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : '';
+        if (rollback !== undefined) {
+          // The failing model goes; there is nothing older to return to.
+          this.rollbacks++;
+          if (old !== clf) await old.dispose();
+          this.note({ type: 'rollback', message: `model ${old.id} failed (${rollback}); rolled back to ${clf.id}${how}` });
+        } else {
+          if (old !== clf) {
+            // Keep the model just replaced for a rollback; the one before it is not needed any more.
+            const drop = this.previous;
+            this.previous = old;
+            if (drop && drop !== clf && drop !== old) await drop.dispose();
+          }
+          this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${how}` });
+        }
         resolve();
       } catch (err) {
         reject(err);
@@ -583,6 +662,8 @@ export class StreamPipeline extends EventEmitter {
     }
     this.startCapture(this.source);
     let consecutiveErrors = 0;
+    let rollbackPending = false;
+    let rollbackError: unknown;
     // Frames in flight: for lossless sources two (the worker always has the next tensor queued, so
     // it never idles while a result travels back); for live sources one (freshest frame first).
     const depth = this.opts.inflight ?? (this.drop ? 1 : 2);
@@ -641,6 +722,7 @@ export class StreamPipeline extends EventEmitter {
           // Nothing in flight and no next frame: a pending swap, or the end.
           if (this.swapQueue.length && !this.stopping) {
             await this.applySwaps();
+            if (rollbackError) throw rollbackError;
             nextP = launched < limit ? this.prepareNext() : undefined;
             continue;
           }
@@ -652,7 +734,23 @@ export class StreamPipeline extends EventEmitter {
           this.errors++;
           consecutiveErrors++;
           this.note({ type: 'error', message: `frame ${head.cur.frame.seq}: inference failed: ${messageOf(r)}` });
-          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(r)}`);
+          if (this.previous && !rollbackPending && !this.stopping && consecutiveErrors >= ROLLBACK_AFTER_ERRORS) {
+            // A swapped-in model that starts failing: put the previous one back between frames.
+            rollbackPending = true;
+            const reason = `inference failed on ${consecutiveErrors} frames in a row: ${messageOf(r)}`;
+            this.swapQueue.unshift({
+              clf: this.previous,
+              rollback: reason,
+              resolve: () => {
+                rollbackPending = false;
+                consecutiveErrors = 0;
+              },
+              reject: (e) => (rollbackError = new EdgetuneError('EMODEL', `${reason}; rolling back to the previous model failed too: ${messageOf(e)}`)),
+            });
+            this.previous = undefined;
+          } else if (!rollbackPending && consecutiveErrors >= FAIL_AFTER_ERRORS) {
+            throw new EdgetuneError('EMODEL', `inference failed on ${FAIL_AFTER_ERRORS} frames in a row: ${messageOf(r)}`);
+          }
         } else {
           consecutiveErrors = 0;
           if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf);
@@ -661,6 +759,7 @@ export class StreamPipeline extends EventEmitter {
           // Swap between frames, with nothing in flight on the old model.
           const pending = nextP ? await nextP : undefined;
           await this.applySwaps();
+          if (rollbackError) throw rollbackError;
           nextP = pending ? Promise.resolve(pending) : launched < limit ? this.prepareNext() : undefined;
         }
       }
@@ -678,6 +777,9 @@ export class StreamPipeline extends EventEmitter {
       await this.source.close();
       await this.stages.dispose();
       for (const s of this.swapQueue.splice(0)) s.reject(new EdgetuneError('EIO', 'stream stopped before the model swap'));
+      // The model kept for a rollback is not needed once the stream stops (the current one is the caller's).
+      if (this.previous && this.previous !== this.classifier) await this.previous.dispose();
+      this.previous = undefined;
     }
   }
 
@@ -739,7 +841,8 @@ export function formatStats(s: StreamStats): string {
   const l = (st: Stage) => `${st} ${s.latency[st].p50.toFixed(1)}/${s.latency[st].p95.toFixed(1)}`;
   return (
     `fps in ${s.fpsIn.toFixed(1)} out ${s.fpsOut.toFixed(1)} | frames ${s.framesIn} processed ${s.processed} dropped ${s.dropped}` +
-    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.errors ? ` errors ${s.errors}` : ''}` +
+    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.stalls ? ` stalls ${s.stalls}` : ''}` +
+    `${s.errors ? ` errors ${s.errors}` : ''}${s.rollbacks ? ` rollbacks ${s.rollbacks}` : ''}` +
     ` | ms p50/p95: ${STAGES.map(l).join(', ')}`
   );
 }
