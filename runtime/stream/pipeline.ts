@@ -337,7 +337,8 @@ export async function frameForGeometry(g: FrameGeometry, frame?: Frame): Promise
 
 /**
  * Classify `frame` once on `stages` and throw EMODEL, saying why, when the model cannot serve: the
- * run fails, or the output is empty or not finite. Resolves with the probabilities otherwise.
+ * run fails, the output is empty, has a value per input pixel (image-to-image) or is not finite.
+ * Resolves with the probabilities otherwise.
  */
 export async function checkStages(stages: InferenceStages, frame: Frame): Promise<Float32Array> {
   const id = stages.classifier.id;
@@ -348,6 +349,12 @@ export async function checkStages(stages: InferenceStages, frame: Frame): Promis
     throw new EdgetuneError('EMODEL', `${id} loads but cannot classify a frame of this stream: ${messageOf(err)}`, { subject: id });
   }
   if (probs.length === 0) throw new EdgetuneError('EMODEL', `${id} returned no scores for a frame of this stream`, { subject: id });
+  // A classifier has far fewer scores than its input has pixels (1000 for 224×224, 10 for MNIST's
+  // 28×28); a model that returns a value per pixel or more is an image-to-image model.
+  const { width, height } = stages.classifier.spec;
+  if (probs.length >= width * height) {
+    throw new EdgetuneError('EMODEL', `${id} returned ${probs.length} values for a ${width}x${height} frame: an image-to-image model, not a classifier`, { subject: id });
+  }
   const bad = probs.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) {
     throw new EdgetuneError('EMODEL', `${id} returned a non-finite score (${probs[bad]} at output ${bad}) for a frame of this stream: not a usable classifier`, { subject: id });

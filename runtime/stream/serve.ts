@@ -146,8 +146,11 @@ class TooLarge extends Error {
   }
 }
 
-/** Bytes a refused body may still send (read and thrown away) before the connection is cut. */
-const DISCARD_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes a refused body may still send (read and thrown away, never kept) before the connection is
+ * cut: enough for a client already sending to reach the 413 instead of a reset.
+ */
+const DISCARD_BYTES = 64 * 1024 * 1024;
 
 /** Content-Length over `limit`? (An absent length is checked while reading.) */
 function declaredOver(req: IncomingMessage, limit: number): boolean {
@@ -299,8 +302,10 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
 
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
     log(`refused ${req.method} ${req.url}: body over ${limit} bytes`);
-    json(res, 413, { error: `request body over the limit of ${limit} bytes` }, { Connection: 'close' });
+    // The rest of the body is read and dropped (bounded), so the client reads this answer rather than
+    // a reset from a connection closed under its upload.
     discardRest(req);
+    json(res, 413, { error: `request body over the limit of ${limit} bytes` });
   };
 
   const swapModel = async (req: IncomingMessage, res: ServerResponse) => {
