@@ -38,7 +38,8 @@ Environment:
   EDGETUNE_CACHE       download cache (default ~/.cache/edgetune)
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
-  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\`
+  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\` (and for every request
+                       to \`watch --serve\` / \`kiosk\` bound to a non-loopback address)
   EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }

@@ -22,10 +22,10 @@ afterAll(async () => {
   for (const k of open) await k.close();
 });
 
-function rawGet(url: string, rawPath: string): Promise<number> {
+function rawGet(url: string, rawPath: string, headers: Record<string, string> = {}): Promise<number> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET' }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET', headers }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -100,6 +100,12 @@ describe('kiosk server', () => {
     expect(await rawGet(k.url, '/..%2f..%2fpackage.json')).toBe(403);
     expect(await rawGet(k.url, '/%E0%A4%A')).toBe(400);
     expect(await rawGet(k.url, '/ort/')).toBe(404);
+    // DNS rebinding: a page on another name that resolves here gets nothing.
+    const port = new URL(k.url).port;
+    expect(await rawGet(k.url, '/api/config', { host: `rebind.evil.example:${port}` })).toBe(421);
+    expect(await rawGet(k.url, '/model.onnx', { host: `evil.example` })).toBe(421);
+    expect(await rawGet(k.url, '/api/config', { host: `localhost:${port}` })).toBe(200);
+    expect(await rawGet(k.url, '/api/config', { host: `[::1]:${port}` })).toBe(200);
   });
 
   it('refuses a model it cannot describe, a busy port and bad options, with clear messages', async () => {
