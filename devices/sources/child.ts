@@ -149,7 +149,9 @@ export class ChildFrameSource implements FrameSource {
     let seq = 0;
     let attempt = 0;
     let everDelivered = false;
-    const stallMs = this.live ? (this.spec.reconnect?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS) : Infinity;
+    const configured = this.spec.reconnect?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    // Only live sources stall (a file read as fast as possible waits for its consumer); 0 = off.
+    const stallMs = this.live && configured > 0 ? configured : Infinity;
     while (!signal.aborted) {
       const args = this.spec.args({ seq });
       const child = spawn(this.exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });

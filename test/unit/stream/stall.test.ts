@@ -10,8 +10,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource, type Frame, type SourceEvent } from '../../../devices/index.js';
+import { loadClassifier } from '../../../runtime/classify/classifier.js';
+import { geometryOfClassifier, StreamPipeline, type StreamEvent } from '../../../runtime/stream/pipeline.js';
+import { startServer } from '../../../runtime/stream/serve.js';
 import { maskSecrets, maskUri } from '../../../runtime/core/redact.js';
 import { shared } from '../../helpers.js';
+
+process.env.EDGETUNE_MODEL_PATH = shared('models');
 
 /** Four real camera stills, sent in turn. */
 const jpegs = [1, 2, 3, 4].map((k) => readFileSync(path.join(shared('camera', 'slow_traffic_frames'), `frame_00${k}.jpg`)));
@@ -102,6 +107,45 @@ describe('frame watchdog', () => {
     expect(err!.message).not.toContain('hunter2');
     expect(events.filter((e) => e.type === 'reconnect').map((e) => e.message.replace(/\(.*\)/, '(…)'))).toHaveLength(2);
     expect(JSON.stringify(events)).not.toContain('hunter2');
+  });
+});
+
+describe('a stalled camera behind the stream service', () => {
+  it('is reported in /healthz and /metrics, which never show the password', async () => {
+    connections = 0;
+    const clf = await loadClassifier('squeezenet1.1', { threads: 1 });
+    const uri = `http://viewer:s3cret-pw@127.0.0.1:${port}/video.mjpg`;
+    const src = await createSource(uri, { ...geometryOfClassifier(clf), reconnect: { stallTimeoutMs: 800, initialMs: 50 } });
+    const p = new StreamPipeline(src, clf, { inference: 'main' });
+    const sse: string[] = [];
+    p.on('event', (e: StreamEvent) => sse.push(JSON.stringify(e)));
+    const server = await startServer(p, { port: 0 });
+    const run = p.run();
+    try {
+      // Frames again after the stall (a second connection).
+      await new Promise<void>((resolve) => {
+        const check = () => {
+          if (p.stats().stalls >= 1 && connections >= 2) {
+            p.off('result', check);
+            resolve();
+          }
+        };
+        p.on('result', check);
+      });
+      const health = await (await fetch(new URL('/healthz', server.url))).json();
+      expect(health).toMatchObject({ status: 'ok', source: `http://***@127.0.0.1:${port}/video.mjpg` });
+      expect(health.stalls).toBeGreaterThanOrEqual(1);
+      const metrics = await (await fetch(new URL('/metrics', server.url))).text();
+      expect(metrics).toMatch(/^edgetune_source_stalls_total [1-9]\d*$/m);
+      expect(metrics).toContain(`source="http://***@127.0.0.1:${port}/video.mjpg"`);
+      expect(metrics + JSON.stringify(health) + sse.join('\n')).not.toContain('s3cret');
+      expect(sse.some((e) => e.includes('"type":"stall"'))).toBe(true);
+    } finally {
+      await server.close();
+      p.stop();
+      await run;
+      await clf.dispose();
+    }
   });
 });
 
