@@ -11,7 +11,6 @@
 // failing is rolled back.
 
 import { EventEmitter } from 'node:events';
-import sharp from 'sharp';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,6 +24,7 @@ import { asFloat32, type TensorData } from '../core/tensor.js';
 import { packageRoot } from '../io/paths.js';
 import type { SessionOptions } from '../session/session.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
+import { checkStages, frameForGeometry } from './check.js';
 
 export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -318,49 +318,6 @@ export async function inferenceStages(
 export const ROLLBACK_AFTER_ERRORS = 3;
 /** Inference failures in a row after which the stream fails (no previous model to go back to). */
 export const FAIL_AFTER_ERRORS = 10;
-
-/**
- * A frame for checking `g`'s model before it serves: `frame` itself when it has that geometry, else
- * `frame` resized (cover) to it, else (no frame yet, or another channel count) a mid-grey frame.
- */
-export async function frameForGeometry(g: FrameGeometry, frame?: Frame): Promise<Frame> {
-  const grey = (): Frame => ({ data: new Uint8Array(g.width * g.height * g.channels).fill(128), width: g.width, height: g.height, channels: g.channels, timestamp: Date.now(), seq: frame?.seq ?? -1 });
-  if (!frame || frame.channels !== g.channels) return grey();
-  if (frame.width === g.width && frame.height === g.height) return frame;
-  const { data, info } = await sharp(frame.data, { raw: { width: frame.width, height: frame.height, channels: frame.channels as 1 | 3 } })
-    .resize(g.width, g.height, { fit: 'cover' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== g.channels) return grey();
-  return { ...frame, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: g.width, height: g.height };
-}
-
-/**
- * Classify `frame` once on `stages` and throw EMODEL, saying why, when the model cannot serve: the
- * run fails, the output is empty, has a value per input pixel (image-to-image) or is not finite.
- * Resolves with the probabilities otherwise.
- */
-export async function checkStages(stages: InferenceStages, frame: Frame): Promise<Float32Array> {
-  const id = stages.classifier.id;
-  let probs: Float32Array;
-  try {
-    probs = (await stages.infer(stages.prepare(frame))).probs;
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${id} loads but cannot classify a frame of this stream: ${messageOf(err)}`, { subject: id });
-  }
-  if (probs.length === 0) throw new EdgetuneError('EMODEL', `${id} returned no scores for a frame of this stream`, { subject: id });
-  // A classifier has far fewer scores than its input has pixels (1000 for 224×224, 10 for MNIST's
-  // 28×28); a model that returns a value per pixel or more is an image-to-image model.
-  const { width, height } = stages.classifier.spec;
-  if (probs.length >= width * height) {
-    throw new EdgetuneError('EMODEL', `${id} returned ${probs.length} values for a ${width}x${height} frame: an image-to-image model, not a classifier`, { subject: id });
-  }
-  const bad = probs.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) {
-    throw new EdgetuneError('EMODEL', `${id} returned a non-finite score (${probs[bad]} at output ${bad}) for a frame of this stream: not a usable classifier`, { subject: id });
-  }
-  return probs;
-}
 
 export function geometryOfClassifier(clf: Classifier): FrameGeometry {
   const s = clf.spec;

@@ -442,11 +442,14 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   // without Host or token, before its body is sent.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const refused = guard.check(req);
-    if (!refused && req.url?.split('?')[0] === '/model' && declaredOver(req, maxUpload)) {
+    const authorized = token !== undefined && tokenMatches(tokenFrom(req), token);
+    if (!refused && authorized && req.url?.split('?')[0] === '/model' && declaredOver(req, maxUpload)) {
+      log(`refused ${req.method} ${req.url}: declared body over ${maxUpload} bytes`);
       json(res, 413, { error: `request body over the limit of ${maxUpload} bytes` }, { Connection: 'close' });
       return;
     }
-    if (!refused) res.writeContinue();
+    // Refused requests get their answer (421, 401, …) from the handler without the body being sent.
+    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD')) res.writeContinue();
     server.emit('request', req, res);
   });
   // Periodic comments keep SSE connections open through proxies.
