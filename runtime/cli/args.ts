@@ -56,7 +56,9 @@ export function numberOption(name: string, v: string | undefined, def: number, m
 export function retriesOption(v: string | undefined, def: number): number {
   if (v === undefined) return def;
   if (/^(inf|infinite|infinity|∞)$/i.test(v.trim())) return Infinity;
-  return intOption('retries', v, def, 0);
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new EdgetuneError('EARG', `Expected integer >= 0 or inf for --retries but received ${JSON.stringify(v)}`);
+  return n;
 }
 
 /** A duration such as 500ms, 2s, 1.5 (seconds) or 0 → milliseconds. */
