@@ -3,12 +3,18 @@
 // consumer pauses the child instead of buffering without bound). When the child dies (camera
 // unplugged, network drop, killed), the source says so through onEvent and restarts it with
 // exponential backoff, resuming where it left off for seekable inputs; a partial frame left by a
-// dying child is discarded and reported. A missing executable is a clear error naming the package.
+// dying child is discarded and reported. A frame watchdog restarts a child that keeps running but
+// stops delivering frames (a network camera that holds the socket open and sends nothing): no frame
+// for `stallTimeoutMs` while the source waits for one is reported as a stall and the child is
+// restarted through the same backoff. Retries are bounded (default 8 in a row); the last failure is a
+// clear error. The source's `uri` and every message carry the URI with its credentials masked. A
+// missing executable is a clear error naming the package.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { EdgetuneError } from '../../runtime/core/errors.js';
+import { maskSecrets, maskUri } from '../../runtime/core/redact.js';
 import { SourceEvents, type Frame, type FrameSource, type ReconnectOptions, type SourceEvent } from './types.js';
 
 /** Where to get each external program, for the "not found" error. */
@@ -54,7 +60,16 @@ export interface ResumePoint {
   seq: number;
 }
 
+/** Default frame watchdog: a live source that delivers no frame for this long is restarted, ms. */
+export const DEFAULT_STALL_TIMEOUT_MS = 5000;
+
+/** How long a freshly started child may take to deliver its first frame (network probing), ms. */
+export function firstFrameTimeout(stallMs: number): number {
+  return Math.max(stallMs, 2 * DEFAULT_STALL_TIMEOUT_MS);
+}
+
 export interface ChildSourceSpec {
+  /** The URI as given (it reaches the child's arguments only; `uri` of the source is masked). */
   uri: string;
   kind: string;
   live: boolean;
@@ -100,13 +115,13 @@ export class ChildFrameSource implements FrameSource {
   private readonly events: SourceEvents;
 
   constructor(private readonly spec: ChildSourceSpec) {
-    this.uri = spec.uri;
+    this.uri = maskUri(spec.uri);
     this.kind = spec.kind;
     this.live = spec.live;
     this.width = spec.width;
     this.height = spec.height;
     this.channels = spec.channels;
-    this.exe = requireExecutable(spec.bin, spec.uri);
+    this.exe = requireExecutable(spec.bin, this.uri);
     this.events = new SourceEvents(spec.onEvent);
   }
 
@@ -134,16 +149,27 @@ export class ChildFrameSource implements FrameSource {
     let seq = 0;
     let attempt = 0;
     let everDelivered = false;
+    const configured = this.spec.reconnect?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    // Only live sources stall (a file read as fast as possible waits for its consumer); 0 = off.
+    const stallMs = this.live && configured > 0 ? configured : Infinity;
     while (!signal.aborted) {
       const args = this.spec.args({ seq });
       const child = spawn(this.exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       const stderr: string[] = [];
+      let partial = '';
       child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (d: string) => {
-        stderr.push(...d.split('\n').filter((l) => l.trim()));
+      // Whole lines are masked (a URI split across two chunks is still one line).
+      const keep = (lines: string[]) => {
+        stderr.push(...lines.map(maskSecrets).filter((l) => l.trim()));
         if (stderr.length > 20) stderr.splice(0, stderr.length - 20);
+      };
+      child.stderr!.on('data', (d: string) => {
+        const lines = (partial + d).split('\n');
+        partial = lines.pop()!;
+        keep(lines);
       });
+      child.stderr!.on('end', () => keep([partial]));
       let spawnError: Error | undefined;
       child.on('error', (err) => (spawnError = err));
       const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve) =>
@@ -153,6 +179,23 @@ export class ChildFrameSource implements FrameSource {
       let buf = new Uint8Array(frameBytes);
       let filled = 0;
       let delivered = 0;
+      // The watchdog runs only while this source waits for the child's bytes (never while a slow
+      // consumer holds a frame: that is backpressure, not a stall).
+      let stalledMs: number | undefined;
+      let watchdog: NodeJS.Timeout | undefined;
+      const arm = () => {
+        const ms = delivered ? stallMs : firstFrameTimeout(stallMs);
+        if (!Number.isFinite(ms) || ms <= 0) return;
+        watchdog = setTimeout(() => {
+          stalledMs = ms;
+          child.kill('SIGKILL');
+        }, ms);
+      };
+      const disarm = () => {
+        if (watchdog) clearTimeout(watchdog);
+        watchdog = undefined;
+      };
+      arm();
       try {
         for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
           let off = 0;
@@ -174,8 +217,10 @@ export class ChildFrameSource implements FrameSource {
               }
               buf = new Uint8Array(frameBytes);
               filled = 0;
+              disarm();
               yield frame;
               if (signal.aborted) return;
+              arm();
             }
           }
         }
@@ -184,6 +229,7 @@ export class ChildFrameSource implements FrameSource {
         if (signal.aborted) return;
         throw err;
       } finally {
+        disarm();
         // The consumer stopped early (break/return) or close() was called: stop the child.
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       }
@@ -191,8 +237,16 @@ export class ChildFrameSource implements FrameSource {
       if (signal.aborted) return;
       if (filled > 0) this.emit({ type: 'skip', message: `${this.spec.kind}: incomplete frame discarded (${filled} of ${frameBytes} bytes) after the process exited` });
       if (spawnError) throw new EdgetuneError('EDEPEND', `${this.uri}: cannot start ${this.exe}: ${spawnError.message}`, { subject: this.uri });
-      const why = sig ? `was killed by ${sig}` : `exited with code ${code}`;
+      const why =
+        stalledMs !== undefined
+          ? `delivered no frame for ${(stalledMs / 1000).toFixed(1)} s (stalled source; stopped it)`
+          : sig
+            ? `was killed by ${sig}`
+            : `exited with code ${code}`;
       const tail = stderr.slice(-3).join(' | ');
+      if (stalledMs !== undefined) {
+        this.emit({ type: 'stall', message: `${this.spec.kind}: no frame for ${(stalledMs / 1000).toFixed(1)} s while ${path.basename(this.exe)} kept running; restarting the source` });
+      }
       if (code === 0 && this.spec.finite) {
         this.emit({ type: 'end', message: `${this.spec.kind}: end of stream after ${seq} frames` });
         return;
@@ -204,7 +258,11 @@ export class ChildFrameSource implements FrameSource {
       attempt++;
       const retries = this.spec.reconnect?.retries ?? 8;
       if (attempt > retries) {
-        throw new EdgetuneError('EIO', `${this.uri}: ${path.basename(this.exe)} ${why} and ${retries} reconnect attempts failed${tail ? `: ${tail}` : ''}`, { subject: this.uri });
+        throw new EdgetuneError(
+          'EIO',
+          `${this.uri}: ${path.basename(this.exe)} ${why} and ${retries} reconnect attempts failed${tail ? `: ${tail}` : ''}${this.live ? ' (retries are bounded: --retries inf waits for the source for ever)' : ''}`,
+          { subject: this.uri },
+        );
       }
       const delay = backoffDelay(attempt, this.spec.reconnect);
       this.reconnects++;

@@ -3,6 +3,7 @@
 // schemes the CLI help lists.
 
 import { EdgetuneError } from '../../runtime/core/errors.js';
+import { maskUri } from '../../runtime/core/redact.js';
 import { openCsiSource } from './csi.js';
 import { openFfmpegSource } from './ffmpeg.js';
 import { openDirSource, openWebcamSource } from './still.js';
@@ -20,7 +21,8 @@ export const SOURCES_USAGE = `Sources:
   dir://path/to/frames[?fps=2]                                sorted image sequence (paced when fps is given)
   test:[testsrc2|smptebars|mandelbrot][?size=640x360&rate=30&duration=10]   ffmpeg synthetic pattern
 Frames arrive at the model's input size (ffmpeg/GStreamer scale them; same resize/centre-crop as classify).
-A source process that dies is restarted with backoff (250 ms doubling to 5 s).`;
+A source process that dies, or delivers no frame for --stall-timeout, is restarted with backoff (250 ms
+doubling to 5 s), at most --retries times in a row. Credentials in a URI are masked in everything shown.`;
 
 /** A path or URI with no scheme: directories become dir://, other paths file://. */
 export function normalizeUri(uri: string): string {
@@ -47,11 +49,11 @@ export async function createSource(uri: string, options: SourceOptions = {}): Pr
     case 'webcam':
       return openWebcamSource(u, options);
     default:
-      throw new EdgetuneError('EARG', `Unknown source "${uri}": expected a URI starting with ${SOURCE_SCHEMES.map((s) => s + ':').join(', ')}`, { subject: uri });
+      throw new EdgetuneError('EARG', `Unknown source "${maskUri(uri)}": expected a URI starting with ${SOURCE_SCHEMES.map((s) => s + ':').join(', ')}`, { subject: maskUri(uri) });
   }
 }
 
 export type { Frame, FrameSource, FrameGeometry, SourceEvent, SourceOptions, ReconnectOptions } from './types.js';
 export { csiPipeline, parseCsiUri, coverRegion, gstLaunchArgs } from './csi.js';
 export { ffmpegArgs, scaleFilter, probeVideo, v4l2Input, networkInput, testInput, type VideoInfo } from './ffmpeg.js';
-export { findExecutable, requireExecutable, backoffDelay } from './child.js';
+export { findExecutable, requireExecutable, backoffDelay, DEFAULT_STALL_TIMEOUT_MS } from './child.js';

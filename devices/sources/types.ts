@@ -15,7 +15,7 @@ export interface Frame extends HwcImage {
   pts?: number;
 }
 
-export type SourceEventType = 'start' | 'reconnect' | 'skip' | 'end' | 'info';
+export type SourceEventType = 'start' | 'reconnect' | 'stall' | 'skip' | 'end' | 'info';
 
 export interface SourceEvent {
   type: SourceEventType;
@@ -33,6 +33,13 @@ export interface ReconnectOptions {
   initialMs?: number;
   /** Longest backoff delay, ms. Default 5000. */
   maxMs?: number;
+  /**
+   * Frame watchdog for live process-backed sources (ffmpeg, GStreamer): a child that delivers no
+   * frame for this long is stopped, reported (`stall` event) and restarted with the backoff above.
+   * The first frame of each start may take max(this, 10 s) (network probing). Default 5000;
+   * Infinity turns it off.
+   */
+  stallTimeoutMs?: number;
 }
 
 /** Geometry and fitting of the frames a source delivers (the model's preprocessing spec fits). */

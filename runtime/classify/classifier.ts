@@ -58,13 +58,19 @@ export interface Classifier {
   probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
   classifyImages(images: readonly HwcImage[], k?: number): Promise<Prediction[][]>;
   /**
-   * Classify many files in order, decoding ahead (sharp on libuv's pool) while the session runs and
-   * batching up to `batch` images per run. A file that fails yields `{file, error}` and the rest go on.
+   * Classify many files, decoding ahead (sharp on libuv's pool) while the session runs and batching
+   * up to `batch` images per run. Results, errors included, come out in input order. A file that
+   * fails yields `{file, error}` and the rest go on.
    */
   classifyFiles(files: readonly string[], options?: { topK?: number; batch?: number; ahead?: number }): AsyncGenerator<FileResult>;
   dispose(): Promise<void>;
 }
 
+/**
+ * One file's result. `ms`: the file's own decode time (from when its decode started, not from when
+ * it was queued) plus its share of its batch's preprocess + session.run (the batch's time ÷ its
+ * images); time spent waiting for the consumer or for other files is not in it.
+ */
 export type FileResult = { file: string; top: Prediction[]; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
@@ -147,43 +153,77 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const k = o.topK ?? k0;
       const batch = Math.max(1, Math.min(o.batch ?? 1, maxBatch));
       const ahead = o.ahead ?? Math.max(4, 2 * batch);
-      const pending: { file: string; t0: number; img: Promise<HwcImage> }[] = [];
+      // At most as many decodes run as libuv has threads, so a decode's own clock starts when it
+      // really starts (a queued decode would count its wait in the pool as its own time).
+      const running = Math.max(1, Math.min(ahead, Number(process.env.UV_THREADPOOL_SIZE) || 4));
+      type Slot = { file: string; started?: number; decodeMs?: number; img?: HwcImage; error?: Error; done: Promise<void>; settle: () => void };
+      const queue: Slot[] = [];
       let next = 0;
-      const fill = () => {
-        while (pending.length < ahead && next < files.length) {
-          const file = files[next++]!;
-          const img = decodeImage(file, d.spec, decodeOpts);
-          img.catch(() => undefined); // observed when its turn comes
-          pending.push({ file, t0: performance.now(), img });
+      let inFlight = 0;
+      const start = (slot: Slot) => {
+        inFlight++;
+        const t = (slot.started = performance.now());
+        decodeImage(slot.file, d.spec, decodeOpts)
+          .then(
+            (img) => {
+              slot.decodeMs = performance.now() - t;
+              slot.img = img;
+            },
+            (err: unknown) => {
+              slot.error = err instanceof Error ? err : new Error(String(err));
+            },
+          )
+          .finally(() => {
+            inFlight--;
+            slot.settle();
+            pump();
+          });
+      };
+      const pump = () => {
+        while (queue.length < ahead && next < files.length) {
+          let settle!: () => void;
+          const done = new Promise<void>((r) => (settle = r));
+          queue.push({ file: files[next++]!, done, settle });
+        }
+        for (const slot of queue) {
+          if (inFlight >= running) break;
+          if (slot.started === undefined) start(slot);
         }
       };
-      fill();
-      while (pending.length) {
-        const group: { file: string; t0: number; img: HwcImage }[] = [];
-        const failed: FileResult[] = [];
-        while (group.length < batch && pending.length) {
-          const p = pending.shift()!;
+      pump();
+      while (queue.length) {
+        // A batch of the next files in input order; a file that failed to decode keeps its place.
+        const group: Slot[] = [];
+        while (group.length < batch && queue.length) {
+          const slot = queue.shift()!;
+          if (slot.started === undefined) start(slot);
+          await slot.done;
+          group.push(slot);
+          pump();
+        }
+        const ok = group.filter((g) => g.img);
+        let shareMs = 0;
+        let probs: (Float32Array | Error)[] = [];
+        if (ok.length) {
+          const t = performance.now();
           try {
-            group.push({ file: p.file, t0: p.t0, img: await p.img });
+            probs = await rows(ok.map((g) => g.img!));
           } catch (err) {
-            failed.push({ file: p.file, error: err as Error });
+            // One bad image (NaN scores) fails its batch: run the batch's images one by one to say which.
+            probs = ok.length === 1 ? [err as Error] : await Promise.all(ok.map((g) => rows([g.img!]).then((r) => r[0]!, (e: Error) => e)));
           }
-          fill();
+          // Preprocess + run of the batch, shared by its images.
+          shareMs = (performance.now() - t) / ok.length;
         }
-        yield* failed;
-        if (!group.length) continue;
-        let probs: (Float32Array | Error)[];
-        try {
-          probs = await rows(group.map((g) => g.img));
-        } catch (err) {
-          // One bad image (NaN scores) fails its batch: run the batch's images one by one to say which.
-          probs = group.length === 1 ? [err as Error] : await Promise.all(group.map((g) => rows([g.img]).then((r) => r[0]!, (e: Error) => e)));
-        }
-        const t1 = performance.now();
-        for (let i = 0; i < group.length; i++) {
-          const p = probs[i]!;
-          if (p instanceof Error) yield { file: group[i]!.file, error: p };
-          else yield { file: group[i]!.file, top: topK(p, k, d.post), ms: Math.round((t1 - group[i]!.t0) * 10) / 10 };
+        let j = 0;
+        for (const g of group) {
+          if (g.error || !g.img) {
+            yield { file: g.file, error: g.error ?? new Error(`${g.file}: not decoded`) };
+            continue;
+          }
+          const p = probs[j++]!;
+          if (p instanceof Error) yield { file: g.file, error: p };
+          else yield { file: g.file, top: topK(p, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
         }
       }
     },

@@ -6,7 +6,7 @@
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
 import { mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
-import { DEFAULT_SPEC, checkSpec, type PreprocessSpec } from '../image/preprocess.js';
+import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
 import { decodeModel } from '../onnx/model.js';
 

@@ -70,6 +70,23 @@ export function numberOption(name: string, v: string | undefined, def: number, m
   return n;
 }
 
+/** `--retries`: a non-negative integer, or inf / infinite / ∞ (for ever). */
+export function retriesOption(v: string | undefined, def: number): number {
+  if (v === undefined) return def;
+  if (/^(inf|infinite|infinity|∞)$/i.test(v.trim())) return Infinity;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new EdgetuneError('EARG', `Expected integer >= 0 or inf for --retries but received ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A duration such as 500ms, 2s, 1.5 (seconds) or 0 → milliseconds. */
+export function durationOption(name: string, v: string | undefined, defMs: number): number {
+  if (v === undefined) return defMs;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(v.trim());
+  if (!m) throw new EdgetuneError('EARG', `Expected a duration such as 500ms or 5s for --${name} but received ${JSON.stringify(v)}`);
+  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
+}
+
 export function listOption(v: string | undefined): string[] | undefined {
   return v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean);
 }

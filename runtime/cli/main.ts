@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // The edgetune CLI entry: dispatches `edgetune <command>` to runtime/commands/*, loaded lazily so
 // `edgetune classify` never pays for the quantizer or the camera code. Errors print one clear line
-// (no stack unless EDGETUNE_DEBUG=1) and exit 1; bad usage exits 2.
+// (no stack unless EDGETUNE_DEBUG=1; credentials in URIs masked) and exit 1; bad usage exits 2. A
+// closed stdout (`edgetune classify … | head`) ends the command quietly (exit 0), no EPIPE trace.
 
 import { pathToFileURL } from 'node:url';
 import type { Command, CommandIO } from './args.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { maskSecrets } from '../core/redact.js';
 
 /** Command name → module exporting it (the export is named like the command, camel-cased). */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -38,7 +40,8 @@ Environment:
   EDGETUNE_CACHE       download cache (default ~/.cache/edgetune)
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
-  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\`
+  EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\` (and for every request
+                       to \`watch --serve\` / \`kiosk\` bound to a non-loopback address)
   EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }
@@ -68,19 +71,36 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
   try {
     return await cmd.run(rest, io);
   } catch (err) {
-    if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${(err as Error).stack ?? err}\n`);
-    io.stderr.write(`edgetune ${name}: ${messageOf(err)}\n`);
+    if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${maskSecrets(String((err as Error).stack ?? err))}\n`);
+    io.stderr.write(`edgetune ${name}: ${maskSecrets(messageOf(err))}\n`);
     return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
   }
 }
 
+/**
+ * Whoever reads our stdout went away (`| head`): end quietly. A command that stops on its own when
+ * stdout closes (watch) adds its own 'error' listener, and then this one leaves it to it.
+ */
+export function quietOnClosedStdout(stdout: NodeJS.WriteStream = process.stdout): void {
+  const onError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') {
+      process.stderr.write(`edgetune: cannot write to stdout: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (stdout.listenerCount('error') > 1) return;
+    process.exit(0);
+  };
+  stdout.on('error', onError);
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href || process.argv[1]?.endsWith('/edgetune')) {
+  quietOnClosedStdout();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;
     },
     (err) => {
-      process.stderr.write(`edgetune: ${messageOf(err)}\n`);
+      process.stderr.write(`edgetune: ${maskSecrets(messageOf(err))}\n`);
       process.exitCode = 1;
     },
   );

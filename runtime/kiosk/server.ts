@@ -2,34 +2,24 @@
 // over node:http, together with the model file and its description (labels + preprocessing spec from
 // the registry, or from the `edgetune.model` metadata a fine-tuned export embeds), so one command on
 // a small board gives a page that classifies the camera live and can be taught new classes. Binds to
-// 127.0.0.1 unless --host says otherwise. The bundle is built on demand when missing or older than
-// its sources. Pages are served cross-origin isolated (COOP/COEP) so onnxruntime-web may use threads.
+// 127.0.0.1 unless --host says otherwise; every request passes runtime/io/http-guard.ts first (Host
+// check against DNS rebinding; the token for every request on a non-loopback bind when one is set).
+// The bundle is built on demand when missing or older than its sources and served by `sirv` (content
+// types, ETags, only files inside the bundle). Pages are served cross-origin isolated (COOP/COEP) so
+// onnxruntime-web may use threads.
 
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
+import sirv from 'sirv';
 import { EdgetuneError } from '../core/errors.js';
+import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { describeModel } from '../../models/describe.js';
 import type { KioskConfig } from './config.js';
 import { buildWeb, bundleEntry, defaultWebOutDir, newestSourceTime } from './build.js';
 
 export type { KioskConfig } from './config.js';
-
-
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml',
-  '.onnx': 'application/octet-stream',
-};
 
 export interface KioskOptions {
   model: string;
@@ -40,6 +30,10 @@ export interface KioskOptions {
   rebuild?: boolean;
   /** Bundle folder. Default dist/web. */
   webDir?: string;
+  /** Host names (or addresses) served besides loopback and the bound address (--allow-host). */
+  allowHosts?: readonly string[];
+  /** Token every request needs on a non-loopback bind. Default process.env.EDGETUNE_TOKEN. */
+  token?: string;
   log?: (line: string) => void;
 }
 
@@ -84,23 +78,16 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-async function serveFile(req: IncomingMessage, res: ServerResponse, file: string, cache: string): Promise<void> {
-  let st;
+/** The model file (outside the bundle), revalidated on every load. */
+async function serveModel(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
+  let size: number;
   try {
-    st = await stat(file);
+    size = (await stat(file)).size;
   } catch {
     send(res, 404, 'not found\n');
     return;
   }
-  if (!st.isFile()) {
-    send(res, 404, 'not found\n');
-    return;
-  }
-  res.writeHead(200, {
-    'content-type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
-    'content-length': st.size,
-    'cache-control': cache,
-  });
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' });
   if (req.method === 'HEAD') {
     res.end();
     return;
@@ -115,12 +102,24 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
   const { config, file } = await kioskConfig(o.model, o.topK ?? 5, o.providers);
   const configJson = JSON.stringify(config);
+  const host = o.host ?? '127.0.0.1';
+  const token = (o.token ?? process.env.EDGETUNE_TOKEN) || undefined;
+  const guard = createHttpGuard({ host, allowHosts: o.allowHosts, token });
+  // Made once the bundle is there (sirv indexes the folder when created: only its files are served).
+  let statics: ReturnType<typeof sirv> | undefined;
 
   const server = createServer((req, res) => {
     // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer (wasm threads).
     res.setHeader('cross-origin-opener-policy', 'same-origin');
     res.setHeader('cross-origin-embedder-policy', 'require-corp');
     res.setHeader('x-content-type-options', 'nosniff');
+    const refused = guard.check(req);
+    if (refused) {
+      if (refused.status !== 303) log(`edgetune kiosk: refused ${req.method} ${req.url} (${refused.status}): ${refused.message}`);
+      for (const [k, v] of Object.entries(refused.headers)) res.setHeader(k, v);
+      send(res, refused.status, refused.message + '\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'method not allowed\n');
       return;
@@ -137,19 +136,21 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
       return;
     }
     if (pathname === config.model.url) {
-      void serveFile(req, res, file, 'no-cache');
+      void serveModel(req, res, file);
       return;
     }
-    const rel = pathname === '/' ? 'index.html' : pathname.slice(1);
-    const target = path.resolve(webDir, rel);
+    const target = path.resolve(webDir, pathname.slice(1));
     if (target !== webDir && !target.startsWith(webDir + path.sep)) {
       send(res, 403, 'forbidden\n');
       return;
     }
-    void serveFile(req, res, target, rel.startsWith('ort/') ? 'public, max-age=86400' : 'no-cache');
+    if (!statics) {
+      send(res, 503, 'the page bundle is being built\n');
+      return;
+    }
+    statics(req, res);
   });
 
-  const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
@@ -169,9 +170,17 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
     server.close();
     throw err;
   }
+  statics = sirv(webDir, {
+    etag: true,
+    dotfiles: false,
+    // onnxruntime-web's files change only with the package version; the page's own files revalidate.
+    setHeaders: (res, pathname) => res.setHeader('cache-control', pathname.startsWith('/ort/') ? 'public, max-age=86400' : 'no-cache'),
+    onNoMatch: (_req, res) => send(res, 404, 'not found\n'),
+  });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 8080);
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  for (const line of bindWarnings(host, token, `http://${shown}:${port}/`)) log(`edgetune kiosk: ${line}`);
   return {
     url: `http://${shown}:${port}/`,
     config,

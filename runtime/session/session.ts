@@ -67,16 +67,27 @@ export function parseProviders(spec: string | readonly (ProviderName | ProviderR
 function firstLine(s: string): string {
   // onnxruntime messages carry source paths and multi-line dumps; keep the useful head.
   const line = s.split('\n').find((l) => l.trim()) ?? s;
-  return line.replace(/^.*?\[ONNXRuntimeError\] : \d+ : \w+ : /, '').slice(0, 300);
+  return clip(line.replace(/^.*?\[ONNXRuntimeError\] : \d+ : \w+ : /, ''), 300);
+}
+
+/** At most `n` characters, cut at a word boundary (with an ellipsis), never mid-word. */
+function clip(s: string, n: number): string {
+  if (s.length <= n) return s;
+  const cut = s.slice(0, n + 1).replace(/\s+\S*$/, '');
+  return `${cut.length ? cut : s.slice(0, n)}…`;
 }
 
 /** Readable reason for the usual provider failures. */
 function explain(provider: string, err: unknown): string {
-  const msg = firstLine(messageOf(err));
+  const full = messageOf(err);
+  // Dawn's reason comes last, after a source location and a lambda signature: keep only the reason.
+  const adapter = /Failed to get a WebGPU adapter:?\s*([^\n]*)/.exec(full);
+  if (adapter && provider === 'webgpu') return `no WebGPU adapter on this machine (${adapter[1]!.trim().replace(/\.$/, '') || 'no reason given'})`;
+  const msg = firstLine(full);
   if (/Failed to load shared library|cannot open shared object/i.test(msg) && (provider === 'cuda' || provider === 'tensorrt')) {
     return `${msg} (onnxruntime-node was installed without its CUDA/TensorRT libraries; see README "GPU providers")`;
   }
-  if (/adapter/i.test(msg) && provider === 'webgpu') return `no WebGPU adapter on this machine (${msg.slice(-120)})`;
+  if (/adapter/i.test(msg) && provider === 'webgpu') return `no WebGPU adapter on this machine (${clip(msg, 160)})`;
   return msg;
 }
 

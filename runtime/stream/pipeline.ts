@@ -5,23 +5,21 @@
 // frame n+1 runs on the main thread while onnxruntime runs frame n on its own threads. Probabilities
 // are smoothed with an EMA; the reported label needs `threshold` to appear and holds until it falls
 // below `threshold - hysteresis` ("unknown" otherwise). Stats: fps in/out, dropped, skipped, p50/p95
-// per stage. Models can be hot-swapped between frames.
+// per stage. Models can be hot-swapped between frames: a new model first classifies a real frame on
+// the inference stages that will serve it (a model that cannot run, or outputs NaN, is refused and
+// the old one keeps serving), and the previous model is kept so that a swapped-in model that starts
+// failing is rolled back.
 
 import { EventEmitter } from 'node:events';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../../devices/sources/types.js';
 import type { Classifier } from '../classify/classifier.js';
 import { LabelSmoother, LatencyWindow, RateMeter, type LatencySummary } from './smoothing.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
-import { toProbabilities, topK, type Prediction } from '../classify/postprocess.js';
-import { toTensor } from '../image/preprocess.js';
-import { asFloat32, type TensorData } from '../core/tensor.js';
-import { packageRoot } from '../io/paths.js';
+import { topK, type Prediction } from '../classify/postprocess.js';
+import type { TensorData } from '../core/tensor.js';
 import type { SessionOptions } from '../session/session.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
+import { inferenceStages, type InferenceStages } from './stages.js';
+import { checkStages, frameForGeometry } from './check.js';
 
 export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -81,7 +79,7 @@ export interface StreamResult {
 }
 
 export interface StreamEvent {
-  type: SourceEvent['type'] | 'error' | 'swap';
+  type: SourceEvent['type'] | 'error' | 'swap' | 'rollback';
   message: string;
 }
 
@@ -97,6 +95,10 @@ export interface StreamStats {
   skipped: number;
   errors: number;
   reconnects: number;
+  /** Times the frame watchdog found the source stalled (no frames while it kept running). */
+  stalls: number;
+  /** Times a swapped-in model failed and the previous one was put back. */
+  rollbacks: number;
   /** Rates over the last few seconds. */
   fpsIn: number;
   fpsOut: number;
@@ -106,121 +108,10 @@ export interface StreamStats {
   latency: Record<Stage, LatencySummary>;
 }
 
-/** A classifier split into preprocess (sync, main thread) and inference (async). */
-export interface InferenceStages {
-  classifier: Classifier;
-  /** Where inference runs. */
-  mode: 'worker' | 'main';
-  /** The provider serving inference (the worker's own session in worker mode). */
-  provider: string;
-  prepare(frame: Frame): TensorData;
-  /** Probabilities and the model's own run time in ms (without queueing or messaging). */
-  infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
-  dispose(): Promise<void>;
-}
-
-/** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
-function workerScript(): URL {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', 'runtime', 'stream', 'worker.js') : path.join(path.dirname(here), 'worker.js');
-  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (the inference worker runs compiled code)`);
-  return pathToFileURL(file);
-}
-
-async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
-  const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
-  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
-  let nextId = 0;
-  let dead: Error | undefined;
-  const fail = (err: Error) => {
-    dead ??= err;
-    for (const p of pending.values()) p.reject(err);
-    pending.clear();
-  };
-  const ready = new Promise<string>((resolve, reject) => {
-    worker.on('message', (m: WorkerReply) => {
-      if (m.type === 'ready') resolve(m.provider);
-      else if (m.type === 'warning') onWarning?.(m.message);
-      else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
-      else if (m.type === 'result') {
-        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
-        pending.delete(m.id);
-      } else if (m.type === 'error') {
-        pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
-        pending.delete(m.id);
-      }
-    });
-    worker.on('error', (err) => {
-      reject(err);
-      fail(err);
-    });
-    worker.on('exit', (code) => {
-      const err = new EdgetuneError('EMODEL', `inference worker exited (code ${code})`);
-      reject(err);
-      fail(err);
-    });
-  });
-  let provider: string;
-  try {
-    provider = await ready;
-  } catch (err) {
-    await worker.terminate();
-    throw err;
-  }
-  return {
-    provider,
-    infer(tensor) {
-      if (dead) return Promise.reject(dead);
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        const msg: WorkerRequest = { type: 'run', id, tensor };
-        worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
-      });
-    },
-    async dispose() {
-      if (dead) return;
-      dead = new EdgetuneError('EMODEL', 'inference worker closed');
-      const exited = new Promise<void>((r) => worker.once('exit', () => r()));
-      worker.postMessage({ type: 'close' } satisfies WorkerRequest);
-      const t = setTimeout(() => void worker.terminate(), 2000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
-export async function inferenceStages(
-  clf: Classifier,
-  opts: Pick<StreamOptions, 'inference' | 'sessionOptions' | 'onWarning'> = {},
-): Promise<InferenceStages> {
-  const { inputName, outputName } = clf;
-  const outputKind = clf.card.outputKind;
-  const prepare = (frame: Frame) => toTensor([frame], clf.spec);
-  if ((opts.inference ?? 'worker') === 'worker') {
-    // The worker opens its own session: with the classifier's provider when it has one open, else
-    // with the options the classifier was loaded with (a lazy classifier opens none here).
-    const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
-    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
-    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
-    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
-  }
-  const session = await clf.open();
-  return {
-    classifier: clf,
-    mode: 'main',
-    provider: session.provider,
-    prepare,
-    dispose: async () => undefined,
-    async infer(tensor) {
-      const t = performance.now();
-      const res = await session.run({ [inputName]: tensor }, [outputName]);
-      const ms = performance.now() - t;
-      const row = asFloat32(res[outputName]!);
-      return { probs: toProbabilities(row, outputKind).slice(), ms };
-    },
-  };
-}
+/** Inference failures in a row after which a swapped-in model is replaced by the previous one. */
+export const ROLLBACK_AFTER_ERRORS = 3;
+/** Inference failures in a row after which the stream fails (no previous model to go back to). */
+export const FAIL_AFTER_ERRORS = 10;
 
 export function geometryOfClassifier(clf: Classifier): FrameGeometry {
   const s = clf.spec;
@@ -259,6 +150,10 @@ export class StreamPipeline extends EventEmitter {
   private dropped = 0;
   private skipped = 0;
   private errors = 0;
+  private stalls = 0;
+  private rollbacks = 0;
+  /** The model served before the last swap, kept (undisposed) to roll back to if the new one fails. */
+  private previous?: Classifier;
   private reconnectsBefore = 0;
   private state: StreamStats['state'] = 'starting';
   private readonly t0 = performance.now();
@@ -268,7 +163,8 @@ export class StreamPipeline extends EventEmitter {
   private wakeConsumer?: () => void;
   private wakeProducer?: () => void;
   private stopping = false;
-  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Pending swaps; `rollback` (the failure that caused it) marks a return to the previous model. */
+  private swapQueue: { clf: Classifier; resolve: () => void; reject: (e: unknown) => void; rollback?: string }[] = [];
   private running = false;
   /** The newest captured frame (for previews and snapshots). */
   latestFrame?: Frame;
@@ -303,6 +199,7 @@ export class StreamPipeline extends EventEmitter {
   }
 
   private note(e: StreamEvent): void {
+    if (e.type === 'stall') this.stalls++;
     if (e.type === 'reconnect') this.state = 'reconnecting';
     else if (e.type === 'info' && this.state === 'reconnecting') this.state = 'running';
     this.emit('event', e);
@@ -335,6 +232,8 @@ export class StreamPipeline extends EventEmitter {
       skipped: this.skipped,
       errors: this.errors,
       reconnects: this.reconnectsBefore + this.source.reconnects,
+      stalls: this.stalls,
+      rollbacks: this.rollbacks,
       fpsIn: this.inRate.rate(),
       fpsOut: this.outRate.rate(),
       avgFpsIn: elapsed > 0 ? r(this.framesIn / elapsed) : 0,
@@ -361,7 +260,7 @@ export class StreamPipeline extends EventEmitter {
 
   private async applySwaps(): Promise<void> {
     while (this.swapQueue.length) {
-      const { clf, resolve, reject } = this.swapQueue.shift()!;
+      const { clf, resolve, reject, rollback } = this.swapQueue.shift()!;
       try {
         const old = this.classifier;
         const g = geometryOfClassifier(clf);
@@ -371,6 +270,15 @@ export class StreamPipeline extends EventEmitter {
         }
         // Idle pipelines only switch classifiers; run() starts the inference stages.
         const stages = this.running ? await inferenceStages(clf, this.opts) : undefined;
+        // The new model classifies a real frame where it will run before it serves.
+        if (stages) {
+          try {
+            await checkStages(stages, await frameForGeometry(g, this.latestFrame));
+          } catch (err) {
+            await stages.dispose();
+            throw err;
+          }
+        }
         if (reopen) {
           let next: FrameSource;
           try {
@@ -396,8 +304,21 @@ export class StreamPipeline extends EventEmitter {
         }
         this.classifier = clf;
         this.smoother.reset();
-        if (old !== clf) await old.dispose();
-        this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : ''}` });
+        const how = reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : '';
+        if (rollback !== undefined) {
+          // The failing model goes; there is nothing older to return to.
+          this.rollbacks++;
+          if (old !== clf) await old.dispose();
+          this.note({ type: 'rollback', message: `model ${old.id} failed (${rollback}); rolled back to ${clf.id}${how}` });
+        } else {
+          if (old !== clf) {
+            // Keep the model just replaced for a rollback; the one before it is not needed any more.
+            const drop = this.previous;
+            this.previous = old;
+            if (drop && drop !== clf && drop !== old) await drop.dispose();
+          }
+          this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${how}` });
+        }
         resolve();
       } catch (err) {
         reject(err);
@@ -499,6 +420,8 @@ export class StreamPipeline extends EventEmitter {
     }
     this.startCapture(this.source);
     let consecutiveErrors = 0;
+    let rollbackPending = false;
+    let rollbackError: unknown;
     // Frames in flight: for lossless sources two (the worker always has the next tensor queued, so
     // it never idles while a result travels back); for live sources one (freshest frame first).
     const depth = this.opts.inflight ?? (this.drop ? 1 : 2);
@@ -557,6 +480,7 @@ export class StreamPipeline extends EventEmitter {
           // Nothing in flight and no next frame: a pending swap, or the end.
           if (this.swapQueue.length && !this.stopping) {
             await this.applySwaps();
+            if (rollbackError) throw rollbackError;
             nextP = launched < limit ? this.prepareNext() : undefined;
             continue;
           }
@@ -568,7 +492,23 @@ export class StreamPipeline extends EventEmitter {
           this.errors++;
           consecutiveErrors++;
           this.note({ type: 'error', message: `frame ${head.cur.frame.seq}: inference failed: ${messageOf(r)}` });
-          if (consecutiveErrors >= 10) throw new EdgetuneError('EMODEL', `inference failed on 10 frames in a row: ${messageOf(r)}`);
+          if (this.previous && !rollbackPending && !this.stopping && consecutiveErrors >= ROLLBACK_AFTER_ERRORS) {
+            // A swapped-in model that starts failing: put the previous one back between frames.
+            rollbackPending = true;
+            const reason = `inference failed on ${consecutiveErrors} frames in a row: ${messageOf(r)}`;
+            this.swapQueue.unshift({
+              clf: this.previous,
+              rollback: reason,
+              resolve: () => {
+                rollbackPending = false;
+                consecutiveErrors = 0;
+              },
+              reject: (e) => (rollbackError = new EdgetuneError('EMODEL', `${reason}; rolling back to the previous model failed too: ${messageOf(e)}`)),
+            });
+            this.previous = undefined;
+          } else if (!rollbackPending && consecutiveErrors >= FAIL_AFTER_ERRORS) {
+            throw new EdgetuneError('EMODEL', `inference failed on ${FAIL_AFTER_ERRORS} frames in a row: ${messageOf(r)}`);
+          }
         } else {
           consecutiveErrors = 0;
           if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf);
@@ -577,6 +517,7 @@ export class StreamPipeline extends EventEmitter {
           // Swap between frames, with nothing in flight on the old model.
           const pending = nextP ? await nextP : undefined;
           await this.applySwaps();
+          if (rollbackError) throw rollbackError;
           nextP = pending ? Promise.resolve(pending) : launched < limit ? this.prepareNext() : undefined;
         }
       }
@@ -594,6 +535,9 @@ export class StreamPipeline extends EventEmitter {
       await this.source.close();
       await this.stages.dispose();
       for (const s of this.swapQueue.splice(0)) s.reject(new EdgetuneError('EIO', 'stream stopped before the model swap'));
+      // The model kept for a rollback is not needed once the stream stops (the current one is the caller's).
+      if (this.previous && this.previous !== this.classifier) await this.previous.dispose();
+      this.previous = undefined;
     }
   }
 
@@ -653,7 +597,8 @@ export function formatStats(s: StreamStats): string {
   const l = (st: Stage) => `${st} ${s.latency[st].p50.toFixed(1)}/${s.latency[st].p95.toFixed(1)}`;
   return (
     `fps in ${s.fpsIn.toFixed(1)} out ${s.fpsOut.toFixed(1)} | frames ${s.framesIn} processed ${s.processed} dropped ${s.dropped}` +
-    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.errors ? ` errors ${s.errors}` : ''}` +
+    `${s.skipped ? ` skipped ${s.skipped}` : ''}${s.reconnects ? ` reconnects ${s.reconnects}` : ''}${s.stalls ? ` stalls ${s.stalls}` : ''}` +
+    `${s.errors ? ` errors ${s.errors}` : ''}${s.rollbacks ? ` rollbacks ${s.rollbacks}` : ''}` +
     ` | ms p50/p95: ${STAGES.map(l).join(', ')}`
   );
 }

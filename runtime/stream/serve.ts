@@ -8,17 +8,22 @@
 //   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency summaries)
 //   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
 //                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
-//                      (Authorization: Bearer <token>), 401 without it.
-// Binds 127.0.0.1 unless told otherwise.
+//                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
+//                      real frame before it serves: 422 with the reason when it cannot (the old model
+//                      keeps serving). Uploads stream to a file in the cache with the size limit
+//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind.
+// Binds 127.0.0.1 unless told otherwise. Every request passes runtime/io/http-guard.ts first (Host
+// check against DNS rebinding; on a non-loopback bind with a token, the token for reads too).
 
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
+import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
@@ -36,6 +41,8 @@ export interface ServeOptions {
   previewFps?: number;
   /** Largest ONNX upload, bytes. Default 256 MiB. */
   maxUploadBytes?: number;
+  /** Host names (or addresses) served besides loopback and the bound address (--allow-host). */
+  allowHosts?: readonly string[];
   /** Log lines (model swaps, refused requests). */
   log?: (line: string) => void;
 }
@@ -114,6 +121,8 @@ export function metricsText(p: StreamPipeline): string {
   metric('edgetune_frames_skipped_total', 'counter', 'Corrupt or unusable frames skipped.', [['', s.skipped]]);
   metric('edgetune_inference_errors_total', 'counter', 'Frames whose inference failed.', [['', s.errors]]);
   metric('edgetune_source_reconnects_total', 'counter', 'Times the source process was restarted.', [['', s.reconnects]]);
+  metric('edgetune_source_stalls_total', 'counter', 'Times the source delivered no frame for the stall timeout and was restarted.', [['', s.stalls]]);
+  metric('edgetune_model_rollbacks_total', 'counter', 'Times a swapped-in model failed and the previous model was put back.', [['', s.rollbacks]]);
   metric('edgetune_fps', 'gauge', 'Frames per second over the last seconds.', [
     ['{direction="in"}', s.fpsIn],
     ['{direction="out"}', s.fpsOut],
@@ -130,36 +139,102 @@ export function metricsText(p: StreamPipeline): string {
   return out.join('\n') + '\n';
 }
 
-function tokenMatches(given: string | undefined, expected: string): boolean {
-  if (given === undefined) return false;
-  // Compare digests so lengths match and timing says nothing about the token.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
+/** A request body over the limit: answered 413. */
+class TooLarge extends Error {
+  constructor(readonly limit: number) {
+    super(`request body over the limit of ${limit} bytes`);
+  }
 }
 
-function tokenFrom(req: IncomingMessage): string | undefined {
-  const auth = req.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
-  const h = req.headers['x-edgetune-token'];
-  return typeof h === 'string' ? h : undefined;
+/**
+ * Bytes a refused body may still send (read and thrown away, never kept) before the connection is
+ * cut: enough for a client already sending to reach the 413 instead of a reset.
+ */
+const DISCARD_BYTES = 64 * 1024 * 1024;
+
+/** Content-Length over `limit`? (An absent length is checked while reading.) */
+function declaredOver(req: IncomingMessage, limit: number): boolean {
+  const n = Number(req.headers['content-length']);
+  return Number.isFinite(n) && n > limit;
 }
 
+/**
+ * After a refusal, read and drop what the client still sends (so it gets to read the answer instead
+ * of a reset), up to DISCARD_BYTES; beyond that the connection is cut.
+ */
+function discardRest(req: IncomingMessage): void {
+  let n = 0;
+  req.on('data', (c: Buffer) => {
+    n += c.length;
+    if (n > DISCARD_BYTES) req.socket.destroy();
+  });
+  req.on('error', () => undefined);
+  req.resume();
+}
+
+/** Read a small body into memory, refusing it (TooLarge) as soon as it passes `limit`. */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    if (declaredOver(req, limit)) return reject(new TooLarge(limit));
     const chunks: Buffer[] = [];
     let n = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       n += c.length;
       if (n > limit) {
-        reject(new EdgetuneError('EARG', `request body over ${limit} bytes`));
-        req.destroy();
+        req.off('data', onData);
+        reject(new TooLarge(limit));
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
+  });
+}
+
+/**
+ * Stream a body to `file` (created, never overwritten) with backpressure, hashing it, refusing it
+ * (TooLarge) as soon as it passes `limit`. On any failure the partial file is removed.
+ */
+function receiveToFile(req: IncomingMessage, file: string, limit: number): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    if (declaredOver(req, limit)) return reject(new TooLarge(limit));
+    const out = createWriteStream(file, { flags: 'wx' });
+    const hash = createHash('sha256');
+    let n = 0;
+    let settled = false;
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      req.off('data', onData);
+      out.destroy();
+      out.once('close', () => {
+        rmSync(file, { force: true });
+        reject(err);
+      });
+    };
+    const onData = (c: Buffer) => {
+      n += c.length;
+      if (n > limit) return fail(new TooLarge(limit));
+      hash.update(c);
+      if (!out.write(c)) {
+        req.pause();
+        out.once('drain', () => req.resume());
+      }
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      if (settled) return;
+      out.end(() => {
+        if (settled) return;
+        settled = true;
+        resolve({ bytes: n, sha256: hash.digest('hex') });
+      });
+    });
+    req.on('error', fail);
+    req.on('aborted', () => fail(new Error('upload aborted by the client')));
+    out.on('error', fail);
   });
 }
 
@@ -172,7 +247,9 @@ const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<
 
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   const host = opts.host ?? '127.0.0.1';
-  const token = opts.token ?? process.env.EDGETUNE_TOKEN;
+  const token = (opts.token ?? process.env.EDGETUNE_TOKEN) || undefined;
+  const guard = createHttpGuard({ host, allowHosts: opts.allowHosts, token });
+  const maxUpload = opts.maxUploadBytes ?? 256 * 1024 * 1024;
   const previewMs = 1000 / (opts.previewFps ?? 10);
   const log = opts.log ?? (() => undefined);
   const sse = new Set<ServerResponse>();
@@ -223,21 +300,50 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   pipeline.on('result', onResult);
   pipeline.on('event', onEvent);
 
+  const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
+    log(`refused ${req.method} ${req.url}: body over ${limit} bytes`);
+    // The rest of the body is read and dropped (bounded), so the client reads this answer rather than
+    // a reset from a connection closed under its upload.
+    discardRest(req);
+    json(res, 413, { error: `request body over the limit of ${limit} bytes` });
+  };
+
   const swapModel = async (req: IncomingMessage, res: ServerResponse) => {
     if (!opts.loadModel) return json(res, 501, { error: 'this server cannot load models' });
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
     let ref: string;
+    /** The uploaded file, removed again unless the model it holds ends up serving. */
+    let upload: string | undefined;
     if (type === 'application/octet-stream') {
-      const bytes = await readBody(req, opts.maxUploadBytes ?? 256 * 1024 * 1024);
-      if (bytes.length === 0) return json(res, 400, { error: 'empty model upload' });
       const dir = path.join(cacheDir(), 'uploads');
       mkdirSync(dir, { recursive: true });
-      ref = path.join(dir, `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.onnx`);
-      const tmp = `${ref}.${process.pid}.tmp`;
-      writeFileSync(tmp, bytes);
-      renameSync(tmp, ref);
+      const part = path.join(dir, `.upload-${process.pid}-${randomUUID()}.part`);
+      let got: { bytes: number; sha256: string };
+      try {
+        got = await receiveToFile(req, part, maxUpload);
+      } catch (err) {
+        if (err instanceof TooLarge) return refuseTooLarge(req, res, err.limit);
+        throw err;
+      }
+      if (got.bytes === 0) {
+        rmSync(part, { force: true });
+        return json(res, 400, { error: 'empty model upload' });
+      }
+      ref = path.join(dir, `${got.sha256.slice(0, 16)}.onnx`);
+      // The same bytes uploaded before may be serving (or kept for a rollback): not ours to remove.
+      if (existsSync(ref)) rmSync(part, { force: true });
+      else {
+        renameSync(part, ref);
+        upload = ref;
+      }
     } else {
-      const body = (await readBody(req, 64 * 1024)).toString('utf8');
+      let body: string;
+      try {
+        body = (await readBody(req, 64 * 1024)).toString('utf8');
+      } catch (err) {
+        if (err instanceof TooLarge) return refuseTooLarge(req, res, err.limit);
+        throw err;
+      }
       let model: unknown;
       try {
         model = type === 'application/json' || body.trim().startsWith('{') ? (JSON.parse(body) as { model?: unknown }).model : body.trim();
@@ -247,23 +353,36 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       if (typeof model !== 'string' || !model) return json(res, 400, { error: 'expected {"model":"<registry id or path>"}' });
       ref = model;
     }
+    const refuse = (status: number, err: unknown) => {
+      if (upload) rmSync(upload, { force: true });
+      log(`model swap refused (${status}): ${messageOf(err)}`);
+      json(res, status, { error: messageOf(err) });
+    };
     let clf: Classifier;
     try {
       clf = await opts.loadModel(ref);
     } catch (err) {
-      return json(res, 422, { error: messageOf(err) });
+      return refuse(422, err);
     }
     try {
+      // Classifies a real frame with the new model first; the old model serves until that passed.
       await pipeline.swapModel(clf);
     } catch (err) {
       await clf.dispose();
-      return json(res, 409, { error: messageOf(err) });
+      return refuse(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, err);
     }
     log(`model swapped to ${clf.id} (${pipeline.provider})`);
     json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const refused = guard.check(req);
+    if (refused) {
+      if (refused.status !== 303) log(`refused ${req.method} ${req.url} (${refused.status}): ${refused.message}`);
+      json(res, refused.status, { error: refused.message }, refused.headers);
+      if (req.method !== 'GET' && req.method !== 'HEAD') discardRest(req);
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
       if (!token) {
@@ -285,7 +404,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';
         const lastAge = pipeline.latestResult ? Date.now() - pipeline.latestResult.ts : null;
-        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
+        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
         return send(res, 200, metricsText(pipeline), 'text/plain; version=0.0.4; charset=utf-8');
@@ -319,6 +438,20 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       else res.end();
     });
   });
+  // `Expect: 100-continue` (curl, for big bodies): refuse a declared over-limit upload, or a request
+  // without Host or token, before its body is sent.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const refused = guard.check(req);
+    const authorized = token !== undefined && tokenMatches(tokenFrom(req), token);
+    if (!refused && authorized && req.url?.split('?')[0] === '/model' && declaredOver(req, maxUpload)) {
+      log(`refused ${req.method} ${req.url}: declared body over ${maxUpload} bytes`);
+      json(res, 413, { error: `request body over the limit of ${maxUpload} bytes` }, { Connection: 'close' });
+      return;
+    }
+    // Refused requests get their answer (421, 401, …) from the handler without the body being sent.
+    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD')) res.writeContinue();
+    server.emit('request', req, res);
+  });
   // Periodic comments keep SSE connections open through proxies.
   const keepAlive = setInterval(() => {
     for (const res of sse) res.write(': keep-alive\n\n');
@@ -332,6 +465,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   });
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  for (const line of bindWarnings(host, token, `http://${urlHost}:${addr.port}/`)) log(line);
   return {
     url: `http://${urlHost}:${addr.port}/`,
     host: addr.address,

@@ -107,7 +107,8 @@ export const capture: Command = {
       channels: 3,
       resize: fit,
       crop: 1,
-      reconnect: { retries: /^(v4l2|rtsps?|https?|csi|webcam):/i.test(positionals[0]!) ? Infinity : 8 },
+      // Bounded (the source's default, 8 in a row): a missing camera ends with ffmpeg's reason.
+      reconnect: {},
       onEvent: (e) => {
         if (e.type !== 'start' && e.type !== 'end') say(e.message);
       },

@@ -1,6 +1,8 @@
 // `edgetune classify`: classify image files and folders. Decoding runs a few files ahead of inference
 // (sharp works on libuv's thread pool while onnxruntime runs), a bad file is reported and skipped, and
-// the exit code is 1 when any input failed. `--json` prints the JSON-lines contract other tools read.
+// the exit code is 1 when any input failed. `--json` prints the JSON-lines contract other tools read;
+// results and errors come out in input order, and `ms` is each image's own decode + preprocess +
+// inference time (its share of a batch), not its wait in the queue.
 
 import { loadClassifier } from '../../classify/classifier.js';
 import { expandInputs } from '../../io/files.js';
@@ -41,6 +43,8 @@ export const classify: Command = {
     const files = await expandInputs(positionals);
     const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
+    // Read while the session is open (after dispose() a classifier says 'unopened').
+    const provider = clf.provider;
     let failed = 0;
     const report = (file: string, err: unknown) => {
       failed++;
@@ -51,13 +55,13 @@ export const classify: Command = {
     try {
       for await (const r of clf.classifyFiles(files, { topK: k, batch })) {
         if (r.error) report(r.file, r.error);
-        else if (json) writeJson(io, { file: r.file, model: clf.id, provider: clf.provider, top: r.top, ms: r.ms });
+        else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.top, ms: r.ms });
         else io.stdout.write(`${r.file}: ${r.top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
       }
     } finally {
       await clf.dispose();
     }
-    if (!json && files.length > 1) io.stderr.write(`edgetune: ${files.length - failed}/${files.length} classified with ${clf.id} on ${clf.provider}\n`);
+    if (!json && files.length > 1) io.stderr.write(`edgetune: ${files.length - failed}/${files.length} classified with ${clf.id} on ${provider}\n`);
     return failed ? 1 : 0;
   },
 };

@@ -1,11 +1,13 @@
 // `edgetune devices`: which execution providers work here (each one probed by creating a real session
-// on a tiny built-in model), and which device profile was detected.
+// on a tiny built-in model, in a child process so native libraries' own stderr lines — Vulkan loader,
+// XDG_RUNTIME_DIR — stay off the terminal unless EDGETUNE_DEBUG is set), and which device profile
+// was detected.
 
 import { detectFacts, detectProfile } from '../../../devices/profiles.js';
 import { parse, writeJson, type Command } from '../args.js';
 import { table } from '../../core/format.js';
 import { listNativeProviders } from '../../session/ort.js';
-import { probeProviders } from '../../session/probe.js';
+import { probeProvidersIsolated } from '../../session/probe.js';
 
 const usage = `Usage: edgetune devices [--json]
 
@@ -19,7 +21,8 @@ export const devices: Command = {
     const facts = detectFacts();
     const profile = detectProfile(facts);
     const native = await listNativeProviders();
-    const probes = await probeProviders();
+    const { probes, nativeLog } = await probeProvidersIsolated();
+    if (process.env.EDGETUNE_DEBUG) for (const l of nativeLog) io.stderr.write(`edgetune devices: native: ${l}\n`);
     if (v.json) {
       writeJson(io, { profile: profile.id, facts, providers: probes, nativeBuild: native, profileProviders: profile.providers });
       return 0;

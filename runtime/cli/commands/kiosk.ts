@@ -3,7 +3,7 @@
 import { EdgetuneError } from '../../core/errors.js';
 import { interruptSignal } from '../../io/progress.js';
 import { startKiosk } from '../../kiosk/server.js';
-import { intOption, parse, type Command, type CommandIO } from '../args.js';
+import { intOption, listOption, parse, type Command, type CommandIO } from '../args.js';
 
 const usage = `Usage: edgetune kiosk [options]
 
@@ -14,7 +14,10 @@ page), with onnxruntime-web on WebNN (NPU) → WebGPU → wasm. Open the printed
 Options:
   --model <id|file>   registry id or .onnx path (default mobilenetv2-int8); fine-tuned exports work too
   --port <n>          TCP port (default 8080; 0 picks a free one)
-  --host <addr>       address to bind (default 127.0.0.1; 0.0.0.0 to serve the network)
+  --host <addr>       address to bind (default 127.0.0.1; 0.0.0.0 to serve the network: then, with
+                      EDGETUNE_TOKEN set, every request needs the token; open the page once with ?token=…)
+  --allow-host <names>  Host names served besides loopback and the bound address (comma-separated,
+                      repeatable; other Host headers get 421: DNS rebinding protection)
   --top <n>           predictions shown (default 5)
   --ep <list>         default provider order for the page, e.g. webgpu,wasm (default webnn,webgpu,wasm)
   --rebuild           rebuild the page bundle before serving`;
@@ -29,6 +32,7 @@ export const kiosk: Command = {
         model: { type: 'string', default: 'mobilenetv2-int8' },
         port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
+        'allow-host': { type: 'string', multiple: true },
         top: { type: 'string' },
         ep: { type: 'string' },
         rebuild: { type: 'boolean', default: false },
@@ -53,6 +57,7 @@ export const kiosk: Command = {
       topK,
       providers: ep,
       rebuild: Boolean(v.rebuild),
+      allowHosts: ((v['allow-host'] as string[] | undefined) ?? []).flatMap((h) => listOption(h) ?? []),
       log: (l) => io.stderr.write(l + '\n'),
     });
     io.stdout.write(`edgetune kiosk: serving ${k.config.model.id} at ${k.url} (Ctrl-C to stop)\n`);

@@ -5,11 +5,11 @@
 // or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
 
 import { availableParallelism } from 'node:os';
-import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
+import { createSource, DEFAULT_STALL_TIMEOUT_MS, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
 import { interruptSignal } from '../../io/progress.js';
-import { intOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { durationOption, intOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
@@ -30,8 +30,14 @@ Options:
   --as-fast-as-possible  read files, image sequences and test patterns as fast as inference goes
                          (nothing dropped) instead of in real time
   --fps <n>              frame rate for dir:// sequences and webcam: snapshots
-  --retries <n>          reconnect attempts in a row before giving up (default: for ever for cameras, 8 for files)
-  --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN)
+  --retries <n|inf>      reconnect attempts in a row before giving up with an error (default 8; a frame
+                         resets the count); inf waits for the source for ever (kiosks)
+  --stall-timeout <t>    restart a live source that delivers no frame for this long: 500ms, 5s
+                         (default 5s; 0 = off); the first frame may take 10 s
+  --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN;
+                         on a non-loopback address every request needs it when it is set)
+  --allow-host <names>   Host names served besides loopback and the bound address (comma-separated,
+                         repeatable; other Host headers get 421: DNS rebinding protection)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
   --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
   --quiet                no label lines or periodic stats (errors and the final stats still print)
@@ -54,7 +60,9 @@ export const watch: Command = {
       'as-fast-as-possible': { type: 'boolean', default: false },
       fps: { type: 'string' },
       retries: { type: 'string' },
+      'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
+      'allow-host': { type: 'string', multiple: true },
       stats: { type: 'string' },
       inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -68,7 +76,9 @@ export const watch: Command = {
     const hysteresis = numberOption('hysteresis', v.hysteresis as string | undefined, Math.min(0.1, threshold), 0, threshold);
     const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'] as string, 1) : undefined;
     const fps = v.fps !== undefined ? numberOption('fps', v.fps as string, 1, 0.001) : undefined;
-    const retries = v.retries !== undefined ? intOption('retries', v.retries as string, 0, 0) : undefined;
+    const retries = retriesOption(v.retries as string | undefined, 8);
+    const stallMs = durationOption('stall-timeout', v['stall-timeout'] as string | undefined, DEFAULT_STALL_TIMEOUT_MS);
+    const allowHosts = ((v['allow-host'] as string[] | undefined) ?? []).flatMap((h) => listOption(h) ?? []);
     const statsEvery = numberOption('stats', v.stats as string | undefined, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve as string) : undefined;
     const inference = (v.inference as string | undefined) ?? 'worker';
@@ -93,8 +103,8 @@ export const watch: Command = {
       },
     };
     if (v['as-fast-as-possible']) sourceOptions.realtime = false;
-    const isCamera = /^(v4l2|rtsps?|https?|csi|webcam):/i.test(uri);
-    sourceOptions.reconnect = { retries: retries ?? (isCamera ? Infinity : 8) };
+    // Bounded by default: a camera that is not there ends with ffmpeg's reason, not "attempt 6/∞".
+    sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
     let source;
     try {
       source = await createSource(uri, { ...sourceOptions, ...geometryOfClassifier(clf) });
@@ -144,6 +154,7 @@ export const watch: Command = {
       if (listen) {
         server = await startServer(p, {
           ...listen,
+          allowHosts,
           loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
           log: say,
         });

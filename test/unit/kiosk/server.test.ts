@@ -22,10 +22,10 @@ afterAll(async () => {
   for (const k of open) await k.close();
 });
 
-function rawGet(url: string, rawPath: string): Promise<number> {
+function rawGet(url: string, rawPath: string, headers: Record<string, string> = {}): Promise<number> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET' }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path: rawPath, method: 'GET', headers }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -83,14 +83,29 @@ describe('kiosk server', () => {
     const cfg = (await (await fetch(`${k.url}api/config`)).json()) as typeof k.config;
     expect(cfg.model).toMatchObject({ id: 'cats-dogs.onnx', labels: ['cat', 'dog'], outputKind: 'probabilities', outputName: 'probabilities', labelOffset: 0, preprocess: spec, provenance: { base: 'mobilenetv2-int8' } });
     const page = await fetch(k.url);
-    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    // Content types are sirv's (module scripts are UTF-8 by definition).
+    expect(page.headers.get('content-type')).toBe('text/html;charset=utf-8');
+    expect(page.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    expect(page.headers.get('cross-origin-embedder-policy')).toBe('require-corp');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
     expect(await page.text()).toContain('<script type="module" src="app.js"></script>');
-    expect((await fetch(`${k.url}app.js`)).headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    const app = await fetch(`${k.url}app.js`);
+    expect([app.headers.get('content-type'), app.headers.get('cache-control'), app.headers.get('cross-origin-embedder-policy')]).toEqual(['text/javascript', 'no-cache', 'require-corp']);
+    // An unchanged file revalidates with its ETag.
+    expect((await fetch(`${k.url}app.js`, { headers: { 'if-none-match': app.headers.get('etag')! } })).status).toBe(304);
+    const wasm = await fetch(`${k.url}ort/ort-wasm-simd-threaded.jsep.wasm`, { method: 'HEAD' });
+    expect([wasm.status, wasm.headers.get('content-type'), wasm.headers.get('cache-control')]).toEqual([200, 'application/wasm', 'public, max-age=86400']);
     const served = new Uint8Array(await (await fetch(`${k.url}model.onnx`)).arrayBuffer());
     expect(served).toEqual(new Uint8Array(readFileSync(file)));
     expect(await rawGet(k.url, '/..%2f..%2fpackage.json')).toBe(403);
     expect(await rawGet(k.url, '/%E0%A4%A')).toBe(400);
     expect(await rawGet(k.url, '/ort/')).toBe(404);
+    // DNS rebinding: a page on another name that resolves here gets nothing.
+    const port = new URL(k.url).port;
+    expect(await rawGet(k.url, '/api/config', { host: `rebind.evil.example:${port}` })).toBe(421);
+    expect(await rawGet(k.url, '/model.onnx', { host: `evil.example` })).toBe(421);
+    expect(await rawGet(k.url, '/api/config', { host: `localhost:${port}` })).toBe(200);
+    expect(await rawGet(k.url, '/api/config', { host: `[::1]:${port}` })).toBe(200);
   });
 
   it('refuses a model it cannot describe, a busy port and bad options, with clear messages', async () => {

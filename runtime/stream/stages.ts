@@ -1,0 +1,143 @@
+// Inference stages of a stream: a classifier split into preprocess (sync, main thread) and inference
+// (async), on a worker thread with its own session (the default: onnxruntime-node blocks the thread it
+// runs on) or on the main thread. Used by the pipeline and by the hot-swap check (check.ts).
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Frame } from '../../devices/sources/types.js';
+import type { Classifier } from '../classify/classifier.js';
+import { toProbabilities } from '../classify/postprocess.js';
+import { EdgetuneError } from '../core/errors.js';
+import { asFloat32, type TensorData } from '../core/tensor.js';
+import { toTensor } from '../image/preprocess.js';
+import { packageRoot } from '../io/paths.js';
+import type { SessionOptions } from '../session/session.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
+
+/** Where and how the model runs (StreamOptions' fields of the same names). */
+export interface StageOptions {
+  /** 'worker' (default): a worker thread with its own session; 'main': the classifier's own session. */
+  inference?: 'worker' | 'main';
+  /** Session options for the worker's session. Default: the classifier's provider, onnxruntime's threads. */
+  sessionOptions?: Pick<SessionOptions, 'providers' | 'threads' | 'graphOptimizationLevel'>;
+  /** Warnings from the worker's session (providers skipped). */
+  onWarning?: (message: string) => void;
+}
+
+/** A classifier split into preprocess (sync, main thread) and inference (async). */
+export interface InferenceStages {
+  classifier: Classifier;
+  /** Where inference runs. */
+  mode: 'worker' | 'main';
+  /** The provider serving inference (the worker's own session in worker mode). */
+  provider: string;
+  prepare(frame: Frame): TensorData;
+  /** Probabilities and the model's own run time in ms (without queueing or messaging). */
+  infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
+  dispose(): Promise<void>;
+}
+
+/** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
+function workerScript(): URL {
+  const here = fileURLToPath(import.meta.url);
+  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', 'runtime', 'stream', 'worker.js') : path.join(path.dirname(here), 'worker.js');
+  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (the inference worker runs compiled code)`);
+  return pathToFileURL(file);
+}
+
+async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
+  const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
+  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
+  let nextId = 0;
+  let dead: Error | undefined;
+  const fail = (err: Error) => {
+    dead ??= err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  const ready = new Promise<string>((resolve, reject) => {
+    worker.on('message', (m: WorkerReply) => {
+      if (m.type === 'ready') resolve(m.provider);
+      else if (m.type === 'warning') onWarning?.(m.message);
+      else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
+      else if (m.type === 'result') {
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
+        pending.delete(m.id);
+      } else if (m.type === 'error') {
+        pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
+        pending.delete(m.id);
+      }
+    });
+    worker.on('error', (err) => {
+      reject(err);
+      fail(err);
+    });
+    worker.on('exit', (code) => {
+      const err = new EdgetuneError('EMODEL', `inference worker exited (code ${code})`);
+      reject(err);
+      fail(err);
+    });
+  });
+  let provider: string;
+  try {
+    provider = await ready;
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
+  return {
+    provider,
+    infer(tensor) {
+      if (dead) return Promise.reject(dead);
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        const msg: WorkerRequest = { type: 'run', id, tensor };
+        worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
+      });
+    },
+    async dispose() {
+      if (dead) return;
+      dead = new EdgetuneError('EMODEL', 'inference worker closed');
+      const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+      worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+      const t = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export async function inferenceStages(
+  clf: Classifier,
+  opts: StageOptions = {},
+): Promise<InferenceStages> {
+  const { inputName, outputName } = clf;
+  const outputKind = clf.card.outputKind;
+  const prepare = (frame: Frame) => toTensor([frame], clf.spec);
+  if ((opts.inference ?? 'worker') === 'worker') {
+    // The worker opens its own session: with the classifier's provider when it has one open, else
+    // with the options the classifier was loaded with (a lazy classifier opens none here).
+    const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
+    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
+    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
+    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
+  }
+  const session = await clf.open();
+  return {
+    classifier: clf,
+    mode: 'main',
+    provider: session.provider,
+    prepare,
+    dispose: async () => undefined,
+    async infer(tensor) {
+      const t = performance.now();
+      const res = await session.run({ [inputName]: tensor }, [outputName]);
+      const ms = performance.now() - t;
+      const row = asFloat32(res[outputName]!);
+      return { probs: toProbabilities(row, outputKind).slice(), ms };
+    },
+  };
+}
