@@ -15,7 +15,7 @@ end-to-end / bare session.run, all measured in one run.
 
 Options:
   --model <id|file>   model (default mobilenetv2-int8); repeat with commas: a,b
-  --image <file>      test image (default <EDGETUNE_SHARED>/camera/winml_dog.jpg, a 1080x1080 JPEG)
+  --image <file>      test image (default: the source repository's ../shared/camera/winml_dog.jpg, 1080x1080)
   --batch <list>      batch sizes, e.g. 1,8 (default 1); fixed-batch models only run 1
   --iterations <n>    timed iterations per batch size (default 30)
   --json              one JSON line per model and batch size
