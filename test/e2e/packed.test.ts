@@ -6,15 +6,17 @@
 // The pack runs in a copy of the working tree (node_modules linked, not copied): packing in the
 // repository itself would rewrite dist/ and dist/web while other test files run from them.
 //
-// Why `--prefer-offline` and not `--offline`: the repository's `npm ci` installs from its lockfile and
-// fetches only tarballs, never the registry's metadata documents (packuments); a fresh app has no
-// lockfile, so npm must resolve `^7.5.4`-style ranges from packuments that are not in the cache
-// (`--offline` fails with ENOTCACHED for node-webcam). Tarballs still come from the cache, and
-// onnxruntime-node's CUDA download (api.nuget.org, unreachable in CI) must be skipped by the
+// The install is `--offline`: nothing may come from the network. npm resolves a fresh app's version
+// ranges (`^7.5.4`) from the registry's metadata documents (packuments), which the repository's
+// `npm ci` never fetches (it installs from its lockfile: tarballs only), so a bare `npm install
+// <tarball> --offline` fails with ENOTCACHED. An offline board installs the way an app is deployed:
+// from the app's own lockfile, made where the registry was reachable. The app's lockfile here pins
+// edgetune's dependencies as the repository's lockfile does (its non-dev entries), so every tarball
+// comes from the npm cache. onnxruntime-node's CUDA download (api.nuget.org) is skipped by the
 // README's ONNXRUNTIME_NODE_INSTALL=skip: without it this install fails with ENOTFOUND api.nuget.org.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, repoRoot, shared, tempDir } from '../helpers.js';
@@ -82,14 +84,18 @@ beforeAll(async () => {
   const tgz = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
   expect(tgz).toEqual(['edgetune-0.1.0.tgz']);
 
-  // 2. a fresh app, installed the README's way
+  // 2. an app (package.json + lockfile, no node_modules), installed the README's way
   app = path.join(work, 'app');
   mkdirSync(app);
-  writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'kiosk-app', version: '1.0.0', private: true }));
+  const manifest = { name: 'kiosk-app', version: '1.0.0', private: true };
+  writeFileSync(path.join(app, 'package.json'), JSON.stringify(manifest));
+  const repoLock = JSON.parse(readFileSync(path.join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  const pinned = Object.entries(repoLock.packages).filter(([k, v]) => k.startsWith('node_modules/') && !v.dev);
+  writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify({ ...manifest, lockfileVersion: 3, requires: true, packages: { '': manifest, ...Object.fromEntries(pinned) } }));
   t = performance.now();
   must(
-    await run('npm', ['install', path.join(packDir, tgz[0]!), '--prefer-offline', '--no-audit', '--no-fund'], app, userEnv({ ONNXRUNTIME_NODE_INSTALL: 'skip' }), 400_000),
-    'npm install <tarball>',
+    await run('npm', ['install', path.join(packDir, tgz[0]!), '--offline', '--no-audit', '--no-fund'], app, userEnv({ ONNXRUNTIME_NODE_INSTALL: 'skip' }), 400_000),
+    'npm install <tarball> --offline',
   );
   timings.install = performance.now() - t;
   installed = path.join(app, 'node_modules', 'edgetune');
@@ -134,6 +140,12 @@ describe('the packed package, installed into a fresh app', () => {
     const text = await edgetune(['classify', DOG, '--model', 'mobilenetv2-int8']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain(`${DOG}: Golden Retriever`);
+  });
+
+  it('`npx edgetune bench` without --image says the default image lives only in the source repository', async () => {
+    const r = await edgetune(['bench', '--model', 'mobilenetv2-int8']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('bench needs --image <file>: the default test image');
   });
 
   it('`npx edgetune kiosk --port 0` serves the prebuilt page and /api/config', async () => {
