@@ -16,7 +16,7 @@
 // README's ONNXRUNTIME_NODE_INSTALL=skip: without it this install fails with ENOTFOUND api.nuget.org.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, repoRoot, shared, tempDir } from '../helpers.js';
@@ -73,7 +73,7 @@ beforeAll(async () => {
   work = tempDir('edgetune-packed-');
   // 1. a copy of the working tree to pack in (what npm would pack from a fresh checkout)
   const src = path.join(work, 'src');
-  const skip = new Set(['node_modules', 'dist', '.git', 'out', '.cache']);
+  const skip = new Set(['node_modules', 'dist', '.git', 'out', '.cache', '.whl', '.gl']);
   cpSync(repoRoot, src, { recursive: true, filter: (p) => !(path.dirname(p) === repoRoot && skip.has(path.basename(p))) });
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(src, 'node_modules'), 'dir');
   const packDir = path.join(work, 'pack');
@@ -82,7 +82,8 @@ beforeAll(async () => {
   must(await run('npm', ['pack', '--pack-destination', packDir], src, userEnv(), 400_000), 'npm pack');
   timings.pack = performance.now() - t;
   const tgz = readdirSync(packDir).filter((f) => f.endsWith('.tgz'));
-  expect(tgz).toEqual(['edgetune-0.1.0.tgz']);
+  const { version } = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  expect(tgz).toEqual([`edgetune-${version}.tgz`]);
 
   // 2. an app (package.json + lockfile, no node_modules), installed the README's way
   app = path.join(work, 'app');
@@ -110,6 +111,7 @@ afterAll(() => {
   // Measured figures for the report (pack + install is most of this file's time).
   const s = (k: string) => (timings[k] === undefined ? '?' : (timings[k]! / 1000).toFixed(1));
   console.log(`packed.test: npm pack ${s('pack')} s, npm install ${s('install')} s`);
+  if (work) rmSync(work, { recursive: true, force: true }); // about 530 MB: the app's node_modules and the copy
 });
 
 /** `npx edgetune …` in the app, as a user types it: only EDGETUNE_MODEL_PATH says where the model is. */
@@ -163,6 +165,8 @@ describe('the packed package, installed into a fresh app', () => {
         });
         child.stderr!.on('data', (d) => (err += d));
         child.on('exit', (code) => reject(new Error(`kiosk exited with ${code}:\n${out}\n${err}`)));
+        // a bound on a hang, so the finally below still stops the kiosk (it started in 3.1 s here)
+        setTimeout(() => reject(new Error(`kiosk did not start in 120 s:\n${out}\n${err}`)), 120_000).unref();
       });
       expect(err).not.toMatch(/building the page bundle/); // served as packed, nothing rebuilt
       const page = await fetch(url);
