@@ -1,4 +1,15 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+
+// The real test assets: EDGETUNE_SHARED, default ../shared beside the repository (this repository's
+// test convention; an installed edgetune never looks there). Tests find models through
+// EDGETUNE_MODEL_PATH like any user, so it defaults to the shared models folder here.
+const sharedDir = path.resolve(process.env.EDGETUNE_SHARED ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'shared'));
+const env = {
+  EDGETUNE_SHARED: sharedDir,
+  EDGETUNE_MODEL_PATH: process.env.EDGETUNE_MODEL_PATH ?? path.join(sharedDir, 'models'),
+};
 
 // Tests run real models on real assets (../shared): generous timeouts, and at most two files at a
 // time because CI has two cores and onnxruntime uses threads of its own. Two projects: `unit` (unit
@@ -8,6 +19,7 @@ const common = {
   testTimeout: 180_000,
   hookTimeout: 180_000,
   pool: 'forks' as const,
+  env,
 };
 
 export default defineConfig({

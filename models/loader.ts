@@ -8,7 +8,7 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
-import { cacheDir, isOffline, modelSearchPath, packageRoot, sharedRoot } from '../runtime/io/paths.js';
+import { cacheDir, isOffline, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
@@ -104,7 +104,18 @@ export async function resolveRemoteFile(f: RemoteFile, what: string, opts: Resol
       : `copy ${f.file} into one of those directories or add its directory to EDGETUNE_MODEL_PATH`;
     throw new EdgetuneError('EMODEL', `${what}: file ${f.file} not found. Looked in:\n${looked}\nTo get it: ${how}.`, { subject: f.file });
   }
-  await downloadFile(f.url, cached, f.sha256, opts.onProgress ?? ttyProgress(f.file));
+  try {
+    await downloadFile(f.url, cached, f.sha256, opts.onProgress ?? ttyProgress(f.file));
+  } catch (err) {
+    // Offline, DNS, HTTP or checksum failure: say where we looked and where the file can go by hand.
+    const how =
+      `fetch ${f.url}${f.sha256 ? ` (sha256 ${f.sha256})` : ''} on a machine with network access and put it at ${cached}, ` +
+      `or put ${f.file} in a directory listed in EDGETUNE_MODEL_PATH`;
+    throw new EdgetuneError('EMODEL', `${what}: file ${f.file} not found and the download failed (${messageOf(err)}). Looked in:\n${looked}\nTo get it: ${how}.`, {
+      subject: f.file,
+      cause: err,
+    });
+  }
   return { path: cached, source: 'download' };
 }
 
@@ -153,8 +164,8 @@ export async function loadLabelSet(name: string, set: LabelSet, opts: ResolveOpt
   if (set.labels) return set.labels;
   const hit = labelCache.get(name);
   if (hit) return hit;
-  // Label files also live in <EDGETUNE_SHARED>/labels, whatever EDGETUNE_MODEL_PATH says.
-  const searchPath = [...(opts.searchPath ?? modelSearchPath()), path.join(sharedRoot(), 'labels')];
+  // Label lists ship inside the package (models/labels/, found from the package root); searched first.
+  const searchPath = [packagedLabelsDir(), ...(opts.searchPath ?? modelSearchPath())];
   const r = await resolveRemoteFile(set as RemoteFile, `label set ${name}`, { ...opts, searchPath });
   const labels = parseJsonContract(v.pipe(v.array(v.string()), v.length(set.count, `expected ${set.count} labels`)), await readFile(r.path, 'utf8'), r.path, 'EMODEL');
   labelCache.set(name, labels);

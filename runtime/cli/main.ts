@@ -35,8 +35,7 @@ Commands:
 ${rows.join('\n')}
 
 Environment:
-  EDGETUNE_SHARED      shared assets folder (default ../shared beside the package)
-  EDGETUNE_MODEL_PATH  directories searched for model files (default $EDGETUNE_SHARED/models)
+  EDGETUNE_MODEL_PATH  directories searched for model files, ':'-separated (default: none; then the cache)
   EDGETUNE_CACHE       download cache (default ~/.cache/edgetune)
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile

@@ -1,10 +1,12 @@
-// Where things live on disk (Node only): the package root, the shared-assets root, the model search
-// path and the user cache. Every other module asks here instead of reading env vars itself.
+// Where things live on disk (Node only): the package root, the model search path, the user cache
+// and the repository's test-asset root. Every other module asks here instead of reading env vars itself.
 //
-//   EDGETUNE_SHARED      real assets (models/, labels/, datasets/, camera/). Default: ../shared beside
-//                        the package root.
 //   EDGETUNE_MODEL_PATH  directories searched for model and label files, separated by ':' (';' on
-//                        Windows). Default: <EDGETUNE_SHARED>/models and <EDGETUNE_SHARED>/labels.
+//                        Windows). Default: none (an installed package finds models in the cache, or
+//                        downloads them; label lists ship inside the package under models/labels/).
+//   EDGETUNE_SHARED      the source repository's real test/benchmark assets (models/, labels/,
+//                        datasets/, camera/). Only tests, benchmarks and `bench`'s default image read
+//                        it; default ../shared beside the package root (this repository's convention).
 //   EDGETUNE_CACHE       download cache. Default: $XDG_CACHE_HOME/edgetune or ~/.cache/edgetune.
 //   EDGETUNE_EMBED_CACHE_MB  size cap of <EDGETUNE_CACHE>/embeddings (read by runtime/embed.ts). Default 512.
 //   EDGETUNE_OFFLINE=1   never download; a missing file is an error that says how to get it.
@@ -34,15 +36,21 @@ export function packageRoot(): string {
   }
 }
 
+/** The repository's test/benchmark assets (EDGETUNE_SHARED, default `<package>/../shared`); never a model default. */
 export function sharedRoot(env: NodeJS.ProcessEnv = process.env): string {
   return path.resolve(env.EDGETUNE_SHARED ?? path.join(packageRoot(), '..', 'shared'));
 }
 
+/** EDGETUNE_MODEL_PATH's directories (absolute), in order; `[]` when unset (then: the cache, then a download). */
 export function modelSearchPath(env: NodeJS.ProcessEnv = process.env): string[] {
   const v = env.EDGETUNE_MODEL_PATH;
-  if (v !== undefined) return v.split(path.delimiter).filter(Boolean).map((d) => path.resolve(d));
-  const shared = sharedRoot(env);
-  return [path.join(shared, 'models'), path.join(shared, 'labels')];
+  if (v === undefined) return [];
+  return v.split(path.delimiter).filter(Boolean).map((d) => path.resolve(d));
+}
+
+/** Label lists shipped inside the package (`<package>/models/labels`), searched before anything else. */
+export function packagedLabelsDir(): string {
+  return path.join(packageRoot(), 'models', 'labels');
 }
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -58,6 +58,12 @@ export function pageSourceDir(root = packageRoot()): string {
   return path.join(root, 'runtime', 'kiosk', 'page');
 }
 
+/** Whether the page's sources are here (a source checkout) or not (an installed package, which ships only the prebuilt dist/web). */
+export function hasPageSources(root = packageRoot()): boolean {
+  return existsSync(path.join(pageSourceDir(root), 'app.ts'));
+}
+
+/** `<package>/dist/web`: where `npm run build:web` (and `npm pack`, through the prepack script) puts the bundle. */
 export function defaultWebOutDir(): string {
   return path.join(packageRoot(), 'dist', 'web');
 }

@@ -4,7 +4,8 @@
 // a small board gives a page that classifies the camera live and can be taught new classes. Binds to
 // 127.0.0.1 unless --host says otherwise; every request passes runtime/io/http-guard.ts first (Host
 // check against DNS rebinding; the token for every request on a non-loopback bind when one is set).
-// The bundle is built on demand when missing or older than its sources and served by `sirv` (content
+// The bundle is built on demand when missing or older than its sources (an installed package serves
+// the bundle built at pack time) and served by `sirv` (content
 // types, ETags, only files inside the bundle). Pages are served cross-origin isolated (COOP/COEP) so
 // onnxruntime-web may use threads.
 
@@ -17,7 +18,7 @@ import { EdgetuneError } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { describeModel } from '../../models/describe.js';
 import type { KioskConfig } from './config.js';
-import { buildWeb, bundleEntry, defaultWebOutDir, newestSourceTime } from './build.js';
+import { buildWeb, bundleEntry, defaultWebOutDir, hasPageSources, newestSourceTime } from './build.js';
 
 export type { KioskConfig } from './config.js';
 
@@ -57,9 +58,25 @@ export async function kioskConfig(model: string, topK = 5, providers?: string): 
   return { config: { version: 1, model: { ...d.card, url: '/model.onnx', bytes: d.bytes.byteLength }, topK, providers }, file: d.path };
 }
 
-/** Build the bundle when it is missing, older than its sources, or a rebuild is asked for. */
+/**
+ * Build the bundle when it is missing, older than its sources, or a rebuild is asked for. An installed
+ * package has no page sources: it serves the bundle built at pack time (prepack → dist/web), and a
+ * missing bundle there is an error that says so.
+ */
 export async function ensureBundle(webDir: string, rebuild: boolean, log: (l: string) => void): Promise<void> {
   const entry = bundleEntry(webDir);
+  if (!hasPageSources()) {
+    if (!existsSync(entry)) {
+      throw new EdgetuneError(
+        'EDEPEND',
+        `kiosk page bundle missing (${entry}) and this copy of edgetune has no page sources to build it from: ` +
+          `reinstall edgetune (its package ships the bundle in dist/web), or run "npm run build:web" in a source checkout`,
+        { subject: entry },
+      );
+    }
+    if (rebuild) log('edgetune kiosk: --rebuild ignored: no page sources in this package; serving the prebuilt bundle');
+    return;
+  }
   let why: string | undefined;
   if (rebuild) why = 'rebuild asked for';
   else if (!existsSync(entry)) why = 'no bundle yet';

@@ -110,16 +110,37 @@ function sessionOptions(provider: string, o: NativeSessionOptions): Record<strin
   return opts;
 }
 
+/**
+ * A readable reason when onnxruntime-node cannot load: its native binding (`onnxruntime_binding.node`)
+ * or `libonnxruntime.so.1` is missing for this platform (a partial install, an unsupported platform, a
+ * package copied without its bin/ folder). Other errors pass through unchanged.
+ */
+export function explainNativeLoadError(err: unknown): Error {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (!/onnxruntime_binding\.node|libonnxruntime|onnxruntime\.dll|\.dylib/i.test(msg)) return err instanceof Error ? err : new Error(msg);
+  // Kept under session.ts's 300-character reason limit: it is shown once per skipped provider.
+  return new Error(
+    `onnxruntime-node has no loadable native binary for ${process.platform}/${process.arch} (${msg.split('\n')[0]!.slice(0, 120)}); ` +
+      `reinstall with ONNXRUNTIME_NODE_INSTALL=skip npm install (README "Install"), or use --ep wasm`,
+    { cause: err },
+  );
+}
+
 let nodeModule: Promise<OrtModule> | undefined;
 /** onnxruntime-node, loaded lazily so a missing native binary only disables the native providers. */
 export function loadNodeRuntime(): Promise<OrtModule> {
-  nodeModule ??= import('onnxruntime-node').then((m) => {
-    const ort = ((m as { default?: OrtModule }).default ?? m) as OrtModule;
-    // The global log level is fixed when the first session creates onnxruntime's environment.
-    // Provider fallbacks are reported by edgetune itself, so native logs stay quiet unless debugging.
-    ort.env.logLevel = process.env.EDGETUNE_DEBUG ? 'warning' : 'fatal';
-    return ort;
-  });
+  nodeModule ??= import('onnxruntime-node').then(
+    (m) => {
+      const ort = ((m as { default?: OrtModule }).default ?? m) as OrtModule;
+      // The global log level is fixed when the first session creates onnxruntime's environment.
+      // Provider fallbacks are reported by edgetune itself, so native logs stay quiet unless debugging.
+      ort.env.logLevel = process.env.EDGETUNE_DEBUG ? 'warning' : 'fatal';
+      return ort;
+    },
+    (err: unknown) => {
+      throw explainNativeLoadError(err);
+    },
+  );
   return nodeModule;
 }
 

@@ -4,6 +4,7 @@ import { benchModel, benchTable } from '../../classify/bench.js';
 import { intOption, listOption, parse, writeJson, type Command } from '../args.js';
 import { table } from '../../core/format.js';
 import { sharedRoot } from '../../io/paths.js';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { EdgetuneError } from '../../core/errors.js';
@@ -15,7 +16,7 @@ end-to-end / bare session.run, all measured in one run.
 
 Options:
   --model <id|file>   model (default mobilenetv2-int8); repeat with commas: a,b
-  --image <file>      test image (default <EDGETUNE_SHARED>/camera/winml_dog.jpg, a 1080x1080 JPEG)
+  --image <file>      test image (default: the source repository's ../shared/camera/winml_dog.jpg, 1080x1080)
   --batch <list>      batch sizes, e.g. 1,8 (default 1); fixed-batch models only run 1
   --iterations <n>    timed iterations per batch size (default 30)
   --json              one JSON line per model and batch size
@@ -40,6 +41,9 @@ export const bench: Command = {
     const batches = listOption(v.batch as string)!.map((b) => intOption('batch', b, 1));
     if (!batches.length) throw new EdgetuneError('EARG', 'Expected a list of positive integers for --batch but received ""');
     const image = (v.image as string | undefined) ?? path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
+    if (v.image === undefined && !existsSync(image)) {
+      throw new EdgetuneError('EARG', `bench needs --image <file>: the default test image ${image} is only in edgetune's source repository`);
+    }
     const rows = [];
     for (const model of listOption(v.model as string)!) {
       rows.push(...(await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations as string | undefined, 30) })));

@@ -1,6 +1,7 @@
 // Model registry and resolution: every entry is well-formed, the shared files match their sha256,
 // ids resolve through EDGETUNE_MODEL_PATH → cache → download (from a local HTTP server here), a bad
-// checksum saves nothing, and offline with no file the error says where it looked and how to get it.
+// checksum saves nothing, and offline with no file, or when a download fails, the error says where it
+// looked and how to get the file; the ImageNet labels ship inside the package.
 
 import { createServer, type Server } from 'node:http';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { loadRegistry, resolveModel, resolveRemoteFile, sha256File, labelsOf } f
 import { specOf } from '../../../models/registry.js';
 import { graphSignature } from '../../../runtime/onnx/graph.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
-import { jsonLines, runCli, shared, tempDir } from '../../helpers.js';
+import { jsonLines, repoRoot, runCli, shared, tempDir } from '../../helpers.js';
 
 const SHARED_IDS = ['mobilenetv2-int8', 'mobilenetv2-fp32', 'squeezenet1.1', 'squeezenet1.1-fp16', 'mobilenetv1-0.25-128', 'mnist'];
 
@@ -43,8 +44,10 @@ describe('registry data', () => {
     expect(reg.require('squeezenet1.1').preprocess).toMatchObject({ colorOrder: 'BGR', range: [0, 255], mean: [104, 117, 123] });
   });
 
-  it('labels load from the shared labels folder even when EDGETUNE_MODEL_PATH names only models/', async () => {
-    const labels = await labelsOf(reg.require('mobilenetv2-int8'), { searchPath: [path.dirname(shared('models', 'MODELS.md'))], download: false });
+  it('the ImageNet labels ship in the package (models/labels): they load with no search path and no download', async () => {
+    const set = reg.labelSets.imagenet!;
+    expect(await sha256File(path.join(repoRoot, 'models', 'labels', set.file!))).toBe(set.sha256);
+    const labels = await labelsOf(reg.require('mobilenetv2-int8'), { searchPath: [], cacheDir: tempDir(), download: false });
     expect(labels).toHaveLength(1000);
     expect(labels[207]).toBe('Golden Retriever');
   });
@@ -96,10 +99,26 @@ describe('resolution', () => {
     expect(readdirSync(cache)).toEqual([]);
   });
 
-  it('a failed download (HTTP 404) names the URL', async () => {
-    await expect(resolveRemoteFile({ file: 'x.onnx', url: `${base}/missing.onnx` }, 'model x', { searchPath: [], cacheDir: tempDir(), download: true })).rejects.toThrow(
-      `cannot download ${base}/missing.onnx: HTTP 404`,
+  it('a failed download (HTTP 404) names the URL, where it looked and where to put the file', async () => {
+    const cache = tempDir();
+    const dir = tempDir();
+    await expect(resolveRemoteFile({ file: 'x.onnx', url: `${base}/missing.onnx` }, 'model x', { searchPath: [dir], cacheDir: cache, download: true })).rejects.toThrow(
+      `model x: file x.onnx not found and the download failed (cannot download ${base}/missing.onnx: HTTP 404). Looked in:\n  - ${dir}\n  - ${cache}\n` +
+        `To get it: fetch ${base}/missing.onnx on a machine with network access and put it at ${path.join(cache, 'x.onnx')}, or put x.onnx in a directory listed in EDGETUNE_MODEL_PATH.`,
     );
+  });
+
+  it('a failed download (unresolvable host) says the same, with the network error', async () => {
+    const cache = tempDir();
+    const url = 'http://edgetune-test.invalid/x.onnx'; // .invalid never resolves (RFC 2606)
+    const err = await resolveRemoteFile({ file: 'x.onnx', url, sha256: 'a'.repeat(64) }, 'model x', { searchPath: [], cacheDir: cache, download: true }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    const msg = (err as Error).message;
+    expect(msg.startsWith(`model x: file x.onnx not found and the download failed (cannot download ${url}: `), msg).toBe(true);
+    expect(msg).toMatch(/ENOTFOUND|EAI_AGAIN/); // the resolver's own word for it
+    expect(msg).toContain(`). Looked in:\n  - ${cache}\n`);
+    expect(msg).toContain(`To get it: fetch ${url} (sha256 ${'a'.repeat(64)}) on a machine with network access and put it at ${path.join(cache, 'x.onnx')}`);
+    expect(readdirSync(cache)).toEqual([]);
   });
 
   it('offline with no file: the error says where it looked and how to get the file', async () => {

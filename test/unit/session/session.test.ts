@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { createSession, liveSessionCount, parseProviders } from '../../../runtime/session/session.js';
 import { probeProviders, tinyModel } from '../../../runtime/session/probe.js';
+import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { detectFacts, detectProfile, getProfile, matches } from '../../../devices/profiles.js';
 import { shared, tempDir } from '../../helpers.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
