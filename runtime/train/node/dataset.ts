@@ -1,13 +1,12 @@
 // Image-folder datasets (torchvision ImageFolder layout: one sub-folder per class) for fine-tuning:
 // scanning with clear refusals (missing folder, fewer than two classes, an empty class), files that
-// are not images listed as skipped, per-class counts with an imbalance warning, and a seeded
-// stratified train/validation split.
+// are not images listed as skipped, per-class counts with an imbalance warning; the seeded stratified
+// train/validation split is runtime/train/finetune.ts's, re-exported.
 
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { isImageFile } from '../../io/files.js';
-import { createRng } from '../../core/rng.js';
 
 export interface DatasetItem {
   file: string;
@@ -126,23 +125,5 @@ export function checkNoEmptyClass(items: readonly DatasetItem[], classes: readon
   }
 }
 
-/**
- * Seeded stratified split: per class, a shuffled `fraction` of the images (rounded, at least one when
- * the class has two or more) goes to validation.
- */
-export function stratifiedSplit(items: readonly DatasetItem[], classes: number, fraction: number, seed: number): { train: DatasetItem[]; val: DatasetItem[] } {
-  const train: DatasetItem[] = [];
-  const val: DatasetItem[] = [];
-  for (let c = 0; c < classes; c++) {
-    const mine = items.filter((i) => i.label === c);
-    const rng = createRng(seed, `split:${c}`);
-    const idx = mine.map((_, i) => i);
-    rng.shuffle(idx);
-    let k = Math.round(mine.length * fraction);
-    if (fraction > 0 && k === 0 && mine.length >= 2) k = 1;
-    if (k >= mine.length) k = mine.length - 1;
-    const chosen = new Set(idx.slice(0, k));
-    mine.forEach((it, i) => (chosen.has(i) ? val : train).push(it));
-  }
-  return { train, val };
-}
+/** The seeded stratified split of both fine-tune drivers (runtime/train/finetune.ts). */
+export { stratifiedSplit } from '../finetune.js';
