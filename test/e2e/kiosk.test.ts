@@ -12,6 +12,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { FINETUNE_DEFAULTS } from '../../runtime/train/finetune.js';
 
 const CHROMIUM = process.env.EDGETUNE_CHROMIUM ?? '/usr/bin/chromium';
 /** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
@@ -187,6 +188,9 @@ describe('edgetune kiosk in Chromium', () => {
     await page.locator('.class-card[data-class="bees"] input.upload').setInputFiles(pick(shared('datasets', 'hymenoptera', 'train', 'bees'), PER_CLASS, 8));
     await page.locator(`.class-card[data-class="bees"][data-count="${PER_CLASS}"]`).waitFor({ timeout: 60_000 });
 
+    // the controls start on the fine-tune defaults (runtime/train/finetune.ts); 25% keeps 4 validation photos per class
+    expect(await page.locator('#val-split').inputValue()).toBe(String(FINETUNE_DEFAULTS.valSplit));
+    await page.selectOption('#val-split', '0.25');
     await page.click('#train');
     await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 170_000 });
     expect(await text('#train-status')).toMatch(/^trained on wasm: 22 training \+ 8 validation images$/);
@@ -290,6 +294,7 @@ describe('edgetune kiosk in Chromium', () => {
   it('trains a few-shot prototype head without augmentation', async () => {
     await page.selectOption('#head-kind', 'prototype');
     await page.selectOption('#augment', 'none');
+    await page.selectOption('#val-split', '0.25');
     await page.click('#train');
     await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 120_000 });
     expect(await text('#acc-detail')).toMatch(/^8 validation \/ 22 training images · training accuracy \d+\.\d% · prototype head · \d+\.\d s$/);
