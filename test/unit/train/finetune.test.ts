@@ -9,6 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AUTO_PROTOTYPE_BELOW,
   collectEmbeddings,
   createTransfer,
   finetuneConfig,
@@ -87,6 +88,16 @@ describe('views', () => {
     expect(() => t.collectExample('b', new Float32Array([0, 1, 1]), { views: 2 })).toThrow('Expected 2 view(s) of 2 floats but received 3 floats');
     expect(() => t.collectExample('c', new Float32Array([0, 1]))).toThrow('Expected a class index in 0..1 or one of a, b but received "c"');
     expect(() => createTransfer({ labels: ['only'] })).toThrow('training needs at least two classes');
+  });
+
+  it('the auto head is the nearest class mean below AUTO_PROTOTYPE_BELOW training images in a class', async () => {
+    const t = createTransfer({ labels: ['a', 'b'] });
+    for (let i = 0; i < AUTO_PROTOTYPE_BELOW; i++) t.collectExample('a', new Float32Array([1, i / 100]));
+    for (let i = 0; i < AUTO_PROTOTYPE_BELOW - 1; i++) t.collectExample('b', new Float32Array([i / 100, 1]));
+    expect((await t.train({ head: 'auto' })).head.kind).toBe('prototype');
+    t.collectExample('b', new Float32Array([0.5, 1]));
+    expect((await t.train({ head: 'auto', config: { epochs: 2 } })).head.kind).toBe('linear');
+    expect((await t.train({ config: { epochs: 2 } })).head.kind).toBe(FINETUNE_DEFAULTS.head);
   });
 });
 
