@@ -6,19 +6,19 @@
 // images. `--resume M --add-class NAME DIR` extends a model this command exported, reusing every cached
 // embedding. Outputs are written atomically.
 
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
 import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
-import { checkNoEmptyClass, classCounts, imbalanceWarning, listImages, scanDataset, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
+import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../train/node/embed.js';
 import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { headFromModel } from '../../train/export.js';
 import { reportPng } from '../../train/node/report.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
-import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, stratifiedSplit, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
@@ -236,41 +236,10 @@ export const finetune = {
       backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
     }
     const views = viewCount(augment, viewsAsked);
-    const trainSet = await scanDataset(trainDir, { what: 'training set' });
-    const labels = [...trainSet.classes];
-    const skipped: SkippedFile[] = [...trainSet.skipped];
-    let trainItems = [...trainSet.items];
-    for (const a of addedDirs) {
-      if (labels.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
-      let st;
-      try {
-        st = await stat(a.dir);
-      } catch {
-        throw new EdgetuneError('EINPUT', `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
-      }
-      if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${a.dir}: not a folder (class "${a.name}")`, { subject: a.dir });
-      const files = await listImages(a.dir, skipped);
-      if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
-      labels.push(a.name);
-      trainItems.push(...files.map((file) => ({ file, label: labels.length - 1 })));
-    }
-    let valItems: DatasetItem[] = [];
-    if (valDir) {
-      const vs = await scanDataset(path.resolve(valDir), { classes: trainSet.classes, what: 'validation set' });
-      valItems = vs.items;
-      skipped.push(...vs.skipped);
-      // added classes have no folder in the old validation set: hold out part of their images
-      if (addedDirs.length) {
-        const extra = trainItems.filter((i) => i.label >= trainSet.classes.length);
-        const s = stratifiedSplit(extra, labels.length, valSplit, seed);
-        trainItems = [...trainItems.filter((i) => i.label < trainSet.classes.length), ...s.train];
-        valItems.push(...s.val);
-      }
-    } else if (split > 0) {
-      const s = stratifiedSplit(trainItems, labels.length, split, seed);
-      trainItems = s.train;
-      valItems = s.val;
-    }
+    const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
+    const { labels, skipped } = data;
+    const trainItems = data.train;
+    const valItems = data.val;
     for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
     // ---- embeddings (runtime/train/finetune.ts collects them; this driver's embedder reads files and caches)
@@ -301,7 +270,6 @@ export const finetune = {
         },
       });
       bar?.done();
-      checkNoEmptyClass(collected.train, labels, trainDir);
     } catch (err) {
       signal.dispose();
       throw err;
@@ -311,6 +279,12 @@ export const finetune = {
     for (const s of collected.skipped) {
       skipped.push(s);
       warn(`skipped ${s.file}: ${s.reason}`);
+    }
+    try {
+      checkNoEmptyClass(collected.train, labels, trainDir);
+    } catch (err) {
+      signal.dispose();
+      throw err;
     }
     const trainCounts = classCounts(collected.train, labels.length);
     const valCounts = classCounts(collected.val, labels.length);
