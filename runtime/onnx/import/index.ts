@@ -1,0 +1,7 @@
+// Model importers: TFLite flatbuffers and TensorFlow.js layers models (Teachable Machine exports) →
+// ONNX (NCHW float input; quantized TFLite as QDQ), each with a card of what the source file says.
+// Browser-safe: bytes and parsed JSON in, OnnxModel out; reading files is the caller's business.
+
+export { importTflite, type TfliteImportOptions } from './tflite.js';
+export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
+export { parseLabels, fitLabels, type ImportedModelCard, type ImportedPreprocess, type ImportResult } from './common.js';

@@ -1,0 +1,554 @@
+// TFLite flatbuffer → ONNX. Walks the main subgraph's operators in order and writes an NCHW float
+// graph (weights transposed once, here); quantized tensors (uint8 per-tensor as in Coral models, int8
+// per-channel as in Teachable Machine's model.tflite) become QDQ pairs around float ops, which
+// onnxruntime's CPU provider fuses into integer kernels (QLinearConv…). Also reads what the file says
+// about its input, output and embedding into a model card. Browser-safe (no Node APIs, no onnxruntime).
+
+import { EdgetuneError } from '../../errors.js';
+import { DataType, float16ToNumber } from '../graph.js';
+import {
+  GraphBuilder,
+  NCHW_TO_NHWC,
+  NHWC_TO_NCHW,
+  activationRange,
+  convPads,
+  emitActivation,
+  fitLabels,
+  floatInput,
+  nhwcAxisToNchw,
+  parseLabels,
+  permute,
+  preprocessFromQuantization,
+  TEACHABLE_MACHINE_PREPROCESS,
+  transposeData,
+  type ActivationKind,
+  type ImportResult,
+  type ImportedModelCard,
+  type Value,
+} from './common.js';
+import {
+  Activation,
+  ArithmeticOptions,
+  BuiltinOperator as Op,
+  ConcatenationOptions,
+  Conv2DOptions,
+  DepthwiseConv2DOptions,
+  FullyConnectedOptions,
+  Padding,
+  Pool2DOptions,
+  ReducerOptions,
+  SoftmaxOptions,
+  TensorType,
+  builtinName,
+  parseTfliteSafe,
+  tensorTypeName,
+  type TfliteOperator,
+  type TfliteSubgraph,
+  type TfliteTensor,
+} from './tflite-schema.js';
+
+export interface TfliteImportOptions {
+  /** Labels: the text of a labels file (`i NAME` lines or one name per line) or the names themselves. */
+  labels?: string | readonly string[];
+  /** Graph name in the ONNX file (default: the subgraph's name, or "tflite"). */
+  name?: string;
+}
+
+/**
+ * Convert a .tflite model (its bytes) to ONNX, with a card of what the file says.
+ *
+ * - Input: the ONNX model takes float32 NCHW `[1, C, H, W]` (the file's NHWC input transposed). For
+ *   a quantized input the float is the *dequantized* value ((x − zp)·scale, e.g. (x − 128)/128 for
+ *   Coral); a QuantizeLinear with the file's parameters follows, so integer pixels reproduce exactly.
+ * - Output: float (quantized outputs dequantized); rank-4 outputs are NCHW.
+ * - Only the first subgraph is converted; batch is the file's (1).
+ * Errors (EdgetuneError 'EMODEL'): corrupt file (see parseTflite); an unsupported operator, named
+ * with its index and the tensor it produces; tensor types the converter cannot read.
+ */
+export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {}): ImportResult {
+  const file = parseTfliteSafe(bytes);
+  const sg = file.subgraphs[0]!;
+  const conv = new TfliteConverter(sg);
+  const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
+  const card = conv.card(options.labels);
+  return { model, card };
+}
+
+function isQuantized(t: TfliteTensor): boolean {
+  return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8 || t.type === TensorType.INT16);
+}
+
+function onnxQuantType(t: TfliteTensor): number {
+  if (t.type === TensorType.UINT8) return DataType.UINT8;
+  if (t.type === TensorType.INT8) return DataType.INT8;
+  if (t.type === TensorType.INT16) return DataType.INT16;
+  if (t.type === TensorType.INT32) return DataType.INT32;
+  throw new EdgetuneError('EMODEL', `TFLite tensor "${t.name}": cannot quantize to ${tensorTypeName(t.type)}`);
+}
+
+const FUSED: Record<number, ActivationKind> = {
+  [Activation.NONE]: 'linear',
+  [Activation.RELU]: 'relu',
+  [Activation.RELU_N1_TO_1]: 'relu_n1_to_1',
+  [Activation.RELU6]: 'relu6',
+  [Activation.TANH]: 'tanh',
+};
+
+/** Typed view of a constant's little-endian bytes (copied, so it is aligned). */
+function constData(t: TfliteTensor): Float32Array | Int8Array | Uint8Array | Int32Array {
+  const d = t.data!.slice();
+  switch (t.type) {
+    case TensorType.FLOAT32:
+      return new Float32Array(d.buffer, 0, d.length / 4);
+    case TensorType.FLOAT16: {
+      const bits = new Uint16Array(d.buffer, 0, d.length / 2);
+      return Float32Array.from(bits, (b) => float16ToNumber(b));
+    }
+    case TensorType.INT8:
+      return new Int8Array(d.buffer);
+    case TensorType.UINT8:
+      return d;
+    case TensorType.INT32:
+      return new Int32Array(d.buffer, 0, d.length / 4);
+    case TensorType.INT64:
+      return Int32Array.from(new BigInt64Array(d.buffer, 0, d.length / 8), (v) => Number(v));
+    default:
+      throw new EdgetuneError('EMODEL', `TFLite tensor "${t.name}": constant of type ${tensorTypeName(t.type)} is not supported`);
+  }
+}
+
+/** Operators that keep the values (reshape, re-quantize): looked through when finding producers. */
+const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE]);
+
+function onnxShape(shape: readonly number[]): number[] {
+  return shape.length === 4 ? permute(shape, NHWC_TO_NCHW) : [...shape];
+}
+
+class TfliteConverter {
+  readonly b = new GraphBuilder();
+  private readonly values = new Map<number, Value>();
+  private readonly producers = new Map<number, TfliteOperator>();
+  private quantizedWeights = false;
+  private halfWeights = false;
+  private inputName = '';
+
+  constructor(readonly sg: TfliteSubgraph) {
+    for (const op of sg.operators) for (const o of op.outputs) this.producers.set(o, op);
+  }
+
+  private t(i: number): TfliteTensor {
+    return this.sg.tensors[i]!;
+  }
+
+  /** A readable, unique base name: TFLite joins fused names with ';', keep the first. */
+  private baseName(t: TfliteTensor): string {
+    return t.name.split(';')[0] || `tensor_${t.index}`;
+  }
+
+  run(graphName: string, description: string) {
+    const inputs = this.sg.inputs.map((i) => this.graphInput(i));
+    for (const op of this.sg.operators) this.convert(op);
+    const outputs = this.sg.outputs.map((i) => {
+      const v = this.value(i);
+      return floatInput(v.name, v.shape);
+    });
+    return this.b.finish(inputs, outputs, { graphName, producer: 'edgetune-import-tflite', docString: description ? `Converted from TFLite (${description})` : 'Converted from TFLite' });
+  }
+
+  private graphInput(i: number) {
+    const t = this.t(i);
+    const shape = onnxShape(t.shape);
+    const name = this.b.unique(this.baseName(t));
+    this.inputName = name;
+    if (isQuantized(t)) {
+      const q = this.quantize(name, t, `${name}_quantized`);
+      this.values.set(i, { name: this.dequantize(q, t, `${name}_dequantized`), shape });
+    } else {
+      this.values.set(i, { name, shape });
+    }
+    return floatInput(name, shape);
+  }
+
+  // ---- quantization helpers ----
+
+  /** Scale and zero-point initializers of `t` (scalars, or vectors along `axis` when per-channel). */
+  private qparams(t: TfliteTensor, base: string): { scale: string; zp: string; axis?: number } {
+    const q = t.quantization!;
+    const n = q.scale.length;
+    const dims = n > 1 ? [n] : [];
+    const scale = this.b.floats(`${base}_scale`, q.scale, dims);
+    const zps = q.zeroPoint.length === n ? q.zeroPoint : new Array<number>(n).fill(q.zeroPoint[0] ?? 0);
+    const zp = this.b.constant(`${base}_zero_point`, onnxQuantType(t), dims, zps);
+    if (n <= 1) return { scale, zp };
+    const rank = t.shape.length;
+    // per-channel axis, moved to its NCHW place for rank-4 activations (weights pass their own axis)
+    return { scale, zp, axis: rank === 4 ? nhwcAxisToNchw(q.quantizedDimension) : q.quantizedDimension };
+  }
+
+  private quantize(input: string, t: TfliteTensor, base: string): string {
+    const p = this.qparams(t, base);
+    return this.b.op('QuantizeLinear', [input, p.scale, p.zp], base, p.axis === undefined ? {} : { axis: p.axis });
+  }
+
+  private dequantize(input: string, t: TfliteTensor, base: string, axis?: number): string {
+    const p = this.qparams(t, base);
+    const a = axis ?? p.axis;
+    return this.b.op('DequantizeLinear', [input, p.scale, p.zp], base, a === undefined || t.quantization!.scale.length <= 1 ? {} : { axis: a });
+  }
+
+  /**
+   * Record the float value of output tensor `i`, computed by `produce(name)`. A quantized output is
+   * then quantized with its parameters and dequantized again (the QDQ pair onnxruntime fuses).
+   * `activation` is applied before quantization (and skipped when the quantized range already clamps).
+   */
+  private emit(i: number, produce: (out: string) => void, activation: ActivationKind = 'linear', axis = -1): Value {
+    const t = this.t(i);
+    const shape = onnxShape(t.shape);
+    const base = this.baseName(t);
+    const quant = isQuantized(t);
+    let act = activation;
+    if (quant && act !== 'linear') {
+      const r = activationRange(act);
+      const q = t.quantization!;
+      const [qmin, qmax] = t.type === TensorType.UINT8 ? [0, 255] : t.type === TensorType.INT8 ? [-128, 127] : [-32768, 32767];
+      const lo = (qmin - q.zeroPoint[0]!) * q.scale[0]!;
+      const hi = (qmax - q.zeroPoint[0]!) * q.scale[0]!;
+      if (r && lo >= r[0] - 1e-6 && hi <= r[1] + 1e-6) act = 'linear';
+    }
+    const floatOut = quant ? this.b.unique(`${base}_float`) : this.b.unique(base);
+    if (act === 'linear') produce(floatOut);
+    else {
+      const pre = this.b.unique(`${base}_preactivation`);
+      produce(pre);
+      emitActivation(this.b, act, pre, floatOut, axis);
+    }
+    let name = floatOut;
+    if (quant) {
+      const q = this.quantize(floatOut, t, `${base}_quantized`);
+      name = this.dequantize(q, t, base);
+    }
+    const v = { name, shape };
+    this.values.set(i, v);
+    return v;
+  }
+
+  /** The float value of tensor `i`: a converted activation, or a constant (dequantized, layout-converted). */
+  private value(i: number, broadcastTo4 = false): Value {
+    const have = this.values.get(i);
+    if (have) return have;
+    const t = this.t(i);
+    if (!t.data) throw new EdgetuneError('EMODEL', `TFLite tensor ${i} "${t.name}" is read before any operator produces it`);
+    let shape = [...t.shape];
+    let data = constData(t);
+    if (broadcastTo4 && shape.length < 4) shape = [...new Array<number>(4 - shape.length).fill(1), ...shape];
+    let axis: number | undefined;
+    if (shape.length === 4) {
+      data = transposeData(data, shape, NHWC_TO_NCHW);
+      if (t.quantization && t.quantization.scale.length > 1) axis = nhwcAxisToNchw(t.quantization.quantizedDimension + (4 - t.shape.length));
+      shape = permute(shape, NHWC_TO_NCHW);
+    }
+    const base = this.baseName(t);
+    let v: Value;
+    if (isQuantized(t) || (t.type === TensorType.INT32 && t.quantization)) {
+      const raw = this.b.constant(`${base}_quantized`, onnxQuantType(t), shape, data);
+      v = { name: this.dequantize(raw, t, base, axis), shape };
+    } else {
+      const dt = data instanceof Float32Array ? DataType.FLOAT : data instanceof Int32Array ? DataType.INT32 : onnxQuantType(t);
+      v = { name: this.b.constant(base, dt, shape, data), shape };
+    }
+    if (!broadcastTo4) this.values.set(i, v);
+    return v;
+  }
+
+  /** A weight tensor transposed by `perm` (per-channel axis moved along), dequantized when quantized. */
+  private weight(i: number, perm: readonly number[] | undefined): string {
+    const t = this.t(i);
+    if (!t.data) throw new EdgetuneError('EMODEL', `TFLite weight tensor ${i} "${t.name}" has no constant data (weights computed at run time are not supported)`);
+    let data = constData(t);
+    let shape = [...t.shape];
+    let axis = t.quantization?.quantizedDimension ?? 0;
+    if (perm) {
+      data = transposeData(data, shape, perm);
+      shape = permute(shape, perm);
+      axis = perm.indexOf(axis);
+    }
+    const base = this.baseName(t);
+    if (t.type === TensorType.FLOAT16) this.halfWeights = true;
+    if (isQuantized(t) || (t.type === TensorType.INT32 && t.quantization)) {
+      if (t.type !== TensorType.INT32) this.quantizedWeights = true;
+      const raw = this.b.constant(`${base}_quantized`, onnxQuantType(t), shape, data);
+      return this.dequantize(raw, t, base, axis);
+    }
+    if (!(data instanceof Float32Array)) throw new EdgetuneError('EMODEL', `TFLite weight tensor "${t.name}" is ${tensorTypeName(t.type)} without quantization parameters`);
+    return this.b.constant(base, DataType.FLOAT, shape, data);
+  }
+
+  /** Rank-4 NCHW value → NHWC order (so a flatten/reshape sees TFLite's element order); identity when H = W = 1. */
+  private toNhwcOrder(v: Value): string {
+    if (v.shape.length !== 4 || (v.shape[2] === 1 && v.shape[3] === 1)) return v.name;
+    return this.b.op('Transpose', [v.name], `${v.name}_nhwc`, { perm: [...NCHW_TO_NHWC] });
+  }
+
+  /** Reshape `v` to TFLite shape `target` (NHWC for rank 4), writing `out` in ONNX layout. */
+  private reshapeTo(v: Value, target: readonly number[], out: string): void {
+    const src = this.toNhwcOrder(v);
+    if (target.length === 4 && !(target[1] === 1 && target[2] === 1)) {
+      const mid = this.b.op('Reshape', [src, this.b.int64s(`${out}_shape`, target)], `${out}_nhwc`);
+      this.b.node('Transpose', [mid], [out], { perm: [...NHWC_TO_NCHW] });
+    } else {
+      this.b.node('Reshape', [src, this.b.int64s(`${out}_shape`, onnxShape(target))], [out]);
+    }
+  }
+
+  private unsupported(op: TfliteOperator, why?: string): EdgetuneError {
+    const name = op.builtinCode === Op.CUSTOM ? `CUSTOM(${op.customCode ?? '?'})` : builtinName(op.builtinCode);
+    const out = op.outputs[0] !== undefined ? this.t(op.outputs[0]).name : '?';
+    return new EdgetuneError('EMODEL', `Unsupported TFLite operator ${name} (operator ${op.index}, producing tensor "${out}")${why ? `: ${why}` : ''}`);
+  }
+
+  // ---- operators ----
+
+  private convert(op: TfliteOperator): void {
+    const o = op.options;
+    const out = op.outputs[0]!;
+    const fused = (id: number) => {
+      const kind = FUSED[o?.int8(id) ?? 0];
+      if (!kind) throw this.unsupported(op, `fused activation ${o?.int8(id)}`);
+      return kind;
+    };
+    switch (op.builtinCode) {
+      case Op.CONV_2D:
+      case Op.DEPTHWISE_CONV_2D: {
+        const dw = op.builtinCode === Op.DEPTHWISE_CONV_2D;
+        const ids = dw ? DepthwiseConv2DOptions : Conv2DOptions;
+        const x = this.value(op.inputs[0]!);
+        const wt = this.t(op.inputs[1]!);
+        const inShape = this.t(op.inputs[0]!).shape; // NHWC
+        const [kh, kw] = [wt.shape[1]!, wt.shape[2]!];
+        const [sh, sw] = [o?.int(ids.strideH, 1) ?? 1, o?.int(ids.strideW, 1) ?? 1];
+        const [dh, dw_] = [o?.int(ids.dilationH, 1) ?? 1, o?.int(ids.dilationW, 1) ?? 1];
+        const padding = (o?.int8(ids.padding) ?? Padding.SAME) === Padding.SAME ? 'same' : 'valid';
+        // conv filter [O, KH, KW, I] → [O, I, KH, KW]; depthwise [1, KH, KW, C·M] → [C·M, 1, KH, KW]
+        const w = this.weight(op.inputs[1]!, dw ? [3, 0, 1, 2] : [0, 3, 1, 2]);
+        const inputs = [x.name, w];
+        if (op.inputs[2] !== undefined && op.inputs[2] >= 0) inputs.push(this.weight(op.inputs[2], undefined));
+        const attrs = {
+          kernel_shape: [kh, kw],
+          strides: [sh, sw],
+          dilations: [dh, dw_],
+          pads: convPads(padding, inShape[1]!, inShape[2]!, kh, kw, sh, sw, dh, dw_),
+          group: dw ? inShape[3]! : 1,
+        };
+        this.emit(out, (name) => this.b.node('Conv', inputs, [name], attrs), fused(ids.activation));
+        return;
+      }
+      case Op.FULLY_CONNECTED: {
+        const x = this.value(op.inputs[0]!);
+        const wt = this.t(op.inputs[1]!);
+        if ((o?.int8(FullyConnectedOptions.weightsFormat) ?? 0) !== 0) throw this.unsupported(op, 'shuffled weights format');
+        const k = wt.shape[1]!;
+        let a = x.name;
+        if (x.shape.length !== 2) {
+          a = this.b.op('Reshape', [this.toNhwcOrder(x), this.b.int64s(`${x.name}_flat_shape`, [-1, k])], `${x.name}_flat`);
+        }
+        const inputs = [a, this.weight(op.inputs[1]!, undefined)];
+        if (op.inputs[2] !== undefined && op.inputs[2] >= 0) inputs.push(this.weight(op.inputs[2], undefined));
+        const target = this.t(out).shape;
+        this.emit(
+          out,
+          (name) => {
+            if (target.length === 2) this.b.node('Gemm', inputs, [name], { transB: 1 });
+            else {
+              const g = this.b.op('Gemm', inputs, `${name}_2d`, { transB: 1 });
+              this.reshapeTo({ name: g, shape: [-1, wt.shape[0]!] }, target, name);
+            }
+          },
+          fused(FullyConnectedOptions.activation),
+        );
+        return;
+      }
+      case Op.AVERAGE_POOL_2D:
+      case Op.MAX_POOL_2D: {
+        const x = this.value(op.inputs[0]!);
+        const inShape = this.t(op.inputs[0]!).shape;
+        const [kh, kw] = [o?.int(Pool2DOptions.filterH) ?? 1, o?.int(Pool2DOptions.filterW) ?? 1];
+        const [sh, sw] = [o?.int(Pool2DOptions.strideH, 1) ?? 1, o?.int(Pool2DOptions.strideW, 1) ?? 1];
+        const padding = (o?.int8(Pool2DOptions.padding) ?? Padding.SAME) === Padding.SAME ? 'same' : 'valid';
+        const kind = op.builtinCode === Op.AVERAGE_POOL_2D ? 'AveragePool' : 'MaxPool';
+        const attrs = { kernel_shape: [kh, kw], strides: [sh, sw], pads: convPads(padding, inShape[1]!, inShape[2]!, kh, kw, sh, sw) };
+        this.emit(out, (name) => this.b.node(kind, [x.name], [name], attrs), fused(Pool2DOptions.activation));
+        return;
+      }
+      case Op.MEAN: {
+        const x = this.value(op.inputs[0]!);
+        const axesT = this.t(op.inputs[1]!);
+        if (!axesT.data) throw this.unsupported(op, 'axes computed at run time');
+        const rank = this.t(op.inputs[0]!).shape.length;
+        const axes = Array.from(constData(axesT)).map((a) => (a < 0 ? a + rank : a));
+        const keep = o?.bool(ReducerOptions.keepDims) ?? false;
+        const spatial = rank === 4 && axes.length === 2 && axes.includes(1) && axes.includes(2);
+        this.emit(out, (name) => {
+          if (spatial) {
+            // global average pooling: NCHW [N,C,1,1], flattened to [N,C] unless keep_dims
+            if (keep) this.b.node('GlobalAveragePool', [x.name], [name]);
+            else {
+              const g = this.b.op('GlobalAveragePool', [x.name], `${name}_pooled`);
+              this.b.node('Reshape', [g, this.b.int64s(`${name}_shape`, onnxShape(this.t(out).shape))], [name]);
+            }
+          } else {
+            const onnxAxes = rank === 4 ? axes.map((a) => nhwcAxisToNchw(a)) : axes;
+            if (rank === 4 && !keep) {
+              const r = this.b.op('ReduceMean', [this.toNhwcOrder(x)], `${name}_mean`, { axes, keepdims: 0 });
+              this.b.node('Identity', [r], [name]);
+            } else this.b.node('ReduceMean', [x.name], [name], { axes: onnxAxes, keepdims: keep ? 1 : 0 });
+          }
+        });
+        return;
+      }
+      case Op.ADD:
+      case Op.SUB:
+      case Op.MUL: {
+        const r0 = this.t(op.inputs[0]!).shape.length;
+        const r1 = this.t(op.inputs[1]!).shape.length;
+        const a = this.value(op.inputs[0]!, r1 === 4 && r0 < 4);
+        const c = this.value(op.inputs[1]!, r0 === 4 && r1 < 4);
+        if ((a.shape.length === 4) !== (c.shape.length === 4) && a.shape.length > 0 && c.shape.length > 0) {
+          throw this.unsupported(op, 'broadcasting a rank-4 activation against a lower-rank activation');
+        }
+        const kind = op.builtinCode === Op.ADD ? 'Add' : op.builtinCode === Op.SUB ? 'Sub' : 'Mul';
+        this.emit(out, (name) => this.b.node(kind, [a.name, c.name], [name]), fused(ArithmeticOptions.activation));
+        return;
+      }
+      case Op.RESHAPE:
+      case Op.SQUEEZE: {
+        const x = this.value(op.inputs[0]!);
+        this.emit(out, (name) => this.reshapeTo(x, this.t(out).shape, name));
+        return;
+      }
+      case Op.PAD: {
+        const x = this.value(op.inputs[0]!);
+        const pt = this.t(op.inputs[1]!);
+        if (!pt.data) throw this.unsupported(op, 'paddings computed at run time');
+        const p = Array.from(constData(pt));
+        const rank = p.length / 2;
+        let begin = Array.from({ length: rank }, (_, d) => p[2 * d]!);
+        let end = Array.from({ length: rank }, (_, d) => p[2 * d + 1]!);
+        if (rank === 4) [begin, end] = [permute(begin, NHWC_TO_NCHW), permute(end, NHWC_TO_NCHW)];
+        const pads = this.b.int64s(`${x.name}_pads`, [...begin, ...end]);
+        this.emit(out, (name) => this.b.node('Pad', [x.name, pads], [name]));
+        return;
+      }
+      case Op.CONCATENATION: {
+        const xs = op.inputs.map((i) => this.value(i));
+        const rank = this.t(out).shape.length;
+        let axis = o?.int(ConcatenationOptions.axis) ?? 0;
+        if (axis < 0) axis += rank;
+        const onnxAxis = rank === 4 ? nhwcAxisToNchw(axis) : axis;
+        this.emit(out, (name) => this.b.node('Concat', xs.map((v) => v.name), [name], { axis: onnxAxis }), fused(ConcatenationOptions.activation));
+        return;
+      }
+      case Op.SOFTMAX: {
+        const x = this.value(op.inputs[0]!);
+        const beta = o?.float(SoftmaxOptions.beta, 1) ?? 1;
+        const axis = x.shape.length === 4 ? 1 : -1;
+        this.emit(out, (name) => {
+          const src = beta === 1 ? x.name : this.b.op('Mul', [x.name, this.b.floats(`${name}_beta`, [beta], [])], `${name}_scaled`);
+          this.b.node('Softmax', [src], [name], { axis });
+        });
+        return;
+      }
+      case Op.LOGISTIC:
+      case Op.RELU:
+      case Op.RELU6:
+      case Op.HARD_SWISH: {
+        const x = this.value(op.inputs[0]!);
+        const kind: ActivationKind = op.builtinCode === Op.LOGISTIC ? 'sigmoid' : op.builtinCode === Op.RELU ? 'relu' : op.builtinCode === Op.RELU6 ? 'relu6' : 'hard_swish';
+        this.emit(out, (name) => emitActivation(this.b, kind, x.name, name));
+        return;
+      }
+      case Op.QUANTIZE:
+      case Op.DEQUANTIZE: {
+        // the float value passes through; emit() adds the output's own Q/DQ when it is quantized
+        const x = this.value(op.inputs[0]!);
+        const src = this.t(op.inputs[0]!);
+        if (op.builtinCode === Op.DEQUANTIZE && src.data && !isQuantized(src) && src.type === TensorType.FLOAT16) this.halfWeights = true;
+        this.emit(out, (name) => this.b.node('Identity', [x.name], [name]));
+        return;
+      }
+      default:
+        throw this.unsupported(op);
+    }
+  }
+
+  // ---- the card ----
+
+  /** The operator producing tensor `i`, looking through reshapes and (de)quantization. */
+  private producerThrough(i: number): TfliteOperator | undefined {
+    let op = this.producers.get(i);
+    while (op && PASS_THROUGH.has(op.builtinCode)) op = this.producers.get(op.inputs[0]!);
+    return op;
+  }
+
+  card(labelsOption: string | readonly string[] | undefined): ImportedModelCard {
+    const inT = this.t(this.sg.inputs[0]!);
+    const outI = this.sg.outputs[0]!;
+    const outT = this.t(outI);
+    const notes: string[] = [];
+    const last = this.producerThrough(outI);
+    const classes = outT.shape[outT.shape.length - 1] ?? 0;
+    // embedding: from the last FULLY_CONNECTED, back through dense layers and reshapes to the pooling
+    let embeddingTensor: number | undefined;
+    const isPool = (op: TfliteOperator | undefined) => op !== undefined && (op.builtinCode === Op.MEAN || op.builtinCode === Op.AVERAGE_POOL_2D);
+    let kind: ImportedModelCard['output']['kind'] = last && (last.builtinCode === Op.SOFTMAX || last.builtinCode === Op.LOGISTIC) ? 'probabilities' : 'logits';
+    if (isPool(last)) {
+      embeddingTensor = outI;
+      kind = 'embedding';
+    } else {
+      const fcs = this.sg.operators.filter((op) => op.builtinCode === Op.FULLY_CONNECTED || (op.builtinCode === Op.CONV_2D && this.t(op.inputs[0]!).shape[1] === 1 && this.t(op.inputs[0]!).shape[2] === 1));
+      let op: TfliteOperator | undefined = fcs[fcs.length - 1];
+      while (op) {
+        const src = op.inputs[0]!;
+        const p = this.producerThrough(src);
+        if (isPool(p)) {
+          embeddingTensor = p!.outputs[0]!;
+          break;
+        }
+        op = p && (p.builtinCode === Op.FULLY_CONNECTED || p.builtinCode === Op.CONV_2D) ? p : undefined;
+      }
+    }
+    const card: ImportedModelCard = {
+      source: 'tflite',
+      input: { name: this.inputName, shape: onnxShape(inT.shape), layout: 'NCHW', dtype: 'float32' },
+      sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase() },
+      preprocess: TEACHABLE_MACHINE_PREPROCESS,
+      preprocessSource: 'assumed',
+      labelOffset: 0,
+      output: { name: this.values.get(outI)!.name, dims: this.values.get(outI)!.shape, kind },
+      precision: this.quantizedWeights ? 'int8' : this.halfWeights ? 'fp16' : 'fp32',
+      notes,
+    };
+    if (isQuantized(inT)) {
+      const q = inT.quantization!;
+      card.sourceInput.quantization = { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0] ?? 0 };
+      card.preprocess = preprocessFromQuantization(q.scale[0]!, q.zeroPoint[0] ?? 0, inT.type === TensorType.INT8);
+      card.preprocessSource = 'input-quantization';
+    } else {
+      notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
+    }
+    if (embeddingTensor !== undefined) {
+      const v = this.values.get(embeddingTensor)!;
+      const dims = v.shape.slice(1).reduce((a, d) => a * d, 1);
+      card.embedding = { tensor: v.name, dims, pool: 'none', note: embeddingTensor === outI ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
+    }
+    if (labelsOption !== undefined) {
+      const list = typeof labelsOption === 'string' ? parseLabels(labelsOption) : [...labelsOption];
+      const fitted = fitLabels(list, classes);
+      card.labels = fitted.labels;
+      card.labelOffset = fitted.labelOffset;
+      if (kind !== 'embedding' && fitted.labels.length + fitted.labelOffset !== classes) {
+        notes.push(`${list.length} labels for ${classes} outputs`);
+      }
+    }
+    return card;
+  }
+}
