@@ -5,3 +5,5 @@
 export { importTflite, type TfliteImportOptions } from './tflite.js';
 export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
 export { parseLabels, fitLabels, type ImportedModelCard, type ImportedPreprocess, type ImportResult } from './common.js';
+export { importTfjsLayers, type TfjsImportOptions, type TfjsModelJson, type TfjsLayer, type TfjsMetadata } from './tfjs.js';
+export { decodeTfjsWeights, type TfjsWeight, type TfjsWeightGroup, type TfjsWeightSpec } from './tfjs-weights.js';
