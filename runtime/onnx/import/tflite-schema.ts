@@ -58,8 +58,26 @@ export const BuiltinOperator = {
   HARD_SWISH: 117,
 } as const;
 
-const OP_NAMES = Object.fromEntries(Object.entries(BuiltinOperator).map(([k, v]) => [v, k])) as Record<number, string>;
-/** `CONV_2D`, … or `BUILTIN_<code>` for operators this file does not name. */
+/** Names of builtin codes 0…122, in order (schema.fbs; later codes are named BUILTIN_<code>). */
+const OP_NAMES = (
+  'ADD AVERAGE_POOL_2D CONCATENATION CONV_2D DEPTHWISE_CONV_2D DEPTH_TO_SPACE DEQUANTIZE EMBEDDING_LOOKUP ' +
+  'FLOOR FULLY_CONNECTED HASHTABLE_LOOKUP L2_NORMALIZATION L2_POOL_2D LOCAL_RESPONSE_NORMALIZATION LOGISTIC LSH_PROJECTION ' +
+  'LSTM MAX_POOL_2D MUL RELU RELU_N1_TO_1 RELU6 RESHAPE RESIZE_BILINEAR ' +
+  'RNN SOFTMAX SPACE_TO_DEPTH SVDF TANH CONCAT_EMBEDDINGS SKIP_GRAM CALL ' +
+  'CUSTOM EMBEDDING_LOOKUP_SPARSE PAD UNIDIRECTIONAL_SEQUENCE_RNN GATHER BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND TRANSPOSE ' +
+  'MEAN SUB DIV SQUEEZE UNIDIRECTIONAL_SEQUENCE_LSTM STRIDED_SLICE BIDIRECTIONAL_SEQUENCE_RNN EXP ' +
+  'TOPK_V2 SPLIT LOG_SOFTMAX DELEGATE BIDIRECTIONAL_SEQUENCE_LSTM CAST PRELU MAXIMUM ' +
+  'ARG_MAX MINIMUM LESS NEG PADV2 GREATER GREATER_EQUAL LESS_EQUAL ' +
+  'SELECT SLICE SIN TRANSPOSE_CONV SPARSE_TO_DENSE TILE EXPAND_DIMS EQUAL ' +
+  'NOT_EQUAL LOG SUM SQRT RSQRT SHAPE POW ARG_MIN ' +
+  'FAKE_QUANT REDUCE_PROD REDUCE_MAX PACK LOGICAL_OR ONE_HOT LOGICAL_AND LOGICAL_NOT ' +
+  'UNPACK REDUCE_MIN FLOOR_DIV REDUCE_ANY SQUARE ZEROS_LIKE FILL FLOOR_MOD ' +
+  'RANGE RESIZE_NEAREST_NEIGHBOR LEAKY_RELU SQUARED_DIFFERENCE MIRROR_PAD ABS SPLIT_V UNIQUE ' +
+  'CEIL REVERSE_V2 ADD_N GATHER_ND COS WHERE RANK ELU ' +
+  'REVERSE_SEQUENCE MATRIX_DIAG QUANTIZE MATRIX_SET_DIAG ROUND HARD_SWISH IF WHILE ' +
+  'NON_MAX_SUPPRESSION_V4 NON_MAX_SUPPRESSION_V5 SCATTER_ND'
+).split(' ');
+/** `CONV_2D`, … or `BUILTIN_<code>` for codes past the names this file carries. */
 export function builtinName(code: number): string {
   return OP_NAMES[code] ?? `BUILTIN_${code}`;
 }
@@ -140,6 +158,18 @@ export const Padding = { SAME: 0, VALID: 1 } as const;
 /** schema.fbs `enum ActivationFunctionType`. */
 export const Activation = { NONE: 0, RELU: 1, RELU_N1_TO_1: 2, RELU6: 3, TANH: 4, SIGN_BIT: 5 } as const;
 
+/** Field names by table (schema.fbs order = field id), for error messages. */
+const FIELDS: Record<string, string[]> = {
+  Model: ['version', 'operator_codes', 'subgraphs', 'description', 'buffers', 'metadata_buffer', 'metadata', 'signature_defs'],
+  OperatorCode: ['deprecated_builtin_code', 'custom_code', 'version', 'builtin_code'],
+  SubGraph: ['tensors', 'inputs', 'outputs', 'operators', 'name'],
+  Tensor: ['shape', 'type', 'buffer', 'name', 'quantization', 'is_variable', 'sparsity', 'shape_signature'],
+  QuantizationParameters: ['min', 'max', 'scale', 'zero_point', 'details_type', 'details', 'quantized_dimension'],
+  Operator: ['opcode_index', 'inputs', 'outputs', 'builtin_options_type', 'builtin_options', 'custom_options'],
+  Buffer: ['data', 'offset', 'size'],
+  Metadata: ['name', 'buffer'],
+};
+
 function corrupt(what: string): EdgetuneError {
   return new EdgetuneError('EMODEL', `Corrupt TFLite file: ${what}`);
 }
@@ -173,13 +203,17 @@ class Table implements OptionsTable {
     readonly vlen: number,
     readonly what: string,
   ) {}
+  private fieldName(id: number): string {
+    const kind = /(\w+)(?: \d+)?$/.exec(this.what)?.[1] ?? '';
+    return FIELDS[kind]?.[id] ?? `field ${id}`;
+  }
   /** Absolute position of field `id`, or 0 when absent. */
   private field(id: number, size: number): number {
     const slot = 4 + 2 * id;
     if (slot + 2 > this.vlen) return 0;
     const off = this.r.bb.readUint16(this.vtable + slot);
     if (off === 0) return 0;
-    this.r.check(this.pos + off, size, `${this.what} field ${id}`);
+    this.r.check(this.pos + off, size, `${this.what} ${this.fieldName(id)}`);
     return this.pos + off;
   }
   int(id: number, dflt = 0): number {
@@ -214,9 +248,9 @@ class Table implements OptionsTable {
   vector(id: number, elem: number): [number, number] | undefined {
     const v = this.ref(id);
     if (!v) return undefined;
-    this.r.check(v, 4, `${this.what} vector ${id}`);
+    this.r.check(v, 4, `${this.what} ${this.fieldName(id)}`);
     const n = this.r.bb.readUint32(v);
-    this.r.check(v + 4, n * elem, `${this.what} vector ${id} (${n} elements)`);
+    this.r.check(v + 4, n * elem, `${this.what} ${this.fieldName(id)} (${n} elements)`);
     return [v + 4, n];
   }
   ints(id: number): number[] {
