@@ -136,8 +136,29 @@ class TfliteConverter {
     for (const op of sg.operators) for (const o of op.outputs) this.producers.set(o, op);
   }
 
+  /** Constants computed at conversion time (DEQUANTIZE of constant weights), by tensor index. */
+  private readonly folded = new Map<number, TfliteTensor>();
+
   private t(i: number): TfliteTensor {
-    return this.sg.tensors[i]!;
+    return this.folded.get(i) ?? this.sg.tensors[i]!;
+  }
+
+  /** DEQUANTIZE of a constant (float16 or quantized weights): the float32 constant, folded now. */
+  private foldDequantize(src: TfliteTensor, out: number): void {
+    const values = constData(src);
+    const f = values instanceof Float32Array ? values : Float32Array.from(values);
+    const q = src.quantization;
+    if (q && !(values instanceof Float32Array)) {
+      const axis = q.quantizedDimension;
+      const inner = src.shape.slice(axis + 1).reduce((a, d) => a * d, 1);
+      const channels = q.scale.length > 1 ? src.shape[axis]! : 1;
+      for (let i = 0; i < f.length; i++) {
+        const c = channels > 1 ? Math.floor(i / inner) % channels : 0;
+        f[i] = (f[i]! - (q.zeroPoint[c] ?? q.zeroPoint[0] ?? 0)) * q.scale[c]!;
+      }
+    }
+    const t = this.sg.tensors[out]!;
+    this.folded.set(out, { index: t.index, name: t.name, shape: t.shape, type: TensorType.FLOAT32, buffer: 0, data: new Uint8Array(f.buffer) });
   }
 
   /** A readable, unique base name: TFLite joins fused names with ';', keep the first. */
@@ -469,9 +490,14 @@ class TfliteConverter {
       case Op.QUANTIZE:
       case Op.DEQUANTIZE: {
         // the float value passes through; emit() adds the output's own Q/DQ when it is quantized
-        const x = this.value(op.inputs[0]!);
         const src = this.t(op.inputs[0]!);
-        if (op.builtinCode === Op.DEQUANTIZE && src.data && !isQuantized(src) && src.type === TensorType.FLOAT16) this.halfWeights = true;
+        if (op.builtinCode === Op.DEQUANTIZE && src.data) {
+          if (src.type === TensorType.FLOAT16) this.halfWeights = true;
+          else this.quantizedWeights = true;
+          this.foldDequantize(src, out);
+          return;
+        }
+        const x = this.value(op.inputs[0]!);
         this.emit(out, (name) => this.b.node('Identity', [x.name], [name]));
         return;
       }
