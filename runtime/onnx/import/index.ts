@@ -3,6 +3,7 @@
 // Browser-safe: bytes and parsed JSON in, OnnxModel out; reading files is the caller's business.
 
 export { importTflite, type TfliteImportOptions } from './tflite.js';
+export { readAssociatedFiles } from './tflite-card.js';
 export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
 export { parseLabels, fitLabels, type ImportedModelCard, type ImportedPreprocess, type ImportResult } from './common.js';
 export { importTfjsLayers, type TfjsImportOptions, type TfjsModelJson, type TfjsLayer, type TfjsMetadata } from './tfjs.js';

@@ -13,19 +13,15 @@ import {
   activationRange,
   convPads,
   emitActivation,
-  fitLabels,
   floatInput,
   nhwcAxisToNchw,
-  parseLabels,
   permute,
-  preprocessFromQuantization,
-  TEACHABLE_MACHINE_PREPROCESS,
   transposeData,
   type ActivationKind,
   type ImportResult,
-  type ImportedModelCard,
   type Value,
 } from './common.js';
+import { readAssociatedFiles, tfliteCard, type ConversionSummary } from './tflite-card.js';
 import {
   Activation,
   ArithmeticOptions,
@@ -70,7 +66,7 @@ export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {
   const sg = file.subgraphs[0]!;
   const conv = new TfliteConverter(sg);
   const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
-  const card = conv.card(options.labels);
+  const card = tfliteCard(sg, conv.summary(), { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
   return { model, card };
 }
 
@@ -117,23 +113,18 @@ function constData(t: TfliteTensor): Float32Array | Int8Array | Uint8Array | Int
   }
 }
 
-/** Operators that keep the values (reshape, re-quantize): looked through when finding producers. */
-const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE]);
-
-function onnxShape(shape: readonly number[]): number[] {
+export function onnxShape(shape: readonly number[]): number[] {
   return shape.length === 4 ? permute(shape, NHWC_TO_NCHW) : [...shape];
 }
 
 class TfliteConverter {
   readonly b = new GraphBuilder();
   private readonly values = new Map<number, Value>();
-  private readonly producers = new Map<number, TfliteOperator>();
   private quantizedWeights = false;
   private halfWeights = false;
   private inputName = '';
 
   constructor(readonly sg: TfliteSubgraph) {
-    for (const op of sg.operators) for (const o of op.outputs) this.producers.set(o, op);
   }
 
   /** Constants computed at conversion time (DEQUANTIZE of constant weights), by tensor index. */
@@ -506,75 +497,8 @@ class TfliteConverter {
     }
   }
 
-  // ---- the card ----
-
-  /** The operator producing tensor `i`, looking through reshapes and (de)quantization. */
-  private producerThrough(i: number): TfliteOperator | undefined {
-    let op = this.producers.get(i);
-    while (op && PASS_THROUGH.has(op.builtinCode)) op = this.producers.get(op.inputs[0]!);
-    return op;
-  }
-
-  card(labelsOption: string | readonly string[] | undefined): ImportedModelCard {
-    const inT = this.t(this.sg.inputs[0]!);
-    const outI = this.sg.outputs[0]!;
-    const outT = this.t(outI);
-    const notes: string[] = [];
-    const last = this.producerThrough(outI);
-    const classes = outT.shape[outT.shape.length - 1] ?? 0;
-    // embedding: from the last FULLY_CONNECTED, back through dense layers and reshapes to the pooling
-    let embeddingTensor: number | undefined;
-    const isPool = (op: TfliteOperator | undefined) => op !== undefined && (op.builtinCode === Op.MEAN || op.builtinCode === Op.AVERAGE_POOL_2D);
-    let kind: ImportedModelCard['output']['kind'] = last && (last.builtinCode === Op.SOFTMAX || last.builtinCode === Op.LOGISTIC) ? 'probabilities' : 'logits';
-    if (isPool(last)) {
-      embeddingTensor = outI;
-      kind = 'embedding';
-    } else {
-      const fcs = this.sg.operators.filter((op) => op.builtinCode === Op.FULLY_CONNECTED || (op.builtinCode === Op.CONV_2D && this.t(op.inputs[0]!).shape[1] === 1 && this.t(op.inputs[0]!).shape[2] === 1));
-      let op: TfliteOperator | undefined = fcs[fcs.length - 1];
-      while (op) {
-        const src = op.inputs[0]!;
-        const p = this.producerThrough(src);
-        if (isPool(p)) {
-          embeddingTensor = p!.outputs[0]!;
-          break;
-        }
-        op = p && (p.builtinCode === Op.FULLY_CONNECTED || p.builtinCode === Op.CONV_2D) ? p : undefined;
-      }
-    }
-    const card: ImportedModelCard = {
-      source: 'tflite',
-      input: { name: this.inputName, shape: onnxShape(inT.shape), layout: 'NCHW', dtype: 'float32' },
-      sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase() },
-      preprocess: TEACHABLE_MACHINE_PREPROCESS,
-      preprocessSource: 'assumed',
-      labelOffset: 0,
-      output: { name: this.values.get(outI)!.name, dims: this.values.get(outI)!.shape, kind },
-      precision: this.quantizedWeights ? 'int8' : this.halfWeights ? 'fp16' : 'fp32',
-      notes,
-    };
-    if (isQuantized(inT)) {
-      const q = inT.quantization!;
-      card.sourceInput.quantization = { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0] ?? 0 };
-      card.preprocess = preprocessFromQuantization(q.scale[0]!, q.zeroPoint[0] ?? 0, inT.type === TensorType.INT8);
-      card.preprocessSource = 'input-quantization';
-    } else {
-      notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
-    }
-    if (embeddingTensor !== undefined) {
-      const v = this.values.get(embeddingTensor)!;
-      const dims = v.shape.slice(1).reduce((a, d) => a * d, 1);
-      card.embedding = { tensor: v.name, dims, pool: 'none', note: embeddingTensor === outI ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
-    }
-    if (labelsOption !== undefined) {
-      const list = typeof labelsOption === 'string' ? parseLabels(labelsOption) : [...labelsOption];
-      const fitted = fitLabels(list, classes);
-      card.labels = fitted.labels;
-      card.labelOffset = fitted.labelOffset;
-      if (kind !== 'embedding' && fitted.labels.length + fitted.labelOffset !== classes) {
-        notes.push(`${list.length} labels for ${classes} outputs`);
-      }
-    }
-    return card;
+  /** What the card needs from the conversion. */
+  summary(): ConversionSummary {
+    return { inputName: this.inputName, values: this.values, quantizedWeights: this.quantizedWeights, halfWeights: this.halfWeights };
   }
 }

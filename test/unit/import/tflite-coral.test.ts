@@ -96,6 +96,16 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
   });
 });
 
+describe('TFLite import: labels packed in the file', () => {
+  it('without a labels option, the Coral model’s associated imagenet_labels.txt (a zip after the flatbuffer) gives the labels', () => {
+    const { card } = importTflite(new Uint8Array(readFileSync(V2)));
+    expect(card.labels).toHaveLength(1000);
+    expect(card.labels![0]).toBe('tench, Tinca tinca');
+    expect(card.labelOffset).toBe(1);
+    expect(card.notes).toContain("labels from the file's associated file imagenet_labels.txt");
+  });
+});
+
 describe('TFLite import: Coral MobileNetV1 embedding extractor (uint8)', () => {
   it('outputs the 1024-d pooled features as LiteRT does', async () => {
     const { model, card } = importTflite(new Uint8Array(readFileSync(V1_EMBED)));
