@@ -200,6 +200,9 @@ class TfjsConverter {
       const name = sub.config.name ?? sub.name ?? '';
       if (sub.class_name === 'InputLayer') continue;
       (sub.inbound_nodes ?? []).forEach((call, nodeIndex) => {
+        if (!Array.isArray(call) || !call.every((c) => Array.isArray(c) && typeof c[0] === 'string')) {
+          throw new EdgetuneError('EMODEL', `model "${l.config.name}": layer "${name}" has inbound_nodes in a form this importer does not read (Keras 3 model.json?); expected [[layerName, nodeIndex, tensorIndex, kwargs], …]`);
+        }
         const ins = call.map(([n, node, tensor]) => {
           const v = values.get(key(n, node, tensor));
           if (!v) throw new EdgetuneError('EMODEL', `model "${l.config.name}": layer "${name}" reads "${n}" before it is computed`);

@@ -274,8 +274,31 @@ class TfliteConverter {
 
   /** A weight tensor transposed by `perm` (per-channel axis moved along), dequantized when quantized. */
   private weight(i: number, perm: readonly number[] | undefined): string {
+    return this.weightOf(this.t(i), perm);
+  }
+
+  /**
+   * The bias input of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED, if any. An int32 bias of a
+   * quantized op is dequantized at scale input_scale × weight_scale (per channel), the scale TFLite's
+   * integer kernels use (and QLinearConv expects), whatever scale the file stores beside it.
+   */
+  private bias(op: TfliteOperator): string | undefined {
+    const i = op.inputs[2];
+    if (i === undefined || i < 0) return undefined;
     const t = this.t(i);
-    if (!t.data) throw new EdgetuneError('EMODEL', `TFLite weight tensor ${i} "${t.name}" has no constant data (weights computed at run time are not supported)`);
+    const x = this.t(op.inputs[0]!);
+    const w = this.t(op.inputs[1]!);
+    if (t.type === TensorType.INT32 && t.data && isQuantized(x) && isQuantized(w)) {
+      const ws = w.quantization!.scale;
+      const n = ws.length > 1 ? t.shape[0]! : 1;
+      const scale = Array.from({ length: n }, (_, c) => x.quantization!.scale[0]! * ws[ws.length > 1 ? c : 0]!);
+      return this.weightOf({ ...t, quantization: { scale, zeroPoint: new Array<number>(n).fill(0), quantizedDimension: 0 } }, undefined);
+    }
+    return this.weightOf(t, undefined);
+  }
+
+  private weightOf(t: TfliteTensor, perm: readonly number[] | undefined): string {
+    if (!t.data) throw new EdgetuneError('EMODEL', `TFLite weight tensor ${t.index} "${t.name}" has no constant data (weights computed at run time are not supported)`);
     let data = constData(t);
     let shape = [...t.shape];
     let axis = t.quantization?.quantizedDimension ?? 0;
@@ -343,7 +366,8 @@ class TfliteConverter {
         // conv filter [O, KH, KW, I] → [O, I, KH, KW]; depthwise [1, KH, KW, C·M] → [C·M, 1, KH, KW]
         const w = this.weight(op.inputs[1]!, dw ? [3, 0, 1, 2] : [0, 3, 1, 2]);
         const inputs = [x.name, w];
-        if (op.inputs[2] !== undefined && op.inputs[2] >= 0) inputs.push(this.weight(op.inputs[2], undefined));
+        const bias = this.bias(op);
+        if (bias) inputs.push(bias);
         const attrs = {
           kernel_shape: [kh, kw],
           strides: [sh, sw],
@@ -364,7 +388,8 @@ class TfliteConverter {
           a = this.b.op('Reshape', [this.toNhwcOrder(x), this.b.int64s(`${x.name}_flat_shape`, [-1, k])], `${x.name}_flat`);
         }
         const inputs = [a, this.weight(op.inputs[1]!, undefined)];
-        if (op.inputs[2] !== undefined && op.inputs[2] >= 0) inputs.push(this.weight(op.inputs[2], undefined));
+        const bias = this.bias(op);
+        if (bias) inputs.push(bias);
         const target = this.t(out).shape;
         this.emit(
           out,

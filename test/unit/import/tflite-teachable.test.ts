@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { shared } from '../../helpers.js';
-import { importTflite, type ImportResult } from '../../../runtime/onnx/import/index.js';
+import { importTfjsLayers, importTflite, type ImportResult, type TfjsModelJson } from '../../../runtime/onnx/import/index.js';
 import { encodeModel } from '../../../runtime/onnx/index.js';
 import { argmax, maxAbsDiff, ortSession, outputQuantization, photoPixels, runOrt, tfliteOracle, toNchw, toNhwcFloat } from './oracles.js';
 
@@ -98,14 +98,20 @@ describe('TFLite import: Teachable Machine fruit, int8 per-channel (model.tflite
 });
 
 describe('converted models load in a bare onnxruntime-node session', () => {
-  it('float and int8 fruit models: default options, one named input [1,3,224,224], one output', async () => {
-    for (const file of [FLOAT, INT8]) {
-      const { model, card } = importTflite(new Uint8Array(readFileSync(file)));
+  it('all five real models: default session options, one named input, one output of the card’s dims', async () => {
+    const tm = shared('models', 'teachable-machine', 'twins-tfjs');
+    const converted = [
+      ...[FLOAT, INT8, shared('models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite'), shared('models', 'tflite', 'coral_mobilenet_v1_1.0_224_quant_embedding_extractor.tflite')].map(
+        (f) => importTflite(new Uint8Array(readFileSync(f))),
+      ),
+      importTfjsLayers(JSON.parse(readFileSync(path.join(tm, 'model.json'), 'utf8')) as TfjsModelJson, { 'weights.bin': new Uint8Array(readFileSync(path.join(tm, 'weights.bin'))) }),
+    ];
+    for (const { model, card } of converted) {
       const s = await ort.InferenceSession.create(encodeModel(model));
       expect(s.inputNames).toEqual([card.input.name]);
       expect(s.outputNames).toEqual([card.output.name]);
-      const r = await runOrt(s, new Float32Array(3 * 224 * 224), [1, 3, 224, 224]);
-      expect(r).toHaveLength(6);
+      const r = await s.run({ [card.input.name]: new ort.Tensor('float32', new Float32Array(3 * 224 * 224), card.input.shape) });
+      expect(r[card.output.name]!.dims).toEqual(card.output.dims);
       await s.release();
     }
   });
