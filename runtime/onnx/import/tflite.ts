@@ -71,13 +71,21 @@ export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {
 }
 
 function isQuantized(t: TfliteTensor): boolean {
-  return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8 || t.type === TensorType.INT16);
+  return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8);
+}
+
+/** Activations (inputs and operator outputs) must be float32 or uint8/int8 with quantization parameters. */
+function checkActivation(t: TfliteTensor): void {
+  if (t.type === TensorType.FLOAT32 || isQuantized(t)) return;
+  throw new EdgetuneError(
+    'EMODEL',
+    `TFLite tensor ${t.index} "${t.name}" is ${tensorTypeName(t.type)}${t.quantization ? ' (quantized)' : ''}: only float32 and uint8/int8-quantized activations are supported`,
+  );
 }
 
 function onnxQuantType(t: TfliteTensor): number {
   if (t.type === TensorType.UINT8) return DataType.UINT8;
   if (t.type === TensorType.INT8) return DataType.INT8;
-  if (t.type === TensorType.INT16) return DataType.INT16;
   if (t.type === TensorType.INT32) return DataType.INT32;
   throw new EdgetuneError('EMODEL', `TFLite tensor "${t.name}": cannot quantize to ${tensorTypeName(t.type)}`);
 }
@@ -169,6 +177,7 @@ class TfliteConverter {
 
   private graphInput(i: number) {
     const t = this.t(i);
+    checkActivation(t);
     const shape = onnxShape(t.shape);
     const name = this.b.unique(this.baseName(t));
     this.inputName = name;
@@ -215,6 +224,7 @@ class TfliteConverter {
    */
   private emit(i: number, produce: (out: string) => void, activation: ActivationKind = 'linear', axis = -1): Value {
     const t = this.t(i);
+    checkActivation(t);
     const shape = onnxShape(t.shape);
     const base = this.baseName(t);
     const quant = isQuantized(t);
@@ -222,7 +232,7 @@ class TfliteConverter {
     if (quant && act !== 'linear') {
       const r = activationRange(act);
       const q = t.quantization!;
-      const [qmin, qmax] = t.type === TensorType.UINT8 ? [0, 255] : t.type === TensorType.INT8 ? [-128, 127] : [-32768, 32767];
+      const [qmin, qmax] = t.type === TensorType.UINT8 ? [0, 255] : [-128, 127];
       const lo = (qmin - q.zeroPoint[0]!) * q.scale[0]!;
       const hi = (qmax - q.zeroPoint[0]!) * q.scale[0]!;
       if (r && lo >= r[0] - 1e-6 && hi <= r[1] + 1e-6) act = 'linear';

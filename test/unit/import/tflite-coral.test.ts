@@ -62,12 +62,16 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
     }
   });
 
-  it('top-1 agreement with LiteRT on hymenoptera/val ≥ 0.99 (all 153 images)', async () => {
-    const files: string[] = [];
+  // Measured on all 153 images: 153/153 agree, max |Δp| 0.0039. The test runs every second image (77)
+  // to keep CI time modest (≈ 35 ms per image for both runtimes, several times that on a busy machine).
+  it('top-1 agreement with LiteRT on hymenoptera/val ≥ 0.99 (every second of the 153 images)', async () => {
+    const all: string[] = [];
     for (const cls of ['ants', 'bees']) {
       const dir = shared('datasets', 'hymenoptera', 'val', cls);
-      for (const f of readdirSync(dir).sort()) files.push(path.join(dir, f));
+      for (const f of readdirSync(dir).sort()) all.push(path.join(dir, f));
     }
+    expect(all.length).toBe(153);
+    const files = all.filter((_, i) => i % 2 === 0);
     let agree = 0;
     let maxDiff = 0;
     for (const f of files) {
@@ -79,8 +83,7 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
     }
     const rate = agree / files.length;
     console.log(`coral v2 vs LiteRT on hymenoptera/val: top-1 agreement ${agree}/${files.length} = ${rate.toFixed(4)}, max |Δp| ${maxDiff.toFixed(4)}`);
-    expect(files.length).toBe(153);
-    // measured: 153/153 = 1.0000, max |Δp| 0.0039 (one step of the output's 1/256)
+    // measured: 77/77 = 1.0000 (153/153 on the full set), max |Δp| 0.0039 (one step of the output's 1/256)
     expect(rate).toBeGreaterThanOrEqual(0.99);
   });
 
