@@ -3,7 +3,9 @@
 // RELU and stride 2 SAME padding, DEPTHWISE_CONV_2D with depth multiplier 2 and fused RELU6,
 // MAX_POOL_2D, HARD_SWISH, MUL/SUB/ADD with broadcast constants, AVERAGE_POOL_2D with SAME padding,
 // CONCATENATION on channels, RELU, MEAN keep_dims, SQUEEZE, RESHAPE of a 3×3 map, DEQUANTIZE of
-// float16 weights, FULLY_CONNECTED with and without bias, LOGISTIC, SOFTMAX with beta), against LiteRT.js.
+// float16 weights, FULLY_CONNECTED with and without bias, LOGISTIC, SOFTMAX with beta), against LiteRT.js;
+// and a uint8 model over the quantized operators the real files lack (QDQ semantics, a fused RELU6
+// that must stay because the output's range is wider).
 
 import { describe, it, expect } from 'vitest';
 import { numberToFloat16 } from '../../../runtime/onnx/index.js';
