@@ -300,11 +300,21 @@ class Table implements OptionsTable {
 
 /**
  * Parse a .tflite file. Constant tensor data are views into `bytes` (not copies).
- * Errors (EdgetuneError 'EMODEL'): the file is shorter than a flatbuffer header, lacks the "TFL3"
- * identifier, has offsets outside the file, a tensor naming a buffer that does not exist, an
- * operator naming a missing operator code or tensor, or no subgraph.
+ * Errors (EdgetuneError 'EMODEL', "Corrupt TFLite file: …"): the file is shorter than a flatbuffer
+ * header, lacks the "TFL3" identifier, has offsets outside the file, a tensor naming a buffer that
+ * does not exist, an operator naming a missing operator code or tensor, or no subgraph.
  */
 export function parseTflite(bytes: Uint8Array): TfliteModel {
+  try {
+    return parse(bytes);
+  } catch (err) {
+    if (err instanceof EdgetuneError) throw err;
+    // a read the checks did not foresee (a RangeError from the DataView): still a corrupt file
+    throw new EdgetuneError('EMODEL', `Corrupt TFLite file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
+function parse(bytes: Uint8Array): TfliteModel {
   if (bytes.length < 8) throw corrupt(`${bytes.length} bytes is too short for a flatbuffer`);
   const bb = new ByteBuffer(bytes);
   if (!bb.__has_identifier('TFL3')) {
@@ -380,14 +390,4 @@ export function parseTflite(bytes: Uint8Array): TfliteModel {
   // Metadata: name 0, buffer 1
   const metadataNames = model.tables(6, 'Metadata').map((m) => m.string(0) ?? '');
   return { version: model.uint(0), description: model.string(3) ?? '', subgraphs, metadataNames };
-}
-
-/** A parse error from deeper down (a RangeError from a read we did not foresee) as an EdgetuneError. */
-export function parseTfliteSafe(bytes: Uint8Array): TfliteModel {
-  try {
-    return parseTflite(bytes);
-  } catch (err) {
-    if (err instanceof EdgetuneError) throw err;
-    throw new EdgetuneError('EMODEL', `Corrupt TFLite file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
 }

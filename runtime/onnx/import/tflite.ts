@@ -36,7 +36,7 @@ import {
   SoftmaxOptions,
   TensorType,
   builtinName,
-  parseTfliteSafe,
+  parseTflite,
   tensorTypeName,
   type TfliteOperator,
   type TfliteSubgraph,
@@ -62,7 +62,7 @@ export interface TfliteImportOptions {
  * with its index and the tensor it produces; tensor types the converter cannot read.
  */
 export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {}): ImportResult {
-  const file = parseTfliteSafe(bytes);
+  const file = parseTflite(bytes);
   const sg = file.subgraphs[0]!;
   const conv = new TfliteConverter(sg);
   const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
