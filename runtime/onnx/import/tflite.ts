@@ -64,6 +64,9 @@ export interface TfliteImportOptions {
 export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {}): ImportResult {
   const file = parseTflite(bytes);
   const sg = file.subgraphs[0]!;
+  if (sg.inputs.length === 0 || sg.outputs.length === 0) {
+    throw new EdgetuneError('EMODEL', `TFLite model: the main subgraph has ${sg.inputs.length} inputs and ${sg.outputs.length} outputs; an image model needs at least one of each`);
+  }
   const conv = new TfliteConverter(sg);
   const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
   const card = tfliteCard(sg, conv.summary(), { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
@@ -99,7 +102,13 @@ const FUSED: Record<number, ActivationKind> = {
 };
 
 /** Typed view of a constant's little-endian bytes (copied, so it is aligned). */
+const ELEMENT_BYTES: Record<number, number> = { [TensorType.FLOAT32]: 4, [TensorType.FLOAT16]: 2, [TensorType.INT8]: 1, [TensorType.UINT8]: 1, [TensorType.INT32]: 4, [TensorType.INT64]: 8 };
+
 function constData(t: TfliteTensor): Float32Array | Int8Array | Uint8Array | Int32Array {
+  const want = t.shape.reduce((a, d) => a * d, 1) * (ELEMENT_BYTES[t.type] ?? 0);
+  if (ELEMENT_BYTES[t.type] !== undefined && t.data!.length !== want) {
+    throw new EdgetuneError('EMODEL', `Corrupt TFLite file: tensor ${t.index} "${t.name}" has ${t.data!.length} bytes of data, but ${tensorTypeName(t.type)} [${t.shape.join(',')}] needs ${want}`);
+  }
   const d = t.data!.slice();
   switch (t.type) {
     case TensorType.FLOAT32:
@@ -139,7 +148,9 @@ class TfliteConverter {
   private readonly folded = new Map<number, TfliteTensor>();
 
   private t(i: number): TfliteTensor {
-    return this.folded.get(i) ?? this.sg.tensors[i]!;
+    const t = this.folded.get(i) ?? this.sg.tensors[i];
+    if (!t) throw new EdgetuneError('EMODEL', `Corrupt TFLite file: a required tensor is absent (index ${i})`);
+    return t;
   }
 
   /** DEQUANTIZE of a constant (float16 or quantized weights): the float32 constant, folded now. */
