@@ -193,8 +193,7 @@ class TfliteConverter {
     const name = this.b.unique(this.baseName(t));
     this.inputName = name;
     if (isQuantized(t)) {
-      const q = this.quantize(name, t, `${name}_quantized`);
-      this.values.set(i, { name: this.dequantize(q, t, `${name}_dequantized`), shape });
+      this.values.set(i, { name: this.qdq(name, t, `${name}_quantized`, `${name}_dequantized`).dq, shape });
     } else {
       this.values.set(i, { name, shape });
     }
@@ -217,9 +216,21 @@ class TfliteConverter {
     return { scale, zp, axis: rank === 4 ? nhwcAxisToNchw(q.quantizedDimension) : q.quantizedDimension };
   }
 
-  private quantize(input: string, t: TfliteTensor, base: string): string {
-    const p = this.qparams(t, base);
-    return this.b.op('QuantizeLinear', [input, p.scale, p.zp], base, p.axis === undefined ? {} : { axis: p.axis });
+  /**
+   * QuantizeLinear then DequantizeLinear of an activation with the tensor's parameters: the value the
+   * TFLite kernels see. int8 activations are written as uint8 with zero point + 128 — the same
+   * integers shifted, so the same real values — because onnxruntime fuses uint8-activation QDQ
+   * groups (QLinearConv, QLinearAdd…) everywhere but not all int8 ones (measured on Teachable
+   * Machine's int8 model: with int8 activations 15 of 52 convolutions and the 10 residual Adds
+   * stayed float). Weights keep their int8 type (u8s8, onnxruntime's usual format).
+   */
+  private qdq(input: string, t: TfliteTensor, qBase: string, dqBase: string): { q: string; dq: string } {
+    const q = t.quantization!;
+    const shift = t.type === TensorType.INT8 ? 128 : 0;
+    const scale = this.b.floats(`${qBase}_scale`, [q.scale[0]!], []);
+    const zp = this.b.constant(`${qBase}_zero_point`, DataType.UINT8, [], [(q.zeroPoint[0] ?? 0) + shift]);
+    const qName = this.b.op('QuantizeLinear', [input, scale, zp], qBase);
+    return { q: qName, dq: this.b.op('DequantizeLinear', [qName, scale, zp], dqBase) };
   }
 
   private dequantize(input: string, t: TfliteTensor, base: string, axis?: number): string {
@@ -257,8 +268,7 @@ class TfliteConverter {
     }
     let name = floatOut;
     if (quant) {
-      const q = this.quantize(floatOut, t, `${base}_quantized`);
-      name = this.dequantize(q, t, base);
+      name = this.qdq(floatOut, t, `${base}_quantized`, base).dq;
     }
     const v = { name, shape };
     this.values.set(i, v);
