@@ -1,8 +1,10 @@
 // TFLite flatbuffer → ONNX. Walks the main subgraph's operators in order and writes an NCHW float
 // graph (weights transposed once, here); quantized tensors (uint8 per-tensor as in Coral models, int8
-// per-channel as in Teachable Machine's model.tflite) become QDQ pairs around float ops, which
-// onnxruntime's CPU provider fuses into integer kernels (QLinearConv…). Also reads what the file says
-// about its input, output and embedding into a model card. Browser-safe (no Node APIs, no onnxruntime).
+// per-channel as in Teachable Machine's model.tflite) become QDQ around float ops (opset 13: per-channel
+// DequantizeLinear with an axis; int32 biases at input_scale × weight_scale; int8 activations written
+// as uint8 with zero point + 128, the same values), which onnxruntime's CPU provider fuses into integer
+// kernels (QLinearConv, QLinearAdd, QGemm…). The card (tflite-card.ts) says what the file says about
+// input, output, labels and embedding. Browser-safe (no Node APIs, no onnxruntime).
 
 import { EdgetuneError } from '../../errors.js';
 import { DataType, float16ToNumber } from '../graph.js';
