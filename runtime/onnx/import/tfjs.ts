@@ -105,6 +105,8 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   if (conv.pooled) {
     card.embedding = { tensor: conv.pooled.name, dims: conv.pooled.shape[1]!, pool: 'none', note: 'pooled features before the final dense layer(s)' };
   }
+  const quantized = [...new Set((modelJson.weightsManifest ?? []).flatMap((g) => g.weights.map((w) => w.quantization?.dtype).filter((d) => d !== undefined)))];
+  if (quantized.length > 0) card.notes.push(`weights stored ${quantized.join('/')}-quantized in the manifest, dequantized to float32`);
   const labels = options.labels ?? md?.labels;
   if (labels) {
     const fitted = fitLabels([...labels], classes);
