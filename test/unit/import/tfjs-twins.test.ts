@@ -61,7 +61,7 @@ describe('tfjs import: Teachable Machine twins (nested Sequential / functional M
       worst = Math.max(worst, maxAbsDiff(ours, ref));
     }
     console.log(`twins tfjs vs tfjs-cpu: max |Δp| ${worst.toExponential(2)}`);
-    // measured: max |Δp| 8.34e-7 over the four photos
+    // measured: max |Δp| 8.34e-7 over the three photos
     expect(worst).toBeLessThan(1e-5);
   });
 });
