@@ -59,7 +59,7 @@ export async function tfliteOracle(file: string, dequantize?: { scale: number; z
   return {
     outputDtype: out.dtype,
     async run(input, shape) {
-      const t = new lt.Tensor(input, shape);
+      const t = new lt.Tensor(input as Float32Array<ArrayBuffer>, shape);
       const results = await model.run([t]);
       t.delete();
       const r = results[0]!;

@@ -43,7 +43,7 @@ function buildModel(): tfl.LayersModel {
   const r = rng(7);
   model.setWeights(
     model.weights.map((w) => {
-      const n = w.shape.reduce((s, d) => s * d!, 1);
+      const n = w.shape.reduce<number>((s, d) => s * (d ?? 1), 1);
       const positive = w.name.includes('moving_variance');
       return tf.tensor(Float32Array.from({ length: n }, () => (positive ? 0.5 + Math.abs(r()) : r() * 0.6)), w.shape as number[]);
     }),

@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import { shared, tempDir } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/errors.js';
-import { decodeTfjsWeights, importTfjsLayers, type ImportResult, type TfjsModelJson } from '../../../runtime/onnx/import/index.js';
+import { decodeTfjsWeights, importTfjsLayers, type ImportResult, type TfjsModelJson, type TfjsWeightSpec } from '../../../runtime/onnx/import/index.js';
 import { argmax, maxAbsDiff, ortSession, photoPixels, runOrt, toNchw, toNhwcFloat } from './oracles.js';
 
 const DIR = shared('models', 'teachable-machine', 'twins-tfjs');
@@ -67,7 +67,7 @@ describe('tfjs import: Teachable Machine twins (nested Sequential / functional M
 });
 
 describe('tfjs weights', () => {
-  const spec = (name: string, shape: number[], dtype: string, quantization?: object) => ({ name, shape, dtype, ...(quantization ? { quantization } : {}) });
+  const spec = (name: string, shape: number[], dtype: string, quantization?: TfjsWeightSpec['quantization']): TfjsWeightSpec => ({ name, shape, dtype, ...(quantization ? { quantization } : {}) });
 
   it('dequantizes uint8/uint16 (q·scale + min) and float16, reads int32, concatenates shards in order', () => {
     const manifest = [
