@@ -138,6 +138,7 @@ export class GraphBuilder {
   }
 }
 
+/** A float32 graph input/output declaration of a static shape. */
 export function floatInput(name: string, shape: readonly number[]): ValueInfoProto {
   return makeValueInfo(name, makeTensorType(DataType.FLOAT, shape));
 }

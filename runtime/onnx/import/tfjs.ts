@@ -94,7 +94,7 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   const card: ImportedModelCard = {
     source: 'tfjs',
     input: { name: inName, shape: input.shape, layout: 'NCHW', dtype: 'float32' },
-    sourceInput: { name: 'input', shape: [1, h, wd, c], layout: 'NHWC', dtype: 'float32' },
+    sourceInput: { name: findInputName(top) ?? 'input', shape: [1, h, wd, c], layout: 'NHWC', dtype: 'float32' },
     preprocess: TEACHABLE_MACHINE_PREPROCESS,
     preprocessSource: tm ? 'teachable-machine' : 'assumed',
     labelOffset: 0,
@@ -114,6 +114,16 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
     card.labelOffset = fitted.labelOffset;
   }
   return { model, card };
+}
+
+/** Name of the first InputLayer found depth-first (Keras' "input_1"…). */
+function findInputName(l: TfjsLayer): string | undefined {
+  if (l.class_name === 'InputLayer') return l.config.name ?? l.name;
+  for (const sub of layersOf(l)) {
+    const n = findInputName(sub);
+    if (n) return n;
+  }
+  return undefined;
 }
 
 /** batch_input_shape of the first layer found depth-first. */

@@ -38,6 +38,7 @@ describe('tfjs import: Teachable Machine twins (nested Sequential / functional M
   it('describes the export: labels from metadata.json, Teachable Machine preprocessing, softmax output, pooled 1280-d embedding', () => {
     const c = conv.card;
     expect(c.input).toEqual({ name: 'input', shape: [1, 3, 224, 224], layout: 'NCHW', dtype: 'float32' });
+    expect(c.sourceInput).toEqual({ name: 'input_1', shape: [1, 224, 224, 3], layout: 'NHWC', dtype: 'float32' });
     expect(c.labels).toEqual(['twin1', 'twin2']);
     expect(c.labelOffset).toBe(0);
     expect(c.preprocessSource).toBe('teachable-machine');
