@@ -1,0 +1,15 @@
+// Model importers: TFLite flatbuffers and TensorFlow.js layers models (Teachable Machine exports) →
+// ONNX (NCHW float input; quantized TFLite as QDQ), each with a card of what the source file says.
+// Browser-safe: bytes and parsed JSON in, OnnxModel out; reading files is the caller's business.
+//
+//   const { model, card } = importTflite(tfliteBytes, { labels: labelsTxt });
+//   const { model, card } = importTfjsLayers(modelJson, { 'weights.bin': bin }, { metadata });
+//   encodeModel(model) → .onnx bytes; card.input/preprocess/labels/labelOffset/output/embedding use
+//   the field names of models/registry.ts ModelEntry.
+
+export { importTflite, type TfliteImportOptions } from './tflite.js';
+export { readAssociatedFiles } from './tflite-card.js';
+export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
+export { parseLabels, fitLabels, type ImportedModelCard, type ImportedPreprocess, type ImportResult } from './common.js';
+export { importTfjsLayers, type TfjsImportOptions, type TfjsModelJson, type TfjsLayer, type TfjsMetadata } from './tfjs.js';
+export { decodeTfjsWeights, type TfjsWeight, type TfjsWeightGroup, type TfjsWeightSpec } from './tfjs-weights.js';

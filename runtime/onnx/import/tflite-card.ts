@@ -1,0 +1,164 @@
+// The model card of a converted TFLite file: input and preprocessing (from the input's quantization
+// when it has one), output kind (probabilities when the graph ends in softmax/logistic), the embedding
+// tensor (pooled features before the final dense layers, or the output of a feature extractor), and
+// labels: the caller's, or a labels file packed into the .tflite as a TFLite-metadata "associated
+// file" (a zip appended to the flatbuffer; stored entries are read here). Browser-safe.
+
+import {
+  TEACHABLE_MACHINE_PREPROCESS,
+  fitLabels,
+  parseLabels,
+  preprocessFromQuantization,
+  type ImportedModelCard,
+  type Value,
+} from './common.js';
+import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator, type TfliteSubgraph, type TfliteTensor } from './tflite-schema.js';
+
+/** What the conversion learnt that the card reports. */
+export interface ConversionSummary {
+  inputName: string;
+  /** ONNX value (float, NCHW for rank 4) of each TFLite tensor index. */
+  values: ReadonlyMap<number, Value>;
+  quantizedWeights: boolean;
+  halfWeights: boolean;
+}
+
+/** Operators that keep the values (reshape, re-quantize): looked through when finding producers. */
+const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE]);
+
+function isQuantized(t: TfliteTensor): boolean {
+  return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8);
+}
+
+/**
+ * Files appended to a .tflite as a zip (how TFLite metadata packs labels): name → bytes, for entries
+ * stored uncompressed (the metadata writer stores them so). Empty when there is no zip; never throws.
+ */
+export function readAssociatedFiles(bytes: Uint8Array): Map<string, Uint8Array> {
+  const files = new Map<string, Uint8Array>();
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u32 = (p: number) => (p >= 0 && p + 4 <= bytes.length ? dv.getUint32(p, true) : -1);
+  const u16 = (p: number) => (p >= 0 && p + 2 <= bytes.length ? dv.getUint16(p, true) : -1);
+  // end of central directory: 22 bytes + a comment of up to 65535
+  let eocd = -1;
+  for (let p = bytes.length - 22; p >= Math.max(0, bytes.length - 22 - 65535); p--) {
+    if (u32(p) === 0x06054b50) {
+      eocd = p;
+      break;
+    }
+  }
+  if (eocd < 0) return files;
+  const entries = u16(eocd + 10);
+  const cdSize = u32(eocd + 12);
+  const cdOffset = u32(eocd + 16);
+  // offsets are relative to the zip's start, which may follow the flatbuffer
+  const shift = eocd - cdSize - cdOffset;
+  let p = cdOffset + shift;
+  for (let e = 0; e < entries; e++) {
+    if (u32(p) !== 0x02014b50) break;
+    const method = u16(p + 10);
+    const size = u32(p + 20);
+    const nameLen = u16(p + 28);
+    const next = p + 46 + nameLen + u16(p + 30) + u16(p + 32);
+    const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    const local = u32(p + 42) + shift;
+    if (method === 0 && u32(local) === 0x04034b50) {
+      const start = local + 30 + u16(local + 26) + u16(local + 28);
+      if (start + size <= bytes.length) files.set(name, bytes.subarray(start, start + size));
+    }
+    p = next;
+  }
+  return files;
+}
+
+/**
+ * The card of a converted subgraph. `labels`: the caller's labels file text or names (they win);
+ * otherwise a .txt associated file with as many lines as the output has classes (or one fewer).
+ */
+export function tfliteCard(
+  sg: TfliteSubgraph,
+  conv: ConversionSummary,
+  options: { labels?: string | readonly string[]; associatedFiles?: ReadonlyMap<string, Uint8Array> },
+): ImportedModelCard {
+  const producers = new Map<number, TfliteOperator>();
+  for (const op of sg.operators) for (const o of op.outputs) producers.set(o, op);
+  const producerThrough = (i: number) => {
+    let op = producers.get(i);
+    while (op && PASS_THROUGH.has(op.builtinCode)) op = producers.get(op.inputs[0]!);
+    return op;
+  };
+  const inT = sg.tensors[sg.inputs[0]!]!;
+  const outI = sg.outputs[0]!;
+  const outT = sg.tensors[outI]!;
+  const out = conv.values.get(outI)!;
+  const notes: string[] = [];
+  const last = producerThrough(outI);
+  const classes = outT.shape[outT.shape.length - 1] ?? 0;
+  const isPool = (op: TfliteOperator | undefined) => op !== undefined && (op.builtinCode === Op.MEAN || op.builtinCode === Op.AVERAGE_POOL_2D);
+  let kind: ImportedModelCard['output']['kind'] = last && (last.builtinCode === Op.SOFTMAX || last.builtinCode === Op.LOGISTIC) ? 'probabilities' : 'logits';
+  // embedding: from the last dense layer (FULLY_CONNECTED, or a 1×1 CONV_2D on a 1×1 map as in
+  // TF-slim MobileNets) back through dense layers and reshapes to the pooling
+  let embedding: number | undefined;
+  if (isPool(last)) {
+    embedding = outI;
+    kind = 'embedding';
+  } else {
+    const dense = (op: TfliteOperator) =>
+      op.builtinCode === Op.FULLY_CONNECTED || (op.builtinCode === Op.CONV_2D && sg.tensors[op.inputs[0]!]!.shape[1] === 1 && sg.tensors[op.inputs[0]!]!.shape[2] === 1);
+    const denseOps = sg.operators.filter(dense);
+    let op: TfliteOperator | undefined = denseOps[denseOps.length - 1];
+    while (op) {
+      const p = producerThrough(op.inputs[0]!);
+      if (isPool(p)) {
+        embedding = p!.outputs[0]!;
+        break;
+      }
+      op = p && dense(p) ? p : undefined;
+    }
+  }
+  const card: ImportedModelCard = {
+    source: 'tflite',
+    input: { name: conv.inputName, shape: conv.values.get(sg.inputs[0]!)!.shape, layout: 'NCHW', dtype: 'float32' },
+    sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase() },
+    preprocess: TEACHABLE_MACHINE_PREPROCESS,
+    preprocessSource: 'assumed',
+    labelOffset: 0,
+    output: { name: out.name, dims: out.shape, kind },
+    precision: conv.quantizedWeights ? 'int8' : conv.halfWeights ? 'fp16' : 'fp32',
+    notes,
+  };
+  if (isQuantized(inT)) {
+    const q = inT.quantization!;
+    card.sourceInput.quantization = { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0] ?? 0 };
+    card.preprocess = preprocessFromQuantization(q.scale[0]!, q.zeroPoint[0] ?? 0, inT.type === TensorType.INT8);
+    card.preprocessSource = 'input-quantization';
+  } else {
+    notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
+  }
+  card.input.shape = [...card.input.shape];
+  if (embedding !== undefined) {
+    const v = conv.values.get(embedding)!;
+    const dims = v.shape.slice(1).reduce((a, d) => a * d, 1);
+    card.embedding = { tensor: v.name, dims, pool: 'none', note: embedding === outI ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
+  }
+  let list: string[] | undefined;
+  if (options.labels !== undefined) list = typeof options.labels === 'string' ? parseLabels(options.labels) : [...options.labels];
+  else if (kind !== 'embedding') {
+    for (const [name, data] of options.associatedFiles ?? []) {
+      if (!name.toLowerCase().endsWith('.txt')) continue;
+      const lines = parseLabels(new TextDecoder().decode(data));
+      if (lines.length === classes || lines.length === classes - 1) {
+        list = lines;
+        notes.push(`labels from the file's associated file ${name}`);
+        break;
+      }
+    }
+  }
+  if (list) {
+    const fitted = fitLabels(list, classes);
+    card.labels = fitted.labels;
+    card.labelOffset = fitted.labelOffset;
+    if (kind !== 'embedding' && fitted.labels.length + fitted.labelOffset !== classes) notes.push(`${list.length} labels for ${classes} outputs`);
+  }
+  return card;
+}

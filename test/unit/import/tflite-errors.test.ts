@@ -1,0 +1,170 @@
+// TFLite importer errors and small pieces: truncated and mislabelled files (slices and edits of the
+// real Coral model), an unsupported operator in a tiny model built with the flatbuffers Builder
+// (also the int8 deprecated_builtin_code vs int32 builtin_code rule), label files, SAME padding.
+
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import * as flatbuffers from 'flatbuffers';
+import * as ort from 'onnxruntime-node';
+import { shared } from '../../helpers.js';
+import { EdgetuneError } from '../../../runtime/core/errors.js';
+import { encodeModel } from '../../../runtime/onnx/index.js';
+import { fitLabels, importTflite, parseLabels, parseTflite } from '../../../runtime/onnx/import/index.js';
+import { samePadding, transposeData } from '../../../runtime/onnx/import/common.js';
+
+const CORAL = new Uint8Array(readFileSync(shared('models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite')));
+
+function thrown(fn: () => unknown): EdgetuneError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof EdgetuneError) return e;
+    throw e;
+  }
+  throw new Error('expected an EdgetuneError');
+}
+
+/**
+ * A one-operator model: float input "x" [1, 4] → op → float output "y" [1, 4]. `deprecated` and
+ * `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3); options: a Pool/activation-free op.
+ */
+function tinyTflite(deprecated: number, builtin: number): Uint8Array {
+  const b = new flatbuffers.Builder(512);
+  const ints = (xs: number[]) => {
+    b.startVector(4, xs.length, 4);
+    for (let i = xs.length - 1; i >= 0; i--) b.addInt32(xs[i]!);
+    return b.endVector();
+  };
+  const offsets = (xs: number[]) => {
+    b.startVector(4, xs.length, 4);
+    for (let i = xs.length - 1; i >= 0; i--) b.addOffset(xs[i]!);
+    return b.endVector();
+  };
+  const tensor = (name: string) => {
+    const n = b.createString(name);
+    const shape = ints([1, 4]);
+    b.startObject(5); // Tensor: shape 0, type 1, buffer 2, name 3
+    b.addFieldOffset(0, shape, 0);
+    b.addFieldOffset(3, n, 0);
+    return b.endObject();
+  };
+  const tensors = offsets([tensor('x'), tensor('y')]);
+  const opInputs = ints([0]);
+  const opOutputs = ints([1]);
+  b.startObject(5); // Operator: opcode_index 0, inputs 1, outputs 2
+  b.addFieldOffset(1, opInputs, 0);
+  b.addFieldOffset(2, opOutputs, 0);
+  const operator = b.endObject();
+  const operators = offsets([operator]);
+  const sgIn = ints([0]);
+  const sgOut = ints([1]);
+  const sgName = b.createString('main');
+  b.startObject(5); // SubGraph
+  b.addFieldOffset(0, tensors, 0);
+  b.addFieldOffset(1, sgIn, 0);
+  b.addFieldOffset(2, sgOut, 0);
+  b.addFieldOffset(3, operators, 0);
+  b.addFieldOffset(4, sgName, 0);
+  const subgraphs = offsets([b.endObject()]);
+  b.startObject(4); // OperatorCode
+  b.addFieldInt8(0, deprecated, 0);
+  b.addFieldInt32(2, 1, 1);
+  b.addFieldInt32(3, builtin, 0);
+  const codes = offsets([b.endObject()]);
+  b.startObject(1); // Buffer 0: the empty sentinel
+  const buffers = offsets([b.endObject()]);
+  b.startObject(5); // Model
+  b.addFieldInt32(0, 3, 0);
+  b.addFieldOffset(1, codes, 0);
+  b.addFieldOffset(2, subgraphs, 0);
+  b.addFieldOffset(4, buffers, 0);
+  b.finish(b.endObject(), 'TFL3');
+  return b.asUint8Array();
+}
+
+describe('TFLite importer errors', () => {
+  it('a truncated file (the real Coral model cut at 1 MB) names what lies outside the file', () => {
+    const e = thrown(() => importTflite(CORAL.slice(0, 1_000_000)));
+    expect(e.code).toBe('EMODEL');
+    expect(e.message).toBe('Corrupt TFLite file: Model operator_codes at byte 3588868 (+4) lies outside the 1000000-byte file');
+  });
+
+  it('a file cut to its first 6 bytes, and one of 0 bytes', () => {
+    expect(thrown(() => importTflite(CORAL.slice(0, 6))).message).toBe('Corrupt TFLite file: 6 bytes is too short for a flatbuffer');
+    expect(thrown(() => importTflite(new Uint8Array(0))).message).toBe('Corrupt TFLite file: 0 bytes is too short for a flatbuffer');
+  });
+
+  it('bad magic: the identifier is named', () => {
+    const bad = CORAL.slice();
+    bad.set(new TextEncoder().encode('ONNX'), 4);
+    const e = thrown(() => importTflite(bad));
+    expect(e.message).toBe('Corrupt TFLite file: file identifier is "ONNX", not "TFL3" (not a TFLite model, or truncated at the start)');
+  });
+
+  it('a root offset pointing past the end', () => {
+    const bad = CORAL.slice(0, 4096);
+    new DataView(bad.buffer).setUint32(0, 100_000, true);
+    expect(thrown(() => parseTflite(bad)).message).toBe('Corrupt TFLite file: Model at byte 100000 (+4) lies outside the 4096-byte file');
+  });
+
+  it('an unsupported operator: its name, index and the tensor it produces', () => {
+    const sin = tinyTflite(66, 66);
+    expect(thrown(() => importTflite(sin)).message).toBe('Unsupported TFLite operator SIN (operator 0, producing tensor "y")');
+    // extended codes: deprecated_builtin_code holds 127 (PLACEHOLDER_FOR_GREATER_OP_CODES), builtin_code the real one
+    expect(thrown(() => importTflite(tinyTflite(127, 150))).message).toBe('Unsupported TFLite operator BUILTIN_150 (operator 0, producing tensor "y")');
+  });
+
+  it('old files with only deprecated_builtin_code still convert (RELU6 = 21), and load in a bare session', async () => {
+    const { model, card } = importTflite(tinyTflite(21, 0));
+    const s = await ort.InferenceSession.create(encodeModel(model));
+    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 4]) });
+    expect(Array.from(r[card.output.name]!.data as Float32Array)).toEqual([0, 3, 6, 0.5]);
+  });
+});
+
+describe('TFLite importer on damaged bytes', () => {
+  it('500 random 1–4 byte corruptions of a small model: converts or throws an EdgetuneError, nothing else', () => {
+    const good = tinyTflite(21, 21);
+    let s = 99;
+    const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    let converted = 0;
+    for (let k = 0; k < 500; k++) {
+      const bad = good.slice();
+      for (let j = 0, n = 1 + Math.floor(r() * 4); j < n; j++) bad[Math.floor(r() * bad.length)] = Math.floor(r() * 256);
+      try {
+        importTflite(bad);
+        converted++;
+      } catch (e) {
+        if (!(e instanceof EdgetuneError)) throw new Error(`trial ${k}: ${String(e)}`);
+      }
+    }
+    // measured: 36 of 500 still convert (corruptions in names, padding or values); 464 are EdgetuneErrors
+    expect(converted).toBeLessThan(250);
+  });
+});
+
+describe('importer helpers', () => {
+  it('labels: Teachable Machine `i NAME`, plain lines, CRLF, background at 0', () => {
+    expect(parseLabels('0 FRESH APPLE\n1 FRESH BANANA\n')).toEqual(['FRESH APPLE', 'FRESH BANANA']);
+    expect(parseLabels('background\r\ntench, Tinca tinca\r\n\r\n')).toEqual(['background', 'tench, Tinca tinca']);
+    expect(parseLabels('1 one\n0 zero')).toEqual(['1 one', '0 zero']); // not in order: kept as written
+    expect(fitLabels(['background', 'a', 'b'], 3)).toEqual({ labels: ['a', 'b'], labelOffset: 1 });
+    expect(fitLabels(['a', 'b'], 3)).toEqual({ labels: ['a', 'b'], labelOffset: 1 });
+    expect(fitLabels(['a', 'b'], 2)).toEqual({ labels: ['a', 'b'], labelOffset: 0 });
+  });
+
+  it('SAME padding as TensorFlow: ceil(in/stride) outputs, the odd pixel at the end', () => {
+    expect(samePadding(224, 3, 2)).toEqual([0, 1]);
+    expect(samePadding(112, 3, 1)).toEqual([1, 1]);
+    expect(samePadding(7, 1, 1)).toEqual([0, 0]);
+    expect(samePadding(5, 4, 1)).toEqual([1, 2]);
+    expect(samePadding(10, 3, 1, 2)).toEqual([2, 2]);
+  });
+
+  it('transposeData moves axes like numpy.transpose', () => {
+    // [2, 3] → [3, 2]
+    expect(Array.from(transposeData(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3], [1, 0]))).toEqual([1, 4, 2, 5, 3, 6]);
+    // NHWC [1, 1, 2, 3] → NCHW [1, 3, 1, 2]
+    expect(Array.from(transposeData(Int8Array.from([1, 2, 3, 4, 5, 6]), [1, 1, 2, 3], [0, 3, 1, 2]))).toEqual([1, 4, 2, 5, 3, 6]);
+  });
+});
