@@ -90,7 +90,10 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     for (let p = prod.get(tensor); p && PASS_OPS.has(p.opType ?? ''); p = prod.get(tensor)) tensor = p.input[0]!;
   }
   const producer = prod.get(tensor)!;
-  const pooled = POOL_OPS.has(producer.opType ?? '');
+  // Already pooled: produced by a pooling op (through reshapes), or a tensor of rank 2 ([N, C]).
+  let origin = producer;
+  for (let p: NodeProto | undefined = producer; p && PASS_OPS.has(p.opType ?? ''); p = prod.get(p.input[0]!)) origin = prod.get(p.input[0]!) ?? p;
+  const pooled = POOL_OPS.has(producer.opType ?? '') || POOL_OPS.has(origin.opType ?? '') || rankOf(model, tensor) === 2;
   let dequantize: CutSpec['dequantize'];
   if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {
     // Scale / zero point: from the QLinearMatMul that consumes it (through reshapes), else the producer's output qparams.
@@ -113,6 +116,11 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     }
   }
   return { tensor, pool: !pooled, dequantize, dims: channelsOf(model, tensor) };
+}
+
+function rankOf(model: OnnxModel, tensor: string): number | undefined {
+  const vi = [...model.graph.valueInfo, ...model.graph.output].find((v) => v.name === tensor);
+  return vi?.type?.tensorType?.shape?.dim?.length;
 }
 
 function channelsOf(model: OnnxModel, tensor: string): number {

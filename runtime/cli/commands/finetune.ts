@@ -12,10 +12,15 @@ import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec
 import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
-import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../train/node/embed.js';
+import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '../../train/node/embed.js';
 import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
-import { headFromModel } from '../../train/export.js';
+import { exportClassifierModel, headFromModel } from '../../train/export.js';
+import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
+import type { TailData, TailEpochStats } from '../../train/graph/tail-trainer.js';
+import type { SessionFactory } from '../../train/graph/session.js';
+import { createSession } from '../../session/session.js';
+import type { OnnxModel } from '../../onnx/model.js';
 import { reportPng } from '../../train/node/report.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
@@ -51,6 +56,12 @@ Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --schedule <name>       ${SCHEDULES.join(' | ')} (default ${D.schedule}); --step-size <n> --gamma <x> for step
   --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
+Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilenetv2-fp32):
+  --unfreeze <n>          also train the last n blocks of the backbone with the head (a block: an inverted-residual
+                          block or the final 1×1 conv for MobileNetV2; BatchNormalization folded, statistics frozen)
+  --unfreeze-from <name>  the tensor to cut at instead (a single-path tensor of the backbone)
+  --backbone-lr <x>       learning rate of the unfrozen blocks (default ${UNFREEZE_DEFAULTS.backboneLrRatio} × the head's)
+  --unfreeze-epochs <n>   maximum epochs of phase 2 (default ${UNFREEZE_DEFAULTS.epochs}; early stopping with --patience, default ${UNFREEZE_DEFAULTS.patience} there)
 Output:
   --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
   --int8                  quantize the exported model to int8 (QDQ, calibrated on ${INT8_CALIBRATION_IMAGES} training images; the float
@@ -90,6 +101,24 @@ export interface FinetuneReport {
    * the calibration images (drawn from the training folder), and both models scored on the same
    * held-apart validation images (`images` of them; null fields without validation data).
    */
+  /** With --unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone. */
+  unfreeze?: {
+    cut: string;
+    blocks: number | null;
+    parameters: number;
+    lrHead: number;
+    lrBackbone: number;
+    epochs: number;
+    bestEpoch: number;
+    stoppedEarly: boolean;
+    /** Head-only accuracy, measured through the same graph on the same images (validation, else training). */
+    accuracyBefore: number;
+    accuracy: number;
+    gain: number;
+    activationS: number;
+    trainingS: number;
+    history: TailEpochStats[];
+  };
   int8?: { float: string; quantized: Record<string, number>; calibrationImages: number; images: number; accuracyFloat: number | null; accuracyInt8: number | null };
 }
 
@@ -171,6 +200,10 @@ export const finetune = {
       int8: { type: 'boolean', default: false },
       resume: { type: 'string' },
       'add-class': { type: 'string', multiple: true },
+      unfreeze: { type: 'string' },
+      'unfreeze-from': { type: 'string' },
+      'backbone-lr': { type: 'string' },
+      'unfreeze-epochs': { type: 'string' },
       json: { type: 'boolean', default: false },
       ...SESSION_OPTIONS,
     });
@@ -204,6 +237,12 @@ export const finetune = {
       throw new EdgetuneError('EARG', `--resume takes one folder per --add-class: ${added.length} --add-class given, ${positionals.length} folder(s)`);
     }
     if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
+    if (v.unfreeze !== undefined && v['unfreeze-from'] !== undefined) throw new EdgetuneError('EARG', '--unfreeze and --unfreeze-from say the same thing: give one');
+    const unfreeze: number | string | undefined = v['unfreeze-from'] !== undefined ? (v['unfreeze-from'] as string) : v.unfreeze !== undefined ? intOption('unfreeze', num(v.unfreeze), 1, 1) : undefined;
+    if (unfreeze === undefined && (v['backbone-lr'] !== undefined || v['unfreeze-epochs'] !== undefined)) throw new EdgetuneError('EARG', '--backbone-lr and --unfreeze-epochs need --unfreeze <n> or --unfreeze-from <tensor>');
+    if (unfreeze !== undefined && headKind === 'prototype') throw new EdgetuneError('EARG', '--unfreeze needs a trained head: --head linear or mlp');
+    const backboneLr = v['backbone-lr'] !== undefined ? numberOption('backbone-lr', num(v['backbone-lr']), 0, Number.MIN_VALUE, 10) : undefined;
+    const unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
     await checkWritable(out);
     const paths = reportPaths(out);
 
@@ -236,6 +275,8 @@ export const finetune = {
       backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
     }
     const views = viewCount(augment, viewsAsked);
+    // --unfreeze: where to cut, checked before any embedding work (an int8 backbone is refused here)
+    const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
     const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
     const { labels, skipped } = data;
     const trainItems = data.train;
@@ -311,8 +352,90 @@ export const finetune = {
       signal.dispose();
     }
     if (tty && trained.training) io.stderr.write('\n');
-    const { head, training: result, metrics, validated, prototypeAccuracy: protoAcc } = trained;
+    const { training: result, validated, prototypeAccuracy: protoAcc } = trained;
+    let { head, metrics } = trained;
     const tTrain = (performance.now() - tt) / 1000;
+
+    // ---- phase 2 (--unfreeze): cut activations per view (the frozen part runs once per view, cached),
+    // then tail + head through ONNX training graphs at the backbone's low learning rate
+    let phase2: FinetuneReport['unfreeze'];
+    let tunedBackbone: OnnxModel | undefined;
+    if (plan) {
+      const t2 = performance.now();
+      const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
+      const frozen: Backbone = { ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) };
+      const cutEmbedder = await Embedder.open(frozen, sessionOpts);
+      const signal2 = interruptSignal();
+      let train: TailData;
+      let val: TailData | undefined;
+      try {
+        const bar2 = progress(io, `activations at ${plan.cut.cut} for ${collected.train.length} training images × ${views} views`);
+        const tr = await cutEmbedder.embed(collected.train.map((i) => i.file), { views, augment, seed, cache, signal: signal2.signal, onProgress: (d, n) => bar2.update(d, n) });
+        bar2.done();
+        train = { x: tr.features, labels: Int32Array.from(collected.train.flatMap((i) => Array<number>(views).fill(i.label))) };
+        if (collected.val.length) {
+          const va = await cutEmbedder.embed(collected.val.map((i) => i.file), { views: 1, cache, signal: signal2.signal });
+          val = { x: va.features, labels: Int32Array.from(collected.val.map((i) => i.label)) };
+        }
+      } finally {
+        await cutEmbedder.dispose();
+      }
+      const tAct = (performance.now() - t2) / 1000;
+      const lrHead = cfg.lr ?? DEFAULT_LR[cfg.optimizer ?? D.optimizer];
+      const lrBackbone = backboneLr ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
+      const createSessionFor: SessionFactory = async (bytes) => {
+        const s = await createSession(bytes, { ...sessionOpts, onWarning: () => undefined });
+        return { run: (f, o) => s.run(f, o), release: () => s.dispose() };
+      };
+      let r;
+      try {
+        r = await trainUnfrozen(
+          plan,
+          { head, classes: labels.length, train, val, createSession: createSessionFor },
+          {
+            epochs: unfreezeEpochs,
+            batchSize: UNFREEZE_DEFAULTS.batchSize,
+            optimizer: cfg.optimizer ?? D.optimizer,
+            lrHead,
+            lrBackbone,
+            weightDecay: cfg.weightDecay,
+            dropout: cfg.dropout,
+            labelSmoothing: cfg.labelSmoothing,
+            patience: v.patience !== undefined ? cfg.patience : UNFREEZE_DEFAULTS.patience,
+            seed,
+          },
+          {
+            signal: signal2.signal,
+            onEpoch: (e) => {
+              if (tty) io.stderr.write(`\r\x1b[Kphase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)} acc ${e.trainAccuracy.toFixed(3)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}`);
+              else io.stderr.write(`edgetune: phase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}\n`);
+            },
+          },
+        );
+      } finally {
+        signal2.dispose();
+      }
+      if (tty) io.stderr.write('\n');
+      head = r.head;
+      metrics = r.metrics;
+      tunedBackbone = unfrozenBackbone(plan, r);
+      phase2 = {
+        cut: plan.cut.cut,
+        blocks: typeof unfreeze === 'number' ? unfreeze : null,
+        parameters: plan.parameters,
+        lrHead,
+        lrBackbone,
+        epochs: r.history.length,
+        bestEpoch: r.bestEpoch,
+        stoppedEarly: r.stoppedEarly,
+        accuracyBefore: r.before.accuracy,
+        accuracy: r.metrics.accuracy,
+        gain: r.metrics.accuracy - r.before.accuracy,
+        activationS: round(tAct),
+        trainingS: round(r.ms / 1000),
+        history: r.history,
+      };
+    }
 
     // ---- export
     const provenance: Provenance = {
@@ -326,7 +449,9 @@ export const finetune = {
       created: new Date().toISOString(),
     };
     // the embedding graph the embedder ran, reused (not rebuilt) for the export
-    const bytes = transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+    const bytes = tunedBackbone
+      ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, { ...provenance, unfreeze: phase2 && { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } as unknown as Record<string, unknown>)
+      : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
     const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
     const report: FinetuneReport = {
       model: out,
@@ -350,6 +475,7 @@ export const finetune = {
       timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
       warnings,
       report: paths,
+      ...(phase2 ? { unfreeze: phase2 } : {}),
     };
     await mkdir(path.dirname(out), { recursive: true });
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
@@ -395,13 +521,15 @@ export const finetune = {
     }
     const png = await reportPng({
       title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
-      history: report.history,
-      bestEpoch: report.bestEpoch,
+      // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
+      history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
+      bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
       labels,
       confusion: metrics.confusion,
       notes: [
         `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
         `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+        ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
       ],
     });
     report.timing.totalS = round((performance.now() - t0) / 1000);
@@ -414,6 +542,7 @@ export const finetune = {
       const how = result ? `best epoch ${report.bestEpoch}/${report.epochs}${report.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
       if (validated) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), ${how}\n`);
       else io.stdout.write(`training accuracy ${trained.trainAccuracy.toFixed(3)} (no validation data), ${how}\n`);
+      if (phase2) io.stdout.write(`phase 2: unfroze ${phase2.blocks !== null ? `${phase2.blocks} block(s)` : `from ${phase2.cut}`} (${phase2.parameters} parameters, lr ${phase2.lrBackbone}): ${validated ? 'validation' : 'training'} accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}, ${phase2.trainingS}s\n`);
       if (report.int8?.accuracyInt8 != null) io.stdout.write(`int8: validation accuracy ${report.int8.accuracyInt8.toFixed(3)} (float ${report.int8.accuracyFloat!.toFixed(3)}) on ${report.int8.images} images\n`);
       io.stdout.write(`time: embedding ${report.timing.embeddingS}s (${report.timing.embedded} computed, ${report.timing.cacheHits} cached), training ${report.timing.trainingS}s, total ${report.timing.totalS}s\n`);
       io.stdout.write(`report: ${paths.png}, ${paths.json}\n`);

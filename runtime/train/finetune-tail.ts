@@ -1,0 +1,108 @@
+// Phase 2 of a fine-tune (the course's step 5): unfreeze the last blocks of the backbone and train
+// them together with the head at a low learning rate, through ONNX training graphs
+// (runtime/train/graph/) that any ONNX Runtime backend runs. Browser-safe: the session factory and the
+// cut activations (the frozen part run once per view, by the driver) are injected.
+//
+//   const plan = planUnfreeze(backboneModel, embeddingTensor, 2);      // where to cut, BN folded
+//   …driver embeds each view at plan.cut.cut with plan.frozenCut (an Embedder over plan.frozen)…
+//   const r = await trainUnfrozen(plan, { head, classes, train, val, createSession }, config);
+//   const model = unfrozenBackbone(plan, r);                           // frozen part + tuned tail
+//   exportClassifierModel(model, cutSpec, r.head, labels, spec, provenance)
+//
+// Rules, stated once here:
+//   - the backbone must be float: an int8 (QDQ or QOperator) backbone trains through no float weights,
+//     so it is refused with the hint to use its fp32 twin (mobilenetv2-fp32 for mobilenetv2-int8);
+//   - BatchNormalization is folded into the convolutions before cutting (inference mode: the moving
+//     statistics stay frozen, as Keras recommends for fine-tuning on small sets);
+//   - the head trained in phase 1 is the starting head (linear or MLP; a prototype head normalises its
+//     input and cannot be trained through);
+//   - backbone learning rate: UNFREEZE_DEFAULTS.backboneLrRatio × the head's (one tenth), unless given.
+
+import { EdgetuneError } from '../core/errors.js';
+import { readFloat32 } from '../onnx/graph.js';
+import { cloneModel, encodeModel, type OnnxModel } from '../onnx/model.js';
+import { foldBatchNorm } from '../onnx/passes/fold-batchnorm.js';
+import { computeMetrics, predictions, type Metrics } from './index.js';
+import type { HeadWeights } from './types.js';
+import { cutModel, resolveCut, type CutResult } from './graph/cut.js';
+import { evaluateTail, exportTail, trainTail, type TailData, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { buildTrainingGraph } from './graph/autodiff.js';
+import type { SessionFactory } from './graph/session.js';
+
+/** Phase-2 defaults: backbone lr = head lr × backboneLrRatio; epochs and patience as given, else these. */
+export const UNFREEZE_DEFAULTS = Object.freeze({
+  backboneLrRatio: 0.1,
+  epochs: 10,
+  patience: 3,
+  batchSize: 16,
+});
+
+export interface UnfreezePlan {
+  /** The float backbone with BatchNormalization folded (what the tail's weights are written back into). */
+  model: OnnxModel;
+  cut: CutResult;
+  /** The tail's trainable parameter count. */
+  parameters: number;
+}
+
+const QUANTIZED = /^QLinear|^DequantizeLinear$|^QuantizeLinear$|^MatMulInteger$|^ConvInteger$/;
+
+/**
+ * Where to cut `backbone` for `unfreeze` (a block count from the embedding, or a tensor name) and the
+ * two parts. Errors: EARG for an int8 backbone (use its fp32 twin), an unfreeze past the input or a
+ * tensor that is not a single-path cut.
+ */
+export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: number | string, name = 'the backbone'): UnfreezePlan {
+  if (backbone.graph.node.some((n) => QUANTIZED.test(n.opType ?? ''))) {
+    throw new EdgetuneError('EARG', `--unfreeze trains the backbone's float weights, and ${name} is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result`);
+  }
+  const model = cloneModel(backbone);
+  foldBatchNorm(model);
+  const cutName = resolveCut(model, embedding, unfreeze);
+  const cut = cutModel(model, cutName, embedding);
+  const inits = new Map(cut.tail.graph.initializer.map((t) => [t.name, t.dims.reduce((a, b) => a * b, 1)]));
+  const parameters = [...inits.values()].reduce((a, b) => a + b, 0);
+  return { model, cut, parameters };
+}
+
+export interface UnfrozenResult extends TailTrainResult {
+  /** Metrics of the tuned tail + head on the validation activations (or the training ones without validation). */
+  metrics: Metrics;
+  validated: boolean;
+  /** The same metric for the phase-1 head on the frozen backbone, measured through the same graph (the gain's baseline). */
+  before: Metrics;
+}
+
+/** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). */
+export async function trainUnfrozen(
+  plan: UnfreezePlan,
+  input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory },
+  config: Partial<TailTrainConfig> = {},
+  hooks: Parameters<typeof trainTail>[2] = {},
+): Promise<UnfrozenResult> {
+  if (input.head.normalize) throw new EdgetuneError('EARG', '--unfreeze needs a trained head (linear or mlp): a prototype head normalises its input and cannot be trained through');
+  const r = await trainTail({ tail: plan.cut.tail, head: input.head, classes: input.classes, train: input.train, val: input.val, createSession: input.createSession }, config, hooks);
+  const evalSet = input.val ?? input.train;
+  const K = input.classes;
+  // One eval graph (tail weights and head as inputs) scores both the tuned and the phase-1 weights.
+  const graph = buildTrainingGraph(plan.cut.tail, { head: input.head.layers, mode: 'eval' });
+  const original = new Map(plan.cut.tail.graph.initializer.map((t) => [t.name ?? '', t]));
+  const session = await input.createSession(encodeModel(graph.model));
+  const metricsOf = async (tailWeights: Record<string, Float32Array> | undefined, head: HeadWeights): Promise<Metrics> => {
+    const weights = new Map<string, Float32Array>();
+    for (const w of graph.tailWeights) weights.set(w.name, tailWeights?.[w.name] ?? readFloat32(original.get(w.name)!));
+    head.layers.forEach((l, i) => weights.set(`head.${i}.weight`, l.weight).set(`head.${i}.bias`, l.bias));
+    const logits = await evaluateTail(session, graph, evalSet, weights);
+    return computeMetrics(predictions(logits, K), evalSet.labels, K);
+  };
+  try {
+    return { ...r, metrics: await metricsOf(r.tailWeights, r.head), before: await metricsOf(undefined, input.head), validated: Boolean(input.val) };
+  } finally {
+    await session.release?.();
+  }
+}
+
+/** The backbone with the tuned tail written back: export it with the head by exportClassifierModel. */
+export function unfrozenBackbone(plan: UnfreezePlan, result: Pick<TailTrainResult, 'tailWeights'>): OnnxModel {
+  return exportTail(plan.model, result.tailWeights);
+}
