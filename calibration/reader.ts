@@ -114,3 +114,19 @@ export async function* calibrationBatches(files: readonly string[], spec: Prepro
     throw new EdgetuneError('EINPUT', `${what}: no decodable images among ${files.length} file(s)${why ? ` (${why})` : ''}`, { subject: what });
   }
 }
+
+/**
+ * `batches` passed through unchanged, the first `count` images copied into `into` as one tensor each
+ * (dims [1, …], the same values batch-1 decoding gives: preprocessing is per image), so a later pass
+ * over the same images does not decode them again.
+ */
+export async function* keepImages(batches: AsyncIterable<CalibrationBatch>, count: number, into: TensorData[]): AsyncGenerator<CalibrationBatch> {
+  for await (const b of batches) {
+    const n = b.tensor.dims[0] ?? 1;
+    const per = b.tensor.data.length / n;
+    for (let i = 0; i < n && into.length < count; i++) {
+      into.push({ type: b.tensor.type, data: b.tensor.data.slice(i * per, (i + 1) * per), dims: [1, ...b.tensor.dims.slice(1)] });
+    }
+    yield b;
+  }
+}
