@@ -169,6 +169,7 @@ describe.each(CASES)('$id', (c) => {
       const table = readFileSync(r.tableFile, 'utf8').trim().split('\n');
       expect(table[0]).toBe(m === 'entropy' ? 'TRT-8601-EntropyCalibration2' : 'TRT-8601-MinMaxCalibration');
       expect(table.length).toBeGreaterThan(c.convs);
+      for (const line of table.slice(1)) expect(line).toMatch(/^.+: [0-9a-f]{8}$/);
     }
   });
 
