@@ -6,16 +6,15 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import * as v from 'valibot';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseJsonContract } from '../runtime/core/schema.js';
-import { DataType, addGraphOutput, makeTensorType } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import type { OnnxModel } from '../runtime/onnx/model.js';
+import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32 } from '../runtime/core/tensor.js';
 import { CALIBRATION_METHODS, ChannelMeans, RangeCollector, computeRange, type CalibrationMethod, type HistogramState, type Range, type RangeOptions } from './ranges.js';
 import type { CalibrationBatch } from './reader.js';
+import { withTaps } from './taps.js';
 
 export interface CollectOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   signal?: AbortSignal;
@@ -29,30 +28,18 @@ export async function collectRanges(
   batches: AsyncIterable<CalibrationBatch>,
   opts: CollectOptions & { meanTensors?: readonly string[] } = {},
 ): Promise<{ collectors: Map<string, RangeCollector>; means: Map<string, ChannelMeans>; images: number }> {
-  const aug = cloneModel(model);
-  const inputs = new Set(aug.graph.input.map((v) => v.name));
   const wanted = [...new Set([...tensors, ...(opts.meanTensors ?? [])])];
-  const fetch = wanted.filter((t) => !inputs.has(t));
-  for (const t of fetch) addGraphOutput(aug.graph, t, makeTensorType(DataType.FLOAT));
-  const session = await createSession(encodeModel(aug), { providers: opts.providers ?? ['cpu'], threads: opts.threads, onWarning: opts.onWarning });
+  const taps = withTaps(model, inputName, wanted, { providers: opts.providers, threads: opts.threads, onWarning: opts.onWarning, signal: opts.signal, what: 'calibration run' });
   const collectors = new Map<string, RangeCollector>(tensors.map((t) => [t, new RangeCollector()]));
   const means = new Map<string, ChannelMeans>((opts.meanTensors ?? []).map((t) => [t, new ChannelMeans()]));
   let images = 0;
-  try {
-    for await (const b of batches) {
-      opts.signal?.throwIfAborted();
-      const res = await session.run({ [inputName]: b.tensor }, fetch);
-      for (const t of wanted) {
-        const v = inputs.has(t) ? b.tensor : res[t];
-        if (!v) throw new EdgetuneError('EMODEL', `calibration run did not return tensor "${t}"`);
-        const values = asFloat32(v);
-        collectors.get(t)?.add(values);
-        means.get(t)?.add(values, v.dims);
-      }
-      images += b.files.length;
+  for await (const { item: b, values } of taps.run(batches, (b) => b.tensor)) {
+    for (const [t, v] of values) {
+      const data = asFloat32(v);
+      collectors.get(t)?.add(data);
+      means.get(t)?.add(data, v.dims);
     }
-  } finally {
-    await session.dispose();
+    images += b.files.length;
   }
   return { collectors, means, images };
 }

@@ -6,13 +6,13 @@
 // graph order, each measured with every earlier layer already corrected; the QDQ model runs
 // unfused (graph optimizations off) so a Conv's float output before its folded Relu/Clip is visible.
 
-import { EdgetuneError } from '../runtime/core/errors.js';
-import { DataType, addGraphOutput, getInitializer, makeTensorType, pruneGraph, readFloat32, readInt32, writeInt32 } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { getInitializer, readFloat32, readInt32, writeInt32 } from '../runtime/onnx/graph.js';
+import type { OnnxModel } from '../runtime/onnx/model.js';
+import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
-import { quantizedLayers, type QuantizedLayer } from './qdq.js';
+import { quantizedLayers, type QuantizedLayer } from './layers.js';
 import { ChannelMeans } from './ranges.js';
+import { withTaps } from './taps.js';
 
 export interface EmpiricalCorrectionOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   signal?: AbortSignal;
@@ -20,29 +20,18 @@ export interface EmpiricalCorrectionOptions extends Pick<SessionOptions, 'provid
 }
 
 async function channelMeans(model: OnnxModel, outputs: readonly string[], inputName: string, inputs: readonly TensorData[], unfused: boolean, o: EmpiricalCorrectionOptions): Promise<Map<string, Float64Array>> {
-  const m = cloneModel(model);
-  m.graph.output = [];
-  for (const t of outputs) addGraphOutput(m.graph, t, makeTensorType(DataType.FLOAT));
-  pruneGraph(m.graph);
-  const session = await createSession(encodeModel(m), {
-    providers: o.providers ?? ['cpu'],
+  const taps = withTaps(model, inputName, outputs, {
+    providers: o.providers,
     threads: o.threads,
     onWarning: o.onWarning,
     graphOptimizationLevel: unfused ? 'disabled' : 'all',
+    tapsOnly: true,
+    signal: o.signal,
+    what: 'bias correction run',
   });
   const acc = new Map(outputs.map((t) => [t, new ChannelMeans()]));
-  try {
-    for (const x of inputs) {
-      o.signal?.throwIfAborted();
-      const res = await session.run({ [inputName]: x }, [...outputs]);
-      for (const t of outputs) {
-        const v = res[t];
-        if (!v) throw new EdgetuneError('EMODEL', `bias correction run did not return tensor "${t}"`);
-        acc.get(t)!.add(asFloat32(v), v.dims);
-      }
-    }
-  } finally {
-    await session.dispose();
+  for await (const { values } of taps.run(inputs, (x) => x)) {
+    for (const [t, v] of values) acc.get(t)!.add(asFloat32(v), v.dims);
   }
   return new Map([...acc].map(([t, c]) => [t, c.means()]));
 }

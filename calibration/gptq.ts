@@ -16,12 +16,12 @@
 // agreement 0.915 → 0.922 on hymenoptera/val, 0.703 → 0.757 on flowers5-small/train; SqueezeNet 1.1
 // 0.974 → 0.961 and 0.837 → 0.837. Hence off by default (quantizeModel's gptqImages).
 
-import { DataType, addGraphOutput, getAttribute, getInitializer, getIntAttribute, getIntsAttribute, makeTensorType, pruneGraph, readFloat32, readInt32, readInt8, writeInt32, writeInt8 } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { EdgetuneError } from '../runtime/core/errors.js';
-import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import { DataType, getAttribute, getInitializer, getIntAttribute, getIntsAttribute, readFloat32, readInt32, readInt8, writeInt32, writeInt8 } from '../runtime/onnx/graph.js';
+import type { OnnxModel } from '../runtime/onnx/model.js';
+import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
-import { quantizedLayers, type QuantizedLayer } from './qdq.js';
+import { quantizedLayers, type QuantizedLayer } from './layers.js';
+import { withTaps } from './taps.js';
 
 export interface GptqOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** Largest H side (Cin·kh·kw) handled; wider Convs keep round-to-nearest. Default 1200. */
@@ -249,32 +249,22 @@ export function gptqRows(w: Float32Array, rows: readonly number[], scales: Float
 export async function gptqConvWeights(floatModel: OnnxModel, qmodel: OnnxModel, inputName: string, inputs: readonly TensorData[], o: GptqOptions = {}): Promise<number> {
   const ls = layers(floatModel, qmodel, o.maxColumns ?? 1200);
   if (ls.length === 0 || inputs.length === 0) return 0;
-  const graphInputs = new Set(floatModel.graph.input.map((v) => v.name));
-  const fetch = [...new Set(ls.map((l) => l.float.input[0]!))].filter((t) => !graphInputs.has(t));
+  const taps = withTaps(floatModel, inputName, ls.map((l) => l.float.input[0]!), {
+    providers: o.providers,
+    threads: o.threads,
+    onWarning: o.onWarning,
+    tapsOnly: true,
+    signal: o.signal,
+    what: 'GPTQ calibration run',
+  });
   const total = inputs.length + ls.length;
   let done = 0;
-  let session: Awaited<ReturnType<typeof createSession>> | undefined;
-  if (fetch.length) {
-    const m = cloneModel(floatModel);
-    m.graph.output = [];
-    for (const t of fetch) addGraphOutput(m.graph, t, makeTensorType(DataType.FLOAT));
-    pruneGraph(m.graph);
-    session = await createSession(encodeModel(m), { providers: o.providers ?? ['cpu'], threads: o.threads, onWarning: o.onWarning });
-  }
-  try {
-    for (const x of inputs) {
-      o.signal?.throwIfAborted();
-      const res = session ? await session.run({ [inputName]: x }, fetch) : {};
-      for (const l of ls) {
-        const t = l.float.input[0]!;
-        const v = graphInputs.has(t) ? x : res[t];
-        if (!v) throw new EdgetuneError('EMODEL', `GPTQ calibration run did not return tensor "${t}"`);
-        accumulate(l, asFloat32(v), v.dims.map(Number));
-      }
-      o.onProgress?.(++done, total);
+  for await (const { values } of taps.run(inputs, (x) => x)) {
+    for (const l of ls) {
+      const v = values.get(l.float.input[0]!)!;
+      accumulate(l, asFloat32(v), v.dims.map(Number));
     }
-  } finally {
-    await session?.dispose();
+    o.onProgress?.(++done, total);
   }
   const damping = o.damping ?? 0.01;
   const actOrder = o.actOrder ?? false;

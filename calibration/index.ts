@@ -38,32 +38,30 @@
 // latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
-// 13 → fold constant weight reshapes and bias Adds → plan (calibration/qdq.ts) → stream activation
-// ranges (calibration/collect.ts) → QDQ rewrite with bias correction → empirical bias correction
+// 13 → fold constant weight reshapes and bias Adds (calibration/prepare.ts) → plan once (calibration/plan.ts)
+// → stream activation ranges (calibration/collect.ts), keeping the first decoded images for the later
+// passes → QDQ rewrite with bias correction (calibration/rewrite.ts) → empirical bias correction
 // (calibration/correct.ts) → optional sensitivity analysis (calibration/sensitivity.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { describeBytes } from '../models/describe.js';
-import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
-import { EdgetuneError, checkOneOf, messageOf } from '../runtime/core/errors.js';
+import { resolveModel, type ResolveOptions } from '../models/loader.js';
+import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
-import type { CardLayer, ModelCard } from '../runtime/core/model-card.js';
+import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
-import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
-import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
-import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
-import { upgradeOpset } from '../runtime/onnx/passes/upgrade-opset.js';
-import { widenFloat16 } from '../runtime/onnx/passes/widen-fp16.js';
+import { cloneModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
-import { activationParamsFor, applyQdq, opCounts, parameterSource, planQuantization, refuseQuantized } from './qdq.js';
+import { parameterSource } from './layers.js';
+import { planQuantization, refuseQuantized } from './plan.js';
+import { prepareFloatModel, quantizationCard, readModelFile } from './prepare.js';
+import { activationParamsFor, applyQdq } from './rewrite.js';
 import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type Range } from './ranges.js';
-import { calibrationBatches, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
+import { calibrationBatches, keepImages, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
 import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
@@ -72,6 +70,8 @@ import { quantizationSensitivity, type SensitivityReport } from './sensitivity.j
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
 export type { QuantReport } from './report.js';
+export { prepareFloatModel } from './prepare.js';
+export { countOps } from './layers.js';
 
 export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'sensitivity' | 'evaluate';
 
@@ -154,54 +154,6 @@ export interface QuantizeResult {
   reportFile?: string;
 }
 
-/**
- * The model card for quantization: describeModel with the options as the highest layer. Quantizing
- * needs the real preprocessing (the calibration images must look like what the model was trained on),
- * so an assumed one is refused: the message says which fields were assumed and how to supply them.
- */
-async function describe(resolved: ResolvedModel, bytes: Uint8Array, o: QuantizeOptions): Promise<ModelCard> {
-  const overrides: CardLayer = {
-    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
-    ...(o.labels ? { labels: o.labels } : {}),
-    ...(o.labelOffset !== undefined ? { labelOffset: o.labelOffset } : {}),
-    ...(o.outputKind ? { outputKind: o.outputKind } : {}),
-  };
-  const { card } = await describeBytes(bytes, resolved, { ...o.resolve, overrides });
-  if (card.sources['preprocess.mean'] === 'assumed') {
-    throw new EdgetuneError(
-      'EMODEL',
-      `${resolved.path}: no registry entry or embedded edgetune metadata says how to preprocess this model; pass preprocess (library) or add a registry entry`,
-      { subject: resolved.path },
-    );
-  }
-  return card;
-}
-
-async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
-  const bytes = new Uint8Array(await readFile(file));
-  try {
-    return { bytes, model: decodeModel(bytes) };
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${file}: ${messageOf(err)}`, { subject: file, cause: err });
-  }
-}
-
-/**
- * Prepare a float model for calibration and QDQ: fp16 widening, identities, BN folding, opset ≥ 13,
- * constant weight reshapes, bias Adds folded into Conv/Gemm.
- */
-export function prepareFloatModel(model: OnnxModel): { model: OnnxModel; opsetFrom: number; rewrites: string[] } {
-  const m = cloneModel(model);
-  widenFloat16(m);
-  removeIdentity(m);
-  foldBatchNorm(m);
-  const up = upgradeOpset(m, 13);
-  removeIdentity(m);
-  foldConstantReshapes(m);
-  foldBiasAdds(m);
-  return { model: m, opsetFrom: up.from, rewrites: up.rewrites };
-}
-
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
   const method = checkOneOf('method', o.method ?? 'percentile', CALIBRATION_METHODS);
   const symmetric = Boolean(o.symmetric);
@@ -218,14 +170,23 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const resolved = await resolveModel(o.model, o.resolve);
   const { bytes, model: original } = await readModelFile(resolved.path);
   refuseQuantized(original.graph, resolved.path);
-  const card = await describe(resolved, bytes, o);
+  const card = await quantizationCard(resolved, bytes, o);
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
-  const plan = planQuantization(prepared.graph, resolved.path, { exclude: o.exclude, symmetric });
+  // Planned once, on the copy the rewrite edits (the plan names nodes by identity; calibration reads
+  // only tensor names, the same in `prepared`).
+  const qmodel = cloneModel(prepared);
+  const plan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
   const modelSha = sha256(bytes);
   const biasCorrection = o.biasCorrection ?? true;
   const meanTensors = biasCorrection ? plan.meanTensors : [];
+  const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
+  const gptqImages = o.gptqImages ?? DEFAULT_GPTQ_IMAGES;
+  const sensitivityImages = o.sensitivityImages ?? 0;
+  /** Calibration images the passes after the rewrite run on (the first ones, decoded once). */
+  const passImages = Math.max(correctionImages, gptqImages, sensitivityImages);
+  let inputs: TensorData[] | undefined;
   let means: Map<string, Float64Array> | undefined;
 
   // Ranges: from the cache when it covers this model, else stream the calibration set.
@@ -264,7 +225,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       },
       onProgress: (done, total) => o.onProgress?.('calibrate', done, total),
     });
-    const r = await collectRanges(prepared, d.inputName, plan.calibrate, batches, {
+    inputs = [];
+    const r = await collectRanges(prepared, d.inputName, plan.calibrate, keepImages(batches, passImages, inputs), {
       providers: o.providers,
       threads: o.threads,
       onWarning: o.onWarning,
@@ -293,33 +255,32 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   }
 
   // Rewrite.
-  const qmodel = cloneModel(prepared);
-  const qplan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
-  const params = activationParamsFor(qplan, ranges, symmetric);
-  const summary = applyQdq(qmodel, qplan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
+  const params = activationParamsFor(plan, ranges, symmetric);
+  const summary = applyQdq(qmodel, plan, params, { perChannel, symmetric, channelMeans: biasCorrection ? means : undefined });
   let layersCorrected = 0;
   let gptqLayers = 0;
-  const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
-  const gptqImages = o.gptqImages ?? DEFAULT_GPTQ_IMAGES;
-  const sensitivityImages = o.sensitivityImages ?? 0;
   let sensitivity: SensitivityReport | undefined;
-  if (correctionImages > 0 || gptqImages > 0 || sensitivityImages > 0) {
+  if (passImages > 0) {
     const folder = o.calib ?? cacheInfo?.folder;
-    let files = calibrationFiles;
-    if (!files.length && folder && cacheInfo) {
-      files = await listCalibrationImages(folder).then(
-        (all) => seededSample(all, cacheInfo!.count, cacheInfo!.seed),
-        () => [],
-      );
+    if (!inputs) {
+      // Ranges came from the cache: decode the same sample (without the files calibration could not decode).
+      let files: string[] = [];
+      if (folder && cacheInfo) {
+        files = await listCalibrationImages(folder).then(
+          (all) => seededSample(all, cacheInfo!.count, cacheInfo!.seed),
+          () => [],
+        );
+      }
+      if (files.length) {
+        const bad = new Set((cacheInfo?.skipped ?? []).map((s) => s.file));
+        inputs = [];
+        for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, passImages), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
+      }
     }
-    if (!files.length) {
+    if (!inputs?.length) {
       const what = [gptqImages > 0 && 'GPTQ weight rounding', correctionImages > 0 && 'empirical bias correction', sensitivityImages > 0 && 'sensitivity analysis'].filter(Boolean).join(', ');
       o.onWarning?.(`${what} skipped: the calibration images${folder ? ` in ${folder}` : ''} are not available (pass the calibration folder with the cache)`);
     } else {
-      // Files calibration could not decode were reported already: leave them out.
-      const bad = new Set([...skipped, ...(cacheInfo?.skipped ?? [])].map((s) => s.file));
-      const inputs = [];
-      for await (const b of calibrationBatches(files.filter((f) => !bad.has(f)).slice(0, Math.max(correctionImages, gptqImages, sensitivityImages)), floatSpec, folder ?? 'calibration images', { batch: 1, signal: o.signal })) inputs.push(b.tensor);
       // Both passes run the float and int8 models layer by layer with the same session settings.
       const passOptions = { providers: o.providers, threads: o.threads, onWarning: o.onWarning, signal: o.signal };
       if (gptqImages > 0) {
@@ -419,10 +380,5 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     }
   }
   return result;
-}
-
-/** Op counts of a model file's graph (tests and the bench use it to show what was quantized). */
-export function countOps(bytes: Uint8Array): Record<string, number> {
-  return opCounts(decodeModel(bytes).graph);
 }
 

@@ -2,6 +2,7 @@
 // `count` files → model-ready input tensors in batches, decoded with the model's own preprocessing
 // (runtime/image.ts) a few files ahead of the consumer. Undecodable files are reported through
 // `onSkip` and skipped; a folder with no decodable image at all is an error naming the folder.
+// keepImages keeps the first decoded images of a batch stream, one tensor each, for later passes.
 
 import { stat } from 'node:fs/promises';
 import { expandInputs, isImageFile } from '../runtime/io/files.js';
@@ -112,5 +113,21 @@ export async function* calibrationBatches(files: readonly string[], spec: Prepro
   if (good === 0) {
     const why = skipped.slice(0, 3).map((s) => s.error).join('; ');
     throw new EdgetuneError('EINPUT', `${what}: no decodable images among ${files.length} file(s)${why ? ` (${why})` : ''}`, { subject: what });
+  }
+}
+
+/**
+ * `batches` passed through unchanged, the first `count` images copied into `into` as one tensor each
+ * (dims [1, …], the same values batch-1 decoding gives: preprocessing is per image), so a later pass
+ * over the same images does not decode them again.
+ */
+export async function* keepImages(batches: AsyncIterable<CalibrationBatch>, count: number, into: TensorData[]): AsyncGenerator<CalibrationBatch> {
+  for await (const b of batches) {
+    const n = b.tensor.dims[0] ?? 1;
+    const per = b.tensor.data.length / n;
+    for (let i = 0; i < n && into.length < count; i++) {
+      into.push({ type: b.tensor.type, data: b.tensor.data.slice(i * per, (i + 1) * per), dims: [1, ...b.tensor.dims.slice(1)] });
+    }
+    yield b;
   }
 }

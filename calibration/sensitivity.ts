@@ -14,12 +14,13 @@
 
 import { EdgetuneError } from '../runtime/core/errors.js';
 import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
+import { cloneModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
 import { klDivergence, toProbabilities, type PostprocessSpec } from '../runtime/classify/postprocess.js';
-import { createSession, type SessionOptions } from '../runtime/session/session.js';
+import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { argmax } from '../runtime/train/metrics.js';
-import { quantizedLayers } from './qdq.js';
+import { quantizedLayers } from './layers.js';
+import { withTaps } from './taps.js';
 
 /** Calibration images the sensitivity analysis runs on by default. */
 export const DEFAULT_SENSITIVITY_IMAGES = 32;
@@ -143,19 +144,16 @@ export function partiallyQuantized(floatModel: OnnxModel, qmodel: OnnxModel, kee
 }
 
 async function outputsOf(model: OnnxModel, inputName: string, outputName: string, inputs: readonly TensorData[], post: SensitivityOptions['post'], o: SensitivityOptions, unfused: boolean): Promise<Float32Array[]> {
-  const session = await createSession(encodeModel(model), { providers: o.providers ?? ['cpu'], threads: o.threads, onWarning: o.onWarning, graphOptimizationLevel: unfused ? 'disabled' : 'all' });
+  const taps = withTaps(model, inputName, [outputName], {
+    providers: o.providers,
+    threads: o.threads,
+    onWarning: o.onWarning,
+    graphOptimizationLevel: unfused ? 'disabled' : 'all',
+    signal: o.signal,
+    what: 'sensitivity run',
+  });
   const out: Float32Array[] = [];
-  try {
-    for (const x of inputs) {
-      o.signal?.throwIfAborted();
-      const r = await session.run({ [inputName]: x }, [outputName]);
-      const v = r[outputName];
-      if (!v) throw new EdgetuneError('EMODEL', `sensitivity run did not return output "${outputName}"`);
-      out.push(toProbabilities(asFloat32(v).slice(), post.kind));
-    }
-  } finally {
-    await session.dispose();
-  }
+  for await (const { values } of taps.run(inputs, (x) => x)) out.push(toProbabilities(asFloat32(values.get(outputName)!).slice(), post.kind));
   return out;
 }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { prepareFloatModel } from '../../../calibration/index.js';
-import { planQuantization, refuseQuantized } from '../../../calibration/qdq.js';
+import { planQuantization, refuseQuantized } from '../../../calibration/plan.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { DataType, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, setFloatAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
 import { decodeModel, encodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';

@@ -1,0 +1,74 @@
+// The float model, made ready for calibration and the QDQ rewrite (Node: reads the file): decoding
+// with a message naming the file, the model card quantization needs (an assumed preprocessing is
+// refused), and the graph passes that put the float graph into the form the rewrite expects.
+
+import { readFile } from 'node:fs/promises';
+import { describeBytes } from '../models/describe.js';
+import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import type { CardLayer, ModelCard } from '../runtime/core/model-card.js';
+import type { PreprocessSpec } from '../runtime/image/preprocess.js';
+import { cloneModel, decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
+import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
+import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
+import { upgradeOpset } from '../runtime/onnx/passes/upgrade-opset.js';
+import { widenFloat16 } from '../runtime/onnx/passes/widen-fp16.js';
+
+/** What the caller supplies over the registry and the embedded metadata (QuantizeOptions' fields of the same names). */
+export interface CardOverrides {
+  resolve?: ResolveOptions;
+  preprocess?: PreprocessSpec;
+  labels?: string[];
+  labelOffset?: number;
+  outputKind?: 'logits' | 'probabilities';
+}
+
+/**
+ * The model card for quantization: describeModel with the options as the highest layer. Quantizing
+ * needs the real preprocessing (the calibration images must look like what the model was trained on),
+ * so an assumed one is refused: the message says which fields were assumed and how to supply them.
+ */
+export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Array, o: CardOverrides): Promise<ModelCard> {
+  const overrides: CardLayer = {
+    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
+    ...(o.labels ? { labels: o.labels } : {}),
+    ...(o.labelOffset !== undefined ? { labelOffset: o.labelOffset } : {}),
+    ...(o.outputKind ? { outputKind: o.outputKind } : {}),
+  };
+  const { card } = await describeBytes(bytes, resolved, { ...o.resolve, overrides });
+  if (card.sources['preprocess.mean'] === 'assumed') {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${resolved.path}: no registry entry or embedded edgetune metadata says how to preprocess this model; pass preprocess (library) or add a registry entry`,
+      { subject: resolved.path },
+    );
+  }
+  return card;
+}
+
+/** The file's bytes and decoded model. Throws EMODEL naming the file when it does not decode. */
+export async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
+  const bytes = new Uint8Array(await readFile(file));
+  try {
+    return { bytes, model: decodeModel(bytes) };
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${file}: ${messageOf(err)}`, { subject: file, cause: err });
+  }
+}
+
+/**
+ * Prepare a float model for calibration and QDQ: fp16 widening, identities, BN folding, opset ≥ 13,
+ * constant weight reshapes, bias Adds folded into Conv/Gemm. `model` is not changed (a copy is).
+ */
+export function prepareFloatModel(model: OnnxModel): { model: OnnxModel; opsetFrom: number; rewrites: string[] } {
+  const m = cloneModel(model);
+  widenFloat16(m);
+  removeIdentity(m);
+  foldBatchNorm(m);
+  const up = upgradeOpset(m, 13);
+  removeIdentity(m);
+  foldConstantReshapes(m);
+  foldBiasAdds(m);
+  return { model: m, opsetFrom: up.from, rewrites: up.rewrites };
+}
