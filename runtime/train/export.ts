@@ -10,8 +10,10 @@
 //   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
 //     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
 //     Flatten nodes of the cut.
-//   exportClassifierModel(backbone, cut, head, labels, preprocess, provenance?) → ONNX bytes: the same
-//     embedding graph + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm]) + Softmax,
+//   embeddingGraph(backbone, cut) → EmbeddingGraph {model, bytes, cut}: the same, built once and kept,
+//     so that the embedding session and the export share it (a fine-tune builds the graph once).
+//   exportClassifierModel(backbone | EmbeddingGraph, cut, head, labels, preprocess, provenance?) → ONNX
+//     bytes: the same embedding graph (reused when given an EmbeddingGraph) + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm]) + Softmax,
 //     output `probabilities` float [N, classes], and metadata_props `edgetune.model`
 //     (core/metadata.ts's EmbeddedModelInfo, outputKind 'probabilities') so `classify` serves it.
 //   headFromModel(bytes) → the HeadWeights + labels + info of a model this module exported (for --resume).
@@ -179,7 +181,27 @@ function asModel(backbone: Uint8Array | OnnxModel): OnnxModel {
 
 /** ONNX bytes computing the embedding (output `edgetune_embedding`, float [N, dims]). */
 export function embeddingModel(backbone: Uint8Array | OnnxModel, cut: CutSpec): Uint8Array {
-  return encodeModel(buildEmbedding(asModel(backbone), cut).model);
+  return embeddingGraph(backbone, cut).bytes;
+}
+
+/** A backbone cut into its embedding graph, built once: `bytes` open the embedding session, `model` is what the export extends. */
+export interface EmbeddingGraph {
+  readonly kind: 'edgetune.embedding-graph';
+  /** The pruned backbone whose one output is `edgetune_embedding` (not mutated by the export). */
+  readonly model: OnnxModel;
+  /** `model` encoded: what an embedding session opens. */
+  readonly bytes: Uint8Array;
+  readonly cut: CutSpec;
+}
+
+/** Build the embedding graph of `backbone` at `cut` once (see EmbeddingGraph). */
+export function embeddingGraph(backbone: Uint8Array | OnnxModel, cut: CutSpec): EmbeddingGraph {
+  const { model } = buildEmbedding(asModel(backbone), cut);
+  return { kind: 'edgetune.embedding-graph', model, bytes: encodeModel(model), cut };
+}
+
+function isEmbeddingGraph(x: Uint8Array | OnnxModel | EmbeddingGraph): x is EmbeddingGraph {
+  return (x as EmbeddingGraph).kind === 'edgetune.embedding-graph';
 }
 
 /** The information a classifier model this module exports carries: core/metadata.ts's contract, narrowed. */
@@ -198,9 +220,12 @@ function checkHead(head: HeadWeights, labels: readonly string[], dims: number): 
   });
 }
 
-/** Backbone + cut + trained head + labels + preprocessing → one ONNX classifier (see the module comment). */
+/**
+ * Backbone + cut + trained head + labels + preprocessing → one ONNX classifier (see the module comment).
+ * Given an EmbeddingGraph (built for the embedding session), its graph is reused, not rebuilt; `cut` must be its cut.
+ */
 export function exportClassifierModel(
-  backbone: Uint8Array | OnnxModel,
+  backbone: Uint8Array | OnnxModel | EmbeddingGraph,
   cut: CutSpec,
   head: HeadWeights,
   labels: readonly string[],
@@ -208,7 +233,8 @@ export function exportClassifierModel(
   provenance?: Record<string, unknown>,
 ): Uint8Array {
   checkHead(head, labels, cut.dims);
-  const { model, embedding } = buildEmbedding(asModel(backbone), cut);
+  if (isEmbeddingGraph(backbone) && backbone.cut.tensor !== cut.tensor) throw new EdgetuneError('EARG', `the embedding graph is cut at "${backbone.cut.tensor}", not at "${cut.tensor}"`);
+  const { model, embedding } = isEmbeddingGraph(backbone) ? { model: backbone.model, embedding: EMBEDDING_OUTPUT } : buildEmbedding(asModel(backbone), cut);
   const g = model.graph;
   const nodes: NodeProto[] = [];
   const inits: TensorProto[] = [];

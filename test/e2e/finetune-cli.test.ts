@@ -127,25 +127,34 @@ describe('finetune on flowers5-small', () => {
 });
 
 describe('finetune --int8', () => {
-  it('quantizes a float backbone with the calibration tool; an int8 backbone is kept as it is', async () => {
+  it('quantizes a float backbone, scores float and int8 on the held-apart validation images; an int8 backbone is kept as it is', async () => {
     const root = path.join(work, 'int8-data');
-    for (const c of ['daisy', 'sunflower']) copyImages(path.join(flowers, 'train', c), path.join(root, c), 15);
+    const valRoot = path.join(work, 'int8-val');
+    for (const c of ['daisy', 'sunflower']) {
+      copyImages(path.join(flowers, 'train', c), path.join(root, c), 15);
+      copyImages(path.join(flowers, 'val', c), path.join(valRoot, c), 20);
+    }
     const out = path.join(work, 'v1-int8.onnx');
-    const r = (await finetuneJson([root, '--model', 'mobilenetv1-0.25-128', '--augment', 'none', '--int8', '--out', out])) as FinetuneReport & { int8: { float: string; quantized: Record<string, number> } };
-    expect(r.int8.float).toBe(path.join(work, 'v1-int8.fp32.onnx'));
-    expect(existsSync(r.int8.float)).toBe(true);
-    expect(Object.keys(r.int8.quantized).length).toBeGreaterThan(0);
+    const r = await finetuneJson([root, '--val', valRoot, '--model', 'mobilenetv1-0.25-128', '--augment', 'none', '--int8', '--out', out]);
+    expect(r.int8!.float).toBe(path.join(work, 'v1-int8.fp32.onnx'));
+    expect(existsSync(r.int8!.float)).toBe(true);
+    expect(Object.keys(r.int8!.quantized).length).toBeGreaterThan(0);
     expect((await readModelInfo(out))?.labels).toEqual(['daisy', 'sunflower']);
-    const e = await runCli(['eval', root, '--model', out, '--json'], { env });
+    // calibrated on the 30 training images, scored on the 40 validation images, never on calibration ones
+    expect(r.int8!.calibrationImages).toBe(30);
+    expect(r.int8!.images).toBe(40);
+    // the float file on the validation images is the head on their embeddings
+    expect(r.int8!.accuracyFloat).toBe(r.accuracy);
+    // and `eval` of the int8 file on them says what the report says
+    const e = await runCli(['eval', valRoot, '--model', out, '--json'], { env });
     expect(e.code, e.stderr).toBe(0);
-    const f = await runCli(['eval', root, '--model', r.int8.float, '--json'], { env });
-    expect(f.code, f.stderr).toBe(0);
-    // MobileNetV1-0.25 separates daisy from sunflower only moderately (float measured 0.77 on these 30
-    // images); the int8 file must keep that (measured 0.80), not beat a fixed bar.
-    const accFloat = (JSON.parse(f.stdout) as { accuracy: number }).accuracy;
-    const accInt8 = (JSON.parse(e.stdout) as { accuracy: number }).accuracy;
-    expect(accFloat).toBeGreaterThan(0.7);
-    expect(accInt8).toBeGreaterThanOrEqual(accFloat - 0.07);
+    expect((JSON.parse(e.stdout) as { accuracy: number }).accuracy).toBe(r.int8!.accuracyInt8);
+    console.log(`finetune --int8 (mobilenetv1-0.25-128, daisy vs sunflower): validation accuracy float ${r.int8!.accuracyFloat}, int8 ${r.int8!.accuracyInt8}`);
+    // MobileNetV1-0.25 taught from 15 photos per class separates daisy from sunflower only moderately
+    // (measured on these 40 validation images: float 0.675, int8 0.700): the float head must beat chance
+    // clearly and the int8 file keep its accuracy within 4 images, not beat a fixed bar
+    expect(r.int8!.accuracyFloat!).toBeGreaterThanOrEqual(0.6);
+    expect(r.int8!.accuracyInt8!).toBeGreaterThanOrEqual(r.int8!.accuracyFloat! - 0.1);
     const kept = await ft([root, '--augment', 'none', '--int8', '--epochs', '3', '--out', path.join(work, 'v2-int8.onnx')]);
     expect(kept.code, kept.stderr).toBe(0);
     expect(kept.stderr).toContain('--int8: the backbone mobilenetv2-int8 is already int8');

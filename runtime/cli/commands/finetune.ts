@@ -1,34 +1,24 @@
-// `edgetune finetune`: head-only fine-tuning. A folder-per-class dataset is embedded by a frozen
-// backbone (K augmented views per training image, cached on disk), a new head is trained on the
-// embeddings (runtime/train/), and backbone + head + softmax are exported as one ONNX classifier that
-// carries its labels and preprocessing (runtime/export-head.ts). A report (JSON + PNG with curves and
-// the confusion matrix) is written next to the model. `--resume M --add-class NAME DIR` extends a
-// model this command exported, reusing every cached embedding. Outputs are written atomically.
+// `edgetune finetune`: head-only fine-tuning, a thin driver of runtime/train/finetune.ts (the module the
+// kiosk page drives too: split, views, defaults, training, export). This file parses the options, reads
+// the folder-per-class dataset, embeds with runtime/train/node/embed.ts (onnxruntime-node, cached on
+// disk), and writes the outputs: the ONNX classifier, a report (JSON + PNG with curves and the confusion
+// matrix) beside it, with --int8 the quantized model scored against the float one on the validation
+// images. `--resume M --add-class NAME DIR` extends a model this command exported, reusing every cached
+// embedding. Outputs are written atomically.
 
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
 import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
-import { checkNoEmptyClass, classCounts, imbalanceWarning, listImages, scanDataset, stratifiedSplit, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
+import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../train/node/embed.js';
+import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
-import { exportClassifierModel, headFromModel } from '../../train/export.js';
+import { headFromModel } from '../../train/export.js';
 import { reportPng } from '../../train/node/report.js';
-import {
-  computeMetrics,
-  OPTIMIZERS,
-  predictHead,
-  predictions,
-  prototypeHead,
-  SCHEDULES,
-  trainHead,
-  type FeatureSet,
-  type HeadWeights,
-  type Metrics,
-  type TrainConfig,
-  type TrainResult,
-} from '../../train/index.js';
+import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
@@ -39,31 +29,33 @@ softmax, labels and preprocessing embedded). <train-dir> holds one sub-folder of
 
 Data:
   --val <dir>             validation folder (same class names); otherwise a seeded stratified split
-  --val-split <f>         fraction of each class held out when there is no --val (default 0.2; 0 = none)
-  --augment <spec>        none | default | op[:value],... e.g. flip,rotate:15,color:0.2,erase:0.25 (default: default)
+  --val-split <f>         fraction of each class held out when there is no --val (default ${D.valSplit}; 0 = none)
+  --augment <spec>        none | default | op[:value],... e.g. flip,rotate:15,color:0.2,erase:0.25 (default: ${D.augment})
                           ops: flip vflip rotate shear crop zoom translate pad perspective brightness contrast
                           saturation hue color grayscale blur noise erase
-  --views <k>             embedded views per training image, the first un-augmented (default 4; 1 with --augment none)
+  --views <k>             embedded views per training image: view 0 the un-augmented image, the others augmented
+                          (default ${D.views}; 1 with --augment none)
   --cache <dir>           embedding cache (default <EDGETUNE_CACHE>/embeddings); --no-cache to disable
 Model:
   --model <id>            backbone registry id (default mobilenetv2-int8)
-  --head <kind>           linear (default) | mlp | prototype (nearest class mean, no training)
-  --hidden <n>            hidden units of the MLP head (default 128; implies --head mlp)
-  --dropout <p>           dropout on the last layer's input (default 0)
-Training:
-  --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default adam)
-  --lr <x>                learning rate (default: adam 0.001, sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01)
-  --epochs <n>            maximum epochs (default 60)
-  --batch-size <n>        mini-batch size, 0 = full batch (default 32)
-  --weight-decay <x>      L2 penalty (default 1e-4)
-  --label-smoothing <x>   (default 0)
-  --schedule <name>       ${SCHEDULES.join(' | ')} (default cosine); --step-size <n> --gamma <x> for step
-  --patience <n>          early stopping on validation loss, best weights restored (default 10; 0 = off)
-  --seed <n>              seed for the split, augmentation, initialisation and shuffling (default 42)
+  --head <kind>           linear | mlp | prototype (nearest class mean, no training) (default ${D.head})
+  --hidden <n>            hidden units of the MLP head (default ${D.hidden}; implies --head mlp)
+  --dropout <p>           dropout on the last layer's input (default ${D.dropout})
+Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
+  --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default ${D.optimizer})
+  --lr <x>                learning rate (default: ${OPTIMIZERS.map((o) => `${o} ${DEFAULT_LR[o]}`).join(', ')})
+  --epochs <n>            maximum epochs (default ${D.epochs})
+  --batch-size <n>        mini-batch size, 0 = full batch (default ${D.batchSize})
+  --weight-decay <x>      L2 penalty (default ${D.weightDecay})
+  --label-smoothing <x>   (default ${D.labelSmoothing})
+  --schedule <name>       ${SCHEDULES.join(' | ')} (default ${D.schedule}); --step-size <n> --gamma <x> for step
+  --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
+  --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
 Output:
   --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
-  --int8                  quantize the exported model to int8 (QDQ, calibrated on the training images; the float
-                          model is kept as <name>.fp32.onnx); a backbone that is already int8 is written as it is
+  --int8                  quantize the exported model to int8 (QDQ, calibrated on ${INT8_CALIBRATION_IMAGES} training images; the float
+                          model is kept as <name>.fp32.onnx; both are scored on the validation images); a backbone
+                          that is already int8 is written as it is
   --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
   --json                  print the report as one JSON object
@@ -93,6 +85,12 @@ export interface FinetuneReport {
   timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
+  /**
+   * With --int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
+   * the calibration images (drawn from the training folder), and both models scored on the same
+   * held-apart validation images (`images` of them; null fields without validation data).
+   */
+  int8?: { float: string; quantized: Record<string, number>; calibrationImages: number; images: number; accuracyFloat: number | null; accuracyInt8: number | null };
 }
 
 interface Provenance {
@@ -115,20 +113,6 @@ function reportPaths(out: string): { json: string; png: string } {
   return { json: `${base}.report.json`, png: `${base}.report.png` };
 }
 
-/** Rows of the embedding matrix for the items that embedded, `views` per item, as a FeatureSet. */
-function featureSet(items: DatasetItem[], features: Float32Array, dims: number, views: number, useViews: number, classes: number): FeatureSet {
-  const out = new Float32Array(items.length * useViews * dims);
-  const labels = new Int32Array(items.length * useViews);
-  items.forEach((it, i) => {
-    const src = (it as DatasetItem & { row: number }).row;
-    for (let v = 0; v < useViews; v++) {
-      out.set(features.subarray((src * views + v) * dims, (src * views + v + 1) * dims), (i * useViews + v) * dims);
-      labels[i * useViews + v] = it.label;
-    }
-  });
-  return { features: out, labels, dims, classes };
-}
-
 function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
   const c: Partial<TrainConfig> = {};
   if (v.optimizer !== undefined) {
@@ -140,13 +124,13 @@ function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
     c.schedule = v.schedule as TrainConfig['schedule'];
   }
   if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
-  c.epochs = intOption('epochs', num(v.epochs), 60);
-  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), 32, 0);
-  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), 1e-4, 0);
-  c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), 0, 0, 0.99);
-  c.dropout = numberOption('dropout', num(v.dropout), 0, 0, 0.95);
-  c.patience = intOption('patience', num(v.patience), 10, 0);
-  c.seed = intOption('seed', num(v.seed), 42, 0);
+  c.epochs = intOption('epochs', num(v.epochs), D.epochs);
+  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, 0);
+  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0);
+  c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
+  c.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
+  c.patience = intOption('patience', num(v.patience), D.patience, 0);
+  c.seed = intOption('seed', num(v.seed), D.seed, 0);
   if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20);
   if (v.gamma !== undefined) c.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
   return c;
@@ -198,19 +182,20 @@ export const finetune = {
     // ---- options (all checked before any work)
     let augment: AugmentSpec;
     try {
-      augment = parseAugmentation((v.augment as string | undefined) ?? 'default');
+      augment = parseAugmentation((v.augment as string | undefined) ?? D.augment);
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const views = isIdentitySpec(augment) ? 1 : intOption('views', num(v.views), 4);
-    if (isIdentitySpec(augment) && v.views !== undefined && Number(v.views) > 1) warn('--augment none: one view per image (--views ignored)');
+    const viewsAsked = intOption('views', num(v.views), D.views);
+    if (isIdentitySpec(augment) && v.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
     const cfg = trainConfigFrom(v);
-    const headKind = (v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : 'linear');
+    const seed = cfg.seed ?? D.seed;
+    const headKind = ((v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : D.head)) as HeadKind;
     if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
-    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), 128);
+    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), D.hidden);
     if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
     const valSplitGiven = v['val-split'] !== undefined;
-    const valSplit = numberOption('val-split', num(v['val-split']), 0.2, 0, 0.9);
+    const valSplit = numberOption('val-split', num(v['val-split']), D.valSplit, 0, 0.9);
     const out = path.resolve(v.out as string);
     if (!/\.onnx$/i.test(out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(v.out)}`);
     const added = (v['add-class'] as string[] | undefined) ?? [];
@@ -250,116 +235,84 @@ export const finetune = {
       trainDir = path.resolve(positionals[0]!);
       backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
     }
-    const trainSet = await scanDataset(trainDir, { what: 'training set' });
-    const labels = [...trainSet.classes];
-    const skipped: SkippedFile[] = [...trainSet.skipped];
-    let trainItems = [...trainSet.items];
-    for (const a of addedDirs) {
-      if (labels.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
-      let st;
-      try {
-        st = await stat(a.dir);
-      } catch {
-        throw new EdgetuneError('EINPUT', `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
-      }
-      if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${a.dir}: not a folder (class "${a.name}")`, { subject: a.dir });
-      const files = await listImages(a.dir, skipped);
-      if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
-      labels.push(a.name);
-      trainItems.push(...files.map((file) => ({ file, label: labels.length - 1 })));
-    }
-    let valItems: DatasetItem[] = [];
-    if (valDir) {
-      const vs = await scanDataset(path.resolve(valDir), { classes: trainSet.classes, what: 'validation set' });
-      valItems = vs.items;
-      skipped.push(...vs.skipped);
-      // added classes have no folder in the old validation set: hold out part of their images
-      if (addedDirs.length) {
-        const extra = trainItems.filter((i) => i.label >= trainSet.classes.length);
-        const s = stratifiedSplit(extra, labels.length, valSplit, cfg.seed ?? 42);
-        trainItems = [...trainItems.filter((i) => i.label < trainSet.classes.length), ...s.train];
-        valItems.push(...s.val);
-      }
-    } else if (split > 0) {
-      const s = stratifiedSplit(trainItems, labels.length, split, cfg.seed ?? 42);
-      trainItems = s.train;
-      valItems = s.val;
-    }
+    const views = viewCount(augment, viewsAsked);
+    const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
+    const { labels, skipped } = data;
+    const trainItems = data.train;
+    const valItems = data.val;
     for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
-    // ---- embeddings
+    // ---- embeddings (runtime/train/finetune.ts collects them; this driver's embedder reads files and caches)
     const signal = interruptSignal();
     const sessionOpts = providersFrom(v, io);
+    const transfer = createTransfer({ labels });
     const embedder = await Embedder.open(backbone, sessionOpts);
     const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache as string) : undefined);
-    let tEmbed = 0;
-    let trainFeat;
-    let valFeat;
+    const files: ViewEmbedder<DatasetItem> = { embed: (items, o) => embedder.embed(items.map((i) => i.file), { ...o, cache }) };
+    let collected;
+    let bar: ReturnType<typeof progress> | undefined;
+    let stage = '';
     try {
-      const te = performance.now();
-      const bar = progress(io, `embedding ${trainItems.length} training images × ${views} views`);
-      trainFeat = await embedder.embed(trainItems.map((i) => i.file), { augment, views, seed: cfg.seed ?? 42, cache, signal: signal.signal, onProgress: bar.update });
-      bar.done();
-      const bar2 = progress(io, `embedding ${valItems.length} validation images`);
-      valFeat = await embedder.embed(valItems.map((i) => i.file), { views: 1, cache, signal: signal.signal, onProgress: bar2.update });
-      bar2.done();
-      tEmbed = (performance.now() - te) / 1000;
+      collected = await collectEmbeddings(transfer, files, {
+        train: trainItems,
+        val: valItems,
+        augment,
+        views,
+        seed,
+        signal: signal.signal,
+        onProgress(s, done, total) {
+          if (s !== stage) {
+            bar?.done();
+            stage = s;
+            bar = progress(io, s === 'train' ? `embedding ${trainItems.length} training images × ${views} views` : `embedding ${valItems.length} validation images`);
+          }
+          bar!.update(done, total);
+        },
+      });
+      bar?.done();
     } catch (err) {
       signal.dispose();
       throw err;
     } finally {
       await embedder.dispose();
     }
-    for (const s of [...trainFeat.skipped, ...valFeat.skipped]) {
+    for (const s of collected.skipped) {
       skipped.push(s);
       warn(`skipped ${s.file}: ${s.reason}`);
     }
-    const keep = (items: DatasetItem[], ok: boolean[]) => items.map((it, row) => ({ ...it, row })).filter((it) => ok[it.row]);
-    const trainKept = keep(trainItems, trainFeat.ok);
-    const valKept = keep(valItems, valFeat.ok);
     try {
-      checkNoEmptyClass(trainKept, labels, trainDir);
+      checkNoEmptyClass(collected.train, labels, trainDir);
     } catch (err) {
       signal.dispose();
       throw err;
     }
-    const dims = trainFeat.dims;
-    const trainCounts = classCounts(trainKept, labels.length);
-    const valCounts = classCounts(valKept, labels.length);
+    const trainCounts = classCounts(collected.train, labels.length);
+    const valCounts = classCounts(collected.val, labels.length);
     const imb = imbalanceWarning(trainCounts, labels);
     if (imb) warn(imb);
-    const train = featureSet(trainKept, trainFeat.features, dims, views, views, labels.length);
-    const val = valKept.length ? featureSet(valKept, valFeat.features, dims, 1, 1, labels.length) : undefined;
 
     // ---- head
     const tt = performance.now();
-    const proto = prototypeHead(train);
-    let head: HeadWeights;
-    let result: TrainResult | undefined;
-    if (headKind === 'prototype') {
-      head = proto;
-    } else {
-      const tty = Boolean(io.stderr.isTTY);
-      try {
-        result = await trainHead(train, val, cfg, {
+    const tty = Boolean(io.stderr.isTTY);
+    let trained;
+    try {
+      trained = await transfer.train(
+        { head: headKind, config: cfg },
+        {
           signal: signal.signal,
           onEpoch: (s) => {
             if (tty) io.stderr.write(`\r\x1b[Kepoch ${s.epoch}/${cfg.epochs} lr ${s.lr.toExponential(2)} loss ${s.trainLoss.toFixed(4)} acc ${s.trainAccuracy.toFixed(3)}${s.valLoss !== undefined ? ` val_loss ${s.valLoss.toFixed(4)} val_acc ${s.valAccuracy!.toFixed(3)}` : ''}`);
           },
-        });
-      } catch (err) {
-        signal.dispose();
-        throw err instanceof Error && !(err instanceof EdgetuneError) ? new EdgetuneError('EARG', messageOf(err)) : err;
-      }
-      if (tty) io.stderr.write('\n');
-      head = result.head;
+        },
+      );
+    } catch (err) {
+      throw err instanceof Error && !(err instanceof EdgetuneError) ? new EdgetuneError('EARG', messageOf(err)) : err;
+    } finally {
+      signal.dispose();
     }
-    signal.dispose();
+    if (tty && trained.training) io.stderr.write('\n');
+    const { head, training: result, metrics, validated, prototypeAccuracy: protoAcc } = trained;
     const tTrain = (performance.now() - tt) / 1000;
-    const evalOn = val ?? train;
-    const metrics = computeMetrics(predictions(predictHead(head, evalOn.features), labels.length), evalOn.labels, labels.length);
-    const trainMetrics = computeMetrics(predictions(predictHead(head, train.features), labels.length), train.labels, labels.length);
-    const protoAcc = val ? computeMetrics(predictions(predictHead(proto, val.features), labels.length), val.labels, labels.length).accuracy : null;
 
     // ---- export
     const provenance: Provenance = {
@@ -369,10 +322,11 @@ export const finetune = {
       augment: formatAugmentation(augment),
       views,
       head: headKind,
-      seed: cfg.seed ?? 42,
+      seed,
       created: new Date().toISOString(),
     };
-    const bytes = exportClassifierModel(backbone.model, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>);
+    // the embedding graph the embedder ran, reused (not rebuilt) for the export
+    const bytes = transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
     const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
     const report: FinetuneReport = {
       model: out,
@@ -387,32 +341,22 @@ export const finetune = {
       bestEpoch: result?.bestEpoch ?? 0,
       epochs: result?.history.length ?? 0,
       stoppedEarly: result?.stoppedEarly ?? false,
-      accuracy: val ? metrics.accuracy : null,
+      accuracy: validated ? metrics.accuracy : null,
       prototypeAccuracy: protoAcc,
-      trainAccuracy: trainMetrics.accuracy,
+      trainAccuracy: trained.trainAccuracy,
       perClass: perClassOf(metrics, labels),
       confusion: metrics.confusion,
       history: result?.history ?? [],
-      timing: { embeddingS: round(tEmbed), trainingS: round(tTrain), totalS: 0, embedded: trainFeat.computed + valFeat.computed, cacheHits: trainFeat.hits + valFeat.hits },
+      timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
       warnings,
       report: paths,
     };
-    const png = await reportPng({
-      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
-      history: report.history,
-      bestEpoch: report.bestEpoch,
-      labels,
-      confusion: metrics.confusion,
-      notes: [
-        `${val ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
-        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-      ],
-    });
     await mkdir(path.dirname(out), { recursive: true });
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     if (v.int8 && !alreadyInt8) {
-      // The float model goes beside the int8 one; calibration/ quantizes it with the training images.
+      // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
+      // both are scored on the validation images (never on calibration images).
       const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
       await writeAtomic(floatFile, bytes);
       const { quantizeModel } = await import('../../../calibration/index.js');
@@ -421,16 +365,27 @@ export const finetune = {
           model: floatFile,
           out,
           calib: trainDir,
-          calibCount: 100,
-          seed: cfg.seed ?? 42,
-          eval: valDir ? path.resolve(valDir) : undefined,
-          evalCount: 100,
+          calibCount: INT8_CALIBRATION_IMAGES,
+          seed,
+          // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
+          preprocess: backbone.spec,
+          labels,
+          outputKind: 'probabilities',
           writeReport: false,
           providers: sessionOpts.providers,
           threads: sessionOpts.threads,
           onWarning: (m) => warn(m),
         });
-        (report as FinetuneReport & { int8?: unknown }).int8 = { float: floatFile, quantized: q.quantized, calibrationImages: q.calibrationImages, report: q.report };
+        const ev = collected.val.length ? await evaluateOnImages([bytes, out], collected.val, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
+        report.int8 = {
+          float: floatFile,
+          quantized: q.quantized,
+          calibrationImages: q.calibrationImages,
+          images: ev?.images ?? 0,
+          accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,
+          accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
+        };
+        if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
       } catch (err) {
         await rm(floatFile, { force: true });
         throw err;
@@ -438,16 +393,28 @@ export const finetune = {
     } else {
       await writeAtomic(out, bytes);
     }
+    const png = await reportPng({
+      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
+      history: report.history,
+      bestEpoch: report.bestEpoch,
+      labels,
+      confusion: metrics.confusion,
+      notes: [
+        `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
+        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+      ],
+    });
     report.timing.totalS = round((performance.now() - t0) / 1000);
     await writeAtomic(paths.png, png);
     await writeAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
     if (v.json) writeJson(io, report);
     else {
       io.stdout.write(`${out}: ${labels.length} classes (${labels.join(', ')}), head ${head.kind}, base ${backbone.id}\n`);
-      io.stdout.write(`train ${trainKept.length} images × ${views} views, validation ${valKept.length}; skipped ${skipped.length}\n`);
+      io.stdout.write(`train ${collected.train.length} images × ${views} views, validation ${collected.val.length}; skipped ${skipped.length}\n`);
       const how = result ? `best epoch ${report.bestEpoch}/${report.epochs}${report.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
-      if (val) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), ${how}\n`);
-      else io.stdout.write(`training accuracy ${trainMetrics.accuracy.toFixed(3)} (no validation data), ${how}\n`);
+      if (validated) io.stdout.write(`validation accuracy ${metrics.accuracy.toFixed(3)} (prototype baseline ${protoAcc!.toFixed(3)}), ${how}\n`);
+      else io.stdout.write(`training accuracy ${trained.trainAccuracy.toFixed(3)} (no validation data), ${how}\n`);
+      if (report.int8?.accuracyInt8 != null) io.stdout.write(`int8: validation accuracy ${report.int8.accuracyInt8.toFixed(3)} (float ${report.int8.accuracyFloat!.toFixed(3)}) on ${report.int8.images} images\n`);
       io.stdout.write(`time: embedding ${report.timing.embeddingS}s (${report.timing.embedded} computed, ${report.timing.cacheHits} cached), training ${report.timing.trainingS}s, total ${report.timing.totalS}s\n`);
       io.stdout.write(`report: ${paths.png}, ${paths.json}\n`);
     }

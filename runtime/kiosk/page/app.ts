@@ -17,6 +17,7 @@ import { configureRuntime, openSession, parseOrder, PROVIDER_TITLES, ProviderErr
 import { decodeBlob, sampleBlob, toModelImage } from './pixels.js';
 import { newId, Store, type ClassRecord, type ModelMetrics, type ModelRecord, type SampleRecord } from './store.js';
 import { trainInPage, type TrainProgress } from './teach.js';
+import { FINETUNE_DEFAULTS } from '../../train/finetune.js';
 
 // ---------------------------------------------------------------------------------------------------
 // DOM helpers
@@ -599,6 +600,9 @@ function setTab(which: 'live' | 'teach'): void {
 }
 
 function wire(): void {
+  // the teach controls start on the fine-tune defaults (runtime/train/finetune.ts, the CLI's too)
+  $<HTMLSelectElement>('val-split').value = String(FINETUNE_DEFAULTS.valSplit);
+  $<HTMLSelectElement>('augment').value = FINETUNE_DEFAULTS.augment;
   $('tab-live').addEventListener('click', () => setTab('live'));
   $('tab-teach').addEventListener('click', () => setTab('teach'));
   $('camera').addEventListener('change', (e) => void startCamera((e.target as HTMLSelectElement).value || undefined));

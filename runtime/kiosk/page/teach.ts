@@ -1,19 +1,19 @@
-// Teach mode's training, in the page: the backbone is cut where the head goes (runtime/export-head.ts
-// findCut / embeddingModel, on the ONNX toolkit runtime/onnx), samples are split per class into
-// training and validation sets with a seeded shuffle, every training sample adds augmented views
-// (runtime/augment.ts, the CLI's `--augment` spec language and renderer), the
-// embeddings are computed with onnxruntime-web, the head is trained by runtime/train (the trainer the
-// CLI uses, with early stopping on the validation loss), scored on the validation set (accuracy +
-// confusion matrix) and exported with exportClassifierModel — the same ONNX format as
-// `edgetune finetune`, with `edgetune.model` metadata, so the live view and the CLI both serve it.
+// Teach mode's training, in the page: a thin driver of runtime/train/finetune.ts, the fine-tune module
+// `edgetune finetune` drives too (one stratified split, one meaning of views, one set of defaults, the
+// same trainer and the same ONNX export with `edgetune.model` metadata, so the live view and the CLI
+// both serve what it makes). This file brings the page's I/O: the backbone cut into its embedding graph
+// (built once per backbone and reused by the export), the samples decoded from their Blobs, augmented
+// views rendered with typed arrays (runtime/train/augment/ops.ts, the CLI's spec language and view
+// parameters), and embeddings computed with onnxruntime-web.
 
 import type { KioskConfig } from '../config.js';
-import { DEFAULT_AUGMENT, formatAugmentation, parseAugmentation, renderView, sampleView, viewRng, type AugmentSpec } from '../../train/augment/ops.js';
-import { EMBEDDING_OUTPUT, embeddingModel, exportClassifierModel, findCut, headFromModel, type CutSpec } from '../../train/export.js';
-import { decodeModel, type OnnxModel } from '../../onnx/model.js';
+import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } from '../../train/augment/ops.js';
+import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
+import { decodeModel } from '../../onnx/model.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
-import { computeMetrics, createRng, DEFAULT_CONFIG, predictHead, predictions, prototypeHead, trainHead, type FeatureSet, type HeadWeights, type Rng, type TrainConfig } from '../../train/index.js';
+import type { TrainConfig } from '../../train/index.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
 import type { ModelMetrics } from './store.js';
@@ -29,19 +29,20 @@ export interface TrainRequest {
   backbone: Uint8Array;
   model: KioskConfig['model'];
   classes: { name: string; samples: Blob[] }[];
-  /** Augmentation spec in the CLI's `--augment` language (runtime/augment.ts): `default`, `none`, `flip,rotate:15,…`. */
-  augment: string;
-  /** Fraction of each class held out for validation (0 = none). */
-  valSplit: number;
+  /** Augmentation spec in the CLI's `--augment` language: `default`, `none`, `flip,rotate:15,…`. Default FINETUNE_DEFAULTS.augment. */
+  augment?: string;
+  /** Fraction of each class held out for validation (0 = none). Default FINETUNE_DEFAULTS.valSplit. */
+  valSplit?: number;
   order: readonly WebProvider[];
   /**
-   * The head: `linear` softmax, `mlp` (128 hidden units), `prototype` (nearest class mean,
-   * no training: for a handful of samples), or `auto` (prototype below 5 training samples per class).
+   * The head: `linear` softmax, `mlp`, `prototype` (nearest class mean, no training: for a handful of
+   * samples), or `auto` (prototype below AUTO_PROTOTYPE_BELOW training samples per class; the default).
    */
-  head?: 'auto' | 'linear' | 'mlp' | 'prototype';
-  /** Embedded views per training sample, the first un-augmented (the CLI's --views). Default 4. */
+  head?: 'auto' | HeadKind;
+  /** Embedded views per training sample, view 0 un-augmented (runtime/train/finetune.ts). Default FINETUNE_DEFAULTS.views. */
   views?: number;
   seed?: number;
+  /** Trainer overrides on FINETUNE_DEFAULTS. */
   config?: Partial<TrainConfig>;
   onProgress?(p: TrainProgress): void;
   signal?: AbortSignal;
@@ -54,24 +55,24 @@ export interface TrainOutcome {
   provider: WebProvider;
 }
 
-interface Item {
+/** One uploaded or recorded sample. */
+interface Sample {
   label: number;
   blob: Blob;
   name: string;
-  split: 'train' | 'val';
 }
 
-/** Stratified split: per class a seeded shuffle, `round(n·fraction)` (at least one) held out, at least one kept. */
-export function splitItems(classes: TrainRequest['classes'], fraction: number, rng: Rng): Item[] {
-  const items: Item[] = [];
-  classes.forEach((c, label) => {
-    const idx = c.samples.map((_, i) => i);
-    rng.shuffle(idx);
-    const n = idx.length;
-    const nVal = fraction > 0 && n >= 2 ? Math.min(n - 1, Math.max(1, Math.round(n * fraction))) : 0;
-    idx.forEach((i, k) => items.push({ label, blob: c.samples[i]!, name: `${c.name}#${i + 1}`, split: k < nVal ? 'val' : 'train' }));
-  });
-  return items;
+/** The samples of every class, in class order, then sample order: the item order the split sees (as the CLI's sorted folders). */
+function samplesOf(classes: TrainRequest['classes']): Sample[] {
+  return classes.flatMap((c, label) => c.samples.map((blob, i) => ({ label, blob, name: `${c.name}#${i + 1}` })));
+}
+
+/** The content key of a sample for its view parameters: the sha256 (hex) of its bytes, as the CLI keys files (the name where WebCrypto is unavailable, outside a secure context). */
+async function contentKey(s: Sample): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return s.name;
+  const d = new Uint8Array(await subtle.digest('SHA-256', await s.blob.arrayBuffer()));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 class Embedder {
@@ -109,23 +110,72 @@ class Embedder {
   }
 }
 
-function featureSet(rows: Float32Array[], labels: number[], dims: number, classes: number): FeatureSet {
-  const features = new Float32Array(rows.length * dims);
-  rows.forEach((r, i) => features.set(r, i * dims));
-  return { features, labels: Int32Array.from(labels), dims, classes };
-}
-
-let cache: { bytes: Uint8Array; hint: string | null; backbone: OnnxModel; cut: CutSpec; embedding: Uint8Array } | undefined;
-/** The decoded backbone, its cut and embedding model, kept for the next training run (decoding takes a while). */
-function prepared(bytes: Uint8Array, hint: string | null) {
+let cache: { bytes: Uint8Array; hint: string | null; graph: EmbeddingGraph } | undefined;
+/** The backbone cut into its embedding graph, kept for the next training run (building it takes a while) and reused by the export. */
+function prepared(bytes: Uint8Array, hint: string | null): EmbeddingGraph {
   if (cache?.bytes !== bytes || cache.hint !== hint) {
     const backbone = decodeModel(bytes);
     // a model edgetune exported (served with --model finetuned.onnx) is cut where its head starts
     const exported = backbone.graph.node.some((n) => n.output.includes(EMBEDDING_OUTPUT));
     const cut = exported ? headFromModel(backbone).cut : findCut(backbone, hint);
-    cache = { bytes, hint, backbone, cut, embedding: embeddingModel(backbone, cut) };
+    cache = { bytes, hint, graph: embeddingGraph(backbone, cut) };
   }
-  return cache;
+  return cache.graph;
+}
+
+/**
+ * The page's ViewEmbedder: a few samples at a time are decoded, every view drawn (view 0 the model
+ * image, views 1.. rendered from the decoded sample with runtime/train/finetune.ts viewParams) and
+ * embedded in one batched run. `onViews` counts embedded views for the progress bar.
+ */
+function pageEmbedder(embedder: Embedder, model: KioskConfig['model'], onViews: (n: number) => void): ViewEmbedder<Sample> {
+  const spec = model.preprocess;
+  return {
+    async embed(items, o) {
+      const skipped: { file: string; reason: string }[] = [];
+      const ok = items.map(() => true);
+      const rows: (Float32Array | undefined)[] = [];
+      let dims = 0;
+      for (let i = 0; i < items.length; i += 2) {
+        if (o.signal?.aborted) throw o.signal.reason ?? new Error('training cancelled');
+        const imgs: HwcImage[] = [];
+        const owners: number[] = [];
+        for (let k = i; k < Math.min(i + 2, items.length); k++) {
+          const it = items[k]!;
+          let bmp: ImageBitmap;
+          try {
+            bmp = await decodeBlob(it.blob, it.name);
+          } catch (err) {
+            ok[k] = false;
+            skipped.push({ file: it.name, reason: err instanceof Error ? err.message : String(err) });
+            continue;
+          }
+          imgs.push(toModelImage(bmp, spec));
+          owners.push(k);
+          if (o.views > 1) {
+            const key = await contentKey(it);
+            const src = toSourceImage(bmp);
+            for (let v = 1; v < o.views; v++) {
+              const view = renderView(src, viewParams(o.augment, o.seed, key, v), spec.width, spec.height, spec.resize === 'cover' ? spec.crop : 1);
+              imgs.push(spec.channels === 1 ? toGrayInPlace(view) : view);
+              owners.push(k);
+            }
+          }
+          bmp.close();
+        }
+        const out = await embedder.embed(imgs);
+        if (out.dims) dims = out.dims;
+        // rows in item order, views in order: owners lists each item's views together
+        owners.forEach((k, r) => {
+          rows[k] = rows[k] ? concatFloat32([rows[k]!, out.rows.subarray(r * dims, (r + 1) * dims)]) : out.rows.slice(r * dims, (r + 1) * dims);
+        });
+        onViews(imgs.length);
+      }
+      const features = new Float32Array(items.length * o.views * dims);
+      rows.forEach((r, k) => r && ok[k] && features.set(r, k * o.views * dims));
+      return { features, dims, ok, skipped };
+    },
+  };
 }
 
 export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
@@ -135,128 +185,64 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const K = labels.length;
   if (K < 2) throw new Error('training needs at least two classes');
   for (const c of r.classes) if (c.samples.length < 1) throw new Error(`class "${c.name}" has no samples`);
-  const seed = r.seed ?? 42;
-  const augment: AugmentSpec = parseAugmentation(r.augment === 'default' ? DEFAULT_AUGMENT : r.augment);
-  // augmented views per training sample, besides the clean one (the CLI's --views counts both)
-  const views = Object.keys(augment).length ? Math.max(1, r.views ?? 4) - 1 : 0;
+  const seed = r.seed ?? FINETUNE_DEFAULTS.seed;
+  const augment: AugmentSpec = parseAugmentation(r.augment ?? FINETUNE_DEFAULTS.augment);
+  const views = viewCount(augment, r.views ?? FINETUNE_DEFAULTS.views);
 
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
-  const { backbone, cut, embedding } = prepared(r.backbone, r.model.embedding?.tensor ?? null);
-  const session = await openSession(embedding, r.order);
+  const graph = prepared(r.backbone, r.model.embedding?.tensor ?? null);
+  const session = await openSession(graph.bytes, r.order);
   const provider = session.provider;
-  const embedder = new Embedder(session, r.model);
 
-  const items = splitItems(r.classes, r.valSplit, createRng(seed, 'split'));
-  const trainRows: Float32Array[] = [];
-  const trainLabels: number[] = [];
-  const valRows: Float32Array[] = [];
-  const valLabels: number[] = [];
-  const total = items.reduce((a, it) => a + 1 + (it.split === 'train' ? views : 0), 0);
+  const { train, val } = stratifiedSplit(samplesOf(r.classes), K, r.valSplit ?? FINETUNE_DEFAULTS.valSplit, seed);
+  const total = train.length * views + val.length;
   let done = 0;
-  let dims = cut.dims;
-  const skipped: string[] = [];
+  const embedder = pageEmbedder(new Embedder(session, r.model), r.model, (n) => {
+    done += n;
+    progress({ done, total: total + 1, message: `embedding ${done}/${total} views (${provider})` });
+  });
+  const transfer = createTransfer({ labels });
+  let collected;
   try {
-    // a few samples at a time: decode, draw every view, one batched run
-    for (let i = 0; i < items.length; i += 2) {
-      if (r.signal?.aborted) throw r.signal.reason ?? new Error('training cancelled');
-      const group = items.slice(i, i + 2);
-      const imgs: HwcImage[] = [];
-      const owners: Item[] = [];
-      for (const it of group) {
-        let bmp: ImageBitmap;
-        try {
-          bmp = await decodeBlob(it.blob, it.name);
-        } catch (err) {
-          skipped.push(err instanceof Error ? err.message : String(err));
-          continue;
-        }
-        const spec = r.model.preprocess;
-        imgs.push(toModelImage(bmp, spec));
-        owners.push(it);
-        if (it.split === 'train' && views) {
-          // the CLI's augmentation: seeded view parameters, rendered with typed arrays from the stored sample
-          const src = toSourceImage(bmp);
-          for (let v = 1; v <= views; v++) {
-            const view = renderView(src, sampleView(augment, viewRng(seed, it.name, v)), spec.width, spec.height, spec.resize === 'cover' ? spec.crop : 1);
-            imgs.push(spec.channels === 1 ? toGrayInPlace(view) : view);
-            owners.push(it);
-          }
-        }
-        bmp.close();
-      }
-      const { rows, dims: d } = await embedder.embed(imgs);
-      dims = d;
-      owners.forEach((it, k) => {
-        const row = rows.slice(k * d, (k + 1) * d);
-        if (it.split === 'train') {
-          trainRows.push(row);
-          trainLabels.push(it.label);
-        } else {
-          valRows.push(row);
-          valLabels.push(it.label);
-        }
-      });
-      done += imgs.length;
-      progress({ done, total: total + 1, message: `embedding ${done}/${total} views (${provider})` });
-    }
+    collected = await collectEmbeddings(transfer, embedder, { train, val, augment, views, seed, signal: r.signal });
   } finally {
     await session.dispose();
   }
+  const skipped = collected.skipped.map((s) => s.reason);
+  const counts = transfer.counts();
   for (let k = 0; k < K; k++) {
-    if (!trainLabels.includes(k)) throw new Error(`class "${labels[k]}" has no usable training samples${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`);
+    if (!counts.train[k]) throw new Error(`class "${labels[k]}" has no usable training samples${skipped.length ? ` (skipped: ${skipped.join('; ')})` : ''}`);
   }
-
-  const train = featureSet(trainRows, trainLabels, dims, K);
-  const val = valRows.length ? featureSet(valRows, valLabels, dims, K) : undefined;
-  let kind = r.head ?? 'auto';
-  if (kind === 'auto') {
-    const fewest = Math.min(...labels.map((_, k) => items.filter((it) => it.split === 'train' && it.label === k).length));
-    kind = fewest < 5 ? 'prototype' : 'linear';
-  }
-  let head: HeadWeights;
-  let epochs = 0;
-  let bestEpoch = 0;
-  if (kind === 'prototype') {
-    head = prototypeHead(train);
-  } else {
-    // The trainer's defaults (as `edgetune finetune` uses them) plus L2-normalised embeddings, which
-    // suit the kiosk's few samples per class: a head taught from 15 hymenoptera photos per class
-    // scored 0.954 on the 153 val photos with normalisation and 0.915 without.
-    const config: Partial<TrainConfig> = { seed, normalize: true, ...(kind === 'mlp' ? { hidden: 128 } : {}), ...r.config };
-    const result = await trainHead(train, val, config, {
+  const epochs = r.config?.epochs ?? FINETUNE_DEFAULTS.epochs;
+  const result = await transfer.train(
+    { head: r.head ?? 'auto', config: { seed, ...r.config } },
+    {
       signal: r.signal,
       onEpoch(s) {
         const acc = s.valAccuracy !== undefined ? ` · validation ${(s.valAccuracy * 100).toFixed(0)}%` : '';
-        progress({ done: total + s.epoch / (config.epochs ?? DEFAULT_CONFIG.epochs), total: total + 1, message: `epoch ${s.epoch}: loss ${s.trainLoss.toFixed(3)}${acc}` });
+        progress({ done: total + s.epoch / epochs, total: total + 1, message: `epoch ${s.epoch}: loss ${s.trainLoss.toFixed(3)}${acc}` });
       },
-    });
-    head = result.head;
-    epochs = result.history.length;
-    bestEpoch = result.bestEpoch;
-  }
-  const trainPred = predictions(predictHead(head, train.features), K);
-  const trainAcc = computeMetrics(trainPred, train.labels, K).accuracy;
-  const scored = val ?? train;
-  const m = computeMetrics(predictions(predictHead(head, scored.features), K), scored.labels, K);
+    },
+  );
   const metrics: ModelMetrics = {
-    valAccuracy: val ? m.accuracy : null,
-    trainAccuracy: trainAcc,
-    confusion: m.confusion,
-    valCount: val ? valLabels.length : 0,
-    trainCount: items.filter((it) => it.split === 'train').length,
-    epochs,
-    head: head.kind,
+    valAccuracy: result.validated ? result.metrics.accuracy : null,
+    trainAccuracy: result.trainAccuracy,
+    confusion: result.metrics.confusion,
+    valCount: collected.val.length,
+    trainCount: collected.train.length,
+    epochs: result.training?.history.length ?? 0,
+    head: result.head.kind,
     ms: performance.now() - t0,
   };
-  const onnx = exportClassifierModel(backbone, cut, head, labels, r.model.preprocess, {
+  const onnx = transfer.export(graph, r.model.preprocess, {
     base: r.model.id,
-    head: head.kind,
+    head: result.head.kind,
     trainedIn: 'edgetune kiosk',
-    samples: items.length,
+    samples: train.length + val.length,
     augment: formatAugmentation(augment),
-    views: views + 1,
+    views,
     valAccuracy: metrics.valAccuracy,
-    bestEpoch,
+    bestEpoch: result.training?.bestEpoch ?? 0,
   });
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
   return { onnx, labels, metrics, provider };

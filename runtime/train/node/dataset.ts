@@ -1,13 +1,13 @@
 // Image-folder datasets (torchvision ImageFolder layout: one sub-folder per class) for fine-tuning:
 // scanning with clear refusals (missing folder, fewer than two classes, an empty class), files that
-// are not images listed as skipped, per-class counts with an imbalance warning, and a seeded
-// stratified train/validation split.
+// are not images listed as skipped, per-class counts with an imbalance warning, and the items of a
+// fine-tune (training folder + added classes + validation, split by runtime/train/finetune.ts's rule).
 
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { isImageFile } from '../../io/files.js';
-import { createRng } from '../../core/rng.js';
+import { stratifiedSplit } from '../finetune.js';
 
 export interface DatasetItem {
   file: string;
@@ -126,23 +126,53 @@ export function checkNoEmptyClass(items: readonly DatasetItem[], classes: readon
   }
 }
 
+/** The seeded stratified split of both fine-tune drivers (runtime/train/finetune.ts). */
+export { stratifiedSplit };
+
 /**
- * Seeded stratified split: per class, a shuffled `fraction` of the images (rounded, at least one when
- * the class has two or more) goes to validation.
+ * The images of a fine-tune (`edgetune finetune`): the training folder's classes, then each added class
+ * (`added`, one folder of images each, appended in order), with validation images from `valDir` (the
+ * training classes; an added class has no folder there, so `addedValSplit` of its images are held out)
+ * or, without it, a seeded stratified `valSplit` of every class (0 = none). Errors: a missing or empty
+ * folder, an added class that already exists, unknown validation classes (scanDataset's refusals).
  */
-export function stratifiedSplit(items: readonly DatasetItem[], classes: number, fraction: number, seed: number): { train: DatasetItem[]; val: DatasetItem[] } {
-  const train: DatasetItem[] = [];
-  const val: DatasetItem[] = [];
-  for (let c = 0; c < classes; c++) {
-    const mine = items.filter((i) => i.label === c);
-    const rng = createRng(seed, `split:${c}`);
-    const idx = mine.map((_, i) => i);
-    rng.shuffle(idx);
-    let k = Math.round(mine.length * fraction);
-    if (fraction > 0 && k === 0 && mine.length >= 2) k = 1;
-    if (k >= mine.length) k = mine.length - 1;
-    const chosen = new Set(idx.slice(0, k));
-    mine.forEach((it, i) => (chosen.has(i) ? val : train).push(it));
+export async function finetuneItems(o: {
+  trainDir: string;
+  valDir?: string;
+  added?: readonly { name: string; dir: string }[];
+  valSplit: number;
+  addedValSplit: number;
+  seed: number;
+}): Promise<{ labels: string[]; train: DatasetItem[]; val: DatasetItem[]; skipped: SkippedFile[] }> {
+  const trainSet = await scanDataset(o.trainDir, { what: 'training set' });
+  const labels = [...trainSet.classes];
+  const base = labels.length;
+  const skipped: SkippedFile[] = [...trainSet.skipped];
+  let train = [...trainSet.items];
+  for (const a of o.added ?? []) {
+    if (labels.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
+    if (!(await isDir(a.dir))) {
+      const exists = await stat(a.dir).then(() => true, () => false);
+      throw new EdgetuneError('EINPUT', exists ? `${a.dir}: not a folder (class "${a.name}")` : `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
+    }
+    const files = await listImages(a.dir, skipped);
+    if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
+    labels.push(a.name);
+    train.push(...files.map((file) => ({ file, label: labels.length - 1 })));
   }
-  return { train, val };
+  let val: DatasetItem[] = [];
+  if (o.valDir) {
+    const vs = await scanDataset(path.resolve(o.valDir), { classes: trainSet.classes, what: 'validation set' });
+    val = vs.items;
+    skipped.push(...vs.skipped);
+    // added classes have no folder in the old validation set: hold out part of their images
+    if (labels.length > base) {
+      const s = stratifiedSplit(train.filter((i) => i.label >= base), labels.length, o.addedValSplit, o.seed);
+      train = [...train.filter((i) => i.label < base), ...s.train];
+      val.push(...s.val);
+    }
+  } else if (o.valSplit > 0) {
+    ({ train, val } = stratifiedSplit(train, labels.length, o.valSplit, o.seed));
+  }
+  return { labels, train, val, skipped };
 }

@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeBase, renderViewSharp } from './augment-sharp.js';
-import { IDENTITY_VIEW, isIdentityView, sampleView, viewKey, viewRng, type AugmentSpec, type ViewParams } from '../augment/ops.js';
+import { isIdentityView, viewKey, type AugmentSpec, type ViewParams } from '../augment/ops.js';
+import { viewParams } from '../finetune.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
-import { EMBEDDING_OUTPUT, embeddingModel, findCut, type CutSpec } from '../export.js';
+import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage } from '../../image/decode.js';
 import { decodeModel, type OnnxModel } from '../../onnx/model.js';
 import { checkSpec, toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
@@ -195,20 +196,24 @@ export interface EmbedResult {
   ms: number;
 }
 
-/** An embedding session for a backbone; reuse it across several embed() calls. */
+/**
+ * An embedding session for a backbone; reuse it across several embed() calls. `graph` is the embedding
+ * graph the session runs (built once in open()): pass it to the export so it is not built again.
+ */
 export class Embedder {
   private constructor(
     readonly backbone: Backbone,
+    readonly graph: EmbeddingGraph,
     readonly session: ModelSession,
     readonly maxBatch: number,
   ) {}
 
   static async open(backbone: Backbone, options: SessionOptions = {}): Promise<Embedder> {
-    const bytes = embeddingModel(backbone.model, backbone.cut);
-    const session = await createSession(bytes, options);
+    const graph = embeddingGraph(backbone.model, backbone.cut);
+    const session = await createSession(graph.bytes, options);
     const inputInfo = session.inputs[0]!;
     const b = inputInfo.shape[0];
-    return new Embedder(backbone, session, typeof b === 'number' && b > 0 ? b : 64);
+    return new Embedder(backbone, graph, session, typeof b === 'number' && b > 0 ? b : 64);
   }
 
   /** Embeddings of decoded model-size images. */
@@ -225,7 +230,7 @@ export class Embedder {
     return out;
   }
 
-  /** Embed files: `views` per file (view 0 clean), from the cache where possible. */
+  /** Embed files: `views` per file (view 0 clean, view v drawn by runtime/train/finetune.ts viewParams with the file's sha256), from the cache where possible. */
   async embed(files: readonly string[], opts: EmbedOptions = {}): Promise<EmbedResult> {
     const t0 = performance.now();
     const views = opts.views ?? 1;
@@ -261,7 +266,7 @@ export class Embedder {
       const fileHash = sha256(bytes);
       const jobs: Job[] = [];
       for (let v = 0; v < views; v++) {
-        const params = v === 0 ? IDENTITY_VIEW : sampleView(opts.augment ?? {}, viewRng(seed, fileHash, v));
+        const params = viewParams(opts.augment ?? {}, seed, fileHash, v);
         const key = sha256(`${keyBase}|${fileHash}|${isIdentityView(params) ? 'clean' : viewKey(params)}`);
         const hit = cache && dims ? await cache.get(key, dims) : undefined;
         if (hit) {
