@@ -13,6 +13,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 
+/** A row left out, in line order. */
 export interface SkippedRow {
   /** `<csv>:<line>` (1-based line). */
   where: string;
@@ -118,6 +119,12 @@ async function existing(csv: string, rows: Row[], skipped: SkippedRow[]): Promis
   return out;
 }
 
+/** Skipped rows in line order. */
+function byLine(skipped: SkippedRow[]): SkippedRow[] {
+  const line = (s: SkippedRow) => Number(/:(\d+)$/.exec(s.where)?.[1] ?? 0);
+  return skipped.sort((a, b) => line(a) - line(b));
+}
+
 function empty(csv: string, what: string, skipped: SkippedRow[]): EdgetuneError {
   const why = skipped.length ? `; ${skipped.length} row(s) skipped, first: ${skipped[0]!.where}: ${skipped[0]!.reason}` : '';
   return new EdgetuneError('EINPUT', `${csv}: no usable ${what} rows${why}`, { subject: csv });
@@ -136,14 +143,14 @@ export async function readMultilabelCsv(p: string): Promise<TargetDataset> {
   const ok = await existing(csv, rows, skipped);
   const sets = ok.map((r) => [...new Set(r.value.split(';').map((l) => l.trim()).filter(Boolean))]);
   const names = [...new Set(sets.flat())].sort();
-  if (!ok.length || !names.length) throw empty(csv, 'multilabel', skipped);
+  if (!ok.length || !names.length) throw empty(csv, 'multilabel', byLine(skipped));
   const index = new Map(names.map((n, i) => [n, i]));
   const items = ok.map((r, k) => {
     const targets = new Array<number>(names.length).fill(0);
     for (const l of sets[k]!) targets[index.get(l)!] = 1;
     return { file: r.abs, targets };
   });
-  return { task: 'multilabel', csv, names, items, skipped };
+  return { task: 'multilabel', csv, names, items, skipped: byLine(skipped) };
 }
 
 /**
@@ -173,8 +180,8 @@ export async function readRegressionCsv(p: string): Promise<TargetDataset> {
     else good.push(r);
   }
   const ok = await existing(csv, good, skipped);
-  if (!ok.length) throw empty(csv, 'regression', skipped);
-  return { task: 'regression', csv, names, items: ok.map((r) => ({ file: r.abs, targets: parts(r.value).map(Number) })), skipped };
+  if (!ok.length) throw empty(csv, 'regression', byLine(skipped));
+  return { task: 'regression', csv, names, items: ok.map((r) => ({ file: r.abs, targets: parts(r.value).map(Number) })), skipped: byLine(skipped) };
 }
 
 /** Row-major [n, names] float targets of a dataset's items (for FeatureSet.targets). */
