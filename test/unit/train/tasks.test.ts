@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cardFromBytes } from '../../../runtime/classify/describe.js';
 import { multilabelTop, regressionValues } from '../../../runtime/classify/postprocess.js';
 import { parseModelInfo, readMetadataProps } from '../../../runtime/core/metadata.js';
+import { mergeCard, parseCardLayer } from '../../../runtime/core/model-card.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
@@ -22,6 +23,8 @@ import { shared, tempDir } from '../../helpers.js';
 import {
   classWeightsOf,
   createRng,
+  headFromJSON,
+  headToJSON,
   hiddenSizes,
   lossAndGradient,
   predictHead,
@@ -86,6 +89,26 @@ describe('task losses: exact gradients (finite differences)', () => {
       }
     });
   }
+});
+
+describe('task contracts', () => {
+  it('refuses targets that do not fit the task; the head JSON and the card carry the task', () => {
+    const features = gaussian(4, 2, 3);
+    const set = (targets?: Float32Array): FeatureSet => ({ features, labels: new Int32Array(0), dims: 2, classes: 2, ...(targets ? { targets } : {}) });
+    expect(() => trainHeadSync(set(), undefined, { task: 'multilabel' })).toThrow('Expected a Float32Array of n × 2 multilabel targets for train targets');
+    expect(() => trainHeadSync(set(Float32Array.of(0, 1, 1, 0.5, 0, 0, 1, 1)), undefined, { task: 'multilabel' })).toThrow('Expected 0 or 1 for train target 3 but received 0.5');
+    expect(() => trainHeadSync(set(new Float32Array(6)), undefined, { task: 'regression' })).toThrow('for train targets length');
+    expect(() => trainHeadSync(set(Float32Array.of(1, 2, 3, NaN, 5, 6, 7, 8)), undefined, { task: 'regression' })).toThrow('Expected a finite number for train target 3');
+    const head = trainHeadSync(set(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8)), undefined, { task: 'regression', epochs: 2 }).head;
+    expect(headFromJSON(JSON.parse(JSON.stringify(headToJSON(head)))).task).toBe('regression');
+    expect(() => headFromJSON({ ...headToJSON(head), task: 'ranking' })).toThrow('task');
+    const layer = parseCardLayer({ task: 'multilabel', labels: ['a', 'b'] }, 'm.card.json');
+    const assumed = { id: 'm', inputName: 'x', outputName: 'y', preprocess: { width: 224, height: 224, channels: 3, layout: 'NCHW', colorOrder: 'RGB', range: 1, mean: [0, 0, 0], std: [1, 1, 1], resize: 'bilinear', crop: 'center', dtype: 'float32' } } as never;
+    const card = mergeCard({ 'card-file': layer, assumed });
+    expect([card.task, card.sources.task]).toEqual(['multilabel', 'card-file']);
+    expect(mergeCard({ assumed }).task).toBeUndefined(); // classification
+    expect(() => parseCardLayer({ task: 'ranking' }, 'm.card.json')).toThrow('m.card.json: task');
+  });
 });
 
 /** XOR quadrants: label 1 where x0·x1 > 0, uniform on [-1, 1]². */
