@@ -96,6 +96,8 @@ export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
   };
   hiddenSizes(cfg);
   if (!TASKS.includes(cfg.task)) throw bad('task', `one of ${TASKS.join(', ')}`, cfg.task);
+  if (cfg.task !== 'classification' && cfg.labelSmoothing !== 0) throw bad('labelSmoothing', `0 for a ${cfg.task} head (label smoothing is for classification)`, cfg.labelSmoothing);
+  if (cfg.task !== 'classification' && Array.isArray(cfg.classWeights)) throw bad('classWeights', `balanced or none for a ${cfg.task} head (class weights are for classification)`, cfg.classWeights);
   int('epochs', 1);
   int('batchSize', 0);
   int('stepSize', 1);

@@ -137,6 +137,8 @@ describe('several hidden layers', () => {
     expect(() => resolveConfig({ hidden: [8], init: 'zeros' })).toThrow('for init');
     expect(() => resolveConfig({ task: 'ranking' as TrainTask })).toThrow('Expected one of classification, multilabel, regression for task but received "ranking"');
     expect(() => resolveConfig({ l1: -1 })).toThrow('for l1 but received -1');
+    expect(() => resolveConfig({ task: 'regression', labelSmoothing: 0.1 })).toThrow('Expected 0 for a regression head (label smoothing is for classification) for labelSmoothing but received 0.1');
+    expect(() => resolveConfig({ task: 'multilabel', classWeights: [1, 2] })).toThrow('for classWeights');
   });
 
   it('learn XOR, which a linear head cannot', () => {
