@@ -29,11 +29,12 @@
 //   learningRate(cfg, epoch), classWeightsOf(cfg, labels, classes), l2rows(features, dims) — helpers.
 //   computeMetrics / predictions / headToJSON / headFromJSON re-exported; multilabelMetrics /
 //   regressionMetrics and the task losses from tasks.ts.
-// HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
+// The per-task losses and penalties live in tasks.ts. This file stays above ~500 lines because the
+// forward / backward passes, their float64 scratch and the epoch loop share private structures.
+// HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
-import { argmax } from './metrics.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
-import { bceRowLoss, exactMatch, mseRowLoss, rowsOf, sigmoid, standardizeTargets, targetStats, TASKS } from './tasks.js';
+import { addPenalty, rowHit, rowLoss, rowsOf, rowWeight, scoreOf, sigmoid, softmaxInto, standardizeTargets, targetStats, TASKS, type Objective } from './tasks.js';
 import { createRng, type Rng } from '../core/rng.js';
 import {
   OPTIMIZERS,
@@ -256,31 +257,6 @@ function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scr
   }
 }
 
-/** Softmax of s.z in place into `probs`; returns log-sum-exp. */
-function softmaxInto(z: Float64Array, probs: Float64Array): number {
-  let max = -Infinity;
-  for (const v of z) if (v > max) max = v;
-  let sum = 0;
-  for (let k = 0; k < z.length; k++) sum += probs[k] = Math.exp(z[k]! - max);
-  for (let k = 0; k < z.length; k++) probs[k]! /= sum;
-  return max + Math.log(sum);
-}
-
-/**
- * Label-smoothed cross-entropy of one row from its logits `z` (softmax already in `probs`, `lse` its
- * log-sum-exp): writes the weighted logit gradient dz = w·(p − t) and returns the unweighted loss.
- */
-function smoothedRowLoss(z: Float64Array, probs: Float64Array, lse: number, y: number, eps: number, w: number, dz: Float64Array): number {
-  const K = z.length;
-  let li = 0;
-  for (let k = 0; k < K; k++) {
-    const t = (k === y ? 1 - eps : 0) + eps / K;
-    li += t * (lse - z[k]!);
-    dz[k] = w * (probs[k]! - t);
-  }
-  return li;
-}
-
 /** Accumulate gradients of one example given dz (dLoss/dlogits, already weighted). */
 function backward(p: Params, s: Scratch, gW: Float64Array[], gb: Float64Array[]): void {
   const L = p.W.length;
@@ -361,58 +337,6 @@ function applyStd(f: Float32Array, d: number, st?: { mean: Float64Array; scale: 
   const out = new Float32Array(f.length);
   for (let i = 0; i < f.length; i += d) for (let j = 0; j < d; j++) out[i + j] = (f[i + j]! - st.mean[j]!) * st.scale[j]!;
   return out;
-}
-
-/** What the per-row loss reads: the task, its truth and (classification) weights and smoothing. */
-interface Objective {
-  task: TrainTask;
-  labels: Int32Array;
-  /** [n, K] targets (regression: already standardised). */
-  targets?: ArrayLike<number>;
-  K: number;
-  classWeights?: Float64Array;
-  eps: number;
-}
-
-/** A row's weight before normalising by the batch's sum: its class weight (classification) or 1. */
-function rowWeight(o: Objective, i: number): number {
-  return o.task === 'classification' && o.classWeights ? o.classWeights[o.labels[i]!]! : 1;
-}
-
-/** Loss of row i from s.z (unweighted); writes s.dz = w · dLoss/dz. `probs` is K scratch. */
-function rowLoss(o: Objective, s: Scratch, probs: Float64Array, i: number, w: number): number {
-  if (o.task === 'multilabel') return bceRowLoss(s.z, o.targets!, i * o.K, w, s.dz);
-  if (o.task === 'regression') return mseRowLoss(s.z, o.targets!, i * o.K, w, s.dz);
-  const lse = softmaxInto(s.z, probs);
-  return smoothedRowLoss(s.z, probs, lse, o.labels[i]!, o.eps, w, s.dz);
-}
-
-/** Whether row i counts as right: argmax = label, or every label decision right (multilabel); regression never. */
-function rowHit(o: Objective, z: Float64Array, i: number): boolean {
-  if (o.task === 'multilabel') return exactMatch(z, o.targets!, i * o.K);
-  if (o.task === 'regression') return false;
-  return argmax(z) === o.labels[i];
-}
-
-/** The accuracy-like score of EpochStats from a mean loss and hit count (regression: 1 − MSE). */
-function scoreOf(o: Objective, meanLoss: number, hits: number, n: number): number {
-  return o.task === 'regression' ? 1 - meanLoss : n ? hits / n : 0;
-}
-
-/** Add λ₂·w + λ₁·sign(w) to the weight gradients (not biases); returns (λ₂/2)·Σw² + λ₁·Σ|w|. */
-function addPenalty(W: Float64Array[], gW: Float64Array[], l2: number, l1: number): number {
-  let pen = 0;
-  if (!(l2 > 0) && !(l1 > 0)) return 0;
-  for (let l = 0; l < W.length; l++) {
-    const w = W[l]!;
-    const g = gW[l]!;
-    for (let i = 0; i < w.length; i++) {
-      const v = w[i]!;
-      g[i]! += l2 * v + l1 * Math.sign(v);
-      pen += 0.5 * l2 * v * v + l1 * Math.abs(v);
-    }
-  }
-  return pen;
 }
 
 /**

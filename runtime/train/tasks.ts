@@ -1,8 +1,10 @@
-// The head trainer's tasks beside single-label classification: per-row losses (multilabel binary
-// cross-entropy on sigmoid outputs, regression mean squared error), target standardisation for
-// regression, and the metrics that fit each (multilabel precision / recall / F1 per label, micro / macro
+// The head trainer's losses per task: single-label classification (label-smoothed, class-weighted
+// softmax cross-entropy), multilabel (binary cross-entropy on sigmoid outputs), regression (mean
+// squared error), the L2 / L1 penalties, target standardisation for regression, and the metrics that
+// fit each (multilabel precision / recall / F1 per label, micro / macro
 // F1, exact match at a threshold; regression MAE / RMSE / R²). Browser-safe.
 
+import { argmax } from './metrics.js';
 import type { FeatureSet, TrainTask } from './types.js';
 
 export const TASKS: readonly TrainTask[] = ['classification', 'multilabel', 'regression'];
@@ -184,4 +186,81 @@ export function regressionMetrics(pred: ArrayLike<number>, truth: ArrayLike<numb
   }
   const avg = (f: (m: OutputMetrics) => number) => perOutput.reduce((a, m) => a + f(m), 0) / Math.max(1, K);
   return { mae: avg((m) => m.mae), rmse: avg((m) => m.rmse), r2: avg((m) => m.r2), perOutput };
+}
+
+/** Softmax of s.z in place into `probs`; returns log-sum-exp. */
+export function softmaxInto(z: Float64Array, probs: Float64Array): number {
+  let max = -Infinity;
+  for (const v of z) if (v > max) max = v;
+  let sum = 0;
+  for (let k = 0; k < z.length; k++) sum += probs[k] = Math.exp(z[k]! - max);
+  for (let k = 0; k < z.length; k++) probs[k]! /= sum;
+  return max + Math.log(sum);
+}
+
+/**
+ * Label-smoothed cross-entropy of one row from its logits `z` (softmax already in `probs`, `lse` its
+ * log-sum-exp): writes the weighted logit gradient dz = w·(p − t) and returns the unweighted loss.
+ */
+export function smoothedRowLoss(z: Float64Array, probs: Float64Array, lse: number, y: number, eps: number, w: number, dz: Float64Array): number {
+  const K = z.length;
+  let li = 0;
+  for (let k = 0; k < K; k++) {
+    const t = (k === y ? 1 - eps : 0) + eps / K;
+    li += t * (lse - z[k]!);
+    dz[k] = w * (probs[k]! - t);
+  }
+  return li;
+}
+
+/** What the per-row loss reads: the task, its truth and (classification) weights and smoothing. */
+export interface Objective {
+  task: TrainTask;
+  labels: Int32Array;
+  /** [n, K] targets (regression: already standardised). */
+  targets?: ArrayLike<number>;
+  K: number;
+  classWeights?: Float64Array;
+  eps: number;
+}
+
+/** A row's weight before normalising by the batch's sum: its class weight (classification) or 1. */
+export function rowWeight(o: Objective, i: number): number {
+  return o.task === 'classification' && o.classWeights ? o.classWeights[o.labels[i]!]! : 1;
+}
+
+/** Loss of row i from its outputs `s.z` (unweighted); writes s.dz = w · dLoss/dz. `probs` is K scratch. */
+export function rowLoss(o: Objective, s: { z: Float64Array; dz: Float64Array }, probs: Float64Array, i: number, w: number): number {
+  if (o.task === 'multilabel') return bceRowLoss(s.z, o.targets!, i * o.K, w, s.dz);
+  if (o.task === 'regression') return mseRowLoss(s.z, o.targets!, i * o.K, w, s.dz);
+  const lse = softmaxInto(s.z, probs);
+  return smoothedRowLoss(s.z, probs, lse, o.labels[i]!, o.eps, w, s.dz);
+}
+
+/** Whether row i counts as right: argmax = label, or every label decision right (multilabel); regression never. */
+export function rowHit(o: Objective, z: Float64Array, i: number): boolean {
+  if (o.task === 'multilabel') return exactMatch(z, o.targets!, i * o.K);
+  if (o.task === 'regression') return false;
+  return argmax(z) === o.labels[i];
+}
+
+/** The accuracy-like score of EpochStats from a mean loss and hit count (regression: 1 − MSE). */
+export function scoreOf(o: Objective, meanLoss: number, hits: number, n: number): number {
+  return o.task === 'regression' ? 1 - meanLoss : n ? hits / n : 0;
+}
+
+/** Add λ₂·w + λ₁·sign(w) to the weight gradients (not biases); returns (λ₂/2)·Σw² + λ₁·Σ|w|. */
+export function addPenalty(W: Float64Array[], gW: Float64Array[], l2: number, l1: number): number {
+  let pen = 0;
+  if (!(l2 > 0) && !(l1 > 0)) return 0;
+  for (let l = 0; l < W.length; l++) {
+    const w = W[l]!;
+    const g = gW[l]!;
+    for (let i = 0; i < w.length; i++) {
+      const v = w[i]!;
+      g[i]! += l2 * v + l1 * Math.sign(v);
+      pen += 0.5 * l2 * v * v + l1 * Math.abs(v);
+    }
+  }
+  return pen;
 }
