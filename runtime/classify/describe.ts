@@ -23,6 +23,7 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
     labels: info.labels,
     labelOffset: info.labelOffset ?? 0,
     outputKind: info.outputKind,
+    ...(info.task ? { task: info.task } : {}),
     ...(info.outputName ? { outputName: info.outputName } : {}),
     ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),

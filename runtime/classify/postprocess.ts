@@ -87,3 +87,27 @@ export function topK(probs: ArrayLike<number>, k: number, spec: PostprocessSpec)
   }
   return out;
 }
+
+/**
+ * A multilabel model's row (sigmoid probabilities, one per label) → the labels whose probability is
+ * above `threshold` (default 0.5), highest first. `labels[i]` names output i (missing names read as
+ * the index). An empty list means no label applies.
+ */
+export function multilabelTop(probs: ArrayLike<number>, labels: readonly string[], threshold = 0.5): Prediction[] {
+  const out: Prediction[] = [];
+  for (let i = 0; i < probs.length; i++) if (probs[i]! > threshold) out.push({ index: i, label: labels[i] ?? String(i), score: probs[i]! });
+  return out.sort((a, b) => b.score - a.score || a.index - b.index);
+}
+
+/** One named output of a regression model. */
+export interface RegressionValue {
+  index: number;
+  name: string;
+  /** In the units of the training targets. */
+  value: number;
+}
+
+/** A regression model's row → its values named by `names` (the card's labels; a missing name reads `value<i>`), in output order. */
+export function regressionValues(row: ArrayLike<number>, names: readonly string[]): RegressionValue[] {
+  return Array.from({ length: row.length }, (_, i) => ({ index: i, name: names[i] ?? `value${i}`, value: row[i]! }));
+}

@@ -9,7 +9,7 @@ import protobuf from 'protobufjs/minimal.js';
 import * as v from 'valibot';
 import { PreprocessSpecSchema } from './preprocess-spec.js';
 import { parseJsonContract } from './schema.js';
-import { EmbeddingSpecSchema, OutputKindSchema } from './model-card.js';
+import { EmbeddingSpecSchema, OutputKindSchema, TaskSchema } from './model-card.js';
 
 export const METADATA_KEY = 'edgetune.model';
 
@@ -19,6 +19,11 @@ export const ModelInfoSchema = v.object({
   preprocess: PreprocessSpecSchema,
   /** How outputs become probabilities (`auto`: softmax unless a row already sums to 1). */
   outputKind: OutputKindSchema,
+  /**
+   * What the outputs mean: classification (softmax probabilities), multilabel (sigmoid probability
+   * per label) or regression (values, one per label name). Absent = classification.
+   */
+  task: v.optional(TaskSchema),
   /** Where head training cuts the backbone (set by `edgetune card` and imports). */
   embedding: v.optional(EmbeddingSpecSchema),
   outputName: v.optional(v.string()),

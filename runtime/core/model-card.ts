@@ -23,6 +23,14 @@ export type CardSource = (typeof CARD_SOURCES)[number];
 export const OutputKindSchema = v.picklist(['logits', 'probabilities', 'auto']);
 export type OutputKind = v.InferOutput<typeof OutputKindSchema>;
 
+/**
+ * What a model's outputs mean: `classification` (one class: argmax / top-k of the probabilities),
+ * `multilabel` (each label's own probability, sigmoid: the labels above 0.5 apply) or `regression`
+ * (the outputs are values, one per label name). Absent = classification.
+ */
+export const TaskSchema = v.picklist(['classification', 'multilabel', 'regression']);
+export type ModelTask = v.InferOutput<typeof TaskSchema>;
+
 /** Where head training cuts the backbone. */
 export const EmbeddingSpecSchema = v.strictObject({
   /** Tensor name; `null` = found from the graph (input of the last Gemm/MatMul, …). */
@@ -50,12 +58,14 @@ export const CardLayerSchema = v.strictObject({
   /** Output index of label 0 (1 when index 0 is a background class). */
   labelOffset: v.optional(labelOffset),
   outputKind: v.optional(OutputKindSchema),
+  /** What the outputs mean (see TaskSchema). Default classification. */
+  task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
   provenance: v.optional(provenance),
 });
 export type CardLayer = v.InferOutput<typeof CardLayerSchema>;
 
-export type CardField = 'id' | 'inputName' | 'outputName' | 'preprocess' | 'labels' | 'labelOffset' | 'outputKind' | 'embedding';
+export type CardField = 'id' | 'inputName' | 'outputName' | 'preprocess' | 'labels' | 'labelOffset' | 'outputKind' | 'task' | 'embedding';
 
 export const ModelCardSchema = v.object({
   version: v.literal(1),
@@ -69,6 +79,8 @@ export const ModelCardSchema = v.object({
   labels: v.array(v.string()),
   labelOffset,
   outputKind: OutputKindSchema,
+  /** What the outputs mean (see TaskSchema); absent = classification. */
+  task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
   provenance: v.optional(provenance),
   /** Which layer each field came from (preprocess per sub-field: `preprocess.mean`, …). */
@@ -137,6 +149,8 @@ export function mergeCard(layers: Partial<Record<CardSource, CardLayer>>, assump
     sources,
     assumptions: [],
   };
+  const task = pick('task');
+  if (task) card.task = task;
   const embedding = pick('embedding');
   if (embedding) card.embedding = { ...embedding };
   const provenance = layers.embedded?.provenance ?? layers['card-file']?.provenance;

@@ -13,9 +13,12 @@
 //   embeddingGraph(backbone, cut) → EmbeddingGraph {model, bytes, cut}: the same, built once and kept,
 //     so that the embedding session and the export share it (a fine-tune builds the graph once).
 //   exportClassifierModel(backbone | EmbeddingGraph, cut, head, labels, preprocess, provenance?) → ONNX
-//     bytes: the same embedding graph (reused when given an EmbeddingGraph) + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm]) + Softmax,
-//     output `probabilities` float [N, classes], and metadata_props `edgetune.model`
-//     (core/metadata.ts's EmbeddedModelInfo, outputKind 'probabilities') so `classify` serves it.
+//     bytes: the same embedding graph (reused when given an EmbeddingGraph) + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm …]) + the
+//     head's task's output: Softmax (classification) or Sigmoid (multilabel), output `probabilities`
+//     float [N, classes]; nothing for regression, output `values` float [N, outputs] in the targets'
+//     units (`labels` then name the outputs). Metadata_props `edgetune.model` (core/metadata.ts's
+//     EmbeddedModelInfo, outputKind 'probabilities' so no softmax is applied after it, `task` set for
+//     multilabel and regression) so `classify` serves it.
 //   headFromModel(bytes) → the HeadWeights + labels + info of a model this module exported (for --resume).
 //
 // Both graphs share the embedding subgraph, so a model's predictions equal the head applied to the
@@ -34,6 +37,8 @@ import type { DenseLayer, HeadWeights } from './types.js';
 export const MODEL_INFO_KEY = METADATA_KEY;
 export const EMBEDDING_OUTPUT = 'edgetune_embedding';
 export const PROBABILITIES_OUTPUT = 'probabilities';
+/** Output of a regression head's model: the values, [N, outputs]. */
+export const VALUES_OUTPUT = 'values';
 const PREFIX = 'edgetune_head/';
 
 export interface CutSpec {
@@ -265,8 +270,20 @@ export function exportClassifierModel(
       t = `${out}/relu`;
     }
   });
-  nodes.push(node('Softmax', [t], [PROBABILITIES_OUTPUT], PREFIX + 'softmax', [attrInt('axis', 1)]));
-  const info: ExportedModelInfo = { version: 1, labels: [...labels], preprocess, outputKind: 'probabilities', outputName: PROBABILITIES_OUTPUT, provenance };
+  const task = head.task ?? 'classification';
+  const outputName = task === 'regression' ? VALUES_OUTPUT : PROBABILITIES_OUTPUT;
+  if (task === 'classification') nodes.push(node('Softmax', [t], [outputName], PREFIX + 'softmax', [attrInt('axis', 1)]));
+  else if (task === 'multilabel') nodes.push(node('Sigmoid', [t], [outputName], PREFIX + 'sigmoid'));
+  else nodes.push(node('Identity', [t], [outputName], PREFIX + 'values'));
+  const info: ExportedModelInfo = {
+    version: 1,
+    labels: [...labels],
+    preprocess,
+    outputKind: 'probabilities',
+    outputName,
+    ...(task !== 'classification' ? { task } : {}),
+    provenance,
+  };
   const out: OnnxModel = {
     ...model,
     producerName: 'edgetune',
@@ -275,7 +292,7 @@ export function exportClassifierModel(
       ...g,
       node: [...g.node, ...nodes],
       initializer: [...g.initializer, ...inits],
-      output: [floatOutput(PROBABILITIES_OUTPUT, imageInput(g), head.classes)],
+      output: [floatOutput(outputName, imageInput(g), head.classes)],
     },
     metadataProps: [...model.metadataProps, { key: MODEL_INFO_KEY, value: JSON.stringify(info) }],
   };
@@ -314,5 +331,6 @@ export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): 
   const named = /^edgetune head: (linear|mlp|prototype)$/.exec(gemms[0]!.docString ?? '')?.[1] as HeadWeights['kind'] | undefined;
   const kind = named ?? (layers.length > 1 ? 'mlp' : normalize ? 'prototype' : 'linear');
   const head: HeadWeights = { format: 'edgetune.head', version: 1, kind, dims: layers[0]!.in, classes: layers.at(-1)!.out, normalize, layers };
+  if (info.task && info.task !== 'classification') head.task = info.task;
   return { head, info, model, cut: { tensor: EMBEDDING_OUTPUT, pool: false, dims: head.dims } };
 }

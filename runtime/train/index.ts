@@ -4,10 +4,14 @@
 // API
 //   trainHead(train, val, config?, hooks?) → Promise<TrainResult>   (yields to the event loop between epochs)
 //   trainHeadSync(train, val, config?, hooks?) → TrainResult        (same maths, blocking)
-//     train / val: FeatureSet {features: Float32Array n×dims row-major, labels: Int32Array, dims, classes};
+//     train / val: FeatureSet {features: Float32Array n×dims row-major, labels: Int32Array, dims, classes,
+//     targets?: Float32Array n×classes for multilabel (0/1) and regression (values)};
 //     val may be undefined (then all epochs run and the last weights are kept).
-//     config: Partial<TrainConfig> — hidden (0 = linear softmax, >0 = MLP with ReLU), dropout, optimizer
-//       (sgd | momentum | adagrad | adadelta | rmsprop | adam), lr, weightDecay (L2), labelSmoothing,
+//     config: Partial<TrainConfig> — task (classification = softmax + cross-entropy | multilabel =
+//       sigmoid + binary cross-entropy per label | regression = linear + MSE on per-output standardised
+//       targets, de-standardised into the last layer), hidden (0 = linear, 128 = one hidden layer,
+//       [256, 64] = several, each ReLU + dropout), dropout, optimizer
+//       (sgd | momentum | adagrad | adadelta | rmsprop | adam), lr, weightDecay (L2), l1, labelSmoothing,
 //       epochs, batchSize, schedule (constant | cosine | step, stepSize, gamma), patience (early stopping on
 //       validation loss, restoring the best weights), seed, classWeights (balanced | none | number[]),
 //       standardize (per-dimension, folded into the head), normalize (L2 per row, exported as
@@ -16,17 +20,21 @@
 //       raw features) and throws "Expected … for <field> but received …" on a bad value.
 //     hooks: {onEpoch(stats), signal: AbortSignal} — an aborted signal rejects with signal.reason.
 //     TrainResult {head: HeadWeights, history: EpochStats[], bestEpoch, stoppedEarly, config, ms}.
-//   predictHead(head, features, n) → Float32Array n×classes probabilities.
+//   predictHead(head, features, n) → Float32Array n×classes: softmax probabilities (classification),
+//     sigmoid probabilities per label (multilabel) or values (regression).
 //   headLogits(head, features, n) → Float32Array n×classes logits.
 //   prototypeHead(train, {temperature}) → HeadWeights: nearest class mean of L2-normalised embeddings,
 //     as a linear layer on the normalised embedding (argmax = nearest mean).
 //   lossAndGradient(...) — the objective and its gradient, exported for tests.
 //   learningRate(cfg, epoch), classWeightsOf(cfg, labels, classes), l2rows(features, dims) — helpers.
-//   computeMetrics / predictions / headToJSON / headFromJSON re-exported.
-// HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
+//   computeMetrics / predictions / headToJSON / headFromJSON re-exported; multilabelMetrics /
+//   regressionMetrics and the task losses from tasks.ts.
+// The per-task losses and penalties live in tasks.ts. This file stays above ~500 lines because the
+// forward / backward passes, their float64 scratch and the epoch loop share private structures.
+// HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
-import { argmax } from './metrics.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
+import { addPenalty, rowHit, rowLoss, rowsOf, rowWeight, scoreOf, sigmoid, softmaxInto, standardizeTargets, targetStats, TASKS, type Objective } from './tasks.js';
 import { createRng, type Rng } from '../core/rng.js';
 import {
   OPTIMIZERS,
@@ -38,19 +46,23 @@ import {
   type TrainConfig,
   type TrainHooks,
   type TrainResult,
+  type TrainTask,
 } from './types.js';
 
 export * from './types.js';
 export { computeMetrics, predictions, argmax, type Metrics, type ClassMetrics } from './metrics.js';
 export { createRng, hashString, type Rng } from '../core/rng.js';
 export { DEFAULT_LR } from './optim.js';
+export { TASKS, sigmoid, multilabelMetrics, regressionMetrics, type MultilabelMetrics, type RegressionMetrics, type LabelMetrics, type OutputMetrics } from './tasks.js';
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   hidden: 0,
   dropout: 0,
+  task: 'classification',
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
+  l1: 0,
   labelSmoothing: 0,
   epochs: 60,
   batchSize: 32,
@@ -83,7 +95,10 @@ export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
     const v = cfg[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (loOpen && v === lo)) throw bad(k, `number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`, v);
   };
-  int('hidden', 0);
+  hiddenSizes(cfg);
+  if (!TASKS.includes(cfg.task)) throw bad('task', `one of ${TASKS.join(', ')}`, cfg.task);
+  if (cfg.task !== 'classification' && cfg.labelSmoothing !== 0) throw bad('labelSmoothing', `0 for a ${cfg.task} head (label smoothing is for classification)`, cfg.labelSmoothing);
+  if (cfg.task !== 'classification' && Array.isArray(cfg.classWeights)) throw bad('classWeights', `balanced or none for a ${cfg.task} head (class weights are for classification)`, cfg.classWeights);
   int('epochs', 1);
   int('batchSize', 0);
   int('stepSize', 1);
@@ -93,20 +108,43 @@ export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
   num('lr', 0, Infinity, true);
   num('momentum', 0, 1);
   num('weightDecay', 0, Infinity);
+  num('l1', 0, Infinity);
   num('labelSmoothing', 0, 0.99);
   num('gamma', 0, 1, true);
   num('minDelta', 0, Infinity);
   if (!SCHEDULES.includes(cfg.schedule)) throw bad('schedule', `one of ${SCHEDULES.join(', ')}`, cfg.schedule);
   if (cfg.init !== 'glorot' && cfg.init !== 'zeros') throw bad('init', 'glorot or zeros', cfg.init);
-  if (cfg.init === 'zeros' && cfg.hidden > 0) throw bad('init', 'glorot for an MLP head (zeros cannot break symmetry)', cfg.init);
+  if (cfg.init === 'zeros' && hiddenSizes(cfg).length > 0) throw bad('init', 'glorot for an MLP head (zeros cannot break symmetry)', cfg.init);
   return cfg;
+}
+
+/**
+ * The hidden layer widths of a config: `hidden` 0 → [] (linear), 128 → [128], [256, 64] as given.
+ * Errors: "Expected integer >= 0 or a list of positive integers for hidden but received …".
+ */
+export function hiddenSizes(cfg: Pick<TrainConfig, 'hidden'>): number[] {
+  const h = cfg.hidden;
+  const ok = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (Array.isArray(h) ? h.every((v) => ok(v, 1)) : ok(h, 0)) return Array.isArray(h) ? [...h] : h > 0 ? [h] : [];
+  throw bad('hidden', 'integer >= 0 or a list of positive integers', h);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-function checkSet(name: string, s: FeatureSet): number {
+function checkSet(name: string, s: FeatureSet, task: TrainConfig['task'] = 'classification'): number {
+  if (task !== 'classification') {
+    if (!(s.dims > 0) || !(s.classes >= 1)) throw bad(`${name} dims/outputs`, 'dims > 0 and classes >= 1', [s.dims, s.classes]);
+    if (!s.targets) throw bad(`${name} targets`, `a Float32Array of n × ${s.classes} ${task} targets`, s.targets);
+    const n = rowsOf(s, task);
+    if (!Number.isInteger(n) || s.features.length !== n * s.dims) throw bad(`${name} targets length`, `a multiple of ${s.classes} matching ${s.features.length / s.dims} rows`, s.targets.length);
+    for (let i = 0; i < s.targets.length; i++) {
+      const t = s.targets[i]!;
+      if (task === 'multilabel' ? t !== 0 && t !== 1 : !Number.isFinite(t)) throw bad(`${name} target ${i}`, task === 'multilabel' ? '0 or 1' : 'a finite number', t);
+    }
+    return n;
+  }
   if (!(s.dims > 0) || !(s.classes >= 2)) throw bad(`${name} dims/classes`, 'dims > 0 and classes >= 2', [s.dims, s.classes]);
   const n = s.labels.length;
   if (s.features.length !== n * s.dims) throw bad(`${name} features length`, `${n} × ${s.dims} = ${n * s.dims}`, s.features.length);
@@ -186,7 +224,8 @@ function scratch(sizes: number[]): Scratch {
 
 /**
  * Forward one example (x already standardised) into s.z (logits). `dropout` > 0 with an rng applies
- * inverted dropout to the last layer's input.
+ * inverted dropout to the input of every layer after a hidden one (each hidden layer's output), or to
+ * the embedding of a linear head.
  */
 function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scratch, dropout: number, rng?: Rng): void {
   const L = p.W.length;
@@ -194,14 +233,14 @@ function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scr
   for (let i = 0; i < a0.length; i++) a0[i] = x[xOff + i]!;
   for (let l = 0; l < L; l++) {
     const ain = s.acts[l]!;
-    if (l === L - 1 && dropout > 0 && rng) {
+    if ((l > 0 || L === 1) && dropout > 0 && rng) {
       const keep = 1 - dropout;
       const m = (s.masks[l] ??= new Float64Array(ain.length));
       for (let i = 0; i < ain.length; i++) {
         m[i] = rng.next() < keep ? 1 / keep : 0;
         ain[i]! *= m[i]!;
       }
-    } else if (l === L - 1) {
+    } else {
       s.masks[l] = undefined;
     }
     const fin = p.sizes[l]!;
@@ -216,31 +255,6 @@ function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scr
       out[o] = l === L - 1 ? acc : acc > 0 ? acc : 0; // ReLU between layers
     }
   }
-}
-
-/** Softmax of s.z in place into `probs`; returns log-sum-exp. */
-function softmaxInto(z: Float64Array, probs: Float64Array): number {
-  let max = -Infinity;
-  for (const v of z) if (v > max) max = v;
-  let sum = 0;
-  for (let k = 0; k < z.length; k++) sum += probs[k] = Math.exp(z[k]! - max);
-  for (let k = 0; k < z.length; k++) probs[k]! /= sum;
-  return max + Math.log(sum);
-}
-
-/**
- * Label-smoothed cross-entropy of one row from its logits `z` (softmax already in `probs`, `lse` its
- * log-sum-exp): writes the weighted logit gradient dz = w·(p − t) and returns the unweighted loss.
- */
-function smoothedRowLoss(z: Float64Array, probs: Float64Array, lse: number, y: number, eps: number, w: number, dz: Float64Array): number {
-  const K = z.length;
-  let li = 0;
-  for (let k = 0; k < K; k++) {
-    const t = (k === y ? 1 - eps : 0) + eps / K;
-    li += t * (lse - z[k]!);
-    dz[k] = w * (probs[k]! - t);
-  }
-  return li;
 }
 
 /** Accumulate gradients of one example given dz (dLoss/dlogits, already weighted). */
@@ -326,15 +340,19 @@ function applyStd(f: Float32Array, d: number, st?: { mean: Float64Array; scale: 
 }
 
 /**
- * The training objective on a set of rows and its gradient (exported for tests): weighted mean of
- * label-smoothed cross-entropy + (λ/2)·Σ‖W‖². Without dropout.
+ * The training objective on a set of rows and its gradient (exported for tests), without dropout:
+ * the mean over `rows` of the task's loss — classification: label-smoothed cross-entropy weighted by
+ * `classWeights` (labels); multilabel: binary cross-entropy per label, averaged over labels (targets
+ * 0/1, [n, K]); regression: squared error averaged over outputs (targets [n, K] taken as they are:
+ * the trainer standardises them first) — plus (λ₂/2)·Σ‖W‖² (`weightDecay`) + λ₁·Σ|W| (`l1`, subgradient
+ * sign(w), 0 at 0). `correct`: rows right (argmax = label, or every label decision right).
  */
 export function lossAndGradient(
   params: { W: Float64Array[]; b: Float64Array[]; sizes: number[] },
   x: Float32Array,
   labels: Int32Array,
   rows: ArrayLike<number>,
-  opts: { classWeights: Float64Array; labelSmoothing: number; weightDecay: number },
+  opts: { classWeights?: Float64Array; labelSmoothing?: number; weightDecay: number; l1?: number; task?: TrainTask; targets?: ArrayLike<number> },
 ): { loss: number; gW: Float64Array[]; gb: Float64Array[]; correct: number } {
   const p = params as Params;
   const K = p.sizes[p.sizes.length - 1]!;
@@ -343,63 +361,60 @@ export function lossAndGradient(
   const probs = new Float64Array(K);
   const gW = p.W.map((w) => new Float64Array(w.length));
   const gb = p.b.map((b) => new Float64Array(b.length));
-  const eps = opts.labelSmoothing;
+  const o: Objective = { task: opts.task ?? 'classification', labels, targets: opts.targets, K, classWeights: opts.classWeights, eps: opts.labelSmoothing ?? 0 };
   let wsum = 0;
-  for (let r = 0; r < rows.length; r++) wsum += opts.classWeights[labels[rows[r]!]!]!;
+  for (let r = 0; r < rows.length; r++) wsum += rowWeight(o, rows[r]!);
   if (wsum === 0) wsum = 1;
   let loss = 0;
   let correct = 0;
   for (let r = 0; r < rows.length; r++) {
     const i = rows[r]!;
-    const y = labels[i]!;
     forward(p, x, i * d, s, 0);
-    const lse = softmaxInto(s.z, probs);
-    const w = opts.classWeights[y]! / wsum;
-    const li = smoothedRowLoss(s.z, probs, lse, y, eps, w, s.dz);
-    if (argmax(s.z) === y) correct++;
+    const w = rowWeight(o, i) / wsum;
+    const li = rowLoss(o, s, probs, i, w);
+    if (rowHit(o, s.z, i)) correct++;
     loss += w * li;
     backward(p, s, gW, gb);
   }
-  const lam = opts.weightDecay;
-  if (lam > 0) {
-    for (let l = 0; l < p.W.length; l++) {
-      const W = p.W[l]!;
-      const g = gW[l]!;
-      for (let i = 0; i < W.length; i++) {
-        g[i]! += lam * W[i]!;
-        loss += 0.5 * lam * W[i]! * W[i]!;
-      }
-    }
-  }
+  loss += addPenalty(p.W, gW, opts.weightDecay, opts.l1 ?? 0);
   return { loss, gW, gb, correct };
 }
 
-function evalSet(p: Params, x: Float32Array, labels: Int32Array): { loss: number; accuracy: number } {
-  const K = p.sizes[p.sizes.length - 1]!;
+/** Unweighted, unsmoothed mean loss and the accuracy-like score of a whole set. */
+function evalSet(p: Params, x: Float32Array, o: Objective, n: number): { loss: number; accuracy: number } {
   const d = p.sizes[0]!;
   const s = scratch(p.sizes);
-  const probs = new Float64Array(K);
+  const probs = new Float64Array(o.K);
+  const plain: Objective = { ...o, eps: 0 };
   let loss = 0;
-  let correct = 0;
-  const n = labels.length;
+  let hits = 0;
   for (let i = 0; i < n; i++) {
     forward(p, x, i * d, s, 0);
-    const lse = softmaxInto(s.z, probs);
-    const y = labels[i]!;
-    loss += lse - s.z[y]!;
-    if (argmax(s.z) === y) correct++;
+    loss += rowLoss(plain, s, probs, i, 1);
+    if (rowHit(plain, s.z, i)) hits++;
   }
-  return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
+  const mean = loss / Math.max(1, n);
+  return { loss: mean, accuracy: scoreOf(o, mean, hits, n) };
 }
 
-/** Fold standardisation into the first layer and convert to float32 HeadWeights. */
-function toHead(p: Params, st: { mean: Float64Array; scale: Float64Array } | undefined, kind: HeadWeights['kind']): HeadWeights {
+/**
+ * Fold the feature standardisation into the first layer (and, for regression, the target
+ * de-standardisation y = σ·z + μ into the last) and convert to float32 HeadWeights.
+ */
+function toHead(
+  p: Params,
+  st: { mean: Float64Array; scale: Float64Array } | undefined,
+  kind: HeadWeights['kind'],
+  out?: { mean: Float64Array; std: Float64Array },
+): HeadWeights {
+  const L = p.W.length;
   const layers: DenseLayer[] = p.W.map((W, l) => {
     const fin = p.sizes[l]!;
     const fout = p.sizes[l + 1]!;
     const w = new Float32Array(W.length);
     const b = new Float32Array(fout);
     for (let o = 0; o < fout; o++) {
+      const sd = l === L - 1 && out ? out.std[o]! : 1;
       let bias = p.b[l]![o]!;
       for (let i = 0; i < fin; i++) {
         let wi = W[o * fin + i]!;
@@ -408,9 +423,9 @@ function toHead(p: Params, st: { mean: Float64Array; scale: Float64Array } | und
           wi *= st.scale[i]!;
           bias -= wi * st.mean[i]!;
         }
-        w[o * fin + i] = wi;
+        w[o * fin + i] = wi * sd;
       }
-      b[o] = bias;
+      b[o] = l === L - 1 && out ? bias * sd + out.mean[o]! : bias;
     }
     return { in: fin, out: fout, weight: w, bias: b };
   });
@@ -426,23 +441,34 @@ function* epochsOf(
 ): Generator<void> {
   const t0 = now();
   const cfg = resolveConfig(config);
-  const n = checkSet('train', train);
+  const task = cfg.task;
+  const n = checkSet('train', train, task);
   if (n === 0) throw new Error('no training examples');
-  if (val) {
-    checkSet('val', val);
-    if (val.dims !== train.dims || val.classes !== train.classes) throw bad('val dims/classes', `${train.dims}/${train.classes} like train`, [val.dims, val.classes]);
-  }
+  const nv = val ? checkSet('val', val, task) : 0;
+  if (val && (val.dims !== train.dims || val.classes !== train.classes)) throw bad('val dims/classes', `${train.dims}/${train.classes} like train`, [val.dims, val.classes]);
   const d = train.dims;
   const K = train.classes;
   const tf = cfg.normalize ? l2rows(train.features, d) : train.features;
   const st = cfg.standardize ? standardizer({ ...train, features: tf }, n) : undefined;
   const x = applyStd(tf, d, st);
-  const xv = val && val.labels.length ? applyStd(cfg.normalize ? l2rows(val.features, d) : val.features, d, st) : undefined;
+  const xv = val && nv ? applyStd(cfg.normalize ? l2rows(val.features, d) : val.features, d, st) : undefined;
+  // regression trains on targets standardised per output by the training set's statistics
+  const ts = task === 'regression' ? targetStats(train.targets!, K) : undefined;
+  const tgt = (s: FeatureSet) => (ts ? standardizeTargets(s.targets!, ts) : s.targets);
   const rng = createRng(cfg.seed, 'train');
-  const sizes = cfg.hidden > 0 ? [d, cfg.hidden, K] : [d, K];
+  const hidden = hiddenSizes(cfg);
+  const sizes = [d, ...hidden, K];
   let p = initParams(sizes, cfg.init, rng);
   const opt = createOptimizer(cfg.optimizer, { momentum: cfg.momentum });
-  const cw = classWeightsOf(cfg, train.labels, K);
+  const obj: Objective = {
+    task,
+    labels: train.labels,
+    targets: tgt(train),
+    K,
+    classWeights: task === 'classification' ? classWeightsOf(cfg, train.labels, K) : undefined,
+    eps: task === 'classification' ? cfg.labelSmoothing : 0,
+  };
+  const vobj: Objective | undefined = val && xv ? { task, labels: val.labels, targets: tgt(val), K, eps: 0 } : undefined;
   const bs = cfg.batchSize <= 0 || cfg.batchSize >= n ? n : cfg.batchSize;
   const order = new Int32Array(n).map((_, i) => i);
   const history: EpochStats[] = [];
@@ -455,7 +481,6 @@ function* epochsOf(
   const probs = new Float64Array(K);
   const gW = p.W.map((w) => new Float64Array(w.length));
   const gb = p.b.map((b) => new Float64Array(b.length));
-  const eps = cfg.labelSmoothing;
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
     const te = now();
@@ -468,32 +493,24 @@ function* epochsOf(
       for (const g of gW) g.fill(0);
       for (const g of gb) g.fill(0);
       let wsum = 0;
-      for (let r = start; r < end; r++) wsum += cw[train.labels[order[r]!]!]!;
+      for (let r = start; r < end; r++) wsum += rowWeight(obj, order[r]!);
       if (wsum === 0) wsum = 1;
       for (let r = start; r < end; r++) {
         const i = order[r]!;
-        const y = train.labels[i]!;
         forward(p, x, i * d, s, cfg.dropout, rng);
-        const lse = softmaxInto(s.z, probs);
-        const w = cw[y]! / wsum;
-        const li = smoothedRowLoss(s.z, probs, lse, y, eps, w, s.dz);
-        if (argmax(s.z) === y) correct++;
-        lossSum += li;
+        lossSum += rowLoss(obj, s, probs, i, rowWeight(obj, i) / wsum);
+        if (rowHit(obj, s.z, i)) correct++;
         backward(p, s, gW, gb);
       }
+      addPenalty(p.W, gW, cfg.weightDecay, cfg.l1);
       for (let l = 0; l < p.W.length; l++) {
-        if (cfg.weightDecay > 0) {
-          const W = p.W[l]!;
-          const g = gW[l]!;
-          for (let i = 0; i < W.length; i++) g[i]! += cfg.weightDecay * W[i]!;
-        }
         opt.step(2 * l, p.W[l]!, gW[l]!, lr);
         opt.step(2 * l + 1, p.b[l]!, gb[l]!, lr);
       }
     }
-    const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0 };
-    if (xv && val) {
-      const ev = evalSet(p, xv, val.labels);
+    const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: scoreOf(obj, lossSum / n, correct, n), ms: 0 };
+    if (xv && vobj) {
+      const ev = evalSet(p, xv, vobj, nv);
       stats.valLoss = ev.loss;
       stats.valAccuracy = ev.accuracy;
       if (ev.loss < bestLoss - cfg.minDelta) {
@@ -517,8 +534,9 @@ function* epochsOf(
     yield;
   }
   if (xv) p = best;
-  const head = toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear');
+  const head = toHead(p, st, hidden.length > 0 ? 'mlp' : 'linear', ts);
   head.normalize = cfg.normalize;
+  if (task !== 'classification') head.task = task;
   done({ head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
 }
 
@@ -572,9 +590,15 @@ export function headLogits(head: HeadWeights, features: Float32Array, n = featur
   return out;
 }
 
-/** Class probabilities (softmax of the logits), n×classes. */
+/**
+ * The head's answer for n rows of raw embeddings, n×classes: class probabilities (softmax of the
+ * logits) for classification, per-label probabilities (sigmoid) for multilabel, the values (in the
+ * targets' units) for regression.
+ */
 export function predictHead(head: HeadWeights, features: Float32Array, n = features.length / head.dims): Float32Array {
   const z = headLogits(head, features, n);
+  if (head.task === 'regression') return z;
+  if (head.task === 'multilabel') return z.map((v) => sigmoid(v));
   const K = head.classes;
   const p = new Float64Array(K);
   for (let r = 0; r < n; r++) {

@@ -5,12 +5,25 @@
 import * as v from 'valibot';
 import { parseContract } from '../core/schema.js';
 
-/** Training or validation examples: `n` rows of `dims` floats, row-major. */
+/**
+ * What a head learns: `classification` (one label per row: softmax + cross-entropy), `multilabel`
+ * (any number of labels per row: sigmoid + binary cross-entropy per label) or `regression` (real
+ * values: linear outputs + mean squared error).
+ */
+export type TrainTask = 'classification' | 'multilabel' | 'regression';
+
+/**
+ * Training or validation examples: `n` rows of `dims` floats, row-major.
+ * Classification reads `labels` (n class indices). Multilabel and regression read `targets`
+ * (row-major [n, classes]: 0/1 per label, or the real values of each output) and ignore `labels`
+ * (pass `new Int32Array(0)`); `classes` is then the number of labels / outputs.
+ */
 export interface FeatureSet {
   features: Float32Array;
   labels: Int32Array;
   dims: number;
   classes: number;
+  targets?: Float32Array;
 }
 
 /** One dense layer: y = W x + b, W is out×in row-major. */
@@ -30,7 +43,14 @@ export interface HeadWeights {
   format: 'edgetune.head';
   version: 1;
   kind: 'linear' | 'mlp' | 'prototype';
+  /**
+   * What the outputs mean (absent = classification): classification logits → softmax, multilabel
+   * logits → sigmoid per label, regression outputs are the values themselves (in the targets' units:
+   * the standardisation used in training is folded into the last layer).
+   */
+  task?: TrainTask;
   dims: number;
+  /** Outputs: classes, labels (multilabel) or values (regression). */
   classes: number;
   /** L2-normalise each embedding before the first layer (the prototype head). */
   normalize: boolean;
@@ -43,10 +63,12 @@ export type ScheduleName = 'constant' | 'cosine' | 'step';
 export const SCHEDULES: readonly ScheduleName[] = ['constant', 'cosine', 'step'];
 
 export interface TrainConfig {
-  /** Hidden units of an MLP head; 0 = linear softmax head. Default 0. */
-  hidden: number;
-  /** Dropout probability on the last layer's input (hidden units, or the embedding for a linear head). Default 0. */
+  /** Hidden units of an MLP head: one layer (`128`) or several (`[256, 64]`), each with ReLU; 0 or [] = linear head. Default 0. */
+  hidden: number | number[];
+  /** Dropout probability on every hidden layer's output (the embedding for a linear head). Default 0. */
   dropout: number;
+  /** What the head learns (see TrainTask). Default classification. */
+  task: TrainTask;
   optimizer: OptimizerName;
   /** Base learning rate. Default: per optimizer (sgd 0.1, momentum 0.01, adagrad 0.05, adadelta 1, rmsprop 0.01, adam 0.001). */
   lr: number;
@@ -54,7 +76,9 @@ export interface TrainConfig {
   momentum: number;
   /** L2 penalty (λ/2)·‖W‖² on weights, not biases. Default 1e-4. */
   weightDecay: number;
-  /** Label smoothing ε: targets (1-ε)·onehot + ε/K. Default 0. */
+  /** L1 penalty λ·‖W‖₁ on weights, not biases (subgradient λ·sign(w)). Default 0. */
+  l1: number;
+  /** Label smoothing ε: targets (1-ε)·onehot + ε/K (classification only). Default 0. */
   labelSmoothing: number;
   epochs: number;
   /** Mini-batch size; 0 or ≥ n = full batch. Default 32. */
@@ -68,7 +92,7 @@ export interface TrainConfig {
   /** Improvement smaller than this does not count. Default 1e-4. */
   minDelta: number;
   seed: number;
-  /** `balanced` weights each class by n / (K · n_c); `none`; or one weight per class. Default balanced. */
+  /** `balanced` weights each class by n / (K · n_c); `none`; or one weight per class (classification only). Default balanced. */
   classWeights: 'balanced' | 'none' | number[];
   /** Standardise features (mean 0, std 1 per dimension) while training; folded into the head. Default false (pooled CNN features train better raw). */
   standardize: boolean;
@@ -81,12 +105,16 @@ export interface TrainConfig {
 export interface EpochStats {
   epoch: number;
   lr: number;
-  /** Mean training loss over the epoch's mini-batches (with smoothing and weights, without the L2 term). */
+  /** Mean training loss over the epoch's mini-batches (with smoothing and weights, without the L2 / L1 terms). */
   trainLoss: number;
-  /** Accuracy of the epoch's mini-batch predictions (training mode). */
+  /**
+   * Accuracy of the epoch's mini-batch predictions (training mode): classification accuracy,
+   * multilabel exact-match ratio (threshold 0.5), regression 1 − MSE on the standardised targets (≈ R²).
+   */
   trainAccuracy: number;
-  /** Cross-entropy on the validation set (no smoothing, no weights), when there is one. */
+  /** Validation loss, when there is a set: cross-entropy (no smoothing, no weights), mean binary cross-entropy per label, or MSE on the targets standardised by the training statistics. */
   valLoss?: number;
+  /** The same measure as trainAccuracy, on the validation set. */
   valAccuracy?: number;
   ms: number;
 }
@@ -114,6 +142,7 @@ export const HeadJSONSchema = v.pipe(
     format: v.literal('edgetune.head'),
     version: v.literal(1),
     kind: v.picklist(['linear', 'mlp', 'prototype']),
+    task: v.optional(v.picklist(['classification', 'multilabel', 'regression'])),
     dims: size,
     classes: size,
     normalize: v.boolean(),
