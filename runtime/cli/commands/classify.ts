@@ -5,6 +5,9 @@
 // inference time (its share of a batch), not its wait in the queue.
 
 import { loadClassifier } from '../../classify/classifier.js';
+
+/** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
+const MULTILABEL_THRESHOLD = 0.5;
 import { expandInputs } from '../../io/files.js';
 import { intOption, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
@@ -53,9 +56,20 @@ export const classify: Command = {
       else io.stderr.write(`${msg.startsWith(file) ? '' : file + ': '}${msg}\n`);
     };
     try {
-      for await (const r of clf.classifyFiles(files, { topK: k, batch })) {
+      // Multilabel heads: every label above 0.5; regression heads: every output's value, in order.
+      const task = clf.card.task ?? 'classification';
+      const all = task === 'classification' ? k : clf.card.labels.length;
+      for await (const r of clf.classifyFiles(files, { topK: all, batch })) {
         if (r.error) report(r.file, r.error);
-        else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.top, ms: r.ms });
+        else if (task === 'regression') {
+          const values = [...r.top].sort((a, b) => a.index - b.index).map((t) => ({ name: t.label, value: t.score }));
+          if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, values, ms: r.ms });
+          else io.stdout.write(`${r.file}: ${values.map((x) => `${x.name} ${x.value.toPrecision(4)}`).join(', ')}\n`);
+        } else if (task === 'multilabel') {
+          const labels = r.top.filter((t) => t.score > MULTILABEL_THRESHOLD);
+          if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top: r.top.slice(0, k), ms: r.ms });
+          else io.stdout.write(`${r.file}: ${labels.length ? labels.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ') : '(no label above 50%)'}\n`);
+        } else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.top, ms: r.ms });
         else io.stdout.write(`${r.file}: ${r.top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
       }
     } finally {

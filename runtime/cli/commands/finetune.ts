@@ -19,7 +19,9 @@ import { exportClassifierModel, headFromModel } from '../../train/export.js';
 import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
 import type { TailData, TailEpochStats } from '../../train/graph/tail-trainer.js';
 import type { SessionFactory } from '../../train/graph/session.js';
-import { createSession } from '../../session/session.js';
+import { createSession, type SessionOptions } from '../../session/session.js';
+import { finetuneTargets } from '../../train/node/finetune-targets.js';
+import { TASKS } from '../../train/tasks.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import { reportPng } from '../../train/node/report.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
@@ -31,6 +33,12 @@ const usage = `Usage: edgetune finetune <train-dir> [options]
 
 Train a new classification head on a frozen backbone and export one ONNX model (backbone + head +
 softmax, labels and preprocessing embedded). <train-dir> holds one sub-folder of images per class.
+With --task multilabel or regression, <train-dir> is a CSV instead (and --val another CSV).
+
+Task:
+  --task <t>              classification (default) | multilabel (sigmoid + binary cross-entropy; CSV rows
+                          \`file,label1;label2\`, or a folder with labels.csv) | regression (linear output + mean
+                          squared error; CSV rows \`file,value\` or \`file,v1;v2\` with a header naming the outputs)
 
 Data:
   --val <dir>             validation folder (same class names); otherwise a seeded stratified split
@@ -44,14 +52,16 @@ Data:
 Model:
   --model <id>            backbone registry id (default mobilenetv2-int8)
   --head <kind>           linear | mlp | prototype (nearest class mean, no training) (default ${D.head})
-  --hidden <n>            hidden units of the MLP head (default ${D.hidden}; implies --head mlp)
-  --dropout <p>           dropout on the last layer's input (default ${D.dropout})
+  --hidden <n[,n...]>     hidden units of the MLP head, one number per hidden layer, e.g. 256,64 (default ${D.hidden};
+                          implies --head mlp; each hidden layer: ReLU, then dropout)
+  --dropout <p>           dropout on each hidden layer's output (the embedding for a linear head) (default ${D.dropout})
 Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default ${D.optimizer})
   --lr <x>                learning rate (default: ${OPTIMIZERS.map((o) => `${o} ${DEFAULT_LR[o]}`).join(', ')})
   --epochs <n>            maximum epochs (default ${D.epochs})
   --batch-size <n>        mini-batch size, 0 = full batch (default ${D.batchSize})
-  --weight-decay <x>      L2 penalty (default ${D.weightDecay})
+  --weight-decay <x>      L2 penalty (λ/2)·‖W‖² on weights (default ${D.weightDecay})
+  --l1 <x>                L1 penalty λ·‖W‖₁ on weights, drives unused inputs to zero (default 0)
   --label-smoothing <x>   (default ${D.labelSmoothing})
   --schedule <name>       ${SCHEDULES.join(' | ')} (default ${D.schedule}); --step-size <n> --gamma <x> for step
   --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
@@ -155,7 +165,8 @@ function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
   if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
   c.epochs = intOption('epochs', num(v.epochs), D.epochs);
   if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, 0);
-  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0);
+  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0, 10);
+  if (v.l1 !== undefined) c.l1 = numberOption('l1', num(v.l1), 0, 0, 10);
   c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
   c.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
   c.patience = intOption('patience', num(v.patience), D.patience, 0);
@@ -190,6 +201,8 @@ export const finetune = {
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       'weight-decay': { type: 'string' },
+      l1: { type: 'string' },
+      task: { type: 'string' },
       'label-smoothing': { type: 'string' },
       schedule: { type: 'string' },
       'step-size': { type: 'string' },
@@ -225,7 +238,11 @@ export const finetune = {
     const seed = cfg.seed ?? D.seed;
     const headKind = ((v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : D.head)) as HeadKind;
     if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
-    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), D.hidden);
+    if (headKind === 'mlp') {
+      const sizes = v.hidden === undefined ? [D.hidden] : (v.hidden as string).split(',').map((h) => intOption('hidden', h.trim(), D.hidden));
+      if (sizes.some((h) => h > 4096) || sizes.length > 8) throw new EdgetuneError('EARG', `Expected 1 to 8 hidden layers of 1 to 4096 units for --hidden but received ${JSON.stringify(v.hidden)}`);
+      cfg.hidden = sizes.length === 1 ? sizes[0]! : sizes;
+    }
     if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
     const valSplitGiven = v['val-split'] !== undefined;
     const valSplit = numberOption('val-split', num(v['val-split']), D.valSplit, 0, 0.9);
@@ -275,6 +292,12 @@ export const finetune = {
       backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
     }
     const views = viewCount(augment, viewsAsked);
+    const task = (v.task as string | undefined) ?? 'classification';
+    if (!TASKS.includes(task as never)) throw new EdgetuneError('EARG', `Expected one of ${TASKS.join(', ')} for --task but received ${JSON.stringify(task)}`);
+    if (task !== 'classification') {
+      if (unfreeze !== undefined || v.resume || v.int8) throw new EdgetuneError('EARG', `--task ${task} trains a head on the frozen backbone: --unfreeze, --resume and --int8 are for classification`);
+      return runTargets(task as 'multilabel' | 'regression', { csv: trainDir, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, json: Boolean(v.json), cacheDir: v['no-cache'] ? null : (v.cache as string | undefined), session: providersFrom(v, io), io, warn, t0 });
+    }
     // --unfreeze: where to cut, checked before any embedding work (an int8 backbone is refused here)
     const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
     const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
@@ -553,4 +576,44 @@ export const finetune = {
 
 function round(s: number): number {
   return Math.round(s * 100) / 100;
+}
+
+/** --task multilabel | regression: runtime/train/node/finetune-targets.ts does the work; this writes the model and a JSON report. */
+async function runTargets(
+  task: 'multilabel' | 'regression',
+  o: {
+    csv: string; valCsv?: string; valSplit: number; backbone: Backbone; augment: AugmentSpec; views: number; head: HeadKind; config: Partial<TrainConfig>;
+    out: string; paths: { json: string; png: string }; json: boolean; cacheDir: string | null | undefined; session: SessionOptions; io: CommandIO; warn: (m: string) => void; t0: number;
+  },
+): Promise<number> {
+  const signal = interruptSignal();
+  const bar = progress(o.io, `embedding (${task})`);
+  let r;
+  try {
+    r = await finetuneTargets({
+      task, csv: o.csv, valCsv: o.valCsv, valSplit: o.valSplit, backbone: o.backbone, augment: o.augment, views: o.views, head: o.head, config: o.config,
+      cache: o.cacheDir === null ? null : new EmbeddingCache(o.cacheDir ? path.resolve(o.cacheDir) : undefined), session: o.session, signal: signal.signal,
+      onProgress: (_s, d, n) => bar.update(d, n),
+    });
+  } finally {
+    bar.done();
+    signal.dispose();
+  }
+  for (const s of r.skipped) o.warn(`skipped ${s.where}: ${s.reason}`);
+  const report = {
+    model: o.out, task, base: o.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: o.views, augment: formatAugmentation(o.augment),
+    head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
+    metrics: r.metrics, history: r.training.history, skipped: r.skipped, totalS: round((performance.now() - o.t0) / 1000),
+  };
+  await writeAtomic(o.out, r.bytes);
+  await writeAtomic(o.paths.json, JSON.stringify(report, null, 2) + '\n');
+  if (o.json) writeJson(o.io, report);
+  else {
+    const m = r.metrics as { microF1?: number; macroF1?: number; exactMatch?: number; mae?: number; rmse?: number; r2?: number };
+    o.io.stdout.write(`${o.out}: ${task} head on ${o.backbone.id}, ${r.names.length} ${task === 'multilabel' ? 'labels' : 'outputs'} (${r.names.join(', ')})\n`);
+    o.io.stdout.write(`train ${r.train.length} images × ${o.views} views, ${r.validated ? 'validation' : 'training'} ${r.validated ? r.val.length : r.train.length}: `);
+    o.io.stdout.write(task === 'multilabel' ? `micro F1 ${m.microF1!.toFixed(3)}, macro F1 ${m.macroF1!.toFixed(3)}, exact match ${m.exactMatch!.toFixed(3)}\n` : `MAE ${m.mae!.toPrecision(4)}, RMSE ${m.rmse!.toPrecision(4)}, R² ${m.r2!.toFixed(3)}\n`);
+    o.io.stdout.write(`report: ${o.paths.json}\n`);
+  }
+  return 0;
 }
