@@ -15,6 +15,7 @@ import { decodeModel } from '../runtime/onnx/model.js';
 import { fitLabels } from '../runtime/onnx/import/common.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
+import { importedModelId } from './import.js';
 
 export interface DescribeOptions extends ResolveOptions {
   /** Highest-priority layer: what the user said (CLI flags, library options). */
@@ -86,7 +87,7 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   if (cardFile) layers['card-file'] = cardFile;
   if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
   const imagenet = loadRegistry().labelSets.imagenet!;
-  const file = path.basename(resolved.importedFrom ?? resolved.path);
+  const file = resolved.importedFrom ? importedModelId(resolved.importedFrom) : path.basename(resolved.path);
   // ImageNet names for an undescribed model with 1000 outputs (1001: a background class first).
   const labels = layers.registry || (await hasEmbedded(bytes)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
   const { card, signature, embedded } = cardFromBytes(bytes, {

@@ -238,7 +238,7 @@ function convertGathered(g: Gathered): ImportedModelFile {
   if (!g.labelsFrom && result.card.labels) g.labelsFrom = `${path.basename(g.source)} (its associated labels file)`;
   const { model, card } = result;
   const info = embeddedInfoOf(card, {
-    source: path.basename(g.source),
+    source: importedModelId(g.source),
     sha256: g.sourceSha256,
     converter: `edgetune import (${g.format === 'tflite' ? 'TFLite' : 'tfjs layers'} → ONNX opset 13, v${IMPORT_FORMAT_VERSION})`,
     schema: g.schema,
@@ -249,6 +249,12 @@ function convertGathered(g: Gathered): ImportedModelFile {
   });
   setMetadataValue(model, METADATA_KEY, JSON.stringify(info));
   return { bytes: encodeModel(model), card, info, format: g.format, source: g.source, ...(g.labelsFrom ? { labelsFrom: g.labelsFrom } : {}), key };
+}
+
+/** How an imported model is named (card id, provenance): `x.tflite`, or `<folder>/model.json` for tfjs. */
+export function importedModelId(source: string): string {
+  const base = path.basename(source);
+  return /\.json$/i.test(base) ? `${path.basename(path.dirname(source))}/${base}` : base;
 }
 
 /** Conversions done by this process (the cache is what keeps it at one per file). */

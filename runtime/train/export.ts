@@ -90,7 +90,11 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     for (let p = prod.get(tensor); p && PASS_OPS.has(p.opType ?? ''); p = prod.get(tensor)) tensor = p.input[0]!;
   }
   const producer = prod.get(tensor)!;
-  const pooled = POOL_OPS.has(producer.opType ?? '');
+  // Pooled when a pooling op produces it, also through reshapes (an imported Keras
+  // GlobalAveragePooling2D is GlobalAveragePool → Reshape to [N, C]).
+  let source: NodeProto | undefined = producer;
+  while (source && PASS_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
+  const pooled = POOL_OPS.has(source?.opType ?? '');
   let dequantize: CutSpec['dequantize'];
   if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {
     // Scale / zero point: from the QLinearMatMul that consumes it (through reshapes), else the producer's output qparams.
