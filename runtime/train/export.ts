@@ -4,8 +4,8 @@
 //   findCut(model, hint?) → CutSpec: where the embedding is taken. A hint (registry `embedding.tensor`)
 //     names the tensor; otherwise it is found: the data input of the last Gemm/MatMul/QLinearMatMul
 //     (walking back through Reshape/Flatten/Squeeze/Identity/Dropout), or for a model with no dense head
-//     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer is not a
-//     pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
+//     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer, seen through
+//     Reshape/Flatten/Squeeze/Identity/Dropout, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
 //     DequantizeLinear with the scale / zero point its consumer QLinearMatMul (or producer) uses.
 //   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
 //     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
