@@ -142,6 +142,10 @@ describe('kiosk', () => {
     expect(cfg.model.labels).toEqual(['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APPLE', 'ROTTEN ORANGE', 'ROTTEN BANANA']);
     expect(cfg.model.outputKind).toBe('probabilities');
     expect(cfg.model.preprocess.mean).toEqual([127.5, 127.5, 127.5]);
+    // the .tflite itself works too (converted through the import cache)
+    const direct = await startKiosk({ model: FRUIT, port: 0, log: () => undefined });
+    open.push(direct);
+    expect(direct.config.model).toMatchObject({ id: 'model_unquant.tflite', labels: cfg.model.labels });
   });
 });
 
