@@ -17,7 +17,7 @@ import { readLabelsFile } from '../runtime/io/labels-file.js';
 import { cacheDir } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
-import { importTfjsLayers, importTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
+import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
 
 /** Bumped when the converters change what they write, so stale cached conversions are not reused. */
 export const IMPORT_FORMAT_VERSION = 1;
@@ -86,6 +86,7 @@ interface Gathered {
   labels?: string[];
   labelsFrom?: string;
   convert: () => ImportResult;
+  /** The source's format and schema version, for provenance (set by `convert` for TFLite). */
   schema: string;
   /** sha256 of the source file alone (provenance). */
   sourceSha256: string;
@@ -100,7 +101,7 @@ async function gatherTflite(source: string, opts: ImportFileOptions, hash: Retur
   if (opts.labels) labelsFrom = path.resolve(opts.labels);
   else if (existsSync(beside)) labelsFrom = beside;
   if (labelsFrom) labels = await readLabelsFile(labelsFrom);
-  return {
+  const g: Gathered = {
     format: 'tflite',
     source,
     hash,
@@ -108,8 +109,12 @@ async function gatherTflite(source: string, opts: ImportFileOptions, hash: Retur
     labelsFrom,
     schema: 'tflite',
     sourceSha256: createHash('sha256').update(bytes).digest('hex'),
-    convert: () => importTflite(bytes, { ...(labels ? { labels } : {}), name: path.basename(source, path.extname(source)) }),
+    convert: () => {
+      g.schema = `tflite schema v${parseTflite(bytes).version}`;
+      return importTflite(bytes, { ...(labels ? { labels } : {}), name: path.basename(source, path.extname(source)) });
+    },
   };
+  return g;
 }
 
 async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnType<typeof createHash>): Promise<Gathered> {

@@ -41,7 +41,7 @@ describe('edgetune import', () => {
     expect(info).toMatchObject({ labelOffset: 1, outputKind: 'probabilities', outputName: 'MobilenetV2/Predictions/Softmax', embedding: { tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 } });
     expect(info!.labels).toHaveLength(1000);
     expect(info!.preprocess).toMatchObject({ width: 224, height: 224, layout: 'NCHW', range: [0, 255], mean: [128, 128, 128], std: [128, 128, 128] });
-    expect(info!.provenance).toMatchObject({ source: 'coral_mobilenet_v2_1.0_224_quant.tflite', schema: 'tflite', precision: 'int8', labels: 'coral_imagenet_labels.txt' });
+    expect(info!.provenance).toMatchObject({ source: 'coral_mobilenet_v2_1.0_224_quant.tflite', schema: 'tflite schema v3', precision: 'int8', labels: 'coral_imagenet_labels.txt' });
     expect((info!.provenance as { sha256: string }).sha256).toMatch(/^[0-9a-f]{64}$/);
     // self-contained: a plain onnxruntime session runs it; the dog photo, fitted and normalised as
     // the card says ((x − 128)/128, centre square), is output 208 = label 207 "golden retriever"

@@ -52,7 +52,7 @@ describe('models/import', () => {
       outputName: 'sequential_3/dense_Dense2/Softmax',
       preprocess: { width: 224, height: 224, channels: 3, layout: 'NCHW', range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], dtype: 'float32' },
       embedding: { dims: 1280 },
-      provenance: { source: 'model_unquant.tflite', schema: 'tflite', precision: 'fp32', preprocessSource: 'assumed', labels: 'labels.txt' },
+      provenance: { source: 'model_unquant.tflite', schema: 'tflite schema v3', precision: 'fp32', preprocessSource: 'assumed', labels: 'labels.txt' },
     });
   });
 
