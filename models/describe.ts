@@ -9,9 +9,13 @@ import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
 import { readLabelsFile } from '../runtime/io/labels-file.js';
-import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
+import { cardFromBytes, outputSize, type GraphSignature } from '../runtime/classify/describe.js';
+import { graphSignature } from '../runtime/onnx/graph.js';
+import { decodeModel } from '../runtime/onnx/model.js';
+import { fitLabels } from '../runtime/onnx/import/common.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
+import { importedModelId } from './import.js';
 
 export interface DescribeOptions extends ResolveOptions {
   /** Highest-priority layer: what the user said (CLI flags, library options). */
@@ -27,6 +31,8 @@ export interface DescribedModel {
   source: ResolvedModel['source'];
   /** The registry entry, when the reference is an id or a known file name. */
   entry?: ModelEntry;
+  /** For an imported `.tflite` / tfjs `model.json`: the source file (`path` is the converted ONNX). */
+  importedFrom?: string;
   /** The file's bytes (read once here). */
   bytes: Uint8Array;
   /** Inputs and outputs as the graph declares them. */
@@ -70,22 +76,38 @@ export async function describeModel(ref: string, opts: DescribeOptions = {}): Pr
 export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}): Promise<DescribedModel> {
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
-  const cardFile = await readCardFile(cardFilePath(resolved.path));
+  if (resolved.importedFrom && opts.overrides?.labels && opts.overrides.labelOffset === undefined) {
+    // `--labels` for an imported model is fitted to its outputs as the importer fits them: a leading
+    // "background" line, or one label fewer than outputs, means label 0 is output 1 (Coral files).
+    const classes = outputSize(graphSignature(decodeModel(bytes).graph));
+    layers.flags = { ...opts.overrides, ...fitLabels([...opts.overrides.labels], classes) };
+  }
+  // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
+  const cardFile = await readCardFile(cardFilePath(resolved.importedFrom ?? resolved.path));
   if (cardFile) layers['card-file'] = cardFile;
   if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
   const imagenet = loadRegistry().labelSets.imagenet!;
-  const file = path.basename(resolved.path);
+  const file = resolved.importedFrom ? importedModelId(resolved.importedFrom) : path.basename(resolved.path);
   // ImageNet names for an undescribed model with 1000 outputs (1001: a background class first).
   const labels = layers.registry || (await hasEmbedded(bytes)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
   const { card, signature, embedded } = cardFromBytes(bytes, {
     id: file,
-    name: resolved.path,
+    name: resolved.importedFrom ? `${resolved.importedFrom} (converted: ${resolved.path})` : resolved.path,
     layers,
     allowNonClassifier: opts.allowNonClassifier,
     assumedLabels: (n) =>
       labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined,
   });
-  return { card, path: resolved.path, source: resolved.source, entry: resolved.entry, bytes, signature, ...(embedded ? { embedded } : {}) };
+  return {
+    card,
+    path: resolved.path,
+    source: resolved.source,
+    entry: resolved.entry,
+    ...(resolved.importedFrom ? { importedFrom: resolved.importedFrom } : {}),
+    bytes,
+    signature,
+    ...(embedded ? { embedded } : {}),
+  };
 }
 
 /**

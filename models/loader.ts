@@ -12,6 +12,7 @@ import { cacheDir, isOffline, modelSearchPath, packageRoot, packagedLabelsDir } 
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
+import { importFormatOf, importedModelPath } from './import.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
@@ -124,18 +125,34 @@ export interface ResolvedModel {
   source: FileSource;
   /** The registry entry, when the reference is an id or a known file name. */
   entry?: ModelEntry;
+  /**
+   * For a `.tflite` or tfjs `model.json` reference: the source file (absolute), while `path` is its
+   * converted ONNX in the import cache (models/import.ts). Messages should name this file.
+   */
+  importedFrom?: string;
 }
 
 function looksLikePath(ref: string): boolean {
-  return ref.includes('/') || ref.includes(path.sep) || /\.(onnx|ort)$/i.test(ref);
+  return ref.includes('/') || ref.includes(path.sep) || /\.(onnx|ort|tflite|json)$/i.test(ref);
 }
 
+/**
+ * A model reference → its file: a path (`.onnx`/`.ort` as is; `.tflite` or a tfjs `model.json`
+ * converted to ONNX through the import cache, see `importedFrom`) or a registry id (found or
+ * downloaded, see resolveRemoteFile). Errors: EMODEL for a missing file, a directory, an unknown id,
+ * or a foreign model that cannot be converted (naming the file).
+ */
 export async function resolveModel(ref: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const reg = loadRegistry();
   if (looksLikePath(ref) && !reg.get(ref)) {
     const p = path.resolve(ref);
     if (!existsSync(p)) throw new EdgetuneError('EMODEL', `${ref}: model file not found`, { subject: ref });
     if (statSync(p).isDirectory()) throw new EdgetuneError('EMODEL', `${ref}: is a directory, not a model file`, { subject: ref });
+    // TFLite and tfjs layers models: converted once (cached by content hash), then opened as ONNX.
+    if (await importFormatOf(p)) {
+      const imported = await importedModelPath(p, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+      return { path: imported.path, source: 'path', importedFrom: imported.source };
+    }
     return { path: p, source: 'path', entry: reg.byFileName(path.basename(p)) };
   }
   const entry = reg.require(ref);

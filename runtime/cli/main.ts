@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'augment-preview': async () => (await import('./commands/augment-preview.js')).augmentPreview,
   inspect: async () => (await import('./commands/inspect.js')).inspect,
   card: async () => (await import('./commands/card.js')).card,
+  import: async () => (await import('./commands/import.js')).importModel,
 
 };
 

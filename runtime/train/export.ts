@@ -4,8 +4,8 @@
 //   findCut(model, hint?) → CutSpec: where the embedding is taken. A hint (registry `embedding.tensor`)
 //     names the tensor; otherwise it is found: the data input of the last Gemm/MatMul/QLinearMatMul
 //     (walking back through Reshape/Flatten/Squeeze/Identity/Dropout), or for a model with no dense head
-//     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer is not a
-//     pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
+//     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer, seen through
+//     Reshape/Flatten/Squeeze/Identity/Dropout, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
 //     DequantizeLinear with the scale / zero point its consumer QLinearMatMul (or producer) uses.
 //   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
 //     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
@@ -95,10 +95,11 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
     for (let p = prod.get(tensor); p && PASS_OPS.has(p.opType ?? ''); p = prod.get(tensor)) tensor = p.input[0]!;
   }
   const producer = prod.get(tensor)!;
-  // Already pooled: produced by a pooling op (through reshapes), or a tensor of rank 2 ([N, C]).
-  let origin = producer;
-  for (let p: NodeProto | undefined = producer; p && PASS_OPS.has(p.opType ?? ''); p = prod.get(p.input[0]!)) origin = prod.get(p.input[0]!) ?? p;
-  const pooled = POOL_OPS.has(producer.opType ?? '') || POOL_OPS.has(origin.opType ?? '') || rankOf(model, tensor) === 2;
+  // Already pooled: produced by a pooling op, also through reshapes (an imported Keras
+  // GlobalAveragePooling2D is GlobalAveragePool → Reshape to [N, C]), or a tensor of rank 2 ([N, C]).
+  let source: NodeProto | undefined = producer;
+  while (source && PASS_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
+  const pooled = POOL_OPS.has(source?.opType ?? '') || rankOf(model, tensor) === 2;
   let dequantize: CutSpec['dequantize'];
   if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {
     // Scale / zero point: from the QLinearMatMul that consumes it (through reshapes), else the producer's output qparams.

@@ -30,7 +30,7 @@ export const inspect: Command = {
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     const { card } = d;
     if (v.json) {
-      writeJson(io, { file: d.path, ...card });
+      writeJson(io, { file: d.path, ...(d.importedFrom ? { importedFrom: d.importedFrom } : {}), ...card });
       return 0;
     }
     const src = (k: string) => card.sources[k] ?? '-';
@@ -45,10 +45,10 @@ export const inspect: Command = {
       ['embedding', card.embedding?.tensor ?? '(found from the graph)', src('embedding')],
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
-    io.stdout.write(`${d.path}\n`);
+    io.stdout.write(d.importedFrom ? `${d.importedFrom} (converted to ${d.path})\n` : `${d.path}\n`);
     for (const [k, val, s] of rows) io.stdout.write(`  ${k.padEnd(w)}  ${show(val)}  (${s})\n`);
     if (card.assumptions.length) io.stdout.write(`assumed: ${card.assumptions.join('; ')}\n`);
-    io.stdout.write(`card file: ${cardFilePath(d.path)}${card.sources.labels === 'card-file' || Object.values(card.sources).includes('card-file') ? '' : ' (none)'}\n`);
+    io.stdout.write(`card file: ${cardFilePath(d.importedFrom ?? d.path)}${card.sources.labels === 'card-file' || Object.values(card.sources).includes('card-file') ? '' : ' (none)'}\n`);
     return 0;
   },
 };

@@ -14,11 +14,13 @@ import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage } from '../../image/decode.js';
 import { decodeModel, type OnnxModel } from '../../onnx/model.js';
+import { parseModelInfo, readMetadataProps } from '../../core/metadata.js';
 import { checkSpec, toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { cacheDir } from '../../io/paths.js';
 import { resolveModel } from '../../../models/loader.js';
+import { importedModelId } from '../../../models/import.js';
 import { specOf, type ModelEntry } from '../../../models/registry.js';
 
 export interface Backbone {
@@ -39,9 +41,24 @@ export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** A registry model (or a path to one) as a backbone: preprocessing from the registry, cut from the entry or found. */
+/**
+ * A registry model (or a path to one) as a backbone: preprocessing from the registry, cut from the
+ * entry or found. An imported `.tflite` / tfjs `model.json` (models/import.ts) is described by the
+ * card embedded in its conversion: its preprocessing and embedding tensor.
+ */
 export async function loadBackbone(ref: string): Promise<Backbone> {
   const r = await resolveModel(ref);
+  if (r.importedFrom) {
+    const bytes = new Uint8Array(await readFile(r.path));
+    const info = parseModelInfo(readMetadataProps(bytes), r.importedFrom);
+    const model = decodeModel(bytes);
+    const cut = findCut(model, info?.embedding?.tensor ?? null);
+    if (!cut.dims && info?.embedding?.dims) cut.dims = info.embedding.dims;
+    const hash = sha256(bytes);
+    const spec = info ? checkSpec(info.preprocess) : undefined;
+    if (!spec) throw new EdgetuneError('EMODEL', `${r.importedFrom}: the converted model carries no preprocessing`, { subject: r.importedFrom });
+    return { id: importedModelId(r.importedFrom), model, spec, cut, key: sha256(`${hash}|${cut.tensor}`), sha256: hash };
+  }
   if (!r.entry) {
     throw new EdgetuneError('EMODEL', `${ref}: fine-tuning needs a registry model (its preprocessing and labels), e.g. mobilenetv2-int8; to extend a fine-tuned model use --resume`, { subject: ref });
   }

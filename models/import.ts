@@ -1,0 +1,289 @@
+// Importing foreign model files (Node): a TFLite flatbuffer (`.tflite`, e.g. Coral or Teachable
+// Machine exports) or a TensorFlow.js layers model (`model.json` + its weight shards, Teachable
+// Machine's tfjs export) becomes an ONNX model with its card embedded as `edgetune.model` metadata,
+// so every command can open it like any edgetune model. The converters are runtime/onnx/import/
+// (browser-safe); this module finds the side files (labels, weights, metadata.json), embeds the card
+// and caches each conversion by content hash under `$EDGETUNE_CACHE/imports/<sha256>.onnx`.
+
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
+import type { PreprocessSpec } from '../runtime/core/preprocess-spec.js';
+import { writeAtomic } from '../runtime/io/atomic.js';
+import { readLabelsFile } from '../runtime/io/labels-file.js';
+import { cacheDir } from '../runtime/io/paths.js';
+import { setMetadataValue } from '../runtime/onnx/graph.js';
+import { encodeModel } from '../runtime/onnx/model.js';
+import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
+
+/** Bumped when the converters change what they write, so stale cached conversions are not reused. */
+export const IMPORT_FORMAT_VERSION = 1;
+
+export type ImportFormat = 'tflite' | 'tfjs';
+
+export interface ImportFileOptions {
+  /** A label file (one name per line, Teachable Machine `i NAME` lines, or a JSON array). Default: see importModelFile. */
+  labels?: string;
+  /** Where converted models are cached (`<dir>/imports/`). Default: cacheDir() (EDGETUNE_CACHE). */
+  cacheDir?: string;
+}
+
+export interface ImportedModelFile {
+  /** The converted ONNX model, with `edgetune.model` embedded. */
+  bytes: Uint8Array;
+  /** What the source file says (the converter's card). */
+  card: ImportedModelCard;
+  /** The embedded metadata written into `bytes`. */
+  info: EmbeddedModelInfo;
+  format: ImportFormat;
+  /** Absolute path of the source file (.tflite or model.json). */
+  source: string;
+  /** Where the labels came from: the given file, a labels.txt / metadata.json beside the model, the .tflite itself, or none. */
+  labelsFrom?: string;
+  /** sha256 of everything the conversion depends on (source, weights, labels, converter version): the cache key. */
+  key: string;
+}
+
+/**
+ * The import format a model reference names, or undefined for anything else: a path ending in
+ * `.tflite`, or a `.json` file whose top level has a `modelTopology` (a tfjs layers model). Reads
+ * at most the json file; a missing file is undefined (the caller reports it).
+ */
+export async function importFormatOf(file: string): Promise<ImportFormat | undefined> {
+  if (/\.tflite$/i.test(file)) return 'tflite';
+  if (!/\.json$/i.test(file) || !existsSync(file) || statSync(file).isDirectory()) return undefined;
+  if (/\.card\.json$/i.test(file)) return undefined;
+  try {
+    const json = JSON.parse(await readFile(file, 'utf8')) as { modelTopology?: unknown };
+    return json && typeof json === 'object' && json.modelTopology ? 'tfjs' : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readSource(file: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new EdgetuneError('EMODEL', `${file}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : code ?? messageOf(err)})`, { subject: file });
+  }
+}
+
+/** Prefix an importer error with the file it was converting (EMODEL/EINPUT keep their code). */
+function naming(file: string, err: unknown): EdgetuneError {
+  if (err instanceof EdgetuneError) return new EdgetuneError(err.code, `${file}: ${err.message}`, { subject: file, cause: err });
+  return new EdgetuneError('EMODEL', `${file}: cannot convert (${messageOf(err)})`, { subject: file, cause: err });
+}
+
+interface Gathered {
+  format: ImportFormat;
+  source: string;
+  hash: ReturnType<typeof createHash>;
+  labels?: string[];
+  labelsFrom?: string;
+  convert: () => ImportResult;
+  /** The source's format and schema version, for provenance (set by `convert` for TFLite). */
+  schema: string;
+  /** sha256 of the source file alone (provenance). */
+  sourceSha256: string;
+}
+
+async function gatherTflite(source: string, opts: ImportFileOptions, hash: ReturnType<typeof createHash>): Promise<Gathered> {
+  const bytes = await readSource(source, 'TFLite model');
+  hash.update(bytes);
+  let labels: string[] | undefined;
+  let labelsFrom: string | undefined;
+  const beside = path.join(path.dirname(source), 'labels.txt');
+  if (opts.labels) labelsFrom = path.resolve(opts.labels);
+  else if (existsSync(beside)) labelsFrom = beside;
+  if (labelsFrom) labels = await readLabelsFile(labelsFrom);
+  const g: Gathered = {
+    format: 'tflite',
+    source,
+    hash,
+    labels,
+    labelsFrom,
+    schema: 'tflite',
+    sourceSha256: createHash('sha256').update(bytes).digest('hex'),
+    convert: () => {
+      g.schema = `tflite schema v${parseTflite(bytes).version}`;
+      return importTflite(bytes, { ...(labels ? { labels } : {}), name: path.basename(source, path.extname(source)) });
+    },
+  };
+  return g;
+}
+
+async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnType<typeof createHash>): Promise<Gathered> {
+  const text = await readSource(source, 'tfjs model.json');
+  hash.update(text);
+  let json: TfjsModelJson;
+  try {
+    json = JSON.parse(new TextDecoder().decode(text)) as TfjsModelJson;
+  } catch (err) {
+    throw new EdgetuneError('EMODEL', `${source}: not valid JSON (${messageOf(err)})`, { subject: source });
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology) throw new EdgetuneError('EMODEL', `${source}: no modelTopology: not a tfjs layers model.json`, { subject: source });
+  const dir = path.dirname(source);
+  const weights = new Map<string, Uint8Array>();
+  for (const group of json.weightsManifest ?? []) {
+    for (const p of group.paths ?? []) {
+      if (weights.has(p)) continue;
+      const file = path.resolve(dir, p);
+      let data: Uint8Array;
+      try {
+        data = new Uint8Array(await readFile(file));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new EdgetuneError('EMODEL', `${source}: weights file ${file} named in its weightsManifest cannot be read (${code === 'ENOENT' ? 'no such file' : code ?? messageOf(err)})`, {
+          subject: file,
+        });
+      }
+      hash.update(p).update(data);
+      weights.set(p, data);
+    }
+  }
+  let metadata: TfjsMetadata | undefined;
+  let labelsFrom: string | undefined;
+  const metaFile = path.join(dir, 'metadata.json');
+  if (existsSync(metaFile)) {
+    const metaText = await readFile(metaFile, 'utf8');
+    try {
+      metadata = JSON.parse(metaText) as TfjsMetadata;
+    } catch (err) {
+      throw new EdgetuneError('EINPUT', `${metaFile}: not valid JSON (${messageOf(err)})`, { subject: metaFile });
+    }
+    hash.update(metaText);
+    if (Array.isArray(metadata?.labels)) labelsFrom = metaFile;
+  }
+  let labels: string[] | undefined;
+  if (opts.labels) {
+    labelsFrom = path.resolve(opts.labels);
+    labels = await readLabelsFile(labelsFrom);
+  }
+  return {
+    format: 'tfjs',
+    source,
+    hash,
+    labels,
+    labelsFrom,
+    sourceSha256: createHash('sha256').update(text).digest('hex'),
+    schema: `tfjs ${json.format ?? 'layers-model'}${json.convertedBy ? ` (${json.convertedBy})` : ''}`,
+    convert: () => importTfjsLayers(json, weights, { ...(metadata ? { metadata } : {}), ...(labels ? { labels } : {}), name: path.basename(dir) || 'tfjs' }),
+  };
+}
+
+/** The `edgetune.model` metadata an imported card becomes (width/height from the NCHW input). */
+export function embeddedInfoOf(card: ImportedModelCard, provenance: Record<string, unknown>): EmbeddedModelInfo {
+  const [, c, h, w] = card.input.shape;
+  const preprocess: PreprocessSpec = {
+    width: w!,
+    height: h!,
+    channels: c === 1 ? 1 : 3,
+    layout: 'NCHW',
+    colorOrder: card.preprocess.colorOrder,
+    range: [...card.preprocess.range],
+    mean: [...card.preprocess.mean],
+    std: [...card.preprocess.std],
+    resize: card.preprocess.resize,
+    crop: card.preprocess.crop,
+    dtype: 'float32',
+  };
+  return {
+    version: 1,
+    labels: card.labels ?? [],
+    ...(card.labelOffset ? { labelOffset: card.labelOffset } : {}),
+    preprocess,
+    // An embedding extractor has no class scores: `auto` leaves its rows alone unless asked to classify.
+    outputKind: card.output.kind === 'embedding' ? 'auto' : card.output.kind,
+    outputName: card.output.name,
+    ...(card.embedding ? { embedding: { tensor: card.embedding.tensor, dims: card.embedding.dims, pool: card.embedding.pool, ...(card.embedding.note ? { note: card.embedding.note } : {}) } } : {}),
+    provenance,
+  };
+}
+
+/**
+ * Convert a model file to ONNX bytes with its card embedded (no cache; see importedModelPath).
+ * `file`: a `.tflite` (labels: `opts.labels`, else `labels.txt` beside it, else the file's own
+ * associated labels) or a tfjs layers `model.json` (weight shards from its manifest paths, relative
+ * to the json; labels: `opts.labels`, else `metadata.json` beside it).
+ * Errors: EMODEL naming the file (unreadable, corrupt or truncated, a weights file missing, an
+ * unsupported operator or layer); EINPUT naming a label file that cannot be read.
+ */
+export async function importModelFile(file: string, opts: ImportFileOptions = {}): Promise<ImportedModelFile> {
+  const g = await gather(file, opts);
+  return convertGathered(g);
+}
+
+async function gather(file: string, opts: ImportFileOptions): Promise<Gathered> {
+  const source = path.resolve(file);
+  const format = await importFormatOf(source);
+  if (!format) {
+    if (!existsSync(source)) throw new EdgetuneError('EMODEL', `${file}: model file not found`, { subject: file });
+    throw new EdgetuneError('EMODEL', `${file}: not a model edgetune imports (expected a .tflite file or a tfjs layers model.json)`, { subject: file });
+  }
+  const hash = createHash('sha256').update(`edgetune-import ${IMPORT_FORMAT_VERSION} ${format}\n`);
+  const g = format === 'tflite' ? await gatherTflite(source, opts, hash) : await gatherTfjs(source, opts, hash);
+  if (g.labels) hash.update(`labels\n${g.labels.join('\n')}`);
+  return g;
+}
+
+function convertGathered(g: Gathered): ImportedModelFile {
+  const key = g.hash.copy().digest('hex');
+  let result: ImportResult;
+  try {
+    result = g.convert();
+  } catch (err) {
+    throw naming(g.source, err);
+  }
+  // A .tflite with no label file given or beside it may carry its own (an associated labels file).
+  if (!g.labelsFrom && result.card.labels) g.labelsFrom = `${path.basename(g.source)} (its associated labels file)`;
+  const { model, card } = result;
+  const info = embeddedInfoOf(card, {
+    source: importedModelId(g.source),
+    sha256: g.sourceSha256,
+    converter: `edgetune import (${g.format === 'tflite' ? 'TFLite' : 'tfjs layers'} → ONNX opset 13, v${IMPORT_FORMAT_VERSION})`,
+    schema: g.schema,
+    precision: card.precision,
+    preprocessSource: card.preprocessSource,
+    ...(g.labelsFrom ? { labels: path.isAbsolute(g.labelsFrom) ? path.basename(g.labelsFrom) : g.labelsFrom } : {}),
+    ...(card.notes.length ? { notes: card.notes } : {}),
+  });
+  setMetadataValue(model, METADATA_KEY, JSON.stringify(info));
+  return { bytes: encodeModel(model), card, info, format: g.format, source: g.source, ...(g.labelsFrom ? { labelsFrom: g.labelsFrom } : {}), key };
+}
+
+/** How an imported model is named (card id, provenance): `x.tflite`, or `<folder>/model.json` for tfjs. */
+export function importedModelId(source: string): string {
+  const base = path.basename(source);
+  return /\.json$/i.test(base) ? `${path.basename(path.dirname(source))}/${base}` : base;
+}
+
+/** Conversions done by this process (the cache is what keeps it at one per file). */
+export let conversionCount = 0;
+
+/**
+ * The converted ONNX file for `file` (see importModelFile), converted once and cached by content
+ * hash as `<cacheDir>/imports/<sha256>.onnx`; later calls with the same source, weights and labels
+ * return the cached path without converting. `converted`: whether this call did the conversion.
+ * Errors: as importModelFile; EIO when the cache cannot be written.
+ */
+export async function importedModelPath(file: string, opts: ImportFileOptions = {}): Promise<{ path: string; source: string; format: ImportFormat; converted: boolean }> {
+  const g = await gather(file, opts);
+  const key = g.hash.copy().digest('hex');
+  const dir = path.join(opts.cacheDir ?? cacheDir(), 'imports');
+  const out = path.join(dir, `${key}.onnx`);
+  if (existsSync(out)) return { path: out, source: g.source, format: g.format, converted: false };
+  const imported = convertGathered(g);
+  conversionCount++;
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new EdgetuneError('EIO', `cannot create the import cache ${dir}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`, { subject: dir });
+  }
+  await writeAtomic(out, imported.bytes);
+  return { path: out, source: g.source, format: g.format, converted: true };
+}

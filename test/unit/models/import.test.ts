@@ -1,0 +1,75 @@
+// models/import.ts: which files are imported, the content-hash cache (one conversion per source +
+// labels), the embedded card, and describeModel on a .tflite (card file beside the source, --labels
+// fitted like the importer fits them), on the Teachable Machine fruit export.
+
+import { copyFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeModel } from '../../../models/describe.js';
+import { conversionCount, importFormatOf, importedModelPath, importModelFile } from '../../../models/import.js';
+import { shared, tempDir } from '../../helpers.js';
+
+const FRUIT = shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite');
+const TWINS = shared('models', 'teachable-machine', 'twins-tfjs', 'model.json');
+const FRUIT_LABELS = ['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APPLE', 'ROTTEN ORANGE', 'ROTTEN BANANA'];
+
+describe('models/import', () => {
+  const work = tempDir('edgetune-import-unit-');
+
+  it('recognises .tflite files and tfjs layers model.json, nothing else', async () => {
+    expect(await importFormatOf(FRUIT)).toBe('tflite');
+    expect(await importFormatOf(TWINS)).toBe('tfjs');
+    expect(await importFormatOf(shared('models', 'teachable-machine', 'twins-tfjs', 'metadata.json'))).toBeUndefined();
+    const card = path.join(work, 'm.card.json');
+    writeFileSync(card, JSON.stringify({ modelTopology: {} }));
+    expect(await importFormatOf(card)).toBeUndefined();
+    expect(await importFormatOf(shared('models', 'mobilenetv2-12-int8.onnx'))).toBeUndefined();
+  });
+
+  it('converts once per source and labels: the second call is a cache hit, other labels another entry', async () => {
+    const cacheDir = path.join(work, 'cache');
+    const before = conversionCount;
+    const a = await importedModelPath(FRUIT, { cacheDir });
+    const b = await importedModelPath(FRUIT, { cacheDir });
+    expect(a.converted).toBe(true);
+    expect(b).toEqual({ ...a, converted: false });
+    expect(a.path).toMatch(/imports\/[0-9a-f]{64}\.onnx$/);
+    expect(conversionCount).toBe(before + 1);
+    const labels = path.join(work, 'labels.json');
+    writeFileSync(labels, JSON.stringify(FRUIT_LABELS.map((l) => l.toLowerCase())));
+    const c = await importedModelPath(FRUIT, { cacheDir, labels });
+    expect(c.converted).toBe(true);
+    expect(c.path).not.toBe(a.path);
+  });
+
+  it('embeds the card: labels from labels.txt beside the file, preprocessing, output, embedding, provenance', async () => {
+    const r = await importModelFile(FRUIT);
+    expect(r.format).toBe('tflite');
+    expect(r.labelsFrom).toBe(path.join(path.dirname(FRUIT), 'labels.txt'));
+    expect(r.info).toMatchObject({
+      labels: FRUIT_LABELS,
+      outputKind: 'probabilities',
+      outputName: 'sequential_3/dense_Dense2/Softmax',
+      preprocess: { width: 224, height: 224, channels: 3, layout: 'NCHW', range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], dtype: 'float32' },
+      embedding: { dims: 1280 },
+      provenance: { source: 'model_unquant.tflite', schema: 'tflite schema v3', precision: 'fp32', preprocessSource: 'assumed', labels: 'labels.txt' },
+    });
+  });
+
+  it('describeModel on a .tflite: the card file beside the source applies; --labels with a background line is fitted', async () => {
+    const copy = path.join(tempDir('edgetune-import-described-'), 'fruit.tflite');
+    copyFileSync(FRUIT, copy);
+    writeFileSync(copy.replace(/\.tflite$/, '.card.json'), JSON.stringify({ preprocess: { crop: 0.875 } }));
+    const cacheDir = path.join(work, 'cache2');
+    const d = await describeModel(copy, { cacheDir });
+    expect(d.importedFrom).toBe(copy);
+    expect(d.card.id).toBe('fruit.tflite');
+    expect(d.card.preprocess.crop).toBe(0.875);
+    expect(d.card.sources['preprocess.crop']).toBe('card-file');
+    // a flag list as long as the outputs whose first line is "background": that line is output 0,
+    // so label 0 is output 1 (Coral's 1001-line labels file, here on 6 outputs)
+    const flagged = await describeModel(copy, { cacheDir, overrides: { labels: ['background', ...FRUIT_LABELS.slice(0, 5)] } });
+    expect(flagged.card.labels).toEqual(FRUIT_LABELS.slice(0, 5));
+    expect(flagged.card.labelOffset).toBe(1);
+  });
+});
