@@ -26,7 +26,7 @@ import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, type CutResult } from './graph/cut.js';
 import { evaluateTail, exportTail, trainTail, type TailData, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
-import { buildTrainingGraph } from './graph/autodiff.js';
+import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
 /** Phase-2 defaults: backbone lr = head lr × backboneLrRatio; epochs and patience as given, else these. */
@@ -60,8 +60,8 @@ export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: n
   foldBatchNorm(model);
   const cutName = resolveCut(model, embedding, unfreeze);
   const cut = cutModel(model, cutName, embedding);
-  const inits = new Map(cut.tail.graph.initializer.map((t) => [t.name, t.dims.reduce((a, b) => a * b, 1)]));
-  const parameters = [...inits.values()].reduce((a, b) => a + b, 0);
+  const trainable = new Set(defaultTrainable(cut.tail));
+  const parameters = cut.tail.graph.initializer.filter((t) => trainable.has(t.name ?? '')).reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);
   return { model, cut, parameters };
 }
 
