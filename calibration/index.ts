@@ -54,6 +54,7 @@ import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
+import type { CardLayer } from '../runtime/core/model-card.js';
 import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
 import { parameterSource } from './layers.js';
@@ -115,6 +116,8 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   evalCount?: number;
   /** Write <out>.report.json when evaluating. Default true. */
   writeReport?: boolean;
+  /** The model card from CLI flags (--mean, --std, --range, --labels, …), below preprocess/labels/labelOffset/outputKind. */
+  card?: CardLayer;
   preprocess?: PreprocessSpec;
   labels?: string[];
   labelOffset?: number;

@@ -22,28 +22,30 @@ export interface CardOverrides {
   labels?: string[];
   labelOffset?: number;
   outputKind?: 'logits' | 'probabilities';
+  /** A card layer (CLI flags: --mean, --std, --range, --labels, …), below the four options above. */
+  card?: CardLayer;
+  /** Told which card fields had to be assumed. */
+  onWarning?: (message: string) => void;
 }
 
 /**
  * The model card for quantization: describeModel with the options as the highest layer. Quantizing
  * needs the real preprocessing (the calibration images must look like what the model was trained on),
- * so an assumed one is refused: the message says which fields were assumed and how to supply them.
+ * so what had to be assumed is said through onWarning, with how to describe the model instead.
  */
 export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Array, o: CardOverrides): Promise<ModelCard> {
   const overrides: CardLayer = {
+    ...(o.card ?? {}),
+    ...(o.card?.preprocess || o.preprocess ? { preprocess: { ...o.card?.preprocess, ...o.preprocess } } : {}),
     ...(o.preprocess ? { preprocess: o.preprocess } : {}),
     ...(o.labels ? { labels: o.labels } : {}),
     ...(o.labelOffset !== undefined ? { labelOffset: o.labelOffset } : {}),
     ...(o.outputKind ? { outputKind: o.outputKind } : {}),
   };
   const { card } = await describeBytes(bytes, resolved, { ...o.resolve, overrides });
-  if (card.sources['preprocess.mean'] === 'assumed') {
-    throw new EdgetuneError(
-      'EMODEL',
-      `${resolved.path}: no registry entry or embedded edgetune metadata says how to preprocess this model; pass preprocess (library) or add a registry entry`,
-      { subject: resolved.path },
-    );
-  }
+  // Calibration images go through this preprocessing: say what was assumed (describe the model with
+  // flags, a card file or `edgetune card` to stop guessing).
+  if (card.assumptions.length) o.onWarning?.(`${resolved.path}: nothing describes some of this model; assumed ${card.assumptions.join('; ')} (edgetune inspect shows each field's source)`);
   return card;
 }
 

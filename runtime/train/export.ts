@@ -121,12 +121,21 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
       dequantize = { scale: producer.input[at]!, zeroPoint: producer.input[at + 1]! };
     }
   }
-  return { tensor, pool: !pooled, dequantize, dims: channelsOf(model, tensor) };
+  // Unpooled feature maps ([N,C,H,W] after a local pool, as MNIST's) are flattened: C·H·W values.
+  return { tensor, pool: !pooled, dequantize, dims: pooled ? flatSizeOf(model, tensor) : channelsOf(model, tensor) };
 }
 
 function rankOf(model: OnnxModel, tensor: string): number | undefined {
   const vi = [...model.graph.valueInfo, ...model.graph.output].find((v) => v.name === tensor);
   return vi?.type?.tensorType?.shape?.dim?.length;
+}
+
+/** Values per row of a tensor ([N, …] → product of the rest) from value_info, or 0 when unknown. */
+function flatSizeOf(model: OnnxModel, tensor: string): number {
+  const vi = [...model.graph.valueInfo, ...model.graph.output].find((v) => v.name === tensor);
+  const dims = vi?.type?.tensorType?.shape?.dim?.slice(1) ?? [];
+  if (!dims.length || dims.some((d) => typeof d.dimValue !== 'number')) return 0;
+  return dims.reduce((a, d) => a * (d.dimValue as number), 1);
 }
 
 function channelsOf(model: OnnxModel, tensor: string): number {
@@ -181,6 +190,11 @@ function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; emb
   if (cut.pool) {
     extra.push(node('GlobalAveragePool', [t], [PREFIX + 'pooled'], PREFIX + 'pool'));
     t = PREFIX + 'pooled';
+  }
+  // A float16 backbone (its image input is FLOAT16): the embedding, and the float32 head on it, are float32.
+  if (imageInput(g)?.type?.tensorType?.elemType === 10) {
+    extra.push(node('Cast', [t], [PREFIX + 'float'], PREFIX + 'cast', [attrInt('to', 1)]));
+    t = PREFIX + 'float';
   }
   if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', [attrInt('axis', 1)]));
   // The embedding becomes the only output; the toolkit prunes everything it does not need.

@@ -12,6 +12,7 @@ import { EdgetuneError, messageOf } from '../../core/errors.js';
 import type { HwcImage } from '../../image/preprocess.js';
 import { computeMetrics } from '../../train/index.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune eval <dataset-dir> --model <id|file.onnx> [options]
 
@@ -21,17 +22,20 @@ Options:
   --model <id|file>   registry id or .onnx path, e.g. a model from "edgetune finetune" (required)
   --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
                       confusion (rows = true labels), labels, model, images, skipped}
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${CARD_USAGE}`;
 
 export const evaluate: Command = {
   summary: 'accuracy, per-class precision/recall/F1 and confusion matrix of a model on a labelled folder',
   usage,
   async run(argv, io) {
-    const { values: v, positionals } = parse(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, ...SESSION_OPTIONS });
+    const { values: v, positionals } = parse(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, ...SESSION_OPTIONS, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `eval: expected one dataset folder but received ${positionals.length}\n\n${usage}`);
     if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
-    const clf = await loadClassifier(v.model as string, providersFrom(v, io));
+    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
+    if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
     const truth: number[] = [];
     const predicted: number[] = [];

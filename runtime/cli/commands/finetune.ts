@@ -27,6 +27,7 @@ import { reportPng } from '../../train/node/report.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
        edgetune finetune --resume <model.onnx> --add-class <name> <dir> [--add-class <name> <dir>]... [options]
@@ -80,7 +81,9 @@ Output:
   --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
   --json                  print the report as one JSON object
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${CARD_USAGE.replace('Describing the model', 'Describing the backbone')}`;
 
 export interface FinetuneReport {
   model: string;
@@ -219,6 +222,7 @@ export const finetune = {
       'unfreeze-epochs': { type: 'string' },
       json: { type: 'boolean', default: false },
       ...SESSION_OPTIONS,
+      ...CARD_OPTIONS,
     });
     const warnings: string[] = [];
     const warn = (m: string) => {
@@ -289,7 +293,8 @@ export const finetune = {
       if (v.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
     } else {
       trainDir = path.resolve(positionals[0]!);
-      backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
+      backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8', await cardLayerFrom(v));
+      if (backbone.assumed) warn(`${backbone.id}: nothing describes some of this backbone; assumed ${backbone.assumed.join('; ')}`);
     }
     const views = viewCount(augment, viewsAsked);
     const task = (v.task as string | undefined) ?? 'classification';

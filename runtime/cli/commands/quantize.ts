@@ -8,6 +8,7 @@ import { interruptSignal, progress } from '../../io/progress.js';
 import { intOption, listOption, numberOption, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, checkOneOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune quantize --model <id|file> --calib <dir> --out <file.onnx> [options]
 
@@ -42,7 +43,9 @@ Options:
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
   --json                print the result as one JSON object
-${SESSION_USAGE}`;
+${SESSION_USAGE}
+
+${CARD_USAGE}`;
 
 export const quantize: Command = {
   summary: 'int8 post-training quantization with calibration (QDQ)',
@@ -72,6 +75,7 @@ export const quantize: Command = {
         'eval-count': { type: 'string' },
         json: { type: 'boolean', default: false },
         ...SESSION_OPTIONS,
+        ...CARD_OPTIONS,
       },
       false,
     );
@@ -89,6 +93,7 @@ export const quantize: Command = {
     try {
       result = await quantizeModel({
         model: v.model as string,
+        card: await cardLayerFrom(v),
         out: v.out as string,
         calib: v.calib as string | undefined,
         calibCount: intOption('calib-count', v['calib-count'] as string | undefined, 300),

@@ -14,14 +14,14 @@ import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage } from '../../image/decode.js';
 import { decodeModel, type OnnxModel } from '../../onnx/model.js';
-import { parseModelInfo, readMetadataProps } from '../../core/metadata.js';
-import { checkSpec, toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
+import { assumedFields, type CardLayer } from '../../core/model-card.js';
+import { loadModelFile } from '../../io/model-file.js';
+import { toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { cacheDir } from '../../io/paths.js';
-import { resolveModel } from '../../../models/loader.js';
-import { importedModelId } from '../../../models/import.js';
-import { specOf, type ModelEntry } from '../../../models/registry.js';
+import { describeModel } from '../../../models/describe.js';
+import type { ModelEntry } from '../../../models/registry.js';
 
 export interface Backbone {
   /** Registry id or file name. */
@@ -35,6 +35,8 @@ export interface Backbone {
   /** sha256 of the base model file. */
   sha256: string;
   entry?: ModelEntry;
+  /** What had to be assumed about the model (no registry entry, card or flags said it). */
+  assumed?: string[];
 }
 
 export function sha256(data: Uint8Array | string): string {
@@ -42,32 +44,30 @@ export function sha256(data: Uint8Array | string): string {
 }
 
 /**
- * A registry model (or a path to one) as a backbone: preprocessing from the registry, cut from the
- * entry or found. An imported `.tflite` / tfjs `model.json` (models/import.ts) is described by the
- * card embedded in its conversion: its preprocessing and embedding tensor.
+ * A model as a backbone, described by its model card (models/describe.ts: registry entry, embedded
+ * metadata — imported `.tflite` / tfjs models carry theirs —, a card file beside it, `overrides`):
+ * its preprocessing, and the cut at the card's embedding tensor or found from the graph. External
+ * data is inlined, so an export is one self-contained file. `assumed` lists the card fields nothing
+ * described (the caller says so). Errors: EMODEL when the model cannot be read or cut.
  */
-export async function loadBackbone(ref: string): Promise<Backbone> {
-  const r = await resolveModel(ref);
-  if (r.importedFrom) {
-    const bytes = new Uint8Array(await readFile(r.path));
-    const info = parseModelInfo(readMetadataProps(bytes), r.importedFrom);
-    const model = decodeModel(bytes);
-    const cut = findCut(model, info?.embedding?.tensor ?? null);
-    if (!cut.dims && info?.embedding?.dims) cut.dims = info.embedding.dims;
-    const hash = sha256(bytes);
-    const spec = info ? checkSpec(info.preprocess) : undefined;
-    if (!spec) throw new EdgetuneError('EMODEL', `${r.importedFrom}: the converted model carries no preprocessing`, { subject: r.importedFrom });
-    return { id: importedModelId(r.importedFrom), model, spec, cut, key: sha256(`${hash}|${cut.tensor}`), sha256: hash };
-  }
-  if (!r.entry) {
-    throw new EdgetuneError('EMODEL', `${ref}: fine-tuning needs a registry model (its preprocessing and labels), e.g. mobilenetv2-int8; to extend a fine-tuned model use --resume`, { subject: ref });
-  }
-  const bytes = new Uint8Array(await readFile(r.path));
-  const model = decodeModel(bytes);
-  const cut = findCut(model, r.entry.embedding?.tensor ?? null);
-  if (!cut.dims && r.entry.embedding?.dims) cut.dims = r.entry.embedding.dims;
-  const hash = sha256(bytes);
-  return { id: r.entry.id, model, spec: checkSpec(specOf(r.entry)), cut, key: sha256(`${hash}|${cut.tensor}`), sha256: hash, entry: r.entry };
+export async function loadBackbone(ref: string, overrides?: CardLayer): Promise<Backbone> {
+  const d = await describeModel(ref, { overrides, allowNonClassifier: true });
+  const { bytes: own } = await loadModelFile(d.path);
+  const model = decodeModel(own);
+  const cut = findCut(model, d.card.embedding?.tensor ?? null);
+  if (!cut.dims && d.card.embedding?.dims) cut.dims = d.card.embedding.dims;
+  const hash = sha256(own);
+  const assumed = assumedFields(d.card).filter((f) => f.startsWith('preprocess.'));
+  return {
+    id: d.card.id,
+    model,
+    spec: d.card.preprocess,
+    cut,
+    key: sha256(`${hash}|${cut.tensor}`),
+    sha256: hash,
+    ...(d.entry ? { entry: d.entry } : {}),
+    ...(assumed.length ? { assumed: d.card.assumptions } : {}),
+  };
 }
 
 /** Size cap of the embedding cache by default: 512 MB (about 100 000 MobileNetV2 embeddings). */
