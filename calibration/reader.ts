@@ -1,6 +1,6 @@
 // The calibration reader (Node): an image folder (recursive, any class layout) → a seeded sample of
 // `count` files → model-ready input tensors in batches, decoded with the model's own preprocessing
-// (runtime/image.ts) a few files ahead of the consumer. Undecodable files are reported through
+// (runtime/image/decode.ts) a few files ahead of the consumer. Undecodable files are reported through
 // `onSkip` and skipped; a folder with no decodable image at all is an error naming the folder.
 // keepImages keeps the first decoded images of a batch stream, one tensor each, for later passes.
 

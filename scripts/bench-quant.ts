@@ -8,7 +8,8 @@
 // with GPTQ on 100 images) and evaluated on hymenoptera/val (153 images): top-1 agreement, top-5
 // overlap, mean KL and accuracy, the best method marked, and any method under the floors measured
 // for it flagged (this comparison used to run in test/unit/calibration/model.test.ts).
-// Env: BENCH_RUNS (default 200), BENCH_CALIB (default 100), BENCH_SWEEP=0 skips the sweep.
+// Last, ours vs the ONNX zoo's int8 MobileNetV2 on the same fp32 weights (agreement, accuracy, latency).
+// Env: BENCH_RUNS (default 200), BENCH_CALIB (default 100), BENCH_SWEEP=0 skips the sweep, BENCH_ZOO=0 the zoo comparison.
 
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
@@ -174,4 +175,43 @@ if (process.env.BENCH_SWEEP !== '0') {
   process.stdout.write(`\ncalibration methods (${calibCount} images from hymenoptera/train, one cache per model), evaluated on hymenoptera/val:\n`);
   process.stdout.write(table(sweep));
   process.stdout.write(low.length ? `\nunder the measured floors: ${low.join(', ')}\n` : '\nevery method within the measured floors\n');
+}
+
+// Ours vs the ONNX model zoo's int8 MobileNetV2 on the same fp32 weights: mobilenetv2-fp32 (the zoo's
+// fp32 weights on the int8 file's topology) quantized by edgetune with the defaults, against the zoo's
+// own mobilenetv2-12-int8 (registry mobilenetv2-int8): top-1 agreement with the fp32 model and 1000-way
+// accuracy on hymenoptera/val (ant 310, bee 309), and latency at one thread (interleaved medians).
+if (process.env.BENCH_ZOO !== '0') {
+  const { loadClassifier } = await import('../runtime/classify/classifier.js');
+  const ours = path.join(work, 'mobilenetv2-fp32-int8.onnx');
+  process.stderr.write(`zoo comparison: quantizing mobilenetv2-fp32 (${calibCount} calibration images)…\n`);
+  await quantizeModel({ model: 'mobilenetv2-fp32', out: ours, calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'), calibCount, cache: path.join(work, 'mobilenetv2-fp32.calib.json'), writeReport: false });
+  const clfs = { fp32: await loadClassifier('mobilenetv2-fp32', { providers: ['cpu'], threads: 1 }), ours: await loadClassifier(ours, { providers: ['cpu'], threads: 1 }), zoo: await loadClassifier('mobilenetv2-int8', { providers: ['cpu'], threads: 1 }) };
+  const top1: Record<keyof typeof clfs, number[]> = { fp32: [], ours: [], zoo: [] };
+  const truth: number[] = [];
+  for (const [cls, idx] of [['ants', 310], ['bees', 309]] as const) {
+    const dir = path.join(sharedRoot(), 'datasets', 'hymenoptera', 'val', cls);
+    for (const f of readdirSync(dir).sort()) {
+      const img = await clfs.fp32.decode(path.join(dir, f));
+      for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
+        const [p] = await clfs[k].probabilities([img]);
+        let best = 0;
+        for (let i = 1; i < p!.length; i++) if (p![i]! > p![best]!) best = i;
+        top1[k].push(best);
+      }
+      truth.push(idx);
+    }
+  }
+  const feeds = { [clfs.fp32.inputName]: toTensor([await clfs.fp32.decode(image)], clfs.fp32.spec) };
+  const lat: Record<string, number[]> = { fp32: [], ours: [], zoo: [] };
+  for (let i = 0; i < runs; i++) for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) lat[k]!.push(await time(clfs[k].session, feeds));
+  const zrows: (string | number)[][] = [['model', 'agreement with fp32', 'accuracy', 'ms (1 thread)']];
+  for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
+    const agree = top1[k].filter((t, i) => t === top1.fp32[i]).length / truth.length;
+    const acc = top1[k].filter((t, i) => t === truth[i]).length / truth.length;
+    zrows.push([k === 'ours' ? 'edgetune int8 (mobilenetv2-fp32 quantized)' : k === 'zoo' ? 'ONNX zoo int8 (mobilenetv2-12-int8)' : 'fp32 (mobilenetv2-fp32)', agree.toFixed(3), acc.toFixed(3), median(lat[k]!).toFixed(2)]);
+    await clfs[k].dispose();
+  }
+  process.stdout.write(`\nours vs the ONNX zoo's int8 MobileNetV2 (hymenoptera/val, 153 images; ${runs} interleaved runs):\n`);
+  process.stdout.write(table(zrows));
 }

@@ -1,4 +1,4 @@
-// Still-image sources, decoded with sharp exactly like `classify` decodes (runtime/image.ts, so the
+// Still-image sources, decoded with sharp exactly like `classify` decodes (runtime/image/decode.ts, so the
 // model sees the same pixels): dir:// plays a sorted image sequence (numeric-aware order, optional
 // fps for media time and pacing) and webcam: takes snapshots through node-webcam (fswebcam on Linux,
 // imagesnap on macOS) for machines with no other way to reach a camera. A corrupt image is reported

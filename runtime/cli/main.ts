@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The edgetune CLI entry: dispatches `edgetune <command>` to runtime/commands/*, loaded lazily so
+// The edgetune CLI entry: dispatches `edgetune <command>` to runtime/cli/commands/*, loaded lazily so
 // `edgetune classify` never pays for the quantizer or the camera code. Errors print one clear line
 // (no stack unless EDGETUNE_DEBUG=1; credentials in URIs masked) and exit 1; bad usage exits 2. A
 // closed stdout (`edgetune classify … | head`) ends the command quietly (exit 0), no EPIPE trace.

@@ -1,5 +1,5 @@
 // Plain tensors that cross the session boundary. Browser-safe: no Node APIs, no onnxruntime import,
-// so preprocessing, training and the web kiosk share them. runtime/ort.ts converts to and from ORT.
+// so preprocessing, training and the web kiosk share them. runtime/session/ort.ts converts to and from ORT.
 
 export type TensorType = 'float32' | 'float16' | 'uint8' | 'int8' | 'int32' | 'int64' | 'bool';
 

@@ -1,5 +1,5 @@
 // Preprocessing spec → tensor. Browser-safe (no Node APIs): the Node path decodes with sharp
-// (runtime/image.ts), the web kiosk with canvas, and both end here, where HWC uint8 pixels become an
+// (runtime/image/decode.ts), the web kiosk with canvas, and both end here, where HWC uint8 pixels become an
 // NCHW (or NHWC) float tensor in one typed-array pass: out = pixel * a[c] + b[c], with the value
 // range, mean, std and channel order folded into a and b.
 

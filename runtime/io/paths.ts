@@ -8,7 +8,7 @@
 //                        datasets/, camera/). Only tests, benchmarks and `bench`'s default image read
 //                        it; default ../shared beside the package root (this repository's convention).
 //   EDGETUNE_CACHE       download cache. Default: $XDG_CACHE_HOME/edgetune or ~/.cache/edgetune.
-//   EDGETUNE_EMBED_CACHE_MB  size cap of <EDGETUNE_CACHE>/embeddings (read by runtime/embed.ts). Default 512.
+//   EDGETUNE_EMBED_CACHE_MB  size cap of <EDGETUNE_CACHE>/embeddings (read by runtime/train/node/embed.ts). Default 512.
 //   EDGETUNE_OFFLINE=1   never download; a missing file is an error that says how to get it.
 
 import { existsSync, readFileSync } from 'node:fs';

@@ -21,7 +21,7 @@ const STATIC_FILES = ['index.html', 'style.css'] as const;
 
 /**
  * A few shared runtime modules keep a small Node-only helper beside their browser-safe code (e.g.
- * runtime/model-info.ts reads a file with node:fs/promises in `readModelInfo`, which the page never
+ * runtime/core/metadata.ts reads a file with node:fs/promises in `readModelInfo`, which the page never
  * calls). Node built-ins resolve to a stub whose every function throws, so the page can import the
  * browser-safe parts of those modules unchanged.
  */
@@ -121,7 +121,7 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
   await mkdir(path.join(tmp, 'ort'), { recursive: true });
   try {
     const result = await esbuild.build({
-      // the page, and the inference worker that holds onnxruntime-web (web/ort-worker.ts)
+      // the page, and the inference worker that holds onnxruntime-web (runtime/kiosk/page/ort-worker.ts)
       entryPoints: [entry, path.join(srcDir, 'ort-worker.ts')],
       outdir: tmp,
       entryNames: '[name]',

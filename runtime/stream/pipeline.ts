@@ -8,7 +8,9 @@
 // per stage. Models can be hot-swapped between frames: a new model first classifies a real frame on
 // the inference stages that will serve it (a model that cannot run, or outputs NaN, is refused and
 // the old one keeps serving), and the previous model is kept so that a swapped-in model that starts
-// failing is rolled back.
+// failing is rolled back. Longer than ~500 lines because StreamPipeline is one state machine (capture
+// loop, in-flight frames, swap queue, rollback, stats) whose parts share its fields; the parts that
+// stand alone live beside it (stages.ts, check.ts, smoothing.ts, worker.ts).
 
 import { EventEmitter } from 'node:events';
 import type { Frame, FrameGeometry, FrameSource, SourceEvent } from '../../devices/sources/types.js';

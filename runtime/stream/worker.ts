@@ -1,4 +1,4 @@
-// Inference worker for runtime/stream.ts. onnxruntime-node runs a session synchronously on the
+// Inference worker for runtime/stream/pipeline.ts. onnxruntime-node runs a session synchronously on the
 // thread that calls it, so a pipeline that ran the model on the main thread would stop reading the
 // camera while the model runs. This worker owns its own session of the same model: the main thread
 // keeps capturing and preprocessing frame n+1 while the worker runs frame n. Tensors arrive and

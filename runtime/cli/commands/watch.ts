@@ -1,7 +1,7 @@
 // `edgetune watch <source>`: classify a live camera or video stream. Frames come from devices/sources
-// at the model's input size; runtime/stream.ts drops stale frames for live sources, smooths the
+// at the model's input size; runtime/stream/pipeline.ts drops stale frames for live sources, smooths the
 // label and keeps stats; `--json` prints one line per processed frame, `--serve` starts the kiosk
-// HTTP service (runtime/serve.ts). Source dropouts are reconnected with backoff and reported; Ctrl-C
+// HTTP service (runtime/stream/serve.ts). Source dropouts are reconnected with backoff and reported; Ctrl-C
 // or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
 
 import { availableParallelism } from 'node:os';

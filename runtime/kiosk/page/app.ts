@@ -1,11 +1,13 @@
 // The kiosk page: fetches the served model and its description (/api/config), opens it with
-// provider fallback in the inference worker (web/engine.ts → web/ort-worker.ts), classifies the
+// provider fallback in the inference worker (./engine.ts → ./ort-worker.ts), classifies the
 // camera live with EMA-smoothed top-k, and runs teach mode — classes, hold-to-record and uploaded
-// samples, in-page head training (web/teach.ts), accuracy + confusion matrix, switching the live view
+// samples, in-page head training (./teach.ts, driving runtime/train/finetune.ts), accuracy + confusion matrix, switching the live view
 // to the new model, IndexedDB persistence, ONNX export/import. Pixels go canvas → HwcImage
-// (web/pixels.ts) → runtime/preprocess.ts toTensor → session → runtime/postprocess.ts, the same
+// (./pixels.ts) → runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same
 // modules the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm
-// threads), ?camera=off.
+// threads), ?camera=off. Over ~500 lines: it is the page's DOM wiring (live view, teach mode, model
+// list, import/export), one module per page; the logic it drives lives in its own modules (engine,
+// pixels, store, teach, and the shared runtime/ fine-tune, card and postprocess modules).
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
 import type { ModelCard } from '../../core/model-card.js';

@@ -1,9 +1,9 @@
-// The kiosk's inference core: the one web file that imports onnxruntime-web (runtime/ort.ts is the
+// The kiosk's inference core: the one web file that imports onnxruntime-web (runtime/session/ort.ts is the
 // Node side and also pulls in onnxruntime-node, so the page cannot use it). It runs inside the
-// inference worker (web/ort-worker.ts) so the page stays responsive to touch while models run.
+// inference worker (runtime/kiosk/page/ort-worker.ts) so the page stays responsive to touch while models run.
 // Sessions are opened with execution-provider fallback in the order asked for — WebNN on the NPU,
 // then WebGPU, then wasm by default — and every provider that cannot serve is reported with its
-// reason, like runtime/session.ts does on Node. Tensors cross this boundary as the runtime's TensorData.
+// reason, like runtime/session/session.ts does on Node. Tensors cross this boundary as the runtime's TensorData.
 
 import * as ort from 'onnxruntime-web';
 import type { TensorData, TensorType } from '../../core/tensor.js';

@@ -10,7 +10,7 @@ import type { NodeProto, OnnxModel, TensorProto, ValueInfoProto } from '../model
 /** ONNX opset the importers write: 13 is the first with per-channel (axis) Quantize/DequantizeLinear. */
 export const IMPORT_OPSET = 13;
 
-/** Preprocessing with the field names (and meaning) of runtime/preprocess.ts `PreprocessSpec`. */
+/** Preprocessing with the field names (and meaning) of runtime/image/preprocess.ts `PreprocessSpec`. */
 export interface ImportedPreprocess {
   colorOrder: 'RGB' | 'BGR' | 'GRAY';
   /** Pixel 0..255 is first mapped linearly onto this range. */

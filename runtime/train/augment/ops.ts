@@ -1,6 +1,6 @@
 // Data augmentation, the browser-safe half: the `--augment` spec language, seeded per-view parameter
 // sampling, and typed-array image operations (projective warp, colour jitter, grayscale, gaussian blur,
-// gaussian noise, random erasing). runtime/augment-sharp.ts renders views with sharp in Node; the
+// gaussian noise, random erasing). runtime/train/node/augment-sharp.ts renders views with sharp in Node; the
 // browser kiosk can render the same ViewParams with renderView() below (pure typed arrays).
 //
 // Spec: `none`, `default`, or a comma list of `op[:value]` (value is a number; a bare op uses its

@@ -1,5 +1,5 @@
 // The session-like interface the training-graph code runs through, so the library never imports
-// onnxruntime: runtime/ort.ts's SessionHandler fits it, and so does a thin wrapper over
+// onnxruntime: runtime/session/ort.ts's SessionHandler fits it, and so does a thin wrapper over
 // onnxruntime-node, onnxruntime-web (wasm/WebGPU) or any other runner. Browser-safe.
 
 import type { TensorData } from '../../core/tensor.js';

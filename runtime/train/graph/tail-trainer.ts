@@ -2,7 +2,7 @@
 // training graphs (autodiff.ts) run by an injected session factory (any ONNX Runtime backend).
 // Optimizer state lives in runtime/train/optim.ts's optimizers (Float64 master weights, one slot per
 // tensor); backbone and head get separate learning rates; L2 weight decay on weights (rank ≥ 2, not
-// biases); seeded shuffling and dropout masks (runtime/train/rng.ts); early stopping on validation
+// biases); seeded shuffling and dropout masks (runtime/core/rng.ts); early stopping on validation
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
@@ -314,7 +314,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
 /**
  * The backbone with tuned tail weights written back (a copy): frozen part unchanged, tail initializers
  * replaced by name. The backbone must be the model the tail was cut from (same initializer names and
- * dims; fold BatchNormalization before cutting). Append the head with runtime/export-head.ts. Throws
+ * dims; fold BatchNormalization before cutting). Append the head with runtime/train/export.ts. Throws
  * EARG for an unknown name or a size mismatch.
  */
 export function exportTail(backbone: OnnxModel, tailWeights: Record<string, Float32Array>): OnnxModel {

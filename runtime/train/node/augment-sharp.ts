@@ -2,8 +2,8 @@
 // the model's pre-crop size, aspect kept), then each view runs flips, rotation + shear (one affine),
 // the random-resized crop / zoom / translate / pad window (extend + extract + resize), colour jitter
 // (modulate + linear) and gaussian blur in libvips; grayscale, perspective, noise and random erasing
-// are typed-array passes from runtime/augment.ts. The identity view is the evaluation preprocessing itself
-// (runtime/image.ts decodeImage), so un-augmented embeddings match what a deployed model sees.
+// are typed-array passes from runtime/train/augment/ops.ts. The identity view is the evaluation preprocessing itself
+// (runtime/image/decode.ts decodeImage), so un-augmented embeddings match what a deployed model sees.
 
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../../core/errors.js';

@@ -1,4 +1,4 @@
-// Embeddings for head training (Node): a backbone cut into an embedding session (runtime/export-head.ts
+// Embeddings for head training (Node): a backbone cut into an embedding session (runtime/train/export.ts
 // builds the graph), images decoded once each, K augmented views per image rendered from that one
 // decode, session.run batched when the model has a dynamic batch dimension, and an on-disk cache of
 // every embedding keyed by (model + cut, file content hash, view parameters), so repeated runs, added

@@ -1,5 +1,5 @@
 // Frame sources on real material: the traffic video through ffmpeg (frame count, order, and pixels
-// matching runtime/image.ts's decode of the extracted stills), the still sequence through dir://,
+// matching runtime/image/decode.ts's decode of the extracted stills), the still sequence through dir://,
 // ffmpeg's synthetic test: source, node-webcam with a stub fswebcam, reconnect after the ffmpeg
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
