@@ -10,23 +10,13 @@ import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../runtime/image/preprocess.js';
 import type { TensorData } from '../runtime/core/tensor.js';
-
-/** A small seeded PRNG (mulberry32): the same seed picks the same calibration sample everywhere. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { createRng } from '../runtime/core/rng.js';
 
 /** `count` items drawn without replacement with a seeded Fisher–Yates shuffle (all of them, shuffled, when count ≥ length). */
 export function seededSample<T>(items: readonly T[], count: number, seed = 1): T[] {
   const a = [...items];
-  const rnd = seededRandom(seed);
+  // core/rng's mulberry32: the same seed picks the same calibration sample everywhere.
+  const rnd = createRng(seed).next;
   const n = Math.min(count, a.length);
   for (let i = 0; i < n; i++) {
     const j = i + Math.floor(rnd() * (a.length - i));

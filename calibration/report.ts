@@ -5,6 +5,7 @@
 
 import path from 'node:path';
 import { table } from '../runtime/core/format.js';
+import { median } from '../runtime/core/stats.js';
 import { messageOf } from '../runtime/core/errors.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { klDivergence, toProbabilities, topK, type PostprocessSpec } from '../runtime/classify/postprocess.js';
@@ -64,11 +65,6 @@ export function mapClassFolder(folder: string, labels: readonly string[]): numbe
   return undefined;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function probs(session: ModelSession, side: ModelSide, img: Parameters<typeof toTensor>[0][number], post: PostprocessSpec): Promise<Float32Array> {
   const res = await session.run({ [side.inputName]: toTensor([img], side.spec) }, [side.outputName]);

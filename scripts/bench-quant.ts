@@ -19,6 +19,7 @@ import path from 'node:path';
 import { CALIBRATION_METHODS, quantizeModel, type CalibrationMethod, type QuantReport } from '../calibration/index.js';
 import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/core/format.js';
+import { median } from '../runtime/core/stats.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { readModelInfo } from '../runtime/io/model-file.js';
 import { decodeModel } from '../runtime/onnx/model.js';
@@ -33,11 +34,6 @@ const models = (process.env.BENCH_MODELS ?? 'squeezenet1.1,mobilenetv1-0.25-128'
 const work = path.join(tmpdir(), 'edgetune-bench-quant');
 const image = path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function time(s: ModelSession, feeds: Record<string, TensorData>): Promise<number> {
   const t0 = performance.now();

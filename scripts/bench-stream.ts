@@ -15,6 +15,7 @@ import path from 'node:path';
 import { createSource, type Frame, type FrameSource } from '../devices/index.js';
 import { loadClassifier, type Classifier } from '../runtime/classify/classifier.js';
 import { table } from '../runtime/core/format.js';
+import { median } from '../runtime/core/stats.js';
 import { sharedRoot } from '../runtime/io/paths.js';
 import { toTensor } from '../runtime/image/preprocess.js';
 import { geometryOfClassifier, STAGES, StreamPipeline, type StreamStats } from '../runtime/stream/pipeline.js';
@@ -89,7 +90,6 @@ async function stream(clf: Classifier, uri: string, n: number, inference: 'worke
 }
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: (string | number)[][] = [['model', 'scenario', 'frames', 'fps', 'bare fps', 'vs bare', 'dropped', ...STAGES.map((s) => `${s} p50/p95 ms`)]];
 const f1 = (v: number) => v.toFixed(1);
 for (const m of models) {

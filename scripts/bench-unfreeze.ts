@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { table } from '../runtime/core/format.js';
+import { median } from '../runtime/core/stats.js';
 import { sharedRoot } from '../runtime/io/paths.js';
 import { createSession } from '../runtime/session/session.js';
 import { planUnfreeze } from '../runtime/train/finetune-tail.js';
@@ -19,7 +20,6 @@ import { encodeModel } from '../runtime/onnx/model.js';
 import type { FinetuneReport } from '../runtime/cli/commands/finetune.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'runtime', 'cli', 'main.js');
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median ms of a bare forward run of the tail over `rows` activations, in batches of 16. */
 async function bareTailEpochMs(unfreeze: number, rows: number): Promise<number> {

@@ -30,11 +30,8 @@ export interface BenchRow {
   bareImagesPerSec: number;
 }
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+export { median } from '../core/stats.js';
+import { median } from '../core/stats.js';
 
 export interface BenchOptions extends ClassifierOptions {
   batches?: number[];

@@ -8,37 +8,25 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs/minimal.js';
+import { DataType, makeNode, makeTensorType, makeValueInfo } from '../onnx/graph.js';
+import { encodeModel, type OnnxModel } from '../onnx/model.js';
 import { createSession, KNOWN_PROVIDERS, type ProviderName } from './session.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { packageRoot } from '../io/paths.js';
 
-/** A minimal ONNX model, Y = Relu(X) with X float [1,4], encoded field by field (opset 13, IR 7). */
+/** A minimal ONNX model, Y = Relu(X) with X float [1,4] (opset 13, IR 7), built with the ONNX toolkit. */
 export function tinyModel(): Uint8Array {
-  const w = protobuf.Writer.create();
-  const valueInfo = (name: string) => {
-    const v = protobuf.Writer.create();
-    v.uint32((1 << 3) | 2).string(name);
-    const dim = (n: number) => protobuf.Writer.create().uint32((1 << 3) | 0).int64(n).finish();
-    const shape = protobuf.Writer.create();
-    for (const d of [1, 4]) shape.uint32((1 << 3) | 2).bytes(dim(d));
-    const tensor = protobuf.Writer.create().uint32((1 << 3) | 0).int32(1).uint32((2 << 3) | 2).bytes(shape.finish()).finish();
-    const type = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(tensor).finish();
-    v.uint32((2 << 3) | 2).bytes(type);
-    return v.finish();
+  const io = (name: string) => makeValueInfo(name, makeTensorType(DataType.FLOAT, [1, 4]));
+  const model: OnnxModel = {
+    irVersion: 7,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: { name: 'probe', node: [makeNode('Relu', ['X'], ['Y'])], initializer: [], input: [io('X')], output: [io('Y')], valueInfo: [], quantizationAnnotation: [], sparseInitializer: [], metadataProps: [] },
+    metadataProps: [],
+    trainingInfo: [],
+    functions: [],
+    configuration: [],
   };
-  const node = protobuf.Writer.create().uint32((1 << 3) | 2).string('X').uint32((2 << 3) | 2).string('Y').uint32((4 << 3) | 2).string('Relu').finish();
-  const graph = protobuf.Writer.create()
-    .uint32((1 << 3) | 2).bytes(node)
-    .uint32((2 << 3) | 2).string('probe')
-    .uint32((11 << 3) | 2).bytes(valueInfo('X'))
-    .uint32((12 << 3) | 2).bytes(valueInfo('Y'))
-    .finish();
-  const opset = protobuf.Writer.create().uint32((1 << 3) | 2).string('').uint32((2 << 3) | 0).int64(13).finish();
-  w.uint32((1 << 3) | 0).int64(7);
-  w.uint32((7 << 3) | 2).bytes(graph);
-  w.uint32((8 << 3) | 2).bytes(opset);
-  return w.finish();
+  return encodeModel(model);
 }
 
 export interface ProbeResult {

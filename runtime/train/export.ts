@@ -25,7 +25,7 @@
 // embeddings the embedding model computes (up to float rounding).
 
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/model.js';
-import { findConsumers, producerMap, pruneGraph } from '../onnx/graph.js';
+import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute } from '../onnx/graph.js';
 import * as v from 'valibot';
 import { EdgetuneError } from '../core/errors.js';
 import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
@@ -144,25 +144,17 @@ function channelsOf(model: OnnxModel, tensor: string): number {
   return typeof d === 'number' ? d : 0;
 }
 
-function attrInt(name: string, v: number) {
-  return { name, type: 2, i: BigInt(v), floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [], sparseTensors: [] };
+/** A node with integer attributes, built with the ONNX toolkit (makeNode, setIntAttribute). */
+function node(opType: string, inputs: string[], outputs: string[], name: string, ints: Record<string, number> = {}): NodeProto {
+  const n = makeNode(opType, inputs, outputs, { name });
+  for (const [k, v] of Object.entries(ints)) setIntAttribute(n, k, v);
+  return n;
 }
 
-function node(opType: string, inputs: string[], outputs: string[], name: string, attrs: ReturnType<typeof attrInt>[] = []): NodeProto {
-  return { opType, input: inputs, output: outputs, name, attribute: attrs, metadataProps: [], deviceConfigurations: [] } as NodeProto;
-}
-
-function floatTensor(name: string, dims: number[], data: Float32Array): TensorProto {
-  const raw = new Uint8Array(data.length * 4);
-  const view = new DataView(raw.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-  return { name, dims, dataType: 1, rawData: raw, floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], metadataProps: [] } as TensorProto;
-}
-
+/** A float [batch, width] graph output, its batch dim named or sized as the image input's. */
 function floatOutput(name: string, batch: ValueInfoProto | undefined, width: number): ValueInfoProto {
   const b = batch?.type?.tensorType?.shape?.dim?.[0];
-  const batchDim = b?.dimParam ? { dimParam: b.dimParam } : { dimValue: b?.dimValue ?? 1 };
-  return { name, type: { tensorType: { elemType: 1, shape: { dim: [batchDim, width > 0 ? { dimValue: width } : { dimParam: 'features' }] } } }, metadataProps: [] } as ValueInfoProto;
+  return makeValueInfo(name, makeTensorType(DataType.FLOAT, [b?.dimParam ?? b?.dimValue ?? 1, width > 0 ? width : 'features']));
 }
 
 /** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
@@ -171,14 +163,10 @@ function imageInput(g: GraphProto): ValueInfoProto | undefined {
   return g.input.find((i) => !inits.has(i.name));
 }
 
-function opsetOf(model: OnnxModel): number {
-  return model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx')?.version ?? 1;
-}
-
 /** The backbone pruned to `outputs`, with the cut's nodes appended; graph outputs replaced. */
 function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; embedding: string } {
   const g = model.graph;
-  if (cut.dequantize && opsetOf(model) < 10) throw notFound('cannot dequantize the embedding: the model\'s opset is below 10');
+  if (cut.dequantize && (getOpsetVersion(model) ?? 1) < 10) throw notFound('cannot dequantize the embedding: the model\'s opset is below 10');
   const extra: NodeProto[] = [];
   let t = cut.tensor;
   const already = t === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
@@ -193,10 +181,10 @@ function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; emb
   }
   // A float16 backbone (its image input is FLOAT16): the embedding, and the float32 head on it, are float32.
   if (imageInput(g)?.type?.tensorType?.elemType === 10) {
-    extra.push(node('Cast', [t], [PREFIX + 'float'], PREFIX + 'cast', [attrInt('to', 1)]));
+    extra.push(node('Cast', [t], [PREFIX + 'float'], PREFIX + 'cast', { to: 1 }));
     t = PREFIX + 'float';
   }
-  if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', [attrInt('axis', 1)]));
+  if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', { axis: 1 }));
   // The embedding becomes the only output; the toolkit prunes everything it does not need.
   const graph: GraphProto = { ...g, node: [...g.node, ...extra], output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)] };
   pruneGraph(graph);
@@ -268,15 +256,15 @@ export function exportClassifierModel(
   const inits: TensorProto[] = [];
   let t = embedding;
   if (head.normalize) {
-    nodes.push(node('LpNormalization', [t], [PREFIX + 'normalized'], PREFIX + 'normalize', [attrInt('axis', 1), attrInt('p', 2)]));
+    nodes.push(node('LpNormalization', [t], [PREFIX + 'normalized'], PREFIX + 'normalize', { axis: 1, p: 2 }));
     t = PREFIX + 'normalized';
   }
   head.layers.forEach((L, l) => {
     const w = `${PREFIX}dense${l}/weight`;
     const b = `${PREFIX}dense${l}/bias`;
-    inits.push(floatTensor(w, [L.out, L.in], L.weight), floatTensor(b, [L.out], L.bias));
+    inits.push(makeTensor(w, DataType.FLOAT, [L.out, L.in], L.weight), makeTensor(b, DataType.FLOAT, [L.out], L.bias));
     const out = `${PREFIX}dense${l}`;
-    const gemm = node('Gemm', [t, w, b], [out], `${PREFIX}gemm${l}`, [attrInt('transB', 1)]);
+    const gemm = node('Gemm', [t, w, b], [out], `${PREFIX}gemm${l}`, { transB: 1 });
     if (l === 0) gemm.docString = `edgetune head: ${head.kind}`;
     nodes.push(gemm);
     t = out;
@@ -287,7 +275,7 @@ export function exportClassifierModel(
   });
   const task = head.task ?? 'classification';
   const outputName = task === 'regression' ? VALUES_OUTPUT : PROBABILITIES_OUTPUT;
-  if (task === 'classification') nodes.push(node('Softmax', [t], [outputName], PREFIX + 'softmax', [attrInt('axis', 1)]));
+  if (task === 'classification') nodes.push(node('Softmax', [t], [outputName], PREFIX + 'softmax', { axis: 1 }));
   else if (task === 'multilabel') nodes.push(node('Sigmoid', [t], [outputName], PREFIX + 'sigmoid'));
   else nodes.push(node('Identity', [t], [outputName], PREFIX + 'values'));
   const info: ExportedModelInfo = {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { collectRanges, rangesFrom } from '../../../calibration/collect.js';
 import { planQuantization } from '../../../calibration/plan.js';
 import { activationParamsFor, applyQdq } from '../../../calibration/rewrite.js';
-import { seededRandom } from '../../../calibration/reader.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { DataType, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';
 import { createSession } from '../../../runtime/session/session.js';
@@ -16,7 +16,7 @@ import { asFloat32, type TensorData } from '../../../runtime/core/tensor.js';
 import { tempDir } from '../../helpers.js';
 
 function weights(n: number, seed: number, scale: number): Float32Array {
-  const r = seededRandom(seed);
+  const r = createRng(seed).next;
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
 }
 
