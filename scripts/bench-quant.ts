@@ -182,30 +182,40 @@ if (process.env.BENCH_ZOO !== '0') {
   const ours = path.join(work, 'mobilenetv2-fp32-int8.onnx');
   process.stderr.write(`zoo comparison: quantizing mobilenetv2-fp32 (${calibCount} calibration images)…\n`);
   await quantizeModel({ model: 'mobilenetv2-fp32', out: ours, calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'), calibCount, cache: path.join(work, 'mobilenetv2-fp32.calib.json'), writeReport: false });
-  const clfs = { fp32: await loadClassifier('mobilenetv2-fp32', { providers: ['cpu'], threads: 1 }), ours: await loadClassifier(ours, { providers: ['cpu'], threads: 1 }), zoo: await loadClassifier('mobilenetv2-int8', { providers: ['cpu'], threads: 1 }) };
-  const top1: Record<keyof typeof clfs, number[]> = { fp32: [], ours: [], zoo: [] };
+  // and Coral's uint8 MobileNetV2 (other weights, same architecture), imported from its .tflite: an
+  // imported quantized model must run as fast as our own int8
+  const coral = path.join(sharedRoot(), 'models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite');
+  const clfs = {
+    fp32: await loadClassifier('mobilenetv2-fp32', { providers: ['cpu'], threads: 1 }),
+    ours: await loadClassifier(ours, { providers: ['cpu'], threads: 1 }),
+    zoo: await loadClassifier('mobilenetv2-int8', { providers: ['cpu'], threads: 1 }),
+    coral: await loadClassifier(coral, { providers: ['cpu'], threads: 1 }),
+  };
+  const top1: Record<keyof typeof clfs, number[]> = { fp32: [], ours: [], zoo: [], coral: [] };
   const truth: number[] = [];
   for (const [cls, idx] of [['ants', 310], ['bees', 309]] as const) {
     const dir = path.join(sharedRoot(), 'datasets', 'hymenoptera', 'val', cls);
     for (const f of readdirSync(dir).sort()) {
-      const img = await clfs.fp32.decode(path.join(dir, f));
       for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
-        const [p] = await clfs[k].probabilities([img]);
+        // each model's own preprocessing (Coral's is (x − 128)/128); the ImageNet index net of any background class
+        const [p] = await clfs[k].probabilities([await clfs[k].decode(path.join(dir, f))]);
         let best = 0;
         for (let i = 1; i < p!.length; i++) if (p![i]! > p![best]!) best = i;
-        top1[k].push(best);
+        top1[k].push(best - clfs[k].post.labelOffset);
       }
       truth.push(idx);
     }
   }
-  const feeds = { [clfs.fp32.inputName]: toTensor([await clfs.fp32.decode(image)], clfs.fp32.spec) };
-  const lat: Record<string, number[]> = { fp32: [], ours: [], zoo: [] };
-  for (let i = 0; i < runs; i++) for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) lat[k]!.push(await time(clfs[k].session, feeds));
+  const feedsOf = async (c: (typeof clfs)[keyof typeof clfs]) => ({ [c.inputName]: toTensor([await c.decode(image)], c.spec) });
+  const feeds = { fp32: await feedsOf(clfs.fp32), ours: await feedsOf(clfs.ours), zoo: await feedsOf(clfs.zoo), coral: await feedsOf(clfs.coral) };
+  const lat: Record<string, number[]> = { fp32: [], ours: [], zoo: [], coral: [] };
+  for (let i = 0; i < runs; i++) for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) lat[k]!.push(await time(clfs[k].session, feeds[k]));
   const zrows: (string | number)[][] = [['model', 'agreement with fp32', 'accuracy', 'ms (1 thread)']];
   for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
     const agree = top1[k].filter((t, i) => t === top1.fp32[i]).length / truth.length;
     const acc = top1[k].filter((t, i) => t === truth[i]).length / truth.length;
-    zrows.push([k === 'ours' ? 'edgetune int8 (mobilenetv2-fp32 quantized)' : k === 'zoo' ? 'ONNX zoo int8 (mobilenetv2-12-int8)' : 'fp32 (mobilenetv2-fp32)', agree.toFixed(3), acc.toFixed(3), median(lat[k]!).toFixed(2)]);
+    const name = { fp32: 'fp32 (mobilenetv2-fp32)', ours: 'edgetune int8 (mobilenetv2-fp32 quantized)', zoo: 'ONNX zoo int8 (mobilenetv2-12-int8)', coral: "Coral uint8 .tflite, imported (other weights)" }[k];
+    zrows.push([name, k === 'coral' ? '-' : agree.toFixed(3), acc.toFixed(3), median(lat[k]!).toFixed(2)]);
     await clfs[k].dispose();
   }
   process.stdout.write(`\nours vs the ONNX zoo's int8 MobileNetV2 (hymenoptera/val, 153 images; ${runs} interleaved runs):\n`);
