@@ -26,6 +26,7 @@
 // HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
 
 import { argmax } from './metrics.js';
+import { EdgetuneError } from '../core/errors.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
 import { createRng, type Rng } from '../core/rng.js';
 import {
@@ -492,6 +493,7 @@ function* epochsOf(
       }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0 };
+    checkDiverged(epoch + 1, stats.trainLoss, p, cfg.lr);
     if (xv && val) {
       const ev = evalSet(p, xv, val.labels);
       stats.valLoss = ev.loss;
@@ -520,6 +522,31 @@ function* epochsOf(
   const head = toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear');
   head.normalize = cfg.normalize;
   done({ head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
+}
+
+/** The largest float32 magnitude: exported heads are float32, so a float64 weight above it becomes Infinity (and every score NaN). */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Stop a run that diverged: a non-finite loss, or a weight that is non-finite or would overflow
+ * float32 in the exported head. Throws EdgetuneError EARG naming the epoch and the cause, with the
+ * hint to lower the learning rate.
+ */
+export function checkDiverged(epoch: number, loss: number, p: { W: ArrayLike<number>[]; b: ArrayLike<number>[] }, lr: number): void {
+  let cause = Number.isFinite(loss) ? '' : `the training loss is ${loss}`;
+  if (!cause) {
+    let max = 0;
+    for (const a of [...p.W, ...p.b]) {
+      for (let i = 0; i < a.length; i++) {
+        const v = Math.abs(a[i]!);
+        if (!(v <= max)) max = v; // NaN is taken too
+      }
+    }
+    if (!(max <= FLOAT32_MAX)) cause = Number.isFinite(max) ? `a weight reached ${max.toExponential(2)}, beyond float32 (${FLOAT32_MAX.toExponential(2)})` : `a weight is ${max}`;
+  }
+  if (cause) {
+    throw new EdgetuneError('EARG', `training diverged at epoch ${epoch}: ${cause}; lower the learning rate (--lr, now ${lr}); no model was written`);
+  }
 }
 
 function now(): number {

@@ -40,7 +40,8 @@ export const classify: Command = {
     const k = intOption('top', v.top as string | undefined, 5);
     const batch = intOption('batch', v.batch as string | undefined, 1);
     const json = Boolean(v.json);
-    const files = await expandInputs(positionals);
+    const walkSkips: { file: string; reason: string }[] = [];
+    const files = await expandInputs(positionals, (s) => walkSkips.push(s));
     const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
@@ -52,6 +53,8 @@ export const classify: Command = {
       if (json) writeJson(io, { file, error: msg });
       else io.stderr.write(`${msg.startsWith(file) ? '' : file + ': '}${msg}\n`);
     };
+    // dangling links and unopenable names inside folders, each reported with its reason
+    for (const s of walkSkips) report(s.file, new Error(`${s.file}: ${s.reason}`));
     try {
       for await (const r of clf.classifyFiles(files, { topK: k, batch })) {
         if (r.error) report(r.file, r.error);

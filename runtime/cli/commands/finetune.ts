@@ -9,7 +9,7 @@
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
-import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
+import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../train/node/embed.js';
@@ -34,18 +34,18 @@ Data:
                           ops: flip vflip rotate shear crop zoom translate pad perspective brightness contrast
                           saturation hue color grayscale blur noise erase
   --views <k>             embedded views per training image: view 0 the un-augmented image, the others augmented
-                          (default ${D.views}; 1 with --augment none)
+                          1 to ${R.views[1]} (default ${D.views}; 1 with --augment none)
   --cache <dir>           embedding cache (default <EDGETUNE_CACHE>/embeddings); --no-cache to disable
 Model:
   --model <id>            backbone registry id (default mobilenetv2-int8)
   --head <kind>           linear | mlp | prototype (nearest class mean, no training) (default ${D.head})
-  --hidden <n>            hidden units of the MLP head (default ${D.hidden}; implies --head mlp)
+  --hidden <n>            hidden units of the MLP head, 1 to ${R.hidden[1]} (default ${D.hidden}; implies --head mlp)
   --dropout <p>           dropout on the last layer's input (default ${D.dropout})
 Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default ${D.optimizer})
   --lr <x>                learning rate (default: ${OPTIMIZERS.map((o) => `${o} ${DEFAULT_LR[o]}`).join(', ')})
-  --epochs <n>            maximum epochs (default ${D.epochs})
-  --batch-size <n>        mini-batch size, 0 = full batch (default ${D.batchSize})
+  --epochs <n>            maximum epochs, 1 to ${R.epochs[1]} (default ${D.epochs})
+  --batch-size <n>        mini-batch size, 0 = full batch, up to ${R.batchSize[1]} (default ${D.batchSize})
   --weight-decay <x>      L2 penalty (default ${D.weightDecay})
   --label-smoothing <x>   (default ${D.labelSmoothing})
   --schedule <name>       ${SCHEDULES.join(' | ')} (default ${D.schedule}); --step-size <n> --gamma <x> for step
@@ -124,14 +124,14 @@ function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
     c.schedule = v.schedule as TrainConfig['schedule'];
   }
   if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
-  c.epochs = intOption('epochs', num(v.epochs), D.epochs);
-  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, 0);
+  c.epochs = intOption('epochs', num(v.epochs), D.epochs, ...R.epochs);
+  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, ...R.batchSize);
   c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0);
   c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
   c.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
-  c.patience = intOption('patience', num(v.patience), D.patience, 0);
+  c.patience = intOption('patience', num(v.patience), D.patience, ...R.patience);
   c.seed = intOption('seed', num(v.seed), D.seed, 0);
-  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20);
+  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20, ...R.stepSize);
   if (v.gamma !== undefined) c.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
   return c;
 }
@@ -186,13 +186,13 @@ export const finetune = {
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const viewsAsked = intOption('views', num(v.views), D.views);
+    const viewsAsked = intOption('views', num(v.views), D.views, ...R.views);
     if (isIdentitySpec(augment) && v.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
     const cfg = trainConfigFrom(v);
     const seed = cfg.seed ?? D.seed;
     const headKind = ((v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : D.head)) as HeadKind;
     if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
-    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), D.hidden);
+    if (headKind === 'mlp') cfg.hidden = intOption('hidden', num(v.hidden), D.hidden, ...R.hidden);
     if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
     const valSplitGiven = v['val-split'] !== undefined;
     const valSplit = numberOption('val-split', num(v['val-split']), D.valSplit, 0, 0.9);
