@@ -1,9 +1,11 @@
 // Input files: which names are images (one list, runtime/image/decode.ts IMAGE_EXTENSIONS, taken from
 // what sharp decodes), and walking folders for them: symbolic links to files and folders are followed
 // (a folder reached twice, e.g. through a link loop, is walked once), a dangling link or a name that is
-// not valid UTF-8 is reported, never silently dropped. expandInputs turns CLI inputs into files. Node only.
+// not valid UTF-8 is reported, never silently dropped. expandInputs turns CLI inputs into files;
+// findSharedFiles finds byte-identical files in two sets (leakage between training and validation). Node only.
 
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { IMAGE_EXTENSIONS, readErrorReason } from '../image/decode.js';
 
@@ -106,4 +108,52 @@ export async function expandInputs(inputs: readonly string[], onSkip?: (s: WalkS
     out.push(...(await walkFiles(input, (s) => (onSkip ? onSkip(s) : out.push(s.file)), () => true)));
   }
   return out;
+}
+
+/** Byte-identical files found in two lists (findSharedFiles). */
+export interface SharedFiles {
+  /** Files of `b` whose bytes equal some file of `a`. */
+  count: number;
+  /** Up to `examples` pairs [file of b, file of a]. */
+  examples: [string, string][];
+}
+
+/**
+ * Files of `b` byte-identical to a file of `a` (train/validation or calibration/evaluation leakage).
+ * Only files whose size occurs in both lists are hashed (sha256), so distinct sets cost one stat per
+ * file. Unreadable files are ignored (their readers report them).
+ */
+export async function findSharedFiles(a: readonly string[], b: readonly string[], examples = 3): Promise<SharedFiles> {
+  const sizes = async (files: readonly string[]) => {
+    const m = new Map<string, number>();
+    for (const f of files) {
+      const st = await stat(f).catch(() => undefined);
+      if (st?.isFile()) m.set(f, st.size);
+    }
+    return m;
+  };
+  const sa = await sizes(a);
+  const sb = await sizes(b);
+  const sbSizes = new Set(sb.values());
+  const common = new Set([...sa.values()].filter((s) => sbSizes.has(s)));
+  const hash = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+  const byHash = new Map<string, string>();
+  for (const [f, s] of sa) if (common.has(s)) byHash.set(await hash(f).catch(() => ''), f);
+  byHash.delete('');
+  const out: SharedFiles = { count: 0, examples: [] };
+  for (const [f, s] of sb) {
+    if (!common.has(s)) continue;
+    const match = byHash.get(await hash(f).catch(() => ''));
+    if (match === undefined) continue;
+    out.count++;
+    if (out.examples.length < examples) out.examples.push([f, match]);
+  }
+  return out;
+}
+
+/** The warning for shared files, or undefined: `what` names b's role, `of` a's (e.g. 'validation', 'training'). */
+export function sharedFilesWarning(s: SharedFiles, what: string, of: string, total: number): string | undefined {
+  if (!s.count) return undefined;
+  const eg = s.examples.map(([x, y]) => `${x} = ${y}`).join('; ');
+  return `${s.count} of ${total} ${what} images are byte-identical to ${of} images (e.g. ${eg}): the ${what} score is overstated; keep the two sets apart`;
 }

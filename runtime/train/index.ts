@@ -219,6 +219,14 @@ function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scr
   }
 }
 
+/** The largest magnitude among the hidden activations and logits of the last forward() (NaN → Infinity). */
+function peakOf(s: Scratch): number {
+  let m = 0;
+  for (let l = 1; l < s.acts.length; l++) for (const v of s.acts[l]!) if (!(Math.abs(v) <= m)) m = Number.isNaN(v) ? Infinity : Math.abs(v);
+  for (const v of s.z) if (!(Math.abs(v) <= m)) m = Number.isNaN(v) ? Infinity : Math.abs(v);
+  return m;
+}
+
 /** Softmax of s.z in place into `probs`; returns log-sum-exp. */
 function softmaxInto(z: Float64Array, probs: Float64Array): number {
   let max = -Infinity;
@@ -464,6 +472,7 @@ function* epochsOf(
     if (bs < n) rng.shuffle(order);
     let lossSum = 0;
     let correct = 0;
+    let peak = 0;
     for (let start = 0; start < n; start += bs) {
       const end = Math.min(n, start + bs);
       for (const g of gW) g.fill(0);
@@ -475,6 +484,7 @@ function* epochsOf(
         const i = order[r]!;
         const y = train.labels[i]!;
         forward(p, x, i * d, s, cfg.dropout, rng);
+        peak = Math.max(peak, peakOf(s));
         const lse = softmaxInto(s.z, probs);
         const w = cw[y]! / wsum;
         const li = smoothedRowLoss(s.z, probs, lse, y, eps, w, s.dz);
@@ -493,7 +503,7 @@ function* epochsOf(
       }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0 };
-    checkDiverged(epoch + 1, stats.trainLoss, p, cfg.lr);
+    checkDiverged(epoch + 1, stats.trainLoss, p, cfg.lr, peak);
     if (xv && val) {
       const ev = evalSet(p, xv, val.labels);
       stats.valLoss = ev.loss;
@@ -519,6 +529,15 @@ function* epochsOf(
     yield;
   }
   if (xv) p = best;
+  // the kept weights on every training row: a logit past float32 would make the exported scores NaN
+  {
+    let peak = 0;
+    for (let i = 0; i < n; i++) {
+      forward(p, x, i * d, s, 0);
+      peak = Math.max(peak, peakOf(s));
+    }
+    checkDiverged(bestEpoch || history.length, 0, p, cfg.lr, peak);
+  }
   const head = toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear');
   head.normalize = cfg.normalize;
   done({ head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
@@ -528,12 +547,13 @@ function* epochsOf(
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
- * Stop a run that diverged: a non-finite loss, or a weight that is non-finite or would overflow
- * float32 in the exported head. Throws EdgetuneError EARG naming the epoch and the cause, with the
+ * Stop a run that diverged: a non-finite loss, a weight that is non-finite or would overflow float32
+ * in the exported head, or a `peak` activation/logit (largest magnitude seen) beyond float32. Throws EdgetuneError EARG naming the epoch and the cause, with the
  * hint to lower the learning rate.
  */
-export function checkDiverged(epoch: number, loss: number, p: { W: ArrayLike<number>[]; b: ArrayLike<number>[] }, lr: number): void {
+export function checkDiverged(epoch: number, loss: number, p: { W: ArrayLike<number>[]; b: ArrayLike<number>[] }, lr: number, peak = 0): void {
   let cause = Number.isFinite(loss) ? '' : `the training loss is ${loss}`;
+  if (!cause && !(peak <= FLOAT32_MAX)) cause = `a logit reached ${Number.isFinite(peak) ? peak.toExponential(2) : peak}, beyond float32 (${FLOAT32_MAX.toExponential(2)}): the exported model's scores would be NaN`;
   if (!cause) {
     let max = 0;
     for (const a of [...p.W, ...p.b]) {

@@ -3,10 +3,13 @@
 // the folder-per-class dataset, embeds with runtime/train/node/embed.ts (onnxruntime-node, cached on
 // disk), and writes the outputs: the ONNX classifier, a report (JSON + PNG with curves and the confusion
 // matrix) beside it, with --int8 the quantized model scored against the float one on the validation
-// images. `--resume M --add-class NAME DIR` extends a model this command exported, reusing every cached
-// embedding. Outputs are written atomically.
+// images. `--resume M --add-class NAME DIR` extends a model this command exported from its resume data
+// (<name>.resume.bin: every image's embeddings), reading only the new classes' folders. Outputs are one
+// set written atomically (runtime/io/atomic.ts writeAtomicSet); the picture is drawn last and a failure
+// to draw it is a warning. Divergence stops the run (the trainer's check); shared train/validation
+// images are warned about and listed in the report.
 
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
 import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
@@ -52,11 +55,14 @@ Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
 Output:
-  --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
+  --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json, <name>.report.png and
+                          <name>.resume.bin (what --resume needs) beside it
   --int8                  quantize the exported model to int8 (QDQ, calibrated on ${INT8_CALIBRATION_IMAGES} training images; the float
                           model is kept as <name>.fp32.onnx; both are scored on the validation images); a backbone
                           that is already int8 is written as it is
-  --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
+  --resume <model.onnx>   extend a model exported by finetune: its images' embeddings come from <name>.resume.bin
+                          beside it (only the new classes' folders are read); without that file the
+                          original dataset folders are read again
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
   --json                  print the report as one JSON object
 ${SESSION_USAGE}`;
@@ -85,6 +91,10 @@ export interface FinetuneReport {
   timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
+  /** sha256 of the model file this report describes. */
+  modelSha256?: string;
+  /** Validation images byte-identical to training images: count and up to 3 [validation, training] pairs. */
+  leakage?: SharedFiles;
   /**
    * With --int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
    * the calibration images (drawn from the training folder), and both models scored on the same
@@ -96,7 +106,12 @@ export interface FinetuneReport {
 interface Provenance {
   tool: 'edgetune finetune';
   base: { id: string; sha256: string; key: string; cut: string };
-  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[] };
+  /**
+   * Folders as given relative to the working directory when inside it, else their names (never an
+   * absolute path: a model is shared); `sha256` hashes the sorted content hashes of every image used,
+   * `images` counts them, `resume` names the resume data written beside the model.
+   */
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
   augment: string;
   views: number;
   head: string;
@@ -106,7 +121,16 @@ interface Provenance {
 
 const num = (v: unknown) => v as string | undefined;
 
-import { checkWritable, writeAtomic } from '../../io/atomic.js';
+import { checkWritable, tempPathFor, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { addedItems, encodeResume, itemName, readResume, resumePath, type ResumeData, type ResumeImage } from '../../train/node/resume.js';
+import { findSharedFiles, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
+import { sha256 } from '../../train/node/embed.js';
+
+/** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
+function shownDir(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.basename(dir);
+}
 
 function reportPaths(out: string): { json: string; png: string } {
   const base = out.replace(/\.onnx$/i, '');
@@ -206,10 +230,13 @@ export const finetune = {
     if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
     await checkWritable(out);
     const paths = reportPaths(out);
+    const resumeFile = resumePath(out);
 
     // ---- backbone and data
     let backbone: Backbone;
     let trainDir: string;
+    let prior: ResumeData | undefined;
+    let provTrain: string | undefined;
     let valDir = v.val as string | undefined;
     let split = valDir ? 0 : valSplit;
     const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
@@ -222,13 +249,15 @@ export const finetune = {
         throw new EdgetuneError('EMODEL', `${v.resume}: cannot read model (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
       }
       const prev = headFromModel(bytes);
+      prior = await readResume(file, sha256(bytes), warn);
       const prov = prev.info.provenance as unknown as Provenance | undefined;
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
-      trainDir = prov.dataset.train;
-      if (!valDir && prov.dataset.val) valDir = prov.dataset.val;
+      trainDir = path.resolve(prov.dataset.train);
+      provTrain = prov.dataset.train;
+      if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
       if (!valDir && !valSplitGiven) split = prov.dataset.valSplit;
-      addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)));
+      if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
       if (!v.augment) augment = parseAugmentation(prov.augment);
       if (v.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
     } else {
@@ -236,7 +265,13 @@ export const finetune = {
       backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8');
     }
     const views = viewCount(augment, viewsAsked);
-    const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
+    // resuming with the resume data: only the added classes' folders are read
+    const data = prior
+      ? await addedItems(prior.labels, addedDirs, prior.images.some((im) => im.split === 'val') || split > 0 ? valSplit : 0, seed)
+      : await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed }).catch((err) => {
+          if (v.resume && err instanceof EdgetuneError) throw new EdgetuneError(err.code, `${err.message} (${v.resume} has no ${path.basename(resumePath(v.resume as string))} beside it, so --resume reads the original training folders again)`, { subject: err.subject });
+          throw err;
+        });
     const { labels, skipped } = data;
     const trainItems = data.train;
     const valItems = data.val;
@@ -248,7 +283,25 @@ export const finetune = {
     const transfer = createTransfer({ labels });
     const embedder = await Embedder.open(backbone, sessionOpts);
     const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache as string) : undefined);
-    const files: ViewEmbedder<DatasetItem> = { embed: (items, o) => embedder.embed(items.map((i) => i.file), { ...o, cache }) };
+    const hashes = new Map<string, string>();
+    const files: ViewEmbedder<DatasetItem> = {
+      embed: async (items, o) => {
+        const r = await embedder.embed(items.map((i) => i.file), { ...o, cache });
+        items.forEach((it, i) => r.hashes[i] && hashes.set(it.file, r.hashes[i]!));
+        return r;
+      },
+    };
+    // the resumed model's images first, from its resume data (rows in its order)
+    const priorItems = { train: [] as DatasetItem[], val: [] as DatasetItem[] };
+    if (prior) {
+      let o = 0;
+      for (const im of prior.images) {
+        transfer.collectExample(im.label, prior.features.subarray(o, o + im.views * prior.dims), { split: im.split, views: im.views });
+        o += im.views * prior.dims;
+        priorItems[im.split].push({ file: im.name, label: im.label });
+        hashes.set(im.name, im.sha256);
+      }
+    }
     let collected;
     let bar: ReturnType<typeof progress> | undefined;
     let stage = '';
@@ -280,6 +333,17 @@ export const finetune = {
       skipped.push(s);
       warn(`skipped ${s.file}: ${s.reason}`);
     }
+    const newVal = collected.val; // image files (the resumed model's are embeddings only), for the int8 scores
+    if (prior) {
+      collected.train = [...priorItems.train, ...collected.train];
+      collected.val = [...priorItems.val, ...collected.val];
+    }
+    // leakage: validation images byte-identical to training images (the embeddings are keyed by content already)
+    const trainByHash = new Map(collected.train.map((i) => [hashes.get(i.file), i.file] as const));
+    const leaked = collected.val.filter((i) => hashes.get(i.file) !== undefined && trainByHash.has(hashes.get(i.file)));
+    const leakage: SharedFiles = { count: leaked.length, examples: leaked.slice(0, 3).map((i) => [i.file, trainByHash.get(hashes.get(i.file))!]) };
+    const leakWarning = sharedFilesWarning(leakage, 'validation', 'training', collected.val.length);
+    if (leakWarning) warn(leakWarning);
     try {
       checkNoEmptyClass(collected.train, labels, trainDir);
     } catch (err) {
@@ -318,7 +382,15 @@ export const finetune = {
     const provenance: Provenance = {
       tool: 'edgetune finetune',
       base: { id: backbone.id, sha256: backbone.sha256, key: backbone.key, cut: backbone.cut.tensor },
-      dataset: { train: trainDir, val: valDir ? path.resolve(valDir) : undefined, valSplit: split, added: addedDirs },
+      dataset: {
+        train: provTrain ?? shownDir(trainDir),
+        val: valDir ? shownDir(path.resolve(valDir)) : undefined,
+        valSplit: split,
+        added: addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) })),
+        images: collected.train.length + collected.val.length,
+        sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
+        resume: path.basename(resumeFile),
+      },
       augment: formatAugmentation(augment),
       views,
       head: headKind,
@@ -350,21 +422,47 @@ export const finetune = {
       timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
       warnings,
       report: paths,
+      leakage,
     };
     await mkdir(path.dirname(out), { recursive: true });
+    // what --resume needs: every image's rows (the transfer's order: train rows, then validation rows)
+    const priorViews = prior ? prior.images.filter((im) => im.split === 'train').map((im) => im.views) : [];
+    const resumeImages: ResumeImage[] = [
+      ...collected.train.map((i, k): ResumeImage => ({ label: i.label, split: 'train', views: k < priorViews.length ? priorViews[k]! : collected.views, name: prior && k < priorItems.train.length ? i.file : itemName(i.file), sha256: hashes.get(i.file) ?? '' })),
+      ...collected.val.map((i, k): ResumeImage => ({ label: i.label, split: 'val', views: 1, name: prior && k < priorItems.val.length ? i.file : itemName(i.file), sha256: hashes.get(i.file) ?? '' })),
+    ];
+    const trainRows = transfer.trainSet().features;
+    const valRows = transfer.valSet()?.features ?? new Float32Array(0);
+    const resumeRows = new Float32Array(trainRows.length + valRows.length);
+    resumeRows.set(trainRows);
+    resumeRows.set(valRows, trainRows.length);
+    const resumeBytes = (model: Uint8Array) => encodeResume({ model: sha256(model), labels, dims: transfer.dims, images: resumeImages, features: resumeRows });
+    // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
+    // report JSON (and with --int8 the float model and the calibration table) are all written to temp
+    // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
+    const set: AtomicEntry[] = [];
+    const temps: string[] = [];
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
-    if (v.int8 && !alreadyInt8) {
-      // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
-      // both are scored on the validation images (never on calibration images).
-      const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
-      await writeAtomic(floatFile, bytes);
-      const { quantizeModel } = await import('../../../calibration/index.js');
-      try {
+    let modelBytes = bytes;
+    try {
+      if (v.int8 && !alreadyInt8) {
+        // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
+        // both are scored on the validation images (never on calibration images).
+        const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
+        const floatTmp = tempPathFor(floatFile, '.onnx');
+        const int8Tmp = tempPathFor(out, '.onnx');
+        const tableTmp = int8Tmp.replace(/\.onnx$/i, '') + '.calibration.cache';
+        temps.push(floatTmp, int8Tmp, tableTmp);
+        await writeFile(floatTmp, bytes);
+        const { quantizeModel } = await import('../../../calibration/index.js');
+        // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? path.dirname(addedDirs[0]!.dir) : trainDir;
+        if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
         const q = await quantizeModel({
-          model: floatFile,
-          out,
-          calib: trainDir,
+          model: floatTmp,
+          out: int8Tmp,
+          calib,
           calibCount: INT8_CALIBRATION_IMAGES,
           seed,
           // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
@@ -376,7 +474,8 @@ export const finetune = {
           threads: sessionOpts.threads,
           onWarning: (m) => warn(m),
         });
-        const ev = collected.val.length ? await evaluateOnImages([bytes, out], collected.val, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
+        modelBytes = new Uint8Array(await readFile(int8Tmp));
+        const ev = newVal.length ? await evaluateOnImages([bytes, modelBytes], newVal, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
         report.int8 = {
           float: floatFile,
           quantized: q.quantized,
@@ -386,27 +485,41 @@ export const finetune = {
           accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
         };
         if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-      } catch (err) {
-        await rm(floatFile, { force: true });
-        throw err;
+        set.push({ file: out, from: int8Tmp }, { file: floatFile, from: floatTmp });
+        if (await stat(tableTmp).then(() => true, () => false)) set.push({ file: out.replace(/\.onnx$/i, '') + '.calibration.cache', from: tableTmp });
+      } else {
+        set.push({ file: out, data: bytes });
       }
-    } else {
-      await writeAtomic(out, bytes);
+      report.modelSha256 = sha256(modelBytes);
+      report.timing.totalS = round((performance.now() - t0) / 1000);
+      set.push({ file: resumeFile, data: resumeBytes(modelBytes) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+      // the picture is drawn after the model and its JSON are written: the old one goes first, so that
+      // no picture of an older model stays beside this one
+      await rm(paths.png, { force: true });
+      await writeAtomicSet(set);
+    } catch (err) {
+      for (const t of temps) await rm(t, { force: true });
+      throw err;
     }
-    const png = await reportPng({
-      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
-      history: report.history,
-      bestEpoch: report.bestEpoch,
-      labels,
-      confusion: metrics.confusion,
-      notes: [
-        `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
-        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-      ],
-    });
-    report.timing.totalS = round((performance.now() - t0) / 1000);
-    await writeAtomic(paths.png, png);
-    await writeAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
+    // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
+    try {
+      const png = await reportPng({
+        title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
+        history: report.history,
+        bestEpoch: report.bestEpoch,
+        labels,
+        confusion: metrics.confusion,
+        notes: [
+          `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
+          `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+        ],
+      });
+      await writeAtomicSet([{ file: paths.png, data: png }]);
+    } catch (err) {
+      warn(`the report picture ${paths.png} could not be drawn (${messageOf(err).split('\n')[0]}); the model and ${path.basename(paths.json)} are written`);
+      await rm(paths.png, { force: true });
+      await writeAtomicSet([{ file: paths.json, data: JSON.stringify(report, null, 2) + '\n' }]).catch(() => undefined);
+    }
     if (v.json) writeJson(io, report);
     else {
       io.stdout.write(`${out}: ${labels.length} classes (${labels.join(', ')}), head ${head.kind}, base ${backbone.id}\n`);

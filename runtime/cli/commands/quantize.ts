@@ -8,6 +8,7 @@ import { interruptSignal, progress } from '../../io/progress.js';
 import { intOption, listOption, numberOption, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, checkOneOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
+import { expandInputs, findSharedFiles, isImageFile, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 
 const usage = `Usage: edgetune quantize --model <id|file> --calib <dir> --out <file.onnx> [options]
 
@@ -83,6 +84,15 @@ export const quantize: Command = {
     const method = checkOneOf('--method', v.method, CALIBRATION_METHODS);
     const json = Boolean(v.json);
     const session = providersFrom(v, io);
+    // leakage: evaluation images byte-identical to calibration images overstate the int8 score
+    let leakage: SharedFiles | undefined;
+    if (v.calib && v.eval) {
+      const list = async (d: string) => (await expandInputs([d], () => undefined)).filter(isImageFile);
+      const evalFiles = await list(v.eval as string);
+      leakage = await findSharedFiles(await list(v.calib as string), evalFiles);
+      const w = sharedFilesWarning(leakage, 'evaluation', 'calibration', evalFiles.length);
+      if (w) io.stderr.write(`edgetune: warning: ${w}\n`);
+    }
     const intr = interruptSignal();
     const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
@@ -119,7 +129,7 @@ export const quantize: Command = {
       intr.dispose();
     }
     if (json) {
-      writeJson(io, { ...result, ranges: undefined });
+      writeJson(io, { ...result, ranges: undefined, ...(leakage?.count ? { leakage } : {}) });
       return 0;
     }
     const q = Object.entries(result.quantized).map(([op, n]) => `${n} ${op}`).join(', ');
