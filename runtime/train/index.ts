@@ -557,9 +557,14 @@ export function checkDiverged(epoch: number, loss: number, p: { W: ArrayLike<num
   if (!cause) {
     let max = 0;
     for (const a of [...p.W, ...p.b]) {
+      if (Number.isNaN(max)) break;
       for (let i = 0; i < a.length; i++) {
         const v = Math.abs(a[i]!);
-        if (!(v <= max)) max = v; // NaN is taken too
+        if (Number.isNaN(v)) {
+          max = NaN;
+          break;
+        }
+        if (v > max) max = v;
       }
     }
     if (!(max <= FLOAT32_MAX)) cause = Number.isFinite(max) ? `a weight reached ${max.toExponential(2)}, beyond float32 (${FLOAT32_MAX.toExponential(2)})` : `a weight is ${max}`;
