@@ -38,9 +38,9 @@ function explain(err: unknown, format: string | undefined): string {
     return format ? `unsupported image format (${format}; this build decodes ${IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
   const line = m.split('\n')[0]!;
-  if (format && foreign(line, format)) return `corrupt or truncated ${format} image`;
+  if (format && foreign(line, format)) return `corrupt or truncated image (a damaged ${format} file)`;
   if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|gifload|pngload|unexpected end/i.test(m)) {
-    return `corrupt or truncated ${format ? `${format} ` : ''}image (${line})`;
+    return `corrupt or truncated image (${line})`;
   }
   return line;
 }
@@ -237,8 +237,6 @@ export function readErrorReason(err: unknown): string {
     case 'EACCES':
     case 'EPERM':
       return `permission denied (${code})`;
-    case 'ENOENT':
-      return 'file not found (ENOENT)';
     case 'EISDIR':
       return 'is a directory, not an image';
     case 'ELOOP':

@@ -78,10 +78,14 @@ export async function walkFiles(dir: string, onSkip: (s: WalkSkip) => void, keep
   return out;
 }
 
-/** Why a file name is not taken as an image. */
+/** Extensions of image formats this build of sharp does not decode (named as unsupported, not as "not an image"). */
+const OTHER_IMAGE_EXTENSIONS = ['.bmp', '.dib', '.ico', '.cur', '.heic', '.heif', '.psd', '.jxl', '.jp2', '.j2k', '.dng', '.cr2', '.nef', '.arw', '.exr', '.hdr', '.tga', '.pcx', '.ppm', '.pgm', '.pbm', '.pnm'];
+
+/** Why a file name is not taken as an image: an image format sharp does not decode, or not an image. */
 export function notAnImage(name: string): string {
   const ext = path.extname(name);
-  return ext ? `unsupported image format (${ext}; images are ${IMAGE_EXTENSIONS.join(' ')})` : 'not an image file (no extension)';
+  if (OTHER_IMAGE_EXTENSIONS.includes(ext.toLowerCase())) return `unsupported image format (${ext}; images are ${IMAGE_EXTENSIONS.join(' ')})`;
+  return `not an image file (${ext || 'no extension'})`;
 }
 
 /**
