@@ -107,6 +107,18 @@ describe('outputs, leakage, provenance', () => {
   });
 });
 
+describe('quantize leakage', () => {
+  it('--eval images byte-identical to --calib images: a warning with counts and names, and `leakage` in --json', async () => {
+    const d = tempDir();
+    const evalDir = path.join(d, 'eval');
+    cpSync(path.join(ds, 'rose'), path.join(evalDir, 'rose'), { recursive: true });
+    const r = await runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', ds, '--calib-count', '4', '--eval', evalDir, '--eval-count', '2', '--out', path.join(d, 'q.onnx'), '--json', '--ep', 'cpu'], { env, timeoutMs: 170_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: 8 of 8 evaluation images are byte-identical to calibration images \(e\.g\. .*rose_1\.jpg = .*rose_1\.jpg/);
+    expect((JSON.parse(r.stdout) as { leakage: { count: number } }).leakage.count).toBe(8);
+  });
+});
+
 describe('files: links, extensions', () => {
   it('classify follows a linked image and a linked folder and reports a dangling link', async () => {
     const d = tempDir();
