@@ -465,6 +465,7 @@ function* epochsOf(
   const gW = p.W.map((w) => new Float64Array(w.length));
   const gb = p.b.map((b) => new Float64Array(b.length));
   const eps = cfg.labelSmoothing;
+  let lastYield = now();
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
     const te = now();
@@ -500,6 +501,12 @@ function* epochsOf(
         }
         opt.step(2 * l, p.W[l]!, gW[l]!, lr);
         opt.step(2 * l + 1, p.b[l]!, gb[l]!, lr);
+      }
+      // a long epoch yields every ~200 ms too, so that trainHead stays responsive and Ctrl-C (the signal) stops it within the epoch
+      if (now() - lastYield > 200) {
+        yield;
+        lastYield = now();
+        if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
       }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0 };

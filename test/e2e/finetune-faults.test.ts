@@ -6,12 +6,12 @@
 
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
-import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
+import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 
 const ds = shared('faults', 'divergence', 'ds');
 const cache = tempDir('edgetune-ftf-cache-');
@@ -146,6 +146,30 @@ describe('files: links, extensions', () => {
     expect(n('Äpfel 日本')).toBe(5);
     expect(rep.skipped).toEqual([{ file: expect.stringMatching(/r6\.bmp$/), reason: expect.stringMatching(/^unsupported image format \(\.bmp;/) }]);
   });
+});
+
+describe('Ctrl-C', () => {
+  it('stops the embedding of many views with no output written', async () => {
+    const d = tempDir();
+    const embeddings = path.join(d, 'cache');
+    const out = path.join(d, 'm.onnx');
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'finetune', ds, '--views', '64', '--cache', embeddings, '--out', out], {
+      env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    // wait until embeddings are being written (16 images × 64 views: far from done), then interrupt
+    const started = () => existsSync(embeddings) && readdirSync(embeddings).some((s) => readdirSync(path.join(embeddings, s)).some((f) => f.endsWith('.f32')));
+    while (!started()) await new Promise((r) => setTimeout(r, 20)); // a polling interval on the condition
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(code).not.toBe(0);
+    expect(stderr).toContain('SIGINT received, stopping');
+    expect(stderr).toContain('interrupted by SIGINT');
+    expect(readdirSync(d)).toEqual(['cache']);
+  }, 120_000);
 });
 
 describe('numeric options are bounded', () => {

@@ -457,7 +457,7 @@ export const finetune = {
         await writeFile(floatTmp, bytes);
         const { quantizeModel } = await import('../../../calibration/index.js');
         // the training folder may be gone when resuming from resume data: calibrate on the added classes then
-        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? path.dirname(addedDirs[0]!.dir) : trainDir;
+        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
         if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
         const q = await quantizeModel({
           model: floatTmp,

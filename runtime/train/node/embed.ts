@@ -280,6 +280,7 @@ export class Embedder {
       hashes[i] = fileHash;
       const jobs: Job[] = [];
       for (let v = 0; v < views; v++) {
+        if (opts.signal?.aborted) throw opts.signal.reason; // many views of one file: still stoppable
         const params = viewParams(opts.augment ?? {}, seed, fileHash, v);
         const key = sha256(`${keyBase}|${fileHash}|${isIdentityView(params) ? 'clean' : viewKey(params)}`);
         const hit = cache && dims ? await cache.get(key, dims) : undefined;
@@ -302,6 +303,7 @@ export class Embedder {
             const imgs: HwcImage[] = [];
             let base: HwcImage | undefined;
             for (const j of g.jobs) {
+              if (opts.signal?.aborted) return undefined;
               if (isIdentityView(j.params)) imgs.push(await decodeImage(g.bytes, spec, {}, name));
               else {
                 base ??= await decodeBase(g.bytes, spec, name);
@@ -358,6 +360,7 @@ export class Embedder {
       done += p.files.length;
       opts.onProgress?.(done, total);
     }
+    if (opts.signal?.aborted) throw opts.signal.reason;
     if (cache?.written) await cache.prune();
     if (!dims) dims = this.backbone.cut.dims;
     if (!dims) throw new EdgetuneError('EINPUT', 'no image could be embedded');
