@@ -73,6 +73,19 @@ describe('outputs, leakage, provenance', () => {
     expect(JSON.stringify(prov)).not.toContain(path.dirname(ds));
   });
 
+  it('a report picture that cannot be written is a warning: the model and the JSON are kept', async () => {
+    const d = tempDir();
+    const out = path.join(d, 'm.onnx');
+    mkdirSync(path.join(d, 'm.report.png', 'in-the-way'), { recursive: true }); // a folder where the picture goes
+    const r = await ft([ds, ...quick, '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: the report picture .*m\.report\.png could not be drawn .*; the model and m\.report\.json are written/);
+    expect((await readModelInfo(out))?.labels).toEqual(['daisy', 'rose']);
+    const rep = JSON.parse(readFileSync(path.join(d, 'm.report.json'), 'utf8')) as FinetuneReport;
+    expect(rep.modelSha256).toBe(sha(out));
+    expect(rep.warnings.some((w) => /report picture/.test(w))).toBe(true);
+  });
+
   it('--resume --add-class works after the training folder moved: only the new class is read', async () => {
     const root = tempDir();
     cpSync(ds, path.join(root, 'a', 'ds'), { recursive: true });

@@ -495,7 +495,7 @@ export const finetune = {
       set.push({ file: resumeFile, data: resumeBytes(modelBytes) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
       // the picture is drawn after the model and its JSON are written: the old one goes first, so that
       // no picture of an older model stays beside this one
-      await rm(paths.png, { force: true });
+      await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
       await writeAtomicSet(set);
     } catch (err) {
       for (const t of temps) await rm(t, { force: true });
@@ -516,8 +516,8 @@ export const finetune = {
       });
       await writeAtomicSet([{ file: paths.png, data: png }]);
     } catch (err) {
-      warn(`the report picture ${paths.png} could not be drawn (${messageOf(err).split('\n')[0]}); the model and ${path.basename(paths.json)} are written`);
-      await rm(paths.png, { force: true });
+      warn(`the report picture ${paths.png} could not be drawn or written (${messageOf(err).split('\n')[0]}); the model and ${path.basename(paths.json)} are written`);
+      await rm(paths.png, { force: true }).catch(() => undefined);
       await writeAtomicSet([{ file: paths.json, data: JSON.stringify(report, null, 2) + '\n' }]).catch(() => undefined);
     }
     if (v.json) writeJson(io, report);

@@ -5,7 +5,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkDiverged, FLOAT32_MAX, trainHeadSync, type FeatureSet } from '../../../runtime/train/index.js';
+import { checkDiverged, FLOAT32_MAX, trainHeadSync, type FeatureSet, type HeadWeights } from '../../../runtime/train/index.js';
+import { exportClassifierModel, type CutSpec } from '../../../runtime/train/export.js';
+import type { PreprocessSpec } from '../../../runtime/image/preprocess.js';
 import { EmbeddingCache } from '../../../runtime/train/node/embed.js';
 import { tempDir } from '../../helpers.js';
 
@@ -51,6 +53,16 @@ describe('training divergence', () => {
     expect(() => checkDiverged(1, 0.5, { W: [new Float64Array([FLOAT32_MAX * 2])], b: [new Float64Array(1)] }, 0.1)).toThrow(/a weight reached 6\.81e\+38/);
     expect(() => checkDiverged(1, 0.5, { W: [new Float64Array([NaN])], b: [new Float64Array(1)] }, 0.1)).toThrow(/a weight is NaN/);
     expect(() => checkDiverged(1, 0.5, p, 0.1, 1e39)).toThrow(/a logit reached 1\.00e\+39/);
+  });
+});
+
+describe('export refuses a non-finite head', () => {
+  it('a NaN or float32-overflowing weight is never exported', () => {
+    const head = (w: number[]): HeadWeights => ({ format: 'edgetune.head', version: 1, kind: 'linear', dims: 2, classes: 2, normalize: false, layers: [{ in: 2, out: 2, weight: Float32Array.from(w), bias: new Float32Array(2) }] });
+    const spec = { width: 8, height: 8, channels: 3, mean: [0, 0, 0], std: [1, 1, 1], resize: 'cover', crop: 1, layout: 'nchw', scale: 255 } as unknown as PreprocessSpec;
+    for (const w of [[1, NaN, 0, 0], [1, Infinity, 0, 0]]) {
+      expect(() => exportClassifierModel(new Uint8Array(0), { tensor: 'e', dims: 2 } as CutSpec, head(w), ['a', 'b'], spec)).toThrow(/head layer 0 has a non-finite weight .*lower the learning rate/);
+    }
   });
 });
 
