@@ -161,3 +161,11 @@ export function sharedFilesWarning(s: SharedFiles, what: string, of: string, tot
   const eg = s.examples.map(([x, y]) => `${x} = ${y}`).join('; ');
   return `${s.count} of ${total} ${what} images are byte-identical to ${of} images (e.g. ${eg}): the ${what} score is overstated; keep the two sets apart`;
 }
+
+/** Items of `b` whose content hash (`hashes`: file → sha256) is also one of `a`'s: the leakage of findSharedFiles when the hashes are known. */
+export function sharedByHash(a: readonly { file: string }[], b: readonly { file: string }[], hashes: ReadonlyMap<string, string>, examples = 3): SharedFiles {
+  const byHash = new Map(a.map((i) => [hashes.get(i.file), i.file] as const));
+  byHash.delete(undefined);
+  const hit = b.filter((i) => byHash.has(hashes.get(i.file)));
+  return { count: hit.length, examples: hit.slice(0, examples).map((i) => [i.file, byHash.get(hashes.get(i.file))!]) };
+}

@@ -26,7 +26,7 @@
 // HeadWeights is what runtime/export-head.ts turns into ONNX nodes (Gemm / Relu / Gemm / Softmax).
 
 import { argmax } from './metrics.js';
-import { EdgetuneError } from '../core/errors.js';
+import { checkDiverged } from './diverge.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
 import { createRng, type Rng } from '../core/rng.js';
 import {
@@ -45,6 +45,7 @@ export * from './types.js';
 export { computeMetrics, predictions, argmax, type Metrics, type ClassMetrics } from './metrics.js';
 export { createRng, hashString, type Rng } from '../core/rng.js';
 export { DEFAULT_LR } from './optim.js';
+export { checkDiverged, FLOAT32_MAX } from './diverge.js';
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   hidden: 0,
@@ -548,37 +549,6 @@ function* epochsOf(
   const head = toHead(p, st, cfg.hidden > 0 ? 'mlp' : 'linear');
   head.normalize = cfg.normalize;
   done({ head, history, bestEpoch, stoppedEarly, config: cfg, ms: now() - t0 });
-}
-
-/** The largest float32 magnitude: exported heads are float32, so a float64 weight above it becomes Infinity (and every score NaN). */
-export const FLOAT32_MAX = 3.4028234663852886e38;
-
-/**
- * Stop a run that diverged: a non-finite loss, a weight that is non-finite or would overflow float32
- * in the exported head, or a `peak` activation/logit (largest magnitude seen) beyond float32. Throws EdgetuneError EARG naming the epoch and the cause, with the
- * hint to lower the learning rate.
- */
-export function checkDiverged(epoch: number, loss: number, p: { W: ArrayLike<number>[]; b: ArrayLike<number>[] }, lr: number, peak = 0): void {
-  let cause = Number.isFinite(loss) ? '' : `the training loss is ${loss}`;
-  if (!cause && !(peak <= FLOAT32_MAX)) cause = `a logit reached ${Number.isFinite(peak) ? peak.toExponential(2) : peak}, beyond float32 (${FLOAT32_MAX.toExponential(2)}): the exported model's scores would be NaN`;
-  if (!cause) {
-    let max = 0;
-    for (const a of [...p.W, ...p.b]) {
-      if (Number.isNaN(max)) break;
-      for (let i = 0; i < a.length; i++) {
-        const v = Math.abs(a[i]!);
-        if (Number.isNaN(v)) {
-          max = NaN;
-          break;
-        }
-        if (v > max) max = v;
-      }
-    }
-    if (!(max <= FLOAT32_MAX)) cause = Number.isFinite(max) ? `a weight reached ${max.toExponential(2)}, beyond float32 (${FLOAT32_MAX.toExponential(2)})` : `a weight is ${max}`;
-  }
-  if (cause) {
-    throw new EdgetuneError('EARG', `training diverged at epoch ${epoch}: ${cause}; lower the learning rate (--lr, now ${lr}); no model was written`);
-  }
 }
 
 function now(): number {

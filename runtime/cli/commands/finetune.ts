@@ -7,7 +7,8 @@
 // (<name>.resume.bin: every image's embeddings), reading only the new classes' folders. Outputs are one
 // set written atomically (runtime/io/atomic.ts writeAtomicSet); the picture is drawn last and a failure
 // to draw it is a warning. Divergence stops the run (the trainer's check); shared train/validation
-// images are warned about and listed in the report.
+// images are warned about and listed in the report. (Over 500 lines: one command's option checks, usage
+// text and output set in order; the work itself is in runtime/train/.)
 
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -122,8 +123,8 @@ interface Provenance {
 const num = (v: unknown) => v as string | undefined;
 
 import { checkWritable, tempPathFor, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, itemName, readResume, resumePath, type ResumeData, type ResumeImage } from '../../train/node/resume.js';
-import { findSharedFiles, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
+import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { sha256 } from '../../train/node/embed.js';
 
 /** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
@@ -292,16 +293,7 @@ export const finetune = {
       },
     };
     // the resumed model's images first, from its resume data (rows in its order)
-    const priorItems = { train: [] as DatasetItem[], val: [] as DatasetItem[] };
-    if (prior) {
-      let o = 0;
-      for (const im of prior.images) {
-        transfer.collectExample(im.label, prior.features.subarray(o, o + im.views * prior.dims), { split: im.split, views: im.views });
-        o += im.views * prior.dims;
-        priorItems[im.split].push({ file: im.name, label: im.label });
-        hashes.set(im.name, im.sha256);
-      }
-    }
+    const priorItems = prior ? feedPrior(transfer, prior, hashes) : undefined;
     let collected;
     let bar: ReturnType<typeof progress> | undefined;
     let stage = '';
@@ -334,14 +326,12 @@ export const finetune = {
       warn(`skipped ${s.file}: ${s.reason}`);
     }
     const newVal = collected.val; // image files (the resumed model's are embeddings only), for the int8 scores
-    if (prior) {
+    if (priorItems) {
       collected.train = [...priorItems.train, ...collected.train];
       collected.val = [...priorItems.val, ...collected.val];
     }
     // leakage: validation images byte-identical to training images (the embeddings are keyed by content already)
-    const trainByHash = new Map(collected.train.map((i) => [hashes.get(i.file), i.file] as const));
-    const leaked = collected.val.filter((i) => hashes.get(i.file) !== undefined && trainByHash.has(hashes.get(i.file)));
-    const leakage: SharedFiles = { count: leaked.length, examples: leaked.slice(0, 3).map((i) => [i.file, trainByHash.get(hashes.get(i.file))!]) };
+    const leakage = sharedByHash(collected.train, collected.val, hashes);
     const leakWarning = sharedFilesWarning(leakage, 'validation', 'training', collected.val.length);
     if (leakWarning) warn(leakWarning);
     try {
@@ -426,17 +416,10 @@ export const finetune = {
     };
     await mkdir(path.dirname(out), { recursive: true });
     // what --resume needs: every image's rows (the transfer's order: train rows, then validation rows)
-    const priorViews = prior ? prior.images.filter((im) => im.split === 'train').map((im) => im.views) : [];
-    const resumeImages: ResumeImage[] = [
-      ...collected.train.map((i, k): ResumeImage => ({ label: i.label, split: 'train', views: k < priorViews.length ? priorViews[k]! : collected.views, name: prior && k < priorItems.train.length ? i.file : itemName(i.file), sha256: hashes.get(i.file) ?? '' })),
-      ...collected.val.map((i, k): ResumeImage => ({ label: i.label, split: 'val', views: 1, name: prior && k < priorItems.val.length ? i.file : itemName(i.file), sha256: hashes.get(i.file) ?? '' })),
-    ];
-    const trainRows = transfer.trainSet().features;
-    const valRows = transfer.valSet()?.features ?? new Float32Array(0);
-    const resumeRows = new Float32Array(trainRows.length + valRows.length);
-    resumeRows.set(trainRows);
-    resumeRows.set(valRows, trainRows.length);
-    const resumeBytes = (model: Uint8Array) => encodeResume({ model: sha256(model), labels, dims: transfer.dims, images: resumeImages, features: resumeRows });
+    const resumeData = resumeDataOf({
+      labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
+      trainRows: transfer.trainSet().features, valRows: transfer.valSet()?.features,
+    });
     // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
     // report JSON (and with --int8 the float model and the calibration table) are all written to temp
     // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
@@ -492,7 +475,7 @@ export const finetune = {
       }
       report.modelSha256 = sha256(modelBytes);
       report.timing.totalS = round((performance.now() - t0) / 1000);
-      set.push({ file: resumeFile, data: resumeBytes(modelBytes) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: sha256(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
       // the picture is drawn after the model and its JSON are written: the old one goes first, so that
       // no picture of an older model stays beside this one
       await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)

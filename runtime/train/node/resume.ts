@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
-import { stratifiedSplit } from '../finetune.js';
+import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
 
 const MAGIC = 'edgetune.resume 1\n';
@@ -126,4 +126,53 @@ export async function addedItems(labels: readonly string[], added: readonly { na
 /** A file's name for the resume data and reports: its class folder and base name. */
 export function itemName(file: string): string {
   return path.join(path.basename(path.dirname(file)), path.basename(file));
+}
+
+/** The resumed model's images as the transfer's first examples (rows in the resume data's order); their names and hashes go into `hashes`. */
+export function feedPrior(t: Pick<Transfer, 'collectExample'>, prior: ResumeData, hashes: Map<string, string>): PriorItems {
+  const out: PriorItems = { train: [], val: [], trainViews: [] };
+  let o = 0;
+  for (const im of prior.images) {
+    t.collectExample(im.label, prior.features.subarray(o, o + im.views * prior.dims), { split: im.split, views: im.views });
+    o += im.views * prior.dims;
+    out[im.split].push({ file: im.name, label: im.label });
+    if (im.split === 'train') out.trainViews.push(im.views);
+    hashes.set(im.name, im.sha256);
+  }
+  return out;
+}
+
+/** What feedPrior collected: items named by the resume data's names, and each training image's views. */
+export interface PriorItems {
+  train: DatasetItem[];
+  val: DatasetItem[];
+  trainViews: number[];
+}
+
+/**
+ * The resume data of a fine-tune (all but the model hash): `train` / `val` are every image in the
+ * transfer's order (the prior ones first, named as in their resume data), `views` the new training
+ * images' views, `rows` the transfer's training rows then its validation rows.
+ */
+export function resumeDataOf(o: {
+  labels: string[];
+  dims: number;
+  train: readonly DatasetItem[];
+  val: readonly DatasetItem[];
+  prior?: PriorItems;
+  views: number;
+  hashes: ReadonlyMap<string, string>;
+  trainRows: Float32Array;
+  valRows?: Float32Array;
+}): Omit<ResumeData, 'model'> {
+  const p = o.prior ?? { train: [], val: [], trainViews: [] };
+  const image = (i: DatasetItem, split: 'train' | 'val', views: number, old: boolean): ResumeImage => ({ label: i.label, split, views, name: old ? i.file : itemName(i.file), sha256: o.hashes.get(i.file) ?? '' });
+  const images = [
+    ...o.train.map((i, k) => image(i, 'train', k < p.trainViews.length ? p.trainViews[k]! : o.views, k < p.train.length)),
+    ...o.val.map((i, k) => image(i, 'val', 1, k < p.val.length)),
+  ];
+  const features = new Float32Array(o.trainRows.length + (o.valRows?.length ?? 0));
+  features.set(o.trainRows);
+  if (o.valRows) features.set(o.valRows, o.trainRows.length);
+  return { labels: o.labels, dims: o.dims, images, features };
 }
