@@ -11,6 +11,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
+import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
 import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 
 const ds = shared('faults', 'divergence', 'ds');
@@ -108,6 +109,38 @@ describe('outputs, leakage, provenance', () => {
     // and resuming the resumed model again works the same way
     const again = await finetuneJson(['--resume', path.join(root, 'm3.onnx'), '--add-class', 'tulip2', tulip, ...quick, '--out', path.join(root, 'm4.onnx')]);
     expect(again.labels).toEqual(['daisy', 'rose', 'tulip', 'tulip2']);
+  });
+
+  it('--resume of a model keeping its weights in external data, from another working directory: the new model is self-contained', async () => {
+    const root = tempDir();
+    const model = path.join(root, 'models', 'm.onnx');
+    mkdirSync(path.dirname(model));
+    await finetuneJson([ds, ...quick, '--out', model]);
+    // move every large initializer into m.onnx.data (ONNX external data, location relative to the model)
+    const m = decodeModel(new Uint8Array(readFileSync(model)));
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const t of m.graph.initializer) {
+      if (!t.rawData || t.rawData.byteLength < 1024) continue;
+      chunks.push(t.rawData);
+      t.externalData = [{ key: 'location', value: 'm.onnx.data' }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(t.rawData.byteLength) }];
+      t.dataLocation = 1;
+      offset += t.rawData.byteLength;
+      delete t.rawData;
+    }
+    expect(chunks.length).toBeGreaterThan(10);
+    writeFileSync(path.join(root, 'models', 'm.onnx.data'), Buffer.concat(chunks));
+    writeFileSync(model, encodeModel(m));
+    const elsewhere = tempDir();
+    const tulip = path.join(elsewhere, 'tulip');
+    cpSync(shared('faults', 'external-data', 'tulip'), tulip, { recursive: true });
+    const r = await ft(['--resume', model, '--add-class', 'tulip', 'tulip', ...quick, '--out', 'm2.onnx', '--json'], elsewhere);
+    expect(r.code, r.stderr).toBe(0);
+    const out = decodeModel(new Uint8Array(readFileSync(path.join(elsewhere, 'm2.onnx'))));
+    expect(out.graph.initializer.filter((t) => t.dataLocation === 1 || t.externalData.length)).toEqual([]);
+    const c = await runCli(['classify', path.join(elsewhere, 'tulip'), '--model', path.join(elsewhere, 'm2.onnx'), '--json'], { env });
+    expect(c.code, c.stderr).toBe(0);
+    expect(jsonLines(c.stdout)).toHaveLength(2);
   });
 
   it('--int8: float and int8 pair, table, resume data and report written as one set, no temp left', async () => {

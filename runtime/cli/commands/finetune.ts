@@ -123,9 +123,10 @@ interface Provenance {
 const num = (v: unknown) => v as string | undefined;
 
 import { checkWritable, tempPathFor, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { sha256 } from '../../train/node/embed.js';
+import { loadModelFile } from '../../io/model-file.js';
 
 /** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
 function shownDir(dir: string): string {
@@ -243,14 +244,10 @@ export const finetune = {
     const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
     if (v.resume) {
       const file = path.resolve(v.resume as string);
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await readFile(file));
-      } catch (err) {
-        throw new EdgetuneError('EMODEL', `${v.resume}: cannot read model (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
-      }
-      const prev = headFromModel(bytes);
-      prior = await readResume(file, sha256(bytes), warn);
+      // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
+      const { bytes, model: loaded } = await loadModelFile(file);
+      const prev = headFromModel(loaded);
+      prior = await readResume(file, resumeKey(bytes), warn);
       const prov = prev.info.provenance as unknown as Provenance | undefined;
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
@@ -475,7 +472,7 @@ export const finetune = {
       }
       report.modelSha256 = sha256(modelBytes);
       report.timing.totalS = round((performance.now() - t0) / 1000);
-      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: sha256(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
       // the picture is drawn after the model and its JSON are written: the old one goes first, so that
       // no picture of an older model stays beside this one
       await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)

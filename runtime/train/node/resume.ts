@@ -1,11 +1,14 @@
 // What `finetune --resume` needs, kept beside the model so that adding a class needs only the new
 // class's images: `<name>.resume.bin` holds every image's embeddings (training images all their views,
 // validation images view 0), its class, split, file name and content hash, the labels, and the sha256
-// of the model it belongs to (written in one set with the model: runtime/io/atomic.ts writeAtomicSet).
+// identity of the model it belongs to (resumeKey; written in one set with the model:
+// runtime/io/atomic.ts writeAtomicSet).
 // Format: the magic line "edgetune.resume 1\n", a uint32 LE header length, the JSON header, zero
 // padding to a multiple of 4 bytes, then the float32 LE rows in the header's image order.
 
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
@@ -26,13 +29,22 @@ export interface ResumeImage {
 }
 
 export interface ResumeData {
-  /** sha256 of the model file this belongs to. */
+  /**
+   * The identity of the model this belongs to (resumeKey): the sha256 of its `edgetune.model` metadata
+   * (labels, preprocessing, provenance with its creation time), unchanged when the file is re-encoded
+   * or its weights are moved to external data.
+   */
   model: string;
   labels: string[];
   dims: number;
   images: ResumeImage[];
   /** Σ views × dims floats, the images' rows in order. */
   features: Float32Array;
+}
+
+/** resumeKey of a model file's bytes (see ResumeData.model). */
+export function resumeKey(modelBytes: Uint8Array): string {
+  return createHash('sha256').update(readMetadataProps(modelBytes)[METADATA_KEY] ?? '').digest('hex');
 }
 
 /** `<dir>/<name>.resume.bin` for the model `<dir>/<name>.onnx`. */
@@ -73,11 +85,11 @@ export function decodeResume(bytes: Uint8Array): ResumeData {
 }
 
 /**
- * The resume data beside `model` when it belongs to the model whose bytes hash to `modelSha256`;
+ * The resume data beside `model` when it belongs to the model whose resumeKey is `key`;
  * undefined when there is none. A file for another model (the model was replaced) or a damaged one is
  * reported through `onWarning` and not used.
  */
-export async function readResume(model: string, modelSha256: string, onWarning: (m: string) => void): Promise<ResumeData | undefined> {
+export async function readResume(model: string, key: string, onWarning: (m: string) => void): Promise<ResumeData | undefined> {
   const file = resumePath(model);
   let bytes: Uint8Array;
   try {
@@ -87,7 +99,7 @@ export async function readResume(model: string, modelSha256: string, onWarning: 
   }
   try {
     const d = decodeResume(bytes);
-    if (d.model !== modelSha256) {
+    if (d.model !== key) {
       onWarning(`${file} belongs to another model (the model was replaced); the training folders are read again`);
       return undefined;
     }
