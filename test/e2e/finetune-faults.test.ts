@@ -165,6 +165,31 @@ describe('quantize leakage', () => {
   });
 });
 
+describe('killed during the --int8 step', () => {
+  it('leaves the old float/int8 pair and report as they were; the next run removes the temps', async () => {
+    const d = tempDir();
+    const out = path.join(d, 'q.onnx');
+    const args = [ds, ...quick, '--model', 'mobilenetv1-0.25-128', '--int8', '--out', out];
+    await finetuneJson(args);
+    const before = ['q.onnx', 'q.fp32.onnx', 'q.report.json', 'q.resume.bin'].map((f) => sha(path.join(d, f)));
+    // a second run with another seed (another model), killed once its float model is written to a temp
+    const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'finetune', ...args, '--seed', '7'], {
+      env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models') },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('close', resolve));
+    const temps = () => readdirSync(d).filter((f) => f.startsWith('.') && f.includes('.tmp'));
+    while (!temps().some((f) => f.startsWith('.q.fp32.onnx.'))) await new Promise((r) => setTimeout(r, 10)); // a polling interval on the condition
+    child.kill('SIGKILL');
+    await exited;
+    expect(['q.onnx', 'q.fp32.onnx', 'q.report.json', 'q.resume.bin'].map((f) => sha(path.join(d, f)))).toEqual(before);
+    expect(temps().length).toBeGreaterThan(0);
+    // the next run that writes there removes what the killed one left
+    await finetuneJson(args);
+    expect(temps()).toEqual([]);
+  }, 170_000);
+});
+
 describe('files: links, extensions', () => {
   it('classify follows a linked image and a linked folder and reports a dangling link', async () => {
     const d = tempDir();
