@@ -80,6 +80,12 @@ export const OPTION_RANGES = {
   stepSize: [1, 100000],
   threads: [1, 1024],
   previewViews: [1, 256],
+  top: [1, 1000],
+  batch: [1, 1024],
+  images: [1, 1_000_000],
+  imagesOrNone: [0, 1_000_000],
+  iterations: [1, 1_000_000],
+  quality: [1, 100],
 } as const;
 
 export function numberOption(name: string, v: string | undefined, def: number, min = -Infinity, max = Infinity): number {

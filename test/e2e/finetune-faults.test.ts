@@ -109,6 +109,9 @@ describe('outputs, leakage, provenance', () => {
     // and resuming the resumed model again works the same way
     const again = await finetuneJson(['--resume', path.join(root, 'm3.onnx'), '--add-class', 'tulip2', tulip, ...quick, '--out', path.join(root, 'm4.onnx')]);
     expect(again.labels).toEqual(['daisy', 'rose', 'tulip', 'tulip2']);
+    const prov = (await readModelInfo(path.join(root, 'm4.onnx')))!.provenance as { dataset: { train: string; added: { name: string; dir: string }[] } };
+    expect(prov.dataset.train).toBe('ds');
+    expect(prov.dataset.added).toEqual([{ name: 'tulip', dir: 'tulip' }, { name: 'tulip2', dir: 'tulip' }]);
   });
 
   it('--resume of a model keeping its weights in external data, from another working directory: the new model is self-contained', async () => {

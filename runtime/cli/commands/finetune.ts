@@ -239,6 +239,7 @@ export const finetune = {
     let trainDir: string;
     let prior: ResumeData | undefined;
     let provTrain: string | undefined;
+    let provAdded: { name: string; dir: string }[] = [];
     let valDir = v.val as string | undefined;
     let split = valDir ? 0 : valSplit;
     const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
@@ -252,7 +253,9 @@ export const finetune = {
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
       trainDir = path.resolve(prov.dataset.train);
-      provTrain = prov.dataset.train;
+      provTrain = path.isAbsolute(prov.dataset.train) ? shownDir(trainDir) : prov.dataset.train;
+      // with resume data the earlier added classes are in it: their folders are kept as provenance only
+      if (prior) provAdded = (prov.dataset.added ?? []).filter((a) => !added.includes(a.name)).map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
       if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
       if (!valDir && !valSplitGiven) split = prov.dataset.valSplit;
       if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
@@ -373,7 +376,7 @@ export const finetune = {
         train: provTrain ?? shownDir(trainDir),
         val: valDir ? shownDir(path.resolve(valDir)) : undefined,
         valSplit: split,
-        added: addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) })),
+        added: [...provAdded, ...addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))],
         images: collected.train.length + collected.val.length,
         sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
         resume: path.basename(resumeFile),
