@@ -80,7 +80,6 @@ export const OPTION_RANGES = {
   stepSize: [1, 100000],
   threads: [1, 1024],
   previewViews: [1, 256],
-  top: [1, 1000],
   batch: [1, 1024],
   images: [1, 1_000_000],
   imagesOrNone: [0, 1_000_000],

@@ -17,7 +17,7 @@ Classify images (directories are walked recursively).
 
 Options:
   --model <id|file>   registry id or .onnx path (default mobilenetv2-int8)
-  --top <n>           predictions per image, 1 to 1000 (default 5)
+  --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
   --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
 ${SESSION_USAGE}
@@ -37,7 +37,7 @@ export const classify: Command = {
       ...CARD_OPTIONS,
     });
     if (positionals.length === 0) throw new EdgetuneError('EARG', 'classify: no input images given\n\n' + usage);
-    const k = intOption('top', v.top as string | undefined, 5, ...R.top);
+    const k = intOption('top', v.top as string | undefined, 5);
     const batch = intOption('batch', v.batch as string | undefined, 1, ...R.batch);
     const json = Boolean(v.json);
     const walkSkips: { file: string; reason: string }[] = [];
