@@ -52,14 +52,40 @@ export function parse(argv: string[], options: Options, allowPositionals = true)
   }
 }
 
-export function intOption(name: string, v: string | undefined, def: number, min = 1): number {
+/**
+ * An integer option in [min, max] (default `def` when absent). Errors name the option and its range:
+ * `Expected integer between 1 and 64 for --views but received "0"` (`positive integer` / `integer >= min`
+ * without an upper bound).
+ */
+export function intOption(name: string, v: string | undefined, def: number, min = 1, max = Infinity): number {
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new EdgetuneError('EARG', `Expected ${min === 1 ? 'positive integer' : `integer >= ${min}`} for --${name} but received ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const expected = max < Infinity ? `integer between ${min} and ${max}` : min === 1 ? 'positive integer' : `integer >= ${min}`;
+    throw new EdgetuneError('EARG', `Expected ${expected} for --${name} but received ${JSON.stringify(v)}`);
   }
   return n;
 }
+
+/**
+ * The documented ranges of the numeric options shared by commands (the upper bounds keep a typo such as
+ * `--hidden 1e9` or `--threads 100000` from allocating without bound or hanging).
+ */
+export const OPTION_RANGES = {
+  views: [1, 64],
+  hidden: [1, 65536],
+  epochs: [1, 100000],
+  batchSize: [0, 1_000_000],
+  patience: [0, 100000],
+  stepSize: [1, 100000],
+  threads: [1, 1024],
+  previewViews: [1, 256],
+  batch: [1, 1024],
+  images: [1, 1_000_000],
+  imagesOrNone: [0, 1_000_000],
+  iterations: [1, 1_000_000],
+  quality: [1, 100],
+} as const;
 
 export function numberOption(name: string, v: string | undefined, def: number, min = -Infinity, max = Infinity): number {
   if (v === undefined) return def;

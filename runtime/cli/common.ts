@@ -2,7 +2,7 @@
 // the device profile when no providers are given.
 
 import { detectProfile, getProfile } from '../../devices/profiles.js';
-import { intOption, type CommandIO, type Parsed } from './args.js';
+import { intOption, OPTION_RANGES, type CommandIO, type Parsed } from './args.js';
 import { parseProviders, type SessionOptions } from '../session/session.js';
 import { checkOneOf } from '../core/errors.js';
 
@@ -15,14 +15,14 @@ export const SESSION_OPTIONS = {
 
 export const SESSION_USAGE = `  --ep <list>         execution providers in order, e.g. tensorrt,cuda,cpu (default: the device profile's)
   --profile <id>      device profile: jetson-orin, jetson-nano, x86-nvidia, apple-silicon, generic-cpu (default: detected)
-  --threads <n>       intra-op threads (default: onnxruntime's choice)
+  --threads <n>       intra-op threads, 1 to 1024 (default: onnxruntime's choice)
   --opt-level <l>     graph optimisation: disabled, basic, extended, all (default all)`;
 
 export function providersFrom(v: Parsed['values'], io: CommandIO): SessionOptions {
   const ep = v.ep as string | undefined;
   const profile = v.profile ? getProfile(v.profile as string) : detectProfile();
   const providers = ep ? parseProviders(ep) : parseProviders(profile.providers);
-  const threads = v.threads !== undefined ? intOption('threads', v.threads as string, 1) : ep ? undefined : profile.threads;
+  const threads = v.threads !== undefined ? intOption('threads', v.threads as string, 1, ...OPTION_RANGES.threads) : ep ? undefined : profile.threads;
   const level = v['opt-level'] === undefined ? undefined : checkOneOf('--opt-level', v['opt-level'], ['disabled', 'basic', 'extended', 'all'] as const);
   return { providers, threads, graphOptimizationLevel: level, onWarning: (m) => io.stderr.write(`edgetune: warning: ${m}\n`) };
 }

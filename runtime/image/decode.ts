@@ -4,7 +4,7 @@
 // decoder. The resize size and crop are fitGeometry's (runtime/image/geometry.ts), as on every other
 // pixel path. Decompression bombs are refused by a pixel limit. Errors name the file and the problem.
 
-import { stat } from 'node:fs/promises';
+import { access, constants, lstat, open, stat } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { fitGeometry } from './geometry.js';
@@ -26,14 +26,45 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
 sharp.cache(false);
 sharp.concurrency(Number(process.env.EDGETUNE_SHARP_CONCURRENCY ?? 1));
 
-function explain(err: unknown): string {
+/**
+ * The failure in words, about this file's own format (`format`, sniffed from its first bytes). libvips
+ * keeps one error buffer per process, so a decode failing while another fails can be handed the other
+ * file's message: a message from another format's decoder is never shown for this file.
+ */
+function explain(err: unknown, format: string | undefined): string {
   const m = messageOf(err);
   if (/exceeds pixel limit/i.test(m)) return m;
-  if (/unsupported image format/i.test(m)) return 'not a supported image (unsupported image format)';
-  if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|gifload|pngload/i.test(m)) {
-    return `corrupt or truncated image (${m.split('\n')[0]})`;
+  if (/unsupported image format/i.test(m)) {
+    return format ? `unsupported image format (${format}; this build decodes ${IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
-  return m.split('\n')[0]!;
+  const line = m.split('\n')[0]!;
+  if (format && foreign(line, format)) return `corrupt or truncated image (a damaged ${format} file)`;
+  if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|gifload|pngload|unexpected end/i.test(m)) {
+    return `corrupt or truncated image (${line})`;
+  }
+  return line;
+}
+
+/** Whether a decoder message names another format's decoder than `format`'s (crosstalk). */
+function foreign(message: string, format: string): boolean {
+  const from = LOADERS.filter(([re]) => re.test(message)).map(([, f]) => f);
+  return from.length > 0 && !from.includes(format);
+}
+
+async function headOf(input: string | Uint8Array): Promise<Uint8Array> {
+  if (typeof input !== 'string') return input.subarray(0, 16);
+  try {
+    const fh = await open(input, 'r');
+    try {
+      const b = new Uint8Array(16);
+      await fh.read(b, 0, 16, 0);
+      return b;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return new Uint8Array(0);
+  }
 }
 
 /**
@@ -74,9 +105,16 @@ export async function decodeImage(input: string | Uint8Array, spec: PreprocessSp
       size = st.size;
     } catch (err) {
       if (err instanceof EdgetuneError) throw err;
-      throw new EdgetuneError('EINPUT', `${label}: cannot read file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: label });
+      const dangling = (err as NodeJS.ErrnoException).code === 'ENOENT' && (await lstat(input).then((l) => l.isSymbolicLink(), () => false));
+      throw new EdgetuneError('EINPUT', `${label}: ${dangling ? 'dangling symbolic link (its target does not exist)' : readErrorReason(err)}`, { subject: label });
     }
     if (size === 0) throw new EdgetuneError('EINPUT', `${label}: empty file (0 bytes)`, { subject: label });
+    // sharp says "unsupported image format" for a file it may not open: say what it is
+    try {
+      await access(input, constants.R_OK);
+    } catch (err) {
+      throw new EdgetuneError('EINPUT', `${label}: ${readErrorReason(err)}`, { subject: label });
+    }
   } else if (input.byteLength === 0) {
     throw new EdgetuneError('EINPUT', `${label}: empty file (0 bytes)`, { subject: label });
   }
@@ -106,7 +144,9 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
   } catch (err) {
     failure = err;
   }
-  const vague = (e: unknown) => !messageOf(e).trim() || /^unknown error$/i.test(messageOf(e).trim());
+  const format = sniffFormat(await headOf(input));
+  // a vague message, or one from another format's decoder (another file's failure): run again, alone
+  const vague = (e: unknown) => !messageOf(e).trim() || /^unknown error$/i.test(messageOf(e).trim()) || (format !== undefined && foreign(messageOf(e).split('\n')[0]!, format));
   for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
@@ -116,11 +156,11 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
       failure = err;
     }
   }
-  throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts)}`, { subject: label, cause: failure });
+  throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts, format)}`, { subject: label, cause: failure });
 }
 
 /** The reason a decode failed; for the pixel limit, the header's size (read without decoding). */
-async function describeFailure(input: string | Uint8Array, err: unknown, opts: DecodeOptions): Promise<string> {
+async function describeFailure(input: string | Uint8Array, err: unknown, opts: DecodeOptions, format: string | undefined): Promise<string> {
   if (/exceeds pixel limit/i.test(messageOf(err))) {
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {
@@ -130,7 +170,7 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
       return `image exceeds the limit of ${limit} pixels; refused as a possible decompression bomb`;
     }
   }
-  return explain(err);
+  return explain(err, format);
 }
 
 /** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
@@ -152,4 +192,56 @@ export async function encodeJpeg(img: HwcImage, quality = 90): Promise<Buffer> {
     .toBuffer();
 }
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+/**
+ * The file extensions of every image format this build of sharp decodes from memory (sharp.format:
+ * jpeg .jpg .jpeg .jpe .jfif, png, webp, tiff .tif .tiff, gif, svg, heif .avif, …), lower case with the
+ * dot. The one list every command (classify, finetune, eval, quantize, the still source) uses.
+ */
+export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(
+  [...new Set(Object.values(sharp.format).flatMap((f) => (f.input.buffer && f.input.fileSuffix ? f.input.fileSuffix : [])).map((e) => e.toLowerCase()))].sort(),
+);
+
+/** Formats recognised by their first bytes, to name an undecodable file's format (and to tell its own decoder's message from another file's). */
+const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [
+  ['JPEG', (b) => b[0] === 0xff && b[1] === 0xd8],
+  ['PNG', (b) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47],
+  ['GIF', (b) => b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46],
+  ['WebP', (b) => b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45],
+  ['TIFF', (b) => (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a) || (b[0] === 0x4d && b[1] === 0x4d && b[3] === 0x2a)],
+  ['BMP', (b) => b[0] === 0x42 && b[1] === 0x4d],
+  ['ICO', (b) => b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 0],
+  ['PSD', (b) => b[0] === 0x38 && b[1] === 0x42 && b[2] === 0x50 && b[3] === 0x53],
+  ['PDF', (b) => b[0] === 0x25 && b[1] === 0x50 && b[2] === 0x44 && b[3] === 0x46],
+  ['AVIF/HEIF', (b) => b[4] === 0x66 && b[5] === 0x74 && b[6] === 0x79 && b[7] === 0x70],
+];
+
+/** The image format named by a file's first bytes (JPEG, PNG, BMP, …), or undefined. */
+export function sniffFormat(head: Uint8Array): string | undefined {
+  return SIGNATURES.find(([, test]) => test(head))?.[0];
+}
+
+/** The decoder (libvips loader) a message comes from, as a sniffFormat name. */
+const LOADERS: [RegExp, string][] = [
+  [/jpeg|jpg/i, 'JPEG'],
+  [/png/i, 'PNG'],
+  [/gif/i, 'GIF'],
+  [/webp/i, 'WebP'],
+  [/tiff/i, 'TIFF'],
+  [/heif|avif/i, 'AVIF/HEIF'],
+];
+
+/** The reason, in words, that a file could not be read: permission denied, not found, a folder, … (from a Node error code). */
+export function readErrorReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'EACCES':
+    case 'EPERM':
+      return `permission denied (${code})`;
+    case 'EISDIR':
+      return 'is a directory, not an image';
+    case 'ELOOP':
+      return 'symbolic link loop (ELOOP)';
+    default:
+      return code ? `cannot read file (${code})` : messageOf(err);
+  }
+}

@@ -233,6 +233,14 @@ function checkHead(head: HeadWeights, labels: readonly string[], dims: number): 
   if (dims > 0 && head.dims !== dims) throw new EdgetuneError('EARG', `Expected a head on ${dims}-d embeddings but received one on ${head.dims}-d`);
   head.layers.forEach((l: DenseLayer, i) => {
     if (l.weight.length !== l.in * l.out || l.bias.length !== l.out) throw new EdgetuneError('EARG', `head layer ${i}: weight/bias sizes do not match ${l.out}×${l.in}`);
+    // a NaN or float32-overflowing weight makes every score NaN: never export it (a diverged run or a poisoned embedding)
+    for (const a of [l.weight, l.bias]) {
+      for (let j = 0; j < a.length; j++) {
+        if (!(Math.abs(a[j]!) <= 3.4028234663852886e38)) {
+          throw new EdgetuneError('EARG', `head layer ${i} has a non-finite weight (${a[j]}): training diverged or an embedding is corrupt; lower the learning rate (--lr) or clear the embedding cache`);
+        }
+      }
+    }
   });
 }
 

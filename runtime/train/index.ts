@@ -33,6 +33,7 @@
 // forward / backward passes, their float64 scratch and the epoch loop share private structures.
 // HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
+import { checkDiverged } from './diverge.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
 import { addPenalty, rowHit, rowLoss, rowsOf, rowWeight, scoreOf, sigmoid, softmaxInto, standardizeTargets, targetStats, TASKS, type Objective } from './tasks.js';
 import { createRng, type Rng } from '../core/rng.js';
@@ -54,6 +55,7 @@ export { computeMetrics, predictions, argmax, type Metrics, type ClassMetrics } 
 export { createRng, hashString, type Rng } from '../core/rng.js';
 export { DEFAULT_LR } from './optim.js';
 export { TASKS, sigmoid, multilabelMetrics, regressionMetrics, type MultilabelMetrics, type RegressionMetrics, type LabelMetrics, type OutputMetrics } from './tasks.js';
+export { checkDiverged, FLOAT32_MAX } from './diverge.js';
 
 export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   hidden: 0,
@@ -255,6 +257,14 @@ function forward(p: Params, x: Float32Array | Float64Array, xOff: number, s: Scr
       out[o] = l === L - 1 ? acc : acc > 0 ? acc : 0; // ReLU between layers
     }
   }
+}
+
+/** The largest magnitude among the hidden activations and logits of the last forward() (NaN → Infinity). */
+function peakOf(s: Scratch): number {
+  let m = 0;
+  for (let l = 1; l < s.acts.length; l++) for (const v of s.acts[l]!) if (!(Math.abs(v) <= m)) m = Number.isNaN(v) ? Infinity : Math.abs(v);
+  for (const v of s.z) if (!(Math.abs(v) <= m)) m = Number.isNaN(v) ? Infinity : Math.abs(v);
+  return m;
 }
 
 /** Accumulate gradients of one example given dz (dLoss/dlogits, already weighted). */
@@ -481,6 +491,7 @@ function* epochsOf(
   const probs = new Float64Array(K);
   const gW = p.W.map((w) => new Float64Array(w.length));
   const gb = p.b.map((b) => new Float64Array(b.length));
+  let lastYield = now();
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
     const te = now();
@@ -488,6 +499,7 @@ function* epochsOf(
     if (bs < n) rng.shuffle(order);
     let lossSum = 0;
     let correct = 0;
+    let peak = 0;
     for (let start = 0; start < n; start += bs) {
       const end = Math.min(n, start + bs);
       for (const g of gW) g.fill(0);
@@ -498,6 +510,7 @@ function* epochsOf(
       for (let r = start; r < end; r++) {
         const i = order[r]!;
         forward(p, x, i * d, s, cfg.dropout, rng);
+        peak = Math.max(peak, peakOf(s));
         lossSum += rowLoss(obj, s, probs, i, rowWeight(obj, i) / wsum);
         if (rowHit(obj, s.z, i)) correct++;
         backward(p, s, gW, gb);
@@ -507,8 +520,15 @@ function* epochsOf(
         opt.step(2 * l, p.W[l]!, gW[l]!, lr);
         opt.step(2 * l + 1, p.b[l]!, gb[l]!, lr);
       }
+      // a long epoch yields every ~200 ms too, so that trainHead stays responsive and Ctrl-C (the signal) stops it within the epoch
+      if (now() - lastYield > 200) {
+        yield;
+        lastYield = now();
+        if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+      }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: scoreOf(obj, lossSum / n, correct, n), ms: 0 };
+    checkDiverged(epoch + 1, stats.trainLoss, p, cfg.lr, peak);
     if (xv && vobj) {
       const ev = evalSet(p, xv, vobj, nv);
       stats.valLoss = ev.loss;
@@ -534,6 +554,15 @@ function* epochsOf(
     yield;
   }
   if (xv) p = best;
+  // the kept weights on every training row: a logit past float32 would make the exported scores NaN
+  {
+    let peak = 0;
+    for (let i = 0; i < n; i++) {
+      forward(p, x, i * d, s, 0);
+      peak = Math.max(peak, peakOf(s));
+    }
+    checkDiverged(bestEpoch || history.length, 0, p, cfg.lr, peak);
+  }
   const head = toHead(p, st, hidden.length > 0 ? 'mlp' : 'linear', ts);
   head.normalize = cfg.normalize;
   if (task !== 'classification') head.task = task;

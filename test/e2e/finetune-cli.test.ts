@@ -96,7 +96,7 @@ describe('finetune on hymenoptera (mobilenetv2-int8)', () => {
     expect(line!.top[0]!.score + line!.top[1]!.score).toBeCloseTo(1, 5);
   });
 
-  it('--resume --add-class trains a third class reusing every cached embedding', async () => {
+  it('--resume --add-class trains a third class reusing every embedding (from the resume data)', async () => {
     const wasps = path.join(work, 'wasps');
     copyImages(path.join(flowers, 'train', 'sunflower'), wasps, 30);
     const out = path.join(work, 'ants-bees-wasps.onnx');
@@ -106,7 +106,8 @@ describe('finetune on hymenoptera (mobilenetv2-int8)', () => {
     expect(r.counts.val.wasps).toBe(6);
     expect(r.counts.train.wasps).toBe(24);
     expect(r.timing.embedded).toBe(24 * 4 + 6);
-    expect(r.timing.cacheHits).toBe(245 * 4 + 153);
+    // the resumed model's images come from its resume data (ants-bees.resume.bin), not from the cache
+    expect(r.timing.cacheHits).toBe(0);
     expect(r.accuracy).toBeGreaterThanOrEqual(0.9);
     const c = await runCli(['classify', path.join(flowers, 'val', 'sunflower'), '--model', out, '--json'], { env });
     const tops = jsonLines<{ top: { label: string }[] }>(c.stdout).map((l) => l.top[0]!.label);

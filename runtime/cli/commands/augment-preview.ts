@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { decodeBase, renderViewSharp } from '../../train/node/augment-sharp.js';
 import { parseAugmentation, sampleView, viewRng, formatAugmentation } from '../../train/augment/ops.js';
-import { intOption, parse, type Command } from '../args.js';
+import { intOption, OPTION_RANGES, parse, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { decodeImage } from '../../image/decode.js';
 import { loadRegistry } from '../../../models/loader.js';
@@ -21,10 +21,10 @@ Write a contact sheet of augmented views (first tile: no augmentation).
 
 Options:
   --augment <spec>   none | default | op[:value],... (default: default)
-  --views <n>        tiles (default 16)
+  --views <n>        tiles, 1 to 256 (default 16)
   --model <id>       registry model whose input size and crop to use (default mobilenetv2-int8)
   --seed <n>         (default 42)
-  --out <file.png>   (default augment-preview.png)`;
+  --out <file>       .png, .jpg/.jpeg or .webp, encoded as its extension says (default augment-preview.png)`;
 
 export const augmentPreview: Command = {
   summary: 'contact sheet of augmented views of an image (check an --augment spec)',
@@ -44,9 +44,11 @@ export const augmentPreview: Command = {
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const n = intOption('views', v.views as string | undefined, 16);
+    const n = intOption('views', v.views as string | undefined, 16, ...OPTION_RANGES.previewViews);
     const seed = intOption('seed', v.seed as string | undefined, 42, 0);
     const out = path.resolve(v.out as string);
+    const format = ({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const)[path.extname(out).toLowerCase() as '.png'];
+    if (!format) throw new EdgetuneError('EARG', `Expected a file name ending in .png, .jpg, .jpeg or .webp for --out but received ${JSON.stringify(v.out)}`);
     await checkWritable(out);
     const pre = specOf(loadRegistry().require(v.model as string));
     const file = positionals[0]!;
@@ -74,11 +76,11 @@ export const augmentPreview: Command = {
         top: Math.floor(i / cols) * (H + gap),
       })),
     );
-    const png = await sharp({ create: { width: cols * (W + gap) - gap, height: rows * (H + gap) - gap, channels: 3, background: { r: 255, g: 255, b: 255 } } })
+    const sheet = await sharp({ create: { width: cols * (W + gap) - gap, height: rows * (H + gap) - gap, channels: 3, background: { r: 255, g: 255, b: 255 } } })
       .composite(composite)
-      .png()
+      .toFormat(format)
       .toBuffer();
-    await writeAtomic(out, png);
+    await writeAtomic(out, sheet);
     io.stdout.write(`${out}: ${n} views of ${file} (${formatAugmentation(spec)}; first tile un-augmented)\n`);
     return 0;
   },

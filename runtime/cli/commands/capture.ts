@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { interruptSignal, progress } from '../../io/progress.js';
-import { intOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { encodeJpeg } from '../../image/decode.js';
 
@@ -86,10 +86,10 @@ export const capture: Command = {
     if (v.class === undefined) throw new EdgetuneError('EARG', `capture: --class is required\n\n${usage}`);
     if (v.out === undefined) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
     const cls = checkClassName(v.class as string);
-    const count = intOption('count', v.count as string | undefined, 20);
+    const count = intOption('count', v.count as string | undefined, 20, ...R.images);
     const every = v.every !== undefined ? parseDuration('every', v.every as string) : 1000;
     const countdown = numberOption('countdown', v.countdown as string | undefined, 0, 0, 3600);
-    const quality = intOption('quality', v.quality as string | undefined, 92);
+    const quality = intOption('quality', v.quality as string | undefined, 92, ...R.quality);
     if (quality > 100) throw new EdgetuneError('EARG', `Expected integer between 1 and 100 for --quality but received "${v.quality}"`);
     const size = (v.size as string | undefined) ?? '480x360';
     const sm = /^(\d+)x(\d+)$/.exec(size);

@@ -9,7 +9,7 @@ import { loadClassifier } from '../../classify/classifier.js';
 /** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
 const MULTILABEL_THRESHOLD = 0.5;
 import { expandInputs } from '../../io/files.js';
-import { intOption, parse, writeJson, type Command } from '../args.js';
+import { intOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
@@ -21,7 +21,7 @@ Classify images (directories are walked recursively).
 Options:
   --model <id|file>   registry id or .onnx path (default mobilenetv2-int8)
   --top <n>           predictions per image (default 5)
-  --batch <n>         images per session.run for models with a dynamic batch (default 1)
+  --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
   --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
 ${SESSION_USAGE}
 
@@ -41,9 +41,10 @@ export const classify: Command = {
     });
     if (positionals.length === 0) throw new EdgetuneError('EARG', 'classify: no input images given\n\n' + usage);
     const k = intOption('top', v.top as string | undefined, 5);
-    const batch = intOption('batch', v.batch as string | undefined, 1);
+    const batch = intOption('batch', v.batch as string | undefined, 1, ...R.batch);
     const json = Boolean(v.json);
-    const files = await expandInputs(positionals);
+    const walkSkips: { file: string; reason: string }[] = [];
+    const files = await expandInputs(positionals, (s) => walkSkips.push(s));
     const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
@@ -55,6 +56,8 @@ export const classify: Command = {
       if (json) writeJson(io, { file, error: msg });
       else io.stderr.write(`${msg.startsWith(file) ? '' : file + ': '}${msg}\n`);
     };
+    // dangling links and unopenable names inside folders, each reported with its reason
+    for (const s of walkSkips) report(s.file, new Error(`${s.file}: ${s.reason}`));
     try {
       // Multilabel heads: every label above 0.5; regression heads: every output's value, in order.
       const task = clf.card.task ?? 'classification';

@@ -3,13 +3,17 @@
 // the folder-per-class dataset, embeds with runtime/train/node/embed.ts (onnxruntime-node, cached on
 // disk), and writes the outputs: the ONNX classifier, a report (JSON + PNG with curves and the confusion
 // matrix) beside it, with --int8 the quantized model scored against the float one on the validation
-// images. `--resume M --add-class NAME DIR` extends a model this command exported, reusing every cached
-// embedding. Outputs are written atomically.
+// images. `--resume M --add-class NAME DIR` extends a model this command exported from its resume data
+// (<name>.resume.bin: every image's embeddings), reading only the new classes' folders. Outputs are one
+// set written atomically (runtime/io/atomic.ts writeAtomicSet); the picture is drawn last and a failure
+// to draw it is a warning. Divergence stops the run (the trainer's check); shared train/validation
+// images are warned about and listed in the report. (Over 500 lines: one command's option checks, usage
+// text and output set in order; the work itself is in runtime/train/.)
 
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
-import { intOption, numberOption, parse, writeJson, type CommandIO } from '../args.js';
+import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '../../train/node/embed.js';
@@ -48,19 +52,19 @@ Data:
                           ops: flip vflip rotate shear crop zoom translate pad perspective brightness contrast
                           saturation hue color grayscale blur noise erase
   --views <k>             embedded views per training image: view 0 the un-augmented image, the others augmented
-                          (default ${D.views}; 1 with --augment none)
+                          1 to ${R.views[1]} (default ${D.views}; 1 with --augment none)
   --cache <dir>           embedding cache (default <EDGETUNE_CACHE>/embeddings); --no-cache to disable
 Model:
   --model <id>            backbone registry id (default mobilenetv2-int8)
   --head <kind>           linear | mlp | prototype (nearest class mean, no training) (default ${D.head})
-  --hidden <n[,n...]>     hidden units of the MLP head, one number per hidden layer, e.g. 256,64 (default ${D.hidden};
-                          implies --head mlp; each hidden layer: ReLU, then dropout)
+  --hidden <n[,n...]>     hidden units of the MLP head, one number (1 to ${R.hidden[1]}) per hidden layer, e.g. 256,64
+                          (default ${D.hidden}; implies --head mlp; each hidden layer: ReLU, then dropout)
   --dropout <p>           dropout on each hidden layer's output (the embedding for a linear head) (default ${D.dropout})
 Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --optimizer <name>      ${OPTIMIZERS.join(' | ')} (default ${D.optimizer})
   --lr <x>                learning rate (default: ${OPTIMIZERS.map((o) => `${o} ${DEFAULT_LR[o]}`).join(', ')})
-  --epochs <n>            maximum epochs (default ${D.epochs})
-  --batch-size <n>        mini-batch size, 0 = full batch (default ${D.batchSize})
+  --epochs <n>            maximum epochs, 1 to ${R.epochs[1]} (default ${D.epochs})
+  --batch-size <n>        mini-batch size, 0 = full batch, up to ${R.batchSize[1]} (default ${D.batchSize})
   --weight-decay <x>      L2 penalty (λ/2)·‖W‖² on weights (default ${D.weightDecay})
   --l1 <x>                L1 penalty λ·‖W‖₁ on weights, drives unused inputs to zero (default 0)
   --label-smoothing <x>   (default ${D.labelSmoothing})
@@ -74,11 +78,14 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
   --backbone-lr <x>       learning rate of the unfrozen blocks (default ${UNFREEZE_DEFAULTS.backboneLrRatio} × the head's)
   --unfreeze-epochs <n>   maximum epochs of phase 2 (default ${UNFREEZE_DEFAULTS.epochs}; early stopping with --patience, default ${UNFREEZE_DEFAULTS.patience} there)
 Output:
-  --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json and <name>.report.png beside it
+  --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json, <name>.report.png and
+                          <name>.resume.bin (what --resume needs) beside it
   --int8                  quantize the exported model to int8 (QDQ, calibrated on ${INT8_CALIBRATION_IMAGES} training images; the float
                           model is kept as <name>.fp32.onnx; both are scored on the validation images); a backbone
                           that is already int8 is written as it is
-  --resume <model.onnx>   extend a model exported by finetune (its dataset folders are read again, embeddings come from the cache)
+  --resume <model.onnx>   extend a model exported by finetune: its images' embeddings come from <name>.resume.bin
+                          beside it (only the new classes' folders are read); without that file the
+                          original dataset folders are read again
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
   --json                  print the report as one JSON object
 ${SESSION_USAGE}
@@ -109,6 +116,10 @@ export interface FinetuneReport {
   timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
+  /** sha256 of the model file this report describes. */
+  modelSha256?: string;
+  /** Validation images byte-identical to training images: count and up to 3 [validation, training] pairs. */
+  leakage?: SharedFiles;
   /**
    * With --int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
    * the calibration images (drawn from the training folder), and both models scored on the same
@@ -138,7 +149,12 @@ export interface FinetuneReport {
 interface Provenance {
   tool: 'edgetune finetune';
   base: { id: string; sha256: string; key: string; cut: string };
-  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[] };
+  /**
+   * Folders as given relative to the working directory when inside it, else their names (never an
+   * absolute path: a model is shared); `sha256` hashes the sorted content hashes of every image used,
+   * `images` counts them, `resume` names the resume data written beside the model.
+   */
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
   augment: string;
   views: number;
   head: string;
@@ -148,7 +164,16 @@ interface Provenance {
 
 const num = (v: unknown) => v as string | undefined;
 
-import { checkWritable, writeAtomic } from '../../io/atomic.js';
+import { checkWritable, tempPathFor, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
+import { loadModelFile } from '../../io/model-file.js';
+
+/** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
+function shownDir(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.basename(dir);
+}
 
 function reportPaths(out: string): { json: string; png: string } {
   const base = out.replace(/\.onnx$/i, '');
@@ -166,15 +191,15 @@ function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
     c.schedule = v.schedule as TrainConfig['schedule'];
   }
   if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
-  c.epochs = intOption('epochs', num(v.epochs), D.epochs);
-  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, 0);
+  c.epochs = intOption('epochs', num(v.epochs), D.epochs, ...R.epochs);
+  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, ...R.batchSize);
   c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0, 10);
   if (v.l1 !== undefined) c.l1 = numberOption('l1', num(v.l1), 0, 0, 10);
   c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
   c.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
-  c.patience = intOption('patience', num(v.patience), D.patience, 0);
+  c.patience = intOption('patience', num(v.patience), D.patience, ...R.patience);
   c.seed = intOption('seed', num(v.seed), D.seed, 0);
-  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20);
+  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20, ...R.stepSize);
   if (v.gamma !== undefined) c.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
   return c;
 }
@@ -236,15 +261,15 @@ export const finetune = {
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const viewsAsked = intOption('views', num(v.views), D.views);
+    const viewsAsked = intOption('views', num(v.views), D.views, ...R.views);
     if (isIdentitySpec(augment) && v.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
     const cfg = trainConfigFrom(v);
     const seed = cfg.seed ?? D.seed;
     const headKind = ((v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : D.head)) as HeadKind;
     if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
     if (headKind === 'mlp') {
-      const sizes = v.hidden === undefined ? [D.hidden] : (v.hidden as string).split(',').map((h) => intOption('hidden', h.trim(), D.hidden));
-      if (sizes.some((h) => h > 4096) || sizes.length > 8) throw new EdgetuneError('EARG', `Expected 1 to 8 hidden layers of 1 to 4096 units for --hidden but received ${JSON.stringify(v.hidden)}`);
+      const sizes = v.hidden === undefined ? [D.hidden] : (v.hidden as string).split(',').map((h) => intOption('hidden', h.trim(), D.hidden, ...R.hidden));
+      if (sizes.length > 8) throw new EdgetuneError('EARG', `Expected 1 to 8 hidden layers for --hidden but received ${JSON.stringify(v.hidden)}`);
       cfg.hidden = sizes.length === 1 ? sizes[0]! : sizes;
     }
     if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
@@ -266,29 +291,33 @@ export const finetune = {
     const unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
     await checkWritable(out);
     const paths = reportPaths(out);
+    const resumeFile = resumePath(out);
 
     // ---- backbone and data
     let backbone: Backbone;
     let trainDir: string;
+    let prior: ResumeData | undefined;
+    let provTrain: string | undefined;
+    let provAdded: { name: string; dir: string }[] = [];
     let valDir = v.val as string | undefined;
     let split = valDir ? 0 : valSplit;
     const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
     if (v.resume) {
       const file = path.resolve(v.resume as string);
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await readFile(file));
-      } catch (err) {
-        throw new EdgetuneError('EMODEL', `${v.resume}: cannot read model (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
-      }
-      const prev = headFromModel(bytes);
+      // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
+      const { bytes, model: loaded } = await loadModelFile(file);
+      const prev = headFromModel(loaded);
+      prior = await readResume(file, resumeKey(bytes), warn);
       const prov = prev.info.provenance as unknown as Provenance | undefined;
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
-      trainDir = prov.dataset.train;
-      if (!valDir && prov.dataset.val) valDir = prov.dataset.val;
+      trainDir = path.resolve(prov.dataset.train);
+      provTrain = path.isAbsolute(prov.dataset.train) ? shownDir(trainDir) : prov.dataset.train;
+      // with resume data the earlier added classes are in it: their folders are kept as provenance only
+      if (prior) provAdded = (prov.dataset.added ?? []).filter((a) => !added.includes(a.name)).map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
+      if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
       if (!valDir && !valSplitGiven) split = prov.dataset.valSplit;
-      addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)));
+      if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.includes(a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
       if (!v.augment) augment = parseAugmentation(prov.augment);
       if (v.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
     } else {
@@ -305,7 +334,13 @@ export const finetune = {
     }
     // --unfreeze: where to cut, checked before any embedding work (an int8 backbone is refused here)
     const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
-    const data = await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed });
+    // resuming with the resume data: only the added classes' folders are read
+    const data = prior
+      ? await addedItems(prior.labels, addedDirs, prior.images.some((im) => im.split === 'val') || split > 0 ? valSplit : 0, seed)
+      : await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed }).catch((err) => {
+          if (v.resume && err instanceof EdgetuneError) throw new EdgetuneError(err.code, `${err.message} (${v.resume} has no ${path.basename(resumePath(v.resume as string))} beside it, so --resume reads the original training folders again)`, { subject: err.subject });
+          throw err;
+        });
     const { labels, skipped } = data;
     const trainItems = data.train;
     const valItems = data.val;
@@ -317,7 +352,16 @@ export const finetune = {
     const transfer = createTransfer({ labels });
     const embedder = await Embedder.open(backbone, sessionOpts);
     const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache as string) : undefined);
-    const files: ViewEmbedder<DatasetItem> = { embed: (items, o) => embedder.embed(items.map((i) => i.file), { ...o, cache }) };
+    const hashes = new Map<string, string>();
+    const files: ViewEmbedder<DatasetItem> = {
+      embed: async (items, o) => {
+        const r = await embedder.embed(items.map((i) => i.file), { ...o, cache });
+        items.forEach((it, i) => r.hashes[i] && hashes.set(it.file, r.hashes[i]!));
+        return r;
+      },
+    };
+    // the resumed model's images first, from its resume data (rows in its order)
+    const priorItems = prior ? feedPrior(transfer, prior, hashes) : undefined;
     let collected;
     let bar: ReturnType<typeof progress> | undefined;
     let stage = '';
@@ -349,6 +393,15 @@ export const finetune = {
       skipped.push(s);
       warn(`skipped ${s.file}: ${s.reason}`);
     }
+    const newVal = collected.val; // image files (the resumed model's are embeddings only), for the int8 scores
+    if (priorItems) {
+      collected.train = [...priorItems.train, ...collected.train];
+      collected.val = [...priorItems.val, ...collected.val];
+    }
+    // leakage: validation images byte-identical to training images (the embeddings are keyed by content already)
+    const leakage = sharedByHash(collected.train, collected.val, hashes);
+    const leakWarning = sharedFilesWarning(leakage, 'validation', 'training', collected.val.length);
+    if (leakWarning) warn(leakWarning);
     try {
       checkNoEmptyClass(collected.train, labels, trainDir);
     } catch (err) {
@@ -469,7 +522,15 @@ export const finetune = {
     const provenance: Provenance = {
       tool: 'edgetune finetune',
       base: { id: backbone.id, sha256: backbone.sha256, key: backbone.key, cut: backbone.cut.tensor },
-      dataset: { train: trainDir, val: valDir ? path.resolve(valDir) : undefined, valSplit: split, added: addedDirs },
+      dataset: {
+        train: provTrain ?? shownDir(trainDir),
+        val: valDir ? shownDir(path.resolve(valDir)) : undefined,
+        valSplit: split,
+        added: [...provAdded, ...addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))],
+        images: collected.train.length + collected.val.length,
+        sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
+        resume: path.basename(resumeFile),
+      },
       augment: formatAugmentation(augment),
       views,
       head: headKind,
@@ -504,21 +565,40 @@ export const finetune = {
       warnings,
       report: paths,
       ...(phase2 ? { unfreeze: phase2 } : {}),
+      leakage,
     };
     await mkdir(path.dirname(out), { recursive: true });
+    // what --resume needs: every image's rows (the transfer's order: train rows, then validation rows)
+    const resumeData = resumeDataOf({
+      labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
+      trainRows: transfer.trainSet().features, valRows: transfer.valSet()?.features,
+    });
+    // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
+    // report JSON (and with --int8 the float model and the calibration table) are all written to temp
+    // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
+    const set: AtomicEntry[] = [];
+    const temps: string[] = [];
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
-    if (v.int8 && !alreadyInt8) {
-      // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
-      // both are scored on the validation images (never on calibration images).
-      const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
-      await writeAtomic(floatFile, bytes);
-      const { quantizeModel } = await import('../../../calibration/index.js');
-      try {
+    let modelBytes = bytes;
+    try {
+      if (v.int8 && !alreadyInt8) {
+        // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
+        // both are scored on the validation images (never on calibration images).
+        const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
+        const floatTmp = tempPathFor(floatFile, '.onnx');
+        const int8Tmp = tempPathFor(out, '.onnx');
+        const tableTmp = int8Tmp.replace(/\.onnx$/i, '') + '.calibration.cache';
+        temps.push(floatTmp, int8Tmp, tableTmp);
+        await writeFile(floatTmp, bytes);
+        const { quantizeModel } = await import('../../../calibration/index.js');
+        // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
+        if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
         const q = await quantizeModel({
-          model: floatFile,
-          out,
-          calib: trainDir,
+          model: floatTmp,
+          out: int8Tmp,
+          calib,
           calibCount: INT8_CALIBRATION_IMAGES,
           seed,
           // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
@@ -530,7 +610,8 @@ export const finetune = {
           threads: sessionOpts.threads,
           onWarning: (m) => warn(m),
         });
-        const ev = collected.val.length ? await evaluateOnImages([bytes, out], collected.val, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
+        modelBytes = new Uint8Array(await readFile(int8Tmp));
+        const ev = newVal.length ? await evaluateOnImages([bytes, modelBytes], newVal, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
         report.int8 = {
           float: floatFile,
           quantized: q.quantized,
@@ -540,29 +621,43 @@ export const finetune = {
           accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
         };
         if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-      } catch (err) {
-        await rm(floatFile, { force: true });
-        throw err;
+        set.push({ file: out, from: int8Tmp }, { file: floatFile, from: floatTmp });
+        if (await stat(tableTmp).then(() => true, () => false)) set.push({ file: out.replace(/\.onnx$/i, '') + '.calibration.cache', from: tableTmp });
+      } else {
+        set.push({ file: out, data: bytes });
       }
-    } else {
-      await writeAtomic(out, bytes);
+      report.modelSha256 = sha256(modelBytes);
+      report.timing.totalS = round((performance.now() - t0) / 1000);
+      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+      // the picture is drawn after the model and its JSON are written: the old one goes first, so that
+      // no picture of an older model stays beside this one
+      await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
+      await writeAtomicSet(set);
+    } catch (err) {
+      for (const t of temps) await rm(t, { force: true });
+      throw err;
     }
-    const png = await reportPng({
-      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
-      // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
-      history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
-      bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
-      labels,
-      confusion: metrics.confusion,
-      notes: [
-        `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
-        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-        ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
-      ],
-    });
-    report.timing.totalS = round((performance.now() - t0) / 1000);
-    await writeAtomic(paths.png, png);
-    await writeAtomic(paths.json, JSON.stringify(report, null, 2) + '\n');
+    // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
+    try {
+      const png = await reportPng({
+        title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
+        // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
+        history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
+        bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
+        labels,
+        confusion: metrics.confusion,
+        notes: [
+          `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
+          `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+          ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
+        ],
+      });
+      await writeAtomicSet([{ file: paths.png, data: png }]);
+    } catch (err) {
+      warn(`the report picture ${paths.png} could not be drawn or written (${messageOf(err).split('\n')[0]}); the model and ${path.basename(paths.json)} are written`);
+      await rm(paths.png, { force: true }).catch(() => undefined);
+      await writeAtomicSet([{ file: paths.json, data: JSON.stringify(report, null, 2) + '\n' }]).catch(() => undefined);
+    }
     if (v.json) writeJson(io, report);
     else {
       io.stdout.write(`${out}: ${labels.length} classes (${labels.join(', ')}), head ${head.kind}, base ${backbone.id}\n`);
@@ -610,8 +705,8 @@ async function runTargets(
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
     metrics: r.metrics, history: r.training.history, skipped: r.skipped, totalS: round((performance.now() - o.t0) / 1000),
   };
-  await writeAtomic(o.out, r.bytes);
-  await writeAtomic(o.paths.json, JSON.stringify(report, null, 2) + '\n');
+  // the model and its report are one set (replaced together)
+  await writeAtomicSet([{ file: o.out, data: r.bytes }, { file: o.paths.json, data: JSON.stringify(report, null, 2) + '\n' }]);
   if (o.json) writeJson(o.io, report);
   else {
     const m = r.metrics as { microF1?: number; macroF1?: number; exactMatch?: number; mae?: number; rmse?: number; r2?: number };

@@ -2,13 +2,15 @@
 // (calibration/index.ts does the work). Prints the float-vs-int8 report as a table, or one JSON
 // object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
 
+import path from 'node:path';
 import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
 import { reportTable, sensitivityTable } from '../../../calibration/report.js';
 import { interruptSignal, progress } from '../../io/progress.js';
-import { intOption, listOption, numberOption, parse, writeJson, type Command } from '../args.js';
+import { intOption, listOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, checkOneOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
+import { expandInputs, findSharedFiles, isImageFile, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 
 const usage = `Usage: edgetune quantize --model <id|file> --calib <dir> --out <file.onnx> [options]
 
@@ -87,6 +89,16 @@ export const quantize: Command = {
     const method = checkOneOf('--method', v.method, CALIBRATION_METHODS);
     const json = Boolean(v.json);
     const session = providersFrom(v, io);
+    // leakage: evaluation images byte-identical to calibration-folder images (copies under other names or
+    // folders) overstate the int8 score; the same folder twice is reported by the quantizer itself
+    let leakage: SharedFiles | undefined;
+    if (v.calib && v.eval && path.resolve(v.calib as string) !== path.resolve(v.eval as string)) {
+      const list = async (d: string) => (await expandInputs([d], () => undefined)).filter(isImageFile);
+      const evalFiles = await list(v.eval as string);
+      leakage = await findSharedFiles(await list(v.calib as string), evalFiles);
+      const w = sharedFilesWarning(leakage, 'evaluation', 'calibration', evalFiles.length);
+      if (w) io.stderr.write(`edgetune: warning: ${w}\n`);
+    }
     const intr = interruptSignal();
     const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
@@ -96,7 +108,7 @@ export const quantize: Command = {
         card: await cardLayerFrom(v),
         out: v.out as string,
         calib: v.calib as string | undefined,
-        calibCount: intOption('calib-count', v['calib-count'] as string | undefined, 300),
+        calibCount: intOption('calib-count', v['calib-count'] as string | undefined, 300, ...R.images),
         seed: intOption('seed', v.seed as string | undefined, 1, 0),
         method,
         percentile: numberOption('percentile', v.percentile as string | undefined, 99.999, 0.001, 100),
@@ -104,12 +116,12 @@ export const quantize: Command = {
         symmetric: Boolean(v.symmetric),
         exclude: listOption(v.exclude as string | undefined),
         biasCorrection: !v['no-bias-correction'],
-        correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, 0),
-        gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, 0),
+        correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
+        gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
         sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'] as string | undefined, DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
-        evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1),
+        evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1, ...R.images),
         providers: session.providers,
         threads: session.threads,
         onWarning: session.onWarning,
@@ -124,7 +136,7 @@ export const quantize: Command = {
       intr.dispose();
     }
     if (json) {
-      writeJson(io, { ...result, ranges: undefined });
+      writeJson(io, { ...result, ranges: undefined, ...(leakage?.count ? { leakage } : {}) });
       return 0;
     }
     const q = Object.entries(result.quantized).map(([op, n]) => `${n} ${op}`).join(', ');

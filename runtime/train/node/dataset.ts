@@ -6,7 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
-import { isImageFile } from '../../io/files.js';
+import { walkFiles } from '../../io/files.js';
 import { stratifiedSplit } from '../finetune.js';
 
 export interface DatasetItem {
@@ -35,21 +35,9 @@ async function isDir(p: string): Promise<boolean> {
   }
 }
 
-/** The image files of one class folder (recursive, sorted); other files go to `skipped`. */
+/** The image files of one class folder (recursive, sorted, symbolic links followed); other files, dangling links and unreadable names go to `skipped` with the reason. */
 export async function listImages(dir: string, skipped: SkippedFile[]): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    const entries = (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (isImageFile(e.name)) out.push(p);
-      else skipped.push({ file: p, reason: `not an image file (${path.extname(e.name) || 'no extension'})` });
-    }
-  };
-  await walk(dir);
-  return out;
+  return walkFiles(dir, (s) => skipped.push(s));
 }
 
 /**

@@ -12,7 +12,7 @@ import { isIdentityView, viewKey, type AugmentSpec, type ViewParams } from '../a
 import { viewParams } from '../finetune.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
-import { decodeImage } from '../../image/decode.js';
+import { decodeImage, readErrorReason } from '../../image/decode.js';
 import { decodeModel, type OnnxModel } from '../../onnx/model.js';
 import { assumedFields, type CardLayer } from '../../core/model-card.js';
 import { loadModelFile } from '../../io/model-file.js';
@@ -94,6 +94,8 @@ export class EmbeddingCache {
   readonly maxBytes: number;
   hits = 0;
   misses = 0;
+  /** Entries found damaged (non-finite values) when read; they are removed and recomputed. */
+  corrupt = 0;
   /** Files written since the last prune. */
   written = 0;
   /** Cache size as of the last walk plus what was written since (an overestimate when files are rewritten). */
@@ -110,15 +112,23 @@ export class EmbeddingCache {
   private file(key: string): string {
     return path.join(this.dir, key.slice(0, 2), `${key}.f32`);
   }
+  /** The cached embedding of `key` (`dims` floats), or undefined when absent, of another size, or damaged (non-finite values: the file is removed). */
   async get(key: string, dims: number): Promise<Float32Array | undefined> {
     const f = this.file(key);
     try {
       const b = await readFile(f);
       if (dims && b.byteLength !== dims * 4) return undefined;
+      const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      // a damaged entry of the right size (NaN / Infinity inside) would poison training: drop it, recompute
+      if (!v.every(Number.isFinite)) {
+        this.corrupt++;
+        await rm(f, { force: true }).catch(() => undefined);
+        return undefined;
+      }
       this.hits++;
       const now = new Date();
       await utimes(f, now, now).catch(() => undefined);
-      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      return v;
     } catch {
       return undefined;
     }
@@ -208,6 +218,8 @@ export interface EmbedResult {
   features: Float32Array;
   ok: boolean[];
   skipped: { file: string; reason: string }[];
+  /** sha256 of each file's bytes (undefined for a file that could not be read). */
+  hashes: (string | undefined)[];
   hits: number;
   computed: number;
   ms: number;
@@ -256,6 +268,7 @@ export class Embedder {
     const batch = Math.max(1, Math.min(opts.batch ?? 16, this.maxBatch));
     const spec = this.backbone.spec;
     const ok = files.map(() => true);
+    const hashes: (string | undefined)[] = files.map(() => undefined);
     const skipped: EmbedResult['skipped'] = [];
     const rows: (Float32Array | undefined)[] = new Array(files.length * views);
     let hits = 0;
@@ -277,12 +290,14 @@ export class Embedder {
         if (bytes.byteLength === 0) throw new Error('empty file (0 bytes)');
       } catch (err) {
         ok[i] = false;
-        skipped.push({ file: files[i]!, reason: (err as NodeJS.ErrnoException).code ? `cannot read file (${(err as NodeJS.ErrnoException).code})` : messageOf(err) });
+        skipped.push({ file: files[i]!, reason: readErrorReason(err) });
         continue;
       }
       const fileHash = sha256(bytes);
+      hashes[i] = fileHash;
       const jobs: Job[] = [];
       for (let v = 0; v < views; v++) {
+        if (opts.signal?.aborted) throw opts.signal.reason; // many views of one file: still stoppable
         const params = viewParams(opts.augment ?? {}, seed, fileHash, v);
         const key = sha256(`${keyBase}|${fileHash}|${isIdentityView(params) ? 'clean' : viewKey(params)}`);
         const hit = cache && dims ? await cache.get(key, dims) : undefined;
@@ -305,6 +320,7 @@ export class Embedder {
             const imgs: HwcImage[] = [];
             let base: HwcImage | undefined;
             for (const j of g.jobs) {
+              if (opts.signal?.aborted) return undefined;
               if (isIdentityView(j.params)) imgs.push(await decodeImage(g.bytes, spec, {}, name));
               else {
                 base ??= await decodeBase(g.bytes, spec, name);
@@ -361,6 +377,7 @@ export class Embedder {
       done += p.files.length;
       opts.onProgress?.(done, total);
     }
+    if (opts.signal?.aborted) throw opts.signal.reason;
     if (cache?.written) await cache.prune();
     if (!dims) dims = this.backbone.cut.dims;
     if (!dims) throw new EdgetuneError('EINPUT', 'no image could be embedded');
@@ -368,7 +385,7 @@ export class Embedder {
     rows.forEach((r, i) => {
       if (r && ok[Math.floor(i / views)]) features.set(r, i * dims);
     });
-    return { dims, views, features, ok, skipped, hits, computed, ms: performance.now() - t0 };
+    return { dims, views, features, ok, skipped, hashes, hits, computed, ms: performance.now() - t0 };
   }
 
   dispose(): Promise<void> {

@@ -1,6 +1,8 @@
 // The fine-tuning report picture: loss and accuracy curves per epoch (train and validation, best epoch
 // marked) and the validation confusion matrix, drawn as SVG (no plotting stack) and rendered to PNG
-// with sharp (librsvg).
+// with sharp (librsvg). The picture's size does not grow with the classes: past MATRIX_MAX_CLASSES the
+// matrix (k² cells, over librsvg's 1 000 000-element limit at 1000 classes) is replaced by a list of the
+// most frequent confusions.
 
 import sharp from 'sharp';
 import type { EpochStats } from '../types.js';
@@ -67,6 +69,36 @@ function matrix(x0: number, y0: number, size: number, labels: string[], m: numbe
   return out;
 }
 
+/** Classes up to which the full confusion matrix is drawn (cells stay at least 8 px in the 1000×700 picture's matrix area at ~40 classes; 50 keeps them readable as colour). */
+export const MATRIX_MAX_CLASSES = 50;
+/** Confusions listed instead of the matrix past MATRIX_MAX_CLASSES. */
+export const TOP_CONFUSIONS = 20;
+
+/** The most frequent off-diagonal cells of `m` (true → predicted), largest first, at most `n`. */
+export function topConfusions(labels: readonly string[], m: readonly (readonly number[])[], n = TOP_CONFUSIONS): { true: string; predicted: string; count: number; share: number }[] {
+  const cells: { r: number; c: number; v: number; total: number }[] = [];
+  m.forEach((row, r) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    row.forEach((v, c) => {
+      if (r !== c && v > 0) cells.push({ r, c, v, total });
+    });
+  });
+  cells.sort((a, b) => b.v - a.v || a.r - b.r || a.c - b.c);
+  return cells.slice(0, n).map((e) => ({ true: labels[e.r]!, predicted: labels[e.c]!, count: e.v, share: e.total ? e.v / e.total : 0 }));
+}
+
+function confusionList(x0: number, y0: number, labels: string[], m: number[][]): string {
+  const top = topConfusions(labels, m);
+  let out = `<text x="${x0}" y="${y0 + 14}" font-size="13" font-weight="bold">${esc(`top ${top.length} confusions of ${labels.length} classes (true → predicted: images, share of the class)`)}</text>`;
+  if (!top.length) out += `<text x="${x0}" y="${y0 + 34}" font-size="11">none</text>`;
+  top.forEach((e, i) => {
+    const col = i < 10 ? 0 : 1;
+    const row = i % 10;
+    out += `<text x="${x0 + col * 480}" y="${y0 + 34 + row * 15}" font-size="11">${esc(`${e.true.slice(0, 28)} → ${e.predicted.slice(0, 28)}: ${e.count} (${(e.share * 100).toFixed(0)}%)`)}</text>`;
+  });
+  return out;
+}
+
 export function reportSvg(f: ReportFigure): string {
   const W = 1000;
   const H = 700;
@@ -83,7 +115,7 @@ export function reportSvg(f: ReportFigure): string {
     { name: 'train', color: '#1f77b4', values: h.map((e) => e.trainAccuracy) },
     { name: 'validation', color: '#d62728', values: h.map((e) => e.valAccuracy) },
   ], f.bestEpoch, [0, 1]);
-  body += matrix(20, top + 295, H - top - 295, f.labels, f.confusion);
+  body += f.labels.length > MATRIX_MAX_CLASSES ? confusionList(20, top + 295, f.labels, f.confusion) : matrix(20, top + 295, H - top - 295, f.labels, f.confusion);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">${body}</svg>`;
 }
 

@@ -1,0 +1,89 @@
+// writeAtomicSet (outputs replaced together: never a mix of old and new files, temps removed on
+// failure) and removeStaleTemps (the temp files of a killed run are removed by the next write there).
+
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { tempDir } from '../../helpers.js';
+
+/** A pid that is certainly not running: a child that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(r.stdout.toString());
+}
+
+describe('writeAtomicSet', () => {
+  it('replaces every file of the set', async () => {
+    const d = tempDir();
+    const a = path.join(d, 'm.onnx');
+    const b = path.join(d, 'm.report.json');
+    writeFileSync(a, 'old model');
+    writeFileSync(b, 'old report');
+    await writeAtomicSet([{ file: a, data: 'new model' }, { file: b, data: 'new report' }]);
+    expect(readFileSync(a, 'utf8')).toBe('new model');
+    expect(readFileSync(b, 'utf8')).toBe('new report');
+    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json']);
+  });
+
+  it('moves finished temp files (from) into place', async () => {
+    const d = tempDir();
+    const a = path.join(d, 'm.onnx');
+    const tmp = tempPathFor(a, '.onnx');
+    writeFileSync(tmp, 'quantized');
+    await writeAtomicSet([{ file: a, from: tmp }, { file: path.join(d, 'm.json'), data: '{}' }]);
+    expect(readFileSync(a, 'utf8')).toBe('quantized');
+    expect(readdirSync(d).sort()).toEqual(['m.json', 'm.onnx']);
+  });
+
+  it('a failure while writing leaves the old set whole and no temp file', async () => {
+    const d = tempDir();
+    const a = path.join(d, 'm.onnx');
+    const b = path.join(d, 'm.report.json');
+    writeFileSync(a, 'old model');
+    writeFileSync(b, 'old report');
+    // the third target's folder does not exist: writing its temp fails after the first two temps exist
+    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: b, data: 'new' }, { file: path.join(d, 'missing', 'x.png'), data: 'x' }])).rejects.toThrow(/cannot write .*x\.png: ENOENT/);
+    expect(readFileSync(a, 'utf8')).toBe('old model');
+    expect(readFileSync(b, 'utf8')).toBe('old report');
+    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json']);
+  });
+
+  it('a failure during the renames never leaves a companion describing the old primary', async () => {
+    const d = tempDir();
+    const a = path.join(d, 'm.onnx');
+    const b = path.join(d, 'm.report.json');
+    writeFileSync(a, 'old model');
+    writeFileSync(b, 'old report');
+    const gone = path.join(d, 'gone.tmp'); // a `from` temp that vanished: its rename fails
+    await expect(writeAtomicSet([{ file: a, data: 'new model' }, { file: b, from: gone }])).rejects.toThrow(/cannot write/);
+    expect(readFileSync(a, 'utf8')).toBe('new model');
+    // the old report (of the old model) is not left beside the new model
+    expect(readdirSync(d)).toEqual(['m.onnx']);
+  });
+});
+
+describe('removeStaleTemps', () => {
+  it('removes temps of processes that are gone and keeps this process\'s and other files', async () => {
+    const d = tempDir();
+    const dead = deadPid();
+    const stale = [`.m.onnx.${dead}.17000000000000.tmp`, `.m.onnx.${dead}.17000000000001.tmp.onnx`, `.m.onnx.${dead}.17000000000002.tmp.calibration.cache`];
+    for (const n of stale) writeFileSync(path.join(d, n), 'partial');
+    const mine = tempPathFor(path.join(d, 'm.onnx'));
+    writeFileSync(mine, 'in progress');
+    writeFileSync(path.join(d, 'keep.tmp'), 'not ours');
+    mkdirSync(path.join(d, 'sub'));
+    const removed = await removeStaleTemps(d);
+    expect(removed.map((p) => path.basename(p)).sort()).toEqual([...stale].sort());
+    expect(readdirSync(d).sort()).toEqual([path.basename(mine), 'keep.tmp', 'sub'].sort());
+  });
+
+  it('the next write into the folder removes them', async () => {
+    const d = tempDir();
+    const stale = path.join(d, `.out.onnx.${deadPid()}.1.tmp`);
+    writeFileSync(stale, 'partial');
+    await writeAtomic(path.join(d, 'out.onnx'), 'model');
+    expect(readdirSync(d)).toEqual(['out.onnx']);
+  });
+});
