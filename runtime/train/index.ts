@@ -304,11 +304,6 @@ function backward(p: Params, s: Scratch, gW: Float64Array[], gb: Float64Array[])
   }
 }
 
-interface Prepared {
-  x: Float32Array;
-  mean?: Float64Array;
-  scale?: Float64Array;
-}
 
 function standardizer(train: FeatureSet, n: number): { mean: Float64Array; scale: Float64Array } {
   const d = train.dims;

@@ -1,5 +1,6 @@
-// `edgetune finetune`: head-only fine-tuning, a thin driver of runtime/train/finetune.ts (the module the
-// kiosk page drives too: split, views, defaults, training, export). This file parses the options, reads
+// `edgetune finetune`: fine-tuning, a thin driver of runtime/train/finetune.ts (the module the kiosk page
+// drives too: split, views, defaults, training, export), of phase 2 (`--unfreeze`: runtime/train/node/phase2.ts)
+// and of the multilabel / regression heads (`--task`: runtime/train/node/finetune-targets.ts). This file parses the options, reads
 // the folder-per-class dataset, embeds with runtime/train/node/embed.ts (onnxruntime-node, cached on
 // disk), and writes the outputs: the ONNX classifier, a report (JSON + PNG with curves and the confusion
 // matrix) beside it, with --int8 the quantized model scored against the float one on the validation
@@ -20,10 +21,10 @@ import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '.
 import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../../train/export.js';
-import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
-import type { TailData, TailEpochStats } from '../../train/graph/tail-trainer.js';
-import type { SessionFactory } from '../../train/graph/session.js';
-import { createSession, type SessionOptions } from '../../session/session.js';
+import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
+import type { TailEpochStats } from '../../train/graph/tail-trainer.js';
+import { runPhase2 } from '../../train/node/phase2.js';
+import type { SessionOptions } from '../../session/session.js';
 import { finetuneTargets } from '../../train/node/finetune-targets.js';
 import { TASKS } from '../../train/tasks.js';
 import type { OnnxModel } from '../../onnx/model.js';
@@ -437,85 +438,41 @@ export const finetune = {
     let { head, metrics } = trained;
     const tTrain = (performance.now() - tt) / 1000;
 
-    // ---- phase 2 (--unfreeze): cut activations per view (the frozen part runs once per view, cached),
-    // then tail + head through ONNX training graphs at the backbone's low learning rate
+    // ---- phase 2 (--unfreeze): runtime/train/node/phase2.ts (cut activations per view, then tail + head)
     let phase2: FinetuneReport['unfreeze'];
     let tunedBackbone: OnnxModel | undefined;
     if (plan) {
-      const t2 = performance.now();
-      const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
-      const frozen: Backbone = { ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) };
-      const cutEmbedder = await Embedder.open(frozen, sessionOpts);
       const signal2 = interruptSignal();
-      let train: TailData;
-      let val: TailData | undefined;
+      const bar2 = progress(io, `activations at ${plan.cut.cut} for ${collected.train.length} training images × ${views} views`);
+      let p2;
       try {
-        const bar2 = progress(io, `activations at ${plan.cut.cut} for ${collected.train.length} training images × ${views} views`);
-        const tr = await cutEmbedder.embed(collected.train.map((i) => i.file), { views, augment, seed, cache, signal: signal2.signal, onProgress: (d, n) => bar2.update(d, n) });
-        bar2.done();
-        train = { x: tr.features, labels: Int32Array.from(collected.train.flatMap((i) => Array<number>(views).fill(i.label))) };
-        if (collected.val.length) {
-          const va = await cutEmbedder.embed(collected.val.map((i) => i.file), { views: 1, cache, signal: signal2.signal });
-          val = { x: va.features, labels: Int32Array.from(collected.val.map((i) => i.label)) };
-        }
-      } finally {
-        await cutEmbedder.dispose();
-      }
-      const tAct = (performance.now() - t2) / 1000;
-      const lrHead = cfg.lr ?? DEFAULT_LR[cfg.optimizer ?? D.optimizer];
-      const lrBackbone = backboneLr ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
-      const createSessionFor: SessionFactory = async (bytes) => {
-        const s = await createSession(bytes, { ...sessionOpts, onWarning: () => undefined });
-        return { run: (f, o) => s.run(f, o), release: () => s.dispose() };
-      };
-      let r;
-      try {
-        r = await trainUnfrozen(
-          plan,
-          { head, classes: labels.length, train, val, createSession: createSessionFor },
-          {
+        p2 = await runPhase2({
+          plan, backbone, head, labels, train: collected.train, val: collected.val, views, augment, seed, cache, session: sessionOpts, signal: signal2.signal,
+          config: {
             epochs: unfreezeEpochs,
-            batchSize: UNFREEZE_DEFAULTS.batchSize,
             optimizer: cfg.optimizer ?? D.optimizer,
-            lrHead,
-            lrBackbone,
+            lrHead: cfg.lr ?? DEFAULT_LR[cfg.optimizer ?? D.optimizer],
+            ...(backboneLr !== undefined ? { lrBackbone: backboneLr } : {}),
             weightDecay: cfg.weightDecay,
             dropout: cfg.dropout,
             labelSmoothing: cfg.labelSmoothing,
-            patience: v.patience !== undefined ? cfg.patience : UNFREEZE_DEFAULTS.patience,
-            seed,
+            ...(v.patience !== undefined ? { patience: cfg.patience } : {}),
           },
-          {
-            signal: signal2.signal,
-            onEpoch: (e) => {
-              if (tty) io.stderr.write(`\r\x1b[Kphase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)} acc ${e.trainAccuracy.toFixed(3)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}`);
-              else io.stderr.write(`edgetune: phase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}\n`);
-            },
+          onActivations: (d, n) => bar2.update(d, n),
+          onEpoch: (e) => {
+            if (e.epoch === 1) bar2.done();
+            if (tty) io.stderr.write(`\r\x1b[Kphase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)} acc ${e.trainAccuracy.toFixed(3)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}`);
+            else io.stderr.write(`edgetune: phase 2 epoch ${e.epoch}/${unfreezeEpochs} loss ${e.trainLoss.toFixed(4)}${e.valLoss !== undefined ? ` val_loss ${e.valLoss.toFixed(4)} val_acc ${e.valAccuracy!.toFixed(3)}` : ''}\n`);
           },
-        );
+        });
       } finally {
         signal2.dispose();
       }
       if (tty) io.stderr.write('\n');
-      head = r.head;
-      metrics = r.metrics;
-      tunedBackbone = unfrozenBackbone(plan, r);
-      phase2 = {
-        cut: plan.cut.cut,
-        blocks: typeof unfreeze === 'number' ? unfreeze : null,
-        parameters: plan.parameters,
-        lrHead,
-        lrBackbone,
-        epochs: r.history.length,
-        bestEpoch: r.bestEpoch,
-        stoppedEarly: r.stoppedEarly,
-        accuracyBefore: r.before.accuracy,
-        accuracy: r.metrics.accuracy,
-        gain: r.metrics.accuracy - r.before.accuracy,
-        activationS: round(tAct),
-        trainingS: round(r.ms / 1000),
-        history: r.history,
-      };
+      head = p2.head;
+      metrics = p2.metrics;
+      tunedBackbone = p2.backbone;
+      phase2 = { ...p2.summary, blocks: typeof unfreeze === 'number' ? unfreeze : null };
     }
 
     // ---- export
