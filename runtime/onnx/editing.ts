@@ -237,3 +237,19 @@ export function pruneGraph(graph: GraphProto, options: { removeUnusedInputs?: bo
   graph.quantizationAnnotation = graph.quantizationAnnotation.filter((a) => exists.has(a.tensorName ?? ''));
   return result;
 }
+
+/**
+ * A new model around `graph` (missing graph fields empty), importing the default domain at `opset`
+ * (default 13) with IR version `irVersion` (default 8).
+ */
+export function makeModel(graph: Partial<GraphProto> & Pick<GraphProto, 'node' | 'input' | 'output'>, options: { opset?: number; irVersion?: number } = {}): OnnxModel {
+  return {
+    irVersion: options.irVersion ?? 8,
+    opsetImport: [{ domain: '', version: options.opset ?? 13 }],
+    metadataProps: [],
+    trainingInfo: [],
+    functions: [],
+    configuration: [],
+    graph: { initializer: [], valueInfo: [], quantizationAnnotation: [], sparseInitializer: [], metadataProps: [], ...graph },
+  };
+}

@@ -8,8 +8,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataType, makeNode, makeTensorType, makeValueInfo } from '../onnx/graph.js';
-import { encodeModel, type OnnxModel } from '../onnx/model.js';
+import { DataType, makeModel, makeNode, makeTensorType, makeValueInfo } from '../onnx/graph.js';
+import { encodeModel } from '../onnx/model.js';
 import { createSession, KNOWN_PROVIDERS, type ProviderName } from './session.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { packageRoot } from '../io/paths.js';
@@ -17,15 +17,7 @@ import { packageRoot } from '../io/paths.js';
 /** A minimal ONNX model, Y = Relu(X) with X float [1,4] (opset 13, IR 7), built with the ONNX toolkit. */
 export function tinyModel(): Uint8Array {
   const io = (name: string) => makeValueInfo(name, makeTensorType(DataType.FLOAT, [1, 4]));
-  const model: OnnxModel = {
-    irVersion: 7,
-    opsetImport: [{ domain: '', version: 13 }],
-    graph: { name: 'probe', node: [makeNode('Relu', ['X'], ['Y'])], initializer: [], input: [io('X')], output: [io('Y')], valueInfo: [], quantizationAnnotation: [], sparseInitializer: [], metadataProps: [] },
-    metadataProps: [],
-    trainingInfo: [],
-    functions: [],
-    configuration: [],
-  };
+  const model = makeModel({ name: 'probe', node: [makeNode('Relu', ['X'], ['Y'])], input: [io('X')], output: [io('Y')] }, { opset: 13, irVersion: 7 });
   return encodeModel(model);
 }
 

@@ -22,8 +22,7 @@ import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../../train/export.js';
 import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
-import type { TailEpochStats } from '../../train/graph/tail-trainer.js';
-import { runPhase2 } from '../../train/node/phase2.js';
+import { runPhase2, type Phase2Summary } from '../../train/node/phase2.js';
 import type { SessionOptions } from '../../session/session.js';
 import { finetuneTargets } from '../../train/node/finetune-targets.js';
 import { TASKS } from '../../train/tasks.js';
@@ -126,24 +125,8 @@ export interface FinetuneReport {
    * the calibration images (drawn from the training folder), and both models scored on the same
    * held-apart validation images (`images` of them; null fields without validation data).
    */
-  /** With --unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone. */
-  unfreeze?: {
-    cut: string;
-    blocks: number | null;
-    parameters: number;
-    lrHead: number;
-    lrBackbone: number;
-    epochs: number;
-    bestEpoch: number;
-    stoppedEarly: boolean;
-    /** Head-only accuracy, measured through the same graph on the same images (validation, else training). */
-    accuracyBefore: number;
-    accuracy: number;
-    gain: number;
-    activationS: number;
-    trainingS: number;
-    history: TailEpochStats[];
-  };
+  /** With --unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone (accuracyBefore: the head alone, measured through the same graph on the same images). */
+  unfreeze?: Phase2Summary & { blocks: number | null };
   int8?: { float: string; quantized: Record<string, number>; calibrationImages: number; images: number; accuracyFloat: number | null; accuracyInt8: number | null };
 }
 
