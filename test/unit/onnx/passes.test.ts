@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { prepareFloatModel } from '../../../calibration/index.js';
 import { planQuantization, refuseQuantized } from '../../../calibration/plan.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
-import { DataType, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, setFloatAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
+import { DataType, getOpsetVersion, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setFloatAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
 import { decodeModel, encodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';
 import { foldBatchNorm } from '../../../runtime/onnx/passes/fold-batchnorm.js';
 import { removeIdentity } from '../../../runtime/onnx/passes/remove-identity.js';
@@ -125,14 +125,8 @@ function tinyModel(opset = 13): OnnxModel {
   const bn = makeNode('BatchNormalization', ['c', 'gamma', 'beta', 'mean', 'var'], ['n'], { name: 'bn' });
   setFloatAttribute(bn, 'epsilon', 1e-3);
   const id = makeNode('Identity', ['n'], ['y'], { name: 'id' });
-  return {
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: opset }],
-    metadataProps: [],
-    trainingInfo: [],
-    functions: [],
-    configuration: [],
-    graph: {
+  return makeModel(
+    {
       node: [conv, bn, id],
       name: 'tiny',
       initializer: [
@@ -145,12 +139,9 @@ function tinyModel(opset = 13): OnnxModel {
       ],
       input: [makeValueInfo('x', makeTensorType(DataType.FLOAT, [1, 2, 4, 4]))],
       output: [makeValueInfo('y', makeTensorType(DataType.FLOAT, [1, 3, 4, 4]))],
-      valueInfo: [],
-      quantizationAnnotation: [],
-      sparseInitializer: [],
-      metadataProps: [],
     },
-  };
+    { opset },
+  );
 }
 
 describe('BatchNormalization folding and Identity removal', () => {

@@ -3,7 +3,7 @@
 // graph twice per sampled weight entry.
 
 import * as ort from 'onnxruntime-node';
-import { DataType, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
+import { DataType, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
 import { encodeModel, type NodeProto, type OnnxModel, type TensorProto } from '../../../runtime/onnx/model.js';
 import type { TensorData } from '../../../runtime/core/tensor.js';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
@@ -36,25 +36,16 @@ export const f32 = (data: Float32Array, dims: readonly number[]): TensorData => 
 
 /** A tail model from nodes + initializers: input `x` [N, ...xDims] → output `emb` [N, D]. */
 export function tinyTail(nodes: NodeProto[], inits: TensorProto[], xDims: number[], embDims: number[], opset = 13): OnnxModel {
-  return {
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: opset }],
-    metadataProps: [],
-    trainingInfo: [],
-    functions: [],
-    configuration: [],
-    graph: {
+  return makeModel(
+    {
       name: 'tail',
       node: nodes,
       initializer: inits,
       input: [makeValueInfo('x', makeTensorType(DataType.FLOAT, ['N', ...xDims]))],
       output: [makeValueInfo('emb', makeTensorType(DataType.FLOAT, ['N', ...embDims]))],
-      valueInfo: [],
-      quantizationAnnotation: [],
-      sparseInitializer: [],
-      metadataProps: [],
     },
-  } as unknown as OnnxModel;
+    { opset },
+  );
 }
 
 export function conv(x: string, w: string, b: string | undefined, y: string, attrs: { strides?: number[]; pads?: number[]; group?: number; k: number }): NodeProto {
