@@ -1,20 +1,32 @@
 // `npm run bench:soak`: memory over a long stream. Runs the watch pipeline (worker inference, smoothing,
 // stats, result events) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
-// SOAK_FRAMES frames (default 100 000), samples the process RSS and the V8 heap every SOAK_EVERY frames
-// after a warm-up (SOAK_WARMUP, default 5 000), and prints the least-squares slope of each in MiB per
-// 10 000 frames and per hour at the measured frame rate. A flat RSS slope (within noise) means no leak;
-// a heap slope near zero with a growing RSS points at native memory (onnxruntime, sharp, buffers).
-// Needs ffmpeg.
+// SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames after a warm-up
+// (SOAK_WARMUP, default 5 000) and prints the least-squares slope of each in MiB per 10 000 frames and
+// per hour at the measured frame rate: the process RSS (everything, native included), the main
+// isolate's V8 heap, the inference worker's V8 heap, and `external` (ArrayBuffers and other memory V8
+// knows of outside its heap). A flat RSS slope (within noise) means no leak; JavaScript heaps flat with
+// a growing RSS would point at native memory (onnxruntime, sharp, ffmpeg pipes).
+// Heap snapshots of both isolates are written after warm-up and near the end (SOAK_SNAPSHOTS: a folder,
+// default <tmp>/edgetune-soak; `none` to skip) and compared by object kind (scripts/heap-diff.ts): what
+// grew between them is what a JavaScript leak would be made of. Run with --expose-gc (npm run bench:soak
+// does) so each sample follows a full collection in both isolates. Needs ffmpeg.
 
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { createSource } from '../devices/index.js';
 import { loadClassifier } from '../runtime/classify/classifier.js';
 import { table } from '../runtime/core/format.js';
 import { geometryOfClassifier, StreamPipeline } from '../runtime/stream/pipeline.js';
+import { formatHeapDiff } from './heap-diff.js';
 
 const frames = Number(process.env.SOAK_FRAMES ?? 100_000);
 const warmup = Number(process.env.SOAK_WARMUP ?? 5_000);
 const every = Number(process.env.SOAK_EVERY ?? 5_000);
 const MiB = 1024 * 1024;
+const snapDir = process.env.SOAK_SNAPSHOTS === 'none' ? undefined : (process.env.SOAK_SNAPSHOTS ?? path.join(os.tmpdir(), 'edgetune-soak'));
+if (snapDir) mkdirSync(snapDir, { recursive: true });
 
 /** Least-squares slope of y over x. */
 function slope(xs: number[], ys: number[]): number {
@@ -34,31 +46,59 @@ const clf = await loadClassifier(process.env.SOAK_MODEL ?? 'mobilenetv2-int8', {
 const source = await createSource(`test:testsrc2?size=320x240&rate=30`, { realtime: false, ...geometryOfClassifier(clf) });
 const pipeline = new StreamPipeline(source, clf, { maxFrames: frames, inference: 'worker' });
 const at: number[] = [];
-const rss: number[] = [];
-const heap: number[] = [];
+const series = { rss: [] as number[], heap: [] as number[], worker: [] as number[], external: [] as number[] };
 let seen = 0;
+let sampling: Promise<void> = Promise.resolve();
+const snapshots: Record<'warm' | 'end', { main?: string; worker?: string }> = { warm: {}, end: {} };
+/** Both isolates' heap snapshots (each forces a full GC first). */
+async function snapshot(tag: 'warm' | 'end'): Promise<void> {
+  if (!snapDir) return;
+  snapshots[tag].main = writeHeapSnapshot(path.join(snapDir, `main-${tag}.heapsnapshot`));
+  snapshots[tag].worker = await pipeline.worker?.writeHeapSnapshot(path.join(snapDir, `worker-${tag}.heapsnapshot`));
+}
 const t0 = performance.now();
 pipeline.on('result', () => {
   seen++;
-  if (seen >= warmup && (seen - warmup) % every === 0) {
-    const m = process.memoryUsage();
-    at.push(seen);
-    rss.push(m.rss / MiB);
-    heap.push(m.heapUsed / MiB);
-    process.stderr.write(`frame ${seen}: rss ${(m.rss / MiB).toFixed(1)} MiB, heap ${(m.heapUsed / MiB).toFixed(1)} MiB\n`);
+  // samples end one interval before the last frame: the worker is still there to answer
+  if (seen >= warmup && seen < frames && (seen - warmup) % every === 0) {
+    const n = seen;
+    sampling = sampling.then(async () => {
+      if (n === warmup) await snapshot('warm');
+      // live memory, not garbage waiting for a collection: both isolates collect first (npm run bench:soak
+      // starts node with --expose-gc, which the worker inherits)
+      (globalThis as { gc?: () => void }).gc?.();
+      const m = process.memoryUsage();
+      const w = await pipeline.worker?.memory().catch(() => undefined);
+      at.push(n);
+      series.rss.push(m.rss / MiB);
+      series.heap.push(m.heapUsed / MiB);
+      series.worker.push((w?.heapUsed ?? 0) / MiB);
+      series.external.push((m.external + (w?.external ?? 0)) / MiB);
+      process.stderr.write(`frame ${n}: rss ${(m.rss / MiB).toFixed(1)} MiB, main heap ${(m.heapUsed / MiB).toFixed(1)} MiB, worker heap ${((w?.heapUsed ?? 0) / MiB).toFixed(1)} MiB, external ${((m.external + (w?.external ?? 0)) / MiB).toFixed(1)} MiB\n`);
+      if (n + every >= frames && n > warmup) await snapshot('end');
+    });
   }
 });
 const stats = await pipeline.run();
+await sampling;
 const seconds = (performance.now() - t0) / 1000;
 await clf.dispose();
 const fps = seen / seconds;
 const per10k = (s: number) => s * 10_000;
 const perHour = (s: number) => s * fps * 3600;
 process.stdout.write(`${seen} frames in ${seconds.toFixed(0)} s (${fps.toFixed(0)} fps), ${at.length} samples after ${warmup} warm-up frames; dropped ${stats.dropped}\n`);
+const row = (name: string, ys: number[]) => [name, ys[0]?.toFixed(1) ?? '-', ys.at(-1)?.toFixed(1) ?? '-', per10k(slope(at, ys)).toFixed(3), perHour(slope(at, ys)).toFixed(1)];
 process.stdout.write(
   table([
     ['memory', 'first MiB', 'last MiB', 'MiB / 10k frames', 'MiB / hour at this rate'],
-    ['RSS', rss[0]?.toFixed(1) ?? '-', rss.at(-1)?.toFixed(1) ?? '-', per10k(slope(at, rss)).toFixed(3), perHour(slope(at, rss)).toFixed(1)],
-    ['V8 heap', heap[0]?.toFixed(1) ?? '-', heap.at(-1)?.toFixed(1) ?? '-', per10k(slope(at, heap)).toFixed(3), perHour(slope(at, heap)).toFixed(1)],
+    row('RSS (process)', series.rss),
+    row('V8 heap, main', series.heap),
+    row('V8 heap, inference worker', series.worker),
+    row('external (both isolates)', series.external),
   ]),
 );
+for (const which of ['main', 'worker'] as const) {
+  const a = snapshots.warm[which];
+  const b = snapshots.end[which];
+  if (a && b) process.stdout.write(`\nheap snapshots, ${which} isolate (after warm-up → frame ${at.at(-1)}):\n${formatHeapDiff(a, b, 10)}`);
+}

@@ -220,6 +220,11 @@ export class StreamPipeline extends EventEmitter {
     return (this.stages as InferenceStages | undefined)?.mode;
   }
 
+  /** The inference worker's memory and heap-snapshot diagnostics (worker mode, once run() started): see InferenceStages.worker. */
+  get worker(): InferenceStages['worker'] {
+    return (this.stages as InferenceStages | undefined)?.worker;
+  }
+
   stats(): StreamStats {
     const elapsed = (performance.now() - this.t0) / 1000;
     const r = (v: number) => Math.round(v * 10) / 10;

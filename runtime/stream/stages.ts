@@ -2,7 +2,8 @@
 // (async), on a worker thread with its own session (the default: onnxruntime-node blocks the thread it
 // runs on) or on the main thread. Used by the pipeline and by the hot-swap check (check.ts).
 
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -37,7 +38,17 @@ export interface InferenceStages {
   /** Probabilities and the model's own run time in ms (without queueing or messaging). */
   infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
   dispose(): Promise<void>;
+  /**
+   * Diagnostics of a worker's isolate (undefined in main mode, where process.memoryUsage() covers it):
+   * its V8 heap in bytes, and a heap snapshot written to `file` (Chrome DevTools' .heapsnapshot format).
+   */
+  worker?: {
+    memory(): Promise<{ heapUsed: number; external: number; arrayBuffers: number }>;
+    writeHeapSnapshot(file: string): Promise<string>;
+  };
 }
+
+type WorkerMemory = { heapUsed: number; external: number; arrayBuffers: number };
 
 /** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
 function workerScript(): URL {
@@ -47,9 +58,12 @@ function workerScript(): URL {
   return pathToFileURL(file);
 }
 
-async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void> }> {
+async function startWorker(
+  init: WorkerInit,
+  onWarning?: (m: string) => void,
+): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void>; diagnostics: NonNullable<InferenceStages['worker']> }> {
   const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
-  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: never) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | undefined;
   const fail = (err: Error) => {
@@ -63,7 +77,10 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
       else if (m.type === 'warning') onWarning?.(m.message);
       else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
       else if (m.type === 'result') {
-        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms } as never);
+        pending.delete(m.id);
+      } else if (m.type === 'memory') {
+        pending.get(m.id)?.resolve({ heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers } as never);
         pending.delete(m.id);
       } else if (m.type === 'error') {
         pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
@@ -92,11 +109,26 @@ async function startWorker(init: WorkerInit, onWarning?: (m: string) => void): P
     infer(tensor) {
       if (dead) return Promise.reject(dead);
       const id = nextId++;
-      return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
+      return new Promise<{ probs: Float32Array; ms: number }>((resolve, reject) => {
+        pending.set(id, { resolve: resolve as (r: never) => void, reject });
         const msg: WorkerRequest = { type: 'run', id, tensor };
         worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
       });
+    },
+    diagnostics: {
+      memory() {
+        if (dead) return Promise.reject(dead);
+        const id = nextId++;
+        return new Promise<WorkerMemory>((resolve, reject) => {
+          pending.set(id, { resolve: resolve as (r: never) => void, reject });
+          worker.postMessage({ type: 'memory', id } satisfies WorkerRequest);
+        });
+      },
+      async writeHeapSnapshot(file) {
+        if (dead) throw dead;
+        await pipeline(await worker.getHeapSnapshot(), createWriteStream(file));
+        return file;
+      },
     },
     async dispose() {
       if (dead) return;
@@ -123,7 +155,7 @@ export async function inferenceStages(
     const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
     const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
     const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
-    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose() };
+    return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose(), worker: w.diagnostics };
   }
   const session = await clf.open();
   return {

@@ -20,12 +20,14 @@ export interface WorkerInit {
   outputKind: OutputKind;
 }
 
-export type WorkerRequest = { type: 'run'; id: number; tensor: TensorData } | { type: 'close' };
+export type WorkerRequest = { type: 'run'; id: number; tensor: TensorData } | { type: 'memory'; id: number } | { type: 'close' };
 export type WorkerReply =
   | { type: 'ready'; provider: string }
   | { type: 'warning'; message: string }
   | { type: 'result'; id: number; probs: Float32Array; ms: number }
   | { type: 'error'; id: number; message: string }
+  /** The worker isolate's own V8 heap (process.memoryUsage() inside a worker reports its isolate's heap). */
+  | { type: 'memory'; id: number; heapUsed: number; external: number; arrayBuffers: number }
   | { type: 'failed'; message: string };
 
 if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefined)?.edgetuneStreamWorker) {
@@ -39,6 +41,13 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
       if (m.type === 'close') {
         await session.dispose();
         port.close();
+        return;
+      }
+      if (m.type === 'memory') {
+        // a full collection first where the process was started with --expose-gc (the soak benchmark): live memory, not garbage
+        (globalThis as { gc?: () => void }).gc?.();
+        const { heapUsed, external, arrayBuffers } = process.memoryUsage();
+        post({ type: 'memory', id: m.id, heapUsed, external, arrayBuffers });
         return;
       }
       try {

@@ -10,6 +10,7 @@ import { EdgetuneError } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import type { TensorData } from '../../core/tensor.js';
+import { checkDiverged } from '../diverge.js';
 import { argmax } from '../metrics.js';
 import { createOptimizer, DEFAULT_LR } from '../optim.js';
 import { createRng, type Rng } from '../../core/rng.js';
@@ -176,7 +177,9 @@ export async function evaluateTail(session: GraphSession, graph: TrainingGraph, 
 
 /**
  * Train tail + head. Each step runs the training graph once (loss, logits, gradients), adds the L2
- * term to weight gradients and applies the optimizer in float64. Throws EARG on mismatched data.
+ * term to weight gradients and applies the optimizer in float64. Throws EARG on mismatched data, and
+ * EARG `training diverged at epoch N: …; lower the learning rate (--lr, now …; --backbone-lr, now …)`
+ * on a non-finite loss, or a weight or logit beyond float32 (runtime/train/diverge.ts).
  */
 export async function trainTail(input: TailTrainInput, config: Partial<TailTrainConfig> = {}, hooks: { onEpoch?(s: TailEpochStats): void; signal?: AbortSignal } = {}): Promise<TailTrainResult> {
   const t0 = now();
@@ -224,6 +227,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
     for (const [k, v] of params) f32.set(k, Float32Array.from(v));
   };
   sync();
+  const rates = `--lr, now ${cfg.lrHead}; --backbone-lr, now ${cfg.lrBackbone}`;
   const trainSession = await input.createSession(encodeModel(trainGraph.model));
   const evalSession = input.val ? await input.createSession(encodeModel(evalGraph.model)) : undefined;
   const opt = createOptimizer(cfg.optimizer, { momentum: cfg.momentum });
@@ -247,6 +251,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       shuffle.shuffle(order);
       let lossSum = 0;
       let correct = 0;
+      let peak = 0;
       for (let s = 0; s < n; s += bs) {
         const rows = order.slice(s, Math.min(n, s + bs));
         const feeds = batchFeeds(trainGraph, per, input.train, rows, f32, true);
@@ -257,8 +262,15 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         const tr = now();
         const out = await trainSession.run(feeds);
         runMs += now() - tr;
-        lossSum += (out[trainGraph.loss!]!.data as Float32Array)[0]! * rows.length;
+        const batchLoss = (out[trainGraph.loss!]!.data as Float32Array)[0]!;
+        lossSum += batchLoss * rows.length;
+        // a non-finite batch loss ends the run at once (later steps would only spread the NaN)
+        if (!Number.isFinite(batchLoss)) checkDiverged(epoch + 1, batchLoss, { W: [], b: [] }, rates);
         const logits = out[trainGraph.logits]!.data as Float32Array;
+        for (let i = 0; i < logits.length; i++) {
+          const v = Math.abs(logits[i]!);
+          if (!(v <= peak)) peak = v;
+        }
         rows.forEach((i, r) => {
           if (argmax(logits, r * K, K) === input.train.labels[i]) correct++;
         });
@@ -271,6 +283,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         sync();
       }
       const stats: TailEpochStats = { epoch: epoch + 1, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0, runMs };
+      // as the head trainer: non-finite loss, a weight or a logit beyond float32 (the export is float32)
+      checkDiverged(epoch + 1, stats.trainLoss, { W: [...params.values()], b: [] }, rates, peak);
       if (input.val && evalSession) {
         const tv = now();
         const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, f32, bs), input.val.labels, K);

@@ -87,4 +87,17 @@ describe('trainTail', () => {
     expect(r.history).toHaveLength(4);
     expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
   });
+
+  it('stops a diverging run with the epoch, the cause and both learning rates, instead of returning NaN weights', async () => {
+    const { tail, K, train, val } = tinyProblem();
+    const run = (c: Parameters<typeof trainTail>[1]) => trainTail({ tail, classes: K, train, val, createSession: ortFactory }, { epochs: 3, batchSize: 16, optimizer: 'sgd', seed: 2, ...c });
+    // sgd at 1e30 on the backbone: the tail's weights leave float32 in the first epoch (the head is at a sane rate)
+    await expect(run({ lrHead: 0.01, lrBackbone: 1e30 })).rejects.toThrow(
+      /^training diverged at epoch 1: (a weight reached [0-9.]+e\+\d+, beyond float32|a weight is (NaN|Infinity)|the training loss is (NaN|Infinity)|a logit reached .*); lower the learning rate \(--lr, now 0\.01; --backbone-lr, now 1e\+30\); no model was written$/,
+    );
+    // the same problem at the rates of the first test trains through 3 epochs
+    const ok = await run({ lrHead: 0.03, lrBackbone: 0.01 });
+    expect(ok.history).toHaveLength(3);
+  });
 });
+
