@@ -6,15 +6,15 @@
 // val photos with the new model, reloads (IndexedDB persistence) and serves the exported ONNX with the
 // CLI. EDGETUNE_KIOSK_SCREENSHOT=<png> also saves a screenshot of the running app (docs/kiosk.png).
 
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
+import { launchChromium, pick, startKiosk, type Kiosk } from './kiosk-helpers.js';
 import { FINETUNE_DEFAULTS } from '../../runtime/train/finetune.js';
 
-const CHROMIUM = process.env.EDGETUNE_CHROMIUM ?? '/usr/bin/chromium';
 /** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
 const VEHICLES = new Set([
   'minivan', 'limousine', 'race car', 'semi-trailer truck', 'taxicab', 'convertible', 'sports car', 'station wagon',
@@ -34,44 +34,12 @@ const HELD_OUT_ACCURACY_FLOOR = 0.9;
 /** Measured: 0.875 (7 of 8) for the prototype head on un-augmented samples; the floor allows one more miss. */
 const PROTOTYPE_ACCURACY_FLOOR = 0.75;
 
-let server: ChildProcessWithoutNullStreams;
+let kiosk: Kiosk;
 let url: string;
 let ctx: BrowserContext;
 let page: Page;
 let work: string;
-let serverLog = '';
 const pageErrors: string[] = [];
-
-function pick(dir: string, n: number, step: number): string[] {
-  const files = readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort();
-  const out: string[] = [];
-  for (let i = 0; out.length < n && i < files.length; i += step) out.push(path.join(dir, files[i]!));
-  if (out.length < n) throw new Error(`${dir}: only ${out.length} photos`);
-  return out;
-}
-
-async function startServer(): Promise<string> {
-  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
-  if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
-  server = spawn(process.execPath, [cli, 'kiosk', '--port', '0'], {
-    cwd: repoRoot,
-    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
-  });
-  server.stderr.on('data', (d) => (serverLog += d));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`kiosk did not start:\n${out}\n${serverLog}`)), 120_000);
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = /serving mobilenetv2-int8 at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    server.on('exit', (code) => reject(new Error(`kiosk exited with ${code}:\n${out}\n${serverLog}`)));
-  });
-}
 
 async function open(query = ''): Promise<void> {
   await page.goto(`${url}${query}`);
@@ -86,29 +54,16 @@ beforeAll(async () => {
   // 4 s of traffic at 10 fps, 640×360 (the clip's own size): Chromium loops it as the camera.
   const ff = spawnSync('ffmpeg', ['-loglevel', 'error', '-y', '-ss', '5', '-t', '4', '-i', shared('camera', 'slow_traffic_small.mp4'), '-vf', 'fps=10', '-pix_fmt', 'yuv420p', y4m]);
   if (ff.status !== 0) throw new Error(`ffmpeg failed: ${ff.stderr}`);
-  url = await startServer();
-  ctx = await chromium.launchPersistentContext(path.join(work, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    acceptDownloads: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`,
-    ],
-  });
+  kiosk = await startKiosk();
+  url = kiosk.url;
+  ctx = await launchChromium(path.join(work, 'profile'), ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`]);
   page = ctx.pages()[0] ?? (await ctx.newPage());
   page.on('pageerror', (e) => pageErrors.push(e.message));
 }, 180_000);
 
 afterAll(async () => {
   await ctx?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  await kiosk?.stop();
 });
 
 describe('edgetune kiosk in Chromium', () => {
@@ -208,7 +163,8 @@ describe('edgetune kiosk in Chromium', () => {
 
     await page.click('#use-model');
     await page.waitForFunction(() => document.querySelector('#model-name')?.textContent?.startsWith('ants / bees'));
-    expect(await page.locator('#view-live').isVisible()).toBe(true);
+    // the tab switches once the new model is in place, a moment after its name is shown
+    await page.locator('#view-live').waitFor({ state: 'visible', timeout: 30_000 });
     const bee = pick(shared('datasets', 'hymenoptera', 'val', 'bees'), 1, 1)[0]!;
     await page.locator('#photo-input').setInputFiles(bee);
     await page.waitForFunction((n) => document.querySelector('#top1')?.getAttribute('data-source') === n, path.basename(bee));
@@ -299,6 +255,17 @@ describe('edgetune kiosk in Chromium', () => {
     expect(await text('#train-status')).toBe('training cancelled');
     expect(await page.locator('#train-cancel').isHidden()).toBe(true);
     expect(await page.locator('#models li').count()).toBe(2);
+  });
+
+  it('refuses to unfreeze the int8 backbone it serves, naming the fp32 twin, before any embedding work', async () => {
+    await page.selectOption('#head-kind', 'linear');
+    await page.selectOption('#unfreeze', '1');
+    await page.click('#train');
+    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 60_000 });
+    expect(await text('#train-status')).toBe(
+      "training failed: --unfreeze trains the backbone's float weights, and mobilenetv2-int8 is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result",
+    );
+    await page.selectOption('#unfreeze', '0');
   });
 
   it('trains a few-shot prototype head without augmentation', async () => {

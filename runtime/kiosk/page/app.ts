@@ -458,7 +458,9 @@ function showResult(rec: ModelRecord): void {
     acc.dataset.value = '';
   }
   $('acc-detail').textContent = m
-    ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.head ?? 'linear'} head${m.epochs ? `, ${m.epochs} epochs` : ''} · ${(m.ms / 1000).toFixed(1)} s`
+    ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.head ?? 'linear'} head${m.epochs ? `, ${m.epochs} epochs` : ''}${
+        m.phase2 ? ` · phase 2: ${m.phase2.blocks} block(s) unfrozen, ${m.phase2.epochs} epochs, ${(m.phase2.accuracyBefore * 100).toFixed(1)}% → ${(m.phase2.accuracy * 100).toFixed(1)}%` : ''
+      } · ${(m.ms / 1000).toFixed(1)} s`
     : '';
   if (m) renderConfusion(rec.labels, m.confusion);
 }
@@ -498,6 +500,7 @@ async function train(): Promise<void> {
       augment: $<HTMLSelectElement>('augment').value,
       head: $<HTMLSelectElement>('head-kind').value as 'auto' | 'linear' | 'mlp' | 'prototype',
       valSplit: Number($<HTMLSelectElement>('val-split').value),
+      unfreeze: Number($<HTMLSelectElement>('unfreeze').value),
       order,
       onProgress(p: TrainProgress) {
         bar.value = p.total ? p.done / p.total : 0;

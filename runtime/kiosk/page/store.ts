@@ -34,6 +34,21 @@ export interface ModelMetrics {
   /** linear | mlp | prototype */
   head?: string;
   ms: number;
+  /** Phase 2 (unfrozen backbone blocks), when it ran: valAccuracy and confusion above are then phase 2's. */
+  phase2?: Phase2Metrics;
+}
+
+/** What phase 2 did: blocks unfrozen (cut tensor), trained parameters, backbone learning rate, epochs, accuracy before → after (validation, else training). */
+export interface Phase2Metrics {
+  blocks: number;
+  cut: string;
+  parameters: number;
+  lrBackbone: number;
+  epochs: number;
+  bestEpoch: number;
+  accuracyBefore: number;
+  accuracy: number;
+  ms: number;
 }
 
 export interface ModelRecord {

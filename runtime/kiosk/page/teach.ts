@@ -5,18 +5,27 @@
 // (built once per backbone and reused by the export), the samples decoded from their Blobs, augmented
 // views rendered with typed arrays (runtime/train/augment/ops.ts, the CLI's spec language and view
 // parameters), and embeddings computed with onnxruntime-web.
+// Phase 2 (`unfreeze`, the CLI's --unfreeze): the same module as the CLI's (runtime/train/finetune-tail.ts)
+// cuts the float backbone before its last blocks, the frozen part runs once per view here (the same views
+// as phase 1, rendered again from the same seed and content keys), and the tail + head train through ONNX
+// training graphs on onnxruntime-web sessions (wasm or WebGPU, the order the page uses for inference).
 
 import type { KioskConfig } from '../config.js';
 import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } from '../../train/augment/ops.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
-import { decodeModel } from '../../onnx/model.js';
+import { decodeModel, encodeModel } from '../../onnx/model.js';
+import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from '../../train/finetune-tail.js';
+import type { SessionFactory } from '../../train/graph/session.js';
+import { exportClassifierModel } from '../../train/export.js';
+import { DEFAULT_LR } from '../../train/optim.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
-import { asFloat32, concatFloat32 } from '../../core/tensor.js';
+import { asFloat32, concatFloat32, type TensorData } from '../../core/tensor.js';
 import type { TrainConfig } from '../../train/index.js';
+import type { HeadWeights } from '../../train/types.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
-import type { ModelMetrics } from './store.js';
+import type { ModelMetrics, Phase2Metrics } from './store.js';
 
 export interface TrainProgress {
   done: number;
@@ -44,6 +53,14 @@ export interface TrainRequest {
   seed?: number;
   /** Trainer overrides on FINETUNE_DEFAULTS. */
   config?: Partial<TrainConfig>;
+  /**
+   * Phase 2 (the course's step 5, the CLI's --unfreeze): after the head, train the last `unfreeze` blocks
+   * of the backbone with it at a low learning rate. 0 (default): the head alone. Needs a float backbone
+   * (an int8 one is refused with its fp32 twin named) and a trained head: `auto` picks linear here.
+   */
+  unfreeze?: number;
+  /** Phase-2 settings: backbone learning rate (default UNFREEZE_DEFAULTS.backboneLrRatio × the head's), epochs and patience (UNFREEZE_DEFAULTS). */
+  phase2?: { lrBackbone?: number; epochs?: number; patience?: number };
   onProgress?(p: TrainProgress): void;
   signal?: AbortSignal;
 }
@@ -86,7 +103,7 @@ class Embedder {
     return this.model.inputName && this.session.inputNames.includes(this.model.inputName) ? this.model.inputName : this.session.inputNames[0]!;
   }
 
-  /** Embeddings of images, one row each, concatenated. */
+  /** Rows of the session's first output for images (embeddings, or cut activations for phase 2), one row each, concatenated. */
   async embed(images: HwcImage[]): Promise<{ rows: Float32Array; dims: number }> {
     const parts: Float32Array[] = [];
     for (let i = 0; i < images.length; ) {
@@ -189,8 +206,14 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const augment: AugmentSpec = parseAugmentation(r.augment ?? FINETUNE_DEFAULTS.augment);
   const views = viewCount(augment, r.views ?? FINETUNE_DEFAULTS.views);
 
+  const unfreeze = r.unfreeze ?? 0;
+  if (!(Number.isInteger(unfreeze) && unfreeze >= 0)) throw new Error(`Expected a whole number of blocks (0 or more) for unfreeze but received ${r.unfreeze}`);
+  if (unfreeze && r.head === 'prototype') throw new Error('unfreezing needs a trained head: choose linear or MLP (a prototype head normalises its input and cannot be trained through)');
+
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
   const graph = prepared(r.backbone, r.model.embedding?.tensor ?? null);
+  // phase 2's cut, planned before any embedding work (an int8 backbone is refused here)
+  const plan = unfreeze ? planUnfreeze(decodeModel(r.backbone), graph.cut.tensor, unfreeze, r.model.id) : undefined;
   const session = await openSession(graph.bytes, r.order);
   const provider = session.provider;
 
@@ -215,7 +238,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   }
   const epochs = r.config?.epochs ?? FINETUNE_DEFAULTS.epochs;
   const result = await transfer.train(
-    { head: r.head ?? 'auto', config: { seed, ...r.config } },
+    { head: plan && (r.head ?? 'auto') === 'auto' ? 'linear' : (r.head ?? 'auto'), config: { seed, ...r.config } },
     {
       signal: r.signal,
       onEpoch(s) {
@@ -224,7 +247,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
       },
     },
   );
-  const metrics: ModelMetrics = {
+  const metrics: ModelMetrics & { phase2?: Phase2Metrics } = {
     valAccuracy: result.validated ? result.metrics.accuracy : null,
     trainAccuracy: result.trainAccuracy,
     confusion: result.metrics.confusion,
@@ -234,7 +257,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     head: result.head.kind,
     ms: performance.now() - t0,
   };
-  const onnx = transfer.export(graph, r.model.preprocess, {
+  const provenance = {
     base: r.model.id,
     head: result.head.kind,
     trainedIn: 'edgetune kiosk',
@@ -243,7 +266,98 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     views,
     valAccuracy: metrics.valAccuracy,
     bestEpoch: result.training?.bestEpoch ?? 0,
-  });
+  };
+  let onnx: Uint8Array;
+  if (plan) {
+    const p2 = await phase2(r, plan, { head: result.head, labels, train: collected.train, val: collected.val, views, augment, seed, progress });
+    metrics.valAccuracy = result.validated ? p2.metrics.accuracy : null;
+    metrics.confusion = p2.metrics.confusion;
+    metrics.phase2 = p2.summary;
+    metrics.ms = performance.now() - t0;
+    onnx = exportClassifierModel(unfrozenBackbone(plan, p2.result), graph.cut, p2.result.head, labels, r.model.preprocess, {
+      ...provenance,
+      valAccuracy: metrics.valAccuracy,
+      unfreeze: { cut: plan.cut.cut, blocks: r.unfreeze, lrBackbone: p2.summary.lrBackbone },
+    });
+  } else {
+    onnx = transfer.export(graph, r.model.preprocess, provenance);
+  }
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
   return { onnx, labels, metrics, provider };
+}
+
+/** Phase 2 in the page: cut activations of every view through the frozen part, then tail + head (see the header). */
+async function phase2(
+  r: TrainRequest,
+  plan: UnfreezePlan,
+  o: { head: HeadWeights; labels: string[]; train: Sample[]; val: Sample[]; views: number; augment: AugmentSpec; seed: number; progress: (p: TrainProgress) => void },
+): Promise<{ result: Awaited<ReturnType<typeof trainUnfrozen>>; metrics: Awaited<ReturnType<typeof trainUnfrozen>>['metrics']; summary: Phase2Metrics }> {
+  const t0 = performance.now();
+  const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
+  const total = o.train.length * o.views + o.val.length;
+  let done = 0;
+  const embedder = pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
+    done += n;
+    o.progress({ done, total: total + 1, message: `phase 2: activations at ${plan.cut.cut}, ${done}/${total} views (${frozen.provider})` });
+  });
+  let train;
+  let val;
+  try {
+    const tr = await embedder.embed(o.train, { views: o.views, augment: o.augment, seed: o.seed, signal: r.signal });
+    train = { x: tr.features, labels: Int32Array.from(o.train.flatMap((s) => Array<number>(o.views).fill(s.label))) };
+    if (o.val.length) {
+      const va = await embedder.embed(o.val, { views: 1, augment: {}, seed: o.seed, signal: r.signal });
+      val = { x: va.features, labels: Int32Array.from(o.val.map((s) => s.label)) };
+    }
+  } finally {
+    await frozen.dispose();
+  }
+  const lrHead = r.config?.lr ?? DEFAULT_LR[r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer];
+  const lrBackbone = r.phase2?.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
+  const epochs = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
+  const createSession: SessionFactory = async (bytes) => {
+    const s = await openSession(bytes, r.order);
+    // the page's sessions take their inputs' buffers (transferred to the inference worker); the trainer
+    // feeds the same weight arrays every step, so each run gets copies
+    const copies = (feeds: Record<string, TensorData>) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData['data'] }]));
+    return { run: (feeds, fetches) => s.run(copies(feeds), fetches), release: () => s.dispose() };
+  };
+  const result = await trainUnfrozen(
+    plan,
+    { head: o.head, classes: o.labels.length, train, val, createSession },
+    {
+      epochs,
+      patience: r.phase2?.patience ?? UNFREEZE_DEFAULTS.patience,
+      batchSize: UNFREEZE_DEFAULTS.batchSize,
+      optimizer: r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer,
+      lrHead,
+      lrBackbone,
+      weightDecay: r.config?.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
+      dropout: r.config?.dropout ?? FINETUNE_DEFAULTS.dropout,
+      labelSmoothing: r.config?.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
+      seed: o.seed,
+    },
+    {
+      signal: r.signal,
+      onEpoch(e) {
+        const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
+        o.progress({ done: total + e.epoch / epochs, total: total + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
+      },
+    },
+  );
+  return {
+    result,
+    metrics: result.metrics,
+    summary: {
+      blocks: r.unfreeze ?? 0,
+      cut: plan.cut.cut,
+      parameters: plan.parameters,
+      lrBackbone,
+      epochs: result.history.length,
+      bestEpoch: result.bestEpoch,
+      accuracyBefore: result.before.accuracy,
+      accuracy: result.metrics.accuracy,
+      ms: performance.now() - t0,
+    },
+  };
 }

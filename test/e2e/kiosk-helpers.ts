@@ -1,0 +1,73 @@
+// Shared by the kiosk's Chromium tests (kiosk.test.ts, kiosk-unfreeze.test.ts): start the built CLI's
+// `edgetune kiosk` on a free port, launch headless Chromium (Debian's chromium driven by
+// playwright-core), and pick sample photos from a class folder.
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { repoRoot, sharedDir } from '../helpers.js';
+
+export const CHROMIUM = process.env.EDGETUNE_CHROMIUM ?? '/usr/bin/chromium';
+
+/** `n` photos of `dir` (every `step`-th .jpg/.jpeg, sorted by name); throws when there are fewer. */
+export function pick(dir: string, n: number, step: number): string[] {
+  const files = readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort();
+  const out: string[] = [];
+  for (let i = 0; out.length < n && i < files.length; i += step) out.push(path.join(dir, files[i]!));
+  if (out.length < n) throw new Error(`${dir}: only ${out.length} photos`);
+  return out;
+}
+
+export interface Kiosk {
+  url: string;
+  /** The server's stderr so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** Start `edgetune kiosk --port 0` serving `model` (offline, models from the shared folder); resolves with its URL. */
+export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
+  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
+  if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
+  const server: ChildProcessWithoutNullStreams = spawn(process.execPath, [cli, 'kiosk', '--port', '0', '--model', model], {
+    cwd: repoRoot,
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
+  });
+  let log = '';
+  server.stderr.on('data', (d) => (log += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`kiosk did not start:\n${out}\n${log}`)), 120_000);
+    server.stdout.on('data', (d) => {
+      out += d;
+      const m = new RegExp(`serving ${model.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at (http://127\\.0\\.0\\.1:\\d+/)`).exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`kiosk exited with ${code}:\n${out}\n${log}`)));
+  });
+  return {
+    url,
+    log: () => log,
+    async stop() {
+      if (server.exitCode !== null) return;
+      const exited = new Promise((r) => server.once('exit', r));
+      server.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Headless Chromium with a persistent profile in `profile`; `args` are added to the defaults (no GPU, no network extras). */
+export function launchChromium(profile: string, args: string[] = []): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    acceptDownloads: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+  });
+}
