@@ -12,6 +12,9 @@ import { describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
 import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
+import { headFromModel } from '../../runtime/train/export.js';
+import { Embedder } from '../../runtime/train/node/embed.js';
+import { decodeResume, resumePath } from '../../runtime/train/node/resume.js';
 import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 
 const ds = shared('faults', 'divergence', 'ds');
@@ -112,6 +115,46 @@ describe('outputs, leakage, provenance', () => {
     const prov = (await readModelInfo(path.join(root, 'm4.onnx')))!.provenance as { dataset: { train: string; added: { name: string; dir: string }[] } };
     expect(prov.dataset.train).toBe('ds');
     expect(prov.dataset.added).toEqual([{ name: 'tulip', dir: 'tulip' }, { name: 'tulip2', dir: 'tulip' }]);
+  });
+
+  it('--resume of an --unfreeze model: its resume data holds the tuned backbone\'s embeddings under a key of its own; --resume --unfreeze is refused', async () => {
+    const root = tempDir();
+    const tuned = path.join(root, 'tuned.onnx');
+    const plain = path.join(root, 'plain.onnx');
+    await finetuneJson([ds, ...quick, '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--unfreeze-epochs', '2', '--backbone-lr', '0.001', '--out', tuned]);
+    await finetuneJson([ds, ...quick, '--model', 'mobilenetv2-fp32', '--out', plain]);
+    // the embedding-cache key of the tuned backbone is not the base's (the cache would hand out base embeddings)
+    const key = async (f: string) => ((await readModelInfo(f))!.provenance as { base: { key: string } }).base.key;
+    expect(await key(tuned)).not.toBe(await key(plain));
+    // a validation image's row in the resume data = its embedding through the exported model's (tuned) backbone
+    const data = decodeResume(new Uint8Array(readFileSync(resumePath(tuned))));
+    const idx = data.images.findIndex((im) => im.split === 'val');
+    const at = data.images.slice(0, idx).reduce((a, im) => a + im.views, 0) * data.dims;
+    const row = data.features.subarray(at, at + data.dims);
+    expect(row.length).toBe(1280);
+    const embed = async (model: string) => {
+      const { model: m, cut, info } = headFromModel(new Uint8Array(readFileSync(model)));
+      const e = await Embedder.open({ id: path.basename(model), model: m, cut, spec: info.preprocess, key: 'test', sha256: 'test' }, { providers: ['cpu'] });
+      try {
+        return (await e.embed([path.join(ds, data.images[idx]!.name)], { views: 1, cache: null })).features;
+      } finally {
+        await e.dispose();
+      }
+    };
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    const viaTuned = await embed(tuned);
+    const viaBase = await embed(plain);
+    console.log(`resume row vs tuned backbone: max |Δ| ${maxDiff(row, viaTuned).toExponential(2)}; vs base backbone ${maxDiff(row, viaBase).toExponential(2)}`);
+    // measured: 0 from the tuned backbone (the same float32 computation), 1.67e-2 from the base; before the fix the row was the base's
+    expect(maxDiff(row, viaTuned)).toBeLessThan(1e-5);
+    expect(maxDiff(row, viaBase)).toBeGreaterThan(1e-3);
+    // adding a class to the tuned model works from the resume data; unfreezing again with --resume is refused
+    const tulip = shared('faults', 'external-data', 'tulip');
+    const r = await finetuneJson(['--resume', tuned, '--add-class', 'tulip', tulip, ...quick, '--out', path.join(root, 'more.onnx')]);
+    expect(r.labels).toEqual(['daisy', 'rose', 'tulip']);
+    const refused = await ft(['--resume', tuned, '--add-class', 'tulip', tulip, ...quick, '--unfreeze', '1', '--out', path.join(root, 'x.onnx')]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
   });
 
   it('--resume of a model keeping its weights in external data, from another working directory: the new model is self-contained', async () => {

@@ -132,6 +132,7 @@ export interface FinetuneReport {
 
 interface Provenance {
   tool: 'edgetune finetune';
+  /** The base model (id, file sha256), the cut, and `key`: the embedding-cache key of the backbone the exported model embeds with (after --unfreeze the tuned one's, never the base's). */
   base: { id: string; sha256: string; key: string; cut: string };
   /**
    * Folders as given relative to the working directory when inside it, else their names (never an
@@ -271,6 +272,9 @@ export const finetune = {
     const unfreeze: number | string | undefined = v['unfreeze-from'] !== undefined ? (v['unfreeze-from'] as string) : v.unfreeze !== undefined ? intOption('unfreeze', num(v.unfreeze), 1, 1) : undefined;
     if (unfreeze === undefined && (v['backbone-lr'] !== undefined || v['unfreeze-epochs'] !== undefined)) throw new EdgetuneError('EARG', '--backbone-lr and --unfreeze-epochs need --unfreeze <n> or --unfreeze-from <tensor>');
     if (unfreeze !== undefined && headKind === 'prototype') throw new EdgetuneError('EARG', '--unfreeze needs a trained head: --head linear or mlp');
+    if (unfreeze !== undefined && v.resume) {
+      throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
+    }
     const backboneLr = v['backbone-lr'] !== undefined ? numberOption('backbone-lr', num(v['backbone-lr']), 0, Number.MIN_VALUE, 10) : undefined;
     const unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
     await checkWritable(out);
@@ -424,6 +428,9 @@ export const finetune = {
     // ---- phase 2 (--unfreeze): runtime/train/node/phase2.ts (cut activations per view, then tail + head)
     let phase2: FinetuneReport['unfreeze'];
     let tunedBackbone: OnnxModel | undefined;
+    // after phase 2 the model embeds with the tuned backbone: its cache key and every image's rows under it
+    let tunedKey: string | undefined;
+    let tunedRows: { train: Float32Array; val?: Float32Array } | undefined;
     if (plan) {
       const signal2 = interruptSignal();
       const bar2 = progress(io, `activations at ${plan.cut.cut} for ${collected.train.length} training images × ${views} views`);
@@ -456,12 +463,14 @@ export const finetune = {
       metrics = p2.metrics;
       tunedBackbone = p2.backbone;
       phase2 = { ...p2.summary, blocks: typeof unfreeze === 'number' ? unfreeze : null };
+      tunedRows = p2.embeddings;
+      tunedKey = p2.key;
     }
 
     // ---- export
     const provenance: Provenance = {
       tool: 'edgetune finetune',
-      base: { id: backbone.id, sha256: backbone.sha256, key: backbone.key, cut: backbone.cut.tensor },
+      base: { id: backbone.id, sha256: backbone.sha256, key: tunedKey ?? backbone.key, cut: backbone.cut.tensor },
       dataset: {
         train: provTrain ?? shownDir(trainDir),
         val: valDir ? shownDir(path.resolve(valDir)) : undefined,
@@ -511,7 +520,7 @@ export const finetune = {
     // what --resume needs: every image's rows (the transfer's order: train rows, then validation rows)
     const resumeData = resumeDataOf({
       labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
-      trainRows: transfer.trainSet().features, valRows: transfer.valSet()?.features,
+      trainRows: tunedRows?.train ?? transfer.trainSet().features, valRows: tunedRows ? tunedRows.val : transfer.valSet()?.features,
     });
     // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
     // report JSON (and with --int8 the float model and the calibration table) are all written to temp

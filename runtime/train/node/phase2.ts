@@ -1,11 +1,18 @@
 // Phase 2 of `edgetune finetune --unfreeze` (Node): the frozen part of the backbone runs once per view
 // of every image (an Embedder over it, cached on disk like the pooled embeddings) to give the cut
 // activations, then runtime/train/finetune-tail.ts trains the tail and the phase-1 head through ONNX
-// training graphs on onnxruntime-node sessions. Returns the tuned backbone, the head, the metrics and
-// a summary for the report.
+// training graphs on onnxruntime-node sessions. Returns the tuned backbone, the head, the metrics, a
+// summary for the report, every image's embedding under the tuned backbone (the tuned tail run on the
+// cached cut activations: what the resume data must hold, since the exported model embeds with the
+// tuned backbone) and the tuned backbone's cache key (never the base's: the embedding cache would mix
+// both).
 
+import { createHash } from 'node:crypto';
 import type { AugmentSpec } from '../augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from '../finetune-tail.js';
+import { exportTail } from '../graph/tail-trainer.js';
+import { encodeModel } from '../../onnx/model.js';
+import { asFloat32 } from '../../core/tensor.js';
 import type { TailData, TailEpochStats, TailTrainConfig } from '../graph/tail-trainer.js';
 import type { SessionFactory } from '../graph/session.js';
 import type { Metrics } from '../metrics.js';
@@ -53,8 +60,48 @@ export interface Phase2Summary {
 
 const round = (s: number) => Math.round(s * 100) / 100;
 
+/**
+ * The embedding rows of `x` (cut activations, `n` rows) through the tuned tail: [n, D] row-major, a
+ * spatial map averaged when the tail ends unpooled (as phase 1's pooled cut).
+ */
+async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array, n: number, session: Phase2Options['session'], batch = 32): Promise<Float32Array> {
+  const s = await createSession(encodeModel(tail), { ...session, onWarning: () => undefined });
+  try {
+    const per = shape.reduce((a, c) => a * c, 1);
+    const rowsOut: Float32Array[] = [];
+    let dims = 0;
+    for (let i = 0; i < n; i += batch) {
+      const b = Math.min(batch, n - i);
+      const out = await s.run({ [s.inputs[0]!.name]: { type: 'float32', data: x.slice(i * per, (i + b) * per), dims: [b, ...shape] } });
+      const y = asFloat32(Object.values(out)[0]!);
+      const d = Object.values(out)[0]!.dims as number[];
+      const channels = d[1] ?? y.length / b;
+      const spatial = y.length / (b * channels);
+      const pooled = new Float32Array(b * channels);
+      for (let r = 0; r < b; r++) for (let c = 0; c < channels; c++) {
+        let sum = 0;
+        for (let k = 0; k < spatial; k++) sum += y[(r * channels + c) * spatial + k]!;
+        pooled[r * channels + c] = sum / spatial;
+      }
+      dims = channels;
+      rowsOut.push(pooled);
+    }
+    const all = new Float32Array(n * dims);
+    let o = 0;
+    for (const r of rowsOut) {
+      all.set(r, o);
+      o += r.length;
+    }
+    return all;
+  } finally {
+    await s.dispose();
+  }
+}
+
 /** Run phase 2 (see the module header). Errors: as trainUnfrozen / the embedder (EARG, EMODEL, EINPUT). */
-export async function runPhase2(o: Phase2Options): Promise<{ head: HeadWeights; metrics: Metrics; backbone: OnnxModel; summary: Phase2Summary }> {
+export async function runPhase2(
+  o: Phase2Options,
+): Promise<{ head: HeadWeights; metrics: Metrics; backbone: OnnxModel; summary: Phase2Summary; embeddings: { train: Float32Array; val?: Float32Array }; key: string }> {
   const t0 = performance.now();
   const { plan } = o;
   const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
@@ -84,9 +131,19 @@ export async function runPhase2(o: Phase2Options): Promise<{ head: HeadWeights; 
     { batchSize: UNFREEZE_DEFAULTS.batchSize, patience: UNFREEZE_DEFAULTS.patience, ...o.config, lrBackbone, seed: o.seed },
     { signal: o.signal, onEpoch: o.onEpoch },
   );
+  // every view's embedding under the tuned backbone (the resume data's rows), and its cache key
+  const tunedTail = exportTail(plan.cut.tail, r.tailWeights);
+  const embeddings = {
+    train: await tunedEmbeddings(tunedTail, plan.cut.cutShape.slice(1) as number[], train.x, train.labels.length, o.session),
+    val: val ? await tunedEmbeddings(tunedTail, plan.cut.cutShape.slice(1) as number[], val.x, val.labels.length, o.session) : undefined,
+  };
+  const weightsHash = createHash('sha256');
+  for (const name of Object.keys(r.tailWeights).sort()) weightsHash.update(name).update(new Uint8Array(r.tailWeights[name]!.buffer, r.tailWeights[name]!.byteOffset, r.tailWeights[name]!.byteLength));
   return {
     head: r.head,
     metrics: r.metrics,
+    embeddings,
+    key: sha256(`${o.backbone.key}|tuned|${plan.cut.cut}|${weightsHash.digest('hex')}`),
     backbone: unfrozenBackbone(plan, r),
     summary: {
       cut: plan.cut.cut,
