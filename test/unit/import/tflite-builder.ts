@@ -17,8 +17,10 @@ export interface BuildTensor {
 export type OptionField = [number, 'i8' | 'i32' | 'f32' | 'bool', number] | [number, 'ints', number[]];
 
 export interface BuildOperator {
-  /** Builtin operator code. */
+  /** Builtin operator code (OperatorCode.builtin_code, int32 slot 3). */
   code: number;
+  /** OperatorCode.deprecated_builtin_code (int8 slot 0); default min(code, 127), as TFLite writers set it. */
+  deprecatedCode?: number;
   inputs: number[];
   outputs: number[];
   /** BuiltinOptions union type (1 Conv2DOptions, 2 DepthwiseConv2DOptions, 5 Pool2DOptions, …) and its fields. */
@@ -69,10 +71,11 @@ export function buildTflite(tensors: BuildTensor[], operators: BuildOperator[], 
     if (quant) b.addFieldOffset(4, quant, 0);
     return b.endObject();
   });
-  const codes: number[] = [];
+  const codes: [number, number][] = [];
   const opOffsets = operators.map((op) => {
-    let opcode = codes.indexOf(op.code);
-    if (opcode < 0) opcode = codes.push(op.code) - 1;
+    const deprecated = op.deprecatedCode ?? Math.min(op.code, 127);
+    let opcode = codes.findIndex(([c, d]) => c === op.code && d === deprecated);
+    if (opcode < 0) opcode = codes.push([op.code, deprecated]) - 1;
     let options = 0;
     if (op.options) {
       const vecs = new Map<number, number>();
@@ -110,9 +113,9 @@ export function buildTflite(tensors: BuildTensor[], operators: BuildOperator[], 
   b.addFieldOffset(3, opVec, 0);
   b.addFieldOffset(4, sgName, 0);
   const subgraphs = offsets([b.endObject()]);
-  const codeOffsets = codes.map((c) => {
+  const codeOffsets = codes.map(([c, deprecated]) => {
     b.startObject(4);
-    b.addFieldInt8(0, Math.min(c, 127), 0);
+    b.addFieldInt8(0, deprecated, 0);
     b.addFieldInt32(2, 1, null);
     b.addFieldInt32(3, c, 0);
     return b.endObject();

@@ -1,10 +1,10 @@
 // TFLite importer errors and small pieces: truncated and mislabelled files (slices and edits of the
-// real Coral model), an unsupported operator in a tiny model built with the flatbuffers Builder
+// real Coral model), an unsupported operator in a tiny model built with tflite-builder.ts
 // (also the int8 deprecated_builtin_code vs int32 builtin_code rule), label files, SAME padding.
 
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
-import * as flatbuffers from 'flatbuffers';
+import { buildTflite } from './tflite-builder.js';
 import * as ort from 'onnxruntime-node';
 import { shared } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
@@ -29,57 +29,8 @@ function thrown(fn: () => unknown): EdgetuneError {
  * `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3); options: a Pool/activation-free op.
  */
 function tinyTflite(deprecated: number, builtin: number): Uint8Array {
-  const b = new flatbuffers.Builder(512);
-  const ints = (xs: number[]) => {
-    b.startVector(4, xs.length, 4);
-    for (let i = xs.length - 1; i >= 0; i--) b.addInt32(xs[i]!);
-    return b.endVector();
-  };
-  const offsets = (xs: number[]) => {
-    b.startVector(4, xs.length, 4);
-    for (let i = xs.length - 1; i >= 0; i--) b.addOffset(xs[i]!);
-    return b.endVector();
-  };
-  const tensor = (name: string) => {
-    const n = b.createString(name);
-    const shape = ints([1, 4]);
-    b.startObject(5); // Tensor: shape 0, type 1, buffer 2, name 3
-    b.addFieldOffset(0, shape, 0);
-    b.addFieldOffset(3, n, 0);
-    return b.endObject();
-  };
-  const tensors = offsets([tensor('x'), tensor('y')]);
-  const opInputs = ints([0]);
-  const opOutputs = ints([1]);
-  b.startObject(5); // Operator: opcode_index 0, inputs 1, outputs 2
-  b.addFieldOffset(1, opInputs, 0);
-  b.addFieldOffset(2, opOutputs, 0);
-  const operator = b.endObject();
-  const operators = offsets([operator]);
-  const sgIn = ints([0]);
-  const sgOut = ints([1]);
-  const sgName = b.createString('main');
-  b.startObject(5); // SubGraph
-  b.addFieldOffset(0, tensors, 0);
-  b.addFieldOffset(1, sgIn, 0);
-  b.addFieldOffset(2, sgOut, 0);
-  b.addFieldOffset(3, operators, 0);
-  b.addFieldOffset(4, sgName, 0);
-  const subgraphs = offsets([b.endObject()]);
-  b.startObject(4); // OperatorCode
-  b.addFieldInt8(0, deprecated, 0);
-  b.addFieldInt32(2, 1, 1);
-  b.addFieldInt32(3, builtin, 0);
-  const codes = offsets([b.endObject()]);
-  b.startObject(1); // Buffer 0: the empty sentinel
-  const buffers = offsets([b.endObject()]);
-  b.startObject(5); // Model
-  b.addFieldInt32(0, 3, 0);
-  b.addFieldOffset(1, codes, 0);
-  b.addFieldOffset(2, subgraphs, 0);
-  b.addFieldOffset(4, buffers, 0);
-  b.finish(b.endObject(), 'TFL3');
-  return b.asUint8Array();
+  const t = (name: string) => ({ name, shape: [1, 4] });
+  return buildTflite([t('x'), t('y')], [{ code: builtin, deprecatedCode: deprecated, inputs: [0], outputs: [1] }], [0], [1]);
 }
 
 describe('TFLite importer errors', () => {
