@@ -1,11 +1,12 @@
 // `npm run bench:soak`: memory over a long stream. Runs the watch pipeline (worker inference, smoothing,
 // stats, result events) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
-// SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames after a warm-up
-// (SOAK_WARMUP, default 5 000) and prints the least-squares slope of each in MiB per 10 000 frames and
-// per hour at the measured frame rate: the process RSS (everything, native included), the main
-// isolate's V8 heap, the inference worker's V8 heap, and `external` (ArrayBuffers and other memory V8
-// knows of outside its heap). A flat RSS slope (within noise) means no leak; JavaScript heaps flat with
-// a growing RSS would point at native memory (onnxruntime, sharp, ffmpeg pipes).
+// SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
+// warm-up (SOAK_WARMUP, default 10 000: RSS still settles until then) and prints the least-squares
+// slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
+// rate: the process RSS (everything, native included), the main isolate's V8 heap, the inference
+// worker's V8 heap, and `external` (ArrayBuffers and other memory V8 knows of outside its heap). A
+// slope within two standard errors of zero is flat within noise (no leak); JavaScript heaps flat with a
+// growing RSS would point at native memory (onnxruntime, sharp, ffmpeg pipes).
 // Heap snapshots of both isolates are written after warm-up and near the end (SOAK_SNAPSHOTS: a folder,
 // default <tmp>/edgetune-soak; `none` to skip) and compared by object kind (scripts/heap-diff.ts): what
 // grew between them is what a JavaScript leak would be made of. Run with --expose-gc (npm run bench:soak
@@ -22,14 +23,17 @@ import { geometryOfClassifier, StreamPipeline } from '../runtime/stream/pipeline
 import { formatHeapDiff } from './heap-diff.js';
 
 const frames = Number(process.env.SOAK_FRAMES ?? 100_000);
-const warmup = Number(process.env.SOAK_WARMUP ?? 5_000);
+const warmup = Number(process.env.SOAK_WARMUP ?? 10_000);
 const every = Number(process.env.SOAK_EVERY ?? 5_000);
 const MiB = 1024 * 1024;
 const snapDir = process.env.SOAK_SNAPSHOTS === 'none' ? undefined : (process.env.SOAK_SNAPSHOTS ?? path.join(os.tmpdir(), 'edgetune-soak'));
 if (snapDir) mkdirSync(snapDir, { recursive: true });
 
-/** Least-squares slope of y over x. */
-function slope(xs: number[], ys: number[]): number {
+/**
+ * Least-squares slope of y over x and its standard error (σ̂ / √Σ(x − x̄)², σ̂² = residual sum of
+ * squares / (n − 2)): a slope within 2 standard errors of zero is flat within the noise of the samples.
+ */
+function fit(xs: number[], ys: number[]): { slope: number; se: number } {
   const n = xs.length;
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
@@ -39,7 +43,10 @@ function slope(xs: number[], ys: number[]): number {
     num += (xs[i]! - mx) * (ys[i]! - my);
     den += (xs[i]! - mx) ** 2;
   }
-  return den ? num / den : 0;
+  const slope = den ? num / den : 0;
+  let rss = 0;
+  for (let i = 0; i < n; i++) rss += (ys[i]! - my - slope * (xs[i]! - mx)) ** 2;
+  return { slope, se: n > 2 && den ? Math.sqrt(rss / (n - 2) / den) : NaN };
 }
 
 const clf = await loadClassifier(process.env.SOAK_MODEL ?? 'mobilenetv2-int8', { providers: ['cpu'], lazy: true });
@@ -87,10 +94,14 @@ const fps = seen / seconds;
 const per10k = (s: number) => s * 10_000;
 const perHour = (s: number) => s * fps * 3600;
 process.stdout.write(`${seen} frames in ${seconds.toFixed(0)} s (${fps.toFixed(0)} fps), ${at.length} samples after ${warmup} warm-up frames; dropped ${stats.dropped}\n`);
-const row = (name: string, ys: number[]) => [name, ys[0]?.toFixed(1) ?? '-', ys.at(-1)?.toFixed(1) ?? '-', per10k(slope(at, ys)).toFixed(3), perHour(slope(at, ys)).toFixed(1)];
+const row = (name: string, ys: number[]) => {
+  const f = fit(at, ys);
+  const verdict = !Number.isFinite(f.se) ? 'too few samples' : Math.abs(f.slope) <= 2 * f.se ? 'flat within noise' : f.slope > 0 ? 'grows' : 'shrinks';
+  return [name, ys[0]?.toFixed(1) ?? '-', ys.at(-1)?.toFixed(1) ?? '-', `${per10k(f.slope).toFixed(3)} ± ${per10k(f.se).toFixed(3)}`, perHour(f.slope).toFixed(1), verdict];
+};
 process.stdout.write(
   table([
-    ['memory', 'first MiB', 'last MiB', 'MiB / 10k frames', 'MiB / hour at this rate'],
+    ['memory', 'first MiB', 'last MiB', 'MiB / 10k frames (± SE)', 'MiB / hour at this rate', 'slope vs 2 SE'],
     row('RSS (process)', series.rss),
     row('V8 heap, main', series.heap),
     row('V8 heap, inference worker', series.worker),
