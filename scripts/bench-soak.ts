@@ -1,5 +1,6 @@
 // `npm run bench:soak`: memory over a long stream. Runs the watch pipeline (worker inference, smoothing,
-// stats, result events) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
+// stats, result events, and the watch server with HTTP clients coming and going: routes polled five
+// times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
 // SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
 // warm-up (SOAK_WARMUP, default 10 000: RSS still settles until then) and prints the least-squares
 // slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
@@ -20,6 +21,7 @@ import { createSource } from '../devices/index.js';
 import { loadClassifier } from '../runtime/classify/classifier.js';
 import { table } from '../runtime/core/format.js';
 import { geometryOfClassifier, StreamPipeline } from '../runtime/stream/pipeline.js';
+import { startServer } from '../runtime/stream/serve.js';
 import { formatHeapDiff } from './heap-diff.js';
 
 const frames = Number(process.env.SOAK_FRAMES ?? 100_000);
@@ -86,14 +88,47 @@ pipeline.on('result', () => {
     });
   }
 });
+// HTTP clients coming and going, as a kiosk's dashboard and browsers do: the watch server's routes
+// polled, and event / MJPEG streams opened for a second and dropped (SOAK_HTTP=0: none)
+const http = process.env.SOAK_HTTP === '0' ? undefined : await startServer(pipeline, { port: 0, log: () => undefined });
+let requests = 0;
+let clientTimer: NodeJS.Timeout | undefined;
+if (http) {
+  let tick = 0;
+  const get = async (route: string, holdMs = 0) => {
+    const ac = new AbortController();
+    try {
+      const res = await fetch(new URL(route, http.url), { signal: ac.signal });
+      if (holdMs) {
+        const reader = res.body!.getReader();
+        const stop = setTimeout(() => ac.abort(), holdMs);
+        while (!(await reader.read().catch(() => ({ done: true }))).done);
+        clearTimeout(stop);
+      } else await res.arrayBuffer();
+      requests++;
+    } catch {
+      // an aborted stream or a request cut by the end of the run
+    }
+  };
+  clientTimer = setInterval(() => {
+    tick++;
+    void get('/healthz');
+    void get('/metrics');
+    if (tick % 2 === 0) void get('/snapshot.jpg');
+    if (tick % 10 === 0) void get('/events', 1000);
+    if (tick % 10 === 5) void get('/stream.mjpg', 1000);
+  }, 200);
+}
 const stats = await pipeline.run();
+if (clientTimer) clearInterval(clientTimer);
+await http?.close();
 await sampling;
 const seconds = (performance.now() - t0) / 1000;
 await clf.dispose();
 const fps = seen / seconds;
 const per10k = (s: number) => s * 10_000;
 const perHour = (s: number) => s * fps * 3600;
-process.stdout.write(`${seen} frames in ${seconds.toFixed(0)} s (${fps.toFixed(0)} fps), ${at.length} samples after ${warmup} warm-up frames; dropped ${stats.dropped}\n`);
+process.stdout.write(`${seen} frames in ${seconds.toFixed(0)} s (${fps.toFixed(0)} fps), ${at.length} samples after ${warmup} warm-up frames; dropped ${stats.dropped}; ${http ? `${requests} HTTP requests served` : 'no HTTP clients'}\n`);
 const row = (name: string, ys: number[]) => {
   const f = fit(at, ys);
   const verdict = !Number.isFinite(f.se) ? 'too few samples' : Math.abs(f.slope) <= 2 * f.se ? 'flat within noise' : f.slope > 0 ? 'grows' : 'shrinks';
