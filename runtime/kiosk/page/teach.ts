@@ -247,7 +247,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
       },
     },
   );
-  const metrics: ModelMetrics & { phase2?: Phase2Metrics } = {
+  const metrics: ModelMetrics = {
     valAccuracy: result.validated ? result.metrics.accuracy : null,
     trainAccuracy: result.trainAccuracy,
     confusion: result.metrics.confusion,
