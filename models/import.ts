@@ -11,7 +11,6 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
-import type { PreprocessSpec } from '../runtime/core/preprocess-spec.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
 import { readLabelsFile } from '../runtime/io/labels-file.js';
 import { cacheDir } from '../runtime/io/paths.js';
@@ -176,31 +175,17 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   };
 }
 
-/** The `edgetune.model` metadata an imported card becomes (width/height from the NCHW input). */
+/** The `edgetune.model` metadata an imported card becomes: its model-card layer, as that contract spells it. */
 export function embeddedInfoOf(card: ImportedModelCard, provenance: Record<string, unknown>): EmbeddedModelInfo {
-  const [, c, h, w] = card.input.shape;
-  const preprocess: PreprocessSpec = {
-    width: w!,
-    height: h!,
-    channels: c === 1 ? 1 : 3,
-    layout: 'NCHW',
-    colorOrder: card.preprocess.colorOrder,
-    range: [...card.preprocess.range],
-    mean: [...card.preprocess.mean],
-    std: [...card.preprocess.std],
-    resize: card.preprocess.resize,
-    crop: card.preprocess.crop,
-    dtype: 'float32',
-  };
+  const { layer } = card;
   return {
     version: 1,
-    labels: card.labels ?? [],
-    ...(card.labelOffset ? { labelOffset: card.labelOffset } : {}),
-    preprocess,
-    // An embedding extractor has no class scores: `auto` leaves its rows alone unless asked to classify.
-    outputKind: card.output.kind === 'embedding' ? 'auto' : card.output.kind,
-    outputName: card.output.name,
-    ...(card.embedding ? { embedding: { tensor: card.embedding.tensor, dims: card.embedding.dims, pool: card.embedding.pool, ...(card.embedding.note ? { note: card.embedding.note } : {}) } } : {}),
+    labels: layer.labels ?? [],
+    ...(layer.labelOffset ? { labelOffset: layer.labelOffset } : {}),
+    preprocess: layer.preprocess,
+    outputKind: layer.outputKind,
+    outputName: layer.outputName,
+    ...(layer.embedding ? { embedding: layer.embedding } : {}),
     provenance,
   };
 }
@@ -240,7 +225,7 @@ function convertGathered(g: Gathered): ImportedModelFile {
     throw naming(g.source, err);
   }
   // A .tflite with no label file given or beside it may carry its own (an associated labels file).
-  if (!g.labelsFrom && result.card.labels) g.labelsFrom = `${path.basename(g.source)} (its associated labels file)`;
+  if (!g.labelsFrom && result.card.layer.labels) g.labelsFrom = `${path.basename(g.source)} (its associated labels file)`;
   const { model, card } = result;
   const info = embeddedInfoOf(card, {
     source: importedModelId(g.source),

@@ -62,7 +62,8 @@ describe('edgetune import', () => {
     expect(embed.code, embed.stderr).toBe(0);
     expect(embed.stdout).toContain('labels         none');
     expect(embed.stdout).toContain('MobilenetV1/Logits/AvgPool_1a/AvgPool [1,1024,1,1] embedding');
-    expect((await readModelInfo(path.join(work, 'embed.onnx')))?.embedding).toMatchObject({ tensor: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', dims: 1024 });
+    // a feature extractor has no class scores: its card's output kind is 'auto'
+    expect(await readModelInfo(path.join(work, 'embed.onnx'))).toMatchObject({ outputKind: 'auto', embedding: { tensor: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', dims: 1024 } });
 
     const fruit = await cli(['import', FRUIT, '--out', path.join(work, 'fruit.onnx')]);
     expect(fruit.code, fruit.stderr).toBe(0);

@@ -61,7 +61,7 @@ export const importModel: Command = {
       `  labels         ${c.labels.length ? `${c.labels.length} (${c.labels.slice(0, 3).map((l) => l.split(',')[0]).join(', ')}${c.labels.length > 3 ? ', …' : ''}), label offset ${c.labelOffset}` : 'none'}${
         imported.labelsFrom ? `, from ${imported.labelsFrom}` : ''
       }`,
-      `  output         ${c.outputName} [${src.output.dims.join(',')}] ${src.output.kind}`,
+      `  output         ${c.outputName} [${src.output.dims.join(',')}] ${src.output.extractor ? 'embedding' : c.outputKind}`,
       `  embedding      ${c.embedding ? `${c.embedding.tensor} (${c.embedding.dims}-d${c.embedding.pool === 'global-average' ? ', global-average pooled' : ''})` : 'none found'}`,
       `  precision      ${src.precision}${src.precision === 'int8' ? ' (quantized: runs as QLinearConv in onnxruntime)' : ''}`,
       ...src.notes.map((n) => `  note           ${n}`),

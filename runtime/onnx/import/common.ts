@@ -1,52 +1,52 @@
 // Shared pieces of the TFLite and tfjs importers: a small ONNX graph builder (unique names,
 // initializers, nodes), NHWC→NCHW layout helpers (data transposition, axis mapping), TensorFlow SAME
-// padding made explicit, activations as ONNX nodes, label-file parsing and the model card type the
-// importers return. Browser-safe (no Node APIs, no onnxruntime).
+// padding made explicit, activations as ONNX nodes, label-file parsing, the preprocess spec of an
+// NCHW float input, and the card type the importers return (a model-card layer plus what is
+// importer-specific). Browser-safe (no Node APIs, no onnxruntime).
 
 import { EdgetuneError } from '../../core/errors.js';
 import { DataType, makeNode, makeTensor, makeTensorType, makeValueInfo, setFloatAttribute, setIntAttribute, setIntsAttribute, type TensorInput } from '../graph.js';
+import type { CardLayer, OutputKind } from '../../core/model-card.js';
+import type { PreprocessSpec } from '../../core/preprocess-spec.js';
 import type { NodeProto, OnnxModel, TensorProto, ValueInfoProto } from '../model.js';
 
 /** ONNX opset the importers write: 13 is the first with per-channel (axis) Quantize/DequantizeLinear. */
 export const IMPORT_OPSET = 13;
 
-/** Preprocessing with the field names (and meaning) of runtime/image/preprocess.ts `PreprocessSpec`. */
-export interface ImportedPreprocess {
-  colorOrder: 'RGB' | 'BGR' | 'GRAY';
-  /** Pixel 0..255 is first mapped linearly onto this range. */
-  range: [number, number];
-  /** Subtracted after the range mapping. */
-  mean: number[];
-  /** Divides after the mean. */
-  std: number[];
-  /** `cover`: shorter side to the input size, centre crop (for a square input: centre square crop, then resize). */
-  resize: 'cover' | 'fill' | 'contain';
-  crop: number;
-}
+/**
+ * The pixel normalisation an importer decides: these `PreprocessSpec` fields (defined once in
+ * core/preprocess-spec.ts), without the geometry, layout and dtype the converted graph fixes
+ * (`importedSpec` adds them).
+ */
+export type PixelNormalisation = Pick<PreprocessSpec, 'colorOrder' | 'range' | 'mean' | 'std' | 'resize' | 'crop'>;
 
 /**
- * What the source file says about the model, with the field names of `models/registry.ts`
- * `ModelEntry` (input, preprocess, labels, labelOffset, output, embedding, precision), so it can
- * become a registry entry or the `edgetune.model` metadata.
+ * The model-card layer of a converted model (core/model-card.ts `CardLayer`), complete: the input and
+ * output names, the full preprocess spec (float32 NCHW `[1, channels, height, width]`), the label
+ * offset and the output kind are always set; labels when the caller or the file gave them; embedding
+ * when the graph has a pooled feature tensor.
+ */
+export type ImportedCardLayer = CardLayer & { inputName: string; outputName: string; preprocess: PreprocessSpec; labelOffset: number; outputKind: OutputKind };
+
+/**
+ * What an importer says about a converted model: the card fields once, as `layer` (what becomes the
+ * `edgetune.model` metadata), and beside it only what is about the source file and the conversion.
  */
 export interface ImportedModelCard {
   source: 'tflite' | 'tfjs';
-  /** The converted model's input: always float32 NCHW `[1, 3, H, W]`. */
-  input: { name: string; shape: number[]; layout: 'NCHW'; dtype: 'float32' };
+  /**
+   * The card fields. `outputKind`: 'probabilities' when the graph ends in softmax/logistic, else
+   * 'logits'; an embedding extractor (`output.extractor`) has no class scores and gets 'auto' (its
+   * rows are left alone unless asked to classify). `embedding`: the pooled features before the final
+   * dense layer(s), or for an extractor the output itself.
+   */
+  layer: ImportedCardLayer;
   /** The source file's own input (NHWC), with its quantization when it has one. */
   sourceInput: { name: string; shape: number[]; layout: 'NHWC'; dtype: string; quantization?: { scale: number; zeroPoint: number } };
-  /** Pixel 0..255 → model input: ((x mapped onto range) − mean) / std, RGB, fitted by `resize`/`crop`. */
-  preprocess: ImportedPreprocess;
-  /** Where `preprocess` comes from: the input's quantization, Teachable Machine's convention, or a default guess. */
+  /** Where `layer.preprocess`'s normalisation comes from: the input's quantization, Teachable Machine's convention, or a default guess. */
   preprocessSource: 'input-quantization' | 'teachable-machine' | 'assumed';
-  /** Class names (without a background class; see labelOffset), when the caller gave labels. */
-  labels?: string[];
-  /** Output index of labels[0]: 1 when the output has a "background" class at index 0. */
-  labelOffset: number;
-  /** The output tensor: probabilities when the graph ends in softmax/logistic; 'embedding' for feature extractors. */
-  output: { name: string; dims: number[]; kind: 'logits' | 'probabilities' | 'embedding' };
-  /** The pooled features before the final dense layer(s) (for a feature extractor: the output itself). */
-  embedding?: { tensor: string; dims: number; pool: 'none' | 'global-average'; note?: string };
+  /** The converted output (`layer.outputName`): its dims, and whether it is a feature extractor's embedding rather than class scores. */
+  output: { dims: number[]; extractor: boolean };
   precision: 'fp32' | 'fp16' | 'int8';
   /** Things worth knowing (assumptions made, quirks of the file). */
   notes: string[];
@@ -307,7 +307,7 @@ export function fitLabels(labels: string[], classes: number): { labels: string[]
 }
 
 /** Preprocessing of a uint8/int8-quantized image input: real = (q − zeroPoint) · scale, i.e. (x − zp)/(1/scale). */
-export function preprocessFromQuantization(scale: number, zeroPoint: number, signed: boolean): ImportedPreprocess {
+export function preprocessFromQuantization(scale: number, zeroPoint: number, signed: boolean): PixelNormalisation {
   // an int8 input gets pixel − 128 as its integer value
   const zp = signed ? zeroPoint + 128 : zeroPoint;
   // 6 significant digits: a float32 scale of 1/255 gives 254.99998…, which means 255
@@ -316,7 +316,7 @@ export function preprocessFromQuantization(scale: number, zeroPoint: number, sig
 }
 
 /** Teachable Machine's (and Keras MobileNet's) x/127.5 − 1 after a centre square crop. */
-export const TEACHABLE_MACHINE_PREPROCESS: ImportedPreprocess = {
+export const TEACHABLE_MACHINE_PREPROCESS: PixelNormalisation = {
   colorOrder: 'RGB',
   range: [0, 255],
   mean: [127.5, 127.5, 127.5],
@@ -324,3 +324,25 @@ export const TEACHABLE_MACHINE_PREPROCESS: ImportedPreprocess = {
   resize: 'cover',
   crop: 1,
 };
+
+/**
+ * The full preprocess spec of a converted model's float32 NCHW input `[1, C, H, W]` (`inputShape`,
+ * pixels) normalised by `norm`: width W, height H, channels 1 when C is 1 (else 3), layout NCHW,
+ * dtype float32. Arrays are copied (the spec does not share them with `norm`).
+ */
+export function importedSpec(inputShape: readonly number[], norm: PixelNormalisation): PreprocessSpec {
+  const [, c, h, w] = inputShape;
+  return {
+    width: w!,
+    height: h!,
+    channels: c === 1 ? 1 : 3,
+    layout: 'NCHW',
+    colorOrder: norm.colorOrder,
+    range: [...norm.range],
+    mean: [...norm.mean],
+    std: [...norm.std],
+    resize: norm.resize,
+    crop: norm.crop,
+    dtype: 'float32',
+  };
+}

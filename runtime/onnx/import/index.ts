@@ -4,12 +4,13 @@
 //
 //   const { model, card } = importTflite(tfliteBytes, { labels: labelsTxt });
 //   const { model, card } = importTfjsLayers(modelJson, { 'weights.bin': bin }, { metadata });
-//   encodeModel(model) → .onnx bytes; card.input/preprocess/labels/labelOffset/output/embedding use
-//   the field names of models/registry.ts ModelEntry.
+//   encodeModel(model) → .onnx bytes; card.layer is the converted model's model-card layer
+//   (core/model-card.ts CardLayer: names, full preprocess spec, labels, labelOffset, outputKind,
+//   embedding); the rest of the card is about the source file (sourceInput, preprocessSource, …).
 
 export { importTflite, type TfliteImportOptions } from './tflite.js';
 export { readAssociatedFiles } from './tflite-card.js';
 export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
-export { parseLabels, fitLabels, type ImportedModelCard, type ImportedPreprocess, type ImportResult } from './common.js';
+export { parseLabels, fitLabels, type ImportedModelCard, type ImportedCardLayer, type PixelNormalisation, type ImportResult } from './common.js';
 export { importTfjsLayers, type TfjsImportOptions, type TfjsModelJson, type TfjsLayer, type TfjsMetadata } from './tfjs.js';
 export { decodeTfjsWeights, type TfjsWeight, type TfjsWeightGroup, type TfjsWeightSpec } from './tfjs-weights.js';

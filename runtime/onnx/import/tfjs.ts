@@ -1,7 +1,8 @@
 // TensorFlow.js layers model (model.json topology + weights, e.g. a Teachable Machine image export)
 // → ONNX. Walks Sequential and functional (Model) configs, nested to any depth, and writes an NCHW
-// float graph (kernels transposed once, here), with a card of what the files say (input size, labels
-// from metadata.json, softmax output, the pooled embedding). Browser-safe (no Node APIs).
+// float graph (kernels transposed once, here), with a card of what the files say (its model-card
+// layer: input size, labels from metadata.json, softmax output, the pooled embedding). Browser-safe
+// (no Node APIs).
 
 import { EdgetuneError } from '../../core/errors.js';
 import { DataType } from '../graph.js';
@@ -13,6 +14,7 @@ import {
   emitActivation,
   fitLabels,
   floatInput,
+  importedSpec,
   nhwcAxisToNchw,
   transposeData,
   windowOut,
@@ -93,25 +95,29 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   const classes = output.shape[output.shape.length - 1]!;
   const card: ImportedModelCard = {
     source: 'tfjs',
-    input: { name: inName, shape: input.shape, layout: 'NCHW', dtype: 'float32' },
+    layer: {
+      inputName: inName,
+      outputName: output.name,
+      preprocess: importedSpec(input.shape, TEACHABLE_MACHINE_PREPROCESS),
+      labelOffset: 0,
+      outputKind: conv.probabilities.has(output.name) ? 'probabilities' : 'logits',
+    },
     sourceInput: { name: findInputName(top) ?? 'input', shape: [1, h, wd, c], layout: 'NHWC', dtype: 'float32' },
-    preprocess: TEACHABLE_MACHINE_PREPROCESS,
     preprocessSource: tm ? 'teachable-machine' : 'assumed',
-    labelOffset: 0,
-    output: { name: output.name, dims: output.shape, kind: conv.probabilities.has(output.name) ? 'probabilities' : 'logits' },
+    output: { dims: output.shape, extractor: false },
     precision: 'fp32',
     notes: tm ? [`Teachable Machine export (tmVersion ${md!.tmVersion ?? '?'}): centre square crop, x/127.5 − 1`] : ['preprocessing assumed to be x/127.5 − 1 (Keras MobileNet); the files do not say'],
   };
   if (conv.pooled) {
-    card.embedding = { tensor: conv.pooled.name, dims: conv.pooled.shape[1]!, pool: 'none', note: 'pooled features before the final dense layer(s)' };
+    card.layer.embedding = { tensor: conv.pooled.name, dims: conv.pooled.shape[1]!, pool: 'none', note: 'pooled features before the final dense layer(s)' };
   }
   const quantized = [...new Set((modelJson.weightsManifest ?? []).flatMap((g) => g.weights.map((w) => w.quantization?.dtype).filter((d) => d !== undefined)))];
   if (quantized.length > 0) card.notes.push(`weights stored ${quantized.join('/')}-quantized in the manifest, dequantized to float32`);
   const labels = options.labels ?? md?.labels;
   if (labels) {
     const fitted = fitLabels([...labels], classes);
-    card.labels = fitted.labels;
-    card.labelOffset = fitted.labelOffset;
+    card.layer.labels = fitted.labels;
+    card.layer.labelOffset = fitted.labelOffset;
   }
   return { model, card };
 }

@@ -1,17 +1,20 @@
-// The model card of a converted TFLite file: input and preprocessing (from the input's quantization
-// when it has one), output kind (probabilities when the graph ends in softmax/logistic), the embedding
-// tensor (pooled features before the final dense layers, or the output of a feature extractor), and
-// labels: the caller's, or a labels file packed into the .tflite as a TFLite-metadata "associated
-// file" (a zip appended to the flatbuffer; stored entries are read here). Browser-safe.
+// The card of a converted TFLite file, its model-card layer and what is TFLite-specific: input and
+// preprocessing (from the input's quantization when it has one), output kind (probabilities when the
+// graph ends in softmax/logistic; 'auto' for a feature extractor), the embedding tensor (pooled
+// features before the final dense layers, or the output of a feature extractor), and labels: the
+// caller's, or a labels file packed into the .tflite as a TFLite-metadata "associated file" (a zip
+// appended to the flatbuffer; stored entries are read here). Browser-safe.
 
 import {
   TEACHABLE_MACHINE_PREPROCESS,
   fitLabels,
+  importedSpec,
   parseLabels,
   preprocessFromQuantization,
   type ImportedModelCard,
   type Value,
 } from './common.js';
+import type { OutputKind } from '../../core/model-card.js';
 import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator, type TfliteSubgraph, type TfliteTensor } from './tflite-schema.js';
 
 /** What the conversion learnt that the card reports. */
@@ -95,13 +98,14 @@ export function tfliteCard(
   const last = producerThrough(outI);
   const classes = outT.shape[outT.shape.length - 1] ?? 0;
   const isPool = (op: TfliteOperator | undefined) => op !== undefined && (op.builtinCode === Op.MEAN || op.builtinCode === Op.AVERAGE_POOL_2D);
-  let kind: ImportedModelCard['output']['kind'] = last && (last.builtinCode === Op.SOFTMAX || last.builtinCode === Op.LOGISTIC) ? 'probabilities' : 'logits';
+  const scores: OutputKind = last && (last.builtinCode === Op.SOFTMAX || last.builtinCode === Op.LOGISTIC) ? 'probabilities' : 'logits';
+  let extractor = false;
   // embedding: from the last dense layer (FULLY_CONNECTED, or a 1×1 CONV_2D on a 1×1 map as in
   // TF-slim MobileNets) back through dense layers and reshapes to the pooling
   let embedding: number | undefined;
   if (isPool(last)) {
     embedding = outI;
-    kind = 'embedding';
+    extractor = true;
   } else {
     const dense = (op: TfliteOperator) =>
       op.builtinCode === Op.FULLY_CONNECTED || (op.builtinCode === Op.CONV_2D && sg.tensors[op.inputs[0]!]!.shape[1] === 1 && sg.tensors[op.inputs[0]!]!.shape[2] === 1);
@@ -116,34 +120,36 @@ export function tfliteCard(
       op = p && dense(p) ? p : undefined;
     }
   }
+  const inputShape = conv.values.get(sg.inputs[0]!)!.shape;
+  const quantization = isQuantized(inT) ? { scale: inT.quantization!.scale[0]!, zeroPoint: inT.quantization!.zeroPoint[0] ?? 0 } : undefined;
+  if (!quantization) notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
   const card: ImportedModelCard = {
     source: 'tflite',
-    input: { name: conv.inputName, shape: conv.values.get(sg.inputs[0]!)!.shape, layout: 'NCHW', dtype: 'float32' },
-    sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase() },
-    preprocess: TEACHABLE_MACHINE_PREPROCESS,
-    preprocessSource: 'assumed',
-    labelOffset: 0,
-    output: { name: out.name, dims: out.shape, kind },
+    layer: {
+      inputName: conv.inputName,
+      outputName: out.name,
+      preprocess: importedSpec(
+        inputShape,
+        quantization ? preprocessFromQuantization(quantization.scale, quantization.zeroPoint, inT.type === TensorType.INT8) : TEACHABLE_MACHINE_PREPROCESS,
+      ),
+      labelOffset: 0,
+      // a feature extractor has no class scores: 'auto' leaves its rows alone unless asked to classify
+      outputKind: extractor ? 'auto' : scores,
+    },
+    sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase(), ...(quantization ? { quantization } : {}) },
+    preprocessSource: quantization ? 'input-quantization' : 'assumed',
+    output: { dims: out.shape, extractor },
     precision: conv.quantizedWeights ? 'int8' : conv.halfWeights ? 'fp16' : 'fp32',
     notes,
   };
-  if (isQuantized(inT)) {
-    const q = inT.quantization!;
-    card.sourceInput.quantization = { scale: q.scale[0]!, zeroPoint: q.zeroPoint[0] ?? 0 };
-    card.preprocess = preprocessFromQuantization(q.scale[0]!, q.zeroPoint[0] ?? 0, inT.type === TensorType.INT8);
-    card.preprocessSource = 'input-quantization';
-  } else {
-    notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
-  }
-  card.input.shape = [...card.input.shape];
   if (embedding !== undefined) {
     const v = conv.values.get(embedding)!;
     const dims = v.shape.slice(1).reduce((a, d) => a * d, 1);
-    card.embedding = { tensor: v.name, dims, pool: 'none', note: embedding === outI ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
+    card.layer.embedding = { tensor: v.name, dims, pool: 'none', note: extractor ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
   }
   let list: string[] | undefined;
   if (options.labels !== undefined) list = typeof options.labels === 'string' ? parseLabels(options.labels) : [...options.labels];
-  else if (kind !== 'embedding') {
+  else if (!extractor) {
     for (const [name, data] of options.associatedFiles ?? []) {
       if (!name.toLowerCase().endsWith('.txt')) continue;
       const lines = parseLabels(new TextDecoder().decode(data));
@@ -156,9 +162,9 @@ export function tfliteCard(
   }
   if (list) {
     const fitted = fitLabels(list, classes);
-    card.labels = fitted.labels;
-    card.labelOffset = fitted.labelOffset;
-    if (kind !== 'embedding' && fitted.labels.length + fitted.labelOffset !== classes) notes.push(`${list.length} labels for ${classes} outputs`);
+    card.layer.labels = fitted.labels;
+    card.layer.labelOffset = fitted.labelOffset;
+    if (!extractor && fitted.labels.length + fitted.labelOffset !== classes) notes.push(`${list.length} labels for ${classes} outputs`);
   }
   return card;
 }

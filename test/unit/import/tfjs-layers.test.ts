@@ -88,8 +88,8 @@ async function compare(json: TfjsModelJson, bin: Uint8Array): Promise<number> {
     tf.io.fromMemory({ modelTopology: json.modelTopology as object, weightSpecs: json.weightsManifest[0]!.weights as tf.io.WeightsManifestEntry[], weightData: bin.slice().buffer }),
   );
   const { model, card } = importTfjsLayers(json, { 'weights.bin': bin });
-  expect(card.input.shape).toEqual([1, 3, 15, 15]);
-  expect(card.output.kind).toBe('probabilities');
+  expect(card.layer.preprocess).toMatchObject({ width: 15, height: 15, channels: 3, layout: 'NCHW', dtype: 'float32' });
+  expect(card.layer.outputKind).toBe('probabilities');
   const session = await ortSession(model);
   const r = rng(11);
   let worst = 0;

@@ -37,14 +37,26 @@ describe('tfjs import: Teachable Machine twins (nested Sequential / functional M
 
   it('describes the export: labels from metadata.json, Teachable Machine preprocessing, softmax output, pooled 1280-d embedding', () => {
     const c = conv.card;
-    expect(c.input).toEqual({ name: 'input', shape: [1, 3, 224, 224], layout: 'NCHW', dtype: 'float32' });
+    expect(c.layer.inputName).toBe('input');
     expect(c.sourceInput).toEqual({ name: 'input_1', shape: [1, 224, 224, 3], layout: 'NHWC', dtype: 'float32' });
-    expect(c.labels).toEqual(['twin1', 'twin2']);
-    expect(c.labelOffset).toBe(0);
+    expect(c.layer.labels).toEqual(['twin1', 'twin2']);
+    expect(c.layer.labelOffset).toBe(0);
     expect(c.preprocessSource).toBe('teachable-machine');
-    expect(c.preprocess).toEqual({ colorOrder: 'RGB', range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], resize: 'cover', crop: 1 });
-    expect(c.output).toEqual({ name: 'dense_Dense4', dims: [1, 2], kind: 'probabilities' });
-    expect(c.embedding).toMatchObject({ tensor: 'global_average_pooling2d_GlobalAveragePooling2D2', dims: 1280 });
+    expect(c.layer.preprocess).toEqual({
+      width: 224,
+      height: 224,
+      channels: 3,
+      layout: 'NCHW',
+      colorOrder: 'RGB',
+      range: [0, 255],
+      mean: [127.5, 127.5, 127.5],
+      std: [127.5, 127.5, 127.5],
+      resize: 'cover',
+      crop: 1,
+      dtype: 'float32',
+    });
+    expect([c.layer.outputName, c.output, c.layer.outputKind]).toEqual(['dense_Dense4', { dims: [1, 2], extractor: false }, 'probabilities']);
+    expect(c.layer.embedding).toMatchObject({ tensor: 'global_average_pooling2d_GlobalAveragePooling2D2', dims: 1280 });
   });
 
   it('matches tfjs (CPU backend) on photos', async () => {
@@ -126,7 +138,7 @@ describe('tfjs weights', () => {
     );
     // the complete copy converts
     copyFileSync(path.join(DIR, 'weights.bin'), path.join(dir, 'weights.bin'));
-    expect(importFolder(dir).card.labels).toBeUndefined();
+    expect(importFolder(dir).card.layer.labels).toBeUndefined();
   });
 
   it('an unsupported layer is named with its class and index', () => {

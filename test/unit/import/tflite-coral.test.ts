@@ -31,15 +31,27 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
 
   it('describes the file: uint8 input 1/128 zp 128 ⇒ (x − 128)/128, 1000 labels after background, softmax output, pooled embedding', () => {
     const c = conv.card;
-    expect(c.input).toEqual({ name: 'input', shape: [1, 3, 224, 224], layout: 'NCHW', dtype: 'float32' });
+    expect(c.layer.inputName).toBe('input');
     expect(c.sourceInput).toMatchObject({ shape: [1, 224, 224, 3], dtype: 'uint8', quantization: { scale: 0.0078125, zeroPoint: 128 } });
-    expect(c.preprocess).toEqual({ colorOrder: 'RGB', range: [0, 255], mean: [128, 128, 128], std: [128, 128, 128], resize: 'cover', crop: 1 });
+    expect(c.layer.preprocess).toEqual({
+      width: 224,
+      height: 224,
+      channels: 3,
+      layout: 'NCHW',
+      colorOrder: 'RGB',
+      range: [0, 255],
+      mean: [128, 128, 128],
+      std: [128, 128, 128],
+      resize: 'cover',
+      crop: 1,
+      dtype: 'float32',
+    });
     expect(c.preprocessSource).toBe('input-quantization');
-    expect(c.labels).toHaveLength(1000);
-    expect(c.labels![0]).toBe('tench, Tinca tinca');
-    expect(c.labelOffset).toBe(1);
-    expect(c.output).toEqual({ name: 'MobilenetV2/Predictions/Softmax', dims: [1, 1001], kind: 'probabilities' });
-    expect(c.embedding).toMatchObject({ tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 });
+    expect(c.layer.labels).toHaveLength(1000);
+    expect(c.layer.labels![0]).toBe('tench, Tinca tinca');
+    expect(c.layer.labelOffset).toBe(1);
+    expect([c.layer.outputName, c.output, c.layer.outputKind]).toEqual(['MobilenetV2/Predictions/Softmax', { dims: [1, 1001], extractor: false }, 'probabilities']);
+    expect(c.layer.embedding).toMatchObject({ tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 });
     expect(c.precision).toBe('int8');
     expect(session.inputNames).toEqual(['input']);
   });
@@ -102,9 +114,9 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
 describe('TFLite import: labels packed in the file', () => {
   it('without a labels option, the Coral model’s associated imagenet_labels.txt (a zip after the flatbuffer) gives the labels', () => {
     const { card } = importTflite(new Uint8Array(readFileSync(V2)));
-    expect(card.labels).toHaveLength(1000);
-    expect(card.labels![0]).toBe('tench, Tinca tinca');
-    expect(card.labelOffset).toBe(1);
+    expect(card.layer.labels).toHaveLength(1000);
+    expect(card.layer.labels![0]).toBe('tench, Tinca tinca');
+    expect(card.layer.labelOffset).toBe(1);
     expect(card.notes).toContain("labels from the file's associated file imagenet_labels.txt");
   });
 });
@@ -112,8 +124,9 @@ describe('TFLite import: labels packed in the file', () => {
 describe('TFLite import: Coral MobileNetV1 embedding extractor (uint8)', () => {
   it('outputs the 1024-d pooled features as LiteRT does', async () => {
     const { model, card } = importTflite(new Uint8Array(readFileSync(V1_EMBED)));
-    expect(card.output).toEqual({ name: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', dims: [1, 1024, 1, 1], kind: 'embedding' });
-    expect(card.embedding).toMatchObject({ tensor: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', dims: 1024 });
+    // a feature extractor: the output is the embedding, and its output kind 'auto' (no class scores)
+    expect([card.layer.outputName, card.output, card.layer.outputKind]).toEqual(['MobilenetV1/Logits/AvgPool_1a/AvgPool', { dims: [1, 1024, 1, 1], extractor: true }, 'auto']);
+    expect(card.layer.embedding).toMatchObject({ tensor: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', dims: 1024 });
     const session = await ortSession(model);
     const oracle = await tfliteOracle(V1_EMBED, outputQuantization(V1_EMBED));
     let worst = 0;

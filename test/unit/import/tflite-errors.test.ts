@@ -69,7 +69,7 @@ describe('TFLite importer errors', () => {
     const { model, card } = importTflite(tinyTflite(21, 0));
     const s = await ort.InferenceSession.create(encodeModel(model));
     const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 4]) });
-    expect(Array.from(r[card.output.name]!.data as Float32Array)).toEqual([0, 3, 6, 0.5]);
+    expect(Array.from(r[card.layer.outputName]!.data as Float32Array)).toEqual([0, 3, 6, 0.5]);
   });
 });
 

@@ -100,7 +100,7 @@ describe('TFLite import: every converted operator against LiteRT.js', () => {
     writeFileSync(file, bytes);
     const { model, card } = importTflite(bytes);
     expect(card.precision).toBe('fp16');
-    expect(card.output).toEqual({ name: 'probs', dims: [1, 6], kind: 'probabilities' });
+    expect([card.layer.outputName, card.output, card.layer.outputKind]).toEqual(['probs', { dims: [1, 6], extractor: false }, 'probabilities']);
     const session = await ortSession(model);
     const oracle = await tfliteOracle(file);
     const r = rng(5);
@@ -166,7 +166,7 @@ describe('TFLite import: uint8 QDQ operators against LiteRT.js', () => {
     writeFileSync(file, bytes);
     const { model, card } = importTflite(bytes);
     expect(card.precision).toBe('int8');
-    expect(card.preprocess).toMatchObject({ mean: [100, 100, 100], std: [20, 20, 20] });
+    expect(card.layer.preprocess).toMatchObject({ mean: [100, 100, 100], std: [20, 20, 20] });
     expect(model.graph.node.filter((n) => n.opType === 'Clip')).toHaveLength(1);
     const session = await ortSession(model);
     const oracle = await tfliteOracle(file, { scale: 1 / 256, zeroPoint: 0 });

@@ -34,11 +34,11 @@ describe('TFLite import: Teachable Machine fruit, float (model_unquant.tflite)',
 
   it('describes the file: labels from `i NAME` lines, softmax output, 1280-d pooled embedding, assumed x/127.5 − 1', () => {
     const c = conv.card;
-    expect(c.labels).toEqual(['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APPLE', 'ROTTEN ORANGE', 'ROTTEN BANANA']);
-    expect(c.labelOffset).toBe(0);
-    expect(c.output).toEqual({ name: 'sequential_3/dense_Dense2/Softmax', dims: [1, 6], kind: 'probabilities' });
-    expect(c.embedding).toMatchObject({ tensor: 'sequential_1/global_average_pooling2d_GlobalAveragePooling2D1/Mean', dims: 1280 });
-    expect(c.preprocess).toMatchObject({ range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], resize: 'cover', crop: 1 });
+    expect(c.layer.labels).toEqual(['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APPLE', 'ROTTEN ORANGE', 'ROTTEN BANANA']);
+    expect(c.layer.labelOffset).toBe(0);
+    expect([c.layer.outputName, c.output, c.layer.outputKind]).toEqual(['sequential_3/dense_Dense2/Softmax', { dims: [1, 6], extractor: false }, 'probabilities']);
+    expect(c.layer.embedding).toMatchObject({ tensor: 'sequential_1/global_average_pooling2d_GlobalAveragePooling2D1/Mean', dims: 1280 });
+    expect(c.layer.preprocess).toMatchObject({ range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], resize: 'cover', crop: 1 });
     expect(c.preprocessSource).toBe('assumed');
     expect(c.precision).toBe('fp32');
   });
@@ -64,10 +64,10 @@ describe('TFLite import: Teachable Machine fruit, int8 per-channel (model.tflite
   it('takes x/255 (its uint8 input is scale 1/255, zp 0) and has LiteRT’s top-1 on 38 photos; onnxruntime fuses it all', async () => {
     const { model, card } = importTflite(new Uint8Array(readFileSync(INT8)), { labels: LABELS });
     expect(card.sourceInput.quantization).toEqual({ scale: expect.closeTo(1 / 255, 9) as number, zeroPoint: 0 });
-    expect(card.preprocess).toMatchObject({ range: [0, 255], mean: [0, 0, 0], std: [255, 255, 255] });
+    expect(card.layer.preprocess).toMatchObject({ range: [0, 255], mean: [0, 0, 0], std: [255, 255, 255] });
     expect(card.precision).toBe('int8');
-    expect(card.output.kind).toBe('probabilities');
-    expect(card.embedding?.dims).toBe(1280);
+    expect(card.layer.outputKind).toBe('probabilities');
+    expect(card.layer.embedding?.dims).toBe(1280);
     // per-channel weights: DequantizeLinear with an axis and a vector of scales
     const dq = model.graph.node.filter((n) => n.opType === 'DequantizeLinear' && n.attribute.some((a) => a.name === 'axis'));
     expect(dq.length).toBeGreaterThanOrEqual(52);
@@ -108,10 +108,12 @@ describe('converted models load in a bare onnxruntime-node session', () => {
     ];
     for (const { model, card } of converted) {
       const s = await ort.InferenceSession.create(encodeModel(model));
-      expect(s.inputNames).toEqual([card.input.name]);
-      expect(s.outputNames).toEqual([card.output.name]);
-      const r = await s.run({ [card.input.name]: new ort.Tensor('float32', new Float32Array(3 * 224 * 224), card.input.shape) });
-      expect(r[card.output.name]!.dims).toEqual(card.output.dims);
+      const { inputName, outputName, preprocess: p } = card.layer;
+      expect(s.inputNames).toEqual([inputName]);
+      expect(s.outputNames).toEqual([outputName]);
+      expect([p.channels, p.height, p.width, p.layout]).toEqual([3, 224, 224, 'NCHW']);
+      const r = await s.run({ [inputName]: new ort.Tensor('float32', new Float32Array(3 * 224 * 224), [1, p.channels, p.height, p.width]) });
+      expect(r[outputName]!.dims).toEqual(card.output.dims);
       await s.release();
     }
   });
