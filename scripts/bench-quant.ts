@@ -182,8 +182,9 @@ if (process.env.BENCH_ZOO !== '0') {
   const ours = path.join(work, 'mobilenetv2-fp32-int8.onnx');
   process.stderr.write(`zoo comparison: quantizing mobilenetv2-fp32 (${calibCount} calibration images)…\n`);
   await quantizeModel({ model: 'mobilenetv2-fp32', out: ours, calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'), calibCount, cache: path.join(work, 'mobilenetv2-fp32.calib.json'), writeReport: false });
-  // and Coral's uint8 MobileNetV2 (other weights, same architecture), imported from its .tflite: an
-  // imported quantized model must run as fast as our own int8
+  // and Coral's uint8 MobileNetV2 (other weights, same architecture), imported from its .tflite: how an
+  // imported quantized model runs beside our own int8 (measured 2.2× slower: uint8 weights take
+  // onnxruntime's u8u8 kernels; see the README's quantization section)
   const coral = path.join(sharedRoot(), 'models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite');
   const clfs = {
     fp32: await loadClassifier('mobilenetv2-fp32', { providers: ['cpu'], threads: 1 }),
