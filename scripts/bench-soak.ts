@@ -1,6 +1,6 @@
 // `npm run bench:soak`: memory over a long stream. Runs the watch pipeline (worker inference, smoothing,
-// stats, result events, and the watch server with HTTP clients coming and going: routes polled five
-// times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
+// stats, result events, and the watch server with HTTP clients coming and going in another process:
+// routes polled five times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
 // SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
 // warm-up (SOAK_WARMUP, default 10 000: RSS still settles until then) and prints the least-squares
 // slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
@@ -13,6 +13,7 @@
 // grew between them is what a JavaScript leak would be made of. Run with --expose-gc (npm run bench:soak
 // does) so each sample follows a full collection in both isolates. Needs ffmpeg.
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,6 +51,41 @@ function fit(xs: number[], ys: number[]): { slope: number; se: number } {
   for (let i = 0; i < n; i++) rss += (ys[i]! - my - slope * (xs[i]! - mx)) ** 2;
   return { slope, se: n > 2 && den ? Math.sqrt(rss / (n - 2) / den) : NaN };
 }
+
+/**
+ * The HTTP clients (a separate node process): every 200 ms /healthz and /metrics, every 400 ms
+ * /snapshot.jpg, and every 2 s an /events or /stream.mjpg stream read for a second and dropped —
+ * a dashboard polling and browsers coming and going. Prints the count of completed requests.
+ */
+const CLIENT = `
+const [base, routesJson] = process.argv.slice(1);
+const routes = new Set(JSON.parse(routesJson));
+let done = 0;
+let tick = 0;
+async function get(route, holdMs = 0) {
+  if (!routes.has(route)) return;
+  const ac = new AbortController();
+  try {
+    const res = await fetch(new URL(route, base), { signal: ac.signal });
+    if (holdMs) {
+      const reader = res.body.getReader();
+      const stop = setTimeout(() => ac.abort(), holdMs);
+      while (!(await reader.read().catch(() => ({ done: true }))).done);
+      clearTimeout(stop);
+    } else await res.arrayBuffer();
+    done++;
+  } catch {}
+}
+setInterval(() => {
+  tick++;
+  get('/healthz');
+  get('/metrics');
+  if (tick % 2 === 0) get('/snapshot.jpg');
+  if (tick % 10 === 0) get('/events', 1000);
+  if (tick % 10 === 5) get('/stream.mjpg', 1000);
+  if (tick % 25 === 0) process.stdout.write(done + '\\n');
+}, 200);
+`;
 
 const clf = await loadClassifier(process.env.SOAK_MODEL ?? 'mobilenetv2-int8', { providers: ['cpu'], lazy: true });
 const source = await createSource(`test:testsrc2?size=320x240&rate=30`, { realtime: false, ...geometryOfClassifier(clf) });
@@ -92,35 +128,24 @@ pipeline.on('result', () => {
 // polled, and event / MJPEG streams opened for a second and dropped (SOAK_HTTP=0: none)
 const http = process.env.SOAK_HTTP === '0' ? undefined : await startServer(pipeline, { port: 0, log: () => undefined });
 let requests = 0;
-let clientTimer: NodeJS.Timeout | undefined;
+let client: ChildProcess | undefined;
 if (http) {
-  let tick = 0;
-  const get = async (route: string, holdMs = 0) => {
-    const ac = new AbortController();
-    try {
-      const res = await fetch(new URL(route, http.url), { signal: ac.signal });
-      if (holdMs) {
-        const reader = res.body!.getReader();
-        const stop = setTimeout(() => ac.abort(), holdMs);
-        while (!(await reader.read().catch(() => ({ done: true }))).done);
-        clearTimeout(stop);
-      } else await res.arrayBuffer();
-      requests++;
-    } catch {
-      // an aborted stream or a request cut by the end of the run
-    }
-  };
-  clientTimer = setInterval(() => {
-    tick++;
-    void get('/healthz');
-    void get('/metrics');
-    if (tick % 2 === 0) void get('/snapshot.jpg');
-    if (tick % 10 === 0) void get('/events', 1000);
-    if (tick % 10 === 5) void get('/stream.mjpg', 1000);
-  }, 200);
+  // The clients run in a child process, so the memory measured is the server's alone (an HTTP client in
+  // this process would add its own connection pool and buffers to the readings).
+  // SOAK_ROUTES limits them to some routes (comma-separated, e.g. `/healthz,/metrics`): all by default.
+  const routes = (process.env.SOAK_ROUTES ?? '/healthz,/metrics,/snapshot.jpg,/events,/stream.mjpg').split(',');
+  client = spawn(process.execPath, ['--input-type=module', '-e', CLIENT, http.url, JSON.stringify(routes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  client.stdout!.on('data', (d: Buffer) => {
+    const m = /(\d+)\s*$/.exec(d.toString());
+    if (m) requests = Number(m[1]);
+  });
 }
 const stats = await pipeline.run();
-if (clientTimer) clearInterval(clientTimer);
+if (client) {
+  const gone = new Promise((r) => client!.once('exit', r));
+  client.kill();
+  await gone;
+}
 await http?.close();
 await sampling;
 const seconds = (performance.now() - t0) / 1000;
