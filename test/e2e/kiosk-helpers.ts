@@ -5,7 +5,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { repoRoot, sharedDir } from '../helpers.js';
 
 export const CHROMIUM = process.env.EDGETUNE_CHROMIUM ?? '/usr/bin/chromium';
@@ -70,4 +70,16 @@ export function launchChromium(profile: string, args: string[] = []): Promise<Br
     acceptDownloads: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
+}
+
+/**
+ * Click *Train* and wait until the run ends; resolves with `document.body.dataset.training` then
+ * (`done`, `failed`). The state of the previous run is cleared first, so an earlier `done` is never
+ * read as this run's.
+ */
+export async function trainInKiosk(page: Page, timeoutMs = 170_000): Promise<string> {
+  await page.evaluate(() => delete document.body.dataset.training);
+  await page.click('#train');
+  await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: timeoutMs });
+  return page.evaluate(() => document.body.dataset.training ?? '');
 }

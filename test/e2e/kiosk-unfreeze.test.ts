@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFloat32 } from '../../runtime/onnx/graph.js';
 import { decodeModel } from '../../runtime/onnx/model.js';
 import { runCli, shared, tempDir } from '../helpers.js';
-import { launchChromium, pick, startKiosk, type Kiosk } from './kiosk-helpers.js';
+import { launchChromium, pick, startKiosk, trainInKiosk, type Kiosk } from './kiosk-helpers.js';
 
 /** Photos per class (every 8th jpg of hymenoptera/train), 25% held out for validation: 11 + 4 per class. */
 const PER_CLASS = 15;
@@ -41,11 +41,7 @@ afterAll(async () => {
   await kiosk?.stop();
 });
 
-async function train(): Promise<string> {
-  await page.click('#train');
-  await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 170_000 });
-  return page.evaluate(() => document.body.dataset.training ?? '');
-}
+const train = () => trainInKiosk(page);
 
 describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () => {
   it('trains the last block with the head on wasm, reports both accuracies, and exports a model whose block was tuned', async () => {

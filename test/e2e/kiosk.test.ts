@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
-import { launchChromium, pick, startKiosk, type Kiosk } from './kiosk-helpers.js';
+import { launchChromium, pick, startKiosk, trainInKiosk, type Kiosk } from './kiosk-helpers.js';
 import { FINETUNE_DEFAULTS } from '../../runtime/train/finetune.js';
 
 /** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
@@ -147,8 +147,7 @@ describe('edgetune kiosk in Chromium', () => {
     // the controls start on the fine-tune defaults (runtime/train/finetune.ts); 25% keeps 4 validation photos per class
     expect(await page.locator('#val-split').inputValue()).toBe(String(FINETUNE_DEFAULTS.valSplit));
     await page.selectOption('#val-split', '0.25');
-    await page.click('#train');
-    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 170_000 });
+    expect(await trainInKiosk(page)).toBe('done');
     expect(await text('#train-status')).toMatch(/^trained on wasm: 22 training \+ 8 validation images$/);
     const acc = Number(await page.locator('#val-acc').getAttribute('data-value'));
     console.log(`kiosk teach: validation accuracy ${acc} (${await text('#acc-detail')})`);
@@ -260,8 +259,7 @@ describe('edgetune kiosk in Chromium', () => {
   it('refuses to unfreeze the int8 backbone it serves, naming the fp32 twin, before any embedding work', async () => {
     await page.selectOption('#head-kind', 'linear');
     await page.selectOption('#unfreeze', '1');
-    await page.click('#train');
-    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 60_000 });
+    expect(await trainInKiosk(page, 60_000)).toBe('failed');
     expect(await text('#train-status')).toBe(
       "training failed: --unfreeze trains the backbone's float weights, and mobilenetv2-int8 is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result",
     );
@@ -272,8 +270,7 @@ describe('edgetune kiosk in Chromium', () => {
     await page.selectOption('#head-kind', 'prototype');
     await page.selectOption('#augment', 'none');
     await page.selectOption('#val-split', '0.25');
-    await page.click('#train');
-    await page.waitForFunction(() => document.body.dataset.training === 'done' || document.body.dataset.training === 'failed', null, { timeout: 120_000 });
+    expect(await trainInKiosk(page, 120_000)).toBe('done');
     expect(await text('#acc-detail')).toMatch(/^8 validation \/ 22 training images · training accuracy \d+\.\d% · prototype head · \d+\.\d s$/);
     const acc = Number(await page.locator('#val-acc').getAttribute('data-value'));
     console.log(`kiosk teach (prototype, no augmentation): validation accuracy ${acc}`);
