@@ -2,7 +2,8 @@
 // stats, result events, and the watch server with HTTP clients coming and going in another process:
 // routes polled five times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
 // SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
-// warm-up (SOAK_WARMUP, default 10 000: RSS still settles until then) and prints the least-squares
+// warm-up (SOAK_WARMUP, default 25 000: with the JPEG preview routes served, glibc's malloc arenas
+// grow for about that long, 240 → 247 MiB, then RSS stays level) and prints the least-squares
 // slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
 // rate: the process RSS (everything, native included), the main isolate's V8 heap, the inference
 // worker's V8 heap, and `external` (ArrayBuffers and other memory V8 knows of outside its heap). A
@@ -26,7 +27,7 @@ import { startServer } from '../runtime/stream/serve.js';
 import { formatHeapDiff } from './heap-diff.js';
 
 const frames = Number(process.env.SOAK_FRAMES ?? 100_000);
-const warmup = Number(process.env.SOAK_WARMUP ?? 10_000);
+const warmup = Number(process.env.SOAK_WARMUP ?? 25_000);
 const every = Number(process.env.SOAK_EVERY ?? 5_000);
 const MiB = 1024 * 1024;
 const snapDir = process.env.SOAK_SNAPSHOTS === 'none' ? undefined : (process.env.SOAK_SNAPSHOTS ?? path.join(os.tmpdir(), 'edgetune-soak'));
