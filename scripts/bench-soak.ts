@@ -3,7 +3,8 @@
 // routes polled five times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
 // SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
 // warm-up (SOAK_WARMUP, default 25 000: with the JPEG preview routes served, glibc's malloc arenas
-// grow for about that long, 240 → 247 MiB, then RSS stays level) and prints the least-squares
+// fill during the first ~3.5 minutes of clients, 25–45k frames here; see the README's Long runs) and
+// prints the least-squares
 // slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
 // rate: the process RSS (everything, native included), the main isolate's V8 heap, the inference
 // worker's V8 heap, and `external` (ArrayBuffers and other memory V8 knows of outside its heap). A
