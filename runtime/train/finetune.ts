@@ -33,6 +33,7 @@ import { computeMetrics, createRng, DEFAULT_CONFIG, predictHead, predictions, pr
 import type { FeatureSet, HeadWeights, TrainConfig, TrainHooks, TrainResult } from './types.js';
 import type { OnnxModel } from '../onnx/model.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
+import { concatFloat32 } from '../core/tensor.js';
 
 export type HeadKind = 'linear' | 'mlp' | 'prototype';
 
@@ -207,13 +208,7 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
   const images = { train: new Array<number>(K).fill(0), val: new Array<number>(K).fill(0) };
   let trained: HeadWeights | undefined;
   const set = (which: 'train' | 'val'): FeatureSet => {
-    const f = new Float32Array(rowLabels[which].length * dims);
-    let o = 0;
-    for (const r of rows[which]) {
-      f.set(r, o);
-      o += r.length;
-    }
-    return { features: f, labels: Int32Array.from(rowLabels[which]), dims, classes: K };
+    return { features: concatFloat32(rows[which]), labels: Int32Array.from(rowLabels[which]), dims, classes: K };
   };
   const metricsOf = (head: HeadWeights, s: FeatureSet) => computeMetrics(predictions(predictHead(head, s.features), K), s.labels, K);
   const t: Transfer = {

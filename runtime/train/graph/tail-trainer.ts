@@ -9,7 +9,7 @@
 import { EdgetuneError } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
-import type { TensorData } from '../../core/tensor.js';
+import { concatFloat32, type TensorData } from '../../core/tensor.js';
 import { checkDiverged } from '../diverge.js';
 import { argmax } from '../metrics.js';
 import { createOptimizer, DEFAULT_LR } from '../optim.js';
@@ -169,10 +169,7 @@ export async function evaluateTail(session: GraphSession, graph: TrainingGraph, 
     const out = await session.run(batchFeeds(graph, per, data, rows, weights, false), [graph.logits]);
     parts.push(out[graph.logits]!.data as Float32Array);
   }
-  const res = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) res.set(p, (o += p.length) - p.length);
-  return res;
+  return concatFloat32(parts);
 }
 
 /**

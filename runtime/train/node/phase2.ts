@@ -12,7 +12,7 @@ import type { AugmentSpec } from '../augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from '../finetune-tail.js';
 import { exportTail } from '../graph/tail-trainer.js';
 import { encodeModel } from '../../onnx/model.js';
-import { asFloat32 } from '../../core/tensor.js';
+import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import type { TailData, TailEpochStats, TailTrainConfig } from '../graph/tail-trainer.js';
 import type { SessionFactory } from '../graph/session.js';
 import type { Metrics } from '../metrics.js';
@@ -69,7 +69,6 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
   try {
     const per = shape.reduce((a, c) => a * c, 1);
     const rowsOut: Float32Array[] = [];
-    let dims = 0;
     for (let i = 0; i < n; i += batch) {
       const b = Math.min(batch, n - i);
       const out = await s.run({ [s.inputs[0]!.name]: { type: 'float32', data: x.slice(i * per, (i + b) * per), dims: [b, ...shape] } });
@@ -83,16 +82,9 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
         for (let k = 0; k < spatial; k++) sum += y[(r * channels + c) * spatial + k]!;
         pooled[r * channels + c] = sum / spatial;
       }
-      dims = channels;
       rowsOut.push(pooled);
     }
-    const all = new Float32Array(n * dims);
-    let o = 0;
-    for (const r of rowsOut) {
-      all.set(r, o);
-      o += r.length;
-    }
-    return all;
+    return concatFloat32(rowsOut);
   } finally {
     await s.dispose();
   }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { decodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';
 import { DEFAULT_SPEC, toTensor } from '../../../runtime/image/preprocess.js';
+import { concatFloat32 } from '../../../runtime/core/tensor.js';
 import { shared } from '../../helpers.js';
 import { ortSession } from './grad-helpers.js';
 
@@ -51,11 +52,5 @@ export async function runBatched(model: OnnxModel | Uint8Array, input: string, o
     parts.push(out[output]!.data as Float32Array);
   }
   await s.release?.();
-  const res = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    res.set(p, o);
-    o += p.length;
-  }
-  return res;
+  return concatFloat32(parts);
 }
