@@ -1,15 +1,14 @@
 // `npm run bench:soak`: memory over a long stream. Runs the watch pipeline (worker inference, smoothing,
-// stats, result events, and the watch server with HTTP clients coming and going in another process:
-// routes polled five times a second, event and MJPEG streams opened for a second and dropped) on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible) for
-// SOAK_FRAMES frames (default 100 000), samples memory every SOAK_EVERY frames (default 5 000) after a
-// warm-up (SOAK_WARMUP, default 25 000: with the JPEG preview routes served, glibc's malloc arenas
-// fill during the first ~3.5 minutes of clients, 25–45k frames here; see the README's Long runs) and
-// prints the least-squares
-// slope of each, with its standard error, in MiB per 10 000 frames and per hour at the measured frame
-// rate: the process RSS (everything, native included), the main isolate's V8 heap, the inference
-// worker's V8 heap, and `external` (ArrayBuffers and other memory V8 knows of outside its heap). A
-// slope within two standard errors of zero is flat within noise (no leak); JavaScript heaps flat with a
-// growing RSS would point at native memory (onnxruntime, sharp, ffmpeg pipes).
+// stats, result events) and the watch server, with HTTP clients coming and going in another process
+// (scripts/soak-client.ts), on `test:testsrc2` frames (ffmpeg's synthetic source, as fast as possible)
+// for SOAK_FRAMES frames (default 100 000). It samples memory every SOAK_EVERY frames (default 5 000)
+// after a warm-up (SOAK_WARMUP, default 25 000: with the JPEG preview routes served, glibc's malloc
+// arenas fill during the first ~3.5 minutes of clients; see the README's Long runs) and prints the
+// least-squares slope of each reading, with its standard error, in MiB per 10 000 frames and per hour
+// at the measured frame rate: the process RSS (everything, native included), the main isolate's V8
+// heap, the inference worker's V8 heap, and `external` (ArrayBuffers and other memory V8 knows of
+// outside its heap). A slope within two standard errors of zero is flat within noise; JavaScript heaps
+// flat with a growing RSS point at native memory (onnxruntime, sharp, ffmpeg pipes, the allocator).
 // Heap snapshots of both isolates are written after warm-up and near the end (SOAK_SNAPSHOTS: a folder,
 // default <tmp>/edgetune-soak; `none` to skip) and compared by object kind (scripts/heap-diff.ts): what
 // grew between them is what a JavaScript leak would be made of. Run with --expose-gc (npm run bench:soak
@@ -19,6 +18,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeHeapSnapshot } from 'node:v8';
 import { createSource } from '../devices/index.js';
 import { loadClassifier } from '../runtime/classify/classifier.js';
@@ -53,41 +53,6 @@ function fit(xs: number[], ys: number[]): { slope: number; se: number } {
   for (let i = 0; i < n; i++) rss += (ys[i]! - my - slope * (xs[i]! - mx)) ** 2;
   return { slope, se: n > 2 && den ? Math.sqrt(rss / (n - 2) / den) : NaN };
 }
-
-/**
- * The HTTP clients (a separate node process): every 200 ms /healthz and /metrics, every 400 ms
- * /snapshot.jpg, and every 2 s an /events or /stream.mjpg stream read for a second and dropped —
- * a dashboard polling and browsers coming and going. Prints the count of completed requests.
- */
-const CLIENT = `
-const [base, routesJson] = process.argv.slice(1);
-const routes = new Set(JSON.parse(routesJson));
-let done = 0;
-let tick = 0;
-async function get(route, holdMs = 0) {
-  if (!routes.has(route)) return;
-  const ac = new AbortController();
-  try {
-    const res = await fetch(new URL(route, base), { signal: ac.signal });
-    if (holdMs) {
-      const reader = res.body.getReader();
-      const stop = setTimeout(() => ac.abort(), holdMs);
-      while (!(await reader.read().catch(() => ({ done: true }))).done);
-      clearTimeout(stop);
-    } else await res.arrayBuffer();
-    done++;
-  } catch {}
-}
-setInterval(() => {
-  tick++;
-  get('/healthz');
-  get('/metrics');
-  if (tick % 2 === 0) get('/snapshot.jpg');
-  if (tick % 10 === 0) get('/events', 1000);
-  if (tick % 10 === 5) get('/stream.mjpg', 1000);
-  if (tick % 25 === 0) process.stdout.write(done + '\\n');
-}, 200);
-`;
 
 const clf = await loadClassifier(process.env.SOAK_MODEL ?? 'mobilenetv2-int8', { providers: ['cpu'], lazy: true });
 const source = await createSource(`test:testsrc2?size=320x240&rate=30`, { realtime: false, ...geometryOfClassifier(clf) });
@@ -132,11 +97,11 @@ const http = process.env.SOAK_HTTP === '0' ? undefined : await startServer(pipel
 let requests = 0;
 let client: ChildProcess | undefined;
 if (http) {
-  // The clients run in a child process, so the memory measured is the server's alone (an HTTP client in
+  // The clients (scripts/soak-client.ts) run in a child process, so the memory measured is the server's alone (an HTTP client in
   // this process would add its own connection pool and buffers to the readings).
   // SOAK_ROUTES limits them to some routes (comma-separated, e.g. `/healthz,/metrics`): all by default.
-  const routes = (process.env.SOAK_ROUTES ?? '/healthz,/metrics,/snapshot.jpg,/events,/stream.mjpg').split(',');
-  client = spawn(process.execPath, ['--input-type=module', '-e', CLIENT, http.url, JSON.stringify(routes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const routes = process.env.SOAK_ROUTES ?? '/healthz,/metrics,/snapshot.jpg,/events,/stream.mjpg';
+  client = spawn(process.execPath, [fileURLToPath(new URL('./soak-client.js', import.meta.url)), http.url, routes], { stdio: ['ignore', 'pipe', 'inherit'] });
   client.stdout!.on('data', (d: Buffer) => {
     const m = /(\d+)\s*$/.exec(d.toString());
     if (m) requests = Number(m[1]);

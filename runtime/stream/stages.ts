@@ -43,12 +43,13 @@ export interface InferenceStages {
    * its V8 heap in bytes, and a heap snapshot written to `file` (Chrome DevTools' .heapsnapshot format).
    */
   worker?: {
-    memory(): Promise<{ heapUsed: number; external: number; arrayBuffers: number }>;
+    memory(): Promise<WorkerMemory>;
     writeHeapSnapshot(file: string): Promise<string>;
   };
 }
 
-type WorkerMemory = { heapUsed: number; external: number; arrayBuffers: number };
+/** A worker isolate's V8 memory in bytes (process.memoryUsage() read inside it). */
+export type WorkerMemory = { heapUsed: number; external: number; arrayBuffers: number };
 
 /** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
 function workerScript(): URL {
@@ -63,13 +64,15 @@ async function startWorker(
   onWarning?: (m: string) => void,
 ): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void>; diagnostics: NonNullable<InferenceStages['worker']> }> {
   const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
-  const pending = new Map<number, { resolve: (r: never) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
+  const memoryAsked = new Map<number, { resolve: (m: WorkerMemory) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | undefined;
   const fail = (err: Error) => {
     dead ??= err;
-    for (const p of pending.values()) p.reject(err);
+    for (const p of [...pending.values(), ...memoryAsked.values()]) p.reject(err);
     pending.clear();
+    memoryAsked.clear();
   };
   const ready = new Promise<string>((resolve, reject) => {
     worker.on('message', (m: WorkerReply) => {
@@ -77,11 +80,11 @@ async function startWorker(
       else if (m.type === 'warning') onWarning?.(m.message);
       else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
       else if (m.type === 'result') {
-        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms } as never);
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
         pending.delete(m.id);
       } else if (m.type === 'memory') {
-        pending.get(m.id)?.resolve({ heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers } as never);
-        pending.delete(m.id);
+        memoryAsked.get(m.id)?.resolve({ heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers });
+        memoryAsked.delete(m.id);
       } else if (m.type === 'error') {
         pending.get(m.id)?.reject(new EdgetuneError('EMODEL', m.message));
         pending.delete(m.id);
@@ -110,7 +113,7 @@ async function startWorker(
       if (dead) return Promise.reject(dead);
       const id = nextId++;
       return new Promise<{ probs: Float32Array; ms: number }>((resolve, reject) => {
-        pending.set(id, { resolve: resolve as (r: never) => void, reject });
+        pending.set(id, { resolve, reject });
         const msg: WorkerRequest = { type: 'run', id, tensor };
         worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
       });
@@ -120,7 +123,7 @@ async function startWorker(
         if (dead) return Promise.reject(dead);
         const id = nextId++;
         return new Promise<WorkerMemory>((resolve, reject) => {
-          pending.set(id, { resolve: resolve as (r: never) => void, reject });
+          memoryAsked.set(id, { resolve, reject });
           worker.postMessage({ type: 'memory', id } satisfies WorkerRequest);
         });
       },

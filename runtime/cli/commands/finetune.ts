@@ -3,7 +3,7 @@
 // and of the multilabel / regression heads (`--task`: runtime/train/node/finetune-targets.ts). This file parses the options, reads
 // the folder-per-class dataset, embeds with runtime/train/node/embed.ts (onnxruntime-node, cached on
 // disk), and writes the outputs: the ONNX classifier, a report (JSON + PNG with curves and the confusion
-// matrix) beside it, with --int8 the quantized model scored against the float one on the validation
+// matrix) beside it, with --int8 the quantized model (runtime/train/node/int8.ts) scored against the float one on the validation
 // images. `--resume M --add-class NAME DIR` extends a model this command exported from its resume data
 // (<name>.resume.bin: every image's embeddings), reading only the new classes' folders. Outputs are one
 // set written atomically (runtime/io/atomic.ts writeAtomicSet); the picture is drawn last and a failure
@@ -11,14 +11,13 @@
 // images are warned about and listed in the report. (Over 500 lines: one command's option checks, usage
 // text and output set in order; the work itself is in runtime/train/.)
 
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
 import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '../../train/node/embed.js';
-import { evaluateOnImages } from '../../train/node/evaluate.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../../train/export.js';
 import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
@@ -32,6 +31,11 @@ import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
+import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
+import { loadModelFile } from '../../io/model-file.js';
+import { quantizeFinetuned, type Int8Report } from '../../train/node/int8.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
        edgetune finetune --resume <model.onnx> --add-class <name> <dir> [--add-class <name> <dir>]... [options]
@@ -120,14 +124,14 @@ export interface FinetuneReport {
   modelSha256?: string;
   /** Validation images byte-identical to training images: count and up to 3 [validation, training] pairs. */
   leakage?: SharedFiles;
+  /** With --unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone (accuracyBefore: the head alone, measured through the same graph on the same images). */
+  unfreeze?: Phase2Summary & { blocks: number | null };
   /**
    * With --int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
    * the calibration images (drawn from the training folder), and both models scored on the same
    * held-apart validation images (`images` of them; null fields without validation data).
    */
-  /** With --unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone (accuracyBefore: the head alone, measured through the same graph on the same images). */
-  unfreeze?: Phase2Summary & { blocks: number | null };
-  int8?: { float: string; quantized: Record<string, number>; calibrationImages: number; images: number; accuracyFloat: number | null; accuracyInt8: number | null };
+  int8?: Int8Report;
 }
 
 interface Provenance {
@@ -149,10 +153,6 @@ interface Provenance {
 
 const num = (v: unknown) => v as string | undefined;
 
-import { checkWritable, tempPathFor, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
-import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
-import { loadModelFile } from '../../io/model-file.js';
 
 /** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
 function shownDir(dir: string): string {
@@ -532,46 +532,15 @@ export const finetune = {
     let modelBytes = bytes;
     try {
       if (v.int8 && !alreadyInt8) {
-        // The float model goes beside the int8 one; calibration/ quantizes it with training images, and
-        // both are scored on the validation images (never on calibration images).
-        const floatFile = out.replace(/\.onnx$/i, '.fp32.onnx');
-        const floatTmp = tempPathFor(floatFile, '.onnx');
-        const int8Tmp = tempPathFor(out, '.onnx');
-        const tableTmp = int8Tmp.replace(/\.onnx$/i, '') + '.calibration.cache';
-        temps.push(floatTmp, int8Tmp, tableTmp);
-        await writeFile(floatTmp, bytes);
-        const { quantizeModel } = await import('../../../calibration/index.js');
         // the training folder may be gone when resuming from resume data: calibrate on the added classes then
         const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
         if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-        const q = await quantizeModel({
-          model: floatTmp,
-          out: int8Tmp,
-          calib,
-          calibCount: INT8_CALIBRATION_IMAGES,
-          seed,
-          // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
-          preprocess: backbone.spec,
-          labels,
-          outputKind: 'probabilities',
-          writeReport: false,
-          providers: sessionOpts.providers,
-          threads: sessionOpts.threads,
-          onWarning: (m) => warn(m),
-        });
-        modelBytes = new Uint8Array(await readFile(int8Tmp));
-        const ev = newVal.length ? await evaluateOnImages([bytes, modelBytes], newVal, labels.length, backbone.spec, { ...sessionOpts, onWarning: () => undefined }) : undefined;
-        report.int8 = {
-          float: floatFile,
-          quantized: q.quantized,
-          calibrationImages: q.calibrationImages,
-          images: ev?.images ?? 0,
-          accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,
-          accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
-        };
+        const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
+        temps.push(...q.temps);
+        modelBytes = q.bytes;
+        report.int8 = q.report;
         if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-        set.push({ file: out, from: int8Tmp }, { file: floatFile, from: floatTmp });
-        if (await stat(tableTmp).then(() => true, () => false)) set.push({ file: out.replace(/\.onnx$/i, '') + '.calibration.cache', from: tableTmp });
+        set.push(...q.entries);
       } else {
         set.push({ file: out, data: bytes });
       }
