@@ -1,13 +1,13 @@
 // The kiosk page: fetches the served model and its description (/api/config), opens it with
 // provider fallback in the inference worker (./engine.ts → ./ort-worker.ts), classifies the
 // camera live with EMA-smoothed top-k, and runs teach mode — classes, hold-to-record and uploaded
-// samples, in-page head training (./teach.ts, driving runtime/train/finetune.ts), accuracy + confusion matrix, switching the live view
+// samples, in-page head training (./teach.ts, driving runtime/train/finetune.ts; results.ts shows the result), switching the live view
 // to the new model, IndexedDB persistence, ONNX export/import. Pixels go canvas → HwcImage
 // (./pixels.ts) → runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same
 // modules the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm
 // threads), ?camera=off. Over ~500 lines: it is the page's DOM wiring (live view, teach mode, model
 // list, import/export), one module per page; the logic it drives lives in its own modules (engine,
-// pixels, store, teach, and the shared runtime/ fine-tune, card and postprocess modules).
+// pixels, store, teach, dom, results, and the shared runtime/ fine-tune, card and postprocess modules).
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
 import type { ModelCard } from '../../core/model-card.js';
@@ -17,47 +17,12 @@ import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
 import { asFloat32 } from '../../core/tensor.js';
 import { configureRuntime, openSession, parseOrder, PROVIDER_TITLES, ProviderError, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, sampleBlob, toModelImage } from './pixels.js';
-import { newId, Store, type ClassRecord, type ModelMetrics, type ModelRecord, type SampleRecord } from './store.js';
+import { newId, Store, type ClassRecord, type ModelRecord, type SampleRecord } from './store.js';
 import { trainInPage, type TrainProgress } from './teach.js';
 import { FINETUNE_DEFAULTS } from '../../train/finetune.js';
-
-// ---------------------------------------------------------------------------------------------------
-// DOM helpers
-
-function $<T extends HTMLElement = HTMLElement>(id: string): T {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el as T;
-}
-
-function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') el.className = v;
-    else if (k === 'text') el.textContent = v;
-    else el.setAttribute(k, v);
-  }
-  for (const c of children) el.append(c);
-  return el;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-/** After the next paint (falls back to a timer when the page is hidden and frames stop). */
-const nextFrame = () =>
-  new Promise<void>((r) => {
-    const t = setTimeout(r, 50);
-    requestAnimationFrame(() => {
-      clearTimeout(t);
-      setTimeout(r, 0);
-    });
-  });
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-function showError(msg: string | undefined): void {
-  const el = $('error');
-  el.hidden = !msg;
-  el.textContent = msg ?? '';
-}
+import { messageOf } from '../../core/errors.js';
+import { $, h, nextFrame, showError, sleep } from './dom.js';
+import { download, fileNameFor, showResult } from './results.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Models the live view can run
@@ -437,34 +402,6 @@ async function addClass(): Promise<void> {
   await renderClasses();
 }
 
-function renderConfusion(labels: string[], m: number[][]): void {
-  const table = $('confusion');
-  const head = h('tr', {}, h('th', { text: 'true ↓ / predicted →' }), ...labels.map((l) => h('th', { text: l })));
-  const rows = m.map((row, i) =>
-    h('tr', {}, h('th', { text: labels[i]! }), ...row.map((v, j) => h('td', { class: i === j ? 'diag' : v ? 'off' : '', text: String(v) }))),
-  );
-  table.replaceChildren(head, ...rows);
-}
-
-function showResult(rec: ModelRecord): void {
-  const m = rec.metrics;
-  $('train-result').hidden = false;
-  const acc = $('val-acc');
-  if (m?.valAccuracy != null) {
-    acc.textContent = `${(m.valAccuracy * 100).toFixed(1)}%`;
-    acc.dataset.value = String(m.valAccuracy);
-  } else {
-    acc.textContent = 'n/a (no validation split)';
-    acc.dataset.value = '';
-  }
-  $('acc-detail').textContent = m
-    ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.head ?? 'linear'} head${m.epochs ? `, ${m.epochs} epochs` : ''}${
-        m.phase2 ? ` · phase 2: ${m.phase2.blocks} block(s) unfrozen, ${m.phase2.epochs} epochs, ${(m.phase2.accuracyBefore * 100).toFixed(1)}% → ${(m.phase2.accuracy * 100).toFixed(1)}%` : ''
-      } · ${(m.ms / 1000).toFixed(1)} s`
-    : '';
-  if (m) renderConfusion(rec.labels, m.confusion);
-}
-
 async function train(): Promise<void> {
   if (!store) return;
   const classes = await store.classes();
@@ -533,19 +470,6 @@ async function train(): Promise<void> {
     bar.hidden = true;
     paused = false;
   }
-}
-
-function download(bytes: Uint8Array, name: string): void {
-  const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
-  const a = h('a', { href: url, download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-function fileNameFor(rec: ModelRecord): string {
-  return `${rec.labels.join('-').replace(/[^\w.-]+/g, '_').slice(0, 60) || 'model'}.onnx`;
 }
 
 async function renderModels(): Promise<void> {
