@@ -1,10 +1,11 @@
 // The page's side of inference: the same session API as engine-core.ts (openSession with provider
 // fallback → WebSession.run / dispose), served by the inference worker (ort-worker.ts, reached
 // through comlink) so model runs never block touch input or rendering. Input tensors are
-// transferred to the worker, outputs back.
+// transferred to the worker, outputs back (asGraphSession: a session whose callers keep their feeds).
 
 import * as Comlink from 'comlink';
 import type { TensorData } from '../../core/tensor.js';
+import type { GraphSession } from '../../train/graph/session.js';
 import type { InferenceWorker, OpenReply } from './ort-worker.js';
 import { DEFAULT_ORDER, parseOrder, PROVIDER_TITLES, ProviderError, WEB_PROVIDERS, type WebProvider, type WebSession } from './providers.js';
 
@@ -60,4 +61,14 @@ export async function openSession(model: Uint8Array, order: readonly WebProvider
       await call(remote().dispose(sid));
     },
   };
+}
+
+/**
+ * A page session as the training-graph code's GraphSession (runtime/train/graph/session.ts), whose
+ * callers keep their feeds: WebSession.run transfers its inputs' buffers to the worker (they are
+ * detached afterwards), and a trainer feeds the same weight arrays every step, so each run sends copies.
+ */
+export function asGraphSession(s: WebSession): GraphSession {
+  const copies = (feeds: Record<string, TensorData>) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData['data'] }]));
+  return { run: (feeds, fetches) => s.run(copies(feeds), fetches), release: () => s.dispose() };
 }

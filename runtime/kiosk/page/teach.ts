@@ -19,11 +19,11 @@ import type { SessionFactory } from '../../train/graph/session.js';
 import { exportClassifierModel } from '../../train/export.js';
 import { DEFAULT_LR } from '../../train/optim.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
-import { asFloat32, concatFloat32, type TensorData } from '../../core/tensor.js';
+import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import type { TrainConfig } from '../../train/index.js';
 import type { HeadWeights } from '../../train/types.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
-import { openSession, type WebProvider, type WebSession } from './engine.js';
+import { asGraphSession, openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
 import type { ModelMetrics, Phase2Metrics } from './store.js';
 
@@ -315,13 +315,7 @@ async function phase2(
   const lrHead = r.config?.lr ?? DEFAULT_LR[r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer];
   const lrBackbone = r.phase2?.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
   const epochs = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
-  const createSession: SessionFactory = async (bytes) => {
-    const s = await openSession(bytes, r.order);
-    // the page's sessions take their inputs' buffers (transferred to the inference worker); the trainer
-    // feeds the same weight arrays every step, so each run gets copies
-    const copies = (feeds: Record<string, TensorData>) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData['data'] }]));
-    return { run: (feeds, fetches) => s.run(copies(feeds), fetches), release: () => s.dispose() };
-  };
+  const createSession: SessionFactory = async (bytes) => asGraphSession(await openSession(bytes, r.order));
   const result = await trainUnfrozen(
     plan,
     { head: o.head, classes: o.labels.length, train, val, createSession },
