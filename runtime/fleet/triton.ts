@@ -125,9 +125,12 @@ function refuse(message: string, subject?: string): never {
   throw new EdgetuneError('EARG', message, subject ? { subject } : undefined);
 }
 
-/** The default entry name of a described model: the registry id, else the file's base name without extension. */
+/**
+ * The default entry name of a described model: the registry id, else the file's base name without
+ * extension (for a tfjs `model.json`, its folder's name), with characters Triton names avoid as "_".
+ */
 export function defaultEntryName(card: ModelCard, entryId: string | undefined, file: string): string {
-  const base = entryId ?? path.basename(file).replace(/\.(onnx|tflite|json)$/i, '');
+  const base = entryId ?? (/\.json$/i.test(file) ? path.basename(path.dirname(file)) : path.basename(file).replace(/\.(onnx|tflite)$/i, ''));
   const name = base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
   return name || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
