@@ -32,6 +32,7 @@ export * as onnx from './onnx/index.js';
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
+export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.
