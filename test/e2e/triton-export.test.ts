@@ -11,7 +11,7 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
@@ -272,11 +272,16 @@ describe('export --format triton: imported and fine-tuned models', () => {
     expect(top).toBe('golden retriever'); // output 208, as import-cli.test.ts measures for this photo
   });
 
-  it('a Teachable Machine tfjs model.json: entry named after its folder, its two class names', async () => {
+  it('a Teachable Machine tfjs model.json: entry named after its folder, its two class names; a half-built entry of a killed run is removed', async () => {
+    const dead = spawnSync('true').pid; // a process that has exited: its temp folder is stale
+    const stale = path.join(repo, `.twins-tfjs.${dead}.1700000000000.tmp`);
+    mkdirSync(path.join(stale, '1'), { recursive: true });
+    writeFileSync(path.join(stale, '1', 'model.onnx'), 'partial');
     const r = await cli(['export', shared('models', 'teachable-machine', 'twins-tfjs', 'model.json'), '--format', 'triton', '--out', repo]);
     expect(r.code, r.stderr).toBe(0);
     const { labels } = await checkEntry(repo, 'twins-tfjs');
     expect(labels).toHaveLength(2);
+    expect(existsSync(stale)).toBe(false);
   });
 
   it('a model fine-tuned here (flowers5-small on mobilenetv2-fp32) with --dynamic-batching and --instance-group cpu:2', async () => {
