@@ -47,7 +47,8 @@ function protocEncode(configFile: string): Buffer {
 async function modelConfigSchema(): Promise<DescMessage> {
   const root = await new protobuf.Root().load(PROTO, { keepCase: true });
   root.resolveAll();
-  const set = root.toDescriptor('proto3') as unknown as { file: { package: string; messageType: MsgDesc[] }[] };
+  // toDescriptor is added to Root by protobufjs/ext/descriptor (imported above); its typings do not say so.
+  const set = (root as unknown as { toDescriptor(syntax: string): unknown }).toDescriptor('proto3') as { file: { package: string; messageType: MsgDesc[] }[] };
   type MsgDesc = { name: string; field?: { typeName?: string }[]; nestedType?: (MsgDesc & { options?: { mapEntry?: boolean } })[] };
   const qualify = (msgs: MsgDesc[] | undefined, scope: protobuf.Namespace) => {
     for (const m of msgs ?? []) {
