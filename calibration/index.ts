@@ -22,6 +22,10 @@
 //   options.gptqImages   re-round Conv weights with GPTQ on this many calibration images (default 0)
 //   options.sensitivityImages  score each quantized layer's weights and each quantized activation
 //                        alone on this many calibration images (calibration/sensitivity.ts; default 0)
+//   options.keepFloat    mixed precision: keep the N layers whose int8 weights cost the most (the
+//                        sensitivity report's weight entries, highest mean KL first, on
+//                        sensitivityImages or DEFAULT_SENSITIVITY_IMAGES images) in float; the model is
+//                        quantized twice (once to score, once with those layers excluded). Default 0
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it
@@ -44,7 +48,8 @@
 // (calibration/correct.ts) → optional sensitivity analysis (calibration/sensitivity.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
-import { stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveModel, type ResolveOptions } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
@@ -66,7 +71,7 @@ import { calibrationBatches, keepImages, listCalibrationImages, seededSample, ty
 import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
-import { quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
+import { DEFAULT_SENSITIVITY_IMAGES, quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
@@ -111,6 +116,12 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
    * calibration images (calibration/sensitivity.ts): which tensors to --exclude. Default 0 (off).
    */
   sensitivityImages?: number;
+  /**
+   * Mixed precision: keep this many layers in float, the ones whose int8 weights alone cost the most
+   * (mean KL, sensitivity analysis on `sensitivityImages`, default DEFAULT_SENSITIVITY_IMAGES, images).
+   * They are added to `exclude`; the result lists them in `keptFloat`. Default 0.
+   */
+  keepFloat?: number;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -153,11 +164,14 @@ export interface QuantizeResult {
   ranges: Record<string, Range>;
   /** With sensitivityImages: each quantized tensor's cost alone, the costliest first. */
   sensitivity?: SensitivityReport;
+  /** With keepFloat: the layers kept in float and the mean KL their int8 weights alone cost. */
+  keptFloat?: { name: string; op: string; meanKL: number }[];
   report?: QuantReport;
   reportFile?: string;
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
+  if (o.keepFloat && o.keepFloat > 0) return quantizeKeepingFloat(o, o.keepFloat);
   const method = checkOneOf('method', o.method ?? 'percentile', CALIBRATION_METHODS);
   const symmetric = Boolean(o.symmetric);
   const perChannel = o.perChannel ?? true;
@@ -385,3 +399,21 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   return result;
 }
 
+/**
+ * Mixed precision (options.keepFloat): quantize once into a temporary folder with the sensitivity
+ * analysis, keep the `n` layers whose int8 weights alone cost the most mean KL in float, and
+ * quantize again with them excluded (the caller's `out`, cache, eval and report).
+ */
+async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<QuantizeResult> {
+  const images = o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES;
+  const tmp = await mkdtemp(path.join(tmpdir(), 'edgetune-keep-float-'));
+  let scored: QuantizeResult;
+  try {
+    scored = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, out: path.join(tmp, 'scored.onnx'), onProgress: (stage, done, total) => (stage === 'evaluate' ? undefined : o.onProgress?.(stage, done, total)) });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
+  const result = await quantizeModel({ ...o, keepFloat: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] });
+  return { ...result, sensitivity: result.sensitivity ?? scored.sensitivity, keptFloat: kept.map((e) => ({ name: e.name, op: e.op, meanKL: e.meanKL })) };
+}

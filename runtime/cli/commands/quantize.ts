@@ -41,6 +41,8 @@ Options:
                         the float model on calibration images (mean KL, top-1 agreement) and list the
                         costliest: the candidates for --exclude (also in --json and the report file)
   --sensitivity-images <n>  calibration images for --sensitivity (default ${DEFAULT_SENSITIVITY_IMAGES})
+  --keep-float <n>      mixed precision: keep the n layers whose int8 weights cost the most (scored as
+                        --sensitivity does) in float; quantizes twice (default 0)
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
@@ -72,6 +74,7 @@ export const quantize: Command = {
         exclude: { type: 'string' },
         sensitivity: { type: 'boolean', default: false },
         'sensitivity-images': { type: 'string' },
+        'keep-float': { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
         'eval-count': { type: 'string' },
@@ -119,6 +122,7 @@ export const quantize: Command = {
         correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
         gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
         sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'] as string | undefined, DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
+        keepFloat: intOption('keep-float', v['keep-float'] as string | undefined, 0, 0),
         cache: v.cache as string | undefined,
         eval: v.eval as string | undefined,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1, ...R.images),
@@ -144,6 +148,7 @@ export const quantize: Command = {
     if (result.skipped.length) io.stdout.write(`skipped ${result.skipped.length} undecodable calibration image(s)\n`);
     io.stdout.write(`TensorRT calibration table: ${result.tableFile}\n`);
     if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity));
+    if (result.keptFloat?.length) io.stdout.write(`kept in float: ${result.keptFloat.map((k) => `${k.name} (${k.op}, KL ${k.meanKL.toFixed(4)})`).join(', ')}\n`);
     if (result.report) {
       io.stdout.write('\n' + reportTable(result.report));
       if (result.reportFile) io.stdout.write(`report: ${result.reportFile}\n`);
