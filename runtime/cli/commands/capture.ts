@@ -66,6 +66,9 @@ async function saveUnique(dir: string, base: string, bytes: Buffer): Promise<str
   }
 }
 
+/** Largest side of a saved frame (`--size`), in pixels. */
+const MAX_CAPTURE_SIDE = 8192;
+
 export const capture: Command = {
   summary: 'save camera/stream frames as a labelled image dataset (for finetune)',
   usage,
@@ -93,7 +96,11 @@ export const capture: Command = {
     if (quality > 100) throw new EdgetuneError('EARG', `Expected integer between 1 and 100 for --quality but received "${v.quality}"`);
     const size = (v.size as string | undefined) ?? '480x360';
     const sm = /^(\d+)x(\d+)$/.exec(size);
-    if (!sm || Number(sm[1]) < 1 || Number(sm[2]) < 1) throw new EdgetuneError('EARG', `Expected WIDTHxHEIGHT such as 480x360 for --size but received ${JSON.stringify(size)}`);
+    // Each side 1..8192 (8K): the frame buffer (W×H×3 bytes) is allocated per frame, and 100000x100000
+    // would ask for 30 GB ("Invalid typed array length" from deep inside the source otherwise).
+    if (!sm || Number(sm[1]) < 1 || Number(sm[2]) < 1 || Number(sm[1]) > MAX_CAPTURE_SIDE || Number(sm[2]) > MAX_CAPTURE_SIDE) {
+      throw new EdgetuneError('EARG', `Expected WIDTHxHEIGHT such as 480x360, each side from 1 to ${MAX_CAPTURE_SIDE}, for --size but received ${JSON.stringify(size)}`);
+    }
     const fit = (v.fit as string | undefined) ?? 'cover';
     if (fit !== 'cover' && fit !== 'contain' && fit !== 'fill') throw new EdgetuneError('EARG', `Expected one of cover, contain, fill for --fit but received ${JSON.stringify(fit)}`);
     const json = Boolean(v.json);

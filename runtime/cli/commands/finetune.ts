@@ -32,7 +32,7 @@ import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRA
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { loadModelFile } from '../../io/model-file.js';
 import { quantizeFinetuned, type Int8Report } from '../../train/node/int8.js';
@@ -293,9 +293,10 @@ export const finetune = {
     if (v.resume) {
       const file = path.resolve(v.resume as string);
       // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
-      const { bytes, model: loaded } = await loadModelFile(file);
-      const prev = headFromModel(loaded);
-      prior = await readResume(file, resumeKey(bytes), warn);
+      // an --int8 model is resumed from its float pair (<name>.fp32.onnx); its resume data is keyed by the named file
+      const { keyBytes, model: loaded } = await openResumedModel(file, warn);
+      const prev = headFromModel(loaded, v.resume as string);
+      prior = await readResume(file, resumeKey(keyBytes), warn);
       const prov = prev.info.provenance as unknown as Provenance | undefined;
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
