@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command, CommandIO } from './args.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { maskSecrets } from '../core/redact.js';
+import { InterruptedError } from '../io/progress.js';
 
 /** Command name → module exporting it (the export is named like the command, camel-cased). */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -74,6 +75,7 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
   } catch (err) {
     if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${maskSecrets(String((err as Error).stack ?? err))}\n`);
     io.stderr.write(`edgetune ${name}: ${maskSecrets(messageOf(err))}\n`);
+    if (err instanceof InterruptedError) return err.exitCode;
     return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
   }
 }

@@ -531,12 +531,19 @@ export const finetune = {
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     let modelBytes = bytes;
+    let stop8: ReturnType<typeof interruptSignal> | undefined;
     try {
       if (v.int8 && !alreadyInt8) {
         // the training folder may be gone when resuming from resume data: calibrate on the added classes then
         const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
         if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-        const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
+        // Ctrl-C here stops calibration between images: nothing is written, the old set stays (exit 130);
+        // the handler stays until the set is written (a signal after calibration stops before the renames)
+        stop8 = interruptSignal(`during the --int8 step; nothing was written (${path.basename(out)} and its set are as they were)`);
+        const bar8 = progress(io, 'int8: calibrating and scoring');
+        bar8.update(0, 1);
+        const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn, signal: stop8.signal });
+        bar8.done();
         temps.push(...q.temps);
         modelBytes = q.bytes;
         report.int8 = q.report;
@@ -551,10 +558,13 @@ export const finetune = {
       // the picture is drawn after the model and its JSON are written: the old one goes first, so that
       // no picture of an older model stays beside this one
       await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
+      stop8?.signal.throwIfAborted();
       await writeAtomicSet(set);
     } catch (err) {
       for (const t of temps) await rm(t, { force: true });
       throw err;
+    } finally {
+      stop8?.dispose();
     }
     // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
     try {
