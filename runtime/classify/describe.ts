@@ -30,6 +30,28 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
   };
 }
 
+/**
+ * Limits on what a model file (or its card) may declare, checked when the card is made, before
+ * anything is allocated from them: a model declaring a 30000×30000 input would otherwise make every
+ * photo a 10 GB float tensor, and an output of [1, 1e8] 1e8 label strings.
+ * - MAX_INPUT_SIDE: each side of the image input, in pixels (the largest common classifier input is
+ *   600 (EfficientNet-B7); 4096 leaves room and keeps one float32 RGB image under 202 MB).
+ * - MAX_CLASSES: outputs of the scores row (ImageNet-21k has 21 843 classes).
+ */
+export const MODEL_LIMITS = { MAX_INPUT_SIDE: 4096, MAX_CLASSES: 100_000 } as const;
+
+/** Throws EMODEL naming the model when its declared input size or class count is past MODEL_LIMITS. */
+export function checkDeclaredSizes(name: string, what: { width?: number; height?: number; classes?: number; source?: string }): void {
+  const { MAX_INPUT_SIDE, MAX_CLASSES } = MODEL_LIMITS;
+  const from = what.source ? ` (from ${what.source})` : '';
+  if ((what.width ?? 0) > MAX_INPUT_SIDE || (what.height ?? 0) > MAX_INPUT_SIDE) {
+    throw new EdgetuneError('EMODEL', `${name}: declares a ${what.width}x${what.height} input${from}, over the limit of ${MAX_INPUT_SIDE} pixels a side; refused before allocating anything`, { subject: name });
+  }
+  if ((what.classes ?? 0) > MAX_CLASSES) {
+    throw new EdgetuneError('EMODEL', `${name}: declares ${what.classes} outputs per image${from}, over the limit of ${MAX_CLASSES} classes; refused before allocating anything`, { subject: name });
+  }
+}
+
 /** Output row size of the first output (dynamic dims counted as 1). */
 export function outputSize(sig: GraphSignature): number {
   return sig.outputs[0]!.shape.reduce<number>((n, d) => n * (typeof d === 'number' && d > 0 ? d : 1), 1);
@@ -154,6 +176,8 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   const embedded: EmbeddedModelInfo | undefined = parseModelInfo(props, name);
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   if (embedded) layers.embedded = embeddedLayer(embedded);
+  // the graph's own sizes are bounded before graphLayers numbers its outputs (one label string each)
+  checkDeclaredSizes(name, { classes: outputSize(signature), source: 'the graph' });
   const g = graphLayers(o.id, signature, o.assumedLabels);
   layers.graph = g.graph;
   layers.assumed = g.assumed;
@@ -167,6 +191,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
     );
   }
   card.preprocess = checkSpec(card.preprocess);
+  checkDeclaredSizes(name, { width: card.preprocess.width, height: card.preprocess.height, source: `the ${card.sources['preprocess.width'] ?? 'card'}` });
   card.assumptions = assumptionsOf(card, g.labelNote);
   const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;
   if (!o.allowNonClassifier && !isScoresOutput(output)) {
