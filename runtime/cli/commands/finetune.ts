@@ -629,10 +629,12 @@ async function runTargets(
     signal.dispose();
   }
   for (const s of r.skipped) o.warn(`skipped ${s.where}: ${s.reason}`);
+  const leak = sharedFilesWarning(r.leakage, 'validation', 'training', r.val.length);
+  if (leak) o.warn(leak);
   const report = {
     model: o.out, task, base: o.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: o.views, augment: formatAugmentation(o.augment),
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
-    metrics: r.metrics, history: r.training.history, skipped: r.skipped, totalS: round((performance.now() - o.t0) / 1000),
+    metrics: r.metrics, history: r.training.history, skipped: r.skipped, leakage: r.leakage, totalS: round((performance.now() - o.t0) / 1000),
   };
   // the model and its report are one set (replaced together)
   await writeAtomicSet([{ file: o.out, data: r.bytes }, { file: o.paths.json, data: JSON.stringify(report, null, 2) + '\n' }]);
