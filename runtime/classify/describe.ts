@@ -191,7 +191,8 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
     );
   }
   card.preprocess = checkSpec(card.preprocess);
-  checkDeclaredSizes(name, { width: card.preprocess.width, height: card.preprocess.height, source: `the ${card.sources['preprocess.width'] ?? 'card'}` });
+  const said: Record<string, string> = { graph: 'the graph', 'card-file': 'its card file', embedded: 'its embedded edgetune.model metadata', flags: 'the flags', registry: 'its registry entry', assumed: 'the defaults' };
+  checkDeclaredSizes(name, { width: card.preprocess.width, height: card.preprocess.height, source: said[card.sources['preprocess.width'] ?? ''] ?? 'its card' });
   card.assumptions = assumptionsOf(card, g.labelNote);
   const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;
   if (!o.allowNonClassifier && !isScoresOutput(output)) {

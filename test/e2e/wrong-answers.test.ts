@@ -210,7 +210,7 @@ describe('declared sizes are bounded before anything is allocated', () => {
   it.each([
     ['classify', hugeIn, `${hugeIn}: declares a 30000x30000 input (from the graph), over the limit of 4096 pixels a side; refused before allocating anything`],
     ['inspect', hugeOut, `${hugeOut}: declares 100000000 outputs per image (from the graph), over the limit of 100000 classes; refused before allocating anything`],
-    ['classify', hugeCard, `${hugeCard}: declares a 65536x65536 input (from the card-file), over the limit of 4096 pixels a side; refused before allocating anything`],
+    ['classify', hugeCard, `${hugeCard}: declares a 65536x65536 input (from its card file), over the limit of 4096 pixels a side; refused before allocating anything`],
   ])('%s %s', async (cmd, model, message) => {
     const r = await runCli(cmd === 'inspect' ? ['inspect', model] : ['classify', dog, '--model', model], { env, timeoutMs: 60_000 });
     expect(r.code).toBe(1);
