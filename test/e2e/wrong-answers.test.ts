@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSyn
 import { createServer, type Socket } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSource, type Frame, type SourceEvent } from '../../devices/index.js';
 import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
 import { resumePath } from '../../runtime/train/node/resume.js';
 import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
@@ -237,6 +238,24 @@ describe('vector images where a photo is expected', () => {
     const p = await runCli(['augment-preview', disguised, '--out', path.join(d, 'sheet.png')], { env });
     expect(p.code).toBe(1);
     expect(p.stderr).toBe(`edgetune augment-preview: ${disguised}: ${why}\n`);
+  });
+});
+
+describe('vector images in a frame sequence', () => {
+  it('watch dir://: an SVG among the stills is skipped with the reason; the photos play', async () => {
+    const d = tempDir();
+    const stills = readdirSync(shared('camera', 'slow_traffic_frames')).sort().slice(0, 2);
+    copyFileSync(shared('camera', 'slow_traffic_frames', stills[0]!), path.join(d, 'f1.jpg'));
+    writeFileSync(path.join(d, 'f2.svg'), `<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><text x="0" y="50">${'W'.repeat(1_000_000)}</text></svg>`);
+    copyFileSync(shared('camera', 'slow_traffic_frames', stills[1]!), path.join(d, 'f3.jpg'));
+    const events: SourceEvent[] = [];
+    const src = await createSource(`dir://${d}`, { width: 64, height: 64, channels: 3, onEvent: (e) => events.push(e) });
+    const frames: Frame[] = [];
+    for await (const f of src.frames()) frames.push(f);
+    expect(frames.map((f) => f.seq)).toEqual([0, 1]);
+    expect(events.filter((e) => e.type === 'skip').map((e) => e.message)).toEqual([
+      `dir: ${path.join(d, 'f2.svg')}: vector image (SVG) refused: edgetune reads photos, and rendering a vector image has no size bound; convert it to PNG or JPEG first; skipped`,
+    ]);
   });
 });
 
