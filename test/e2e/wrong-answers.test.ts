@@ -318,6 +318,18 @@ describe('signals and camera children', () => {
     await until(() => gone(ffmpeg), `ffmpeg (pid ${ffmpeg}) to die with its parent`, 30_000);
   });
 
+  it('SIGHUP stops kiosk cleanly like SIGTERM: the server closed, exit 0', async () => {
+    const run = start(['kiosk', '--model', 'squeezenet1.1', '--port', '0']);
+    await until(() => /serving .* at (http:\S+)/.test(run.out.stdout), 'the kiosk to serve');
+    const url = /serving .* at (http:\S+)/.exec(run.out.stdout)![1]!;
+    expect((await fetch(url)).status).toBe(200);
+    run.child.kill('SIGHUP');
+    expect(await run.exited).toBe(0);
+    expect(run.out.stderr).toContain('edgetune: SIGHUP received, stopping (again to force)\n');
+    expect(run.out.stderr).toContain('edgetune kiosk: stopped\n');
+    await expect(fetch(url)).rejects.toThrow();
+  }, 120_000);
+
   it('SIGHUP stops watch cleanly like SIGTERM: final stats, exit 0, ffmpeg stopped', async () => {
     const before = connections;
     const run = start(['watch', `http://127.0.0.1:${port}/cam.mjpg`, '--model', 'squeezenet1.1']);
