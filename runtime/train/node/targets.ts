@@ -131,9 +131,13 @@ async function readRows(csv: string, skipped: SkippedRow[]): Promise<Row[]> {
   return rows;
 }
 
-/** Whether a row is the header (its file field is `file`); only the first row may be. */
-function isHeader(r: Row | undefined): boolean {
-  return r !== undefined && r.file.toLowerCase() === 'file';
+/** Whether `r` is the header: the CSV's first record (nothing skipped before it) with `file` as its file field. */
+function isHeader(r: Row | undefined, skipped: readonly SkippedRow[]): boolean {
+  return r !== undefined && r.file.toLowerCase() === 'file' && !skipped.some((s) => lineOf(s) < r.line);
+}
+
+function lineOf(s: SkippedRow): number {
+  return Number(/:(\d+)$/.exec(s.where)?.[1] ?? 0);
 }
 
 /**
@@ -158,8 +162,7 @@ async function existing(csv: string, rows: Row[], skipped: SkippedRow[]): Promis
 
 /** Skipped rows in line order. */
 function byLine(skipped: SkippedRow[]): SkippedRow[] {
-  const line = (s: SkippedRow) => Number(/:(\d+)$/.exec(s.where)?.[1] ?? 0);
-  return skipped.sort((a, b) => line(a) - line(b));
+  return skipped.sort((a, b) => lineOf(a) - lineOf(b));
 }
 
 function empty(csv: string, what: string, skipped: SkippedRow[]): EdgetuneError {
@@ -176,7 +179,7 @@ export async function readMultilabelCsv(p: string): Promise<TargetDataset> {
   const csv = await csvOf(p, 'multilabel CSV');
   const skipped: SkippedRow[] = [];
   let rows = await readRows(csv, skipped);
-  if (isHeader(rows[0])) rows = rows.slice(1);
+  if (isHeader(rows[0], skipped)) rows = rows.slice(1);
   const ok = await existing(csv, rows, skipped);
   const sets = ok.map((r) => [...new Set(r.value.split(';').map((l) => l.trim()).filter(Boolean))]);
   const names = [...new Set(sets.flat())].sort();
@@ -202,7 +205,7 @@ export async function readRegressionCsv(p: string): Promise<TargetDataset> {
   const parts = (v: string) => v.split(';').map((x) => x.trim());
   const numeric = (x: string) => /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(x);
   let names: string[] | undefined;
-  if (isHeader(rows[0])) {
+  if (isHeader(rows[0], skipped)) {
     const h = rows[0]!;
     names = parts(h.value);
     rows = rows.slice(1);
