@@ -97,6 +97,11 @@ describe('CSV datasets for multilabel and regression heads', () => {
     expect(d.names).toEqual(['value']);
     expect(d.items.map((i) => path.relative(dir, i.file))).toEqual([daisy[1], rust[0]]);
     expect(d.skipped.map((s) => `${s.where}: ${s.reason}`)).toEqual([`${csv}:1: not a finite number: "0.5x" (a header row starts with "file": file,name)`]);
+    // a header after a malformed first record is not the header either
+    writeFileSync(csv, ['broken,1,2', 'file,brightness', `${daisy[0]},0.5`].join('\n') + '\n');
+    const late = await readRegressionCsv(csv);
+    expect(late.names).toEqual(['value']);
+    expect(late.skipped.map((s) => `${s.where}: ${s.reason}`)).toEqual([`${csv}:1: expected 2 fields (file,value) but found 3`, `${csv}:2: not a finite number: "brightness"`]);
     // multilabel: only "file,labels"-style rows are headers; "image,labels" is a row naming a missing file
     const ml = path.join(dir, 'typo-ml.csv');
     writeFileSync(ml, ['image,labels', `${daisy[0]},flower`].join('\n') + '\n');
