@@ -39,6 +39,8 @@ export interface Classifier {
   readonly session: ModelSession;
   /** Opens the session if it is not open yet (lazy classifiers) and returns it. */
   open(): Promise<ModelSession>;
+  /** The model's inputs and outputs (names, types, shapes), known without opening the session. */
+  readonly signature: Pick<ModelSession, 'inputs' | 'outputs'>;
   /** The session options the classifier opens its session with (providers, threads, …). */
   readonly sessionOptions: SessionOptions;
   readonly inputName: string;
@@ -129,6 +131,9 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       return session;
     },
     open,
+    get signature() {
+      return session ?? signature;
+    },
     sessionOptions,
     inputName: d.inputName,
     outputName: d.outputName,

@@ -25,6 +25,7 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
+import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 
@@ -137,60 +138,6 @@ export function metricsText(p: StreamPipeline): string {
     out.push(`edgetune_stage_latency_ms_count{stage="${st}"} ${l.n}`);
   }
   return out.join('\n') + '\n';
-}
-
-/** A request body over the limit: answered 413. */
-class TooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`request body over the limit of ${limit} bytes`);
-  }
-}
-
-/**
- * Bytes a refused body may still send (read and thrown away, never kept) before the connection is
- * cut: enough for a client already sending to reach the 413 instead of a reset.
- */
-const DISCARD_BYTES = 64 * 1024 * 1024;
-
-/** Content-Length over `limit`? (An absent length is checked while reading.) */
-function declaredOver(req: IncomingMessage, limit: number): boolean {
-  const n = Number(req.headers['content-length']);
-  return Number.isFinite(n) && n > limit;
-}
-
-/**
- * After a refusal, read and drop what the client still sends (so it gets to read the answer instead
- * of a reset), up to DISCARD_BYTES; beyond that the connection is cut.
- */
-function discardRest(req: IncomingMessage): void {
-  let n = 0;
-  req.on('data', (c: Buffer) => {
-    n += c.length;
-    if (n > DISCARD_BYTES) req.socket.destroy();
-  });
-  req.on('error', () => undefined);
-  req.resume();
-}
-
-/** Read a small body into memory, refusing it (TooLarge) as soon as it passes `limit`. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    if (declaredOver(req, limit)) return reject(new TooLarge(limit));
-    const chunks: Buffer[] = [];
-    let n = 0;
-    const onData = (c: Buffer) => {
-      n += c.length;
-      if (n > limit) {
-        req.off('data', onData);
-        reject(new TooLarge(limit));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }
 
 /**

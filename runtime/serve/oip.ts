@@ -1,0 +1,321 @@
+// The Open Inference Protocol (KServe v2 / Triton HTTP), the wire format both ways: request and
+// response objects (valibot schemas of the spec's `inference_request` / `inference_response`
+// components), JSON tensor data, Triton's binary tensor data extension (tensor bytes after the JSON
+// header, whose length travels in `Inference-Header-Content-Length`) and its classification extension
+// (`outputs: [{name, parameters: {classification: k}}]` → BYTES "value:index:label"). No Node built-ins
+// and no I/O: the server routes (runtime/serve/routes.ts) and the client session
+// (runtime/serve/client.ts) both build on it.
+// Specs: kserve/open-inference-protocol `specification/protocol/` (open_inference_rest.yaml,
+// inference_rest.md); triton-inference-server/server `docs/protocol/extension_binary_data.md`,
+// `extension_classification.md`, `extension_model_configuration.md`.
+
+import * as v from 'valibot';
+import { EdgetuneError } from '../core/errors.js';
+import { fromHalf, sizeOf, toHalf, type TensorData, type TensorType } from '../core/tensor.js';
+import { describeIssues } from '../core/schema.js';
+import { topIndices } from '../classify/postprocess.js';
+
+/** The header Triton's binary extension uses to give the length of the JSON part of a body. */
+export const HEADER_LENGTH = 'inference-header-content-length';
+
+/**
+ * The Triton config `parameters` key whose `string_value` is the edgetune model card (a JSON card
+ * layer: preprocessing, labels, label offset, output kind), so a client can preprocess. Shared with
+ * the Triton repository export (`edgetune export --format triton`).
+ */
+export const CARD_PARAMETER = 'edgetune.card';
+
+/**
+ * A model's name on the wire and in a Triton repository: the registry id when the reference is one
+ * (or names a registry model's file), else the file's base name without its extension
+ * (`/opt/m/ants-bees.onnx` → `ants-bees`; `twins/model.json` → `model`).
+ */
+export function modelName(ref: string, registryId?: string): string {
+  if (registryId) return registryId;
+  const base = ref.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? ref;
+  const dot = base.lastIndexOf('.');
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+/** OIP tensor data types (inference_rest.md "Tensor Data Types") and their element size in bytes (BYTES: variable). */
+export const DATATYPE_BYTES = { BOOL: 1, UINT8: 1, UINT16: 2, UINT32: 4, UINT64: 8, INT8: 1, INT16: 2, INT32: 4, INT64: 8, FP16: 2, FP32: 4, FP64: 8, BYTES: 0 } as const;
+export type Datatype = keyof typeof DATATYPE_BYTES;
+
+const TO_DATATYPE: Record<TensorType, Datatype> = { float32: 'FP32', float16: 'FP16', uint8: 'UINT8', int8: 'INT8', int32: 'INT32', int64: 'INT64', bool: 'BOOL' };
+
+/** An onnxruntime element type (`float32`, …) → its OIP datatype; undefined for types edgetune tensors do not carry. */
+export function datatypeOf(type: string): Datatype | undefined {
+  return TO_DATATYPE[type as TensorType];
+}
+
+/** An OIP datatype → the edgetune tensor type, or undefined (UINT16, FP64, BYTES, …). */
+export function tensorTypeOf(datatype: string): TensorType | undefined {
+  return (Object.keys(TO_DATATYPE) as TensorType[]).find((t) => TO_DATATYPE[t] === datatype);
+}
+
+/** A protocol error: the HTTP status and the `{"error": message}` body to answer with. */
+export class OipError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OipError';
+  }
+}
+
+const ParameterValue = v.union([v.string(), v.number(), v.boolean()]);
+/** `$parameters`: string → string | number | boolean. */
+export const ParametersSchema = v.record(v.string(), ParameterValue);
+const Shape = v.array(v.pipe(v.number(), v.integer(), v.minValue(0)));
+type Nested = number | string | boolean | Nested[];
+const TensorDataSchema: v.GenericSchema<Nested[]> = v.array(v.union([v.number(), v.string(), v.boolean(), v.lazy(() => TensorDataSchema)]));
+
+/** `$request_input`; `data` may be absent when `parameters.binary_data_size` says the bytes follow the JSON (Triton). */
+export const RequestInputSchema = v.object({
+  name: v.string(),
+  shape: Shape,
+  datatype: v.string(),
+  parameters: v.optional(ParametersSchema),
+  data: v.optional(TensorDataSchema),
+});
+/** `$request_output`: `parameters.binary_data` (Triton binary extension), `parameters.classification` (top-k). */
+export const RequestOutputSchema = v.object({ name: v.string(), parameters: v.optional(ParametersSchema) });
+/** `$inference_request`. */
+export const InferRequestSchema = v.object({
+  id: v.optional(v.string()),
+  parameters: v.optional(ParametersSchema),
+  inputs: v.array(RequestInputSchema),
+  outputs: v.optional(v.array(RequestOutputSchema)),
+});
+export type InferRequest = v.InferOutput<typeof InferRequestSchema>;
+export type RequestInput = v.InferOutput<typeof RequestInputSchema>;
+
+/** `$response_output`; `data` absent for a binary output (Triton). */
+export const ResponseOutputSchema = v.object({
+  name: v.string(),
+  shape: Shape,
+  datatype: v.string(),
+  parameters: v.optional(ParametersSchema),
+  data: v.optional(TensorDataSchema),
+});
+export const InferResponseSchema = v.object({
+  model_name: v.string(),
+  model_version: v.optional(v.string()),
+  id: v.optional(v.string()),
+  parameters: v.optional(ParametersSchema),
+  outputs: v.array(ResponseOutputSchema),
+});
+export type InferResponse = v.InferOutput<typeof InferResponseSchema>;
+export type ResponseOutput = v.InferOutput<typeof ResponseOutputSchema>;
+
+/** `$metadata_tensor`: shape with -1 for variable-size dimensions. */
+export interface MetadataTensor {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+export const MetadataTensorSchema = v.object({ name: v.string(), datatype: v.string(), shape: v.array(v.pipe(v.number(), v.integer())) });
+/** `$metadata_model_response`. */
+export const ModelMetadataSchema = v.object({
+  name: v.string(),
+  versions: v.optional(v.array(v.string())),
+  platform: v.string(),
+  inputs: v.optional(v.array(MetadataTensorSchema), []),
+  outputs: v.optional(v.array(MetadataTensorSchema), []),
+});
+export type ModelMetadata = v.InferOutput<typeof ModelMetadataSchema>;
+
+/** Check parsed JSON against a schema; an OipError 400 naming the path of each problem otherwise. */
+export function checkBody<S extends v.GenericSchema>(schema: S, json: unknown, what: string): v.InferOutput<S> {
+  const r = v.safeParse(schema, json);
+  if (r.success && !Array.isArray(json)) return r.output;
+  const lines = r.success ? ['expected Object but received Array'] : describeIssues(r.issues).slice(0, 3);
+  throw new OipError(400, `${what}: ${lines.join('; ')}`);
+}
+
+/**
+ * A body → its JSON part and the binary tensor bytes after it. `headerLength` is the
+ * Inference-Header-Content-Length value (undefined: the whole body is JSON). Errors: OipError 400 for
+ * a length outside the body, or JSON that does not parse.
+ */
+export function splitBody(body: Uint8Array, headerLength: string | number | undefined, what = 'request'): { json: unknown; binary: Uint8Array } {
+  let n = body.byteLength;
+  if (headerLength !== undefined) {
+    n = Number(headerLength);
+    if (!Number.isInteger(n) || n < 0 || n > body.byteLength) {
+      throw new OipError(400, `Inference-Header-Content-Length ${JSON.stringify(String(headerLength))} is not a length within the ${body.byteLength}-byte body`);
+    }
+    if (n === 0) throw new OipError(400, 'raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header naming the input');
+  }
+  const text = new TextDecoder().decode(body.subarray(0, n));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new OipError(400, `${what} body is not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  return { json, binary: body.subarray(n) };
+}
+
+/** Concatenate a JSON header and binary tensor parts: the body, and the header length to send. */
+export function joinBody(header: unknown, parts: readonly Uint8Array[]): { body: Uint8Array; headerLength: number } {
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(head.byteLength + parts.reduce((a, p) => a + p.byteLength, 0));
+  out.set(head, 0);
+  let o = head.byteLength;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
+  }
+  return { body: out, headerLength: head.byteLength };
+}
+
+/** Little-endian bytes of a tensor (row major, no padding; BOOL one byte each), as the binary extension sends them. */
+export function tensorBytes(t: TensorData): Uint8Array {
+  const d = t.data;
+  // Typed arrays are in the platform's order; every platform edgetune runs on is little-endian.
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+}
+
+/** BYTES elements as the binary extension sends them: each a 4-byte little-endian length, then its bytes. */
+export function bytesElements(items: readonly string[]): Uint8Array {
+  const enc = items.map((s) => new TextEncoder().encode(s));
+  const out = new Uint8Array(enc.reduce((a, e) => a + 4 + e.byteLength, 0));
+  const view = new DataView(out.buffer);
+  let o = 0;
+  for (const e of enc) {
+    view.setUint32(o, e.byteLength, true);
+    out.set(e, o + 4);
+    o += 4 + e.byteLength;
+  }
+  return out;
+}
+
+/** The inverse of bytesElements. Errors: OipError 400 when a length runs past the data. */
+export function readBytesElements(b: Uint8Array): string[] {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out: string[] = [];
+  for (let o = 0; o < b.byteLength; ) {
+    if (o + 4 > b.byteLength) throw new OipError(400, 'BYTES tensor data ends inside an element length');
+    const n = view.getUint32(o, true);
+    if (o + 4 + n > b.byteLength) throw new OipError(400, 'BYTES tensor element runs past the data');
+    out.push(new TextDecoder().decode(b.subarray(o + 4, o + 4 + n)));
+    o += 4 + n;
+  }
+  return out;
+}
+
+/** A tensor from binary-extension bytes. Errors: OipError 400 when the byte count does not fit the shape. */
+export function tensorFromBytes(name: string, type: TensorType, dims: readonly number[], bytes: Uint8Array): TensorData {
+  const size = DATATYPE_BYTES[TO_DATATYPE[type]];
+  const n = sizeOf(dims);
+  if (bytes.byteLength !== n * size) {
+    throw new OipError(400, `input "${name}": ${bytes.byteLength} bytes of binary data for shape [${dims.join(',')}] of ${TO_DATATYPE[type]} (expected ${n * size})`);
+  }
+  const buf = bytes.slice().buffer;
+  const data =
+    type === 'float32' ? new Float32Array(buf) : type === 'float16' ? new Uint16Array(buf) : type === 'int8' ? new Int8Array(buf) : type === 'int32' ? new Int32Array(buf) : type === 'int64' ? new BigInt64Array(buf) : new Uint8Array(buf);
+  return { type, data, dims: [...dims] };
+}
+
+function flatten(data: readonly Nested[], out: Nested[] = []): Nested[] {
+  for (const x of data) {
+    if (Array.isArray(x)) flatten(x, out);
+    else out.push(x);
+  }
+  return out;
+}
+
+/** A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count or an element of the wrong kind. */
+export function tensorFromJson(name: string, type: TensorType, dims: readonly number[], data: readonly Nested[]): TensorData {
+  const flat = flatten(data);
+  const n = sizeOf(dims);
+  if (flat.length !== n) throw new OipError(400, `input "${name}": ${flat.length} data elements for shape [${dims.join(',')}] (expected ${n})`);
+  const bad = flat.findIndex((x) => (type === 'bool' ? typeof x !== 'boolean' : typeof x !== 'number' || !Number.isFinite(x)));
+  if (bad >= 0) throw new OipError(400, `input "${name}": data[${bad}] is ${JSON.stringify(flat[bad])}, not ${type === 'bool' ? 'a boolean' : 'a finite number'} (datatype ${TO_DATATYPE[type]})`);
+  const nums = flat as number[];
+  const data_ =
+    type === 'float32'
+      ? Float32Array.from(nums)
+      : type === 'float16'
+        ? Uint16Array.from(nums, toHalf)
+        : type === 'int64'
+          ? BigInt64Array.from(nums, (x) => BigInt(Math.trunc(x)))
+          : type === 'int32'
+            ? Int32Array.from(nums)
+            : type === 'int8'
+              ? Int8Array.from(nums)
+              : Uint8Array.from(flat as (number | boolean)[], (x) => Number(x));
+  return { type, data: data_, dims: [...dims] };
+}
+
+/** Tensor elements as JSON values (float16 widened, int64 as numbers, bool as booleans). */
+export function jsonData(t: TensorData): (number | boolean)[] {
+  if (t.type === 'float16') return Array.from(t.data as Uint16Array, fromHalf);
+  if (t.type === 'bool') return Array.from(t.data as Uint8Array, (x) => x !== 0);
+  if (t.data instanceof BigInt64Array) return Array.from(t.data, (x) => Number(x));
+  return Array.from(t.data as ArrayLike<number>);
+}
+
+/** The shortest decimal that reads back as the same float32 (3.3, not 3.299999952316284). */
+export function shortFloat(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  const f = Math.fround(x);
+  for (let p = 1; p <= 9; p++) {
+    const s = Number(f.toPrecision(p));
+    if (Math.fround(s) === f) return String(s);
+  }
+  return String(f);
+}
+
+/**
+ * Triton's classification extension on one output: the top `k` elements of each batch row (or of the
+ * whole tensor when `batched` is false), each as "value:index[:label]", in a BYTES tensor of shape
+ * [batch, k] ([k] unbatched). `labelOf(index)` names an output index (undefined: no label).
+ */
+export function classify(t: TensorData, k: number, batched: boolean, labelOf: (index: number) => string | undefined): { shape: number[]; items: string[] } {
+  const values = t.type === 'float16' ? Array.from(t.data as Uint16Array, fromHalf) : t.data instanceof BigInt64Array ? Array.from(t.data, Number) : (t.data as ArrayLike<number>);
+  const rows = batched && t.dims.length >= 2 ? t.dims[0]! : 1;
+  const per = values.length / rows;
+  const kk = Math.min(k, per);
+  const items: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    const row = Array.prototype.slice.call(values, r * per, (r + 1) * per) as number[];
+    for (const i of topIndices(row, kk)) {
+      const label = labelOf(i);
+      items.push(`${shortFloat(row[i]!)}:${i}${label !== undefined ? `:${label}` : ''}`);
+    }
+  }
+  return { shape: batched && t.dims.length >= 2 ? [rows, kk] : [kk], items };
+}
+
+/** A signed integer parameter (classification count), or an OipError 400 naming it. */
+export function countParameter(name: string, output: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new OipError(400, `output "${output}": parameter "${name}" must be a positive integer but is ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Whether a `binary_data` / `binary_data_output` parameter asks for binary (booleans; "true" strings tolerated). */
+export function isTrue(x: unknown): boolean {
+  return x === true || x === 'true';
+}
+
+/** Model metadata dims → an edgetune shape (-1 → a symbolic '?'). */
+export function shapeFromMetadata(shape: readonly number[]): (number | string)[] {
+  return shape.map((d) => (d < 0 ? '?' : d));
+}
+
+/** An edgetune shape → metadata dims (symbolic and unknown → -1). */
+export function metadataShape(shape: readonly (number | string)[]): number[] {
+  return shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1));
+}
+
+/** EdgetuneError code → HTTP status, for errors that reach the protocol layer from the library. */
+export function statusOf(err: unknown): number {
+  if (err instanceof OipError) return err.status;
+  if (err instanceof EdgetuneError) return err.code === 'EARG' || err.code === 'EINPUT' ? 400 : 500;
+  return 500;
+}
