@@ -213,7 +213,8 @@ export function tensorFromBytes(name: string, type: TensorType, dims: readonly n
   if (bytes.byteLength !== n * size) {
     throw new OipError(400, `input "${name}": ${bytes.byteLength} bytes of binary data for shape [${dims.join(',')}] of ${TO_DATATYPE[type]} (expected ${n * size})`);
   }
-  const buf = bytes.slice().buffer;
+  // A copy on its own buffer (a Node Buffer's slice() is a view of a shared pool).
+  const buf = new Uint8Array(bytes).buffer;
   const data =
     type === 'float32' ? new Float32Array(buf) : type === 'float16' ? new Uint16Array(buf) : type === 'int8' ? new Int8Array(buf) : type === 'int32' ? new Int32Array(buf) : type === 'int64' ? new BigInt64Array(buf) : new Uint8Array(buf);
   return { type, data, dims: [...dims] };

@@ -31,8 +31,11 @@ export interface SessionOptions {
 }
 
 export interface ModelSession {
-  /** The provider that serves this session (the first in the list that worked). */
-  readonly provider: ProviderName;
+  /**
+   * The provider that serves this session (the first in the list that worked); `remote` for a model
+   * served by another process over the Open Inference Protocol (runtime/serve/client.ts).
+   */
+  readonly provider: ProviderName | 'remote';
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
   /** One line per provider that was tried and skipped. */
