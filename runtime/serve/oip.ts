@@ -99,8 +99,9 @@ export const ResponseOutputSchema = v.object({
   parameters: v.optional(ParametersSchema),
   data: v.optional(TensorDataSchema),
 });
+/** `$inference_response`; `model_name` is read as optional (Triton's own documented examples leave it out). */
 export const InferResponseSchema = v.object({
-  model_name: v.string(),
+  model_name: v.optional(v.string()),
   model_version: v.optional(v.string()),
   id: v.optional(v.string()),
   parameters: v.optional(ParametersSchema),
@@ -202,6 +203,51 @@ export function readBytesElements(b: Uint8Array): string[] {
     if (o + 4 + n > b.byteLength) throw new OipError(400, 'BYTES tensor element runs past the data');
     out.push(new TextDecoder().decode(b.subarray(o + 4, o + 4 + n)));
     o += 4 + n;
+  }
+  return out;
+}
+
+type Elements = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | BigUint64Array | BigInt64Array | Float32Array | Float64Array;
+
+/**
+ * Binary-extension bytes of any fixed-size datatype → its elements (FP16 as raw half bits in a
+ * Uint16Array, BOOL as 0/1 bytes). Errors: OipError 400 for BYTES or a byte count that is not a
+ * whole number of elements.
+ */
+export function elementsOf(datatype: string, bytes: Uint8Array): Elements {
+  const size = DATATYPE_BYTES[datatype as Datatype];
+  if (!size) throw new OipError(400, `datatype ${datatype} has no fixed element size`);
+  if (bytes.byteLength % size) throw new OipError(400, `${bytes.byteLength} bytes is not a whole number of ${datatype} elements`);
+  const buf = new Uint8Array(bytes).buffer;
+  const views: Record<Exclude<Datatype, 'BYTES'>, new (b: ArrayBuffer) => Elements> = {
+    BOOL: Uint8Array, UINT8: Uint8Array, INT8: Int8Array, UINT16: Uint16Array, INT16: Int16Array, FP16: Uint16Array,
+    UINT32: Uint32Array, INT32: Int32Array, FP32: Float32Array, UINT64: BigUint64Array, INT64: BigInt64Array, FP64: Float64Array,
+  };
+  return new views[datatype as Exclude<Datatype, 'BYTES'>](buf);
+}
+
+/** Elements of any fixed-size datatype → binary-extension bytes (booleans as 1/0 bytes). */
+export function bytesOf(datatype: string, values: ArrayLike<number | boolean | bigint>): Uint8Array {
+  const size = DATATYPE_BYTES[datatype as Datatype];
+  if (!size) throw new OipError(400, `datatype ${datatype} has no fixed element size`);
+  const out = new Uint8Array(values.length * size);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    const o = i * size;
+    switch (datatype) {
+      case 'BOOL': case 'UINT8': view.setUint8(o, Number(x)); break;
+      case 'INT8': view.setInt8(o, Number(x)); break;
+      case 'UINT16': view.setUint16(o, Number(x), true); break;
+      case 'INT16': view.setInt16(o, Number(x), true); break;
+      case 'FP16': view.setUint16(o, toHalf(Number(x)), true); break;
+      case 'UINT32': view.setUint32(o, Number(x), true); break;
+      case 'INT32': view.setInt32(o, Number(x), true); break;
+      case 'FP32': view.setFloat32(o, Number(x), true); break;
+      case 'UINT64': view.setBigUint64(o, BigInt(x), true); break;
+      case 'INT64': view.setBigInt64(o, BigInt(x), true); break;
+      case 'FP64': view.setFloat64(o, Number(x), true); break;
+    }
   }
   return out;
 }

@@ -6,6 +6,9 @@
 //   GET  /snapshot.jpg the latest frame as JPEG
 //   GET  /healthz      200 {"status":"ok"} while frames flow, 503 while reconnecting or after failure
 //   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency summaries)
+//   /v2/…              the Open Inference Protocol over the serving model (runtime/serve/routes.ts):
+//                      metadata, config, readiness, POST …/infer (reads nothing else, so no token
+//                      on loopback); its first inference opens a session on this thread
 //   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
 //                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
@@ -26,6 +29,7 @@ import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
+import { createOipRoutes } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 
@@ -42,6 +46,8 @@ export interface ServeOptions {
   previewFps?: number;
   /** Largest ONNX upload, bytes. Default 256 MiB. */
   maxUploadBytes?: number;
+  /** Largest Open Inference Protocol request body, bytes. Default routes.ts DEFAULT_MAX_BODY_BYTES. */
+  maxInferBytes?: number;
   /** Host names (or addresses) served besides loopback and the bound address (--allow-host). */
   allowHosts?: readonly string[];
   /** Log lines (model swaps, refused requests). */
@@ -201,6 +207,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   const log = opts.log ?? (() => undefined);
   const sse = new Set<ServerResponse>();
   const mjpeg = new Set<ServerResponse>();
+  const oip = createOipRoutes({ models: () => [pipeline.model], maxBodyBytes: opts.maxInferBytes, log });
 
   // One shared JPEG encoder for all preview clients, at most previewFps, newest frame first.
   let encoding = false;
@@ -330,6 +337,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       if (req.method !== 'GET' && req.method !== 'HEAD') discardRest(req);
       return;
     }
+    // The Open Inference Protocol: inference changes nothing, so it follows the read rules.
+    if (await oip.handle(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
       if (!token) {
