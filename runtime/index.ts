@@ -31,6 +31,12 @@ export * as onnx from './onnx/index.js';
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
+
+// The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.
+export { serveModels, inferMetricsText, type ModelServer, type ServeModelsOptions, type InferStats } from './serve/server.js';
+export { createOipRoutes, modelConfig, modelMetadata, servedName, type OipRoutes, type OipRoutesOptions } from './serve/routes.js';
+export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions } from './serve/client.js';
+export { modelName, CARD_PARAMETER } from './serve/oip.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

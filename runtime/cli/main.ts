@@ -42,7 +42,8 @@ Environment:
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
   EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\` (and for every request
-                       to \`watch --serve\` / \`kiosk\` bound to a non-loopback address)
+                       to \`watch --serve\` / \`kiosk\` / \`serve\` bound to a non-loopback address);
+                       sent as "Authorization: Bearer" to a model URL (--model http://…/v2/models/NAME)
   EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }

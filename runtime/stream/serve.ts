@@ -405,7 +405,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       return;
     }
     // Refused requests get their answer (421, 401, …) from the handler without the body being sent.
-    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD')) res.writeContinue();
+    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD' || req.url?.startsWith('/v2/'))) res.writeContinue();
     server.emit('request', req, res);
   });
   // Periodic comments keep SSE connections open through proxies.

@@ -19,7 +19,8 @@ const usage = `Usage: edgetune classify <image|dir>... [options]
 Classify images (directories are walked recursively).
 
 Options:
-  --model <id|file>   registry id or .onnx path (default mobilenetv2-int8)
+  --model <id|file|URL>  registry id, .onnx path, or a served model http://HOST:PORT/v2/models/NAME
+                      (edgetune serve, Triton, KServe; default mobilenetv2-int8)
   --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
   --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}

@@ -19,7 +19,8 @@ const usage = `Usage: edgetune eval <dataset-dir> --model <id|file.onnx> [option
 Evaluate a classifier on a folder-per-class dataset (sub-folder names must be model labels).
 
 Options:
-  --model <id|file>   registry id or .onnx path, e.g. a model from "edgetune finetune" (required)
+  --model <id|file|URL>  registry id or .onnx path, e.g. a model from "edgetune finetune", or a served
+                      model http://HOST:PORT/v2/models/NAME (required)
   --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
                       confusion (rows = true labels), labels, model, images, skipped}
 ${SESSION_USAGE}
