@@ -372,6 +372,51 @@ describe('Open Inference Protocol: a served model as a session', () => {
     for (const x of traffic.filter((y) => /\/v2\/models\/[^/]+$/.test(y.url))) validate('metadata_model_response', JSON.parse(Buffer.from(x.response).toString()), true);
   });
 
+  it('uses a server without edgetune\'s card: an unbatched Triton-style input, assumed ImageNet preprocessing', async () => {
+    // A KServe-style server for a model put in Triton by other means: metadata [3,224,224] (Triton's
+    // max_batch_size 0 with dims that leave the batch out), no /config, JSON tensors only. It answers
+    // with SqueezeNet's real output for the tensor it gets (from our server), so the labels are real.
+    const seen: { shape: number[]; datatype: string }[] = [];
+    const stub = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', async () => {
+        const reply = (status: number, obj: unknown) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(obj));
+        };
+        if (req.url === '/v2/models/densenet_like') return reply(200, { name: 'densenet_like', platform: 'onnxruntime_onnx', inputs: [{ name: 'data_0', datatype: 'FP32', shape: [3, 224, 224] }], outputs: [{ name: 'softmaxout_1', datatype: 'FP32', shape: [1000] }] });
+        if (req.url === '/v2/models/densenet_like/infer') {
+          const body = JSON.parse(Buffer.concat(chunks).toString());
+          validate('inference_request', body, true);
+          seen.push({ shape: body.inputs[0].shape, datatype: body.inputs[0].datatype });
+          const fwd = await realFetch(url('/v2/models/squeezenet1.1/infer'), { method: 'POST', body: JSON.stringify({ inputs: [{ ...body.inputs[0], shape: [1, 3, 224, 224] }] }) });
+          const out = (await fwd.json()).outputs[0];
+          return reply(200, { model_name: 'densenet_like', outputs: [{ ...out, shape: [1000] }] });
+        }
+        reply(404, { error: `no such endpoint: ${req.url}` });
+      });
+    });
+    await new Promise<void>((r) => stub.listen(0, '127.0.0.1', () => r()));
+    const port = (stub.address() as AddressInfo).port;
+    try {
+      // SqueezeNet's own preprocessing (BGR, Caffe mean), given as the card flags would give it.
+      const sq = local.get('squeezenet1.1')!;
+      const remote = await loadClassifier(`http://127.0.0.1:${port}/v2/models/densenet_like`, { remote: { binary: false }, overrides: { preprocess: { colorOrder: sq.spec.colorOrder, range: sq.spec.range, mean: sq.spec.mean, std: sq.spec.std }, outputKind: 'probabilities' } });
+      expect(remote.card.labels).toEqual(sq.card.labels);
+      expect(remote.assumptions).toContain('ImageNet labels');
+      const photo = path.join(cameraDir, 'winml_dog.jpg');
+      const [got, want] = [await remote.classify(photo), await sq.classify(photo)];
+      expect(got.top).toEqual(want.top);
+      expect(got.top[0]!.label).toBe('Golden Retriever');
+      expect(seen).toEqual([{ shape: [3, 224, 224], datatype: 'FP32' }]);
+      await remote.dispose();
+    } finally {
+      stub.closeAllConnections();
+      await new Promise<void>((r) => stub.close(() => r()));
+    }
+  });
+
   it('says clearly when the server is not there, does not answer, or refuses', async () => {
     // Nothing listens on a port that was just closed.
     const probe = createServer();
