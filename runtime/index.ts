@@ -38,7 +38,7 @@ export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type
 export { serveModels, inferMetricsText, type ModelServer, type ServeModelsOptions, type InferStats } from './serve/server.js';
 export { createOipRoutes, modelConfig, modelMetadata, servedName, type OipRoutes, type OipRoutesOptions } from './serve/routes.js';
 export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions } from './serve/client.js';
-export { modelName, CARD_PARAMETER } from './serve/oip.js';
+export { modelName } from './serve/oip.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

@@ -107,7 +107,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   };
   const k0 = options.topK ?? 5;
   const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
-  const maxBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
+  const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
     const out: Float32Array[] = [];
     for (let i = 0; i < images.length; i += maxBatch) {

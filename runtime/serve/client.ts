@@ -9,14 +9,15 @@
 // The token: `Authorization: Bearer <token>` when one is given (default EDGETUNE_TOKEN).
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
-import { parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
+import type { CardLayer, CardSource, ModelCard } from '../core/model-card.js';
 import { sizeOf, type TensorData } from '../core/tensor.js';
 import { cardFromSignature, type GraphSignature } from '../classify/describe.js';
 import type { TensorInfo } from '../session/ort.js';
 import type { ModelSession } from '../session/session.js';
 import { loadLabelSet, loadRegistry } from '../../models/loader.js';
+import { METADATA_KEY, parseModelInfo } from '../core/metadata.js';
+import { embeddedLayer } from '../classify/describe.js';
 import {
-  CARD_PARAMETER,
   HEADER_LENGTH,
   InferResponseSchema,
   ModelMetadataSchema,
@@ -141,21 +142,23 @@ function json(a: Answer, url: string): unknown {
 }
 
 /**
- * The model card layer a server's model configuration carries (`parameters["edgetune.card"]`), or
- * undefined when it has none (a model put in Triton by other means). Errors: EMODEL naming the URL
- * when the parameter is there but not a valid card.
+ * The model card layer a server's model configuration carries: `parameters["edgetune.model"]`, the
+ * embedded description (EmbeddedModelInfo JSON) that `edgetune serve` and `edgetune export --format
+ * triton` write; undefined when it has none (a model put in Triton by other means). Errors: EMODEL
+ * naming the URL and the field when the parameter is there but breaks the contract.
  */
 export function cardLayerFromConfig(config: unknown, url: string): CardLayer | undefined {
   const params = (config as { parameters?: Record<string, { string_value?: unknown }> } | undefined)?.parameters;
-  const raw = params?.[CARD_PARAMETER]?.string_value;
+  const raw = params?.[METADATA_KEY]?.string_value;
   if (raw === undefined) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(String(raw));
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${url}: parameters["${CARD_PARAMETER}"] is not JSON (${messageOf(err)})`, { subject: url });
-  }
-  return parseCardLayer(parsed, `${url} parameters["${CARD_PARAMETER}"]`);
+  const info = parseModelInfo({ [METADATA_KEY]: String(raw) }, `${url}/config parameters`);
+  return info ? embeddedLayer(info) : undefined;
+}
+
+/** Triton's max_batch_size from a model configuration (undefined when absent or not a number). */
+function maxBatchOf(config: unknown): number | undefined {
+  const n = Number((config as { max_batch_size?: unknown } | undefined)?.max_batch_size);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
 /**
@@ -177,6 +180,11 @@ export interface RemoteModel {
   config?: unknown;
   card: ModelCard;
   session: ModelSession;
+  /**
+   * Images per request: the config's max_batch_size when it is > 0; else 64 when the metadata's first
+   * input dimension is dynamic (no config: a KServe server), else 1.
+   */
+  maxBatch: number;
 }
 
 /**
@@ -209,7 +217,10 @@ export async function connectRemoteModel(url: string, o: RemoteOptions & { overr
     allowNonClassifier: o.allowNonClassifier,
     assumedLabels: (n) => (labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined),
   });
-  return { url: base, metadata, ...(config !== undefined ? { config } : {}), card, session: remoteSession(base, metadata, signature, o) };
+  const first = signature.inputs.find((i) => i.name === card.inputName)?.shape[0];
+  const declared = maxBatchOf(config);
+  const maxBatch = declared !== undefined ? (declared > 0 ? declared : 1) : typeof first === 'number' && first > 0 ? first : 64;
+  return { url: base, metadata, ...(config !== undefined ? { config } : {}), card, session: remoteSession(base, metadata, signature, o), maxBatch };
 }
 
 function checkOrThrow(json: unknown, url: string): ModelMetadata {

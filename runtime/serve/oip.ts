@@ -19,22 +19,16 @@ import { topIndices } from '../classify/postprocess.js';
 export const HEADER_LENGTH = 'inference-header-content-length';
 
 /**
- * The Triton config `parameters` key whose `string_value` is the edgetune model card (a JSON card
- * layer: preprocessing, labels, label offset, output kind), so a client can preprocess. Shared with
- * the Triton repository export (`edgetune export --format triton`).
+ * A model's name on the wire (`/v2/models/<name>`) and in a Triton repository (`edgetune export
+ * --format triton`): the registry id when there is one, else the file's base name without its
+ * `.onnx` / `.ort` / `.tflite` extension (`/opt/m/ants-bees.onnx` → `ants-bees`; a tfjs `model.json`
+ * takes its folder's name: `tm/twins/model.json` → `twins`), with characters other than letters,
+ * digits, `_`, `.` and `-` as `_` and no leading `.` or `-`. Empty when nothing is left.
  */
-export const CARD_PARAMETER = 'edgetune.card';
-
-/**
- * A model's name on the wire and in a Triton repository: the registry id when the reference is one
- * (or names a registry model's file), else the file's base name without its extension
- * (`/opt/m/ants-bees.onnx` → `ants-bees`; `twins/model.json` → `model`).
- */
-export function modelName(ref: string, registryId?: string): string {
-  if (registryId) return registryId;
-  const base = ref.replace(/[\\/]+$/, '').split(/[\\/]/).pop() ?? ref;
-  const dot = base.lastIndexOf('.');
-  return dot > 0 ? base.slice(0, dot) : base;
+export function modelName(file: string, registryId?: string): string {
+  const parts = file.replace(/[\\/]+$/, '').split(/[\\/]/);
+  const base = registryId ?? (/\.json$/i.test(parts[parts.length - 1] ?? '') && parts.length > 1 ? parts[parts.length - 2]! : (parts[parts.length - 1] ?? file).replace(/\.(onnx|ort|tflite)$/i, ''));
+  return base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
 }
 
 /** OIP tensor data types (inference_rest.md "Tensor Data Types") and their element size in bytes (BYTES: variable). */

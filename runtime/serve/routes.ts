@@ -18,12 +18,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Classifier } from '../classify/classifier.js';
 import { messageOf } from '../core/errors.js';
-import type { CardLayer, ModelCard } from '../core/model-card.js';
+import type { ModelCard } from '../core/model-card.js';
 import type { TensorData, TensorType } from '../core/tensor.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import type { TensorInfo } from '../session/ort.js';
+import { modelInfoOfCard } from '../core/metadata.js';
+import { DEFAULT_MAX_BATCH_SIZE, TRITON_CARD_PARAMETER, TRITON_DATA_TYPES, TRITON_SHA256_PARAMETER } from '../fleet/triton.js';
+import { modelFileSha256 } from '../stream/metrics.js';
 import {
-  CARD_PARAMETER,
   HEADER_LENGTH,
   OipError,
   bytesElements,
@@ -71,6 +73,11 @@ export interface OipRoutesOptions {
   models: () => readonly Classifier[];
   /** Largest inference body, bytes. Default DEFAULT_MAX_BODY_BYTES; 413 above it. */
   maxBodyBytes?: number;
+  /**
+   * Triton's max_batch_size for models that batch (every input and output with a dynamic first
+   * dimension): said in /config and enforced on /infer (400 above it). Default 8, as the export's.
+   */
+  maxBatchSize?: number;
   /** Refused and failed requests. */
   log?: (line: string) => void;
   /** Called after every inference request (metrics). */
@@ -92,22 +99,6 @@ export function isBatching(sig: Pick<Classifier['signature'], 'inputs' | 'output
   return [...sig.inputs, ...sig.outputs].every((t) => t.shape.length > 0 && !(typeof t.shape[0] === 'number' && t.shape[0] > 0));
 }
 
-/** The card as a card layer (what a client needs to preprocess and read the output), JSON. */
-export function cardParameter(card: ModelCard): string {
-  const layer: CardLayer = {
-    version: 1,
-    id: card.id,
-    inputName: card.inputName,
-    outputName: card.outputName,
-    preprocess: { ...card.preprocess },
-    labels: [...card.labels],
-    labelOffset: card.labelOffset,
-    outputKind: card.outputKind,
-    ...(card.task ? { task: card.task } : {}),
-  };
-  return JSON.stringify(layer);
-}
-
 function metadataTensor(t: TensorInfo) {
   return { name: t.name, datatype: datatypeOf(String(t.type)) ?? String(t.type).toUpperCase(), shape: metadataShape(t.shape) };
 }
@@ -120,24 +111,32 @@ export function modelMetadata(clf: Classifier) {
 
 /**
  * Triton's model configuration (model_config.proto's ModelConfig in proto3 JSON: int64 dims as
- * strings, enums by name) of a served classifier: platform onnxruntime_onnx; max_batch_size > 0 only
- * when every input and output has a dynamic first dimension (dims then leave it out), else 0 with the
- * full dims; label_filename on the class output; the card as parameters["edgetune.card"].
+ * strings, enums by name) of a served classifier, as `edgetune export --format triton` writes it
+ * (runtime/fleet/triton.ts): platform onnxruntime_onnx; max_batch_size `maxBatch` only when every
+ * input and output has a dynamic first dimension (dims then leave it out), else 0 with the full dims;
+ * the image input's format; label_filename on the class output; the card (EmbeddedModelInfo JSON) and
+ * the model file's sha256 as parameters.
  */
-export function modelConfig(clf: Classifier, maxBatch = clf.maxBatch) {
+export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
   const sig = clf.signature;
   const batching = isBatching(sig);
   const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape).map(String);
-  const type = (t: TensorInfo) => `TYPE_${datatypeOf(String(t.type)) === 'BYTES' ? 'STRING' : (datatypeOf(String(t.type)) ?? String(t.type).toUpperCase())}`;
+  const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
+  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === (batching ? 3 : 4) ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
+  const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
+  const sha256 = clf.provider === 'remote' ? '' : await modelFileSha256(clf.modelPath);
   return {
     name: servedName(clf),
     platform: 'onnxruntime_onnx',
     backend: 'onnxruntime',
     version_policy: { latest: { num_versions: 1 } },
     max_batch_size: batching ? maxBatch : 0,
-    input: sig.inputs.map((t) => ({ name: t.name, data_type: type(t), dims: dims(t) })),
-    output: sig.outputs.map((t) => ({ name: t.name, data_type: type(t), dims: dims(t), ...(t.name === clf.outputName ? { label_filename: 'labels.txt' } : {}) })),
-    parameters: { [CARD_PARAMETER]: { string_value: cardParameter(clf.card) } },
+    input: sig.inputs.map((t) => ({ name: t.name, data_type: type(t), ...format(t), dims: dims(t) })),
+    output: sig.outputs.map((t) => ({ name: t.name, data_type: type(t), dims: dims(t), ...labels(t) })),
+    parameters: {
+      [TRITON_CARD_PARAMETER]: { string_value: JSON.stringify(modelInfoOfCard(clf.card, 'edgetune serve')) },
+      ...(sha256 ? { [TRITON_SHA256_PARAMETER]: { string_value: sha256 } } : {}),
+    },
   };
 }
 
@@ -202,6 +201,7 @@ function safeDecode(s: string): string {
  */
 export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
   const limit = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   const log = o.log ?? (() => undefined);
   const find = (name: string) => o.models().find((m) => servedName(m) === name);
 
@@ -225,6 +225,11 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     const request = checkBody(InferRequestSchema, json, 'inference request');
     const session = await clf.open();
     const feeds = decodeInputs(request, binary, session.inputs);
+    if (isBatching(clf.signature)) {
+      for (const [k, t] of Object.entries(feeds)) {
+        if (t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
+      }
+    }
     const wanted = request.outputs ?? session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
     for (const w of wanted) {
       if (!session.outputs.some((t) => t.name === w.name)) throw new OipError(400, `unknown output "${w.name}": the model's outputs are ${session.outputs.map((t) => `"${t.name}"`).join(', ')}`);
@@ -301,7 +306,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     }
     onlyGet();
     if (what === '/ready') return sendJson(res, 200, { name, ready: true });
-    if (what === '/config') return sendJson(res, 200, modelConfig(clf));
+    if (what === '/config') return sendJson(res, 200, await modelConfig(clf, maxBatch));
     return sendJson(res, 200, modelMetadata(clf));
   };
 

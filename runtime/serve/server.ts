@@ -3,7 +3,7 @@
 // unless told otherwise; every request passes runtime/io/http-guard.ts first (Host check against DNS
 // rebinding; on a non-loopback bind with EDGETUNE_TOKEN, the token for every request).
 //   GET /v2…      the protocol (see routes.ts)
-//   GET /metrics  Prometheus text: requests per model and status, time per stage (`metrics` hook)
+//   GET /metrics  Prometheus text (stream/metrics.ts): requests per model and status, latency histograms
 //   GET /healthz  200 {"status":"ok","models":[…]} (the process answers; readiness is /v2/health/ready)
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -12,6 +12,7 @@ import { loadClassifier, type Classifier, type ClassifierOptions } from '../clas
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram, modelFileSha256 } from '../stream/metrics.js';
 import { createOipRoutes, servedName, type InferEvent } from './routes.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
@@ -25,19 +26,18 @@ export interface ServeModelsOptions extends ClassifierOptions {
   token?: string;
   /** Largest inference body in bytes (413 above). Default routes.ts DEFAULT_MAX_BODY_BYTES. */
   maxBodyBytes?: number;
-  /**
-   * The `/metrics` text from the request counters (hook for the Prometheus module: pass its renderer).
-   * Default `inferMetricsText`.
-   */
-  metrics?: (stats: InferStats) => string;
+  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8. */
+  maxBatchSize?: number;
   log?: (line: string) => void;
 }
 
-/** Inference requests seen so far, per model: counts per HTTP status and summed stage seconds. */
+/** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
-  models: string[];
+  /** Served names, in order, and each one's model file (for its sha256). */
+  models: { name: string; file: string }[];
   requests: Map<string, Map<number, number>>;
-  seconds: Map<string, { decode: number; run: number; encode: number; count: number }>;
+  /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
+  latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
 }
 
 export interface ModelServer {
@@ -52,22 +52,35 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** Prometheus text exposition of the inference counters (counters and per-stage second sums). */
-export function inferMetricsText(s: InferStats): string {
-  const out: string[] = [];
-  out.push('# HELP edgetune_model_info The models served.', '# TYPE edgetune_model_info gauge');
-  for (const m of s.models) out.push(`edgetune_model_info{model="${escapeLabel(m)}"} 1`);
-  out.push('# HELP edgetune_infer_requests_total Inference requests by model and HTTP status.', '# TYPE edgetune_infer_requests_total counter');
-  for (const [m, by] of s.requests) for (const [status, n] of by) out.push(`edgetune_infer_requests_total{model="${escapeLabel(m)}",status="${status}"} ${n}`);
-  out.push('# HELP edgetune_infer_stage_seconds_total Seconds spent per stage of successful inference requests.', '# TYPE edgetune_infer_stage_seconds_total counter');
-  for (const [m, t] of s.seconds) {
-    for (const stage of ['decode', 'run', 'encode'] as const) out.push(`edgetune_infer_stage_seconds_total{model="${escapeLabel(m)}",stage="${stage}"} ${t[stage]}`);
-  }
-  return out.join('\n') + '\n';
+/**
+ * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
+ * edgetune_model_info{model,sha256} per served model, edgetune_infer_requests_total{model,status} and
+ * edgetune_infer_latency_seconds{model,stage} histograms (decode = body read and tensor decode, run =
+ * session.run, encode = response, total).
+ */
+export async function inferMetricsText(s: InferStats): Promise<string> {
+  const stages = ['decode', 'run', 'encode', 'total'] as const;
+  return exposition([
+    await buildInfoFamily(),
+    {
+      name: 'edgetune_model_info',
+      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file.',
+      type: 'gauge',
+      samples: await Promise.all(s.models.map(async (m) => ({ labels: { model: m.name, sha256: await modelFileSha256(m.file) }, value: 1 }))),
+    },
+    {
+      name: 'edgetune_infer_requests_total',
+      help: 'Inference requests by model and HTTP status.',
+      type: 'counter',
+      samples: [...s.requests].flatMap(([model, by]) => [...by].map(([status, n]) => ({ labels: { model, status: String(status) }, value: n }))),
+    },
+    {
+      name: 'edgetune_infer_latency_seconds',
+      help: 'Latency of successful inference requests in seconds per stage: decode (body and tensors), run (session.run), encode (response), total.',
+      type: 'histogram',
+      samples: [...s.latency].flatMap(([model, h]) => stages.map((stage) => ({ labels: { model, stage }, histogram: h[stage].snapshot() }))),
+    },
+  ]);
 }
 
 /**
@@ -90,21 +103,21 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     await Promise.all(classifiers.map((c) => c.dispose()));
     throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${refs.filter((_, i) => names[i] === dup).join(', ')})`);
   }
-  const stats: InferStats = { models: names, requests: new Map(), seconds: new Map() };
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath })), requests: new Map(), latency: new Map() };
   const onInfer = (e: InferEvent) => {
     const by = stats.requests.get(e.model) ?? new Map<number, number>();
     by.set(e.status, (by.get(e.status) ?? 0) + 1);
     stats.requests.set(e.model, by);
     if (e.status === 200) {
-      const t = stats.seconds.get(e.model) ?? { decode: 0, run: 0, encode: 0, count: 0 };
-      t.decode += e.decodeSeconds;
-      t.run += e.runSeconds;
-      t.encode += e.encodeSeconds;
-      t.count++;
-      stats.seconds.set(e.model, t);
+      let h = stats.latency.get(e.model);
+      if (!h) stats.latency.set(e.model, (h = { decode: new Histogram(), run: new Histogram(), encode: new Histogram(), total: new Histogram() }));
+      h.decode.observe(e.decodeSeconds);
+      h.run.observe(e.runSeconds);
+      h.encode.observe(e.encodeSeconds);
+      h.total.observe(e.decodeSeconds + e.runSeconds + e.encodeSeconds);
     }
   };
-  const routes = createOipRoutes({ models: () => classifiers, maxBodyBytes: o.maxBodyBytes, log, onInfer });
+  const routes = createOipRoutes({ models: () => classifiers, maxBodyBytes: o.maxBodyBytes, maxBatchSize: o.maxBatchSize, log, onInfer });
   const host = o.host ?? '127.0.0.1';
   const token = (o.token ?? process.env.EDGETUNE_TOKEN) || undefined;
   const guard = createHttpGuard({ host, allowHosts: o.allowHosts, token });
@@ -126,7 +139,7 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
       discardRest(req);
       return send(res, 405, JSON.stringify({ error: `method ${req.method} not allowed on ${path}` }), undefined, { Allow: 'GET, HEAD' });
     }
-    if (path === '/metrics') return send(res, 200, (o.metrics ?? inferMetricsText)(stats), 'text/plain; version=0.0.4; charset=utf-8');
+    if (path === '/metrics') return send(res, 200, await inferMetricsText(stats), EXPOSITION_CONTENT_TYPE);
     if (path === '/healthz') return send(res, 200, JSON.stringify({ status: 'ok', models: names }));
     return send(res, 404, JSON.stringify({ error: `no such endpoint: ${path}` }));
   };

@@ -15,7 +15,7 @@ clients and "edgetune classify --model http://HOST:PORT/v2/models/NAME" use it. 
 as /v2/models/<name>, <name> being its registry id or its file's base name without extension.
 
 Routes: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/<name>[/versions/1], …/ready,
-…/config (Triton's model configuration, the model card in parameters["edgetune.card"]);
+…/config (Triton's model configuration, the model card in parameters["edgetune.model"]);
 POST …/infer (JSON tensors, Triton's binary tensor data and classification extensions); GET /metrics.
 
 Options:
@@ -25,6 +25,8 @@ Options:
   --allow-host <names>  Host names served besides loopback and the bound address (comma-separated,
                       repeatable; other Host headers get 421: DNS rebinding protection)
   --max-body <MiB>    largest inference request body (default 256; 413 above it)
+  --max-batch-size <n>  Triton's max_batch_size for models with a dynamic batch dimension: said in
+                      /config, larger batches refused (default 8, as "edgetune export --format triton")
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -38,6 +40,7 @@ export const serve: Command = {
       port: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
       'max-body': { type: 'string' },
+      'max-batch-size': { type: 'string' },
       ...SESSION_OPTIONS,
       ...CARD_OPTIONS,
     });
@@ -52,6 +55,7 @@ export const serve: Command = {
       port,
       allowHosts: ((v['allow-host'] as string[] | undefined) ?? []).flatMap((h) => listOption(h) ?? []),
       maxBodyBytes: maxBody * 1024 * 1024,
+      maxBatchSize: intOption('max-batch-size', v['max-batch-size'] as string | undefined, 8, 1, 1024),
       log: say,
     });
     for (let i = 0; i < s.names.length; i++) io.stdout.write(`edgetune serve: ${s.url}v2/models/${encodeURIComponent(s.names[i]!)} (${s.classifiers[i]!.provider})\n`);

@@ -6,6 +6,8 @@
 // with Triton's binary extension allowed) and the config against Triton's model_config.proto; Triton's
 // binary-data example is reproduced; bad requests get the protocol's error and the service keeps serving.
 
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,11 +20,12 @@ import { parse as parseYaml } from 'yaml';
 import { loadClassifier, type Classifier } from '../../../runtime/classify/classifier.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { fromHalf, type TensorData } from '../../../runtime/core/tensor.js';
-import { parseCardLayer } from '../../../runtime/core/model-card.js';
+import { parseModelInfo } from '../../../runtime/core/metadata.js';
+import { exportTritonRepository, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
 import { connectRemoteModel, decodeResponse, parseModelUrl } from '../../../runtime/serve/client.js';
-import { CARD_PARAMETER, HEADER_LENGTH, bytesOf, elementsOf, joinBody, modelName, splitBody, tensorBytes } from '../../../runtime/serve/oip.js';
-import { shared } from '../../helpers.js';
+import { HEADER_LENGTH, bytesOf, elementsOf, joinBody, modelName, splitBody, tensorBytes } from '../../../runtime/serve/oip.js';
+import { shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
 process.env.EDGETUNE_OFFLINE = '1';
@@ -114,11 +117,18 @@ async function post(name: string, body: Uint8Array | string, headers: Record<str
   return realFetch(url(`/v2/models/${name}/infer`), { method: 'POST', body: body as BodyInit, headers });
 }
 
+/** POST a JSON header and binary tensor parts (Triton's binary extension). */
+function postBinary(name: string, header: unknown, parts: Uint8Array[]): Promise<Response> {
+  const { body, headerLength } = joinBody(header, parts);
+  return post(name, body, { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(headerLength) });
+}
+
 describe('Open Inference Protocol: edgetune serve', () => {
   it('names models by the shared rule', () => {
     expect(server.names).toEqual(MODELS);
     expect(modelName('/opt/models/ants-bees.onnx')).toBe('ants-bees');
-    expect(modelName('teachable/twins/model.json')).toBe('model');
+    expect(modelName('teachable/twins/model.json')).toBe('twins');
+    expect(modelName('/tmp/my model (2).onnx')).toBe('my_model__2_');
     expect(modelName('/work/shared/models/mobilenetv2-12-int8.onnx', 'mobilenetv2-int8')).toBe('mobilenetv2-int8');
     expect(parseModelUrl('http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1')).toEqual({ base: 'http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1', name: 'squeezenet1.1', version: '1' });
     expect(() => parseModelUrl('http://127.0.0.1:8000/models/x')).toThrow('http://127.0.0.1:8000/models/x: expected a model URL like http://host:8000/v2/models/<name>[/versions/<v>]');
@@ -169,12 +179,37 @@ describe('Open Inference Protocol: edgetune serve', () => {
       expect([back.name, back.platform]).toEqual([m, 'onnxruntime_onnx']);
       const clf = local.get(m)!;
       // max_batch_size > 0 only when every input and output has a dynamic first dimension (then dims leave it out).
-      if (m === 'mobilenetv2-int8') expect([back.max_batch_size, back.input[0]!.dims]).toEqual([64, ['3', '224', '224']]);
+      // 8: the default max_batch_size of `edgetune export --format triton` (DEFAULT_MAX_BATCH_SIZE), and the format on a 3-dim image input.
+      if (m === 'mobilenetv2-int8') expect([back.max_batch_size, back.input[0]!.dims, (back.input[0] as { format?: string }).format]).toEqual([8, ['3', '224', '224'], 'FORMAT_NCHW']);
       else expect([back.max_batch_size ?? 0, back.input[0]!.dims]).toEqual([0, ['1', '3', String(clf.spec.height), String(clf.spec.width)]]);
       expect(back.input[0]!.data_type).toBe(`TYPE_${DT[clf.spec.dtype]}`);
       expect(back.output[0]!.label_filename).toBe('labels.txt');
-      const card = parseCardLayer(JSON.parse(config.parameters[CARD_PARAMETER].string_value), 'config');
-      expect(card).toMatchObject({ id: clf.card.id, labels: clf.card.labels, labelOffset: clf.card.labelOffset, outputKind: clf.card.outputKind, preprocess: clf.card.preprocess });
+      // The card as `edgetune export --format triton` writes it (EmbeddedModelInfo), and the file's sha256.
+      const info = parseModelInfo({ [TRITON_CARD_PARAMETER]: config.parameters[TRITON_CARD_PARAMETER].string_value }, 'config')!;
+      expect(info).toMatchObject({ labels: clf.card.labels, outputKind: clf.card.outputKind, outputName: clf.card.outputName, preprocess: clf.card.preprocess });
+      expect(info.labelOffset ?? 0).toBe(clf.card.labelOffset);
+      expect(config.parameters[TRITON_SHA256_PARAMETER].string_value).toBe(createHash('sha256').update(readFileSync(clf.modelPath)).digest('hex'));
+    }
+  });
+
+  it('serves as /config what `edgetune export --format triton` writes as config.pbtxt, under the same name', async () => {
+    const root = await new protobuf.Root().load(shared('specs', 'triton', 'model_config.proto'), { keepCase: true });
+    const ModelConfig = root.lookupType('inference.ModelConfig');
+    const repo = tempDir('edgetune-oip-repo-');
+    for (const m of ['mobilenetv2-int8', 'mobilenetv1-0.25-128']) {
+      const r = await exportTritonRepository(m, { out: repo });
+      expect(r.name).toBe(m);
+      // config.pbtxt → binary by Debian's protoc against Triton's .proto; our JSON → binary by protobufjs.
+      const pb = spawnSync('protoc', [`--proto_path=${shared('specs', 'triton')}`, '--encode=inference.ModelConfig', 'model_config.proto'], { input: readFileSync(path.join(repo, m, 'config.pbtxt')) });
+      expect(pb.status, String(pb.stderr)).toBe(0);
+      const served = await (await realFetch(url(`/v2/models/${m}/config`))).json();
+      const exported = ModelConfig.toObject(ModelConfig.decode(pb.stdout), { enums: String, longs: String, defaults: true }) as Record<string, unknown>;
+      const ours = ModelConfig.toObject(ModelConfig.decode(ModelConfig.encode(ModelConfig.fromObject(served)).finish()), { enums: String, longs: String, defaults: true }) as Record<string, unknown>;
+      for (const k of ['name', 'platform', 'max_batch_size', 'input', 'output']) expect([m, k, ours[k]]).toEqual([m, k, exported[k]]);
+      const card = (o: Record<string, unknown>) => parseModelInfo({ [TRITON_CARD_PARAMETER]: (o.parameters as Record<string, { string_value: string }>)[TRITON_CARD_PARAMETER]!.string_value }, m)!;
+      const { provenance: _a, ...servedCard } = card(ours);
+      const { provenance: _b, ...exportedCard } = card(exported);
+      expect(servedCard).toEqual(exportedCard);
     }
   });
 
@@ -293,6 +328,7 @@ describe('Open Inference Protocol: edgetune serve', () => {
       ['bad classification', post(m, good().replace(/}$/, ',"outputs":[{"name":"softmaxout_1","parameters":{"classification":0}}]}')), 400, 'output "softmaxout_1": parameter "classification" must be a positive integer but is 0'],
       ['short binary', post(m, joinBody({ inputs: [{ name: 'data_0', shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 602112 } }] }, [new Uint8Array(100)]).body, { [HEADER_LENGTH]: String(joinBody({ inputs: [{ name: 'data_0', shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 602112 } }] }, []).headerLength) }), 400, 'input "data_0": binary_data_size 602112 runs past the 100 bytes after the JSON header'],
       ['bad header length', post(m, good(), { [HEADER_LENGTH]: '99999999' }), 400, 'Inference-Header-Content-Length "99999999" is not a length within the 1052484 bytes body'.replace('1052484 bytes', `${Buffer.byteLength(good())}-byte`)],
+      ['batch over max_batch_size', postBinary('mobilenetv2-int8', { inputs: [{ name: 'input', shape: [9, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 9 * 602112 } }] }, [new Uint8Array(9 * 602112)]), 400, 'input "input": batch of 9 is over the model\'s max_batch_size 8'],
       ['unknown model', post('resnet50', good()), 404, 'unknown model "resnet50": this server serves "mobilenetv2-int8", "squeezenet1.1", "squeezenet1.1-fp16", "mobilenetv1-0.25-128"'],
       ['GET infer', realFetch(url(`/v2/models/${m}/infer`)), 405, `method GET not allowed on /v2/models/${m}/infer (POST)`],
       ['no route', realFetch(url('/v2/repository/index')), 404, 'no such endpoint: /v2/repository/index'],
@@ -309,6 +345,10 @@ describe('Open Inference Protocol: edgetune serve', () => {
     const metrics = await (await realFetch(url('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_infer_requests_total\{model="squeezenet1\.1",status="400"\} 11$/m);
     expect(metrics).not.toContain('resnet50');
+    expect(metrics).toMatch(/^edgetune_infer_latency_seconds_count\{model="squeezenet1\.1",stage="run"\} \d+$/m);
+    // Debian's promtool (the prometheus package) accepts the exposition.
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    expect([lint.status, lint.stdout + lint.stderr]).toEqual([0, '']);
   });
 
   it('refuses a body over the limit with 413 and keeps serving; checks the Host header', async () => {
