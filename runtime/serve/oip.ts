@@ -136,8 +136,9 @@ export function checkBody<S extends v.GenericSchema>(schema: S, json: unknown, w
 
 /**
  * A body → its JSON part and the binary tensor bytes after it. `headerLength` is the
- * Inference-Header-Content-Length value (undefined: the whole body is JSON). Errors: OipError 400 for
- * a length outside the body, or JSON that does not parse.
+ * Inference-Header-Content-Length value (undefined: the whole body is JSON; 0: no JSON, a raw binary
+ * request, `json` undefined). Errors: OipError 400 for a length outside the body, or JSON that does
+ * not parse.
  */
 export function splitBody(body: Uint8Array, headerLength: string | number | undefined, what = 'request'): { json: unknown; binary: Uint8Array } {
   let n = body.byteLength;
@@ -146,8 +147,9 @@ export function splitBody(body: Uint8Array, headerLength: string | number | unde
     if (!Number.isInteger(n) || n < 0 || n > body.byteLength) {
       throw new OipError(400, `Inference-Header-Content-Length ${JSON.stringify(String(headerLength))} is not a length within the ${body.byteLength}-byte body`);
     }
-    if (n === 0) throw new OipError(400, 'raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header naming the input');
   }
+  // A raw binary request (extension_binary_data.md): no JSON header, the body is the one input's bytes.
+  if (n === 0 && headerLength !== undefined) return { json: undefined, binary: body };
   const text = new TextDecoder().decode(body.subarray(0, n));
   let json: unknown;
   try {

@@ -7,7 +7,8 @@
 //   GET  /v2/models/<name>[/versions/<v>]     model metadata (inputs, outputs, platform, versions)
 //   GET  …/ready                              200 {"name","ready":true} when the model is loaded
 //   GET  …/config                             Triton's model configuration as JSON, with the model
-//                                             card as parameters["edgetune.card"] (to preprocess)
+//                                             card as parameters["edgetune.model"] (to preprocess), as
+//                                             `edgetune export --format triton` writes it
 //   POST …/infer                              inference: JSON tensors, Triton's binary tensor data
 //                                             extension, the classification extension
 // Errors are the protocol's `{"error": "…"}`: 400 bad request, 404 unknown model/version/route,
@@ -32,6 +33,7 @@ import {
   checkBody,
   classify,
   countParameter,
+  DATATYPE_BYTES,
   datatypeOf,
   InferRequestSchema,
   isTrue,
@@ -152,6 +154,26 @@ function labelOf(card: ModelCard, i: number): string | undefined {
   return card.labels[i - card.labelOffset];
 }
 
+/**
+ * The request a raw binary body stands for (extension_binary_data.md "Raw Binary Request": no JSON
+ * header; a model with one input, at most one variable dimension, which the byte count gives; a
+ * batching model gets batch 1), with every output returned as binary. Errors: OipError 400 otherwise.
+ */
+export function rawRequest(inputs: readonly TensorInfo[], bytes: number): InferRequest {
+  if (inputs.length !== 1) throw new OipError(400, `a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input; this one has ${inputs.length}`);
+  const info = inputs[0]!;
+  const datatype = datatypeOf(String(info.type));
+  if (!datatype) throw new OipError(400, `input "${info.name}" is ${info.type}: not a type a raw binary request can carry`);
+  const size = DATATYPE_BYTES[datatype];
+  const shape = info.shape.map((d, k) => (typeof d === 'number' && d > 0 ? d : k === 0 && info.shape.length > 1 ? 1 : -1));
+  const free = shape.filter((d) => d < 0).length;
+  const known = shape.reduce((a, d) => (d > 0 ? a * d : a), 1);
+  if (free > 1) throw new OipError(400, `a raw binary request needs at most one variable dimension besides the batch; input "${info.name}" is [${metadataShape(info.shape).join(',')}]`);
+  const n = bytes / size / known;
+  if (!Number.isInteger(n) || (free === 0 && n !== 1)) throw new OipError(400, `input "${info.name}": ${bytes} bytes of raw binary data do not fill [${metadataShape(info.shape).join(',')}] of ${datatype}`);
+  return { inputs: [{ name: info.name, datatype, shape: shape.map((d) => (d < 0 ? n : d)), parameters: { binary_data_size: bytes } }], parameters: { binary_data_output: true } };
+}
+
 /** Request inputs → feeds, checked against the model's inputs (names, datatypes, shapes, sizes). */
 export function decodeInputs(request: InferRequest, binary: Uint8Array, inputs: readonly TensorInfo[]): Record<string, TensorData> {
   const feeds: Record<string, TensorData> = {};
@@ -222,8 +244,8 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     }
     const header = req.headers[HEADER_LENGTH];
     const { json, binary } = splitBody(body, Array.isArray(header) ? header[0] : header);
-    const request = checkBody(InferRequestSchema, json, 'inference request');
     const session = await clf.open();
+    const request = json === undefined ? rawRequest(session.inputs, binary.byteLength) : checkBody(InferRequestSchema, json, 'inference request');
     const feeds = decodeInputs(request, binary, session.inputs);
     if (isBatching(clf.signature)) {
       for (const [k, t] of Object.entries(feeds)) {
