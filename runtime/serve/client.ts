@@ -100,7 +100,7 @@ function networkReason(err: unknown): string {
  * One request with timeout and retries. Errors (EMODEL, naming the URL): the server's `{"error"}`
  * with its status; no answer within the timeout; a connection failure, each after the last try.
  */
-async function request(url: string, init: { method: 'GET' | 'POST'; body?: Uint8Array; headers?: Record<string, string> }, o: RemoteOptions): Promise<Answer> {
+async function request(url: string, init: { method: 'GET' | 'POST'; body?: Uint8Array; headers?: Record<string, string>; accept?: readonly number[] }, o: RemoteOptions): Promise<Answer> {
   const timeout = o.timeoutMs ?? 30000;
   const tries = 1 + (o.retries ?? 2);
   const token = (o.token ?? process.env.EDGETUNE_TOKEN) || undefined;
@@ -127,7 +127,7 @@ async function request(url: string, init: { method: 'GET' | 'POST'; body?: Uint8
       last = `server answered ${res.status}: ${errorText(body)}`;
       continue;
     }
-    if (res.status !== 200) throw new EdgetuneError('EMODEL', `${init.method} ${url}: server answered ${res.status}: ${errorText(body)}`, { subject: url });
+    if (res.status !== 200 && !init.accept?.includes(res.status)) throw new EdgetuneError('EMODEL', `${init.method} ${url}: server answered ${res.status}: ${errorText(body)}`, { subject: url });
     return { status: res.status, headers: res.headers, body };
   }
   throw new EdgetuneError('EMODEL', `${init.method} ${url}: ${last}${tries > 1 ? ` (${tries} tries)` : ''}`, { subject: url });
@@ -196,13 +196,10 @@ export interface RemoteModel {
 export async function connectRemoteModel(url: string, o: RemoteOptions & { overrides?: CardLayer; allowNonClassifier?: boolean } = {}): Promise<RemoteModel> {
   const { base, name } = parseModelUrl(url);
   const metadata = checkOrThrow(json(await request(base, { method: 'GET' }, o), base), base);
-  let config: unknown;
-  try {
-    config = json(await request(`${base}/config`, { method: 'GET' }, { ...o, retries: 0 }), `${base}/config`);
-  } catch {
-    // KServe servers other than Triton have no model configuration extension: the card is assumed.
-    config = undefined;
-  }
+  // Servers without Triton's model configuration extension (KServe's others) answer 404 / 400 / 501:
+  // then the card is assumed. Any other failure is an error (never a silently assumed card).
+  const answer = await request(`${base}/config`, { method: 'GET', accept: [400, 404, 405, 501] }, o);
+  const config: unknown = answer.status === 200 ? json(answer, `${base}/config`) : undefined;
   const served = cardLayerFromConfig(config, base);
   const signature = signatureOf(metadata);
   const layers: Partial<Record<CardSource, CardLayer>> = {};

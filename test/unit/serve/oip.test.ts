@@ -489,6 +489,11 @@ describe('Open Inference Protocol: a served model as a session', () => {
     const stub: Server = createServer((req, res) => {
       seen++;
       if (req.url!.startsWith('/v2/models/silent')) return; // never answers
+      if (req.url!.startsWith('/v2/models/brokencfg')) {
+        // Metadata fine, configuration failing: an error, never a silently assumed card.
+        res.writeHead(req.url!.endsWith('/config') ? 500 : 200, { 'content-type': 'application/json' });
+        return res.end(req.url!.endsWith('/config') ? '{"error":"config store unreachable"}' : JSON.stringify({ name: 'brokencfg', platform: 'onnxruntime_onnx', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3, 224, 224] }], outputs: [{ name: 'y', datatype: 'FP32', shape: [1, 1000] }] }));
+      }
       if (seen === 1) {
         res.writeHead(503, { 'content-type': 'application/json' });
         return res.end('{"error":"model is loading"}');
@@ -500,6 +505,7 @@ describe('Open Inference Protocol: a served model as a session', () => {
     const port = (stub.address() as AddressInfo).port;
     try {
       await expect(connectRemoteModel(`http://127.0.0.1:${port}/v2/models/silent`, { timeoutMs: 300, retries: 1 })).rejects.toThrow(`GET http://127.0.0.1:${port}/v2/models/silent: no answer within 0.3 s (2 tries)`);
+      await expect(connectRemoteModel(`http://127.0.0.1:${port}/v2/models/brokencfg`, { retries: 0 })).rejects.toThrow(`GET http://127.0.0.1:${port}/v2/models/brokencfg/config: server answered 500: config store unreachable`);
       seen = 0;
       // 503 is retried; the 400 after it is the server's answer, not retried.
       await expect(connectRemoteModel(`http://127.0.0.1:${port}/v2/models/busy`, { retries: 3 })).rejects.toThrow(`GET http://127.0.0.1:${port}/v2/models/busy: server answered 400: no such model`);
