@@ -21,6 +21,7 @@ import { loadClassifier, type Classifier } from '../../../runtime/classify/class
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { fromHalf, type TensorData } from '../../../runtime/core/tensor.js';
 import { parseModelInfo } from '../../../runtime/core/metadata.js';
+import { describeModel } from '../../../models/describe.js';
 import { exportTritonRepository, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
 import { connectRemoteModel, decodeResponse, parseModelUrl } from '../../../runtime/serve/client.js';
@@ -514,6 +515,8 @@ describe('Open Inference Protocol: a served model as a session', () => {
       stub.closeAllConnections();
       await new Promise<void>((r) => stub.close(() => r()));
     }
+    // Commands that need the model file (quantize, finetune, inspect, export) say so.
+    await expect(describeModel(url('/v2/models/squeezenet1.1'))).rejects.toThrow(`${url('/v2/models/squeezenet1.1')}: a served model's URL works where a classifier runs it (classify, eval, watch, loadClassifier); this needs the model file`);
     // An unknown model on a real server: its error, with the URL.
     await expect(loadClassifier(url('/v2/models/resnet50'))).rejects.toThrow(`GET ${url('/v2/models/resnet50')}: server answered 404: unknown model "resnet50"`);
   });
