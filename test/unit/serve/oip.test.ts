@@ -25,7 +25,7 @@ import { describeModel } from '../../../models/describe.js';
 import { exportTritonRepository, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
 import { connectRemoteModel, decodeResponse, parseModelUrl } from '../../../runtime/serve/client.js';
-import { HEADER_LENGTH, bytesOf, elementsOf, joinBody, modelName, splitBody, tensorBytes } from '../../../runtime/serve/oip.js';
+import { HEADER_LENGTH, bytesOf, elementsOf, joinBody, modelName, readBytesElements, splitBody, tensorBytes } from '../../../runtime/serve/oip.js';
 import { shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
@@ -288,6 +288,12 @@ describe('Open Inference Protocol: edgetune serve', () => {
         expect(row.map((x) => [Number(x[1]), x[2]])).toEqual(want[i]!.map((p) => [p.index + clf.card.labelOffset, p.label]));
       }
       expect(items[0]).toMatch(/^-?\d+(\.\d+)?(e-?\d+)?:\d+:Golden Retriever$/);
+      // The same strings as binary BYTES elements (4-byte little-endian length, then the UTF-8 bytes).
+      const t = toTensor([imgs[0]!], clf.spec);
+      const r = await postBinary(m, { inputs: [{ name: clf.inputName, shape: [...t.dims], datatype: 'FP32', parameters: { binary_data_size: t.data.byteLength } }], outputs: [{ name: clf.outputName, parameters: { classification: 3, binary_data: true } }] }, [tensorBytes(t)]);
+      const { json, binary } = splitBody(new Uint8Array(await r.arrayBuffer()), r.headers.get(HEADER_LENGTH)!);
+      validate('inference_response', json);
+      expect(readBytesElements(binary)).toEqual(items.slice(0, 3));
     }
   });
 
