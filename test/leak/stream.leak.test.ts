@@ -1,0 +1,141 @@
+// Leak tests of the stream side, in the leak project (--expose-gc; a full collection before each
+// reading): the inference worker started and stopped over and over (each pipeline run starts a worker
+// thread with its own session and ends it), and many HTTP clients opening and closing connections to
+// the watch server (plain requests and /events streams dropped mid-stream). Handles, connections and
+// memory must come back to where they started.
+
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSource } from '../../devices/index.js';
+import { loadClassifier, type Classifier } from '../../runtime/classify/classifier.js';
+import { liveSessionCount } from '../../runtime/session/session.js';
+import { geometryOfClassifier, StreamPipeline } from '../../runtime/stream/pipeline.js';
+import { startServer } from '../../runtime/stream/serve.js';
+import { shared } from '../helpers.js';
+
+/** A full collection; the leak project runs with --expose-gc, and without it the test is meaningless. */
+function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (typeof g !== 'function') throw new Error('globalThis.gc is missing: run the leak project (vitest --project leak) with --expose-gc');
+  g();
+}
+
+/** Open handles of each kind (Node's getActiveResourcesInfo: TCPSocketWrap, Timeout, MessagePort, …). */
+function handles(): Record<string, number> {
+  const n: Record<string, number> = {};
+  for (const k of process.getActiveResourcesInfo()) n[k] = (n[k] ?? 0) + 1;
+  return n;
+}
+
+/** Wait until `ok()` holds (closing sockets and threads finish on later turns of the event loop). */
+async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const t = Date.now();
+  while (!ok()) {
+    if (Date.now() - t > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const MiB = 1048576;
+const frames = `dir://${shared('camera', 'slow_traffic_frames')}`;
+let clf: Classifier;
+beforeAll(async () => {
+  clf = await loadClassifier('mobilenetv2-int8', { threads: 1, lazy: true });
+});
+afterAll(() => clf?.dispose());
+
+describe('inference worker', () => {
+  it('starting and stopping the worker 40 times leaves no thread, session or handle behind, and memory flat', async () => {
+    const sessions = liveSessionCount();
+    const cycle = async () => {
+      const src = await createSource(frames, geometryOfClassifier(clf));
+      const p = new StreamPipeline(src, clf, { maxFrames: 3, inference: 'worker', sessionOptions: { threads: 1 } });
+      const stats = await p.run();
+      expect(stats.processed).toBe(3);
+      expect(p.inferenceMode).toBe('worker');
+      await src.close();
+    };
+    for (let i = 0; i < 5; i++) await cycle();
+    gc();
+    const h0 = handles();
+    const heap0 = process.memoryUsage().heapUsed;
+    const rss0 = process.memoryUsage().rss;
+    for (let i = 0; i < 40; i++) await cycle();
+    await until(() => JSON.stringify(handles()) === JSON.stringify(h0), 'the handles to return to their baseline');
+    gc();
+    const heap = (process.memoryUsage().heapUsed - heap0) / MiB;
+    const rss = (process.memoryUsage().rss - rss0) / MiB;
+    console.log(`inference worker ×40: heap ${heap.toFixed(2)} MiB, RSS ${rss.toFixed(1)} MiB`);
+    expect(handles()).toEqual(h0);
+    expect(liveSessionCount()).toBe(sessions); // the lazy classifier never opened one on this thread
+    // Measured: 40 cycles moved the main heap by +0.07 MiB and RSS by +9.4 MiB. A worker left running
+    // keeps its own isolate (4.3 MiB of heap in bench:soak) and onnxruntime session (the model's 3.5 MB
+    // of weights and their arena): 40 of them would pass the RSS bound several times over.
+    expect(heap).toBeLessThan(4);
+    expect(rss).toBeLessThan(120);
+  });
+});
+
+describe('watch server sockets', () => {
+  it('400 clients opening and closing connections (requests and dropped /events streams) leave no socket and no memory behind', async () => {
+    const ac = new AbortController();
+    const src = await createSource('test:smptebars?rate=15', geometryOfClassifier(clf));
+    const pipeline = new StreamPipeline(src, clf, { signal: ac.signal, sessionOptions: { threads: 1 } });
+    const running = pipeline.run();
+    const server = await startServer(pipeline, { port: 0 });
+    await new Promise((r) => pipeline.once('result', r));
+    const agent = new http.Agent({ keepAlive: false });
+    const get = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: server.port, path, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject);
+      });
+    /** Open /events, read its first message, then drop the connection (a browser tab closed). */
+    const dropEvents = () =>
+      new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: server.port, path: '/events', agent }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(e)));
+      });
+    const connections = () => new Promise<number>((r) => server.server.getConnections((_, n) => r(n)));
+    const round = async () => {
+      const codes = await Promise.all([get('/healthz'), get('/metrics'), get('/snapshot.jpg'), get('/healthz'), get('/metrics'), get('/snapshot.jpg'), get('/healthz'), get('/metrics')]);
+      expect(codes).toEqual([200, 200, 200, 200, 200, 200, 200, 200]);
+      await Promise.all([dropEvents(), dropEvents()]);
+    };
+    // the sockets before any client: the stream's own (none here; ffmpeg talks through pipes)
+    const sockets0 = handles().TCPSocketWrap ?? 0;
+    try {
+      for (let i = 0; i < 5; i++) await round();
+      let open = 0;
+      await until(() => (void connections().then((n) => (open = n)), open === 0), 'the server to close its connections');
+      await until(() => (handles().TCPSocketWrap ?? 0) === sockets0, 'the warm-up clients\' sockets to close');
+      gc();
+      const h0 = handles();
+      const heap0 = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 40; i++) await round(); // 40 × (8 requests + 2 event streams) = 400 clients
+      await until(() => (void connections().then((n) => (open = n)), open === 0), 'the server to close its connections');
+      await until(() => (handles().TCPSocketWrap ?? 0) <= sockets0, 'the client sockets to close');
+      gc();
+      const heap = (process.memoryUsage().heapUsed - heap0) / MiB;
+      console.log(`watch server, 400 clients: heap ${heap.toFixed(2)} MiB, sockets ${handles().TCPSocketWrap ?? 0} (before any client ${sockets0})`);
+      expect(await connections()).toBe(0);
+      expect(handles()).toEqual(h0);
+      // Measured: −0.02 and +0.29 MiB of main heap after 400 clients in two runs (the stream keeps
+      // classifying meanwhile); every socket closed (the strict check above)
+      expect(heap).toBeLessThan(4);
+    } finally {
+      agent.destroy();
+      await server.close();
+      ac.abort();
+      await running;
+      await src.close();
+    }
+  });
+});
