@@ -47,7 +47,7 @@ function chart(x0: number, y0: number, w: number, h: number, title: string, seri
   if (hi === lo) hi = lo + 1;
   const n = Math.max(1, ...series.map((s) => s.values.length));
   const band = 26; // title and legend
-  const plotTop = y0 + band + 14; // room for the best-epoch labels
+  const plotTop = y0 + band + 12 + 12 * Math.min(phases.length, 2); // a row per phase's best-epoch label
   const px = (i: number) => x0 + 40 + ((w - 50) * i) / Math.max(1, n - 1);
   const py = (v: number) => y0 + h - 25 - ((y0 + h - 25 - plotTop) * (v - lo)) / (hi - lo);
   let out = `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="#fff" stroke="#ccc"/>`;
@@ -76,7 +76,10 @@ function chart(x0: number, y0: number, w: number, h: number, title: string, seri
     if (p.best >= 1) {
       const bx = px(start + p.best - 1);
       const label = phases.length > 1 ? `${p.name} best ${p.best}` : `best ${p.best}`;
-      out += `<line x1="${bx}" x2="${bx}" y1="${plotTop}" y2="${y0 + h - 25}" stroke="#999" stroke-dasharray="4 3"/><text x="${bx + 3}" y="${plotTop - 3}" font-size="10" fill="#666">${esc(label)}</text>`;
+      // its own row (labels of close epochs do not collide), left of the line in the chart's right half (never clipped)
+      const right = bx > x0 + w / 2;
+      const ly = plotTop - 3 - 12 * (Math.min(phases.length, 2) - 1 - (i % 2));
+      out += `<line x1="${bx}" x2="${bx}" y1="${ly - 9}" y2="${y0 + h - 25}" stroke="#999" stroke-dasharray="4 3"/><text x="${right ? bx - 3 : bx + 3}" y="${ly}" font-size="10" fill="#666"${right ? ' text-anchor="end"' : ''}>${esc(label)}</text>`;
     }
     start += p.epochs;
   });
@@ -90,9 +93,10 @@ function chart(x0: number, y0: number, w: number, h: number, title: string, seri
 function matrix(x0: number, y0: number, size: number, labels: string[], m: number[][]): string {
   const k = labels.length;
   const pad = 90;
-  const cell = Math.max(8, Math.floor((size - pad) / Math.max(1, k)));
+  const head = 64; // title, then the rotated column labels below it
+  const cell = Math.max(8, Math.floor((size - pad - (head - 44)) / Math.max(1, k)));
   let out = `<text x="${x0 + pad + (cell * k) / 2}" y="${y0 + 14}" text-anchor="middle" font-size="13" font-weight="bold">confusion (rows: true, columns: predicted)</text>`;
-  const top = y0 + 30 + 14;
+  const top = y0 + head;
   for (let r = 0; r < k; r++) {
     const total = m[r]!.reduce((a, b) => a + b, 0) || 1;
     out += `<text x="${x0 + pad - 4}" y="${top + r * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(labels[r]!.slice(0, 14))}</text>`;
