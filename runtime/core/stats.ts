@@ -25,9 +25,14 @@ export function wilsonInterval(successes: number, n: number, z = 1.96): [number,
   return [Math.max(0, center - half), Math.min(1, center + half)];
 }
 
-/** An accuracy with how many images it stands on and its 95% Wilson interval: "100.0% of 9 (95% interval 70–100%)". */
-export function accuracyText(correct: number, n: number): string {
+/** How many images an accuracy stands on and its 95% Wilson interval: "of 9 (95% interval 70–100%)". */
+export function intervalText(correct: number, n: number): string {
   const [lo, hi] = wilsonInterval(correct, n);
   const pct = (v: number) => `${Math.round(v * 100)}`;
-  return `${((correct / n) * 100).toFixed(1)}% of ${n} (95% interval ${pct(lo)}–${pct(hi)}%)`;
+  return `of ${n} (95% interval ${pct(lo)}–${pct(hi)}%)`;
+}
+
+/** An accuracy with how many images it stands on and its 95% Wilson interval: "100.0% of 9 (95% interval 70–100%)". */
+export function accuracyText(correct: number, n: number): string {
+  return `${((correct / n) * 100).toFixed(1)}% ${intervalText(correct, n)}`;
 }

@@ -12,31 +12,8 @@ import { liveSessionCount } from '../../runtime/session/session.js';
 import { geometryOfClassifier, StreamPipeline } from '../../runtime/stream/pipeline.js';
 import { startServer } from '../../runtime/stream/serve.js';
 import { shared } from '../helpers.js';
+import { gc, handles, MiB, until } from './memory.js';
 
-/** A full collection; the leak project runs with --expose-gc, and without it the test is meaningless. */
-function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g !== 'function') throw new Error('globalThis.gc is missing: run the leak project (vitest --project leak) with --expose-gc');
-  g();
-}
-
-/** Open handles of each kind (Node's getActiveResourcesInfo: TCPSocketWrap, Timeout, MessagePort, …). */
-function handles(): Record<string, number> {
-  const n: Record<string, number> = {};
-  for (const k of process.getActiveResourcesInfo()) n[k] = (n[k] ?? 0) + 1;
-  return n;
-}
-
-/** Wait until `ok()` holds (closing sockets and threads finish on later turns of the event loop). */
-async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const t = Date.now();
-  while (!ok()) {
-    if (Date.now() - t > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const MiB = 1048576;
 const frames = `dir://${shared('camera', 'slow_traffic_frames')}`;
 let clf: Classifier;
 beforeAll(async () => {

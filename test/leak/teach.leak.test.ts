@@ -9,17 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTransfer } from '../../runtime/train/finetune.js';
 import { Embedder, loadBackbone, type Backbone } from '../../runtime/train/node/embed.js';
 import { shared } from '../helpers.js';
+import { MiB, settle } from './memory.js';
 
-/** Full collections, with a turn of the event loop between them so freed ArrayBuffers' memory is released too. */
-async function gc(): Promise<void> {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g !== 'function') throw new Error('globalThis.gc is missing: run the leak project (vitest --project leak) with --expose-gc');
-  g();
-  await new Promise((r) => setImmediate(r));
-  g();
-}
-
-const MiB = 1048576;
 const hym = shared('datasets', 'hymenoptera');
 const photos = (split: string, n: number) => ['ants', 'bees'].flatMap((c, label) => readdirSync(path.join(hym, split, c)).sort().slice(0, n).map((f) => ({ file: path.join(hym, split, c, f), label })));
 
@@ -53,11 +44,11 @@ describe('teach loop', () => {
       expect(bytes.byteLength).toBeGreaterThan(2 * MiB); // the whole model each round
     };
     for (let i = 0; i < 5; i++) await round();
-    await gc();
+    await settle();
     const heap0 = process.memoryUsage().heapUsed;
     const ext0 = process.memoryUsage().arrayBuffers;
     for (let i = 0; i < 30; i++) await round();
-    await gc();
+    await settle();
     const heap = (process.memoryUsage().heapUsed - heap0) / MiB;
     const ext = (process.memoryUsage().arrayBuffers - ext0) / MiB;
     console.log(`teach loop ×30: heap ${heap.toFixed(2)} MiB, array buffers ${ext.toFixed(2)} MiB, accuracy ${accuracy}`);

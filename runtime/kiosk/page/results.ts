@@ -4,7 +4,7 @@
 
 import { $, h } from './dom.js';
 import type { ModelRecord } from './store.js';
-import { accuracyText } from '../../core/stats.js';
+import { intervalText } from '../../core/stats.js';
 
 export function renderConfusion(labels: string[], m: number[][]): void {
   const table = $('confusion');
@@ -20,11 +20,13 @@ export function showResult(rec: ModelRecord): void {
   $('train-result').hidden = false;
   const acc = $('val-acc');
   if (m?.valAccuracy != null) {
+    acc.textContent = `${(m.valAccuracy * 100).toFixed(1)}%`;
     // how few images the figure stands on, and what that allows (9 of 9 is 70–100%, not "100%")
-    acc.textContent = m.valCount ? accuracyText(Math.round(m.valAccuracy * m.valCount), m.valCount) : `${(m.valAccuracy * 100).toFixed(1)}%`;
+    $('val-ci').textContent = m.valCount ? intervalText(Math.round(m.valAccuracy * m.valCount), m.valCount) : '';
     acc.dataset.value = String(m.valAccuracy);
   } else {
     acc.textContent = 'n/a (no validation split)';
+    $('val-ci').textContent = '';
     acc.dataset.value = '';
   }
   $('acc-detail').textContent = m
