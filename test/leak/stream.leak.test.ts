@@ -4,6 +4,7 @@
 // the watch server (plain requests and /events streams dropped mid-stream). Handles, connections and
 // memory must come back to where they started.
 
+import { readdirSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSource } from '../../devices/index.js';
@@ -14,6 +15,8 @@ import { startServer } from '../../runtime/stream/serve.js';
 import { shared } from '../helpers.js';
 import { gc, handles, MiB, until } from './memory.js';
 
+/** OS threads of this process (Linux): a worker thread left running keeps its own, and its session's. */
+const threads = () => readdirSync('/proc/self/task').length;
 const frames = `dir://${shared('camera', 'slow_traffic_frames')}`;
 let clf: Classifier;
 beforeAll(async () => {
@@ -35,17 +38,22 @@ describe('inference worker', () => {
     for (let i = 0; i < 5; i++) await cycle();
     gc();
     const h0 = handles();
+    const t0 = threads();
     const heap0 = process.memoryUsage().heapUsed;
     const rss0 = process.memoryUsage().rss;
     for (let i = 0; i < 40; i++) await cycle();
     await until(() => JSON.stringify(handles()) === JSON.stringify(h0), 'the handles to return to their baseline');
+    // a Worker does not show among the handles: count the threads (each worker adds its own)
+    await until(() => threads() <= t0, `the worker threads to end (${threads()} threads, ${t0} before)`);
     gc();
     const heap = (process.memoryUsage().heapUsed - heap0) / MiB;
     const rss = (process.memoryUsage().rss - rss0) / MiB;
-    console.log(`inference worker ×40: heap ${heap.toFixed(2)} MiB, RSS ${rss.toFixed(1)} MiB`);
+    console.log(`inference worker ×40: heap ${heap.toFixed(2)} MiB, RSS ${rss.toFixed(1)} MiB, threads ${threads()} (before ${t0})`);
+    expect(threads()).toBe(t0);
     expect(handles()).toEqual(h0);
     expect(liveSessionCount()).toBe(sessions); // the lazy classifier never opened one on this thread
-    // Measured: 40 cycles moved the main heap by +0.07 MiB and RSS by +9.4 MiB. A worker left running
+    // Measured over four runs: main heap +0.07 / +0.26 / +0.28 / +0.21 MiB, RSS +9.4 / +31.7 / +27.1 / −7.7 MiB;
+    // threads 15 before and after (a Worker adds at least one: 7 → 8 → 7 around a bare one). A worker left running
     // keeps its own isolate (4.3 MiB of heap in bench:soak) and onnxruntime session (the model's 3.5 MB
     // of weights and their arena): 40 of them would pass the RSS bound several times over.
     expect(heap).toBeLessThan(4);
