@@ -6,7 +6,7 @@
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
@@ -112,7 +112,7 @@ export interface TailTrainInput {
 function classWeightsOf(spec: TailTrainConfig['classWeights'], labels: Int32Array, K: number): Float64Array {
   const w = new Float64Array(K).fill(1);
   if (Array.isArray(spec)) {
-    if (spec.length !== K || spec.some((v) => !(v >= 0))) throw new EdgetuneError('EARG', `Expected ${K} non-negative numbers for classWeights but received ${JSON.stringify(spec)}`);
+    if (spec.length !== K || spec.some((v) => !(v >= 0))) throw invalidParameter('classWeights', `${K} non-negative numbers`, spec);
     w.set(spec);
   } else if (spec === 'balanced') {
     const counts = new Float64Array(K);
