@@ -4,6 +4,7 @@ import { EdgetuneError } from '../../core/errors.js';
 import { interruptSignal } from '../../io/progress.js';
 import { startKiosk } from '../../kiosk/server.js';
 import { intOption, listOption, parse, type Command, type CommandIO } from '../args.js';
+import { providerNamesIn, resolveProviderName } from '../../core/providers.js';
 
 const usage = `Usage: edgetune kiosk [options]
 
@@ -44,10 +45,7 @@ export const kiosk: Command = {
     const topK = intOption('top', v.top, 5);
     const ep = v.ep;
     if (ep !== undefined) {
-      const known = ['webnn', 'webnn-gpu', 'webnn-cpu', 'webgpu', 'wasm'];
-      for (const p of ep.split(',').map((s) => s.trim()).filter(Boolean)) {
-        if (!known.includes(p)) throw new EdgetuneError('EARG', `Unknown execution provider "${p}" for the kiosk: expected one of ${known.join(', ')}`);
-      }
+      for (const p of ep.split(',').map((s) => s.trim()).filter(Boolean)) resolveProviderName(p, providerNamesIn('browser'), ' for the kiosk');
     }
     const k = await startKiosk({
       model: v.model,

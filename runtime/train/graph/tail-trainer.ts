@@ -304,8 +304,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       }
     }
   } finally {
-    await trainSession.release?.();
-    await evalSession?.release?.();
+    await trainSession.dispose();
+    await evalSession?.dispose();
   }
   const final = input.val ? best : params;
   const tailWeights: Record<string, Float32Array> = {};

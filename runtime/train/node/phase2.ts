@@ -113,10 +113,7 @@ export async function runPhase2(
   }
   const tAct = (performance.now() - t0) / 1000;
   const lrBackbone = o.config.lrBackbone ?? o.config.lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
-  const createSessionFor: SessionFactory = async (bytes) => {
-    const s = await createSession(bytes, { ...o.session, onWarning: () => undefined });
-    return { run: (f, fetches) => s.run(f, fetches), release: () => s.dispose() };
-  };
+  const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...o.session, onWarning: () => undefined });
   const r = await trainUnfrozen(
     plan,
     { head: o.head, classes: o.labels.length, train, val, createSession: createSessionFor },
