@@ -13,7 +13,6 @@ import { backendFor, type NativeSessionOptions, type SessionHandler, type Tensor
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
 import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
 import type { Session } from '../core/session.js';
-import type { TensorData } from '../core/tensor.js';
 
 /** The providers a Node session can use (native onnxruntime-node ones, then wasm), from the provider table. */
 export type ProviderName = ProviderNameIn<'node' | 'node-wasm'>;

@@ -2,7 +2,7 @@
 // hysteretic label (LabelSmoother), latency percentiles over a window (LatencyWindow) and rates
 // (RateMeter). Used by the Node pipeline (pipeline.ts) and usable in a page.
 
-import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { invalidParameter } from '../core/errors.js';
 
 export interface LatencySummary {
   p50: number;

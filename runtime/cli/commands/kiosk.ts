@@ -1,6 +1,5 @@
 // `edgetune kiosk`: parses options and starts the kiosk server (runtime/kiosk/server.ts).
 
-import { EdgetuneError } from '../../core/errors.js';
 import { interruptSignal } from '../../io/progress.js';
 import { startKiosk } from '../../kiosk/server.js';
 import { intOption, listOption, parse, type Command, type CommandIO } from '../args.js';

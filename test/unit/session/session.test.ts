@@ -2,7 +2,7 @@
 // cause when none works, the serving provider reported, probing, dispose (the leak test is in test/leak/).
 
 import { describe, expect, it } from 'vitest';
-import { createSession, liveSessionCount, parseProviders } from '../../../runtime/session/session.js';
+import { createSession, parseProviders } from '../../../runtime/session/session.js';
 import { probeProviders, tinyModel } from '../../../runtime/session/probe.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { detectFacts, detectProfile, getProfile, matches } from '../../../devices/profiles.js';

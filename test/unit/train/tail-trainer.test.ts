@@ -110,7 +110,13 @@ describe('trainTail', () => {
     const batches: number[] = [];
     const recording: SessionFactory = async (bytes) => {
       const s = await ortFactory(bytes);
-      return { run: (feeds, fetches) => (batches.push(feeds.x!.dims[0]!), s.run(feeds, fetches)), dispose: () => s.dispose() };
+      return {
+        run: (feeds, fetches) => {
+          batches.push(feeds.x!.dims[0]!);
+          return s.run(feeds, fetches);
+        },
+        dispose: () => s.dispose(),
+      };
     };
     const r = await trainTail({ tail, classes: K, train, val, createSession: recording }, { epochs: 2, batchSize: 16, seed: 4 });
     expect(new Set(batches)).toEqual(new Set([16]));
