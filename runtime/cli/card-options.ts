@@ -39,6 +39,8 @@ export const CARD_USAGE = `Describing the model (override the registry, the embe
   --output-kind <k>   logits (softmax applied) or probabilities
   --embedding <name>  the tensor head training cuts at (pooled features)`;
 
+function numbers(name: string, v: string, n: 2): [number, number];
+function numbers(name: string, v: string, n?: number): number[];
 function numbers(name: string, v: string, n?: number): number[] {
   const parts = v.split(',').map((s) => s.trim());
   const xs = parts.map(Number);
@@ -61,7 +63,7 @@ export async function cardLayerFrom(v: OptionValues<typeof CARD_OPTIONS>): Promi
     if (pre.std.some((x) => x === 0)) throw invalidOption('std', 'non-zero numbers', s('std'));
   }
   if (s('range') !== undefined && s('scale') !== undefined) throw new EdgetuneError('EARG', '--range and --scale say the same thing: give one');
-  if (s('range') !== undefined) pre.range = numbers('range', s('range')!, 2) as [number, number];
+  if (s('range') !== undefined) pre.range = numbers('range', s('range')!, 2);
   if (s('scale') !== undefined) {
     const [k] = numbers('scale', s('scale')!, 1);
     if (!(k! > 0)) throw invalidOption('scale', 'a positive number', s('scale'));
