@@ -241,8 +241,11 @@ export function remoteSession(base: string, metadata: ModelMetadata, signature: 
   let disposed = false;
   return {
     provider: 'remote',
+    providers: ['remote'],
     inputs: signature.inputs,
     outputs: signature.outputs,
+    inputNames: signature.inputs.map((t) => t.name),
+    outputNames: signature.outputs.map((t) => t.name),
     skipped: [],
     endProfiling: () => undefined,
     async dispose() {
