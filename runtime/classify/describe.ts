@@ -176,6 +176,18 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   const embedded: EmbeddedModelInfo | undefined = parseModelInfo(props, name);
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   if (embedded) layers.embedded = embeddedLayer(embedded);
+  const card = cardFromSignature(signature, { ...o, layers });
+  return { card, signature, ...(embedded ? { embedded } : {}) };
+}
+
+/**
+ * The card of a model known by its signature (a served model: runtime/serve/client.ts reads it from
+ * the server's metadata) and `o.layers` (the served card as `embedded`), merged by the card rule.
+ * Errors as cardFromBytes (not an image input, not class scores).
+ */
+export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOptions): ModelCard {
+  const name = o.name ?? o.id;
+  const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   // the graph's own sizes are bounded before graphLayers numbers its outputs (one label string each)
   checkDeclaredSizes(name, { classes: outputSize(signature), source: 'the graph' });
   const g = graphLayers(o.id, signature, o.assumedLabels);
@@ -202,5 +214,5 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
       { subject: name },
     );
   }
-  return { card, signature, ...(embedded ? { embedded } : {}) };
+  return card;
 }

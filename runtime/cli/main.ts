@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   card: async () => (await import('./commands/card.js')).card,
   import: async () => (await import('./commands/import.js')).importModel,
   export: async () => (await import('./commands/export.js')).exportModel,
+  serve: async () => (await import('./commands/serve.js')).serve,
 
 };
 
@@ -44,7 +45,8 @@ Environment:
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
   EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\` (and for every request
-                       to \`watch --serve\` / \`kiosk\` bound to a non-loopback address)
+                       to \`watch --serve\` / \`kiosk\` / \`serve\` bound to a non-loopback address);
+                       sent as "Authorization: Bearer" to a model URL (--model http://…/v2/models/NAME)
   EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }

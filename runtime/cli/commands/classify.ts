@@ -19,7 +19,8 @@ const usage = `Usage: edgetune classify <image|dir>... [options]
 Classify images (directories are walked recursively).
 
 Options:
-  --model <id|file>   registry id or .onnx path (default mobilenetv2-int8)
+  --model <id|file|URL>  registry id, .onnx path, or a served model http://HOST:PORT/v2/models/NAME
+                      (edgetune serve, Triton, KServe; default mobilenetv2-int8)
   --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
   --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
@@ -40,12 +41,12 @@ export const classify: Command = {
       ...CARD_OPTIONS,
     });
     if (positionals.length === 0) throw new EdgetuneError('EARG', 'classify: no input images given\n\n' + usage);
-    const k = intOption('top', v.top as string | undefined, 5);
-    const batch = intOption('batch', v.batch as string | undefined, 1, ...R.batch);
+    const k = intOption('top', v.top, 5);
+    const batch = intOption('batch', v.batch, 1, ...R.batch);
     const json = Boolean(v.json);
     const walkSkips: { file: string; reason: string }[] = [];
     const files = await expandInputs(positionals, (s) => walkSkips.push(s));
-    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
     const provider = clf.provider;

@@ -19,7 +19,8 @@ const usage = `Usage: edgetune eval <dataset-dir> --model <id|file.onnx> [option
 Evaluate a classifier on a folder-per-class dataset (sub-folder names must be model labels).
 
 Options:
-  --model <id|file>   registry id or .onnx path, e.g. a model from "edgetune finetune" (required)
+  --model <id|file|URL>  registry id or .onnx path, e.g. a model from "edgetune finetune", or a served
+                      model http://HOST:PORT/v2/models/NAME (required)
   --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
                       confusion (rows = true labels), labels, model, images, skipped}
 ${SESSION_USAGE}
@@ -34,7 +35,7 @@ export const evaluate: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `eval: expected one dataset folder but received ${positionals.length}\n\n${usage}`);
     if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
-    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
     const truth: number[] = [];

@@ -11,6 +11,7 @@ import { decodeModel } from '../../../runtime/onnx/model.js';
 import { kioskConfig, startKiosk, type KioskServer } from '../../../runtime/kiosk/server.js';
 import type { HeadWeights } from '../../../runtime/train/types.js';
 import { loadRegistry } from '../../../models/loader.js';
+import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { runCli, shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = path.dirname(shared('models', 'mobilenetv2-12-int8.onnx'));
@@ -106,6 +107,20 @@ describe('kiosk server', () => {
     expect(await rawGet(k.url, '/model.onnx', { host: `evil.example` })).toBe(421);
     expect(await rawGet(k.url, '/api/config', { host: `localhost:${port}` })).toBe(200);
     expect(await rawGet(k.url, '/api/config', { host: `[::1]:${port}` })).toBe(200);
+    // The same model over the Open Inference Protocol (its Node session opens on the first request),
+    // named by the file's base name: a remote classifier on it agrees with the file opened here.
+    expect(await rawGet(k.url, '/v2/health/ready', { host: `evil.example` })).toBe(421);
+    expect(await (await fetch(`${k.url}v2/models/cats-dogs/ready`)).json()).toEqual({ name: 'cats-dogs', ready: true });
+    const remote = await loadClassifier(`${k.url}v2/models/cats-dogs`);
+    const here = await loadClassifier(file);
+    try {
+      expect([remote.provider, remote.card.labels, remote.card.preprocess]).toEqual(['remote', ['cat', 'dog'], spec]);
+      const photo = shared('camera', 'winml_cat.jpg');
+      expect((await remote.classify(photo)).top).toEqual((await here.classify(photo)).top);
+    } finally {
+      await remote.dispose();
+      await here.dispose();
+    }
   });
 
   it('refuses a model it cannot describe, a busy port and bad options, with clear messages', async () => {
