@@ -77,7 +77,7 @@ describe('crashes and bounds before any work', () => {
   it('capture --size 100000x100000: the option and its bounds named, exit 2', async () => {
     const r = await runCli(['capture', 'test:smptebars', '--class', 'x', '--out', tempDir(), '--size', '100000x100000'], { env });
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe('edgetune capture: Expected WIDTHxHEIGHT such as 480x360, each side from 1 to 8192, for --size but received "100000x100000"\n');
+    expect(r.stderr).toBe('edgetune capture: Expected WIDTHxHEIGHT (e.g. 480x360) with each side from 1 to 8192 for --size but received "100000x100000"\n');
   });
 
   it('quantize --out without .onnx is refused before calibrating', async () => {
