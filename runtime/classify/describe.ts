@@ -5,7 +5,8 @@
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
-import { mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
+import { decideLabels } from '../core/labels.js';
+import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
 import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
 import { decodeModel } from '../onnx/model.js';
@@ -20,14 +21,30 @@ export interface GraphSignature {
 export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
   return {
     preprocess: { ...info.preprocess },
-    labels: info.labels,
-    labelOffset: info.labelOffset ?? 0,
+    // an empty list (an import with no label file) names nothing: the lower layers' labels apply
+    ...(info.labels.length ? { labels: info.labels } : {}),
+    // absent: decided from the counts by the label rule (core/labels.ts), not assumed 0
+    ...(info.labelOffset !== undefined ? { labelOffset: info.labelOffset } : {}),
     outputKind: info.outputKind,
     ...(info.task ? { task: info.task } : {}),
     ...(info.outputName ? { outputName: info.outputName } : {}),
     ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),
   };
+}
+
+/**
+ * Scores per image of an output: the product of its non-batch axes ([C] for a rank-1 output), or
+ * undefined when one of them is dynamic. 0 when an axis is 0 (a zero-unit Dense).
+ */
+export function classCount(output: SignatureEntry): number | undefined {
+  const rest = output.shape.length > 1 ? output.shape.slice(1) : output.shape;
+  let n = 1;
+  for (const d of rest) {
+    if (typeof d !== 'number' || d < 0) return undefined;
+    n *= d;
+  }
+  return n;
 }
 
 /** Output row size of the first output (dynamic dims counted as 1). */
@@ -175,6 +192,24 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
       `${name}: output "${output.name}" is [${output.shape.join(',')}]: not one row of class scores per image (expected [N, classes] or [N, classes, 1, 1]); edgetune classifies with classifier models`,
       { subject: name },
     );
+  }
+  if (!o.allowNonClassifier) {
+    // Labels and offset are decided together (core/labels.ts): an offset counts only when the labels'
+    // layer or a higher one states it; otherwise the counts decide, and a list that fits no way is refused.
+    const rank = (s: string | undefined) => (s === undefined ? Infinity : CARD_SOURCES.indexOf(s as CardSource));
+    const labelsFrom = card.sources.labels ?? 'assumed';
+    const stated = rank(card.sources.labelOffset) <= rank(labelsFrom);
+    const d = decideLabels({
+      labels: card.labels,
+      labelsFrom,
+      ...(stated ? { offset: card.labelOffset, offsetFrom: card.sources.labelOffset } : {}),
+      outputs: classCount(output),
+      model: name,
+    });
+    card.labels = d.labels;
+    card.labelOffset = d.labelOffset;
+    if (!stated) card.sources.labelOffset = labelsFrom;
+    card.labelReason = d.reason;
   }
   return { card, signature, ...(embedded ? { embedded } : {}) };
 }

@@ -78,6 +78,8 @@ export const ModelCardSchema = v.object({
   /** Class names; label i is output index i + labelOffset. */
   labels: v.array(v.string()),
   labelOffset,
+  /** Why labels and labelOffset are what they are (the label rule, runtime/core/labels.ts): counts and sources. */
+  labelReason: v.optional(v.string()),
   outputKind: OutputKindSchema,
   /** What the outputs mean (see TaskSchema); absent = classification. */
   task: v.optional(TaskSchema),

@@ -5,6 +5,7 @@
 // (no Node APIs).
 
 import { EdgetuneError } from '../../core/errors.js';
+import { decideLabels } from '../../core/labels.js';
 import { DataType } from '../graph.js';
 import {
   GraphBuilder,
@@ -12,7 +13,6 @@ import {
   TEACHABLE_MACHINE_PREPROCESS,
   convPads,
   emitActivation,
-  fitLabels,
   floatInput,
   importedSpec,
   nhwcAxisToNchw,
@@ -115,9 +115,12 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   if (quantized.length > 0) card.notes.push(`weights stored ${quantized.join('/')}-quantized in the manifest, dequantized to float32`);
   const labels = options.labels ?? md?.labels;
   if (labels) {
-    const fitted = fitLabels([...labels], classes);
-    card.layer.labels = fitted.labels;
-    card.layer.labelOffset = fitted.labelOffset;
+    if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) {
+      throw new EdgetuneError('EINPUT', `metadata.json: labels: expected an array of strings (one per class) but received ${Array.isArray(labels) ? 'an array with a non-string' : typeof labels}`);
+    }
+    const d = decideLabels({ labels, labelsFrom: options.labels ? 'the given labels' : 'metadata.json', outputs: classes, model: '' });
+    card.layer.labels = d.labels;
+    card.layer.labelOffset = d.labelOffset;
   }
   return { model, card };
 }
