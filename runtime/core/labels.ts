@@ -134,11 +134,15 @@ function singulars(f: string): string[] {
 }
 
 /**
- * Match class folder names to a model's labels by the folder rule (see the module header). Never
+ * Match class folder names to a model's labels (or a training set's classes: `kind` 'class'; `of`
+ * names the model or set in messages) by the folder rule (see the module header). Never
  * throws: what did not match is in `problems`; callers refuse (`eval`, finetune's validation folder)
  * or report accuracy as not available (`quantize --eval`).
  */
-export function matchClassFolders(folders: readonly string[], labels: readonly string[]): FolderMatching {
+export function matchClassFolders(folders: readonly string[], labels: readonly string[], o: { kind?: 'label' | 'class'; of?: string } = {}): FolderMatching {
+  const kind = o.kind ?? 'label';
+  const kinds = kind === 'label' ? 'labels' : 'classes';
+  const of = o.of ? ` of ${o.of}` : '';
   const names = labels.map((l) => [norm(l), ...l.split(',').map(norm)].filter((x) => x));
   const find = (key: string) => {
     const hits: number[] = [];
@@ -163,17 +167,17 @@ export function matchClassFolders(folders: readonly string[], labels: readonly s
       how = 'singular';
     }
     if (!hits.length) {
-      problems.push(`class folder "${folder}" is not a label (its labels: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''})`);
+      problems.push(`class folder "${folder}" is not a ${kind}${of} (its ${kinds}: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''})`);
       continue;
     }
     if (hits.length > 1) {
-      problems.push(`class folder "${folder}" matches ${hits.length} labels (${hits.slice(0, 4).map((i) => `${i} "${labels[i]}"`).join(', ')}): rename the folder to one label exactly`);
+      problems.push(`class folder "${folder}" matches ${hits.length} ${kinds}${of} (${hits.slice(0, 4).map((i) => `${i} "${labels[i]}"`).join(', ')}): rename the folder to one label exactly`);
       continue;
     }
     const index = hits[0]!;
     const other = taken.get(index);
     if (other !== undefined) {
-      problems.push(`class folders "${other}" and "${folder}" both match label ${index} "${labels[index]}"`);
+      problems.push(`class folders "${other}" and "${folder}" both match ${kind} ${index}${of} "${labels[index]}"`);
       continue;
     }
     taken.set(index, folder);
