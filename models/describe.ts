@@ -116,7 +116,7 @@ export async function readCardFile(file: string): Promise<CardLayer | undefined>
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(text.replace(/^\uFEFF/, '')); // a BOM (Windows editors) is not part of the card
   } catch (err) {
     throw new EdgetuneError('EINPUT', `${file}: model card is not valid JSON (${messageOf(err)})`, { subject: file });
   }

@@ -3,6 +3,8 @@
 // print what was found: input, preprocessing and where it came from, labels, output kind, embedding
 // tensor, precision. Every other command also takes such a file directly (`--model x.tflite`).
 
+import path from 'node:path';
+import { cardFromBytes } from '../../classify/describe.js';
 import { describeModel } from '../../../models/describe.js';
 import { importModelFile } from '../../../models/import.js';
 import { EdgetuneError } from '../../core/errors.js';
@@ -38,6 +40,8 @@ export const importModel: Command = {
     const out = v.out as string;
     await checkWritable(out);
     const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels as string } : {});
+    // the converted bytes must describe themselves (card contract, label rule) before anything is written
+    cardFromBytes(imported.bytes, { id: path.basename(out), name: imported.source, allowNonClassifier: imported.card.output.extractor });
     await writeAtomic(out, imported.bytes);
     const d = await describeModel(out, { allowNonClassifier: true });
     const c = d.card;
