@@ -111,6 +111,39 @@ export function isScoresOutput(output: SignatureEntry): boolean {
   return rest.filter((d) => !(typeof d === 'number' && d === 1)).length <= 1;
 }
 
+/**
+ * Refuse, once at load, a card the graph cannot honour (what onnxruntime would otherwise reject on
+ * every image): an input or output name the graph does not have, a channel count, layout or input size
+ * that differs from the input's static shape, or a fixed batch other than 1 (edgetune runs one image,
+ * or a dynamic batch, per session.run). Errors: EMODEL naming the model, the field and its source.
+ */
+export function checkCardAgainstGraph(card: ModelCard, sig: GraphSignature, name: string): void {
+  const fail = (msg: string) => {
+    throw new EdgetuneError('EMODEL', `${name}: ${msg}`, { subject: name });
+  };
+  const from = (k: string) => card.sources[k] ?? 'the card';
+  const list = (xs: SignatureEntry[]) => xs.map((x) => `"${x.name}"`).join(', ');
+  const input = sig.inputs.find((i) => i.name === card.inputName);
+  if (!input) fail(`the card names input "${card.inputName}" (from ${from('inputName')}), but the graph's inputs are ${list(sig.inputs)}`);
+  if (!sig.outputs.some((o) => o.name === card.outputName)) fail(`the card names output "${card.outputName}" (from ${from('outputName')}), but the graph's outputs are ${list(sig.outputs)}`);
+  const s = input!.shape;
+  if (s.length !== 4) return;
+  const shape = `[${s.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d || '?'))).join(',')}]`;
+  const p = card.preprocess;
+  const nchw = p.layout === 'NCHW';
+  const [c, h, w] = nchw ? [s[1], s[2], s[3]] : [s[3], s[1], s[2]];
+  const fixed = (d: unknown): d is number => typeof d === 'number' && d > 0;
+  if (fixed(c) && c !== p.channels) {
+    fail(`the card says ${p.channels} channel(s) in ${p.layout} (preprocess.channels from ${from('preprocess.channels')}, layout from ${from('preprocess.layout')}), but input "${input!.name}" is ${shape}: ${nchw ? 'axis 1' : 'axis 3'} is ${c}`);
+  }
+  if ((fixed(h) && h !== p.height) || (fixed(w) && w !== p.width)) {
+    fail(`the card says ${p.width}x${p.height} (preprocess.width from ${from('preprocess.width')}), but input "${input!.name}" is ${shape} (${w}x${h}, ${p.layout})`);
+  }
+  if (fixed(s[0]) && s[0] !== 1) {
+    fail(`input "${input!.name}" is ${shape}: a fixed batch of ${s[0]} images; edgetune runs one image (or a dynamic batch) per run: export the model with batch 1 or a dynamic batch`);
+  }
+}
+
 /** Plain sentences for what the merged card had to assume (empty for a fully described model). */
 function assumptionsOf(card: ModelCard, labelNote: string): string[] {
   const assumed = (k: string) => card.sources[k] === 'assumed';
@@ -185,6 +218,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   }
   card.preprocess = checkSpec(card.preprocess);
   card.assumptions = assumptionsOf(card, g.labelNote);
+  checkCardAgainstGraph(card, signature, name);
   const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;
   if (!o.allowNonClassifier && !isScoresOutput(output)) {
     throw new EdgetuneError(
