@@ -73,9 +73,13 @@ async function readSource(file: string, what: string): Promise<Uint8Array> {
   }
 }
 
-/** Prefix an importer error with the file it was converting (EMODEL/EINPUT keep their code). */
+/**
+ * Prefix an importer error with the file it was converting. EMODEL/EINPUT keep their code; an EARG
+ * from the ONNX toolkit (a value the file declares that does not fit, e.g. a zero point beyond int8)
+ * is about the file, not the command line: EMODEL (exit 1, never the usage code 2).
+ */
 function naming(file: string, err: unknown): EdgetuneError {
-  if (err instanceof EdgetuneError) return new EdgetuneError(err.code, `${file}: ${err.message}`, { subject: file, cause: err });
+  if (err instanceof EdgetuneError) return new EdgetuneError(err.code === 'EARG' ? 'EMODEL' : err.code, `${file}: ${err.message}`, { subject: file, cause: err });
   return new EdgetuneError('EMODEL', `${file}: cannot convert (${messageOf(err)})`, { subject: file, cause: err });
 }
 
