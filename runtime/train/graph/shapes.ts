@@ -134,7 +134,7 @@ export function inferShapes(graph: GraphProto, inputs: Record<string, Shape>): M
         break;
       }
       default:
-        fail(n, 'operator not supported by the training-graph builder');
+        fail(n, `training graphs cannot train through ${n.opType}; unfreeze fewer blocks so the trained tail starts after it`);
     }
     shapes.set(n.output[0]!, y);
   }
