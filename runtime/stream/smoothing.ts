@@ -64,6 +64,10 @@ export class LabelSmoother {
     if (!(threshold >= 0 && threshold <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 and 1 for threshold but received ${threshold}`);
     if (!(hysteresis >= 0 && hysteresis <= threshold)) throw new EdgetuneError('EARG', `Expected number between 0 and ${threshold} for hysteresis but received ${hysteresis}`);
   }
+  /** The EMA weight of the history it was made with (0 = no smoothing). */
+  get weight(): number {
+    return this.alpha;
+  }
   reset(): void {
     this.ema = undefined;
     this.current = -1;
