@@ -31,7 +31,7 @@ export interface QuantReport {
   sizeFloat: number;
   sizeInt8: number;
   provider: string;
-  /** class folder → label index, for the folders that mapped. */
+  /** class folder → label index, for the folders that mapped (the folder rule: exact, normalised or singular, core/labels.ts). */
   classMap: Record<string, number>;
   skipped: SkippedFile[];
 }
@@ -179,6 +179,8 @@ export function reportTable(r: QuantReport): string {
     ['mean KL(float‖int8)', '', r.meanKL.toFixed(5)],
     ['latency int8/float', '', r.latencyRatio.toFixed(3)],
     ['images', r.images, `${r.skipped.length} skipped`],
+    // how the eval folders mapped to labels (the folder rule, core/labels.ts), when they did
+    ...(Object.keys(r.classMap).length ? [['class folder → label', '', Object.entries(r.classMap).map(([f, i]) => `${f} → ${i}`).join(', ')]] : []),
   ]);
 }
 
