@@ -256,7 +256,7 @@ function fromLong(p: FieldPlan, v: protobuf.Long | number): number | bigint {
 function toPlain(type: protobuf.Type, msg: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const p of planOf(type)) {
-    const has = Object.prototype.hasOwnProperty.call(msg, p.name);
+    const has = Object.hasOwn(msg, p.name);
     if (p.repeated) {
       const arr = has ? (msg[p.name] as unknown[]) : [];
       if (p.sub) out[p.name] = arr.map((m) => toPlain(p.sub!, m as Record<string, unknown>));

@@ -42,6 +42,7 @@ describe('edgetune quantize', () => {
       '--out', out, '--cache', cache, '--eval', shared('datasets', 'hymenoptera', 'val'), '--eval-count', '12', '--json', '--ep', 'cpu',
     ]);
     expect(r.code, r.stderr).toBe(0);
+    // biome-ignore lint/suspicious/noExplicitAny: the JSON report is read field by field below
     const res = JSON.parse(r.stdout.trim()) as Record<string, any>;
     expect(res.out).toBe(out);
     expect(res.method).toBe('percentile');

@@ -23,9 +23,9 @@ export function handles(): Record<string, number> {
 }
 
 /** Wait until `ok()` holds (closing sockets and threads finish on later turns of the event loop). */
-export async function until(ok: () => boolean, what: string, ms = 10_000): Promise<void> {
+export async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   const t = Date.now();
-  while (!ok()) {
+  while (!(await ok())) {
     if (Date.now() - t > ms) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -98,14 +98,13 @@ describe('watch server sockets', () => {
     const sockets0 = handles().TCPSocketWrap ?? 0;
     try {
       for (let i = 0; i < 5; i++) await round();
-      let open = 0;
-      await until(() => (void connections().then((n) => (open = n)), open === 0), 'the server to close its connections');
+      await until(async () => (await connections()) === 0, 'the server to close its connections');
       await until(() => (handles().TCPSocketWrap ?? 0) === sockets0, 'the warm-up clients\' sockets to close');
       gc();
       const h0 = handles();
       const heap0 = process.memoryUsage().heapUsed;
       for (let i = 0; i < 40; i++) await round(); // 40 × (8 requests + 2 event streams) = 400 clients
-      await until(() => (void connections().then((n) => (open = n)), open === 0), 'the server to close its connections');
+      await until(async () => (await connections()) === 0, 'the server to close its connections');
       await until(() => (handles().TCPSocketWrap ?? 0) <= sockets0, 'the client sockets to close');
       gc();
       const heap = (process.memoryUsage().heapUsed - heap0) / MiB;

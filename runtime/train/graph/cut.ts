@@ -9,7 +9,7 @@
 // follows (a block without residual: its linear bottleneck), and the feature map feeding the final
 // pooling (the last 1×1 conv's activation). Browser-safe.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, consumerMap, pruneGraph, topologicalSort } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import { describeNode } from '../../onnx/topology.js';
@@ -135,7 +135,8 @@ export function resolveCut(model: OnnxModel, embedding: string, unfreeze: number
     }
     if (!Number.isInteger(unfreeze) || unfreeze < 1 || unfreeze > pts.length) {
       const has = pts.length === 1 ? 'has one block' : `has ${pts.length} blocks`;
-      throw new EdgetuneError('EARG', `Expected an integer between 1 and ${pts.length} for unfreeze but received ${unfreeze}: the backbone ${has} with trainable weights before its embedding "${embedding}"`, { subject: 'unfreeze' });
+      const err = invalidParameter('unfreeze', `an integer between 1 and ${pts.length}`, unfreeze);
+      throw new EdgetuneError('EARG', `${err.message}: the backbone ${has} with trainable weights before its embedding "${embedding}"`, { subject: 'unfreeze' });
     }
     return pts[unfreeze - 1]!.tensor;
   }

@@ -42,7 +42,7 @@ const fmt = (v: number) => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 
  */
 function chart(x0: number, y0: number, w: number, h: number, title: string, series: { name: string; color: string; values: (number | undefined)[] }[], phases: readonly ReportPhase[], fixed?: [number, number]): string {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined && Number.isFinite(v)));
-  let lo = fixed ? fixed[0] : Math.min(...all, 0);
+  const lo = fixed ? fixed[0] : Math.min(...all, 0);
   let hi = fixed ? fixed[1] : Math.max(...all, 1e-6);
   if (hi === lo) hi = lo + 1;
   const n = Math.max(1, ...series.map((s) => s.values.length));

@@ -11,7 +11,7 @@ import { shared, tempDir } from '../../helpers.js';
 /** A terminal stand-in: records what was written; isTTY as a terminal says. */
 function terminal(isTTY = true) {
   const out: string[] = [];
-  return { out, stderr: Object.assign({ write: (s: string) => (out.push(s), true) }, { isTTY }) as unknown as NodeJS.WritableStream & { isTTY?: boolean } };
+  return { out, stderr: Object.assign({ write: (s: string) => out.push(s) > 0 }, { isTTY }) as unknown as NodeJS.WritableStream & { isTTY?: boolean } };
 }
 
 describe('progress', () => {
