@@ -3,7 +3,9 @@
 // streams) are exported from their own modules below.
 
 export { loadClassifier, type Classifier, type ClassifierOptions, type Classification, type FileResult } from './classify/classifier.js';
-export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
+export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, providerMemory, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
+export { PROVIDER_TABLE, ProviderError, type ProviderInfo } from './core/providers.js';
+export type { Session } from './core/session.js';
 export { toTensor, writeImage, DEFAULT_SPEC, type PreprocessSpec, type HwcImage } from './image/preprocess.js';
 export { decodeImage, decodeFull, encodeJpeg, type DecodeOptions } from './image/decode.js';
 export { softmax, topK, toProbabilities, type Prediction } from './classify/postprocess.js';
@@ -33,6 +35,12 @@ export * as onnx from './onnx/index.js';
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
 export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
+
+// The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.
+export { serveModels, inferMetricsText, type ModelServer, type ServeModelsOptions, type InferStats } from './serve/server.js';
+export { createOipRoutes, modelConfig, modelMetadata, servedName, type OipRoutes, type OipRoutesOptions } from './serve/routes.js';
+export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions } from './serve/client.js';
+export { modelName } from './serve/oip.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

@@ -13,13 +13,14 @@ import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describeModel, type DescribeOptions } from '../../models/describe.js';
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
 import { removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { loadModelFile } from '../io/model-file.js';
 import { setMetadataValue, type SignatureEntry } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/model.js';
+import { modelName } from '../serve/oip.js';
 
 /** Triton's `DataType` enum name for each element type graphSignature() reports (model_config.proto). */
 export const TRITON_DATA_TYPES: Readonly<Record<string, string>> = {
@@ -130,9 +131,8 @@ function refuse(message: string, subject?: string): never {
  * extension (for a tfjs `model.json`, its folder's name), with characters Triton names avoid as "_".
  */
 export function defaultEntryName(card: ModelCard, entryId: string | undefined, file: string): string {
-  const base = entryId ?? (/\.json$/i.test(file) ? path.basename(path.dirname(file)) : path.basename(file).replace(/\.(onnx|tflite)$/i, ''));
-  const name = base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
-  return name || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
+  // The one naming rule, shared with the Open Inference Protocol's /v2/models/<name>.
+  return modelName(file, entryId) || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
 /** `kind:count` (cpu:2, gpu:1, auto:1) → an instance group. Errors: EARG naming the value. */
@@ -140,14 +140,14 @@ export function parseInstanceGroup(s: string): InstanceGroup {
   const m = /^(cpu|gpu|auto):(\d+)$/i.exec(s.trim());
   const count = m ? Number(m[2]) : NaN;
   if (!m || !(count >= 1 && count <= 1024)) {
-    throw new EdgetuneError('EARG', `Expected kind:count (kind cpu, gpu or auto; count 1..1024) for --instance-group but received ${JSON.stringify(s)}`);
+    throw invalidParameter('--instance-group', 'kind:count (kind cpu, gpu or auto; count 1..1024)', s);
   }
   return { kind: `KIND_${m[1]!.toUpperCase()}` as InstanceKind, count };
 }
 
 /** A protobuf text-format string literal (C escapes; UTF-8 kept as is, which protoc and Triton read). */
 export function textString(s: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is this function's job
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t').replace(/[\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)}"`;
 }
 
@@ -164,7 +164,7 @@ function tensorOf(e: SignatureEntry, kind: 'input' | 'output', batched: boolean,
 /** Triton's `max_batch_size` for a graph, by its rule: > 0 only when every input and output has a dynamic first dimension. */
 function batchRule(inputs: SignatureEntry[], outputs: SignatureEntry[], requested: number | undefined, model: string): number {
   const fixed = [...inputs.map((e) => ['input', e] as const), ...outputs.map((e) => ['output', e] as const)].find(([, e]) => e.shape.length === 0 || !isDynamic(e.shape[0]));
-  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) refuse(`Expected integer >= 0 for --max-batch-size but received ${requested}`);
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) throw invalidParameter('--max-batch-size', 'integer >= 0', requested);
   if (fixed && requested !== undefined && requested > 0) {
     const [kind, e] = fixed;
     refuse(
@@ -255,8 +255,8 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const card = d.card;
   const model = d.importedFrom ?? d.path;
   const name = opts.name ?? defaultEntryName(card, d.entry?.id, model);
-  if (!NAME_RE.test(name)) refuse(`Expected a model name of letters, digits, "_", "." and "-" (not starting with "." or "-") for --name but received ${JSON.stringify(name)}`);
-  if (opts.version !== undefined && !(Number.isInteger(opts.version) && opts.version >= 1)) refuse(`Expected positive integer for --version but received ${opts.version}`);
+  if (!NAME_RE.test(name)) throw invalidParameter('--name', 'a model name of letters, digits, "_", "." and "-" (not starting with "." or "-")', name);
+  if (opts.version !== undefined && !(Number.isInteger(opts.version) && opts.version >= 1)) throw invalidParameter('--version', 'positive integer', opts.version);
   const assumed = assumedFields(card).filter((f) => f !== 'embedding');
   if (assumed.length && !opts.allowAssumed) {
     refuse(`nothing says ${assumed.join(', ')} for ${model}: give them with flags or a card file (or --allow-assumed to export the assumed values: ${card.assumptions.join('; ')})`);

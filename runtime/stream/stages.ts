@@ -1,6 +1,10 @@
 // Inference stages of a stream: a classifier split into preprocess (sync, main thread) and inference
 // (async), on a worker thread with its own session (the default: onnxruntime-node blocks the thread it
 // runs on) or on the main thread. Used by the pipeline and by the hot-swap check (check.ts).
+// The worker protocol is written here rather than with comlink (which the kiosk page uses, and which has
+// a worker_threads adapter): when the worker dies (a native abort, out of memory) every pending request
+// must be rejected at once, and comlink leaves in-flight calls pending for ever when its endpoint goes
+// away (GoogleChromeLabs/comlink#601, open). The stream's restart logic depends on that rejection.
 
 import { createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -152,11 +156,14 @@ export async function inferenceStages(
   const { inputName, outputName } = clf;
   const outputKind = clf.card.outputKind;
   const prepare = (frame: Frame) => toTensor([frame], clf.spec);
-  if ((opts.inference ?? 'worker') === 'worker') {
+  // A remote model (runtime/serve/client.ts) runs in its server: its session only waits on HTTP, so
+  // it runs from the main thread.
+  if ((opts.inference ?? 'worker') === 'worker' && clf.provider !== 'remote') {
     // The worker opens its own session: with the classifier's provider when it has one open, else
     // with the options the classifier was loaded with (a lazy classifier opens none here).
     const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
-    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
+    const provider = clf.provider;
+    const session = opts.sessionOptions ?? { providers: provider === 'unopened' ? providers : [provider], threads, graphOptimizationLevel };
     const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
     return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose(), worker: w.diagnostics };
   }

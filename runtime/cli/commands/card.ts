@@ -5,7 +5,7 @@
 import { describeModel } from '../../../models/describe.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard } from '../../core/metadata.js';
-import { assumedFields } from '../../core/model-card.js';
+import { undescribedFields } from '../../core/model-card.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/model.js';
@@ -31,11 +31,11 @@ export const card: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
-    const out = v.out as string;
+    const out = v.out;
     await checkWritable(out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     const c = d.card;
-    const assumed = assumedFields(c).filter((f) => f !== 'embedding');
+    const assumed = undescribedFields(c, 'card');
     if (assumed.length && !v['allow-assumed']) {
       throw new EdgetuneError('EARG', `nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
     }

@@ -14,7 +14,7 @@
 //   1): with one-hot targets the weighted mean of the per-sample cross-entropies (what the head
 //   trainer in runtime/train/index.ts minimises). dL/dzₙ = (sₙ·softmax(zₙ) − w⊙tₙ) / Σ sₙ.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import {
   DataType,
   getInitializer,
@@ -30,6 +30,7 @@ import {
   topologicalSort,
 } from '../../onnx/graph.js';
 import { cloneModel, type NodeProto, type OnnxModel } from '../../onnx/model.js';
+import { describeNode } from '../../onnx/topology.js';
 import { foldBatchNorm } from '../../onnx/passes/fold-batchnorm.js';
 import { upgradeOpset } from '../../onnx/passes/upgrade-opset.js';
 import type { DenseLayer } from '../types.js';
@@ -237,7 +238,7 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
     const eps = options.labelSmoothing ?? 0;
     if (eps > 0) t = ctx.op('Add', [ctx.op('Mul', [t, ctx.constF([1 - eps], [])], {}, 'smooth'), ctx.constF([eps / K], [])], {}, 'smoothed');
     if (options.classWeights) {
-      if (options.classWeights.length !== K) throw new EdgetuneError('EARG', `Expected ${K} class weights but received ${options.classWeights.length}`);
+      if (options.classWeights.length !== K) throw invalidParameter(undefined, `${K} class weights`, options.classWeights.length);
       t = ctx.op('Mul', [t, ctx.constF(Array.from(options.classWeights), [K])], {}, 'weighted');
     }
     const s = ctx.op('ReduceSum', [t, ctx.constI([1])], { keepdims: 1 }, 'sample_weight');
@@ -304,7 +305,13 @@ export function backprop(forward: readonly NodeProto[], target: string, seed: st
     const dy = n.output.map(total);
     if (!dy.some(Boolean)) continue;
     const rule = (n.domain ?? '') === '' ? GRAD_RULES[n.opType ?? ''] : undefined;
-    if (!rule) throw new EdgetuneError('EMODEL', `no gradient rule for ${n.opType} "${n.name ?? n.output[0]}"`, { subject: n.name });
+    if (!rule) {
+      throw new EdgetuneError(
+        'EMODEL',
+        `cannot train through the ${describeNode(n)}: training graphs have no gradient for ${n.opType} (they differentiate ${Object.keys(GRAD_RULES).sort().join(', ')}); unfreeze fewer blocks so the trained tail starts after it`,
+        { subject: n.name || n.output[0] },
+      );
+    }
     const dx = rule(ctx, n, dy, need);
     n.input.forEach((x, k) => {
       if (!need[k] || !dx[k]) return;
