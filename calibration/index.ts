@@ -422,6 +422,7 @@ async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<Quan
     await rm(tmp, { recursive: true, force: true });
   }
   const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
-  const result = await quantizeModel({ ...o, keepFloat: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] });
-  return { ...result, sensitivity: result.sensitivity ?? scored.sensitivity, keptFloat: kept.map((e) => ({ name: e.name, op: e.op, meanKL: e.meanKL })) };
+  // The result's sensitivity is the report that chose the layers (the mixed model is not re-scored).
+  const result = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] });
+  return { ...result, sensitivity: scored.sensitivity, keptFloat: kept.map((e) => ({ name: e.name, op: e.op, meanKL: e.meanKL })) };
 }

@@ -126,7 +126,7 @@ export const quantize: Command = {
         correctionImages: intOption('correction-images', v['correction-images'], DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
         gptqImages: intOption('gptq-images', v['gptq-images'], DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
         sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'], DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
-        keepFloat: intOption('keep-float', v['keep-float'], 0, 0),
+        keepFloat: intOption('keep-float', v['keep-float'], 0, 0, 10_000),
         cache: v.cache,
         eval: v.eval,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'], 1, ...R.images),
