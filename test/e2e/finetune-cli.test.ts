@@ -146,6 +146,9 @@ describe('finetune --int8', () => {
     expect(r.int8!.images).toBe(40);
     // the float file on the validation images is the head on their embeddings
     expect(r.int8!.accuracyFloat).toBe(r.accuracy);
+    // the drop against the float export and whether it is within the 0.5-point budget (issue 20)
+    expect(r.int8!.accuracyDrop).toBeCloseTo(r.int8!.accuracyFloat! - r.int8!.accuracyInt8!, 12);
+    expect(r.int8!.withinHalfPoint).toBe(r.int8!.accuracyDrop! <= 0.005 + 1e-12);
     // and `eval` of the int8 file on them says what the report says
     const e = await runCli(['eval', valRoot, '--model', out, '--json'], { env });
     expect(e.code, e.stderr).toBe(0);

@@ -23,6 +23,13 @@ export interface Int8Report {
   images: number;
   accuracyFloat: number | null;
   accuracyInt8: number | null;
+  /** accuracyFloat − accuracyInt8 (null without validation images). */
+  accuracyDrop: number | null;
+  /**
+   * Whether the int8 model is within the 0.5-point budget of its float export (drop ≤ 0.005) on these
+   * images; null without validation images. One image is 1/images: on 100 images one flip is 1 point.
+   */
+  withinHalfPoint: boolean | null;
 }
 
 export interface Int8Step {
@@ -91,6 +98,8 @@ export async function quantizeFinetuned(o: {
         images: ev?.images ?? 0,
         accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,
         accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
+        accuracyDrop: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy : null,
+        withinHalfPoint: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy <= 0.005 + 1e-12 : null,
       },
     };
   } catch (err) {
