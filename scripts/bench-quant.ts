@@ -2,8 +2,8 @@
 // measured in one run: each model is quantized (percentile, the default method; 100 calibration images from
 // hymenoptera/train, cached in the temp folder), then fp32 and int8 sessions run the same photo
 // interleaved, single image, and the medians and their ratio are printed for 1 thread and the
-// default thread count. A per-operator profile of both shows where the time goes (and whether any
-// Conv stayed in float). Then the calibration-method sweep: each model re-quantized from the same
+// default thread count. A per-operator profile of both (onnxruntime's profiler) shows where the time
+// goes, depthwise Convs apart from the others (and whether any Conv stayed in float). Then the calibration-method sweep: each model re-quantized from the same
 // calibration cache with every method (minmax, percentile, entropy, mse; for MobileNetV1 also minmax
 // with GPTQ on 100 images) and evaluated on hymenoptera/val (153 images): top-1 agreement, top-5
 // overlap, mean KL and accuracy, the best method marked, and any method under the floors measured
@@ -42,13 +42,35 @@ async function time(s: ModelSession, feeds: Record<string, TensorData>): Promise
   return performance.now() - t0;
 }
 
-/** Total node time per operator type from an onnxruntime profile (Chrome trace JSON). */
-function profileByOp(file: string): Map<string, number> {
+/** Names of the depthwise Convs (group equal to the input channels, > 1) of a model file: how the profile splits Conv time. */
+function depthwiseNames(model: string | Uint8Array): Set<string> {
+  const g = decodeModel(typeof model === 'string' ? readFileSync(model) : model).graph;
+  // onnxruntime names a fused int8 node `<Conv name>_token_<k>` and an NCHWc float one `<output>_nchwc`,
+  // the output being the fused Relu/Clip's: every name a depthwise layer can go by is listed.
+  const out = new Set<string>();
+  for (const n of g.node) {
+    if (n.opType !== 'Conv') continue;
+    const group = Number(n.attribute.find((a) => a.name === 'group')?.i ?? 1);
+    if (group <= 1) continue;
+    if (n.name) out.add(n.name);
+    out.add(n.output[0]!);
+    for (const c of g.node) if ((c.opType === 'Relu' || c.opType === 'Clip') && c.input[0] === n.output[0]) out.add(c.output[0]!);
+  }
+  return out;
+}
+
+/**
+ * Total node time per operator type from an onnxruntime profile (Chrome trace JSON, session option
+ * enableProfiling); Conv/QLinearConv of the depthwise layers (by node name, which the QDQ fusion keeps)
+ * are counted apart as `(depthwise)`.
+ */
+function profileByOp(file: string, depthwise: ReadonlySet<string> = new Set()): Map<string, number> {
   const events = JSON.parse(readFileSync(file, 'utf8')) as { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }[];
   const out = new Map<string, number>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.args?.op_name || !e.name?.endsWith('_kernel_time')) continue;
-    const key = /depthwise/i.test(e.name) ? `${e.args.op_name}(depthwise)` : e.args.op_name;
+    const node = e.name.slice(0, -'_kernel_time'.length).replace(/(_token_\d+|_nchwc)$/, '');
+    const key = depthwise.has(node) || /depthwise/i.test(e.name) ? `${e.args.op_name}(depthwise)` : e.args.op_name;
     out.set(key, (out.get(key) ?? 0) + (e.dur ?? 0));
   }
   rmSync(file, { force: true });
@@ -64,7 +86,7 @@ async function profile(model: string | Uint8Array, feeds: Record<string, TensorD
   await s.dispose();
   const file = named ?? readdirSync(work).filter((f) => f.startsWith(`${prefix}_`)).map((f) => path.join(work, f))[0];
   if (!file) return '(no profile written)';
-  const by = [...profileByOp(file)].sort((a, b) => b[1] - a[1]);
+  const by = [...profileByOp(file, depthwiseNames(model))].sort((a, b) => b[1] - a[1]);
   const total = by.reduce((a, [, d]) => a + d, 0);
   return by
     .slice(0, 6)
