@@ -26,6 +26,7 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
     ...(info.task ? { task: info.task } : {}),
     ...(info.outputName ? { outputName: info.outputName } : {}),
     ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
+    ...(info.openSet ? { openSet: { ...info.openSet } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),
   };
 }
