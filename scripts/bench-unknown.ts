@@ -139,6 +139,7 @@ function experiments(trSet: FeatureSet, vaSet: FeatureSet, maha: ReturnType<type
     ['kNN k=1', (f) => knnScores(trSet, f, 1)],
     ['kNN k=20', (f) => knnScores(trSet, f, 20)],
     ['kNN clean k=3', (f) => knnScores(clean, f, 3)],
+    ['Maha clean', ((m) => (f: Float32Array) => mahalanobisScores(m, f))(fitMahalanobis(clean, vaSet))],
   ];
 }
 

@@ -35,6 +35,7 @@ import type { FeatureSet, HeadWeights, TrainConfig, TrainHooks, TrainResult } fr
 import type { OnnxModel } from '../onnx/model.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import { concatFloat32 } from '../core/tensor.js';
+import { openSetForHead } from './openset.js';
 
 export type HeadKind = 'linear' | 'mlp' | 'prototype';
 
@@ -194,7 +195,7 @@ export interface Transfer {
   evaluate(set?: FeatureSet): Metrics;
   /** The trained head (throws before train()). */
   head(): HeadWeights;
-  /** Backbone (its embedding graph, built once) + trained head → one ONNX classifier with labels and preprocessing. */
+  /** Backbone (its embedding graph, built once) + trained head → one ONNX classifier with labels and preprocessing, and for a classification head its open-set calibration (openSetForHead: an `unknown_score` output, the card's `openSet`). */
   export(backbone: EmbeddingGraph | { model: OnnxModel; cut: CutSpec }, preprocess: PreprocessSpec, provenance?: Record<string, unknown>): Uint8Array;
 }
 
@@ -270,7 +271,9 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
     },
     export(backbone, preprocess, provenance) {
       const graphOrModel = 'kind' in backbone ? backbone : backbone.model;
-      return exportClassifierModel(graphOrModel, backbone.cut, t.head(), labels, preprocess, provenance);
+      // every classifier carries its open-set calibration (runtime/train/openset.ts): unknown_score + tempered softmax
+      const openSet = openSetForHead(t.head(), set('train'), t.valSet());
+      return exportClassifierModel(graphOrModel, backbone.cut, t.head(), labels, preprocess, provenance, openSet);
     },
   };
   return t;

@@ -19,7 +19,8 @@
 //   "On Calibration of Modern Neural Networks", ICML 2017.
 
 import { EdgetuneError } from '../core/errors.js';
-import type { FeatureSet } from './types.js';
+import type { FeatureSet, HeadWeights } from './types.js';
+import { headLogits } from './index.js';
 
 /** Open-set scores this module computes. `mahalanobis` is what finetune fits (chosen by measurement: README "Unknown inputs"). */
 export type OpenSetMethod = 'mahalanobis' | 'knn' | 'energy' | 'max-softmax';
@@ -416,4 +417,14 @@ export function fitOpenSet(train: FeatureSet, val: FeatureSet | undefined, valLo
     detector,
     calibration: { method: 'mahalanobis', threshold: 1, temperature, target, kept, fittedOn: hasVal ? 'validation' : 'training', ...(ece ? { ece } : {}) },
   };
+}
+
+/**
+ * The open-set calibration a classifier head carries when exported (undefined for multilabel and
+ * regression heads): fitOpenSet on the head's training rows (every view) and validation rows, the
+ * temperature from the head's validation logits. What `finetune`, the page's export and phase 2 call.
+ */
+export function openSetForHead(head: HeadWeights, train: FeatureSet, val: FeatureSet | undefined, opts: FitOpenSetOptions = {}): ReturnType<typeof fitOpenSet> | undefined {
+  if ((head.task ?? 'classification') !== 'classification') return undefined;
+  return fitOpenSet(train, val, val && val.labels.length ? headLogits(head, val.features) : undefined, opts);
 }

@@ -9,7 +9,7 @@ import { loadClassifier } from '../../classify/classifier.js';
 /** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
 const MULTILABEL_THRESHOLD = 0.5;
 import { expandInputs } from '../../io/files.js';
-import { intOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
+import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
@@ -22,7 +22,11 @@ Options:
   --model <id|file>   registry id or .onnx path (default mobilenetv2-int8)
   --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
-  --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
+  --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"};
+                      a model with an open-set calibration (finetune writes one) adds "unknown" (bool) and
+                      "unknownScore" (higher = less like anything taught)
+  --unknown-threshold <s>  unknown score above which an image is "unknown" (default the model's own, 1 for
+                      finetune's models; ignored for models without an open-set calibration)
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -36,6 +40,7 @@ export const classify: Command = {
       top: { type: 'string' },
       batch: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'unknown-threshold': { type: 'string' },
       ...SESSION_OPTIONS,
       ...CARD_OPTIONS,
     });
@@ -45,7 +50,9 @@ export const classify: Command = {
     const json = Boolean(v.json);
     const walkSkips: { file: string; reason: string }[] = [];
     const files = await expandInputs(positionals, (s) => walkSkips.push(s));
-    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
+    const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
     const provider = clf.provider;
@@ -72,7 +79,10 @@ export const classify: Command = {
           const labels = r.top.filter((t) => t.score > MULTILABEL_THRESHOLD);
           if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top: r.top.slice(0, k), ms: r.ms });
           else io.stdout.write(`${r.file}: ${labels.length ? labels.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ') : '(no label above 50%)'}\n`);
-        } else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.top, ms: r.ms });
+        } else if (json) {
+          const open = r.unknownScore !== undefined ? { unknown: r.unknown, unknownScore: r.unknownScore } : {};
+          writeJson(io, { file: r.file, model: clf.id, provider, ...open, top: r.top, ms: r.ms });
+        } else if (r.unknown) io.stdout.write(`${r.file}: unknown (nearest: ${r.top[0]!.label} ${r.top[0]!.score.toFixed(2)})\n`);
         else io.stdout.write(`${r.file}: ${r.top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
       }
     } finally {

@@ -20,6 +20,7 @@ import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type D
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '../../train/node/embed.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../../train/export.js';
+import { openSetForHead } from '../../train/openset.js';
 import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
 import { runPhase2, type Phase2Summary } from '../../train/node/phase2.js';
 import type { SessionOptions } from '../../session/session.js';
@@ -480,7 +481,9 @@ export const finetune = {
     };
     // the embedding graph the embedder ran, reused (not rebuilt) for the export
     const bytes = tunedBackbone
-      ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, { ...provenance, unfreeze: phase2 && { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } as unknown as Record<string, unknown>)
+      ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, { ...provenance, unfreeze: phase2 && { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } as unknown as Record<string, unknown>,
+          // the open-set calibration on the tuned backbone's embeddings
+          openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
     const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
     const report: FinetuneReport = {
