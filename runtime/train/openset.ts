@@ -428,3 +428,58 @@ export function openSetForHead(head: HeadWeights, train: FeatureSet, val: Featur
   if ((head.task ?? 'classification') !== 'classification') return undefined;
   return fitOpenSet(train, val, val && val.labels.length ? headLogits(head, val.features) : undefined, opts);
 }
+
+/** What `eval --unknown` reports (runtime/cli/commands/eval.ts). */
+export interface OpenSetEvaluation {
+  /** Which score ranked the images: the model's unknown score, or 1 − max softmax for a model without a calibration. */
+  score: 'unknown_score' | 'max-softmax';
+  /** AUROC of the score for telling the unknown images from the known ones (0.5 = chance, 1 = perfect). */
+  auroc: number;
+  /** Threshold in use (undefined: none, so nothing is rejected and no shares are given). */
+  threshold?: number;
+  /** Share of known images kept (score ≤ threshold). */
+  knownKept?: number;
+  /** Share of unknown images rejected (score > threshold). */
+  unknownRejected?: number;
+  /** Accuracy on the kept known images (all known images without a threshold). */
+  keptAccuracy: number;
+  /** Expected calibration error of the known images' probabilities (15 bins, Guo et al. 2017). */
+  ece: number;
+  known: number;
+  unknown: number;
+}
+
+/**
+ * Open-set metrics of a classifier on known images (their scores, probabilities n×K over the dataset's
+ * classes, true labels) and unknown images (their scores), at `threshold` when there is one.
+ */
+export function evaluateOpenSet(o: {
+  score: OpenSetEvaluation['score'];
+  knownScores: ArrayLike<number>;
+  unknownScores: ArrayLike<number>;
+  knownProbs: Float32Array;
+  knownLabels: ArrayLike<number>;
+  classes: number;
+  threshold?: number;
+}): OpenSetEvaluation {
+  const n = o.knownLabels.length;
+  const K = o.classes;
+  let kept = 0;
+  let keptRight = 0;
+  for (let i = 0; i < n; i++) {
+    if (o.threshold !== undefined && !(o.knownScores[i]! <= o.threshold)) continue;
+    kept++;
+    let best = 0;
+    for (let k = 1; k < K; k++) if (o.knownProbs[i * K + k]! > o.knownProbs[i * K + best]!) best = k;
+    if (best === o.knownLabels[i]) keptRight++;
+  }
+  return {
+    score: o.score,
+    auroc: auroc(o.knownScores, o.unknownScores),
+    ...(o.threshold !== undefined ? { threshold: o.threshold, knownKept: keptShare(o.knownScores, o.threshold), unknownRejected: 1 - keptShare(o.unknownScores, o.threshold) } : {}),
+    keptAccuracy: kept ? keptRight / kept : 0,
+    ece: expectedCalibrationError(o.knownProbs, o.knownLabels, K),
+    known: n,
+    unknown: o.unknownScores.length,
+  };
+}
