@@ -23,9 +23,13 @@ Options:
   --model <id|file>      registry id or .onnx path (default mobilenetv2-int8)
   --top <n>              predictions per frame (default 5)
   --smooth <a>           EMA weight of past frames, 0 (off) .. 0.99 (default 0.6)
-  --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default 0.5)
-  --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default 0.1)
-  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score},"ms"}
+  --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default none: a model
+                         with an open-set calibration says "unknown" by its own unknown score; one without
+                         shows its most probable class, and watch says so)
+  --unknown-threshold <s>  smoothed unknown score above which a calibrated model's label is "unknown"
+                         (default the model's own)
+  --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default min(0.1, threshold))
+  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score[,unknownScore]},"ms"}
   --max-frames <n>       stop after n processed frames
   --as-fast-as-possible  read files, image sequences and test patterns as fast as inference goes
                          (nothing dropped) instead of in real time
@@ -54,6 +58,7 @@ export const watch: Command = {
       top: { type: 'string' },
       smooth: { type: 'string' },
       threshold: { type: 'string' },
+      'unknown-threshold': { type: 'string' },
       hysteresis: { type: 'string' },
       json: { type: 'boolean', default: false },
       'max-frames': { type: 'string' },
@@ -72,8 +77,10 @@ export const watch: Command = {
     const uri = positionals[0]!;
     const k = intOption('top', v.top, 5);
     const smoothing = numberOption('smooth', v.smooth, 0.6, 0, 0.99);
-    const threshold = numberOption('threshold', v.threshold, 0.5, 0, 1);
+    // default none: the old 0.5 (tuned for small heads) made the 1000-class model say only "unknown"
+    const threshold = numberOption('threshold', v.threshold, 0, 0, 1);
     const hysteresis = numberOption('hysteresis', v.hysteresis, Math.min(0.1, threshold), 0, threshold);
+    const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
     const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'], 1) : undefined;
     const fps = v.fps !== undefined ? numberOption('fps', v.fps, 1, 0.001) : undefined;
     const retries = retriesOption(v.retries, 8);
@@ -92,7 +99,13 @@ export const watch: Command = {
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
-    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy });
+    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    if (clf.unknownThreshold !== undefined) {
+      if (!quiet) io.stderr.write(`edgetune watch: ${clf.id}: "unknown" above unknown score ${clf.unknownThreshold}${unknownThreshold === undefined ? " (the model's own open-set threshold)" : ''}\n`);
+    } else {
+      if (unknownThreshold !== undefined) io.stderr.write(`edgetune watch: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
+      if (v.threshold === undefined && !quiet) io.stderr.write(`edgetune watch: ${clf.id} has no open-set calibration: no threshold assumed, the label is the most probable class (--threshold P says "unknown" below P; finetune writes calibrated models)\n`);
+    }
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
