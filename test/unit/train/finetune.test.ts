@@ -25,7 +25,7 @@ import { finetuneItems, type DatasetItem } from '../../../runtime/train/node/dat
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../../runtime/train/node/embed.js';
 import { exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../../../runtime/train/export.js';
 import { IDENTITY_VIEW, parseAugmentation } from '../../../runtime/train/augment/ops.js';
-import { DEFAULT_CONFIG, DEFAULT_LR, headLogits, predictHead } from '../../../runtime/train/index.js';
+import { DEFAULT_CONFIG, DEFAULT_LR, headLogits } from '../../../runtime/train/index.js';
 import { openSetForHead, temperedSoftmax } from '../../../runtime/train/openset.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
