@@ -102,7 +102,6 @@ async function main(): Promise<void> {
       ['kNN k=5', (f) => knnScores(trSet, f, 5)],
       ['Mahalanobis raw', (f) => mahalanobisScores(mahaRaw, f)],
       ['Mahalanobis', (f) => mahalanobisScores(maha, f)],
-      ...(process.env.OPENSET_EXPERIMENTS ? experiments(trSet, vaSet, maha, K) : []),
     ];
     for (const [m, score] of methods) {
       const [sv, st, sn, sf] = [score(vaSet.features, lv), score(test, lt), score(near, ln), score(far, lf)];
@@ -122,25 +121,6 @@ async function main(): Promise<void> {
   process.stdout.write(table(rows));
   process.stdout.write('\nsoftmax calibration on the known test photos (temperature fitted on validation):\n\n');
   process.stdout.write(table(eceRows));
-}
-
-function experiments(trSet: FeatureSet, vaSet: FeatureSet, maha: ReturnType<typeof fitMahalanobis>, K: number): [string, (f: Float32Array, l: Float32Array) => Float32Array][] {
-  const bg = fitMahalanobis({ ...trSet, labels: new Int32Array(trSet.labels.length), classes: 1 }, undefined);
-  const clean: FeatureSet = { ...trSet, features: trSet.features.filter((_, i) => Math.floor(i / trSet.dims) % 4 === 0), labels: trSet.labels.filter((_, i) => i % 4 === 0) };
-  const rel = (f: Float32Array): Float32Array => {
-    const a = mahalanobisScores(maha, f);
-    const b = mahalanobisScores(bg, f);
-    return a.map((x, i) => x - b[i]!);
-  };
-  void vaSet;
-  void K;
-  return [
-    ['relative Maha', rel],
-    ['kNN k=1', (f) => knnScores(trSet, f, 1)],
-    ['kNN k=20', (f) => knnScores(trSet, f, 20)],
-    ['kNN clean k=3', (f) => knnScores(clean, f, 3)],
-    ['Maha clean', ((m) => (f: Float32Array) => mahalanobisScores(m, f))(fitMahalanobis(clean, vaSet))],
-  ];
 }
 
 main().catch((err) => {
