@@ -99,6 +99,8 @@ export interface StreamStats {
   uptimeSeconds: number;
   framesIn: number;
   processed: number;
+  /** Processed frames whose smoothed label was "unknown" (below the threshold, or above a calibrated model's unknown threshold). */
+  unknown: number;
   dropped: number;
   skipped: number;
   errors: number;
@@ -162,6 +164,7 @@ export class StreamPipeline extends EventEmitter {
   private readonly outRate = new RateMeter();
   private framesIn = 0;
   private processed = 0;
+  private unknownFrames = 0;
   private dropped = 0;
   private skipped = 0;
   private errors = 0;
@@ -248,6 +251,7 @@ export class StreamPipeline extends EventEmitter {
       uptimeSeconds: r(elapsed),
       framesIn: this.framesIn,
       processed: this.processed,
+      unknown: this.unknownFrames,
       dropped: this.dropped,
       skipped: this.skipped,
       errors: this.errors,
@@ -599,6 +603,7 @@ export class StreamPipeline extends EventEmitter {
       this.hist[s].observe(stages[s] / 1000);
     }
     this.processed++;
+    if (label.index < 0) this.unknownFrames++;
     this.outRate.tick(end);
     const result: StreamResult = {
       seq: cur.frame.seq,

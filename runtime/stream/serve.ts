@@ -121,6 +121,7 @@ export async function metricsText(p: StreamPipeline): Promise<string> {
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
+    counter('edgetune_frames_unknown_total', 'Frames classified whose smoothed label was "unknown" (a drift signal when it climbs).', s.unknown),
     counter('edgetune_frames_dropped_total', 'Stale frames dropped because inference was busy (latest frame wins).', s.dropped),
     counter('edgetune_frames_skipped_total', 'Corrupt or unusable frames skipped.', s.skipped),
     counter('edgetune_inference_errors_total', 'Frames whose inference failed.', s.errors),
