@@ -5,7 +5,7 @@
 //     names the tensor; otherwise it is found: the data input of the last Gemm/MatMul/QLinearMatMul
 //     (walking back through Reshape/Flatten/Squeeze/Identity/Dropout), or for a model with no dense head
 //     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer, seen through
-//     Reshape/Flatten/Squeeze/Identity/Dropout, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
+//     Reshape/Flatten/Squeeze/Identity/Dropout and QDQ pairs, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
 //     DequantizeLinear with the scale / zero point its consumer QLinearMatMul (or producer) uses.
 //   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
 //     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
@@ -58,6 +58,12 @@ export interface CutSpec {
 
 const POOL_OPS = new Set(['GlobalAveragePool', 'QLinearGlobalAveragePool', 'AveragePool', 'ReduceMean', 'GlobalMaxPool', 'MaxPool']);
 const PASS_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Identity', 'Dropout']);
+/**
+ * What the "already pooled" test sees through besides PASS_OPS: a QDQ pair keeps the values' shape,
+ * so an int8 import's pooled tensor (GlobalAveragePool → Reshape → QuantizeLinear → DequantizeLinear,
+ * Teachable Machine's int8 `model.tflite`) is pooled too.
+ */
+const SHAPE_KEEPING_OPS = new Set([...PASS_OPS, 'QuantizeLinear', 'DequantizeLinear']);
 /** Input index of the output scale (zero point follows) of QOperator ops (onnxruntime contrib ops included). */
 const OUTPUT_QPARAMS: Record<string, number> = {
   QLinearConv: 6,
@@ -102,7 +108,7 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
   // Already pooled: produced by a pooling op, also through reshapes (an imported Keras
   // GlobalAveragePooling2D is GlobalAveragePool → Reshape to [N, C]), or a tensor of rank 2 ([N, C]).
   let source: NodeProto | undefined = producer;
-  while (source && PASS_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
+  while (source && SHAPE_KEEPING_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
   const pooled = POOL_OPS.has(source?.opType ?? '') || rankOf(model, tensor) === 2;
   let dequantize: CutSpec['dequantize'];
   if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {
@@ -393,6 +399,18 @@ function readFloats(t: TensorProto): Float32Array {
 }
 
 /**
+ * True when an edgetune head's Gemm weights or biases are not float32 initializers: the quantizer
+ * (finetune --int8) replaced them by int8 initializers behind DequantizeLinear nodes.
+ */
+export function headIsQuantized(model: OnnxModel): boolean {
+  const g = model.graph;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  return g.node
+    .filter((n) => n.opType === 'Gemm' && (n.name ?? '').startsWith(PREFIX))
+    .some((n) => [n.input[1], n.input[2]].some((name) => inits.get(name ?? '')?.dataType !== 1));
+}
+
+/**
  * What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut.
  * `source` names the model in errors. Errors: EMODEL when it has no edgetune head, or its
  * `edgetune.model` metadata breaks the contract (`<source>: edgetune.model: labels[1]: …`).
@@ -407,6 +425,9 @@ export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): 
   }
   const info = parseJsonContract(ExportedModelInfoSchema, raw, `${source}: ${MODEL_INFO_KEY}`, 'EMODEL');
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  if (headIsQuantized(model)) {
+    throw new EdgetuneError('EMODEL', `${source}: its head is quantized (a model written by finetune --int8), so its float weights cannot be read; use its float pair (<name>.fp32.onnx)`, { subject: source });
+  }
   const layers: DenseLayer[] = gemms.map((n) => {
     const w = inits.get(n.input[1]!)!;
     const b = inits.get(n.input[2]!)!;
