@@ -323,6 +323,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     preprocess: floatSpec,
     outputKind: d.post.kind === 'auto' ? 'logits' : d.post.kind,
     outputName: d.outputName,
+    // the open-set calibration's unknown_score output survives the QDQ rewrite: keep saying so
+    ...(card.openSet ? { openSet: card.openSet } : {}),
     provenance: {
       ...(d.provenance ?? {}),
       base: d.provenance?.base ?? d.id,
