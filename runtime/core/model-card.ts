@@ -45,7 +45,7 @@ export type EmbeddingSpec = v.InferOutput<typeof EmbeddingSpecSchema>;
 
 /**
  * Open-set calibration a fine-tuned classifier carries (runtime/train/openset.ts fits it): `method`
- * (mahalanobis: Lee et al. 2018), the graph output `output` (float [N], higher = less like anything
+ * (mahalanobis: Lee et al. 2018), the graph output `output` (float [N, 1], higher = less like anything
  * taught) and its `threshold` (above it the input is "unknown"), the softmax `temperature` (Guo et al.
  * 2017; already applied in the graph's probabilities), the share of known validation images the
  * threshold was chosen to keep (`target`) and what it kept there (`kept`).

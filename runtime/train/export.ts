@@ -41,7 +41,7 @@ export const EMBEDDING_OUTPUT = 'edgetune_embedding';
 export const PROBABILITIES_OUTPUT = 'probabilities';
 /** Output of a regression head's model: the values, [N, outputs]. */
 export const VALUES_OUTPUT = 'values';
-/** Graph output of a classifier with an open-set calibration: float [N], higher = less like anything taught, above the card's `openSet.threshold` = unknown. */
+/** Graph output of a classifier with an open-set calibration: float [N, 1], higher = less like anything taught, above the card's `openSet.threshold` = unknown. */
 export const UNKNOWN_OUTPUT = 'unknown_score';
 const PREFIX = 'edgetune_head/';
 
@@ -176,7 +176,7 @@ function batchDim(input: ValueInfoProto | undefined): string | number {
  * The Mahalanobis unknown score (runtime/train/openset.ts, Lee et al. 2018) as ONNX nodes from the
  * embedding [N, d] to UNKNOWN_OUTPUT [N]: x (LpNormalization when the detector normalises) → Reshape
  * [N, 1, d] → Sub class means [K, d] → v [N, K, d]; q = ReduceSum(v·v) − ReduceSum((v·Bᵀ)²) over the
- * last axis → [N, K]; Mul by scale / (dims · threshold); ReduceMin over classes. 1 = the fitted threshold.
+ * last axis → [N, K]; Mul by scale / (dims · threshold); ReduceMin over classes (keepdims: [N, 1]). 1 = the fitted threshold.
  * Reduce ops take their axes as an attribute or an input as the model's opset asks (ReduceSum: input from
  * opset 13, ReduceMin: from 18).
  */
@@ -191,11 +191,11 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
   inits.push(makeTensor(P + 'shape', DataType.INT64, [3], [-1, 1, d]), makeTensor(P + 'means', DataType.FLOAT, [K, d], det.means));
   nodes.push(node('Reshape', [x, P + 'shape'], [P + 'x3'], P + 'reshape'));
   nodes.push(node('Sub', [P + 'x3', P + 'means'], [P + 'v'], P + 'center'));
-  const reduce = (op: 'ReduceSum' | 'ReduceMin', input: string, output: string, axis: number): void => {
+  const reduce = (op: 'ReduceSum' | 'ReduceMin', input: string, output: string, axis: number, keepdims = 0): void => {
     const asInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
     const axes = `${P}axes${axis}`;
     if (asInput && !inits.some((t) => t.name === axes)) inits.push(makeTensor(axes, DataType.INT64, [1], [axis]));
-    const n = node(op, asInput ? [input, axes] : [input], [output], `${P}${op}_${output.replace(/\W/g, '_')}`, { keepdims: 0 });
+    const n = node(op, asInput ? [input, axes] : [input], [output], `${P}${op}_${output.replace(/\W/g, '_')}`, { keepdims });
     if (!asInput) setIntsAttribute(n, 'axes', [axis]);
     nodes.push(n);
   };
@@ -214,7 +214,8 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
   }
   inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / det.threshold]));
   nodes.push(node('Mul', [q, P + 'scale'], [P + 'scaled'], P + 'scale'));
-  reduce('ReduceMin', P + 'scaled', UNKNOWN_OUTPUT, 1);
+  // [N, 1]: one value per image with a batch dimension Triton can batch (dims [1])
+  reduce('ReduceMin', P + 'scaled', UNKNOWN_OUTPUT, 1, 1);
 }
 
 /** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
@@ -382,7 +383,7 @@ export function exportClassifierModel(
       initializer: [...g.initializer, ...inits],
       output: [
         floatOutput(outputName, imageInput(g), head.classes),
-        ...(spec ? [makeValueInfo(UNKNOWN_OUTPUT, makeTensorType(DataType.FLOAT, [batchDim(imageInput(g))]))] : []),
+        ...(spec ? [makeValueInfo(UNKNOWN_OUTPUT, makeTensorType(DataType.FLOAT, [batchDim(imageInput(g)), 1]))] : []),
       ],
     },
     metadataProps: [...model.metadataProps, { key: MODEL_INFO_KEY, value: JSON.stringify(info) }],
