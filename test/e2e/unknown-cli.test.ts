@@ -33,6 +33,15 @@ describe('open-set unknown through the CLI', () => {
     expect(info.openSet!.kept).toBeCloseTo(0.95, 2);
   });
 
+  it('a Triton repository entry serves unknown_score beside the probabilities, batchable (dims [1])', async () => {
+    const repo = path.join(dir, 'repo');
+    const r = await runCli(['export', model, '--format', 'triton', '--out', repo]);
+    expect(r.code, r.stderr).toBe(0);
+    const cfg = readFileSync(path.join(repo, 'flowers3', 'config.pbtxt'), 'utf8');
+    expect(cfg).toMatch(/name: "unknown_score"\s+data_type: TYPE_FP32\s+dims: \[ 1 \]/);
+    expect(cfg).toContain('\\"openSet\\":{\\"method\\":\\"mahalanobis\\"');
+  });
+
   it('classify says unknown for cats and dogs, not for the known flowers', async () => {
     const r = await runCli(['classify', '--json', '--model', model, path.join(pets, 'val'), ...KNOWN.map((c) => path.join(flowers, 'val', c)), '--threads', '1'], { timeoutMs: 300_000 });
     expect(r.code, r.stderr).toBe(0);
