@@ -8,7 +8,7 @@ import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../co
 import { mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
 import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
-import { decodeModel } from '../onnx/model.js';
+import { decodeModel, type OnnxModel } from '../onnx/model.js';
 
 /** Inputs and outputs as the graph declares them. */
 export interface GraphSignature {
@@ -124,6 +124,8 @@ export interface CardFromBytesOptions {
   allowNonClassifier?: boolean;
   /** Labels to assume for an undescribed model with this many outputs (e.g. ImageNet for 1000/1001). */
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined;
+  /** The model `bytes` decode to, when the caller decoded it already (it is not decoded again). */
+  model?: OnnxModel;
 }
 
 /**
@@ -137,7 +139,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   if (bytes.byteLength === 0) throw new EdgetuneError('EMODEL', `${name}: empty file (0 bytes), not an ONNX model`, { subject: name });
   let signature: GraphSignature;
   try {
-    signature = graphSignature(decodeModel(bytes).graph);
+    signature = graphSignature((o.model ?? decodeModel(bytes)).graph);
   } catch (err) {
     throw new EdgetuneError('EMODEL', `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
   }
