@@ -2,7 +2,7 @@
 // with a message naming the file, the model card quantization needs (an assumed preprocessing is
 // refused), and the graph passes that put the float graph into the form the rewrite expects.
 
-import { readFile } from 'node:fs/promises';
+import { loadModelFile } from '../runtime/io/model-file.js';
 import { describeBytes } from '../models/describe.js';
 import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
@@ -49,14 +49,13 @@ export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Arra
   return card;
 }
 
-/** The file's bytes and decoded model. Throws EMODEL naming the file when it does not decode. */
+/**
+ * The file's bytes and decoded model, read once (runtime/io/model-file.ts loadModelFile: a regular
+ * file, external data inlined from inside the model's folder). Throws EMODEL naming the file.
+ */
 export async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
-  const bytes = new Uint8Array(await readFile(file));
-  try {
-    return { bytes, model: decodeModel(bytes) };
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${file}: ${messageOf(err)}`, { subject: file, cause: err });
-  }
+  const { bytes, model } = await loadModelFile(file);
+  return { bytes, model };
 }
 
 /**

@@ -277,9 +277,13 @@ export const finetune = {
     }
     const backboneLr = v['backbone-lr'] !== undefined ? numberOption('backbone-lr', num(v['backbone-lr']), 0, Number.MIN_VALUE, 10) : undefined;
     const unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
-    await checkWritable(out);
     const paths = reportPaths(out);
     const resumeFile = resumePath(out);
+    // every file of the output set, before any work; none may be the base model (`--resume m.onnx --out m.onnx` replaces m.onnx on purpose)
+    await checkWritable(out, '--out', {
+      also: [paths.json, resumeFile, out.replace(/\.onnx$/i, '.fp32.onnx'), out.replace(/\.onnx$/i, '') + '.calibration.cache'],
+      inputs: v.resume ? [] : [(v.model as string | undefined) ?? undefined],
+    });
 
     // ---- backbone and data
     let backbone: Backbone;
@@ -526,34 +530,30 @@ export const finetune = {
     // report JSON (and with --int8 the float model and the calibration table) are all written to temp
     // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
     const set: AtomicEntry[] = [];
-    const temps: string[] = [];
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     let modelBytes = bytes;
-    try {
+    {
       if (v.int8 && !alreadyInt8) {
         // the training folder may be gone when resuming from resume data: calibrate on the added classes then
         const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
         if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
         const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
-        temps.push(...q.temps);
         modelBytes = q.bytes;
         report.int8 = q.report;
         if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
         set.push(...q.entries);
       } else {
-        set.push({ file: out, data: bytes });
+        // no float twin or table of an older --int8 run is left beside this model
+        set.push({ file: out, data: bytes }, { file: out.replace(/\.onnx$/i, '.fp32.onnx'), remove: true }, { file: out.replace(/\.onnx$/i, '') + '.calibration.cache', remove: true });
       }
       report.modelSha256 = sha256(modelBytes);
       report.timing.totalS = round((performance.now() - t0) / 1000);
       set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
-      // the picture is drawn after the model and its JSON are written: the old one goes first, so that
-      // no picture of an older model stays beside this one
-      await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
+      // the picture is drawn after the model and its JSON are written: the old one goes with the set,
+      // so that no picture of an older model stays beside this one
+      set.push({ file: paths.png, remove: true });
       await writeAtomicSet(set);
-    } catch (err) {
-      for (const t of temps) await rm(t, { force: true });
-      throw err;
     }
     // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
     try {
