@@ -9,7 +9,7 @@
 // or a target that is one of the command's inputs.
 
 import { constants } from 'node:fs';
-import { access, lstat, open, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../core/errors.js';
 import { errnoWords, fsReason } from './errno.js';
@@ -298,5 +298,37 @@ export async function checkWritable(file: string, flag = '--out', o: CheckWritab
     } finally {
       await rm(probe, { force: true });
     }
+  }
+}
+
+/**
+ * Create folder `dir` (and its parents) for output and prove it writable by creating and removing a
+ * temp file there, before any work. Errors (EdgetuneError EIO): `cannot write <flag> <dir>: <errno in
+ * words> (<the folder that refused>)`, e.g. `read-only file system (EROFS)`: a folder that cannot be
+ * made is reported with the reason of its nearest existing parent, never as a bare ENOENT.
+ */
+export async function ensureWritableDir(dir: string, flag = '--out'): Promise<void> {
+  const abs = path.resolve(dir);
+  const refuse = (why: string, where: string) => new EdgetuneError('EIO', `cannot write ${flag} ${dir}: ${why} (${where})`, { subject: dir });
+  try {
+    await mkdir(abs, { recursive: true });
+  } catch (err) {
+    // the nearest folder that exists says why (a read-only parent can surface as ENOENT from a recursive mkdir)
+    let up = path.dirname(abs);
+    while (up !== path.dirname(up) && !(await stat(up).then((st) => st.isDirectory(), () => false))) up = path.dirname(up);
+    const why = await access(up, constants.W_OK).then(
+      () => undefined,
+      (e: unknown) => fsReason(e),
+    );
+    throw refuse(why ?? fsReason(err), why ? up : abs);
+  }
+  await recoverSets(abs);
+  const probe = tempPathFor(path.join(abs, 'probe'));
+  try {
+    await writeDurable(probe, '');
+  } catch (err) {
+    throw refuse(fsReason(err), abs);
+  } finally {
+    await rm(probe, { force: true });
   }
 }
