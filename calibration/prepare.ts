@@ -5,10 +5,9 @@
 import { loadModelFile } from '../runtime/io/model-file.js';
 import { describeBytes } from '../models/describe.js';
 import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
-import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import type { CardLayer, ModelCard } from '../runtime/core/model-card.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
-import { cloneModel, decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { cloneModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
 import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
