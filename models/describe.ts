@@ -100,7 +100,7 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   const imagenet = loadRegistry().labelSets.imagenet!;
   const file = resolved.importedFrom ? importedModelId(resolved.importedFrom) : path.basename(resolved.path);
   // ImageNet names for an undescribed model with 1000 outputs (1001: a background class first).
-  const labels = layers.registry || (await hasEmbedded(bytes)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
+  const labels = layers.registry || (await hasEmbedded(bytes, model)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
   const { card, signature, embedded } = cardFromBytes(bytes, {
     id: file,
     name: resolved.importedFrom ? `${resolved.importedFrom} (converted: ${resolved.path})` : resolved.path,
@@ -143,9 +143,9 @@ export async function readCardFile(file: string): Promise<CardLayer | undefined>
   return parseCardLayer(obj, file);
 }
 
-async function hasEmbedded(bytes: Uint8Array): Promise<boolean> {
+async function hasEmbedded(bytes: Uint8Array, model?: OnnxModel): Promise<boolean> {
   try {
-    return parseModelInfo(readMetadataProps(bytes)) !== undefined;
+    return parseModelInfo(model ? Object.fromEntries(model.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) : readMetadataProps(bytes)) !== undefined;
   } catch {
     return false;
   }

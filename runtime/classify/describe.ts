@@ -148,7 +148,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   }
   let props: Record<string, string> = {};
   try {
-    props = readMetadataProps(bytes);
+    props = o.model ? Object.fromEntries(o.model.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) : readMetadataProps(bytes);
   } catch {
     // the graph decoded, so unreadable metadata only means no description
   }
