@@ -38,6 +38,12 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Whether `name` (a file or folder name, no path) is a tempPathFor temp whose process is gone: left by a killed run. */
+export function isStaleTemp(name: string): boolean {
+  const m = TEMP_NAME.exec(name);
+  return Boolean(m && !processAlive(Number(m[1])));
+}
+
 /**
  * Remove the temp files (tempPathFor's names) that a killed run left in `dir`: those whose process is
  * no longer running. Returns the removed paths. Never throws (a folder that cannot be read is left).
@@ -52,10 +58,10 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   }
   const removed: string[] = [];
   for (const n of names) {
-    const m = TEMP_NAME.exec(n);
-    if (!m || processAlive(Number(m[1]))) continue;
+    if (!isStaleTemp(n)) continue;
     const p = path.join(dir, n);
-    if (await rm(p, { force: true }).then(() => true, () => false)) removed.push(p);
+    // a temp folder too (the kiosk bundle is built in one)
+    if (await rm(p, { force: true, recursive: true }).then(() => true, () => false)) removed.push(p);
   }
   return removed;
 }

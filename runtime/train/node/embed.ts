@@ -15,6 +15,7 @@ import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type Embedding
 import { decodeImage, readErrorReason } from '../../image/decode.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import { assumedFields, type CardLayer } from '../../core/model-card.js';
+import { isStaleTemp, tempPathFor } from '../../io/atomic.js';
 import { loadModelFile } from '../../io/model-file.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
@@ -139,7 +140,7 @@ export class EmbeddingCache {
     const f = this.file(key);
     try {
       await mkdir(path.dirname(f), { recursive: true });
-      const tmp = `${f}.${process.pid}.tmp`;
+      const tmp = tempPathFor(f); // removed by prune() when a killed run left it
       await writeFile(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       await rename(tmp, f);
       this.written++;
@@ -175,6 +176,7 @@ export class EmbeddingCache {
         continue;
       }
       for (const n of names) {
+        if (isStaleTemp(n)) await rm(path.join(sub, n), { force: true }).catch(() => undefined);
         if (!n.endsWith('.f32')) continue;
         const file = path.join(sub, n);
         const st = await stat(file).catch(() => undefined);
