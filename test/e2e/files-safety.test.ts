@@ -14,6 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { recoverSets } from '../../runtime/io/atomic.js';
 import { kioskConfig } from '../../runtime/kiosk/server.js';
 import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
 import { jsonLines, repoRoot, runCli, shared, tempDir } from '../helpers.js';
@@ -260,5 +261,42 @@ describe('read-only and full disks', () => {
     const files = listed.filter((n) => n !== '.' && n !== '..');
     expect(files.length).toBeGreaterThan(0);
     expect(files.filter((n) => !/^bee-\d{8}T\d{6}-\d{4}\.jpg$/.test(n))).toEqual([]);
+  });
+});
+
+describe('quantize writes its model, calibration table and report as one set', () => {
+  const calib = shared('datasets', 'hymenoptera', 'train');
+  const evalDir = shared('datasets', 'hymenoptera', 'val');
+  const q = (out: string, count: string, extra: string[], envExtra: Record<string, string> = {}) =>
+    runCli(['quantize', '--model', 'mobilenetv1-0.25-128', '--calib', calib, '--calib-count', count, '--out', out, '--ep', 'cpu', ...extra], { env: { ...env, ...envExtra } });
+  const snapshot = (d: string) => Object.fromEntries(readdirSync(d).sort().map((n) => [n, readFileSync(path.join(d, n)).toString('base64')]));
+
+  it('without --eval the older report goes with the old set; a kill -9 before the commit keeps the old set, after it the next run finishes the new one', async () => {
+    const d = realpathSync(tempDir());
+    const out = path.join(d, 'q.onnx');
+    const withEval = ['--eval', evalDir, '--eval-count', '6'];
+    const first = await q(out, '6', withEval);
+    expect(first.code, first.stderr).toBe(0);
+    expect(readdirSync(d).sort()).toEqual(['q.calibration.cache', 'q.onnx', 'q.report.json']);
+    const old = snapshot(d);
+
+    // killed after its three temps and the journal's temp, before the commit: the old set, byte for byte
+    const k4 = await q(out, '4', [...withEval, '--method', 'entropy'], { EDGETUNE_TEST_KILL_AT: '4' });
+    expect(k4.code).not.toBe(0);
+    await recoverSets(d);
+    expect(snapshot(d)).toEqual(old);
+
+    // killed just after the commit: the next write there (recoverSets) finishes the new set
+    const k5 = await q(out, '4', [...withEval, '--method', 'entropy'], { EDGETUNE_TEST_KILL_AT: '5' });
+    expect(k5.code).not.toBe(0);
+    await recoverSets(d);
+    const now = snapshot(d);
+    expect(Object.keys(now)).toEqual(['q.calibration.cache', 'q.onnx', 'q.report.json']);
+    for (const n of Object.keys(now)) expect(now[n], n).not.toBe(old[n]);
+
+    // without --eval: model and table, and no report of another model beside them
+    const plain = await q(out, '6', []);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(readdirSync(d).sort()).toEqual(['q.calibration.cache', 'q.onnx']);
   });
 });
