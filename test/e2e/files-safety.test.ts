@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, 
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recoverSets } from '../../runtime/io/atomic.js';
-import { kioskConfig } from '../../runtime/kiosk/server.js';
+import { kioskConfig, startKiosk } from '../../runtime/kiosk/server.js';
 import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
 import { jsonLines, repoRoot, runCli, shared, tempDir } from '../helpers.js';
 
@@ -159,6 +159,30 @@ describe('side files a model names stay inside its folder, are regular and bound
     expect(r3.code).toBe(1);
     expect(r3.stderr).toContain(`${path.join(fifo.dir, 'pipe.data')}: external data file is not a regular file (it is a FIFO (named pipe))`);
     for (const r of [r1, r2]) expect(r.code).toBe(1);
+  });
+});
+
+describe("the kiosk's /model.onnx", () => {
+  it('serves the model file, and refuses it (404, at once) once it is replaced by a FIFO or a link to /dev/zero', async () => {
+    const d = realpathSync(tempDir());
+    const m = path.join(d, path.basename(SQUEEZE)); // the registry's file name: described by its entry
+    copyFileSync(SQUEEZE, m);
+    const k = await withEnv(() => startKiosk({ model: m, port: 0, log: () => undefined }));
+    try {
+      const ok = await fetch(`${k.url}model.onnx`);
+      expect(ok.status).toBe(200);
+      expect(Buffer.from(await ok.arrayBuffer()).equals(readFileSync(SQUEEZE))).toBe(true);
+      execFileSync('rm', [m]);
+      execFileSync('mkfifo', [m]);
+      const fifo = await fetch(`${k.url}model.onnx`);
+      expect([fifo.status, await fifo.text()]).toEqual([404, 'not found\n']);
+      execFileSync('rm', [m]);
+      symlinkSync('/dev/zero', m);
+      const zero = await fetch(`${k.url}model.onnx`);
+      expect([zero.status, await zero.text()]).toEqual([404, 'not found\n']);
+    } finally {
+      await k.close();
+    }
   });
 });
 
