@@ -12,6 +12,7 @@ import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
+import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readRegularText, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
@@ -275,7 +276,7 @@ export async function importedModelPath(file: string, opts: ImportFileOptions = 
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
-    throw new EdgetuneError('EIO', `cannot create the import cache ${dir}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`, { subject: dir });
+    throw new EdgetuneError('EIO', `cannot create the import cache ${dir}: ${fsReason(err)}`, { subject: dir });
   }
   await writeAtomic(out, imported.bytes);
   return { path: out, source: g.source, format: g.format, converted: true };
