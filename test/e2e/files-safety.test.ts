@@ -126,6 +126,22 @@ describe('side files a model names stay inside its folder, are regular and bound
     await expect(withEnv(() => kioskConfig(m))).rejects.toThrow(want);
   });
 
+  it('a labels.txt beside a .tflite that links out of its folder is refused; a FIFO there too', async () => {
+    const dir = realpathSync(tempDir('edgetune-tflite-'));
+    const t = path.join(dir, 'model_unquant.tflite');
+    copyFileSync(shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite'), t);
+    symlinkSync('/etc/passwd', path.join(dir, 'labels.txt'));
+    const r = await cli(['import', t, '--out', path.join(dir, 'x.onnx')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${t}: label file "labels.txt" is a symbolic link to /etc/passwd, outside the model's folder ${dir} (side files must be inside it)`);
+    execFileSync('rm', [path.join(dir, 'labels.txt')]);
+    execFileSync('mkfifo', [path.join(dir, 'labels.txt')]);
+    const f = await cli(['import', t, '--out', path.join(dir, 'x.onnx')]);
+    expect(f.code).toBe(1);
+    expect(f.stderr).toContain(`${path.join(dir, 'labels.txt')}: label file is not a regular file (it is a FIFO (named pipe))`);
+    expect(existsSync(path.join(dir, 'x.onnx'))).toBe(false);
+  });
+
   /** The shared external-data model in a fresh folder (its data file copied), its first tensor's location set to `location`. */
   function extCopy(location?: string): { dir: string; m: string; tensor: string } {
     const dir = realpathSync(tempDir('edgetune-ext-'));
@@ -249,6 +265,13 @@ describe('--out is never renamed over something that is not a regular file, nor 
     const again = await runCli(['finetune', '--resume', m, '--add-class', 'tulip', tulip, '--augment', 'none', '--epochs', '3', '--out', m, '--json'], { env, timeoutMs: 170_000 });
     expect(again.code, again.stderr).toBe(0);
     expect((JSON.parse(again.stdout) as { labels: string[] }).labels).toEqual(['daisy', 'rose', 'tulip']);
+    // resume data that is a FIFO is not waited on: it is named and the folders are read again
+    const fifoModel = path.join(d, 'f.onnx');
+    copyFileSync(m, fifoModel);
+    execFileSync('mkfifo', [path.join(d, 'f.resume.bin')]);
+    // (the run then goes on to the training folders, as without resume data; it is not waiting on the FIFO)
+    const r = await runCli(['finetune', '--resume', fifoModel, '--add-class', 'tulip2', tulip, '--augment', 'none', '--epochs', '3', '--out', path.join(d, 'g.onnx')], { env, timeoutMs: 170_000 });
+    expect(r.stderr).toContain(`${path.join(d, 'f.resume.bin')}: resume data is not a regular file (it is a FIFO (named pipe)); the training folders are read again`);
   });
 });
 

@@ -7,7 +7,8 @@
 // padding to a multiple of 4 bytes, then the float32 LE rows in the header's image order.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
+import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
@@ -93,8 +94,10 @@ export async function readResume(model: string, key: string, onWarning: (m: stri
   const file = resumePath(model);
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch {
+    // beside the model: inside its folder, a regular file (never a FIFO or a device)
+    bytes = (await readSideFile(model, path.basename(file), { what: 'resume data', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' })).bytes;
+  } catch (err) {
+    if ((await lstat(file).then(() => true, () => false)) && err instanceof Error) onWarning(`${err.message}; the training folders are read again`);
     return undefined;
   }
   try {
