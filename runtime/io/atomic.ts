@@ -45,7 +45,7 @@ export function isStaleTemp(name: string): boolean {
 }
 
 /**
- * Remove the temp files (tempPathFor's names) that a killed run left in `dir`: those whose process is
+ * Remove the temp files and folders (tempPathFor's names) that a killed run left in `dir`: those whose process is
  * no longer running. Returns the removed paths. Never throws (a folder that cannot be read is left).
  * Call recoverSets(dir) first: a committed set's temps are its new files.
  */
@@ -60,7 +60,7 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   for (const n of names) {
     if (!isStaleTemp(n)) continue;
     const p = path.join(dir, n);
-    // a temp folder too (the kiosk bundle is built in one)
+    // recursive: a temp folder (the kiosk bundle, a Triton entry being built)
     if (await rm(p, { force: true, recursive: true }).then(() => true, () => false)) removed.push(p);
   }
   return removed;
