@@ -357,7 +357,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     } else {
       // Only JSON names a model: a multipart form, or any other body, is refused without being
       // echoed (in the answer or the log).
-      if (type !== 'application/json' && type !== 'text/plain' && type !== '') {
+      // (curl -d sends JSON as x-www-form-urlencoded: the body must still parse as JSON)
+      if (type !== 'application/json' && type !== 'text/plain' && type !== 'application/x-www-form-urlencoded' && type !== '') {
         discardRest(req);
         log(`model swap refused (415): content type ${JSON.stringify(type)}`);
         return json(res, 415, { error: `unsupported content type ${JSON.stringify(type)}: send {"model":"<registry id or path>"} as application/json, or the ONNX file as application/octet-stream` });
