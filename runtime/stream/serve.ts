@@ -11,7 +11,10 @@
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
 //                      real frame before it serves: 422 with the reason when it cannot (the old model
 //                      keeps serving). Uploads stream to a file in the cache with the size limit
-//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind.
+//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind,
+//                      and an upload no longer served (nor kept for a rollback) is removed. Any other
+//                      body (a multipart form: 415) is refused without being echoed; names and
+//                      reasons are logged quoted (JSON) so that they cannot forge a log line.
 // Binds 127.0.0.1 unless told otherwise. Every request passes runtime/io/http-guard.ts first (Host
 // check against DNS rebinding; on a non-loopback bind with a token, the token for reads too).
 
