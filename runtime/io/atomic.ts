@@ -13,6 +13,7 @@ import { access, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, st
 import path from 'node:path';
 import { EdgetuneError } from '../core/errors.js';
 import { errnoWords, fsReason } from './errno.js';
+import { fileKind } from './read-file.js';
 
 let tmpCounter = 0;
 
@@ -166,8 +167,7 @@ async function targetProblem(file: string): Promise<string | undefined> {
     return `it is a symbolic link (to ${to}); edgetune replaces files, never links: write to the link's target or to a new file, then point the link at it`;
   }
   if (st.isDirectory()) return 'it is a directory';
-  const kind = st.isFIFO() ? 'a FIFO (named pipe)' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a plain file';
-  return `it is ${kind}, not a regular file`;
+  return `it is ${fileKind(st)}, not a regular file`;
 }
 
 /**

@@ -31,7 +31,8 @@ export interface ReadFileOptions {
   code?: ErrorCode;
 }
 
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+/** What a file that is not a regular file is, in words ("a FIFO (named pipe)", "a character device"…). */
+export function fileKind(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO (named pipe)';
   if (st.isCharacterDevice()) return 'a character device';
@@ -59,7 +60,7 @@ export async function openRegularFile(file: string, o: ReadFileOptions): Promise
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new EdgetuneError(code, `${file}: ${o.what} is not a regular file (it is ${kindOf(st)})`, { subject: file });
+    if (!st.isFile()) throw new EdgetuneError(code, `${file}: ${o.what} is not a regular file (it is ${fileKind(st)})`, { subject: file });
     if (st.size > o.maxBytes) throw new EdgetuneError(code, `${file}: ${o.what} is ${st.size} bytes, more than ${o.maxBytes} (${o.bound ?? 'the largest accepted'})`, { subject: file });
     return { handle, size: st.size };
   } catch (err) {

@@ -1,11 +1,14 @@
 // writeAtomicSet (outputs replaced together: never a mix of old and new files, temps removed on
-// failure) and removeStaleTemps (the temp files of a killed run are removed by the next write there).
+// failure) and removeStaleTemps (the temp files of a killed run are removed by the next write there);
+// the one temp scheme (tempPathFor) with its cleanup, used by every writer: the embedding cache's
+// prune() removes a killed run's temps in its shard folders, and a temp folder (the kiosk bundle's) goes too.
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { isStaleTemp, removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { EmbeddingCache } from '../../../runtime/train/node/embed.js';
 import { tempDir } from '../../helpers.js';
 
 /** A pid that is certainly not running: a child that has exited. */
@@ -85,5 +88,31 @@ describe('removeStaleTemps', () => {
     writeFileSync(stale, 'partial');
     await writeAtomic(path.join(d, 'out.onnx'), 'model');
     expect(readdirSync(d)).toEqual(['out.onnx']);
+  });
+});
+
+describe('one temp scheme, cleaned', () => {
+  it('the embedding cache removes a killed run\'s temp when it prunes, and keeps its entries', async () => {
+    const dir = tempDir();
+    const cache = new EmbeddingCache(dir, { maxBytes: 1 << 20 });
+    const key = 'ab' + '0'.repeat(62);
+    await cache.put(key, new Float32Array([1, 2, 3]));
+    const shard = path.join(dir, 'ab');
+    const stale = `.${key}.f32.${deadPid()}.17000000000000.tmp`;
+    writeFileSync(path.join(shard, stale), 'partial');
+    expect(isStaleTemp(stale)).toBe(true);
+    expect(isStaleTemp(path.basename(tempPathFor(path.join(shard, 'x.f32'))))).toBe(false); // this process's own
+    await cache.prune();
+    expect(readdirSync(shard)).toEqual([`${key}.f32`]);
+    expect(await cache.get(key, 3)).toEqual(new Float32Array([1, 2, 3]));
+  });
+
+  it('removes a temp folder a killed build left (the kiosk bundle is built in one)', async () => {
+    const dir = tempDir();
+    const stale = path.join(dir, `.web.${deadPid()}.17000000000000.tmp`);
+    mkdirSync(path.join(stale, 'ort'), { recursive: true });
+    writeFileSync(path.join(stale, 'ort', 'x.wasm'), 'partial');
+    expect(await removeStaleTemps(dir)).toEqual([stale]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
