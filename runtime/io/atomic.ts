@@ -86,6 +86,19 @@ async function rollForward(journalFile: string, j: Journal, step: () => void = (
   await rm(journalFile, { force: true });
 }
 
+/** Whether journal `file` (parsed as `j`) may be rolled forward (see recoverSets). */
+async function trustedJournal(file: string, j: Journal): Promise<boolean> {
+  const dir = path.dirname(file);
+  const uid = process.getuid?.();
+  if (uid !== undefined && (await lstat(file)).uid !== uid) return false;
+  for (const e of j.entries) {
+    if (typeof e?.file !== 'string' || path.dirname(e.file) !== dir) return false;
+    if (e.remove) continue;
+    if (typeof e.temp !== 'string' || path.dirname(e.temp) !== dir || !TEMP_NAME.test(path.basename(e.temp))) return false;
+  }
+  return true;
+}
+
 /**
  * Finish the output sets a killed writeAtomicSet committed in `dir` (its journal was written: every
  * new file is there, as a temp or already in place) by moving the rest into place, then remove the
@@ -110,6 +123,10 @@ export async function recoverSets(dir: string): Promise<string[]> {
     }
     if (j?.edgetune !== 'atomic-set' || !Array.isArray(j.entries)) continue;
     if (j.pid !== process.pid && processAlive(j.pid)) continue;
+    // A journal is obeyed only when it is ours to obey: written by this user, naming only files in its
+    // own folder and temps of tempPathFor's form there. One planted in a shared folder (/tmp) cannot
+    // make edgetune rename or remove anything elsewhere; it is left as it is.
+    if (!(await trustedJournal(file, j))) continue;
     try {
       await rollForward(file, j);
     } catch (err) {
@@ -186,6 +203,10 @@ export async function writeAtomicSet(entries: readonly AtomicEntry[]): Promise<v
   if (!entries.length) return;
   const step = killHook();
   const abs = entries.map((e) => ({ ...e, file: path.resolve(e.file) }));
+  // one folder per set: its journal names only files beside it (recoverSets obeys no other)
+  const setDir = path.dirname(abs[0]!.file);
+  const away = abs.find((e) => path.dirname(e.file) !== setDir || (e.from !== undefined && path.dirname(path.resolve(e.from)) !== setDir));
+  if (away) throw new EdgetuneError('EIO', `cannot write ${away.file}: the files of one output set must be in one folder (${setDir})`, { subject: away.file });
   for (const d of new Set(abs.map((e) => path.dirname(e.file)))) await recoverSets(d);
   const temps: string[] = [];
   const owned: string[] = [];

@@ -7,7 +7,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isStaleTemp, removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { isStaleTemp, recoverSets, removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
 import { EmbeddingCache } from '../../../runtime/train/node/embed.js';
 import { tempDir } from '../../helpers.js';
 
@@ -46,11 +46,32 @@ describe('writeAtomicSet', () => {
     const b = path.join(d, 'm.report.json');
     writeFileSync(a, 'old model');
     writeFileSync(b, 'old report');
-    // the third target's folder does not exist: writing its temp fails after the first two temps exist
-    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: b, data: 'new' }, { file: path.join(d, 'missing', 'x.png'), data: 'x' }])).rejects.toThrow(/cannot write .*x\.png: no such file or directory \(ENOENT\)/);
+    // the third target is a folder: refused after the first two temps exist
+    mkdirSync(path.join(d, 'x.png'));
+    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: b, data: 'new' }, { file: path.join(d, 'x.png'), data: 'x' }])).rejects.toThrow(`cannot write ${path.join(d, 'x.png')}: it is a directory`);
     expect(readFileSync(a, 'utf8')).toBe('old model');
     expect(readFileSync(b, 'utf8')).toBe('old report');
-    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json']);
+    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json', 'x.png']);
+    // a set spread over folders is refused before anything is written (its journal could not name them)
+    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: path.join(d, 'x.png', 'y.json'), data: 'y' }])).rejects.toThrow(
+      `cannot write ${path.join(d, 'x.png', 'y.json')}: the files of one output set must be in one folder (${d})`,
+    );
+  });
+
+  it('a journal planted in a shared folder, naming files elsewhere, is not obeyed', async () => {
+    const shared = tempDir();
+    const elsewhere = tempDir();
+    const victim = path.join(elsewhere, 'victim.txt');
+    writeFileSync(victim, 'precious');
+    const evilTemp = path.join(shared, `.x.${deadPid()}.17000000000000.tmp`);
+    writeFileSync(evilTemp, 'attacker bytes');
+    const journal = path.join(shared, '.x.set.json');
+    writeFileSync(journal, JSON.stringify({ edgetune: 'atomic-set', version: 1, pid: deadPid(), entries: [{ file: victim, temp: evilTemp }, { file: path.join(elsewhere, 'gone.txt'), remove: true }] }));
+    writeFileSync(path.join(elsewhere, 'gone.txt'), 'keep me');
+    expect(await recoverSets(shared)).toEqual([]);
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(readFileSync(path.join(elsewhere, 'gone.txt'), 'utf8')).toBe('keep me');
+    expect(readFileSync(journal, 'utf8')).toContain('victim.txt'); // left as it is
   });
 
   it('a finished temp (from) that vanished fails before the commit: the old set stays whole', async () => {
