@@ -33,6 +33,7 @@
 // forward / backward passes, their float64 scratch and the epoch loop share private structures.
 // HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { checkDiverged } from './diverge.js';
 import { createOptimizer, DEFAULT_LR } from './optim.js';
 import { addPenalty, rowHit, rowLoss, rowsOf, rowWeight, scoreOf, sigmoid, softmaxInto, standardizeTargets, targetStats, TASKS, type Objective } from './tasks.js';
@@ -80,9 +81,7 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   init: 'glorot',
 };
 
-function bad(name: string, expected: string, actual: unknown): Error {
-  return new Error(`Expected ${expected} for ${name} but received ${JSON.stringify(actual)}`);
-}
+const bad = invalidParameter;
 
 /** Defaults filled in and every field checked (errors read "Expected … for <name> but received …"). */
 export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
@@ -448,7 +447,7 @@ function* epochsOf(
   const cfg = resolveConfig(config);
   const task = cfg.task;
   const n = checkSet('train', train, task);
-  if (n === 0) throw new Error('no training examples');
+  if (n === 0) throw new EdgetuneError('EINPUT', 'no training examples');
   const nv = val ? checkSet('val', val, task) : 0;
   if (val && (val.dims !== train.dims || val.classes !== train.classes)) throw bad('val dims/classes', `${train.dims}/${train.classes} like train`, [val.dims, val.classes]);
   const d = train.dims;
@@ -488,7 +487,7 @@ function* epochsOf(
   const gb = p.b.map((b) => new Float64Array(b.length));
   let lastYield = now();
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+    hooks.signal?.throwIfAborted();
     const te = now();
     const lr = learningRate(cfg, epoch);
     if (bs < n) rng.shuffle(order);
@@ -519,7 +518,7 @@ function* epochsOf(
       if (now() - lastYield > 200) {
         yield;
         lastYield = now();
-        if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+        hooks.signal?.throwIfAborted();
       }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: scoreOf(obj, lossSum / n, correct, n), ms: 0 };
@@ -655,7 +654,7 @@ export function prototypeHead(train: FeatureSet, opts: { temperature?: number } 
   const weight = new Float32Array(K * d);
   const bias = new Float32Array(K);
   for (let c = 0; c < K; c++) {
-    if (!counts[c]) throw new Error(`class ${c} has no training examples`);
+    if (!counts[c]) throw new EdgetuneError('EINPUT', `class ${c} has no training examples`);
     let sq = 0;
     for (let j = 0; j < d; j++) {
       const m = means[c * d + j]! / counts[c]!;

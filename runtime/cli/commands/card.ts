@@ -31,8 +31,8 @@ export const card: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
-    const out = v.out as string;
-    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels as string | undefined] });
+    const out = v.out;
+    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     // a registry id resolves to a file only now: it is not replaced either
     await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });

@@ -14,7 +14,7 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../../train/augment/ops.js';
-import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
+import { intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from '../../train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '../../train/node/embed.js';
@@ -151,7 +151,7 @@ interface Provenance {
   created: string;
 }
 
-const num = (v: unknown) => v as string | undefined;
+type TrainOption = 'optimizer' | 'schedule' | 'lr' | 'epochs' | 'batch-size' | 'weight-decay' | 'l1' | 'label-smoothing' | 'dropout' | 'patience' | 'seed' | 'step-size' | 'gamma';
 
 
 /** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
@@ -165,27 +165,21 @@ function reportPaths(out: string): { json: string; png: string } {
   return { json: `${base}.report.json`, png: `${base}.report.png` };
 }
 
-function trainConfigFrom(v: Record<string, unknown>): Partial<TrainConfig> {
+function trainConfigFrom(v: Partial<Record<TrainOption, string>>): Partial<TrainConfig> {
   const c: Partial<TrainConfig> = {};
-  if (v.optimizer !== undefined) {
-    if (!OPTIMIZERS.includes(v.optimizer as never)) throw new EdgetuneError('EARG', `Expected one of ${OPTIMIZERS.join(', ')} for --optimizer but received ${JSON.stringify(v.optimizer)}`);
-    c.optimizer = v.optimizer as TrainConfig['optimizer'];
-  }
-  if (v.schedule !== undefined) {
-    if (!SCHEDULES.includes(v.schedule as never)) throw new EdgetuneError('EARG', `Expected one of ${SCHEDULES.join(', ')} for --schedule but received ${JSON.stringify(v.schedule)}`);
-    c.schedule = v.schedule as TrainConfig['schedule'];
-  }
-  if (v.lr !== undefined) c.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
-  c.epochs = intOption('epochs', num(v.epochs), D.epochs, ...R.epochs);
-  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, ...R.batchSize);
-  c.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0, 10);
-  if (v.l1 !== undefined) c.l1 = numberOption('l1', num(v.l1), 0, 0, 10);
-  c.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
-  c.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
-  c.patience = intOption('patience', num(v.patience), D.patience, ...R.patience);
-  c.seed = intOption('seed', num(v.seed), D.seed, 0);
-  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', num(v['step-size']), 20, ...R.stepSize);
-  if (v.gamma !== undefined) c.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
+  if (v.optimizer !== undefined) c.optimizer = oneOfOption('optimizer', v.optimizer, OPTIMIZERS);
+  if (v.schedule !== undefined) c.schedule = oneOfOption('schedule', v.schedule, SCHEDULES);
+  if (v.lr !== undefined) c.lr = numberOption('lr', v.lr, 0, Number.MIN_VALUE);
+  c.epochs = intOption('epochs', v.epochs, D.epochs, ...R.epochs);
+  if (v['batch-size'] !== undefined) c.batchSize = intOption('batch-size', v['batch-size'], D.batchSize, ...R.batchSize);
+  c.weightDecay = numberOption('weight-decay', v['weight-decay'], D.weightDecay, 0, 10);
+  if (v.l1 !== undefined) c.l1 = numberOption('l1', v.l1, 0, 0, 10);
+  c.labelSmoothing = numberOption('label-smoothing', v['label-smoothing'], D.labelSmoothing, 0, 0.99);
+  c.dropout = numberOption('dropout', v.dropout, D.dropout, 0, 0.95);
+  c.patience = intOption('patience', v.patience, D.patience, ...R.patience);
+  c.seed = intOption('seed', v.seed, D.seed, 0);
+  if (v['step-size'] !== undefined) c.stepSize = intOption('step-size', v['step-size'], 20, ...R.stepSize);
+  if (v.gamma !== undefined) c.gamma = numberOption('gamma', v.gamma, 0.1, Number.MIN_VALUE, 1);
   return c;
 }
 
@@ -242,47 +236,46 @@ export const finetune = {
     // ---- options (all checked before any work)
     let augment: AugmentSpec;
     try {
-      augment = parseAugmentation((v.augment as string | undefined) ?? D.augment);
+      augment = parseAugmentation(v.augment ?? D.augment);
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const viewsAsked = intOption('views', num(v.views), D.views, ...R.views);
+    const viewsAsked = intOption('views', v.views, D.views, ...R.views);
     if (isIdentitySpec(augment) && v.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
     const cfg = trainConfigFrom(v);
     const seed = cfg.seed ?? D.seed;
-    const headKind = ((v.head as string | undefined) ?? (v.hidden !== undefined ? 'mlp' : D.head)) as HeadKind;
-    if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(headKind)}`);
+    const headKind: HeadKind = oneOfOption('head', v.head, ['linear', 'mlp', 'prototype'] as const, v.hidden !== undefined ? 'mlp' : D.head);
     if (headKind === 'mlp') {
-      const sizes = v.hidden === undefined ? [D.hidden] : (v.hidden as string).split(',').map((h) => intOption('hidden', h.trim(), D.hidden, ...R.hidden));
-      if (sizes.length > 8) throw new EdgetuneError('EARG', `Expected 1 to 8 hidden layers for --hidden but received ${JSON.stringify(v.hidden)}`);
+      const sizes = v.hidden === undefined ? [D.hidden] : v.hidden.split(',').map((h) => intOption('hidden', h.trim(), D.hidden, ...R.hidden));
+      if (sizes.length > 8) throw invalidOption('hidden', '1 to 8 hidden layers', v.hidden);
       cfg.hidden = sizes.length === 1 ? sizes[0]! : sizes;
     }
     if (headKind === 'linear' && v.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
     const valSplitGiven = v['val-split'] !== undefined;
-    const valSplit = numberOption('val-split', num(v['val-split']), D.valSplit, 0, 0.9);
-    const out = path.resolve(v.out as string);
-    if (!/\.onnx$/i.test(out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(v.out)}`);
-    const added = (v['add-class'] as string[] | undefined) ?? [];
+    const valSplit = numberOption('val-split', v['val-split'], D.valSplit, 0, 0.9);
+    const out = path.resolve(v.out);
+    if (!/\.onnx$/i.test(out)) throw invalidOption('out', 'a file name ending in .onnx', v.out);
+    const added = v['add-class'] ?? [];
     if (added.length && !v.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
     if (v.resume && positionals.length !== added.length) {
       throw new EdgetuneError('EARG', `--resume takes one folder per --add-class: ${added.length} --add-class given, ${positionals.length} folder(s)`);
     }
     if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
     if (v.unfreeze !== undefined && v['unfreeze-from'] !== undefined) throw new EdgetuneError('EARG', '--unfreeze and --unfreeze-from say the same thing: give one');
-    const unfreeze: number | string | undefined = v['unfreeze-from'] !== undefined ? (v['unfreeze-from'] as string) : v.unfreeze !== undefined ? intOption('unfreeze', num(v.unfreeze), 1, 1) : undefined;
+    const unfreeze: number | string | undefined = v['unfreeze-from'] !== undefined ? v['unfreeze-from'] : v.unfreeze !== undefined ? intOption('unfreeze', v.unfreeze, 1, 1) : undefined;
     if (unfreeze === undefined && (v['backbone-lr'] !== undefined || v['unfreeze-epochs'] !== undefined)) throw new EdgetuneError('EARG', '--backbone-lr and --unfreeze-epochs need --unfreeze <n> or --unfreeze-from <tensor>');
     if (unfreeze !== undefined && headKind === 'prototype') throw new EdgetuneError('EARG', '--unfreeze needs a trained head: --head linear or mlp');
     if (unfreeze !== undefined && v.resume) {
       throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
     }
-    const backboneLr = v['backbone-lr'] !== undefined ? numberOption('backbone-lr', num(v['backbone-lr']), 0, Number.MIN_VALUE, 10) : undefined;
-    const unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
+    const backboneLr = v['backbone-lr'] !== undefined ? numberOption('backbone-lr', v['backbone-lr'], 0, Number.MIN_VALUE, 10) : undefined;
+    const unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
     const paths = reportPaths(out);
     const resumeFile = resumePath(out);
     // every file of the output set, before any work; none may be the base model (`--resume m.onnx --out m.onnx` replaces m.onnx on purpose)
     await checkWritable(out, '--out', {
       also: [paths.json, resumeFile, out.replace(/\.onnx$/i, '.fp32.onnx'), out.replace(/\.onnx$/i, '') + '.calibration.cache'],
-      inputs: v.resume ? [] : [(v.model as string | undefined) ?? undefined],
+      inputs: v.resume ? [] : [v.model],
     });
 
     // ---- backbone and data
@@ -291,11 +284,11 @@ export const finetune = {
     let prior: ResumeData | undefined;
     let provTrain: string | undefined;
     let provAdded: { name: string; dir: string }[] = [];
-    let valDir = v.val as string | undefined;
+    let valDir = v.val;
     let split = valDir ? 0 : valSplit;
     const addedDirs: { name: string; dir: string }[] = added.map((name, i) => ({ name, dir: path.resolve(positionals[i]!) }));
     if (v.resume) {
-      const file = path.resolve(v.resume as string);
+      const file = path.resolve(v.resume);
       // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
       const { bytes, model: loaded } = await loadModelFile(file);
       const prev = headFromModel(loaded);
@@ -314,15 +307,14 @@ export const finetune = {
       if (v.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
     } else {
       trainDir = path.resolve(positionals[0]!);
-      backbone = await loadBackbone((v.model as string | undefined) ?? 'mobilenetv2-int8', await cardLayerFrom(v));
+      backbone = await loadBackbone(v.model ?? 'mobilenetv2-int8', await cardLayerFrom(v));
       if (backbone.assumed) warn(`${backbone.id}: nothing describes some of this backbone; assumed ${backbone.assumed.join('; ')}`);
     }
     const views = viewCount(augment, viewsAsked);
-    const task = (v.task as string | undefined) ?? 'classification';
-    if (!TASKS.includes(task as never)) throw new EdgetuneError('EARG', `Expected one of ${TASKS.join(', ')} for --task but received ${JSON.stringify(task)}`);
+    const task = oneOfOption('task', v.task, TASKS, 'classification');
     if (task !== 'classification') {
       if (unfreeze !== undefined || v.resume || v.int8) throw new EdgetuneError('EARG', `--task ${task} trains a head on the frozen backbone: --unfreeze, --resume and --int8 are for classification`);
-      return runTargets(task as 'multilabel' | 'regression', { csv: trainDir, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, json: Boolean(v.json), cacheDir: v['no-cache'] ? null : (v.cache as string | undefined), session: providersFrom(v, io), io, warn, t0 });
+      return runTargets(task, { csv: trainDir, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, json: Boolean(v.json), cacheDir: v['no-cache'] ? null : v.cache, session: providersFrom(v, io), io, warn, t0 });
     }
     // --unfreeze: where to cut, checked before any embedding work (an int8 backbone is refused here)
     const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
@@ -330,7 +322,7 @@ export const finetune = {
     const data = prior
       ? await addedItems(prior.labels, addedDirs, prior.images.some((im) => im.split === 'val') || split > 0 ? valSplit : 0, seed)
       : await finetuneItems({ trainDir, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed }).catch((err) => {
-          if (v.resume && err instanceof EdgetuneError) throw new EdgetuneError(err.code, `${err.message} (${v.resume} has no ${path.basename(resumePath(v.resume as string))} beside it, so --resume reads the original training folders again)`, { subject: err.subject });
+          if (v.resume && err instanceof EdgetuneError) throw new EdgetuneError(err.code, `${err.message} (${v.resume} has no ${path.basename(resumePath(v.resume))} beside it, so --resume reads the original training folders again)`, { subject: err.subject });
           throw err;
         });
     const { labels, skipped } = data;
@@ -343,7 +335,7 @@ export const finetune = {
     const sessionOpts = providersFrom(v, io);
     const transfer = createTransfer({ labels });
     const embedder = await Embedder.open(backbone, sessionOpts);
-    const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache as string) : undefined);
+    const cache = v['no-cache'] ? null : new EmbeddingCache(v.cache ? path.resolve(v.cache) : undefined);
     const hashes = new Map<string, string>();
     const files: ViewEmbedder<DatasetItem> = {
       embed: async (items, o) => {
@@ -533,28 +525,26 @@ export const finetune = {
     const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     let modelBytes = bytes;
-    {
-      if (v.int8 && !alreadyInt8) {
-        // the training folder may be gone when resuming from resume data: calibrate on the added classes then
-        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
-        if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-        const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
-        modelBytes = q.bytes;
-        report.int8 = q.report;
-        if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-        set.push(...q.entries);
-      } else {
-        // no float twin or table of an older --int8 run is left beside this model
-        set.push({ file: out, data: bytes }, { file: out.replace(/\.onnx$/i, '.fp32.onnx'), remove: true }, { file: out.replace(/\.onnx$/i, '') + '.calibration.cache', remove: true });
-      }
-      report.modelSha256 = sha256(modelBytes);
-      report.timing.totalS = round((performance.now() - t0) / 1000);
-      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
-      // the picture is drawn after the model and its JSON are written: the old one goes with the set,
-      // so that no picture of an older model stays beside this one
-      set.push({ file: paths.png, remove: true });
-      await writeAtomicSet(set);
+    if (v.int8 && !alreadyInt8) {
+      // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+      const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
+      if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
+      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
+      modelBytes = q.bytes;
+      report.int8 = q.report;
+      if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
+      set.push(...q.entries);
+    } else {
+      // no float twin or table of an older --int8 run is left beside this model
+      set.push({ file: out, data: bytes }, { file: out.replace(/\.onnx$/i, '.fp32.onnx'), remove: true }, { file: out.replace(/\.onnx$/i, '') + '.calibration.cache', remove: true });
     }
+    report.modelSha256 = sha256(modelBytes);
+    report.timing.totalS = round((performance.now() - t0) / 1000);
+    set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+    // the picture is drawn after the model and its JSON are written: the old one goes with the set,
+    // so that no picture of an older model stays beside this one
+    set.push({ file: paths.png, remove: true });
+    await writeAtomicSet(set);
     // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
     try {
       const png = await reportPng({
@@ -562,12 +552,14 @@ export const finetune = {
         // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
         history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
         bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
+        // each phase in its own epoch numbers, as the summary below prints them
+        phases: phase2 ? [{ name: 'phase 1', epochs: report.history.length, best: report.bestEpoch }, { name: 'phase 2', epochs: phase2.history.length, best: phase2.bestEpoch }] : undefined,
         labels,
         confusion: metrics.confusion,
         notes: [
           `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
           `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-          ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
+          ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}`] : []),
         ],
       });
       await writeAtomicSet([{ file: paths.png, data: png }]);

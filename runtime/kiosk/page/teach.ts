@@ -19,6 +19,7 @@ import type { SessionFactory } from '../../train/graph/session.js';
 import { exportClassifierModel } from '../../train/export.js';
 import { DEFAULT_LR } from '../../train/optim.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
+import { invalidParameter } from '../../core/errors.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import type { TrainConfig } from '../../train/index.js';
 import type { HeadWeights } from '../../train/types.js';
@@ -207,7 +208,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const views = viewCount(augment, r.views ?? FINETUNE_DEFAULTS.views);
 
   const unfreeze = r.unfreeze ?? 0;
-  if (!(Number.isInteger(unfreeze) && unfreeze >= 0)) throw new Error(`Expected a whole number of blocks (0 or more) for unfreeze but received ${r.unfreeze}`);
+  if (!(Number.isInteger(unfreeze) && unfreeze >= 0)) throw invalidParameter('unfreeze', 'a whole number of blocks (0 or more)', r.unfreeze);
   if (unfreeze && r.head === 'prototype') throw new Error('unfreezing needs a trained head: choose linear or MLP (a prototype head normalises its input and cannot be trained through)');
 
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });

@@ -71,11 +71,15 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
     const rowsOut: Float32Array[] = [];
     for (let i = 0; i < n; i += batch) {
       const b = Math.min(batch, n - i);
-      const out = await s.run({ [s.inputs[0]!.name]: { type: 'float32', data: x.slice(i * per, (i + b) * per), dims: [b, ...shape] } });
+      // one input shape for every run (TensorRT builds an engine per shape): a short last batch is zero-padded, its extra rows dropped
+      const full = Math.min(batch, n);
+      const feed = new Float32Array(full * per);
+      feed.set(x.subarray(i * per, (i + b) * per));
+      const out = await s.run({ [s.inputs[0]!.name]: { type: 'float32', data: feed, dims: [full, ...shape] } });
       const y = asFloat32(Object.values(out)[0]!);
       const d = Object.values(out)[0]!.dims as number[];
-      const channels = d[1] ?? y.length / b;
-      const spatial = y.length / (b * channels);
+      const channels = d[1] ?? y.length / full;
+      const spatial = y.length / (full * channels);
       const pooled = new Float32Array(b * channels);
       for (let r = 0; r < b; r++) for (let c = 0; c < channels; c++) {
         let sum = 0;
@@ -113,10 +117,7 @@ export async function runPhase2(
   }
   const tAct = (performance.now() - t0) / 1000;
   const lrBackbone = o.config.lrBackbone ?? o.config.lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
-  const createSessionFor: SessionFactory = async (bytes) => {
-    const s = await createSession(bytes, { ...o.session, onWarning: () => undefined });
-    return { run: (f, fetches) => s.run(f, fetches), release: () => s.dispose() };
-  };
+  const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...o.session, onWarning: () => undefined });
   const r = await trainUnfrozen(
     plan,
     { head: o.head, classes: o.labels.length, train, val, createSession: createSessionFor },

@@ -11,7 +11,7 @@ import { lstat } from 'node:fs/promises';
 import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
 
@@ -55,7 +55,7 @@ export function resumePath(model: string): string {
 
 export function encodeResume(d: ResumeData): Uint8Array {
   const rows = d.images.reduce((a, im) => a + im.views, 0);
-  if (d.features.length !== rows * d.dims) throw new Error(`Expected ${rows} × ${d.dims} floats for the resume data but received ${d.features.length}`);
+  if (d.features.length !== rows * d.dims) throw invalidParameter('the resume data', `${rows} × ${d.dims} floats`, d.features.length);
   const header = new TextEncoder().encode(JSON.stringify({ model: d.model, labels: d.labels, dims: d.dims, images: d.images }));
   const magic = new TextEncoder().encode(MAGIC);
   const start = Math.ceil((magic.length + 4 + header.length) / 4) * 4;
