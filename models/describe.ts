@@ -11,10 +11,8 @@ import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type Mod
 import { readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { inlineExternalData } from '../runtime/io/model-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readRegularText, sideFilePath } from '../runtime/io/read-file.js';
-import { cardFromBytes, outputSize, type GraphSignature } from '../runtime/classify/describe.js';
-import { graphSignature } from '../runtime/onnx/graph.js';
+import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
 import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { fitLabels } from '../runtime/onnx/import/common.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
@@ -87,12 +85,6 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   if (model) await inlineExternalData(model, resolved.path, { checkOnly: true });
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
-  if (resolved.importedFrom && opts.overrides?.labels && opts.overrides.labelOffset === undefined) {
-    // `--labels` for an imported model is fitted to its outputs as the importer fits them: a leading
-    // "background" line, or one label fewer than outputs, means label 0 is output 1 (Coral files).
-    const classes = outputSize(graphSignature((model ?? decodeModel(bytes)).graph));
-    layers.flags = { ...opts.overrides, ...fitLabels([...opts.overrides.labels], classes) };
-  }
   // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
   const cardFile = await readCardFile(cardFilePath(resolved.importedFrom ?? resolved.path));
   if (cardFile) layers['card-file'] = cardFile;
@@ -134,7 +126,7 @@ export async function readCardFile(file: string): Promise<CardLayer | undefined>
   const text = await readRegularText(real, { what: 'model card', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' });
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(text.replace(/^\uFEFF/, '')); // a BOM (Windows editors) is not part of the card
   } catch (err) {
     throw new EdgetuneError('EINPUT', `${file}: model card is not valid JSON (${messageOf(err)})`, { subject: file });
   }

@@ -14,7 +14,7 @@ import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.j
 import { writeAtomic } from '../runtime/io/atomic.js';
 import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
-import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readRegularText, readSideFile } from '../runtime/io/read-file.js';
+import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
 import { cacheDir } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
@@ -51,19 +51,20 @@ export interface ImportedModelFile {
 
 /**
  * The import format a model reference names, or undefined for anything else: a path ending in
- * `.tflite`, or a `.json` file whose top level has a `modelTopology` (a tfjs layers model). Reads
- * at most the json file; a missing file is undefined (the caller reports it).
+ * `.tflite`, or an existing `.json` file other than a `.card.json` (a tfjs layers model.json, the only
+ * JSON model format: a broken one is then reported as a tfjs file, never as an ONNX protobuf). A
+ * missing file is undefined (the caller reports it).
  */
 export async function importFormatOf(file: string): Promise<ImportFormat | undefined> {
   if (/\.tflite$/i.test(file)) return 'tflite';
   if (!/\.json$/i.test(file) || !existsSync(file) || !statSync(file).isFile()) return undefined;
   if (/\.card\.json$/i.test(file)) return undefined;
-  try {
-    const json = JSON.parse(await readRegularText(file, { what: 'tfjs model.json', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EMODEL' })) as { modelTopology?: unknown };
-    return json && typeof json === 'object' && json.modelTopology ? 'tfjs' : undefined;
-  } catch {
-    return undefined;
-  }
+  return 'tfjs';
+}
+
+/** JSON text (a leading BOM dropped, as editors on Windows write it) → value. Throws SyntaxError. */
+function parseJsonText(text: string): unknown {
+  return JSON.parse(text.replace(/^\uFEFF/, ''));
 }
 
 /** The file the user named: a regular file of at most `maxBytes` (runtime/io/read-file.ts). */
@@ -76,9 +77,13 @@ async function present(file: string): Promise<boolean> {
   return lstat(file).then(() => true, () => false);
 }
 
-/** Prefix an importer error with the file it was converting (EMODEL/EINPUT keep their code). */
+/**
+ * Prefix an importer error with the file it was converting. EMODEL/EINPUT keep their code; an EARG
+ * from the ONNX toolkit (a value the file declares that does not fit, e.g. a zero point beyond int8)
+ * is about the file, not the command line: EMODEL (exit 1, never the usage code 2).
+ */
 function naming(file: string, err: unknown): EdgetuneError {
-  if (err instanceof EdgetuneError) return new EdgetuneError(err.code, `${file}: ${err.message}`, { subject: file, cause: err });
+  if (err instanceof EdgetuneError) return new EdgetuneError(err.code === 'EARG' ? 'EMODEL' : err.code, `${file}: ${err.message}`, { subject: file, cause: err });
   return new EdgetuneError('EMODEL', `${file}: cannot convert (${messageOf(err)})`, { subject: file, cause: err });
 }
 
@@ -130,11 +135,15 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   hash.update(text);
   let json: TfjsModelJson;
   try {
-    json = JSON.parse(new TextDecoder().decode(text)) as TfjsModelJson;
+    json = parseJsonText(new TextDecoder().decode(text)) as TfjsModelJson;
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${source}: not valid JSON (${messageOf(err)})`, { subject: source });
+    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
-  if (!json || typeof json !== 'object' || !json.modelTopology) throw new EdgetuneError('EMODEL', `${source}: no modelTopology: not a tfjs layers model.json`, { subject: source });
+  const top = json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json;
+  if (top !== 'object') throw new EdgetuneError('EMODEL', `${source}: tfjs model.json holds ${top}, not an object with modelTopology and weightsManifest`, { subject: source });
+  if (!json.modelTopology || typeof json.modelTopology !== 'object') {
+    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json has no modelTopology object (keys: ${Object.keys(json).join(', ') || 'none'}): not a tfjs layers model`, { subject: source });
+  }
   const dir = path.dirname(source);
   const weights = new Map<string, Uint8Array>();
   if (json.weightsManifest !== undefined && !Array.isArray(json.weightsManifest)) throw new EdgetuneError('EMODEL', `${source}: weightsManifest is not a list of weight groups`, { subject: source });
@@ -160,9 +169,14 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   if (await present(metaFile)) {
     const metaText = new TextDecoder().decode((await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes);
     try {
-      metadata = JSON.parse(metaText) as TfjsMetadata;
+      metadata = parseJsonText(metaText) as TfjsMetadata;
     } catch (err) {
       throw new EdgetuneError('EINPUT', `${metaFile}: not valid JSON (${messageOf(err)})`, { subject: metaFile });
+    }
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new EdgetuneError('EINPUT', `${metaFile}: expected a JSON object (Teachable Machine's metadata)`, { subject: metaFile });
+    const ml: unknown = metadata.labels;
+    if (ml !== undefined && (!Array.isArray(ml) || !ml.every((l) => typeof l === 'string'))) {
+      throw new EdgetuneError('EINPUT', `${metaFile}: labels: expected an array of strings (one per class) but received ${Array.isArray(ml) ? 'an array with a non-string' : ml === null ? 'null' : typeof ml}`, { subject: metaFile });
     }
     hash.update(metaText);
     if (Array.isArray(metadata?.labels)) labelsFrom = metaFile;

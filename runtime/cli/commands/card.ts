@@ -5,7 +5,7 @@
 import { describeModel } from '../../../models/describe.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard } from '../../core/metadata.js';
-import { assumedFields } from '../../core/model-card.js';
+import { undescribedFields } from '../../core/model-card.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/model.js';
@@ -37,7 +37,7 @@ export const card: Command = {
     // a registry id resolves to a file only now: it is not replaced either
     await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });
     const c = d.card;
-    const assumed = assumedFields(c).filter((f) => f !== 'embedding');
+    const assumed = undescribedFields(c, 'card');
     if (assumed.length && !v['allow-assumed']) {
       throw new EdgetuneError('EARG', `nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
     }

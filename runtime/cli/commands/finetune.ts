@@ -26,6 +26,7 @@ import type { SessionOptions } from '../../session/session.js';
 import { finetuneTargets } from '../../train/node/finetune-targets.js';
 import { TASKS } from '../../train/tasks.js';
 import type { OnnxModel } from '../../onnx/model.js';
+import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { reportPng } from '../../train/node/report.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, viewCount, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
@@ -522,7 +523,7 @@ export const finetune = {
     // report JSON (and with --int8 the float model and the calibration table) are all written to temp
     // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
     const set: AtomicEntry[] = [];
-    const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
+    const alreadyInt8 = isQuantizedGraph(backbone.model.graph);
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     let modelBytes = bytes;
     if (v.int8 && !alreadyInt8) {
