@@ -3,13 +3,13 @@
 // refused unless allowAssumed: the "is it described?" rule, DESCRIPTION_NEEDS in core/model-card.ts),
 // and the graph passes that put the float graph into the form the rewrite expects.
 
-import { loadModelFile } from '../runtime/io/model-file.js';
 import { describeBytes } from '../models/describe.js';
 import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
 import { EdgetuneError } from '../runtime/core/errors.js';
 import { cardFilePath, undescribedFields, type CardLayer, type ModelCard } from '../runtime/core/model-card.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 import { cloneModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { loadModelFile } from '../runtime/io/model-file.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
 import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
@@ -61,8 +61,10 @@ export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Arra
 }
 
 /**
- * The file's bytes and decoded model, read once (runtime/io/model-file.ts loadModelFile: a regular
- * file, external data inlined from inside the model's folder). Throws EMODEL naming the file.
+ * The file's bytes and decoded model, with external data (`model.onnx.data`, read relative to the
+ * model's folder) inlined: every session the quantizer opens is made from bytes, where onnxruntime
+ * would resolve external data against the working directory ("escapes working directory").
+ * Throws EMODEL naming the file when it cannot be read or decoded, or its external data is missing.
  */
 export async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
   const { bytes, model } = await loadModelFile(file);

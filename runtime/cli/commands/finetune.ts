@@ -33,9 +33,8 @@ import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, INT8_CALIBRA
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
+import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from '../../train/node/resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
-import { loadModelFile } from '../../io/model-file.js';
 import { quantizeFinetuned, type Int8Report } from '../../train/node/int8.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
@@ -291,9 +290,10 @@ export const finetune = {
     if (v.resume) {
       const file = path.resolve(v.resume);
       // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
-      const { bytes, model: loaded } = await loadModelFile(file);
-      const prev = headFromModel(loaded);
-      prior = await readResume(file, resumeKey(bytes), warn);
+      // an --int8 model is resumed from its float pair (<name>.fp32.onnx); its resume data is keyed by the named file
+      const { keyBytes, model: loaded } = await openResumedModel(file, warn);
+      const prev = headFromModel(loaded, v.resume as string);
+      prior = await readResume(file, resumeKey(keyBytes), warn);
       const prov = prev.info.provenance as unknown as Provenance | undefined;
       if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${v.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
       backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
@@ -526,26 +526,38 @@ export const finetune = {
     const alreadyInt8 = isQuantizedGraph(backbone.model.graph);
     if (v.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
     let modelBytes = bytes;
-    if (v.int8 && !alreadyInt8) {
-      // the training folder may be gone when resuming from resume data: calibrate on the added classes then
-      const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
-      if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn });
-      modelBytes = q.bytes;
-      report.int8 = q.report;
-      if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-      set.push(...q.entries);
-    } else {
-      // no float twin or table of an older --int8 run is left beside this model
-      set.push({ file: out, data: bytes }, { file: out.replace(/\.onnx$/i, '.fp32.onnx'), remove: true }, { file: out.replace(/\.onnx$/i, '') + '.calibration.cache', remove: true });
+    let stop8: ReturnType<typeof interruptSignal> | undefined;
+    try {
+      if (v.int8 && !alreadyInt8) {
+        // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+        const calib = prior && !(await stat(trainDir).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir;
+        if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
+        // Ctrl-C here stops calibration between images: nothing is written, the old set stays (exit 130);
+        // the handler stays until the set is written (a signal after calibration stops before the renames)
+        stop8 = interruptSignal(`during the --int8 step; nothing was written (${path.basename(out)} and its set are as they were)`);
+        const bar8 = progress(io, 'int8: calibrating and scoring');
+        bar8.update(0, 1);
+        const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn, signal: stop8.signal });
+        bar8.done();
+        modelBytes = q.bytes;
+        report.int8 = q.report;
+        if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
+        set.push(...q.entries);
+      } else {
+        // no float twin or table of an older --int8 run is left beside this model
+        set.push({ file: out, data: bytes }, { file: out.replace(/\.onnx$/i, '.fp32.onnx'), remove: true }, { file: out.replace(/\.onnx$/i, '') + '.calibration.cache', remove: true });
+      }
+      report.modelSha256 = sha256(modelBytes);
+      report.timing.totalS = round((performance.now() - t0) / 1000);
+      set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+      // the picture is drawn after the model and its JSON are written: the old one goes with the set,
+      // so that no picture of an older model stays beside this one
+      set.push({ file: paths.png, remove: true });
+      stop8?.signal.throwIfAborted();
+      await writeAtomicSet(set);
+    } finally {
+      stop8?.dispose();
     }
-    report.modelSha256 = sha256(modelBytes);
-    report.timing.totalS = round((performance.now() - t0) / 1000);
-    set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
-    // the picture is drawn after the model and its JSON are written: the old one goes with the set,
-    // so that no picture of an older model stays beside this one
-    set.push({ file: paths.png, remove: true });
-    await writeAtomicSet(set);
     // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
     try {
       const png = await reportPng({
@@ -611,10 +623,12 @@ async function runTargets(
     signal.dispose();
   }
   for (const s of r.skipped) o.warn(`skipped ${s.where}: ${s.reason}`);
+  const leak = sharedFilesWarning(r.leakage, 'validation', 'training', r.val.length);
+  if (leak) o.warn(leak);
   const report = {
     model: o.out, task, base: o.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: o.views, augment: formatAugmentation(o.augment),
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
-    metrics: r.metrics, history: r.training.history, skipped: r.skipped, totalS: round((performance.now() - o.t0) / 1000),
+    metrics: r.metrics, history: r.training.history, skipped: r.skipped, leakage: r.leakage, totalS: round((performance.now() - o.t0) / 1000),
   };
   // the model and its report are one set (replaced together)
   await writeAtomicSet([{ file: o.out, data: r.bytes }, { file: o.paths.json, data: JSON.stringify(report, null, 2) + '\n' }]);

@@ -36,7 +36,7 @@ export interface Int8Step {
  * Quantize the float model `floatBytes` that will be written as `out` (see the module header): the
  * quantizer takes the bytes and writes nothing (calibration/index.ts quantizeModel with write: false),
  * so no temp file is involved. `calib`: the folder of calibration images; `val`: the validation images
- * (file, class index). Errors: the quantizer's (EARG, EMODEL, EINPUT).
+ * (file, class index). Errors: the quantizer's (EARG, EMODEL, EINPUT), `signal`'s reason.
  */
 export async function quantizeFinetuned(o: {
   floatBytes: Uint8Array;
@@ -48,6 +48,8 @@ export async function quantizeFinetuned(o: {
   val: readonly { file: string; label: number }[];
   session: SessionOptions;
   onWarning(message: string): void;
+  /** Stops calibration and scoring between images (the reason is thrown; temps are removed). */
+  signal?: AbortSignal;
 }): Promise<Int8Step> {
   const floatFile = o.out.replace(/\.onnx$/i, '.fp32.onnx');
   const q = await quantizeModel({
@@ -66,11 +68,12 @@ export async function quantizeFinetuned(o: {
     providers: o.session.providers,
     threads: o.session.threads,
     onWarning: o.onWarning,
+    signal: o.signal,
   });
   const model = q.files.find((f) => f.file === q.out)!;
   const bytes = model.data as Uint8Array;
   const table = q.files.find((f) => f.file === q.tableFile)!;
-  const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined }) : undefined;
+  const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined, signal: o.signal }) : undefined;
   return {
     bytes,
     entries: [{ file: o.out, data: bytes }, { file: floatFile, data: o.floatBytes }, { file: table.file, data: table.data }],

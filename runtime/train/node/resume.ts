@@ -3,19 +3,29 @@
 // validation images view 0), its class, split, file name and content hash, the labels, and the sha256
 // identity of the model it belongs to (resumeKey; written in one set with the model:
 // runtime/io/atomic.ts writeAtomicSet).
-// Format: the magic line "edgetune.resume 1\n", a uint32 LE header length, the JSON header, zero
-// padding to a multiple of 4 bytes, then the float32 LE rows in the header's image order.
+// Format (version 2): the magic line "edgetune.resume 2\n", a uint32 LE header length, the JSON header,
+// zero padding to a multiple of 4 bytes, the float32 LE rows in the header's image order, then the
+// 32-byte sha256 of everything before it. A file whose checksum does not match is refused with both
+// hashes (flipped bytes in the embeddings would otherwise train a wrong model with exit 0). Version 1
+// files (no checksum, written before it existed) are still read, with a warning that they cannot be
+// verified; the model written from them carries a version 2 file.
 
 import { createHash } from 'node:crypto';
-import { lstat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
+import { loadModelFile } from '../../io/model-file.js';
 import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
+import type { OnnxModel } from '../../onnx/model.js';
+import { headIsQuantized } from '../export.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
 import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
 
-const MAGIC = 'edgetune.resume 1\n';
+const MAGIC = 'edgetune.resume 2\n';
+/** Files written before the checksum: read unverified (see the header). */
+const MAGIC_V1 = 'edgetune.resume 1\n';
+const CHECKSUM_BYTES = 32;
 
 export interface ResumeImage {
   /** Class index into `labels`. */
@@ -48,6 +58,29 @@ export function resumeKey(modelBytes: Uint8Array): string {
   return createHash('sha256').update(readMetadataProps(modelBytes)[METADATA_KEY] ?? '').digest('hex');
 }
 
+/**
+ * The model `finetune --resume file` extends. A model written with --int8 has a quantized head, whose
+ * float weights cannot be read back: its float pair `<name>.fp32.onnx` (written in the same set) is
+ * resumed instead, with a warning; without the pair it is refused with the reason.
+ * `keyBytes` are the named file's bytes (its resume data is keyed by them: resumeKey);
+ * `model` is the float model to extend. External data is read relative to the model and inlined.
+ * Errors: EMODEL `<file>: its head is quantized … and its float pair <pair> is missing …`.
+ */
+export async function openResumedModel(file: string, onWarning: (m: string) => void): Promise<{ keyBytes: Uint8Array; model: OnnxModel }> {
+  const { bytes, model } = await loadModelFile(file);
+  if (!headIsQuantized(model)) return { keyBytes: bytes, model };
+  const pair = file.replace(/\.onnx$/i, '') + '.fp32.onnx';
+  if (!(await stat(pair).then((st) => st.isFile(), () => false))) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${file}: its head is quantized (a model written by finetune --int8) and its float pair ${pair} is missing: --resume needs the float weights; put the .fp32.onnx file beside it, or run finetune on the training folders with the new class in them`,
+      { subject: file },
+    );
+  }
+  onWarning(`${file} is an int8 model: resuming from its float pair ${path.basename(pair)} (add --int8 to write an int8 model again)`);
+  return { keyBytes: bytes, model: (await loadModelFile(pair)).model };
+}
+
 /** `<dir>/<name>.resume.bin` for the model `<dir>/<name>.onnx`. */
 export function resumePath(model: string): string {
   return model.replace(/\.onnx$/i, '') + '.resume.bin';
@@ -59,19 +92,34 @@ export function encodeResume(d: ResumeData): Uint8Array {
   const header = new TextEncoder().encode(JSON.stringify({ model: d.model, labels: d.labels, dims: d.dims, images: d.images }));
   const magic = new TextEncoder().encode(MAGIC);
   const start = Math.ceil((magic.length + 4 + header.length) / 4) * 4;
-  const out = new Uint8Array(start + d.features.byteLength);
+  const body = start + d.features.byteLength;
+  const out = new Uint8Array(body + CHECKSUM_BYTES);
   out.set(magic, 0);
   new DataView(out.buffer).setUint32(magic.length, header.length, true);
   out.set(header, magic.length + 4);
   const f = new DataView(out.buffer, start);
   d.features.forEach((v, i) => f.setFloat32(i * 4, v, true));
+  out.set(createHash('sha256').update(out.subarray(0, body)).digest(), body);
   return out;
 }
 
-export function decodeResume(bytes: Uint8Array): ResumeData {
+/**
+ * Decode resume data. `onUnverified` is told when the file is a version 1 file (no checksum).
+ * Errors (EMODEL): "checksum mismatch (sha256 expected …, found …)", "not an edgetune resume file (…)".
+ */
+export function decodeResume(all: Uint8Array, onUnverified?: () => void): ResumeData {
   const magic = new TextEncoder().encode(MAGIC);
   const bad = (why: string) => new EdgetuneError('EMODEL', `not an edgetune resume file (${why})`);
-  if (bytes.length < magic.length + 4 || new TextDecoder().decode(bytes.subarray(0, magic.length)) !== MAGIC) throw bad('no magic line');
+  const head = all.length >= magic.length ? new TextDecoder().decode(all.subarray(0, magic.length)) : '';
+  let bytes = all;
+  if (head === MAGIC) {
+    if (all.length < magic.length + 4 + CHECKSUM_BYTES) throw bad('shorter than its header and checksum');
+    bytes = all.subarray(0, all.length - CHECKSUM_BYTES);
+    const expected = Buffer.from(all.subarray(all.length - CHECKSUM_BYTES)).toString('hex');
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (expected !== actual) throw new EdgetuneError('EMODEL', `checksum mismatch (sha256 expected ${expected}, found ${actual}): the file is damaged`);
+  } else if (head === MAGIC_V1) onUnverified?.();
+  if (bytes.length < magic.length + 4 || (head !== MAGIC && head !== MAGIC_V1)) throw bad('no magic line');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hl = dv.getUint32(magic.length, true);
   if (magic.length + 4 + hl > bytes.length) throw bad('header past the end');
@@ -87,8 +135,10 @@ export function decodeResume(bytes: Uint8Array): ResumeData {
 
 /**
  * The resume data beside `model` when it belongs to the model whose resumeKey is `key`;
- * undefined when there is none. A file for another model (the model was replaced) or a damaged one is
- * reported through `onWarning` and not used.
+ * undefined when there is none. A file for another model (the model was replaced) is reported through
+ * `onWarning` and not used; so is a version 1 file (no checksum), which is used.
+ * Errors: EMODEL `<file>: checksum mismatch (…)` / `<file>: not an edgetune resume file (…)` with the
+ * fix (delete it to read the training folders again): damaged data is never trained on.
  */
 export async function readResume(model: string, key: string, onWarning: (m: string) => void): Promise<ResumeData | undefined> {
   const file = resumePath(model);
@@ -100,17 +150,19 @@ export async function readResume(model: string, key: string, onWarning: (m: stri
     if ((await lstat(file).then(() => true, () => false)) && err instanceof Error) onWarning(`${err.message}; the training folders are read again`);
     return undefined;
   }
+  let d: ResumeData;
+  let unverified = false;
   try {
-    const d = decodeResume(bytes);
-    if (d.model !== key) {
-      onWarning(`${file} belongs to another model (the model was replaced); the training folders are read again`);
-      return undefined;
-    }
-    return d;
+    d = decodeResume(bytes, () => (unverified = true));
   } catch (err) {
-    onWarning(`${file}: ${(err as Error).message}; the training folders are read again`);
+    throw new EdgetuneError('EMODEL', `${file}: ${(err as Error).message}; delete it to read the training folders again`, { subject: file });
+  }
+  if (d.model !== key) {
+    onWarning(`${file} belongs to another model (the model was replaced); the training folders are read again`);
     return undefined;
   }
+  if (unverified) onWarning(`${file} has no checksum (written by an older edgetune): its embeddings are used unverified`);
+  return d;
 }
 
 /**
