@@ -537,6 +537,8 @@ export const finetune = {
         stop8 = interruptSignal(`during the --int8 step; nothing was written (${path.basename(out)} and its set are as they were)`);
         const bar8 = progress(io, 'int8: calibrating and scoring');
         bar8.update(0, 1);
+        // off a terminal the bar is silent: one line says the (long) step began
+        if (!io.stderr.isTTY) io.stderr.write(`edgetune finetune: --int8: calibrating on up to ${INT8_CALIBRATION_IMAGES} training images and scoring both models\n`);
         const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session: sessionOpts, onWarning: warn, signal: stop8.signal });
         bar8.done();
         modelBytes = q.bytes;
