@@ -83,8 +83,8 @@ describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () =
     await download.saveAs(file);
     // the block was tuned: the final 1×1 conv (MobileNetV2's last block) differs from the base model's, the rest does not
     const exported = decodeModel(readFileSync(file));
-    const meta = JSON.parse(exported.metadataProps.find((p) => p.key === 'edgetune.model')!.value!) as { provenance: { trainedIn: string; unfreeze?: { blocks: number; cut: string } } };
-    expect(meta.provenance.trainedIn).toBe('edgetune kiosk');
+    const meta = JSON.parse(exported.metadataProps.find((p) => p.key === 'edgetune.model')!.value!) as { provenance: { tool: string; unfreeze?: { blocks: number; cut: string } } };
+    expect(meta.provenance.tool).toBe('edgetune kiosk');
     expect(meta.provenance.unfreeze?.blocks).toBe(1);
     const base = decodeModel(readFileSync(shared('models', 'mobilenetv2-12-fp32-rebuilt.onnx')));
     const baseInit = new Map(base.graph.initializer.map((t) => [t.name, t]));

@@ -5,27 +5,27 @@
 // (built once per backbone and reused by the export), the samples decoded from their Blobs, augmented
 // views rendered with typed arrays (runtime/train/augment/ops.ts, the CLI's spec language and view
 // parameters), and embeddings computed with onnxruntime-web.
-// Phase 2 (`unfreeze`, the CLI's --unfreeze): the same module as the CLI's (runtime/train/finetune-tail.ts)
-// cuts the float backbone before its last blocks, the frozen part runs once per view here (the same views
-// as phase 1, rendered again from the same seed and content keys), and the tail + head train through ONNX
-// training graphs on onnxruntime-web sessions (wasm or WebGPU, the order the page uses for inference).
+// Phase 2 (`unfreeze`, the CLI's --unfreeze): the one phase-2 module the CLI runs too
+// (runtime/train/phase2.ts) cuts the float backbone before its last blocks; this page's embedder gives the
+// frozen part's activations per view (the same views as phase 1, rendered again from the same seed and
+// content keys), and the tail + head train through ONNX training graphs on onnxruntime-web sessions (wasm
+// or WebGPU, the order the page uses for inference). The model carries the one provenance
+// (FinetuneProvenance) the CLI writes, tool 'edgetune kiosk'.
 
 import type { KioskConfig } from '../config.js';
 import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } from '../../train/augment/ops.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
 import { decodeModel, encodeModel } from '../../onnx/model.js';
-import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from '../../train/finetune-tail.js';
-import type { SessionFactory } from '../../train/graph/session.js';
+import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
+import { runPhase2, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
-import { DEFAULT_LR } from '../../train/optim.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import type { TrainConfig } from '../../train/index.js';
-import type { HeadWeights } from '../../train/types.js';
-import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, FROM_PAGE, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { asGraphSession, openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
-import type { ModelMetrics, Phase2Metrics } from './store.js';
+import type { ModelMetrics } from './store.js';
 
 export interface TrainProgress {
   done: number;
@@ -60,7 +60,7 @@ export interface TrainRequest {
    */
   unfreeze?: number;
   /** Phase-2 settings: backbone learning rate (default UNFREEZE_DEFAULTS.backboneLrRatio × the head's), epochs and patience (UNFREEZE_DEFAULTS). */
-  phase2?: { lrBackbone?: number; epochs?: number; patience?: number };
+  phase2?: Phase2Settings;
   onProgress?(p: TrainProgress): void;
   signal?: AbortSignal;
 }
@@ -84,12 +84,17 @@ function samplesOf(classes: TrainRequest['classes']): Sample[] {
   return classes.flatMap((c, label) => c.samples.map((blob, i) => ({ label, blob, name: `${c.name}#${i + 1}` })));
 }
 
+/** The sha256 (hex) of bytes by WebCrypto; '' where it is unavailable (outside a secure context). */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return '';
+  const d = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 /** The content key of a sample for its view parameters: the sha256 (hex) of its bytes, as the CLI keys files (the name where WebCrypto is unavailable, outside a secure context). */
 async function contentKey(s: Sample): Promise<string> {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return s.name;
-  const d = new Uint8Array(await subtle.digest('SHA-256', await s.blob.arrayBuffer()));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+  return (await sha256Hex(new Uint8Array(await s.blob.arrayBuffer()))) || s.name;
 }
 
 class Embedder {
@@ -217,7 +222,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const session = await openSession(graph.bytes, r.order);
   const provider = session.provider;
 
-  const { train, val } = stratifiedSplit(samplesOf(r.classes), K, r.valSplit ?? FINETUNE_DEFAULTS.valSplit, seed);
+  const valSplit = r.valSplit ?? FINETUNE_DEFAULTS.valSplit;
+  const { train, val } = stratifiedSplit(samplesOf(r.classes), K, valSplit, seed);
   const total = train.length * views + val.length;
   let done = 0;
   const embedder = pageEmbedder(new Embedder(session, r.model), r.model, (n) => {
@@ -257,101 +263,57 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     head: result.head.kind,
     ms: performance.now() - t0,
   };
-  const provenance = {
-    base: r.model.id,
-    head: result.head.kind,
-    trainedIn: 'edgetune kiosk',
-    samples: train.length + val.length,
+  // the one provenance of a fine-tuned model (runtime/train/finetune.ts FinetuneProvenance): what
+  // `finetune --resume` reads (the backbone's identity and cut; the samples have no folder: FROM_PAGE)
+  const baseSha = await sha256Hex(r.backbone);
+  const provenance: FinetuneProvenance = {
+    tool: 'edgetune kiosk',
+    base: { id: r.model.id, sha256: baseSha, key: await sha256Hex(new TextEncoder().encode(`${baseSha}|${graph.cut.tensor}`)), cut: graph.cut.tensor },
+    dataset: { train: FROM_PAGE, valSplit, added: [], images: collected.train.length + collected.val.length },
     augment: formatAugmentation(augment),
     views,
-    valAccuracy: metrics.valAccuracy,
-    bestEpoch: result.training?.bestEpoch ?? 0,
+    head: result.head.kind,
+    seed,
+    created: new Date().toISOString(),
   };
   let onnx: Uint8Array;
   if (plan) {
-    const p2 = await phase2(r, plan, { head: result.head, labels, train: collected.train, val: collected.val, views, augment, seed, progress });
+    // phase 2 through the one module the CLI runs too (runtime/train/phase2.ts): the frozen part's
+    // activations from this page's embedder, the training graphs on onnxruntime-web sessions
+    const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
+    const totalP2 = collected.train.length * views + collected.val.length;
+    let doneP2 = 0;
+    const epochsP2 = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
+    let p2;
+    try {
+      p2 = await runPhase2({
+        plan, head: result.head, classes: K, train: collected.train, val: collected.val, views, augment, seed,
+        embedder: pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
+          doneP2 += n;
+          progress({ done: doneP2, total: totalP2 + 1, message: `phase 2: activations at ${plan.cut.cut}, ${doneP2}/${totalP2} views (${frozen.provider})` });
+        }),
+        createSession: async (bytes) => asGraphSession(await openSession(bytes, r.order)),
+        config: { seed, ...r.config },
+        settings: r.phase2,
+        blocks: unfreeze,
+        signal: r.signal,
+        onEpoch(e) {
+          const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
+          progress({ done: totalP2 + e.epoch / epochsP2, total: totalP2 + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
+        },
+      });
+    } finally {
+      await frozen.dispose();
+    }
     metrics.valAccuracy = result.validated ? p2.metrics.accuracy : null;
     metrics.confusion = p2.metrics.confusion;
     metrics.phase2 = p2.summary;
     metrics.ms = performance.now() - t0;
-    onnx = exportClassifierModel(unfrozenBackbone(plan, p2.result), graph.cut, p2.result.head, labels, r.model.preprocess, {
-      ...provenance,
-      valAccuracy: metrics.valAccuracy,
-      unfreeze: { cut: plan.cut.cut, blocks: r.unfreeze, lrBackbone: p2.summary.lrBackbone },
-    });
+    provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
+    onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   } else {
-    onnx = transfer.export(graph, r.model.preprocess, provenance);
+    onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
   return { onnx, labels, metrics, provider };
-}
-
-/** Phase 2 in the page: cut activations of every view through the frozen part, then tail + head (see the header). */
-async function phase2(
-  r: TrainRequest,
-  plan: UnfreezePlan,
-  o: { head: HeadWeights; labels: string[]; train: Sample[]; val: Sample[]; views: number; augment: AugmentSpec; seed: number; progress: (p: TrainProgress) => void },
-): Promise<{ result: Awaited<ReturnType<typeof trainUnfrozen>>; metrics: Awaited<ReturnType<typeof trainUnfrozen>>['metrics']; summary: Phase2Metrics }> {
-  const t0 = performance.now();
-  const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
-  const total = o.train.length * o.views + o.val.length;
-  let done = 0;
-  const embedder = pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
-    done += n;
-    o.progress({ done, total: total + 1, message: `phase 2: activations at ${plan.cut.cut}, ${done}/${total} views (${frozen.provider})` });
-  });
-  let train;
-  let val;
-  try {
-    const tr = await embedder.embed(o.train, { views: o.views, augment: o.augment, seed: o.seed, signal: r.signal });
-    train = { x: tr.features, labels: Int32Array.from(o.train.flatMap((s) => Array<number>(o.views).fill(s.label))) };
-    if (o.val.length) {
-      const va = await embedder.embed(o.val, { views: 1, augment: {}, seed: o.seed, signal: r.signal });
-      val = { x: va.features, labels: Int32Array.from(o.val.map((s) => s.label)) };
-    }
-  } finally {
-    await frozen.dispose();
-  }
-  const lrHead = r.config?.lr ?? DEFAULT_LR[r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer];
-  const lrBackbone = r.phase2?.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
-  const epochs = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
-  const createSession: SessionFactory = async (bytes) => asGraphSession(await openSession(bytes, r.order));
-  const result = await trainUnfrozen(
-    plan,
-    { head: o.head, classes: o.labels.length, train, val, createSession },
-    {
-      epochs,
-      patience: r.phase2?.patience ?? UNFREEZE_DEFAULTS.patience,
-      batchSize: UNFREEZE_DEFAULTS.batchSize,
-      optimizer: r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer,
-      lrHead,
-      lrBackbone,
-      weightDecay: r.config?.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
-      dropout: r.config?.dropout ?? FINETUNE_DEFAULTS.dropout,
-      labelSmoothing: r.config?.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
-      seed: o.seed,
-    },
-    {
-      signal: r.signal,
-      onEpoch(e) {
-        const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
-        o.progress({ done: total + e.epoch / epochs, total: total + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
-      },
-    },
-  );
-  return {
-    result,
-    metrics: result.metrics,
-    summary: {
-      blocks: r.unfreeze ?? 0,
-      cut: plan.cut.cut,
-      parameters: plan.parameters,
-      lrBackbone,
-      epochs: result.history.length,
-      bestEpoch: result.bestEpoch,
-      accuracyBefore: result.before.accuracy,
-      accuracy: result.metrics.accuracy,
-      ms: performance.now() - t0,
-    },
-  };
 }

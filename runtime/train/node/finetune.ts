@@ -1,0 +1,608 @@
+// `finetune(data, options)`: the library's fine-tune (Node), everything `edgetune finetune` does; the
+// command is a thin driver over it (parse → call → print). It reads the dataset (a folder of class
+// folders, or a `{file, label}` list; a CSV for the multilabel / regression tasks), embeds with
+// runtime/train/node/embed.ts (onnxruntime-node, cached on disk), trains through the browser-safe
+// fine-tune module (runtime/train/finetune.ts, the one the kiosk page drives too) and, with `unfreeze`,
+// the one phase-2 module (runtime/train/phase2.ts), and writes the output set atomically
+// (runtime/io/atomic.ts writeAtomicSet): the ONNX model, `<name>.resume.bin` (what `resume` needs),
+// `<name>.report.json`, with `int8` the float model `<name>.fp32.onnx` and the calibration table; the
+// picture `<name>.report.png` is drawn last and a failure to draw it is a warning. `resume` extends a
+// model this function (or the kiosk page) exported from its resume data, reading only the added
+// classes' folders. Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
+// aborted `signal` stops the run between steps with nothing written.
+
+import { createHash } from 'node:crypto';
+import { mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
+import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
+import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from './embed.js';
+import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { exportClassifierModel, headFromModel } from '../export.js';
+import { planUnfreeze } from '../finetune-tail.js';
+import { runPhase2, type Phase2Summary } from '../phase2.js';
+import type { SessionFactory } from '../graph/session.js';
+import { createSession, type SessionOptions } from '../../session/session.js';
+import { finetuneTargets } from './finetune-targets.js';
+import { TASKS, type MultilabelMetrics, type RegressionMetrics } from '../tasks.js';
+import type { CardLayer } from '../../core/model-card.js';
+import { reportPng } from './report.js';
+import { OPTIMIZERS, SCHEDULES, type EpochStats, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../index.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
+import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
+import { loadModelFile } from '../../io/model-file.js';
+import { quantizeFinetuned, type Int8Report } from './int8.js';
+import type { TailEpochStats } from '../graph/tail-trainer.js';
+
+/** One labelled image of a `{file, label}` list: `label` is the class name. */
+export interface LabelledFile {
+  file: string;
+  label: string;
+}
+
+/**
+ * The options of `finetune()`, those of `edgetune finetune` (its usage text says the same), with the
+ * same defaults (FINETUNE_DEFAULTS, UNFREEZE_DEFAULTS). Every field is optional but `out`.
+ */
+export interface FinetuneOptions {
+  /** The backbone: a registry id, a path, a `.tflite` or tfjs `model.json` (default `mobilenetv2-int8`; ignored with `resume`). */
+  model?: string;
+  /** The model file to write (`.onnx`); the report, resume data (and with int8 the float model) go beside it. */
+  out: string;
+  /** Model-card fields describing the backbone (as the CLI's card flags). */
+  card?: CardLayer;
+  /** classification (default) | multilabel | regression (`data` is then a CSV, see the README). */
+  task?: (typeof TASKS)[number];
+  /** Validation data: a folder (same classes) or a list; a CSV for the other tasks. Default: a seeded `valSplit` of each class. */
+  val?: string | readonly LabelledFile[];
+  /** Fraction of each class held out without `val` (default 0.2; 0 = none), in [0, 0.9]. */
+  valSplit?: number;
+  /** Augmentation spec (`none`, `default`, `flip,rotate:15,…`) or a parsed spec (default `default`). */
+  augment?: string | AugmentSpec;
+  /** Embedded views per training image, 1 to 64 (default 4; 1 with augmentation none). */
+  views?: number;
+  /** Embedding cache folder (default `<EDGETUNE_CACHE>/embeddings`); null: no cache. */
+  cache?: string | null;
+  /** linear | mlp | prototype (default linear; mlp when `hidden` is given). */
+  head?: HeadKind;
+  /** Hidden layer widths of an MLP head (default 128). */
+  hidden?: number | number[];
+  optimizer?: TrainConfig['optimizer'];
+  /** Learning rate (default DEFAULT_LR[optimizer]). */
+  lr?: number;
+  epochs?: number;
+  batchSize?: number;
+  weightDecay?: number;
+  l1?: number;
+  labelSmoothing?: number;
+  dropout?: number;
+  schedule?: TrainConfig['schedule'];
+  stepSize?: number;
+  gamma?: number;
+  /** Early stopping on validation loss (default 10; 0 = off); given, it applies to phase 2 too (default 3 there). */
+  patience?: number;
+  seed?: number;
+  /** Phase 2: train the last `unfreeze` blocks of a float backbone with the head, or cut at the named tensor. */
+  unfreeze?: number | string;
+  /** Phase-2 backbone learning rate (default 0.1 × the head's). */
+  backboneLr?: number;
+  /** Phase-2 maximum epochs (default 10). */
+  unfreezeEpochs?: number;
+  /** Quantize the exported model to int8 (float backbones; calibrated on training images from a folder). */
+  int8?: boolean;
+  /** Extend this model (exported by finetune or the kiosk page) with `addClass`. */
+  resume?: string;
+  /** With `resume`: the new classes, one folder of images each. */
+  addClass?: readonly { name: string; dir: string }[];
+  /** Session options (providers, threads) for embedding and training graphs (default CPU). */
+  session?: SessionOptions;
+  signal?: AbortSignal;
+  onProgress?(e: FinetuneProgress): void;
+  /** Each warning (also listed in the report's `warnings`). Default: none printed. */
+  onWarning?(message: string): void;
+}
+
+/** Progress of a fine-tune: embedding (`train` / `val` images), phase-2 activations, and each epoch of either phase. */
+export type FinetuneProgress =
+  | { stage: 'embed'; split: 'train' | 'val'; done: number; total: number }
+  | { stage: 'activations'; cut: string; done: number; total: number }
+  | { stage: 'epoch'; phase: 1; epochs: number; stats: EpochStats }
+  | { stage: 'epoch'; phase: 2; epochs: number; stats: TailEpochStats };
+
+export interface FinetuneReport {
+  task?: 'classification';
+  model: string;
+  base: string;
+  labels: string[];
+  counts: { train: Record<string, number>; val: Record<string, number> };
+  skipped: SkippedFile[];
+  augment: string;
+  views: number;
+  head: HeadWeights['kind'];
+  config?: TrainConfig;
+  bestEpoch: number;
+  epochs: number;
+  stoppedEarly: boolean;
+  /** Validation accuracy of the trained head (null without validation data). */
+  accuracy: number | null;
+  /** Validation accuracy of the nearest-class-mean baseline on the same embeddings. */
+  prototypeAccuracy: number | null;
+  trainAccuracy: number;
+  perClass: Record<string, { precision: number; recall: number; f1: number; support: number }>;
+  confusion: number[][];
+  history: TrainResult['history'];
+  timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
+  warnings: string[];
+  report: { json: string; png: string };
+  /** sha256 of the model file this report describes. */
+  modelSha256?: string;
+  /** Validation images byte-identical to training images: count and up to 3 [validation, training] pairs. */
+  leakage?: SharedFiles;
+  /** With unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone. */
+  unfreeze?: Phase2Summary;
+  /**
+   * With int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
+   * the calibration images (drawn from the training folder), and both models scored on the same
+   * held-apart validation images (`images` of them; null fields without validation data).
+   */
+  int8?: Int8Report;
+}
+
+/** The report of a multilabel or regression fine-tune (`<name>.report.json`). */
+export interface TargetsReport {
+  task: 'multilabel' | 'regression';
+  model: string;
+  base: string;
+  names: string[];
+  train: number;
+  val: number;
+  views: number;
+  augment: string;
+  head: HeadWeights['kind'];
+  config: TrainConfig;
+  bestEpoch: number;
+  epochs: number;
+  validated: boolean;
+  metrics: MultilabelMetrics | RegressionMetrics;
+  history: TrainResult['history'];
+  skipped: { where: string; reason: string }[];
+  warnings: string[];
+  totalS: number;
+}
+
+const round = (s: number) => Math.round(s * 100) / 100;
+
+/** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
+function shownDir(dir: string): string {
+  const rel = path.relative(process.cwd(), dir);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.basename(dir);
+}
+
+/** `<name>.report.json` / `<name>.report.png` beside `<name>.onnx`. */
+export function reportPaths(out: string): { json: string; png: string } {
+  const base = out.replace(/\.onnx$/i, '');
+  return { json: `${base}.report.json`, png: `${base}.report.png` };
+}
+
+function arg(name: string, expected: string, v: unknown): EdgetuneError {
+  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${JSON.stringify(v)}`);
+}
+
+function intIn(name: string, v: number | undefined, lo: number, hi: number): void {
+  if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw arg(name, `integer between ${lo} and ${hi}`, v);
+}
+
+function numIn(name: string, v: number | undefined, lo: number, hi: number, loOpen = false): void {
+  if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi && !(loOpen && v === lo))) throw arg(name, `number ${loOpen ? '>' : '>='} ${lo} and <= ${hi}`, v);
+}
+
+/** The trainer config of the options (FINETUNE_DEFAULTS for what is not given); checks every field. */
+function trainConfigOf(o: FinetuneOptions, head: HeadKind): Partial<TrainConfig> {
+  if (o.optimizer !== undefined && !OPTIMIZERS.includes(o.optimizer)) throw arg('optimizer', `one of ${OPTIMIZERS.join(', ')}`, o.optimizer);
+  if (o.schedule !== undefined && !SCHEDULES.includes(o.schedule)) throw arg('schedule', `one of ${SCHEDULES.join(', ')}`, o.schedule);
+  numIn('lr', o.lr, 0, Infinity, true);
+  intIn('epochs', o.epochs, 1, 100000);
+  intIn('batchSize', o.batchSize, 0, 1_000_000);
+  numIn('weightDecay', o.weightDecay, 0, 10);
+  numIn('l1', o.l1, 0, 10);
+  numIn('labelSmoothing', o.labelSmoothing, 0, 0.99);
+  numIn('dropout', o.dropout, 0, 0.95);
+  intIn('patience', o.patience, 0, 100000);
+  intIn('seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
+  intIn('stepSize', o.stepSize, 1, 100000);
+  numIn('gamma', o.gamma, 0, 1, true);
+  const c: Partial<TrainConfig> = {
+    optimizer: o.optimizer, schedule: o.schedule, lr: o.lr, epochs: o.epochs ?? D.epochs, batchSize: o.batchSize, weightDecay: o.weightDecay ?? D.weightDecay, l1: o.l1,
+    labelSmoothing: o.labelSmoothing ?? D.labelSmoothing, dropout: o.dropout ?? D.dropout, patience: o.patience ?? D.patience, seed: o.seed ?? D.seed, stepSize: o.stepSize, gamma: o.gamma,
+  };
+  if (head === 'mlp') {
+    const sizes = o.hidden === undefined ? [D.hidden] : Array.isArray(o.hidden) ? o.hidden : [o.hidden];
+    if (!sizes.length || sizes.length > 8) throw arg('hidden', '1 to 8 hidden layers', o.hidden);
+    for (const h of sizes) intIn('hidden', h, 1, 65536);
+    c.hidden = sizes.length === 1 ? sizes[0]! : [...sizes];
+  }
+  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as Partial<TrainConfig>;
+}
+
+/** Items of a `{file, label}` list: classes sorted by name (as class folders are), files resolved. */
+function itemsOfList(list: readonly LabelledFile[], labels?: readonly string[], what = 'data'): { labels: string[]; items: DatasetItem[] } {
+  const names = labels ? [...labels] : [...new Set(list.map((i) => i.label))].sort();
+  if (!labels && names.length < 2) throw new EdgetuneError('EINPUT', `${what}: the list has ${names.length} class(es); a classifier needs at least 2`);
+  const items = list.map((i, k) => {
+    if (typeof i?.file !== 'string' || typeof i.label !== 'string') throw arg(`${what}[${k}]`, 'an object {file: string, label: string}', i);
+    const label = names.indexOf(i.label);
+    if (label < 0) throw new EdgetuneError('EINPUT', `${what}[${k}]: class "${i.label}" is not a training class (${names.join(', ')})`);
+    return { file: path.resolve(i.file), label };
+  });
+  return { labels: names, items };
+}
+
+/**
+ * Fine-tune a classifier on `data` and write the output set (see the module header): `data` is a folder
+ * with one sub-folder of images per class, a `{file, label}` list, or, with `task` multilabel /
+ * regression, a CSV (multilabel: or a folder with labels.csv); with `resume`, `data` is unused (pass
+ * undefined) and `addClass` names the new classes' folders. Returns the report written as
+ * `<name>.report.json`. Errors (EdgetuneError): EARG for a bad option, EINPUT for bad data (a missing
+ * or empty class, a folder with one class), EMODEL for a model that cannot be read or resumed, the
+ * trainer's divergence error, and `signal.reason` when aborted; nothing is written then.
+ */
+export async function finetune(data: string | readonly LabelledFile[] | undefined, o: FinetuneOptions): Promise<FinetuneReport | TargetsReport> {
+  const t0 = performance.now();
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+    o.onWarning?.(m);
+  };
+  const progress = o.onProgress ?? (() => undefined);
+  // ---- options (all checked before any work)
+  let augment: AugmentSpec;
+  try {
+    augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
+  } catch (err) {
+    throw new EdgetuneError('EARG', messageOf(err));
+  }
+  intIn('views', o.views, 1, 64);
+  const viewsAsked = o.views ?? D.views;
+  if (isIdentitySpec(augment) && o.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
+  const headKind: HeadKind = o.head ?? (o.hidden !== undefined ? 'mlp' : D.head);
+  if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw arg('head', 'one of linear, mlp, prototype', headKind);
+  if (headKind === 'linear' && o.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
+  const cfg = trainConfigOf(o, headKind);
+  const seed = cfg.seed ?? D.seed;
+  numIn('valSplit', o.valSplit, 0, 0.9);
+  const valSplit = o.valSplit ?? D.valSplit;
+  if (typeof o.out !== 'string' || !/\.onnx$/i.test(o.out)) throw arg('out', 'a file name ending in .onnx', o.out);
+  const out = path.resolve(o.out);
+  const added = o.addClass ?? [];
+  if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+  if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
+  const unfreeze = o.unfreeze;
+  if (unfreeze !== undefined && typeof unfreeze === 'number') intIn('unfreeze', unfreeze, 1, 1000);
+  if (unfreeze === undefined && (o.backboneLr !== undefined || o.unfreezeEpochs !== undefined)) throw new EdgetuneError('EARG', '--backbone-lr and --unfreeze-epochs need --unfreeze <n> or --unfreeze-from <tensor>');
+  if (unfreeze !== undefined && headKind === 'prototype') throw new EdgetuneError('EARG', '--unfreeze needs a trained head: --head linear or mlp');
+  if (unfreeze !== undefined && o.resume) {
+    throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
+  }
+  numIn('backboneLr', o.backboneLr, 0, 10, true);
+  intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
+  const task = o.task ?? 'classification';
+  if (!TASKS.includes(task)) throw arg('task', `one of ${TASKS.join(', ')}`, task);
+  if (task !== 'classification' && (unfreeze !== undefined || o.resume || o.int8)) throw new EdgetuneError('EARG', `--task ${task} trains a head on the frozen backbone: --unfreeze, --resume and --int8 are for classification`);
+  const list = Array.isArray(data) ? (data as readonly LabelledFile[]) : undefined;
+  if (list && task !== 'classification') throw new EdgetuneError('EARG', `--task ${task} reads its targets from a CSV: give its path as the data`);
+  if (list && o.int8) throw new EdgetuneError('EARG', 'int8 calibrates on a folder of training images: give the data as a folder (or quantize the exported model with quantizeModel)');
+  await checkWritable(out);
+  const paths = reportPaths(out);
+  const resumeFile = resumePath(out);
+  const session = o.session ?? {};
+  const cache = o.cache === null ? null : new EmbeddingCache(o.cache ? path.resolve(o.cache) : undefined);
+
+  // ---- backbone and data
+  let backbone: Backbone;
+  let trainDir: string | undefined = typeof data === 'string' ? path.resolve(data) : undefined;
+  let prior: ResumeData | undefined;
+  let provTrain: string | undefined;
+  let provAdded: { name: string; dir: string }[] = [];
+  let valDir = typeof o.val === 'string' ? o.val : undefined;
+  const valList = Array.isArray(o.val) ? (o.val as readonly LabelledFile[]) : undefined;
+  let split = o.val ? 0 : valSplit;
+  const addedDirs: { name: string; dir: string }[] = added.map((a) => ({ name: a.name, dir: path.resolve(a.dir) }));
+  if (o.resume) {
+    const file = path.resolve(o.resume);
+    // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
+    const { bytes, model: loaded } = await loadModelFile(file);
+    const prev = headFromModel(loaded);
+    prior = await readResume(file, resumeKey(bytes), warn);
+    const prov = prev.info.provenance as unknown as FinetuneProvenance | undefined;
+    if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${o.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
+    backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
+    trainDir = path.resolve(prov.dataset.train);
+    provTrain = path.isAbsolute(prov.dataset.train) ? shownDir(trainDir) : prov.dataset.train;
+    // with resume data the earlier added classes are in it: their folders are kept as provenance only
+    if (prior) provAdded = (prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
+    if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
+    if (!valDir && o.valSplit === undefined) split = prov.dataset.valSplit;
+    if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
+    if (!o.augment) augment = parseAugmentation(prov.augment);
+    if (o.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
+  } else {
+    backbone = await loadBackbone(o.model ?? 'mobilenetv2-int8', o.card);
+    if (backbone.assumed) warn(`${backbone.id}: nothing describes some of this backbone; assumed ${backbone.assumed.join('; ')}`);
+  }
+  const views = viewCount(augment, viewsAsked);
+  if (task !== 'classification') return finetuneTargetsRun(task, { csv: trainDir!, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, cache, session, o, warn, warnings, t0 });
+  // phase 2: where to cut, checked before any embedding work (an int8 backbone is refused here)
+  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
+  // resuming with the resume data: only the added classes' folders are read
+  let labels: string[];
+  let trainItems: DatasetItem[];
+  let valItems: DatasetItem[];
+  let skipped: SkippedFile[];
+  if (prior) {
+    ({ labels, train: trainItems, val: valItems, skipped } = await addedItems(prior.labels, addedDirs, prior.images.some((im) => im.split === 'val') || split > 0 ? valSplit : 0, seed));
+  } else if (list) {
+    const t = itemsOfList(list);
+    labels = t.labels;
+    skipped = [];
+    if (valList) {
+      trainItems = t.items;
+      valItems = itemsOfList(valList, labels, 'val').items;
+    } else ({ train: trainItems, val: valItems } = createSplit(t.items, labels.length, split, seed));
+  } else {
+    ({ labels, train: trainItems, val: valItems, skipped } = await finetuneItems({ trainDir: trainDir!, valDir, added: addedDirs, valSplit: split, addedValSplit: valSplit, seed }).catch((err) => {
+      if (o.resume && err instanceof EdgetuneError) throw new EdgetuneError(err.code, `${err.message} (${o.resume} has no ${path.basename(resumePath(o.resume))} beside it, so --resume reads the original training folders again)`, { subject: err.subject });
+      throw err;
+    }));
+  }
+  for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
+
+  // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
+  const transfer = createTransfer({ labels });
+  const embedder = await Embedder.open(backbone, session);
+  const hashes = new Map<string, string>();
+  const files: ViewEmbedder<DatasetItem> = {
+    embed: async (items, e) => {
+      const r = await embedder.embed(items.map((i) => i.file), { ...e, cache });
+      items.forEach((it, i) => r.hashes[i] && hashes.set(it.file, r.hashes[i]!));
+      return r;
+    },
+  };
+  // the resumed model's images first, from its resume data (rows in its order)
+  const priorItems = prior ? feedPrior(transfer, prior, hashes) : undefined;
+  let collected;
+  try {
+    collected = await collectEmbeddings(transfer, files, {
+      train: trainItems, val: valItems, augment, views, seed, signal: o.signal,
+      onProgress: (s, done, total) => progress({ stage: 'embed', split: s, done, total }),
+    });
+  } finally {
+    await embedder.dispose();
+  }
+  for (const s of collected.skipped) {
+    skipped.push(s);
+    warn(`skipped ${s.file}: ${s.reason}`);
+  }
+  const newVal = collected.val; // image files (the resumed model's are embeddings only), for the int8 scores
+  if (priorItems) {
+    collected.train = [...priorItems.train, ...collected.train];
+    collected.val = [...priorItems.val, ...collected.val];
+  }
+  // leakage: validation images byte-identical to training images (the embeddings are keyed by content already)
+  const leakage = sharedByHash(collected.train, collected.val, hashes);
+  const leakWarning = sharedFilesWarning(leakage, 'validation', 'training', collected.val.length);
+  if (leakWarning) warn(leakWarning);
+  checkNoEmptyClass(collected.train, labels, trainDir ?? '');
+  const trainCounts = classCounts(collected.train, labels.length);
+  const valCounts = classCounts(collected.val, labels.length);
+  const imb = imbalanceWarning(trainCounts, labels);
+  if (imb) warn(imb);
+
+  // ---- phase 1: the head
+  const tt = performance.now();
+  let trained;
+  try {
+    trained = await transfer.train({ head: headKind, config: cfg }, { signal: o.signal, onEpoch: (stats) => progress({ stage: 'epoch', phase: 1, epochs: cfg.epochs ?? D.epochs, stats }) });
+  } catch (err) {
+    throw err instanceof Error && !(err instanceof EdgetuneError) && err !== o.signal?.reason ? new EdgetuneError('EARG', messageOf(err)) : err;
+  }
+  const { training: result, validated, prototypeAccuracy: protoAcc } = trained;
+  let { head, metrics } = trained;
+  const tTrain = (performance.now() - tt) / 1000;
+
+  // ---- phase 2 (unfreeze): runtime/train/phase2.ts, with the frozen part's activations cached on disk
+  let phase2: Phase2Summary | undefined;
+  let tunedBackbone;
+  // after phase 2 the model embeds with the tuned backbone: its cache key and every image's rows under it
+  let tunedKey: string | undefined;
+  let tunedRows: { train: Float32Array; val?: Float32Array } | undefined;
+  if (plan) {
+    const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
+    const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
+    const createSessionFor: SessionFactory = async (bytes) => {
+      const s = await createSession(bytes, { ...session, onWarning: () => undefined });
+      return { run: (f, fetches) => s.run(f, fetches), release: () => s.dispose() };
+    };
+    let p2;
+    try {
+      p2 = await runPhase2({
+        plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache }) },
+        createSession: createSessionFor,
+        config: cfg,
+        settings: { lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}) },
+        blocks: typeof unfreeze === 'number' ? unfreeze : null,
+        signal: o.signal,
+        onActivations: (done, total) => progress({ stage: 'activations', cut: plan.cut.cut, done, total }),
+        onEpoch: (stats, epochs) => progress({ stage: 'epoch', phase: 2, epochs, stats }),
+      });
+    } finally {
+      await frozen.dispose();
+    }
+    head = p2.head;
+    metrics = p2.metrics;
+    tunedBackbone = p2.backbone;
+    phase2 = p2.summary;
+    tunedRows = p2.embeddings;
+    tunedKey = tunedBackboneKey(backbone.key, plan.cut.cut, p2.tailWeights);
+  }
+
+  // ---- export
+  const provenance: FinetuneProvenance = {
+    tool: 'edgetune finetune',
+    base: { id: backbone.id, sha256: backbone.sha256, key: tunedKey ?? backbone.key, cut: backbone.cut.tensor },
+    dataset: {
+      train: provTrain ?? (trainDir ? shownDir(trainDir) : LIST),
+      val: valDir ? shownDir(path.resolve(valDir)) : valList ? LIST : undefined,
+      valSplit: split,
+      added: [...provAdded, ...addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))],
+      images: collected.train.length + collected.val.length,
+      sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
+      resume: path.basename(resumeFile),
+    },
+    augment: formatAugmentation(augment),
+    views,
+    head: headKind,
+    seed,
+    created: new Date().toISOString(),
+    ...(phase2 ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
+  };
+  // the embedding graph the embedder ran, reused (not rebuilt) for the export
+  const bytes = tunedBackbone
+    ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>)
+    : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+  const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
+  const report: FinetuneReport = {
+    model: out,
+    base: backbone.id,
+    labels,
+    counts: { train: count(trainCounts), val: count(valCounts) },
+    skipped,
+    augment: formatAugmentation(augment),
+    views,
+    head: head.kind,
+    config: result?.config,
+    bestEpoch: result?.bestEpoch ?? 0,
+    epochs: result?.history.length ?? 0,
+    stoppedEarly: result?.stoppedEarly ?? false,
+    accuracy: validated ? metrics.accuracy : null,
+    prototypeAccuracy: protoAcc,
+    trainAccuracy: trained.trainAccuracy,
+    perClass: perClassOf(metrics, labels),
+    confusion: metrics.confusion,
+    history: result?.history ?? [],
+    timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
+    warnings,
+    report: paths,
+    ...(phase2 ? { unfreeze: phase2 } : {}),
+    leakage,
+  };
+  if (o.signal?.aborted) throw o.signal.reason;
+  await mkdir(path.dirname(out), { recursive: true });
+  // what resume needs: every image's rows (the transfer's order: train rows, then validation rows)
+  const resumeData = resumeDataOf({
+    labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
+    trainRows: tunedRows?.train ?? transfer.trainSet().features, valRows: tunedRows ? tunedRows.val : transfer.valSet()?.features,
+  });
+  // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
+  // report JSON (and with int8 the float model and the calibration table) are all written to temp
+  // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
+  const set: AtomicEntry[] = [];
+  const temps: string[] = [];
+  const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
+  if (o.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
+  let modelBytes = bytes;
+  try {
+    if (o.int8 && !alreadyInt8) {
+      // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+      const calib = prior && !(await stat(trainDir!).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir!;
+      if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
+      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session, onWarning: warn });
+      temps.push(...q.temps);
+      modelBytes = q.bytes;
+      report.int8 = q.report;
+      if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
+      set.push(...q.entries);
+    } else {
+      set.push({ file: out, data: bytes });
+    }
+    report.modelSha256 = sha256(modelBytes);
+    report.timing.totalS = round((performance.now() - t0) / 1000);
+    set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+    // the picture is drawn after the model and its JSON are written: the old one goes first, so that
+    // no picture of an older model stays beside this one
+    await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
+    await writeAtomicSet(set);
+  } catch (err) {
+    for (const t of temps) await rm(t, { force: true });
+    throw err;
+  }
+  // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
+  try {
+    const png = await reportPng({
+      title: `${path.basename(out)}: ${labels.length} classes on ${backbone.id}`,
+      // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
+      history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
+      bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
+      labels,
+      confusion: metrics.confusion,
+      notes: [
+        `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
+        `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
+        ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
+      ],
+    });
+    await writeAtomicSet([{ file: paths.png, data: png }]);
+  } catch (err) {
+    warn(`the report picture ${paths.png} could not be drawn or written (${messageOf(err).split('\n')[0]}); the model and ${path.basename(paths.json)} are written`);
+    await rm(paths.png, { force: true }).catch(() => undefined);
+    await writeAtomicSet([{ file: paths.json, data: JSON.stringify(report, null, 2) + '\n' }]).catch(() => undefined);
+  }
+  return report;
+}
+
+/** `dataset.train` / `dataset.val` of a model trained from a `{file, label}` list (no folder to read again: resume it from its resume data). */
+const LIST = '(file list)';
+
+/** The split of a list without validation data: FINETUNE's stratifiedSplit (0 = none). */
+function createSplit(items: DatasetItem[], classes: number, fraction: number, seed: number): { train: DatasetItem[]; val: DatasetItem[] } {
+  return fraction > 0 ? stratifiedSplit(items, classes, fraction, seed) : { train: items, val: [] };
+}
+
+function perClassOf(m: Metrics, labels: string[]): FinetuneReport['perClass'] {
+  return Object.fromEntries(labels.map((l, i) => [l, m.perClass[i]!]));
+}
+
+/** The embedding-cache key of a tuned backbone: the base's key, the cut, and the tuned tail's weights (never the base's key: the cache would mix both). */
+function tunedBackboneKey(baseKey: string, cut: string, tailWeights: Record<string, Float32Array>): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(tailWeights).sort()) h.update(name).update(new Uint8Array(tailWeights[name]!.buffer, tailWeights[name]!.byteOffset, tailWeights[name]!.byteLength));
+  return sha256(`${baseKey}|tuned|${cut}|${h.digest('hex')}`);
+}
+
+/** task multilabel | regression: runtime/train/node/finetune-targets.ts does the work; this writes the model and its report as one set. */
+async function finetuneTargetsRun(
+  task: 'multilabel' | 'regression',
+  a: {
+    csv: string; valCsv?: string; valSplit: number; backbone: Backbone; augment: AugmentSpec; views: number; head: HeadKind; config: Partial<TrainConfig>;
+    out: string; paths: { json: string; png: string }; cache: EmbeddingCache | null; session: SessionOptions; o: FinetuneOptions; warn: (m: string) => void; warnings: string[]; t0: number;
+  },
+): Promise<TargetsReport> {
+  const r = await finetuneTargets({
+    task, csv: a.csv, valCsv: a.valCsv, valSplit: a.valSplit, backbone: a.backbone, augment: a.augment, views: a.views, head: a.head, config: a.config,
+    cache: a.cache, session: a.session, signal: a.o.signal,
+    hooks: { onEpoch: (stats) => a.o.onProgress?.({ stage: 'epoch', phase: 1, epochs: a.config.epochs ?? D.epochs, stats }) },
+    onProgress: (split, done, total) => a.o.onProgress?.({ stage: 'embed', split, done, total }),
+  });
+  for (const s of r.skipped) a.warn(`skipped ${s.where}: ${s.reason}`);
+  const report: TargetsReport = {
+    model: a.out, task, base: a.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: a.views, augment: formatAugmentation(a.augment),
+    head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
+    metrics: r.metrics, history: r.training.history, skipped: r.skipped, warnings: a.warnings, totalS: round((performance.now() - a.t0) / 1000),
+  };
+  if (a.o.signal?.aborted) throw a.o.signal.reason;
+  // the model and its report are one set (replaced together)
+  await writeAtomicSet([{ file: a.out, data: r.bytes }, { file: a.paths.json, data: JSON.stringify(report, null, 2) + '\n' }]);
+  return report;
+}
