@@ -248,6 +248,9 @@ function itemsOfList(list: readonly LabelledFile[], labels?: readonly string[], 
  * or empty class, a folder with one class), EMODEL for a model that cannot be read or resumed, the
  * trainer's divergence error, and `signal.reason` when aborted; nothing is written then.
  */
+export async function finetune(data: string | readonly LabelledFile[] | undefined, o: FinetuneOptions & { task?: 'classification' }): Promise<FinetuneReport>;
+export async function finetune(data: string, o: FinetuneOptions & { task: 'multilabel' | 'regression' }): Promise<TargetsReport>;
+export async function finetune(data: string | readonly LabelledFile[] | undefined, o: FinetuneOptions): Promise<FinetuneReport | TargetsReport>;
 export async function finetune(data: string | readonly LabelledFile[] | undefined, o: FinetuneOptions): Promise<FinetuneReport | TargetsReport> {
   const t0 = performance.now();
   const warnings: string[] = [];
