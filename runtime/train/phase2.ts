@@ -121,6 +121,31 @@ export interface Phase2Result {
 const round = (s: number) => Math.round(s * 100) / 100;
 
 /**
+ * The bytes whose sha256 identifies tuned tail weights: each weight's name (UTF-8) then its float32
+ * bytes, sorted by name. After phase 2 a model embeds with the tuned backbone, so its embedding-cache key
+ * (provenance `base.key`, both drivers) is sha256(tunedKeyText(base key, cut, sha256 hex of these bytes)),
+ * never the base's: the cache would mix both.
+ */
+export function tailWeightsBytes(w: Record<string, Float32Array>): Uint8Array {
+  const enc = new TextEncoder();
+  const parts = Object.keys(w)
+    .sort()
+    .flatMap((name) => [enc.encode(name), new Uint8Array(w[name]!.buffer, w[name]!.byteOffset, w[name]!.byteLength)]);
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** The text whose sha256 is a tuned backbone's cache key (see tailWeightsBytes). */
+export function tunedKeyText(baseKey: string, cut: string, weightsSha256: string): string {
+  return `${baseKey}|tuned|${cut}|${weightsSha256}`;
+}
+
+/**
  * The embedding rows of `x` (cut activations, `n` rows) through the tuned tail: [n, D] row-major, a
  * spatial map averaged when the tail ends unpooled (as phase 1's pooled cut).
  */

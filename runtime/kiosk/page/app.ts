@@ -22,7 +22,7 @@ import { trainInPage, type TrainProgress } from './teach.js';
 import { FINETUNE_DEFAULTS } from '../../train/finetune.js';
 import { messageOf } from '../../core/errors.js';
 import { $, h, nextFrame, showError, sleep } from './dom.js';
-import { download, fileNameFor, showResult } from './results.js';
+import { exportModel, showResult } from './results.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Models the live view can run
@@ -451,6 +451,7 @@ async function train(): Promise<void> {
       backbone: cfg.model.id,
       labels: out.labels,
       onnx: out.onnx,
+      resume: out.resume,
       metrics: out.metrics,
     };
     await store.putModel(rec);
@@ -485,7 +486,7 @@ async function renderModels(): Promise<void> {
       const exp = h('button', { text: 'Export' });
       const del = h('button', { text: 'Delete' });
       use.addEventListener('click', () => void useModel(m.id).catch((e) => showError(messageOf(e))));
-      exp.addEventListener('click', () => download(m.onnx, fileNameFor(m)));
+      exp.addEventListener('click', () => exportModel(m));
       del.addEventListener('click', () => {
         if (!confirm(`Delete model "${m.name}"?`)) return;
         void (async () => {
@@ -551,7 +552,7 @@ function wire(): void {
     if (lastTrained) void useModel(lastTrained.id).then(() => setTab('live')).catch((e) => showError(messageOf(e)));
   });
   $('export-model').addEventListener('click', () => {
-    if (lastTrained) download(lastTrained.onnx, fileNameFor(lastTrained));
+    if (lastTrained) exportModel(lastTrained);
   });
   $<HTMLInputElement>('import-model').addEventListener('change', (e) => {
     const input = e.target as HTMLInputElement;

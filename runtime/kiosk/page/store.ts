@@ -47,6 +47,8 @@ export interface ModelRecord {
   backbone: string;
   labels: string[];
   onnx: Uint8Array;
+  /** The resume data of a model taught here (exported beside the model as `<name>.resume.bin`). */
+  resume?: Uint8Array;
   metrics?: ModelMetrics;
 }
 

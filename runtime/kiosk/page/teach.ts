@@ -17,10 +17,12 @@ import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } f
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
 import { decodeModel, encodeModel } from '../../onnx/model.js';
 import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
-import { runPhase2, type Phase2Settings } from '../../train/phase2.js';
+import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
+import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
+import { encodeResume } from '../../train/resume-format.js';
 import type { TrainConfig } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, FROM_PAGE, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { asGraphSession, openSession, type WebProvider, type WebSession } from './engine.js';
@@ -67,6 +69,8 @@ export interface TrainRequest {
 
 export interface TrainOutcome {
   onnx: Uint8Array;
+  /** The resume data (`<name>.resume.bin` beside the exported `<name>.onnx`): `edgetune finetune --resume` adds classes from it. */
+  resume: Uint8Array;
   labels: string[];
   metrics: ModelMetrics;
   provider: WebProvider;
@@ -277,6 +281,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     created: new Date().toISOString(),
   };
   let onnx: Uint8Array;
+  // every image's rows under the backbone the model embeds with (phase 2's tuned one when it ran): the resume data's
+  let tuned: { train: Float32Array; val?: Float32Array } | undefined;
   if (plan) {
     // phase 2 through the one module the CLI runs too (runtime/train/phase2.ts): the frozen part's
     // activations from this page's embedder, the training graphs on onnxruntime-web sessions
@@ -310,10 +316,30 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     metrics.phase2 = p2.summary;
     metrics.ms = performance.now() - t0;
     provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
+    tuned = p2.embeddings;
+    provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
     onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   } else {
     onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }
+  // the resume data (runtime/train/resume-format.ts), what `edgetune finetune --resume <model> --add-class`
+  // reads beside the model: each kept sample's class, split, views, name and content hash, and its rows
+  const keys = await Promise.all([...collected.train, ...collected.val].map(contentKey));
+  const trainRows = tuned?.train ?? transfer.trainSet().features;
+  const valRows = tuned ? tuned.val : transfer.valSet()?.features;
+  const features = new Float32Array(trainRows.length + (valRows?.length ?? 0));
+  features.set(trainRows);
+  if (valRows) features.set(valRows, trainRows.length);
+  const resume = encodeResume({
+    model: await sha256Hex(new TextEncoder().encode(readMetadataProps(onnx)[METADATA_KEY] ?? '')),
+    labels,
+    dims: transfer.dims,
+    images: [
+      ...collected.train.map((s, i) => ({ label: s.label, split: 'train' as const, views, name: s.name, sha256: keys[i]! })),
+      ...collected.val.map((s, i) => ({ label: s.label, split: 'val' as const, views: 1, name: s.name, sha256: keys[collected.train.length + i]! })),
+    ],
+    features,
+  });
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
-  return { onnx, labels, metrics, provider };
+  return { onnx, resume, labels, metrics, provider };
 }

@@ -11,7 +11,6 @@
 // classes' folders. Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
 // aborted `signal` stops the run between steps with nothing written.
 
-import { createHash } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
@@ -20,7 +19,7 @@ import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from '.
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { planUnfreeze } from '../finetune-tail.js';
-import { runPhase2, type Phase2Summary } from '../phase2.js';
+import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
 import { finetuneTargets } from './finetune-targets.js';
@@ -448,7 +447,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     tunedBackbone = p2.backbone;
     phase2 = p2.summary;
     tunedRows = p2.embeddings;
-    tunedKey = tunedBackboneKey(backbone.key, plan.cut.cut, p2.tailWeights);
+    tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
   }
 
   // ---- export
@@ -577,12 +576,6 @@ function perClassOf(m: Metrics, labels: string[]): FinetuneReport['perClass'] {
   return Object.fromEntries(labels.map((l, i) => [l, m.perClass[i]!]));
 }
 
-/** The embedding-cache key of a tuned backbone: the base's key, the cut, and the tuned tail's weights (never the base's key: the cache would mix both). */
-function tunedBackboneKey(baseKey: string, cut: string, tailWeights: Record<string, Float32Array>): string {
-  const h = createHash('sha256');
-  for (const name of Object.keys(tailWeights).sort()) h.update(name).update(new Uint8Array(tailWeights[name]!.buffer, tailWeights[name]!.byteOffset, tailWeights[name]!.byteLength));
-  return sha256(`${baseKey}|tuned|${cut}|${h.digest('hex')}`);
-}
 
 /** task multilabel | regression: runtime/train/node/finetune-targets.ts does the work; this writes the model and its report as one set. */
 async function finetuneTargetsRun(
