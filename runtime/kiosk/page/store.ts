@@ -24,6 +24,7 @@ export interface SampleRecord {
   created: number;
 }
 
+/** The page's stored view of a taught model's report (runtime/train/summary.ts FinetuneSummary; teach.ts fills it from it). */
 export interface ModelMetrics {
   valAccuracy: number | null;
   trainAccuracy: number;

@@ -23,6 +23,7 @@ import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import { encodeResume } from '../../train/resume-format.js';
+import { finetuneSummary, type FinetuneSummary } from '../../train/summary.js';
 import type { TrainConfig } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, FROM_PAGE, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { asGraphSession, openSession, type WebProvider, type WebSession } from './engine.js';
@@ -72,6 +73,8 @@ export interface TrainOutcome {
   /** The resume data (`<name>.resume.bin` beside the exported `<name>.onnx`): `edgetune finetune --resume` adds classes from it. */
   resume: Uint8Array;
   labels: string[];
+  /** The one report of a fine-tune (the CLI's report.json holds the same fields). */
+  report: FinetuneSummary;
   metrics: ModelMetrics;
   provider: WebProvider;
 }
@@ -257,16 +260,6 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
       },
     },
   );
-  const metrics: ModelMetrics = {
-    valAccuracy: result.validated ? result.metrics.accuracy : null,
-    trainAccuracy: result.trainAccuracy,
-    confusion: result.metrics.confusion,
-    valCount: collected.val.length,
-    trainCount: collected.train.length,
-    epochs: result.training?.history.length ?? 0,
-    head: result.head.kind,
-    ms: performance.now() - t0,
-  };
   // the one provenance of a fine-tuned model (runtime/train/finetune.ts FinetuneProvenance): what
   // `finetune --resume` reads (the backbone's identity and cut; the samples have no folder: FROM_PAGE)
   const baseSha = await sha256Hex(r.backbone);
@@ -283,6 +276,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   let onnx: Uint8Array;
   // every image's rows under the backbone the model embeds with (phase 2's tuned one when it ran): the resume data's
   let tuned: { train: Float32Array; val?: Float32Array } | undefined;
+  let p2Result: Parameters<typeof finetuneSummary>[2];
   if (plan) {
     // phase 2 through the one module the CLI runs too (runtime/train/phase2.ts): the frozen part's
     // activations from this page's embedder, the training graphs on onnxruntime-web sessions
@@ -311,10 +305,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     } finally {
       await frozen.dispose();
     }
-    metrics.valAccuracy = result.validated ? p2.metrics.accuracy : null;
-    metrics.confusion = p2.metrics.confusion;
-    metrics.phase2 = p2.summary;
-    metrics.ms = performance.now() - t0;
+    p2Result = p2;
     provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
     tuned = p2.embeddings;
     provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
@@ -322,6 +313,19 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   } else {
     onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }
+  // the one report of a fine-tune (runtime/train/summary.ts, as the CLI's), and the page's stored view of it
+  const report = finetuneSummary(transfer, result, p2Result);
+  const metrics: ModelMetrics = {
+    valAccuracy: report.accuracy,
+    trainAccuracy: report.trainAccuracy,
+    confusion: report.confusion,
+    valCount: collected.val.length,
+    trainCount: collected.train.length,
+    epochs: report.epochs,
+    head: report.head,
+    ms: performance.now() - t0,
+    ...(report.unfreeze ? { phase2: report.unfreeze } : {}),
+  };
   // the resume data (runtime/train/resume-format.ts), what `edgetune finetune --resume <model> --add-class`
   // reads beside the model: each kept sample's class, split, views, name and content hash, and its rows
   const keys = await Promise.all([...collected.train, ...collected.val].map(contentKey));
@@ -341,5 +345,5 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     features,
   });
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
-  return { onnx, resume, labels, metrics, provider };
+  return { onnx, resume, labels, report, metrics, provider };
 }

@@ -24,6 +24,7 @@ import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
 import { finetuneTargets } from './finetune-targets.js';
 import { TASKS, type MultilabelMetrics, type RegressionMetrics } from '../tasks.js';
+import { finetuneSummary, type FinetuneSummary } from '../summary.js';
 import type { CardLayer } from '../../core/model-card.js';
 import { reportPng } from './report.js';
 import { OPTIMIZERS, SCHEDULES, type EpochStats, type HeadWeights, type Metrics, type TrainConfig, type TrainResult } from '../index.js';
@@ -110,28 +111,20 @@ export type FinetuneProgress =
   | { stage: 'epoch'; phase: 1; epochs: number; stats: EpochStats }
   | { stage: 'epoch'; phase: 2; epochs: number; stats: TailEpochStats };
 
-export interface FinetuneReport {
+/**
+ * What finetune() returns and writes as `<name>.report.json`: the one FinetuneSummary both drivers fill
+ * (runtime/train/summary.ts: labels, counts, head, epochs, accuracy, baseline, per-class scores,
+ * confusion, history, phase 2 as `unfreeze`), with this run's files, timing and warnings.
+ */
+export interface FinetuneReport extends FinetuneSummary {
   task?: 'classification';
+  /** The model file written (absolute). */
   model: string;
+  /** The backbone's id. */
   base: string;
-  labels: string[];
-  counts: { train: Record<string, number>; val: Record<string, number> };
   skipped: SkippedFile[];
   augment: string;
   views: number;
-  head: HeadWeights['kind'];
-  config?: TrainConfig;
-  bestEpoch: number;
-  epochs: number;
-  stoppedEarly: boolean;
-  /** Validation accuracy of the trained head (null without validation data). */
-  accuracy: number | null;
-  /** Validation accuracy of the nearest-class-mean baseline on the same embeddings. */
-  prototypeAccuracy: number | null;
-  trainAccuracy: number;
-  perClass: Record<string, { precision: number; recall: number; f1: number; support: number }>;
-  confusion: number[][];
-  history: TrainResult['history'];
   timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
@@ -139,8 +132,6 @@ export interface FinetuneReport {
   modelSha256?: string;
   /** Validation images byte-identical to training images: count and up to 3 [validation, training] pairs. */
   leakage?: SharedFiles;
-  /** With unfreeze: phase 2 (tail + head through ONNX training graphs) and what it gained over the head alone. */
-  unfreeze?: Phase2Summary;
   /**
    * With int8 and a float backbone: the float file kept beside the int8 one, the quantized op counts,
    * the calibration images (drawn from the training folder), and both models scored on the same
@@ -397,7 +388,6 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (leakWarning) warn(leakWarning);
   checkNoEmptyClass(collected.train, labels, trainDir ?? '');
   const trainCounts = classCounts(collected.train, labels.length);
-  const valCounts = classCounts(collected.val, labels.length);
   const imb = imbalanceWarning(trainCounts, labels);
   if (imb) warn(imb);
 
@@ -415,6 +405,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
 
   // ---- phase 2 (unfreeze): runtime/train/phase2.ts, with the frozen part's activations cached on disk
   let phase2: Phase2Summary | undefined;
+  let p2Result: { metrics: Metrics; summary: Phase2Summary } | undefined;
   let tunedBackbone;
   // after phase 2 the model embeds with the tuned backbone: its cache key and every image's rows under it
   let tunedKey: string | undefined;
@@ -444,6 +435,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     }
     head = p2.head;
     metrics = p2.metrics;
+    p2Result = p2;
     tunedBackbone = p2.backbone;
     phase2 = p2.summary;
     tunedRows = p2.embeddings;
@@ -474,30 +466,16 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>)
     : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
-  const count = (c: number[]) => Object.fromEntries(labels.map((l, i) => [l, c[i]!]));
   const report: FinetuneReport = {
     model: out,
     base: backbone.id,
-    labels,
-    counts: { train: count(trainCounts), val: count(valCounts) },
+    ...finetuneSummary(transfer, trained, p2Result),
     skipped,
     augment: formatAugmentation(augment),
     views,
-    head: head.kind,
-    config: result?.config,
-    bestEpoch: result?.bestEpoch ?? 0,
-    epochs: result?.history.length ?? 0,
-    stoppedEarly: result?.stoppedEarly ?? false,
-    accuracy: validated ? metrics.accuracy : null,
-    prototypeAccuracy: protoAcc,
-    trainAccuracy: trained.trainAccuracy,
-    perClass: perClassOf(metrics, labels),
-    confusion: metrics.confusion,
-    history: result?.history ?? [],
     timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
     warnings,
     report: paths,
-    ...(phase2 ? { unfreeze: phase2 } : {}),
     leakage,
   };
   if (o.signal?.aborted) throw o.signal.reason;
@@ -572,9 +550,6 @@ function createSplit(items: DatasetItem[], classes: number, fraction: number, se
   return fraction > 0 ? stratifiedSplit(items, classes, fraction, seed) : { train: items, val: [] };
 }
 
-function perClassOf(m: Metrics, labels: string[]): FinetuneReport['perClass'] {
-  return Object.fromEntries(labels.map((l, i) => [l, m.perClass[i]!]));
-}
 
 
 /** task multilabel | regression: runtime/train/node/finetune-targets.ts does the work; this writes the model and its report as one set. */
