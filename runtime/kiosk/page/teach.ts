@@ -16,7 +16,7 @@ import type { KioskConfig } from '../config.js';
 import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } from '../../train/augment/ops.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
 import { decodeModel, encodeModel } from '../../onnx/model.js';
-import { planUnfreeze, UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
+import { planUnfreeze } from '../../train/finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
@@ -283,7 +283,6 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
     const totalP2 = collected.train.length * views + collected.val.length;
     let doneP2 = 0;
-    const epochsP2 = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
     let p2;
     try {
       p2 = await runPhase2({
@@ -297,7 +296,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
         settings: r.phase2,
         blocks: unfreeze,
         signal: r.signal,
-        onEpoch(e) {
+        onEpoch(e, epochsP2) {
           const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
           progress({ done: totalP2 + e.epoch / epochsP2, total: totalP2 + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
         },
