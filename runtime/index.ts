@@ -17,6 +17,7 @@ export { readModelInfo } from './io/model-file.js';
 export { probeProviders } from './session/probe.js';
 export { benchModel, type BenchRow } from './classify/bench.js';
 export { loadRegistry, resolveModel, labelsOf } from '../models/loader.js';
+export { exportTritonRepository, parseInstanceGroup, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER, type TritonExportOptions, type TritonExportResult, type TritonTensor, type InstanceGroup } from './fleet/triton.js';
 export { importModelFile, importedModelPath, importFormatOf, type ImportedModelFile, type ImportFileOptions } from '../models/import.js';
 export { specOf, type ModelEntry } from '../models/registry.js';
 export { detectProfile, detectFacts, getProfile, type DeviceProfile } from '../devices/profiles.js';
@@ -33,6 +34,7 @@ export * as onnx from './onnx/index.js';
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
+export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./commands/inspect.js')).inspect,
   card: async () => (await import('./commands/card.js')).card,
   import: async () => (await import('./commands/import.js')).importModel,
+  export: async () => (await import('./commands/export.js')).exportModel,
 
 };
 

@@ -9,7 +9,7 @@ import protobuf from 'protobufjs/minimal.js';
 import * as v from 'valibot';
 import { PreprocessSpecSchema } from './preprocess-spec.js';
 import { parseJsonContract } from './schema.js';
-import { EmbeddingSpecSchema, OutputKindSchema, TaskSchema } from './model-card.js';
+import { EmbeddingSpecSchema, OutputKindSchema, TaskSchema, type ModelCard } from './model-card.js';
 
 export const METADATA_KEY = 'edgetune.model';
 
@@ -70,4 +70,23 @@ export function parseModelInfo(props: Record<string, string>, source = 'model'):
   const raw = props[METADATA_KEY];
   if (!raw) return undefined;
   return parseJsonContract(ModelInfoSchema, raw, `${source}: ${METADATA_KEY}`, 'EMODEL');
+}
+
+/**
+ * The embedded description of a merged card (what `edgetune card` writes into a file, and `export
+ * --format triton` into the config's parameters): labels, label offset, preprocessing, output kind and
+ * name, task, embedding, and the provenance with `base` (the card's id unless it names one) and `tool`.
+ */
+export function modelInfoOfCard(c: ModelCard, tool: string): EmbeddedModelInfo {
+  return {
+    version: 1,
+    labels: c.labels,
+    ...(c.labelOffset ? { labelOffset: c.labelOffset } : {}),
+    preprocess: c.preprocess,
+    outputKind: c.outputKind,
+    outputName: c.outputName,
+    ...(c.task ? { task: c.task } : {}),
+    ...(c.embedding ? { embedding: c.embedding } : {}),
+    provenance: { ...(c.provenance ?? {}), base: c.provenance?.base ?? c.id, tool },
+  };
 }

@@ -31,7 +31,7 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Remove the temp files (tempPathFor's names) that a killed run left in `dir`: those whose process is
+ * Remove the temp files and folders (tempPathFor's names) that a killed run left in `dir`: those whose process is
  * no longer running. Returns the removed paths. Never throws (a folder that cannot be read is left).
  */
 export async function removeStaleTemps(dir: string): Promise<string[]> {
@@ -46,7 +46,7 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
     const m = TEMP_NAME.exec(n);
     if (!m || processAlive(Number(m[1]))) continue;
     const p = path.join(dir, n);
-    if (await rm(p, { force: true }).then(() => true, () => false)) removed.push(p);
+    if (await rm(p, { force: true, recursive: true }).then(() => true, () => false)) removed.push(p); // recursive: a temp folder (a Triton entry being built)
   }
   return removed;
 }

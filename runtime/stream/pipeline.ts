@@ -22,6 +22,7 @@ import type { TensorData } from '../core/tensor.js';
 import type { SessionOptions } from '../session/session.js';
 import { inferenceStages, type InferenceStages } from './stages.js';
 import { checkStages, frameForGeometry } from './check.js';
+import { Histogram, type HistogramSnapshot } from './metrics.js';
 
 export const STAGES = ['queue', 'preprocess', 'inference', 'postprocess', 'total'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -101,6 +102,8 @@ export interface StreamStats {
   stalls: number;
   /** Times a swapped-in model failed and the previous one was put back. */
   rollbacks: number;
+  /** Models swapped in (POST /model, swapModel), rollbacks not counted. */
+  swaps: number;
   /** Rates over the last few seconds. */
   fpsIn: number;
   fpsOut: number;
@@ -145,6 +148,9 @@ export class StreamPipeline extends EventEmitter {
   private readonly k: number;
   private readonly drop: boolean;
   private readonly lat = Object.fromEntries(STAGES.map((s) => [s, new LatencyWindow()])) as Record<Stage, LatencyWindow>;
+  /** All-time per-stage latency, seconds, in Prometheus buckets (stream/metrics.ts). */
+  private readonly hist = Object.fromEntries(STAGES.map((s) => [s, new Histogram()])) as Record<Stage, Histogram>;
+  private swaps = 0;
   private readonly inRate = new RateMeter();
   private readonly outRate = new RateMeter();
   private framesIn = 0;
@@ -241,12 +247,18 @@ export class StreamPipeline extends EventEmitter {
       reconnects: this.reconnectsBefore + this.source.reconnects,
       stalls: this.stalls,
       rollbacks: this.rollbacks,
+      swaps: this.swaps,
       fpsIn: this.inRate.rate(),
       fpsOut: this.outRate.rate(),
       avgFpsIn: elapsed > 0 ? r(this.framesIn / elapsed) : 0,
       avgFpsOut: elapsed > 0 ? r(this.processed / elapsed) : 0,
       latency: Object.fromEntries(STAGES.map((s) => [s, this.lat[s].summary()])) as Record<Stage, LatencySummary>,
     };
+  }
+
+  /** Per-stage latency histograms (seconds, every processed frame since the start). */
+  latencyHistograms(): Record<Stage, HistogramSnapshot> {
+    return Object.fromEntries(STAGES.map((s) => [s, this.hist[s].snapshot()])) as Record<Stage, HistogramSnapshot>;
   }
 
   /**
@@ -324,6 +336,7 @@ export class StreamPipeline extends EventEmitter {
             this.previous = old;
             if (drop && drop !== clf && drop !== old) await drop.dispose();
           }
+          this.swaps++;
           this.note({ type: 'swap', message: `model swapped: ${old.id} → ${clf.id}${how}` });
         }
         resolve();
@@ -566,7 +579,10 @@ export class StreamPipeline extends EventEmitter {
       postprocess: end - tInf,
       total: end - cur.arrived,
     };
-    for (const s of STAGES) this.lat[s].add(stages[s]);
+    for (const s of STAGES) {
+      this.lat[s].add(stages[s]);
+      this.hist[s].observe(stages[s] / 1000);
+    }
     this.processed++;
     this.outRate.tick(end);
     const result: StreamResult = {

@@ -5,7 +5,7 @@
 //                      reconnects/swaps
 //   GET  /snapshot.jpg the latest frame as JPEG
 //   GET  /healthz      200 {"status":"ok"} while frames flow, 503 while reconnecting or after failure
-//   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency summaries)
+//   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency histograms in seconds)
 //   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
 //                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
@@ -27,6 +27,7 @@ import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/ht
 import { cacheDir } from '../io/paths.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, modelFileSha256, type MetricFamily } from './metrics.js';
 
 export interface ServeOptions {
   /** Default 127.0.0.1. */
@@ -99,44 +100,43 @@ es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
 </script></body></html>
 `;
 
-function escapeLabel(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** Prometheus text exposition of the pipeline's stats. */
-export function metricsText(p: StreamPipeline): string {
+/**
+ * Prometheus text exposition of the pipeline (stream/metrics.ts): per-stage latency histograms in
+ * seconds, counters for frames, errors, reconnects, stalls, swaps and rollbacks, gauges for state and
+ * rates, `edgetune_build_info`, and `edgetune_model_info` whose labels name the serving model and the
+ * sha256 of its file.
+ */
+export async function metricsText(p: StreamPipeline): Promise<string> {
   const s = p.stats();
-  const out: string[] = [];
-  const metric = (name: string, type: string, help: string, rows: [string, number][]) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [labels, v] of rows) out.push(`${name}${labels} ${Number.isFinite(v) ? v : 0}`);
-  };
-  metric('edgetune_up', 'gauge', 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', [['', s.state === 'running' || s.state === 'starting' ? 1 : 0]]);
-  metric('edgetune_model_info', 'gauge', 'The model serving the stream.', [
-    [`{model="${escapeLabel(s.model)}",provider="${escapeLabel(p.provider)}",source="${escapeLabel(s.source)}"}`, 1],
+  const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+  const hist = p.latencyHistograms();
+  return exposition([
+    await buildInfoFamily(),
+    { name: 'edgetune_up', help: 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', type: 'gauge', samples: [{ value: s.state === 'running' || s.state === 'starting' ? 1 : 0 }] },
+    {
+      name: 'edgetune_model_info',
+      help: 'The model serving the stream (value 1): its name, the sha256 of its file, the provider running it and the source.',
+      type: 'gauge',
+      samples: [{ labels: { model: s.model, sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
+    },
+    counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
+    counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
+    counter('edgetune_frames_dropped_total', 'Stale frames dropped because inference was busy (latest frame wins).', s.dropped),
+    counter('edgetune_frames_skipped_total', 'Corrupt or unusable frames skipped.', s.skipped),
+    counter('edgetune_inference_errors_total', 'Frames whose inference failed.', s.errors),
+    counter('edgetune_source_reconnects_total', 'Times the source process was restarted.', s.reconnects),
+    counter('edgetune_source_stalls_total', 'Times the source delivered no frame for the stall timeout and was restarted.', s.stalls),
+    counter('edgetune_model_swaps_total', 'Models swapped in (POST /model).', s.swaps),
+    counter('edgetune_model_rollbacks_total', 'Times a swapped-in model failed and the previous model was put back.', s.rollbacks),
+    { name: 'edgetune_fps', help: 'Frames per second over the last seconds.', type: 'gauge', samples: [{ labels: { direction: 'in' }, value: s.fpsIn }, { labels: { direction: 'out' }, value: s.fpsOut }] },
+    { name: 'edgetune_uptime_seconds', help: 'Seconds since the stream started.', type: 'gauge', samples: [{ value: s.uptimeSeconds }] },
+    {
+      name: 'edgetune_stage_latency_seconds',
+      help: 'Per-frame latency of each stage in seconds (queue, preprocess, inference, postprocess; total = frame arrival to result), every frame since the start.',
+      type: 'histogram',
+      samples: STAGES.map((st) => ({ labels: { stage: st }, histogram: hist[st] })),
+    },
   ]);
-  metric('edgetune_frames_in_total', 'counter', 'Frames received from the source.', [['', s.framesIn]]);
-  metric('edgetune_frames_processed_total', 'counter', 'Frames classified.', [['', s.processed]]);
-  metric('edgetune_frames_dropped_total', 'counter', 'Stale frames dropped because inference was busy (latest frame wins).', [['', s.dropped]]);
-  metric('edgetune_frames_skipped_total', 'counter', 'Corrupt or unusable frames skipped.', [['', s.skipped]]);
-  metric('edgetune_inference_errors_total', 'counter', 'Frames whose inference failed.', [['', s.errors]]);
-  metric('edgetune_source_reconnects_total', 'counter', 'Times the source process was restarted.', [['', s.reconnects]]);
-  metric('edgetune_source_stalls_total', 'counter', 'Times the source delivered no frame for the stall timeout and was restarted.', [['', s.stalls]]);
-  metric('edgetune_model_rollbacks_total', 'counter', 'Times a swapped-in model failed and the previous model was put back.', [['', s.rollbacks]]);
-  metric('edgetune_fps', 'gauge', 'Frames per second over the last seconds.', [
-    ['{direction="in"}', s.fpsIn],
-    ['{direction="out"}', s.fpsOut],
-  ]);
-  metric('edgetune_uptime_seconds', 'gauge', 'Seconds since the stream started.', [['', s.uptimeSeconds]]);
-  out.push('# HELP edgetune_stage_latency_ms Per-stage latency in milliseconds (recent window quantiles, all-time sum/count).', '# TYPE edgetune_stage_latency_ms summary');
-  for (const st of STAGES) {
-    const l = s.latency[st];
-    out.push(`edgetune_stage_latency_ms{stage="${st}",quantile="0.5"} ${l.p50}`);
-    out.push(`edgetune_stage_latency_ms{stage="${st}",quantile="0.95"} ${l.p95}`);
-    out.push(`edgetune_stage_latency_ms_sum{stage="${st}"} ${Math.round(l.mean * l.n * 100) / 100}`);
-    out.push(`edgetune_stage_latency_ms_count{stage="${st}"} ${l.n}`);
-  }
-  return out.join('\n') + '\n';
 }
 
 /** A request body over the limit: answered 413. */
@@ -407,7 +407,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
-        return send(res, 200, metricsText(pipeline), 'text/plain; version=0.0.4; charset=utf-8');
+        return send(res, 200, await metricsText(pipeline), EXPOSITION_CONTENT_TYPE);
       case '/snapshot.jpg': {
         const f = pipeline.latestFrame;
         if (!f) return json(res, 503, { error: 'no frame yet' }, { 'Retry-After': '1' });

@@ -4,7 +4,7 @@
 
 import { describeModel } from '../../../models/describe.js';
 import { EdgetuneError } from '../../core/errors.js';
-import { METADATA_KEY, type EmbeddedModelInfo } from '../../core/metadata.js';
+import { METADATA_KEY, modelInfoOfCard } from '../../core/metadata.js';
 import { assumedFields } from '../../core/model-card.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
@@ -39,16 +39,7 @@ export const card: Command = {
     if (assumed.length && !v['allow-assumed']) {
       throw new EdgetuneError('EARG', `nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
     }
-    const info: EmbeddedModelInfo = {
-      version: 1,
-      labels: c.labels,
-      ...(c.labelOffset ? { labelOffset: c.labelOffset } : {}),
-      preprocess: c.preprocess,
-      outputKind: c.outputKind,
-      outputName: c.outputName,
-      ...(c.embedding ? { embedding: c.embedding } : {}),
-      provenance: { ...(c.provenance ?? {}), base: c.provenance?.base ?? c.id, tool: 'edgetune card' },
-    };
+    const info = modelInfoOfCard(c, 'edgetune card');
     const { model } = await loadModelFile(d.path); // external data inlined: one self-contained file
     setMetadataValue(model, METADATA_KEY, JSON.stringify(info));
     await writeAtomic(out, encodeModel(model));

@@ -1,0 +1,383 @@
+// exportTritonRepository(): an edgetune model → an entry of a Triton Inference Server model repository
+// (also what KServe's Triton runtime serves), Node. Writes `<repo>/<name>/config.pbtxt`,
+// `<repo>/<name>/labels.txt` and `<repo>/<name>/<version>/model.onnx`. The config is built from the
+// model card (models/describe.ts) and the graph signature: `platform: "onnxruntime_onnx"`, inputs and
+// outputs with Triton data types and dims, `max_batch_size` by Triton's batching rule, `label_filename`
+// on the class output (with a background line where class 0 is background), the card as a `parameters`
+// entry, and optional `dynamic_batching` / `instance_group`. What Triton would refuse or mis-serve is
+// refused here with the reason. Schema: Triton's `model_config.proto` (message `inference.ModelConfig`,
+// github triton-inference-server/common) and its model-configuration guide; the output follows the
+// layout of Triton's own `densenet_onnx` example.
+
+import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { describeModel, type DescribeOptions } from '../../models/describe.js';
+import { EdgetuneError } from '../core/errors.js';
+import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
+import { assumedFields, type ModelCard } from '../core/model-card.js';
+import { removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
+import { loadModelFile } from '../io/model-file.js';
+import { setMetadataValue, type SignatureEntry } from '../onnx/graph.js';
+import { encodeModel } from '../onnx/model.js';
+
+/** Triton's `DataType` enum name for each element type graphSignature() reports (model_config.proto). */
+export const TRITON_DATA_TYPES: Readonly<Record<string, string>> = {
+  bool: 'TYPE_BOOL',
+  uint8: 'TYPE_UINT8',
+  uint16: 'TYPE_UINT16',
+  uint32: 'TYPE_UINT32',
+  uint64: 'TYPE_UINT64',
+  int8: 'TYPE_INT8',
+  int16: 'TYPE_INT16',
+  int32: 'TYPE_INT32',
+  int64: 'TYPE_INT64',
+  float16: 'TYPE_FP16',
+  float32: 'TYPE_FP32',
+  float64: 'TYPE_FP64',
+  string: 'TYPE_STRING',
+  bfloat16: 'TYPE_BF16',
+};
+
+/**
+ * Output types Triton's classification extension ranks: its TopkClassifications (server
+ * src/classification.cc) switches over these and answers any other type (FP16, BF16, BOOL, BYTES) with
+ * "class result not available for output due to unsupported type". A class output of another type is
+ * refused rather than exported with a label file Triton cannot use.
+ */
+const CLASSIFIABLE = new Set(['TYPE_UINT8', 'TYPE_UINT16', 'TYPE_UINT32', 'TYPE_UINT64', 'TYPE_INT8', 'TYPE_INT16', 'TYPE_INT32', 'TYPE_INT64', 'TYPE_FP32', 'TYPE_FP64']);
+
+/** max_batch_size written for a model whose every input and output has a dynamic first dimension, unless told. */
+export const DEFAULT_MAX_BATCH_SIZE = 8;
+
+/** The `parameters` key holding the model card (JSON of EmbeddedModelInfo, as in the ONNX metadata). */
+export const TRITON_CARD_PARAMETER = METADATA_KEY;
+/** The `parameters` key holding the sha256 (hex) of the version's model.onnx. */
+export const TRITON_SHA256_PARAMETER = 'edgetune.sha256';
+
+export type InstanceKind = 'KIND_AUTO' | 'KIND_CPU' | 'KIND_GPU';
+
+export interface InstanceGroup {
+  kind: InstanceKind;
+  /** Model instances of this kind, >= 1. */
+  count: number;
+}
+
+export interface TritonExportOptions extends DescribeOptions {
+  /** The model repository folder (created when missing). */
+  out: string;
+  /** Entry name. Default: the registry id, or the model file's base name without extension. */
+  name?: string;
+  /** Version folder, integer >= 1. Default: 1 for a new entry, one above the highest for an existing one. */
+  version?: number;
+  /**
+   * max_batch_size. Default DEFAULT_MAX_BATCH_SIZE when every input and output has a dynamic first
+   * dimension (dims then omit it), else 0 (full dims). > 0 for a model with a fixed batch is refused.
+   */
+  maxBatchSize?: number;
+  /** Write `dynamic_batching { }` (Triton forms batches from single requests). Needs max_batch_size > 0. */
+  dynamicBatching?: boolean;
+  /** `instance_group` entries. Default none (Triton's default: one instance per GPU, or one on CPU). */
+  instanceGroups?: readonly InstanceGroup[];
+  /** Embed the card even where fields had to be assumed (listed in `assumed`). Default false: refused. */
+  allowAssumed?: boolean;
+}
+
+/** One input or output as the config declares it. */
+export interface TritonTensor {
+  name: string;
+  /** Triton data type, e.g. TYPE_FP32. */
+  dataType: string;
+  /** Dims as in config.pbtxt (without the batch dimension when max_batch_size > 0); -1 = variable. */
+  dims: number[];
+  /** FORMAT_NCHW / FORMAT_NHWC for an image input. */
+  format?: 'FORMAT_NCHW' | 'FORMAT_NHWC';
+  /** `labels.txt` on the class output. */
+  labelFilename?: string;
+}
+
+export interface TritonExportResult {
+  /** The entry folder `<repo>/<name>`. */
+  entry: string;
+  name: string;
+  version: number;
+  /** Paths written: config.pbtxt, labels.txt, <version>/model.onnx. */
+  files: { config: string; labels: string; model: string };
+  /** The config.pbtxt text. */
+  config: string;
+  maxBatchSize: number;
+  inputs: TritonTensor[];
+  outputs: TritonTensor[];
+  /** labels.txt lines (background lines included). */
+  labelLines: string[];
+  /** Other versions already in the entry, kept. */
+  kept: number[];
+  /** sha256 (hex) of the written model.onnx. */
+  sha256: string;
+  /** Fields of the card that were assumed (non-empty only with allowAssumed). */
+  assumed: string[];
+}
+
+/** A Triton entry name: one path segment Triton and URLs take as is. */
+const NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+function refuse(message: string, subject?: string): never {
+  throw new EdgetuneError('EARG', message, subject ? { subject } : undefined);
+}
+
+/**
+ * The default entry name of a described model: the registry id, else the file's base name without
+ * extension (for a tfjs `model.json`, its folder's name), with characters Triton names avoid as "_".
+ */
+export function defaultEntryName(card: ModelCard, entryId: string | undefined, file: string): string {
+  const base = entryId ?? (/\.json$/i.test(file) ? path.basename(path.dirname(file)) : path.basename(file).replace(/\.(onnx|tflite)$/i, ''));
+  const name = base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
+  return name || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/** `kind:count` (cpu:2, gpu:1, auto:1) → an instance group. Errors: EARG naming the value. */
+export function parseInstanceGroup(s: string): InstanceGroup {
+  const m = /^(cpu|gpu|auto):(\d+)$/i.exec(s.trim());
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || !(count >= 1 && count <= 1024)) {
+    throw new EdgetuneError('EARG', `Expected kind:count (kind cpu, gpu or auto; count 1..1024) for --instance-group but received ${JSON.stringify(s)}`);
+  }
+  return { kind: `KIND_${m[1]!.toUpperCase()}` as InstanceKind, count };
+}
+
+/** A protobuf text-format string literal (C escapes; UTF-8 kept as is, which protoc and Triton read). */
+export function textString(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t').replace(/[\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)}"`;
+}
+
+const isDynamic = (d: number | string | undefined): boolean => typeof d !== 'number' || d <= 0;
+
+function tensorOf(e: SignatureEntry, kind: 'input' | 'output', batched: boolean, model: string): TritonTensor {
+  const dataType = TRITON_DATA_TYPES[e.type];
+  if (!dataType) refuse(`${model}: ${kind} "${e.name}" has element type ${e.type}, which Triton has no data type for`);
+  if (e.shape.length === 0 && kind === 'output') refuse(`${model}: output "${e.name}" declares no shape; Triton needs its dims`);
+  const dims = e.shape.map((d) => (isDynamic(d) ? -1 : (d as number)));
+  return { name: e.name, dataType, dims: batched ? dims.slice(1) : dims };
+}
+
+/** Triton's `max_batch_size` for a graph, by its rule: > 0 only when every input and output has a dynamic first dimension. */
+function batchRule(inputs: SignatureEntry[], outputs: SignatureEntry[], requested: number | undefined, model: string): number {
+  const fixed = [...inputs.map((e) => ['input', e] as const), ...outputs.map((e) => ['output', e] as const)].find(([, e]) => e.shape.length === 0 || !isDynamic(e.shape[0]));
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) refuse(`Expected integer >= 0 for --max-batch-size but received ${requested}`);
+  if (fixed && requested !== undefined && requested > 0) {
+    const [kind, e] = fixed;
+    refuse(
+      `${model}: --max-batch-size ${requested} needs a dynamic first (batch) dimension on every input and output, but ${kind} "${e.name}" has shape [${e.shape.join(', ')}]; Triton refuses max_batch_size > 0 for it (export with --max-batch-size 0)`,
+    );
+  }
+  return fixed ? 0 : (requested ?? DEFAULT_MAX_BATCH_SIZE);
+}
+
+/** labels.txt lines: one per class output index (a "background" line per index below labelOffset). */
+function labelLinesOf(card: ModelCard, model: string): string[] {
+  const bad = card.labels.find((l) => /[\r\n]/.test(l));
+  if (bad !== undefined) refuse(`${model}: label ${JSON.stringify(bad)} holds a line break; Triton's label file has one label per line`);
+  return [...Array.from({ length: card.labelOffset }, () => 'background'), ...card.labels];
+}
+
+/** config.pbtxt text for the given parts (fields in model_config.proto's order). */
+export function configText(c: {
+  name: string;
+  maxBatchSize: number;
+  inputs: readonly TritonTensor[];
+  outputs: readonly TritonTensor[];
+  dynamicBatching?: boolean;
+  instanceGroups?: readonly InstanceGroup[];
+  parameters?: Readonly<Record<string, string>>;
+}): string {
+  const tensor = (t: TritonTensor) =>
+    [
+      '  {',
+      `    name: ${textString(t.name)}`,
+      `    data_type: ${t.dataType}`,
+      ...(t.format ? [`    format: ${t.format}`] : []),
+      `    dims: [ ${t.dims.join(', ')} ]`,
+      ...(t.labelFilename ? [`    label_filename: ${textString(t.labelFilename)}`] : []),
+      '  }',
+    ].join('\n');
+  const lines = [
+    `name: ${textString(c.name)}`,
+    'platform: "onnxruntime_onnx"',
+    `max_batch_size: ${c.maxBatchSize}`,
+    `input [\n${c.inputs.map(tensor).join(',\n')}\n]`,
+    `output [\n${c.outputs.map(tensor).join(',\n')}\n]`,
+  ];
+  if (c.instanceGroups?.length) {
+    lines.push(`instance_group [\n${c.instanceGroups.map((g) => `  {\n    kind: ${g.kind}\n    count: ${g.count}\n  }`).join(',\n')}\n]`);
+  }
+  if (c.dynamicBatching) lines.push('dynamic_batching { }');
+  for (const [k, v] of Object.entries(c.parameters ?? {})) lines.push(`parameters {\n  key: ${textString(k)}\n  value { string_value: ${textString(v)} }\n}`);
+  return lines.join('\n') + '\n';
+}
+
+/** The part of a config that every version of an entry shares (everything up to the parameters). */
+function servingPart(config: string): string {
+  const i = config.indexOf('\nparameters {');
+  return i < 0 ? config : config.slice(0, i + 1);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const real = async (p: string) => realpath(p).catch(() => path.resolve(p));
+  return (await real(a)) === (await real(b));
+}
+
+async function versionsIn(entry: string): Promise<number[]> {
+  const names = await readdir(entry).catch(() => [] as string[]);
+  return names.filter((n) => /^[1-9]\d*$/.test(n)).map(Number).sort((a, b) => a - b);
+}
+
+/**
+ * Export a model as a Triton model repository entry. `ref` is anything describeModel takes (registry id,
+ * ONNX file, imported `.tflite` / tfjs `model.json`, fine-tuned export). A new entry is built in a temp
+ * folder and renamed into place; a version added to an existing entry is renamed into place beside the
+ * others (which are kept; the same version is replaced), then config.pbtxt and labels.txt are replaced
+ * together (writeAtomicSet). Errors (EARG, with the reason): a bad name or version, max_batch_size > 0
+ * for a fixed batch dimension, dynamic batching without batching, a class output Triton cannot rank
+ * (FP16), an element type Triton lacks, an existing entry whose config or labels differ (Triton serves
+ * every version with one config), assumed card fields without allowAssumed, and an output that would
+ * replace the input model. EMODEL / EIO from reading the model and writing the files.
+ */
+export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
+  const d = await describeModel(ref, opts);
+  const card = d.card;
+  const model = d.importedFrom ?? d.path;
+  const name = opts.name ?? defaultEntryName(card, d.entry?.id, model);
+  if (!NAME_RE.test(name)) refuse(`Expected a model name of letters, digits, "_", "." and "-" (not starting with "." or "-") for --name but received ${JSON.stringify(name)}`);
+  if (opts.version !== undefined && !(Number.isInteger(opts.version) && opts.version >= 1)) refuse(`Expected positive integer for --version but received ${opts.version}`);
+  const assumed = assumedFields(card).filter((f) => f !== 'embedding');
+  if (assumed.length && !opts.allowAssumed) {
+    refuse(`nothing says ${assumed.join(', ')} for ${model}: give them with flags or a card file (or --allow-assumed to export the assumed values: ${card.assumptions.join('; ')})`);
+  }
+
+  const { inputs: sigIn, outputs: sigOut } = d.signature;
+  const maxBatchSize = batchRule(sigIn, sigOut, opts.maxBatchSize, model);
+  if (opts.dynamicBatching && maxBatchSize === 0) {
+    refuse(`${model}: --dynamic-batching needs max_batch_size > 0 (a dynamic first dimension on every input and output); Triton refuses dynamic batching for a model that does not batch`);
+  }
+  const batched = maxBatchSize > 0;
+  const inputs = sigIn.map((e) => tensorOf(e, 'input', batched, model));
+  const outputs = sigOut.map((e) => tensorOf(e, 'output', batched, model));
+  const image = inputs.find((t) => t.name === card.inputName);
+  if (image && image.dims.length === (batched ? 3 : 4)) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
+  const classOut = outputs.find((t) => t.name === card.outputName);
+  if (!classOut) refuse(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
+  const labelLines = labelLinesOf(card, model);
+  if (card.task !== 'regression' && labelLines.length) {
+    if (!CLASSIFIABLE.has(classOut.dataType)) {
+      refuse(
+        `${model}: class output "${classOut.name}" is ${classOut.dataType}, which Triton's classification extension cannot rank (its top-k has no ${classOut.dataType.slice(5)} case: a classification request would fail); export a model with an FP32 output (e.g. the model's fp32 twin)`,
+      );
+    }
+    classOut.labelFilename = 'labels.txt';
+  }
+
+  // The written model stands alone: its card embedded as in `edgetune card`, external data inlined.
+  const info: EmbeddedModelInfo = modelInfoOfCard(card, 'edgetune export --format triton');
+  const { model: onnx } = await loadModelFile(d.path);
+  setMetadataValue(onnx, METADATA_KEY, JSON.stringify(info));
+  const bytes = encodeModel(onnx);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const config = configText({
+    name,
+    maxBatchSize,
+    inputs,
+    outputs,
+    dynamicBatching: opts.dynamicBatching,
+    instanceGroups: opts.instanceGroups,
+    parameters: { [TRITON_CARD_PARAMETER]: JSON.stringify(info), [TRITON_SHA256_PARAMETER]: sha256 },
+  });
+  const labelsText = labelLines.map((l) => `${l}\n`).join('');
+
+  const repo = path.resolve(opts.out);
+  await mkdir(repo, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+    throw new EdgetuneError('EIO', `cannot create --out ${opts.out}: ${err.code ?? err.message}`, { subject: opts.out });
+  });
+  if ((await stat(repo)).isDirectory() === false) throw new EdgetuneError('EIO', `cannot write --out ${opts.out}: not a directory`, { subject: opts.out });
+  const entry = path.join(repo, name);
+  const configFile = path.join(entry, 'config.pbtxt');
+  const labelsFile = path.join(entry, 'labels.txt');
+  const existing = await versionsIn(entry);
+  const version = opts.version ?? (existing.length ? existing[existing.length - 1]! + 1 : 1);
+  const modelFile = path.join(entry, String(version), 'model.onnx');
+  for (const f of [modelFile, configFile, labelsFile]) {
+    if (await sameFile(f, d.path)) refuse(`--out ${opts.out} would replace the input model ${d.path} (${path.relative(repo, f)}); choose another --out, --name or --version`, d.path);
+  }
+  const entryExists = await exists(entry);
+  if (entryExists) {
+    const old = await readFile(configFile, 'utf8').catch(() => undefined);
+    if (old !== undefined && servingPart(old) !== servingPart(config)) {
+      refuse(
+        `${configFile} declares other inputs, outputs, batching or instances than ${model} needs, and Triton serves every version of an entry with one config; export under another --name (or remove ${entry})`,
+        configFile,
+      );
+    }
+    const oldLabels = await readFile(labelsFile, 'utf8').catch(() => undefined);
+    if (oldLabels !== undefined && oldLabels !== labelsText) {
+      refuse(`${labelsFile} lists other labels than ${model}, and every version of an entry shares it; export under another --name (or remove ${entry})`, labelsFile);
+    }
+  }
+
+  await removeStaleTemps(repo);
+  if (!entryExists) {
+    // A new entry appears whole or not at all.
+    const tmp = tempPathFor(entry);
+    try {
+      await mkdir(path.join(tmp, String(version)), { recursive: true });
+      await writeFile(path.join(tmp, String(version), 'model.onnx'), bytes);
+      await writeFile(path.join(tmp, 'labels.txt'), labelsText);
+      await writeFile(path.join(tmp, 'config.pbtxt'), config);
+      await rename(tmp, entry);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw new EdgetuneError('EIO', `cannot write ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: entry, cause: err });
+    }
+  } else {
+    await removeStaleTemps(entry);
+    const vdir = path.join(entry, String(version));
+    const tmp = tempPathFor(vdir);
+    const aside = tempPathFor(vdir);
+    try {
+      await mkdir(tmp);
+      await writeFile(path.join(tmp, 'model.onnx'), bytes);
+      // The same version is replaced: the old folder moves aside, the new one in, then the old goes.
+      if (await exists(vdir)) await rename(vdir, aside);
+      await rename(tmp, vdir);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      if ((await exists(aside)) && !(await exists(vdir))) await rename(aside, vdir);
+      throw new EdgetuneError('EIO', `cannot write ${vdir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: vdir, cause: err });
+    }
+    await rm(aside, { recursive: true, force: true });
+    await writeAtomicSet([
+      { file: configFile, data: config },
+      { file: labelsFile, data: labelsText },
+    ]);
+  }
+  return {
+    entry,
+    name,
+    version,
+    files: { config: configFile, labels: labelsFile, model: modelFile },
+    config,
+    maxBatchSize,
+    inputs,
+    outputs,
+    labelLines,
+    kept: existing.filter((v) => v !== version),
+    sha256,
+    assumed: assumed.length ? card.assumptions : [],
+  };
+}
