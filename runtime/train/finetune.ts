@@ -1,7 +1,7 @@
-// Fine-tuning a head, one module for every driver. BROWSER-SAFE (no Node APIs, no onnxruntime): the CLI
-// (`edgetune finetune`, runtime/cli/commands/finetune.ts) and the kiosk page (runtime/kiosk/page/teach.ts)
-// both run split → views → embeddings → train → head → export through it, each with its own I/O: image
-// decoding and the embedding session are injected (a ViewEmbedder: the CLI's wraps
+// Fine-tuning a head, one module for every driver. BROWSER-SAFE (no Node APIs, no onnxruntime): the
+// library's finetune() (runtime/train/node/finetune.ts, which `edgetune finetune` drives) and the kiosk page
+// (runtime/kiosk/page/teach.ts) both run split → views → embeddings → train → head → export through it, each
+// with its own I/O: image decoding and the embedding session are injected (a ViewEmbedder: the library's wraps
 // runtime/train/node/embed.ts on onnxruntime-node with its on-disk cache, the page's renders views from
 // its decoded samples and runs onnxruntime-web).
 //
