@@ -64,6 +64,7 @@ describe('finetune() (the library API)', () => {
     await expect(finetune(train, { out: path.join(d, 'm.onnx'), views: 0 })).rejects.toThrow('Expected integer between 1 and 64 for views but received 0');
     await expect(finetune(train, { out: path.join(d, 'm.onnx'), unfreeze: 1, head: 'prototype' })).rejects.toThrow('--unfreeze needs a trained head: --head linear or mlp');
     await expect(finetune([{ file: 'a.jpg', label: 'cats' }], { out: path.join(d, 'm.onnx') })).rejects.toThrow('data: the list has 1 class(es); a classifier needs at least 2');
+    await expect(finetune(train, { out: path.join(d, 'm.onnx'), resume: path.join(d, 'old.onnx') })).rejects.toThrow('finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
     expect(readdirSync(d)).toEqual([]);
   });
 });

@@ -144,6 +144,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const added = o.addClass ?? [];
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
+  if (o.resume && data !== undefined) throw new EdgetuneError('EARG', 'finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
   const unfreeze = o.unfreeze;
   if (unfreeze !== undefined && typeof unfreeze === 'number') intIn('unfreeze', unfreeze, 1, 1000);
   if (unfreeze === undefined && (o.backboneLr !== undefined || o.unfreezeEpochs !== undefined)) throw new EdgetuneError('EARG', '--backbone-lr and --unfreeze-epochs need --unfreeze <n> or --unfreeze-from <tensor>');
