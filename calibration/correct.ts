@@ -43,6 +43,7 @@ async function channelMeans(model: OnnxModel, outputs: readonly string[], inputN
 export async function empiricalBiasCorrection(floatModel: OnnxModel, qmodel: OnnxModel, inputName: string, inputs: readonly TensorData[], o: EmpiricalCorrectionOptions = {}): Promise<number> {
   const ps = quantizedLayers(floatModel, qmodel).filter((p): p is QuantizedLayer & { biasQuantized: string; biasScale: string } => p.biasQuantized !== undefined);
   if (ps.length === 0 || inputs.length === 0) return 0;
+  o.onProgress?.(0, ps.length); // the stage begins (the float pass below is part of it)
   const target = await channelMeans(floatModel, ps.map((p) => p.float.output[0]!), inputName, inputs, false, o);
   let done = 0;
   for (const p of ps) {

@@ -259,6 +259,7 @@ export async function gptqConvWeights(floatModel: OnnxModel, qmodel: OnnxModel, 
   });
   const total = inputs.length + ls.length;
   let done = 0;
+  o.onProgress?.(0, total); // the stage begins
   for await (const { values } of taps.run(inputs, (x) => x)) {
     for (const l of ls) {
       const v = values.get(l.float.input[0]!)!;

@@ -82,6 +82,7 @@ export async function* calibrationBatches(files: readonly string[], spec: Prepro
   };
   fill();
   let group: { file: string; img: HwcImage }[] = [];
+  opts.onProgress?.(0, files.length); // the stage begins (its progress clock starts here)
   while (pending.length) {
     opts.signal?.throwIfAborted();
     const p = pending.shift()!;

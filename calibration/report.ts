@@ -97,6 +97,7 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
   let sampleQ: typeof sample;
   try {
     let done = 0;
+    opts.onProgress?.(0, opts.files.length); // the stage begins
     for (const file of opts.files) {
       opts.signal?.throwIfAborted();
       let imgF;

@@ -178,6 +178,7 @@ export async function quantizationSensitivity(floatModel: OnnxModel, qmodel: Onn
   const total = 4 + parts.layers.size + parts.activations.size;
   let done = 0;
   const tick = () => o.onProgress?.(++done, total);
+  o.onProgress?.(0, total); // the stage begins
   const ref = await outputsOf(floatModel, inputName, outputName, inputs, o.post, o, false);
   tick();
   const run = async (layers: ReadonlySet<string>, acts: ReadonlySet<string>) => {

@@ -3,7 +3,9 @@
 // streams) are exported from their own modules below.
 
 export { loadClassifier, type Classifier, type ClassifierOptions, type Classification, type FileResult } from './classify/classifier.js';
-export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
+export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, providerMemory, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
+export { PROVIDER_TABLE, ProviderError, type ProviderInfo } from './core/providers.js';
+export type { Session } from './core/session.js';
 export { toTensor, writeImage, DEFAULT_SPEC, type PreprocessSpec, type HwcImage } from './image/preprocess.js';
 export { decodeImage, decodeFull, encodeJpeg, type DecodeOptions } from './image/decode.js';
 export { softmax, topK, toProbabilities, type Prediction } from './classify/postprocess.js';

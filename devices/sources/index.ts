@@ -17,7 +17,7 @@ export const SOURCES_USAGE = `Sources:
   file://path/video.mp4                                       video file (ffmpeg), paced in real time
                                                               unless --as-fast-as-possible
   csi://0[?width=1920&height=1080&fps=30&flip=0]              Jetson CSI camera (GStreamer nvarguscamerasrc)
-  webcam:default, webcam:/dev/video1[?size=1280x720]          snapshots via node-webcam (fswebcam/imagesnap)
+  webcam:default, webcam:/dev/video1[?size=1280x720]          snapshots by fswebcam (Linux) / imagesnap (macOS)
   dir://path/to/frames[?fps=2]                                sorted image sequence (paced when fps is given)
   test:[testsrc2|smptebars|mandelbrot][?size=640x360&rate=30&duration=10]   ffmpeg synthetic pattern
 Frames arrive at the model's input size (ffmpeg/GStreamer scale them; same resize/centre-crop as classify).

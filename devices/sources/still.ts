@@ -1,9 +1,10 @@
 // Still-image sources, decoded with sharp exactly like `classify` decodes (runtime/image/decode.ts, so the
 // model sees the same pixels): dir:// plays a sorted image sequence (numeric-aware order, optional
-// fps for media time and pacing) and webcam: takes snapshots through node-webcam (fswebcam on Linux,
-// imagesnap on macOS) for machines with no other way to reach a camera. A corrupt image is reported
+// fps for media time and pacing) and webcam: takes snapshots by running fswebcam (Linux) or imagesnap
+// (macOS) for machines with no other way to reach a camera. A corrupt image is reported
 // and skipped; a failing snapshot tool is retried with backoff.
 
+import { execFile } from 'node:child_process';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,38 +137,44 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
   });
 }
 
-/** Minimal view of node-webcam's API that this source uses. */
-interface NodeWebcamModule {
-  create(options: Record<string, unknown>): { capture(location: string, cb: (err: Error | null, data: unknown) => void): void };
+/** A snapshot tool's run longer than this is a failed snapshot (a camera that never answers). */
+const SNAPSHOT_TIMEOUT_MS = 20_000;
+
+/**
+ * The snapshot tool's arguments: fswebcam (Linux) `-q -r WxH --jpeg 90 [-d DEVICE] --no-banner FILE`,
+ * imagesnap (macOS) `-q [-d DEVICE] FILE`. Passed as an argument list, never through a shell, so a
+ * device name is never interpreted.
+ */
+export function snapshotArgs(tool: 'fswebcam' | 'imagesnap', file: string, o: { width: number; height: number; device?: string }): string[] {
+  const device = o.device ? ['-d', o.device] : [];
+  if (tool === 'imagesnap') return ['-q', ...device, file];
+  return ['-q', '-r', `${o.width}x${o.height}`, '--jpeg', '90', ...device, '--no-banner', file];
 }
 
-/** `webcam:default`, `webcam:/dev/video1?size=1280x720&fps=2`: snapshots through node-webcam. */
+/**
+ * `webcam:default`, `webcam:/dev/video1?size=1280x720&fps=2`: snapshots by running fswebcam (Linux) or
+ * imagesnap (macOS) once per frame (devices/sources/child.ts finds the program and names its package).
+ */
 export async function openWebcamSource(uri: string, o: SourceOptions): Promise<FrameSource> {
   const { base, params } = splitQuery(uri.replace(/^webcam:(\/\/)?/, ''));
-  const device = base === '' || base === 'default' ? false : decodeURIComponent(base);
+  const device = base === '' || base === 'default' ? undefined : decodeURIComponent(base);
   const size = params.get('size') ?? '1280x720';
   if (!/^\d+x\d+$/.test(size)) throw invalidParameter('webcam size', 'WIDTHxHEIGHT, e.g. 640x480', size);
   const [cw, ch] = size.split('x').map(Number) as [number, number];
   const fps = o.fps ?? positive(params.get('fps'), 'webcam fps');
   const tool = process.platform === 'darwin' ? 'imagesnap' : process.platform === 'win32' ? undefined : 'fswebcam';
-  if (tool && !findExecutable(tool)) {
-    throw new EdgetuneError('EDEPEND', `${uri} needs ${tool}, which was not found on PATH: ${PACKAGES[tool] ?? `install ${tool}`}`, { subject: tool });
-  }
-  const mod = (await import('node-webcam')) as unknown as { default?: NodeWebcamModule } & NodeWebcamModule;
-  const NodeWebcam = mod.default ?? mod;
-  const cam = NodeWebcam.create({
-    width: cw,
-    height: ch,
-    quality: 90,
-    output: 'jpeg',
-    device,
-    callbackReturn: 'location',
-    saveShots: false,
-    verbose: false,
-  });
+  if (!tool) throw new EdgetuneError('EDEPEND', `${uri}: no snapshot tool on Windows; use a v4l2:, rtsp: or http: source through ffmpeg`, { subject: uri });
+  const bin = findExecutable(tool);
+  if (!bin) throw new EdgetuneError('EDEPEND', `${uri} needs ${tool}, which was not found on PATH: ${PACKAGES[tool] ?? `install ${tool}`}`, { subject: tool });
   const tmp = mkdtempSync(path.join(tmpdir(), 'edgetune-webcam-'));
-  const shot = (file: string) =>
-    new Promise<void>((resolve, reject) => cam.capture(file, (err) => (err ? reject(err) : resolve())));
+  const shot = (file: string, signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) =>
+      execFile(bin, snapshotArgs(tool, file, { width: cw, height: ch, device }), { signal, timeout: SNAPSHOT_TIMEOUT_MS }, (err, _out, stderr) => {
+        if (!err) return resolve();
+        const why = String(stderr).trim().split('\n')[0] || messageOf(err);
+        reject(new Error(`${tool} failed: ${why}`));
+      }),
+    );
   const produce = async function* ({ spec, signal, events, retried }: StillContext): AsyncGenerator<Frame> {
     let seq = 0;
     let attempt = 0;
@@ -176,7 +183,7 @@ export async function openWebcamSource(uri: string, o: SourceOptions): Promise<F
     while (!signal.aborted) {
       const t = performance.now();
       try {
-        await shot(file);
+        await shot(file, signal);
         const img = await decodeImage(file, spec, {}, `${uri} snapshot`);
         if (signal.aborted) return;
         if (attempt > 0) events.emit({ type: 'info', message: `webcam: snapshots working again` });

@@ -1,8 +1,29 @@
-// CLI plumbing shared by the commands: option parsing with clear errors and JSON-lines output.
-// (File walking lives in io/files.ts, progress and Ctrl-C in io/progress.ts, tables in core/format.ts.)
+// CLI plumbing shared by the commands: typed option tables, value parsers with sharp-style errors, and
+// JSON-lines output. (File walking lives in io/files.ts, progress and Ctrl-C in io/progress.ts, tables
+// in core/format.ts.)
+//
+// How a command declares and reads its options (new commands adopt the same three steps):
+//
+//   const OPTIONS = {                                  // 1. a typed option table (`as const` or inline)
+//     model: { type: 'string', default: 'mobilenetv2-int8' },
+//     top: { type: 'string' },                         //    numbers stay strings: parsed in step 3
+//     json: { type: 'boolean', default: false },
+//     'allow-host': { type: 'string', multiple: true },
+//     ...SESSION_OPTIONS,                              //    shared tables spread in (common.ts, card-options.ts)
+//   } as const;
+//   const { values: v, positionals } = parse(argv, OPTIONS);   // 2. parse: `v` is typed from the table:
+//     // v.model: string (it has a default), v.top: string | undefined, v.json: boolean,
+//     // v['allow-host']: string[] | undefined; an unknown option is a type error, not a cast
+//   const top = intOption('top', v.top, 5);            // 3. value parsers turn strings into checked values
+//
+// Every bad value is an EdgetuneError('EARG') from `invalidOption` (core/errors.ts's invalidParameter
+// with the `--name` spelling): `Expected integer between 1 and 64 for --views but received "0"`.
+//
+// Durations (`durationOption`): a number with a unit, ms, s or m (500ms, 2s, 1.5s, 1m); a bare number
+// is SECONDS (`--stall-timeout 5` is 5 s; `0` is zero either way). One rule for every command.
 
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EdgetuneError, messageOf } from '../core/errors.js';
+import { parseArgs } from 'node:util';
+import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 
 export interface CommandIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -17,11 +38,28 @@ export interface Command {
   run(argv: string[], io: CommandIO): Promise<number>;
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+/** One option of a table: util.parseArgs's option config. */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  default?: string | boolean | readonly string[] | readonly boolean[];
+}
 
-/** util.parseArgs with edgetune's error wording. */
-export interface Parsed {
-  values: Record<string, string | boolean | string[] | undefined>;
+/** A command's options by long name (without `--`). */
+export type OptionTable = { readonly [name: string]: OptionSpec };
+
+type ValueOf<S extends OptionSpec> = S extends { type: 'boolean' } ? boolean : string;
+type FullValueOf<S extends OptionSpec> = S extends { multiple: true } ? ValueOf<S>[] : ValueOf<S>;
+
+/** The parsed values of a table: an option with a default always has a value, others may be undefined. */
+export type OptionValues<T extends OptionTable> = {
+  -readonly [K in keyof T]: T[K] extends { default: string | boolean | readonly unknown[] } ? FullValueOf<T[K]> : FullValueOf<T[K]> | undefined;
+};
+
+/** util.parseArgs's result, typed by the table. */
+export interface Parsed<T extends OptionTable = OptionTable> {
+  values: OptionValues<T>;
   positionals: string[];
 }
 
@@ -29,7 +67,7 @@ export interface Parsed {
  * util.parseArgs refuses `--lr -0.5` ("argument is ambiguous"): a string option followed by a
  * negative number (or a list starting with one, like `--range -1,1`) takes it as its value.
  */
-function joinNegativeValues(argv: string[], options: Options): string[] {
+function joinNegativeValues(argv: string[], options: OptionTable): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -43,13 +81,24 @@ function joinNegativeValues(argv: string[], options: Options): string[] {
   return out;
 }
 
-export function parse(argv: string[], options: Options, allowPositionals = true): Parsed {
+/**
+ * Parse `argv` against a typed option table (strict: an unknown option is `EARG Unknown option --x`).
+ * The values are typed from the table (see the top of this file).
+ */
+export function parse<const T extends OptionTable>(argv: string[], options: T, allowPositionals = true): Parsed<T> {
   try {
-    return parseArgs({ args: joinNegativeValues(argv, options), options, allowPositionals, strict: true }) as Parsed;
+    const config = { args: joinNegativeValues(argv, options), options: options as NonNullable<Parameters<typeof parseArgs>[0]>['options'], allowPositionals, strict: true };
+    const r = parseArgs(config);
+    return { values: r.values as OptionValues<T>, positionals: r.positionals };
   } catch (err) {
     const m = messageOf(err).replace(/^Unknown option '(.*?)'.*$/s, 'Unknown option $1');
     throw new EdgetuneError('EARG', m.split('\n')[0]!);
   }
+}
+
+/** The argument error for a command-line option: `Expected <expected> for --<name> but received "<value>"`. */
+export function invalidOption(name: string, expected: string, value: unknown): EdgetuneError {
+  return invalidParameter(`--${name}`, expected, value);
 }
 
 /**
@@ -62,7 +111,7 @@ export function intOption(name: string, v: string | undefined, def: number, min 
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) {
     const expected = max < Infinity ? `integer between ${min} and ${max}` : min === 1 ? 'positive integer' : `integer >= ${min}`;
-    throw new EdgetuneError('EARG', `Expected ${expected} for --${name} but received ${JSON.stringify(v)}`);
+    throw invalidOption(name, expected, v);
   }
   return n;
 }
@@ -91,7 +140,7 @@ export function numberOption(name: string, v: string | undefined, def: number, m
   if (v === undefined) return def;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || n > max) {
-    throw new EdgetuneError('EARG', `Expected number between ${min} and ${max} for --${name} but received ${JSON.stringify(v)}`);
+    throw invalidOption(name, `number between ${min} and ${max}`, v);
   }
   return n;
 }
@@ -101,16 +150,37 @@ export function retriesOption(v: string | undefined, def: number): number {
   if (v === undefined) return def;
   if (/^(inf|infinite|infinity|∞)$/i.test(v.trim())) return Infinity;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new EdgetuneError('EARG', `Expected integer >= 0 or inf for --retries but received ${JSON.stringify(v)}`);
+  if (!Number.isInteger(n) || n < 0) throw invalidOption('retries', 'integer >= 0 or inf', v);
   return n;
 }
 
-/** A duration such as 500ms, 2s, 1.5 (seconds) or 0 → milliseconds. */
+/**
+ * A duration → milliseconds: a number with a unit, `ms`, `s` or `m` (500ms, 2s, 1.5s, 1m), or a bare
+ * number of SECONDS (5 → 5000; 0 → 0). The one duration rule of every command (see the top of this file).
+ */
 export function durationOption(name: string, v: string | undefined, defMs: number): number {
   if (v === undefined) return defMs;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(v.trim());
-  if (!m) throw new EdgetuneError('EARG', `Expected a duration such as 500ms or 5s for --${name} but received ${JSON.stringify(v)}`);
-  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw invalidOption(name, 'a duration such as 500ms or 2s', v);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
+/** One of `allowed` (case-insensitive; returns the allowed spelling), or `def` when absent. */
+export function oneOfOption<T extends string>(name: string, v: string | undefined, allowed: readonly T[], def: T): T;
+export function oneOfOption<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined;
+export function oneOfOption<T extends string>(name: string, v: string | undefined, allowed: readonly T[], def?: T): T | undefined {
+  if (v === undefined) return def;
+  const hit = allowed.find((a) => a.toLowerCase() === v.toLowerCase());
+  if (hit === undefined) throw invalidOption(name, `one of ${allowed.join(', ')}`, v);
+  return hit;
+}
+
+/** `WIDTHxHEIGHT` (both >= 1) → [width, height]; `example` shows the form in the error. */
+export function sizeOption(name: string, v: string, example = '224x224'): [number, number] {
+  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw invalidOption(name, `WIDTHxHEIGHT (e.g. ${example})`, v);
+  return [Number(m[1]), Number(m[2])];
 }
 
 export function listOption(v: string | undefined): string[] | undefined {

@@ -6,7 +6,7 @@ import { EdgetuneError } from '../core/errors.js';
 import type { CardLayer } from '../core/model-card.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import { readLabelsFile } from '../io/labels-file.js';
-import type { Parsed } from './args.js';
+import { invalidOption, oneOfOption, sizeOption, type OptionValues } from './args.js';
 
 export const CARD_OPTIONS = {
   mean: { type: 'string' },
@@ -39,69 +39,62 @@ export const CARD_USAGE = `Describing the model (override the registry, the embe
   --output-kind <k>   logits (softmax applied) or probabilities
   --embedding <name>  the tensor head training cuts at (pooled features)`;
 
+function numbers(name: string, v: string, n: 2): [number, number];
+function numbers(name: string, v: string, n?: number): number[];
 function numbers(name: string, v: string, n?: number): number[] {
   const parts = v.split(',').map((s) => s.trim());
   const xs = parts.map(Number);
   if (parts.some((p) => p === '') || xs.some((x) => !Number.isFinite(x)) || (n !== undefined && xs.length !== n)) {
-    throw new EdgetuneError('EARG', `Expected ${n ?? 'a list of'} comma-separated numbers for --${name} but received ${JSON.stringify(v)}`);
+    throw invalidOption(name, `${n ?? 'a list of'} comma-separated numbers`, v);
   }
   return xs;
-}
-
-function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {
-  const hit = allowed.find((a) => a.toLowerCase() === v.toLowerCase());
-  if (!hit) throw new EdgetuneError('EARG', `Expected one of ${allowed.join(', ')} for --${name} but received ${JSON.stringify(v)}`);
-  return hit;
 }
 
 /**
  * The card layer the options describe, or undefined when none was given. `--labels` is read here
  * (EINPUT naming the file when it cannot be). Errors: EARG naming the option for a bad value.
  */
-export async function cardLayerFrom(v: Parsed['values']): Promise<CardLayer | undefined> {
-  const s = (k: keyof typeof CARD_OPTIONS) => v[k] as string | undefined;
+export async function cardLayerFrom(v: OptionValues<typeof CARD_OPTIONS>): Promise<CardLayer | undefined> {
+  const s = (k: keyof typeof CARD_OPTIONS) => v[k];
   const pre: Partial<PreprocessSpec> = {};
   if (s('mean') !== undefined) pre.mean = numbers('mean', s('mean')!);
   if (s('std') !== undefined) {
     pre.std = numbers('std', s('std')!);
-    if (pre.std.some((x) => x === 0)) throw new EdgetuneError('EARG', `Expected non-zero numbers for --std but received ${JSON.stringify(s('std'))}`);
+    if (pre.std.some((x) => x === 0)) throw invalidOption('std', 'non-zero numbers', s('std'));
   }
   if (s('range') !== undefined && s('scale') !== undefined) throw new EdgetuneError('EARG', '--range and --scale say the same thing: give one');
-  if (s('range') !== undefined) pre.range = numbers('range', s('range')!, 2) as [number, number];
+  if (s('range') !== undefined) pre.range = numbers('range', s('range')!, 2);
   if (s('scale') !== undefined) {
     const [k] = numbers('scale', s('scale')!, 1);
-    if (!(k! > 0)) throw new EdgetuneError('EARG', `Expected a positive number for --scale but received ${JSON.stringify(s('scale'))}`);
+    if (!(k! > 0)) throw invalidOption('scale', 'a positive number', s('scale'));
     pre.range = [0, 255 * k!];
   }
   if (s('color-order') !== undefined) {
-    pre.colorOrder = oneOf('color-order', s('color-order')!, ['RGB', 'BGR', 'GRAY'] as const);
+    pre.colorOrder = oneOfOption('color-order', s('color-order')!, ['RGB', 'BGR', 'GRAY'] as const);
     pre.channels = pre.colorOrder === 'GRAY' ? 1 : 3;
   }
-  if (s('layout') !== undefined) pre.layout = oneOf('layout', s('layout')!, ['NCHW', 'NHWC'] as const);
+  if (s('layout') !== undefined) pre.layout = oneOfOption('layout', s('layout')!, ['NCHW', 'NHWC'] as const);
   if (s('resize') !== undefined) {
-    const fit = oneOf('resize', s('resize')!, ['cover', 'contain', 'stretch'] as const);
+    const fit = oneOfOption('resize', s('resize')!, ['cover', 'contain', 'stretch'] as const);
     pre.resize = fit === 'stretch' ? 'fill' : fit;
   }
   if (s('crop') !== undefined) {
     const [c] = numbers('crop', s('crop')!, 1);
-    if (!(c! > 0 && c! <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 (exclusive) and 1 for --crop but received ${JSON.stringify(s('crop'))}`);
+    if (!(c! > 0 && c! <= 1)) throw invalidOption('crop', 'number between 0 (exclusive) and 1', s('crop'));
     pre.crop = c!;
   }
   if (s('size') !== undefined) {
-    const m = /^(\d+)x(\d+)$/i.exec(s('size')!);
-    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new EdgetuneError('EARG', `Expected WIDTHxHEIGHT (e.g. 224x224) for --size but received ${JSON.stringify(s('size'))}`);
-    pre.width = Number(m[1]);
-    pre.height = Number(m[2]);
+    [pre.width, pre.height] = sizeOption('size', s('size')!);
   }
   const layer: CardLayer = {};
   if (Object.keys(pre).length) layer.preprocess = pre;
   if (s('labels') !== undefined) layer.labels = await readLabelsFile(s('labels')!);
   if (s('label-offset') !== undefined) {
     const n = Number(s('label-offset'));
-    if (!Number.isInteger(n) || n < 0) throw new EdgetuneError('EARG', `Expected integer >= 0 for --label-offset but received ${JSON.stringify(s('label-offset'))}`);
+    if (!Number.isInteger(n) || n < 0) throw invalidOption('label-offset', 'integer >= 0', s('label-offset'));
     layer.labelOffset = n;
   }
-  if (s('output-kind') !== undefined) layer.outputKind = oneOf('output-kind', s('output-kind')!, ['logits', 'probabilities'] as const);
+  if (s('output-kind') !== undefined) layer.outputKind = oneOfOption('output-kind', s('output-kind')!, ['logits', 'probabilities'] as const);
   if (s('embedding') !== undefined) layer.embedding = { tensor: s('embedding')!, dims: 0 };
   return Object.keys(layer).length ? layer : undefined;
 }

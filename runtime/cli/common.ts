@@ -2,9 +2,8 @@
 // the device profile when no providers are given.
 
 import { detectProfile, getProfile } from '../../devices/profiles.js';
-import { intOption, OPTION_RANGES, type CommandIO, type Parsed } from './args.js';
+import { intOption, oneOfOption, OPTION_RANGES, type CommandIO, type OptionValues } from './args.js';
 import { parseProviders, type SessionOptions } from '../session/session.js';
-import { checkOneOf } from '../core/errors.js';
 
 export const SESSION_OPTIONS = {
   ep: { type: 'string' },
@@ -18,11 +17,11 @@ export const SESSION_USAGE = `  --ep <list>         execution providers in order
   --threads <n>       intra-op threads, 1 to 1024 (default: onnxruntime's choice)
   --opt-level <l>     graph optimisation: disabled, basic, extended, all (default all)`;
 
-export function providersFrom(v: Parsed['values'], io: CommandIO): SessionOptions {
-  const ep = v.ep as string | undefined;
-  const profile = v.profile ? getProfile(v.profile as string) : detectProfile();
+export function providersFrom(v: OptionValues<typeof SESSION_OPTIONS>, io: CommandIO): SessionOptions {
+  const ep = v.ep;
+  const profile = v.profile ? getProfile(v.profile) : detectProfile();
   const providers = ep ? parseProviders(ep) : parseProviders(profile.providers);
-  const threads = v.threads !== undefined ? intOption('threads', v.threads as string, 1, ...OPTION_RANGES.threads) : ep ? undefined : profile.threads;
-  const level = v['opt-level'] === undefined ? undefined : checkOneOf('--opt-level', v['opt-level'], ['disabled', 'basic', 'extended', 'all'] as const);
+  const threads = v.threads !== undefined ? intOption('threads', v.threads, 1, ...OPTION_RANGES.threads) : ep ? undefined : profile.threads;
+  const level = oneOfOption('opt-level', v['opt-level'], ['disabled', 'basic', 'extended', 'all'] as const);
   return { providers, threads, graphOptimizationLevel: level, onWarning: (m) => io.stderr.write(`edgetune: warning: ${m}\n`) };
 }

@@ -30,9 +30,14 @@ function show(value: unknown): string {
   return String(value);
 }
 
-/** `Expected ${expected} for ${name} but received ${actual}` */
-export function invalidParameter(name: string, expected: string, actual: unknown): EdgetuneError {
-  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${show(actual)}`, {
+/**
+ * The one argument error (sharp's wording): `Expected ${expected} for ${name} but received ${actual}`,
+ * code EARG, `subject` the name. `actual` is shown as given: strings quoted (`"0"`), numbers bare, arrays
+ * as `[1,2]`. Without a name: `Expected ${expected} but received ${actual}`. Command-line options go
+ * through cli/args.ts's invalidOption, which spells the name `--name`.
+ */
+export function invalidParameter(name: string | undefined, expected: string, actual: unknown): EdgetuneError {
+  return new EdgetuneError('EARG', `Expected ${expected}${name === undefined ? '' : ` for ${name}`} but received ${show(actual)}`, {
     subject: name,
   });
 }

@@ -13,7 +13,7 @@ import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { describeModel, type DescribeOptions } from '../../models/describe.js';
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
 import { removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
@@ -140,14 +140,14 @@ export function parseInstanceGroup(s: string): InstanceGroup {
   const m = /^(cpu|gpu|auto):(\d+)$/i.exec(s.trim());
   const count = m ? Number(m[2]) : NaN;
   if (!m || !(count >= 1 && count <= 1024)) {
-    throw new EdgetuneError('EARG', `Expected kind:count (kind cpu, gpu or auto; count 1..1024) for --instance-group but received ${JSON.stringify(s)}`);
+    throw invalidParameter('--instance-group', 'kind:count (kind cpu, gpu or auto; count 1..1024)', s);
   }
   return { kind: `KIND_${m[1]!.toUpperCase()}` as InstanceKind, count };
 }
 
 /** A protobuf text-format string literal (C escapes; UTF-8 kept as is, which protoc and Triton read). */
 export function textString(s: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is this function's job
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t').replace(/[\x00-\x1f\x7f]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`)}"`;
 }
 
@@ -164,7 +164,7 @@ function tensorOf(e: SignatureEntry, kind: 'input' | 'output', batched: boolean,
 /** Triton's `max_batch_size` for a graph, by its rule: > 0 only when every input and output has a dynamic first dimension. */
 function batchRule(inputs: SignatureEntry[], outputs: SignatureEntry[], requested: number | undefined, model: string): number {
   const fixed = [...inputs.map((e) => ['input', e] as const), ...outputs.map((e) => ['output', e] as const)].find(([, e]) => e.shape.length === 0 || !isDynamic(e.shape[0]));
-  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) refuse(`Expected integer >= 0 for --max-batch-size but received ${requested}`);
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) throw invalidParameter('--max-batch-size', 'integer >= 0', requested);
   if (fixed && requested !== undefined && requested > 0) {
     const [kind, e] = fixed;
     refuse(
@@ -255,8 +255,8 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const card = d.card;
   const model = d.importedFrom ?? d.path;
   const name = opts.name ?? defaultEntryName(card, d.entry?.id, model);
-  if (!NAME_RE.test(name)) refuse(`Expected a model name of letters, digits, "_", "." and "-" (not starting with "." or "-") for --name but received ${JSON.stringify(name)}`);
-  if (opts.version !== undefined && !(Number.isInteger(opts.version) && opts.version >= 1)) refuse(`Expected positive integer for --version but received ${opts.version}`);
+  if (!NAME_RE.test(name)) throw invalidParameter('--name', 'a model name of letters, digits, "_", "." and "-" (not starting with "." or "-")', name);
+  if (opts.version !== undefined && !(Number.isInteger(opts.version) && opts.version >= 1)) throw invalidParameter('--version', 'positive integer', opts.version);
   const assumed = assumedFields(card).filter((f) => f !== 'embedding');
   if (assumed.length && !opts.allowAssumed) {
     refuse(`nothing says ${assumed.join(', ')} for ${model}: give them with flags or a card file (or --allow-assumed to export the assumed values: ${card.assumptions.join('; ')})`);

@@ -8,19 +8,31 @@ export interface ProgressIO {
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-/** A single rewriting progress line on a TTY; silent otherwise. */
-export function progress(io: ProgressIO, label: string) {
+/**
+ * A single rewriting progress line on a TTY; silent otherwise. Its clock starts with the stage, at the
+ * first `update` (a stage reports `update(0, total)` when it begins), not when the bar is made: a
+ * command makes every stage's bar up front, and a later stage must not count the earlier ones' time.
+ * The ETA is (seconds since the first report ÷ items done since it) × items left; elapsed time and
+ * `done()`'s duration are the stage's own. `now` (milliseconds, default performance.now) is for tests.
+ */
+export function progress(io: ProgressIO, label: string, now: () => number = () => performance.now()) {
   const tty = Boolean(io.stderr.isTTY);
-  const t0 = performance.now();
+  let t0: number | undefined;
+  let d0 = 0;
   return {
     update(done: number, total: number, extra = '') {
       if (!tty) return;
-      const s = (performance.now() - t0) / 1000;
-      const eta = done > 0 && total > done ? ` eta ${((s / done) * (total - done)).toFixed(0)}s` : '';
+      const t = now();
+      if (t0 === undefined) {
+        t0 = t;
+        d0 = done;
+      }
+      const s = (t - t0) / 1000;
+      const eta = done > d0 && total > done ? ` eta ${((s / (done - d0)) * (total - done)).toFixed(0)}s` : '';
       io.stderr.write(`\r\x1b[K${label} ${done}/${total} ${s.toFixed(1)}s${eta}${extra ? ' ' + extra : ''}`);
     },
     done(extra = '') {
-      if (tty) io.stderr.write(`\r\x1b[K${label} done in ${((performance.now() - t0) / 1000).toFixed(1)}s${extra ? ' ' + extra : ''}\n`);
+      if (tty) io.stderr.write(`\r\x1b[K${label} done in ${((t0 === undefined ? 0 : now() - t0) / 1000).toFixed(1)}s${extra ? ' ' + extra : ''}\n`);
     },
   };
 }

@@ -1,6 +1,6 @@
 // Nodes, their attributes (typed getters/setters) and opset imports. Browser-safe.
 
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import type {
   AttributeProto,
   GraphProto,
@@ -215,7 +215,7 @@ export function getOpsetVersion(model: OnnxModel, domain = ''): number | undefin
 
 /** Import `domain` at `version` (replacing the current import of that domain). */
 export function setOpsetVersion(model: OnnxModel, version: number, domain = ''): void {
-  if (!Number.isSafeInteger(version) || version < 1) throw new EdgetuneError('EARG', `Expected positive integer for opset version but received ${version}`);
+  if (!Number.isSafeInteger(version) || version < 1) throw invalidParameter('opset version', 'positive integer', version);
   const entry = model.opsetImport.find((o) => sameDomain(o.domain, domain));
   if (entry) entry.version = version;
   else model.opsetImport.push(isDefaultDomain(domain) ? { domain: '', version } : { domain, version });

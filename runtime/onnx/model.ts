@@ -1,215 +1,40 @@
-// ONNX model bytes ⇄ plain TypeScript objects. decodeModel() checks the bytes really are an ONNX
-// ModelProto this schema fully understands (so encodeModel() never silently drops a field), then turns
-// the protobufjs messages into plain objects: repeated fields are always arrays, optional fields are
-// present only when the file had them (proto2 presence, so a round trip reproduces the file), bytes are
-// Uint8Array, int64 values are `number` or, where they can exceed 2^53, `bigint` (see BIGINT_FIELDS).
-// Browser-safe: no Node APIs. Over ~500 lines: most of it is the ONNX IR's message types (one
-// interface per protobuf message of onnx.proto), written out so every field is typed.
+// ONNX model bytes ⇄ plain TypeScript objects (the types of runtime/onnx/ir.ts). decodeModel() checks
+// the bytes really are an ONNX ModelProto this schema fully understands (so encodeModel() never
+// silently drops a field), then turns the protobufjs messages into plain objects: repeated fields are
+// always arrays, optional fields are present only when the file had them (proto2 presence, so a round
+// trip reproduces the file), bytes are Uint8Array, int64 values are `number` or, where they can exceed
+// 2^53, `bigint` (see BIGINT_FIELDS). Browser-safe: no Node APIs.
 
 import protobuf from 'protobufjs';
 import { EdgetuneError } from '../core/errors.js';
 import { BIGINT_FIELDS, MAX_IR_VERSION, onnxType } from './schema.js';
+import type { OnnxModel } from './ir.js';
 
-// ---------------------------------------------------------------------------------------------------
-// Types (field names are the ONNX ones camelCased; see runtime/onnx/schema.ts for numbers)
-
-export interface StringStringEntryProto {
-  key?: string;
-  value?: string;
-}
-
-export interface IntIntListEntryProto {
-  key?: number;
-  value: number[];
-}
-
-export interface OperatorSetIdProto {
-  /** '' (or absent, or 'ai.onnx') is the default ONNX domain. */
-  domain?: string;
-  version?: number;
-}
-
-export interface TensorAnnotation {
-  tensorName?: string;
-  quantParameterTensorNames: StringStringEntryProto[];
-}
-
-export interface DeviceConfigurationProto {
-  name?: string;
-  numDevices?: number;
-  device: string[];
-}
-
-export interface SimpleShardedDimProto {
-  dimValue?: number;
-  dimParam?: string;
-  numShards?: number;
-}
-
-export interface ShardedDimProto {
-  axis?: number;
-  simpleSharding: SimpleShardedDimProto[];
-}
-
-export interface ShardingSpecProto {
-  tensorName?: string;
-  device: number[];
-  indexToDeviceGroupMap: IntIntListEntryProto[];
-  shardedDim: ShardedDimProto[];
-}
-
-export interface NodeDeviceConfigurationProto {
-  configurationId?: string;
-  shardingSpec: ShardingSpecProto[];
-  pipelineStage?: number;
-}
-
-export interface TensorSegment {
-  begin?: number;
-  end?: number;
-}
-
-export interface TensorProto {
-  dims: number[];
-  /** A DataType value (1 FLOAT, 10 FLOAT16, 3 INT8, …). */
-  dataType?: number;
-  segment?: TensorSegment;
-  floatData: number[];
-  /** Also carries int8/uint8/int16/uint16/bool, and float16/bfloat16/float8 as raw bits. */
-  int32Data: number[];
-  stringData: Uint8Array[];
-  int64Data: bigint[];
-  name?: string;
-  /** Fixed-width little-endian element bytes. */
-  rawData?: Uint8Array;
-  doubleData: number[];
-  uint64Data: bigint[];
-  docString?: string;
-  externalData: StringStringEntryProto[];
-  /** 0 DEFAULT, 1 EXTERNAL. */
-  dataLocation?: number;
-  metadataProps: StringStringEntryProto[];
-}
-
-export interface SparseTensorProto {
-  values?: TensorProto;
-  indices?: TensorProto;
-  dims: number[];
-}
-
-export interface TensorShapeDimension {
-  dimValue?: number;
-  dimParam?: string;
-  denotation?: string;
-}
-
-export interface TensorShapeProto {
-  dim: TensorShapeDimension[];
-}
-
-export interface TypeProto {
-  tensorType?: { elemType?: number; shape?: TensorShapeProto };
-  sequenceType?: { elemType?: TypeProto };
-  mapType?: { keyType?: number; valueType?: TypeProto };
-  opaqueType?: { domain?: string; name?: string };
-  sparseTensorType?: { elemType?: number; shape?: TensorShapeProto };
-  optionalType?: { elemType?: TypeProto };
-  denotation?: string;
-}
-
-export interface ValueInfoProto {
-  name?: string;
-  type?: TypeProto;
-  docString?: string;
-  metadataProps: StringStringEntryProto[];
-}
-
-export interface AttributeProto {
-  name?: string;
-  /** An AttributeType value (1 FLOAT, 2 INT, 3 STRING, 4 TENSOR, 6 FLOATS, 7 INTS, …). */
-  type?: number;
-  f?: number;
-  i?: bigint;
-  /** UTF-8 bytes (attribute strings are `bytes` on the wire). */
-  s?: Uint8Array;
-  t?: TensorProto;
-  g?: GraphProto;
-  floats: number[];
-  ints: bigint[];
-  strings: Uint8Array[];
-  tensors: TensorProto[];
-  graphs: GraphProto[];
-  docString?: string;
-  tp?: TypeProto;
-  typeProtos: TypeProto[];
-  refAttrName?: string;
-  sparseTensor?: SparseTensorProto;
-  sparseTensors: SparseTensorProto[];
-}
-
-export interface NodeProto {
-  input: string[];
-  output: string[];
-  name?: string;
-  opType?: string;
-  attribute: AttributeProto[];
-  docString?: string;
-  domain?: string;
-  overload?: string;
-  metadataProps: StringStringEntryProto[];
-  deviceConfigurations: NodeDeviceConfigurationProto[];
-}
-
-export interface GraphProto {
-  node: NodeProto[];
-  name?: string;
-  initializer: TensorProto[];
-  docString?: string;
-  input: ValueInfoProto[];
-  output: ValueInfoProto[];
-  valueInfo: ValueInfoProto[];
-  quantizationAnnotation: TensorAnnotation[];
-  sparseInitializer: SparseTensorProto[];
-  metadataProps: StringStringEntryProto[];
-}
-
-export interface FunctionProto {
-  name?: string;
-  input: string[];
-  output: string[];
-  attribute: string[];
-  node: NodeProto[];
-  docString?: string;
-  opsetImport: OperatorSetIdProto[];
-  domain?: string;
-  attributeProto: AttributeProto[];
-  valueInfo: ValueInfoProto[];
-  overload?: string;
-  metadataProps: StringStringEntryProto[];
-}
-
-export interface TrainingInfoProto {
-  initialization?: GraphProto;
-  algorithm?: GraphProto;
-  initializationBinding: StringStringEntryProto[];
-  updateBinding: StringStringEntryProto[];
-}
-
-/** A decoded ONNX ModelProto. `irVersion` and `graph` are always present (decodeModel checks). */
-export interface OnnxModel {
-  irVersion: number;
-  producerName?: string;
-  producerVersion?: string;
-  domain?: string;
-  modelVersion?: number;
-  docString?: string;
-  graph: GraphProto;
-  opsetImport: OperatorSetIdProto[];
-  metadataProps: StringStringEntryProto[];
-  trainingInfo: TrainingInfoProto[];
-  functions: FunctionProto[];
-  configuration: DeviceConfigurationProto[];
-}
+/** The IR types, from ir.ts: importers of model.ts keep finding them here. */
+export type {
+  StringStringEntryProto,
+  IntIntListEntryProto,
+  OperatorSetIdProto,
+  TensorAnnotation,
+  DeviceConfigurationProto,
+  SimpleShardedDimProto,
+  ShardedDimProto,
+  ShardingSpecProto,
+  NodeDeviceConfigurationProto,
+  TensorSegment,
+  TensorProto,
+  SparseTensorProto,
+  TensorShapeDimension,
+  TensorShapeProto,
+  TypeProto,
+  ValueInfoProto,
+  AttributeProto,
+  NodeProto,
+  GraphProto,
+  FunctionProto,
+  TrainingInfoProto,
+  OnnxModel,
+} from './ir.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Wire-level check: every field known, every wire type right, every length inside the data
@@ -431,7 +256,7 @@ function fromLong(p: FieldPlan, v: protobuf.Long | number): number | bigint {
 function toPlain(type: protobuf.Type, msg: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const p of planOf(type)) {
-    const has = Object.prototype.hasOwnProperty.call(msg, p.name);
+    const has = Object.hasOwn(msg, p.name);
     if (p.repeated) {
       const arr = has ? (msg[p.name] as unknown[]) : [];
       if (p.sub) out[p.name] = arr.map((m) => toPlain(p.sub!, m as Record<string, unknown>));

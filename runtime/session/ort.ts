@@ -4,6 +4,7 @@
 // Everything else in edgetune sees only TensorData and SessionHandler.
 
 import type { TensorData, TensorType } from '../core/tensor.js';
+import { providersFor } from '../core/providers.js';
 
 export interface TensorInfo {
   name: string;
@@ -20,8 +21,6 @@ export interface NativeSessionOptions {
   optimizedModelFilePath?: string;
   enableProfiling?: boolean;
   profileFilePrefix?: string;
-  /** Provider-specific options, e.g. `{ deviceId: 0 }` for cuda. */
-  providerOptions?: Record<string, unknown>;
   /** 0 verbose … 4 fatal. Provider probing uses 4 so failed providers do not spam stderr. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
 }
@@ -32,14 +31,21 @@ export interface SessionHandler {
   run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
   /** Path of the profile written, when profiling was enabled. */
   endProfiling(): string | undefined;
-  release(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/** One execution provider to register, with its onnxruntime provider options (e.g. `{ deviceId: 0 }`). */
+export interface ProviderEntry {
+  name: string;
+  options?: Record<string, unknown>;
 }
 
 export interface Backend {
   readonly name: 'onnxruntime-node' | 'onnxruntime-web';
-  /** Providers this backend may serve; availability is only known by creating a session. */
+  /** Providers this backend may serve (from the provider table); availability is only known by creating a session. */
   readonly providers: readonly string[];
-  create(model: string | Uint8Array, provider: string, options: NativeSessionOptions): Promise<SessionHandler>;
+  /** One session with every provider of `providers` registered, in order (onnxruntime assigns each node to the first that supports it). */
+  create(model: string | Uint8Array, providers: readonly ProviderEntry[], options: NativeSessionOptions): Promise<SessionHandler>;
 }
 
 type OrtModule = typeof import('onnxruntime-node');
@@ -92,13 +98,18 @@ function wrap(session: OrtSession, ort: Pick<OrtModule, 'Tensor'>): SessionHandl
       profile = typeof r === 'string' ? r : profile;
       return profile;
     },
-    release: () => session.release(),
+    dispose: () => session.release(),
   };
 }
 
-function sessionOptions(provider: string, o: NativeSessionOptions): Record<string, unknown> {
-  const ep = o.providerOptions && Object.keys(o.providerOptions).length ? { name: provider, ...o.providerOptions } : provider;
-  const opts: Record<string, unknown> = { executionProviders: [ep], logSeverityLevel: o.logSeverityLevel ?? 3 };
+/**
+ * onnxruntime's session options for one session: `executionProviders` lists every provider in order
+ * (a name, or `{ name, ...options }` when it has options), so TensorRT, CUDA and the CPU serve one
+ * session together.
+ */
+export function buildSessionOptions(providers: readonly ProviderEntry[], o: NativeSessionOptions): Record<string, unknown> {
+  const eps = providers.map((p) => (p.options && Object.keys(p.options).length ? { ...p.options, name: p.name } : p.name));
+  const opts: Record<string, unknown> = { executionProviders: eps, logSeverityLevel: o.logSeverityLevel ?? 3 };
   if (o.intraOpNumThreads !== undefined) opts.intraOpNumThreads = o.intraOpNumThreads;
   if (o.interOpNumThreads !== undefined) opts.interOpNumThreads = o.interOpNumThreads;
   if (o.graphOptimizationLevel) opts.graphOptimizationLevel = o.graphOptimizationLevel;
@@ -153,22 +164,22 @@ export function loadWebRuntime(): Promise<WebModule> {
 
 export const nodeBackend: Backend = {
   name: 'onnxruntime-node',
-  providers: ['tensorrt', 'cuda', 'webgpu', 'coreml', 'dml', 'cpu'],
-  async create(model, provider, options) {
+  providers: providersFor('node').map((p) => p.name),
+  async create(model, providers, options) {
     const ort = await loadNodeRuntime();
-    const session = await ort.InferenceSession.create(model as string, sessionOptions(provider, options) as object);
+    const session = await ort.InferenceSession.create(model as string, buildSessionOptions(providers, options) as object);
     return wrap(session, ort);
   },
 };
 
 export const webBackend: Backend = {
   name: 'onnxruntime-web',
-  providers: ['wasm'],
-  async create(model, provider, options) {
+  providers: providersFor('node-wasm').map((p) => p.name),
+  async create(model, providers, options) {
     const ort = await loadWebRuntime();
     if (options.intraOpNumThreads) ort.env.wasm.numThreads = options.intraOpNumThreads;
     ort.env.logLevel = 'error';
-    const opts = sessionOptions(provider, options);
+    const opts = buildSessionOptions(providers, options);
     delete opts.optimizedModelFilePath;
     const session = await ort.InferenceSession.create(model as string, opts as object);
     return wrap(session as unknown as OrtSession, ort as unknown as Pick<OrtModule, 'Tensor'>);

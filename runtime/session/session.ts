@@ -1,18 +1,44 @@
-// Sessions with execution-provider fallback. Providers are tried in the order asked for; each one
+// Sessions with execution-provider fallback. The providers asked for are tried in order, in groups:
+// consecutive providers of one family (TensorRT then CUDA, then the CPU) are registered together in ONE
+// session, so nodes TensorRT cannot run fall to CUDA, not to the CPU (runtime/core/providers.ts's
+// providerGroups). A group that fails drops the provider the error names and tries again; each provider
 // that cannot serve is skipped with one warning saying why, and if none can, one error lists every
-// provider and its cause (the onnxruntime-js resolution pattern). The session reports which provider
-// actually serves it. A live-session counter lets leak tests prove that dispose() frees native memory.
+// provider and its cause (the onnxruntime-js resolution pattern). A provider that cannot LOAD on this
+// machine (missing library, no device) is remembered for the rest of the process and not tried again by
+// later sessions (as onnxruntime-common's resolveBackend remembers a failed backend). The session
+// reports which provider serves it. A live-session counter lets leak tests prove that dispose() frees
+// native memory.
 
 import { backendFor, type NativeSessionOptions, type SessionHandler, type TensorInfo } from './ort.js';
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
-import type { TensorData } from '../core/tensor.js';
+import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
+import type { Session } from '../core/session.js';
 
-export const KNOWN_PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'coreml', 'dml', 'cpu', 'wasm'] as const;
-export type ProviderName = (typeof KNOWN_PROVIDERS)[number];
+/** The providers a Node session can use (native onnxruntime-node ones, then wasm), from the provider table. */
+export type ProviderName = ProviderNameIn<'node' | 'node-wasm'>;
+export const KNOWN_PROVIDERS: readonly ProviderName[] = providerNamesIn('node', 'node-wasm');
+
+/**
+ * The provider options onnxruntime-node 1.30 reads (js/node/src/session_options_helper.cc): cuda and
+ * tensorrt read `deviceId` only (TensorRT's trt_fp16_enable / trt_engine_cache_enable cannot be set
+ * from Node, and its ORT_TENSORRT_* environment variables are ignored because the binding registers
+ * TensorRT with a V2 options struct), coreml `coreMlFlags`, dml `deviceId`, webgpu its own keys.
+ */
+const READABLE_OPTIONS: Partial<Record<ProviderName, readonly string[]>> = {
+  tensorrt: ['deviceId'],
+  cuda: ['deviceId'],
+  dml: ['deviceId'],
+  coreml: ['coreMlFlags'],
+  cpu: [],
+  wasm: [],
+};
 
 export interface ProviderRequest {
   name: ProviderName;
-  /** Passed to onnxruntime as provider options, e.g. `{ deviceId: 0 }`. */
+  /**
+   * Passed to onnxruntime as provider options, e.g. `{ deviceId: 0 }`. Keys onnxruntime-node would
+   * ignore silently are refused (EARG): see README "GPU providers" for what TensorRT reads.
+   */
   options?: Record<string, unknown>;
 }
 
@@ -30,17 +56,19 @@ export interface SessionOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface ModelSession {
-  /** The provider that serves this session (the first in the list that worked). */
+/** A Node session: the one session interface (runtime/core/session.ts) plus tensor metadata and profiling. */
+export interface ModelSession extends Session {
+  /** The provider that serves this session (the first of `providers`). */
   readonly provider: ProviderName;
+  /** Every provider registered in this session, e.g. tensorrt, cuda, cpu. */
+  readonly providers: readonly ProviderName[];
   readonly inputs: readonly TensorInfo[];
   readonly outputs: readonly TensorInfo[];
-  /** One line per provider that was tried and skipped. */
-  readonly skipped: readonly string[];
-  run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
   endProfiling(): string | undefined;
-  dispose(): Promise<void>;
 }
+
+/** Providers that failed to load in this process (not tried again). */
+export const providerMemory = new ProviderMemory();
 
 let live = 0;
 /** Sessions created and not yet disposed, across the process. */
@@ -48,19 +76,24 @@ export function liveSessionCount(): number {
   return live;
 }
 
+/**
+ * `tensorrt,cuda,cpu` (names or aliases such as `trt`, `CUDAExecutionProvider`) or a list → checked
+ * requests. Errors: EARG for an empty list, an unknown name, or a provider option onnxruntime-node
+ * would ignore.
+ */
 export function parseProviders(spec: string | readonly (ProviderName | ProviderRequest)[]): ProviderRequest[] {
   const list = typeof spec === 'string' ? spec.split(',').map((s) => s.trim()).filter(Boolean) : [...spec];
   if (list.length === 0) throw invalidParameter('providers', `a list of ${KNOWN_PROVIDERS.join(', ')}`, spec);
   return list.map((p) => {
     const req: ProviderRequest = typeof p === 'string' ? { name: p as ProviderName } : p;
-    if (!(KNOWN_PROVIDERS as readonly string[]).includes(req.name)) {
-      throw new EdgetuneError(
-        'EARG',
-        `Unknown execution provider "${req.name}": expected one of ${KNOWN_PROVIDERS.join(', ')}`,
-        { subject: req.name },
-      );
+    const name = resolveProviderName(req.name, KNOWN_PROVIDERS);
+    const readable = READABLE_OPTIONS[name];
+    for (const key of Object.keys(req.options ?? {})) {
+      if (readable && !readable.includes(key)) {
+        throw invalidParameter(`${name} provider options`, readable.length ? `only ${readable.join(', ')} (what onnxruntime-node reads)` : 'none (onnxruntime-node reads none)', key);
+      }
     }
-    return req;
+    return { ...req, name };
   });
 }
 
@@ -107,29 +140,38 @@ export function modelLoadReason(message: string): string {
 }
 
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
-  const providers = parseProviders(options.providers ?? ['cpu', 'wasm']);
+  const requested = parseProviders(options.providers ?? ['cpu', 'wasm']);
   if (options.threads !== undefined) checkPositiveInteger('threads', options.threads);
   const warn = options.onWarning ?? ((m: string) => console.warn(`edgetune: ${m}`));
   const causes: string[] = [];
-  for (const req of providers) {
-    const backend = backendFor(req.name);
+  let rest = requested.filter((req) => {
+    const why = providerMemory.reason(req.name);
+    if (why !== undefined) causes.push(`${req.name}: ${why} (remembered: not tried again in this process)`);
+    return why === undefined;
+  });
+  while (rest.length) {
+    const group = providerGroups(rest)[0]!;
+    const backend = backendFor(group[0]!.name);
     if (!backend) {
-      causes.push(`${req.name}: not available in Node`);
+      const why = 'not available in Node';
+      providerMemory.remember(group[0]!.name, why);
+      causes.push(`${group[0]!.name}: ${why}`);
+      rest = rest.filter((r) => r !== group[0]);
       continue;
     }
     let handler: SessionHandler;
     try {
-      handler = await backend.create(model, req.name, {
+      handler = await backend.create(model, group, {
         intraOpNumThreads: options.threads,
         graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
         optimizedModelFilePath: options.optimizedModelFilePath,
         enableProfiling: options.enableProfiling,
         profileFilePrefix: options.profileFilePrefix,
-        providerOptions: req.options,
-        logSeverityLevel: providers.length > 1 ? 4 : 3,
+        logSeverityLevel: requested.length > 1 ? 4 : 3,
       });
     } catch (err) {
-      const why = explain(req.name, err);
+      const culprit = culpritOf(group, messageOf(err));
+      const why = explain(culprit.name, err);
       // A model that no provider can parse fails the same way everywhere: stop at the first.
       if (/protobuf parsing failed|Load model from .* failed|Invalid model|ModelProto/i.test(why)) {
         throw new EdgetuneError('EMODEL', `${typeof model === 'string' ? model : 'model'}: not a valid ONNX model (${modelLoadReason(messageOf(err))})`, {
@@ -137,16 +179,22 @@ export async function createSession(model: string | Uint8Array, options: Session
           cause: err,
         });
       }
-      causes.push(`${req.name}: ${why}`);
+      providerMemory.remember(culprit.name, why);
+      causes.push(`${culprit.name}: ${why}`);
+      rest = rest.filter((r) => r !== culprit);
       continue;
     }
-    for (const c of causes) warn(`execution provider ${c}; falling back to ${req.name}`);
+    const provider = group[0]!.name;
+    for (const c of causes) warn(`execution provider ${c}; falling back to ${provider}`);
     live++;
     let disposed = false;
     return {
-      provider: req.name,
+      provider,
+      providers: group.map((g) => g.name),
       inputs: handler.inputs,
       outputs: handler.outputs,
+      inputNames: handler.inputs.map((t) => t.name),
+      outputNames: handler.outputs.map((t) => t.name),
       skipped: causes,
       run: (feeds, fetches) => {
         if (disposed) return Promise.reject(new EdgetuneError('EARG', 'session was disposed'));
@@ -157,12 +205,9 @@ export async function createSession(model: string | Uint8Array, options: Session
         if (disposed) return;
         disposed = true;
         live--;
-        await handler.release();
+        await handler.dispose();
       },
     };
   }
-  throw new EdgetuneError(
-    'EPROVIDER',
-    `No execution provider could serve ${typeof model === 'string' ? model : 'the model'}:\n${causes.map((c) => `  - ${c}`).join('\n')}`,
-  );
+  throw new ProviderError(causes, typeof model === 'string' ? model : 'the model');
 }

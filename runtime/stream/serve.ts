@@ -21,7 +21,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Classifier } from '../classify/classifier.js';
-import { EdgetuneError, messageOf } from '../core/errors.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
@@ -72,7 +72,7 @@ export function parseListen(s: string): { host: string; port: number } {
   }
   const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
   if (!(port >= 0 && port <= 65535) || host.includes(':') && !v6) {
-    throw new EdgetuneError('EARG', `Expected host:port (e.g. 127.0.0.1:8080) for --serve but received ${JSON.stringify(s)}`);
+    throw invalidParameter('--serve', 'host:port (e.g. 127.0.0.1:8080)', s);
   }
   return { host, port };
 }

@@ -2,7 +2,7 @@
 // hysteretic label (LabelSmoother), latency percentiles over a window (LatencyWindow) and rates
 // (RateMeter). Used by the Node pipeline (pipeline.ts) and usable in a page.
 
-import { EdgetuneError } from '../core/errors.js';
+import { invalidParameter } from '../core/errors.js';
 
 export interface LatencySummary {
   p50: number;
@@ -60,9 +60,13 @@ export class LabelSmoother {
     private readonly threshold: number,
     private readonly hysteresis: number,
   ) {
-    if (!(alpha >= 0 && alpha < 1)) throw new EdgetuneError('EARG', `Expected number in [0, 1) for smoothing but received ${alpha}`);
-    if (!(threshold >= 0 && threshold <= 1)) throw new EdgetuneError('EARG', `Expected number between 0 and 1 for threshold but received ${threshold}`);
-    if (!(hysteresis >= 0 && hysteresis <= threshold)) throw new EdgetuneError('EARG', `Expected number between 0 and ${threshold} for hysteresis but received ${hysteresis}`);
+    if (!(alpha >= 0 && alpha < 1)) throw invalidParameter('smoothing', 'number in [0, 1)', alpha);
+    if (!(threshold >= 0 && threshold <= 1)) throw invalidParameter('threshold', 'number between 0 and 1', threshold);
+    if (!(hysteresis >= 0 && hysteresis <= threshold)) throw invalidParameter('hysteresis', `number between 0 and ${threshold}`, hysteresis);
+  }
+  /** The EMA weight of the history it was made with (0 = no smoothing). */
+  get weight(): number {
+    return this.alpha;
   }
   reset(): void {
     this.ema = undefined;

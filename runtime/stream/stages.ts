@@ -1,6 +1,10 @@
 // Inference stages of a stream: a classifier split into preprocess (sync, main thread) and inference
 // (async), on a worker thread with its own session (the default: onnxruntime-node blocks the thread it
 // runs on) or on the main thread. Used by the pipeline and by the hot-swap check (check.ts).
+// The worker protocol is written here rather than with comlink (which the kiosk page uses, and which has
+// a worker_threads adapter): when the worker dies (a native abort, out of memory) every pending request
+// must be rejected at once, and comlink leaves in-flight calls pending for ever when its endpoint goes
+// away (GoogleChromeLabs/comlink#601, open). The stream's restart logic depends on that rejection.
 
 import { createWriteStream, existsSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';

@@ -2,6 +2,7 @@
 // resolveConfig, the hidden-layer widths, the learning-rate schedule, class weights, and the checks of a
 // FeatureSet. BROWSER-SAFE. Errors read "Expected … for <field> but received …".
 
+import { invalidParameter } from '../core/errors.js';
 import { DEFAULT_LR } from './optim.js';
 import { rowsOf, TASKS } from './tasks.js';
 import { OPTIMIZERS, SCHEDULES, type FeatureSet, type TrainConfig } from './types.js';
@@ -29,10 +30,8 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
   init: 'glorot',
 };
 
-/** The trainer's argument error: "Expected <expected> for <name> but received <actual>". */
-export function bad(name: string, expected: string, actual: unknown): Error {
-  return new Error(`Expected ${expected} for ${name} but received ${JSON.stringify(actual)}`);
-}
+/** The trainer's argument error (core/errors.ts invalidParameter): "Expected <expected> for <name> but received <actual>". */
+export const bad = invalidParameter;
 
 /** Defaults filled in and every field checked (errors read "Expected … for <name> but received …"). */
 export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {

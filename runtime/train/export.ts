@@ -27,7 +27,7 @@
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/model.js';
 import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute } from '../onnx/graph.js';
 import * as v from 'valibot';
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
 import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
@@ -229,8 +229,8 @@ export const ExportedModelInfoSchema = v.object({
 export type ExportedModelInfo = v.InferOutput<typeof ExportedModelInfoSchema>;
 
 function checkHead(head: HeadWeights, labels: readonly string[], dims: number): void {
-  if (labels.length !== head.classes) throw new EdgetuneError('EARG', `Expected ${head.classes} labels for the head but received ${labels.length}`);
-  if (dims > 0 && head.dims !== dims) throw new EdgetuneError('EARG', `Expected a head on ${dims}-d embeddings but received one on ${head.dims}-d`);
+  if (labels.length !== head.classes) throw invalidParameter('the head', `${head.classes} labels`, labels.length);
+  if (dims > 0 && head.dims !== dims) throw invalidParameter("the head's embedding size", String(dims), head.dims);
   head.layers.forEach((l: DenseLayer, i) => {
     if (l.weight.length !== l.in * l.out || l.bias.length !== l.out) throw new EdgetuneError('EARG', `head layer ${i}: weight/bias sizes do not match ${l.out}×${l.in}`);
     // a NaN or float32-overflowing weight makes every score NaN: never export it (a diverged run or a poisoned embedding)

@@ -98,7 +98,7 @@ export async function trainUnfrozen(
   try {
     return { ...r, metrics: await metricsOf(r.tailWeights, r.head), before: await metricsOf(undefined, input.head), validated: Boolean(input.val) };
   } finally {
-    await session.release?.();
+    await session.dispose();
   }
 }
 

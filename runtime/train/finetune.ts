@@ -27,6 +27,7 @@
 //     AUTO_PROTOTYPE_BELOW (20) training images in some class, else linear (measured, see there).
 // Every default (FINETUNE_DEFAULTS) is here; the CLI's usage text and the page's controls read them.
 
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { IDENTITY_VIEW, isIdentitySpec, sampleView, viewRng, type AugmentSpec, type ViewParams } from './augment/ops.js';
 import { exportClassifierModel, type CutSpec, type EmbeddingGraph } from './export.js';
 import { computeMetrics, createRng, DEFAULT_CONFIG, predictHead, predictions, prototypeHead, trainHead, type Metrics } from './index.js';
@@ -111,7 +112,7 @@ export function stratifiedSplit<T extends { label: number }>(items: readonly T[]
 
 /** Views per training image for an augmentation: `views` (default 4, at least 1), or 1 when the augmentation is none. */
 export function viewCount(augment: AugmentSpec, views: number = FINETUNE_DEFAULTS.views): number {
-  if (!Number.isInteger(views) || views < 1) throw new Error(`Expected a positive integer for views but received ${JSON.stringify(views)}`);
+  if (!Number.isInteger(views) || views < 1) throw invalidParameter('views', 'a positive integer', views);
   return isIdentitySpec(augment) ? 1 : views;
 }
 
@@ -201,7 +202,7 @@ export interface Transfer {
 export function createTransfer(opts: { labels: readonly string[] }): Transfer {
   const labels = [...opts.labels];
   const K = labels.length;
-  if (K < 2) throw new Error('training needs at least two classes');
+  if (K < 2) throw new EdgetuneError('EINPUT', 'training needs at least two classes');
   let dims = 0;
   const rows = { train: [] as Float32Array[], val: [] as Float32Array[] };
   const rowLabels = { train: [] as number[], val: [] as number[] };
@@ -218,14 +219,14 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
     },
     collectExample(label, r, { split = 'train', views = 1 } = {}) {
       const y = typeof label === 'string' ? labels.indexOf(label) : label;
-      if (!(Number.isInteger(y) && y >= 0 && y < K)) throw new Error(`Expected a class index in 0..${K - 1} or one of ${labels.join(', ')} but received ${JSON.stringify(label)}`);
-      if (!(Number.isInteger(views) && views >= 1)) throw new Error(`Expected a positive integer for views but received ${JSON.stringify(views)}`);
-      if (split === 'val' && views !== 1) throw new Error(`Expected one view for a validation image but received ${views}`);
+      if (!(Number.isInteger(y) && y >= 0 && y < K)) throw invalidParameter(undefined, `a class index in 0..${K - 1} or one of ${labels.join(', ')}`, label);
+      if (!(Number.isInteger(views) && views >= 1)) throw invalidParameter('views', 'a positive integer', views);
+      if (split === 'val' && views !== 1) throw invalidParameter('a validation image', 'one view', views);
       if (!dims) dims = r.length / views;
       if (!Number.isInteger(dims) || dims < 1 || r.length !== views * dims) {
         const d = dims;
         if (!Number.isInteger(d) || d < 1) dims = 0;
-        throw new Error(`Expected ${views} view(s) of ${Number.isInteger(d) && d >= 1 ? d : 'equal'} floats but received ${r.length} floats`);
+        throw new EdgetuneError('EARG', `Expected ${views} view(s) of ${Number.isInteger(d) && d >= 1 ? d : 'equal'} floats but received ${r.length} floats`);
       }
       for (let o = 0; o < r.length; o += dims) {
         rows[split].push(r.subarray(o, o + dims));
@@ -238,7 +239,7 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
     valSet: () => (rowLabels.val.length ? set('val') : undefined),
     async train(o = {}, hooks = {}) {
       const empty = images.train.findIndex((n) => n === 0);
-      if (empty >= 0) throw new Error(`class "${labels[empty]}" has no training images`);
+      if (empty >= 0) throw new EdgetuneError('EINPUT', `class "${labels[empty]}" has no training images`);
       const train = set('train');
       const val = t.valSet();
       let kind = o.head ?? FINETUNE_DEFAULTS.head;
@@ -264,7 +265,7 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
       return metricsOf(t.head(), s ?? t.valSet() ?? set('train'));
     },
     head() {
-      if (!trained) throw new Error('no trained head yet: call train() first');
+      if (!trained) throw new EdgetuneError('EARG', 'no trained head yet: call train() first');
       return trained;
     },
     export(backbone, preprocess, provenance) {

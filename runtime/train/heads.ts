@@ -2,6 +2,7 @@
 // predictHead), the few-shot prototype head, and the one L2 row normalisation they and the trainer use
 // (l2rows; the exported model does the same with LpNormalization).
 
+import { EdgetuneError } from '../core/errors.js';
 import { bad, checkSet } from './config.js';
 import { sigmoid, softmaxInto } from './tasks.js';
 import type { FeatureSet, HeadWeights } from './types.js';
@@ -81,7 +82,7 @@ export function prototypeHead(train: FeatureSet, opts: { temperature?: number } 
   const weight = new Float32Array(K * d);
   const bias = new Float32Array(K);
   for (let c = 0; c < K; c++) {
-    if (!counts[c]) throw new Error(`class ${c} has no training examples`);
+    if (!counts[c]) throw new EdgetuneError('EINPUT', `class ${c} has no training examples`);
     let sq = 0;
     for (let j = 0; j < d; j++) {
       const m = means[c * d + j]! / counts[c]!;

@@ -35,21 +35,22 @@
 // scratch and the epoch loop share private structures.
 // HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
+import { EdgetuneError } from '../core/errors.js';
 import { checkDiverged } from './diverge.js';
 import { createOptimizer } from './optim.js';
 import { addPenalty, rowHit, rowLoss, rowWeight, scoreOf, standardizeTargets, targetStats, type Objective } from './tasks.js';
 import { createRng, type Rng } from '../core/rng.js';
 import { bad, checkSet, classWeightsOf, hiddenSizes, learningRate, resolveConfig } from './config.js';
 import { l2rows } from './heads.js';
-import {
-  type DenseLayer,
-  type EpochStats,
-  type FeatureSet,
-  type HeadWeights,
-  type TrainConfig,
-  type TrainHooks,
-  type TrainResult,
-  type TrainTask,
+import type {
+  DenseLayer,
+  EpochStats,
+  FeatureSet,
+  HeadWeights,
+  TrainConfig,
+  TrainHooks,
+  TrainResult,
+  TrainTask,
 } from './types.js';
 
 export * from './types.js';
@@ -319,7 +320,7 @@ function* epochsOf(
   const cfg = resolveConfig(config);
   const task = cfg.task;
   const n = checkSet('train', train, task);
-  if (n === 0) throw new Error('no training examples');
+  if (n === 0) throw new EdgetuneError('EINPUT', 'no training examples');
   const nv = val ? checkSet('val', val, task) : 0;
   if (val && (val.dims !== train.dims || val.classes !== train.classes)) throw bad('val dims/classes', `${train.dims}/${train.classes} like train`, [val.dims, val.classes]);
   const d = train.dims;
@@ -359,7 +360,7 @@ function* epochsOf(
   const gb = p.b.map((b) => new Float64Array(b.length));
   let lastYield = now();
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-    if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+    hooks.signal?.throwIfAborted();
     const te = now();
     const lr = learningRate(cfg, epoch);
     if (bs < n) rng.shuffle(order);
@@ -390,7 +391,7 @@ function* epochsOf(
       if (now() - lastYield > 200) {
         yield;
         lastYield = now();
-        if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+        hooks.signal?.throwIfAborted();
       }
     }
     const stats: EpochStats = { epoch: epoch + 1, lr, trainLoss: lossSum / n, trainAccuracy: scoreOf(obj, lossSum / n, correct, n), ms: 0 };

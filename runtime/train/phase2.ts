@@ -157,10 +157,14 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
     const rowsOut: Float32Array[] = [];
     for (let i = 0; i < n; i += batch) {
       const b = Math.min(batch, n - i);
-      const out = Object.values(await s.run({ [input]: { type: 'float32', data: x.slice(i * per, (i + b) * per), dims: [b, ...shape] } }))[0]!;
+      // one input shape for every run (TensorRT builds an engine per shape): a short last batch is zero-padded, its extra rows dropped
+      const full = Math.min(batch, n);
+      const feed = new Float32Array(full * per);
+      feed.set(x.subarray(i * per, (i + b) * per));
+      const out = Object.values(await s.run({ [input]: { type: 'float32', data: feed, dims: [full, ...shape] } }))[0]!;
       const y = asFloat32(out);
-      const channels = (out.dims as number[])[1] ?? y.length / b;
-      const spatial = y.length / (b * channels);
+      const channels = (out.dims as number[])[1] ?? y.length / full;
+      const spatial = y.length / (full * channels);
       const pooled = new Float32Array(b * channels);
       for (let r = 0; r < b; r++)
         for (let c = 0; c < channels; c++) {
@@ -172,7 +176,7 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
     }
     return concatFloat32(rowsOut);
   } finally {
-    await s.release?.();
+    await s.dispose();
   }
 }
 

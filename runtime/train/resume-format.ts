@@ -4,7 +4,7 @@
 // Format: the magic line "edgetune.resume 1\n", a uint32 LE header length, the JSON header, zero
 // padding to a multiple of 4 bytes, then the float32 LE rows in the header's image order.
 
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 
 const MAGIC = 'edgetune.resume 1\n';
 
@@ -36,7 +36,7 @@ export interface ResumeData {
 
 export function encodeResume(d: ResumeData): Uint8Array {
   const rows = d.images.reduce((a, im) => a + im.views, 0);
-  if (d.features.length !== rows * d.dims) throw new Error(`Expected ${rows} × ${d.dims} floats for the resume data but received ${d.features.length}`);
+  if (d.features.length !== rows * d.dims) throw invalidParameter('the resume data', `${rows} × ${d.dims} floats`, d.features.length);
   const header = new TextEncoder().encode(JSON.stringify({ model: d.model, labels: d.labels, dims: d.dims, images: d.images }));
   const magic = new TextEncoder().encode(MAGIC);
   const start = Math.ceil((magic.length + 4 + header.length) / 4) * 4;

@@ -68,7 +68,7 @@ describe('finetune on hymenoptera (mobilenetv2-int8)', () => {
     expect(info?.labels).toEqual(['ants', 'bees']);
     expect(info?.outputKind).toBe('probabilities');
     expect(info?.preprocess).toMatchObject({ width: 224, height: 224, crop: 0.875, mean: [0.485, 0.456, 0.406] });
-    expect((info?.provenance as { base: { id: string } }).base.id).toBe('mobilenetv2-int8');
+    expect((info!.provenance as { base: { id: string } }).base.id).toBe('mobilenetv2-int8');
     const png = readFileSync(path.join(work, 'ants-bees.report.png'));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     const json = JSON.parse(readFileSync(path.join(work, 'ants-bees.report.json'), 'utf8')) as FinetuneReport;

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 import { launchChromium, pick, startKiosk, trainInKiosk, type Kiosk } from './kiosk-helpers.js';
 import { FINETUNE_DEFAULTS } from '../../runtime/train/finetune.js';
+import { accuracyText } from '../../runtime/core/stats.js';
 
 /** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
 const VEHICLES = new Set([
@@ -240,7 +241,8 @@ describe('edgetune kiosk in Chromium', () => {
     await button.dispatchEvent('pointerup', { pointerId: 1, button: 0 });
     await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.class-card[data-class="road"]')?.dataset.count) >= 3);
     expect(await page.locator('#rec-indicator').isHidden()).toBe(true);
-    expect(await card.locator('.thumbs img').count()).toBeGreaterThanOrEqual(3);
+    // the class list is redrawn (with the new thumbnails) after the samples are stored: wait for it
+    await page.waitForFunction(() => document.querySelectorAll('.class-card[data-class="road"] .thumbs img').length >= 3);
     page.once('dialog', (d) => void d.accept());
     await card.locator('button.delete').click();
     await card.waitFor({ state: 'detached' });
@@ -274,6 +276,10 @@ describe('edgetune kiosk in Chromium', () => {
     expect(await text('#acc-detail')).toMatch(/^8 validation \/ 22 training images · training accuracy \d+\.\d% · prototype head · \d+\.\d s$/);
     const acc = Number(await page.locator('#val-acc').getAttribute('data-value'));
     console.log(`kiosk teach (prototype, no augmentation): validation accuracy ${acc}`);
+    // the page says how few images the figure stands on, with its 95% Wilson interval (core/stats.ts)
+    const correct = Math.round(acc * 8);
+    expect(`${await text('#val-acc')} ${await text('#val-ci')}`).toBe(accuracyText(correct, 8));
+    expect(await text('#val-ci')).toMatch(/^of 8 \(95% interval \d+–\d+%\)$/);
     expect(acc).toBeGreaterThanOrEqual(PROTOTYPE_ACCURACY_FLOOR);
     expect(await page.locator('#models li').count()).toBe(3);
     expect(pageErrors).toEqual([]);

@@ -56,6 +56,6 @@ describe('edgetune watch retries', () => {
     expect(r.stderr).toContain('Expected integer >= 0 or inf for --retries but received "lots"');
     const s = await runCli(['watch', 'test:', '--stall-timeout', 'soon']);
     expect(s.code).toBe(2);
-    expect(s.stderr).toContain('Expected a duration such as 500ms or 5s for --stall-timeout but received "soon"');
+    expect(s.stderr).toContain('Expected a duration such as 500ms or 2s for --stall-timeout but received "soon"');
   });
 });

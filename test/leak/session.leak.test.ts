@@ -5,13 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { liveSessionCount } from '../../runtime/session/session.js';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { shared } from '../helpers.js';
-
-/** A full collection; the leak project runs with --expose-gc, and without it the test is meaningless. */
-function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g !== 'function') throw new Error('globalThis.gc is missing: run the leak project (vitest --project leak) with --expose-gc');
-  g();
-}
+import { gc } from './memory.js';
 
 describe('session leaks', () => {
   it('sessions are freed: live count returns to zero and memory stays flat over many cycles', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { decodeBase, renderViewSharp } from '../../train/node/augment-sharp.js';
 import { parseAugmentation, sampleView, viewRng, formatAugmentation } from '../../train/augment/ops.js';
-import { intOption, OPTION_RANGES, parse, type Command } from '../args.js';
+import { intOption, invalidOption, OPTION_RANGES, parse, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { decodeImage } from '../../image/decode.js';
 import { loadRegistry } from '../../../models/loader.js';
@@ -40,17 +40,17 @@ export const augmentPreview: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `augment-preview: expected one image but received ${positionals.length}\n\n${usage}`);
     let spec;
     try {
-      spec = parseAugmentation(v.augment as string);
+      spec = parseAugmentation(v.augment);
     } catch (err) {
       throw new EdgetuneError('EARG', messageOf(err));
     }
-    const n = intOption('views', v.views as string | undefined, 16, ...OPTION_RANGES.previewViews);
-    const seed = intOption('seed', v.seed as string | undefined, 42, 0);
-    const out = path.resolve(v.out as string);
+    const n = intOption('views', v.views, 16, ...OPTION_RANGES.previewViews);
+    const seed = intOption('seed', v.seed, 42, 0);
+    const out = path.resolve(v.out);
     const format = ({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const)[path.extname(out).toLowerCase() as '.png'];
-    if (!format) throw new EdgetuneError('EARG', `Expected a file name ending in .png, .jpg, .jpeg or .webp for --out but received ${JSON.stringify(v.out)}`);
+    if (!format) throw invalidOption('out', 'a file name ending in .png, .jpg, .jpeg or .webp', v.out);
     await checkWritable(out);
-    const pre = specOf(loadRegistry().require(v.model as string));
+    const pre = specOf(loadRegistry().require(v.model));
     const file = positionals[0]!;
     let bytes: Uint8Array;
     try {

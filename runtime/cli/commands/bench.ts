@@ -1,7 +1,7 @@
 // `edgetune bench`: per-stage medians for a model on one image, end-to-end vs bare session.run.
 
 import { benchModel, benchTable } from '../../classify/bench.js';
-import { intOption, listOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
+import { intOption, invalidOption, listOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { table } from '../../core/format.js';
 import { sharedRoot } from '../../io/paths.js';
 import { existsSync } from 'node:fs';
@@ -38,15 +38,15 @@ export const bench: Command = {
       },
       false,
     );
-    const batches = listOption(v.batch as string)!.map((b) => intOption('batch', b, 1, ...R.batch));
-    if (!batches.length) throw new EdgetuneError('EARG', 'Expected a list of positive integers for --batch but received ""');
-    const image = (v.image as string | undefined) ?? path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
+    const batches = listOption(v.batch)!.map((b) => intOption('batch', b, 1, ...R.batch));
+    if (!batches.length) throw invalidOption('batch', 'a list of positive integers', v.batch);
+    const image = v.image ?? path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
     if (v.image === undefined && !existsSync(image)) {
       throw new EdgetuneError('EARG', `bench needs --image <file>: the default test image ${image} is only in edgetune's source repository`);
     }
     const rows = [];
-    for (const model of listOption(v.model as string)!) {
-      rows.push(...(await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations as string | undefined, 30, ...R.iterations) })));
+    for (const model of listOption(v.model)!) {
+      rows.push(...(await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations, 30, ...R.iterations) })));
     }
     if (v.json) for (const r of rows) writeJson(io, r);
     else io.stdout.write(table(benchTable(rows)));

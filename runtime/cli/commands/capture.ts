@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { interruptSignal, progress } from '../../io/progress.js';
-import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
+import { durationOption, intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, sizeOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { encodeJpeg } from '../../image/decode.js';
 
@@ -21,7 +21,7 @@ Options:
   --class <name>         class (sub-folder) name, required
   --out <dir>            dataset folder, e.g. dataset/train (required)
   --count <n>            frames to save (default 20)
-  --every <time>         time between saved frames: 500ms, 2s, 1.5s (default 1s; 0 = every frame);
+  --every <time>         time between saved frames: 500ms, 2s, 1m; a bare number is seconds (default 1s; 0 = every frame);
                          media time for files and image sequences, wall time for cameras
   --countdown <s>        seconds to wait (with a countdown on stderr) before the first frame (default 0)
   --size <WxH>           saved image size, the frame resized to cover it and centre-cropped (default 480x360)
@@ -32,17 +32,9 @@ Options:
 
 ${SOURCES_USAGE}`;
 
-/** "500ms", "2s", "1.5s", "1m", or a bare number of milliseconds → ms. */
-export function parseDuration(name: string, s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(s.trim());
-  if (!m) throw new EdgetuneError('EARG', `Expected a duration such as 500ms or 2s for --${name} but received ${JSON.stringify(s)}`);
-  const n = Number(m[1]);
-  return m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60000 : n;
-}
-
 function checkClassName(name: string): string {
   if (!name || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
-    throw new EdgetuneError('EARG', `Expected a folder name without slashes for --class but received ${JSON.stringify(name)}`);
+    throw invalidOption('class', 'a folder name without slashes', name);
   }
   return name;
 }
@@ -85,25 +77,21 @@ export const capture: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `capture: expected one source, got ${positionals.length}\n\n${usage}`);
     if (v.class === undefined) throw new EdgetuneError('EARG', `capture: --class is required\n\n${usage}`);
     if (v.out === undefined) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
-    const cls = checkClassName(v.class as string);
-    const count = intOption('count', v.count as string | undefined, 20, ...R.images);
-    const every = v.every !== undefined ? parseDuration('every', v.every as string) : 1000;
-    const countdown = numberOption('countdown', v.countdown as string | undefined, 0, 0, 3600);
-    const quality = intOption('quality', v.quality as string | undefined, 92, ...R.quality);
-    if (quality > 100) throw new EdgetuneError('EARG', `Expected integer between 1 and 100 for --quality but received "${v.quality}"`);
-    const size = (v.size as string | undefined) ?? '480x360';
-    const sm = /^(\d+)x(\d+)$/.exec(size);
-    if (!sm || Number(sm[1]) < 1 || Number(sm[2]) < 1) throw new EdgetuneError('EARG', `Expected WIDTHxHEIGHT such as 480x360 for --size but received ${JSON.stringify(size)}`);
-    const fit = (v.fit as string | undefined) ?? 'cover';
-    if (fit !== 'cover' && fit !== 'contain' && fit !== 'fill') throw new EdgetuneError('EARG', `Expected one of cover, contain, fill for --fit but received ${JSON.stringify(fit)}`);
+    const cls = checkClassName(v.class);
+    const count = intOption('count', v.count, 20, ...R.images);
+    const every = durationOption('every', v.every, 1000);
+    const countdown = numberOption('countdown', v.countdown, 0, 0, 3600);
+    const quality = intOption('quality', v.quality, 92, ...R.quality);
+    const [width, height] = sizeOption('size', v.size ?? '480x360', '480x360');
+    const fit = oneOfOption('fit', v.fit, ['cover', 'contain', 'fill'] as const, 'cover');
     const json = Boolean(v.json);
-    const dir = path.resolve(v.out as string, cls);
+    const dir = path.resolve(v.out, cls);
     await mkdir(dir, { recursive: true });
 
     const say = (m: string) => io.stderr.write(`edgetune capture: ${m}\n`);
     const opts: SourceOptions = {
-      width: Number(sm[1]),
-      height: Number(sm[2]),
+      width,
+      height,
       channels: 3,
       resize: fit,
       crop: 1,

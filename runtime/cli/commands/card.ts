@@ -31,7 +31,7 @@ export const card: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
-    const out = v.out as string;
+    const out = v.out;
     await checkWritable(out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     const c = d.card;

@@ -40,12 +40,12 @@ export const classify: Command = {
       ...CARD_OPTIONS,
     });
     if (positionals.length === 0) throw new EdgetuneError('EARG', 'classify: no input images given\n\n' + usage);
-    const k = intOption('top', v.top as string | undefined, 5);
-    const batch = intOption('batch', v.batch as string | undefined, 1, ...R.batch);
+    const k = intOption('top', v.top, 5);
+    const batch = intOption('batch', v.batch, 1, ...R.batch);
     const json = Boolean(v.json);
     const walkSkips: { file: string; reason: string }[] = [];
     const files = await expandInputs(positionals, (s) => walkSkips.push(s));
-    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
     const provider = clf.provider;

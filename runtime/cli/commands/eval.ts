@@ -34,7 +34,7 @@ export const evaluate: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `eval: expected one dataset folder but received ${positionals.length}\n\n${usage}`);
     if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
-    const clf = await loadClassifier(v.model as string, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
     const truth: number[] = [];

@@ -4,7 +4,7 @@
 
 import { EdgetuneError } from '../../core/errors.js';
 import { exportTritonRepository, parseInstanceGroup } from '../../fleet/triton.js';
-import { intOption, parse, type Command } from '../args.js';
+import { intOption, invalidOption, parse, type Command } from '../args.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune export <model> --format triton --out <repo> [options]
@@ -43,16 +43,16 @@ export const exportModel: Command = {
       ...CARD_OPTIONS,
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `export: give one model (received ${positionals.length})\n\n${usage}`);
-    if (v.format !== 'triton') throw new EdgetuneError('EARG', `Expected triton for --format but received ${JSON.stringify(v.format ?? '')}`);
+    if (v.format !== 'triton') throw invalidOption('format', 'triton', v.format ?? '');
     if (!v.out) throw new EdgetuneError('EARG', `export: --out is required\n\n${usage}`);
     const r = await exportTritonRepository(positionals[0]!, {
-      out: v.out as string,
-      name: v.name as string | undefined,
-      version: v.version === undefined ? undefined : intOption('version', v.version as string, 1),
-      maxBatchSize: v['max-batch-size'] === undefined ? undefined : intOption('max-batch-size', v['max-batch-size'] as string, 0, 0),
-      dynamicBatching: v['dynamic-batching'] as boolean,
-      instanceGroups: ((v['instance-group'] as string[] | undefined) ?? []).map(parseInstanceGroup),
-      allowAssumed: v['allow-assumed'] as boolean,
+      out: v.out,
+      name: v.name,
+      version: v.version === undefined ? undefined : intOption('version', v.version, 1),
+      maxBatchSize: v['max-batch-size'] === undefined ? undefined : intOption('max-batch-size', v['max-batch-size'], 0, 0),
+      dynamicBatching: v['dynamic-batching'],
+      instanceGroups: (v['instance-group'] ?? []).map(parseInstanceGroup),
+      allowAssumed: v['allow-assumed'],
       overrides: await cardLayerFrom(v),
     });
     const kept = r.kept.length ? `; kept version${r.kept.length > 1 ? 's' : ''} ${r.kept.join(', ')}` : '';

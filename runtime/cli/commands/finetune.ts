@@ -3,13 +3,13 @@
 // parses the options into FinetuneOptions, shows progress (a bar per embedding stage, a line per epoch)
 // and stops on Ctrl-C (interruptSignal), and prints the report.
 
-import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type CommandIO } from '../args.js';
+import { intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
 import { TASKS } from '../../train/tasks.js';
-import { OPTIMIZERS, SCHEDULES, DEFAULT_LR, type TrainConfig } from '../../train/index.js';
-import { FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES, type HeadKind } from '../../train/finetune.js';
+import { OPTIMIZERS, SCHEDULES, DEFAULT_LR } from '../../train/index.js';
+import { FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES } from '../../train/finetune.js';
 import { finetune as finetuneRun, type FinetuneOptions, type FinetuneProgress, type FinetuneReport, type TargetsReport } from '../../train/node/finetune.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
@@ -73,58 +73,84 @@ ${SESSION_USAGE}
 
 ${CARD_USAGE.replace('Describing the model', 'Describing the backbone')}`;
 
-const num = (v: unknown) => v as string | undefined;
+const OPTIONS = {
+  val: { type: 'string' },
+  'val-split': { type: 'string' },
+  augment: { type: 'string' },
+  views: { type: 'string' },
+  cache: { type: 'string' },
+  'no-cache': { type: 'boolean', default: false },
+  model: { type: 'string' },
+  head: { type: 'string' },
+  hidden: { type: 'string' },
+  dropout: { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'weight-decay': { type: 'string' },
+  l1: { type: 'string' },
+  task: { type: 'string' },
+  'label-smoothing': { type: 'string' },
+  schedule: { type: 'string' },
+  'step-size': { type: 'string' },
+  gamma: { type: 'string' },
+  patience: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string', default: 'finetuned.onnx' },
+  int8: { type: 'boolean', default: false },
+  resume: { type: 'string' },
+  'add-class': { type: 'string', multiple: true },
+  unfreeze: { type: 'string' },
+  'unfreeze-from': { type: 'string' },
+  'backbone-lr': { type: 'string' },
+  'unfreeze-epochs': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  ...SESSION_OPTIONS,
+  ...CARD_OPTIONS,
+} as const;
+
+type Values = OptionValues<typeof OPTIONS>;
 
 /** The parsed command line as the library's options (ranges checked here, with the option names the user typed). */
-function optionsFrom(v: Record<string, unknown>): FinetuneOptions {
-  const o: FinetuneOptions = { out: v.out as string };
-  if (v.optimizer !== undefined) {
-    if (!OPTIMIZERS.includes(v.optimizer as never)) throw new EdgetuneError('EARG', `Expected one of ${OPTIMIZERS.join(', ')} for --optimizer but received ${JSON.stringify(v.optimizer)}`);
-    o.optimizer = v.optimizer as TrainConfig['optimizer'];
-  }
-  if (v.schedule !== undefined) {
-    if (!SCHEDULES.includes(v.schedule as never)) throw new EdgetuneError('EARG', `Expected one of ${SCHEDULES.join(', ')} for --schedule but received ${JSON.stringify(v.schedule)}`);
-    o.schedule = v.schedule as TrainConfig['schedule'];
-  }
-  if (v.lr !== undefined) o.lr = numberOption('lr', num(v.lr), 0, Number.MIN_VALUE);
-  if (v.epochs !== undefined) o.epochs = intOption('epochs', num(v.epochs), D.epochs, ...R.epochs);
-  if (v['batch-size'] !== undefined) o.batchSize = intOption('batch-size', num(v['batch-size']), D.batchSize, ...R.batchSize);
-  if (v['weight-decay'] !== undefined) o.weightDecay = numberOption('weight-decay', num(v['weight-decay']), D.weightDecay, 0, 10);
-  if (v.l1 !== undefined) o.l1 = numberOption('l1', num(v.l1), 0, 0, 10);
-  if (v['label-smoothing'] !== undefined) o.labelSmoothing = numberOption('label-smoothing', num(v['label-smoothing']), D.labelSmoothing, 0, 0.99);
-  if (v.dropout !== undefined) o.dropout = numberOption('dropout', num(v.dropout), D.dropout, 0, 0.95);
-  if (v.patience !== undefined) o.patience = intOption('patience', num(v.patience), D.patience, ...R.patience);
-  if (v.seed !== undefined) o.seed = intOption('seed', num(v.seed), D.seed, 0);
-  if (v['step-size'] !== undefined) o.stepSize = intOption('step-size', num(v['step-size']), 20, ...R.stepSize);
-  if (v.gamma !== undefined) o.gamma = numberOption('gamma', num(v.gamma), 0.1, Number.MIN_VALUE, 1);
-  if (v.views !== undefined) o.views = intOption('views', num(v.views), D.views, ...R.views);
-  if (v['val-split'] !== undefined) o.valSplit = numberOption('val-split', num(v['val-split']), D.valSplit, 0, 0.9);
-  if (v.head !== undefined) {
-    if (!['linear', 'mlp', 'prototype'].includes(v.head as string)) throw new EdgetuneError('EARG', `Expected one of linear, mlp, prototype for --head but received ${JSON.stringify(v.head)}`);
-    o.head = v.head as HeadKind;
-  }
+function optionsFrom(v: Values): FinetuneOptions {
+  const o: FinetuneOptions = { out: v.out };
+  o.optimizer = oneOfOption('optimizer', v.optimizer, OPTIMIZERS);
+  o.schedule = oneOfOption('schedule', v.schedule, SCHEDULES);
+  if (v.lr !== undefined) o.lr = numberOption('lr', v.lr, 0, Number.MIN_VALUE);
+  if (v.epochs !== undefined) o.epochs = intOption('epochs', v.epochs, D.epochs, ...R.epochs);
+  if (v['batch-size'] !== undefined) o.batchSize = intOption('batch-size', v['batch-size'], D.batchSize, ...R.batchSize);
+  if (v['weight-decay'] !== undefined) o.weightDecay = numberOption('weight-decay', v['weight-decay'], D.weightDecay, 0, 10);
+  if (v.l1 !== undefined) o.l1 = numberOption('l1', v.l1, 0, 0, 10);
+  if (v['label-smoothing'] !== undefined) o.labelSmoothing = numberOption('label-smoothing', v['label-smoothing'], D.labelSmoothing, 0, 0.99);
+  if (v.dropout !== undefined) o.dropout = numberOption('dropout', v.dropout, D.dropout, 0, 0.95);
+  if (v.patience !== undefined) o.patience = intOption('patience', v.patience, D.patience, ...R.patience);
+  if (v.seed !== undefined) o.seed = intOption('seed', v.seed, D.seed, 0);
+  if (v['step-size'] !== undefined) o.stepSize = intOption('step-size', v['step-size'], 20, ...R.stepSize);
+  if (v.gamma !== undefined) o.gamma = numberOption('gamma', v.gamma, 0.1, Number.MIN_VALUE, 1);
+  if (v.views !== undefined) o.views = intOption('views', v.views, D.views, ...R.views);
+  if (v['val-split'] !== undefined) o.valSplit = numberOption('val-split', v['val-split'], D.valSplit, 0, 0.9);
+  o.head = oneOfOption('head', v.head, ['linear', 'mlp', 'prototype'] as const);
   if (v.hidden !== undefined) {
-    const sizes = (v.hidden as string).split(',').map((h) => intOption('hidden', h.trim(), D.hidden, ...R.hidden));
-    if (sizes.length > 8) throw new EdgetuneError('EARG', `Expected 1 to 8 hidden layers for --hidden but received ${JSON.stringify(v.hidden)}`);
+    const sizes = v.hidden.split(',').map((h) => intOption('hidden', h.trim(), D.hidden, ...R.hidden));
+    if (sizes.length > 8) throw invalidOption('hidden', '1 to 8 hidden layers', v.hidden);
     o.hidden = sizes;
   }
-  if (v.augment !== undefined) o.augment = v.augment as string;
-  if (v.task !== undefined) {
-    if (!TASKS.includes(v.task as never)) throw new EdgetuneError('EARG', `Expected one of ${TASKS.join(', ')} for --task but received ${JSON.stringify(v.task)}`);
-    o.task = v.task as FinetuneOptions['task'];
-  }
-  if (v.val !== undefined) o.val = v.val as string;
-  if (v.model !== undefined) o.model = v.model as string;
-  o.cache = v['no-cache'] ? null : (v.cache as string | undefined);
+  o.augment = v.augment;
+  o.task = oneOfOption('task', v.task, TASKS);
+  o.val = v.val;
+  o.model = v.model;
+  o.cache = v['no-cache'] ? null : v.cache;
   if (v['unfreeze-from'] !== undefined && v.unfreeze !== undefined) throw new EdgetuneError('EARG', '--unfreeze and --unfreeze-from say the same thing: give one');
-  if (v['unfreeze-from'] !== undefined) o.unfreeze = v['unfreeze-from'] as string;
-  else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', num(v.unfreeze), 1, 1);
-  if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', num(v['backbone-lr']), 0, Number.MIN_VALUE, 10);
-  if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', num(v['unfreeze-epochs']), UNFREEZE_DEFAULTS.epochs);
+  if (v['unfreeze-from'] !== undefined) o.unfreeze = v['unfreeze-from'];
+  else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
+  if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', v['backbone-lr'], 0, Number.MIN_VALUE, 10);
+  if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
   if (v.int8) o.int8 = true;
-  if (v.resume !== undefined) o.resume = v.resume as string;
-  if (!/\.onnx$/i.test(o.out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(v.out)}`);
-  return o;
+  o.resume = v.resume;
+  if (!/\.onnx$/i.test(o.out)) throw invalidOption('out', 'a file name ending in .onnx', v.out);
+  // the library's options are optional fields: absent, not undefined
+  return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as unknown as FinetuneOptions;
 }
 
 /** Progress on stderr: a rewriting bar per embedding stage on a TTY, a line per epoch (phase 2's also without a TTY). */
@@ -165,44 +191,9 @@ export const finetune = {
   summary: 'train a new classification head on a frozen backbone (augmentation, early stopping) and export one ONNX model',
   usage,
   async run(argv: string[], io: CommandIO): Promise<number> {
-    const { values: v, positionals } = parse(argv, {
-      val: { type: 'string' },
-      'val-split': { type: 'string' },
-      augment: { type: 'string' },
-      views: { type: 'string' },
-      cache: { type: 'string' },
-      'no-cache': { type: 'boolean', default: false },
-      model: { type: 'string' },
-      head: { type: 'string' },
-      hidden: { type: 'string' },
-      dropout: { type: 'string' },
-      optimizer: { type: 'string' },
-      lr: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'weight-decay': { type: 'string' },
-      l1: { type: 'string' },
-      task: { type: 'string' },
-      'label-smoothing': { type: 'string' },
-      schedule: { type: 'string' },
-      'step-size': { type: 'string' },
-      gamma: { type: 'string' },
-      patience: { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string', default: 'finetuned.onnx' },
-      int8: { type: 'boolean', default: false },
-      resume: { type: 'string' },
-      'add-class': { type: 'string', multiple: true },
-      unfreeze: { type: 'string' },
-      'unfreeze-from': { type: 'string' },
-      'backbone-lr': { type: 'string' },
-      'unfreeze-epochs': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      ...SESSION_OPTIONS,
-      ...CARD_OPTIONS,
-    });
+    const { values: v, positionals } = parse(argv, OPTIONS);
     const o = optionsFrom(v);
-    const added = (v['add-class'] as string[] | undefined) ?? [];
+    const added = v['add-class'] ?? [];
     if (added.length && !v.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
     if (v.resume && positionals.length !== added.length) {
       throw new EdgetuneError('EARG', `--resume takes one folder per --add-class: ${added.length} --add-class given, ${positionals.length} folder(s)`);

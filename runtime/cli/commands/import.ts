@@ -35,9 +35,9 @@ export const importModel: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, labels: { type: 'string' }, json: { type: 'boolean', default: false } });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `import: give one model file (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `import: --out is required\n\n${usage}`);
-    const out = v.out as string;
+    const out = v.out;
     await checkWritable(out);
-    const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels as string } : {});
+    const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels } : {});
     await writeAtomic(out, imported.bytes);
     const d = await describeModel(out, { allowNonClassifier: true });
     const c = d.card;

@@ -1,9 +1,9 @@
 // `edgetune kiosk`: parses options and starts the kiosk server (runtime/kiosk/server.ts).
 
-import { EdgetuneError } from '../../core/errors.js';
 import { interruptSignal } from '../../io/progress.js';
 import { startKiosk } from '../../kiosk/server.js';
 import { intOption, listOption, parse, type Command, type CommandIO } from '../args.js';
+import { providerNamesIn, resolveProviderName } from '../../core/providers.js';
 
 const usage = `Usage: edgetune kiosk [options]
 
@@ -40,24 +40,20 @@ export const kiosk: Command = {
       false,
     );
     void positionals;
-    const port = intOption('port', v.port as string | undefined, 8080, 0);
-    if (port > 65535) throw new EdgetuneError('EARG', `Expected integer between 0 and 65535 for --port but received "${v.port as string}"`);
-    const topK = intOption('top', v.top as string | undefined, 5);
-    const ep = v.ep as string | undefined;
+    const port = intOption('port', v.port, 8080, 0, 65535);
+    const topK = intOption('top', v.top, 5);
+    const ep = v.ep;
     if (ep !== undefined) {
-      const known = ['webnn', 'webnn-gpu', 'webnn-cpu', 'webgpu', 'wasm'];
-      for (const p of ep.split(',').map((s) => s.trim()).filter(Boolean)) {
-        if (!known.includes(p)) throw new EdgetuneError('EARG', `Unknown execution provider "${p}" for the kiosk: expected one of ${known.join(', ')}`);
-      }
+      for (const p of ep.split(',').map((s) => s.trim()).filter(Boolean)) resolveProviderName(p, providerNamesIn('browser'), ' for the kiosk');
     }
     const k = await startKiosk({
-      model: v.model as string,
+      model: v.model,
       port,
-      host: v.host as string,
+      host: v.host,
       topK,
       providers: ep,
       rebuild: Boolean(v.rebuild),
-      allowHosts: ((v['allow-host'] as string[] | undefined) ?? []).flatMap((h) => listOption(h) ?? []),
+      allowHosts: (v['allow-host'] ?? []).flatMap((h) => listOption(h) ?? []),
       log: (l) => io.stderr.write(l + '\n'),
     });
     io.stdout.write(`edgetune kiosk: serving ${k.config.model.id} at ${k.url} (Ctrl-C to stop)\n`);

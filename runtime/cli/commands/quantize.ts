@@ -92,10 +92,10 @@ export const quantize: Command = {
     // leakage: evaluation images byte-identical to calibration-folder images (copies under other names or
     // folders) overstate the int8 score; the same folder twice is reported by the quantizer itself
     let leakage: SharedFiles | undefined;
-    if (v.calib && v.eval && path.resolve(v.calib as string) !== path.resolve(v.eval as string)) {
+    if (v.calib && v.eval && path.resolve(v.calib) !== path.resolve(v.eval)) {
       const list = async (d: string) => (await expandInputs([d], () => undefined)).filter(isImageFile);
-      const evalFiles = await list(v.eval as string);
-      leakage = await findSharedFiles(await list(v.calib as string), evalFiles);
+      const evalFiles = await list(v.eval);
+      leakage = await findSharedFiles(await list(v.calib), evalFiles);
       const w = sharedFilesWarning(leakage, 'evaluation', 'calibration', evalFiles.length);
       if (w) io.stderr.write(`edgetune: warning: ${w}\n`);
     }
@@ -104,24 +104,24 @@ export const quantize: Command = {
     let result: QuantizeResult;
     try {
       result = await quantizeModel({
-        model: v.model as string,
+        model: v.model,
         card: await cardLayerFrom(v),
-        out: v.out as string,
-        calib: v.calib as string | undefined,
-        calibCount: intOption('calib-count', v['calib-count'] as string | undefined, 300, ...R.images),
-        seed: intOption('seed', v.seed as string | undefined, 1, 0),
+        out: v.out,
+        calib: v.calib,
+        calibCount: intOption('calib-count', v['calib-count'], 300, ...R.images),
+        seed: intOption('seed', v.seed, 1, 0),
         method,
-        percentile: numberOption('percentile', v.percentile as string | undefined, 99.999, 0.001, 100),
+        percentile: numberOption('percentile', v.percentile, 99.999, 0.001, 100),
         perChannel: !v['per-tensor'],
         symmetric: Boolean(v.symmetric),
-        exclude: listOption(v.exclude as string | undefined),
+        exclude: listOption(v.exclude),
         biasCorrection: !v['no-bias-correction'],
-        correctionImages: intOption('correction-images', v['correction-images'] as string | undefined, DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
-        gptqImages: intOption('gptq-images', v['gptq-images'] as string | undefined, DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
-        sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'] as string | undefined, DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
-        cache: v.cache as string | undefined,
-        eval: v.eval as string | undefined,
-        evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'] as string, 1, ...R.images),
+        correctionImages: intOption('correction-images', v['correction-images'], DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
+        gptqImages: intOption('gptq-images', v['gptq-images'], DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
+        sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'], DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
+        cache: v.cache,
+        eval: v.eval,
+        evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'], 1, ...R.images),
         providers: session.providers,
         threads: session.threads,
         onWarning: session.onWarning,

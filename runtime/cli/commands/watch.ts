@@ -9,7 +9,7 @@ import { createSource, DEFAULT_STALL_TIMEOUT_MS, SOURCES_USAGE } from '../../../
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
 import { interruptSignal } from '../../io/progress.js';
-import { durationOption, intOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
+import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
@@ -32,7 +32,7 @@ Options:
   --fps <n>              frame rate for dir:// sequences and webcam: snapshots
   --retries <n|inf>      reconnect attempts in a row before giving up with an error (default 8; a frame
                          resets the count); inf waits for the source for ever (kiosks)
-  --stall-timeout <t>    restart a live source that delivers no frame for this long: 500ms, 5s
+  --stall-timeout <t>    restart a live source that delivers no frame for this long: 500ms, 5s, 1m (a bare number is seconds)
                          (default 5s; 0 = off); the first frame may take 10 s
   --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN;
                          on a non-loopback address every request needs it when it is set)
@@ -70,20 +70,20 @@ export const watch: Command = {
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `watch: expected one source, got ${positionals.length}\n\n${usage}`);
     const uri = positionals[0]!;
-    const k = intOption('top', v.top as string | undefined, 5);
-    const smoothing = numberOption('smooth', v.smooth as string | undefined, 0.6, 0, 0.99);
-    const threshold = numberOption('threshold', v.threshold as string | undefined, 0.5, 0, 1);
-    const hysteresis = numberOption('hysteresis', v.hysteresis as string | undefined, Math.min(0.1, threshold), 0, threshold);
-    const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'] as string, 1) : undefined;
-    const fps = v.fps !== undefined ? numberOption('fps', v.fps as string, 1, 0.001) : undefined;
-    const retries = retriesOption(v.retries as string | undefined, 8);
-    const stallMs = durationOption('stall-timeout', v['stall-timeout'] as string | undefined, DEFAULT_STALL_TIMEOUT_MS);
-    const allowHosts = ((v['allow-host'] as string[] | undefined) ?? []).flatMap((h) => listOption(h) ?? []);
-    const statsEvery = numberOption('stats', v.stats as string | undefined, 5, 0);
-    const listen = v.serve !== undefined ? parseListen(v.serve as string) : undefined;
-    const inference = (v.inference as string | undefined) ?? 'worker';
+    const k = intOption('top', v.top, 5);
+    const smoothing = numberOption('smooth', v.smooth, 0.6, 0, 0.99);
+    const threshold = numberOption('threshold', v.threshold, 0.5, 0, 1);
+    const hysteresis = numberOption('hysteresis', v.hysteresis, Math.min(0.1, threshold), 0, threshold);
+    const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'], 1) : undefined;
+    const fps = v.fps !== undefined ? numberOption('fps', v.fps, 1, 0.001) : undefined;
+    const retries = retriesOption(v.retries, 8);
+    const stallMs = durationOption('stall-timeout', v['stall-timeout'], DEFAULT_STALL_TIMEOUT_MS);
+    const allowHosts = (v['allow-host'] ?? []).flatMap((h) => listOption(h) ?? []);
+    const statsEvery = numberOption('stats', v.stats, 5, 0);
+    const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
+    const inference = v.inference ?? 'worker';
     if (inference !== 'worker' && inference !== 'main') {
-      throw new EdgetuneError('EARG', `Expected worker or main for --inference but received ${JSON.stringify(inference)}`);
+      throw invalidOption('inference', 'worker or main', inference);
     }
     const json = Boolean(v.json);
     const quiet = Boolean(v.quiet);
@@ -92,7 +92,7 @@ export const watch: Command = {
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
-    const clf = await loadClassifier(v.model as string, { ...session, topK: k, lazy });
+    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy });
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);

@@ -1,13 +1,11 @@
 // The kiosk page: fetches the served model and its description (/api/config), opens it with
-// provider fallback in the inference worker (./engine.ts → ./ort-worker.ts), classifies the
-// camera live with EMA-smoothed top-k, and runs teach mode — classes, hold-to-record and uploaded
-// samples, in-page head training (./teach.ts, driving runtime/train/finetune.ts; results.ts shows the result), switching the live view
-// to the new model, IndexedDB persistence, ONNX export/import. Pixels go canvas → HwcImage
-// (./pixels.ts) → runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same
-// modules the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm
-// threads), ?camera=off. Over ~500 lines: it is the page's DOM wiring (live view, teach mode, model
-// list, import/export), one module per page; the logic it drives lives in its own modules (engine,
-// pixels, store, teach, dom, results, and the shared runtime/ fine-tune, card and postprocess modules).
+// provider fallback in the inference worker (./engine.ts → ./ort-worker.ts), classifies the camera
+// (or a photo) live with smoothed top-k (runtime/stream/smoothing.ts LabelSmoother, the watch
+// pipeline's EMA), lists the saved models, and hands teach mode (./teach-ui.ts: classes, recording,
+// in-page training, import/export) what it needs. Pixels go canvas → HwcImage (./pixels.ts) →
+// runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same modules
+// the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm threads),
+// ?camera=off.
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
 import type { ModelCard } from '../../core/model-card.js';
@@ -16,13 +14,17 @@ import { toProbabilities, topK, type PostprocessSpec, type Prediction } from '..
 import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
 import { asFloat32 } from '../../core/tensor.js';
 import { configureRuntime, openSession, parseOrder, PROVIDER_TITLES, ProviderError, type WebProvider, type WebSession } from './engine.js';
-import { decodeBlob, sampleBlob, toModelImage } from './pixels.js';
-import { newId, Store, type ClassRecord, type ModelRecord, type SampleRecord } from './store.js';
-import { trainInPage, type TrainProgress } from './teach.js';
+import { decodeBlob, toModelImage } from './pixels.js';
+import { Store } from './store.js';
+import { renderClasses, renderModels, wireTeach } from './teach-ui.js';
 import { FINETUNE_DEFAULTS } from '../../train/finetune.js';
 import { messageOf } from '../../core/errors.js';
+import { LabelSmoother } from '../../stream/smoothing.js';
+
+/** The live view shows the smoothed top-k, not a held label: the smoother's label rule runs with watch's defaults, unused. */
+const LIVE_THRESHOLD = 0.5;
+const LIVE_HYSTERESIS = 0.1;
 import { $, h, nextFrame, showError, sleep } from './dom.js';
-import { exportModel, showResult } from './results.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Models the live view can run
@@ -79,10 +81,9 @@ let paused = false;
 let photoMode = false;
 /** The Teach tab shows the camera for recording; live inference pauses there to leave the CPU to teaching. */
 let teachTab = false;
-let smoothed: Float32Array | undefined;
+/** The live view's EMA over probabilities: the stream's LabelSmoother (runtime/stream/smoothing.ts), its weight the Smoothing slider. */
+let smoother: LabelSmoother | undefined;
 let frames = 0;
-let recordingClass: string | undefined;
-let lastTrained: ModelRecord | undefined;
 let stream: MediaStream | undefined;
 
 const video = () => $<HTMLVideoElement>('video');
@@ -124,7 +125,7 @@ async function switchTo(desc: ModelDesc, bytes: Uint8Array): Promise<void> {
     const next = await openLive(desc, bytes);
     const old = live;
     live = next;
-    smoothed = undefined;
+    smoother?.reset();
     showProvider(next);
     $<HTMLSelectElement>('model-select').value = desc.key;
     try {
@@ -199,9 +200,10 @@ async function liveLoop(): Promise<void> {
     try {
       const p = await classify(v, m);
       if (m !== live) continue;
-      const alpha = 1 - Number($<HTMLInputElement>('smoothing').value);
-      if (!smoothed || smoothed.length !== p.length) smoothed = p;
-      else for (let i = 0; i < p.length; i++) smoothed[i] = alpha * p[i]! + (1 - alpha) * smoothed[i]!;
+      // the slider is the weight of the history (watch's --smooth); moving it starts a fresh average
+      const weight = Number($<HTMLInputElement>('smoothing').value);
+      if (smoother?.weight !== weight) smoother = new LabelSmoother(weight, LIVE_THRESHOLD, LIVE_HYSTERESIS);
+      const { smoothed } = smoother.update(p);
       if (!photoMode) renderPredictions(topK(smoothed, cfg.topK, m.post));
       frames++;
       document.body.dataset.frames = String(frames);
@@ -272,246 +274,11 @@ async function classifyPhoto(file: File): Promise<void> {
 
 function backToCamera(): void {
   photoMode = false;
-  smoothed = undefined;
+  smoother?.reset();
   $<HTMLImageElement>('photo').hidden = true;
   video().hidden = false;
   $('back-to-camera').hidden = true;
   delete $('top1').dataset.source;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Teach mode
-
-async function renderClasses(): Promise<void> {
-  if (!store) return;
-  const list = $('classes');
-  const classes = await store.classes();
-  const cards = await Promise.all(
-    classes.map(async (c) => {
-      const samples = await store!.samples(c.id);
-      const card = h('div', { class: 'class-card', 'data-class': c.name, 'data-count': String(samples.length) });
-      const record = h('button', { class: 'record', text: '● Hold to record' });
-      const upload = h('input', { type: 'file', accept: 'image/*', class: 'upload', hidden: '' });
-      upload.multiple = true;
-      const uploadLabel = h('label', { class: 'button' }, 'Upload', upload);
-      const clear = h('button', { class: 'clear', text: 'Clear' });
-      const del = h('button', { class: 'delete', text: '✕', title: `delete class ${c.name}`, 'aria-label': `delete class ${c.name}` });
-      const thumbs = h('div', { class: 'thumbs' });
-      for (const s of samples.slice(-10)) {
-        const img = h('img', { alt: '' });
-        img.src = URL.createObjectURL(s.blob);
-        img.onload = () => URL.revokeObjectURL(img.src);
-        thumbs.append(img);
-      }
-      card.append(
-        h('div', { class: 'title' }, h('h3', { text: c.name }), h('span', { class: 'count', text: `${samples.length} sample${samples.length === 1 ? '' : 's'}` })),
-        del,
-        h('div', { class: 'actions' }, record, uploadLabel, clear),
-        thumbs,
-      );
-      const stop = () => {
-        if (recordingClass === c.id) {
-          recordingClass = undefined;
-          record.classList.remove('active');
-          $('rec-indicator').hidden = true;
-        }
-      };
-      record.addEventListener('pointerdown', (e) => {
-        e.preventDefault();
-        record.setPointerCapture?.(e.pointerId);
-        if (!stream) {
-          showError('no camera: upload images instead');
-          return;
-        }
-        recordingClass = c.id;
-        record.classList.add('active');
-        $('rec-indicator').hidden = false;
-        void recordLoop(c.id, card)
-          .catch((err) => showError(`recording failed: ${messageOf(err)}`))
-          .then(renderClasses);
-      });
-      record.addEventListener('pointerup', stop);
-      record.addEventListener('pointercancel', stop);
-      record.addEventListener('contextmenu', (e) => e.preventDefault());
-      upload.addEventListener('change', () => void uploadFiles(c, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
-      clear.addEventListener('click', () => void store!.clearSamples(c.id).then(renderClasses));
-      del.addEventListener('click', () => {
-        if (confirm(`Delete class "${c.name}" and its ${samples.length} samples?`)) void store!.deleteClass(c.id).then(renderClasses);
-      });
-      return card;
-    }),
-  );
-  list.replaceChildren(...cards);
-}
-
-async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
-  const batch: SampleRecord[] = [];
-  let n = Number(card.dataset.count ?? 0);
-  const count = card.querySelector('.count');
-  while (recordingClass === classId) {
-    const v = video();
-    if (v.readyState >= 2 && v.videoWidth) {
-      const s = await sampleBlob(v);
-      batch.push({ classId, blob: s.blob, width: s.width, height: s.height, source: 'camera', created: Date.now() });
-      n++;
-      if (count) count.textContent = `${n} samples`;
-      $('rec-indicator').textContent = `● REC ${card.dataset.class ?? ''} · ${n}`;
-      if (batch.length >= 5) await store!.addSamples(batch.splice(0));
-    }
-    await sleep(150);
-  }
-  await store!.addSamples(batch);
-  card.dataset.count = String(n);
-}
-
-async function uploadFiles(c: ClassRecord, files: File[]): Promise<void> {
-  const status = $('train-status');
-  const records: SampleRecord[] = [];
-  const bad: string[] = [];
-  for (const f of files) {
-    try {
-      const bmp = await decodeBlob(f, f.name);
-      const s = await sampleBlob(bmp);
-      bmp.close();
-      records.push({ classId: c.id, blob: s.blob, width: s.width, height: s.height, source: 'upload', name: f.name, created: Date.now() });
-    } catch (err) {
-      bad.push(messageOf(err));
-    }
-  }
-  await store!.addSamples(records);
-  status.textContent = `${c.name}: added ${records.length} image${records.length === 1 ? '' : 's'}${bad.length ? `; skipped ${bad.length}:\n${bad.join('\n')}` : ''}`;
-  await renderClasses();
-}
-
-async function addClass(): Promise<void> {
-  const input = $<HTMLInputElement>('class-name');
-  const name = input.value.trim();
-  if (!store) return;
-  if (!name) {
-    showError('type a class name first');
-    return;
-  }
-  const existing = await store.classes();
-  if (existing.some((c) => c.name.toLowerCase() === name.toLowerCase())) {
-    showError(`class "${name}" already exists`);
-    return;
-  }
-  showError(undefined);
-  await store.putClass({ id: newId('class'), name, created: Date.now() });
-  input.value = '';
-  await renderClasses();
-}
-
-async function train(): Promise<void> {
-  if (!store) return;
-  const classes = await store.classes();
-  const data: { name: string; samples: SampleRecord[] }[] = [];
-  for (const c of classes) data.push({ name: c.name, samples: await store.samples(c.id) });
-  const usable = data.filter((d) => d.samples.length > 0);
-  const status = $('train-status');
-  if (usable.length < 2 || usable.some((d) => d.samples.length < 2)) {
-    status.textContent = 'Training needs at least two classes with two or more samples each.';
-    return;
-  }
-  const btn = $<HTMLButtonElement>('train');
-  const bar = $<HTMLProgressElement>('train-progress');
-  btn.disabled = true;
-  bar.hidden = false;
-  bar.value = 0;
-  $('train-result').hidden = true;
-  $('train').scrollIntoView({ block: 'nearest' });
-  document.body.dataset.training = 'running';
-  paused = true;
-  const abort = new AbortController();
-  const cancel = $<HTMLButtonElement>('train-cancel');
-  const onCancel = () => abort.abort(new Error('training cancelled'));
-  cancel.hidden = false;
-  cancel.addEventListener('click', onCancel, { once: true });
-  await inflight.catch(() => undefined);
-  try {
-    const out = await trainInPage({
-      signal: abort.signal,
-      backbone,
-      model: cfg.model,
-      classes: usable.map((d) => ({ name: d.name, samples: d.samples.map((s) => s.blob) })),
-      augment: $<HTMLSelectElement>('augment').value,
-      head: $<HTMLSelectElement>('head-kind').value as 'auto' | 'linear' | 'mlp' | 'prototype',
-      valSplit: Number($<HTMLSelectElement>('val-split').value),
-      unfreeze: Number($<HTMLSelectElement>('unfreeze').value),
-      order,
-      onProgress(p: TrainProgress) {
-        bar.value = p.total ? p.done / p.total : 0;
-        status.textContent = p.message;
-      },
-    });
-    const rec: ModelRecord = {
-      id: newId('model'),
-      name: `${usable.map((d) => d.name).join(' / ')} (${new Date().toLocaleTimeString()})`,
-      created: Date.now(),
-      backbone: cfg.model.id,
-      labels: out.labels,
-      onnx: out.onnx,
-      resume: out.resume,
-      metrics: out.metrics,
-    };
-    await store.putModel(rec);
-    lastTrained = rec;
-    showResult(rec);
-    $('train-result').scrollIntoView({ block: 'nearest' });
-    status.textContent = `trained on ${out.provider}: ${out.metrics.trainCount} training + ${out.metrics.valCount} validation images`;
-    await renderModels();
-    document.body.dataset.training = 'done';
-  } catch (err) {
-    status.textContent = abort.signal.aborted ? 'training cancelled' : `training failed: ${messageOf(err)}`;
-    document.body.dataset.training = abort.signal.aborted ? 'cancelled' : 'failed';
-  } finally {
-    cancel.hidden = true;
-    cancel.removeEventListener('click', onCancel);
-    btn.disabled = false;
-    bar.hidden = true;
-    paused = false;
-  }
-}
-
-async function renderModels(): Promise<void> {
-  const sel = $<HTMLSelectElement>('model-select');
-  const ul = $('models');
-  const models = store ? await store.models() : [];
-  const cur = sel.value || live?.key || 'base';
-  sel.replaceChildren(h('option', { value: 'base', text: cfg.model.id }), ...models.map((m) => h('option', { value: m.id, text: m.name })));
-  sel.value = models.some((m) => m.id === cur) || cur === 'base' ? cur : 'base';
-  ul.replaceChildren(
-    ...models.map((m) => {
-      const use = h('button', { text: 'Use' });
-      const exp = h('button', { text: 'Export' });
-      const del = h('button', { text: 'Delete' });
-      use.addEventListener('click', () => void useModel(m.id).catch((e) => showError(messageOf(e))));
-      exp.addEventListener('click', () => exportModel(m));
-      del.addEventListener('click', () => {
-        if (!confirm(`Delete model "${m.name}"?`)) return;
-        void (async () => {
-          if (live?.key === m.id) await useModel('base');
-          await store!.deleteModel(m.id);
-          await renderModels();
-        })();
-      });
-      const acc = m.metrics?.valAccuracy != null ? ` · val ${(m.metrics.valAccuracy * 100).toFixed(0)}%` : '';
-      return h('li', { 'data-model': m.id }, h('span', { class: 'name', text: `${m.name}${acc}` }), use, exp, del);
-    }),
-  );
-}
-
-async function importModel(file: File): Promise<void> {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const desc = describeExported('import', file.name, bytes);
-  // prove it opens before saving it
-  const s = await openSession(bytes, order);
-  await s.dispose();
-  const rec: ModelRecord = { id: newId('model'), name: file.name.replace(/\.onnx$/i, ''), created: Date.now(), backbone: 'imported', labels: desc.labels, onnx: bytes };
-  await store?.putModel(rec);
-  await renderModels();
-  await useModel(rec.id);
-  $('train-status').textContent = `imported ${file.name}: ${desc.labels.length} classes (${desc.labels.slice(0, 6).join(', ')}${desc.labels.length > 6 ? ', …' : ''})`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -543,26 +310,24 @@ function wire(): void {
   });
   $('back-to-camera').addEventListener('click', backToCamera);
   $('model-select').addEventListener('change', (e) => void useModel((e.target as HTMLSelectElement).value).catch((err) => showError(messageOf(err))));
-  $('add-class').addEventListener('click', () => void addClass());
-  $('class-name').addEventListener('keydown', (e) => {
-    if ((e as KeyboardEvent).key === 'Enter') void addClass();
-  });
-  $('train').addEventListener('click', () => void train());
-  $('use-model').addEventListener('click', () => {
-    if (lastTrained) void useModel(lastTrained.id).then(() => setTab('live')).catch((e) => showError(messageOf(e)));
-  });
-  $('export-model').addEventListener('click', () => {
-    if (lastTrained) exportModel(lastTrained);
-  });
-  $<HTMLInputElement>('import-model').addEventListener('change', (e) => {
-    const input = e.target as HTMLInputElement;
-    const f = input.files?.[0];
-    if (f) {
-      showError(undefined);
-      void importModel(f)
-        .catch((err) => showError(messageOf(err).startsWith(f.name) ? messageOf(err) : `${f.name}: ${messageOf(err)}`))
-        .finally(() => (input.value = ''));
-    }
+  wireTeach({
+    store: () => store,
+    cfg: () => cfg,
+    backbone: () => backbone,
+    order: () => order,
+    stream: () => stream,
+    video,
+    liveKey: () => live?.key,
+    async pauseLive() {
+      paused = true;
+      await inflight.catch(() => undefined);
+      return () => {
+        paused = false;
+      };
+    },
+    useModel,
+    setTab,
+    describeExported,
   });
 }
 

@@ -8,6 +8,10 @@
 import * as ort from 'onnxruntime-web';
 import type { TensorData, TensorType } from '../../core/tensor.js';
 import { ProviderError, type WebProvider, type WebSession } from './providers.js';
+import { ProviderMemory } from '../../core/providers.js';
+
+/** Providers that failed to load in this worker: not tried again by later sessions (core/providers.ts). */
+const memory = new ProviderMemory();
 
 export { ProviderError, type WebProvider, type WebSession };
 
@@ -53,8 +57,14 @@ function epOption(p: WebProvider): string | { name: string; deviceType: string }
 export async function openSession(model: Uint8Array, order: readonly WebProvider[]): Promise<WebSession> {
   const causes: string[] = [];
   for (const p of order) {
+    const known = memory.reason(p);
+    if (known !== undefined) {
+      causes.push(`${p}: ${known} (remembered: not tried again)`);
+      continue;
+    }
     const why = await precheck(p);
     if (why) {
+      memory.remember(p, why);
       causes.push(`${p}: ${why}`);
       continue;
     }
@@ -68,6 +78,7 @@ export async function openSession(model: Uint8Array, order: readonly WebProvider
       const m = firstLine(err);
       // A file no provider can parse fails the same way everywhere: stop at the first.
       if (/protobuf parsing failed|invalid model|ModelProto|Load model .* failed/i.test(m)) throw new Error(`not a valid ONNX model (${m})`);
+      memory.remember(p, m);
       causes.push(`${p}: ${m}`);
       continue;
     }
@@ -80,6 +91,7 @@ function wrap(s: ort.InferenceSession, provider: WebProvider, skipped: string[])
   let disposed = false;
   return {
     provider,
+    providers: [provider],
     skipped,
     inputNames: s.inputNames,
     outputNames: s.outputNames,

@@ -47,6 +47,7 @@ export async function openSession(model: Uint8Array, order: readonly WebProvider
   let disposed = false;
   return {
     provider: r.provider,
+    providers: [r.provider],
     skipped: r.skipped,
     inputNames: r.inputNames,
     outputNames: r.outputNames,
@@ -70,5 +71,5 @@ export async function openSession(model: Uint8Array, order: readonly WebProvider
  */
 export function asGraphSession(s: WebSession): GraphSession {
   const copies = (feeds: Record<string, TensorData>) => Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() as TensorData['data'] }]));
-  return { run: (feeds, fetches) => s.run(copies(feeds), fetches), release: () => s.dispose() };
+  return { run: (feeds, fetches) => s.run(copies(feeds), fetches), dispose: () => s.dispose() };
 }

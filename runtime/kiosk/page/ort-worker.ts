@@ -32,7 +32,7 @@ const api = {
     try {
       s = await openSession(model, order);
     } catch (err) {
-      if (err instanceof ProviderError) return { causes: err.causes };
+      if (err instanceof ProviderError) return { causes: [...err.causes] };
       throw err;
     }
     const sid = next++;

@@ -1,9 +1,10 @@
-// Teach mode's result view: validation accuracy, the one-line detail (counts, head, epochs, phase 2's
+// Teach mode's result view: validation accuracy (with its image count and 95% Wilson interval), the one-line detail (counts, head, epochs, phase 2's
 // gain, time), the confusion matrix of a trained model's record, and its ONNX download (file name from
 // its labels).
 
 import { $, h } from './dom.js';
 import type { ModelRecord } from './store.js';
+import { intervalText } from '../../core/stats.js';
 
 export function renderConfusion(labels: string[], m: number[][]): void {
   const table = $('confusion');
@@ -20,9 +21,12 @@ export function showResult(rec: ModelRecord): void {
   const acc = $('val-acc');
   if (m?.valAccuracy != null) {
     acc.textContent = `${(m.valAccuracy * 100).toFixed(1)}%`;
+    // how few images the figure stands on, and what that allows (9 of 9 is 70–100%, not "100%")
+    $('val-ci').textContent = m.valCount ? intervalText(Math.round(m.valAccuracy * m.valCount), m.valCount) : '';
     acc.dataset.value = String(m.valAccuracy);
   } else {
     acc.textContent = 'n/a (no validation split)';
+    $('val-ci').textContent = '';
     acc.dataset.value = '';
   }
   $('acc-detail').textContent = m

@@ -20,6 +20,7 @@ import { planUnfreeze } from '../../train/finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
+import { invalidParameter } from '../../core/errors.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import { encodeResume } from '../../train/resume-format.js';
@@ -219,7 +220,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const views = viewCount(augment, r.views ?? FINETUNE_DEFAULTS.views);
 
   const unfreeze = r.unfreeze ?? 0;
-  if (!(Number.isInteger(unfreeze) && unfreeze >= 0)) throw new Error(`Expected a whole number of blocks (0 or more) for unfreeze but received ${r.unfreeze}`);
+  if (!(Number.isInteger(unfreeze) && unfreeze >= 0)) throw invalidParameter('unfreeze', 'a whole number of blocks (0 or more)', r.unfreeze);
   if (unfreeze && r.head === 'prototype') throw new Error('unfreezing needs a trained head: choose linear or MLP (a prototype head normalises its input and cannot be trained through)');
 
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });

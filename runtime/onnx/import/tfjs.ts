@@ -151,7 +151,7 @@ function layersOf(l: TfjsLayer): TfjsLayer[] {
 
 const pair = (v: unknown, what: string): [number, number] => {
   if (typeof v === 'number') return [v, v];
-  if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number')) return [v[0], v[1]];
+  if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'number' && typeof v[1] === 'number') return [v[0], v[1]];
   throw new EdgetuneError('EMODEL', `expected a number or a pair for ${what}, found ${JSON.stringify(v)}`);
 };
 

@@ -18,7 +18,7 @@
 //   erase (probability of erasing one random rectangle, 0.25)
 // `default` = flip,crop:0.7,rotate:10,color:0.2 (mild: with few images, strong augmentation hurts).
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { createRng, hashString, type Rng } from '../../core/rng.js';
 import { fitGeometry } from '../../image/geometry.js';
 import { grayByte, grayInPlace, grayLevel } from '../../image/gray.js';
@@ -87,7 +87,7 @@ export function parseAugmentation(text: string): AugmentSpec {
       const n = rest.length ? NaN : Number(value);
       const [lo, hi] = RANGES[op];
       if (value === '' || !Number.isFinite(n) || n < lo || n > hi) {
-        throw new AugmentError(`Expected number between ${lo} and ${hi} for augmentation ${op} but received ${JSON.stringify(part.slice(name!.length + 1))}`);
+        throw invalidParameter(`augmentation ${op}`, `number between ${lo} and ${hi}`, part.slice(name!.length + 1));
       }
       v = n;
     }

@@ -14,7 +14,7 @@
 //   1): with one-hot targets the weighted mean of the per-sample cross-entropies (what the head
 //   trainer in runtime/train/index.ts minimises). dL/dzₙ = (sₙ·softmax(zₙ) − w⊙tₙ) / Σ sₙ.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import {
   DataType,
   getInitializer,
@@ -237,7 +237,7 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
     const eps = options.labelSmoothing ?? 0;
     if (eps > 0) t = ctx.op('Add', [ctx.op('Mul', [t, ctx.constF([1 - eps], [])], {}, 'smooth'), ctx.constF([eps / K], [])], {}, 'smoothed');
     if (options.classWeights) {
-      if (options.classWeights.length !== K) throw new EdgetuneError('EARG', `Expected ${K} class weights but received ${options.classWeights.length}`);
+      if (options.classWeights.length !== K) throw invalidParameter(undefined, `${K} class weights`, options.classWeights.length);
       t = ctx.op('Mul', [t, ctx.constF(Array.from(options.classWeights), [K])], {}, 'weighted');
     }
     const s = ctx.op('ReduceSum', [t, ctx.constI([1])], { keepdims: 1 }, 'sample_weight');

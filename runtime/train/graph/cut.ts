@@ -9,7 +9,7 @@
 // follows (a block without residual: its linear bottleneck), and the feature map feeding the final
 // pooling (the last 1×1 conv's activation). Browser-safe.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, consumerMap, pruneGraph, topologicalSort } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import type { GraphProto, OnnxModel } from '../../onnx/model.js';
@@ -130,7 +130,7 @@ export function resolveCut(model: OnnxModel, embedding: string, unfreeze: number
   if (typeof unfreeze === 'number') {
     const pts = tailBlocks(model, embedding);
     if (!Number.isInteger(unfreeze) || unfreeze < 1 || unfreeze > pts.length) {
-      throw new EdgetuneError('EARG', `Expected an integer between 1 and ${pts.length} for unfreeze but received ${unfreeze}`, { subject: 'unfreeze' });
+      throw invalidParameter('unfreeze', `an integer between 1 and ${pts.length}`, unfreeze);
     }
     return pts[unfreeze - 1]!.tensor;
   }

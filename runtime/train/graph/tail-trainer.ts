@@ -6,7 +6,7 @@
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
@@ -112,7 +112,7 @@ export interface TailTrainInput {
 function classWeightsOf(spec: TailTrainConfig['classWeights'], labels: Int32Array, K: number): Float64Array {
   const w = new Float64Array(K).fill(1);
   if (Array.isArray(spec)) {
-    if (spec.length !== K || spec.some((v) => !(v >= 0))) throw new EdgetuneError('EARG', `Expected ${K} non-negative numbers for classWeights but received ${JSON.stringify(spec)}`);
+    if (spec.length !== K || spec.some((v) => !(v >= 0))) throw invalidParameter('classWeights', `${K} non-negative numbers`, spec);
     w.set(spec);
   } else if (spec === 'balanced') {
     const counts = new Float64Array(K);
@@ -159,15 +159,40 @@ function batchFeeds(graph: TrainingGraph, per: number[], data: TailData, rows: A
   return feeds;
 }
 
-/** Logits [n, K] of `data` under `weights` through an eval-graph session, in batches. */
+/**
+ * Rows `start .. start+size` of 0..n-1 as one batch of exactly `size` rows (size <= n): a short last
+ * batch is padded by repeating its last row (inference: the padded outputs are dropped). Every run of a
+ * session then sees one input shape: TensorRT builds an engine per shape, and a smaller last batch would
+ * rebuild it every epoch.
+ */
+export function paddedRows(start: number, size: number, n: number): { rows: number[]; real: number } {
+  const real = Math.min(size, n - start);
+  return { rows: Array.from({ length: Math.min(size, n) }, (_, i) => start + Math.min(i, real - 1)), real };
+}
+
+/**
+ * One training batch of exactly `size` rows (size <= n) from the epoch's shuffled `order`: a short last
+ * batch is filled with rows from the start of the order (seen twice this epoch), so the training graph
+ * runs on one input shape (see paddedRows). `real` rows are new this batch.
+ */
+export function trainingRows(order: readonly number[], start: number, size: number): { rows: number[]; real: number } {
+  const n = order.length;
+  const real = Math.min(size, n - start);
+  const rows = order.slice(start, start + real);
+  for (let i = 0; rows.length < Math.min(size, n); i++) rows.push(order[i]!);
+  return { rows, real };
+}
+
+/** Logits [n, K] of `data` under `weights` through an eval-graph session, in batches of one shape (paddedRows). */
 export async function evaluateTail(session: GraphSession, graph: TrainingGraph, data: TailData, weights: Map<string, Float32Array>, batch = 32): Promise<Float32Array> {
   const per = graph.inputShape.slice(1) as number[];
   const n = data.labels.length;
   const parts: Float32Array[] = [];
   for (let s = 0; s < n; s += batch) {
-    const rows = Array.from({ length: Math.min(batch, n - s) }, (_, i) => s + i);
+    const { rows, real } = paddedRows(s, batch, n);
     const out = await session.run(batchFeeds(graph, per, data, rows, weights, false), [graph.logits]);
-    parts.push(out[graph.logits]!.data as Float32Array);
+    const logits = out[graph.logits]!.data as Float32Array;
+    parts.push(logits.subarray(0, (logits.length / rows.length) * real));
   }
   return concatFloat32(parts);
 }
@@ -250,7 +275,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       let correct = 0;
       let peak = 0;
       for (let s = 0; s < n; s += bs) {
-        const rows = order.slice(s, Math.min(n, s + bs));
+        // every batch has bs rows (one input shape for the session: see trainingRows)
+        const { rows, real } = trainingRows(order, s, bs);
         const feeds = batchFeeds(trainGraph, per, input.train, rows, f32, true);
         for (const m of trainGraph.masks) {
           const keep = 1 / (1 - m.ratio);
@@ -260,7 +286,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         const out = await trainSession.run(feeds);
         runMs += now() - tr;
         const batchLoss = (out[trainGraph.loss!]!.data as Float32Array)[0]!;
-        lossSum += batchLoss * rows.length;
+        lossSum += batchLoss * real;
         // a non-finite batch loss ends the run at once (later steps would only spread the NaN)
         if (!Number.isFinite(batchLoss)) checkDiverged(epoch + 1, batchLoss, { W: [], b: [] }, rates);
         const logits = out[trainGraph.logits]!.data as Float32Array;
@@ -269,7 +295,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           if (!(v <= peak)) peak = v;
         }
         rows.forEach((i, r) => {
-          if (argmax(logits, r * K, K) === input.train.labels[i]) correct++;
+          if (r < real && argmax(logits, r * K, K) === input.train.labels[i]) correct++;
         });
         for (const [name, gname] of Object.entries(trainGraph.grads)) {
           const p = params.get(name)!;
@@ -304,8 +330,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       }
     }
   } finally {
-    await trainSession.release?.();
-    await evalSession?.release?.();
+    await trainSession.dispose();
+    await evalSession?.dispose();
   }
   const final = input.val ? best : params;
   const tailWeights: Record<string, Float32Array> = {};

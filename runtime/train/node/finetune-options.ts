@@ -9,7 +9,7 @@ import type { DatasetItem } from './dataset.js';
 import { EdgetuneError } from '../../core/errors.js';
 import type { TailEpochStats } from '../graph/tail-trainer.js';
 import type { SessionOptions } from '../../session/session.js';
-import { TASKS } from '../tasks.js';
+import type { TASKS } from '../tasks.js';
 import type { CardLayer } from '../../core/model-card.js';
 import { OPTIMIZERS, SCHEDULES, type EpochStats, type TrainConfig } from '../index.js';
 import { FINETUNE_DEFAULTS as D, type HeadKind } from '../finetune.js';

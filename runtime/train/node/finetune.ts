@@ -287,10 +287,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (plan) {
     const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
     const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
-    const createSessionFor: SessionFactory = async (bytes) => {
-      const s = await createSession(bytes, { ...session, onWarning: () => undefined });
-      return { run: (f, fetches) => s.run(f, fetches), release: () => s.dispose() };
-    };
+    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, onWarning: () => undefined });
     let p2;
     try {
       p2 = await runPhase2({
@@ -399,12 +396,14 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       // both phases' curves: phase 2's epochs follow phase 1's (lr = the backbone's)
       history: [...report.history, ...(phase2?.history ?? []).map((e) => ({ epoch: report.history.length + e.epoch, lr: phase2!.lrBackbone, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, valLoss: e.valLoss, valAccuracy: e.valAccuracy, ms: e.ms }))],
       bestEpoch: phase2 ? report.history.length + phase2.bestEpoch : report.bestEpoch,
+      // each phase in its own epoch numbers, as the summary prints them
+      phases: phase2 ? [{ name: 'phase 1', epochs: report.history.length, best: report.bestEpoch }, { name: 'phase 2', epochs: phase2.history.length, best: phase2.bestEpoch }] : undefined,
       labels,
       confusion: metrics.confusion,
       notes: [
         `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
         `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-        ...(phase2 ? [`phase 2 (from epoch ${report.history.length + 1}): ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}`] : []),
+        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}`] : []),
       ],
     });
     await writeAtomicSet([{ file: paths.png, data: png }]);

@@ -7,10 +7,25 @@
 import sharp from 'sharp';
 import type { EpochStats } from '../types.js';
 
+/** One training phase of the curves: its epochs (consecutive in `history`) and its best epoch, both counted within the phase. */
+export interface ReportPhase {
+  name: string;
+  epochs: number;
+  best: number;
+}
+
 export interface ReportFigure {
   title: string;
+  /** Every epoch of every phase, in order. */
   history: EpochStats[];
+  /** The best epoch (1-based) when there is one phase. */
   bestEpoch: number;
+  /**
+   * The phases, when there are several (head, then `--unfreeze`): the x axis, the phase boundary and
+   * each best-epoch marker are labelled with the phase's own epoch numbers, as the command's summary
+   * prints them ("phase 2 … best epoch 3/10").
+   */
+  phases?: ReportPhase[];
   labels: string[];
   /** Rows = true labels, columns = predicted. */
   confusion: number[][];
@@ -21,27 +36,56 @@ export interface ReportFigure {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const fmt = (v: number) => (Math.abs(v) >= 10 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toFixed(2));
 
-function chart(x0: number, y0: number, w: number, h: number, title: string, series: { name: string; color: string; values: (number | undefined)[] }[], best: number, fixed?: [number, number]): string {
+/**
+ * A line chart of per-epoch series. The legend and the title sit in a band above the plotting area
+ * (never on the curves); each phase's best epoch is a dashed line labelled in that phase's numbering.
+ */
+function chart(x0: number, y0: number, w: number, h: number, title: string, series: { name: string; color: string; values: (number | undefined)[] }[], phases: readonly ReportPhase[], fixed?: [number, number]): string {
   const all = series.flatMap((s) => s.values.filter((v): v is number => v !== undefined && Number.isFinite(v)));
-  let lo = fixed ? fixed[0] : Math.min(...all, 0);
+  const lo = fixed ? fixed[0] : Math.min(...all, 0);
   let hi = fixed ? fixed[1] : Math.max(...all, 1e-6);
   if (hi === lo) hi = lo + 1;
   const n = Math.max(1, ...series.map((s) => s.values.length));
+  const band = 26; // title and legend
+  const plotTop = y0 + band + 12 + 12 * Math.min(phases.length, 2); // a row per phase's best-epoch label
   const px = (i: number) => x0 + 40 + ((w - 50) * i) / Math.max(1, n - 1);
-  const py = (v: number) => y0 + h - 25 - ((h - 45) * (v - lo)) / (hi - lo);
+  const py = (v: number) => y0 + h - 25 - ((y0 + h - 25 - plotTop) * (v - lo)) / (hi - lo);
   let out = `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="#fff" stroke="#ccc"/>`;
-  out += `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-size="13" font-weight="bold">${esc(title)}</text>`;
+  out += `<text x="${x0 + 10}" y="${y0 + 17}" font-size="13" font-weight="bold">${esc(title)}</text>`;
+  // legend: right-aligned in the band above the plot
+  let lx = x0 + w - 10;
+  for (const s of [...series].reverse()) {
+    lx -= 14 + 6.2 * s.name.length;
+    out += `<rect x="${lx.toFixed(1)}" y="${y0 + 10}" width="10" height="3" fill="${s.color}"/><text x="${(lx + 13).toFixed(1)}" y="${y0 + 15}" font-size="10">${esc(s.name)}</text>`;
+    lx -= 8;
+  }
+  out += `<line x1="${x0}" x2="${x0 + w}" y1="${y0 + band}" y2="${y0 + band}" stroke="#eee"/>`;
   for (let k = 0; k <= 4; k++) {
     const v = lo + ((hi - lo) * k) / 4;
     out += `<line x1="${x0 + 40}" x2="${x0 + w - 10}" y1="${py(v)}" y2="${py(v)}" stroke="#eee"/>`;
     out += `<text x="${x0 + 36}" y="${py(v) + 4}" text-anchor="end" font-size="10">${fmt(v)}</text>`;
   }
-  out += `<text x="${x0 + w / 2}" y="${y0 + h - 6}" text-anchor="middle" font-size="10">epoch (1–${n})</text>`;
-  if (best >= 1) out += `<line x1="${px(best - 1)}" x2="${px(best - 1)}" y1="${y0 + 20}" y2="${y0 + h - 25}" stroke="#999" stroke-dasharray="4 3"/><text x="${px(best - 1) + 3}" y="${y0 + 30}" font-size="10" fill="#666">best ${best}</text>`;
-  series.forEach((s, si) => {
+  const axis = phases.length > 1 ? `epoch (${phases.map((p) => `${p.name} 1–${p.epochs}`).join(', ')})` : `epoch (1–${n})`;
+  out += `<text x="${x0 + w / 2}" y="${y0 + h - 6}" text-anchor="middle" font-size="10">${esc(axis)}</text>`;
+  let start = 0;
+  phases.forEach((p, i) => {
+    if (i > 0) {
+      const bx = (px(start - 1) + px(start)) / 2;
+      out += `<line x1="${bx}" x2="${bx}" y1="${plotTop}" y2="${y0 + h - 25}" stroke="#bbb"/><text x="${bx + 3}" y="${y0 + h - 29}" font-size="10" fill="#666">${esc(p.name)}</text>`;
+    }
+    if (p.best >= 1) {
+      const bx = px(start + p.best - 1);
+      const label = phases.length > 1 ? `${p.name} best ${p.best}` : `best ${p.best}`;
+      // its own row (labels of close epochs do not collide), left of the line in the chart's right half (never clipped)
+      const right = bx > x0 + w / 2;
+      const ly = plotTop - 3 - 12 * (Math.min(phases.length, 2) - 1 - (i % 2));
+      out += `<line x1="${bx}" x2="${bx}" y1="${ly - 9}" y2="${y0 + h - 25}" stroke="#999" stroke-dasharray="4 3"/><text x="${right ? bx - 3 : bx + 3}" y="${ly}" font-size="10" fill="#666"${right ? ' text-anchor="end"' : ''}>${esc(label)}</text>`;
+    }
+    start += p.epochs;
+  });
+  series.forEach((s) => {
     const pts = s.values.map((v, i) => (v === undefined || !Number.isFinite(v) ? undefined : `${px(i).toFixed(1)},${py(v).toFixed(1)}`)).filter(Boolean);
     if (pts.length) out += `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${pts.join(' ')}"/>`;
-    out += `<rect x="${x0 + w - 90}" y="${y0 + 22 + si * 14}" width="10" height="3" fill="${s.color}"/><text x="${x0 + w - 76}" y="${y0 + 27 + si * 14}" font-size="10">${esc(s.name)}</text>`;
   });
   return out;
 }
@@ -49,9 +93,10 @@ function chart(x0: number, y0: number, w: number, h: number, title: string, seri
 function matrix(x0: number, y0: number, size: number, labels: string[], m: number[][]): string {
   const k = labels.length;
   const pad = 90;
-  const cell = Math.max(8, Math.floor((size - pad) / Math.max(1, k)));
+  const head = 64; // title, then the rotated column labels below it
+  const cell = Math.max(8, Math.floor((size - pad - (head - 44)) / Math.max(1, k)));
   let out = `<text x="${x0 + pad + (cell * k) / 2}" y="${y0 + 14}" text-anchor="middle" font-size="13" font-weight="bold">confusion (rows: true, columns: predicted)</text>`;
-  const top = y0 + 30 + 14;
+  const top = y0 + head;
   for (let r = 0; r < k; r++) {
     const total = m[r]!.reduce((a, b) => a + b, 0) || 1;
     out += `<text x="${x0 + pad - 4}" y="${top + r * cell + cell / 2 + 4}" text-anchor="end" font-size="11">${esc(labels[r]!.slice(0, 14))}</text>`;
@@ -107,14 +152,15 @@ export function reportSvg(f: ReportFigure): string {
   body += `<text x="20" y="28" font-size="18" font-weight="bold">${esc(f.title)}</text>`;
   f.notes.forEach((n, i) => (body += `<text x="20" y="${50 + i * 16}" font-size="12">${esc(n)}</text>`));
   const top = 60 + f.notes.length * 16;
+  const phases = f.phases ?? [{ name: 'head', epochs: h.length, best: f.bestEpoch }];
   body += chart(20, top, 470, 280, 'loss', [
     { name: 'train', color: '#1f77b4', values: h.map((e) => e.trainLoss) },
     { name: 'validation', color: '#d62728', values: h.map((e) => e.valLoss) },
-  ], f.bestEpoch);
+  ], phases);
   body += chart(510, top, 470, 280, 'accuracy', [
     { name: 'train', color: '#1f77b4', values: h.map((e) => e.trainAccuracy) },
     { name: 'validation', color: '#d62728', values: h.map((e) => e.valAccuracy) },
-  ], f.bestEpoch, [0, 1]);
+  ], phases, [0, 1]);
   body += f.labels.length > MATRIX_MAX_CLASSES ? confusionList(20, top + 295, f.labels, f.confusion) : matrix(20, top + 295, H - top - 295, f.labels, f.confusion);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">${body}</svg>`;
 }

@@ -67,7 +67,7 @@ function input(seed: number): TensorData {
 
 
 /**
- * Run the float and int8 models on inputs lo..hi-1 and expect the int8 output within 5% relative
+ * Run the float and int8 models on inputs lo..hi-1 and expect the int8 output within 2% relative
  * RMS error; returns the path of the int8 session's optimised graph (for fusion checks).
  */
 async function expectCloseToFloat(floatBytes: Uint8Array, int8Bytes: Uint8Array, lo: number, hi: number): Promise<string> {
@@ -85,7 +85,8 @@ async function expectCloseToFloat(floatBytes: Uint8Array, int8Bytes: Uint8Array,
         mag += a[k]! ** 2;
       }
     }
-    expect(Math.sqrt(err / mag)).toBeLessThan(0.05);
+    // measured: 0.0027 (residual graph, inputs 100–109) and 0.0046 (the second graph, inputs 200–204); 4× the larger
+    expect(Math.sqrt(err / mag)).toBeLessThan(0.02);
   } finally {
     await fs.dispose();
     await qs.dispose();

@@ -150,7 +150,8 @@ describe.each(CASES)('$id', (c) => {
     expect(Object.keys(cache.histograms).length).toBeGreaterThan(15);
     expect(Object.keys(cache.means ?? {}).length).toBeGreaterThan(15);
     for (const [t, range] of Object.entries(cache.ranges)) {
-      expect(range.max, t).toBeGreaterThanOrEqual(range.min);
+      // a range of one value would give a zero scale: every calibrated tensor varies over the images
+      expect(range.max, t).toBeGreaterThan(range.min);
     }
     const table = readFileSync(r.tableFile, 'utf8').trim().split('\n');
     expect(table[0]).toBe('TRT-8601-MinMaxCalibration');
@@ -406,7 +407,7 @@ describe('GPTQ weight rounding (mobilenetv1-0.25-128, from the cache)', () => {
       if (t.dataType === 3 && !Buffer.from(readRaw(u)).equals(Buffer.from(readRaw(t)))) changedLayers++;
     }
     expect(changedLayers).toBe(26);
-    expect(((await readModelInfo(g.out))?.provenance?.quantization as { gptq?: unknown }).gptq).toEqual({ images: 100, layers: 26 });
+    expect(((await readModelInfo(g.out))!.provenance!.quantization as { gptq?: unknown }).gptq).toEqual({ images: 100, layers: 26 });
     // measured on flowers5-small/val: mean KL 0.0976 → 0.0851, agreement 0.750 → 0.780
     expect(g.report!.meanKL).toBeLessThan(0.95 * rtn.report!.meanKL);
     expect(g.report!.agreementTop1).toBeGreaterThan(rtn.report!.agreementTop1);
@@ -427,7 +428,8 @@ describe('sensitivity analysis (mobilenetv1-0.25-128, the shared minmax model)',
     expect(s.entries.filter((e) => e.kind === 'weights')).toHaveLength(28);
     expect(s.entries.filter((e) => e.kind === 'activation')).toHaveLength(counts.QuantizeLinear!);
     for (let i = 1; i < s.entries.length; i++) expect(s.entries[i - 1]!.meanKL).toBeGreaterThanOrEqual(s.entries[i]!.meanKL);
-    for (const e of s.entries) expect(e.meanKL).toBeGreaterThanOrEqual(0);
+    // each layer quantized alone moves the output (KL ≥ 0 always; > 0 says every variant was really quantized)
+    for (const e of s.entries) expect(e.meanKL, e.name).toBeGreaterThan(0);
     // measured: whole model KL 0.0230, all weights 0.0109, all activations 0.0220; alone, the outputs
     // of Conv2d_1_depthwise (0.0092) and Conv2d_0 (0.0086) cost 4× more than anything else (≤ 0.0021)
     expect(s.full.meanKL).toBeGreaterThan(s.weightsOnly.meanKL);

@@ -1,9 +1,9 @@
 // Frame sources on real material: the traffic video through ffmpeg (frame count, order, and pixels
 // matching runtime/image/decode.ts's decode of the extracted stills), the still sequence through dir://,
-// ffmpeg's synthetic test: source, node-webcam with a stub fswebcam, reconnect after the ffmpeg
+// ffmpeg's synthetic test: source, the webcam: source with a stub fswebcam, reconnect after the ffmpeg
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
-import { createReadStream, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -245,8 +245,8 @@ describe('dir:// and test:', () => {
   });
 });
 
-describe('webcam: (node-webcam)', () => {
-  it('runs the real node-webcam path with a stub fswebcam first on PATH', async () => {
+describe('webcam: (fswebcam snapshots)', () => {
+  it('runs fswebcam (a stub first on PATH) with an argument list, one snapshot per frame', async () => {
     const bin = tempDir();
     // The stub behaves like fswebcam: the output file is the last argument.
     const stub = path.join(bin, 'fswebcam');
@@ -262,11 +262,30 @@ describe('webcam: (node-webcam)', () => {
       expect(mad(frames[2]!.data, expected.data)).toBe(0);
       const calls = readFileSync(path.join(bin, 'calls.log'), 'utf8').trim().split('\n');
       expect(calls.length).toBe(3);
-      expect(calls[0]).toMatch(/-r 640x480 .*--jpeg 90 .*-d \/dev\/video7 .*shot\.jpg$/);
+      expect(calls[0]).toMatch(/^-q -r 640x480 --jpeg 90 -d \/dev\/video7 --no-banner \S+shot\.jpg$/);
     } finally {
       process.env.PATH = oldPath;
     }
   });
+  it('passes the device name as one argument, never through a shell', async () => {
+    const bin = tempDir();
+    const marker = path.join(bin, 'INJECTED');
+    writeFileSync(path.join(bin, 'fswebcam'), `#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' "$@" > "${path.join(bin, 'args.log')}"\ncp "${shared('camera', 'winml_dog.jpg')}" "$last"\n`, { mode: 0o755 });
+    const oldPath = process.env.PATH;
+    process.env.PATH = `${bin}${path.delimiter}${oldPath}`;
+    try {
+      const device = `/dev/video0;touch ${marker}`;
+      const src = await createSource(`webcam:${encodeURIComponent(device)}`);
+      await collect(src.frames(), 1);
+      await src.close();
+      const args = readFileSync(path.join(bin, 'args.log'), 'utf8').split('\n');
+      expect(args[args.indexOf('-d') + 1]).toBe(device);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      process.env.PATH = oldPath;
+    }
+  });
+
   it('retries a failing snapshot tool with backoff, counts the retries, and gives up with a clear error', async () => {
     const bin = tempDir();
     const count = path.join(bin, 'count');

@@ -41,7 +41,7 @@ export function buildTflite(tensors: BuildTensor[], operators: BuildOperator[], 
   };
   // buffers: 0 is the empty sentinel, then one per constant tensor
   const bufferData: Uint8Array[] = [];
-  const tensorBuffer = tensors.map((t) => (t.data ? (bufferData.push(t.data), bufferData.length) : 0));
+  const tensorBuffer = tensors.map((t) => (t.data ? bufferData.push(t.data) : 0));
   const tensorOffsets = tensors.map((t, i) => {
     const name = b.createString(t.name);
     const shape = ints(t.shape);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRegistry, resolveModel, resolveRemoteFile, sha256File, labelsOf } from '../../../models/loader.js';
 import { specOf } from '../../../models/registry.js';
+import { detectFacts, detectProfile } from '../../../devices/profiles.js';
 import { graphSignature } from '../../../runtime/onnx/graph.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
 import { jsonLines, repoRoot, runCli, shared, tempDir } from '../../helpers.js';
@@ -144,7 +145,8 @@ describe('resolution', () => {
 
 describe('CLI', () => {
   it('classify --json follows the contract', async () => {
-    const r = await runCli(['classify', shared('camera', 'winml_hummingbird.jpg'), '--model', 'squeezenet1.1', '--ep', 'cuda,cpu', '--json', '--top', '3']);
+    // coreml exists only on macOS: on Linux (CI, a Jetson, a GPU server) it always falls back to cpu
+    const r = await runCli(['classify', shared('camera', 'winml_hummingbird.jpg'), '--model', 'squeezenet1.1', '--ep', 'coreml,cpu', '--json', '--top', '3']);
     expect(r.code).toBe(0);
     const [line, ...rest] = jsonLines(r.stdout);
     expect(rest).toEqual([]);
@@ -152,15 +154,20 @@ describe('CLI', () => {
     expect(line).toMatchObject({ file: shared('camera', 'winml_hummingbird.jpg'), model: 'squeezenet1.1', provider: 'cpu' });
     expect((line!.top as unknown[]).length).toBe(3);
     expect((line!.top as { index: number; label: string }[])[0]).toMatchObject({ index: 94, label: 'hummingbird' });
-    expect(r.stderr).toMatch(/warning: execution provider cuda: .*falling back to cpu/);
+    expect(r.stderr).toMatch(/warning: execution provider coreml: .*falling back to cpu/);
   });
 
   it('devices --json reports working providers and the profile', async () => {
     const r = await runCli(['devices', '--json']);
     expect(r.code).toBe(0);
-    const [d] = jsonLines<{ profile: string; providers: { name: string; ok: boolean }[] }>(r.stdout);
+    const [d] = jsonLines<{ profile: string; profileProviders: string[]; providers: { name: string; ok: boolean; error?: string }[] }>(r.stdout);
     expect(d!.providers.find((p) => p.name === 'cpu')!.ok).toBe(true);
-    expect(typeof d!.profile).toBe('string');
+    // every provider that failed says why
+    for (const p of d!.providers.filter((x) => !x.ok)) expect(p.error, p.name).toMatch(/\w{3}/);
+    // the profile is the one this machine's facts select, with its providers
+    const profile = detectProfile(detectFacts());
+    expect(d!.profile).toBe(profile.id);
+    expect(d!.profileProviders).toEqual(profile.providers);
   });
 
   it('bench --json prints per-stage medians and the ratio to bare session.run', async () => {

@@ -1,35 +1,62 @@
 // Execution providers: ordered fallback with one warning per skipped provider, one error listing every
 // cause when none works, the serving provider reported, probing, dispose (the leak test is in test/leak/).
 
-import { describe, expect, it } from 'vitest';
-import { createSession, liveSessionCount, parseProviders } from '../../../runtime/session/session.js';
-import { probeProviders, tinyModel } from '../../../runtime/session/probe.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createSession, parseProviders } from '../../../runtime/session/session.js';
+import { probeProviders, tinyModel, type ProbeResult } from '../../../runtime/session/probe.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { detectFacts, detectProfile, getProfile, matches } from '../../../devices/profiles.js';
 import { shared, tempDir } from '../../helpers.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-// This machine (and CI) has no CUDA/TensorRT libraries and no GPU: those providers must fall back.
+// Which providers serve depends on the machine (CI: cpu and wasm; a Jetson or a GPU server: also
+// tensorrt / cuda / webgpu): the tests probe first and expect whatever this machine has. coreml and dml
+// never load on Linux (macOS / Windows only), so they are the fallbacks every Linux machine shows.
+let probed: ProbeResult[] = [];
+const works = (name: string) => probed.find((p) => p.name === name)!.ok;
+beforeAll(async () => {
+  probed = await probeProviders(['tensorrt', 'cuda', 'webgpu', 'coreml', 'dml', 'cpu', 'wasm']);
+});
+
 describe('provider fallback', () => {
+  it('probing finds cpu and wasm working, and gives a reason for each provider that is not', () => {
+    expect(works('cpu')).toBe(true);
+    expect(works('wasm')).toBe(true);
+    if (process.platform === 'linux') expect(works('coreml') || works('dml')).toBe(false);
+    for (const p of probed.filter((x) => !x.ok)) expect(p.error, p.name).toMatch(/\w{3}/);
+  });
+
   it('skips unavailable providers with one warning each and reports the one serving', async () => {
     const warnings: string[] = [];
-    const s = await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['tensorrt', 'cuda', 'cpu'], onWarning: (w) => warnings.push(w) });
+    const s = await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['coreml', 'dml', 'cpu'], onWarning: (w) => warnings.push(w) });
     expect(s.provider).toBe('cpu');
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/^execution provider tensorrt: .*Failed to load shared library.*; falling back to cpu$/);
-    expect(warnings[1]).toMatch(/^execution provider cuda: .*Failed to load shared library.*; falling back to cpu$/);
+    expect(warnings[0]).toMatch(/^execution provider coreml: .+; falling back to cpu$/);
+    expect(warnings[1]).toMatch(/^execution provider dml: .+; falling back to cpu$/);
+    await s.dispose();
+  });
+
+  it('serves on the first GPU provider this machine has, warning once for each one before it', async () => {
+    const order = ['tensorrt', 'cuda', 'cpu'] as const;
+    const serving = order.find(works)!;
+    const warnings: string[] = [];
+    const s = await createSession(shared('models', 'mnist_winml.onnx'), { providers: [...order], onWarning: (w) => warnings.push(w) });
+    expect(s.provider).toBe(serving);
+    const skipped = order.slice(0, order.indexOf(serving));
+    expect(warnings.map((w) => w.split(':')[0])).toEqual(skipped.map((p) => `execution provider ${p}`));
+    for (const w of warnings) expect(w).toMatch(new RegExp(`; falling back to ${serving}$`));
     await s.dispose();
   });
 
   it('one error lists every provider and its cause when none works', async () => {
-    const err = (await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['tensorrt', 'cuda'] }).catch((e: unknown) => e)) as Error;
-    expect(err.message).toMatch(/^No execution provider could serve .*mnist_winml\.onnx:\n  - tensorrt: .+\n  - cuda: .+$/);
+    const err = (await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['coreml', 'dml'] }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/^No execution provider could serve .*mnist_winml\.onnx:\n  - coreml: .+\n  - dml: .+$/);
   });
 
   it('falls back to wasm when the native providers fail', async () => {
     const warnings: string[] = [];
-    const s = await createSession(tinyModel(), { providers: ['cuda', 'wasm'], onWarning: (w) => warnings.push(w) });
+    const s = await createSession(tinyModel(), { providers: ['coreml', 'wasm'], onWarning: (w) => warnings.push(w) });
     expect(s.provider).toBe('wasm');
     expect(warnings).toHaveLength(1);
     const r = await s.run({ X: { type: 'float32', data: new Float32Array([-2, -1, 3, 4]), dims: [1, 4] } });
@@ -39,13 +66,6 @@ describe('provider fallback', () => {
 
   it('rejects unknown provider names', () => {
     expect(() => parseProviders('cpu,npu')).toThrow('Unknown execution provider "npu": expected one of tensorrt, cuda, webgpu, coreml, dml, cpu, wasm');
-  });
-
-  it('probing finds cpu and wasm working here', async () => {
-    const r = await probeProviders(['cpu', 'wasm', 'cuda']);
-    expect(r.find((p) => p.name === 'cpu')!.ok).toBe(true);
-    expect(r.find((p) => p.name === 'wasm')!.ok).toBe(true);
-    expect(r.find((p) => p.name === 'cuda')!.ok).toBe(false);
   });
 });
 
@@ -71,11 +91,15 @@ describe('device profiles', () => {
     expect(() => getProfile('raspberry')).toThrow('Unknown device profile "raspberry"');
   });
 
-  it('the x86-nvidia profile serves on cpu here with a warning per GPU provider', async () => {
+  it('the x86-nvidia profile serves on its first provider that works here, with a warning for each one before it', async () => {
     const warnings: string[] = [];
-    const c = await loadClassifier('mobilenetv2-int8', { providers: getProfile('x86-nvidia').providers, onWarning: (w) => warnings.push(w) });
-    expect(c.provider).toBe('cpu');
-    expect(warnings.map((w) => w.split(':')[0])).toEqual(['execution provider tensorrt', 'execution provider cuda', 'execution provider webgpu']);
+    const providers = getProfile('x86-nvidia').providers;
+    const order = providers.map((p) => (typeof p === 'string' ? p : p.name));
+    expect(order).toEqual(['tensorrt', 'cuda', 'webgpu', 'cpu', 'wasm']);
+    const serving = order.find(works)!;
+    const c = await loadClassifier('mobilenetv2-int8', { providers, onWarning: (w) => warnings.push(w) });
+    expect(c.provider).toBe(serving);
+    expect(warnings.map((w) => w.split(':')[0])).toEqual(order.slice(0, order.indexOf(serving)).map((p) => `execution provider ${p}`));
     await c.dispose();
   });
 });

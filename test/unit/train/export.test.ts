@@ -95,8 +95,9 @@ describe('exported classifier = in-process pipeline (hymenoptera val, mobilenetv
       expect(Array.from(predictions(got, 2))).toEqual(Array.from(predictions(expected, 2)));
       let maxDiff = 0;
       for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs(got[i]! - expected[i]!));
-      // float32 graph vs float64 JS arithmetic over 1280 terms
-      expect(maxDiff).toBeLessThan(1e-4);
+      // float32 graph vs float64 JS arithmetic over 1280 terms: measured 3.0e-7 linear, 1.5e-7 MLP,
+      // 1.25e-6 prototype, 2.1e-7 L2-normalised linear
+      expect(maxDiff).toBeLessThan(1e-5);
       const info = parseModelInfo(readMetadataProps(bytes));
       expect(info).toMatchObject({ labels: ['ants', 'bees'], outputKind: 'probabilities', outputName: PROBABILITIES_OUTPUT, provenance: { base: 'mobilenetv2-int8' } });
       // the head and the embedding cut can be read back (finetune --resume)
@@ -111,6 +112,7 @@ describe('exported classifier = in-process pipeline (hymenoptera val, mobilenetv
   it('the exported model drops the ImageNet classifier and is smaller than the backbone', () => {
     const head = prototypeHead(train);
     const bytes = exportClassifierModel(bb.model, bb.cut, head, ['ants', 'bees'], bb.spec);
+    // measured: 2 378 933 bytes against the backbone's 3 655 033 (its 1000-way classifier dropped)
     expect(bytes.byteLength).toBeLessThan(readFileSync(shared('models', 'mobilenetv2-12-int8.onnx')).byteLength);
     expect(() => exportClassifierModel(bb.model, bb.cut, head, ['ants'], bb.spec)).toThrow('Expected 2 labels for the head but received 1');
   });
@@ -147,7 +149,8 @@ describe('embedding cache size cap (mobilenetv2-int8, real photos)', () => {
       // an embed run that writes prunes by itself
       const capped = new EmbeddingCache(dir, { maxBytes: 3 * one });
       await e.embed(files('val').slice(8, 10).map((f) => f.file), { cache: capped });
-      expect((await capped.prune()).files).toBeLessThanOrEqual(3);
+      // a cap of 3 embeddings prunes to 90% of it: 2 files (measured), nothing left to remove on a second prune
+      expect(await capped.prune()).toEqual({ files: 2, bytes: 2 * one, removed: 0 });
     } finally {
       await e.dispose();
     }

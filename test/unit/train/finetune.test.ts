@@ -21,7 +21,7 @@ import {
   type TransferResult,
   type ViewEmbedder,
 } from '../../../runtime/train/finetune.js';
-import { stratifiedSplit as cliSplit, type DatasetItem } from '../../../runtime/train/node/dataset.js';
+import { finetuneItems, type DatasetItem } from '../../../runtime/train/node/dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../../runtime/train/node/embed.js';
 import { exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../../../runtime/train/export.js';
 import { IDENTITY_VIEW, parseAugmentation } from '../../../runtime/train/augment/ops.js';
@@ -37,17 +37,36 @@ const photos = (split: string, n: number): DatasetItem[] =>
   ['ants', 'bees'].flatMap((c, label) => readdirSync(path.join(hym, split, c)).sort().slice(0, n).map((f) => ({ file: path.join(hym, split, c, f), label })));
 
 describe('one stratified split for both drivers', () => {
-  it('the CLI (dataset items) and the page (samples) get the same images held out for the same seed', () => {
+  it('the CLI driver (finetuneItems, no --val) holds out a seeded round(n·f) of each class, the rest trains', async () => {
+    const items = photos('train', 1000); // every training photo: 124 ants, 121 bees (hymenoptera/train)
+    const d = await finetuneItems({ trainDir: path.join(hym, 'train'), valSplit: 0.2, addedValSplit: 0.2, seed: 42 });
+    const key = (it: DatasetItem) => `${it.label}:${path.basename(it.file)}`;
+    const val = new Set(d.val.map(key));
+    const train = new Set(d.train.map(key));
+    // disjoint, and together every photo once
+    expect([...val].filter((k) => train.has(k))).toEqual([]);
+    expect(new Set([...val, ...train])).toEqual(new Set(items.map(key)));
+    // round(124·0.2) = 25 ants, round(121·0.2) = 24 bees
+    expect([d.val.filter((it) => it.label === 0).length, d.val.filter((it) => it.label === 1).length]).toEqual([25, 24]);
+    // drawn, not the first ones of each class
+    expect(d.val.filter((it) => it.label === 0).map((it) => path.basename(it.file))).not.toEqual(items.filter((it) => it.label === 0).slice(0, 25).map((it) => path.basename(it.file)));
+    // the same seed holds out the same photos, another seed others
+    const again = await finetuneItems({ trainDir: path.join(hym, 'train'), valSplit: 0.2, addedValSplit: 0.2, seed: 42 });
+    expect(again.val.map(key)).toEqual(d.val.map(key));
+    const seven = await finetuneItems({ trainDir: path.join(hym, 'train'), valSplit: 0.2, addedValSplit: 0.2, seed: 7 });
+    expect(new Set(seven.val.map(key))).not.toEqual(val);
+  });
+
+  it('the page (samples in upload order, classes interleaved, no file names) holds out the same images as the CLI', () => {
     const items = photos('train', 120);
-    // the page's samples: class-major, in upload order, no file names (what teach.ts builds)
-    const samples = items.map((it, i) => ({ label: it.label, blob: { size: i }, name: `sample-${i}` }));
-    const cli = cliSplit(items, 2, 0.2, 42);
-    const page = stratifiedSplit(samples, 2, 0.2, 42);
-    expect(page.val.map((s) => s.blob.size)).toEqual(cli.val.map((it) => items.indexOf(it)));
-    expect(page.train.map((s) => s.blob.size)).toEqual(cli.train.map((it) => items.indexOf(it)));
-    // round(120·0.2) = 24 per class; another seed holds out other images
-    expect(cli.val.filter((it) => it.label === 0)).toHaveLength(24);
-    expect(cliSplit(items, 2, 0.2, 7).val).not.toEqual(cli.val);
+    const cli = stratifiedSplit(items, 2, 0.2, 42);
+    // the page's samples, added alternately to the two classes: only each class's own order matters
+    const interleaved = [...items.filter((it) => it.label === 0).map((it, i) => ({ it, at: 2 * i })), ...items.filter((it) => it.label === 1).map((it, i) => ({ it, at: 2 * i + 1 }))]
+      .sort((a, b) => a.at - b.at)
+      .map(({ it }) => ({ label: it.label, blob: { size: items.indexOf(it) }, name: `sample-${items.indexOf(it)}` }));
+    const page = stratifiedSplit(interleaved, 2, 0.2, 42);
+    expect(page.val.map((s) => s.blob.size).sort((a, b) => a - b)).toEqual(cli.val.map((it) => items.indexOf(it)).sort((a, b) => a - b));
+    expect(page.val).toHaveLength(48); // round(120·0.2) = 24 per class
   });
 
   it('holds out at least one image of a class with two or more and never a whole class', () => {

@@ -22,7 +22,7 @@ export async function ortSession(model: OnnxModel | Uint8Array, threads = 1): Pr
       for (const [k, v] of Object.entries(out)) r[k] = { type: v.type as 'float32', data: v.data as Float32Array, dims: [...v.dims] };
       return r;
     },
-    release: () => s.release(),
+    dispose: () => s.release(),
   };
 }
 
@@ -179,7 +179,7 @@ export async function gradCheck(
     checked += rels.length;
     maxRel = Math.max(maxRel, mr);
   }
-  await ts.release?.();
-  await ls.release?.();
+  await ts.dispose();
+  await ls.dispose();
   return { perWeight, maxRel, loss, kinks: totalKinks, checked };
 }

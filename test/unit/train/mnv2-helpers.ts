@@ -51,6 +51,6 @@ export async function runBatched(model: OnnxModel | Uint8Array, input: string, o
     const out = await s.run({ [input]: { type: 'float32', data: x.subarray(i * size, (i + b) * size), dims: [b, ...per] } }, [output]);
     parts.push(out[output]!.data as Float32Array);
   }
-  await s.release?.();
+  await s.dispose();
   return concatFloat32(parts);
 }

@@ -74,8 +74,8 @@ describe(`beans-dev: unfreeze ${UNFREEZE} (last block${UNFREEZE > 1 ? 's' : ''} 
         }
       }
     }
-    await fwd.release?.();
-    await ts.release?.();
+    await fwd.dispose();
+    await ts.dispose();
     const headRunMs = headOnly.history.reduce((a, h) => a + h.runMs, 0) / headOnly.history.length;
     const tailRunMs = tail.history.reduce((a, h) => a + h.runMs, 0) / tail.history.length;
 

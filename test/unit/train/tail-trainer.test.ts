@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { headLogits } from '../../../runtime/train/index.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
-import { crossEntropy, evaluateTail, exportTail, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
+import { crossEntropy, evaluateTail, exportTail, paddedRows, trainingRows, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
+import type { SessionFactory } from '../../../runtime/train/graph/session.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { conv, ortFactory, ortSession, tinyTail, weight } from './grad-helpers.js';
 
@@ -99,5 +100,38 @@ describe('trainTail', () => {
     const ok = await run({ lrHead: 0.03, lrBackbone: 0.01 });
     expect(ok.history).toHaveLength(3);
   });
-});
 
+  it('runs every batch at one input shape (a changing last batch would rebuild TensorRT engines)', async () => {
+    expect(trainingRows([5, 3, 1, 4, 0, 2], 4, 4)).toEqual({ rows: [0, 2, 5, 3], real: 2 });
+    expect(trainingRows([5, 3, 1], 0, 8)).toEqual({ rows: [5, 3, 1], real: 3 });
+    expect(paddedRows(8, 4, 10)).toEqual({ rows: [8, 9, 9, 9], real: 2 });
+    const { tail, K, train, val } = tinyProblem();
+    // 60 training and 30 validation rows in batches of 16: the last batches hold 12 and 14 real rows
+    const batches: number[] = [];
+    const recording: SessionFactory = async (bytes) => {
+      const s = await ortFactory(bytes);
+      return {
+        run: (feeds, fetches) => {
+          batches.push(feeds.x!.dims[0]!);
+          return s.run(feeds, fetches);
+        },
+        dispose: () => s.dispose(),
+      };
+    };
+    const r = await trainTail({ tail, classes: K, train, val, createSession: recording }, { epochs: 2, batchSize: 16, seed: 4 });
+    expect(new Set(batches)).toEqual(new Set([16]));
+    // 2 epochs × (4 training + 2 validation batches)
+    expect(batches).toHaveLength(12);
+    expect(r.history[0]!.trainAccuracy).toBeLessThanOrEqual(1);
+    const evalGraph = buildTrainingGraph(tail, { head: r.head.layers, mode: 'eval' });
+    const s = await ortSession(evalGraph.model);
+    const weights = new Map<string, Float32Array>(Object.entries(r.tailWeights));
+    r.head.layers.forEach((l, i) => weights.set(`head.${i}.weight`, l.weight).set(`head.${i}.bias`, l.bias));
+    const logits = await evaluateTail(s, evalGraph, val, weights, 16);
+    expect(logits.length).toBe(30 * K);
+    // the padded batch's real rows score as they do unpadded (batch 30: one batch, no padding)
+    const whole = await evaluateTail(s, evalGraph, val, weights, 30);
+    for (let i = 0; i < whole.length; i++) expect(logits[i]).toBeCloseTo(whole[i]!, 4);
+    await s.dispose();
+  });
+});
