@@ -144,6 +144,10 @@ function looksLikePath(ref: string): boolean {
  */
 export async function resolveModel(ref: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   const reg = loadRegistry();
+  // A served model (runtime/serve/client.ts) has no file here: only classifiers use it.
+  if (/^https?:\/\//i.test(ref)) {
+    throw new EdgetuneError('EMODEL', `${ref}: a served model's URL works where a classifier runs it (classify, eval, watch, loadClassifier); this needs the model file`, { subject: ref });
+  }
   if (looksLikePath(ref) && !reg.get(ref)) {
     const p = path.resolve(ref);
     if (!existsSync(p)) throw new EdgetuneError('EMODEL', `${ref}: model file not found`, { subject: ref });

@@ -37,6 +37,12 @@ export * as onnx from './onnx/index.js';
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
 export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
+
+// The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.
+export { serveModels, inferMetricsText, type ModelServer, type ServeModelsOptions, type InferStats } from './serve/server.js';
+export { createOipRoutes, modelConfig, modelMetadata, servedName, type OipRoutes, type OipRoutesOptions } from './serve/routes.js';
+export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions } from './serve/client.js';
+export { modelName } from './serve/oip.js';
 export { createSource } from '../devices/sources/index.js';
 
 // int8 quantization.

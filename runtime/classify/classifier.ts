@@ -9,8 +9,9 @@ import { decodeImage, type DecodeOptions } from '../image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../session/session.js';
 import { describeModel, type DescribeOptions } from '../../models/describe.js';
+import { connectRemoteModel, isModelUrl, type RemoteOptions } from '../serve/client.js';
 import type { ModelEntry } from '../../models/registry.js';
-import { toProbabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
+import { readOutput, toProbabilities, topK, type OutputReading, type Prediction, type PostprocessSpec } from './postprocess.js';
 
 export interface ClassifierOptions extends SessionOptions, DescribeOptions, DecodeOptions {
   /** Predictions returned per image. Default 5. */
@@ -21,6 +22,8 @@ export interface ClassifierOptions extends SessionOptions, DescribeOptions, Deco
    * thread (on a Jetson: one TensorRT engine build, not two). Default false.
    */
   lazy?: boolean;
+  /** For a model URL (`http://host:port/v2/models/<name>`): timeout, retries, binary or JSON tensors, token. */
+  remote?: RemoteOptions;
 }
 
 export interface Classification {
@@ -30,8 +33,9 @@ export interface Classification {
 }
 
 export interface Classifier {
-  /** Registry id, or the file name for a model given by path. */
+  /** Registry id, the file name for a model given by path, or the model name of a URL. */
   readonly id: string;
+  /** The model file; for a served model (a URL), its URL. */
   readonly modelPath: string;
   /** The provider serving the session; 'unopened' while a lazy classifier has not run yet. */
   readonly provider: ModelSession['provider'] | 'unopened';
@@ -39,6 +43,8 @@ export interface Classifier {
   readonly session: ModelSession;
   /** Opens the session if it is not open yet (lazy classifiers) and returns it. */
   open(): Promise<ModelSession>;
+  /** The model's inputs and outputs (names, types, shapes), known without opening the session. */
+  readonly signature: Pick<ModelSession, 'inputs' | 'outputs'>;
   /** The session options the classifier opens its session with (providers, threads, …). */
   readonly sessionOptions: SessionOptions;
   readonly inputName: string;
@@ -69,18 +75,21 @@ export interface Classifier {
 /**
  * One file's result. `ms`: the file's own decode time (from when its decode started, not from when
  * it was queued) plus its share of its batch's preprocess + session.run (the batch's time ÷ its
- * images); time spent waiting for the consumer or for other files is not in it.
+ * images); time spent waiting for the consumer or for other files is not in it. `reading`: what the
+ * row says by the card's task (postprocess.ts readOutput: top-k, multilabel labels, regression values).
  */
-export type FileResult = { file: string; top: Prediction[]; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined };
+export type FileResult = { file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined; reading?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
-  const described = await describeModel(model, options);
+  // A URL is a model served over the Open Inference Protocol: card from the server, inference remote.
+  const remote = isModelUrl(model) ? await connectRemoteModel(model, { ...options.remote, overrides: options.overrides, allowNonClassifier: options.allowNonClassifier }) : undefined;
+  const described = remote ? { card: remote.card, entry: undefined, path: remote.url, signature: remote.session } : await describeModel(model, options);
   const { card, entry } = described;
   const modelPath = described.path;
   const id = card.id;
   // createSession reads only the session fields of the options.
   const sessionOptions: SessionOptions = options;
-  let session: ModelSession | undefined = options.lazy ? undefined : await createSession(modelPath, sessionOptions);
+  let session: ModelSession | undefined = remote ? remote.session : options.lazy ? undefined : await createSession(modelPath, sessionOptions);
   const signature: Pick<ModelSession, 'inputs' | 'outputs'> = session ?? described.signature;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName };
   let opening: Promise<ModelSession> | undefined;
@@ -99,7 +108,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   };
   const k0 = options.topK ?? 5;
   const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
-  const maxBatch = typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
+  const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
     const out: Float32Array[] = [];
     for (let i = 0; i < images.length; i += maxBatch) {
@@ -129,6 +138,9 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       return session;
     },
     open,
+    get signature() {
+      return session ?? signature;
+    },
     sessionOptions,
     inputName: d.inputName,
     outputName: d.outputName,
@@ -223,7 +235,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
           }
           const p = probs[j++]!;
           if (p instanceof Error) yield { file: g.file, error: p };
-          else yield { file: g.file, top: topK(p, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
+          else yield { file: g.file, top: topK(p, k, d.post), reading: readOutput(p, card.task, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
         }
       }
     },

@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   card: async () => (await import('./commands/card.js')).card,
   import: async () => (await import('./commands/import.js')).importModel,
   export: async () => (await import('./commands/export.js')).exportModel,
+  serve: async () => (await import('./commands/serve.js')).serve,
 
 };
 
@@ -42,12 +43,27 @@ Environment:
   EDGETUNE_OFFLINE=1   never download
   EDGETUNE_DEVICE_PROFILE  force a device profile
   EDGETUNE_TOKEN       token required for POST requests to \`watch --serve\` (and for every request
-                       to \`watch --serve\` / \`kiosk\` bound to a non-loopback address)
+                       to \`watch --serve\` / \`kiosk\` / \`serve\` bound to a non-loopback address);
+                       sent as "Authorization: Bearer" to a model URL (--model http://…/v2/models/NAME)
   EDGETUNE_DEBUG=1     stack traces and onnxruntime's own logs
 `;
 }
 
+/**
+ * The first argument that was not valid UTF-8 on the command line (Node decodes such bytes as U+FFFD,
+ * so a file name would silently become another name), as `argument N ("…")`, or undefined.
+ */
+export function nonUtf8Argument(argv: readonly string[]): string | undefined {
+  const i = argv.findIndex((a) => a.includes('\uFFFD'));
+  return i < 0 ? undefined : `argument ${i + 1} (${JSON.stringify(argv[i])})`;
+}
+
 export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const bad = nonUtf8Argument(argv);
+  if (bad) {
+    io.stderr.write(`edgetune: ${bad} is not valid UTF-8 (the bytes shown as \uFFFD): edgetune reads names as UTF-8, and reading this one would open or write another file; rename it to UTF-8 (e.g. convmv -f latin1 -t utf8)\n`);
+    return 2;
+  }
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const summaries: Record<string, string> = {};

@@ -20,6 +20,7 @@ import { removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { loadModelFile } from '../io/model-file.js';
 import { setMetadataValue, type SignatureEntry } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/model.js';
+import { modelName } from '../serve/oip.js';
 
 /** Triton's `DataType` enum name for each element type graphSignature() reports (model_config.proto). */
 export const TRITON_DATA_TYPES: Readonly<Record<string, string>> = {
@@ -130,9 +131,8 @@ function refuse(message: string, subject?: string): never {
  * extension (for a tfjs `model.json`, its folder's name), with characters Triton names avoid as "_".
  */
 export function defaultEntryName(card: ModelCard, entryId: string | undefined, file: string): string {
-  const base = entryId ?? (/\.json$/i.test(file) ? path.basename(path.dirname(file)) : path.basename(file).replace(/\.(onnx|tflite)$/i, ''));
-  const name = base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
-  return name || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
+  // The one naming rule, shared with the Open Inference Protocol's /v2/models/<name>.
+  return modelName(file, entryId) || card.id.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
 /** `kind:count` (cpu:2, gpu:1, auto:1) → an instance group. Errors: EARG naming the value. */

@@ -7,7 +7,8 @@
 // The bundle is built on demand when missing or older than its sources (an installed package serves
 // the bundle built at pack time) and served by `sirv` (content
 // types, ETags, only files inside the bundle). Pages are served cross-origin isolated (COOP/COEP) so
-// onnxruntime-web may use threads.
+// onnxruntime-web may use threads. The Open Inference Protocol routes (/v2/…, runtime/serve/routes.ts)
+// serve the same model from Node (its session opens on the first inference request).
 
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -17,6 +18,9 @@ import sirv from 'sirv';
 import { EdgetuneError } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { describeModel } from '../../models/describe.js';
+import { loadClassifier } from '../classify/classifier.js';
+import { createOipRoutes } from '../serve/routes.js';
+import { cardFilePath, undescribedFields } from '../core/model-card.js';
 import type { KioskConfig } from './config.js';
 import { buildWeb, bundleEntry, defaultWebOutDir, hasPageSources, newestSourceTime } from './build.js';
 
@@ -35,6 +39,8 @@ export interface KioskOptions {
   allowHosts?: readonly string[];
   /** Token every request needs on a non-loopback bind. Default process.env.EDGETUNE_TOKEN. */
   token?: string;
+  /** Largest Open Inference Protocol request body, bytes. Default routes.ts DEFAULT_MAX_BODY_BYTES. */
+  maxInferBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -45,13 +51,14 @@ export interface KioskServer {
   close(): Promise<void>;
 }
 
-/** The model's card for the page (registry entry, else embedded metadata); undescribed models are refused. */
+/** The model's card for the page; a model whose preprocessing or labels are assumed is refused (DESCRIPTION_NEEDS.kiosk). */
 export async function kioskConfig(model: string, topK = 5, providers?: string): Promise<{ config: KioskConfig; file: string }> {
   const d = await describeModel(model);
-  if (d.card.sources['preprocess.mean'] === 'assumed') {
+  const missing = undescribedFields(d.card, 'kiosk');
+  if (missing.length) {
     throw new EdgetuneError(
       'EMODEL',
-      `${d.path}: no registry entry and no embedded "edgetune.model" metadata, so the kiosk does not know its labels and preprocessing; use a registry id or a model exported by edgetune`,
+      `${d.path}: nothing describes its ${missing.join(', ')} (no registry entry, card file or embedded "edgetune.model" metadata), so the kiosk would show guessed labels on guessed pixels; describe it (${cardFilePath(d.importedFrom ?? d.path)}, or edgetune card), or use a registry id or a model exported by edgetune`,
       { subject: d.path },
     );
   }
@@ -124,6 +131,9 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const guard = createHttpGuard({ host, allowHosts: o.allowHosts, token });
   // Made once the bundle is there (sirv indexes the folder when created: only its files are served).
   let statics: ReturnType<typeof sirv> | undefined;
+  // The same model for Open Inference Protocol clients, described now, its session opened on first use.
+  const served = await loadClassifier(o.model, { lazy: true });
+  const oip = createOipRoutes({ models: () => [served], maxBodyBytes: o.maxInferBytes, log: (l) => log(`edgetune kiosk: ${l}`) });
 
   const server = createServer((req, res) => {
     // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer (wasm threads).
@@ -135,6 +145,10 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
       if (refused.status !== 303) log(`edgetune kiosk: refused ${req.method} ${req.url} (${refused.status}): ${refused.message}`);
       for (const [k, v] of Object.entries(refused.headers)) res.setHeader(k, v);
       send(res, refused.status, refused.message + '\n');
+      return;
+    }
+    if (req.url === '/v2' || req.url?.startsWith('/v2/')) {
+      void oip.handle(req, res);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -202,11 +216,13 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
     url: `http://${shown}:${port}/`,
     config,
     server,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-      }),
+      });
+      await served.dispose();
+    },
   };
 }
 

@@ -6,6 +6,9 @@
 //   GET  /snapshot.jpg the latest frame as JPEG
 //   GET  /healthz      200 {"status":"ok"} while frames flow, 503 while reconnecting or after failure
 //   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency histograms in seconds)
+//   /v2/…              the Open Inference Protocol over the serving model (runtime/serve/routes.ts):
+//                      metadata, config, readiness, POST …/infer (reads nothing else, so no token
+//                      on loopback); its first inference opens a session on this thread
 //   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
 //                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
@@ -25,6 +28,8 @@ import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
+import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
+import { createOipRoutes } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, modelFileSha256, type MetricFamily } from './metrics.js';
@@ -42,6 +47,8 @@ export interface ServeOptions {
   previewFps?: number;
   /** Largest ONNX upload, bytes. Default 256 MiB. */
   maxUploadBytes?: number;
+  /** Largest Open Inference Protocol request body, bytes. Default routes.ts DEFAULT_MAX_BODY_BYTES. */
+  maxInferBytes?: number;
   /** Host names (or addresses) served besides loopback and the bound address (--allow-host). */
   allowHosts?: readonly string[];
   /** Log lines (model swaps, refused requests). */
@@ -139,60 +146,6 @@ export async function metricsText(p: StreamPipeline): Promise<string> {
   ]);
 }
 
-/** A request body over the limit: answered 413. */
-class TooLarge extends Error {
-  constructor(readonly limit: number) {
-    super(`request body over the limit of ${limit} bytes`);
-  }
-}
-
-/**
- * Bytes a refused body may still send (read and thrown away, never kept) before the connection is
- * cut: enough for a client already sending to reach the 413 instead of a reset.
- */
-const DISCARD_BYTES = 64 * 1024 * 1024;
-
-/** Content-Length over `limit`? (An absent length is checked while reading.) */
-function declaredOver(req: IncomingMessage, limit: number): boolean {
-  const n = Number(req.headers['content-length']);
-  return Number.isFinite(n) && n > limit;
-}
-
-/**
- * After a refusal, read and drop what the client still sends (so it gets to read the answer instead
- * of a reset), up to DISCARD_BYTES; beyond that the connection is cut.
- */
-function discardRest(req: IncomingMessage): void {
-  let n = 0;
-  req.on('data', (c: Buffer) => {
-    n += c.length;
-    if (n > DISCARD_BYTES) req.socket.destroy();
-  });
-  req.on('error', () => undefined);
-  req.resume();
-}
-
-/** Read a small body into memory, refusing it (TooLarge) as soon as it passes `limit`. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    if (declaredOver(req, limit)) return reject(new TooLarge(limit));
-    const chunks: Buffer[] = [];
-    let n = 0;
-    const onData = (c: Buffer) => {
-      n += c.length;
-      if (n > limit) {
-        req.off('data', onData);
-        reject(new TooLarge(limit));
-        return;
-      }
-      chunks.push(c);
-    };
-    req.on('data', onData);
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
 /**
  * Stream a body to `file` (created, never overwritten) with backpressure, hashing it, refusing it
  * (TooLarge) as soon as it passes `limit`. On any failure the partial file is removed.
@@ -254,6 +207,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   const log = opts.log ?? (() => undefined);
   const sse = new Set<ServerResponse>();
   const mjpeg = new Set<ServerResponse>();
+  const oip = createOipRoutes({ models: () => [pipeline.model], maxBodyBytes: opts.maxInferBytes, log });
 
   // One shared JPEG encoder for all preview clients, at most previewFps, newest frame first.
   let encoding = false;
@@ -383,6 +337,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       if (req.method !== 'GET' && req.method !== 'HEAD') discardRest(req);
       return;
     }
+    // The Open Inference Protocol: inference changes nothing, so it follows the read rules.
+    if (await oip.handle(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'DELETE' || req.method === 'PATCH') {
       if (!token) {
@@ -449,7 +405,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       return;
     }
     // Refused requests get their answer (421, 401, …) from the handler without the body being sent.
-    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD')) res.writeContinue();
+    if (!refused && (authorized || req.method === 'GET' || req.method === 'HEAD' || req.url?.startsWith('/v2/'))) res.writeContinue();
     server.emit('request', req, res);
   });
   // Periodic comments keep SSE connections open through proxies.

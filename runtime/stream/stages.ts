@@ -156,11 +156,14 @@ export async function inferenceStages(
   const { inputName, outputName } = clf;
   const outputKind = clf.card.outputKind;
   const prepare = (frame: Frame) => toTensor([frame], clf.spec);
-  if ((opts.inference ?? 'worker') === 'worker') {
+  // A remote model (runtime/serve/client.ts) runs in its server: its session only waits on HTTP, so
+  // it runs from the main thread.
+  if ((opts.inference ?? 'worker') === 'worker' && clf.provider !== 'remote') {
     // The worker opens its own session: with the classifier's provider when it has one open, else
     // with the options the classifier was loaded with (a lazy classifier opens none here).
     const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
-    const session = opts.sessionOptions ?? { providers: clf.provider === 'unopened' ? providers : [clf.provider], threads, graphOptimizationLevel };
+    const provider = clf.provider;
+    const session = opts.sessionOptions ?? { providers: provider === 'unopened' ? providers : [provider], threads, graphOptimizationLevel };
     const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
     return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose(), worker: w.diagnostics };
   }

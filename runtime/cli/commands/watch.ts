@@ -20,7 +20,8 @@ const usage = `Usage: edgetune watch <source> [options]
 Classify frames from a camera or video stream, live.
 
 Options:
-  --model <id|file>      registry id or .onnx path (default mobilenetv2-int8)
+  --model <id|file|URL>  registry id, .onnx path, or a served model http://HOST:PORT/v2/models/NAME
+                         (inference in the server; default mobilenetv2-int8)
   --top <n>              predictions per frame (default 5)
   --smooth <a>           EMA weight of past frames, 0 (off) .. 0.99 (default 0.6)
   --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default 0.5)
@@ -158,7 +159,7 @@ export const watch: Command = {
           loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
           log: say,
         });
-        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics; POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
+        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol); POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
       const final = await p.run();

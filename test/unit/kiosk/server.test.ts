@@ -2,7 +2,7 @@
 // models edgetune exported (embedded `edgetune.model` metadata), the on-demand bundle build, static
 // file safety, and the CLI's option and startup errors.
 
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { decodeModel } from '../../../runtime/onnx/model.js';
 import { kioskConfig, startKiosk, type KioskServer } from '../../../runtime/kiosk/server.js';
 import type { HeadWeights } from '../../../runtime/train/types.js';
 import { loadRegistry } from '../../../models/loader.js';
+import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { runCli, shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = path.dirname(shared('models', 'mobilenetv2-12-int8.onnx'));
@@ -106,14 +107,32 @@ describe('kiosk server', () => {
     expect(await rawGet(k.url, '/model.onnx', { host: `evil.example` })).toBe(421);
     expect(await rawGet(k.url, '/api/config', { host: `localhost:${port}` })).toBe(200);
     expect(await rawGet(k.url, '/api/config', { host: `[::1]:${port}` })).toBe(200);
+    // The same model over the Open Inference Protocol (its Node session opens on the first request),
+    // named by the file's base name: a remote classifier on it agrees with the file opened here.
+    expect(await rawGet(k.url, '/v2/health/ready', { host: `evil.example` })).toBe(421);
+    expect(await (await fetch(`${k.url}v2/models/cats-dogs/ready`)).json()).toEqual({ name: 'cats-dogs', ready: true });
+    const remote = await loadClassifier(`${k.url}v2/models/cats-dogs`);
+    const here = await loadClassifier(file);
+    try {
+      expect([remote.provider, remote.card.labels, remote.card.preprocess]).toEqual(['remote', ['cat', 'dog'], spec]);
+      const photo = shared('camera', 'winml_cat.jpg');
+      expect((await remote.classify(photo)).top).toEqual((await here.classify(photo)).top);
+    } finally {
+      await remote.dispose();
+      await here.dispose();
+    }
   });
 
   it('refuses a model it cannot describe, a busy port and bad options, with clear messages', async () => {
     const plain = path.join(work, 'digits.onnx');
     copyFileSync(shared('models', 'mnist_winml.onnx'), plain);
     await expect(startKiosk({ model: plain, port: 0, webDir: path.join(work, 'web') })).rejects.toThrow(
-      `${plain}: no registry entry and no embedded "edgetune.model" metadata, so the kiosk does not know its labels and preprocessing; use a registry id or a model exported by edgetune`,
+      `${plain}: nothing describes its preprocess.colorOrder, preprocess.range, preprocess.mean, preprocess.std, preprocess.resize, preprocess.crop, labels, labelOffset (no registry entry, card file or embedded "edgetune.model" metadata), so the kiosk would show guessed labels on guessed pixels; describe it (${path.join(work, 'digits.card.json')}, or edgetune card), or use a registry id or a model exported by edgetune`,
     );
+    // the same rule (DESCRIPTION_NEEDS.kiosk): preprocessing described by a card file, labels still assumed → still refused, naming only the labels
+    writeFileSync(path.join(work, 'digits.card.json'), JSON.stringify({ preprocess: { colorOrder: 'GRAY', range: [0, 255], mean: [0], std: [1], resize: 'fill', crop: 1 } }));
+    await expect(startKiosk({ model: plain, port: 0, webDir: path.join(work, 'web') })).rejects.toThrow(`${plain}: nothing describes its labels, labelOffset (no registry entry`);
+    rmSync(path.join(work, 'digits.card.json'));
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as { port: number }).port;

@@ -10,6 +10,8 @@ import { createSource } from '../../../devices/index.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { metricsText, parseListen, startServer, type KioskServer } from '../../../runtime/stream/serve.js';
 import { geometryOfClassifier, StreamPipeline } from '../../../runtime/stream/pipeline.js';
+import { servedName } from '../../../runtime/serve/routes.js';
+import { toTensor } from '../../../runtime/image/preprocess.js';
 import { shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
@@ -192,6 +194,21 @@ describe('kiosk HTTP service', () => {
       if (old === undefined) delete process.env.EDGETUNE_CACHE;
       else process.env.EDGETUNE_CACHE = old;
     }
+  });
+
+  it('serves the stream\'s model over the Open Inference Protocol without the token on loopback; /healthz keeps meaning frames flowing', async () => {
+    const clf = pipeline.model;
+    const name = servedName(clf);
+    expect(await (await fetch(new URL('/v2/health/ready', server.url))).json()).toEqual({ ready: true });
+    expect(await (await fetch(new URL(`/v2/models/${name}/ready`, server.url))).json()).toEqual({ name, ready: true });
+    const img = await clf.decode(shared('camera', 'winml_dog.jpg'));
+    const t = toTensor([img], clf.spec);
+    const req = { inputs: [{ name: clf.inputName, shape: [...t.dims], datatype: 'FP32', data: Array.from(t.data as Float32Array) }], outputs: [{ name: clf.outputName, parameters: { classification: 1 } }] };
+    const res = await fetch(new URL(`/v2/models/${name}/infer`, server.url), { method: 'POST', body: JSON.stringify(req) });
+    expect(res.status).toBe(200);
+    const top = (await clf.classifyImages([img], 1))[0]![0]!;
+    expect((await res.json()).outputs[0].data[0]).toMatch(new RegExp(`:${top.index + clf.card.labelOffset}:${top.label}$`));
+    expect((await fetch(new URL('/healthz', server.url))).status).toBe(200);
   });
 
   it('refuses every POST when no token is configured', async () => {

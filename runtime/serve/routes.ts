@@ -1,0 +1,358 @@
+// The Open Inference Protocol routes (KServe v2 / Triton HTTP) over edgetune classifiers, mounted by
+// `edgetune serve` (runtime/serve/server.ts), `watch --serve` (runtime/stream/serve.ts) and `kiosk`
+// (runtime/kiosk/server.ts) after their own request guard (Host check, token rules):
+//   GET  /v2                                  server metadata (name, version, extensions)
+//   GET  /v2/health/live                      200 while the process answers
+//   GET  /v2/health/ready                     200 when every served model is loaded, else 503
+//   GET  /v2/models/<name>[/versions/<v>]     model metadata (inputs, outputs, platform, versions)
+//   GET  …/ready                              200 {"name","ready":true} when the model is loaded
+//   GET  …/config                             Triton's model configuration as JSON, with the model
+//                                             card as parameters["edgetune.model"] (to preprocess), as
+//                                             `edgetune export --format triton` writes it
+//   POST …/infer                              inference: JSON tensors, Triton's binary tensor data
+//                                             extension, the classification extension
+// Errors are the protocol's `{"error": "…"}`: 400 bad request, 404 unknown model/version/route,
+// 405 wrong method, 413 body over the limit, 503 model not ready, 500 inference failure. Each model
+// serves one version, "1". Inference changes nothing, so it follows the read rules of the server that
+// mounts it (on a non-loopback bind with EDGETUNE_TOKEN, every request needs the token).
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Classifier } from '../classify/classifier.js';
+import { messageOf } from '../core/errors.js';
+import type { ModelCard } from '../core/model-card.js';
+import type { TensorData, TensorType } from '../core/tensor.js';
+import { discardRest, readBody, TooLarge } from '../io/http-body.js';
+import type { TensorInfo } from '../session/ort.js';
+import { modelInfoOfCard } from '../core/metadata.js';
+import { DEFAULT_MAX_BATCH_SIZE, TRITON_CARD_PARAMETER, TRITON_DATA_TYPES, TRITON_SHA256_PARAMETER } from '../fleet/triton.js';
+import { modelFileSha256 } from '../stream/metrics.js';
+import {
+  HEADER_LENGTH,
+  OipError,
+  bytesElements,
+  checkBody,
+  classify,
+  countParameter,
+  DATATYPE_BYTES,
+  datatypeOf,
+  InferRequestSchema,
+  isTrue,
+  joinBody,
+  jsonData,
+  metadataShape,
+  modelName,
+  splitBody,
+  statusOf,
+  tensorBytes,
+  tensorFromBytes,
+  tensorFromJson,
+  tensorTypeOf,
+  type InferRequest,
+} from './oip.js';
+
+/** The server's name and version in `GET /v2`. */
+export const SERVER_NAME = 'edgetune';
+export const SERVER_VERSION = '0.1.0';
+/** The version every served model answers to. */
+export const MODEL_VERSION = '1';
+/** Default largest inference body, bytes (a batch of 64 fp32 224×224 images as JSON fits). */
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+/** One finished inference request, for metrics. Times in seconds. */
+export interface InferEvent {
+  model: string;
+  status: number;
+  /** Body read + parse + tensor decode. */
+  decodeSeconds: number;
+  /** session.run. */
+  runSeconds: number;
+  /** Response encode + write. */
+  encodeSeconds: number;
+}
+
+export interface OipRoutesOptions {
+  /** The classifiers served now (called per request: `watch` swaps its model). */
+  models: () => readonly Classifier[];
+  /** Largest inference body, bytes. Default DEFAULT_MAX_BODY_BYTES; 413 above it. */
+  maxBodyBytes?: number;
+  /**
+   * Triton's max_batch_size for models that batch (every input and output with a dynamic first
+   * dimension): said in /config and enforced on /infer (400 above it). Default 8, as the export's.
+   */
+  maxBatchSize?: number;
+  /** Refused and failed requests. */
+  log?: (line: string) => void;
+  /** Called after every inference request (metrics). */
+  onInfer?: (e: InferEvent) => void;
+}
+
+export interface OipRoutes {
+  /** Answers `req` when its path is under /v2 (true), else leaves it to the caller (false). */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
+}
+
+/** A served classifier's name: `modelName` of its registry id, or of its file. */
+export function servedName(clf: Classifier): string {
+  return modelName(clf.card.id, clf.entry?.id);
+}
+
+/** Whether every input's and output's first dimension is dynamic (then the model batches: Triton max_batch_size > 0). */
+export function isBatching(sig: Pick<Classifier['signature'], 'inputs' | 'outputs'>): boolean {
+  return [...sig.inputs, ...sig.outputs].every((t) => t.shape.length > 0 && !(typeof t.shape[0] === 'number' && t.shape[0] > 0));
+}
+
+function metadataTensor(t: TensorInfo) {
+  return { name: t.name, datatype: datatypeOf(String(t.type)) ?? String(t.type).toUpperCase(), shape: metadataShape(t.shape) };
+}
+
+/** `$metadata_model_response` of a served classifier. */
+export function modelMetadata(clf: Classifier) {
+  const sig = clf.signature;
+  return { name: servedName(clf), versions: [MODEL_VERSION], platform: 'onnxruntime_onnx', inputs: sig.inputs.map(metadataTensor), outputs: sig.outputs.map(metadataTensor) };
+}
+
+/**
+ * Triton's model configuration (model_config.proto's ModelConfig in proto3 JSON: int64 dims as
+ * strings, enums by name) of a served classifier, as `edgetune export --format triton` writes it
+ * (runtime/fleet/triton.ts): platform onnxruntime_onnx; max_batch_size `maxBatch` only when every
+ * input and output has a dynamic first dimension (dims then leave it out), else 0 with the full dims;
+ * the image input's format; label_filename on the class output; the card (EmbeddedModelInfo JSON) and
+ * the model file's sha256 as parameters.
+ */
+export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
+  const sig = clf.signature;
+  const batching = isBatching(sig);
+  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape).map(String);
+  const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
+  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === (batching ? 3 : 4) ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
+  const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
+  const sha256 = clf.provider === 'remote' ? '' : await modelFileSha256(clf.modelPath);
+  return {
+    name: servedName(clf),
+    platform: 'onnxruntime_onnx',
+    backend: 'onnxruntime',
+    version_policy: { latest: { num_versions: 1 } },
+    max_batch_size: batching ? maxBatch : 0,
+    input: sig.inputs.map((t) => ({ name: t.name, data_type: type(t), ...format(t), dims: dims(t) })),
+    output: sig.outputs.map((t) => ({ name: t.name, data_type: type(t), dims: dims(t), ...labels(t) })),
+    parameters: {
+      [TRITON_CARD_PARAMETER]: { string_value: JSON.stringify(modelInfoOfCard(clf.card, 'edgetune serve')) },
+      ...(sha256 ? { [TRITON_SHA256_PARAMETER]: { string_value: sha256 } } : {}),
+    },
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, obj: unknown, extra: Record<string, string> = {}): void {
+  const body = JSON.stringify(obj);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...extra });
+  res.end(body);
+}
+
+/** The label of output index `i` under the card's rule (index < labelOffset: "background"). */
+function labelOf(card: ModelCard, i: number): string | undefined {
+  if (i < card.labelOffset) return 'background';
+  return card.labels[i - card.labelOffset];
+}
+
+/**
+ * The request a raw binary body stands for (extension_binary_data.md "Raw Binary Request": no JSON
+ * header; a model with one input, at most one variable dimension, which the byte count gives; a
+ * batching model gets batch 1), with every output returned as binary. Errors: OipError 400 otherwise.
+ */
+export function rawRequest(inputs: readonly TensorInfo[], bytes: number): InferRequest {
+  if (inputs.length !== 1) throw new OipError(400, `a raw binary request (Inference-Header-Content-Length: 0) needs a model with one input; this one has ${inputs.length}`);
+  const info = inputs[0]!;
+  const datatype = datatypeOf(String(info.type));
+  if (!datatype) throw new OipError(400, `input "${info.name}" is ${info.type}: not a type a raw binary request can carry`);
+  const size = DATATYPE_BYTES[datatype];
+  const shape = info.shape.map((d, k) => (typeof d === 'number' && d > 0 ? d : k === 0 && info.shape.length > 1 ? 1 : -1));
+  const free = shape.filter((d) => d < 0).length;
+  const known = shape.reduce((a, d) => (d > 0 ? a * d : a), 1);
+  if (free > 1) throw new OipError(400, `a raw binary request needs at most one variable dimension besides the batch; input "${info.name}" is [${metadataShape(info.shape).join(',')}]`);
+  const n = bytes / size / known;
+  if (!Number.isInteger(n) || (free === 0 && n !== 1)) throw new OipError(400, `input "${info.name}": ${bytes} bytes of raw binary data do not fill [${metadataShape(info.shape).join(',')}] of ${datatype}`);
+  return { inputs: [{ name: info.name, datatype, shape: shape.map((d) => (d < 0 ? n : d)), parameters: { binary_data_size: bytes } }], parameters: { binary_data_output: true } };
+}
+
+/** Request inputs → feeds, checked against the model's inputs (names, datatypes, shapes, sizes). */
+export function decodeInputs(request: InferRequest, binary: Uint8Array, inputs: readonly TensorInfo[]): Record<string, TensorData> {
+  const feeds: Record<string, TensorData> = {};
+  const names = inputs.map((i) => `"${i.name}"`).join(', ');
+  let offset = 0;
+  const seen = new Set<string>();
+  for (const inp of request.inputs) {
+    const info = inputs.find((i) => i.name === inp.name);
+    if (!info) throw new OipError(400, `unknown input "${inp.name}": the model's inputs are ${names}`);
+    if (seen.has(inp.name)) throw new OipError(400, `input "${inp.name}" given twice`);
+    seen.add(inp.name);
+    const want = datatypeOf(String(info.type));
+    const type = tensorTypeOf(inp.datatype);
+    if (!want || inp.datatype !== want || !type) throw new OipError(400, `input "${inp.name}": datatype ${inp.datatype} does not match the model's ${want ?? info.type}`);
+    const shape = info.shape;
+    const ok = inp.shape.length === shape.length && inp.shape.every((d, k) => !(typeof shape[k] === 'number' && shape[k]! > 0) || d === shape[k]);
+    if (!ok) throw new OipError(400, `input "${inp.name}": shape [${inp.shape.join(',')}] does not match the model's [${metadataShape(shape).join(',')}] (-1: any size)`);
+    const size = inp.parameters?.binary_data_size;
+    if (size !== undefined) {
+      if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) throw new OipError(400, `input "${inp.name}": binary_data_size must be a byte count but is ${JSON.stringify(size)}`);
+      if (inp.data !== undefined) throw new OipError(400, `input "${inp.name}": both "data" and binary_data_size given`);
+      if (offset + size > binary.byteLength) throw new OipError(400, `input "${inp.name}": binary_data_size ${size} runs past the ${binary.byteLength} bytes after the JSON header`);
+      feeds[inp.name] = tensorFromBytes(inp.name, type, inp.shape, binary.subarray(offset, offset + size));
+      offset += size;
+    } else {
+      if (inp.data === undefined) throw new OipError(400, `input "${inp.name}": no "data" and no binary_data_size parameter`);
+      feeds[inp.name] = tensorFromJson(inp.name, type as TensorType, inp.shape, inp.data);
+    }
+  }
+  if (offset !== binary.byteLength) throw new OipError(400, `${binary.byteLength - offset} bytes after the JSON header and the inputs' binary data`);
+  const missing = inputs.filter((i) => !seen.has(i.name));
+  if (missing.length) throw new OipError(400, `missing input ${missing.map((m) => `"${m.name}"`).join(', ')}`);
+  return feeds;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * The OIP routes over `o.models()`. Mount with `if (await routes.handle(req, res)) return;` after the
+ * server's guard.
+ */
+export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
+  const limit = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+  const log = o.log ?? (() => undefined);
+  const find = (name: string) => o.models().find((m) => servedName(m) === name);
+
+  const infer = async (clf: Classifier, req: IncomingMessage, res: ServerResponse) => {
+    const name = servedName(clf);
+    const t0 = performance.now();
+    let t1 = t0;
+    let t2 = t0;
+    let body: Buffer;
+    try {
+      body = await readBody(req, limit);
+    } catch (err) {
+      if (err instanceof TooLarge) {
+        discardRest(req);
+        throw new OipError(413, `request body over the limit of ${limit} bytes`);
+      }
+      throw err;
+    }
+    const header = req.headers[HEADER_LENGTH];
+    const { json, binary } = splitBody(body, Array.isArray(header) ? header[0] : header);
+    const session = await clf.open();
+    const request = json === undefined ? rawRequest(session.inputs, binary.byteLength) : checkBody(InferRequestSchema, json, 'inference request');
+    const feeds = decodeInputs(request, binary, session.inputs);
+    if (isBatching(clf.signature)) {
+      for (const [k, t] of Object.entries(feeds)) {
+        if (t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
+      }
+    }
+    const wanted = request.outputs ?? session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
+    for (const w of wanted) {
+      if (!session.outputs.some((t) => t.name === w.name)) throw new OipError(400, `unknown output "${w.name}": the model's outputs are ${session.outputs.map((t) => `"${t.name}"`).join(', ')}`);
+    }
+    t1 = performance.now();
+    const result = await session.run(feeds, [...new Set(wanted.map((w) => w.name))]);
+    t2 = performance.now();
+    const allBinary = isTrue(request.parameters?.binary_data_output);
+    const batching = isBatching(clf.signature);
+    const parts: Uint8Array[] = [];
+    const outputs = wanted.map((w) => {
+      const t = result[w.name]!;
+      const k = w.parameters?.classification;
+      const binaryOut = w.parameters?.binary_data !== undefined ? isTrue(w.parameters.binary_data) : allBinary;
+      if (k !== undefined) {
+        const c = classify(t, countParameter('classification', w.name, k), batching, (i) => (w.name === clf.outputName ? labelOf(clf.card, i) : undefined));
+        if (!binaryOut) return { name: w.name, shape: c.shape, datatype: 'BYTES', data: c.items };
+        const bytes = bytesElements(c.items);
+        parts.push(bytes);
+        return { name: w.name, shape: c.shape, datatype: 'BYTES', parameters: { binary_data_size: bytes.byteLength } };
+      }
+      const datatype = datatypeOf(t.type)!;
+      if (!binaryOut) return { name: w.name, shape: [...t.dims], datatype, data: jsonData(t) };
+      const bytes = tensorBytes(t);
+      parts.push(bytes);
+      return { name: w.name, shape: [...t.dims], datatype, parameters: { binary_data_size: bytes.byteLength } };
+    });
+    const response = { model_name: name, model_version: MODEL_VERSION, ...(request.id !== undefined ? { id: request.id } : {}), outputs };
+    if (parts.length) {
+      const { body: out, headerLength } = joinBody(response, parts);
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.byteLength, [HEADER_LENGTH]: String(headerLength), 'Cache-Control': 'no-store' });
+      res.end(out);
+    } else sendJson(res, 200, response);
+    o.onInfer?.({ model: name, status: 200, decodeSeconds: (t1 - t0) / 1000, runSeconds: (t2 - t1) / 1000, encodeSeconds: (performance.now() - t2) / 1000 });
+  };
+
+  const route = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    const method = req.method ?? 'GET';
+    const get = method === 'GET' || method === 'HEAD';
+    const onlyGet = () => {
+      if (!get) throw new OipError(405, `method ${method} not allowed on ${path} (GET)`);
+    };
+    if (path === '/v2' || path === '/v2/') {
+      onlyGet();
+      return sendJson(res, 200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: ['binary_tensor_data', 'classification', 'model_configuration'] });
+    }
+    if (path === '/v2/health/live') {
+      onlyGet();
+      return sendJson(res, 200, { live: true });
+    }
+    if (path === '/v2/health/ready') {
+      onlyGet();
+      const ready = o.models().length > 0;
+      return sendJson(res, ready ? 200 : 503, { ready });
+    }
+    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/config|\/infer)?\/?$/.exec(path);
+    if (!m) throw new OipError(404, `no such endpoint: ${path}`);
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1]!);
+    } catch {
+      throw new OipError(400, `model name in ${path} is not valid percent-encoding`);
+    }
+    const clf = find(name);
+    if (!clf) {
+      const served = o.models().map(servedName);
+      throw new OipError(404, `unknown model "${name}": this server serves ${served.length ? served.map((s) => `"${s}"`).join(', ') : 'no model'}`);
+    }
+    if (m[2] !== undefined && m[2] !== MODEL_VERSION) throw new OipError(404, `model "${name}" has no version "${m[2]}" (versions: "${MODEL_VERSION}")`);
+    const what = m[3];
+    if (what === '/infer') {
+      if (method !== 'POST') throw new OipError(405, `method ${method} not allowed on ${path} (POST)`);
+      return infer(clf, req, res);
+    }
+    onlyGet();
+    if (what === '/ready') return sendJson(res, 200, { name, ready: true });
+    if (what === '/config') return sendJson(res, 200, await modelConfig(clf, maxBatch));
+    return sendJson(res, 200, modelMetadata(clf));
+  };
+
+  return {
+    async handle(req, res) {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (path !== '/v2' && !path.startsWith('/v2/')) return false;
+      try {
+        await route(req, res, path);
+      } catch (err) {
+        const status = statusOf(err);
+        const message = messageOf(err);
+        log(`${req.method} ${path}: ${status} ${message}`);
+        if (/\/infer\/?$/.test(path)) {
+          // Counted for served models only (an unknown name would add a metrics series per typo).
+          const name = /^\/v2\/models\/([^/]+)/.exec(path)?.[1];
+          if (name !== undefined && find(safeDecode(name))) o.onInfer?.({ model: safeDecode(name), status, decodeSeconds: 0, runSeconds: 0, encodeSeconds: 0 });
+          // A refused body (not yet read) is drained so the client reads this answer, not a reset.
+          if (!req.readableEnded && status !== 413) discardRest(req);
+        }
+        if (res.headersSent) res.end();
+        else sendJson(res, status, { error: message }, status === 405 ? { Allow: /\/infer\/?$/.test(path) ? 'POST' : 'GET, HEAD' } : {});
+      }
+      return true;
+    },
+  };
+}

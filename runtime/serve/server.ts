@@ -1,0 +1,184 @@
+// `edgetune serve`'s library side: one or more models behind the Open Inference Protocol
+// (runtime/serve/routes.ts), no camera, plus `/metrics`. node:http, no framework; binds 127.0.0.1
+// unless told otherwise; every request passes runtime/io/http-guard.ts first (Host check against DNS
+// rebinding; on a non-loopback bind with EDGETUNE_TOKEN, the token for every request).
+//   GET /v2…      the protocol (see routes.ts)
+//   GET /metrics  Prometheus text (stream/metrics.ts): requests per model and status, latency histograms
+//   GET /healthz  200 {"status":"ok","models":[…]} (the process answers; readiness is /v2/health/ready)
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
+import { discardRest } from '../io/http-body.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram, modelFileSha256 } from '../stream/metrics.js';
+import { createOipRoutes, servedName, type InferEvent } from './routes.js';
+
+export interface ServeModelsOptions extends ClassifierOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 8000 (Triton's HTTP port); 0 picks a free port. */
+  port?: number;
+  /** Host names (or addresses) served besides loopback and the bound address (--allow-host). */
+  allowHosts?: readonly string[];
+  /** Token every request needs on a non-loopback bind. Default process.env.EDGETUNE_TOKEN. */
+  token?: string;
+  /** Largest inference body in bytes (413 above). Default routes.ts DEFAULT_MAX_BODY_BYTES. */
+  maxBodyBytes?: number;
+  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8. */
+  maxBatchSize?: number;
+  log?: (line: string) => void;
+}
+
+/** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
+export interface InferStats {
+  /** Served names, in order, and each one's model file (for its sha256). */
+  models: { name: string; file: string }[];
+  requests: Map<string, Map<number, number>>;
+  /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
+  latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
+}
+
+export interface ModelServer {
+  url: string;
+  host: string;
+  port: number;
+  server: Server;
+  /** The classifiers served, in the order given; `names[i]` is `classifiers[i]`'s name in URLs. */
+  classifiers: readonly Classifier[];
+  names: readonly string[];
+  stats: InferStats;
+  close(): Promise<void>;
+}
+
+/**
+ * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
+ * edgetune_model_info{model,sha256} per served model, edgetune_infer_requests_total{model,status} and
+ * edgetune_infer_latency_seconds{model,stage} histograms (decode = body read and tensor decode, run =
+ * session.run, encode = response, total).
+ */
+export async function inferMetricsText(s: InferStats): Promise<string> {
+  const stages = ['decode', 'run', 'encode', 'total'] as const;
+  return exposition([
+    await buildInfoFamily(),
+    {
+      name: 'edgetune_model_info',
+      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file.',
+      type: 'gauge',
+      samples: await Promise.all(s.models.map(async (m) => ({ labels: { model: m.name, sha256: await modelFileSha256(m.file) }, value: 1 }))),
+    },
+    {
+      name: 'edgetune_infer_requests_total',
+      help: 'Inference requests by model and HTTP status.',
+      type: 'counter',
+      samples: [...s.requests].flatMap(([model, by]) => [...by].map(([status, n]) => ({ labels: { model, status: String(status) }, value: n }))),
+    },
+    {
+      name: 'edgetune_infer_latency_seconds',
+      help: 'Latency of successful inference requests in seconds per stage: decode (body and tensors), run (session.run), encode (response), total.',
+      type: 'histogram',
+      samples: [...s.latency].flatMap(([model, h]) => stages.map((stage) => ({ labels: { model, stage }, histogram: h[stage].snapshot() }))),
+    },
+  ]);
+}
+
+/**
+ * Load each model (anything `--model` takes; sessions opened now, so a model that cannot run fails
+ * here, naming it) and serve them all. Two references with the same name are an EARG error.
+ */
+export async function serveModels(refs: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
+  if (!refs.length) throw new EdgetuneError('EARG', 'serve: no model given');
+  const log = o.log ?? (() => undefined);
+  const classifiers: Classifier[] = [];
+  try {
+    for (const ref of refs) classifiers.push(await loadClassifier(ref, { ...o, lazy: false }));
+  } catch (err) {
+    await Promise.all(classifiers.map((c) => c.dispose()));
+    throw err;
+  }
+  const names = classifiers.map(servedName);
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup) {
+    await Promise.all(classifiers.map((c) => c.dispose()));
+    throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${refs.filter((_, i) => names[i] === dup).join(', ')})`);
+  }
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath })), requests: new Map(), latency: new Map() };
+  const onInfer = (e: InferEvent) => {
+    const by = stats.requests.get(e.model) ?? new Map<number, number>();
+    by.set(e.status, (by.get(e.status) ?? 0) + 1);
+    stats.requests.set(e.model, by);
+    if (e.status === 200) {
+      let h = stats.latency.get(e.model);
+      if (!h) stats.latency.set(e.model, (h = { decode: new Histogram(), run: new Histogram(), encode: new Histogram(), total: new Histogram() }));
+      h.decode.observe(e.decodeSeconds);
+      h.run.observe(e.runSeconds);
+      h.encode.observe(e.encodeSeconds);
+      h.total.observe(e.decodeSeconds + e.runSeconds + e.encodeSeconds);
+    }
+  };
+  const routes = createOipRoutes({ models: () => classifiers, maxBodyBytes: o.maxBodyBytes, maxBatchSize: o.maxBatchSize, log, onInfer });
+  const host = o.host ?? '127.0.0.1';
+  const token = (o.token ?? process.env.EDGETUNE_TOKEN) || undefined;
+  const guard = createHttpGuard({ host, allowHosts: o.allowHosts, token });
+  const send = (res: ServerResponse, status: number, body: string, type = 'application/json', extra: Record<string, string> = {}) => {
+    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', ...extra });
+    res.end(body);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const refused = guard.check(req);
+    if (refused) {
+      if (refused.status !== 303) log(`refused ${req.method} ${req.url} (${refused.status}): ${refused.message}`);
+      send(res, refused.status, JSON.stringify({ error: refused.message }), undefined, refused.headers);
+      if (req.method !== 'GET' && req.method !== 'HEAD') discardRest(req);
+      return;
+    }
+    if (await routes.handle(req, res)) return;
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      discardRest(req);
+      return send(res, 405, JSON.stringify({ error: `method ${req.method} not allowed on ${path}` }), undefined, { Allow: 'GET, HEAD' });
+    }
+    if (path === '/metrics') return send(res, 200, await inferMetricsText(stats), EXPOSITION_CONTENT_TYPE);
+    if (path === '/healthz') return send(res, 200, JSON.stringify({ status: 'ok', models: names }));
+    return send(res, 404, JSON.stringify({ error: `no such endpoint: ${path}` }));
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) send(res, 500, JSON.stringify({ error: messageOf(err) }));
+      else res.end();
+    });
+  });
+  const port = o.port ?? 8000;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new EdgetuneError('EIO', err.code === 'EADDRINUSE' ? `port ${port} on ${host} is already in use (choose another with --port)` : `cannot listen on ${host}:${port}: ${err.message}`, { cause: err })),
+      );
+      server.listen(port, host, () => resolve());
+    });
+  } catch (err) {
+    await Promise.all(classifiers.map((c) => c.dispose()));
+    throw err;
+  }
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${urlHost}:${addr.port}/`;
+  for (const line of bindWarnings(host, token, url)) log(line);
+  return {
+    url,
+    host: addr.address,
+    port: addr.port,
+    server,
+    classifiers,
+    names,
+    stats,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await Promise.all(classifiers.map((c) => c.dispose()));
+    },
+  };
+}
