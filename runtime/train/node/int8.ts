@@ -38,6 +38,16 @@ export interface Int8Step {
  * so no temp file is involved. `calib`: the folder of calibration images; `val`: the validation images
  * (file, class index). Errors: the quantizer's (EARG, EMODEL, EINPUT), `signal`'s reason.
  */
+/** Where an int8 model's float twin goes: `<name>.fp32.onnx` beside `<name>.onnx`. */
+export function fp32PathOf(out: string): string {
+  return out.replace(/\.onnx$/i, '.fp32.onnx');
+}
+
+/** The quantizer's calibration table beside `<name>.onnx` (calibration/index.ts names it so). */
+export function calibrationTablePathOf(out: string): string {
+  return `${out.replace(/\.onnx$/i, '')}.calibration.cache`;
+}
+
 export async function quantizeFinetuned(o: {
   floatBytes: Uint8Array;
   out: string;
@@ -51,7 +61,7 @@ export async function quantizeFinetuned(o: {
   /** Stops calibration and scoring between images (the reason is thrown; temps are removed). */
   signal?: AbortSignal;
 }): Promise<Int8Step> {
-  const floatFile = o.out.replace(/\.onnx$/i, '.fp32.onnx');
+  const floatFile = fp32PathOf(o.out);
   const q = await quantizeModel({
     model: `${o.out} (the fine-tuned float model)`,
     modelBytes: o.floatBytes,
