@@ -19,6 +19,7 @@ import { decodeModel, encodeModel } from '../../onnx/model.js';
 import { planUnfreeze } from '../../train/finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
+import { openSetForHead } from '../../train/openset.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { invalidParameter } from '../../core/errors.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
@@ -312,7 +313,10 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
     tuned = p2.embeddings;
     provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
-    onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>);
+    // the open-set calibration on the tuned backbone's embeddings (as the library's phase-2 export)
+    const valSet = transfer.valSet();
+    const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: p2.embeddings.train }, p2.embeddings.val && valSet ? { ...valSet, features: p2.embeddings.val } : undefined);
+    onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
   } else {
     onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }
