@@ -55,6 +55,14 @@ export interface TeachOptions {
   threshold?: number;
   /** Largest example upload, bytes. Default 16 MiB. */
   maxImageBytes?: number;
+  /**
+   * How much lower (a fraction, 0..1) the new model's accuracy on the old classes' validation images may
+   * be than the serving model's before the new model is refused (422). Default 0.1: a new class takes
+   * some old images (measured on tf_flowers-dev, teaching sunflowers from 40 photos to a daisy /
+   * dandelion / roses head: 3 of 60 (5.0 points) and 2 of 30 (6.7 points) old validation images went to
+   * sunflowers while the new class reached 90–100% on held-out photos). `POST /teach/train?tolerance=x` overrides it for one training.
+   */
+  oldClassTolerance?: number;
   /** Most frames one `&frames=N` request may capture. Default 200. */
   maxFrames?: number;
   /** The unknown rate's sliding window, ms. Default 60 000. */
@@ -135,7 +143,8 @@ export interface Teach {
   captureFrames(label: string, n: number, signal?: AbortSignal): Promise<{ label: string; count: number; added: number }>;
   removeExample(label: string, file: string): Promise<{ label: string; count: number }>;
   hard(): Promise<HardFrame[]>;
-  train(): Promise<TeachTrainResult>;
+  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400). */
+  train(opts?: { tolerance?: number }): Promise<TeachTrainResult>;
   /** Stops listening to the pipeline and aborts a running training (nothing of it is written). */
   close(): void;
 }
@@ -335,7 +344,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     return r;
   };
 
-  const runTraining = async (): Promise<TeachTrainResult> => {
+  const runTraining = async (tolerance: number): Promise<TeachTrainResult> => {
     const t0 = performance.now();
     const labels = await list();
     const added = labels.filter((l) => l.new);
@@ -355,10 +364,10 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const mine = oldClassAccuracy(report, baseLabels);
     const theirs = servingReport ? oldClassAccuracy(servingReport, baseLabels) : { accuracy: null, images: 0 };
     const oldClasses = { accuracy: mine.accuracy, serving: theirs.accuracy, images: mine.images };
-    // Worse on the old classes: more than one of their validation images lost (the same images for both
-    // models: the validation split kept in the resume data).
-    if (mine.accuracy !== null && theirs.accuracy !== null && (theirs.accuracy - mine.accuracy) * mine.images > 1 + 1e-9) {
-      throw new TeachError(422, `the new model is worse on the old classes: ${(mine.accuracy * 100).toFixed(1)}% of their ${mine.images} validation images against ${(theirs.accuracy * 100).toFixed(1)}% for the serving model (kept serving; ${out} stays for inspection)`);
+    // Worse on the old classes than the tolerance allows (the same images for both models: the
+    // validation split kept in the resume data).
+    if (mine.accuracy !== null && theirs.accuracy !== null && theirs.accuracy - mine.accuracy > tolerance + 1e-9) {
+      throw new TeachError(422, `the new model is worse on the old classes: ${(mine.accuracy * 100).toFixed(1)}% of their ${mine.images} validation images against ${(theirs.accuracy * 100).toFixed(1)}% for the serving model, more than the tolerance of ${(tolerance * 100).toFixed(1)} points (the serving model keeps serving; ${path.basename(out)} stays in ${modelsDir} for inspection)`);
     }
     let clf: Classifier;
     try {
@@ -385,9 +394,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
     return result;
   };
-  const train = () => {
+  const train = (opts: { tolerance?: number } = {}) => {
     if (training) return Promise.reject(new TeachError(409, 'a training is running; try again when it is done (GET /teach says)'));
-    training = runTraining();
+    const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
+    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
+    training = runTraining(tolerance);
     const settle = () => (training = undefined);
     training.then(
       (r) => {
@@ -449,7 +460,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       }
     } else if (m === 'POST' && p === '/teach/train') {
       req.resume();
-      await answer(req, res, 200, () => train());
+      const t = url.searchParams.get('tolerance');
+      await answer(req, res, 200, () => train(t === null ? {} : { tolerance: t.trim() === '' ? NaN : Number(t) }));
     } else if (m === 'DELETE' && p.startsWith('/teach/examples/')) {
       const parts = p.slice('/teach/examples/'.length).split('/').map((s) => decodeURIComponent(s));
       await answer(req, res, 200, () => (parts.length === 2 ? removeExample(parts[0]!, parts[1]!) : Promise.reject(new TeachError(404, `expected DELETE /teach/examples/<label>/<file>, got ${p}`))));
