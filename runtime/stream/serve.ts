@@ -54,7 +54,7 @@ export interface ServeOptions {
   /** Log lines (model swaps, refused requests). */
   log?: (line: string) => void;
   /** The teach routes (runtime/stream/teach.ts, `watch --teach`): /teach/… and extra /metrics families. */
-  teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[] };
+  teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[]; page?: string };
 }
 
 export interface KioskServer {
@@ -360,7 +360,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
     switch (url.pathname) {
       case '/':
-        return send(res, 200, PAGE, 'text/html; charset=utf-8');
+        return send(res, 200, opts.teach?.page ? PAGE.replace('</body></html>', `${opts.teach.page}</body></html>`) : PAGE, 'text/html; charset=utf-8');
       case '/healthz': {
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { repoRoot, shared, sharedDir, tempDir } from '../helpers.js';
+import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
 const NEW = 'sunflowers';
@@ -33,7 +34,8 @@ function startWatch(model: string, dir: string): Promise<Watch> {
   const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
   // --threshold 0.99: the 3-flower head rarely gives a synthetic pattern 99%, so its frames are hard frames
   const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=5', '--model', model, '--serve', '127.0.0.1:0', '--teach', dir, '--keep-hard', '3', '--teach-interval', '200ms', '--threshold', '0.99', '--quiet', '--threads', '1', '--retries', 'inf'], {
-    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_TOKEN: TOKEN },
+    // a cache of its own: the examples are embedded afresh, so a training lasts long enough to be killed
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_TOKEN: TOKEN, EDGETUNE_CACHE: tempDir('edgetune-teach-cache-') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -221,6 +223,33 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     } finally {
       await clf.dispose();
     }
+  });
+
+  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+    const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
+    try {
+      const page = await ctx.newPage();
+      await page.goto(w.url);
+      await page.fill('#t-token', TOKEN);
+      await page.dispatchEvent('#t-token', 'change');
+      await page.fill('#t-label', 'pattern');
+      await page.click('#t-frames');
+      await page.waitForFunction(() => document.getElementById('t-msg')!.textContent === '10 frames added to pattern', undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (10, new)'));
+      await page.click('#t-labels details:first-child summary');
+      await page.click('#t-labels details:first-child button');
+      await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (9, new)'));
+      expect(readdirSync(path.join(dir, 'examples', 'pattern'))).toHaveLength(9);
+      // the hard frames of the pattern are shown with their top label and score
+      expect(await page.locator('#t-hard img').count()).toBeGreaterThan(0);
+      expect(await page.locator('#t-hard button').first().textContent()).toMatch(/^.+ \d+% → label$/);
+    } finally {
+      await ctx.close();
+    }
+    for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) {
+      expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
+    }
+    expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
   });
 
   it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
