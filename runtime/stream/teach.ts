@@ -442,10 +442,12 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
       const f = decodeURIComponent(p.slice('/teach/hard/'.length));
-      if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) return (send(res, 404, { error: `no hard frame ${f}` }), true);
-      const jpg = await readFile(path.join(hardDir, f));
-      res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpg.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-      res.end(jpg);
+      if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) send(res, 404, { error: `no hard frame ${f}` });
+      else {
+        const jpg = await readFile(path.join(hardDir, f));
+        res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpg.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+        res.end(jpg);
+      }
     } else if (m === 'POST' && p === '/teach/examples') {
       const label = url.searchParams.get('label') ?? '';
       const frames = url.searchParams.get('frames');

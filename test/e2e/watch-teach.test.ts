@@ -9,6 +9,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,16 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     // every write needs the token
     const anon = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', body: readFileSync(flowers('train', NEW)[0]!) });
     expect(anon.status).toBe(401);
+    // a foreign Host is refused (DNS rebinding), for reads and writes alike
+    const foreign = await new Promise<number>((resolve, reject) => {
+      const rq = request(u('/teach'), { headers: { Host: 'evil.example' } }, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      });
+      rq.on('error', reject);
+      rq.end();
+    });
+    expect(foreign).toBe(421);
     // bad bodies and labels are refused with the reason, and nothing is stored
     const text = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: 'not an image' });
     expect(text.status).toBe(422);
