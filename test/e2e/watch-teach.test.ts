@@ -7,7 +7,7 @@
 // Hard frames and the unknown rate come from the live pattern. A watch killed mid-training leaves the
 // serving model and the examples as they were.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -210,6 +210,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const metrics = await (await fetch(u('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
     expect(metrics).toMatch(/^edgetune_teach_trainings_total 1$/m);
+    // the teach series pass promtool's parser and naming lint (Debian's prometheus package; fails without it)
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+    expect(check.status).toBe(0);
   });
 
   it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
