@@ -49,10 +49,8 @@ export interface TeachOptions {
   loadModel: (file: string) => Promise<Classifier>;
   /** Least time between two captured live frames (`&frames=N`) and two kept hard frames, ms. Default 1000. */
   intervalMs?: number;
-  /** Hard frames kept on disk (oldest dropped); 0 = none kept. Default 0. */
+  /** Hard frames (shown as unknown: isUnknown) kept on disk, oldest dropped; 0 = none kept. Default 0. */
   keepHard?: number;
-  /** A frame whose top score is below this (or that the model calls unknown) is hard. Default 0.5 (watch's --threshold). */
-  threshold?: number;
   /** Largest example upload, bytes. Default 16 MiB. */
   maxImageBytes?: number;
   /**
@@ -112,11 +110,14 @@ export function checkLabel(label: string | null | undefined): string {
   return label;
 }
 
-/** Is this result unknown: the model's own open-set flag when it has one, else its top score below `threshold`. */
-export function isUnknown(r: StreamResult, threshold: number): boolean {
+/**
+ * Is this result unknown: what the stream shows (its smoothed label is "unknown": a calibrated model's
+ * unknown score above its threshold, or the smoothed probability below watch's --threshold), or the
+ * frame's own open-set flag where a result carries one.
+ */
+export function isUnknown(r: StreamResult): boolean {
   const flag = (r as StreamResult & { unknown?: unknown }).unknown;
-  if (typeof flag === 'boolean') return flag;
-  return (r.top[0]?.score ?? 0) < threshold;
+  return flag === true || r.smoothed.index < 0;
 }
 
 /** Share of the (old-class) validation images a report's confusion matrix puts on their own class, over classes `old`. */
@@ -157,7 +158,11 @@ export interface HardFrame {
   seq: number;
   ts: number;
   unknown: boolean;
+  /** The smoothed label shown for it and its smoothed probability. */
+  smoothed: { label: string; score: number };
+  /** A calibrated model's smoothed unknown score (higher = less like anything taught). */
   unknownScore?: number;
+  /** The frame's own top-k. */
   top: { label: string; score: number }[];
   model: string;
 }
@@ -182,7 +187,6 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const baseLabels = [...(pipeline.model.card.labels ?? [])];
   const intervalMs = o.intervalMs ?? 1000;
   const keepHard = o.keepHard ?? 0;
-  const threshold = o.threshold ?? 0.5;
   const maxImage = o.maxImageBytes ?? 16 * 1024 * 1024;
   const maxFrames = o.maxFrames ?? 200;
   const windowMs = o.unknownWindowMs ?? 60_000;
@@ -208,7 +212,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   let hardWriting = false;
   const onResult = (r: StreamResult) => {
     const now = Date.now();
-    const unknown = isUnknown(r, threshold);
+    const unknown = isUnknown(r);
     window.push({ ts: now, unknown });
     while (window.length && window[0]!.ts < now - windowMs) window.shift();
     if (keepHard > 0 && unknown && !hardWriting && now - lastHard >= intervalMs) {
@@ -225,9 +229,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   };
   const keepHardFrame = async (r: StreamResult) => {
     const name = `${String(r.ts).padStart(13, '0')}-${r.seq}`;
-    const extra = r as StreamResult & { unknown?: boolean; unknownScore?: number };
-    const info: HardFrame = { file: `${name}.jpg`, seq: r.seq, ts: r.ts, unknown: isUnknown(r, threshold), top: r.top.map((t) => ({ label: t.label, score: t.score })), model: r.model };
-    if (typeof extra.unknownScore === 'number') info.unknownScore = extra.unknownScore;
+    const smoothed = r.smoothed as StreamResult['smoothed'] & { unknownScore?: number };
+    const info: HardFrame = { file: `${name}.jpg`, seq: r.seq, ts: r.ts, unknown: isUnknown(r), smoothed: { label: smoothed.label, score: smoothed.score }, top: r.top.map((t) => ({ label: t.label, score: t.score })), model: r.model };
+    if (typeof smoothed.unknownScore === 'number') info.unknownScore = smoothed.unknownScore;
     // the scores first: a frame is listed by its .jpg, which then always has them
     await writeAtomic(path.join(hardDir, `${name}.json`), JSON.stringify(info) + '\n');
     await writeAtomic(path.join(hardDir, `${name}.jpg`), await encodeJpeg(r.frame, 90));
@@ -333,7 +337,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       try {
         out.push(JSON.parse(await readFile(path.join(hardDir, f.replace(/\.jpg$/, '.json')), 'utf8')) as HardFrame);
       } catch {
-        out.push({ file: f, seq: -1, ts: Number(f.slice(0, 13)), unknown: true, top: [], model: '' });
+        out.push({ file: f, seq: -1, ts: Number(f.slice(0, 13)), unknown: true, smoothed: { label: 'unknown', score: 0 }, top: [], model: '' });
       }
     }
     return out;
@@ -482,7 +486,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const unknown = inWindow.filter((w) => w.unknown).length;
     const win = `${Math.round(windowMs / 1000)}s`;
     return [
-      { name: 'edgetune_unknown_rate', help: `Share of the frames classified in the sliding window that were unknown (the model's open-set flag, else top score below the threshold): a drift signal.`, type: 'gauge', samples: [{ labels: { window: win }, value: inWindow.length ? unknown / inWindow.length : 0 }] },
+      { name: 'edgetune_unknown_rate', help: `Share of the frames classified in the sliding window that were unknown (shown as unknown: a calibrated model's unknown score over its threshold, or the smoothed probability below --threshold): a drift signal.`, type: 'gauge', samples: [{ labels: { window: win }, value: inWindow.length ? unknown / inWindow.length : 0 }] },
       { name: 'edgetune_unknown_window_frames', help: 'Frames classified in the unknown rate\'s sliding window.', type: 'gauge', samples: [{ labels: { window: win }, value: inWindow.length }] },
       { name: 'edgetune_teach_hard_frames_total', help: 'Hard frames kept under the teach folder (older ones are dropped past --keep-hard).', type: 'counter', samples: [{ value: hardKept }] },
       { name: 'edgetune_teach_trainings_total', help: 'Trainings that swapped a new model in (POST /teach/train).', type: 'counter', samples: [{ value: trainings }] },

@@ -46,7 +46,7 @@ Options:
                          under <dir>/examples/<label>/, trained models under <dir>/models/. The model must be one
                          \`finetune\` exported (its .resume.bin beside it)
   --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
-  --keep-hard <n>        with --teach: keep the last n frames that are unknown or below --threshold under
+  --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
                          <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
   --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
@@ -172,7 +172,7 @@ export const watch: Command = {
       if (listen) {
         const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
         if (v.teach !== undefined) {
-          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, threshold, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
         server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach });
         say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);

@@ -14,12 +14,12 @@ describe('teach rules', () => {
     }
   });
 
-  it("a result is unknown by the model's own flag when it has one, else by its top score", () => {
-    const r = (score: number, unknown?: boolean) => ({ top: [{ index: 0, label: 'daisy', score }], ...(unknown === undefined ? {} : { unknown }) }) as unknown as StreamResult;
-    expect(isUnknown(r(0.4), 0.5)).toBe(true);
-    expect(isUnknown(r(0.6), 0.5)).toBe(false);
-    expect(isUnknown(r(0.99, true), 0.5)).toBe(true);
-    expect(isUnknown(r(0.1, false), 0.5)).toBe(false);
+  it('a result is unknown when the stream shows "unknown", or by its own open-set flag', () => {
+    const r = (index: number, unknown?: boolean) => ({ top: [{ index: 0, label: 'daisy', score: 0.9 }], smoothed: { label: index < 0 ? 'unknown' : 'daisy', index, score: 0.9 }, ...(unknown === undefined ? {} : { unknown }) }) as unknown as StreamResult;
+    expect(isUnknown(r(-1))).toBe(true);
+    expect(isUnknown(r(0))).toBe(false);
+    expect(isUnknown(r(0, true))).toBe(true);
+    expect(isUnknown(r(-1, false))).toBe(true);
   });
 
   it('old-class accuracy counts the old rows of the confusion matrix, wherever their images went', () => {
