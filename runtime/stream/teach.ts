@@ -10,7 +10,7 @@
 //                                              taught classes), check on validation + a live frame, swap in
 //                                              → 200 {path, sha256, labels, accuracy, seconds};
 //                                              409 while one runs; 422 when worse on the old classes
-//   GET    /teach                              {labels: [{label, count, files, new}], training, last}
+//   GET    /teach                              {labels: [{label, count, files, new}], base, training, progress, last}
 //   DELETE /teach/examples/<label>/<file>      remove one example → 200 {label, count}
 //   GET    /teach/hard                         hard frames kept (newest first) with their scores
 //   GET    /teach/hard/<file>                  one hard frame (JPEG)
@@ -201,6 +201,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     log(`teach: ${base} has no readable report beside it; the first training is not compared with it on the old classes`);
   }
   let training: Promise<TeachTrainResult> | undefined;
+  /** The running training's latest progress (GET /teach): finetune()'s stage, counts / epoch. */
+  let progress: Record<string, unknown> | null = null;
   let last: TeachTrainResult | undefined;
   let trainings = 0;
   let refused = 0;
@@ -366,6 +368,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       addClass: added.map((a) => ({ name: a.label, dir: path.join(examplesDir, a.label) })),
       out,
       signal: closing.signal,
+      onProgress: (e) => {
+        progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs } : { ...e };
+      },
       onWarning: (m) => log(`teach: ${m}`),
     });
     const mine = oldClassAccuracy(report, baseLabels);
@@ -406,7 +411,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
     if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
     training = runTraining(tolerance);
-    const settle = () => (training = undefined);
+    progress = { stage: 'start' };
+    const settle = () => {
+      training = undefined;
+      progress = null;
+    };
     training.then(
       (r) => {
         settle();
@@ -441,7 +450,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (p !== '/teach' && !p.startsWith('/teach/')) return false;
     const m = req.method;
     if (m === 'GET' && p === '/teach') {
-      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, last: last ?? null }));
+      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress, last: last ?? null }));
     } else if (m === 'GET' && p === '/teach/hard') {
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {

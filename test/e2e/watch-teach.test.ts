@@ -150,9 +150,14 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
 
     // train; a second training meanwhile is refused with 409
     const training = fetch(u('/teach/train'), { method: 'POST', headers: auth });
-    await until('the training to start', async () => (((await (await fetch(u('/teach'))).json()) as { training: boolean }).training ? true : undefined));
+    const running = await until('the training to start', async () => {
+      const t = (await (await fetch(u('/teach'))).json()) as { training: boolean; progress: { stage: string } | null };
+      return t.training ? t : undefined;
+    });
+    expect(['start', 'embed', 'epoch']).toContain(running.progress!.stage);
     const second = await fetch(u('/teach/train'), { method: 'POST', headers: auth });
     expect(second.status).toBe(409);
+    expect((await second.json()).error).toBe('a training is running; try again when it is done (GET /teach says)');
     const res = await training;
     const body = (await res.json()) as { path: string; sha256: string; labels: string[]; accuracy: number; seconds: number; oldClasses: { accuracy: number; serving: number; images: number } };
     expect(res.status, JSON.stringify(body)).toBe(200);
@@ -287,5 +292,10 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(sha256(served.path)).toBe(served.sha256);
     expect(readdirSync(path.join(dir, 'examples', NEW))).toHaveLength(40);
     expect(readdirSync(path.join(dir, 'examples', 'cats'))).toHaveLength(10);
+    // a watch started again on the same folder finds the examples as they were
+    w = await startWatch(base, dir);
+    const again = (await (await fetch(new URL('/teach', w.url))).json()) as { labels: { label: string; count: number }[]; training: boolean };
+    expect(again.labels.map((l) => [l.label, l.count])).toEqual([['cats', 10], [NEW, 40]]);
+    expect(again.training).toBe(false);
   });
 });
