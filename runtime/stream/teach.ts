@@ -173,6 +173,15 @@ const send = (res: ServerResponse, status: number, obj: unknown) => {
   res.end(body);
 };
 
+/** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
+export function checkTeachable(model: string): string {
+  const base = path.resolve(model);
+  if (!existsSync(resumePath(base))) {
+    throw new EdgetuneError('EARG', `--teach retrains from the model's resume data: ${base} has no ${path.basename(resumePath(base))} beside it (serve a model exported by \`edgetune finetune\`)`, { subject: base });
+  }
+  return base;
+}
+
 /** Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume data. */
 export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
   const dir = path.resolve(o.dir);
@@ -180,10 +189,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');
   for (const d of [examplesDir, modelsDir, hardDir]) mkdirSync(d, { recursive: true });
-  const base = path.resolve(o.base ?? pipeline.model.modelPath);
-  if (!existsSync(resumePath(base))) {
-    throw new EdgetuneError('EARG', `--teach retrains from the model's resume data: ${base} has no ${path.basename(resumePath(base))} beside it (serve a model exported by \`edgetune finetune\`)`, { subject: base });
-  }
+  const base = checkTeachable(o.base ?? pipeline.model.modelPath);
   const baseLabels = [...(pipeline.model.card.labels ?? [])];
   const intervalMs = o.intervalMs ?? 1000;
   const keepHard = o.keepHard ?? 0;

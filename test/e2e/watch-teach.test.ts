@@ -15,7 +15,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
-import { repoRoot, shared, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
@@ -274,6 +274,15 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
     }
     expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
+  });
+
+  it('refuses --teach without --serve, and a model without resume data, with the reason', async () => {
+    const noServe = await runCli(['watch', 'test:', '--teach', tempDir()]);
+    expect(noServe.code).toBe(2);
+    expect(noServe.stderr).toContain('--teach needs --serve <host:port> (the teach API is served over HTTP)');
+    const noResume = await runCli(['watch', 'test:', '--serve', '127.0.0.1:0', '--teach', tempDir(), '--model', 'mobilenetv2-int8']);
+    expect(noResume.code).toBe(2);
+    expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
   });
 
   it('a watch killed mid-training leaves the serving model and the examples intact', async () => {

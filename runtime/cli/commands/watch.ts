@@ -12,7 +12,7 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
-import { createTeach, type Teach } from '../../stream/teach.js';
+import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
@@ -110,6 +110,14 @@ export const watch: Command = {
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
     const clf = await loadClassifier(v.model, { ...session, topK: k, lazy });
+    if (v.teach !== undefined) {
+      try {
+        checkTeachable(clf.modelPath); // before the source starts
+      } catch (err) {
+        await clf.dispose();
+        throw err;
+      }
+    }
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
