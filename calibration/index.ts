@@ -122,6 +122,11 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   labels?: string[];
   labelOffset?: number;
   outputKind?: 'logits' | 'probabilities';
+  /**
+   * Quantize a model whose preprocessing nothing describes, with the assumed ImageNet habits (said
+   * through onWarning). Default false: refused (the "is it described?" rule, core/model-card.ts).
+   */
+  allowAssumed?: boolean;
   signal?: AbortSignal;
   onProgress?: (stage: QuantizeStage, done: number, total: number) => void;
   onSkip?: (s: SkippedFile) => void;

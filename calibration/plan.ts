@@ -17,36 +17,15 @@
 import { EdgetuneError } from '../runtime/core/errors.js';
 import { consumerMap, getFloatAttribute, getInitializer, getIntAttribute, readFloat32 } from '../runtime/onnx/graph.js';
 import type { GraphProto, NodeProto } from '../runtime/onnx/model.js';
+import { quantizedOperators } from '../runtime/onnx/quantized.js';
 
 export const HEAVY_OPS = ['Conv', 'Gemm', 'MatMul'] as const;
 export const LIGHT_OPS = ['Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool'] as const;
 /** Data-movement operators: quantized like light ones, their output reusing the input's parameters (ORT drops their Q/DQ). */
 export const PASS_THROUGH_OPS = ['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze'] as const;
-const QUANTIZED_OPS = new Set([
-  'QuantizeLinear',
-  'DequantizeLinear',
-  'DynamicQuantizeLinear',
-  'QLinearConv',
-  'QLinearMatMul',
-  'QLinearAdd',
-  'QLinearMul',
-  'QLinearConcat',
-  'QLinearAveragePool',
-  'QLinearGlobalAveragePool',
-  'QLinearLeakyRelu',
-  'QLinearSigmoid',
-  'QLinearSoftmax',
-  'QGemm',
-  'ConvInteger',
-  'MatMulInteger',
-  'MatMulIntegerToFloat',
-  'DynamicQuantizeMatMul',
-]);
-
-/** Throws when the model already contains quantized operators. */
+/** Throws when the model is already int8 (the one "is it int8?" rule, runtime/onnx/quantized.ts). */
 export function refuseQuantized(g: GraphProto, what: string): void {
-  const found = new Map<string, number>();
-  for (const n of g.node) if (QUANTIZED_OPS.has(n.opType ?? '')) found.set(n.opType!, (found.get(n.opType!) ?? 0) + 1);
+  const found = quantizedOperators(g);
   if (found.size) {
     const list = [...found].map(([op, c]) => `${c} ${op}`).join(', ');
     throw new EdgetuneError('EMODEL', `${what}: model is already quantized (${list}); quantize its float original instead`, { subject: what });

@@ -1,12 +1,13 @@
 // The float model, made ready for calibration and the QDQ rewrite (Node: reads the file): decoding
 // with a message naming the file, the model card quantization needs (an assumed preprocessing is
-// refused), and the graph passes that put the float graph into the form the rewrite expects.
+// refused unless allowAssumed: the "is it described?" rule, DESCRIPTION_NEEDS in core/model-card.ts),
+// and the graph passes that put the float graph into the form the rewrite expects.
 
 import { readFile } from 'node:fs/promises';
 import { describeBytes } from '../models/describe.js';
 import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
-import type { CardLayer, ModelCard } from '../runtime/core/model-card.js';
+import { cardFilePath, undescribedFields, type CardLayer, type ModelCard } from '../runtime/core/model-card.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 import { cloneModel, decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
@@ -24,14 +25,17 @@ export interface CardOverrides {
   outputKind?: 'logits' | 'probabilities';
   /** A card layer (CLI flags: --mean, --std, --range, --labels, …), below the four options above. */
   card?: CardLayer;
+  /** Quantize even when the preprocessing is assumed (said through onWarning instead of refused). Default false. */
+  allowAssumed?: boolean;
   /** Told which card fields had to be assumed. */
   onWarning?: (message: string) => void;
 }
 
 /**
  * The model card for quantization: describeModel with the options as the highest layer. Quantizing
- * needs the real preprocessing (the calibration images must look like what the model was trained on),
- * so what had to be assumed is said through onWarning, with how to describe the model instead.
+ * needs the real preprocessing (the calibration images must look like what the model was trained on):
+ * an assumed one is refused (EARG naming the fields and how to describe them) unless `allowAssumed`;
+ * any other assumption (labels, output kind) is said through onWarning.
  */
 export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Array, o: CardOverrides): Promise<ModelCard> {
   const overrides: CardLayer = {
@@ -43,8 +47,15 @@ export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Arra
     ...(o.outputKind ? { outputKind: o.outputKind } : {}),
   };
   const { card } = await describeBytes(bytes, resolved, { ...o.resolve, overrides });
-  // Calibration images go through this preprocessing: say what was assumed (describe the model with
-  // flags, a card file or `edgetune card` to stop guessing).
+  // Calibration images go through this preprocessing: a guessed one is refused (DESCRIPTION_NEEDS.quantize).
+  const missing = undescribedFields(card, 'quantize');
+  if (missing.length && !o.allowAssumed) {
+    throw new EdgetuneError(
+      'EARG',
+      `${resolved.path}: nothing describes its ${missing.join(', ')}; quantization calibrates on images preprocessed that way, so give them with flags (--color-order, --range, --mean, --std, --resize, --crop, --size), a card file (${cardFilePath(resolved.importedFrom ?? resolved.path)}) or edgetune card, or pass --allow-assumed to quantize with the assumed values (${card.assumptions.join('; ')})`,
+      { subject: resolved.path },
+    );
+  }
   if (card.assumptions.length) o.onWarning?.(`${resolved.path}: nothing describes some of this model; assumed ${card.assumptions.join('; ')} (edgetune inspect shows each field's source)`);
   return card;
 }

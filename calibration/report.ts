@@ -8,6 +8,7 @@ import { table } from '../runtime/core/format.js';
 import { median } from '../runtime/core/stats.js';
 import { messageOf } from '../runtime/core/errors.js';
 import { decodeImage } from '../runtime/image/decode.js';
+import { matchClassFolders } from '../runtime/core/labels.js';
 import { klDivergence, toProbabilities, topK, type PostprocessSpec } from '../runtime/classify/postprocess.js';
 import { toTensor, type PreprocessSpec } from '../runtime/image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../runtime/session/session.js';
@@ -30,7 +31,7 @@ export interface QuantReport {
   sizeFloat: number;
   sizeInt8: number;
   provider: string;
-  /** class folder → label index, for the folders that mapped. */
+  /** class folder → label index, for the folders that mapped (the folder rule: exact, normalised or singular, core/labels.ts). */
   classMap: Record<string, number>;
   skipped: SkippedFile[];
 }
@@ -54,16 +55,6 @@ export interface EvaluateOptions extends Pick<SessionOptions, 'providers' | 'thr
   onSkip?: (s: SkippedFile) => void;
 }
 
-/** Folder name → label index: exact, or a plural folder name of a singular label ("ants" → "ant"). */
-export function mapClassFolder(folder: string, labels: readonly string[]): number | undefined {
-  const f = folder.toLowerCase().replace(/[_-]+/g, ' ');
-  const candidates = [f, f.replace(/s$/, ''), f.replace(/es$/, '')];
-  for (const c of candidates) {
-    const i = labels.findIndex((l) => l.toLowerCase() === c);
-    if (i >= 0) return i;
-  }
-  return undefined;
-}
 
 
 async function probs(session: ModelSession, side: ModelSide, img: Parameters<typeof toTensor>[0][number], post: PostprocessSpec): Promise<Float32Array> {
@@ -79,13 +70,12 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
     throw err;
   });
   const classMap: Record<string, number> = {};
-  const folders = new Set(opts.files.map((f) => path.relative(opts.root, f).split(path.sep)[0]!).filter((d) => d && !d.includes('.')));
-  let allMapped = folders.size > 0;
-  for (const d of folders) {
-    const i = mapClassFolder(d, opts.post.labels);
-    if (i === undefined) allMapped = false;
-    else classMap[d] = i;
-  }
+  const folders = [...new Set(opts.files.map((f) => path.relative(opts.root, f).split(path.sep)[0]!).filter((d) => d && !d.includes('.')))];
+  // the folder rule every command uses (core/labels.ts); accuracy needs every folder matched
+  const matching = matchClassFolders(folders, opts.post.labels);
+  const allMapped = folders.length > 0 && matching.problems.length === 0;
+  for (const m of matching.matched) classMap[m.folder] = m.index;
+  if (matching.problems.length && folders.length) opts.onWarning?.(`--eval: no labelled accuracy: ${matching.problems.join('; ')}`);
   let n = 0;
   let agree = 0;
   let overlap = 0;
@@ -189,6 +179,8 @@ export function reportTable(r: QuantReport): string {
     ['mean KL(float‖int8)', '', r.meanKL.toFixed(5)],
     ['latency int8/float', '', r.latencyRatio.toFixed(3)],
     ['images', r.images, `${r.skipped.length} skipped`],
+    // how the eval folders mapped to labels (the folder rule, core/labels.ts), when they did
+    ...(Object.keys(r.classMap).length ? [['class folder → label', '', Object.entries(r.classMap).map(([f, i]) => `${f} → ${i}`).join(', ')]] : []),
   ]);
 }
 

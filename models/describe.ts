@@ -9,10 +9,7 @@ import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
 import { readLabelsFile } from '../runtime/io/labels-file.js';
-import { cardFromBytes, outputSize, type GraphSignature } from '../runtime/classify/describe.js';
-import { graphSignature } from '../runtime/onnx/graph.js';
-import { decodeModel } from '../runtime/onnx/model.js';
-import { fitLabels } from '../runtime/onnx/import/common.js';
+import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
@@ -76,12 +73,6 @@ export async function describeModel(ref: string, opts: DescribeOptions = {}): Pr
 export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}): Promise<DescribedModel> {
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
-  if (resolved.importedFrom && opts.overrides?.labels && opts.overrides.labelOffset === undefined) {
-    // `--labels` for an imported model is fitted to its outputs as the importer fits them: a leading
-    // "background" line, or one label fewer than outputs, means label 0 is output 1 (Coral files).
-    const classes = outputSize(graphSignature(decodeModel(bytes).graph));
-    layers.flags = { ...opts.overrides, ...fitLabels([...opts.overrides.labels], classes) };
-  }
   // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
   const cardFile = await readCardFile(cardFilePath(resolved.importedFrom ?? resolved.path));
   if (cardFile) layers['card-file'] = cardFile;
@@ -125,7 +116,7 @@ export async function readCardFile(file: string): Promise<CardLayer | undefined>
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(text.replace(/^\uFEFF/, '')); // a BOM (Windows editors) is not part of the card
   } catch (err) {
     throw new EdgetuneError('EINPUT', `${file}: model card is not valid JSON (${messageOf(err)})`, { subject: file });
   }

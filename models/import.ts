@@ -48,19 +48,20 @@ export interface ImportedModelFile {
 
 /**
  * The import format a model reference names, or undefined for anything else: a path ending in
- * `.tflite`, or a `.json` file whose top level has a `modelTopology` (a tfjs layers model). Reads
- * at most the json file; a missing file is undefined (the caller reports it).
+ * `.tflite`, or an existing `.json` file other than a `.card.json` (a tfjs layers model.json, the only
+ * JSON model format: a broken one is then reported as a tfjs file, never as an ONNX protobuf). A
+ * missing file is undefined (the caller reports it).
  */
 export async function importFormatOf(file: string): Promise<ImportFormat | undefined> {
   if (/\.tflite$/i.test(file)) return 'tflite';
   if (!/\.json$/i.test(file) || !existsSync(file) || statSync(file).isDirectory()) return undefined;
   if (/\.card\.json$/i.test(file)) return undefined;
-  try {
-    const json = JSON.parse(await readFile(file, 'utf8')) as { modelTopology?: unknown };
-    return json && typeof json === 'object' && json.modelTopology ? 'tfjs' : undefined;
-  } catch {
-    return undefined;
-  }
+  return 'tfjs';
+}
+
+/** JSON text (a leading BOM dropped, as editors on Windows write it) → value. Throws SyntaxError. */
+function parseJsonText(text: string): unknown {
+  return JSON.parse(text.replace(/^\uFEFF/, ''));
 }
 
 async function readSource(file: string, what: string): Promise<Uint8Array> {
@@ -72,9 +73,13 @@ async function readSource(file: string, what: string): Promise<Uint8Array> {
   }
 }
 
-/** Prefix an importer error with the file it was converting (EMODEL/EINPUT keep their code). */
+/**
+ * Prefix an importer error with the file it was converting. EMODEL/EINPUT keep their code; an EARG
+ * from the ONNX toolkit (a value the file declares that does not fit, e.g. a zero point beyond int8)
+ * is about the file, not the command line: EMODEL (exit 1, never the usage code 2).
+ */
 function naming(file: string, err: unknown): EdgetuneError {
-  if (err instanceof EdgetuneError) return new EdgetuneError(err.code, `${file}: ${err.message}`, { subject: file, cause: err });
+  if (err instanceof EdgetuneError) return new EdgetuneError(err.code === 'EARG' ? 'EMODEL' : err.code, `${file}: ${err.message}`, { subject: file, cause: err });
   return new EdgetuneError('EMODEL', `${file}: cannot convert (${messageOf(err)})`, { subject: file, cause: err });
 }
 
@@ -121,11 +126,15 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   hash.update(text);
   let json: TfjsModelJson;
   try {
-    json = JSON.parse(new TextDecoder().decode(text)) as TfjsModelJson;
+    json = parseJsonText(new TextDecoder().decode(text)) as TfjsModelJson;
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${source}: not valid JSON (${messageOf(err)})`, { subject: source });
+    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
-  if (!json || typeof json !== 'object' || !json.modelTopology) throw new EdgetuneError('EMODEL', `${source}: no modelTopology: not a tfjs layers model.json`, { subject: source });
+  const top = json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json;
+  if (top !== 'object') throw new EdgetuneError('EMODEL', `${source}: tfjs model.json holds ${top}, not an object with modelTopology and weightsManifest`, { subject: source });
+  if (!json.modelTopology || typeof json.modelTopology !== 'object') {
+    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json has no modelTopology object (keys: ${Object.keys(json).join(', ') || 'none'}): not a tfjs layers model`, { subject: source });
+  }
   const dir = path.dirname(source);
   const weights = new Map<string, Uint8Array>();
   for (const group of json.weightsManifest ?? []) {
@@ -151,9 +160,14 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   if (existsSync(metaFile)) {
     const metaText = await readFile(metaFile, 'utf8');
     try {
-      metadata = JSON.parse(metaText) as TfjsMetadata;
+      metadata = parseJsonText(metaText) as TfjsMetadata;
     } catch (err) {
       throw new EdgetuneError('EINPUT', `${metaFile}: not valid JSON (${messageOf(err)})`, { subject: metaFile });
+    }
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) throw new EdgetuneError('EINPUT', `${metaFile}: expected a JSON object (Teachable Machine's metadata)`, { subject: metaFile });
+    const ml: unknown = metadata.labels;
+    if (ml !== undefined && (!Array.isArray(ml) || !ml.every((l) => typeof l === 'string'))) {
+      throw new EdgetuneError('EINPUT', `${metaFile}: labels: expected an array of strings (one per class) but received ${Array.isArray(ml) ? 'an array with a non-string' : ml === null ? 'null' : typeof ml}`, { subject: metaFile });
     }
     hash.update(metaText);
     if (Array.isArray(metadata?.labels)) labelsFrom = metaFile;

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { CALIBRATION_METHODS, quantizeModel, type CalibrationMethod, type QuantReport } from '../calibration/index.js';
 import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/core/format.js';
+import { matchClassFolders } from '../runtime/core/labels.js';
 import { median } from '../runtime/core/stats.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { readModelInfo } from '../runtime/io/model-file.js';
@@ -193,18 +194,25 @@ if (process.env.BENCH_ZOO !== '0') {
     coral: await loadClassifier(coral, { providers: ['cpu'], threads: 1 }),
   };
   const top1: Record<keyof typeof clfs, number[]> = { fp32: [], ours: [], zoo: [], coral: [] };
-  const truth: number[] = [];
-  for (const [cls, idx] of [['ants', 310], ['bees', 309]] as const) {
+  const right: Record<keyof typeof clfs, boolean[]> = { fp32: [], ours: [], zoo: [], coral: [] };
+  // each model's output for ants / bees, by the folder rule every command uses (Coral's list keeps
+  // "background" as label 0, so its "ant, emmet, pismire" is output 311, not 310)
+  const outputOf = Object.fromEntries(
+    (Object.keys(clfs) as (keyof typeof clfs)[]).map((k) => [k, Object.fromEntries(matchClassFolders(['ants', 'bees'], clfs[k].post.labels).matched.map((m) => [m.folder, m.index + clfs[k].post.labelOffset]))]),
+  ) as Record<keyof typeof clfs, Record<string, number>>;
+  let images = 0;
+  for (const cls of ['ants', 'bees'] as const) {
     const dir = path.join(sharedRoot(), 'datasets', 'hymenoptera', 'val', cls);
     for (const f of readdirSync(dir).sort()) {
       for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
-        // each model's own preprocessing (Coral's is (x − 128)/128); the ImageNet index net of any background class
+        // each model's own preprocessing (Coral's is (x − 128)/128)
         const [p] = await clfs[k].probabilities([await clfs[k].decode(path.join(dir, f))]);
         let best = 0;
         for (let i = 1; i < p!.length; i++) if (p![i]! > p![best]!) best = i;
-        top1[k].push(best - clfs[k].post.labelOffset);
+        top1[k].push(best);
+        right[k].push(best === outputOf[k][cls]);
       }
-      truth.push(idx);
+      images++;
     }
   }
   const feedsOf = async (c: (typeof clfs)[keyof typeof clfs]) => ({ [c.inputName]: toTensor([await c.decode(image)], c.spec) });
@@ -213,8 +221,8 @@ if (process.env.BENCH_ZOO !== '0') {
   for (let i = 0; i < runs; i++) for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) lat[k]!.push(await time(clfs[k].session, feeds[k]));
   const zrows: (string | number)[][] = [['model', 'agreement with fp32', 'accuracy', 'ms (1 thread)']];
   for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
-    const agree = top1[k].filter((t, i) => t === top1.fp32[i]).length / truth.length;
-    const acc = top1[k].filter((t, i) => t === truth[i]).length / truth.length;
+    const agree = top1[k].filter((t, i) => t === top1.fp32[i]).length / images;
+    const acc = right[k].filter(Boolean).length / images;
     const name = { fp32: 'fp32 (mobilenetv2-fp32)', ours: 'edgetune int8 (mobilenetv2-fp32 quantized)', zoo: 'ONNX zoo int8 (mobilenetv2-12-int8)', coral: "Coral uint8 .tflite, imported (other weights)" }[k];
     zrows.push([name, k === 'coral' ? '-' : agree.toFixed(3), acc.toFixed(3), median(lat[k]!).toFixed(2)]);
     await clfs[k].dispose();

@@ -11,7 +11,7 @@ import { createSession, type ModelSession, type SessionOptions } from '../sessio
 import { describeModel, type DescribeOptions } from '../../models/describe.js';
 import { connectRemoteModel, isModelUrl, type RemoteOptions } from '../serve/client.js';
 import type { ModelEntry } from '../../models/registry.js';
-import { toProbabilities, topK, type Prediction, type PostprocessSpec } from './postprocess.js';
+import { readOutput, toProbabilities, topK, type OutputReading, type Prediction, type PostprocessSpec } from './postprocess.js';
 
 export interface ClassifierOptions extends SessionOptions, DescribeOptions, DecodeOptions {
   /** Predictions returned per image. Default 5. */
@@ -75,9 +75,10 @@ export interface Classifier {
 /**
  * One file's result. `ms`: the file's own decode time (from when its decode started, not from when
  * it was queued) plus its share of its batch's preprocess + session.run (the batch's time ÷ its
- * images); time spent waiting for the consumer or for other files is not in it.
+ * images); time spent waiting for the consumer or for other files is not in it. `reading`: what the
+ * row says by the card's task (postprocess.ts readOutput: top-k, multilabel labels, regression values).
  */
-export type FileResult = { file: string; top: Prediction[]; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined };
+export type FileResult = { file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined; reading?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
   // A URL is a model served over the Open Inference Protocol: card from the server, inference remote.
@@ -234,7 +235,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
           }
           const p = probs[j++]!;
           if (p instanceof Error) yield { file: g.file, error: p };
-          else yield { file: g.file, top: topK(p, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
+          else yield { file: g.file, top: topK(p, k, d.post), reading: readOutput(p, card.task, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
         }
       }
     },

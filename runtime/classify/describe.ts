@@ -5,7 +5,8 @@
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
-import { mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
+import { decideLabels } from '../core/labels.js';
+import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
 import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
 import { decodeModel } from '../onnx/model.js';
@@ -20,14 +21,30 @@ export interface GraphSignature {
 export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
   return {
     preprocess: { ...info.preprocess },
-    labels: info.labels,
-    labelOffset: info.labelOffset ?? 0,
+    // an empty list (an import with no label file) names nothing: the lower layers' labels apply
+    ...(info.labels.length ? { labels: info.labels } : {}),
+    // absent: decided from the counts by the label rule (core/labels.ts), not assumed 0
+    ...(info.labelOffset !== undefined ? { labelOffset: info.labelOffset } : {}),
     outputKind: info.outputKind,
     ...(info.task ? { task: info.task } : {}),
     ...(info.outputName ? { outputName: info.outputName } : {}),
     ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),
   };
+}
+
+/**
+ * Scores per image of an output: the product of its non-batch axes ([C] for a rank-1 output), or
+ * undefined when one of them is dynamic. 0 when an axis is 0 (a zero-unit Dense).
+ */
+export function classCount(output: SignatureEntry): number | undefined {
+  const rest = output.shape.length > 1 ? output.shape.slice(1) : output.shape;
+  let n = 1;
+  for (const d of rest) {
+    if (typeof d !== 'number' || d < 0) return undefined;
+    n *= d;
+  }
+  return n;
 }
 
 /** Output row size of the first output (dynamic dims counted as 1). */
@@ -92,6 +109,39 @@ export function isImageInput(input: SignatureEntry): boolean {
 export function isScoresOutput(output: SignatureEntry): boolean {
   const rest = output.shape.length > 1 ? output.shape.slice(1) : output.shape;
   return rest.filter((d) => !(typeof d === 'number' && d === 1)).length <= 1;
+}
+
+/**
+ * Refuse, once at load, a card the graph cannot honour (what onnxruntime would otherwise reject on
+ * every image): an input or output name the graph does not have, a channel count, layout or input size
+ * that differs from the input's static shape, or a fixed batch other than 1 (edgetune runs one image,
+ * or a dynamic batch, per session.run). Errors: EMODEL naming the model, the field and its source.
+ */
+export function checkCardAgainstGraph(card: ModelCard, sig: GraphSignature, name: string): void {
+  const fail = (msg: string) => {
+    throw new EdgetuneError('EMODEL', `${name}: ${msg}`, { subject: name });
+  };
+  const from = (k: string) => card.sources[k] ?? 'the card';
+  const list = (xs: SignatureEntry[]) => xs.map((x) => `"${x.name}"`).join(', ');
+  const input = sig.inputs.find((i) => i.name === card.inputName);
+  if (!input) fail(`the card names input "${card.inputName}" (from ${from('inputName')}), but the graph's inputs are ${list(sig.inputs)}`);
+  if (!sig.outputs.some((o) => o.name === card.outputName)) fail(`the card names output "${card.outputName}" (from ${from('outputName')}), but the graph's outputs are ${list(sig.outputs)}`);
+  const s = input!.shape;
+  if (s.length !== 4) return;
+  const shape = `[${s.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d || '?'))).join(',')}]`;
+  const p = card.preprocess;
+  const nchw = p.layout === 'NCHW';
+  const [c, h, w] = nchw ? [s[1], s[2], s[3]] : [s[3], s[1], s[2]];
+  const fixed = (d: unknown): d is number => typeof d === 'number' && d > 0;
+  if (fixed(c) && c !== p.channels) {
+    fail(`the card says ${p.channels} channel(s) in ${p.layout} (preprocess.channels from ${from('preprocess.channels')}, layout from ${from('preprocess.layout')}), but input "${input!.name}" is ${shape}: ${nchw ? 'axis 1' : 'axis 3'} is ${c}`);
+  }
+  if ((fixed(h) && h !== p.height) || (fixed(w) && w !== p.width)) {
+    fail(`the card says ${p.width}x${p.height} (preprocess.width from ${from('preprocess.width')}), but input "${input!.name}" is ${shape} (${w}x${h}, ${p.layout})`);
+  }
+  if (fixed(s[0]) && s[0] !== 1) {
+    fail(`input "${input!.name}" is ${shape}: a fixed batch of ${s[0]} images; edgetune runs one image (or a dynamic batch) per run: export the model with batch 1 or a dynamic batch`);
+  }
 }
 
 /** Plain sentences for what the merged card had to assume (empty for a fully described model). */
@@ -180,6 +230,7 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
   }
   card.preprocess = checkSpec(card.preprocess);
   card.assumptions = assumptionsOf(card, g.labelNote);
+  checkCardAgainstGraph(card, signature, name);
   const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;
   if (!o.allowNonClassifier && !isScoresOutput(output)) {
     throw new EdgetuneError(
@@ -187,6 +238,24 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
       `${name}: output "${output.name}" is [${output.shape.join(',')}]: not one row of class scores per image (expected [N, classes] or [N, classes, 1, 1]); edgetune classifies with classifier models`,
       { subject: name },
     );
+  }
+  if (!o.allowNonClassifier) {
+    // Labels and offset are decided together (core/labels.ts): an offset counts only when the labels'
+    // layer or a higher one states it; otherwise the counts decide, and a list that fits no way is refused.
+    const rank = (s: string | undefined) => (s === undefined ? Infinity : CARD_SOURCES.indexOf(s as CardSource));
+    const labelsFrom = card.sources.labels ?? 'assumed';
+    const stated = rank(card.sources.labelOffset) <= rank(labelsFrom);
+    const d = decideLabels({
+      labels: card.labels,
+      labelsFrom,
+      ...(stated ? { offset: card.labelOffset, offsetFrom: card.sources.labelOffset } : {}),
+      outputs: classCount(output),
+      model: name,
+    });
+    card.labels = d.labels;
+    card.labelOffset = d.labelOffset;
+    if (!stated) card.sources.labelOffset = labelsFrom;
+    card.labelReason = d.reason;
   }
   return card;
 }

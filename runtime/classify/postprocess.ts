@@ -2,7 +2,7 @@
 // Softmax is applied only when the model outputs logits; a label offset (MobileNetV1's background
 // class at index 0) maps output index → label index.
 
-import type { OutputKind } from '../core/model-card.js';
+import type { ModelTask, OutputKind } from '../core/model-card.js';
 
 export interface Prediction {
   /** Class index in the label set (output index minus the label offset). */
@@ -110,4 +110,26 @@ export interface RegressionValue {
 /** A regression model's row → its values named by `names` (the card's labels; a missing name reads `value<i>`), in output order. */
 export function regressionValues(row: ArrayLike<number>, names: readonly string[]): RegressionValue[] {
   return Array.from({ length: row.length }, (_, i) => ({ index: i, name: names[i] ?? `value${i}`, value: row[i]! }));
+}
+
+/** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
+export const MULTILABEL_THRESHOLD = 0.5;
+
+/** What one output row says, by the model's task (see `readOutput`). */
+export type OutputReading =
+  | { task: 'classification'; top: Prediction[] }
+  /** `labels`: every label above the threshold, highest first (may be empty); `top`: the k most probable. */
+  | { task: 'multilabel'; labels: Prediction[]; top: Prediction[] }
+  | { task: 'regression'; values: RegressionValue[] };
+
+/**
+ * One row (after `toProbabilities`) → what it says, by the card's task (absent = classification):
+ * the top `k` predictions; for multilabel, the labels above MULTILABEL_THRESHOLD and the top `k`; for
+ * regression, every output's value named by the labels, in output order. The one post-processing
+ * rule `classify`, the library and the stream share.
+ */
+export function readOutput(row: ArrayLike<number>, task: ModelTask | undefined, k: number, spec: PostprocessSpec): OutputReading {
+  if (task === 'regression') return { task, values: regressionValues(row, spec.labels) };
+  if (task === 'multilabel') return { task, labels: multilabelTop(row, spec.labels, MULTILABEL_THRESHOLD), top: topK(row, k, spec) };
+  return { task: 'classification', top: topK(row, k, spec) };
 }

@@ -49,7 +49,21 @@ Environment:
 `;
 }
 
+/**
+ * The first argument that was not valid UTF-8 on the command line (Node decodes such bytes as U+FFFD,
+ * so a file name would silently become another name), as `argument N ("…")`, or undefined.
+ */
+export function nonUtf8Argument(argv: readonly string[]): string | undefined {
+  const i = argv.findIndex((a) => a.includes('\uFFFD'));
+  return i < 0 ? undefined : `argument ${i + 1} (${JSON.stringify(argv[i])})`;
+}
+
 export async function main(argv: string[], io: CommandIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const bad = nonUtf8Argument(argv);
+  if (bad) {
+    io.stderr.write(`edgetune: ${bad} is not valid UTF-8 (the bytes shown as \uFFFD): edgetune reads names as UTF-8, and reading this one would open or write another file; rename it to UTF-8 (e.g. convmv -f latin1 -t utf8)\n`);
+    return 2;
+  }
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const summaries: Record<string, string> = {};

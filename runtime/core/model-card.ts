@@ -78,6 +78,8 @@ export const ModelCardSchema = v.object({
   /** Class names; label i is output index i + labelOffset. */
   labels: v.array(v.string()),
   labelOffset,
+  /** Why labels and labelOffset are what they are (the label rule, runtime/core/labels.ts): counts and sources. */
+  labelReason: v.optional(v.string()),
   outputKind: OutputKindSchema,
   /** What the outputs mean (see TaskSchema); absent = classification. */
   task: v.optional(TaskSchema),
@@ -164,6 +166,30 @@ export function assumedFields(card: ModelCard): string[] {
   return Object.entries(card.sources)
     .filter(([, s]) => s === 'assumed')
     .map(([k]) => k);
+}
+
+/**
+ * "Is it described?", one rule: a use needs some of the card's field groups said by something other
+ * than the `assumed` layer (flags, a card file, embedded metadata, the registry; the graph for names,
+ * size, layout and dtype). `preprocessing`: every `preprocess.*` field (calibration and the page feed
+ * pixels this way); `labels`: labels and labelOffset; `output`: outputKind.
+ *   quantize   preprocessing (refused unless --allow-assumed: the calibration images are preprocessed this way)
+ *   kiosk      preprocessing and labels (refused: the page shows the labels; no override flags there)
+ *   card       preprocessing, labels and output (refused unless --allow-assumed: the file would carry guesses as facts)
+ *   classify, eval, inspect, finetune: nothing (they say once what was assumed)
+ */
+export const DESCRIPTION_NEEDS = {
+  quantize: ['preprocessing'],
+  kiosk: ['preprocessing', 'labels'],
+  card: ['preprocessing', 'labels', 'output'],
+} as const satisfies Record<string, readonly ('preprocessing' | 'labels' | 'output')[]>;
+export type DescribedUse = keyof typeof DESCRIPTION_NEEDS;
+
+/** The assumed fields `use` needs described (empty: described enough), in the card's field order. */
+export function undescribedFields(card: ModelCard, use: DescribedUse): string[] {
+  const groups: readonly string[] = DESCRIPTION_NEEDS[use];
+  const groupOf = (f: string) => (f.startsWith('preprocess.') ? 'preprocessing' : f === 'labels' || f === 'labelOffset' ? 'labels' : f === 'outputKind' ? 'output' : undefined);
+  return assumedFields(card).filter((f) => groups.includes(groupOf(f) ?? ''));
 }
 
 /** The card file that describes `modelPath`: `<name>.card.json` beside it (`m.onnx` → `m.card.json`). */

@@ -19,6 +19,9 @@ export interface DecodeOptions {
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
+/** The largest side or offset sharp's resize/extract accept (its argument checks: 0 to 1e8). */
+const MAX_SHARP_SIDE = 100_000_000;
+
 // Model-sized decodes are small: one libvips thread per image, with several images decoded at once on
 // libuv's pool, measured faster than libvips splitting each image across threads (3.7 vs 4.0 ms for a
 // 1080² JPEG alone, 2.6 ms/image with 4 in flight; see scripts/bench.ts). sharp's cache only helps
@@ -77,6 +80,15 @@ async function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: 
   const img = sharp(input, { limitInputPixels: limit, failOn: 'error', sequentialRead: true });
   const { autoOrient } = await img.metadata();
   const g = fitGeometry(autoOrient.width, autoOrient.height, spec);
+  // sharp takes sides and offsets up to MAX_SHARP_SIDE; past that it throws its own argument names
+  // ("for left but received …"): say what the image is instead
+  const sides = [g.resized.width, g.resized.height, g.crop.x + g.crop.width, g.crop.y + g.crop.height];
+  if (sides.some((s) => !Number.isFinite(s) || s > MAX_SHARP_SIDE)) {
+    throw new EdgetuneError(
+      'EINPUT',
+      `image is ${autoOrient.width}x${autoOrient.height}: fitting it to the model's ${spec.width}x${spec.height} (${spec.resize}) would first scale it to ${g.resized.width}x${g.resized.height}, past the largest side the decoder takes (${MAX_SHARP_SIDE}); an aspect ratio this extreme is not a photo`,
+    );
+  }
   img.rotate();
   img.flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } });
   // cover/contain: sharp is given the constraining side only, so it scales both axes by one factor
@@ -146,7 +158,7 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
   }
   const format = sniffFormat(await headOf(input));
   // a vague message, or one from another format's decoder (another file's failure): run again, alone
-  const vague = (e: unknown) => !messageOf(e).trim() || /^unknown error$/i.test(messageOf(e).trim()) || (format !== undefined && foreign(messageOf(e).split('\n')[0]!, format));
+  const vague = (e: unknown) => noReason(e) || (format !== undefined && foreign(messageOf(e).split('\n')[0]!, format));
   for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
@@ -159,8 +171,26 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
   throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts, format)}`, { subject: label, cause: failure });
 }
 
+/** Whether libvips said nothing: an empty message, "Unknown error", or "corrupt header:" with no reason after it. */
+function noReason(err: unknown): boolean {
+  const m = messageOf(err).trim().replace(/^Input (file|buffer) has corrupt header:\s*/i, '');
+  return !m || /^unknown error$/i.test(m);
+}
+
 /** The reason a decode failed; for the pixel limit, the header's size (read without decoding). */
 async function describeFailure(input: string | Uint8Array, err: unknown, opts: DecodeOptions, format: string | undefined): Promise<string> {
+  if (err instanceof EdgetuneError) return err.message; // our own reason (the geometry check)
+  const m = messageOf(err).trim();
+  if (noReason(err)) {
+    // libvips gave no reason even alone: say what the header says
+    try {
+      const h = await sharp(input, { limitInputPixels: false }).metadata();
+      return `corrupt image: its ${h.format ?? format ?? 'image'} header reads as ${h.width}x${h.height}, but the pixel data does not decode`;
+    } catch {
+      return format ? `corrupt image (a damaged ${format} file: not even its header reads)` : 'not an image (no known image format starts this way, and the decoder cannot read it)';
+    }
+  }
+  if (/^Expected .+ for \w+ but received /.test(m)) return `cannot be decoded to the model's input (the decoder refused its own geometry: ${format ?? 'unknown'} image)`;
   if (/exceeds pixel limit/i.test(messageOf(err))) {
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {

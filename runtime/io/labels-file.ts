@@ -1,30 +1,13 @@
-// Reading a label file (Node): the formats users arrive with. One name per line (ImageNet/Coral
-// `labels.txt`, blank trailing lines ignored), Teachable Machine's `0 Class name` lines (the index
-// prefix is dropped when every line has the next index), or a JSON array of strings.
+// Reading a label file (Node): the file's text, parsed by the one label parser (runtime/core/labels.ts:
+// a JSON array, Teachable Machine's `0 Class name` lines, or one name per line).
 
 import { readFile } from 'node:fs/promises';
 import { EdgetuneError } from '../core/errors.js';
+import { parseLabels } from '../core/labels.js';
 
-/** Parse label-file text (see the module header for the formats). `file` names the file in errors. */
-export function parseLabels(text: string, file: string): string[] {
-  const trimmed = text.replace(/^\uFEFF/, '').trim();
-  if (trimmed.startsWith('[')) {
-    let v: unknown;
-    try {
-      v = JSON.parse(trimmed);
-    } catch (err) {
-      throw new EdgetuneError('EINPUT', `${file}: label file is not valid JSON (${(err as Error).message})`, { subject: file });
-    }
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new EdgetuneError('EINPUT', `${file}: expected a JSON array of label strings`, { subject: file });
-    return v as string[];
-  }
-  const lines = trimmed.split(/\r?\n/).map((l) => l.trim());
-  if (lines.length === 0 || (lines.length === 1 && lines[0] === '')) throw new EdgetuneError('EINPUT', `${file}: label file is empty`, { subject: file });
-  const indexed = lines.every((l, i) => new RegExp(`^${i}\\s+\\S`).test(l));
-  return indexed ? lines.map((l) => l.replace(/^\d+\s+/, '')) : lines;
-}
+export { parseLabels };
 
-/** Read and parse a label file. Errors: EINPUT naming the file (missing, unreadable, empty, bad JSON). */
+/** Read and parse a label file. Errors: EINPUT naming the file (missing, unreadable, empty, bad JSON, a blank line). */
 export async function readLabelsFile(file: string): Promise<string[]> {
   let text: string;
   try {

@@ -20,6 +20,7 @@ import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { describeModel } from '../../models/describe.js';
 import { loadClassifier } from '../classify/classifier.js';
 import { createOipRoutes } from '../serve/routes.js';
+import { cardFilePath, undescribedFields } from '../core/model-card.js';
 import type { KioskConfig } from './config.js';
 import { buildWeb, bundleEntry, defaultWebOutDir, hasPageSources, newestSourceTime } from './build.js';
 
@@ -50,13 +51,14 @@ export interface KioskServer {
   close(): Promise<void>;
 }
 
-/** The model's card for the page (registry entry, else embedded metadata); undescribed models are refused. */
+/** The model's card for the page; a model whose preprocessing or labels are assumed is refused (DESCRIPTION_NEEDS.kiosk). */
 export async function kioskConfig(model: string, topK = 5, providers?: string): Promise<{ config: KioskConfig; file: string }> {
   const d = await describeModel(model);
-  if (d.card.sources['preprocess.mean'] === 'assumed') {
+  const missing = undescribedFields(d.card, 'kiosk');
+  if (missing.length) {
     throw new EdgetuneError(
       'EMODEL',
-      `${d.path}: no registry entry and no embedded "edgetune.model" metadata, so the kiosk does not know its labels and preprocessing; use a registry id or a model exported by edgetune`,
+      `${d.path}: nothing describes its ${missing.join(', ')} (no registry entry, card file or embedded "edgetune.model" metadata), so the kiosk would show guessed labels on guessed pixels; describe it (${cardFilePath(d.importedFrom ?? d.path)}, or edgetune card), or use a registry id or a model exported by edgetune`,
       { subject: d.path },
     );
   }

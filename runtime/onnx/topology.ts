@@ -109,8 +109,10 @@ export function findNode(graph: GraphProto, name: string): NodeProto | undefined
 // ---------------------------------------------------------------------------------------------------
 // Topological order
 
+/** A node in words for messages: `Conv node "conv1"`, or for an unnamed one `MaxPool node (unnamed, output "pool1")`. */
 export function describeNode(n: NodeProto): string {
-  return `${n.opType ?? '?'} node${n.name ? ` "${n.name}"` : ''}`;
+  if (n.name) return `${n.opType ?? '?'} node "${n.name}"`;
+  return `${n.opType ?? '?'} node (unnamed${n.output[0] ? `, output "${n.output[0]}"` : ''})`;
 }
 
 /**

@@ -9,7 +9,7 @@
 // reports which provider serves it. A live-session counter lets leak tests prove that dispose() frees
 // native memory.
 
-import { backendFor, type NativeSessionOptions, type SessionHandler, type TensorInfo } from './ort.js';
+import { backendFor, listNativeProviders, nodeBackend, type NativeSessionOptions, type SessionHandler, type TensorInfo } from './ort.js';
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
 import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
 import type { Session } from '../core/session.js';
@@ -161,6 +161,19 @@ export async function createSession(model: string | Uint8Array, options: Session
       causes.push(`${group[0]!.name}: ${why}`);
       rest = rest.filter((r) => r !== group[0]);
       continue;
+    }
+    // onnxruntime-node drops a provider its build lacks with only a log line and runs the rest, so a
+    // group would report a provider that never served: such providers are refused here, and remembered.
+    if (backend === nodeBackend) {
+      const built = (await listNativeProviders()).map((p) => p.name);
+      const missing = built.length ? group.find((g) => !built.includes(g.name)) : undefined;
+      if (missing) {
+        const why = `not in this onnxruntime-node build (it has ${built.join(', ')})`;
+        providerMemory.remember(missing.name, why);
+        causes.push(`${missing.name}: ${why}`);
+        rest = rest.filter((r) => r !== missing);
+        continue;
+      }
     }
     let handler: SessionHandler;
     try {

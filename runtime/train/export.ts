@@ -5,7 +5,7 @@
 //     names the tensor; otherwise it is found: the data input of the last Gemm/MatMul/QLinearMatMul
 //     (walking back through Reshape/Flatten/Squeeze/Identity/Dropout), or for a model with no dense head
 //     (SqueezeNet) the input of the last Conv. A tensor that is not already pooled (its producer, seen through
-//     Reshape/Flatten/Squeeze/Identity/Dropout, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
+//     Reshape/Flatten/Squeeze/Identity/Dropout and QDQ pairs, is not a pooling op) gets a GlobalAveragePool; a quantized tensor (produced by a QLinear* op) gets a
 //     DequantizeLinear with the scale / zero point its consumer QLinearMatMul (or producer) uses.
 //   embeddingModel(backbone, cut) → ONNX bytes whose one output `edgetune_embedding` is float [N, dims]:
 //     the backbone pruned to what the embedding needs, plus the DequantizeLinear / GlobalAveragePool /
@@ -54,6 +54,12 @@ export interface CutSpec {
 
 const POOL_OPS = new Set(['GlobalAveragePool', 'QLinearGlobalAveragePool', 'AveragePool', 'ReduceMean', 'GlobalMaxPool', 'MaxPool']);
 const PASS_OPS = new Set(['Reshape', 'Flatten', 'Squeeze', 'Identity', 'Dropout']);
+/**
+ * What the "already pooled" test sees through besides PASS_OPS: a QDQ pair keeps the values' shape,
+ * so an int8 import's pooled tensor (GlobalAveragePool → Reshape → QuantizeLinear → DequantizeLinear,
+ * Teachable Machine's int8 `model.tflite`) is pooled too.
+ */
+const SHAPE_KEEPING_OPS = new Set([...PASS_OPS, 'QuantizeLinear', 'DequantizeLinear']);
 /** Input index of the output scale (zero point follows) of QOperator ops (onnxruntime contrib ops included). */
 const OUTPUT_QPARAMS: Record<string, number> = {
   QLinearConv: 6,
@@ -98,7 +104,7 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
   // Already pooled: produced by a pooling op, also through reshapes (an imported Keras
   // GlobalAveragePooling2D is GlobalAveragePool → Reshape to [N, C]), or a tensor of rank 2 ([N, C]).
   let source: NodeProto | undefined = producer;
-  while (source && PASS_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
+  while (source && SHAPE_KEEPING_OPS.has(source.opType ?? '') && source.input[0]) source = prod.get(source.input[0]);
   const pooled = POOL_OPS.has(source?.opType ?? '') || rankOf(model, tensor) === 2;
   let dequantize: CutSpec['dequantize'];
   if ((producer.opType ?? '').startsWith('QLinear') || producer.opType === 'QuantizeLinear') {

@@ -22,6 +22,7 @@ import { EdgetuneError } from '../core/errors.js';
 import { readFloat32 } from '../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../onnx/model.js';
 import { foldBatchNorm } from '../onnx/passes/fold-batchnorm.js';
+import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, type CutResult } from './graph/cut.js';
@@ -45,15 +46,13 @@ export interface UnfreezePlan {
   parameters: number;
 }
 
-const QUANTIZED = /^QLinear|^DequantizeLinear$|^QuantizeLinear$|^MatMulInteger$|^ConvInteger$/;
-
 /**
  * Where to cut `backbone` for `unfreeze` (a block count from the embedding, or a tensor name) and the
  * two parts. Errors: EARG for an int8 backbone (use its fp32 twin), an unfreeze past the input or a
  * tensor that is not a single-path cut.
  */
 export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: number | string, name = 'the backbone'): UnfreezePlan {
-  if (backbone.graph.node.some((n) => QUANTIZED.test(n.opType ?? ''))) {
+  if (isQuantizedGraph(backbone.graph)) {
     throw new EdgetuneError('EARG', `--unfreeze trains the backbone's float weights, and ${name} is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result`);
   }
   const model = cloneModel(backbone);

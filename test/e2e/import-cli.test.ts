@@ -33,18 +33,19 @@ describe('edgetune import', () => {
     expect(r.stdout).toContain(`edgetune import: wrote ${out} (TFLite ${CORAL})`);
     expect(r.stdout).toContain('scale 0.0078125 zero point 128');
     expect(r.stdout).toContain("from the input's quantization");
-    expect(r.stdout).toContain(`1000 (tench, goldfish, great white shark, …), label offset 1, from ${CORAL_LABELS}`);
+    expect(r.stdout).toContain(`1001 (background, tench, goldfish, …), label offset 0, from ${CORAL_LABELS}`);
     expect(r.stdout).toContain('MobilenetV2/Predictions/Softmax [1,1001] probabilities');
     expect(r.stdout).toContain('embedding      MobilenetV2/Logits/AvgPool (1280-d)');
     expect(r.stdout).toContain('precision      int8');
     const info = await readModelInfo(out);
-    expect(info).toMatchObject({ labelOffset: 1, outputKind: 'probabilities', outputName: 'MobilenetV2/Predictions/Softmax', embedding: { tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 } });
-    expect(info!.labels).toHaveLength(1000);
+    expect(info).toMatchObject({ outputKind: 'probabilities', outputName: 'MobilenetV2/Predictions/Softmax', embedding: { tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 } });
+    expect(info!.labels).toHaveLength(1001);
+    expect(info!.labelOffset ?? 0).toBe(0);
     expect(info!.preprocess).toMatchObject({ width: 224, height: 224, layout: 'NCHW', range: [0, 255], mean: [128, 128, 128], std: [128, 128, 128] });
     expect(info!.provenance).toMatchObject({ source: 'coral_mobilenet_v2_1.0_224_quant.tflite', schema: 'tflite schema v3', precision: 'int8', labels: 'coral_imagenet_labels.txt' });
     expect((info!.provenance as { sha256: string }).sha256).toMatch(/^[0-9a-f]{64}$/);
     // self-contained: a plain onnxruntime session runs it; the dog photo, fitted and normalised as
-    // the card says ((x − 128)/128, centre square), is output 208 = label 207 "golden retriever"
+    // the card says ((x − 128)/128, centre square), is output 208 = label 208 "golden retriever"
     const s = await ort.InferenceSession.create(out);
     const px = await sharp(shared('camera', 'winml_dog.jpg')).resize(224, 224, { fit: 'cover' }).removeAlpha().raw().toBuffer();
     const x = new Float32Array(3 * 224 * 224);
@@ -54,7 +55,7 @@ describe('edgetune import', () => {
     expect(p.dims).toEqual([1, 1001]);
     const scores = [...(p.data as Float32Array)];
     expect(scores.indexOf(Math.max(...scores))).toBe(208);
-    expect(info!.labels[208 - 1]).toBe('golden retriever');
+    expect(info!.labels[208]).toBe('golden retriever');
   });
 
   it('converts the Coral embedding extractor, the Teachable Machine float .tflite (labels.txt beside it) and the tfjs model.json (metadata.json beside it)', async () => {
@@ -89,7 +90,7 @@ describe('--model x.tflite in every command', () => {
     const r = await cli(['classify', ...photos, '--model', CORAL, '--labels', CORAL_LABELS, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const rows = jsonLines<{ file: string; model: string; top: { index: number; label: string }[] }>(r.stdout);
-    // the names of coral_imagenet_labels.txt (line 0 is "background", so label i is output i + 1)
+    // the names of coral_imagenet_labels.txt (1001 lines for 1001 outputs: label i is output i)
     expect(rows.map((x) => x.top[0]!.label)).toEqual(['golden retriever', 'house finch, linnet, Carpodacus mexicanus', 'hummingbird']);
     expect(rows[0]!.model).toBe('coral_mobilenet_v2_1.0_224_quant.tflite');
     const imports = path.join(cache, 'imports');

@@ -5,7 +5,7 @@
 import { describeModel } from '../../../models/describe.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard } from '../../core/metadata.js';
-import { assumedFields } from '../../core/model-card.js';
+import { undescribedFields } from '../../core/model-card.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/model.js';
@@ -35,7 +35,7 @@ export const card: Command = {
     await checkWritable(out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     const c = d.card;
-    const assumed = assumedFields(c).filter((f) => f !== 'embedding');
+    const assumed = undescribedFields(c, 'card');
     if (assumed.length && !v['allow-assumed']) {
       throw new EdgetuneError('EARG', `nothing says ${assumed.join(', ')} for ${d.path}: give them with flags or a card file (or --allow-assumed to embed the assumed values: ${c.assumptions.join('; ')})`);
     }

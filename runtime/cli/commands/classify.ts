@@ -5,10 +5,7 @@
 // inference time (its share of a batch), not its wait in the queue.
 
 import { loadClassifier } from '../../classify/classifier.js';
-
-/** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
-const MULTILABEL_THRESHOLD = 0.5;
-import { expandInputs } from '../../io/files.js';
+import { MULTILABEL_THRESHOLD } from '../../classify/postprocess.js';import { expandInputs } from '../../io/files.js';
 import { intOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
@@ -60,21 +57,22 @@ export const classify: Command = {
     // dangling links and unopenable names inside folders, each reported with its reason
     for (const s of walkSkips) report(s.file, new Error(`${s.file}: ${s.reason}`));
     try {
-      // Multilabel heads: every label above 0.5; regression heads: every output's value, in order.
+      // The row, read by the card's task (classify/postprocess.ts readOutput): top-k; multilabel: every
+      // label above MULTILABEL_THRESHOLD; regression: every output's value, in order.
       const task = clf.card.task ?? 'classification';
-      const all = task === 'classification' ? k : clf.card.labels.length;
-      for await (const r of clf.classifyFiles(files, { topK: all, batch })) {
+      const pct = (t: { label: string; score: number }) => `${t.label} (${(t.score * 100).toFixed(1)}%)`;
+      for await (const r of clf.classifyFiles(files, { topK: k, batch })) {
         if (r.error) report(r.file, r.error);
-        else if (task === 'regression') {
-          const values = [...r.top].sort((a, b) => a.index - b.index).map((t) => ({ name: t.label, value: t.score }));
+        else if (r.reading.task === 'regression') {
+          const values = r.reading.values.map((x) => ({ name: x.name, value: x.value }));
           if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, values, ms: r.ms });
           else io.stdout.write(`${r.file}: ${values.map((x) => `${x.name} ${x.value.toPrecision(4)}`).join(', ')}\n`);
-        } else if (task === 'multilabel') {
-          const labels = r.top.filter((t) => t.score > MULTILABEL_THRESHOLD);
-          if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top: r.top.slice(0, k), ms: r.ms });
-          else io.stdout.write(`${r.file}: ${labels.length ? labels.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ') : '(no label above 50%)'}\n`);
-        } else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.top, ms: r.ms });
-        else io.stdout.write(`${r.file}: ${r.top.map((t) => `${t.label} (${(t.score * 100).toFixed(1)}%)`).join(', ')}\n`);
+        } else if (r.reading.task === 'multilabel') {
+          const { labels, top } = r.reading;
+          if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top, ms: r.ms });
+          else io.stdout.write(`${r.file}: ${labels.length ? labels.map(pct).join(', ') : `(no label above ${MULTILABEL_THRESHOLD * 100}%)`}\n`);
+        } else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.reading.top, ms: r.ms });
+        else io.stdout.write(`${r.file}: ${r.reading.top.map(pct).join(', ')}\n`);
       }
     } finally {
       await clf.dispose();

@@ -1,6 +1,7 @@
 // `edgetune eval`: accuracy of a classifier on a folder-per-class dataset: accuracy, per-class
 // precision / recall / F1 / support and the confusion matrix (rows = true labels). The dataset's class
-// folders must be labels of the model; the prediction is the most probable of those labels.
+// folders are matched to the model's labels by the folder rule (core/labels.ts: exact, else ignoring
+// case/`_`/`-`, a synonym, or the singular: ants → ant); the prediction is the most probable of them.
 // Undecodable images are reported and skipped.
 
 import { loadClassifier } from '../../classify/classifier.js';
@@ -9,6 +10,7 @@ import { progress } from '../../io/progress.js';
 import { table } from '../../core/format.js';
 import { scanDataset } from '../../train/node/dataset.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { describeFolderMatches, matchClassFolders } from '../../core/labels.js';
 import type { HwcImage } from '../../image/preprocess.js';
 import { computeMetrics } from '../../train/index.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
@@ -16,13 +18,16 @@ import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune eval <dataset-dir> --model <id|file.onnx> [options]
 
-Evaluate a classifier on a folder-per-class dataset (sub-folder names must be model labels).
+Evaluate a classifier on a folder-per-class dataset. Each sub-folder names a model label: exactly,
+or ignoring case, "_" and "-", as one of a label's comma-separated synonyms, or as the plural of one
+("ants" → "ant"); folders that match no label, or several, are refused.
 
 Options:
   --model <id|file|URL>  registry id or .onnx path, e.g. a model from "edgetune finetune", or a served
                       model http://HOST:PORT/v2/models/NAME (required)
   --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
-                      confusion (rows = true labels), labels, model, images, skipped}
+                      confusion (rows = true labels), labels, classMap: {folder: {label, output, how}},
+                      model, images, skipped}
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -40,14 +45,12 @@ export const evaluate: Command = {
     const skipped = [...ds.skipped];
     const truth: number[] = [];
     const predicted: number[] = [];
+    const offset = clf.post.labelOffset;
+    const matching = matchClassFolders(ds.classes, clf.post.labels, { of: clf.id });
     try {
-      const labels = clf.post.labels;
-      const offset = clf.post.labelOffset;
-      const outIndex = ds.classes.map((c) => {
-        const i = labels.indexOf(c);
-        if (i < 0) throw new EdgetuneError('EINPUT', `class folder "${c}" is not a label of ${clf.id} (its labels: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''})`, { subject: c });
-        return i + offset;
-      });
+      if (matching.problems.length) throw new EdgetuneError('EINPUT', `${positionals[0]}: ${matching.problems.join('; ')}`, { subject: positionals[0] });
+      for (const line of describeFolderMatches(matching, offset)) io.stderr.write(`edgetune eval: class folder ${line}\n`);
+      const outIndex = matching.matched.map((m) => m.index + offset);
       const bar = progress(io, `evaluating ${ds.items.length} images`);
       const batch = Math.min(16, clf.maxBatch);
       for (let i = 0; i < ds.items.length; i += batch) {
@@ -85,7 +88,8 @@ export const evaluate: Command = {
     const m = computeMetrics(predicted, truth, ds.classes.length);
     const perClass = Object.fromEntries(ds.classes.map((c, i) => [c, m.perClass[i]!]));
     if (v.json) {
-      writeJson(io, { accuracy: m.accuracy, perClass, confusion: m.confusion, labels: ds.classes, model: clf.id, images: truth.length, skipped });
+      const classMap = Object.fromEntries(matching.matched.map((x) => [x.folder, { label: x.label, output: x.index + offset, how: x.how }]));
+      writeJson(io, { accuracy: m.accuracy, perClass, confusion: m.confusion, labels: ds.classes, classMap, model: clf.id, images: truth.length, skipped });
     } else {
       io.stdout.write(`${clf.id} on ${positionals[0]}: accuracy ${m.accuracy.toFixed(4)} (${truth.length} images${skipped.length ? `, ${skipped.length} skipped` : ''})\n\n`);
       io.stdout.write(table([['class', 'precision', 'recall', 'f1', 'support'], ...ds.classes.map((c, i) => [c, +m.perClass[i]!.precision.toFixed(3), +m.perClass[i]!.recall.toFixed(3), +m.perClass[i]!.f1.toFixed(3), m.perClass[i]!.support])]));

@@ -3,6 +3,8 @@
 // print what was found: input, preprocessing and where it came from, labels, output kind, embedding
 // tensor, precision. Every other command also takes such a file directly (`--model x.tflite`).
 
+import path from 'node:path';
+import { cardFromBytes } from '../../classify/describe.js';
 import { describeModel } from '../../../models/describe.js';
 import { importModelFile } from '../../../models/import.js';
 import { EdgetuneError } from '../../core/errors.js';
@@ -38,6 +40,8 @@ export const importModel: Command = {
     const out = v.out;
     await checkWritable(out);
     const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels } : {});
+    // the converted bytes must describe themselves (card contract, label rule) before anything is written
+    cardFromBytes(imported.bytes, { id: path.basename(out), name: imported.source, allowNonClassifier: imported.card.output.extractor });
     await writeAtomic(out, imported.bytes);
     const d = await describeModel(out, { allowNonClassifier: true });
     const c = d.card;
@@ -58,7 +62,7 @@ export const importModel: Command = {
       })`,
       `  preprocess     ${p.width}x${p.height} ${p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,
       `                 from ${where}`,
-      `  labels         ${c.labels.length ? `${c.labels.length} (${c.labels.slice(0, 3).map((l) => l.split(',')[0]).join(', ')}${c.labels.length > 3 ? ', …' : ''}), label offset ${c.labelOffset}` : 'none'}${
+      `  labels         ${c.sources.labels !== 'assumed' && c.labels.length ? `${c.labels.length} (${c.labels.slice(0, 3).map((l) => l.split(',')[0]).join(', ')}${c.labels.length > 3 ? ', …' : ''}), label offset ${c.labelOffset}` : 'none'}${
         imported.labelsFrom ? `, from ${imported.labelsFrom}` : ''
       }`,
       `  output         ${c.outputName} [${src.output.dims.join(',')}] ${src.output.extractor ? 'embedding' : c.outputKind}`,

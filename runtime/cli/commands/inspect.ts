@@ -10,7 +10,8 @@ import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 const usage = `Usage: edgetune inspect <model> [options]
 
 Print the model card: input, preprocessing, labels, output kind and embedding tensor, each with where
-it came from (registry, embedded in the file, <model>.card.json, flags, the graph, or assumed).
+it came from (registry, embedded in the file, <model>.card.json, flags, the graph, or assumed), and
+why the labels and label offset are what they are (the label rule: counts against the output size).
 
 Options:
   --json              the card as one JSON object (with "sources" and "assumptions")
@@ -47,6 +48,7 @@ export const inspect: Command = {
     const w = Math.max(...rows.map((r) => r[0].length));
     io.stdout.write(d.importedFrom ? `${d.importedFrom} (converted to ${d.path})\n` : `${d.path}\n`);
     for (const [k, val, s] of rows) io.stdout.write(`  ${k.padEnd(w)}  ${show(val)}  (${s})\n`);
+    if (card.labelReason) io.stdout.write(`label rule: ${card.labelReason}\n`);
     if (card.assumptions.length) io.stdout.write(`assumed: ${card.assumptions.join('; ')}\n`);
     io.stdout.write(`card file: ${cardFilePath(d.importedFrom ?? d.path)}${card.sources.labels === 'card-file' || Object.values(card.sources).includes('card-file') ? '' : ' (none)'}\n`);
     return 0;

@@ -45,6 +45,8 @@ Options:
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
   --json                print the result as one JSON object
+  --allow-assumed       quantize even when nothing describes the model's preprocessing (no registry
+                        entry, card file, embedded card or flags): the assumed values are used and listed
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -76,6 +78,7 @@ export const quantize: Command = {
         eval: { type: 'string' },
         'eval-count': { type: 'string' },
         json: { type: 'boolean', default: false },
+        'allow-assumed': { type: 'boolean', default: false },
         ...SESSION_OPTIONS,
         ...CARD_OPTIONS,
       },
@@ -106,6 +109,7 @@ export const quantize: Command = {
       result = await quantizeModel({
         model: v.model,
         card: await cardLayerFrom(v),
+        allowAssumed: Boolean(v['allow-assumed']),
         out: v.out,
         calib: v.calib,
         calibCount: intOption('calib-count', v['calib-count'], 300, ...R.images),

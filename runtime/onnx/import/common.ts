@@ -282,29 +282,7 @@ export function emitActivation(b: GraphBuilder, kind: ActivationKind, input: str
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Labels and preprocessing
-
-/**
- * Parse a labels file: Teachable Machine's `i NAME` lines (0, 1, 2… in order) lose the index; any
- * other text is one label per line. Blank lines at the end are dropped; CRLF is fine.
- */
-export function parseLabels(text: string): string[] {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n').map((l) => l.trim());
-  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
-  const indexed = lines.map((l) => /^(\d+)\s+(.*)$/.exec(l));
-  if (lines.length > 0 && indexed.every((m, i) => m && Number(m[1]) === i)) return indexed.map((m) => m![2]!.trim());
-  return lines;
-}
-
-/**
- * Labels against an output of `classes` entries: a leading "background" (Coral/TF-slim models, 1001
- * outputs) is dropped and labelOffset becomes 1; so does a list one shorter than the output.
- */
-export function fitLabels(labels: string[], classes: number): { labels: string[]; labelOffset: number } {
-  if (labels.length === classes && classes > 1 && /^background$/i.test(labels[0]!)) return { labels: labels.slice(1), labelOffset: 1 };
-  if (labels.length === classes - 1) return { labels, labelOffset: 1 };
-  return { labels, labelOffset: 0 };
-}
+// Preprocessing (labels: runtime/core/labels.ts)
 
 /** Preprocessing of a uint8/int8-quantized image input: real = (q − zeroPoint) · scale, i.e. (x − zp)/(1/scale). */
 export function preprocessFromQuantization(scale: number, zeroPoint: number, signed: boolean): PixelNormalisation {

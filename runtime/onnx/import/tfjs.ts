@@ -5,6 +5,7 @@
 // (no Node APIs).
 
 import { EdgetuneError } from '../../core/errors.js';
+import { decideLabels } from '../../core/labels.js';
 import { DataType } from '../graph.js';
 import {
   GraphBuilder,
@@ -12,7 +13,6 @@ import {
   TEACHABLE_MACHINE_PREPROCESS,
   convPads,
   emitActivation,
-  fitLabels,
   floatInput,
   importedSpec,
   nhwcAxisToNchw,
@@ -79,6 +79,14 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   const inputShape = findInputShape(top);
   if (!inputShape || inputShape.length !== 4) throw new EdgetuneError('EMODEL', `model.json: expected an image input [null, H, W, C], found ${JSON.stringify(inputShape)}`);
   const [, h, wd, c] = inputShape as [null, number, number, number];
+  const fixed = (d: unknown) => typeof d === 'number' && Number.isInteger(d) && d > 0;
+  if (!fixed(h) || !fixed(wd) || !(c === 1 || c === 3)) {
+    // a dynamic size would leave the card without an input size, and every layer's shape unknown
+    throw new EdgetuneError(
+      'EMODEL',
+      `the input is ${JSON.stringify(inputShape)}: edgetune imports image models with a fixed height, width and 1 or 3 channels ([null, H, W, C]); re-export the model with a fixed input size (Teachable Machine exports [null, 224, 224, 3])`,
+    );
+  }
   const inName = conv.b.unique('input');
   const input: Value = { name: inName, shape: [1, c, h, wd] };
   const out = conv.layer(top, [input], 'model');
@@ -115,9 +123,12 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   if (quantized.length > 0) card.notes.push(`weights stored ${quantized.join('/')}-quantized in the manifest, dequantized to float32`);
   const labels = options.labels ?? md?.labels;
   if (labels) {
-    const fitted = fitLabels([...labels], classes);
-    card.layer.labels = fitted.labels;
-    card.layer.labelOffset = fitted.labelOffset;
+    if (!Array.isArray(labels) || !labels.every((l) => typeof l === 'string')) {
+      throw new EdgetuneError('EINPUT', `metadata.json: labels: expected an array of strings (one per class) but received ${Array.isArray(labels) ? 'an array with a non-string' : typeof labels}`);
+    }
+    const d = decideLabels({ labels, labelsFrom: options.labels ? 'the given labels' : 'metadata.json', outputs: classes, model: '' });
+    card.layer.labels = d.labels;
+    card.layer.labelOffset = d.labelOffset;
   }
   return { model, card };
 }
@@ -387,6 +398,9 @@ class TfjsConverter {
       case 'Dense': {
         if (x.shape.length !== 2) throw this.error(l, index, `input of rank ${x.shape.length} (only [batch, features] is supported)`);
         const k = this.weight(name, 'kernel')!; // [in, out]
+        if (!(k.shape[1]! > 0) || (c.units !== undefined && c.units !== k.shape[1])) {
+          throw new EdgetuneError('EMODEL', `tfjs layer Dense "${name}" (layer ${index}) has ${c.units ?? k.shape[1]} units and a [${k.shape.join(', ')}] kernel: a Dense layer needs at least one unit, as many as its kernel's columns`);
+        }
         const ins = [x.name, b.constant(`${name}_kernel`, DataType.FLOAT, k.shape, k.data as Float32Array)];
         if (c.use_bias !== false) ins.push(b.floats(`${name}_bias`, this.weight(name, 'bias')!.data as Float32Array));
         const act = c.activation && c.activation !== 'linear';

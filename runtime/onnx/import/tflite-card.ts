@@ -7,14 +7,13 @@
 
 import {
   TEACHABLE_MACHINE_PREPROCESS,
-  fitLabels,
   importedSpec,
-  parseLabels,
   preprocessFromQuantization,
   type ImportedModelCard,
   type Value,
 } from './common.js';
 import type { OutputKind } from '../../core/model-card.js';
+import { decideLabels, parseLabels } from '../../core/labels.js';
 import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator, type TfliteSubgraph, type TfliteTensor } from './tflite-schema.js';
 
 /** What the conversion learnt that the card reports. */
@@ -148,23 +147,31 @@ export function tfliteCard(
     card.layer.embedding = { tensor: v.name, dims, pool: 'none', note: extractor ? 'the output itself (a feature extractor)' : 'pooled features before the final dense layer(s)' };
   }
   let list: string[] | undefined;
-  if (options.labels !== undefined) list = typeof options.labels === 'string' ? parseLabels(options.labels) : [...options.labels];
+  let from = 'the given labels';
+  if (options.labels !== undefined) list = typeof options.labels === 'string' ? parseLabels(options.labels, from) : [...options.labels];
   else if (!extractor) {
     for (const [name, data] of options.associatedFiles ?? []) {
       if (!name.toLowerCase().endsWith('.txt')) continue;
-      const lines = parseLabels(new TextDecoder().decode(data));
+      let lines: string[];
+      try {
+        lines = parseLabels(new TextDecoder().decode(data), name);
+      } catch {
+        continue; // an associated text file that is not a label list
+      }
       if (lines.length === classes || lines.length === classes - 1) {
         list = lines;
+        from = `the associated file ${name}`;
         notes.push(`labels from the file's associated file ${name}`);
         break;
       }
     }
   }
-  if (list) {
-    const fitted = fitLabels(list, classes);
-    card.layer.labels = fitted.labels;
-    card.layer.labelOffset = fitted.labelOffset;
-    if (!extractor && fitted.labels.length + fitted.labelOffset !== classes) notes.push(`${list.length} labels for ${classes} outputs`);
+  if (list && extractor) card.layer.labels = list;
+  else if (list) {
+    // the label rule (runtime/core/labels.ts): a count that fits neither way is refused here
+    const d = decideLabels({ labels: list, labelsFrom: from, outputs: classes, model: '' });
+    card.layer.labels = d.labels;
+    card.layer.labelOffset = d.labelOffset;
   }
   return card;
 }

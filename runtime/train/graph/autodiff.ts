@@ -30,6 +30,7 @@ import {
   topologicalSort,
 } from '../../onnx/graph.js';
 import { cloneModel, type NodeProto, type OnnxModel } from '../../onnx/model.js';
+import { describeNode } from '../../onnx/topology.js';
 import { foldBatchNorm } from '../../onnx/passes/fold-batchnorm.js';
 import { upgradeOpset } from '../../onnx/passes/upgrade-opset.js';
 import type { DenseLayer } from '../types.js';
@@ -304,7 +305,13 @@ export function backprop(forward: readonly NodeProto[], target: string, seed: st
     const dy = n.output.map(total);
     if (!dy.some(Boolean)) continue;
     const rule = (n.domain ?? '') === '' ? GRAD_RULES[n.opType ?? ''] : undefined;
-    if (!rule) throw new EdgetuneError('EMODEL', `no gradient rule for ${n.opType} "${n.name ?? n.output[0]}"`, { subject: n.name });
+    if (!rule) {
+      throw new EdgetuneError(
+        'EMODEL',
+        `cannot train through the ${describeNode(n)}: training graphs have no gradient for ${n.opType} (they differentiate ${Object.keys(GRAD_RULES).sort().join(', ')}); unfreeze fewer blocks so the trained tail starts after it`,
+        { subject: n.name || n.output[0] },
+      );
+    }
     const dx = rule(ctx, n, dy, need);
     n.input.forEach((x, k) => {
       if (!need[k] || !dx[k]) return;

@@ -12,6 +12,7 @@
 import { EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, consumerMap, pruneGraph, topologicalSort } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
+import { describeNode } from '../../onnx/topology.js';
 import type { GraphProto, OnnxModel } from '../../onnx/model.js';
 import { inferShapes, type Shape } from './shapes.js';
 
@@ -129,8 +130,13 @@ export function tailBlocks(model: OnnxModel, embedding: string): CutPoint[] {
 export function resolveCut(model: OnnxModel, embedding: string, unfreeze: number | string): string {
   if (typeof unfreeze === 'number') {
     const pts = tailBlocks(model, embedding);
+    if (pts.length === 0) {
+      throw new EdgetuneError('EARG', `--unfreeze ${unfreeze}: the backbone has no block with trainable weights before its embedding "${embedding}", so there is nothing to unfreeze; train the head alone (without --unfreeze)`, { subject: 'unfreeze' });
+    }
     if (!Number.isInteger(unfreeze) || unfreeze < 1 || unfreeze > pts.length) {
-      throw invalidParameter('unfreeze', `an integer between 1 and ${pts.length}`, unfreeze);
+      const has = pts.length === 1 ? 'has one block' : `has ${pts.length} blocks`;
+      const err = invalidParameter('unfreeze', `an integer between 1 and ${pts.length}`, unfreeze);
+      throw new EdgetuneError('EARG', `${err.message}: the backbone ${has} with trainable weights before its embedding "${embedding}"`, { subject: 'unfreeze' });
     }
     return pts[unfreeze - 1]!.tensor;
   }
@@ -183,7 +189,7 @@ export function cutModel(model: OnnxModel, cut: string, embedding: string, opts:
   pruneGraph(tg, { removeUnusedInputs: true });
   const defined = new Set<string>([cut, ...tg.initializer.map((t) => t.name ?? '')]);
   for (const n of tg.node) {
-    for (const x of n.input) if (x && !defined.has(x)) throw new EdgetuneError('EMODEL', `tail node ${n.opType} "${n.name}" reads "${x}" from the frozen part`);
+    for (const x of n.input) if (x && !defined.has(x)) throw new EdgetuneError('EMODEL', `tail ${describeNode(n)} reads "${x}" from the frozen part`);
     for (const o of n.output) defined.add(o);
   }
   tg.valueInfo = [];

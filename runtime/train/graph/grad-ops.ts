@@ -22,6 +22,7 @@
 import { EdgetuneError } from '../../core/errors.js';
 import { getFloatAttribute, getIntAttribute, getIntsAttribute } from '../../onnx/graph.js';
 import type { NodeProto } from '../../onnx/model.js';
+import { describeNode } from '../../onnx/topology.js';
 import { convGeometry, type Shape } from './shapes.js';
 
 export type AttrValue = number | readonly number[] | { f: number };
@@ -41,7 +42,7 @@ export interface GradContext {
 export type GradRule = (ctx: GradContext, node: NodeProto, dy: readonly (string | undefined)[], need: readonly boolean[]) => (string | undefined)[];
 
 function fail(n: NodeProto, why: string): never {
-  throw new EdgetuneError('EMODEL', `no gradient for ${n.opType} "${n.name ?? n.output[0]}": ${why}`, { subject: n.name });
+  throw new EdgetuneError('EMODEL', `no gradient for the ${describeNode(n)}: ${why}`, { subject: n.name || n.output[0] });
 }
 
 /** Sum `d` (shaped `from`) down to `to` (numpy broadcasting in reverse). */

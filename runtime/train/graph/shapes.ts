@@ -8,12 +8,13 @@
 import { EdgetuneError } from '../../core/errors.js';
 import { getInitializer, getIntAttribute, getIntsAttribute, getStringAttribute, readInt64 } from '../../onnx/graph.js';
 import type { GraphProto, NodeProto } from '../../onnx/model.js';
+import { describeNode } from '../../onnx/topology.js';
 
 export type Dim = number | string;
 export type Shape = Dim[];
 
 function fail(n: NodeProto, why: string): never {
-  throw new EdgetuneError('EMODEL', `shape of ${n.opType} "${n.name ?? n.output[0]}": ${why}`, { subject: n.name });
+  throw new EdgetuneError('EMODEL', `shape of the ${describeNode(n)}: ${why}`, { subject: n.name || n.output[0] });
 }
 
 /** Numpy-style broadcast of two shapes (symbolic dims broadcast against 1 and against themselves). */
@@ -133,7 +134,7 @@ export function inferShapes(graph: GraphProto, inputs: Record<string, Shape>): M
         break;
       }
       default:
-        fail(n, 'operator not supported by the training-graph builder');
+        fail(n, `training graphs cannot train through ${n.opType}; unfreeze fewer blocks so the trained tail starts after it`);
     }
     shapes.set(n.output[0]!, y);
   }

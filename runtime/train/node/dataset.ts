@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
+import { matchClassFolders } from '../../core/labels.js';
 import { walkFiles } from '../../io/files.js';
 import { stratifiedSplit } from '../finetune.js';
 
@@ -42,7 +43,9 @@ export async function listImages(dir: string, skipped: SkippedFile[]): Promise<s
 
 /**
  * Scan a folder-per-class dataset. `classes` fixes the class list and order (a validation folder must
- * use the training classes; a class missing from it is allowed, an unknown class is an error).
+ * use the training classes; a class missing from it is allowed, an unknown class is an error). Its
+ * folders are matched to `classes` by the folder rule every command uses (core/labels.ts): exactly,
+ * else ignoring case and `_`/`-`, or as the plural of a class (`Ants` or `ants` for a training class `ant`).
  */
 export async function scanDataset(root: string, opts: { classes?: readonly string[]; what?: string } = {}): Promise<Dataset> {
   const what = opts.what ?? 'dataset';
@@ -60,11 +63,12 @@ export async function scanDataset(root: string, opts: { classes?: readonly strin
   const skipped: SkippedFile[] = [];
   for (const e of entries) if (!found.includes(e.name)) skipped.push({ file: path.join(root, e.name), reason: 'not inside a class folder' });
   let classes: string[];
+  /** Class index of each found folder (the folder rule maps a validation folder to a training class). */
+  const folderClass = new Map<string, number>();
   if (opts.classes) {
-    const unknown = found.filter((c) => !opts.classes!.includes(c));
-    if (unknown.length) {
-      throw new EdgetuneError('EINPUT', `${root}: ${what} has class folder(s) ${unknown.map((c) => `"${c}"`).join(', ')} that the training set does not have (${opts.classes.join(', ')})`, { subject: root });
-    }
+    const m = matchClassFolders(found, opts.classes, { kind: 'class', of: 'the training set' });
+    if (m.problems.length) throw new EdgetuneError('EINPUT', `${root}: ${what}: ${m.problems.join('; ')}`, { subject: root });
+    for (const x of m.matched) folderClass.set(x.folder, x.index);
     classes = [...opts.classes];
   } else {
     classes = found;
@@ -76,9 +80,9 @@ export async function scanDataset(root: string, opts: { classes?: readonly strin
       );
     }
   }
+  if (!opts.classes) classes.forEach((c, i) => folderClass.set(c, i));
   const items: DatasetItem[] = [];
-  for (const [label, name] of classes.entries()) {
-    if (!found.includes(name)) continue;
+  for (const [name, label] of [...folderClass].sort((a, b) => a[1] - b[1])) {
     const dir = path.join(root, name);
     const files = await listImages(dir, skipped);
     if (files.length === 0 && !opts.classes) {

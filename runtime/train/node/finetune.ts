@@ -32,6 +32,7 @@ import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic
 import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { loadModelFile } from '../../io/model-file.js';
+import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { quantizeFinetuned, type Int8Report } from './int8.js';
 import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
@@ -361,7 +362,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
   const set: AtomicEntry[] = [];
   const temps: string[] = [];
-  const alreadyInt8 = backbone.model.graph.node.some((n) => /^QLinear|^DequantizeLinear$|^MatMulInteger$|^ConvInteger$/.test(n.opType ?? ''));
+  const alreadyInt8 = isQuantizedGraph(backbone.model.graph);
   if (o.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
   let modelBytes = bytes;
   try {

@@ -47,9 +47,10 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
       dtype: 'float32',
     });
     expect(c.preprocessSource).toBe('input-quantization');
-    expect(c.layer.labels).toHaveLength(1000);
-    expect(c.layer.labels![0]).toBe('tench, Tinca tinca');
-    expect(c.layer.labelOffset).toBe(1);
+    // the label rule (core/labels.ts): 1001 names for 1001 outputs, "background" is label 0, offset 0
+    expect(c.layer.labels).toHaveLength(1001);
+    expect(c.layer.labels!.slice(0, 2)).toEqual(['background', 'tench, Tinca tinca']);
+    expect(c.layer.labelOffset).toBe(0);
     expect([c.layer.outputName, c.output, c.layer.outputKind]).toEqual(['MobilenetV2/Predictions/Softmax', { dims: [1, 1001], extractor: false }, 'probabilities']);
     expect(c.layer.embedding).toMatchObject({ tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 });
     expect(c.precision).toBe('int8');
@@ -114,9 +115,9 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
 describe('TFLite import: labels packed in the file', () => {
   it('without a labels option, the Coral model’s associated imagenet_labels.txt (a zip after the flatbuffer) gives the labels', () => {
     const { card } = importTflite(new Uint8Array(readFileSync(V2)));
-    expect(card.layer.labels).toHaveLength(1000);
-    expect(card.layer.labels![0]).toBe('tench, Tinca tinca');
-    expect(card.layer.labelOffset).toBe(1);
+    expect(card.layer.labels).toHaveLength(1001);
+    expect(card.layer.labels!.slice(0, 2)).toEqual(['background', 'tench, Tinca tinca']);
+    expect(card.layer.labelOffset).toBe(0);
     expect(card.notes).toContain("labels from the file's associated file imagenet_labels.txt");
   });
 });

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { shared } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
 import { encodeModel } from '../../../runtime/onnx/index.js';
-import { fitLabels, importTflite, parseLabels, parseTflite } from '../../../runtime/onnx/import/index.js';
+import { decideLabels, importTflite, parseLabels, parseTflite } from '../../../runtime/onnx/import/index.js';
 import { samePadding, transposeData } from '../../../runtime/onnx/import/common.js';
 
 const CORAL = new Uint8Array(readFileSync(shared('models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite')));
@@ -96,12 +96,13 @@ describe('TFLite importer on damaged bytes', () => {
 
 describe('importer helpers', () => {
   it('labels: Teachable Machine `i NAME`, plain lines, CRLF, background at 0', () => {
-    expect(parseLabels('0 FRESH APPLE\n1 FRESH BANANA\n')).toEqual(['FRESH APPLE', 'FRESH BANANA']);
-    expect(parseLabels('background\r\ntench, Tinca tinca\r\n\r\n')).toEqual(['background', 'tench, Tinca tinca']);
-    expect(parseLabels('1 one\n0 zero')).toEqual(['1 one', '0 zero']); // not in order: kept as written
-    expect(fitLabels(['background', 'a', 'b'], 3)).toEqual({ labels: ['a', 'b'], labelOffset: 1 });
-    expect(fitLabels(['a', 'b'], 3)).toEqual({ labels: ['a', 'b'], labelOffset: 1 });
-    expect(fitLabels(['a', 'b'], 2)).toEqual({ labels: ['a', 'b'], labelOffset: 0 });
+    expect(parseLabels('0 FRESH APPLE\n1 FRESH BANANA\n', 'l.txt')).toEqual(['FRESH APPLE', 'FRESH BANANA']);
+    expect(parseLabels('background\r\ntench, Tinca tinca\r\n\r\n', 'l.txt')).toEqual(['background', 'tench, Tinca tinca']);
+    expect(parseLabels('1 one\n0 zero', 'l.txt')).toEqual(['1 one', '0 zero']); // not in order: kept as written
+    const d = (labels: string[], outputs: number) => decideLabels({ labels, labelsFrom: 'flags', outputs, model: 'm.onnx' });
+    expect(d(['background', 'a', 'b'], 3)).toMatchObject({ labels: ['background', 'a', 'b'], labelOffset: 0 });
+    expect(d(['a', 'b'], 3)).toMatchObject({ labels: ['a', 'b'], labelOffset: 1 });
+    expect(d(['a', 'b'], 2)).toMatchObject({ labels: ['a', 'b'], labelOffset: 0 });
   });
 
   it('SAME padding as TensorFlow: ceil(in/stride) outputs, the odd pixel at the end', () => {

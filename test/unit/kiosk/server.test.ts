@@ -2,7 +2,7 @@
 // models edgetune exported (embedded `edgetune.model` metadata), the on-demand bundle build, static
 // file safety, and the CLI's option and startup errors.
 
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -127,8 +127,12 @@ describe('kiosk server', () => {
     const plain = path.join(work, 'digits.onnx');
     copyFileSync(shared('models', 'mnist_winml.onnx'), plain);
     await expect(startKiosk({ model: plain, port: 0, webDir: path.join(work, 'web') })).rejects.toThrow(
-      `${plain}: no registry entry and no embedded "edgetune.model" metadata, so the kiosk does not know its labels and preprocessing; use a registry id or a model exported by edgetune`,
+      `${plain}: nothing describes its preprocess.colorOrder, preprocess.range, preprocess.mean, preprocess.std, preprocess.resize, preprocess.crop, labels, labelOffset (no registry entry, card file or embedded "edgetune.model" metadata), so the kiosk would show guessed labels on guessed pixels; describe it (${path.join(work, 'digits.card.json')}, or edgetune card), or use a registry id or a model exported by edgetune`,
     );
+    // the same rule (DESCRIPTION_NEEDS.kiosk): preprocessing described by a card file, labels still assumed → still refused, naming only the labels
+    writeFileSync(path.join(work, 'digits.card.json'), JSON.stringify({ preprocess: { colorOrder: 'GRAY', range: [0, 255], mean: [0], std: [1], resize: 'fill', crop: 1 } }));
+    await expect(startKiosk({ model: plain, port: 0, webDir: path.join(work, 'web') })).rejects.toThrow(`${plain}: nothing describes its labels, labelOffset (no registry entry`);
+    rmSync(path.join(work, 'digits.card.json'));
     const busy = createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
     const port = (busy.address() as { port: number }).port;

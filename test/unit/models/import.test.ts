@@ -16,10 +16,11 @@ const FRUIT_LABELS = ['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APP
 describe('models/import', () => {
   const work = tempDir('edgetune-import-unit-');
 
-  it('recognises .tflite files and tfjs layers model.json, nothing else', async () => {
+  it('recognises .tflite files and .json files (tfjs, the only JSON model format) except card files, nothing else', async () => {
     expect(await importFormatOf(FRUIT)).toBe('tflite');
     expect(await importFormatOf(TWINS)).toBe('tfjs');
-    expect(await importFormatOf(shared('models', 'teachable-machine', 'twins-tfjs', 'metadata.json'))).toBeUndefined();
+    // any other .json given as a model is read as tfjs, so its error is a tfjs one (never an ONNX protobuf error)
+    expect(await importFormatOf(shared('models', 'teachable-machine', 'twins-tfjs', 'metadata.json'))).toBe('tfjs');
     const card = path.join(work, 'm.card.json');
     writeFileSync(card, JSON.stringify({ modelTopology: {} }));
     expect(await importFormatOf(card)).toBeUndefined();
@@ -56,7 +57,7 @@ describe('models/import', () => {
     });
   });
 
-  it('describeModel on a .tflite: the card file beside the source applies; --labels with a background line is fitted', async () => {
+  it('describeModel on a .tflite: the card file beside the source applies; --labels is decided against the outputs', async () => {
     const copy = path.join(tempDir('edgetune-import-described-'), 'fruit.tflite');
     copyFileSync(FRUIT, copy);
     writeFileSync(copy.replace(/\.tflite$/, '.card.json'), JSON.stringify({ preprocess: { crop: 0.875 } }));
@@ -66,10 +67,13 @@ describe('models/import', () => {
     expect(d.card.id).toBe('fruit.tflite');
     expect(d.card.preprocess.crop).toBe(0.875);
     expect(d.card.sources['preprocess.crop']).toBe('card-file');
-    // a flag list as long as the outputs whose first line is "background": that line is output 0,
-    // so label 0 is output 1 (Coral's 1001-line labels file, here on 6 outputs)
+    // the label rule: a flag list as long as the outputs is label i = output i, even with a leading
+    // "background" (Coral's 1001-line file); one name fewer than outputs means output 0 is background
     const flagged = await describeModel(copy, { cacheDir, overrides: { labels: ['background', ...FRUIT_LABELS.slice(0, 5)] } });
-    expect(flagged.card.labels).toEqual(FRUIT_LABELS.slice(0, 5));
-    expect(flagged.card.labelOffset).toBe(1);
+    expect(flagged.card.labels).toEqual(['background', ...FRUIT_LABELS.slice(0, 5)]);
+    expect(flagged.card.labelOffset).toBe(0);
+    const shorter = await describeModel(copy, { cacheDir, overrides: { labels: FRUIT_LABELS.slice(1) } });
+    expect(shorter.card.labelOffset).toBe(1);
+    expect(shorter.card.labelReason).toBe('5 labels (from flags) for 6 outputs: output 0 is a background class, label i is output i + 1 (offset 1)');
   });
 });

@@ -49,6 +49,19 @@ describe('provider fallback', () => {
     await s.dispose();
   });
 
+  it('a provider this onnxruntime-node build lacks never reports as serving, also when grouped with cpu', async () => {
+    // onnxruntime drops such a provider from a [coreml, cpu] session with only a log line; before this
+    // check the session said "coreml" while the CPU served.
+    if (process.platform !== 'linux') return;
+    const warnings: string[] = [];
+    const s = await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['coreml', 'cpu'], onWarning: (w) => warnings.push(w) });
+    expect(s.provider).toBe('cpu');
+    expect(s.providers).toEqual(['cpu']);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^execution provider coreml: not (in this onnxruntime-node build \(it has cpu[^)]*\)|available in Node).*; falling back to cpu$/);
+    await s.dispose();
+  });
+
   it('one error lists every provider and its cause when none works', async () => {
     const err = (await createSession(shared('models', 'mnist_winml.onnx'), { providers: ['coreml', 'dml'] }).catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(/^No execution provider could serve .*mnist_winml\.onnx:\n  - coreml: .+\n  - dml: .+$/);

@@ -180,6 +180,6 @@ describe('folder-per-class datasets', () => {
     const empty = make({ a: 3, b: 0 });
     await expect(scanDataset(empty)).rejects.toThrow(`${path.join(empty, 'b')}: class "b" has no images`);
     const val = make({ a: 2, c: 2 });
-    await expect(scanDataset(val, { classes: ['a', 'b'], what: 'validation set' })).rejects.toThrow(`${val}: validation set has class folder(s) "c" that the training set does not have (a, b)`);
+    await expect(scanDataset(val, { classes: ['a', 'b'], what: 'validation set' })).rejects.toThrow(`${val}: validation set: class folder "c" is not a class of the training set (its classes: a, b)`);
   });
 });

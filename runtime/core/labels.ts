@@ -1,0 +1,192 @@
+// Labels, one rule each (browser-safe): how a label file's text becomes names (`parseLabels`), how a
+// label list and its offset are decided against a model's output size (`decideLabels`), and how a
+// dataset's class folders map to a model's labels (`matchClassFolders`). Every command, the importers,
+// the model card and the kiosk page call these; nothing else parses labels or matches folders.
+//
+// The label rule (README "Labels"): label i names output i + labelOffset, and the list must cover the
+// output exactly. When the layer that gave the labels (or a higher one) states the offset, that offset
+// is checked; otherwise it is decided from the counts: as many labels as outputs → offset 0 (a Coral
+// 1001-line file starting with `background` on a 1001-output model keeps "background" as label 0),
+// one label fewer than outputs → offset 1 (output 0 is an unnamed background class). Any other count
+// is refused with both numbers and where the labels came from.
+//
+// The folder rule (README "Labels"): a class folder matches a label exactly; else, with case, `_`/`-`
+// and repeated spaces ignored, one of the label's comma-separated synonyms (ImageNet's "tench, Tinca
+// tinca"), else the same for the folder's singular (ants → ant, daisies → daisy, boxes → box). A folder
+// that matches several labels at its first matching step is ambiguous; two folders on one label clash.
+
+import { EdgetuneError } from './errors.js';
+
+/**
+ * Parse label-file text: a JSON array of strings, Teachable Machine's `0 NAME` lines (the index prefix
+ * is dropped when every line has the next index, 0, 1, 2, …), or one name per line (ImageNet/Coral
+ * `labels.txt`). A BOM, CRLF line ends and blank lines at the end are fine; surrounding spaces are
+ * trimmed. `file` names the source in errors. Errors: EINPUT `<file>: label file is empty`, `<file>:
+ * line N is empty (a label list has one name per line)`, `<file>: label file is not valid JSON (…)`,
+ * `<file>: expected a JSON array of label strings`.
+ */
+export function parseLabels(text: string, file: string): string[] {
+  const body = text.replace(/^\uFEFF/, '');
+  const trimmed = body.trim();
+  if (trimmed.startsWith('[')) {
+    let v: unknown;
+    try {
+      v = JSON.parse(trimmed);
+    } catch (err) {
+      throw new EdgetuneError('EINPUT', `${file}: label file is not valid JSON (${(err as Error).message})`, { subject: file });
+    }
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new EdgetuneError('EINPUT', `${file}: expected a JSON array of label strings`, { subject: file });
+    return v as string[];
+  }
+  const lines = body.split(/\r\n|\r|\n/).map((l) => l.trim());
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  if (!lines.length) throw new EdgetuneError('EINPUT', `${file}: label file is empty`, { subject: file });
+  const blank = lines.indexOf('');
+  if (blank >= 0) throw new EdgetuneError('EINPUT', `${file}: line ${blank + 1} is empty (a label list has one name per line)`, { subject: file });
+  const indexed = lines.map((l) => /^(\d+)\s+(\S.*)$/.exec(l));
+  if (indexed.every((m, i) => m && Number(m[1]) === i)) return indexed.map((m) => m![2]!.trim());
+  return lines;
+}
+
+/** Why a card's labels and offset are what they are (what `inspect` prints). */
+export interface LabelDecision {
+  labels: string[];
+  labelOffset: number;
+  /** One sentence: the counts and the rule that decided the offset. */
+  reason: string;
+}
+
+export interface DecideLabelsInput {
+  labels: readonly string[];
+  /** Where the labels came from (a card source: `flags`, `card-file`, `embedded`, …), for messages. */
+  labelsFrom: string;
+  /** An offset stated by the labels' layer or a higher one; undefined = decide from the counts. */
+  offset?: number;
+  /** Where the stated offset came from. */
+  offsetFrom?: string;
+  /** Scores per image of the model's output; undefined when the graph leaves it dynamic. */
+  outputs: number | undefined;
+  /** How errors name the model (empty: the caller prefixes its own name). */
+  model: string;
+}
+
+/**
+ * Decide labels and offset together by the label rule (see the module header). Errors: EMODEL naming
+ * the model, the counts and the source, e.g. `m.onnx: 7 labels (from flags) for 6 outputs: a label
+ * list has one name per output, or one fewer when output 0 is a background class`, `m.onnx: label
+ * offset 1000000000 (from card-file) + 6 labels (from card-file) = 1000000006, but the model has 6
+ * outputs`, or `m.onnx: the output has 0 scores per image: nothing to classify`.
+ */
+export function decideLabels(o: DecideLabelsInput): LabelDecision {
+  const n = o.labels.length;
+  const N = o.outputs;
+  const at = o.model ? `${o.model}: ` : '';
+  if (N === 0) throw new EdgetuneError('EMODEL', `${at}the output has 0 scores per image: nothing to classify`, { subject: o.model });
+  if (o.offset !== undefined) {
+    if (N !== undefined && n + o.offset !== N) {
+      throw new EdgetuneError(
+        'EMODEL',
+        `${at}label offset ${o.offset} (from ${o.offsetFrom ?? o.labelsFrom}) + ${n} labels (from ${o.labelsFrom}) = ${n + o.offset}, but the model has ${N} outputs; label i names output i + offset, so the list must cover the output exactly`,
+        { subject: o.model },
+      );
+    }
+    return { labels: [...o.labels], labelOffset: o.offset, reason: `${n} labels (from ${o.labelsFrom}), label offset ${o.offset} (from ${o.offsetFrom ?? o.labelsFrom})${N === undefined ? '; the output size is dynamic' : ` for ${N} outputs`}` };
+  }
+  if (N === undefined || n === N) {
+    return { labels: [...o.labels], labelOffset: 0, reason: `${n} labels (from ${o.labelsFrom}) ${N === undefined ? 'on a dynamic-size output' : `for ${N} outputs`}: label i is output i (offset 0)` };
+  }
+  if (n === N - 1) {
+    return { labels: [...o.labels], labelOffset: 1, reason: `${n} labels (from ${o.labelsFrom}) for ${N} outputs: output 0 is a background class, label i is output i + 1 (offset 1)` };
+  }
+  throw new EdgetuneError(
+    'EMODEL',
+    `${at}${n} labels (from ${o.labelsFrom}) for ${N} outputs: a label list has one name per output, or one fewer when output 0 is a background class`,
+    { subject: o.model },
+  );
+}
+
+/** How a class folder matched its label. */
+export type FolderMatchKind = 'exact' | 'normalised' | 'singular';
+
+export interface FolderMatch {
+  folder: string;
+  /** Index into the label list (add the model's label offset for the output index). */
+  index: number;
+  label: string;
+  how: FolderMatchKind;
+}
+
+export interface FolderMatching {
+  /** The folders that matched one label, in the folders' order. */
+  matched: FolderMatch[];
+  /** One sentence per folder that matched nothing, several labels, or a label another folder took. */
+  problems: string[];
+}
+
+const norm = (s: string) => s.toLowerCase().replace(/[_-]+/g, ' ').replace(/\s+/g, ' ').trim();
+
+function singulars(f: string): string[] {
+  const out: string[] = [];
+  if (/ies$/.test(f)) out.push(f.replace(/ies$/, 'y'));
+  if (/(s|x|z|ch|sh)es$/.test(f)) out.push(f.replace(/es$/, ''));
+  if (/[^s]s$/.test(f)) out.push(f.replace(/s$/, ''));
+  return out;
+}
+
+/**
+ * Match class folder names to a model's labels (or a training set's classes: `kind` 'class'; `of`
+ * names the model or set in messages) by the folder rule (see the module header). Never
+ * throws: what did not match is in `problems`; callers refuse (`eval`, finetune's validation folder)
+ * or report accuracy as not available (`quantize --eval`).
+ */
+export function matchClassFolders(folders: readonly string[], labels: readonly string[], o: { kind?: 'label' | 'class'; of?: string } = {}): FolderMatching {
+  const kind = o.kind ?? 'label';
+  const kinds = kind === 'label' ? 'labels' : 'classes';
+  const of = o.of ? ` of ${o.of}` : '';
+  const names = labels.map((l) => [norm(l), ...l.split(',').map(norm)].filter((x) => x));
+  const find = (key: string) => {
+    const hits: number[] = [];
+    names.forEach((ns, i) => ns.includes(key) && hits.push(i));
+    return hits;
+  };
+  const matched: FolderMatch[] = [];
+  const problems: string[] = [];
+  const taken = new Map<number, string>();
+  for (const folder of folders) {
+    let hits = labels.flatMap((l, i) => (l === folder ? [i] : []));
+    let how: FolderMatchKind = 'exact';
+    if (!hits.length) {
+      hits = find(norm(folder));
+      how = 'normalised';
+    }
+    if (!hits.length) {
+      for (const s of singulars(norm(folder))) {
+        hits = find(s);
+        if (hits.length) break;
+      }
+      how = 'singular';
+    }
+    if (!hits.length) {
+      problems.push(`class folder "${folder}" is not a ${kind}${of} (its ${kinds}: ${labels.slice(0, 12).join(', ')}${labels.length > 12 ? ', …' : ''})`);
+      continue;
+    }
+    if (hits.length > 1) {
+      problems.push(`class folder "${folder}" matches ${hits.length} ${kinds}${of} (${hits.slice(0, 4).map((i) => `${i} "${labels[i]}"`).join(', ')}): rename the folder to one label exactly`);
+      continue;
+    }
+    const index = hits[0]!;
+    const other = taken.get(index);
+    if (other !== undefined) {
+      problems.push(`class folders "${other}" and "${folder}" both match ${kind} ${index}${of} "${labels[index]}"`);
+      continue;
+    }
+    taken.set(index, folder);
+    matched.push({ folder, index, label: labels[index]!, how });
+  }
+  return { matched, problems };
+}
+
+/** One line per folder that did not match exactly: `ants → ant (310, singular)`; empty when all matched exactly. */
+export function describeFolderMatches(m: FolderMatching, offset = 0): string[] {
+  return m.matched.filter((x) => x.how !== 'exact').map((x) => `${x.folder} → ${x.label} (output ${x.index + offset}, ${x.how})`);
+}

@@ -1,0 +1,81 @@
+// The label rules (runtime/core/labels.ts) on the real label files: one parser for every format, labels
+// and offset decided together against the output size (refused with the counts when nothing fits), and
+// the one folder → class matcher of eval, quantize --eval and finetune's validation folder.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { decideLabels, describeFolderMatches, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
+import { shared } from '../../helpers.js';
+
+const coral = parseLabels(readFileSync(shared('models', 'tflite', 'coral_imagenet_labels.txt'), 'utf8'), 'coral_imagenet_labels.txt');
+const simple = parseLabels(readFileSync(shared('labels', 'imagenet-simple-labels.json'), 'utf8'), 'imagenet-simple-labels.json');
+const fruit = parseLabels(readFileSync(shared('models', 'teachable-machine', 'fruit-tflite', 'labels.txt'), 'utf8'), 'labels.txt');
+
+describe('parseLabels', () => {
+  it('reads the shared files: Coral (1001 lines, background first), the JSON list, Teachable Machine "i NAME" lines', () => {
+    expect(coral).toHaveLength(1001);
+    expect(coral.slice(0, 2)).toEqual(['background', 'tench, Tinca tinca']);
+    expect(simple).toHaveLength(1000);
+    expect(simple[207]).toBe('Golden Retriever');
+    expect(fruit).toEqual(['FRESH APPLE', 'FRESH BANANA', 'FRESH ORANGE', 'ROTTEN APPLE', 'ROTTEN ORANGE', 'ROTTEN BANANA']);
+  });
+
+  it('a BOM, CRLF and trailing blank lines are fine; a blank line inside, an empty file and bad JSON are refused naming the file', () => {
+    expect(parseLabels('\uFEFFcat\r\ndog\r\n\r\n', 'l.txt')).toEqual(['cat', 'dog']);
+    expect(parseLabels('\uFEFF["a", "b"]', 'l.json')).toEqual(['a', 'b']);
+    expect(() => parseLabels('cat\n\ndog\n', 'l.txt')).toThrow('l.txt: line 2 is empty (a label list has one name per line)');
+    expect(() => parseLabels(' \n\n', 'l.txt')).toThrow('l.txt: label file is empty');
+    expect(() => parseLabels('["a", 3]', 'l.json')).toThrow('l.json: expected a JSON array of label strings');
+    expect(() => parseLabels('["a"', 'l.json')).toThrow(/^l\.json: label file is not valid JSON/);
+  });
+});
+
+describe('decideLabels: labels and offset together, from the output size', () => {
+  const d = (labels: readonly string[], outputs: number | undefined, offset?: number) =>
+    decideLabels({ labels, labelsFrom: 'flags', ...(offset !== undefined ? { offset, offsetFrom: 'card-file' } : {}), outputs, model: 'm.onnx' });
+
+  it('Coral: 1001 names (background first) on 1001 outputs is offset 0 with that list; 1000 names on 1001 is offset 1', () => {
+    const a = d(coral, 1001);
+    expect(a.labelOffset).toBe(0);
+    expect(a.labels[208]).toBe('golden retriever');
+    expect(a.reason).toBe('1001 labels (from flags) for 1001 outputs: label i is output i (offset 0)');
+    const b = d(simple, 1001);
+    expect(b.labelOffset).toBe(1);
+    expect(b.reason).toBe('1000 labels (from flags) for 1001 outputs: output 0 is a background class, label i is output i + 1 (offset 1)');
+    expect(d(simple, 1000).labelOffset).toBe(0);
+    expect(d(['a'], undefined).labelOffset).toBe(0); // a dynamic output size cannot be checked
+  });
+
+  it('refuses a count that fits neither way, a stated offset that does not cover the output, and a 0-score output', () => {
+    expect(() => d(simple, 1002)).toThrow('m.onnx: 1000 labels (from flags) for 1002 outputs: a label list has one name per output, or one fewer when output 0 is a background class');
+    expect(() => d(fruit, 6, 1e9)).toThrow(
+      'm.onnx: label offset 1000000000 (from card-file) + 6 labels (from flags) = 1000000006, but the model has 6 outputs; label i names output i + offset, so the list must cover the output exactly',
+    );
+    expect(d(fruit.slice(1), 6, 1).labelOffset).toBe(1);
+    expect(() => d(['x'], 0)).toThrow('m.onnx: the output has 0 scores per image: nothing to classify');
+  });
+});
+
+describe('matchClassFolders: the one folder rule', () => {
+  it('hymenoptera on ImageNet: ants → ant (310), bees → bee (309) by the singular, on both label files', () => {
+    const m = matchClassFolders(['ants', 'bees'], simple);
+    expect(m.problems).toEqual([]);
+    expect(m.matched).toEqual([
+      { folder: 'ants', index: 310, label: 'ant', how: 'singular' },
+      { folder: 'bees', index: 309, label: 'bee', how: 'singular' },
+    ]);
+    expect(describeFolderMatches(m, 0)).toEqual(['ants → ant (output 310, singular)', 'bees → bee (output 309, singular)']);
+    // Coral's names carry synonyms ("ant, emmet, pismire"), and its list starts with background
+    const c = matchClassFolders(['ants', 'Golden_Retriever'], coral);
+    expect(c.matched.map((x) => [x.index, x.how])).toEqual([[311, 'singular'], [208, 'normalised']]);
+  });
+
+  it('exact first; case, _ and - ignored; a folder matching several labels, or two folders on one label, are problems', () => {
+    expect(matchClassFolders(['maillot'], coral).matched).toEqual([{ folder: 'maillot', index: 639, label: 'maillot', how: 'exact' }]);
+    expect(matchClassFolders(['Maillot'], coral).problems).toEqual(['class folder "Maillot" matches 2 labels (639 "maillot", 640 "maillot, tank suit"): rename the folder to one label exactly']);
+    expect(matchClassFolders(['daisies', 'daisy'], ['rose', 'daisy']).problems).toEqual(['class folders "daisies" and "daisy" both match label 1 "daisy"']);
+    expect(matchClassFolders(['sunflowers'], ['sunflower', 'tulip']).matched[0]).toMatchObject({ index: 0, how: 'singular' });
+    expect(matchClassFolders(['boxes', 'daisies'], ['box', 'daisy']).matched.map((x) => x.index)).toEqual([0, 1]);
+    expect(matchClassFolders(['zebra'], ['cat', 'dog'], { of: 'pets.onnx' }).problems).toEqual(['class folder "zebra" is not a label of pets.onnx (its labels: cat, dog)']);
+  });
+});

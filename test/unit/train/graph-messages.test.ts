@@ -1,0 +1,52 @@
+// Training-graph messages name what the user can act on: a backbone with no trainable block before
+// its embedding says there is nothing to unfreeze (not "between 1 and 0"), an out-of-range count says
+// how many blocks there are, and an operator with no gradient is named by its output when unnamed
+// (not `MaxPool ""`), with the operators training graphs do differentiate.
+
+import { describe, expect, it } from 'vitest';
+import { DataType, makeModel, makeNode, makeTensorType, makeValueInfo, setIntsAttribute } from '../../../runtime/onnx/graph.js';
+import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
+import { resolveCut } from '../../../runtime/train/graph/cut.js';
+import { loadBackbone, EMBEDDING } from './mnv2-helpers.js';
+import { createRng } from '../../../runtime/core/rng.js';
+import { conv, tinyTail, weight } from './grad-helpers.js';
+
+describe('unfreeze and training-graph messages', () => {
+  it('a backbone with no weighted block before its embedding: nothing to unfreeze', () => {
+    // input → GlobalAveragePool → Flatten (the embedding): no weights on the way
+    const m = makeModel(
+      {
+        name: 'pool-only',
+        node: [makeNode('GlobalAveragePool', ['x'], ['p'], { name: 'gap' }), makeNode('Flatten', ['p'], ['emb'], { name: 'flat' })],
+        initializer: [],
+        input: [makeValueInfo('x', makeTensorType(DataType.FLOAT, [1, 3, 8, 8]))],
+        output: [makeValueInfo('emb', makeTensorType(DataType.FLOAT, [1, 3]))],
+      },
+      { opset: 13 },
+    );
+    expect(() => resolveCut(m, 'emb', 1)).toThrow('--unfreeze 1: the backbone has no block with trainable weights before its embedding "emb", so there is nothing to unfreeze; train the head alone (without --unfreeze)');
+  });
+
+  it('a count past the blocks says how many there are (MobileNetV2 fp32: 18 block boundaries, measured by tailBlocks)', () => {
+    expect(() => resolveCut(loadBackbone(), EMBEDDING, 999)).toThrow(`Expected an integer between 1 and 18 for unfreeze but received 999: the backbone has 18 blocks with trainable weights before its embedding "${EMBEDDING}"`);
+  });
+
+  it('an unnamed MaxPool in the tail is named by its output, with the operators that can be trained through', () => {
+    const pool = makeNode('MaxPool', ['c'], ['pooled'], { name: '' });
+    setIntsAttribute(pool, 'kernel_shape', [2, 2]);
+    const tail = tinyTail(
+      [conv('x', 'w', undefined, 'c', { k: 1 }), pool, makeNode('GlobalAveragePool', ['pooled'], ['g'], { name: 'gap' }), makeNode('Flatten', ['g'], ['emb'], { name: 'flat' })],
+      [weight(createRng(1), 'w', [2, 2, 1, 1])],
+      [2, 4, 4],
+      [2],
+    );
+    let message = '';
+    try {
+      buildTrainingGraph(tail, { head: [{ in: 2, out: 2 }] });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^shape of the MaxPool node \(unnamed, output "pooled"\): training graphs cannot train through MaxPool; unfreeze fewer blocks so the trained tail starts after it$/);
+    expect(message).not.toContain('""');
+  });
+});
