@@ -110,14 +110,6 @@ export const watch: Command = {
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
     const clf = await loadClassifier(v.model, { ...session, topK: k, lazy });
-    if (v.teach !== undefined) {
-      try {
-        checkTeachable(clf.modelPath); // before the source starts
-      } catch (err) {
-        await clf.dispose();
-        throw err;
-      }
-    }
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
@@ -130,6 +122,14 @@ export const watch: Command = {
     if (v['as-fast-as-possible']) sourceOptions.realtime = false;
     // Bounded by default: a camera that is not there ends with ffmpeg's reason, not "attempt 6/∞".
     sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
+    if (v.teach !== undefined) {
+      try {
+        checkTeachable(clf.modelPath); // before the source starts
+      } catch (err) {
+        await clf.dispose();
+        throw err;
+      }
+    }
     let source;
     try {
       source = await createSource(uri, { ...sourceOptions, ...geometryOfClassifier(clf) });
