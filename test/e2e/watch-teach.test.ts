@@ -267,13 +267,17 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       // the hard frames of the pattern are shown with their top label and score
       expect(await page.locator('#t-hard img').count()).toBeGreaterThan(0);
       expect(await page.locator('#t-hard button').first().textContent()).toMatch(/^.+ \d+% → label$/);
+      for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) {
+        expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
+      }
+      expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
+      // train from the page: it says what now serves
+      await page.click('#t-train');
+      await page.waitForFunction(() => document.getElementById('t-msg')!.textContent!.startsWith('serving '), undefined, { timeout: 170_000 });
+      expect(await page.textContent('#t-msg')).toMatch(/^serving daisy, dandelion, roses, sunflowers · validation \d+% · [\d.]+ s$/);
     } finally {
       await ctx.close();
     }
-    for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) {
-      expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
-    }
-    expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
   });
 
   it('refuses --teach without --serve, and a model without resume data, with the reason', async () => {
