@@ -169,6 +169,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const seed = o.seed ?? 1;
   const calibCount = o.calibCount ?? 300;
   if (!o.out) throw new EdgetuneError('EARG', 'quantize: an output path (out) is required');
+  // The table and report are named after it (<out>.calibration.cache, <out>.report.json), and a model
+  // file without .onnx is taken for something else by every tool that opens it.
+  if (!/\.onnx$/i.test(o.out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(o.out)}`);
   const outDir = path.dirname(path.resolve(o.out));
   try {
     if (!(await stat(outDir)).isDirectory()) throw new Error('not a folder');

@@ -3,13 +3,13 @@
 // refused unless allowAssumed: the "is it described?" rule, DESCRIPTION_NEEDS in core/model-card.ts),
 // and the graph passes that put the float graph into the form the rewrite expects.
 
-import { readFile } from 'node:fs/promises';
 import { describeBytes } from '../models/describe.js';
 import type { ResolveOptions, ResolvedModel } from '../models/loader.js';
-import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
 import { cardFilePath, undescribedFields, type CardLayer, type ModelCard } from '../runtime/core/model-card.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
-import { cloneModel, decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { cloneModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { loadModelFile } from '../runtime/io/model-file.js';
 import { foldBatchNorm } from '../runtime/onnx/passes/fold-batchnorm.js';
 import { foldBiasAdds, foldConstantReshapes } from '../runtime/onnx/passes/fold-constants.js';
 import { removeIdentity } from '../runtime/onnx/passes/remove-identity.js';
@@ -60,14 +60,15 @@ export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Arra
   return card;
 }
 
-/** The file's bytes and decoded model. Throws EMODEL naming the file when it does not decode. */
+/**
+ * The file's bytes and decoded model, with external data (`model.onnx.data`, read relative to the
+ * model's folder) inlined: every session the quantizer opens is made from bytes, where onnxruntime
+ * would resolve external data against the working directory ("escapes working directory").
+ * Throws EMODEL naming the file when it cannot be read or decoded, or its external data is missing.
+ */
 export async function readModelFile(file: string): Promise<{ bytes: Uint8Array; model: OnnxModel }> {
-  const bytes = new Uint8Array(await readFile(file));
-  try {
-    return { bytes, model: decodeModel(bytes) };
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${file}: ${messageOf(err)}`, { subject: file, cause: err });
-  }
+  const { bytes, model } = await loadModelFile(file);
+  return { bytes, model };
 }
 
 /**

@@ -19,7 +19,11 @@ import type { SensitivityReport } from './sensitivity.js';
 export interface QuantReport {
   images: number;
   agreementTop1: number;
-  top5Overlap: number;
+  /**
+   * Mean share of the float model's top 5 classes among the int8 model's top 5; null for a model with
+   * 5 classes or fewer (its "top 5" is every class, so the overlap says nothing).
+   */
+  top5Overlap: number | null;
   meanKL: number;
   /** null when the eval folder's classes do not all map to model labels. */
   accuracyFloat: number | null;
@@ -79,6 +83,8 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
   let n = 0;
   let agree = 0;
   let overlap = 0;
+  /** Classes the model scores (from the first output seen). */
+  let classes = Infinity;
   let kl = 0;
   let correctF = 0;
   let correctQ = 0;
@@ -106,6 +112,7 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       sampleQ ??= imgQ;
       const pf = await probs(fs, floatSide, imgF, opts.post);
       const pq = await probs(qs, int8Side, imgQ, opts.post);
+      classes = pf.length;
       const tf = topK(pf, 5, opts.post);
       const tq = topK(pq, 5, opts.post);
       if (tf[0]!.index === tq[0]!.index) agree++;
@@ -146,7 +153,7 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
     return {
       images: n,
       agreementTop1: n ? r4(agree / n) : 0,
-      top5Overlap: n ? r4(overlap / n) : 0,
+      top5Overlap: classes <= 5 ? null : n ? r4(overlap / n) : 0,
       meanKL: n ? Math.round((kl / n) * 1e6) / 1e6 : 0,
       accuracyFloat: allMapped && n ? r4(correctF / n) : null,
       accuracyInt8: allMapped && n ? r4(correctQ / n) : null,
@@ -175,7 +182,7 @@ export function reportTable(r: QuantReport): string {
     ['median latency', `${r.latencyFloatMs.toFixed(2)} ms`, `${r.latencyInt8Ms.toFixed(2)} ms`],
     ['file size', mb(r.sizeFloat), mb(r.sizeInt8)],
     ['top-1 agreement', '', pct(r.agreementTop1)],
-    ['top-5 overlap', '', pct(r.top5Overlap)],
+    ...(r.top5Overlap === null ? [] : [['top-5 overlap', '', pct(r.top5Overlap)]]),
     ['mean KL(float‖int8)', '', r.meanKL.toFixed(5)],
     ['latency int8/float', '', r.latencyRatio.toFixed(3)],
     ['images', r.images, `${r.skipped.length} skipped`],

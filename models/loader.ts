@@ -1,11 +1,13 @@
 // Resolves registry entries to files on disk (Node only). A model reference is either a path (that
 // file) or a registry id, looked up in order: EDGETUNE_MODEL_PATH directories → the user cache →
 // a download from the entry's URL with progress, sha256 check and an atomic write. Offline with no
-// file, the error says everywhere it looked and how to get the file.
+// file, the error says everywhere it looked and how to get the file. A registry file found on disk
+// is checked against the entry's sha256 every time it is opened (verifyRegistryFile; the verdict is
+// kept per file identity, so repeated opens cost one stat), never only when downloaded.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { cacheDir, isOffline, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
@@ -13,6 +15,7 @@ import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
 import { importFormatOf, importedModelPath } from './import.js';
+import { writeAtomic } from '../runtime/io/atomic.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
@@ -87,16 +90,84 @@ export async function downloadFile(url: string, dest: string, sha256?: string, o
   await rename(tmp, dest);
 }
 
-/** Find (or fetch) a registry file. */
+/** Name of the file in the cache folder that keeps sha256 verdicts (path → identity + hash). */
+export const VERIFIED_FILE = 'verified.json';
+
+/** A file's identity: a verdict is reused only while all of these are unchanged. */
+interface FileIdentity {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+  sha256: string;
+}
+
+/** Verdicts of this process, and the ones read from `<cache>/verified.json` (keyed by the cache folder). */
+const verdicts = new Map<string, Map<string, FileIdentity>>();
+
+async function verdictsOf(cache: string): Promise<Map<string, FileIdentity>> {
+  let m = verdicts.get(cache);
+  if (m) return m;
+  m = new Map();
+  try {
+    const raw = JSON.parse(await readFile(path.join(cache, VERIFIED_FILE), 'utf8')) as Record<string, FileIdentity>;
+    for (const [k, id] of Object.entries(raw)) if (id && typeof id.sha256 === 'string' && typeof id.size === 'number') m.set(k, id);
+  } catch {
+    // none yet, or unreadable: every file is hashed again
+  }
+  verdicts.set(cache, m);
+  return m;
+}
+
+/**
+ * Check a registry file found on disk against its entry's sha256 (no sha256 in the entry: nothing to
+ * check). A good verdict is kept in memory and in `<cache>/verified.json`, keyed by the file's
+ * absolute path and reused while its size, mtime, ctime, inode and device are unchanged (any write
+ * changes ctime), so opening the same file again costs one stat; a damaged file is hashed again on
+ * every open until it is replaced. Errors: EMODEL naming the file, both hashes and how to fix it.
+ */
+export async function verifyRegistryFile(file: string, f: Pick<RemoteFile, 'file' | 'sha256' | 'url'>, what: string, cache = cacheDir()): Promise<void> {
+  if (!f.sha256) return;
+  const abs = path.resolve(file);
+  const st = await stat(abs);
+  const known = await verdictsOf(cache);
+  const id = known.get(abs);
+  const same = (x: FileIdentity | undefined) => x && x.size === st.size && x.mtimeMs === st.mtimeMs && x.ctimeMs === st.ctimeMs && x.ino === st.ino && x.dev === st.dev && x.sha256 === f.sha256;
+  if (same(id)) return;
+  const got = await sha256File(abs);
+  if (got !== f.sha256) {
+    const inCache = path.dirname(abs) === path.resolve(cache);
+    const how = inCache && f.url ? `delete it: the next use downloads it again from ${f.url}` : `replace it with a good copy of ${f.file}${f.url ? ` (from ${f.url})` : ''}`;
+    throw new EdgetuneError(
+      'EMODEL',
+      `${what}: ${abs} is damaged or not the registry's file: sha256 expected ${f.sha256} but the file (${st.size} bytes) has ${got}; ${how}`,
+      { subject: abs },
+    );
+  }
+  known.set(abs, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, sha256: got });
+  // Kept for the next process; a cache folder that cannot be written only costs a hash next time.
+  await mkdir(cache, { recursive: true })
+    .then(() => writeAtomic(path.join(cache, VERIFIED_FILE), JSON.stringify(Object.fromEntries(known)) + '\n'))
+    .catch(() => undefined);
+}
+
+/** Find (or fetch) a registry file; a file found on disk is verified (verifyRegistryFile). */
 export async function resolveRemoteFile(f: RemoteFile, what: string, opts: ResolveOptions = {}): Promise<{ path: string; source: FileSource }> {
   const dirs = opts.searchPath ?? modelSearchPath();
+  const cache = opts.cacheDir ?? cacheDir();
   for (const d of dirs) {
     const p = path.join(d, f.file);
-    if (existsSync(p)) return { path: p, source: 'local' };
+    if (existsSync(p)) {
+      await verifyRegistryFile(p, f, what, cache);
+      return { path: p, source: 'local' };
+    }
   }
-  const cache = opts.cacheDir ?? cacheDir();
   const cached = path.join(cache, f.file);
-  if (existsSync(cached)) return { path: cached, source: 'cache' };
+  if (existsSync(cached)) {
+    await verifyRegistryFile(cached, f, what, cache);
+    return { path: cached, source: 'cache' };
+  }
   const allowed = opts.download ?? !isOffline();
   const looked = [...dirs, cache].map((d) => `  - ${d}`).join('\n');
   if (!f.url || !allowed) {

@@ -161,12 +161,12 @@ if (process.env.BENCH_SWEEP !== '0') {
       reps.push({ label: v.label, rep: r.report! });
       const f = SWEEP_FLOORS[id];
       const rep = r.report!;
-      if (f && (rep.agreementTop1 < f.agreement || rep.top5Overlap < f.top5 || rep.meanKL > f.kl)) low.push(`${id} ${v.label}`);
+      if (f && (rep.agreementTop1 < f.agreement || (rep.top5Overlap ?? 1) < f.top5 || rep.meanKL > f.kl)) low.push(`${id} ${v.label}`);
     }
     const best = [...reps].filter((r) => CALIBRATION_METHODS.includes(r.label as CalibrationMethod)).sort((a, b) => b.rep.agreementTop1 - a.rep.agreementTop1 || a.rep.meanKL - b.rep.meanKL)[0];
     for (const { label, rep } of reps) {
       const acc = (x: number | null) => (x === null ? '-' : Number(x.toFixed(4)));
-      sweep.push([id, label, Number(rep.agreementTop1.toFixed(3)), Number(rep.top5Overlap.toFixed(3)), Number(rep.meanKL.toFixed(4)), acc(rep.accuracyFloat), acc(rep.accuracyInt8), label === best?.label ? 'best' : '']);
+      sweep.push([id, label, Number(rep.agreementTop1.toFixed(3)), rep.top5Overlap === null ? 'n/a' : Number(rep.top5Overlap.toFixed(3)), Number(rep.meanKL.toFixed(4)), acc(rep.accuracyFloat), acc(rep.accuracyInt8), label === best?.label ? 'best' : '']);
     }
   }
   process.stdout.write(`\ncalibration methods (${calibCount} images from hymenoptera/train, one cache per model), evaluated on hymenoptera/val:\n`);

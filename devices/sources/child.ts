@@ -86,6 +86,22 @@ export interface ChildSourceSpec {
   onEvent?: (e: SourceEvent) => void;
 }
 
+/**
+ * The command that starts `exe args` so that it dies with edgetune, whatever ends edgetune (SIGKILL,
+ * a crash, the OOM killer): on Linux, util-linux's `setpriv --pdeathsig KILL` (util-linux is
+ * essential on Debian/Ubuntu; setpriv has had --pdeathsig since 2.33) sets the kernel's parent-death
+ * signal and execs the program, so the child keeps its pid, signals and exit status. Without it a
+ * child that is not writing (a camera that sends nothing, ffmpeg blocked connecting) never notices its
+ * reader is gone and is left holding the camera, reparented to init. The parent-death signal belongs
+ * to the thread that spawned the child; sources spawn from the main thread, which lives as long as
+ * the process. Elsewhere (macOS, no setpriv) the command is run as is.
+ */
+export function dieWithParent(exe: string, args: readonly string[]): { cmd: string; args: string[] } {
+  const setpriv = process.platform === 'linux' ? (setprivPath ??= findExecutable('setpriv') ?? null) : null;
+  return setpriv ? { cmd: setpriv, args: ['--pdeathsig', 'KILL', '--', exe, ...args] } : { cmd: exe, args: [...args] };
+}
+let setprivPath: string | null | undefined;
+
 /** Sleep that close() can cut short. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -154,7 +170,8 @@ export class ChildFrameSource implements FrameSource {
     const stallMs = this.live && configured > 0 ? configured : Infinity;
     while (!signal.aborted) {
       const args = this.spec.args({ seq });
-      const child = spawn(this.exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const cmd = dieWithParent(this.exe, args);
+      const child = spawn(cmd.cmd, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       const stderr: string[] = [];
       let partial = '';

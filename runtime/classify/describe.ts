@@ -34,6 +34,28 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
 }
 
 /**
+ * Limits on what a model file (or its card) may declare, checked when the card is made, before
+ * anything is allocated from them: a model declaring a 30000×30000 input would otherwise make every
+ * photo a 10 GB float tensor, and an output of [1, 1e8] 1e8 label strings.
+ * - MAX_INPUT_SIDE: each side of the image input, in pixels (the largest common classifier input is
+ *   600 (EfficientNet-B7); 4096 leaves room and keeps one float32 RGB image under 202 MB).
+ * - MAX_CLASSES: outputs of the scores row (ImageNet-21k has 21 843 classes).
+ */
+export const MODEL_LIMITS = { MAX_INPUT_SIDE: 4096, MAX_CLASSES: 100_000 } as const;
+
+/** Throws EMODEL naming the model when its declared input size or class count is past MODEL_LIMITS. */
+export function checkDeclaredSizes(name: string, what: { width?: number; height?: number; classes?: number; source?: string }): void {
+  const { MAX_INPUT_SIDE, MAX_CLASSES } = MODEL_LIMITS;
+  const from = what.source ? ` (from ${what.source})` : '';
+  if ((what.width ?? 0) > MAX_INPUT_SIDE || (what.height ?? 0) > MAX_INPUT_SIDE) {
+    throw new EdgetuneError('EMODEL', `${name}: declares a ${what.width}x${what.height} input${from}, over the limit of ${MAX_INPUT_SIDE} pixels a side; refused before allocating anything`, { subject: name });
+  }
+  if ((what.classes ?? 0) > MAX_CLASSES) {
+    throw new EdgetuneError('EMODEL', `${name}: declares ${what.classes} outputs per image${from}, over the limit of ${MAX_CLASSES} classes; refused before allocating anything`, { subject: name });
+  }
+}
+
+/**
  * Scores per image of an output: the product of its non-batch axes ([C] for a rank-1 output), or
  * undefined when one of them is dynamic. 0 when an axis is 0 (a zero-unit Dense).
  */
@@ -216,6 +238,8 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
 export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOptions): ModelCard {
   const name = o.name ?? o.id;
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
+  // the graph's own sizes are bounded before graphLayers numbers its outputs (one label string each)
+  checkDeclaredSizes(name, { classes: outputSize(signature), source: 'the graph' });
   const g = graphLayers(o.id, signature, o.assumedLabels);
   layers.graph = g.graph;
   layers.assumed = g.assumed;
@@ -229,6 +253,8 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
     );
   }
   card.preprocess = checkSpec(card.preprocess);
+  const said: Record<string, string> = { graph: 'the graph', 'card-file': 'its card file', embedded: 'its embedded edgetune.model metadata', flags: 'the flags', registry: 'its registry entry', assumed: 'the defaults' };
+  checkDeclaredSizes(name, { width: card.preprocess.width, height: card.preprocess.height, source: said[card.sources['preprocess.width'] ?? ''] ?? 'its card' });
   card.assumptions = assumptionsOf(card, g.labelNote);
   checkCardAgainstGraph(card, signature, name);
   const output = signature.outputs.find((x) => x.name === card.outputName) ?? signature.outputs[0]!;

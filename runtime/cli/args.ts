@@ -176,10 +176,11 @@ export function oneOfOption<T extends string>(name: string, v: string | undefine
   return hit;
 }
 
-/** `WIDTHxHEIGHT` (both >= 1) → [width, height]; `example` shows the form in the error. */
-export function sizeOption(name: string, v: string, example = '224x224'): [number, number] {
+/** `WIDTHxHEIGHT` (each side 1..`max`) → [width, height]; `example` shows the form in the error. */
+export function sizeOption(name: string, v: string, example = '224x224', max = Infinity): [number, number] {
   const m = /^(\d+)x(\d+)$/i.exec(v.trim());
-  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw invalidOption(name, `WIDTHxHEIGHT (e.g. ${example})`, v);
+  const ok = (x: string | undefined) => Number(x) >= 1 && Number(x) <= max;
+  if (!m || !ok(m[1]) || !ok(m[2])) throw invalidOption(name, `WIDTHxHEIGHT (e.g. ${example})${Number.isFinite(max) ? ` with each side from 1 to ${max}` : ''}`, v);
   return [Number(m[1]), Number(m[2])];
 }
 

@@ -4,10 +4,12 @@
 // (no stack unless EDGETUNE_DEBUG=1; credentials in URIs masked) and exit 1; bad usage exits 2. A
 // closed stdout (`edgetune classify … | head`) ends the command quietly (exit 0), no EPIPE trace.
 
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command, CommandIO } from './args.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { maskSecrets } from '../core/redact.js';
+import { InterruptedError } from '../io/progress.js';
 
 /** Command name → module exporting it (the export is named like the command, camel-cased). */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -90,6 +92,7 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
   } catch (err) {
     if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${maskSecrets(String((err as Error).stack ?? err))}\n`);
     io.stderr.write(`edgetune ${name}: ${maskSecrets(messageOf(err))}\n`);
+    if (err instanceof InterruptedError) return err.exitCode;
     return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
   }
 }
@@ -110,8 +113,48 @@ export function quietOnClosedStdout(stdout: NodeJS.WriteStream = process.stdout)
   stdout.on('error', onError);
 }
 
+/**
+ * Longest command line (bytes of /proc/self/cmdline: every argument with its NUL, node and the script
+ * included) that is safe with the default 8 MiB stack. onnxruntime-node 1.30.0 (Linux x64) reads
+ * /proc/self/cmdline when it creates a session and walks it recursively (~3 native frames per byte):
+ * from 28 961 bytes on (measured, node 20.20.2, `ulimit -s 8192`) the main thread's stack overflows
+ * and the process dies with SIGSEGV (rc 139) and nothing printed. The limit leaves a margin and grows
+ * with the stack limit (`ulimit -s`); none applies with an unlimited stack or where there is no
+ * /proc/self/cmdline (other systems do not have the fault).
+ */
+export const COMMAND_LINE_LIMIT_8MIB = 24_576;
+
+/** The error for a command line onnxruntime cannot survive, or null; read before onnxruntime loads. */
+export function commandLineTooLong(): string | null {
+  let size: number;
+  let stackBytes = 8 * 1024 * 1024;
+  try {
+    size = readFileSync('/proc/self/cmdline').length;
+  } catch {
+    return null;
+  }
+  try {
+    const m = /^Max stack size\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m?.[1] === 'unlimited') return null;
+    if (m && Number.isFinite(Number(m[1]))) stackBytes = Number(m[1]);
+  } catch {
+    // keep the default stack size
+  }
+  const limit = Math.floor((COMMAND_LINE_LIMIT_8MIB * stackBytes) / (8 * 1024 * 1024));
+  if (size <= limit) return null;
+  return (
+    `the command line is ${size} bytes, over the limit of ${limit}: onnxruntime crashes (stack overflow) ` +
+    `reading a longer one; pass a folder instead of many files, or raise the stack limit (ulimit -s)`
+  );
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href || process.argv[1]?.endsWith('/edgetune')) {
   quietOnClosedStdout();
+  const tooLong = commandLineTooLong();
+  if (tooLong) {
+    process.stderr.write(`edgetune: ${tooLong}\n`);
+    process.exit(2);
+  }
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -70,6 +70,22 @@ async function headOf(input: string | Uint8Array): Promise<Uint8Array> {
   }
 }
 
+/** Vector formats sharp can render, refused where a photo is expected (see refuseVector). */
+const VECTOR_FORMATS = new Set(['svg', 'pdf']);
+
+/**
+ * Throws when sharp's `format` (from metadata(), which only parses the header) is a vector format.
+ * Rendering SVG has no bound that the pixel limit sees: a 1 MB SVG of 100×100 declared pixels holding
+ * one long `<text>` took > 3 GB in 12 s inside librsvg. Every command here expects photos or camera
+ * frames (classify, finetune, eval, quantize, watch dir://, augment-preview), so vector images are
+ * refused with the reason, before any rendering; rasterise one first (e.g. `rsvg-convert -o x.png x.svg`).
+ */
+export function refuseVector(format: string | undefined): void {
+  if (format && VECTOR_FORMATS.has(format)) {
+    throw new EdgetuneError('EINPUT', `vector image (${format.toUpperCase()}) refused: edgetune reads photos, and rendering a vector image has no size bound; convert it to PNG or JPEG first`);
+  }
+}
+
 /**
  * A sharp pipeline that outputs the model-ready HWC pixels: the header is read first (EXIF-rotated
  * size), then fitGeometry (runtime/image/geometry.ts) says the resize size and the crop or letterbox,
@@ -78,7 +94,8 @@ async function headOf(input: string | Uint8Array): Promise<Uint8Array> {
 async function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: DecodeOptions): Promise<Sharp> {
   const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const img = sharp(input, { limitInputPixels: limit, failOn: 'error', sequentialRead: true });
-  const { autoOrient } = await img.metadata();
+  const { autoOrient, format } = await img.metadata();
+  refuseVector(format);
   const g = fitGeometry(autoOrient.width, autoOrient.height, spec);
   // sharp takes sides and offsets up to MAX_SHARP_SIDE; past that it throws its own argument names
   // ("for left but received …"): say what the image is instead
@@ -206,12 +223,15 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
 /** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
 export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
-  const make = () =>
-    sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' })
+  const make = async () => {
+    const img = sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' });
+    refuseVector((await img.metadata()).format);
+    return img
       .rotate()
       .flatten({ background: opts.background ?? { r: 255, g: 255, b: 255 } })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' });
+  };
   return run(make, input, opts, label);
 }
 

@@ -1,6 +1,7 @@
 // Long work made visible and stoppable: a progress line (rewritten in place on a TTY) and an
 // AbortSignal that fires on the first Ctrl-C / SIGTERM. Node only.
 
+import { constants as osConstants } from 'node:os';
 import { EdgetuneError } from '../core/errors.js';
 
 /** Where progress is written: a stream that may be a TTY. */
@@ -37,24 +38,41 @@ export function progress(io: ProgressIO, label: string, now: () => number = () =
   };
 }
 
+/** The signals that stop long work: Ctrl-C, `kill`, and a closed terminal or `systemctl reload` (SIGHUP). */
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
 /**
- * An AbortSignal that fires on the first SIGINT/SIGTERM so long work can stop between steps and
- * clean up; a second Ctrl-C exits at once.
+ * What long work throws when a stop signal arrived (`interrupted by SIGINT`); the CLI exits with
+ * 128 + the signal's number (130 for Ctrl-C), the shell's convention for a command a signal ended.
  */
-export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
+export class InterruptedError extends EdgetuneError {
+  readonly signalName: NodeJS.Signals;
+  constructor(signalName: NodeJS.Signals, what?: string) {
+    super('EIO', `interrupted by ${signalName}${what ? ` ${what}` : ''}`);
+    this.signalName = signalName;
+  }
+  /** 128 + the signal's number. */
+  get exitCode(): number {
+    return 128 + (osConstants.signals[this.signalName] ?? 2);
+  }
+}
+
+/**
+ * An AbortSignal that fires on the first SIGINT/SIGTERM/SIGHUP so long work can stop between steps and
+ * clean up; a second one exits at once (130). The abort reason is an InterruptedError.
+ */
+export function interruptSignal(what?: string): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController();
   const onSig = (sig: NodeJS.Signals) => {
     if (ac.signal.aborted) process.exit(130);
     process.stderr.write(`\nedgetune: ${sig} received, stopping (again to force)\n`);
-    ac.abort(new EdgetuneError('EIO', `interrupted by ${sig}`));
+    ac.abort(new InterruptedError(sig, what));
   };
-  process.on('SIGINT', onSig);
-  process.on('SIGTERM', onSig);
+  for (const s of STOP_SIGNALS) process.on(s, onSig);
   return {
     signal: ac.signal,
     dispose() {
-      process.off('SIGINT', onSig);
-      process.off('SIGTERM', onSig);
+      for (const s of STOP_SIGNALS) process.off(s, onSig);
     },
   };
 }

@@ -325,6 +325,18 @@ function readFloats(t: TensorProto): Float32Array {
 }
 
 /**
+ * True when an edgetune head's Gemm weights or biases are not float32 initializers: the quantizer
+ * (finetune --int8) replaced them by int8 initializers behind DequantizeLinear nodes.
+ */
+export function headIsQuantized(model: OnnxModel): boolean {
+  const g = model.graph;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  return g.node
+    .filter((n) => n.opType === 'Gemm' && (n.name ?? '').startsWith(PREFIX))
+    .some((n) => [n.input[1], n.input[2]].some((name) => inits.get(name ?? '')?.dataType !== 1));
+}
+
+/**
  * What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut.
  * `source` names the model in errors. Errors: EMODEL when it has no edgetune head, or its
  * `edgetune.model` metadata breaks the contract (`<source>: edgetune.model: labels[1]: …`).
@@ -339,6 +351,9 @@ export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): 
   }
   const info = parseJsonContract(ExportedModelInfoSchema, raw, `${source}: ${MODEL_INFO_KEY}`, 'EMODEL');
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  if (headIsQuantized(model)) {
+    throw new EdgetuneError('EMODEL', `${source}: its head is quantized (a model written by finetune --int8), so its float weights cannot be read; use its float pair (<name>.fp32.onnx)`, { subject: source });
+  }
   const layers: DenseLayer[] = gemms.map((n) => {
     const w = inits.get(n.input[1]!)!;
     const b = inits.get(n.input[2]!)!;

@@ -1,12 +1,17 @@
 // Resume data (`<name>.resume.bin` beside a fine-tuned model): what `finetune --resume` needs so that
 // adding a class embeds only the new class's images. BROWSER-SAFE: the library (runtime/train/node/resume.ts
-// reads and builds it) and the kiosk page (teach.ts writes it beside a taught model) share this codec.
-// Format: the magic line "edgetune.resume 1\n", a uint32 LE header length, the JSON header, zero
-// padding to a multiple of 4 bytes, then the float32 LE rows in the header's image order.
+// reads and builds it) and the kiosk page (teach.ts writes it beside a taught model) share this layout.
+// Format (version 2; runtime/train/node/resume.ts decodes it and says more): the magic line
+// "edgetune.resume 2\n", a uint32 LE header length, the JSON header, zero padding to a multiple of 4
+// bytes, the float32 LE rows in the header's image order, then the 32-byte sha256 of all before it.
 
-import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { invalidParameter } from '../core/errors.js';
 
-const MAGIC = 'edgetune.resume 1\n';
+/** Version 2's magic line (with the checksum) and version 1's (before it; read unverified). */
+export const MAGIC = 'edgetune.resume 2\n';
+export const MAGIC_V1 = 'edgetune.resume 1\n';
+/** The trailing sha256 of everything before it. */
+export const CHECKSUM_BYTES = 32;
 
 export interface ResumeImage {
   /** Class index into `labels`. */
@@ -34,35 +39,23 @@ export interface ResumeData {
   features: Float32Array;
 }
 
-export function encodeResume(d: ResumeData): Uint8Array {
+/**
+ * The version 2 bytes of `d` with the last CHECKSUM_BYTES left zero for the caller's sha256 of
+ * `out.subarray(0, body)` (Node: node:crypto, runtime/train/node/resume.ts encodeResume; the page:
+ * WebCrypto). Errors: the features' length does not match the images' views × dims.
+ */
+export function resumeLayout(d: ResumeData): { out: Uint8Array; body: number } {
   const rows = d.images.reduce((a, im) => a + im.views, 0);
   if (d.features.length !== rows * d.dims) throw invalidParameter('the resume data', `${rows} × ${d.dims} floats`, d.features.length);
   const header = new TextEncoder().encode(JSON.stringify({ model: d.model, labels: d.labels, dims: d.dims, images: d.images }));
   const magic = new TextEncoder().encode(MAGIC);
   const start = Math.ceil((magic.length + 4 + header.length) / 4) * 4;
-  const out = new Uint8Array(start + d.features.byteLength);
+  const body = start + d.features.byteLength;
+  const out = new Uint8Array(body + CHECKSUM_BYTES);
   out.set(magic, 0);
   new DataView(out.buffer).setUint32(magic.length, header.length, true);
   out.set(header, magic.length + 4);
   const f = new DataView(out.buffer, start);
   d.features.forEach((v, i) => f.setFloat32(i * 4, v, true));
-  return out;
+  return { out, body };
 }
-
-export function decodeResume(bytes: Uint8Array): ResumeData {
-  const magic = new TextEncoder().encode(MAGIC);
-  const bad = (why: string) => new EdgetuneError('EMODEL', `not an edgetune resume file (${why})`);
-  if (bytes.length < magic.length + 4 || new TextDecoder().decode(bytes.subarray(0, magic.length)) !== MAGIC) throw bad('no magic line');
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const hl = dv.getUint32(magic.length, true);
-  if (magic.length + 4 + hl > bytes.length) throw bad('header past the end');
-  const h = JSON.parse(new TextDecoder().decode(bytes.subarray(magic.length + 4, magic.length + 4 + hl))) as Omit<ResumeData, 'features'>;
-  const start = Math.ceil((magic.length + 4 + hl) / 4) * 4;
-  const rows = h.images.reduce((a, im) => a + im.views, 0);
-  if (bytes.length - start !== rows * h.dims * 4) throw bad(`expected ${rows * h.dims} floats, found ${(bytes.length - start) / 4}`);
-  const features = new Float32Array(rows * h.dims);
-  for (let i = 0; i < features.length; i++) features[i] = dv.getFloat32(start + i * 4, true);
-  if (!features.every(Number.isFinite)) throw bad('non-finite embedding values');
-  return { ...h, features };
-}
-

@@ -113,7 +113,7 @@ describe('edgetune quantize', () => {
     writeFileSync(bad, 'hello, not a model');
     const r = await runCli(['quantize', '--model', bad, '--calib', train(), '--out', path.join(dir, 'x.onnx')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^edgetune quantize: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: Not an ONNX model: `, 'm'));
+    expect(r.stderr).toMatch(new RegExp(`^edgetune quantize: ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: not a readable ONNX model \\(Not an ONNX model: `, 'm'));
   });
 
   it('refuses an already-quantized model', async () => {

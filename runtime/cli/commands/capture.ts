@@ -58,6 +58,9 @@ async function saveUnique(dir: string, base: string, bytes: Buffer): Promise<str
   }
 }
 
+/** Largest side of a saved frame (`--size`), in pixels. */
+const MAX_CAPTURE_SIDE = 8192;
+
 export const capture: Command = {
   summary: 'save camera/stream frames as a labelled image dataset (for finetune)',
   usage,
@@ -82,7 +85,9 @@ export const capture: Command = {
     const every = durationOption('every', v.every, 1000);
     const countdown = numberOption('countdown', v.countdown, 0, 0, 3600);
     const quality = intOption('quality', v.quality, 92, ...R.quality);
-    const [width, height] = sizeOption('size', v.size ?? '480x360', '480x360');
+    // Each side 1..8192 (8K): the frame buffer (W×H×3 bytes) is allocated per frame, and 100000x100000
+    // would ask for 30 GB ("Invalid typed array length" from deep inside the source otherwise).
+    const [width, height] = sizeOption('size', v.size ?? '480x360', '480x360', MAX_CAPTURE_SIDE);
     const fit = oneOfOption('fit', v.fit, ['cover', 'contain', 'fill'] as const, 'cover');
     const json = Boolean(v.json);
     const dir = path.resolve(v.out, cls);

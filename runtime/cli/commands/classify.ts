@@ -77,7 +77,9 @@ export const classify: Command = {
     } finally {
       await clf.dispose();
     }
-    if (!json && files.length > 1) io.stderr.write(`edgetune: ${files.length - failed}/${files.length} classified with ${clf.id} on ${provider}\n`);
+    // Inputs are the files found plus the entries the folder walk reported (each counted once, as failed).
+    const inputs = files.length + walkSkips.length;
+    if (!json && inputs > 1) io.stderr.write(`edgetune: ${inputs - failed}/${inputs} classified with ${clf.id} on ${provider}\n`);
     return failed ? 1 : 0;
   },
 };

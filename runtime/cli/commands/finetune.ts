@@ -4,6 +4,7 @@
 // and stops on Ctrl-C (interruptSignal), and prints the report.
 
 import { intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
+import path from 'node:path';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
@@ -173,6 +174,7 @@ function progressPrinter(io: CommandIO): { onProgress(e: FinetuneProgress): void
         stage = key;
         if (e.stage === 'embed') bar = progress(io, e.split === 'train' ? `embedding ${e.total} training image views` : `embedding ${e.total} validation images`);
         else if (e.stage === 'activations') bar = progress(io, `activations at ${e.cut} for ${e.total} image views`);
+        else if (e.stage === 'int8') bar = progress(io, 'int8: calibrating and scoring');
       }
       if (e.stage !== 'epoch') return bar!.update(e.done, e.total);
       const s = e.stats;
@@ -204,15 +206,26 @@ export const finetune = {
     o.session = providersFrom(v, io);
     o.onWarning = (m) => io.stderr.write(`edgetune: warning: ${m}\n`);
     const printer = progressPrinter(io);
-    o.onProgress = printer.onProgress;
-    const signal = interruptSignal();
-    o.signal = signal.signal;
+    // Ctrl-C stops the run (the library's signal); in the int8 step the reason says that nothing was written
+    const stop = new AbortController();
+    let interrupt = interruptSignal();
+    const relay = () => interrupt.signal.addEventListener('abort', () => stop.abort(interrupt.signal.reason), { once: true });
+    relay();
+    o.onProgress = (e) => {
+      if (e.stage === 'int8' && e.done === 0) {
+        interrupt.dispose();
+        interrupt = interruptSignal(`during the --int8 step; nothing was written (${path.basename(o.out)} and its set are as they were)`);
+        relay();
+      }
+      printer.onProgress(e);
+    };
+    o.signal = stop.signal;
     let report;
     try {
       report = await finetuneRun(v.resume ? undefined : positionals[0], o);
     } finally {
       printer.done();
-      signal.dispose();
+      interrupt.dispose();
     }
     if (v.json) writeJson(io, report);
     else if ('names' in report) printTargets(io, report);

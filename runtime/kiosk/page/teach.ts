@@ -23,7 +23,7 @@ import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { invalidParameter } from '../../core/errors.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
-import { encodeResume } from '../../train/resume-format.js';
+import { resumeLayout } from '../../train/resume-format.js';
 import { finetuneSummary, type FinetuneSummary } from '../../train/summary.js';
 import type { TrainConfig } from '../../train/index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, FROM_PAGE, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
@@ -92,12 +92,15 @@ function samplesOf(classes: TrainRequest['classes']): Sample[] {
   return classes.flatMap((c, label) => c.samples.map((blob, i) => ({ label, blob, name: `${c.name}#${i + 1}` })));
 }
 
+/** The sha256 of bytes by WebCrypto; empty where it is unavailable (outside a secure context). */
+async function sha256Bytes(bytes: Uint8Array): Promise<Uint8Array> {
+  const subtle = globalThis.crypto?.subtle;
+  return subtle ? new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)) : new Uint8Array(0);
+}
+
 /** The sha256 (hex) of bytes by WebCrypto; '' where it is unavailable (outside a secure context). */
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return '';
-  const d = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+  return Array.from(await sha256Bytes(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The content key of a sample for its view parameters: the sha256 (hex) of its bytes, as the CLI keys files (the name where WebCrypto is unavailable, outside a secure context). */
@@ -334,7 +337,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const features = new Float32Array(trainRows.length + (valRows?.length ?? 0));
   features.set(trainRows);
   if (valRows) features.set(valRows, trainRows.length);
-  const resume = encodeResume({
+  const { out: resume, body } = resumeLayout({
     model: await sha256Hex(new TextEncoder().encode(readMetadataProps(onnx)[METADATA_KEY] ?? '')),
     labels,
     dims: transfer.dims,
@@ -344,6 +347,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     ],
     features,
   });
+  // version 2's checksum: the sha256 of everything before it (WebCrypto here, node:crypto in the library)
+  resume.set(await sha256Bytes(resume.subarray(0, body)), body);
   progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
   return { onnx, resume, labels, report, metrics, provider };
 }

@@ -7,7 +7,7 @@
 
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
-import { DEFAULT_MAX_PIXELS } from '../../image/decode.js';
+import { DEFAULT_MAX_PIXELS, refuseVector } from '../../image/decode.js';
 import { finishView, grayscale, type ViewParams } from '../augment/ops.js';
 import { fitGeometry } from '../../image/geometry.js';
 import type { HwcImage, PreprocessSpec } from '../../image/preprocess.js';
@@ -31,7 +31,8 @@ export async function decodeBase(input: string | Uint8Array, spec: PreprocessSpe
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
   try {
     const img = sharp(input, { limitInputPixels: DEFAULT_MAX_PIXELS, failOn: 'error' });
-    const { autoOrient } = await img.metadata();
+    const { autoOrient, format } = await img.metadata();
+    refuseVector(format);
     const g = fitGeometry(autoOrient.width, autoOrient.height, { ...spec, resize: 'cover' });
     return await toImage(
       img

@@ -82,10 +82,11 @@ export interface FinetuneOptions {
   onWarning?(message: string): void;
 }
 
-/** Progress of a fine-tune: embedding (`train` / `val` images), phase-2 activations, and each epoch of either phase. */
+/** Progress of a fine-tune: embedding (`train` / `val` images), phase-2 activations, each epoch of either phase, and the int8 step (0/1 when it starts, 1/1 when done). */
 export type FinetuneProgress =
   | { stage: 'embed'; split: 'train' | 'val'; done: number; total: number }
   | { stage: 'activations'; cut: string; done: number; total: number }
+  | { stage: 'int8'; done: number; total: number }
   | { stage: 'epoch'; phase: 1; epochs: number; stats: EpochStats }
   | { stage: 'epoch'; phase: 2; epochs: number; stats: TailEpochStats };
 

@@ -15,6 +15,7 @@ import { createRng } from '../../core/rng.js';
 import { EdgetuneError } from '../../core/errors.js';
 import type { SessionOptions } from '../../session/session.js';
 import { Embedder, type Backbone, type EmbeddingCache } from './embed.js';
+import { findSharedFiles, type SharedFiles } from '../../io/files.js';
 import { readMultilabelCsv, readRegressionCsv, targetMatrix, type TargetDataset, type TargetItem } from './targets.js';
 
 export interface TargetFinetuneOptions {
@@ -46,6 +47,8 @@ export interface TargetFinetuneResult {
   /** Metrics on the validation rows (or the training rows without any). */
   metrics: MultilabelMetrics | RegressionMetrics;
   validated: boolean;
+  /** Validation images byte-identical to training images (io/files.ts findSharedFiles). */
+  leakage: SharedFiles;
 }
 
 async function read(task: TargetFinetuneOptions['task'], csv: string): Promise<TargetDataset> {
@@ -62,8 +65,14 @@ function splitRows(items: TargetItem[], fraction: number, seed: number): { train
   return { train: items.filter((_, i) => !held.has(i)), val: items.filter((_, i) => held.has(i)) };
 }
 
-/** Train and export a multilabel or regression head (see the module header). Errors: EINPUT for an empty or mismatched dataset. */
+/**
+ * Train and export a multilabel or regression head (see the module header). Errors: EINPUT for an
+ * empty or mismatched dataset; EARG for `head: 'prototype'` (classification only).
+ */
 export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetFinetuneResult> {
+  if (o.head === 'prototype') {
+    throw new EdgetuneError('EARG', `--head prototype is nearest-class-mean classification and has no ${o.task} form: use --head linear or --head mlp with --task ${o.task}`);
+  }
   const ds = await read(o.task, o.csv);
   const skipped = [...ds.skipped];
   let train = ds.items;
@@ -78,6 +87,8 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
     val = v.items;
   } else ({ train, val } = splitRows(train, o.valSplit ?? FINETUNE_DEFAULTS.valSplit, seed));
   const K = ds.names.length;
+  // leakage: validation images byte-identical to training images (as for class folders)
+  const leakage = await findSharedFiles(train.map((i) => i.file), val.map((i) => i.file));
   const embedder = await Embedder.open(o.backbone, o.session);
   let tr;
   let va;
@@ -105,7 +116,7 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
   const t = keep(train, tr);
   if (!t.kept.length) throw new EdgetuneError('EINPUT', `${o.csv}: no training image could be read`, { subject: o.csv });
   const v = va ? keep(val, va) : undefined;
-  const config = { ...finetuneConfig(o.head === 'prototype' ? 'linear' : o.head, o.config), task: o.task };
+  const config = { ...finetuneConfig(o.head, o.config), task: o.task };
   const training = await trainHead(t.set, v?.set, config, { signal: o.signal, ...o.hooks });
   const evalSet = v?.set ?? t.set;
   const pred = predictHead(training.head, evalSet.features);
@@ -117,5 +128,5 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
     dataset: { csv: o.csv.split(/[\\/]/).pop(), rows: t.kept.length, ...(o.valCsv ? { valCsv: o.valCsv.split(/[\\/]/).pop() } : {}) },
     seed,
   });
-  return { bytes, names: ds.names, train: t.kept, val: v?.kept ?? [], skipped, training, metrics, validated: Boolean(v) };
+  return { bytes, names: ds.names, train: t.kept, val: v?.kept ?? [], skipped, training, metrics, validated: Boolean(v), leakage };
 }

@@ -29,9 +29,8 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
-import { loadModelFile } from '../../io/model-file.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { quantizeFinetuned, type Int8Report } from './int8.js';
 import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
@@ -85,6 +84,8 @@ export interface TargetsReport {
   metrics: MultilabelMetrics | RegressionMetrics;
   history: TrainResult['history'];
   skipped: { where: string; reason: string }[];
+  /** Validation images byte-identical to training images. */
+  leakage: SharedFiles;
   warnings: string[];
   totalS: number;
 }
@@ -180,9 +181,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (o.resume) {
     const file = path.resolve(o.resume);
     // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
-    const { bytes, model: loaded } = await loadModelFile(file);
-    const prev = headFromModel(loaded);
-    prior = await readResume(file, resumeKey(bytes), warn);
+    // an int8 model is resumed from its float pair (<name>.fp32.onnx); its resume data is keyed by the named file
+    const { keyBytes, model: loaded } = await openResumedModel(file, warn);
+    const prev = headFromModel(loaded, o.resume);
+    prior = await readResume(file, resumeKey(keyBytes), warn);
     const prov = prev.info.provenance as unknown as FinetuneProvenance | undefined;
     if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${o.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
     backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
@@ -370,7 +372,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       // the training folder may be gone when resuming from resume data: calibrate on the added classes then
       const calib = prior && !(await stat(trainDir!).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir!;
       if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session, onWarning: warn });
+      // an abort here stops calibration between images: nothing is written, the old set stays
+      progress({ stage: 'int8', done: 0, total: 1 });
+      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session, onWarning: warn, signal: o.signal });
+      progress({ stage: 'int8', done: 1, total: 1 });
       temps.push(...q.temps);
       modelBytes = q.bytes;
       report.int8 = q.report;
@@ -385,6 +390,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     // the picture is drawn after the model and its JSON are written: the old one goes first, so that
     // no picture of an older model stays beside this one
     await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
+    o.signal?.throwIfAborted();
     await writeAtomicSet(set);
   } catch (err) {
     for (const t of temps) await rm(t, { force: true });
@@ -441,10 +447,12 @@ async function finetuneTargetsRun(
     onProgress: (split, done, total) => a.o.onProgress?.({ stage: 'embed', split, done, total }),
   });
   for (const s of r.skipped) a.warn(`skipped ${s.where}: ${s.reason}`);
+  const leak = sharedFilesWarning(r.leakage, 'validation', 'training', r.val.length);
+  if (leak) a.warn(leak);
   const report: TargetsReport = {
     model: a.out, task, base: a.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: a.views, augment: formatAugmentation(a.augment),
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
-    metrics: r.metrics, history: r.training.history, skipped: r.skipped, warnings: a.warnings, totalS: round((performance.now() - a.t0) / 1000),
+    metrics: r.metrics, history: r.training.history, skipped: r.skipped, leakage: r.leakage, warnings: a.warnings, totalS: round((performance.now() - a.t0) / 1000),
   };
   if (a.o.signal?.aborted) throw a.o.signal.reason;
   // the model and its report are one set (replaced together)

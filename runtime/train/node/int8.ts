@@ -38,7 +38,7 @@ export interface Int8Step {
 /**
  * Quantize the float model `floatBytes` that will be written as `out` (see the module header).
  * `calib`: the folder of calibration images; `val`: the validation images (file, class index).
- * Errors: the quantizer's (EARG, EMODEL, EINPUT); temp files are removed on error.
+ * Errors: the quantizer's (EARG, EMODEL, EINPUT), `signal`'s reason; temp files are removed on error.
  */
 export async function quantizeFinetuned(o: {
   floatBytes: Uint8Array;
@@ -50,6 +50,8 @@ export async function quantizeFinetuned(o: {
   val: readonly { file: string; label: number }[];
   session: SessionOptions;
   onWarning(message: string): void;
+  /** Stops calibration and scoring between images (the reason is thrown; temps are removed). */
+  signal?: AbortSignal;
 }): Promise<Int8Step> {
   const floatFile = o.out.replace(/\.onnx$/i, '.fp32.onnx');
   const floatTmp = tempPathFor(floatFile, '.onnx');
@@ -72,9 +74,10 @@ export async function quantizeFinetuned(o: {
       providers: o.session.providers,
       threads: o.session.threads,
       onWarning: o.onWarning,
+      signal: o.signal,
     });
     const bytes = new Uint8Array(await readFile(int8Tmp));
-    const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined }) : undefined;
+    const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined, signal: o.signal }) : undefined;
     const entries: AtomicEntry[] = [{ file: o.out, from: int8Tmp }, { file: floatFile, from: floatTmp }];
     if (await stat(tableTmp).then(() => true, () => false)) entries.push({ file: o.out.replace(/\.onnx$/i, '') + '.calibration.cache', from: tableTmp });
     return {

@@ -3,23 +3,54 @@
 // validation images view 0), its class, split, file name and content hash, the labels, and the sha256
 // identity of the model it belongs to (resumeKey; written in one set with the model:
 // runtime/io/atomic.ts writeAtomicSet).
-// The format and its codec are browser-safe (runtime/train/resume-format.ts: the kiosk page writes
-// resume data too); this file reads it beside a model and builds it from a dataset.
+// The layout is browser-safe (runtime/train/resume-format.ts: the kiosk page writes resume data too).
+// Format (version 2): the magic line "edgetune.resume 2\n", a uint32 LE header length, the JSON header,
+// zero padding to a multiple of 4 bytes, the float32 LE rows in the header's image order, then the
+// 32-byte sha256 of everything before it. A file whose checksum does not match is refused with both
+// hashes (flipped bytes in the embeddings would otherwise train a wrong model with exit 0). Version 1
+// files (no checksum, written before it existed) are still read, with a warning that they cannot be
+// verified; the model written from them carries a version 2 file.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { loadModelFile } from '../../io/model-file.js';
+import type { OnnxModel } from '../../onnx/model.js';
+import { headIsQuantized } from '../export.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
-import { decodeResume, type ResumeData, type ResumeImage } from '../resume-format.js';
+import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, resumeLayout, type ResumeData, type ResumeImage } from '../resume-format.js';
 
-export { encodeResume, decodeResume, type ResumeData, type ResumeImage } from '../resume-format.js';
+export type { ResumeData, ResumeImage } from '../resume-format.js';
 
 /** resumeKey of a model file's bytes (see ResumeData.model). */
 export function resumeKey(modelBytes: Uint8Array): string {
   return createHash('sha256').update(readMetadataProps(modelBytes)[METADATA_KEY] ?? '').digest('hex');
+}
+
+/**
+ * The model `finetune --resume file` extends. A model written with --int8 has a quantized head, whose
+ * float weights cannot be read back: its float pair `<name>.fp32.onnx` (written in the same set) is
+ * resumed instead, with a warning; without the pair it is refused with the reason.
+ * `keyBytes` are the named file's bytes (its resume data is keyed by them: resumeKey);
+ * `model` is the float model to extend. External data is read relative to the model and inlined.
+ * Errors: EMODEL `<file>: its head is quantized … and its float pair <pair> is missing …`.
+ */
+export async function openResumedModel(file: string, onWarning: (m: string) => void): Promise<{ keyBytes: Uint8Array; model: OnnxModel }> {
+  const { bytes, model } = await loadModelFile(file);
+  if (!headIsQuantized(model)) return { keyBytes: bytes, model };
+  const pair = file.replace(/\.onnx$/i, '') + '.fp32.onnx';
+  if (!(await stat(pair).then((st) => st.isFile(), () => false))) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${file}: its head is quantized (a model written by finetune --int8) and its float pair ${pair} is missing: --resume needs the float weights; put the .fp32.onnx file beside it, or run finetune on the training folders with the new class in them`,
+      { subject: file },
+    );
+  }
+  onWarning(`${file} is an int8 model: resuming from its float pair ${path.basename(pair)} (add --int8 to write an int8 model again)`);
+  return { keyBytes: bytes, model: (await loadModelFile(pair)).model };
 }
 
 /** `<dir>/<name>.resume.bin` for the model `<dir>/<name>.onnx`. */
@@ -27,10 +58,49 @@ export function resumePath(model: string): string {
   return model.replace(/\.onnx$/i, '') + '.resume.bin';
 }
 
+/** Encode resume data (version 2): resume-format.ts's layout, and the sha256 of everything before the checksum. */
+export function encodeResume(d: ResumeData): Uint8Array {
+  const { out, body } = resumeLayout(d);
+  out.set(createHash('sha256').update(out.subarray(0, body)).digest(), body);
+  return out;
+}
+
+/**
+ * Decode resume data. `onUnverified` is told when the file is a version 1 file (no checksum).
+ * Errors (EMODEL): "checksum mismatch (sha256 expected …, found …)", "not an edgetune resume file (…)".
+ */
+export function decodeResume(all: Uint8Array, onUnverified?: () => void): ResumeData {
+  const magic = new TextEncoder().encode(MAGIC);
+  const bad = (why: string) => new EdgetuneError('EMODEL', `not an edgetune resume file (${why})`);
+  const head = all.length >= magic.length ? new TextDecoder().decode(all.subarray(0, magic.length)) : '';
+  let bytes = all;
+  if (head === MAGIC) {
+    if (all.length < magic.length + 4 + CHECKSUM_BYTES) throw bad('shorter than its header and checksum');
+    bytes = all.subarray(0, all.length - CHECKSUM_BYTES);
+    const expected = Buffer.from(all.subarray(all.length - CHECKSUM_BYTES)).toString('hex');
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (expected !== actual) throw new EdgetuneError('EMODEL', `checksum mismatch (sha256 expected ${expected}, found ${actual}): the file is damaged`);
+  } else if (head === MAGIC_V1) onUnverified?.();
+  if (bytes.length < magic.length + 4 || (head !== MAGIC && head !== MAGIC_V1)) throw bad('no magic line');
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const hl = dv.getUint32(magic.length, true);
+  if (magic.length + 4 + hl > bytes.length) throw bad('header past the end');
+  const h = JSON.parse(new TextDecoder().decode(bytes.subarray(magic.length + 4, magic.length + 4 + hl))) as Omit<ResumeData, 'features'>;
+  const start = Math.ceil((magic.length + 4 + hl) / 4) * 4;
+  const rows = h.images.reduce((a, im) => a + im.views, 0);
+  if (bytes.length - start !== rows * h.dims * 4) throw bad(`expected ${rows * h.dims} floats, found ${(bytes.length - start) / 4}`);
+  const features = new Float32Array(rows * h.dims);
+  for (let i = 0; i < features.length; i++) features[i] = dv.getFloat32(start + i * 4, true);
+  if (!features.every(Number.isFinite)) throw bad('non-finite embedding values');
+  return { ...h, features };
+}
+
 /**
  * The resume data beside `model` when it belongs to the model whose resumeKey is `key`;
- * undefined when there is none. A file for another model (the model was replaced) or a damaged one is
- * reported through `onWarning` and not used.
+ * undefined when there is none. A file for another model (the model was replaced) is reported through
+ * `onWarning` and not used; so is a version 1 file (no checksum), which is used.
+ * Errors: EMODEL `<file>: checksum mismatch (…)` / `<file>: not an edgetune resume file (…)` with the
+ * fix (delete it to read the training folders again): damaged data is never trained on.
  */
 export async function readResume(model: string, key: string, onWarning: (m: string) => void): Promise<ResumeData | undefined> {
   const file = resumePath(model);
@@ -40,17 +110,19 @@ export async function readResume(model: string, key: string, onWarning: (m: stri
   } catch {
     return undefined;
   }
+  let d: ResumeData;
+  let unverified = false;
   try {
-    const d = decodeResume(bytes);
-    if (d.model !== key) {
-      onWarning(`${file} belongs to another model (the model was replaced); the training folders are read again`);
-      return undefined;
-    }
-    return d;
+    d = decodeResume(bytes, () => (unverified = true));
   } catch (err) {
-    onWarning(`${file}: ${(err as Error).message}; the training folders are read again`);
+    throw new EdgetuneError('EMODEL', `${file}: ${(err as Error).message}; delete it to read the training folders again`, { subject: file });
+  }
+  if (d.model !== key) {
+    onWarning(`${file} belongs to another model (the model was replaced); the training folders are read again`);
     return undefined;
   }
+  if (unverified) onWarning(`${file} has no checksum (written by an older edgetune): its embeddings are used unverified`);
+  return d;
 }
 
 /**

@@ -3,14 +3,18 @@
 //               the sorted union of every row's; an empty label list = no label applies.
 //   regression  `file,value`, or `file,v1;v2` for several outputs; a header row (`file,brightness` or
 //               `file,brightness;aspect`) names the outputs, else they are `value` (one) or `value1`… .
-// A header row is optional (multilabel: `file,labels`). Files are relative to the CSV's folder (or
-// absolute). A row that is malformed or names a missing file is reported in `skipped` as
-// `<csv>:<line>: <reason>` and left out; the rest goes on. No usable row is an EINPUT error.
-// The CSV is split per line with double-quoted fields allowed (`"a,b.jpg"`, `""` for a quote); the
-// format is this small, so no CSV library is added for it.
+// A header row is optional and starts with `file` (multilabel: `file,labels`; regression:
+// `file,<names>`): a first row that does not is data, so a typo in the first row is reported with its
+// line instead of becoming the header. Files are relative to the CSV's folder (or absolute). The CSV
+// is parsed by csv-parse (RFC 4180: quoted fields, `""` for a quote, a BOM, CRLF); `#` at the start of
+// a line is a comment. Every row is validated: a malformed row, a missing file, the same file twice
+// (duplicate rows would count twice), a value that is not a finite number or is beyond ±TARGET_LIMIT
+// is reported in `skipped` as `<csv>:<line>: <reason>` and left out; the rest goes on. No usable row
+// is an EINPUT error.
 
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { parse as parseCsv, type CsvError } from 'csv-parse/sync';
 import { EdgetuneError } from '../../core/errors.js';
 
 /** A row left out, in line order. */
@@ -38,29 +42,12 @@ export interface TargetDataset {
   skipped: SkippedRow[];
 }
 
-/** One CSV line's fields (double quotes group, `""` is a quote). Undefined when a quote is left open. */
-export function splitCsvLine(line: string): string[] | undefined {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else cur += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  if (quoted) return undefined;
-  out.push(cur);
-  return out.map((f) => f.trim());
-}
+/**
+ * Largest magnitude of a regression target. The head is float32 and trained with squared error:
+ * 1e308 becomes Infinity in float32 and the loss NaN ("training diverged"); ±1e9 keeps squared
+ * errors far inside float32. Scale larger quantities (e.g. thousands of units) before training.
+ */
+export const TARGET_LIMIT = 1e9;
 
 async function isFile(p: string): Promise<boolean> {
   try {
@@ -90,39 +77,92 @@ interface Row {
   value: string;
 }
 
-/** Non-empty, non-comment (#) rows as (line, file, value); malformed ones go to `skipped`. */
+/**
+ * Non-empty, non-comment (#) records as (line, file, value), parsed with csv-parse; malformed ones go
+ * to `skipped` with the line they start on.
+ */
 async function readRows(csv: string, skipped: SkippedRow[]): Promise<Row[]> {
   const text = await readFile(csv, 'utf8');
   const rows: Row[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/^\uFEFF/, '');
-    if (!line.trim() || line.trimStart().startsWith('#')) return;
-    const where = `${csv}:${i + 1}`;
-    const f = splitCsvLine(line);
-    if (!f) return skipped.push({ where, reason: 'unclosed double quote' });
-    if (f.length !== 2) return skipped.push({ where, reason: `expected 2 fields (file,value) but found ${f.length}` });
-    if (!f[0]) return skipped.push({ where, reason: 'empty file name' });
-    rows.push({ line: i + 1, file: f[0], value: f[1]! });
-  });
+  const utf8 = Buffer.from(text);
+  /** Line breaks in the first `bytes` bytes (csv-parse counts bytes). */
+  const linesBefore = (bytes: number) => {
+    let n = 0;
+    for (let i = 0; i < bytes && i < utf8.length; i++) if (utf8[i] === 10) n++;
+    return n;
+  };
+  /** Index of the first line of a record's raw text that is not empty or a comment (raw text starts after the previous record). */
+  const firstContent = (raw: string) => Math.max(0, raw.split('\n').findIndex((l) => l.trim() && !l.trimStart().startsWith('#')));
+  const records = parseCsv(text, {
+    bom: true,
+    comment: '#',
+    comment_no_infix: true,
+    skip_empty_lines: true,
+    relax_column_count: true,
+    relax_quotes: false,
+    info: true,
+    raw: true,
+    skip_records_with_error: true,
+    on_skip: (err: CsvError | undefined, raw?: string) => {
+      if (!err) return;
+      // the record starts at the first line of its raw text that is not empty or a comment
+      const e = err as CsvError & { bytes: number; raw?: string; lines: number };
+      const line = linesBefore(e.bytes) + 1 + firstContent(e.raw ?? raw ?? '');
+      const reason = e.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unclosed double quote (the field runs to the end of the file)' : e.message.replace(/^[^:]*: /, '');
+      skipped.push({ where: `${csv}:${line}`, reason });
+    },
+  }) as unknown as { record: string[]; raw: string; info: { lines: number } }[];
+  for (const { record: f, raw, info } of records) {
+    // info.lines is the line the record ends on; a quoted field may hold line breaks
+    const rawLines = raw.replace(/\r?\n$/, '').split('\n').length;
+    const line = info.lines - (rawLines - 1 - firstContent(raw));
+    const where = `${csv}:${line}`;
+    const fields = f.map((x) => x.trim());
+    if (fields.length !== 2) {
+      skipped.push({ where, reason: `expected 2 fields (file,value) but found ${fields.length}` });
+      continue;
+    }
+    if (!fields[0]) {
+      skipped.push({ where, reason: 'empty file name' });
+      continue;
+    }
+    rows.push({ line, file: fields[0], value: fields[1]! });
+  }
   return rows;
 }
 
-/** Keep the rows whose file exists (resolved against the CSV's folder); report the others. */
+/** Whether `r` is the header: the CSV's first record (nothing skipped before it) with `file` as its file field. */
+function isHeader(r: Row | undefined, skipped: readonly SkippedRow[]): boolean {
+  return r !== undefined && r.file.toLowerCase() === 'file' && !skipped.some((s) => lineOf(s) < r.line);
+}
+
+function lineOf(s: SkippedRow): number {
+  return Number(/:(\d+)$/.exec(s.where)?.[1] ?? 0);
+}
+
+/**
+ * Keep the rows whose file exists (resolved against the CSV's folder) and is not named by an earlier
+ * row; report the others (a second row for the same file would count the image twice).
+ */
 async function existing(csv: string, rows: Row[], skipped: SkippedRow[]): Promise<(Row & { abs: string })[]> {
   const dir = path.dirname(csv);
   const out: (Row & { abs: string })[] = [];
+  const seen = new Map<string, number>();
   for (const r of rows) {
     const abs = path.resolve(dir, r.file);
-    if (await isFile(abs)) out.push({ ...r, abs });
-    else skipped.push({ where: `${csv}:${r.line}`, file: abs, reason: `file not found: ${r.file}` });
+    const first = seen.get(abs);
+    if (first !== undefined) skipped.push({ where: `${csv}:${r.line}`, file: abs, reason: `duplicate row: ${r.file} is already on line ${first}` });
+    else if (await isFile(abs)) {
+      seen.set(abs, r.line);
+      out.push({ ...r, abs });
+    } else skipped.push({ where: `${csv}:${r.line}`, file: abs, reason: `file not found: ${r.file}` });
   }
   return out;
 }
 
 /** Skipped rows in line order. */
 function byLine(skipped: SkippedRow[]): SkippedRow[] {
-  const line = (s: SkippedRow) => Number(/:(\d+)$/.exec(s.where)?.[1] ?? 0);
-  return skipped.sort((a, b) => line(a) - line(b));
+  return skipped.sort((a, b) => lineOf(a) - lineOf(b));
 }
 
 function empty(csv: string, what: string, skipped: SkippedRow[]): EdgetuneError {
@@ -139,7 +179,7 @@ export async function readMultilabelCsv(p: string): Promise<TargetDataset> {
   const csv = await csvOf(p, 'multilabel CSV');
   const skipped: SkippedRow[] = [];
   let rows = await readRows(csv, skipped);
-  if (rows[0] && rows[0].file.toLowerCase() === 'file' && rows[0].value.toLowerCase() === 'labels') rows = rows.slice(1);
+  if (isHeader(rows[0], skipped)) rows = rows.slice(1);
   const ok = await existing(csv, rows, skipped);
   const sets = ok.map((r) => [...new Set(r.value.split(';').map((l) => l.trim()).filter(Boolean))]);
   const names = [...new Set(sets.flat())].sort();
@@ -163,11 +203,13 @@ export async function readRegressionCsv(p: string): Promise<TargetDataset> {
   const skipped: SkippedRow[] = [];
   let rows = await readRows(csv, skipped);
   const parts = (v: string) => v.split(';').map((x) => x.trim());
-  const numeric = (x: string) => x !== '' && Number.isFinite(Number(x));
+  const numeric = (x: string) => /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(x);
   let names: string[] | undefined;
-  if (rows[0] && !parts(rows[0].value).every(numeric)) {
-    names = parts(rows[0].value);
+  if (isHeader(rows[0], skipped)) {
+    const h = rows[0]!;
+    names = parts(h.value);
     rows = rows.slice(1);
+    if (names.some((n) => !n)) throw new EdgetuneError('EINPUT', `${csv}:${h.line}: the header names an empty output (${JSON.stringify(h.value)}): expected file,name1;name2`, { subject: csv });
   }
   const width = names?.length ?? (rows[0] ? parts(rows[0].value).length : 1);
   names ??= width === 1 ? ['value'] : Array.from({ length: width }, (_, i) => `value${i + 1}`);
@@ -175,8 +217,13 @@ export async function readRegressionCsv(p: string): Promise<TargetDataset> {
   for (const r of rows) {
     const v = parts(r.value);
     const where = `${csv}:${r.line}`;
-    if (v.length !== width) skipped.push({ where, reason: `expected ${width} value(s) (${names.join(';')}) but found ${v.length}` });
-    else if (!v.every(numeric)) skipped.push({ where, reason: `not a number: ${JSON.stringify(v.find((x) => !numeric(x)))}` });
+    const notNumber = v.find((x) => !numeric(x));
+    const outOfRange = v.find((x) => !(Math.abs(Number(x)) <= TARGET_LIMIT));
+    if (v.length !== width) skipped.push({ where, file: r.file, reason: `expected ${width} value(s) (${names.join(';')}) but found ${v.length}` });
+    else if (notNumber !== undefined) {
+      const hint = r.line === 1 ? ' (a header row starts with "file": file,name)' : '';
+      skipped.push({ where, file: r.file, reason: `not a finite number: ${JSON.stringify(notNumber)}${hint}` });
+    } else if (outOfRange !== undefined) skipped.push({ where, file: r.file, reason: `value ${outOfRange} is out of range: regression targets must be within ±${TARGET_LIMIT} (scale them down)` });
     else good.push(r);
   }
   const ok = await existing(csv, good, skipped);

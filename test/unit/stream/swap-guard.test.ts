@@ -80,6 +80,24 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 const nextResult = () => new Promise<{ model: string }>((r) => pipeline.once('result', r));
 
 describe('POST /model validates before it swaps', () => {
+  it('refuses a model declaring a 30000x30000 input (422, the limit named) before allocating, and keeps serving', async () => {
+    // its own hostile model: a fixed [1,3,30000,30000] image input averaged into 3 scores
+    const huge = path.join(work, 'huge-input.onnx');
+    const m = model([node('ReduceMean', ['data'], ['out'], [ints('axes', [2, 3]), int('keepdims', 0)])], [], [1, 3]);
+    const { decodeModel } = await import('../../../runtime/onnx/model.js');
+    const d = decodeModel(m);
+    d.graph.input[0]!.type!.tensorType!.shape!.dim = [1, 3, 30000, 30000].map((v) => ({ dimValue: v }));
+    writeFileSync(huge, encodeModel(d));
+    const rssBefore = process.memoryUsage().rss;
+    const res = await fetch(new URL('/model', server.url), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: huge }) });
+    expect(res.status).toBe(422);
+    expect((await res.json()).error).toBe(`${huge}: declares a 30000x30000 input (from the graph), over the limit of 4096 pixels a side; refused before allocating anything`);
+    // one 30000² float frame would be 10.8 GB; the refusal allocates nothing of the kind (RSS grew
+    // by 10 MB here, from the stream running meanwhile)
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(1024 * 1024 * 1024);
+    expect((await nextResult()).model).toBe('squeezenet1.1');
+  });
+
   it('refuses a model that loads but cannot run (422) and keeps serving the old one', async () => {
     const errorsBefore = pipeline.stats().errors;
     const res = await fetch(new URL('/model', server.url), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: cannotRun }) });

@@ -1,7 +1,9 @@
 // The resume data written beside a fine-tuned model (<name>.resume.bin): embeddings, classes, splits
-// and content hashes round-trip exactly; a file of another model or a damaged one is not used; the
+// and content hashes round-trip exactly; a file of another model is not used, a damaged one is refused
+// (checksum), an older unchecksummed one is read with a warning; the
 // added classes' items are split with the one stratified rule.
 
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -29,7 +31,11 @@ describe('resume data', () => {
   it('refuses a wrong row count and a damaged file', () => {
     expect(() => encodeResume({ ...data, features: new Float32Array(11) })).toThrow(/Expected 4 × 3 floats/);
     const b = encodeResume(data);
-    expect(() => decodeResume(b.subarray(0, b.length - 4))).toThrow(/expected 12 floats, found 11/);
+    expect(() => decodeResume(b.subarray(0, b.length - 4))).toThrow(/^checksum mismatch \(sha256 expected [0-9a-f]{64}, found [0-9a-f]{64}\): the file is damaged$/);
+    // the layout is still checked in a version 1 file (no checksum)
+    const v1 = b.slice(0, b.length - 32);
+    v1.set(new TextEncoder().encode('edgetune.resume 1\n'), 0);
+    expect(() => decodeResume(v1.subarray(0, v1.length - 4))).toThrow(/expected 12 floats, found 11/);
     expect(() => decodeResume(new TextEncoder().encode('hello'))).toThrow(/not an edgetune resume file/);
   });
 
@@ -43,6 +49,27 @@ describe('resume data', () => {
     expect((await readResume(model, data.model, (m) => warnings.push(m)))?.labels).toEqual(['daisy', 'rose']);
     expect(await readResume(model, 'e'.repeat(64), (m) => warnings.push(m))).toBeUndefined();
     expect(warnings).toEqual([`${resumePath(model)} belongs to another model (the model was replaced); the training folders are read again`]);
+  });
+
+  it('checksummed: a flipped byte is refused with both hashes; a version 1 file (no checksum) is read with a warning', async () => {
+    const d = tempDir();
+    const model = path.join(d, 'm.onnx');
+    const good = encodeResume(data);
+    const bad = good.slice();
+    bad[bad.length - 40]! ^= 1; // the last float's bits
+    writeFileSync(resumePath(model), bad);
+    const expected = Buffer.from(bad.subarray(bad.length - 32)).toString('hex');
+    const actual = createHash('sha256').update(bad.subarray(0, bad.length - 32)).digest('hex');
+    await expect(readResume(model, data.model, () => undefined)).rejects.toThrow(
+      `${resumePath(model)}: checksum mismatch (sha256 expected ${expected}, found ${actual}): the file is damaged; delete it to read the training folders again`,
+    );
+    // version 1 (before the checksum): the same layout with its own magic line and no trailing hash
+    const v1 = good.slice(0, good.length - 32);
+    v1.set(new TextEncoder().encode('edgetune.resume 1\n'), 0);
+    writeFileSync(resumePath(model), v1);
+    const warnings: string[] = [];
+    expect(await readResume(model, data.model, (m) => warnings.push(m))).toEqual(data);
+    expect(warnings).toEqual([`${resumePath(model)} has no checksum (written by an older edgetune): its embeddings are used unverified`]);
   });
 
   it('addedItems: only the new folders are read, a seeded split of them held out', async () => {
