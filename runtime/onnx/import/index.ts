@@ -12,6 +12,6 @@ export { importTflite, type TfliteImportOptions } from './tflite.js';
 export { readAssociatedFiles } from './tflite-card.js';
 export { parseTflite, type TfliteModel, type TfliteSubgraph, type TfliteTensor, type TfliteOperator, type TfliteQuantization } from './tflite-schema.js';
 export { parseLabels, decideLabels } from '../../core/labels.js';
-export { type ImportedModelCard, type ImportedCardLayer, type PixelNormalisation, type ImportResult } from './common.js';
+export type { ImportedModelCard, ImportedCardLayer, PixelNormalisation, ImportResult } from './common.js';
 export { importTfjsLayers, type TfjsImportOptions, type TfjsModelJson, type TfjsLayer, type TfjsMetadata } from './tfjs.js';
 export { decodeTfjsWeights, type TfjsWeight, type TfjsWeightGroup, type TfjsWeightSpec } from './tfjs-weights.js';
