@@ -199,7 +199,8 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
   res.end(body);
 }
 
-const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
+/** A JSON answer (no-store, nosniff), shared with the teach routes. */
+export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   const host = opts.host ?? '127.0.0.1';

@@ -37,6 +37,7 @@ import type { Frame } from '../../devices/sources/types.js';
 import type { MetricFamily } from './metrics.js';
 import type { StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
+import { json } from './serve.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -168,11 +169,7 @@ export interface HardFrame {
   model: string;
 }
 
-const send = (res: ServerResponse, status: number, obj: unknown) => {
-  const body = JSON.stringify(obj) + '\n';
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-  res.end(body);
-};
+const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
 
 /** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
 export function checkTeachable(model: string): string {
