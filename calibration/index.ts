@@ -45,13 +45,14 @@
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { stat } from 'node:fs/promises';
+import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
-import { resolveModel, type ResolveOptions } from '../models/loader.js';
+import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel } from '../runtime/onnx/model.js';
+import { cloneModel, decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 import type { CardLayer } from '../runtime/core/model-card.js';
@@ -84,8 +85,17 @@ export const DEFAULT_GPTQ_IMAGES = 0;
 export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** How the model reference is resolved (search path, cache, downloads). */
   resolve?: ResolveOptions;
+  /** Registry id or .onnx path; with `modelBytes`, only the model's name in messages. */
   model: string;
+  /** The float model's bytes, when the caller holds them (finetune --int8): no file is read. */
+  modelBytes?: Uint8Array;
   out: string;
+  /**
+   * Write the output set (default true): `out`, `<out>.calibration.cache` and, with `eval`,
+   * `<out>.report.json` (an older report is removed otherwise), together (runtime/io/atomic.ts
+   * writeAtomicSet). false: nothing is written; the result's `files` hold the bytes for the caller's set.
+   */
+  write?: boolean;
   calib?: string;
   calibCount?: number;
   seed?: number;
@@ -160,6 +170,8 @@ export interface QuantizeResult {
   sensitivity?: SensitivityReport;
   report?: QuantReport;
   reportFile?: string;
+  /** The output set (`out`, the table, the report or its removal), as written (or, with write: false, to write). */
+  files: AtomicEntry[];
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -172,14 +184,16 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   // The table and report are named after it (<out>.calibration.cache, <out>.report.json), and a model
   // file without .onnx is taken for something else by every tool that opens it.
   if (!/\.onnx$/i.test(o.out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(o.out)}`);
-  const outDir = path.dirname(path.resolve(o.out));
-  try {
-    if (!(await stat(outDir)).isDirectory()) throw new Error('not a folder');
-  } catch {
-    throw new EdgetuneError('EIO', `${o.out}: output folder ${outDir} does not exist`, { subject: o.out });
-  }
-  const resolved = await resolveModel(o.model, o.resolve);
-  const { bytes, model: original } = await readModelFile(resolved.path);
+  const out = path.resolve(o.out);
+  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
+  const reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
+  const write = o.write ?? true;
+  // Checked before any work (calibration takes minutes): the set's folder is writable, no target is a
+  // FIFO, device, folder or link, and none is the model or the cache read.
+  if (write) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [o.model, o.cache] });
+  const resolved: ResolvedModel = o.modelBytes ? { path: path.resolve(o.model), source: 'path' } : await resolveModel(o.model, o.resolve);
+  if (write && !o.modelBytes) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [resolved.path, resolved.importedFrom] });
+  const { bytes, model: original } = o.modelBytes ? { bytes: o.modelBytes, model: decodeModel(o.modelBytes) } : await readModelFile(resolved.path);
   refuseQuantized(original.graph, resolved.path);
   const card = await quantizationCard(resolved, bytes, o);
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
@@ -335,13 +349,13 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   qmodel.producerName = 'edgetune';
   const outBytes = encodeModel(qmodel);
   o.signal?.throwIfAborted();
-  const out = path.resolve(o.out);
-  await writeAtomic(out, outBytes);
-  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
   // TensorRT wants every quantized tensor, shared ones (MaxPool outputs, Concat inputs) included.
   const symCalibrated = rangesFrom(collectors, method, { ...rangeOpts, symmetric: true }, plan.minmaxOnly);
   const symRanges = new Map(plan.activations.map((t) => [t, symCalibrated.get(parameterSource(plan, t))!]));
-  await writeAtomic(tableFile, tensorRtTable(symRanges, method));
+  const outputs: AtomicEntry[] = [
+    { file: out, data: outBytes },
+    { file: tableFile, data: tensorRtTable(symRanges, method) },
+  ];
 
   const result: QuantizeResult = {
     out,
@@ -361,6 +375,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     opsetFrom,
     ranges: Object.fromEntries(ranges),
     ...(sensitivity ? { sensitivity } : {}),
+    files: outputs,
   };
 
   if (o.eval) {
@@ -371,7 +386,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     if (overlap) o.onWarning?.(`${overlap} of the ${files.length} evaluation images were also calibration images: the report will look better than it should`);
     const evalPost: PostprocessSpec = { ...d.post };
     result.report = await evaluateQuantized(
-      { model: resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
+      { model: o.modelBytes ?? resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
       { model: outBytes, size: outBytes.length, spec: floatSpec, inputName: d.inputName, outputName: d.outputName },
       {
         post: evalPost,
@@ -386,10 +401,14 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       },
     );
     if (o.writeReport ?? true) {
-      result.reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
-      await writeAtomic(result.reportFile, JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report, ...(sensitivity ? { sensitivity } : {}) }, null, 2) + '\n');
+      result.reportFile = reportFile;
+      outputs.push({ file: reportFile, data: JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report, ...(sensitivity ? { sensitivity } : {}) }, null, 2) + '\n' });
     }
   }
+  // A report of an earlier run is not left beside this model.
+  if (!result.reportFile) outputs.push({ file: reportFile, remove: true });
+  o.signal?.throwIfAborted();
+  if (write) await writeAtomicSet(outputs);
   return result;
 }
 

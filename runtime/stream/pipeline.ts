@@ -202,6 +202,11 @@ export class StreamPipeline extends EventEmitter {
     return this.classifier;
   }
 
+  /** The models this pipeline holds: the serving one and the one kept for a rollback (their files must stay). */
+  get heldModels(): Classifier[] {
+    return this.previous && this.previous !== this.classifier ? [this.classifier, this.previous] : [this.classifier];
+  }
+
   get sourceUri(): string {
     return this.source.uri;
   }

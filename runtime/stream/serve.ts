@@ -14,7 +14,10 @@
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
 //                      real frame before it serves: 422 with the reason when it cannot (the old model
 //                      keeps serving). Uploads stream to a file in the cache with the size limit
-//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind.
+//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind,
+//                      and an upload no longer served (nor kept for a rollback) is removed. Any other
+//                      body (a multipart form: 415) is refused without being echoed; names and
+//                      reasons are logged quoted (JSON) so that they cannot forge a log line.
 // Binds 127.0.0.1 unless told otherwise. Every request passes runtime/io/http-guard.ts first (Host
 // check against DNS rebinding; on a non-loopback bind with a token, the token for reads too).
 
@@ -258,6 +261,23 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   pipeline.on('result', onResult);
   pipeline.on('event', onEvent);
 
+  // Uploaded models this server stored: each is removed once neither the serving model nor the one
+  // kept for a rollback is it (after every swap and every rollback), so the disk does not grow per swap.
+  const uploads = new Set<string>();
+  const pruneUploads = () => {
+    const held = new Set(pipeline.heldModels.map((c) => path.resolve(c.modelPath)));
+    for (const u of uploads) {
+      if (held.has(u)) continue;
+      rmSync(u, { force: true });
+      uploads.delete(u);
+      log(`removed the upload ${JSON.stringify(path.basename(u))}: no longer served`);
+    }
+  };
+  const onRollback = (e: { type: string }) => {
+    if (e.type === 'rollback') pruneUploads();
+  };
+  pipeline.on('event', onRollback);
+
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
     log(`refused ${req.method} ${req.url}: body over ${limit} bytes`);
     // The rest of the body is read and dropped (bounded), so the client reads this answer rather than
@@ -294,7 +314,16 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         renameSync(part, ref);
         upload = ref;
       }
+      uploads.add(path.resolve(ref));
     } else {
+      // Only JSON names a model: a multipart form, or any other body, is refused without being
+      // echoed (in the answer or the log).
+      // (curl -d sends JSON as x-www-form-urlencoded: the body must still parse as JSON)
+      if (type !== 'application/json' && type !== 'text/plain' && type !== 'application/x-www-form-urlencoded' && type !== '') {
+        discardRest(req);
+        log(`model swap refused (415): content type ${JSON.stringify(type)}`);
+        return json(res, 415, { error: `unsupported content type ${JSON.stringify(type)}: send {"model":"<registry id or path>"} as application/json, or the ONNX file as application/octet-stream` });
+      }
       let body: string;
       try {
         body = (await readBody(req, 64 * 1024)).toString('utf8');
@@ -304,7 +333,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       }
       let model: unknown;
       try {
-        model = type === 'application/json' || body.trim().startsWith('{') ? (JSON.parse(body) as { model?: unknown }).model : body.trim();
+        model = (JSON.parse(body) as { model?: unknown } | null)?.model;
       } catch {
         return json(res, 400, { error: 'body is not JSON: expected {"model":"<registry id or path>"}' });
       }
@@ -312,8 +341,12 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       ref = model;
     }
     const refuse = (status: number, err: unknown) => {
-      if (upload) rmSync(upload, { force: true });
-      log(`model swap refused (${status}): ${messageOf(err)}`);
+      if (upload) {
+        rmSync(upload, { force: true });
+        uploads.delete(path.resolve(upload));
+      }
+      // quoted: a model name or path cannot start a log line of its own
+      log(`model swap refused (${status}): ${JSON.stringify(messageOf(err))}`);
       json(res, status, { error: messageOf(err) });
     };
     let clf: Classifier;
@@ -329,7 +362,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       await clf.dispose();
       return refuse(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, err);
     }
-    log(`model swapped to ${clf.id} (${pipeline.provider})`);
+    log(`model swapped to ${JSON.stringify(clf.id)} (${pipeline.provider})`);
+    pruneUploads();
     json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
   };
 
@@ -437,6 +471,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       clearInterval(keepAlive);
       if (pendingEvent) clearTimeout(pendingEvent);
       pipeline.off('frame', onFrame);
+      pipeline.off('event', onRollback);
       pipeline.off('result', onResult);
       pipeline.off('event', onEvent);
       for (const res of [...sse, ...mjpeg]) res.end();

@@ -174,7 +174,11 @@ function progressPrinter(io: CommandIO): { onProgress(e: FinetuneProgress): void
         stage = key;
         if (e.stage === 'embed') bar = progress(io, e.split === 'train' ? `embedding ${e.total} training image views` : `embedding ${e.total} validation images`);
         else if (e.stage === 'activations') bar = progress(io, `activations at ${e.cut} for ${e.total} image views`);
-        else if (e.stage === 'int8') bar = progress(io, 'int8: calibrating and scoring');
+        else if (e.stage === 'int8') {
+          bar = progress(io, 'int8: calibrating and scoring');
+          // off a terminal the bar is silent: one line says the (long) step began
+          if (!tty) io.stderr.write(`edgetune finetune: --int8: calibrating on up to ${INT8_CALIBRATION_IMAGES} training images and scoring both models\n`);
+        }
       }
       if (e.stage !== 'epoch') return bar!.update(e.done, e.total);
       const s = e.stats;

@@ -32,7 +32,7 @@ import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic
 import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
-import { quantizeFinetuned, type Int8Report } from './int8.js';
+import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
 import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
@@ -162,9 +162,14 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const list = Array.isArray(data) ? (data as readonly LabelledFile[]) : undefined;
   if (list && task !== 'classification') throw new EdgetuneError('EARG', `--task ${task} reads its targets from a CSV: give its path as the data`);
   if (list && o.int8) throw new EdgetuneError('EARG', 'int8 calibrates on a folder of training images: give the data as a folder (or quantize the exported model with quantizeModel)');
-  await checkWritable(out);
   const paths = reportPaths(out);
   const resumeFile = resumePath(out);
+  // every file of the output set, before any work; none may be the base model (`resume: m.onnx` with
+  // `out: m.onnx` replaces m.onnx on purpose)
+  await checkWritable(out, '--out', {
+    also: [paths.json, resumeFile, fp32PathOf(out), calibrationTablePathOf(out)],
+    inputs: o.resume ? [] : [o.model],
+  });
   const session = o.session ?? {};
   const cache = o.cache === null ? null : new EmbeddingCache(o.cache ? path.resolve(o.cache) : undefined);
 
@@ -363,39 +368,33 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // report JSON (and with int8 the float model and the calibration table) are all written to temp
   // files first and only then renamed, so an interrupted run leaves the old set, never a mix.
   const set: AtomicEntry[] = [];
-  const temps: string[] = [];
   const alreadyInt8 = isQuantizedGraph(backbone.model.graph);
   if (o.int8 && alreadyInt8) warn(`--int8: the backbone ${backbone.id} is already int8 (only the small head is float); the model is written as it is`);
   let modelBytes = bytes;
-  try {
-    if (o.int8 && !alreadyInt8) {
-      // the training folder may be gone when resuming from resume data: calibrate on the added classes then
-      const calib = prior && !(await stat(trainDir!).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir!;
-      if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
-      // an abort here stops calibration between images: nothing is written, the old set stays
-      progress({ stage: 'int8', done: 0, total: 1 });
-      const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session, onWarning: warn, signal: o.signal });
-      progress({ stage: 'int8', done: 1, total: 1 });
-      temps.push(...q.temps);
-      modelBytes = q.bytes;
-      report.int8 = q.report;
-      if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
-      set.push(...q.entries);
-    } else {
-      set.push({ file: out, data: bytes });
-    }
-    report.modelSha256 = sha256(modelBytes);
-    report.timing.totalS = round((performance.now() - t0) / 1000);
-    set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
-    // the picture is drawn after the model and its JSON are written: the old one goes first, so that
-    // no picture of an older model stays beside this one
-    await rm(paths.png, { force: true }).catch(() => undefined); // (a folder there: the picture step reports it)
-    o.signal?.throwIfAborted();
-    await writeAtomicSet(set);
-  } catch (err) {
-    for (const t of temps) await rm(t, { force: true });
-    throw err;
+  if (o.int8 && !alreadyInt8) {
+    // the training folder may be gone when resuming from resume data: calibrate on the added classes then
+    const calib = prior && !(await stat(trainDir!).then((st) => st.isDirectory(), () => false)) ? addedDirs[0]!.dir : trainDir!;
+    if (calib !== trainDir) warn(`--int8: ${trainDir} is gone; calibrating on ${calib}`);
+    // an abort here stops calibration between images: nothing is written, the old set stays
+    progress({ stage: 'int8', done: 0, total: 1 });
+    const q = await quantizeFinetuned({ floatBytes: bytes, out, calib, seed, spec: backbone.spec, labels, val: newVal, session, onWarning: warn, signal: o.signal });
+    progress({ stage: 'int8', done: 1, total: 1 });
+    modelBytes = q.bytes;
+    report.int8 = q.report;
+    if (!valDir && collected.val.length) warn(`--int8: calibration images are drawn from ${trainDir}, which also holds the ${collected.val.length} validation images; pass --val to keep them apart`);
+    set.push(...q.entries);
+  } else {
+    // no float twin or table of an older int8 run is left beside this model
+    set.push({ file: out, data: bytes }, { file: fp32PathOf(out), remove: true }, { file: calibrationTablePathOf(out), remove: true });
   }
+  report.modelSha256 = sha256(modelBytes);
+  report.timing.totalS = round((performance.now() - t0) / 1000);
+  set.push({ file: resumeFile, data: encodeResume({ ...resumeData, model: resumeKey(modelBytes) }) }, { file: paths.json, data: JSON.stringify(report, null, 2) + '\n' });
+  // the picture is drawn after the model and its JSON are written: the old one goes with the set,
+  // so that no picture of an older model stays beside this one
+  set.push({ file: paths.png, remove: true });
+  o.signal?.throwIfAborted();
+  await writeAtomicSet(set);
   // ---- the picture: drawn last; a failure is a warning (the model and JSON are written)
   try {
     const png = await reportPng({

@@ -12,8 +12,9 @@
 // verified; the model written from them carries a version 2 file.
 
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { loadModelFile } from '../../io/model-file.js';
+import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import { headIsQuantized } from '../export.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
@@ -106,8 +107,10 @@ export async function readResume(model: string, key: string, onWarning: (m: stri
   const file = resumePath(model);
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch {
+    // beside the model: inside its folder, a regular file (never a FIFO or a device)
+    bytes = (await readSideFile(model, path.basename(file), { what: 'resume data', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' })).bytes;
+  } catch (err) {
+    if ((await lstat(file).then(() => true, () => false)) && err instanceof Error) onWarning(`${err.message}; the training folders are read again`);
     return undefined;
   }
   let d: ResumeData;
