@@ -36,6 +36,7 @@ export * as onnx from './onnx/index.js';
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
+export { createTeach, checkTeachable, TeachError, type Teach, type TeachOptions, type TeachTrainResult, type TeachLabel, type HardFrame } from './stream/teach.js';
 export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
 
 // The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.

@@ -56,6 +56,8 @@ export interface ServeOptions {
   allowHosts?: readonly string[];
   /** Log lines (model swaps, refused requests). */
   log?: (line: string) => void;
+  /** The teach routes (runtime/stream/teach.ts, `watch --teach`): /teach/… and extra /metrics families. */
+  teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[]; page?: string };
 }
 
 export interface KioskServer {
@@ -116,7 +118,7 @@ es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
  * rates, `edgetune_build_info`, and `edgetune_model_info` whose labels name the serving model and the
  * sha256 of its file.
  */
-export async function metricsText(p: StreamPipeline): Promise<string> {
+export async function metricsText(p: StreamPipeline, extra: readonly MetricFamily[] = []): Promise<string> {
   const s = p.stats();
   const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
   const hist = p.latencyHistograms();
@@ -147,6 +149,7 @@ export async function metricsText(p: StreamPipeline): Promise<string> {
       type: 'histogram',
       samples: STAGES.map((st) => ({ labels: { stage: st }, histogram: hist[st] })),
     },
+    ...extra,
   ]);
 }
 
@@ -200,7 +203,8 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
   res.end(body);
 }
 
-const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
+/** A JSON answer (no-store, nosniff), shared with the teach routes. */
+export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -385,12 +389,14 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, 401, { error: 'missing or wrong token: send "Authorization: Bearer <EDGETUNE_TOKEN>"' }, { 'WWW-Authenticate': 'Bearer' });
       }
       if (req.method === 'POST' && url.pathname === '/model') return swapModel(req, res);
+      if (opts.teach && (await opts.teach.handle(req, res, url))) return;
       return json(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
     }
+    if (req.method === 'GET' && opts.teach && (await opts.teach.handle(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
     switch (url.pathname) {
       case '/':
-        return send(res, 200, PAGE, 'text/html; charset=utf-8');
+        return send(res, 200, opts.teach?.page ? PAGE.replace('</body></html>', `${opts.teach.page}</body></html>`) : PAGE, 'text/html; charset=utf-8');
       case '/healthz': {
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';
@@ -398,7 +404,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
-        return send(res, 200, await metricsText(pipeline), EXPOSITION_CONTENT_TYPE);
+        return send(res, 200, await metricsText(pipeline, opts.teach?.metrics()), EXPOSITION_CONTENT_TYPE);
       case '/snapshot.jpg': {
         const f = pipeline.latestFrame;
         if (!f) return json(res, 503, { error: 'no frame yet' }, { 'Retry-After': '1' });

@@ -12,6 +12,7 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
+import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
@@ -43,6 +44,14 @@ Options:
                          on a non-loopback address every request needs it when it is set)
   --allow-host <names>   Host names served besides loopback and the bound address (comma-separated,
                          repeatable; other Host headers get 421: DNS rebinding protection)
+  --teach <dir>          with --serve: teach the running model over HTTP (POST /teach/examples?label=NAME with a
+                         JPEG/PNG body or &frames=N live frames, POST /teach/train, GET /teach,
+                         DELETE /teach/examples/<label>/<file>; every POST/DELETE needs EDGETUNE_TOKEN); examples
+                         under <dir>/examples/<label>/, trained models under <dir>/models/. The model must be one
+                         \`finetune\` exported (its .resume.bin beside it)
+  --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
+  --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
+                         <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
   --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
   --quiet                no label lines or periodic stats (errors and the final stats still print)
@@ -69,6 +78,9 @@ export const watch: Command = {
       'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
+      teach: { type: 'string' },
+      'teach-interval': { type: 'string' },
+      'keep-hard': { type: 'string' },
       stats: { type: 'string' },
       inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -89,6 +101,10 @@ export const watch: Command = {
     const allowHosts = (v['allow-host'] ?? []).flatMap((h) => listOption(h) ?? []);
     const statsEvery = numberOption('stats', v.stats, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
+    if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
+    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
+    const teachIntervalMs = durationOption('teach-interval', v['teach-interval'], 1000);
+    const keepHard = intOption('keep-hard', v['keep-hard'], 0, 0);
     const inference = v.inference ?? 'worker';
     if (inference !== 'worker' && inference !== 'main') {
       throw invalidOption('inference', 'worker or main', inference);
@@ -119,6 +135,14 @@ export const watch: Command = {
     if (v['as-fast-as-possible']) sourceOptions.realtime = false;
     // Bounded by default: a camera that is not there ends with ffmpeg's reason, not "attempt 6/∞".
     sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
+    if (v.teach !== undefined) {
+      try {
+        checkTeachable(clf.modelPath); // before the source starts
+      } catch (err) {
+        await clf.dispose();
+        throw err;
+      }
+    }
     let source;
     try {
       source = await createSource(uri, { ...sourceOptions, ...geometryOfClassifier(clf) });
@@ -163,16 +187,16 @@ export const watch: Command = {
       io.stdout.write(`${when} frame ${r.seq}: ${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}\n`);
     });
     let server: KioskServer | undefined;
+    let teach: Teach | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       if (listen) {
-        server = await startServer(p, {
-          ...listen,
-          allowHosts,
-          loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
-          log: say,
-        });
-        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol); POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
+        const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
+        if (v.teach !== undefined) {
+          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+        }
+        server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach });
+        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
       const final = await p.run();
@@ -182,6 +206,7 @@ export const watch: Command = {
     } finally {
       if (timer) clearInterval(timer);
       io.stdout.off('error', onStdoutError);
+      teach?.close();
       await server?.close();
       stop.dispose();
       await p.model.dispose();
