@@ -5,7 +5,7 @@
 // reusable with any method) and the TensorRT-readable calibration table.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { MAX_MODEL_FILE_BYTES, readRegularText } from '../runtime/io/read-file.js';
 import * as v from 'valibot';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseJsonContract } from '../runtime/core/schema.js';
@@ -111,8 +111,9 @@ export async function readCache(
 ): Promise<{ cache: CalibrationCache; collectors: Map<string, RangeCollector>; means: Map<string, Float64Array> } | undefined> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readRegularText(file, { what: 'calibration cache', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
   } catch (err) {
+    if (err instanceof EdgetuneError) throw err;
     throw new EdgetuneError('EINPUT', `${file}: not a readable calibration cache (${messageOf(err)})`, { subject: file });
   }
   const cache = parseJsonContract(CalibrationCacheSchema, text, file);

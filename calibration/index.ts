@@ -48,15 +48,15 @@
 // (calibration/correct.ts) → optional sensitivity analysis (calibration/sensitivity.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
+import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
-import { resolveModel, type ResolveOptions } from '../models/loader.js';
+import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
-import { cloneModel, encodeModel } from '../runtime/onnx/model.js';
+import { cloneModel, decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
 import type { CardLayer } from '../runtime/core/model-card.js';
@@ -89,8 +89,17 @@ export const DEFAULT_GPTQ_IMAGES = 0;
 export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** How the model reference is resolved (search path, cache, downloads). */
   resolve?: ResolveOptions;
+  /** Registry id or .onnx path; with `modelBytes`, only the model's name in messages. */
   model: string;
+  /** The float model's bytes, when the caller holds them (finetune --int8): no file is read. */
+  modelBytes?: Uint8Array;
   out: string;
+  /**
+   * Write the output set (default true): `out`, `<out>.calibration.cache` and, with `eval`,
+   * `<out>.report.json` (an older report is removed otherwise), together (runtime/io/atomic.ts
+   * writeAtomicSet). false: nothing is written; the result's `files` hold the bytes for the caller's set.
+   */
+  write?: boolean;
   calib?: string;
   calibCount?: number;
   seed?: number;
@@ -173,6 +182,8 @@ export interface QuantizeResult {
   keptFloat?: { name: string; op: string; meanKL: number }[];
   report?: QuantReport;
   reportFile?: string;
+  /** The output set (`out`, the table, the report or its removal), as written (or, with write: false, to write). */
+  files: AtomicEntry[];
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -186,14 +197,16 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   // The table and report are named after it (<out>.calibration.cache, <out>.report.json), and a model
   // file without .onnx is taken for something else by every tool that opens it.
   if (!/\.onnx$/i.test(o.out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(o.out)}`);
-  const outDir = path.dirname(path.resolve(o.out));
-  try {
-    if (!(await stat(outDir)).isDirectory()) throw new Error('not a folder');
-  } catch {
-    throw new EdgetuneError('EIO', `${o.out}: output folder ${outDir} does not exist`, { subject: o.out });
-  }
-  const resolved = await resolveModel(o.model, o.resolve);
-  const { bytes, model: original } = await readModelFile(resolved.path);
+  const out = path.resolve(o.out);
+  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
+  const reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
+  const write = o.write ?? true;
+  // Checked before any work (calibration takes minutes): the set's folder is writable, no target is a
+  // FIFO, device, folder or link, and none is the model or the cache read.
+  if (write) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [o.model, o.cache] });
+  const resolved: ResolvedModel = o.modelBytes ? { path: path.resolve(o.model), source: 'path' } : await resolveModel(o.model, o.resolve);
+  if (write && !o.modelBytes) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [resolved.path, resolved.importedFrom] });
+  const { bytes, model: original } = o.modelBytes ? { bytes: o.modelBytes, model: decodeModel(o.modelBytes) } : await readModelFile(resolved.path);
   refuseQuantized(original.graph, resolved.path);
   const card = await quantizationCard(resolved, bytes, o);
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
@@ -337,6 +350,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     preprocess: floatSpec,
     outputKind: d.post.kind === 'auto' ? 'logits' : d.post.kind,
     outputName: d.outputName,
+    // the open-set calibration's unknown_score output survives the QDQ rewrite: keep saying so
+    ...(card.openSet ? { openSet: card.openSet } : {}),
     provenance: {
       ...(d.provenance ?? {}),
       base: d.provenance?.base ?? d.id,
@@ -349,13 +364,13 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   qmodel.producerName = 'edgetune';
   const outBytes = encodeModel(qmodel);
   o.signal?.throwIfAborted();
-  const out = path.resolve(o.out);
-  await writeAtomic(out, outBytes);
-  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
   // TensorRT wants every quantized tensor, shared ones (MaxPool outputs, Concat inputs) included.
   const symCalibrated = rangesFrom(collectors, method, { ...rangeOpts, symmetric: true }, plan.minmaxOnly);
   const symRanges = new Map(plan.activations.map((t) => [t, symCalibrated.get(parameterSource(plan, t))!]));
-  await writeAtomic(tableFile, tensorRtTable(symRanges, method));
+  const outputs: AtomicEntry[] = [
+    { file: out, data: outBytes },
+    { file: tableFile, data: tensorRtTable(symRanges, method) },
+  ];
 
   const result: QuantizeResult = {
     out,
@@ -375,6 +390,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     opsetFrom,
     ranges: Object.fromEntries(ranges),
     ...(sensitivity ? { sensitivity } : {}),
+    files: outputs,
   };
 
   if (o.eval) {
@@ -385,7 +401,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     if (overlap) o.onWarning?.(`${overlap} of the ${files.length} evaluation images were also calibration images: the report will look better than it should`);
     const evalPost: PostprocessSpec = { ...d.post };
     result.report = await evaluateQuantized(
-      { model: resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
+      { model: o.modelBytes ?? resolved.path, size: bytes.length, spec: d.spec, inputName: d.inputName, outputName: d.outputName },
       { model: outBytes, size: outBytes.length, spec: floatSpec, inputName: d.inputName, outputName: d.outputName },
       {
         post: evalPost,
@@ -400,27 +416,25 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
       },
     );
     if (o.writeReport ?? true) {
-      result.reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
-      await writeAtomic(result.reportFile, JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report, ...(sensitivity ? { sensitivity } : {}) }, null, 2) + '\n');
+      result.reportFile = reportFile;
+      outputs.push({ file: reportFile, data: JSON.stringify({ model: d.id, out, method, perChannel, symmetric, quantized: summary.quantized, ...result.report, ...(sensitivity ? { sensitivity } : {}) }, null, 2) + '\n' });
     }
   }
+  // A report of an earlier run is not left beside this model.
+  if (!result.reportFile) outputs.push({ file: reportFile, remove: true });
+  o.signal?.throwIfAborted();
+  if (write) await writeAtomicSet(outputs);
   return result;
 }
 
 /**
- * Mixed precision (options.keepFloat): quantize once into a temporary folder with the sensitivity
- * analysis, keep the `n` layers whose int8 weights alone cost the most mean KL in float, and
- * quantize again with them excluded (the caller's `out`, cache, eval and report).
+ * Mixed precision (options.keepFloat): quantize once (nothing written) with the sensitivity analysis,
+ * keep the `n` layers whose int8 weights alone cost the most mean KL in float, and quantize again with them excluded (the caller's `out`, cache, eval and report).
  */
 async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<QuantizeResult> {
   const images = o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES;
-  const tmp = await mkdtemp(path.join(tmpdir(), 'edgetune-keep-float-'));
-  let scored: QuantizeResult;
-  try {
-    scored = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, out: path.join(tmp, 'scored.onnx'), onProgress: (stage, done, total) => (stage === 'evaluate' ? undefined : o.onProgress?.(stage, done, total)) });
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  // The scoring pass writes nothing (write: false); only the second pass writes the caller's set.
+  const scored = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false, onProgress: (stage, done, total) => (stage === 'evaluate' ? undefined : o.onProgress?.(stage, done, total)) });
   const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
   // The result's sensitivity is the report that chose the layers (the mixed model is not re-scored).
   const result = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] });

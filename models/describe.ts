@@ -3,13 +3,16 @@
 // merged with the caller's overrides by the card rule (runtime/core/model-card.ts). The file is read
 // once; its bytes come back with the card so callers can open a session without reading it again.
 
-import { readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
-import { readLabelsFile } from '../runtime/io/labels-file.js';
+import { readSideLabelsFile } from '../runtime/io/labels-file.js';
+import { inlineExternalData } from '../runtime/io/model-file.js';
+import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readRegularText, sideFilePath } from '../runtime/io/read-file.js';
 import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
+import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
@@ -60,17 +63,26 @@ export async function registryLayer(entry: ModelEntry, opts: ResolveOptions = {}
  */
 export async function describeModel(ref: string, opts: DescribeOptions = {}): Promise<DescribedModel> {
   const resolved = await resolveModel(ref, opts);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(resolved.path);
-  } catch (err) {
-    throw new EdgetuneError('EMODEL', `${resolved.path}: cannot read model file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: resolved.path });
-  }
+  const bytes = await readRegularFile(resolved.path, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, bound: "protobuf's limit for one ONNX model", code: 'EMODEL' });
   return describeBytes(bytes, resolved, opts);
 }
 
-/** describeModel for a model already read (the bytes of `resolved.path`). */
-export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}): Promise<DescribedModel> {
+/**
+ * describeModel for a model already read (the bytes of `resolved.path`; `decoded`: what they decode
+ * to, when the caller has it, so the bytes are decoded once). External data the model names is
+ * checked (inside the model's folder, regular files, long enough: runtime/io/model-file.ts) before
+ * anything opens it.
+ */
+export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, opts: DescribeOptions = {}, decoded?: OnnxModel): Promise<DescribedModel> {
+  let model = decoded;
+  if (!model && bytes.byteLength) {
+    try {
+      model = decodeModel(bytes);
+    } catch {
+      // cardFromBytes names the file and the decode error
+    }
+  }
+  if (model) await inlineExternalData(model, resolved.path, { checkOnly: true });
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
   // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
@@ -80,12 +92,13 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   const imagenet = loadRegistry().labelSets.imagenet!;
   const file = resolved.importedFrom ? importedModelId(resolved.importedFrom) : path.basename(resolved.path);
   // ImageNet names for an undescribed model with 1000 outputs (1001: a background class first).
-  const labels = layers.registry || (await hasEmbedded(bytes)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
+  const labels = layers.registry || (await hasEmbedded(bytes, model)) ? undefined : await loadLabelSet('imagenet', imagenet, opts);
   const { card, signature, embedded } = cardFromBytes(bytes, {
     id: file,
     name: resolved.importedFrom ? `${resolved.importedFrom} (converted: ${resolved.path})` : resolved.path,
     layers,
     allowNonClassifier: opts.allowNonClassifier,
+    ...(model ? { model } : {}),
     assumedLabels: (n) =>
       labels && (n === 1000 || n === 1001) ? { labels, labelOffset: n - 1000, note: `ImageNet labels${n === 1001 ? ' with a background class at index 0' : ''}` } : undefined,
   });
@@ -107,13 +120,10 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
  * none. Errors: EINPUT naming the file when it is not valid JSON or a field has the wrong type.
  */
 export async function readCardFile(file: string): Promise<CardLayer | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new EdgetuneError('EINPUT', `${file}: cannot read model card (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
-  }
+  if (!(await lstat(file).then(() => true, () => false))) return undefined;
+  // Beside the model, so a side file: inside the model's folder (a link out of it is refused), regular, bounded.
+  const real = await sideFilePath(file, path.basename(file), { what: 'model card', code: 'EINPUT' });
+  const text = await readRegularText(real, { what: 'model card', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' });
   let raw: unknown;
   try {
     raw = JSON.parse(text.replace(/^\uFEFF/, '')); // a BOM (Windows editors) is not part of the card
@@ -121,13 +131,13 @@ export async function readCardFile(file: string): Promise<CardLayer | undefined>
     throw new EdgetuneError('EINPUT', `${file}: model card is not valid JSON (${messageOf(err)})`, { subject: file });
   }
   const obj = raw as Record<string, unknown>;
-  if (typeof obj?.labels === 'string') obj.labels = await readLabelsFile(path.resolve(path.dirname(file), obj.labels));
+  if (typeof obj?.labels === 'string') obj.labels = (await readSideLabelsFile(file, obj.labels)).labels;
   return parseCardLayer(obj, file);
 }
 
-async function hasEmbedded(bytes: Uint8Array): Promise<boolean> {
+async function hasEmbedded(bytes: Uint8Array, model?: OnnxModel): Promise<boolean> {
   try {
-    return parseModelInfo(readMetadataProps(bytes)) !== undefined;
+    return parseModelInfo(model ? Object.fromEntries(model.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) : readMetadataProps(bytes)) !== undefined;
   } catch {
     return false;
   }

@@ -7,12 +7,15 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
-import { readLabelsFile } from '../runtime/io/labels-file.js';
+import { fsReason } from '../runtime/io/errno.js';
+import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
+import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
+import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
 import { cacheDir } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
@@ -54,7 +57,7 @@ export interface ImportedModelFile {
  */
 export async function importFormatOf(file: string): Promise<ImportFormat | undefined> {
   if (/\.tflite$/i.test(file)) return 'tflite';
-  if (!/\.json$/i.test(file) || !existsSync(file) || statSync(file).isDirectory()) return undefined;
+  if (!/\.json$/i.test(file) || !existsSync(file) || !statSync(file).isFile()) return undefined;
   if (/\.card\.json$/i.test(file)) return undefined;
   return 'tfjs';
 }
@@ -64,13 +67,14 @@ function parseJsonText(text: string): unknown {
   return JSON.parse(text.replace(/^\uFEFF/, ''));
 }
 
-async function readSource(file: string, what: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new EdgetuneError('EMODEL', `${file}: cannot read ${what} (${code === 'ENOENT' ? 'no such file' : code ?? messageOf(err)})`, { subject: file });
-  }
+/** The file the user named: a regular file of at most `maxBytes` (runtime/io/read-file.ts). */
+async function readSource(file: string, what: string, maxBytes = MAX_MODEL_FILE_BYTES): Promise<Uint8Array> {
+  return readRegularFile(file, { what, maxBytes, code: 'EMODEL' });
+}
+
+/** Whether `file` exists as a directory entry (a dangling link too: reading it then names the problem). */
+async function present(file: string): Promise<boolean> {
+  return lstat(file).then(() => true, () => false);
 }
 
 /**
@@ -101,10 +105,15 @@ async function gatherTflite(source: string, opts: ImportFileOptions, hash: Retur
   hash.update(bytes);
   let labels: string[] | undefined;
   let labelsFrom: string | undefined;
-  const beside = path.join(path.dirname(source), 'labels.txt');
-  if (opts.labels) labelsFrom = path.resolve(opts.labels);
-  else if (existsSync(beside)) labelsFrom = beside;
-  if (labelsFrom) labels = await readLabelsFile(labelsFrom);
+  if (opts.labels) {
+    labelsFrom = path.resolve(opts.labels);
+    labels = await readLabelsFile(labelsFrom);
+  } else if (await present(path.join(path.dirname(source), 'labels.txt'))) {
+    // beside the model, so a side file: inside its folder (a link out of it is refused)
+    const side = await readSideLabelsFile(source, 'labels.txt');
+    labelsFrom = path.join(path.dirname(source), 'labels.txt');
+    labels = side.labels;
+  }
   const g: Gathered = {
     format: 'tflite',
     source,
@@ -122,7 +131,7 @@ async function gatherTflite(source: string, opts: ImportFileOptions, hash: Retur
 }
 
 async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnType<typeof createHash>): Promise<Gathered> {
-  const text = await readSource(source, 'tfjs model.json');
+  const text = await readSource(source, 'tfjs model.json', MAX_TEXT_FILE_BYTES);
   hash.update(text);
   let json: TfjsModelJson;
   try {
@@ -137,19 +146,19 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   }
   const dir = path.dirname(source);
   const weights = new Map<string, Uint8Array>();
+  if (json.weightsManifest !== undefined && !Array.isArray(json.weightsManifest)) throw new EdgetuneError('EMODEL', `${source}: weightsManifest is not a list of weight groups`, { subject: source });
   for (const group of json.weightsManifest ?? []) {
+    // Each shard is a side file (inside the model's folder, regular) no larger than its group declares.
+    const need = tfjsGroupBytes(group);
     for (const p of group.paths ?? []) {
       if (weights.has(p)) continue;
-      const file = path.resolve(dir, p);
-      let data: Uint8Array;
-      try {
-        data = new Uint8Array(await readFile(file));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new EdgetuneError('EMODEL', `${source}: weights file ${file} named in its weightsManifest cannot be read (${code === 'ENOENT' ? 'no such file' : code ?? messageOf(err)})`, {
-          subject: file,
-        });
-      }
+      if (typeof p !== 'string') throw new EdgetuneError('EMODEL', `${source}: a weightsManifest path is not a string`, { subject: source });
+      const { bytes: data } = await readSideFile(source, p, {
+        what: 'weights file',
+        maxBytes: need ?? MAX_MODEL_FILE_BYTES,
+        bound: need === undefined ? 'the largest accepted' : 'what its weightsManifest declares for the group',
+        code: 'EMODEL',
+      });
       hash.update(p).update(data);
       weights.set(p, data);
     }
@@ -157,8 +166,8 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   let metadata: TfjsMetadata | undefined;
   let labelsFrom: string | undefined;
   const metaFile = path.join(dir, 'metadata.json');
-  if (existsSync(metaFile)) {
-    const metaText = await readFile(metaFile, 'utf8');
+  if (await present(metaFile)) {
+    const metaText = new TextDecoder().decode((await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes);
     try {
       metadata = parseJsonText(metaText) as TfjsMetadata;
     } catch (err) {
@@ -281,7 +290,7 @@ export async function importedModelPath(file: string, opts: ImportFileOptions = 
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
-    throw new EdgetuneError('EIO', `cannot create the import cache ${dir}: ${(err as NodeJS.ErrnoException).code ?? messageOf(err)}`, { subject: dir });
+    throw new EdgetuneError('EIO', `cannot create the import cache ${dir}: ${fsReason(err)}`, { subject: dir });
   }
   await writeAtomic(out, imported.bytes);
   return { path: out, source: g.source, format: g.format, converted: true };

@@ -10,6 +10,7 @@ import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { removeStaleTemps, tempPathFor } from '../runtime/io/atomic.js';
 import { cacheDir, isOffline, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
@@ -56,7 +57,9 @@ function ttyProgress(name: string): ((done: number, total: number) => void) | un
 /** Download `url` to `dest` atomically (temp file + rename), verifying sha256 when given. */
 export async function downloadFile(url: string, dest: string, sha256?: string, onProgress?: (d: number, t: number) => void): Promise<void> {
   await mkdir(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.${process.pid}.${Date.now()}.tmp`;
+  // one temp scheme (runtime/io/atomic.ts): a killed download's temp is removed by the next one here
+  await removeStaleTemps(path.dirname(path.resolve(dest)));
+  const tmp = tempPathFor(dest);
   let res: Response;
   try {
     res = await fetch(url);

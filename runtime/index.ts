@@ -24,7 +24,9 @@ export { importModelFile, importedModelPath, importFormatOf, type ImportedModelF
 export { specOf, type ModelEntry } from '../models/registry.js';
 export { detectProfile, detectFacts, getProfile, type DeviceProfile } from '../devices/profiles.js';
 
-// Personalization (browser-safe trainer, augmentation and export) and the ONNX toolkit.
+// Personalization: finetune() (everything `edgetune finetune` does; more in 'edgetune/train'), the
+// browser-safe trainer, augmentation and export, and the ONNX toolkit.
+export { finetune, type FinetuneOptions, type FinetuneProgress, type FinetuneReport, type TargetsReport, type LabelledFile } from './train/node/finetune.js';
 export { trainHead, trainHeadSync, predictHead, prototypeHead, computeMetrics } from './train/index.js';
 export type { HeadWeights, TrainConfig, TrainResult, FeatureSet } from './train/index.js';
 export { parseAugmentation, sampleView, viewRng } from './train/augment/ops.js';
@@ -34,6 +36,7 @@ export * as onnx from './onnx/index.js';
 // Streams: frame sources live in devices/, the pipeline and the kiosk service here.
 export { StreamPipeline } from './stream/pipeline.js';
 export { startServer } from './stream/serve.js';
+export { createTeach, checkTeachable, TeachError, type Teach, type TeachOptions, type TeachTrainResult, type TeachLabel, type HardFrame } from './stream/teach.js';
 export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type HistogramSnapshot } from './stream/metrics.js';
 
 // The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.

@@ -17,7 +17,7 @@ import { createSession } from '../runtime/session/session.js';
 import { planUnfreeze } from '../runtime/train/finetune-tail.js';
 import { loadBackbone } from '../runtime/train/node/embed.js';
 import { encodeModel } from '../runtime/onnx/model.js';
-import type { FinetuneReport } from '../runtime/cli/commands/finetune.js';
+import type { FinetuneReport } from '../runtime/train/node/finetune.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'runtime', 'cli', 'main.js');
 

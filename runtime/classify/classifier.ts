@@ -22,11 +22,25 @@ export interface ClassifierOptions extends SessionOptions, DescribeOptions, Deco
    * thread (on a Jetson: one TensorRT engine build, not two). Default false.
    */
   lazy?: boolean;
+  /**
+   * Open-set threshold on the model's unknown score (card `openSet`, graph output `unknown_score`):
+   * above it a result says `unknown`. Default the model's own (`openSet.threshold`); ignored by a model
+   * without an open-set calibration (it never says unknown by itself).
+   */
+  unknownThreshold?: number;
   /** For a model URL (`http://host:port/v2/models/<name>`): timeout, retries, binary or JSON tensors, token. */
   remote?: RemoteOptions;
 }
 
-export interface Classification {
+/** The open-set part of a result, for models with an open-set calibration (card `openSet`). */
+export interface OpenSetResult {
+  /** Higher = less like anything the model was taught (1 = the model's own threshold for Mahalanobis calibrations). */
+  unknownScore?: number;
+  /** unknownScore above the threshold in use. */
+  unknown?: boolean;
+}
+
+export interface Classification extends OpenSetResult {
   top: Prediction[];
   /** Wall time of decode + preprocess + run + postprocess, in ms. */
   ms: number;
@@ -62,6 +76,10 @@ export interface Classifier {
   classify(input: string | Uint8Array, options?: { topK?: number; name?: string }): Promise<Classification>;
   /** Probabilities for already-decoded images of the model's input size, one row per image. */
   probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
+  /** Probabilities and, for a model with an open-set calibration, the unknown score of each image (`unknown` undefined otherwise). */
+  predict(images: readonly HwcImage[]): Promise<{ probs: Float32Array[]; unknown?: Float32Array }>;
+  /** The threshold on the unknown score in use (options.unknownThreshold, else the card's); undefined for a model without an open-set calibration. */
+  readonly unknownThreshold?: number;
   classifyImages(images: readonly HwcImage[], k?: number): Promise<Prediction[][]>;
   /**
    * Classify many files, decoding ahead (sharp on libuv's pool) while the session runs and batching
@@ -78,7 +96,7 @@ export interface Classifier {
  * images); time spent waiting for the consumer or for other files is not in it. `reading`: what the
  * row says by the card's task (postprocess.ts readOutput: top-k, multilabel labels, regression values).
  */
-export type FileResult = { file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } | { file: string; error: Error; top?: undefined; reading?: undefined };
+export type FileResult = ({ file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } & OpenSetResult) | { file: string; error: Error; top?: undefined; reading?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
   // A URL is a model served over the Open Inference Protocol: card from the server, inference remote.
@@ -109,11 +127,17 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   const k0 = options.topK ?? 5;
   const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
   const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
-  const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => {
+  const openSet = card.openSet && signature.outputs.some((o) => o.name === card.openSet!.output) ? card.openSet : undefined;
+  const unknownThreshold = openSet ? (options.unknownThreshold ?? openSet.threshold) : undefined;
+  const open_ = (score: number | undefined): OpenSetResult =>
+    score === undefined || unknownThreshold === undefined ? {} : { unknownScore: Math.round(score * 1e4) / 1e4, unknown: score > unknownThreshold };
+  const predict = async (images: readonly HwcImage[]): Promise<{ probs: Float32Array[]; unknown?: Float32Array }> => {
     const out: Float32Array[] = [];
+    const unknown = openSet ? new Float32Array(images.length) : undefined;
     for (let i = 0; i < images.length; i += maxBatch) {
       const chunk = images.slice(i, i + maxBatch);
-      const res = await (session ?? (await open())).run({ [d.inputName]: toTensor(chunk, d.spec) }, [d.outputName]);
+      const res = await (session ?? (await open())).run({ [d.inputName]: toTensor(chunk, d.spec) }, openSet ? [d.outputName, openSet.output] : [d.outputName]);
+      if (unknown) unknown.set(asFloat32(res[openSet!.output]!).subarray(0, chunk.length), i);
       const flat = asFloat32(res[d.outputName]!);
       const per = flat.length / chunk.length;
       for (let j = 0; j < chunk.length; j++) {
@@ -123,8 +147,9 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
         out.push(p);
       }
     }
-    return out;
+    return { probs: out, ...(unknown ? { unknown } : {}) };
   };
+  const rows = async (images: readonly HwcImage[]): Promise<Float32Array[]> => (await predict(images)).probs;
   const decodeOpts: DecodeOptions = { maxPixels: options.maxPixels, background: options.background };
   const c: Classifier = {
     id,
@@ -153,11 +178,13 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
     async classify(input, o = {}) {
       const t0 = performance.now();
       const img = await decodeImage(input, d.spec, decodeOpts, o.name);
-      const [p] = await rows([img]);
-      const top = topK(p!, o.topK ?? k0, d.post);
-      return { top, ms: performance.now() - t0 };
+      const r = await predict([img]);
+      const top = topK(r.probs[0]!, o.topK ?? k0, d.post);
+      return { top, ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
     },
     probabilities: rows,
+    predict,
+    ...(unknownThreshold !== undefined ? { unknownThreshold } : {}),
     async classifyImages(images, k = k0) {
       return (await rows(images)).map((p) => topK(p, k, d.post));
     },
@@ -216,13 +243,18 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
         const ok = group.filter((g) => g.img);
         let shareMs = 0;
         let probs: (Float32Array | Error)[] = [];
+        let scores: (number | undefined)[] = [];
         if (ok.length) {
           const t = performance.now();
           try {
-            probs = await rows(ok.map((g) => g.img!));
+            const r = await predict(ok.map((g) => g.img!));
+            probs = r.probs;
+            scores = r.unknown ? Array.from(r.unknown) : [];
           } catch (err) {
             // One bad image (NaN scores) fails its batch: run the batch's images one by one to say which.
-            probs = ok.length === 1 ? [err as Error] : await Promise.all(ok.map((g) => rows([g.img!]).then((r) => r[0]!, (e: Error) => e)));
+            const one = ok.length === 1 ? [err as Error] : await Promise.all(ok.map((g) => predict([g.img!]).then((r) => r, (e: Error) => e)));
+            probs = one.map((r) => (r instanceof Error ? r : r.probs[0]!));
+            scores = one.map((r) => (r instanceof Error ? undefined : r.unknown?.[0]));
           }
           // Preprocess + run of the batch, shared by its images.
           shareMs = (performance.now() - t) / ok.length;
@@ -233,9 +265,10 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
             yield { file: g.file, error: g.error ?? new Error(`${g.file}: not decoded`) };
             continue;
           }
+          const score = scores[j];
           const p = probs[j++]!;
           if (p instanceof Error) yield { file: g.file, error: p };
-          else yield { file: g.file, top: topK(p, k, d.post), reading: readOutput(p, card.task, k, d.post), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
+          else yield { file: g.file, top: topK(p, k, d.post), reading: readOutput(p, card.task, k, d.post), ...open_(score), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
         }
       }
     },

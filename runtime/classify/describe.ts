@@ -9,7 +9,7 @@ import { decideLabels } from '../core/labels.js';
 import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
 import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
-import { decodeModel } from '../onnx/model.js';
+import { decodeModel, type OnnxModel } from '../onnx/model.js';
 
 /** Inputs and outputs as the graph declares them. */
 export interface GraphSignature {
@@ -29,6 +29,7 @@ export function embeddedLayer(info: EmbeddedModelInfo): CardLayer {
     ...(info.task ? { task: info.task } : {}),
     ...(info.outputName ? { outputName: info.outputName } : {}),
     ...(info.embedding ? { embedding: { ...info.embedding } } : {}),
+    ...(info.openSet ? { openSet: { ...info.openSet } } : {}),
     ...(info.provenance ? { provenance: info.provenance } : {}),
   };
 }
@@ -196,6 +197,8 @@ export interface CardFromBytesOptions {
   allowNonClassifier?: boolean;
   /** Labels to assume for an undescribed model with this many outputs (e.g. ImageNet for 1000/1001). */
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined;
+  /** The model `bytes` decode to, when the caller decoded it already (it is not decoded again). */
+  model?: OnnxModel;
 }
 
 /**
@@ -209,7 +212,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   if (bytes.byteLength === 0) throw new EdgetuneError('EMODEL', `${name}: empty file (0 bytes), not an ONNX model`, { subject: name });
   let signature: GraphSignature;
   try {
-    signature = graphSignature(decodeModel(bytes).graph);
+    signature = graphSignature((o.model ?? decodeModel(bytes)).graph);
   } catch (err) {
     throw new EdgetuneError('EMODEL', `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
   }
@@ -218,7 +221,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   }
   let props: Record<string, string> = {};
   try {
-    props = readMetadataProps(bytes);
+    props = o.model ? Object.fromEntries(o.model.metadataProps.map((p) => [p.key ?? '', p.value ?? ''])) : readMetadataProps(bytes);
   } catch {
     // the graph decoded, so unreadable metadata only means no description
   }

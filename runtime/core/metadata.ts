@@ -9,7 +9,7 @@ import protobuf from 'protobufjs/minimal.js';
 import * as v from 'valibot';
 import { PreprocessSpecSchema } from './preprocess-spec.js';
 import { parseJsonContract } from './schema.js';
-import { EmbeddingSpecSchema, OutputKindSchema, TaskSchema, type ModelCard } from './model-card.js';
+import { EmbeddingSpecSchema, OpenSetSchema, OutputKindSchema, TaskSchema, type ModelCard } from './model-card.js';
 
 export const METADATA_KEY = 'edgetune.model';
 
@@ -26,6 +26,8 @@ export const ModelInfoSchema = v.object({
   task: v.optional(TaskSchema),
   /** Where head training cuts the backbone (set by `edgetune card` and imports). */
   embedding: v.optional(EmbeddingSpecSchema),
+  /** Open-set calibration (core/model-card.ts OpenSetSchema): an `unknown_score` output and its threshold. */
+  openSet: v.optional(OpenSetSchema),
   outputName: v.optional(v.string()),
   /** Output index of label 0 (1 when the model has a background class at index 0). Default 0. */
   labelOffset: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
@@ -87,6 +89,7 @@ export function modelInfoOfCard(c: ModelCard, tool: string): EmbeddedModelInfo {
     outputName: c.outputName,
     ...(c.task ? { task: c.task } : {}),
     ...(c.embedding ? { embedding: c.embedding } : {}),
+    ...(c.openSet ? { openSet: c.openSet } : {}),
     provenance: { ...(c.provenance ?? {}), base: c.provenance?.base ?? c.id, tool },
   };
 }

@@ -43,6 +43,24 @@ export const EmbeddingSpecSchema = v.strictObject({
 });
 export type EmbeddingSpec = v.InferOutput<typeof EmbeddingSpecSchema>;
 
+/**
+ * Open-set calibration a fine-tuned classifier carries (runtime/train/openset.ts fits it): `method`
+ * (mahalanobis: Lee et al. 2018), the graph output `output` (float [N, 1], higher = less like anything
+ * taught) and its `threshold` (above it the input is "unknown"), the softmax `temperature` (Guo et al.
+ * 2017; already applied in the graph's probabilities), the share of known validation images the
+ * threshold was chosen to keep (`target`) and what it kept there (`kept`).
+ */
+export const OpenSetSchema = v.object({
+  method: v.picklist(['mahalanobis']),
+  output: v.string(),
+  threshold: v.pipe(v.number(), v.finite()),
+  temperature: v.pipe(v.number(), v.minValue(0)),
+  target: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
+  kept: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1))),
+  fittedOn: v.optional(v.picklist(['validation', 'training'])),
+});
+export type OpenSetSpec = v.InferOutput<typeof OpenSetSchema>;
+
 const labelOffset = v.pipe(v.number(), v.integer(), v.minValue(0));
 const provenance = v.record(v.string(), v.unknown());
 
@@ -61,11 +79,12 @@ export const CardLayerSchema = v.strictObject({
   /** What the outputs mean (see TaskSchema). Default classification. */
   task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
+  openSet: v.optional(OpenSetSchema),
   provenance: v.optional(provenance),
 });
 export type CardLayer = v.InferOutput<typeof CardLayerSchema>;
 
-export type CardField = 'id' | 'inputName' | 'outputName' | 'preprocess' | 'labels' | 'labelOffset' | 'outputKind' | 'task' | 'embedding';
+export type CardField = 'id' | 'inputName' | 'outputName' | 'preprocess' | 'labels' | 'labelOffset' | 'outputKind' | 'task' | 'embedding' | 'openSet';
 
 export const ModelCardSchema = v.object({
   version: v.literal(1),
@@ -84,6 +103,8 @@ export const ModelCardSchema = v.object({
   /** What the outputs mean (see TaskSchema); absent = classification. */
   task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
+  /** Open-set calibration ("unknown" inputs); absent = the model never says unknown by itself. */
+  openSet: v.optional(OpenSetSchema),
   provenance: v.optional(provenance),
   /** Which layer each field came from (preprocess per sub-field: `preprocess.mean`, …). */
   sources: v.record(v.string(), v.picklist(CARD_SOURCES)),
@@ -155,6 +176,8 @@ export function mergeCard(layers: Partial<Record<CardSource, CardLayer>>, assump
   if (task) card.task = task;
   const embedding = pick('embedding');
   if (embedding) card.embedding = { ...embedding };
+  const openSet = pick('openSet');
+  if (openSet) card.openSet = { ...openSet };
   const provenance = layers.embedded?.provenance ?? layers['card-file']?.provenance;
   if (provenance) card.provenance = provenance;
   card.assumptions = [...assumptions];

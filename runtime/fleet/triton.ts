@@ -16,7 +16,8 @@ import { describeModel, type DescribeOptions } from '../../models/describe.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
-import { removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
+import { ensureWritableDir, removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
+import { fsReason } from '../io/errno.js';
 import { loadModelFile } from '../io/model-file.js';
 import { setMetadataValue, type SignatureEntry } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/model.js';
@@ -302,10 +303,8 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const labelsText = labelLines.map((l) => `${l}\n`).join('');
 
   const repo = path.resolve(opts.out);
-  await mkdir(repo, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-    throw new EdgetuneError('EIO', `cannot create --out ${opts.out}: ${err.code ?? err.message}`, { subject: opts.out });
-  });
-  if ((await stat(repo)).isDirectory() === false) throw new EdgetuneError('EIO', `cannot write --out ${opts.out}: not a directory`, { subject: opts.out });
+  // made and proved writable (the errno in words: `read-only file system (EROFS)`), killed runs' temps cleaned
+  await ensureWritableDir(opts.out);
   const entry = path.join(repo, name);
   const configFile = path.join(entry, 'config.pbtxt');
   const labelsFile = path.join(entry, 'labels.txt');
@@ -342,7 +341,7 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
       await rename(tmp, entry);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
-      throw new EdgetuneError('EIO', `cannot write ${entry}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: entry, cause: err });
+      throw new EdgetuneError('EIO', `cannot write ${entry}: ${fsReason(err)}`, { subject: entry, cause: err });
     }
   } else {
     await removeStaleTemps(entry);
@@ -358,7 +357,7 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       if ((await exists(aside)) && !(await exists(vdir))) await rename(aside, vdir);
-      throw new EdgetuneError('EIO', `cannot write ${vdir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: vdir, cause: err });
+      throw new EdgetuneError('EIO', `cannot write ${vdir}: ${fsReason(err)}`, { subject: vdir, cause: err });
     }
     await rm(aside, { recursive: true, force: true });
     await writeAtomicSet([

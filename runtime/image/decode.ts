@@ -7,6 +7,7 @@
 import { access, constants, lstat, open, stat } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { errnoWords } from '../io/errno.js';
 import { fitGeometry } from './geometry.js';
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 
@@ -292,6 +293,6 @@ export function readErrorReason(err: unknown): string {
     case 'ELOOP':
       return 'symbolic link loop (ELOOP)';
     default:
-      return code ? `cannot read file (${code})` : messageOf(err);
+      return code ? `cannot read file: ${errnoWords(code)}` : messageOf(err);
   }
 }

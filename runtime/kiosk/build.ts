@@ -11,6 +11,7 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { removeStaleTemps, tempPathFor } from '../io/atomic.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { packageRoot } from '../io/paths.js';
 
@@ -117,7 +118,9 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
       throw new EdgetuneError('EDEPEND', `${path.join(ortDist, f)} missing: onnxruntime-web is not installed`, { subject: f });
     }
   }
-  const tmp = `${outDir}.${process.pid}.${Date.now()}.tmp`;
+  // one temp scheme (runtime/io/atomic.ts): a killed build's folder is removed by the next build
+  await removeStaleTemps(path.dirname(path.resolve(outDir)));
+  const tmp = tempPathFor(path.resolve(outDir));
   await mkdir(path.join(tmp, 'ort'), { recursive: true });
   try {
     const result = await esbuild.build({

@@ -10,13 +10,14 @@
 // onnxruntime-web may use threads. The Open Inference Protocol routes (/v2/…, runtime/serve/routes.ts)
 // serve the same model from Node (its session opens on the first inference request).
 
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import sirv from 'sirv';
 import { EdgetuneError } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
+import { MAX_MODEL_FILE_BYTES, openRegularFile } from '../io/read-file.js';
 import { describeModel } from '../../models/describe.js';
 import { loadClassifier } from '../classify/classifier.js';
 import { createOipRoutes } from '../serve/routes.js';
@@ -102,21 +103,31 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-/** The model file (outside the bundle), revalidated on every load. */
+/**
+ * The model file (outside the bundle), revalidated on every load: a regular file of at most
+ * MAX_MODEL_FILE_BYTES (runtime/io/read-file.ts), streamed from the handle that was checked, so a
+ * file replaced by a FIFO or a device is refused (404), never read.
+ */
 async function serveModel(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
-  let size: number;
+  let opened: Awaited<ReturnType<typeof openRegularFile>>;
   try {
-    size = (await stat(file)).size;
+    opened = await openRegularFile(file, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EMODEL' });
   } catch {
     send(res, 404, 'not found\n');
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size, 'cache-control': 'no-cache' });
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': opened.size, 'cache-control': 'no-cache' });
   if (req.method === 'HEAD') {
     res.end();
+    await opened.handle.close();
     return;
   }
-  const stream = createReadStream(file);
+  const stream = opened.handle.createReadStream({ start: 0, end: Math.max(0, opened.size - 1), autoClose: true });
+  if (opened.size === 0) {
+    res.end();
+    stream.destroy();
+    return;
+  }
   stream.on('error', () => res.destroy());
   stream.pipe(res);
 }

@@ -64,6 +64,11 @@ export interface SmoothedLabel {
   index: number;
   /** Smoothed probability of the label (of the best class when unknown). */
   score: number;
+  /**
+   * A model with an open-set calibration: the unknown score smoothed by the same EMA (higher = less like
+   * anything taught); above the classifier's unknownThreshold the label is "unknown" whatever the probabilities.
+   */
+  unknownScore?: number;
 }
 
 export interface StreamResult {
@@ -94,6 +99,8 @@ export interface StreamStats {
   uptimeSeconds: number;
   framesIn: number;
   processed: number;
+  /** Processed frames whose smoothed label was "unknown" (below the threshold, or above a calibrated model's unknown threshold). */
+  unknown: number;
   dropped: number;
   skipped: number;
   errors: number;
@@ -145,6 +152,8 @@ export class StreamPipeline extends EventEmitter {
   private stages!: InferenceStages;
   private source: FrameSource;
   private readonly smoother: LabelSmoother;
+  /** EMA of a calibrated model's unknown score (undefined until a first frame, and after a reset). */
+  private unknownEma: number | undefined;
   private readonly k: number;
   private readonly drop: boolean;
   private readonly lat = Object.fromEntries(STAGES.map((s) => [s, new LatencyWindow()])) as Record<Stage, LatencyWindow>;
@@ -155,6 +164,7 @@ export class StreamPipeline extends EventEmitter {
   private readonly outRate = new RateMeter();
   private framesIn = 0;
   private processed = 0;
+  private unknownFrames = 0;
   private dropped = 0;
   private skipped = 0;
   private errors = 0;
@@ -202,6 +212,11 @@ export class StreamPipeline extends EventEmitter {
     return this.classifier;
   }
 
+  /** The models this pipeline holds: the serving one and the one kept for a rollback (their files must stay). */
+  get heldModels(): Classifier[] {
+    return this.previous && this.previous !== this.classifier ? [this.classifier, this.previous] : [this.classifier];
+  }
+
   get sourceUri(): string {
     return this.source.uri;
   }
@@ -241,6 +256,7 @@ export class StreamPipeline extends EventEmitter {
       uptimeSeconds: r(elapsed),
       framesIn: this.framesIn,
       processed: this.processed,
+      unknown: this.unknownFrames,
       dropped: this.dropped,
       skipped: this.skipped,
       errors: this.errors,
@@ -323,6 +339,7 @@ export class StreamPipeline extends EventEmitter {
         }
         this.classifier = clf;
         this.smoother.reset();
+        this.unknownEma = undefined;
         const how = reopen ? ` (source reopened for ${g.width}x${g.height}x${g.channels} ${g.resize} crop ${g.crop})` : '';
         if (rollback !== undefined) {
           // The failing model goes; there is nothing older to return to.
@@ -446,7 +463,7 @@ export class StreamPipeline extends EventEmitter {
     // it never idles while a result travels back); for live sources one (freshest frame first).
     const depth = this.opts.inflight ?? (this.drop ? 1 : 2);
     const limit = this.opts.maxFrames ?? Infinity;
-    type Flight = { cur: Prepared; tRun: number; result: Promise<{ probs: Float32Array; ms: number } | Error> };
+    type Flight = { cur: Prepared; tRun: number; result: Promise<{ probs: Float32Array; ms: number; unknown?: number } | Error> };
     const inflight: Flight[] = [];
     let launched = 0;
     let nextP: Promise<Prepared | undefined> | undefined = this.prepareNext();
@@ -531,7 +548,7 @@ export class StreamPipeline extends EventEmitter {
           }
         } else {
           consecutiveErrors = 0;
-          if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf);
+          if (head.cur.stages === this.stages) this.emitResult(head.cur, r.probs, r.ms, tInf, r.unknown);
         }
         if (this.swapQueue.length && !this.stopping && inflight.length === 0) {
           // Swap between frames, with nothing in flight on the old model.
@@ -561,16 +578,23 @@ export class StreamPipeline extends EventEmitter {
     }
   }
 
-  private emitResult(cur: Prepared, probs: Float32Array, inferMs: number, tInf: number): void {
+  private emitResult(cur: Prepared, probs: Float32Array, inferMs: number, tInf: number, unknown?: number): void {
     const post = this.classifier.post;
     const top = topK(probs, this.k, post);
     const { smoothed, index, best } = this.smoother.update(probs);
     const shown = index >= 0 ? index : best;
     const labelIndex = shown - post.labelOffset;
+    const uThreshold = this.classifier.unknownThreshold;
+    let u: number | undefined;
+    if (unknown !== undefined && uThreshold !== undefined) {
+      const a = this.opts.smoothing ?? 0.6;
+      u = this.unknownEma = this.unknownEma === undefined ? unknown : a * this.unknownEma + (1 - a) * unknown;
+    }
+    const open = u !== undefined ? { unknownScore: round4(u) } : {};
     const label: SmoothedLabel =
-      index >= 0 && labelIndex >= 0
-        ? { label: post.labels[labelIndex] ?? String(labelIndex), index: labelIndex, score: round4(smoothed[shown]!) }
-        : { label: 'unknown', index: -1, score: round4(smoothed[best]!) };
+      index >= 0 && labelIndex >= 0 && !(u !== undefined && u > uThreshold!)
+        ? { label: post.labels[labelIndex] ?? String(labelIndex), index: labelIndex, score: round4(smoothed[shown]!), ...open }
+        : { label: 'unknown', index: -1, score: round4(smoothed[best]!), ...open };
     const end = performance.now();
     const stages: Record<Stage, number> = {
       queue: cur.queueMs,
@@ -584,6 +608,7 @@ export class StreamPipeline extends EventEmitter {
       this.hist[s].observe(stages[s] / 1000);
     }
     this.processed++;
+    if (label.index < 0) this.unknownFrames++;
     this.outRate.tick(end);
     const result: StreamResult = {
       seq: cur.frame.seq,

@@ -14,7 +14,10 @@
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
 //                      real frame before it serves: 422 with the reason when it cannot (the old model
 //                      keeps serving). Uploads stream to a file in the cache with the size limit
-//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind.
+//                      enforced while reading: 413 over it; a rejected upload leaves nothing behind,
+//                      and an upload no longer served (nor kept for a rollback) is removed. Any other
+//                      body (a multipart form: 415) is refused without being echoed; names and
+//                      reasons are logged quoted (JSON) so that they cannot forge a log line.
 // Binds 127.0.0.1 unless told otherwise. Every request passes runtime/io/http-guard.ts first (Host
 // check against DNS rebinding; on a non-loopback bind with a token, the token for reads too).
 
@@ -53,6 +56,8 @@ export interface ServeOptions {
   allowHosts?: readonly string[];
   /** Log lines (model swaps, refused requests). */
   log?: (line: string) => void;
+  /** The teach routes (runtime/stream/teach.ts, `watch --teach`): /teach/… and extra /metrics families. */
+  teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[]; page?: string };
 }
 
 export interface KioskServer {
@@ -113,7 +118,7 @@ es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
  * rates, `edgetune_build_info`, and `edgetune_model_info` whose labels name the serving model and the
  * sha256 of its file.
  */
-export async function metricsText(p: StreamPipeline): Promise<string> {
+export async function metricsText(p: StreamPipeline, extra: readonly MetricFamily[] = []): Promise<string> {
   const s = p.stats();
   const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
   const hist = p.latencyHistograms();
@@ -128,6 +133,7 @@ export async function metricsText(p: StreamPipeline): Promise<string> {
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
+    counter('edgetune_frames_unknown_total', 'Frames classified whose smoothed label was "unknown" (a drift signal when it climbs).', s.unknown),
     counter('edgetune_frames_dropped_total', 'Stale frames dropped because inference was busy (latest frame wins).', s.dropped),
     counter('edgetune_frames_skipped_total', 'Corrupt or unusable frames skipped.', s.skipped),
     counter('edgetune_inference_errors_total', 'Frames whose inference failed.', s.errors),
@@ -143,6 +149,7 @@ export async function metricsText(p: StreamPipeline): Promise<string> {
       type: 'histogram',
       samples: STAGES.map((st) => ({ labels: { stage: st }, histogram: hist[st] })),
     },
+    ...extra,
   ]);
 }
 
@@ -196,7 +203,8 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
   res.end(body);
 }
 
-const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
+/** A JSON answer (no-store, nosniff), shared with the teach routes. */
+export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -254,6 +262,23 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   pipeline.on('result', onResult);
   pipeline.on('event', onEvent);
 
+  // Uploaded models this server stored: each is removed once neither the serving model nor the one
+  // kept for a rollback is it (after every swap and every rollback), so the disk does not grow per swap.
+  const uploads = new Set<string>();
+  const pruneUploads = () => {
+    const held = new Set(pipeline.heldModels.map((c) => path.resolve(c.modelPath)));
+    for (const u of uploads) {
+      if (held.has(u)) continue;
+      rmSync(u, { force: true });
+      uploads.delete(u);
+      log(`removed the upload ${JSON.stringify(path.basename(u))}: no longer served`);
+    }
+  };
+  const onRollback = (e: { type: string }) => {
+    if (e.type === 'rollback') pruneUploads();
+  };
+  pipeline.on('event', onRollback);
+
   const refuseTooLarge = (req: IncomingMessage, res: ServerResponse, limit: number) => {
     log(`refused ${req.method} ${req.url}: body over ${limit} bytes`);
     // The rest of the body is read and dropped (bounded), so the client reads this answer rather than
@@ -290,7 +315,16 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         renameSync(part, ref);
         upload = ref;
       }
+      uploads.add(path.resolve(ref));
     } else {
+      // Only JSON names a model: a multipart form, or any other body, is refused without being
+      // echoed (in the answer or the log).
+      // (curl -d sends JSON as x-www-form-urlencoded: the body must still parse as JSON)
+      if (type !== 'application/json' && type !== 'text/plain' && type !== 'application/x-www-form-urlencoded' && type !== '') {
+        discardRest(req);
+        log(`model swap refused (415): content type ${JSON.stringify(type)}`);
+        return json(res, 415, { error: `unsupported content type ${JSON.stringify(type)}: send {"model":"<registry id or path>"} as application/json, or the ONNX file as application/octet-stream` });
+      }
       let body: string;
       try {
         body = (await readBody(req, 64 * 1024)).toString('utf8');
@@ -300,7 +334,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       }
       let model: unknown;
       try {
-        model = type === 'application/json' || body.trim().startsWith('{') ? (JSON.parse(body) as { model?: unknown }).model : body.trim();
+        model = (JSON.parse(body) as { model?: unknown } | null)?.model;
       } catch {
         return json(res, 400, { error: 'body is not JSON: expected {"model":"<registry id or path>"}' });
       }
@@ -308,8 +342,12 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       ref = model;
     }
     const refuse = (status: number, err: unknown) => {
-      if (upload) rmSync(upload, { force: true });
-      log(`model swap refused (${status}): ${messageOf(err)}`);
+      if (upload) {
+        rmSync(upload, { force: true });
+        uploads.delete(path.resolve(upload));
+      }
+      // quoted: a model name or path cannot start a log line of its own
+      log(`model swap refused (${status}): ${JSON.stringify(messageOf(err))}`);
       json(res, status, { error: messageOf(err) });
     };
     let clf: Classifier;
@@ -325,7 +363,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       await clf.dispose();
       return refuse(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, err);
     }
-    log(`model swapped to ${clf.id} (${pipeline.provider})`);
+    log(`model swapped to ${JSON.stringify(clf.id)} (${pipeline.provider})`);
+    pruneUploads();
     json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
   };
 
@@ -350,12 +389,14 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, 401, { error: 'missing or wrong token: send "Authorization: Bearer <EDGETUNE_TOKEN>"' }, { 'WWW-Authenticate': 'Bearer' });
       }
       if (req.method === 'POST' && url.pathname === '/model') return swapModel(req, res);
+      if (opts.teach && (await opts.teach.handle(req, res, url))) return;
       return json(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
     }
+    if (req.method === 'GET' && opts.teach && (await opts.teach.handle(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
     switch (url.pathname) {
       case '/':
-        return send(res, 200, PAGE, 'text/html; charset=utf-8');
+        return send(res, 200, opts.teach?.page ? PAGE.replace('</body></html>', `${opts.teach.page}</body></html>`) : PAGE, 'text/html; charset=utf-8');
       case '/healthz': {
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';
@@ -363,7 +404,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
-        return send(res, 200, await metricsText(pipeline), EXPOSITION_CONTENT_TYPE);
+        return send(res, 200, await metricsText(pipeline, opts.teach?.metrics()), EXPOSITION_CONTENT_TYPE);
       case '/snapshot.jpg': {
         const f = pipeline.latestFrame;
         if (!f) return json(res, 503, { error: 'no frame yet' }, { 'Retry-After': '1' });
@@ -431,6 +472,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       clearInterval(keepAlive);
       if (pendingEvent) clearTimeout(pendingEvent);
       pipeline.off('frame', onFrame);
+      pipeline.off('event', onRollback);
       pipeline.off('result', onResult);
       pipeline.off('event', onEvent);
       for (const res of [...sse, ...mjpeg]) res.end();

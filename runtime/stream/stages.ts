@@ -31,6 +31,9 @@ export interface StageOptions {
   onWarning?: (message: string) => void;
 }
 
+/** One frame's inference: probabilities, run time in ms, and for a model with an open-set calibration its unknown score. */
+export type InferResult = { probs: Float32Array; ms: number; unknown?: number };
+
 /** A classifier split into preprocess (sync, main thread) and inference (async). */
 export interface InferenceStages {
   classifier: Classifier;
@@ -39,8 +42,8 @@ export interface InferenceStages {
   /** The provider serving inference (the worker's own session in worker mode). */
   provider: string;
   prepare(frame: Frame): TensorData;
-  /** Probabilities and the model's own run time in ms (without queueing or messaging). */
-  infer(tensor: TensorData): Promise<{ probs: Float32Array; ms: number }>;
+  /** Probabilities, the model's own run time in ms (without queueing or messaging), and the unknown score of a calibrated model (card `openSet`). */
+  infer(tensor: TensorData): Promise<InferResult>;
   dispose(): Promise<void>;
   /**
    * Diagnostics of a worker's isolate (undefined in main mode, where process.memoryUsage() covers it):
@@ -66,9 +69,9 @@ function workerScript(): URL {
 async function startWorker(
   init: WorkerInit,
   onWarning?: (m: string) => void,
-): Promise<{ provider: string; infer(t: TensorData): Promise<{ probs: Float32Array; ms: number }>; dispose(): Promise<void>; diagnostics: NonNullable<InferenceStages['worker']> }> {
+): Promise<{ provider: string; infer(t: TensorData): Promise<InferResult>; dispose(): Promise<void>; diagnostics: NonNullable<InferenceStages['worker']> }> {
   const worker = new Worker(workerScript(), { workerData: { edgetuneStreamWorker: init } });
-  const pending = new Map<number, { resolve: (r: { probs: Float32Array; ms: number }) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (r: InferResult) => void; reject: (e: Error) => void }>();
   const memoryAsked = new Map<number, { resolve: (m: WorkerMemory) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let dead: Error | undefined;
@@ -84,7 +87,7 @@ async function startWorker(
       else if (m.type === 'warning') onWarning?.(m.message);
       else if (m.type === 'failed') reject(new EdgetuneError('EMODEL', m.message));
       else if (m.type === 'result') {
-        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms });
+        pending.get(m.id)?.resolve({ probs: m.probs, ms: m.ms, ...(m.unknown !== undefined ? { unknown: m.unknown } : {}) });
         pending.delete(m.id);
       } else if (m.type === 'memory') {
         memoryAsked.get(m.id)?.resolve({ heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers });
@@ -116,7 +119,7 @@ async function startWorker(
     infer(tensor) {
       if (dead) return Promise.reject(dead);
       const id = nextId++;
-      return new Promise<{ probs: Float32Array; ms: number }>((resolve, reject) => {
+      return new Promise<InferResult>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         const msg: WorkerRequest = { type: 'run', id, tensor };
         worker.postMessage(msg, [tensor.data.buffer as ArrayBuffer]);
@@ -156,6 +159,8 @@ export async function inferenceStages(
   const { inputName, outputName } = clf;
   const outputKind = clf.card.outputKind;
   const prepare = (frame: Frame) => toTensor([frame], clf.spec);
+  // a calibrated model's unknown score (the classifier found its output in the graph: unknownThreshold is set)
+  const unknownOutput = clf.unknownThreshold !== undefined ? clf.card.openSet?.output : undefined;
   // A remote model (runtime/serve/client.ts) runs in its server: its session only waits on HTTP, so
   // it runs from the main thread.
   if ((opts.inference ?? 'worker') === 'worker' && clf.provider !== 'remote') {
@@ -164,7 +169,7 @@ export async function inferenceStages(
     const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
     const provider = clf.provider;
     const session = opts.sessionOptions ?? { providers: provider === 'unopened' ? providers : [provider], threads, graphOptimizationLevel };
-    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind }, opts.onWarning);
+    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind, ...(unknownOutput ? { unknownOutput } : {}) }, opts.onWarning);
     return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose(), worker: w.diagnostics };
   }
   const session = await clf.open();
@@ -176,10 +181,11 @@ export async function inferenceStages(
     dispose: async () => undefined,
     async infer(tensor) {
       const t = performance.now();
-      const res = await session.run({ [inputName]: tensor }, [outputName]);
+      const res = await session.run({ [inputName]: tensor }, unknownOutput ? [outputName, unknownOutput] : [outputName]);
       const ms = performance.now() - t;
       const row = asFloat32(res[outputName]!);
-      return { probs: toProbabilities(row, outputKind).slice(), ms };
+      const unknown = unknownOutput ? asFloat32(res[unknownOutput]!)[0] : undefined;
+      return { probs: toProbabilities(row, outputKind).slice(), ms, ...(unknown !== undefined ? { unknown } : {}) };
     },
   };
 }

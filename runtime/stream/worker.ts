@@ -18,13 +18,15 @@ export interface WorkerInit {
   outputName: string;
   /** The model card's output kind (`auto`: decided per row). */
   outputKind: OutputKind;
+  /** The open-set output (card `openSet.output`) to fetch too, for a calibrated model. */
+  unknownOutput?: string;
 }
 
 export type WorkerRequest = { type: 'run'; id: number; tensor: TensorData } | { type: 'memory'; id: number } | { type: 'close' };
 export type WorkerReply =
   | { type: 'ready'; provider: string }
   | { type: 'warning'; message: string }
-  | { type: 'result'; id: number; probs: Float32Array; ms: number }
+  | { type: 'result'; id: number; probs: Float32Array; ms: number; unknown?: number }
   | { type: 'error'; id: number; message: string }
   /** The worker isolate's own V8 heap (process.memoryUsage() inside a worker reports its isolate's heap). */
   | { type: 'memory'; id: number; heapUsed: number; external: number; arrayBuffers: number }
@@ -52,11 +54,12 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
       }
       try {
         const t = performance.now();
-        const res = await session.run({ [init.inputName]: m.tensor }, [init.outputName]);
+        const res = await session.run({ [init.inputName]: m.tensor }, init.unknownOutput ? [init.outputName, init.unknownOutput] : [init.outputName]);
         const ms = performance.now() - t;
         const row = asFloat32(res[init.outputName]!);
         const probs = toProbabilities(row, init.outputKind).slice();
-        post({ type: 'result', id: m.id, probs, ms }, [probs.buffer as ArrayBuffer]);
+        const unknown = init.unknownOutput ? asFloat32(res[init.unknownOutput]!)[0] : undefined;
+        post({ type: 'result', id: m.id, probs, ms, ...(unknown !== undefined ? { unknown } : {}) }, [probs.buffer as ArrayBuffer]);
       } catch (err) {
         post({ type: 'error', id: m.id, message: messageOf(err) });
       }

@@ -25,13 +25,15 @@
 // embeddings the embedding model computes (up to float rounding).
 
 import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto, type ValueInfoProto } from '../onnx/model.js';
-import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute } from '../onnx/graph.js';
+import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute, setIntsAttribute } from '../onnx/graph.js';
 import * as v from 'valibot';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
 import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import type { DenseLayer, HeadWeights } from './types.js';
+import type { MahalanobisDetector, OpenSetCalibration } from './openset.js';
+import type { OpenSetSpec } from '../core/model-card.js';
 
 /** metadata_props key of the model description (core/metadata.ts). */
 export const MODEL_INFO_KEY = METADATA_KEY;
@@ -39,6 +41,8 @@ export const EMBEDDING_OUTPUT = 'edgetune_embedding';
 export const PROBABILITIES_OUTPUT = 'probabilities';
 /** Output of a regression head's model: the values, [N, outputs]. */
 export const VALUES_OUTPUT = 'values';
+/** Graph output of a classifier with an open-set calibration: float [N, 1], higher = less like anything taught, above the card's `openSet.threshold` = unknown. */
+export const UNKNOWN_OUTPUT = 'unknown_score';
 const PREFIX = 'edgetune_head/';
 
 export interface CutSpec {
@@ -163,6 +167,57 @@ function floatOutput(name: string, batch: ValueInfoProto | undefined, width: num
   return makeValueInfo(name, makeTensorType(DataType.FLOAT, [b?.dimParam ?? b?.dimValue ?? 1, width > 0 ? width : 'features']));
 }
 
+function batchDim(input: ValueInfoProto | undefined): string | number {
+  const b = input?.type?.tensorType?.shape?.dim?.[0];
+  return b?.dimParam ?? b?.dimValue ?? 1;
+}
+
+/**
+ * The Mahalanobis unknown score (runtime/train/openset.ts, Lee et al. 2018) as ONNX nodes from the
+ * embedding [N, d] to UNKNOWN_OUTPUT [N]: x (LpNormalization when the detector normalises) → Reshape
+ * [N, 1, d] → Sub class means [K, d] → v [N, K, d]; q = ReduceSum(v·v) − ReduceSum((v·Bᵀ)²) over the
+ * last axis → [N, K]; Mul by scale / (dims · threshold); ReduceMin over classes (keepdims: [N, 1]). 1 = the fitted threshold.
+ * Reduce ops take their axes as an attribute or an input as the model's opset asks (ReduceSum: input from
+ * opset 13, ReduceMin: from 18).
+ */
+function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: number, nodes: NodeProto[], inits: TensorProto[]): void {
+  const P = `${PREFIX}openset/`;
+  const { dims: d, classes: K, rank: r } = det;
+  let x = embedding;
+  if (det.normalize) {
+    nodes.push(node('LpNormalization', [x], [P + 'normalized'], P + 'normalize', { axis: 1, p: 2 }));
+    x = P + 'normalized';
+  }
+  inits.push(makeTensor(P + 'shape', DataType.INT64, [3], [-1, 1, d]), makeTensor(P + 'means', DataType.FLOAT, [K, d], det.means));
+  nodes.push(node('Reshape', [x, P + 'shape'], [P + 'x3'], P + 'reshape'));
+  nodes.push(node('Sub', [P + 'x3', P + 'means'], [P + 'v'], P + 'center'));
+  const reduce = (op: 'ReduceSum' | 'ReduceMin', input: string, output: string, axis: number, keepdims = 0): void => {
+    const asInput = op === 'ReduceSum' ? opset >= 13 : opset >= 18;
+    const axes = `${P}axes${axis}`;
+    if (asInput && !inits.some((t) => t.name === axes)) inits.push(makeTensor(axes, DataType.INT64, [1], [axis]));
+    const n = node(op, asInput ? [input, axes] : [input], [output], `${P}${op}_${output.replace(/\W/g, '_')}`, { keepdims });
+    if (!asInput) setIntsAttribute(n, 'axes', [axis]);
+    nodes.push(n);
+  };
+  nodes.push(node('Mul', [P + 'v', P + 'v'], [P + 'v2'], P + 'square'));
+  reduce('ReduceSum', P + 'v2', P + 'q1', 2);
+  let q = P + 'q1';
+  if (r > 0) {
+    const bt = new Float32Array(d * r); // Bᵀ, d×r
+    for (let k = 0; k < r; k++) for (let j = 0; j < d; j++) bt[j * r + k] = det.basis[k * d + j]!;
+    inits.push(makeTensor(P + 'basis_t', DataType.FLOAT, [d, r], bt));
+    nodes.push(node('MatMul', [P + 'v', P + 'basis_t'], [P + 'p'], P + 'project'));
+    nodes.push(node('Mul', [P + 'p', P + 'p'], [P + 'p2'], P + 'square_p'));
+    reduce('ReduceSum', P + 'p2', P + 'q2', 2);
+    nodes.push(node('Sub', [P + 'q1', P + 'q2'], [P + 'q'], P + 'woodbury'));
+    q = P + 'q';
+  }
+  inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / det.threshold]));
+  nodes.push(node('Mul', [q, P + 'scale'], [P + 'scaled'], P + 'scale'));
+  // [N, 1]: one value per image with a batch dimension Triton can batch (dims [1])
+  reduce('ReduceMin', P + 'scaled', UNKNOWN_OUTPUT, 1, 1);
+}
+
 /** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
 function imageInput(g: GraphProto): ValueInfoProto | undefined {
   const inits = new Set(g.initializer.map((t) => t.name));
@@ -261,8 +316,11 @@ export function exportClassifierModel(
   labels: readonly string[],
   preprocess: PreprocessSpec,
   provenance?: Record<string, unknown>,
+  openSet?: { detector: MahalanobisDetector; calibration: OpenSetCalibration },
 ): Uint8Array {
   checkHead(head, labels, cut.dims);
+  if (openSet && (head.task ?? 'classification') !== 'classification') throw new EdgetuneError('EARG', 'an open-set calibration needs a classification head');
+  if (openSet && openSet.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), openSet.detector.dims);
   if (isEmbeddingGraph(backbone) && backbone.cut.tensor !== cut.tensor) throw new EdgetuneError('EARG', `the embedding graph is cut at "${backbone.cut.tensor}", not at "${cut.tensor}"`);
   const { model, embedding } = isEmbeddingGraph(backbone) ? { model: backbone.model, embedding: EMBEDDING_OUTPUT } : buildEmbedding(asModel(backbone), cut);
   const g = model.graph;
@@ -289,6 +347,19 @@ export function exportClassifierModel(
   });
   const task = head.task ?? 'classification';
   const outputName = task === 'regression' ? VALUES_OUTPUT : PROBABILITIES_OUTPUT;
+  let spec: OpenSetSpec | undefined;
+  if (task === 'classification' && openSet) {
+    // the temperature (Guo et al. 2017) as Mul(1/T) before the softmax: headFromModel still reads the untempered head
+    const T = openSet.calibration.temperature;
+    if (T !== 1) {
+      inits.push(makeTensor(`${PREFIX}inverse_temperature`, DataType.FLOAT, [], [1 / T]));
+      nodes.push(node('Mul', [t, `${PREFIX}inverse_temperature`], [`${PREFIX}tempered`], `${PREFIX}temperature`));
+      t = `${PREFIX}tempered`;
+    }
+    mahalanobisNodes(openSet.detector, embedding, getOpsetVersion(model) ?? 13, nodes, inits);
+    const c = openSet.calibration;
+    spec = { method: c.method, output: UNKNOWN_OUTPUT, threshold: c.threshold, temperature: T, target: c.target, kept: c.kept, fittedOn: c.fittedOn };
+  }
   if (task === 'classification') nodes.push(node('Softmax', [t], [outputName], PREFIX + 'softmax', { axis: 1 }));
   else if (task === 'multilabel') nodes.push(node('Sigmoid', [t], [outputName], PREFIX + 'sigmoid'));
   else nodes.push(node('Identity', [t], [outputName], PREFIX + 'values'));
@@ -299,6 +370,7 @@ export function exportClassifierModel(
     outputKind: 'probabilities',
     outputName,
     ...(task !== 'classification' ? { task } : {}),
+    ...(spec ? { openSet: spec } : {}),
     provenance,
   };
   const out: OnnxModel = {
@@ -309,7 +381,10 @@ export function exportClassifierModel(
       ...g,
       node: [...g.node, ...nodes],
       initializer: [...g.initializer, ...inits],
-      output: [floatOutput(outputName, imageInput(g), head.classes)],
+      output: [
+        floatOutput(outputName, imageInput(g), head.classes),
+        ...(spec ? [makeValueInfo(UNKNOWN_OUTPUT, makeTensorType(DataType.FLOAT, [batchDim(imageInput(g)), 1]))] : []),
+      ],
     },
     metadataProps: [...model.metadataProps, { key: MODEL_INFO_KEY, value: JSON.stringify(info) }],
   };

@@ -1,7 +1,7 @@
-// Fine-tuning a head, one module for every driver. BROWSER-SAFE (no Node APIs, no onnxruntime): the CLI
-// (`edgetune finetune`, runtime/cli/commands/finetune.ts) and the kiosk page (runtime/kiosk/page/teach.ts)
-// both run split → views → embeddings → train → head → export through it, each with its own I/O: image
-// decoding and the embedding session are injected (a ViewEmbedder: the CLI's wraps
+// Fine-tuning a head, one module for every driver. BROWSER-SAFE (no Node APIs, no onnxruntime): the
+// library's finetune() (runtime/train/node/finetune.ts, which `edgetune finetune` drives) and the kiosk page
+// (runtime/kiosk/page/teach.ts) both run split → views → embeddings → train → head → export through it, each
+// with its own I/O: image decoding and the embedding session are injected (a ViewEmbedder: the library's wraps
 // runtime/train/node/embed.ts on onnxruntime-node with its on-disk cache, the page's renders views from
 // its decoded samples and runs onnxruntime-web).
 //
@@ -35,6 +35,7 @@ import type { FeatureSet, HeadWeights, TrainConfig, TrainHooks, TrainResult } fr
 import type { OnnxModel } from '../onnx/model.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import { concatFloat32 } from '../core/tensor.js';
+import { openSetForHead } from './openset.js';
 
 export type HeadKind = 'linear' | 'mlp' | 'prototype';
 
@@ -194,7 +195,7 @@ export interface Transfer {
   evaluate(set?: FeatureSet): Metrics;
   /** The trained head (throws before train()). */
   head(): HeadWeights;
-  /** Backbone (its embedding graph, built once) + trained head → one ONNX classifier with labels and preprocessing. */
+  /** Backbone (its embedding graph, built once) + trained head → one ONNX classifier with labels and preprocessing, and for a classification head its open-set calibration (openSetForHead: an `unknown_score` output, the card's `openSet`). */
   export(backbone: EmbeddingGraph | { model: OnnxModel; cut: CutSpec }, preprocess: PreprocessSpec, provenance?: Record<string, unknown>): Uint8Array;
 }
 
@@ -270,7 +271,9 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
     },
     export(backbone, preprocess, provenance) {
       const graphOrModel = 'kind' in backbone ? backbone : backbone.model;
-      return exportClassifierModel(graphOrModel, backbone.cut, t.head(), labels, preprocess, provenance);
+      // every classifier carries its open-set calibration (runtime/train/openset.ts): unknown_score + tempered softmax
+      const openSet = openSetForHead(t.head(), set('train'), t.valSet());
+      return exportClassifierModel(graphOrModel, backbone.cut, t.head(), labels, preprocess, provenance, openSet);
     },
   };
   return t;
@@ -334,3 +337,32 @@ export async function collectEmbeddings<T extends { label: number }>(t: Transfer
     seconds: (performance.now() - t0) / 1000,
   };
 }
+
+/**
+ * The provenance a fine-tuned model carries in its `edgetune.model` metadata, one shape for every driver
+ * (the CLI and library: tool 'edgetune finetune'; the kiosk page: 'edgetune kiosk'). `finetune --resume`
+ * reads it: the backbone comes from `base`, the earlier classes from the resume data beside the model
+ * (`dataset.resume`), or without it from the dataset folders again.
+ */
+export interface FinetuneProvenance {
+  tool: 'edgetune finetune' | 'edgetune kiosk';
+  /** The base model (id, file sha256), the cut, and `key`: the embedding-cache key of the backbone the exported model embeds with (after phase 2 the tuned one's, never the base's). */
+  base: { id: string; sha256: string; key: string; cut: string };
+  /**
+   * Folders as given relative to the working directory when inside it, else their names (never an
+   * absolute path: a model is shared; the page writes FROM_PAGE); `sha256` hashes the sorted content
+   * hashes of every image used, `images` counts them, `resume` names the resume data written beside the model.
+   */
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
+  augment: string;
+  views: number;
+  head: string;
+  seed: number;
+  /** ISO 8601 time of the export. */
+  created: string;
+  /** With phase 2: where the backbone was cut, the blocks asked for (null for a named tensor), the backbone learning rate. */
+  unfreeze?: { cut: string; blocks: number | null; lrBackbone: number };
+}
+
+/** `dataset.train` of a model taught in the kiosk page: its samples have no folder (resume it from its resume data). */
+export const FROM_PAGE = '(kiosk samples)';

@@ -1,5 +1,5 @@
-// Head-only training on fixed embeddings. BROWSER-SAFE (no Node APIs): the CLI (`edgetune finetune`)
-// and the browser kiosk both import this module.
+// Head-only training on fixed embeddings, and the train/ barrel. BROWSER-SAFE (no Node APIs): the
+// library's finetune() and the browser kiosk both import this module.
 //
 // API
 //   trainHead(train, val, config?, hooks?) → Promise<TrainResult>   (yields to the event loop between epochs)
@@ -29,26 +29,28 @@
 //   learningRate(cfg, epoch), classWeightsOf(cfg, labels, classes), l2rows(features, dims) — helpers.
 //   computeMetrics / predictions / headToJSON / headFromJSON re-exported; multilabelMetrics /
 //   regressionMetrics and the task losses from tasks.ts.
-// The per-task losses and penalties live in tasks.ts. This file stays above ~500 lines because the
-// forward / backward passes, their float64 scratch and the epoch loop share private structures.
+// Beside it: config.ts (DEFAULT_CONFIG, resolveConfig and the checks, the schedule, class weights),
+// heads.ts (headLogits, predictHead, prototypeHead and l2rows, the one L2 normalisation), tasks.ts (the
+// per-task losses and penalties). This file is the trainer: the forward / backward passes, their float64
+// scratch and the epoch loop share private structures.
 // HeadWeights is what export.ts turns into ONNX nodes (Gemm / Relu / … / Gemm, then Softmax, Sigmoid or nothing).
 
-import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { EdgetuneError } from '../core/errors.js';
 import { checkDiverged } from './diverge.js';
-import { createOptimizer, DEFAULT_LR } from './optim.js';
-import { addPenalty, rowHit, rowLoss, rowsOf, rowWeight, scoreOf, sigmoid, softmaxInto, standardizeTargets, targetStats, TASKS, type Objective } from './tasks.js';
+import { createOptimizer } from './optim.js';
+import { addPenalty, rowHit, rowLoss, rowWeight, scoreOf, standardizeTargets, targetStats, type Objective } from './tasks.js';
 import { createRng, type Rng } from '../core/rng.js';
-import {
-  OPTIMIZERS,
-  SCHEDULES,
-  type DenseLayer,
-  type EpochStats,
-  type FeatureSet,
-  type HeadWeights,
-  type TrainConfig,
-  type TrainHooks,
-  type TrainResult,
-  type TrainTask,
+import { bad, checkSet, classWeightsOf, hiddenSizes, learningRate, resolveConfig } from './config.js';
+import { l2rows } from './heads.js';
+import type {
+  DenseLayer,
+  EpochStats,
+  FeatureSet,
+  HeadWeights,
+  TrainConfig,
+  TrainHooks,
+  TrainResult,
+  TrainTask,
 } from './types.js';
 
 export * from './types.js';
@@ -57,125 +59,8 @@ export { createRng, hashString, type Rng } from '../core/rng.js';
 export { DEFAULT_LR } from './optim.js';
 export { TASKS, sigmoid, multilabelMetrics, regressionMetrics, type MultilabelMetrics, type RegressionMetrics, type LabelMetrics, type OutputMetrics } from './tasks.js';
 export { checkDiverged, FLOAT32_MAX } from './diverge.js';
-
-export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
-  hidden: 0,
-  dropout: 0,
-  task: 'classification',
-  optimizer: 'adam',
-  momentum: 0.9,
-  weightDecay: 1e-4,
-  l1: 0,
-  labelSmoothing: 0,
-  epochs: 60,
-  batchSize: 32,
-  schedule: 'cosine',
-  stepSize: 20,
-  gamma: 0.1,
-  patience: 10,
-  minDelta: 1e-4,
-  seed: 42,
-  classWeights: 'balanced',
-  standardize: false,
-  normalize: false,
-  init: 'glorot',
-};
-
-const bad = invalidParameter;
-
-/** Defaults filled in and every field checked (errors read "Expected … for <name> but received …"). */
-export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
-  const optimizer = c.optimizer ?? DEFAULT_CONFIG.optimizer;
-  if (!OPTIMIZERS.includes(optimizer)) throw bad('optimizer', `one of ${OPTIMIZERS.join(', ')}`, optimizer);
-  const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...stripUndefined(c), optimizer, lr: c.lr ?? DEFAULT_LR[optimizer] };
-  const int = (k: keyof TrainConfig, min: number) => {
-    const v = cfg[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw bad(k, min === 0 ? 'integer >= 0' : 'positive integer', v);
-  };
-  const num = (k: keyof TrainConfig, lo: number, hi: number, loOpen = false) => {
-    const v = cfg[k];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v > hi || (loOpen && v === lo)) throw bad(k, `number ${loOpen ? '>' : '>='} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`, v);
-  };
-  hiddenSizes(cfg);
-  if (!TASKS.includes(cfg.task)) throw bad('task', `one of ${TASKS.join(', ')}`, cfg.task);
-  if (cfg.task !== 'classification' && cfg.labelSmoothing !== 0) throw bad('labelSmoothing', `0 for a ${cfg.task} head (label smoothing is for classification)`, cfg.labelSmoothing);
-  if (cfg.task !== 'classification' && Array.isArray(cfg.classWeights)) throw bad('classWeights', `balanced or none for a ${cfg.task} head (class weights are for classification)`, cfg.classWeights);
-  int('epochs', 1);
-  int('batchSize', 0);
-  int('stepSize', 1);
-  int('patience', 0);
-  int('seed', 0);
-  num('dropout', 0, 0.95);
-  num('lr', 0, Infinity, true);
-  num('momentum', 0, 1);
-  num('weightDecay', 0, Infinity);
-  num('l1', 0, Infinity);
-  num('labelSmoothing', 0, 0.99);
-  num('gamma', 0, 1, true);
-  num('minDelta', 0, Infinity);
-  if (!SCHEDULES.includes(cfg.schedule)) throw bad('schedule', `one of ${SCHEDULES.join(', ')}`, cfg.schedule);
-  if (cfg.init !== 'glorot' && cfg.init !== 'zeros') throw bad('init', 'glorot or zeros', cfg.init);
-  if (cfg.init === 'zeros' && hiddenSizes(cfg).length > 0) throw bad('init', 'glorot for an MLP head (zeros cannot break symmetry)', cfg.init);
-  return cfg;
-}
-
-/**
- * The hidden layer widths of a config: `hidden` 0 → [] (linear), 128 → [128], [256, 64] as given.
- * Errors: "Expected integer >= 0 or a list of positive integers for hidden but received …".
- */
-export function hiddenSizes(cfg: Pick<TrainConfig, 'hidden'>): number[] {
-  const h = cfg.hidden;
-  const ok = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
-  if (Array.isArray(h) ? h.every((v) => ok(v, 1)) : ok(h, 0)) return Array.isArray(h) ? [...h] : h > 0 ? [h] : [];
-  throw bad('hidden', 'integer >= 0 or a list of positive integers', h);
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function checkSet(name: string, s: FeatureSet, task: TrainConfig['task'] = 'classification'): number {
-  if (task !== 'classification') {
-    if (!(s.dims > 0) || !(s.classes >= 1)) throw bad(`${name} dims/outputs`, 'dims > 0 and classes >= 1', [s.dims, s.classes]);
-    if (!s.targets) throw bad(`${name} targets`, `a Float32Array of n × ${s.classes} ${task} targets`, s.targets);
-    const n = rowsOf(s, task);
-    if (!Number.isInteger(n) || s.features.length !== n * s.dims) throw bad(`${name} targets length`, `a multiple of ${s.classes} matching ${s.features.length / s.dims} rows`, s.targets.length);
-    for (let i = 0; i < s.targets.length; i++) {
-      const t = s.targets[i]!;
-      if (task === 'multilabel' ? t !== 0 && t !== 1 : !Number.isFinite(t)) throw bad(`${name} target ${i}`, task === 'multilabel' ? '0 or 1' : 'a finite number', t);
-    }
-    return n;
-  }
-  if (!(s.dims > 0) || !(s.classes >= 2)) throw bad(`${name} dims/classes`, 'dims > 0 and classes >= 2', [s.dims, s.classes]);
-  const n = s.labels.length;
-  if (s.features.length !== n * s.dims) throw bad(`${name} features length`, `${n} × ${s.dims} = ${n * s.dims}`, s.features.length);
-  for (let i = 0; i < n; i++) {
-    const y = s.labels[i]!;
-    if (!(y >= 0 && y < s.classes)) throw bad(`${name} label ${i}`, `class index in 0..${s.classes - 1}`, y);
-  }
-  return n;
-}
-
-/** Learning rate for a 0-based epoch. */
-export function learningRate(cfg: TrainConfig, epoch: number): number {
-  if (cfg.schedule === 'cosine') return 0.5 * cfg.lr * (1 + Math.cos((Math.PI * epoch) / cfg.epochs));
-  if (cfg.schedule === 'step') return cfg.lr * cfg.gamma ** Math.floor(epoch / cfg.stepSize);
-  return cfg.lr;
-}
-
-/** Per-class loss weights. */
-export function classWeightsOf(cfg: Pick<TrainConfig, 'classWeights'>, labels: Int32Array, classes: number): Float64Array {
-  const w = new Float64Array(classes).fill(1);
-  if (Array.isArray(cfg.classWeights)) {
-    if (cfg.classWeights.length !== classes || cfg.classWeights.some((v) => !(v >= 0))) throw bad('classWeights', `${classes} non-negative numbers`, cfg.classWeights);
-    w.set(cfg.classWeights);
-  } else if (cfg.classWeights === 'balanced') {
-    const counts = new Float64Array(classes);
-    for (const y of labels) counts[y]!++;
-    for (let c = 0; c < classes; c++) w[c] = counts[c] ? labels.length / (classes * counts[c]!) : 0;
-  }
-  return w;
-}
+export { DEFAULT_CONFIG, resolveConfig, hiddenSizes, learningRate, classWeightsOf } from './config.js';
+export { l2rows, headLogits, predictHead, prototypeHead } from './heads.js';
 
 interface Params {
   /** Per layer: weight (out×in) and bias, float64 while training. */
@@ -322,18 +207,6 @@ function standardizer(train: FeatureSet, n: number): { mean: Float64Array; scale
     scale[j] = sd > 1e-6 ? 1 / sd : 1; // constant features (e.g. dead ReLUs) stay as they are
   }
   return { mean, scale };
-}
-
-/** Rows scaled to unit L2 norm (as LpNormalization does). */
-export function l2rows(f: Float32Array, d: number): Float32Array {
-  const out = new Float32Array(f.length);
-  for (let i = 0; i < f.length; i += d) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += f[i + j]! * f[i + j]!;
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    for (let j = 0; j < d; j++) out[i + j] = f[i + j]! * inv;
-  }
-  return out;
 }
 
 function applyStd(f: Float32Array, d: number, st?: { mean: Float64Array; scale: Float64Array }): Float32Array {
@@ -582,88 +455,6 @@ export async function trainHead(train: FeatureSet, val: FeatureSet | undefined, 
     await new Promise<void>((r) => setTimeout(r, 0));
   }
   return result!;
-}
-
-/** Logits of a head for n rows of raw embeddings. */
-export function headLogits(head: HeadWeights, features: Float32Array, n = features.length / head.dims): Float32Array {
-  const d = head.dims;
-  if (features.length < n * d) throw bad('features length', `${n} × ${d}`, features.length);
-  const out = new Float32Array(n * head.classes);
-  let a: Float64Array = new Float64Array(d);
-  for (let r = 0; r < n; r++) {
-    a = new Float64Array(d);
-    for (let i = 0; i < d; i++) a[i] = features[r * d + i]!;
-    if (head.normalize) {
-      let s = 0;
-      for (const v of a) s += v * v;
-      const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-      for (let i = 0; i < d; i++) a[i]! *= inv;
-    }
-    head.layers.forEach((L, l) => {
-      const z = new Float64Array(L.out);
-      for (let o = 0; o < L.out; o++) {
-        let acc = L.bias[o]!;
-        for (let i = 0; i < L.in; i++) acc += L.weight[o * L.in + i]! * a[i]!;
-        z[o] = l < head.layers.length - 1 ? Math.max(0, acc) : acc;
-      }
-      a = z;
-    });
-    out.set(a, r * head.classes);
-  }
-  return out;
-}
-
-/**
- * The head's answer for n rows of raw embeddings, n×classes: class probabilities (softmax of the
- * logits) for classification, per-label probabilities (sigmoid) for multilabel, the values (in the
- * targets' units) for regression.
- */
-export function predictHead(head: HeadWeights, features: Float32Array, n = features.length / head.dims): Float32Array {
-  const z = headLogits(head, features, n);
-  if (head.task === 'regression') return z;
-  if (head.task === 'multilabel') return z.map((v) => sigmoid(v));
-  const K = head.classes;
-  const p = new Float64Array(K);
-  for (let r = 0; r < n; r++) {
-    softmaxInto(Float64Array.from(z.subarray(r * K, (r + 1) * K)), p);
-    for (let k = 0; k < K; k++) z[r * K + k] = p[k]!;
-  }
-  return z;
-}
-
-/**
- * Few-shot head: each class's mean m_c of L2-normalised embeddings. For a normalised x,
- * −‖x − m_c‖² = 2·m_c·x − ‖m_c‖² − 1, so the nearest mean is the argmax of a linear layer with
- * W_c = 2T·m_c, b_c = −T·‖m_c‖² on the normalised embedding (T, the temperature, only sharpens the
- * softmax).
- */
-export function prototypeHead(train: FeatureSet, opts: { temperature?: number } = {}): HeadWeights {
-  const n = checkSet('train', train);
-  const T = opts.temperature ?? 10;
-  const { dims: d, classes: K } = train;
-  const means = new Float64Array(K * d);
-  const counts = new Float64Array(K);
-  for (let i = 0; i < n; i++) {
-    const y = train.labels[i]!;
-    let s = 0;
-    for (let j = 0; j < d; j++) s += train.features[i * d + j]! ** 2;
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
-    for (let j = 0; j < d; j++) means[y * d + j]! += train.features[i * d + j]! * inv;
-    counts[y]!++;
-  }
-  const weight = new Float32Array(K * d);
-  const bias = new Float32Array(K);
-  for (let c = 0; c < K; c++) {
-    if (!counts[c]) throw new EdgetuneError('EINPUT', `class ${c} has no training examples`);
-    let sq = 0;
-    for (let j = 0; j < d; j++) {
-      const m = means[c * d + j]! / counts[c]!;
-      weight[c * d + j] = 2 * T * m;
-      sq += m * m;
-    }
-    bias[c] = -T * sq;
-  }
-  return { format: 'edgetune.head', version: 1, kind: 'prototype', dims: d, classes: K, normalize: true, layers: [{ in: d, out: K, weight, bias }] };
 }
 
 // Partial fine-tuning (backbone tail + head) through generated ONNX training graphs.

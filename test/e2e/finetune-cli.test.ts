@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
+import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 

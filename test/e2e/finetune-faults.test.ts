@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, s
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
+import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
 import { decodeModel, encodeModel } from '../../runtime/onnx/model.js';
 import { headFromModel } from '../../runtime/train/export.js';

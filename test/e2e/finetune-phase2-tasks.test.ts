@@ -7,7 +7,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FinetuneReport } from '../../runtime/cli/commands/finetune.js';
+import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { createSession } from '../../runtime/session/session.js';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 

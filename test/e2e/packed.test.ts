@@ -185,6 +185,61 @@ describe('the packed package, installed into a fresh app', () => {
     }
   });
 
+  // README "Library": every ```ts block, as written, in a folder holding the files the section names
+  // (its documented rule: dog.jpg, cat.jpg, photos/{train,val} = cats_dogs-dev, daisies/ = tf_flowers-dev's
+  // daisies), run in order as .mjs files by node, and type-checked by tsc against the installed package's
+  // types; every `import { … } from 'edgetune…'` the README names inline must be an export too.
+  it('every README library example runs as written against the packed package, and type-checks', async () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    // the Library section's blocks: classify, fine-tune, resume + list, quantize (a count that cannot silently drop to 0)
+    expect(blocks.length).toBe(4);
+    const dir = path.join(app, 'readme');
+    mkdirSync(dir);
+    symlinkSync(DOG, path.join(dir, 'dog.jpg'));
+    symlinkSync(shared('camera', 'winml_cat.jpg'), path.join(dir, 'cat.jpg'));
+    symlinkSync(shared('datasets', 'cats_dogs-dev'), path.join(dir, 'photos'), 'dir');
+    symlinkSync(shared('datasets', 'tf_flowers-dev', 'train', 'daisy'), path.join(dir, 'daisies'), 'dir');
+    const models = path.join(work, 'readme-models');
+    mkdirSync(models);
+    symlinkSync(MODEL, path.join(models, path.basename(MODEL)));
+    symlinkSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), path.join(models, 'squeezenet1.1_fp32_from_winml_fp16.onnx'));
+    const env = userEnv({ EDGETUNE_MODEL_PATH: models, EDGETUNE_CACHE: tempDir('edgetune-packed-cache-'), EDGETUNE_OFFLINE: '1' });
+    const outs: string[] = [];
+    for (const [i, code] of blocks.entries()) {
+      writeFileSync(path.join(dir, `example-${i + 1}.mjs`), code);
+      writeFileSync(path.join(dir, `example-${i + 1}.mts`), code);
+      const r = await run(process.execPath, [`example-${i + 1}.mjs`], dir, env, 300_000);
+      expect(r.code, `README example ${i + 1}:\n${code}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      outs.push(r.stdout);
+    }
+    // what each example prints, checked against what the README's comments say
+    expect(outs[0]).toContain('Golden Retriever');
+    expect(outs[1]).toContain("[ 'cats', 'dogs' ]");
+    expect(outs[1]).toMatch(/phase 1 epoch 1\/30: loss/);
+    const acc = Number(/\] (0\.\d+|1) /.exec(outs[1]!)?.[1]);
+    // measured 0.95 (38 of 40 cats_dogs-dev/val photos); the floor allows two more misses
+    expect(acc).toBeGreaterThanOrEqual(0.9);
+    expect(existsSync(path.join(dir, 'pets.resume.bin'))).toBe(true);
+    expect(outs[2]).toContain("[ 'cats', 'dogs', 'daisies' ]");
+    expect(outs[2]).toContain("label: 'cats'");
+    expect(outs[3]).toMatch(/\{ Conv: 26, MaxPool: 3, Concat: 8 \}/); // squeezenet1.1's 26 Convs, as the README's quantize section says
+    // types: tsc on the same blocks, resolving 'edgetune' through the app's node_modules
+    writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: true, types: ['node'], typeRoots: [path.join(repoRoot, 'node_modules', '@types')] },
+      include: ['*.mts'],
+    }));
+    const tsc = await run(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], dir, env, 200_000);
+    expect(tsc.code, tsc.stdout + tsc.stderr).toBe(0);
+    // inline mentions (`import { quantizeModel } from 'edgetune/calibration'`): each name is an export of that entry
+    const named = [...readme.matchAll(/import \{ ([^}]+) \} from '(edgetune(?:\/[a-z]+)?)'/g)];
+    expect(named.length).toBeGreaterThan(4);
+    const check = named.map((m) => `import(${JSON.stringify(m[2])}).then((x) => { for (const n of ${JSON.stringify(m[1]!.split(',').map((n) => n.trim()))}) if (!(n in x)) throw new Error(${JSON.stringify(m[2])} + ' has no export ' + n); })`).join(',\n');
+    writeFileSync(path.join(dir, 'named.mjs'), `await Promise.all([\n${check}\n]);\nconsole.log('ok');\n`);
+    const n = await run(process.execPath, ['named.mjs'], dir, env, 60_000);
+    expect(n.code, n.stderr).toBe(0);
+  }, 900_000);
+
   // Last: it breaks the installed onnxruntime-node on purpose.
   it('without onnxruntime-node\'s native binary: a clear reason, and the wasm fallback still classifies', async () => {
     const binding = path.join(app, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', process.platform, process.arch, 'onnxruntime_binding.node');

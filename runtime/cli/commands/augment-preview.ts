@@ -12,7 +12,7 @@ import { loadRegistry } from '../../../models/loader.js';
 import { specOf } from '../../../models/registry.js';
 import { checkWritable } from '../../io/atomic.js';
 import { writeAtomic } from '../../io/atomic.js';
-import { readFile } from 'node:fs/promises';
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../../io/read-file.js';
 import { createHash } from 'node:crypto';
 
 const usage = `Usage: edgetune augment-preview <image> [options]
@@ -52,12 +52,8 @@ export const augmentPreview: Command = {
     await checkWritable(out);
     const pre = specOf(loadRegistry().require(v.model));
     const file = positionals[0]!;
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await readFile(file));
-    } catch (err) {
-      throw new EdgetuneError('EINPUT', `${file}: cannot read file (${(err as NodeJS.ErrnoException).code ?? messageOf(err)})`, { subject: file });
-    }
+    // a regular file (never a FIFO or a device), the errno in words when it cannot be read
+    const bytes = await readRegularFile(file, { what: 'image', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
     const rgb = { ...pre, channels: 3 as const };
     const clean = await decodeImage(bytes, rgb, {}, file);
     const base = await decodeBase(bytes, rgb, file);

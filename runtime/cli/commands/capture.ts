@@ -3,14 +3,15 @@
 // after an optional countdown. Files get unique names and are written atomically (temp file, then a
 // hard link that refuses to overwrite), so an interrupted capture leaves only whole images.
 
-import { link, mkdir, unlink, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { link, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
+import { ensureWritableDir, tempPathFor } from '../../io/atomic.js';
+import { fsReason } from '../../io/errno.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, sizeOption, writeJson, type Command } from '../args.js';
-import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { encodeJpeg } from '../../image/decode.js';
 
 const usage = `Usage: edgetune capture <source> --class <name> --out <dir> [options]
@@ -39,11 +40,14 @@ function checkClassName(name: string): string {
   return name;
 }
 
-/** Write bytes to `dir/<base>.jpg` without ever overwriting or leaving a partial file; returns the path. */
+/**
+ * Write bytes to `dir/<base>.jpg` without ever overwriting or leaving a partial file (a full disk
+ * included: the temp is removed whatever fails); returns the path.
+ */
 async function saveUnique(dir: string, base: string, bytes: Buffer): Promise<string> {
-  const tmp = path.join(dir, `.${base}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await writeFile(tmp, bytes);
+  const tmp = tempPathFor(path.join(dir, `${base}.jpg`));
   try {
+    await writeFile(tmp, bytes);
     for (let i = 0; ; i++) {
       const file = path.join(dir, `${base}${i ? `-${i}` : ''}.jpg`);
       try {
@@ -91,7 +95,8 @@ export const capture: Command = {
     const fit = oneOfOption('fit', v.fit, ['cover', 'contain', 'fill'] as const, 'cover');
     const json = Boolean(v.json);
     const dir = path.resolve(v.out, cls);
-    await mkdir(dir, { recursive: true });
+    // made and proved writable before the camera opens (a read-only disk is named as such)
+    await ensureWritableDir(dir);
 
     const say = (m: string) => io.stderr.write(`edgetune capture: ${m}\n`);
     const opts: SourceOptions = {
@@ -137,7 +142,7 @@ export const capture: Command = {
         try {
           file = await saveUnique(dir, `${cls}-${stamp}-${String(saved + 1).padStart(4, '0')}`, await encodeJpeg(frame, quality));
         } catch (err) {
-          throw new EdgetuneError('EIO', `cannot save into ${dir}: ${messageOf(err)}`, { subject: dir });
+          throw new EdgetuneError('EIO', `cannot save into ${dir}: ${fsReason(err)}`, { subject: dir });
         }
         saved++;
         if (json) writeJson(io, { file, seq: frame.seq, ts: frame.timestamp });

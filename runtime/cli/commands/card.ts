@@ -32,8 +32,10 @@ export const card: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
     const out = v.out;
-    await checkWritable(out);
+    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
+    // a registry id resolves to a file only now: it is not replaced either
+    await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });
     const c = d.card;
     const assumed = undescribedFields(c, 'card');
     if (assumed.length && !v['allow-assumed']) {

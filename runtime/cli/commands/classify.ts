@@ -5,8 +5,9 @@
 // inference time (its share of a batch), not its wait in the queue.
 
 import { loadClassifier } from '../../classify/classifier.js';
-import { MULTILABEL_THRESHOLD } from '../../classify/postprocess.js';import { expandInputs } from '../../io/files.js';
-import { intOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
+import { MULTILABEL_THRESHOLD } from '../../classify/postprocess.js';
+import { expandInputs } from '../../io/files.js';
+import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
@@ -20,7 +21,11 @@ Options:
                       (edgetune serve, Triton, KServe; default mobilenetv2-int8)
   --top <n>           predictions per image (default 5)
   --batch <n>         images per session.run for models with a dynamic batch, 1 to 1024 (default 1)
-  --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"}
+  --json              one JSON line per input: {"file","model","provider","top":[{index,label,score}],"ms"} or {"file","error"};
+                      a model with an open-set calibration (finetune writes one) adds "unknown" (bool) and
+                      "unknownScore" (higher = less like anything taught)
+  --unknown-threshold <s>  unknown score above which an image is "unknown" (default the model's own, 1 for
+                      finetune's models; ignored for models without an open-set calibration)
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -34,6 +39,7 @@ export const classify: Command = {
       top: { type: 'string' },
       batch: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'unknown-threshold': { type: 'string' },
       ...SESSION_OPTIONS,
       ...CARD_OPTIONS,
     });
@@ -43,7 +49,9 @@ export const classify: Command = {
     const json = Boolean(v.json);
     const walkSkips: { file: string; reason: string }[] = [];
     const files = await expandInputs(positionals, (s) => walkSkips.push(s));
-    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v) });
+    const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
     const provider = clf.provider;
@@ -71,7 +79,10 @@ export const classify: Command = {
           const { labels, top } = r.reading;
           if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top, ms: r.ms });
           else io.stdout.write(`${r.file}: ${labels.length ? labels.map(pct).join(', ') : `(no label above ${MULTILABEL_THRESHOLD * 100}%)`}\n`);
-        } else if (json) writeJson(io, { file: r.file, model: clf.id, provider, top: r.reading.top, ms: r.ms });
+        } else if (json) {
+          const open = r.unknownScore !== undefined ? { unknown: r.unknown, unknownScore: r.unknownScore } : {};
+          writeJson(io, { file: r.file, model: clf.id, provider, ...open, top: r.reading.top, ms: r.ms });
+        } else if (r.unknown) io.stdout.write(`${r.file}: unknown (nearest: ${r.reading.top[0]!.label} ${r.reading.top[0]!.score.toFixed(2)})\n`);
         else io.stdout.write(`${r.file}: ${r.reading.top.map(pct).join(', ')}\n`);
       }
     } finally {

@@ -4,6 +4,7 @@
 // case/`_`/`-`, a synonym, or the singular: ants → ant); the prediction is the most probable of them.
 // Undecodable images are reported and skipped.
 
+import path from 'node:path';
 import { loadClassifier } from '../../classify/classifier.js';
 import { parse, writeJson, type Command } from '../args.js';
 import { progress } from '../../io/progress.js';
@@ -13,6 +14,11 @@ import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { describeFolderMatches, matchClassFolders } from '../../core/labels.js';
 import type { HwcImage } from '../../image/preprocess.js';
 import { computeMetrics } from '../../train/index.js';
+import { evaluateOpenSet, type OpenSetEvaluation } from '../../train/openset.js';
+import { scorePng } from '../../train/node/report.js';
+import { expandInputs } from '../../io/files.js';
+import { checkWritable, writeAtomic } from '../../io/atomic.js';
+import { numberOption } from '../args.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
@@ -25,9 +31,15 @@ or ignoring case, "_" and "-", as one of a label's comma-separated synonyms, or 
 Options:
   --model <id|file|URL>  registry id or .onnx path, e.g. a model from "edgetune finetune", or a served
                       model http://HOST:PORT/v2/models/NAME (required)
+  --unknown <dir>     images of none of the model's classes (walked recursively): report how well the
+                      model says "unknown": AUROC of its unknown score (1 − max softmax for a model without
+                      an open-set calibration), the share of unknown images rejected and of known images
+                      kept at the model's threshold, the accuracy of the kept, and the calibration error (ECE)
+  --unknown-threshold <s>  threshold on the unknown score (default the model's own)
+  --report <file.png> with --unknown: write a picture of both score distributions and the threshold
   --json              print one JSON object: {accuracy, perClass: {label: {precision, recall, f1, support}},
                       confusion (rows = true labels), labels, classMap: {folder: {label, output, how}},
-                      model, images, skipped}
+                      model, images, skipped[, openSet]}
 ${SESSION_USAGE}
 
 ${CARD_USAGE}`;
@@ -36,15 +48,40 @@ export const evaluate: Command = {
   summary: 'accuracy, per-class precision/recall/F1 and confusion matrix of a model on a labelled folder',
   usage,
   async run(argv, io) {
-    const { values: v, positionals } = parse(argv, { model: { type: 'string' }, json: { type: 'boolean', default: false }, ...SESSION_OPTIONS, ...CARD_OPTIONS });
+    const { values: v, positionals } = parse(argv, {
+      model: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      unknown: { type: 'string' },
+      'unknown-threshold': { type: 'string' },
+      report: { type: 'string' },
+      ...SESSION_OPTIONS,
+      ...CARD_OPTIONS,
+    });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `eval: expected one dataset folder but received ${positionals.length}\n\n${usage}`);
     if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
+    if ((v.report || v['unknown-threshold'] !== undefined) && !v.unknown) throw new EdgetuneError('EARG', `eval: --${v.report ? 'report' : 'unknown-threshold'} needs --unknown <dir>`);
+    const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
+    if (v.report) await checkWritable(v.report, '--report');
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
-    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v) });
+    const unknownFiles = v.unknown ? await expandInputs([v.unknown]) : [];
+    if (v.unknown && !unknownFiles.length) throw new EdgetuneError('EINPUT', `${v.unknown}: no images for --unknown`, { subject: v.unknown });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
     const truth: number[] = [];
     const predicted: number[] = [];
+    // open-set: each known image's score and probabilities over the dataset's classes, each unknown image's score
+    const knownScores: number[] = [];
+    const knownProbs: number[] = [];
+    const unknownScores: number[] = [];
+    const calibrated = clf.unknownThreshold !== undefined;
+    const scoreOf = (p: Float32Array, u: Float32Array | undefined, k: number, outIndex: number[]): number => {
+      if (u) return u[k]!;
+      let m = 0;
+      for (const i of outIndex) m = Math.max(m, p[i]!);
+      return 1 - m;
+    };
+    let openSet: OpenSetEvaluation | undefined;
     const offset = clf.post.labelOffset;
     const matching = matchClassFolders(ds.classes, clf.post.labels, { of: clf.id });
     try {
@@ -70,31 +107,93 @@ export const evaluate: Command = {
           }
         });
         if (imgs.length) {
-          const probs = await clf.probabilities(imgs);
+          const { probs, unknown } = await clf.predict(imgs);
           probs.forEach((p, k) => {
             let best = 0;
             for (let c = 1; c < outIndex.length; c++) if (p[outIndex[c]!]! > p[outIndex[best]!]!) best = c;
             predicted.push(best);
             truth.push(labelsOf[k]!);
+            if (v.unknown) {
+              knownScores.push(scoreOf(p, unknown, k, outIndex));
+              let s = 0;
+              for (const o of outIndex) s += p[o]!;
+              for (const o of outIndex) knownProbs.push(p[o]! / Math.max(s, 1e-12));
+            }
           });
         }
         bar.update(Math.min(ds.items.length, i + batch), ds.items.length);
       }
       bar.done();
+      if (v.unknown) {
+        const ubar = progress(io, `scoring ${unknownFiles.length} unknown images`);
+        for (let i = 0; i < unknownFiles.length; i += batch) {
+          const chunk = unknownFiles.slice(i, i + batch);
+          const decoded = await Promise.all(chunk.map((f) => clf.decode(f).catch((err: unknown) => err as Error)));
+          const imgs: HwcImage[] = [];
+          decoded.forEach((d, k) => {
+            if (d instanceof Error) {
+              const m = messageOf(d);
+              const file = chunk[k]!;
+              const reason = m.startsWith(file + ': ') ? m.slice(file.length + 2) : m;
+              skipped.push({ file, reason });
+              io.stderr.write(`edgetune: warning: skipped ${file}: ${reason}\n`);
+            } else imgs.push(d);
+          });
+          if (imgs.length) {
+            const { probs, unknown } = await clf.predict(imgs);
+            probs.forEach((p, k) => unknownScores.push(scoreOf(p, unknown, k, outIndex)));
+          }
+          ubar.update(Math.min(unknownFiles.length, i + batch), unknownFiles.length);
+        }
+        ubar.done();
+        if (!unknownScores.length) throw new EdgetuneError('EINPUT', `${v.unknown}: no unknown image could be decoded`, { subject: v.unknown });
+        openSet = evaluateOpenSet({
+          score: calibrated ? 'unknown_score' : 'max-softmax',
+          knownScores,
+          unknownScores,
+          knownProbs: Float32Array.from(knownProbs),
+          knownLabels: truth,
+          classes: ds.classes.length,
+          ...(calibrated ? { threshold: clf.unknownThreshold } : {}),
+        });
+      }
     } finally {
       await clf.dispose();
     }
     if (!truth.length) throw new EdgetuneError('EINPUT', `${positionals[0]}: no image could be decoded`);
     const m = computeMetrics(predicted, truth, ds.classes.length);
     const perClass = Object.fromEntries(ds.classes.map((c, i) => [c, m.perClass[i]!]));
+    if (openSet && v.report) {
+      const pct = (x: number | undefined) => (x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
+      await writeAtomic(v.report, await scorePng({
+        title: `${clf.id}: known ${path.basename(path.resolve(positionals[0]!))} vs unknown ${path.basename(path.resolve(v.unknown!))}`,
+        notes: [
+          `AUROC ${openSet.auroc.toFixed(3)}; ${openSet.threshold !== undefined ? `at threshold ${openSet.threshold}: known kept ${pct(openSet.knownKept)}, unknown rejected ${pct(openSet.unknownRejected)}, accuracy of kept ${pct(openSet.keptAccuracy)}` : 'no open-set calibration: no threshold'}; ECE ${openSet.ece.toFixed(3)}`,
+        ],
+        score: openSet.score === 'unknown_score' ? 'unknown score (higher = less like anything taught)' : '1 − max softmax (the model has no open-set calibration)',
+        known: knownScores,
+        unknown: unknownScores,
+        ...(openSet.threshold !== undefined ? { threshold: openSet.threshold } : {}),
+      }));
+    }
     if (v.json) {
       const classMap = Object.fromEntries(matching.matched.map((x) => [x.folder, { label: x.label, output: x.index + offset, how: x.how }]));
-      writeJson(io, { accuracy: m.accuracy, perClass, confusion: m.confusion, labels: ds.classes, classMap, model: clf.id, images: truth.length, skipped });
+      writeJson(io, { accuracy: m.accuracy, perClass, confusion: m.confusion, labels: ds.classes, classMap, model: clf.id, images: truth.length, skipped, ...(openSet ? { openSet } : {}) });
     } else {
       io.stdout.write(`${clf.id} on ${positionals[0]}: accuracy ${m.accuracy.toFixed(4)} (${truth.length} images${skipped.length ? `, ${skipped.length} skipped` : ''})\n\n`);
       io.stdout.write(table([['class', 'precision', 'recall', 'f1', 'support'], ...ds.classes.map((c, i) => [c, +m.perClass[i]!.precision.toFixed(3), +m.perClass[i]!.recall.toFixed(3), +m.perClass[i]!.f1.toFixed(3), m.perClass[i]!.support])]));
       io.stdout.write(`\nconfusion (rows: true, columns: predicted)\n`);
       io.stdout.write(table([['', ...ds.classes], ...ds.classes.map((c, i) => [c, ...m.confusion[i]!])]));
+      if (openSet) {
+        const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+        io.stdout.write(`\nunknown images (${v.unknown}, ${openSet.unknown}) vs known (${openSet.known}), score: ${openSet.score === 'unknown_score' ? "the model's unknown score" : '1 − max softmax (the model has no open-set calibration; no threshold)'}\n`);
+        io.stdout.write(`  AUROC ${openSet.auroc.toFixed(3)}\n`);
+        if (openSet.threshold !== undefined) {
+          io.stdout.write(`  at threshold ${openSet.threshold}${unknownThreshold === undefined ? " (the model's own)" : ''}: known kept ${pct(openSet.knownKept!)}, unknown rejected ${pct(openSet.unknownRejected!)}, accuracy of the kept ${pct(openSet.keptAccuracy)}\n`);
+        }
+        io.stdout.write(`  expected calibration error (ECE, 15 bins) ${openSet.ece.toFixed(3)}\n`);
+        if (v.report) io.stdout.write(`  report: ${v.report}\n`);
+      }
     }
     return 0;
   },

@@ -38,7 +38,8 @@ export const importModel: Command = {
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `import: give one model file (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `import: --out is required\n\n${usage}`);
     const out = v.out;
-    await checkWritable(out);
+    // before any work; the model file and the label file read are not outputs
+    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels } : {});
     // the converted bytes must describe themselves (card contract, label rule) before anything is written
     cardFromBytes(imported.bytes, { id: path.basename(out), name: imported.source, allowNonClassifier: imported.card.output.extractor });

@@ -3,6 +3,7 @@
 // object with --json; progress on a TTY; Ctrl-C stops between images and leaves no partial file.
 
 import path from 'node:path';
+import { checkWritable } from '../../io/atomic.js';
 import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
 import { reportTable, sensitivityTable } from '../../../calibration/report.js';
 import { interruptSignal, progress } from '../../io/progress.js';
@@ -94,6 +95,9 @@ export const quantize: Command = {
     if (v['per-channel'] && v['per-tensor']) throw new EdgetuneError('EARG', 'quantize: --per-channel and --per-tensor exclude each other');
     const method = checkOneOf('--method', v.method, CALIBRATION_METHODS);
     const json = Boolean(v.json);
+    // --out and the files of its set are checked before any work (calibration takes minutes)
+    const stem = v.out.replace(/\.onnx$/i, '');
+    await checkWritable(v.out, '--out', { also: [`${stem}.calibration.cache`, `${stem}.report.json`], inputs: [v.model, v.cache] });
     const session = providersFrom(v, io);
     // leakage: evaluation images byte-identical to calibration-folder images (copies under other names or
     // folders) overstate the int8 score; the same folder twice is reported by the quantizer itself

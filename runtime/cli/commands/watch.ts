@@ -12,6 +12,7 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
+import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
@@ -24,9 +25,13 @@ Options:
                          (inference in the server; default mobilenetv2-int8)
   --top <n>              predictions per frame (default 5)
   --smooth <a>           EMA weight of past frames, 0 (off) .. 0.99 (default 0.6)
-  --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default 0.5)
-  --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default 0.1)
-  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score},"ms"}
+  --threshold <p>        smoothed probability a label needs to be shown, else "unknown" (default none: a model
+                         with an open-set calibration says "unknown" by its own unknown score; one without
+                         shows its most probable class, and watch says so)
+  --unknown-threshold <s>  smoothed unknown score above which a calibrated model's label is "unknown"
+                         (default the model's own)
+  --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default min(0.1, threshold))
+  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score[,unknownScore]},"ms"}
   --max-frames <n>       stop after n processed frames
   --as-fast-as-possible  read files, image sequences and test patterns as fast as inference goes
                          (nothing dropped) instead of in real time
@@ -39,6 +44,14 @@ Options:
                          on a non-loopback address every request needs it when it is set)
   --allow-host <names>   Host names served besides loopback and the bound address (comma-separated,
                          repeatable; other Host headers get 421: DNS rebinding protection)
+  --teach <dir>          with --serve: teach the running model over HTTP (POST /teach/examples?label=NAME with a
+                         JPEG/PNG body or &frames=N live frames, POST /teach/train, GET /teach,
+                         DELETE /teach/examples/<label>/<file>; every POST/DELETE needs EDGETUNE_TOKEN); examples
+                         under <dir>/examples/<label>/, trained models under <dir>/models/. The model must be one
+                         \`finetune\` exported (its .resume.bin beside it)
+  --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
+  --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
+                         <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
   --inference <where>    worker (default: a worker thread runs the model, capture never waits) or main
   --quiet                no label lines or periodic stats (errors and the final stats still print)
@@ -55,6 +68,7 @@ export const watch: Command = {
       top: { type: 'string' },
       smooth: { type: 'string' },
       threshold: { type: 'string' },
+      'unknown-threshold': { type: 'string' },
       hysteresis: { type: 'string' },
       json: { type: 'boolean', default: false },
       'max-frames': { type: 'string' },
@@ -64,6 +78,9 @@ export const watch: Command = {
       'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
+      teach: { type: 'string' },
+      'teach-interval': { type: 'string' },
+      'keep-hard': { type: 'string' },
       stats: { type: 'string' },
       inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -73,8 +90,10 @@ export const watch: Command = {
     const uri = positionals[0]!;
     const k = intOption('top', v.top, 5);
     const smoothing = numberOption('smooth', v.smooth, 0.6, 0, 0.99);
-    const threshold = numberOption('threshold', v.threshold, 0.5, 0, 1);
+    // default none: the old 0.5 (tuned for small heads) made the 1000-class model say only "unknown"
+    const threshold = numberOption('threshold', v.threshold, 0, 0, 1);
     const hysteresis = numberOption('hysteresis', v.hysteresis, Math.min(0.1, threshold), 0, threshold);
+    const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
     const maxFrames = v['max-frames'] !== undefined ? intOption('max-frames', v['max-frames'], 1) : undefined;
     const fps = v.fps !== undefined ? numberOption('fps', v.fps, 1, 0.001) : undefined;
     const retries = retriesOption(v.retries, 8);
@@ -82,6 +101,10 @@ export const watch: Command = {
     const allowHosts = (v['allow-host'] ?? []).flatMap((h) => listOption(h) ?? []);
     const statsEvery = numberOption('stats', v.stats, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
+    if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
+    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
+    const teachIntervalMs = durationOption('teach-interval', v['teach-interval'], 1000);
+    const keepHard = intOption('keep-hard', v['keep-hard'], 0, 0);
     const inference = v.inference ?? 'worker';
     if (inference !== 'worker' && inference !== 'main') {
       throw invalidOption('inference', 'worker or main', inference);
@@ -93,7 +116,13 @@ export const watch: Command = {
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
-    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy });
+    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    if (clf.unknownThreshold !== undefined) {
+      if (!quiet) io.stderr.write(`edgetune watch: ${clf.id}: "unknown" above unknown score ${clf.unknownThreshold}${unknownThreshold === undefined ? " (the model's own open-set threshold)" : ''}\n`);
+    } else {
+      if (unknownThreshold !== undefined) io.stderr.write(`edgetune watch: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
+      if (v.threshold === undefined && !quiet) io.stderr.write(`edgetune watch: ${clf.id} has no open-set calibration: no threshold assumed, the label is the most probable class (--threshold P says "unknown" below P; finetune writes calibrated models)\n`);
+    }
     for (const a of clf.assumptions) io.stderr.write(`edgetune: ${clf.id} has no registry entry; assumed ${a}\n`);
     let pipeline: StreamPipeline | undefined;
     const say = (m: string) => io.stderr.write(`edgetune watch: ${m}\n`);
@@ -106,6 +135,14 @@ export const watch: Command = {
     if (v['as-fast-as-possible']) sourceOptions.realtime = false;
     // Bounded by default: a camera that is not there ends with ffmpeg's reason, not "attempt 6/∞".
     sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
+    if (v.teach !== undefined) {
+      try {
+        checkTeachable(clf.modelPath); // before the source starts
+      } catch (err) {
+        await clf.dispose();
+        throw err;
+      }
+    }
     let source;
     try {
       source = await createSource(uri, { ...sourceOptions, ...geometryOfClassifier(clf) });
@@ -150,16 +187,16 @@ export const watch: Command = {
       io.stdout.write(`${when} frame ${r.seq}: ${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}\n`);
     });
     let server: KioskServer | undefined;
+    let teach: Teach | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       if (listen) {
-        server = await startServer(p, {
-          ...listen,
-          allowHosts,
-          loadModel: (ref) => loadClassifier(ref, { ...session, topK: k, lazy }),
-          log: say,
-        });
-        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol); POST /model ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
+        const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
+        if (v.teach !== undefined) {
+          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+        }
+        server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach });
+        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
       const final = await p.run();
@@ -169,6 +206,7 @@ export const watch: Command = {
     } finally {
       if (timer) clearInterval(timer);
       io.stdout.off('error', onStdoutError);
+      teach?.close();
       await server?.close();
       stop.dispose();
       await p.model.dispose();

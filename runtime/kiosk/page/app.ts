@@ -8,7 +8,7 @@
 // ?camera=off.
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
-import type { ModelCard } from '../../core/model-card.js';
+import type { ModelCard, OpenSetSpec } from '../../core/model-card.js';
 import { cardFromBytes } from '../../classify/describe.js';
 import { toProbabilities, topK, type PostprocessSpec, type Prediction } from '../../classify/postprocess.js';
 import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
@@ -38,12 +38,16 @@ interface ModelDesc {
   spec: PreprocessSpec;
   inputName?: string;
   outputName?: string;
+  /** The model's open-set calibration (finetune and this page's export write one): its `unknown_score` output and threshold. */
+  openSet?: OpenSetSpec;
 }
 
 interface LiveModel extends ModelDesc {
   session: WebSession;
   input: string;
   output: string;
+  /** The unknown-score output when the model has one. */
+  unknownOutput?: string;
 }
 
 /** What the live view needs of a model card. */
@@ -56,6 +60,7 @@ function descOf(key: string, name: string, card: ModelCard): ModelDesc {
     spec: card.preprocess,
     inputName: card.inputName,
     outputName: card.outputName,
+    ...(card.openSet ? { openSet: card.openSet } : {}),
   };
 }
 
@@ -98,7 +103,8 @@ async function openLive(desc: ModelDesc, bytes: Uint8Array): Promise<LiveModel> 
   const session = await openSession(bytes, order);
   const input = desc.inputName && session.inputNames.includes(desc.inputName) ? desc.inputName : session.inputNames[0]!;
   const output = desc.outputName && session.outputNames.includes(desc.outputName) ? desc.outputName : session.outputNames[0]!;
-  return { ...desc, session, input, output };
+  const unknownOutput = desc.openSet && session.outputNames.includes(desc.openSet.output) ? desc.openSet.output : undefined;
+  return { ...desc, session, input, output, ...(unknownOutput ? { unknownOutput } : {}) };
 }
 
 function showProvider(m: LiveModel): void {
@@ -126,6 +132,7 @@ async function switchTo(desc: ModelDesc, bytes: Uint8Array): Promise<void> {
     const old = live;
     live = next;
     smoother?.reset();
+    unknownEma = undefined;
     showProvider(next);
     $<HTMLSelectElement>('model-select').value = desc.key;
     try {
@@ -160,13 +167,27 @@ async function useModel(key: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // Live classification
 
-async function classify(source: CanvasImageSource, m: LiveModel): Promise<Float32Array> {
+/** Probabilities of one image, and the unknown score of a model with an open-set calibration. */
+async function classify(source: CanvasImageSource, m: LiveModel): Promise<{ probs: Float32Array; unknown?: number }> {
   const img = toModelImage(source, m.spec);
-  const run = m.session.run({ [m.input]: toTensor([img], m.spec) }, [m.output]);
+  const run = m.session.run({ [m.input]: toTensor([img], m.spec) }, m.unknownOutput ? [m.output, m.unknownOutput] : [m.output]);
   inflight = run;
   const res = await run;
   const row = asFloat32(res[m.output]!);
-  return toProbabilities(row.slice(0, row.length), m.post.kind).slice();
+  const unknown = m.unknownOutput ? asFloat32(res[m.unknownOutput]!)[0] : undefined;
+  return { probs: toProbabilities(row.slice(0, row.length), m.post.kind).slice(), ...(unknown !== undefined ? { unknown } : {}) };
+}
+
+/** EMA of the live unknown score (the smoothing slider's weight), reset with the smoother. */
+let unknownEma: number | undefined;
+
+/** The top-1 line says `unknown (nearest: daisy 61%)` when the model's unknown score is above its threshold. */
+function showUnknown(m: LiveModel, score: number | undefined, top: Prediction[]): void {
+  const t = $('top1');
+  t.dataset.unknownScore = score === undefined ? '' : score.toFixed(4);
+  if (score === undefined || !m.openSet || !(score > m.openSet.threshold) || !top[0]) return;
+  t.textContent = `unknown (nearest: ${top[0].label} ${(top[0].score * 100).toFixed(0)}%)`;
+  t.dataset.label = 'unknown';
 }
 
 function renderPredictions(top: Prediction[]): void {
@@ -198,13 +219,21 @@ async function liveLoop(): Promise<void> {
     }
     const t0 = performance.now();
     try {
-      const p = await classify(v, m);
+      const r = await classify(v, m);
       if (m !== live) continue;
       // the slider is the weight of the history (watch's --smooth); moving it starts a fresh average
       const weight = Number($<HTMLInputElement>('smoothing').value);
-      if (smoother?.weight !== weight) smoother = new LabelSmoother(weight, LIVE_THRESHOLD, LIVE_HYSTERESIS);
-      const { smoothed } = smoother.update(p);
-      if (!photoMode) renderPredictions(topK(smoothed, cfg.topK, m.post));
+      if (smoother?.weight !== weight) {
+        smoother = new LabelSmoother(weight, LIVE_THRESHOLD, LIVE_HYSTERESIS);
+        unknownEma = undefined;
+      }
+      const { smoothed } = smoother.update(r.probs);
+      if (r.unknown !== undefined) unknownEma = unknownEma === undefined ? r.unknown : weight * unknownEma + (1 - weight) * r.unknown;
+      if (!photoMode) {
+        const top = topK(smoothed, cfg.topK, m.post);
+        renderPredictions(top);
+        showUnknown(m, r.unknown !== undefined ? unknownEma : undefined, top);
+      }
       frames++;
       document.body.dataset.frames = String(frames);
       const now = performance.now();
@@ -265,16 +294,18 @@ async function classifyPhoto(file: File): Promise<void> {
   img.hidden = false;
   video().hidden = true;
   $('back-to-camera').hidden = false;
-  const p = await classify(bmp, live);
+  const r = await classify(bmp, live);
   bmp.close();
-  const top = topK(p, cfg.topK, live.post);
+  const top = topK(r.probs, cfg.topK, live.post);
   renderPredictions(top);
+  showUnknown(live, r.unknown, top);
   $('top1').dataset.source = file.name;
 }
 
 function backToCamera(): void {
   photoMode = false;
   smoother?.reset();
+  unknownEma = undefined;
   $<HTMLImageElement>('photo').hidden = true;
   video().hidden = false;
   $('back-to-camera').hidden = true;

@@ -46,6 +46,13 @@ export function download(bytes: Uint8Array, name: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+/** Download a model, and beside it its resume data (`<name>.resume.bin`, what `edgetune finetune --resume` reads) when it has some. */
+export function exportModel(rec: ModelRecord): void {
+  const name = fileNameFor(rec);
+  download(rec.onnx, name);
+  if (rec.resume) download(rec.resume, name.replace(/\.onnx$/, '.resume.bin'));
+}
+
 export function fileNameFor(rec: ModelRecord): string {
   return `${rec.labels.join('-').replace(/[^\w.-]+/g, '_').slice(0, 60) || 'model'}.onnx`;
 }

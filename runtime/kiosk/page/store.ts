@@ -4,6 +4,7 @@
 // (name, version 1, stores and index) is the one earlier builds wrote, so saved work stays.
 
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import type { Phase2Summary } from '../../train/phase2.js';
 
 export interface ClassRecord {
   id: string;
@@ -23,6 +24,7 @@ export interface SampleRecord {
   created: number;
 }
 
+/** The page's stored view of a taught model's report (runtime/train/summary.ts FinetuneSummary; teach.ts fills it from it). */
 export interface ModelMetrics {
   valAccuracy: number | null;
   trainAccuracy: number;
@@ -35,20 +37,7 @@ export interface ModelMetrics {
   head?: string;
   ms: number;
   /** Phase 2 (unfrozen backbone blocks), when it ran: valAccuracy and confusion above are then phase 2's. */
-  phase2?: Phase2Metrics;
-}
-
-/** What phase 2 did: blocks unfrozen (cut tensor), trained parameters, backbone learning rate, epochs, accuracy before → after (validation, else training). */
-export interface Phase2Metrics {
-  blocks: number;
-  cut: string;
-  parameters: number;
-  lrBackbone: number;
-  epochs: number;
-  bestEpoch: number;
-  accuracyBefore: number;
-  accuracy: number;
-  ms: number;
+  phase2?: Phase2Summary;
 }
 
 export interface ModelRecord {
@@ -59,6 +48,8 @@ export interface ModelRecord {
   backbone: string;
   labels: string[];
   onnx: Uint8Array;
+  /** The resume data of a model taught here (exported beside the model as `<name>.resume.bin`). */
+  resume?: Uint8Array;
   metrics?: ModelMetrics;
 }
 

@@ -11,7 +11,7 @@ import { decodeBlob, sampleBlob } from './pixels.js';
 import { newId, type ClassRecord, type ModelRecord, type SampleRecord, type Store } from './store.js';
 import { trainInPage, type TrainProgress } from './teach.js';
 import { $, h, showError, sleep } from './dom.js';
-import { download, fileNameFor, showResult } from './results.js';
+import { exportModel, showResult } from './results.js';
 
 /** What teach mode borrows from the live view. */
 export interface TeachHost {
@@ -210,6 +210,7 @@ async function train(): Promise<void> {
       backbone: host.cfg().model.id,
       labels: out.labels,
       onnx: out.onnx,
+      resume: out.resume,
       metrics: out.metrics,
     };
     await store.putModel(rec);
@@ -246,7 +247,7 @@ export async function renderModels(): Promise<void> {
       const exp = h('button', { text: 'Export' });
       const del = h('button', { text: 'Delete' });
       use.addEventListener('click', () => void host.useModel(m.id).catch((e) => showError(messageOf(e))));
-      exp.addEventListener('click', () => download(m.onnx, fileNameFor(m)));
+      exp.addEventListener('click', () => exportModel(m));
       del.addEventListener('click', () => {
         if (!confirm(`Delete model "${m.name}"?`)) return;
         void (async () => {
@@ -286,7 +287,7 @@ export function wireTeach(h0: TeachHost): void {
     if (lastTrained) void host.useModel(lastTrained.id).then(() => host.setTab('live')).catch((e) => showError(messageOf(e)));
   });
   $('export-model').addEventListener('click', () => {
-    if (lastTrained) download(lastTrained.onnx, fileNameFor(lastTrained));
+    if (lastTrained) exportModel(lastTrained);
   });
   $<HTMLInputElement>('import-model').addEventListener('change', (e) => {
     const input = e.target as HTMLInputElement;

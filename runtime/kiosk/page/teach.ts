@@ -5,28 +5,32 @@
 // (built once per backbone and reused by the export), the samples decoded from their Blobs, augmented
 // views rendered with typed arrays (runtime/train/augment/ops.ts, the CLI's spec language and view
 // parameters), and embeddings computed with onnxruntime-web.
-// Phase 2 (`unfreeze`, the CLI's --unfreeze): the same module as the CLI's (runtime/train/finetune-tail.ts)
-// cuts the float backbone before its last blocks, the frozen part runs once per view here (the same views
-// as phase 1, rendered again from the same seed and content keys), and the tail + head train through ONNX
-// training graphs on onnxruntime-web sessions (wasm or WebGPU, the order the page uses for inference).
+// Phase 2 (`unfreeze`, the CLI's --unfreeze): the one phase-2 module the CLI runs too
+// (runtime/train/phase2.ts) cuts the float backbone before its last blocks; this page's embedder gives the
+// frozen part's activations per view (the same views as phase 1, rendered again from the same seed and
+// content keys), and the tail + head train through ONNX training graphs on onnxruntime-web sessions (wasm
+// or WebGPU, the order the page uses for inference). The model carries the one provenance
+// (FinetuneProvenance) the CLI writes, tool 'edgetune kiosk'.
 
 import type { KioskConfig } from '../config.js';
 import { formatAugmentation, parseAugmentation, renderView, type AugmentSpec } from '../../train/augment/ops.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, headFromModel, type EmbeddingGraph } from '../../train/export.js';
 import { decodeModel, encodeModel } from '../../onnx/model.js';
-import { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from '../../train/finetune-tail.js';
-import type { SessionFactory } from '../../train/graph/session.js';
+import { planUnfreeze } from '../../train/finetune-tail.js';
+import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Settings } from '../../train/phase2.js';
 import { exportClassifierModel } from '../../train/export.js';
-import { DEFAULT_LR } from '../../train/optim.js';
+import { openSetForHead } from '../../train/openset.js';
 import { toTensor, type HwcImage } from '../../image/preprocess.js';
 import { invalidParameter } from '../../core/errors.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
+import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
+import { resumeLayout } from '../../train/resume-format.js';
+import { finetuneSummary, type FinetuneSummary } from '../../train/summary.js';
 import type { TrainConfig } from '../../train/index.js';
-import type { HeadWeights } from '../../train/types.js';
-import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
+import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS, stratifiedSplit, viewCount, viewParams, FROM_PAGE, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../../train/finetune.js';
 import { asGraphSession, openSession, type WebProvider, type WebSession } from './engine.js';
 import { decodeBlob, toGrayInPlace, toModelImage, toSourceImage } from './pixels.js';
-import type { ModelMetrics, Phase2Metrics } from './store.js';
+import type { ModelMetrics } from './store.js';
 
 export interface TrainProgress {
   done: number;
@@ -61,14 +65,18 @@ export interface TrainRequest {
    */
   unfreeze?: number;
   /** Phase-2 settings: backbone learning rate (default UNFREEZE_DEFAULTS.backboneLrRatio × the head's), epochs and patience (UNFREEZE_DEFAULTS). */
-  phase2?: { lrBackbone?: number; epochs?: number; patience?: number };
+  phase2?: Phase2Settings;
   onProgress?(p: TrainProgress): void;
   signal?: AbortSignal;
 }
 
 export interface TrainOutcome {
   onnx: Uint8Array;
+  /** The resume data (`<name>.resume.bin` beside the exported `<name>.onnx`): `edgetune finetune --resume` adds classes from it. */
+  resume: Uint8Array;
   labels: string[];
+  /** The one report of a fine-tune (the CLI's report.json holds the same fields). */
+  report: FinetuneSummary;
   metrics: ModelMetrics;
   provider: WebProvider;
 }
@@ -85,12 +93,20 @@ function samplesOf(classes: TrainRequest['classes']): Sample[] {
   return classes.flatMap((c, label) => c.samples.map((blob, i) => ({ label, blob, name: `${c.name}#${i + 1}` })));
 }
 
+/** The sha256 of bytes by WebCrypto; empty where it is unavailable (outside a secure context). */
+async function sha256Bytes(bytes: Uint8Array): Promise<Uint8Array> {
+  const subtle = globalThis.crypto?.subtle;
+  return subtle ? new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)) : new Uint8Array(0);
+}
+
+/** The sha256 (hex) of bytes by WebCrypto; '' where it is unavailable (outside a secure context). */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return Array.from(await sha256Bytes(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 /** The content key of a sample for its view parameters: the sha256 (hex) of its bytes, as the CLI keys files (the name where WebCrypto is unavailable, outside a secure context). */
 async function contentKey(s: Sample): Promise<string> {
-  const subtle = globalThis.crypto?.subtle;
-  if (!subtle) return s.name;
-  const d = new Uint8Array(await subtle.digest('SHA-256', await s.blob.arrayBuffer()));
-  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+  return (await sha256Hex(new Uint8Array(await s.blob.arrayBuffer()))) || s.name;
 }
 
 class Embedder {
@@ -218,7 +234,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   const session = await openSession(graph.bytes, r.order);
   const provider = session.provider;
 
-  const { train, val } = stratifiedSplit(samplesOf(r.classes), K, r.valSplit ?? FINETUNE_DEFAULTS.valSplit, seed);
+  const valSplit = r.valSplit ?? FINETUNE_DEFAULTS.valSplit;
+  const { train, val } = stratifiedSplit(samplesOf(r.classes), K, valSplit, seed);
   const total = train.length * views + val.length;
   let done = 0;
   const embedder = pageEmbedder(new Embedder(session, r.model), r.model, (n) => {
@@ -248,111 +265,94 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
       },
     },
   );
-  const metrics: ModelMetrics = {
-    valAccuracy: result.validated ? result.metrics.accuracy : null,
-    trainAccuracy: result.trainAccuracy,
-    confusion: result.metrics.confusion,
-    valCount: collected.val.length,
-    trainCount: collected.train.length,
-    epochs: result.training?.history.length ?? 0,
-    head: result.head.kind,
-    ms: performance.now() - t0,
-  };
-  const provenance = {
-    base: r.model.id,
-    head: result.head.kind,
-    trainedIn: 'edgetune kiosk',
-    samples: train.length + val.length,
+  // the one provenance of a fine-tuned model (runtime/train/finetune.ts FinetuneProvenance): what
+  // `finetune --resume` reads (the backbone's identity and cut; the samples have no folder: FROM_PAGE)
+  const baseSha = await sha256Hex(r.backbone);
+  const provenance: FinetuneProvenance = {
+    tool: 'edgetune kiosk',
+    base: { id: r.model.id, sha256: baseSha, key: await sha256Hex(new TextEncoder().encode(`${baseSha}|${graph.cut.tensor}`)), cut: graph.cut.tensor },
+    dataset: { train: FROM_PAGE, valSplit, added: [], images: collected.train.length + collected.val.length },
     augment: formatAugmentation(augment),
     views,
-    valAccuracy: metrics.valAccuracy,
-    bestEpoch: result.training?.bestEpoch ?? 0,
+    head: result.head.kind,
+    seed,
+    created: new Date().toISOString(),
   };
   let onnx: Uint8Array;
+  // every image's rows under the backbone the model embeds with (phase 2's tuned one when it ran): the resume data's
+  let tuned: { train: Float32Array; val?: Float32Array } | undefined;
+  let p2Result: Parameters<typeof finetuneSummary>[2];
   if (plan) {
-    const p2 = await phase2(r, plan, { head: result.head, labels, train: collected.train, val: collected.val, views, augment, seed, progress });
-    metrics.valAccuracy = result.validated ? p2.metrics.accuracy : null;
-    metrics.confusion = p2.metrics.confusion;
-    metrics.phase2 = p2.summary;
-    metrics.ms = performance.now() - t0;
-    onnx = exportClassifierModel(unfrozenBackbone(plan, p2.result), graph.cut, p2.result.head, labels, r.model.preprocess, {
-      ...provenance,
-      valAccuracy: metrics.valAccuracy,
-      unfreeze: { cut: plan.cut.cut, blocks: r.unfreeze, lrBackbone: p2.summary.lrBackbone },
-    });
-  } else {
-    onnx = transfer.export(graph, r.model.preprocess, provenance);
-  }
-  progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
-  return { onnx, labels, metrics, provider };
-}
-
-/** Phase 2 in the page: cut activations of every view through the frozen part, then tail + head (see the header). */
-async function phase2(
-  r: TrainRequest,
-  plan: UnfreezePlan,
-  o: { head: HeadWeights; labels: string[]; train: Sample[]; val: Sample[]; views: number; augment: AugmentSpec; seed: number; progress: (p: TrainProgress) => void },
-): Promise<{ result: Awaited<ReturnType<typeof trainUnfrozen>>; metrics: Awaited<ReturnType<typeof trainUnfrozen>>['metrics']; summary: Phase2Metrics }> {
-  const t0 = performance.now();
-  const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
-  const total = o.train.length * o.views + o.val.length;
-  let done = 0;
-  const embedder = pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
-    done += n;
-    o.progress({ done, total: total + 1, message: `phase 2: activations at ${plan.cut.cut}, ${done}/${total} views (${frozen.provider})` });
-  });
-  let train;
-  let val;
-  try {
-    const tr = await embedder.embed(o.train, { views: o.views, augment: o.augment, seed: o.seed, signal: r.signal });
-    train = { x: tr.features, labels: Int32Array.from(o.train.flatMap((s) => Array<number>(o.views).fill(s.label))) };
-    if (o.val.length) {
-      const va = await embedder.embed(o.val, { views: 1, augment: {}, seed: o.seed, signal: r.signal });
-      val = { x: va.features, labels: Int32Array.from(o.val.map((s) => s.label)) };
+    // phase 2 through the one module the CLI runs too (runtime/train/phase2.ts): the frozen part's
+    // activations from this page's embedder, the training graphs on onnxruntime-web sessions
+    const frozen = await openSession(encodeModel(plan.cut.frozen), r.order);
+    const totalP2 = collected.train.length * views + collected.val.length;
+    let doneP2 = 0;
+    let p2;
+    try {
+      p2 = await runPhase2({
+        plan, head: result.head, classes: K, train: collected.train, val: collected.val, views, augment, seed,
+        embedder: pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
+          doneP2 += n;
+          progress({ done: doneP2, total: totalP2 + 1, message: `phase 2: activations at ${plan.cut.cut}, ${doneP2}/${totalP2} views (${frozen.provider})` });
+        }),
+        createSession: async (bytes) => asGraphSession(await openSession(bytes, r.order)),
+        config: { seed, ...r.config },
+        settings: r.phase2,
+        blocks: unfreeze,
+        signal: r.signal,
+        onEpoch(e, epochsP2) {
+          const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
+          progress({ done: totalP2 + e.epoch / epochsP2, total: totalP2 + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
+        },
+      });
+    } finally {
+      await frozen.dispose();
     }
-  } finally {
-    await frozen.dispose();
+    p2Result = p2;
+    provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
+    tuned = p2.embeddings;
+    provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
+    // the open-set calibration on the tuned backbone's embeddings (as the library's phase-2 export)
+    const valSet = transfer.valSet();
+    const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: p2.embeddings.train }, p2.embeddings.val && valSet ? { ...valSet, features: p2.embeddings.val } : undefined);
+    onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
+  } else {
+    onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }
-  const lrHead = r.config?.lr ?? DEFAULT_LR[r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer];
-  const lrBackbone = r.phase2?.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio;
-  const epochs = r.phase2?.epochs ?? UNFREEZE_DEFAULTS.epochs;
-  const createSession: SessionFactory = async (bytes) => asGraphSession(await openSession(bytes, r.order));
-  const result = await trainUnfrozen(
-    plan,
-    { head: o.head, classes: o.labels.length, train, val, createSession },
-    {
-      epochs,
-      patience: r.phase2?.patience ?? UNFREEZE_DEFAULTS.patience,
-      batchSize: UNFREEZE_DEFAULTS.batchSize,
-      optimizer: r.config?.optimizer ?? FINETUNE_DEFAULTS.optimizer,
-      lrHead,
-      lrBackbone,
-      weightDecay: r.config?.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
-      dropout: r.config?.dropout ?? FINETUNE_DEFAULTS.dropout,
-      labelSmoothing: r.config?.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
-      seed: o.seed,
-    },
-    {
-      signal: r.signal,
-      onEpoch(e) {
-        const acc = e.valAccuracy !== undefined ? ` · validation ${(e.valAccuracy * 100).toFixed(0)}%` : '';
-        o.progress({ done: total + e.epoch / epochs, total: total + 1, message: `phase 2 epoch ${e.epoch}: loss ${e.trainLoss.toFixed(3)}${acc}` });
-      },
-    },
-  );
-  return {
-    result,
-    metrics: result.metrics,
-    summary: {
-      blocks: r.unfreeze ?? 0,
-      cut: plan.cut.cut,
-      parameters: plan.parameters,
-      lrBackbone,
-      epochs: result.history.length,
-      bestEpoch: result.bestEpoch,
-      accuracyBefore: result.before.accuracy,
-      accuracy: result.metrics.accuracy,
-      ms: performance.now() - t0,
-    },
+  // the one report of a fine-tune (runtime/train/summary.ts, as the CLI's), and the page's stored view of it
+  const report = finetuneSummary(transfer, result, p2Result);
+  const metrics: ModelMetrics = {
+    valAccuracy: report.accuracy,
+    trainAccuracy: report.trainAccuracy,
+    confusion: report.confusion,
+    valCount: collected.val.length,
+    trainCount: collected.train.length,
+    epochs: report.epochs,
+    head: report.head,
+    ms: performance.now() - t0,
+    ...(report.unfreeze ? { phase2: report.unfreeze } : {}),
   };
+  // the resume data (runtime/train/resume-format.ts), what `edgetune finetune --resume <model> --add-class`
+  // reads beside the model: each kept sample's class, split, views, name and content hash, and its rows
+  const keys = await Promise.all([...collected.train, ...collected.val].map(contentKey));
+  const trainRows = tuned?.train ?? transfer.trainSet().features;
+  const valRows = tuned ? tuned.val : transfer.valSet()?.features;
+  const features = new Float32Array(trainRows.length + (valRows?.length ?? 0));
+  features.set(trainRows);
+  if (valRows) features.set(valRows, trainRows.length);
+  const { out: resume, body } = resumeLayout({
+    model: await sha256Hex(new TextEncoder().encode(readMetadataProps(onnx)[METADATA_KEY] ?? '')),
+    labels,
+    dims: transfer.dims,
+    images: [
+      ...collected.train.map((s, i) => ({ label: s.label, split: 'train' as const, views, name: s.name, sha256: keys[i]! })),
+      ...collected.val.map((s, i) => ({ label: s.label, split: 'val' as const, views: 1, name: s.name, sha256: keys[collected.train.length + i]! })),
+    ],
+    features,
+  });
+  // version 2's checksum: the sha256 of everything before it (WebCrypto here, node:crypto in the library)
+  resume.set(await sha256Bytes(resume.subarray(0, body)), body);
+  progress({ done: total + 1, total: total + 1, message: skipped.length ? `done; skipped ${skipped.length}: ${skipped.join('; ')}` : 'done' });
+  return { onnx, resume, labels, report, metrics, provider };
 }

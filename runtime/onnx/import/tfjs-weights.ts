@@ -31,6 +31,21 @@ function elements(shape: readonly number[]): number {
 }
 
 /**
+ * The bytes a weight group's shards must hold together, as its weights' shapes and dtypes (or
+ * quantization dtypes) declare; undefined when a dtype is not one tfjs writes (decodeTfjsWeights
+ * names it). Readers bound each shard's size by this before reading it.
+ */
+export function tfjsGroupBytes(group: TfjsWeightGroup): number | undefined {
+  let need = 0;
+  for (const w of group.weights ?? []) {
+    const size = BYTES[w.quantization?.dtype ?? w.dtype];
+    if (size === undefined || !Array.isArray(w.shape)) return undefined;
+    need += size * elements(w.shape);
+  }
+  return need;
+}
+
+/**
  * Decode every weight of `manifest` from `files` (shard path as written in the manifest → bytes).
  * Errors (EdgetuneError 'EINPUT'): a shard missing from `files`; a group whose shards hold fewer
  * bytes than its weights need (naming the files and both byte counts); a dtype tfjs does not write.

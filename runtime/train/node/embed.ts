@@ -13,14 +13,16 @@ import { viewParams } from '../finetune.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage, readErrorReason } from '../../image/decode.js';
-import { decodeModel, type OnnxModel } from '../../onnx/model.js';
+import type { OnnxModel } from '../../onnx/model.js';
 import { assumedFields, type CardLayer } from '../../core/model-card.js';
+import { isStaleTemp, tempPathFor } from '../../io/atomic.js';
 import { loadModelFile } from '../../io/model-file.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
 import { asFloat32, concatFloat32 } from '../../core/tensor.js';
 import { cacheDir } from '../../io/paths.js';
-import { describeModel } from '../../../models/describe.js';
+import { describeBytes } from '../../../models/describe.js';
+import { resolveModel } from '../../../models/loader.js';
 import type { ModelEntry } from '../../../models/registry.js';
 
 export interface Backbone {
@@ -51,9 +53,10 @@ export function sha256(data: Uint8Array | string): string {
  * described (the caller says so). Errors: EMODEL when the model cannot be read or cut.
  */
 export async function loadBackbone(ref: string, overrides?: CardLayer): Promise<Backbone> {
-  const d = await describeModel(ref, { overrides, allowNonClassifier: true });
-  const { bytes: own } = await loadModelFile(d.path);
-  const model = decodeModel(own);
+  // read once and decoded once (external data inlined), then described from those bytes and that model
+  const resolved = await resolveModel(ref);
+  const { bytes: own, model } = await loadModelFile(resolved.path);
+  const d = await describeBytes(own, resolved, { overrides, allowNonClassifier: true }, model);
   const cut = findCut(model, d.card.embedding?.tensor ?? null);
   if (!cut.dims && d.card.embedding?.dims) cut.dims = d.card.embedding.dims;
   const hash = sha256(own);
@@ -137,7 +140,7 @@ export class EmbeddingCache {
     const f = this.file(key);
     try {
       await mkdir(path.dirname(f), { recursive: true });
-      const tmp = `${f}.${process.pid}.tmp`;
+      const tmp = tempPathFor(f); // removed by prune() when a killed run left it
       await writeFile(tmp, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       await rename(tmp, f);
       this.written++;
@@ -173,6 +176,7 @@ export class EmbeddingCache {
         continue;
       }
       for (const n of names) {
+        if (isStaleTemp(n)) await rm(path.join(sub, n), { force: true }).catch(() => undefined);
         if (!n.endsWith('.f32')) continue;
         const file = path.join(sub, n);
         const st = await stat(file).catch(() => undefined);

@@ -1,13 +1,12 @@
 // `finetune --int8` (Node): the fine-tuned float model is quantized by calibration/ (INT8_CALIBRATION_IMAGES
 // training images) and both models are scored on the validation images (never on calibration images).
-// Nothing is written in place: the float model, the int8 model and the calibration table are written to
-// temp files and returned as entries of the caller's output set (runtime/io/atomic.ts writeAtomicSet),
-// so the pair is replaced together or not at all.
+// Nothing is written here: the float model, the int8 model and the calibration table are returned as
+// entries (bytes) of the caller's output set (runtime/io/atomic.ts writeAtomicSet), so the pair is
+// replaced together or not at all.
 
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { quantizeModel } from '../../../calibration/index.js';
 import type { PreprocessSpec } from '../../core/preprocess-spec.js';
-import { tempPathFor, type AtomicEntry } from '../../io/atomic.js';
+import type { AtomicEntry } from '../../io/atomic.js';
 import type { SessionOptions } from '../../session/session.js';
 import { INT8_CALIBRATION_IMAGES } from '../finetune.js';
 import { evaluateOnImages } from './evaluate.js';
@@ -36,17 +35,26 @@ export interface Int8Step {
   /** The int8 model's bytes (what `out` will hold). */
   bytes: Uint8Array;
   report: Int8Report;
-  /** `out` ← int8, `<name>.fp32.onnx` ← float, and the calibration table when one was written. */
+  /** `out` ← int8, `<name>.fp32.onnx` ← float, and the calibration table: bytes for the caller's set. */
   entries: AtomicEntry[];
-  /** Temp files to remove when the set is not written after all. */
-  temps: string[];
 }
 
 /**
- * Quantize the float model `floatBytes` that will be written as `out` (see the module header).
- * `calib`: the folder of calibration images; `val`: the validation images (file, class index).
- * Errors: the quantizer's (EARG, EMODEL, EINPUT), `signal`'s reason; temp files are removed on error.
+ * Quantize the float model `floatBytes` that will be written as `out` (see the module header): the
+ * quantizer takes the bytes and writes nothing (calibration/index.ts quantizeModel with write: false),
+ * so no temp file is involved. `calib`: the folder of calibration images; `val`: the validation images
+ * (file, class index). Errors: the quantizer's (EARG, EMODEL, EINPUT), `signal`'s reason.
  */
+/** Where an int8 model's float twin goes: `<name>.fp32.onnx` beside `<name>.onnx`. */
+export function fp32PathOf(out: string): string {
+  return out.replace(/\.onnx$/i, '.fp32.onnx');
+}
+
+/** The quantizer's calibration table beside `<name>.onnx` (calibration/index.ts names it so). */
+export function calibrationTablePathOf(out: string): string {
+  return `${out.replace(/\.onnx$/i, '')}.calibration.cache`;
+}
+
 export async function quantizeFinetuned(o: {
   floatBytes: Uint8Array;
   out: string;
@@ -60,50 +68,41 @@ export async function quantizeFinetuned(o: {
   /** Stops calibration and scoring between images (the reason is thrown; temps are removed). */
   signal?: AbortSignal;
 }): Promise<Int8Step> {
-  const floatFile = o.out.replace(/\.onnx$/i, '.fp32.onnx');
-  const floatTmp = tempPathFor(floatFile, '.onnx');
-  const int8Tmp = tempPathFor(o.out, '.onnx');
-  const tableTmp = int8Tmp.replace(/\.onnx$/i, '') + '.calibration.cache';
-  const temps = [floatTmp, int8Tmp, tableTmp];
-  try {
-    await writeFile(floatTmp, o.floatBytes);
-    const q = await quantizeModel({
-      model: floatTmp,
-      out: int8Tmp,
-      calib: o.calib,
-      calibCount: INT8_CALIBRATION_IMAGES,
-      seed: o.seed,
-      // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
-      preprocess: o.spec,
-      labels: [...o.labels],
-      outputKind: 'probabilities',
-      writeReport: false,
-      providers: o.session.providers,
-      threads: o.session.threads,
-      onWarning: o.onWarning,
-      signal: o.signal,
-    });
-    const bytes = new Uint8Array(await readFile(int8Tmp));
-    const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined, signal: o.signal }) : undefined;
-    const entries: AtomicEntry[] = [{ file: o.out, from: int8Tmp }, { file: floatFile, from: floatTmp }];
-    if (await stat(tableTmp).then(() => true, () => false)) entries.push({ file: o.out.replace(/\.onnx$/i, '') + '.calibration.cache', from: tableTmp });
-    return {
-      bytes,
-      entries,
-      temps,
-      report: {
-        float: floatFile,
-        quantized: q.quantized,
-        calibrationImages: q.calibrationImages,
-        images: ev?.images ?? 0,
-        accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,
-        accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
-        accuracyDrop: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy : null,
-        withinHalfPoint: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy <= 0.005 + 1e-12 : null,
-      },
-    };
-  } catch (err) {
-    for (const t of temps) await rm(t, { force: true });
-    throw err;
-  }
+  const floatFile = fp32PathOf(o.out);
+  const q = await quantizeModel({
+    model: `${o.out} (the fine-tuned float model)`,
+    modelBytes: o.floatBytes,
+    out: o.out,
+    write: false,
+    calib: o.calib,
+    calibCount: INT8_CALIBRATION_IMAGES,
+    seed: o.seed,
+    // what the float model's metadata says, given as is: the quantizer need not rely on reading it back
+    preprocess: o.spec,
+    labels: [...o.labels],
+    outputKind: 'probabilities',
+    writeReport: false,
+    providers: o.session.providers,
+    threads: o.session.threads,
+    onWarning: o.onWarning,
+    signal: o.signal,
+  });
+  const model = q.files.find((f) => f.file === q.out)!;
+  const bytes = model.data as Uint8Array;
+  const table = q.files.find((f) => f.file === q.tableFile)!;
+  const ev = o.val.length ? await evaluateOnImages([o.floatBytes, bytes], o.val, o.labels.length, o.spec, { ...o.session, onWarning: () => undefined, signal: o.signal }) : undefined;
+  return {
+    bytes,
+    entries: [{ file: o.out, data: bytes }, { file: floatFile, data: o.floatBytes }, { file: table.file, data: table.data }],
+    report: {
+      float: floatFile,
+      quantized: q.quantized,
+      calibrationImages: q.calibrationImages,
+      images: ev?.images ?? 0,
+      accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,
+      accuracyInt8: ev ? ev.metrics[1]!.accuracy : null,
+      accuracyDrop: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy : null,
+      withinHalfPoint: ev ? ev.metrics[0]!.accuracy - ev.metrics[1]!.accuracy <= 0.005 + 1e-12 : null,
+    },
+  };
 }

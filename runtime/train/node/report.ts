@@ -169,3 +169,57 @@ export function reportSvg(f: ReportFigure): string {
 export async function reportPng(f: ReportFigure): Promise<Buffer> {
   return sharp(Buffer.from(reportSvg(f))).png().toBuffer();
 }
+
+/** The `eval --unknown` picture: the known and unknown images' score distributions (histograms over shared bins) and the threshold. */
+export interface ScoreFigure {
+  title: string;
+  notes: string[];
+  /** Axis label of the score (e.g. "unknown score (higher = less like anything taught)"). */
+  score: string;
+  known: ArrayLike<number>;
+  unknown: ArrayLike<number>;
+  threshold?: number;
+}
+
+export function scoreSvg(f: ScoreFigure, bins = 30): string {
+  const W = 900;
+  const H = 480;
+  const all = [...Array.from(f.known), ...Array.from(f.unknown), ...(f.threshold !== undefined ? [f.threshold] : [])].filter(Number.isFinite);
+  const lo = Math.min(...all);
+  const hi = Math.max(...all) > lo ? Math.max(...all) : lo + 1;
+  const hist = (xs: ArrayLike<number>): number[] => {
+    const h = new Array<number>(bins).fill(0);
+    for (let i = 0; i < xs.length; i++) h[Math.min(bins - 1, Math.max(0, Math.floor(((xs[i]! - lo) / (hi - lo)) * bins)))]! += 1 / Math.max(1, xs.length);
+    return h;
+  };
+  const hk = hist(f.known);
+  const hu = hist(f.unknown);
+  const top = Math.max(...hk, ...hu, 1e-9);
+  const x0 = 60;
+  const y0 = 90 + f.notes.length * 16;
+  const pw = W - 90;
+  const ph = H - y0 - 50;
+  const bw = pw / bins;
+  let body = `<rect width="${W}" height="${H}" fill="#fafafa"/><text x="20" y="28" font-size="18" font-weight="bold">${esc(f.title)}</text>`;
+  f.notes.forEach((n, i) => (body += `<text x="20" y="${50 + i * 16}" font-size="12">${esc(n)}</text>`));
+  body += `<line x1="${x0}" y1="${y0 + ph}" x2="${x0 + pw}" y2="${y0 + ph}" stroke="#444"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + ph}" stroke="#444"/>`;
+  const bars = (h: number[], color: string) =>
+    h.map((v, i) => `<rect x="${(x0 + i * bw).toFixed(1)}" y="${(y0 + ph - (v / top) * ph).toFixed(1)}" width="${(bw - 1).toFixed(1)}" height="${((v / top) * ph).toFixed(1)}" fill="${color}" fill-opacity="0.55"/>`).join('');
+  body += bars(hk, '#1f77b4') + bars(hu, '#d62728');
+  for (let t = 0; t <= 4; t++) body += `<text x="${(x0 + (t / 4) * pw).toFixed(1)}" y="${y0 + ph + 16}" font-size="11" text-anchor="middle">${fmt(lo + (t / 4) * (hi - lo))}</text>`;
+  body += `<text x="${x0 + pw / 2}" y="${y0 + ph + 34}" font-size="12" text-anchor="middle">${esc(f.score)}</text>`;
+  body += `<text x="${x0 - 8}" y="${y0 + 10}" font-size="11" text-anchor="end">${fmt(top)}</text><text x="${x0 - 8}" y="${y0 + ph}" font-size="11" text-anchor="end">0</text>`;
+  if (f.threshold !== undefined) {
+    const tx = x0 + ((f.threshold - lo) / (hi - lo)) * pw;
+    body += `<line x1="${tx.toFixed(1)}" y1="${y0}" x2="${tx.toFixed(1)}" y2="${y0 + ph}" stroke="#000" stroke-dasharray="5,4"/><text x="${(tx + 4).toFixed(1)}" y="${y0 + 12}" font-size="11">threshold ${fmt(f.threshold)}</text>`;
+  }
+  const ly = y0 - 22;
+  body += `<rect x="${x0}" y="${ly}" width="12" height="12" fill="#1f77b4" fill-opacity="0.55"/><text x="${x0 + 18}" y="${ly + 10}" font-size="12">known (${f.known.length})</text>`;
+  body += `<rect x="${x0 + 140}" y="${ly}" width="12" height="12" fill="#d62728" fill-opacity="0.55"/><text x="${x0 + 158}" y="${ly + 10}" font-size="12">unknown (${f.unknown.length})</text>`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="DejaVu Sans, Arial, sans-serif">${body}</svg>`;
+}
+
+/** The score picture as PNG bytes. */
+export async function scorePng(f: ScoreFigure): Promise<Buffer> {
+  return sharp(Buffer.from(scoreSvg(f))).png().toBuffer();
+}

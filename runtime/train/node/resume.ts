@@ -3,6 +3,7 @@
 // validation images view 0), its class, split, file name and content hash, the labels, and the sha256
 // identity of the model it belongs to (resumeKey; written in one set with the model:
 // runtime/io/atomic.ts writeAtomicSet).
+// The layout is browser-safe (runtime/train/resume-format.ts: the kiosk page writes resume data too).
 // Format (version 2): the magic line "edgetune.resume 2\n", a uint32 LE header length, the JSON header,
 // zero padding to a multiple of 4 bytes, the float32 LE rows in the header's image order, then the
 // 32-byte sha256 of everything before it. A file whose checksum does not match is refused with both
@@ -11,46 +12,19 @@
 // verified; the model written from them carries a version 2 file.
 
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import { loadModelFile } from '../../io/model-file.js';
+import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import { headIsQuantized } from '../export.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
-import { EdgetuneError, invalidParameter } from '../../core/errors.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
+import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, resumeLayout, type ResumeData, type ResumeImage } from '../resume-format.js';
 
-const MAGIC = 'edgetune.resume 2\n';
-/** Files written before the checksum: read unverified (see the header). */
-const MAGIC_V1 = 'edgetune.resume 1\n';
-const CHECKSUM_BYTES = 32;
-
-export interface ResumeImage {
-  /** Class index into `labels`. */
-  label: number;
-  split: 'train' | 'val';
-  /** Rows of this image (1 for a validation image). */
-  views: number;
-  /** File name relative to its class folder's parent (class/name.jpg), for reports; never read again. */
-  name: string;
-  /** sha256 of the image file's bytes. */
-  sha256: string;
-}
-
-export interface ResumeData {
-  /**
-   * The identity of the model this belongs to (resumeKey): the sha256 of its `edgetune.model` metadata
-   * (labels, preprocessing, provenance with its creation time), unchanged when the file is re-encoded
-   * or its weights are moved to external data.
-   */
-  model: string;
-  labels: string[];
-  dims: number;
-  images: ResumeImage[];
-  /** Σ views × dims floats, the images' rows in order. */
-  features: Float32Array;
-}
+export type { ResumeData, ResumeImage } from '../resume-format.js';
 
 /** resumeKey of a model file's bytes (see ResumeData.model). */
 export function resumeKey(modelBytes: Uint8Array): string {
@@ -85,19 +59,9 @@ export function resumePath(model: string): string {
   return model.replace(/\.onnx$/i, '') + '.resume.bin';
 }
 
+/** Encode resume data (version 2): resume-format.ts's layout, and the sha256 of everything before the checksum. */
 export function encodeResume(d: ResumeData): Uint8Array {
-  const rows = d.images.reduce((a, im) => a + im.views, 0);
-  if (d.features.length !== rows * d.dims) throw invalidParameter('the resume data', `${rows} × ${d.dims} floats`, d.features.length);
-  const header = new TextEncoder().encode(JSON.stringify({ model: d.model, labels: d.labels, dims: d.dims, images: d.images }));
-  const magic = new TextEncoder().encode(MAGIC);
-  const start = Math.ceil((magic.length + 4 + header.length) / 4) * 4;
-  const body = start + d.features.byteLength;
-  const out = new Uint8Array(body + CHECKSUM_BYTES);
-  out.set(magic, 0);
-  new DataView(out.buffer).setUint32(magic.length, header.length, true);
-  out.set(header, magic.length + 4);
-  const f = new DataView(out.buffer, start);
-  d.features.forEach((v, i) => f.setFloat32(i * 4, v, true));
+  const { out, body } = resumeLayout(d);
   out.set(createHash('sha256').update(out.subarray(0, body)).digest(), body);
   return out;
 }
@@ -143,8 +107,10 @@ export async function readResume(model: string, key: string, onWarning: (m: stri
   const file = resumePath(model);
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch {
+    // beside the model: inside its folder, a regular file (never a FIFO or a device)
+    bytes = (await readSideFile(model, path.basename(file), { what: 'resume data', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' })).bytes;
+  } catch (err) {
+    if ((await lstat(file).then(() => true, () => false)) && err instanceof Error) onWarning(`${err.message}; the training folders are read again`);
     return undefined;
   }
   let d: ResumeData;

@@ -57,7 +57,7 @@ describe('bad images', () => {
     const missing = path.join(dir, 'nope.jpg');
     const r = await runCli(['classify', missing, shared('camera', 'winml_dog.jpg'), '--top', '1']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`${missing}: cannot read file (ENOENT)`);
+    expect(r.stderr).toContain(`${missing}: cannot read file: no such file or directory (ENOENT)`);
     expect(r.stdout).toContain('winml_dog.jpg: Golden Retriever');
   });
 });

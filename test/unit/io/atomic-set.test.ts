@@ -1,11 +1,14 @@
 // writeAtomicSet (outputs replaced together: never a mix of old and new files, temps removed on
-// failure) and removeStaleTemps (the temp files of a killed run are removed by the next write there).
+// failure) and removeStaleTemps (the temp files of a killed run are removed by the next write there);
+// the one temp scheme (tempPathFor) with its cleanup, used by every writer: the embedding cache's
+// prune() removes a killed run's temps in its shard folders, and a temp folder (the kiosk bundle's) goes too.
 
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { isStaleTemp, recoverSets, removeStaleTemps, tempPathFor, writeAtomic, writeAtomicSet } from '../../../runtime/io/atomic.js';
+import { EmbeddingCache } from '../../../runtime/train/node/embed.js';
 import { tempDir } from '../../helpers.js';
 
 /** A pid that is certainly not running: a child that has exited. */
@@ -43,24 +46,45 @@ describe('writeAtomicSet', () => {
     const b = path.join(d, 'm.report.json');
     writeFileSync(a, 'old model');
     writeFileSync(b, 'old report');
-    // the third target's folder does not exist: writing its temp fails after the first two temps exist
-    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: b, data: 'new' }, { file: path.join(d, 'missing', 'x.png'), data: 'x' }])).rejects.toThrow(/cannot write .*x\.png: ENOENT/);
+    // the third target is a folder: refused after the first two temps exist
+    mkdirSync(path.join(d, 'x.png'));
+    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: b, data: 'new' }, { file: path.join(d, 'x.png'), data: 'x' }])).rejects.toThrow(`cannot write ${path.join(d, 'x.png')}: it is a directory`);
     expect(readFileSync(a, 'utf8')).toBe('old model');
     expect(readFileSync(b, 'utf8')).toBe('old report');
-    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json']);
+    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json', 'x.png']);
+    // a set spread over folders is refused before anything is written (its journal could not name them)
+    await expect(writeAtomicSet([{ file: a, data: 'new' }, { file: path.join(d, 'x.png', 'y.json'), data: 'y' }])).rejects.toThrow(
+      `cannot write ${path.join(d, 'x.png', 'y.json')}: the files of one output set must be in one folder (${d})`,
+    );
   });
 
-  it('a failure during the renames never leaves a companion describing the old primary', async () => {
+  it('a journal planted in a shared folder, naming files elsewhere, is not obeyed', async () => {
+    const shared = tempDir();
+    const elsewhere = tempDir();
+    const victim = path.join(elsewhere, 'victim.txt');
+    writeFileSync(victim, 'precious');
+    const evilTemp = path.join(shared, `.x.${deadPid()}.17000000000000.tmp`);
+    writeFileSync(evilTemp, 'attacker bytes');
+    const journal = path.join(shared, '.x.set.json');
+    writeFileSync(journal, JSON.stringify({ edgetune: 'atomic-set', version: 1, pid: deadPid(), entries: [{ file: victim, temp: evilTemp }, { file: path.join(elsewhere, 'gone.txt'), remove: true }] }));
+    writeFileSync(path.join(elsewhere, 'gone.txt'), 'keep me');
+    expect(await recoverSets(shared)).toEqual([]);
+    expect(readFileSync(victim, 'utf8')).toBe('precious');
+    expect(readFileSync(path.join(elsewhere, 'gone.txt'), 'utf8')).toBe('keep me');
+    expect(readFileSync(journal, 'utf8')).toContain('victim.txt'); // left as it is
+  });
+
+  it('a finished temp (from) that vanished fails before the commit: the old set stays whole', async () => {
     const d = tempDir();
     const a = path.join(d, 'm.onnx');
     const b = path.join(d, 'm.report.json');
     writeFileSync(a, 'old model');
     writeFileSync(b, 'old report');
-    const gone = path.join(d, 'gone.tmp'); // a `from` temp that vanished: its rename fails
-    await expect(writeAtomicSet([{ file: a, data: 'new model' }, { file: b, from: gone }])).rejects.toThrow(/cannot write/);
-    expect(readFileSync(a, 'utf8')).toBe('new model');
-    // the old report (of the old model) is not left beside the new model
-    expect(readdirSync(d)).toEqual(['m.onnx']);
+    const gone = path.join(d, 'gone.tmp'); // a `from` temp that vanished
+    await expect(writeAtomicSet([{ file: a, data: 'new model' }, { file: b, from: gone }])).rejects.toThrow(`cannot write ${b}: no such file or directory (ENOENT)`);
+    expect(readFileSync(a, 'utf8')).toBe('old model');
+    expect(readFileSync(b, 'utf8')).toBe('old report');
+    expect(readdirSync(d).sort()).toEqual(['m.onnx', 'm.report.json']);
   });
 });
 
@@ -85,5 +109,31 @@ describe('removeStaleTemps', () => {
     writeFileSync(stale, 'partial');
     await writeAtomic(path.join(d, 'out.onnx'), 'model');
     expect(readdirSync(d)).toEqual(['out.onnx']);
+  });
+});
+
+describe('one temp scheme, cleaned', () => {
+  it('the embedding cache removes a killed run\'s temp when it prunes, and keeps its entries', async () => {
+    const dir = tempDir();
+    const cache = new EmbeddingCache(dir, { maxBytes: 1 << 20 });
+    const key = 'ab' + '0'.repeat(62);
+    await cache.put(key, new Float32Array([1, 2, 3]));
+    const shard = path.join(dir, 'ab');
+    const stale = `.${key}.f32.${deadPid()}.17000000000000.tmp`;
+    writeFileSync(path.join(shard, stale), 'partial');
+    expect(isStaleTemp(stale)).toBe(true);
+    expect(isStaleTemp(path.basename(tempPathFor(path.join(shard, 'x.f32'))))).toBe(false); // this process's own
+    await cache.prune();
+    expect(readdirSync(shard)).toEqual([`${key}.f32`]);
+    expect(await cache.get(key, 3)).toEqual(new Float32Array([1, 2, 3]));
+  });
+
+  it('removes a temp folder a killed build left (the kiosk bundle is built in one)', async () => {
+    const dir = tempDir();
+    const stale = path.join(dir, `.web.${deadPid()}.17000000000000.tmp`);
+    mkdirSync(path.join(stale, 'ort'), { recursive: true });
+    writeFileSync(path.join(stale, 'ort', 'x.wasm'), 'partial');
+    expect(await removeStaleTemps(dir)).toEqual([stale]);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

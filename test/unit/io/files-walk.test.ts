@@ -94,7 +94,7 @@ describe('readErrorReason', () => {
   it('says permission denied for EACCES / EPERM (never "unsupported image format")', () => {
     expect(readErrorReason(Object.assign(new Error('x'), { code: 'EACCES' }))).toBe('permission denied (EACCES)');
     expect(readErrorReason(Object.assign(new Error('x'), { code: 'EPERM' }))).toBe('permission denied (EPERM)');
-    expect(readErrorReason(Object.assign(new Error('x'), { code: 'ENOENT' }))).toBe('cannot read file (ENOENT)');
+    expect(readErrorReason(Object.assign(new Error('x'), { code: 'ENOENT' }))).toBe('cannot read file: no such file or directory (ENOENT)');
   });
 });
 

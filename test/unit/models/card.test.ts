@@ -126,7 +126,7 @@ describe('card files and flags are checked', () => {
       [['--layout', 'CHW'], 'Expected one of NCHW, NHWC for --layout but received "CHW"'],
       [['--crop', '1.5'], 'Expected number between 0 (exclusive) and 1 for --crop but received "1.5"'],
       [['--label-offset', '-1'], 'Expected integer >= 0 for --label-offset but received "-1"'],
-      [['--labels', '/nonexistent/labels.txt'], '/nonexistent/labels.txt: cannot read label file (no such file)'],
+      [['--labels', '/nonexistent/labels.txt'], '/nonexistent/labels.txt: cannot read label file (no such file or directory (ENOENT))'],
     ];
     for (const [flags, msg] of cases) {
       const r = await runCli(['classify', img, '--model', model, ...flags]);

@@ -89,6 +89,10 @@ describe('kiosk HTTP service', () => {
     expect(metrics).toMatch(/^edgetune_model_info\{model="squeezenet1\.1",sha256="[0-9a-f]{64}",provider="cpu",source="test:smptebars\?rate=15"\} 1$/m);
     const processed = Number(/^edgetune_frames_processed_total (\d+)$/m.exec(metrics)?.[1]);
     expect(processed).toBeGreaterThanOrEqual(1);
+    // frames whose smoothed label was "unknown" (threshold 0.3 on colour bars): counted, never more than processed
+    const unknown = Number(/^edgetune_frames_unknown_total (\d+)$/m.exec(metrics)?.[1]);
+    expect(unknown).toBeGreaterThanOrEqual(0);
+    expect(unknown).toBeLessThanOrEqual(processed);
     expect(metrics).toMatch(/^edgetune_stage_latency_seconds_bucket\{stage="inference",le="\+Inf"\} \d+$/m);
     expect(metrics).toMatch(/^# TYPE edgetune_frames_dropped_total counter$/m);
     expect(await metricsText(pipeline)).toContain('edgetune_source_reconnects_total 0');

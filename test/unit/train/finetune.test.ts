@@ -25,7 +25,8 @@ import { finetuneItems, type DatasetItem } from '../../../runtime/train/node/dat
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../../runtime/train/node/embed.js';
 import { exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../../../runtime/train/export.js';
 import { IDENTITY_VIEW, parseAugmentation } from '../../../runtime/train/augment/ops.js';
-import { DEFAULT_CONFIG, DEFAULT_LR, predictHead } from '../../../runtime/train/index.js';
+import { DEFAULT_CONFIG, DEFAULT_LR, headLogits } from '../../../runtime/train/index.js';
+import { openSetForHead, temperedSoftmax } from '../../../runtime/train/openset.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { finetune } from '../../../runtime/cli/commands/finetune.js';
@@ -200,15 +201,17 @@ describe('collect → train → export → predict (mobilenetv2-int8, hymenopter
   });
 
   it('exports one ONNX model whose predictions are the head on the embeddings, built from the session graph', async () => {
-    // reusing the embedding graph gives the very bytes a fresh cut of the backbone gives
-    expect(Buffer.from(onnx).equals(Buffer.from(exportClassifierModel(bb.model, bb.cut, result.head, ['ants', 'bees'], bb.spec, { test: true })))).toBe(true);
+    // reusing the embedding graph gives the very bytes a fresh cut of the backbone gives (with the same open-set calibration)
+    const openSet = openSetForHead(result.head, t.trainSet(), t.valSet())!;
+    expect(Buffer.from(onnx).equals(Buffer.from(exportClassifierModel(bb.model, bb.cut, result.head, ['ants', 'bees'], bb.spec, { test: true }, openSet)))).toBe(true);
     const back = headFromModel(onnx);
     expect(back.info.labels).toEqual(['ants', 'bees']);
     expect(Array.from(back.head.layers[0]!.weight)).toEqual(Array.from(result.head.layers[0]!.weight));
     const s = await ort.InferenceSession.create(onnx);
     try {
       const vs = t.valSet()!;
-      const want = predictHead(result.head, vs.features);
+      // the exported probabilities are tempered by the calibration's temperature (Guo et al. 2017)
+      const want = temperedSoftmax(headLogits(result.head, vs.features), 2, openSet.calibration.temperature);
       for (const [i, it] of val.entries()) {
         const x = toTensor([await decodeImage(it.file, bb.spec)], bb.spec);
         const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', x.data as Float32Array, [...x.dims]) });

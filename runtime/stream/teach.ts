@@ -1,0 +1,526 @@
+// Teaching a running stream over HTTP (`edgetune watch … --serve ADDR --teach DIR`): the example store,
+// live-frame capture, hard frames, the unknown rate and retraining, mounted on the watch server
+// (runtime/stream/serve.ts) through its `teach` hook. Routes (the server's Host/token rules apply: every
+// POST/DELETE needs EDGETUNE_TOKEN; bodies are size-limited):
+//   POST   /teach/examples?label=NAME          JPEG/PNG body: one example → 201 {label, count, file}
+//   POST   /teach/examples?label=NAME&frames=N no body: the next N live frames, at most one every
+//                                              `interval` → 201 {label, count, added}
+//   POST   /teach/examples?label=NAME&hard=F   move hard frame F into the examples → 201 {label, count, file}
+//   POST   /teach/train                        retrain (finetune() resuming the base model, adding the
+//                                              taught classes), check on validation + a live frame, swap in
+//                                              → 200 {path, sha256, labels, accuracy, seconds};
+//                                              409 while one runs; 422 when worse on the old classes
+//   GET    /teach                              {labels: [{label, count, files, new}], base, training, progress, last}
+//   DELETE /teach/examples/<label>/<file>      remove one example → 200 {label, count}
+//   GET    /teach/hard                         hard frames kept (newest first) with their scores
+//   GET    /teach/hard/<file>                  one hard frame (JPEG)
+// On disk (plain files, each written atomically: runtime/io/atomic.ts):
+//   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
+//   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
+//   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
+// A killed training leaves the serving model and the examples as they were: finetune() writes its
+// outputs as one atomic set and reads the examples only.
+
+import { existsSync, mkdirSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { Classifier } from '../classify/classifier.js';
+import { EdgetuneError, messageOf } from '../core/errors.js';
+import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
+import { writeAtomic } from '../io/atomic.js';
+import { discardRest, readBody, TooLarge } from '../io/http-body.js';
+import { finetune, reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
+import { resumePath } from '../train/node/resume.js';
+import type { Frame } from '../../devices/sources/types.js';
+import type { MetricFamily } from './metrics.js';
+import type { StreamPipeline, StreamResult } from './pipeline.js';
+import { TEACH_PANEL } from './teach-page.js';
+import { json } from './serve.js';
+
+export interface TeachOptions {
+  /** The teach folder (examples/, models/, hard/ under it); created when missing. */
+  dir: string;
+  /**
+   * The model every training resumes from: an ONNX file exported by `finetune` (or the page) with its
+   * `<name>.resume.bin` beside it. Default: the pipeline's model file when teaching starts.
+   */
+  base?: string;
+  /** Loads a trained model for the swap (as POST /model's loader). */
+  loadModel: (file: string) => Promise<Classifier>;
+  /** Least time between two captured live frames (`&frames=N`) and two kept hard frames, ms. Default 1000. */
+  intervalMs?: number;
+  /** Hard frames (shown as unknown: isUnknown) kept on disk, oldest dropped; 0 = none kept. Default 0. */
+  keepHard?: number;
+  /** Largest example upload, bytes. Default 16 MiB. */
+  maxImageBytes?: number;
+  /**
+   * How much lower (a fraction, 0..1) the new model's accuracy on the old classes' validation images may
+   * be than the serving model's before the new model is refused (422). Default 0.1: a new class takes
+   * some old images (measured on tf_flowers-dev, teaching sunflowers from 40 photos to a daisy /
+   * dandelion / roses head: 3 of 60 (5.0 points) and 2 of 30 (6.7 points) old validation images went to
+   * sunflowers while the new class reached 90–100% on held-out photos). `POST /teach/train?tolerance=x` overrides it for one training.
+   */
+  oldClassTolerance?: number;
+  /** Most frames one `&frames=N` request may capture. Default 200. */
+  maxFrames?: number;
+  /** The unknown rate's sliding window, ms. Default 60 000. */
+  unknownWindowMs?: number;
+  /** Options passed to finetune() (epochs, seed, cache, session, …); `resume`, `addClass`, `out`, `signal` are set here. */
+  finetune?: Omit<FinetuneOptions, 'out' | 'resume' | 'addClass' | 'signal' | 'task'>;
+  log?: (line: string) => void;
+}
+
+/** One label's examples (GET /teach). `new`: not a class of the base model (trained as an added class). */
+export interface TeachLabel {
+  label: string;
+  count: number;
+  files: string[];
+  new: boolean;
+}
+
+/** The answer of a successful training (POST /teach/train). `accuracy`: validation accuracy of the new model (null without validation images); `seconds`: wall time. */
+export interface TeachTrainResult {
+  path: string;
+  sha256: string;
+  labels: string[];
+  accuracy: number | null;
+  seconds: number;
+  /** Old-class validation accuracy of the new model and of the model it replaced (null when unknown). */
+  oldClasses: { accuracy: number | null; serving: number | null; images: number };
+  /** Examples not used: those of classes the base already has (finetune() resumes by adding classes only). */
+  unused: string[];
+}
+
+/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train). */
+export class TeachError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const LABEL = /^[\p{L}\p{N}][\p{L}\p{N} _.+-]{0,63}$/u;
+const EXAMPLE_FILE = /^[0-9a-f]{16}\.(jpg|png)$/;
+const HARD_FILE = /^\d{13}-\d+\.jpg$/;
+
+/** Throws EARG unless `label` can be a class folder name (letters, digits, space, `_ . + -`; 1–64 characters; no path parts). */
+export function checkLabel(label: string | null | undefined): string {
+  if (!label || !LABEL.test(label) || label.endsWith('.')) {
+    throw new EdgetuneError('EARG', `Expected a label of 1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit) but received ${JSON.stringify(label ?? '')}`);
+  }
+  return label;
+}
+
+/**
+ * Is this result unknown: what the stream shows (its smoothed label is "unknown": a calibrated model's
+ * unknown score above its threshold, or the smoothed probability below watch's --threshold), or the
+ * frame's own open-set flag where a result carries one.
+ */
+export function isUnknown(r: StreamResult): boolean {
+  const flag = (r as StreamResult & { unknown?: unknown }).unknown;
+  return flag === true || r.smoothed.index < 0;
+}
+
+/** Share of the (old-class) validation images a report's confusion matrix puts on their own class, over classes `old`. */
+export function oldClassAccuracy(r: Pick<FinetuneReport, 'labels' | 'confusion'>, old: readonly string[]): { accuracy: number | null; images: number } {
+  let right = 0;
+  let n = 0;
+  for (const l of old) {
+    const i = r.labels.indexOf(l);
+    const row = r.confusion[i];
+    if (i < 0 || !row) continue;
+    right += row[i] ?? 0;
+    n += row.reduce((a, b) => a + b, 0);
+  }
+  return { accuracy: n ? right / n : null, images: n };
+}
+
+export interface Teach {
+  /** Serve a teach route; false when the request is not one. Token checks are the caller's (serve.ts). */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+  /** The teach panel for the watch page (TEACH_PANEL). */
+  page: string;
+  /** Prometheus families: the unknown rate over the window, frames in it, hard frames kept, trainings. */
+  metrics(): MetricFamily[];
+  list(): Promise<TeachLabel[]>;
+  addExample(label: string, bytes: Uint8Array): Promise<{ label: string; count: number; file: string }>;
+  captureFrames(label: string, n: number, signal?: AbortSignal): Promise<{ label: string; count: number; added: number }>;
+  removeExample(label: string, file: string): Promise<{ label: string; count: number }>;
+  hard(): Promise<HardFrame[]>;
+  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400). */
+  train(opts?: { tolerance?: number }): Promise<TeachTrainResult>;
+  /** Stops listening to the pipeline and aborts a running training (nothing of it is written). */
+  close(): void;
+}
+
+/** A kept hard frame: its file under DIR/hard/ and the scores it had. */
+export interface HardFrame {
+  file: string;
+  seq: number;
+  ts: number;
+  unknown: boolean;
+  /** The smoothed label shown for it and its smoothed probability. */
+  smoothed: { label: string; score: number };
+  /** A calibrated model's smoothed unknown score (higher = less like anything taught). */
+  unknownScore?: number;
+  /** The frame's own top-k. */
+  top: { label: string; score: number }[];
+  model: string;
+}
+
+const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
+
+/** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
+export function checkTeachable(model: string): string {
+  const base = path.resolve(model);
+  if (!existsSync(resumePath(base))) {
+    throw new EdgetuneError('EARG', `--teach retrains from the model's resume data: ${base} has no ${path.basename(resumePath(base))} beside it (serve a model exported by \`edgetune finetune\`)`, { subject: base });
+  }
+  return base;
+}
+
+/** Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume data. */
+export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
+  const dir = path.resolve(o.dir);
+  const examplesDir = path.join(dir, 'examples');
+  const modelsDir = path.join(dir, 'models');
+  const hardDir = path.join(dir, 'hard');
+  for (const d of [examplesDir, modelsDir, hardDir]) mkdirSync(d, { recursive: true });
+  const base = checkTeachable(o.base ?? pipeline.model.modelPath);
+  const baseLabels = [...(pipeline.model.card.labels ?? [])];
+  const intervalMs = o.intervalMs ?? 1000;
+  const keepHard = o.keepHard ?? 0;
+  const maxImage = o.maxImageBytes ?? 16 * 1024 * 1024;
+  const maxFrames = o.maxFrames ?? 200;
+  const windowMs = o.unknownWindowMs ?? 60_000;
+  const log = o.log ?? (() => undefined);
+  const closing = new AbortController();
+
+  // The report of the serving model, for the old-classes check: the base's <name>.report.json, then each swap's.
+  let servingReport: FinetuneReport | undefined;
+  try {
+    servingReport = JSON.parse(await readFile(reportPaths(base).json, 'utf8')) as FinetuneReport;
+  } catch {
+    log(`teach: ${base} has no readable report beside it; the first training is not compared with it on the old classes`);
+  }
+  let training: Promise<TeachTrainResult> | undefined;
+  /** The running training's latest progress (GET /teach): finetune()'s stage, counts / epoch. */
+  let progress: Record<string, unknown> | null = null;
+  let last: TeachTrainResult | undefined;
+  let trainings = 0;
+  let refused = 0;
+
+  // ---- the unknown rate over a sliding window, and hard frames
+  const window: { ts: number; unknown: boolean }[] = [];
+  let lastHard = 0;
+  let hardKept = 0;
+  let hardWriting = false;
+  const onResult = (r: StreamResult) => {
+    const now = Date.now();
+    const unknown = isUnknown(r);
+    window.push({ ts: now, unknown });
+    while (window.length && window[0]!.ts < now - windowMs) window.shift();
+    if (keepHard > 0 && unknown && !hardWriting && now - lastHard >= intervalMs) {
+      lastHard = now;
+      hardWriting = true;
+      keepHardFrame(r).then(
+        () => (hardWriting = false),
+        (err) => {
+          hardWriting = false;
+          log(`teach: cannot keep a hard frame: ${messageOf(err)}`);
+        },
+      );
+    }
+  };
+  const keepHardFrame = async (r: StreamResult) => {
+    const name = `${String(r.ts).padStart(13, '0')}-${r.seq}`;
+    const smoothed = r.smoothed as StreamResult['smoothed'] & { unknownScore?: number };
+    const info: HardFrame = { file: `${name}.jpg`, seq: r.seq, ts: r.ts, unknown: isUnknown(r), smoothed: { label: smoothed.label, score: smoothed.score }, top: r.top.map((t) => ({ label: t.label, score: t.score })), model: r.model };
+    if (typeof smoothed.unknownScore === 'number') info.unknownScore = smoothed.unknownScore;
+    // the scores first: a frame is listed by its .jpg, which then always has them
+    await writeAtomic(path.join(hardDir, `${name}.json`), JSON.stringify(info) + '\n');
+    await writeAtomic(path.join(hardDir, `${name}.jpg`), await encodeJpeg(r.frame, 90));
+    hardKept++;
+    const files = (await readdir(hardDir)).filter((f) => HARD_FILE.test(f)).sort();
+    for (const f of files.slice(0, Math.max(0, files.length - keepHard))) {
+      await rm(path.join(hardDir, f), { force: true });
+      await rm(path.join(hardDir, f.replace(/\.jpg$/, '.json')), { force: true });
+    }
+  };
+  pipeline.on('result', onResult);
+
+  const filesOf = async (label: string): Promise<string[]> => {
+    try {
+      return (await readdir(path.join(examplesDir, label))).filter((f) => EXAMPLE_FILE.test(f)).sort();
+    } catch {
+      return [];
+    }
+  };
+  const list = async (): Promise<TeachLabel[]> => {
+    let names: string[] = [];
+    try {
+      names = (await readdir(examplesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && LABEL.test(e.name)).map((e) => e.name).sort();
+    } catch {
+      // no examples yet
+    }
+    const out: TeachLabel[] = [];
+    for (const label of names) {
+      const files = await filesOf(label);
+      if (files.length) out.push({ label, count: files.length, files, new: !baseLabels.includes(label) });
+    }
+    return out;
+  };
+  /** Write one example (already checked to be a JPEG or PNG that decodes): named by its content, so the same photo twice is one example. */
+  const store = async (label: string, bytes: Uint8Array, ext: 'jpg' | 'png') => {
+    const folder = path.join(examplesDir, label);
+    mkdirSync(folder, { recursive: true });
+    const file = `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${ext}`;
+    await writeAtomic(path.join(folder, file), bytes);
+    return file;
+  };
+  const addExample = async (labelIn: string, bytes: Uint8Array) => {
+    const label = checkLabel(labelIn);
+    const format = sniffFormat(bytes.subarray(0, 16));
+    if (format !== 'JPEG' && format !== 'PNG') throw new EdgetuneError('EINPUT', `example for "${label}": expected a JPEG or PNG body, got ${format ?? `${bytes.length} bytes of no known image format`}`);
+    await decodeFull(bytes, {}, `example for "${label}"`); // a truncated or corrupt image is refused here, not at training
+    const file = await store(label, bytes, format === 'JPEG' ? 'jpg' : 'png');
+    return { label, count: (await filesOf(label)).length, file };
+  };
+  const captureFrames = (labelIn: string, n: number, signal?: AbortSignal) => {
+    const label = checkLabel(labelIn);
+    if (!(Number.isInteger(n) && n >= 1 && n <= maxFrames)) throw new EdgetuneError('EARG', `Expected integer between 1 and ${maxFrames} for frames but received ${JSON.stringify(n)}`);
+    return new Promise<{ label: string; count: number; added: number }>((resolve, reject) => {
+      let added = 0;
+      let busy = false;
+      let lastAt = 0;
+      const done = (err?: unknown) => {
+        pipeline.off('frame', onFrame);
+        pipeline.off('event', onEvent);
+        signal?.removeEventListener('abort', onAbort);
+        closing.signal.removeEventListener('abort', onAbort);
+        if (err && !added) return reject(err);
+        filesOf(label).then((f) => resolve({ label, count: f.length, added }), reject);
+      };
+      const onFrame = (frame: Frame) => {
+        if (busy || performance.now() - lastAt < intervalMs) return;
+        busy = true;
+        lastAt = performance.now();
+        encodeJpeg(frame, 92)
+          .then((jpg) => store(label, jpg, 'jpg'))
+          .then(
+            () => {
+              busy = false;
+              if (++added >= n) done();
+            },
+            (err) => {
+              busy = false;
+              done(err);
+            },
+          );
+      };
+      const onEvent = (e: { type: string; message: string }) => {
+        if (e.type === 'end') done(new EdgetuneError('EIO', `the stream ended before a frame was captured: ${e.message}`));
+      };
+      const onAbort = () => done(new EdgetuneError('EIO', 'frame capture stopped'));
+      pipeline.on('frame', onFrame);
+      pipeline.on('event', onEvent);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      closing.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  };
+  const removeExample = async (labelIn: string, file: string) => {
+    const label = checkLabel(labelIn);
+    if (!EXAMPLE_FILE.test(file) || !(await filesOf(label)).includes(file)) throw new TeachError(404, `no example ${label}/${file}`);
+    await rm(path.join(examplesDir, label, file), { force: true });
+    const count = (await filesOf(label)).length;
+    if (!count) await rm(path.join(examplesDir, label), { recursive: true, force: true });
+    return { label, count };
+  };
+  const hard = async (): Promise<HardFrame[]> => {
+    const out: HardFrame[] = [];
+    for (const f of (await readdir(hardDir)).filter((x) => HARD_FILE.test(x)).sort().reverse()) {
+      try {
+        out.push(JSON.parse(await readFile(path.join(hardDir, f.replace(/\.jpg$/, '.json')), 'utf8')) as HardFrame);
+      } catch {
+        out.push({ file: f, seq: -1, ts: Number(f.slice(0, 13)), unknown: true, smoothed: { label: 'unknown', score: 0 }, top: [], model: '' });
+      }
+    }
+    return out;
+  };
+  const labelHard = async (labelIn: string, file: string) => {
+    const label = checkLabel(labelIn);
+    if (!HARD_FILE.test(file) || !existsSync(path.join(hardDir, file))) throw new TeachError(404, `no hard frame ${file}`);
+    const r = await addExample(label, await readFile(path.join(hardDir, file)));
+    await rm(path.join(hardDir, file), { force: true });
+    await rm(path.join(hardDir, file.replace(/\.jpg$/, '.json')), { force: true });
+    return r;
+  };
+
+  const runTraining = async (tolerance: number): Promise<TeachTrainResult> => {
+    const t0 = performance.now();
+    const labels = await list();
+    const added = labels.filter((l) => l.new);
+    const unused = labels.filter((l) => !l.new).map((l) => l.label);
+    if (!added.length) throw new TeachError(400, `nothing to train: no examples of a new class (the model already has ${baseLabels.join(', ')}${unused.length ? `; examples of its classes (${unused.join(', ')}) are not used: retraining adds classes to the model's resume data` : ''})`);
+    const out = path.join(modelsDir, `teach-${new Date().toISOString().replace(/[:.]/g, '-')}.onnx`);
+    log(`teach: training ${[...baseLabels, ...added.map((a) => a.label)].join(', ')} from ${path.basename(base)} + ${added.map((a) => `${a.count} ${a.label}`).join(', ')}`);
+    const report = await finetune(undefined, {
+      ...o.finetune,
+      task: 'classification',
+      resume: base,
+      addClass: added.map((a) => ({ name: a.label, dir: path.join(examplesDir, a.label) })),
+      out,
+      signal: closing.signal,
+      onProgress: (e) => {
+        progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs } : { ...e };
+      },
+      onWarning: (m) => log(`teach: ${m}`),
+    });
+    const mine = oldClassAccuracy(report, baseLabels);
+    const theirs = servingReport ? oldClassAccuracy(servingReport, baseLabels) : { accuracy: null, images: 0 };
+    const oldClasses = { accuracy: mine.accuracy, serving: theirs.accuracy, images: mine.images };
+    // Worse on the old classes than the tolerance allows (the same images for both models: the
+    // validation split kept in the resume data).
+    if (mine.accuracy !== null && theirs.accuracy !== null && theirs.accuracy - mine.accuracy > tolerance + 1e-9) {
+      throw new TeachError(422, `the new model is worse on the old classes: ${(mine.accuracy * 100).toFixed(1)}% of their ${mine.images} validation images against ${(theirs.accuracy * 100).toFixed(1)}% for the serving model, more than the tolerance of ${(tolerance * 100).toFixed(1)} points (the serving model keeps serving; ${path.basename(out)} stays in ${modelsDir} for inspection)`);
+    }
+    let clf: Classifier;
+    try {
+      clf = await o.loadModel(out);
+    } catch (err) {
+      throw new TeachError(422, `the new model ${out} cannot be loaded: ${messageOf(err)}`);
+    }
+    try {
+      await pipeline.swapModel(clf); // the hot-swap gate: a live frame through the new model first
+    } catch (err) {
+      await clf.dispose();
+      throw new TeachError(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, messageOf(err));
+    }
+    servingReport = report;
+    const result: TeachTrainResult = {
+      path: out,
+      sha256: report.modelSha256 ?? createHash('sha256').update(await readFile(out)).digest('hex'),
+      labels: report.labels,
+      accuracy: report.accuracy,
+      seconds: Math.round((performance.now() - t0) / 100) / 10,
+      oldClasses,
+      unused,
+    };
+    log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
+    return result;
+  };
+  const train = (opts: { tolerance?: number } = {}) => {
+    if (training) return Promise.reject(new TeachError(409, 'a training is running; try again when it is done (GET /teach says)'));
+    const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
+    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
+    training = runTraining(tolerance);
+    progress = { stage: 'start' };
+    const settle = () => {
+      training = undefined;
+      progress = null;
+    };
+    training.then(
+      (r) => {
+        settle();
+        trainings++;
+        last = r;
+      },
+      (err) => {
+        settle();
+        if (err instanceof TeachError && err.status === 422) refused++;
+      },
+    );
+    return training;
+  };
+
+  const answer = async (req: IncomingMessage, res: ServerResponse, status: number, work: () => Promise<unknown>) => {
+    try {
+      send(res, status, await work());
+    } catch (err) {
+      if (err instanceof TooLarge) {
+        discardRest(req); // the client reads the 413, not a reset
+        return send(res, 413, { error: err.message });
+      }
+      if (err instanceof TeachError) return send(res, err.status, { error: err.message });
+      if (err instanceof EdgetuneError && (err.code === 'EARG' || err.code === 'EINPUT')) return send(res, err.code === 'EARG' ? 400 : 422, { error: messageOf(err) });
+      log(`teach: ${messageOf(err)}`);
+      send(res, 500, { error: messageOf(err) });
+    }
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
+    const p = url.pathname;
+    if (p !== '/teach' && !p.startsWith('/teach/')) return false;
+    const m = req.method;
+    if (m === 'GET' && p === '/teach') {
+      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress, last: last ?? null }));
+    } else if (m === 'GET' && p === '/teach/hard') {
+      await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
+    } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
+      const f = decodeURIComponent(p.slice('/teach/hard/'.length));
+      if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) send(res, 404, { error: `no hard frame ${f}` });
+      else {
+        const jpg = await readFile(path.join(hardDir, f));
+        res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpg.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+        res.end(jpg);
+      }
+    } else if (m === 'POST' && p === '/teach/examples') {
+      const label = url.searchParams.get('label') ?? '';
+      const frames = url.searchParams.get('frames');
+      const hardFile = url.searchParams.get('hard');
+      if (frames !== null) {
+        const ac = new AbortController();
+        res.on('close', () => ac.abort());
+        req.resume();
+        await answer(req, res, 201, () => captureFrames(label, /^\d+$/.test(frames) ? Number(frames) : NaN, ac.signal));
+      } else if (hardFile !== null) {
+        req.resume();
+        await answer(req, res, 201, () => labelHard(label, hardFile));
+      } else {
+        await answer(req, res, 201, async () => addExample(checkLabel(label), await readBody(req, maxImage)));
+      }
+    } else if (m === 'POST' && p === '/teach/train') {
+      req.resume();
+      const t = url.searchParams.get('tolerance');
+      await answer(req, res, 200, () => train(t === null ? {} : { tolerance: t.trim() === '' ? NaN : Number(t) }));
+    } else if (m === 'DELETE' && p.startsWith('/teach/examples/')) {
+      const parts = p.slice('/teach/examples/'.length).split('/').map((s) => decodeURIComponent(s));
+      await answer(req, res, 200, () => (parts.length === 2 ? removeExample(parts[0]!, parts[1]!) : Promise.reject(new TeachError(404, `expected DELETE /teach/examples/<label>/<file>, got ${p}`))));
+    } else {
+      send(res, 404, { error: `no such endpoint: ${m} ${p}` });
+    }
+    return true;
+  };
+
+  const metrics = (): MetricFamily[] => {
+    const now = Date.now();
+    const inWindow = window.filter((w) => w.ts >= now - windowMs);
+    const unknown = inWindow.filter((w) => w.unknown).length;
+    const win = `${Math.round(windowMs / 1000)}s`;
+    return [
+      { name: 'edgetune_unknown_rate', help: `Share of the frames classified in the sliding window that were unknown (shown as unknown: a calibrated model's unknown score over its threshold, or the smoothed probability below --threshold): a drift signal.`, type: 'gauge', samples: [{ labels: { window: win }, value: inWindow.length ? unknown / inWindow.length : 0 }] },
+      { name: 'edgetune_unknown_window_frames', help: 'Frames classified in the unknown rate\'s sliding window.', type: 'gauge', samples: [{ labels: { window: win }, value: inWindow.length }] },
+      { name: 'edgetune_teach_hard_frames_total', help: 'Hard frames kept under the teach folder (older ones are dropped past --keep-hard).', type: 'counter', samples: [{ value: hardKept }] },
+      { name: 'edgetune_teach_trainings_total', help: 'Trainings that swapped a new model in (POST /teach/train).', type: 'counter', samples: [{ value: trainings }] },
+      { name: 'edgetune_teach_refused_total', help: 'Trained models refused (worse on the old classes, or failing the live-frame check).', type: 'counter', samples: [{ value: refused }] },
+      { name: 'edgetune_teach_training', help: 'Whether a training is running (1) or not (0).', type: 'gauge', samples: [{ value: training ? 1 : 0 }] },
+    ];
+  };
+
+  return {
+    handle,
+    page: TEACH_PANEL,
+    metrics,
+    list,
+    addExample,
+    captureFrames,
+    removeExample,
+    hard,
+    train,
+    close() {
+      pipeline.off('result', onResult);
+      closing.abort(new EdgetuneError('EIO', 'teaching stopped'));
+    },
+  };
+}

@@ -1,0 +1,314 @@
+// Teaching a running `edgetune watch --serve --teach` over HTTP (runtime/stream/teach.ts): a base model
+// finetuned on three tf_flowers-dev classes (daisy, dandelion, roses) serves a live test pattern; a fourth
+// class (sunflowers) is taught from its 40 training photos over POST /teach/examples, live frames are
+// captured and deleted again, POST /teach/train retrains through finetune() and swaps the model in (409
+// for a second training meanwhile), and the swapped model is measured on the held-out validation photos
+// (20 per class, never uploaded): the new class, the old classes, and a far-unknown class (cats and dogs).
+// Hard frames and the unknown rate come from the live pattern. A watch killed mid-training leaves the
+// serving model and the examples as they were.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadClassifier } from '../../runtime/classify/classifier.js';
+import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
+import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { launchChromium } from './kiosk-helpers.js';
+
+const OLD = ['daisy', 'dandelion', 'roses'];
+const NEW = 'sunflowers';
+const flowers = (split: string, label: string) => readdirSync(shared('datasets', 'tf_flowers-dev', split, label)).sort().map((f) => shared('datasets', 'tf_flowers-dev', split, label, f));
+const TOKEN = 'teach-test-token';
+const auth = { Authorization: `Bearer ${TOKEN}` };
+
+interface Watch {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function startWatch(model: string, dir: string): Promise<Watch> {
+  const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
+  // --threshold 0.99: the 3-flower head rarely gives a synthetic pattern 99%, so its frames show "unknown" (hard frames)
+  const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=5', '--model', model, '--serve', '127.0.0.1:0', '--teach', dir, '--keep-hard', '3', '--teach-interval', '200ms', '--threshold', '0.99', '--quiet', '--threads', '1', '--retries', 'inf'], {
+    // a cache of its own: the examples are embedded afresh, so a training lasts long enough to be killed
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_TOKEN: TOKEN, EDGETUNE_CACHE: tempDir('edgetune-teach-cache-') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  return new Promise<Watch>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no "serving" line: ${stderr}`)), 90_000);
+    child.once('close', () => reject(new Error(`watch exited: ${stderr}`)));
+    child.stderr!.on('data', () => {
+      const m = /serving (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, url: m[1]!, stderr: () => stderr, exited });
+      }
+    });
+  });
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+
+describe('watch --teach: teaching a running stream over HTTP', () => {
+  const work = tempDir('edgetune-teach-');
+  const base = path.join(work, 'flowers3.onnx');
+  const dir = path.join(work, 'teach');
+  let baseReport: FinetuneReport;
+  let w: Watch;
+
+  beforeAll(async () => {
+    // validation: the first 10 val photos of each class; the other 10 stay held out for the measurement
+    const list = (split: string, pick: (f: string[]) => string[]) => OLD.flatMap((label) => pick(flowers(split, label)).map((file) => ({ file, label })));
+    baseReport = await finetune(list('train', (f) => f), { out: base, val: list('val', (f) => f.slice(0, 10)) });
+    w = await startWatch(base, dir);
+  });
+  afterAll(async () => {
+    if (w && w.child.exitCode === null) {
+      w.child.kill('SIGTERM');
+      await w.exited;
+    }
+  });
+
+  it('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
+    const u = (p: string) => new URL(p, w.url);
+    expect(await (await fetch(u('/teach'))).json()).toMatchObject({ labels: [], base: OLD, training: false });
+    // every write needs the token
+    const anon = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', body: readFileSync(flowers('train', NEW)[0]!) });
+    expect(anon.status).toBe(401);
+    // a foreign Host is refused (DNS rebinding), for reads and writes alike
+    const foreign = await new Promise<number>((resolve, reject) => {
+      const rq = request(u('/teach'), { headers: { Host: 'evil.example' } }, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      });
+      rq.on('error', reject);
+      rq.end();
+    });
+    expect(foreign).toBe(421);
+    // bad bodies and labels are refused with the reason, and nothing is stored
+    const text = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: 'not an image' });
+    expect(text.status).toBe(422);
+    expect((await text.json()).error).toBe(`example for "${NEW}": expected a JPEG or PNG body, got 12 bytes of no known image format`);
+    const cut = readFileSync(flowers('train', NEW)[0]!).subarray(0, 2000);
+    const truncated = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: cut });
+    expect(truncated.status).toBe(422);
+    expect((await truncated.json()).error).toMatch(/^example for "sunflowers": /);
+    const sneaky = await fetch(u('/teach/examples?label=..%2Fmodels'), { method: 'POST', headers: auth, body: readFileSync(flowers('train', NEW)[0]!) });
+    expect(sneaky.status).toBe(400);
+    const big = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: new Uint8Array(17 * 1024 * 1024) });
+    expect(big.status).toBe(413);
+    expect(existsSync(path.join(dir, 'examples', NEW))).toBe(false);
+
+    // the 40 training photos of the new class
+    const photos = flowers('train', NEW);
+    expect(photos).toHaveLength(40);
+    for (const [i, f] of photos.entries()) {
+      const r = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: { ...auth, 'Content-Type': 'image/jpeg' }, body: readFileSync(f) });
+      expect(r.status).toBe(201);
+      expect(await r.json()).toMatchObject({ label: NEW, count: i + 1 });
+    }
+    // live frames: two captured under a label, then deleted again one by one
+    const cap = await fetch(u('/teach/examples?label=pattern&frames=2'), { method: 'POST', headers: auth });
+    expect(cap.status).toBe(201);
+    expect(await cap.json()).toEqual({ label: 'pattern', count: 2, added: 2 });
+    const listed = (await (await fetch(u('/teach'))).json()) as { labels: { label: string; count: number; files: string[]; new: boolean }[] };
+    expect(listed.labels.map((l) => [l.label, l.count, l.new])).toEqual([['pattern', 2, true], [NEW, 40, true]]);
+    for (const f of listed.labels[0]!.files) {
+      const del = await fetch(u(`/teach/examples/pattern/${f}`), { method: 'DELETE', headers: auth });
+      expect(del.status).toBe(200);
+    }
+    expect((await fetch(u('/teach/examples/pattern/0000000000000000.jpg'), { method: 'DELETE', headers: auth })).status).toBe(404);
+    expect(((await (await fetch(u('/teach'))).json()) as typeof listed).labels.map((l) => l.label)).toEqual([NEW]);
+    expect(readdirSync(path.join(dir, 'examples', NEW))).toHaveLength(40);
+
+    // with no tolerance on the old classes the new model is refused (measured: it gives 2 of the 30 old
+    // validation photos to sunflowers) and the base keeps serving
+    const strict = await fetch(u('/teach/train?tolerance=0'), { method: 'POST', headers: auth });
+    const refused = (await strict.json()) as { error: string };
+    expect(strict.status, JSON.stringify(refused)).toBe(422);
+    expect(refused.error).toMatch(/^the new model is worse on the old classes: [\d.]+% of their 30 validation images against 96\.7% for the serving model, more than the tolerance of 0\.0 points \(the serving model keeps serving; teach-.*\.onnx stays in .* for inspection\)$/);
+    expect(await (await fetch(u('/metrics'))).text()).toContain(`sha256="${sha256(base)}"`);
+    expect((await fetch(u('/teach/train?tolerance=2'), { method: 'POST', headers: auth })).status).toBe(400);
+
+    // train; a second training meanwhile is refused with 409
+    const training = fetch(u('/teach/train'), { method: 'POST', headers: auth });
+    const running = await until('the training to start', async () => {
+      const t = (await (await fetch(u('/teach'))).json()) as { training: boolean; progress: { stage: string } | null };
+      return t.training ? t : undefined;
+    });
+    expect(['start', 'embed', 'epoch']).toContain(running.progress!.stage);
+    const second = await fetch(u('/teach/train'), { method: 'POST', headers: auth });
+    expect(second.status).toBe(409);
+    expect((await second.json()).error).toBe('a training is running; try again when it is done (GET /teach says)');
+    const res = await training;
+    const body = (await res.json()) as { path: string; sha256: string; labels: string[]; accuracy: number; seconds: number; oldClasses: { accuracy: number; serving: number; images: number } };
+    expect(res.status, JSON.stringify(body)).toBe(200);
+    expect(body.labels).toEqual([...OLD, NEW]);
+    expect(path.dirname(body.path)).toBe(path.join(dir, 'models'));
+    expect(body.sha256).toBe(sha256(body.path));
+    expect(body.seconds).toBeGreaterThan(0);
+    // the old classes are scored on the base's own 30 validation photos (kept in its resume data)
+    expect(body.oldClasses.images).toBe(30);
+    console.log(`teach: trained in ${body.seconds}s, validation accuracy ${body.accuracy}, old classes ${body.oldClasses.accuracy} (serving ${body.oldClasses.serving})`);
+
+    // the stream now runs the new model: /metrics names its file's sha256
+    await until('the swapped model in /metrics', async () => ((await (await fetch(u('/metrics'))).text()).includes(`sha256="${body.sha256}"`) ? true : undefined));
+
+    // held-out photos (tf_flowers-dev/val, 20 per class, never uploaded) through the served file
+    const clf = await loadClassifier(body.path, { topK: 1 });
+    const baseClf = await loadClassifier(base, { topK: 1 });
+    try {
+      // held out: all 20 val photos of the new class, the last 10 of each old class (the first 10 validated the base)
+      const acc = async (c: typeof clf, label: string) => {
+        const files = label === NEW ? flowers('val', label) : flowers('val', label).slice(10);
+        let right = 0;
+        for (const f of files) if ((await c.classify(f)).top[0]!.label === label) right++;
+        return right / files.length;
+      };
+      const taught = await acc(clf, NEW);
+      let oldNew = 0;
+      let oldBase = 0;
+      for (const l of OLD) {
+        oldNew += (await acc(clf, l)) / OLD.length;
+        oldBase += (await acc(baseClf, l)) / OLD.length;
+      }
+      console.log(`teach: held-out ${NEW} ${taught}, old classes ${oldNew.toFixed(3)} (base ${oldBase.toFixed(3)}; base report ${baseReport.accuracy})`);
+      // the issue's bar: a class taught from 40 photos reaches ≥ 85% on held-out photos (measured 20/20)
+      expect(taught).toBeGreaterThanOrEqual(0.85);
+      // without losing the old classes: measured 0.900 on their 30 held-out photos against the base's
+      // 0.933 (one photo went to sunflowers); the floor allows one photo more
+      expect(oldNew).toBeGreaterThanOrEqual(oldBase - 2 / 30 - 1e-9);
+    } finally {
+      await clf.dispose();
+      await baseClf.dispose();
+    }
+
+    // hard frames of the live pattern (below --threshold 0.99), at most --keep-hard 3, with scores
+    const hard = await until('hard frames', async () => {
+      const h = (await (await fetch(u('/teach/hard'))).json()) as { keep: number; frames: { file: string; unknown: boolean; smoothed: { label: string; score: number }; top: { label: string; score: number }[] }[] };
+      return h.frames.length >= 2 ? h : undefined;
+    });
+    expect(hard.keep).toBe(3);
+    expect(hard.frames.length).toBeLessThanOrEqual(3);
+    expect(hard.frames[0]!.unknown).toBe(true);
+    expect(hard.frames[0]!.smoothed.label).toBe('unknown');
+    expect(hard.frames[0]!.smoothed.score).toBeLessThan(0.99);
+    // the frame's own top-k: every class of the 3-class base or the 4-class taught model
+    expect([3, 4]).toContain(hard.frames[0]!.top.length);
+    const jpg = await fetch(u(`/teach/hard/${hard.frames[0]!.file}`));
+    expect(jpg.headers.get('content-type')).toBe('image/jpeg');
+    const metrics = await (await fetch(u('/metrics'))).text();
+    expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
+    expect(metrics).toMatch(/^edgetune_teach_trainings_total 1$/m);
+    // the teach series pass promtool's parser and naming lint (Debian's prometheus package; fails without it)
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    expect(check.error).toBeUndefined();
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+    expect(check.status).toBe(0);
+  });
+
+  it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
+    // Depends on part 1 of issue 19 (the open-set calibration finetune writes into every model: the
+    // classifier's result says `unknown`); without it this fails.
+    const t = (await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null };
+    expect(t.last).not.toBeNull();
+    const clf = await loadClassifier(t.last!.path, { topK: 1 });
+    try {
+      let rejected = 0;
+      let n = 0;
+      for (const label of ['cats', 'dogs']) {
+        for (const f of readdirSync(shared('datasets', 'cats_dogs-dev', 'val', label))) {
+          const r = (await clf.classify(shared('datasets', 'cats_dogs-dev', 'val', label, f))) as { unknown?: boolean };
+          n++;
+          if (r.unknown === true) rejected++;
+        }
+      }
+      console.log(`teach: far unknown (cats_dogs-dev/val) rejected ${rejected}/${n}`);
+      // the issue's bar: ≥ 80% of far unknowns rejected at the model's own threshold
+      expect(rejected / n).toBeGreaterThanOrEqual(0.8);
+    } finally {
+      await clf.dispose();
+    }
+  });
+
+  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+    const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
+    try {
+      const page = await ctx.newPage();
+      await page.goto(w.url);
+      await page.fill('#t-token', TOKEN);
+      await page.dispatchEvent('#t-token', 'change');
+      await page.fill('#t-label', 'pattern');
+      await page.click('#t-frames');
+      await page.waitForFunction(() => document.getElementById('t-msg')!.textContent === '10 frames added to pattern', undefined, { timeout: 60_000 });
+      await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (10, new)'));
+      await page.click('#t-labels details:first-child summary');
+      await page.click('#t-labels details:first-child button');
+      await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (9, new)'));
+      expect(readdirSync(path.join(dir, 'examples', 'pattern'))).toHaveLength(9);
+      // the hard frames of the pattern are shown with their top label and score
+      expect(await page.locator('#t-hard img').count()).toBeGreaterThan(0);
+      expect(await page.locator('#t-hard button').first().textContent()).toMatch(/^.+ \d+% → label$/);
+      for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) {
+        expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
+      }
+      expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
+      // train from the page: it says what now serves
+      await page.click('#t-train');
+      await page.waitForFunction(() => document.getElementById('t-msg')!.textContent!.startsWith('serving '), undefined, { timeout: 170_000 });
+      expect(await page.textContent('#t-msg')).toMatch(/^serving daisy, dandelion, roses, sunflowers · validation \d+% · [\d.]+ s$/);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('refuses --teach without --serve, and a model without resume data, with the reason', async () => {
+    const noServe = await runCli(['watch', 'test:', '--teach', tempDir()]);
+    expect(noServe.code).toBe(2);
+    expect(noServe.stderr).toContain('--teach needs --serve <host:port> (the teach API is served over HTTP)');
+    const noResume = await runCli(['watch', 'test:', '--serve', '127.0.0.1:0', '--teach', tempDir(), '--model', 'mobilenetv2-int8']);
+    expect(noResume.code).toBe(2);
+    expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
+  });
+
+  it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
+    const u = (p: string) => new URL(p, w.url);
+    const before = readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort();
+    const served = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; sha256: string } }).last;
+    for (const f of readdirSync(shared('datasets', 'cats_dogs-dev', 'train', 'cats')).slice(0, 10)) {
+      const r = await fetch(u('/teach/examples?label=cats'), { method: 'POST', headers: auth, body: readFileSync(shared('datasets', 'cats_dogs-dev', 'train', 'cats', f)) });
+      expect(r.status).toBe(201);
+    }
+    void fetch(u('/teach/train'), { method: 'POST', headers: auth }).catch(() => undefined);
+    await until('the training to start', async () => (((await (await fetch(u('/teach'))).json()) as { training: boolean }).training ? true : undefined));
+    w.child.kill('SIGKILL');
+    await w.exited;
+    expect(readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort()).toEqual(before);
+    expect(sha256(served.path)).toBe(served.sha256);
+    expect(readdirSync(path.join(dir, 'examples', NEW))).toHaveLength(40);
+    expect(readdirSync(path.join(dir, 'examples', 'cats'))).toHaveLength(10);
+    // a watch started again on the same folder finds the examples as they were
+    w = await startWatch(base, dir);
+    const again = (await (await fetch(new URL('/teach', w.url))).json()) as { labels: { label: string; count: number }[]; training: boolean };
+    expect(again.labels.map((l) => [l.label, l.count])).toEqual([['cats', 10], [NEW, 40]]);
+    expect(again.training).toBe(false);
+  });
+});
