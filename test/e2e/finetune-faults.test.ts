@@ -212,26 +212,33 @@ describe('quantize leakage', () => {
 });
 
 describe('killed during the --int8 step', () => {
-  it('leaves the old float/int8 pair and report as they were; the next run removes the temps', async () => {
+  it('leaves the old float/int8 pair and report as they were, and no temps; the next run writes a whole new set', async () => {
     const d = tempDir();
     const out = path.join(d, 'q.onnx');
     const args = [ds, ...quick, '--model', 'mobilenetv1-0.25-128', '--int8', '--out', out];
     await finetuneJson(args);
-    const before = ['q.onnx', 'q.fp32.onnx', 'q.report.json', 'q.resume.bin'].map((f) => sha(path.join(d, f)));
-    // a second run with another seed (another model), killed once its float model is written to a temp
+    const set = ['q.onnx', 'q.fp32.onnx', 'q.report.json', 'q.resume.bin'];
+    const before = set.map((f) => sha(path.join(d, f)));
+    // a second run with another seed (another model), killed once its int8 step has begun: the step
+    // quantizes in memory, and off a terminal it says when it begins
     const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'finetune', ...args, '--seed', '7'], {
       env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models') },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    let stderr = '';
+    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     const exited = new Promise((resolve) => child.on('close', resolve));
-    const temps = () => readdirSync(d).filter((f) => f.startsWith('.') && f.includes('.tmp'));
-    while (!temps().some((f) => f.startsWith('.q.fp32.onnx.'))) await new Promise((r) => setTimeout(r, 10)); // a polling interval on the condition
+    while (!stderr.includes('edgetune finetune: --int8: calibrating')) {
+      if (child.exitCode !== null) throw new Error(`finetune ended before its int8 step: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10)); // a polling interval on the condition
+    }
     child.kill('SIGKILL');
     await exited;
-    expect(['q.onnx', 'q.fp32.onnx', 'q.report.json', 'q.resume.bin'].map((f) => sha(path.join(d, f)))).toEqual(before);
-    expect(temps().length).toBeGreaterThan(0);
-    // the next run that writes there removes what the killed one left
-    await finetuneJson(args);
+    const temps = () => readdirSync(d).filter((f) => f.startsWith('.'));
+    expect(set.map((f) => sha(path.join(d, f)))).toEqual(before);
+    expect(temps()).toEqual([]);
+    await finetuneJson([...args, '--seed', '7']);
+    expect(set.map((f) => sha(path.join(d, f))).every((h, i) => h !== before[i])).toBe(true);
     expect(temps()).toEqual([]);
   }, 170_000);
 });

@@ -119,7 +119,19 @@ describe('label lists that do not fit the output are refused at load, with the r
       const zero = twinsCopy(`tm-zero-${keepMetadata}`, (d) => {
         const m = JSON.parse(readFileSync(path.join(d, 'model.json'), 'utf8')) as { modelTopology: { config: { layers: { config: { layers: { config: { units: number } }[] } }[] } }; weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
         m.modelTopology.config.layers[1]!.config.layers[1]!.config.units = 0;
-        for (const w of m.weightsManifest[0]!.weights) if (w.name === 'dense_Dense4/kernel') w.shape = [100, 0];
+        // the kernel's bytes leave the shard too (a shard larger than its manifest declares is refused first)
+        let offset = 0;
+        let cut: [number, number] | undefined;
+        for (const w of m.weightsManifest[0]!.weights) {
+          const bytes = 4 * w.shape.reduce((a, b) => a * b, 1); // the twins' weights are all float32
+          if (w.name === 'dense_Dense4/kernel') {
+            cut = [offset, offset + bytes];
+            w.shape = [100, 0];
+          }
+          offset += bytes;
+        }
+        const shard = readFileSync(path.join(d, 'weights.bin'));
+        writeFileSync(path.join(d, 'weights.bin'), Buffer.concat([shard.subarray(0, cut![0]), shard.subarray(cut![1])]));
         writeFileSync(path.join(d, 'model.json'), JSON.stringify(m));
         if (!keepMetadata) writeFileSync(path.join(d, 'metadata.json'), JSON.stringify({ tmVersion: '2.2.2' }));
       });
