@@ -186,6 +186,12 @@ export interface QuantizeResult {
   files: AtomicEntry[];
 }
 
+/** The files beside an int8 model `<name>.onnx` that quantizeModel writes with it: `<name>.calibration.cache` and `<name>.report.json`. */
+export function quantizeOutputsOf(out: string): { table: string; report: string } {
+  const stem = out.replace(/\.onnx$/i, '');
+  return { table: `${stem}.calibration.cache`, report: `${stem}.report.json` };
+}
+
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
   if (o.keepFloat && o.keepFloat > 0) return quantizeKeepingFloat(o, o.keepFloat);
   const method = checkOneOf('method', o.method ?? 'percentile', CALIBRATION_METHODS);
@@ -198,8 +204,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   // file without .onnx is taken for something else by every tool that opens it.
   if (!/\.onnx$/i.test(o.out)) throw new EdgetuneError('EARG', `Expected a file name ending in .onnx for --out but received ${JSON.stringify(o.out)}`);
   const out = path.resolve(o.out);
-  const tableFile = out.replace(/\.onnx$/i, '') + '.calibration.cache';
-  const reportFile = out.replace(/\.onnx$/i, '') + '.report.json';
+  const { table: tableFile, report: reportFile } = quantizeOutputsOf(out);
   const write = o.write ?? true;
   // Checked before any work (calibration takes minutes): the set's folder is writable, no target is a
   // FIFO, device, folder or link, and none is the model or the cache read.

@@ -3,7 +3,8 @@
 // correction and the sensitivity analysis work on these pairs), which calibrated tensor's parameters
 // an activation uses, and operator counts for reports and tests.
 
-import { producerMap } from '../runtime/onnx/graph.js';
+import { getInitializer, producerMap, setInitializer } from '../runtime/onnx/graph.js';
+import { EdgetuneError } from '../runtime/core/errors.js';
 import { decodeModel, type GraphProto, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
 import { HEAVY_OPS, type QuantizationPlan } from './plan.js';
 
@@ -62,3 +63,31 @@ export function opCounts(g: GraphProto): Record<string, number> {
 export function countOps(bytes: Uint8Array): Record<string, number> {
   return opCounts(decodeModel(bytes).graph);
 }
+
+/**
+ * The Relu/Clip the QDQ rewrite folded into an activation quantizer, put back after `t` in a copy of
+ * the quantized graph: the float model's clamp node (and its min/max initializers, copied from the
+ * float model into `g`) writing `output`. Returns the node to add, or undefined when `t` had no folded
+ * clamp (its float producer is not a Relu/Clip, or the quantized graph still has it).
+ * Used where an activation is read without its quantizer (sensitivity, bias-correction measurement).
+ */
+export function unfoldedClamp(
+  floatModel: OnnxModel,
+  g: GraphProto,
+  t: string,
+  output: string,
+  nodeName: string,
+  producers: { float: Map<string, NodeProto>; quant: Map<string, NodeProto> },
+): NodeProto | undefined {
+  const clamp = producers.float.get(t);
+  const now = producers.quant.get(t);
+  if (!clamp || (clamp.opType !== 'Relu' && clamp.opType !== 'Clip') || !now || now.opType === clamp.opType) return undefined;
+  for (const x of clamp.input.slice(1)) {
+    if (!x || getInitializer(g, x)) continue;
+    const init = getInitializer(floatModel.graph, x);
+    if (!init) throw new EdgetuneError('EMODEL', `float initializer "${x}" not found`);
+    setInitializer(g, { ...init });
+  }
+  return { ...clamp, name: nodeName, input: [t, ...clamp.input.slice(1)], output: [output] };
+}
+

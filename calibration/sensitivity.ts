@@ -19,7 +19,7 @@ import { klDivergence, toProbabilities, type PostprocessSpec } from '../runtime/
 import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { argmax } from '../runtime/train/metrics.js';
-import { quantizedLayers } from './layers.js';
+import { quantizedLayers, unfoldedClamp } from './layers.js';
 import { withTaps } from './taps.js';
 
 /** Calibration images the sensitivity analysis runs on by default. */
@@ -126,13 +126,11 @@ export function partiallyQuantized(floatModel: OnnxModel, qmodel: OnnxModel, kee
   for (const [t, a] of parts.activations) {
     if (keepActivations.has(t)) continue;
     let plain = t;
-    const clamp = floatProducer.get(t);
-    const now = producer.get(t);
-    if (clamp && (clamp.opType === 'Relu' || clamp.opType === 'Clip') && now && now.opType !== clamp.opType) {
-      // Folded: the producer now writes the clamp's output name; re-apply the clamp after it.
-      plain = names.next(`${t}_unquantized`);
-      for (const x of clamp.input.slice(1)) if (x) restore(x);
-      added.push({ ...clamp, name: names.next(`${clamp.name || t}_unfolded`), input: [t, ...clamp.input.slice(1)], output: [plain] });
+    // Folded: the producer now writes the clamp's output name; the clamp is re-applied after it.
+    const unfolded = unfoldedClamp(floatModel, g, t, names.next(`${t}_unquantized`), names.next(`${t}_unfolded`), { float: floatProducer, quant: producer });
+    if (unfolded) {
+      added.push(unfolded);
+      plain = unfolded.output[0]!;
     }
     for (const d of a.dequantized) swaps.set(d, plain);
   }

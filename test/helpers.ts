@@ -61,3 +61,21 @@ export function jsonLines<T = Record<string, unknown>>(s: string): T[] {
     .filter((l) => l.trim().startsWith('{'))
     .map((l) => JSON.parse(l) as T);
 }
+
+/**
+ * The environment of a user's shell: this process's, less every EDGETUNE_* variable (the repository's
+ * test settings) and npm's per-script variables (npm_* except cache, registry and user config), so a
+ * command run with it sees what a user typing it would. `drop` names more variables to leave out;
+ * `extra` is added last.
+ */
+export function userEnv(extra: Record<string, string> = {}, drop: readonly string[] = []): NodeJS.ProcessEnv {
+  const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('EDGETUNE_') || k === 'INIT_CWD' || drop.includes(k)) continue;
+    if (k.toLowerCase().startsWith('npm_') && !keep.has(k.toLowerCase())) continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+

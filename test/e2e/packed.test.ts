@@ -19,7 +19,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, repoRoot, shared, tempDir } from '../helpers.js';
+import { jsonLines, repoRoot, shared, tempDir, userEnv as shellEnv } from '../helpers.js';
+
+// a user's shell, without onnxruntime-node's install switch unless a command sets it
+const userEnv = (extra: Record<string, string> = {}) => shellEnv(extra, ['ONNXRUNTIME_NODE_INSTALL']);
 
 const DOG = shared('camera', 'winml_dog.jpg');
 const MODEL = shared('models', 'mobilenetv2-12-int8.onnx');
@@ -31,17 +34,6 @@ interface Run {
 }
 
 /** The environment of a user's shell: none of npm's lifecycle variables from `npm test`, no EDGETUNE_*. */
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('EDGETUNE_') || k === 'INIT_CWD' || k === 'ONNXRUNTIME_NODE_INSTALL') continue;
-    if (k.toLowerCase().startsWith('npm_') && !keep.has(k.toLowerCase())) continue;
-    env[k] = v;
-  }
-  return { ...env, ...extra };
-}
-
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });

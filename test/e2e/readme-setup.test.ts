@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { cpSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, shared, tempDir } from '../helpers.js';
+import { repoRoot, shared, tempDir, userEnv } from '../helpers.js';
 
 /** The first ```sh block of the README section whose heading starts with `heading`. */
 function readmeBlock(readme: string, heading: string): string {
@@ -22,17 +22,6 @@ function readmeBlock(readme: string, heading: string): string {
 }
 
 /** A user's shell environment: this process's, less EDGETUNE_* and npm's lifecycle variables. */
-function userEnv(): NodeJS.ProcessEnv {
-  const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('EDGETUNE_') || k === 'INIT_CWD') continue;
-    if (k.toLowerCase().startsWith('npm_') && !keep.has(k.toLowerCase())) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
 let run: { code: number; stdout: string; stderr: string };
 const block = readmeBlock(readFileSync(path.join(repoRoot, 'README.md'), 'utf8'), 'Set up and run');
 

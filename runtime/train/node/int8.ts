@@ -4,7 +4,7 @@
 // entries (bytes) of the caller's output set (runtime/io/atomic.ts writeAtomicSet), so the pair is
 // replaced together or not at all.
 
-import { quantizeModel } from '../../../calibration/index.js';
+import { quantizeModel, quantizeOutputsOf } from '../../../calibration/index.js';
 import type { PreprocessSpec } from '../../core/preprocess-spec.js';
 import type { AtomicEntry } from '../../io/atomic.js';
 import type { SessionOptions } from '../../session/session.js';
@@ -50,9 +50,9 @@ export function fp32PathOf(out: string): string {
   return out.replace(/\.onnx$/i, '.fp32.onnx');
 }
 
-/** The quantizer's calibration table beside `<name>.onnx` (calibration/index.ts names it so). */
+/** The quantizer's calibration table beside `<name>.onnx` (named by calibration/index.ts). */
 export function calibrationTablePathOf(out: string): string {
-  return `${out.replace(/\.onnx$/i, '')}.calibration.cache`;
+  return quantizeOutputsOf(out).table;
 }
 
 export async function quantizeFinetuned(o: {
