@@ -235,7 +235,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   };
   const keepHardFrame = async (r: StreamResult) => {
     const name = `${String(r.ts).padStart(13, '0')}-${r.seq}`;
-    const smoothed = r.smoothed as StreamResult['smoothed'] & { unknownScore?: number };
+    const smoothed = r.smoothed;
     const info: HardFrame = { file: `${name}.jpg`, seq: r.seq, ts: r.ts, unknown: isUnknown(r), smoothed: { label: smoothed.label, score: smoothed.score }, top: r.top.map((t) => ({ label: t.label, score: t.score })), model: r.model };
     if (typeof smoothed.unknownScore === 'number') info.unknownScore = smoothed.unknownScore;
     // the scores first: a frame is listed by its .jpg, which then always has them
