@@ -26,6 +26,12 @@
 //                        sensitivity report's weight entries, highest mean KL first, on
 //                        sensitivityImages or DEFAULT_SENSITIVITY_IMAGES images) in float; the model is
 //                        quantized twice (once to score, once with those layers excluded). Default 0
+//                        'auto': chosen by measured accuracy and measured speed (calibration/mixed.ts): each
+//                        layer scored float alone (weights and input activation) against the whole int8
+//                        model, each layer's float and int8 kernels timed on this machine; kept float where
+//                        int8 is not faster, then by KL gain per ms within options.latencyBudget
+//   options.latencyBudget  for keepFloat 'auto': share of the int8 model's kernel time the float layers may
+//                        add (default 0.1)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it
@@ -72,14 +78,17 @@ import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
 import { DEFAULT_SENSITIVITY_IMAGES, quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
+import { choosePrecision, DEFAULT_LATENCY_BUDGET, type PrecisionChoice } from './mixed.js';
+import type { RangeCollector } from './ranges.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
 export type { QuantReport } from './report.js';
+export { DEFAULT_LATENCY_BUDGET, type LayerPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
 export { countOps } from './layers.js';
 
-export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'sensitivity' | 'evaluate';
+export type QuantizeStage = 'calibrate' | 'gptq' | 'correct' | 'sensitivity' | 'precision' | 'evaluate';
 
 /** Calibration images the empirical bias correction re-measures layer outputs on by default. */
 export const DEFAULT_CORRECTION_IMAGES = 64;
@@ -128,9 +137,16 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   /**
    * Mixed precision: keep this many layers in float, the ones whose int8 weights alone cost the most
    * (mean KL, sensitivity analysis on `sensitivityImages`, default DEFAULT_SENSITIVITY_IMAGES, images).
-   * They are added to `exclude`; the result lists them in `keptFloat`. Default 0.
+   * 'auto': the layers chosen by measured accuracy and speed (calibration/mixed.ts choosePrecision, on
+   * the same images; the result's `precision` has every layer's gain and cost). They are added to
+   * `exclude`; the result lists them in `keptFloat`. Default 0.
    */
-  keepFloat?: number;
+  keepFloat?: number | 'auto';
+  /**
+   * For keepFloat 'auto': the share of the int8 model's kernel time (this machine, `threads`) the
+   * float layers may add, a fraction ≥ 0. Default DEFAULT_LATENCY_BUDGET (0.1).
+   */
+  latencyBudget?: number;
   cache?: string;
   eval?: string;
   evalCount?: number;
@@ -178,8 +194,14 @@ export interface QuantizeResult {
   ranges: Record<string, Range>;
   /** With sensitivityImages: each quantized tensor's cost alone, the costliest first. */
   sensitivity?: SensitivityReport;
-  /** With keepFloat: the layers kept in float and the mean KL their int8 weights alone cost. */
-  keptFloat?: { name: string; op: string; meanKL: number }[];
+  /**
+   * With keepFloat: the layers kept in float and the mean KL their int8 weights alone cost (N), or
+   * (auto) the model's mean KL with that layer alone float, its KL gain, its estimated latency cost
+   * in ms and why it was kept.
+   */
+  keptFloat?: { name: string; op: string; meanKL: number; klGain?: number; costMs?: number; reason?: 'free' | 'ratio' }[];
+  /** With keepFloat 'auto': every layer's measured gain and cost, and the budget (calibration/mixed.ts). */
+  precision?: PrecisionChoice;
   report?: QuantReport;
   reportFile?: string;
   /** The output set (`out`, the table, the report or its removal), as written (or, with write: false, to write). */
@@ -192,8 +214,34 @@ export function quantizeOutputsOf(out: string): { table: string; report: string 
   return { table: `${stem}.calibration.cache`, report: `${stem}.report.json` };
 }
 
+/** What a first pass hands the second one (mixed precision): calibration done once. */
+interface Carried {
+  collectors: Map<string, RangeCollector>;
+  means?: Map<string, Float64Array>;
+  inputs?: TensorData[];
+  calibrationImages: number;
+  cacheInfo?: CalibrationCache['calibration'];
+  calibrationFiles: string[];
+  skipped: SkippedFile[];
+}
+
+interface Internal {
+  /** Run choosePrecision after the passes (mixed precision's scoring pass). */
+  choose?: { latencyBudget: number };
+  /** Calibration of an earlier pass on the same model, reused when it covers this plan. */
+  carried?: Carried;
+  /** Filled with this pass's calibration, for a later pass. */
+  carry?: (c: Carried) => void;
+}
+
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
+  if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);
+  if (o.keepFloat !== undefined && (typeof o.keepFloat !== 'number' || !Number.isInteger(o.keepFloat) || o.keepFloat < 0)) throw new EdgetuneError('EARG', `keepFloat must be a whole number ≥ 0 or 'auto' but received ${JSON.stringify(o.keepFloat)}`);
   if (o.keepFloat && o.keepFloat > 0) return quantizeKeepingFloat(o, o.keepFloat);
+  return quantizeOnce(o);
+}
+
+async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<QuantizeResult> {
   const method = checkOneOf('method', o.method ?? 'percentile', CALIBRATION_METHODS);
   const symmetric = Boolean(o.symmetric);
   const perChannel = o.perChannel ?? true;
@@ -227,8 +275,9 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   const correctionImages = biasCorrection ? (o.correctionImages ?? DEFAULT_CORRECTION_IMAGES) : 0;
   const gptqImages = o.gptqImages ?? DEFAULT_GPTQ_IMAGES;
   const sensitivityImages = o.sensitivityImages ?? 0;
+  const precisionImages = x.choose ? o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES : 0;
   /** Calibration images the passes after the rewrite run on (the first ones, decoded once). */
-  const passImages = Math.max(correctionImages, gptqImages, sensitivityImages);
+  const passImages = Math.max(correctionImages, gptqImages, sensitivityImages, precisionImages);
   let inputs: TensorData[] | undefined;
   let means: Map<string, Float64Array> | undefined;
 
@@ -251,6 +300,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
         cacheInfo = hit.cache.calibration;
       }
     }
+  }
+  if (!collectors && x.carried && plan.calibrate.every((t) => x.carried!.collectors.has(t)) && (!biasCorrection || plan.meanTensors.every((t) => x.carried!.means?.has(t)))) {
+    ({ collectors, means, inputs, calibrationImages, cacheInfo, calibrationFiles } = x.carried);
+    skipped.push(...x.carried.skipped);
   }
   if (!collectors) {
     if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
@@ -281,9 +334,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     calibrationImages = r.images;
     cacheInfo = { folder: o.calib, count: calibCount, seed, images: r.images, skipped };
   }
+  x.carry?.({ collectors, ...(means ? { means } : {}), ...(inputs ? { inputs } : {}), calibrationImages, ...(cacheInfo ? { cacheInfo } : {}), calibrationFiles, skipped });
   const rangeOpts = { symmetric, percentile: o.percentile ?? DEFAULT_PERCENTILE };
   const ranges = rangesFrom(collectors, method, rangeOpts, plan.minmaxOnly);
-  if (o.cache && !cacheHit) {
+  if (o.cache && !cacheHit && !x.carried) {
     const cache: CalibrationCache = {
       version: 1,
       modelSha256: modelSha,
@@ -303,6 +357,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   let layersCorrected = 0;
   let gptqLayers = 0;
   let sensitivity: SensitivityReport | undefined;
+  let precision: PrecisionChoice | undefined;
   if (passImages > 0) {
     const folder = o.calib ?? cacheInfo?.folder;
     if (!inputs) {
@@ -337,6 +392,14 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
         layersCorrected = await empiricalBiasCorrection(prepared, qmodel, d.inputName, inputs.slice(0, correctionImages), {
           ...passOptions,
           onProgress: (done, total) => o.onProgress?.('correct', done, total),
+        });
+      }
+      if (x.choose) {
+        precision = await choosePrecision(prepared, qmodel, d.inputName, d.outputName, inputs.slice(0, precisionImages), {
+          ...passOptions,
+          post: d.post,
+          latencyBudget: x.choose.latencyBudget,
+          onProgress: (done, total) => o.onProgress?.('precision', done, total),
         });
       }
       if (sensitivityImages > 0) {
@@ -395,6 +458,7 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
     opsetFrom,
     ranges: Object.fromEntries(ranges),
     ...(sensitivity ? { sensitivity } : {}),
+    ...(precision ? { precision } : {}),
     files: outputs,
   };
 
@@ -439,9 +503,26 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
 async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<QuantizeResult> {
   const images = o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES;
   // The scoring pass writes nothing (write: false); only the second pass writes the caller's set.
-  const scored = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false, onProgress: (stage, done, total) => (stage === 'evaluate' ? undefined : o.onProgress?.(stage, done, total)) });
+  let carried: Carried | undefined;
+  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false }, { carry: (c) => (carried = c) });
   const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
   // The result's sensitivity is the report that chose the layers (the mixed model is not re-scored).
-  const result = await quantizeModel({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] });
+  const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] }, { ...(carried ? { carried } : {}) });
   return { ...result, sensitivity: scored.sensitivity, keptFloat: kept.map((e) => ({ name: e.name, op: e.op, meanKL: e.meanKL })) };
+}
+
+/**
+ * Mixed precision chosen by measured accuracy and speed (options.keepFloat 'auto'): quantize once
+ * (nothing written) and choose the layers with calibration/mixed.ts choosePrecision, then quantize
+ * again with them excluded, reusing the first pass's calibration (the caller's `out`, eval and report).
+ */
+async function quantizeAutoPrecision(o: QuantizeOptions): Promise<QuantizeResult> {
+  const latencyBudget = o.latencyBudget ?? DEFAULT_LATENCY_BUDGET;
+  if (!(Number.isFinite(latencyBudget) && latencyBudget >= 0)) throw new EdgetuneError('EARG', `latencyBudget must be a number ≥ 0 (a share of the int8 model's time) but received ${latencyBudget}`);
+  let carried: Carried | undefined;
+  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: o.sensitivityImages, eval: undefined, writeReport: false, write: false }, { choose: { latencyBudget }, carry: (c) => (carried = c) });
+  const precision = scored.precision!;
+  const kept = precision.layers.filter((l) => l.kept);
+  const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((l) => l.name)] }, { ...(carried ? { carried } : {}) });
+  return { ...result, precision, keptFloat: kept.map((l) => ({ name: l.name, op: l.op, meanKL: l.alone.meanKL, klGain: l.klGain, costMs: l.costMs, reason: l.kept as 'free' | 'ratio' })) };
 }

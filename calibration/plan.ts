@@ -157,9 +157,14 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
       if (graphInputs.has(x)) minmaxOnly.add(x);
     }
     const out = effectiveOut(n);
+    const feedsQuantized = (consumers.get(out) ?? []).some((c) => nodes.has(c));
+    // A Gemm/MatMul read only by float operators (the logits) keeps a float output: onnxruntime fuses
+    // DQ → Gemm into QGemm and DQ → MatMul into MatMulIntegerToFloat with float outputs, so the int8
+    // kernel stays and the logits are not rounded to 256 levels.
+    if ((op === 'Gemm' || op === 'MatMul') && !feedsQuantized && !folded.has(n)) continue;
     add(out);
     if (op === 'MaxPool' || passThrough) sharedFrom.set(out, n.input[0]!);
-    if (!(consumers.get(out) ?? []).some((c) => nodes.has(c))) minmaxOnly.add(out);
+    if (!feedsQuantized) minmaxOnly.add(out);
   }
   // Concat inputs that only feed the Concat take its output's parameters: the int8 Concat is then a
   // plain copy instead of a requantization (one rounding instead of two).

@@ -15,6 +15,7 @@ import { createSession, type ModelSession, type SessionOptions } from '../runtim
 import { asFloat32 } from '../runtime/core/tensor.js';
 import type { SkippedFile } from './reader.js';
 import type { SensitivityReport } from './sensitivity.js';
+import type { PrecisionChoice } from './mixed.js';
 
 export interface QuantReport {
   images: number;
@@ -203,4 +204,19 @@ export function sensitivityTable(s: SensitivityReport, top = 10): string {
   for (const e of s.entries.slice(0, top)) rows.push([`${e.kind === 'weights' ? 'weights of' : 'activation'} ${e.name}`, e.op, e.meanKL.toFixed(5), pct(e.agreementTop1)]);
   const more = s.entries.length > top ? `(${s.entries.length - top} more in --json and the report file)\n` : '';
   return `sensitivity on ${s.images} calibration images (float model as reference; each row alone quantized, unfused):\n` + table(rows) + more;
+}
+
+/** Mixed precision (keepFloat 'auto') as a table: the kept layers, then the `top` next by gain. */
+export function precisionTable(c: PrecisionChoice, top = 5): string {
+  const rows: (string | number)[][] = [['layer', 'op', 'KL gain', 'float ms', 'int8 ms', 'float costs ms', 'kept']];
+  const kept = c.layers.filter((l) => l.kept);
+  for (const l of [...kept, ...c.layers.filter((l) => !l.kept).slice(0, top)]) {
+    rows.push([l.name, l.depthwise ? `${l.op} (depthwise)` : l.op, l.klGain.toFixed(5), l.floatMs.toFixed(3), l.int8Ms.toFixed(3), l.costMs.toFixed(3), l.kept || '']);
+  }
+  return (
+    `mixed precision on ${c.images} calibration images: whole int8 model KL ${c.full.meanKL.toFixed(5)}, top-1 agreement ${(c.full.agreementTop1 * 100).toFixed(1)}%; ` +
+    `kernel time fp32 ${c.floatKernelMs.toFixed(2)} ms, int8 ${c.int8KernelMs.toFixed(2)} ms; float layers add ${c.addedMs.toFixed(3)} ms of a ${c.budgetMs.toFixed(3)} ms budget (estimated)\n` +
+    table(rows) +
+    `kept in float: ${kept.length ? kept.map((l) => l.name).join(', ') : 'none'}\n`
+  );
 }

@@ -4,8 +4,8 @@
 
 import path from 'node:path';
 import { checkWritable } from '../../io/atomic.js';
-import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
-import { reportTable, sensitivityTable } from '../../../calibration/report.js';
+import { CALIBRATION_METHODS, DEFAULT_CORRECTION_IMAGES, DEFAULT_LATENCY_BUDGET, DEFAULT_GPTQ_IMAGES, DEFAULT_SENSITIVITY_IMAGES, quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
+import { precisionTable, reportTable, sensitivityTable } from '../../../calibration/report.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { intOption, listOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, checkOneOf } from '../../core/errors.js';
@@ -42,8 +42,13 @@ Options:
                         the float model on calibration images (mean KL, top-1 agreement) and list the
                         costliest: the candidates for --exclude (also in --json and the report file)
   --sensitivity-images <n>  calibration images for --sensitivity (default ${DEFAULT_SENSITIVITY_IMAGES})
-  --keep-float <n>      mixed precision: keep the n layers whose int8 weights cost the most (scored as
-                        --sensitivity does) in float; quantizes twice (default 0)
+  --keep-float <n|auto> mixed precision: keep the n layers whose int8 weights cost the most (scored as
+                        --sensitivity does) in float; quantizes twice (default 0). auto: each layer
+                        scored float alone (weights and input) and its float and int8 kernels timed on
+                        this machine; kept float where int8 is not faster, then by accuracy gained per
+                        ms within --latency-budget
+  --latency-budget <p>  for --keep-float auto: the latency the float layers may add, in percent of the
+                        int8 model's kernel time (default ${DEFAULT_LATENCY_BUDGET * 100})
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
   --eval-count <n>      evaluate on a seeded sample of n images
@@ -78,6 +83,7 @@ export const quantize: Command = {
         sensitivity: { type: 'boolean', default: false },
         'sensitivity-images': { type: 'string' },
         'keep-float': { type: 'string' },
+        'latency-budget': { type: 'string' },
         cache: { type: 'string' },
         eval: { type: 'string' },
         'eval-count': { type: 'string' },
@@ -110,7 +116,7 @@ export const quantize: Command = {
       if (w) io.stderr.write(`edgetune: warning: ${w}\n`);
     }
     const intr = interruptSignal();
-    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), evaluate: progress(io, 'evaluating') };
+    const bars = { calibrate: progress(io, 'calibrating'), gptq: progress(io, 'GPTQ rounding'), correct: progress(io, 'correcting biases'), sensitivity: progress(io, 'scoring each tensor'), precision: progress(io, 'scoring and timing each layer'), evaluate: progress(io, 'evaluating') };
     let result: QuantizeResult;
     try {
       result = await quantizeModel({
@@ -130,7 +136,8 @@ export const quantize: Command = {
         correctionImages: intOption('correction-images', v['correction-images'], DEFAULT_CORRECTION_IMAGES, ...R.imagesOrNone),
         gptqImages: intOption('gptq-images', v['gptq-images'], DEFAULT_GPTQ_IMAGES, ...R.imagesOrNone),
         sensitivityImages: v.sensitivity ? intOption('sensitivity-images', v['sensitivity-images'], DEFAULT_SENSITIVITY_IMAGES, 1) : 0,
-        keepFloat: intOption('keep-float', v['keep-float'], 0, 0, 10_000),
+        keepFloat: v['keep-float'] === 'auto' ? 'auto' : intOption('keep-float', v['keep-float'], 0, 0, 10_000),
+        latencyBudget: numberOption('latency-budget', v['latency-budget'], DEFAULT_LATENCY_BUDGET * 100, 0, 1000) / 100,
         cache: v.cache,
         eval: v.eval,
         evalCount: v['eval-count'] === undefined ? undefined : intOption('eval-count', v['eval-count'], 1, ...R.images),
@@ -156,7 +163,8 @@ export const quantize: Command = {
     if (result.skipped.length) io.stdout.write(`skipped ${result.skipped.length} undecodable calibration image(s)\n`);
     io.stdout.write(`TensorRT calibration table: ${result.tableFile}\n`);
     if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity));
-    if (result.keptFloat?.length) io.stdout.write(`kept in float: ${result.keptFloat.map((k) => `${k.name} (${k.op}, KL ${k.meanKL.toFixed(4)})`).join(', ')}\n`);
+    if (result.precision) io.stdout.write('\n' + precisionTable(result.precision));
+    else if (result.keptFloat?.length) io.stdout.write(`kept in float: ${result.keptFloat.map((k) => `${k.name} (${k.op}, KL ${k.meanKL.toFixed(4)})`).join(', ')}\n`);
     if (result.report) {
       io.stdout.write('\n' + reportTable(result.report));
       if (result.reportFile) io.stdout.write(`report: ${result.reportFile}\n`);
