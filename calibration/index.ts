@@ -27,9 +27,9 @@
 //                        sensitivityImages or DEFAULT_SENSITIVITY_IMAGES images) in float; the model is
 //                        quantized twice (once to score, once with those layers excluded). Default 0
 //                        'auto': chosen by measured accuracy and measured speed (calibration/mixed.ts): each
-//                        layer scored float alone (weights and input activation) against the whole int8
-//                        model, each layer's float and int8 kernels timed on this machine; kept float where
-//                        int8 is not faster, then by KL gain per ms within options.latencyBudget
+//                        layer's output kept float (the layer and the tensor's readers excluded) scored
+//                        against the whole int8 model, every kernel of both models timed on this machine;
+//                        kept float where int8 is not faster, then by KL gain per ms within latencyBudget
 //   options.latencyBudget  for keepFloat 'auto': share of the int8 model's kernel time the float layers may
 //                        add (default 0.1)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
@@ -84,7 +84,7 @@ import type { RangeCollector } from './ranges.js';
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
 export type { QuantReport } from './report.js';
-export { DEFAULT_LATENCY_BUDGET, type LayerPrecision, type PrecisionChoice } from './mixed.js';
+export { DEFAULT_LATENCY_BUDGET, type UnitPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
 export { countOps } from './layers.js';
 
@@ -196,10 +196,11 @@ export interface QuantizeResult {
   sensitivity?: SensitivityReport;
   /**
    * With keepFloat: the layers kept in float and the mean KL their int8 weights alone cost (N), or
-   * (auto) the model's mean KL with that layer alone float, its KL gain, its estimated latency cost
-   * in ms and why it was kept.
+   * (auto) the layers whose output tensor stays float, with the nodes excluded for it (the layer and
+   * the tensor's readers), the model's mean KL with that unit alone float, its KL gain, its estimated
+   * latency cost in ms and why it was kept.
    */
-  keptFloat?: { name: string; op: string; meanKL: number; klGain?: number; costMs?: number; reason?: 'free' | 'ratio' }[];
+  keptFloat?: { name: string; op: string; meanKL: number; tensor?: string; exclude?: string[]; klGain?: number; costMs?: number; reason?: 'free' | 'ratio' }[];
   /** With keepFloat 'auto': every layer's measured gain and cost, and the budget (calibration/mixed.ts). */
   precision?: PrecisionChoice;
   report?: QuantReport;
@@ -522,7 +523,7 @@ async function quantizeAutoPrecision(o: QuantizeOptions): Promise<QuantizeResult
   let carried: Carried | undefined;
   const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: o.sensitivityImages, eval: undefined, writeReport: false, write: false }, { choose: { latencyBudget }, carry: (c) => (carried = c) });
   const precision = scored.precision!;
-  const kept = precision.layers.filter((l) => l.kept);
-  const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((l) => l.name)] }, { ...(carried ? { carried } : {}) });
-  return { ...result, precision, keptFloat: kept.map((l) => ({ name: l.name, op: l.op, meanKL: l.alone.meanKL, klGain: l.klGain, costMs: l.costMs, reason: l.kept as 'free' | 'ratio' })) };
+  const kept = precision.units.filter((u) => u.kept);
+  const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...new Set([...(o.exclude ?? []), ...precision.exclude])] }, { ...(carried ? { carried } : {}) });
+  return { ...result, precision, keptFloat: kept.map((u) => ({ name: u.name, op: u.op, meanKL: u.alone.meanKL, tensor: u.tensor, exclude: u.exclude, klGain: u.klGain, costMs: u.costMs, reason: u.kept as 'free' | 'ratio' })) };
 }

@@ -206,17 +206,17 @@ export function sensitivityTable(s: SensitivityReport, top = 10): string {
   return `sensitivity on ${s.images} calibration images (float model as reference; each row alone quantized, unfused):\n` + table(rows) + more;
 }
 
-/** Mixed precision (keepFloat 'auto') as a table: the kept layers, then the `top` next by gain. */
+/** Mixed precision (keepFloat 'auto') as a table: the kept units, then the `top` next by gain. */
 export function precisionTable(c: PrecisionChoice, top = 5): string {
-  const rows: (string | number)[][] = [['layer', 'op', 'KL gain', 'float ms', 'int8 ms', 'float costs ms', 'kept']];
-  const kept = c.layers.filter((l) => l.kept);
-  for (const l of [...kept, ...c.layers.filter((l) => !l.kept).slice(0, top)]) {
-    rows.push([l.name, l.depthwise ? `${l.op} (depthwise)` : l.op, l.klGain.toFixed(5), l.floatMs.toFixed(3), l.int8Ms.toFixed(3), l.costMs.toFixed(3), l.kept || '']);
+  const rows: (string | number)[][] = [['output kept float', 'op', 'excluded', 'KL gain', 'fp32 ms', 'int8 ms', 'cost ms', 'kept']];
+  const kept = c.units.filter((u) => u.kept);
+  for (const u of [...kept, ...c.units.filter((u) => !u.kept).slice(0, top)]) {
+    rows.push([u.name, u.op, u.exclude.join(' '), u.klGain.toFixed(5), u.floatMs.toFixed(3), u.int8Ms.toFixed(3), u.costMs.toFixed(3), u.kept || '']);
   }
   return (
     `mixed precision on ${c.images} calibration images: whole int8 model KL ${c.full.meanKL.toFixed(5)}, top-1 agreement ${(c.full.agreementTop1 * 100).toFixed(1)}%; ` +
-    `kernel time fp32 ${c.floatKernelMs.toFixed(2)} ms, int8 ${c.int8KernelMs.toFixed(2)} ms; float layers add ${c.addedMs.toFixed(3)} ms of a ${c.budgetMs.toFixed(3)} ms budget (estimated)\n` +
+    `kernel time fp32 ${c.floatKernelMs.toFixed(2)} ms, int8 ${c.int8KernelMs.toFixed(2)} ms; the float units add ${c.addedMs.toFixed(3)} ms of a ${c.budgetMs.toFixed(3)} ms budget (estimated)\n` +
     table(rows) +
-    `kept in float: ${kept.length ? kept.map((l) => l.name).join(', ') : 'none'}\n`
+    `kept in float: ${c.exclude.length ? c.exclude.join(', ') : 'none'}\n`
   );
 }

@@ -7,7 +7,8 @@
 //   for Gemm/MatMul); biases int32 with scale fround(input scale × weight scale[c]), no zero point;
 //   with calibration means, each bias is corrected for the weights' rounding error.
 // - activations get one Q→DQ per tensor (uint8 asymmetric), or with `symmetric` int8 zero point 0 and
-//   a dedicated pair per consumer; folded Relu/Clip nodes are removed (the quantizer clamps).
+//   a dedicated pair per consumer; folded Relu/Clip nodes are removed (the quantizer clamps), and a
+//   float Conv/Gemm/MatMul reading a folded tensor reads its own copy of the clamp.
 
 import { EdgetuneError } from '../runtime/core/errors.js';
 import {
@@ -125,7 +126,9 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
   const symmetric = Boolean(opts.symmetric);
   const summary: QdqSummary = { quantized: {}, foldedActivations: 0, adjustedChannels: 0, biasCorrected: 0, params: {} };
   // 1. Fold Relu/Clip into the producing node.
+  const foldedAt = new Map<string, NodeProto>();
   for (const [n, a] of plan.folded) {
+    foldedAt.set(a.output[0]!, a);
     n.output[0] = a.output[0]!;
     summary.foldedActivations++;
   }
@@ -209,6 +212,15 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
     // for depthwise Convs), so it must not see a DQ → node → Q sandwich.
     const keepsFloat = (c: NodeProto) => !plan.nodes.has(c) && (HEAVY_OPS as readonly string[]).includes(c.opType ?? '') && (c.domain ?? '') === '';
     const readers = (consumers.get(t) ?? []).filter((c) => !keepsFloat(c));
+    // A folded Relu/Clip: the producer now writes the unclamped value under `t`, so float readers
+    // read the clamp re-applied (the float model's node, its own output).
+    const clamp = foldedAt.get(t);
+    const floatReaders = (consumers.get(t) ?? []).filter(keepsFloat);
+    if (clamp && floatReaders.length) {
+      const clamped = names.next(`${t}_clamped`);
+      newNodes.push({ ...clamp, name: names.next(`${clamp.name || t}_float`), input: [t, ...clamp.input.slice(1)], output: [clamped] });
+      for (const r of floatReaders) r.input = r.input.map((x) => (x === t ? clamped : x));
+    }
     const groups = symmetric ? readers.map((r) => [r]) : [readers];
     for (const grp of groups) {
       if (grp.length === 0) continue;

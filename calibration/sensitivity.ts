@@ -13,7 +13,7 @@
 // clamp: the float model's clamp node is put back in its place.
 
 import { EdgetuneError } from '../runtime/core/errors.js';
-import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer, topologicalSort } from '../runtime/onnx/graph.js';
+import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer } from '../runtime/onnx/graph.js';
 import { cloneModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
 import { klDivergence, toProbabilities, type PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { SessionOptions } from '../runtime/session/session.js';
@@ -143,53 +143,7 @@ export function partiallyQuantized(floatModel: OnnxModel, qmodel: OnnxModel, kee
   return m;
 }
 
-/**
- * A copy of `qmodel` in which the layers `floatLayers` (names as in the sensitivity report) are what
- * `exclude` would make them: float weights and bias, and their activation input read unquantized
- * (through the float model's Relu/Clip where the rewrite folded one into the quantizer). Every other
- * reader of that input keeps its Q→DQ, unlike `partiallyQuantized`, which drops an activation's
- * quantizer for all readers. Mixed precision (calibration/mixed.ts) scores each layer this way.
- */
-export function layersInFloat(floatModel: OnnxModel, qmodel: OnnxModel, floatLayers: ReadonlySet<string>, parts: Parts = findParts(floatModel, qmodel)): OnnxModel {
-  const keep = new Set([...parts.layers.keys()].filter((n) => !floatLayers.has(n)));
-  const m = partiallyQuantized(floatModel, qmodel, keep, new Set(parts.activations.keys()), parts);
-  const g = m.graph;
-  const names = nameGenerator(m);
-  const producer = producerMap(g);
-  const byOutput = new Map<string, NodeProto>();
-  for (const n of g.node) for (const o of n.output) byOutput.set(o, n);
-  const plainOf = new Map<string, string>();
-  for (const [t, a] of parts.activations) for (const d of a.dequantized) plainOf.set(d, t);
-  const added: NodeProto[] = [];
-  const unclamped = new Map<string, string>();
-  for (const [name, l] of parts.layers) {
-    if (!floatLayers.has(name)) continue;
-    const n = byOutput.get(l.quant.output[0]!);
-    const t = n && plainOf.get(n.input[0]!);
-    if (!n || t === undefined) continue;
-    let plain = unclamped.get(t);
-    if (plain === undefined) {
-      plain = t;
-      const unfolded = unfoldedClamp(floatModel, g, t, names.next(`${t}_unquantized`), names.next(`${t}_unfolded`), { float: parts.floatProducer, quant: producer });
-      if (unfolded) {
-        added.push(unfolded);
-        plain = unfolded.output[0]!;
-      }
-      unclamped.set(t, plain);
-    }
-    n.input[0] = plain;
-  }
-  g.node.push(...added);
-  topologicalSort(g);
-  pruneGraph(g);
-  return m;
-}
-
-/** The quantized layers of `qmodel` by the names the sensitivity report gives them, with their float operator type. */
-export function quantizedLayerNames(floatModel: OnnxModel, qmodel: OnnxModel): { name: string; op: string; float: NodeProto }[] {
-  return quantizedLayers(floatModel, qmodel).map((l) => ({ name: l.float.name || l.float.output[0]!, op: l.float.opType ?? '?', float: l.float }));
-}
-
+/** The model's output as probabilities on each input (unfused: graph optimizations off, plain fake quantization). */
 export async function outputsOf(model: OnnxModel, inputName: string, outputName: string, inputs: readonly TensorData[], post: SensitivityOptions['post'], o: SensitivityOptions, unfused: boolean): Promise<Float32Array[]> {
   const taps = withTaps(model, inputName, [outputName], {
     providers: o.providers,

@@ -9,7 +9,14 @@
 // overlap, mean KL and accuracy, the best method marked, and any method under the floors measured
 // for it flagged (this comparison used to run in test/unit/calibration/model.test.ts).
 // Last, ours vs the ONNX zoo's int8 MobileNetV2 on the same fp32 weights (agreement, accuracy, latency).
-// Env: BENCH_RUNS (default 200), BENCH_CALIB (default 100), BENCH_SWEEP=0 skips the sweep, BENCH_ZOO=0 the zoo comparison.
+// Then mixed precision (keepFloat 'auto', calibration/mixed.ts) against the defaults on mobilenetv2-fp32 at
+// one thread: calibrated on tf_flowers-dev/train (200 photos) and evaluated on the held-out
+// tf_flowers-dev/val (100), and calibrated on hymenoptera/train (64, the regression test's setting) and
+// evaluated on hymenoptera/val (153): top-1 agreement with fp32, mean KL, median latency, the
+// per-operator profile of each int8 model and the layers kept in float.
+// Env: BENCH_RUNS (default 200), BENCH_CALIB (default 100), BENCH_MODELS (comma-separated, empty for
+// none; default squeezenet1.1,mobilenetv1-0.25-128), BENCH_SWEEP=0 skips the sweep, BENCH_ZOO=0 the zoo
+// comparison, BENCH_MIXED=0 the mixed precision.
 
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
@@ -31,7 +38,7 @@ import type { TensorData } from '../runtime/core/tensor.js';
 
 const runs = Number(process.env.BENCH_RUNS ?? 200);
 const calibCount = Number(process.env.BENCH_CALIB ?? 100);
-const models = (process.env.BENCH_MODELS ?? 'squeezenet1.1,mobilenetv1-0.25-128').split(',');
+const models = (process.env.BENCH_MODELS ?? 'squeezenet1.1,mobilenetv1-0.25-128').split(',').filter(Boolean);
 const work = path.join(tmpdir(), 'edgetune-bench-quant');
 const image = path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
 
@@ -251,4 +258,35 @@ if (process.env.BENCH_ZOO !== '0') {
   }
   process.stdout.write(`\nours vs the ONNX zoo's int8 MobileNetV2 (hymenoptera/val, 153 images; ${runs} interleaved runs):\n`);
   process.stdout.write(table(zrows));
+}
+
+if (process.env.BENCH_MIXED !== '0') {
+  const sets = [
+    { name: 'tf_flowers-dev', calib: path.join(sharedRoot(), 'datasets', 'tf_flowers-dev', 'train'), count: 200, eval: path.join(sharedRoot(), 'datasets', 'tf_flowers-dev', 'val') },
+    { name: 'hymenoptera', calib: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'train'), count: 64, eval: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'val') },
+  ];
+  const mrows: (string | number)[][] = [['calibration → evaluation', 'precision', 'agreement', 'mean KL', 'fp32 ms', 'int8 ms', 'int8/fp32', 'kept float']];
+  const mprofiles: string[] = [];
+  for (const set of sets) {
+    for (const keepFloat of [0, 'auto'] as const) {
+      const out = path.join(work, `mobilenetv2-fp32-${set.name}-${keepFloat}.onnx`);
+      process.stderr.write(`mixed precision: mobilenetv2-fp32 on ${set.name}, keepFloat ${keepFloat}…\n`);
+      const r = await quantizeModel({ model: 'mobilenetv2-fp32', out, calib: set.calib, calibCount: set.count, cache: path.join(work, `mobilenetv2-fp32-${set.name}.calib.json`), eval: set.eval, writeReport: false, keepFloat, threads: 1 });
+      const rep = r.report!;
+      const kept = r.keptFloat?.map((k) => `${k.name}${k.reason === 'free' ? ' (free)' : ''}`).join(' ') ?? '';
+      mrows.push([`${set.name}/train (${r.calibrationImages}) → val (${rep.images})`, keepFloat === 0 ? 'int8 (defaults)' : 'auto', Number(rep.agreementTop1.toFixed(3)), Number(rep.meanKL.toFixed(4)), rep.latencyFloatMs.toFixed(2), rep.latencyInt8Ms.toFixed(2), rep.latencyRatio.toFixed(3), keepFloat === 0 ? '' : kept || 'none']);
+      if (set === sets[0]) {
+        const spec = (await readModelInfo(out))!.preprocess;
+        const x = toTensor([await decodeImage(image, spec)], spec);
+        const s = await createSession(out, { providers: ['cpu'] });
+        const feeds = { [s.inputs[0]!.name]: x };
+        await s.dispose();
+        if (keepFloat === 0) mprofiles.push(`fp32: ${await profile((await resolveModel('mobilenetv2-fp32')).path, feeds, 30)}`);
+        mprofiles.push(`${keepFloat === 0 ? 'int8' : 'auto'}: ${await profile(out, feeds, 30)}`);
+      }
+    }
+  }
+  process.stdout.write(`\nmixed precision (keepFloat 'auto', 10% latency budget) vs all int8, mobilenetv2-fp32, 1 thread, 1000-way top-1 agreement with fp32:\n`);
+  process.stdout.write(table(mrows));
+  process.stdout.write('where the time goes (tf_flowers-dev models; share of kernel time by operator):\n' + mprofiles.map((p) => `  ${p}`).join('\n') + '\n');
 }

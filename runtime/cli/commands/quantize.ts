@@ -155,7 +155,8 @@ export const quantize: Command = {
       intr.dispose();
     }
     if (json) {
-      writeJson(io, { ...result, ranges: undefined, ...(leakage?.count ? { leakage } : {}) });
+      // the output set's bytes are the files written, not part of the report
+      writeJson(io, { ...result, ranges: undefined, files: undefined, ...(leakage?.count ? { leakage } : {}) });
       return 0;
     }
     const q = Object.entries(result.quantized).map(([op, n]) => `${n} ${op}`).join(', ');
