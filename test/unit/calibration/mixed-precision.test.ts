@@ -1,0 +1,55 @@
+// Mixed precision chosen by measured accuracy and speed (quantizeModel keepFloat 'auto', `quantize
+// --keep-float auto`, calibration/mixed.ts) on the real mobilenetv2-fp32: calibrated on the 200
+// tf_flowers-dev/train photos, judged on the 100 held-out tf_flowers-dev/val photos (1000-way top-1
+// agreement with fp32). The kept units' tensors carry no quantizer in the written model, and exactly
+// the excluded layers read float weights.
+import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quantizeModel, type QuantizeResult } from '../../../calibration/index.js';
+import { decodeModel } from '../../../runtime/onnx/model.js';
+import { shared, sharedDir, tempDir } from '../../helpers.js';
+
+const dir = tempDir('edgetune-mixed-');
+const resolve = { searchPath: [path.join(sharedDir, 'models'), path.join(sharedDir, 'labels')], download: false };
+/** Calibration, two bias-correction passes, the per-unit scoring and the evaluation of MobileNetV2 on a busy 2-core machine. */
+const SLOW_MS = 1_500_000;
+
+describe("keepFloat 'auto' on mobilenetv2-fp32 (tf_flowers-dev)", () => {
+  let r: QuantizeResult;
+  beforeAll(async () => {
+    r = await quantizeModel({
+      model: 'mobilenetv2-fp32',
+      resolve,
+      calib: shared('datasets', 'tf_flowers-dev', 'train'),
+      calibCount: 200,
+      keepFloat: 'auto',
+      eval: shared('datasets', 'tf_flowers-dev', 'val'),
+      out: path.join(dir, 'mnv2-auto.onnx'),
+    });
+  }, SLOW_MS);
+
+  it('agrees with fp32 on the held-out photos better than all-int8 did', () => {
+    const rep = r.report!;
+    expect(rep.images).toBe(100);
+    // AGREEMENT_FIGURE
+    expect(rep.agreementTop1).toBeGreaterThanOrEqual(AGREEMENT_BOUND);
+  });
+
+  it('keeps the chosen units float: no quantizer on their tensors, float weights in exactly the excluded layers', () => {
+    const p = r.precision!;
+    const kept = p.units.filter((u) => u.kept);
+    expect(r.keptFloat!.map((k) => k.name)).toEqual(kept.map((u) => u.name));
+    // KEPT_FIGURE
+    expect(kept.map((u) => u.name)).toEqual(KEPT_NAMES);
+    // every unit is a layer of the model scored and timed (52 Convs write a quantized tensor)
+    expect(p.units.length).toBe(52);
+    const m = decodeModel(readFileSync(r.out));
+    const quantizedTensors = new Set(m.graph.node.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.input[0]));
+    for (const u of kept) expect(quantizedTensors.has(u.tensor)).toBe(false);
+    const inits = new Set(m.graph.initializer.map((t) => t.name));
+    const floatHeavy = m.graph.node.filter((n) => (n.opType === 'Conv' || n.opType === 'Gemm') && inits.has(n.input[1]!)).map((n) => n.name);
+    const excludedHeavy = p.exclude.filter((e) => /^(Conv|Gemm)_/.test(e));
+    expect(floatHeavy.sort()).toEqual([...excludedHeavy].sort());
+  });
+});
