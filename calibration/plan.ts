@@ -130,16 +130,14 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     }
   }
   // Folding replaces Relu/Clip by the quantizer's clamp. A float Conv/Gemm/MatMul (excluded, or not
-  // quantizable) reads the float tensor, not the dequantized one (rewrite.ts): it gets its own copy of
-  // the clamp (rewrite.ts), so the quantized readers keep the clamped range. Unfolding instead would
-  // quantize the producer's output before the clamp, over its whole range (MobileNetV2's ReLU6
-  // outputs span [0, 6]; before the clamp, about [-20, 20]): coarser steps for every int8 reader.
-  // Only a tensor that no quantized node reads is left unfolded (no quantizer would clamp it).
-  const readsFloat = (c: NodeProto) => (HEAVY_OPS as readonly string[]).includes(c.opType ?? '') && (c.domain ?? '') === '' && !nodes.has(c);
+  // quantizable) reading the tensor reads the dequantized value through its own copy of the clamp
+  // (rewrite.ts): the int8 producer keeps its clamped range. Unfolding instead would quantize the
+  // producer's output before the clamp, over its whole range (MobileNetV2's ReLU6 outputs span [0, 6],
+  // before the clamp about [-20, 20]): coarser steps for every reader. (A float reader gets the
+  // dequantized value either way: onnxruntime's fused graph feeds it the int8 kernel's output.)
   for (const n of nodes) {
     const a = foldTarget(n);
-    const cs = a ? (consumers.get(a.output[0]!) ?? []) : [];
-    if (a && (!cs.some(readsFloat) || cs.some((c) => nodes.has(c)))) folded.set(n, a);
+    if (a) folded.set(n, a);
   }
   decided = true;
   const activations: string[] = [];

@@ -8,7 +8,7 @@
 //   with calibration means, each bias is corrected for the weights' rounding error.
 // - activations get one Q→DQ per tensor (uint8 asymmetric), or with `symmetric` int8 zero point 0 and
 //   a dedicated pair per consumer; folded Relu/Clip nodes are removed (the quantizer clamps), and a
-//   float Conv/Gemm/MatMul reading a folded tensor reads its own copy of the clamp.
+//   float Conv/Gemm/MatMul reading a folded tensor reads it dequantized through its own copy of the clamp.
 
 import { EdgetuneError } from '../runtime/core/errors.js';
 import {
@@ -212,13 +212,16 @@ export function applyQdq(model: OnnxModel, plan: QuantizationPlan, params: Reado
     // for depthwise Convs), so it must not see a DQ → node → Q sandwich.
     const keepsFloat = (c: NodeProto) => !plan.nodes.has(c) && (HEAVY_OPS as readonly string[]).includes(c.opType ?? '') && (c.domain ?? '') === '';
     const readers = (consumers.get(t) ?? []).filter((c) => !keepsFloat(c));
-    // A folded Relu/Clip: the producer now writes the unclamped value under `t`, so float readers
-    // read the clamp re-applied (the float model's node, its own output).
+    // A folded Relu/Clip: the producer now writes the unclamped value under `t`, so float readers read
+    // the dequantized value through a copy of the clamp (the float model's node): a float Conv right
+    // after a DequantizeLinear would be the sandwich above.
     const clamp = foldedAt.get(t);
     const floatReaders = (consumers.get(t) ?? []).filter(keepsFloat);
     if (clamp && floatReaders.length) {
       const clamped = names.next(`${t}_clamped`);
-      newNodes.push({ ...clamp, name: names.next(`${clamp.name || t}_float`), input: [t, ...clamp.input.slice(1)], output: [clamped] });
+      const copy: NodeProto = { ...clamp, name: names.next(`${clamp.name || t}_float`), input: [t, ...clamp.input.slice(1)], output: [clamped] };
+      newNodes.push(copy);
+      readers.push(copy);
       for (const r of floatReaders) r.input = r.input.map((x) => (x === t ? clamped : x));
     }
     const groups = symmetric ? readers.map((r) => [r]) : [readers];

@@ -100,6 +100,8 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     const plan = planQuantization(float.graph, 'residual');
     expect([...plan.nodes].map((n) => n.name).sort()).toEqual(['add', 'conv1', 'conv2', 'fc', 'flatten', 'gap']);
     expect(plan.sharedFrom.get('f')).toBe('p'); // Flatten reuses the pooled tensor's parameters
+    // the logits (the Gemm's output, read by no int8 node) get no quantizer: QGemm with a float output
+    expect(plan.activations).not.toContain('y');
     expect([...plan.folded].map(([n, a]) => `${n.name}->${a.name}`).sort()).toEqual(['add->relu2', 'conv1->relu1']);
     async function* batches() {
       for (let i = 0; i < 32; i++) yield { tensor: input(i), files: [`random-${i}`] };
@@ -126,12 +128,12 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     expect(ops.Gemm ?? 0).toBe(0);
   });
 
-  it('--exclude keeps a Conv float for real: no folded Relu feeds it, and ORT does not requantize it', async () => {
+  it('--exclude keeps a Conv float for real: it reads the int8 tensor through its own copy of the folded Relu, and ORT does not requantize it', async () => {
     const float = residualModel();
     const plan = planQuantization(float.graph, 'residual', { exclude: ['conv2'] });
     expect([...plan.nodes].map((n) => n.name).sort()).toEqual(['add', 'conv1', 'fc', 'flatten', 'gap']);
-    // relu1's output is read by the float conv2: it must stay a real Relu
-    expect([...plan.folded].map(([n, a]) => `${n.name}->${a.name}`)).toEqual(['add->relu2']);
+    // relu1 stays folded for the int8 Add (its range keeps starting at 0); the float conv2 gets a Relu of its own
+    expect([...plan.folded].map(([n, a]) => `${n.name}->${a.name}`).sort()).toEqual(['add->relu2', 'conv1->relu1']);
     async function* batches() {
       for (let i = 0; i < 16; i++) yield { tensor: input(i), files: [`random-${i}`] };
     }
@@ -140,7 +142,14 @@ describe('QDQ on a residual graph with a Gemm head', () => {
     const qplan = planQuantization(q.graph, 'residual', { exclude: ['conv2'] });
     applyQdq(q, qplan, activationParamsFor(qplan, rangesFrom(collectors, 'minmax', {}, qplan.minmaxOnly), false));
     const conv2 = q.graph.node.find((n) => n.name === 'conv2')!;
-    expect(conv2.input).toEqual(['a', 'w2', 'b2']); // float tensor and float weights
+    expect(conv2.input.slice(1)).toEqual(['w2', 'b2']); // float weights
+    // …reading `a` dequantized through a re-applied Relu (conv1 now writes the unclamped value as `a`;
+    // a float Conv straight after a DequantizeLinear would be requantized by ORT)
+    const clamp = q.graph.node.find((n) => n.output[0] === conv2.input[0])!;
+    expect(clamp.opType).toBe('Relu');
+    const dq = q.graph.node.find((n) => n.output[0] === clamp.input[0])!;
+    expect(dq.opType).toBe('DequantizeLinear');
+    expect(q.graph.node.find((n) => n.output[0] === dq.input[0])!.input[0]).toBe('a');
     const optimized = await expectCloseToFloat(encodeModel(float), encodeModel(q), 200, 205);
     const ops = decodeModel(readFileSync(optimized)).graph.node.map((n) => n.opType);
     expect(ops.filter((o) => o === 'Conv' || o === 'FusedConv').length).toBe(1);
