@@ -8,6 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { readModelInfo } from '../../runtime/io/model-file.js';
+import { decodeModel } from '../../runtime/onnx/model.js';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 
 const hym = shared('datasets', 'hymenoptera');
@@ -149,6 +150,14 @@ describe('finetune --int8', () => {
     // the drop against the float export and whether it is within the 0.5-point budget (issue 20)
     expect(r.int8!.accuracyDrop).toBeCloseTo(r.int8!.accuracyFloat! - r.int8!.accuracyInt8!, 12);
     expect(r.int8!.withinHalfPoint).toBe(r.int8!.accuracyDrop! <= 0.005 + 1e-12);
+    // mixed precision (keepFloat 'auto'): exactly the Convs the report names read float weights in the file
+    const written = decodeModel(readFileSync(out));
+    const inits = new Set(written.graph.initializer.map((t) => t.name));
+    const convs = written.graph.node.filter((n) => n.opType === 'Conv');
+    const floatConvs = convs.filter((n) => inits.has(n.input[1]!)).map((n) => n.name || n.output[0]!);
+    const convNames = new Set(convs.map((n) => n.name || n.output[0]!));
+    expect(floatConvs.sort()).toEqual(r.int8!.keptFloat.filter((k) => convNames.has(k)).sort());
+    expect(floatConvs.length).toBeLessThan(convs.length);
     // and `eval` of the int8 file on them says what the report says
     const e = await runCli(['eval', valRoot, '--model', out, '--json'], { env });
     expect(e.code, e.stderr).toBe(0);
