@@ -151,9 +151,11 @@ for (const id of models) {
   profiles.push(`${id} fp32: ${await profile(floatPath, feeds, 30)}`);
   profiles.push(`${id} int8: ${await profile(out, feeds, 30)}`);
 }
-process.stdout.write(`image: ${image}; ${runs} interleaved runs per model, medians; cpu provider\n`);
-process.stdout.write(table(rows));
-process.stdout.write('\nwhere the time goes (share of kernel time by operator):\n' + profiles.map((p) => `  ${p}`).join('\n') + '\n');
+if (models.length) {
+  process.stdout.write(`image: ${image}; ${runs} interleaved runs per model, medians; cpu provider\n`);
+  process.stdout.write(table(rows));
+  process.stdout.write('\nwhere the time goes (share of kernel time by operator):\n' + profiles.map((p) => `  ${p}`).join('\n') + '\n');
+}
 
 /**
  * Floors measured with 100 calibration images (seed 1), empirical bias correction on 64, on
