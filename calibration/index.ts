@@ -84,7 +84,7 @@ import type { RangeCollector } from './ranges.js';
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
 export type { QuantReport } from './report.js';
-export { DEFAULT_LATENCY_BUDGET, type UnitPrecision, type PrecisionChoice } from './mixed.js';
+export { DEFAULT_LATENCY_BUDGET, inputLayerUnit, type UnitPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
 export { countOps } from './layers.js';
 
