@@ -29,19 +29,22 @@ describe("keepFloat 'auto' on mobilenetv2-fp32 (tf_flowers-dev)", () => {
     });
   }, SLOW_MS);
 
-  it('agrees with fp32 on the held-out photos better than all-int8 did', () => {
+  it('stays closer to fp32 on the held-out photos than all-int8', () => {
     const rep = r.report!;
     expect(rep.images).toBe(100);
-    // AGREEMENT_FIGURE
-    expect(rep.agreementTop1).toBeGreaterThanOrEqual(AGREEMENT_BOUND);
+    // measured (bench:quant and `quantize … --keep-float auto`, two runs whose timed choices differed):
+    // mean KL 0.0262 and 0.0273, top-1 agreement 0.84 and 0.87; all-int8 defaults on the same
+    // calibration: KL 0.0383, agreement 0.84
+    expect(rep.meanKL).toBeLessThan(0.034);
+    expect(rep.agreementTop1).toBeGreaterThanOrEqual(0.82);
   });
 
   it('keeps the chosen units float: no quantizer on their tensors, float weights in exactly the excluded layers', () => {
     const p = r.precision!;
     const kept = p.units.filter((u) => u.kept);
     expect(r.keptFloat!.map((k) => k.name)).toEqual(kept.map((u) => u.name));
-    // which units depend on this machine's kernel times; measured here: 14 kept, Conv_0's for free
-    // (its int8 kernel, 3 input channels, is slower than the float one)
+    // which units depend on this machine's kernel times; measured here: 11 and 14 kept, Conv_0's for
+    // free in both runs (its int8 kernel, 3 input channels, measured slower than the float one)
     expect(kept.length).toBeGreaterThan(0);
     for (const u of kept) {
       expect(u.klGain).toBeGreaterThanOrEqual(0);
