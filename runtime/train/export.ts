@@ -202,7 +202,20 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
   nodes.push(node('Mul', [P + 'v', P + 'v'], [P + 'v2'], P + 'square'));
   reduce('ReduceSum', P + 'v2', P + 'q1', 2);
   let q = P + 'q1';
-  if (r > 0) {
+  const perClass = det.covariance === 'per-class';
+  if (r > 0 && perClass) {
+    // per-class bases B_c [K, d, r]: v [N, K, d] → [N, K, 1, d] · B_c → [N, K, 1, r]
+    const bt = new Float32Array(K * d * r);
+    for (let c = 0; c < K; c++) for (let k = 0; k < r; k++) for (let j = 0; j < d; j++) bt[(c * d + j) * r + k] = det.basis[(c * r + k) * d + j]!;
+    inits.push(makeTensor(P + 'basis_t', DataType.FLOAT, [K, d, r], bt), makeTensor(P + 'shape4', DataType.INT64, [4], [-1, K, 1, d]), makeTensor(P + 'shape2', DataType.INT64, [2], [-1, K]));
+    nodes.push(node('Reshape', [P + 'v', P + 'shape4'], [P + 'v4'], P + 'reshape_v'));
+    nodes.push(node('MatMul', [P + 'v4', P + 'basis_t'], [P + 'p'], P + 'project'));
+    nodes.push(node('Mul', [P + 'p', P + 'p'], [P + 'p2'], P + 'square_p'));
+    reduce('ReduceSum', P + 'p2', P + 'q2_3', 3);
+    nodes.push(node('Reshape', [P + 'q2_3', P + 'shape2'], [P + 'q2'], P + 'reshape_q'));
+    nodes.push(node('Sub', [P + 'q1', P + 'q2'], [P + 'q'], P + 'woodbury'));
+    q = P + 'q';
+  } else if (r > 0) {
     const bt = new Float32Array(d * r); // Bᵀ, d×r
     for (let k = 0; k < r; k++) for (let j = 0; j < d; j++) bt[j * r + k] = det.basis[k * d + j]!;
     inits.push(makeTensor(P + 'basis_t', DataType.FLOAT, [d, r], bt));
@@ -212,7 +225,9 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
     nodes.push(node('Sub', [P + 'q1', P + 'q2'], [P + 'q'], P + 'woodbury'));
     q = P + 'q';
   }
-  inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / det.threshold]));
+  // scale_c / (dims · threshold): one per class (per-class) or one for all
+  if (perClass) inits.push(makeTensor(P + 'scale', DataType.FLOAT, [K], Float32Array.from(det.scales!, (a) => a / d / det.threshold)));
+  else inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / det.threshold]));
   nodes.push(node('Mul', [q, P + 'scale'], [P + 'scaled'], P + 'scale'));
   // [N, 1]: one value per image with a batch dimension Triton can batch (dims [1])
   reduce('ReduceMin', P + 'scaled', UNKNOWN_OUTPUT, 1, 1);
