@@ -623,3 +623,81 @@ export function evaluateOpenSet(o: {
     unknown: o.unknownScores.length,
   };
 }
+
+/**
+ * A multi-layer open-set detector (the feature ensemble of Lee et al. 2018): one Mahalanobis detector per
+ * backbone activation (each tensor's channel means over space, GlobalAveragePool, as the embedding is),
+ * each layer's raw score standardised by its mean and standard deviation on the known validation images,
+ * the standardised scores summed (no unknown data is used anywhere), and
+ *   unknownScore = exp((Σ_l (s_l − mean_l) / std_l − threshold) / spread)
+ * so that the model's own threshold is 1 (as for a single detector), `threshold` being the target quantile
+ * of the validation sums and `spread` their standard deviation.
+ */
+export interface LayeredDetector {
+  method: 'mahalanobis-layers';
+  layers: OpenSetLayer[];
+  /** Target quantile of the validation sums of standardised layer scores. */
+  threshold: number;
+  /** Standard deviation of those sums (the unit of unknownScore's exponent). */
+  spread: number;
+}
+
+/** One layer of a LayeredDetector. */
+export interface OpenSetLayer {
+  /** The backbone tensor (an activation before the embedding, or the embedding output itself) whose channel means the detector reads. */
+  tensor: string;
+  detector: MahalanobisDetector;
+  /** Mean and standard deviation of the detector's raw scores on the known validation images. */
+  mean: number;
+  std: number;
+}
+
+/** Per layer: its tensor name, training rows and validation rows (same images, same order, in every layer). */
+export interface LayerFeatures {
+  tensor: string;
+  train: FeatureSet;
+  val: FeatureSet;
+}
+
+/**
+ * Fit a LayeredDetector: fitMahalanobis per layer on its training rows (options as there), standardised on
+ * its validation rows, threshold = `target` quantile of the validation sums. Errors: EINPUT without layers,
+ * without validation rows, or when the layers' row counts differ.
+ */
+export function fitLayered(layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {}): LayeredDetector {
+  if (!layers.length) throw new EdgetuneError('EINPUT', 'a layered open-set fit needs at least one layer');
+  const nv = layers[0]!.val.labels.length;
+  if (!nv) throw new EdgetuneError('EINPUT', 'a layered open-set fit needs validation rows (each layer is standardised on them)');
+  for (const l of layers) if (l.val.labels.length !== nv) throw new EdgetuneError('EINPUT', `layer ${l.tensor}: ${l.val.labels.length} validation rows, the first layer has ${nv}`);
+  const out: OpenSetLayer[] = [];
+  const sums = new Float64Array(nv);
+  for (const l of layers) {
+    const detector = fitMahalanobis(l.train, l.val, opts);
+    const s = mahalanobisScores(detector, l.val.features);
+    let m = 0;
+    for (const x of s) m += x / nv;
+    let v = 0;
+    for (const x of s) v += (x - m) ** 2 / nv;
+    const std = Math.max(Math.sqrt(v), 1e-12 * Math.max(Math.abs(m), 1e-12));
+    s.forEach((x, i) => (sums[i]! += (x - m) / std));
+    out.push({ tensor: l.tensor, detector, mean: m, std });
+  }
+  let m = 0;
+  for (const x of sums) m += x / nv;
+  let v = 0;
+  for (const x of sums) v += (x - m) ** 2 / nv;
+  return { method: 'mahalanobis-layers', layers: out, threshold: quantile(sums, opts.target ?? DEFAULT_KEEP_TARGET), spread: Math.max(Math.sqrt(v), 1e-6) };
+}
+
+/** unknownScore of n images under a LayeredDetector (1 = its threshold): `features[l]` holds the n rows of layer l. */
+export function layeredScores(det: LayeredDetector, features: readonly Float32Array[]): Float32Array {
+  if (features.length !== det.layers.length) throw new EdgetuneError('EINPUT', `layered open-set scores: ${features.length} feature sets for ${det.layers.length} layers`);
+  let sums: Float64Array | undefined;
+  det.layers.forEach((l, i) => {
+    const s = mahalanobisScores(l.detector, features[i]!);
+    sums ??= new Float64Array(s.length);
+    if (s.length !== sums.length) throw new EdgetuneError('EINPUT', `layer ${l.tensor}: ${s.length} rows, the first layer has ${sums.length}`);
+    s.forEach((x, k) => (sums![k]! += (x - l.mean) / l.std));
+  });
+  return Float32Array.from(sums!, (x) => Math.exp((x - det.threshold) / det.spread));
+}
