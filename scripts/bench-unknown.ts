@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseAugmentation } from '../runtime/train/augment/ops.js';
 import { scanDataset, stratifiedSplit, type DatasetItem } from '../runtime/train/node/dataset.js';
 import { Embedder, loadBackbone, type Backbone, type EmbedResult } from '../runtime/train/node/embed.js';
-import { findCut } from '../runtime/train/export.js';
+import { EMBEDDING_OUTPUT, findCut } from '../runtime/train/export.js';
 import { computeMetrics, headLogits, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
 import { FINETUNE_DEFAULTS, finetuneConfig } from '../runtime/train/finetune.js';
 import {
@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     const b: Backbone = tap ? { ...bb, cut: findCut(bb.model, tap), key: `${bb.key}|open-set tap ${tap}` } : bb;
     const e = await Embedder.open(b);
     layers.push({
-      name: tap || 'embedding',
+      name: tap || EMBEDDING_OUTPUT,
       train: await e.embed(ftrain.items.map((i) => i.file), { views, augment }),
       val: await e.embed(fval.items.map((i) => i.file), { views: 1 }),
       pets: await e.embed([...ptrain.items, ...pval.items].map((i) => i.file), { views: 1 }),
