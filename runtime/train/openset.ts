@@ -701,3 +701,29 @@ export function layeredScores(det: LayeredDetector, features: readonly Float32Ar
   });
   return Float32Array.from(sums!, (x) => Math.exp((x - det.threshold) / det.spread));
 }
+
+/**
+ * Backbone activations a multi-layer open-set score reads besides the embedding, by the sha256 of the
+ * backbone's model file (so a registry id and a path to the same file agree). MobileNetV2 int8 (ONNX
+ * model zoo): the depthwise outputs of its blocks 15 and 16 (7×7×960), chosen on bench:unknown's tuning
+ * splits (near-unknown AUROC of the blocks alone 0.803, with the embedding 0.794, the embedding alone
+ * 0.703-0.741). A backbone not listed gets the single embedding detector.
+ */
+export const OPEN_SET_TAPS: Readonly<Record<string, readonly string[]>> = {
+  // mobilenetv2-12-int8.onnx (models/MODELS.md)
+  cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f: ['603_quantized', '612_quantized'],
+};
+
+/**
+ * The open-set calibration of a classifier head with a multi-layer score: fitLayered on `layers` (the
+ * first is the head's embedding: its validation rows give the temperature, as fitOpenSet), the
+ * calibration as fitOpenSet's with `kept` the layered threshold's share of validation kept. Errors as
+ * fitLayered (validation rows are required).
+ */
+export function layeredOpenSetForHead(head: HeadWeights, layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {}): { detector: LayeredDetector; calibration: OpenSetCalibration } {
+  const detector = fitLayered(layers, opts);
+  const emb = layers[0]!;
+  const { calibration } = fitOpenSet(emb.train, emb.val, headLogits(head, emb.val.features), opts);
+  const kept = keptShare(layeredScores(detector, layers.map((l) => l.val.features)), 1);
+  return { detector, calibration: { ...calibration, kept } };
+}
