@@ -132,7 +132,7 @@ async function main(): Promise<void> {
       ['Mahalanobis per-class', () => fromFeatures((f) => mahalanobisScores(perClass, f))],
       ...(taps.length
         ? ([
-            [`layers ${taps.join('+')}`, () => layered(sets.slice(1))],
+            [`layers ${taps.join('+')} (shipped)`, () => layered(sets.slice(1))],
             [`layers ${taps.join('+')}+embedding`, () => layered(sets)],
           ] as [string, () => Scores][])
         : []),

@@ -710,8 +710,8 @@ export function layeredScores(det: LayeredDetector, features: readonly Float32Ar
  * Backbone activations a multi-layer open-set score reads besides the embedding, by the sha256 of the
  * backbone's model file (so a registry id and a path to the same file agree). MobileNetV2 int8 (ONNX
  * model zoo): the depthwise outputs of its blocks 15 and 16 (7×7×960), chosen on bench:unknown's tuning
- * splits (near-unknown AUROC of the blocks alone 0.803, with the embedding 0.794, the embedding alone
- * 0.703-0.741). A backbone not listed gets the single embedding detector.
+ * splits (near-unknown AUROC of these two alone 0.803, with the embedding as a third layer 0.794, the
+ * embedding alone 0.703 shared / 0.741 per-class). A backbone not listed gets the single embedding detector.
  */
 export const OPEN_SET_TAPS: Readonly<Record<string, readonly string[]>> = {
   // mobilenetv2-12-int8.onnx (models/MODELS.md)
@@ -719,15 +719,16 @@ export const OPEN_SET_TAPS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /**
- * The open-set calibration of a classifier head with a multi-layer score: fitLayered on `layers` (the
- * first is the head's embedding: its validation rows give the temperature, as fitOpenSet), the
- * calibration as fitOpenSet's with `kept` the layered threshold's share of validation kept. Errors as
- * fitLayered (validation rows are required).
+ * The open-set calibration of a classifier head with a multi-layer score: fitLayered on `layers` (the taps'
+ * rows of the head's training / validation images), the temperature from the head's validation logits on
+ * `train` / `val` (its embedding rows), as fitOpenSet; `kept` is the layered threshold's share of validation
+ * kept. Errors as fitLayered (validation rows are required).
  */
-export function layeredOpenSetForHead(head: HeadWeights, layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {}): { detector: LayeredDetector; calibration: OpenSetCalibration } {
+export function layeredOpenSetForHead(
+  head: HeadWeights, train: FeatureSet, val: FeatureSet, layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {},
+): { detector: LayeredDetector; calibration: OpenSetCalibration } {
   const detector = fitLayered(layers, opts);
-  const emb = layers[0]!;
-  const { calibration } = fitOpenSet(emb.train, emb.val, headLogits(head, emb.val.features), { target: opts.target });
+  const { calibration } = fitOpenSet(train, val, headLogits(head, val.features), { target: opts.target });
   const kept = keptShare(layeredScores(detector, layers.map((l) => l.val.features)), 1);
   return { detector, calibration: { ...calibration, kept } };
 }

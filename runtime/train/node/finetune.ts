@@ -355,7 +355,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
         // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings
         openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
     : layers
-      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, layers))
+      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
   const report: FinetuneReport = {
     model: out,

@@ -4,7 +4,7 @@
 // same validation images, as the head's embedding was (runtime/train/node/embed.ts, cached like it).
 
 import { Embedder, sha256, type Backbone, type EmbeddingCache } from './embed.js';
-import { EMBEDDING_OUTPUT, findCut } from '../export.js';
+import { findCut } from '../export.js';
 import { OPEN_SET_TAPS, type LayerFeatures } from '../openset.js';
 import type { AugmentSpec } from '../augment/ops.js';
 import type { SessionOptions } from '../../session/session.js';
@@ -16,8 +16,7 @@ export function openSetTaps(backbone: Backbone): readonly string[] {
 }
 
 /**
- * The layers of a multi-layer open-set fit: the embedding's own training / validation sets first, then per
- * tap the rows of the same files (`train` in `views` views drawn with `augment` and `seed` as the head's,
+ * The layers of a multi-layer open-set fit: per tap the rows of the same files (`train` in `views` views drawn with `augment` and `seed` as the head's,
  * `val` one clean view), labels as the embedding's. Undefined when a tap's rows do not line up with the
  * embedding's (an image that embedded once and failed the second time): the caller falls back to the single
  * detector rather than fit on mismatched rows.
@@ -27,7 +26,7 @@ export async function openSetLayers(
   files: { train: readonly string[]; val: readonly string[] },
   o: { views: number; augment: AugmentSpec; seed: number; cache?: EmbeddingCache | null; session?: SessionOptions; signal?: AbortSignal },
 ): Promise<LayerFeatures[] | undefined> {
-  const layers: LayerFeatures[] = [{ tensor: EMBEDDING_OUTPUT, train, val }];
+  const layers: LayerFeatures[] = [];
   for (const tap of taps) {
     const e = await Embedder.open({ ...backbone, cut: findCut(backbone.model, tap), key: sha256(`${backbone.key}|open-set tap|${tap}`) }, o.session);
     try {
