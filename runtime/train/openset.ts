@@ -678,19 +678,20 @@ export function fitLayered(layers: readonly LayerFeatures[], opts: FitOpenSetOpt
   for (const l of layers) {
     const detector = fitMahalanobis(l.train, l.val, { covariance: 'per-class', ...opts });
     const s = mahalanobisScores(detector, l.val.features);
-    let m = 0;
-    for (const x of s) m += x / nv;
-    let v = 0;
-    for (const x of s) v += (x - m) ** 2 / nv;
-    const std = Math.max(Math.sqrt(v), 1e-12 * Math.max(Math.abs(m), 1e-12));
-    s.forEach((x, i) => (sums[i]! += (x - m) / std));
-    out.push({ tensor: l.tensor, detector, mean: m, std });
+    const { mean, std } = meanStd(s);
+    s.forEach((x, i) => (sums[i]! += (x - mean) / std));
+    out.push({ tensor: l.tensor, detector, mean, std });
   }
-  let m = 0;
-  for (const x of sums) m += x / nv;
+  return { method: 'mahalanobis-layers', layers: out, threshold: quantile(sums, opts.target ?? DEFAULT_KEEP_TARGET), spread: Math.max(meanStd(sums).std, 1e-6) };
+}
+
+/** Mean and (population) standard deviation of scores; the deviation floored at 1e-12 of the mean's size so dividing by it is safe. */
+function meanStd(s: ArrayLike<number>): { mean: number; std: number } {
+  let mean = 0;
+  for (let i = 0; i < s.length; i++) mean += s[i]! / s.length;
   let v = 0;
-  for (const x of sums) v += (x - m) ** 2 / nv;
-  return { method: 'mahalanobis-layers', layers: out, threshold: quantile(sums, opts.target ?? DEFAULT_KEEP_TARGET), spread: Math.max(Math.sqrt(v), 1e-6) };
+  for (let i = 0; i < s.length; i++) v += (s[i]! - mean) ** 2 / s.length;
+  return { mean, std: Math.max(Math.sqrt(v), 1e-12 * Math.max(Math.abs(mean), 1e-12)) };
 }
 
 /** unknownScore of n images under a LayeredDetector (1 = its threshold): `features[l]` holds the n rows of layer l. */

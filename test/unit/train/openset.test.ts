@@ -135,4 +135,16 @@ describe('open-set calibration on real photos', () => {
     graphScore.forEach((g, i) => expect(Math.abs(g - want[i]!) / Math.max(1e-6, want[i]!)).toBeLessThan(1e-3));
     await s.release();
   }, 300_000);
+
+  it('a layered fit names what is missing', () => {
+    expect(() => fitLayered([])).toThrow('a layered open-set fit needs at least one layer');
+    const noVal = { ...val, features: new Float32Array(0), labels: new Int32Array(0) };
+    expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val: noVal }])).toThrow('a layered open-set fit needs validation rows (each layer is standardised on them)');
+    const short = { ...val, features: val.features.subarray(0, val.dims), labels: val.labels.subarray(0, 1) };
+    expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val }, { tensor: 'x', train, val: short }])).toThrow(`layer x: 1 validation rows, the first layer has ${val.labels.length}`);
+    const det = fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val }]);
+    expect(() => layeredScores(det, [])).toThrow('layered open-set scores: 0 feature sets for 1 layers');
+    // one layer: the validation scores' own target quantile is the threshold, so 1 keeps that share
+    expect(keptShare(layeredScores(det, [val.features]), 1)).toBeCloseTo(keptShare(mahalanobisScores(det.layers[0]!.detector, val.features), det.layers[0]!.detector.threshold), 6);
+  });
 });
