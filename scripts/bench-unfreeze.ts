@@ -6,7 +6,7 @@
 // Runs the built CLI, one process per run, each with its own embedding cache warm from the first.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,11 @@ import { sharedRoot } from '../runtime/io/paths.js';
 import { createSession } from '../runtime/session/session.js';
 import { planUnfreeze } from '../runtime/train/finetune-tail.js';
 import { loadBackbone } from '../runtime/train/node/embed.js';
-import { encodeModel } from '../runtime/onnx/model.js';
+import { encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
+import { readFloat32 } from '../runtime/onnx/graph.js';
+import { buildTrainingGraph } from '../runtime/train/graph/autodiff.js';
+import { createRng } from '../runtime/core/rng.js';
+import type { TensorData } from '../runtime/core/tensor.js';
 import type { FinetuneReport } from '../runtime/train/node/finetune.js';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'runtime', 'cli', 'main.js');
@@ -39,10 +43,147 @@ async function bareTailEpochMs(unfreeze: number, rows: number): Promise<number> 
   return median(times);
 }
 
+/**
+ * What each node of a training graph does, for the profile: `forward <op>` for the tail and head,
+ * `loss`, and for the backward part (nodes named `grad.<hint>…` by autodiff.ts) the gradient it serves:
+ * `dX`/`dW`/`dB` of a Conv (depthwise ones marked) with the operator that computes it, `act` for the
+ * Relu/Clip masks, `sum` for accumulations. Keyed by node name and by first output (onnxruntime renames
+ * fused nodes after either).
+ */
+function nodeRoles(model: OnnxModel): Map<string, string> {
+  const roles = new Map<string, string>();
+  const g = model.graph;
+  const dw = new Set(g.node.filter((n) => n.opType === 'Conv' && Number(n.attribute.find((a) => a.name === 'group')?.i ?? 1) > 1).map((n) => n.output[0]!));
+  for (const n of g.node) {
+    const out = n.output[0] ?? '';
+    let role: string;
+    if (!out.startsWith('grad.')) role = out === 'loss' ? 'loss' : `forward ${n.opType}${dw.has(out) ? '(depthwise)' : ''}`;
+    else {
+      const hint = out.slice(5).replace(/_\d+$/, '');
+      if (/^(dX|W_t|W_flip|dX_.*)$/.test(hint)) role = 'dX';
+      else if (/^(dW|dW_.*|x_.*|dy_.*)$/.test(hint)) role = 'dW';
+      else if (hint === 'dB') role = 'dB';
+      else if (/^(relu_mask|dRelu|clip_.*|dClip)$/.test(hint)) role = 'act';
+      else if (hint === 'accum') role = 'sum';
+      else role = 'loss';
+      // a depthwise conv's gradient nodes read its weight (dX) or write its weight's shape: mark by group
+      const group = Number(n.attribute.find((a) => a.name === 'group')?.i ?? 1);
+      role = `grad ${role} ${n.opType}${group > 1 ? '(depthwise)' : ''}`;
+    }
+    if (n.name) roles.set(n.name, role);
+    roles.set(out, role);
+  }
+  return roles;
+}
+
+/** Kernel time (µs) per role from an onnxruntime profile file (Chrome trace JSON), summed over its runs. */
+function profileRoles(file: string, roles: ReadonlyMap<string, string>): Map<string, number> {
+  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }[];
+  const out = new Map<string, number>();
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.args?.op_name || !e.name?.endsWith('_kernel_time')) continue;
+    const node = e.name.slice(0, -'_kernel_time'.length);
+    const base = node.replace(/(_token_\d+|_nchwc|_output_\d+)$/, '');
+    const role = roles.get(node) ?? roles.get(base) ?? (/^Reorder/.test(e.args.op_name) ? 'layout Reorder' : `other ${e.args.op_name}`);
+    // the role names our node; the kernel that ran may be a fused one (FusedConv, NCHWc Conv)
+    const key = role.split(' ')[0] === 'grad' || role.startsWith('forward') ? `${role.replace(/ \S+$/, '')} ${e.args.op_name}${role.includes('(depthwise)') ? '(depthwise)' : ''}` : role;
+    out.set(key, (out.get(key) ?? 0) + (e.dur ?? 0));
+  }
+  return out;
+}
+
+export interface StepProfile {
+  unfreeze: number;
+  threads: number | undefined;
+  /** Median ms of one training step (session.run of the training graph, batch 16). */
+  stepMs: number;
+  /** Median ms of one bare forward run of the tail (batch 16, weights as initializers). */
+  bareMs: number;
+  /** Share of kernel time per role (see profileRoles), largest first. */
+  shares: [string, number][];
+}
+
+/**
+ * One training step of the `unfreeze`-block tail of mobilenetv2-fp32 (batch 16, the phase-2 default,
+ * 3-class linear head) against a bare forward run of the same tail, both median of `runs` after a
+ * warm-up, and the per-role kernel profile of `profileRuns` more steps.
+ */
+async function profileTrainingStep(unfreeze: number, threads: number | undefined, work: string, runs = 15, profileRuns = 5): Promise<StepProfile> {
+  const bb = await loadBackbone('mobilenetv2-fp32');
+  const plan = planUnfreeze(bb.model, bb.cut.tensor, unfreeze);
+  const per = plan.cut.cutShape.slice(1) as number[];
+  const size = per.reduce((a, b) => a * b, 1);
+  const B = 16;
+  const K = 3;
+  const D = Number(plan.cut.tail.graph.output[0]?.type?.tensorType?.shape?.dim?.[1]?.dimValue ?? 0);
+  const graph = buildTrainingGraph(plan.cut.tail, { head: [{ in: D, out: K }], mode: 'train' });
+  const rng = createRng(0, 'bench-unfreeze');
+  const x = Float32Array.from({ length: B * size }, () => Math.max(0, rng.normal()));
+  const feeds: Record<string, TensorData> = {
+    [graph.input]: { type: 'float32', data: x, dims: [B, ...per] },
+    labels: { type: 'int64', data: BigInt64Array.from({ length: B }, (_, i) => BigInt(i % K)), dims: [B] },
+  };
+  const inits = new Map(plan.cut.tail.graph.initializer.map((t) => [t.name ?? '', t]));
+  for (const w of graph.tailWeights) feeds[w.name] = { type: 'float32', data: readFloat32(inits.get(w.name)!), dims: w.dims };
+  for (const w of graph.headWeights) feeds[w.name] = { type: 'float32', data: Float32Array.from({ length: w.dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.01), dims: w.dims };
+  const timeRuns = async (s: { run(f: Record<string, TensorData>): Promise<unknown> }, f: Record<string, TensorData>) => {
+    for (let i = 0; i < 3; i++) await s.run(f);
+    const t: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await s.run(f);
+      t.push(performance.now() - t0);
+    }
+    return median(t);
+  };
+  const bare = await createSession(encodeModel(plan.cut.tail), { providers: ['cpu'], threads });
+  const bareMs = await timeRuns(bare, { [bare.inputs[0]!.name]: feeds[graph.input]! });
+  await bare.dispose();
+  const bytes = encodeModel(graph.model);
+  const train = await createSession(bytes, { providers: ['cpu'], threads });
+  const stepMs = await timeRuns(train, feeds);
+  await train.dispose();
+  const prefix = `profile-u${unfreeze}-t${threads ?? 0}`;
+  const prof = await createSession(bytes, { providers: ['cpu'], threads, enableProfiling: true, profileFilePrefix: path.join(work, prefix) });
+  for (let i = 0; i < profileRuns + 1; i++) await prof.run(feeds);
+  const named = prof.endProfiling();
+  await prof.dispose();
+  const file = named ?? readdirSync(work).filter((f) => f.startsWith(`${prefix}_`)).map((f) => path.join(work, f))[0];
+  const by = file ? profileRoles(file, nodeRoles(graph.model)) : new Map<string, number>();
+  const total = [...by.values()].reduce((a, b) => a + b, 0);
+  const shares = [...by].map(([k, v]) => [k, v / total] as [string, number]).sort((a, b) => b[1] - a[1]);
+  return { unfreeze, threads, stepMs, bareMs, shares };
+}
+
+/** The step-profile table and each setting's kernel-time shares (roles of at least 1%). */
+function printProfiles(profiles: StepProfile[]): void {
+  const rows: (string | number)[][] = [['tail', 'threads', 'train step ms', 'bare forward ms', 'ratio']];
+  for (const p of profiles) rows.push([`--unfreeze ${p.unfreeze}`, p.threads ?? 'default', p.stepMs.toFixed(1), p.bareMs.toFixed(1), (p.stepMs / p.bareMs).toFixed(1)]);
+  process.stdout.write('training step (batch 16) vs a bare forward of the same tail, mobilenetv2-fp32:\n' + table(rows));
+  for (const p of profiles) {
+    const parts = p.shares.filter(([, v]) => v >= 0.01).map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`);
+    process.stdout.write(`  profile --unfreeze ${p.unfreeze}, threads ${p.threads ?? 'default'}: ${parts.join(', ')}\n`);
+  }
+  process.stdout.write('\n');
+}
+
 async function main(): Promise<void> {
   const beans = path.join(sharedRoot(), 'datasets', 'beans-dev');
   const seeds = (process.env.BENCH_SEEDS ?? '0,1,2').split(',').map(Number);
   const work = mkdtempSync(path.join(tmpdir(), 'edgetune-bench-unfreeze-'));
+  const threadList = (process.env.BENCH_THREADS ?? '1,2').split(',').map((t) => (t === 'default' ? undefined : Number(t)));
+  const profiles: StepProfile[] = [];
+  try {
+    for (const u of [1, 2]) for (const t of threadList) profiles.push(await profileTrainingStep(u, t, work));
+  } catch (err) {
+    rmSync(work, { recursive: true, force: true });
+    throw err;
+  }
+  printProfiles(profiles);
+  if (process.env.BENCH_ACCURACY === '0') {
+    rmSync(work, { recursive: true, force: true });
+    return;
+  }
   const cache = path.join(work, 'cache');
   const rows: (string | number)[][] = [['run', 'seed', 'val accuracy', 'phase 2 gain', 'wall s', 'phase 2 s/epoch', 'bare tail s/epoch', 'ratio']];
   const acc: Record<string, number[]> = {};
