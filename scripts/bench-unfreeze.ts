@@ -19,6 +19,8 @@ import { loadBackbone } from '../runtime/train/node/embed.js';
 import { encodeModel, type OnnxModel } from '../runtime/onnx/model.js';
 import { readFloat32 } from '../runtime/onnx/graph.js';
 import { buildTrainingGraph } from '../runtime/train/graph/autodiff.js';
+import { trainTail } from '../runtime/train/graph/tail-trainer.js';
+import { phase2Config } from '../runtime/train/phase2.js';
 import { createRng } from '../runtime/core/rng.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import type { FinetuneReport } from '../runtime/train/node/finetune.js';
@@ -63,7 +65,7 @@ function nodeRoles(model: OnnxModel): Map<string, string> {
       if (/^(dX|W_t|W_flip|dX_.*)$/.test(hint)) role = 'dX';
       else if (/^(dW|dW_.*|x_.*|dy_.*)$/.test(hint)) role = 'dW';
       else if (hint === 'dB') role = 'dB';
-      else if (/^(relu_mask|dRelu|clip_.*|dClip)$/.test(hint)) role = 'act';
+      else if (/^(relu_mask|dRelu.*|clip_.*|dClip.*)$/.test(hint)) role = 'act';
       else if (hint === 'accum') role = 'sum';
       else role = 'loss';
       // a depthwise conv's gradient nodes read its weight (dX) or write its weight's shape: mark by group
@@ -99,6 +101,8 @@ export interface StepProfile {
   stepMs: number;
   /** Median ms of one bare forward run of the tail (batch 16, weights as initializers). */
   bareMs: number;
+  /** A phase-2 epoch (trainTail, phase-2 defaults) over `rows` rows with `valRows` validation rows: median ms of the whole epoch, its graph runs and its validation. */
+  epoch: { rows: number; valRows: number; ms: number; runMs: number; valMs: number };
   /** Share of kernel time per role (see profileRoles), largest first. */
   shares: [string, number][];
 }
@@ -143,6 +147,17 @@ async function profileTrainingStep(unfreeze: number, threads: number | undefined
   const train = await createSession(bytes, { providers: ['cpu'], threads });
   const stepMs = await timeRuns(train, feeds);
   await train.dispose();
+  // a phase-2 epoch as the CLI runs it (phase2Config defaults: batch 16, adam), on synthetic activations
+  // of beans-dev's size (120 photos × 4 views, 60 validation photos), 3 epochs, the median one
+  const rows = 480;
+  const valRows = 60;
+  const data = (n: number) => ({ x: Float32Array.from({ length: n * size }, () => Math.max(0, rng.normal())), labels: Int32Array.from({ length: n }, (_, i) => i % K) });
+  const head = { format: 'edgetune.head' as const, version: 1 as const, kind: 'linear' as const, dims: D, classes: K, normalize: false, layers: [{ in: D, out: K, weight: feeds['head.0.weight']!.data as Float32Array, bias: new Float32Array(K) }] };
+  const tt = await trainTail(
+    { tail: plan.cut.tail, head, classes: K, train: data(rows), val: data(valRows), createSession: (b) => createSession(b, { providers: ['cpu'], threads }) },
+    { ...phase2Config({}), epochs: 3, patience: 0 },
+  );
+  const epoch = { rows, valRows, ms: median(tt.history.map((e) => e.ms)), runMs: median(tt.history.map((e) => e.runMs)), valMs: median(tt.history.map((e) => e.valMs ?? 0)) };
   const prefix = `profile-u${unfreeze}-t${threads ?? 0}`;
   const prof = await createSession(bytes, { providers: ['cpu'], threads, enableProfiling: true, profileFilePrefix: path.join(work, prefix) });
   for (let i = 0; i < profileRuns + 1; i++) await prof.run(feeds);
@@ -152,14 +167,22 @@ async function profileTrainingStep(unfreeze: number, threads: number | undefined
   const by = file ? profileRoles(file, nodeRoles(graph.model)) : new Map<string, number>();
   const total = [...by.values()].reduce((a, b) => a + b, 0);
   const shares = [...by].map(([k, v]) => [k, v / total] as [string, number]).sort((a, b) => b[1] - a[1]);
-  return { unfreeze, threads, stepMs, bareMs, shares };
+  return { unfreeze, threads, stepMs, bareMs, epoch, shares };
 }
 
 /** The step-profile table and each setting's kernel-time shares (roles of at least 1%). */
 function printProfiles(profiles: StepProfile[]): void {
-  const rows: (string | number)[][] = [['tail', 'threads', 'train step ms', 'bare forward ms', 'ratio']];
-  for (const p of profiles) rows.push([`--unfreeze ${p.unfreeze}`, p.threads ?? 'default', p.stepMs.toFixed(1), p.bareMs.toFixed(1), (p.stepMs / p.bareMs).toFixed(1)]);
-  process.stdout.write('training step (batch 16) vs a bare forward of the same tail, mobilenetv2-fp32:\n' + table(rows));
+  const rows: (string | number)[][] = [['tail', 'threads', 'train step ms', 'bare forward ms', 'ratio', 'epoch s', 'graph runs s', 'validation s', 'rest s', 'bare epoch s', 'epoch ratio']];
+  for (const p of profiles) {
+    const e = p.epoch;
+    const bareEpoch = (p.bareMs * Math.ceil(e.rows / 16)) / 1000;
+    rows.push([`--unfreeze ${p.unfreeze}`, p.threads ?? 'default', p.stepMs.toFixed(1), p.bareMs.toFixed(1), (p.stepMs / p.bareMs).toFixed(1), (e.ms / 1000).toFixed(2), (e.runMs / 1000).toFixed(2), (e.valMs / 1000).toFixed(2), ((e.ms - e.runMs - e.valMs) / 1000).toFixed(2), bareEpoch.toFixed(2), (e.ms / 1000 / bareEpoch).toFixed(1)]);
+  }
+  const e0 = profiles[0]?.epoch;
+  process.stdout.write(
+    `training step (batch 16) vs a bare forward of the same tail, mobilenetv2-fp32; a phase-2 epoch (${e0?.rows} rows, ${e0?.valRows} validation, synthetic activations) split into its graph runs, validation and the rest (feeds, optimizer), against bare forward runs over its rows:\n` +
+      table(rows),
+  );
   for (const p of profiles) {
     const parts = p.shares.filter(([, v]) => v >= 0.01).map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`);
     process.stdout.write(`  profile --unfreeze ${p.unfreeze}, threads ${p.threads ?? 'default'}: ${parts.join(', ')}\n`);
