@@ -97,6 +97,8 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     const dyr = ctx.op('Reshape', [ctx.op('Transpose', [dy!], { perm: [1, 0, 2, 3] }, 'dy_t'), ctx.constI([M, -1])], {}, 'dy_rows');
     const xr = ctx.op('Reshape', [ctx.op('Transpose', [xName], { perm: [1, 0, 2, 3] }, 'x_t'), ctx.constI([C, -1])], {}, 'x_rows');
     out[1] = ctx.op('Reshape', [ctx.op('Gemm', [dyr, xr], { transB: 1 }, 'dW_2d'), ctx.constI([M, C, 1, 1])], {}, 'dW');
+    // db from dy's rows [M, N·P]: a contiguous reduction (ReduceSum over [0, 2, 3] of dy is ~2× slower)
+    if (need[2]) out[2] = ctx.op('ReduceSum', [dyr, ctx.constI([1])], { keepdims: 0 }, 'dB');
   } else if (need[1]) {
     const g = geo.group;
     const C = x[1] as number;
@@ -110,6 +112,7 @@ const conv: GradRule = (ctx, n, [dy], need) => {
       xc = ctx.op('Reshape', [t, ctx.constI([cg, -1, H, W])], {}, 'x_gn');
     }
     const dyt = ctx.op('Transpose', [dy!], { perm: [1, 0, 2, 3] }, 'dy_t');
+    if (need[2]) out[2] = ctx.op('ReduceSum', [dyt, ctx.constI([1, 2, 3])], { keepdims: 0 }, 'dB');
     const dwt = ctx.op('Conv', [xc, dyt], { strides: geo.dilations, dilations: geo.strides, pads: geo.pads, group: g }, 'dW_t');
     let dw = ctx.op('Transpose', [dwt], { perm: [1, 0, 2, 3] }, 'dW');
     const full = spatial.map((h, i) => Math.floor((h + geo.pads[i]! + geo.pads[i + 2]! - (geo.strides[i]! * (geo.out[i]! - 1) + 1)) / geo.dilations[i]!) + 1);
@@ -118,7 +121,7 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     }
     out[1] = dw;
   }
-  if (need[2]) out[2] = ctx.op('ReduceSum', [dy!, ctx.constI([0, 2, 3])], { keepdims: 0 }, 'dB');
+  if (need[2] && !out[2]) out[2] = ctx.op('ReduceSum', [dy!, ctx.constI([0, 2, 3])], { keepdims: 0 }, 'dB');
   void y;
   return out;
 };
