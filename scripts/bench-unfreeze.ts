@@ -2,7 +2,8 @@
 // `--unfreeze 2` on beans-dev with mobilenetv2-fp32.
 // 1. Speed (BENCH_THREADS, default 1,2): for the tail of --unfreeze 1 and 2, one training step (batch 16,
 //    the phase-2 default) against a bare forward run of the same tail (weights as prepacked initializers),
-//    interleaved so both see the same load (median and ratio of the fastest runs); a phase-2 epoch
+//    interleaved so both see the same load (median and ratio of the fastest runs), both in sessions whose
+//    threads do not spin, as phase 2's (BENCH_SPIN=1: onnxruntime's spinning default); a phase-2 epoch
 //    (trainTail with phase2Config's defaults, 3 epochs, the median one) on synthetic activations of
 //    beans-dev's size, split into the training graph's runs, the validation pass and the rest (feeds,
 //    optimizer, float32 copies); and onnxruntime's profile of the step by role: forward ops, and for
@@ -123,6 +124,8 @@ export interface StepProfile {
  * warm-up, and the per-role kernel profile of `profileRuns` more steps.
  */
 async function profileTrainingStep(unfreeze: number, threads: number | undefined, work: string, runs = 15, profileRuns = 5): Promise<StepProfile> {
+  // as phase 2's sessions (runtime/train/node/finetune.ts); BENCH_SPIN=1 measures onnxruntime's spinning default
+  const spinning = process.env.BENCH_SPIN === '1';
   const bb = await loadBackbone('mobilenetv2-fp32');
   const plan = planUnfreeze(bb.model, bb.cut.tensor, unfreeze);
   const per = plan.cut.cutShape.slice(1) as number[];
@@ -141,10 +144,10 @@ async function profileTrainingStep(unfreeze: number, threads: number | undefined
   for (const w of graph.tailWeights) feeds[w.name] = { type: 'float32', data: readFloat32(inits.get(w.name)!), dims: w.dims };
   for (const w of graph.headWeights) feeds[w.name] = { type: 'float32', data: Float32Array.from({ length: w.dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.01), dims: w.dims };
   // the bare forward and the training step interleaved, so both see the same load on a shared machine
-  const bare = await createSession(encodeModel(plan.cut.tail), { providers: ['cpu'], threads });
+  const bare = await createSession(encodeModel(plan.cut.tail), { providers: ['cpu'], threads, spinning });
   const bareFeeds = { [bare.inputs[0]!.name]: feeds[graph.input]! };
   const bytes = encodeModel(graph.model);
-  const train = await createSession(bytes, { providers: ['cpu'], threads });
+  const train = await createSession(bytes, { providers: ['cpu'], threads, spinning });
   for (let i = 0; i < 3; i++) {
     await bare.run(bareFeeds);
     await train.run(feeds);
@@ -171,12 +174,12 @@ async function profileTrainingStep(unfreeze: number, threads: number | undefined
   const data = (n: number) => ({ x: Float32Array.from({ length: n * size }, () => Math.max(0, rng.normal())), labels: Int32Array.from({ length: n }, (_, i) => i % K) });
   const head = { format: 'edgetune.head' as const, version: 1 as const, kind: 'linear' as const, dims: D, classes: K, normalize: false, layers: [{ in: D, out: K, weight: feeds['head.0.weight']!.data as Float32Array, bias: new Float32Array(K) }] };
   const tt = await trainTail(
-    { tail: plan.cut.tail, head, classes: K, train: data(rows), val: data(valRows), createSession: (b) => createSession(b, { providers: ['cpu'], threads }) },
+    { tail: plan.cut.tail, head, classes: K, train: data(rows), val: data(valRows), createSession: (b) => createSession(b, { providers: ['cpu'], threads, spinning }) },
     { ...phase2Config({}), epochs: 3, patience: 0 },
   );
   const epoch = { rows, valRows, ms: median(tt.history.map((e) => e.ms)), runMs: median(tt.history.map((e) => e.runMs)), valMs: median(tt.history.map((e) => e.valMs ?? 0)) };
   const prefix = `profile-u${unfreeze}-t${threads ?? 0}`;
-  const prof = await createSession(bytes, { providers: ['cpu'], threads, enableProfiling: true, profileFilePrefix: path.join(work, prefix) });
+  const prof = await createSession(bytes, { providers: ['cpu'], threads, spinning, enableProfiling: true, profileFilePrefix: path.join(work, prefix) });
   for (let i = 0; i < profileRuns + 1; i++) await prof.run(feeds);
   const named = prof.endProfiling();
   await prof.dispose();
