@@ -42,7 +42,8 @@ async function bareTailEpochMs(unfreeze: number, rows: number): Promise<number> 
   const plan = planUnfreeze(bb.model, bb.cut.tensor, unfreeze);
   const per = plan.cut.cutShape.slice(1) as number[];
   const size = per.reduce((a, b) => a * b, 1);
-  const s = await createSession(encodeModel(plan.cut.tail), { providers: ['cpu'] });
+  // a session like phase 2's (threads that sleep between operators), so the ratio compares like with like
+  const s = await createSession(encodeModel(plan.cut.tail), { providers: ['cpu'], spinning: false });
   const x = new Float32Array(16 * size).map((_, i) => (i % 97) / 97);
   const times: number[] = [];
   for (let rep = 0; rep < 3; rep++) {
