@@ -206,7 +206,7 @@ export const watch: Command = {
     } finally {
       if (timer) clearInterval(timer);
       io.stdout.off('error', onStdoutError);
-      teach?.close();
+      await teach?.close();
       await server?.close();
       stop.dispose();
       await p.model.dispose();

@@ -1,0 +1,92 @@
+// Resuming with more examples of classes the model already has (finetune()'s `addExamples`, the CLI's
+// `--add-examples <class>=<dir>`; runtime/train/node/resume.ts exampleItems): a tf_flowers-dev head
+// trained on daisy and tulips (40 photos each) but only 3 roses is resumed with the other 37 roses
+// photos. The extra photos are embedded with the model's own backbone and trained on (the report counts
+// them, the resume data grows by their rows), the validation images stay the model's own, and roses get
+// better on held-out photos never used for training or validation. Bad uses are refused with the reason.
+
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadClassifier } from '../../runtime/classify/classifier.js';
+import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
+import { decodeResume, resumePath } from '../../runtime/train/node/resume.js';
+import { runCli, shared, tempDir } from '../helpers.js';
+
+const CLASSES = ['daisy', 'roses', 'tulips'];
+const photos = (split: string, label: string) => readdirSync(shared('datasets', 'tf_flowers-dev', split, label)).sort().map((f) => shared('datasets', 'tf_flowers-dev', split, label, f));
+const cache = tempDir('edgetune-addex-cache-');
+const quick = { augment: 'none', epochs: 30, cache } as const;
+const FEW = 3;
+
+/** Share of `files` whose top label is `label`. */
+async function accuracy(model: string, label: string, files: string[]): Promise<number> {
+  const clf = await loadClassifier(model, { topK: 1 });
+  try {
+    let right = 0;
+    for (const f of files) if ((await clf.classify(f)).top[0]!.label === label) right++;
+    return right / files.length;
+  } finally {
+    await clf.dispose();
+  }
+}
+
+describe('finetune resume with more examples of an existing class', () => {
+  const work = tempDir('edgetune-addex-');
+  const base = path.join(work, 'few-roses.onnx');
+  const more = path.join(work, 'more-roses');
+  // validation: the first 10 val photos of each class; the other 10 are held out for the measurement
+  const val = CLASSES.flatMap((label) => photos('val', label).slice(0, 10).map((file) => ({ file, label })));
+  const heldOut = photos('val', 'roses').slice(10);
+  let baseReport: FinetuneReport;
+
+  beforeAll(async () => {
+    const train = CLASSES.flatMap((label) => (label === 'roses' ? photos('train', label).slice(0, FEW) : photos('train', label)).map((file) => ({ file, label })));
+    baseReport = await finetune(train, { ...quick, val, out: base });
+    mkdirSync(more);
+    for (const f of photos('train', 'roses').slice(FEW)) copyFileSync(f, path.join(more, path.basename(f)));
+  });
+
+  it('trains the extra photos with the resume data, counts them, and the class gets better', async () => {
+    const out = path.join(work, 'more.onnx');
+    const r = await finetune(undefined, { ...quick, resume: base, addExamples: [{ name: 'roses', dir: more }], out });
+    expect(r.labels).toEqual(CLASSES);
+    expect(baseReport.counts.train).toEqual({ daisy: 40, roses: FEW, tulips: 40 });
+    expect(r.counts.train).toEqual({ daisy: 40, roses: 40, tulips: 40 });
+    expect(r.examples).toEqual({ roses: 40 - FEW });
+    // the validation images are the base's own (same 30 images): accuracies before and after compare alike
+    expect(r.counts.val).toEqual(baseReport.counts.val);
+    // the resume data holds the base's rows plus one row per extra photo (augment none: one view)
+    const before = decodeResume(readFileSync(resumePath(base)));
+    const after = decodeResume(readFileSync(resumePath(out)));
+    expect(after.images.length - before.images.length).toBe(40 - FEW);
+    expect(after.features.length - before.features.length).toBe((40 - FEW) * after.dims);
+    expect(after.images.filter((im) => im.label === 1 && im.split === 'train').map((im) => im.name).slice(FEW).sort()).toEqual(readdirSync(more).map((f) => path.join('more-roses', f)).sort());
+    // held-out roses (val photos 10–19, never trained or validated on)
+    const accBase = await accuracy(base, 'roses', heldOut);
+    const accMore = await accuracy(out, 'roses', heldOut);
+    console.log(`add-examples: held-out roses ${accBase} with ${FEW} training photos → ${accMore} with 40; validation ${baseReport.accuracy} → ${r.accuracy}`);
+    expect(accMore).toBeGreaterThan(accBase);
+  });
+
+  it('the CLI takes --add-examples <class>=<dir> and prints what it added; bad uses are refused with the reason', async () => {
+    const out = path.join(work, 'cli.onnx');
+    const ok = await runCli(['finetune', '--resume', base, '--add-examples', `roses=${more}`, '--augment', 'none', '--epochs', '30', '--cache', cache, '--out', out]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`more examples of existing classes (training): roses +${40 - FEW}`);
+    const json = await runCli(['finetune', '--resume', base, '--add-examples', `roses=${more}`, '--augment', 'none', '--epochs', '30', '--cache', cache, '--out', out, '--json']);
+    expect((JSON.parse(json.stdout) as FinetuneReport).counts.train).toEqual({ daisy: 40, roses: 40, tulips: 40 });
+
+    const unknownClass = await runCli(['finetune', '--resume', base, '--add-examples', `sunflowers=${more}`, '--out', path.join(work, 'x.onnx')]);
+    expect(unknownClass.code).toBe(2);
+    expect(unknownClass.stderr).toContain('--add-examples sunflowers: the model has no class "sunflowers" (its classes: daisy, roses, tulips); a new class is added with --add-class');
+    const noEq = await runCli(['finetune', '--resume', base, '--add-examples', more, '--out', path.join(work, 'x.onnx')]);
+    expect(noEq.code).toBe(2);
+    expect(noEq.stderr).toContain(`Expected <class>=<folder> for --add-examples but received ${JSON.stringify(more)}`);
+    await expect(finetune(shared('datasets', 'tf_flowers-dev', 'train'), { out: path.join(work, 'y.onnx'), addExamples: [{ name: 'roses', dir: more }] })).rejects.toThrow('--add-examples needs --resume <model.onnx>');
+    const empty = path.join(work, 'empty');
+    mkdirSync(empty);
+    await expect(finetune(undefined, { resume: base, out: path.join(work, 'z.onnx'), addExamples: [{ name: 'roses', dir: empty }] })).rejects.toThrow(`${empty}: the examples of class "roses" have no images (or the folder does not exist)`);
+    expect(readdirSync(work).filter((f) => /^[xyz]\./.test(f))).toEqual([]);
+  });
+});
