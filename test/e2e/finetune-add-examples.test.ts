@@ -66,7 +66,8 @@ describe('finetune resume with more examples of an existing class', () => {
     const accBase = await accuracy(base, 'roses', heldOut);
     const accMore = await accuracy(out, 'roses', heldOut);
     console.log(`add-examples: held-out roses ${accBase} with ${FEW} training photos → ${accMore} with 40; validation ${baseReport.accuracy} → ${r.accuracy}`);
-    expect(accMore).toBeGreaterThan(accBase);
+    // measured 2/10 → 8/10 (validation 0.667 → 0.900); the floor asks for half that gain
+    expect(accMore - accBase).toBeGreaterThanOrEqual(0.3 - 1e-9);
   });
 
   it('the CLI takes --add-examples <class>=<dir> and prints what it added; bad uses are refused with the reason', async () => {
