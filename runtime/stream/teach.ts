@@ -98,7 +98,7 @@ export interface TeachTrainResult {
   examples: { label: string; count: number; new: boolean }[];
 }
 
-/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train). */
+/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train, 503 stopped by shutdown). */
 export class TeachError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
@@ -394,6 +394,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     let report: FinetuneReport;
     try {
       report = await thread.done;
+    } catch (err) {
+      if (closing.signal.aborted) throw new TeachError(503, 'teaching stopped: the server is shutting down (nothing of this training was written)');
+      throw err;
     } finally {
       thread = undefined;
     }

@@ -153,14 +153,22 @@ async function act(work: () => Promise<unknown>, done?: string): Promise<void> {
 /** While the record button is held: this page's camera, a JPEG every 300 ms, each POSTed as an example. */
 async function recordLoop(name: string, card: HTMLElement): Promise<void> {
   let n = 0;
+  document.body.dataset.recording = name;
+  try {
+    await recordFrames(name, card, () => n++);
+  } finally {
+    delete document.body.dataset.recording;
+  }
+}
+
+async function recordFrames(name: string, card: HTMLElement, added: () => number): Promise<void> {
   while (recording === name) {
     const v = host.video();
     if (v.readyState >= 2 && v.videoWidth) {
       const s = await sampleBlob(v);
       const r = await call<{ count: number }>('POST', examplesUrl(name), s.blob);
-      n++;
       card.dataset.count = String(r.count);
-      say(`recording ${name}: ${n} added (${r.count})`);
+      say(`recording ${name}: ${added() + 1} added (${r.count})`);
     }
     await sleep(300);
   }
@@ -195,12 +203,25 @@ async function renderHard(): Promise<void> {
       const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
       if (top && names.includes(top.label)) sel.value = top.label;
       const add = h('button', { class: 'hard-add', text: 'Add as example' });
-      add.addEventListener('click', () => void act(() => call('POST', examplesUrl(sel.value, `&hard=${encodeURIComponent(f.file)}`)), `hard frame added to ${sel.value}`));
+      add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, img), `hard frame added to ${sel.value}`));
       fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
       return fig;
     }),
   );
   $('st-hard-empty').hidden = frames.length > 0;
+}
+
+/**
+ * Label a hard frame: the server moves its kept file into the examples; when the server has dropped it
+ * meanwhile (only the newest --keep-hard frames are kept), the frame shown here is sent as the example.
+ */
+async function labelHard(label: string, file: string, img: HTMLImageElement): Promise<unknown> {
+  try {
+    return await call('POST', examplesUrl(label, `&hard=${encodeURIComponent(file)}`));
+  } catch (err) {
+    if (!messageOf(err).startsWith('no hard frame') || !img.complete || !img.naturalWidth) throw err;
+    return call('POST', examplesUrl(label), (await sampleBlob(img, Math.min(img.naturalWidth, img.naturalHeight))).blob);
+  }
 }
 
 function progressText(p: NonNullable<ServerTeachState['progress']>): { text: string; fraction: number } {
