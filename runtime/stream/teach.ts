@@ -212,7 +212,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   let training: Promise<TeachTrainResult> | undefined;
   /** The running training's thread (aborted by close()). */
   let thread: TrainingThread | undefined;
-  /** The running training's latest progress (GET /teach): finetune()'s stage, counts / epoch, and `seconds` since it started. */
+  /** The running training's latest progress (GET /teach adds `seconds` since it started): finetune()'s stage, counts / epoch. */
   let progress: Record<string, unknown> | null = null;
   let trainStart = 0;
   let last: TeachTrainResult | undefined;
@@ -385,8 +385,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       },
       {
         onProgress: (e) => {
-          const seconds = Math.round((performance.now() - trainStart) / 100) / 10;
-          progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs, seconds } : { ...e, seconds };
+          progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs } : { ...e };
         },
         onWarning: (m) => log(`teach: ${m}`),
       },
@@ -439,7 +438,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
     trainStart = performance.now();
     training = runTraining(tolerance);
-    progress = { stage: 'start', seconds: 0 };
+    progress = { stage: 'start' };
     const settle = () => {
       training = undefined;
       progress = null;
@@ -478,7 +477,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (p !== '/teach' && !p.startsWith('/teach/')) return false;
     const m = req.method;
     if (m === 'GET' && p === '/teach') {
-      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress, last: last ?? null }));
+      // progress with the seconds since the training started, at the time of asking
+      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 }, last: last ?? null }));
     } else if (m === 'GET' && p === '/teach/hard') {
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {

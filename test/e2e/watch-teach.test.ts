@@ -347,9 +347,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       const recorded = await count('pattern');
       expect(await page.textContent('#st-status')).toBe(`recording pattern: ${recorded - 2} added (${recorded})`);
       // one example deleted from its card
-      await page.waitForSelector('.class-card[data-class="pattern"] button.delete-example');
+      await page.waitForSelector('.class-card[data-class="pattern"] button.delete-example', { state: 'attached' });
       await page.click('.class-card[data-class="pattern"] summary');
-      await page.click('.class-card[data-class="pattern"] button.delete-example');
+      await page.click('.class-card[data-class="pattern"] button.delete-example >> nth=0');
       await until('the example deleted', async () => ((await count('pattern')) === recorded - 1 ? true : undefined));
 
       // a hard frame of the live pattern labelled into the examples
@@ -417,7 +417,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
   it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort();
-    const served = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; sha256: string } }).last;
+    // every model file (the base, which this watch serves, and each trained set) with its hash
+    const files = [base, ...readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).map((f) => path.join(dir, 'models', f))];
+    const hashes = files.map(sha256);
     for (const f of readdirSync(shared('datasets', 'cats_dogs-dev', 'train', 'cats')).slice(0, 10)) {
       const r = await fetch(u('/teach/examples?label=cats'), { method: 'POST', headers: auth, body: readFileSync(shared('datasets', 'cats_dogs-dev', 'train', 'cats', f)) });
       expect(r.status).toBe(201);
@@ -427,7 +429,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w.child.kill('SIGKILL');
     await w.exited;
     expect(readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort()).toEqual(before);
-    expect(sha256(served.path)).toBe(served.sha256);
+    expect(files.map(sha256)).toEqual(hashes);
     expect(readdirSync(path.join(dir, 'examples', NEW))).toHaveLength(40);
     expect(readdirSync(path.join(dir, 'examples', 'cats'))).toHaveLength(10);
     // a watch started again on the same folder finds the examples as they were
