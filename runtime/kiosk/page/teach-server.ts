@@ -275,7 +275,10 @@ async function train(): Promise<void> {
 function addClass(): void {
   const input = $<HTMLInputElement>('st-class-name');
   const name = input.value.trim();
-  if (!name) return showError('type a class name first');
+  if (!name) {
+    showError('type a class name first');
+    return;
+  }
   showError(undefined);
   pending.add(name);
   input.value = '';
