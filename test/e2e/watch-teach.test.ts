@@ -168,8 +168,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       return t.training ? t : undefined;
     });
     expect(['start', 'embed', 'epoch']).toContain(running.progress!.stage);
-    // the training runs on its own thread: the stream keeps classifying frames meanwhile (two readings of
-    // /healthz 3 frames apart, with GET /teach saying the training still runs after the second)
+    // the training runs on its own thread: the stream keeps classifying frames meanwhile. Past the
+    // embedding (the trainer's epochs, the open-set fit and the export are JavaScript, which on the
+    // stream's thread held it for seconds: npm run bench:teach), two readings of /healthz 3 frames apart,
+    // with GET /teach saying the training still runs after the second
+    await until('the training past its embedding', async () => (((await (await fetch(u('/teach'))).json()) as { progress: { stage: string } | null }).progress?.stage === 'epoch' ? true : undefined));
     const health = async () => ((await (await fetch(u('/healthz'))).json()) as { processed: number }).processed;
     const p0 = await health();
     await until('3 frames classified during the training', async () => ((await health()) >= p0 + 3 ? true : undefined));
