@@ -8,7 +8,7 @@
 // `<name>.report.json`, with `int8` the float model `<name>.fp32.onnx` and the calibration table; the
 // picture `<name>.report.png` is drawn last and a failure to draw it is a warning. `resume` extends a
 // model this function (or the kiosk page) exported from its resume data, reading only the added
-// classes' folders. Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
+// classes' folders and `addExamples`' folders (more images of its own classes). Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
 // aborted `signal` stops the run between steps with nothing written.
 
 import { mkdir, rm, stat } from 'node:fs/promises';
@@ -111,7 +111,8 @@ export function reportPaths(out: string): { json: string; png: string } {
  * Fine-tune a classifier on `data` and write the output set (see the module header): `data` is a folder
  * with one sub-folder of images per class, a `{file, label}` list, or, with `task` multilabel /
  * regression, a CSV (multilabel: or a folder with labels.csv); with `resume`, `data` is unused (pass
- * undefined) and `addClass` names the new classes' folders. Returns the report written as
+ * undefined), `addClass` names the new classes' folders and `addExamples` folders of more images of
+ * classes the model has (training images, embedded with its own backbone). Returns the report written as
  * `<name>.report.json`. Errors (EdgetuneError): EARG for a bad option, EINPUT for bad data (a missing
  * or empty class, a folder with one class), EMODEL for a model that cannot be read or resumed, the
  * trainer's divergence error, and `signal.reason` when aborted; nothing is written then.
