@@ -28,7 +28,8 @@ export function kioskPageRoutes(pipeline: StreamPipeline, o: KioskPageOptions = 
   const log = o.log ?? (() => undefined);
   let statics: ReturnType<typeof pageStatics> | undefined;
   let failed: string | undefined;
-  const ready = ensureBundle(webDir, false, log).then(
+  // ensureBundle speaks as `edgetune kiosk`; here it is watch's kiosk page
+  const ready = ensureBundle(webDir, false, (l) => log(l.replace(/^edgetune kiosk: /, 'kiosk page: '))).then(
     () => void (statics = pageStatics(webDir)),
     (err) => {
       failed = messageOf(err);

@@ -47,8 +47,10 @@ Options:
   --teach <dir>          with --serve: teach the running model over HTTP (POST /teach/examples?label=NAME with a
                          JPEG/PNG body or &frames=N live frames, POST /teach/train, GET /teach,
                          DELETE /teach/examples/<label>/<file>; every POST/DELETE needs EDGETUNE_TOKEN); examples
-                         under <dir>/examples/<label>/, trained models under <dir>/models/. The model must be one
-                         \`finetune\` exported (its .resume.bin beside it)
+                         under <dir>/examples/<label>/ (new classes, or more of the model's own), trained on a
+                         worker thread (frames keep flowing) into <dir>/models/. The model must be one
+                         \`finetune\` exported (its .resume.bin beside it). The kiosk page at /kiosk/ teaches
+                         through the same routes
   --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
   --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
                          <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
