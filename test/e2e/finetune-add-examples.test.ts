@@ -3,7 +3,8 @@
 // trained on daisy and tulips (40 photos each) but only 3 roses is resumed with the other 37 roses
 // photos. The extra photos are embedded with the model's own backbone and trained on (the report counts
 // them, the resume data grows by their rows), the validation images stay the model's own, and roses get
-// better on held-out photos never used for training or validation. Bad uses are refused with the reason.
+// better on held-out photos never used for training or validation. On a phase-2 tuned model the extra
+// photos are embedded by the tuned backbone. Bad uses are refused with the reason.
 
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { decodeResume, resumePath } from '../../runtime/train/node/resume.js';
+import { Embedder, loadBackbone } from '../../runtime/train/node/embed.js';
 import { runCli, shared, tempDir } from '../helpers.js';
 
 const CLASSES = ['daisy', 'roses', 'tulips'];
@@ -68,6 +70,45 @@ describe('finetune resume with more examples of an existing class', () => {
     console.log(`add-examples: held-out roses ${accBase} with ${FEW} training photos → ${accMore} with 40; validation ${baseReport.accuracy} → ${r.accuracy}`);
     // measured 2/10 → 8/10 (validation 0.667 → 0.900); the floor asks for half that gain
     expect(accMore - accBase).toBeGreaterThanOrEqual(0.3 - 1e-9);
+  });
+
+  it('a phase-2 tuned model embeds the extra photos with its tuned backbone', async () => {
+    // a tuned model (mobilenetv2-fp32, its last block unfrozen) on 10 daisy / 10 tulips photos; resumed
+    // with a folder holding one of its own training photos again: the row embedded for it now must be the
+    // row the resume data keeps for that photo (embedded by the tuned backbone), not the base backbone's
+    const d = tempDir('edgetune-addex-tuned-');
+    const train = ['daisy', 'tulips'].flatMap((label) => photos('train', label).slice(0, 10).map((file) => ({ file, label })));
+    const tuned = path.join(d, 'tuned.onnx');
+    const r0 = await finetune(train, { ...quick, model: 'mobilenetv2-fp32', unfreeze: 1, unfreezeEpochs: 2, epochs: 10, valSplit: 0, out: tuned });
+    expect(r0.unfreeze).toBeDefined();
+    const again = path.join(d, 'again');
+    mkdirSync(again);
+    copyFileSync(photos('train', 'daisy')[0]!, path.join(again, 'same.jpg'));
+    const out = path.join(d, 'more.onnx');
+    // no cache: the photo is embedded afresh by the resumed model's graph
+    const r = await finetune(undefined, { ...quick, cache: null, epochs: 10, resume: tuned, addExamples: [{ name: 'daisy', dir: again }], out });
+    expect(r.examples).toEqual({ daisy: 1 });
+    const before = decodeResume(readFileSync(resumePath(tuned)));
+    const after = decodeResume(readFileSync(resumePath(out)));
+    const rowOf = (data: typeof after, name: string) => {
+      let o = 0;
+      for (const im of data.images) {
+        if (im.name === name) return data.features.subarray(o, o + data.dims);
+        o += im.views * data.dims;
+      }
+      throw new Error(`${name} not in the resume data`);
+    };
+    const kept = rowOf(before, path.join('daisy', path.basename(photos('train', 'daisy')[0]!)));
+    const added = rowOf(after, path.join('again', 'same.jpg'));
+    const plain = await Embedder.open(await loadBackbone('mobilenetv2-fp32'), {});
+    const baseRow = (await plain.embed([path.join(again, 'same.jpg')], { views: 1, cache: null })).features;
+    await plain.dispose();
+    const diff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+    console.log(`add-examples on a tuned model: |added − kept| ${diff(added, kept).toExponential(2)}, |base − kept| ${diff(baseRow, kept).toExponential(2)}`);
+    // measured: the added row equals the kept one exactly (0, the same tuned graph), while the base
+    // backbone's row for the photo is 7.5e-3 away from it (largest element): the unfrozen block moved it
+    expect(diff(added, kept)).toBeLessThan(1e-5);
+    expect(diff(baseRow, kept)).toBeGreaterThan(1e-3);
   });
 
   it('the CLI takes --add-examples <class>=<dir> and prints what it added; bad uses are refused with the reason', async () => {
