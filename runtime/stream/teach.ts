@@ -153,7 +153,7 @@ export interface Teach {
   captureFrames(label: string, n: number, signal?: AbortSignal): Promise<{ label: string; count: number; added: number }>;
   removeExample(label: string, file: string): Promise<{ label: string; count: number }>;
   hard(): Promise<HardFrame[]>;
-  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400). */
+  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400, 503 when close() stopped it). */
   train(opts?: { tolerance?: number }): Promise<TeachTrainResult>;
   /** Stops listening to the pipeline and aborts a running training (nothing of it is written); resolves once its thread has ended. */
   close(): Promise<void>;

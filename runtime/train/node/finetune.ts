@@ -8,8 +8,9 @@
 // `<name>.report.json`, with `int8` the float model `<name>.fp32.onnx` and the calibration table; the
 // picture `<name>.report.png` is drawn last and a failure to draw it is a warning. `resume` extends a
 // model this function (or the kiosk page) exported from its resume data, reading only the added
-// classes' folders and `addExamples`' folders (more images of its own classes). Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
-// aborted `signal` stops the run between steps with nothing written.
+// classes' folders and `addExamples`' folders (more images of its own classes). Progress goes to
+// `onProgress`, warnings to `onWarning` (and the report); an aborted `signal` stops the run between
+// steps with nothing written.
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
