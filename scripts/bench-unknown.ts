@@ -11,18 +11,19 @@
 // temperature scaling. Splits 1-2 chose the method (covariance kind, taps); splits 3-4 report it: the
 // means are given for each group separately.
 //
-// Usage: node dist/scripts/bench-unknown.js [--model mobilenetv2-int8] [--views 4] [--taps T1,T2 (backbone tensors; default MobileNetV2's)]
+// Usage: node dist/scripts/bench-unknown.js [--model mobilenetv2-int8] [--views 4] [--taps T1,T2 (backbone tensors; default the backbone's own, runtime/train/graph/taps.ts; none: the embedding alone)]
 
 import path from 'node:path';
 import { parseAugmentation } from '../runtime/train/augment/ops.js';
 import { scanDataset, stratifiedSplit, type DatasetItem } from '../runtime/train/node/dataset.js';
 import { Embedder, loadBackbone, type Backbone, type EmbedResult } from '../runtime/train/node/embed.js';
+import { openSetTaps } from '../runtime/train/node/openset-taps.js';
 import { EMBEDDING_OUTPUT, findCut } from '../runtime/train/export.js';
 import { computeMetrics, headLogits, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
 import { FINETUNE_DEFAULTS, finetuneConfig } from '../runtime/train/finetune.js';
 import {
   auroc, DEFAULT_KEEP_TARGET, energyScores, expectedCalibrationError, fitMahalanobis, fitTemperature, keptShare, knnScores,
-  fitLayered, layeredScores, OPEN_SET_TAPS, mahalanobisScores, maxSoftmaxScores, quantile, temperedSoftmax,
+  fitLayered, layeredScores, mahalanobisScores, maxSoftmaxScores, quantile, temperedSoftmax,
 } from '../runtime/train/openset.js';
 import { table } from '../runtime/core/format.js';
 import { sharedRoot } from '../runtime/io/paths.js';
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
   const ptrain = await scanDataset(path.join(pets, 'train'));
   const pval = await scanDataset(path.join(pets, 'val'), { classes: ptrain.classes });
   const bb = await loadBackbone(model);
-  const taps = arg('taps', (OPEN_SET_TAPS[bb.sha256] ?? []).join(',')).split(',').filter(Boolean);
+  const taps = arg('taps', openSetTaps(bb).join(',')).split(',').filter((t) => t && t !== 'none');
   const augment = parseAugmentation(FINETUNE_DEFAULTS.augment);
   const t0 = performance.now();
   // per layer (the embedding, then each tap): every flower photo in `views` views (view 0 clean); unknowns: the clean view only

@@ -708,18 +708,6 @@ export function layeredScores(det: LayeredDetector, features: readonly Float32Ar
 }
 
 /**
- * Backbone activations a multi-layer open-set score reads besides the embedding, by the sha256 of the
- * backbone's model file (so a registry id and a path to the same file agree). MobileNetV2 int8 (ONNX
- * model zoo): the depthwise outputs of its blocks 15 and 16 (7×7×960), chosen on bench:unknown's tuning
- * splits (near-unknown AUROC of these two alone 0.803, with the embedding as a third layer 0.794, the
- * embedding alone 0.703 shared / 0.741 per-class). A backbone not listed gets the single embedding detector.
- */
-export const OPEN_SET_TAPS: Readonly<Record<string, readonly string[]>> = {
-  // mobilenetv2-12-int8.onnx (models/MODELS.md)
-  cc028fe6cae7bc11a4ff53cfc9b79c920e8be65ce33a904ec3e2a8f66d77f95f: ['603_quantized', '612_quantized'],
-};
-
-/**
  * The open-set calibration of a classifier head with a multi-layer score: fitLayered on `layers` (the taps'
  * rows of the head's training / validation images), the temperature from the head's validation logits on
  * `train` / `val` (its embedding rows), as fitOpenSet; `kept` is the layered threshold's share of validation

@@ -12,6 +12,8 @@ export const OPEN_SET_TAP_COUNT = 2;
 const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'HardSwish', 'HardSigmoid']);
 const CONVS = new Set(['Conv', 'QLinearConv']);
 const QDQ = new Set(['QuantizeLinear', 'DequantizeLinear']);
+/** Read through too: an unfolded batch normalization (a tfjs import keeps Conv → BatchNormalization → Clip). */
+const NORMS = new Set(['BatchNormalization']);
 const ADDS = new Set(['Add', 'Sum', 'QLinearAdd']);
 
 /** What a backbone's open-set score reads: the tensors (in graph order) and which rule found them. */
@@ -45,7 +47,7 @@ function weightDims(g: GraphProto, producers: Map<string, NodeProto>, n: NodePro
  * The taps of a backbone's multi-layer open-set score, found in its graph from the structure: among the
  * nodes the `embedding` tensor depends on, the depthwise convolutions (Conv / QLinearConv with group > 1
  * and one input channel per group: weight [C, 1, kh, kw]), each read after its activation (the Clip/Relu
- * that follows, and a QuantizeLinear → DequantizeLinear pair of a QDQ graph; a QLinearConv has it fused, and
+ * that follows, and a QuantizeLinear → DequantizeLinear pair of a QDQ graph, a BatchNormalization a tfjs import keeps; a QLinearConv has it fused, and
  * findCut dequantizes its output). Of those, the last `OPEN_SET_TAP_COUNT` whose block ends in a residual
  * Add (depthwise → activation → 1×1 projection → Add/QLinearAdd): for MobileNetV2 the depthwise outputs of
  * the two repeated blocks of the last stage (7×7×960: `603_quantized`, `612_quantized` in
@@ -79,10 +81,10 @@ export function openSetTapsOf(model: OnnxModel, embedding: string): OpenSetTaps 
     return dims?.length === 4 && dims[1] === 1;
   });
   const taps = depthwise.map((n) => {
-    const activated = follow(consumers, n.output[0]!, (op) => ACTIVATIONS.has(op) || QDQ.has(op));
+    const activated = follow(consumers, n.output[0]!, (op) => ACTIVATIONS.has(op) || QDQ.has(op) || NORMS.has(op));
     // the block's projection (the next convolution, through Q/DQ), then whether its output is summed with a skip
     const proj = (consumers.get(activated) ?? []).find((c) => CONVS.has(c.opType ?? ''));
-    const projected = proj?.output[0] ? follow(consumers, proj.output[0], (op) => QDQ.has(op)) : undefined;
+    const projected = proj?.output[0] ? follow(consumers, proj.output[0], (op) => QDQ.has(op) || NORMS.has(op)) : undefined;
     const residual = !!projected && (consumers.get(projected) ?? []).some((c) => ADDS.has(c.opType ?? ''));
     return { tensor: activated, residual };
   }).filter((t) => t.tensor !== embedding);

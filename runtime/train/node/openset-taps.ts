@@ -1,18 +1,23 @@
 // The rows a multi-layer open-set score (runtime/train/openset.ts LayeredDetector) is fitted on, for
-// `finetune` (Node): each tap of the backbone (OPEN_SET_TAPS) cut as an embedding (runtime/train/export.ts
+// `finetune` (Node): each tap of the backbone (runtime/train/graph/taps.ts openSetTapsOf) cut as an embedding (runtime/train/export.ts
 // findCut: dequantized, spatially averaged) and embedded over the same training images and views, and the
 // same validation images, as the head's embedding was (runtime/train/node/embed.ts, cached like it).
 
 import { Embedder, sha256, type Backbone, type EmbeddingCache } from './embed.js';
 import { findCut } from '../export.js';
-import { OPEN_SET_TAPS, type LayerFeatures } from '../openset.js';
+import type { LayerFeatures } from '../openset.js';
+import { openSetTapsOf } from '../graph/taps.js';
 import type { AugmentSpec } from '../augment/ops.js';
 import type { SessionOptions } from '../../session/session.js';
 import type { FeatureSet } from '../types.js';
 
-/** The taps a backbone's multi-layer open-set score reads (empty: the embedding alone). */
+/**
+ * The taps a backbone's multi-layer open-set score reads, found in its graph (runtime/train/graph/taps.ts
+ * openSetTapsOf: the depthwise outputs of its last two residual blocks before the embedding); empty: the
+ * embedding alone.
+ */
 export function openSetTaps(backbone: Backbone): readonly string[] {
-  return OPEN_SET_TAPS[backbone.sha256] ?? [];
+  return openSetTapsOf(backbone.model, backbone.cut.tensor).tensors;
 }
 
 /**
