@@ -49,7 +49,7 @@ function weightDims(g: GraphProto, producers: Map<string, NodeProto>, n: NodePro
  * and one input channel per group: weight [C, 1, kh, kw]), each read after its activation (the Clip/Relu
  * that follows, and a QuantizeLinear → DequantizeLinear pair of a QDQ graph, a BatchNormalization a tfjs import keeps; a QLinearConv has it fused, and
  * findCut dequantizes its output). Of those, the last `OPEN_SET_TAP_COUNT` whose block ends in a residual
- * Add (depthwise → activation → 1×1 projection → Add/QLinearAdd): for MobileNetV2 the depthwise outputs of
+ * Add (depthwise → activation → 1×1 projection → Add/QLinearAdd with the block's input, computed before it): for MobileNetV2 the depthwise outputs of
  * the two repeated blocks of the last stage (7×7×960: `603_quantized`, `612_quantized` in
  * mobilenetv2-12-int8.onnx; `…/expanded_conv_14|15/depthwise/Relu6` in an imported TFLite MobileNetV2),
  * chosen by measurement (bench:unknown's tuning splits, Lee et al. 2018's feature ensemble: those two
@@ -75,6 +75,8 @@ export function openSetTapsOf(model: OnnxModel, embedding: string): OpenSetTaps 
     needed.add(p);
     for (const x of p.input) if (x) stack.push(x);
   }
+  const order = new Map(g.node.map((n, i) => [n, i]));
+  const inits = new Set(g.initializer.map((t) => t.name));
   const depthwise = g.node.filter((n) => {
     if (!needed.has(n) || !CONVS.has(n.opType ?? '') || (getIntAttribute(n, 'group') ?? 1) <= 1) return false;
     const dims = weightDims(g, producers, n);
@@ -85,7 +87,13 @@ export function openSetTapsOf(model: OnnxModel, embedding: string): OpenSetTaps 
     // the block's projection (the next convolution, through Q/DQ), then whether its output is summed with a skip
     const proj = (consumers.get(activated) ?? []).find((c) => CONVS.has(c.opType ?? ''));
     const projected = proj?.output[0] ? follow(consumers, proj.output[0], (op) => QDQ.has(op) || NORMS.has(op)) : undefined;
-    const residual = !!projected && (consumers.get(projected) ?? []).some((c) => ADDS.has(c.opType ?? ''));
+    // the block's own skip: the Add's other operand was computed before the depthwise conv (not the next block's Add, which reads this block's output as its skip)
+    const before = (x: string): boolean => {
+      let p = producers.get(x);
+      while (p && QDQ.has(p.opType ?? '')) p = producers.get(p.input[0]!);
+      return !p || (order.get(p) ?? Infinity) < order.get(n)!;
+    };
+    const residual = !!projected && (consumers.get(projected) ?? []).some((c) => ADDS.has(c.opType ?? '') && c.input.some((x) => x && x !== projected && !inits.has(x) && before(x)));
     return { tensor: activated, residual };
   }).filter((t) => t.tensor !== embedding);
   const residual = taps.filter((t) => t.residual);
