@@ -44,7 +44,8 @@ const CASES: { ref: string; rule: string; taps: string[]; group: number[]; op: s
   },
   {
     ref: shared('models', 'teachable-machine', 'twins-tfjs', 'model.json'), rule: 'residual-depthwise',
-    taps: ['block_14_depthwise_relu', 'block_15_depthwise_relu'], group: [960, 960], op: 'Conv', residual: true,
+    // Teachable Machine's MobileNetV2 is width 0.35: 336 channels in the last stage
+    taps: ['block_14_depthwise_relu', 'block_15_depthwise_relu'], group: [336, 336], op: 'Conv', residual: true,
   },
   // MobileNetV1 0.25: 13 depthwise blocks, none residual: the last two (group 128 at 8×8, group 256 at 4×4)
   {
