@@ -46,17 +46,20 @@ function weightDims(g: GraphProto, producers: Map<string, NodeProto>, n: NodePro
 /**
  * The taps of a backbone's multi-layer open-set score, found in its graph from the structure: among the
  * nodes the `embedding` tensor depends on, the depthwise convolutions (Conv / QLinearConv with group > 1
- * and one input channel per group: weight [C, 1, kh, kw]), each read after its activation (the Clip/Relu
- * that follows, and a QuantizeLinear → DequantizeLinear pair of a QDQ graph, a BatchNormalization a tfjs import keeps; a QLinearConv has it fused, and
- * findCut dequantizes its output). Of those, the last `OPEN_SET_TAP_COUNT` whose block ends in a residual
- * Add (depthwise → activation → 1×1 projection → Add/QLinearAdd with the block's input, computed before it): for MobileNetV2 the depthwise outputs of
- * the two repeated blocks of the last stage (7×7×960: `603_quantized`, `612_quantized` in
- * mobilenetv2-12-int8.onnx; `…/expanded_conv_14|15/depthwise/Relu6` in an imported TFLite MobileNetV2),
- * chosen by measurement (bench:unknown's tuning splits, Lee et al. 2018's feature ensemble: those two
- * 0.795 near-unknown AUROC; the last block's, which widens 160 → 320 without a residual, 0.697 alone; the
- * embedding alone 0.741 with per-class covariances). A backbone without residual blocks (MobileNetV1) gets
- * its last `OPEN_SET_TAP_COUNT` depthwise convolutions; one without depthwise convolutions (SqueezeNet,
- * an MLP) none: the score reads the embedding alone. Pure; never throws (a graph it cannot read gives none).
+ * and one input channel per group: weight [C, 1, kh, kw], also behind a DequantizeLinear), each read after
+ * its activation (the Clip/Relu that follows, through a BatchNormalization a tfjs import keeps and the
+ * QuantizeLinear → DequantizeLinear pair of a QDQ graph; a QLinearConv has it fused and findCut dequantizes
+ * its output). Of those, the last `OPEN_SET_TAP_COUNT` whose block ends in its own residual Add (depthwise →
+ * activation → 1×1 projection → Add/QLinearAdd whose other operand was computed before the depthwise
+ * conv): for MobileNetV2 the depthwise outputs of the two repeated blocks of the last stage (7×7×960:
+ * `603_quantized`, `612_quantized` in mobilenetv2-12-int8.onnx; `…/expanded_conv_14|15/depthwise/Relu6` in
+ * the Coral TFLite MobileNetV2). Chosen by measurement (Lee et al., NeurIPS 2018's feature ensemble on
+ * bench:unknown's tuning splits, mobilenetv2-int8: those two 0.803 near-unknown AUROC, the embedding alone
+ * 0.741 with per-class covariances; the last block's depthwise output, which widens 160 → 320 without a
+ * residual, 0.697 alone in the numpy replica). A backbone without residual blocks (MobileNetV1) gets its
+ * last `OPEN_SET_TAP_COUNT` depthwise convolutions; one without depthwise convolutions (SqueezeNet, an MLP)
+ * none: the score reads the embedding alone. Assumes the graph's nodes in topological order (as ONNX
+ * requires). Pure; never throws (an embedding no node produces gives none).
  */
 export function openSetTapsOf(model: OnnxModel, embedding: string): OpenSetTaps {
   const g = model.graph;
