@@ -106,6 +106,11 @@ const OPTIONS = {
   'unfreeze-from': { type: 'string' },
   'backbone-lr': { type: 'string' },
   'unfreeze-epochs': { type: 'string' },
+  'unfreeze-views': { type: 'string' },
+  'unfreeze-schedule': { type: 'string' },
+  refit: { type: 'boolean' },
+  'no-refit': { type: 'boolean' },
+  'keep-unfrozen': { type: 'boolean' },
   json: { type: 'boolean', default: false },
   ...SESSION_OPTIONS,
   ...CARD_OPTIONS,
@@ -144,7 +149,14 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.cache = v['no-cache'] ? null : v.cache;
   if (v['unfreeze-from'] !== undefined && v.unfreeze !== undefined) throw new EdgetuneError('EARG', '--unfreeze and --unfreeze-from say the same thing: give one');
   if (v['unfreeze-from'] !== undefined) o.unfreeze = v['unfreeze-from'];
+  else if (v.unfreeze === 'all') o.unfreeze = 'all';
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
+  o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
+  o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine'] as const);
+  if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
+  if (v.refit) o.refit = true;
+  if (v['no-refit']) o.refit = false;
+  if (v['keep-unfrozen']) o.keepUnfrozen = true;
   if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', v['backbone-lr'], 0, Number.MIN_VALUE, 10);
   if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
   if (v.int8) o.int8 = true;
