@@ -108,12 +108,17 @@ export interface KeepTest {
 
 /**
  * The never-worse rule (issue 20): phase 2's result is kept only when it beats the phase-1 head on the
- * validation images by more than their noise: the mean paired per-image cross-entropy gain exceeds
- * KEEP_Z standard errors of that mean (a paired z-test on the per-image log-loss differences, the
- * comparison a paired t-test makes; Dietterich 1998, "Approximate statistical tests for comparing
- * supervised classification learning algorithms", recommends paired tests on the same held-out
- * images), and it does not lose more images than it fixes (McNemar's discordant pairs, broken ≤ fixed).
- * Without validation data nothing can be checked and the result is kept (the summary says so).
+ * validation images by more than their noise, in one of two paired measures on the same images
+ * (Dietterich 1998, "Approximate statistical tests for comparing supervised classification learning
+ * algorithms", Neural Computation 10(7): paired tests on one held-out set, McNemar's first):
+ *   - accuracy (McNemar): fixed − broken > KEEP_Z · √(fixed + broken), the net images it fixes beyond one
+ *     standard deviation of that difference when both models err alike;
+ *   - log-loss: the mean paired per-image cross-entropy gain > KEEP_Z standard errors of that mean;
+ * and never when it breaks more validation images than it fixes. Otherwise the head-only model is
+ * exported and the summary says why. Without validation data nothing can be checked: kept (and said).
+ * Both measures, because on 15–25 validation images each misses real gains alone: measured on folds of
+ * beans-dev/train, phase 2 lowered the test error by 7.7 points with a *higher* validation loss
+ * (overconfident on the images it still gets wrong) but 2–3 images fixed and none broken.
  */
 export const KEEP_Z = 1;
 
@@ -159,9 +164,11 @@ export function keepTest(before: Float32Array, after: Float32Array, labels: Int3
 export function keepPhase2(t: KeepTest | undefined, z: number = KEEP_Z): { kept: boolean; reason: string } {
   if (!t) return { kept: true, reason: 'no validation images: kept unchecked' };
   const nums = `validation loss ${t.lossBefore.toFixed(3)} → ${t.lossAfter.toFixed(3)} (gain ${t.lossGain.toFixed(3)} ± ${t.lossSe.toFixed(3)} per image, ${t.images} images), ${t.fixed} images fixed, ${t.broken} broken`;
-  if (!(t.lossGain > z * t.lossSe)) return { kept: false, reason: `not better than the head alone by more than the noise (${z} standard error): ${nums}` };
   if (t.broken > t.fixed) return { kept: false, reason: `more validation images broken than fixed: ${nums}` };
-  return { kept: true, reason: `better than the head alone by more than the noise (${z} standard error): ${nums}` };
+  const byAccuracy = t.fixed - t.broken > z * Math.sqrt(t.fixed + t.broken);
+  const byLoss = t.lossGain > z * t.lossSe;
+  if (!byAccuracy && !byLoss) return { kept: false, reason: `not better than the head alone by more than the noise (${z} standard error, accuracy or loss): ${nums}` };
+  return { kept: true, reason: `better than the head alone by more than the noise (${z} standard error, ${byAccuracy && byLoss ? 'accuracy and loss' : byAccuracy ? 'accuracy' : 'loss'}): ${nums}` };
 }
 
 /** The seed of epoch `epoch`'s fresh views (epoch 1 uses the run's seed: the views phase 1 cached). */

@@ -54,11 +54,19 @@ Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
 Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilenetv2-fp32):
-  --unfreeze <n>          also train the last n blocks of the backbone with the head (a block: an inverted-residual
-                          block or the final 1×1 conv for MobileNetV2; BatchNormalization folded, statistics frozen)
+  --unfreeze <n|all>      also train the last n blocks of the backbone (all: every block) with the head (a block: an
+                          inverted-residual block or the final 1×1 conv for MobileNetV2; BatchNormalization folded,
+                          statistics frozen). Kept only when it beats the head alone on validation by more than the
+                          noise (the report's unfreeze.kept / keepReason); otherwise the head-only model is written
   --unfreeze-from <name>  the tensor to cut at instead (a single-path tensor of the backbone)
   --backbone-lr <x>       learning rate of the unfrozen blocks (default ${UNFREEZE_DEFAULTS.backboneLrRatio} × the head's)
   --unfreeze-epochs <n>   maximum epochs of phase 2 (default ${UNFREEZE_DEFAULTS.epochs}; early stopping with --patience, default ${UNFREEZE_DEFAULTS.patience} there)
+  --unfreeze-views <v>    fresh: new augmented views of every training image each epoch | cached: the views phase 1
+                          embedded, every epoch (default ${UNFREEZE_DEFAULTS.freshViews ? 'fresh' : 'cached'})
+  --unfreeze-schedule <s> constant | cosine learning rates over phase 2's epochs (default ${UNFREEZE_DEFAULTS.schedule})
+  --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
+                          count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
+  --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
 Output:
   --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json, <name>.report.png and
                           <name>.resume.bin (what --resume needs) beside it

@@ -313,7 +313,6 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
         settings: {
           lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}),
           freshViews: o.unfreezeViews === undefined ? undefined : o.unfreezeViews === 'fresh', schedule: o.unfreezeSchedule, refit: o.refit, alwaysKeep: o.keepUnfrozen,
-          ...(process.env.P2EXP ? JSON.parse(process.env.P2EXP) : {}),
         },
         blocks: plan.blocks,
         signal: o.signal,

@@ -38,19 +38,24 @@ describe('keepTest', () => {
 });
 
 describe('keepPhase2 (the never-worse rule)', () => {
-  const base = { images: 60, lossBefore: 0.3, lossAfter: 0.2, lossGain: 0.1, lossSe: 0.04, fixed: 3, broken: 1 };
-  it('keeps a gain beyond KEEP_Z standard errors that breaks no more images than it fixes', () => {
+  const base = { images: 60, lossBefore: 0.3, lossAfter: 0.2, lossGain: 0.1, lossSe: 0.04, fixed: 2, broken: 1 };
+  it('keeps a loss gain beyond KEEP_Z standard errors, or net fixed images beyond √(fixed + broken)', () => {
     expect(KEEP_Z).toBe(1);
-    const r = keepPhase2(base);
-    expect(r.kept).toBe(true);
-    expect(r.reason).toBe('better than the head alone by more than the noise (1 standard error): validation loss 0.300 → 0.200 (gain 0.100 ± 0.040 per image, 60 images), 3 images fixed, 1 broken');
+    const r = keepPhase2(base); // accuracy: 2 − 1 = 1 ≤ √3; loss: 0.1 > 0.04
+    expect(r).toEqual({ kept: true, reason: 'better than the head alone by more than the noise (1 standard error, loss): validation loss 0.300 → 0.200 (gain 0.100 ± 0.040 per image, 60 images), 2 images fixed, 1 broken' });
+    // a higher validation loss but 3 images fixed, none broken (3 > √3): kept by accuracy (the fold-1 case in the rule's doc)
+    expect(keepPhase2({ ...base, lossGain: -0.32, lossSe: 0.47, fixed: 3, broken: 0 }).reason).toMatch(/^better than the head alone by more than the noise \(1 standard error, accuracy\)/);
+    expect(keepPhase2({ ...base, fixed: 4, broken: 0 }).reason).toMatch(/\(1 standard error, accuracy and loss\)/);
   });
-  it('refuses a gain within the noise, a loss, and more images broken than fixed', () => {
-    expect(keepPhase2({ ...base, lossGain: 0.04, lossSe: 0.04 }).kept).toBe(false); // exactly one standard error: not more
-    expect(keepPhase2({ ...base, lossGain: -0.1 }).reason).toMatch(/^not better than the head alone by more than the noise \(1 standard error\): validation loss 0\.300 → 0\.200/);
-    const r = keepPhase2({ ...base, fixed: 1, broken: 2 });
+  it('refuses a gain within the noise in both measures, and more images broken than fixed', () => {
+    // exactly one standard error of loss, and 1 fixed 0 broken (1 = √1): not more than the noise
+    const r = keepPhase2({ ...base, lossGain: 0.04, lossSe: 0.04, fixed: 1, broken: 0 });
     expect(r.kept).toBe(false);
-    expect(r.reason).toMatch(/^more validation images broken than fixed: /);
+    expect(r.reason).toMatch(/^not better than the head alone by more than the noise \(1 standard error, accuracy or loss\): validation loss 0\.300 → 0\.200/);
+    expect(keepPhase2({ ...base, lossGain: -0.1, fixed: 2, broken: 2 }).kept).toBe(false);
+    const worse = keepPhase2({ ...base, lossGain: 0.5, fixed: 1, broken: 2 });
+    expect(worse.kept).toBe(false);
+    expect(worse.reason).toMatch(/^more validation images broken than fixed: /);
     expect(keepPhase2({ ...base, lossGain: 0.05 }, 2).kept).toBe(false); // a stricter z
   });
   it('keeps unchecked without validation images', () => {
