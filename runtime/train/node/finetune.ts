@@ -306,8 +306,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     try {
       p2 = await runPhase2({
         plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
-        // phase 2's fresh views of each epoch are used once: not kept in the disk cache
-        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: e.transient ? null : cache }) },
+        // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: e.transient ? (cache?.readOnly() ?? null) : cache }) },
         createSession: createSessionFor,
         config: cfg,
         settings: {
