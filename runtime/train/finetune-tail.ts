@@ -30,7 +30,12 @@ import { evaluateTail, exportTail, trainTail, type TailData, type TailTrainConfi
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
-/** Phase-2 defaults: backbone lr = head lr × backboneLrRatio; epochs and patience as given, else these. */
+/**
+ * Phase-2 defaults (runtime/train/phase2.ts applies them): backbone lr = head lr × backboneLrRatio; epochs,
+ * patience, batch size; freshViews: new augmented views every epoch (measured against the same cached
+ * views: README "--unfreeze"); schedule of both rates over phase 2's epochs; refit on training +
+ * validation images after the validated run.
+ */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,
   epochs: 10,
@@ -38,7 +43,7 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
   batchSize: 16,
   freshViews: true,
   schedule: 'constant' as 'constant' | 'cosine',
-  refit: false,
+  refit: true,
 });
 
 export interface UnfreezePlan {

@@ -12,9 +12,21 @@
 // then embeds with the tuned backbone).
 //
 // The phase-2 settings rule, stated once (phase2Config): epochs UNFREEZE_DEFAULTS.epochs, patience
-// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize; optimizer, head learning rate, weight
-// decay, dropout and label smoothing as phase 1's (FINETUNE_DEFAULTS under the given trainer config);
-// backbone learning rate UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
+// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize, schedule UNFREEZE_DEFAULTS.schedule;
+// optimizer, head learning rate, weight decay, dropout and label smoothing as phase 1's
+// (FINETUNE_DEFAULTS under the given trainer config); backbone learning rate
+// UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
+// The run (runPhase2), stated once (issue 20, each part measured: README "--unfreeze"):
+//   1. views: epoch 1 trains on the views phase 1 embedded (same seed); with freshViews each later epoch e
+//      on newly drawn views of the same images (seed freshViewSeed(seed, e); view 0 stays the clean image),
+//      the frozen part run again by the embedder (`transient`: a driver's cache does not keep them);
+//   2. early stopping on validation loss, best weights restored (trainTail);
+//   3. the never-worse rule (keepPhase2, KEEP_Z) on the validation images: kept only when better than the
+//      phase-1 head by more than their noise; otherwise the result carries the phase-1 head and the
+//      untouched tail and the drivers export the head-only model (summary.kept false, keepReason says why);
+//   4. refit (UNFREEZE_DEFAULTS.refit): when kept and validated, the same run again from the phase-1 head on
+//      training + validation images (their views too) for the best epoch count; the metrics stay the
+//      validated run's (the refit has no held-out images left to score).
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
