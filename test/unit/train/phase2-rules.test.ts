@@ -1,14 +1,17 @@
 // Phase 2's rules (runtime/train/phase2.ts): the never-worse rule's statistics against a direct
 // computation (per-image cross-entropy, paired difference, its standard error, McNemar's discordant
 // counts), the rule's decisions at and around its margin, the per-epoch seed of the fresh views, and
-// trainTail's refresh hook (epoch 1 on the given rows, epochs 2.. on the refreshed ones, in order).
+// trainTail's refresh hook (epoch 1 on the given rows, epochs 2.. on the refreshed ones, in order), and
+// `unfreeze: 'all'` planning the whole MobileNetV2 backbone.
 
 import { describe, expect, it } from 'vitest';
 import { freshViewSeed, KEEP_Z, keepPhase2, keepTest } from '../../../runtime/train/phase2.js';
 import { trainTail, type TailData } from '../../../runtime/train/graph/tail-trainer.js';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { createRng } from '../../../runtime/core/rng.js';
+import { planUnfreeze } from '../../../runtime/train/finetune-tail.js';
 import { conv, ortFactory, tinyTail, weight } from './grad-helpers.js';
+import { EMBEDDING, loadBackbone } from './mnv2-helpers.js';
 
 /** Cross-entropy of one row, written out (log of the softmax of the true class). */
 function ceRow(logits: number[], y: number): number {
@@ -103,5 +106,18 @@ describe('trainTail refresh', () => {
     await expect(trainTail({ tail, classes: 3, train: first, createSession: ortFactory, refresh: async () => ({ x: first.x.subarray(0, 100), labels: first.labels.subarray(0, 1) }) }, { epochs: 2 })).rejects.toThrow(
       'refreshed training rows for epoch 2: 1 rows, expected 24',
     );
+  });
+});
+
+describe("planUnfreeze 'all'", () => {
+  it('cuts MobileNetV2 at its input: all 18 blocks, every weight before the embedding trainable', () => {
+    const model = loadBackbone();
+    const all = planUnfreeze(model, EMBEDDING, 'all');
+    // 18 block boundaries (graph-messages.test.ts); 2 206 816 convolution weights and biases before the
+    // pooled embedding (measured by planUnfreeze on mobilenetv2-12-fp32-rebuilt.onnx)
+    expect(all.blocks).toBe(18);
+    expect(all.cut.cut).toBe('input');
+    expect(all.parameters).toBe(2206816);
+    expect(planUnfreeze(model, EMBEDDING, 2)).toMatchObject({ blocks: 2, parameters: 882560 });
   });
 });
