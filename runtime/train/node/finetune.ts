@@ -427,7 +427,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       notes: [
         `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
         `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}`] : []),
+        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}${phase2.kept ? (phase2.refit ? ', refit on train + validation' : '') : ' (not kept: head-only model written)'}`] : []),
       ],
     });
     await writeAtomicSet([{ file: paths.png, data: png }]);
