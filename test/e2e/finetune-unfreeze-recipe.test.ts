@@ -46,8 +46,8 @@ describe('finetune --unfreeze 2, default recipe, on held-out beans-dev/val', () 
 
   it('beats the head alone on the held-out photos', () => {
     console.log(`held-out beans-dev/val: head ${head.heldOut.toFixed(3)}, --unfreeze 2 ${tuned.heldOut.toFixed(3)} (kept ${tuned.report.unfreeze!.kept}: ${tuned.report.unfreeze!.keepReason})`);
-    // measured (seed 0, 2-core machine): head 0.833, --unfreeze 2 HELD_OUT_U2 (README "--unfreeze");
-    // the bound allows two photos of 60 less than the measured gain
-    expect(tuned.heldOut).toBeGreaterThanOrEqual(head.heldOut + GAIN_BOUND);
+    // measured (seed 0, this 2-core machine): head 0.833 (50/60), --unfreeze 2 0.883 (53/60), kept and refit
+    // (README "--unfreeze"); the bound allows two photos fewer than the measured 3-photo gain
+    expect(tuned.heldOut).toBeGreaterThanOrEqual(head.heldOut + 1 / 60 - 1e-9);
   });
 });
