@@ -355,9 +355,10 @@ export interface FinetuneProvenance {
   /**
    * Folders as given relative to the working directory when inside it, else their names (never an
    * absolute path: a model is shared; the page writes FROM_PAGE); `sha256` hashes the sorted content
-   * hashes of every image used, `images` counts them, `resume` names the resume data written beside the model.
+   * hashes of every image used, `images` counts them, `resume` names the resume data written beside the model;
+   * `examples`: folders of more images of existing classes added when resuming (finetune's `addExamples`).
    */
-  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; examples?: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
   augment: string;
   views: number;
   head: string;

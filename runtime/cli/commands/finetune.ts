@@ -17,6 +17,7 @@ import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
        edgetune finetune --resume <model.onnx> --add-class <name> <dir> [--add-class <name> <dir>]... [options]
+       edgetune finetune --resume <model.onnx> --add-examples <name>=<dir> [--add-examples <name>=<dir>]... [options]
 
 Train a new classification head on a frozen backbone and export one ONNX model (backbone + head +
 softmax, labels and preprocessing embedded). <train-dir> holds one sub-folder of images per class.
@@ -77,6 +78,9 @@ Output:
                           beside it (only the new classes' folders are read); without that file the
                           original dataset folders are read again
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
+  --add-examples <name>=<dir>
+                          with --resume: more images of the model's class <name> (training images; the
+                          validation images stay the model's), embedded with its own backbone; repeatable
   --json                  print the report as one JSON object
 ${SESSION_USAGE}
 
@@ -110,6 +114,7 @@ const OPTIONS = {
   int8: { type: 'boolean', default: false },
   resume: { type: 'string' },
   'add-class': { type: 'string', multiple: true },
+  'add-examples': { type: 'string', multiple: true },
   unfreeze: { type: 'string' },
   'unfreeze-from': { type: 'string' },
   'backbone-lr': { type: 'string' },
@@ -226,6 +231,11 @@ export const finetune = {
     }
     if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
     o.addClass = added.map((name, i) => ({ name, dir: positionals[i]! }));
+    o.addExamples = (v['add-examples'] ?? []).map((a) => {
+      const i = a.indexOf('=');
+      if (i < 1 || i === a.length - 1) throw new EdgetuneError('EARG', `Expected <class>=<folder> for --add-examples but received ${JSON.stringify(a)}`);
+      return { name: a.slice(0, i), dir: a.slice(i + 1) };
+    });
     o.card = await cardLayerFrom(v);
     o.session = providersFrom(v, io);
     o.onWarning = (m) => io.stderr.write(`edgetune: warning: ${m}\n`);
@@ -266,6 +276,7 @@ function printReport(io: CommandIO, r: FinetuneReport): void {
   const p2 = r.unfreeze;
   w(`${r.model}: ${r.labels.length} classes (${r.labels.join(', ')}), head ${r.head}, base ${r.base}`);
   w(`train ${train} images × ${r.views} views, validation ${val}; skipped ${r.skipped.length}`);
+  if (r.examples) w(`more examples of existing classes (training): ${Object.entries(r.examples).map(([k, n]) => `${k} +${n}`).join(', ')}`);
   const how = r.config ? `best epoch ${r.bestEpoch}/${r.epochs}${r.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
   if (validated) w(`validation accuracy ${r.accuracy!.toFixed(3)} (prototype baseline ${r.prototypeAccuracy!.toFixed(3)}), ${how}`);
   else w(`training accuracy ${r.trainAccuracy.toFixed(3)} (no validation data), ${how}`);

@@ -97,6 +97,13 @@ export interface FinetuneOptions {
   resume?: string;
   /** With `resume`: the new classes, one folder of images each. */
   addClass?: readonly { name: string; dir: string }[];
+  /**
+   * With `resume`: more images of classes the model already has, one folder each (`name`: the class).
+   * They are embedded with the resumed model's own backbone (a tuned one stays tuned), as added classes
+   * are, and the head is retrained on the resume data's rows plus theirs. Training images only: the
+   * validation images stay the resumed model's, so accuracies before and after compare the same images.
+   */
+  addExamples?: readonly { name: string; dir: string }[];
   /** Session options (providers, threads) for embedding and training graphs (default CPU). */
   session?: SessionOptions;
   signal?: AbortSignal;

@@ -8,8 +8,9 @@
 // `<name>.report.json`, with `int8` the float model `<name>.fp32.onnx` and the calibration table; the
 // picture `<name>.report.png` is drawn last and a failure to draw it is a warning. `resume` extends a
 // model this function (or the kiosk page) exported from its resume data, reading only the added
-// classes' folders. Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
-// aborted `signal` stops the run between steps with nothing written.
+// classes' folders and `addExamples`' folders (more images of its own classes). Progress goes to
+// `onProgress`, warnings to `onWarning` (and the report); an aborted `signal` stops the run between
+// steps with nothing written.
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,7 +31,7 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
@@ -65,6 +66,8 @@ export interface FinetuneReport extends FinetuneSummary {
    * held-apart validation images (`images` of them; null fields without validation data).
    */
   int8?: Int8Report;
+  /** With resume's `addExamples`: the images embedded for each class they added to (training images; included in `counts.train`). */
+  examples?: Record<string, number>;
 }
 
 /** The report of a multilabel or regression fine-tune (`<name>.report.json`). */
@@ -109,7 +112,8 @@ export function reportPaths(out: string): { json: string; png: string } {
  * Fine-tune a classifier on `data` and write the output set (see the module header): `data` is a folder
  * with one sub-folder of images per class, a `{file, label}` list, or, with `task` multilabel /
  * regression, a CSV (multilabel: or a folder with labels.csv); with `resume`, `data` is unused (pass
- * undefined) and `addClass` names the new classes' folders. Returns the report written as
+ * undefined), `addClass` names the new classes' folders and `addExamples` folders of more images of
+ * classes the model has (training images, embedded with its own backbone). Returns the report written as
  * `<name>.report.json`. Errors (EdgetuneError): EARG for a bad option, EINPUT for bad data (a missing
  * or empty class, a folder with one class), EMODEL for a model that cannot be read or resumed, the
  * trainer's divergence error, and `signal.reason` when aborted; nothing is written then.
@@ -146,6 +150,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const out = path.resolve(o.out);
   const added = o.addClass ?? [];
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+  if (o.addExamples?.length && !o.resume) throw new EdgetuneError('EARG', '--add-examples needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
   if (o.resume && data !== undefined) throw new EdgetuneError('EARG', 'finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
   const unfreeze = o.unfreeze;
@@ -189,6 +194,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const valList = Array.isArray(o.val) ? (o.val as readonly LabelledFile[]) : undefined;
   let split = o.val ? 0 : valSplit;
   const addedDirs: { name: string; dir: string }[] = added.map((a) => ({ name: a.name, dir: path.resolve(a.dir) }));
+  // resume's more images of existing classes (and, without resume data, those of earlier resumes, read again)
+  const exampleDirs: { name: string; dir: string }[] = (o.addExamples ?? []).map((a) => ({ name: a.name, dir: path.resolve(a.dir) }));
+  let provExamples: { name: string; dir: string }[] = [];
   if (o.resume) {
     const file = path.resolve(o.resume);
     // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
@@ -205,6 +213,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     if (prior) provAdded = (prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
     if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
     if (!valDir && o.valSplit === undefined) split = prov.dataset.valSplit;
+    const earlier = (prov.dataset.examples ?? []).filter((a) => !exampleDirs.some((n) => n.name === a.name));
+    if (prior) provExamples = earlier.map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
+    else exampleDirs.unshift(...earlier.map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
     if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
     if (!o.augment) augment = parseAugmentation(prov.augment);
     if (o.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
@@ -237,6 +248,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       throw err;
     }));
   }
+  // more images of the model's classes: training images only (the validation images stay the model's)
+  const moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  trainItems.push(...moreItems);
   for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
   // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
@@ -301,7 +315,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (plan) {
     const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
     const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
-    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, onWarning: () => undefined });
+    // training sessions do not spin: the optimizer runs in JS between steps (2 threads on 2 busy cores: a
+    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune)
+    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, onWarning: () => undefined });
     let p2;
     try {
       p2 = await runPhase2({
@@ -346,6 +362,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       val: valDir ? shownDir(path.resolve(valDir)) : valList ? LIST : undefined,
       valSplit: split,
       added: [...provAdded, ...addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))],
+      ...(provExamples.length || exampleDirs.length ? { examples: [...provExamples, ...exampleDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))] } : {}),
       images: collected.train.length + collected.val.length,
       sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
       resume: path.basename(resumeFile),
@@ -374,6 +391,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     warnings,
     report: paths,
     leakage,
+    ...(moreItems.length ? { examples: Object.fromEntries(exampleDirs.map((d) => [d.name, moreItems.filter((i) => labels[i.label] === d.name && !collected.skipped.some((s) => s.file === i.file)).length])) } : {}),
   };
   if (o.signal?.aborted) throw o.signal.reason;
   await mkdir(path.dirname(out), { recursive: true });
