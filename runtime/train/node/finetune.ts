@@ -19,7 +19,8 @@ import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type D
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from './embed.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
-import { openSetForHead } from '../openset.js';
+import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
+import { openSetLayers, openSetTaps } from './openset-taps.js';
 import { planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
@@ -374,12 +375,20 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     created: new Date().toISOString(),
     ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
+  // a backbone with open-set taps (frozen, no resumed rows, a validation set): the multi-layer score (runtime/train/node/openset-taps.ts)
+  const taps = tunedBackbone || prior ? [] : openSetTaps(backbone);
+  const valSet = transfer.valSet();
+  const layers = taps.length && valSet
+    ? await openSetLayers(backbone, taps, transfer.trainSet(), valSet, { train: collected.train.map((i) => i.file), val: collected.val.map((i) => i.file) }, { views: collected.views, augment, seed, cache, session, signal: o.signal })
+    : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
         // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings
         openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
-    : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+    : layers
+      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
+      : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
   const report: FinetuneReport = {
     model: out,
     base: backbone.id,
