@@ -93,7 +93,11 @@ describe('trainTail refresh', () => {
     const asked: number[] = [];
     const seen: TailData[] = [];
     const r = await trainTail(
-      { tail, classes: 3, train: first, createSession: ortFactory, refresh: async (e) => (asked.push(e), seen[e] = make(`epoch${e}`), seen[e]!) },
+      { tail, classes: 3, train: first, createSession: ortFactory, refresh: async (e) => {
+        asked.push(e);
+        seen[e] = make(`epoch${e}`);
+        return seen[e]!;
+      } },
       { epochs: 4, batchSize: 8, lrHead: 0.01, lrBackbone: 0.01, seed: 1 },
     );
     expect(asked).toEqual([2, 3, 4]);
