@@ -1,5 +1,5 @@
 // `npm run bench:finetune` (second part): where phase 2's time goes, then head-only vs `--unfreeze 1` vs
-// `--unfreeze 2` on beans-dev with mobilenetv2-fp32.
+// `--unfreeze 2` with mobilenetv2-fp32 on held-out photos.
 // 1. Speed (BENCH_THREADS, default 1,2): for the tail of --unfreeze 1 and 2, one training step (batch 16,
 //    the phase-2 default) against a bare forward run of the same tail (weights as prepacked initializers),
 //    interleaved so both see the same load (median and ratio of the fastest runs), both in sessions whose
@@ -9,11 +9,14 @@
 //    optimizer, float32 copies); and onnxruntime's profile of the step by role: forward ops, and for
 //    the backward which gradient (dX input, dW weight, dB bias, act = ReLU/Clip masks, loss) each kernel
 //    computes, depthwise convolutions apart (e.g. `grad dX ConvTranspose(depthwise)`).
-// 2. Accuracy (BENCH_ACCURACY=0 skips it): over seeds (BENCH_SEEDS, default 0,1,2) with the shipped
-//    defaults (default augmentation, 4 views): validation accuracy and wall time per run on this machine,
-//    and the time per epoch of phase 2 against a bare onnxruntime run of the tail's forward pass over the
-//    same rows. Runs the built CLI, one process per run, each with its own embedding cache warm from the first.
-
+// 2. Accuracy (BENCH_ACCURACY=0 skips it): head-only vs `--unfreeze 1` vs `--unfreeze 2` (the shipped
+//    defaults: fresh augmented views every epoch, the never-worse rule, refit) and `--unfreeze 2
+//    --unfreeze-views cached --no-refit` (phase 2 before issue 20, with the rule), trained on the dev sets'
+//    train/ alone (its default validation split, as a user runs it) and scored by `eval` on val/ (held
+//    out) (BENCH_DATASETS, default beans-dev,cats_dogs-dev,tf_flowers-dev), over seeds (BENCH_SEEDS,
+//    default 0,1): accuracy per run, whether phase 2 was kept, the mean over seeds, wall time per run on
+//    this machine, and the time per epoch of phase 2 against a bare onnxruntime run of the tail's forward
+//    pass over the same rows. Runs the built CLI, one process per run, with one embedding cache warm from the first.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -211,9 +214,16 @@ function printProfiles(profiles: StepProfile[]): void {
   process.stdout.write('\n');
 }
 
+const SETTINGS: { name: string; args: string[]; unfreeze: number }[] = [
+  { name: 'head only', args: [], unfreeze: 0 },
+  { name: '--unfreeze 1', args: ['--unfreeze', '1'], unfreeze: 1 },
+  { name: '--unfreeze 2', args: ['--unfreeze', '2'], unfreeze: 2 },
+  { name: '--unfreeze 2 --unfreeze-views cached', args: ['--unfreeze', '2', '--unfreeze-views', 'cached'], unfreeze: 2 },
+];
+
 async function main(): Promise<void> {
-  const beans = path.join(sharedRoot(), 'datasets', 'beans-dev');
-  const seeds = (process.env.BENCH_SEEDS ?? '0,1,2').split(',').map(Number);
+  const datasets = (process.env.BENCH_DATASETS ?? 'beans-dev,cats_dogs-dev,tf_flowers-dev').split(',');
+  const seeds = (process.env.BENCH_SEEDS ?? '0,1').split(',').map(Number);
   const work = mkdtempSync(path.join(tmpdir(), 'edgetune-bench-unfreeze-'));
   const threadList = (process.env.BENCH_THREADS ?? '1,2').split(',').map((t) => (t === 'default' ? undefined : Number(t)));
   const profiles: StepProfile[] = [];
@@ -229,32 +239,47 @@ async function main(): Promise<void> {
     return;
   }
   const cache = path.join(work, 'cache');
-  const rows: (string | number)[][] = [['run', 'seed', 'val accuracy', 'phase 2 gain', 'wall s', 'phase 2 s/epoch', 'bare tail s/epoch', 'ratio']];
-  const acc: Record<string, number[]> = {};
+  const rows: (string | number)[][] = [['data', 'run', 'seed', 'held-out accuracy', 'phase 2 kept', 'wall s', 'phase 2 s/epoch', 'bare tail s/epoch', 'ratio']];
+  const means: (string | number)[][] = [['data', 'run', ...seeds.map((s) => `seed ${s}`), 'mean', 'kept', 'mean wall s']];
   try {
-    for (const seed of seeds) {
-      for (const u of [0, 1, 2]) {
-        const out = path.join(work, `beans-${u}-${seed}.onnx`);
-        const args = [cli, 'finetune', path.join(beans, 'train'), '--val', path.join(beans, 'val'), '--model', 'mobilenetv2-fp32', '--seed', String(seed), '--out', out, '--json', ...(u ? ['--unfreeze', String(u)] : [])];
-        const t0 = performance.now();
-        const r = spawnSync(process.execPath, args, { env: { ...process.env, EDGETUNE_CACHE: cache }, encoding: 'utf8', maxBuffer: 1 << 26 });
-        const wall = (performance.now() - t0) / 1000;
-        if (r.status !== 0) throw new Error(`finetune failed: ${r.stderr}`);
-        const rep = JSON.parse(readFileSync(out.replace(/\.onnx$/, '.report.json'), 'utf8')) as FinetuneReport;
-        const name = u ? `--unfreeze ${u}` : 'head only';
-        (acc[name] ??= []).push(rep.accuracy!);
-        if (u && rep.unfreeze) {
-          const perEpoch = median(rep.unfreeze.history.map((e) => e.ms)) / 1000;
-          const bare = (await bareTailEpochMs(u, rep.unfreeze.history.length ? Object.values(rep.counts.train).reduce((a, b) => a + b, 0) * rep.views : 0)) / 1000;
-          rows.push([name, seed, rep.accuracy!.toFixed(3), (rep.unfreeze.gain >= 0 ? '+' : '') + rep.unfreeze.gain.toFixed(3), wall.toFixed(1), perEpoch.toFixed(2), bare.toFixed(2), (perEpoch / bare).toFixed(1)]);
-        } else rows.push([name, seed, rep.accuracy!.toFixed(3), '', wall.toFixed(1), '', '', '']);
+    for (const ds of datasets) {
+      const root = path.join(sharedRoot(), 'datasets', ds);
+      for (const st of SETTINGS) {
+        const acc: number[] = [];
+        const walls: number[] = [];
+        let kept = 0;
+        for (const seed of seeds) {
+          const out = path.join(work, `${ds}-${st.unfreeze}-${seed}.onnx`);
+          // as a user runs it: the training folder alone (its default validation split), then the held-out val/ photos
+          const args = [cli, 'finetune', path.join(root, 'train'), '--model', 'mobilenetv2-fp32', '--seed', String(seed), '--out', out, '--json', ...st.args];
+          const t0 = performance.now();
+          const r = spawnSync(process.execPath, args, { env: { ...process.env, EDGETUNE_CACHE: cache }, encoding: 'utf8', maxBuffer: 1 << 26 });
+          const wall = (performance.now() - t0) / 1000;
+          if (r.status !== 0) throw new Error(`finetune ${args.slice(2).join(' ')} failed: ${r.stderr}`);
+          const rep = JSON.parse(readFileSync(out.replace(/\.onnx$/, '.report.json'), 'utf8')) as FinetuneReport;
+          const ev = spawnSync(process.execPath, [cli, 'eval', path.join(root, 'val'), '--model', out, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+          if (ev.status !== 0) throw new Error(`eval ${out} failed: ${ev.stderr}`);
+          const test = (JSON.parse(ev.stdout) as { accuracy: number }).accuracy;
+          acc.push(test);
+          walls.push(wall);
+          const u = rep.unfreeze;
+          if (u?.kept) kept++;
+          if (u) {
+            const perEpoch = median(u.history.map((e) => e.ms)) / 1000;
+            const bare = (await bareTailEpochMs(st.unfreeze, Object.values(rep.counts.train).reduce((a, b) => a + b, 0) * rep.views)) / 1000;
+            rows.push([ds, st.name, seed, test.toFixed(3), u.kept ? 'yes' : 'no', wall.toFixed(1), perEpoch.toFixed(2), bare.toFixed(2), (perEpoch / bare).toFixed(1)]);
+          } else rows.push([ds, st.name, seed, test.toFixed(3), '', wall.toFixed(1), '', '', '']);
+        }
+        const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+        means.push([ds, st.name, ...acc.map((a) => a.toFixed(3)), mean(acc).toFixed(3), st.unfreeze ? `${kept}/${seeds.length}` : '', mean(walls).toFixed(1)]);
       }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
   process.stdout.write(table(rows));
-  process.stdout.write('\nmean validation accuracy over seeds ' + seeds.join(',') + ': ' + Object.entries(acc).map(([k, v]) => `${k} ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(3)}`).join(', ') + '\n');
+  process.stdout.write(`\naccuracy on val/ (held out; trained on train/ with its default validation split), mean over seeds ${seeds.join(',')}:\n`);
+  process.stdout.write(table(means));
 }
 
 main().catch((err: unknown) => {

@@ -148,7 +148,11 @@ export interface SkippedImage {
 export interface ViewEmbedder<T> {
   embed(
     items: readonly T[],
-    opts: { views: number; augment: AugmentSpec; seed: number; signal?: AbortSignal; onProgress?(done: number, total: number): void },
+    opts: {
+      views: number; augment: AugmentSpec; seed: number; signal?: AbortSignal; onProgress?(done: number, total: number): void;
+      /** Views used once (phase 2's fresh views of each epoch): a driver's cache should not keep them. */
+      transient?: boolean;
+    },
   ): Promise<{ features: Float32Array; dims: number; ok: boolean[]; skipped: SkippedImage[]; hits?: number; computed?: number }>;
 }
 

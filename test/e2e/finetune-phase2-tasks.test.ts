@@ -21,7 +21,7 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
   let report: FinetuneReport;
   const out = path.join(work, 'beans.onnx');
   beforeAll(async () => {
-    const r = await runCli(['finetune', path.join(beans, 'train'), '--val', path.join(beans, 'val'), '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--augment', 'none', '--unfreeze-epochs', '3', '--out', out, '--json'], { env, timeoutMs: 170_000 });
+    const r = await runCli(['finetune', path.join(beans, 'train'), '--val', path.join(beans, 'val'), '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--augment', 'none', '--unfreeze-epochs', '3', '--keep-unfrozen', '--no-refit', '--out', out, '--json'], { env, timeoutMs: 170_000 });
     expect(r.code, r.stderr).toBe(0);
     report = JSON.parse(r.stdout) as FinetuneReport;
   });
@@ -36,6 +36,12 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
     expect(u.history.length).toBe(u.epochs);
     expect(u.epochs).toBeLessThanOrEqual(3);
     expect(u.gain).toBeCloseTo(u.accuracy - u.accuracyBefore, 12);
+    // --keep-unfrozen: kept whatever the never-worse rule says, and the rule's numbers are in the report
+    expect(u.kept).toBe(true);
+    expect(u.keepReason).toMatch(/^(kept as asked \(alwaysKeep\), against the rule: |better than the head alone by more than the noise)/);
+    expect(u.keepTest!.images).toBe(60);
+    expect(u.freshViews).toBe(false); // --augment none: one view, nothing fresh to draw
+    expect(u.refit).toBe(false); // --no-refit: the exported weights are the validated ones (the next test scores them)
     // the final accuracy is phase 2's (the exported model's)
     expect(report.accuracy).toBe(u.accuracy);
     // measured: 0.883 → 0.85–0.88 with --augment none and 3 epochs (60 val photos; the default recipe is in the README)

@@ -106,6 +106,11 @@ export interface TailTrainInput {
   train: TailData;
   val?: TailData;
   createSession: SessionFactory;
+  /**
+   * Fresh training rows for epoch `epoch` (2, 3, …; epoch 1 trains on `train`): e.g. the same images'
+   * newly augmented views. Same row count, labels and row shape as `train`. Default: `train` every epoch.
+   */
+  refresh?(epoch: number): Promise<TailData>;
 }
 
 /** Per-class loss weights, as the head trainer's classWeightsOf (runtime/train/index.ts). */
@@ -269,6 +274,9 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   try {
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+      // (a refresh's time is the caller's: the epoch's ms are its training steps and validation)
+      const train = epoch > 0 && input.refresh ? await input.refresh(epoch + 1) : input.train;
+      if (train.x.length !== input.train.x.length || train.labels.length !== n) throw new EdgetuneError('EARG', `refreshed training rows for epoch ${epoch + 1}: ${train.labels.length} rows, expected ${n}`);
       const te = now();
       let runMs = 0;
       const decay = cfg.schedule === 'cosine' ? 0.5 * (1 + Math.cos((Math.PI * epoch) / cfg.epochs)) : 1;
@@ -279,7 +287,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       for (let s = 0; s < n; s += bs) {
         // every batch has bs rows (one input shape for the session: see trainingRows)
         const { rows, real } = trainingRows(order, s, bs);
-        const feeds = batchFeeds(trainGraph, per, input.train, rows, f32, true);
+        const feeds = batchFeeds(trainGraph, per, train, rows, f32, true);
         for (const m of trainGraph.masks) {
           const keep = 1 / (1 - m.ratio);
           feeds[m.name] = { type: 'float32', data: Float32Array.from({ length: rows.length * m.size }, () => (dropRng.chance(m.ratio) ? 0 : keep)), dims: [rows.length, m.size] };
@@ -297,7 +305,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           if (!(v <= peak)) peak = v;
         }
         rows.forEach((i, r) => {
-          if (r < real && argmax(logits, r * K, K) === input.train.labels[i]) correct++;
+          if (r < real && argmax(logits, r * K, K) === train.labels[i]) correct++;
         });
         for (const [name, gname] of Object.entries(trainGraph.grads)) {
           const p = params.get(name)!;

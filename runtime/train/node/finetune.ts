@@ -161,6 +161,11 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (unfreeze !== undefined && o.resume) {
     throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
   }
+  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
+    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+  }
+  if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
+  if (o.unfreezeSchedule !== undefined && !['constant', 'cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant or cosine', o.unfreezeSchedule);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
@@ -318,11 +323,15 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     try {
       p2 = await runPhase2({
         plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
-        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache }) },
+        // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: e.transient ? (cache?.readOnly() ?? null) : cache }) },
         createSession: createSessionFor,
         config: cfg,
-        settings: { lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}) },
-        blocks: typeof unfreeze === 'number' ? unfreeze : null,
+        settings: {
+          lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}),
+          freshViews: o.unfreezeViews === undefined ? undefined : o.unfreezeViews === 'fresh', schedule: o.unfreezeSchedule, refit: o.refit, alwaysKeep: o.keepUnfrozen,
+        },
+        blocks: plan.blocks,
         signal: o.signal,
         onActivations: (done, total) => progress({ stage: 'activations', cut: plan.cut.cut, done, total }),
         onEpoch: (stats, epochs) => progress({ stage: 'epoch', phase: 2, epochs, stats }),
@@ -330,13 +339,19 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     } finally {
       await frozen.dispose();
     }
-    head = p2.head;
-    metrics = p2.metrics;
-    p2Result = p2;
-    tunedBackbone = p2.backbone;
     phase2 = p2.summary;
-    tunedRows = p2.embeddings;
-    tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
+    if (p2.summary.kept) {
+      head = p2.head;
+      metrics = p2.metrics;
+      p2Result = p2;
+      tunedBackbone = p2.backbone;
+      tunedRows = p2.embeddings;
+      tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
+    } else {
+      // the never-worse rule (runtime/train/phase2.ts keepPhase2): the head-only model is exported
+      p2Result = { metrics, summary: p2.summary };
+      warn(`phase 2 not kept: ${p2.summary.keepReason}; the head-only model is written`);
+    }
   }
 
   // ---- export
@@ -358,7 +373,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     head: headKind,
     seed,
     created: new Date().toISOString(),
-    ...(phase2 ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
+    ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
   // a backbone with open-set taps (frozen, no resumed rows, a validation set): the multi-layer score (runtime/train/node/openset-taps.ts)
   const taps = tunedBackbone || prior ? [] : openSetTaps(backbone);
@@ -439,7 +454,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       notes: [
         `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
         `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}`] : []),
+        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}${phase2.kept ? (phase2.refit ? ', refit on train + validation' : '') : ' (not kept: head-only model written)'}`] : []),
       ],
     });
     await writeAtomicSet([{ file: paths.png, data: png }]);
