@@ -3,13 +3,20 @@
 // the same tensors on the int8, fp32, TFLite-imported and Teachable Machine MobileNetV2s, the last two
 // depthwise convolutions of a MobileNetV1 (no residual blocks), and none on SqueezeNet (no depthwise).
 
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { finetune } from '../../../runtime/train/node/finetune.js';
+import { parseModelInfo, readMetadataProps } from '../../../runtime/core/metadata.js';
+import { decodeModel } from '../../../runtime/onnx/model.js';
 import { loadBackbone } from '../../../runtime/train/node/embed.js';
 import { openSetTaps } from '../../../runtime/train/node/openset-taps.js';
 import { openSetTapsOf } from '../../../runtime/train/graph/taps.js';
 import { consumerMap, getIntAttribute, producerMap } from '../../../runtime/onnx/graph.js';
 import type { NodeProto, OnnxModel } from '../../../runtime/onnx/model.js';
-import { shared } from '../../helpers.js';
+import { shared, tempDir } from '../../helpers.js';
+
+const readdirOf = (dir: string): string[] => readdirSync(dir).sort().map((f) => path.join(dir, f));
 
 /** The convolution a tap reads after (back through its activation, batch norm and Q/DQ), as read in the graph. */
 function convOf(model: OnnxModel, tap: string): NodeProto {
@@ -84,4 +91,19 @@ describe('open-set taps found from the graph', () => {
     expect(openSetTapsOf(bb.model, '603')).toEqual({ rule: 'residual-depthwise', tensors: ['576', '585'] });
     expect(openSetTapsOf(bb.model, 'no such tensor')).toEqual({ rule: 'none', tensors: [] });
   });
+
+  it('finetune on mobilenetv2-fp32 (frozen) ships the multi-layer score on the taps the rule found', async () => {
+    const out = path.join(tempDir('edgetune-taps-'), 'flowers3.onnx');
+    const root = shared('datasets', 'tf_flowers-dev');
+    const classes = ['daisy', 'sunflowers', 'tulips'];
+    const list = (split: string) => classes.flatMap((label) => readdirOf(path.join(root, split, label)).map((file) => ({ file, label })));
+    await finetune(list('train'), { model: shared('models', 'mobilenetv2-12-fp32-rebuilt.onnx'), val: list('val'), views: 1, augment: 'none', out });
+    const bytes = new Uint8Array(readFileSync(out));
+    const info = parseModelInfo(readMetadataProps(bytes))!;
+    expect(info.openSet).toMatchObject({ method: 'mahalanobis', output: 'unknown_score', covariance: 'per-class', layers: ['603', '612'] });
+    // the graph reads the taps themselves (pooled beside the embedding) for its unknown_score output
+    const g = decodeModel(bytes).graph;
+    expect(g.output.map((o) => o.name)).toContain('unknown_score');
+    for (const tap of ['603', '612']) expect(g.node.some((n) => n.opType === 'GlobalAveragePool' && n.input[0] === tap)).toBe(true);
+  }, 600_000);
 });
