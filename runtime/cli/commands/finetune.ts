@@ -170,7 +170,10 @@ function optionsFrom(v: Values): FinetuneOptions {
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
   o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
-  if (v['layer-lr-decay'] !== undefined) o.layerLrDecay = numberOption('layer-lr-decay', v['layer-lr-decay'], UNFREEZE_DEFAULTS.layerLrDecay, Number.MIN_VALUE, 1);
+  if (v['layer-lr-decay'] !== undefined) {
+    o.layerLrDecay = Number(v['layer-lr-decay']);
+    if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);
+  }
   if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
   if (v.refit) o.refit = true;
   if (v['no-refit']) o.refit = false;
