@@ -26,15 +26,15 @@ import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
-import { evaluateTail, exportTail, trainTail, type TailData, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { evaluateTail, exportTail, trainTail, type TailData, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
 /**
  * Phase-2 defaults (runtime/train/phase2.ts applies them): backbone lr = head lr × backboneLrRatio; epochs,
  * patience, batch size; freshViews: new augmented views every epoch (measured against the same cached
- * views: README "--unfreeze"); schedule of both rates over phase 2's epochs; refit on training +
- * validation images after the validated run.
+ * views: README "--unfreeze"); schedule of both rates over phase 2's epochs; layer-wise decay of the
+ * backbone rate per block (1 = one rate); refit on training + validation images after the validated run.
  */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,
@@ -42,7 +42,8 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
   patience: 3,
   batchSize: 16,
   freshViews: true,
-  schedule: 'constant' as 'constant' | 'cosine',
+  schedule: 'constant' as TailSchedule,
+  layerLrDecay: 1,
   refit: true,
 });
 

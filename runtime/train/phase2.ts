@@ -12,7 +12,8 @@
 // then embeds with the tuned backbone).
 //
 // The phase-2 settings rule, stated once (phase2Config): epochs UNFREEZE_DEFAULTS.epochs, patience
-// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize, schedule UNFREEZE_DEFAULTS.schedule;
+// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize, schedule UNFREEZE_DEFAULTS.schedule,
+// layer-wise decay of the backbone rate UNFREEZE_DEFAULTS.layerLrDecay;
 // optimizer, head learning rate, weight decay, dropout and label smoothing as phase 1's
 // (FINETUNE_DEFAULTS under the given trainer config); backbone learning rate
 // UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
@@ -30,7 +31,7 @@
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
-import { exportTail, type TailData, type TailEpochStats, type TailTrainConfig } from './graph/tail-trainer.js';
+import { exportTail, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
@@ -54,8 +55,10 @@ export interface Phase2Settings {
    * the injected embedder), instead of the same cached views every epoch.
    */
   freshViews?: boolean;
-  /** Learning-rate schedule over phase 2's epochs, both rates (default UNFREEZE_DEFAULTS.schedule). */
-  schedule?: 'constant' | 'cosine';
+  /** Learning-rate schedule over phase 2's epochs, both rates (scheduleFactor; default UNFREEZE_DEFAULTS.schedule). */
+  schedule?: TailSchedule;
+  /** Layer-wise backbone rates: block k (1 nearest the embedding) at lrBackbone × layerLrDecay^(k−1) (layerRates; default UNFREEZE_DEFAULTS.layerLrDecay, 1 = one rate). */
+  layerLrDecay?: number;
   /**
    * After the validated run, train again from the phase-1 head on training + validation images for the
    * best epoch count (default UNFREEZE_DEFAULTS.refit; only with validation data and a kept result).
@@ -95,7 +98,9 @@ export interface Phase2Summary {
   /** The keep rule's statistics on the validation images (absent without validation data). */
   keepTest?: KeepTest;
   freshViews: boolean;
-  schedule: 'constant' | 'cosine';
+  schedule: TailSchedule;
+  /** Layer-wise decay of the backbone rate per block (1 = one rate). */
+  layerLrDecay: number;
   /** Whether the kept weights come from a refit on training + validation images (for bestEpoch epochs). */
   refit: boolean;
 }
@@ -189,7 +194,7 @@ export function freshViewSeed(seed: number, epoch: number): number {
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: 'constant' | 'cosine' } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
@@ -197,6 +202,7 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     patience: p.patience ?? UNFREEZE_DEFAULTS.patience,
     batchSize: p.batchSize ?? UNFREEZE_DEFAULTS.batchSize,
     schedule: p.schedule ?? UNFREEZE_DEFAULTS.schedule,
+    layerLrDecay: p.layerLrDecay ?? UNFREEZE_DEFAULTS.layerLrDecay,
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
@@ -387,6 +393,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       ...(test ? { keepTest: test } : {}),
       freshViews: fresh,
       schedule: config.schedule,
+      layerLrDecay: config.layerLrDecay,
       refit: refitted,
     },
   };

@@ -64,7 +64,10 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
   --unfreeze-epochs <n>   maximum epochs of phase 2 (default ${UNFREEZE_DEFAULTS.epochs}; early stopping with --patience, default ${UNFREEZE_DEFAULTS.patience} there)
   --unfreeze-views <v>    fresh: new augmented views of every training image each epoch | cached: the views phase 1
                           embedded, every epoch (default ${UNFREEZE_DEFAULTS.freshViews ? 'fresh' : 'cached'})
-  --unfreeze-schedule <s> constant | cosine learning rates over phase 2's epochs (default ${UNFREEZE_DEFAULTS.schedule})
+  --unfreeze-schedule <s> constant | cosine | warmup-cosine (linear warm-up over the first epoch, then cosine)
+                          learning rates over phase 2's epochs (default ${UNFREEZE_DEFAULTS.schedule})
+  --layer-lr-decay <x>    layer-wise backbone rates: unfrozen block k (1 = nearest the head) trains at
+                          --backbone-lr × x^(k−1), x in (0, 1] (default ${UNFREEZE_DEFAULTS.layerLrDecay}: one rate)
   --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
                           count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
   --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
@@ -121,6 +124,7 @@ const OPTIONS = {
   'unfreeze-epochs': { type: 'string' },
   'unfreeze-views': { type: 'string' },
   'unfreeze-schedule': { type: 'string' },
+  'layer-lr-decay': { type: 'string' },
   refit: { type: 'boolean' },
   'no-refit': { type: 'boolean' },
   'keep-unfrozen': { type: 'boolean' },
@@ -165,7 +169,11 @@ function optionsFrom(v: Values): FinetuneOptions {
   else if (v.unfreeze === 'all') o.unfreeze = 'all';
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
-  o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine'] as const);
+  o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
+  if (v['layer-lr-decay'] !== undefined) {
+    o.layerLrDecay = Number(v['layer-lr-decay']);
+    if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);
+  }
   if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
   if (v.refit) o.refit = true;
   if (v['no-refit']) o.refit = false;

@@ -77,8 +77,18 @@ export interface FinetuneOptions {
    * `views` phase 1 embedded (UNFREEZE_DEFAULTS.freshViews, runtime/train/phase2.ts).
    */
   unfreezeViews?: 'fresh' | 'cached';
-  /** Phase-2 learning-rate schedule over its epochs: constant or cosine (default UNFREEZE_DEFAULTS.schedule). */
-  unfreezeSchedule?: 'constant' | 'cosine';
+  /**
+   * Phase-2 learning-rate schedule over its epochs, both rates (runtime/train/graph/tail-trainer.ts
+   * scheduleFactor): constant, cosine to 0, or warmup-cosine (linear warm-up over the first epoch, then
+   * cosine). Default UNFREEZE_DEFAULTS.schedule.
+   */
+  unfreezeSchedule?: 'constant' | 'cosine' | 'warmup-cosine';
+  /**
+   * Phase-2 layer-wise (discriminative) backbone rates: unfrozen block k (1 = nearest the embedding)
+   * trains at backboneLr × layerLrDecay^(k−1), in (0, 1] (ULMFiT, Howard & Ruder 2018). Default
+   * UNFREEZE_DEFAULTS.layerLrDecay (1: one rate for every unfrozen block).
+   */
+  layerLrDecay?: number;
   /**
    * After phase 2 is validated (and kept), train it again on training + validation images for its best
    * epoch count (default UNFREEZE_DEFAULTS.refit; needs validation data).

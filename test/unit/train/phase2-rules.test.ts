@@ -2,12 +2,15 @@
 // computation (per-image cross-entropy, paired difference, its standard error, McNemar's discordant
 // counts), the rule's decisions at and around its margin, the per-epoch seed of the fresh views, and
 // trainTail's refresh hook (epoch 1 on the given rows, epochs 2.. on the refreshed ones, in order), and
-// `unfreeze: 'all'` planning the whole MobileNetV2 backbone.
+// `unfreeze: 'all'` planning the whole MobileNetV2 backbone; the learning-rate schedules per step
+// (scheduleFactor: constant, cosine, warmup-cosine) and the layer-wise backbone rates (layerRates) on
+// MobileNetV2's last two blocks and through trainTail (plain SGD: an update scaled exactly by the rate).
 
 import { describe, expect, it } from 'vitest';
 import { freshViewSeed, KEEP_Z, keepPhase2, keepTest } from '../../../runtime/train/phase2.js';
-import { trainTail, type TailData } from '../../../runtime/train/graph/tail-trainer.js';
-import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
+import { layerRates, scheduleFactor, trainTail, type TailData } from '../../../runtime/train/graph/tail-trainer.js';
+import { tailBlocks } from '../../../runtime/train/graph/cut.js';
+import { DataType, makeNode, makeTensor, readFloat32 } from '../../../runtime/onnx/graph.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { planUnfreeze } from '../../../runtime/train/finetune-tail.js';
 import { conv, ortFactory, tinyTail, weight } from './grad-helpers.js';
@@ -123,5 +126,70 @@ describe("planUnfreeze 'all'", () => {
     expect(all.cut.cut).toBe('input');
     expect(all.parameters).toBe(2206816);
     expect(planUnfreeze(model, EMBEDDING, 2)).toMatchObject({ blocks: 2, parameters: 882560 });
+  });
+});
+
+describe('scheduleFactor', () => {
+  it('gives each step its factor: constant 1, cosine per epoch, warm-up over epoch 1 then cosine', () => {
+    expect(scheduleFactor('constant', 3, 10, 2, 5)).toBe(1);
+    // cosine: ½(1 + cos(π·e/E)) for epochs e = 0..3 of 4, the same at every step of an epoch
+    expect([0, 1, 2, 3].map((e) => scheduleFactor('cosine', e, 4, 3, 4))).toEqual([0, 1, 2, 3].map((e) => 0.5 * (1 + Math.cos((Math.PI * e) / 4))));
+    // warmup-cosine, 4 epochs of 4 steps: 1/4, 2/4, 3/4, 1 over epoch 1; then 1, 0.75, 0.25 (cosine over the 3 left)
+    expect([0, 1, 2, 3].map((s) => scheduleFactor('warmup-cosine', 0, 4, s, 4))).toEqual([0.25, 0.5, 0.75, 1]);
+    expect(scheduleFactor('warmup-cosine', 1, 4, 0, 4)).toBe(1);
+    expect(scheduleFactor('warmup-cosine', 2, 4, 3, 4)).toBeCloseTo(0.75, 12);
+    expect(scheduleFactor('warmup-cosine', 3, 4, 0, 4)).toBeCloseTo(0.25, 12);
+    // one epoch: the warm-up only (no division by zero)
+    expect(scheduleFactor('warmup-cosine', 0, 1, 0, 2)).toBe(0.5);
+    expect(() => scheduleFactor('step' as never, 0, 4)).toThrow(/schedule/);
+  });
+});
+
+describe('layerRates (discriminative backbone rates)', () => {
+  it('scales MobileNetV2 block 2 of --unfreeze 2 by the decay and block 1 not at all', () => {
+    const model = loadBackbone();
+    const plan = planUnfreeze(model, EMBEDDING, 2);
+    const tail = plan.cut.tail;
+    const trainable = tailBlocks(tail, EMBEDDING)[1]!.weights;
+    const rates = layerRates(tail, trainable, 0.5);
+    const size = (names: string[]) => names.reduce((a, w) => a + tail.graph.initializer.find((t) => t.name === w)!.dims.reduce((x, y) => x * y, 1), 0);
+    const top = trainable.filter((w) => rates.get(w) === 1);
+    const second = trainable.filter((w) => rates.get(w) === 0.5);
+    expect(top.length + second.length).toBe(trainable.length);
+    // block 1 is the final 1×1 conv, 320 → 1280 (409 600 weights + 1 280 biases); the rest of the 882 560
+    // (planUnfreeze's count for --unfreeze 2) is the last inverted-residual block
+    expect(size(top)).toBe(410880);
+    expect(size(second)).toBe(882560 - 410880);
+    expect([...layerRates(tail, trainable, 1).values()].every((r) => r === 1)).toBe(true);
+    expect(() => layerRates(tail, trainable, 0)).toThrow(/layerLrDecay/);
+    expect(() => layerRates(tail, trainable, 1.5)).toThrow(/layerLrDecay/);
+  });
+
+  it('makes trainTail move block 2 by exactly decay × its update (plain SGD, one full-batch step)', async () => {
+    const rng = createRng(5, 'two-blocks');
+    // two blocks: conv W1 with no activation after it (a block boundary at "a"), then conv W2 → Clip → pool
+    const tail = tinyTail(
+      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), conv('a', 'W2', 'B2', 'y', { k: 1 }), makeNode('Clip', ['y', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
+      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), weight(rng, 'W2', [6, 6, 1, 1], 0.3), weight(rng, 'B2', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
+      [4, 5, 5],
+      [6],
+    );
+    expect(Object.fromEntries(layerRates(tail, ['W1', 'B1', 'W2', 'B2'], 0.5))).toEqual({ W1: 0.5, B1: 0.5, W2: 1, B2: 1 });
+    const r = createRng(9, 'rows');
+    const labels = Int32Array.from({ length: 12 }, (_, i) => i % 3);
+    const train: TailData = { x: Float32Array.from({ length: 12 * 100 }, (_, j) => r.normal() + (Math.floor(j / 25) % 4 === labels[Math.floor(j / 100)] ? 1 : 0)), labels };
+    const cfg = { epochs: 1, batchSize: 12, optimizer: 'sgd' as const, lrHead: 0.05, lrBackbone: 0.05, weightDecay: 0, seed: 1 };
+    const one = await trainTail({ tail, classes: 3, train, createSession: ortFactory }, cfg);
+    const half = await trainTail({ tail, classes: 3, train, createSession: ortFactory }, { ...cfg, layerLrDecay: 0.5 });
+    const init = (name: string) => readFloat32(tail.graph.initializer.find((t) => t.name === name)!);
+    const delta = (w: Record<string, Float32Array>, name: string) => Array.from(w[name]!, (v, i) => v - init(name)[i]!);
+    for (const name of ['W1', 'B1']) {
+      const d1 = delta(one.tailWeights, name);
+      const dh = delta(half.tailWeights, name);
+      expect(Math.max(...d1.map(Math.abs))).toBeGreaterThan(1e-4);
+      dh.forEach((v, i) => expect(v).toBeCloseTo(0.5 * d1[i]!, 5));
+    }
+    expect(half.tailWeights.W2).toEqual(one.tailWeights.W2);
+    expect(half.config.layerLrDecay).toBe(0.5);
   });
 });
