@@ -58,6 +58,10 @@ export const OpenSetSchema = v.object({
   target: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
   kept: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(1))),
   fittedOn: v.optional(v.picklist(['validation', 'training'])),
+  /** The Mahalanobis covariance: one pooled within-class covariance, or one per class (runtime/train/openset.ts). */
+  covariance: v.optional(v.picklist(['shared', 'per-class'])),
+  /** Backbone tensors a multi-layer score reads (the embedding is `edgetune_embedding`); absent: the embedding alone. */
+  layers: v.optional(v.array(v.string())),
 });
 export type OpenSetSpec = v.InferOutput<typeof OpenSetSchema>;
 

@@ -14,7 +14,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { EdgetuneError } from '../core/errors.js';
+
+/**
+ * The compiled JavaScript of the module `name` (e.g. `worker.js`) in the folder of the module whose
+ * `import.meta.url` is `metaUrl`: beside it when that module runs compiled, under `dist/` when it runs
+ * from its TypeScript source (tests). Worker threads run compiled code. Errors: EIO `<file> missing:
+ * run "npm run build" first (<what> runs compiled code)`.
+ */
+export function compiledSibling(metaUrl: string, name: string, what: string): URL {
+  const here = fileURLToPath(metaUrl);
+  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', path.relative(packageRoot(), path.dirname(here)), name) : path.join(path.dirname(here), name);
+  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (${what} runs compiled code)`);
+  return pathToFileURL(file);
+}
 
 let root: string | undefined;
 /** The directory holding edgetune's package.json (works from source and from dist/). */

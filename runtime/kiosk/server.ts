@@ -108,7 +108,7 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
  * MAX_MODEL_FILE_BYTES (runtime/io/read-file.ts), streamed from the handle that was checked, so a
  * file replaced by a FIFO or a device is refused (404), never read.
  */
-async function serveModel(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
+export async function serveModel(req: IncomingMessage, res: ServerResponse, file: string): Promise<void> {
   let opened: Awaited<ReturnType<typeof openRegularFile>>;
   try {
     opened = await openRegularFile(file, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EMODEL' });
@@ -132,6 +132,24 @@ async function serveModel(req: IncomingMessage, res: ServerResponse, file: strin
   stream.pipe(res);
 }
 
+/** The page's headers: cross-origin isolation lets onnxruntime-web use SharedArrayBuffer (wasm threads). */
+export function crossOriginIsolate(res: ServerResponse): void {
+  res.setHeader('cross-origin-opener-policy', 'same-origin');
+  res.setHeader('cross-origin-embedder-policy', 'require-corp');
+  res.setHeader('x-content-type-options', 'nosniff');
+}
+
+/** The bundle's files (sirv: content types, ETags, only files inside `webDir`, no dotfiles); 404 for the rest. Call it once the bundle is there (sirv indexes the folder when made). */
+export function pageStatics(webDir: string): ReturnType<typeof sirv> {
+  return sirv(webDir, {
+    etag: true,
+    dotfiles: false,
+    // onnxruntime-web's files change only with the package version; the page's own files revalidate.
+    setHeaders: (res, pathname) => res.setHeader('cache-control', pathname.startsWith('/ort/') ? 'public, max-age=86400' : 'no-cache'),
+    onNoMatch: (_req, res) => send(res, 404, 'not found\n'),
+  });
+}
+
 export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
   const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
@@ -147,10 +165,7 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const oip = createOipRoutes({ models: () => [served], maxBodyBytes: o.maxInferBytes, log: (l) => log(`edgetune kiosk: ${l}`) });
 
   const server = createServer((req, res) => {
-    // Cross-origin isolation lets onnxruntime-web use SharedArrayBuffer (wasm threads).
-    res.setHeader('cross-origin-opener-policy', 'same-origin');
-    res.setHeader('cross-origin-embedder-policy', 'require-corp');
-    res.setHeader('x-content-type-options', 'nosniff');
+    crossOriginIsolate(res);
     const refused = guard.check(req);
     if (refused) {
       if (refused.status !== 303) log(`edgetune kiosk: refused ${req.method} ${req.url} (${refused.status}): ${refused.message}`);
@@ -212,13 +227,7 @@ export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
     server.close();
     throw err;
   }
-  statics = sirv(webDir, {
-    etag: true,
-    dotfiles: false,
-    // onnxruntime-web's files change only with the package version; the page's own files revalidate.
-    setHeaders: (res, pathname) => res.setHeader('cache-control', pathname.startsWith('/ort/') ? 'public, max-age=86400' : 'no-cache'),
-    onNoMatch: (_req, res) => send(res, 404, 'not found\n'),
-  });
+  statics = pageStatics(webDir);
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 8080);
   const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -23,6 +23,11 @@ export interface NativeSessionOptions {
   profileFilePrefix?: string;
   /** 0 verbose … 4 fatal. Provider probing uses 4 so failed providers do not spam stderr. */
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * false: the intra-op pool's threads sleep between parallel sections instead of spinning
+   * (`session.intra_op.allow_spinning = 0`). Default onnxruntime's (spin).
+   */
+  allowSpinning?: boolean;
 }
 
 export interface SessionHandler {
@@ -118,6 +123,7 @@ export function buildSessionOptions(providers: readonly ProviderEntry[], o: Nati
     opts.enableProfiling = true;
     if (o.profileFilePrefix) opts.profileFilePrefix = o.profileFilePrefix;
   }
+  if (o.allowSpinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
   return opts;
 }
 
@@ -181,6 +187,7 @@ export const webBackend: Backend = {
     ort.env.logLevel = 'error';
     const opts = buildSessionOptions(providers, options);
     delete opts.optimizedModelFilePath;
+    delete opts.extra;
     const session = await ort.InferenceSession.create(model as string, opts as object);
     return wrap(session as unknown as OrtSession, ort as unknown as Pick<OrtModule, 'Tensor'>);
   },

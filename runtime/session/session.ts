@@ -52,6 +52,12 @@ export interface SessionOptions {
   optimizedModelFilePath?: string;
   enableProfiling?: boolean;
   profileFilePrefix?: string;
+  /**
+   * false: onnxruntime's intra-op threads sleep between operators instead of spinning. For sessions
+   * whose runs alternate with JS work (phase-2 training: the optimizer runs between steps) or that share
+   * few cores: spinning threads take the cores the JS thread and other processes need. Default: spin.
+   */
+  spinning?: boolean;
   /** Called once per provider that was skipped. Default: `console.warn` with an `edgetune:` prefix. */
   onWarning?: (message: string) => void;
 }
@@ -183,6 +189,7 @@ export async function createSession(model: string | Uint8Array, options: Session
         optimizedModelFilePath: options.optimizedModelFilePath,
         enableProfiling: options.enableProfiling,
         profileFilePrefix: options.profileFilePrefix,
+        allowSpinning: options.spinning,
         logSeverityLevel: requested.length > 1 ? 4 : 3,
       });
     } catch (err) {

@@ -6,6 +6,7 @@
 //   GET  /snapshot.jpg the latest frame as JPEG
 //   GET  /healthz      200 {"status":"ok"} while frames flow, 503 while reconnecting or after failure
 //   GET  /metrics      Prometheus text exposition (counters, fps, per-stage latency histograms in seconds)
+//   GET  /kiosk/…      with `kioskPage` (watch --teach): the kiosk page, teaching through /teach (kiosk-page.ts)
 //   /v2/…              the Open Inference Protocol over the serving model (runtime/serve/routes.ts):
 //                      metadata, config, readiness, POST …/infer (reads nothing else, so no token
 //                      on loopback); its first inference opens a session on this thread
@@ -35,6 +36,7 @@ import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.j
 import { createOipRoutes } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
+import { kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, modelFileSha256, type MetricFamily } from './metrics.js';
 
 export interface ServeOptions {
@@ -58,6 +60,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** The teach routes (runtime/stream/teach.ts, `watch --teach`): /teach/… and extra /metrics families. */
   teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[]; page?: string };
+  /** Serve the kiosk page under /kiosk/ (runtime/stream/kiosk-page.ts; `watch --teach` does). */
+  kioskPage?: KioskPageOptions;
 }
 
 export interface KioskServer {
@@ -216,6 +220,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   const sse = new Set<ServerResponse>();
   const mjpeg = new Set<ServerResponse>();
   const oip = createOipRoutes({ models: () => [pipeline.model], maxBodyBytes: opts.maxInferBytes, log });
+  const kiosk = opts.kioskPage ? kioskPageRoutes(pipeline, { log, ...opts.kioskPage }) : undefined;
 
   // One shared JPEG encoder for all preview clients, at most previewFps, newest frame first.
   let encoding = false;
@@ -393,6 +398,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       return json(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
     }
     if (req.method === 'GET' && opts.teach && (await opts.teach.handle(req, res, url))) return;
+    if ((req.method === 'GET' || req.method === 'HEAD') && kiosk && (await kiosk.handle(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
     switch (url.pathname) {
       case '/':

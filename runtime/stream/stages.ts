@@ -6,10 +6,8 @@
 // must be rejected at once, and comlink leaves in-flight calls pending for ever when its endpoint goes
 // away (GoogleChromeLabs/comlink#601, open). The stream's restart logic depends on that rejection.
 
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Frame } from '../../devices/sources/types.js';
 import type { Classifier } from '../classify/classifier.js';
@@ -17,7 +15,7 @@ import { toProbabilities } from '../classify/postprocess.js';
 import { EdgetuneError } from '../core/errors.js';
 import { asFloat32, type TensorData } from '../core/tensor.js';
 import { toTensor } from '../image/preprocess.js';
-import { packageRoot } from '../io/paths.js';
+import { compiledSibling } from '../io/paths.js';
 import type { SessionOptions } from '../session/session.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker.js';
 
@@ -59,12 +57,7 @@ export interface InferenceStages {
 export type WorkerMemory = { heapUsed: number; external: number; arrayBuffers: number };
 
 /** The compiled worker script (tests run the TypeScript sources; the worker needs the build). */
-function workerScript(): URL {
-  const here = fileURLToPath(import.meta.url);
-  const file = here.endsWith('.ts') ? path.join(packageRoot(), 'dist', 'runtime', 'stream', 'worker.js') : path.join(path.dirname(here), 'worker.js');
-  if (!existsSync(file)) throw new EdgetuneError('EIO', `${file} missing: run "npm run build" first (the inference worker runs compiled code)`);
-  return pathToFileURL(file);
-}
+const workerScript = () => compiledSibling(import.meta.url, 'worker.js', 'the inference worker');
 
 async function startWorker(
   init: WorkerInit,

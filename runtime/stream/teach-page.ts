@@ -8,7 +8,7 @@
  * tab's sessionStorage only.
  */
 export const TEACH_PANEL = `<section id="teach" style="max-width:720px;margin:2vh auto;text-align:left;font-size:15px">
-<h2 style="font-size:18px">Teach</h2>
+<h2 style="font-size:18px">Teach <a href="/kiosk/" style="font-size:14px;color:#9cf">(the kiosk page: camera, classes, hard frames)</a></h2>
 <div><input id="t-label" placeholder="label" maxlength="64"> <input id="t-token" type="password" placeholder="token (EDGETUNE_TOKEN)">
 <button id="t-frames">add 10 live frames</button> <label>photos <input id="t-files" type="file" accept="image/jpeg,image/png" multiple></label>
 <button id="t-train">train</button></div>

@@ -6,11 +6,14 @@
 //   POST   /teach/examples?label=NAME&frames=N no body: the next N live frames, at most one every
 //                                              `interval` → 201 {label, count, added}
 //   POST   /teach/examples?label=NAME&hard=F   move hard frame F into the examples → 201 {label, count, file}
-//   POST   /teach/train                        retrain (finetune() resuming the base model, adding the
-//                                              taught classes), check on validation + a live frame, swap in
-//                                              → 200 {path, sha256, labels, accuracy, seconds};
+//   POST   /teach/train                        retrain (finetune() resuming the base model: the taught
+//                                              new classes added, more examples of its own classes added
+//                                              to them), on a worker thread (runtime/stream/teach-worker.ts:
+//                                              frames keep flowing), check on validation + a live frame,
+//                                              swap in → 200 {path, sha256, labels, accuracy, seconds, …};
 //                                              409 while one runs; 422 when worse on the old classes
 //   GET    /teach                              {labels: [{label, count, files, new}], base, training, progress, last}
+//                                              (progress: the running training's stage, counts, seconds)
 //   DELETE /teach/examples/<label>/<file>      remove one example → 200 {label, count}
 //   GET    /teach/hard                         hard frames kept (newest first) with their scores
 //   GET    /teach/hard/<file>                  one hard frame (JPEG)
@@ -19,7 +22,8 @@
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
 // A killed training leaves the serving model and the examples as they were: finetune() writes its
-// outputs as one atomic set and reads the examples only.
+// outputs as one atomic set under DIR/models/ (never the serving file) and reads the examples only;
+// close() (Ctrl-C) aborts it and ends its thread.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
@@ -31,7 +35,8 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
-import { finetune, reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
+import { reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
+import { trainOnThread, type TrainingThread } from './teach-worker.js';
 import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
 import type { MetricFamily } from './metrics.js';
@@ -67,8 +72,8 @@ export interface TeachOptions {
   maxFrames?: number;
   /** The unknown rate's sliding window, ms. Default 60 000. */
   unknownWindowMs?: number;
-  /** Options passed to finetune() (epochs, seed, cache, session, …); `resume`, `addClass`, `out`, `signal` are set here. */
-  finetune?: Omit<FinetuneOptions, 'out' | 'resume' | 'addClass' | 'signal' | 'task'>;
+  /** Options passed to finetune() (epochs, seed, cache, session, …: plain data, it runs on a worker thread); `resume`, `addClass`, `addExamples`, `out` are set here. */
+  finetune?: Omit<FinetuneOptions, 'out' | 'resume' | 'addClass' | 'addExamples' | 'signal' | 'task' | 'onProgress' | 'onWarning'>;
   log?: (line: string) => void;
 }
 
@@ -89,11 +94,11 @@ export interface TeachTrainResult {
   seconds: number;
   /** Old-class validation accuracy of the new model and of the model it replaced (null when unknown). */
   oldClasses: { accuracy: number | null; serving: number | null; images: number };
-  /** Examples not used: those of classes the base already has (finetune() resumes by adding classes only). */
-  unused: string[];
+  /** The examples trained: each label's count, `new` for a class added to the base, else more examples of a base class. */
+  examples: { label: string; count: number; new: boolean }[];
 }
 
-/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train). */
+/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train, 503 stopped by shutdown). */
 export class TeachError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
@@ -148,10 +153,10 @@ export interface Teach {
   captureFrames(label: string, n: number, signal?: AbortSignal): Promise<{ label: string; count: number; added: number }>;
   removeExample(label: string, file: string): Promise<{ label: string; count: number }>;
   hard(): Promise<HardFrame[]>;
-  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400). */
+  /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400, 503 when close() stopped it). */
   train(opts?: { tolerance?: number }): Promise<TeachTrainResult>;
-  /** Stops listening to the pipeline and aborts a running training (nothing of it is written). */
-  close(): void;
+  /** Stops listening to the pipeline and aborts a running training (nothing of it is written); resolves once its thread has ended. */
+  close(): Promise<void>;
 }
 
 /** A kept hard frame: its file under DIR/hard/ and the scores it had. */
@@ -205,8 +210,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     log(`teach: ${base} has no readable report beside it; the first training is not compared with it on the old classes`);
   }
   let training: Promise<TeachTrainResult> | undefined;
-  /** The running training's latest progress (GET /teach): finetune()'s stage, counts / epoch. */
+  /** The running training's thread (aborted by close()). */
+  let thread: TrainingThread | undefined;
+  /** The running training's latest progress (GET /teach adds `seconds` since it started): finetune()'s stage, counts / epoch. */
   let progress: Record<string, unknown> | null = null;
+  let trainStart = 0;
   let last: TeachTrainResult | undefined;
   let trainings = 0;
   let refused = 0;
@@ -361,22 +369,36 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const t0 = performance.now();
     const labels = await list();
     const added = labels.filter((l) => l.new);
-    const unused = labels.filter((l) => !l.new).map((l) => l.label);
-    if (!added.length) throw new TeachError(400, `nothing to train: no examples of a new class (the model already has ${baseLabels.join(', ')}${unused.length ? `; examples of its classes (${unused.join(', ')}) are not used: retraining adds classes to the model's resume data` : ''})`);
+    const more = labels.filter((l) => !l.new);
+    if (!labels.length) throw new TeachError(400, `nothing to train: no examples yet (POST /teach/examples?label=NAME; the model has ${baseLabels.join(', ')})`);
     const out = path.join(modelsDir, `teach-${new Date().toISOString().replace(/[:.]/g, '-')}.onnx`);
-    log(`teach: training ${[...baseLabels, ...added.map((a) => a.label)].join(', ')} from ${path.basename(base)} + ${added.map((a) => `${a.count} ${a.label}`).join(', ')}`);
-    const report = await finetune(undefined, {
-      ...o.finetune,
-      task: 'classification',
-      resume: base,
-      addClass: added.map((a) => ({ name: a.label, dir: path.join(examplesDir, a.label) })),
-      out,
-      signal: closing.signal,
-      onProgress: (e) => {
-        progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs } : { ...e };
+    log(`teach: training ${[...baseLabels, ...added.map((a) => a.label)].join(', ')} from ${path.basename(base)} + ${labels.map((a) => `${a.count} ${a.label}`).join(', ')}`);
+    if (closing.signal.aborted) throw closing.signal.reason;
+    // finetune() on its own thread: the stream's thread keeps serving frames meanwhile
+    thread = trainOnThread(
+      {
+        ...o.finetune,
+        resume: base,
+        addClass: added.map((a) => ({ name: a.label, dir: path.join(examplesDir, a.label) })),
+        addExamples: more.map((a) => ({ name: a.label, dir: path.join(examplesDir, a.label) })),
+        out,
       },
-      onWarning: (m) => log(`teach: ${m}`),
-    });
+      {
+        onProgress: (e) => {
+          progress = e.stage === 'epoch' ? { stage: 'epoch', epoch: e.stats.epoch, epochs: e.epochs } : { ...e };
+        },
+        onWarning: (m) => log(`teach: ${m}`),
+      },
+    );
+    let report: FinetuneReport;
+    try {
+      report = await thread.done;
+    } catch (err) {
+      if (closing.signal.aborted) throw new TeachError(503, 'teaching stopped: the server is shutting down (nothing of this training was written)');
+      throw err;
+    } finally {
+      thread = undefined;
+    }
     const mine = oldClassAccuracy(report, baseLabels);
     const theirs = servingReport ? oldClassAccuracy(servingReport, baseLabels) : { accuracy: null, images: 0 };
     const oldClasses = { accuracy: mine.accuracy, serving: theirs.accuracy, images: mine.images };
@@ -405,7 +427,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       accuracy: report.accuracy,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       oldClasses,
-      unused,
+      examples: labels.map((l) => ({ label: l.label, count: l.count, new: l.new })),
     };
     log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
     return result;
@@ -414,6 +436,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (training) return Promise.reject(new TeachError(409, 'a training is running; try again when it is done (GET /teach says)'));
     const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
     if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
+    trainStart = performance.now();
     training = runTraining(tolerance);
     progress = { stage: 'start' };
     const settle = () => {
@@ -454,7 +477,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (p !== '/teach' && !p.startsWith('/teach/')) return false;
     const m = req.method;
     if (m === 'GET' && p === '/teach') {
-      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress, last: last ?? null }));
+      // progress with the seconds since the training started, at the time of asking
+      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 }, last: last ?? null }));
     } else if (m === 'GET' && p === '/teach/hard') {
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
@@ -518,9 +542,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     removeExample,
     hard,
     train,
-    close() {
+    async close() {
       pipeline.off('result', onResult);
-      closing.abort(new EdgetuneError('EIO', 'teaching stopped'));
+      const reason = new EdgetuneError('EIO', 'teaching stopped');
+      closing.abort(reason);
+      await thread?.abort(reason);
     },
   };
 }

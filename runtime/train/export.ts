@@ -32,7 +32,7 @@ import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
 import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import type { DenseLayer, HeadWeights } from './types.js';
-import type { MahalanobisDetector, OpenSetCalibration } from './openset.js';
+import type { LayeredDetector, MahalanobisDetector, OpenSetCalibration } from './openset.js';
 import type { OpenSetSpec } from '../core/model-card.js';
 
 /** metadata_props key of the model description (core/metadata.ts). */
@@ -180,8 +180,12 @@ function batchDim(input: ValueInfoProto | undefined): string | number {
  * Reduce ops take their axes as an attribute or an input as the model's opset asks (ReduceSum: input from
  * opset 13, ReduceMin: from 18).
  */
-function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: number, nodes: NodeProto[], inits: TensorProto[]): void {
-  const P = `${PREFIX}openset/`;
+function mahalanobisNodes(
+  det: MahalanobisDetector, embedding: string, opset: number, nodes: NodeProto[], inits: TensorProto[],
+  o: { prefix?: string; output?: string; threshold?: number } = {},
+): void {
+  const P = o.prefix ?? `${PREFIX}openset/`;
+  const threshold = o.threshold ?? det.threshold;
   const { dims: d, classes: K, rank: r } = det;
   let x = embedding;
   if (det.normalize) {
@@ -202,7 +206,20 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
   nodes.push(node('Mul', [P + 'v', P + 'v'], [P + 'v2'], P + 'square'));
   reduce('ReduceSum', P + 'v2', P + 'q1', 2);
   let q = P + 'q1';
-  if (r > 0) {
+  const perClass = det.covariance === 'per-class';
+  if (r > 0 && perClass) {
+    // per-class bases B_c [K, d, r]: v [N, K, d] → [N, K, 1, d] · B_c → [N, K, 1, r]
+    const bt = new Float32Array(K * d * r);
+    for (let c = 0; c < K; c++) for (let k = 0; k < r; k++) for (let j = 0; j < d; j++) bt[(c * d + j) * r + k] = det.basis[(c * r + k) * d + j]!;
+    inits.push(makeTensor(P + 'basis_t', DataType.FLOAT, [K, d, r], bt), makeTensor(P + 'shape4', DataType.INT64, [4], [-1, K, 1, d]), makeTensor(P + 'shape2', DataType.INT64, [2], [-1, K]));
+    nodes.push(node('Reshape', [P + 'v', P + 'shape4'], [P + 'v4'], P + 'reshape_v'));
+    nodes.push(node('MatMul', [P + 'v4', P + 'basis_t'], [P + 'p'], P + 'project'));
+    nodes.push(node('Mul', [P + 'p', P + 'p'], [P + 'p2'], P + 'square_p'));
+    reduce('ReduceSum', P + 'p2', P + 'q2_3', 3);
+    nodes.push(node('Reshape', [P + 'q2_3', P + 'shape2'], [P + 'q2'], P + 'reshape_q'));
+    nodes.push(node('Sub', [P + 'q1', P + 'q2'], [P + 'q'], P + 'woodbury'));
+    q = P + 'q';
+  } else if (r > 0) {
     const bt = new Float32Array(d * r); // Bᵀ, d×r
     for (let k = 0; k < r; k++) for (let j = 0; j < d; j++) bt[j * r + k] = det.basis[k * d + j]!;
     inits.push(makeTensor(P + 'basis_t', DataType.FLOAT, [d, r], bt));
@@ -212,10 +229,57 @@ function mahalanobisNodes(det: MahalanobisDetector, embedding: string, opset: nu
     nodes.push(node('Sub', [P + 'q1', P + 'q2'], [P + 'q'], P + 'woodbury'));
     q = P + 'q';
   }
-  inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / det.threshold]));
+  // scale_c / (dims · threshold): one per class (per-class) or one for all
+  if (perClass) inits.push(makeTensor(P + 'scale', DataType.FLOAT, [K], Float32Array.from(det.scales!, (a) => a / d / threshold)));
+  else inits.push(makeTensor(P + 'scale', DataType.FLOAT, [], [det.scale / d / threshold]));
   nodes.push(node('Mul', [q, P + 'scale'], [P + 'scaled'], P + 'scale'));
   // [N, 1]: one value per image with a batch dimension Triton can batch (dims [1])
-  reduce('ReduceMin', P + 'scaled', UNKNOWN_OUTPUT, 1, 1);
+  reduce('ReduceMin', P + 'scaled', o.output ?? UNKNOWN_OUTPUT, 1, 1);
+}
+
+/**
+ * The multi-layer unknown score (runtime/train/openset.ts LayeredDetector, the feature ensemble of Lee et
+ * al. 2018) as ONNX nodes: per layer, its backbone tensor (found in `model` and cut as findCut cuts an
+ * embedding: DequantizeLinear for a quantized tensor, GlobalAveragePool, Flatten; the embedding itself for
+ * EMBEDDING_OUTPUT) → its Mahalanobis nodes (raw score [N, 1]) → (s − mean) / std; Sum over layers →
+ * Exp((sum − threshold) / spread) = UNKNOWN_OUTPUT [N, 1], 1 at the fitted threshold.
+ */
+function layeredNodes(det: LayeredDetector, model: OnnxModel, embedding: string, opset: number, nodes: NodeProto[], inits: TensorProto[]): void {
+  const P = `${PREFIX}openset/`;
+  const half = imageInput(model.graph)?.type?.tensorType?.elemType === 10;
+  const z: string[] = [];
+  det.layers.forEach((l, i) => {
+    const L = `${P}layer${i}/`;
+    let x = embedding;
+    if (l.tensor !== EMBEDDING_OUTPUT) {
+      const cut = findCut(model, l.tensor);
+      x = cut.tensor;
+      if (cut.dequantize) {
+        nodes.push(node('DequantizeLinear', [x, cut.dequantize.scale, cut.dequantize.zeroPoint], [L + 'dequantized'], L + 'dequantize'));
+        x = L + 'dequantized';
+      }
+      if (cut.pool) {
+        nodes.push(node('GlobalAveragePool', [x], [L + 'pooled'], L + 'pool'));
+        x = L + 'pooled';
+      }
+      if (half) {
+        nodes.push(node('Cast', [x], [L + 'float'], L + 'cast', { to: 1 }));
+        x = L + 'float';
+      }
+      nodes.push(node('Flatten', [x], [L + 'features'], L + 'flatten', { axis: 1 }));
+      x = L + 'features';
+    }
+    mahalanobisNodes(l.detector, x, opset, nodes, inits, { prefix: L, output: L + 'score', threshold: 1 });
+    inits.push(makeTensor(L + 'mean', DataType.FLOAT, [], [l.mean]), makeTensor(L + 'inverse_std', DataType.FLOAT, [], [1 / l.std]));
+    nodes.push(node('Sub', [L + 'score', L + 'mean'], [L + 'centred'], L + 'centre'));
+    nodes.push(node('Mul', [L + 'centred', L + 'inverse_std'], [L + 'z'], L + 'standardise'));
+    z.push(L + 'z');
+  });
+  nodes.push(node('Sum', z, [P + 'sum'], P + 'sum'));
+  inits.push(makeTensor(P + 'threshold', DataType.FLOAT, [], [det.threshold]), makeTensor(P + 'inverse_spread', DataType.FLOAT, [], [1 / det.spread]));
+  nodes.push(node('Sub', [P + 'sum', P + 'threshold'], [P + 'excess'], P + 'excess'));
+  nodes.push(node('Mul', [P + 'excess', P + 'inverse_spread'], [P + 'exponent'], P + 'exponent'));
+  nodes.push(node('Exp', [P + 'exponent'], [UNKNOWN_OUTPUT], P + 'exp'));
 }
 
 /** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
@@ -316,11 +380,14 @@ export function exportClassifierModel(
   labels: readonly string[],
   preprocess: PreprocessSpec,
   provenance?: Record<string, unknown>,
-  openSet?: { detector: MahalanobisDetector; calibration: OpenSetCalibration },
+  openSet?: { detector: MahalanobisDetector | LayeredDetector; calibration: OpenSetCalibration },
 ): Uint8Array {
   checkHead(head, labels, cut.dims);
   if (openSet && (head.task ?? 'classification') !== 'classification') throw new EdgetuneError('EARG', 'an open-set calibration needs a classification head');
-  if (openSet && openSet.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), openSet.detector.dims);
+  if (openSet?.detector.method === 'mahalanobis' && openSet.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), openSet.detector.dims);
+  for (const l of openSet?.detector.method === 'mahalanobis-layers' ? openSet.detector.layers : []) {
+    if (l.tensor === EMBEDDING_OUTPUT && l.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), l.detector.dims);
+  }
   if (isEmbeddingGraph(backbone) && backbone.cut.tensor !== cut.tensor) throw new EdgetuneError('EARG', `the embedding graph is cut at "${backbone.cut.tensor}", not at "${cut.tensor}"`);
   const { model, embedding } = isEmbeddingGraph(backbone) ? { model: backbone.model, embedding: EMBEDDING_OUTPUT } : buildEmbedding(asModel(backbone), cut);
   const g = model.graph;
@@ -356,9 +423,15 @@ export function exportClassifierModel(
       nodes.push(node('Mul', [t, `${PREFIX}inverse_temperature`], [`${PREFIX}tempered`], `${PREFIX}temperature`));
       t = `${PREFIX}tempered`;
     }
-    mahalanobisNodes(openSet.detector, embedding, getOpsetVersion(model) ?? 13, nodes, inits);
+    const det = openSet.detector;
+    if (det.method === 'mahalanobis-layers') layeredNodes(det, model, embedding, getOpsetVersion(model) ?? 13, nodes, inits);
+    else mahalanobisNodes(det, embedding, getOpsetVersion(model) ?? 13, nodes, inits);
     const c = openSet.calibration;
-    spec = { method: c.method, output: UNKNOWN_OUTPUT, threshold: c.threshold, temperature: T, target: c.target, kept: c.kept, fittedOn: c.fittedOn };
+    spec = {
+      method: c.method, output: UNKNOWN_OUTPUT, threshold: c.threshold, temperature: T, target: c.target, kept: c.kept, fittedOn: c.fittedOn,
+      covariance: det.method === 'mahalanobis-layers' ? det.layers[0]!.detector.covariance ?? 'shared' : det.covariance ?? 'shared',
+      ...(det.method === 'mahalanobis-layers' ? { layers: det.layers.map((l) => l.tensor) } : {}),
+    };
   }
   if (task === 'classification') nodes.push(node('Softmax', [t], [outputName], PREFIX + 'softmax', { axis: 1 }));
   else if (task === 'multilabel') nodes.push(node('Sigmoid', [t], [outputName], PREFIX + 'sigmoid'));

@@ -25,17 +25,26 @@ import { foldBatchNorm } from '../onnx/passes/fold-batchnorm.js';
 import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
-import { cutModel, resolveCut, type CutResult } from './graph/cut.js';
-import { evaluateTail, exportTail, trainTail, type TailData, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
+import { evaluateTail, exportTail, trainTail, type TailData, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
-/** Phase-2 defaults: backbone lr = head lr × backboneLrRatio; epochs and patience as given, else these. */
+/**
+ * Phase-2 defaults (runtime/train/phase2.ts applies them): backbone lr = head lr × backboneLrRatio; epochs,
+ * patience, batch size; freshViews: new augmented views every epoch (measured against the same cached
+ * views: README "--unfreeze"); schedule of both rates over phase 2's epochs; layer-wise decay of the
+ * backbone rate per block (1 = one rate); refit on training + validation images after the validated run.
+ */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,
   epochs: 10,
   patience: 3,
   batchSize: 16,
+  freshViews: true,
+  schedule: 'constant' as TailSchedule,
+  layerLrDecay: 1,
+  refit: true,
 });
 
 export interface UnfreezePlan {
@@ -44,10 +53,12 @@ export interface UnfreezePlan {
   cut: CutResult;
   /** The tail's trainable parameter count. */
   parameters: number;
+  /** Blocks unfrozen (the count asked for, or all of them for 'all'); null when the cut was named by a tensor. */
+  blocks: number | null;
 }
 
 /**
- * Where to cut `backbone` for `unfreeze` (a block count from the embedding, or a tensor name) and the
+ * Where to cut `backbone` for `unfreeze` (a block count from the embedding, `'all'` for every block, or a tensor name) and the
  * two parts. Errors: EARG for an int8 backbone (use its fp32 twin), an unfreeze past the input or a
  * tensor that is not a single-path cut.
  */
@@ -57,11 +68,13 @@ export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: n
   }
   const model = cloneModel(backbone);
   foldBatchNorm(model);
-  const cutName = resolveCut(model, embedding, unfreeze);
+  // 'all': every block before the embedding (the cut at the deepest block boundary next to the input)
+  const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length || 1 : typeof unfreeze === 'number' ? unfreeze : null;
+  const cutName = resolveCut(model, embedding, unfreeze === 'all' ? blocks! : unfreeze);
   const cut = cutModel(model, cutName, embedding);
   const trainable = new Set(defaultTrainable(cut.tail));
   const parameters = cut.tail.graph.initializer.filter((t) => trainable.has(t.name ?? '')).reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);
-  return { model, cut, parameters };
+  return { model, cut, parameters, blocks };
 }
 
 export interface UnfrozenResult extends TailTrainResult {
@@ -70,32 +83,36 @@ export interface UnfrozenResult extends TailTrainResult {
   validated: boolean;
   /** The same metric for the phase-1 head on the frozen backbone, measured through the same graph (the gain's baseline). */
   before: Metrics;
+  /** The logits [n, K] behind `metrics` and `before` (same rows: validation, else training), for the keep rule (phase2.ts). */
+  logits: { before: Float32Array; after: Float32Array };
 }
 
 /** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). */
 export async function trainUnfrozen(
   plan: UnfreezePlan,
-  input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory },
+  input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailData> },
   config: Partial<TailTrainConfig> = {},
   hooks: Parameters<typeof trainTail>[2] = {},
 ): Promise<UnfrozenResult> {
   if (input.head.normalize) throw new EdgetuneError('EARG', '--unfreeze needs a trained head (linear or mlp): a prototype head normalises its input and cannot be trained through');
-  const r = await trainTail({ tail: plan.cut.tail, head: input.head, classes: input.classes, train: input.train, val: input.val, createSession: input.createSession }, config, hooks);
+  const r = await trainTail({ tail: plan.cut.tail, head: input.head, classes: input.classes, train: input.train, val: input.val, createSession: input.createSession, refresh: input.refresh }, config, hooks);
   const evalSet = input.val ?? input.train;
   const K = input.classes;
   // One eval graph (tail weights and head as inputs) scores both the tuned and the phase-1 weights.
   const graph = buildTrainingGraph(plan.cut.tail, { head: input.head.layers, mode: 'eval' });
   const original = new Map(plan.cut.tail.graph.initializer.map((t) => [t.name ?? '', t]));
   const session = await input.createSession(encodeModel(graph.model));
-  const metricsOf = async (tailWeights: Record<string, Float32Array> | undefined, head: HeadWeights): Promise<Metrics> => {
+  const logitsOf = async (tailWeights: Record<string, Float32Array> | undefined, head: HeadWeights): Promise<Float32Array> => {
     const weights = new Map<string, Float32Array>();
     for (const w of graph.tailWeights) weights.set(w.name, tailWeights?.[w.name] ?? readFloat32(original.get(w.name)!));
     head.layers.forEach((l, i) => weights.set(`head.${i}.weight`, l.weight).set(`head.${i}.bias`, l.bias));
-    const logits = await evaluateTail(session, graph, evalSet, weights);
-    return computeMetrics(predictions(logits, K), evalSet.labels, K);
+    return evaluateTail(session, graph, evalSet, weights);
   };
+  const metricsOf = (logits: Float32Array) => computeMetrics(predictions(logits, K), evalSet.labels, K);
   try {
-    return { ...r, metrics: await metricsOf(r.tailWeights, r.head), before: await metricsOf(undefined, input.head), validated: Boolean(input.val) };
+    const after = await logitsOf(r.tailWeights, r.head);
+    const before = await logitsOf(undefined, input.head);
+    return { ...r, metrics: metricsOf(after), before: metricsOf(before), logits: { before, after }, validated: Boolean(input.val) };
   } finally {
     await session.dispose();
   }

@@ -148,7 +148,11 @@ export interface SkippedImage {
 export interface ViewEmbedder<T> {
   embed(
     items: readonly T[],
-    opts: { views: number; augment: AugmentSpec; seed: number; signal?: AbortSignal; onProgress?(done: number, total: number): void },
+    opts: {
+      views: number; augment: AugmentSpec; seed: number; signal?: AbortSignal; onProgress?(done: number, total: number): void;
+      /** Views used once (phase 2's fresh views of each epoch): a driver's cache should not keep them. */
+      transient?: boolean;
+    },
   ): Promise<{ features: Float32Array; dims: number; ok: boolean[]; skipped: SkippedImage[]; hits?: number; computed?: number }>;
 }
 
@@ -351,9 +355,10 @@ export interface FinetuneProvenance {
   /**
    * Folders as given relative to the working directory when inside it, else their names (never an
    * absolute path: a model is shared; the page writes FROM_PAGE); `sha256` hashes the sorted content
-   * hashes of every image used, `images` counts them, `resume` names the resume data written beside the model.
+   * hashes of every image used, `images` counts them, `resume` names the resume data written beside the model;
+   * `examples`: folders of more images of existing classes added when resuming (finetune's `addExamples`).
    */
-  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
+  dataset: { train: string; val?: string; valSplit: number; added: { name: string; dir: string }[]; examples?: { name: string; dir: string }[]; images?: number; sha256?: string; resume?: string };
   augment: string;
   views: number;
   head: string;

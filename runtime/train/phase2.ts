@@ -12,13 +12,26 @@
 // then embeds with the tuned backbone).
 //
 // The phase-2 settings rule, stated once (phase2Config): epochs UNFREEZE_DEFAULTS.epochs, patience
-// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize; optimizer, head learning rate, weight
-// decay, dropout and label smoothing as phase 1's (FINETUNE_DEFAULTS under the given trainer config);
-// backbone learning rate UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
+// UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize, schedule UNFREEZE_DEFAULTS.schedule,
+// layer-wise decay of the backbone rate UNFREEZE_DEFAULTS.layerLrDecay;
+// optimizer, head learning rate, weight decay, dropout and label smoothing as phase 1's
+// (FINETUNE_DEFAULTS under the given trainer config); backbone learning rate
+// UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
+// The run (runPhase2), stated once (issue 20, each part measured: README "--unfreeze"):
+//   1. views: epoch 1 trains on the views phase 1 embedded (same seed); with freshViews each later epoch e
+//      on newly drawn views of the same images (seed freshViewSeed(seed, e); view 0 stays the clean image),
+//      the frozen part run again by the embedder (`transient`: a driver's cache does not keep them);
+//   2. early stopping on validation loss, best weights restored (trainTail);
+//   3. the never-worse rule (keepPhase2, KEEP_Z) on the validation images: kept only when better than the
+//      phase-1 head by more than their noise; otherwise the result carries the phase-1 head and the
+//      untouched tail and the drivers export the head-only model (summary.kept false, keepReason says why);
+//   4. refit (UNFREEZE_DEFAULTS.refit): when kept and validated, the same run again from the phase-1 head on
+//      training + validation images (their views too) for the best epoch count; the metrics stay the
+//      validated run's (the refit has no held-out images left to score).
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
-import { exportTail, type TailData, type TailEpochStats, type TailTrainConfig } from './graph/tail-trainer.js';
+import { exportTail, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
@@ -36,6 +49,25 @@ export interface Phase2Settings {
   epochs?: number;
   /** Early-stopping patience on validation loss (default UNFREEZE_DEFAULTS.patience; 0 = off). */
   patience?: number;
+  /**
+   * Fresh augmented views every epoch (default UNFREEZE_DEFAULTS.freshViews): epoch e ≥ 2 trains on
+   * newly drawn views of the same images (seed freshViewSeed(seed, e), the frozen part run again through
+   * the injected embedder), instead of the same cached views every epoch.
+   */
+  freshViews?: boolean;
+  /** Learning-rate schedule over phase 2's epochs, both rates (scheduleFactor; default UNFREEZE_DEFAULTS.schedule). */
+  schedule?: TailSchedule;
+  /** Layer-wise backbone rates: block k (1 nearest the embedding) at lrBackbone × layerLrDecay^(k−1) (layerRates; default UNFREEZE_DEFAULTS.layerLrDecay, 1 = one rate). */
+  layerLrDecay?: number;
+  /**
+   * After the validated run, train again from the phase-1 head on training + validation images for the
+   * best epoch count (default UNFREEZE_DEFAULTS.refit; only with validation data and a kept result).
+   */
+  refit?: boolean;
+  /** Mini-batch size (default UNFREEZE_DEFAULTS.batchSize). */
+  batchSize?: number;
+  /** Keep phase 2's result without the never-worse rule (keepPhase2); the summary still gives the rule's numbers. Default false. */
+  alwaysKeep?: boolean;
 }
 
 /** What phase 2 did, as the CLI's report (`unfreeze`) and the page's stored metrics (`phase2`) hold it. */
@@ -59,16 +91,118 @@ export interface Phase2Summary {
   activationS: number;
   trainingS: number;
   history: TailEpochStats[];
+  /** Whether the tuned backbone was kept (keepPhase2); false: the head-only model of phase 1 is exported. */
+  kept: boolean;
+  /** Why (the rule's numbers in words). */
+  keepReason: string;
+  /** The keep rule's statistics on the validation images (absent without validation data). */
+  keepTest?: KeepTest;
+  freshViews: boolean;
+  schedule: TailSchedule;
+  /** Layer-wise decay of the backbone rate per block (1 = one rate). */
+  layerLrDecay: number;
+  /** Whether the kept weights come from a refit on training + validation images (for bestEpoch epochs). */
+  refit: boolean;
+}
+
+/**
+ * The never-worse rule's numbers on the validation images: the per-image cross-entropy of the phase-1
+ * head (before) and of the tuned model (after), their paired difference d_i = before_i − after_i, its
+ * mean and standard error sd(d)/√n, and the accuracy pairs (McNemar's discordant counts).
+ */
+export interface KeepTest {
+  images: number;
+  lossBefore: number;
+  lossAfter: number;
+  /** mean(d): > 0 when phase 2 lowered the validation loss. */
+  lossGain: number;
+  /** Standard error of mean(d). */
+  lossSe: number;
+  /** Images phase 2 gets right that the head got wrong / the reverse. */
+  fixed: number;
+  broken: number;
+}
+
+/**
+ * The never-worse rule (issue 20): phase 2's result is kept only when it beats the phase-1 head on the
+ * validation images by more than their noise, in one of two paired measures on the same images
+ * (Dietterich 1998, "Approximate statistical tests for comparing supervised classification learning
+ * algorithms", Neural Computation 10(7): paired tests on one held-out set, McNemar's first):
+ *   - accuracy (McNemar): fixed − broken > KEEP_Z · √(fixed + broken), the net images it fixes beyond one
+ *     standard deviation of that difference when both models err alike;
+ *   - log-loss: the mean paired per-image cross-entropy gain > KEEP_Z standard errors of that mean;
+ * and never when it breaks more validation images than it fixes. Otherwise the head-only model is
+ * exported and the summary says why. Without validation data nothing can be checked: kept (and said).
+ * Both measures, because on 15–25 validation images each misses real gains alone: measured on folds of
+ * beans-dev/train, phase 2 lowered the test error by 7.7 points with a *higher* validation loss
+ * (overconfident on the images it still gets wrong) but 2–3 images fixed and none broken.
+ */
+export const KEEP_Z = 1;
+
+/** The rule's statistics (KeepTest) from the two models' logits [n, K] on the same labelled rows. */
+export function keepTest(before: Float32Array, after: Float32Array, labels: Int32Array, K: number): KeepTest {
+  const n = labels.length;
+  const ce = (l: Float32Array, i: number) => {
+    let m = -Infinity;
+    for (let k = 0; k < K; k++) m = Math.max(m, l[i * K + k]!);
+    let s = 0;
+    for (let k = 0; k < K; k++) s += Math.exp(l[i * K + k]! - m);
+    return m + Math.log(s) - l[i * K + labels[i]!]!;
+  };
+  const top = (l: Float32Array, i: number) => {
+    let b = 0;
+    for (let k = 1; k < K; k++) if (l[i * K + k]! > l[i * K + b]!) b = k;
+    return b;
+  };
+  const d = new Float64Array(n);
+  let lb = 0;
+  let la = 0;
+  let fixed = 0;
+  let broken = 0;
+  for (let i = 0; i < n; i++) {
+    const b = ce(before, i);
+    const a = ce(after, i);
+    lb += b;
+    la += a;
+    d[i] = b - a;
+    const rb = top(before, i) === labels[i];
+    const ra = top(after, i) === labels[i];
+    if (ra && !rb) fixed++;
+    if (rb && !ra) broken++;
+  }
+  const mean = n ? (lb - la) / n : 0;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (d[i]! - mean) ** 2;
+  const se = n > 1 ? Math.sqrt(v / (n - 1) / n) : Infinity;
+  return { images: n, lossBefore: n ? lb / n : 0, lossAfter: n ? la / n : 0, lossGain: mean, lossSe: se, fixed, broken };
+}
+
+/** Apply the never-worse rule (KEEP_Z) to a KeepTest: whether to keep phase 2, and why in words. */
+export function keepPhase2(t: KeepTest | undefined, z: number = KEEP_Z): { kept: boolean; reason: string } {
+  if (!t) return { kept: true, reason: 'no validation images: kept unchecked' };
+  const nums = `validation loss ${t.lossBefore.toFixed(3)} → ${t.lossAfter.toFixed(3)} (gain ${t.lossGain.toFixed(3)} ± ${t.lossSe.toFixed(3)} per image, ${t.images} images), ${t.fixed} images fixed, ${t.broken} broken`;
+  if (t.broken > t.fixed) return { kept: false, reason: `more validation images broken than fixed: ${nums}` };
+  const byAccuracy = t.fixed - t.broken > z * Math.sqrt(t.fixed + t.broken);
+  const byLoss = t.lossGain > z * t.lossSe;
+  if (!byAccuracy && !byLoss) return { kept: false, reason: `not better than the head alone by more than the noise (${z} standard error, accuracy or loss): ${nums}` };
+  return { kept: true, reason: `better than the head alone by more than the noise (${z} standard error, ${byAccuracy && byLoss ? 'accuracy and loss' : byAccuracy ? 'accuracy' : 'loss'}): ${nums}` };
+}
+
+/** The seed of epoch `epoch`'s fresh views (epoch 1 uses the run's seed: the views phase 1 cached). */
+export function freshViewSeed(seed: number, epoch: number): number {
+  return epoch <= 1 ? seed : (seed + 100003 * (epoch - 1)) % 2147483647;
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
     epochs: p.epochs ?? UNFREEZE_DEFAULTS.epochs,
     patience: p.patience ?? UNFREEZE_DEFAULTS.patience,
-    batchSize: UNFREEZE_DEFAULTS.batchSize,
+    batchSize: p.batchSize ?? UNFREEZE_DEFAULTS.batchSize,
+    schedule: p.schedule ?? UNFREEZE_DEFAULTS.schedule,
+    layerLrDecay: p.layerLrDecay ?? UNFREEZE_DEFAULTS.layerLrDecay,
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
@@ -184,31 +318,60 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
 export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>): Promise<Phase2Result> {
   const t0 = performance.now();
   const { plan } = o;
-  const tr = await o.embedder.embed(o.train, { views: o.views, augment: o.augment, seed: o.seed, signal: o.signal, onProgress: o.onActivations });
-  const train: TailData = { x: tr.features, labels: Int32Array.from(o.train.flatMap((i) => Array<number>(o.views).fill(i.label))) };
+  const settings = o.settings ?? {};
+  let actMs = 0;
+  const viewsOf = async (items: readonly T[], seed: number, transient: boolean, onProgress?: (d: number, t: number) => void): Promise<Float32Array> => {
+    const ta = performance.now();
+    const r = await o.embedder.embed(items, { views: o.views, augment: o.augment, seed, signal: o.signal, onProgress, transient });
+    actMs += performance.now() - ta;
+    return r.features;
+  };
+  const labelsOf = (items: readonly T[], views: number) => Int32Array.from(items.flatMap((i) => Array<number>(views).fill(i.label)));
+  const train: TailData = { x: await viewsOf(o.train, o.seed, false, o.onActivations), labels: labelsOf(o.train, o.views) };
   let val: TailData | undefined;
   if (o.val.length) {
+    const ta = performance.now();
     const va = await o.embedder.embed(o.val, { views: 1, augment: {}, seed: o.seed, signal: o.signal });
-    val = { x: va.features, labels: Int32Array.from(o.val.map((i) => i.label)) };
+    actMs += performance.now() - ta;
+    val = { x: va.features, labels: labelsOf(o.val, 1) };
   }
-  const tAct = (performance.now() - t0) / 1000;
-  const config = phase2Config(o.config ?? {}, o.settings, o.seed);
-  const r = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train, val, createSession: o.createSession }, config, {
+  const fresh = (settings.freshViews ?? UNFREEZE_DEFAULTS.freshViews) && o.views > 1;
+  const refresher = (items: readonly T[], labels: Int32Array) => (fresh ? async (epoch: number): Promise<TailData> => ({ x: await viewsOf(items, freshViewSeed(o.seed, epoch), true), labels }) : undefined);
+  const config = phase2Config(o.config ?? {}, settings, o.seed);
+  const r = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train, val, createSession: o.createSession, refresh: refresher(o.train, train.labels) }, config, {
     signal: o.signal,
     onEpoch: (e) => o.onEpoch?.(e, config.epochs),
   });
-  const tunedTail = exportTail(plan.cut.tail, r.tailWeights);
+  const test = val ? keepTest(r.logits.before, r.logits.after, val.labels, o.classes) : undefined;
+  const rule = keepPhase2(test);
+  const decision = settings.alwaysKeep && !rule.kept ? { kept: true, reason: `kept as asked (alwaysKeep), against the rule: ${rule.reason}` } : rule;
+  // refit: the same run on training + validation images (their augmented views too) for the best epoch count
+  let final: { head: HeadWeights; tailWeights: Record<string, Float32Array> } = r;
+  let refitted = false;
+  if (decision.kept && val && (settings.refit ?? UNFREEZE_DEFAULTS.refit) && r.bestEpoch > 0) {
+    const all = [...o.train, ...o.val];
+    const both: TailData = { x: concatFloat32([train.x, await viewsOf(o.val, o.seed, false)]), labels: labelsOf(all, o.views) };
+    const again = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, epochs: r.bestEpoch, patience: 0 }, {
+      signal: o.signal,
+      onEpoch: (e) => o.onEpoch?.({ ...e, epoch: r.history.length + e.epoch }, r.history.length + r.bestEpoch),
+    });
+    final = again;
+    refitted = true;
+  }
+  const tailWeights = decision.kept ? final.tailWeights : {};
+  const head = decision.kept ? final.head : o.head;
+  const tunedTail = exportTail(plan.cut.tail, tailWeights);
   const shape = plan.cut.cutShape.slice(1) as number[];
   const embeddings = {
     train: await tunedEmbeddings(tunedTail, shape, train.x, train.labels.length, o.createSession),
     val: val ? await tunedEmbeddings(tunedTail, shape, val.x, val.labels.length, o.createSession) : undefined,
   };
   return {
-    head: r.head,
-    metrics: r.metrics,
+    head,
+    metrics: decision.kept ? r.metrics : r.before,
     validated: r.validated,
-    backbone: unfrozenBackbone(plan, r),
-    tailWeights: r.tailWeights,
+    backbone: unfrozenBackbone(plan, { tailWeights }),
+    tailWeights,
     embeddings,
     summary: {
       blocks: o.blocks,
@@ -222,9 +385,16 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       accuracyBefore: r.before.accuracy,
       accuracy: r.metrics.accuracy,
       gain: r.metrics.accuracy - r.before.accuracy,
-      activationS: round(tAct),
-      trainingS: round(r.ms / 1000),
+      activationS: round(actMs / 1000),
+      trainingS: round((performance.now() - t0 - actMs) / 1000),
       history: r.history,
+      kept: decision.kept,
+      keepReason: decision.reason,
+      ...(test ? { keepTest: test } : {}),
+      freshViews: fresh,
+      schedule: config.schedule,
+      layerLrDecay: config.layerLrDecay,
+      refit: refitted,
     },
   };
 }

@@ -121,7 +121,8 @@ describe('outputs, leakage, provenance', () => {
     const root = tempDir();
     const tuned = path.join(root, 'tuned.onnx');
     const plain = path.join(root, 'plain.onnx');
-    await finetuneJson([ds, ...quick, '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--unfreeze-epochs', '2', '--backbone-lr', '0.001', '--out', tuned]);
+    // --keep-unfrozen: a tuned backbone whatever the never-worse rule says (the resume mechanics are checked here)
+    await finetuneJson([ds, ...quick, '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--unfreeze-epochs', '2', '--backbone-lr', '0.001', '--keep-unfrozen', '--out', tuned]);
     await finetuneJson([ds, ...quick, '--model', 'mobilenetv2-fp32', '--out', plain]);
     // the embedding-cache key of the tuned backbone is not the base's (the cache would hand out base embeddings)
     const key = async (f: string) => ((await readModelInfo(f))!.provenance as { base: { key: string } }).base.key;

@@ -1,7 +1,8 @@
 // `edgetune finetune` beyond a softmax head, end to end: phase 2 (`--unfreeze`: the backbone's last
 // blocks trained with the head through ONNX training graphs) on beans-dev with mobilenetv2-fp32, the
 // refusal of an int8 backbone, and the course's other tasks: multilabel (sigmoid + BCE) and regression
-// (linear + MSE) heads from CSVs made from the shared datasets, classified and loaded in bare ORT.
+// (linear + MSE) heads from CSVs made from the shared datasets, classified and loaded in bare ORT; and
+// the refusals of the phase-2 schedule / layer-wise rate options.
 
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,7 +22,7 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
   let report: FinetuneReport;
   const out = path.join(work, 'beans.onnx');
   beforeAll(async () => {
-    const r = await runCli(['finetune', path.join(beans, 'train'), '--val', path.join(beans, 'val'), '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--augment', 'none', '--unfreeze-epochs', '3', '--out', out, '--json'], { env, timeoutMs: 170_000 });
+    const r = await runCli(['finetune', path.join(beans, 'train'), '--val', path.join(beans, 'val'), '--model', 'mobilenetv2-fp32', '--unfreeze', '1', '--augment', 'none', '--unfreeze-epochs', '3', '--keep-unfrozen', '--no-refit', '--out', out, '--json'], { env, timeoutMs: 170_000 });
     expect(r.code, r.stderr).toBe(0);
     report = JSON.parse(r.stdout) as FinetuneReport;
   });
@@ -36,6 +37,12 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
     expect(u.history.length).toBe(u.epochs);
     expect(u.epochs).toBeLessThanOrEqual(3);
     expect(u.gain).toBeCloseTo(u.accuracy - u.accuracyBefore, 12);
+    // --keep-unfrozen: kept whatever the never-worse rule says, and the rule's numbers are in the report
+    expect(u.kept).toBe(true);
+    expect(u.keepReason).toMatch(/^(kept as asked \(alwaysKeep\), against the rule: |better than the head alone by more than the noise)/);
+    expect(u.keepTest!.images).toBe(60);
+    expect(u.freshViews).toBe(false); // --augment none: one view, nothing fresh to draw
+    expect(u.refit).toBe(false); // --no-refit: the exported weights are the validated ones (the next test scores them)
     // the final accuracy is phase 2's (the exported model's)
     expect(report.accuracy).toBe(u.accuracy);
     // measured: 0.883 → 0.85–0.88 with --augment none and 3 epochs (60 val photos; the default recipe is in the README)
@@ -55,6 +62,24 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
     const r = await runCli(['finetune', path.join(beans, 'train'), '--model', 'mobilenetv2-int8', '--unfreeze', '2', '--out', path.join(work, 'x.onnx')], { env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--unfreeze trains the backbone's float weights, and mobilenetv2-int8 is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result");
+  });
+});
+
+describe('finetune: phase-2 schedule and layer-wise rate options', () => {
+  it('refuses them without --unfreeze, and a decay outside (0, 1] or an unknown schedule, before any work', async () => {
+    const train = path.join(beans, 'train');
+    const x = path.join(work, 'opts.onnx');
+    const alone = await runCli(['finetune', train, '--layer-lr-decay', '0.5', '--out', x], { env });
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+    for (const bad of ['0', '2', 'half']) {
+      const r = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', bad, '--out', x], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`Expected number in (0, 1] for --layer-lr-decay but received "${bad}"`);
+    }
+    const s = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-schedule', 'step', '--out', x], { env });
+    expect(s.code).toBe(2);
+    expect(s.stderr).toContain('Expected one of constant, cosine, warmup-cosine for --unfreeze-schedule but received "step"');
   });
 });
 

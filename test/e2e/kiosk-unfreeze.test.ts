@@ -59,6 +59,9 @@ describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () =
     await page.selectOption('#augment', 'none');
     await page.selectOption('#head-kind', 'linear');
     await page.selectOption('#unfreeze', '1');
+    // the tuned export's mechanics are checked here: phase 2 is kept even where the never-worse rule
+    // (8 validation photos) would export the head alone
+    await page.check('#keep-unfrozen');
     const progress: string[] = [];
     const poll = setInterval(() => void text('#train-status').then((t) => progress.push(t)).catch(() => undefined), 200);
     const state = await train().finally(() => clearInterval(poll));

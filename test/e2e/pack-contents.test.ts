@@ -27,7 +27,7 @@ describe('npm pack', () => {
       expect(files.has(path.normalize(e.default)), name).toBe(true);
       expect(files.has(path.normalize(e.types)), name).toBe(true);
     }
-    for (const f of ['dist/web/index.html', 'dist/web/app.js', 'dist/web/ort-worker.js', 'dist/web/style.css', 'models/registry.json', 'models/labels/imagenet-simple-labels.json', 'devices/profiles/generic-cpu.json', 'README.md', 'package.json']) {
+    for (const f of ['dist/web/index.html', 'dist/web/app.js', 'dist/web/ort-worker.js', 'dist/web/style.css', 'dist/runtime/stream/worker.js', 'dist/runtime/stream/teach-worker.js', 'models/registry.json', 'models/labels/imagenet-simple-labels.json', 'devices/profiles/generic-cpu.json', 'README.md', 'package.json']) {
       expect(files.has(f), f).toBe(true);
     }
     expect([...files].some((f) => /^dist\/web\/ort\/.+\.wasm$/.test(f))).toBe(true);

@@ -29,6 +29,8 @@ describe('open-set unknown through the CLI', () => {
   it('finetune writes the calibration into the card and the graph', () => {
     const info = parseModelInfo(readMetadataProps(new Uint8Array(readFileSync(model))))!;
     expect(info.openSet).toMatchObject({ method: 'mahalanobis', output: 'unknown_score', threshold: 1, target: 0.95, fittedOn: 'validation' });
+    // mobilenetv2-int8 has open-set taps (runtime/train/graph/taps.ts openSetTapsOf: the depthwise outputs of its last two residual blocks): the multi-layer score, per-class covariances
+    expect(info.openSet).toMatchObject({ covariance: 'per-class', layers: ['603_quantized', '612_quantized'] });
     // the threshold is the 95% quantile of 60 validation scores: 57 of 60 kept
     expect(info.openSet!.kept).toBeCloseTo(0.95, 2);
   });

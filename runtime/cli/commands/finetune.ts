@@ -17,6 +17,7 @@ import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune finetune <train-dir> [options]
        edgetune finetune --resume <model.onnx> --add-class <name> <dir> [--add-class <name> <dir>]... [options]
+       edgetune finetune --resume <model.onnx> --add-examples <name>=<dir> [--add-examples <name>=<dir>]... [options]
 
 Train a new classification head on a frozen backbone and export one ONNX model (backbone + head +
 softmax, labels and preprocessing embedded). <train-dir> holds one sub-folder of images per class.
@@ -54,11 +55,22 @@ Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --patience <n>          early stopping on validation loss, best weights restored (default ${D.patience}; 0 = off)
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
 Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilenetv2-fp32):
-  --unfreeze <n>          also train the last n blocks of the backbone with the head (a block: an inverted-residual
-                          block or the final 1×1 conv for MobileNetV2; BatchNormalization folded, statistics frozen)
+  --unfreeze <n|all>      also train the last n blocks of the backbone (all: every block) with the head (a block: an
+                          inverted-residual block or the final 1×1 conv for MobileNetV2; BatchNormalization folded,
+                          statistics frozen). Kept only when it beats the head alone on validation by more than the
+                          noise (the report's unfreeze.kept / keepReason); otherwise the head-only model is written
   --unfreeze-from <name>  the tensor to cut at instead (a single-path tensor of the backbone)
   --backbone-lr <x>       learning rate of the unfrozen blocks (default ${UNFREEZE_DEFAULTS.backboneLrRatio} × the head's)
   --unfreeze-epochs <n>   maximum epochs of phase 2 (default ${UNFREEZE_DEFAULTS.epochs}; early stopping with --patience, default ${UNFREEZE_DEFAULTS.patience} there)
+  --unfreeze-views <v>    fresh: new augmented views of every training image each epoch | cached: the views phase 1
+                          embedded, every epoch (default ${UNFREEZE_DEFAULTS.freshViews ? 'fresh' : 'cached'})
+  --unfreeze-schedule <s> constant | cosine | warmup-cosine (linear warm-up over the first epoch, then cosine)
+                          learning rates over phase 2's epochs (default ${UNFREEZE_DEFAULTS.schedule})
+  --layer-lr-decay <x>    layer-wise backbone rates: unfrozen block k (1 = nearest the head) trains at
+                          --backbone-lr × x^(k−1), x in (0, 1] (default ${UNFREEZE_DEFAULTS.layerLrDecay}: one rate)
+  --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
+                          count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
+  --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
 Output:
   --out <file.onnx>       the model (default finetuned.onnx); <name>.report.json, <name>.report.png and
                           <name>.resume.bin (what --resume needs) beside it
@@ -69,6 +81,9 @@ Output:
                           beside it (only the new classes' folders are read); without that file the
                           original dataset folders are read again
   --add-class <name>      with --resume: a new class; its folder is the matching positional argument
+  --add-examples <name>=<dir>
+                          with --resume: more images of the model's class <name> (training images; the
+                          validation images stay the model's), embedded with its own backbone; repeatable
   --json                  print the report as one JSON object
 ${SESSION_USAGE}
 
@@ -102,10 +117,17 @@ const OPTIONS = {
   int8: { type: 'boolean', default: false },
   resume: { type: 'string' },
   'add-class': { type: 'string', multiple: true },
+  'add-examples': { type: 'string', multiple: true },
   unfreeze: { type: 'string' },
   'unfreeze-from': { type: 'string' },
   'backbone-lr': { type: 'string' },
   'unfreeze-epochs': { type: 'string' },
+  'unfreeze-views': { type: 'string' },
+  'unfreeze-schedule': { type: 'string' },
+  'layer-lr-decay': { type: 'string' },
+  refit: { type: 'boolean' },
+  'no-refit': { type: 'boolean' },
+  'keep-unfrozen': { type: 'boolean' },
   json: { type: 'boolean', default: false },
   ...SESSION_OPTIONS,
   ...CARD_OPTIONS,
@@ -144,7 +166,18 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.cache = v['no-cache'] ? null : v.cache;
   if (v['unfreeze-from'] !== undefined && v.unfreeze !== undefined) throw new EdgetuneError('EARG', '--unfreeze and --unfreeze-from say the same thing: give one');
   if (v['unfreeze-from'] !== undefined) o.unfreeze = v['unfreeze-from'];
+  else if (v.unfreeze === 'all') o.unfreeze = 'all';
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
+  o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
+  o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
+  if (v['layer-lr-decay'] !== undefined) {
+    o.layerLrDecay = Number(v['layer-lr-decay']);
+    if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);
+  }
+  if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
+  if (v.refit) o.refit = true;
+  if (v['no-refit']) o.refit = false;
+  if (v['keep-unfrozen']) o.keepUnfrozen = true;
   if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', v['backbone-lr'], 0, Number.MIN_VALUE, 10);
   if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
   if (v.int8) o.int8 = true;
@@ -206,6 +239,11 @@ export const finetune = {
     }
     if (!v.resume && positionals.length !== 1) throw new EdgetuneError('EARG', `finetune: expected one training folder but received ${positionals.length}\n\n${usage}`);
     o.addClass = added.map((name, i) => ({ name, dir: positionals[i]! }));
+    o.addExamples = (v['add-examples'] ?? []).map((a) => {
+      const i = a.indexOf('=');
+      if (i < 1 || i === a.length - 1) throw new EdgetuneError('EARG', `Expected <class>=<folder> for --add-examples but received ${JSON.stringify(a)}`);
+      return { name: a.slice(0, i), dir: a.slice(i + 1) };
+    });
     o.card = await cardLayerFrom(v);
     o.session = providersFrom(v, io);
     o.onWarning = (m) => io.stderr.write(`edgetune: warning: ${m}\n`);
@@ -246,10 +284,12 @@ function printReport(io: CommandIO, r: FinetuneReport): void {
   const p2 = r.unfreeze;
   w(`${r.model}: ${r.labels.length} classes (${r.labels.join(', ')}), head ${r.head}, base ${r.base}`);
   w(`train ${train} images × ${r.views} views, validation ${val}; skipped ${r.skipped.length}`);
+  if (r.examples) w(`more examples of existing classes (training): ${Object.entries(r.examples).map(([k, n]) => `${k} +${n}`).join(', ')}`);
   const how = r.config ? `best epoch ${r.bestEpoch}/${r.epochs}${r.stoppedEarly ? ' (stopped early)' : ''}` : 'no training (nearest class mean)';
   if (validated) w(`validation accuracy ${r.accuracy!.toFixed(3)} (prototype baseline ${r.prototypeAccuracy!.toFixed(3)}), ${how}`);
   else w(`training accuracy ${r.trainAccuracy.toFixed(3)} (no validation data), ${how}`);
-  if (p2) w(`phase 2: unfroze ${p2.blocks !== null ? `${p2.blocks} block(s)` : `from ${p2.cut}`} (${p2.parameters} parameters, lr ${p2.lrBackbone}): ${validated ? 'validation' : 'training'} accuracy ${p2.accuracyBefore.toFixed(3)} → ${p2.accuracy.toFixed(3)}, best epoch ${p2.bestEpoch}/${p2.epochs}, ${p2.trainingS}s`);
+  if (p2) w(`phase 2: unfroze ${p2.blocks !== null ? `${p2.blocks} block(s)` : `from ${p2.cut}`} (${p2.parameters} parameters, lr ${p2.lrBackbone}): ${validated ? 'validation' : 'training'} accuracy ${p2.accuracyBefore.toFixed(3)} → ${p2.accuracy.toFixed(3)}, best epoch ${p2.bestEpoch}/${p2.epochs}${p2.freshViews ? ', fresh views' : ''}${p2.refit ? ', refit on training + validation images' : ''}, ${p2.trainingS}s`);
+  if (p2 && !p2.kept) w(`phase 2 not kept (the head-only model is written): ${p2.keepReason}`);
   if (r.int8?.accuracyInt8 != null) w(`int8: validation accuracy ${r.int8.accuracyInt8.toFixed(3)} (float ${r.int8.accuracyFloat!.toFixed(3)}) on ${r.int8.images} images${r.int8.keptFloat.length ? `; ${r.int8.keptFloat.length} nodes kept float` : ''}`);
   w(`time: embedding ${r.timing.embeddingS}s (${r.timing.embedded} computed, ${r.timing.cacheHits} cached), training ${r.timing.trainingS}s, total ${r.timing.totalS}s`);
   w(`report: ${r.report.png}, ${r.report.json}`);

@@ -47,8 +47,10 @@ Options:
   --teach <dir>          with --serve: teach the running model over HTTP (POST /teach/examples?label=NAME with a
                          JPEG/PNG body or &frames=N live frames, POST /teach/train, GET /teach,
                          DELETE /teach/examples/<label>/<file>; every POST/DELETE needs EDGETUNE_TOKEN); examples
-                         under <dir>/examples/<label>/, trained models under <dir>/models/. The model must be one
-                         \`finetune\` exported (its .resume.bin beside it)
+                         under <dir>/examples/<label>/ (new classes, or more of the model's own), trained on a
+                         worker thread (frames keep flowing) into <dir>/models/. The model must be one
+                         \`finetune\` exported (its .resume.bin beside it). The kiosk page at /kiosk/ teaches
+                         through the same routes
   --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
   --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
                          <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
@@ -195,8 +197,9 @@ export const watch: Command = {
         if (v.teach !== undefined) {
           teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
-        server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach });
-        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
+        // with --teach the kiosk page is served too (/kiosk/), teaching through the same API
+        server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });
+        say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach, /kiosk/' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);
       const final = await p.run();
@@ -206,7 +209,7 @@ export const watch: Command = {
     } finally {
       if (timer) clearInterval(timer);
       io.stdout.off('error', onStdoutError);
-      teach?.close();
+      await teach?.close();
       await server?.close();
       stop.dispose();
       await p.model.dispose();

@@ -5,7 +5,8 @@
 // in-page training, import/export) what it needs. Pixels go canvas → HwcImage (./pixels.ts) →
 // runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same modules
 // the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm threads),
-// ?camera=off.
+// ?camera=off. Served by a server that teaches (`watch --teach`: GET /teach answers), teach mode works
+// against its API (./teach-server.ts) instead of training in the page.
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
 import type { ModelCard, OpenSetSpec } from '../../core/model-card.js';
@@ -17,6 +18,7 @@ import { configureRuntime, openSession, parseOrder, PROVIDER_TITLES, ProviderErr
 import { decodeBlob, toModelImage } from './pixels.js';
 import { Store } from './store.js';
 import { renderClasses, renderModels, wireTeach } from './teach-ui.js';
+import { discoverTeachApi, wireServerTeach } from './teach-server.js';
 import { FINETUNE_DEFAULTS } from '../../train/finetune.js';
 import { messageOf } from '../../core/errors.js';
 import { LabelSmoother } from '../../stream/smoothing.js';
@@ -90,6 +92,8 @@ let teachTab = false;
 let smoother: LabelSmoother | undefined;
 let frames = 0;
 let stream: MediaStream | undefined;
+/** Teach mode runs against the server's teach API (watch --teach) rather than in the page. */
+let serverTeach = false;
 
 const video = () => $<HTMLVideoElement>('video');
 
@@ -319,7 +323,8 @@ function setTab(which: 'live' | 'teach'): void {
   teachTab = which === 'teach';
   $('top1-overlay').hidden = teachTab;
   $('view-live').hidden = which !== 'live';
-  $('view-teach').hidden = which !== 'teach';
+  $('view-teach').hidden = which !== 'teach' || serverTeach;
+  $('view-teach-server').hidden = which !== 'teach' || !serverTeach;
   for (const t of ['live', 'teach'] as const) {
     const b = $(`tab-${t}`);
     b.classList.toggle('active', t === which);
@@ -362,14 +367,27 @@ function wire(): void {
   });
 }
 
+/** The served model's description (relative: the page may be served under a prefix, e.g. watch's /kiosk/). */
+async function fetchConfig(): Promise<KioskConfig> {
+  const res = await fetch('api/config', { cache: 'no-store' });
+  if (!res.ok) throw new Error(`api/config: HTTP ${res.status}`);
+  return parseKioskConfig(await res.json());
+}
+
+/** After the server swapped a new model in (a training): its description and bytes again, into the live view. */
+async function reloadServed(): Promise<void> {
+  cfg = await fetchConfig();
+  backbone = await fetchBytes(cfg.model.url);
+  await renderModels();
+  await useModel('base');
+}
+
 async function main(): Promise<void> {
   wire();
   const params = new URLSearchParams(location.search);
   document.body.dataset.state = 'loading';
   try {
-    const res = await fetch('/api/config');
-    if (!res.ok) throw new Error(`/api/config: HTTP ${res.status}`);
-    cfg = parseKioskConfig(await res.json());
+    cfg = await fetchConfig();
     order = parseOrder(params.get('ep') ?? cfg.providers);
     const threads = Number(params.get('threads') ?? 0);
     configureRuntime({ threads: Number.isInteger(threads) && threads > 0 ? threads : undefined });
@@ -401,7 +419,11 @@ async function main(): Promise<void> {
     if (err instanceof ProviderError) $('provider-note').textContent = err.causes.join('\n');
     return;
   }
-  await renderClasses();
+  const teachApi = await discoverTeachApi();
+  if (teachApi) {
+    serverTeach = true;
+    await wireServerTeach({ stream: () => stream, video, reloadServed }, teachApi);
+  } else await renderClasses();
   document.body.dataset.state = 'ready';
   if (params.get('camera') !== 'off') void startCamera();
   void liveLoop();

@@ -31,7 +31,7 @@ export function showResult(rec: ModelRecord): void {
   }
   $('acc-detail').textContent = m
     ? `${m.valCount} validation / ${m.trainCount} training images · training accuracy ${(m.trainAccuracy * 100).toFixed(1)}% · ${m.head ?? 'linear'} head${m.epochs ? `, ${m.epochs} epochs` : ''}${
-        m.phase2 ? ` · phase 2: ${m.phase2.blocks} block(s) unfrozen, ${m.phase2.epochs} epochs, ${(m.phase2.accuracyBefore * 100).toFixed(1)}% → ${(m.phase2.accuracy * 100).toFixed(1)}%` : ''
+        m.phase2 ? ` · phase 2: ${m.phase2.blocks} block(s) unfrozen, ${m.phase2.epochs} epochs, ${(m.phase2.accuracyBefore * 100).toFixed(1)}% → ${(m.phase2.accuracy * 100).toFixed(1)}%${m.phase2.kept === false ? ' (not kept: the head alone is exported)' : ''}` : ''
       } · ${(m.ms / 1000).toFixed(1)} s`
     : '';
   if (m) renderConfusion(rec.labels, m.confusion);

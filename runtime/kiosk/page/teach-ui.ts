@@ -197,6 +197,7 @@ async function train(): Promise<void> {
       head: $<HTMLSelectElement>('head-kind').value as 'auto' | 'linear' | 'mlp' | 'prototype',
       valSplit: Number($<HTMLSelectElement>('val-split').value),
       unfreeze: Number($<HTMLSelectElement>('unfreeze').value),
+      ...($<HTMLInputElement>('keep-unfrozen').checked ? { phase2: { alwaysKeep: true } } : {}),
       order: host.order(),
       onProgress(p: TrainProgress) {
         bar.value = p.total ? p.done / p.total : 0;

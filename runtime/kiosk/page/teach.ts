@@ -293,6 +293,8 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
       p2 = await runPhase2({
         plan, head: result.head, classes: K, train: collected.train, val: collected.val, views, augment, seed,
         embedder: pageEmbedder(new Embedder(frozen, r.model), r.model, (n) => {
+          // the fresh views of later epochs (runtime/train/phase2.ts) are counted by the epoch lines
+          if (doneP2 >= totalP2) return;
           doneP2 += n;
           progress({ done: doneP2, total: totalP2 + 1, message: `phase 2: activations at ${plan.cut.cut}, ${doneP2}/${totalP2} views (${frozen.provider})` });
         }),
@@ -309,14 +311,20 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     } finally {
       await frozen.dispose();
     }
-    p2Result = p2;
-    provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
-    tuned = p2.embeddings;
-    provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
-    // the open-set calibration on the tuned backbone's embeddings (as the library's phase-2 export)
-    const valSet = transfer.valSet();
-    const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: p2.embeddings.train }, p2.embeddings.val && valSet ? { ...valSet, features: p2.embeddings.val } : undefined);
-    onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
+    if (!p2.summary.kept) {
+      // the never-worse rule (runtime/train/phase2.ts keepPhase2): the head-only model, the summary says why
+      p2Result = { metrics: result.metrics, summary: p2.summary };
+      onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
+    } else {
+      p2Result = p2;
+      provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
+      tuned = p2.embeddings;
+      provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
+      // the open-set calibration on the tuned backbone's embeddings (as the library's phase-2 export)
+      const valSet = transfer.valSet();
+      const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: p2.embeddings.train }, p2.embeddings.val && valSet ? { ...valSet, features: p2.embeddings.val } : undefined);
+      onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
+    }
   } else {
     onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
   }

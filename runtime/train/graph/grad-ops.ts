@@ -14,7 +14,8 @@
 //     Faster exact special cases (ORT CPU kernels measured on MobileNetV2's last blocks): 1×1 stride-1
 //     convs take dW = dyᵀ·x as ONE Gemm [M, N·P]×[N·P, C] and dx as a 1×1 Conv with Wᵀ; stride-1
 //     depthwise convs take dx = depthwise Conv(dy, W flipped in space, pads k−1−p).
-//   Relu: dx = dy·[x > 0]. Clip(min, max): dx = dy·[min < x < max] (ReLU6: 0 < x < 6).
+//   Relu: dx = dy·[x > 0]. Clip(min, max): dx = dy·[min < x < max] (ReLU6: 0 < x < 6); the mask cast to
+//     float and multiplied (a Where measured ~3× slower on CPU).
 //   Add/Sub/Mul with numpy broadcasting: the gradient is summed over broadcast axes.
 //   GlobalAveragePool: dx = expand(dy / (H·W)). Flatten/Reshape/Identity/Dropout(eval): reshape back.
 //   Gemm y = α·op(A)·op(B) + β·C and 2-D MatMul: the usual matrix-calculus transposes.
@@ -96,6 +97,8 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     const dyr = ctx.op('Reshape', [ctx.op('Transpose', [dy!], { perm: [1, 0, 2, 3] }, 'dy_t'), ctx.constI([M, -1])], {}, 'dy_rows');
     const xr = ctx.op('Reshape', [ctx.op('Transpose', [xName], { perm: [1, 0, 2, 3] }, 'x_t'), ctx.constI([C, -1])], {}, 'x_rows');
     out[1] = ctx.op('Reshape', [ctx.op('Gemm', [dyr, xr], { transB: 1 }, 'dW_2d'), ctx.constI([M, C, 1, 1])], {}, 'dW');
+    // db from dy's rows [M, N·P]: a contiguous reduction (ReduceSum over [0, 2, 3] of dy is ~2× slower)
+    if (need[2]) out[2] = ctx.op('ReduceSum', [dyr, ctx.constI([1])], { keepdims: 0 }, 'dB');
   } else if (need[1]) {
     const g = geo.group;
     const C = x[1] as number;
@@ -109,6 +112,7 @@ const conv: GradRule = (ctx, n, [dy], need) => {
       xc = ctx.op('Reshape', [t, ctx.constI([cg, -1, H, W])], {}, 'x_gn');
     }
     const dyt = ctx.op('Transpose', [dy!], { perm: [1, 0, 2, 3] }, 'dy_t');
+    if (need[2]) out[2] = ctx.op('ReduceSum', [dyt, ctx.constI([1, 2, 3])], { keepdims: 0 }, 'dB');
     const dwt = ctx.op('Conv', [xc, dyt], { strides: geo.dilations, dilations: geo.strides, pads: geo.pads, group: g }, 'dW_t');
     let dw = ctx.op('Transpose', [dwt], { perm: [1, 0, 2, 3] }, 'dW');
     const full = spatial.map((h, i) => Math.floor((h + geo.pads[i]! + geo.pads[i + 2]! - (geo.strides[i]! * (geo.out[i]! - 1) + 1)) / geo.dilations[i]!) + 1);
@@ -117,16 +121,22 @@ const conv: GradRule = (ctx, n, [dy], need) => {
     }
     out[1] = dw;
   }
-  if (need[2]) out[2] = ctx.op('ReduceSum', [dy!, ctx.constI([0, 2, 3])], { keepdims: 0 }, 'dB');
+  if (need[2] && !out[2]) out[2] = ctx.op('ReduceSum', [dy!, ctx.constI([0, 2, 3])], { keepdims: 0 }, 'dB');
   void y;
   return out;
 };
 
 const zeroLike = (ctx: GradContext) => ctx.constF([0], []);
 
+/**
+ * dy where `mask` holds, else 0, as dy · float(mask): exact (dy·1 = dy, dy·0 = ±0) and ~3× faster in
+ * ORT's CPU kernels than Where(mask, dy, 0) on MobileNetV2's [16, 960, 7, 7] activations (bench:finetune).
+ */
+const masked = (ctx: GradContext, dy: string, mask: string, hint: string) => ctx.op('Mul', [dy, ctx.op('Cast', [mask], { to: 1 }, `${hint}_f`)], {}, hint);
+
 const relu: GradRule = (ctx, n, [dy]) => {
   const mask = ctx.op('Greater', [n.input[0]!, zeroLike(ctx)], {}, 'relu_mask');
-  return [ctx.op('Where', [mask, dy!, zeroLike(ctx)], {}, 'dRelu')];
+  return [masked(ctx, dy!, mask, 'dRelu')];
 };
 
 const clip: GradRule = (ctx, n, [dy]) => {
@@ -137,7 +147,7 @@ const clip: GradRule = (ctx, n, [dy]) => {
   if (getFloatAttribute(n, 'min') !== undefined || getFloatAttribute(n, 'max') !== undefined) fail(n, 'Clip with min/max attributes (upgrade to opset ≥ 11 first)');
   if (!masks.length) return [dy];
   const mask = masks.length === 2 ? ctx.op('And', masks, {}, 'clip_mask') : masks[0]!;
-  return [ctx.op('Where', [mask, dy!, zeroLike(ctx)], {}, 'dClip')];
+  return [masked(ctx, dy!, mask, 'dClip')];
 };
 
 const addSub =

@@ -16,6 +16,7 @@ import { createOptimizer, DEFAULT_LR } from '../optim.js';
 import { createRng, type Rng } from '../../core/rng.js';
 import type { DenseLayer, HeadWeights, OptimizerName } from '../types.js';
 import { buildTrainingGraph, defaultTrainable, type TrainingGraph } from './autodiff.js';
+import { tailBlocks } from './cut.js';
 import type { GraphSession, SessionFactory } from './session.js';
 
 export interface TailTrainConfig {
@@ -23,14 +24,21 @@ export interface TailTrainConfig {
   epochs: number;
   /** Mini-batch size; ≥ n = full batch. Default 32. */
   batchSize: number;
-  /** Learning-rate schedule over epochs, for both rates: constant, or cosine from the rate to 0 (as the head trainer). Default constant. */
-  schedule: 'constant' | 'cosine';
+  /** Learning-rate schedule over epochs, for both rates (scheduleFactor): constant, cosine from the rate to 0 (as the head trainer), or warmup-cosine. Default constant. */
+  schedule: TailSchedule;
   /** Default adam. */
   optimizer: OptimizerName;
   /** Head learning rate. Default DEFAULT_LR[optimizer] (adam 0.001). */
   lrHead: number;
-  /** Backbone (tail) learning rate. Default lrHead / 100. */
+  /** Backbone (tail) learning rate (of the block nearest the embedding; see layerLrDecay). Default lrHead / 100. */
   lrBackbone: number;
+  /**
+   * Discriminative (layer-wise) learning rates: the tail's block k (1 = nearest the embedding, as
+   * tailBlocks counts) trains at lrBackbone × layerLrDecay^(k−1) (layerRates). 1 = one rate for the whole
+   * tail. Source: Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Classification"
+   * (ULMFiT), ACL, §3.2 (they divide by 2.6 per layer). Default 1.
+   */
+  layerLrDecay: number;
   /** Momentum for `momentum`. Default 0.9. */
   momentum: number;
   /** L2 penalty (λ/2)·‖W‖² on weights (rank ≥ 2), not biases; added to the gradient. Default 1e-4. */
@@ -54,6 +62,7 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   epochs: 10,
   batchSize: 32,
   schedule: 'constant',
+  layerLrDecay: 1,
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
@@ -65,6 +74,48 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   seed: 0,
   trainBackbone: true,
 };
+
+/** A learning-rate schedule over the epochs (scheduleFactor). */
+export type TailSchedule = 'constant' | 'cosine' | 'warmup-cosine';
+
+/**
+ * The factor on both learning rates at step `step` (0-based, within the epoch) of epoch `epoch`
+ * (0-based) of `epochs`, `steps` steps an epoch:
+ *   - constant: 1;
+ *   - cosine: ½(1 + cos(π·epoch/epochs)), per epoch from 1 (as the head trainer);
+ *   - warmup-cosine: a linear warm-up over the first epoch, (step + 1)/steps, then the cosine over the
+ *     remaining epochs, ½(1 + cos(π·(epoch − 1)/(epochs − 1))) from 1 at epoch 2 (one epoch: the warm-up only).
+ * Warm-up: Goyal et al. 2017, "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour" (gradual
+ * warm-up), with cosine: Loshchilov & Hutter 2017, "SGDR" (ICLR). Throws EARG for another name.
+ */
+export function scheduleFactor(schedule: TailSchedule, epoch: number, epochs: number, step = 0, steps = 1): number {
+  if (schedule === 'constant') return 1;
+  if (schedule === 'cosine') return 0.5 * (1 + Math.cos((Math.PI * epoch) / epochs));
+  if (schedule === 'warmup-cosine') {
+    if (epoch === 0) return (step + 1) / Math.max(1, steps);
+    return 0.5 * (1 + Math.cos((Math.PI * (epoch - 1)) / Math.max(1, epochs - 1)));
+  }
+  throw invalidParameter('schedule', 'constant, cosine or warmup-cosine', schedule);
+}
+
+/**
+ * Each trainable tail weight's learning-rate multiplier under layer-wise decay (TailTrainConfig.layerLrDecay):
+ * decay^(k−1) for a weight of block k, the blocks counted from the embedding as tailBlocks(tail) counts
+ * them (block 1 = what `--unfreeze 1` trains); a weight outside every block (none in practice) takes the
+ * deepest block's. decay 1: every multiplier 1. Throws EARG for decay outside (0, 1].
+ */
+export function layerRates(tail: OnnxModel, trainable: readonly string[], decay: number): Map<string, number> {
+  if (!(decay > 0 && decay <= 1)) throw invalidParameter('layerLrDecay', 'a number in (0, 1]', decay);
+  const out = new Map(trainable.map((w) => [w, 1]));
+  if (decay === 1 || trainable.length === 0) return out;
+  const embedding = tail.graph.output[0]?.name ?? '';
+  const points = tailBlocks(tail, embedding);
+  for (const w of trainable) {
+    const k = points.findIndex((p) => p.weights.includes(w));
+    out.set(w, decay ** (k < 0 ? Math.max(0, points.length - 1) : k));
+  }
+  return out;
+}
 
 /** Cached cut activations: `n` rows of `x` ([n, ...inputShape.slice(1)] row-major) and labels. */
 export interface TailData {
@@ -106,6 +157,11 @@ export interface TailTrainInput {
   train: TailData;
   val?: TailData;
   createSession: SessionFactory;
+  /**
+   * Fresh training rows for epoch `epoch` (2, 3, …; epoch 1 trains on `train`): e.g. the same images'
+   * newly augmented views. Same row count, labels and row shape as `train`. Default: `train` every epoch.
+   */
+  refresh?(epoch: number): Promise<TailData>;
 }
 
 /** Per-class loss weights, as the head trainer's classWeightsOf (runtime/train/index.ts). */
@@ -221,6 +277,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   }
   if (layers[layers.length - 1]!.out !== K) throw new EdgetuneError('EARG', `the head gives ${layers[layers.length - 1]!.out} classes, expected ${K}`);
   const trainable = cfg.trainBackbone ? (cfg.trainable ?? defaultTrainable(input.tail)) : [];
+  const layerRate = layerRates(input.tail, trainable, cfg.layerLrDecay);
   const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
   const common = { head: layers, trainable, labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights === 'none' ? undefined : cw };
   const trainGraph = buildTrainingGraph(input.tail, { ...common, dropout: cfg.dropout, mode: 'train' });
@@ -244,11 +301,13 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
     isHead.add(`head.${i}.weight`).add(`head.${i}.bias`);
   });
   const rank = new Map([...trainGraph.tailWeights, ...trainGraph.headWeights].map((w) => [w.name, w.dims.length]));
-  const f32 = new Map<string, Float32Array>();
+  // float32 copies fed to the graphs and float64 gradient buffers, allocated once and rewritten in place
+  // every step (allocating them per step cost ~half the JS time of a step: bench:finetune)
+  const f32 = new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
   const sync = () => {
-    for (const [k, v] of params) f32.set(k, Float32Array.from(v));
+    for (const [k, v] of params) f32.get(k)!.set(v);
   };
-  sync();
+  const gbuf = new Map([...params].map(([k, v]) => [k, new Float64Array(v.length)]));
   const rates = `--lr, now ${cfg.lrHead}; --backbone-lr, now ${cfg.lrBackbone}`;
   const trainSession = await input.createSession(encodeModel(trainGraph.model));
   const evalSession = input.val ? await input.createSession(encodeModel(evalGraph.model)) : undefined;
@@ -267,17 +326,21 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   try {
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
+      // (a refresh's time is the caller's: the epoch's ms are its training steps and validation)
+      const train = epoch > 0 && input.refresh ? await input.refresh(epoch + 1) : input.train;
+      if (train.x.length !== input.train.x.length || train.labels.length !== n) throw new EdgetuneError('EARG', `refreshed training rows for epoch ${epoch + 1}: ${train.labels.length} rows, expected ${n}`);
       const te = now();
       let runMs = 0;
-      const decay = cfg.schedule === 'cosine' ? 0.5 * (1 + Math.cos((Math.PI * epoch) / cfg.epochs)) : 1;
+      const steps = Math.ceil(n / bs);
       shuffle.shuffle(order);
       let lossSum = 0;
       let correct = 0;
       let peak = 0;
       for (let s = 0; s < n; s += bs) {
+        const decay = scheduleFactor(cfg.schedule, epoch, cfg.epochs, s / bs, steps);
         // every batch has bs rows (one input shape for the session: see trainingRows)
         const { rows, real } = trainingRows(order, s, bs);
-        const feeds = batchFeeds(trainGraph, per, input.train, rows, f32, true);
+        const feeds = batchFeeds(trainGraph, per, train, rows, f32, true);
         for (const m of trainGraph.masks) {
           const keep = 1 / (1 - m.ratio);
           feeds[m.name] = { type: 'float32', data: Float32Array.from({ length: rows.length * m.size }, () => (dropRng.chance(m.ratio) ? 0 : keep)), dims: [rows.length, m.size] };
@@ -295,13 +358,16 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           if (!(v <= peak)) peak = v;
         }
         rows.forEach((i, r) => {
-          if (r < real && argmax(logits, r * K, K) === input.train.labels[i]) correct++;
+          if (r < real && argmax(logits, r * K, K) === train.labels[i]) correct++;
         });
         for (const [name, gname] of Object.entries(trainGraph.grads)) {
           const p = params.get(name)!;
-          const g = Float64Array.from(out[gname]!.data as Float32Array);
-          if (cfg.weightDecay > 0 && rank.get(name)! >= 2) for (let i = 0; i < p.length; i++) g[i]! += cfg.weightDecay * p[i]!;
-          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : cfg.lrBackbone));
+          const g = gbuf.get(name)!;
+          const g32 = out[gname]!.data as Float32Array;
+          const wd = rank.get(name)! >= 2 ? cfg.weightDecay : 0;
+          if (wd > 0) for (let i = 0; i < p.length; i++) g[i] = g32[i]! + wd * p[i]!;
+          else g.set(g32);
+          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : cfg.lrBackbone * (layerRate.get(name) ?? 1)));
         }
         sync();
       }

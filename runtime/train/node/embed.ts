@@ -136,6 +136,12 @@ export class EmbeddingCache {
       return undefined;
     }
   }
+  /** This cache, read-only: hits as usual, nothing written (views used once: phase 2's fresh views, whose view 0 is cached). */
+  readOnly(): EmbeddingCache {
+    const ro = Object.create(this) as EmbeddingCache;
+    ro.put = async () => undefined;
+    return ro;
+  }
   async put(key: string, v: Float32Array): Promise<void> {
     const f = this.file(key);
     try {

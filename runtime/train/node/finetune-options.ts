@@ -62,18 +62,58 @@ export interface FinetuneOptions {
   /** Early stopping on validation loss (default 10; 0 = off); given, it applies to phase 2 too (default 3 there). */
   patience?: number;
   seed?: number;
-  /** Phase 2: train the last `unfreeze` blocks of a float backbone with the head, or cut at the named tensor. */
+  /**
+   * Phase 2: train the last `unfreeze` blocks of a float backbone with the head, `'all'` of them (the
+   * whole backbone before its embedding), or cut at the named tensor (any other string).
+   */
   unfreeze?: number | string;
   /** Phase-2 backbone learning rate (default 0.1 × the head's). */
   backboneLr?: number;
   /** Phase-2 maximum epochs (default 10). */
   unfreezeEpochs?: number;
+  /**
+   * Phase-2 training views: `fresh` (default) draws new augmented views of every training image each
+   * epoch (the frozen part runs again, views not cached on disk); `cached` trains every epoch on the
+   * `views` phase 1 embedded (UNFREEZE_DEFAULTS.freshViews, runtime/train/phase2.ts).
+   */
+  unfreezeViews?: 'fresh' | 'cached';
+  /**
+   * Phase-2 learning-rate schedule over its epochs, both rates (runtime/train/graph/tail-trainer.ts
+   * scheduleFactor): constant, cosine to 0, or warmup-cosine (linear warm-up over the first epoch, then
+   * cosine). Default UNFREEZE_DEFAULTS.schedule.
+   */
+  unfreezeSchedule?: 'constant' | 'cosine' | 'warmup-cosine';
+  /**
+   * Phase-2 layer-wise (discriminative) backbone rates: unfrozen block k (1 = nearest the embedding)
+   * trains at backboneLr × layerLrDecay^(k−1), in (0, 1] (ULMFiT, Howard & Ruder 2018). Default
+   * UNFREEZE_DEFAULTS.layerLrDecay (1: one rate for every unfrozen block).
+   */
+  layerLrDecay?: number;
+  /**
+   * After phase 2 is validated (and kept), train it again on training + validation images for its best
+   * epoch count (default UNFREEZE_DEFAULTS.refit; needs validation data).
+   */
+  refit?: boolean;
+  /**
+   * Keep phase 2's result even when the never-worse rule (runtime/train/phase2.ts keepPhase2: better than
+   * the head alone on validation by more than one standard error of the paired loss difference) says
+   * not to. Default false: then the head-only model is written and the report says why
+   * (`unfreeze.kept`, `unfreeze.keepReason`).
+   */
+  keepUnfrozen?: boolean;
   /** Quantize the exported model to int8 (float backbones; calibrated on training images from a folder). */
   int8?: boolean;
   /** Extend this model (exported by finetune or the kiosk page) with `addClass`. */
   resume?: string;
   /** With `resume`: the new classes, one folder of images each. */
   addClass?: readonly { name: string; dir: string }[];
+  /**
+   * With `resume`: more images of classes the model already has, one folder each (`name`: the class).
+   * They are embedded with the resumed model's own backbone (a tuned one stays tuned), as added classes
+   * are, and the head is retrained on the resume data's rows plus theirs. Training images only: the
+   * validation images stay the resumed model's, so accuracies before and after compare the same images.
+   */
+  addExamples?: readonly { name: string; dir: string }[];
   /** Session options (providers, threads) for embedding and training graphs (default CPU). */
   session?: SessionOptions;
   signal?: AbortSignal;

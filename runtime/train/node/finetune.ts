@@ -8,8 +8,9 @@
 // `<name>.report.json`, with `int8` the float model `<name>.fp32.onnx` and the calibration table; the
 // picture `<name>.report.png` is drawn last and a failure to draw it is a warning. `resume` extends a
 // model this function (or the kiosk page) exported from its resume data, reading only the added
-// classes' folders. Progress goes to `onProgress`, warnings to `onWarning` (and the report); an
-// aborted `signal` stops the run between steps with nothing written.
+// classes' folders and `addExamples`' folders (more images of its own classes). Progress goes to
+// `onProgress`, warnings to `onWarning` (and the report); an aborted `signal` stops the run between
+// steps with nothing written.
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +19,8 @@ import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type D
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from './embed.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
-import { openSetForHead } from '../openset.js';
+import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
+import { openSetLayers, openSetTaps } from './openset-taps.js';
 import { planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
@@ -30,7 +32,7 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { addedItems, encodeResume, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
@@ -65,6 +67,8 @@ export interface FinetuneReport extends FinetuneSummary {
    * held-apart validation images (`images` of them; null fields without validation data).
    */
   int8?: Int8Report;
+  /** With resume's `addExamples`: the images embedded for each class they added to (training images; included in `counts.train`). */
+  examples?: Record<string, number>;
 }
 
 /** The report of a multilabel or regression fine-tune (`<name>.report.json`). */
@@ -109,7 +113,8 @@ export function reportPaths(out: string): { json: string; png: string } {
  * Fine-tune a classifier on `data` and write the output set (see the module header): `data` is a folder
  * with one sub-folder of images per class, a `{file, label}` list, or, with `task` multilabel /
  * regression, a CSV (multilabel: or a folder with labels.csv); with `resume`, `data` is unused (pass
- * undefined) and `addClass` names the new classes' folders. Returns the report written as
+ * undefined), `addClass` names the new classes' folders and `addExamples` folders of more images of
+ * classes the model has (training images, embedded with its own backbone). Returns the report written as
  * `<name>.report.json`. Errors (EdgetuneError): EARG for a bad option, EINPUT for bad data (a missing
  * or empty class, a folder with one class), EMODEL for a model that cannot be read or resumed, the
  * trainer's divergence error, and `signal.reason` when aborted; nothing is written then.
@@ -146,6 +151,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const out = path.resolve(o.out);
   const added = o.addClass ?? [];
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+  if (o.addExamples?.length && !o.resume) throw new EdgetuneError('EARG', '--add-examples needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
   if (o.resume && data !== undefined) throw new EdgetuneError('EARG', 'finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
   const unfreeze = o.unfreeze;
@@ -155,6 +161,12 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (unfreeze !== undefined && o.resume) {
     throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
   }
+  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.layerLrDecay !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
+    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+  }
+  if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
+  if (o.unfreezeSchedule !== undefined && !['constant', 'cosine', 'warmup-cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant, cosine or warmup-cosine', o.unfreezeSchedule);
+  if (o.layerLrDecay !== undefined && !(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw arg('layerLrDecay', 'a number in (0, 1]', o.layerLrDecay);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
@@ -184,6 +196,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const valList = Array.isArray(o.val) ? (o.val as readonly LabelledFile[]) : undefined;
   let split = o.val ? 0 : valSplit;
   const addedDirs: { name: string; dir: string }[] = added.map((a) => ({ name: a.name, dir: path.resolve(a.dir) }));
+  // resume's more images of existing classes (and, without resume data, those of earlier resumes, read again)
+  const exampleDirs: { name: string; dir: string }[] = (o.addExamples ?? []).map((a) => ({ name: a.name, dir: path.resolve(a.dir) }));
+  let provExamples: { name: string; dir: string }[] = [];
   if (o.resume) {
     const file = path.resolve(o.resume);
     // external data (weights in model.onnx.data) is read relative to the model file and inlined: the model written is self-contained
@@ -200,6 +215,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     if (prior) provAdded = (prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
     if (!valDir && prov.dataset.val && !prior) valDir = prov.dataset.val;
     if (!valDir && o.valSplit === undefined) split = prov.dataset.valSplit;
+    const earlier = (prov.dataset.examples ?? []).filter((a) => !exampleDirs.some((n) => n.name === a.name));
+    if (prior) provExamples = earlier.map((a) => ({ name: a.name, dir: path.isAbsolute(a.dir) ? shownDir(a.dir) : a.dir }));
+    else exampleDirs.unshift(...earlier.map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
     if (!prior) addedDirs.unshift(...(prov.dataset.added ?? []).filter((a) => !added.some((n) => n.name === a.name)).map((a) => ({ name: a.name, dir: path.resolve(a.dir) })));
     if (!o.augment) augment = parseAugmentation(prov.augment);
     if (o.model) warn('--model is ignored with --resume (the backbone comes from the resumed model)');
@@ -232,6 +250,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       throw err;
     }));
   }
+  // more images of the model's classes: training images only (the validation images stay the model's)
+  const moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  trainItems.push(...moreItems);
   for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
   // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
@@ -296,16 +317,22 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (plan) {
     const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
     const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
-    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, onWarning: () => undefined });
+    // training sessions do not spin: the optimizer runs in JS between steps (2 threads on 2 busy cores: a
+    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune)
+    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, onWarning: () => undefined });
     let p2;
     try {
       p2 = await runPhase2({
         plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
-        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache }) },
+        // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: e.transient ? (cache?.readOnly() ?? null) : cache }) },
         createSession: createSessionFor,
         config: cfg,
-        settings: { lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}) },
-        blocks: typeof unfreeze === 'number' ? unfreeze : null,
+        settings: {
+          lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}),
+          freshViews: o.unfreezeViews === undefined ? undefined : o.unfreezeViews === 'fresh', schedule: o.unfreezeSchedule, layerLrDecay: o.layerLrDecay, refit: o.refit, alwaysKeep: o.keepUnfrozen,
+        },
+        blocks: plan.blocks,
         signal: o.signal,
         onActivations: (done, total) => progress({ stage: 'activations', cut: plan.cut.cut, done, total }),
         onEpoch: (stats, epochs) => progress({ stage: 'epoch', phase: 2, epochs, stats }),
@@ -313,13 +340,19 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     } finally {
       await frozen.dispose();
     }
-    head = p2.head;
-    metrics = p2.metrics;
-    p2Result = p2;
-    tunedBackbone = p2.backbone;
     phase2 = p2.summary;
-    tunedRows = p2.embeddings;
-    tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
+    if (p2.summary.kept) {
+      head = p2.head;
+      metrics = p2.metrics;
+      p2Result = p2;
+      tunedBackbone = p2.backbone;
+      tunedRows = p2.embeddings;
+      tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
+    } else {
+      // the never-worse rule (runtime/train/phase2.ts keepPhase2): the head-only model is exported
+      p2Result = { metrics, summary: p2.summary };
+      warn(`phase 2 not kept: ${p2.summary.keepReason}; the head-only model is written`);
+    }
   }
 
   // ---- export
@@ -331,6 +364,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       val: valDir ? shownDir(path.resolve(valDir)) : valList ? LIST : undefined,
       valSplit: split,
       added: [...provAdded, ...addedDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))],
+      ...(provExamples.length || exampleDirs.length ? { examples: [...provExamples, ...exampleDirs.map((a) => ({ name: a.name, dir: shownDir(a.dir) }))] } : {}),
       images: collected.train.length + collected.val.length,
       sha256: sha256([...collected.train, ...collected.val].map((i) => hashes.get(i.file) ?? '').sort().join('\n')),
       resume: path.basename(resumeFile),
@@ -340,14 +374,22 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     head: headKind,
     seed,
     created: new Date().toISOString(),
-    ...(phase2 ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
+    ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
+  // a backbone with open-set taps (frozen, no resumed rows, a validation set): the multi-layer score (runtime/train/node/openset-taps.ts)
+  const taps = tunedBackbone || prior ? [] : openSetTaps(backbone);
+  const valSet = transfer.valSet();
+  const layers = taps.length && valSet
+    ? await openSetLayers(backbone, taps, transfer.trainSet(), valSet, { train: collected.train.map((i) => i.file), val: collected.val.map((i) => i.file) }, { views: collected.views, augment, seed, cache, session, signal: o.signal })
+    : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
         // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings
         openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
-    : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+    : layers
+      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
+      : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
   const report: FinetuneReport = {
     model: out,
     base: backbone.id,
@@ -359,6 +401,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     warnings,
     report: paths,
     leakage,
+    ...(moreItems.length ? { examples: Object.fromEntries(exampleDirs.map((d) => [d.name, moreItems.filter((i) => labels[i.label] === d.name && !collected.skipped.some((s) => s.file === i.file)).length])) } : {}),
   };
   if (o.signal?.aborted) throw o.signal.reason;
   await mkdir(path.dirname(out), { recursive: true });
@@ -412,7 +455,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       notes: [
         `${validated ? 'validation' : 'training'} accuracy ${metrics.accuracy.toFixed(3)}${protoAcc !== null ? ` (prototype baseline ${protoAcc.toFixed(3)})` : ''}; head ${head.kind}; best epoch ${report.bestEpoch}/${report.epochs}`,
         `augment ${report.augment}, ${views} view(s); embedding ${report.timing.embeddingS}s, training ${report.timing.trainingS}s`,
-        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}`] : []),
+        ...(phase2 ? [`phase 2: ${phase2.blocks ?? 'from ' + phase2.cut} block(s) unfrozen at lr ${phase2.lrBackbone}, accuracy ${phase2.accuracyBefore.toFixed(3)} → ${phase2.accuracy.toFixed(3)}, best epoch ${phase2.bestEpoch}/${phase2.epochs}${phase2.kept ? (phase2.refit ? ', refit on train + validation' : '') : ' (not kept: head-only model written)'}`] : []),
       ],
     });
     await writeAtomicSet([{ file: paths.png, data: png }]);

@@ -10,7 +10,7 @@ export {
   createTransfer, collectEmbeddings, stratifiedSplit, viewCount, viewParams, finetuneConfig, FINETUNE_DEFAULTS, AUTO_PROTOTYPE_BELOW, INT8_CALIBRATION_IMAGES, FROM_PAGE,
   type Transfer, type TransferResult, type TrainOptions, type ViewEmbedder, type CollectOptions, type CollectResult, type SkippedImage, type HeadKind, type FinetuneProvenance,
 } from '../finetune.js';
-export { runPhase2, phase2Config, type Phase2Options, type Phase2Result, type Phase2Settings, type Phase2Summary } from '../phase2.js';
+export { runPhase2, phase2Config, keepPhase2, keepTest, KEEP_Z, freshViewSeed, type KeepTest, type Phase2Options, type Phase2Result, type Phase2Settings, type Phase2Summary } from '../phase2.js';
 export { planUnfreeze, trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan, type UnfrozenResult } from '../finetune-tail.js';
 export { parseAugmentation, formatAugmentation, sampleView, viewRng, renderView, type AugmentSpec, type ViewParams } from '../augment/ops.js';
 export { exportClassifierModel, embeddingGraph, embeddingModel, findCut, headFromModel, type EmbeddingGraph, type CutSpec } from '../export.js';

@@ -153,6 +153,33 @@ export async function addedItems(labels: readonly string[], added: readonly { na
   return { labels: all, train: s.train, val: s.val, skipped };
 }
 
+/**
+ * The items of `more` (extra images of classes the model already has, one folder each: resume's
+ * `addExamples`), labelled by their index in `labels`, training images only: the validation images stay
+ * those of the resumed model, so its accuracy before and after (teach's old-class check) is measured on
+ * the same images. Unreadable files go to `skipped`. Errors: EARG for a name that is not a class of the
+ * model (or given twice), EINPUT for a missing or empty folder.
+ */
+export async function exampleItems(labels: readonly string[], more: readonly { name: string; dir: string }[], skipped: SkippedFile[]): Promise<DatasetItem[]> {
+  const items: DatasetItem[] = [];
+  const seen = new Set<string>();
+  for (const m of more) {
+    const label = labels.indexOf(m.name);
+    if (label < 0) throw new EdgetuneError('EARG', `--add-examples ${m.name}: the model has no class "${m.name}" (its classes: ${labels.join(', ')}); a new class is added with --add-class`);
+    if (seen.has(m.name)) throw new EdgetuneError('EARG', `--add-examples ${m.name}: given twice (one folder per class)`);
+    seen.add(m.name);
+    let files: string[];
+    try {
+      files = await listImages(m.dir, skipped);
+    } catch {
+      files = [];
+    }
+    if (!files.length) throw new EdgetuneError('EINPUT', `${m.dir}: the examples of class "${m.name}" have no images (or the folder does not exist)`, { subject: m.dir });
+    items.push(...files.map((file) => ({ file, label })));
+  }
+  return items;
+}
+
 /** A file's name for the resume data and reports: its class folder and base name. */
 export function itemName(file: string): string {
   return path.join(path.basename(path.dirname(file)), path.basename(file));

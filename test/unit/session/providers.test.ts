@@ -57,6 +57,14 @@ describe('provider options for onnxruntime-node', () => {
     expect(o.intraOpNumThreads).toBe(2);
   });
 
+  it('turns intra-op spinning off only when asked (phase-2 training sessions), and a session opens with it', async () => {
+    expect(buildSessionOptions(['cpu'], { allowSpinning: false }).extra).toEqual({ session: { intra_op: { allow_spinning: '0' } } });
+    expect(buildSessionOptions(['cpu'], {}).extra).toBeUndefined();
+    const s = await createSession(tinyModel(), { providers: ['cpu'], threads: 2, spinning: false });
+    expect(s.provider).toBe('cpu');
+    await s.dispose();
+  });
+
   it('refuses provider options onnxruntime-node would ignore (TensorRT FP16 and engine cache are not reachable from Node)', () => {
     expect(() => parseProviders([{ name: 'tensorrt', options: { trt_fp16_enable: true } }])).toThrow(
       'Expected only deviceId (what onnxruntime-node reads) for tensorrt provider options but received "trt_fp16_enable"',

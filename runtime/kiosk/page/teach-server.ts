@@ -1,0 +1,316 @@
+// The kiosk page's teach mode against a server that teaches (`edgetune watch … --serve ADDR --teach DIR`,
+// whose HTTP API is runtime/stream/teach.ts): found by GET /teach answering, it replaces the in-page
+// teach mode (./teach-ui.ts, which stays for kiosks without such a server). Examples go to the server as
+// POSTs (recorded from this page's camera, picked from files, or the server's own live frames), training
+// runs there (POST /teach/train; its progress polled from GET /teach), hard frames (GET /teach/hard) are
+// labelled into examples, a bad example is deleted. Writes carry the token (EDGETUNE_TOKEN) typed here,
+// kept in the tab's sessionStorage only. Browser-safe: fetch and the DOM, no Node built-in.
+
+import { messageOf } from '../../core/errors.js';
+import { $, h, showError, sleep } from './dom.js';
+import { decodeBlob, sampleBlob } from './pixels.js';
+
+/** One label of GET /teach. */
+export interface ServerLabel {
+  label: string;
+  count: number;
+  files: string[];
+  new: boolean;
+}
+
+/** GET /teach's answer (the fields the page reads). */
+export interface ServerTeachState {
+  labels: ServerLabel[];
+  /** The classes of the model teaching resumes from. */
+  base: string[];
+  training: boolean;
+  progress: { stage: string; done?: number; total?: number; epoch?: number; epochs?: number; split?: string; seconds?: number } | null;
+  last: { path: string; labels: string[]; accuracy: number | null; seconds: number } | null;
+}
+
+/** A kept hard frame of GET /teach/hard. */
+interface HardFrame {
+  file: string;
+  smoothed: { label: string; score: number };
+  top: { label: string; score: number }[];
+}
+
+/** What the server-teach mode borrows from the live view. */
+export interface ServerTeachHost {
+  /** This page's camera stream, when one is open. */
+  stream(): MediaStream | undefined;
+  video(): HTMLVideoElement;
+  /** Reload the model the server now serves into the live view (after a training swapped it in). */
+  reloadServed(): Promise<void>;
+}
+
+const TOKEN_KEY = 'edgetune-token';
+
+/** Is the page served by a teaching server? GET /teach answering with its state (labels and base classes) says so. */
+export async function discoverTeachApi(): Promise<ServerTeachState | undefined> {
+  try {
+    const r = await fetch('/teach', { headers: { Accept: 'application/json' } });
+    if (!r.ok || !(r.headers.get('content-type') ?? '').startsWith('application/json')) return undefined;
+    const j = (await r.json()) as Partial<ServerTeachState>;
+    return Array.isArray(j.labels) && Array.isArray(j.base) ? (j as ServerTeachState) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let host: ServerTeachHost;
+let state: ServerTeachState;
+/** Classes added here that have no example on the server yet. */
+const pending = new Set<string>();
+let recording: string | undefined;
+
+const token = () => $<HTMLInputElement>('st-token').value.trim();
+const say = (m: string) => ($('st-status').textContent = m);
+
+/** A write to the teach API with the token; rejects with the server's `error` text. */
+async function call<T>(method: string, url: string, body?: Blob): Promise<T> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${token()}` };
+  if (body) headers['Content-Type'] = body.type || 'application/octet-stream';
+  const r = await fetch(url, { method, headers, ...(body ? { body } : {}) });
+  const j = (await r.json().catch(() => ({}))) as { error?: string };
+  if (!r.ok) throw new Error(r.status === 401 && !token() ? 'type the token (EDGETUNE_TOKEN) first' : (j.error ?? `HTTP ${r.status}`));
+  return j as T;
+}
+
+const examplesUrl = (label: string, extra = '') => `/teach/examples?label=${encodeURIComponent(label)}${extra}`;
+
+async function refresh(): Promise<void> {
+  const r = await fetch('/teach');
+  if (!r.ok) throw new Error(`/teach: HTTP ${r.status}`);
+  state = (await r.json()) as ServerTeachState;
+  for (const l of state.labels) pending.delete(l.label);
+  renderClasses();
+  await renderHard();
+}
+
+function renderClasses(): void {
+  const byName = new Map(state.labels.map((l) => [l.label, l]));
+  // the model's classes first (more examples of them), then the taught ones, then those added here
+  const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
+  $('st-classes').replaceChildren(
+    ...names.map((name) => {
+      const l = byName.get(name);
+      const count = l?.count ?? 0;
+      const isNew = !state.base.includes(name);
+      const card = h('div', { class: 'class-card', 'data-class': name, 'data-count': String(count) });
+      const record = h('button', { class: 'record', text: '● Hold to record' });
+      const upload = h('input', { type: 'file', accept: 'image/jpeg,image/png', class: 'upload', hidden: '' });
+      upload.multiple = true;
+      const frames = h('button', { class: 'frames', text: 'Server camera ×10', title: "add the server camera's next 10 frames" });
+      const files = h('details', { class: 'files' }, h('summary', { text: `${count} example${count === 1 ? '' : 's'}` }));
+      for (const f of l?.files ?? []) {
+        const del = h('button', { class: 'delete-example', 'data-file': f, text: `✕ ${f}`, title: `delete the example ${f}` });
+        del.addEventListener('click', () => void act(() => call('DELETE', `/teach/examples/${encodeURIComponent(name)}/${encodeURIComponent(f)}`), `deleted ${f}`));
+        files.append(del);
+      }
+      card.append(
+        h('div', { class: 'title' }, h('h3', { text: name }), h('span', { class: 'count', text: `${count} · ${isNew ? 'new class' : "the model's class"}` })),
+        h('div', { class: 'actions' }, record, h('label', { class: 'button' }, 'Upload', upload), frames),
+        files,
+      );
+      record.addEventListener('pointerdown', (e) => {
+        e.preventDefault();
+        if (!host.stream()) return showError('no camera on this page: upload photos, or add the server camera\'s frames');
+        recording = name;
+        record.classList.add('active');
+        void recordLoop(name, card).catch((err) => say(`recording failed: ${messageOf(err)}`)).finally(() => void refresh().catch(() => undefined));
+      });
+      const stop = () => {
+        if (recording === name) recording = undefined;
+        record.classList.remove('active');
+      };
+      record.addEventListener('pointerup', stop);
+      record.addEventListener('pointercancel', stop);
+      upload.addEventListener('change', () => void uploadFiles(name, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
+      frames.addEventListener('click', () => {
+        say(`adding 10 frames of the server camera to ${name}…`);
+        void act(async () => {
+          const r = await call<{ added: number; count: number }>('POST', examplesUrl(name, '&frames=10'));
+          return `${r.added} server frames added to ${name} (${r.count})`;
+        });
+      });
+      return card;
+    }),
+  );
+}
+
+/** Run a write, say its outcome (or the error), refresh. */
+async function act(work: () => Promise<unknown>, done?: string): Promise<void> {
+  try {
+    const r = await work();
+    say(done ?? (typeof r === 'string' ? r : 'done'));
+  } catch (err) {
+    say(messageOf(err));
+  }
+  await refresh().catch((err) => say(messageOf(err)));
+}
+
+/** While the record button is held: this page's camera, a JPEG every 300 ms, each POSTed as an example. */
+async function recordLoop(name: string, card: HTMLElement): Promise<void> {
+  let n = 0;
+  document.body.dataset.recording = name;
+  try {
+    await recordFrames(name, card, () => n++);
+  } finally {
+    delete document.body.dataset.recording;
+  }
+}
+
+async function recordFrames(name: string, card: HTMLElement, added: () => number): Promise<void> {
+  while (recording === name) {
+    const v = host.video();
+    if (v.readyState >= 2 && v.videoWidth) {
+      const s = await sampleBlob(v);
+      const r = await call<{ count: number }>('POST', examplesUrl(name), s.blob);
+      card.dataset.count = String(r.count);
+      say(`recording ${name}: ${added() + 1} added (${r.count})`);
+    }
+    await sleep(300);
+  }
+}
+
+async function uploadFiles(name: string, files: File[]): Promise<void> {
+  let added = 0;
+  const bad: string[] = [];
+  for (const f of files) {
+    try {
+      // a photo the browser cannot read is named here, before the upload
+      (await decodeBlob(f, f.name)).close();
+      await call('POST', examplesUrl(name), f);
+      added++;
+    } catch (err) {
+      bad.push(`${f.name}: ${messageOf(err)}`);
+    }
+  }
+  say(`${name}: added ${added} photo${added === 1 ? '' : 's'}${bad.length ? `; skipped ${bad.length}:\n${bad.join('\n')}` : ''}`);
+  await refresh().catch(() => undefined);
+}
+
+async function renderHard(): Promise<void> {
+  const r = await fetch('/teach/hard');
+  const frames = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
+  const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
+  $('st-hard').replaceChildren(
+    ...frames.map((f) => {
+      const fig = h('figure', { class: 'hard-frame', 'data-file': f.file });
+      const img = h('img', { alt: `hard frame ${f.file}`, src: `/teach/hard/${encodeURIComponent(f.file)}` });
+      const top = f.top[0];
+      const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
+      if (top && names.includes(top.label)) sel.value = top.label;
+      const add = h('button', { class: 'hard-add', text: 'Add as example' });
+      add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, img), `hard frame added to ${sel.value}`));
+      fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
+      return fig;
+    }),
+  );
+  $('st-hard-empty').hidden = frames.length > 0;
+}
+
+/**
+ * Label a hard frame: the server moves its kept file into the examples; when the server has dropped it
+ * meanwhile (only the newest --keep-hard frames are kept), the frame shown here is sent as the example.
+ */
+async function labelHard(label: string, file: string, img: HTMLImageElement): Promise<unknown> {
+  try {
+    return await call('POST', examplesUrl(label, `&hard=${encodeURIComponent(file)}`));
+  } catch (err) {
+    if (!messageOf(err).startsWith('no hard frame') || !img.complete || !img.naturalWidth) throw err;
+    return call('POST', examplesUrl(label), (await sampleBlob(img, Math.min(img.naturalWidth, img.naturalHeight))).blob);
+  }
+}
+
+function progressText(p: NonNullable<ServerTeachState['progress']>): { text: string; fraction: number } {
+  const secs = p.seconds !== undefined ? ` · ${p.seconds.toFixed(0)} s` : '';
+  if (p.stage === 'epoch' && p.epochs) return { text: `training: epoch ${p.epoch}/${p.epochs}${secs}`, fraction: (p.epoch ?? 0) / p.epochs };
+  if (p.total) return { text: `training: ${p.stage}${p.split ? ` ${p.split}` : ''} ${p.done}/${p.total}${secs}`, fraction: (p.done ?? 0) / p.total };
+  return { text: `training: ${p.stage}${secs}`, fraction: 0 };
+}
+
+async function train(): Promise<void> {
+  const btn = $<HTMLButtonElement>('st-train');
+  const bar = $<HTMLProgressElement>('st-progress');
+  btn.disabled = true;
+  bar.hidden = false;
+  bar.value = 0;
+  document.body.dataset.training = 'running';
+  say('training on the server…');
+  let running = true;
+  // the server's progress while it trains (GET /teach)
+  const poll = (async () => {
+    while (running) {
+      await sleep(500);
+      const t = (await fetch('/teach').then((r) => r.json()).catch(() => undefined)) as ServerTeachState | undefined;
+      if (running && t?.training && t.progress) {
+        const p = progressText(t.progress);
+        say(p.text);
+        bar.value = p.fraction;
+      }
+    }
+  })();
+  try {
+    const r = await call<{ labels: string[]; accuracy: number | null; seconds: number; oldClasses: { accuracy: number | null; serving: number | null } }>('POST', '/teach/train');
+    running = false;
+    await poll;
+    const pct = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(0)}%`);
+    say(`serving ${r.labels.join(', ')} · validation ${pct(r.accuracy)} · old classes ${pct(r.oldClasses.accuracy)} (was ${pct(r.oldClasses.serving)}) · ${r.seconds} s`);
+    document.body.dataset.training = 'done';
+    await host.reloadServed().catch((err) => showError(`the new model could not be loaded here: ${messageOf(err)}`));
+  } catch (err) {
+    running = false;
+    await poll;
+    say(`training failed: ${messageOf(err)}`);
+    document.body.dataset.training = 'failed';
+  } finally {
+    btn.disabled = false;
+    bar.hidden = true;
+    await refresh().catch(() => undefined);
+  }
+}
+
+function addClass(): void {
+  const input = $<HTMLInputElement>('st-class-name');
+  const name = input.value.trim();
+  if (!name) {
+    showError('type a class name first');
+    return;
+  }
+  showError(undefined);
+  pending.add(name);
+  input.value = '';
+  renderClasses();
+  void renderHard().catch(() => undefined);
+}
+
+/** Switch teach mode to the server (`first`: GET /teach's answer at discovery); wires the controls once. */
+export async function wireServerTeach(h0: ServerTeachHost, first: ServerTeachState): Promise<void> {
+  host = h0;
+  state = first;
+  document.body.dataset.teach = 'server';
+  const tok = $<HTMLInputElement>('st-token');
+  try {
+    tok.value = sessionStorage.getItem(TOKEN_KEY) ?? '';
+  } catch {
+    /* storage refused */
+  }
+  tok.addEventListener('change', () => {
+    try {
+      sessionStorage.setItem(TOKEN_KEY, tok.value.trim());
+    } catch {
+      /* storage refused */
+    }
+  });
+  $('st-add-class').addEventListener('click', addClass);
+  $('st-class-name').addEventListener('keydown', (e) => {
+    if ((e as KeyboardEvent).key === 'Enter') addClass();
+  });
+  $('st-train').addEventListener('click', () => void train());
+  $('st-refresh').addEventListener('click', () => void refresh().catch((err) => say(messageOf(err))));
+  renderClasses();
+  await renderHard().catch(() => undefined);
+  if (first.training) say('a training is running on the server');
+}

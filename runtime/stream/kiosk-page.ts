@@ -1,0 +1,78 @@
+// The kiosk page (runtime/kiosk/page/, the bundle `edgetune kiosk` serves) under /kiosk/ of the watch
+// server (runtime/stream/serve.ts) when it teaches (`watch --teach`): the page finds the teach API there
+// (GET /teach) and teaches through it (runtime/kiosk/page/teach-server.ts). Routes:
+//   GET /kiosk             → 308 /kiosk/
+//   GET /kiosk/api/config  the serving model's description (runtime/kiosk/server.ts kioskConfig), its url `model.onnx`
+//   GET /kiosk/model.onnx  the serving model's file (read afresh each time: after a swap, the new one)
+//   GET /kiosk/…           the bundle's files (dist/web; built when missing or older than its sources)
+// Cross-origin isolated like the kiosk (onnxruntime-web threads). The server's Host/token rules apply first.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { messageOf } from '../core/errors.js';
+import { defaultWebOutDir } from '../kiosk/build.js';
+import { crossOriginIsolate, ensureBundle, kioskConfig, pageStatics, serveModel } from '../kiosk/server.js';
+import type { StreamPipeline } from './pipeline.js';
+
+export interface KioskPageOptions {
+  /** Bundle folder. Default dist/web. */
+  webDir?: string;
+  /** Predictions the page shows. Default 5. */
+  topK?: number;
+  log?: (line: string) => void;
+}
+
+/** The /kiosk/ routes of `pipeline`'s server; `handle` is false for any other path. The bundle is built (when needed) in the background: 503 until then. */
+export function kioskPageRoutes(pipeline: StreamPipeline, o: KioskPageOptions = {}): { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> } {
+  const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
+  const log = o.log ?? (() => undefined);
+  let statics: ReturnType<typeof pageStatics> | undefined;
+  let failed: string | undefined;
+  // ensureBundle speaks as `edgetune kiosk`; here it is watch's kiosk page
+  const ready = ensureBundle(webDir, false, (l) => log(l.replace(/^edgetune kiosk: /, 'kiosk page: '))).then(
+    () => void (statics = pageStatics(webDir)),
+    (err) => {
+      failed = messageOf(err);
+      log(`the kiosk page (/kiosk/) is not served: ${failed}`);
+    },
+  );
+  const text = (res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8') => {
+    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+    res.end(body);
+  };
+  return {
+    async handle(req, res, url) {
+      const p = url.pathname;
+      if (p === '/kiosk') {
+        res.writeHead(308, { Location: '/kiosk/' + url.search, 'Content-Length': 0 });
+        res.end();
+        return true;
+      }
+      if (!p.startsWith('/kiosk/')) return false;
+      crossOriginIsolate(res);
+      const sub = p.slice('/kiosk'.length);
+      if (sub === '/api/config') {
+        try {
+          const { config } = await kioskConfig(pipeline.model.modelPath, o.topK ?? 5);
+          text(res, 200, JSON.stringify({ ...config, model: { ...config.model, url: 'model.onnx' } }), 'application/json; charset=utf-8');
+        } catch (err) {
+          text(res, 422, JSON.stringify({ error: messageOf(err) }), 'application/json; charset=utf-8');
+        }
+        return true;
+      }
+      if (sub === '/model.onnx') {
+        await serveModel(req, res, pipeline.model.modelPath);
+        return true;
+      }
+      if (!statics && !failed) await Promise.race([ready, new Promise((r) => setTimeout(r, 100))]);
+      if (!statics) {
+        text(res, 503, failed ? `the kiosk page is not available: ${failed}\n` : 'the page bundle is being built\n');
+        return true;
+      }
+      // sirv serves the bundle's own paths: the prefix off (the query kept)
+      req.url = sub + url.search;
+      statics(req, res);
+      return true;
+    },
+  };
+}
