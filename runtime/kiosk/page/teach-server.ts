@@ -191,17 +191,26 @@ async function uploadFiles(name: string, files: File[]): Promise<void> {
   await refresh().catch(() => undefined);
 }
 
+/** The label chosen for each hard frame shown (by file), kept across re-renders. */
+const hardChoice = new Map<string, string>();
+
 async function renderHard(): Promise<void> {
   const r = await fetch('/teach/hard');
   const frames = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
   const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
+  const shown = new Set(frames.map((f) => f.file));
+  for (const file of hardChoice.keys()) if (!shown.has(file)) hardChoice.delete(file);
   $('st-hard').replaceChildren(
     ...frames.map((f) => {
       const fig = h('figure', { class: 'hard-frame', 'data-file': f.file });
       const img = h('img', { alt: `hard frame ${f.file}`, src: `/teach/hard/${encodeURIComponent(f.file)}` });
       const top = f.top[0];
       const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
-      if (top && names.includes(top.label)) sel.value = top.label;
+      // the operator's choice survives a re-render (a refresh may land between choosing and clicking)
+      const chosen = hardChoice.get(f.file);
+      if (chosen && names.includes(chosen)) sel.value = chosen;
+      else if (top && names.includes(top.label)) sel.value = top.label;
+      sel.addEventListener('change', () => hardChoice.set(f.file, sel.value));
       const add = h('button', { class: 'hard-add', text: 'Add as example' });
       add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, img), `hard frame added to ${sel.value}`));
       fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
