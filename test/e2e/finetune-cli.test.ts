@@ -150,7 +150,7 @@ describe('finetune --int8', () => {
     // the drop against the float export and whether it is within the 0.5-point budget (issue 20)
     expect(r.int8!.accuracyDrop).toBeCloseTo(r.int8!.accuracyFloat! - r.int8!.accuracyInt8!, 12);
     expect(r.int8!.withinHalfPoint).toBe(r.int8!.accuracyDrop! <= 0.005 + 1e-12);
-    // mixed precision (keepFloat 'auto'): exactly the Convs the report names read float weights in the file
+    // the first layer stays float (inputLayerUnit): exactly the Convs the report names read float weights in the file
     const written = decodeModel(readFileSync(out));
     const inits = new Set(written.graph.initializer.map((t) => t.name));
     const convs = written.graph.node.filter((n) => n.opType === 'Conv');
@@ -158,6 +158,7 @@ describe('finetune --int8', () => {
     const convNames = new Set(convs.map((n) => n.name || n.output[0]!));
     expect(floatConvs.sort()).toEqual(r.int8!.keptFloat.filter((k) => convNames.has(k)).sort());
     expect(floatConvs.length).toBeLessThan(convs.length);
+    expect(floatConvs).toContain(convs[0]!.name || convs[0]!.output[0]!);
     // and `eval` of the int8 file on them says what the report says
     const e = await runCli(['eval', valRoot, '--model', out, '--json'], { env });
     expect(e.code, e.stderr).toBe(0);
