@@ -22,6 +22,7 @@ import type { SessionOptions } from '../runtime/session/session.js';
 import { asFloat32, type TensorData } from '../runtime/core/tensor.js';
 import { quantizedLayers, type QuantizedLayer } from './layers.js';
 import { withTaps } from './taps.js';
+import { cholesky } from '../runtime/core/linalg.js';
 
 export interface GptqOptions extends Pick<SessionOptions, 'providers' | 'threads' | 'onWarning'> {
   /** Largest H side (Cin·kh·kw) handled; wider Convs keep round-to-nearest. Default 1200. */
@@ -151,20 +152,11 @@ function accumulate(l: Layer, x: Float32Array, xdims: readonly number[]): void {
   }
 }
 
-/** Upper Cholesky factor U of A⁻¹ (A⁻¹ = UᵀU) for a symmetric positive definite k×k A (full, row-major). */
+/** Upper Cholesky factor U of A⁻¹ (A⁻¹ = UᵀU) for a symmetric positive definite k×k A (full, row-major); undefined when A (or its inverse, numerically) is not positive definite. */
 function upperCholeskyOfInverse(a: Float64Array, k: number): Float64Array | undefined {
   // L with A = LLᵀ.
-  const L = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = a[i * k + j]!;
-      for (let p = 0; p < j; p++) s -= L[i * k + p]! * L[j * k + p]!;
-      if (i === j) {
-        if (!(s > 0)) return undefined;
-        L[i * k + i] = Math.sqrt(s);
-      } else L[i * k + j] = s / L[j * k + j]!;
-    }
-  }
+  const L = Float64Array.from(a);
+  if (!cholesky(L, k)) return undefined;
   // Linv = L⁻¹ (lower), then A⁻¹ = LinvᵀLinv.
   const Li = new Float64Array(k * k);
   for (let i = 0; i < k; i++) {
@@ -184,18 +176,10 @@ function upperCholeskyOfInverse(a: Float64Array, k: number): Float64Array | unde
       inv[j * k + i] = s;
     }
   }
-  // Upper U with inv = UᵀU: Cholesky of inv, transposed.
+  // Upper U with inv = UᵀU: the lower Cholesky factor of inv, transposed.
+  if (!cholesky(inv, k)) return undefined;
   const U = new Float64Array(k * k);
-  for (let i = 0; i < k; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = inv[i * k + j]!;
-      for (let p = 0; p < j; p++) s -= U[p * k + i]! * U[p * k + j]!;
-      if (i === j) {
-        if (!(s > 0)) return undefined;
-        U[i * k + i] = Math.sqrt(s);
-      } else U[j * k + i] = s / U[j * k + j]!;
-    }
-  }
+  for (let i = 0; i < k; i++) for (let j = 0; j <= i; j++) U[j * k + i] = inv[i * k + j]!;
   return U;
 }
 

@@ -21,10 +21,8 @@ import { openSetTaps } from '../runtime/train/node/openset-taps.js';
 import { EMBEDDING_OUTPUT, findCut } from '../runtime/train/export.js';
 import { computeMetrics, headLogits, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
 import { FINETUNE_DEFAULTS, finetuneConfig } from '../runtime/train/finetune.js';
-import {
-  auroc, DEFAULT_KEEP_TARGET, energyScores, expectedCalibrationError, fitMahalanobis, fitTemperature, keptShare, knnScores,
-  fitLayered, layeredScores, mahalanobisScores, maxSoftmaxScores, quantile, temperedSoftmax,
-} from '../runtime/train/openset.js';
+import { DEFAULT_KEEP_TARGET, fitMahalanobis, knnScores, fitLayered, layeredScores, mahalanobisScores } from '../runtime/train/openset.js';
+import { auroc, energyScores, expectedCalibrationError, fitTemperature, keptShare, maxSoftmaxScores, quantile, temperedSoftmax } from '../runtime/train/openset-scores.js';
 import { table } from '../runtime/core/format.js';
 import { sharedRoot } from '../runtime/io/paths.js';
 

@@ -2,7 +2,7 @@
 // says how unlike every taught class an input is (higher = less like anything taught), fitted on the
 // training embeddings, with a threshold chosen on validation for a documented target share of known
 // images kept, plus a softmax temperature fitted on validation so the class probabilities mean what
-// they say. The baselines it was measured against (scripts/bench-unknown.ts) are here too.
+// they say. The kNN score it was measured against (scripts/bench-unknown.ts) is here too.
 //
 // Sources:
 // - Mahalanobis: K. Lee, K. Lee, H. Lee, J. Shin, "A Simple Unified Framework for Detecting
@@ -12,15 +12,15 @@
 //   covariance matrices", J. Multivariate Analysis 2004 (needed: 1280 dims from ~100 images).
 // - kNN: Y. Sun, Y. Ming, X. Zhu, Y. Li, "Out-of-Distribution Detection with Deep Nearest Neighbors",
 //   ICML 2022 — distance to the k-th nearest L2-normalised training embedding.
-// - Energy: W. Liu, X. Wang, J. Owens, Y. Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020.
-// - Max-softmax baseline: D. Hendrycks, K. Gimpel, "A Baseline for Detecting Misclassified and
-//   Out-of-Distribution Examples", ICLR 2017.
-// - Temperature scaling and the expected calibration error: C. Guo, G. Pleiss, Y. Sun, K. Weinberger,
-//   "On Calibration of Modern Neural Networks", ICML 2017.
+// The logit scores it is measured against (max-softmax, energy), the temperature and the measures
+// (ECE, AUROC, quantile, kept share) are in runtime/train/openset-scores.ts; the covariance algebra
+// (Cholesky, Gram, symmetric eigen) in runtime/core/linalg.ts.
 
 import { EdgetuneError } from '../core/errors.js';
 import type { FeatureSet, HeadWeights } from './types.js';
 import { headLogits } from './index.js';
+import { cholesky, gram, symmetricEigen } from '../core/linalg.js';
+import { auroc, expectedCalibrationError, fitTemperature, keptShare, quantile, temperedSoftmax } from './openset-scores.js';
 
 /** Open-set scores this module computes. `mahalanobis` is what finetune fits (chosen by measurement: README "Unknown inputs"). */
 export type OpenSetMethod = 'mahalanobis' | 'knn' | 'energy' | 'max-softmax';
@@ -120,23 +120,6 @@ function rowsOf(f: Float32Array, n: number, d: number, normalize: boolean): Floa
   return x;
 }
 
-/** In-place Cholesky of an n×n symmetric positive-definite matrix (lower triangle L, A = L Lᵀ). */
-function cholesky(a: Float64Array, n: number): void {
-  for (let j = 0; j < n; j++) {
-    let s = a[j * n + j]!;
-    for (let k = 0; k < j; k++) s -= a[j * n + k]! ** 2;
-    if (!(s > 0)) throw new EdgetuneError('EINPUT', 'open-set fit: covariance is not positive definite (duplicate or constant embeddings?)');
-    const l = Math.sqrt(s);
-    a[j * n + j] = l;
-    for (let i = j + 1; i < n; i++) {
-      let t = a[i * n + j]!;
-      for (let k = 0; k < j; k++) t -= a[i * n + k]! * a[j * n + k]!;
-      a[i * n + j] = t / l;
-    }
-    for (let k = j + 1; k < n; k++) a[j * n + k] = 0;
-  }
-}
-
 /** Ledoit–Wolf shrinkage intensity and mean variance μ of centred rows from their Gram matrix G = X Xᵀ (n×n). */
 function ledoitWolf(g: Float64Array, n: number, d: number): { shrinkage: number; mu: number } {
   let tr = 0;
@@ -155,18 +138,6 @@ function ledoitWolf(g: Float64Array, n: number, d: number): { shrinkage: number;
   return { shrinkage: delta2 > 0 ? Math.min(beta2bar, delta2) / delta2 : 1, mu };
 }
 
-function gram(x: Float64Array, n: number, d: number): Float64Array {
-  const g = new Float64Array(n * n);
-  for (let i = 0; i < n; i++)
-    for (let k = 0; k <= i; k++) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += x[i * d + j]! * x[k * d + j]!;
-      g[i * n + k] = s;
-      g[k * n + i] = s;
-    }
-  return g;
-}
-
 /** The shared Ledoit–Wolf covariance of centred rows x (n×d) in Woodbury form (see MahalanobisDetector). */
 function shrunkCovariance(x: Float64Array, n: number, d: number): { basis: Float64Array; rank: number; scale: number; shrinkage: number } {
   const g = gram(x, n, d);
@@ -178,7 +149,7 @@ function shrunkCovariance(x: Float64Array, n: number, d: number): { basis: Float
   // Σ⁻¹ = (1/a)(I − Xᵀ M⁻¹ X), M = (a/b)·I + X Xᵀ = L Lᵀ; basis = L⁻¹ X
   const m = Float64Array.from(g);
   for (let i = 0; i < n; i++) m[i * n + i]! += a / b;
-  cholesky(m, n);
+  if (!cholesky(m, n)) throw new EdgetuneError('EINPUT', 'open-set fit: covariance is not positive definite (duplicate or constant embeddings?)');
   const basis = new Float64Array(n * d);
   for (let i = 0; i < n; i++)
     for (let j = 0; j < d; j++) {
@@ -187,54 +158,6 @@ function shrunkCovariance(x: Float64Array, n: number, d: number): { basis: Float
       basis[i * d + j] = t / m[i * n + i]!;
     }
   return { basis, rank: n, scale: 1 / a, shrinkage };
-}
-
-/** Eigen-decomposition of a symmetric n×n matrix by cyclic Jacobi rotations: eigenvalues (descending) and eigenvectors as rows. */
-function symmetricEigen(a0: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  const a = Float64Array.from(a0);
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) v[i * n + i] = 1;
-  for (let sweep = 0; sweep < 60; sweep++) {
-    let off = 0;
-    let diag = 0;
-    for (let i = 0; i < n; i++) {
-      diag += a[i * n + i]! ** 2;
-      for (let j = i + 1; j < n; j++) off += a[i * n + j]! ** 2;
-    }
-    if (off <= 1e-24 * Math.max(diag, 1e-300)) break;
-    for (let p = 0; p < n; p++)
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q]!;
-        if (Math.abs(apq) < 1e-300) continue;
-        const theta = (a[q * n + q]! - a[p * n + p]!) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p]!;
-          const akq = a[k * n + q]!;
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k]!;
-          const aqk = a[q * n + k]!;
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-        for (let k = 0; k < n; k++) {
-          const vpk = v[p * n + k]!;
-          const vqk = v[q * n + k]!;
-          v[p * n + k] = c * vpk - s * vqk;
-          v[q * n + k] = s * vpk + c * vqk;
-        }
-      }
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => a[j * n + j]! - a[i * n + i]!);
-  const values = Float64Array.from(order, (i) => a[i * n + i]!);
-  const vectors = new Float64Array(n * n);
-  order.forEach((i, r) => vectors.set(v.subarray(i * n, (i + 1) * n), r * n));
-  return { values, vectors };
 }
 
 /** Rows a class's eigenbasis is computed from at most (evenly strided beyond it; Ledoit–Wolf uses every row). */
@@ -402,138 +325,6 @@ export function knnScores(train: FeatureSet, features: Float32Array, k = 5): Flo
     out[i] = Math.sqrt(Math.max(0, 2 - 2 * sorted[kk - 1]!));
   }
   return out;
-}
-
-/** Energy scores (Liu et al. 2020) of n×K logits: E = −T·log Σ exp(z/T); higher = less like anything taught. */
-export function energyScores(logits: Float32Array, K: number, temperature = 1): Float32Array {
-  const n = logits.length / K;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = -temperature * logSumExp(logits, i * K, K, 1 / temperature);
-  return out;
-}
-
-/** Max-softmax baseline (Hendrycks & Gimpel 2017): 1 − max softmax(z/T); higher = less like anything taught. */
-export function maxSoftmaxScores(logits: Float32Array, K: number, temperature = 1): Float32Array {
-  const n = logits.length / K;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) m = Math.max(m, logits[i * K + k]!);
-    out[i] = 1 - Math.exp(m / temperature - logSumExp(logits, i * K, K, 1 / temperature));
-  }
-  return out;
-}
-
-function logSumExp(z: Float32Array, off: number, K: number, s: number): number {
-  let m = -Infinity;
-  for (let k = 0; k < K; k++) m = Math.max(m, z[off + k]! * s);
-  let t = 0;
-  for (let k = 0; k < K; k++) t += Math.exp(z[off + k]! * s - m);
-  return m + Math.log(t);
-}
-
-/** softmax(z/T) of n×K logits. */
-export function temperedSoftmax(logits: Float32Array, K: number, temperature = 1): Float32Array {
-  const out = new Float32Array(logits.length);
-  for (let i = 0; i < logits.length / K; i++) {
-    const lse = logSumExp(logits, i * K, K, 1 / temperature);
-    for (let k = 0; k < K; k++) out[i * K + k] = Math.exp(logits[i * K + k]! / temperature - lse);
-  }
-  return out;
-}
-
-/** Mean negative log-likelihood of the labels under softmax(z/T). */
-export function nll(logits: Float32Array, labels: ArrayLike<number>, K: number, temperature = 1): number {
-  const n = labels.length;
-  let s = 0;
-  for (let i = 0; i < n; i++) s += logSumExp(logits, i * K, K, 1 / temperature) - logits[i * K + labels[i]!]! / temperature;
-  return n ? s / n : 0;
-}
-
-/**
- * Temperature scaling (Guo et al. 2017): the T in [0.05, 20] that minimises the validation NLL of
- * softmax(z/T), by golden-section search on log T (the NLL is convex in 1/T). 1 when there are no rows.
- */
-export function fitTemperature(logits: Float32Array, labels: ArrayLike<number>, K: number): number {
-  if (!labels.length) return 1;
-  let lo = Math.log(0.05);
-  let hi = Math.log(20);
-  const f = (u: number): number => nll(logits, labels, K, Math.exp(u));
-  const g = (Math.sqrt(5) - 1) / 2;
-  let c = hi - g * (hi - lo);
-  let e = lo + g * (hi - lo);
-  let fc = f(c);
-  let fe = f(e);
-  for (let it = 0; it < 60; it++) {
-    if (fc < fe) {
-      hi = e;
-      e = c;
-      fe = fc;
-      c = hi - g * (hi - lo);
-      fc = f(c);
-    } else {
-      lo = c;
-      c = e;
-      fc = fe;
-      e = lo + g * (hi - lo);
-      fe = f(e);
-    }
-  }
-  return Math.exp((lo + hi) / 2);
-}
-
-/** Expected calibration error (Guo et al. 2017) of n×K probabilities: Σ_bins (|bin|/n)·|accuracy − confidence| over `bins` equal-width confidence bins (default 15). */
-export function expectedCalibrationError(probs: Float32Array, labels: ArrayLike<number>, K: number, bins = 15): number {
-  const n = labels.length;
-  if (!n) return 0;
-  const conf = new Float64Array(bins);
-  const acc = new Float64Array(bins);
-  const cnt = new Float64Array(bins);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (probs[i * K + k]! > probs[i * K + best]!) best = k;
-    const p = probs[i * K + best]!;
-    const b = Math.min(bins - 1, Math.floor(p * bins));
-    conf[b]! += p;
-    acc[b]! += best === labels[i] ? 1 : 0;
-    cnt[b]!++;
-  }
-  let e = 0;
-  for (let b = 0; b < bins; b++) if (cnt[b]) e += Math.abs(acc[b]! - conf[b]!) / n;
-  return e;
-}
-
-/** Area under the ROC curve for telling unknown (positive, higher score) from known rows: P(score_unknown > score_known), ties counting half (Mann–Whitney U). */
-export function auroc(known: ArrayLike<number>, unknown: ArrayLike<number>): number {
-  if (!known.length || !unknown.length) return NaN;
-  const all = [...Array.from(known, (s) => ({ s, u: 0 })), ...Array.from(unknown, (s) => ({ s, u: 1 }))].sort((a, b) => a.s - b.s);
-  let rankSum = 0;
-  for (let i = 0; i < all.length; ) {
-    let j = i;
-    while (j < all.length && all[j]!.s === all[i]!.s) j++;
-    const r = (i + 1 + j) / 2; // mean rank of the tie group, 1-based
-    for (let k = i; k < j; k++) if (all[k]!.u) rankSum += r;
-    i = j;
-  }
-  const nu = unknown.length;
-  return (rankSum - (nu * (nu + 1)) / 2) / (nu * known.length);
-}
-
-/** The q-quantile of scores (linear interpolation; q in [0, 1]). */
-export function quantile(scores: ArrayLike<number>, q: number): number {
-  const s = Float64Array.from(scores).sort();
-  if (!s.length) return NaN;
-  const pos = q * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(s.length - 1, lo + 1);
-  return s[lo]! + (pos - lo) * (s[hi]! - s[lo]!);
-}
-
-/** Share of `scores` at or below `threshold` (kept as known). */
-export function keptShare(scores: ArrayLike<number>, threshold: number): number {
-  let k = 0;
-  for (let i = 0; i < scores.length; i++) if (scores[i]! <= threshold) k++;
-  return scores.length ? k / scores.length : 0;
 }
 
 /**

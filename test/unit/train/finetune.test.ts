@@ -26,7 +26,8 @@ import { Embedder, EmbeddingCache, loadBackbone, type Backbone } from '../../../
 import { exportClassifierModel, headFromModel, PROBABILITIES_OUTPUT } from '../../../runtime/train/export.js';
 import { IDENTITY_VIEW, parseAugmentation } from '../../../runtime/train/augment/ops.js';
 import { DEFAULT_CONFIG, DEFAULT_LR, headLogits } from '../../../runtime/train/index.js';
-import { openSetForHead, temperedSoftmax } from '../../../runtime/train/openset.js';
+import { openSetForHead } from '../../../runtime/train/openset.js';
+import { temperedSoftmax } from '../../../runtime/train/openset-scores.js';
 import { decodeImage } from '../../../runtime/image/decode.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { finetune } from '../../../runtime/cli/commands/finetune.js';

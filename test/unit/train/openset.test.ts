@@ -14,7 +14,8 @@ import { decodeImage } from '../../../runtime/image/decode.js';
 import { parseModelInfo, readMetadataProps } from '../../../runtime/core/metadata.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
 import { headLogits, trainHeadSync, type FeatureSet } from '../../../runtime/train/index.js';
-import { auroc, expectedCalibrationError, fitLayered, fitOpenSet, layeredScores, type LayerFeatures, fitTemperature, keptShare, mahalanobisScores, maxSoftmaxScores, quantile, temperedSoftmax } from '../../../runtime/train/openset.js';
+import { fitLayered, fitOpenSet, layeredScores, type LayerFeatures, mahalanobisScores } from '../../../runtime/train/openset.js';
+import { auroc, expectedCalibrationError, fitTemperature, keptShare, maxSoftmaxScores, quantile, temperedSoftmax } from '../../../runtime/train/openset-scores.js';
 import { finetuneConfig, stratifiedSplit } from '../../../runtime/train/finetune.js';
 import { shared } from '../../helpers.js';
 
