@@ -26,7 +26,7 @@ import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
-import { evaluateTail, exportTail, trainTail, type TailData, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { evaluateTail, exportTail, trainTail, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
@@ -44,6 +44,7 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
   freshViews: true,
   schedule: 'constant' as TailSchedule,
   layerLrDecay: 1,
+  average: 'none' as TailAverage,
   refit: true,
 });
 

@@ -31,7 +31,7 @@
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
-import { exportTail, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
+import { exportTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
@@ -64,6 +64,8 @@ export interface Phase2Settings {
    * best epoch count (default UNFREEZE_DEFAULTS.refit; only with validation data and a kept result).
    */
   refit?: boolean;
+  /** Weight averaging over phase 2's epochs (TailTrainConfig.average: none | swa; default UNFREEZE_DEFAULTS.average), the validated run and the refit alike. */
+  average?: TailAverage;
   /** Mini-batch size (default UNFREEZE_DEFAULTS.batchSize). */
   batchSize?: number;
   /** Keep phase 2's result without the never-worse rule (keepPhase2); the summary still gives the rule's numbers. Default false. */
@@ -101,6 +103,8 @@ export interface Phase2Summary {
   schedule: TailSchedule;
   /** Layer-wise decay of the backbone rate per block (1 = one rate). */
   layerLrDecay: number;
+  /** Weight averaging over the epochs (none | swa). */
+  average: TailAverage;
   /** Whether the kept weights come from a refit on training + validation images (for bestEpoch epochs). */
   refit: boolean;
 }
@@ -194,7 +198,7 @@ export function freshViewSeed(seed: number, epoch: number): number {
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
@@ -203,12 +207,13 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     batchSize: p.batchSize ?? UNFREEZE_DEFAULTS.batchSize,
     schedule: p.schedule ?? UNFREEZE_DEFAULTS.schedule,
     layerLrDecay: p.layerLrDecay ?? UNFREEZE_DEFAULTS.layerLrDecay,
+    average: p.average ?? UNFREEZE_DEFAULTS.average,
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
     weightDecay: head.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
     dropout: head.dropout ?? FINETUNE_DEFAULTS.dropout,
-    labelSmoothing: head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
+    labelSmoothing: Number(globalThis.process?.env?.EDGETUNE_X_LS ?? '') || (head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing),
     seed,
   };
 }
@@ -357,6 +362,13 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
     });
     final = again;
     refitted = true;
+    if (globalThis.process?.env?.EDGETUNE_X_SOUP) {
+      const mix = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (v, i) => (v + b[i]!) / 2);
+      final = {
+        tailWeights: Object.fromEntries(Object.entries(again.tailWeights).map(([k, v]) => [k, mix(v, r.tailWeights[k]!)])),
+        head: { ...again.head, layers: again.head.layers.map((l, i) => ({ ...l, weight: mix(l.weight, r.head.layers[i]!.weight), bias: mix(l.bias, r.head.layers[i]!.bias) })) },
+      };
+    }
   }
   const tailWeights = decision.kept ? final.tailWeights : {};
   const head = decision.kept ? final.head : o.head;
@@ -394,6 +406,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       freshViews: fresh,
       schedule: config.schedule,
       layerLrDecay: config.layerLrDecay,
+      average: config.average,
       refit: refitted,
     },
   };

@@ -68,6 +68,8 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
                           learning rates over phase 2's epochs (default ${UNFREEZE_DEFAULTS.schedule})
   --layer-lr-decay <x>    layer-wise backbone rates: unfrozen block k (1 = nearest the head) trains at
                           --backbone-lr × x^(k−1), x in (0, 1] (default ${UNFREEZE_DEFAULTS.layerLrDecay}: one rate)
+  --unfreeze-average <a> none | swa: phase 2 keeps the running mean of its weights at the end of every epoch
+                          (stochastic weight averaging) instead of the last ones (default ${UNFREEZE_DEFAULTS.average})
   --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
                           count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
   --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
@@ -125,6 +127,7 @@ const OPTIONS = {
   'unfreeze-views': { type: 'string' },
   'unfreeze-schedule': { type: 'string' },
   'layer-lr-decay': { type: 'string' },
+  'unfreeze-average': { type: 'string' },
   refit: { type: 'boolean' },
   'no-refit': { type: 'boolean' },
   'keep-unfrozen': { type: 'boolean' },
@@ -170,6 +173,7 @@ function optionsFrom(v: Values): FinetuneOptions {
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
   o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
+  o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], ['none', 'swa'] as const);
   if (v['layer-lr-decay'] !== undefined) {
     o.layerLrDecay = Number(v['layer-lr-decay']);
     if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);

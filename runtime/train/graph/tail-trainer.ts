@@ -39,6 +39,15 @@ export interface TailTrainConfig {
    * (ULMFiT), ACL, §3.2 (they divide by 2.6 per layer). Default 1.
    */
   layerLrDecay: number;
+  /**
+   * Weight averaging over the epochs: `none` (the weights after the last step), or `swa`, stochastic
+   * weight averaging: the running mean of the weights at the end of every epoch from the first, which is
+   * then what validation scores, early stopping keeps and the run returns (swaAverage). Batch
+   * normalisation is folded in the tail, so the average needs no statistics update. Source: Izmailov et
+   * al. 2018, "Averaging Weights Leads to Wider Optima and Better Generalization", UAI (constant rate,
+   * one model per epoch). Default none.
+   */
+  average: TailAverage;
   /** Momentum for `momentum`. Default 0.9. */
   momentum: number;
   /** L2 penalty (λ/2)·‖W‖² on weights (rank ≥ 2), not biases; added to the gradient. Default 1e-4. */
@@ -63,6 +72,7 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   batchSize: 32,
   schedule: 'constant',
   layerLrDecay: 1,
+  average: 'none',
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
@@ -74,6 +84,20 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   seed: 0,
   trainBackbone: true,
 };
+
+/** Weight averaging over the epochs (TailTrainConfig.average). */
+export type TailAverage = 'none' | 'swa';
+
+/**
+ * One step of the SWA running mean: avg ← avg + (w − avg)/(count + 1), in place, for the (count+1)-th
+ * model (count = models already averaged; count 0 copies w). Izmailov et al. 2018, Algorithm 1.
+ */
+export function swaAverage(avg: Float64Array, w: ArrayLike<number>, count: number): Float64Array {
+  if (avg.length !== w.length) throw new EdgetuneError('EARG', `swaAverage: ${avg.length} values averaged with ${w.length}`);
+  const f = 1 / (count + 1);
+  for (let i = 0; i < avg.length; i++) avg[i] = avg[i]! + (w[i]! - avg[i]!) * f;
+  return avg;
+}
 
 /** A learning-rate schedule over the epochs (scheduleFactor). */
 export type TailSchedule = 'constant' | 'cosine' | 'warmup-cosine';
@@ -319,6 +343,11 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const bs = cfg.batchSize <= 0 || cfg.batchSize >= n ? n : cfg.batchSize;
   const history: TailEpochStats[] = [];
   let best = new Map([...params].map(([k, v]) => [k, v.slice()]));
+  // SWA: the running mean of the end-of-epoch weights (float64) and its float32 copy for the eval graph
+  const swa = cfg.average === 'swa' ? new Map([...params].map(([k, v]) => [k, v.slice()])) : cfg.average === 'none' ? undefined : (() => {
+    throw invalidParameter('average', 'none or swa', cfg.average);
+  })();
+  const swa32 = new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
   let bestLoss = Infinity;
   let bestEpoch = 0;
   let sinceBest = 0;
@@ -374,15 +403,20 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       const stats: TailEpochStats = { epoch: epoch + 1, trainLoss: lossSum / n, trainAccuracy: correct / n, ms: 0, runMs };
       // as the head trainer: non-finite loss, a weight or a logit beyond float32 (the export is float32)
       checkDiverged(epoch + 1, stats.trainLoss, { W: [...params.values()], b: [] }, rates, peak);
+      if (swa) {
+        for (const [k, v] of params) swaAverage(swa.get(k)!, v, epoch);
+        for (const [k, v] of swa) swa32.get(k)!.set(v);
+      }
+      const current = swa ?? params;
       if (input.val && evalSession) {
         const tv = now();
-        const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, f32, bs), input.val.labels, K);
+        const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, swa ? swa32 : f32, bs), input.val.labels, K);
         stats.valMs = now() - tv;
         stats.valLoss = ev.loss;
         stats.valAccuracy = ev.accuracy;
         if (ev.loss < bestLoss - cfg.minDelta) {
           bestLoss = ev.loss;
-          best = new Map([...params].map(([k, v]) => [k, v.slice()]));
+          best = new Map([...current].map(([k, v]) => [k, v.slice()]));
           bestEpoch = epoch + 1;
           sinceBest = 0;
         } else sinceBest++;
@@ -399,7 +433,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
     await trainSession.dispose();
     await evalSession?.dispose();
   }
-  const final = input.val ? best : params;
+  const final = input.val ? best : (swa ?? params);
   const tailWeights: Record<string, Float32Array> = {};
   for (const w of trainGraph.tailWeights) tailWeights[w.name] = Float32Array.from(final.get(w.name)!);
   const head: HeadWeights = {

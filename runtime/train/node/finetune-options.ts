@@ -90,6 +90,11 @@ export interface FinetuneOptions {
    */
   layerLrDecay?: number;
   /**
+   * Phase-2 weight averaging over its epochs (runtime/train/graph/tail-trainer.ts TailTrainConfig.average):
+   * none, or swa (stochastic weight averaging, Izmailov et al. 2018). Default UNFREEZE_DEFAULTS.average.
+   */
+  unfreezeAverage?: 'none' | 'swa';
+  /**
    * After phase 2 is validated (and kept), train it again on training + validation images for its best
    * epoch count (default UNFREEZE_DEFAULTS.refit; needs validation data).
    */

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { headLogits } from '../../../runtime/train/index.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
-import { crossEntropy, evaluateTail, exportTail, paddedRows, trainingRows, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
+import { crossEntropy, evaluateTail, exportTail, paddedRows, swaAverage, trainingRows, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
 import type { SessionFactory } from '../../../runtime/train/graph/session.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { conv, ortFactory, ortSession, tinyTail, weight } from './grad-helpers.js';
@@ -133,5 +133,46 @@ describe('trainTail', () => {
     const whole = await evaluateTail(s, evalGraph, val, weights, 30);
     for (let i = 0; i < whole.length; i++) expect(logits[i]).toBeCloseTo(whole[i]!, 4);
     await s.dispose();
+  });
+
+  it('SWA: swaAverage is the exact running mean; trainTail --average swa returns the mean of its end-of-epoch weights', async () => {
+    // three known models: the running mean after each equals the plain mean so far
+    const avg = new Float64Array(3);
+    swaAverage(avg, [3, -6, 9], 0);
+    expect([...avg]).toEqual([3, -6, 9]);
+    swaAverage(avg, [1, 0, 3], 1);
+    expect([...avg]).toEqual([2, -3, 6]);
+    swaAverage(avg, [5, 3, -3], 2);
+    expect([...avg]).toEqual([3, -1, 3]);
+    expect(() => swaAverage(avg, [1], 3)).toThrow(/3 values averaged with 1/);
+
+    // the same seed and data: a run of e epochs is the first e epochs of a longer one, so the SWA run of 3
+    // epochs must return exactly (up to float32) the mean of the plain runs of 1, 2 and 3 epochs
+    const { tail, K, train, val } = tinyProblem();
+    const cfg = { batchSize: 16, lrHead: 0.03, lrBackbone: 0.01, seed: 4 };
+    const plain = await Promise.all([1, 2, 3].map((epochs) => trainTail({ tail, classes: K, train, createSession: ortFactory }, { ...cfg, epochs })));
+    const swa = await trainTail({ tail, classes: K, train, createSession: ortFactory }, { ...cfg, epochs: 3, average: 'swa' });
+    let moved = 0;
+    for (const name of ['W1', 'B1', 'W2', 'B2']) {
+      const mean = plain[0]!.tailWeights[name]!.map((_, i) => (plain[0]!.tailWeights[name]![i]! + plain[1]!.tailWeights[name]![i]! + plain[2]!.tailWeights[name]![i]!) / 3);
+      swa.tailWeights[name]!.forEach((v, i) => expect(v).toBeCloseTo(mean[i]!, 5));
+      moved = Math.max(moved, ...mean.map((v, i) => Math.abs(v - plain[2]!.tailWeights[name]![i]!)));
+    }
+    const headMean = plain[0]!.head.layers[0]!.weight.map((_, i) => plain.reduce((a, p) => a + p.head.layers[0]!.weight[i]!, 0) / 3);
+    swa.head.layers[0]!.weight.forEach((v, i) => expect(v).toBeCloseTo(headMean[i]!, 5));
+    // and the mean is not the last model (the test would pass on a no-op otherwise)
+    expect(moved).toBeGreaterThan(1e-3);
+    // the training trajectory itself is unchanged by averaging
+    expect(swa.history.map((h) => h.trainLoss)).toEqual(plain[2]!.history.map((h) => h.trainLoss));
+
+    // with validation: each epoch scores the running mean, and early stopping returns the best mean
+    const v = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, { ...cfg, epochs: 3, average: 'swa' });
+    const evalGraph = buildTrainingGraph(tail, { head: v.head.layers, mode: 'eval' });
+    const s = await ortSession(evalGraph.model);
+    const weights = new Map<string, Float32Array>(Object.entries(v.tailWeights));
+    v.head.layers.forEach((l, i) => weights.set(`head.${i}.weight`, l.weight).set(`head.${i}.bias`, l.bias));
+    expect(crossEntropy(await evaluateTail(s, evalGraph, val, weights), val.labels, K).loss).toBeCloseTo(v.history[v.bestEpoch - 1]!.valLoss!, 4);
+    await s.dispose();
+    await expect(trainTail({ tail, classes: K, train, createSession: ortFactory }, { epochs: 1, average: 'ema' as 'swa' })).rejects.toThrow(/average/);
   });
 });
