@@ -29,7 +29,7 @@
 //      training + validation images (their views too) for the best epoch count; the metrics stay the
 //      validated run's (the refit has no held-out images left to score).
 
-import type { AugmentSpec } from './augment/ops.js';
+import { parseAugmentation, type AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
 import { exportTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
@@ -208,6 +208,7 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     schedule: p.schedule ?? UNFREEZE_DEFAULTS.schedule,
     layerLrDecay: p.layerLrDecay ?? UNFREEZE_DEFAULTS.layerLrDecay,
     average: p.average ?? UNFREEZE_DEFAULTS.average,
+    mixup: Number(globalThis.process?.env?.EDGETUNE_X_MIX ?? '') || 0,
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
@@ -325,9 +326,10 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   const { plan } = o;
   const settings = o.settings ?? {};
   let actMs = 0;
+  const xAug = globalThis.process?.env?.EDGETUNE_X_AUG ? parseAugmentation(globalThis.process.env.EDGETUNE_X_AUG) : undefined;
   const viewsOf = async (items: readonly T[], seed: number, transient: boolean, onProgress?: (d: number, t: number) => void): Promise<Float32Array> => {
     const ta = performance.now();
-    const r = await o.embedder.embed(items, { views: o.views, augment: o.augment, seed, signal: o.signal, onProgress, transient });
+    const r = await o.embedder.embed(items, { views: o.views, augment: transient && xAug ? xAug : o.augment, seed, signal: o.signal, onProgress, transient });
     actMs += performance.now() - ta;
     return r.features;
   };

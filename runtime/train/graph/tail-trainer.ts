@@ -48,6 +48,13 @@ export interface TailTrainConfig {
    * one model per epoch). Default none.
    */
   average: TailAverage;
+  /**
+   * Mixup of the tail's inputs (the cut activations: manifold mixup at the cut, Verma et al. 2019, "Manifold
+   * Mixup", ICML; Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization", ICLR): each training batch
+   * is mixed with a seeded permutation of itself, x = λ·x_i + (1−λ)·x_j, targets λ·y_i + (1−λ)·y_j (label
+   * smoothing on top), λ ~ Beta(mixup, mixup) once per batch (betaSample). 0 = off. Default 0.
+   */
+  mixup: number;
   /** Momentum for `momentum`. Default 0.9. */
   momentum: number;
   /** L2 penalty (λ/2)·‖W‖² on weights (rank ≥ 2), not biases; added to the gradient. Default 1e-4. */
@@ -73,6 +80,7 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   schedule: 'constant',
   layerLrDecay: 1,
   average: 'none',
+  mixup: 0,
   optimizer: 'adam',
   momentum: 0.9,
   weightDecay: 1e-4,
@@ -97,6 +105,52 @@ export function swaAverage(avg: Float64Array, w: ArrayLike<number>, count: numbe
   const f = 1 / (count + 1);
   for (let i = 0; i < avg.length; i++) avg[i] = avg[i]! + (w[i]! - avg[i]!) * f;
   return avg;
+}
+
+/**
+ * A Beta(a, a) sample from `rng`: X/(X+Y) with X, Y ~ Gamma(a), by Marsaglia & Tsang 2000 ("A simple
+ * method for generating gamma variables", ACM TOMS 26(3)), with the boost Gamma(a) = Gamma(a+1)·U^(1/a)
+ * for a < 1. Throws EARG for a ≤ 0.
+ */
+export function betaSample(rng: Rng, a: number): number {
+  if (!(a > 0)) throw invalidParameter('mixup', 'a positive number', a);
+  const gamma = (k: number): number => {
+    if (k < 1) return gamma(k + 1) * Math.pow(Math.max(rng.next(), 1e-300), 1 / k);
+    const d = k - 1 / 3;
+    const c = 1 / Math.sqrt(9 * d);
+    for (;;) {
+      let x: number;
+      let v: number;
+      do {
+        x = rng.normal();
+        v = 1 + c * x;
+      } while (v <= 0);
+      v = v * v * v;
+      const u = rng.next();
+      if (u < 1 - 0.0331 * x ** 4 || Math.log(Math.max(u, 1e-300)) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+    }
+  };
+  const x = gamma(a);
+  const y = gamma(a);
+  return x + y > 0 ? x / (x + y) : 0.5;
+}
+
+/**
+ * Mix a batch's feeds in place (TailTrainConfig.mixup): rows r and perm[r] of the input, with weight lam
+ * on row r, and the soft targets [b, K] of their labels the same way.
+ */
+export function mixBatch(x: Float32Array, labels: ArrayLike<number>, K: number, perm: readonly number[], lam: number): { x: Float32Array; targets: Float32Array } {
+  const b = perm.length;
+  const size = x.length / b;
+  const out = new Float32Array(x.length);
+  const targets = new Float32Array(b * K);
+  for (let r = 0; r < b; r++) {
+    const j = perm[r]!;
+    for (let i = 0; i < size; i++) out[r * size + i] = lam * x[r * size + i]! + (1 - lam) * x[j * size + i]!;
+    targets[r * K + labels[r]!]! += lam;
+    targets[r * K + labels[j]!]! += 1 - lam;
+  }
+  return { x: out, targets };
 }
 
 /** A learning-rate schedule over the epochs (scheduleFactor). */
@@ -304,7 +358,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const layerRate = layerRates(input.tail, trainable, cfg.layerLrDecay);
   const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
   const common = { head: layers, trainable, labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights === 'none' ? undefined : cw };
-  const trainGraph = buildTrainingGraph(input.tail, { ...common, dropout: cfg.dropout, mode: 'train' });
+  if (!(cfg.mixup >= 0)) throw invalidParameter('mixup', 'a number ≥ 0', cfg.mixup);
+  const trainGraph = buildTrainingGraph(input.tail, { ...common, dropout: cfg.dropout, mode: 'train', targets: cfg.mixup > 0 ? 'probs' : 'labels' });
   const evalGraph = buildTrainingGraph(input.tail, { ...common, mode: 'eval' });
   const per = trainGraph.inputShape.slice(1) as number[];
   const size = per.reduce((a, b) => a * b, 1);
@@ -339,6 +394,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const slots = new Map([...params.keys()].map((k, i) => [k, i]));
   const shuffle = createRng(cfg.seed, 'tail-shuffle');
   const dropRng = createRng(cfg.seed, 'tail-dropout');
+  const mixRng = createRng(cfg.seed, 'tail-mixup');
   const order = Array.from({ length: n }, (_, i) => i);
   const bs = cfg.batchSize <= 0 || cfg.batchSize >= n ? n : cfg.batchSize;
   const history: TailEpochStats[] = [];
@@ -369,7 +425,14 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         const decay = scheduleFactor(cfg.schedule, epoch, cfg.epochs, s / bs, steps);
         // every batch has bs rows (one input shape for the session: see trainingRows)
         const { rows, real } = trainingRows(order, s, bs);
-        const feeds = batchFeeds(trainGraph, per, train, rows, f32, true);
+        const feeds = batchFeeds(trainGraph, per, train, rows, f32, cfg.mixup <= 0);
+        if (cfg.mixup > 0) {
+          const perm = rows.map((_, r) => r);
+          mixRng.shuffle(perm);
+          const mixed = mixBatch(feeds[trainGraph.input]!.data as Float32Array, rows.map((i) => train.labels[i]!), K, perm, betaSample(mixRng, cfg.mixup));
+          feeds[trainGraph.input] = { ...feeds[trainGraph.input]!, data: mixed.x };
+          feeds[trainGraph.labels!] = { type: 'float32', data: mixed.targets, dims: [rows.length, K] };
+        }
         for (const m of trainGraph.masks) {
           const keep = 1 / (1 - m.ratio);
           feeds[m.name] = { type: 'float32', data: Float32Array.from({ length: rows.length * m.size }, () => (dropRng.chance(m.ratio) ? 0 : keep)), dims: [rows.length, m.size] };

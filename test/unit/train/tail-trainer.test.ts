@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { headLogits } from '../../../runtime/train/index.js';
 import { buildTrainingGraph } from '../../../runtime/train/graph/autodiff.js';
-import { crossEntropy, evaluateTail, exportTail, paddedRows, swaAverage, trainingRows, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
+import { betaSample, crossEntropy, evaluateTail, exportTail, mixBatch, paddedRows, swaAverage, trainingRows, trainTail } from '../../../runtime/train/graph/tail-trainer.js';
 import type { SessionFactory } from '../../../runtime/train/graph/session.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { conv, ortFactory, ortSession, tinyTail, weight } from './grad-helpers.js';
@@ -174,5 +174,34 @@ describe('trainTail', () => {
     expect(crossEntropy(await evaluateTail(s, evalGraph, val, weights), val.labels, K).loss).toBeCloseTo(v.history[v.bestEpoch - 1]!.valLoss!, 4);
     await s.dispose();
     await expect(trainTail({ tail, classes: K, train, createSession: ortFactory }, { epochs: 1, average: 'ema' as 'swa' })).rejects.toThrow(/average/);
+  });
+
+  it('mixup: Beta(a, a) samples have the right mean and variance; mixBatch mixes rows and targets; trainTail trains on soft targets', async () => {
+    // Beta(a, a): mean 1/2, variance 1/(4(2a+1)); 20 000 draws, bounds at ~5 standard errors
+    for (const a of [0.4, 2]) {
+      const rng = createRng(3, `beta${a}`);
+      const xs = Array.from({ length: 20000 }, () => betaSample(rng, a));
+      const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+      const variance = xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length;
+      expect(xs.every((x) => x >= 0 && x <= 1)).toBe(true);
+      expect(Math.abs(mean - 0.5)).toBeLessThan(0.01);
+      expect(Math.abs(variance - 1 / (4 * (2 * a + 1)))).toBeLessThan(0.006);
+    }
+    expect(() => betaSample(createRng(1), 0)).toThrow(/mixup/);
+    // two rows of 2 values, 3 classes, swapped with λ = 0.75
+    const m = mixBatch(Float32Array.from([1, 2, 5, 10]), [0, 2], 3, [1, 0], 0.75);
+    expect([...m.x]).toEqual([2, 4, 4, 8]);
+    expect([...m.targets]).toEqual([0.75, 0, 0.25, 0.25, 0, 0.75]);
+    // the same row with itself: the targets stay one-hot
+    expect([...mixBatch(Float32Array.from([1, 2]), [1], 3, [0], 0.3).targets].map((v) => Math.round(v * 1e6) / 1e6)).toEqual([0, 1, 0]);
+
+    const { tail, K, train, val } = tinyProblem();
+    const cfg = { epochs: 6, batchSize: 16, lrHead: 0.03, lrBackbone: 0.01, seed: 4 };
+    const mixed = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, { ...cfg, mixup: 0.4 });
+    const plain = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, cfg);
+    // it learns the problem (chance: 0.33) and trains on other targets than the plain run
+    expect(mixed.history[mixed.bestEpoch - 1]!.valAccuracy).toBeGreaterThan(0.8);
+    expect(mixed.history[0]!.trainLoss).not.toBe(plain.history[0]!.trainLoss);
+    await expect(trainTail({ tail, classes: K, train, createSession: ortFactory }, { epochs: 1, mixup: -1 })).rejects.toThrow(/mixup/);
   });
 });
