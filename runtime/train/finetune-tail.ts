@@ -34,7 +34,9 @@ import type { SessionFactory } from './graph/session.js';
  * Phase-2 defaults (runtime/train/phase2.ts applies them): backbone lr = head lr × backboneLrRatio; epochs,
  * patience, batch size; freshViews: new augmented views every epoch (measured against the same cached
  * views: README "--unfreeze"); schedule of both rates over phase 2's epochs; layer-wise decay of the
- * backbone rate per block (1 = one rate); refit on training + validation images after the validated run.
+ * backbone rate per block (1 = one rate); weight averaging over the epochs (none | swa) and mixup's Beta α
+ * (0 = off), both measured no better on beans folds (README "--unfreeze"); refit on training + validation
+ * images after the validated run.
  */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,
@@ -45,6 +47,7 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
   schedule: 'constant' as TailSchedule,
   layerLrDecay: 1,
   average: 'none' as TailAverage,
+  mixup: 0,
   refit: true,
 });
 

@@ -13,7 +13,8 @@
 //
 // The phase-2 settings rule, stated once (phase2Config): epochs UNFREEZE_DEFAULTS.epochs, patience
 // UNFREEZE_DEFAULTS.patience, batch UNFREEZE_DEFAULTS.batchSize, schedule UNFREEZE_DEFAULTS.schedule,
-// layer-wise decay of the backbone rate UNFREEZE_DEFAULTS.layerLrDecay;
+// layer-wise decay of the backbone rate UNFREEZE_DEFAULTS.layerLrDecay, weight averaging
+// UNFREEZE_DEFAULTS.average, mixup UNFREEZE_DEFAULTS.mixup;
 // optimizer, head learning rate, weight decay, dropout and label smoothing as phase 1's
 // (FINETUNE_DEFAULTS under the given trainer config); backbone learning rate
 // UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
@@ -29,7 +30,7 @@
 //      training + validation images (their views too) for the best epoch count; the metrics stay the
 //      validated run's (the refit has no held-out images left to score).
 
-import { parseAugmentation, type AugmentSpec } from './augment/ops.js';
+import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
 import { exportTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
@@ -66,6 +67,8 @@ export interface Phase2Settings {
   refit?: boolean;
   /** Weight averaging over phase 2's epochs (TailTrainConfig.average: none | swa; default UNFREEZE_DEFAULTS.average), the validated run and the refit alike. */
   average?: TailAverage;
+  /** Mixup of the tail's inputs, Beta(α, α) per batch (TailTrainConfig.mixup; default UNFREEZE_DEFAULTS.mixup, 0 = off). */
+  mixup?: number;
   /** Mini-batch size (default UNFREEZE_DEFAULTS.batchSize). */
   batchSize?: number;
   /** Keep phase 2's result without the never-worse rule (keepPhase2); the summary still gives the rule's numbers. Default false. */
@@ -105,6 +108,8 @@ export interface Phase2Summary {
   layerLrDecay: number;
   /** Weight averaging over the epochs (none | swa). */
   average: TailAverage;
+  /** Mixup's Beta α (0 = off). */
+  mixup: number;
   /** Whether the kept weights come from a refit on training + validation images (for bestEpoch epochs). */
   refit: boolean;
 }
@@ -198,7 +203,7 @@ export function freshViewSeed(seed: number, epoch: number): number {
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage; mixup: number } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
@@ -208,13 +213,13 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     schedule: p.schedule ?? UNFREEZE_DEFAULTS.schedule,
     layerLrDecay: p.layerLrDecay ?? UNFREEZE_DEFAULTS.layerLrDecay,
     average: p.average ?? UNFREEZE_DEFAULTS.average,
-    mixup: Number(globalThis.process?.env?.EDGETUNE_X_MIX ?? '') || 0,
+    mixup: p.mixup ?? UNFREEZE_DEFAULTS.mixup,
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
     weightDecay: head.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
     dropout: head.dropout ?? FINETUNE_DEFAULTS.dropout,
-    labelSmoothing: Number(globalThis.process?.env?.EDGETUNE_X_LS ?? '') || (head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing),
+    labelSmoothing: head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
     seed,
   };
 }
@@ -326,10 +331,9 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   const { plan } = o;
   const settings = o.settings ?? {};
   let actMs = 0;
-  const xAug = globalThis.process?.env?.EDGETUNE_X_AUG ? parseAugmentation(globalThis.process.env.EDGETUNE_X_AUG) : undefined;
   const viewsOf = async (items: readonly T[], seed: number, transient: boolean, onProgress?: (d: number, t: number) => void): Promise<Float32Array> => {
     const ta = performance.now();
-    const r = await o.embedder.embed(items, { views: o.views, augment: transient && xAug ? xAug : o.augment, seed, signal: o.signal, onProgress, transient });
+    const r = await o.embedder.embed(items, { views: o.views, augment: o.augment, seed, signal: o.signal, onProgress, transient });
     actMs += performance.now() - ta;
     return r.features;
   };
@@ -364,13 +368,6 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
     });
     final = again;
     refitted = true;
-    if (globalThis.process?.env?.EDGETUNE_X_SOUP) {
-      const mix = (a: Float32Array, b: Float32Array) => Float32Array.from(a, (v, i) => (v + b[i]!) / 2);
-      final = {
-        tailWeights: Object.fromEntries(Object.entries(again.tailWeights).map(([k, v]) => [k, mix(v, r.tailWeights[k]!)])),
-        head: { ...again.head, layers: again.head.layers.map((l, i) => ({ ...l, weight: mix(l.weight, r.head.layers[i]!.weight), bias: mix(l.bias, r.head.layers[i]!.bias) })) },
-      };
-    }
   }
   const tailWeights = decision.kept ? final.tailWeights : {};
   const head = decision.kept ? final.head : o.head;
@@ -409,6 +406,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       schedule: config.schedule,
       layerLrDecay: config.layerLrDecay,
       average: config.average,
+      mixup: config.mixup,
       refit: refitted,
     },
   };

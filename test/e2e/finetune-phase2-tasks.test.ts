@@ -2,7 +2,7 @@
 // blocks trained with the head through ONNX training graphs) on beans-dev with mobilenetv2-fp32, the
 // refusal of an int8 backbone, and the course's other tasks: multilabel (sigmoid + BCE) and regression
 // (linear + MSE) heads from CSVs made from the shared datasets, classified and loaded in bare ORT; and
-// the refusals of the phase-2 schedule / layer-wise rate options.
+// the refusals of the phase-2 schedule / layer-wise rate / weight-averaging / mixup options.
 
 import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -65,13 +65,13 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
   });
 });
 
-describe('finetune: phase-2 schedule and layer-wise rate options', () => {
+describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup options', () => {
   it('refuses them without --unfreeze, and a decay outside (0, 1] or an unknown schedule, before any work', async () => {
     const train = path.join(beans, 'train');
     const x = path.join(work, 'opts.onnx');
     const alone = await runCli(['finetune', train, '--layer-lr-decay', '0.5', '--out', x], { env });
     expect(alone.code).toBe(2);
-    expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+    expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
     for (const bad of ['0', '2', 'half']) {
       const r = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', bad, '--out', x], { env });
       expect(r.code).toBe(2);
@@ -80,6 +80,15 @@ describe('finetune: phase-2 schedule and layer-wise rate options', () => {
     const s = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-schedule', 'step', '--out', x], { env });
     expect(s.code).toBe(2);
     expect(s.stderr).toContain('Expected one of constant, cosine, warmup-cosine for --unfreeze-schedule but received "step"');
+    const mixAlone = await runCli(['finetune', train, '--unfreeze-mixup', '0.4', '--out', x], { env });
+    expect(mixAlone.code).toBe(2);
+    expect(mixAlone.stderr).toContain('--unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze');
+    const avg = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-average', 'ema', '--out', x], { env });
+    expect(avg.code).toBe(2);
+    expect(avg.stderr).toContain('Expected one of none, swa for --unfreeze-average but received "ema"');
+    const mix = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-mixup', '-1', '--out', x], { env });
+    expect(mix.code).toBe(2);
+    expect(mix.stderr).toContain('Expected number ≥ 0 for --unfreeze-mixup but received "-1"');
   });
 });
 

@@ -70,6 +70,8 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
                           --backbone-lr × x^(k−1), x in (0, 1] (default ${UNFREEZE_DEFAULTS.layerLrDecay}: one rate)
   --unfreeze-average <a> none | swa: phase 2 keeps the running mean of its weights at the end of every epoch
                           (stochastic weight averaging) instead of the last ones (default ${UNFREEZE_DEFAULTS.average})
+  --unfreeze-mixup <a>    mixup of the unfrozen part's inputs in phase 2: each batch mixed with a shuffled copy of
+                          itself, weight ~ Beta(a, a) (default ${UNFREEZE_DEFAULTS.mixup}: off)
   --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
                           count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
   --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
@@ -128,6 +130,7 @@ const OPTIONS = {
   'unfreeze-schedule': { type: 'string' },
   'layer-lr-decay': { type: 'string' },
   'unfreeze-average': { type: 'string' },
+  'unfreeze-mixup': { type: 'string' },
   refit: { type: 'boolean' },
   'no-refit': { type: 'boolean' },
   'keep-unfrozen': { type: 'boolean' },
@@ -174,6 +177,10 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
   o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
   o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], ['none', 'swa'] as const);
+  if (v['unfreeze-mixup'] !== undefined) {
+    o.unfreezeMixup = Number(v['unfreeze-mixup']);
+    if (!(o.unfreezeMixup >= 0 && Number.isFinite(o.unfreezeMixup))) throw invalidOption('unfreeze-mixup', 'number ≥ 0', v['unfreeze-mixup']);
+  }
   if (v['layer-lr-decay'] !== undefined) {
     o.layerLrDecay = Number(v['layer-lr-decay']);
     if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);

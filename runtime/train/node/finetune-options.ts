@@ -95,6 +95,11 @@ export interface FinetuneOptions {
    */
   unfreezeAverage?: 'none' | 'swa';
   /**
+   * Phase-2 mixup of the tail's inputs (the cut activations; TailTrainConfig.mixup): Beta(α, α) mixing
+   * weight per batch, α > 0; 0 = off. Default UNFREEZE_DEFAULTS.mixup.
+   */
+  unfreezeMixup?: number;
+  /**
    * After phase 2 is validated (and kept), train it again on training + validation images for its best
    * epoch count (default UNFREEZE_DEFAULTS.refit; needs validation data).
    */

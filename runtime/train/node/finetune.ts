@@ -161,13 +161,14 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (unfreeze !== undefined && o.resume) {
     throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
   }
-  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.layerLrDecay !== undefined || o.unfreezeAverage !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
-    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.layerLrDecay !== undefined || o.unfreezeAverage !== undefined || o.unfreezeMixup !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
+    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
   }
   if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
   if (o.unfreezeSchedule !== undefined && !['constant', 'cosine', 'warmup-cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant, cosine or warmup-cosine', o.unfreezeSchedule);
   if (o.layerLrDecay !== undefined && !(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw arg('layerLrDecay', 'a number in (0, 1]', o.layerLrDecay);
   if (o.unfreezeAverage !== undefined && !['none', 'swa'].includes(o.unfreezeAverage)) throw arg('unfreezeAverage', 'none or swa', o.unfreezeAverage);
+  if (o.unfreezeMixup !== undefined && !(o.unfreezeMixup >= 0 && Number.isFinite(o.unfreezeMixup))) throw arg('unfreezeMixup', 'a number ≥ 0', o.unfreezeMixup);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
@@ -331,7 +332,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
         config: cfg,
         settings: {
           lrBackbone: o.backboneLr, epochs: o.unfreezeEpochs, ...(o.patience !== undefined ? { patience: o.patience } : {}),
-          freshViews: o.unfreezeViews === undefined ? undefined : o.unfreezeViews === 'fresh', schedule: o.unfreezeSchedule, layerLrDecay: o.layerLrDecay, average: o.unfreezeAverage, refit: o.refit, alwaysKeep: o.keepUnfrozen,
+          freshViews: o.unfreezeViews === undefined ? undefined : o.unfreezeViews === 'fresh', schedule: o.unfreezeSchedule, layerLrDecay: o.layerLrDecay, average: o.unfreezeAverage, mixup: o.unfreezeMixup, refit: o.refit, alwaysKeep: o.keepUnfrozen,
         },
         blocks: plan.blocks,
         signal: o.signal,
