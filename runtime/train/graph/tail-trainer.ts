@@ -115,7 +115,7 @@ export function swaAverage(avg: Float64Array, w: ArrayLike<number>, count: numbe
 export function betaSample(rng: Rng, a: number): number {
   if (!(a > 0)) throw invalidParameter('mixup', 'a positive number', a);
   const gamma = (k: number): number => {
-    if (k < 1) return gamma(k + 1) * Math.pow(Math.max(rng.next(), 1e-300), 1 / k);
+    if (k < 1) return gamma(k + 1) * Math.max(rng.next(), 1e-300) ** (1 / k);
     const d = k - 1 / 3;
     const c = 1 / Math.sqrt(9 * d);
     for (;;) {
