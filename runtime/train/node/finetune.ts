@@ -16,12 +16,12 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
-import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from './embed.js';
+import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps } from './openset-taps.js';
-import { planUnfreeze } from '../finetune-tail.js';
+import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
@@ -257,12 +257,17 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
 
   // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
   const transfer = createTransfer({ labels });
-  const embedder = await Embedder.open(backbone, session);
+  // the open-set taps' features come from the same backbone pass as the embedding (runtime/train/node/openset-taps.ts);
+  // resumed rows have none, so a resume keeps the single-embedding score
+  const taps = prior ? [] : openSetTaps(backbone);
+  const embedder = await Embedder.open(backbone, session, { taps });
   const hashes = new Map<string, string>();
+  const runs: Partial<Record<'train' | 'val', EmbedResult>> = {};
   const files: ViewEmbedder<DatasetItem> = {
     embed: async (items, e) => {
       const r = await embedder.embed(items.map((i) => i.file), { ...e, cache });
       items.forEach((it, i) => r.hashes[i] && hashes.set(it.file, r.hashes[i]!));
+      if (e.split) runs[e.split] = r;
       return r;
     },
   };
@@ -376,17 +381,18 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     created: new Date().toISOString(),
     ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
-  // a backbone with open-set taps (frozen, no resumed rows, a validation set): the multi-layer score (runtime/train/node/openset-taps.ts)
-  const taps = tunedBackbone || prior ? [] : openSetTaps(backbone);
+  // a backbone with open-set taps (no resumed rows, a validation set; after phase 2 only when the tuned part starts
+  // after every tap, which it then leaves unchanged): the multi-layer score (runtime/train/node/openset-taps.ts)
   const valSet = transfer.valSet();
-  const layers = taps.length && valSet
-    ? await openSetLayers(backbone, taps, transfer.trainSet(), valSet, { train: collected.train.map((i) => i.file), val: collected.val.map((i) => i.file) }, { views: collected.views, augment, seed, cache, session, signal: o.signal })
-    : undefined;
+  const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
+  const layers = tapsKept && valSet && runs.train && runs.val ? openSetLayers({ train: runs.train, val: runs.val }, transfer.trainSet(), valSet) : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
-        // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings
-        openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
+        // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings, with the frozen taps' layers when kept
+        layers
+          ? layeredOpenSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, { ...valSet!, features: tunedRows!.val! }, layers)
+          : openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
     : layers
       ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);

@@ -1,14 +1,13 @@
 // The rows a multi-layer open-set score (runtime/train/openset.ts LayeredDetector) is fitted on, for
-// `finetune` (Node): each tap of the backbone (runtime/train/graph/taps.ts openSetTapsOf) cut as an embedding (runtime/train/export.ts
-// findCut: dequantized, spatially averaged) and embedded over the same training images and views, and the
-// same validation images, as the head's embedding was (runtime/train/node/embed.ts, cached like it).
+// `finetune` (Node): the taps of the backbone (runtime/train/graph/taps.ts openSetTapsOf), whose features
+// the embedding session computes in the same backbone pass as the embedding (runtime/train/node/embed.ts
+// Embedder opened with `taps`; runtime/train/export.ts embeddingGraphWithTaps cuts them: dequantized,
+// spatially averaged), over the same training images and views, and the same validation images, as the
+// head's embedding, and cached like it.
 
-import { Embedder, sha256, type Backbone, type EmbeddingCache } from './embed.js';
-import { findCut } from '../export.js';
+import type { Backbone, EmbedResult } from './embed.js';
 import type { LayerFeatures } from '../openset.js';
 import { openSetTapsOf } from '../graph/taps.js';
-import type { AugmentSpec } from '../augment/ops.js';
-import type { SessionOptions } from '../../session/session.js';
 import type { FeatureSet } from '../types.js';
 
 /**
@@ -21,27 +20,38 @@ export function openSetTaps(backbone: Backbone): readonly string[] {
 }
 
 /**
- * The layers of a multi-layer open-set fit: per tap the rows of the same files (`train` in `views` views drawn with `augment` and `seed` as the head's,
- * `val` one clean view), labels as the embedding's. Undefined when a tap's rows do not line up with the
- * embedding's (an image that embedded once and failed the second time): the caller falls back to the single
+ * The layers of a multi-layer open-set fit from the embedder's results (`train`: the training images in
+ * their views, `val`: the validation images, one view; each an EmbedResult of an Embedder opened with the
+ * taps): per tap the rows of the images that embedded (ok), in order, labelled as the embedding's rows in
+ * `trainSet` / `valSet` (the transfer's, collected from the same results). Undefined when the results
+ * carry no taps or a tap's rows do not line up with the embedding's: the caller falls back to the single
  * detector rather than fit on mismatched rows.
  */
-export async function openSetLayers(
-  backbone: Backbone, taps: readonly string[], train: FeatureSet, val: FeatureSet,
-  files: { train: readonly string[]; val: readonly string[] },
-  o: { views: number; augment: AugmentSpec; seed: number; cache?: EmbeddingCache | null; session?: SessionOptions; signal?: AbortSignal },
-): Promise<LayerFeatures[] | undefined> {
+export function openSetLayers(
+  results: { train: EmbedResult; val: EmbedResult }, trainSet: FeatureSet, valSet: FeatureSet,
+): LayerFeatures[] | undefined {
+  const { train, val } = results;
+  if (!train.taps.length || train.taps.length !== val.taps.length) return undefined;
   const layers: LayerFeatures[] = [];
-  for (const tap of taps) {
-    const e = await Embedder.open({ ...backbone, cut: findCut(backbone.model, tap), key: sha256(`${backbone.key}|open-set tap|${tap}`) }, o.session);
-    try {
-      const tr = await e.embed(files.train, { views: o.views, augment: o.augment, seed: o.seed, cache: o.cache, signal: o.signal });
-      const va = await e.embed(files.val, { views: 1, seed: o.seed, cache: o.cache, signal: o.signal });
-      if (!tr.ok.every(Boolean) || !va.ok.every(Boolean) || tr.features.length / tr.dims !== train.labels.length || va.features.length / va.dims !== val.labels.length) return undefined;
-      layers.push({ tensor: tap, train: { ...train, features: tr.features, dims: tr.dims }, val: { ...val, features: va.features, dims: va.dims } });
-    } finally {
-      await e.dispose();
-    }
+  for (let k = 0; k < train.taps.length; k++) {
+    const tr = keptRows(train, k);
+    const va = keptRows(val, k);
+    if (val.taps[k]!.tensor !== train.taps[k]!.tensor || tr.dims !== va.dims) return undefined;
+    if (tr.features.length / tr.dims !== trainSet.labels.length || va.features.length / va.dims !== valSet.labels.length) return undefined;
+    layers.push({ tensor: train.taps[k]!.tensor, train: { ...trainSet, features: tr.features, dims: tr.dims }, val: { ...valSet, features: va.features, dims: va.dims } });
   }
   return layers;
+}
+
+/** Tap k's rows of the items that embedded (r.ok), all their views, in order. */
+function keptRows(r: EmbedResult, k: number): { features: Float32Array; dims: number } {
+  const { dims, features } = r.taps[k]!;
+  const per = r.views * dims;
+  const kept = r.ok.filter(Boolean).length;
+  const out = new Float32Array(kept * per);
+  let j = 0;
+  r.ok.forEach((ok, i) => {
+    if (ok) out.set(features.subarray(i * per, (i + 1) * per), j++ * per);
+  });
+  return { features: out, dims };
 }

@@ -2,6 +2,8 @@
 // it finds the depthwise outputs of the last two residual blocks from the graph alone (no per-file table),
 // the same tensors on the int8, fp32, TFLite-imported and Teachable Machine MobileNetV2s, the last two
 // depthwise convolutions of a MobileNetV1 (no residual blocks), and none on SqueezeNet (no depthwise).
+// The embedding session computes the taps in the embedding's backbone pass (Embedder opened with `taps`):
+// the same features, detector and unknown scores as a separate session cut at each tap, cached per output.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,8 +11,12 @@ import { describe, expect, it } from 'vitest';
 import { finetune } from '../../../runtime/train/node/finetune.js';
 import { parseModelInfo, readMetadataProps } from '../../../runtime/core/metadata.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
-import { loadBackbone } from '../../../runtime/train/node/embed.js';
-import { openSetTaps } from '../../../runtime/train/node/openset-taps.js';
+import { Embedder, EmbeddingCache, loadBackbone, type Backbone, type EmbedResult } from '../../../runtime/train/node/embed.js';
+import { openSetLayers, openSetTaps } from '../../../runtime/train/node/openset-taps.js';
+import { findCut } from '../../../runtime/train/export.js';
+import { fitLayered, layeredScores } from '../../../runtime/train/openset.js';
+import { parseAugmentation } from '../../../runtime/train/augment/ops.js';
+import type { FeatureSet } from '../../../runtime/train/types.js';
 import { openSetTapsOf } from '../../../runtime/train/graph/taps.js';
 import { consumerMap, getIntAttribute, producerMap } from '../../../runtime/onnx/graph.js';
 import type { NodeProto, OnnxModel } from '../../../runtime/onnx/model.js';
@@ -107,3 +113,117 @@ describe('open-set taps found from the graph', () => {
     for (const tap of ['603', '612']) expect(g.node.some((n) => n.opType === 'GlobalAveragePool' && n.input[0] === tap)).toBe(true);
   }, 600_000);
 });
+
+describe('one backbone pass: the embedding and the open-set taps together', () => {
+  const root = shared('datasets', 'tf_flowers-dev');
+  const classes = ['daisy', 'sunflowers', 'tulips'];
+  // 8 training photos per class in 2 views (view 1 augmented), 4 validation photos per class
+  const pick = (split: string, n: number) => classes.flatMap((c, label) => readdirOf(path.join(root, split, c)).slice(0, n).map((file) => ({ file, label })));
+  const train = pick('train', 8);
+  const val = pick('val', 4);
+  const views = 2;
+  const augment = parseAugmentation('default');
+  const set = (r: EmbedResult, items: { label: number }[], v: number): FeatureSet => ({ features: r.features, dims: r.dims, labels: Int32Array.from(items.flatMap((i) => Array<number>(v).fill(i.label))), classes: classes.length });
+
+  /** The per-tap path this replaces: a session cut at the tap (findCut: dequantized, pooled), its own backbone pass. */
+  async function perTap(bb: Backbone, tap: string, files: string[], v: number): Promise<EmbedResult> {
+    const e = await Embedder.open({ ...bb, cut: findCut(bb.model, tap), key: `${bb.key}|test tap|${tap}` });
+    try {
+      return await e.embed(files, { views: v, augment, seed: 42, cache: null });
+    } finally {
+      await e.dispose();
+    }
+  }
+
+  for (const ref of [shared('models', 'mobilenetv2-12-int8.onnx'), shared('models', 'mobilenetv2-12-fp32-rebuilt.onnx')]) {
+    it(`${path.basename(ref)}: same tap features, detector and unknown scores as one session per tap`, async () => {
+      const bb = await loadBackbone(ref);
+      const taps = openSetTaps(bb);
+      expect(taps.length).toBe(2);
+      const e = await Embedder.open(bb, {}, { taps });
+      let tr: EmbedResult, va: EmbedResult;
+      try {
+        tr = await e.embed(train.map((i) => i.file), { views, augment, seed: 42, cache: null });
+        va = await e.embed(val.map((i) => i.file), { views: 1, seed: 42, cache: null });
+      } finally {
+        await e.dispose();
+      }
+      expect(tr.ok.every(Boolean) && va.ok.every(Boolean)).toBe(true);
+      expect(tr.taps.map((t) => t.tensor)).toEqual(taps);
+      // MobileNetV2's block 15/16 depthwise outputs: 960 channels (group 960 above)
+      expect(tr.taps.map((t) => t.dims)).toEqual([960, 960]);
+      const trainSet = set(tr, train, views);
+      const valSet = set(va, val, 1);
+      const layers = openSetLayers({ train: tr, val: va }, trainSet, valSet)!;
+      const old = await Promise.all(taps.map(async (tap) => ({
+        tensor: tap,
+        train: { ...trainSet, ...pick2(await perTap(bb, tap, train.map((i) => i.file), views)) },
+        val: { ...valSet, ...pick2(await perTap(bb, tap, val.map((i) => i.file), 1)) },
+      })));
+      for (let k = 0; k < taps.length; k++) {
+        expect(layers[k]!.train.features.length).toBe(old[k]!.train.features.length);
+        // float tolerance: the same ops on the same pixels; relative to the feature scale (fp32 MobileNetV2 taps reach ~6, relu6)
+        expect(maxAbsDiff(layers[k]!.train.features, old[k]!.train.features)).toBeLessThan(1e-4);
+        expect(maxAbsDiff(layers[k]!.val.features, old[k]!.val.features)).toBeLessThan(1e-4);
+      }
+      // the fitted multi-layer detector and its unknown scores on the validation photos: the same to float tolerance
+      const dNew = fitLayered(layers);
+      const dOld = fitLayered(old);
+      const sNew = layeredScores(dNew, layers.map((l) => l.val.features));
+      const sOld = layeredScores(dOld, old.map((l) => l.val.features));
+      expect(Math.abs(dNew.threshold - dOld.threshold)).toBeLessThan(1e-3 * Math.max(1, Math.abs(dOld.threshold)));
+      dNew.layers.forEach((l, k) => {
+        expect(l.mean).toBeCloseTo(dOld.layers[k]!.mean, 3);
+        expect(l.std).toBeCloseTo(dOld.layers[k]!.std, 3);
+      });
+      expect(maxAbsDiff(sNew, sOld)).toBeLessThan(1e-3);
+    }, 600_000);
+  }
+
+  it('caches each output under its own key: embeddings cached without taps are reused, taps computed once', async () => {
+    const bb = await loadBackbone(shared('models', 'mobilenetv2-12-int8.onnx'));
+    const cache = new EmbeddingCache(tempDir('edgetune-taps-cache-'));
+    const files = val.map((i) => i.file);
+    const plain = await Embedder.open(bb);
+    let base: EmbedResult;
+    try {
+      base = await plain.embed(files, { views: 1, cache });
+    } finally {
+      await plain.dispose();
+    }
+    expect(base.computed).toBe(files.length);
+    const withTaps = await Embedder.open(bb, {}, { taps: openSetTaps(bb) });
+    try {
+      // the embeddings are cached, the taps are not: every image runs once, its cached embedding kept
+      const first = await withTaps.embed(files, { views: 1, cache });
+      expect([first.computed, first.hits]).toEqual([files.length, 0]);
+      expect(first.features).toEqual(base.features);
+      // now everything is cached: no backbone pass, the same rows
+      const again = await withTaps.embed(files, { views: 1, cache });
+      expect([again.computed, again.hits]).toEqual([0, files.length]);
+      expect(again.features).toEqual(first.features);
+      again.taps.forEach((t, k) => expect(t.features).toEqual(first.taps[k]!.features));
+    } finally {
+      await withTaps.dispose();
+    }
+    // a new session (the tap widths unknown to the graph until it runs): still read from the cache
+    const fresh = await Embedder.open(bb, {}, { taps: openSetTaps(bb) });
+    try {
+      const r = await fresh.embed(files, { views: 1, cache });
+      expect([r.computed, r.hits]).toEqual([0, files.length]);
+      expect(r.taps.map((t) => t.dims)).toEqual([960, 960]);
+    } finally {
+      await fresh.dispose();
+    }
+  }, 600_000);
+});
+
+function pick2(r: EmbedResult): { features: Float32Array; dims: number } {
+  return { features: r.features, dims: r.dims };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = a.length === b.length ? 0 : Infinity;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
