@@ -24,6 +24,7 @@ import { cacheDir } from '../../io/paths.js';
 import { describeBytes } from '../../../models/describe.js';
 import { resolveModel } from '../../../models/loader.js';
 import type { ModelEntry } from '../../../models/registry.js';
+import type { ResumeTap } from '../resume-format.js';
 
 export interface Backbone {
   /** Registry id or file name. */
@@ -237,12 +238,8 @@ export interface EmbedResult {
   ms: number;
 }
 
-/** One tap's features (EmbedResult.taps): the backbone tensor, its width, rows as the embedding's. */
-export interface TapFeatures {
-  tensor: string;
-  dims: number;
-  features: Float32Array;
-}
+/** One tap's features (EmbedResult.taps): the backbone tensor, its width, rows as the embedding's (the shape resume data keeps them in). */
+export type TapFeatures = ResumeTap;
 
 /** What Embedder.open may add to the embedding session. */
 export interface EmbedderOptions {

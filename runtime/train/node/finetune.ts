@@ -20,7 +20,7 @@ import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type Emb
 import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
-import { openSetLayers, openSetTaps } from './openset-taps.js';
+import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
 import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
@@ -258,8 +258,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
   const transfer = createTransfer({ labels });
   // the open-set taps' features come from the same backbone pass as the embedding (runtime/train/node/openset-taps.ts);
-  // resumed rows have none, so a resume keeps the single-embedding score
-  const taps = prior ? [] : openSetTaps(backbone);
+  // a resume takes its earlier images' tap rows from the resume data, and keeps the single-embedding score when it has none
+  const priorTaps = prior ? priorTapRows(prior) : undefined;
+  const taps = openSetTaps(backbone).filter(() => !prior || priorTaps);
   const embedder = await Embedder.open(backbone, session, { taps });
   const hashes = new Map<string, string>();
   const runs: Partial<Record<'train' | 'val', EmbedResult>> = {};
@@ -385,7 +386,13 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // after every tap, which it then leaves unchanged): the multi-layer score (runtime/train/node/openset-taps.ts)
   const valSet = transfer.valSet();
   const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
-  const layers = tapsKept && valSet && runs.train && runs.val ? openSetLayers({ train: runs.train, val: runs.val }, transfer.trainSet(), valSet) : undefined;
+  const tapRows = tapsKept && taps.length
+    ? tapSets(taps, {
+        train: [...(priorTaps ? [priorTaps.train] : []), ...(runs.train ? [tapRowsOf(runs.train)] : [])],
+        val: [...(priorTaps ? [priorTaps.val] : []), ...(runs.val ? [tapRowsOf(runs.val)] : [])],
+      }, { train: transfer.trainSet().labels.length, val: valSet?.labels.length ?? 0 })
+    : undefined;
+  const layers = tapRows && valSet ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
@@ -415,6 +422,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const resumeData = resumeDataOf({
     labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
     trainRows: tunedRows?.train ?? transfer.trainSet().features, valRows: tunedRows ? tunedRows.val : transfer.valSet()?.features,
+    // the taps' rows when the model carries the multi-layer score, so that a resume keeps it
+    taps: layers && tapRows,
   });
   // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
   // report JSON (and with int8 the float model and the calibration table) are all written to temp

@@ -5,7 +5,7 @@
 // The embedding session computes the taps in the embedding's backbone pass (Embedder opened with `taps`):
 // the same features, detector and unknown scores as a separate session cut at each tap, cached per output.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { finetune } from '../../../runtime/train/node/finetune.js';
@@ -16,6 +16,7 @@ import { openSetLayers, openSetTaps } from '../../../runtime/train/node/openset-
 import { findCut } from '../../../runtime/train/export.js';
 import { frozenUnder, planUnfreeze } from '../../../runtime/train/finetune-tail.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
+import { decodeResume, resumePath } from '../../../runtime/train/node/resume.js';
 import { fitLayered, layeredScores } from '../../../runtime/train/openset.js';
 import { parseAugmentation } from '../../../runtime/train/augment/ops.js';
 import type { FeatureSet } from '../../../runtime/train/types.js';
@@ -156,6 +157,80 @@ describe('the taps after phase 2 (--unfreeze): kept where the tuned part starts 
       expect(scores.length).toBe(60);
       const kept = scores.filter((x) => x <= 1).length / scores.length;
       expect(Math.abs(kept - info.openSet!.kept!)).toBeLessThanOrEqual(1 / 60 + 1e-9);
+    } finally {
+      await c.dispose();
+    }
+  }, 900_000);
+});
+
+describe('a resume keeps the multi-layer score: the taps\' rows travel in the resume data (version 3)', () => {
+  it('mobilenetv2-int8: --resume --add-class roses --add-examples daisy=… carries the earlier rows, embeds the new ones once, ships the layers', async () => {
+    const work = tempDir('edgetune-taps-resume-');
+    const root = shared('datasets', 'tf_flowers-dev');
+    const photos = (split: string, c: string) => readdirOf(path.join(root, split, c));
+    const classes = ['daisy', 'sunflowers', 'tulips'];
+    // the base: 30 of the 40 daisy training photos (110 training, 60 validation images); the other 10 come back as added examples
+    const train = classes.flatMap((label) => photos('train', label).slice(0, label === 'daisy' ? 30 : 40).map((file) => ({ file, label })));
+    const val = classes.flatMap((label) => photos('val', label).map((file) => ({ file, label })));
+    const more = path.join(work, 'more-daisy');
+    mkdirSync(more);
+    for (const f of photos('train', 'daisy').slice(30)) copyFileSync(f, path.join(more, path.basename(f)));
+    const base = path.join(work, 'base.onnx');
+    const quick = { augment: 'none', views: 1, cache: null } as const;
+    await finetune(train, { ...quick, model: shared('models', 'mobilenetv2-12-int8.onnx'), val, out: base });
+    const taps = ['603_quantized', '612_quantized'];
+    const before = decodeResume(new Uint8Array(readFileSync(resumePath(base))));
+    expect(before.taps?.map((t) => [t.tensor, t.dims])).toEqual([[taps[0], 960], [taps[1], 960]]);
+    const out = path.join(work, 'resumed.onnx');
+    const r = await finetune(undefined, { ...quick, resume: base, addClass: [{ name: 'roses', dir: path.join(root, 'train', 'roses') }], addExamples: [{ name: 'daisy', dir: more }], out });
+    expect(r.labels).toEqual([...classes, 'roses']);
+    const bytes = new Uint8Array(readFileSync(out));
+    const info = parseModelInfo(readMetadataProps(bytes))!;
+    expect(info.openSet).toMatchObject({ method: 'mahalanobis', covariance: 'per-class', layers: taps });
+    const g = decodeModel(bytes).graph;
+    // an int8 tap is dequantized, then pooled, for the score
+    const pooled = (tap: string) => g.node.some((n) => n.opType === 'DequantizeLinear' && n.input[0] === tap && g.node.some((m) => m.opType === 'GlobalAveragePool' && m.input[0] === n.output[0]));
+    expect(taps.map(pooled)).toEqual([true, true]);
+    const after = decodeResume(new Uint8Array(readFileSync(resumePath(out))));
+    expect(after.taps?.map((t) => t.tensor)).toEqual(taps);
+    // each image's tap rows by its name and split (views 1: one row each)
+    const rowsOf = (d: typeof after, k: number) => {
+      const m = new Map<string, Float32Array>();
+      d.images.forEach((im, i) => m.set(`${im.split}:${im.name}`, d.taps![k]!.features.subarray(i * d.taps![k]!.dims, (i + 1) * d.taps![k]!.dims)));
+      return m;
+    };
+    const newFiles = [...photos('train', 'roses'), ...photos('train', 'daisy').slice(30).map((f) => path.join(more, path.basename(f)))];
+    const bb = await loadBackbone(shared('models', 'mobilenetv2-12-int8.onnx'));
+    const e = await Embedder.open(bb, {}, { taps });
+    let direct: EmbedResult;
+    try {
+      direct = await e.embed(newFiles, { views: 1, cache: null });
+    } finally {
+      await e.dispose();
+    }
+    for (let k = 0; k < taps.length; k++) {
+      const was = rowsOf(before, k);
+      const now = rowsOf(after, k);
+      // the earlier images' rows are carried from the base's resume data, unchanged
+      expect(was.size).toBe(170);
+      for (const [name, row] of was) expect(now.get(name)).toEqual(row);
+      // the new images' rows are what the base backbone's one pass gives (roses split 32 train / 8 val, 10 daisy examples)
+      expect(now.size).toBe(170 + 40 + 10);
+      newFiles.forEach((f, i) => {
+        const row = now.get(`train:${path.basename(path.dirname(f))}/${path.basename(f)}`) ?? now.get(`val:roses/${path.basename(f)}`);
+        expect(row).toEqual(direct.taps[k]!.features.subarray(i * 960, (i + 1) * 960));
+      });
+    }
+    // the exported graph scores the validation images (the base's 60 + 8 roses) as the fit did: the share at or
+    // under the threshold is the card's `kept`, within one image
+    const valFiles = after.images.filter((im) => im.split === 'val').map((im) => path.join(root, im.name.startsWith('roses/') ? 'train' : 'val', im.name));
+    expect(valFiles.length).toBe(68);
+    const c = await loadClassifier(out);
+    try {
+      const scores: number[] = [];
+      for await (const x of c.classifyFiles(valFiles)) scores.push(x.unknownScore!);
+      const kept = scores.filter((x) => x <= 1).length / scores.length;
+      expect(Math.abs(kept - info.openSet!.kept!)).toBeLessThanOrEqual(1 / 68 + 1e-9);
     } finally {
       await c.dispose();
     }
