@@ -424,13 +424,17 @@ export class Embedder {
       if (cur.length) groups.push(cur);
     }
     let next = groups.length ? prepare(groups[0]!) : undefined;
+    let writing: Promise<unknown> = Promise.resolve();
     for (let gi = 0; gi < groups.length; gi++) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       const p = await next!;
       next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : undefined;
       if (p.images.length) {
-        // one backbone pass: the embedding and every tap; only what the cache lacked is stored
+        // one backbone pass: the embedding and every tap; only what the cache lacked is stored, the
+        // previous batch's files written while this one runs
         const out = await this.runAll(p.images);
+        await writing;
+        const puts: Promise<void>[] = [];
         for (let o = 0; o < outputs; o++) {
           const d = (dims[o] = out[o]!.length / p.images.length);
           for (let k = 0; k < p.jobs.length; k++) {
@@ -438,14 +442,16 @@ export class Embedder {
             if (rows[o]![j.row]) continue;
             const v = out[o]!.slice(k * d, (k + 1) * d);
             rows[o]![j.row] = v;
-            if (cache) await cache.put(j.keys[o]!, v);
+            if (cache) puts.push(cache.put(j.keys[o]!, v));
           }
         }
+        writing = Promise.all(puts);
         computed += p.jobs.length;
       }
       done += p.files.length;
       opts.onProgress?.(done, total);
     }
+    await writing;
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (cache?.written) await cache.prune();
     const widths = [this.backbone.cut.dims, ...this.taps.map((t) => t.dims)].map((w, o) => dims[o] || w);

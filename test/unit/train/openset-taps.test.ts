@@ -12,7 +12,7 @@ import { finetune } from '../../../runtime/train/node/finetune.js';
 import { parseModelInfo, readMetadataProps } from '../../../runtime/core/metadata.js';
 import { decodeModel } from '../../../runtime/onnx/model.js';
 import { Embedder, EmbeddingCache, loadBackbone, type Backbone, type EmbedResult } from '../../../runtime/train/node/embed.js';
-import { openSetLayers, openSetTaps } from '../../../runtime/train/node/openset-taps.js';
+import { openSetLayers, openSetTaps, tapRowsOf, tapSets } from '../../../runtime/train/node/openset-taps.js';
 import { findCut } from '../../../runtime/train/export.js';
 import { frozenUnder, planUnfreeze } from '../../../runtime/train/finetune-tail.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
@@ -277,7 +277,9 @@ describe('one backbone pass: the embedding and the open-set taps together', () =
       expect(tr.taps.map((t) => t.dims)).toEqual([960, 960]);
       const trainSet = set(tr, train, views);
       const valSet = set(va, val, 1);
-      const layers = openSetLayers({ train: tr, val: va }, trainSet, valSet)!;
+      const sets = tapSets(taps, { train: [tapRowsOf(tr)], val: [tapRowsOf(va)] }, { train: trainSet.labels.length, val: valSet.labels.length });
+      expect(sets?.map((t) => t.tensor)).toEqual(taps);
+      const layers = openSetLayers(sets!, trainSet, valSet);
       const old = await Promise.all(taps.map(async (tap) => ({
         tensor: tap,
         train: { ...trainSet, ...pick2(await perTap(bb, tap, train.map((i) => i.file), views)) },
@@ -304,6 +306,21 @@ describe('one backbone pass: the embedding and the open-set taps together', () =
       expect(maxAbsDiff(sNew, sOld)).toBeLessThan(1e-3);
     }, 600_000);
   }
+
+  it('tapSets lines the parts up with the transfer\'s rows, and gives up (single score) when they do not match', () => {
+    const part = (tensor: string, rows: number, dims = 2, at = 0) => ({ tensor, dims, features: Float32Array.from({ length: rows * dims }, (_, i) => at + i) });
+    const taps = ['a', 'b'];
+    // a resume: the prior's rows first, then the new images'
+    const ok = tapSets(taps, { train: [[part('a', 3), part('b', 3)], [part('b', 2, 2, 100), part('a', 2, 2, 100)]], val: [[part('a', 1), part('b', 1)]] }, { train: 5, val: 1 });
+    expect(ok?.map((t) => [t.tensor, t.train.length, t.val.length])).toEqual([['a', 10, 2], ['b', 10, 2]]);
+    expect(Array.from(ok![0]!.train.subarray(4, 8))).toEqual([4, 5, 100, 101]);
+    // no validation images: empty validation rows
+    expect(tapSets(taps, { train: [[part('a', 3), part('b', 3)]], val: [] }, { train: 3, val: 0 })?.length).toBe(2);
+    // an image lost between the passes, a part without a tap, widths that differ: undefined
+    expect(tapSets(taps, { train: [[part('a', 3), part('b', 3)]], val: [] }, { train: 4, val: 0 })).toBeUndefined();
+    expect(tapSets(taps, { train: [[part('a', 3)]], val: [] }, { train: 3, val: 0 })).toBeUndefined();
+    expect(tapSets(taps, { train: [[part('a', 3), part('b', 3)], [part('a', 1, 3), part('b', 1)]], val: [] }, { train: 4, val: 0 })).toBeUndefined();
+  });
 
   it('caches each output under its own key: embeddings cached without taps are reused, taps computed once', async () => {
     const bb = await loadBackbone(shared('models', 'mobilenetv2-12-int8.onnx'));
