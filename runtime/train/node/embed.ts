@@ -2,7 +2,9 @@
 // builds the graph), images decoded once each, K augmented views per image rendered from that one
 // decode, session.run batched when the model has a dynamic batch dimension, and an on-disk cache of
 // every embedding keyed by (model + cut, file content hash, view parameters), so repeated runs, added
-// images and added classes only embed what is new. Undecodable images are reported and skipped.
+// images and added classes only embed what is new. Undecodable images are reported and skipped. Opened
+// with `taps` (the open-set taps), the same session.run also gives each tap's pooled features, cached
+// per output (runtime/train/export.ts embeddingGraphWithTaps): one backbone pass for both.
 
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';

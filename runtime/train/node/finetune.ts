@@ -382,8 +382,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     created: new Date().toISOString(),
     ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
-  // a backbone with open-set taps (no resumed rows, a validation set; after phase 2 only when the tuned part starts
-  // after every tap, which it then leaves unchanged): the multi-layer score (runtime/train/node/openset-taps.ts)
+  // a backbone with open-set taps (every row's taps: a resume's from its resume data; a validation set; after phase 2
+  // only when the tuned part starts after every tap, which it then leaves unchanged): the multi-layer score
+  // (runtime/train/node/openset-taps.ts)
   const valSet = transfer.valSet();
   const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
   const tapRows = tapsKept && taps.length
