@@ -273,8 +273,17 @@ function layeredNodes(det: LayeredDetector, model: OnnxModel, embedding: string,
  * outputs (embeddingGraphWithTaps) compute the same features. Errors: EMODEL when no node produces `tensor`.
  */
 function tapFeatureNodes(model: OnnxModel, tensor: string, prefix: string, output: string, nodes: NodeProto[]): { output: string; dims: number } {
-  const half = imageInput(model.graph)?.type?.tensorType?.elemType === 10;
   const cut = findCut(model, tensor);
+  cutNodes(cut, imageInput(model.graph)?.type?.tensorType?.elemType === 10, prefix, output, nodes);
+  return { output, dims: cut.dims };
+}
+
+/**
+ * The nodes of a cut (the embedding's, buildEmbedding; a tap's, tapFeatureNodes), appended to `nodes`:
+ * DequantizeLinear (a quantized tensor), GlobalAveragePool (a feature map), Cast to float (`half`: a
+ * float16 model), Flatten → `output`. Node and tensor names start with `prefix`.
+ */
+function cutNodes(cut: CutSpec, half: boolean, prefix: string, output: string, nodes: NodeProto[]): void {
   let x = cut.tensor;
   if (cut.dequantize) {
     nodes.push(node('DequantizeLinear', [x, cut.dequantize.scale, cut.dequantize.zeroPoint], [prefix + 'dequantized'], prefix + 'dequantize'));
@@ -289,7 +298,6 @@ function tapFeatureNodes(model: OnnxModel, tensor: string, prefix: string, outpu
     x = prefix + 'float';
   }
   nodes.push(node('Flatten', [x], [output], prefix + 'flatten', { axis: 1 }));
-  return { output, dims: cut.dims };
 }
 
 /** Graph output of tap i in an embedding graph with taps (embeddingGraphWithTaps): `edgetune_tap/<i>`. */
@@ -334,23 +342,10 @@ function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; emb
   const g = model.graph;
   if (cut.dequantize && (getOpsetVersion(model) ?? 1) < 10) throw notFound('cannot dequantize the embedding: the model\'s opset is below 10');
   const extra: NodeProto[] = [];
-  let t = cut.tensor;
-  const already = t === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
+  const already = cut.tensor === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
   if (already && (cut.pool || cut.dequantize)) throw notFound(`${EMBEDDING_OUTPUT} is already pooled and dequantized`);
-  if (cut.dequantize) {
-    extra.push(node('DequantizeLinear', [t, cut.dequantize.scale, cut.dequantize.zeroPoint], [PREFIX + 'dequantized'], PREFIX + 'dequantize'));
-    t = PREFIX + 'dequantized';
-  }
-  if (cut.pool) {
-    extra.push(node('GlobalAveragePool', [t], [PREFIX + 'pooled'], PREFIX + 'pool'));
-    t = PREFIX + 'pooled';
-  }
   // A float16 backbone (its image input is FLOAT16): the embedding, and the float32 head on it, are float32.
-  if (imageInput(g)?.type?.tensorType?.elemType === 10) {
-    extra.push(node('Cast', [t], [PREFIX + 'float'], PREFIX + 'cast', { to: 1 }));
-    t = PREFIX + 'float';
-  }
-  if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', { axis: 1 }));
+  if (!already) cutNodes(cut, imageInput(g)?.type?.tensorType?.elemType === 10, PREFIX, EMBEDDING_OUTPUT, extra);
   // The embedding becomes the only output; the toolkit prunes everything it does not need.
   const graph: GraphProto = { ...g, node: [...g.node, ...extra], output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)] };
   pruneGraph(graph);
