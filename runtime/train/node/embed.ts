@@ -235,7 +235,9 @@ export interface EmbedResult {
   skipped: { file: string; reason: string }[];
   /** sha256 of each file's bytes (undefined for a file that could not be read). */
   hashes: (string | undefined)[];
+  /** Rows (image views) whose every output (the embedding and each tap) came from the cache. */
   hits: number;
+  /** Rows the backbone ran for (one pass gives every output; only the outputs the cache lacked are stored). */
   computed: number;
   ms: number;
 }
