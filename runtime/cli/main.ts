@@ -91,7 +91,9 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
     return await cmd.run(rest, io);
   } catch (err) {
     if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${maskSecrets(String((err as Error).stack ?? err))}\n`);
-    io.stderr.write(`edgetune ${name}: ${maskSecrets(messageOf(err))}\n`);
+    // a command's own usage errors start with its name ("classify: no input images given"): said once
+    const message = messageOf(err);
+    io.stderr.write(`edgetune ${name}: ${maskSecrets(message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message)}\n`);
     if (err instanceof InterruptedError) return err.exitCode;
     return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
   }
