@@ -1,0 +1,65 @@
+// What a new user ran into following the README with their own photos and models: augment-preview
+// writing its contact sheet over the photo it was given and refusing a model file, usage errors that
+// named the command twice, and `export` messages that did not say what was wrong. Real photos and
+// models from ../shared; exact messages and exit codes.
+
+import { copyFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { runCli, shared, tempDir } from '../helpers.js';
+
+const work = tempDir('edgetune-newuser-');
+const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser-cache-') };
+
+describe('augment-preview', () => {
+  it('refuses an --out that is the input photo (also through a link) and leaves the photo as it was', async () => {
+    const photo = path.join(work, 'dog.jpg');
+    copyFileSync(shared('camera', 'winml_dog.jpg'), photo);
+    const before = readFileSync(photo);
+    const r = await runCli(['augment-preview', 'dog.jpg', '--out', 'dog.jpg'], { cwd: work, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`edgetune augment-preview: cannot write --out ${photo}: it is the input dog.jpg (the same file); write to another file\n`);
+    symlinkSync('dog.jpg', path.join(work, 'link.jpg'));
+    const l = await runCli(['augment-preview', 'link.jpg', '--out', 'dog.jpg'], { cwd: work, env });
+    expect(l.code).toBe(1);
+    expect(l.stderr).toBe(`edgetune augment-preview: cannot write --out ${photo}: it is the input link.jpg (the same file); write to another file\n`);
+    expect(readFileSync(photo).equals(before)).toBe(true);
+  });
+
+  it('takes a model file for --model and uses its input size (mnist 28x28: 2x2 tiles of 28 px, 4 px apart)', async () => {
+    const out = path.join(work, 'mnist-sheet.png');
+    const r = await runCli(['augment-preview', shared('camera', 'winml_dog.jpg'), '--model', shared('models', 'mnist_winml.onnx'), '--views', '4', '--out', out], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const meta = await sharp(out).metadata();
+    expect([meta.width, meta.height]).toEqual([2 * 28 + 4, 2 * 28 + 4]);
+    // a Coral .tflite (224x224 input): 2x2 tiles of 224 px
+    const coral = path.join(work, 'coral-sheet.png');
+    const t = await runCli(['augment-preview', shared('camera', 'winml_dog.jpg'), '--model', shared('models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite'), '--views', '4', '--out', coral], { env });
+    expect(t.code, t.stderr).toBe(0);
+    expect((await sharp(coral).metadata()).width).toBe(2 * 224 + 4);
+  });
+});
+
+describe('usage errors', () => {
+  it('name the command once', async () => {
+    const c = await runCli(['classify'], { env });
+    expect(c.code).toBe(2);
+    expect(c.stderr.split('\n')[0]).toBe('edgetune classify: no input images given');
+    const e = await runCli(['eval', '--model', 'mobilenetv2-int8'], { env });
+    expect(e.code).toBe(2);
+    expect(e.stderr.split('\n')[0]).toBe('edgetune eval: expected one dataset folder but received 0');
+  });
+
+  it('export says --format is required, and that an --out file is not a folder', async () => {
+    const f = await runCli(['export', 'mobilenetv2-int8', '--out', path.join(work, 'repo')], { env });
+    expect(f.code).toBe(2);
+    expect(f.stderr.split('\n')[0]).toBe('edgetune export: --format is required (triton: the only layout written)');
+    const file = path.join(work, 'taken.onnx');
+    writeFileSync(file, 'not a folder');
+    const o = await runCli(['export', 'mobilenetv2-int8', '--format', 'triton', '--out', file], { env });
+    expect(o.code).toBe(1);
+    expect(o.stderr).toBe(`edgetune export: cannot write --out ${file}: it is a file, not a folder (${file})\n`);
+    expect(readFileSync(file, 'utf8')).toBe('not a folder');
+  });
+});
