@@ -298,6 +298,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     let ref: string;
     /** The uploaded file, removed again unless the model it holds ends up serving. */
     let upload: string | undefined;
+    /** How an uploaded model is named to the client: the cache path is the server's business. */
+    let uploaded: { path: string; name: string } | undefined;
     if (type === 'application/octet-stream') {
       const dir = path.join(cacheDir(), 'uploads');
       mkdirSync(dir, { recursive: true });
@@ -314,6 +316,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, 400, { error: 'empty model upload' });
       }
       ref = path.join(dir, `${got.sha256.slice(0, 16)}.onnx`);
+      uploaded = { path: ref, name: `the uploaded model (${got.bytes} bytes)` };
       // The same bytes uploaded before may be serving (or kept for a rollback): not ours to remove.
       if (existsSync(ref)) rmSync(part, { force: true });
       else {
@@ -351,9 +354,10 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         rmSync(upload, { force: true });
         uploads.delete(path.resolve(upload));
       }
+      const message = uploaded ? messageOf(err).split(uploaded.path).join(uploaded.name) : messageOf(err);
       // quoted: a model name or path cannot start a log line of its own
-      log(`model swap refused (${status}): ${JSON.stringify(messageOf(err))}`);
-      json(res, status, { error: messageOf(err) });
+      log(`model swap refused (${status}): ${JSON.stringify(message)}`);
+      json(res, status, { error: message });
     };
     let clf: Classifier;
     try {
