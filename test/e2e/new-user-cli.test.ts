@@ -3,7 +3,7 @@
 // named the command twice, and `export` messages that did not say what was wrong. Real photos and
 // models from ../shared; exact messages and exit codes.
 
-import { copyFileSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -61,5 +61,20 @@ describe('usage errors', () => {
     expect(o.code).toBe(1);
     expect(o.stderr).toBe(`edgetune export: cannot write --out ${file}: it is a file, not a folder (${file})\n`);
     expect(readFileSync(file, 'utf8')).toBe('not a folder');
+  });
+});
+
+describe('eval', () => {
+  it('warns about each file its folder walk left out, as finetune does, not only counting it', async () => {
+    const ds = path.join(work, 'pets-eval');
+    for (const cls of ['ants', 'bees']) {
+      mkdirSync(path.join(ds, cls), { recursive: true });
+      for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).slice(0, 2)) copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(ds, cls, f));
+    }
+    writeFileSync(path.join(ds, 'ants', 'notes.txt'), 'where these photos came from\n');
+    const r = await runCli(['eval', ds, '--model', 'mobilenetv2-int8'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`edgetune: warning: skipped ${path.join(ds, 'ants', 'notes.txt')}: not an image file (.txt)\n`);
+    expect(r.stdout).toContain('(4 images, 1 skipped)');
   });
 });

@@ -68,6 +68,8 @@ export const evaluate: Command = {
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
+    // what the folder walk left out (not an image file, a dangling link, …) is said like a failed decode
+    for (const s of ds.skipped) io.stderr.write(`edgetune: warning: skipped ${s.file}: ${s.reason}\n`);
     const truth: number[] = [];
     const predicted: number[] = [];
     // open-set: each known image's score and probabilities over the dataset's classes, each unknown image's score
