@@ -78,3 +78,31 @@ describe('eval', () => {
     expect(r.stdout).toContain('(4 images, 1 skipped)');
   });
 });
+
+describe('finetune --resume', () => {
+  const sunflowers = shared('datasets', 'tf_flowers-dev', 'train', 'sunflowers');
+
+  it('refuses a class name a label cannot be (empty, blank, a line break, "/", outer spaces) before any work', async () => {
+    // the name is checked first: the resumed model need not even exist
+    for (const name of ['', '  ', 'sun\nflowers', 'a/b', ' sunflowers']) {
+      const out = path.join(work, 'named.onnx');
+      const r = await runCli(['finetune', '--resume', path.join(work, 'absent.onnx'), '--add-class', name, sunflowers, '--out', out], { env });
+      expect(r.code, name).toBe(2);
+      expect(r.stderr).toBe(
+        `edgetune finetune: Expected a class name (not empty; no line break or other control character, no "/", no leading or trailing space) for --add-class but received ${JSON.stringify(name)}\n`,
+      );
+    }
+  });
+
+  it('names the file that is not a finetune export, and says why a training folder is not taken', async () => {
+    const base = shared('models', 'mobilenetv2-12-int8.onnx');
+    const r = await runCli(['finetune', '--resume', base, '--add-class', 'sunflowers', sunflowers, '--out', path.join(work, 'f4.onnx')], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`edgetune finetune: ${base}: not a model exported by edgetune finetune (no edgetune head in the graph)\n`);
+    const p = await runCli(['finetune', sunflowers, '--resume', 'flowers3.onnx', '--out', path.join(work, 'f4.onnx')], { env });
+    expect(p.code).toBe(2);
+    expect(p.stderr).toBe(
+      `edgetune finetune: --resume flowers3.onnx reads the model's training images from its resume data, not from ${sunflowers}: add a class with --add-class NAME DIR, or more images of a class with --add-examples NAME=DIR\n`,
+    );
+  });
+});
