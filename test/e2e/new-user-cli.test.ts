@@ -106,3 +106,27 @@ describe('finetune --resume', () => {
     );
   });
 });
+
+describe('inspect', () => {
+  it("shows a fine-tuned model's open-set calibration, as --json has it", async () => {
+    // a small real head: 5 daisies and 5 roses of tf_flowers-dev (8 train, 2 validation photos)
+    const ds = path.join(work, 'five');
+    for (const cls of ['daisy', 'roses']) {
+      mkdirSync(path.join(ds, cls), { recursive: true });
+      for (const f of readdirSync(shared('datasets', 'tf_flowers-dev', 'train', cls)).slice(0, 5)) symlinkSync(shared('datasets', 'tf_flowers-dev', 'train', cls, f), path.join(ds, cls, f));
+    }
+    const model = path.join(work, 'five.onnx');
+    const ft = await runCli(['finetune', ds, '--augment', 'none', '--out', model], { env, timeoutMs: 170_000 });
+    expect(ft.code, ft.stderr).toBe(0);
+    const json = await runCli(['inspect', model, '--json'], { env });
+    const o = JSON.parse(json.stdout).openSet as { temperature: number; kept: number; layers: string[] };
+    // mobilenetv2-int8's taps (README "Unknown inputs"): blocks 15 and 16's depthwise outputs
+    expect(o.layers).toEqual(['603_quantized', '612_quantized']);
+    const text = await runCli(['inspect', model], { env });
+    expect(text.code, text.stderr).toBe(0);
+    const line = text.stdout.split('\n').find((l) => l.trimStart().startsWith('openSet'));
+    expect(line?.replace(/\s+/g, ' ').trim()).toBe(
+      `openSet mahalanobis on unknown_score: "unknown" above 1, temperature ${o.temperature.toFixed(3)}, keeps ${Math.round(o.kept * 100)}% of validation images; per-class covariance of 603_quantized, 612_quantized (embedded)`,
+    );
+  });
+});
