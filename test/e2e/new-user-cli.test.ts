@@ -51,6 +51,12 @@ describe('usage errors', () => {
     expect(e.stderr.split('\n')[0]).toBe('edgetune eval: expected one dataset folder but received 0');
   });
 
+  it('say "number >= 0" for a range without an upper bound, not "between 0 and Infinity"', async () => {
+    const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--unknown-threshold', '-1'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('edgetune classify: Expected number >= 0 for --unknown-threshold but received "-1"\n');
+  });
+
   it('export says --format is required, and that an --out file is not a folder', async () => {
     const f = await runCli(['export', 'mobilenetv2-int8', '--out', path.join(work, 'repo')], { env });
     expect(f.code).toBe(2);
