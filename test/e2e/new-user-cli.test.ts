@@ -85,6 +85,26 @@ describe('eval', () => {
   });
 });
 
+describe('eval --unknown', () => {
+  it('warns when "unknown" images are copies of the known ones', async () => {
+    const ds = path.join(work, 'known');
+    const ant = readdirSync(shared('datasets', 'hymenoptera', 'val', 'ants'))[0]!;
+    for (const cls of ['ants', 'bees']) {
+      mkdirSync(path.join(ds, cls), { recursive: true });
+      for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).slice(0, 2)) copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(ds, cls, f));
+    }
+    const unknown = path.join(work, 'unknown');
+    mkdirSync(unknown);
+    copyFileSync(shared('datasets', 'hymenoptera', 'val', 'ants', ant), path.join(unknown, 'copy.jpg'));
+    copyFileSync(shared('camera', 'winml_dog.jpg'), path.join(unknown, 'dog.jpg'));
+    const r = await runCli(['eval', ds, '--model', 'mobilenetv2-int8', '--unknown', unknown], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `edgetune: warning: 1 of 2 --unknown images are byte-identical to images of ${ds} (e.g. ${path.join(unknown, 'copy.jpg')} = ${path.join(ds, 'ants', ant)}): they count as known and as unknown, which pulls the AUROC toward 0.5; keep the two sets apart\n`,
+    );
+  });
+});
+
 describe('finetune --resume', () => {
   const sunflowers = shared('datasets', 'tf_flowers-dev', 'train', 'sunflowers');
 
