@@ -70,6 +70,19 @@ describe('usage errors', () => {
   });
 });
 
+describe('--model given a folder', () => {
+  it('names the model files in an export folder, also for a bare folder name', async () => {
+    const tm = shared('models', 'teachable-machine', 'fruit-tflite');
+    const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', tm], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`edgetune classify: ${tm}: is a directory, not a model file; it holds ${path.join(tm, 'model.tflite')}, ${path.join(tm, 'model_unquant.tflite')}: pass one of them\n`);
+    // a bare name that is no registry id (was: Unknown model id "twins-tfjs")
+    const b = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', 'twins-tfjs'], { env, cwd: shared('models', 'teachable-machine') });
+    expect(b.code).toBe(1);
+    expect(b.stderr).toBe(`edgetune classify: twins-tfjs: is a directory, not a model file; it holds ${path.join('twins-tfjs', 'model.json')}: pass one of them\n`);
+  });
+});
+
 describe('eval', () => {
   it('warns about each file its folder walk left out, as finetune does, not only counting it', async () => {
     const ds = path.join(work, 'pets-eval');
