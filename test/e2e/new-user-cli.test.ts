@@ -49,6 +49,9 @@ describe('usage errors', () => {
     const e = await runCli(['eval', '--model', 'mobilenetv2-int8'], { env });
     expect(e.code).toBe(2);
     expect(e.stderr.split('\n')[0]).toBe('edgetune eval: expected one dataset folder but received 0');
+    const m = await runCli(['models', 'path'], { env });
+    expect(m.code).toBe(2);
+    expect(m.stderr).toBe('edgetune models: path: give at least one model id\n');
   });
 
   it('say "number >= 0" for a range without an upper bound, not "between 0 and Infinity"', async () => {
