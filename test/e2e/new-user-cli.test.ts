@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeF
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { finetune, type FinetuneOptions } from '../../runtime/train/node/finetune.js';
 import { runCli, shared, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser-');
@@ -170,5 +171,15 @@ describe('inspect', () => {
     expect(line?.replace(/\s+/g, ' ').trim()).toBe(
       `openSet mahalanobis on unknown_score: "unknown" above 1, temperature ${o.temperature.toFixed(3)}, keeps ${Math.round(o.kept * 100)}% of validation images; per-class covariance of 603_quantized, 612_quantized (embedded)`,
     );
+  });
+});
+
+describe('finetune() from JavaScript', () => {
+  it('refuses a misspelt option instead of training with the default, and writes nothing', async () => {
+    const out = path.join(work, 'typo.onnx');
+    // `epoch` for `epochs`: JavaScript has no type check to catch it
+    const typo = { out, epoch: 5 } as unknown as FinetuneOptions;
+    await expect(finetune(shared('datasets', 'cats_dogs-dev', 'train'), typo)).rejects.toThrow(/^finetune: unknown option "epoch" \(options: model, out, card, task, val, /);
+    expect(readdirSync(work).filter((f) => f.startsWith('typo'))).toEqual([]);
   });
 });

@@ -36,7 +36,7 @@ import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, re
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
-import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
+import { arg, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
 
@@ -131,6 +131,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
+  const unknownKeys = Object.keys(o).filter((k) => !(FINETUNE_OPTION_KEYS as readonly string[]).includes(k));
+  if (unknownKeys.length) {
+    throw new EdgetuneError('EARG', `finetune: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${FINETUNE_OPTION_KEYS.join(', ')})`);
+  }
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
