@@ -183,3 +183,12 @@ describe('finetune() from JavaScript', () => {
     expect(readdirSync(work).filter((f) => f.startsWith('typo'))).toEqual([]);
   });
 });
+
+describe('bench', () => {
+  it('says which --batch sizes a fixed-batch model did not run', async () => {
+    const r = await runCli(['bench', '--model', 'squeezenet1.1', '--batch', '1,8', '--iterations', '1', '--image', shared('camera', 'winml_dog.jpg'), '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { batch: number }).batch)).toEqual([1]);
+    expect(r.stderr).toBe('edgetune bench: squeezenet1.1 has a fixed batch dimension: batch 8 not run\n');
+  });
+});
