@@ -33,7 +33,7 @@ import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
-import { createOipRoutes } from '../serve/routes.js';
+import { createOipRoutes, servedName } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
@@ -133,7 +133,8 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
       name: 'edgetune_model_info',
       help: 'The model serving the stream (value 1): its name, the sha256 of its file, the provider running it and the source.',
       type: 'gauge',
-      samples: [{ labels: { model: s.model, sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
+      // the model's name as /v2/models/<name> and `edgetune serve`'s metrics say it (a fleet joins on it)
+      samples: [{ labels: { model: servedName(p.model), sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
