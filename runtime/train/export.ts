@@ -522,7 +522,8 @@ export function headIsQuantized(model: OnnxModel): boolean {
 
 /**
  * What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut.
- * `source` names the model in errors. Errors: EMODEL when it has no edgetune head, or its
+ * `source` names the model in errors. Errors: EMODEL when it has no edgetune head (`<source>: not a model
+ * exported by edgetune finetune (no edgetune head in the graph)`), or its
  * `edgetune.model` metadata breaks the contract (`<source>: edgetune.model: labels[1]: …`).
  */
 export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): { head: HeadWeights; info: ExportedModelInfo; model: OnnxModel; cut: CutSpec } {
@@ -531,7 +532,7 @@ export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): 
   const g = model.graph;
   const gemms = g.node.filter((n) => n.opType === 'Gemm' && (n.name ?? '').startsWith(PREFIX));
   if (!raw || gemms.length === 0 || !g.node.some((n) => n.output.includes(EMBEDDING_OUTPUT))) {
-    throw new EdgetuneError('EMODEL', 'not a model exported by edgetune finetune (no edgetune head in the graph)');
+    throw new EdgetuneError('EMODEL', `${source}: not a model exported by edgetune finetune (no edgetune head in the graph)`, { subject: source });
   }
   const info = parseJsonContract(ExportedModelInfoSchema, raw, `${source}: ${MODEL_INFO_KEY}`, 'EMODEL');
   const inits = new Map(g.initializer.map((t) => [t.name, t]));

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
-import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
@@ -36,7 +36,7 @@ import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, re
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
-import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
+import { arg, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
 
@@ -131,6 +131,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
+  const unknownKeys = Object.keys(o).filter((k) => !(FINETUNE_OPTION_KEYS as readonly string[]).includes(k));
+  if (unknownKeys.length) {
+    throw new EdgetuneError('EARG', `finetune: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${FINETUNE_OPTION_KEYS.join(', ')})`);
+  }
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
@@ -151,6 +155,12 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const out = path.resolve(o.out);
   const added = o.addClass ?? [];
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+  // a label the card, `classify`'s lines, Triton's labels.txt and a class folder can all hold
+  for (const a of added) {
+    if (typeof a.name !== 'string' || !a.name.trim() || a.name !== a.name.trim() || /[\p{Cc}/]/u.test(a.name)) {
+      throw invalidParameter('--add-class', 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space)', a.name);
+    }
+  }
   if (o.addExamples?.length && !o.resume) throw new EdgetuneError('EARG', '--add-examples needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
   if (o.resume && data !== undefined) throw new EdgetuneError('EARG', 'finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
