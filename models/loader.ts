@@ -6,7 +6,7 @@
 // kept per file identity, so repeated opens cost one stat), never only when downloaded.
 
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
@@ -222,10 +222,16 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
   if (/^https?:\/\//i.test(ref)) {
     throw new EdgetuneError('EMODEL', `${ref}: a served model's URL works where a classifier runs it (classify, eval, watch, loadClassifier); this needs the model file`, { subject: ref });
   }
-  if (looksLikePath(ref) && !reg.get(ref)) {
+  // a bare name that is no registry id but exists here (`--model exports`, a folder) is a path too
+  if ((looksLikePath(ref) || existsSync(ref)) && !reg.get(ref)) {
     const p = path.resolve(ref);
     if (!existsSync(p)) throw new EdgetuneError('EMODEL', `${ref}: model file not found`, { subject: ref });
-    if (statSync(p).isDirectory()) throw new EdgetuneError('EMODEL', `${ref}: is a directory, not a model file`, { subject: ref });
+    if (statSync(p).isDirectory()) {
+      // a Teachable Machine or Coral export folder: name the model files in it
+      const inside = readdirSync(p).filter((n) => /^model\.json$|\.(onnx|tflite)$/i.test(n)).sort();
+      const hint = inside.length ? `; it holds ${inside.map((n) => path.join(ref, n)).join(', ')}: pass one of them` : '';
+      throw new EdgetuneError('EMODEL', `${ref}: is a directory, not a model file${hint}`, { subject: ref });
+    }
     // TFLite and tfjs layers models: converted once (cached by content hash), then opened as ONNX.
     if (await importFormatOf(p)) {
       const imported = await importedModelPath(p, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});

@@ -16,9 +16,9 @@
 import path from 'node:path';
 import { parseAugmentation } from '../runtime/train/augment/ops.js';
 import { scanDataset, stratifiedSplit, type DatasetItem } from '../runtime/train/node/dataset.js';
-import { Embedder, loadBackbone, type Backbone, type EmbedResult } from '../runtime/train/node/embed.js';
+import { Embedder, loadBackbone, type EmbedResult } from '../runtime/train/node/embed.js';
 import { openSetTaps } from '../runtime/train/node/openset-taps.js';
-import { EMBEDDING_OUTPUT, findCut } from '../runtime/train/export.js';
+import { EMBEDDING_OUTPUT } from '../runtime/train/export.js';
 import { computeMetrics, headLogits, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
 import { FINETUNE_DEFAULTS, finetuneConfig } from '../runtime/train/finetune.js';
 import { DEFAULT_KEEP_TARGET, fitMahalanobis, knnScores, fitLayered, layeredScores, mahalanobisScores } from '../runtime/train/openset.js';
@@ -49,18 +49,21 @@ async function main(): Promise<void> {
   const augment = parseAugmentation(FINETUNE_DEFAULTS.augment);
   const t0 = performance.now();
   // per layer (the embedding, then each tap): every flower photo in `views` views (view 0 clean); unknowns: the clean view only
-  const layers: { name: string; train: EmbedResult; val: EmbedResult; pets: EmbedResult }[] = [];
-  for (const tap of ['', ...taps]) {
-    const b: Backbone = tap ? { ...bb, cut: findCut(bb.model, tap), key: `${bb.key}|open-set tap ${tap}` } : bb;
-    const e = await Embedder.open(b);
-    layers.push({
-      name: tap || EMBEDDING_OUTPUT,
+  // one backbone pass gives the embedding and every tap (the Embedder opened with the taps, as finetune embeds)
+  const e = await Embedder.open(bb, {}, { taps });
+  let all: { train: EmbedResult; val: EmbedResult; pets: EmbedResult };
+  try {
+    all = {
       train: await e.embed(ftrain.items.map((i) => i.file), { views, augment }),
       val: await e.embed(fval.items.map((i) => i.file), { views: 1 }),
       pets: await e.embed([...ptrain.items, ...pval.items].map((i) => i.file), { views: 1 }),
-    });
+    };
+  } finally {
     await e.dispose();
   }
+  // layer k (-1: the embedding) of a result, as a result of its own
+  const layerOf = (r: EmbedResult, k: number): EmbedResult => (k < 0 ? r : { ...r, features: r.taps[k]!.features, dims: r.taps[k]!.dims });
+  const layers = [-1, ...taps.map((_, k) => k)].map((k) => ({ name: k < 0 ? EMBEDDING_OUTPUT : taps[k]!, train: layerOf(all.train, k), val: layerOf(all.val, k), pets: layerOf(all.pets, k) }));
   const embedS = (performance.now() - t0) / 1000;
   const index = new Map(ftrain.items.map((it, i) => [it, i]));
   const C = ftrain.classes;

@@ -23,7 +23,7 @@
 // is SECONDS (`--stall-timeout 5` is 5 s; `0` is zero either way). One rule for every command.
 
 import { parseArgs } from 'node:util';
-import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
+import { EdgetuneError, invalidParameter, messageOf, numberRangeText } from '../core/errors.js';
 
 export interface CommandIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -140,7 +140,7 @@ export function numberOption(name: string, v: string | undefined, def: number, m
   if (v === undefined) return def;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min || n > max) {
-    throw invalidOption(name, `number between ${min} and ${max}`, v);
+    throw invalidOption(name, numberRangeText(min, max), v);
   }
   return n;
 }

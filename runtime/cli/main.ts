@@ -91,7 +91,11 @@ export async function main(argv: string[], io: CommandIO = { stdout: process.std
     return await cmd.run(rest, io);
   } catch (err) {
     if (process.env.EDGETUNE_DEBUG) io.stderr.write(`${maskSecrets(String((err as Error).stack ?? err))}\n`);
-    io.stderr.write(`edgetune ${name}: ${maskSecrets(messageOf(err))}\n`);
+    // a command's own usage errors start with its name ("classify: no input images given"): said once
+    // (only those: a file's error may start with a file named like the command)
+    const message = messageOf(err);
+    const usageError = err instanceof EdgetuneError && err.code === 'EARG' && err.subject === undefined;
+    io.stderr.write(`edgetune ${name}: ${maskSecrets(usageError && message.startsWith(`${name}: `) ? message.slice(name.length + 2) : message)}\n`);
     if (err instanceof InterruptedError) return err.exitCode;
     return err instanceof EdgetuneError && err.code === 'EARG' ? 2 : 1;
   }

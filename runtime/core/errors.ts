@@ -51,9 +51,17 @@ export function checkPositiveInteger(name: string, v: unknown): number {
   return v;
 }
 
+/** What a number in [min, max] is called in errors: `number between 0 and 1`, `number >= 0` (no upper bound), `number <= 1`, `finite number`. */
+export function numberRangeText(min: number, max: number): string {
+  if (Number.isFinite(min) && Number.isFinite(max)) return `number between ${min} and ${max}`;
+  if (Number.isFinite(min)) return `number >= ${min}`;
+  if (Number.isFinite(max)) return `number <= ${max}`;
+  return 'finite number';
+}
+
 export function checkNumberInRange(name: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw invalidParameter(name, `number between ${min} and ${max}`, v);
+    throw invalidParameter(name, numberRangeText(min, max), v);
   }
   return v;
 }

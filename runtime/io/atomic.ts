@@ -332,7 +332,8 @@ export async function checkWritable(file: string, flag = '--out', o: CheckWritab
  * Create folder `dir` (and its parents) for output and prove it writable by creating and removing a
  * temp file there, before any work. Errors (EdgetuneError EIO): `cannot write <flag> <dir>: <errno in
  * words> (<the folder that refused>)`, e.g. `read-only file system (EROFS)`: a folder that cannot be
- * made is reported with the reason of its nearest existing parent, never as a bare ENOENT.
+ * made is reported with the reason of its nearest existing parent, never as a bare ENOENT; a file at
+ * `dir` is `cannot write <flag> <dir>: it is a file, not a folder (<dir, absolute>)`.
  */
 export async function ensureWritableDir(dir: string, flag = '--out'): Promise<void> {
   const abs = path.resolve(dir);
@@ -340,6 +341,8 @@ export async function ensureWritableDir(dir: string, flag = '--out'): Promise<vo
   try {
     await mkdir(abs, { recursive: true });
   } catch (err) {
+    // a file where the folder should be (`export … --out model.onnx`): mkdir's EEXIST would read as if the folder existed
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw refuse('it is a file, not a folder', abs);
     // the nearest folder that exists says why (a read-only parent can surface as ENOENT from a recursive mkdir)
     let up = path.dirname(abs);
     while (up !== path.dirname(up) && !(await stat(up).then((st) => st.isDirectory(), () => false))) up = path.dirname(up);

@@ -292,7 +292,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     const method = req.method ?? 'GET';
     const get = method === 'GET' || method === 'HEAD';
     const onlyGet = () => {
-      if (!get) throw new OipError(405, `method ${method} not allowed on ${path} (GET)`);
+      if (!get) throw new OipError(405, `method ${method} not allowed on ${path} (GET, HEAD)`);
     };
     if (path === '/v2' || path === '/v2/') {
       onlyGet();

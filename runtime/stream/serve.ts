@@ -33,7 +33,7 @@ import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
-import { createOipRoutes } from '../serve/routes.js';
+import { createOipRoutes, servedName } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
@@ -133,7 +133,8 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
       name: 'edgetune_model_info',
       help: 'The model serving the stream (value 1): its name, the sha256 of its file, the provider running it and the source.',
       type: 'gauge',
-      samples: [{ labels: { model: s.model, sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
+      // the model's name as /v2/models/<name> and `edgetune serve`'s metrics say it (a fleet joins on it)
+      samples: [{ labels: { model: servedName(p.model), sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
@@ -298,6 +299,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     let ref: string;
     /** The uploaded file, removed again unless the model it holds ends up serving. */
     let upload: string | undefined;
+    /** How an uploaded model is named to the client: the cache path is the server's business. */
+    let uploaded: { path: string; name: string } | undefined;
     if (type === 'application/octet-stream') {
       const dir = path.join(cacheDir(), 'uploads');
       mkdirSync(dir, { recursive: true });
@@ -314,6 +317,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, 400, { error: 'empty model upload' });
       }
       ref = path.join(dir, `${got.sha256.slice(0, 16)}.onnx`);
+      uploaded = { path: ref, name: `the uploaded model (${got.bytes} bytes)` };
       // The same bytes uploaded before may be serving (or kept for a rollback): not ours to remove.
       if (existsSync(ref)) rmSync(part, { force: true });
       else {
@@ -351,9 +355,10 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         rmSync(upload, { force: true });
         uploads.delete(path.resolve(upload));
       }
+      const message = uploaded ? messageOf(err).split(uploaded.path).join(uploaded.name) : messageOf(err);
       // quoted: a model name or path cannot start a log line of its own
-      log(`model swap refused (${status}): ${JSON.stringify(messageOf(err))}`);
-      json(res, status, { error: messageOf(err) });
+      log(`model swap refused (${status}): ${JSON.stringify(message)}`);
+      json(res, status, { error: message });
     };
     let clf: Classifier;
     try {

@@ -12,6 +12,8 @@
 //     Flatten nodes of the cut.
 //   embeddingGraph(backbone, cut) → EmbeddingGraph {model, bytes, cut}: the same, built once and kept,
 //     so that the embedding session and the export share it (a fine-tune builds the graph once).
+//   embeddingGraphWithTaps(graph, taps) → the embedding graph with more outputs: the open-set taps' features
+//     (cut as the exported multi-layer score cuts them), so one backbone pass gives the embedding and the taps.
 //   exportClassifierModel(backbone | EmbeddingGraph, cut, head, labels, preprocess, provenance?) → ONNX
 //     bytes: the same embedding graph (reused when given an EmbeddingGraph) + the head (LpNormalization for a prototype head, Gemm [+ Relu + Gemm …]) + the
 //     head's task's output: Softmax (classification) or Sigmoid (multilabel), output `probabilities`
@@ -246,29 +248,10 @@ function mahalanobisNodes(
  */
 function layeredNodes(det: LayeredDetector, model: OnnxModel, embedding: string, opset: number, nodes: NodeProto[], inits: TensorProto[]): void {
   const P = `${PREFIX}openset/`;
-  const half = imageInput(model.graph)?.type?.tensorType?.elemType === 10;
   const z: string[] = [];
   det.layers.forEach((l, i) => {
     const L = `${P}layer${i}/`;
-    let x = embedding;
-    if (l.tensor !== EMBEDDING_OUTPUT) {
-      const cut = findCut(model, l.tensor);
-      x = cut.tensor;
-      if (cut.dequantize) {
-        nodes.push(node('DequantizeLinear', [x, cut.dequantize.scale, cut.dequantize.zeroPoint], [L + 'dequantized'], L + 'dequantize'));
-        x = L + 'dequantized';
-      }
-      if (cut.pool) {
-        nodes.push(node('GlobalAveragePool', [x], [L + 'pooled'], L + 'pool'));
-        x = L + 'pooled';
-      }
-      if (half) {
-        nodes.push(node('Cast', [x], [L + 'float'], L + 'cast', { to: 1 }));
-        x = L + 'float';
-      }
-      nodes.push(node('Flatten', [x], [L + 'features'], L + 'flatten', { axis: 1 }));
-      x = L + 'features';
-    }
+    const x = l.tensor === EMBEDDING_OUTPUT ? embedding : tapFeatureNodes(model, l.tensor, L, L + 'features', nodes).output;
     mahalanobisNodes(l.detector, x, opset, nodes, inits, { prefix: L, output: L + 'score', threshold: 1 });
     inits.push(makeTensor(L + 'mean', DataType.FLOAT, [], [l.mean]), makeTensor(L + 'inverse_std', DataType.FLOAT, [], [1 / l.std]));
     nodes.push(node('Sub', [L + 'score', L + 'mean'], [L + 'centred'], L + 'centre'));
@@ -282,6 +265,72 @@ function layeredNodes(det: LayeredDetector, model: OnnxModel, embedding: string,
   nodes.push(node('Exp', [P + 'exponent'], [UNKNOWN_OUTPUT], P + 'exp'));
 }
 
+/**
+ * A tap's features as nodes appended to `nodes`: the backbone tensor `tensor` cut as findCut cuts an
+ * embedding (DequantizeLinear for a quantized tensor, GlobalAveragePool for a feature map, Cast to float
+ * for a float16 model, Flatten) → `output`, float [N, dims] (dims 0 when the graph does not say). The one
+ * place a tap is cut: the exported multi-layer score (layeredNodes) and the embedding session's tap
+ * outputs (embeddingGraphWithTaps) compute the same features. Errors: EMODEL when no node produces `tensor`.
+ */
+function tapFeatureNodes(model: OnnxModel, tensor: string, prefix: string, output: string, nodes: NodeProto[]): { output: string; dims: number } {
+  const cut = findCut(model, tensor);
+  cutNodes(cut, imageInput(model.graph)?.type?.tensorType?.elemType === 10, prefix, output, nodes);
+  return { output, dims: cut.dims };
+}
+
+/**
+ * The nodes of a cut (the embedding's, buildEmbedding; a tap's, tapFeatureNodes), appended to `nodes`:
+ * DequantizeLinear (a quantized tensor), GlobalAveragePool (a feature map), Cast to float (`half`: a
+ * float16 model), Flatten → `output`. Node and tensor names start with `prefix`.
+ */
+function cutNodes(cut: CutSpec, half: boolean, prefix: string, output: string, nodes: NodeProto[]): void {
+  let x = cut.tensor;
+  if (cut.dequantize) {
+    nodes.push(node('DequantizeLinear', [x, cut.dequantize.scale, cut.dequantize.zeroPoint], [prefix + 'dequantized'], prefix + 'dequantize'));
+    x = prefix + 'dequantized';
+  }
+  if (cut.pool) {
+    nodes.push(node('GlobalAveragePool', [x], [prefix + 'pooled'], prefix + 'pool'));
+    x = prefix + 'pooled';
+  }
+  if (half) {
+    nodes.push(node('Cast', [x], [prefix + 'float'], prefix + 'cast', { to: 1 }));
+    x = prefix + 'float';
+  }
+  nodes.push(node('Flatten', [x], [output], prefix + 'flatten', { axis: 1 }));
+}
+
+/** Graph output of tap i in an embedding graph with taps (embeddingGraphWithTaps): `edgetune_tap/<i>`. */
+export const TAP_OUTPUT_PREFIX = 'edgetune_tap/';
+
+/** An embedding graph with tap outputs: what a multi-output embedding session opens. */
+export interface TapsGraph {
+  /** The ONNX bytes: outputs EMBEDDING_OUTPUT, then one per tap. */
+  readonly bytes: Uint8Array;
+  /** Per tap, in the order asked: the backbone tensor, its graph output, its width (0 when the graph does not say). */
+  readonly taps: readonly { tensor: string; output: string; dims: number }[];
+}
+
+/**
+ * `graph` (an embedding graph) with more outputs: the features of each backbone tensor in `taps` (the
+ * open-set taps, runtime/train/graph/taps.ts openSetTapsOf), cut exactly as the exported multi-layer
+ * score cuts them (tapFeatureNodes), output i+1 `edgetune_tap/<i>` float [N, dims_i]. One session.run of
+ * it gives the embedding and every tap from one backbone pass. `graph` is not changed (the export extends
+ * its model, without the tap outputs). Errors: EMODEL when a tap is not computed by the embedding graph
+ * (not upstream of the embedding).
+ */
+export function embeddingGraphWithTaps(graph: EmbeddingGraph, taps: readonly string[]): TapsGraph {
+  const g = graph.model.graph;
+  const nodes: NodeProto[] = [];
+  const batch = imageInput(g);
+  const outs = taps.map((tensor, i) => {
+    const t = tapFeatureNodes(graph.model, tensor, `${PREFIX}tap${i}/`, `${TAP_OUTPUT_PREFIX}${i}`, nodes);
+    return { tensor, output: t.output, dims: t.dims };
+  });
+  const model: OnnxModel = { ...graph.model, graph: { ...g, node: [...g.node, ...nodes], output: [...g.output, ...outs.map((o) => floatOutput(o.output, batch, o.dims))] } };
+  return { bytes: encodeModel(model), taps: outs };
+}
+
 /** The graph input that is not an initializer (old IR versions list initializers as inputs too). */
 function imageInput(g: GraphProto): ValueInfoProto | undefined {
   const inits = new Set(g.initializer.map((t) => t.name));
@@ -293,23 +342,10 @@ function buildEmbedding(model: OnnxModel, cut: CutSpec): { model: OnnxModel; emb
   const g = model.graph;
   if (cut.dequantize && (getOpsetVersion(model) ?? 1) < 10) throw notFound('cannot dequantize the embedding: the model\'s opset is below 10');
   const extra: NodeProto[] = [];
-  let t = cut.tensor;
-  const already = t === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
+  const already = cut.tensor === EMBEDDING_OUTPUT; // a model this module exported, cut again (--resume)
   if (already && (cut.pool || cut.dequantize)) throw notFound(`${EMBEDDING_OUTPUT} is already pooled and dequantized`);
-  if (cut.dequantize) {
-    extra.push(node('DequantizeLinear', [t, cut.dequantize.scale, cut.dequantize.zeroPoint], [PREFIX + 'dequantized'], PREFIX + 'dequantize'));
-    t = PREFIX + 'dequantized';
-  }
-  if (cut.pool) {
-    extra.push(node('GlobalAveragePool', [t], [PREFIX + 'pooled'], PREFIX + 'pool'));
-    t = PREFIX + 'pooled';
-  }
   // A float16 backbone (its image input is FLOAT16): the embedding, and the float32 head on it, are float32.
-  if (imageInput(g)?.type?.tensorType?.elemType === 10) {
-    extra.push(node('Cast', [t], [PREFIX + 'float'], PREFIX + 'cast', { to: 1 }));
-    t = PREFIX + 'float';
-  }
-  if (!already) extra.push(node('Flatten', [t], [EMBEDDING_OUTPUT], PREFIX + 'flatten', { axis: 1 }));
+  if (!already) cutNodes(cut, imageInput(g)?.type?.tensorType?.elemType === 10, PREFIX, EMBEDDING_OUTPUT, extra);
   // The embedding becomes the only output; the toolkit prunes everything it does not need.
   const graph: GraphProto = { ...g, node: [...g.node, ...extra], output: [floatOutput(EMBEDDING_OUTPUT, imageInput(g), cut.dims)] };
   pruneGraph(graph);
@@ -486,7 +522,8 @@ export function headIsQuantized(model: OnnxModel): boolean {
 
 /**
  * What a model exported by exportClassifierModel holds: its head, labels, info and the embedding cut.
- * `source` names the model in errors. Errors: EMODEL when it has no edgetune head, or its
+ * `source` names the model in errors. Errors: EMODEL when it has no edgetune head (`<source>: not a model
+ * exported by edgetune finetune (no edgetune head in the graph)`), or its
  * `edgetune.model` metadata breaks the contract (`<source>: edgetune.model: labels[1]: …`).
  */
 export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): { head: HeadWeights; info: ExportedModelInfo; model: OnnxModel; cut: CutSpec } {
@@ -495,7 +532,7 @@ export function headFromModel(bytes: Uint8Array | OnnxModel, source = 'model'): 
   const g = model.graph;
   const gemms = g.node.filter((n) => n.opType === 'Gemm' && (n.name ?? '').startsWith(PREFIX));
   if (!raw || gemms.length === 0 || !g.node.some((n) => n.output.includes(EMBEDDING_OUTPUT))) {
-    throw new EdgetuneError('EMODEL', 'not a model exported by edgetune finetune (no edgetune head in the graph)');
+    throw new EdgetuneError('EMODEL', `${source}: not a model exported by edgetune finetune (no edgetune head in the graph)`, { subject: source });
   }
   const info = parseJsonContract(ExportedModelInfoSchema, raw, `${source}: ${MODEL_INFO_KEY}`, 'EMODEL');
   const inits = new Map(g.initializer.map((t) => [t.name, t]));

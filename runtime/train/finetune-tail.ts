@@ -81,6 +81,15 @@ export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: n
   return { model, cut, parameters, blocks };
 }
 
+/**
+ * Whether phase 2 leaves backbone tensor `tensor` as it was: it is computed in the plan's frozen part
+ * (model input → cut, pruned to what the cut needs), so no tuned weight reaches it. finetune keeps the
+ * multi-layer open-set score (runtime/train/node/openset-taps.ts) after phase 2 when its taps are frozen.
+ */
+export function frozenUnder(plan: UnfreezePlan, tensor: string): boolean {
+  return plan.cut.frozen.graph.node.some((n) => n.output.includes(tensor));
+}
+
 export interface UnfrozenResult extends TailTrainResult {
   /** Metrics of the tuned tail + head on the validation activations (or the training ones without validation). */
   metrics: Metrics;

@@ -152,6 +152,8 @@ export interface ViewEmbedder<T> {
       views: number; augment: AugmentSpec; seed: number; signal?: AbortSignal; onProgress?(done: number, total: number): void;
       /** Views used once (phase 2's fresh views of each epoch): a driver's cache should not keep them. */
       transient?: boolean;
+      /** The split these items are (collectEmbeddings says it): a driver may keep more per split (finetune: the open-set taps' rows). */
+      split?: 'train' | 'val';
     },
   ): Promise<{ features: Float32Array; dims: number; ok: boolean[]; skipped: SkippedImage[]; hits?: number; computed?: number }>;
 }
@@ -313,10 +315,10 @@ export async function collectEmbeddings<T extends { label: number }>(t: Transfer
   const t0 = performance.now();
   const views = viewCount(o.augment, o.views);
   const seed = o.seed ?? FINETUNE_DEFAULTS.seed;
-  const tr = await embedder.embed(o.train, { views, augment: o.augment, seed, signal: o.signal, onProgress: (d, n) => o.onProgress?.('train', d, n) });
+  const tr = await embedder.embed(o.train, { views, augment: o.augment, seed, split: 'train', signal: o.signal, onProgress: (d, n) => o.onProgress?.('train', d, n) });
   const val = o.val ?? [];
   const va = val.length
-    ? await embedder.embed(val, { views: 1, augment: {}, seed, signal: o.signal, onProgress: (d, n) => o.onProgress?.('val', d, n) })
+    ? await embedder.embed(val, { views: 1, augment: {}, seed, split: 'val', signal: o.signal, onProgress: (d, n) => o.onProgress?.('val', d, n) })
     : { features: new Float32Array(0), dims: tr.dims, ok: [], skipped: [], hits: 0, computed: 0 };
   const keptTrain: T[] = [];
   const keptVal: T[] = [];

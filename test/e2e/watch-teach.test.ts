@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { oldClassAccuracy } from '../../runtime/stream/teach.js';
+import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
@@ -197,6 +198,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(baseReport.counts.train.daisy).toBe(DAISY_BASE);
     expect(report.counts.train.daisy).toBe(40);
     expect(report.examples).toEqual({ daisy: 10 });
+    // the retrained model keeps the base's multi-layer open-set score: the taps' rows of the base's images
+    // come from its resume data (version 3), the taught images' from the same backbone pass as their embeddings
+    const cardOf = (file: string) => parseModelInfo(readMetadataProps(new Uint8Array(readFileSync(file))))!.openSet;
+    expect(cardOf(base)?.layers).toEqual(['603_quantized', '612_quantized']);
+    expect(cardOf(body.path)?.layers).toEqual(['603_quantized', '612_quantized']);
     console.log(`teach: trained in ${body.seconds}s, validation accuracy ${body.accuracy}, old classes ${body.oldClasses.accuracy} (serving ${body.oldClasses.serving})`);
 
     // the stream now runs the new model: /metrics names its file's sha256

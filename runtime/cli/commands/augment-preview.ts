@@ -10,6 +10,7 @@ import { EdgetuneError, messageOf } from '../../core/errors.js';
 import { decodeImage } from '../../image/decode.js';
 import { loadRegistry } from '../../../models/loader.js';
 import { specOf } from '../../../models/registry.js';
+import { describeModel } from '../../../models/describe.js';
 import { checkWritable } from '../../io/atomic.js';
 import { writeAtomic } from '../../io/atomic.js';
 import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../../io/read-file.js';
@@ -22,7 +23,8 @@ Write a contact sheet of augmented views (first tile: no augmentation).
 Options:
   --augment <spec>   none | default | op[:value],... (default: default)
   --views <n>        tiles, 1 to 256 (default 16)
-  --model <id>       registry model whose input size and crop to use (default mobilenetv2-int8)
+  --model <id|file>  the model whose input size and crop to use: a registry id or a model file (.onnx,
+                     .tflite, tfjs model.json) (default mobilenetv2-int8)
   --seed <n>         (default 42)
   --out <file>       .png, .jpg/.jpeg or .webp, encoded as its extension says (default augment-preview.png)`;
 
@@ -49,9 +51,12 @@ export const augmentPreview: Command = {
     const out = path.resolve(v.out);
     const format = ({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const)[path.extname(out).toLowerCase() as '.png'];
     if (!format) throw invalidOption('out', 'a file name ending in .png, .jpg, .jpeg or .webp', v.out);
-    await checkWritable(out);
-    const pre = specOf(loadRegistry().require(v.model));
     const file = positionals[0]!;
+    // never the photo itself: a contact sheet written over the user's input image would destroy it
+    await checkWritable(out, '--out', { inputs: [file] });
+    // a registry id needs only its entry (no model file); any other reference is described from its file
+    const entry = loadRegistry().get(v.model);
+    const pre = entry ? specOf(entry) : (await describeModel(v.model)).card.preprocess;
     // a regular file (never a FIFO or a device), the errno in words when it cannot be read
     const bytes = await readRegularFile(file, { what: 'image', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
     const rgb = { ...pre, channels: 3 as const };

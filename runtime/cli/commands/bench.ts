@@ -46,7 +46,11 @@ export const bench: Command = {
     }
     const rows = [];
     for (const model of listOption(v.model)!) {
-      rows.push(...(await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations, 30, ...R.iterations) })));
+      const got = await benchModel(model, image, { ...providersFrom(v, io), batches, iterations: intOption('iterations', v.iterations, 30, ...R.iterations) });
+      // a fixed-batch model runs batch 1 only: say which sizes were left out rather than drop their rows silently
+      const left = batches.filter((b) => !got.some((r) => r.batch === b));
+      if (left.length) io.stderr.write(`edgetune bench: ${model} has a fixed batch dimension: batch ${left.join(', ')} not run\n`);
+      rows.push(...got);
     }
     if (v.json) for (const r of rows) writeJson(io, r);
     else io.stdout.write(table(benchTable(rows)));

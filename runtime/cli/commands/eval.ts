@@ -16,7 +16,7 @@ import type { HwcImage } from '../../image/preprocess.js';
 import { computeMetrics } from '../../train/index.js';
 import { evaluateOpenSet, type OpenSetEvaluation } from '../../train/openset.js';
 import { scorePng } from '../../train/node/report.js';
-import { expandInputs } from '../../io/files.js';
+import { expandInputs, findSharedFiles, isImageFile } from '../../io/files.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { numberOption } from '../args.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
@@ -65,9 +65,19 @@ export const evaluate: Command = {
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
     const unknownFiles = v.unknown ? await expandInputs([v.unknown]) : [];
     if (v.unknown && !unknownFiles.length) throw new EdgetuneError('EINPUT', `${v.unknown}: no images for --unknown`, { subject: v.unknown });
+    if (unknownFiles.length) {
+      // "unknown" images that are the known ones (the same folder, or copies) make the AUROC meaningless
+      const same = await findSharedFiles(ds.items.map((i) => i.file), unknownFiles.filter(isImageFile));
+      if (same.count) {
+        const eg = same.examples.map(([x, y]) => `${x} = ${y}`).join('; ');
+        io.stderr.write(`edgetune: warning: ${same.count} of ${unknownFiles.length} --unknown images are byte-identical to images of ${positionals[0]} (e.g. ${eg}): they count as known and as unknown, which pulls the AUROC toward 0.5; keep the two sets apart\n`);
+      }
+    }
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     const skipped = [...ds.skipped];
+    // what the folder walk left out (not an image file, a dangling link, …) is said like a failed decode
+    for (const s of ds.skipped) io.stderr.write(`edgetune: warning: skipped ${s.file}: ${s.reason}\n`);
     const truth: number[] = [];
     const predicted: number[] = [];
     // open-set: each known image's score and probabilities over the dataset's classes, each unknown image's score

@@ -43,6 +43,7 @@ export const exportModel: Command = {
       ...CARD_OPTIONS,
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `export: give one model (received ${positionals.length})\n\n${usage}`);
+    if (v.format === undefined) throw new EdgetuneError('EARG', `export: --format is required (triton: the only layout written)\n\n${usage}`);
     if (v.format !== 'triton') throw invalidOption('format', 'triton', v.format ?? '');
     if (!v.out) throw new EdgetuneError('EARG', `export: --out is required\n\n${usage}`);
     const r = await exportTritonRepository(positionals[0]!, {

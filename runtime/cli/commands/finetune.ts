@@ -245,6 +245,10 @@ export const finetune = {
     const o = optionsFrom(v);
     const added = v['add-class'] ?? [];
     if (added.length && !v.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+    if (v.resume && !added.length && positionals.length) {
+      // the model's own classes come from its resume data: a training folder here would be read for nothing
+      throw new EdgetuneError('EARG', `--resume ${v.resume} reads the model's training images from its resume data, not from ${positionals.join(', ')}: add a class with --add-class NAME DIR, or more images of a class with --add-examples NAME=DIR`);
+    }
     if (v.resume && positionals.length !== added.length) {
       throw new EdgetuneError('EARG', `--resume takes one folder per --add-class: ${added.length} --add-class given, ${positionals.length} folder(s)`);
     }

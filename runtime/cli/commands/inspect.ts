@@ -3,7 +3,7 @@
 
 import { describeModel } from '../../../models/describe.js';
 import { EdgetuneError } from '../../core/errors.js';
-import { cardFilePath } from '../../core/model-card.js';
+import { cardFilePath, type OpenSetSpec } from '../../core/model-card.js';
 import { parse, writeJson, type Command } from '../args.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
@@ -20,6 +20,13 @@ ${CARD_USAGE}`;
 function show(v: unknown): string {
   if (Array.isArray(v)) return v.length > 6 ? `[${v.slice(0, 3).map(show).join(', ')}, … ${v.length} in all]` : `[${v.map(show).join(', ')}]`;
   return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** The open-set calibration in one line: `mahalanobis on unknown_score: "unknown" above 1, temperature 0.872, keeps 95% of validation images; per-class covariance of 603_quantized, 612_quantized`. */
+function openSetLine(o: OpenSetSpec): string {
+  const kept = o.kept === undefined ? '' : `, keeps ${Math.round(o.kept * 100)}% of ${o.fittedOn ?? 'validation'} images`;
+  const of = o.layers?.length ? `of ${o.layers.join(', ')}` : 'of the embedding';
+  return `${o.method} on ${o.output}: "unknown" above ${o.threshold}, temperature ${o.temperature.toFixed(3)}${kept}; ${o.covariance ?? 'shared'} covariance ${of}`;
 }
 
 export const inspect: Command = {
@@ -44,6 +51,8 @@ export const inspect: Command = {
       ['labelOffset', card.labelOffset, src('labelOffset')],
       ['outputKind', card.outputKind, src('outputKind')],
       ['embedding', card.embedding?.tensor ?? '(found from the graph)', src('embedding')],
+      ...(card.task ? [['task', card.task, src('task')] as [string, unknown, string]] : []),
+      ...(card.openSet ? [['openSet', openSetLine(card.openSet), src('openSet')] as [string, unknown, string]] : []),
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
     io.stdout.write(d.importedFrom ? `${d.importedFrom} (converted to ${d.path})\n` : `${d.path}\n`);

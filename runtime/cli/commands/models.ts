@@ -47,7 +47,7 @@ export const models: Command = {
       return 0;
     }
     if (sub === 'fetch' || sub === 'path') {
-      if (!ids.length) throw new EdgetuneError('EARG', `models ${sub}: give at least one model id`);
+      if (!ids.length) throw new EdgetuneError('EARG', `${sub}: give at least one model id`);
       for (const id of ids) {
         const r = await resolveModel(id);
         if (r.entry) await labelsOf(r.entry);

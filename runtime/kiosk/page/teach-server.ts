@@ -193,17 +193,34 @@ async function uploadFiles(name: string, files: File[]): Promise<void> {
 
 /** The label chosen for each hard frame shown (by file), kept across re-renders. */
 const hardChoice = new Map<string, string>();
+/** The JPEG of each hard frame shown (by file), fetched once: what is shown is what gets labelled, even after the server dropped it. */
+const hardJpeg = new Map<string, { blob: Blob; url: string }>();
+
+/** A hard frame's JPEG, fetched once and kept while it is listed; undefined when the server has already dropped it. */
+async function hardFrameJpeg(file: string): Promise<{ blob: Blob; url: string } | undefined> {
+  const known = hardJpeg.get(file);
+  if (known) return known;
+  const r = await fetch(`/teach/hard/${encodeURIComponent(file)}`);
+  if (!r.ok) return undefined;
+  const blob = await r.blob();
+  const got = { blob, url: URL.createObjectURL(blob) };
+  hardJpeg.set(file, got);
+  return got;
+}
 
 async function renderHard(): Promise<void> {
   const r = await fetch('/teach/hard');
-  const frames = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
+  const listed = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
+  // only frames whose pixels arrived are shown (the server keeps the newest --keep-hard and drops the rest)
+  const jpegs = await Promise.all(listed.map((f) => hardFrameJpeg(f.file).catch(() => undefined)));
+  const frames = listed.flatMap((f, i) => (jpegs[i] ? [{ f, jpeg: jpegs[i]! }] : []));
   const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
-  const shown = new Set(frames.map((f) => f.file));
+  const shown = new Set(frames.map(({ f }) => f.file));
   for (const file of hardChoice.keys()) if (!shown.has(file)) hardChoice.delete(file);
   $('st-hard').replaceChildren(
-    ...frames.map((f) => {
+    ...frames.map(({ f, jpeg }) => {
       const fig = h('figure', { class: 'hard-frame', 'data-file': f.file });
-      const img = h('img', { alt: `hard frame ${f.file}`, src: `/teach/hard/${encodeURIComponent(f.file)}` });
+      const img = h('img', { alt: `hard frame ${f.file}`, src: jpeg.url });
       const top = f.top[0];
       const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
       // the operator's choice survives a re-render (a refresh may land between choosing and clicking)
@@ -212,24 +229,31 @@ async function renderHard(): Promise<void> {
       else if (top && names.includes(top.label)) sel.value = top.label;
       sel.addEventListener('change', () => hardChoice.set(f.file, sel.value));
       const add = h('button', { class: 'hard-add', text: 'Add as example' });
-      add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, img), `hard frame added to ${sel.value}`));
+      add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, jpeg.blob), `hard frame added to ${sel.value}`));
       fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
       return fig;
     }),
   );
+  // the JPEGs of frames no longer shown are let go
+  for (const [file, j] of hardJpeg) {
+    if (!shown.has(file)) {
+      URL.revokeObjectURL(j.url);
+      hardJpeg.delete(file);
+    }
+  }
   $('st-hard-empty').hidden = frames.length > 0;
 }
 
 /**
  * Label a hard frame: the server moves its kept file into the examples; when the server has dropped it
- * meanwhile (only the newest --keep-hard frames are kept), the frame shown here is sent as the example.
+ * meanwhile (only the newest --keep-hard frames are kept), the JPEG shown here is sent as the example.
  */
-async function labelHard(label: string, file: string, img: HTMLImageElement): Promise<unknown> {
+async function labelHard(label: string, file: string, jpeg: Blob): Promise<unknown> {
   try {
     return await call('POST', examplesUrl(label, `&hard=${encodeURIComponent(file)}`));
   } catch (err) {
-    if (!messageOf(err).startsWith('no hard frame') || !img.complete || !img.naturalWidth) throw err;
-    return call('POST', examplesUrl(label), (await sampleBlob(img, Math.min(img.naturalWidth, img.naturalHeight))).blob);
+    if (!messageOf(err).startsWith('no hard frame')) throw err;
+    return call('POST', examplesUrl(label), jpeg);
   }
 }
 

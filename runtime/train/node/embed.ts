@@ -2,7 +2,9 @@
 // builds the graph), images decoded once each, K augmented views per image rendered from that one
 // decode, session.run batched when the model has a dynamic batch dimension, and an on-disk cache of
 // every embedding keyed by (model + cut, file content hash, view parameters), so repeated runs, added
-// images and added classes only embed what is new. Undecodable images are reported and skipped.
+// images and added classes only embed what is new. Undecodable images are reported and skipped. Opened
+// with `taps` (the open-set taps), the same session.run also gives each tap's pooled features, cached
+// per output (runtime/train/export.ts embeddingGraphWithTaps): one backbone pass for both.
 
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
@@ -11,7 +13,7 @@ import { decodeBase, renderViewSharp } from './augment-sharp.js';
 import { isIdentityView, viewKey, type AugmentSpec, type ViewParams } from '../augment/ops.js';
 import { viewParams } from '../finetune.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
-import { EMBEDDING_OUTPUT, embeddingGraph, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
+import { EMBEDDING_OUTPUT, embeddingGraph, embeddingGraphWithTaps, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage, readErrorReason } from '../../image/decode.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import { assumedFields, type CardLayer } from '../../core/model-card.js';
@@ -24,6 +26,7 @@ import { cacheDir } from '../../io/paths.js';
 import { describeBytes } from '../../../models/describe.js';
 import { resolveModel } from '../../../models/loader.js';
 import type { ModelEntry } from '../../../models/registry.js';
+import type { ResumeTap } from '../resume-format.js';
 
 export interface Backbone {
   /** Registry id or file name. */
@@ -73,7 +76,7 @@ export async function loadBackbone(ref: string, overrides?: CardLayer): Promise<
   };
 }
 
-/** Size cap of the embedding cache by default: 512 MB (about 100 000 MobileNetV2 embeddings). */
+/** Size cap of the embedding cache by default: 512 MB (about 100 000 MobileNetV2 embeddings; about 47 000 image views with its two open-set taps beside each, 960 floats each). */
 export const DEFAULT_EMBEDDING_CACHE_MB = 512;
 
 export interface EmbeddingCacheOptions {
@@ -226,18 +229,42 @@ export interface EmbedResult {
   views: number;
   /** For item i, view v: row i·views + v of `features` (rows of skipped items are zeros). */
   features: Float32Array;
+  /** With an Embedder opened with taps: per tap (in its order) the tap's features, rows as `features`' ([items·views, dims]); else empty. */
+  taps: TapFeatures[];
   ok: boolean[];
   skipped: { file: string; reason: string }[];
   /** sha256 of each file's bytes (undefined for a file that could not be read). */
   hashes: (string | undefined)[];
+  /** Rows (image views) whose every output (the embedding and each tap) came from the cache. */
   hits: number;
+  /** Rows the backbone ran for (one pass gives every output; only the outputs the cache lacked are stored). */
   computed: number;
   ms: number;
 }
 
+/** One tap's features (EmbedResult.taps): the backbone tensor, its width, rows as the embedding's (the shape resume data keeps them in). */
+export type TapFeatures = ResumeTap;
+
+/** What Embedder.open may add to the embedding session. */
+export interface EmbedderOptions {
+  /**
+   * Backbone tensors whose features the session computes beside the embedding, from the same backbone
+   * pass (runtime/train/export.ts embeddingGraphWithTaps: dequantized, spatially averaged): the open-set
+   * taps (runtime/train/node/openset-taps.ts openSetTaps). Default none.
+   */
+  taps?: readonly string[];
+}
+
+/** The cache key of a tap's features (backbone + tap tensor; the preprocessing is added per embed as for the embedding). */
+export function tapKey(backbone: Backbone, tap: string): string {
+  return sha256(`${backbone.key}|open-set tap|${tap}`);
+}
+
 /**
  * An embedding session for a backbone; reuse it across several embed() calls. `graph` is the embedding
- * graph the session runs (built once in open()): pass it to the export so it is not built again.
+ * graph (built once in open()): pass it to the export so it is not built again. Opened with `taps`, the
+ * session runs that graph with the taps as more outputs, and embed() returns their features too, each
+ * cached under its own key (tapKey).
  */
 export class Embedder {
   private constructor(
@@ -245,28 +272,51 @@ export class Embedder {
     readonly graph: EmbeddingGraph,
     readonly session: ModelSession,
     readonly maxBatch: number,
+    /** The taps the session computes: tensor, graph output, width (learnt on the first run when the graph does not say), cache key. */
+    readonly taps: { tensor: string; output: string; dims: number; key: string }[],
   ) {}
 
-  static async open(backbone: Backbone, options: SessionOptions = {}): Promise<Embedder> {
+  /** Open the session (see EmbedderOptions). Errors: EMODEL when the backbone cannot be cut there or a tap is not upstream of the embedding. */
+  static async open(backbone: Backbone, options: SessionOptions = {}, o: EmbedderOptions = {}): Promise<Embedder> {
     const graph = embeddingGraph(backbone.model, backbone.cut);
-    const session = await createSession(graph.bytes, options);
+    const tg = o.taps?.length ? embeddingGraphWithTaps(graph, o.taps) : undefined;
+    const session = await createSession(tg?.bytes ?? graph.bytes, options);
     const inputInfo = session.inputs[0]!;
     const b = inputInfo.shape[0];
-    return new Embedder(backbone, graph, session, typeof b === 'number' && b > 0 ? b : 64);
+    const taps = (tg?.taps ?? []).map((t) => ({ ...t, key: tapKey(backbone, t.tensor) }));
+    return new Embedder(backbone, graph, session, typeof b === 'number' && b > 0 ? b : 64, taps);
   }
 
   /** Embeddings of decoded model-size images. */
   async run(images: readonly HwcImage[]): Promise<Float32Array> {
+    return (await this.runAll(images))[0]!;
+  }
+
+  /** The embedding, then each tap's features, of decoded model-size images (one backbone pass per batch). */
+  async runAll(images: readonly HwcImage[]): Promise<Float32Array[]> {
     const input = this.session.inputs[0]!.name;
-    const parts: Float32Array[] = [];
+    const names = [EMBEDDING_OUTPUT, ...this.taps.map((t) => t.output)];
+    const parts: Float32Array[][] = names.map(() => []);
     for (let i = 0; i < images.length; i += this.maxBatch) {
       const chunk = images.slice(i, i + this.maxBatch);
-      const r = await this.session.run({ [input]: toTensor(chunk, this.backbone.spec) }, [EMBEDDING_OUTPUT]);
-      parts.push(asFloat32(r[EMBEDDING_OUTPUT]!).slice());
+      const r = await this.session.run({ [input]: toTensor(chunk, this.backbone.spec) }, names);
+      names.forEach((n, k) => parts[k]!.push(asFloat32(r[n]!).slice()));
     }
-    const out = concatFloat32(parts);
-    if (!this.backbone.cut.dims && images.length) this.backbone.cut.dims = out.length / images.length;
+    const out = parts.map((p) => concatFloat32(p));
+    if (images.length) {
+      if (!this.backbone.cut.dims) this.backbone.cut.dims = out[0]!.length / images.length;
+      this.taps.forEach((t, k) => (t.dims ||= out[k + 1]!.length / images.length));
+    }
     return out;
+  }
+
+  /** The widths of every output (embedding, then taps), learnt from one blank image when the graph does not say them (a cache lookup needs them). */
+  private async widths(): Promise<number[]> {
+    if (!this.backbone.cut.dims || this.taps.some((t) => !t.dims)) {
+      const { width, height, channels } = this.backbone.spec;
+      await this.runAll([{ data: new Uint8Array(width * height * channels), width, height, channels }]);
+    }
+    return [this.backbone.cut.dims, ...this.taps.map((t) => t.dims)];
   }
 
   /** Embed files: `views` per file (view 0 clean, view v drawn by runtime/train/finetune.ts viewParams with the file's sha256), from the cache where possible. */
@@ -280,15 +330,18 @@ export class Embedder {
     const ok = files.map(() => true);
     const hashes: (string | undefined)[] = files.map(() => undefined);
     const skipped: EmbedResult['skipped'] = [];
-    const rows: (Float32Array | undefined)[] = new Array(files.length * views);
+    // outputs: the embedding, then each tap; rows[o][i·views + v]
+    const outputs = 1 + this.taps.length;
+    const rows: (Float32Array | undefined)[][] = Array.from({ length: outputs }, () => new Array(files.length * views));
     let hits = 0;
     let computed = 0;
-    // Work list: per file, the views whose embedding is not cached.
-    interface Job { row: number; key: string; params: ViewParams }
+    // Work list: per file, the views with some output not cached (keys: one per output).
+    interface Job { row: number; keys: string[]; params: ViewParams }
     interface Prepared { jobs: Job[]; images: HwcImage[] }
-    let dims = this.backbone.cut.dims;
+    // a cache lookup needs every output's width (learnt from one blank image when the graph does not say)
+    const dims = cache && files.length ? await this.widths() : [this.backbone.cut.dims, ...this.taps.map((t) => t.dims)];
     // the preprocessing is part of the key: the same file under another crop is another embedding
-    const keyBase = sha256(`${this.backbone.key}|${JSON.stringify(spec)}`);
+    const keyBases = [this.backbone.key, ...this.taps.map((t) => t.key)].map((k) => sha256(`${k}|${JSON.stringify(spec)}`));
     const todo: { file: number; bytes: Uint8Array; jobs: Job[] }[] = [];
     let done = 0;
     const total = files.length;
@@ -309,12 +362,17 @@ export class Embedder {
       for (let v = 0; v < views; v++) {
         if (opts.signal?.aborted) throw opts.signal.reason; // many views of one file: still stoppable
         const params = viewParams(opts.augment ?? {}, seed, fileHash, v);
-        const key = sha256(`${keyBase}|${fileHash}|${isIdentityView(params) ? 'clean' : viewKey(params)}`);
-        const hit = cache && dims ? await cache.get(key, dims) : undefined;
-        if (hit) {
-          rows[i * views + v] = hit;
-          hits++;
-        } else jobs.push({ row: i * views + v, key, params });
+        const view = isIdentityView(params) ? 'clean' : viewKey(params);
+        const keys = keyBases.map((b) => sha256(`${b}|${fileHash}|${view}`));
+        const row = i * views + v;
+        let all = true;
+        for (let o = 0; o < outputs; o++) {
+          const hit = cache && dims[o] ? await cache.get(keys[o]!, dims[o]!) : undefined;
+          if (hit) rows[o]![row] = hit;
+          else all = false;
+        }
+        if (all) hits++;
+        else jobs.push({ row, keys, params });
       }
       if (jobs.length) todo.push({ file: i, bytes, jobs });
       else opts.onProgress?.(++done, total);
@@ -370,32 +428,50 @@ export class Embedder {
       if (cur.length) groups.push(cur);
     }
     let next = groups.length ? prepare(groups[0]!) : undefined;
+    let writing: Promise<unknown> = Promise.resolve();
     for (let gi = 0; gi < groups.length; gi++) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       const p = await next!;
       next = gi + 1 < groups.length ? prepare(groups[gi + 1]!) : undefined;
       if (p.images.length) {
-        const emb = await this.run(p.images);
-        dims = emb.length / p.images.length;
-        for (let k = 0; k < p.jobs.length; k++) {
-          const v = emb.slice(k * dims, (k + 1) * dims);
-          rows[p.jobs[k]!.row] = v;
-          computed++;
-          if (cache) await cache.put(p.jobs[k]!.key, v);
+        // one backbone pass: the embedding and every tap; only what the cache lacked is stored, the
+        // previous batch's files written while this one runs
+        const out = await this.runAll(p.images);
+        await writing;
+        const puts: Promise<void>[] = [];
+        for (let o = 0; o < outputs; o++) {
+          const d = (dims[o] = out[o]!.length / p.images.length);
+          for (let k = 0; k < p.jobs.length; k++) {
+            const j = p.jobs[k]!;
+            if (rows[o]![j.row]) continue;
+            const v = out[o]!.slice(k * d, (k + 1) * d);
+            rows[o]![j.row] = v;
+            if (cache) puts.push(cache.put(j.keys[o]!, v));
+          }
         }
+        writing = Promise.all(puts);
+        computed += p.jobs.length;
       }
       done += p.files.length;
       opts.onProgress?.(done, total);
     }
+    await writing;
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (cache?.written) await cache.prune();
-    if (!dims) dims = this.backbone.cut.dims;
-    if (!dims) throw new EdgetuneError('EINPUT', 'no image could be embedded');
-    const features = new Float32Array(files.length * views * dims);
-    rows.forEach((r, i) => {
-      if (r && ok[Math.floor(i / views)]) features.set(r, i * dims);
+    const widths = [this.backbone.cut.dims, ...this.taps.map((t) => t.dims)].map((w, o) => dims[o] || w);
+    if (!widths.every(Boolean)) throw new EdgetuneError('EINPUT', 'no image could be embedded');
+    const [features, ...taps] = rows.map((r, o) => {
+      const d = widths[o]!;
+      const f = new Float32Array(files.length * views * d);
+      r.forEach((x, i) => {
+        if (x && ok[Math.floor(i / views)]) f.set(x, i * d);
+      });
+      return f;
     });
-    return { dims, views, features, ok, skipped, hashes, hits, computed, ms: performance.now() - t0 };
+    return {
+      dims: widths[0]!, views, features: features!, ok, skipped, hashes, hits, computed, ms: performance.now() - t0,
+      taps: taps.map((f, k) => ({ tensor: this.taps[k]!.tensor, dims: widths[k + 1]!, features: f })),
+    };
   }
 
   dispose(): Promise<void> {

@@ -132,6 +132,20 @@ export interface FinetuneOptions {
   onWarning?(message: string): void;
 }
 
+/**
+ * Every key of FinetuneOptions, for refusing a misspelt option from JavaScript (`{ epoch: 5 }` would
+ * otherwise train 60 epochs without a word). The type below fails to compile when a key is missing.
+ */
+export const FINETUNE_OPTION_KEYS = [
+  'model', 'out', 'card', 'task', 'val', 'valSplit', 'augment', 'views', 'cache', 'head', 'hidden', 'optimizer', 'lr', 'epochs',
+  'batchSize', 'weightDecay', 'l1', 'labelSmoothing', 'dropout', 'schedule', 'stepSize', 'gamma', 'patience', 'seed', 'unfreeze',
+  'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'refit', 'keepUnfrozen', 'int8', 'resume',
+  'addClass', 'addExamples', 'session', 'signal', 'onProgress', 'onWarning',
+] as const satisfies readonly (keyof FinetuneOptions)[];
+type AssertNever<T extends never> = T;
+/** `never` while FINETUNE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedFinetuneOption = AssertNever<Exclude<keyof FinetuneOptions, (typeof FINETUNE_OPTION_KEYS)[number]>>;
+
 /** Progress of a fine-tune: embedding (`train` / `val` images), phase-2 activations, each epoch of either phase, and the int8 step (0/1 when it starts, 1/1 when done). */
 export type FinetuneProgress =
   | { stage: 'embed'; split: 'train' | 'val'; done: number; total: number }

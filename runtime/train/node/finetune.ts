@@ -16,12 +16,12 @@ import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
-import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone } from './embed.js';
-import { EdgetuneError, messageOf } from '../../core/errors.js';
+import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
-import { openSetLayers, openSetTaps } from './openset-taps.js';
-import { planUnfreeze } from '../finetune-tail.js';
+import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
+import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
@@ -36,7 +36,7 @@ import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, re
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
-import { arg, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
+import { arg, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
 
@@ -131,6 +131,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
+  const unknownKeys = Object.keys(o).filter((k) => !(FINETUNE_OPTION_KEYS as readonly string[]).includes(k));
+  if (unknownKeys.length) {
+    throw new EdgetuneError('EARG', `finetune: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${FINETUNE_OPTION_KEYS.join(', ')})`);
+  }
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
@@ -151,6 +155,12 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const out = path.resolve(o.out);
   const added = o.addClass ?? [];
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
+  // a label the card, `classify`'s lines, Triton's labels.txt and a class folder can all hold
+  for (const a of added) {
+    if (typeof a.name !== 'string' || !a.name.trim() || a.name !== a.name.trim() || /[\p{Cc}/]/u.test(a.name)) {
+      throw invalidParameter('--add-class', 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space)', a.name);
+    }
+  }
   if (o.addExamples?.length && !o.resume) throw new EdgetuneError('EARG', '--add-examples needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');
   if (o.resume && data !== undefined) throw new EdgetuneError('EARG', 'finetune: with resume the data comes from the resumed model and addClass: pass undefined as the data');
@@ -259,12 +269,18 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
 
   // ---- embeddings (runtime/train/finetune.ts collects them; embed.ts reads the files and caches)
   const transfer = createTransfer({ labels });
-  const embedder = await Embedder.open(backbone, session);
+  // the open-set taps' features come from the same backbone pass as the embedding (runtime/train/node/openset-taps.ts);
+  // a resume takes its earlier images' tap rows from the resume data, and keeps the single-embedding score when it has none
+  const priorTaps = prior ? priorTapRows(prior) : undefined;
+  const taps = openSetTaps(backbone).filter(() => !prior || priorTaps);
+  const embedder = await Embedder.open(backbone, session, { taps });
   const hashes = new Map<string, string>();
+  const runs: Partial<Record<'train' | 'val', EmbedResult>> = {};
   const files: ViewEmbedder<DatasetItem> = {
     embed: async (items, e) => {
       const r = await embedder.embed(items.map((i) => i.file), { ...e, cache });
       items.forEach((it, i) => r.hashes[i] && hashes.set(it.file, r.hashes[i]!));
+      if (e.split) runs[e.split] = r;
       return r;
     },
   };
@@ -378,17 +394,25 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     created: new Date().toISOString(),
     ...(phase2?.kept ? { unfreeze: { cut: phase2.cut, blocks: phase2.blocks, lrBackbone: phase2.lrBackbone } } : {}),
   };
-  // a backbone with open-set taps (frozen, no resumed rows, a validation set): the multi-layer score (runtime/train/node/openset-taps.ts)
-  const taps = tunedBackbone || prior ? [] : openSetTaps(backbone);
+  // a backbone with open-set taps (every row's taps: a resume's from its resume data; a validation set; after phase 2
+  // only when the tuned part starts after every tap, which it then leaves unchanged): the multi-layer score
+  // (runtime/train/node/openset-taps.ts)
   const valSet = transfer.valSet();
-  const layers = taps.length && valSet
-    ? await openSetLayers(backbone, taps, transfer.trainSet(), valSet, { train: collected.train.map((i) => i.file), val: collected.val.map((i) => i.file) }, { views: collected.views, augment, seed, cache, session, signal: o.signal })
+  const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
+  const tapRows = tapsKept && taps.length
+    ? tapSets(taps, {
+        train: [...(priorTaps ? [priorTaps.train] : []), ...(runs.train ? [tapRowsOf(runs.train)] : [])],
+        val: [...(priorTaps ? [priorTaps.val] : []), ...(runs.val ? [tapRowsOf(runs.val)] : [])],
+      }, { train: transfer.trainSet().labels.length, val: valSet?.labels.length ?? 0 })
     : undefined;
+  const layers = tapRows && valSet ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
-        // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings
-        openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
+        // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings, with the frozen taps' layers when kept
+        layers
+          ? layeredOpenSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, { ...valSet!, features: tunedRows!.val! }, layers)
+          : openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
     : layers
       ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
@@ -411,6 +435,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const resumeData = resumeDataOf({
     labels, dims: transfer.dims, train: collected.train, val: collected.val, prior: priorItems, views: collected.views, hashes,
     trainRows: tunedRows?.train ?? transfer.trainSet().features, valRows: tunedRows ? tunedRows.val : transfer.valSet()?.features,
+    // the taps' rows when the model carries the multi-layer score, so that a resume keeps it
+    taps: layers && tapRows,
   });
   // The outputs are one set (runtime/io/atomic.ts writeAtomicSet): the model, its resume data and
   // report JSON (and with int8 the float model and the calibration table) are all written to temp

@@ -9,7 +9,9 @@
 // 32-byte sha256 of everything before it. A file whose checksum does not match is refused with both
 // hashes (flipped bytes in the embeddings would otherwise train a wrong model with exit 0). Version 1
 // files (no checksum, written before it existed) are still read, with a warning that they cannot be
-// verified; the model written from them carries a version 2 file.
+// verified; the model written from them carries a version 2 file. Version 3 is version 2 plus the
+// open-set taps' rows (header `taps` [{tensor, dims}], their rows after the embedding rows), written when
+// the model carries the multi-layer open-set score, so a resume keeps it; all three versions are read.
 
 import { createHash } from 'node:crypto';
 import { lstat, stat } from 'node:fs/promises';
@@ -20,11 +22,12 @@ import { headIsQuantized } from '../export.js';
 import { METADATA_KEY, readMetadataProps } from '../../core/metadata.js';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
+import { concatFloat32 } from '../../core/tensor.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
 import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
-import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, resumeLayout, type ResumeData, type ResumeImage } from '../resume-format.js';
+import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, MAGIC_V3, resumeLayout, type ResumeData, type ResumeImage, type ResumeTap } from '../resume-format.js';
 
-export type { ResumeData, ResumeImage } from '../resume-format.js';
+export type { ResumeData, ResumeImage, ResumeTap } from '../resume-format.js';
 
 /** resumeKey of a model file's bytes (see ResumeData.model). */
 export function resumeKey(modelBytes: Uint8Array): string {
@@ -75,25 +78,34 @@ export function decodeResume(all: Uint8Array, onUnverified?: () => void): Resume
   const bad = (why: string) => new EdgetuneError('EMODEL', `not an edgetune resume file (${why})`);
   const head = all.length >= magic.length ? new TextDecoder().decode(all.subarray(0, magic.length)) : '';
   let bytes = all;
-  if (head === MAGIC) {
+  if (head === MAGIC || head === MAGIC_V3) {
     if (all.length < magic.length + 4 + CHECKSUM_BYTES) throw bad('shorter than its header and checksum');
     bytes = all.subarray(0, all.length - CHECKSUM_BYTES);
     const expected = Buffer.from(all.subarray(all.length - CHECKSUM_BYTES)).toString('hex');
     const actual = createHash('sha256').update(bytes).digest('hex');
     if (expected !== actual) throw new EdgetuneError('EMODEL', `checksum mismatch (sha256 expected ${expected}, found ${actual}): the file is damaged`);
   } else if (head === MAGIC_V1) onUnverified?.();
-  if (bytes.length < magic.length + 4 || (head !== MAGIC && head !== MAGIC_V1)) throw bad('no magic line');
+  if (bytes.length < magic.length + 4 || (head !== MAGIC && head !== MAGIC_V1 && head !== MAGIC_V3)) throw bad('no magic line');
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hl = dv.getUint32(magic.length, true);
   if (magic.length + 4 + hl > bytes.length) throw bad('header past the end');
-  const h = JSON.parse(new TextDecoder().decode(bytes.subarray(magic.length + 4, magic.length + 4 + hl))) as Omit<ResumeData, 'features'>;
+  const h = JSON.parse(new TextDecoder().decode(bytes.subarray(magic.length + 4, magic.length + 4 + hl))) as Omit<ResumeData, 'features' | 'taps'> & { taps?: { tensor: string; dims: number }[] };
   const start = Math.ceil((magic.length + 4 + hl) / 4) * 4;
   const rows = h.images.reduce((a, im) => a + im.views, 0);
-  if (bytes.length - start !== rows * h.dims * 4) throw bad(`expected ${rows * h.dims} floats, found ${(bytes.length - start) / 4}`);
-  const features = new Float32Array(rows * h.dims);
-  for (let i = 0; i < features.length; i++) features[i] = dv.getFloat32(start + i * 4, true);
-  if (!features.every(Number.isFinite)) throw bad('non-finite embedding values');
-  return { ...h, features };
+  const tapHeads = head === MAGIC_V3 ? (h.taps ?? []) : [];
+  const widths = [h.dims, ...tapHeads.map((t) => t.dims)];
+  const floats = rows * widths.reduce((a, d) => a + d, 0);
+  if (bytes.length - start !== floats * 4) throw bad(`expected ${floats} floats, found ${(bytes.length - start) / 4}`);
+  let o = start;
+  const [features, ...tapRows] = widths.map((d) => {
+    const a = new Float32Array(rows * d);
+    for (let i = 0; i < a.length; i++, o += 4) a[i] = dv.getFloat32(o, true);
+    return a;
+  });
+  if (![features!, ...tapRows].every((a) => a.every(Number.isFinite))) throw bad('non-finite embedding values');
+  const { taps: _, ...rest } = h;
+  const taps: ResumeTap[] = tapHeads.map((t, k) => ({ tensor: t.tensor, dims: t.dims, features: tapRows[k]! }));
+  return { ...rest, features: features!, ...(taps.length ? { taps } : {}) };
 }
 
 /**
@@ -209,7 +221,8 @@ export interface PriorItems {
 /**
  * The resume data of a fine-tune (all but the model hash): `train` / `val` are every image in the
  * transfer's order (the prior ones first, named as in their resume data), `views` the new training
- * images' views, `rows` the transfer's training rows then its validation rows.
+ * images' views, `rows` the transfer's training rows then its validation rows; `taps` (the open-set taps'
+ * rows, runtime/train/node/openset-taps.ts TapSet, in the same order) make it a version 3 file.
  */
 export function resumeDataOf(o: {
   labels: string[];
@@ -221,6 +234,7 @@ export function resumeDataOf(o: {
   hashes: ReadonlyMap<string, string>;
   trainRows: Float32Array;
   valRows?: Float32Array;
+  taps?: readonly { tensor: string; dims: number; train: Float32Array; val: Float32Array }[];
 }): Omit<ResumeData, 'model'> {
   const p = o.prior ?? { train: [], val: [], trainViews: [] };
   const image = (i: DatasetItem, split: 'train' | 'val', views: number, old: boolean): ResumeImage => ({ label: i.label, split, views, name: old ? i.file : itemName(i.file), sha256: o.hashes.get(i.file) ?? '' });
@@ -231,5 +245,6 @@ export function resumeDataOf(o: {
   const features = new Float32Array(o.trainRows.length + (o.valRows?.length ?? 0));
   features.set(o.trainRows);
   if (o.valRows) features.set(o.valRows, o.trainRows.length);
-  return { labels: o.labels, dims: o.dims, images, features };
+  const taps = (o.taps ?? []).map((t) => ({ tensor: t.tensor, dims: t.dims, features: concatFloat32([t.train, t.val]) }));
+  return { labels: o.labels, dims: o.dims, images, features, ...(taps.length ? { taps } : {}) };
 }

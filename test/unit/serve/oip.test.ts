@@ -357,6 +357,8 @@ describe('Open Inference Protocol: edgetune serve', () => {
       ['batch over max_batch_size', postBinary('mobilenetv2-int8', { inputs: [{ name: 'input', shape: [9, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: 9 * 602112 } }] }, [new Uint8Array(9 * 602112)]), 400, 'input "input": batch of 9 is over the model\'s max_batch_size 8'],
       ['unknown model', post('resnet50', good()), 404, 'unknown model "resnet50": this server serves "mobilenetv2-int8", "squeezenet1.1", "squeezenet1.1-fp16", "mobilenetv1-0.25-128"'],
       ['GET infer', realFetch(url(`/v2/models/${m}/infer`)), 405, `method GET not allowed on /v2/models/${m}/infer (POST)`],
+      // the message names the methods the Allow header gives
+      ['DELETE metadata', realFetch(url(`/v2/models/${m}`), { method: 'DELETE' }), 405, `method DELETE not allowed on /v2/models/${m} (GET, HEAD)`],
       ['no route', realFetch(url('/v2/repository/index')), 404, 'no such endpoint: /v2/repository/index'],
     ];
     for (const [what, res, status, message] of cases) {

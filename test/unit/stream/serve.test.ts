@@ -213,6 +213,10 @@ describe('kiosk HTTP service', () => {
     const top = (await clf.classifyImages([img], 1))[0]![0]!;
     expect((await res.json()).outputs[0].data[0]).toMatch(new RegExp(`:${top.index + clf.card.labelOffset}:${top.label}$`));
     expect((await fetch(new URL('/healthz', server.url))).status).toBe(200);
+    // /metrics names the model as /v2/models does (the upload above serves as "<hash>.onnx": "<hash>"), so a fleet joins them
+    const metrics = await (await fetch(new URL('/metrics', server.url))).text();
+    expect(name).not.toBe(clf.id);
+    expect(metrics).toContain(`edgetune_model_info{model="${name}",`);
   });
 
   it('refuses every POST when no token is configured', async () => {

@@ -127,6 +127,13 @@ describe('POST /model validates before it swaps', () => {
     expect((await nextResult()).model).toBe('squeezenet1.1');
   });
 
+  it('names a refused upload as "the uploaded model", never by its path in the server\'s cache', async () => {
+    const res = await fetch(new URL('/model', server.url), { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream' }, body: 'hello\n' });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({ error: 'the uploaded model (6 bytes): not a readable ONNX model (Not an ONNX model: the data is not a protobuf ModelProto (invalid wire type 4 at byte 2))' });
+    expect(readdirSync(path.join(cache, 'uploads'))).toEqual([]);
+  });
+
   it('rolls back a swapped-in model that starts failing, and the stream goes on', async () => {
     // Its own pipeline, inference on the main thread, so the new model's session can be made to fail
     // after its check frame (a device lost mid-stream).

@@ -28,6 +28,27 @@ describe('resume data', () => {
     expect(back).toEqual(data);
   });
 
+  it('version 3 carries the open-set taps\' rows; data without taps is still written as version 2, byte for byte', () => {
+    const taps = [
+      { tensor: '603_quantized', dims: 2, features: Float32Array.from({ length: 8 }, (_, i) => i + 0.25) },
+      { tensor: '612_quantized', dims: 1, features: Float32Array.from({ length: 4 }, (_, i) => -i) },
+    ];
+    const v3 = encodeResume({ ...data, taps });
+    expect(new TextDecoder().decode(v3.subarray(0, 18))).toBe('edgetune.resume 3\n');
+    expect(decodeResume(v3)).toEqual({ ...data, taps });
+    const v2 = encodeResume(data);
+    expect(new TextDecoder().decode(v2.subarray(0, 18))).toBe('edgetune.resume 2\n');
+    expect(encodeResume({ ...data, taps: [] })).toEqual(v2);
+    // version 2 and 1 files decode without taps (a resume from them keeps the single-embedding score)
+    expect(decodeResume(v2).taps).toBeUndefined();
+    // a tap's rows must cover every image's views, as the embedding's do
+    expect(() => encodeResume({ ...data, taps: [{ ...taps[0]!, features: new Float32Array(7) }] })).toThrow(/Expected 4 × 2 floats/);
+    // the checksum covers the taps' rows: a flipped bit in the last tap's last float is refused
+    const bad = v3.slice();
+    bad[bad.length - 33]! ^= 1;
+    expect(() => decodeResume(bad)).toThrow(/^checksum mismatch/);
+  });
+
   it('refuses a wrong row count and a damaged file', () => {
     expect(() => encodeResume({ ...data, features: new Float32Array(11) })).toThrow(/Expected 4 × 3 floats/);
     const b = encodeResume(data);
