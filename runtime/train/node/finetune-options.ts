@@ -139,7 +139,7 @@ export interface FinetuneOptions {
 export const FINETUNE_OPTION_KEYS = [
   'model', 'out', 'card', 'task', 'val', 'valSplit', 'augment', 'views', 'cache', 'head', 'hidden', 'optimizer', 'lr', 'epochs',
   'batchSize', 'weightDecay', 'l1', 'labelSmoothing', 'dropout', 'schedule', 'stepSize', 'gamma', 'patience', 'seed', 'unfreeze',
-  'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'refit', 'keepUnfrozen', 'int8', 'resume',
+  'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'unfreezeAverage', 'unfreezeMixup', 'refit', 'keepUnfrozen', 'int8', 'resume',
   'addClass', 'addExamples', 'session', 'signal', 'onProgress', 'onWarning',
 ] as const satisfies readonly (keyof FinetuneOptions)[];
 type AssertNever<T extends never> = T;
