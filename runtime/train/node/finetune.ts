@@ -19,7 +19,7 @@ import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type D
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
-import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
+import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
 import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
@@ -403,7 +403,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
         val: [...(priorTaps ? [priorTaps.val] : []), ...(runs.val ? [tapRowsOf(runs.val)] : [])],
       }, { train: transfer.trainSet().labels.length, val: valSet?.labels.length ?? 0 })
     : undefined;
-  const layers = tapRows && valSet ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
+  const enoughVal = (valSet?.labels.length ?? 0) >= MIN_LAYERED_VAL_ROWS;
+  if (tapRows && !enoughVal) warn(`open-set score: ${valSet?.labels.length ?? 0} validation image${valSet?.labels.length === 1 ? '' : 's'} cannot standardise the multi-layer score (it needs ${MIN_LAYERED_VAL_ROWS}); the embedding's score is used`);
+  const layers = tapRows && valSet && enoughVal ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
