@@ -54,7 +54,8 @@ export interface FinetuneReport extends FinetuneSummary {
   skipped: SkippedFile[];
   augment: string;
   views: number;
-  timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
+  /** Wall seconds: embedding the images, training (both phases), fitting the open-set score and building the exported graph, and the whole run. */
+  timing: { embeddingS: number; trainingS: number; openSetS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
   /** sha256 of the model file this report describes. */
@@ -395,6 +396,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // a backbone with open-set taps (every row's taps: a resume's from its resume data; a validation set; after phase 2
   // only when the tuned part starts after every tap, which it then leaves unchanged): the multi-layer score
   // (runtime/train/node/openset-taps.ts)
+  const tOpenSet = performance.now();
   const valSet = transfer.valSet();
   const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
   const tapRows = tapsKept && taps.length
@@ -416,6 +418,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     : layers
       ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+  const openSetS = round((performance.now() - tOpenSet) / 1000);
   const report: FinetuneReport = {
     model: out,
     base: backbone.id,
@@ -423,7 +426,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     skipped,
     augment: formatAugmentation(augment),
     views,
-    timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
+    timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), openSetS, totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
     warnings,
     report: paths,
     leakage,
