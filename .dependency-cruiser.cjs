@@ -13,7 +13,7 @@ const BROWSER_SAFE = [
   '^models/registry\\.ts$',
 ];
 /** npm packages browser-safe code may import (pure JavaScript, no Node APIs). */
-const BROWSER_PACKAGES = '^node_modules/(protobufjs|flatbuffers|valibot|idb|comlink|onnxruntime-web|onnxruntime-common|long|@protobufjs)/';
+const BROWSER_PACKAGES = '^node_modules/(protobufjs|flatbuffers|valibot|idb|comlink|onnxruntime-web|onnxruntime-common|long|@protobufjs|ml-matrix|is-any-array|ml-array-rescale|ml-array-max|ml-array-min)/';
 
 module.exports = {
   forbidden: [

@@ -455,14 +455,21 @@ export interface LayerFeatures {
 }
 
 /**
+ * Validation rows a multi-layer fit needs at least: each layer's score is standardised by its spread over them
+ * (one row has none: every score became 0 or infinite) and the threshold is their `target` quantile.
+ * `finetune` keeps the single embedding score below it.
+ */
+export const MIN_LAYERED_VAL_ROWS = 10;
+
+/**
  * Fit a LayeredDetector: fitMahalanobis per layer on its training rows (options as there; covariance default 'per-class'), standardised on
  * its validation rows, threshold = `target` quantile of the validation sums. Errors: EINPUT without layers,
- * without validation rows, or when the layers' row counts differ.
+ * with fewer than MIN_LAYERED_VAL_ROWS validation rows, or when the layers' row counts differ.
  */
 export function fitLayered(layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {}): LayeredDetector {
   if (!layers.length) throw new EdgetuneError('EINPUT', 'a layered open-set fit needs at least one layer');
   const nv = layers[0]!.val.labels.length;
-  if (!nv) throw new EdgetuneError('EINPUT', 'a layered open-set fit needs validation rows (each layer is standardised on them)');
+  if (nv < MIN_LAYERED_VAL_ROWS) throw new EdgetuneError('EINPUT', `a layered open-set fit needs at least ${MIN_LAYERED_VAL_ROWS} validation rows (each layer is standardised on them), got ${nv}`);
   for (const l of layers) if (l.val.labels.length !== nv) throw new EdgetuneError('EINPUT', `layer ${l.tensor}: ${l.val.labels.length} validation rows, the first layer has ${nv}`);
   const out: OpenSetLayer[] = [];
   const sums = new Float64Array(nv);

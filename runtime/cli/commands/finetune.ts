@@ -306,7 +306,7 @@ function printReport(io: CommandIO, r: FinetuneReport): void {
   if (p2) w(`phase 2: unfroze ${p2.blocks !== null ? `${p2.blocks} block(s)` : `from ${p2.cut}`} (${p2.parameters} parameters, lr ${p2.lrBackbone}): ${validated ? 'validation' : 'training'} accuracy ${p2.accuracyBefore.toFixed(3)} → ${p2.accuracy.toFixed(3)}, best epoch ${p2.bestEpoch}/${p2.epochs}${p2.freshViews ? ', fresh views' : ''}${p2.refit ? ', refit on training + validation images' : ''}, ${p2.trainingS}s`);
   if (p2 && !p2.kept) w(`phase 2 not kept (the head-only model is written): ${p2.keepReason}`);
   if (r.int8?.accuracyInt8 != null) w(`int8: validation accuracy ${r.int8.accuracyInt8.toFixed(3)} (float ${r.int8.accuracyFloat!.toFixed(3)}) on ${r.int8.images} images${r.int8.keptFloat.length ? `; ${r.int8.keptFloat.length} nodes kept float` : ''}`);
-  w(`time: embedding ${r.timing.embeddingS}s (${r.timing.embedded} computed, ${r.timing.cacheHits} cached), training ${r.timing.trainingS}s, total ${r.timing.totalS}s`);
+  w(`time: embedding ${r.timing.embeddingS}s (${r.timing.embedded} computed, ${r.timing.cacheHits} cached), training ${r.timing.trainingS}s, open-set score and export ${r.timing.openSetS}s, total ${r.timing.totalS}s`);
   w(`report: ${r.report.png}, ${r.report.json}`);
 }
 

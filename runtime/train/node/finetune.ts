@@ -19,7 +19,7 @@ import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type D
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
-import { layeredOpenSetForHead, openSetForHead } from '../openset.js';
+import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
 import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
@@ -54,7 +54,8 @@ export interface FinetuneReport extends FinetuneSummary {
   skipped: SkippedFile[];
   augment: string;
   views: number;
-  timing: { embeddingS: number; trainingS: number; totalS: number; embedded: number; cacheHits: number };
+  /** Wall seconds: embedding the images, training (both phases), fitting the open-set score and building the exported graph, and the whole run. */
+  timing: { embeddingS: number; trainingS: number; openSetS: number; totalS: number; embedded: number; cacheHits: number };
   warnings: string[];
   report: { json: string; png: string };
   /** sha256 of the model file this report describes. */
@@ -397,6 +398,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   // a backbone with open-set taps (every row's taps: a resume's from its resume data; a validation set; after phase 2
   // only when the tuned part starts after every tap, which it then leaves unchanged): the multi-layer score
   // (runtime/train/node/openset-taps.ts)
+  const tOpenSet = performance.now();
   const valSet = transfer.valSet();
   const tapsKept = !tunedBackbone || (plan !== undefined && !!tunedRows?.val && taps.every((t) => frozenUnder(plan, t)));
   const tapRows = tapsKept && taps.length
@@ -405,7 +407,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
         val: [...(priorTaps ? [priorTaps.val] : []), ...(runs.val ? [tapRowsOf(runs.val)] : [])],
       }, { train: transfer.trainSet().labels.length, val: valSet?.labels.length ?? 0 })
     : undefined;
-  const layers = tapRows && valSet ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
+  const enoughVal = (valSet?.labels.length ?? 0) >= MIN_LAYERED_VAL_ROWS;
+  if (tapRows && !enoughVal) warn(`open-set score: ${valSet?.labels.length ?? 0} validation image${valSet?.labels.length === 1 ? '' : 's'} cannot standardise the multi-layer score (it needs ${MIN_LAYERED_VAL_ROWS}); the embedding's score is used`);
+  const layers = tapRows && valSet && enoughVal ? openSetLayers(tapRows, transfer.trainSet(), valSet) : undefined;
   // the embedding graph the embedder ran, reused (not rebuilt) for the export
   const bytes = tunedBackbone
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
@@ -416,6 +420,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     : layers
       ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
+  const openSetS = round((performance.now() - tOpenSet) / 1000);
   const report: FinetuneReport = {
     model: out,
     base: backbone.id,
@@ -423,7 +428,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     skipped,
     augment: formatAugmentation(augment),
     views,
-    timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
+    timing: { embeddingS: round(collected.seconds), trainingS: round(tTrain), openSetS, totalS: 0, embedded: collected.computed, cacheHits: collected.hits },
     warnings,
     report: paths,
     leakage,

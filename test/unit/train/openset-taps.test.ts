@@ -117,6 +117,37 @@ describe('open-set taps found from the graph', () => {
   }, 600_000);
 });
 
+describe('too few validation images for the multi-layer score', () => {
+  it('finetune keeps the embedding score and says so; every unknown score is finite', async () => {
+    // a class of 2 photos and one of 6: the 20% split validates on 2 images (with 1, the layered score was 0 or
+    // infinite for every image: its per-layer spread over the validation rows was 0)
+    const root = shared('datasets', 'tf_flowers-dev');
+    const train = [
+      ...readdirOf(path.join(root, 'train', 'daisy')).slice(0, 2).map((file) => ({ file, label: 'a' })),
+      ...readdirOf(path.join(root, 'train', 'roses')).slice(0, 6).map((file) => ({ file, label: 'b' })),
+    ];
+    const out = path.join(tempDir('edgetune-taps-fewval-'), 'few.onnx');
+    const warnings: string[] = [];
+    const report = await finetune(train, { model: shared('models', 'mobilenetv2-12-int8.onnx'), views: 1, augment: 'none', epochs: 5, out, onWarning: (m) => warnings.push(m) });
+    const nVal = (report.counts.val.a ?? 0) + (report.counts.val.b ?? 0);
+    expect(nVal).toBeLessThan(10);
+    expect(warnings).toContain(`open-set score: ${nVal} validation image${nVal === 1 ? '' : 's'} cannot standardise the multi-layer score (it needs 10); the embedding's score is used`);
+    const info = parseModelInfo(readMetadataProps(new Uint8Array(readFileSync(out))))!;
+    expect(info.openSet).toMatchObject({ method: 'mahalanobis', output: 'unknown_score' });
+    expect(info.openSet!.layers).toBeUndefined();
+    const clf = await loadClassifier(out);
+    try {
+      const photos = readdirOf(path.join(root, 'val', 'roses')).slice(0, 8);
+      for (const p of photos) {
+        const r = await clf.classify(p);
+        expect(Number.isFinite(r.unknownScore), `${p}: ${r.unknownScore}`).toBe(true);
+      }
+    } finally {
+      await clf.dispose();
+    }
+  }, 300_000);
+});
+
 describe('the taps after phase 2 (--unfreeze): kept where the tuned part starts after them', () => {
   it('mobilenetv2-fp32: --unfreeze 1 and 2 leave both taps frozen, 3 tunes 612, 4 both', async () => {
     const bb = await loadBackbone(shared('models', 'mobilenetv2-12-fp32-rebuilt.onnx'));

@@ -140,7 +140,10 @@ describe('open-set calibration on real photos', () => {
   it('a layered fit names what is missing', () => {
     expect(() => fitLayered([])).toThrow('a layered open-set fit needs at least one layer');
     const noVal = { ...val, features: new Float32Array(0), labels: new Int32Array(0) };
-    expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val: noVal }])).toThrow('a layered open-set fit needs validation rows (each layer is standardised on them)');
+    expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val: noVal }])).toThrow('a layered open-set fit needs at least 10 validation rows (each layer is standardised on them), got 0');
+    // one validation row has no spread to standardise by (every score was 0 or infinite): refused too
+    const one = { ...val, features: val.features.subarray(0, val.dims), labels: val.labels.subarray(0, 1) };
+    expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val: one }])).toThrow('a layered open-set fit needs at least 10 validation rows (each layer is standardised on them), got 1');
     const short = { ...val, features: val.features.subarray(0, val.dims), labels: val.labels.subarray(0, 1) };
     expect(() => fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val }, { tensor: 'x', train, val: short }])).toThrow(`layer x: 1 validation rows, the first layer has ${val.labels.length}`);
     const det = fitLayered([{ tensor: EMBEDDING_OUTPUT, train, val }]);
