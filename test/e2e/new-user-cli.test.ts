@@ -152,11 +152,12 @@ describe('finetune --resume', () => {
 
 describe('inspect', () => {
   it("shows a fine-tuned model's open-set calibration, as --json has it", async () => {
-    // a small real head: 5 daisies and 5 roses of tf_flowers-dev (8 train, 2 validation photos)
+    // a small real head: 25 daisies and 25 roses of tf_flowers-dev (40 train, 10 validation photos: the
+    // multi-layer score needs 10, runtime/train/openset.ts MIN_LAYERED_VAL_ROWS)
     const ds = path.join(work, 'five');
     for (const cls of ['daisy', 'roses']) {
       mkdirSync(path.join(ds, cls), { recursive: true });
-      for (const f of readdirSync(shared('datasets', 'tf_flowers-dev', 'train', cls)).slice(0, 5)) symlinkSync(shared('datasets', 'tf_flowers-dev', 'train', cls, f), path.join(ds, cls, f));
+      for (const f of readdirSync(shared('datasets', 'tf_flowers-dev', 'train', cls)).slice(0, 25)) symlinkSync(shared('datasets', 'tf_flowers-dev', 'train', cls, f), path.join(ds, cls, f));
     }
     const model = path.join(work, 'five.onnx');
     const ft = await runCli(['finetune', ds, '--augment', 'none', '--out', model], { env, timeoutMs: 170_000 });
