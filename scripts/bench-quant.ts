@@ -28,12 +28,13 @@ import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/core/format.js';
 import { matchClassFolders } from '../runtime/core/labels.js';
 import { median } from '../runtime/core/stats.js';
+import { interleavedTimes } from './interleave.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { readModelInfo } from '../runtime/io/model-file.js';
 import { decodeModel } from '../runtime/onnx/model.js';
 import { sharedRoot } from '../runtime/io/paths.js';
 import { toTensor } from '../runtime/image/preprocess.js';
-import { createSession, type ModelSession } from '../runtime/session/session.js';
+import { createSession } from '../runtime/session/session.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 
 const runs = Number(process.env.BENCH_RUNS ?? 200);
@@ -42,12 +43,6 @@ const models = (process.env.BENCH_MODELS ?? 'squeezenet1.1,mobilenetv1-0.25-128'
 const work = path.join(tmpdir(), 'edgetune-bench-quant');
 const image = path.join(sharedRoot(), 'camera', 'winml_dog.jpg');
 
-
-async function time(s: ModelSession, feeds: Record<string, TensorData>): Promise<number> {
-  const t0 = performance.now();
-  await s.run(feeds);
-  return performance.now() - t0;
-}
 
 /** Names of the depthwise Convs (group equal to the input channels, > 1) of a model file: how the profile splits Conv time. */
 function depthwiseNames(model: string | Uint8Array): Set<string> {
@@ -132,16 +127,7 @@ for (const id of models) {
   for (const threads of [1, undefined]) {
     const fs = await createSession(floatPath, { providers: ['cpu'], threads });
     const qs = await createSession(out, { providers: ['cpu'], threads });
-    for (let i = 0; i < 10; i++) {
-      await fs.run(feeds);
-      await qs.run(feeds);
-    }
-    const tf: number[] = [];
-    const tq: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      tf.push(await time(fs, feeds));
-      tq.push(await time(qs, feeds));
-    }
+    const { fp32: tf, int8: tq } = await interleavedTimes({ fp32: () => fs.run(feeds), int8: () => qs.run(feeds) }, runs, 10);
     await fs.dispose();
     await qs.dispose();
     const mf = median(tf);
@@ -248,8 +234,7 @@ if (process.env.BENCH_ZOO !== '0') {
   }
   const feedsOf = async (c: (typeof clfs)[keyof typeof clfs]) => ({ [c.inputName]: toTensor([await c.decode(image)], c.spec) });
   const feeds = { fp32: await feedsOf(clfs.fp32), ours: await feedsOf(clfs.ours), zoo: await feedsOf(clfs.zoo), coral: await feedsOf(clfs.coral) };
-  const lat: Record<string, number[]> = { fp32: [], ours: [], zoo: [], coral: [] };
-  for (let i = 0; i < runs; i++) for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) lat[k]!.push(await time(clfs[k].session, feeds[k]));
+  const lat = await interleavedTimes({ fp32: () => clfs.fp32.session.run(feeds.fp32), ours: () => clfs.ours.session.run(feeds.ours), zoo: () => clfs.zoo.session.run(feeds.zoo), coral: () => clfs.coral.session.run(feeds.coral) }, runs);
   const zrows: (string | number)[][] = [['model', 'agreement with fp32', 'accuracy', 'ms (1 thread)']];
   for (const k of Object.keys(clfs) as (keyof typeof clfs)[]) {
     const agree = top1[k].filter((t, i) => t === top1.fp32[i]).length / images;

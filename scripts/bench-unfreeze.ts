@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { table } from '../runtime/core/format.js';
 import { median } from '../runtime/core/stats.js';
+import { interleavedTimes } from './interleave.js';
 import { sharedRoot } from '../runtime/io/paths.js';
 import { createSession } from '../runtime/session/session.js';
 import { planUnfreeze } from '../runtime/train/finetune-tail.js';
@@ -152,20 +153,7 @@ async function profileTrainingStep(unfreeze: number, threads: number | undefined
   const bareFeeds = { [bare.inputs[0]!.name]: feeds[graph.input]! };
   const bytes = encodeModel(graph.model);
   const train = await createSession(bytes, { providers: ['cpu'], threads, spinning });
-  for (let i = 0; i < 3; i++) {
-    await bare.run(bareFeeds);
-    await train.run(feeds);
-  }
-  const tb: number[] = [];
-  const ts: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    let t0 = performance.now();
-    await bare.run(bareFeeds);
-    tb.push(performance.now() - t0);
-    t0 = performance.now();
-    await train.run(feeds);
-    ts.push(performance.now() - t0);
-  }
+  const { bare: tb, step: ts } = await interleavedTimes({ bare: () => bare.run(bareFeeds), step: () => train.run(feeds) }, runs, 3);
   await bare.dispose();
   await train.dispose();
   const bareMs = median(tb);

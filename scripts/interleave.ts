@@ -1,0 +1,19 @@
+// Timing for the benchmark scripts: several runners timed in turn, run after run, so every one of them sees
+// the same load on a shared machine (their medians and ratios then compare like with like).
+
+/**
+ * Wall milliseconds of each runner over `runs` rounds; in each round every runner runs once, in the order
+ * given. `warmup` rounds first are not recorded (default 0). Returns the times per runner, in run order.
+ */
+export async function interleavedTimes<K extends string>(runners: Record<K, () => Promise<unknown>>, runs: number, warmup = 0): Promise<Record<K, number[]>> {
+  const keys = Object.keys(runners) as K[];
+  const out = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < warmup + runs; round++) {
+    for (const k of keys) {
+      const t0 = performance.now();
+      await runners[k]();
+      if (round >= warmup) out[k].push(performance.now() - t0);
+    }
+  }
+  return out;
+}
