@@ -339,18 +339,26 @@ export function fitOpenSet(train: FeatureSet, val: FeatureSet | undefined, valLo
   const target = opts.target ?? DEFAULT_KEEP_TARGET;
   const ref = hasVal ? val! : train;
   const kept = keptShare(mahalanobisScores(detector, ref.features), detector.threshold);
-  let temperature = 1;
-  let ece: OpenSetCalibration['ece'];
-  if (hasVal && valLogits && valLogits.length === val!.labels.length * train.classes) {
-    temperature = fitTemperature(valLogits, val!.labels, train.classes);
-    ece = {
-      before: expectedCalibrationError(temperedSoftmax(valLogits, train.classes, 1), val!.labels, train.classes),
-      after: expectedCalibrationError(temperedSoftmax(valLogits, train.classes, temperature), val!.labels, train.classes),
-    };
-  }
+  const { temperature, ece } = hasVal && valLogits ? softmaxCalibration(valLogits, val!.labels, train.classes) : { temperature: 1, ece: undefined };
   return {
     detector,
     calibration: { method: 'mahalanobis', threshold: 1, temperature, target, kept, fittedOn: hasVal ? 'validation' : 'training', ...(ece ? { ece } : {}) },
+  };
+}
+
+/**
+ * The softmax temperature fitted on validation logits (n×classes, Guo et al. 2017) and the expected calibration
+ * error before and after it; temperature 1 and no ECE when the logits do not match the labels' count.
+ */
+function softmaxCalibration(valLogits: Float32Array, labels: Int32Array, classes: number): { temperature: number; ece: OpenSetCalibration['ece'] } {
+  if (!labels.length || valLogits.length !== labels.length * classes) return { temperature: 1, ece: undefined };
+  const temperature = fitTemperature(valLogits, labels, classes);
+  return {
+    temperature,
+    ece: {
+      before: expectedCalibrationError(temperedSoftmax(valLogits, classes, 1), labels, classes),
+      after: expectedCalibrationError(temperedSoftmax(valLogits, classes, temperature), labels, classes),
+    },
   };
 }
 
@@ -507,15 +515,16 @@ export function layeredScores(det: LayeredDetector, features: readonly Float32Ar
 
 /**
  * The open-set calibration of a classifier head with a multi-layer score: fitLayered on `layers` (the taps'
- * rows of the head's training / validation images), the temperature from the head's validation logits on
- * `train` / `val` (its embedding rows), as fitOpenSet; `kept` is the layered threshold's share of validation
- * kept. Errors as fitLayered (validation rows are required).
+ * rows of the head's training / validation images), the softmax temperature from the head's logits on `val`
+ * (its validation embedding rows); `kept` is the layered threshold's share of validation kept. Errors as
+ * fitLayered (validation rows are required).
  */
 export function layeredOpenSetForHead(
-  head: HeadWeights, train: FeatureSet, val: FeatureSet, layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {},
+  head: HeadWeights, val: FeatureSet, layers: readonly LayerFeatures[], opts: FitOpenSetOptions = {},
 ): { detector: LayeredDetector; calibration: OpenSetCalibration } {
   const detector = fitLayered(layers, opts);
-  const { calibration } = fitOpenSet(train, val, headLogits(head, val.features), { target: opts.target });
+  const { temperature, ece } = softmaxCalibration(headLogits(head, val.features), val.labels, val.classes);
   const kept = keptShare(layeredScores(detector, layers.map((l) => l.val.features)), 1);
-  return { detector, calibration: { ...calibration, kept } };
+  const target = opts.target ?? DEFAULT_KEEP_TARGET;
+  return { detector, calibration: { method: 'mahalanobis', threshold: 1, temperature, target, kept, fittedOn: 'validation', ...(ece ? { ece } : {}) } };
 }

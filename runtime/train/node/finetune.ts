@@ -360,13 +360,13 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       await frozen.dispose();
     }
     phase2 = p2.summary;
-    if (p2.summary.kept) {
+    if (p2.tuned) {
       head = p2.head;
       metrics = p2.metrics;
       p2Result = p2;
-      tunedBackbone = p2.backbone;
-      tunedRows = p2.embeddings;
-      tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tailWeights))));
+      tunedBackbone = p2.tuned.backbone;
+      tunedRows = p2.tuned.embeddings;
+      tunedKey = sha256(tunedKeyText(backbone.key, plan.cut.cut, sha256(tailWeightsBytes(p2.tuned.tailWeights))));
     } else {
       // the never-worse rule (runtime/train/phase2.ts keepPhase2): the head-only model is exported
       p2Result = { metrics, summary: p2.summary };
@@ -415,10 +415,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     ? exportClassifierModel(tunedBackbone, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>,
         // the open-set calibration (runtime/train/openset.ts) on the tuned backbone's embeddings, with the frozen taps' layers when kept
         layers
-          ? layeredOpenSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, { ...valSet!, features: tunedRows!.val! }, layers)
+          ? layeredOpenSetForHead(head, { ...valSet!, features: tunedRows!.val! }, layers)
           : openSetForHead(head, { ...transfer.trainSet(), features: tunedRows!.train }, tunedRows!.val && transfer.valSet() ? { ...transfer.valSet()!, features: tunedRows!.val } : undefined))
     : layers
-      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, transfer.trainSet(), valSet!, layers))
+      ? exportClassifierModel(embedder.graph, backbone.cut, head, labels, backbone.spec, provenance as unknown as Record<string, unknown>, layeredOpenSetForHead(head, valSet!, layers))
       : transfer.export(embedder.graph, backbone.spec, provenance as unknown as Record<string, unknown>);
   const openSetS = round((performance.now() - tOpenSet) / 1000);
   const report: FinetuneReport = {
