@@ -32,7 +32,7 @@
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
-import { exportTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
+import { exportTail, trainTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
@@ -251,16 +251,20 @@ export interface Phase2Options<T extends { label: number }> {
 }
 
 export interface Phase2Result {
+  /** The tuned head when phase 2 is kept; the head it started from when not. */
   head: HeadWeights;
-  /** Metrics of the tuned model on the validation activations (the training ones without validation). */
+  /** Metrics of the exported model on the validation activations (the training ones without validation): tuned when kept, the head alone when not. */
   metrics: Metrics;
   validated: boolean;
-  /** The backbone with the tuned tail written back (export it with the head). */
-  backbone: OnnxModel;
-  tailWeights: Record<string, Float32Array>;
   summary: Phase2Summary;
-  /** Every view's embedding under the tuned backbone: train (views rows per item) and val (one row each). */
-  embeddings: { train: Float32Array; val?: Float32Array };
+  /** Only when phase 2 is kept (summary.kept): nothing of a dropped run is built. */
+  tuned?: {
+    /** The backbone with the tuned tail written back (export it with the head). */
+    backbone: OnnxModel;
+    tailWeights: Record<string, Float32Array>;
+    /** Every view's embedding under the tuned backbone: train (views rows per item) and val (one row each). */
+    embeddings: { train: Float32Array; val?: Float32Array };
+  };
 }
 
 const round = (s: number) => Math.round(s * 100) / 100;
@@ -362,28 +366,33 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   if (decision.kept && val && (settings.refit ?? UNFREEZE_DEFAULTS.refit) && r.bestEpoch > 0) {
     const all = [...o.train, ...o.val];
     const both: TailData = { x: concatFloat32([train.x, await viewsOf(o.val, o.seed, false)]), labels: labelsOf(all, o.views) };
-    const again = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, epochs: r.bestEpoch, patience: 0 }, {
+    // trainTail itself, not trainUnfrozen: nothing validates a refit, so its before/after scoring would be thrown away
+    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, epochs: r.bestEpoch, patience: 0 }, {
       signal: o.signal,
       onEpoch: (e) => o.onEpoch?.({ ...e, epoch: r.history.length + e.epoch }, r.history.length + r.bestEpoch),
     });
     final = again;
     refitted = true;
   }
-  const tailWeights = decision.kept ? final.tailWeights : {};
-  const head = decision.kept ? final.head : o.head;
-  const tunedTail = exportTail(plan.cut.tail, tailWeights);
-  const shape = plan.cut.cutShape.slice(1) as number[];
-  const embeddings = {
-    train: await tunedEmbeddings(tunedTail, shape, train.x, train.labels.length, o.createSession),
-    val: val ? await tunedEmbeddings(tunedTail, shape, val.x, val.labels.length, o.createSession) : undefined,
-  };
+  // the tuned backbone and every view's embedding under it: only for a kept run (a dropped one exports the head alone)
+  let tuned: Phase2Result['tuned'];
+  if (decision.kept) {
+    const tunedTail = exportTail(plan.cut.tail, final.tailWeights);
+    const shape = plan.cut.cutShape.slice(1) as number[];
+    tuned = {
+      backbone: unfrozenBackbone(plan, { tailWeights: final.tailWeights }),
+      tailWeights: final.tailWeights,
+      embeddings: {
+        train: await tunedEmbeddings(tunedTail, shape, train.x, train.labels.length, o.createSession),
+        val: val ? await tunedEmbeddings(tunedTail, shape, val.x, val.labels.length, o.createSession) : undefined,
+      },
+    };
+  }
   return {
-    head,
+    head: decision.kept ? final.head : o.head,
     metrics: decision.kept ? r.metrics : r.before,
     validated: r.validated,
-    backbone: unfrozenBackbone(plan, { tailWeights }),
-    tailWeights,
-    embeddings,
+    ...(tuned ? { tuned } : {}),
     summary: {
       blocks: o.blocks,
       cut: plan.cut.cut,

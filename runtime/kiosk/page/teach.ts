@@ -311,19 +311,19 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
     } finally {
       await frozen.dispose();
     }
-    if (!p2.summary.kept) {
+    if (!p2.tuned) {
       // the never-worse rule (runtime/train/phase2.ts keepPhase2): the head-only model, the summary says why
       p2Result = { metrics: result.metrics, summary: p2.summary };
       onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);
     } else {
       p2Result = p2;
       provenance.unfreeze = { cut: p2.summary.cut, blocks: unfreeze, lrBackbone: p2.summary.lrBackbone };
-      tuned = p2.embeddings;
-      provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tailWeights)))));
+      tuned = p2.tuned.embeddings;
+      provenance.base.key = await sha256Hex(new TextEncoder().encode(tunedKeyText(provenance.base.key, p2.summary.cut, await sha256Hex(tailWeightsBytes(p2.tuned.tailWeights)))));
       // the open-set calibration on the tuned backbone's embeddings (as the library's phase-2 export)
       const valSet = transfer.valSet();
-      const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: p2.embeddings.train }, p2.embeddings.val && valSet ? { ...valSet, features: p2.embeddings.val } : undefined);
-      onnx = exportClassifierModel(p2.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
+      const openSet = openSetForHead(p2.head, { ...transfer.trainSet(), features: tuned.train }, tuned.val && valSet ? { ...valSet, features: tuned.val } : undefined);
+      onnx = exportClassifierModel(p2.tuned.backbone, graph.cut, p2.head, labels, r.model.preprocess, provenance as unknown as Record<string, unknown>, openSet);
     }
   } else {
     onnx = transfer.export(graph, r.model.preprocess, provenance as unknown as Record<string, unknown>);

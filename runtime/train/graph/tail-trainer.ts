@@ -136,8 +136,8 @@ export function betaSample(rng: Rng, a: number): number {
 }
 
 /**
- * Mix a batch's feeds in place (TailTrainConfig.mixup): rows r and perm[r] of the input, with weight lam
- * on row r, and the soft targets [b, K] of their labels the same way.
+ * Mix a batch (TailTrainConfig.mixup; Zhang et al. 2018): new rows lam·x[r] + (1 − lam)·x[perm[r]] of the input
+ * (`x` is left as it is) and the soft targets [b, K] of their labels the same way.
  */
 export function mixBatch(x: Float32Array, labels: ArrayLike<number>, K: number, perm: readonly number[], lam: number): { x: Float32Array; targets: Float32Array } {
   const b = perm.length;
@@ -403,7 +403,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const swa = cfg.average === 'swa' ? new Map([...params].map(([k, v]) => [k, v.slice()])) : cfg.average === 'none' ? undefined : (() => {
     throw invalidParameter('average', 'none or swa', cfg.average);
   })();
-  const swa32 = new Map([...params].map(([k, v]) => [k, Float32Array.from(v)]));
+  const swa32 = swa ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
   let bestLoss = Infinity;
   let bestEpoch = 0;
   let sinceBest = 0;
@@ -468,12 +468,12 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       checkDiverged(epoch + 1, stats.trainLoss, { W: [...params.values()], b: [] }, rates, peak);
       if (swa) {
         for (const [k, v] of params) swaAverage(swa.get(k)!, v, epoch);
-        for (const [k, v] of swa) swa32.get(k)!.set(v);
+        for (const [k, v] of swa) swa32!.get(k)!.set(v);
       }
       const current = swa ?? params;
       if (input.val && evalSession) {
         const tv = now();
-        const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, swa ? swa32 : f32, bs), input.val.labels, K);
+        const ev = crossEntropy(await evaluateTail(evalSession, evalGraph, input.val, swa32 ?? f32, bs), input.val.labels, K);
         stats.valMs = now() - tv;
         stats.valLoss = ev.loss;
         stats.valAccuracy = ev.accuracy;
