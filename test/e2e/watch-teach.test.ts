@@ -3,7 +3,7 @@
 // test pattern; a fourth class (sunflowers) is taught from its 40 training photos over POST
 // /teach/examples, and daisy gets its other 10 photos as more examples of an old class; live frames are
 // captured and deleted again, POST /teach/train retrains through finetune() on a worker thread (frames
-// keep flowing meanwhile; 409 for a second training) and swaps the model in, and the swapped model is
+// keep flowing meanwhile: a total stall is caught here, a stutter by npm run bench:teach; 409 for a second training) and swaps the model in, and the swapped model is
 // measured on the held-out validation photos (20 per class, never uploaded): the new class, the old
 // classes, and a far-unknown class (cats and dogs). Hard frames and the unknown rate come from the live
 // pattern. The kiosk page (/kiosk/) teaches through the same API in Chromium. Ctrl-C (SIGINT) during a
@@ -169,17 +169,19 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       return t.training ? t : undefined;
     });
     expect(['start', 'embed', 'epoch']).toContain(running.progress!.stage);
-    // the training runs on its own thread: the stream keeps classifying frames meanwhile. Past the
-    // embedding (the trainer's epochs, the open-set fit and the export are JavaScript, which on the
-    // stream's thread held it for seconds: npm run bench:teach), two readings of /healthz 3 frames apart,
-    // with GET /teach saying the training still runs after the second
+    // the stream keeps classifying frames while it trains: past the embedding, two readings of /healthz 3
+    // frames apart, with GET /teach saying the training still runs after the second. This catches a stream
+    // stalled for the whole training, not a stutter: this small training passed here on the stream's own
+    // thread too (teach-log.md 01:50). The worker thread is measured by npm run bench:teach instead: largest
+    // gap between frames 213 ms on the worker against 11 837 ms on the stream's thread.
     await until('the training past its embedding', async () => (((await (await fetch(u('/teach'))).json()) as { progress: { stage: string } | null }).progress?.stage === 'epoch' ? true : undefined));
     const health = async () => ((await (await fetch(u('/healthz'))).json()) as { processed: number }).processed;
     const p0 = await health();
     await until('3 frames classified during the training', async () => ((await health()) >= p0 + 3 ? true : undefined));
     const still = (await (await fetch(u('/teach'))).json()) as { training: boolean; progress: { stage: string; seconds: number } | null };
     expect(still.training).toBe(true);
-    expect(still.progress!.seconds).toBeGreaterThanOrEqual(0);
+    // finetune() reports nothing after its epochs until it is done: a running training past its embedding is in 'epoch'
+    expect(still.progress!.stage).toBe('epoch');
     const second = await fetch(u('/teach/train'), { method: 'POST', headers: auth });
     expect(second.status).toBe(409);
     expect((await second.json()).error).toBe('a training is running; try again when it is done (GET /teach says)');

@@ -35,8 +35,10 @@ describe("keepFloat 'auto' on mobilenetv2-fp32 (tf_flowers-dev)", () => {
     // measured (bench:quant and `quantize … --keep-float auto`, two runs whose timed choices differed):
     // mean KL 0.0262 and 0.0273, top-1 agreement 0.84 and 0.87; all-int8 defaults on the same
     // calibration: KL 0.0383, agreement 0.84
+    // the KL bound is what tells auto from all-int8 (0.0383 would fail it); top-1 agreement on 100 photos
+    // cannot (auto 0.84–0.87 against all-int8 0.84): it is only a floor one photo-flip under the measured 0.84
     expect(rep.meanKL).toBeLessThan(0.034);
-    expect(rep.agreementTop1).toBeGreaterThanOrEqual(0.82);
+    expect(rep.agreementTop1).toBeGreaterThanOrEqual(0.83);
   });
 
   it('keeps the chosen units float: no quantizer on their tensors, float weights in exactly the excluded layers', () => {
