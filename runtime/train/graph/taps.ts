@@ -3,13 +3,14 @@
 // rule for every backbone (fp32, QDQ, QLinear int8, TFLite imports), no per-file table. Browser-safe.
 
 import { consumerMap, producerMap, getIntAttribute } from '../../onnx/graph.js';
+import { getInitializer } from '../../onnx/topology.js';
+// the element-wise activations a depthwise convolution's output is read after (a QLinearConv has its own fused)
+import { ACTIVATIONS } from './cut.js';
 import type { GraphProto, NodeProto, OnnxModel } from '../../onnx/model.js';
 
 /** How many taps the rule picks (the measured pair; see openSetTapsOf). */
 export const OPEN_SET_TAP_COUNT = 2;
 
-/** Element-wise activations a depthwise convolution's output is read after (a QLinearConv has its own fused). */
-const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'HardSwish', 'HardSigmoid']);
 const CONVS = new Set(['Conv', 'QLinearConv']);
 const QDQ = new Set(['QuantizeLinear', 'DequantizeLinear']);
 /** Read through too: an unfolded batch normalization (a tfjs import keeps Conv → BatchNormalization → Clip). */
@@ -39,8 +40,7 @@ function weightDims(g: GraphProto, producers: Map<string, NodeProto>, n: NodePro
   let w = n.input[n.opType === 'QLinearConv' ? 3 : 1];
   const dq = w ? producers.get(w) : undefined;
   if (dq?.opType === 'DequantizeLinear') w = dq.input[0];
-  const t = g.initializer.find((i) => i.name === w);
-  return t?.dims.map(Number);
+  return w ? getInitializer(g, w)?.dims.map(Number) : undefined;
 }
 
 /**
