@@ -1,7 +1,8 @@
 // Labels, one rule each (browser-safe): how a label file's text becomes names (`parseLabels`), how a
 // label list and its offset are decided against a model's output size (`decideLabels`), and how a
 // dataset's class folders map to a model's labels (`matchClassFolders`). Every command, the importers,
-// the model card and the kiosk page call these; nothing else parses labels or matches folders.
+// the model card and the kiosk page call these; nothing else parses labels or matches folders. A new
+// class's name is checked by one rule too (`isClassName`: finetune --add-class, the kiosk page).
 //
 // The label rule (README "Labels"): label i names output i + labelOffset, and the list must cover the
 // output exactly. When the layer that gave the labels (or a higher one) states the offset, that offset
@@ -16,6 +17,18 @@
 // that matches several labels at its first matching step is ambiguous; two folders on one label clash.
 
 import { EdgetuneError } from './errors.js';
+
+/** What a class name must be (isClassName), for messages. */
+export const CLASS_NAME_RULE = 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space)';
+
+/**
+ * Whether `name` can name a new class: what a model card's labels, `classify`'s lines, Triton's labels.txt
+ * and a class folder can all hold (CLASS_NAME_RULE). `watch --teach` accepts a stricter subset over HTTP
+ * (runtime/stream/teach.ts checkLabel: the names it makes folders of).
+ */
+export function isClassName(name: unknown): name is string {
+  return typeof name === 'string' && name.trim() !== '' && name === name.trim() && !/[\p{Cc}/]/u.test(name);
+}
 
 /**
  * Parse label-file text: a JSON array of strings, Teachable Machine's `0 NAME` lines (the index prefix

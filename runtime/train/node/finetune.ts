@@ -18,6 +18,7 @@ import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
+import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
@@ -158,9 +159,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (added.length && !o.resume) throw new EdgetuneError('EARG', '--add-class needs --resume <model.onnx>');
   // a label the card, `classify`'s lines, Triton's labels.txt and a class folder can all hold
   for (const a of added) {
-    if (typeof a.name !== 'string' || !a.name.trim() || a.name !== a.name.trim() || /[\p{Cc}/]/u.test(a.name)) {
-      throw invalidParameter('--add-class', 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space)', a.name);
-    }
+    if (!isClassName(a.name)) throw invalidParameter('--add-class', CLASS_NAME_RULE, a.name);
   }
   if (o.addExamples?.length && !o.resume) throw new EdgetuneError('EARG', '--add-examples needs --resume <model.onnx>');
   if (!o.resume && data === undefined) throw new EdgetuneError('EARG', 'finetune: expected the training data (a folder of class folders, or a {file, label} list)');

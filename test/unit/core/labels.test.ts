@@ -4,7 +4,8 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decideLabels, describeFolderMatches, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
+import { checkLabel } from '../../../runtime/stream/teach.js';
+import { decideLabels, describeFolderMatches, isClassName, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
 import { shared } from '../../helpers.js';
 
 const coral = parseLabels(readFileSync(shared('models', 'tflite', 'coral_imagenet_labels.txt'), 'utf8'), 'coral_imagenet_labels.txt');
@@ -77,5 +78,20 @@ describe('matchClassFolders: the one folder rule', () => {
     expect(matchClassFolders(['sunflowers'], ['sunflower', 'tulip']).matched[0]).toMatchObject({ index: 0, how: 'singular' });
     expect(matchClassFolders(['boxes', 'daisies'], ['box', 'daisy']).matched.map((x) => x.index)).toEqual([0, 1]);
     expect(matchClassFolders(['zebra'], ['cat', 'dog'], { of: 'pets.onnx' }).problems).toEqual(['class folder "zebra" is not a label of pets.onnx (its labels: cat, dog)']);
+  });
+});
+
+describe('isClassName: the one rule for a new class name (finetune --add-class, the kiosk page)', () => {
+  it('takes what a card, classify lines, labels.txt and a folder can hold, and refuses the rest', () => {
+    // the names of the real datasets' classes, and other scripts
+    const ok = ['daisy', 'bean_rust', 'angular_leaf_spot', 'golden retriever', 'Gänseblümchen', 'ひまわり', 'a+b-c.d'];
+    for (const n of ok) expect(isClassName(n), n).toBe(true);
+    // what broke classify's lines or the Triton export before (new-user-log F15)
+    const bad = ['', '  ', ' x', 'x ', 'sun\nflowers', 'tab\there', 'a/b', '/', 42, undefined];
+    for (const n of bad) expect(isClassName(n), JSON.stringify(n)).toBe(false);
+  });
+
+  it("watch --teach's folder rule is a subset: every label it takes is a class name", () => {
+    for (const n of ['daisy', 'bean_rust', 'Gänseblümchen', 'a+b-c.d', 'x'.repeat(64)]) expect(isClassName(checkLabel(n))).toBe(true);
   });
 });
