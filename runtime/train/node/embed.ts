@@ -139,12 +139,6 @@ export class EmbeddingCache {
       return undefined;
     }
   }
-  /** This cache, read-only: hits as usual, nothing written (views used once: phase 2's fresh views, whose view 0 is cached). */
-  readOnly(): EmbeddingCache {
-    const ro = Object.create(this) as EmbeddingCache;
-    ro.put = async () => undefined;
-    return ro;
-  }
   async put(key: string, v: Float32Array): Promise<void> {
     const f = this.file(key);
     try {
@@ -217,6 +211,8 @@ export interface EmbedOptions {
   views?: number;
   seed?: number;
   cache?: EmbeddingCache | null;
+  /** Read `cache` without writing to it: views used once (phase 2's fresh views, whose view 0 is cached). Default false. */
+  readOnlyCache?: boolean;
   /** Images per session.run (models with a fixed batch of 1 use 1). Default 16. */
   batch?: number;
   session?: SessionOptions;
@@ -446,7 +442,7 @@ export class Embedder {
             if (rows[o]![j.row]) continue;
             const v = out[o]!.slice(k * d, (k + 1) * d);
             rows[o]![j.row] = v;
-            if (cache) puts.push(cache.put(j.keys[o]!, v));
+            if (cache && !opts.readOnlyCache) puts.push(cache.put(j.keys[o]!, v));
           }
         }
         writing = Promise.all(puts);

@@ -343,7 +343,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
       p2 = await runPhase2({
         plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
         // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it
-        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: e.transient ? (cache?.readOnly() ?? null) : cache }) },
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache, readOnlyCache: e.transient }) },
         createSession: createSessionFor,
         config: cfg,
         settings: {

@@ -421,6 +421,15 @@ describe('one backbone pass: the embedding and the open-set taps together', () =
       const r = await fresh.embed(files, { views: 1, cache });
       expect([r.computed, r.hits]).toEqual([0, files.length]);
       expect(r.taps.map((t) => t.dims)).toEqual([960, 960]);
+      // readOnlyCache (phase 2's fresh views): cached rows are read, new ones (view 1, augmented) are not kept
+      const written = cache.written;
+      const once = await fresh.embed(files, { views: 2, augment: parseAugmentation('flip'), seed: 5, cache, readOnlyCache: true });
+      // (a view 1 the flip left as it was has view 0's key: a hit)
+      expect(once.computed).toBeGreaterThan(0);
+      expect(once.hits).toBeGreaterThanOrEqual(files.length);
+      expect(cache.written).toBe(written);
+      const twice = await fresh.embed(files, { views: 2, augment: parseAugmentation('flip'), seed: 5, cache, readOnlyCache: true });
+      expect([twice.computed, twice.hits]).toEqual([once.computed, once.hits]);
     } finally {
       await fresh.dispose();
     }
