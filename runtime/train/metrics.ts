@@ -24,6 +24,15 @@ export function argmax(x: ArrayLike<number>, offset = 0, k = x.length - offset):
   return best;
 }
 
+/** Cross-entropy of row `i` of n×K logits against its `label`: log Σ exp(logits) − logits[label], computed stably (max subtracted). */
+export function rowCrossEntropy(logits: ArrayLike<number>, i: number, K: number, label: number): number {
+  let m = -Infinity;
+  for (let k = 0; k < K; k++) m = Math.max(m, logits[i * K + k]!);
+  let s = 0;
+  for (let k = 0; k < K; k++) s += Math.exp(logits[i * K + k]! - m);
+  return m + Math.log(s) - logits[i * K + label]!;
+}
+
 /** Predicted class per row of an n×k probability (or score) matrix. */
 export function predictions(probs: Float32Array, k: number): Int32Array {
   const n = probs.length / k;

@@ -36,7 +36,7 @@ import { exportTail, trainTail, type TailAverage, type TailData, type TailEpochS
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
-import type { Metrics } from './metrics.js';
+import { argmax, rowCrossEntropy, type Metrics } from './metrics.js';
 import type { HeadWeights, TrainConfig } from './types.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { encodeModel } from '../onnx/model.js';
@@ -151,18 +151,8 @@ export const KEEP_Z = 1;
 /** The rule's statistics (KeepTest) from the two models' logits [n, K] on the same labelled rows. */
 export function keepTest(before: Float32Array, after: Float32Array, labels: Int32Array, K: number): KeepTest {
   const n = labels.length;
-  const ce = (l: Float32Array, i: number) => {
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) m = Math.max(m, l[i * K + k]!);
-    let s = 0;
-    for (let k = 0; k < K; k++) s += Math.exp(l[i * K + k]! - m);
-    return m + Math.log(s) - l[i * K + labels[i]!]!;
-  };
-  const top = (l: Float32Array, i: number) => {
-    let b = 0;
-    for (let k = 1; k < K; k++) if (l[i * K + k]! > l[i * K + b]!) b = k;
-    return b;
-  };
+  const ce = (l: Float32Array, i: number) => rowCrossEntropy(l, i, K, labels[i]!);
+  const top = (l: Float32Array, i: number) => argmax(l, i * K, K);
   const d = new Float64Array(n);
   let lb = 0;
   let la = 0;

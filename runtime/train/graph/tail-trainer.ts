@@ -11,7 +11,7 @@ import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } fro
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
 import { checkDiverged } from '../diverge.js';
-import { argmax } from '../metrics.js';
+import { argmax, rowCrossEntropy } from '../metrics.js';
 import { createOptimizer, DEFAULT_LR } from '../optim.js';
 import { createRng, type Rng } from '../../core/rng.js';
 import type { DenseLayer, HeadWeights, OptimizerName } from '../types.js';
@@ -271,11 +271,7 @@ export function crossEntropy(logits: Float32Array, labels: Int32Array, K: number
   let loss = 0;
   let correct = 0;
   for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let k = 0; k < K; k++) m = Math.max(m, logits[i * K + k]!);
-    let s = 0;
-    for (let k = 0; k < K; k++) s += Math.exp(logits[i * K + k]! - m);
-    loss += m + Math.log(s) - logits[i * K + labels[i]!]!;
+    loss += rowCrossEntropy(logits, i, K, labels[i]!);
     if (argmax(logits, i * K, K) === labels[i]) correct++;
   }
   return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
