@@ -72,9 +72,8 @@ export function planUnfreeze(backbone: OnnxModel, embedding: string, unfreeze: n
   }
   const model = cloneModel(backbone);
   foldBatchNorm(model);
-  // 'all': every block before the embedding (the cut at the deepest block boundary next to the input)
-  const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length || 1 : typeof unfreeze === 'number' ? unfreeze : null;
-  const cutName = resolveCut(model, embedding, unfreeze === 'all' ? blocks! : unfreeze);
+  const cutName = resolveCut(model, embedding, unfreeze);
+  const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length : typeof unfreeze === 'number' ? unfreeze : null;
   const cut = cutModel(model, cutName, embedding);
   const trainable = new Set(defaultTrainable(cut.tail));
   const parameters = cut.tail.graph.initializer.filter((t) => trainable.has(t.name ?? '')).reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);

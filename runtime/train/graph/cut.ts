@@ -125,15 +125,18 @@ export function tailBlocks(model: OnnxModel, embedding: string): CutPoint[] {
 }
 
 /**
- * The cut tensor for `unfreeze`: a block count (1 = the boundary nearest the embedding) or an explicit
- * tensor name, which must be a single-path point. Throws EARG otherwise.
+ * The cut tensor for `unfreeze`: a block count (1 = the boundary nearest the embedding), `'all'` (every
+ * block) or an explicit tensor name, which must be a single-path point. Throws EARG otherwise (a backbone
+ * without blocks names the `--unfreeze` value asked for).
  */
-export function resolveCut(model: OnnxModel, embedding: string, unfreeze: number | string): string {
-  if (typeof unfreeze === 'number') {
+export function resolveCut(model: OnnxModel, embedding: string, unfreeze: number | 'all' | string): string {
+  if (typeof unfreeze === 'number' || unfreeze === 'all') {
     const pts = tailBlocks(model, embedding);
     if (pts.length === 0) {
       throw new EdgetuneError('EARG', `--unfreeze ${unfreeze}: the backbone has no block with trainable weights before its embedding "${embedding}", so there is nothing to unfreeze; train the head alone (without --unfreeze)`, { subject: 'unfreeze' });
     }
+    // 'all': every block before the embedding (the cut at the deepest block boundary next to the input)
+    if (unfreeze === 'all') return pts[pts.length - 1]!.tensor;
     if (!Number.isInteger(unfreeze) || unfreeze < 1 || unfreeze > pts.length) {
       const has = pts.length === 1 ? 'has one block' : `has ${pts.length} blocks`;
       const err = invalidParameter('unfreeze', `an integer between 1 and ${pts.length}`, unfreeze);

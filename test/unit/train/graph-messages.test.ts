@@ -25,6 +25,8 @@ describe('unfreeze and training-graph messages', () => {
       { opset: 13 },
     );
     expect(() => resolveCut(m, 'emb', 1)).toThrow('--unfreeze 1: the backbone has no block with trainable weights before its embedding "emb", so there is nothing to unfreeze; train the head alone (without --unfreeze)');
+    // 'all' says 'all' (it was turned into 1 before the cut was resolved)
+    expect(() => resolveCut(m, 'emb', 'all')).toThrow('--unfreeze all: the backbone has no block with trainable weights before its embedding "emb", so there is nothing to unfreeze; train the head alone (without --unfreeze)');
   });
 
   it('a count past the blocks says how many there are (MobileNetV2 fp32: 18 block boundaries, measured by tailBlocks)', () => {
