@@ -31,6 +31,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EdgetuneError } from '../runtime/core/errors.js';
+import { median } from '../runtime/core/stats.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { consumerMap } from '../runtime/onnx/graph.js';
 import { encodeModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
@@ -94,6 +95,12 @@ export interface PrecisionOptions extends Pick<SessionOptions, 'providers' | 'th
 
 const nodeKey = (n: NodeProto) => n.name || n.output[0]!;
 
+/** A layer's output as the quantizer folds it: through the one Relu/Clip reading it, if any (that activation's output). */
+function foldedOutput(consumers: Map<string, NodeProto[]>, n: NodeProto): string {
+  const cs = consumers.get(n.output[0]!) ?? [];
+  return cs.length === 1 && (cs[0]!.opType === 'Relu' || cs[0]!.opType === 'Clip') ? cs[0]!.output[0]! : n.output[0]!;
+}
+
 /** Every name onnxruntime's profile can give a float-model node: its name, its output, and for a Conv/Gemm the output of the Relu/Clip fused into it. */
 function profileNames(floatModel: OnnxModel): Map<string, string> {
   const consumers = consumerMap(floatModel.graph);
@@ -101,8 +108,8 @@ function profileNames(floatModel: OnnxModel): Map<string, string> {
   for (const n of floatModel.graph.node) for (const k of [n.output[0], n.name]) if (k) out.set(k, nodeKey(n));
   for (const n of floatModel.graph.node) {
     if (n.opType !== 'Conv' && n.opType !== 'Gemm') continue;
-    const cs = consumers.get(n.output[0]!) ?? [];
-    if (cs.length === 1 && (cs[0]!.opType === 'Relu' || cs[0]!.opType === 'Clip')) out.set(cs[0]!.output[0]!, nodeKey(n));
+    const t = foldedOutput(consumers, n);
+    if (t !== n.output[0]) out.set(t, nodeKey(n));
   }
   return out;
 }
@@ -113,12 +120,6 @@ interface KernelTimes {
   /** Summed kernel ms per run. */
   totalMs: number;
 }
-
-const medianOf = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /**
  * Kernel times per node from an onnxruntime profile (Chrome trace JSON) of `runs` runs of `bytes` on
@@ -156,7 +157,7 @@ export async function kernelTimes(bytes: Uint8Array, inputName: string, input: T
     const nodes = new Map<string, number>();
     let totalMs = 0;
     for (const [k, durs] of perKernel) {
-      const ms = medianOf(durs.slice(-runs));
+      const ms = median(durs.slice(-runs));
       totalMs += ms;
       const node = names.get(k.replace(/(_token_\d+|_nchwc)$/, ''));
       if (node !== undefined) nodes.set(node, (nodes.get(node) ?? 0) + ms);
@@ -273,10 +274,7 @@ export function inputLayerUnit(floatModel: OnnxModel): string[] {
   for (const n of g.node) {
     if (!['Conv', 'Gemm', 'MatMul'].includes(n.opType ?? '') || !inputs.has(n.input[0]!)) continue;
     out.add(nodeKey(n));
-    let t = n.output[0]!;
-    const cs = consumers.get(t) ?? [];
-    if (cs.length === 1 && (cs[0]!.opType === 'Relu' || cs[0]!.opType === 'Clip')) t = cs[0]!.output[0]!;
-    for (const c of consumers.get(t) ?? []) out.add(nodeKey(c));
+    for (const c of consumers.get(foldedOutput(consumers, n)) ?? []) out.add(nodeKey(c));
   }
   return [...out];
 }
