@@ -30,6 +30,12 @@ export function isClassName(name: unknown): name is string {
   return typeof name === 'string' && name.trim() !== '' && name === name.trim() && !/[\p{Cc}/]/u.test(name);
 }
 
+/** What is wrong with `name` as a new class's name, for a person typing it (the kiosk page); undefined when isClassName. */
+export function classNameProblem(name: string): string | undefined {
+  if (!name.trim()) return 'type a class name first';
+  return isClassName(name) ? undefined : `"${name}" cannot name a class: it must be ${CLASS_NAME_RULE}`;
+}
+
 /**
  * Parse label-file text: a JSON array of strings, Teachable Machine's `0 NAME` lines (the index prefix
  * is dropped when every line has the next index, 0, 1, 2, …), or one name per line (ImageNet/Coral

@@ -7,7 +7,7 @@
 // kept in the tab's sessionStorage only. Browser-safe: fetch and the DOM, no Node built-in.
 
 import { messageOf } from '../../core/errors.js';
-import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
+import { classNameProblem } from '../../core/labels.js';
 import { $, h, showError, sleep } from './dom.js';
 import { decodeBlob, sampleBlob } from './pixels.js';
 
@@ -309,12 +309,9 @@ async function train(): Promise<void> {
 function addClass(): void {
   const input = $<HTMLInputElement>('st-class-name');
   const name = input.value.trim();
-  if (!name) {
-    showError('type a class name first');
-    return;
-  }
-  if (!isClassName(name)) {
-    showError(`"${name}" cannot name a class: it must be ${CLASS_NAME_RULE}`);
+  const problem = classNameProblem(name);
+  if (problem) {
+    showError(problem);
     return;
   }
   showError(undefined);

@@ -6,7 +6,7 @@
 
 import type { KioskConfig } from '../config.js';
 import { messageOf } from '../../core/errors.js';
-import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
+import { classNameProblem } from '../../core/labels.js';
 import { openSession, type WebProvider } from './engine.js';
 import { decodeBlob, sampleBlob } from './pixels.js';
 import { newId, type ClassRecord, type ModelRecord, type SampleRecord, type Store } from './store.js';
@@ -147,12 +147,9 @@ async function addClass(): Promise<void> {
   const name = input.value.trim();
   const store = host.store();
   if (!store) return;
-  if (!name) {
-    showError('type a class name first');
-    return;
-  }
-  if (!isClassName(name)) {
-    showError(`"${name}" cannot name a class: it must be ${CLASS_NAME_RULE}`);
+  const problem = classNameProblem(name);
+  if (problem) {
+    showError(problem);
     return;
   }
   const existing = await store.classes();

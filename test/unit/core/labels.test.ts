@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkLabel } from '../../../runtime/stream/teach.js';
-import { decideLabels, describeFolderMatches, isClassName, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
+import { classNameProblem, decideLabels, describeFolderMatches, isClassName, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
 import { shared } from '../../helpers.js';
 
 const coral = parseLabels(readFileSync(shared('models', 'tflite', 'coral_imagenet_labels.txt'), 'utf8'), 'coral_imagenet_labels.txt');
@@ -89,6 +89,10 @@ describe('isClassName: the one rule for a new class name (finetune --add-class, 
     // what broke classify's lines or the Triton export before (new-user-log F15)
     const bad = ['', '  ', ' x', 'x ', 'sun\nflowers', 'tab\there', 'a/b', '/', 42, undefined];
     for (const n of bad) expect(isClassName(n), JSON.stringify(n)).toBe(false);
+    // what the kiosk page shows
+    expect(classNameProblem('  ')).toBe('type a class name first');
+    expect(classNameProblem('a/b')).toBe('"a/b" cannot name a class: it must be a class name (not empty; no line break or other control character, no "/", no leading or trailing space)');
+    expect(classNameProblem('daisy')).toBeUndefined();
   });
 
   it("watch --teach's folder rule is a subset: every label it takes is a class name", () => {
