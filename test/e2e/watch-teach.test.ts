@@ -362,14 +362,23 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       await page.click('.class-card[data-class="pattern"] summary');
       await page.click('.class-card[data-class="pattern"] button.delete-example >> nth=0');
       await until('the example deleted', async () => ((await count('pattern')) === recorded - 1 ? true : undefined));
+      // the page has its answer too (its status line is the next step's evidence)
+      await page.waitForFunction(() => document.getElementById('st-status')!.textContent!.startsWith('deleted '));
 
       // a hard frame of the live pattern labelled into the examples
+      // the panel is a snapshot taken at Refresh (the server keeps only the newest --keep-hard 3, one every 200 ms):
+      // the frame chosen stays in place while the other refreshes land, and is labelled even once the server dropped it
       await page.click('#st-refresh');
-      await page.waitForSelector('#st-hard figure.hard-frame');
-      await page.selectOption('#st-hard figure.hard-frame >> nth=0 >> select', 'pattern');
-      await page.click('#st-hard figure.hard-frame >> nth=0 >> button');
-      await until('the hard frame labelled', async () => ((await count('pattern')) === recorded ? true : undefined));
-      expect(await page.textContent('#st-status')).toBe('hard frame added to pattern');
+      await page.waitForSelector('#st-hard:not([aria-busy]) figure.hard-frame');
+      const file = (await page.getAttribute('#st-hard figure.hard-frame >> nth=0', 'data-file'))!;
+      const frame = page.locator(`#st-hard figure.hard-frame[data-file="${file}"]`);
+      await page.selectOption(`#st-hard figure.hard-frame[data-file="${file}"] select`, 'pattern');
+      await frame.locator('button').click();
+      // the page says so once its POST is answered (the server's count may be seen first)
+      await page.waitForFunction(() => document.getElementById('st-status')!.textContent === 'hard frame added to pattern');
+      expect(await count('pattern')).toBe(recorded);
+      // labelled, it leaves the snapshot; the other frames shown stay
+      await frame.waitFor({ state: 'detached' });
 
       // the pattern examples off again (the later tests count the labels), then train from the page
       for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) expect((await fetch(u(`/teach/examples/pattern/${f}`), { method: 'DELETE', headers: auth })).status).toBe(200);

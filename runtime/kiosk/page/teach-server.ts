@@ -80,13 +80,27 @@ async function call<T>(method: string, url: string, body?: Blob): Promise<T> {
 
 const examplesUrl = (label: string, extra = '') => `/teach/examples?label=${encodeURIComponent(label)}${extra}`;
 
-async function refresh(): Promise<void> {
-  const r = await fetch('/teach');
-  if (!r.ok) throw new Error(`/teach: HTTP ${r.status}`);
-  state = (await r.json()) as ServerTeachState;
-  for (const l of state.labels) pending.delete(l.label);
-  renderClasses();
-  await renderHard();
+/**
+ * Fetch GET /teach and re-render the class cards. The hard frames are a snapshot the operator works
+ * through: they are fetched again only when `hard` is true (the Refresh button, the first show, the end of
+ * a training); other refreshes keep the frames shown, in place, and only update their label choices, so a
+ * frame never moves or vanishes between choosing its label and clicking "Add as example".
+ */
+async function refresh(hard = false): Promise<void> {
+  const panel = $('st-hard');
+  // set before the first await: a click on Refresh is followed by a busy panel until the new frames show
+  if (hard) panel.setAttribute('aria-busy', 'true');
+  try {
+    const r = await fetch('/teach');
+    if (!r.ok) throw new Error(`/teach: HTTP ${r.status}`);
+    state = (await r.json()) as ServerTeachState;
+    for (const l of state.labels) pending.delete(l.label);
+    renderClasses();
+    if (hard) await loadHard();
+    renderHard();
+  } finally {
+    if (hard) panel.removeAttribute('aria-busy');
+  }
 }
 
 function renderClasses(): void {
@@ -209,32 +223,18 @@ async function hardFrameJpeg(file: string): Promise<{ blob: Blob; url: string } 
   return got;
 }
 
-async function renderHard(): Promise<void> {
+/** The hard frames shown (newest first, as GET /teach/hard lists them), each with the JPEG fetched for it. */
+let hardShown: { f: HardFrame; jpeg: { blob: Blob; url: string } }[] = [];
+
+/** Replace the snapshot of hard frames with the server's list now. */
+async function loadHard(): Promise<void> {
   const r = await fetch('/teach/hard');
   const listed = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
   // only frames whose pixels arrived are shown (the server keeps the newest --keep-hard and drops the rest)
   const jpegs = await Promise.all(listed.map((f) => hardFrameJpeg(f.file).catch(() => undefined)));
-  const frames = listed.flatMap((f, i) => (jpegs[i] ? [{ f, jpeg: jpegs[i]! }] : []));
-  const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
-  const shown = new Set(frames.map(({ f }) => f.file));
+  hardShown = listed.flatMap((f, i) => (jpegs[i] ? [{ f, jpeg: jpegs[i]! }] : []));
+  const shown = new Set(hardShown.map(({ f }) => f.file));
   for (const file of hardChoice.keys()) if (!shown.has(file)) hardChoice.delete(file);
-  $('st-hard').replaceChildren(
-    ...frames.map(({ f, jpeg }) => {
-      const fig = h('figure', { class: 'hard-frame', 'data-file': f.file });
-      const img = h('img', { alt: `hard frame ${f.file}`, src: jpeg.url });
-      const top = f.top[0];
-      const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
-      // the operator's choice survives a re-render (a refresh may land between choosing and clicking)
-      const chosen = hardChoice.get(f.file);
-      if (chosen && names.includes(chosen)) sel.value = chosen;
-      else if (top && names.includes(top.label)) sel.value = top.label;
-      sel.addEventListener('change', () => hardChoice.set(f.file, sel.value));
-      const add = h('button', { class: 'hard-add', text: 'Add as example' });
-      add.addEventListener('click', () => void act(() => labelHard(sel.value, f.file, jpeg.blob), `hard frame added to ${sel.value}`));
-      fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
-      return fig;
-    }),
-  );
   // the JPEGs of frames no longer shown are let go
   for (const [file, j] of hardJpeg) {
     if (!shown.has(file)) {
@@ -242,7 +242,39 @@ async function renderHard(): Promise<void> {
       hardJpeg.delete(file);
     }
   }
-  $('st-hard-empty').hidden = frames.length > 0;
+}
+
+/** Draw the snapshot of hard frames, each with a label choice (the classes known now) and its button. */
+function renderHard(): void {
+  const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
+  $('st-hard').replaceChildren(
+    ...hardShown.map(({ f, jpeg }) => {
+      const fig = h('figure', { class: 'hard-frame', 'data-file': f.file });
+      const img = h('img', { alt: `hard frame ${f.file}`, src: jpeg.url });
+      const top = f.top[0];
+      const sel = h('select', { class: 'hard-label', 'aria-label': 'label for this frame' }, ...names.map((n) => h('option', { value: n, text: n })));
+      // the operator's choice survives a re-render (new classes added meanwhile)
+      const chosen = hardChoice.get(f.file);
+      if (chosen && names.includes(chosen)) sel.value = chosen;
+      else if (top && names.includes(top.label)) sel.value = top.label;
+      sel.addEventListener('change', () => hardChoice.set(f.file, sel.value));
+      const add = h('button', { class: 'hard-add', text: 'Add as example' });
+      add.addEventListener('click', () => {
+        const label = sel.value;
+        void act(async () => {
+          await labelHard(label, f.file, jpeg.blob);
+          // labelled: it leaves the snapshot (the others stay where they are)
+          hardShown = hardShown.filter((x) => x.f.file !== f.file);
+          hardChoice.delete(f.file);
+          hardJpeg.delete(f.file);
+          URL.revokeObjectURL(jpeg.url);
+        }, `hard frame added to ${label}`);
+      });
+      fig.append(img, h('figcaption', { text: `${f.smoothed.label}${top ? ` · nearest ${top.label} ${(top.score * 100).toFixed(0)}%` : ''}` }), sel, add);
+      return fig;
+    }),
+  );
+  $('st-hard-empty').hidden = hardShown.length > 0;
 }
 
 /**
@@ -302,7 +334,7 @@ async function train(): Promise<void> {
   } finally {
     btn.disabled = false;
     bar.hidden = true;
-    await refresh().catch(() => undefined);
+    await refresh(true).catch(() => undefined);
   }
 }
 
@@ -318,7 +350,7 @@ function addClass(): void {
   pending.add(name);
   input.value = '';
   renderClasses();
-  void renderHard().catch(() => undefined);
+  renderHard();
 }
 
 /** Switch teach mode to the server (`first`: GET /teach's answer at discovery); wires the controls once. */
@@ -344,8 +376,9 @@ export async function wireServerTeach(h0: ServerTeachHost, first: ServerTeachSta
     if ((e as KeyboardEvent).key === 'Enter') addClass();
   });
   $('st-train').addEventListener('click', () => void train());
-  $('st-refresh').addEventListener('click', () => void refresh().catch((err) => say(messageOf(err))));
+  $('st-refresh').addEventListener('click', () => void refresh(true).catch((err) => say(messageOf(err))));
   renderClasses();
-  await renderHard().catch(() => undefined);
+  await loadHard().catch(() => undefined);
+  renderHard();
   if (first.training) say('a training is running on the server');
 }
