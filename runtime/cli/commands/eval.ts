@@ -18,7 +18,7 @@ import { evaluateOpenSet, type OpenSetEvaluation } from '../../train/openset.js'
 import { scorePng } from '../../train/node/report.js';
 import { expandInputs, findSharedFiles, isImageFile } from '../../io/files.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
-import { numberOption } from '../args.js';
+import { invalidOption, numberOption } from '../args.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
@@ -61,9 +61,12 @@ export const evaluate: Command = {
     if (!v.model) throw new EdgetuneError('EARG', 'eval: --model is required');
     if ((v.report || v['unknown-threshold'] !== undefined) && !v.unknown) throw new EdgetuneError('EARG', `eval: --${v.report ? 'report' : 'unknown-threshold'} needs --unknown <dir>`);
     const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
-    if (v.report) await checkWritable(v.report, '--report');
+    // the picture is a PNG: another name (model.onnx, photo.jpg) would be replaced by one
+    if (v.report !== undefined && !/\.png$/i.test(v.report)) throw invalidOption('report', 'a file name ending in .png', v.report);
     const ds = await scanDataset(positionals[0]!, { what: 'dataset' });
     const unknownFiles = v.unknown ? await expandInputs([v.unknown]) : [];
+    // before any work: the picture replaces none of what eval reads (the model, a known or unknown image)
+    if (v.report) await checkWritable(v.report, '--report', { inputs: [v.model, ...ds.items.map((i) => i.file), ...unknownFiles] });
     if (v.unknown && !unknownFiles.length) throw new EdgetuneError('EINPUT', `${v.unknown}: no images for --unknown`, { subject: v.unknown });
     if (unknownFiles.length) {
       // "unknown" images that are the known ones (the same folder, or copies) make the AUROC meaningless

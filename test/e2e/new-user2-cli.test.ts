@@ -1,0 +1,46 @@
+// What a second new user ran into with eval, quantize, import, watch and capture on the real models,
+// photos and video in ../shared: an `eval --report` written over the model it evaluated, a quantize
+// report whose labelled accuracy counted unlabelled images as misses, and capture / watch inputs taken
+// in ways nothing said. Exact messages and exit codes.
+
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli, shared, tempDir } from '../helpers.js';
+
+const work = tempDir('edgetune-newuser2-');
+const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser2-cache-') };
+
+/** A small folder-per-class copy of hymenoptera/val (n photos of each of ants and bees). */
+function antsAndBees(dir: string, n: number): string {
+  for (const cls of ['ants', 'bees']) {
+    mkdirSync(path.join(dir, cls), { recursive: true });
+    for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).sort().slice(0, n)) {
+      copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(dir, cls, f));
+    }
+  }
+  return dir;
+}
+
+describe('eval --report', () => {
+  it('refuses a picture name that is not .png or that is one of its inputs, and leaves them as they were', async () => {
+    const known = antsAndBees(path.join(work, 'known'), 2);
+    const unknown = path.join(work, 'unknown');
+    mkdirSync(unknown);
+    copyFileSync(shared('camera', 'winml_fish.png'), path.join(unknown, 'fish.png'));
+    copyFileSync(shared('camera', 'winml_dog.jpg'), path.join(unknown, 'dog.jpg'));
+    const model = path.join(work, 'model.onnx');
+    copyFileSync(shared('models', 'mobilenetv2-12-int8.onnx'), model);
+    const before = readFileSync(model);
+    // before: rc 0, "report: model.onnx", and the model was a 900x480 PNG afterwards
+    const m = await runCli(['eval', 'known', '--model', 'model.onnx', '--unknown', 'unknown', '--report', 'model.onnx'], { cwd: work, env });
+    expect(m.code).toBe(2);
+    expect(m.stderr).toBe('edgetune eval: Expected a file name ending in .png for --report but received "model.onnx"\n');
+    expect(readFileSync(model).equals(before)).toBe(true);
+    const photo = readFileSync(path.join(unknown, 'fish.png'));
+    const p = await runCli(['eval', known, '--model', model, '--unknown', unknown, '--report', 'unknown/fish.png'], { cwd: work, env });
+    expect(p.code).toBe(1);
+    expect(p.stderr).toBe(`edgetune eval: cannot write --report unknown/fish.png: it is the input ${path.join(unknown, 'fish.png')} (the same file); write to another file\n`);
+    expect(readFileSync(path.join(unknown, 'fish.png')).equals(photo)).toBe(true);
+  });
+});
