@@ -26,7 +26,7 @@ export interface QuantReport {
    */
   top5Overlap: number | null;
   meanKL: number;
-  /** null when the eval folder's classes do not all map to model labels. */
+  /** Top-1 accuracy on the images inside class folders; null when the eval folder's classes do not all map to model labels. */
   accuracyFloat: number | null;
   accuracyInt8: number | null;
   latencyFloatMs: number;
@@ -75,12 +75,23 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
     throw err;
   });
   const classMap: Record<string, number> = {};
-  const folders = [...new Set(opts.files.map((f) => path.relative(opts.root, f).split(path.sep)[0]!).filter((d) => d && !d.includes('.')))];
+  /** The class folder an image is in (the first level below the root); undefined for an image at the root itself, which has no label. */
+  const folderOf = (file: string): string | undefined => {
+    const parts = path.relative(opts.root, file).split(path.sep);
+    return parts.length > 1 ? parts[0] : undefined;
+  };
+  const folders = [...new Set(opts.files.map(folderOf).filter((d): d is string => d !== undefined))];
   // the folder rule every command uses (core/labels.ts); accuracy needs every folder matched
   const matching = matchClassFolders(folders, opts.post.labels);
   const allMapped = folders.length > 0 && matching.problems.length === 0;
   for (const m of matching.matched) classMap[m.folder] = m.index;
   if (matching.problems.length && folders.length) opts.onWarning?.(`--eval: no labelled accuracy: ${matching.problems.join('; ')}`);
+  const unlabelled = opts.files.filter((f) => folderOf(f) === undefined);
+  if (allMapped && unlabelled.length) {
+    opts.onWarning?.(`--eval: ${unlabelled.length} image${unlabelled.length > 1 ? 's are' : ' is'} not inside a class folder (${unlabelled.slice(0, 3).join(', ')}${unlabelled.length > 3 ? ', …' : ''}): counted in the float-vs-int8 agreement, not in the labelled accuracy`);
+  }
+  /** Images in a class folder: the labelled accuracy's denominator. */
+  let labelled = 0;
   let n = 0;
   let agree = 0;
   let overlap = 0;
@@ -120,8 +131,9 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       const setF = new Set(tf.map((t) => t.index));
       overlap += tq.filter((t) => setF.has(t.index)).length / 5;
       kl += klDivergence(pf, pq);
-      if (allMapped) {
-        const cls = classMap[path.relative(opts.root, file).split(path.sep)[0]!];
+      const cls = allMapped ? classMap[folderOf(file) ?? ''] : undefined;
+      if (cls !== undefined) {
+        labelled++;
         if (tf[0]!.index === cls) correctF++;
         if (tq[0]!.index === cls) correctQ++;
       }
@@ -156,8 +168,8 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       agreementTop1: n ? r4(agree / n) : 0,
       top5Overlap: classes <= 5 ? null : n ? r4(overlap / n) : 0,
       meanKL: n ? Math.round((kl / n) * 1e6) / 1e6 : 0,
-      accuracyFloat: allMapped && n ? r4(correctF / n) : null,
-      accuracyInt8: allMapped && n ? r4(correctQ / n) : null,
+      accuracyFloat: labelled ? r4(correctF / labelled) : null,
+      accuracyInt8: labelled ? r4(correctQ / labelled) : null,
       latencyFloatMs,
       latencyInt8Ms,
       latencyRatio: r4(latencyInt8Ms / latencyFloatMs),
