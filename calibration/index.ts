@@ -209,6 +209,21 @@ export interface QuantizeResult {
   files: AtomicEntry[];
 }
 
+/**
+ * Every key of QuantizeOptions, for refusing a misspelt option from JavaScript (`{ calibcount: 40 }`
+ * would otherwise calibrate on the default 300 images without a word). The type below fails to compile
+ * when a key is missing.
+ */
+export const QUANTIZE_OPTION_KEYS = [
+  'resolve', 'model', 'modelBytes', 'out', 'write', 'calib', 'calibCount', 'seed', 'method', 'percentile', 'perChannel', 'symmetric',
+  'exclude', 'biasCorrection', 'correctionImages', 'gptqImages', 'sensitivityImages', 'keepFloat', 'latencyBudget', 'cache', 'eval',
+  'evalCount', 'writeReport', 'card', 'preprocess', 'labels', 'labelOffset', 'outputKind', 'allowAssumed', 'signal', 'onProgress',
+  'onSkip', 'providers', 'threads', 'onWarning',
+] as const satisfies readonly (keyof QuantizeOptions)[];
+type AssertNever<T extends never> = T;
+/** `never` while QUANTIZE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedQuantizeOption = AssertNever<Exclude<keyof QuantizeOptions, (typeof QUANTIZE_OPTION_KEYS)[number]>>;
+
 /** The files beside an int8 model `<name>.onnx` that quantizeModel writes with it: `<name>.calibration.cache` and `<name>.report.json`. */
 export function quantizeOutputsOf(out: string): { table: string; report: string } {
   const stem = out.replace(/\.onnx$/i, '');
@@ -236,6 +251,10 @@ interface Internal {
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
+  const unknownKeys = Object.keys(o).filter((k) => !(QUANTIZE_OPTION_KEYS as readonly string[]).includes(k));
+  if (unknownKeys.length) {
+    throw new EdgetuneError('EARG', `quantize: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${QUANTIZE_OPTION_KEYS.join(', ')})`);
+  }
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);
   if (o.keepFloat !== undefined && (typeof o.keepFloat !== 'number' || !Number.isInteger(o.keepFloat) || o.keepFloat < 0)) throw new EdgetuneError('EARG', `keepFloat must be a whole number ≥ 0 or 'auto' but received ${JSON.stringify(o.keepFloat)}`);
   if (o.keepFloat && o.keepFloat > 0) return quantizeKeepingFloat(o, o.keepFloat);
