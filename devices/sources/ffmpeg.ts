@@ -256,7 +256,7 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
       const { file, params } = filePath(uri);
       try {
         const st = await stat(file);
-        if (!st.isFile()) throw new EdgetuneError('EINPUT', `${file}: not a file`, { subject: file });
+        if (!st.isFile()) throw new EdgetuneError('EINPUT', `${file}: not a file${st.isDirectory() ? ` (a folder: an image sequence is dir://${file})` : ''}`, { subject: file });
       } catch (err) {
         if (err instanceof EdgetuneError) throw err;
         throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})`, { subject: file });

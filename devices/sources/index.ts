@@ -2,6 +2,7 @@
 // frames at the requested (model) size; see types.ts for the contract and SOURCES_USAGE for the
 // schemes the CLI help lists.
 
+import { stat } from 'node:fs/promises';
 import { EdgetuneError } from '../../runtime/core/errors.js';
 import { maskUri } from '../../runtime/core/redact.js';
 import { openCsiSource } from './csi.js';
@@ -24,14 +25,16 @@ Frames arrive at the model's input size (ffmpeg/GStreamer scale them; same resiz
 A source process that dies, or delivers no frame for --stall-timeout, is restarted with backoff (250 ms
 doubling to 5 s), at most --retries times in a row. Credentials in a URI are masked in everything shown.`;
 
-/** A path or URI with no scheme: directories become dir://, other paths file://. */
+/** A path or URI with no scheme: a path ending in '/' becomes dir://, other paths file:// (createSource also takes an existing folder without the '/' as dir://). */
 export function normalizeUri(uri: string): string {
   if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
   return uri.endsWith('/') ? `dir://${uri}` : `file://${uri}`;
 }
 
 export async function createSource(uri: string, options: SourceOptions = {}): Promise<FrameSource> {
-  const u = normalizeUri(uri);
+  let u = normalizeUri(uri);
+  // a bare path that is a folder is an image sequence, trailing '/' or not (`watch frames` like `watch frames/`)
+  if (u === `file://${uri}` && (await stat(uri).then((st) => st.isDirectory(), () => false))) u = `dir://${uri}`;
   const scheme = u.slice(0, u.indexOf(':')).toLowerCase();
   switch (scheme) {
     case 'v4l2':

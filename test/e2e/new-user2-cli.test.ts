@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, shared, tempDir } from '../helpers.js';
+import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser2-');
 const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser2-cache-') };
@@ -66,5 +66,22 @@ describe('quantize --eval', () => {
     expect(b.stderr).toContain(
       `edgetune: warning: --eval: 2 images are not inside a class folder (${path.join(evalDir, 'cat.jpg')}, ${path.join(evalDir, 'dog.jpg')}): counted in the float-vs-int8 agreement, not in the labelled accuracy\n`,
     );
+  });
+});
+
+describe('watch and capture given a folder of frames', () => {
+  it('take a folder path without a trailing "/" as an image sequence, and say dir:// when file:// names a folder', async () => {
+    const frames = shared('camera', 'slow_traffic_frames');
+    // before: `edgetune watch: …/slow_traffic_frames: not a file`, exit 1 (with "frames/" it worked)
+    const w = await runCli(['watch', frames, '--max-frames', '2', '--as-fast-as-possible', '--json'], { env });
+    expect(w.code, w.stderr).toBe(0);
+    expect(jsonLines(w.stdout).map((l) => l.seq)).toEqual([0, 1]);
+    const out = path.join(work, 'frames-ds');
+    const c = await runCli(['capture', frames, '--class', 'traffic', '--out', out, '--count', '3', '--every', '0'], { env });
+    expect(c.code, c.stderr).toBe(0);
+    expect(readdirSync(path.join(out, 'traffic'))).toHaveLength(3);
+    const f = await runCli(['watch', `file://${frames}`, '--max-frames', '2'], { env });
+    expect(f.code).toBe(1);
+    expect(f.stderr.split('\n').at(-2)).toBe(`edgetune watch: ${frames}: not a file (a folder: an image sequence is dir://${frames})`);
   });
 });
