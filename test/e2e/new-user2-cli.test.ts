@@ -3,7 +3,7 @@
 // report whose labelled accuracy counted unlabelled images as misses, and capture / watch inputs taken
 // in ways nothing said. Exact messages and exit codes.
 
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
@@ -83,5 +83,49 @@ describe('watch and capture given a folder of frames', () => {
     const f = await runCli(['watch', `file://${frames}`, '--max-frames', '2'], { env });
     expect(f.code).toBe(1);
     expect(f.stderr.split('\n').at(-2)).toBe(`edgetune watch: ${frames}: not a file (a folder: an image sequence is dir://${frames})`);
+  });
+});
+
+describe('capture --class and --out', () => {
+  it('refuse a class name the label rule refuses (finetune would train a class " car"), and an empty --out', async () => {
+    const out = path.join(work, 'class-ds');
+    const rule = 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space) that names a folder (not "." or "..", no "\\")';
+    for (const name of [' car', 'car ', 'a\tb', '..']) {
+      const r = await runCli(['capture', 'test:', '--class', name, '--out', out, '--count', '1', '--as-fast-as-possible'], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`edgetune capture: Expected ${rule} for --class but received ${JSON.stringify(name)}\n`);
+    }
+    expect(readdirSync(work)).not.toContain('class-ds');
+    // before: --out '' (an unset "$DATASET") saved the frames into <cwd>/car without a word
+    const cwd = path.join(work, 'cwd');
+    mkdirSync(cwd);
+    const e = await runCli(['capture', 'test:', '--class', 'car', '--out', '', '--count', '1', '--as-fast-as-possible'], { cwd, env });
+    expect(e.code).toBe(2);
+    expect(e.stderr.split('\n')[0]).toBe('edgetune capture: --out is required');
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+});
+
+describe('capture that saves nothing', () => {
+  it('leaves no empty class folder (nor the --out folder it made) for finetune to refuse', async () => {
+    const frames = path.join(work, 'broken-frames');
+    mkdirSync(frames);
+    writeFileSync(path.join(frames, 'a.jpg'), 'not a JPEG');
+    // before: rc 1 and an empty <out>/car left behind (`finetune` then refuses the class with no images)
+    const r = await runCli(['capture', `dir://${frames}`, '--class', 'car', '--out', 'new-ds/train'], { cwd: work, env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `edgetune capture: dir: ${path.join(frames, 'a.jpg')}: not a supported image (unsupported image format); skipped\n` +
+        `edgetune capture: 0 frames saved in ${path.join(work, 'new-ds', 'train', 'car')} (the source ended before 20)\n`,
+    );
+    expect(readdirSync(work)).not.toContain('new-ds');
+    // a folder that was there stays, and a capture that saves makes the class folder again
+    mkdirSync(path.join(work, 'kept'));
+    const k = await runCli(['capture', `dir://${frames}`, '--class', 'car', '--out', 'kept'], { cwd: work, env });
+    expect(k.code).toBe(1);
+    expect(readdirSync(path.join(work, 'kept'))).toEqual([]);
+    const s = await runCli(['capture', 'test:', '--class', 'car', '--out', 'kept', '--count', '2', '--as-fast-as-possible'], { cwd: work, env });
+    expect(s.code, s.stderr).toBe(0);
+    expect(readdirSync(path.join(work, 'kept', 'car'))).toHaveLength(2);
   });
 });

@@ -3,7 +3,7 @@
 // after an optional countdown. Files get unique names and are written atomically (temp file, then a
 // hard link that refuses to overwrite), so an interrupted capture leaves only whole images.
 
-import { link, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createSource, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
@@ -12,6 +12,7 @@ import { fsReason } from '../../io/errno.js';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, sizeOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
+import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { encodeJpeg } from '../../image/decode.js';
 
 const usage = `Usage: edgetune capture <source> --class <name> --out <dir> [options]
@@ -33,9 +34,13 @@ Options:
 
 ${SOURCES_USAGE}`;
 
+/**
+ * The class folder's name becomes the label finetune trains (the folder rule): the one label rule
+ * (core/labels.ts isClassName, which --add-class and the kiosk page apply too), and a folder name.
+ */
 function checkClassName(name: string): string {
-  if (!name || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
-    throw invalidOption('class', 'a folder name without slashes', name);
+  if (!isClassName(name) || name === '.' || name === '..' || name.includes('\\')) {
+    throw invalidOption('class', `${CLASS_NAME_RULE} that names a folder (not "." or "..", no "\\")`, name);
   }
   return name;
 }
@@ -83,7 +88,8 @@ export const capture: Command = {
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `capture: expected one source, got ${positionals.length}\n\n${usage}`);
     if (v.class === undefined) throw new EdgetuneError('EARG', `capture: --class is required\n\n${usage}`);
-    if (v.out === undefined) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
+    // an empty --out (`--out "$DATASET"` with the variable unset) is no folder: it wrote into the current one
+    if (!v.out?.trim()) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
     const cls = checkClassName(v.class);
     const count = intOption('count', v.count, 20, ...R.images);
     const every = durationOption('every', v.every, 1000);
@@ -95,8 +101,13 @@ export const capture: Command = {
     const fit = oneOfOption('fit', v.fit, ['cover', 'contain', 'fill'] as const, 'cover');
     const json = Boolean(v.json);
     const dir = path.resolve(v.out, cls);
-    // made and proved writable before the camera opens (a read-only disk is named as such)
+    // made and proved writable before the camera opens (a read-only disk is named as such), then the
+    // folders this made are removed again until a frame is saved: a capture that saves nothing (no
+    // camera, Ctrl-C in the countdown) leaves no empty class folder for finetune to refuse
+    const made: string[] = [];
+    for (let d = dir; !(await stat(d).then(() => true, () => false)) && d !== path.dirname(d); d = path.dirname(d)) made.push(d);
     await ensureWritableDir(dir);
+    for (const d of made) await rmdir(d).catch(() => undefined);
 
     const say = (m: string) => io.stderr.write(`edgetune capture: ${m}\n`);
     const opts: SourceOptions = {
@@ -140,6 +151,7 @@ export const capture: Command = {
         due = due === undefined || due + every <= t ? t + every : due + every;
         let file: string;
         try {
+          if (saved === 0) await mkdir(dir, { recursive: true });
           file = await saveUnique(dir, `${cls}-${stamp}-${String(saved + 1).padStart(4, '0')}`, await encodeJpeg(frame, quality));
         } catch (err) {
           throw new EdgetuneError('EIO', `cannot save into ${dir}: ${fsReason(err)}`, { subject: dir });
