@@ -8,6 +8,7 @@ import { access, constants, lstat, open, stat } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { errnoWords } from '../io/errno.js';
+import { fileKind } from '../io/read-file.js';
 import { fitGeometry } from './geometry.js';
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 
@@ -132,6 +133,8 @@ export async function decodeImage(input: string | Uint8Array, spec: PreprocessSp
     try {
       const st = await stat(input);
       if (st.isDirectory()) throw new EdgetuneError('EINPUT', `${label}: is a directory, not an image`, { subject: label });
+      // a FIFO or a device has size 0 ("empty file" would be wrong) and reading one may never end
+      if (!st.isFile()) throw new EdgetuneError('EINPUT', `${label}: not a regular file (it is ${fileKind(st)})`, { subject: label });
       size = st.size;
     } catch (err) {
       if (err instanceof EdgetuneError) throw err;

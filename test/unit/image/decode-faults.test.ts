@@ -2,6 +2,7 @@
 // about that file's own format (libvips keeps one error buffer per process, so a failure can be handed
 // another file's message), an unsupported format is named as such, a dangling link is said to be one.
 
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -55,5 +56,14 @@ describe('format and read errors in words', () => {
     const d = tempDir();
     symlinkSync(path.join(d, 'nothing.jpg'), path.join(d, 'a.jpg'));
     await expect(decodeImage(path.join(d, 'a.jpg'), spec)).rejects.toThrow(/a\.jpg: dangling symbolic link/);
+  });
+
+  it('a FIFO and a device are "not a regular file", not an "empty file (0 bytes)" (their size is 0)', async () => {
+    const d = tempDir();
+    const fifo = path.join(d, 'frame.jpg');
+    execFileSync('mkfifo', [fifo]);
+    // before: `…/frame.jpg: empty file (0 bytes)` (a FIFO in a calibration folder, `classify /dev/zero`)
+    await expect(decodeImage(fifo, spec)).rejects.toThrow(`${fifo}: not a regular file (it is a FIFO (named pipe))`);
+    await expect(decodeImage('/dev/zero', spec)).rejects.toThrow('/dev/zero: not a regular file (it is a character device)');
   });
 });
