@@ -9,6 +9,7 @@
 // reports which provider serves it. A live-session counter lets leak tests prove that dispose() frees
 // native memory.
 
+import { stat } from 'node:fs/promises';
 import { backendFor, listNativeProviders, nodeBackend, type NativeSessionOptions, type SessionHandler, type TensorInfo } from './ort.js';
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
 import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
@@ -151,6 +152,11 @@ export function modelLoadReason(message: string): string {
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
   const requested = parseProviders(options.providers ?? ['cpu', 'wasm']);
   if (options.threads !== undefined) checkPositiveInteger('threads', options.threads);
+  // onnxruntime says "not a valid ONNX model (Load model x failed. File doesn't exist)" for a missing file
+  if (typeof model === 'string' && (await stat(model).catch((err: NodeJS.ErrnoException) => err.code)) === 'ENOENT') {
+    const id = !/[\\/]|\.onnx$/i.test(model);
+    throw new EdgetuneError('EMODEL', `${model}: model file not found${id ? ' (createSession opens a file path or bytes; for a registry id, resolveModel(id).path is its file)' : ''}`, { subject: model });
+  }
   const warn = options.onWarning ?? ((m: string) => console.warn(`edgetune: ${m}`));
   const causes: string[] = [];
   let rest = requested.filter((req) => {

@@ -82,6 +82,16 @@ describe('bad models and options', () => {
     expect(r.stderr).toContain(`${fake}: not a readable ONNX model (Not an ONNX model: the data is not a protobuf ModelProto`);
   });
 
+  it('createSession on a path that does not exist, or a registry id, says "model file not found"', async () => {
+    // before: `<path>: not a valid ONNX model (Load model <path> failed. File doesn't exist)`
+    const missing = path.join(dir, 'nowhere.onnx');
+    await expect(createSession(missing, { providers: ['cpu'] })).rejects.toMatchObject({ code: 'EMODEL', message: `${missing}: model file not found` });
+    await expect(createSession('mobilenetv2-int8', { providers: ['cpu'] })).rejects.toMatchObject({
+      code: 'EMODEL',
+      message: 'mobilenetv2-int8: model file not found (createSession opens a file path or bytes; for a registry id, resolveModel(id).path is its file)',
+    });
+  });
+
   it('a model path that does not exist', async () => {
     const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', './nowhere/m.onnx']);
     expect(r.code).toBe(1);
