@@ -3,7 +3,7 @@
 // postprocess (softmax + top-k), end-to-end, and a bare `session.run` on a ready tensor. Used by
 // `edgetune bench` and scripts/bench.ts.
 
-import { readFile } from 'node:fs/promises';
+import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../io/read-file.js';
 import { loadClassifier, type ClassifierOptions } from './classifier.js';
 import { toProbabilities, topK } from './postprocess.js';
 import { toTensor, type HwcImage } from '../image/preprocess.js';
@@ -41,7 +41,8 @@ export interface BenchOptions extends ClassifierOptions {
 
 /** Benchmark one model on one image file (read once into memory so disk speed is not measured). */
 export async function benchModel(model: string, imageFile: string, opts: BenchOptions = {}): Promise<BenchRow[]> {
-  const bytes = await readFile(imageFile);
+  // read as augment-preview reads its photo: a missing file or a FIFO named, never Node's bare ENOENT or a wait
+  const bytes = await readRegularFile(imageFile, { what: 'image', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
   const clf = await loadClassifier(model, opts);
   const rows: BenchRow[] = [];
   const iterations = opts.iterations ?? 30;
@@ -53,7 +54,7 @@ export async function benchModel(model: string, imageFile: string, opts: BenchOp
       const batch = Math.min(requested, clf.maxBatch);
       if (batch !== requested) continue; // fixed-batch model: only batch 1 applies
       const t = { decode: [] as number[], pre: [] as number[], run: [] as number[], post: [] as number[], e2e: [] as number[], bare: [] as number[] };
-      const ready = toTensor(await Promise.all(Array.from({ length: batch }, () => clf.decode(bytes))), clf.spec);
+      const ready = toTensor(await Promise.all(Array.from({ length: batch }, () => clf.decode(bytes, imageFile))), clf.spec);
       for (let i = 0; i < warmup + iterations; i++) {
         const keep = i >= warmup;
         // Bare session.run on a prepared tensor.
@@ -62,7 +63,7 @@ export async function benchModel(model: string, imageFile: string, opts: BenchOp
         if (keep) t.bare.push(performance.now() - t0);
         // The pipeline, stage by stage.
         const start = performance.now();
-        const imgs: HwcImage[] = await Promise.all(Array.from({ length: batch }, () => clf.decode(bytes)));
+        const imgs: HwcImage[] = await Promise.all(Array.from({ length: batch }, () => clf.decode(bytes, imageFile)));
         const t1 = performance.now();
         const tensor = toTensor(imgs, clf.spec);
         const t2 = performance.now();

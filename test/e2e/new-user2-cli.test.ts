@@ -129,3 +129,17 @@ describe('capture that saves nothing', () => {
     expect(readdirSync(path.join(work, 'kept', 'car'))).toHaveLength(2);
   });
 });
+
+describe('bench --image', () => {
+  it('names the image that cannot be read or decoded (was "<buffer>: …" and Node\'s bare ENOENT)', async () => {
+    const text = path.join(work, 'notes.jpg');
+    writeFileSync(text, 'not a JPEG');
+    const t = await runCli(['bench', '--image', text, '--iterations', '1'], { env });
+    expect(t.code).toBe(1);
+    expect(t.stderr).toBe(`edgetune bench: ${text}: not a supported image (unsupported image format)\n`);
+    const missing = path.join(work, 'nowhere.jpg');
+    const m = await runCli(['bench', '--image', missing, '--iterations', '1'], { env });
+    expect(m.code).toBe(1);
+    expect(m.stderr).toBe(`edgetune bench: ${missing}: cannot read image (no such file or directory (ENOENT))\n`);
+  });
+});
