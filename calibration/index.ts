@@ -280,7 +280,9 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const resolved: ResolvedModel = o.modelBytes ? { path: path.resolve(o.model), source: 'path' } : await resolveModel(o.model, o.resolve);
   if (write && !o.modelBytes) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [resolved.path, resolved.importedFrom] });
   const { bytes, model: original } = o.modelBytes ? { bytes: o.modelBytes, model: decodeModel(o.modelBytes) } : await readModelFile(resolved.path);
-  refuseQuantized(original.graph, resolved.path);
+  // messages name the file the user gave (a .tflite / model.json), not its converted copy in the import cache
+  const named = resolved.importedFrom ?? resolved.path;
+  refuseQuantized(original.graph, named);
   const card = await quantizationCard(resolved, bytes, o);
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
@@ -288,7 +290,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   // Planned once, on the copy the rewrite edits (the plan names nodes by identity; calibration reads
   // only tensor names, the same in `prepared`).
   const qmodel = cloneModel(prepared);
-  const plan = planQuantization(qmodel.graph, resolved.path, { exclude: o.exclude, symmetric });
+  const plan = planQuantization(qmodel.graph, named, { exclude: o.exclude, symmetric });
   const modelSha = sha256(bytes);
   const biasCorrection = o.biasCorrection ?? true;
   const meanTensors = biasCorrection ? plan.meanTensors : [];

@@ -52,11 +52,11 @@ export async function quantizationCard(resolved: ResolvedModel, bytes: Uint8Arra
   if (missing.length && !o.allowAssumed) {
     throw new EdgetuneError(
       'EARG',
-      `${resolved.path}: nothing describes its ${missing.join(', ')}; quantization calibrates on images preprocessed that way, so give them with flags (--color-order, --range, --mean, --std, --resize, --crop, --size), a card file (${cardFilePath(resolved.importedFrom ?? resolved.path)}) or edgetune card, or pass --allow-assumed to quantize with the assumed values (${card.assumptions.join('; ')})`,
-      { subject: resolved.path },
+      `${resolved.importedFrom ?? resolved.path}: nothing describes its ${missing.join(', ')}; quantization calibrates on images preprocessed that way, so give them with flags (--color-order, --range, --mean, --std, --resize, --crop, --size), a card file (${cardFilePath(resolved.importedFrom ?? resolved.path)}) or edgetune card, or pass --allow-assumed to quantize with the assumed values (${card.assumptions.join('; ')})`,
+      { subject: resolved.importedFrom ?? resolved.path },
     );
   }
-  if (card.assumptions.length) o.onWarning?.(`${resolved.path}: nothing describes some of this model; assumed ${card.assumptions.join('; ')} (edgetune inspect shows each field's source)`);
+  if (card.assumptions.length) o.onWarning?.(`${resolved.importedFrom ?? resolved.path}: nothing describes some of this model; assumed ${card.assumptions.join('; ')} (edgetune inspect shows each field's source)`);
   return card;
 }
 

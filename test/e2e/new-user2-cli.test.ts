@@ -143,3 +143,15 @@ describe('bench --image', () => {
     expect(m.stderr).toBe(`edgetune bench: ${missing}: cannot read image (no such file or directory (ENOENT))\n`);
   });
 });
+
+describe('quantize an imported model', () => {
+  it('names the .tflite the user gave, not its converted copy in the import cache', async () => {
+    const tflite = shared('models', 'teachable-machine', 'fruit-tflite', 'model.tflite');
+    const out = path.join(work, 'fruit-int8.onnx');
+    // before: `edgetune quantize: <EDGETUNE_CACHE>/imports/9d44…bd.onnx: model is already quantized (…)`
+    const r = await runCli(['quantize', '--model', tflite, '--calib', shared('datasets', 'hymenoptera', 'train'), '--out', out], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`edgetune quantize: ${tflite}: model is already quantized (74 QuantizeLinear, 182 DequantizeLinear); quantize its float original instead\n`);
+    expect(readdirSync(work)).not.toContain('fruit-int8.onnx');
+  });
+});
