@@ -2,7 +2,7 @@
 // `loadClassifier()` returns an interface (tfjs-models style); `classify()` takes a file or bytes,
 // `classifyImages()` already-decoded pixels (camera frames), `probabilities()` the raw distribution.
 
-import { EdgetuneError } from '../core/errors.js';
+import { checkPositiveInteger, EdgetuneError } from '../core/errors.js';
 import type { ModelCard } from '../core/model-card.js';
 import { asFloat32 } from '../core/tensor.js';
 import { decodeImage, type DecodeOptions } from '../image/decode.js';
@@ -124,7 +124,8 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
     );
     return opening;
   };
-  const k0 = options.topK ?? 5;
+  // topK 0 gave `top: []` (and top[0] undefined in the caller's hands), 2.5 three predictions: refused, as `--top 0` is
+  const k0 = options.topK === undefined ? 5 : checkPositiveInteger('topK', options.topK);
   const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
   const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const openSet = card.openSet && signature.outputs.some((o) => o.name === card.openSet!.output) ? card.openSet : undefined;
@@ -179,18 +180,19 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const t0 = performance.now();
       const img = await decodeImage(input, d.spec, decodeOpts, o.name);
       const r = await predict([img]);
-      const top = topK(r.probs[0]!, o.topK ?? k0, d.post);
+      const top = topK(r.probs[0]!, o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK), d.post);
       return { top, ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
     },
     probabilities: rows,
     predict,
     ...(unknownThreshold !== undefined ? { unknownThreshold } : {}),
     async classifyImages(images, k = k0) {
+      checkPositiveInteger('topK', k);
       return (await rows(images)).map((p) => topK(p, k, d.post));
     },
     async *classifyFiles(files, o = {}) {
-      const k = o.topK ?? k0;
-      const batch = Math.max(1, Math.min(o.batch ?? 1, maxBatch));
+      const k = o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK);
+      const batch = Math.min(o.batch === undefined ? 1 : checkPositiveInteger('batch', o.batch), maxBatch);
       const ahead = o.ahead ?? Math.max(4, 2 * batch);
       // At most as many decodes run as libuv has threads, so a decode's own clock starts when it
       // really starts (a queued decode would count its wait in the pool as its own time).

@@ -92,6 +92,21 @@ describe('bad models and options', () => {
     });
   });
 
+  it('loadClassifier, classify and classifyFiles refuse a topK or batch that is not a positive integer', async () => {
+    // before: topK 0 → top [] (top[0] undefined), topK 2.5 → 3 predictions, batch 0 → batch 1, all without a word
+    await expect(loadClassifier('mobilenetv2-int8', { topK: 0 })).rejects.toThrow('Expected positive integer for topK but received 0');
+    const clf = await loadClassifier('mobilenetv2-int8', { topK: 3 });
+    try {
+      const dog = shared('camera', 'winml_dog.jpg');
+      await expect(clf.classify(dog, { topK: 2.5 })).rejects.toThrow('Expected positive integer for topK but received 2.5');
+      const files = clf.classifyFiles([dog], { batch: 0 });
+      await expect(files.next()).rejects.toThrow('Expected positive integer for batch but received 0');
+      expect((await clf.classify(dog)).top.map((p) => p.label)).toEqual(['Golden Retriever', 'Labrador Retriever', 'Chesapeake Bay Retriever']);
+    } finally {
+      await clf.dispose();
+    }
+  });
+
   it('a model path that does not exist', async () => {
     const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', './nowhere/m.onnx']);
     expect(r.code).toBe(1);
