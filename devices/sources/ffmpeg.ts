@@ -220,6 +220,7 @@ export function testInput(uri: string): { input: string[]; finite: boolean; fps:
 /** `file:///abs/path.mp4`, `file://relative/path.mp4` (relative to the working directory) or a plain path. */
 export function filePath(uri: string): { file: string; params: URLSearchParams } {
   const { base, params } = splitQuery(uri.replace(/^file:(\/\/)?/, ''));
+  if (!base) throw new EdgetuneError('EARG', `${uri}: no file given (file://path/video.mp4)`, { subject: uri });
   return { file: path.resolve(decodeURIComponent(base)), params };
 }
 

@@ -89,6 +89,8 @@ function stillSource(uri: string, kind: 'dir' | 'webcam', live: boolean, o: Sour
 /** `dir://path/to/frames?fps=2`: sorted image files. */
 export async function openDirSource(uri: string, o: SourceOptions): Promise<FrameSource> {
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
+  // `dir://` alone (`dir://$FRAMES` with the variable unset) would stream the current folder's images
+  if (!base) throw new EdgetuneError('EARG', `${uri}: no folder given (dir://path/to/frames)`, { subject: uri });
   const dir = path.resolve(decodeURIComponent(base));
   let names: string[];
   try {

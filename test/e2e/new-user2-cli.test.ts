@@ -84,6 +84,19 @@ describe('watch and capture given a folder of frames', () => {
     expect(f.code).toBe(1);
     expect(f.stderr.split('\n').at(-2)).toBe(`edgetune watch: ${frames}: not a file (a folder: an image sequence is dir://${frames})`);
   });
+
+  it('refuse dir:// and file:// with no path (an unset "$FRAMES"), which streamed the current folder', async () => {
+    const cwd = path.join(work, 'cwd-frames');
+    mkdirSync(cwd);
+    copyFileSync(shared('camera', 'winml_dog.jpg'), path.join(cwd, 'dog.jpg'));
+    const d = await runCli(['watch', 'dir://', '--max-frames', '1'], { cwd, env });
+    expect(d.code).toBe(2);
+    expect(d.stderr.split('\n').at(-2)).toBe('edgetune watch: dir://: no folder given (dir://path/to/frames)');
+    const c = await runCli(['capture', 'file://?realtime=0', '--class', 'x', '--out', 'ds'], { cwd, env });
+    expect(c.code).toBe(2);
+    expect(c.stderr).toBe('edgetune capture: file://?realtime=0: no file given (file://path/video.mp4)\n');
+    expect(readdirSync(cwd)).toEqual(['dog.jpg']);
+  });
 });
 
 describe('capture --class and --out', () => {
