@@ -255,6 +255,8 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   if (unknownKeys.length) {
     throw new EdgetuneError('EARG', `quantize: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${QUANTIZE_OPTION_KEYS.join(', ')})`);
   }
+  // the evaluation folder is read last, after minutes of calibration: a wrong one is said before them
+  if (o.eval !== undefined) await listCalibrationImages(o.eval, 'evaluation');
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);
   if (o.keepFloat !== undefined && (typeof o.keepFloat !== 'number' || !Number.isInteger(o.keepFloat) || o.keepFloat < 0)) throw new EdgetuneError('EARG', `keepFloat must be a whole number ≥ 0 or 'auto' but received ${JSON.stringify(o.keepFloat)}`);
   if (o.keepFloat && o.keepFloat > 0) return quantizeKeepingFloat(o, o.keepFloat);
@@ -485,7 +487,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   };
 
   if (o.eval) {
-    let files = await listCalibrationImages(o.eval);
+    let files = await listCalibrationImages(o.eval, 'evaluation');
     if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
     const calibrated = new Set(calibrationFiles.map((f) => path.resolve(f)));
     const overlap = files.filter((f) => calibrated.has(path.resolve(f))).length;

@@ -25,17 +25,21 @@ export function seededSample<T>(items: readonly T[], count: number, seed = 1): T
   return a.slice(0, n);
 }
 
-/** Image files under a folder (recursive, sorted), or the error saying why there are none. */
-export async function listCalibrationImages(dir: string): Promise<string[]> {
+/**
+ * Image files under a folder (recursive, sorted), or the error saying why there are none. `what` names
+ * the folder in errors (default 'calibration'; 'evaluation' for quantize's --eval): `<dir>: <what>
+ * folder not found`, `<dir>: <what> path is not a folder`, `<dir>: no image files in the <what> folder`.
+ */
+export async function listCalibrationImages(dir: string, what = 'calibration'): Promise<string[]> {
   let st;
   try {
     st = await stat(dir);
   } catch {
-    throw new EdgetuneError('EINPUT', `${dir}: calibration folder not found`, { subject: dir });
+    throw new EdgetuneError('EINPUT', `${dir}: ${what} folder not found`, { subject: dir });
   }
-  if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: calibration path is not a folder`, { subject: dir });
+  if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: ${what} path is not a folder`, { subject: dir });
   const files = (await expandInputs([dir])).filter(isImageFile);
-  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no image files in the calibration folder`, { subject: dir });
+  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no image files in the ${what} folder`, { subject: dir });
   return files;
 }
 

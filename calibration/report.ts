@@ -86,12 +86,10 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
   const allMapped = folders.length > 0 && matching.problems.length === 0;
   for (const m of matching.matched) classMap[m.folder] = m.index;
   if (matching.problems.length && folders.length) opts.onWarning?.(`--eval: no labelled accuracy: ${matching.problems.join('; ')}`);
-  const unlabelled = opts.files.filter((f) => folderOf(f) === undefined);
-  if (allMapped && unlabelled.length) {
-    opts.onWarning?.(`--eval: ${unlabelled.length} image${unlabelled.length > 1 ? 's are' : ' is'} not inside a class folder (${unlabelled.slice(0, 3).join(', ')}${unlabelled.length > 3 ? ', …' : ''}): counted in the float-vs-int8 agreement, not in the labelled accuracy`);
-  }
   /** Images in a class folder: the labelled accuracy's denominator. */
   let labelled = 0;
+  /** Decoded images outside every class folder (said after the loop when the folders are labelled). */
+  const unlabelled: string[] = [];
   let n = 0;
   let agree = 0;
   let overlap = 0;
@@ -132,6 +130,7 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       overlap += tq.filter((t) => setF.has(t.index)).length / 5;
       kl += klDivergence(pf, pq);
       const cls = allMapped ? classMap[folderOf(file) ?? ''] : undefined;
+      if (allMapped && folderOf(file) === undefined) unlabelled.push(file);
       if (cls !== undefined) {
         labelled++;
         if (tf[0]!.index === cls) correctF++;
@@ -139,6 +138,9 @@ export async function evaluateQuantized(floatSide: ModelSide, int8Side: ModelSid
       }
       n++;
       opts.onProgress?.(++done, opts.files.length);
+    }
+    if (unlabelled.length) {
+      opts.onWarning?.(`--eval: ${unlabelled.length} image${unlabelled.length > 1 ? 's are' : ' is'} not inside a class folder (${unlabelled.slice(0, 3).join(', ')}${unlabelled.length > 3 ? ', …' : ''}): counted in the float-vs-int8 agreement, not in the labelled accuracy`);
     }
     // Latency: interleaved single-image runs of the same input, medians.
     const lf: number[] = [];
