@@ -185,3 +185,20 @@ describe('quantize an imported model', () => {
     expect(readdirSync(work)).not.toContain('fruit-int8.onnx');
   });
 });
+
+describe('import --out', () => {
+  it('must be an .onnx file name: --out weights.bin replaced the tfjs model\'s own weights', async () => {
+    const dir = path.join(work, 'twins');
+    mkdirSync(dir);
+    for (const f of readdirSync(shared('models', 'teachable-machine', 'twins-tfjs'))) copyFileSync(shared('models', 'teachable-machine', 'twins-tfjs', f), path.join(dir, f));
+    const weights = path.join(dir, 'weights.bin');
+    const before = readFileSync(weights);
+    // before: rc 0, "wrote …/weights.bin", and the model no longer imported ("weights file is 2196169 bytes, more than 2154032")
+    const r = await runCli(['import', path.join(dir, 'model.json'), '--out', weights], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`edgetune import: Expected a file name ending in .onnx for --out but received ${JSON.stringify(weights)}\n`);
+    expect(readFileSync(weights).equals(before)).toBe(true);
+    const ok = await runCli(['import', path.join(dir, 'model.json'), '--out', path.join(dir, 'twins.onnx')], { env });
+    expect(ok.code, ok.stderr).toBe(0);
+  });
+});
