@@ -276,6 +276,12 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const out = path.resolve(o.out);
   const { table: tableFile, report: reportFile } = quantizeOutputsOf(out);
   const write = o.write ?? true;
+  // the cache is written after calibrating, the set after quantizing: a cache named like one of the set
+  // was replaced by it without a word (the histograms lost, a report left where the cache was expected)
+  if (o.cache) {
+    const clash = ([[out, 'the model'], [tableFile, 'the TensorRT calibration table'], [reportFile, 'the report']] as const).find(([f]) => f === path.resolve(o.cache!));
+    if (clash) throw new EdgetuneError('EARG', `--cache ${o.cache} is ${clash[1]} quantize writes for --out ${o.out}: give the cache its own name (e.g. ${path.basename(out).replace(/\.onnx$/i, '')}.calib.json)`, { subject: o.cache });
+  }
   // Checked before any work (calibration takes minutes): the set's folder is writable, no target is a
   // FIFO, device, folder or link, and none is the model or the cache read.
   if (write) await checkWritable(out, 'out', { also: [tableFile, reportFile], inputs: [o.model, o.cache] });

@@ -202,3 +202,31 @@ describe('import --out', () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 });
+
+describe('card --out', () => {
+  it('must be an .onnx file name: --out m.card.json put the model where every command reads m.onnx\'s card', async () => {
+    const model = path.join(work, 'digits.onnx');
+    copyFileSync(shared('models', 'mnist_winml.onnx'), model);
+    // before: rc 0, then `classify --model digits.onnx` failed with "digits.card.json: model card is not valid JSON (…)"
+    const r = await runCli(['card', model, '--allow-assumed', '--out', path.join(work, 'digits.card.json')], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`edgetune card: Expected a file name ending in .onnx for --out but received ${JSON.stringify(path.join(work, 'digits.card.json'))}\n`);
+    expect(readdirSync(work)).not.toContain('digits.card.json');
+  });
+});
+
+describe('quantize --cache', () => {
+  it('refuses a cache named like a file of the output set (the report replaced it without a word)', async () => {
+    const d = path.join(work, 'qcache');
+    mkdirSync(d);
+    const q = (cache: string) =>
+      runCli(['quantize', '--model', 'squeezenet1.1', '--calib', shared('datasets', 'hymenoptera', 'train'), '--calib-count', '4', '--out', path.join(d, 'q.onnx'), '--cache', cache, '--eval', shared('datasets', 'hymenoptera', 'val'), '--eval-count', '4'], { cwd: d, env });
+    // before: rc 0; q.report.json held the report, the histograms were gone
+    const r = await q('q.report.json');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`edgetune quantize: --cache q.report.json is the report quantize writes for --out ${path.join(d, 'q.onnx')}: give the cache its own name (e.g. q.calib.json)\n`);
+    const t = await q('q.calibration.cache');
+    expect(t.stderr).toBe(`edgetune quantize: --cache q.calibration.cache is the TensorRT calibration table quantize writes for --out ${path.join(d, 'q.onnx')}: give the cache its own name (e.g. q.calib.json)\n`);
+    expect(readdirSync(d)).toEqual([]);
+  });
+});

@@ -10,7 +10,7 @@ import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/model.js';
 import { loadModelFile } from '../../io/model-file.js';
-import { parse, type Command } from '../args.js';
+import { invalidOption, parse, type Command } from '../args.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune card <model> --out <file.onnx> [options]
@@ -20,7 +20,7 @@ offset, output kind, embedding tensor), so the file alone describes it. Fields n
 refused unless --allow-assumed is given (then the assumed values are embedded and listed).
 
 Options:
-  --out <file.onnx>   the output model (replaced atomically; may be the input)
+  --out <file.onnx>   the output model (replaced atomically; another file than the input)
   --allow-assumed     embed assumed values too
 ${CARD_USAGE}`;
 
@@ -33,6 +33,9 @@ export const card: Command = {
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
     const out = v.out;
     await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
+    // an ONNX file: `--out m.card.json` wrote the model where every command then reads m.onnx's card file
+    // ("m.card.json: model card is not valid JSON" from then on)
+    if (!/\.onnx$/i.test(out)) throw invalidOption('out', 'a file name ending in .onnx', out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     // a registry id resolves to a file only now: it is not replaced either
     await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });
