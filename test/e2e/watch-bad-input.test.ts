@@ -79,8 +79,7 @@ describe('watch: frames that do not decode', () => {
     writeFileSync(path.join(d, 'only.jpg'), 'text\n');
     const events: SourceEvent[] = [];
     const src = await createSource(`dir://${d}`, { onEvent: (e) => events.push(e) });
-    const it = src.frames();
-    await expect(it.next()).rejects.toThrow(`${d}: no frame to play: its one image failed to decode, each reported and skipped (the first: ${path.join(d, 'only.jpg')}: not a supported image (unsupported image format))`);
+    await expect(src.frames().next()).rejects.toThrow(`${d}: no frame to play: its one image failed to decode, each reported and skipped (the first: ${path.join(d, 'only.jpg')}: not a supported image (unsupported image format))`);
     expect(events.map((e) => e.type)).toEqual(['skip']);
   });
 
