@@ -15,6 +15,7 @@
 //   options.symmetric    int8 activations, zero point 0, dedicated Q/DQ pairs (TensorRT layout);
 //                        default uint8 asymmetric activations (fuses into int8 kernels on x86 CPUs)
 //   options.exclude      node names, operator types or node output names kept in float
+//   options.excludeInputLayer  also the unit of the layer(s) reading the image (mixed.ts inputLayerUnit)
 //   options.biasCorrection  correct Conv/Gemm biases for the weight rounding error (default true)
 //   options.correctionImages  then re-measure each quantized layer's output mean on this many
 //                        calibration images and correct its bias to the float mean, layer by layer
@@ -78,7 +79,7 @@ import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
 import { evaluateQuantized, type QuantReport } from './report.js';
 import { DEFAULT_SENSITIVITY_IMAGES, quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
-import { choosePrecision, DEFAULT_LATENCY_BUDGET, type PrecisionChoice } from './mixed.js';
+import { choosePrecision, DEFAULT_LATENCY_BUDGET, inputLayerUnit, type PrecisionChoice } from './mixed.js';
 import type { RangeCollector } from './ranges.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
@@ -117,6 +118,12 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   perChannel?: boolean;
   symmetric?: boolean;
   exclude?: string[];
+  /**
+   * Also keep float the unit of the layer(s) reading the image input (calibration/mixed.ts
+   * inputLayerUnit), found on the model this call decodes: put first in `exclude` and listed in the
+   * result's `inputLayer`. Default false. (finetune --int8 sets it: the photo is not re-quantized.)
+   */
+  excludeInputLayer?: boolean;
   /** Correct each Conv/Gemm bias for the weights' rounding error using calibration means. Default true. */
   biasCorrection?: boolean;
   /**
@@ -190,6 +197,8 @@ export interface QuantizeResult {
   /** Conv layers whose int8 weights GPTQ re-rounded. */
   gptqLayers: number;
   excluded: string[];
+  /** With excludeInputLayer: the input layer's unit kept float (node keys, as `exclude` takes them). */
+  inputLayer?: string[];
   opsetFrom: number;
   ranges: Record<string, Range>;
   /** With sensitivityImages: each quantized tensor's cost alone, the costliest first. */
@@ -216,7 +225,7 @@ export interface QuantizeResult {
  */
 export const QUANTIZE_OPTION_KEYS = [
   'resolve', 'model', 'modelBytes', 'out', 'write', 'calib', 'calibCount', 'seed', 'method', 'percentile', 'perChannel', 'symmetric',
-  'exclude', 'biasCorrection', 'correctionImages', 'gptqImages', 'sensitivityImages', 'keepFloat', 'latencyBudget', 'cache', 'eval',
+  'exclude', 'excludeInputLayer', 'biasCorrection', 'correctionImages', 'gptqImages', 'sensitivityImages', 'keepFloat', 'latencyBudget', 'cache', 'eval',
   'evalCount', 'writeReport', 'card', 'preprocess', 'labels', 'labelOffset', 'outputKind', 'allowAssumed', 'signal', 'onProgress',
   'onSkip', 'providers', 'threads', 'onWarning',
 ] as const satisfies readonly (keyof QuantizeOptions)[];
@@ -291,6 +300,8 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   // messages name the file the user gave (a .tflite / model.json), not its converted copy in the import cache
   const named = resolved.importedFrom ?? resolved.path;
   refuseQuantized(original.graph, named);
+  const inputLayer = o.excludeInputLayer ? inputLayerUnit(original) : undefined;
+  const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
@@ -298,7 +309,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   // Planned once, on the copy the rewrite edits (the plan names nodes by identity; calibration reads
   // only tensor names, the same in `prepared`).
   const qmodel = cloneModel(prepared);
-  const plan = planQuantization(qmodel.graph, named, { exclude: o.exclude, symmetric });
+  const plan = planQuantization(qmodel.graph, named, { exclude, symmetric });
   const modelSha = sha256(bytes);
   const biasCorrection = o.biasCorrection ?? true;
   const meanTensors = biasCorrection ? plan.meanTensors : [];
@@ -454,7 +465,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
       ...(d.provenance ?? {}),
       base: d.provenance?.base ?? d.id,
       baseSha256: modelSha,
-      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, correctionImages, ...(gptqLayers ? { gptq: { images: gptqImages, layers: gptqLayers } } : {}), activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: o.exclude ?? [] },
+      quantization: { format: 'QDQ', method, ...(method === 'percentile' ? { percentile: rangeOpts.percentile } : {}), perChannel, symmetric, biasCorrection, correctionImages, ...(gptqLayers ? { gptq: { images: gptqImages, layers: gptqLayers } } : {}), activations: symmetric ? 'int8' : 'uint8', weights: 'int8', calibrationImages, seed, exclude: exclude ?? [] },
       tool: 'edgetune quantize',
     },
   };
@@ -485,6 +496,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
     layersCorrected,
     gptqLayers,
     excluded: plan.excluded,
+    ...(inputLayer ? { inputLayer } : {}),
     opsetFrom,
     ranges: Object.fromEntries(ranges),
     ...(sensitivity ? { sensitivity } : {}),

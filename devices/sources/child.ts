@@ -82,6 +82,8 @@ export interface ChildSourceSpec {
   args(resume: ResumePoint): string[];
   /** Media time of frame `seq` in ms, for inputs with a known frame rate. */
   ptsOf?: (seq: number) => number | undefined;
+  /** Frames a finite input holds, when its container says (files: ffprobe's nb_frames); named when damaged frames are skipped. */
+  frames?: number;
   reconnect?: ReconnectOptions;
   onEvent?: (e: SourceEvent) => void;
 }
@@ -174,11 +176,15 @@ export class ChildFrameSource implements FrameSource {
       const child = spawn(cmd.cmd, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       const stderr: string[] = [];
+      let firstError: string | undefined;
       let partial = '';
       child.stderr!.setEncoding('utf8');
-      // Whole lines are masked (a URI split across two chunks is still one line).
+      // Whole lines are masked (a URI split across two chunks is still one line); the decoder
+      // instances' addresses ("[h264 @ 0x55…]") are dropped: they differ on every run and say nothing.
       const keep = (lines: string[]) => {
-        stderr.push(...lines.map(maskSecrets).filter((l) => l.trim()));
+        const kept = lines.map((l) => maskSecrets(l).replace(/ @ 0x[0-9a-f]+\]/g, ']')).filter((l) => l.trim());
+        firstError ??= kept[0];
+        stderr.push(...kept);
         if (stderr.length > 20) stderr.splice(0, stderr.length - 20);
       };
       child.stderr!.on('data', (d: string) => {
@@ -265,6 +271,12 @@ export class ChildFrameSource implements FrameSource {
         this.emit({ type: 'stall', message: `${this.spec.kind}: no frame for ${(stalledMs / 1000).toFixed(1)} s while ${path.basename(this.exe)} kept running; restarting the source` });
       }
       if (code === 0 && this.spec.finite) {
+        // ffmpeg skips the frames it cannot decode and says so on stderr (-loglevel error): some
+        // frames bad → reported here, the stream goes on; none good → ffmpeg fails, an error below.
+        if (firstError !== undefined && everDelivered) {
+          const of = this.spec.frames !== undefined && seq < this.spec.frames ? `${seq} of the ${this.spec.frames} frames its container lists were decoded, the damaged ones skipped` : `${seq} frames decoded, damaged ones skipped or concealed`;
+          this.emit({ type: 'skip', message: `${this.spec.kind}: damaged input: ${of} (${path.basename(this.exe)}: ${firstError.trim()})` });
+        }
         this.emit({ type: 'end', message: `${this.spec.kind}: end of stream after ${seq} frames` });
         return;
       }

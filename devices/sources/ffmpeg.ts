@@ -277,6 +277,7 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         // early: the first frame at or after the seek point is the one wanted).
         args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, source, realtime, seekSeconds: fps && seq ? (seq - 0.5) / fps : 0 }),
         ptsOf: fps ? (seq) => (seq * 1000) / fps : undefined,
+        frames: info.frames,
       });
     }
     default:

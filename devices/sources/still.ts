@@ -2,7 +2,8 @@
 // model sees the same pixels): dir:// plays a sorted image sequence (numeric-aware order, optional
 // fps for media time and pacing) and webcam: takes snapshots by running fswebcam (Linux) or imagesnap
 // (macOS) for machines with no other way to reach a camera. A corrupt image is reported
-// and skipped; a failing snapshot tool is retried with backoff.
+// and skipped; a sequence none of whose images decode is an error; a failing snapshot tool is retried
+// with backoff.
 
 import { execFile } from 'node:child_process';
 import { readdir, rm, stat } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { EdgetuneError, invalidParameter, messageOf } from '../../runtime/core/errors.js';
-import { decodeImage, IMAGE_EXTENSIONS } from '../../runtime/image/decode.js';
+import { decodeImage, DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS } from '../../runtime/image/decode.js';
 import { DEFAULT_SPEC, type PreprocessSpec } from '../../runtime/image/preprocess.js';
 import { backoffDelay, findExecutable, PACKAGES } from './child.js';
 import { geometryOf, splitQuery } from './ffmpeg.js';
@@ -104,7 +105,7 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
     .filter((n) => IMAGE_EXTENSIONS.includes(path.extname(n).toLowerCase()))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
     .map((n) => path.join(dir, n));
-  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no images (${IMAGE_EXTENSIONS.join(', ')})`, { subject: dir });
+  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no images (dir:// reads ${DECODED_IMAGE_EXTENSIONS.join(' ')})`, { subject: dir });
   const fps = o.fps ?? positive(params.get('fps'), 'dir fps');
   const realtime = o.realtime ?? (fps !== undefined);
   return stillSource(uri, 'dir', realtime, o, async function* ({ spec, signal, events }) {
@@ -120,10 +121,12 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
       }
     };
     let seq = 0;
+    let firstFailure: string | undefined;
     for (let i = 0; i < files.length && !signal.aborted; i++) {
       fill();
       const r = await pending.shift()!;
       if (r instanceof Error) {
+        firstFailure ??= messageOf(r);
         events.emit({ type: 'skip', message: `dir: ${messageOf(r)}; skipped` });
         continue;
       }
@@ -134,6 +137,12 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
       if (fps) r.pts = (seq * 1000) / fps;
       seq++;
       yield r;
+    }
+    // Some images bad: each reported and skipped. None good: the sequence is a bad input, as a video
+    // none of whose frames decode is (devices/sources/child.ts), not a stream that ended.
+    if (seq === 0 && firstFailure !== undefined && !signal.aborted) {
+      const all = files.length === 1 ? 'its one image' : `all ${files.length} images`;
+      throw new EdgetuneError('EINPUT', `${dir}: no frame to play: ${all} failed to decode, each reported and skipped (the first: ${firstFailure})`, { subject: dir });
     }
     events.emit({ type: 'end', message: `dir: end of sequence after ${seq} frames` });
   });

@@ -40,7 +40,7 @@ function explain(err: unknown, format: string | undefined): string {
   const m = messageOf(err);
   if (/exceeds pixel limit/i.test(m)) return m;
   if (/unsupported image format/i.test(m)) {
-    return format ? `unsupported image format (${format}; this build decodes ${IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
+    return format ? `unsupported image format (${format}; this build decodes ${DECODED_IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
   const line = m.split('\n')[0]!;
   if (format && foreign(line, format)) return `corrupt or truncated image (a damaged ${format} file)`;
@@ -72,7 +72,7 @@ async function headOf(input: string | Uint8Array): Promise<Uint8Array> {
   }
 }
 
-/** Vector formats sharp can render, refused where a photo is expected (see refuseVector). */
+/** Vector formats sharp can render (sharp.format ids, as metadata() names them), refused where a photo is expected (see refuseVector). */
 const VECTOR_FORMATS = new Set(['svg', 'pdf']);
 
 /**
@@ -246,14 +246,26 @@ export async function encodeJpeg(img: HwcImage, quality = 90): Promise<Buffer> {
     .toBuffer();
 }
 
+/** The extensions (lower case, with the dot) of the formats this build of sharp decodes from memory whose sharp.format id `keep` accepts. */
+function suffixesOf(keep: (format: string) => boolean): readonly string[] {
+  const all = Object.entries(sharp.format).flatMap(([id, f]) => (f.input.buffer && f.input.fileSuffix && keep(id) ? f.input.fileSuffix : []));
+  return Object.freeze([...new Set(all.map((e) => e.toLowerCase()))].sort());
+}
+
 /**
- * The file extensions of every image format this build of sharp decodes from memory (sharp.format:
- * jpeg .jpg .jpeg .jpe .jfif, png, webp, tiff .tif .tiff, gif, svg, heif .avif, …), lower case with the
- * dot. The one list every command (classify, finetune, eval, quantize, the still source) uses.
+ * The file extensions of the images edgetune decodes: every format this build of sharp decodes from
+ * memory (sharp.format: jpeg .jpg .jpeg .jpe .jfif, png, webp, tiff .tif .tiff, gif, heif .avif, …) but
+ * the vector ones (svg), which refuseVector refuses. Lower case with the dot. What the messages
+ * listing the accepted images say ("no images", "unsupported image format").
  */
-export const IMAGE_EXTENSIONS: readonly string[] = Object.freeze(
-  [...new Set(Object.values(sharp.format).flatMap((f) => (f.input.buffer && f.input.fileSuffix ? f.input.fileSuffix : [])).map((e) => e.toLowerCase()))].sort(),
-);
+export const DECODED_IMAGE_EXTENSIONS: readonly string[] = suffixesOf((id) => !VECTOR_FORMATS.has(id));
+
+/**
+ * The names every command (classify, finetune, eval, quantize, the still source) takes as images:
+ * DECODED_IMAGE_EXTENSIONS and the vector formats' (.svg), so that an SVG where a photo is expected is
+ * refused with the reason (refuseVector) instead of passed over unseen. The same sharp.format list.
+ */
+export const IMAGE_EXTENSIONS: readonly string[] = suffixesOf(() => true);
 
 /** Formats recognised by their first bytes, to name an undecodable file's format (and to tell its own decoder's message from another file's). */
 const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [

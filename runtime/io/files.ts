@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { IMAGE_EXTENSIONS, readErrorReason } from '../image/decode.js';
+import { DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS, readErrorReason } from '../image/decode.js';
 
 export function isImageFile(f: string): boolean {
   return IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase());
@@ -84,7 +84,7 @@ const OTHER_IMAGE_EXTENSIONS = ['.bmp', '.dib', '.ico', '.cur', '.heic', '.heif'
 /** Why a file name is not taken as an image: an image format sharp does not decode, or not an image. */
 export function notAnImage(name: string): string {
   const ext = path.extname(name);
-  if (OTHER_IMAGE_EXTENSIONS.includes(ext.toLowerCase())) return `unsupported image format (${ext}; images are ${IMAGE_EXTENSIONS.join(' ')})`;
+  if (OTHER_IMAGE_EXTENSIONS.includes(ext.toLowerCase())) return `unsupported image format (${ext}; images are ${DECODED_IMAGE_EXTENSIONS.join(' ')})`;
   return `not an image file (${ext || 'no extension'})`;
 }
 

@@ -8,8 +8,8 @@
 
 import { messageOf } from '../../core/errors.js';
 import { classNameProblem } from '../../core/labels.js';
+import { addedLine, classCard, holdToRecord, readPicked, sampleWhileHeld } from './class-card.js';
 import { $, h, showError, sleep } from './dom.js';
-import { decodeBlob, sampleBlob } from './pixels.js';
 
 /** One label of GET /teach. */
 export interface ServerLabel {
@@ -112,10 +112,6 @@ function renderClasses(): void {
       const l = byName.get(name);
       const count = l?.count ?? 0;
       const isNew = !state.base.includes(name);
-      const card = h('div', { class: 'class-card', 'data-class': name, 'data-count': String(count) });
-      const record = h('button', { class: 'record', text: '● Hold to record' });
-      const upload = h('input', { type: 'file', accept: 'image/jpeg,image/png', class: 'upload', hidden: '' });
-      upload.multiple = true;
       const frames = h('button', { class: 'frames', text: 'Server camera ×10', title: "add the server camera's next 10 frames" });
       const files = h('details', { class: 'files' }, h('summary', { text: `${count} example${count === 1 ? '' : 's'}` }));
       for (const f of l?.files ?? []) {
@@ -123,24 +119,18 @@ function renderClasses(): void {
         del.addEventListener('click', () => void act(() => call('DELETE', `/teach/examples/${encodeURIComponent(name)}/${encodeURIComponent(f)}`), `deleted ${f}`));
         files.append(del);
       }
-      card.append(
-        h('div', { class: 'title' }, h('h3', { text: name }), h('span', { class: 'count', text: `${count} · ${isNew ? 'new class' : "the model's class"}` })),
-        h('div', { class: 'actions' }, record, h('label', { class: 'button' }, 'Upload', upload), frames),
-        files,
-      );
-      record.addEventListener('pointerdown', (e) => {
-        e.preventDefault();
-        if (!host.stream()) return showError('no camera on this page: upload photos, or add the server camera\'s frames');
-        recording = name;
-        record.classList.add('active');
-        void recordLoop(name, card).catch((err) => say(`recording failed: ${messageOf(err)}`)).finally(() => void refresh().catch(() => undefined));
+      const { card, record, upload } = classCard({ name, count, countText: `${count} · ${isNew ? 'new class' : "the model's class"}`, accept: 'image/jpeg,image/png', actions: [frames], below: [files] });
+      holdToRecord(record, {
+        camera: () => Boolean(host.stream()),
+        noCamera: "no camera on this page: upload photos, or add the server camera's frames",
+        start() {
+          recording = name;
+          void recordLoop(name, card).catch((err) => say(`recording failed: ${messageOf(err)}`)).finally(() => void refresh().catch(() => undefined));
+        },
+        stop() {
+          if (recording === name) recording = undefined;
+        },
       });
-      const stop = () => {
-        if (recording === name) recording = undefined;
-        record.classList.remove('active');
-      };
-      record.addEventListener('pointerup', stop);
-      record.addEventListener('pointercancel', stop);
       upload.addEventListener('change', () => void uploadFiles(name, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
       frames.addEventListener('click', () => {
         say(`adding 10 frames of the server camera to ${name}…`);
@@ -170,39 +160,25 @@ async function recordLoop(name: string, card: HTMLElement): Promise<void> {
   let n = 0;
   document.body.dataset.recording = name;
   try {
-    await recordFrames(name, card, () => n++);
+    await sampleWhileHeld({
+      held: () => recording === name,
+      video: () => host.video(),
+      everyMs: 300,
+      async onSample(s) {
+        const r = await call<{ count: number }>('POST', examplesUrl(name), s.blob);
+        card.dataset.count = String(r.count);
+        say(`recording ${name}: ${++n} added (${r.count})`);
+      },
+    });
   } finally {
     delete document.body.dataset.recording;
   }
 }
 
-async function recordFrames(name: string, card: HTMLElement, added: () => number): Promise<void> {
-  while (recording === name) {
-    const v = host.video();
-    if (v.readyState >= 2 && v.videoWidth) {
-      const s = await sampleBlob(v);
-      const r = await call<{ count: number }>('POST', examplesUrl(name), s.blob);
-      card.dataset.count = String(r.count);
-      say(`recording ${name}: ${added() + 1} added (${r.count})`);
-    }
-    await sleep(300);
-  }
-}
-
 async function uploadFiles(name: string, files: File[]): Promise<void> {
-  let added = 0;
-  const bad: string[] = [];
-  for (const f of files) {
-    try {
-      // a photo the browser cannot read is named here, before the upload
-      (await decodeBlob(f, f.name)).close();
-      await call('POST', examplesUrl(name), f);
-      added++;
-    } catch (err) {
-      bad.push(`${f.name}: ${messageOf(err)}`);
-    }
-  }
-  say(`${name}: added ${added} photo${added === 1 ? '' : 's'}${bad.length ? `; skipped ${bad.length}:\n${bad.join('\n')}` : ''}`);
+  // a photo the browser cannot read is named by readPicked, before the upload
+  const { added, failed } = await readPicked(files, (f) => call('POST', examplesUrl(name), f));
+  say(addedLine(name, added, 'photo', failed.map(({ file, error }) => `${file.name}: ${messageOf(error)}`)));
   await refresh().catch(() => undefined);
 }
 

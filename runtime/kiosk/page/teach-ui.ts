@@ -8,10 +8,11 @@ import type { KioskConfig } from '../config.js';
 import { messageOf } from '../../core/errors.js';
 import { classNameProblem } from '../../core/labels.js';
 import { openSession, type WebProvider } from './engine.js';
-import { decodeBlob, sampleBlob } from './pixels.js';
+import { sampleBlob } from './pixels.js';
+import { addedLine, classCard, holdToRecord, readPicked, sampleWhileHeld } from './class-card.js';
 import { newId, type ClassRecord, type ModelRecord, type SampleRecord, type Store } from './store.js';
 import { trainInPage, type TrainProgress } from './teach.js';
-import { $, h, showError, sleep } from './dom.js';
+import { $, h, showError } from './dom.js';
 import { exportModel, showResult } from './results.js';
 
 /** What teach mode borrows from the live view. */
@@ -46,11 +47,6 @@ export async function renderClasses(): Promise<void> {
   const cards = await Promise.all(
     classes.map(async (c) => {
       const samples = await store!.samples(c.id);
-      const card = h('div', { class: 'class-card', 'data-class': c.name, 'data-count': String(samples.length) });
-      const record = h('button', { class: 'record', text: '● Hold to record' });
-      const upload = h('input', { type: 'file', accept: 'image/*', class: 'upload', hidden: '' });
-      upload.multiple = true;
-      const uploadLabel = h('label', { class: 'button' }, 'Upload', upload);
       const clear = h('button', { class: 'clear', text: 'Clear' });
       const del = h('button', { class: 'delete', text: '✕', title: `delete class ${c.name}`, 'aria-label': `delete class ${c.name}` });
       const thumbs = h('div', { class: 'thumbs' });
@@ -60,36 +56,26 @@ export async function renderClasses(): Promise<void> {
         img.onload = () => URL.revokeObjectURL(img.src);
         thumbs.append(img);
       }
-      card.append(
-        h('div', { class: 'title' }, h('h3', { text: c.name }), h('span', { class: 'count', text: `${samples.length} sample${samples.length === 1 ? '' : 's'}` })),
-        del,
-        h('div', { class: 'actions' }, record, uploadLabel, clear),
-        thumbs,
-      );
-      const stop = () => {
-        if (recordingClass === c.id) {
-          recordingClass = undefined;
-          record.classList.remove('active');
-          $('rec-indicator').hidden = true;
-        }
-      };
-      record.addEventListener('pointerdown', (e) => {
-        e.preventDefault();
-        record.setPointerCapture?.(e.pointerId);
-        if (!host.stream()) {
-          showError('no camera: upload images instead');
-          return;
-        }
-        recordingClass = c.id;
-        record.classList.add('active');
-        $('rec-indicator').hidden = false;
-        void recordLoop(c.id, card)
-          .catch((err) => showError(`recording failed: ${messageOf(err)}`))
-          .then(renderClasses);
+      const count = `${samples.length} sample${samples.length === 1 ? '' : 's'}`;
+      const { card, record, upload } = classCard({ name: c.name, count: samples.length, countText: count, accept: 'image/*', lead: [del], actions: [clear], below: [thumbs] });
+      holdToRecord(record, {
+        capture: true,
+        camera: () => Boolean(host.stream()),
+        noCamera: 'no camera: upload images instead',
+        start() {
+          recordingClass = c.id;
+          $('rec-indicator').hidden = false;
+          void recordLoop(c.id, card)
+            .catch((err) => showError(`recording failed: ${messageOf(err)}`))
+            .then(renderClasses);
+        },
+        stop() {
+          if (recordingClass === c.id) {
+            recordingClass = undefined;
+            $('rec-indicator').hidden = true;
+          }
+        },
       });
-      record.addEventListener('pointerup', stop);
-      record.addEventListener('pointercancel', stop);
-      record.addEventListener('contextmenu', (e) => e.preventDefault());
       upload.addEventListener('change', () => void uploadFiles(c, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
       clear.addEventListener('click', () => void store.clearSamples(c.id).then(renderClasses));
       del.addEventListener('click', () => {
@@ -106,39 +92,31 @@ async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
   const batch: SampleRecord[] = [];
   let n = Number(card.dataset.count ?? 0);
   const count = card.querySelector('.count');
-  while (recordingClass === classId) {
-    const v = host.video();
-    if (v.readyState >= 2 && v.videoWidth) {
-      const s = await sampleBlob(v);
+  await sampleWhileHeld({
+    held: () => recordingClass === classId,
+    video: () => host.video(),
+    everyMs: 150,
+    async onSample(s) {
       batch.push({ classId, blob: s.blob, width: s.width, height: s.height, source: 'camera', created: Date.now() });
       n++;
       if (count) count.textContent = `${n} samples`;
       $('rec-indicator').textContent = `● REC ${card.dataset.class ?? ''} · ${n}`;
       if (batch.length >= 5) await store.addSamples(batch.splice(0));
-    }
-    await sleep(150);
-  }
+    },
+  });
   await store.addSamples(batch);
   card.dataset.count = String(n);
 }
 
 async function uploadFiles(c: ClassRecord, files: File[]): Promise<void> {
   const store = host.store()!;
-  const status = $('train-status');
   const records: SampleRecord[] = [];
-  const bad: string[] = [];
-  for (const f of files) {
-    try {
-      const bmp = await decodeBlob(f, f.name);
-      const s = await sampleBlob(bmp);
-      bmp.close();
-      records.push({ classId: c.id, blob: s.blob, width: s.width, height: s.height, source: 'upload', name: f.name, created: Date.now() });
-    } catch (err) {
-      bad.push(messageOf(err));
-    }
-  }
+  const { added, failed } = await readPicked(files, async (f, bitmap) => {
+    const s = await sampleBlob(bitmap);
+    records.push({ classId: c.id, blob: s.blob, width: s.width, height: s.height, source: 'upload', name: f.name, created: Date.now() });
+  });
   await store.addSamples(records);
-  status.textContent = `${c.name}: added ${records.length} image${records.length === 1 ? '' : 's'}${bad.length ? `; skipped ${bad.length}:\n${bad.join('\n')}` : ''}`;
+  $('train-status').textContent = addedLine(c.name, added, 'image', failed.map(({ error }) => messageOf(error)));
   await renderClasses();
 }
 

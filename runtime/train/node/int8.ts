@@ -10,8 +10,7 @@
 // entries (bytes) of the caller's output set (runtime/io/atomic.ts writeAtomicSet), so the pair is
 // replaced together or not at all.
 
-import { inputLayerUnit, quantizeModel, quantizeOutputsOf } from '../../../calibration/index.js';
-import { decodeModel } from '../../onnx/model.js';
+import { quantizeModel, quantizeOutputsOf } from '../../../calibration/index.js';
 import type { PreprocessSpec } from '../../core/preprocess-spec.js';
 import type { AtomicEntry } from '../../io/atomic.js';
 import type { SessionOptions } from '../../session/session.js';
@@ -78,7 +77,6 @@ export async function quantizeFinetuned(o: {
   signal?: AbortSignal;
 }): Promise<Int8Step> {
   const floatFile = fp32PathOf(o.out);
-  const firstLayer = inputLayerUnit(decodeModel(o.floatBytes));
   const q = await quantizeModel({
     model: `${o.out} (the fine-tuned float model)`,
     modelBytes: o.floatBytes,
@@ -92,9 +90,10 @@ export async function quantizeFinetuned(o: {
     labels: [...o.labels],
     outputKind: 'probabilities',
     // the first layer stays float, so the photo is not re-quantized (calibration/mixed.ts
-    // inputLayerUnit: tf_flowers-dev 0.870 → 0.900 against fp32 0.880). keepFloat 'auto' is not used
-    // here: with it that rose flipped back (0.870) and the step took 1.5× as long (see the header)
-    exclude: firstLayer,
+    // inputLayerUnit: tf_flowers-dev 0.870 → 0.900 against fp32 0.880), found on the model the
+    // quantizer decodes (not decoded a second time here). keepFloat 'auto' is not used here: with it
+    // that rose flipped back (0.870) and the step took 1.5× as long (see the header)
+    excludeInputLayer: true,
     writeReport: false,
     providers: o.session.providers,
     threads: o.session.threads,
@@ -111,7 +110,7 @@ export async function quantizeFinetuned(o: {
     report: {
       float: floatFile,
       quantized: q.quantized,
-      keptFloat: [...new Set([...firstLayer, ...(q.precision?.exclude ?? [])])],
+      keptFloat: [...new Set([...(q.inputLayer ?? []), ...(q.precision?.exclude ?? [])])],
       calibrationImages: q.calibrationImages,
       images: ev?.images ?? 0,
       accuracyFloat: ev ? ev.metrics[0]!.accuracy : null,

@@ -1,0 +1,108 @@
+// The class card both teach modes draw (./teach-ui.ts, teaching in the page; ./teach-server.ts, teaching
+// through a server's teach API): the card's frame (name, count, the hold-to-record button, the Upload
+// picker, then the mode's own buttons and lists), the hold-to-record button's pointer handling, the loop
+// that samples the camera while it is held, and reading the photos picked (each decoded here first, so
+// a file the browser cannot read is named before it is stored or sent). What each mode does with a
+// sample or a photo (IndexedDB, or a POST) stays in that mode. Browser-safe: the DOM only.
+
+import { h, showError, sleep } from './dom.js';
+import { decodeBlob, sampleBlob } from './pixels.js';
+
+/** The parts of a class card a teach mode wires. */
+export interface ClassCard {
+  /** `div.class-card` with `data-class` (the name) and `data-count`. */
+  card: HTMLDivElement;
+  /** `button.record`, "● Hold to record". */
+  record: HTMLButtonElement;
+  /** The hidden `input.upload` (multiple files) inside the "Upload" label. */
+  upload: HTMLInputElement;
+}
+
+/**
+ * A class card: a title (the name as `h3`, `countText` in `span.count`), then `lead` (e.g. a delete
+ * button), an actions row (record, Upload, then `actions`), then `below` (thumbnails, an example list).
+ * `accept`: the picker's file types (an `accept` attribute value).
+ */
+export function classCard(o: { name: string; count: number; countText: string; accept: string; lead?: Node[]; actions?: Node[]; below?: Node[] }): ClassCard {
+  const card = h('div', { class: 'class-card', 'data-class': o.name, 'data-count': String(o.count) });
+  const record = h('button', { class: 'record', text: '● Hold to record' });
+  const upload = h('input', { type: 'file', accept: o.accept, class: 'upload', hidden: '' });
+  upload.multiple = true;
+  card.append(
+    h('div', { class: 'title' }, h('h3', { text: o.name }), h('span', { class: 'count', text: o.countText })),
+    ...(o.lead ?? []),
+    h('div', { class: 'actions' }, record, h('label', { class: 'button' }, 'Upload', upload), ...(o.actions ?? [])),
+    ...(o.below ?? []),
+  );
+  return { card, record, upload };
+}
+
+/**
+ * Wire a hold-to-record button: pointerdown starts recording (`start`, the button marked `active`) unless
+ * `camera()` says there is no camera (then `noCamera` shows in the error banner); pointerup and
+ * pointercancel stop it (`stop`, the mark removed). `capture`: the pointer is captured on pointerdown
+ * (a finger sliding off the button still ends the recording) and the long-press menu is suppressed.
+ */
+export function holdToRecord(button: HTMLButtonElement, o: { camera(): boolean; noCamera: string; start(): void; stop(): void; capture?: boolean }): void {
+  button.addEventListener('pointerdown', (e) => {
+    e.preventDefault();
+    if (o.capture) button.setPointerCapture?.(e.pointerId);
+    if (!o.camera()) {
+      showError(o.noCamera);
+      return;
+    }
+    button.classList.add('active');
+    o.start();
+  });
+  const stop = () => {
+    button.classList.remove('active');
+    o.stop();
+  };
+  button.addEventListener('pointerup', stop);
+  button.addEventListener('pointercancel', stop);
+  if (o.capture) button.addEventListener('contextmenu', (e) => e.preventDefault());
+}
+
+/** A sample of the camera (./pixels.ts sampleBlob): a JPEG with its size. */
+export type CameraSample = Awaited<ReturnType<typeof sampleBlob>>;
+
+/**
+ * While `held()`: every `everyMs` ms, when the video has a frame, a sample of it handed to `onSample`
+ * (awaited before the next). Resolves once `held()` is false; rejects with `onSample`'s error.
+ */
+export async function sampleWhileHeld(o: { held(): boolean; video(): HTMLVideoElement; everyMs: number; onSample(s: CameraSample): Promise<void> | void }): Promise<void> {
+  while (o.held()) {
+    const v = o.video();
+    if (v.readyState >= 2 && v.videoWidth) await o.onSample(await sampleBlob(v));
+    await sleep(o.everyMs);
+  }
+}
+
+/**
+ * The photos picked in an Upload, one at a time: each decoded by the browser (./pixels.ts decodeBlob,
+ * which names a file it cannot read), then handed to `use` with its bitmap (closed afterwards). Resolves
+ * with how many `use` took and, for the others, the file and the error.
+ */
+export async function readPicked(files: readonly File[], use: (f: File, bitmap: ImageBitmap) => Promise<void>): Promise<{ added: number; failed: { file: File; error: unknown }[] }> {
+  let added = 0;
+  const failed: { file: File; error: unknown }[] = [];
+  for (const f of files) {
+    try {
+      const bitmap = await decodeBlob(f, f.name);
+      try {
+        await use(f, bitmap);
+      } finally {
+        bitmap.close();
+      }
+      added++;
+    } catch (error) {
+      failed.push({ file: f, error });
+    }
+  }
+  return { added, failed };
+}
+
+/** "<class>: added N <noun>s", and "; skipped K:" with one reason a line when some were not. */
+export function addedLine(name: string, added: number, noun: string, skipped: readonly string[]): string {
+  return `${name}: added ${added} ${noun}${added === 1 ? '' : 's'}${skipped.length ? `; skipped ${skipped.length}:\n${skipped.join('\n')}` : ''}`;
+}
