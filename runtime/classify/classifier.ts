@@ -105,6 +105,15 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   const { card, entry } = described;
   const modelPath = described.path;
   const id = card.id;
+  // a feature extractor (the Coral embedding extractor) has an [N, C, 1, 1] output as classifiers may, but
+  // its card names that output as the embedding: classifying printed a softmax of its features as classes
+  if (!options.allowNonClassifier && card.embedding?.tensor === card.outputName) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${model}: output "${card.outputName}" is the model's embedding (${card.embedding.dims ? `${card.embedding.dims}-d ` : ''}features, its card says), not class scores: a backbone to train a classifier on (edgetune finetune --model)`,
+      { subject: model },
+    );
+  }
   // createSession reads only the session fields of the options.
   const sessionOptions: SessionOptions = options;
   let session: ModelSession | undefined = remote ? remote.session : options.lazy ? undefined : await createSession(modelPath, sessionOptions);

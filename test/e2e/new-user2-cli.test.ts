@@ -227,3 +227,20 @@ describe('quantize --cache', () => {
     expect(readdirSync(d)).toEqual([]);
   });
 });
+
+describe('classify with a feature extractor', () => {
+  it('refuses the Coral embedding extractor (its card names its output as the embedding) instead of printing a softmax of features', async () => {
+    const embed = shared('models', 'tflite', 'coral_mobilenet_v1_1.0_224_quant_embedding_extractor.tflite');
+    // before: rc 0, "dog.jpg: 197 (4.2%), 627 (2.5%), …" with "assumed 1024 unnamed classes"
+    const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', embed], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      `edgetune classify: ${embed}: output "MobilenetV1/Logits/AvgPool_1a/AvgPool" is the model's embedding (1024-d features, its card says), not class scores: a backbone to train a classifier on (edgetune finetune --model)\n`,
+    );
+    // what it is for still works: its card, and timing it
+    const i = await runCli(['inspect', embed], { env });
+    expect(i.code, i.stderr).toBe(0);
+    const b = await runCli(['bench', '--model', embed, '--iterations', '1', '--json'], { env });
+    expect(b.code, b.stderr).toBe(0);
+  });
+});
