@@ -85,6 +85,12 @@ describe('watch and capture given a folder of frames', () => {
     expect(f.stderr.split('\n').at(-2)).toBe(`edgetune watch: ${frames}: not a file (a folder: an image sequence is dir://${frames})`);
   });
 
+  it('watch refuses --allow-host without --serve (it ran the whole stream with nothing served)', async () => {
+    const r = await runCli(['watch', shared('camera', 'slow_traffic_frames'), '--allow-host', 'kiosk.local'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('edgetune watch: --allow-host needs --serve <host:port> (it names the Host headers the server answers)\n');
+  });
+
   it('refuse dir:// and file:// with no path (an unset "$FRAMES"), which streamed the current folder', async () => {
     const cwd = path.join(work, 'cwd-frames');
     mkdirSync(cwd);

@@ -104,6 +104,8 @@ export const watch: Command = {
     const statsEvery = numberOption('stats', v.stats, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
+    // like --teach: without a server the names would be taken and nothing served
+    if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
     if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
     const teachIntervalMs = durationOption('teach-interval', v['teach-interval'], 1000);
     const keepHard = intOption('keep-hard', v['keep-hard'], 0, 0);
