@@ -206,8 +206,12 @@ export function reportTable(r: QuantReport): string {
   ]);
 }
 
-/** The sensitivity analysis as a table: the whole model, weights only, activations only, then the `top` costliest tensors. */
-export function sensitivityTable(s: SensitivityReport, top = 10): string {
+/**
+ * The sensitivity analysis as a table: the whole model, weights only, activations only, then the `top`
+ * costliest tensors. `reportFile`: the report that holds every row besides --json (none without --eval,
+ * nor for --keep-float, whose report describes the mixed model).
+ */
+export function sensitivityTable(s: SensitivityReport, top = 10, reportFile?: string): string {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const rows: (string | number)[][] = [
     ['quantized alone', 'op', 'mean KL', 'top-1 agreement'],
@@ -216,7 +220,7 @@ export function sensitivityTable(s: SensitivityReport, top = 10): string {
     ['all activations', '', s.activationsOnly.meanKL.toFixed(5), pct(s.activationsOnly.agreementTop1)],
   ];
   for (const e of s.entries.slice(0, top)) rows.push([`${e.kind === 'weights' ? 'weights of' : 'activation'} ${e.name}`, e.op, e.meanKL.toFixed(5), pct(e.agreementTop1)]);
-  const more = s.entries.length > top ? `(${s.entries.length - top} more in --json and the report file)\n` : '';
+  const more = s.entries.length > top ? `(${s.entries.length - top} more in --json${reportFile ? ` and ${reportFile}` : ''})\n` : '';
   return `sensitivity on ${s.images} calibration images (float model as reference; each row alone quantized, unfused):\n` + table(rows) + more;
 }
 

@@ -163,7 +163,8 @@ export const quantize: Command = {
     io.stdout.write(`wrote ${result.out} (${result.method}, ${result.calibrationImages} calibration images${result.cacheHit ? ' from cache' : ''}; int8: ${q})\n`);
     if (result.skipped.length) io.stdout.write(`skipped ${result.skipped.length} undecodable calibration image(s)\n`);
     io.stdout.write(`TensorRT calibration table: ${result.tableFile}\n`);
-    if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity));
+    // the report holds the rows when it was written by the pass that scored them (not --keep-float's second pass)
+    if (result.sensitivity) io.stdout.write('\n' + sensitivityTable(result.sensitivity, 10, result.keptFloat ? undefined : result.reportFile));
     if (result.precision) io.stdout.write('\n' + precisionTable(result.precision));
     else if (result.keptFloat?.length) io.stdout.write(`kept in float: ${result.keptFloat.map((k) => `${k.name} (${k.op}, KL ${k.meanKL.toFixed(4)})`).join(', ')}\n`);
     if (result.report) {
