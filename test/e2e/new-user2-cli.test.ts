@@ -45,6 +45,16 @@ describe('eval --report', () => {
   });
 });
 
+describe('eval --unknown-threshold', () => {
+  it('says it is ignored for a model without an open-set calibration, as classify and watch do', async () => {
+    const known = antsAndBees(path.join(work, 'known-thr'), 2);
+    // before: the picture and the numbers said "no threshold" and nothing said the flag was dropped
+    const r = await runCli(['eval', known, '--model', 'squeezenet1.1', '--unknown', shared('camera'), '--unknown-threshold', '0.5'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('edgetune: squeezenet1.1 has no open-set calibration (no unknown score): --unknown-threshold is ignored\n');
+  });
+});
+
 describe('quantize --eval', () => {
   it('reports the labelled accuracy on the images in class folders only, and says which images it left out of it', async () => {
     const evalDir = antsAndBees(path.join(work, 'q-eval'), 3);

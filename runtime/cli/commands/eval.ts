@@ -78,6 +78,8 @@ export const evaluate: Command = {
     }
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
+    // as classify and watch say it: the 1 − max softmax ranking has no threshold to move
+    if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
     const skipped = [...ds.skipped];
     // what the folder walk left out (not an image file, a dangling link, …) is said like a failed decode
     for (const s of ds.skipped) io.stderr.write(`edgetune: warning: skipped ${s.file}: ${s.reason}\n`);
