@@ -95,6 +95,15 @@ describe('watch and capture given a folder of frames', () => {
     expect(f.stderr.split('\n').at(-2)).toBe(`edgetune watch: ${frames}: not a file (a folder: an image sequence is dir://${frames})`);
   });
 
+  it('capture spaces an image sequence without ?fps by its frames (an image a second), not by how fast they were read', async () => {
+    const out = path.join(work, 'every-ds');
+    // before: `1 frame saved in …/every-ds/c (the source ended before 5)`, exit 1
+    const r = await runCli(['capture', shared('camera', 'slow_traffic_frames'), '--class', 'c', '--out', out, '--every', '2s', '--count', '5', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(jsonLines(r.stdout).map((l) => l.seq)).toEqual([0, 2, 4, 6, 8]);
+    expect(r.stderr).toBe(`edgetune capture: 5 frames saved in ${path.join(out, 'c')}\n`);
+  });
+
   it('watch refuses --allow-host without --serve (it ran the whole stream with nothing served)', async () => {
     const r = await runCli(['watch', shared('camera', 'slow_traffic_frames'), '--allow-host', 'kiosk.local'], { env });
     expect(r.code).toBe(2);

@@ -24,7 +24,7 @@ Options:
   --out <dir>            dataset folder, e.g. dataset/train (required)
   --count <n>            frames to save (default 20)
   --every <time>         time between saved frames: 500ms, 2s, 1m; a bare number is seconds (default 1s; 0 = every frame);
-                         media time for files and image sequences, wall time for cameras
+                         media time for files and image sequences (an image a second without ?fps), wall time for cameras
   --countdown <s>        seconds to wait (with a countdown on stderr) before the first frame (default 0)
   --size <WxH>           saved image size, the frame resized to cover it and centre-cropped (default 480x360)
   --fit <mode>           cover (default), contain (letterbox) or fill (stretch)
@@ -146,7 +146,9 @@ export const capture: Command = {
           continue;
         }
         // Due times on a fixed grid (no drift); after a stall the grid restarts from now.
-        const t = frame.pts ?? frame.timestamp;
+        // an image sequence read without ?fps has no pts: its frames are 1 s apart (dir://'s period when
+        // paced), not the milliseconds reading them took (`--every 1s` saved 1 of 61 frames)
+        const t = frame.pts ?? (source.kind === 'dir' ? frame.seq * 1000 : frame.timestamp);
         if (due !== undefined && t < due) continue;
         due = due === undefined || due + every <= t ? t + every : due + every;
         let file: string;
