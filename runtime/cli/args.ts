@@ -102,6 +102,15 @@ export function invalidOption(name: string, expected: string, value: unknown): E
 }
 
 /**
+ * A model output path: it must end in `.onnx` (any other name could be a file the command reads: a tfjs
+ * `weights.bin`, a `<model>.card.json`). Error: `Expected a file name ending in .onnx for --<name> but received "<value>"`.
+ */
+export function onnxPathOption(name: string, value: string): string {
+  if (!/\.onnx$/i.test(value)) throw invalidOption(name, 'a file name ending in .onnx', value);
+  return value;
+}
+
+/**
  * An integer option in [min, max] (default `def` when absent). Errors name the option and its range:
  * `Expected integer between 1 and 64 for --views but received "0"` (`positive integer` / `integer >= min`
  * without an upper bound).

@@ -10,7 +10,7 @@ import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { setMetadataValue } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/model.js';
 import { loadModelFile } from '../../io/model-file.js';
-import { invalidOption, parse, type Command } from '../args.js';
+import { onnxPathOption, parse, type Command } from '../args.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
 const usage = `Usage: edgetune card <model> --out <file.onnx> [options]
@@ -35,7 +35,7 @@ export const card: Command = {
     await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     // an ONNX file: `--out m.card.json` wrote the model where every command then reads m.onnx's card file
     // ("m.card.json: model card is not valid JSON" from then on)
-    if (!/\.onnx$/i.test(out)) throw invalidOption('out', 'a file name ending in .onnx', out);
+    onnxPathOption('out', out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     // a registry id resolves to a file only now: it is not replaced either
     await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });

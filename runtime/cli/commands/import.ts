@@ -9,7 +9,7 @@ import { describeModel } from '../../../models/describe.js';
 import { importModelFile } from '../../../models/import.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
-import { invalidOption, parse, writeJson, type Command } from '../args.js';
+import { onnxPathOption, parse, writeJson, type Command } from '../args.js';
 
 const usage = `Usage: edgetune import <model.tflite | model.json> --out <file.onnx> [options]
 
@@ -42,7 +42,7 @@ export const importModel: Command = {
     await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     // and an ONNX file: another name could be one of the other files the import reads (`--out weights.bin`
     // replaced a tfjs model's weights with the converted model; `--out labels.txt` its labels)
-    if (!/\.onnx$/i.test(out)) throw invalidOption('out', 'a file name ending in .onnx', out);
+    onnxPathOption('out', out);
     const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels } : {});
     // the converted bytes must describe themselves (card contract, label rule) before anything is written
     cardFromBytes(imported.bytes, { id: path.basename(out), name: imported.source, allowNonClassifier: imported.card.output.extractor });
