@@ -179,9 +179,11 @@ export const evaluate: Command = {
     const m = computeMetrics(predicted, truth, ds.classes.length);
     const perClass = Object.fromEntries(ds.classes.map((c, i) => [c, m.perClass[i]!]));
     if (openSet && v.report) {
+      // the folders' names, with their parents when the names alone are the same ("val vs val" said nothing)
+      const [knownName, unknownName] = ((a: string, b: string) => (path.basename(a) === path.basename(b) ? [a, b].map((p) => path.join(path.basename(path.dirname(p)), path.basename(p))) : [path.basename(a), path.basename(b)]))(path.resolve(positionals[0]!), path.resolve(v.unknown!));
       const pct = (x: number | undefined) => (x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
       await writeAtomic(v.report, await scorePng({
-        title: `${clf.id}: known ${path.basename(path.resolve(positionals[0]!))} vs unknown ${path.basename(path.resolve(v.unknown!))}`,
+        title: `${clf.id}: known ${knownName} vs unknown ${unknownName}`,
         notes: [
           `AUROC ${openSet.auroc.toFixed(3)}; ${openSet.threshold !== undefined ? `at threshold ${openSet.threshold}: known kept ${pct(openSet.knownKept)}, unknown rejected ${pct(openSet.unknownRejected)}, accuracy of kept ${pct(openSet.keptAccuracy)}` : 'no open-set calibration: no threshold'}; ECE ${openSet.ece.toFixed(3)}`,
         ],
