@@ -110,6 +110,12 @@ describe('watch and capture given a folder of frames', () => {
     expect(r.stderr).toBe('edgetune watch: --allow-host needs --serve <host:port> (it names the Host headers the server answers)\n');
   });
 
+  it('watch says --fps is ignored for a video (it was taken without a word)', async () => {
+    const r = await runCli(['watch', `file://${shared('camera', 'slow_traffic_small.mp4')}`, '--fps', '5', '--max-frames', '2', '--as-fast-as-possible', '--quiet'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split('\n')[0]).toBe('edgetune watch: --fps is for dir:// sequences and webcam: snapshots; file frames come at their own rate (--fps ignored)');
+  });
+
   it('refuse dir:// and file:// with no path (an unset "$FRAMES"), which streamed the current folder', async () => {
     const cwd = path.join(work, 'cwd-frames');
     mkdirSync(cwd);

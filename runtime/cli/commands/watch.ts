@@ -154,6 +154,8 @@ export const watch: Command = {
       await clf.dispose();
       throw err;
     }
+    // a video or camera comes at its own rate: --fps would be taken and nothing would change
+    if (fps !== undefined && source.kind !== 'dir' && source.kind !== 'webcam') say(`--fps is for dir:// sequences and webcam: snapshots; ${source.kind} frames come at their own rate (--fps ignored)`);
     const stop = interruptSignal();
     pipeline = new StreamPipeline(source, clf, {
       topK: k,
