@@ -60,6 +60,7 @@ import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/a
 import path from 'node:path';
 import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
@@ -229,7 +230,6 @@ export const QUANTIZE_OPTION_KEYS = [
   'evalCount', 'writeReport', 'card', 'preprocess', 'labels', 'labelOffset', 'outputKind', 'allowAssumed', 'signal', 'onProgress',
   'onSkip', 'providers', 'threads', 'onWarning',
 ] as const satisfies readonly (keyof QuantizeOptions)[];
-type AssertNever<T extends never> = T;
 /** `never` while QUANTIZE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedQuantizeOption = AssertNever<Exclude<keyof QuantizeOptions, (typeof QUANTIZE_OPTION_KEYS)[number]>>;
 
@@ -260,10 +260,7 @@ interface Internal {
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
-  const unknownKeys = Object.keys(o).filter((k) => !(QUANTIZE_OPTION_KEYS as readonly string[]).includes(k));
-  if (unknownKeys.length) {
-    throw new EdgetuneError('EARG', `quantize: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${QUANTIZE_OPTION_KEYS.join(', ')})`);
-  }
+  checkOptionKeys('quantize', o, QUANTIZE_OPTION_KEYS);
   // the evaluation folder is read last, after minutes of calibration: a wrong one is said before them
   if (o.eval !== undefined) await listCalibrationImages(o.eval, 'evaluation');
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);

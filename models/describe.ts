@@ -6,6 +6,7 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
 import { readSideLabelsFile } from '../runtime/io/labels-file.js';
@@ -23,6 +24,15 @@ export interface DescribeOptions extends ResolveOptions {
   /** Describe a model whose output is not class scores (a backbone). Default false. */
   allowNonClassifier?: boolean;
 }
+
+/**
+ * Every key of DescribeOptions, for refusing a misspelt option from JavaScript (`{ overide: … }` would
+ * otherwise describe the model without the caller's fields, without a word). The type below fails to
+ * compile when a key is missing.
+ */
+export const DESCRIBE_OPTION_KEYS = ['searchPath', 'cacheDir', 'download', 'onProgress', 'overrides', 'allowNonClassifier'] as const satisfies readonly (keyof DescribeOptions)[];
+/** `never` while DESCRIBE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedDescribeOption = AssertNever<Exclude<keyof DescribeOptions, (typeof DESCRIBE_OPTION_KEYS)[number]>>;
 
 export interface DescribedModel {
   card: ModelCard;
@@ -59,9 +69,11 @@ export async function registryLayer(entry: ModelEntry, opts: ResolveOptions = {}
  * Describe a model: resolve the reference (path or registry id, as models/loader.ts), read the file
  * once, and merge registry entry, embedded metadata, graph signature and `overrides` into a card.
  * Errors: EMODEL when the file cannot be read, is not ONNX, declares no inputs/outputs, or its input
- * is not an image tensor and nothing else describes it.
+ * is not an image tensor and nothing else describes it; EARG for an option it does not take
+ * (`describeModel: unknown option "overide" (options: …)`).
  */
 export async function describeModel(ref: string, opts: DescribeOptions = {}): Promise<DescribedModel> {
+  checkOptionKeys('describeModel', opts, DESCRIBE_OPTION_KEYS);
   const resolved = await resolveModel(ref, opts);
   const bytes = await readRegularFile(resolved.path, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, bound: "protobuf's limit for one ONNX model", code: 'EMODEL' });
   return describeBytes(bytes, resolved, opts);

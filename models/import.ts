@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
 import { fsReason } from '../runtime/io/errno.js';
@@ -32,6 +33,15 @@ export interface ImportFileOptions {
   /** Where converted models are cached (`<dir>/imports/`). Default: cacheDir() (EDGETUNE_CACHE). */
   cacheDir?: string;
 }
+
+/**
+ * Every key of ImportFileOptions, for refusing a misspelt option from JavaScript (`{ label: 'labels.txt' }`
+ * would otherwise import without the caller's labels, without a word). The type below fails to compile
+ * when a key is missing.
+ */
+export const IMPORT_FILE_OPTION_KEYS = ['labels', 'cacheDir'] as const satisfies readonly (keyof ImportFileOptions)[];
+/** `never` while IMPORT_FILE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedImportFileOption = AssertNever<Exclude<keyof ImportFileOptions, (typeof IMPORT_FILE_OPTION_KEYS)[number]>>;
 
 export interface ImportedModelFile {
   /** The converted ONNX model, with `edgetune.model` embedded. */
@@ -219,9 +229,11 @@ export function embeddedInfoOf(card: ImportedModelCard, provenance: Record<strin
  * associated labels) or a tfjs layers `model.json` (weight shards from its manifest paths, relative
  * to the json; labels: `opts.labels`, else `metadata.json` beside it).
  * Errors: EMODEL naming the file (unreadable, corrupt or truncated, a weights file missing, an
- * unsupported operator or layer); EINPUT naming a label file that cannot be read.
+ * unsupported operator or layer); EINPUT naming a label file that cannot be read or is not text; EARG
+ * for an option it does not take (`importModelFile: unknown option "label" (options: labels, cacheDir)`).
  */
 export async function importModelFile(file: string, opts: ImportFileOptions = {}): Promise<ImportedModelFile> {
+  checkOptionKeys('importModelFile', opts, IMPORT_FILE_OPTION_KEYS);
   const g = await gather(file, opts);
   return convertGathered(g);
 }
@@ -277,9 +289,10 @@ export let conversionCount = 0;
  * The converted ONNX file for `file` (see importModelFile), converted once and cached by content
  * hash as `<cacheDir>/imports/<sha256>.onnx`; later calls with the same source, weights and labels
  * return the cached path without converting. `converted`: whether this call did the conversion.
- * Errors: as importModelFile; EIO when the cache cannot be written.
+ * Errors: as importModelFile (`importedModelPath: unknown option …`); EIO when the cache cannot be written.
  */
 export async function importedModelPath(file: string, opts: ImportFileOptions = {}): Promise<{ path: string; source: string; format: ImportFormat; converted: boolean }> {
+  checkOptionKeys('importedModelPath', opts, IMPORT_FILE_OPTION_KEYS);
   const g = await gather(file, opts);
   const key = g.hash.copy().digest('hex');
   const dir = path.join(opts.cacheDir ?? cacheDir(), 'imports');

@@ -4,7 +4,8 @@
 // `edgetune bench` and scripts/bench.ts.
 
 import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../io/read-file.js';
-import { loadClassifier, type ClassifierOptions } from './classifier.js';
+import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from './classifier.js';
+import { pickOptions } from '../core/options.js';
 import { toProbabilities, topK } from './postprocess.js';
 import { toTensor, type HwcImage } from '../image/preprocess.js';
 import { asFloat32 } from '../core/tensor.js';
@@ -44,7 +45,7 @@ export async function benchModel(model: string, imageFile: string, opts: BenchOp
   // read as augment-preview reads its photo: a missing file or a FIFO named, never Node's bare ENOENT or a wait
   const bytes = await readRegularFile(imageFile, { what: 'image', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
   // a feature extractor's speed is worth measuring too (its rows are not class scores, but timing does not care)
-  const clf = await loadClassifier(model, { allowNonClassifier: true, ...opts });
+  const clf = await loadClassifier(model, { allowNonClassifier: true, ...pickOptions(opts, CLASSIFIER_OPTION_KEYS) });
   const rows: BenchRow[] = [];
   const iterations = opts.iterations ?? 30;
   const warmup = opts.warmup ?? 3;

@@ -3,12 +3,13 @@
 // `classifyImages()` already-decoded pixels (camera frames), `probabilities()` the raw distribution.
 
 import { checkPositiveInteger, EdgetuneError } from '../core/errors.js';
+import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
 import type { ModelCard } from '../core/model-card.js';
 import { asFloat32 } from '../core/tensor.js';
 import { decodeImage, type DecodeOptions } from '../image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../session/session.js';
-import { describeModel, type DescribeOptions } from '../../models/describe.js';
+import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
 import { connectRemoteModel, isModelUrl, type RemoteOptions } from '../serve/client.js';
 import type { ModelEntry } from '../../models/registry.js';
 import { readOutput, toProbabilities, topK, type OutputReading, type Prediction, type PostprocessSpec } from './postprocess.js';
@@ -31,6 +32,20 @@ export interface ClassifierOptions extends SessionOptions, DescribeOptions, Deco
   /** For a model URL (`http://host:port/v2/models/<name>`): timeout, retries, binary or JSON tensors, token. */
   remote?: RemoteOptions;
 }
+
+/**
+ * Every key of ClassifierOptions (its own, SessionOptions', DescribeOptions' and DecodeOptions'), for
+ * refusing a misspelt option from JavaScript (`{ topk: 3 }` would otherwise return the default 5
+ * predictions without a word). The type below fails to compile when a key is missing.
+ */
+export const CLASSIFIER_OPTION_KEYS = [
+  'topK', 'lazy', 'unknownThreshold', 'remote',
+  'providers', 'threads', 'graphOptimizationLevel', 'optimizedModelFilePath', 'enableProfiling', 'profileFilePrefix', 'spinning', 'onWarning',
+  ...DESCRIBE_OPTION_KEYS,
+  'maxPixels', 'background',
+] as const satisfies readonly (keyof ClassifierOptions)[];
+/** `never` while CLASSIFIER_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedClassifierOption = AssertNever<Exclude<keyof ClassifierOptions, (typeof CLASSIFIER_OPTION_KEYS)[number]>>;
 
 /** The open-set part of a result, for models with an open-set calibration (card `openSet`). */
 export interface OpenSetResult {
@@ -99,9 +114,10 @@ export interface Classifier {
 export type FileResult = ({ file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } & OpenSetResult) | { file: string; error: Error; top?: undefined; reading?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
+  checkOptionKeys('loadClassifier', options, CLASSIFIER_OPTION_KEYS);
   // A URL is a model served over the Open Inference Protocol: card from the server, inference remote.
   const remote = isModelUrl(model) ? await connectRemoteModel(model, { ...options.remote, overrides: options.overrides, allowNonClassifier: options.allowNonClassifier }) : undefined;
-  const described = remote ? { card: remote.card, entry: undefined, path: remote.url, signature: remote.session } : await describeModel(model, options);
+  const described = remote ? { card: remote.card, entry: undefined, path: remote.url, signature: remote.session } : await describeModel(model, pickOptions(options, DESCRIBE_OPTION_KEYS));
   const { card, entry } = described;
   const modelPath = described.path;
   const id = card.id;

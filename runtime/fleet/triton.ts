@@ -12,7 +12,8 @@
 import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { describeModel, type DescribeOptions } from '../../models/describe.js';
+import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
+import { pickOptions } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
@@ -252,7 +253,7 @@ async function versionsIn(entry: string): Promise<number[]> {
  * replace the input model. EMODEL / EIO from reading the model and writing the files.
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
-  const d = await describeModel(ref, opts);
+  const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;
   const name = opts.name ?? defaultEntryName(card, d.entry?.id, model);

@@ -8,7 +8,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
+import { CLASSIFIER_OPTION_KEYS, loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
+import { pickOptions } from '../core/options.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
@@ -92,7 +93,7 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
   try {
-    for (const ref of refs) classifiers.push(await loadClassifier(ref, { ...o, lazy: false }));
+    for (const ref of refs) classifiers.push(await loadClassifier(ref, { ...pickOptions(o, CLASSIFIER_OPTION_KEYS), lazy: false }));
   } catch (err) {
     await Promise.all(classifiers.map((c) => c.dispose()));
     throw err;

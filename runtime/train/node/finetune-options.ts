@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { AugmentSpec } from '../augment/ops.js';
 import type { DatasetItem } from './dataset.js';
+import type { AssertNever } from '../../core/options.js';
 import { EdgetuneError } from '../../core/errors.js';
 import type { TailEpochStats } from '../graph/tail-trainer.js';
 import type { SessionOptions } from '../../session/session.js';
@@ -142,7 +143,6 @@ export const FINETUNE_OPTION_KEYS = [
   'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'unfreezeAverage', 'unfreezeMixup', 'refit', 'keepUnfrozen', 'int8', 'resume',
   'addClass', 'addExamples', 'session', 'signal', 'onProgress', 'onWarning',
 ] as const satisfies readonly (keyof FinetuneOptions)[];
-type AssertNever<T extends never> = T;
 /** `never` while FINETUNE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedFinetuneOption = AssertNever<Exclude<keyof FinetuneOptions, (typeof FINETUNE_OPTION_KEYS)[number]>>;
 

@@ -14,6 +14,7 @@
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { checkOptionKeys } from '../../core/options.js';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
@@ -133,10 +134,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
-  const unknownKeys = Object.keys(o).filter((k) => !(FINETUNE_OPTION_KEYS as readonly string[]).includes(k));
-  if (unknownKeys.length) {
-    throw new EdgetuneError('EARG', `finetune: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${FINETUNE_OPTION_KEYS.join(', ')})`);
-  }
+  checkOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
