@@ -94,9 +94,23 @@ export async function readRegularFile(file: string, o: ReadFileOptions): Promise
   }
 }
 
-/** readRegularFile as UTF-8 text (a leading byte-order mark kept: the parsers decide). */
+/**
+ * readRegularFile as UTF-8 text (a leading UTF-8 byte-order mark is dropped). A binary file (a photo
+ * named as a label file) is refused rather than read as lines of U+FFFD. Errors (o.code, default
+ * EINPUT), naming the file, besides readRegularFile's:
+ *   `<file>: <what> is not a text file (byte <n> is a NUL byte; edgetune reads UTF-8 text)`,
+ *   `<file>: <what> is not a text file (it is not valid UTF-8; edgetune reads UTF-8 text)`.
+ */
 export async function readRegularText(file: string, o: ReadFileOptions): Promise<string> {
-  return new TextDecoder().decode(await readRegularFile(file, o));
+  const bytes = await readRegularFile(file, o);
+  const notText = (why: string) => new EdgetuneError(o.code ?? 'EINPUT', `${file}: ${o.what} is not a text file (${why}; edgetune reads UTF-8 text)`, { subject: file });
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw notText(`byte ${nul} is a NUL byte`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw notText('it is not valid UTF-8');
+  }
 }
 
 /**

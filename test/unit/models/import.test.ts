@@ -2,12 +2,12 @@
 // labels), the embedded card, and describeModel on a .tflite (card file beside the source, --labels
 // fitted like the importer fits them), on the Teachable Machine fruit export.
 
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeModel } from '../../../models/describe.js';
 import { conversionCount, importFormatOf, importedModelPath, importModelFile } from '../../../models/import.js';
-import { shared, tempDir } from '../../helpers.js';
+import { runCli, shared, tempDir } from '../../helpers.js';
 
 const FRUIT = shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite');
 const TWINS = shared('models', 'teachable-machine', 'twins-tfjs', 'model.json');
@@ -41,6 +41,28 @@ describe('models/import', () => {
     const c = await importedModelPath(FRUIT, { cacheDir, labels });
     expect(c.converted).toBe(true);
     expect(c.path).not.toBe(a.path);
+  });
+
+  it('a label file that is not text (a photo, Latin-1) is refused as such, naming it (was "line 3 is empty" for a JPEG)', async () => {
+    const jpeg = shared('camera', 'winml_dog.jpg'); // its 5th byte (offset 4) is the 0x00 of the JFIF segment length
+    await expect(importModelFile(FRUIT, { labels: jpeg })).rejects.toMatchObject({
+      code: 'EINPUT',
+      message: `${jpeg}: label file is not a text file (byte 4 is a NUL byte; edgetune reads UTF-8 text)`,
+    });
+    const latin1 = path.join(work, 'latin1-labels.txt');
+    writeFileSync(latin1, Buffer.from('FRESH APPLE\nFRESH BANANA\nFRESH ORANGE\nROTTEN APPLE\nROTTEN ORANGE\nPL\xc4TANO PODRIDO\n', 'latin1'));
+    await expect(importModelFile(FRUIT, { labels: latin1 })).rejects.toMatchObject({
+      code: 'EINPUT',
+      message: `${latin1}: label file is not a text file (it is not valid UTF-8; edgetune reads UTF-8 text)`,
+    });
+    // the CLI says the same (import and card read label files through runtime/io/labels-file.ts)
+    const out = path.join(work, 'not-written.onnx');
+    const r = await runCli(['import', FRUIT, '--labels', jpeg, '--out', out], { env: { EDGETUNE_CACHE: path.join(work, 'cli-cache') } });
+    expect(r.stderr).toBe(`edgetune import: ${jpeg}: label file is not a text file (byte 4 is a NUL byte; edgetune reads UTF-8 text)\n`);
+    expect(r.code).toBeGreaterThan(0);
+    const c = await runCli(['card', shared('models', 'mnist_winml.onnx'), '--labels', jpeg, '--out', out]);
+    expect(c.stderr).toContain(`${jpeg}: label file is not a text file (byte 4 is a NUL byte; edgetune reads UTF-8 text)`);
+    expect(existsSync(out)).toBe(false);
   });
 
   it('embeds the card: labels from labels.txt beside the file, preprocessing, output, embedding, provenance', async () => {

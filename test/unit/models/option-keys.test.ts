@@ -1,0 +1,86 @@
+// Options of the public library functions from JavaScript: loadClassifier, describeModel, importModelFile
+// and importedModelPath refuse a misspelt key before any work, as quantizeModel and finetune do
+// (`loadClassifier(m, { topk: 3 })` used to return the default 5 predictions without a word); and the
+// library's own callers that hold wider options (serveModels, benchModel, exportTritonRepository) pass
+// on only the keys the callee takes, so the strict check holds without breaking them.
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../../models/describe.js';
+import { IMPORT_FILE_OPTION_KEYS, importedModelPath, importModelFile, type ImportFileOptions } from '../../../models/import.js';
+import { benchModel } from '../../../runtime/classify/bench.js';
+import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from '../../../runtime/classify/classifier.js';
+import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
+import { serveModels } from '../../../runtime/serve/server.js';
+import { shared, sharedDir, tempDir } from '../../helpers.js';
+
+const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
+const DOG = shared('camera', 'winml_dog.jpg');
+const FRUIT = shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite');
+const work = tempDir('edgetune-option-keys-');
+
+describe('public functions refuse option keys they do not take', () => {
+  it('loadClassifier: `topk` is refused with the list of options; `topK` is taken', async () => {
+    const typo = { ...resolve, providers: ['cpu'], topk: 3 } as unknown as ClassifierOptions;
+    await expect(loadClassifier('mobilenetv2-int8', typo)).rejects.toMatchObject({
+      code: 'EARG',
+      message: `loadClassifier: unknown option "topk" (options: ${CLASSIFIER_OPTION_KEYS.join(', ')})`,
+    });
+    // the key list names the inherited options too (session, describe, decode)
+    expect(CLASSIFIER_OPTION_KEYS).toEqual(expect.arrayContaining(['topK', 'providers', 'threads', 'overrides', 'searchPath', 'maxPixels']));
+    const two = { ...resolve, toK: 3, thread: 1 } as unknown as ClassifierOptions;
+    await expect(loadClassifier('mobilenetv2-int8', two)).rejects.toThrow(/^loadClassifier: unknown options "toK", "thread" \(options: topK, /);
+    const clf = await loadClassifier('mobilenetv2-int8', { ...resolve, providers: ['cpu'], topK: 3 });
+    try {
+      const r = await clf.classify(DOG);
+      expect(r.top).toHaveLength(3);
+      expect(r.top[0]!.label).toBe('Golden Retriever'); // README: winml_dog.jpg → Golden Retriever (95.1%)
+    } finally {
+      await clf.dispose();
+    }
+  });
+
+  it('describeModel: `overide` is refused with the list of options', async () => {
+    const typo = { ...resolve, overide: { labelOffset: 1 } } as unknown as DescribeOptions;
+    await expect(describeModel('mobilenetv2-int8', typo)).rejects.toMatchObject({
+      code: 'EARG',
+      message: `describeModel: unknown option "overide" (options: ${DESCRIBE_OPTION_KEYS.join(', ')})`,
+    });
+    expect(DESCRIBE_OPTION_KEYS.join(', ')).toBe('searchPath, cacheDir, download, onProgress, overrides, allowNonClassifier');
+    expect((await describeModel('mobilenetv2-int8', resolve)).card.labels[207]).toBe('Golden Retriever');
+  });
+
+  it('importModelFile and importedModelPath: `label` is refused, naming the options, and nothing is cached', async () => {
+    const cacheDir = path.join(work, 'cache');
+    const typo = { cacheDir, label: shared('models', 'teachable-machine', 'fruit-tflite', 'labels.txt') } as unknown as ImportFileOptions;
+    await expect(importModelFile(FRUIT, typo)).rejects.toMatchObject({ code: 'EARG', message: 'importModelFile: unknown option "label" (options: labels, cacheDir)' });
+    await expect(importedModelPath(FRUIT, typo)).rejects.toMatchObject({ code: 'EARG', message: 'importedModelPath: unknown option "label" (options: labels, cacheDir)' });
+    expect(IMPORT_FILE_OPTION_KEYS).toEqual(['labels', 'cacheDir']);
+    expect(existsSync(path.join(cacheDir, 'imports'))).toBe(false);
+  });
+});
+
+describe("the library's callers with wider options pass on only the callee's keys", () => {
+  it('serveModels (host, port, maxBatchSize, … besides the classifier options) serves the model', async () => {
+    const server = await serveModels(['mobilenetv2-int8'], { ...resolve, port: 0, providers: ['cpu'], threads: 1, maxBatchSize: 4, log: () => undefined });
+    try {
+      const res = await fetch(`${server.url}/v2/models/mobilenetv2-int8/ready`);
+      expect(res.status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('benchModel (batches, iterations, warmup besides the classifier options) measures the model', async () => {
+    const rows = await benchModel('mobilenetv2-int8', DOG, { ...resolve, providers: ['cpu'], threads: 1, batches: [1], iterations: 1, warmup: 0 });
+    expect(rows.map((r) => [r.model, r.batch])).toEqual([['mobilenetv2-int8', 1]]);
+    expect(rows[0]!.runMs).toBeGreaterThan(0);
+  });
+
+  it('exportTritonRepository (out, name, version, … besides the describe options) writes the entry', async () => {
+    const r = await exportTritonRepository('mobilenetv2-int8', { ...resolve, out: path.join(work, 'repo'), name: 'mnv2', version: 1 });
+    expect(existsSync(r.files.model)).toBe(true);
+    expect(r.config).toContain('name: "mnv2"');
+  });
+});
