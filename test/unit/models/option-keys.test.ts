@@ -65,8 +65,8 @@ describe("the library's callers with wider options pass on only the callee's key
   it('serveModels (host, port, maxBatchSize, … besides the classifier options) serves the model', async () => {
     const server = await serveModels(['mobilenetv2-int8'], { ...resolve, port: 0, providers: ['cpu'], threads: 1, maxBatchSize: 4, log: () => undefined });
     try {
-      const res = await fetch(`${server.url}/v2/models/mobilenetv2-int8/ready`);
-      expect(res.status).toBe(200);
+      const res = await fetch(new URL('/v2/models/mobilenetv2-int8/ready', server.url));
+      expect([res.status, await res.json()]).toEqual([200, { name: 'mobilenetv2-int8', ready: true }]);
     } finally {
       await server.close();
     }
