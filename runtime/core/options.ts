@@ -26,6 +26,6 @@ export function checkOptionKeys(fn: string, o: object, keys: readonly string[]):
 /** The entries of `o` whose key is in `keys` (keys `o` does not have stay absent), for passing a wider options object on to a function that takes only those. */
 export function pickOptions<T extends object, K extends keyof T & string>(o: T, keys: readonly K[]): Pick<T, K> {
   const picked = {} as Pick<T, K>;
-  for (const k of keys) if (Object.prototype.hasOwnProperty.call(o, k)) picked[k] = o[k];
+  for (const k of keys) if (Object.hasOwn(o, k)) picked[k] = o[k];
   return picked;
 }
