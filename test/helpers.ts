@@ -2,7 +2,7 @@
 // built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,21 @@ export function shared(...parts: string[]): string {
 
 export function tempDir(prefix = 'edgetune-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/**
+ * A small folder-per-class dataset at `dir`: the first `n` photos (by name) of each of `classes` in the
+ * shared folder `from` (path parts under ../shared, e.g. ['datasets', 'hymenoptera', 'val']), copied, or
+ * symlinked with `link`. Returns `dir`.
+ */
+export function subsetDataset(dir: string, from: readonly string[], classes: readonly string[], n: number, o: { link?: boolean } = {}): string {
+  for (const cls of classes) {
+    mkdirSync(path.join(dir, cls), { recursive: true });
+    for (const f of readdirSync(shared(...from, cls)).sort().slice(0, n)) {
+      (o.link ? symlinkSync : copyFileSync)(shared(...from, cls, f), path.join(dir, cls, f));
+    }
+  }
+  return dir;
 }
 
 export interface CliResult {

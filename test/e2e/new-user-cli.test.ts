@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { finetune, type FinetuneOptions } from '../../runtime/train/node/finetune.js';
-import { runCli, shared, tempDir } from '../helpers.js';
+import { runCli, shared, subsetDataset, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser-');
 const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser-cache-') };
@@ -89,11 +89,7 @@ describe('--model given a folder', () => {
 
 describe('eval', () => {
   it('warns about each file its folder walk left out, as finetune does, not only counting it', async () => {
-    const ds = path.join(work, 'pets-eval');
-    for (const cls of ['ants', 'bees']) {
-      mkdirSync(path.join(ds, cls), { recursive: true });
-      for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).slice(0, 2)) copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(ds, cls, f));
-    }
+    const ds = subsetDataset(path.join(work, 'pets-eval'), ['datasets', 'hymenoptera', 'val'], ['ants', 'bees'], 2);
     writeFileSync(path.join(ds, 'ants', 'notes.txt'), 'where these photos came from\n');
     const r = await runCli(['eval', ds, '--model', 'mobilenetv2-int8'], { env });
     expect(r.code, r.stderr).toBe(0);
@@ -104,12 +100,8 @@ describe('eval', () => {
 
 describe('eval --unknown', () => {
   it('warns when "unknown" images are copies of the known ones', async () => {
-    const ds = path.join(work, 'known');
-    const ant = readdirSync(shared('datasets', 'hymenoptera', 'val', 'ants'))[0]!;
-    for (const cls of ['ants', 'bees']) {
-      mkdirSync(path.join(ds, cls), { recursive: true });
-      for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).slice(0, 2)) copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(ds, cls, f));
-    }
+    const ds = subsetDataset(path.join(work, 'known'), ['datasets', 'hymenoptera', 'val'], ['ants', 'bees'], 2);
+    const ant = readdirSync(shared('datasets', 'hymenoptera', 'val', 'ants')).sort()[0]!;
     const unknown = path.join(work, 'unknown');
     mkdirSync(unknown);
     copyFileSync(shared('datasets', 'hymenoptera', 'val', 'ants', ant), path.join(unknown, 'copy.jpg'));
@@ -154,11 +146,7 @@ describe('inspect', () => {
   it("shows a fine-tuned model's open-set calibration, as --json has it", async () => {
     // a small real head: 25 daisies and 25 roses of tf_flowers-dev (40 train, 10 validation photos: the
     // multi-layer score needs 10, runtime/train/openset.ts MIN_LAYERED_VAL_ROWS)
-    const ds = path.join(work, 'five');
-    for (const cls of ['daisy', 'roses']) {
-      mkdirSync(path.join(ds, cls), { recursive: true });
-      for (const f of readdirSync(shared('datasets', 'tf_flowers-dev', 'train', cls)).slice(0, 25)) symlinkSync(shared('datasets', 'tf_flowers-dev', 'train', cls, f), path.join(ds, cls, f));
-    }
+    const ds = subsetDataset(path.join(work, 'five'), ['datasets', 'tf_flowers-dev', 'train'], ['daisy', 'roses'], 25, { link: true });
     const model = path.join(work, 'five.onnx');
     const ft = await runCli(['finetune', ds, '--augment', 'none', '--out', model], { env, timeoutMs: 170_000 });
     expect(ft.code, ft.stderr).toBe(0);

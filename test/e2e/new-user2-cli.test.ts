@@ -6,21 +6,13 @@
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
+import { jsonLines, runCli, shared, subsetDataset, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser2-');
 const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser2-cache-') };
 
 /** A small folder-per-class copy of hymenoptera/val (n photos of each of ants and bees). */
-function antsAndBees(dir: string, n: number): string {
-  for (const cls of ['ants', 'bees']) {
-    mkdirSync(path.join(dir, cls), { recursive: true });
-    for (const f of readdirSync(shared('datasets', 'hymenoptera', 'val', cls)).sort().slice(0, n)) {
-      copyFileSync(shared('datasets', 'hymenoptera', 'val', cls, f), path.join(dir, cls, f));
-    }
-  }
-  return dir;
-}
+const antsAndBees = (dir: string, n: number) => subsetDataset(dir, ['datasets', 'hymenoptera', 'val'], ['ants', 'bees'], n);
 
 describe('eval --report', () => {
   it('refuses a picture name that is not .png or that is one of its inputs, and leaves them as they were', async () => {
