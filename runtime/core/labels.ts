@@ -2,7 +2,8 @@
 // label list and its offset are decided against a model's output size (`decideLabels`), and how a
 // dataset's class folders map to a model's labels (`matchClassFolders`). Every command, the importers,
 // the model card and the kiosk page call these; nothing else parses labels or matches folders. A new
-// class's name is checked by one rule too (`isClassName`: finetune --add-class, the kiosk page).
+// class's name is checked by one rule too (`isClassName`: finetune --add-class, capture, the kiosk page;
+// `isTeachLabel`, its stricter subset, for the teach API's folders and the page that teaches through it).
 //
 // The label rule (README "Labels"): label i names output i + labelOffset, and the list must cover the
 // output exactly. When the layer that gave the labels (or a higher one) states the offset, that offset
@@ -24,15 +25,33 @@ export const CLASS_NAME_RULE = 'a class name (not empty; no line break or other 
 /**
  * Whether `name` can name a new class: what a model card's labels, `classify`'s lines, Triton's labels.txt
  * and a class folder can all hold (CLASS_NAME_RULE). `watch --teach` accepts a stricter subset over HTTP
- * (runtime/stream/teach.ts checkLabel: the names it makes folders of).
+ * (isTeachLabel: the names it makes folders of).
  */
 export function isClassName(name: unknown): name is string {
   return typeof name === 'string' && name.trim() !== '' && name === name.trim() && !/[\p{Cc}/]/u.test(name);
 }
 
-/** What is wrong with `name` as a new class's name, for a person typing it (the kiosk page); undefined when isClassName. */
-export function classNameProblem(name: string): string | undefined {
+/** What a label taught over HTTP (`watch --teach`) must be (isTeachLabel), for messages. */
+export const TEACH_LABEL_RULE = '1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit)';
+
+const TEACH_LABEL = /^[\p{L}\p{N}][\p{L}\p{N} _.+-]{0,63}$/u;
+
+/**
+ * Whether `name` can be a label taught over HTTP (`watch --teach`, runtime/stream/teach.ts checkLabel):
+ * a class name (isClassName) that is also a safe folder name of its own making: TEACH_LABEL_RULE, and
+ * not ending with "." or a space.
+ */
+export function isTeachLabel(name: unknown): name is string {
+  return typeof name === 'string' && TEACH_LABEL.test(name) && !name.endsWith('.') && !name.endsWith(' ');
+}
+
+/**
+ * What is wrong with `name` as a new class's name, for a person typing it (the kiosk page); undefined
+ * when isClassName (`teach`: isTeachLabel, the rule of the teach API the page sends it to).
+ */
+export function classNameProblem(name: string, o: { teach?: boolean } = {}): string | undefined {
   if (!name.trim()) return 'type a class name first';
+  if (o.teach) return isTeachLabel(name) ? undefined : `"${name}" cannot name a class taught on the server: it must be ${TEACH_LABEL_RULE}`;
   return isClassName(name) ? undefined : `"${name}" cannot name a class: it must be ${CLASS_NAME_RULE}`;
 }
 

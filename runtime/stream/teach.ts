@@ -32,6 +32,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
@@ -105,15 +106,12 @@ export class TeachError extends Error {
   }
 }
 
-const LABEL = /^[\p{L}\p{N}][\p{L}\p{N} _.+-]{0,63}$/u;
 const EXAMPLE_FILE = /^[0-9a-f]{16}\.(jpg|png)$/;
 const HARD_FILE = /^\d{13}-\d+\.jpg$/;
 
-/** Throws EARG unless `label` can be a class folder name (letters, digits, space, `_ . + -`; 1–64 characters; no path parts). */
+/** Throws EARG unless `label` can be a class folder name (core/labels.ts isTeachLabel: letters, digits, space, `_ . + -`; 1–64 characters; no path parts). */
 export function checkLabel(label: string | null | undefined): string {
-  if (!label || !LABEL.test(label) || label.endsWith('.')) {
-    throw new EdgetuneError('EARG', `Expected a label of 1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit) but received ${JSON.stringify(label ?? '')}`);
-  }
+  if (!isTeachLabel(label)) throw new EdgetuneError('EARG', `Expected a label of ${TEACH_LABEL_RULE} but received ${JSON.stringify(label ?? '')}`);
   return label;
 }
 
@@ -268,7 +266,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const list = async (): Promise<TeachLabel[]> => {
     let names: string[] = [];
     try {
-      names = (await readdir(examplesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && LABEL.test(e.name)).map((e) => e.name).sort();
+      names = (await readdir(examplesDir, { withFileTypes: true })).filter((e) => e.isDirectory() && isTeachLabel(e.name)).map((e) => e.name).sort();
     } catch {
       // no examples yet
     }

@@ -5,6 +5,7 @@
 // a file the browser cannot read is named before it is stored or sent). What each mode does with a
 // sample or a photo (IndexedDB, or a POST) stays in that mode. Browser-safe: the DOM only.
 
+import { messageOf } from '../../core/errors.js';
 import { h, showError, sleep } from './dom.js';
 import { decodeBlob, sampleBlob } from './pixels.js';
 
@@ -39,14 +40,21 @@ export function classCard(o: { name: string; count: number; countText: string; a
 
 /**
  * Wire a hold-to-record button: pointerdown starts recording (`start`, the button marked `active`) unless
- * `camera()` says there is no camera (then `noCamera` shows in the error banner); pointerup and
- * pointercancel stop it (`stop`, the mark removed). `capture`: the pointer is captured on pointerdown
- * (a finger sliding off the button still ends the recording) and the long-press menu is suppressed.
+ * `camera()` says there is no camera (then `noCamera` shows in the error banner) or it is already
+ * recording; pointerup and pointercancel stop it (`stop`, the mark removed). The pointer is captured on
+ * pointerdown, so a finger or mouse released off the button still ends the recording, and the
+ * long-press menu is suppressed.
  */
-export function holdToRecord(button: HTMLButtonElement, o: { camera(): boolean; noCamera: string; start(): void; stop(): void; capture?: boolean }): void {
+export function holdToRecord(button: HTMLButtonElement, o: { camera(): boolean; noCamera: string; start(): void; stop(): void }): void {
   button.addEventListener('pointerdown', (e) => {
     e.preventDefault();
-    if (o.capture) button.setPointerCapture?.(e.pointerId);
+    // one recording per button: a second press while the first runs starts no second loop
+    if (button.classList.contains('active')) return;
+    try {
+      button.setPointerCapture(e.pointerId);
+    } catch {
+      /* a synthetic event without an active pointer: nothing to capture */
+    }
     if (!o.camera()) {
       showError(o.noCamera);
       return;
@@ -60,7 +68,7 @@ export function holdToRecord(button: HTMLButtonElement, o: { camera(): boolean; 
   };
   button.addEventListener('pointerup', stop);
   button.addEventListener('pointercancel', stop);
-  if (o.capture) button.addEventListener('contextmenu', (e) => e.preventDefault());
+  button.addEventListener('contextmenu', (e) => e.preventDefault());
 }
 
 /** A sample of the camera (./pixels.ts sampleBlob): a JPEG with its size. */
@@ -81,25 +89,29 @@ export async function sampleWhileHeld(o: { held(): boolean; video(): HTMLVideoEl
 /**
  * The photos picked in an Upload, one at a time: each decoded by the browser (./pixels.ts decodeBlob,
  * which names a file it cannot read), then handed to `use` with its bitmap (closed afterwards). Resolves
- * with how many `use` took and, for the others, the file and the error.
+ * with how many `use` took and, for the others, one line each naming the file and the reason.
  */
-export async function readPicked(files: readonly File[], use: (f: File, bitmap: ImageBitmap) => Promise<void>): Promise<{ added: number; failed: { file: File; error: unknown }[] }> {
+export async function readPicked(files: readonly File[], use: (f: File, bitmap: ImageBitmap) => Promise<unknown>): Promise<{ added: number; skipped: string[] }> {
   let added = 0;
-  const failed: { file: File; error: unknown }[] = [];
+  const skipped: string[] = [];
   for (const f of files) {
+    let bitmap: ImageBitmap;
     try {
-      const bitmap = await decodeBlob(f, f.name);
-      try {
-        await use(f, bitmap);
-      } finally {
-        bitmap.close();
-      }
+      bitmap = await decodeBlob(f, f.name);
+    } catch (err) {
+      skipped.push(messageOf(err));
+      continue;
+    }
+    try {
+      await use(f, bitmap);
       added++;
-    } catch (error) {
-      failed.push({ file: f, error });
+    } catch (err) {
+      skipped.push(`${f.name}: ${messageOf(err)}`);
+    } finally {
+      bitmap.close();
     }
   }
-  return { added, failed };
+  return { added, skipped };
 }
 
 /** "<class>: added N <noun>s", and "; skipped K:" with one reason a line when some were not. */

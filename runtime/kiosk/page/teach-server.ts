@@ -80,6 +80,9 @@ async function call<T>(method: string, url: string, body?: Blob): Promise<T> {
 
 const examplesUrl = (label: string, extra = '') => `/teach/examples?label=${encodeURIComponent(label)}${extra}`;
 
+/** Refreshes of the hard frames under way (the panel is aria-busy while any is). */
+let hardRefreshes = 0;
+
 /**
  * Fetch GET /teach and re-render the class cards. The hard frames are a snapshot the operator works
  * through: they are fetched again only when `hard` is true (the Refresh button, the first show, the end of
@@ -89,7 +92,8 @@ const examplesUrl = (label: string, extra = '') => `/teach/examples?label=${enco
 async function refresh(hard = false): Promise<void> {
   const panel = $('st-hard');
   // set before the first await: a click on Refresh is followed by a busy panel until the new frames show
-  if (hard) panel.setAttribute('aria-busy', 'true');
+  // (until the last of overlapping Refreshes is done)
+  if (hard && hardRefreshes++ === 0) panel.setAttribute('aria-busy', 'true');
   try {
     const r = await fetch('/teach');
     if (!r.ok) throw new Error(`/teach: HTTP ${r.status}`);
@@ -99,7 +103,7 @@ async function refresh(hard = false): Promise<void> {
     if (hard) await loadHard();
     renderHard();
   } finally {
-    if (hard) panel.removeAttribute('aria-busy');
+    if (hard && --hardRefreshes === 0) panel.removeAttribute('aria-busy');
   }
 }
 
@@ -124,7 +128,10 @@ function renderClasses(): void {
         camera: () => Boolean(host.stream()),
         noCamera: "no camera on this page: upload photos, or add the server camera's frames",
         start() {
+          // pressed again while the last loop still sends its frame: that loop goes on, no second one
+          const running = document.body.dataset.recording === name;
           recording = name;
+          if (running) return;
           void recordLoop(name, card).catch((err) => say(`recording failed: ${messageOf(err)}`)).finally(() => void refresh().catch(() => undefined));
         },
         stop() {
@@ -177,8 +184,8 @@ async function recordLoop(name: string, card: HTMLElement): Promise<void> {
 
 async function uploadFiles(name: string, files: File[]): Promise<void> {
   // a photo the browser cannot read is named by readPicked, before the upload
-  const { added, failed } = await readPicked(files, (f) => call('POST', examplesUrl(name), f));
-  say(addedLine(name, added, 'photo', failed.map(({ file, error }) => `${file.name}: ${messageOf(error)}`)));
+  const { added, skipped } = await readPicked(files, (f) => call('POST', examplesUrl(name), f));
+  say(addedLine(name, added, 'photo', skipped));
   await refresh().catch(() => undefined);
 }
 
@@ -202,8 +209,16 @@ async function hardFrameJpeg(file: string): Promise<{ blob: Blob; url: string } 
 /** The hard frames shown (newest first, as GET /teach/hard lists them), each with the JPEG fetched for it. */
 let hardShown: { f: HardFrame; jpeg: { blob: Blob; url: string } }[] = [];
 
-/** Replace the snapshot of hard frames with the server's list now. */
-async function loadHard(): Promise<void> {
+/** The load in flight: a second Refresh while one loads waits for it (no two loads racing for the same frames' JPEGs). */
+let hardLoading: Promise<void> | undefined;
+
+/** Replace the snapshot of hard frames with the server's list now (one load at a time). */
+function loadHard(): Promise<void> {
+  hardLoading ??= loadHardNow().finally(() => (hardLoading = undefined));
+  return hardLoading;
+}
+
+async function loadHardNow(): Promise<void> {
   const r = await fetch('/teach/hard');
   const listed = r.ok ? ((await r.json()) as { frames: HardFrame[] }).frames : [];
   // only frames whose pixels arrived are shown (the server keeps the newest --keep-hard and drops the rest)
@@ -317,7 +332,7 @@ async function train(): Promise<void> {
 function addClass(): void {
   const input = $<HTMLInputElement>('st-class-name');
   const name = input.value.trim();
-  const problem = classNameProblem(name);
+  const problem = classNameProblem(name, { teach: true });
   if (problem) {
     showError(problem);
     return;

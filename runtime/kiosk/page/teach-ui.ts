@@ -59,12 +59,13 @@ export async function renderClasses(): Promise<void> {
       const count = `${samples.length} sample${samples.length === 1 ? '' : 's'}`;
       const { card, record, upload } = classCard({ name: c.name, count: samples.length, countText: count, accept: 'image/*', lead: [del], actions: [clear], below: [thumbs] });
       holdToRecord(record, {
-        capture: true,
         camera: () => Boolean(host.stream()),
         noCamera: 'no camera: upload images instead',
         start() {
           recordingClass = c.id;
           $('rec-indicator').hidden = false;
+          // pressed again while the last loop still stores its batch: that loop goes on, no second one
+          if (looping.has(c.id)) return;
           void recordLoop(c.id, card)
             .catch((err) => showError(`recording failed: ${messageOf(err)}`))
             .then(renderClasses);
@@ -87,7 +88,19 @@ export async function renderClasses(): Promise<void> {
   list.replaceChildren(...cards);
 }
 
+/** The classes whose recording loop is still running (it ends after its last batch is stored). */
+const looping = new Set<string>();
+
 async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
+  looping.add(classId);
+  try {
+    await recordInto(classId, card);
+  } finally {
+    looping.delete(classId);
+  }
+}
+
+async function recordInto(classId: string, card: HTMLElement): Promise<void> {
   const store = host.store()!;
   const batch: SampleRecord[] = [];
   let n = Number(card.dataset.count ?? 0);
@@ -99,7 +112,7 @@ async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
     async onSample(s) {
       batch.push({ classId, blob: s.blob, width: s.width, height: s.height, source: 'camera', created: Date.now() });
       n++;
-      if (count) count.textContent = `${n} samples`;
+      if (count) count.textContent = `${n} sample${n === 1 ? '' : 's'}`;
       $('rec-indicator').textContent = `● REC ${card.dataset.class ?? ''} · ${n}`;
       if (batch.length >= 5) await store.addSamples(batch.splice(0));
     },
@@ -111,12 +124,12 @@ async function recordLoop(classId: string, card: HTMLElement): Promise<void> {
 async function uploadFiles(c: ClassRecord, files: File[]): Promise<void> {
   const store = host.store()!;
   const records: SampleRecord[] = [];
-  const { added, failed } = await readPicked(files, async (f, bitmap) => {
+  const { added, skipped } = await readPicked(files, async (f, bitmap) => {
     const s = await sampleBlob(bitmap);
     records.push({ classId: c.id, blob: s.blob, width: s.width, height: s.height, source: 'upload', name: f.name, created: Date.now() });
   });
   await store.addSamples(records);
-  $('train-status').textContent = addedLine(c.name, added, 'image', failed.map(({ error }) => messageOf(error)));
+  $('train-status').textContent = addedLine(c.name, added, 'image', skipped);
   await renderClasses();
 }
 
