@@ -24,13 +24,18 @@ export function argmax(x: ArrayLike<number>, offset = 0, k = x.length - offset):
   return best;
 }
 
-/** Cross-entropy of row `i` of n×K logits against its `label`: log Σ exp(logits) − logits[label], computed stably (max subtracted). */
-export function rowCrossEntropy(logits: ArrayLike<number>, i: number, K: number, label: number): number {
+/** log Σ exp(s·z[off + k]) over k < K, computed stably (the largest term subtracted first). `s` defaults to 1 (a temperature T is s = 1/T). */
+export function logSumExp(z: ArrayLike<number>, off: number, K: number, s = 1): number {
   let m = -Infinity;
-  for (let k = 0; k < K; k++) m = Math.max(m, logits[i * K + k]!);
-  let s = 0;
-  for (let k = 0; k < K; k++) s += Math.exp(logits[i * K + k]! - m);
-  return m + Math.log(s) - logits[i * K + label]!;
+  for (let k = 0; k < K; k++) m = Math.max(m, z[off + k]! * s);
+  let t = 0;
+  for (let k = 0; k < K; k++) t += Math.exp(z[off + k]! * s - m);
+  return m + Math.log(t);
+}
+
+/** Cross-entropy of row `i` of n×K logits against its `label`: log Σ exp(logits) − logits[label] (logSumExp). */
+export function rowCrossEntropy(logits: ArrayLike<number>, i: number, K: number, label: number): number {
+  return logSumExp(logits, i * K, K) - logits[i * K + label]!;
 }
 
 /** Predicted class per row of an n×k probability (or score) matrix. */

@@ -11,6 +11,8 @@
 // - Temperature scaling and the expected calibration error: C. Guo, G. Pleiss, Y. Sun, K. Weinberger,
 //   "On Calibration of Modern Neural Networks", ICML 2017.
 
+import { logSumExp } from './metrics.js';
+
 /** Energy scores (Liu et al. 2020) of n×K logits: E = −T·log Σ exp(z/T); higher = less like anything taught. */
 export function energyScores(logits: Float32Array, K: number, temperature = 1): Float32Array {
   const n = logits.length / K;
@@ -31,13 +33,6 @@ export function maxSoftmaxScores(logits: Float32Array, K: number, temperature = 
   return out;
 }
 
-function logSumExp(z: Float32Array, off: number, K: number, s: number): number {
-  let m = -Infinity;
-  for (let k = 0; k < K; k++) m = Math.max(m, z[off + k]! * s);
-  let t = 0;
-  for (let k = 0; k < K; k++) t += Math.exp(z[off + k]! * s - m);
-  return m + Math.log(t);
-}
 
 /** softmax(z/T) of n×K logits. */
 export function temperedSoftmax(logits: Float32Array, K: number, temperature = 1): Float32Array {

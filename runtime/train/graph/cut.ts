@@ -30,8 +30,8 @@ export interface CutPoint {
   parameters: number;
 }
 
-/** Element-wise activations (Mul: the product half of a swish x·sigmoid(x)): what the cut and the open-set taps (taps.ts) read through. */
-export const ACTIVATIONS: ReadonlySet<string> = new Set(['Relu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'LeakyRelu', 'Tanh', 'PRelu', 'Elu', 'Selu', 'Softplus', 'Mul']);
+/** Element-wise activations (Mul: the product half of a swish x·sigmoid(x)): what the cut reads through. */
+const ACTIVATIONS: ReadonlySet<string> = new Set(['Relu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'LeakyRelu', 'Tanh', 'PRelu', 'Elu', 'Selu', 'Softplus', 'Mul']);
 const POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'Flatten', 'AveragePool']);
 const WEIGHTED = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose']);
 

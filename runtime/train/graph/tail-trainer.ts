@@ -6,7 +6,7 @@
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
-import { EdgetuneError, invalidParameter } from '../../core/errors.js';
+import { checkOneOf, EdgetuneError, invalidParameter } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
@@ -93,8 +93,9 @@ export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'>
   trainBackbone: true,
 };
 
-/** Weight averaging over the epochs (TailTrainConfig.average). */
-export type TailAverage = 'none' | 'swa';
+/** The weight averagings over the epochs (TailTrainConfig.average). */
+export const TAIL_AVERAGES = ['none', 'swa'] as const;
+export type TailAverage = (typeof TAIL_AVERAGES)[number];
 
 /**
  * One step of the SWA running mean: avg ← avg + (w − avg)/(count + 1), in place, for the (count+1)-th
@@ -396,9 +397,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const history: TailEpochStats[] = [];
   let best = new Map([...params].map(([k, v]) => [k, v.slice()]));
   // SWA: the running mean of the end-of-epoch weights (float64) and its float32 copy for the eval graph
-  const swa = cfg.average === 'swa' ? new Map([...params].map(([k, v]) => [k, v.slice()])) : cfg.average === 'none' ? undefined : (() => {
-    throw invalidParameter('average', 'none or swa', cfg.average);
-  })();
+  const swa = checkOneOf('average', cfg.average, TAIL_AVERAGES) === 'swa' ? new Map([...params].map(([k, v]) => [k, v.slice()])) : undefined;
   const swa32 = swa ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
   let bestLoss = Infinity;
   let bestEpoch = 0;
@@ -422,12 +421,15 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         // every batch has bs rows (one input shape for the session: see trainingRows)
         const { rows, real } = trainingRows(order, s, bs);
         const feeds = batchFeeds(trainGraph, per, train, rows, f32, cfg.mixup <= 0);
+        // each row's label for the training accuracy: with mixup, the one of the pair with the larger weight
+        let counted: (r: number) => number = (r) => train.labels[rows[r]!]!;
         if (cfg.mixup > 0) {
           const perm = rows.map((_, r) => r);
           mixRng.shuffle(perm);
           const mixed = mixBatch(feeds[trainGraph.input]!.data as Float32Array, rows.map((i) => train.labels[i]!), K, perm, betaSample(mixRng, cfg.mixup));
           feeds[trainGraph.input] = { ...feeds[trainGraph.input]!, data: mixed.x };
           feeds[trainGraph.labels!] = { type: 'float32', data: mixed.targets, dims: [rows.length, K] };
+          counted = (r) => argmax(mixed.targets, r * K, K);
         }
         for (const m of trainGraph.masks) {
           const keep = 1 / (1 - m.ratio);
@@ -445,9 +447,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           const v = Math.abs(logits[i]!);
           if (!(v <= peak)) peak = v;
         }
-        rows.forEach((i, r) => {
-          if (r < real && argmax(logits, r * K, K) === train.labels[i]) correct++;
-        });
+        for (let r = 0; r < real; r++) if (argmax(logits, r * K, K) === counted(r)) correct++;
         for (const [name, gname] of Object.entries(trainGraph.grads)) {
           const p = params.get(name)!;
           const g = gbuf.get(name)!;

@@ -4,12 +4,17 @@
 
 import { consumerMap, producerMap, getIntAttribute } from '../../onnx/graph.js';
 import { getInitializer } from '../../onnx/topology.js';
-// the element-wise activations a depthwise convolution's output is read after (a QLinearConv has its own fused)
-import { ACTIVATIONS } from './cut.js';
 import type { GraphProto, NodeProto, OnnxModel } from '../../onnx/model.js';
 
 /** How many taps the rule picks (the measured pair; see openSetTapsOf). */
 export const OPEN_SET_TAP_COUNT = 2;
+
+/**
+ * Element-wise activations a depthwise convolution's output is read after (a QLinearConv has its own
+ * fused). Its own list, not the cut's (cut.ts also reads through Sigmoid, Tanh, Softplus and Mul): the
+ * taps were measured with these, and a Mul after a depthwise conv is an unfolded batch norm's scale.
+ */
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'HardSwish', 'HardSigmoid']);
 
 const CONVS = new Set(['Conv', 'QLinearConv']);
 const QDQ = new Set(['QuantizeLinear', 'DequantizeLinear']);

@@ -18,7 +18,8 @@ import { checkOptionKeys } from '../../core/options.js';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
-import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
+import { checkOneOf, EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js';
+import { TAIL_AVERAGES } from '../graph/tail-trainer.js';
 import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
@@ -175,7 +176,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
   if (o.unfreezeSchedule !== undefined && !['constant', 'cosine', 'warmup-cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant, cosine or warmup-cosine', o.unfreezeSchedule);
   if (o.layerLrDecay !== undefined && !(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw arg('layerLrDecay', 'a number in (0, 1]', o.layerLrDecay);
-  if (o.unfreezeAverage !== undefined && !['none', 'swa'].includes(o.unfreezeAverage)) throw arg('unfreezeAverage', 'none or swa', o.unfreezeAverage);
+  if (o.unfreezeAverage !== undefined) checkOneOf('unfreezeAverage', o.unfreezeAverage, TAIL_AVERAGES);
   if (o.unfreezeMixup !== undefined && !(o.unfreezeMixup >= 0 && Number.isFinite(o.unfreezeMixup))) throw arg('unfreezeMixup', 'a number ≥ 0', o.unfreezeMixup);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
