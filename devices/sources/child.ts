@@ -167,6 +167,8 @@ export class ChildFrameSource implements FrameSource {
     let seq = 0;
     let attempt = 0;
     let everDelivered = false;
+    // ffmpeg's first error line over every process of this source (a restarted file resumes where it was)
+    let firstError: string | undefined;
     const configured = this.spec.reconnect?.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     // Only live sources stall (a file read as fast as possible waits for its consumer); 0 = off.
     const stallMs = this.live && configured > 0 ? configured : Infinity;
@@ -176,7 +178,6 @@ export class ChildFrameSource implements FrameSource {
       const child = spawn(cmd.cmd, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       const stderr: string[] = [];
-      let firstError: string | undefined;
       let partial = '';
       child.stderr!.setEncoding('utf8');
       // Whole lines are masked (a URI split across two chunks is still one line); the decoder

@@ -115,6 +115,9 @@ export type FileResult = ({ file: string; top: Prediction[]; reading: OutputRead
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
   checkOptionKeys('loadClassifier', options, CLASSIFIER_OPTION_KEYS);
+  // topK 0 gave `top: []` (and top[0] undefined in the caller's hands), 2.5 three predictions: refused, as
+  // `--top 0` is, before a session is opened (none left behind)
+  const k0 = options.topK === undefined ? 5 : checkPositiveInteger('topK', options.topK);
   // A URL is a model served over the Open Inference Protocol: card from the server, inference remote.
   const remote = isModelUrl(model) ? await connectRemoteModel(model, { ...options.remote, overrides: options.overrides, allowNonClassifier: options.allowNonClassifier }) : undefined;
   const described = remote ? { card: remote.card, entry: undefined, path: remote.url, signature: remote.session } : await describeModel(model, pickOptions(options, DESCRIBE_OPTION_KEYS));
@@ -149,8 +152,6 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
     );
     return opening;
   };
-  // topK 0 gave `top: []` (and top[0] undefined in the caller's hands), 2.5 three predictions: refused, as `--top 0` is
-  const k0 = options.topK === undefined ? 5 : checkPositiveInteger('topK', options.topK);
   const batchDim = signature.inputs.find((i) => i.name === d.inputName)?.shape[0];
   const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const openSet = card.openSet && signature.outputs.some((o) => o.name === card.openSet!.output) ? card.openSet : undefined;

@@ -88,7 +88,7 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     expect(avg.stderr).toContain('Expected one of none, swa for --unfreeze-average but received "ema"');
     const mix = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-mixup', '-1', '--out', x], { env });
     expect(mix.code).toBe(2);
-    expect(mix.stderr).toContain('Expected number ≥ 0 for --unfreeze-mixup but received "-1"');
+    expect(mix.stderr).toContain('Expected number >= 0 for --unfreeze-mixup but received "-1"');
   });
 });
 

@@ -90,10 +90,17 @@ describe('watch: frames that do not decode', () => {
     // measured (ffmpeg 5.1, Debian 12): 444 of the 914 frames decode, every run; ffmpeg's first error line is
     // its decoder's ("[h264] error while decoding MB 24 8, bytestream -9") or its parser's ("[NULL] Invalid
     // NAL unit size (0 > 1323).") as its threads print them
-    expect(r.stderr).toMatch(/^edgetune watch: file: damaged input: 444 of the 914 frames its container lists were decoded, the damaged ones skipped \(ffmpeg: \[(NULL|h264)\] [^\n]+\)\n/);
-    expect(r.stderr).toMatch(/\nedgetune watch: done: 444 frames with mobilenetv2-int8 on cpu/);
+    // (how many survive is ffmpeg's: the claim is some but not all, and exactly those classified)
+    const m = /^edgetune watch: file: damaged input: (\d+) of the 914 frames its container lists were decoded, the damaged ones skipped \(ffmpeg: \[(NULL|h264)\] [^\n]+\)\n/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const decoded = Number(m![1]);
+    expect(decoded).toBeGreaterThan(0);
+    expect(decoded).toBeLessThan(914);
+    expect(r.stderr).toContain(`\nedgetune watch: done: ${decoded} frames with mobilenetv2-int8 on cpu`);
   });
 
+  // (the format probe fails here, before any frame: the path that was already an error; what this adds is
+  // the message without ffmpeg's per-run decoder addresses)
   it('file:// none of whose frames decode: exit 1 with ffmpeg\'s reason', async () => {
     const video = damagedVideo(0);
     const r = await runCli(['watch', `file://${video}`, '--quiet', '--as-fast-as-possible', '--threads', '1']);

@@ -3,11 +3,12 @@
 // parses the options into FinetuneOptions, shows progress (a bar per embedding stage, a line per epoch)
 // and stops on Ctrl-C (interruptSignal), and prints the report.
 
-import { intOption, invalidOption, numberOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
+import { intOption, invalidOption, numberOption, onnxPathOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
 import path from 'node:path';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { UNFREEZE_DEFAULTS } from '../../train/finetune-tail.js';
+import { TAIL_AVERAGES } from '../../train/graph/tail-trainer.js';
 import { TASKS } from '../../train/tasks.js';
 import { OPTIMIZERS, SCHEDULES, DEFAULT_LR } from '../../train/index.js';
 import { FINETUNE_DEFAULTS as D, INT8_CALIBRATION_IMAGES } from '../../train/finetune.js';
@@ -176,11 +177,8 @@ function optionsFrom(v: Values): FinetuneOptions {
   else if (v.unfreeze !== undefined) o.unfreeze = intOption('unfreeze', v.unfreeze, 1, 1);
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
   o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
-  o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], ['none', 'swa'] as const);
-  if (v['unfreeze-mixup'] !== undefined) {
-    o.unfreezeMixup = Number(v['unfreeze-mixup']);
-    if (!(o.unfreezeMixup >= 0 && Number.isFinite(o.unfreezeMixup))) throw invalidOption('unfreeze-mixup', 'number ≥ 0', v['unfreeze-mixup']);
-  }
+  o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], TAIL_AVERAGES);
+  if (v['unfreeze-mixup'] !== undefined) o.unfreezeMixup = numberOption('unfreeze-mixup', v['unfreeze-mixup'], 0, 0);
   if (v['layer-lr-decay'] !== undefined) {
     o.layerLrDecay = Number(v['layer-lr-decay']);
     if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);
@@ -193,7 +191,7 @@ function optionsFrom(v: Values): FinetuneOptions {
   if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
   if (v.int8) o.int8 = true;
   o.resume = v.resume;
-  if (!/\.onnx$/i.test(o.out)) throw invalidOption('out', 'a file name ending in .onnx', v.out);
+  onnxPathOption('out', o.out);
   // the library's options are optional fields: absent, not undefined
   return Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined)) as unknown as FinetuneOptions;
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
-import { createSession } from '../../../runtime/session/session.js';
+import { createSession, liveSessionCount } from '../../../runtime/session/session.js';
 import { writeBadInputs } from '../../fixtures.js';
 import { jsonLines, runCli, shared, tempDir } from '../../helpers.js';
 
@@ -94,7 +94,10 @@ describe('bad models and options', () => {
 
   it('loadClassifier, classify and classifyFiles refuse a topK or batch that is not a positive integer', async () => {
     // before: topK 0 → top [] (top[0] undefined), topK 2.5 → 3 predictions, batch 0 → batch 1, all without a word
+    // refused before a session is opened: none left open (was one per refused call)
+    const sessions = liveSessionCount();
     await expect(loadClassifier('mobilenetv2-int8', { topK: 0 })).rejects.toThrow('Expected positive integer for topK but received 0');
+    expect(liveSessionCount()).toBe(sessions);
     const clf = await loadClassifier('mobilenetv2-int8', { topK: 3 });
     try {
       const dog = shared('camera', 'winml_dog.jpg');
