@@ -160,7 +160,7 @@ describe('trainTail', () => {
     }
     const headMean = plain[0]!.head.layers[0]!.weight.map((_, i) => plain.reduce((a, p) => a + p.head.layers[0]!.weight[i]!, 0) / 3);
     swa.head.layers[0]!.weight.forEach((v, i) => expect(v).toBeCloseTo(headMean[i]!, 5));
-    // and the mean is not the last model (the test would pass on a no-op otherwise)
+    // and the mean is not the last model (the test would pass on a no-op otherwise): measured 0.041 at most
     expect(moved).toBeGreaterThan(1e-3);
     // the training trajectory itself is unchanged by averaging
     expect(swa.history.map((h) => h.trainLoss)).toEqual(plain[2]!.history.map((h) => h.trainLoss));
@@ -201,9 +201,11 @@ describe('trainTail', () => {
     const cfg = { epochs: 6, batchSize: 16, lrHead: 0.03, lrBackbone: 0.01, seed: 4 };
     const mixed = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, { ...cfg, mixup: 0.4 });
     const plain = await trainTail({ tail, classes: K, train, val, createSession: ortFactory }, cfg);
-    // it learns the problem (chance: 0.33) and trains on other targets than the plain run
+    // it learns the problem (chance: 0.33; measured 0.933, the plain run 1.0) and trains on soft targets: their
+    // cross-entropy cannot reach 0, so after 6 epochs its training loss stays above the plain run's (measured 0.709
+    // against 0.540; the first epochs are within 0.02 of each other)
     expect(mixed.history[mixed.bestEpoch - 1]!.valAccuracy).toBeGreaterThan(0.8);
-    expect(mixed.history[0]!.trainLoss).not.toBe(plain.history[0]!.trainLoss);
+    expect(mixed.history[5]!.trainLoss).toBeGreaterThan(plain.history[5]!.trainLoss + 0.1);
     await expect(trainTail({ tail, classes: K, train, createSession: ortFactory }, { epochs: 1, mixup: -1 })).rejects.toThrow(/mixup/);
   });
 });
