@@ -275,11 +275,6 @@ export async function writeAtomic(file: string, data: string | Uint8Array): Prom
 }
 
 /** Whether two existing paths name the same file (same device and inode: hard links and symbolic links included). */
-async function sameFile(a: string, b: string): Promise<boolean> {
-  const [x, y] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
-  return Boolean(x && y && x.dev === y.dev && x.ino === y.ino);
-}
-
 export interface CheckWritableOptions {
   /** Files the command reads (its model, label file, calibration cache…): none may be an output. Ones that do not exist are ignored. */
   inputs?: readonly (string | undefined)[];
@@ -311,8 +306,13 @@ export async function checkWritable(file: string, flag = '--out', o: CheckWritab
     }
     const problem = await targetProblem(f);
     if (problem) throw refuse(problem);
-    for (const input of o.inputs ?? []) {
-      if (input && (await sameFile(input, f))) throw refuse(`it is the input ${input} (the same file); write to another file`);
+    // the target is stat'ed once; a target that does not exist yet is none of the inputs (eval passes every image)
+    const target = o.inputs?.length ? await stat(f).catch(() => undefined) : undefined;
+    if (target) {
+      for (const input of o.inputs ?? []) {
+        const s = input ? await stat(input).catch(() => undefined) : undefined;
+        if (s && s.dev === target.dev && s.ino === target.ino) throw refuse(`it is the input ${input} (the same file); write to another file`);
+      }
     }
     await recoverSets(dir);
     // access() does not see every reason a write fails (a read-only bind mount, a full quota): try one.

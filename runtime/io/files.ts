@@ -155,11 +155,11 @@ export async function findSharedFiles(a: readonly string[], b: readonly string[]
   return out;
 }
 
-/** The warning for shared files, or undefined: `what` names b's role, `of` a's (e.g. 'validation', 'training'). */
-export function sharedFilesWarning(s: SharedFiles, what: string, of: string, total: number): string | undefined {
+/** The warning for shared files, or undefined: `what` names b's role, `of` a's (e.g. 'validation', 'training'); `consequence`: what the overlap does (default: `what`'s score is overstated). */
+export function sharedFilesWarning(s: SharedFiles, what: string, of: string, total: number, consequence = `the ${what} score is overstated`): string | undefined {
   if (!s.count) return undefined;
   const eg = s.examples.map(([x, y]) => `${x} = ${y}`).join('; ');
-  return `${s.count} of ${total} ${what} images are byte-identical to ${of} images (e.g. ${eg}): the ${what} score is overstated; keep the two sets apart`;
+  return `${s.count} of ${total} ${what} images are byte-identical to ${of} images (e.g. ${eg}): ${consequence}; keep the two sets apart`;
 }
 
 /** Items of `b` whose content hash (`hashes`: file → sha256) is also one of `a`'s: the leakage of findSharedFiles when the hashes are known. */

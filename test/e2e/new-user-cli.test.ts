@@ -109,7 +109,7 @@ describe('eval --unknown', () => {
     const r = await runCli(['eval', ds, '--model', 'mobilenetv2-int8', '--unknown', unknown], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(
-      `edgetune: warning: 1 of 2 --unknown images are byte-identical to images of ${ds} (e.g. ${path.join(unknown, 'copy.jpg')} = ${path.join(ds, 'ants', ant)}): they count as known and as unknown, which pulls the AUROC toward 0.5; keep the two sets apart\n`,
+      `edgetune: warning: 1 of 2 --unknown images are byte-identical to ${ds} images (e.g. ${path.join(unknown, 'copy.jpg')} = ${path.join(ds, 'ants', ant)}): they count as known and as unknown, which pulls the AUROC toward 0.5; keep the two sets apart\n`,
     );
   });
 });

@@ -16,7 +16,7 @@ import type { HwcImage } from '../../image/preprocess.js';
 import { computeMetrics } from '../../train/index.js';
 import { evaluateOpenSet, type OpenSetEvaluation } from '../../train/openset.js';
 import { scorePng } from '../../train/node/report.js';
-import { expandInputs, findSharedFiles, isImageFile } from '../../io/files.js';
+import { expandInputs, findSharedFiles, isImageFile, sharedFilesWarning } from '../../io/files.js';
 import { checkWritable, writeAtomic } from '../../io/atomic.js';
 import { invalidOption, numberOption } from '../args.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
@@ -71,18 +71,21 @@ export const evaluate: Command = {
     if (unknownFiles.length) {
       // "unknown" images that are the known ones (the same folder, or copies) make the AUROC meaningless
       const same = await findSharedFiles(ds.items.map((i) => i.file), unknownFiles.filter(isImageFile));
-      if (same.count) {
-        const eg = same.examples.map(([x, y]) => `${x} = ${y}`).join('; ');
-        io.stderr.write(`edgetune: warning: ${same.count} of ${unknownFiles.length} --unknown images are byte-identical to images of ${positionals[0]} (e.g. ${eg}): they count as known and as unknown, which pulls the AUROC toward 0.5; keep the two sets apart\n`);
-      }
+      const warning = sharedFilesWarning(same, '--unknown', positionals[0]!, unknownFiles.length, 'they count as known and as unknown, which pulls the AUROC toward 0.5');
+      if (warning) io.stderr.write(`edgetune: warning: ${warning}\n`);
     }
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     // as classify and watch say it: the 1 − max softmax ranking has no threshold to move
     if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
-    const skipped = [...ds.skipped];
-    // what the folder walk left out (not an image file, a dangling link, …) is said like a failed decode
-    for (const s of ds.skipped) io.stderr.write(`edgetune: warning: skipped ${s.file}: ${s.reason}\n`);
+    const skipped: { file: string; reason: string }[] = [];
+    /** A file left out, said as it is skipped: what the folder walk left out (not an image, a dangling link, …) and a failed decode (its message without the file's name in front). */
+    const skip = (file: string, why: string) => {
+      const reason = why.startsWith(`${file}: `) ? why.slice(file.length + 2) : why;
+      skipped.push({ file, reason });
+      io.stderr.write(`edgetune: warning: skipped ${file}: ${reason}\n`);
+    };
+    for (const s of ds.skipped) skip(s.file, s.reason);
     const truth: number[] = [];
     const predicted: number[] = [];
     // open-set: each known image's score and probabilities over the dataset's classes, each unknown image's score
@@ -112,10 +115,7 @@ export const evaluate: Command = {
         const labelsOf: number[] = [];
         decoded.forEach((d, k) => {
           if (d instanceof Error) {
-            const m = messageOf(d);
-            const file = chunk[k]!.file;
-            skipped.push({ file, reason: m.startsWith(file + ': ') ? m.slice(file.length + 2) : m });
-            io.stderr.write(`edgetune: warning: skipped ${file}: ${m.startsWith(file + ': ') ? m.slice(file.length + 2) : m}\n`);
+            skip(chunk[k]!.file, messageOf(d));
           } else {
             imgs.push(d);
             labelsOf.push(chunk[k]!.label);
@@ -146,13 +146,8 @@ export const evaluate: Command = {
           const decoded = await Promise.all(chunk.map((f) => clf.decode(f).catch((err: unknown) => err as Error)));
           const imgs: HwcImage[] = [];
           decoded.forEach((d, k) => {
-            if (d instanceof Error) {
-              const m = messageOf(d);
-              const file = chunk[k]!;
-              const reason = m.startsWith(file + ': ') ? m.slice(file.length + 2) : m;
-              skipped.push({ file, reason });
-              io.stderr.write(`edgetune: warning: skipped ${file}: ${reason}\n`);
-            } else imgs.push(d);
+            if (d instanceof Error) skip(chunk[k]!, messageOf(d));
+            else imgs.push(d);
           });
           if (imgs.length) {
             const { probs, unknown } = await clf.predict(imgs);
