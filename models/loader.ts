@@ -11,7 +11,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { removeStaleTemps, tempPathFor } from '../runtime/io/atomic.js';
-import { cacheDir, isOffline, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
+import { cacheDir, isOffline, looksLikeModelPath, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
@@ -206,10 +206,6 @@ export interface ResolvedModel {
   importedFrom?: string;
 }
 
-function looksLikePath(ref: string): boolean {
-  return ref.includes('/') || ref.includes(path.sep) || /\.(onnx|ort|tflite|json)$/i.test(ref);
-}
-
 /**
  * A model reference → its file: a path (`.onnx`/`.ort` as is; `.tflite` or a tfjs `model.json`
  * converted to ONNX through the import cache, see `importedFrom`) or a registry id (found or
@@ -223,7 +219,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
     throw new EdgetuneError('EMODEL', `${ref}: a served model's URL works where a classifier runs it (classify, eval, watch, loadClassifier); this needs the model file`, { subject: ref });
   }
   // a bare name that is no registry id but exists here (`--model exports`, a folder) is a path too
-  if ((looksLikePath(ref) || existsSync(ref)) && !reg.get(ref)) {
+  if ((looksLikeModelPath(ref) || existsSync(ref)) && !reg.get(ref)) {
     const p = path.resolve(ref);
     if (!existsSync(p)) throw new EdgetuneError('EMODEL', `${ref}: model file not found`, { subject: ref });
     if (statSync(p).isDirectory()) {

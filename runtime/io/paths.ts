@@ -76,3 +76,11 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
 export function isOffline(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.EDGETUNE_OFFLINE === '1' || env.EDGETUNE_OFFLINE === 'true';
 }
+
+/**
+ * Whether a model reference reads as a file path rather than a registry id: it has a path separator or
+ * a model file's extension (.onnx, .ort, .tflite, a tfjs .json). The loader's and createSession's one rule.
+ */
+export function looksLikeModelPath(ref: string): boolean {
+  return ref.includes('/') || ref.includes(path.sep) || /\.(onnx|ort|tflite|json)$/i.test(ref);
+}

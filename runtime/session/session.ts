@@ -10,6 +10,7 @@
 // native memory.
 
 import { stat } from 'node:fs/promises';
+import { looksLikeModelPath } from '../io/paths.js';
 import { backendFor, listNativeProviders, nodeBackend, type NativeSessionOptions, type SessionHandler, type TensorInfo } from './ort.js';
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
 import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
@@ -154,7 +155,7 @@ export async function createSession(model: string | Uint8Array, options: Session
   if (options.threads !== undefined) checkPositiveInteger('threads', options.threads);
   // onnxruntime says "not a valid ONNX model (Load model x failed. File doesn't exist)" for a missing file
   if (typeof model === 'string' && (await stat(model).catch((err: NodeJS.ErrnoException) => err.code)) === 'ENOENT') {
-    const id = !/[\\/]|\.onnx$/i.test(model);
+    const id = !looksLikeModelPath(model);
     throw new EdgetuneError('EMODEL', `${model}: model file not found${id ? ' (createSession opens a file path or bytes; for a registry id, resolveModel(id).path is its file)' : ''}`, { subject: model });
   }
   const warn = options.onWarning ?? ((m: string) => console.warn(`edgetune: ${m}`));

@@ -31,10 +31,11 @@ export const card: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
+    const out = v.out;
+    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
     // an ONNX file: `--out m.card.json` wrote the model where every command then reads m.onnx's card file
     // ("m.card.json: model card is not valid JSON" from then on)
-    const out = onnxPathOption('out', v.out);
-    await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
+    onnxPathOption('out', out);
     const d = await describeModel(positionals[0]!, { overrides: await cardLayerFrom(v) });
     // a registry id resolves to a file only now: it is not replaced either
     await checkWritable(out, '--out', { inputs: [d.path, d.importedFrom] });

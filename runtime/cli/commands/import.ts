@@ -37,11 +37,12 @@ export const importModel: Command = {
     const { values: v, positionals } = parse(argv, { out: { type: 'string' }, labels: { type: 'string' }, json: { type: 'boolean', default: false } });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `import: give one model file (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `import: --out is required\n\n${usage}`);
-    // an ONNX file: another name could be one of the other files the import reads (`--out weights.bin`
-    // replaced a tfjs model's weights with the converted model; `--out labels.txt` its labels)
-    const out = onnxPathOption('out', v.out);
+    const out = v.out;
     // before any work; the model file and the label file read are not outputs
     await checkWritable(out, '--out', { inputs: [positionals[0], v.labels] });
+    // and an ONNX file: another name could be one of the other files the import reads (`--out weights.bin`
+    // replaced a tfjs model's weights with the converted model; `--out labels.txt` its labels)
+    onnxPathOption('out', out);
     const imported = await importModelFile(positionals[0]!, v.labels ? { labels: v.labels } : {});
     // the converted bytes must describe themselves (card contract, label rule) before anything is written
     cardFromBytes(imported.bytes, { id: path.basename(out), name: imported.source, allowNonClassifier: imported.card.output.extractor });
