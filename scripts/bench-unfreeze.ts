@@ -213,6 +213,8 @@ const SETTINGS: { name: string; args: string[]; unfreeze: number }[] = [
   { name: 'head only', args: [], unfreeze: 0 },
   { name: '--unfreeze 1', args: ['--unfreeze', '1'], unfreeze: 1 },
   { name: '--unfreeze 2', args: ['--unfreeze', '2'], unfreeze: 2 },
+  // the old phase 2 as a whole (before fresh views and the refit), not one change at a time: the screens that
+  // chose each change are in the README's phase-2 section
   { name: '--unfreeze 2 --unfreeze-views cached --no-refit', args: ['--unfreeze', '2', '--unfreeze-views', 'cached', '--no-refit'], unfreeze: 2 },
 ];
 

@@ -398,7 +398,8 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   let best = new Map([...params].map(([k, v]) => [k, v.slice()]));
   // SWA: the running mean of the end-of-epoch weights (float64) and its float32 copy for the eval graph
   const swa = checkOneOf('average', cfg.average, TAIL_AVERAGES) === 'swa' ? new Map([...params].map(([k, v]) => [k, v.slice()])) : undefined;
-  const swa32 = swa ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
+  // (only validation reads it)
+  const swa32 = swa && input.val ? new Map([...params].map(([k, v]) => [k, Float32Array.from(v)])) : undefined;
   let bestLoss = Infinity;
   let bestEpoch = 0;
   let sinceBest = 0;
@@ -464,7 +465,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
       checkDiverged(epoch + 1, stats.trainLoss, { W: [...params.values()], b: [] }, rates, peak);
       if (swa) {
         for (const [k, v] of params) swaAverage(swa.get(k)!, v, epoch);
-        for (const [k, v] of swa) swa32!.get(k)!.set(v);
+        if (swa32) for (const [k, v] of swa) swa32.get(k)!.set(v);
       }
       const current = swa ?? params;
       if (input.val && evalSession) {
