@@ -342,6 +342,19 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       await page.fill('#st-class-name', 'pattern');
       await page.click('#st-add-class');
       const card = page.locator('.class-card[data-class="pattern"]');
+      // the page's refreshes (GET /teach) held back until both picks are done: the card is not redrawn in
+      // between, so the second pick of the same photos lands on the same file input (CI once saw that:
+      // Chromium fires no change for a pick equal to the files an input still holds)
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const teachState = (url: URL) => url.pathname === '/teach';
+      await page.route(
+        teachState,
+        async (route) => {
+          await held;
+          await route.continue();
+        },
+      );
       await card.locator('input.upload').setInputFiles(flowers('train', 'tulips').slice(0, 2));
       await page.waitForFunction(() => document.getElementById('st-status')!.textContent!.startsWith('pattern: added 0 photos; skipped 2'));
       expect(await page.textContent('#st-status')).toContain('type the token (EDGETUNE_TOKEN) first');
@@ -349,6 +362,8 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       await page.dispatchEvent('#st-token', 'change');
       await card.locator('input.upload').setInputFiles(flowers('train', 'tulips').slice(0, 2));
       await page.waitForFunction(() => document.getElementById('st-status')!.textContent === 'pattern: added 2 photos');
+      release();
+      await page.unroute(teachState);
       expect(await count('pattern')).toBe(2);
       // hold to record: this page's camera, each frame a POST
       await card.locator('button.record').dispatchEvent('pointerdown');

@@ -15,20 +15,36 @@ export interface ClassCard {
   card: HTMLDivElement;
   /** `button.record`, "● Hold to record". */
   record: HTMLButtonElement;
-  /** The hidden `input.upload` (multiple files) inside the "Upload" label. */
+  /** The hidden `input.upload` (multiple files) inside the "Upload" label; its picks go to `onPick`. */
   upload: HTMLInputElement;
 }
 
 /**
  * A class card: a title (the name as `h3`, `countText` in `span.count`), then `lead` (e.g. a delete
  * button), an actions row (record, Upload, then `actions`), then `below` (thumbnails, an example list).
- * `accept`: the picker's file types (an `accept` attribute value).
+ * `accept`: the picker's file types (an `accept` attribute value). `onPick` gets the files of each pick;
+ * the picker is emptied at once, so picking the same files again is a new pick (the browser fires no
+ * `change` for a pick equal to the files it still holds).
  */
-export function classCard(o: { name: string; count: number; countText: string; accept: string; lead?: Node[]; actions?: Node[]; below?: Node[] }): ClassCard {
+export function classCard(o: {
+  name: string;
+  count: number;
+  countText: string;
+  accept: string;
+  onPick(files: File[]): void;
+  lead?: Node[];
+  actions?: Node[];
+  below?: Node[];
+}): ClassCard {
   const card = h('div', { class: 'class-card', 'data-class': o.name, 'data-count': String(o.count) });
   const record = h('button', { class: 'record', text: '● Hold to record' });
   const upload = h('input', { type: 'file', accept: o.accept, class: 'upload', hidden: '' });
   upload.multiple = true;
+  upload.addEventListener('change', () => {
+    const files = [...(upload.files ?? [])];
+    upload.value = '';
+    if (files.length) o.onPick(files);
+  });
   card.append(
     h('div', { class: 'title' }, h('h3', { text: o.name }), h('span', { class: 'count', text: o.countText })),
     ...(o.lead ?? []),

@@ -123,7 +123,7 @@ function renderClasses(): void {
         del.addEventListener('click', () => void act(() => call('DELETE', `/teach/examples/${encodeURIComponent(name)}/${encodeURIComponent(f)}`), `deleted ${f}`));
         files.append(del);
       }
-      const { card, record, upload } = classCard({ name, count, countText: `${count} · ${isNew ? 'new class' : "the model's class"}`, accept: 'image/jpeg,image/png', actions: [frames], below: [files] });
+      const { card, record } = classCard({ name, count, countText: `${count} · ${isNew ? 'new class' : "the model's class"}`, accept: 'image/jpeg,image/png', onPick: (files) => void uploadFiles(name, files), actions: [frames], below: [files] });
       holdToRecord(record, {
         camera: () => Boolean(host.stream()),
         noCamera: "no camera on this page: upload photos, or add the server camera's frames",
@@ -138,7 +138,6 @@ function renderClasses(): void {
           if (recording === name) recording = undefined;
         },
       });
-      upload.addEventListener('change', () => void uploadFiles(name, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
       frames.addEventListener('click', () => {
         say(`adding 10 frames of the server camera to ${name}…`);
         void act(async () => {

@@ -57,7 +57,7 @@ export async function renderClasses(): Promise<void> {
         thumbs.append(img);
       }
       const count = `${samples.length} sample${samples.length === 1 ? '' : 's'}`;
-      const { card, record, upload } = classCard({ name: c.name, count: samples.length, countText: count, accept: 'image/*', lead: [del], actions: [clear], below: [thumbs] });
+      const { card, record } = classCard({ name: c.name, count: samples.length, countText: count, accept: 'image/*', onPick: (files) => void uploadFiles(c, files).catch((err) => showError(`${c.name}: the photos were not stored: ${messageOf(err)}`)), lead: [del], actions: [clear], below: [thumbs] });
       holdToRecord(record, {
         camera: () => Boolean(host.stream()),
         noCamera: 'no camera: upload images instead',
@@ -77,7 +77,6 @@ export async function renderClasses(): Promise<void> {
           }
         },
       });
-      upload.addEventListener('change', () => void uploadFiles(c, [...(upload.files ?? [])]).finally(() => (upload.value = '')));
       clear.addEventListener('click', () => void store.clearSamples(c.id).then(renderClasses));
       del.addEventListener('click', () => {
         if (confirm(`Delete class "${c.name}" and its ${samples.length} samples?`)) void store.deleteClass(c.id).then(renderClasses);
