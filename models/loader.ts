@@ -17,6 +17,7 @@ import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
 import { importFormatOf, importedModelPath } from './import.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
+import type { AssertNever } from '../runtime/core/options.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
@@ -35,6 +36,11 @@ export interface ResolveOptions {
   /** Download progress, bytes so far and total (0 when unknown). Default: a progress line on a TTY stderr. */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every key of ResolveOptions, for refusing a misspelt one (quantizeModel's `resolve`). The type below fails to compile when a key is missing. */
+export const RESOLVE_OPTION_KEYS = ['searchPath', 'cacheDir', 'download', 'onProgress'] as const satisfies readonly (keyof ResolveOptions)[];
+/** `never` while RESOLVE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedResolveOption = AssertNever<Exclude<keyof ResolveOptions, (typeof RESOLVE_OPTION_KEYS)[number]>>;
 
 export type FileSource = 'path' | 'local' | 'cache' | 'download';
 

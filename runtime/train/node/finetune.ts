@@ -14,7 +14,6 @@
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { checkOptionKeys } from '../../core/options.js';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
@@ -39,7 +38,7 @@ import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, re
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
-import { arg, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
+import { arg, checkFinetuneOptionKeys, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
 
@@ -135,7 +134,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
-  checkOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
+  checkFinetuneOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
