@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { utf8Text } from '../runtime/core/text.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
@@ -144,8 +145,9 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   const text = await readSource(source, 'tfjs model.json', MAX_TEXT_FILE_BYTES);
   hash.update(text);
   let json: TfjsModelJson;
+  const jsonText = utf8Text(text, { what: 'tfjs model.json', file: source, code: 'EMODEL' });
   try {
-    json = parseJsonText(new TextDecoder().decode(text)) as TfjsModelJson;
+    json = parseJsonText(jsonText) as TfjsModelJson;
   } catch (err) {
     throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
@@ -177,7 +179,8 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   let labelsFrom: string | undefined;
   const metaFile = path.join(dir, 'metadata.json');
   if (await present(metaFile)) {
-    const metaText = new TextDecoder().decode((await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes);
+    const metaBytes = (await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes;
+    const metaText = utf8Text(metaBytes, { what: 'Teachable Machine metadata', file: metaFile, code: 'EINPUT' });
     try {
       metadata = parseJsonText(metaText) as TfjsMetadata;
     } catch (err) {
