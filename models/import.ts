@@ -18,7 +18,7 @@ import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
-import { cacheDir } from '../runtime/io/paths.js';
+import { cacheDirOr } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
@@ -296,9 +296,10 @@ export let conversionCount = 0;
  */
 export async function importedModelPath(file: string, opts: ImportFileOptions = {}): Promise<{ path: string; source: string; format: ImportFormat; converted: boolean }> {
   checkOptionKeys('importedModelPath', opts, IMPORT_FILE_OPTION_KEYS);
+  const cache = cacheDirOr(opts.cacheDir);
   const g = await gather(file, opts);
   const key = g.hash.copy().digest('hex');
-  const dir = path.join(opts.cacheDir ?? cacheDir(), 'imports');
+  const dir = path.join(cache, 'imports');
   const out = path.join(dir, `${key}.onnx`);
   if (existsSync(out)) return { path: out, source: g.source, format: g.format, converted: false };
   const imported = convertGathered(g);

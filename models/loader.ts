@@ -11,7 +11,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { removeStaleTemps, tempPathFor } from '../runtime/io/atomic.js';
-import { cacheDir, isOffline, looksLikeModelPath, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
+import { cacheDir, cacheDirOr, isOffline, looksLikeModelPath, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
@@ -164,7 +164,7 @@ export async function verifyRegistryFile(file: string, f: Pick<RemoteFile, 'file
 /** Find (or fetch) a registry file; a file found on disk is verified (verifyRegistryFile). */
 export async function resolveRemoteFile(f: RemoteFile, what: string, opts: ResolveOptions = {}): Promise<{ path: string; source: FileSource }> {
   const dirs = opts.searchPath ?? modelSearchPath();
-  const cache = opts.cacheDir ?? cacheDir();
+  const cache = cacheDirOr(opts.cacheDir);
   for (const d of dirs) {
     const p = path.join(d, f.file);
     if (existsSync(p)) {
@@ -236,7 +236,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
     }
     // TFLite and tfjs layers models: converted once (cached by content hash), then opened as ONNX.
     if (await importFormatOf(p)) {
-      const imported = await importedModelPath(p, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+      const imported = await importedModelPath(p, opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {});
       return { path: imported.path, source: 'path', importedFrom: imported.source };
     }
     return { path: p, source: 'path', entry: reg.byFileName(path.basename(p)) };
@@ -249,7 +249,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
 /** Where each registry model is right now, without downloading. */
 export function locateModels(opts: ResolveOptions = {}): { entry: ModelEntry; where: FileSource | 'remote' | 'missing'; path?: string }[] {
   const dirs = opts.searchPath ?? modelSearchPath();
-  const cache = opts.cacheDir ?? cacheDir();
+  const cache = cacheDirOr(opts.cacheDir);
   return loadRegistry().models.map((entry) => {
     for (const d of dirs) {
       const p = path.join(d, entry.file);

@@ -17,6 +17,7 @@ import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
+import { checkDirPath } from '../io/paths.js';
 import { ensureWritableDir, removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { fsReason } from '../io/errno.js';
 import { loadModelFile } from '../io/model-file.js';
@@ -259,6 +260,7 @@ async function versionsIn(entry: string): Promise<number[]> {
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
   checkDescribeOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
+  checkDirPath(opts.out, '--out');
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;

@@ -35,6 +35,7 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
+import { checkDirPath } from '../io/paths.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
 import { checkFinetuneOptionKeys, FINETUNE_OPTION_KEYS } from '../train/node/finetune-options.js';
@@ -197,7 +198,7 @@ export function checkTeachable(model: string): string {
 export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
   checkOptionKeys('createTeach', o, TEACH_OPTION_KEYS);
   if (o.finetune) checkFinetuneOptionKeys('createTeach', o.finetune, TEACH_FINETUNE_OPTION_KEYS, 'finetune');
-  const dir = path.resolve(o.dir);
+  const dir = path.resolve(checkDirPath(o.dir, '--teach'));
   const examplesDir = path.join(dir, 'examples');
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');

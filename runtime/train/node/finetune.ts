@@ -34,6 +34,7 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { checkDirPath } from '../../io/paths.js';
 import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
@@ -194,7 +195,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     inputs: o.resume ? [] : [o.model],
   });
   const session = o.session ?? {};
-  const cache = o.cache === null ? null : new EmbeddingCache(o.cache ? path.resolve(o.cache) : undefined);
+  // an empty --cache is refused (it was the default cache without a word)
+  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, '--cache')) : undefined);
 
   // ---- backbone and data
   let backbone: Backbone;
