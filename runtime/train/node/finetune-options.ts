@@ -178,8 +178,9 @@ export type FinetuneProgress =
   | { stage: 'epoch'; phase: 1; epochs: number; stats: EpochStats }
   | { stage: 'epoch'; phase: 2; epochs: number; stats: TailEpochStats };
 
+/** `Expected <expected> for <name> but received <v>` (EARG; `subject` the option, which the CLI says as its flag: cli/args.ts withFlagName). */
 export function arg(name: string, expected: string, v: unknown): EdgetuneError {
-  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${JSON.stringify(v)}`);
+  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${JSON.stringify(v)}`, { subject: name });
 }
 
 export function intIn(name: string, v: number | undefined, lo: number, hi: number): void {
