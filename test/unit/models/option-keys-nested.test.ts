@@ -25,6 +25,7 @@ import { startServer, type ServeOptions } from '../../../runtime/stream/serve.js
 import { createTeach, type TeachOptions } from '../../../runtime/stream/teach.js';
 import type { StreamOptions } from '../../../runtime/stream/stream-types.js';
 import { finetune, type FinetuneOptions } from '../../../runtime/train/node/finetune.js';
+import { trainHead, trainHeadSync, type FeatureSet, type TrainConfig } from '../../../runtime/train/index.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -150,6 +151,18 @@ describe('streams: createSource, StreamPipeline, startServer, createTeach', () =
       await source.close();
       await clf.dispose();
     }
+  });
+});
+
+describe('trainHead and trainHeadSync', () => {
+  it('refuse a config key TrainConfig lacks (`epoch`: the default 60 epochs would run)', async () => {
+    const set: FeatureSet = { features: Float32Array.from([1, -1]), labels: Int32Array.from([1, 0]), dims: 1, classes: 2 };
+    await expect(trainHead(set, undefined, as<Partial<TrainConfig>>({ epoch: 1 }))).rejects.toMatchObject({
+      code: 'EARG',
+      message: 'trainHead: unknown option "epoch" (options: hidden, dropout, task, optimizer, lr, momentum, weightDecay, l1, labelSmoothing, epochs, batchSize, schedule, stepSize, gamma, patience, minDelta, seed, classWeights, standardize, normalize, init)',
+    });
+    expect(() => trainHeadSync(set, undefined, as<Partial<TrainConfig>>({ epoch: 1 }))).toThrow(/^trainHeadSync: unknown option "epoch" \(options: hidden, /);
+    expect(trainHeadSync(set, undefined, { epochs: 1 }).history).toHaveLength(1);
   });
 });
 
