@@ -25,6 +25,9 @@ import { startServer, type ServeOptions } from '../../../runtime/stream/serve.js
 import { createTeach, type TeachOptions } from '../../../runtime/stream/teach.js';
 import type { StreamOptions } from '../../../runtime/stream/stream-types.js';
 import { finetune, type FinetuneOptions } from '../../../runtime/train/node/finetune.js';
+import { loadBackbone } from '../../../runtime/train/node/embed.js';
+import { scanDataset, type ScanOptions } from '../../../runtime/train/node/dataset.js';
+import type { CardLayer } from '../../../runtime/core/model-card.js';
 import { trainHead, trainHeadSync, type FeatureSet, type TrainConfig } from '../../../runtime/train/index.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
@@ -183,6 +186,15 @@ describe("finetune's and quantizeModel's nested options", () => {
       message: 'finetune: unknown option "addClass[0].nmae" (addClass[0] options: name, dir)',
     });
     expect(existsSync(out)).toBe(false);
+  });
+
+  it("finetune's pieces: scanDataset's `class` and loadBackbone's overrides.preprocess.sdt are refused", async () => {
+    await expect(scanDataset(data, as<ScanOptions>({ class: ['cats'] }))).rejects.toMatchObject({ code: 'EARG', message: 'scanDataset: unknown option "class" (options: classes, what)' });
+    expect((await scanDataset(data, { classes: ['cats', 'dogs'] })).classes).toEqual(['cats', 'dogs']);
+    await expect(loadBackbone('mobilenetv2-int8', as<CardLayer>({ preprocess: { sdt: [1, 1, 1] } }))).rejects.toMatchObject({
+      code: 'EARG',
+      message: `loadBackbone: unknown option "overrides.preprocess.sdt" (overrides.preprocess options: ${PREPROCESS_KEYS})`,
+    });
   });
 
   it('quantizeModel: resolve.searchpath, card.labeloffset and preprocess.with are refused before any work', async () => {
