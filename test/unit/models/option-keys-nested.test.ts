@@ -29,6 +29,7 @@ import { loadBackbone } from '../../../runtime/train/node/embed.js';
 import { scanDataset, type ScanOptions } from '../../../runtime/train/node/dataset.js';
 import type { CardLayer } from '../../../runtime/core/model-card.js';
 import { trainHead, trainHeadSync, type FeatureSet, type TrainConfig } from '../../../runtime/train/index.js';
+import { collectEmbeddings, createTransfer, type CollectOptions, type TrainOptions } from '../../../runtime/train/finetune.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -166,6 +167,20 @@ describe('trainHead and trainHeadSync', () => {
     });
     expect(() => trainHeadSync(set, undefined, as<Partial<TrainConfig>>({ epoch: 1 }))).toThrow(/^trainHeadSync: unknown option "epoch" \(options: hidden, /);
     expect(trainHeadSync(set, undefined, { epochs: 1 }).history).toHaveLength(1);
+  });
+
+  it("the page's fine-tune module: createTransfer, Transfer.train (and its config, for a prototype head too) and collectEmbeddings", async () => {
+    expect(() => createTransfer(as<{ labels: string[] }>({ labels: ['a', 'b'], label: [] }))).toThrow('createTransfer: unknown option "label" (options: labels)');
+    const t = createTransfer({ labels: ['a', 'b'] });
+    t.collectExample('a', Float32Array.of(1));
+    t.collectExample('b', Float32Array.of(-1));
+    await expect(t.train(as<TrainOptions>({ heads: 'linear' }))).rejects.toThrow('train: unknown option "heads" (options: head, config)');
+    await expect(t.train(as<TrainOptions>({ head: 'prototype', config: { epoch: 1 } }))).rejects.toThrow(/^train: unknown option "config.epoch" \(config options: hidden, /);
+    const embedder = { embed: () => Promise.reject(new Error('not embedded')) };
+    await expect(collectEmbeddings(t, as<never>(embedder), as<CollectOptions<{ label: number }>>({ train: [], augment: { ops: [] }, view: 2 }))).rejects.toThrow(
+      'collectEmbeddings: unknown option "view" (options: train, val, augment, views, seed, signal, onProgress)',
+    );
+    expect((await t.train({ head: 'prototype' })).trainAccuracy).toBe(1);
   });
 });
 
