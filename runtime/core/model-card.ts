@@ -76,7 +76,8 @@ export const CardLayerSchema = v.strictObject({
   id: v.optional(v.string()),
   inputName: v.optional(v.string()),
   outputName: v.optional(v.string()),
-  preprocess: v.optional(v.partial(PreprocessSpecSchema)),
+  // strict at every level: `preprocess.maen` or `openSet.treshold` in a card file is refused, not ignored
+  preprocess: v.optional(v.strictObject(v.partial(PreprocessSpecSchema).entries)),
   labels: v.optional(v.array(v.string())),
   /** Output index of label 0 (1 when index 0 is a background class). */
   labelOffset: v.optional(labelOffset),
@@ -84,7 +85,7 @@ export const CardLayerSchema = v.strictObject({
   /** What the outputs mean (see TaskSchema). Default classification. */
   task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
-  openSet: v.optional(OpenSetSchema),
+  openSet: v.optional(v.strictObject(OpenSetSchema.entries)),
   provenance: v.optional(provenance),
 });
 export type CardLayer = v.InferOutput<typeof CardLayerSchema>;
