@@ -5,7 +5,9 @@
  * The teach panel of the watch page (served at GET / by `watch --teach`): label + token fields, "add N
  * live frames", photo upload, the labels with their examples (each deletable), hard frames (each can be
  * labelled into the examples) and "train", all against the routes above. The token is kept in the
- * tab's sessionStorage only.
+ * tab's sessionStorage only. The lists are refreshed after each action and every 10 s: only the newest
+ * refresh is drawn (an older answer arriving later would show a stale list or say "training…" over the
+ * outcome), an opened label's list stays open, and #t-labels is aria-busy while a refresh is under way.
  */
 export const TEACH_PANEL = `<section id="teach" style="max-width:720px;margin:2vh auto;text-align:left;font-size:15px">
 <h2 style="font-size:18px">Teach <a href="/kiosk/" style="font-size:14px;color:#9cf">(the kiosk page: camera, classes, hard frames)</a></h2>

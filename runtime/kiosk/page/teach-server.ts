@@ -88,9 +88,9 @@ let drawn = 0;
 
 /**
  * Fetch GET /teach and re-render the class cards (unless a newer answer was drawn meanwhile: overlapping
- * refreshes may be answered out of order; an opened example list stays open). The hard frames are a snapshot the operator works
- * through: they are fetched again only when `hard` is true (the Refresh button, the first show, the end of
- * a training); other refreshes keep the frames shown, in place, and only update their label choices, so a
+ * refreshes may be answered out of order; an example list the operator opened stays open). The hard
+ * frames are a snapshot the operator works through: they are fetched again only when `hard` is true (the
+ * Refresh button, the first show, the end of a training); other refreshes keep the frames shown, in place, and only update their label choices, so a
  * frame never moves or vanishes between choosing its label and clicking "Add as example".
  */
 async function refresh(hard = false): Promise<void> {
