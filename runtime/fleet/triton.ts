@@ -12,11 +12,12 @@
 import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
-import { pickOptions } from '../core/options.js';
+import { checkDescribeOptionKeys, DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
+import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
+import { checkDirPath } from '../io/paths.js';
 import { ensureWritableDir, removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { fsReason } from '../io/errno.js';
 import { loadModelFile } from '../io/model-file.js';
@@ -85,6 +86,11 @@ export interface TritonExportOptions extends DescribeOptions {
   /** Embed the card even where fields had to be assumed (listed in `assumed`). Default false: refused. */
   allowAssumed?: boolean;
 }
+
+/** Every key of TritonExportOptions (its own and DescribeOptions'), for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const TRITON_EXPORT_OPTION_KEYS = ['out', 'name', 'version', 'maxBatchSize', 'dynamicBatching', 'instanceGroups', 'allowAssumed', ...DESCRIBE_OPTION_KEYS] as const satisfies readonly (keyof TritonExportOptions)[];
+/** `never` while TRITON_EXPORT_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedTritonExportOption = AssertNever<Exclude<keyof TritonExportOptions, (typeof TRITON_EXPORT_OPTION_KEYS)[number]>>;
 
 /** One input or output as the config declares it. */
 export interface TritonTensor {
@@ -253,6 +259,8 @@ async function versionsIn(entry: string): Promise<number[]> {
  * replace the input model. EMODEL / EIO from reading the model and writing the files.
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
+  checkDescribeOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
+  checkDirPath(opts.out, '--out');
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;
