@@ -31,7 +31,7 @@ import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
-import { cacheDir } from '../io/paths.js';
+import { cacheDir, checkDirPath } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { createOipRoutes, servedName } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
@@ -220,6 +220,8 @@ export const json = (res: ServerResponse, status: number, obj: unknown, extra?: 
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   checkOptionKeys('startServer', opts, STREAM_SERVE_OPTION_KEYS);
   checkOptionKeys('startServer', opts.kioskPage, KIOSK_PAGE_OPTION_KEYS, 'kioskPage');
+  // an empty webDir would be the current directory, which building the bundle there replaces
+  if (opts.kioskPage?.webDir !== undefined) checkDirPath(opts.kioskPage.webDir, 'kioskPage.webDir');
   const host = opts.host ?? '127.0.0.1';
   const token = (opts.token ?? process.env.EDGETUNE_TOKEN) || undefined;
   const guard = createHttpGuard({ host, allowHosts: opts.allowHosts, token });
