@@ -260,7 +260,7 @@ async function versionsIn(entry: string): Promise<number[]> {
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
   checkDescribeOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
-  checkDirPath(opts.out, '--out');
+  checkDirPath(opts.out, 'out');
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;

@@ -198,7 +198,7 @@ export function checkTeachable(model: string): string {
 export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
   checkOptionKeys('createTeach', o, TEACH_OPTION_KEYS);
   if (o.finetune) checkFinetuneOptionKeys('createTeach', o.finetune, TEACH_FINETUNE_OPTION_KEYS, 'finetune');
-  const dir = path.resolve(checkDirPath(o.dir, '--teach'));
+  const dir = path.resolve(checkDirPath(o.dir, 'dir'));
   const examplesDir = path.join(dir, 'examples');
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');

@@ -196,7 +196,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   });
   const session = o.session ?? {};
   // an empty --cache is refused (it was the default cache without a word)
-  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, '--cache')) : undefined);
+  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, 'cache')) : undefined);
 
   // ---- backbone and data
   let backbone: Backbone;

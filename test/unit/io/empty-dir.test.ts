@@ -1,7 +1,7 @@
 // An empty output folder (`--out "$DIR"` with the variable unset) is refused, naming the option, before
 // anything is written: path.resolve('') is the current directory, which ensureWritableDir used to take
 // (exportTritonRepository wrote its entry there, createTeach its examples/ models/ hard/ folders, an
-// empty cacheDir put imports/ there). The CLI paths that reach them (watch --teach, finetune --cache)
+// empty cacheDir put imports/ there). The library names its option (`out`, `dir`, `cache`); the CLI paths that reach them (watch --teach, finetune --cache)
 // say the same, run in an empty working directory that must stay empty.
 
 import { spawnSync } from 'node:child_process';
@@ -16,6 +16,7 @@ import { ensureWritableDir } from '../../../runtime/io/atomic.js';
 import { createSource } from '../../../devices/index.js';
 import { geometryOfClassifier, StreamPipeline } from '../../../runtime/stream/pipeline.js';
 import { createTeach } from '../../../runtime/stream/teach.js';
+import { finetune } from '../../../runtime/train/node/finetune.js';
 import { buildWeb } from '../../../runtime/kiosk/build.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
@@ -50,7 +51,7 @@ describe('an empty output folder is refused, naming the option', () => {
   });
 
   it('exportTritonRepository({ out: "" }) is refused before the model is read; importedModelPath({ cacheDir: "" }) before the import', async () => {
-    await expect(exportTritonRepository('mobilenetv2-int8', { ...resolve, out: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for --out but received ""' });
+    await expect(exportTritonRepository('mobilenetv2-int8', { ...resolve, out: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for out but received ""' });
     await expect(importedModelPath(FRUIT, { cacheDir: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for cacheDir but received ""' });
   });
 
@@ -61,7 +62,7 @@ describe('an empty output folder is refused, naming the option', () => {
       const pipeline = new StreamPipeline(source, clf, { topK: 1 });
       await expect(createTeach(pipeline, { dir: '', loadModel: () => Promise.reject(new Error('not loaded')) })).rejects.toMatchObject({
         code: 'EARG',
-        message: 'Expected a folder for --teach but received ""',
+        message: 'Expected a folder for dir but received ""',
       });
     } finally {
       await source.close();
@@ -69,6 +70,15 @@ describe('an empty output folder is refused, naming the option', () => {
     }
   });
 
+  it('finetune({ cache: "" }) is refused naming its option, before any work', async () => {
+    const data = shared('datasets', 'cats_dogs-dev', 'train');
+    await expect(finetune(data, { model: 'mobilenetv2-int8', out: path.join(work, 'lib-pets.onnx'), cache: '' })).rejects.toMatchObject({
+      code: 'EARG',
+      message: 'Expected a folder for cache but received ""',
+    });
+  });
+
+  // the library names its option (above), the CLI its flag: watch checks --teach itself, finetune maps cache to --cache (withFlagName)
   it('the CLI: watch --teach "" and finetune --cache "" exit 2 naming the flag, writing nothing in the working directory', async () => {
     const cwd = path.join(work, 'cwd');
     mkdirSync(cwd);
