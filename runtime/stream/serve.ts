@@ -217,6 +217,14 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
 /** A JSON answer (no-store, nosniff), shared with the teach routes. */
 export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
+/**
+ * Serve `pipeline` over HTTP (the watch page, its live results, previews, metrics, the Open Inference
+ * Protocol routes, and with `kioskPage` the browser kiosk at /kiosk/), bound to loopback by default.
+ * Errors: EARG for an option it does not take, nested `kioskPage` included (`startServer: unknown option
+ * "kioskPage.webdir" (kioskPage options: webDir, topK, log)`), or an empty `kioskPage.webDir` (`Expected a
+ * folder for kioskPage.webDir but received ""`: never the current directory); the listen error (a port
+ * in use) as is.
+ */
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   checkOptionKeys('startServer', opts, STREAM_SERVE_OPTION_KEYS);
   checkOptionKeys('startServer', opts.kioskPage, KIOSK_PAGE_OPTION_KEYS, 'kioskPage');
