@@ -10,7 +10,7 @@ import { decodeImage, type DecodeOptions } from '../image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
 import { createSession, type ModelSession, type SessionOptions } from '../session/session.js';
 import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
-import { connectRemoteModel, isModelUrl, type RemoteOptions } from '../serve/client.js';
+import { connectRemoteModel, isModelUrl, REMOTE_OPTION_KEYS, type RemoteOptions } from '../serve/client.js';
 import type { ModelEntry } from '../../models/registry.js';
 import { readOutput, toProbabilities, topK, type OutputReading, type Prediction, type PostprocessSpec } from './postprocess.js';
 
@@ -115,6 +115,7 @@ export type FileResult = ({ file: string; top: Prediction[]; reading: OutputRead
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
   checkOptionKeys('loadClassifier', options, CLASSIFIER_OPTION_KEYS);
+  if (options.remote) checkOptionKeys('loadClassifier: remote', options.remote, REMOTE_OPTION_KEYS);
   // topK 0 gave `top: []` (and top[0] undefined in the caller's hands), 2.5 three predictions: refused, as
   // `--top 0` is, before a session is opened (none left behind)
   const k0 = options.topK === undefined ? 5 : checkPositiveInteger('topK', options.topK);

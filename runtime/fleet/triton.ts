@@ -12,8 +12,9 @@
 import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
-import { pickOptions } from '../core/options.js';
+import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
@@ -86,6 +87,11 @@ export interface TritonExportOptions extends DescribeOptions {
   allowAssumed?: boolean;
 }
 
+/** Every key of TritonExportOptions, for refusing a misspelt option (`{ dynamicbatching: true }` wrote no dynamic_batching without a word). */
+export const TRITON_EXPORT_OPTION_KEYS = ['out', 'name', 'version', 'maxBatchSize', 'dynamicBatching', 'instanceGroups', 'allowAssumed', ...DESCRIBE_OPTION_KEYS] as const satisfies readonly (keyof TritonExportOptions)[];
+/** `never` while TRITON_EXPORT_OPTION_KEYS lists every option. */
+export type UnlistedTritonExportOption = AssertNever<Exclude<keyof TritonExportOptions, (typeof TRITON_EXPORT_OPTION_KEYS)[number]>>;
+
 /** One input or output as the config declares it. */
 export interface TritonTensor {
   name: string;
@@ -108,6 +114,11 @@ export interface TritonExportResult {
   files: { config: string; labels: string; model: string };
   /** The config.pbtxt text. */
   config: string;
+  /**
+   * The version config.pbtxt's card and sha256 describe: the highest in the entry (the one Triton
+   * serves by default). `version` unless an older version was written beside a newer one.
+   */
+  configVersion: number;
   maxBatchSize: number;
   inputs: TritonTensor[];
   outputs: TritonTensor[];
@@ -224,6 +235,33 @@ function servingPart(config: string): string {
   return i < 0 ? config : config.slice(0, i + 1);
 }
 
+/** The card parameter (`edgetune.model`) of a config.pbtxt configText wrote; undefined when it has none or it does not parse. */
+function cardInConfig(config: string): Partial<EmbeddedModelInfo> | undefined {
+  const m = /key: "edgetune\.model"\n {2}value \{ string_value: "((?:[^"\\]|\\.)*)" \}/.exec(config);
+  if (!m) return undefined;
+  try {
+    // textString escapes only \ and " in JSON text (JSON.stringify writes no raw control characters)
+    return JSON.parse(m[1]!.replace(/\\(.)/g, '$1')) as Partial<EmbeddedModelInfo>;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a client needs alike from every version of an entry, as the config's card says it
+ * (preprocessing, output kind, task): the fields that differ, as `preprocess.mean [0.485,…] here, [0,0,0] there`.
+ */
+function cardUseDiff(old: Partial<EmbeddedModelInfo>, now: EmbeddedModelInfo): string[] {
+  const flat = (c: Partial<EmbeddedModelInfo>): Record<string, unknown> => ({
+    ...Object.fromEntries(Object.entries(c.preprocess ?? {}).map(([k, x]) => [`preprocess.${k}`, x])),
+    outputKind: c.outputKind,
+    task: c.task ?? 'classification',
+  });
+  const a = flat(old);
+  const b = flat(now);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !isDeepStrictEqual(a[k], b[k])).map((k) => `${k} ${JSON.stringify(a[k])} there, ${JSON.stringify(b[k])} here`);
+}
+
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -250,9 +288,11 @@ async function versionsIn(entry: string): Promise<number[]> {
  * for a fixed batch dimension, dynamic batching without batching, a class output Triton cannot rank
  * (FP16), an element type Triton lacks, an existing entry whose config or labels differ (Triton serves
  * every version with one config), assumed card fields without allowAssumed, and an output that would
- * replace the input model. EMODEL / EIO from reading the model and writing the files.
+ * replace the input model, an option key it does not take. EMODEL / EIO from reading the model and
+ * writing the files.
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
+  checkOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;
@@ -312,6 +352,7 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const existing = await versionsIn(entry);
   const version = opts.version ?? (existing.length ? existing[existing.length - 1]! + 1 : 1);
   const modelFile = path.join(entry, String(version), 'model.onnx');
+  const newer = existing.filter((v) => v > version);
   for (const f of [modelFile, configFile, labelsFile]) {
     if (await sameFile(f, d.path)) refuse(`--out ${opts.out} would replace the input model ${d.path} (${path.relative(repo, f)}); choose another --out, --name or --version`, d.path);
   }
@@ -323,6 +364,12 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
         `${configFile} declares other inputs, outputs, batching or instances than ${model} needs, and Triton serves every version of an entry with one config; export under another --name (or remove ${entry})`,
         configFile,
       );
+    }
+    const oldCard = old === undefined ? undefined : cardInConfig(old);
+    const diff = oldCard ? cardUseDiff(oldCard, info) : [];
+    if (diff.length) {
+      // one config card for every version: a client (edgetune's --model URL) would preprocess one version as the other
+      refuse(`${configFile}'s card differs from ${model}'s (${diff.join('; ')}), and every version of an entry shares the config's card; export under another --name (or remove ${entry})`, configFile);
     }
     const oldLabels = await readFile(labelsFile, 'utf8').catch(() => undefined);
     if (oldLabels !== undefined && oldLabels !== labelsText) {
@@ -361,17 +408,24 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
       throw new EdgetuneError('EIO', `cannot write ${vdir}: ${fsReason(err)}`, { subject: vdir, cause: err });
     }
     await rm(aside, { recursive: true, force: true });
-    await writeAtomicSet([
-      { file: configFile, data: config },
-      { file: labelsFile, data: labelsText },
-    ]);
+    // Triton serves the highest version (its default version policy, latest 1): the config's card and
+    // sha256 keep describing it when an older version is written (they named the older one, and a
+    // client read that sha256 and card for the version it was not served).
+    if (!newer.length) {
+      await writeAtomicSet([
+        { file: configFile, data: config },
+        { file: labelsFile, data: labelsText },
+      ]);
+    }
   }
+  const configVersion = newer.length && entryExists ? newer[newer.length - 1]! : version;
   return {
     entry,
     name,
     version,
     files: { config: configFile, labels: labelsFile, model: modelFile },
-    config,
+    config: configVersion === version ? config : await readFile(configFile, 'utf8'),
+    configVersion,
     maxBatchSize,
     inputs,
     outputs,

@@ -9,6 +9,7 @@
 // The token: `Authorization: Bearer <token>` when one is given (default EDGETUNE_TOKEN).
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import type { CardLayer, CardSource, ModelCard } from '../core/model-card.js';
 import { sizeOf, type TensorData } from '../core/tensor.js';
 import { cardFromSignature, type GraphSignature } from '../classify/describe.js';
@@ -44,6 +45,11 @@ export interface RemoteOptions {
   /** Bearer token sent with every request. Default process.env.EDGETUNE_TOKEN. */
   token?: string;
 }
+
+/** Every key of RemoteOptions (`remote: { timeout: 5000 }` waited the default 30 s without a word). */
+export const REMOTE_OPTION_KEYS = ['timeoutMs', 'retries', 'binary', 'token'] as const satisfies readonly (keyof RemoteOptions)[];
+/** `never` while REMOTE_OPTION_KEYS lists every option. */
+export type UnlistedRemoteOption = AssertNever<Exclude<keyof RemoteOptions, (typeof REMOTE_OPTION_KEYS)[number]>>;
 
 /** Whether a model reference is a served model's URL (http:// or https://). */
 export function isModelUrl(ref: string): boolean {
@@ -194,6 +200,7 @@ export interface RemoteModel {
  * server cannot be reached, answers an error, or the model is not an image classifier.
  */
 export async function connectRemoteModel(url: string, o: RemoteOptions & { overrides?: CardLayer; allowNonClassifier?: boolean } = {}): Promise<RemoteModel> {
+  checkOptionKeys('connectRemoteModel', o, [...REMOTE_OPTION_KEYS, 'overrides', 'allowNonClassifier']);
   const { base, name } = parseModelUrl(url);
   const metadata = checkOrThrow(json(await request(base, { method: 'GET' }, o), base), base);
   // Servers without Triton's model configuration extension (KServe's others) answer 404 / 400 / 501:

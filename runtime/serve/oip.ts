@@ -275,13 +275,30 @@ function flatten(data: readonly Nested[], out: Nested[] = []): Nested[] {
   return out;
 }
 
-/** A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count or an element of the wrong kind. */
+/** The values each integer tensor type holds (int64: those a JSON number holds exactly). */
+const INTEGER_RANGE: Partial<Record<TensorType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int32: [-2147483648, 2147483647],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/**
+ * A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count, an
+ * element of the wrong kind, or an integer type's element that is not an integer in its range.
+ */
 export function tensorFromJson(name: string, type: TensorType, dims: readonly number[], data: readonly Nested[]): TensorData {
   const flat = flatten(data);
   const n = sizeOf(dims);
   if (flat.length !== n) throw new OipError(400, `input "${name}": ${flat.length} data elements for shape [${dims.join(',')}] (expected ${n})`);
   const bad = flat.findIndex((x) => (type === 'bool' ? typeof x !== 'boolean' : typeof x !== 'number' || !Number.isFinite(x)));
   if (bad >= 0) throw new OipError(400, `input "${name}": data[${bad}] is ${JSON.stringify(flat[bad])}, not ${type === 'bool' ? 'a boolean' : 'a finite number'} (datatype ${TO_DATATYPE[type]})`);
+  const range = INTEGER_RANGE[type];
+  if (range) {
+    // Int8Array.from([200]) is [-56], Uint8Array.from([300]) is [44], Int32Array.from([1.5]) is [1]: refused, not wrapped
+    const out = flat.findIndex((x) => !Number.isInteger(x) || (x as number) < range[0] || (x as number) > range[1]);
+    if (out >= 0) throw new OipError(400, `input "${name}": data[${out}] is ${JSON.stringify(flat[out])}, not an integer in ${range[0]}..${range[1]} (datatype ${TO_DATATYPE[type]})`);
+  }
   const nums = flat as number[];
   const data_ =
     type === 'float32'

@@ -96,6 +96,20 @@ export function servedName(clf: Classifier): string {
   return modelName(clf.card.id, clf.entry?.id);
 }
 
+const loadedSha = new WeakMap<Classifier, Promise<string>>();
+/**
+ * The sha256 (hex) of a served classifier's model file, hashed once per classifier (the first call;
+ * `serveModels` and `watch --serve` call it when the model is loaded): /config's `edgetune.sha256` and
+ * `edgetune_model_info{sha256}` then name the model being served even after its file is replaced on
+ * disk (they hashed the file as it was at each request, so a re-exported file showed its new hash
+ * while the old model kept answering). '' for a remote model or a file that cannot be read.
+ */
+export function servedSha256(clf: Classifier): Promise<string> {
+  let sha = loadedSha.get(clf);
+  if (!sha) loadedSha.set(clf, (sha = clf.provider === 'remote' ? Promise.resolve('') : modelFileSha256(clf.modelPath)));
+  return sha;
+}
+
 /** Whether every input's and output's first dimension is dynamic (then the model batches: Triton max_batch_size > 0). */
 export function isBatching(sig: Pick<Classifier['signature'], 'inputs' | 'outputs'>): boolean {
   return [...sig.inputs, ...sig.outputs].every((t) => t.shape.length > 0 && !(typeof t.shape[0] === 'number' && t.shape[0] > 0));
@@ -126,7 +140,7 @@ export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_
   const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
   const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === (batching ? 3 : 4) ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
   const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
-  const sha256 = clf.provider === 'remote' ? '' : await modelFileSha256(clf.modelPath);
+  const sha256 = await servedSha256(clf);
   return {
     name: servedName(clf),
     platform: 'onnxruntime_onnx',
@@ -250,9 +264,12 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     if (isBatching(clf.signature)) {
       for (const [k, t] of Object.entries(feeds)) {
         if (t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
+        // onnxruntime fails on an empty batch deep in the graph (a 500 naming a Reshape node)
+        if (t.dims[0]! < 1) throw new OipError(400, `input "${k}": batch of 0; a request holds at least one item (shape [${t.dims.join(',')}])`);
       }
     }
-    const wanted = request.outputs ?? session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
+    // no outputs named (absent or []): every output, as the protocol says ("If not specified all outputs…")
+    const wanted = request.outputs?.length ? request.outputs : session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
     for (const w of wanted) {
       if (!session.outputs.some((t) => t.name === w.name)) throw new OipError(400, `unknown output "${w.name}": the model's outputs are ${session.outputs.map((t) => `"${t.name}"`).join(', ')}`);
     }

@@ -9,12 +9,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CLASSIFIER_OPTION_KEYS, loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
-import { pickOptions } from '../core/options.js';
+import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
-import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram, modelFileSha256 } from '../stream/metrics.js';
-import { createOipRoutes, servedName, type InferEvent } from './routes.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
+import { createOipRoutes, servedName, servedSha256, type InferEvent } from './routes.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
   /** Default 127.0.0.1. */
@@ -32,10 +32,15 @@ export interface ServeModelsOptions extends ClassifierOptions {
   log?: (line: string) => void;
 }
 
+/** Every key of ServeModelsOptions, for refusing a misspelt option (`{ maxBatch: 4 }` served with the default 8 without a word). */
+export const SERVE_OPTION_KEYS = ['host', 'port', 'allowHosts', 'token', 'maxBodyBytes', 'maxBatchSize', 'log', ...CLASSIFIER_OPTION_KEYS] as const satisfies readonly (keyof ServeModelsOptions)[];
+/** `never` while SERVE_OPTION_KEYS lists every option. */
+export type UnlistedServeOption = AssertNever<Exclude<keyof ServeModelsOptions, (typeof SERVE_OPTION_KEYS)[number]>>;
+
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
-  /** Served names, in order, and each one's model file (for its sha256). */
-  models: { name: string; file: string }[];
+  /** Served names, in order, and the sha256 of each one's model file as it was loaded. */
+  models: { name: string; sha256: string }[];
   requests: Map<string, Map<number, number>>;
   /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
   latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
@@ -67,7 +72,7 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
       name: 'edgetune_model_info',
       help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file.',
       type: 'gauge',
-      samples: await Promise.all(s.models.map(async (m) => ({ labels: { model: m.name, sha256: await modelFileSha256(m.file) }, value: 1 }))),
+      samples: s.models.map((m) => ({ labels: { model: m.name, sha256: m.sha256 }, value: 1 })),
     },
     {
       name: 'edgetune_infer_requests_total',
@@ -86,9 +91,11 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
 
 /**
  * Load each model (anything `--model` takes; sessions opened now, so a model that cannot run fails
- * here, naming it) and serve them all. Two references with the same name are an EARG error.
+ * here, naming it) and serve them all. Errors: EARG for two references with the same name, or an
+ * option key it does not take (`serveModels: unknown option "maxBatch" (options: …)`).
  */
 export async function serveModels(refs: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
+  checkOptionKeys('serveModels', o, SERVE_OPTION_KEYS);
   if (!refs.length) throw new EdgetuneError('EARG', 'serve: no model given');
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
@@ -104,7 +111,9 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     await Promise.all(classifiers.map((c) => c.dispose()));
     throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${refs.filter((_, i) => names[i] === dup).join(', ')})`);
   }
-  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath })), requests: new Map(), latency: new Map() };
+  // hashed now, as loaded: a file replaced on disk later is not what this process serves
+  const shas = await Promise.all(classifiers.map(servedSha256));
+  const stats: InferStats = { models: names.map((name, i) => ({ name, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
   const onInfer = (e: InferEvent) => {
     const by = stats.requests.get(e.model) ?? new Map<number, number>();
     by.set(e.status, (by.get(e.status) ?? 0) + 1);

@@ -57,7 +57,9 @@ export const exportModel: Command = {
       overrides: await cardLayerFrom(v),
     });
     const kept = r.kept.length ? `; kept version${r.kept.length > 1 ? 's' : ''} ${r.kept.join(', ')}` : '';
-    io.stdout.write(`edgetune export: wrote ${r.entry} version ${r.version} (max_batch_size ${r.maxBatchSize}, ${r.inputs.length} input, ${r.outputs.length} output, ${r.labelLines.length} labels${kept})\n`);
+    const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+    const described = r.configVersion !== r.version ? `; config.pbtxt still describes version ${r.configVersion}, which Triton serves` : '';
+    io.stdout.write(`edgetune export: wrote ${r.entry} version ${r.version} (max_batch_size ${r.maxBatchSize}, ${n(r.inputs.length, 'input')}, ${n(r.outputs.length, 'output')}, ${n(r.labelLines.length, 'label')}${kept}${described})\n`);
     if (r.assumed.length) io.stderr.write(`edgetune export: exported assumed values: ${r.assumed.join('; ')}\n`);
     return 0;
   },

@@ -1,0 +1,125 @@
+// What a third new user ran into growing a kiosk into a fleet (`edgetune serve`, `export --format
+// triton`, `/metrics`) with the real models in ../shared: a served model's sha256 that named whatever
+// file was on disk at scrape time, requests the protocol allows answered 500, and a Triton entry whose
+// config described a version Triton does not serve. Exact messages and statuses.
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot, runCli, shared, sharedDir, subsetDataset, tempDir } from '../helpers.js';
+
+const work = tempDir('edgetune-newuser3-');
+const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser3-cache-') };
+// ../shared/models/MODELS.md: the sha256 of mnist_winml.onnx and of mobilenet_v1_0.25_128_fp32_tflite2onnx.onnx
+const MNIST_SHA = 'bd5891fdd7987910bfc3d8fc9a697a88e48309e26e529faa87931fba52904fe8';
+const V1_SHA = '2fb6a91745128925f6bb0822be40de180350747adb448ad5b664bbcc61720aae';
+
+let child: ChildProcessWithoutNullStreams;
+let base = '';
+let stderr = '';
+const served = path.join(work, 'digits.onnx');
+
+beforeAll(async () => {
+  copyFileSync(shared('models', 'mnist_winml.onnx'), served);
+  child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', served, 'mobilenetv2-int8', '--port', '0', '--threads', '1'], {
+    env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
+  });
+  child.stderr.on('data', (d) => (stderr += d));
+  let out = '';
+  base = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /serving 2 models at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
+  });
+});
+
+afterAll(async () => {
+  if (child.exitCode === null) {
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
+const infer = (model: string, body: unknown) => fetch(`${base}v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+const digitInput = { name: 'Input3', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from({ length: 784 }, (_, i) => (i % 7) * 30) };
+
+describe('edgetune serve', () => {
+  it('names the model it loaded in /metrics and /config after its file is replaced on disk', async () => {
+    const info = async () => /^edgetune_model_info\{model="digits",sha256="([0-9a-f]*)"\} 1$/m.exec(await (await fetch(`${base}metrics`)).text())?.[1];
+    const configSha = async () => ((await (await fetch(`${base}v2/models/digits/config`)).json()) as { parameters: Record<string, { string_value: string }> }).parameters['edgetune.sha256']!.string_value;
+    expect(await info()).toBe(MNIST_SHA);
+    // a new model copied over the served file (the old one still answers: this process loaded it)
+    copyFileSync(shared('models', 'mobilenet_v1_0.25_128_fp32_tflite2onnx.onnx'), served);
+    // before: both said 2fb6a917… (the file on disk now) while the metadata below still said MNIST
+    expect(await info()).toBe(MNIST_SHA);
+    expect(await configSha()).toBe(MNIST_SHA);
+    expect(await configSha()).not.toBe(V1_SHA);
+    const meta = (await (await fetch(`${base}v2/models/digits`)).json()) as { inputs: { name: string; shape: number[] }[] };
+    expect(meta.inputs).toEqual([{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28] }]);
+  });
+
+  it('answers "outputs": [] with every output, as the protocol says for no outputs named', async () => {
+    const all = await infer('digits', { inputs: [digitInput] });
+    const none = await infer('digits', { inputs: [digitInput], outputs: [] });
+    // before: 500 {"error":"'fetches' cannot be an empty array."}
+    expect(none.status).toBe(200);
+    const a = (await all.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
+    const b = (await none.json()) as typeof a;
+    expect(b.outputs.map((o) => [o.name, o.shape])).toEqual([['Plus214_Output_0', [1, 10]]]);
+    expect(b.outputs).toEqual(a.outputs);
+  });
+
+  it('refuses an empty batch with 400 naming the input, and keeps serving', async () => {
+    const r = await infer('mobilenetv2-int8', { inputs: [{ name: 'input', shape: [0, 3, 224, 224], datatype: 'FP32', data: [] }] });
+    // before: 500 with onnxruntime's "Non-zero status code returned while running Reshape node. Name:'Reshape_103' …"
+    expect([r.status, await r.json()]).toEqual([400, { error: 'input "input": batch of 0; a request holds at least one item (shape [0,3,224,224])' }]);
+    const metrics = await (await fetch(`${base}metrics`)).text();
+    expect(metrics).toMatch(/^edgetune_infer_requests_total\{model="mobilenetv2-int8",status="400"\} 1$/m);
+    expect((await fetch(`${base}v2/models/mobilenetv2-int8/ready`)).status).toBe(200);
+  });
+});
+
+describe('edgetune export --format triton: versions of one entry', () => {
+  const sha = (f: string) => /key: "edgetune\.sha256"\n {2}value \{ string_value: "([0-9a-f]+)" \}/.exec(readFileSync(f, 'utf8'))?.[1];
+
+  it('writing an older version keeps config.pbtxt describing the newest (the one Triton serves); a card that preprocesses otherwise is refused', async () => {
+    const ds = subsetDataset(path.join(work, 'pets'), ['datasets', 'cats_dogs-dev', 'train'], ['cats', 'dogs'], 6);
+    // two fine-tunes of one base (seeds 1 and 2): same inputs, outputs, labels and preprocessing, other weights
+    for (const seed of ['1', '2']) {
+      const f = await runCli(['finetune', ds, '--model', 'mobilenetv2-int8', '--out', `pets${seed}.onnx`, '--epochs', '3', '--views', '1', '--augment', 'none', '--seed', seed], { cwd: work, env });
+      expect(f.code, f.stderr).toBe(0);
+    }
+    const repo = path.join(work, 'repo');
+    const entry = path.join(repo, 'pets');
+    const config = path.join(entry, 'config.pbtxt');
+    const exp = (model: string, ...more: string[]) => runCli(['export', model, '--format', 'triton', '--out', 'repo', '--name', 'pets', ...more], { cwd: work, env });
+    expect((await exp('pets1.onnx')).code).toBe(0);
+    const v1sha = sha(config);
+    const v2 = await exp('pets2.onnx');
+    expect(v2.stdout).toBe(`edgetune export: wrote ${entry} version 2 (max_batch_size 8, 1 input, 2 outputs, 2 labels; kept version 1)\n`);
+    const v2sha = sha(config);
+    expect(v2sha).toBe(createHash('sha256').update(readFileSync(path.join(entry, '2', 'model.onnx'))).digest('hex'));
+    expect(v2sha).not.toBe(v1sha);
+    // pets1 re-exported into version 1 (say, a mend of the older model) beside version 2
+    const again = await exp('pets1.onnx', '--version', '1');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`edgetune export: wrote ${entry} version 1 (max_batch_size 8, 1 input, 2 outputs, 2 labels; kept version 2; config.pbtxt still describes version 2, which Triton serves)\n`);
+    // before: config.pbtxt's edgetune.sha256 and card became version 1's while Triton (latest 1) serves version 2
+    expect(sha(config)).toBe(v2sha);
+    expect(readdirSync(entry).sort()).toEqual(['1', '2', 'config.pbtxt', 'labels.txt']);
+
+    const before = readFileSync(config, 'utf8');
+    const other = await exp('pets2.onnx', '--mean', '0,0,0');
+    expect(other.code).toBe(2);
+    expect(other.stderr).toBe(
+      `edgetune export: ${config}'s card differs from ${path.join(work, 'pets2.onnx')}'s (preprocess.mean [0.485,0.456,0.406] there, [0,0,0] here), and every version of an entry shares the config's card; export under another --name (or remove ${entry})\n`,
+    );
+    expect(readFileSync(config, 'utf8')).toBe(before);
+    expect(readdirSync(entry).sort()).toEqual(['1', '2', 'config.pbtxt', 'labels.txt']);
+  });
+});
