@@ -155,7 +155,11 @@ export function splitBody(body: Uint8Array, headerLength: string | number | unde
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new OipError(400, `${what} body is not JSON (${err instanceof Error ? err.message : String(err)})`);
+    const reason = err instanceof Error ? err.message : String(err);
+    // JSON followed by bytes, and no header saying where the JSON ends: binary tensors sent without it
+    const after = headerLength === undefined && /after JSON at position \d+/.test(reason);
+    const hint = after ? `; binary tensor data after the JSON needs an Inference-Header-Content-Length header giving the JSON's length in bytes` : '';
+    throw new OipError(400, `${what} body is not JSON (${reason})${hint}`);
   }
   return { json, binary: body.subarray(n) };
 }

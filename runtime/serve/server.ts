@@ -174,7 +174,7 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost}:${addr.port}/`;
-  for (const line of bindWarnings(host, token, url)) log(line);
+  for (const line of bindWarnings(host, token, url, { page: false })) log(line);
   return {
     url,
     host: addr.address,

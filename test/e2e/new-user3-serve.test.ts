@@ -82,6 +82,20 @@ describe('edgetune serve', () => {
     expect(metrics).toMatch(/^edgetune_infer_requests_total\{model="mobilenetv2-int8",status="400"\} 1$/m);
     expect((await fetch(`${base}v2/models/mobilenetv2-int8/ready`)).status).toBe(200);
   });
+  it('says a binary request without Inference-Header-Content-Length needs that header', async () => {
+    const header = JSON.stringify({ inputs: [{ name: 'Input3', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 3136 } }] });
+    const body = Buffer.concat([Buffer.from(header), Buffer.alloc(3136)]);
+    const r = await fetch(`${base}v2/models/digits/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/octet-stream' } });
+    // before: only "request body is not JSON (Unexpected non-whitespace character after JSON at position 112)"
+    expect([r.status, await r.json()]).toEqual([
+      400,
+      {
+        error: `request body is not JSON (Unexpected non-whitespace character after JSON at position ${header.length}); binary tensor data after the JSON needs an Inference-Header-Content-Length header giving the JSON's length in bytes`,
+      },
+    ]);
+    const ok = await fetch(`${base}v2/models/digits/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) } });
+    expect(ok.status).toBe(200);
+  });
 });
 
 describe('edgetune export --format triton: versions of one entry', () => {
