@@ -114,6 +114,12 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   // hashed now, as loaded: a file replaced on disk later is not what this process serves
   const shas = await Promise.all(classifiers.map(servedSha256));
   const stats: InferStats = { models: names.map((name, i) => ({ name, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
+  // Every served model's successful-request series exist from the start, at 0: Prometheus' rate() and
+  // increase() count nothing for a series' first sample, so a series born at 1 lost the first requests.
+  for (const name of names) {
+    stats.requests.set(name, new Map([[200, 0]]));
+    stats.latency.set(name, { decode: new Histogram(), run: new Histogram(), encode: new Histogram(), total: new Histogram() });
+  }
   const onInfer = (e: InferEvent) => {
     const by = stats.requests.get(e.model) ?? new Map<number, number>();
     by.set(e.status, (by.get(e.status) ?? 0) + 1);

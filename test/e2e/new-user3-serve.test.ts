@@ -49,6 +49,16 @@ const infer = (model: string, body: unknown) => fetch(`${base}v2/models/${model}
 const digitInput = { name: 'Input3', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array.from({ length: 784 }, (_, i) => (i % 7) * 30) };
 
 describe('edgetune serve', () => {
+  it('/metrics has each model\'s request counter and latency histogram at 0 before the first request', async () => {
+    const text = await (await fetch(`${base}metrics`)).text();
+    // before: no sample until the first request, which then appeared at 1 (rate() and increase() count a series' first sample as nothing)
+    for (const model of ['digits', 'mobilenetv2-int8']) {
+      expect(text).toContain(`edgetune_infer_requests_total{model="${model}",status="200"} 0\n`);
+      expect(text).toContain(`edgetune_infer_latency_seconds_count{model="${model}",stage="total"} 0\n`);
+      expect(text).toContain(`edgetune_infer_latency_seconds_bucket{model="${model}",stage="run",le="+Inf"} 0\n`);
+    }
+  });
+
   it('names the model it loaded in /metrics and /config after its file is replaced on disk', async () => {
     const info = async () => /^edgetune_model_info\{model="digits",sha256="([0-9a-f]*)"\} 1$/m.exec(await (await fetch(`${base}metrics`)).text())?.[1];
     const configSha = async () => ((await (await fetch(`${base}v2/models/digits/config`)).json()) as { parameters: Record<string, { string_value: string }> }).parameters['edgetune.sha256']!.string_value;
