@@ -108,6 +108,20 @@ describe('edgetune serve', () => {
   });
 });
 
+describe('a model URL with credentials', () => {
+  it('is refused naming the URL without them, pointing at EDGETUNE_TOKEN (they were dropped without a word)', async () => {
+    const digit = shared('camera', 'winml_mnist_28.png');
+    const url = base.replace('http://', 'http://kiosk:s3cret@');
+    const user = await runCli(['classify', digit, '--model', `${url}v2/models/digits`], { env });
+    expect([user.code, user.stderr]).toEqual([2, `edgetune classify: ${base}v2/models/digits: a model URL carries no user or password; set EDGETUNE_TOKEN (sent as "Authorization: Bearer <token>")\n`]);
+    const query = await runCli(['classify', digit, '--model', `${base}v2/models/digits?token=s3cret`], { env });
+    expect([query.code, query.stderr]).toEqual([2, `edgetune classify: ${base}v2/models/digits: a model URL carries no token; set EDGETUNE_TOKEN (sent as "Authorization: Bearer <token>")\n`]);
+    // the same model without them answers (winml_mnist_28.png is a digit 8, ../shared/models/MODELS.md)
+    const ok = await runCli(['classify', digit, '--model', `${base}v2/models/digits`, '--top', '1'], { env });
+    expect([ok.code, ok.stdout]).toEqual([0, `${digit}: 8 (100.0%)\n`]);
+  });
+});
+
 describe('edgetune export --format triton: versions of one entry', () => {
   const sha = (f: string) => /key: "edgetune\.sha256"\n {2}value \{ string_value: "([0-9a-f]+)" \}/.exec(readFileSync(f, 'utf8'))?.[1];
 
