@@ -10,13 +10,16 @@
 //                                             card as parameters["edgetune.model"] (to preprocess), as
 //                                             `edgetune export --format triton` writes it
 //   POST …/infer                              inference: JSON tensors, Triton's binary tensor data
-//                                             extension, the classification extension
+//                                             extension, the classification extension; a body
+//                                             compressed with gzip / deflate (Content-Encoding), as
+//                                             Triton's clients send on request
 // Errors are the protocol's `{"error": "…"}`: 400 bad request, 404 unknown model/version/route,
-// 405 wrong method, 413 body over the limit, 503 model not ready, 500 inference failure. Each model
+// 405 wrong method, 413 body over the limit (inflated too), 415 another Content-Encoding, 503 model not ready, 500 inference failure. Each model
 // serves one version, "1". Inference changes nothing, so it follows the read rules of the server that
 // mounts it (on a non-loopback bind with EDGETUNE_TOKEN, every request needs the token).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Classifier } from '../classify/classifier.js';
 import { messageOf } from '../core/errors.js';
 import type { ModelCard } from '../core/model-card.js';
@@ -223,6 +226,25 @@ export function decodeInputs(request: InferRequest, binary: Uint8Array, inputs: 
   return feeds;
 }
 
+/**
+ * A request body sent with `Content-Encoding: gzip` or `deflate` (Triton's HTTP clients compress
+ * requests when asked: `request_compression_algorithm`), inflated under the body limit; `identity` or
+ * none as it is. The Inference-Header-Content-Length of such a body counts the inflated JSON, as in
+ * Triton. Errors: OipError 415 for another encoding, 400 for data that does not inflate, 413 when the
+ * inflated body passes the limit.
+ */
+export function inflateBody(body: Buffer, encoding: string | undefined, limit: number): Buffer {
+  const e = (encoding ?? 'identity').trim().toLowerCase();
+  if (e === 'identity' || e === '') return body;
+  if (e !== 'gzip' && e !== 'deflate') throw new OipError(415, `Content-Encoding "${encoding}" is not supported (gzip, deflate or none)`);
+  try {
+    return e === 'gzip' ? gunzipSync(body, { maxOutputLength: limit }) : inflateSync(body, { maxOutputLength: limit });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new OipError(413, `request body over the limit of ${limit} bytes once inflated (Content-Encoding ${e})`);
+    throw new OipError(400, `request body is not ${e} data (${messageOf(err)})`);
+  }
+}
+
 function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
@@ -256,6 +278,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       }
       throw err;
     }
+    body = inflateBody(body, req.headers['content-encoding'], limit);
     const header = req.headers[HEADER_LENGTH];
     const { json, binary } = splitBody(body, Array.isArray(header) ? header[0] : header);
     const session = await clf.open();

@@ -5,6 +5,7 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { copyFileSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +24,7 @@ const served = path.join(work, 'digits.onnx');
 
 beforeAll(async () => {
   copyFileSync(shared('models', 'mnist_winml.onnx'), served);
-  child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', served, 'mobilenetv2-int8', '--port', '0', '--threads', '1'], {
+  child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', served, 'mobilenetv2-int8', '--port', '0', '--threads', '1', '--max-body', '1'], {
     env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
   });
   child.stderr.on('data', (d) => (stderr += d));
@@ -105,6 +106,28 @@ describe('edgetune serve', () => {
     ]);
     const ok = await fetch(`${base}v2/models/digits/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) } });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('a compressed request (Content-Encoding, as Triton\'s clients send with request_compression_algorithm)', () => {
+  it('gzip and deflate bodies are inflated; another encoding is 415; a body that inflates past --max-body is 413', async () => {
+    const json = Buffer.from(JSON.stringify({ inputs: [digitInput] }));
+    const send = (body: Buffer, encoding: string) => fetch(`${base}v2/models/digits/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'Content-Encoding': encoding } });
+    const plain = await (await infer('digits', { inputs: [digitInput] })).json();
+    // before: 400 "request body is not JSON (Unexpected token '\u001f', …)"
+    for (const [encoding, body] of [['gzip', gzipSync(json)], ['deflate', deflateSync(json)]] as const) {
+      const r = await send(body, encoding);
+      expect([encoding, r.status, await r.json()]).toEqual([encoding, 200, plain]);
+    }
+    const br = await send(brotliCompressSync(json), 'br');
+    expect([br.status, await br.json()]).toEqual([415, { error: 'Content-Encoding "br" is not supported (gzip, deflate or none)' }]);
+    const junk = await send(json, 'gzip');
+    expect(junk.status).toBe(400);
+    expect(((await junk.json()) as { error: string }).error).toMatch(/^request body is not gzip data \(/);
+    // 2 MiB of zeros gzip to about 2 KiB; serve runs with --max-body 1 (MiB)
+    const bomb = await send(gzipSync(Buffer.alloc(2 * 1024 * 1024)), 'gzip');
+    expect([bomb.status, await bomb.json()]).toEqual([413, { error: 'request body over the limit of 1048576 bytes once inflated (Content-Encoding gzip)' }]);
+    expect((await infer('digits', { inputs: [digitInput] })).status).toBe(200);
   });
 });
 
