@@ -287,9 +287,13 @@ const INTEGER_RANGE: Partial<Record<TensorType, readonly [number, number]>> = {
   int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
 
+/** Each float tensor type's largest finite value, and the magnitude from which a number rounds to infinity in it. */
+const FLOAT_MAX: Partial<Record<TensorType, readonly [number, number]>> = { float32: [3.4028234663852886e38, 3.4028235677973366e38], float16: [65504, 65520] };
+
 /**
  * A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count, an
- * element of the wrong kind, or an integer type's element that is not an integer in its range.
+ * element of the wrong kind, an integer type's element that is not an integer in its range, or a
+ * float beyond its type's range (it would become infinite).
  */
 export function tensorFromJson(name: string, type: TensorType, dims: readonly number[], data: readonly Nested[]): TensorData {
   const flat = flatten(data);
@@ -302,6 +306,12 @@ export function tensorFromJson(name: string, type: TensorType, dims: readonly nu
     // Int8Array.from([200]) is [-56], Uint8Array.from([300]) is [44], Int32Array.from([1.5]) is [1]: refused, not wrapped
     const out = flat.findIndex((x) => !Number.isInteger(x) || (x as number) < range[0] || (x as number) > range[1]);
     if (out >= 0) throw new OipError(400, `input "${name}": data[${out}] is ${JSON.stringify(flat[out])}, not an integer in ${range[0]}..${range[1]} (datatype ${TO_DATATYPE[type]})`);
+  }
+  const max = FLOAT_MAX[type];
+  if (max !== undefined) {
+    // Float32Array.from([1e39]) is [Infinity]: a value the datatype cannot hold is refused, not made infinite
+    const out = flat.findIndex((x) => Math.abs(x as number) >= max[1]);
+    if (out >= 0) throw new OipError(400, `input "${name}": data[${out}] is ${JSON.stringify(flat[out])}, beyond ${TO_DATATYPE[type]}'s largest value ${max[0]}`);
   }
   const nums = flat as number[];
   const data_ =

@@ -334,7 +334,7 @@ describe('Open Inference Protocol: edgetune serve', () => {
     expect([t.type, t.dims, [...(t.data as Float32Array)]]).toEqual(['float32', [3, 2], [1, 1.5, 2, 2.5, 3, 3.5]]);
   });
 
-  it('refuses JSON integers an integer datatype cannot hold instead of wrapping them', () => {
+  it('refuses JSON numbers a datatype cannot hold instead of wrapping them or making them infinite', () => {
     // before: UINT8 300 became 44, INT8 200 became -56, INT32 1.5 became 1, without a word
     const cases: [TensorType, number[], string][] = [
       ['uint8', [0, 300], 'input "x": data[1] is 300, not an integer in 0..255 (datatype UINT8)'],
@@ -343,13 +343,16 @@ describe('Open Inference Protocol: edgetune serve', () => {
       ['int32', [1, 1.5], 'input "x": data[1] is 1.5, not an integer in -2147483648..2147483647 (datatype INT32)'],
       ['int64', [2 ** 60, 0], `input "x": data[0] is ${2 ** 60}, not an integer in ${Number.MIN_SAFE_INTEGER}..${Number.MAX_SAFE_INTEGER} (datatype INT64)`],
     ];
+    // and floats a float datatype cannot hold (Float32Array.from([1e39]) is [Infinity])
+    cases.push(['float32', [1, -1e39], 'input "x": data[1] is -1e+39, beyond FP32\'s largest value 3.4028234663852886e+38'], ['float16', [65520, 0], 'input "x": data[0] is 65520, beyond FP16\'s largest value 65504']);
     for (const [type, data, message] of cases) {
       expect(() => tensorFromJson('x', type, [2], data)).toThrow(new OipError(400, message));
     }
     // the ends of each range are taken as they are
     expect(Array.from(tensorFromJson('x', 'uint8', [2], [0, 255]).data as Uint8Array)).toEqual([0, 255]);
     expect(Array.from(tensorFromJson('x', 'int8', [2], [-128, 127]).data as Int8Array)).toEqual([-128, 127]);
-    expect(Array.from(tensorFromJson('x', 'float32', [2], [1.5, -2]).data as Float32Array)).toEqual([1.5, -2]);
+    expect(Array.from(tensorFromJson('x', 'float32', [2], [1.5, -3.4e38]).data as Float32Array)).toEqual([1.5, Math.fround(-3.4e38)]);
+    expect(Array.from(tensorFromJson('x', 'float16', [2], [65519, -1]).data as Uint16Array, fromHalf)).toEqual([65504, -1]);
   });
 
   it('answers bad requests with the protocol error and status, and keeps serving', async () => {
