@@ -19,7 +19,8 @@ Options:
   --out <repo>             the model repository folder (created when missing)
   --name <name>            entry name (default: the registry id or the file's base name)
   --version <n>            version folder (default 1; one above the highest when the entry exists;
-                           the other versions are kept)
+                           the other versions are kept; config.pbtxt describes the highest, which
+                           Triton serves)
   --max-batch-size <n>     Triton's max_batch_size (default 8 when every input and output has a
                            dynamic first dimension, else 0; > 0 for a fixed batch is refused)
   --dynamic-batching       let Triton batch single requests (needs max_batch_size > 0)
