@@ -39,8 +39,8 @@ export type UnlistedServeOption = AssertNever<Exclude<keyof ServeModelsOptions, 
 
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
-  /** Served names, in order, and the sha256 of each one's model file as it was loaded. */
-  models: { name: string; sha256: string }[];
+  /** Served names, in order, each one's model file and its sha256 as it was loaded (what /metrics says, not the file's now). */
+  models: { name: string; file: string; sha256: string }[];
   requests: Map<string, Map<number, number>>;
   /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
   latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
@@ -113,7 +113,7 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   }
   // hashed now, as loaded: a file replaced on disk later is not what this process serves
   const shas = await Promise.all(classifiers.map(servedSha256));
-  const stats: InferStats = { models: names.map((name, i) => ({ name, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
   // Every served model's successful-request series exist from the start, at 0: Prometheus' rate() and
   // increase() count nothing for a series' first sample, so a series born at 1 lost the first requests.
   for (const name of names) {
