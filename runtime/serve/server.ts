@@ -70,7 +70,7 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
     await buildInfoFamily(),
     {
       name: 'edgetune_model_info',
-      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file.',
+      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file as loaded.',
       type: 'gauge',
       samples: s.models.map((m) => ({ labels: { model: m.name, sha256: m.sha256 }, value: 1 })),
     },

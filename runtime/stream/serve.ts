@@ -131,7 +131,7 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
     { name: 'edgetune_up', help: 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', type: 'gauge', samples: [{ value: s.state === 'running' || s.state === 'starting' ? 1 : 0 }] },
     {
       name: 'edgetune_model_info',
-      help: 'The model serving the stream (value 1): its name, the sha256 of its file, the provider running it and the source.',
+      help: 'The model serving the stream (value 1): its name, the sha256 of its file as loaded, the provider running it and the source.',
       type: 'gauge',
       // the model's name as /v2/models/<name> and `edgetune serve`'s metrics say it (a fleet joins on it)
       samples: [{ labels: { model: servedName(p.model), sha256: await servedSha256(p.model), provider: p.provider, source: s.source }, value: 1 }],
