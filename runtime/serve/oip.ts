@@ -271,9 +271,21 @@ export function tensorFromBytes(name: string, type: TensorType, dims: readonly n
   return { type, data, dims: [...dims] };
 }
 
-function flatten(data: readonly Nested[], out: Nested[] = []): Nested[] {
-  for (const x of data) {
-    if (Array.isArray(x)) flatten(x, out);
+/**
+ * Nested `data` → its elements in row-major order. With an explicit stack: a recursion ran out of
+ * call stack (500 "Maximum call stack size exceeded") on a body nested 200,000 arrays deep.
+ */
+function flatten(data: readonly Nested[]): Nested[] {
+  const out: Nested[] = [];
+  const stack: { arr: readonly Nested[]; i: number }[] = [{ arr: data, i: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.arr.length) {
+      stack.pop();
+      continue;
+    }
+    const x = top.arr[top.i++]!;
+    if (Array.isArray(x)) stack.push({ arr: x, i: 0 });
     else out.push(x);
   }
   return out;

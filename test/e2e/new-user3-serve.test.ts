@@ -93,6 +93,14 @@ describe('edgetune serve', () => {
     expect(metrics).toMatch(/^edgetune_infer_requests_total\{model="mobilenetv2-int8",status="400"\} 1$/m);
     expect((await fetch(`${base}v2/models/mobilenetv2-int8/ready`)).status).toBe(200);
   });
+  it('answers JSON data nested 200,000 arrays deep with 400, not a 500 out of call stack', async () => {
+    const deep = 200_000;
+    const body = `{"inputs":[{"name":"Input3","shape":[1,1,28,28],"datatype":"FP32","data":${'['.repeat(deep)}1${']'.repeat(deep)}}]}`;
+    const r = await fetch(`${base}v2/models/digits/infer`, { method: 'POST', body, headers: { 'Content-Type': 'application/json' } });
+    // before: 500 {"error":"Maximum call stack size exceeded"}
+    expect([r.status, await r.json()]).toEqual([400, { error: 'input "Input3": 1 data elements for shape [1,1,28,28] (expected 784)' }]);
+  });
+
   it('says a binary request without Inference-Header-Content-Length needs that header', async () => {
     const header = JSON.stringify({ inputs: [{ name: 'Input3', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 3136 } }] });
     const body = Buffer.concat([Buffer.from(header), Buffer.alloc(3136)]);
