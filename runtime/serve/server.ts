@@ -109,7 +109,10 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) {
     await Promise.all(classifiers.map((c) => c.dispose()));
-    throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${refs.filter((_, i) => names[i] === dup).join(', ')})`);
+    const same = refs.filter((_, i) => names[i] === dup);
+    // the same reference twice, or two files whose base names agree (Teachable Machine's model_unquant.tflite in two folders)
+    const how = new Set(same).size === 1 ? 'give it once' : 'a model is named after its registry id or file base name: copy one to a file of another name';
+    throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${same.join(', ')}); ${how}`);
   }
   // hashed now, as loaded: a file replaced on disk later is not what this process serves
   const shas = await Promise.all(classifiers.map(servedSha256));

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
-import { copyFileSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, runCli, shared, sharedDir, subsetDataset, tempDir } from '../helpers.js';
@@ -136,6 +136,20 @@ describe('a compressed request (Content-Encoding, as Triton\'s clients send with
     const bomb = await send(gzipSync(Buffer.alloc(2 * 1024 * 1024)), 'gzip');
     expect([bomb.status, await bomb.json()]).toEqual([413, { error: 'request body over the limit of 1048576 bytes once inflated (Content-Encoding gzip)' }]);
     expect((await infer('digits', { inputs: [digitInput] })).status).toBe(200);
+  });
+});
+
+describe('edgetune serve: two models of one name', () => {
+  it('says how to serve both (Teachable Machine names every export model_unquant.tflite)', async () => {
+    const tm = shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite');
+    const copy = path.join(work, 'fruit2', 'model_unquant.tflite');
+    mkdirSync(path.dirname(copy));
+    copyFileSync(tm, copy);
+    const two = await runCli(['serve', tm, copy, '--port', '0'], { env });
+    // before: only 'serve: two models are both named "model_unquant" (…)', nothing on what to do
+    expect([two.code, two.stderr]).toEqual([2, `edgetune serve: two models are both named "model_unquant" (${tm}, ${copy}); a model is named after its registry id or file base name: copy one to a file of another name\n`]);
+    const twice = await runCli(['serve', 'mnist', 'mnist', '--port', '0'], { env });
+    expect([twice.code, twice.stderr]).toEqual([2, 'edgetune serve: two models are both named "mnist" (mnist, mnist); give it once\n']);
   });
 });
 
