@@ -29,6 +29,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
@@ -211,7 +212,13 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
 /** A JSON answer (no-store, nosniff), shared with the teach routes. */
 export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
+/** Every key of ServeOptions, for refusing a misspelt option (`{ prot: 9000 }` listened on 8080 without a word). */
+export const STREAM_SERVE_OPTION_KEYS = ['host', 'port', 'token', 'loadModel', 'previewFps', 'maxUploadBytes', 'maxInferBytes', 'allowHosts', 'log', 'teach', 'kioskPage'] as const satisfies readonly (keyof ServeOptions)[];
+/** `never` while STREAM_SERVE_OPTION_KEYS lists every option. */
+export type UnlistedStreamServeOption = AssertNever<Exclude<keyof ServeOptions, (typeof STREAM_SERVE_OPTION_KEYS)[number]>>;
+
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
+  checkOptionKeys('startServer', opts, STREAM_SERVE_OPTION_KEYS);
   const host = opts.host ?? '127.0.0.1';
   const token = (opts.token ?? process.env.EDGETUNE_TOKEN) || undefined;
   const guard = createHttpGuard({ host, allowHosts: opts.allowHosts, token });
