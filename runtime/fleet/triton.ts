@@ -313,7 +313,10 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const inputs = sigIn.map((e) => tensorOf(e, 'input', batched, model));
   const outputs = sigOut.map((e) => tensorOf(e, 'output', batched, model));
   const image = inputs.find((t) => t.name === card.inputName);
-  if (image && image.dims.length === (batched ? 3 : 4)) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
+  // Triton takes a format only on 3 dims (model_config.proto Format: "'dims' … should only specify the 3
+  // non-batch dimensions"; its ValidateModelInput refuses the model otherwise: "model input NHWC/NCHW
+  // require 3 dims"), so a fixed-batch input's full dims [1, 3, 224, 224] go without one.
+  if (image && image.dims.length === 3) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
   const classOut = outputs.find((t) => t.name === card.outputName);
   if (!classOut) refuse(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
   const labelLines = labelLinesOf(card, model);

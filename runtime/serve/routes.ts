@@ -133,7 +133,7 @@ export function modelMetadata(clf: Classifier) {
  * strings, enums by name) of a served classifier, as `edgetune export --format triton` writes it
  * (runtime/fleet/triton.ts): platform onnxruntime_onnx; max_batch_size `maxBatch` only when every
  * input and output has a dynamic first dimension (dims then leave it out), else 0 with the full dims;
- * the image input's format; label_filename on the class output; the card (EmbeddedModelInfo JSON) and
+ * the image input's format (on 3 dims only, Triton's rule); label_filename on the class output; the card (EmbeddedModelInfo JSON) and
  * the model file's sha256 as parameters.
  */
 export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
@@ -141,7 +141,8 @@ export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_
   const batching = isBatching(sig);
   const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape).map(String);
   const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
-  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === (batching ? 3 : 4) ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
+  // only on 3 dims, as the export writes it (Triton refuses a format on the full dims of a fixed batch)
+  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === 3 ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
   const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
   const sha256 = await servedSha256(clf);
   return {
