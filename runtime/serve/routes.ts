@@ -129,17 +129,19 @@ export function modelMetadata(clf: Classifier) {
 }
 
 /**
- * Triton's model configuration (model_config.proto's ModelConfig in proto3 JSON: int64 dims as
- * strings, enums by name) of a served classifier, as `edgetune export --format triton` writes it
- * (runtime/fleet/triton.ts): platform onnxruntime_onnx; max_batch_size `maxBatch` only when every
- * input and output has a dynamic first dimension (dims then leave it out), else 0 with the full dims;
- * the image input's format (on 3 dims only, Triton's rule); label_filename on the class output; the card (EmbeddedModelInfo JSON) and
- * the model file's sha256 as parameters.
+ * Triton's model configuration (model_config.proto's ModelConfig as JSON, the way Triton answers it:
+ * field names as in the .proto, enums by name, int64 dims as JSON numbers — Triton's ModelConfigToJson
+ * turns proto3's strings back into numbers, and its clients read them as such) of a served classifier,
+ * as `edgetune export --format triton` writes it (runtime/fleet/triton.ts): platform onnxruntime_onnx;
+ * max_batch_size `maxBatch` only when every input and output has a dynamic first dimension (dims then
+ * leave it out), else 0 with the full dims; the image input's format (on 3 dims only, Triton's rule);
+ * label_filename on the class output; the card (EmbeddedModelInfo JSON) and the model file's sha256
+ * as parameters.
  */
 export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
   const sig = clf.signature;
   const batching = isBatching(sig);
-  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape).map(String);
+  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape);
   const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
   // only on 3 dims, as the export writes it (Triton refuses a format on the full dims of a fixed batch)
   const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === 3 ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});

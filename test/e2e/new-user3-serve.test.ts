@@ -74,6 +74,16 @@ describe('edgetune serve', () => {
     expect(meta.inputs).toEqual([{ name: 'Input3', datatype: 'FP32', shape: [1, 1, 28, 28] }]);
   });
 
+  it('/config gives dims as JSON numbers, as Triton answers, and no format on 4 dims (Triton refuses one there)', async () => {
+    type Config = { max_batch_size: number; input: { dims: unknown[]; format?: string }[]; output: { dims: unknown[] }[] };
+    const digits = (await (await fetch(`${base}v2/models/digits/config`)).json()) as Config;
+    // before: "dims":["1","1","28","28"] (proto3's int64 strings; Triton's ModelConfigToJson writes numbers) and
+    // "format":"FORMAT_NCHW" (Triton: "model input NHWC/NCHW require 3 dims")
+    expect([digits.max_batch_size, digits.input[0]!.dims, digits.input[0]!.format, digits.output[0]!.dims]).toEqual([0, [1, 1, 28, 28], undefined, [1, 10]]);
+    const mnv2 = (await (await fetch(`${base}v2/models/mobilenetv2-int8/config`)).json()) as Config;
+    expect([mnv2.max_batch_size, mnv2.input[0]!.dims, mnv2.input[0]!.format, mnv2.output[0]!.dims]).toEqual([8, [3, 224, 224], 'FORMAT_NCHW', [1000]]);
+  });
+
   it('answers "outputs": [] with every output, as the protocol says for no outputs named', async () => {
     const all = await infer('digits', { inputs: [digitInput] });
     const none = await infer('digits', { inputs: [digitInput], outputs: [] });
