@@ -55,8 +55,15 @@ export interface ModelServer {
   classifiers: readonly Classifier[];
   names: readonly string[];
   stats: InferStats;
-  close(): Promise<void>;
+  /**
+   * Stop: no new connections, requests in progress answered (up to `graceMs`, default
+   * DEFAULT_CLOSE_GRACE_MS; then their connections are cut), then the sessions disposed.
+   */
+  close(graceMs?: number): Promise<void>;
 }
+
+/** How long close() waits for requests in progress, ms (a Kubernetes pod gets 30 s between SIGTERM and SIGKILL). */
+export const DEFAULT_CLOSE_GRACE_MS = 5000;
 
 /**
  * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
@@ -162,7 +169,18 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     if (path === '/healthz') return send(res, 200, JSON.stringify({ status: 'ok', models: names }));
     return send(res, 404, JSON.stringify({ error: `no such endpoint: ${path}` }));
   };
+  // Requests being answered: close() lets them finish (a rolling restart drains them instead of
+  // resetting them, and no session is disposed under a running inference).
+  let active = 0;
+  let closing = false;
+  let drained: (() => void) | undefined;
   const server = createServer((req, res) => {
+    active++;
+    res.once('close', () => {
+      active--;
+      if (closing) server.closeIdleConnections();
+      if (active === 0) drained?.();
+    });
     handle(req, res).catch((err) => {
       if (!res.headersSent) send(res, 500, JSON.stringify({ error: messageOf(err) }));
       else res.end();
@@ -192,11 +210,21 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     classifiers,
     names,
     stats,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    async close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (active > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      server.closeAllConnections();
+      await closed;
       await Promise.all(classifiers.map((c) => c.dispose()));
     },
   };

@@ -5,10 +5,12 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveModels } from '../../runtime/serve/server.js';
 import { repoRoot, runCli, shared, sharedDir, subsetDataset, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser3-');
@@ -160,6 +162,41 @@ describe('edgetune serve: two models of one name', () => {
     expect([two.code, two.stderr]).toEqual([2, `edgetune serve: two models are both named "model_unquant" (${tm}, ${copy}); a model is named after its registry id or file base name: copy one to a file of another name\n`]);
     const twice = await runCli(['serve', 'mnist', 'mnist', '--port', '0'], { env });
     expect([twice.code, twice.stderr]).toEqual([2, 'edgetune serve: two models are both named "mnist" (mnist, mnist); give it once\n']);
+  });
+});
+
+describe('serveModels close(): a rolling restart', () => {
+  it('answers a request in progress before closing, and takes no new connection', async () => {
+    const s = await serveModels(['mnist'], { port: 0, providers: ['cpu'], threads: 1 });
+    let closed: Promise<void> | undefined;
+    try {
+      const body = Buffer.from(JSON.stringify({ inputs: [digitInput] }));
+      const arrived = new Promise((r) => s.server.once('request', r));
+      let sendRest!: () => void;
+      const restMayGo = new Promise<void>((r) => (sendRest = r));
+      const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${s.url}v2/models/mnist/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': body.length } }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.write(body.subarray(0, 100)); // the request is in progress: headers and part of its body
+        void restMayGo.then(() => req.end(body.subarray(100)));
+      });
+      await arrived;
+      closed = s.close();
+      sendRest();
+      // before: close() cut every connection at once and the request failed with "socket hang up" (ECONNRESET)
+      const r = await answer;
+      expect(r.status).toBe(200);
+      expect((JSON.parse(r.body) as { outputs: { name: string; shape: number[] }[] }).outputs.map((o) => [o.name, o.shape])).toEqual([['Plus214_Output_0', [1, 10]]]);
+      await closed;
+      await expect(fetch(`${s.url}v2/health/live`)).rejects.toThrow('fetch failed');
+    } finally {
+      await (closed ?? s.close());
+    }
   });
 });
 
