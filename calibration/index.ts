@@ -58,7 +58,7 @@
 import { stat } from 'node:fs/promises';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
-import { resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
+import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
@@ -67,7 +67,7 @@ import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
-import type { CardLayer } from '../runtime/core/model-card.js';
+import { checkCardLayerKeys, PREPROCESS_KEYS, type CardLayer } from '../runtime/core/model-card.js';
 import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
 import { parameterSource } from './layers.js';
@@ -261,6 +261,9 @@ interface Internal {
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
   checkOptionKeys('quantize', o, QUANTIZE_OPTION_KEYS);
+  checkOptionKeys('quantize', o.resolve, RESOLVE_OPTION_KEYS, 'resolve');
+  checkCardLayerKeys('quantize', o.card, 'card');
+  checkOptionKeys('quantize', o.preprocess, PREPROCESS_KEYS, 'preprocess');
   // the evaluation folder is read last, after minutes of calibration: a wrong one is said before them
   if (o.eval !== undefined) await listCalibrationImages(o.eval, 'evaluation');
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);

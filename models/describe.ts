@@ -8,13 +8,13 @@ import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
-import { cardFilePath, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
+import { cardFilePath, checkCardLayerKeys, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
 import { readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { inlineExternalData } from '../runtime/io/model-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readRegularText, sideFilePath } from '../runtime/io/read-file.js';
 import { cardFromBytes, type GraphSignature } from '../runtime/classify/describe.js';
 import { decodeModel, type OnnxModel } from '../runtime/onnx/model.js';
-import { labelsOf, loadLabelSet, loadRegistry, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
+import { labelsOf, loadLabelSet, loadRegistry, RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from './loader.js';
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
 
@@ -30,7 +30,7 @@ export interface DescribeOptions extends ResolveOptions {
  * otherwise describe the model without the caller's fields, without a word). The type below fails to
  * compile when a key is missing.
  */
-export const DESCRIBE_OPTION_KEYS = ['searchPath', 'cacheDir', 'download', 'onProgress', 'overrides', 'allowNonClassifier'] as const satisfies readonly (keyof DescribeOptions)[];
+export const DESCRIBE_OPTION_KEYS = [...RESOLVE_OPTION_KEYS, 'overrides', 'allowNonClassifier'] as const satisfies readonly (keyof DescribeOptions)[];
 /** `never` while DESCRIBE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDescribeOption = AssertNever<Exclude<keyof DescribeOptions, (typeof DESCRIBE_OPTION_KEYS)[number]>>;
 
@@ -49,6 +49,16 @@ export interface DescribedModel {
   signature: GraphSignature;
   /** The embedded description, when the file carries one. */
   embedded?: EmbeddedModelInfo;
+}
+
+/**
+ * Refuse the keys of `o` that function `fn` does not take (`keys`: DESCRIBE_OPTION_KEYS, or those of a
+ * function whose options extend DescribeOptions), and those of its nested `overrides`. Errors: EARG as
+ * checkOptionKeys (`<fn>: unknown option "overrides.preprocess.maen" (overrides.preprocess options: …)`).
+ */
+export function checkDescribeOptionKeys(fn: string, o: Pick<DescribeOptions, 'overrides'>, keys: readonly string[]): void {
+  checkOptionKeys(fn, o, keys);
+  checkCardLayerKeys(fn, o.overrides, 'overrides');
 }
 
 /** The card layer a registry entry gives. */
@@ -70,10 +80,11 @@ export async function registryLayer(entry: ModelEntry, opts: ResolveOptions = {}
  * once, and merge registry entry, embedded metadata, graph signature and `overrides` into a card.
  * Errors: EMODEL when the file cannot be read, is not ONNX, declares no inputs/outputs, or its input
  * is not an image tensor and nothing else describes it; EARG for an option it does not take
- * (`describeModel: unknown option "overide" (options: …)`).
+ * (`describeModel: unknown option "overide" (options: …)`), `overrides` included
+ * (`unknown option "overrides.preprocess.maen" (overrides.preprocess options: …)`).
  */
 export async function describeModel(ref: string, opts: DescribeOptions = {}): Promise<DescribedModel> {
-  checkOptionKeys('describeModel', opts, DESCRIBE_OPTION_KEYS);
+  checkDescribeOptionKeys('describeModel', opts, DESCRIBE_OPTION_KEYS);
   const resolved = await resolveModel(ref, opts);
   const bytes = await readRegularFile(resolved.path, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, bound: "protobuf's limit for one ONNX model", code: 'EMODEL' });
   return describeBytes(bytes, resolved, opts);

@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
+import { utf8Text } from '../runtime/core/text.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
@@ -17,7 +18,7 @@ import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
-import { cacheDir } from '../runtime/io/paths.js';
+import { cacheDirOr } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
@@ -144,8 +145,9 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   const text = await readSource(source, 'tfjs model.json', MAX_TEXT_FILE_BYTES);
   hash.update(text);
   let json: TfjsModelJson;
+  const jsonText = utf8Text(text, { what: 'tfjs model.json', file: source, code: 'EMODEL' });
   try {
-    json = parseJsonText(new TextDecoder().decode(text)) as TfjsModelJson;
+    json = parseJsonText(jsonText) as TfjsModelJson;
   } catch (err) {
     throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
@@ -177,7 +179,8 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   let labelsFrom: string | undefined;
   const metaFile = path.join(dir, 'metadata.json');
   if (await present(metaFile)) {
-    const metaText = new TextDecoder().decode((await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes);
+    const metaBytes = (await readSideFile(source, 'metadata.json', { what: 'Teachable Machine metadata', maxBytes: MAX_TEXT_FILE_BYTES, code: 'EINPUT' })).bytes;
+    const metaText = utf8Text(metaBytes, { what: 'Teachable Machine metadata', file: metaFile, code: 'EINPUT' });
     try {
       metadata = parseJsonText(metaText) as TfjsMetadata;
     } catch (err) {
@@ -293,9 +296,10 @@ export let conversionCount = 0;
  */
 export async function importedModelPath(file: string, opts: ImportFileOptions = {}): Promise<{ path: string; source: string; format: ImportFormat; converted: boolean }> {
   checkOptionKeys('importedModelPath', opts, IMPORT_FILE_OPTION_KEYS);
+  const cache = cacheDirOr(opts.cacheDir);
   const g = await gather(file, opts);
   const key = g.hash.copy().digest('hex');
-  const dir = path.join(opts.cacheDir ?? cacheDir(), 'imports');
+  const dir = path.join(cache, 'imports');
   const out = path.join(dir, `${key}.onnx`);
   if (existsSync(out)) return { path: out, source: g.source, format: g.format, converted: false };
   const imported = convertGathered(g);

@@ -11,12 +11,13 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { removeStaleTemps, tempPathFor } from '../runtime/io/atomic.js';
-import { cacheDir, isOffline, looksLikeModelPath, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
+import { cacheDir, cacheDirOr, isOffline, looksLikeModelPath, modelSearchPath, packageRoot, packagedLabelsDir } from '../runtime/io/paths.js';
 import * as v from 'valibot';
 import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
 import { importFormatOf, importedModelPath } from './import.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
+import type { AssertNever } from '../runtime/core/options.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
@@ -35,6 +36,11 @@ export interface ResolveOptions {
   /** Download progress, bytes so far and total (0 when unknown). Default: a progress line on a TTY stderr. */
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every key of ResolveOptions, for refusing a misspelt one (quantizeModel's `resolve`). The type below fails to compile when a key is missing. */
+export const RESOLVE_OPTION_KEYS = ['searchPath', 'cacheDir', 'download', 'onProgress'] as const satisfies readonly (keyof ResolveOptions)[];
+/** `never` while RESOLVE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedResolveOption = AssertNever<Exclude<keyof ResolveOptions, (typeof RESOLVE_OPTION_KEYS)[number]>>;
 
 export type FileSource = 'path' | 'local' | 'cache' | 'download';
 
@@ -158,7 +164,7 @@ export async function verifyRegistryFile(file: string, f: Pick<RemoteFile, 'file
 /** Find (or fetch) a registry file; a file found on disk is verified (verifyRegistryFile). */
 export async function resolveRemoteFile(f: RemoteFile, what: string, opts: ResolveOptions = {}): Promise<{ path: string; source: FileSource }> {
   const dirs = opts.searchPath ?? modelSearchPath();
-  const cache = opts.cacheDir ?? cacheDir();
+  const cache = cacheDirOr(opts.cacheDir);
   for (const d of dirs) {
     const p = path.join(d, f.file);
     if (existsSync(p)) {
@@ -230,7 +236,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
     }
     // TFLite and tfjs layers models: converted once (cached by content hash), then opened as ONNX.
     if (await importFormatOf(p)) {
-      const imported = await importedModelPath(p, opts.cacheDir ? { cacheDir: opts.cacheDir } : {});
+      const imported = await importedModelPath(p, opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {});
       return { path: imported.path, source: 'path', importedFrom: imported.source };
     }
     return { path: p, source: 'path', entry: reg.byFileName(path.basename(p)) };
@@ -243,7 +249,7 @@ export async function resolveModel(ref: string, opts: ResolveOptions = {}): Prom
 /** Where each registry model is right now, without downloading. */
 export function locateModels(opts: ResolveOptions = {}): { entry: ModelEntry; where: FileSource | 'remote' | 'missing'; path?: string }[] {
   const dirs = opts.searchPath ?? modelSearchPath();
-  const cache = opts.cacheDir ?? cacheDir();
+  const cache = cacheDirOr(opts.cacheDir);
   return loadRegistry().models.map((entry) => {
     for (const d of dirs) {
       const p = path.join(d, entry.file);

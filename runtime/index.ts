@@ -2,7 +2,7 @@
 // resolve models from the registry. Stages beyond inference (quantization, fine-tuning, camera
 // streams) are exported from their own modules below.
 
-export { loadClassifier, type Classifier, type ClassifierOptions, type Classification, type FileResult } from './classify/classifier.js';
+export { loadClassifier, type Classifier, type ClassifierOptions, type ClassifyOptions, type ClassifyFilesOptions, type Classification, type FileResult } from './classify/classifier.js';
 export { createSession, liveSessionCount, parseProviders, KNOWN_PROVIDERS, providerMemory, type ModelSession, type SessionOptions, type ProviderName, type ProviderRequest } from './session/session.js';
 export { PROVIDER_TABLE, ProviderError, type ProviderInfo } from './core/providers.js';
 export type { Session } from './core/session.js';
@@ -42,7 +42,7 @@ export { Histogram, exposition, LATENCY_BUCKETS_SECONDS, type MetricFamily, type
 // The Open Inference Protocol (KServe v2 / Triton HTTP): serve models, use served models.
 export { serveModels, inferMetricsText, type ModelServer, type ServeModelsOptions, type InferStats } from './serve/server.js';
 export { createOipRoutes, modelConfig, modelMetadata, servedName, type OipRoutes, type OipRoutesOptions } from './serve/routes.js';
-export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions } from './serve/client.js';
+export { connectRemoteModel, isModelUrl, parseModelUrl, type RemoteModel, type RemoteOptions, type ConnectRemoteOptions } from './serve/client.js';
 export { modelName } from './serve/oip.js';
 export { createSource } from '../devices/sources/index.js';
 

@@ -8,7 +8,16 @@ import { maskUri } from '../../runtime/core/redact.js';
 import { openCsiSource } from './csi.js';
 import { openFfmpegSource } from './ffmpeg.js';
 import { openDirSource, openWebcamSource } from './still.js';
-import type { FrameSource, SourceOptions } from './types.js';
+import type { FrameSource, ReconnectOptions, SourceOptions } from './types.js';
+import { checkOptionKeys, type AssertNever } from '../../runtime/core/options.js';
+
+/** Every key of SourceOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const SOURCE_OPTION_KEYS = ['width', 'height', 'channels', 'resize', 'crop', 'realtime', 'fps', 'reconnect', 'onEvent', 'ffmpegPath', 'gstLaunchPath'] as const satisfies readonly (keyof SourceOptions)[];
+/** `never` while SOURCE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedSourceOption = AssertNever<Exclude<keyof SourceOptions, (typeof SOURCE_OPTION_KEYS)[number]>>;
+const RECONNECT_OPTION_KEYS = ['retries', 'initialMs', 'maxMs', 'stallTimeoutMs'] as const satisfies readonly (keyof ReconnectOptions)[];
+/** `never` while RECONNECT_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedReconnectOption = AssertNever<Exclude<keyof ReconnectOptions, (typeof RECONNECT_OPTION_KEYS)[number]>>;
 
 export const SOURCE_SCHEMES = ['v4l2', 'rtsp', 'rtsps', 'http', 'https', 'file', 'csi', 'webcam', 'dir', 'test'] as const;
 
@@ -32,6 +41,8 @@ export function normalizeUri(uri: string): string {
 }
 
 export async function createSource(uri: string, options: SourceOptions = {}): Promise<FrameSource> {
+  checkOptionKeys('createSource', options, SOURCE_OPTION_KEYS);
+  checkOptionKeys('createSource', options.reconnect, RECONNECT_OPTION_KEYS, 'reconnect');
   let u = normalizeUri(uri);
   // a bare path that is a folder is an image sequence, trailing '/' or not (`watch frames` like `watch frames/`)
   if (u === `file://${uri}` && (await stat(uri).then((st) => st.isDirectory(), () => false))) u = `dir://${uri}`;

@@ -4,8 +4,8 @@
 // `edgetune bench` and scripts/bench.ts.
 
 import { MAX_MODEL_FILE_BYTES, readRegularFile } from '../io/read-file.js';
-import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from './classifier.js';
-import { pickOptions } from '../core/options.js';
+import { checkClassifierOptionKeys, CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from './classifier.js';
+import { pickOptions, type AssertNever } from '../core/options.js';
 import { toProbabilities, topK } from './postprocess.js';
 import { toTensor, type HwcImage } from '../image/preprocess.js';
 import { asFloat32 } from '../core/tensor.js';
@@ -40,8 +40,14 @@ export interface BenchOptions extends ClassifierOptions {
   warmup?: number;
 }
 
+/** Every key of BenchOptions (its own and ClassifierOptions'), for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const BENCH_OPTION_KEYS = ['batches', 'iterations', 'warmup', ...CLASSIFIER_OPTION_KEYS] as const satisfies readonly (keyof BenchOptions)[];
+/** `never` while BENCH_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedBenchOption = AssertNever<Exclude<keyof BenchOptions, (typeof BENCH_OPTION_KEYS)[number]>>;
+
 /** Benchmark one model on one image file (read once into memory so disk speed is not measured). */
 export async function benchModel(model: string, imageFile: string, opts: BenchOptions = {}): Promise<BenchRow[]> {
+  checkClassifierOptionKeys('benchModel', opts, BENCH_OPTION_KEYS);
   // read as augment-preview reads its photo: a missing file or a FIFO named, never Node's bare ENOENT or a wait
   const bytes = await readRegularFile(imageFile, { what: 'image', maxBytes: MAX_MODEL_FILE_BYTES, code: 'EINPUT' });
   // a feature extractor's speed is worth measuring too (its rows are not class scores, but timing does not care)

@@ -6,10 +6,10 @@ import { checkPositiveInteger, EdgetuneError } from '../core/errors.js';
 import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
 import type { ModelCard } from '../core/model-card.js';
 import { asFloat32 } from '../core/tensor.js';
-import { decodeImage, type DecodeOptions } from '../image/decode.js';
+import { DECODE_OPTION_KEYS, decodeImage, type DecodeOptions } from '../image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
-import { createSession, type ModelSession, type SessionOptions } from '../session/session.js';
-import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
+import { createSession, SESSION_OPTION_KEYS, type ModelSession, type SessionOptions } from '../session/session.js';
+import { checkDescribeOptionKeys, DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
 import { connectRemoteModel, isModelUrl, REMOTE_OPTION_KEYS, type RemoteOptions } from '../serve/client.js';
 import type { ModelEntry } from '../../models/registry.js';
 import { readOutput, toProbabilities, topK, type OutputReading, type Prediction, type PostprocessSpec } from './postprocess.js';
@@ -40,12 +40,41 @@ export interface ClassifierOptions extends SessionOptions, DescribeOptions, Deco
  */
 export const CLASSIFIER_OPTION_KEYS = [
   'topK', 'lazy', 'unknownThreshold', 'remote',
-  'providers', 'threads', 'graphOptimizationLevel', 'optimizedModelFilePath', 'enableProfiling', 'profileFilePrefix', 'spinning', 'onWarning',
+  ...SESSION_OPTION_KEYS,
   ...DESCRIBE_OPTION_KEYS,
-  'maxPixels', 'background',
+  ...DECODE_OPTION_KEYS,
 ] as const satisfies readonly (keyof ClassifierOptions)[];
 /** `never` while CLASSIFIER_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedClassifierOption = AssertNever<Exclude<keyof ClassifierOptions, (typeof CLASSIFIER_OPTION_KEYS)[number]>>;
+
+/**
+ * Refuse the keys of `o` that function `fn` does not take (`keys`: CLASSIFIER_OPTION_KEYS, or those of
+ * a function whose options extend ClassifierOptions), and those of its nested `remote` and `overrides`.
+ * Errors: EARG as checkOptionKeys (`<fn>: unknown option "remote.tokn" (remote options: …)`).
+ */
+export function checkClassifierOptionKeys(fn: string, o: ClassifierOptions, keys: readonly string[]): void {
+  checkDescribeOptionKeys(fn, o, keys);
+  checkOptionKeys(fn, o.remote, REMOTE_OPTION_KEYS, 'remote');
+}
+
+/** Options of `classify()`: predictions kept (default the classifier's topK), the input's name in errors. */
+export interface ClassifyOptions {
+  topK?: number;
+  name?: string;
+}
+const CLASSIFY_OPTION_KEYS = ['topK', 'name'] as const satisfies readonly (keyof ClassifyOptions)[];
+/** `never` while CLASSIFY_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedClassifyOption = AssertNever<Exclude<keyof ClassifyOptions, (typeof CLASSIFY_OPTION_KEYS)[number]>>;
+
+/** Options of `classifyFiles()`: predictions kept, images per run (default 1), files decoded ahead (default max(4, 2 × batch)). */
+export interface ClassifyFilesOptions {
+  topK?: number;
+  batch?: number;
+  ahead?: number;
+}
+const CLASSIFY_FILES_OPTION_KEYS = ['topK', 'batch', 'ahead'] as const satisfies readonly (keyof ClassifyFilesOptions)[];
+/** `never` while CLASSIFY_FILES_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedClassifyFilesOption = AssertNever<Exclude<keyof ClassifyFilesOptions, (typeof CLASSIFY_FILES_OPTION_KEYS)[number]>>;
 
 /** The open-set part of a result, for models with an open-set calibration (card `openSet`). */
 export interface OpenSetResult {
@@ -88,7 +117,7 @@ export interface Classifier {
   /** Largest batch one `session.run` takes (1 for models with a fixed batch dimension). */
   readonly maxBatch: number;
   decode(input: string | Uint8Array, name?: string): Promise<HwcImage>;
-  classify(input: string | Uint8Array, options?: { topK?: number; name?: string }): Promise<Classification>;
+  classify(input: string | Uint8Array, options?: ClassifyOptions): Promise<Classification>;
   /** Probabilities for already-decoded images of the model's input size, one row per image. */
   probabilities(images: readonly HwcImage[]): Promise<Float32Array[]>;
   /** Probabilities and, for a model with an open-set calibration, the unknown score of each image (`unknown` undefined otherwise). */
@@ -101,7 +130,7 @@ export interface Classifier {
    * up to `batch` images per run. Results, errors included, come out in input order. A file that
    * fails yields `{file, error}` and the rest go on.
    */
-  classifyFiles(files: readonly string[], options?: { topK?: number; batch?: number; ahead?: number }): AsyncGenerator<FileResult>;
+  classifyFiles(files: readonly string[], options?: ClassifyFilesOptions): AsyncGenerator<FileResult>;
   dispose(): Promise<void>;
 }
 
@@ -114,8 +143,7 @@ export interface Classifier {
 export type FileResult = ({ file: string; top: Prediction[]; reading: OutputReading; ms: number; error?: undefined } & OpenSetResult) | { file: string; error: Error; top?: undefined; reading?: undefined };
 
 export async function loadClassifier(model: string, options: ClassifierOptions = {}): Promise<Classifier> {
-  checkOptionKeys('loadClassifier', options, CLASSIFIER_OPTION_KEYS);
-  if (options.remote) checkOptionKeys('loadClassifier: remote', options.remote, REMOTE_OPTION_KEYS);
+  checkClassifierOptionKeys('loadClassifier', options, CLASSIFIER_OPTION_KEYS);
   // topK 0 gave `top: []` (and top[0] undefined in the caller's hands), 2.5 three predictions: refused, as
   // `--top 0` is, before a session is opened (none left behind)
   const k0 = options.topK === undefined ? 5 : checkPositiveInteger('topK', options.topK);
@@ -134,8 +162,8 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       { subject: model },
     );
   }
-  // createSession reads only the session fields of the options.
-  const sessionOptions: SessionOptions = options;
+  // createSession takes only the session fields of the options.
+  const sessionOptions: SessionOptions = pickOptions(options, SESSION_OPTION_KEYS);
   let session: ModelSession | undefined = remote ? remote.session : options.lazy ? undefined : await createSession(modelPath, sessionOptions);
   const signature: Pick<ModelSession, 'inputs' | 'outputs'> = session ?? described.signature;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName };
@@ -204,6 +232,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
     maxBatch,
     decode: (input, name) => decodeImage(input, d.spec, decodeOpts, name),
     async classify(input, o = {}) {
+      checkOptionKeys('classify', o, CLASSIFY_OPTION_KEYS);
       const t0 = performance.now();
       const img = await decodeImage(input, d.spec, decodeOpts, o.name);
       const r = await predict([img]);
@@ -218,6 +247,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       return (await rows(images)).map((p) => topK(p, k, d.post));
     },
     async *classifyFiles(files, o = {}) {
+      checkOptionKeys('classifyFiles', o, CLASSIFY_FILES_OPTION_KEYS);
       const k = o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK);
       const batch = Math.min(o.batch === undefined ? 1 : checkPositiveInteger('batch', o.batch), maxBatch);
       const ahead = o.ahead ?? Math.max(4, 2 * batch);

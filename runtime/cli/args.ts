@@ -102,6 +102,18 @@ export function invalidOption(name: string, expected: string, value: unknown): E
 }
 
 /**
+ * A library argument error about option `camelCase` (its `subject`, as finetune's range checks set it)
+ * said with the command's flag `--camel-case` when `options` (the command's option table) has that flag:
+ * the library checks the value once, the CLI only parses its type. Any other error is returned as is.
+ */
+export function withFlagName(err: unknown, options: object): unknown {
+  if (!(err instanceof EdgetuneError) || err.code !== 'EARG' || !err.subject || err.subject.startsWith('-')) return err;
+  const flag = err.subject.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  if (!Object.hasOwn(options, flag) || !err.message.includes(` for ${err.subject} `)) return err;
+  return new EdgetuneError('EARG', err.message.replace(` for ${err.subject} `, ` for --${flag} `), { subject: `--${flag}`, cause: err });
+}
+
+/**
  * A model output path: it must end in `.onnx` (any other name could be a file the command reads: a tfjs
  * `weights.bin`, a `<model>.card.json`). Error: `Expected a file name ending in .onnx for --<name> but received "<value>"`.
  */

@@ -11,6 +11,7 @@
 import * as v from 'valibot';
 import { PreprocessSpecSchema, type PreprocessSpec } from './preprocess-spec.js';
 import { parseContract } from './schema.js';
+import { checkOptionKeys, type AssertNever } from './options.js';
 
 // The card's schemas define the contract once; the types below are derived from them. A card file
 // beside a model is read with `CardLayerSchema` (strict: a misspelt key is an error, not ignored).
@@ -75,7 +76,8 @@ export const CardLayerSchema = v.strictObject({
   id: v.optional(v.string()),
   inputName: v.optional(v.string()),
   outputName: v.optional(v.string()),
-  preprocess: v.optional(v.partial(PreprocessSpecSchema)),
+  // strict at every level: `preprocess.maen` or `openSet.treshold` in a card file is refused, not ignored
+  preprocess: v.optional(v.strictObject(v.partial(PreprocessSpecSchema).entries)),
   labels: v.optional(v.array(v.string())),
   /** Output index of label 0 (1 when index 0 is a background class). */
   labelOffset: v.optional(labelOffset),
@@ -83,7 +85,7 @@ export const CardLayerSchema = v.strictObject({
   /** What the outputs mean (see TaskSchema). Default classification. */
   task: v.optional(TaskSchema),
   embedding: v.optional(EmbeddingSpecSchema),
-  openSet: v.optional(OpenSetSchema),
+  openSet: v.optional(v.strictObject(OpenSetSchema.entries)),
   provenance: v.optional(provenance),
 });
 export type CardLayer = v.InferOutput<typeof CardLayerSchema>;
@@ -125,7 +127,23 @@ export function parseCardLayer(json: unknown, source: string): CardLayer {
   return parseContract(CardLayerSchema, json, source, 'EMODEL');
 }
 
-const PREPROCESS_KEYS = ['width', 'height', 'channels', 'layout', 'colorOrder', 'range', 'mean', 'std', 'resize', 'crop', 'dtype'] as const;
+export const PREPROCESS_KEYS = ['width', 'height', 'channels', 'layout', 'colorOrder', 'range', 'mean', 'std', 'resize', 'crop', 'dtype'] as const satisfies readonly (keyof PreprocessSpec)[];
+/** `never` while PREPROCESS_KEYS (the preprocess spec's fields) lists every preprocess field (a compile error names a missing one). */
+export type UnlistedPreprocessField = AssertNever<Exclude<keyof PreprocessSpec, (typeof PREPROCESS_KEYS)[number]>>;
+
+/**
+ * Refuse misspelt keys in a card layer given as an option from JavaScript (`overrides` of
+ * describeModel / loadClassifier / connectRemoteModel, finetune's `card`): `{ preprocess: { maen: … } }`
+ * would otherwise describe the model with the assumed mean, without a word. `within` is the option's
+ * name. Errors: EARG `<fn>: unknown option "overrides.preprocess.maen" (overrides.preprocess options: width, …)`.
+ */
+export function checkCardLayerKeys(fn: string, layer: CardLayer | undefined, within: string): void {
+  if (layer == null || typeof layer !== 'object') return;
+  checkOptionKeys(fn, layer, Object.keys(CardLayerSchema.entries), within);
+  checkOptionKeys(fn, layer.preprocess, PREPROCESS_KEYS, `${within}.preprocess`);
+  checkOptionKeys(fn, layer.embedding, Object.keys(EmbeddingSpecSchema.entries), `${within}.embedding`);
+  checkOptionKeys(fn, layer.openSet, Object.keys(OpenSetSchema.entries), `${within}.openSet`);
+}
 
 /**
  * Merge layers by the card rule: for each field the highest-priority layer that sets it wins.

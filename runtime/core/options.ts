@@ -13,13 +13,17 @@ export type AssertNever<T extends never> = T;
 
 /**
  * Refuse the keys of `o` that are not in `keys` (the options of function `fn`). Keys whose value is
- * undefined count: `{ topk: undefined }` is still a misspelling. Errors: EARG
- * `<fn>: unknown option "topk" (options: topK, lazy, …)` (`unknown options "a", "b"` for several).
+ * undefined count: `{ topk: undefined }` is still a misspelling. `within` names a nested options object
+ * (`remote`, `overrides.preprocess`; absent is fine), whose keys are then named by their path. Errors: EARG
+ * `<fn>: unknown option "topk" (options: topK, lazy, …)` (`unknown options "a", "b"` for several);
+ * nested: `<fn>: unknown option "remote.tokn" (remote options: timeoutMs, …)`.
  */
-export function checkOptionKeys(fn: string, o: object, keys: readonly string[]): void {
+export function checkOptionKeys(fn: string, o: object | null | undefined, keys: readonly string[], within?: string): void {
+  if (o == null || typeof o !== 'object') return;
   const unknownKeys = Object.keys(o).filter((k) => !keys.includes(k));
   if (unknownKeys.length) {
-    throw new EdgetuneError('EARG', `${fn}: unknown option${unknownKeys.length > 1 ? 's' : ''} ${unknownKeys.map((k) => JSON.stringify(k)).join(', ')} (options: ${keys.join(', ')})`);
+    const names = unknownKeys.map((k) => JSON.stringify(within ? `${within}.${k}` : k)).join(', ');
+    throw new EdgetuneError('EARG', `${fn}: unknown option${unknownKeys.length > 1 ? 's' : ''} ${names} (${within ? `${within} ` : ''}options: ${keys.join(', ')})`);
   }
 }
 

@@ -13,11 +13,12 @@ import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
-import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
+import { checkDescribeOptionKeys, DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
+import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
 import { METADATA_KEY, modelInfoOfCard, type EmbeddedModelInfo } from '../core/metadata.js';
 import { assumedFields, type ModelCard } from '../core/model-card.js';
+import { checkDirPath } from '../io/paths.js';
 import { ensureWritableDir, removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { fsReason } from '../io/errno.js';
 import { loadModelFile } from '../io/model-file.js';
@@ -87,9 +88,9 @@ export interface TritonExportOptions extends DescribeOptions {
   allowAssumed?: boolean;
 }
 
-/** Every key of TritonExportOptions, for refusing a misspelt option (`{ dynamicbatching: true }` wrote no dynamic_batching without a word). */
+/** Every key of TritonExportOptions (its own and DescribeOptions'), for refusing a misspelt one. The type below fails to compile when a key is missing. */
 export const TRITON_EXPORT_OPTION_KEYS = ['out', 'name', 'version', 'maxBatchSize', 'dynamicBatching', 'instanceGroups', 'allowAssumed', ...DESCRIBE_OPTION_KEYS] as const satisfies readonly (keyof TritonExportOptions)[];
-/** `never` while TRITON_EXPORT_OPTION_KEYS lists every option. */
+/** `never` while TRITON_EXPORT_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedTritonExportOption = AssertNever<Exclude<keyof TritonExportOptions, (typeof TRITON_EXPORT_OPTION_KEYS)[number]>>;
 
 /** One input or output as the config declares it. */
@@ -292,7 +293,8 @@ async function versionsIn(entry: string): Promise<number[]> {
  * writing the files.
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
-  checkOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
+  checkDescribeOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
+  checkDirPath(opts.out, '--out');
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;

@@ -11,6 +11,7 @@ import { errnoWords } from '../io/errno.js';
 import { fileKind } from '../io/read-file.js';
 import { fitGeometry } from './geometry.js';
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (width × height). Default 100 000 000 (e.g. 10000×10000). */
@@ -18,6 +19,11 @@ export interface DecodeOptions {
   /** Background for images with transparency. Default white. */
   background?: { r: number; g: number; b: number };
 }
+
+/** Every key of DecodeOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const DECODE_OPTION_KEYS = ['maxPixels', 'background'] as const satisfies readonly (keyof DecodeOptions)[];
+/** `never` while DECODE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedDecodeOption = AssertNever<Exclude<keyof DecodeOptions, (typeof DECODE_OPTION_KEYS)[number]>>;
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
@@ -127,6 +133,7 @@ async function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: 
 
 /** Decode one image to the model's input size. `name` is used in error messages (defaults to the path). */
 export async function decodeImage(input: string | Uint8Array, spec: PreprocessSpec, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
+  checkOptionKeys('decodeImage', opts, DECODE_OPTION_KEYS);
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
   if (typeof input === 'string') {
     let size: number;
@@ -226,6 +233,7 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
 
 /** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
 export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
+  checkOptionKeys('decodeFull', opts, DECODE_OPTION_KEYS);
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
   const make = async () => {
     const img = sharp(input, { limitInputPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS, failOn: 'error' });

@@ -12,6 +12,7 @@ import { constants } from 'node:fs';
 import { access, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../core/errors.js';
+import { checkDirPath } from './paths.js';
 import { errnoWords, fsReason } from './errno.js';
 import { fileKind } from './read-file.js';
 
@@ -333,10 +334,11 @@ export async function checkWritable(file: string, flag = '--out', o: CheckWritab
  * temp file there, before any work. Errors (EdgetuneError EIO): `cannot write <flag> <dir>: <errno in
  * words> (<the folder that refused>)`, e.g. `read-only file system (EROFS)`: a folder that cannot be
  * made is reported with the reason of its nearest existing parent, never as a bare ENOENT; a file at
- * `dir` is `cannot write <flag> <dir>: it is a file, not a folder (<dir, absolute>)`.
+ * `dir` is `cannot write <flag> <dir>: it is a file, not a folder (<dir, absolute>)`; an empty `dir`
+ * is checkDirPath's EARG (never the current directory).
  */
 export async function ensureWritableDir(dir: string, flag = '--out'): Promise<void> {
-  const abs = path.resolve(dir);
+  const abs = path.resolve(checkDirPath(dir, flag));
   const refuse = (why: string, where: string) => new EdgetuneError('EIO', `cannot write ${flag} ${dir}: ${why} (${where})`, { subject: dir });
   try {
     await mkdir(abs, { recursive: true });

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { EdgetuneError } from '../core/errors.js';
+import { EdgetuneError, invalidParameter } from '../core/errors.js';
 
 /**
  * The compiled JavaScript of the module `name` (e.g. `worker.js`) in the folder of the module whose
@@ -65,6 +65,21 @@ export function modelSearchPath(env: NodeJS.ProcessEnv = process.env): string[] 
 /** Label lists shipped inside the package (`<package>/models/labels`), searched before anything else. */
 export function packagedLabelsDir(): string {
   return path.join(packageRoot(), 'models', 'labels');
+}
+
+/**
+ * `dir` as given, refused when it names no folder: an empty or blank path (`--out "$DIR"` with the
+ * variable unset) resolves to the current directory, which would then be written. `flag` is the
+ * option that gave it. Errors: EARG `Expected a folder for <flag> but received ""`.
+ */
+export function checkDirPath(dir: unknown, flag: string): string {
+  if (typeof dir !== 'string' || !dir.trim()) throw invalidParameter(flag, 'a folder', dir);
+  return dir;
+}
+
+/** A `cacheDir` option (checkDirPath: an empty one is refused, never the current directory), else cacheDir(). */
+export function cacheDirOr(given: string | undefined): string {
+  return given === undefined ? cacheDir() : checkDirPath(given, 'cacheDir');
 }
 
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {

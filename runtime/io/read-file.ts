@@ -11,6 +11,7 @@ import { open, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, type ErrorCode } from '../core/errors.js';
 import { fsReason } from './errno.js';
+import { utf8Text } from '../core/text.js';
 
 /** Largest model file read (bytes): 2 GiB, protobuf's limit for one ONNX message. */
 export const MAX_MODEL_FILE_BYTES = 2 ** 31;
@@ -95,22 +96,14 @@ export async function readRegularFile(file: string, o: ReadFileOptions): Promise
 }
 
 /**
- * readRegularFile as UTF-8 text (a leading UTF-8 byte-order mark is dropped). A binary file (a photo
- * named as a label file) is refused rather than read as lines of U+FFFD. Errors (o.code, default
- * EINPUT), naming the file, besides readRegularFile's:
+ * readRegularFile as UTF-8 text (runtime/core/text.ts utf8Text: a leading UTF-8 byte-order mark is
+ * dropped; a binary file, a photo named as a label file, is refused rather than read as lines of
+ * U+FFFD). Errors (o.code, default EINPUT), naming the file, besides readRegularFile's:
  *   `<file>: <what> is not a text file (byte <n> is a NUL byte; edgetune reads UTF-8 text)`,
  *   `<file>: <what> is not a text file (it is not valid UTF-8; edgetune reads UTF-8 text)`.
  */
 export async function readRegularText(file: string, o: ReadFileOptions): Promise<string> {
-  const bytes = await readRegularFile(file, o);
-  const notText = (why: string) => new EdgetuneError(o.code ?? 'EINPUT', `${file}: ${o.what} is not a text file (${why}; edgetune reads UTF-8 text)`, { subject: file });
-  const nul = bytes.indexOf(0);
-  if (nul >= 0) throw notText(`byte ${nul} is a NUL byte`);
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw notText('it is not valid UTF-8');
-  }
+  return utf8Text(await readRegularFile(file, o), { what: o.what, file, code: o.code });
 }
 
 /**

@@ -9,8 +9,9 @@
 // The token: `Authorization: Bearer <token>` when one is given (default EDGETUNE_TOKEN).
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
-import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import type { CardLayer, CardSource, ModelCard } from '../core/model-card.js';
+import type { AssertNever } from '../core/options.js';
+import { checkDescribeOptionKeys } from '../../models/describe.js';
 import { sizeOf, type TensorData } from '../core/tensor.js';
 import { cardFromSignature, type GraphSignature } from '../classify/describe.js';
 import type { TensorInfo } from '../session/ort.js';
@@ -46,10 +47,19 @@ export interface RemoteOptions {
   token?: string;
 }
 
-/** Every key of RemoteOptions (`remote: { timeout: 5000 }` waited the default 30 s without a word). */
+/** Every key of RemoteOptions, for refusing a misspelt one (`remote: { tokn }` would send no token, without a word). The type below fails to compile when a key is missing. */
 export const REMOTE_OPTION_KEYS = ['timeoutMs', 'retries', 'binary', 'token'] as const satisfies readonly (keyof RemoteOptions)[];
-/** `never` while REMOTE_OPTION_KEYS lists every option. */
+/** `never` while REMOTE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedRemoteOption = AssertNever<Exclude<keyof RemoteOptions, (typeof REMOTE_OPTION_KEYS)[number]>>;
+
+/** The options of connectRemoteModel: RemoteOptions, and the card fields the caller says (`overrides`, as describeModel's). */
+export interface ConnectRemoteOptions extends RemoteOptions {
+  overrides?: CardLayer;
+  allowNonClassifier?: boolean;
+}
+const CONNECT_REMOTE_OPTION_KEYS = [...REMOTE_OPTION_KEYS, 'overrides', 'allowNonClassifier'] as const satisfies readonly (keyof ConnectRemoteOptions)[];
+/** `never` while CONNECT_REMOTE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedConnectRemoteOption = AssertNever<Exclude<keyof ConnectRemoteOptions, (typeof CONNECT_REMOTE_OPTION_KEYS)[number]>>;
 
 /** Whether a model reference is a served model's URL (http:// or https://). */
 export function isModelUrl(ref: string): boolean {
@@ -200,11 +210,12 @@ export interface RemoteModel {
 /**
  * Connect to a served model: read its metadata and configuration, describe it (the served card,
  * else the assumed ImageNet habits, under `overrides`), and return a session whose run() is one
- * inference request per call. Errors: EARG for a URL of the wrong form; EMODEL naming the URL when the
+ * inference request per call. Errors: EARG for a URL of the wrong form or an option it does not take
+ * (`connectRemoteModel: unknown option "tokn" (options: timeoutMs, …)`); EMODEL naming the URL when the
  * server cannot be reached, answers an error, or the model is not an image classifier.
  */
-export async function connectRemoteModel(url: string, o: RemoteOptions & { overrides?: CardLayer; allowNonClassifier?: boolean } = {}): Promise<RemoteModel> {
-  checkOptionKeys('connectRemoteModel', o, [...REMOTE_OPTION_KEYS, 'overrides', 'allowNonClassifier']);
+export async function connectRemoteModel(url: string, o: ConnectRemoteOptions = {}): Promise<RemoteModel> {
+  checkDescribeOptionKeys('connectRemoteModel', o, CONNECT_REMOTE_OPTION_KEYS);
   const { base, name } = parseModelUrl(url);
   const metadata = checkOrThrow(json(await request(base, { method: 'GET' }, o), base), base);
   // Servers without Triton's model configuration extension (KServe's others) answer 404 / 400 / 501:

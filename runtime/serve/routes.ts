@@ -22,6 +22,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Classifier } from '../classify/classifier.js';
 import { messageOf } from '../core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import type { ModelCard } from '../core/model-card.js';
 import type { TensorData, TensorType } from '../core/tensor.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
@@ -88,6 +89,11 @@ export interface OipRoutesOptions {
   /** Called after every inference request (metrics). */
   onInfer?: (e: InferEvent) => void;
 }
+
+/** Every key of OipRoutesOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const OIP_ROUTES_OPTION_KEYS = ['models', 'maxBodyBytes', 'maxBatchSize', 'log', 'onInfer'] as const satisfies readonly (keyof OipRoutesOptions)[];
+/** `never` while OIP_ROUTES_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedOipRoutesOption = AssertNever<Exclude<keyof OipRoutesOptions, (typeof OIP_ROUTES_OPTION_KEYS)[number]>>;
 
 export interface OipRoutes {
   /** Answers `req` when its path is under /v2 (true), else leaves it to the caller (false). */
@@ -261,6 +267,7 @@ function safeDecode(s: string): string {
  * server's guard.
  */
 export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
+  checkOptionKeys('createOipRoutes', o, OIP_ROUTES_OPTION_KEYS);
   const limit = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const maxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   const log = o.log ?? (() => undefined);

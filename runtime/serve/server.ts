@@ -8,8 +8,8 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CLASSIFIER_OPTION_KEYS, loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
-import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
+import { checkClassifierOptionKeys, CLASSIFIER_OPTION_KEYS, loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
+import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
@@ -32,10 +32,10 @@ export interface ServeModelsOptions extends ClassifierOptions {
   log?: (line: string) => void;
 }
 
-/** Every key of ServeModelsOptions, for refusing a misspelt option (`{ maxBatch: 4 }` served with the default 8 without a word). */
-export const SERVE_OPTION_KEYS = ['host', 'port', 'allowHosts', 'token', 'maxBodyBytes', 'maxBatchSize', 'log', ...CLASSIFIER_OPTION_KEYS] as const satisfies readonly (keyof ServeModelsOptions)[];
-/** `never` while SERVE_OPTION_KEYS lists every option. */
-export type UnlistedServeOption = AssertNever<Exclude<keyof ServeModelsOptions, (typeof SERVE_OPTION_KEYS)[number]>>;
+/** Every key of ServeModelsOptions (its own and ClassifierOptions'), for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const SERVE_MODELS_OPTION_KEYS = ['host', 'port', 'allowHosts', 'token', 'maxBodyBytes', 'maxBatchSize', 'log', ...CLASSIFIER_OPTION_KEYS] as const satisfies readonly (keyof ServeModelsOptions)[];
+/** `never` while SERVE_MODELS_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedServeModelsOption = AssertNever<Exclude<keyof ServeModelsOptions, (typeof SERVE_MODELS_OPTION_KEYS)[number]>>;
 
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
@@ -102,8 +102,8 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
  * option key it does not take (`serveModels: unknown option "maxBatch" (options: …)`).
  */
 export async function serveModels(refs: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
-  checkOptionKeys('serveModels', o, SERVE_OPTION_KEYS);
   if (!refs.length) throw new EdgetuneError('EARG', 'serve: no model given');
+  checkClassifierOptionKeys('serveModels', o, SERVE_MODELS_OPTION_KEYS);
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
   try {

@@ -15,6 +15,7 @@ import { backendFor, listNativeProviders, nodeBackend, type NativeSessionOptions
 import { EdgetuneError, invalidParameter, messageOf, checkPositiveInteger } from '../core/errors.js';
 import { culpritOf, ProviderError, ProviderMemory, providerGroups, providerNamesIn, resolveProviderName, type ProviderNameIn } from '../core/providers.js';
 import type { Session } from '../core/session.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
 /** The providers a Node session can use (native onnxruntime-node ones, then wasm), from the provider table. */
 export type ProviderName = ProviderNameIn<'node' | 'node-wasm'>;
@@ -44,6 +45,10 @@ export interface ProviderRequest {
   options?: Record<string, unknown>;
 }
 
+const PROVIDER_REQUEST_KEYS = ['name', 'options'] as const satisfies readonly (keyof ProviderRequest)[];
+/** `never` while PROVIDER_REQUEST_KEYS lists every key (a compile error names a missing one). */
+export type UnlistedProviderRequestKey = AssertNever<Exclude<keyof ProviderRequest, (typeof PROVIDER_REQUEST_KEYS)[number]>>;
+
 export interface SessionOptions {
   /** Ordered providers to try. Default `['cpu', 'wasm']`. */
   providers?: readonly (ProviderName | ProviderRequest)[];
@@ -63,6 +68,11 @@ export interface SessionOptions {
   /** Called once per provider that was skipped. Default: `console.warn` with an `edgetune:` prefix. */
   onWarning?: (message: string) => void;
 }
+
+/** Every key of SessionOptions, for refusing a misspelt one (`{ thread: 1 }` would use every core, without a word). The type below fails to compile when a key is missing. */
+export const SESSION_OPTION_KEYS = ['providers', 'threads', 'graphOptimizationLevel', 'optimizedModelFilePath', 'enableProfiling', 'profileFilePrefix', 'spinning', 'onWarning'] as const satisfies readonly (keyof SessionOptions)[];
+/** `never` while SESSION_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedSessionOption = AssertNever<Exclude<keyof SessionOptions, (typeof SESSION_OPTION_KEYS)[number]>>;
 
 /** A Node session: the one session interface (runtime/core/session.ts) plus tensor metadata and profiling. */
 export interface ModelSession extends Session {
@@ -95,7 +105,8 @@ export function liveSessionCount(): number {
 export function parseProviders(spec: string | readonly (ProviderName | ProviderRequest)[]): ProviderRequest[] {
   const list = typeof spec === 'string' ? spec.split(',').map((s) => s.trim()).filter(Boolean) : [...spec];
   if (list.length === 0) throw invalidParameter('providers', `a list of ${KNOWN_PROVIDERS.join(', ')}`, spec);
-  return list.map((p) => {
+  return list.map((p, i) => {
+    if (typeof p === 'object') checkOptionKeys('parseProviders', p, PROVIDER_REQUEST_KEYS, `providers[${i}]`);
     const req: ProviderRequest = typeof p === 'string' ? { name: p as ProviderName } : p;
     const name = resolveProviderName(req.name, KNOWN_PROVIDERS);
     const readable = READABLE_OPTIONS[name];
@@ -151,6 +162,7 @@ export function modelLoadReason(message: string): string {
 }
 
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
+  checkOptionKeys('createSession', options, SESSION_OPTION_KEYS);
   const requested = parseProviders(options.providers ?? ['cpu', 'wasm']);
   if (options.threads !== undefined) checkPositiveInteger('threads', options.threads);
   // onnxruntime says "not a valid ONNX model (Load model x failed. File doesn't exist)" for a missing file

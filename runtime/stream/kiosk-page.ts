@@ -13,6 +13,7 @@ import { messageOf } from '../core/errors.js';
 import { defaultWebOutDir } from '../kiosk/build.js';
 import { crossOriginIsolate, ensureBundle, kioskConfig, pageStatics, serveModel } from '../kiosk/server.js';
 import type { StreamPipeline } from './pipeline.js';
+import type { AssertNever } from '../core/options.js';
 
 export interface KioskPageOptions {
   /** Bundle folder. Default dist/web. */
@@ -21,6 +22,11 @@ export interface KioskPageOptions {
   topK?: number;
   log?: (line: string) => void;
 }
+
+/** Every key of KioskPageOptions (startServer's `kioskPage`), for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const KIOSK_PAGE_OPTION_KEYS = ['webDir', 'topK', 'log'] as const satisfies readonly (keyof KioskPageOptions)[];
+/** `never` while KIOSK_PAGE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedKioskPageOption = AssertNever<Exclude<keyof KioskPageOptions, (typeof KIOSK_PAGE_OPTION_KEYS)[number]>>;
 
 /** The /kiosk/ routes of `pipeline`'s server; `handle` is false for any other path. The bundle is built (when needed) in the background: 503 until then. */
 export function kioskPageRoutes(pipeline: StreamPipeline, o: KioskPageOptions = {}): { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> } {

@@ -23,6 +23,16 @@ import type { TensorData } from '../core/tensor.js';
 import { inferenceStages, type InferenceStages } from './stages.js';
 import { checkStages, frameForGeometry } from './check.js';
 import { Histogram, type HistogramSnapshot } from './metrics.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
+
+/** Every key of StreamOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const STREAM_OPTION_KEYS = ['topK', 'smoothing', 'threshold', 'hysteresis', 'maxFrames', 'dropFrames', 'signal', 'reopen', 'inference', 'sessionOptions', 'inflight', 'onWarning'] as const satisfies readonly (keyof StreamOptions)[];
+/** `never` while STREAM_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedStreamOption = AssertNever<Exclude<keyof StreamOptions, (typeof STREAM_OPTION_KEYS)[number]>>;
+type StreamSessionOptions = NonNullable<StreamOptions['sessionOptions']>;
+const STREAM_SESSION_OPTION_KEYS = ['providers', 'threads', 'graphOptimizationLevel'] as const satisfies readonly (keyof StreamSessionOptions)[];
+/** `never` while STREAM_SESSION_OPTION_KEYS lists every key of `sessionOptions` (a compile error names a missing one). */
+export type UnlistedStreamSessionOption = AssertNever<Exclude<keyof StreamSessionOptions, (typeof STREAM_SESSION_OPTION_KEYS)[number]>>;
 
 export { STAGES, resultJson, formatStats } from './stream-types.js';
 export type { Stage, StreamOptions, SmoothedLabel, StreamResult, StreamEvent, StreamStats } from './stream-types.js';
@@ -102,6 +112,8 @@ export class StreamPipeline extends EventEmitter {
     private readonly opts: StreamOptions = {},
   ) {
     super();
+    checkOptionKeys('StreamPipeline', opts, STREAM_OPTION_KEYS);
+    checkOptionKeys('StreamPipeline', opts.sessionOptions, STREAM_SESSION_OPTION_KEYS, 'sessionOptions');
     this.source = source;
     this.k = opts.topK ?? 5;
     this.smoother = new LabelSmoother(opts.smoothing ?? 0.6, opts.threshold ?? 0.5, opts.hysteresis ?? Math.min(0.1, opts.threshold ?? 0.5));

@@ -29,7 +29,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
-import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir } from '../io/paths.js';
@@ -37,7 +36,8 @@ import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.j
 import { createOipRoutes, servedName, servedSha256 } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
-import { kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
+import { KIOSK_PAGE_OPTION_KEYS, kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, type MetricFamily } from './metrics.js';
 
 export interface ServeOptions {
@@ -64,6 +64,11 @@ export interface ServeOptions {
   /** Serve the kiosk page under /kiosk/ (runtime/stream/kiosk-page.ts; `watch --teach` does). */
   kioskPage?: KioskPageOptions;
 }
+
+/** Every key of ServeOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const STREAM_SERVE_OPTION_KEYS = ['host', 'port', 'token', 'loadModel', 'previewFps', 'maxUploadBytes', 'maxInferBytes', 'allowHosts', 'log', 'teach', 'kioskPage'] as const satisfies readonly (keyof ServeOptions)[];
+/** `never` while STREAM_SERVE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedStreamServeOption = AssertNever<Exclude<keyof ServeOptions, (typeof STREAM_SERVE_OPTION_KEYS)[number]>>;
 
 export interface KioskServer {
   url: string;
@@ -212,13 +217,9 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
 /** A JSON answer (no-store, nosniff), shared with the teach routes. */
 export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
-/** Every key of ServeOptions, for refusing a misspelt option (`{ prot: 9000 }` listened on 8080 without a word). */
-export const STREAM_SERVE_OPTION_KEYS = ['host', 'port', 'token', 'loadModel', 'previewFps', 'maxUploadBytes', 'maxInferBytes', 'allowHosts', 'log', 'teach', 'kioskPage'] as const satisfies readonly (keyof ServeOptions)[];
-/** `never` while STREAM_SERVE_OPTION_KEYS lists every option. */
-export type UnlistedStreamServeOption = AssertNever<Exclude<keyof ServeOptions, (typeof STREAM_SERVE_OPTION_KEYS)[number]>>;
-
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   checkOptionKeys('startServer', opts, STREAM_SERVE_OPTION_KEYS);
+  checkOptionKeys('startServer', opts.kioskPage, KIOSK_PAGE_OPTION_KEYS, 'kioskPage');
   const host = opts.host ?? '127.0.0.1';
   const token = (opts.token ?? process.env.EDGETUNE_TOKEN) || undefined;
   const guard = createHttpGuard({ host, allowHosts: opts.allowHosts, token });

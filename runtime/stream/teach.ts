@@ -35,8 +35,11 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
+import { checkDirPath } from '../io/paths.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
+import { checkFinetuneOptionKeys, FINETUNE_OPTION_KEYS } from '../train/node/finetune-options.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { trainOnThread, type TrainingThread } from './teach-worker.js';
 import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
@@ -74,9 +77,17 @@ export interface TeachOptions {
   /** The unknown rate's sliding window, ms. Default 60 000. */
   unknownWindowMs?: number;
   /** Options passed to finetune() (epochs, seed, cache, session, …: plain data, it runs on a worker thread); `resume`, `addClass`, `addExamples`, `out` are set here. */
-  finetune?: Omit<FinetuneOptions, 'out' | 'resume' | 'addClass' | 'addExamples' | 'signal' | 'task' | 'onProgress' | 'onWarning'>;
+  finetune?: Omit<FinetuneOptions, (typeof SET_BY_TEACH)[number]>;
   log?: (line: string) => void;
 }
+
+/** The finetune options teaching sets itself (not taken in TeachOptions.finetune). */
+const SET_BY_TEACH = ['out', 'resume', 'addClass', 'addExamples', 'signal', 'task', 'onProgress', 'onWarning'] as const satisfies readonly (keyof FinetuneOptions)[];
+const TEACH_FINETUNE_OPTION_KEYS = FINETUNE_OPTION_KEYS.filter((k) => !(SET_BY_TEACH as readonly string[]).includes(k));
+/** Every key of TeachOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'keepHard', 'maxImageBytes', 'oldClassTolerance', 'maxFrames', 'unknownWindowMs', 'finetune', 'log'] as const satisfies readonly (keyof TeachOptions)[];
+/** `never` while TEACH_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedTeachOption = AssertNever<Exclude<keyof TeachOptions, (typeof TEACH_OPTION_KEYS)[number]>>;
 
 /** One label's examples (GET /teach). `new`: not a class of the base model (trained as an added class). */
 export interface TeachLabel {
@@ -183,9 +194,11 @@ export function checkTeachable(model: string): string {
   return base;
 }
 
-/** Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume data. */
+/** Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume data, or for an option it does not take (`finetune`'s too). */
 export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
-  const dir = path.resolve(o.dir);
+  checkOptionKeys('createTeach', o, TEACH_OPTION_KEYS);
+  if (o.finetune) checkFinetuneOptionKeys('createTeach', o.finetune, TEACH_FINETUNE_OPTION_KEYS, 'finetune');
+  const dir = path.resolve(checkDirPath(o.dir, '--teach'));
   const examplesDir = path.join(dir, 'examples');
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');

@@ -3,6 +3,7 @@
 // FeatureSet. BROWSER-SAFE. Errors read "Expected … for <field> but received …".
 
 import { invalidParameter } from '../core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { DEFAULT_LR } from './optim.js';
 import { rowsOf, TASKS } from './tasks.js';
 import { OPTIMIZERS, SCHEDULES, type FeatureSet, type TrainConfig } from './types.js';
@@ -33,8 +34,21 @@ export const DEFAULT_CONFIG: Omit<TrainConfig, 'lr'> = {
 /** The trainer's argument error (core/errors.ts invalidParameter): "Expected <expected> for <name> but received <actual>". */
 export const bad = invalidParameter;
 
-/** Defaults filled in and every field checked (errors read "Expected … for <name> but received …"). */
-export function resolveConfig(c: Partial<TrainConfig> = {}): TrainConfig {
+/** Every key of TrainConfig, for refusing a misspelt one (`{ epoch: 5 }` would train the default 60 epochs, without a word). The type below fails to compile when a key is missing. */
+export const TRAIN_CONFIG_KEYS = [
+  'hidden', 'dropout', 'task', 'optimizer', 'lr', 'momentum', 'weightDecay', 'l1', 'labelSmoothing', 'epochs', 'batchSize', 'schedule', 'stepSize', 'gamma',
+  'patience', 'minDelta', 'seed', 'classWeights', 'standardize', 'normalize', 'init',
+] as const satisfies readonly (keyof TrainConfig)[];
+/** `never` while TRAIN_CONFIG_KEYS lists every field (a compile error names a missing one). */
+export type UnlistedTrainConfigKey = AssertNever<Exclude<keyof TrainConfig, (typeof TRAIN_CONFIG_KEYS)[number]>>;
+
+/**
+ * Defaults filled in and every field checked (errors read "Expected … for <name> but received …"); a
+ * key TrainConfig lacks is refused as checkOptionKeys does (`<fn>: unknown option "epoch" (options: …)`,
+ * `fn` the function the caller called).
+ */
+export function resolveConfig(c: Partial<TrainConfig> = {}, fn = 'resolveConfig'): TrainConfig {
+  checkOptionKeys(fn, c, TRAIN_CONFIG_KEYS);
   const optimizer = c.optimizer ?? DEFAULT_CONFIG.optimizer;
   if (!OPTIMIZERS.includes(optimizer)) throw bad('optimizer', `one of ${OPTIMIZERS.join(', ')}`, optimizer);
   const cfg: TrainConfig = { ...DEFAULT_CONFIG, ...stripUndefined(c), optimizer, lr: c.lr ?? DEFAULT_LR[optimizer] };

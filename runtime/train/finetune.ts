@@ -35,6 +35,8 @@ import type { FeatureSet, HeadWeights, TrainConfig, TrainHooks, TrainResult } fr
 import type { OnnxModel } from '../onnx/model.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
 import { concatFloat32 } from '../core/tensor.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
+import { TRAIN_CONFIG_KEYS } from './config.js';
 import { openSetForHead } from './openset.js';
 
 export type HeadKind = 'linear' | 'mlp' | 'prototype';
@@ -165,6 +167,10 @@ export interface TrainOptions {
   config?: Partial<TrainConfig>;
 }
 
+const TRAIN_OPTION_KEYS = ['head', 'config'] as const satisfies readonly (keyof TrainOptions)[];
+/** `never` while TRAIN_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedTrainOption = AssertNever<Exclude<keyof TrainOptions, (typeof TRAIN_OPTION_KEYS)[number]>>;
+
 export interface TransferResult {
   head: HeadWeights;
   /** The trainer's result (undefined for a prototype head). */
@@ -195,7 +201,7 @@ export interface Transfer {
   trainSet(): FeatureSet;
   /** undefined when no validation image was collected. */
   valSet(): FeatureSet | undefined;
-  /** Train the head (refuses a class without training images); keeps it for evaluate / export. */
+  /** Train the head (refuses a class without training images, and an option or `config` key it does not take); keeps it for evaluate / export. */
   train(opts?: TrainOptions, hooks?: TrainHooks): Promise<TransferResult>;
   /** Metrics of the trained head on `set` (default: the validation examples, else the training ones). */
   evaluate(set?: FeatureSet): Metrics;
@@ -207,6 +213,7 @@ export interface Transfer {
 
 /** A fresh transfer learner over `labels` (at least two classes). */
 export function createTransfer(opts: { labels: readonly string[] }): Transfer {
+  checkOptionKeys('createTransfer', opts, ['labels']);
   const labels = [...opts.labels];
   const K = labels.length;
   if (K < 2) throw new EdgetuneError('EINPUT', 'training needs at least two classes');
@@ -245,6 +252,8 @@ export function createTransfer(opts: { labels: readonly string[] }): Transfer {
     trainSet: () => set('train'),
     valSet: () => (rowLabels.val.length ? set('val') : undefined),
     async train(o = {}, hooks = {}) {
+      checkOptionKeys('train', o, TRAIN_OPTION_KEYS);
+      checkOptionKeys('train', o.config, TRAIN_CONFIG_KEYS, 'config');
       const empty = images.train.findIndex((n) => n === 0);
       if (empty >= 0) throw new EdgetuneError('EINPUT', `class "${labels[empty]}" has no training images`);
       const train = set('train');
@@ -296,6 +305,10 @@ export interface CollectOptions<T> {
   onProgress?(stage: 'train' | 'val', done: number, total: number): void;
 }
 
+const COLLECT_OPTION_KEYS = ['train', 'val', 'augment', 'views', 'seed', 'signal', 'onProgress'] as const satisfies readonly (keyof CollectOptions<unknown>)[];
+/** `never` while COLLECT_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedCollectOption = AssertNever<Exclude<keyof CollectOptions<unknown>, (typeof COLLECT_OPTION_KEYS)[number]>>;
+
 export interface CollectResult<T> {
   /** The items that embedded (the others are in `skipped`). */
   train: T[];
@@ -310,8 +323,9 @@ export interface CollectResult<T> {
   seconds: number;
 }
 
-/** Embed the training images (`views` each) and the validation images (view 0) with `embedder` and collect them into `t`. */
+/** Embed the training images (`views` each) and the validation images (view 0) with `embedder` and collect them into `t`. Errors: EARG for an option it does not take (checkOptionKeys). */
 export async function collectEmbeddings<T extends { label: number }>(t: Transfer, embedder: ViewEmbedder<T>, o: CollectOptions<T>): Promise<CollectResult<T>> {
+  checkOptionKeys('collectEmbeddings', o, COLLECT_OPTION_KEYS);
   const t0 = performance.now();
   const views = viewCount(o.augment, o.views);
   const seed = o.seed ?? FINETUNE_DEFAULTS.seed;

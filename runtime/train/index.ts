@@ -315,9 +315,10 @@ function* epochsOf(
   config: Partial<TrainConfig>,
   hooks: TrainHooks,
   done: (r: TrainResult) => void,
+  fn: string,
 ): Generator<void> {
   const t0 = now();
-  const cfg = resolveConfig(config);
+  const cfg = resolveConfig(config, fn);
   const task = cfg.task;
   const n = checkSet('train', train, task);
   if (n === 0) throw new EdgetuneError('EINPUT', 'no training examples');
@@ -443,14 +444,14 @@ function now(): number {
 /** Train a head; blocks until done. */
 export function trainHeadSync(train: FeatureSet, val: FeatureSet | undefined, config: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): TrainResult {
   let result: TrainResult | undefined;
-  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r))) void _;
+  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r), 'trainHeadSync')) void _;
   return result!;
 }
 
 /** Train a head, yielding to the event loop after every epoch (keeps a page or a CLI responsive). */
 export async function trainHead(train: FeatureSet, val: FeatureSet | undefined, config: Partial<TrainConfig> = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
   let result: TrainResult | undefined;
-  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r))) {
+  for (const _ of epochsOf(train, val, config, hooks, (r) => (result = r), 'trainHead')) {
     void _;
     await new Promise<void>((r) => setTimeout(r, 0));
   }

@@ -8,7 +8,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
+import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { createSession } from '../../runtime/session/session.js';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 
@@ -72,11 +72,24 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     const alone = await runCli(['finetune', train, '--layer-lr-decay', '0.5', '--out', x], { env });
     expect(alone.code).toBe(2);
     expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
-    for (const bad of ['0', '2', 'half']) {
+    // the range is the library's (one check, its error said with the flag); the CLI only parses the number
+    for (const bad of ['0', '2']) {
       const r = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', bad, '--out', x], { env });
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`Expected number in (0, 1] for --layer-lr-decay but received "${bad}"`);
+      expect(r.stderr).toBe(`edgetune finetune: Expected a number in (0, 1] for --layer-lr-decay but received ${bad}\n`);
     }
+    const half = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', 'half', '--out', x], { env });
+    expect([half.code, half.stderr]).toEqual([2, 'edgetune finetune: Expected finite number for --layer-lr-decay but received "half"\n']);
+    for (const [flag, bad, expected] of [
+      ['--backbone-lr', '11', 'number > 0 and <= 10'],
+      ['--backbone-lr', '0', 'number > 0 and <= 10'],
+      ['--unfreeze-epochs', '2.5', 'integer between 1 and 100000'],
+    ]) {
+      const r = await runCli(['finetune', train, '--unfreeze', '2', flag!, bad!, '--out', x], { env });
+      expect([r.code, r.stderr]).toEqual([2, `edgetune finetune: Expected ${expected} for ${flag} but received ${bad}\n`]);
+    }
+    // from JavaScript the same check names the option
+    await expect(finetune(train, { out: x, unfreeze: 2, layerLrDecay: 2 })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a number in (0, 1] for layerLrDecay but received 2' });
     const s = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-schedule', 'step', '--out', x], { env });
     expect(s.code).toBe(2);
     expect(s.stderr).toContain('Expected one of constant, cosine, warmup-cosine for --unfreeze-schedule but received "step"');
@@ -88,7 +101,7 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     expect(avg.stderr).toContain('Expected one of none, swa for --unfreeze-average but received "ema"');
     const mix = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-mixup', '-1', '--out', x], { env });
     expect(mix.code).toBe(2);
-    expect(mix.stderr).toContain('Expected number >= 0 for --unfreeze-mixup but received "-1"');
+    expect(mix.stderr).toBe('edgetune finetune: Expected a number ≥ 0 for --unfreeze-mixup but received -1\n');
   });
 });
 

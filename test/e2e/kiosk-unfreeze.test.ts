@@ -62,9 +62,20 @@ describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () =
     // the tuned export's mechanics are checked here: phase 2 is kept even where the never-worse rule
     // (8 validation photos) would export the head alone
     await page.check('#keep-unfrozen');
-    const progress: string[] = [];
-    const poll = setInterval(() => void text('#train-status').then((t) => progress.push(t)).catch(() => undefined), 200);
-    const state = await train().finally(() => clearInterval(poll));
+    // every status line the page shows during the training, recorded in the page: this process sampling the
+    // line itself missed the short activations stage when it got to look only every few seconds (a loaded CI)
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { seen: string[] }).seen = seen;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.type === 'characterData') seen.push(r.target.textContent ?? '');
+          else for (const n of r.addedNodes) seen.push(n.textContent ?? '');
+        }
+      }).observe(document.getElementById('train-status')!, { childList: true, characterData: true, subtree: true });
+    });
+    const state = await train();
+    const progress = await page.evaluate(() => (window as unknown as { seen: string[] }).seen);
     expect(state, await text('#train-status')).toBe('done');
     expect(await text('#train-status')).toBe('trained on wasm: 22 training + 8 validation images');
     // the progress went through the cut activations and phase 2's epochs

@@ -291,6 +291,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
       const page = await ctx.newPage();
+      // the page's clock is paused: its 10 s refresh runs only where this test fires it (clock.runFor), at
+      // the moments a slow machine could have fired it
+      const t0 = Date.now();
+      await page.clock.install({ time: t0 });
+      await page.clock.pauseAt(t0 + 1000);
       await page.goto(w.url);
       await page.fill('#t-token', TOKEN);
       await page.dispatchEvent('#t-token', 'change');
@@ -299,6 +304,10 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       await page.waitForFunction(() => document.getElementById('t-msg')!.textContent === '10 frames added to pattern', undefined, { timeout: 60_000 });
       await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (10, new)'));
       await page.click('#t-labels details:has-text("pattern") summary');
+      // the periodic refresh lands between opening the list and clicking in it: the list stays open
+      const opened = await page.$('#t-labels details:has-text("pattern")');
+      await page.clock.runFor(10_000);
+      await page.waitForFunction((d) => !d!.isConnected, opened);
       await page.click('#t-labels details:has-text("pattern") button >> nth=0');
       await page.waitForFunction(() => document.getElementById('t-labels')!.textContent!.includes('pattern (9, new)'));
       expect(readdirSync(path.join(dir, 'examples', 'pattern'))).toHaveLength(9);
@@ -309,9 +318,27 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
         expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
       }
       expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
-      // train from the page: it says what now serves
+      // train from the page: it says what now serves. A periodic refresh during the training has its answer
+      // (training: true) held until the page has said what serves (two requests answered out of order): it
+      // must not say "training…" over it
+      let heldTraining = false;
+      const teachState = (url: URL) => url.pathname === '/teach';
+      await page.route(teachState, async (route) => {
+        const answer = await route.fetch();
+        if (((await answer.json()) as { training: boolean }).training) {
+          heldTraining = true;
+          await page.waitForFunction(() => document.getElementById('t-msg')!.textContent!.startsWith('serving '), undefined, { timeout: 170_000 });
+        }
+        await route.fulfill({ response: answer });
+      });
       await page.click('#t-train');
+      await until('the training to start', async () => (((await (await fetch(new URL('/teach', w.url))).json()) as { training: boolean }).training ? true : undefined));
+      await page.clock.runFor(10_000);
       await page.waitForFunction(() => document.getElementById('t-msg')!.textContent!.startsWith('serving '), undefined, { timeout: 170_000 });
+      // every refresh answered (the held one too)
+      await page.waitForSelector('#t-labels:not([aria-busy])', { state: 'attached' });
+      await page.unrouteAll({ behavior: 'wait' });
+      expect(heldTraining).toBe(true);
       expect(await page.textContent('#t-msg')).toMatch(/^serving daisy, dandelion, roses, sunflowers · validation \d+% · [\d.]+ s$/);
     } finally {
       await ctx.close();
@@ -363,18 +390,29 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       await card.locator('input.upload').setInputFiles(flowers('train', 'tulips').slice(0, 2));
       await page.waitForFunction(() => document.getElementById('st-status')!.textContent === 'pattern: added 2 photos');
       release();
-      await page.unroute(teachState);
+      await page.unrouteAll({ behavior: 'wait' });
       expect(await count('pattern')).toBe(2);
       // hold to record: this page's camera, each frame a POST
       await card.locator('button.record').dispatchEvent('pointerdown');
       await until('3 recorded frames on the server', async () => ((await count('pattern')) >= 5 ? true : undefined));
+      // the refresh that follows the recording (GET /teach) is held until the card's example list is open:
+      // the card is redrawn after the operator opened the list (a slow refresh), and the list stays open
+      let releaseList!: () => void;
+      const listHeld = new Promise<void>((r) => (releaseList = r));
+      await page.route(teachState, async (route) => {
+        await listHeld;
+        await route.continue();
+      });
       await card.locator('button.record').dispatchEvent('pointerup');
       await page.waitForFunction(() => document.body.dataset.recording === undefined);
       const recorded = await count('pattern');
       expect(await page.textContent('#st-status')).toBe(`recording pattern: ${recorded - 2} added (${recorded})`);
-      // one example deleted from its card
+      // one example deleted from its card (the card drawn before the recording lists the 2 photos)
       await page.waitForSelector('.class-card[data-class="pattern"] button.delete-example', { state: 'attached' });
       await page.click('.class-card[data-class="pattern"] summary');
+      releaseList();
+      await page.waitForFunction((n) => document.querySelectorAll('.class-card[data-class="pattern"] button.delete-example').length === n, recorded);
+      await page.unrouteAll({ behavior: 'wait' });
       await page.click('.class-card[data-class="pattern"] button.delete-example >> nth=0');
       await until('the example deleted', async () => ((await count('pattern')) === recorded - 1 ? true : undefined));
       // the page has its answer too (its status line is the next step's evidence)

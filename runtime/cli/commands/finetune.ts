@@ -3,7 +3,7 @@
 // parses the options into FinetuneOptions, shows progress (a bar per embedding stage, a line per epoch)
 // and stops on Ctrl-C (interruptSignal), and prints the report.
 
-import { intOption, invalidOption, numberOption, onnxPathOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
+import { intOption, invalidOption, numberOption, withFlagName, onnxPathOption, oneOfOption, OPTION_RANGES as R, parse, writeJson, type CommandIO, type OptionValues } from '../args.js';
 import path from 'node:path';
 import { interruptSignal, progress } from '../../io/progress.js';
 import { EdgetuneError } from '../../core/errors.js';
@@ -178,17 +178,15 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.unfreezeViews = oneOfOption('unfreeze-views', v['unfreeze-views'], ['fresh', 'cached'] as const);
   o.unfreezeSchedule = oneOfOption('unfreeze-schedule', v['unfreeze-schedule'], ['constant', 'cosine', 'warmup-cosine'] as const);
   o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], TAIL_AVERAGES);
-  if (v['unfreeze-mixup'] !== undefined) o.unfreezeMixup = numberOption('unfreeze-mixup', v['unfreeze-mixup'], 0, 0);
-  if (v['layer-lr-decay'] !== undefined) {
-    o.layerLrDecay = Number(v['layer-lr-decay']);
-    if (!(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw invalidOption('layer-lr-decay', 'number in (0, 1]', v['layer-lr-decay']);
-  }
+  // phase 2's numbers are parsed here and range-checked by the library (its errors said with the flags: withFlagName)
+  if (v['unfreeze-mixup'] !== undefined) o.unfreezeMixup = numberOption('unfreeze-mixup', v['unfreeze-mixup'], 0);
+  if (v['layer-lr-decay'] !== undefined) o.layerLrDecay = numberOption('layer-lr-decay', v['layer-lr-decay'], 1);
   if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
   if (v.refit) o.refit = true;
   if (v['no-refit']) o.refit = false;
   if (v['keep-unfrozen']) o.keepUnfrozen = true;
-  if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', v['backbone-lr'], 0, Number.MIN_VALUE, 10);
-  if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = intOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
+  if (v['backbone-lr'] !== undefined) o.backboneLr = numberOption('backbone-lr', v['backbone-lr'], 0);
+  if (v['unfreeze-epochs'] !== undefined) o.unfreezeEpochs = numberOption('unfreeze-epochs', v['unfreeze-epochs'], UNFREEZE_DEFAULTS.epochs);
   if (v.int8) o.int8 = true;
   o.resume = v.resume;
   onnxPathOption('out', o.out);
@@ -278,6 +276,8 @@ export const finetune = {
     let report;
     try {
       report = await finetuneRun(v.resume ? undefined : positionals[0], o);
+    } catch (err) {
+      throw withFlagName(err, OPTIONS);
     } finally {
       printer.done();
       interrupt.dispose();

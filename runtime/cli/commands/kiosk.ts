@@ -56,8 +56,9 @@ export const kiosk: Command = {
       allowHosts: (v['allow-host'] ?? []).flatMap((h) => listOption(h) ?? []),
       log: (l) => io.stderr.write(l + '\n'),
     });
-    io.stdout.write(`edgetune kiosk: serving ${k.config.model.id} at ${k.url} (Ctrl-C to stop)\n`);
+    // Ctrl-C is handled before the line that says so: a supervisor may signal as soon as it reads it
     const stop = interruptSignal();
+    io.stdout.write(`edgetune kiosk: serving ${k.config.model.id} at ${k.url} (Ctrl-C to stop)\n`);
     await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     stop.dispose();
     await k.close();

@@ -59,9 +59,10 @@ export const serve: Command = {
       maxBatchSize: intOption('max-batch-size', v['max-batch-size'] as string | undefined, 8, 1, 1024),
       log: say,
     });
+    // Ctrl-C is handled before the lines that say so: a supervisor may signal as soon as it reads them
+    const stop = interruptSignal();
     for (let i = 0; i < s.names.length; i++) io.stdout.write(`edgetune serve: ${s.url}v2/models/${encodeURIComponent(s.names[i]!)} (${s.classifiers[i]!.provider})\n`);
     io.stdout.write(`edgetune serve: serving ${s.names.length} model${s.names.length > 1 ? 's' : ''} at ${s.url} (Ctrl-C to stop)\n`);
-    const stop = interruptSignal();
     await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
     stop.dispose();
     await s.close();

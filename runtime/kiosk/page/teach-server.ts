@@ -82,11 +82,15 @@ const examplesUrl = (label: string, extra = '') => `/teach/examples?label=${enco
 
 /** Refreshes of the hard frames under way (the panel is aria-busy while any is). */
 let hardRefreshes = 0;
+/** GET /teach answers asked for, and the newest drawn: an older answer that arrives later is not drawn over a newer one. */
+let asked = 0;
+let drawn = 0;
 
 /**
- * Fetch GET /teach and re-render the class cards. The hard frames are a snapshot the operator works
- * through: they are fetched again only when `hard` is true (the Refresh button, the first show, the end of
- * a training); other refreshes keep the frames shown, in place, and only update their label choices, so a
+ * Fetch GET /teach and re-render the class cards (unless a newer answer was drawn meanwhile: overlapping
+ * refreshes may be answered out of order; an example list the operator opened stays open). The hard
+ * frames are a snapshot the operator works through: they are fetched again only when `hard` is true (the
+ * Refresh button, the first show, the end of a training); other refreshes keep the frames shown, in place, and only update their label choices, so a
  * frame never moves or vanishes between choosing its label and clicking "Add as example".
  */
 async function refresh(hard = false): Promise<void> {
@@ -94,12 +98,17 @@ async function refresh(hard = false): Promise<void> {
   // set before the first await: a click on Refresh is followed by a busy panel until the new frames show
   // (until the last of overlapping Refreshes is done)
   if (hard && hardRefreshes++ === 0) panel.setAttribute('aria-busy', 'true');
+  const asking = ++asked;
   try {
     const r = await fetch('/teach');
     if (!r.ok) throw new Error(`/teach: HTTP ${r.status}`);
-    state = (await r.json()) as ServerTeachState;
-    for (const l of state.labels) pending.delete(l.label);
-    renderClasses();
+    const answer = (await r.json()) as ServerTeachState;
+    if (asking > drawn) {
+      drawn = asking;
+      state = answer;
+      for (const l of state.labels) pending.delete(l.label);
+      renderClasses();
+    }
     if (hard) await loadHard();
     renderHard();
   } finally {
@@ -109,6 +118,8 @@ async function refresh(hard = false): Promise<void> {
 
 function renderClasses(): void {
   const byName = new Map(state.labels.map((l) => [l.label, l]));
+  // a class's example list the operator opened stays open when its card is drawn again (a refresh)
+  const open = new Set([...$('st-classes').querySelectorAll<HTMLElement>('.class-card')].filter((c) => c.querySelector('details.files[open]')).map((c) => c.dataset.class));
   // the model's classes first (more examples of them), then the taught ones, then those added here
   const names = [...new Set([...state.base, ...state.labels.map((l) => l.label), ...pending])];
   $('st-classes').replaceChildren(
@@ -118,6 +129,7 @@ function renderClasses(): void {
       const isNew = !state.base.includes(name);
       const frames = h('button', { class: 'frames', text: 'Server camera ×10', title: "add the server camera's next 10 frames" });
       const files = h('details', { class: 'files' }, h('summary', { text: `${count} example${count === 1 ? '' : 's'}` }));
+      files.open = open.has(name);
       for (const f of l?.files ?? []) {
         const del = h('button', { class: 'delete-example', 'data-file': f, text: `✕ ${f}`, title: `delete the example ${f}` });
         del.addEventListener('click', () => void act(() => call('DELETE', `/teach/examples/${encodeURIComponent(name)}/${encodeURIComponent(f)}`), `deleted ${f}`));

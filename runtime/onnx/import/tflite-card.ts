@@ -14,6 +14,7 @@ import {
 } from './common.js';
 import type { OutputKind } from '../../core/model-card.js';
 import { decideLabels, parseLabels } from '../../core/labels.js';
+import { utf8Text } from '../../core/text.js';
 import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator, type TfliteSubgraph, type TfliteTensor } from './tflite-schema.js';
 
 /** What the conversion learnt that the card reports. */
@@ -152,9 +153,11 @@ export function tfliteCard(
   else if (!extractor) {
     for (const [name, data] of options.associatedFiles ?? []) {
       if (!name.toLowerCase().endsWith('.txt')) continue;
+      // a corrupt .txt (not UTF-8) is refused, never read as labels of U+FFFD
+      const text = utf8Text(data, { what: `associated file ${name}`, code: 'EMODEL' });
       let lines: string[];
       try {
-        lines = parseLabels(new TextDecoder().decode(data), name);
+        lines = parseLabels(text, name);
       } catch {
         continue; // an associated text file that is not a label list
       }

@@ -9,6 +9,7 @@ import { EdgetuneError } from '../../core/errors.js';
 import { matchClassFolders } from '../../core/labels.js';
 import { walkFiles } from '../../io/files.js';
 import { stratifiedSplit } from '../finetune.js';
+import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 
 export interface DatasetItem {
   file: string;
@@ -41,13 +42,24 @@ export async function listImages(dir: string, skipped: SkippedFile[]): Promise<s
   return walkFiles(dir, (s) => skipped.push(s));
 }
 
+/** Options of scanDataset: the class list and order to match folders to, and the folder's name in messages. */
+export interface ScanOptions {
+  classes?: readonly string[];
+  what?: string;
+}
+const SCAN_OPTION_KEYS = ['classes', 'what'] as const satisfies readonly (keyof ScanOptions)[];
+/** `never` while SCAN_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedScanOption = AssertNever<Exclude<keyof ScanOptions, (typeof SCAN_OPTION_KEYS)[number]>>;
+
 /**
  * Scan a folder-per-class dataset. `classes` fixes the class list and order (a validation folder must
  * use the training classes; a class missing from it is allowed, an unknown class is an error). Its
  * folders are matched to `classes` by the folder rule every command uses (core/labels.ts): exactly,
  * else ignoring case and `_`/`-`, or as the plural of a class (`Ants` or `ants` for a training class `ant`).
+ * `what` names the folder in messages (default "dataset"). Errors: EARG for an option it does not take.
  */
-export async function scanDataset(root: string, opts: { classes?: readonly string[]; what?: string } = {}): Promise<Dataset> {
+export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<Dataset> {
+  checkOptionKeys('scanDataset', opts, SCAN_OPTION_KEYS);
   const what = opts.what ?? 'dataset';
   let st;
   try {

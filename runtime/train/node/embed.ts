@@ -16,7 +16,7 @@ import { EdgetuneError, invalidParameter, messageOf } from '../../core/errors.js
 import { EMBEDDING_OUTPUT, embeddingGraph, embeddingGraphWithTaps, findCut, type CutSpec, type EmbeddingGraph } from '../export.js';
 import { decodeImage, readErrorReason } from '../../image/decode.js';
 import type { OnnxModel } from '../../onnx/model.js';
-import { assumedFields, type CardLayer } from '../../core/model-card.js';
+import { assumedFields, checkCardLayerKeys, type CardLayer } from '../../core/model-card.js';
 import { isStaleTemp, tempPathFor } from '../../io/atomic.js';
 import { loadModelFile } from '../../io/model-file.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../../image/preprocess.js';
@@ -53,9 +53,11 @@ export function sha256(data: Uint8Array | string): string {
  * metadata — imported `.tflite` / tfjs models carry theirs —, a card file beside it, `overrides`):
  * its preprocessing, and the cut at the card's embedding tensor or found from the graph. External
  * data is inlined, so an export is one self-contained file. `assumed` lists the card fields nothing
- * described (the caller says so). Errors: EMODEL when the model cannot be read or cut.
+ * described (the caller says so). Errors: EMODEL when the model cannot be read or cut; EARG for an
+ * `overrides` key a card layer lacks (`loadBackbone: unknown option "overrides.preprocess.maen" …`).
  */
 export async function loadBackbone(ref: string, overrides?: CardLayer): Promise<Backbone> {
+  checkCardLayerKeys('loadBackbone', overrides, 'overrides');
   // read once and decoded once (external data inlined), then described from those bytes and that model
   const resolved = await resolveModel(ref);
   const { bytes: own, model } = await loadModelFile(resolved.path);

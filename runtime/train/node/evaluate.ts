@@ -5,7 +5,8 @@
 import { decodeImage } from '../../image/decode.js';
 import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
 import { asFloat32 } from '../../core/tensor.js';
-import { createSession, type ModelSession, type SessionOptions } from '../../session/session.js';
+import { createSession, SESSION_OPTION_KEYS, type ModelSession, type SessionOptions } from '../../session/session.js';
+import { pickOptions } from '../../core/options.js';
 import { PROBABILITIES_OUTPUT } from '../export.js';
 import { computeMetrics, predictions, type Metrics } from '../index.js';
 
@@ -23,7 +24,7 @@ export async function evaluateOnImages(
 ): Promise<{ metrics: Metrics[]; images: number; skipped: string[] }> {
   const sessions: ModelSession[] = [];
   try {
-    for (const m of models) sessions.push(await createSession(m, options));
+    for (const m of models) sessions.push(await createSession(m, pickOptions(options, SESSION_OPTION_KEYS)));
     const preds = sessions.map(() => [] as number[]);
     const truth: number[] = [];
     const skipped: string[] = [];

@@ -6,12 +6,12 @@
 import path from 'node:path';
 import type { AugmentSpec } from '../augment/ops.js';
 import type { DatasetItem } from './dataset.js';
-import type { AssertNever } from '../../core/options.js';
+import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 import { EdgetuneError } from '../../core/errors.js';
 import type { TailEpochStats } from '../graph/tail-trainer.js';
-import type { SessionOptions } from '../../session/session.js';
+import { SESSION_OPTION_KEYS, type SessionOptions } from '../../session/session.js';
 import type { TASKS } from '../tasks.js';
-import type { CardLayer } from '../../core/model-card.js';
+import { checkCardLayerKeys, type CardLayer } from '../../core/model-card.js';
 import { OPTIMIZERS, SCHEDULES, type EpochStats, type TrainConfig } from '../index.js';
 import { FINETUNE_DEFAULTS as D, type HeadKind } from '../finetune.js';
 
@@ -20,6 +20,16 @@ export interface LabelledFile {
   file: string;
   label: string;
 }
+
+/** One class's folder of images (`addClass`, `addExamples`): `name` is the class. */
+export interface ClassFolder {
+  name: string;
+  dir: string;
+}
+/** The keys of ClassFolder, for refusing a misspelt one (`{ nmae, dir }`). */
+export const CLASS_FOLDER_KEYS = ['name', 'dir'] as const satisfies readonly (keyof ClassFolder)[];
+/** `never` while CLASS_FOLDER_KEYS lists every key (a compile error names a missing one). */
+export type UnlistedClassFolderKey = AssertNever<Exclude<keyof ClassFolder, (typeof CLASS_FOLDER_KEYS)[number]>>;
 
 /**
  * The options of `finetune()`, those of `edgetune finetune` (its usage text says the same), with the
@@ -117,14 +127,14 @@ export interface FinetuneOptions {
   /** Extend this model (exported by finetune or the kiosk page) with `addClass`. */
   resume?: string;
   /** With `resume`: the new classes, one folder of images each. */
-  addClass?: readonly { name: string; dir: string }[];
+  addClass?: readonly ClassFolder[];
   /**
    * With `resume`: more images of classes the model already has, one folder each (`name`: the class).
    * They are embedded with the resumed model's own backbone (a tuned one stays tuned), as added classes
    * are, and the head is retrained on the resume data's rows plus theirs. Training images only: the
    * validation images stay the resumed model's, so accuracies before and after compare the same images.
    */
-  addExamples?: readonly { name: string; dir: string }[];
+  addExamples?: readonly ClassFolder[];
   /** Session options (providers, threads) for embedding and training graphs (default CPU). */
   session?: SessionOptions;
   signal?: AbortSignal;
@@ -146,6 +156,20 @@ export const FINETUNE_OPTION_KEYS = [
 /** `never` while FINETUNE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedFinetuneOption = AssertNever<Exclude<keyof FinetuneOptions, (typeof FINETUNE_OPTION_KEYS)[number]>>;
 
+/**
+ * Refuse the keys of finetune options `o` that function `fn` does not take (`keys`: FINETUNE_OPTION_KEYS
+ * or a subset), and those of the nested `session`, `card` and `addClass` / `addExamples` items; `within`
+ * names `o` when it is itself nested (createTeach's `finetune`). Errors: EARG as checkOptionKeys
+ * (`finetune: unknown option "session.thread" (session options: providers, …)`).
+ */
+export function checkFinetuneOptionKeys(fn: string, o: Partial<FinetuneOptions>, keys: readonly string[], within?: string): void {
+  const at = (key: string) => (within ? `${within}.${key}` : key);
+  checkOptionKeys(fn, o, keys, within);
+  checkOptionKeys(fn, o.session, SESSION_OPTION_KEYS, at('session'));
+  checkCardLayerKeys(fn, o.card, at('card'));
+  for (const key of ['addClass', 'addExamples'] as const) o[key]?.forEach((f, i) => checkOptionKeys(fn, f, CLASS_FOLDER_KEYS, `${at(key)}[${i}]`));
+}
+
 /** Progress of a fine-tune: embedding (`train` / `val` images), phase-2 activations, each epoch of either phase, and the int8 step (0/1 when it starts, 1/1 when done). */
 export type FinetuneProgress =
   | { stage: 'embed'; split: 'train' | 'val'; done: number; total: number }
@@ -154,8 +178,9 @@ export type FinetuneProgress =
   | { stage: 'epoch'; phase: 1; epochs: number; stats: EpochStats }
   | { stage: 'epoch'; phase: 2; epochs: number; stats: TailEpochStats };
 
+/** `Expected <expected> for <name> but received <v>` (EARG; `subject` the option, which the CLI says as its flag: cli/args.ts withFlagName). */
 export function arg(name: string, expected: string, v: unknown): EdgetuneError {
-  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${JSON.stringify(v)}`);
+  return new EdgetuneError('EARG', `Expected ${expected} for ${name} but received ${JSON.stringify(v)}`, { subject: name });
 }
 
 export function intIn(name: string, v: number | undefined, lo: number, hi: number): void {

@@ -14,7 +14,6 @@
 
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { checkOptionKeys } from '../../core/options.js';
 import { formatAugmentation, isIdentitySpec, parseAugmentation, type AugmentSpec } from '../augment/ops.js';
 import { checkNoEmptyClass, classCounts, finetuneItems, imbalanceWarning, type DatasetItem, type SkippedFile } from './dataset.js';
 import { Embedder, EmbeddingCache, loadBackbone, sha256, type Backbone, type EmbedResult } from './embed.js';
@@ -35,11 +34,12 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
+import { checkDirPath } from '../../io/paths.js';
 import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
-import { arg, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
+import { arg, checkFinetuneOptionKeys, FINETUNE_OPTION_KEYS, intIn, itemsOfList, numIn, trainConfigOf, type FinetuneOptions, type LabelledFile } from './finetune-options.js';
 
 export type { FinetuneOptions, FinetuneProgress, LabelledFile } from './finetune-options.js';
 
@@ -135,7 +135,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   };
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
-  checkOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
+  checkFinetuneOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
@@ -195,7 +195,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     inputs: o.resume ? [] : [o.model],
   });
   const session = o.session ?? {};
-  const cache = o.cache === null ? null : new EmbeddingCache(o.cache ? path.resolve(o.cache) : undefined);
+  // an empty --cache is refused (it was the default cache without a word)
+  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, '--cache')) : undefined);
 
   // ---- backbone and data
   let backbone: Backbone;

@@ -175,6 +175,11 @@ describe('model card and /api/config (mobilenetv2-int8)', () => {
     expect(thrown(() => parseCardLayer({ labels: 'cat' }, 'm.card.json')).message).toBe('m.card.json: labels: expected Array but received "cat"');
     expect(thrown(() => parseCardLayer({ preprocess: { mean: [0.5, 'a', 0.5] } }, 'm.card.json')).message).toBe('m.card.json: preprocess.mean[1]: expected number but received "a"');
     expect(thrown(() => parseCardLayer({ outputKnd: 'logits' }, 'm.card.json')).message).toBe('m.card.json: outputKnd: unknown key (not part of this contract)');
+    // nested too (a card's preprocess.maen used to be dropped: the model was fed the assumed mean)
+    expect(thrown(() => parseCardLayer({ preprocess: { maen: [0.5, 0.5, 0.5] } }, 'm.card.json')).message).toBe('m.card.json: preprocess.maen: unknown key (not part of this contract)');
+    const openSet = { method: 'mahalanobis', output: 'unknown_score', threshold: 1, temperature: 1, target: 0.95 };
+    expect(parseCardLayer({ openSet }, 'm.card.json')).toEqual({ openSet });
+    expect(thrown(() => parseCardLayer({ openSet: { ...openSet, treshold: 2 } }, 'm.card.json')).message).toBe('m.card.json: openSet.treshold: unknown key (not part of this contract)');
     expect(thrown(() => parseCardLayer('cat', 'm.card.json')).message).toBe('m.card.json: expected Object but received "cat"');
     expect(thrown(() => parseCardLayer([], 'm.card.json')).message).toBe('m.card.json: expected Object but received Array');
   });

@@ -11,8 +11,8 @@ import { DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../..
 import { importedModelPath, importModelFile, type ImportFileOptions } from '../../../models/import.js';
 import { benchModel } from '../../../runtime/classify/bench.js';
 import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from '../../../runtime/classify/classifier.js';
-import { exportTritonRepository, TRITON_EXPORT_OPTION_KEYS, type TritonExportOptions } from '../../../runtime/fleet/triton.js';
-import { SERVE_OPTION_KEYS, serveModels, type ServeModelsOptions } from '../../../runtime/serve/server.js';
+import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
+import { serveModels } from '../../../runtime/serve/server.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -54,32 +54,6 @@ describe('public functions refuse option keys they do not take', () => {
     await expect(importModelFile(FRUIT, typo)).rejects.toMatchObject({ code: 'EARG', message: 'importModelFile: unknown option "label" (options: labels, cacheDir)' });
     await expect(importedModelPath(FRUIT, typo)).rejects.toMatchObject({ code: 'EARG', message: 'importedModelPath: unknown option "label" (options: labels, cacheDir)' });
     expect(existsSync(path.join(cacheDir, 'imports'))).toBe(false);
-  });
-});
-
-describe('the fleet functions refuse option keys they do not take, before any work', () => {
-  it('serveModels: `maxBatch` is refused (it served max_batch_size 8 without a word), no port opened', async () => {
-    const typo = { ...resolve, port: 0, providers: ['cpu'], maxBatch: 4 } as unknown as ServeModelsOptions;
-    await expect(serveModels(['mobilenetv2-int8'], typo)).rejects.toMatchObject({ code: 'EARG', message: `serveModels: unknown option "maxBatch" (options: ${SERVE_OPTION_KEYS.join(', ')})` });
-  });
-
-  it('exportTritonRepository: `dynamicbatching` is refused (it wrote no dynamic_batching), nothing written', async () => {
-    const out = path.join(work, 'typo-repo');
-    const typo = { ...resolve, out, dynamicbatching: true } as unknown as TritonExportOptions;
-    await expect(exportTritonRepository('mobilenetv2-int8', typo)).rejects.toMatchObject({
-      code: 'EARG',
-      message: `exportTritonRepository: unknown option "dynamicbatching" (options: ${TRITON_EXPORT_OPTION_KEYS.join(', ')})`,
-    });
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it('loadClassifier: `remote.timeout` is refused (it waited the default 30 s), before any request', async () => {
-    // nothing listens on this URL: the option is refused before connecting (else "cannot connect: ECONNREFUSED")
-    const typo = { remote: { timeout: 5000 } } as unknown as ClassifierOptions;
-    await expect(loadClassifier('http://127.0.0.1:9/v2/models/mobilenetv2-int8', typo)).rejects.toMatchObject({
-      code: 'EARG',
-      message: 'loadClassifier: remote: unknown option "timeout" (options: timeoutMs, retries, binary, token)',
-    });
   });
 });
 
