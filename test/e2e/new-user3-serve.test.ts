@@ -200,6 +200,17 @@ describe('serveModels close(): a rolling restart', () => {
   });
 });
 
+describe('session flags with a model URL', () => {
+  it('classify says --ep / --threads do nothing for a served model (taken without a word; eval and watch likewise)', async () => {
+    const digit = shared('camera', 'winml_mnist_28.png');
+    const url = `${base}v2/models/digits`;
+    const c = await runCli(['classify', digit, '--model', url, '--ep', 'cpu', '--threads', '2', '--top', '1'], { env });
+    expect([c.code, c.stdout, c.stderr]).toEqual([0, `${digit}: 8 (100.0%)\n`, `edgetune: warning: --ep, --threads have no effect on ${url}: a served model runs on its server\n`]);
+    const here = await runCli(['classify', digit, '--model', 'mnist', '--threads', '1', '--top', '1'], { env });
+    expect([here.code, here.stderr]).toEqual([0, '']);
+  });
+});
+
 describe('a model URL with credentials', () => {
   it('is refused naming the URL without them, pointing at EDGETUNE_TOKEN (they were dropped without a word)', async () => {
     const digit = shared('camera', 'winml_mnist_28.png');
