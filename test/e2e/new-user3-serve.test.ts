@@ -211,6 +211,17 @@ describe('session flags with a model URL', () => {
   });
 });
 
+describe('watch --teach with a model URL', () => {
+  it('says a served model cannot be taught here (it named a path made of the URL)', async () => {
+    const url = `${base}v2/models/digits`;
+    const teach = path.join(work, 'teach');
+    const r = await runCli(['watch', `file://${shared('camera', 'slow_traffic_small.mp4')}`, '--model', url, '--serve', '127.0.0.1:0', '--teach', teach, '--max-frames', '2'], { cwd: work, env });
+    // before: "--teach retrains from the model's resume data: <cwd>/http:/127.0.0.1:…/v2/models/digits has no digits.resume.bin beside it"
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`edgetune watch: --teach retrains the model on this machine from its resume data; ${url} runs on another server: watch with its file (exported by \`edgetune finetune\`, its .resume.bin beside it)\n`);
+  });
+});
+
 describe('a model URL with credentials', () => {
   it('is refused naming the URL without them, pointing at EDGETUNE_TOKEN (they were dropped without a word)', async () => {
     const digit = shared('camera', 'winml_mnist_28.png');
