@@ -240,7 +240,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const views = viewCount(augment, viewsAsked);
   if (task !== 'classification') return finetuneTargetsRun(task, { csv: trainDir!, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, cache, session, o, warn, warnings, t0 });
   // phase 2: where to cut, checked before any embedding work (an int8 backbone is refused here)
-  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id) : undefined;
+  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id, backbone.spec) : undefined;
   // resuming with the resume data: only the added classes' folders are read
   let labels: string[];
   let trainItems: DatasetItem[];

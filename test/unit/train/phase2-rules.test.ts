@@ -2,7 +2,8 @@
 // computation (per-image cross-entropy, paired difference, its standard error, McNemar's discordant
 // counts), the rule's decisions at and around its margin, the per-epoch seed of the fresh views, and
 // trainTail's refresh hook (epoch 1 on the given rows, epochs 2.. on the refreshed ones, in order), and
-// `unfreeze: 'all'` planning the whole MobileNetV2 backbone; the learning-rate schedules per step
+// `unfreeze: 'all'` planning the whole MobileNetV2 backbone, a backbone with a dynamic height/width cut at the
+// preprocessing size; the learning-rate schedules per step
 // (scheduleFactor: constant, cosine, warmup-cosine) and the layer-wise backbone rates (layerRates) on
 // MobileNetV2's last two blocks and through trainTail (plain SGD: an update scaled exactly by the rate).
 
@@ -126,6 +127,26 @@ describe("planUnfreeze 'all'", () => {
     expect(all.cut.cut).toBe('input');
     expect(all.parameters).toBe(2206816);
     expect(planUnfreeze(model, EMBEDDING, 2)).toMatchObject({ blocks: 2, parameters: 882560 });
+  });
+
+  it('cuts a backbone with a dynamic height/width at the preprocessing size, and refuses without one', () => {
+    // MobileNetV2 with its input [batch_size, 3, 224, 224] made [batch_size, 3, height, width] (fully convolutional
+    // up to the global pooling, so it runs at any size; the exported model keeps the dynamic input)
+    const model = loadBackbone();
+    const dim = model.graph.input.find((v) => v.name === 'input')!.type!.tensorType!.shape!.dim;
+    dim[2] = { dimParam: 'height' };
+    dim[3] = { dimParam: 'width' };
+    expect(() => planUnfreeze(model, EMBEDDING, 2)).toThrow('shape of the Conv node "Conv_0": spatial sizes must be static');
+    // tensor 452 (the cut for --unfreeze 2) has stride 32: 7×7 at 224, 12×12 at 384, 10×13 at 320×416 (H×W)
+    const at224 = planUnfreeze(model, EMBEDDING, 2, 'mnv2-dyn', { width: 224, height: 224, layout: 'NCHW' });
+    expect(at224.cut.cutShape).toEqual(planUnfreeze(loadBackbone(), EMBEDDING, 2).cut.cutShape);
+    expect(at224.cut.cutShape).toEqual(['N', 160, 7, 7]);
+    expect(planUnfreeze(model, EMBEDDING, 2, 'mnv2-dyn', { width: 384, height: 384, layout: 'NCHW' }).cut.cutShape).toEqual(['N', 160, 12, 12]);
+    const wide = planUnfreeze(model, EMBEDDING, 2, 'mnv2-dyn', { width: 416, height: 320, layout: 'NCHW' });
+    expect(wide.cut.cutShape).toEqual(['N', 160, 10, 13]);
+    expect(wide.parameters).toBe(882560); // the weights do not depend on the size
+    // the plan's model (what the tuned weights are written back into, then exported) keeps the dynamic input
+    expect(wide.model.graph.input.find((v) => v.name === 'input')!.type!.tensorType!.shape!.dim.map((d) => d.dimParam ?? d.dimValue)).toEqual(['batch_size', 3, 'height', 'width']);
   });
 });
 
