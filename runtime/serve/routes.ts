@@ -59,6 +59,8 @@ export const SERVER_NAME = 'edgetune';
 export const SERVER_VERSION = '0.1.0';
 /** The version every served model answers to. */
 export const MODEL_VERSION = '1';
+/** The status a request is counted under when its client closed the connection before the answer (nginx's 499). */
+export const CLIENT_CLOSED = 499;
 /** Default largest inference body, bytes (a batch of 64 fp32 224×224 images as JSON fits). */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
@@ -389,8 +391,10 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       try {
         await route(req, res, path);
       } catch (err) {
-        const status = statusOf(err);
-        const message = messageOf(err);
+        // A client that went away mid-request is not a server error: 499 (nginx's "client closed request"),
+        // so a fleet's 5xx alert does not fire on it (it was counted as a 500 "aborted").
+        const status = req.destroyed && (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? CLIENT_CLOSED : statusOf(err);
+        const message = status === CLIENT_CLOSED ? `the client closed the connection (${messageOf(err)})` : messageOf(err);
         log(`${req.method} ${path}: ${status} ${message}`);
         if (/\/infer\/?$/.test(path)) {
           // Counted for served models only (an unknown name would add a metrics series per typo).

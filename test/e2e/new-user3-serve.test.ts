@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { serveModels } from '../../runtime/serve/server.js';
 import { repoRoot, runCli, shared, sharedDir, subsetDataset, tempDir } from '../helpers.js';
 
@@ -162,6 +162,28 @@ describe('edgetune serve: two models of one name', () => {
     expect([two.code, two.stderr]).toEqual([2, `edgetune serve: two models are both named "model_unquant" (${tm}, ${copy}); a model is named after its registry id or file base name: copy one to a file of another name\n`]);
     const twice = await runCli(['serve', 'mnist', 'mnist', '--port', '0'], { env });
     expect([twice.code, twice.stderr]).toEqual([2, 'edgetune serve: two models are both named "mnist" (mnist, mnist); give it once\n']);
+  });
+});
+
+describe('serveModels /metrics: a client that goes away', () => {
+  it('counts a request whose client closed the connection mid-body as 499, not as a server error', async () => {
+    const lines: string[] = [];
+    const s = await serveModels(['mnist'], { port: 0, providers: ['cpu'], threads: 1, log: (l) => lines.push(l) });
+    try {
+      const count = async (status: number) => Number(new RegExp(`^edgetune_infer_requests_total\\{model="mnist",status="${status}"\\} (\\d+)$`, 'm').exec(await (await fetch(`${s.url}metrics`)).text())?.[1] ?? 0);
+      const arrived = new Promise((r) => s.server.once('request', r));
+      const req = request(`${s.url}v2/models/mnist/infer`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': 100_000 } });
+      req.on('error', () => undefined);
+      req.write('{"inputs": [');
+      await arrived; // the server is reading the body
+      req.destroy();
+      // before: counted as {status="500"}, logged "500 aborted"
+      await vi.waitFor(async () => expect(await count(499)).toBe(1), { timeout: 30_000, interval: 50 });
+      expect(await count(500)).toBe(0);
+      expect(lines).toContain('POST /v2/models/mnist/infer: 499 the client closed the connection (aborted)');
+    } finally {
+      await s.close();
+    }
   });
 });
 
