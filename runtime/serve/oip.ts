@@ -22,12 +22,17 @@ export const HEADER_LENGTH = 'inference-header-content-length';
  * A model's name on the wire (`/v2/models/<name>`) and in a Triton repository (`edgetune export
  * --format triton`): the registry id when there is one, else the file's base name without its
  * `.onnx` / `.ort` / `.tflite` extension (`/opt/m/ants-bees.onnx` → `ants-bees`; a tfjs `model.json`
- * takes its folder's name: `tm/twins/model.json` → `twins`), with characters other than letters,
+ * takes its folder's name: `tm/twins/model.json` → `twins`; an entry of a Triton repository its entry's:
+ * `repo/flowers/3/model.onnx` → `flowers`), with characters other than letters,
  * digits, `_`, `.` and `-` as `_` and no leading `.` or `-`. Empty when nothing is left.
  */
 export function modelName(file: string, registryId?: string): string {
   const parts = file.replace(/[\\/]+$/, '').split(/[\\/]/);
-  const base = registryId ?? (/\.json$/i.test(parts[parts.length - 1] ?? '') && parts.length > 1 ? parts[parts.length - 2]! : (parts[parts.length - 1] ?? file).replace(/\.(onnx|ort|tflite)$/i, ''));
+  const n = parts.length;
+  // an entry of a Triton repository, <repo>/<name>/<version>/model.onnx, is served as <name>, as Triton
+  // serves it (every entry's file is model.onnx: they were all "model", two of them refused as one name)
+  const triton = n >= 3 && parts[n - 1] === 'model.onnx' && /^[1-9]\d*$/.test(parts[n - 2]!) && parts[n - 3] ? parts[n - 3] : undefined;
+  const base = registryId ?? triton ?? (/\.json$/i.test(parts[n - 1] ?? '') && n > 1 ? parts[n - 2]! : (parts[n - 1] ?? file).replace(/\.(onnx|ort|tflite)$/i, ''));
   return base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
 }
 

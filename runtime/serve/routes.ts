@@ -104,7 +104,9 @@ export interface OipRoutes {
 
 /** A served classifier's name: `modelName` of its registry id, or of its file. */
 export function servedName(clf: Classifier): string {
-  return modelName(clf.card.id, clf.entry?.id);
+  // a plain ONNX file's card id is its base name: its path says more (a Triton entry's <name>/<version>/model.onnx)
+  const file = clf.provider !== 'remote' && clf.card.id === clf.modelPath.split(/[\\/]/).pop() ? clf.modelPath : clf.card.id;
+  return modelName(file, clf.entry?.id);
 }
 
 const loadedSha = new WeakMap<Classifier, Promise<string>>();

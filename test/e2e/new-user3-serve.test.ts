@@ -165,6 +165,25 @@ describe('edgetune serve: two models of one name', () => {
   });
 });
 
+describe('serving the entries of a Triton repository', () => {
+  it('serves each <name>/<version>/model.onnx under its entry name, as Triton does (all were "model", two refused)', async () => {
+    const repo = path.join(work, 'fleet-repo');
+    for (const m of ['mobilenetv2-int8', 'mnist']) expect((await runCli(['export', m, '--format', 'triton', '--out', repo], { env })).code).toBe(0);
+    const files = ['mobilenetv2-int8', 'mnist'].map((m) => path.join(repo, m, '1', 'model.onnx'));
+    // before: 'serve: two models are both named "model" (…)'
+    const s = await serveModels(files, { port: 0, providers: ['cpu'], threads: 1 });
+    try {
+      expect(s.names).toEqual(['mobilenetv2-int8', 'mnist']);
+      for (const m of s.names) {
+        const config = (await (await fetch(`${s.url}v2/models/${m}/config`)).json()) as { name: string };
+        expect([config.name, readFileSync(path.join(repo, m, 'config.pbtxt'), 'utf8').split('\n')[0]]).toEqual([m, `name: "${m}"`]);
+      }
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('serveModels /metrics: a client that goes away', () => {
   it('counts a request whose client closed the connection mid-body as 499, not as a server error', async () => {
     const lines: string[] = [];

@@ -131,6 +131,9 @@ describe('Open Inference Protocol: edgetune serve', () => {
     expect(modelName('teachable/twins/model.json')).toBe('twins');
     expect(modelName('/tmp/my model (2).onnx')).toBe('my_model__2_');
     expect(modelName('/work/shared/models/mobilenetv2-12-int8.onnx', 'mobilenetv2-int8')).toBe('mobilenetv2-int8');
+    // an entry of a Triton repository is its entry's name, as Triton serves it (every entry's file is model.onnx)
+    expect(modelName('/srv/model_repository/flowers/3/model.onnx')).toBe('flowers');
+    expect(modelName('/srv/exp/v3/model.onnx')).toBe('model');
     expect(parseModelUrl('http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1')).toEqual({ base: 'http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1', name: 'squeezenet1.1', version: '1' });
     expect(() => parseModelUrl('http://127.0.0.1:8000/models/x')).toThrow('http://127.0.0.1:8000/models/x: expected a model URL like http://host:8000/v2/models/<name>[/versions/<v>]');
   });
