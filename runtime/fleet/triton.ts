@@ -250,7 +250,7 @@ function cardInConfig(config: string): Partial<EmbeddedModelInfo> | undefined {
 
 /**
  * What a client needs alike from every version of an entry, as the config's card says it
- * (preprocessing, output kind, task): the fields that differ, as `preprocess.mean [0.485,…] here, [0,0,0] there`.
+ * (preprocessing, output kind, task): the fields that differ, as `preprocess.mean [0.485,…] there, [0,0,0] here` (there: the entry; here: the model).
  */
 function cardUseDiff(old: Partial<EmbeddedModelInfo>, now: EmbeddedModelInfo): string[] {
   const flat = (c: Partial<EmbeddedModelInfo>): Record<string, unknown> => ({
