@@ -349,6 +349,13 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const labelsText = labelLines.map((l) => `${l}\n`).join('');
 
   const repo = path.resolve(opts.out);
+  // --out is the repository, not one of its entries or version folders (a nested entry there is one
+  // Triton never loads, and sits inside a version it does)
+  for (const [dir, what] of [[repo, 'an entry'], [path.dirname(repo), 'a version folder of an entry']] as const) {
+    if ((dir === repo || /^[1-9]\d*$/.test(path.basename(repo))) && (await exists(path.join(dir, 'config.pbtxt')))) {
+      refuse(`--out ${opts.out} is ${what} of a Triton repository (${path.join(dir, 'config.pbtxt')} is there); give the repository folder, ${path.dirname(dir)}`, opts.out);
+    }
+  }
   // made and proved writable (the errno in words: `read-only file system (EROFS)`), killed runs' temps cleaned
   await ensureWritableDir(opts.out);
   const entry = path.join(repo, name);

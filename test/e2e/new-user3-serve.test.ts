@@ -277,6 +277,22 @@ describe('a model URL with credentials', () => {
   });
 });
 
+describe('edgetune export --format triton: --out', () => {
+  it('refuses an entry or a version folder of a repository for --out, naming the repository, and writes nothing', async () => {
+    const repo = path.join(work, 'out-repo');
+    expect((await runCli(['export', 'mobilenetv2-int8', '--format', 'triton', '--out', repo], { env })).code).toBe(0);
+    const entry = path.join(repo, 'mobilenetv2-int8');
+    const before = readdirSync(entry).sort();
+    // before: rc 0, a nested entry written at <repo>/mobilenetv2-int8/1/mnist (inside a version Triton loads)
+    const inVersion = await runCli(['export', 'mnist', '--format', 'triton', '--out', path.join(entry, '1')], { env });
+    expect([inVersion.code, inVersion.stderr]).toEqual([2, `edgetune export: --out ${path.join(entry, '1')} is a version folder of an entry of a Triton repository (${path.join(entry, 'config.pbtxt')} is there); give the repository folder, ${repo}\n`]);
+    const inEntry = await runCli(['export', 'mnist', '--format', 'triton', '--out', entry], { env });
+    expect([inEntry.code, inEntry.stderr]).toEqual([2, `edgetune export: --out ${entry} is an entry of a Triton repository (${path.join(entry, 'config.pbtxt')} is there); give the repository folder, ${repo}\n`]);
+    expect(readdirSync(entry).sort()).toEqual(before);
+    expect(readdirSync(path.join(entry, '1'))).toEqual(['model.onnx']);
+  });
+});
+
 describe('edgetune export --format triton: versions of one entry', () => {
   const sha = (f: string) => /key: "edgetune\.sha256"\n {2}value \{ string_value: "([0-9a-f]+)" \}/.exec(readFileSync(f, 'utf8'))?.[1];
 
