@@ -12,6 +12,7 @@
 import { mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { checkDescribeOptionKeys, DESCRIBE_OPTION_KEYS, describeModel, type DescribeOptions } from '../../models/describe.js';
 import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
@@ -114,6 +115,11 @@ export interface TritonExportResult {
   files: { config: string; labels: string; model: string };
   /** The config.pbtxt text. */
   config: string;
+  /**
+   * The version config.pbtxt's card and sha256 describe: the highest in the entry (the one Triton
+   * serves by default). `version` unless an older version was written beside a newer one.
+   */
+  configVersion: number;
   maxBatchSize: number;
   inputs: TritonTensor[];
   outputs: TritonTensor[];
@@ -230,6 +236,33 @@ function servingPart(config: string): string {
   return i < 0 ? config : config.slice(0, i + 1);
 }
 
+/** The card parameter (`edgetune.model`) of a config.pbtxt configText wrote; undefined when it has none or it does not parse. */
+function cardInConfig(config: string): Partial<EmbeddedModelInfo> | undefined {
+  const m = /key: "edgetune\.model"\n {2}value \{ string_value: "((?:[^"\\]|\\.)*)" \}/.exec(config);
+  if (!m) return undefined;
+  try {
+    // textString escapes only \ and " in JSON text (JSON.stringify writes no raw control characters)
+    return JSON.parse(m[1]!.replace(/\\(.)/g, '$1')) as Partial<EmbeddedModelInfo>;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a client needs alike from every version of an entry, as the config's card says it
+ * (preprocessing, output kind, task): the fields that differ, as `preprocess.mean [0.485,…] there, [0,0,0] here` (there: the entry; here: the model).
+ */
+function cardUseDiff(old: Partial<EmbeddedModelInfo>, now: EmbeddedModelInfo): string[] {
+  const flat = (c: Partial<EmbeddedModelInfo>): Record<string, unknown> => ({
+    ...Object.fromEntries(Object.entries(c.preprocess ?? {}).map(([k, x]) => [`preprocess.${k}`, x])),
+    outputKind: c.outputKind,
+    task: c.task ?? 'classification',
+  });
+  const a = flat(old);
+  const b = flat(now);
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => !isDeepStrictEqual(a[k], b[k])).map((k) => `${k} ${JSON.stringify(a[k])} there, ${JSON.stringify(b[k])} here`);
+}
+
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -284,7 +317,10 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const inputs = sigIn.map((e) => tensorOf(e, 'input', batched, model));
   const outputs = sigOut.map((e) => tensorOf(e, 'output', batched, model));
   const image = inputs.find((t) => t.name === card.inputName);
-  if (image && image.dims.length === (batched ? 3 : 4)) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
+  // Triton takes a format only on 3 dims (model_config.proto Format: "'dims' … should only specify the 3
+  // non-batch dimensions"; its ValidateModelInput refuses the model otherwise: "model input NHWC/NCHW
+  // require 3 dims"), so a fixed-batch input's full dims [1, 3, 224, 224] go without one.
+  if (image && image.dims.length === 3) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
   const classOut = outputs.find((t) => t.name === card.outputName);
   if (!classOut) refuse(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
   const labelLines = labelLinesOf(card, model);
@@ -315,6 +351,13 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const labelsText = labelLines.map((l) => `${l}\n`).join('');
 
   const repo = path.resolve(opts.out);
+  // --out is the repository, not one of its entries or version folders (a nested entry there is one
+  // Triton never loads, and sits inside a version it does)
+  for (const [dir, what] of [[repo, 'an entry'], [path.dirname(repo), 'a version folder of an entry']] as const) {
+    if ((dir === repo || /^[1-9]\d*$/.test(path.basename(repo))) && (await exists(path.join(dir, 'config.pbtxt')))) {
+      refuse(`--out ${opts.out} is ${what} of a Triton repository (${path.join(dir, 'config.pbtxt')} is there); give the repository folder, ${path.dirname(dir)}`, opts.out);
+    }
+  }
   // made and proved writable (the errno in words: `read-only file system (EROFS)`), killed runs' temps cleaned
   await ensureWritableDir(opts.out);
   const entry = path.join(repo, name);
@@ -323,6 +366,7 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const existing = await versionsIn(entry);
   const version = opts.version ?? (existing.length ? existing[existing.length - 1]! + 1 : 1);
   const modelFile = path.join(entry, String(version), 'model.onnx');
+  const newer = existing.filter((v) => v > version);
   for (const f of [modelFile, configFile, labelsFile]) {
     if (await sameFile(f, d.path)) refuse(`--out ${opts.out} would replace the input model ${d.path} (${path.relative(repo, f)}); choose another --out, --name or --version`, d.path);
   }
@@ -334,6 +378,12 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
         `${configFile} declares other inputs, outputs, batching or instances than ${model} needs, and Triton serves every version of an entry with one config; export under another --name (or remove ${entry})`,
         configFile,
       );
+    }
+    const oldCard = old === undefined ? undefined : cardInConfig(old);
+    const diff = oldCard ? cardUseDiff(oldCard, info) : [];
+    if (diff.length) {
+      // one config card for every version: a client (edgetune's --model URL) would preprocess one version as the other
+      refuse(`${configFile}'s card differs from ${model}'s (${diff.join('; ')}), and every version of an entry shares the config's card; export under another --name (or remove ${entry})`, configFile);
     }
     const oldLabels = await readFile(labelsFile, 'utf8').catch(() => undefined);
     if (oldLabels !== undefined && oldLabels !== labelsText) {
@@ -372,17 +422,24 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
       throw new EdgetuneError('EIO', `cannot write ${vdir}: ${fsReason(err)}`, { subject: vdir, cause: err });
     }
     await rm(aside, { recursive: true, force: true });
-    await writeAtomicSet([
-      { file: configFile, data: config },
-      { file: labelsFile, data: labelsText },
-    ]);
+    // Triton serves the highest version (its default version policy, latest 1): the config's card and
+    // sha256 keep describing it when an older version is written (they named the older one, and a
+    // client read that sha256 and card for the version it was not served).
+    if (!newer.length) {
+      await writeAtomicSet([
+        { file: configFile, data: config },
+        { file: labelsFile, data: labelsText },
+      ]);
+    }
   }
+  const configVersion = newer.length && entryExists ? newer[newer.length - 1]! : version;
   return {
     entry,
     name,
     version,
     files: { config: configFile, labels: labelsFile, model: modelFile },
-    config,
+    config: configVersion === version ? config : await readFile(configFile, 'utf8'),
+    configVersion,
     maxBatchSize,
     inputs,
     outputs,

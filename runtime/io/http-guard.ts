@@ -110,13 +110,16 @@ export function tokenFrom(req: IncomingMessage): string | undefined {
 
 /**
  * Lines to log when a server binds `host` (empty for loopback): what the bind exposes and how to
- * protect it.
+ * protect it. `page: false` for a server without a page to open (`edgetune serve`): the token then
+ * travels only in the Authorization header. Default true.
  */
-export function bindWarnings(host: string, token: string | undefined, url: string): string[] {
+export function bindWarnings(host: string, token: string | undefined, url: string, o: { page?: boolean } = {}): string[] {
   if (isLoopbackHost(host)) return [];
+  const page = o.page ?? true;
   const out = [`warning: listening on ${host}, reachable from the network, not only this machine`];
-  if (token) out.push(`every request needs EDGETUNE_TOKEN (open ${url}?token=<token> once in a browser; or send "Authorization: Bearer <token>")`);
-  else out.push('warning: EDGETUNE_TOKEN is not set, so anyone who can reach this address can read every page; set it to require a token');
+  // `edgetune serve` has no page to open: its clients (Triton's, KServe's, `--model URL`, Prometheus) send the header
+  if (token) out.push(page ? `every request needs EDGETUNE_TOKEN (open ${url}?token=<token> once in a browser; or send "Authorization: Bearer <token>")` : 'every request needs EDGETUNE_TOKEN: send "Authorization: Bearer <token>" (a client given --model URL sends it when EDGETUNE_TOKEN is set)');
+  else out.push(`warning: EDGETUNE_TOKEN is not set, so anyone who can reach this address can ${page ? 'read every page' : 'use every model and read /metrics'}; set it to require a token`);
   out.push('names other than IP addresses are refused (421) unless allowed with --allow-host NAME');
   return out;
 }

@@ -77,6 +77,10 @@ export function parseModelUrl(url: string): { base: string; name: string; versio
   } catch {
     throw new EdgetuneError('EARG', `${url}: not a URL`, { subject: url });
   }
+  // fetch() refuses a URL with credentials, so they were dropped without a word; the URL is named without them
+  if (u.username || u.password || u.searchParams.has('token')) {
+    throw new EdgetuneError('EARG', `${u.protocol}//${u.host}${u.pathname}: a model URL carries no ${u.searchParams.has('token') ? 'token' : 'user or password'}; set EDGETUNE_TOKEN (sent as "Authorization: Bearer <token>")`, { subject: url });
+  }
   const m = /^(.*)\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/?$/.exec(u.pathname);
   if (!m || u.search || u.hash) {
     throw new EdgetuneError('EARG', `${url}: expected a model URL like http://host:8000/v2/models/<name>[/versions/<v>]`, { subject: url });

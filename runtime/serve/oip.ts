@@ -22,12 +22,17 @@ export const HEADER_LENGTH = 'inference-header-content-length';
  * A model's name on the wire (`/v2/models/<name>`) and in a Triton repository (`edgetune export
  * --format triton`): the registry id when there is one, else the file's base name without its
  * `.onnx` / `.ort` / `.tflite` extension (`/opt/m/ants-bees.onnx` → `ants-bees`; a tfjs `model.json`
- * takes its folder's name: `tm/twins/model.json` → `twins`), with characters other than letters,
+ * takes its folder's name: `tm/twins/model.json` → `twins`; an entry of a Triton repository its entry's:
+ * `repo/flowers/3/model.onnx` → `flowers`), with characters other than letters,
  * digits, `_`, `.` and `-` as `_` and no leading `.` or `-`. Empty when nothing is left.
  */
 export function modelName(file: string, registryId?: string): string {
   const parts = file.replace(/[\\/]+$/, '').split(/[\\/]/);
-  const base = registryId ?? (/\.json$/i.test(parts[parts.length - 1] ?? '') && parts.length > 1 ? parts[parts.length - 2]! : (parts[parts.length - 1] ?? file).replace(/\.(onnx|ort|tflite)$/i, ''));
+  const n = parts.length;
+  // an entry of a Triton repository, <repo>/<name>/<version>/model.onnx, is served as <name>, as Triton
+  // serves it (every entry's file is model.onnx: they were all "model", two of them refused as one name)
+  const triton = n >= 3 && parts[n - 1] === 'model.onnx' && /^[1-9]\d*$/.test(parts[n - 2]!) && parts[n - 3] ? parts[n - 3] : undefined;
+  const base = registryId ?? triton ?? (/\.json$/i.test(parts[n - 1] ?? '') && n > 1 ? parts[n - 2]! : (parts[n - 1] ?? file).replace(/\.(onnx|ort|tflite)$/i, ''));
   return base.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
 }
 
@@ -155,7 +160,11 @@ export function splitBody(body: Uint8Array, headerLength: string | number | unde
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new OipError(400, `${what} body is not JSON (${err instanceof Error ? err.message : String(err)})`);
+    const reason = err instanceof Error ? err.message : String(err);
+    // JSON followed by bytes, and no header saying where the JSON ends: binary tensors sent without it
+    const after = headerLength === undefined && /after JSON at position \d+/.test(reason);
+    const hint = after ? `; binary tensor data after the JSON needs an Inference-Header-Content-Length header giving the JSON's length in bytes` : '';
+    throw new OipError(400, `${what} body is not JSON (${reason})${hint}`);
   }
   return { json, binary: body.subarray(n) };
 }
@@ -267,21 +276,60 @@ export function tensorFromBytes(name: string, type: TensorType, dims: readonly n
   return { type, data, dims: [...dims] };
 }
 
-function flatten(data: readonly Nested[], out: Nested[] = []): Nested[] {
-  for (const x of data) {
-    if (Array.isArray(x)) flatten(x, out);
+/**
+ * Nested `data` → its elements in row-major order. With an explicit stack: a recursion ran out of
+ * call stack (500 "Maximum call stack size exceeded") on a body nested 200,000 arrays deep.
+ */
+function flatten(data: readonly Nested[]): Nested[] {
+  const out: Nested[] = [];
+  const stack: { arr: readonly Nested[]; i: number }[] = [{ arr: data, i: 0 }];
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    if (top.i >= top.arr.length) {
+      stack.pop();
+      continue;
+    }
+    const x = top.arr[top.i++]!;
+    if (Array.isArray(x)) stack.push({ arr: x, i: 0 });
     else out.push(x);
   }
   return out;
 }
 
-/** A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count or an element of the wrong kind. */
+/** The values each integer tensor type holds (int64: those a JSON number holds exactly). */
+const INTEGER_RANGE: Partial<Record<TensorType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int32: [-2147483648, 2147483647],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+};
+
+/** Each float tensor type's largest finite value, and the magnitude from which a number rounds to infinity in it. */
+const FLOAT_MAX: Partial<Record<TensorType, readonly [number, number]>> = { float32: [3.4028234663852886e38, 3.4028235677973366e38], float16: [65504, 65520] };
+
+/**
+ * A tensor from JSON `data` (nested or flat, row major). Errors: OipError 400 for a wrong count, an
+ * element of the wrong kind, an integer type's element that is not an integer in its range, or a
+ * float beyond its type's range (it would become infinite).
+ */
 export function tensorFromJson(name: string, type: TensorType, dims: readonly number[], data: readonly Nested[]): TensorData {
   const flat = flatten(data);
   const n = sizeOf(dims);
   if (flat.length !== n) throw new OipError(400, `input "${name}": ${flat.length} data elements for shape [${dims.join(',')}] (expected ${n})`);
   const bad = flat.findIndex((x) => (type === 'bool' ? typeof x !== 'boolean' : typeof x !== 'number' || !Number.isFinite(x)));
   if (bad >= 0) throw new OipError(400, `input "${name}": data[${bad}] is ${JSON.stringify(flat[bad])}, not ${type === 'bool' ? 'a boolean' : 'a finite number'} (datatype ${TO_DATATYPE[type]})`);
+  const range = INTEGER_RANGE[type];
+  if (range) {
+    // Int8Array.from([200]) is [-56], Uint8Array.from([300]) is [44], Int32Array.from([1.5]) is [1]: refused, not wrapped
+    const out = flat.findIndex((x) => !Number.isInteger(x) || (x as number) < range[0] || (x as number) > range[1]);
+    if (out >= 0) throw new OipError(400, `input "${name}": data[${out}] is ${JSON.stringify(flat[out])}, not an integer in ${range[0]}..${range[1]} (datatype ${TO_DATATYPE[type]})`);
+  }
+  const max = FLOAT_MAX[type];
+  if (max !== undefined) {
+    // Float32Array.from([1e39]) is [Infinity]: a value the datatype cannot hold is refused, not made infinite
+    const out = flat.findIndex((x) => Math.abs(x as number) >= max[1]);
+    if (out >= 0) throw new OipError(400, `input "${name}": data[${out}] is ${JSON.stringify(flat[out])}, beyond ${TO_DATATYPE[type]}'s largest value ${max[0]}`);
+  }
   const nums = flat as number[];
   const data_ =
     type === 'float32'

@@ -10,13 +10,16 @@
 //                                             card as parameters["edgetune.model"] (to preprocess), as
 //                                             `edgetune export --format triton` writes it
 //   POST …/infer                              inference: JSON tensors, Triton's binary tensor data
-//                                             extension, the classification extension
+//                                             extension, the classification extension; a body
+//                                             compressed with gzip / deflate (Content-Encoding), as
+//                                             Triton's clients send on request
 // Errors are the protocol's `{"error": "…"}`: 400 bad request, 404 unknown model/version/route,
-// 405 wrong method, 413 body over the limit, 503 model not ready, 500 inference failure. Each model
+// 405 wrong method, 413 body over the limit (inflated too), 415 another Content-Encoding, 503 model not ready, 500 inference failure. Each model
 // serves one version, "1". Inference changes nothing, so it follows the read rules of the server that
 // mounts it (on a non-loopback bind with EDGETUNE_TOKEN, every request needs the token).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Classifier } from '../classify/classifier.js';
 import { messageOf } from '../core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
@@ -56,6 +59,8 @@ export const SERVER_NAME = 'edgetune';
 export const SERVER_VERSION = '0.1.0';
 /** The version every served model answers to. */
 export const MODEL_VERSION = '1';
+/** The status a request is counted under when its client closed the connection before the answer (nginx's 499). */
+export const CLIENT_CLOSED = 499;
 /** Default largest inference body, bytes (a batch of 64 fp32 224×224 images as JSON fits). */
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024;
 
@@ -99,7 +104,23 @@ export interface OipRoutes {
 
 /** A served classifier's name: `modelName` of its registry id, or of its file. */
 export function servedName(clf: Classifier): string {
-  return modelName(clf.card.id, clf.entry?.id);
+  // a plain ONNX file's card id is its base name: its path says more (a Triton entry's <name>/<version>/model.onnx)
+  const file = clf.provider !== 'remote' && clf.card.id === clf.modelPath.split(/[\\/]/).pop() ? clf.modelPath : clf.card.id;
+  return modelName(file, clf.entry?.id);
+}
+
+const loadedSha = new WeakMap<Classifier, Promise<string>>();
+/**
+ * The sha256 (hex) of a served classifier's model file, hashed once per classifier (the first call;
+ * `serveModels` and `watch --serve` call it when the model is loaded): /config's `edgetune.sha256` and
+ * `edgetune_model_info{sha256}` then name the model being served even after its file is replaced on
+ * disk (they hashed the file as it was at each request, so a re-exported file showed its new hash
+ * while the old model kept answering). '' for a remote model or a file that cannot be read.
+ */
+export function servedSha256(clf: Classifier): Promise<string> {
+  let sha = loadedSha.get(clf);
+  if (!sha) loadedSha.set(clf, (sha = clf.provider === 'remote' ? Promise.resolve('') : modelFileSha256(clf.modelPath)));
+  return sha;
 }
 
 /** Whether every input's and output's first dimension is dynamic (then the model batches: Triton max_batch_size > 0). */
@@ -118,21 +139,24 @@ export function modelMetadata(clf: Classifier) {
 }
 
 /**
- * Triton's model configuration (model_config.proto's ModelConfig in proto3 JSON: int64 dims as
- * strings, enums by name) of a served classifier, as `edgetune export --format triton` writes it
- * (runtime/fleet/triton.ts): platform onnxruntime_onnx; max_batch_size `maxBatch` only when every
- * input and output has a dynamic first dimension (dims then leave it out), else 0 with the full dims;
- * the image input's format; label_filename on the class output; the card (EmbeddedModelInfo JSON) and
- * the model file's sha256 as parameters.
+ * Triton's model configuration (model_config.proto's ModelConfig as JSON, the way Triton answers it:
+ * field names as in the .proto, enums by name, int64 dims as JSON numbers — Triton's ModelConfigToJson
+ * turns proto3's strings back into numbers, and its clients read them as such) of a served classifier,
+ * as `edgetune export --format triton` writes it (runtime/fleet/triton.ts): platform onnxruntime_onnx;
+ * max_batch_size `maxBatch` only when every input and output has a dynamic first dimension (dims then
+ * leave it out), else 0 with the full dims; the image input's format (on 3 dims only, Triton's rule);
+ * label_filename on the class output; the card (EmbeddedModelInfo JSON) and the model file's sha256
+ * as parameters.
  */
 export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
   const sig = clf.signature;
   const batching = isBatching(sig);
-  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape).map(String);
+  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape);
   const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
-  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === (batching ? 3 : 4) ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
+  // only on 3 dims, as the export writes it (Triton refuses a format on the full dims of a fixed batch)
+  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === 3 ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
   const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
-  const sha256 = clf.provider === 'remote' ? '' : await modelFileSha256(clf.modelPath);
+  const sha256 = await servedSha256(clf);
   return {
     name: servedName(clf),
     platform: 'onnxruntime_onnx',
@@ -215,6 +239,25 @@ export function decodeInputs(request: InferRequest, binary: Uint8Array, inputs: 
   return feeds;
 }
 
+/**
+ * A request body sent with `Content-Encoding: gzip` or `deflate` (Triton's HTTP clients compress
+ * requests when asked: `request_compression_algorithm`), inflated under the body limit; `identity` or
+ * none as it is. The Inference-Header-Content-Length of such a body counts the inflated JSON, as in
+ * Triton. Errors: OipError 415 for another encoding, 400 for data that does not inflate, 413 when the
+ * inflated body passes the limit.
+ */
+export function inflateBody(body: Buffer, encoding: string | undefined, limit: number): Buffer {
+  const e = (encoding ?? 'identity').trim().toLowerCase();
+  if (e === 'identity' || e === '') return body;
+  if (e !== 'gzip' && e !== 'deflate') throw new OipError(415, `Content-Encoding "${encoding}" is not supported (gzip, deflate or none)`);
+  try {
+    return e === 'gzip' ? gunzipSync(body, { maxOutputLength: limit }) : inflateSync(body, { maxOutputLength: limit });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new OipError(413, `request body over the limit of ${limit} bytes once inflated (Content-Encoding ${e})`);
+    throw new OipError(400, `request body is not ${e} data (${messageOf(err)})`);
+  }
+}
+
 function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
@@ -250,6 +293,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       }
       throw err;
     }
+    body = inflateBody(body, req.headers['content-encoding'], limit);
     const header = req.headers[HEADER_LENGTH];
     const { json, binary } = splitBody(body, Array.isArray(header) ? header[0] : header);
     const session = await clf.open();
@@ -258,9 +302,12 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     if (isBatching(clf.signature)) {
       for (const [k, t] of Object.entries(feeds)) {
         if (t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
+        // onnxruntime fails on an empty batch deep in the graph (a 500 naming a Reshape node)
+        if (t.dims[0]! < 1) throw new OipError(400, `input "${k}": batch of 0; a request holds at least one item (shape [${t.dims.join(',')}])`);
       }
     }
-    const wanted = request.outputs ?? session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
+    // no outputs named (absent or []): every output, as the protocol says ("If not specified all outputs…")
+    const wanted = request.outputs?.length ? request.outputs : session.outputs.map((t) => ({ name: t.name, parameters: undefined }));
     for (const w of wanted) {
       if (!session.outputs.some((t) => t.name === w.name)) throw new OipError(400, `unknown output "${w.name}": the model's outputs are ${session.outputs.map((t) => `"${t.name}"`).join(', ')}`);
     }
@@ -347,8 +394,10 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       try {
         await route(req, res, path);
       } catch (err) {
-        const status = statusOf(err);
-        const message = messageOf(err);
+        // A client that went away mid-request is not a server error: 499 (nginx's "client closed request"),
+        // so a fleet's 5xx alert does not fire on it (it was counted as a 500 "aborted").
+        const status = req.destroyed && (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? CLIENT_CLOSED : statusOf(err);
+        const message = status === CLIENT_CLOSED ? `the client closed the connection (${messageOf(err)})` : messageOf(err);
         log(`${req.method} ${path}: ${status} ${message}`);
         if (/\/infer\/?$/.test(path)) {
           // Counted for served models only (an unknown name would add a metrics series per typo).

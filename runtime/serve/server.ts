@@ -13,8 +13,8 @@ import { pickOptions, type AssertNever } from '../core/options.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
-import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram, modelFileSha256 } from '../stream/metrics.js';
-import { createOipRoutes, servedName, type InferEvent } from './routes.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
+import { createOipRoutes, servedName, servedSha256, type InferEvent } from './routes.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
   /** Default 127.0.0.1. */
@@ -39,8 +39,8 @@ export type UnlistedServeModelsOption = AssertNever<Exclude<keyof ServeModelsOpt
 
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
-  /** Served names, in order, and each one's model file (for its sha256). */
-  models: { name: string; file: string }[];
+  /** Served names, in order, each one's model file and its sha256 as it was loaded (what /metrics says, not the file's now). */
+  models: { name: string; file: string; sha256: string }[];
   requests: Map<string, Map<number, number>>;
   /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
   latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
@@ -55,8 +55,15 @@ export interface ModelServer {
   classifiers: readonly Classifier[];
   names: readonly string[];
   stats: InferStats;
-  close(): Promise<void>;
+  /**
+   * Stop: no new connections, requests in progress answered (up to `graceMs`, default
+   * DEFAULT_CLOSE_GRACE_MS; then their connections are cut), then the sessions disposed.
+   */
+  close(graceMs?: number): Promise<void>;
 }
+
+/** How long close() waits for requests in progress, ms (a Kubernetes pod gets 30 s between SIGTERM and SIGKILL). */
+export const DEFAULT_CLOSE_GRACE_MS = 5000;
 
 /**
  * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
@@ -70,9 +77,9 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
     await buildInfoFamily(),
     {
       name: 'edgetune_model_info',
-      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file.',
+      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file as loaded.',
       type: 'gauge',
-      samples: await Promise.all(s.models.map(async (m) => ({ labels: { model: m.name, sha256: await modelFileSha256(m.file) }, value: 1 }))),
+      samples: s.models.map((m) => ({ labels: { model: m.name, sha256: m.sha256 }, value: 1 })),
     },
     {
       name: 'edgetune_infer_requests_total',
@@ -109,9 +116,20 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) {
     await Promise.all(classifiers.map((c) => c.dispose()));
-    throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${refs.filter((_, i) => names[i] === dup).join(', ')})`);
+    const same = refs.filter((_, i) => names[i] === dup);
+    // the same reference twice, or two files whose base names agree (Teachable Machine's model_unquant.tflite in two folders)
+    const how = new Set(same).size === 1 ? 'give it once' : 'a model is named after its registry id or file base name: copy one to a file of another name';
+    throw new EdgetuneError('EARG', `serve: two models are both named "${dup}" (${same.join(', ')}); ${how}`);
   }
-  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath })), requests: new Map(), latency: new Map() };
+  // hashed now, as loaded: a file replaced on disk later is not what this process serves
+  const shas = await Promise.all(classifiers.map(servedSha256));
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
+  // Every served model's successful-request series exist from the start, at 0: Prometheus' rate() and
+  // increase() count nothing for a series' first sample, so a series born at 1 lost the first requests.
+  for (const name of names) {
+    stats.requests.set(name, new Map([[200, 0]]));
+    stats.latency.set(name, { decode: new Histogram(), run: new Histogram(), encode: new Histogram(), total: new Histogram() });
+  }
   const onInfer = (e: InferEvent) => {
     const by = stats.requests.get(e.model) ?? new Map<number, number>();
     by.set(e.status, (by.get(e.status) ?? 0) + 1);
@@ -151,7 +169,18 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     if (path === '/healthz') return send(res, 200, JSON.stringify({ status: 'ok', models: names }));
     return send(res, 404, JSON.stringify({ error: `no such endpoint: ${path}` }));
   };
+  // Requests being answered: close() lets them finish (a rolling restart drains them instead of
+  // resetting them, and no session is disposed under a running inference).
+  let active = 0;
+  let closing = false;
+  let drained: (() => void) | undefined;
   const server = createServer((req, res) => {
+    active++;
+    res.once('close', () => {
+      active--;
+      if (closing) server.closeIdleConnections();
+      if (active === 0) drained?.();
+    });
     handle(req, res).catch((err) => {
       if (!res.headersSent) send(res, 500, JSON.stringify({ error: messageOf(err) }));
       else res.end();
@@ -172,7 +201,7 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost}:${addr.port}/`;
-  for (const line of bindWarnings(host, token, url)) log(line);
+  for (const line of bindWarnings(host, token, url, { page: false })) log(line);
   return {
     url,
     host: addr.address,
@@ -181,11 +210,21 @@ export async function serveModels(refs: readonly string[], o: ServeModelsOptions
     classifiers,
     names,
     stats,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    async close(graceMs = DEFAULT_CLOSE_GRACE_MS) {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (active > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, graceMs);
+          drained = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      server.closeAllConnections();
+      await closed;
       await Promise.all(classifiers.map((c) => c.dispose()));
     },
   };

@@ -33,12 +33,12 @@ import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir, checkDirPath } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
-import { createOipRoutes, servedName } from '../serve/routes.js';
+import { createOipRoutes, servedName, servedSha256 } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { KIOSK_PAGE_OPTION_KEYS, kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
-import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, modelFileSha256, type MetricFamily } from './metrics.js';
+import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, type MetricFamily } from './metrics.js';
 
 export interface ServeOptions {
   /** Default 127.0.0.1. */
@@ -137,10 +137,10 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
     { name: 'edgetune_up', help: 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', type: 'gauge', samples: [{ value: s.state === 'running' || s.state === 'starting' ? 1 : 0 }] },
     {
       name: 'edgetune_model_info',
-      help: 'The model serving the stream (value 1): its name, the sha256 of its file, the provider running it and the source.',
+      help: 'The model serving the stream (value 1): its name, the sha256 of its file as loaded, the provider running it and the source.',
       type: 'gauge',
       // the model's name as /v2/models/<name> and `edgetune serve`'s metrics say it (a fleet joins on it)
-      samples: [{ labels: { model: servedName(p.model), sha256: await modelFileSha256(p.model.modelPath), provider: p.provider, source: s.source }, value: 1 }],
+      samples: [{ labels: { model: servedName(p.model), sha256: await servedSha256(p.model), provider: p.provider, source: s.source }, value: 1 }],
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
@@ -239,6 +239,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   const sse = new Set<ServerResponse>();
   const mjpeg = new Set<ServerResponse>();
   const oip = createOipRoutes({ models: () => [pipeline.model], maxBodyBytes: opts.maxInferBytes, log });
+  void servedSha256(pipeline.model); // hashed as loaded (a swap's file is named by its own hash)
   const kiosk = opts.kioskPage ? kioskPageRoutes(pipeline, { log, ...opts.kioskPage }) : undefined;
 
   // One shared JPEG encoder for all preview clients, at most previewFps, newest frame first.

@@ -47,6 +47,7 @@ import type { MetricFamily } from './metrics.js';
 import type { StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
+import { isModelUrl } from '../serve/client.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -187,6 +188,10 @@ const send = (res: ServerResponse, status: number, obj: unknown) => json(res, st
 
 /** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
 export function checkTeachable(model: string): string {
+  // a served model's URL was path-joined onto the working directory ("/cwd/http:/host:8000/v2/models/x has no …")
+  if (isModelUrl(model)) {
+    throw new EdgetuneError('EARG', `--teach retrains the model on this machine from its resume data; ${model} runs on another server: watch with its file (exported by \`edgetune finetune\`, its .resume.bin beside it)`, { subject: model });
+  }
   const base = path.resolve(model);
   if (!existsSync(resumePath(base))) {
     throw new EdgetuneError('EARG', `--teach retrains from the model's resume data: ${base} has no ${path.basename(resumePath(base))} beside it (serve a model exported by \`edgetune finetune\`)`, { subject: base });

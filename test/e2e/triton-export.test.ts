@@ -89,6 +89,7 @@ let Schema: DescMessage;
 const parseConfig = (text: string) => fromText(Schema, text) as unknown as ParsedConfig;
 /** Enum values of model_config.proto (DataType, Format, Kind), for readable assertions. */
 const DT = { TYPE_FP32: 11, TYPE_FP16: 10 };
+const FORMAT_NONE = 0;
 const FORMAT_NCHW = 2;
 const KIND_CPU = 2;
 
@@ -100,6 +101,9 @@ async function checkEntry(repo: string, name: string, version = 1): Promise<{ cf
   const cfg = parseConfig(readFileSync(configFile, 'utf8'));
   expect(cfg.name).toBe(name);
   expect(cfg.platform).toBe('onnxruntime_onnx');
+  // Triton's own load check (ValidateModelInput, "model input NHWC/NCHW require 3 dims"; model_config.proto
+  // Format: dims give the 3 non-batch dimensions): a format on any other rank and Triton refuses the model
+  for (const t of cfg.input) if (t.format !== FORMAT_NONE) expect([t.name, t.dims.length]).toEqual([t.name, 3]);
   const modelFile = path.join(entry, String(version), 'model.onnx');
   expect(cfg.parameters['edgetune.sha256']!.stringValue).toBe(createHash('sha256').update(readFileSync(modelFile)).digest('hex'));
   const info = parseModelInfo({ 'edgetune.model': cfg.parameters['edgetune.model']!.stringValue }, configFile)!;
@@ -194,7 +198,9 @@ describe('export --format triton: registry models', () => {
       const { cfg, top } = await checkEntry(repo, id);
       expect(cfg.maxBatchSize).toBe(want.mbs);
       expect(cfg.input[0]!.dims.map(Number)).toEqual(want.input);
-      expect(cfg.input[0]!.format).toBe(FORMAT_NCHW);
+      // the format where Triton takes one (3 dims); a fixed batch's full dims go without (Triton refused them:
+      // "model input NHWC/NCHW require 3 dims")
+      expect(cfg.input[0]!.format).toBe(want.mbs > 0 ? FORMAT_NCHW : FORMAT_NONE);
       const out = cfg.output.find((o) => o.labelFilename)!;
       expect([out.name, out.dims.map(Number)]).toEqual(want.output);
       expect(top).toBe(want.top);
@@ -211,11 +217,13 @@ describe('export --format triton: registry models', () => {
     const ours = parseConfig(readFileSync(path.join(repo, 'squeezenet1.1', 'config.pbtxt'), 'utf8'));
     const theirs = parseConfig(readFileSync(path.join(DENSENET, 'config.pbtxt'), 'utf8'));
     for (const k of ['platform', 'maxBatchSize'] as const) expect(ours[k]).toEqual(theirs[k]);
-    expect(ours.input[0]!.format).toBe(theirs.input[0]!.format);
     expect(ours.input[0]!.dataType).toBe(theirs.input[0]!.dataType);
-    // The example hides the batch 1 with reshape; we keep the graph's full dims (Triton's rule for max_batch_size 0).
+    // The example hides the batch 1 with reshape, which lets it say FORMAT_NCHW (Triton takes a format on 3
+    // dims only); we keep the graph's full dims (Triton's rule for max_batch_size 0) and so give no format.
     expect(theirs.input[0]!.dims.map(Number)).toEqual([3, 224, 224]);
+    expect(theirs.input[0]!.format).toBe(FORMAT_NCHW);
     expect(ours.input[0]!.dims.map(Number)).toEqual([1, 3, 224, 224]);
+    expect(ours.input[0]!.format).toBe(FORMAT_NONE);
     const theirLabels = readFileSync(path.join(DENSENET, 'densenet_labels.txt'), 'utf8').trim().split('\n');
     const ourLabels = readFileSync(path.join(repo, 'squeezenet1.1', 'labels.txt'), 'utf8').trim().split('\n');
     expect(ourLabels.length).toBe(theirLabels.length);

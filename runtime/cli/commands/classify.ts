@@ -50,7 +50,7 @@ export const classify: Command = {
     const walkSkips: { file: string; reason: string }[] = [];
     const files = await expandInputs(positionals, (s) => walkSkips.push(s));
     const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
-    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), topK: k, overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io, v.model), topK: k, overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').

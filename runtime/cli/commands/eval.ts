@@ -74,7 +74,7 @@ export const evaluate: Command = {
       const warning = sharedFilesWarning(same, '--unknown', positionals[0]!, unknownFiles.length, 'they count as known and as unknown, which pulls the AUROC toward 0.5');
       if (warning) io.stderr.write(`edgetune: warning: ${warning}\n`);
     }
-    const clf = await loadClassifier(v.model, { ...providersFrom(v, io), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    const clf = await loadClassifier(v.model, { ...providersFrom(v, io, v.model), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     // as classify and watch say it: the 1 − max softmax ranking has no threshold to move
     if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);

@@ -19,7 +19,8 @@ Options:
   --out <repo>             the model repository folder (created when missing)
   --name <name>            entry name (default: the registry id or the file's base name)
   --version <n>            version folder (default 1; one above the highest when the entry exists;
-                           the other versions are kept)
+                           the other versions are kept; config.pbtxt describes the highest, which
+                           Triton serves)
   --max-batch-size <n>     Triton's max_batch_size (default 8 when every input and output has a
                            dynamic first dimension, else 0; > 0 for a fixed batch is refused)
   --dynamic-batching       let Triton batch single requests (needs max_batch_size > 0)
@@ -57,7 +58,9 @@ export const exportModel: Command = {
       overrides: await cardLayerFrom(v),
     });
     const kept = r.kept.length ? `; kept version${r.kept.length > 1 ? 's' : ''} ${r.kept.join(', ')}` : '';
-    io.stdout.write(`edgetune export: wrote ${r.entry} version ${r.version} (max_batch_size ${r.maxBatchSize}, ${r.inputs.length} input, ${r.outputs.length} output, ${r.labelLines.length} labels${kept})\n`);
+    const n = (k: number, what: string) => `${k} ${what}${k === 1 ? '' : 's'}`;
+    const described = r.configVersion !== r.version ? `; config.pbtxt still describes version ${r.configVersion}, which Triton serves` : '';
+    io.stdout.write(`edgetune export: wrote ${r.entry} version ${r.version} (max_batch_size ${r.maxBatchSize}, ${n(r.inputs.length, 'input')}, ${n(r.outputs.length, 'output')}, ${n(r.labelLines.length, 'label')}${kept}${described})\n`);
     if (r.assumed.length) io.stderr.write(`edgetune export: exported assumed values: ${r.assumed.join('; ')}\n`);
     return 0;
   },

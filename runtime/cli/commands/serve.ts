@@ -24,7 +24,8 @@ Options:
   --port <n>          TCP port (default 8000, Triton's HTTP port; 0 picks a free one)
   --allow-host <names>  Host names served besides loopback and the bound address (comma-separated,
                       repeatable; other Host headers get 421: DNS rebinding protection)
-  --max-body <MiB>    largest inference request body (default 256; 413 above it)
+  --max-body <MiB>    largest inference request body (default 256; 413 above it; a gzip or
+                      deflate body counts inflated)
   --max-batch-size <n>  Triton's max_batch_size for models with a dynamic batch dimension: said in
                       /config, larger batches refused (default 8, as "edgetune export --format triton")
 ${SESSION_USAGE}

@@ -118,7 +118,7 @@ export const watch: Command = {
     }
     const json = Boolean(v.json);
     const quiet = Boolean(v.quiet);
-    const session = providersFrom(v, io);
+    const session = providersFrom(v, io, v.model);
 
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).

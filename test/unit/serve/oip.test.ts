@@ -19,13 +19,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadClassifier, type Classifier } from '../../../runtime/classify/classifier.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
-import { fromHalf, type TensorData } from '../../../runtime/core/tensor.js';
+import { fromHalf, type TensorData, type TensorType } from '../../../runtime/core/tensor.js';
 import { parseModelInfo } from '../../../runtime/core/metadata.js';
 import { describeModel } from '../../../models/describe.js';
 import { exportTritonRepository, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
 import { connectRemoteModel, decodeResponse, parseModelUrl } from '../../../runtime/serve/client.js';
-import { HEADER_LENGTH, bytesOf, elementsOf, joinBody, modelName, readBytesElements, splitBody, tensorBytes } from '../../../runtime/serve/oip.js';
+import { HEADER_LENGTH, OipError, bytesOf, elementsOf, joinBody, modelName, readBytesElements, splitBody, tensorBytes, tensorFromJson } from '../../../runtime/serve/oip.js';
 import { shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
@@ -131,6 +131,9 @@ describe('Open Inference Protocol: edgetune serve', () => {
     expect(modelName('teachable/twins/model.json')).toBe('twins');
     expect(modelName('/tmp/my model (2).onnx')).toBe('my_model__2_');
     expect(modelName('/work/shared/models/mobilenetv2-12-int8.onnx', 'mobilenetv2-int8')).toBe('mobilenetv2-int8');
+    // an entry of a Triton repository is its entry's name, as Triton serves it (every entry's file is model.onnx)
+    expect(modelName('/srv/model_repository/flowers/3/model.onnx')).toBe('flowers');
+    expect(modelName('/srv/exp/v3/model.onnx')).toBe('model');
     expect(parseModelUrl('http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1')).toEqual({ base: 'http://127.0.0.1:8000/v2/models/squeezenet1.1/versions/1', name: 'squeezenet1.1', version: '1' });
     expect(() => parseModelUrl('http://127.0.0.1:8000/models/x')).toThrow('http://127.0.0.1:8000/models/x: expected a model URL like http://host:8000/v2/models/<name>[/versions/<v>]');
   });
@@ -332,6 +335,27 @@ describe('Open Inference Protocol: edgetune serve', () => {
     for (const o of (resJson as { outputs: unknown[] }).outputs) validate('response_output', o);
     const t = decodeResponse(resBody, String(Buffer.byteLength(resText)), 'doc')['output0']!;
     expect([t.type, t.dims, [...(t.data as Float32Array)]]).toEqual(['float32', [3, 2], [1, 1.5, 2, 2.5, 3, 3.5]]);
+  });
+
+  it('refuses JSON numbers a datatype cannot hold instead of wrapping them or making them infinite', () => {
+    // before: UINT8 300 became 44, INT8 200 became -56, INT32 1.5 became 1, without a word
+    const cases: [TensorType, number[], string][] = [
+      ['uint8', [0, 300], 'input "x": data[1] is 300, not an integer in 0..255 (datatype UINT8)'],
+      ['uint8', [-1, 0], 'input "x": data[0] is -1, not an integer in 0..255 (datatype UINT8)'],
+      ['int8', [200, 0], 'input "x": data[0] is 200, not an integer in -128..127 (datatype INT8)'],
+      ['int32', [1, 1.5], 'input "x": data[1] is 1.5, not an integer in -2147483648..2147483647 (datatype INT32)'],
+      ['int64', [2 ** 60, 0], `input "x": data[0] is ${2 ** 60}, not an integer in ${Number.MIN_SAFE_INTEGER}..${Number.MAX_SAFE_INTEGER} (datatype INT64)`],
+    ];
+    // and floats a float datatype cannot hold (Float32Array.from([1e39]) is [Infinity])
+    cases.push(['float32', [1, -1e39], 'input "x": data[1] is -1e+39, beyond FP32\'s largest value 3.4028234663852886e+38'], ['float16', [65520, 0], 'input "x": data[0] is 65520, beyond FP16\'s largest value 65504']);
+    for (const [type, data, message] of cases) {
+      expect(() => tensorFromJson('x', type, [2], data)).toThrow(new OipError(400, message));
+    }
+    // the ends of each range are taken as they are
+    expect(Array.from(tensorFromJson('x', 'uint8', [2], [0, 255]).data as Uint8Array)).toEqual([0, 255]);
+    expect(Array.from(tensorFromJson('x', 'int8', [2], [-128, 127]).data as Int8Array)).toEqual([-128, 127]);
+    expect(Array.from(tensorFromJson('x', 'float32', [2], [1.5, -3.4e38]).data as Float32Array)).toEqual([1.5, Math.fround(-3.4e38)]);
+    expect(Array.from(tensorFromJson('x', 'float16', [2], [65519, -1]).data as Uint16Array, fromHalf)).toEqual([65504, -1]);
   });
 
   it('answers bad requests with the protocol error and status, and keeps serving', async () => {

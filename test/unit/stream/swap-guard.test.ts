@@ -270,6 +270,13 @@ describe('Host check (DNS rebinding)', () => {
     expect(bindWarnings('127.0.0.1', undefined, 'http://127.0.0.1:8080/')).toEqual([]);
     expect(bindWarnings('0.0.0.0', undefined, 'http://127.0.0.1:8080/')[1]).toMatch(/^warning: EDGETUNE_TOKEN is not set, so anyone who can reach this address/);
     expect(bindWarnings('0.0.0.0', 't0k', 'http://127.0.0.1:8080/')[1]).toBe('every request needs EDGETUNE_TOKEN (open http://127.0.0.1:8080/?token=<token> once in a browser; or send "Authorization: Bearer <token>")');
+    // `edgetune serve` has no page (its "/" is a 404): it told its user to open one in a browser
+    expect(bindWarnings('0.0.0.0', 't0k', 'http://127.0.0.1:8000/', { page: false })[1]).toBe(
+      'every request needs EDGETUNE_TOKEN: send "Authorization: Bearer <token>" (a client given --model URL sends it when EDGETUNE_TOKEN is set)',
+    );
+    expect(bindWarnings('0.0.0.0', undefined, 'http://127.0.0.1:8000/', { page: false })[1]).toBe(
+      'warning: EDGETUNE_TOKEN is not set, so anyone who can reach this address can use every model and read /metrics; set it to require a token',
+    );
   });
 });
 
