@@ -4,9 +4,10 @@
 // Exact messages.
 
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, runCli, shared, tempDir } from '../helpers.js';
 
 describe('CommonJS require (Node >= 20.19 loads ES modules with require)', () => {
   it('every entry in package.json "exports" can be required, the main entry included', () => {
@@ -20,5 +21,72 @@ describe('CommonJS require (Node >= 20.19 loads ES modules with require)', () =>
     // the classes a CommonJS program checks errors with come through require too
     const e = spawnSync(process.execPath, ['-e', `const { EdgetuneError, loadClassifier } = require(${JSON.stringify(path.join(repoRoot, 'dist/runtime/index.js'))}); console.log(typeof EdgetuneError, typeof loadClassifier);`], { encoding: 'utf8' });
     expect(e.stdout).toBe('function function\n');
+  });
+});
+
+const work = tempDir('edgetune-newuser4-');
+const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser4-cache-') };
+const flowers = (split: string, cls: string) => shared('datasets', 'tf_flowers-dev', split, cls);
+/** n photos of each class of tf_flowers-dev/train, from photo `from` on, linked into dir/<class>. */
+function flowerFolders(dir: string, classes: readonly string[], n: number, from = 0): string {
+  for (const c of classes) {
+    mkdirSync(path.join(dir, c), { recursive: true });
+    for (const f of readdirSync(flowers('train', c)).sort().slice(from, from + n)) symlinkSync(path.join(flowers('train', c), f), path.join(dir, c, f));
+  }
+  return dir;
+}
+const reportOf = (model: string) => JSON.parse(readFileSync(model.replace(/\.onnx$/, '.report.json'), 'utf8')) as { head: string; config?: { hidden?: number | number[] } };
+
+describe('finetune --resume keeps the head kind of the model it resumes', () => {
+  it('a prototype model stays a prototype model, an MLP keeps its hidden layer', async () => {
+    const train = flowerFolders(path.join(work, 'heads'), ['daisy', 'roses', 'tulips'], 6);
+    const more = flowerFolders(path.join(work, 'heads-more'), ['daisy'], 6, 6);
+    const p = await runCli(['finetune', train, '--head', 'prototype', '--augment', 'none', '--out', path.join(work, 'proto.onnx')], { env });
+    expect(p.code, p.stderr).toBe(0);
+    const m = await runCli(['finetune', train, '--hidden', '16', '--epochs', '5', '--augment', 'none', '--out', path.join(work, 'mlp.onnx')], { env });
+    expect(m.code, m.stderr).toBe(0);
+    expect([reportOf(path.join(work, 'proto.onnx')).head, reportOf(path.join(work, 'mlp.onnx')).head]).toEqual(['prototype', 'mlp']);
+    // before: both resumed models had a linear head trained for 60 epochs ("best epoch 54/60"), nothing said so
+    const pr = await runCli(['finetune', '--resume', path.join(work, 'proto.onnx'), '--add-examples', `daisy=${path.join(more, 'daisy')}`, '--out', path.join(work, 'proto-more.onnx')], { env });
+    expect(pr.code, pr.stderr).toBe(0);
+    expect(pr.stdout).toContain('no training (nearest class mean)');
+    expect(reportOf(path.join(work, 'proto-more.onnx')).head).toBe('prototype');
+    const mr = await runCli(['finetune', '--resume', path.join(work, 'mlp.onnx'), '--add-examples', `daisy=${path.join(more, 'daisy')}`, '--epochs', '5', '--out', path.join(work, 'mlp-more.onnx')], { env });
+    expect(mr.code, mr.stderr).toBe(0);
+    const r = reportOf(path.join(work, 'mlp-more.onnx'));
+    expect([r.head, r.config?.hidden]).toEqual(['mlp', 16]);
+    // naming a head still chooses it
+    const lr = await runCli(['finetune', '--resume', path.join(work, 'mlp.onnx'), '--add-examples', `daisy=${path.join(more, 'daisy')}`, '--head', 'linear', '--epochs', '5', '--out', path.join(work, 'lin-more.onnx')], { env });
+    expect(lr.code, lr.stderr).toBe(0);
+    expect(reportOf(path.join(work, 'lin-more.onnx')).head).toBe('linear');
+  });
+});
+
+describe('multilabel and regression models downstream', () => {
+  it('eval and finetune --resume refuse them with the reason', async () => {
+    const rows = (split: string) =>
+      ['daisy', 'dandelion', 'sunflowers'].flatMap((c) => readdirSync(flowers(split, c)).sort().slice(0, 5).map((f) => ({ file: path.join(flowers(split, c), f), c })));
+    writeFileSync(path.join(work, 'ml.csv'), rows('train').map((r) => `${r.file},${r.c}${r.c === 'daisy' ? '' : ';yellow'}\n`).join(''));
+    writeFileSync(path.join(work, 'rg.csv'), `file,yellowness\n${rows('train').map((r) => `${r.file},${r.c === 'daisy' ? 0 : 1}\n`).join('')}`);
+    const ml = await runCli(['finetune', 'ml.csv', '--task', 'multilabel', '--augment', 'none', '--epochs', '5', '--out', 'ml.onnx'], { cwd: work, env });
+    expect(ml.code, ml.stderr).toBe(0);
+    const rg = await runCli(['finetune', 'rg.csv', '--task', 'regression', '--augment', 'none', '--epochs', '5', '--out', 'rg.onnx'], { cwd: work, env });
+    expect(rg.code, rg.stderr).toBe(0);
+    const val = path.join(work, 'val');
+    for (const c of ['daisy', 'dandelion', 'sunflowers']) {
+      mkdirSync(val, { recursive: true });
+      symlinkSync(flowers('val', c), path.join(val, c));
+    }
+    // before: the multilabel model got "accuracy 0.8…" from its top label among the folders' labels, the regression
+    // model "class folder "daisy" is not a label of rg.onnx (its labels: yellowness)"
+    const e1 = await runCli(['eval', 'val', '--model', 'ml.onnx'], { cwd: work, env });
+    expect([e1.code, e1.stderr]).toEqual([2, 'edgetune eval: ml.onnx is a multilabel model; eval scores classifiers on class folders (finetune --task multilabel --val <file.csv> reports its validation F1 and exact match)\n']);
+    const e2 = await runCli(['eval', 'val', '--model', 'rg.onnx'], { cwd: work, env });
+    expect([e2.code, e2.stderr]).toEqual([2, 'edgetune eval: rg.onnx is a regression model; eval scores classifiers on class folders (finetune --task regression --val <file.csv> reports its validation MAE, RMSE and R²)\n']);
+    // before: "ml.onnx: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed" (it has)
+    const r1 = await runCli(['finetune', '--resume', 'ml.onnx', '--add-examples', `daisy=${flowers('val', 'daisy')}`, '--out', 'ml2.onnx'], { cwd: work, env });
+    expect([r1.code, r1.stderr]).toEqual([2, 'edgetune finetune: ml.onnx: a multilabel model; --resume is for classification models: train again on its CSV with the new rows\n']);
+    const r2 = await runCli(['finetune', '--resume', 'rg.onnx', '--add-class', 'roses', flowers('val', 'roses'), '--out', 'rg2.onnx'], { cwd: work, env });
+    expect([r2.code, r2.stderr]).toEqual([2, 'edgetune finetune: rg.onnx: a regression model; --resume is for classification models: train again on its CSV with the new rows\n']);
   });
 });
