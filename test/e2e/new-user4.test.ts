@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, runCli, shared, tempDir } from '../helpers.js';
+import { launchChromium, startKiosk } from './kiosk-helpers.js';
 
 describe('CommonJS require (Node >= 20.19 loads ES modules with require)', () => {
   it('every entry in package.json "exports" can be required, the main entry included', () => {
@@ -88,5 +89,34 @@ describe('multilabel and regression models downstream', () => {
     expect([r1.code, r1.stderr]).toEqual([2, 'edgetune finetune: ml.onnx: a multilabel model; --resume is for classification models: train again on its CSV with the new rows\n']);
     const r2 = await runCli(['finetune', '--resume', 'rg.onnx', '--add-class', 'roses', flowers('val', 'roses'), '--out', 'rg2.onnx'], { cwd: work, env });
     expect([r2.code, r2.stderr]).toEqual([2, 'edgetune finetune: rg.onnx: a regression model; --resume is for classification models: train again on its CSV with the new rows\n']);
+  });
+});
+
+describe('a regression model in the stream and the kiosk (values are not class scores)', () => {
+  // rg.onnx is the regression model the test above trained (tests of a file run in order)
+  it('watch and kiosk refuse it with the reason, and so does the page importing it', async () => {
+    const rg = path.join(work, 'rg.onnx');
+    // before: "0.00s frame 0: petals (5655%)" (the value 56.55 as a class probability), rc 0
+    const w = await runCli(['watch', shared('camera', 'slow_traffic_small.mp4'), '--model', rg, '--max-frames', '3', '--quiet'], { env });
+    expect([w.code, w.stdout]).toEqual([2, '']);
+    expect(w.stderr).toBe(`edgetune watch: rg.onnx is a regression model: a stream smooths and shows class scores, not values (edgetune classify reads its values)\n`);
+    // before: the page showed "petals 8391%" for a sunflower
+    const k = await runCli(['kiosk', '--model', rg, '--port', '0'], { env });
+    expect([k.code, k.stderr]).toEqual([2, `edgetune kiosk: ${rg} is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)\n`]);
+    const kiosk = await startKiosk();
+    const ctx = await launchChromium(path.join(work, 'profile'));
+    try {
+      const page = ctx.pages()[0] ?? (await ctx.newPage());
+      await page.goto(`${kiosk.url}?ep=wasm`);
+      await page.waitForFunction(() => document.body.dataset.state === 'ready' || document.body.dataset.state === 'error', null, { timeout: 90_000 });
+      await page.click('#tab-teach');
+      await page.locator('#import-model').setInputFiles(rg);
+      await page.waitForFunction(() => !document.querySelector<HTMLElement>('#error')!.hidden);
+      expect(await page.locator('#error').textContent()).toBe('rg.onnx is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)');
+      expect(await page.locator('#models li').count()).toBe(0);
+    } finally {
+      await ctx.close();
+      await kiosk.stop();
+    }
   });
 });
