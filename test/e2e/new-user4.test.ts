@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, runCli, shared, tempDir } from '../helpers.js';
 import { launchChromium, startKiosk } from './kiosk-helpers.js';
+import { loadClassifier } from '../../runtime/classify/classifier.js';
 
 describe('CommonJS require (Node >= 20.19 loads ES modules with require)', () => {
   it('every entry in package.json "exports" can be required, the main entry included', () => {
@@ -117,6 +118,27 @@ describe('a regression model in the stream and the kiosk (values are not class s
     } finally {
       await ctx.close();
       await kiosk.stop();
+    }
+  });
+});
+
+describe('library classify() of a multilabel or regression model', () => {
+  // rg.onnx and ml.onnx are the models the tests above trained (tests of a file run in order)
+  it("says what the row means by the model's task, as classifyFiles does", async () => {
+    const photo = shared('datasets', 'tf_flowers-dev', 'val', 'sunflowers', readdirSync(flowers('val', 'sunflowers')).sort()[0]!);
+    for (const name of ['rg.onnx', 'ml.onnx']) {
+      const clf = await loadClassifier(path.join(work, name));
+      try {
+        // before: classify() returned only `top` (a regression model's values ranked as if class scores), no `reading`
+        const one = await clf.classify(photo);
+        let row: Awaited<ReturnType<typeof clf.classify>>['reading'] | undefined;
+        for await (const r of clf.classifyFiles([photo])) row = r.reading;
+        expect(one.reading, name).toEqual(row);
+        expect(one.reading.task).toBe(name === 'rg.onnx' ? 'regression' : 'multilabel');
+        if (one.reading.task === 'regression') expect(one.reading.values.map((v) => v.name)).toEqual(['yellowness']);
+      } finally {
+        await clf.dispose();
+      }
     }
   });
 });
