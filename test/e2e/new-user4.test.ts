@@ -142,3 +142,20 @@ describe('library classify() of a multilabel or regression model', () => {
     }
   });
 });
+
+describe("the package's declarations in a user's strict TypeScript project", () => {
+  it('type-check with skipLibCheck false (tsc\'s default): every entry, as a user imports it', () => {
+    const dir = tempDir('edgetune-newuser4-tsc-');
+    const entries = ['runtime/index.js', 'calibration/index.js', 'devices/index.js', 'runtime/train/node/index.js', 'runtime/onnx/index.js'];
+    writeFileSync(path.join(dir, 'user.ts'), `${entries.map((e, i) => `import * as m${i} from ${JSON.stringify(path.join(repoRoot, 'dist', e))};`).join('\n')}\nconsole.log(${entries.map((_, i) => `m${i}`).join(', ')});\n`);
+    writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [path.join(repoRoot, 'node_modules', '@types')] }, files: ['user.ts'] }),
+    );
+    writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}\n');
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+    // before: dist/runtime/serve/oip.d.ts(48,20): error TS2589: Type instantiation is excessively deep and possibly infinite.
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
