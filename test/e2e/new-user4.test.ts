@@ -159,3 +159,20 @@ describe("the package's declarations in a user's strict TypeScript project", () 
     expect(r.status).toBe(0);
   });
 });
+
+describe('quantize keeps what the outputs mean', () => {
+  it("a quantized regression model still reads as values (the card's task survives)", async () => {
+    // rg.csv is the CSV the multilabel/regression test above wrote; a float backbone so that quantize has work to do
+    const f = await runCli(['finetune', 'rg.csv', '--task', 'regression', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--epochs', '5', '--out', 'rgf.onnx'], { cwd: work, env });
+    expect(f.code, f.stderr).toBe(0);
+    const q = await runCli(['quantize', '--model', 'rgf.onnx', '--calib', path.join(work, 'heads'), '--calib-count', '6', '--out', 'rgq.onnx'], { cwd: work, env });
+    expect(q.code, q.stderr).toBe(0);
+    const photo = path.join(flowers('val', 'sunflowers'), readdirSync(flowers('val', 'sunflowers')).sort()[0]!);
+    const rows = await Promise.all(['rgf.onnx', 'rgq.onnx'].map(async (m) => JSON.parse((await runCli(['classify', photo, '--model', m, '--json'], { cwd: work, env })).stdout) as { task?: string; values?: { name: string; value: number }[] }));
+    // before: the int8 model's row was {"top":[{"label":"yellowness","score":…}]}: no task, no values
+    expect(rows.map((r) => [r.task, r.values?.map((v) => v.name)])).toEqual([
+      ['regression', ['yellowness']],
+      ['regression', ['yellowness']],
+    ]);
+  });
+});
