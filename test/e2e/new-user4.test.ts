@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, runCli, shared, tempDir } from '../helpers.js';
+import type { Page } from 'playwright-core';
 import { launchChromium, startKiosk } from './kiosk-helpers.js';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 
@@ -174,5 +175,52 @@ describe('quantize keeps what the outputs mean', () => {
       ['regression', ['yellowness']],
       ['regression', ['yellowness']],
     ]);
+  });
+});
+
+describe('the kiosk page in two tabs at once (one IndexedDB)', () => {
+  it('photos uploaded into a class another tab deleted are refused with the reason, not stored where nothing shows them', async () => {
+    const kiosk = await startKiosk();
+    const ctx = await launchChromium(path.join(work, 'profile-tabs'));
+    try {
+      const open = async (p: Page) => {
+        await p.goto(`${kiosk.url}?ep=wasm`);
+        await p.waitForFunction(() => document.body.dataset.state === 'ready' || document.body.dataset.state === 'error', null, { timeout: 90_000 });
+        await p.click('#tab-teach');
+      };
+      const a = ctx.pages()[0] ?? (await ctx.newPage());
+      await open(a);
+      for (const name of ['daisy', 'roses']) {
+        await a.fill('#class-name', name);
+        await a.click('#add-class');
+        await a.locator(`.class-card[data-class="${name}"]`).waitFor();
+      }
+      const b = await ctx.newPage();
+      await open(b);
+      b.once('dialog', (d) => void d.accept());
+      await b.locator('.class-card[data-class="daisy"] button.delete').click();
+      await b.locator('.class-card[data-class="daisy"]').waitFor({ state: 'detached' });
+      // tab A still shows daisy; before: "daisy: added 5 images", the card vanished and the 5 samples stayed in
+      // IndexedDB under a deleted class (counted, never shown, trained or deleted)
+      const photos = readdirSync(flowers('train', 'daisy')).sort().slice(0, 5).map((f) => path.join(flowers('train', 'daisy'), f));
+      await a.locator('.class-card[data-class="daisy"] input.upload').setInputFiles(photos);
+      await a.waitForFunction(() => !document.querySelector<HTMLElement>('#error')!.hidden, null, { timeout: 60_000 });
+      expect(await a.locator('#error').textContent()).toBe('daisy: the photos were not stored: its class no longer exists (deleted in another tab?); reload the page');
+      const stored = await a.evaluate(
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const r = indexedDB.open('edgetune-kiosk');
+            r.onerror = () => reject(r.error);
+            r.onsuccess = () => {
+              const q = r.result.transaction('samples').objectStore('samples').count();
+              q.onsuccess = () => resolve(q.result);
+            };
+          }),
+      );
+      expect(stored).toBe(0);
+    } finally {
+      await ctx.close();
+      await kiosk.stop();
+    }
   });
 });
