@@ -6,7 +6,7 @@
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
-import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
+import { checkOptionKeys, pickOptions, type AssertNever } from '../runtime/core/options.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { cardFilePath, checkCardLayerKeys, parseCardLayer, type CardLayer, type CardSource, type ModelCard } from '../runtime/core/model-card.js';
 import { readSideLabelsFile } from '../runtime/io/labels-file.js';
@@ -85,7 +85,7 @@ export async function registryLayer(entry: ModelEntry, opts: ResolveOptions = {}
  */
 export async function describeModel(ref: string, opts: DescribeOptions = {}): Promise<DescribedModel> {
   checkDescribeOptionKeys('describeModel', opts, DESCRIBE_OPTION_KEYS);
-  const resolved = await resolveModel(ref, opts);
+  const resolved = await resolveModel(ref, pickOptions(opts, RESOLVE_OPTION_KEYS));
   const bytes = await readRegularFile(resolved.path, { what: 'model file', maxBytes: MAX_MODEL_FILE_BYTES, bound: "protobuf's limit for one ONNX model", code: 'EMODEL' });
   return describeBytes(bytes, resolved, opts);
 }

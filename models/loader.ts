@@ -17,7 +17,7 @@ import { parseJson, parseJsonContract } from '../runtime/core/schema.js';
 import { Registry, type LabelSet, type ModelEntry, type RemoteFile } from './registry.js';
 import { importFormatOf, importedModelPath } from './import.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
-import type { AssertNever } from '../runtime/core/options.js';
+import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 
 let registry: Registry | undefined;
 export function loadRegistry(): Registry {
@@ -37,7 +37,7 @@ export interface ResolveOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Every key of ResolveOptions, for refusing a misspelt one (quantizeModel's `resolve`). The type below fails to compile when a key is missing. */
+/** Every key of ResolveOptions, for refusing a misspelt one (resolveModel's, quantizeModel's `resolve`). The type below fails to compile when a key is missing. */
 export const RESOLVE_OPTION_KEYS = ['searchPath', 'cacheDir', 'download', 'onProgress'] as const satisfies readonly (keyof ResolveOptions)[];
 /** `never` while RESOLVE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedResolveOption = AssertNever<Exclude<keyof ResolveOptions, (typeof RESOLVE_OPTION_KEYS)[number]>>;
@@ -216,9 +216,11 @@ export interface ResolvedModel {
  * A model reference → its file: a path (`.onnx`/`.ort` as is; `.tflite` or a tfjs `model.json`
  * converted to ONNX through the import cache, see `importedFrom`) or a registry id (found or
  * downloaded, see resolveRemoteFile). Errors: EMODEL for a missing file, a directory, an unknown id,
- * or a foreign model that cannot be converted (naming the file).
+ * or a foreign model that cannot be converted (naming the file); EARG for an option it does not take
+ * (`resolveModel: unknown option "serchPath" (options: searchPath, …)`).
  */
 export async function resolveModel(ref: string, opts: ResolveOptions = {}): Promise<ResolvedModel> {
+  checkOptionKeys('resolveModel', opts, RESOLVE_OPTION_KEYS);
   const reg = loadRegistry();
   // A served model (runtime/serve/client.ts) has no file here: only classifiers use it.
   if (/^https?:\/\//i.test(ref)) {

@@ -8,10 +8,12 @@ import { buildWeb } from '../runtime/kiosk/build.js';
 
 const args = process.argv.slice(2);
 const outIdx = args.indexOf('--out');
-buildWeb({ outDir: outIdx >= 0 ? args[outIdx + 1] : undefined, minify: !args.includes('--no-minify'), log: (l) => console.error(l) }).then(
+// `--out ""` (an unset variable) or `--out` last is refused by buildWeb (checkDirPath), never the current directory
+const outDir = outIdx >= 0 ? (args[outIdx + 1] ?? '') : undefined;
+buildWeb({ outDir, minify: !args.includes('--no-minify'), log: (l) => console.error(l) }).then(
   (r) => console.log(`kiosk bundle: ${path.relative(process.cwd(), r.outDir) || '.'} (app.js ${(r.bytes / 1024).toFixed(0)} KB) in ${(r.ms / 1000).toFixed(1)}s`),
   (err) => {
-    console.error(`build-web: ${messageOf(err)}`);
+    console.error(`build-web: ${messageOf(err).replace(' for outDir ', ' for --out ')}`);
     process.exitCode = 1;
   },
 );

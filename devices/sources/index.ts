@@ -40,6 +40,13 @@ export function normalizeUri(uri: string): string {
   return uri.endsWith('/') ? `dir://${uri}` : `file://${uri}`;
 }
 
+/**
+ * Open the frame source `uri` (a scheme of SOURCES_USAGE, or a bare path: a folder is dir://, a file
+ * file://). Frames are HWC uint8 at `options`' width × height (the model's input size; SourceOptions
+ * gives the defaults). Errors: EARG for an unknown scheme, or for an option it does not take, nested
+ * `reconnect` included (`createSource: unknown option "reconnect.retry" (reconnect options: retries, …)`);
+ * the scheme's own errors (a missing ffmpeg, a file that cannot be opened) as EDEPEND / EINPUT.
+ */
 export async function createSource(uri: string, options: SourceOptions = {}): Promise<FrameSource> {
   checkOptionKeys('createSource', options, SOURCE_OPTION_KEYS);
   checkOptionKeys('createSource', options.reconnect, RECONNECT_OPTION_KEYS, 'reconnect');

@@ -129,7 +129,8 @@ export function onnxPathOption(name: string, value: string): string {
  */
 export function intOption(name: string, v: string | undefined, def: number, min = 1, max = Infinity): number {
   if (v === undefined) return def;
-  const n = Number(v);
+  // Number('') and Number('  ') are 0: an empty value (`--epochs "$N"` with N unset) is refused as given
+  const n = v.trim() ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) {
     const expected = max < Infinity ? `integer between ${min} and ${max}` : min === 1 ? 'positive integer' : `integer >= ${min}`;
     throw invalidOption(name, expected, v);
@@ -157,9 +158,13 @@ export const OPTION_RANGES = {
   quality: [1, 100],
 } as const;
 
+/**
+ * A number option in [min, max] (default `def` when absent). An empty or blank value is refused with
+ * its text (Number('') would be 0): `Expected finite number for --backbone-lr but received ""`.
+ */
 export function numberOption(name: string, v: string | undefined, def: number, min = -Infinity, max = Infinity): number {
   if (v === undefined) return def;
-  const n = Number(v);
+  const n = v.trim() ? Number(v) : NaN;
   if (!Number.isFinite(n) || n < min || n > max) {
     throw invalidOption(name, numberRangeText(min, max), v);
   }
@@ -170,7 +175,7 @@ export function numberOption(name: string, v: string | undefined, def: number, m
 export function retriesOption(v: string | undefined, def: number): number {
   if (v === undefined) return def;
   if (/^(inf|infinite|infinity|∞)$/i.test(v.trim())) return Infinity;
-  const n = Number(v);
+  const n = v.trim() ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0) throw invalidOption('retries', 'integer >= 0 or inf', v);
   return n;
 }

@@ -51,10 +51,10 @@ export function checkPositiveInteger(name: string, v: unknown): number {
   return v;
 }
 
-/** What a number in [min, max] is called in errors: `number between 0 and 1`, `number >= 0` (no upper bound), `number <= 1`, `finite number`. */
-export function numberRangeText(min: number, max: number): string {
-  if (Number.isFinite(min) && Number.isFinite(max)) return `number between ${min} and ${max}`;
-  if (Number.isFinite(min)) return `number >= ${min}`;
+/** What a number in [min, max] is called in errors: `number between 0 and 1`, `number >= 0` (no upper bound), `number <= 1`, `finite number`; with `minOpen` (min itself refused) `number > 0 and <= 10`, `number > 0`. The one wording of numeric ranges. */
+export function numberRangeText(min: number, max: number, minOpen = false): string {
+  if (Number.isFinite(min) && Number.isFinite(max)) return minOpen ? `number > ${min} and <= ${max}` : `number between ${min} and ${max}`;
+  if (Number.isFinite(min)) return `number ${minOpen ? '>' : '>='} ${min}`;
   if (Number.isFinite(max)) return `number <= ${max}`;
   return 'finite number';
 }

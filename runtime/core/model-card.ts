@@ -127,6 +127,11 @@ export function parseCardLayer(json: unknown, source: string): CardLayer {
   return parseContract(CardLayerSchema, json, source, 'EMODEL');
 }
 
+/**
+ * Every field of a PreprocessSpec (a card's `preprocess`), for refusing a misspelt one in a card file or
+ * an `overrides.preprocess` (`unknown option "overrides.preprocess.maen"`). The type below fails to compile
+ * when a field is missing.
+ */
 export const PREPROCESS_KEYS = ['width', 'height', 'channels', 'layout', 'colorOrder', 'range', 'mean', 'std', 'resize', 'crop', 'dtype'] as const satisfies readonly (keyof PreprocessSpec)[];
 /** `never` while PREPROCESS_KEYS (the preprocess spec's fields) lists every preprocess field (a compile error names a missing one). */
 export type UnlistedPreprocessField = AssertNever<Exclude<keyof PreprocessSpec, (typeof PREPROCESS_KEYS)[number]>>;

@@ -255,12 +255,15 @@ async function versionsIn(entry: string): Promise<number[]> {
  * together (writeAtomicSet). Errors (EARG, with the reason): a bad name or version, max_batch_size > 0
  * for a fixed batch dimension, dynamic batching without batching, a class output Triton cannot rank
  * (FP16), an element type Triton lacks, an existing entry whose config or labels differ (Triton serves
- * every version with one config), assumed card fields without allowAssumed, and an output that would
- * replace the input model. EMODEL / EIO from reading the model and writing the files.
+ * every version with one config), assumed card fields without allowAssumed, an output that would
+ * replace the input model, an empty `out` (`Expected a folder for out but received ""`: never the
+ * current directory), and an option it does not take, nested `overrides` included
+ * (`exportTritonRepository: unknown option "verison" (options: …)`). EMODEL / EIO from reading the model
+ * and writing the files.
  */
 export async function exportTritonRepository(ref: string, opts: TritonExportOptions): Promise<TritonExportResult> {
   checkDescribeOptionKeys('exportTritonRepository', opts, TRITON_EXPORT_OPTION_KEYS);
-  checkDirPath(opts.out, '--out');
+  checkDirPath(opts.out, 'out');
   const d = await describeModel(ref, pickOptions(opts, DESCRIBE_OPTION_KEYS));
   const card = d.card;
   const model = d.importedFrom ?? d.path;

@@ -131,7 +131,12 @@ async function pipeline(input: string | Uint8Array, spec: PreprocessSpec, opts: 
   return img.raw({ depth: 'uchar' });
 }
 
-/** Decode one image to the model's input size. `name` is used in error messages (defaults to the path). */
+/**
+ * Decode one image to the model's input size (`spec`'s width × height, its resize/crop and channels):
+ * 8-bit HWC pixels. `name` is used in error messages (defaults to the path). Errors: EINPUT naming the
+ * file (missing, a directory, empty, not an image, over `maxPixels`, a vector image); EARG for an option
+ * it does not take (`decodeImage: unknown option "maxPixel" (options: maxPixels, background)`).
+ */
 export async function decodeImage(input: string | Uint8Array, spec: PreprocessSpec, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
   checkOptionKeys('decodeImage', opts, DECODE_OPTION_KEYS);
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');
@@ -231,7 +236,11 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
   return explain(err, format);
 }
 
-/** Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC. */
+/**
+ * Decode without resizing (for previews, augmentation and capture): 8-bit sRGB HWC at the image's own
+ * size, EXIF-rotated, transparency flattened onto `background`. Errors: EINPUT naming the image, as
+ * decodeImage; EARG for an option it does not take (`decodeFull: unknown option "…" (options: maxPixels, background)`).
+ */
 export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions = {}, name?: string): Promise<HwcImage> {
   checkOptionKeys('decodeFull', opts, DECODE_OPTION_KEYS);
   const label = name ?? (typeof input === 'string' ? input : '<buffer>');

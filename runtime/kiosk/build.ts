@@ -13,12 +13,42 @@ import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleTemps, tempPathFor } from '../io/atomic.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
-import { packageRoot } from '../io/paths.js';
+import { checkDirPath, packageRoot } from '../io/paths.js';
 
 /** onnxruntime-web files the bundle loads at run time (ort.min.mjs imports the JSEP build). */
 export const ORT_RUNTIME_FILES = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'] as const;
 /** Static files copied from web/ as they are. */
 const STATIC_FILES = ['index.html', 'style.css'] as const;
+/** Every name a bundle folder holds (the two modules, their source maps, the static files, ort/): buildWeb replaces only a folder made of these. */
+const BUNDLE_NAMES: ReadonlySet<string> = new Set(['app.js', 'app.js.map', 'ort-worker.js', 'ort-worker.js.map', ...STATIC_FILES, 'ort']);
+
+/**
+ * Refuses an existing `outDir` that is not a previous bundle: buildWeb swaps the old folder out and
+ * deletes it, so it must hold app.js and nothing but the bundle's own names (ort/ only onnxruntime's
+ * files). An empty folder is fine. A user's folder (`--out .`, a project folder) is never removed.
+ */
+async function checkReplaceable(outDir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(outDir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new EdgetuneError('EIO', `${outDir}: is a file, not a folder (the kiosk bundle's output folder)`, { subject: outDir });
+    throw err;
+  }
+  if (entries.length === 0) return;
+  const stranger = entries.find((e) => !BUNDLE_NAMES.has(e.name) || (e.name === 'ort') !== e.isDirectory());
+  const ort = entries.some((e) => e.name === 'ort') ? await readdir(path.join(outDir, 'ort')) : [];
+  const ortStranger = ort.find((f) => !(ORT_RUNTIME_FILES as readonly string[]).includes(f));
+  const name = stranger?.name ?? (ortStranger !== undefined ? `ort/${ortStranger}` : undefined) ?? (entries.some((e) => e.name === 'app.js') ? undefined : '(no app.js)');
+  if (name !== undefined) {
+    throw new EdgetuneError(
+      'EIO',
+      `${outDir}: not a kiosk bundle folder (it holds ${name}); building there would replace it: name an empty or new folder, or a previous bundle's`,
+      { subject: outDir },
+    );
+  }
+}
 
 /**
  * A few shared runtime modules keep a small Node-only helper beside their browser-safe code (e.g.
@@ -97,11 +127,20 @@ export async function newestSourceTime(root = packageRoot()): Promise<number> {
   return newest;
 }
 
+/**
+ * Builds the kiosk bundle into `outDir` (see the file's first lines), replacing a previous bundle there
+ * only once the new one is complete. Errors: EARG `Expected a folder for outDir but received ""` (an
+ * empty or blank outDir, which would be the current directory); EIO `<outDir>: not a kiosk bundle
+ * folder (it holds <name>)…` when the folder exists and holds anything but a previous bundle (it is
+ * left as it is); EINPUT when the sources are missing or do not compile; EDEPEND without esbuild or
+ * onnxruntime-web.
+ */
 export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebResult> {
   const t0 = performance.now();
   const root = packageRoot();
   const srcDir = options.srcDir ?? pageSourceDir(root);
-  const outDir = path.resolve(options.outDir ?? defaultWebOutDir());
+  const outDir = path.resolve(options.outDir === undefined ? defaultWebOutDir() : checkDirPath(options.outDir, 'outDir'));
+  await checkReplaceable(outDir);
   const entry = path.join(srcDir, 'app.ts');
   if (!existsSync(entry)) {
     throw new EdgetuneError('EINPUT', `${entry}: kiosk sources not found (runtime/kiosk/page/ ships only in the source repository)`, { subject: entry });
@@ -153,7 +192,14 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
     }
     throw err;
   }
-  // Swap into place: the old bundle is removed only once the new one is complete.
+  // Swap into place: the old bundle is removed only once the new one is complete (checked again: the
+  // folder may have changed during the build).
+  try {
+    await checkReplaceable(outDir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
   const old = `${outDir}.${process.pid}.old`;
   if (existsSync(outDir)) await rename(outDir, old);
   await mkdir(path.dirname(outDir), { recursive: true });

@@ -17,6 +17,7 @@ import path from 'node:path';
 import sirv from 'sirv';
 import { EdgetuneError } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
+import { checkDirPath } from '../io/paths.js';
 import { MAX_MODEL_FILE_BYTES, openRegularFile } from '../io/read-file.js';
 import { describeModel } from '../../models/describe.js';
 import { loadClassifier } from '../classify/classifier.js';
@@ -154,7 +155,7 @@ export function pageStatics(webDir: string): ReturnType<typeof sirv> {
 
 export async function startKiosk(o: KioskOptions): Promise<KioskServer> {
   const log = o.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
+  const webDir = path.resolve(o.webDir === undefined ? defaultWebOutDir() : checkDirPath(o.webDir, 'webDir'));
   const { config, file } = await kioskConfig(o.model, o.topK ?? 5, o.providers);
   const configJson = JSON.stringify(config);
   const host = o.host ?? '127.0.0.1';

@@ -225,7 +225,8 @@ function safeDecode(s: string): string {
 
 /**
  * The OIP routes over `o.models()`. Mount with `if (await routes.handle(req, res)) return;` after the
- * server's guard.
+ * server's guard. Errors: EARG for an option it does not take (`createOipRoutes: unknown option "…"
+ * (options: …)`).
  */
 export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
   checkOptionKeys('createOipRoutes', o, OIP_ROUTES_OPTION_KEYS);

@@ -91,7 +91,8 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
 
 /**
  * Load each model (anything `--model` takes; sessions opened now, so a model that cannot run fails
- * here, naming it) and serve them all. Two references with the same name are an EARG error.
+ * here, naming it) and serve them all. Two references with the same name are an EARG error, and so is
+ * an option it does not take (`serveModels: unknown option "prot" (options: …)`).
  */
 export async function serveModels(refs: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
   if (!refs.length) throw new EdgetuneError('EARG', 'serve: no model given');

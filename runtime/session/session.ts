@@ -99,8 +99,9 @@ export function liveSessionCount(): number {
 
 /**
  * `tensorrt,cuda,cpu` (names or aliases such as `trt`, `CUDAExecutionProvider`) or a list → checked
- * requests. Errors: EARG for an empty list, an unknown name, or a provider option onnxruntime-node
- * would ignore.
+ * requests. Errors: EARG for an empty list, an unknown name, a provider option onnxruntime-node
+ * would ignore, or a request key it does not take (`parseProviders: unknown option "providers[0].option"
+ * (providers[0] options: …)`).
  */
 export function parseProviders(spec: string | readonly (ProviderName | ProviderRequest)[]): ProviderRequest[] {
   const list = typeof spec === 'string' ? spec.split(',').map((s) => s.trim()).filter(Boolean) : [...spec];
@@ -161,6 +162,18 @@ export function modelLoadReason(message: string): string {
   return firstLine(m);
 }
 
+/**
+ * An onnxruntime-node session over `model` (a file path or the model's bytes), on the first of
+ * `options.providers` that opens (default `['cpu', 'wasm']`; each one skipped is reported through
+ * `onWarning`). It runs plain `{ type, data, dims }` tensors (`run(feeds, outputNames?)`) and names its
+ * `provider`, `inputs` and `outputs` (name, element type, shape: a number per static dimension, the
+ * symbolic name otherwise); `dispose()` frees it. Defaults: SessionOptions (threads: onnxruntime's
+ * choice, graphOptimizationLevel 'all', spinning on). Errors: EARG for an option it does not take
+ * (`createSession: unknown option "thread" (options: providers, threads, …)`), a bad `providers` list
+ * (parseProviders) or `threads` that is not a positive integer; EMODEL naming the model when the file is
+ * missing (with a hint for a registry id: resolveModel(id).path), is not ONNX, or no provider can open
+ * it (each provider's reason said).
+ */
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<ModelSession> {
   checkOptionKeys('createSession', options, SESSION_OPTION_KEYS);
   const requested = parseProviders(options.providers ?? ['cpu', 'wasm']);

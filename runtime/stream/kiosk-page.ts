@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { messageOf } from '../core/errors.js';
+import { checkDirPath } from '../io/paths.js';
 import { defaultWebOutDir } from '../kiosk/build.js';
 import { crossOriginIsolate, ensureBundle, kioskConfig, pageStatics, serveModel } from '../kiosk/server.js';
 import type { StreamPipeline } from './pipeline.js';
@@ -30,7 +31,7 @@ export type UnlistedKioskPageOption = AssertNever<Exclude<keyof KioskPageOptions
 
 /** The /kiosk/ routes of `pipeline`'s server; `handle` is false for any other path. The bundle is built (when needed) in the background: 503 until then. */
 export function kioskPageRoutes(pipeline: StreamPipeline, o: KioskPageOptions = {}): { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> } {
-  const webDir = path.resolve(o.webDir ?? defaultWebOutDir());
+  const webDir = path.resolve(o.webDir === undefined ? defaultWebOutDir() : checkDirPath(o.webDir, 'webDir'));
   const log = o.log ?? (() => undefined);
   let statics: ReturnType<typeof pageStatics> | undefined;
   let failed: string | undefined;

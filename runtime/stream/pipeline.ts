@@ -106,6 +106,12 @@ export class StreamPipeline extends EventEmitter {
   /** The newest result. */
   latestResult?: StreamResult;
 
+  /**
+   * A pipeline classifying `source`'s frames with `classifier` (start() runs it). `opts`: StreamOptions
+   * (topK 5, smoothing 0.6, threshold 0.5, …). Errors: EARG when the source's frame size is not the
+   * classifier's input size, or for an option it does not take, nested `sessionOptions` included
+   * (`StreamPipeline: unknown option "topk" (options: …)`).
+   */
   constructor(
     source: FrameSource,
     private classifier: Classifier,

@@ -31,7 +31,7 @@ import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
-import { cacheDir } from '../io/paths.js';
+import { cacheDir, checkDirPath } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { createOipRoutes, servedName } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
@@ -217,9 +217,19 @@ function send(res: ServerResponse, status: number, body: string | Buffer, type =
 /** A JSON answer (no-store, nosniff), shared with the teach routes. */
 export const json = (res: ServerResponse, status: number, obj: unknown, extra?: Record<string, string>) => send(res, status, JSON.stringify(obj) + '\n', undefined, extra);
 
+/**
+ * Serve `pipeline` over HTTP (the watch page, its live results, previews, metrics, the Open Inference
+ * Protocol routes, and with `kioskPage` the browser kiosk at /kiosk/), bound to loopback by default.
+ * Errors: EARG for an option it does not take, nested `kioskPage` included (`startServer: unknown option
+ * "kioskPage.webdir" (kioskPage options: webDir, topK, log)`), or an empty `kioskPage.webDir` (`Expected a
+ * folder for kioskPage.webDir but received ""`: never the current directory); the listen error (a port
+ * in use) as is.
+ */
 export async function startServer(pipeline: StreamPipeline, opts: ServeOptions = {}): Promise<KioskServer> {
   checkOptionKeys('startServer', opts, STREAM_SERVE_OPTION_KEYS);
   checkOptionKeys('startServer', opts.kioskPage, KIOSK_PAGE_OPTION_KEYS, 'kioskPage');
+  // an empty webDir would be the current directory, which building the bundle there replaces
+  if (opts.kioskPage?.webDir !== undefined) checkDirPath(opts.kioskPage.webDir, 'kioskPage.webDir');
   const host = opts.host ?? '127.0.0.1';
   const token = (opts.token ?? process.env.EDGETUNE_TOKEN) || undefined;
   const guard = createHttpGuard({ host, allowHosts: opts.allowHosts, token });

@@ -3,7 +3,8 @@
 
 /**
  * The teach panel of the watch page (served at GET / by `watch --teach`): label + token fields, "add N
- * live frames", photo upload, the labels with their examples (each deletable), hard frames (each can be
+ * live frames", photo upload (the picker cleared as soon as its files are read, so the same photos can be
+ * picked again while they upload), the labels with their examples (each deletable), hard frames (each can be
  * labelled into the examples) and "train", all against the routes above. The token is kept in the
  * tab's sessionStorage only. The lists are refreshed after each action and every 10 s: only the newest
  * refresh is drawn (an older answer arriving later would show a stale list or say "training…" over the
@@ -37,7 +38,7 @@ for(const f of h.frames){const fig=el('figure','',{style:'display:inline-block;m
 const b=el('button',(f.top[0]?f.top[0].label+' '+(f.top[0].score*100).toFixed(0)+'%':'?')+' → label');b.onclick=()=>{try{call('POST','/teach/examples?label='+label()+'&hard='+f.file).then(refresh,(e)=>say(e.message));}catch(e){say(e.message);}};
 fig.append(el('br'),b);hb.append(fig);}}
 $('t-frames').onclick=async()=>{try{say('capturing…');const r=await call('POST','/teach/examples?label='+label()+'&frames=10');say(r.added+' frames added to '+r.label);}catch(e){say(e.message);}refresh();};
-$('t-files').onchange=async(ev)=>{try{for(const f of ev.target.files){await call('POST','/teach/examples?label='+label(),f);}say(ev.target.files.length+' photos added');}catch(e){say(e.message);}ev.target.value='';refresh();};
+$('t-files').onchange=async(ev)=>{const files=[...ev.target.files];ev.target.value='';try{for(const f of files){await call('POST','/teach/examples?label='+label(),f);}say(files.length+' photos added');}catch(e){say(e.message);}refresh();};
 $('t-train').onclick=async()=>{try{say('training…');const r=await call('POST','/teach/train');say('serving '+r.labels.join(', ')+(r.accuracy!=null?' · validation '+(r.accuracy*100).toFixed(0)+'%':'')+' · '+r.seconds+' s');}catch(e){say(e.message);}refresh();};
 refresh();setInterval(refresh,10000);})();
 </script>`;

@@ -194,11 +194,15 @@ export function checkTeachable(model: string): string {
   return base;
 }
 
-/** Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume data, or for an option it does not take (`finetune`'s too). */
+/**
+ * Start teaching `pipeline` (see the module header). Errors: EARG when the base model has no resume
+ * data, for an empty `dir` (`Expected a folder for dir but received ""`: never the current directory,
+ * checked before any folder is made), or for an option it does not take (`finetune`'s too).
+ */
 export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Promise<Teach> {
   checkOptionKeys('createTeach', o, TEACH_OPTION_KEYS);
   if (o.finetune) checkFinetuneOptionKeys('createTeach', o.finetune, TEACH_FINETUNE_OPTION_KEYS, 'finetune');
-  const dir = path.resolve(checkDirPath(o.dir, '--teach'));
+  const dir = path.resolve(checkDirPath(o.dir, 'dir'));
   const examplesDir = path.join(dir, 'examples');
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');

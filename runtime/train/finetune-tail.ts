@@ -26,7 +26,7 @@ import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
-import type { Shape } from './graph/shapes.js';
+import type { InputSize } from './graph/shapes.js';
 import { evaluateTail, exportTail, trainTail, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
@@ -74,7 +74,7 @@ export function planUnfreeze(
   embedding: string,
   unfreeze: number | string,
   name = 'the backbone',
-  size?: { width: number; height: number; layout: 'NCHW' | 'NHWC' },
+  size?: InputSize,
 ): UnfreezePlan {
   if (isQuantizedGraph(backbone.graph)) {
     throw new EdgetuneError('EARG', `--unfreeze trains the backbone's float weights, and ${name} is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result`);
@@ -83,19 +83,10 @@ export function planUnfreeze(
   foldBatchNorm(model);
   const cutName = resolveCut(model, embedding, unfreeze);
   const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length : typeof unfreeze === 'number' ? unfreeze : null;
-  const cut = cutModel(model, cutName, embedding, size ? { inputShape: sizedInputShape(model, size) } : {});
+  const cut = cutModel(model, cutName, embedding, { size });
   const trainable = new Set(defaultTrainable(cut.tail));
   const parameters = cut.tail.graph.initializer.filter((t) => trainable.has(t.name ?? '')).reduce((a, t) => a + t.dims.reduce((x, y) => x * y, 1), 0);
   return { model, cut, parameters, blocks };
-}
-
-/** The graph input's shape, batch 'N', with its symbolic height/width (as `size.layout` places them) set to `size`'s. */
-function sizedInputShape(model: OnnxModel, size: { width: number; height: number; layout: 'NCHW' | 'NHWC' }): Shape {
-  const inits = new Set(model.graph.initializer.map((t) => t.name));
-  const input = model.graph.input.find((v) => v.name && !inits.has(v.name));
-  const dims = input?.type?.tensorType?.shape?.dim ?? [];
-  const [h, w] = size.layout === 'NCHW' ? [2, 3] : [1, 2];
-  return dims.map((d, i) => (i === 0 ? 'N' : (d.dimValue ?? (i === h ? size.height : i === w ? size.width : (d.dimParam ?? 'N')))));
 }
 
 /**

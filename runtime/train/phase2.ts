@@ -41,6 +41,7 @@ import type { HeadWeights, TrainConfig } from './types.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { encodeModel } from '../onnx/model.js';
 import { asFloat32, concatFloat32 } from '../core/tensor.js';
+import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
 /** Phase-2 settings beside the head's trainer config (each default: UNFREEZE_DEFAULTS, see the module header). */
 export interface Phase2Settings {
@@ -74,6 +75,11 @@ export interface Phase2Settings {
   /** Keep phase 2's result without the never-worse rule (keepPhase2); the summary still gives the rule's numbers. Default false. */
   alwaysKeep?: boolean;
 }
+
+/** Every key of Phase2Settings, for refusing a misspelt one (runPhase2's `settings`). The type below fails to compile when a key is missing. */
+export const PHASE2_SETTING_KEYS = ['lrBackbone', 'epochs', 'patience', 'freshViews', 'schedule', 'layerLrDecay', 'refit', 'average', 'mixup', 'batchSize', 'alwaysKeep'] as const satisfies readonly (keyof Phase2Settings)[];
+/** `never` while PHASE2_SETTING_KEYS lists every setting (a compile error names a missing one). */
+export type UnlistedPhase2Setting = AssertNever<Exclude<keyof Phase2Settings, (typeof PHASE2_SETTING_KEYS)[number]>>;
 
 /** What phase 2 did, as the CLI's report (`unfreeze`) and the page's stored metrics (`phase2`) hold it. */
 export interface Phase2Summary {
@@ -319,8 +325,13 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
   }
 }
 
-/** Run phase 2 (see the module header). Errors: as trainUnfrozen and the embedder (EARG for a prototype head or divergence). */
+/**
+ * Run phase 2 (see the module header). Errors: as trainUnfrozen and the embedder (EARG for a prototype
+ * head or divergence); EARG for a setting it does not know (`runPhase2: unknown option "settings.lrBackbne"
+ * (settings options: lrBackbone, …)`).
+ */
 export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>): Promise<Phase2Result> {
+  checkOptionKeys('runPhase2', o.settings, PHASE2_SETTING_KEYS, 'settings');
   const t0 = performance.now();
   const { plan } = o;
   const settings = o.settings ?? {};

@@ -76,8 +76,11 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     for (const bad of ['0', '2']) {
       const r = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', bad, '--out', x], { env });
       expect(r.code).toBe(2);
-      expect(r.stderr).toBe(`edgetune finetune: Expected a number in (0, 1] for --layer-lr-decay but received ${bad}\n`);
+      expect(r.stderr).toBe(`edgetune finetune: Expected number > 0 and <= 1 for --layer-lr-decay but received ${bad}\n`);
     }
+    // an empty value is refused by the CLI's parser with its text (it was Number("") = 0: "received 0")
+    const empty = await runCli(['finetune', train, '--unfreeze', '2', '--backbone-lr', '', '--out', x], { env });
+    expect([empty.code, empty.stderr]).toEqual([2, 'edgetune finetune: Expected finite number for --backbone-lr but received ""\n']);
     const half = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', 'half', '--out', x], { env });
     expect([half.code, half.stderr]).toEqual([2, 'edgetune finetune: Expected finite number for --layer-lr-decay but received "half"\n']);
     for (const [flag, bad, expected] of [
@@ -89,7 +92,7 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
       expect([r.code, r.stderr]).toEqual([2, `edgetune finetune: Expected ${expected} for ${flag} but received ${bad}\n`]);
     }
     // from JavaScript the same check names the option
-    await expect(finetune(train, { out: x, unfreeze: 2, layerLrDecay: 2 })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a number in (0, 1] for layerLrDecay but received 2' });
+    await expect(finetune(train, { out: x, unfreeze: 2, layerLrDecay: 2 })).rejects.toMatchObject({ code: 'EARG', message: 'Expected number > 0 and <= 1 for layerLrDecay but received 2' });
     const s = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-schedule', 'step', '--out', x], { env });
     expect(s.code).toBe(2);
     expect(s.stderr).toContain('Expected one of constant, cosine, warmup-cosine for --unfreeze-schedule but received "step"');
@@ -101,7 +104,7 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     expect(avg.stderr).toContain('Expected one of none, swa for --unfreeze-average but received "ema"');
     const mix = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-mixup', '-1', '--out', x], { env });
     expect(mix.code).toBe(2);
-    expect(mix.stderr).toBe('edgetune finetune: Expected a number ≥ 0 for --unfreeze-mixup but received -1\n');
+    expect(mix.stderr).toBe('edgetune finetune: Expected number >= 0 for --unfreeze-mixup but received -1\n');
   });
 });
 

@@ -318,6 +318,29 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
         expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
       }
       expect(existsSync(path.join(dir, 'examples', 'pattern'))).toBe(false);
+      // photos from the picker: it is cleared as soon as its files are read, while the uploads (held here) are
+      // still under way, so picking the same photos again fires a change (Chromium fires none for a pick equal
+      // to the files an input still holds); it used to be cleared only after the last upload
+      let releaseUploads!: () => void;
+      const uploadsHeld = new Promise<void>((r) => (releaseUploads = r));
+      let uploads = 0;
+      const examplesPost = (url: URL) => url.pathname === '/teach/examples';
+      await page.route(examplesPost, async (route) => {
+        uploads++;
+        await uploadsHeld;
+        await route.continue();
+      });
+      await page.setInputFiles('#t-files', flowers('train', 'tulips').slice(0, 2));
+      await until('the first upload', async () => (uploads >= 1 ? true : undefined));
+      const held = await page.evaluate(() => (document.getElementById('t-files') as HTMLInputElement).files!.length);
+      releaseUploads();
+      await page.waitForFunction(() => document.getElementById('t-msg')!.textContent === '2 photos added');
+      await page.unrouteAll({ behavior: 'wait' });
+      expect(held).toBe(0);
+      expect(readdirSync(path.join(dir, 'examples', 'pattern'))).toHaveLength(2);
+      for (const f of readdirSync(path.join(dir, 'examples', 'pattern'))) {
+        expect((await fetch(new URL(`/teach/examples/pattern/${f}`, w.url), { method: 'DELETE', headers: auth })).status).toBe(200);
+      }
       // train from the page: it says what now serves. A periodic refresh during the training has its answer
       // (training: true) held until the page has said what serves (two requests answered out of order): it
       // must not say "training…" over it

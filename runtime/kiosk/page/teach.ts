@@ -230,7 +230,7 @@ export async function trainInPage(r: TrainRequest): Promise<TrainOutcome> {
   progress({ done: 0, total: 1, message: 'cutting the backbone at its embedding…' });
   const graph = prepared(r.backbone, r.model.embedding?.tensor ?? null);
   // phase 2's cut, planned before any embedding work (an int8 backbone is refused here)
-  const plan = unfreeze ? planUnfreeze(decodeModel(r.backbone), graph.cut.tensor, unfreeze, r.model.id) : undefined;
+  const plan = unfreeze ? planUnfreeze(decodeModel(r.backbone), graph.cut.tensor, unfreeze, r.model.id, r.model.preprocess) : undefined;
   const session = await openSession(graph.bytes, r.order);
   const provider = session.provider;
 

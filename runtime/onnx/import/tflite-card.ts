@@ -153,16 +153,16 @@ export function tfliteCard(
   else if (!extractor) {
     for (const [name, data] of options.associatedFiles ?? []) {
       if (!name.toLowerCase().endsWith('.txt')) continue;
-      // a corrupt .txt (not UTF-8) is refused, never read as labels of U+FFFD
-      const text = utf8Text(data, { what: `associated file ${name}`, code: 'EMODEL' });
       let lines: string[];
       try {
-        lines = parseLabels(text, name);
+        // decoded leniently to count its lines: a packed file that is not text (nor a label list) is skipped
+        lines = parseLabels(new TextDecoder('utf-8').decode(data), name);
       } catch {
         continue; // an associated text file that is not a label list
       }
       if (lines.length === classes || lines.length === classes - 1) {
-        list = lines;
+        // the labels: a corrupt one (not UTF-8) is refused, never read as labels of U+FFFD
+        list = parseLabels(utf8Text(data, { what: `associated file ${name}`, code: 'EMODEL' }), name);
         from = `the associated file ${name}`;
         notes.push(`labels from the file's associated file ${name}`);
         break;

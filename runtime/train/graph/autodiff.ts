@@ -35,7 +35,7 @@ import { foldBatchNorm } from '../../onnx/passes/fold-batchnorm.js';
 import { upgradeOpset } from '../../onnx/passes/upgrade-opset.js';
 import type { DenseLayer } from '../types.js';
 import { GRAD_RULES, type AttrValue, type GradContext } from './grad-ops.js';
-import { inferShapes, type Shape } from './shapes.js';
+import { inferShapes, inputShapeOf, type Shape } from './shapes.js';
 
 export interface TrainingGraphOptions {
   /** Head layers (only `in`/`out` are used: values are fed at run time). */
@@ -120,7 +120,7 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
   if (realInputs.length !== 1 || g.output.length !== 1) throw new EdgetuneError('EARG', `the tail needs exactly one input and one output (has ${realInputs.length} and ${g.output.length})`);
   const input = realInputs[0]!.name!;
   // the batch dimension is always the symbolic 'N' (masks and labels share it), whatever the tail calls it
-  const inputShape: Shape = (realInputs[0]!.type?.tensorType?.shape?.dim ?? []).map((d, i) => (i === 0 ? 'N' : (d.dimValue ?? d.dimParam ?? '?')));
+  const inputShape: Shape = inputShapeOf(realInputs[0]!.type?.tensorType?.shape?.dim ?? [], { unnamed: '?' });
   if (inputShape.length < 2 || inputShape.slice(1).some((d) => typeof d !== 'number')) {
     throw new EdgetuneError('EARG', `the tail input "${input}" needs a static shape after the batch dimension (has [${inputShape}])`);
   }

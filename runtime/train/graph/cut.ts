@@ -14,7 +14,7 @@ import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, c
 import { cloneModel } from '../../onnx/model.js';
 import { describeNode } from '../../onnx/topology.js';
 import type { GraphProto, OnnxModel } from '../../onnx/model.js';
-import { inferShapes, type Shape } from './shapes.js';
+import { inferShapes, inputShapeOf, type InputSize, type Shape } from './shapes.js';
 
 /** A place to cut, counted from the embedding. */
 export interface CutPoint {
@@ -165,10 +165,12 @@ export interface CutResult {
 
 /**
  * Split `model` at `cut` (a single-path tensor, see resolveCut). Shapes come from the model input's
- * static dims (`inputShape` overrides, e.g. [ 'N', 3, 224, 224 ]). Neither part is otherwise changed:
- * fold BatchNormalization / upgrade the opset before cutting when the tail will be trained.
+ * static dims; `size` fills its symbolic height/width (a fully convolutional backbone with a dynamic
+ * input, run at the preprocessing's size: the tail's training graph needs static spatial sizes);
+ * `inputShape` overrides the whole shape (e.g. [ 'N', 3, 224, 224 ]). Neither part is otherwise
+ * changed: fold BatchNormalization / upgrade the opset before cutting when the tail will be trained.
  */
-export function cutModel(model: OnnxModel, cut: string, embedding: string, opts: { inputShape?: Shape } = {}): CutResult {
+export function cutModel(model: OnnxModel, cut: string, embedding: string, opts: { inputShape?: Shape; size?: InputSize } = {}): CutResult {
   const full = graphTo(model, embedding);
   const g = full.graph;
   if (!singlePath(g).includes(cut)) throw new EdgetuneError('EARG', `"${cut}" is not a single-path tensor on the way to "${embedding}"`, { subject: cut });
@@ -176,7 +178,7 @@ export function cutModel(model: OnnxModel, cut: string, embedding: string, opts:
   const input = g.input.find((v) => v.name && !inits.has(v.name));
   if (!input) throw new EdgetuneError('EMODEL', 'the model has no graph input');
   const dims = input.type?.tensorType?.shape?.dim ?? [];
-  const inputShape: Shape = opts.inputShape ?? dims.map((d, i) => (i === 0 ? 'N' : (d.dimValue ?? d.dimParam ?? 'N')));
+  const inputShape: Shape = opts.inputShape ?? inputShapeOf(dims, { size: opts.size });
   const shapes = inferShapes(g, { [input.name!]: inputShape });
   const cutShape = shapes.get(cut)!;
   const embeddingShape = shapes.get(embedding)!;

@@ -13,6 +13,28 @@ import { describeNode } from '../../onnx/topology.js';
 export type Dim = number | string;
 export type Shape = Dim[];
 
+/** The pixel size a graph input runs at (the preprocessing's): fills its symbolic height and width, as `layout` places them. */
+export interface InputSize {
+  width: number;
+  height: number;
+  layout: 'NCHW' | 'NHWC';
+}
+
+/**
+ * A graph input's Shape from its ONNX dimensions: the batch (first) is always the symbolic 'N', a
+ * static dimension is kept, a symbolic one keeps its name (`unnamed` when it has none). With `size`,
+ * the symbolic height and width (as `size.layout` places them) become its pixels; static ones stay.
+ */
+export function inputShapeOf(dims: readonly { dimValue?: number; dimParam?: string }[], o: { size?: InputSize; unnamed?: string } = {}): Shape {
+  const [h, w] = o.size?.layout === 'NCHW' ? [2, 3] : [1, 2];
+  return dims.map((d, i) => {
+    if (i === 0) return 'N';
+    if (d.dimValue !== undefined) return d.dimValue;
+    if (o.size && (i === h || i === w)) return i === h ? o.size.height : o.size.width;
+    return d.dimParam ?? o.unnamed ?? 'N';
+  });
+}
+
 function fail(n: NodeProto, why: string): never {
   throw new EdgetuneError('EMODEL', `shape of the ${describeNode(n)}: ${why}`, { subject: n.name || n.output[0] });
 }

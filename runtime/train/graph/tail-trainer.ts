@@ -6,7 +6,7 @@
 // loss with the best weights restored; exportTail() writes the tuned weights back into the backbone.
 // Browser-safe: no Node APIs, no onnxruntime import.
 
-import { checkOneOf, EdgetuneError, invalidParameter } from '../../core/errors.js';
+import { checkOneOf, EdgetuneError, invalidParameter, numberRangeText } from '../../core/errors.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
@@ -184,7 +184,7 @@ export function scheduleFactor(schedule: TailSchedule, epoch: number, epochs: nu
  * deepest block's. decay 1: every multiplier 1. Throws EARG for decay outside (0, 1].
  */
 export function layerRates(tail: OnnxModel, trainable: readonly string[], decay: number): Map<string, number> {
-  if (!(decay > 0 && decay <= 1)) throw invalidParameter('layerLrDecay', 'a number in (0, 1]', decay);
+  if (!(decay > 0 && decay <= 1)) throw invalidParameter('layerLrDecay', numberRangeText(0, 1, true), decay);
   const out = new Map(trainable.map((w) => [w, 1]));
   if (decay === 1 || trainable.length === 0) return out;
   const embedding = tail.graph.output[0]?.name ?? '';
@@ -355,7 +355,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const layerRate = layerRates(input.tail, trainable, cfg.layerLrDecay);
   const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
   const common = { head: layers, trainable, labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights === 'none' ? undefined : cw };
-  if (!(cfg.mixup >= 0)) throw invalidParameter('mixup', 'a number ≥ 0', cfg.mixup);
+  if (!(cfg.mixup >= 0)) throw invalidParameter('mixup', numberRangeText(0, Infinity), cfg.mixup);
   const trainGraph = buildTrainingGraph(input.tail, { ...common, dropout: cfg.dropout, mode: 'train', targets: cfg.mixup > 0 ? 'probs' : 'labels' });
   const evalGraph = buildTrainingGraph(input.tail, { ...common, mode: 'eval' });
   const per = trainGraph.inputShape.slice(1) as number[];

@@ -27,6 +27,7 @@ import { describeBytes } from '../../../models/describe.js';
 import { resolveModel } from '../../../models/loader.js';
 import type { ModelEntry } from '../../../models/registry.js';
 import type { ResumeTap } from '../resume-format.js';
+import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 
 export interface Backbone {
   /** Registry id or file name. */
@@ -253,6 +254,11 @@ export interface EmbedderOptions {
   taps?: readonly string[];
 }
 
+/** Every key of EmbedderOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const EMBEDDER_OPTION_KEYS = ['taps'] as const satisfies readonly (keyof EmbedderOptions)[];
+/** `never` while EMBEDDER_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedEmbedderOption = AssertNever<Exclude<keyof EmbedderOptions, (typeof EMBEDDER_OPTION_KEYS)[number]>>;
+
 /** The cache key of a tap's features (backbone + tap tensor; the preprocessing is added per embed as for the embedding). */
 export function tapKey(backbone: Backbone, tap: string): string {
   return sha256(`${backbone.key}|open-set tap|${tap}`);
@@ -274,8 +280,13 @@ export class Embedder {
     readonly taps: { tensor: string; output: string; dims: number; key: string }[],
   ) {}
 
-  /** Open the session (see EmbedderOptions). Errors: EMODEL when the backbone cannot be cut there or a tap is not upstream of the embedding. */
+  /**
+   * Open the session (`options`: createSession's; `o`: see EmbedderOptions). Errors: EMODEL when the
+   * backbone cannot be cut there or a tap is not upstream of the embedding; EARG for an option either
+   * object does not take (`Embedder.open: unknown option "tap" (options: taps)`, createSession's for `options`).
+   */
   static async open(backbone: Backbone, options: SessionOptions = {}, o: EmbedderOptions = {}): Promise<Embedder> {
+    checkOptionKeys('Embedder.open', o, EMBEDDER_OPTION_KEYS);
     const graph = embeddingGraph(backbone.model, backbone.cut);
     const tg = o.taps?.length ? embeddingGraphWithTaps(graph, o.taps) : undefined;
     const session = await createSession(tg?.bytes ?? graph.bytes, options);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { AugmentSpec } from '../augment/ops.js';
 import type { DatasetItem } from './dataset.js';
 import { checkOptionKeys, type AssertNever } from '../../core/options.js';
-import { EdgetuneError } from '../../core/errors.js';
+import { EdgetuneError, numberRangeText } from '../../core/errors.js';
 import type { TailEpochStats } from '../graph/tail-trainer.js';
 import { SESSION_OPTION_KEYS, type SessionOptions } from '../../session/session.js';
 import type { TASKS } from '../tasks.js';
@@ -188,7 +188,7 @@ export function intIn(name: string, v: number | undefined, lo: number, hi: numbe
 }
 
 export function numIn(name: string, v: number | undefined, lo: number, hi: number, loOpen = false): void {
-  if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi && !(loOpen && v === lo))) throw arg(name, `number ${loOpen ? '>' : '>='} ${lo} and <= ${hi}`, v);
+  if (v !== undefined && !(Number.isFinite(v) && v >= lo && v <= hi && !(loOpen && v === lo))) throw arg(name, numberRangeText(lo, hi, loOpen), v);
 }
 
 /** The trainer config of the options (FINETUNE_DEFAULTS for what is not given); checks every field. */

@@ -175,9 +175,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   }
   if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
   if (o.unfreezeSchedule !== undefined && !['constant', 'cosine', 'warmup-cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant, cosine or warmup-cosine', o.unfreezeSchedule);
-  if (o.layerLrDecay !== undefined && !(o.layerLrDecay > 0 && o.layerLrDecay <= 1)) throw arg('layerLrDecay', 'a number in (0, 1]', o.layerLrDecay);
+  numIn('layerLrDecay', o.layerLrDecay, 0, 1, true);
   if (o.unfreezeAverage !== undefined) checkOneOf('unfreezeAverage', o.unfreezeAverage, TAIL_AVERAGES);
-  if (o.unfreezeMixup !== undefined && !(o.unfreezeMixup >= 0 && Number.isFinite(o.unfreezeMixup))) throw arg('unfreezeMixup', 'a number ≥ 0', o.unfreezeMixup);
+  numIn('unfreezeMixup', o.unfreezeMixup, 0, Infinity);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
@@ -196,7 +196,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   });
   const session = o.session ?? {};
   // an empty --cache is refused (it was the default cache without a word)
-  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, '--cache')) : undefined);
+  const cache = o.cache === null ? null : new EmbeddingCache(o.cache !== undefined ? path.resolve(checkDirPath(o.cache, 'cache')) : undefined);
 
   // ---- backbone and data
   let backbone: Backbone;

@@ -1,7 +1,8 @@
 // The option parser's contract: typed tables, one duration rule, one argument-error format.
 
 import { describe, expect, it } from 'vitest';
-import { durationOption, invalidOption, oneOfOption, parse, sizeOption } from '../../../runtime/cli/args.js';
+import { durationOption, intOption, invalidOption, numberOption, oneOfOption, parse, retriesOption, sizeOption } from '../../../runtime/cli/args.js';
+import { numIn } from '../../../runtime/train/node/finetune-options.js';
 import { EdgetuneError, invalidParameter } from '../../../runtime/core/errors.js';
 import { resolveConfig, trainHead } from '../../../runtime/train/index.js';
 import { viewCount } from '../../../runtime/train/finetune.js';
@@ -20,6 +21,26 @@ describe('durationOption: one rule for every command', () => {
   it('refuses anything else with the option named', () => {
     expect(() => durationOption('stall-timeout', 'soon', 1)).toThrow('Expected a duration such as 500ms or 2s for --stall-timeout but received "soon"');
     expect(() => durationOption('every', '-1s', 1)).toThrow('Expected a duration such as 500ms or 2s for --every but received "-1s"');
+  });
+});
+
+describe('number options: an empty value is refused as given, never read as 0', () => {
+  it('numberOption, intOption and retriesOption refuse "" and "  " with the raw text', () => {
+    // `--backbone-lr ""` was Number("") = 0, refused later by the library as "received 0"
+    expect(() => numberOption('backbone-lr', '', 0)).toThrow('Expected finite number for --backbone-lr but received ""');
+    expect(() => numberOption('layer-lr-decay', ' ', 1)).toThrow('Expected finite number for --layer-lr-decay but received " "');
+    // min 0: `--patience ""` was taken as 0 (early stopping off) without a word
+    expect(() => intOption('patience', '', 5, 0, 100000)).toThrow('Expected integer between 0 and 100000 for --patience but received ""');
+    expect(() => retriesOption('', 3)).toThrow('Expected integer >= 0 or inf for --retries but received ""');
+    expect([numberOption('backbone-lr', '1e-4', 0), intOption('patience', '0', 5, 0, 100000), retriesOption('0', 3)]).toEqual([1e-4, 0, 0]);
+  });
+
+  it("finetune's numeric ranges share one wording (numberRangeText)", () => {
+    expect(() => numIn('layerLrDecay', 0, 0, 1, true)).toThrow('Expected number > 0 and <= 1 for layerLrDecay but received 0');
+    expect(() => numIn('backboneLr', 11, 0, 10, true)).toThrow('Expected number > 0 and <= 10 for backboneLr but received 11');
+    expect(() => numIn('unfreezeMixup', -1, 0, Infinity)).toThrow('Expected number >= 0 for unfreezeMixup but received -1');
+    expect(() => numIn('lr', 0, 0, Infinity, true)).toThrow('Expected number > 0 for lr but received 0');
+    expect(() => numIn('valSplit', 1, 0, 0.9)).toThrow('Expected number between 0 and 0.9 for valSplit but received 1');
   });
 });
 

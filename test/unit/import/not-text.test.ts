@@ -7,8 +7,10 @@
 
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { importModelFile } from '../../../models/import.js';
+import { readAssociatedFiles } from '../../../runtime/onnx/import/tflite-card.js';
 import { shared, tempDir } from '../../helpers.js';
 
 const TWINS = shared('models', 'teachable-machine', 'twins-tfjs');
@@ -31,6 +33,43 @@ function replaced(bytes: Uint8Array, find: string, by: Uint8Array): { bytes: Uin
   const out = Uint8Array.from(bytes);
   out.set(by, at);
   return { bytes: out, at };
+}
+
+/** A zip of `files` stored uncompressed (how the TFLite metadata writer packs associated files). */
+function storedZip(files: [string, Uint8Array][]): Buffer {
+  const locals: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const [name, data] of files) {
+    const n = Buffer.from(name);
+    const head = Buffer.alloc(30);
+    head.writeUInt32LE(0x04034b50, 0);
+    head.writeUInt16LE(10, 4);
+    head.writeUInt32LE(crc32(data), 14);
+    head.writeUInt32LE(data.length, 18);
+    head.writeUInt32LE(data.length, 22);
+    head.writeUInt16LE(n.length, 26);
+    const dir = Buffer.alloc(46);
+    dir.writeUInt32LE(0x02014b50, 0);
+    dir.writeUInt16LE(10, 4);
+    dir.writeUInt16LE(10, 6);
+    dir.writeUInt32LE(crc32(data), 16);
+    dir.writeUInt32LE(data.length, 20);
+    dir.writeUInt32LE(data.length, 24);
+    dir.writeUInt16LE(n.length, 28);
+    dir.writeUInt32LE(offset, 42);
+    locals.push(head, n, data);
+    central.push(dir, n);
+    offset += head.length + n.length + data.length;
+  }
+  const cd = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(files.length, 8);
+  end.writeUInt16LE(files.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, cd, end]);
 }
 
 describe('importer files that are not UTF-8 text', () => {
@@ -85,5 +124,20 @@ describe('importer files that are not UTF-8 text', () => {
     const ok = path.join(work, 'coral-v2-ok.tflite');
     copyFileSync(CORAL, ok);
     expect((await importModelFile(ok, { cacheDir })).card.layer.labels?.slice(0, 3)).toEqual(['background', 'tench, Tinca tinca', 'goldfish, Carassius auratus']);
+  });
+
+  it('a packed .txt that is not text and not the label list (its line count fits no class count) is skipped; the labels are still read', async () => {
+    const original = readFileSync(CORAL);
+    const labels = readAssociatedFiles(original).get('imagenet_labels.txt');
+    if (!labels) throw new Error(`${CORAL}: packed imagenet_labels.txt missing`);
+    // a JPEG's first 4 KiB (NUL bytes, invalid UTF-8) packed as vocab.txt ahead of the labels: the model
+    // was refused whole ("associated file vocab.txt is not a text file") though vocab.txt is not its labels
+    const binary = readFileSync(shared('camera', 'winml_dog.jpg')).subarray(0, 4096);
+    const file = path.join(work, 'coral-v2-binary-txt.tflite');
+    writeFileSync(file, Buffer.concat([original, storedZip([['vocab.txt', binary], ['imagenet_labels.txt', labels]])]));
+    expect([...readAssociatedFiles(readFileSync(file)).keys()]).toEqual(['vocab.txt', 'imagenet_labels.txt']);
+    const card = (await importModelFile(file, { cacheDir })).card;
+    expect(card.layer.labels?.slice(0, 3)).toEqual(['background', 'tench, Tinca tinca', 'goldfish, Carassius auratus']);
+    expect(card.notes).toContain('labels from the file\'s associated file imagenet_labels.txt');
   });
 });

@@ -1,11 +1,13 @@
 // An empty output folder (`--out "$DIR"` with the variable unset) is refused, naming the option, before
 // anything is written: path.resolve('') is the current directory, which ensureWritableDir used to take
 // (exportTritonRepository wrote its entry there, createTeach its examples/ models/ hard/ folders, an
-// empty cacheDir put imports/ there). The CLI paths that reach them (watch --teach, finetune --cache)
+// empty cacheDir put imports/ there). The library names its option (`out`, `dir`, `cache`); the CLI paths that reach them (watch --teach, finetune --cache)
 // say the same, run in an empty working directory that must stay empty.
 
-import { mkdirSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { importedModelPath } from '../../../models/import.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
@@ -14,11 +16,33 @@ import { ensureWritableDir } from '../../../runtime/io/atomic.js';
 import { createSource } from '../../../devices/index.js';
 import { geometryOfClassifier, StreamPipeline } from '../../../runtime/stream/pipeline.js';
 import { createTeach } from '../../../runtime/stream/teach.js';
-import { runCli, shared, sharedDir, tempDir } from '../../helpers.js';
+import { finetune } from '../../../runtime/train/node/finetune.js';
+import { buildWeb } from '../../../runtime/kiosk/build.js';
+import { repoRoot, runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
 const FRUIT = shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite');
 const work = tempDir('edgetune-empty-dir-');
+
+/**
+ * Runs `body` (an ES module's text; `dist(p)` is the import URL of dist/<p>) in a child process whose
+ * working directory is `cwd`, a temp folder holding keep.txt: a call that took "" as the current
+ * directory would build the kiosk bundle there and swap the folder out, so nothing here ever runs with
+ * the repository (or any real folder) as the working directory. Returns its stdout, trimmed.
+ */
+function runInTempCwd(cwd: string, body: string): string {
+  mkdirSync(cwd, { recursive: true });
+  writeFileSync(path.join(cwd, 'keep.txt'), 'the user\'s file\n');
+  const dist = (p: string) => pathToFileURL(path.join(repoRoot, 'dist', p)).href;
+  const code = body.replace(/dist\(([^)]*)\)/g, (_, p: string) => JSON.stringify(dist(JSON.parse(p.replace(/'/g, '"')) as string)));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+    cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
+  });
+  return r.stdout.trim();
+}
 
 describe('an empty output folder is refused, naming the option', () => {
   it('ensureWritableDir: "" and "  " are not the current directory', async () => {
@@ -27,7 +51,7 @@ describe('an empty output folder is refused, naming the option', () => {
   });
 
   it('exportTritonRepository({ out: "" }) is refused before the model is read; importedModelPath({ cacheDir: "" }) before the import', async () => {
-    await expect(exportTritonRepository('mobilenetv2-int8', { ...resolve, out: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for --out but received ""' });
+    await expect(exportTritonRepository('mobilenetv2-int8', { ...resolve, out: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for out but received ""' });
     await expect(importedModelPath(FRUIT, { cacheDir: '' })).rejects.toMatchObject({ code: 'EARG', message: 'Expected a folder for cacheDir but received ""' });
   });
 
@@ -38,7 +62,7 @@ describe('an empty output folder is refused, naming the option', () => {
       const pipeline = new StreamPipeline(source, clf, { topK: 1 });
       await expect(createTeach(pipeline, { dir: '', loadModel: () => Promise.reject(new Error('not loaded')) })).rejects.toMatchObject({
         code: 'EARG',
-        message: 'Expected a folder for --teach but received ""',
+        message: 'Expected a folder for dir but received ""',
       });
     } finally {
       await source.close();
@@ -46,6 +70,15 @@ describe('an empty output folder is refused, naming the option', () => {
     }
   });
 
+  it('finetune({ cache: "" }) is refused naming its option, before any work', async () => {
+    const data = shared('datasets', 'cats_dogs-dev', 'train');
+    await expect(finetune(data, { model: 'mobilenetv2-int8', out: path.join(work, 'lib-pets.onnx'), cache: '' })).rejects.toMatchObject({
+      code: 'EARG',
+      message: 'Expected a folder for cache but received ""',
+    });
+  });
+
+  // the library names its option (above), the CLI its flag: watch checks --teach itself, finetune maps cache to --cache (withFlagName)
   it('the CLI: watch --teach "" and finetune --cache "" exit 2 naming the flag, writing nothing in the working directory', async () => {
     const cwd = path.join(work, 'cwd');
     mkdirSync(cwd);
@@ -57,4 +90,58 @@ describe('an empty output folder is refused, naming the option', () => {
     expect([f.code, f.stderr]).toEqual([2, 'edgetune finetune: Expected a folder for --cache but received ""\n']);
     expect(readdirSync(cwd)).toEqual([]);
   });
+
+  // The kiosk bundle: buildWeb replaces its output folder (old one renamed aside, then removed), so an
+  // empty webDir / outDir used to delete everything in the current directory.
+  it('startServer({ kioskPage: { webDir: "" } }), startKiosk({ webDir: "" }), buildWeb({ outDir: "" }) are refused; the working directory keeps its file', () => {
+    const cases: [string, string, string, string][] = [
+      ['serve', `import { startServer } from dist('runtime/stream/serve.js');`, `startServer({}, { kioskPage: { webDir: '' } })`, 'kioskPage.webDir'],
+      ['kiosk', `import { startKiosk } from dist('runtime/kiosk/server.js');`, `startKiosk({ model: 'mobilenetv2-int8', webDir: '' })`, 'webDir'],
+      ['build', `import { buildWeb } from dist('runtime/kiosk/build.js');`, `buildWeb({ outDir: '  ' })`, 'outDir'],
+    ];
+    for (const [name, imp, call, option] of cases) {
+      const cwd = path.join(work, `cwd-${name}`);
+      const out = runInTempCwd(
+        cwd,
+        `${imp} await Promise.resolve().then(() => ${call}).then(() => console.log('resolved'), (e) => console.log(JSON.stringify([e.code, e.message]))); process.exit(0);`,
+      );
+      expect([name, out]).toEqual([name, JSON.stringify(['EARG', `Expected a folder for ${option} but received ${name === 'build' ? '"  "' : '""'}`])]);
+      expect(readdirSync(cwd)).toEqual(['keep.txt']);
+    }
+  });
+
+  it('node dist/scripts/build-web.js --out "" exits 1 naming --out; the working directory keeps its file', () => {
+    const cwd = path.join(work, 'cwd-script');
+    mkdirSync(cwd);
+    writeFileSync(path.join(cwd, 'keep.txt'), 'x');
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'scripts', 'build-web.js'), '--out', ''], { cwd, encoding: 'utf8', timeout: 120_000 });
+    expect([r.status, r.stderr]).toEqual([1, 'build-web: Expected a folder for --out but received ""\n']);
+    expect(readdirSync(cwd)).toEqual(['keep.txt']);
+  });
+
+  it('buildWeb into a folder that is not a previous bundle is refused and the folder left intact; a previous bundle is replaced', async () => {
+    const user = path.join(work, 'project');
+    mkdirSync(path.join(user, 'src'), { recursive: true });
+    writeFileSync(path.join(user, 'app.js'), 'my app\n');
+    writeFileSync(path.join(user, 'src', 'main.ts'), 'my code\n');
+    await expect(buildWeb({ outDir: user })).rejects.toMatchObject({
+      code: 'EIO',
+      message: `${user}: not a kiosk bundle folder (it holds src); building there would replace it: name an empty or new folder, or a previous bundle's`,
+    });
+    expect(readdirSync(user).sort()).toEqual(['app.js', 'src']);
+    expect(readFileSync(path.join(user, 'app.js'), 'utf8')).toBe('my app\n');
+    // a folder of the bundle's names but without app.js (e.g. a site's index.html) is not a bundle either
+    const site = path.join(work, 'site');
+    mkdirSync(site);
+    writeFileSync(path.join(site, 'index.html'), '<p>mine</p>');
+    await expect(buildWeb({ outDir: site })).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining(`${site}: not a kiosk bundle folder (it holds (no app.js))`) });
+    expect(readFileSync(path.join(site, 'index.html'), 'utf8')).toBe('<p>mine</p>');
+    // a new folder is built, and a rebuild replaces it (the bundle's own names only)
+    const web = path.join(work, 'web');
+    await buildWeb({ outDir: web, minify: false });
+    const made = readdirSync(web).sort();
+    expect(made).toContain('app.js');
+    const r = await buildWeb({ outDir: web, minify: false });
+    expect([r.outDir, readdirSync(web).sort()]).toEqual([web, made]);
+  }, 120_000);
 });

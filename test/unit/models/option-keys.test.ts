@@ -1,5 +1,5 @@
 // Options of the public library functions from JavaScript: loadClassifier, describeModel, importModelFile
-// and importedModelPath refuse a misspelt key before any work, as quantizeModel and finetune do
+// and importedModelPath (and resolveModel, Embedder.open, runPhase2's settings) refuse a misspelt key before any work, as quantizeModel and finetune do
 // (`loadClassifier(m, { topk: 3 })` used to return the default 5 predictions without a word); and the
 // library's own callers that hold wider options (serveModels, benchModel, exportTritonRepository) pass
 // on only the keys the callee takes, so the strict check holds without breaking them.
@@ -13,6 +13,9 @@ import { benchModel } from '../../../runtime/classify/bench.js';
 import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from '../../../runtime/classify/classifier.js';
 import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { serveModels } from '../../../runtime/serve/server.js';
+import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions } from '../../../models/loader.js';
+import { Embedder, type Backbone, type EmbedderOptions } from '../../../runtime/train/node/embed.js';
+import { PHASE2_SETTING_KEYS, runPhase2, type Phase2Options } from '../../../runtime/train/phase2.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -46,6 +49,30 @@ describe('public functions refuse option keys they do not take', () => {
       message: `describeModel: unknown option "overide" (options: ${DESCRIBE_OPTION_KEYS.join(', ')})`,
     });
     expect((await describeModel('mobilenetv2-int8', resolve)).card.labels[207]).toBe('Golden Retriever');
+  });
+
+  it('resolveModel: `serchPath` is refused (it was ignored: the model was looked up without it); describeModel passes it only its keys', async () => {
+    const typo = { serchPath: [path.join(sharedDir, 'models')], download: false } as unknown as ResolveOptions;
+    await expect(resolveModel('mobilenetv2-int8', typo)).rejects.toMatchObject({
+      code: 'EARG',
+      message: `resolveModel: unknown option "serchPath" (options: ${RESOLVE_OPTION_KEYS.join(', ')})`,
+    });
+    expect(path.basename((await resolveModel('mobilenetv2-int8', resolve)).path)).toBe('mobilenetv2-12-int8.onnx');
+    // describeModel's wider options (overrides, allowNonClassifier besides the resolve ones) still resolve
+    const d = await describeModel('mobilenetv2-int8', { ...resolve, overrides: { labelOffset: 0 }, allowNonClassifier: true });
+    expect(d.card.labels[207]).toBe('Golden Retriever');
+  });
+
+  it("Embedder.open's options and runPhase2's settings: a misspelt key is refused before any work", async () => {
+    // the check is the functions' first step: nothing of the (absent) backbone or plan is read before it
+    await expect(Embedder.open({} as Backbone, {}, { tap: ['x'] } as unknown as EmbedderOptions)).rejects.toMatchObject({
+      code: 'EARG',
+      message: 'Embedder.open: unknown option "tap" (options: taps)',
+    });
+    await expect(runPhase2({ settings: { lrBackbne: 1e-4 } } as unknown as Phase2Options<{ label: number }>)).rejects.toMatchObject({
+      code: 'EARG',
+      message: `runPhase2: unknown option "settings.lrBackbne" (settings options: ${PHASE2_SETTING_KEYS.join(', ')})`,
+    });
   });
 
   it('importModelFile and importedModelPath: `label` is refused, naming the options, and nothing is cached', async () => {
