@@ -459,6 +459,9 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
     preprocess: floatSpec,
     outputKind: d.post.kind === 'auto' ? 'logits' : d.post.kind,
     outputName: d.outputName,
+    // what the outputs mean (a regression model's values, a multilabel model's sigmoids): without it the
+    // quantized regression model was read as a classifier ("petals 35.33" as a class score)
+    ...(card.task ? { task: card.task } : {}),
     // the open-set calibration's unknown_score output survives the QDQ rewrite: keep saying so
     ...(card.openSet ? { openSet: card.openSet } : {}),
     provenance: {

@@ -86,6 +86,8 @@ export interface OpenSetResult {
 
 export interface Classification extends OpenSetResult {
   top: Prediction[];
+  /** What the row says by the card's task (postprocess.ts readOutput): a regression model's values, a multilabel model's labels above 0.5; `top` alone ranks raw outputs. */
+  reading: OutputReading;
   /** Wall time of decode + preprocess + run + postprocess, in ms. */
   ms: number;
 }
@@ -236,8 +238,9 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const t0 = performance.now();
       const img = await decodeImage(input, d.spec, decodeOpts, o.name);
       const r = await predict([img]);
-      const top = topK(r.probs[0]!, o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK), d.post);
-      return { top, ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
+      const k = o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK);
+      const top = topK(r.probs[0]!, k, d.post);
+      return { top, reading: readOutput(r.probs[0]!, card.task, k, d.post), ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
     },
     probabilities: rows,
     predict,

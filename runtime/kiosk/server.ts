@@ -64,6 +64,8 @@ export async function kioskConfig(model: string, topK = 5, providers?: string): 
       { subject: d.path },
     );
   }
+  // the page shows class scores: a regression model's values read as "petals 8391%"
+  if (d.card.task === 'regression') throw new EdgetuneError('EARG', `${d.path} is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)`, { subject: d.path });
   return { config: { version: 1, model: { ...d.card, url: '/model.onnx', bytes: d.bytes.byteLength }, topK, providers }, file: d.path };
 }
 

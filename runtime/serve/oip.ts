@@ -67,7 +67,10 @@ const ParameterValue = v.union([v.string(), v.number(), v.boolean()]);
 /** `$parameters`: string → string | number | boolean. */
 export const ParametersSchema = v.record(v.string(), ParameterValue);
 const Shape = v.array(v.pipe(v.number(), v.integer(), v.minValue(0)));
-type Nested = number | string | boolean | Nested[];
+// the array through an interface: the alias form `Nested[]` inside its own union made a user's tsc (skipLibCheck
+// false, its default) fail on our .d.ts with "Type instantiation is excessively deep and possibly infinite" (TS2589)
+type Nested = number | string | boolean | NestedArray;
+interface NestedArray extends Array<Nested> {}
 /**
  * `$tensor_data`: an array (nested or flat). Its elements are checked where they are read
  * (tensorFromJson: kind and count, naming the element), not here, and the array is not copied: a

@@ -124,6 +124,8 @@ export class StreamPipeline extends EventEmitter {
     this.k = opts.topK ?? 5;
     this.smoother = new LabelSmoother(opts.smoothing ?? 0.6, opts.threshold ?? 0.5, opts.hysteresis ?? Math.min(0.1, opts.threshold ?? 0.5));
     this.drop = opts.dropFrames ?? source.live;
+    // a regression model's outputs are values, not class scores: smoothed and shown as classes they read "petals (5655%)"
+    if (classifier.card.task === 'regression') throw new EdgetuneError('EARG', `${classifier.id} is a regression model: a stream smooths and shows class scores, not values (edgetune classify reads its values)`, { subject: classifier.id });
     const g = geometryOfClassifier(classifier);
     if (source.width !== g.width || source.height !== g.height) {
       throw new EdgetuneError('EARG', `source ${source.uri} delivers ${source.width}x${source.height} frames but ${classifier.id} needs ${g.width}x${g.height}`);

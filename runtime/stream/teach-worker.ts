@@ -59,9 +59,10 @@ export function trainOnThread(job: TrainJob, hooks: { onProgress?: (e: FinetuneP
   };
 }
 
-const job = (workerData as { edgetuneTeachJob?: TrainJob } | undefined)?.edgetuneTeachJob;
-if (parentPort && job) {
-  const port = parentPort;
+// The thread's body is a function, not top-level code: a top-level await here would make the whole
+// `edgetune` entry (which imports this file for trainOnThread) an async module graph, and CommonJS
+// `require('edgetune')` (Node >= 20.19) refuses those with ERR_REQUIRE_ASYNC_MODULE.
+async function runJob(job: TrainJob, port: NonNullable<typeof parentPort>): Promise<void> {
   const post = (m: FromWorker) => port.postMessage(m);
   const stop = new AbortController();
   port.on('message', (m: ToWorker) => {
@@ -81,3 +82,6 @@ if (parentPort && job) {
   }
   port.close();
 }
+
+const job = (workerData as { edgetuneTeachJob?: TrainJob } | undefined)?.edgetuneTeachJob;
+if (parentPort && job) void runJob(job, parentPort);

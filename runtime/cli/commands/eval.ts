@@ -75,6 +75,11 @@ export const evaluate: Command = {
       if (warning) io.stderr.write(`edgetune: warning: ${warning}\n`);
     }
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io, v.model), overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    // accuracy over class folders is a single-label measure: a multilabel model's top label, or a regression's largest value, is no answer to score
+    if (clf.card.task && clf.card.task !== 'classification') {
+      await clf.dispose();
+      throw new EdgetuneError('EARG', `${v.model} is a ${clf.card.task} model; eval scores classifiers on class folders (finetune --task ${clf.card.task} --val <file.csv> reports its validation ${clf.card.task === 'multilabel' ? 'F1 and exact match' : 'MAE, RMSE and R²'})`, { subject: v.model });
+    }
     if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model; assumed ${clf.assumptions.join('; ')}\n`);
     // as classify and watch say it: the 1 − max softmax ranking has no threshold to move
     if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);

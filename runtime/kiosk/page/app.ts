@@ -70,6 +70,8 @@ function descOf(key: string, name: string, card: ModelCard): ModelDesc {
 function describeExported(key: string, name: string, bytes: Uint8Array): ModelDesc {
   const { card, embedded } = cardFromBytes(bytes, { id: name });
   if (!embedded) throw new Error(`${name}: no "edgetune.model" metadata (labels and preprocessing); export models with edgetune finetune or this kiosk`);
+  // as `edgetune kiosk --model` refuses one (runtime/kiosk/server.ts): its values would show as class scores
+  if (card.task === 'regression') throw new Error(`${name} is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)`);
   return descOf(key, name, card);
 }
 

@@ -106,9 +106,19 @@ export class Store {
 
   async addSamples(samples: SampleRecord[]): Promise<void> {
     if (!samples.length) return;
-    const tx = this.db.transaction('samples', 'readwrite');
+    const tx = this.db.transaction(['classes', 'samples'], 'readwrite');
+    // a class deleted meanwhile (in another tab on the same database) would keep these samples hidden
+    // forever: never shown, trained or deleted. Checked in the same transaction as the writes.
+    for (const id of new Set(samples.map((x) => x.classId))) {
+      if ((await tx.objectStore('classes').getKey(id)) === undefined) {
+        tx.done.catch(() => undefined);
+        tx.abort();
+        throw new Error('its class no longer exists (deleted in another tab?); reload the page');
+      }
+    }
     // a transaction that aborts (storage full) rejects tx.done with the reason
-    await Promise.all([...samples.map((x) => tx.store.add(x)), tx.done]);
+    const store = tx.objectStore('samples');
+    await Promise.all([...samples.map((x) => store.add(x)), tx.done]);
   }
 
   async samples(classId: string): Promise<SampleRecord[]> {

@@ -145,10 +145,10 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   intIn('views', o.views, 1, 64);
   const viewsAsked = o.views ?? D.views;
   if (isIdentitySpec(augment) && o.views !== undefined && viewsAsked > 1) warn('--augment none: one view per image (--views ignored)');
-  const headKind: HeadKind = o.head ?? (o.hidden !== undefined ? 'mlp' : D.head);
+  let headKind: HeadKind = o.head ?? (o.hidden !== undefined ? 'mlp' : D.head);
   if (!['linear', 'mlp', 'prototype'].includes(headKind)) throw arg('head', 'one of linear, mlp, prototype', headKind);
   if (headKind === 'linear' && o.hidden !== undefined) throw new EdgetuneError('EARG', '--hidden needs --head mlp');
-  const cfg = trainConfigOf(o, headKind);
+  let cfg = trainConfigOf(o, headKind);
   const seed = cfg.seed ?? D.seed;
   numIn('valSplit', o.valSplit, 0, 0.9);
   const valSplit = o.valSplit ?? D.valSplit;
@@ -217,8 +217,16 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     // an int8 model is resumed from its float pair (<name>.fp32.onnx); its resume data is keyed by the named file
     const { keyBytes, model: loaded } = await openResumedModel(file, warn);
     const prev = headFromModel(loaded, o.resume);
+    // the resumed model's head kind (an MLP's hidden sizes too) unless the options name one: a prototype or
+    // MLP model resumed stays one (it became a linear head without a word)
+    if (o.head === undefined && o.hidden === undefined && prev.head.kind !== headKind) {
+      headKind = prev.head.kind;
+      cfg = trainConfigOf({ ...o, ...(headKind === 'mlp' ? { hidden: prev.head.layers.slice(0, -1).map((l) => l.out) } : {}) }, headKind);
+    }
     prior = await readResume(file, resumeKey(keyBytes), warn);
     const prov = prev.info.provenance as unknown as FinetuneProvenance | undefined;
+    // a multilabel / regression model has provenance too (its CSV), but no resume data: say which it is
+    if (prev.head.task && prev.head.task !== 'classification') throw new EdgetuneError('EARG', `${o.resume}: a ${prev.head.task} model; --resume is for classification models: train again on its CSV with the new rows`, { subject: o.resume });
     if (!prov?.base?.key || !prov.dataset?.train) throw new EdgetuneError('EMODEL', `${o.resume}: has no fine-tuning provenance (base model, dataset folders); it cannot be resumed`);
     backbone = { id: prov.base.id, model: prev.model, spec: prev.info.preprocess, cut: prev.cut, key: prov.base.key, sha256: prov.base.sha256 };
     trainDir = path.resolve(prov.dataset.train);

@@ -119,7 +119,9 @@ async function readRows(csv: string, skipped: SkippedRow[]): Promise<Row[]> {
     const where = `${csv}:${line}`;
     const fields = f.map((x) => x.trim());
     if (fields.length !== 2) {
-      skipped.push({ where, reason: `expected 2 fields (file,value) but found ${fields.length}` });
+      // `file,yellowness,petals`: a header written with commas (its names were dropped as a bad data row, the outputs named value1, value2)
+      const header = fields.length > 2 && fields[0]!.toLowerCase() === 'file' && !rows.length && !skipped.length;
+      skipped.push({ where, reason: `expected 2 fields (file,value) but found ${fields.length}${header ? `: a header row has 2 fields too, its names separated by ";" (file,${fields.slice(1).join(";")})` : ''}` });
       continue;
     }
     if (!fields[0]) {

@@ -102,6 +102,11 @@ describe('CSV datasets for multilabel and regression heads', () => {
     const late = await readRegressionCsv(csv);
     expect(late.names).toEqual(['value']);
     expect(late.skipped.map((s) => `${s.where}: ${s.reason}`)).toEqual([`${csv}:1: expected 2 fields (file,value) but found 3`, `${csv}:2: not a finite number: "brightness"`]);
+    // a header written with commas is reported with the form it needs (new-user4 T4: before, only
+    // "expected 2 fields (file,value) but found 3", and the outputs were named value1, value2)
+    writeFileSync(csv, ['file,brightness,greenness', `${daisy[0]},0.5;0.25`].join('\n') + '\n');
+    const commas = await readRegressionCsv(csv);
+    expect(commas.skipped.map((s) => `${s.where}: ${s.reason}`)).toEqual([`${csv}:1: expected 2 fields (file,value) but found 3: a header row has 2 fields too, its names separated by ";" (file,brightness;greenness)`]);
     // multilabel: only "file,labels"-style rows are headers; "image,labels" is a row naming a missing file
     const ml = path.join(dir, 'typo-ml.csv');
     writeFileSync(ml, ['image,labels', `${daisy[0]},flower`].join('\n') + '\n');
