@@ -1,7 +1,7 @@
 // Test helpers: the one place tests find real assets (EDGETUNE_SHARED, default ../shared) and run the
 // built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,52 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
       resolve({ code: code ?? -1, stdout, stderr });
     });
     child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** A running `edgetune serve`: its process, the base URL it printed, and its stderr so far. */
+export interface ServeProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** `http://127.0.0.1:<port>/` from its "serving N models at …" line. */
+  base: string;
+  stdout(): string;
+  stderr(): string;
+  /** Ctrl-C (SIGINT) and wait for the exit (unless it has already exited); resolves with its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Start the built CLI's `edgetune serve <args>` (offline, models from ../shared/models, `env` added) and
+ * resolve once it prints `serving <models> models at <url>`; rejects with its stderr when it exits first.
+ */
+export function startServe(args: string[], models: number, env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', ...args], {
+    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1', ...env },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const ready = new RegExp(`serving ${models} models? at (http://127\\.0\\.0\\.1:\\d+/)`);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) {
+        resolve({
+          child,
+          base: m[1]!,
+          stdout: () => out,
+          stderr: () => stderr,
+          async stop() {
+            if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+            const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+            child.kill('SIGINT');
+            return exited;
+          },
+        });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
   });
 }
 

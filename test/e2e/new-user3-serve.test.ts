@@ -3,7 +3,6 @@
 // file was on disk at scrape time, requests the protocol allows answered 500, and a Triton entry whose
 // config described a version Triton does not serve. Exact messages and statuses.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
@@ -11,7 +10,7 @@ import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { serveModels } from '../../runtime/serve/server.js';
-import { repoRoot, runCli, shared, sharedDir, subsetDataset, tempDir } from '../helpers.js';
+import { runCli, type ServeProcess, shared, startServe, subsetDataset, tempDir } from '../helpers.js';
 
 const work = tempDir('edgetune-newuser3-');
 const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser3-cache-') };
@@ -19,33 +18,18 @@ const env = { EDGETUNE_CACHE: tempDir('edgetune-newuser3-cache-') };
 const MNIST_SHA = 'bd5891fdd7987910bfc3d8fc9a697a88e48309e26e529faa87931fba52904fe8';
 const V1_SHA = '2fb6a91745128925f6bb0822be40de180350747adb448ad5b664bbcc61720aae';
 
-let child: ChildProcessWithoutNullStreams;
+let serve: ServeProcess;
 let base = '';
-let stderr = '';
 const served = path.join(work, 'digits.onnx');
 
 beforeAll(async () => {
   copyFileSync(shared('models', 'mnist_winml.onnx'), served);
-  child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', served, 'mobilenetv2-int8', '--port', '0', '--threads', '1', '--max-body', '1'], {
-    env: { ...process.env, ...env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  let out = '';
-  base = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /serving 2 models at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
-  });
+  serve = await startServe([served, 'mobilenetv2-int8', '--port', '0', '--threads', '1', '--max-body', '1'], 2, env);
+  base = serve.base;
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) {
-    child.kill('SIGINT');
-    await new Promise((r) => child.once('exit', r));
-  }
+  await serve.stop();
 });
 
 const infer = (model: string, body: unknown) => fetch(`${base}v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });

@@ -2,38 +2,22 @@
 // model answers like the file on this machine (same JSON lines, same accuracy and confusion, same
 // labels on a video), and Ctrl-C stops the server.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jsonLines, repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { jsonLines, runCli, type ServeProcess, shared, sharedDir, startServe, tempDir } from '../helpers.js';
 
-let child: ChildProcessWithoutNullStreams;
+let serve: ServeProcess;
 let base = '';
-let stderr = '';
 
 beforeAll(async () => {
-  child = spawn(process.execPath, [path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js'), 'serve', 'squeezenet1.1', 'mobilenetv2-int8', '--port', '0', '--threads', '1'], {
-    env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_OFFLINE: '1' },
-  });
-  child.stderr.on('data', (d) => (stderr += d));
-  let out = '';
-  base = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /serving 2 models at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
-  });
-  expect(out).toContain(`${base}v2/models/squeezenet1.1 (cpu)`);
+  serve = await startServe(['squeezenet1.1', 'mobilenetv2-int8', '--port', '0', '--threads', '1'], 2);
+  base = serve.base;
+  expect(serve.stdout()).toContain(`${base}v2/models/squeezenet1.1 (cpu)`);
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) {
-    child.kill('SIGINT');
-    await new Promise((r) => child.once('exit', r));
-  }
+  await serve.stop();
 });
 
 const strip = (lines: Record<string, unknown>[]) => lines.map(({ ms: _ms, provider: _p, ...rest }) => rest);
@@ -84,9 +68,7 @@ describe('edgetune serve + a model URL', () => {
     const r = await runCli(['classify', shared('camera', 'winml_dog.jpg'), '--model', `${base}v2/models/resnet50`]);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`edgetune classify: GET ${base}v2/models/resnet50: server answered 404: unknown model "resnet50": this server serves "squeezenet1.1", "mobilenetv2-int8"\n`);
-    child.kill('SIGINT');
-    const code = await new Promise((res) => child.once('exit', res));
-    expect(code).toBe(0);
-    expect(stderr).toContain('edgetune serve: stopped');
+    expect(await serve.stop()).toBe(0);
+    expect(serve.stderr()).toContain('edgetune serve: stopped');
   });
 });
