@@ -22,6 +22,21 @@ export function handles(): Record<string, number> {
   return n;
 }
 
+/**
+ * The handles now against a baseline taken while a stream runs: every kind as many as then, except
+ * timers (`Timeout`), which may be fewer: a running stream arms and clears its own (frame pacing) from
+ * one instant to the next, so the baseline may have caught one. More of any kind is a leak.
+ */
+export function handlesBackTo(base: Record<string, number>): boolean {
+  const now = handles();
+  for (const k of new Set([...Object.keys(base), ...Object.keys(now)])) {
+    const a = base[k] ?? 0;
+    const b = now[k] ?? 0;
+    if (k === 'Timeout' ? b > a : b !== a) return false;
+  }
+  return true;
+}
+
 /** Wait until `ok()` holds (closing sockets and threads finish on later turns of the event loop). */
 export async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 60_000): Promise<void> {
   const t = Date.now();

@@ -13,7 +13,7 @@ import { liveSessionCount } from '../../runtime/session/session.js';
 import { geometryOfClassifier, StreamPipeline } from '../../runtime/stream/pipeline.js';
 import { startServer } from '../../runtime/stream/serve.js';
 import { shared } from '../helpers.js';
-import { gc, handles, MiB, until } from './memory.js';
+import { gc, handles, handlesBackTo, MiB, until } from './memory.js';
 
 /** OS threads of this process (Linux): a worker thread left running keeps its own, and its session's. */
 const threads = () => readdirSync('/proc/self/task').length;
@@ -110,7 +110,8 @@ describe('watch server sockets', () => {
       const heap = (process.memoryUsage().heapUsed - heap0) / MiB;
       console.log(`watch server, 400 clients: heap ${heap.toFixed(2)} MiB, sockets ${handles().TCPSocketWrap ?? 0} (before any client ${sockets0})`);
       expect(await connections()).toBe(0);
-      expect(handles()).toEqual(h0);
+      // every socket and server handle back, no timer more (CI once saw the baseline catch a frame-pacing timer: Timeout 2, then 1)
+      await until(() => handlesBackTo(h0), `the handles to return to their baseline ${JSON.stringify(h0)}`);
       // Measured: −0.02 and +0.29 MiB of main heap after 400 clients in two runs (the stream keeps
       // classifying meanwhile); every socket closed (the strict check above)
       expect(heap).toBeLessThan(4);
