@@ -2,10 +2,11 @@
 // built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -20,8 +21,28 @@ export function shared(...parts: string[]): string {
   return p;
 }
 
+/** The folders tempDir made in this test file: removed after its tests (EDGETUNE_KEEP_TEMP=1 keeps them). */
+const madeDirs: string[] = [];
+afterAll(() => {
+  if (process.env.EDGETUNE_KEEP_TEMP === '1') return;
+  for (const dir of madeDirs.splice(0)) {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      /* a file still held open (Windows) or a child still writing: the OS cleans the temp folder later */
+    }
+  }
+});
+
+/**
+ * A new empty folder under the OS temp folder, removed after the test file's tests (its other
+ * `afterAll` hooks run first: servers and children they stop are done with it). A README-setup run
+ * alone leaves 820 MB (an npm install), so keeping them filled a developer's disk.
+ */
 export function tempDir(prefix = 'edgetune-test-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /**
