@@ -187,6 +187,11 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
   const maxBatch = remote ? remote.maxBatch : typeof batchDim === 'number' && batchDim > 0 ? batchDim : 64;
   const openSet = card.openSet && signature.outputs.some((o) => o.name === card.openSet!.output) ? card.openSet : undefined;
   const unknownThreshold = openSet ? (options.unknownThreshold ?? openSet.threshold) : undefined;
+  /** A row's top-k and its reading by the card's task; the top-k is ranked once (readOutput's, but for regression). */
+  const readRow = (row: Float32Array, k: number): { top: Prediction[]; reading: OutputReading } => {
+    const reading = readOutput(row, card.task, k, d.post);
+    return { top: reading.task === 'regression' ? topK(row, k, d.post) : reading.top, reading };
+  };
   const open_ = (score: number | undefined): OpenSetResult =>
     score === undefined || unknownThreshold === undefined ? {} : { unknownScore: Math.round(score * 1e4) / 1e4, unknown: score > unknownThreshold };
   const predict = async (images: readonly HwcImage[]): Promise<{ probs: Float32Array[]; unknown?: Float32Array }> => {
@@ -239,8 +244,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const img = await decodeImage(input, d.spec, decodeOpts, o.name);
       const r = await predict([img]);
       const k = o.topK === undefined ? k0 : checkPositiveInteger('topK', o.topK);
-      const top = topK(r.probs[0]!, k, d.post);
-      return { top, reading: readOutput(r.probs[0]!, card.task, k, d.post), ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
+      return { ...readRow(r.probs[0]!, k), ...open_(r.unknown?.[0]), ms: performance.now() - t0 };
     },
     probabilities: rows,
     predict,
@@ -330,7 +334,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
           const score = scores[j];
           const p = probs[j++]!;
           if (p instanceof Error) yield { file: g.file, error: p };
-          else yield { file: g.file, top: topK(p, k, d.post), reading: readOutput(p, card.task, k, d.post), ...open_(score), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
+          else yield { file: g.file, ...readRow(p, k), ...open_(score), ms: Math.round((g.decodeMs! + shareMs) * 10) / 10 };
         }
       }
     },

@@ -159,6 +159,18 @@ export function parseInstanceGroup(s: string): InstanceGroup {
   return { kind: `KIND_${m[1]!.toUpperCase()}` as InstanceKind, count };
 }
 
+/**
+ * The `format` of an image input in a Triton model configuration, or undefined when it must have none.
+ * Triton takes a format only on 3 dims (model_config.proto Format: "'dims' … should only specify the 3
+ * non-batch dimensions"; its ValidateModelInput refuses the model otherwise: "model input NHWC/NCHW
+ * require 3 dims"), so a fixed-batch input's full dims [1, 3, 224, 224] go without one. `dims`: the
+ * configuration's dims (without the batch dimension when max_batch_size > 0).
+ */
+export function tritonImageFormat(dims: readonly unknown[], layout: string): 'FORMAT_NCHW' | 'FORMAT_NHWC' | undefined {
+  if (dims.length !== 3) return undefined;
+  return layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
+}
+
 /** A protobuf text-format string literal (C escapes; UTF-8 kept as is, which protoc and Triton read). */
 export function textString(s: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is this function's job
@@ -317,10 +329,8 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
   const inputs = sigIn.map((e) => tensorOf(e, 'input', batched, model));
   const outputs = sigOut.map((e) => tensorOf(e, 'output', batched, model));
   const image = inputs.find((t) => t.name === card.inputName);
-  // Triton takes a format only on 3 dims (model_config.proto Format: "'dims' … should only specify the 3
-  // non-batch dimensions"; its ValidateModelInput refuses the model otherwise: "model input NHWC/NCHW
-  // require 3 dims"), so a fixed-batch input's full dims [1, 3, 224, 224] go without one.
-  if (image && image.dims.length === 3) image.format = card.preprocess.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW';
+  const format = image && tritonImageFormat(image.dims, card.preprocess.layout);
+  if (image && format) image.format = format;
   const classOut = outputs.find((t) => t.name === card.outputName);
   if (!classOut) refuse(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
   const labelLines = labelLinesOf(card, model);

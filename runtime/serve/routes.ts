@@ -28,7 +28,7 @@ import type { TensorData, TensorType } from '../core/tensor.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import type { TensorInfo } from '../session/ort.js';
 import { modelInfoOfCard } from '../core/metadata.js';
-import { DEFAULT_MAX_BATCH_SIZE, TRITON_CARD_PARAMETER, TRITON_DATA_TYPES, TRITON_SHA256_PARAMETER } from '../fleet/triton.js';
+import { DEFAULT_MAX_BATCH_SIZE, TRITON_CARD_PARAMETER, TRITON_DATA_TYPES, TRITON_SHA256_PARAMETER, tritonImageFormat } from '../fleet/triton.js';
 import { modelFileSha256 } from '../stream/metrics.js';
 import {
   HEADER_LENGTH,
@@ -153,8 +153,11 @@ export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_
   const batching = isBatching(sig);
   const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape);
   const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
-  // only on 3 dims, as the export writes it (Triton refuses a format on the full dims of a fixed batch)
-  const format = (t: TensorInfo) => (t.name === clf.inputName && dims(t).length === 3 ? { format: clf.spec.layout === 'NHWC' ? 'FORMAT_NHWC' : 'FORMAT_NCHW' } : {});
+  // as the export writes it: only on 3 dims (Triton refuses a format on the full dims of a fixed batch)
+  const format = (t: TensorInfo) => {
+    const f = t.name === clf.inputName ? tritonImageFormat(dims(t), clf.spec.layout) : undefined;
+    return f ? { format: f } : {};
+  };
   const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
   const sha256 = await servedSha256(clf);
   return {
