@@ -32,6 +32,15 @@ export type OutputKind = v.InferOutput<typeof OutputKindSchema>;
 export const TaskSchema = v.picklist(['classification', 'multilabel', 'regression']);
 export type ModelTask = v.InferOutput<typeof TaskSchema>;
 
+/**
+ * Why `name` cannot be shown as class scores (`shower`: what shows them, e.g. "a stream smooths and
+ * shows", "the kiosk page shows"): a regression model's outputs are values, which would read as class
+ * percentages ("petals 8391%"). Undefined for a classifier or multilabel model.
+ */
+export function classScoresProblem(task: ModelTask | undefined, name: string, shower: string): string | undefined {
+  return task === 'regression' ? `${name} is a regression model: ${shower} class scores, not values (edgetune classify reads its values)` : undefined;
+}
+
 /** Where head training cuts the backbone. */
 export const EmbeddingSpecSchema = v.strictObject({
   /** Tensor name; `null` = found from the graph (input of the last Gemm/MatMul, …). */

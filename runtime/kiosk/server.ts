@@ -22,7 +22,7 @@ import { MAX_MODEL_FILE_BYTES, openRegularFile } from '../io/read-file.js';
 import { describeModel } from '../../models/describe.js';
 import { loadClassifier } from '../classify/classifier.js';
 import { createOipRoutes } from '../serve/routes.js';
-import { cardFilePath, undescribedFields } from '../core/model-card.js';
+import { cardFilePath, classScoresProblem, undescribedFields } from '../core/model-card.js';
 import type { KioskConfig } from './config.js';
 import { buildWeb, bundleEntry, defaultWebOutDir, hasPageSources, newestSourceTime } from './build.js';
 
@@ -65,7 +65,8 @@ export async function kioskConfig(model: string, topK = 5, providers?: string): 
     );
   }
   // the page shows class scores: a regression model's values read as "petals 8391%"
-  if (d.card.task === 'regression') throw new EdgetuneError('EARG', `${d.path} is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)`, { subject: d.path });
+  const problem = classScoresProblem(d.card.task, d.path, 'the kiosk page shows');
+  if (problem) throw new EdgetuneError('EARG', problem, { subject: d.path });
   return { config: { version: 1, model: { ...d.card, url: '/model.onnx', bytes: d.bytes.byteLength }, topK, providers }, file: d.path };
 }
 

@@ -24,6 +24,7 @@ import { inferenceStages, type InferenceStages } from './stages.js';
 import { checkStages, frameForGeometry } from './check.js';
 import { Histogram, type HistogramSnapshot } from './metrics.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
+import { classScoresProblem } from '../core/model-card.js';
 
 /** Every key of StreamOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
 export const STREAM_OPTION_KEYS = ['topK', 'smoothing', 'threshold', 'hysteresis', 'maxFrames', 'dropFrames', 'signal', 'reopen', 'inference', 'sessionOptions', 'inflight', 'onWarning'] as const satisfies readonly (keyof StreamOptions)[];
@@ -125,7 +126,8 @@ export class StreamPipeline extends EventEmitter {
     this.smoother = new LabelSmoother(opts.smoothing ?? 0.6, opts.threshold ?? 0.5, opts.hysteresis ?? Math.min(0.1, opts.threshold ?? 0.5));
     this.drop = opts.dropFrames ?? source.live;
     // a regression model's outputs are values, not class scores: smoothed and shown as classes they read "petals (5655%)"
-    if (classifier.card.task === 'regression') throw new EdgetuneError('EARG', `${classifier.id} is a regression model: a stream smooths and shows class scores, not values (edgetune classify reads its values)`, { subject: classifier.id });
+    const problem = classScoresProblem(classifier.card.task, classifier.id, 'a stream smooths and shows');
+    if (problem) throw new EdgetuneError('EARG', problem, { subject: classifier.id });
     const g = geometryOfClassifier(classifier);
     if (source.width !== g.width || source.height !== g.height) {
       throw new EdgetuneError('EARG', `source ${source.uri} delivers ${source.width}x${source.height} frames but ${classifier.id} needs ${g.width}x${g.height}`);

@@ -9,7 +9,7 @@
 // against its API (./teach-server.ts) instead of training in the page.
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
-import type { ModelCard, OpenSetSpec } from '../../core/model-card.js';
+import { classScoresProblem, type ModelCard, type OpenSetSpec } from '../../core/model-card.js';
 import { cardFromBytes } from '../../classify/describe.js';
 import { toProbabilities, topK, type PostprocessSpec, type Prediction } from '../../classify/postprocess.js';
 import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
@@ -71,7 +71,8 @@ function describeExported(key: string, name: string, bytes: Uint8Array): ModelDe
   const { card, embedded } = cardFromBytes(bytes, { id: name });
   if (!embedded) throw new Error(`${name}: no "edgetune.model" metadata (labels and preprocessing); export models with edgetune finetune or this kiosk`);
   // as `edgetune kiosk --model` refuses one (runtime/kiosk/server.ts): its values would show as class scores
-  if (card.task === 'regression') throw new Error(`${name} is a regression model: the kiosk page shows class scores, not values (edgetune classify reads its values)`);
+  const problem = classScoresProblem(card.task, name, 'the kiosk page shows');
+  if (problem) throw new Error(problem);
   return descOf(key, name, card);
 }
 
