@@ -59,7 +59,7 @@ describe('models/import', () => {
     const out = path.join(work, 'not-written.onnx');
     const r = await runCli(['import', FRUIT, '--labels', jpeg, '--out', out], { env: { EDGETUNE_CACHE: path.join(work, 'cli-cache') } });
     expect(r.stderr).toBe(`edgetune import: ${jpeg}: label file is not a text file (byte 4 is a NUL byte; edgetune reads UTF-8 text)\n`);
-    expect(r.code).toBeGreaterThan(0);
+    expect(r.code).toBe(1); // EINPUT (an input that cannot be read), not a usage error (2)
     const c = await runCli(['card', shared('models', 'mnist_winml.onnx'), '--labels', jpeg, '--out', out]);
     expect(c.stderr).toContain(`${jpeg}: label file is not a text file (byte 4 is a NUL byte; edgetune reads UTF-8 text)`);
     expect(existsSync(out)).toBe(false);
