@@ -31,7 +31,7 @@
 //      validated run's (the refit has no held-out images left to score).
 
 import type { AugmentSpec } from './augment/ops.js';
-import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
+import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezeBiases, type UnfreezePlan } from './finetune-tail.js';
 import { exportTail, trainTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
@@ -89,6 +89,8 @@ export interface Phase2Summary {
   cut: string;
   /** Trainable parameters of the tail. */
   parameters: number;
+  /** Frozen blocks whose conv biases trained too (planUnfreeze's UnfreezeBiases: 'none', 'all' or a block count). */
+  biases: UnfreezeBiases;
   lrHead: number;
   lrBackbone: number;
   epochs: number;
@@ -368,7 +370,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
     const all = [...o.train, ...o.val];
     const both: TailData = { x: concatFloat32([train.x, await viewsOf(o.val, o.seed, false)]), labels: labelsOf(all, o.views) };
     // trainTail itself, not trainUnfrozen: nothing validates a refit, so its before/after scoring would be thrown away
-    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, epochs: r.bestEpoch, patience: 0 }, {
+    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, trainable: plan.trainable, epochs: r.bestEpoch, patience: 0 }, {
       signal: o.signal,
       onEpoch: (e) => o.onEpoch?.({ ...e, epoch: r.history.length + e.epoch }, r.history.length + r.bestEpoch),
     });
@@ -398,6 +400,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       blocks: o.blocks,
       cut: plan.cut.cut,
       parameters: plan.parameters,
+      biases: plan.biases,
       lrHead: config.lrHead,
       lrBackbone: config.lrBackbone,
       epochs: r.history.length,
