@@ -64,6 +64,11 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
  */
 export type UnfreezeBiases = 'none' | 'all' | number;
 
+/** Throws EARG (subject unfreezeBiases) unless `b` is 'none', 'all' or a whole number ≥ 1. */
+export function checkUnfreezeBiases(b: unknown): asserts b is UnfreezeBiases {
+  if (!(b === 'none' || b === 'all' || (Number.isInteger(b) && (b as number) >= 1))) throw invalidParameter('unfreezeBiases', "'none', 'all' or a whole number of blocks (1 or more)", b);
+}
+
 export interface UnfreezePlan {
   /** The float backbone with BatchNormalization folded (what the tail's weights are written back into). */
   model: OnnxModel;
@@ -100,7 +105,7 @@ export function planUnfreeze(
   if (isQuantizedGraph(backbone.graph)) {
     throw new EdgetuneError('EARG', `--unfreeze trains the backbone's float weights, and ${name} is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result`);
   }
-  if (!(biases === 'none' || biases === 'all' || (Number.isInteger(biases) && (biases as number) >= 1))) throw invalidParameter('unfreezeBiases', "'none', 'all' or a whole number of blocks (1 or more)", biases);
+  checkUnfreezeBiases(biases);
   const model = cloneModel(backbone);
   foldBatchNorm(model);
   const weightsCut = resolveCut(model, embedding, unfreeze);

@@ -183,7 +183,12 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], TAIL_AVERAGES);
   // phase 2's numbers are parsed here and range-checked by the library (its errors said with the flags: withFlagName)
   if (v['unfreeze-mixup'] !== undefined) o.unfreezeMixup = numberOption('unfreeze-mixup', v['unfreeze-mixup'], 0);
-  if (v['unfreeze-biases'] !== undefined) o.unfreezeBiases = v['unfreeze-biases'] === 'none' || v['unfreeze-biases'] === 'all' ? v['unfreeze-biases'] : intOption('unfreeze-biases', v['unfreeze-biases'], 1, 1);
+  const biases = v['unfreeze-biases'];
+  if (biases !== undefined) {
+    if (biases === 'none' || biases === 'all') o.unfreezeBiases = biases;
+    else if (/^[1-9][0-9]*$/.test(biases.trim())) o.unfreezeBiases = Number(biases);
+    else throw invalidOption('unfreeze-biases', 'none, all or a positive number of blocks', biases);
+  }
   if (v['layer-lr-decay'] !== undefined) o.layerLrDecay = numberOption('layer-lr-decay', v['layer-lr-decay'], 1);
   if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
   if (v.refit) o.refit = true;

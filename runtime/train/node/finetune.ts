@@ -23,7 +23,7 @@ import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
-import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
+import { checkUnfreezeBiases, frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
@@ -178,6 +178,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   numIn('layerLrDecay', o.layerLrDecay, 0, 1, true);
   if (o.unfreezeAverage !== undefined) checkOneOf('unfreezeAverage', o.unfreezeAverage, TAIL_AVERAGES);
   numIn('unfreezeMixup', o.unfreezeMixup, 0, Infinity);
+  if (o.unfreezeBiases !== undefined) checkUnfreezeBiases(o.unfreezeBiases);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
