@@ -61,13 +61,13 @@ describe('planUnfreeze biases (BitFit)', () => {
     // one trainTail epoch on the two photos' activations: the trained tensors are exactly the plan's
     const t = await trainTail({ tail: plan.cut.tail, classes: K, train: { x: acts, labels: Int32Array.from([0, 2]) }, createSession: ortFactory }, { trainable: plan.trainable, epochs: 1, batchSize: 2, lrBackbone: 0.01 });
     expect(Object.keys(t.tailWeights).sort()).toEqual([...plan.trainable].sort());
-    const before = (name: string) => readFloat32(getInitializer(plan.model.graph, name)!);
-    for (const b of biases) expect(Array.from(t.tailWeights[b]!)).not.toEqual(Array.from(before(b)));
+    const original = (name: string) => readFloat32(getInitializer(plan.model.graph, name)!);
+    for (const b of biases) expect(Array.from(t.tailWeights[b]!)).not.toEqual(Array.from(original(b)));
     // the frozen block's conv weights are byte-identical in the exported backbone
     const tuned = unfrozenBackbone(plan, t);
     const frozenWeights = plan.cut.tail.graph.node.filter((n) => n.opType === 'Conv' && biases.includes(n.input[2]!)).map((n) => n.input[1]!);
     expect(frozenWeights.length).toBe(3);
-    for (const w of frozenWeights) expect(readFloat32(getInitializer(tuned.graph, w)!)).toEqual(before(w));
+    for (const w of frozenWeights) expect(readFloat32(getInitializer(tuned.graph, w)!)).toEqual(original(w));
     for (const b of biases) expect(readFloat32(getInitializer(tuned.graph, b)!)).toEqual(t.tailWeights[b]);
   });
 });
