@@ -51,6 +51,7 @@ export const UNFREEZE_DEFAULTS = Object.freeze({
   mixup: 0,
   refit: true,
   biases: 'none' as UnfreezeBiases,
+  biasLrRatio: 1,
 });
 
 /**

@@ -47,6 +47,8 @@ import { checkOptionKeys, type AssertNever } from '../core/options.js';
 export interface Phase2Settings {
   /** Backbone (tail) learning rate; default UNFREEZE_DEFAULTS.backboneLrRatio × the head's. */
   lrBackbone?: number;
+  /** Learning rate of the frozen blocks' biases under planUnfreeze's `biases` (TailTrainConfig.lrBiases); default UNFREEZE_DEFAULTS.biasLrRatio × the head's. */
+  lrBiases?: number;
   /** Maximum epochs (default UNFREEZE_DEFAULTS.epochs). */
   epochs?: number;
   /** Early-stopping patience on validation loss (default UNFREEZE_DEFAULTS.patience; 0 = off). */
@@ -77,7 +79,7 @@ export interface Phase2Settings {
 }
 
 /** Every key of Phase2Settings, for refusing a misspelt one (runPhase2's `settings`). The type below fails to compile when a key is missing. */
-export const PHASE2_SETTING_KEYS = ['lrBackbone', 'epochs', 'patience', 'freshViews', 'schedule', 'layerLrDecay', 'refit', 'average', 'mixup', 'batchSize', 'alwaysKeep'] as const satisfies readonly (keyof Phase2Settings)[];
+export const PHASE2_SETTING_KEYS = ['lrBackbone', 'lrBiases', 'epochs', 'patience', 'freshViews', 'schedule', 'layerLrDecay', 'refit', 'average', 'mixup', 'batchSize', 'alwaysKeep'] as const satisfies readonly (keyof Phase2Settings)[];
 /** `never` while PHASE2_SETTING_KEYS lists every setting (a compile error names a missing one). */
 export type UnlistedPhase2Setting = AssertNever<Exclude<keyof Phase2Settings, (typeof PHASE2_SETTING_KEYS)[number]>>;
 
@@ -93,6 +95,8 @@ export interface Phase2Summary {
   biases: UnfreezeBiases;
   lrHead: number;
   lrBackbone: number;
+  /** Learning rate of the frozen blocks' biases (used only when `biases` is not 'none'). */
+  lrBiases: number;
   epochs: number;
   bestEpoch: number;
   stoppedEarly: boolean;
@@ -201,7 +205,7 @@ export function freshViewSeed(seed: number, epoch: number): number {
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage; mixup: number } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; lrBiases: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage; mixup: number } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
@@ -215,6 +219,7 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
+    lrBiases: p.lrBiases ?? lrHead * UNFREEZE_DEFAULTS.biasLrRatio,
     weightDecay: head.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
     dropout: head.dropout ?? FINETUNE_DEFAULTS.dropout,
     labelSmoothing: head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
@@ -403,6 +408,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       biases: plan.biases,
       lrHead: config.lrHead,
       lrBackbone: config.lrBackbone,
+      lrBiases: config.lrBiases,
       epochs: r.history.length,
       bestEpoch: r.bestEpoch,
       stoppedEarly: r.stoppedEarly,

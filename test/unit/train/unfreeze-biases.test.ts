@@ -2,15 +2,16 @@
 // --unfreeze-biases): on the real fp32 MobileNetV2 the plan cuts at the biases' block and trains the
 // unfrozen blocks' weights plus the frozen blocks' conv biases only; the training graph's gradient of
 // each such bias matches central differences of the loss on two real photos; one trainTail step moves
-// those biases and writes nothing else of the frozen blocks back into the backbone.
+// those biases and writes nothing else of the frozen blocks back into the backbone; such a bias trains
+// at lrBiases (plain SGD: its update scales exactly with the rate, the other weights' do not).
 
 import { describe, expect, it } from 'vitest';
 import { planUnfreeze, unfrozenBackbone } from '../../../runtime/train/finetune-tail.js';
 import { trainTail } from '../../../runtime/train/graph/tail-trainer.js';
-import { getInitializer, readFloat32 } from '../../../runtime/onnx/graph.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { shared } from '../../helpers.js';
-import { gradCheck, ortFactory, randn } from './grad-helpers.js';
+import { conv, gradCheck, ortFactory, randn, tinyTail, weight } from './grad-helpers.js';
+import { DataType, getInitializer, makeNode, makeTensor, readFloat32 } from '../../../runtime/onnx/graph.js';
 import { EMBEDDING, loadBackbone, preprocess, runBatched } from './mnv2-helpers.js';
 
 describe('planUnfreeze biases (BitFit)', () => {
@@ -69,5 +70,32 @@ describe('planUnfreeze biases (BitFit)', () => {
     expect(frozenWeights.length).toBe(3);
     for (const w of frozenWeights) expect(readFloat32(getInitializer(tuned.graph, w)!)).toEqual(original(w));
     for (const b of biases) expect(readFloat32(getInitializer(tuned.graph, b)!)).toEqual(t.tailWeights[b]);
+  });
+
+  it('trains a bias whose conv weight is frozen at lrBiases, the unfrozen weights at lrBackbone', async () => {
+    const rng = createRng(6, 'bias-rate');
+    // conv W1 (frozen weight, trained bias B1) → conv W2, B2 (trained) → Clip → pool
+    const tail = tinyTail(
+      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), conv('a', 'W2', 'B2', 'y', { k: 1 }), makeNode('Clip', ['y', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
+      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), weight(rng, 'W2', [6, 6, 1, 1], 0.3), weight(rng, 'B2', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
+      [4, 5, 5],
+      [6],
+    );
+    const r = createRng(9, 'rows');
+    const labels = Int32Array.from({ length: 12 }, (_, i) => i % 3);
+    const train = { x: Float32Array.from({ length: 12 * 100 }, (_, j) => r.normal() + (Math.floor(j / 25) % 4 === labels[Math.floor(j / 100)] ? 1 : 0)), labels };
+    const cfg = { trainable: ['B1', 'W2', 'B2'], epochs: 1, batchSize: 12, optimizer: 'sgd' as const, lrHead: 0.05, lrBackbone: 0.05, weightDecay: 0, seed: 1 };
+    const base = await trainTail({ tail, classes: 3, train, createSession: ortFactory }, { ...cfg, lrBiases: 0.05 });
+    const twice = await trainTail({ tail, classes: 3, train, createSession: ortFactory }, { ...cfg, lrBiases: 0.1 });
+    expect(Object.keys(base.tailWeights).sort()).toEqual(['B1', 'B2', 'W2']);
+    const init = (name: string) => readFloat32(tail.graph.initializer.find((t) => t.name === name)!);
+    const delta = (w: Record<string, Float32Array>, name: string) => Array.from(w[name]!, (v, i) => v - init(name)[i]!);
+    const d1 = delta(base.tailWeights, 'B1');
+    expect(Math.max(...d1.map(Math.abs))).toBeGreaterThan(1e-4);
+    delta(twice.tailWeights, 'B1').forEach((v, i) => expect(v).toBeCloseTo(2 * d1[i]!, 5));
+    expect(twice.tailWeights.W2).toEqual(base.tailWeights.W2);
+    expect(twice.tailWeights.B2).toEqual(base.tailWeights.B2);
+    // default: the head's rate
+    expect((await trainTail({ tail, classes: 3, train, createSession: ortFactory }, { ...cfg, epochs: 1 })).config.lrBiases).toBe(0.05);
   });
 });
