@@ -74,7 +74,8 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
   --unfreeze-mixup <a>    mixup of the unfrozen part's inputs in phase 2: each batch mixed with a shuffled copy of
                           itself, weight ~ Beta(a, a) (default ${UNFREEZE_DEFAULTS.mixup}: off)
   --unfreeze-biases <b>   none | all | k: also train the conv biases (the folded BatchNormalization shifts) of the
-                          frozen blocks, all of them or the last k, their weights frozen (BitFit; default ${UNFREEZE_DEFAULTS.biases})
+                          frozen blocks, all of them or the last k, their weights frozen, at the head's learning
+                          rate (BitFit; default ${UNFREEZE_DEFAULTS.biases})
   --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
                           count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
   --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
