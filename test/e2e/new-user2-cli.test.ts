@@ -137,7 +137,7 @@ describe('capture --class and --out', () => {
     mkdirSync(cwd);
     const e = await runCli(['capture', 'test:', '--class', 'car', '--out', '', '--count', '1', '--as-fast-as-possible'], { cwd, env });
     expect(e.code).toBe(2);
-    expect(e.stderr.split('\n')[0]).toBe('edgetune capture: --out is required');
+    expect(e.stderr.split('\n')[0]).toBe('edgetune capture: Expected a folder for --out but received ""');
     expect(readdirSync(cwd)).toEqual([]);
   });
 });

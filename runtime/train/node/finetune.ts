@@ -34,7 +34,7 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { checkDirPath } from '../../io/paths.js';
+import { checkDirPath, checkPathGiven } from '../../io/paths.js';
 import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
@@ -136,6 +136,12 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
   checkFinetuneOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
+  // an empty path ("$DIR" unset) is refused naming its option: '' is the current directory, which was read as the data
+  if (typeof data === 'string') checkPathGiven(data, 'data', 'a folder or CSV file');
+  if (typeof o.val === 'string') checkPathGiven(o.val, 'val', 'a folder or CSV file');
+  if (o.resume !== undefined) checkPathGiven(o.resume, 'resume', 'a model file');
+  o.addClass?.forEach((a, i) => checkDirPath(a.dir, `addClass[${i}].dir`));
+  o.addExamples?.forEach((a, i) => checkDirPath(a.dir, `addExamples[${i}].dir`));
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
