@@ -39,8 +39,8 @@ ${SOURCES_USAGE}`;
  * (core/labels.ts isClassName, which --add-class and the kiosk page apply too), and a folder name.
  */
 function checkClassName(name: string): string {
-  if (!isClassName(name) || name === '.' || name === '..' || name.includes('\\')) {
-    throw invalidOption('class', `${CLASS_NAME_RULE} that names a folder (not "." or "..", no "\\")`, name);
+  if (!isClassName(name) || name.includes('\\')) {
+    throw invalidOption('class', `${CLASS_NAME_RULE} that names a folder (no "\\")`, name);
   }
   return name;
 }
