@@ -148,6 +148,7 @@ export async function finetuneItems(o: {
   addedValSplit: number;
   seed: number;
 }): Promise<{ labels: string[]; train: DatasetItem[]; val: DatasetItem[]; skipped: SkippedFile[] }> {
+  checkOptionKeys('finetuneItems', o, ['trainDir', 'valDir', 'added', 'valSplit', 'addedValSplit', 'seed']);
   const trainSet = await scanDataset(o.trainDir, { what: 'training set' });
   const labels = [...trainSet.classes];
   const base = labels.length;
