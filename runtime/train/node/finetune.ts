@@ -35,7 +35,7 @@ import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
 import { checkDirPath, checkPathGiven } from '../../io/paths.js';
-import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { addedItems, encodeResume, exampleItems, feedPrior, itemName, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, withoutPriorImages, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
@@ -277,7 +277,13 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     }));
   }
   // more images of the model's classes: training images only (the validation images stay the model's)
-  const moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  let moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  if (prior && moreItems.length) {
+    // an image the resume data holds (same bytes) is in the model's data already: added again it would count twice
+    const { items, known } = await withoutPriorImages(moreItems, prior);
+    moreItems = items;
+    if (known.length) warn(`--add-examples: skipped ${known.length} image${known.length > 1 ? 's' : ''} already in ${o.resume}'s data (the same bytes as an image its resume data holds): ${known.slice(0, 3).map((i) => itemName(i.file)).join(', ')}${known.length > 3 ? ', …' : ''}`);
+  }
   trainItems.push(...moreItems);
   for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
