@@ -19,6 +19,7 @@ import { createTeach } from '../../../runtime/stream/teach.js';
 import { finetune } from '../../../runtime/train/node/finetune.js';
 import { buildWeb } from '../../../runtime/kiosk/build.js';
 import { quantizeModel } from '../../../calibration/index.js';
+import { scanDataset } from '../../../runtime/train/node/dataset.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -137,7 +138,7 @@ describe('an empty output folder is refused, naming the option', () => {
     expect(readdirSync(cwd)).toEqual([]);
   }, 240_000);
 
-  it('finetune and quantizeModel refuse an empty data, val, resume, addClass / addExamples dir, calib, eval or cache, naming it', async () => {
+  it('finetune, quantizeModel and scanDataset refuse an empty data, val, resume, addClass / addExamples dir, calib, eval, cache or root, naming it', async () => {
     const train = shared('datasets', 'hymenoptera', 'train');
     const out = path.join(work, 'lib-empty.onnx');
     const refused = async (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string; message: string }) => `${e.code} ${e.message}`);
@@ -150,6 +151,7 @@ describe('an empty output folder is refused, naming the option', () => {
     expect(await refused(quantizeModel({ ...q, calib: '' }))).toBe('EARG Expected a folder for calib but received ""');
     expect(await refused(quantizeModel({ ...q, calib: train, eval: '' }))).toBe('EARG Expected a folder for eval but received ""');
     expect(await refused(quantizeModel({ ...q, cache: '' }))).toBe('EARG Expected a file for cache but received ""');
+    expect(await refused(scanDataset('', { what: 'training set' }))).toBe('EARG Expected a folder for root but received ""');
     expect(existsSync(out)).toBe(false);
   });
 
