@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { importedModelPath } from '../../../models/import.js';
+import { importedModelPath, importModelFile } from '../../../models/import.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { ensureWritableDir } from '../../../runtime/io/atomic.js';
@@ -138,7 +138,7 @@ describe('an empty output folder is refused, naming the option', () => {
     expect(readdirSync(cwd)).toEqual([]);
   }, 240_000);
 
-  it('finetune, quantizeModel and scanDataset refuse an empty data, val, resume, addClass / addExamples dir, calib, eval, cache or root, naming it', async () => {
+  it('finetune, quantizeModel, scanDataset and importModelFile refuse an empty data, val, resume, addClass / addExamples dir, calib, eval, cache, root, file or labels, naming it', async () => {
     const train = shared('datasets', 'hymenoptera', 'train');
     const out = path.join(work, 'lib-empty.onnx');
     const refused = async (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string; message: string }) => `${e.code} ${e.message}`);
@@ -152,6 +152,9 @@ describe('an empty output folder is refused, naming the option', () => {
     expect(await refused(quantizeModel({ ...q, calib: train, eval: '' }))).toBe('EARG Expected a folder for eval but received ""');
     expect(await refused(quantizeModel({ ...q, cache: '' }))).toBe('EARG Expected a file for cache but received ""');
     expect(await refused(scanDataset('', { what: 'training set' }))).toBe('EARG Expected a folder for root but received ""');
+    // importModelFile's labels: '' was ignored (the labels.txt beside the model taken instead)
+    expect(await refused(importModelFile(FRUIT, { labels: '' }))).toBe('EARG Expected a label file for labels but received ""');
+    expect(await refused(importedModelPath('', { cacheDir: path.join(work, 'cache-import') }))).toBe('EARG Expected a model file for file but received ""');
     expect(existsSync(out)).toBe(false);
   });
 
