@@ -78,8 +78,8 @@ export function checkDirPath(dir: unknown, flag: string): string {
 
 /**
  * checkDirPath's rule for any path (a file, a folder or a CSV, a model file): `p` as given, refused when
- * it is not a string or is empty or blank (path.resolve('') is the current directory; readdir('') reads
- * it). `what` says what was expected. The CLI's parser applies it to every option its table marks `path`.
+ * it is not a string or is empty or blank (path.resolve('') is the current directory, which callers then
+ * read or write). `what` says what was expected. The CLI's parser applies it to every option its table marks `path`.
  * Errors: EARG `Expected <what> for <flag> but received ""`.
  */
 export function checkPathGiven(p: unknown, flag: string, what = 'a file'): string {
