@@ -353,7 +353,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   }
   if (!collectors) {
     if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
-    const files = seededSample(await listCalibrationImages(o.calib), calibCount, seed);
+    const files = seededSample(await listCalibrationImages(o.calib, 'calibration', o.onSkip), calibCount, seed);
     calibrationFiles = files;
     // Models with a dynamic batch dimension calibrate 8 images per run; fixed-batch ones one.
     const batchDim = prepared.graph.input.find((v) => v.name === d.inputName)?.type?.tensorType?.shape?.dim[0];
@@ -513,7 +513,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   };
 
   if (o.eval) {
-    let files = await listCalibrationImages(o.eval, 'evaluation');
+    let files = await listCalibrationImages(o.eval, 'evaluation', o.onSkip);
     if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
     const calibrated = new Set(calibrationFiles.map((f) => path.resolve(f)));
     const overlap = files.filter((f) => calibrated.has(path.resolve(f))).length;
