@@ -3,6 +3,7 @@
 // ffmpeg's synthetic test: source, the webcam: source with a stub fswebcam, reconnect after the ffmpeg
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
+import { execFileSync } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -131,6 +132,33 @@ describe('file:// (ffmpeg)', () => {
     const ref = await collect(clean.frames(), 400);
     await clean.close();
     for (const seq of [121, 300, 399]) expect(mad(frames[seq]!.data, ref[seq]!.data)).toBeLessThan(0.5);
+  });
+
+  it('a variable-frame-rate video (as phones record): each frame carries its own media time, and a restart resumes at the right frame', async () => {
+    // made here from the traffic video: frames 0–29 every 100 ms, then 30–59 at 30000/1001 fps (3.0 s + 1 s)
+    const vfr = path.join(tempDir(), 'phone.mp4');
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', video(), '-vf', "setpts='if(lt(N,30),N*0.1,3+(N-30)*1001/30000)/TB'", '-fps_mode', 'vfr', '-frames:v', '60', '-c:v', 'libx264', '-an', vfr]);
+    const events: SourceEvent[] = [];
+    const src = await createSource(`file://${vfr}`, { realtime: false, onEvent: (e) => events.push(e), reconnect: { initialMs: 50 } });
+    let killed = false;
+    const frames = await collect(src.frames(), Infinity, (f) => {
+      if (f.seq === 40 && !killed) {
+        killed = true;
+        process.kill(src.pid!, 'SIGKILL');
+      }
+    });
+    await src.close();
+    expect(frames.map((f) => f.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    // before: seq × 1000 / avg_frame_rate (14.5 fps): frame 30 at 2068.9 ms, not 3003 (mp4's timebase rounds to 0.1 ms)
+    expect(frames[29]!.pts).toBeCloseTo(2900, -1);
+    expect(frames[30]!.pts).toBeCloseTo(3000, -1);
+    expect(frames[59]!.pts).toBeCloseTo(3000 + (29 * 1001) / 30, -1);
+    expect(events.filter((e) => e.type === 'reconnect').length).toBe(1);
+    // frames after the restart are the right frames (before: the seek went to 39.5 / 14.5 s, frame 27's time)
+    const clean = await createSource(`file://${vfr}`, { realtime: false });
+    const ref = await collect(clean.frames());
+    await clean.close();
+    for (const seq of [41, 50, 59]) expect(mad(frames[seq]!.data, ref[seq]!.data)).toBeLessThan(0.5);
   });
 
   it('reports a missing or non-video file clearly', async () => {
