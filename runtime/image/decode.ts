@@ -9,7 +9,7 @@ import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { errnoWords } from '../io/errno.js';
 import { fileKind } from '../io/read-file.js';
-import { fitGeometry } from './geometry.js';
+import { fitGeometry, MAX_IMAGE_PIXELS, pixelLimitMessage } from './geometry.js';
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
@@ -25,7 +25,7 @@ export const DECODE_OPTION_KEYS = ['maxPixels', 'background'] as const satisfies
 /** `never` while DECODE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDecodeOption = AssertNever<Exclude<keyof DecodeOptions, (typeof DECODE_OPTION_KEYS)[number]>>;
 
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+export const DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS;
 
 /** The largest side or offset sharp's resize/extract accept (its argument checks: 0 to 1e8). */
 const MAX_SHARP_SIDE = 100_000_000;
@@ -269,7 +269,7 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {
       const m = await sharp(input, { limitInputPixels: false }).metadata();
-      return `image is ${m.width}x${m.height} (${(m.width ?? 0) * (m.height ?? 0)} pixels), over the limit of ${limit} pixels; refused as a possible decompression bomb`;
+      return pixelLimitMessage(m.width ?? 0, m.height ?? 0, limit);
     } catch {
       return `image exceeds the limit of ${limit} pixels; refused as a possible decompression bomb`;
     }
