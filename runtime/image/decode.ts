@@ -55,6 +55,9 @@ function explain(err: unknown, format: string | undefined, input?: string | Uint
   if (codec) {
     return `unsupported image compression (${format ?? 'image'} compressed with ${codec}${codec.toUpperCase() === 'HEVC' ? ', a HEIC photo as phones save it' : ''}: this build decodes HEIF only as AVIF); convert it to JPEG or PNG first`;
   }
+  // libjpeg-turbo as sharp builds it decodes 8-bit JPEG only (12-bit: medical and scientific cameras)
+  const precision = /Unsupported JPEG data precision (\d+)/i.exec(m)?.[1];
+  if (precision) return `unsupported image format (${precision}-bit JPEG; this build decodes 8-bit JPEG); convert it to an 8-bit JPEG or a PNG first`;
   const line = decisiveLine(m, input);
   if (format && foreign(line, format)) return `corrupt or truncated image (a damaged ${format} file)`;
   if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|seek error|gifload|pngload|unexpected end/i.test(line)) {
@@ -336,6 +339,8 @@ const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [
   ['BMP', (b) => b[0] === 0x42 && b[1] === 0x4d],
   ['ICO', (b) => b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 0],
   ['PSD', (b) => b[0] === 0x38 && b[1] === 0x42 && b[2] === 0x50 && b[3] === 0x53],
+  // Netpbm: P1–P7 and a whitespace byte (PBM, PGM, PPM, PAM)
+  ['PNM', (b) => b[0] === 0x50 && b[1]! >= 0x31 && b[1]! <= 0x37 && (b[2] === 0x0a || b[2] === 0x20 || b[2] === 0x0d || b[2] === 0x09)],
   ['PDF', (b) => b[0] === 0x25 && b[1] === 0x50 && b[2] === 0x44 && b[3] === 0x46],
   // the JP2 signature box, or a bare JPEG 2000 codestream (SOC + SIZ markers)
   ['JPEG 2000', (b) => (b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0x0c && b[4] === 0x6a && b[5] === 0x50) || (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51)],

@@ -150,3 +150,16 @@ describe('libvips messages with paths, codecs and signatures (photos users bring
     await expect(decodeImage(new Uint8Array(tiff), spec, {}, 'old.tif')).rejects.toThrow('old.tif: corrupt image (a damaged TIFF file: its decoder does not recognise it)');
   });
 });
+
+describe('formats this build does not decode, named (libjpeg-turbo testimages: monkey12.jpg, testorig.ppm)', () => {
+  it('a 12-bit JPEG says so (was libjpeg\'s "VipsJpeg: Unsupported JPEG data precision 12"); a PPM is named PNM (was "not a supported image")', async () => {
+    const jpeg = await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 90, g: 120, b: 30 } } }).jpeg().toBuffer();
+    const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
+    expect(sof).toBeGreaterThan(0);
+    jpeg[sof + 4] = 12; // the frame header's sample precision (ITU T.81 B.2.2): 12 bits
+    await expect(decodeImage(new Uint8Array(jpeg), spec, {}, 'scan12.jpg')).rejects.toThrow('scan12.jpg: unsupported image format (12-bit JPEG; this build decodes 8-bit JPEG); convert it to an 8-bit JPEG or a PNG first');
+    const ppm = Buffer.concat([Buffer.from('P6\n2 2\n255\n'), Buffer.alloc(12, 200)]);
+    expect(sniffFormat(ppm)).toBe('PNM');
+    await expect(decodeImage(new Uint8Array(ppm), spec, {}, 'frame.ppm')).rejects.toThrow(/^frame\.ppm: unsupported image format \(PNM; this build decodes .*\.jpg/);
+  });
+});
