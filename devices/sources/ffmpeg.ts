@@ -199,6 +199,23 @@ async function packetTimes(ffprobe: string, file: string): Promise<number[] | un
   }
 }
 
+/**
+ * A URI's path part with its %-escapes decoded (`file://clip%20one.mp4` → `clip one.mp4`). Errors:
+ * EARG naming the URI for a malformed escape (a bare `%` in a file:// or dir:// URI).
+ */
+export function decodeUriPath(p: string, uri: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new EdgetuneError('EARG', `${uri}: malformed %-escape in the path (in a file:// or dir:// URI a "%" is written %25; a plain path needs no escapes)`, { subject: uri });
+  }
+}
+
+/** A plain path as the path part of a URI: its "%" and "?" escaped, so a file named `100%.mov` or `what?.mp4` is that file, not an escape or a query. */
+export function pathToUriPart(p: string): string {
+  return p.replace(/%/g, '%25').replace(/\?/g, '%3F');
+}
+
 /** `scheme:rest?a=1&b=2` → rest and params (rest keeps its own URL form for rtsp/http). */
 export function splitQuery(s: string): { base: string; params: URLSearchParams } {
   const q = s.indexOf('?');
@@ -267,7 +284,7 @@ export function testInput(uri: string): { input: string[]; finite: boolean; fps:
 export function filePath(uri: string): { file: string; params: URLSearchParams } {
   const { base, params } = splitQuery(uri.replace(/^file:(\/\/)?/, ''));
   if (!base) throw new EdgetuneError('EARG', `${uri}: no file given (file://path/video.mp4)`, { subject: uri });
-  return { file: path.resolve(decodeURIComponent(base)), params };
+  return { file: path.resolve(decodeUriPath(base, uri)), params };
 }
 
 /** Where to seek (s) to resume a file at frame `seq`: half a frame before its time, so the first frame at or after it is `seq`. */
@@ -313,7 +330,9 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         if (!st.isFile()) throw new EdgetuneError('EINPUT', `${file}: not a file${st.isDirectory() ? ` (a folder: an image sequence is dir://${file})` : ''}`, { subject: file });
       } catch (err) {
         if (err instanceof EdgetuneError) throw err;
-        throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})`, { subject: file });
+        // ffmpeg's image2 pattern (frame_%04d.png) is not a file: a sequence is read as its folder
+        const pattern = /%0?\d*d/.test(path.basename(file)) ? `; an image sequence is read as its folder: dir://${path.dirname(file)}` : '';
+        throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})${pattern}`, { subject: file });
       }
       requireExecutable(ffmpeg, uri);
       const info = await probeVideo(file, ffmpeg.includes('/') ? path.join(path.dirname(ffmpeg), 'ffprobe') : 'ffprobe');

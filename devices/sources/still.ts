@@ -14,7 +14,7 @@ import { EdgetuneError, invalidParameter, messageOf } from '../../runtime/core/e
 import { decodeImage, DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS } from '../../runtime/image/decode.js';
 import { DEFAULT_SPEC, type PreprocessSpec } from '../../runtime/image/preprocess.js';
 import { backoffDelay, findExecutable, PACKAGES } from './child.js';
-import { geometryOf, splitQuery } from './ffmpeg.js';
+import { decodeUriPath, geometryOf, splitQuery } from './ffmpeg.js';
 import { SourceEvents, type Frame, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 
 function specFor(g: FrameGeometry): PreprocessSpec {
@@ -92,7 +92,7 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
   // `dir://` alone (`dir://$FRAMES` with the variable unset) would stream the current folder's images
   if (!base) throw new EdgetuneError('EARG', `${uri}: no folder given (dir://path/to/frames)`, { subject: uri });
-  const dir = path.resolve(decodeURIComponent(base));
+  const dir = path.resolve(decodeUriPath(base, uri));
   let names: string[];
   try {
     if (!(await stat(dir)).isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: not a directory`, { subject: dir });

@@ -4,7 +4,7 @@
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -159,6 +159,24 @@ describe('file:// (ffmpeg)', () => {
     const ref = await collect(clean.frames());
     await clean.close();
     for (const seq of [41, 50, 59]) expect(mad(frames[seq]!.data, ref[seq]!.data)).toBeLessThan(0.5);
+  });
+
+  it('a plain path is taken literally: "%" and "?" in a file or folder name (was "URI malformed", or cut at the "?")', async () => {
+    const d = tempDir();
+    const clip = path.join(d, 'Clip 100%?.mp4');
+    symlinkSync(video(), clip);
+    const frames = await collect((await createSource(clip, { realtime: false })).frames(), 3);
+    expect(frames.map((f) => f.seq)).toEqual([0, 1, 2]);
+    const seq = path.join(d, 'frames 50%');
+    mkdirSync(seq);
+    symlinkSync(path.join(stills(), 'frame_001.jpg'), path.join(seq, 'a.jpg'));
+    const src = await createSource(seq, { realtime: false });
+    expect(src.kind).toBe('dir');
+    expect((await collect(src.frames())).length).toBe(1);
+    // in a URI the escapes are the user's: a bare "%" is named as malformed, not a URIError
+    await expect(createSource(`file://${clip}`)).rejects.toThrow(`file://${clip}: malformed %-escape in the path (in a file:// or dir:// URI a "%" is written %25; a plain path needs no escapes)`);
+    // ffmpeg's image2 pattern is not a file: the folder is named
+    await expect(createSource(path.join(d, 'frame_%04d.png'))).rejects.toThrow(`${path.join(d, 'frame_%04d.png')}: cannot read video file (ENOENT); an image sequence is read as its folder: dir://${d}`);
   });
 
   it('reports a missing or non-video file clearly', async () => {
