@@ -39,6 +39,17 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 /** The image files of one class folder (recursive, sorted, symbolic links followed); other files, dangling links and unreadable names go to `skipped` with the reason. */
+/**
+ * `<dir>: class "<name>" has no images`, and when the folder held files that were passed over, how many
+ * and the first one's reason (a phone's .HEIC photos: `(3 files passed over; the first, IMG_0001.HEIC:
+ * unsupported image format (.HEIC; …))`), so the user sees why the folder counts as empty.
+ */
+export function noImagesMessage(dir: string, name: string, passedOver: readonly SkippedFile[], extra = ''): string {
+  const first = passedOver[0];
+  const why = first ? ` (${passedOver.length} file${passedOver.length === 1 ? '' : 's'} passed over; the first, ${path.relative(dir, first.file) || first.file}: ${first.reason})` : '';
+  return `${dir}: class "${name}" has no images${extra}${why}`;
+}
+
 export async function listImages(dir: string, skipped: SkippedFile[]): Promise<string[]> {
   return walkFiles(dir, (s) => skipped.push(s));
 }
@@ -100,9 +111,10 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
   const items: DatasetItem[] = [];
   for (const [name, label] of [...folderClass].sort((a, b) => a[1] - b[1])) {
     const dir = path.join(root, name);
+    const before = skipped.length;
     const files = await listImages(dir, skipped);
     if (files.length === 0 && !opts.classes) {
-      throw new EdgetuneError('EINPUT', `${dir}: class "${name}" has no images`, { subject: dir });
+      throw new EdgetuneError('EINPUT', noImagesMessage(dir, name, skipped.slice(before)), { subject: dir });
     }
     for (const file of files) items.push({ file, label });
   }
@@ -164,8 +176,9 @@ export async function finetuneItems(o: {
       const exists = await stat(a.dir).then(() => true, () => false);
       throw new EdgetuneError('EINPUT', exists ? `${a.dir}: not a folder (class "${a.name}")` : `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
     }
+    const before = skipped.length;
     const files = await listImages(a.dir, skipped);
-    if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
+    if (!files.length) throw new EdgetuneError('EINPUT', noImagesMessage(a.dir, a.name, skipped.slice(before)), { subject: a.dir });
     labels.push(a.name);
     train.push(...files.map((file) => ({ file, label: labels.length - 1 })));
   }

@@ -24,7 +24,7 @@ import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { concatFloat32 } from '../../core/tensor.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
-import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
+import { listImages, noImagesMessage, type DatasetItem, type SkippedFile } from './dataset.js';
 import { sha256 } from './embed.js';
 import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, MAGIC_V3, resumeLayout, type ResumeData, type ResumeImage, type ResumeTap } from '../resume-format.js';
 
@@ -152,12 +152,13 @@ export async function addedItems(labels: readonly string[], added: readonly { na
   for (const a of added) {
     if (all.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
     let files: string[];
+    const before = skipped.length;
     try {
       files = await listImages(a.dir, skipped);
     } catch {
       files = [];
     }
-    if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images (or the folder does not exist)`, { subject: a.dir });
+    if (!files.length) throw new EdgetuneError('EINPUT', noImagesMessage(a.dir, a.name, skipped.slice(before), ' (or the folder does not exist)'), { subject: a.dir });
     all.push(a.name);
     items.push(...files.map((file) => ({ file, label: all.length - 1 })));
   }
