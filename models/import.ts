@@ -24,7 +24,7 @@ import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
 
 /** Bumped when the converters change what they write, so stale cached conversions are not reused. */
-export const IMPORT_FORMAT_VERSION = 1;
+export const IMPORT_FORMAT_VERSION = 2;
 
 export type ImportFormat = 'tflite' | 'tfjs';
 

@@ -61,7 +61,7 @@ export const importModel: Command = {
     ];
     const lines = [
       `edgetune import: wrote ${out} (${imported.format === 'tflite' ? 'TFLite' : 'tfjs layers'} ${imported.source})`,
-      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] NHWC${
+      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] ${src.sourceInput.layout}${
         q ? `, scale ${q.scale} zero point ${q.zeroPoint}` : ''
       })`,
       `  preprocess     ${p.width}x${p.height} ${p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,

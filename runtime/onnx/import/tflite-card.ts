@@ -20,6 +20,10 @@ import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator,
 /** What the conversion learnt that the card reports. */
 export interface ConversionSummary {
   inputName: string;
+  /** The ONNX graph input's shape, NCHW `[1, C, H, W]`. */
+  inputShape: number[];
+  /** The source file's input layout: NHWC, or NCHW transposed to NHWC inside the file. */
+  inputLayout: 'NHWC' | 'NCHW';
   /** ONNX value (float, NCHW for rank 4) of each TFLite tensor index. */
   values: ReadonlyMap<number, Value>;
   quantizedWeights: boolean;
@@ -120,7 +124,7 @@ export function tfliteCard(
       op = p && dense(p) ? p : undefined;
     }
   }
-  const inputShape = conv.values.get(sg.inputs[0]!)!.shape;
+  const inputShape = conv.inputShape;
   const quantization = isQuantized(inT) ? { scale: inT.quantization!.scale[0]!, zeroPoint: inT.quantization!.zeroPoint[0] ?? 0 } : undefined;
   if (!quantization) notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
   const card: ImportedModelCard = {
@@ -136,7 +140,7 @@ export function tfliteCard(
       // a feature extractor has no class scores: 'auto' leaves its rows alone unless asked to classify
       outputKind: extractor ? 'auto' : scores,
     },
-    sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase(), ...(quantization ? { quantization } : {}) },
+    sourceInput: { name: inT.name, shape: [...inT.shape], layout: conv.inputLayout, dtype: tensorTypeName(inT.type).toLowerCase(), ...(quantization ? { quantization } : {}) },
     preprocessSource: quantization ? 'input-quantization' : 'assumed',
     output: { dims: out.shape, extractor },
     precision: conv.quantizedWeights ? 'int8' : conv.halfWeights ? 'fp16' : 'fp32',

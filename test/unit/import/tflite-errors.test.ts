@@ -25,11 +25,12 @@ function thrown(fn: () => unknown): EdgetuneError {
 }
 
 /**
- * A one-operator model: float input "x" [1, 4] → op → float output "y" [1, 4]. `deprecated` and
- * `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3); options: a Pool/activation-free op.
+ * A one-operator model: float input "x" [1, 2, 2, 1] (a 2×2 grayscale image) → op → float output "y"
+ * [1, 2, 2, 1]. `deprecated` and `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3);
+ * options: a Pool/activation-free op.
  */
 function tinyTflite(deprecated: number, builtin: number): Uint8Array {
-  const t = (name: string) => ({ name, shape: [1, 4] });
+  const t = (name: string) => ({ name, shape: [1, 2, 2, 1] });
   return buildTflite([t('x'), t('y')], [{ code: builtin, deprecatedCode: deprecated, inputs: [0], outputs: [1] }], [0], [1]);
 }
 
@@ -68,7 +69,7 @@ describe('TFLite importer errors', () => {
   it('old files with only deprecated_builtin_code still convert (RELU6 = 21), and load in a bare session', async () => {
     const { model, card } = importTflite(tinyTflite(21, 0));
     const s = await ort.InferenceSession.create(encodeModel(model));
-    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 4]) });
+    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 1, 2, 2]) });
     expect(Array.from(r[card.layer.outputName]!.data as Float32Array)).toEqual([0, 3, 6, 0.5]);
   });
 });

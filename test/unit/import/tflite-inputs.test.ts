@@ -1,0 +1,189 @@
+// TFLite import of inputs other than Coral's NHWC RGB, each from the structure of a real file that
+// failed: a grayscale input (tflite-micro's person_detect.tflite, int8 [1,96,96,1]: the card kept three
+// means and every command said "Expected 1 values for mean"), an NCHW input transposed to NHWC inside
+// (PyTorch → TFLite, tflite-micro's mobilenet_v2_quantized_1x3x224x224.tflite: "Unsupported TFLite
+// operator TRANSPOSE"), L2_NORMALIZATION (Coral's mobilenet_v1_1.0_224_l2norm_quant.tflite), and
+// inputs that are no image (micro_speech [1,1960], Coral's head_layers [1,1,1,1024]: converted, then
+// every command failed on "preprocess.width: required but missing"), refused at import.
+// Small models written with tflite-builder.ts, checked against LiteRT.js; one runs end to end on a real photo.
+
+import { describe, it, expect } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { shared, tempDir } from '../../helpers.js';
+import { EdgetuneError } from '../../../runtime/core/errors.js';
+import { importTflite } from '../../../runtime/onnx/import/index.js';
+import { checkSpec } from '../../../runtime/image/preprocess.js';
+import { importModelFile } from '../../../models/import.js';
+import { loadClassifier } from '../../../runtime/classify/classifier.js';
+import { buildTflite, f32, i32, type BuildOperator, type BuildTensor } from './tflite-builder.js';
+import { maxAbsDiff, ortSession, runOrt, tfliteOracle } from './oracles.js';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  };
+}
+
+/** Float [1,8,8,1] grayscale → CONV_2D 3×3 (4 filters, RELU) → MEAN over H, W → FULLY_CONNECTED 2 → SOFTMAX (person_detect's shape of work). */
+function grayscaleModel(): Uint8Array {
+  const r = rng(31);
+  const rand = (n: number, k = 0.5) => Array.from({ length: n }, () => r() * k);
+  const T: BuildTensor[] = [];
+  const t = (name: string, shape: number[], data?: Uint8Array, type = 0) => T.push({ name, shape, data, type }) - 1;
+  const x = t('image', [1, 8, 8, 1]);
+  const w = t('w', [4, 3, 3, 1], f32(rand(36)));
+  const b = t('b', [4], f32(rand(4)));
+  const c = t('conv', [1, 8, 8, 4]);
+  const axes = t('axes', [2], i32([1, 2]), 2);
+  const m = t('pooled', [1, 4]);
+  const wf = t('wf', [2, 4], f32(rand(8, 2)));
+  const bf = t('bf', [2], f32(rand(2)));
+  const f = t('logits', [1, 2]);
+  const y = t('probs', [1, 2]);
+  const O: BuildOperator[] = [
+    { code: 3, inputs: [x, w, b], outputs: [c], options: { type: 1, fields: [[0, 'i8', 0], [1, 'i32', 1], [2, 'i32', 1], [3, 'i8', 1]] } },
+    { code: 40, inputs: [c, axes], outputs: [m], options: { type: 27, fields: [[0, 'bool', 0]] } },
+    { code: 9, inputs: [m, wf, bf], outputs: [f], options: { type: 8, fields: [[0, 'i8', 0]] } },
+    { code: 25, inputs: [f], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
+  ];
+  return buildTflite(T, O, [x], [y]);
+}
+
+/**
+ * Float NCHW [1,3,6,6] → TRANSPOSE (0,2,3,1) → CONV_2D → TRANSPOSE (0,3,1,2) back to NCHW → RESHAPE
+ * [1,144] (so the element order after the transpose matters) → FULLY_CONNECTED 8 → L2_NORMALIZATION →
+ * FULLY_CONNECTED 3 → SOFTMAX.
+ */
+function nchwModel(): Uint8Array {
+  const r = rng(37);
+  const rand = (n: number, k = 0.5) => Array.from({ length: n }, () => r() * k);
+  const T: BuildTensor[] = [];
+  const t = (name: string, shape: number[], data?: Uint8Array, type = 0) => T.push({ name, shape, data, type }) - 1;
+  const x = t('input.1', [1, 3, 6, 6]);
+  const p1 = t('perm_to_nhwc', [4], i32([0, 2, 3, 1]), 2);
+  const xt = t('input_nhwc', [1, 6, 6, 3]);
+  const w = t('w', [4, 3, 3, 3], f32(rand(108)));
+  const b = t('b', [4], f32(rand(4)));
+  const c = t('conv', [1, 6, 6, 4]);
+  const p2 = t('perm_to_nchw', [4], i32([0, 3, 1, 2]), 2);
+  const ct = t('conv_nchw', [1, 4, 6, 6]);
+  const shape = t('shape', [2], i32([1, 144]), 2);
+  const flat = t('flat', [1, 144]);
+  const w1 = t('w1', [8, 144], f32(rand(1152, 0.2)));
+  const f1 = t('fc1', [1, 8]);
+  const l2 = t('l2', [1, 8]);
+  const w2 = t('w2', [3, 8], f32(rand(24, 4)));
+  const f2 = t('fc2', [1, 3]);
+  const y = t('probs', [1, 3]);
+  const O: BuildOperator[] = [
+    { code: 39, inputs: [x, p1], outputs: [xt] },
+    { code: 3, inputs: [xt, w, b], outputs: [c], options: { type: 1, fields: [[0, 'i8', 0], [1, 'i32', 1], [2, 'i32', 1], [3, 'i8', 0]] } },
+    { code: 39, inputs: [c, p2], outputs: [ct] },
+    { code: 22, inputs: [ct, shape], outputs: [flat], options: { type: 17, fields: [[0, 'ints', [1, 144]]] } },
+    { code: 9, inputs: [flat, w1, -1], outputs: [f1], options: { type: 8, fields: [[0, 'i8', 0]] } },
+    // L2NormOptions: fused_activation_function NONE
+    { code: 11, inputs: [f1], outputs: [l2], options: { type: 40, fields: [[0, 'i8', 0]] } },
+    { code: 9, inputs: [l2, w2, -1], outputs: [f2], options: { type: 8, fields: [[0, 'i8', 0]] } },
+    { code: 25, inputs: [f2], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
+  ];
+  return buildTflite(T, O, [x], [y]);
+}
+
+function thrown(fn: () => unknown): EdgetuneError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof EdgetuneError) return e;
+    throw e;
+  }
+  throw new Error('expected an EdgetuneError');
+}
+
+describe('TFLite import: a grayscale input', () => {
+  it('keeps one mean and one std, matches LiteRT, and classifies a real photo end to end', async () => {
+    const bytes = grayscaleModel();
+    const dir = tempDir('edgetune-import-');
+    const file = path.join(dir, 'gray.tflite');
+    writeFileSync(file, bytes);
+    const { model, card } = importTflite(bytes);
+    expect(card.layer.preprocess).toMatchObject({ width: 8, height: 8, channels: 1, mean: [127.5], std: [127.5] });
+    // the check every session runs on a card (before: "Expected 1 values for mean but received [127.5,127.5,127.5]")
+    expect(() => checkSpec(card.layer.preprocess)).not.toThrow();
+    const session = await ortSession(model);
+    const oracle = await tfliteOracle(file);
+    const r = rng(41);
+    let worst = 0;
+    for (let k = 0; k < 3; k++) {
+      const x = Float32Array.from({ length: 64 }, () => r());
+      worst = Math.max(worst, maxAbsDiff(await runOrt(session, x, [1, 1, 8, 8]), await oracle.run(x, [1, 8, 8, 1])));
+    }
+    console.log(`grayscale TFLite vs LiteRT: max |Δp| ${worst.toExponential(2)}`);
+    // measured: max |Δp| 1.49e-8 (float32 summation order)
+    expect(worst).toBeLessThan(1e-5);
+
+    const out = path.join(dir, 'gray.onnx');
+    writeFileSync(path.join(dir, 'labels.txt'), 'no person\nperson\n');
+    writeFileSync(out, (await importModelFile(file)).bytes);
+    const clf = await loadClassifier(out, { threads: 1, providers: ['cpu'] });
+    try {
+      const res = await clf.classify(shared('camera', 'winml_dog.jpg'));
+      expect(res.top.map((p) => p.label).sort()).toEqual(['no person', 'person']);
+      expect(res.top[0]!.score + res.top[1]!.score).toBeCloseTo(1, 5);
+    } finally {
+      await clf.dispose();
+    }
+  });
+});
+
+describe('TFLite import: an NCHW input transposed to NHWC inside (PyTorch → TFLite)', () => {
+  it('takes the NCHW input as it is, converts TRANSPOSE and L2_NORMALIZATION, matches LiteRT', async () => {
+    const bytes = nchwModel();
+    const file = path.join(tempDir('edgetune-import-'), 'nchw.tflite');
+    writeFileSync(file, bytes);
+    const { model, card } = importTflite(bytes);
+    expect(card.sourceInput).toMatchObject({ name: 'input.1', shape: [1, 3, 6, 6], layout: 'NCHW' });
+    expect(card.layer.preprocess).toMatchObject({ width: 6, height: 6, channels: 3, layout: 'NCHW' });
+    expect(model.graph.input[0]!.type?.tensorType?.shape?.dim?.map((d) => Number(d.dimValue))).toEqual([1, 3, 6, 6]);
+    const session = await ortSession(model);
+    const oracle = await tfliteOracle(file);
+    const r = rng(43);
+    let worst = 0;
+    let spread = Infinity;
+    for (let k = 0; k < 3; k++) {
+      const x = Float32Array.from({ length: 108 }, () => r());
+      // the same NCHW floats to both: no layout change on either side
+      const ref = await oracle.run(x, [1, 3, 6, 6]);
+      worst = Math.max(worst, maxAbsDiff(await runOrt(session, x, [1, 3, 6, 6]), ref));
+      spread = Math.min(spread, Math.max(...ref) - Math.min(...ref));
+    }
+    console.log(`NCHW TFLite vs LiteRT: max |Δp| ${worst.toExponential(2)}, output spread ≥ ${spread.toFixed(3)}`);
+    // not a degenerate output: the three probabilities differ (measured spread ≥ 0.595)
+    expect(spread).toBeGreaterThan(0.05);
+    // measured: max |Δp| 3.58e-7
+    expect(worst).toBeLessThan(1e-5);
+  });
+});
+
+describe('TFLite import: inputs that are no image are refused at import', () => {
+  it('a vector (micro_speech [1,1960] int8), a 1024-channel feature map (Coral head_layers), a 5-channel map', () => {
+    const one = (shape: number[], type: number, q?: { scale: number[]; zeroPoint: number[] }) =>
+      buildTflite(
+        [
+          { name: 'features', shape, type, quantization: q },
+          { name: 'y', shape, type, quantization: q },
+        ],
+        [{ code: 19, inputs: [0], outputs: [1] }],
+        [0],
+        [1],
+      );
+    const rule = 'not an image; edgetune imports image models, whose input is [1, height, width, channels] (NHWC) with 1 or 3 channels';
+    const speech = thrown(() => importTflite(one([1, 1960], 9, { scale: [0.1], zeroPoint: [-128] })));
+    expect(speech.code).toBe('EMODEL');
+    expect(speech.message).toBe(`the input "features" is INT8 [1,1960]: ${rule}`);
+    expect(thrown(() => importTflite(one([1, 1, 1, 1024], 3, { scale: [0.02], zeroPoint: [0] }))).message).toBe(`the input "features" is UINT8 [1,1,1,1024]: ${rule}`);
+    expect(thrown(() => importTflite(one([1, 4, 4, 5], 0))).message).toBe(`the input "features" is FLOAT32 [1,4,4,5]: ${rule}`);
+  });
+});
