@@ -107,6 +107,16 @@ function imageInputLayout(sg: TfliteSubgraph): 'NHWC' | 'NCHW' {
   );
 }
 
+/**
+ * Custom operators that hold a graph compiled for an accelerator (its weights in the accelerator's own
+ * format, not TFLite tensors): what the file is, and which file to use instead.
+ */
+const COMPILED_FOR: Record<string, string> = {
+  'edgetpu-custom-op':
+    'the model is compiled for the Coral Edge TPU (the operator holds the compiled graph, which only an Edge TPU runs); import the CPU .tflite it was compiled from (Coral publishes each model without the _edgetpu suffix too; Teachable Machine: the "Tensorflow Lite" export, Quantized or Floating point)',
+  'ethos-u': 'the model is compiled by Vela for an Arm Ethos-U NPU (the operator holds the compiled graph); import the .tflite given to Vela',
+};
+
 class TfliteConverter {
   readonly b = new GraphBuilder();
   private readonly values = new Map<number, Value>();
@@ -554,7 +564,7 @@ class TfliteConverter {
         return;
       }
       default:
-        throw this.unsupported(op);
+        throw this.unsupported(op, op.builtinCode === Op.CUSTOM ? COMPILED_FOR[op.customCode ?? ''] : undefined);
     }
   }
 
