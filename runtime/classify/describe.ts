@@ -4,6 +4,7 @@
 // `cardFromBytes` directly for models it imports or trains.
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { placeholderKind } from '../core/text.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
 import { decideLabels } from '../core/labels.js';
 import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
@@ -214,7 +215,8 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   try {
     signature = graphSignature((o.model ?? decodeModel(bytes)).graph);
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
+    const instead = placeholderKind(bytes);
+    throw new EdgetuneError('EMODEL', instead ? `${name}: ${instead}` : `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
   }
   if (!signature.inputs.length || !signature.outputs.length) {
     throw new EdgetuneError('EMODEL', `${name}: the graph declares no ${signature.inputs.length ? 'outputs' : 'inputs'}`, { subject: name });

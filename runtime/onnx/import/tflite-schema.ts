@@ -12,6 +12,7 @@
 
 import { ByteBuffer } from 'flatbuffers';
 import { EdgetuneError } from '../../core/errors.js';
+import { placeholderKind } from '../../core/text.js';
 
 /** TFLite TensorType values (schema.fbs `enum TensorType`). */
 export const TensorType = {
@@ -320,6 +321,8 @@ function parse(bytes: Uint8Array): TfliteModel {
   if (bytes.length < 8) throw corrupt(`${bytes.length} bytes is too short for a flatbuffer`);
   const bb = new ByteBuffer(bytes);
   if (!bb.__has_identifier('TFL3')) {
+    const instead = placeholderKind(bytes);
+    if (instead) throw new EdgetuneError('EMODEL', instead);
     const id = new TextDecoder().decode(bytes.subarray(4, 8)).replace(/[^\x20-\x7e]/g, '?');
     throw corrupt(`file identifier is "${id}", not "TFL3" (not a TFLite model, or truncated at the start)`);
   }
