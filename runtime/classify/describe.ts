@@ -183,7 +183,7 @@ function assumptionsOf(card: ModelCard, labelNote: string): string[] {
   if (assumed('preprocess.width') || assumed('preprocess.height')) out.push(`input size ${p.width}x${p.height} (the graph's is dynamic)`);
   if (assumed('preprocess.resize') || assumed('preprocess.crop')) out.push('shorter side resized and centre-cropped');
   if (assumed('labels')) out.push(labelNote);
-  if (assumed('outputKind')) out.push('softmax applied unless outputs already sum to 1');
+  if (assumed('outputKind')) out.push(card.task === 'multilabel' ? 'a sigmoid applied to each output unless all are already in [0, 1]' : 'softmax applied unless outputs already sum to 1');
   return out;
 }
 

@@ -63,10 +63,17 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number
  * One output row → probabilities, by the model card's output kind: `logits` get a softmax,
  * `probabilities` are returned as they are, and `auto` (nothing says which: a model with no card)
  * keeps a row that is already a distribution (no negatives, sums to 1 within 1e-3) and applies
- * softmax to anything else. The result may share memory with `row`.
+ * softmax to anything else. For a `multilabel` task each output is its own label's score: `logits`
+ * get an element-wise sigmoid (never a softmax across labels, which made a one-label model's score
+ * 100% for every image), and `auto` keeps a row already in [0, 1] and applies the sigmoid otherwise.
+ * The result may share memory with `row`.
  */
-export function toProbabilities(row: Float32Array, kind: OutputKind): Float32Array {
+export function toProbabilities(row: Float32Array, kind: OutputKind, task?: ModelTask): Float32Array {
   if (kind === 'probabilities') return row;
+  if (task === 'multilabel') {
+    if (kind === 'auto' && row.every((v) => v >= 0 && v <= 1)) return row;
+    return Float32Array.from(row, (v) => 1 / (1 + Math.exp(-v)));
+  }
   if (kind === 'logits') return softmax(row);
   let s = 0;
   for (const v of row) {
