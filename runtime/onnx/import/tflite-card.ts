@@ -31,8 +31,12 @@ export interface ConversionSummary {
   halfWeights: boolean;
 }
 
-/** Operators that keep the values (reshape, re-quantize): looked through when finding producers. */
-const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE]);
+/**
+ * Operators looked through when finding producers: those that keep the values (reshape, re-quantize)
+ * and L2_NORMALIZATION (Coral's l2norm models normalise the pooled features before the classifier, for
+ * weight imprinting: the embedding is still the pooling's output).
+ */
+const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE, Op.L2_NORMALIZATION]);
 
 function isQuantized(t: TfliteTensor): boolean {
   return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8);

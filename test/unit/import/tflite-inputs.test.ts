@@ -27,8 +27,12 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Float [1,8,8,1] grayscale → CONV_2D 3×3 (4 filters, RELU) → MEAN over H, W → FULLY_CONNECTED 2 → SOFTMAX (person_detect's shape of work). */
-function grayscaleModel(): Uint8Array {
+/**
+ * Float [1,8,8,1] grayscale → CONV_2D 3×3 (4 filters, RELU) → MEAN over H, W → FULLY_CONNECTED 2 →
+ * SOFTMAX (person_detect's shape of work); `l2`: an L2_NORMALIZATION between the MEAN and the
+ * classifier, as Coral's mobilenet_v1_1.0_224_l2norm_quant.tflite has.
+ */
+function grayscaleModel(l2 = false): Uint8Array {
   const r = rng(31);
   const rand = (n: number, k = 0.5) => Array.from({ length: n }, () => r() * k);
   const T: BuildTensor[] = [];
@@ -39,6 +43,7 @@ function grayscaleModel(): Uint8Array {
   const c = t('conv', [1, 8, 8, 4]);
   const axes = t('axes', [2], i32([1, 2]), 2);
   const m = t('pooled', [1, 4]);
+  const n = l2 ? t('normalised', [1, 4]) : m;
   const wf = t('wf', [2, 4], f32(rand(8, 2)));
   const bf = t('bf', [2], f32(rand(2)));
   const f = t('logits', [1, 2]);
@@ -46,7 +51,8 @@ function grayscaleModel(): Uint8Array {
   const O: BuildOperator[] = [
     { code: 3, inputs: [x, w, b], outputs: [c], options: { type: 1, fields: [[0, 'i8', 0], [1, 'i32', 1], [2, 'i32', 1], [3, 'i8', 1]] } },
     { code: 40, inputs: [c, axes], outputs: [m], options: { type: 27, fields: [[0, 'bool', 0]] } },
-    { code: 9, inputs: [m, wf, bf], outputs: [f], options: { type: 8, fields: [[0, 'i8', 0]] } },
+    ...(l2 ? [{ code: 11, inputs: [m], outputs: [n], options: { type: 40, fields: [[0, 'i8', 0]] } } satisfies BuildOperator] : []),
+    { code: 9, inputs: [n, wf, bf], outputs: [f], options: { type: 8, fields: [[0, 'i8', 0]] } },
     { code: 25, inputs: [f], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
   ];
   return buildTflite(T, O, [x], [y]);
@@ -135,6 +141,28 @@ describe('TFLite import: a grayscale input', () => {
     } finally {
       await clf.dispose();
     }
+  });
+});
+
+describe('TFLite import: L2_NORMALIZATION before the classifier (Coral l2norm models)', () => {
+  it('converts it, matches LiteRT, and the embedding is still the pooled features', async () => {
+    const bytes = grayscaleModel(true);
+    const file = path.join(tempDir('edgetune-import-'), 'l2norm.tflite');
+    writeFileSync(file, bytes);
+    const { model, card } = importTflite(bytes);
+    expect(card.layer.embedding).toMatchObject({ tensor: 'pooled', dims: 4 });
+    expect(card.layer.outputKind).toBe('probabilities');
+    const session = await ortSession(model);
+    const oracle = await tfliteOracle(file);
+    const r = rng(59);
+    let worst = 0;
+    for (let k = 0; k < 3; k++) {
+      const x = Float32Array.from({ length: 64 }, () => r());
+      worst = Math.max(worst, maxAbsDiff(await runOrt(session, x, [1, 1, 8, 8]), await oracle.run(x, [1, 8, 8, 1])));
+    }
+    console.log(`l2norm TFLite vs LiteRT: max |Δp| ${worst.toExponential(2)}`);
+    // measured: max |Δp| 1.86e-8
+    expect(worst).toBeLessThan(1e-5);
   });
 });
 
