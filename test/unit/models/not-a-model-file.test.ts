@@ -13,6 +13,7 @@ import { shared, tempDir } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
 import { describeModel } from '../../../models/describe.js';
 import { importModelFile } from '../../../models/import.js';
+import { importTfjsLayers, type TfjsModelJson } from '../../../runtime/onnx/import/index.js';
 
 /** An LFS pointer as git-lfs writes it, for the shared TM fruit model_unquant.tflite (its real oid and size). */
 const POINTER = 'version https://git-lfs.github.com/spec/v1\noid sha256:4c6d191853a0cfc29d0cd4f7763e2161df3b9efafea91507bdb7bfd3ee5e0b2f\nsize 2090332\n';
@@ -61,6 +62,41 @@ describe('a file in place of a model says what it is', () => {
     writeFileSync(path.join(weights, 'weights.bin'), POINTER);
     const e = await rejection(importModelFile(path.join(weights, 'model.json')));
     expect(e.message).toBe(`${path.join(weights, 'model.json')}: tfjs weights file "weights.bin" is ${LFS}`);
+  });
+
+  it('a Teachable Machine pose model says what it is (was: "expected an image input [null, H, W, C], found [null,14739]")', () => {
+    // the structure of 1YAmmm/pose-led-control's my_model (tfjs-layers 1.7.4, @teachablemachine/pose 0.8.6)
+    const dense = (name: string, units: number, activation: string, extra: object = {}) => ({ class_name: 'Dense', config: { units, activation, use_bias: name === 'dense_Dense7', name, ...extra } });
+    const json = {
+      modelTopology: {
+        class_name: 'Sequential',
+        config: { name: 'sequential_10', layers: [dense('dense_Dense7', 100, 'relu', { batch_input_shape: [null, 14739], dtype: 'float32' }), { class_name: 'Dropout', config: { rate: 0.5, name: 'dropout_Dropout4' } }, dense('dense_Dense8', 2, 'softmax')] },
+        keras_version: 'tfjs-layers 1.7.4',
+        backend: 'tensor_flow.js',
+      },
+      weightsManifest: [
+        {
+          paths: ['weights.bin'],
+          weights: [
+            { name: 'dense_Dense7/kernel', shape: [14739, 100], dtype: 'float32' },
+            { name: 'dense_Dense7/bias', shape: [100], dtype: 'float32' },
+            { name: 'dense_Dense8/kernel', shape: [100, 2], dtype: 'float32' },
+          ],
+        },
+      ],
+    } as unknown as TfjsModelJson;
+    const weights = { 'weights.bin': new Uint8Array(4 * (14739 * 100 + 100 + 200)) };
+    const metadata = { tmVersion: '0.8.6', packageName: '@teachablemachine/pose', modelName: 'my-pose-model', labels: ['led1', 'led2'] };
+    let err: unknown;
+    try {
+      importTfjsLayers(json, weights, { metadata });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(EdgetuneError);
+    expect((err as EdgetuneError).message).toBe(
+      "model.json is a Teachable Machine pose model (@teachablemachine/pose, input [null,14739]): it classifies PoseNet keypoints, not images; edgetune imports Teachable Machine's Image Project exports",
+    );
   });
 
   it('a tfjs graph model (tensorflowjs_converter from a SavedModel) is named as such', async () => {
