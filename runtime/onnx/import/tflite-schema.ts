@@ -57,6 +57,8 @@ export const BuiltinOperator = {
   MEAN: 40,
   SUB: 41,
   SQUEEZE: 43,
+  STRIDED_SLICE: 45,
+  SLICE: 65,
   QUANTIZE: 114,
   HARD_SWISH: 117,
 } as const;
@@ -155,6 +157,8 @@ export const ArithmeticOptions = { activation: 0 } as const;
 export const ReshapeOptions = { newShape: 0 } as const;
 export const SqueezeOptions = { squeezeDims: 0 } as const;
 export const ReducerOptions = { keepDims: 0 } as const;
+/** StridedSliceOptions (schema.fbs): masks are bit sets over the input's axes; `offset`: end is relative to begin. */
+export const StridedSliceOptions = { beginMask: 0, endMask: 1, ellipsisMask: 2, newAxisMask: 3, shrinkAxisMask: 4, offset: 5 } as const;
 
 /** schema.fbs `enum Padding`. */
 export const Padding = { SAME: 0, VALID: 1 } as const;

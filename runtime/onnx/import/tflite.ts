@@ -36,6 +36,7 @@ import {
   Pool2DOptions,
   ReducerOptions,
   SoftmaxOptions,
+  StridedSliceOptions,
   TensorType,
   builtinName,
   parseTflite,
@@ -535,6 +536,39 @@ class TfliteConverter {
         // NHWC_TO_NCHW), so the ONNX permutation is NCHW→NHWC, then perm, then NHWC→NCHW
         const onnxPerm = rank === 4 ? NHWC_TO_NCHW.map((a) => NCHW_TO_NHWC[perm[a]!]!) : perm;
         this.emit(out, (name) => this.b.node('Transpose', [x.name], [name], { perm: onnxPerm }));
+        return;
+      }
+      case Op.SLICE:
+      case Op.STRIDED_SLICE: {
+        // → ONNX Slice over every axis (rank-4 axes moved to their NCHW places). SLICE: begin, size
+        // (−1: to the end); STRIDED_SLICE: begin, end, strides with begin/end masks (a set bit: from the
+        // start / to the end of that axis) and `offset` (end = begin + end). Ellipsis, new-axis and
+        // shrink-axis masks are refused (image classifiers crop with plain slices: Keras Cropping2D).
+        const x = this.value(op.inputs[0]!);
+        const rank = this.t(op.inputs[0]!).shape.length;
+        const consts = op.inputs.slice(1).map((i) => this.t(i));
+        if (consts.some((t) => !t.data)) throw this.unsupported(op, 'begin/end/size computed at run time');
+        const [begin, second, third] = consts.map((t) => Array.from(constData(t)));
+        const BIG = 2 ** 31 - 1;
+        let starts = begin!.slice(0, rank);
+        let ends: number[];
+        let steps = new Array<number>(rank).fill(1);
+        if (op.builtinCode === Op.SLICE) {
+          ends = starts.map((b, d) => (second![d]! < 0 ? BIG : b + second![d]!));
+        } else {
+          const bits = (id: number) => o?.int(id) ?? 0;
+          for (const [what, id] of [['ellipsis', StridedSliceOptions.ellipsisMask], ['new axis', StridedSliceOptions.newAxisMask], ['shrink axis', StridedSliceOptions.shrinkAxisMask]] as const) {
+            if (bits(id) !== 0) throw this.unsupported(op, `${what} mask ${bits(id)}`);
+          }
+          steps = third!.slice(0, rank);
+          const offset = o?.bool(StridedSliceOptions.offset) ?? false;
+          ends = second!.slice(0, rank).map((e, d) => (offset ? starts[d]! + e : e));
+          starts = starts.map((b, d) => ((bits(StridedSliceOptions.beginMask) >> d) & 1 ? (steps[d]! > 0 ? 0 : BIG) : b));
+          ends = ends.map((e, d) => ((bits(StridedSliceOptions.endMask) >> d) & 1 ? (steps[d]! > 0 ? BIG : -BIG) : e));
+        }
+        const axes = Array.from({ length: rank }, (_, d) => (rank === 4 ? nhwcAxisToNchw(d) : d));
+        const inputs = [x.name, this.b.int64s(`${x.name}_starts`, starts), this.b.int64s(`${x.name}_ends`, ends), this.b.int64s(`${x.name}_axes`, axes), this.b.int64s(`${x.name}_steps`, steps)];
+        this.emit(out, (name) => this.b.node('Slice', inputs, [name]));
         return;
       }
       case Op.L2_NORMALIZATION: {

@@ -260,6 +260,62 @@ describe('TFLite import: a float input quantized at once says its preprocessing 
   });
 });
 
+/**
+ * Cropping as Keras writes it (Cropping2D in NASNet-mobile, slicing in custom models): x [1,6,6,4] →
+ * STRIDED_SLICE begin [0,1,0,0] end [0,5,6,3] strides [1,1,2,1] with begin/end masks on the batch axis →
+ * [1,4,3,3] → SLICE begin [0,0,1,0] size [-1,2,-1,-1] → [1,2,2,3] → RESHAPE [1,12] → SOFTMAX.
+ * `shrink`: a shrink-axis mask on the strided slice (refused).
+ */
+function sliceModel(shrink = 0): Uint8Array {
+  const T: BuildTensor[] = [];
+  const t = (name: string, shape: number[], data?: Uint8Array, type = 0) => T.push({ name, shape, data, type }) - 1;
+  const x = t('x', [1, 6, 6, 4]);
+  const b1 = t('begin', [4], i32([0, 1, 0, 0]), 2);
+  const e1 = t('end', [4], i32([0, 5, 6, 3]), 2);
+  const s1 = t('strides', [4], i32([1, 1, 2, 1]), 2);
+  const c1 = t('cropped', [1, 4, 3, 3]);
+  const b2 = t('slice_begin', [4], i32([0, 0, 1, 0]), 2);
+  const z2 = t('slice_size', [4], i32([-1, 2, -1, -1]), 2);
+  const c2 = t('sliced', [1, 2, 2, 3]);
+  const shape = t('shape', [2], i32([1, 12]), 2);
+  const flat = t('flat', [1, 12]);
+  const y = t('probs', [1, 12]);
+  const O: BuildOperator[] = [
+    { code: 45, inputs: [x, b1, e1, s1], outputs: [c1], options: { type: 32, fields: [[0, 'i32', 1], [1, 'i32', 1], [4, 'i32', shrink]] } },
+    { code: 65, inputs: [c1, b2, z2], outputs: [c2] },
+    { code: 22, inputs: [c2, shape], outputs: [flat], options: { type: 17, fields: [[0, 'ints', [1, 12]]] } },
+    { code: 25, inputs: [flat], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
+  ];
+  return buildTflite(T, O, [x], [y]);
+}
+
+describe('TFLite import: STRIDED_SLICE and SLICE (cropping)', () => {
+  it('match LiteRT; a shrink-axis mask is refused naming it', async () => {
+    const bytes = sliceModel();
+    const file = path.join(tempDir('edgetune-import-'), 'slice.tflite');
+    writeFileSync(file, bytes);
+    const { model } = importTflite(bytes);
+    const session = await ortSession(model);
+    const oracle = await tfliteOracle(file);
+    const r = rng(61);
+    let worst = 0;
+    let spread = Infinity;
+    for (let k = 0; k < 3; k++) {
+      const nhwc = Float32Array.from({ length: 144 }, () => r() * 3);
+      const nchw = new Float32Array(144);
+      for (let q = 0; q < 36; q++) for (let c = 0; c < 4; c++) nchw[c * 36 + q] = nhwc[q * 4 + c]!;
+      const ref = await oracle.run(nhwc, [1, 6, 6, 4]);
+      worst = Math.max(worst, maxAbsDiff(await runOrt(session, nchw, [1, 4, 6, 6]), ref));
+      spread = Math.min(spread, Math.max(...ref) - Math.min(...ref));
+    }
+    console.log(`slice TFLite vs LiteRT: max |Δp| ${worst.toExponential(2)}, output spread ≥ ${spread.toFixed(3)}`);
+    expect(spread).toBeGreaterThan(0.05); // not a degenerate output (measured spread ≥ 0.285)
+    // measured: max |Δp| 2.98e-8 (the end mask on the batch axis matters: its end is 0)
+    expect(worst).toBeLessThan(1e-6);
+    expect(thrown(() => importTflite(sliceModel(2))).message).toBe('Unsupported TFLite operator STRIDED_SLICE (operator 0, producing tensor "cropped"): shrink axis mask 2');
+  });
+});
+
 describe('TFLite import: inputs that are no image are refused at import', () => {
   it('a vector (micro_speech [1,1960] int8), a 1024-channel feature map (Coral head_layers), a 5-channel map', () => {
     const one = (shape: number[], type: number, q?: { scale: number[]; zeroPoint: number[] }) =>
