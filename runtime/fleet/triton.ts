@@ -1,7 +1,8 @@
 // exportTritonRepository(): an edgetune model → an entry of a Triton Inference Server model repository
 // (also what KServe's Triton runtime serves), Node. Writes `<repo>/<name>/config.pbtxt`,
 // `<repo>/<name>/labels.txt` and `<repo>/<name>/<version>/model.onnx`. The config is built from the
-// model card (models/describe.ts) and the graph signature: `platform: "onnxruntime_onnx"`, inputs and
+// model card (models/describe.ts) and the graph signature by tritonModelConfig, the one builder serve's
+// /config answer uses too (runtime/serve/routes.ts modelConfig): `platform: "onnxruntime_onnx"`, inputs and
 // outputs with Triton data types and dims, `max_batch_size` by Triton's batching rule, `label_filename`
 // on the class output (with a background line where class 0 is background), the card as a `parameters`
 // entry, and optional `dynamic_batching` / `instance_group`. What Triton would refuse or mis-serve is
