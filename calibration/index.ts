@@ -65,6 +65,7 @@ import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
+import { checkDirPath, checkPathGiven } from '../runtime/io/paths.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
@@ -269,6 +270,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   checkOptionKeys('quantize', o.resolve, RESOLVE_OPTION_KEYS, 'resolve');
   checkCardLayerKeys('quantize', o.card, 'card');
   checkOptionKeys('quantize', o.preprocess, PREPROCESS_KEYS, 'preprocess');
+  // an empty path ("$DIR" unset) is refused naming its option: '' was taken as no folder (calib, eval) or the current directory
+  if (o.calib !== undefined) checkDirPath(o.calib, 'calib');
+  if (o.eval !== undefined) checkDirPath(o.eval, 'eval');
+  if (o.cache !== undefined) checkPathGiven(o.cache, 'cache');
   // the evaluation folder is read last, after minutes of calibration: a wrong one is said before them
   if (o.eval !== undefined) await listCalibrationImages(o.eval, 'evaluation');
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);

@@ -532,3 +532,41 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
     assumed: assumed.length ? card.assumptions : [],
   };
 }
+
+/** One model of a Triton model repository as Triton serves it (tritonRepositoryModels). */
+export interface TritonRepositoryModel {
+  /** The entry's folder name: the model's name in Triton's URLs (and in edgetune serve's). */
+  name: string;
+  /** `<entry>/<version>/model.onnx` of the highest version. */
+  file: string;
+  version: number;
+}
+
+/**
+ * The models a folder holds as a Triton model repository (the layout exportTritonRepository writes and
+ * Triton loads): for `dir` a repository, each entry (a sub-folder holding config.pbtxt; folders starting
+ * with "." are skipped: the export's temporaries), in name order; for `dir` an entry itself (config.pbtxt
+ * in it), that one. Each is its highest version's model.onnx, the version Triton serves by its default
+ * version policy (latest 1). Undefined when there is no config.pbtxt at either level (not a repository).
+ * Errors: EMODEL naming the entry when it has no version folder, or when its highest version has no
+ * model.onnx (Triton would fail to load it too).
+ */
+export async function tritonRepositoryModels(dir: string): Promise<TritonRepositoryModel[] | undefined> {
+  const root = path.resolve(dir);
+  let entries = [root];
+  if (!(await exists(path.join(root, 'config.pbtxt')))) {
+    const names = (await readdir(root).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+    entries = [];
+    for (const n of names) if (await exists(path.join(root, n, 'config.pbtxt'))) entries.push(path.join(root, n));
+  }
+  if (!entries.length) return undefined;
+  const out: TritonRepositoryModel[] = [];
+  for (const entry of entries) {
+    const version = (await versionsIn(entry)).pop();
+    if (version === undefined) throw new EdgetuneError('EMODEL', `${entry}: a Triton repository entry without a version folder (<entry>/1/model.onnx)`, { subject: entry });
+    const file = path.join(entry, String(version), 'model.onnx');
+    if (!(await exists(file))) throw new EdgetuneError('EMODEL', `${file} missing: version ${version} is the highest of the entry ${entry}, the one Triton serves`, { subject: entry });
+    out.push({ name: path.basename(entry), file, version });
+  }
+  return out;
+}

@@ -35,7 +35,7 @@ export const classify: Command = {
   usage,
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
-      model: { type: 'string', default: 'mobilenetv2-int8' },
+      model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
       top: { type: 'string' },
       batch: { type: 'string' },
       json: { type: 'boolean', default: false },

@@ -69,9 +69,9 @@ export const quantize: Command = {
     const { values: v, positionals } = parse(
       argv,
       {
-        model: { type: 'string' },
-        calib: { type: 'string' },
-        out: { type: 'string' },
+        model: { type: 'string', path: 'a model' },
+        calib: { type: 'string', path: 'folder' },
+        out: { type: 'string', path: 'file' },
         method: { type: 'string', default: 'percentile' },
         percentile: { type: 'string' },
         'calib-count': { type: 'string' },
@@ -87,8 +87,8 @@ export const quantize: Command = {
         'sensitivity-images': { type: 'string' },
         'keep-float': { type: 'string' },
         'latency-budget': { type: 'string' },
-        cache: { type: 'string' },
-        eval: { type: 'string' },
+        cache: { type: 'string', path: 'file' },
+        eval: { type: 'string', path: 'folder' },
         'eval-count': { type: 'string' },
         json: { type: 'boolean', default: false },
         'allow-assumed': { type: 'boolean', default: false },

@@ -10,7 +10,6 @@ import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
 import { multilabelText } from '../../classify/postprocess.js';
 import { interruptSignal } from '../../io/progress.js';
-import { checkDirPath } from '../../io/paths.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
@@ -69,7 +68,7 @@ export const watch: Command = {
   usage,
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
-      model: { type: 'string', default: 'mobilenetv2-int8' },
+      model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
       top: { type: 'string' },
       smooth: { type: 'string' },
       threshold: { type: 'string' },
@@ -83,7 +82,7 @@ export const watch: Command = {
       'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
-      teach: { type: 'string' },
+      teach: { type: 'string', path: 'folder' },
       'teach-interval': { type: 'string' },
       'keep-hard': { type: 'string' },
       stats: { type: 'string' },
@@ -107,8 +106,6 @@ export const watch: Command = {
     const statsEvery = numberOption('stats', v.stats, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
-    // an empty --teach ("$DIR" unset) would teach into the current directory: refused before the model loads
-    if (v.teach !== undefined) checkDirPath(v.teach, '--teach');
     // like --teach: without a server the names would be taken and nothing served
     if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
     if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
