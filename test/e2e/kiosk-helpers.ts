@@ -38,7 +38,10 @@ export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
   server.stderr.on('data', (d) => (log += d));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`kiosk did not start:\n${out}\n${log}`)), 120_000);
+    const timer = setTimeout(() => {
+      server.kill('SIGTERM'); // not left running behind the failed test
+      reject(new Error(`kiosk did not start:\n${out}\n${log}`));
+    }, 120_000);
     server.stdout.on('data', (d) => {
       out += d;
       // a model file is named by its base name ("serving ml.onnx at …")
