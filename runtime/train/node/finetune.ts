@@ -548,7 +548,7 @@ async function finetuneTargetsRun(
   if (leak) a.warn(leak);
   if (r.noPositives.length) {
     const n = r.noPositives.length;
-    a.warn(`validation (${a.valCsv ?? 'the held-out split'}) has no positives for ${n > 1 ? 'labels' : 'label'} ${r.noPositives.join(', ')}: ${n > 1 ? 'their' : 'its'} recall and F1 are not measured there (support 0; ${n > 1 ? 'each reads' : 'it reads'} 0 in the macro F1)`);
+    a.warn(`validation (${a.valCsv ?? 'the held-out split'}) has no positives for ${n > 1 ? 'labels' : 'label'} ${r.noPositives.join(', ')}: ${n > 1 ? 'their' : 'its'} recall and F1 are not measured there (support 0; the macro F1 leaves out a label no validation row has unless the model predicts it)`);
   }
   const report: TargetsReport = {
     model: a.out, task, base: a.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: a.views, augment: formatAugmentation(a.augment),
