@@ -89,6 +89,30 @@ describe('a multilabel model in watch', () => {
   });
 });
 
+describe("a multilabel model on watch --serve's own live page", () => {
+  it('the big label lists every label above 50%, in classify\'s words', async () => {
+    const clf = await loadClassifier(model, { threads: 1 });
+    const source = await createSource(`dir://${frames}`, { ...geometryOfClassifier(clf), realtime: false });
+    const pipeline = new StreamPipeline(source, clf, { smoothing: 0, maxFrames: 1 });
+    const server = await startServer(pipeline, { port: 0 });
+    const ctx = await launchChromium(path.join(work, 'profile-live'));
+    try {
+      const page = ctx.pages()[0] ?? (await ctx.newPage());
+      await page.goto(server.url, { waitUntil: 'domcontentloaded' }); // the MJPEG preview never finishes loading
+      // the page's EventSource is open before the one frame runs (a top-level const of the page's script)
+      await page.waitForFunction(() => (globalThis as unknown as { eval: (s: string) => number }).eval('es.readyState') === 1);
+      await pipeline.run();
+      await page.waitForFunction(() => document.getElementById('label')?.textContent !== '…');
+      // before: "yellow" (the top label alone) for the first dandelion
+      expect(await page.locator('#label').textContent()).toMatch(new RegExp(`^${expected[0]!.map((l) => `${l.label} \\(\\d+%\\)`).join(', ')}$`));
+    } finally {
+      await ctx.close();
+      await server.close();
+      await clf.dispose();
+    }
+  }, 120_000);
+});
+
 describe('a multilabel model in the kiosk page', () => {
   it("a photo's top line lists every label above 50%, as classify does", async () => {
     const kiosk = await startKiosk(model);
