@@ -18,7 +18,7 @@ import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
-import { cacheDirOr } from '../runtime/io/paths.js';
+import { cacheDirOr, checkPathGiven } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
@@ -241,7 +241,8 @@ export function embeddedInfoOf(card: ImportedModelCard, provenance: Record<strin
  * to the json; labels: `opts.labels`, else `metadata.json` beside it).
  * Errors: EMODEL naming the file (unreadable, corrupt or truncated, a weights file missing, an
  * unsupported operator or layer); EINPUT naming a label file that cannot be read or is not text; EARG
- * for an option it does not take (`importModelFile: unknown option "label" (options: labels, cacheDir)`).
+ * for an option it does not take (`importModelFile: unknown option "label" (options: labels, cacheDir)`),
+ * or an empty `file` or `labels` (`Expected a label file for labels but received ""`).
  */
 export async function importModelFile(file: string, opts: ImportFileOptions = {}): Promise<ImportedModelFile> {
   checkOptionKeys('importModelFile', opts, IMPORT_FILE_OPTION_KEYS);
@@ -250,6 +251,9 @@ export async function importModelFile(file: string, opts: ImportFileOptions = {}
 }
 
 async function gather(file: string, opts: ImportFileOptions): Promise<Gathered> {
+  // an empty path ("$F" unset) is refused naming it: '' was the current directory, and `labels: ''` was ignored (labels.txt beside the model taken instead)
+  checkPathGiven(file, 'file', 'a model file');
+  if (opts.labels !== undefined) checkPathGiven(opts.labels, 'labels', 'a label file');
   const source = path.resolve(file);
   const format = await importFormatOf(source);
   if (!format) {

@@ -122,6 +122,16 @@ export function regressionValues(row: ArrayLike<number>, names: readonly string[
 /** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
 export const MULTILABEL_THRESHOLD = 0.5;
 
+/**
+ * A multilabel reading (readOutput's `labels`: every label above MULTILABEL_THRESHOLD) as one line:
+ * `sunflowers (97.1%), yellow (93.4%)`, or `(no label above 50%)` when none is on. `digits`: decimals of
+ * the percentages (default 1, as classify prints; watch and the kiosk page print 0). The one text form
+ * classify, watch and the kiosk page show.
+ */
+export function multilabelText(labels: readonly Pick<Prediction, 'label' | 'score'>[], digits = 1): string {
+  return labels.length ? labels.map((t) => `${t.label} (${(t.score * 100).toFixed(digits)}%)`).join(', ') : `(no label above ${MULTILABEL_THRESHOLD * 100}%)`;
+}
+
 /** What one output row says, by the model's task (see `readOutput`). */
 export type OutputReading =
   | { task: 'classification'; top: Prediction[] }

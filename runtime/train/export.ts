@@ -30,6 +30,7 @@ import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxMod
 import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute, setIntsAttribute } from '../onnx/graph.js';
 import * as v from 'valibot';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { checkOptionKeys } from '../core/options.js';
 import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
 import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
@@ -449,6 +450,7 @@ export function exportClassifierModel(
   provenance?: Record<string, unknown>,
   openSet?: { detector: MahalanobisDetector | LayeredDetector; calibration: OpenSetCalibration },
 ): Uint8Array {
+  checkOptionKeys('exportClassifierModel', openSet, ['detector', 'calibration'], 'openSet');
   checkHead(head, labels, cut.dims);
   if (openSet && (head.task ?? 'classification') !== 'classification') throw new EdgetuneError('EARG', 'an open-set calibration needs a classification head');
   if (openSet?.detector.method === 'mahalanobis' && openSet.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), openSet.detector.dims);

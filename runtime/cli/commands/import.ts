@@ -34,7 +34,7 @@ export const importModel: Command = {
   summary: 'convert a TFLite or tfjs (Teachable Machine) model to ONNX with its card embedded',
   usage,
   async run(argv, io) {
-    const { values: v, positionals } = parse(argv, { out: { type: 'string' }, labels: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values: v, positionals } = parse(argv, { out: { type: 'string', path: 'file' }, labels: { type: 'string', path: 'file' }, json: { type: 'boolean', default: false } });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `import: give one model file (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `import: --out is required\n\n${usage}`);
     const out = v.out;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { matchClassFolders } from '../../core/labels.js';
 import { walkFiles } from '../../io/files.js';
+import { checkDirPath } from '../../io/paths.js';
 import { stratifiedSplit } from '../finetune.js';
 import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 
@@ -56,10 +57,13 @@ export type UnlistedScanOption = AssertNever<Exclude<keyof ScanOptions, (typeof 
  * use the training classes; a class missing from it is allowed, an unknown class is an error). Its
  * folders are matched to `classes` by the folder rule every command uses (core/labels.ts): exactly,
  * else ignoring case and `_`/`-`, or as the plural of a class (`Ants` or `ants` for a training class `ant`).
- * `what` names the folder in messages (default "dataset"). Errors: EARG for an option it does not take.
+ * `what` names the folder in messages (default "dataset"). Errors: EARG for an option it does not take,
+ * or an empty root (`Expected a folder for root but received ""`).
  */
 export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<Dataset> {
   checkOptionKeys('scanDataset', opts, SCAN_OPTION_KEYS);
+  // an empty root ("$DIR" unset) is said as such (it read as '": dataset folder not found"')
+  checkDirPath(root, 'root');
   const what = opts.what ?? 'dataset';
   let st;
   try {
@@ -148,6 +152,7 @@ export async function finetuneItems(o: {
   addedValSplit: number;
   seed: number;
 }): Promise<{ labels: string[]; train: DatasetItem[]; val: DatasetItem[]; skipped: SkippedFile[] }> {
+  checkOptionKeys('finetuneItems', o, ['trainDir', 'valDir', 'added', 'valSplit', 'addedValSplit', 'seed']);
   const trainSet = await scanDataset(o.trainDir, { what: 'training set' });
   const labels = [...trainSet.classes];
   const base = labels.length;
