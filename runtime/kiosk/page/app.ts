@@ -185,7 +185,7 @@ async function classify(source: CanvasImageSource, m: LiveModel): Promise<{ prob
   const res = await run;
   const row = asFloat32(res[m.output]!);
   const unknown = m.unknownOutput ? asFloat32(res[m.unknownOutput]!)[0] : undefined;
-  return { probs: toProbabilities(row.slice(0, row.length), m.post.kind).slice(), ...(unknown !== undefined ? { unknown } : {}) };
+  return { probs: toProbabilities(row.slice(0, row.length), m.post.kind, m.task).slice(), ...(unknown !== undefined ? { unknown } : {}) };
 }
 
 /** EMA of the live unknown score (the smoothing slider's weight), reset with the smoother. */
