@@ -10,7 +10,7 @@
 import { describe, it, expect } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { shared, tempDir } from '../../helpers.js';
+import { runCli, shared, tempDir } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
 import { importTflite } from '../../../runtime/onnx/import/index.js';
 import { checkSpec } from '../../../runtime/image/preprocess.js';
@@ -141,6 +141,10 @@ describe('TFLite import: a grayscale input', () => {
     } finally {
       await clf.dispose();
     }
+    // edgetune import says grayscale (it printed "8x8 RGB")
+    const r = await runCli(['import', file, '--out', path.join(dir, 'gray-cli.onnx')], { env: { EDGETUNE_CACHE: path.join(dir, 'cache') } });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('  preprocess     8x8 grayscale, range [0,255], mean [127.5], std [127.5], cover crop 1\n');
   });
 });
 
