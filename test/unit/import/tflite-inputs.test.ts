@@ -142,9 +142,9 @@ describe('TFLite import: a grayscale input', () => {
       await clf.dispose();
     }
     // edgetune import says grayscale (it printed "8x8 RGB")
-    const r = await runCli(['import', file, '--out', path.join(dir, 'gray-cli.onnx')], { env: { EDGETUNE_CACHE: path.join(dir, 'cache') } });
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('  preprocess     8x8 grayscale, range [0,255], mean [127.5], std [127.5], cover crop 1\n');
+    const cli = await runCli(['import', file, '--out', path.join(dir, 'gray-cli.onnx')], { env: { EDGETUNE_CACHE: path.join(dir, 'cache') } });
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toContain('  preprocess     8x8 grayscale, range [0,255], mean [127.5], std [127.5], cover crop 1\n');
   });
 });
 
