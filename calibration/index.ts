@@ -35,7 +35,8 @@
 //                        add (default 0.1)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
-//                        model as <out>.report.json); options.evalCount limits it
+//                        model as <out>.report.json); options.evalCount limits it. A regression model's
+//                        targets: the folder's labels.csv (`file,value` rows, as finetune --val reads them)
 //   options.preprocess / options.labels / options.outputKind / options.labelOffset: override or supply
 //                        what the registry (or the model's embedded metadata) says
 //   options.resolve      how a registry id is found (searchPath, cacheDir, download), as models/loader.ts
@@ -46,7 +47,9 @@
 // biasCorrected, layersCorrected, gptqLayers, excluded, opsetFrom, ranges, sensitivity (with
 // options.sensitivityImages), and report/reportFile when options.eval was given
 // (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
-// latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
+// latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped; for a
+// regression model the class figures are null and `regression` gives |int8 − float| per output and,
+// with targets, MAE / RMSE / R² of both).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
 // 13 → fold constant weight reshapes and bias Adds (calibration/prepare.ts) → plan once (calibration/plan.ts)
@@ -56,6 +59,7 @@
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { stat } from 'node:fs/promises';
+import { readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
@@ -86,7 +90,8 @@ import type { RangeCollector } from './ranges.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
-export type { QuantReport } from './report.js';
+export type { ClassQuantReport, QuantReport, RegressionQuantReport } from './report.js';
+export { classReport } from './report.js';
 export { DEFAULT_LATENCY_BUDGET, inputLayerUnit, type UnitPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
 export { countOps } from './layers.js';
@@ -308,6 +313,8 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const inputLayer = o.excludeInputLayer ? inputLayerUnit(original) : undefined;
   const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
+  // read before calibrating (minutes): a bad CSV is said at once
+  const targets = o.eval && card.task === 'regression' ? await regressionTargets(o.eval, card.labels, named, o.onWarning) : undefined;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
@@ -524,6 +531,8 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
       { model: outBytes, size: outBytes.length, spec: floatSpec, inputName: d.inputName, outputName: d.outputName },
       {
         post: evalPost,
+        task: card.task,
+        targets,
         root: o.eval,
         files,
         providers: o.providers,
@@ -544,6 +553,25 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   o.signal?.throwIfAborted();
   if (write) await writeAtomicSet(outputs);
   return result;
+}
+
+/**
+ * A regression model's targets for the --eval report: `<dir>/labels.csv` read as finetune --val reads a
+ * regression CSV (runtime/train/node/targets.ts readRegressionCsv: `file,value` or `file,v1;v2` rows,
+ * optional `file,<names>` header; bad rows warned and left out); undefined when the folder has none.
+ * Errors: EINPUT when its values per row are not the model's outputs, or its header names others.
+ */
+async function regressionTargets(dir: string, outputs: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  const csv = path.join(dir, 'labels.csv');
+  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
+  const t = await readRegressionCsv(csv);
+  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  const defaults = t.names.length === 1 ? ['value'] : t.names.map((_, i) => `value${i + 1}`);
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (t.names.length !== outputs.length || (!same(t.names, defaults) && !same(t.names, outputs))) {
+    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${outputs.join(';')}: the rows need one value per output, in that order`, { subject: csv });
+  }
+  return t;
 }
 
 /**

@@ -10,7 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
-import { utf8Text } from '../runtime/core/text.js';
+import { placeholderKind, utf8Text } from '../runtime/core/text.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
@@ -24,7 +24,7 @@ import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
 
 /** Bumped when the converters change what they write, so stale cached conversions are not reused. */
-export const IMPORT_FORMAT_VERSION = 1;
+export const IMPORT_FORMAT_VERSION = 2;
 
 export type ImportFormat = 'tflite' | 'tfjs';
 
@@ -149,10 +149,18 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   try {
     json = parseJsonText(jsonText) as TfjsModelJson;
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
+    const instead = placeholderKind(text);
+    throw new EdgetuneError('EMODEL', instead ? `${source}: ${instead}` : `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
   const top = json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json;
   if (top !== 'object') throw new EdgetuneError('EMODEL', `${source}: tfjs model.json holds ${top}, not an object with modelTopology and weightsManifest`, { subject: source });
+  if ((json as { format?: unknown }).format === 'graph-model') {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${source}: a TensorFlow.js graph model (format "graph-model", converted from a SavedModel or a frozen graph): edgetune imports tfjs layers models (Keras, Teachable Machine); convert the original model to ONNX (tf2onnx) or TFLite instead`,
+      { subject: source },
+    );
+  }
   if (!json.modelTopology || typeof json.modelTopology !== 'object') {
     throw new EdgetuneError('EMODEL', `${source}: tfjs model.json has no modelTopology object (keys: ${Object.keys(json).join(', ') || 'none'}): not a tfjs layers model`, { subject: source });
   }

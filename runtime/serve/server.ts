@@ -30,7 +30,7 @@ export interface ServeModelsOptions extends ClassifierOptions {
   token?: string;
   /** Largest inference body in bytes (413 above). Default routes.ts DEFAULT_MAX_BODY_BYTES. */
   maxBodyBytes?: number;
-  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8. */
+  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8; 0: no batching (full dims). Integer >= 0. */
   maxBatchSize?: number;
   log?: (line: string) => void;
 }

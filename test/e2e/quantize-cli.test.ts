@@ -3,7 +3,7 @@
 // calibration folder with no decodable image, a corrupt image among good ones (skipped and
 // reported), an --exclude name that does not exist, and --out over an existing file (atomic: a
 // failed run leaves the old file intact, a good one replaces it, no temp files remain).
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readModelInfo } from '../../runtime/io/model-file.js';
@@ -176,4 +176,79 @@ describe('edgetune quantize', () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: edgetune quantize');
   });
+});
+
+describe('quantize --eval of a regression model (its outputs are values, not class scores)', () => {
+  const work = tempDir('edgetune-quant-rg-');
+  const flowers = (split: string, c: string) => shared('datasets', 'tf_flowers-dev', split, c);
+  const yellowness = (c: string) => (c === 'daisy' ? 0 : 1);
+  const classes = ['daisy', 'dandelion', 'sunflowers'];
+  /** Photos `from`..`to` (sorted) of each class of tf_flowers-dev/<split>. */
+  const photos = (split: string, from: number, to: number) => classes.flatMap((c) => readdirSync(flowers(split, c)).sort().slice(from, to).map((f) => ({ c, f, file: path.join(flowers(split, c), f) })));
+
+  it('reports |int8 − float| per output and, with the folder\'s labels.csv, MAE / RMSE / R² of both (no top-1 agreement or KL)', async () => {
+    // a regression model as finetune --task regression writes one: yellowness 0 for daisies, 1 for dandelions and sunflowers
+    writeFileSync(path.join(work, 'rg.csv'), `file,yellowness\n${photos('train', 0, 8).map((p) => `${p.file},${yellowness(p.c)}\n`).join('')}`);
+    const ft = await runCli(['finetune', 'rg.csv', '--task', 'regression', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--out', 'rgf.onnx'], { cwd: work });
+    expect(ft.code, ft.stderr).toBe(0);
+    const calib = path.join(work, 'calib');
+    for (const p of photos('train', 8, 12)) {
+      mkdirSync(path.join(calib, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(calib, p.c, p.f));
+    }
+    // the eval folder: 5 val photos per class and their targets, as finetune --val reads a regression CSV
+    const ev = path.join(work, 'ev');
+    const evals = photos('val', 0, 5);
+    for (const p of evals) {
+      mkdirSync(path.join(ev, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(ev, p.c, p.f));
+    }
+    writeFileSync(path.join(ev, 'labels.csv'), `file,yellowness\n${evals.map((p) => `${p.c}/${p.f},${yellowness(p.c)}\n`).join('')}`);
+    const args = ['quantize', '--model', 'rgf.onnx', '--calib', 'calib', '--calib-count', '12', '--out', 'rgq.onnx', '--eval', 'ev'];
+    const r = await runCli([...args, '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    type Metrics = { mae: number; rmse: number; r2: number };
+    const rep = (JSON.parse(r.stdout) as { report: Record<string, unknown> & { regression: { outputs: string[]; meanAbsDiff: number[]; maxAbsDiff: number[]; targets: { images: number; float: Metrics; int8: Metrics } } } }).report;
+    // before: agreementTop1 1 and meanKL -0.014815 (figures of class scores read off one value), and no regression figures
+    expect([rep.agreementTop1, rep.top5Overlap, rep.meanKL, rep.accuracyFloat, rep.images]).toEqual([null, null, null, null, 15]);
+    const g = rep.regression;
+    expect([g.outputs, g.targets.images]).toEqual([['yellowness'], 15]);
+
+    // the same figures from classify's values of both models on the same photos, and the CSV's targets
+    const values = async (model: string) => {
+      const c = await runCli(['classify', ...evals.map((p) => path.join('ev', p.c, p.f)), '--model', model, '--json'], { cwd: work });
+      expect(c.code, c.stderr).toBe(0);
+      const rows = c.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; values: { value: number }[] });
+      return new Map(rows.map((x) => [path.resolve(work, x.file), x.values[0]!.value]));
+    };
+    const vf = await values('rgf.onnx');
+    const vq = await values('rgq.onnx');
+    const files = evals.map((p) => path.join(ev, p.c, p.f));
+    const diffs = files.map((f) => Math.abs(vq.get(f)! - vf.get(f)!));
+    const errors = (v: Map<string, number>) => evals.map((p, i) => v.get(files[i]!)! - yellowness(p.c));
+    const mae = (e: number[]) => e.reduce((a, x) => a + Math.abs(x), 0) / e.length;
+    const rmse = (e: number[]) => Math.sqrt(e.reduce((a, x) => a + x * x, 0) / e.length);
+    // 4 decimals: the report rounds to 6 significant digits, and classify runs batches where the report runs single images
+    expect(g.meanAbsDiff[0]).toBeCloseTo(diffs.reduce((a, b) => a + b, 0) / diffs.length, 4);
+    expect(g.maxAbsDiff[0]).toBeCloseTo(Math.max(...diffs), 4);
+    expect([g.targets.float.mae, g.targets.float.rmse]).toEqual([expect.closeTo(mae(errors(vf)), 4), expect.closeTo(rmse(errors(vf)), 4)]);
+    expect([g.targets.int8.mae, g.targets.int8.rmse]).toEqual([expect.closeTo(mae(errors(vq)), 4), expect.closeTo(rmse(errors(vq)), 4)]);
+    // measured (12 calibration photos): mean |int8 − float| 0.048, max 0.090 for values that span 0..1 — int8 moves them by
+    // a few hundredths, not a class's worth
+    expect(g.meanAbsDiff[0]).toBeGreaterThan(0);
+    expect(g.maxAbsDiff[0]).toBeLessThan(0.25);
+
+    const t = await runCli(args, { cwd: work });
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/^mean \|int8 − float\| yellowness +\d+\.\d+$/m);
+    expect(t.stdout).toMatch(/^MAE vs targets yellowness +\d+\.\d+ +\d+\.\d+$/m);
+    expect(t.stdout).toContain('15 images with a row in ev/labels.csv');
+    expect(t.stdout).not.toMatch(/top-1 agreement|mean KL|accuracy \(labelled\)/);
+
+    // targets that are not the model's outputs: refused naming the CSV, before calibrating (nothing written)
+    writeFileSync(path.join(ev, 'labels.csv'), `file,greenness\n${evals.map((p) => `${p.c}/${p.f},1\n`).join('')}`);
+    const bad = await runCli(['quantize', '--model', 'rgf.onnx', '--calib', 'calib', '--out', 'bad.onnx', '--eval', 'ev'], { cwd: work });
+    expect([bad.code, bad.stderr]).toEqual([1, `edgetune quantize: ev/labels.csv: its targets are greenness but ${path.join(work, 'rgf.onnx')} outputs yellowness: the rows need one value per output, in that order\n`]);
+    expect(existsSync(path.join(work, 'bad.onnx'))).toBe(false);
+  }, 240_000);
 });

@@ -61,10 +61,10 @@ export const importModel: Command = {
     ];
     const lines = [
       `edgetune import: wrote ${out} (${imported.format === 'tflite' ? 'TFLite' : 'tfjs layers'} ${imported.source})`,
-      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] NHWC${
+      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] ${src.sourceInput.layout}${
         q ? `, scale ${q.scale} zero point ${q.zeroPoint}` : ''
       })`,
-      `  preprocess     ${p.width}x${p.height} ${p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,
+      `  preprocess     ${p.width}x${p.height} ${p.channels === 1 ? 'grayscale' : p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,
       `                 from ${where}`,
       `  labels         ${c.sources.labels !== 'assumed' && c.labels.length ? `${c.labels.length} (${c.labels.slice(0, 3).map((l) => l.split(',')[0]).join(', ')}${c.labels.length > 3 ? ', …' : ''}), label offset ${c.labelOffset}` : 'none'}${
         imported.labelsFrom ? `, from ${imported.labelsFrom}` : ''

@@ -50,7 +50,10 @@ Options:
   --latency-budget <p>  for --keep-float auto: the latency the float layers may add, in percent of the
                         int8 model's kernel time (default ${DEFAULT_LATENCY_BUDGET * 100})
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
-  --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
+  --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy);
+                        a regression model's report gives each output's mean and max |int8 − float| (in
+                        its units) and, with <dir>/labels.csv (file,value rows as finetune --val reads),
+                        MAE / RMSE / R² of both models against those targets
   --eval-count <n>      evaluate on a seeded sample of n images
   --json                print the result as one JSON object
   --allow-assumed       quantize even when nothing describes the model's preprocessing (no registry

@@ -546,6 +546,10 @@ async function finetuneTargetsRun(
   for (const s of r.skipped) a.warn(`skipped ${s.where}: ${s.reason}`);
   const leak = sharedFilesWarning(r.leakage, 'validation', 'training', r.val.length);
   if (leak) a.warn(leak);
+  if (r.noPositives.length) {
+    const n = r.noPositives.length;
+    a.warn(`validation (${a.valCsv ?? 'the held-out split'}) has no positives for ${n > 1 ? 'labels' : 'label'} ${r.noPositives.join(', ')}: ${n > 1 ? 'their' : 'its'} recall and F1 are not measured there (support 0; the macro F1 leaves out a label no validation row has unless the model predicts it)`);
+  }
   const report: TargetsReport = {
     model: a.out, task, base: a.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: a.views, augment: formatAugmentation(a.augment),
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,
