@@ -81,10 +81,15 @@ export async function walkFiles(dir: string, onSkip: (s: WalkSkip) => void, keep
 /** Extensions of image formats this build of sharp does not decode (named as unsupported, not as "not an image"). */
 const OTHER_IMAGE_EXTENSIONS = ['.bmp', '.dib', '.ico', '.cur', '.heic', '.heif', '.psd', '.jxl', '.jp2', '.j2k', '.dng', '.cr2', '.nef', '.arw', '.exr', '.hdr', '.tga', '.pcx', '.ppm', '.pgm', '.pbm', '.pnm'];
 
+/** Whether a file name is of an image format this build of sharp does not decode (.heic, .bmp, …): named as unsupported, never passed over unseen. */
+export function isUndecodedImageFile(name: string): boolean {
+  return OTHER_IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());
+}
+
 /** Why a file name is not taken as an image: an image format sharp does not decode, or not an image. */
 export function notAnImage(name: string): string {
   const ext = path.extname(name);
-  if (OTHER_IMAGE_EXTENSIONS.includes(ext.toLowerCase())) return `unsupported image format (${ext}; images are ${DECODED_IMAGE_EXTENSIONS.join(' ')})`;
+  if (isUndecodedImageFile(name)) return `unsupported image format (${ext}; images are ${DECODED_IMAGE_EXTENSIONS.join(' ')})`;
   return `not an image file (${ext || 'no extension'})`;
 }
 

@@ -265,6 +265,21 @@ describe('dir:// and test:', () => {
     expect(mad(frames[1]!.data, expected.data)).toBe(0);
   });
 
+  it('a frame in a format this build does not decode (a phone\'s .HEIC) is reported, not passed over unseen; a folder of only such frames says so', async () => {
+    const dir = tempDir();
+    symlinkSync(path.join(stills(), 'frame_001.jpg'), path.join(dir, 'f_1.jpg'));
+    writeFileSync(path.join(dir, 'f_2.HEIC'), 'a phone frame');
+    writeFileSync(path.join(dir, 'notes.txt'), 'ignored');
+    const events: SourceEvent[] = [];
+    const frames = await collect((await createSource(`dir://${dir}`, { realtime: false, onEvent: (e) => events.push(e) })).frames());
+    expect(frames.length).toBe(1);
+    // before: no skip event at all
+    expect(events.filter((e) => e.type === 'skip').map((e) => e.message.replace(/; images are [^)]*\)/, '; …)'))).toEqual([`dir: ${path.join(dir, 'f_2.HEIC')}: unsupported image format (.HEIC; …); skipped`]);
+    const only = tempDir();
+    writeFileSync(path.join(only, 'IMG_0001.HEIC'), 'a phone frame');
+    await expect(createSource(`dir://${only}`)).rejects.toThrow(/no images \(dir:\/\/ reads .*\); 1 file passed over, the first: IMG_0001\.HEIC: unsupported image format \(\.HEIC; images are /);
+  });
+
   it('reads all 61 shared stills; with an fps it is paced like a camera', async () => {
     const src = await createSource(`dir://${stills()}`);
     expect(src.live).toBe(false);
