@@ -9,6 +9,15 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS, readErrorReason } from '../image/decode.js';
 
+/**
+ * Whether a folder entry is hidden from every walk and class list: a name starting with "." (dotfiles,
+ * macOS's `._photo.jpg` AppleDouble files) or `__MACOSX`, the metadata folder a zip made on macOS
+ * unpacks (its `._*` files are not photos; as a class folder it stopped finetune and eval).
+ */
+export function isHiddenEntry(name: string): boolean {
+  return name.startsWith('.') || name === '__MACOSX';
+}
+
 export function isImageFile(f: string): boolean {
   return IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 }
@@ -59,7 +68,7 @@ export async function walkFiles(dir: string, onSkip: (s: WalkSkip) => void, keep
     }
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const n of names) {
-      if (n.startsWith('.') && !opts.hidden) continue;
+      if (isHiddenEntry(n) && !opts.hidden) continue;
       const p = path.join(d, n);
       let st;
       try {

@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { matchClassFolders } from '../../core/labels.js';
-import { walkFiles } from '../../io/files.js';
+import { isHiddenEntry, walkFiles } from '../../io/files.js';
 import { checkDirPath } from '../../io/paths.js';
 import { stratifiedSplit } from '../finetune.js';
 import { checkOptionKeys, type AssertNever } from '../../core/options.js';
@@ -83,7 +83,7 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
     throw new EdgetuneError('EINPUT', `${root}: ${what} folder not found`, { subject: root });
   }
   if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${root}: ${what} is not a folder (expected one sub-folder per class)`, { subject: root });
-  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
+  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => !isHiddenEntry(e.name));
   const found: string[] = [];
   for (const e of entries) if (e.isDirectory() || (e.isSymbolicLink() && (await isDir(path.join(root, e.name))))) found.push(e.name);
   found.sort();
