@@ -36,7 +36,8 @@
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
 //                        model as <out>.report.json); options.evalCount limits it. A regression model's
-//                        targets: the folder's labels.csv (`file,value` rows, as finetune --val reads them)
+//                        targets: the folder's labels.csv (`file,value` rows, as finetune --val reads them);
+//                        a multilabel model's: the same file as `file,label1;label2` rows
 //   options.preprocess / options.labels / options.outputKind / options.labelOffset: override or supply
 //                        what the registry (or the model's embedded metadata) says
 //   options.resolve      how a registry id is found (searchPath, cacheDir, download), as models/loader.ts
@@ -49,7 +50,8 @@
 // (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
 // latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped; for a
 // regression model the class figures are null and `regression` gives |int8 − float| per output and,
-// with targets, MAE / RMSE / R² of both).
+// with targets, MAE / RMSE / R² of both; for a multilabel model `multilabel` gives the share of label
+// decisions that agree at 0.5, |p_int8 − p_float| per label and, with targets, micro / macro F1 of both).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
 // 13 → fold constant weight reshapes and bias Adds (calibration/prepare.ts) → plan once (calibration/plan.ts)
@@ -59,7 +61,8 @@
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { stat } from 'node:fs/promises';
-import { readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
+import { readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
+import { inTrainingOrder } from '../runtime/train/node/finetune-targets.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
@@ -90,7 +93,7 @@ import type { RangeCollector } from './ranges.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
-export type { ClassQuantReport, QuantReport, RegressionQuantReport } from './report.js';
+export type { ClassQuantReport, MultilabelF1, MultilabelQuantReport, QuantReport, RegressionQuantReport } from './report.js';
 export { classReport } from './report.js';
 export { DEFAULT_LATENCY_BUDGET, inputLayerUnit, type UnitPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
@@ -314,7 +317,13 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
   // read before calibrating (minutes): a bad CSV is said at once
-  const targets = o.eval && card.task === 'regression' ? await regressionTargets(o.eval, card.labels, named, o.onWarning) : undefined;
+  const targets = !o.eval
+    ? undefined
+    : card.task === 'regression'
+      ? await regressionTargets(o.eval, card.labels, named, o.onWarning)
+      : card.task === 'multilabel'
+        ? await multilabelTargets(o.eval, card.labels, named, o.onWarning)
+        : undefined;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
@@ -572,6 +581,21 @@ async function regressionTargets(dir: string, outputs: readonly string[], model:
     throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${outputs.join(';')}: the rows need one value per output, in that order`, { subject: csv });
   }
   return t;
+}
+
+/**
+ * A multilabel model's targets for the --eval report: `<dir>/labels.csv` read as finetune --task
+ * multilabel --val reads one (runtime/train/node/targets.ts readMultilabelCsv: `file,label1;label2`
+ * rows; bad rows warned and left out), 0/1 per model label in output order (its labels a subset of the
+ * model's: finetune-targets.ts inTrainingOrder); undefined when the folder has none. Errors: EINPUT
+ * when the CSV names a label the model lacks.
+ */
+async function multilabelTargets(dir: string, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  const csv = path.join(dir, 'labels.csv');
+  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
+  const t = await readMultilabelCsv(csv);
+  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
 }
 
 /**

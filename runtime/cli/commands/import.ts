@@ -50,7 +50,7 @@ export const importModel: Command = {
     const d = await describeModel(out, { allowNonClassifier: true });
     const c = d.card;
     if (v.json) {
-      writeJson(io, { file: d.path, source: imported.source, format: imported.format, precision: imported.card.precision, ...c });
+      writeJson(io, { file: d.path, source: imported.source, format: imported.format, precision: imported.card.precision, activations: imported.card.activations, ...c });
       return 0;
     }
     const src = imported.card;
@@ -71,7 +71,13 @@ export const importModel: Command = {
       }`,
       `  output         ${c.outputName} [${src.output.dims.join(',')}] ${src.output.extractor ? 'embedding' : c.outputKind}`,
       `  embedding      ${c.embedding ? `${c.embedding.tensor} (${c.embedding.dims}-d${c.embedding.pool === 'global-average' ? ', global-average pooled' : ''})` : 'none found'}`,
-      `  precision      ${src.precision}${src.precision === 'int8' ? ' (quantized: runs as QLinearConv in onnxruntime)' : ''}`,
+      `  precision      ${
+        src.precision !== 'int8'
+          ? src.precision
+          : src.activations === 'int8'
+            ? 'int8 (quantized: runs as QLinearConv in onnxruntime)'
+            : 'int8 weights, float activations (dynamic-range: weights dequantized to float at run time)'
+      }`,
       ...src.notes.map((n) => `  note           ${n}`),
     ];
     io.stdout.write(lines.join('\n') + '\n');

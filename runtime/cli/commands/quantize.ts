@@ -53,7 +53,10 @@ Options:
   --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy);
                         a regression model's report gives each output's mean and max |int8 − float| (in
                         its units) and, with <dir>/labels.csv (file,value rows as finetune --val reads),
-                        MAE / RMSE / R² of both models against those targets
+                        MAE / RMSE / R² of both models against those targets; a multilabel model's
+                        gives the share of label decisions (p > 0.5) that agree, each label's mean and
+                        max |p int8 − p float| and, with <dir>/labels.csv (file,label1;label2 rows as
+                        finetune --task multilabel reads), micro / macro F1 of both models
   --eval-count <n>      evaluate on a seeded sample of n images
   --json                print the result as one JSON object
   --allow-assumed       quantize even when nothing describes the model's preprocessing (no registry

@@ -47,7 +47,14 @@ export interface ImportedModelCard {
   preprocessSource: 'input-quantization' | 'teachable-machine' | 'assumed';
   /** The converted output (`layer.outputName`): its dims, and whether it is a feature extractor's embedding rather than class scores. */
   output: { dims: number[]; extractor: boolean };
+  /** The weights' type: int8 when the converted graph is int8 by the one rule (runtime/onnx/quantized.ts). */
   precision: 'fp32' | 'fp16' | 'int8';
+  /**
+   * What the converted graph computes in: 'int8' when it quantizes activations (a full-integer TFLite
+   * model: QDQ pairs onnxruntime runs as QLinearConv…), 'float' otherwise, int8 precision included (a
+   * TFLite dynamic-range "hybrid" model: int8 weights dequantized at run time, float activations).
+   */
+  activations: 'float' | 'int8';
   /** Things worth knowing (assumptions made, quirks of the file). */
   notes: string[];
 }

@@ -125,6 +125,7 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
     preprocessSource: tm ? 'teachable-machine' : 'assumed',
     output: { dims: output.shape, extractor: false },
     precision: 'fp32',
+    activations: 'float',
     notes: tm ? [`Teachable Machine export (tmVersion ${md!.tmVersion ?? '?'}): centre square crop, x/127.5 − 1`] : ['preprocessing assumed to be x/127.5 − 1 (Keras MobileNet); the files do not say'],
   };
   if (conv.pooled) {

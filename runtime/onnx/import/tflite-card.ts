@@ -29,6 +29,8 @@ export interface ConversionSummary {
   values: ReadonlyMap<number, Value>;
   quantizedWeights: boolean;
   halfWeights: boolean;
+  /** Whether the converted graph quantizes activations (`quantizesActivations`, runtime/onnx/quantized.ts). */
+  quantizedActivations: boolean;
 }
 
 /**
@@ -183,6 +185,7 @@ export function tfliteCard(
     preprocessSource: quantization || calibrated ? 'input-quantization' : 'assumed',
     output: { dims: out.shape, extractor },
     precision: conv.quantizedWeights ? 'int8' : conv.halfWeights ? 'fp16' : 'fp32',
+    activations: conv.quantizedActivations ? 'int8' : 'float',
     notes,
   };
   if (embedding !== undefined) {

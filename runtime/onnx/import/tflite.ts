@@ -23,6 +23,7 @@ import {
   type ImportResult,
   type Value,
 } from './common.js';
+import { quantizesActivations } from '../quantized.js';
 import { readAssociatedFiles, tfliteCard, type ConversionSummary } from './tflite-card.js';
 import { FUSED, checkActivation, constData, isQuantized, onnxQuantType, onnxShape } from './tflite-tensors.js';
 import {
@@ -72,7 +73,7 @@ export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {
   }
   const conv = new TfliteConverter(sg, imageInputLayout(sg));
   const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
-  const card = tfliteCard(sg, conv.summary(), { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
+  const card = tfliteCard(sg, { ...conv.summary(), quantizedActivations: quantizesActivations(model.graph) }, { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
   return { model, card };
 }
 
@@ -602,8 +603,8 @@ class TfliteConverter {
     }
   }
 
-  /** What the card needs from the conversion. */
-  summary(): ConversionSummary {
+  /** What the card needs from the conversion (but what the finished graph says: `quantizedActivations`, read by importTflite). */
+  summary(): Omit<ConversionSummary, 'quantizedActivations'> {
     return { inputName: this.inputName, inputShape: this.inputShape, inputLayout: this.inputLayout, values: this.values, quantizedWeights: this.quantizedWeights, halfWeights: this.halfWeights };
   }
 }

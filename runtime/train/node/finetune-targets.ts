@@ -137,12 +137,13 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
 }
 
 /**
- * A multilabel validation set's targets in the training labels' order. Its labels may be a subset of
- * the training CSV's (validation then has no positives for the others: 0 in every row); a label the
- * training CSV lacks is refused, since the model has no output for it. Errors: EINPUT naming the
- * validation CSV and its unknown labels.
+ * A multilabel validation set's targets in the training labels' order (`ds.names`: the training CSV's,
+ * or a trained model's labels; `trainCsv` names them in the error). Its labels may be a subset of
+ * them (validation then has no positives for the others: 0 in every row); a label they lack is
+ * refused, since the model has no output for it. Errors: EINPUT naming the validation CSV and its
+ * unknown labels. Also read by `quantize --eval` of a multilabel model (calibration/index.ts).
  */
-function inTrainingOrder(v: TargetDataset, ds: TargetDataset, trainCsv: string): TargetItem[] {
+export function inTrainingOrder(v: TargetDataset, ds: Pick<TargetDataset, 'names'>, trainCsv: string): TargetItem[] {
   const index = new Map(ds.names.map((n, i) => [n, i]));
   const unknown = v.names.filter((n) => !index.has(n));
   if (unknown.length) {
