@@ -35,7 +35,9 @@
 //                        add (default 0.1)
 //   options.cache        calibration cache JSON: reused when it matches the model, else (re)written
 //   options.eval         folder of images for the float-vs-int8 report (also written next to the
-//                        model as <out>.report.json); options.evalCount limits it
+//                        model as <out>.report.json); options.evalCount limits it. A regression model's
+//                        targets: the folder's labels.csv (`file,value` rows, as finetune --val reads them);
+//                        a multilabel model's: the same file as `file,label1;label2` rows
 //   options.preprocess / options.labels / options.outputKind / options.labelOffset: override or supply
 //                        what the registry (or the model's embedded metadata) says
 //   options.resolve      how a registry id is found (searchPath, cacheDir, download), as models/loader.ts
@@ -46,7 +48,10 @@
 // biasCorrected, layersCorrected, gptqLayers, excluded, opsetFrom, ranges, sensitivity (with
 // options.sensitivityImages), and report/reportFile when options.eval was given
 // (QuantReport: agreementTop1, top5Overlap, meanKL, accuracyFloat, accuracyInt8, latencyFloatMs,
-// latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped).
+// latencyInt8Ms, latencyRatio, sizeFloat, sizeInt8, images, provider, classMap, skipped; for a
+// regression model the class figures are null and `regression` gives |int8 − float| per output and,
+// with targets, MAE / RMSE / R² of both; for a multilabel model `multilabel` gives the share of label
+// decisions that agree at 0.5, |p_int8 − p_float| per label and, with targets, micro / macro F1 of both).
 //
 // Pipeline: decode → widen fp16 → drop Identity/Dropout → fold BatchNormalization → upgrade opset to
 // 13 → fold constant weight reshapes and bias Adds (calibration/prepare.ts) → plan once (calibration/plan.ts)
@@ -56,11 +61,14 @@
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { stat } from 'node:fs/promises';
+import { readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
+import { inTrainingOrder } from '../runtime/train/node/finetune-targets.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
+import { checkDirPath, checkPathGiven } from '../runtime/io/paths.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import type { TensorData } from '../runtime/core/tensor.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
@@ -85,7 +93,8 @@ import type { RangeCollector } from './ranges.js';
 
 export { CALIBRATION_METHODS, type CalibrationMethod } from './ranges.js';
 export { DEFAULT_SENSITIVITY_IMAGES, partiallyQuantized, quantizationSensitivity, type SensitivityEntry, type SensitivityReport } from './sensitivity.js';
-export type { QuantReport } from './report.js';
+export type { ClassQuantReport, MultilabelF1, MultilabelQuantReport, QuantReport, RegressionQuantReport } from './report.js';
+export { classReport } from './report.js';
 export { DEFAULT_LATENCY_BUDGET, inputLayerUnit, type UnitPrecision, type PrecisionChoice } from './mixed.js';
 export { prepareFloatModel } from './prepare.js';
 export { countOps } from './layers.js';
@@ -264,6 +273,10 @@ export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult>
   checkOptionKeys('quantize', o.resolve, RESOLVE_OPTION_KEYS, 'resolve');
   checkCardLayerKeys('quantize', o.card, 'card');
   checkOptionKeys('quantize', o.preprocess, PREPROCESS_KEYS, 'preprocess');
+  // an empty path ("$DIR" unset) is refused naming its option: '' was taken as no folder (calib, eval) or the current directory
+  if (o.calib !== undefined) checkDirPath(o.calib, 'calib');
+  if (o.eval !== undefined) checkDirPath(o.eval, 'eval');
+  if (o.cache !== undefined) checkPathGiven(o.cache, 'cache');
   // the evaluation folder is read last, after minutes of calibration: a wrong one is said before them
   if (o.eval !== undefined) await listCalibrationImages(o.eval, 'evaluation');
   if (o.keepFloat === 'auto') return quantizeAutoPrecision(o);
@@ -303,6 +316,14 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const inputLayer = o.excludeInputLayer ? inputLayerUnit(original) : undefined;
   const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
+  // read before calibrating (minutes): a bad CSV is said at once
+  const targets = !o.eval
+    ? undefined
+    : card.task === 'regression'
+      ? await regressionTargets(o.eval, card.labels, named, o.onWarning)
+      : card.task === 'multilabel'
+        ? await multilabelTargets(o.eval, card.labels, named, o.onWarning)
+        : undefined;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
@@ -348,7 +369,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   }
   if (!collectors) {
     if (!o.calib) throw new EdgetuneError('EARG', `quantize: a calibration folder (calib) is required${o.cache ? ` (the cache ${o.cache} does not cover this model)` : ''}`);
-    const files = seededSample(await listCalibrationImages(o.calib), calibCount, seed);
+    const files = seededSample(await listCalibrationImages(o.calib, 'calibration', o.onSkip), calibCount, seed);
     calibrationFiles = files;
     // Models with a dynamic batch dimension calibrate 8 images per run; fixed-batch ones one.
     const batchDim = prepared.graph.input.find((v) => v.name === d.inputName)?.type?.tensorType?.shape?.dim[0];
@@ -508,7 +529,7 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   };
 
   if (o.eval) {
-    let files = await listCalibrationImages(o.eval, 'evaluation');
+    let files = await listCalibrationImages(o.eval, 'evaluation', o.onSkip);
     if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
     const calibrated = new Set(calibrationFiles.map((f) => path.resolve(f)));
     const overlap = files.filter((f) => calibrated.has(path.resolve(f))).length;
@@ -519,6 +540,8 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
       { model: outBytes, size: outBytes.length, spec: floatSpec, inputName: d.inputName, outputName: d.outputName },
       {
         post: evalPost,
+        task: card.task,
+        targets,
         root: o.eval,
         files,
         providers: o.providers,
@@ -539,6 +562,40 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   o.signal?.throwIfAborted();
   if (write) await writeAtomicSet(outputs);
   return result;
+}
+
+/**
+ * A regression model's targets for the --eval report: `<dir>/labels.csv` read as finetune --val reads a
+ * regression CSV (runtime/train/node/targets.ts readRegressionCsv: `file,value` or `file,v1;v2` rows,
+ * optional `file,<names>` header; bad rows warned and left out); undefined when the folder has none.
+ * Errors: EINPUT when its values per row are not the model's outputs, or its header names others.
+ */
+async function regressionTargets(dir: string, outputs: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  const csv = path.join(dir, 'labels.csv');
+  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
+  const t = await readRegressionCsv(csv);
+  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  const defaults = t.names.length === 1 ? ['value'] : t.names.map((_, i) => `value${i + 1}`);
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (t.names.length !== outputs.length || (!same(t.names, defaults) && !same(t.names, outputs))) {
+    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${outputs.join(';')}: the rows need one value per output, in that order`, { subject: csv });
+  }
+  return t;
+}
+
+/**
+ * A multilabel model's targets for the --eval report: `<dir>/labels.csv` read as finetune --task
+ * multilabel --val reads one (runtime/train/node/targets.ts readMultilabelCsv: `file,label1;label2`
+ * rows; bad rows warned and left out), 0/1 per model label in output order (its labels a subset of the
+ * model's: finetune-targets.ts inTrainingOrder); undefined when the folder has none. Errors: EINPUT
+ * when the CSV names a label the model lacks.
+ */
+async function multilabelTargets(dir: string, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  const csv = path.join(dir, 'labels.csv');
+  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
+  const t = await readMultilabelCsv(csv);
+  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
 }
 
 /**

@@ -15,7 +15,7 @@
 //   float operators (the logits) use min/max whatever the method, so top-1 is not clipped away.
 
 import { EdgetuneError } from '../runtime/core/errors.js';
-import { consumerMap, getFloatAttribute, getInitializer, getIntAttribute, readFloat32 } from '../runtime/onnx/graph.js';
+import { DataType, consumerMap, getFloatAttribute, getInitializer, getIntAttribute, getTensorAttribute, readFloat32 } from '../runtime/onnx/graph.js';
 import type { GraphProto, NodeProto } from '../runtime/onnx/model.js';
 import { quantizedOperators } from '../runtime/onnx/quantized.js';
 
@@ -57,8 +57,39 @@ export interface QuantizationPlan {
   meanTensors: string[];
 }
 
-function isFloatActivation(g: GraphProto, name: string, inits: Set<string>): boolean {
-  return name !== '' && !inits.has(name) && g.initializer.length >= 0;
+function isFloatActivation(name: string, inits: Set<string>, nonFloat: ReadonlySet<string>): boolean {
+  return name !== '' && !inits.has(name) && !nonFloat.has(name);
+}
+
+/** Operators whose output is int64 whatever their input (ONNX operator spec). */
+const INT64_OUTPUT_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'NonMaxSuppression']);
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
+
+/**
+ * The tensors of `g` that are not floating point: shape arithmetic (PyTorch's dynamic-batch exports
+ * compute a Reshape's target as Shape → Gather → Concat in int64), indices, booleans. Element types
+ * are propagated in graph order from the graph inputs and initializers: Shape/Size/NonZero/ArgMax give
+ * int64, Cast its `to`, Constant its value's type, and any other operator its first typed input's
+ * type (what the ONNX operators that pass shapes along do). Unknown types count as float.
+ */
+export function nonFloatTensors(g: GraphProto): Set<string> {
+  const type = new Map<string, number>();
+  for (const v of g.input) {
+    const t = v.type?.tensorType?.elemType;
+    if (v.name && t) type.set(v.name, t);
+  }
+  for (const t of g.initializer) if (t.name && t.dataType) type.set(t.name, t.dataType);
+  for (const n of g.node) {
+    const op = n.opType ?? '';
+    let t: number | undefined;
+    if ((n.domain ?? '') !== '' && (n.domain ?? '') !== 'ai.onnx') t = undefined;
+    else if (INT64_OUTPUT_OPS.has(op)) t = DataType.INT64;
+    else if (op === 'Cast') t = getIntAttribute(n, 'to');
+    else if (op === 'Constant') t = getTensorAttribute(n, 'value')?.dataType;
+    else t = n.input.map((x) => type.get(x)).find((x) => x !== undefined);
+    if (t !== undefined) for (const o of n.output) if (o) type.set(o, t);
+  }
+  return new Set([...type].filter(([, t]) => !FLOAT_TYPES.has(t)).map(([name]) => name));
 }
 
 function clipBounds(g: GraphProto, n: NodeProto): { lo?: number; hi?: number } {
@@ -82,6 +113,7 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     }
   }
   const inits = new Set(g.initializer.map((t) => t.name ?? ''));
+  const nonFloat = nonFloatTensors(g);
   const graphInputs = new Set(g.input.map((v) => v.name ?? ''));
   const graphOutputs = new Set(g.output.map((v) => v.name ?? ''));
   const consumers = consumerMap(g);
@@ -118,7 +150,8 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
   // Reverse graph order: a light node's decision needs its consumers' decisions.
   for (let i = g.node.length - 1; i >= 0; i--) {
     const n = g.node[i]!;
-    if ((n.domain ?? '') !== '' || isExcluded(n)) continue;
+    // shape arithmetic (int64 Concat/Mul… feeding a Reshape) is no activation to quantize
+    if ((n.domain ?? '') !== '' || isExcluded(n) || n.output.some((o) => nonFloat.has(o))) continue;
     const op = n.opType ?? '';
     if ((HEAVY_OPS as readonly string[]).includes(op)) {
       if (weightOk(n)) nodes.add(n);
@@ -154,7 +187,7 @@ export function planQuantization(g: GraphProto, what: string, opts: PlanOptions 
     if (!nodes.has(n)) continue;
     const op = n.opType!;
     const passThrough = (PASS_THROUGH_OPS as readonly string[]).includes(op);
-    const actInputs = (HEAVY_OPS as readonly string[]).includes(op) || passThrough ? [n.input[0]!] : n.input.filter((x) => isFloatActivation(g, x, inits));
+    const actInputs = (HEAVY_OPS as readonly string[]).includes(op) || passThrough ? [n.input[0]!] : n.input.filter((x) => isFloatActivation(x, inits, nonFloat));
     for (const x of actInputs) {
       add(x);
       if (graphInputs.has(x)) minmaxOnly.add(x);

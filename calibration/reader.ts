@@ -5,7 +5,7 @@
 // keepImages keeps the first decoded images of a batch stream, one tensor each, for later passes.
 
 import { stat } from 'node:fs/promises';
-import { expandInputs, isImageFile } from '../runtime/io/files.js';
+import { walkFiles } from '../runtime/io/files.js';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../runtime/image/preprocess.js';
@@ -29,8 +29,10 @@ export function seededSample<T>(items: readonly T[], count: number, seed = 1): T
  * Image files under a folder (recursive, sorted), or the error saying why there are none. `what` names
  * the folder in errors (default 'calibration'; 'evaluation' for quantize's --eval): `<dir>: <what>
  * folder not found`, `<dir>: <what> path is not a folder`, `<dir>: no image files in the <what> folder`.
+ * `onSkip` hears of each file the walk passes over, with the reason finetune and eval give for it (an
+ * image format this build does not decode, such as a phone's `.HEIC`, not an image file, a dangling link).
  */
-export async function listCalibrationImages(dir: string, what = 'calibration'): Promise<string[]> {
+export async function listCalibrationImages(dir: string, what = 'calibration', onSkip?: (s: SkippedFile) => void): Promise<string[]> {
   let st;
   try {
     st = await stat(dir);
@@ -38,7 +40,7 @@ export async function listCalibrationImages(dir: string, what = 'calibration'): 
     throw new EdgetuneError('EINPUT', `${dir}: ${what} folder not found`, { subject: dir });
   }
   if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: ${what} path is not a folder`, { subject: dir });
-  const files = (await expandInputs([dir])).filter(isImageFile);
+  const files = await walkFiles(dir, (s) => onSkip?.({ file: s.file, error: s.reason }));
   if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no image files in the ${what} folder`, { subject: dir });
   return files;
 }

@@ -13,6 +13,7 @@
 // clamp: the float model's clamp node is put back in its place.
 
 import { EdgetuneError } from '../runtime/core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { getInitializer, nameGenerator, producerMap, pruneGraph, setInitializer } from '../runtime/onnx/graph.js';
 import { cloneModel, type NodeProto, type OnnxModel } from '../runtime/onnx/model.js';
 import { klDivergence, toProbabilities, type PostprocessSpec } from '../runtime/classify/postprocess.js';
@@ -58,6 +59,11 @@ export interface SensitivityOptions extends Pick<SessionOptions, 'providers' | '
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
+
+/** Every key of SensitivityOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const SENSITIVITY_OPTION_KEYS = ['providers', 'threads', 'onWarning', 'post', 'signal', 'onProgress'] as const satisfies readonly (keyof SensitivityOptions)[];
+/** `never` while SENSITIVITY_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedSensitivityOption = AssertNever<Exclude<keyof SensitivityOptions, (typeof SENSITIVITY_OPTION_KEYS)[number]>>;
 
 /** The quantized parts of a QDQ model (findParts): its layers and its activation quantizers. */
 export interface Parts {
@@ -169,8 +175,12 @@ export function score(ref: readonly Float32Array[], got: readonly Float32Array[]
   return { meanKL: kl / ref.length, agreementTop1: agree / ref.length };
 }
 
-/** Score every quantized layer and activation of `qmodel` alone (see the file comment). */
+/**
+ * Score every quantized layer and activation of `qmodel` alone (see the file comment). Errors: EARG for
+ * no input, or an option it does not take (`quantizationSensitivity: unknown option "onprogress" (options: …)`).
+ */
 export async function quantizationSensitivity(floatModel: OnnxModel, qmodel: OnnxModel, inputName: string, outputName: string, inputs: readonly TensorData[], o: SensitivityOptions): Promise<SensitivityReport> {
+  checkOptionKeys('quantizationSensitivity', o, SENSITIVITY_OPTION_KEYS);
   if (inputs.length === 0) throw new EdgetuneError('EARG', 'sensitivity analysis needs at least one calibration image');
   const parts = findParts(floatModel, qmodel);
   const none = new Set<string>();

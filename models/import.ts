@@ -10,7 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError, messageOf } from '../runtime/core/errors.js';
-import { utf8Text } from '../runtime/core/text.js';
+import { placeholderKind, utf8Text } from '../runtime/core/text.js';
 import { checkOptionKeys, type AssertNever } from '../runtime/core/options.js';
 import { METADATA_KEY, type EmbeddedModelInfo } from '../runtime/core/metadata.js';
 import { writeAtomic } from '../runtime/io/atomic.js';
@@ -18,13 +18,13 @@ import { fsReason } from '../runtime/io/errno.js';
 import { readLabelsFile, readSideLabelsFile } from '../runtime/io/labels-file.js';
 import { MAX_MODEL_FILE_BYTES, MAX_TEXT_FILE_BYTES, readRegularFile, readSideFile } from '../runtime/io/read-file.js';
 import { tfjsGroupBytes } from '../runtime/onnx/import/tfjs-weights.js';
-import { cacheDirOr } from '../runtime/io/paths.js';
+import { cacheDirOr, checkPathGiven } from '../runtime/io/paths.js';
 import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { encodeModel } from '../runtime/onnx/model.js';
 import { importTfjsLayers, importTflite, parseTflite, type ImportedModelCard, type ImportResult, type TfjsMetadata, type TfjsModelJson } from '../runtime/onnx/import/index.js';
 
 /** Bumped when the converters change what they write, so stale cached conversions are not reused. */
-export const IMPORT_FORMAT_VERSION = 1;
+export const IMPORT_FORMAT_VERSION = 2;
 
 export type ImportFormat = 'tflite' | 'tfjs';
 
@@ -149,10 +149,18 @@ async function gatherTfjs(source: string, opts: ImportFileOptions, hash: ReturnT
   try {
     json = parseJsonText(jsonText) as TfjsModelJson;
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
+    const instead = placeholderKind(text);
+    throw new EdgetuneError('EMODEL', instead ? `${source}: ${instead}` : `${source}: tfjs model.json is not valid JSON (${messageOf(err)})`, { subject: source });
   }
   const top = json === null ? 'null' : Array.isArray(json) ? 'an array' : typeof json;
   if (top !== 'object') throw new EdgetuneError('EMODEL', `${source}: tfjs model.json holds ${top}, not an object with modelTopology and weightsManifest`, { subject: source });
+  if ((json as { format?: unknown }).format === 'graph-model') {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${source}: a TensorFlow.js graph model (format "graph-model", converted from a SavedModel or a frozen graph): edgetune imports tfjs layers models (Keras, Teachable Machine); convert the original model to ONNX (tf2onnx) or TFLite instead`,
+      { subject: source },
+    );
+  }
   if (!json.modelTopology || typeof json.modelTopology !== 'object') {
     throw new EdgetuneError('EMODEL', `${source}: tfjs model.json has no modelTopology object (keys: ${Object.keys(json).join(', ') || 'none'}): not a tfjs layers model`, { subject: source });
   }
@@ -233,7 +241,8 @@ export function embeddedInfoOf(card: ImportedModelCard, provenance: Record<strin
  * to the json; labels: `opts.labels`, else `metadata.json` beside it).
  * Errors: EMODEL naming the file (unreadable, corrupt or truncated, a weights file missing, an
  * unsupported operator or layer); EINPUT naming a label file that cannot be read or is not text; EARG
- * for an option it does not take (`importModelFile: unknown option "label" (options: labels, cacheDir)`).
+ * for an option it does not take (`importModelFile: unknown option "label" (options: labels, cacheDir)`),
+ * or an empty `file` or `labels` (`Expected a label file for labels but received ""`).
  */
 export async function importModelFile(file: string, opts: ImportFileOptions = {}): Promise<ImportedModelFile> {
   checkOptionKeys('importModelFile', opts, IMPORT_FILE_OPTION_KEYS);
@@ -242,6 +251,9 @@ export async function importModelFile(file: string, opts: ImportFileOptions = {}
 }
 
 async function gather(file: string, opts: ImportFileOptions): Promise<Gathered> {
+  // an empty path ("$F" unset) is refused naming it: '' was the current directory, and `labels: ''` was ignored (labels.txt beside the model taken instead)
+  checkPathGiven(file, 'file', 'a model file');
+  if (opts.labels !== undefined) checkPathGiven(opts.labels, 'labels', 'a label file');
   const source = path.resolve(file);
   const format = await importFormatOf(source);
   if (!format) {

@@ -23,7 +23,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 let profiled = 0;
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CALIBRATION_METHODS, quantizeModel, type CalibrationMethod, type QuantReport } from '../calibration/index.js';
+import { CALIBRATION_METHODS, classReport, quantizeModel, type CalibrationMethod, type ClassQuantReport } from '../calibration/index.js';
 import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/core/format.js';
 import { matchClassFolders } from '../runtime/core/labels.js';
@@ -159,7 +159,7 @@ if (process.env.BENCH_SWEEP !== '0') {
   const sweep: (string | number)[][] = [['model', 'method', 'agreement', 'top-5', 'mean KL', 'acc fp32', 'acc int8', '']];
   const low: string[] = [];
   for (const id of models) {
-    const reps: { label: string; rep: QuantReport }[] = [];
+    const reps: { label: string; rep: ClassQuantReport }[] = [];
     const variants: { label: string; method: CalibrationMethod; gptqImages?: number }[] = CALIBRATION_METHODS.map((method) => ({ label: method, method }));
     if (id === 'mobilenetv1-0.25-128') variants.push({ label: 'minmax+gptq', method: 'minmax', gptqImages: 100 });
     for (const v of variants) {
@@ -175,9 +175,9 @@ if (process.env.BENCH_SWEEP !== '0') {
         eval: path.join(sharedRoot(), 'datasets', 'hymenoptera', 'val'),
         writeReport: false,
       });
-      reps.push({ label: v.label, rep: r.report! });
+      reps.push({ label: v.label, rep: classReport(r.report) });
       const f = SWEEP_FLOORS[id];
-      const rep = r.report!;
+      const rep = classReport(r.report);
       if (f && (rep.agreementTop1 < f.agreement || (rep.top5Overlap ?? 1) < f.top5 || rep.meanKL > f.kl)) low.push(`${id} ${v.label}`);
     }
     const best = [...reps].filter((r) => CALIBRATION_METHODS.includes(r.label as CalibrationMethod)).sort((a, b) => b.rep.agreementTop1 - a.rep.agreementTop1 || a.rep.meanKL - b.rep.meanKL)[0];
@@ -259,7 +259,7 @@ if (process.env.BENCH_MIXED !== '0') {
       const out = path.join(work, `mobilenetv2-fp32-${set.name}-${keepFloat}.onnx`);
       process.stderr.write(`mixed precision: mobilenetv2-fp32 on ${set.name}, keepFloat ${keepFloat}…\n`);
       const r = await quantizeModel({ model: 'mobilenetv2-fp32', out, calib: set.calib, calibCount: set.count, cache: path.join(work, `mobilenetv2-fp32-${set.name}.calib.json`), eval: set.eval, writeReport: false, keepFloat, threads: 1 });
-      const rep = r.report!;
+      const rep = classReport(r.report);
       const kept = r.keptFloat?.map((k) => `${k.name}${k.reason === 'free' ? ' (free)' : ''}`).join(' ') ?? '';
       mrows.push([`${set.name}/train (${r.calibrationImages}) → val (${rep.images})`, keepFloat === 0 ? 'int8 (defaults)' : 'auto', Number(rep.agreementTop1.toFixed(3)), Number(rep.meanKL.toFixed(4)), rep.latencyFloatMs.toFixed(2), rep.latencyInt8Ms.toFixed(2), rep.latencyRatio.toFixed(3), keepFloat === 0 ? '' : kept || 'none']);
       if (set === sets[0]) {

@@ -113,6 +113,31 @@ export interface VideoInfo {
   durationSeconds?: number;
   /** Display rotation in degrees (ffmpeg applies it when decoding: ±90 swaps the delivered width and height). */
   rotation?: number;
+  /**
+   * Presentation time of each frame in ms from the first, in display order: only for a variable-frame-rate
+   * stream (its r_frame_rate, the base rate, differs from avg_frame_rate, as a phone's video often does),
+   * where `seq / fps` would misplace frames. From ffprobe's packet timestamps (no decoding).
+   */
+  frameTimes?: number[];
+}
+
+/** Whether two frame rates differ by more than 0.5% (a variable-frame-rate stream's base and average rates). */
+function ratesDiffer(a: number | undefined, b: number | undefined): boolean {
+  return a !== undefined && b !== undefined && Math.abs(a - b) > 0.005 * Math.max(a, b);
+}
+
+/**
+ * The media time (ms) of frame `seq` of a file: its own timestamp when the stream's frame times are known
+ * (variable frame rate, VideoInfo.frameTimes), else `seq / fps`; past the known times (frames the packet
+ * list did not have) the last known time plus whole frames at the average rate. Undefined without a rate.
+ */
+export function frameTime(info: Pick<VideoInfo, 'fps' | 'frameTimes'>, seq: number): number | undefined {
+  const t = info.frameTimes;
+  if (t?.length) {
+    if (seq < t.length) return t[seq]!;
+    return info.fps ? t[t.length - 1]! + ((seq - t.length + 1) * 1000) / info.fps : undefined;
+  }
+  return info.fps ? (seq * 1000) / info.fps : undefined;
 }
 
 function parseRate(r: string | undefined): number | undefined {
@@ -140,6 +165,7 @@ export async function probeVideo(file: string, ffprobe = 'ffprobe'): Promise<Vid
   const s = j.streams?.[0];
   if (!s) throw new EdgetuneError('EINPUT', `${file}: no video stream found`, { subject: file });
   const fps = parseRate(s.avg_frame_rate as string) ?? parseRate(s.r_frame_rate as string);
+  const frameTimes = ratesDiffer(parseRate(s.avg_frame_rate as string), parseRate(s.r_frame_rate as string)) ? await packetTimes(exe, file) : undefined;
   const frames = Number(s.nb_frames);
   const dur = Number(j.format?.duration);
   const rotation = Number(s.side_data_list?.find((d) => d.rotation !== undefined)?.rotation ?? s.tags?.rotate ?? 0);
@@ -150,7 +176,44 @@ export async function probeVideo(file: string, ffprobe = 'ffprobe'): Promise<Vid
     frames: Number.isFinite(frames) && frames > 0 ? frames : undefined,
     durationSeconds: Number.isFinite(dur) ? dur : undefined,
     rotation: Number.isFinite(rotation) && rotation !== 0 ? rotation : undefined,
+    ...(frameTimes ? { frameTimes } : {}),
   };
+}
+
+/**
+ * The first video stream's packet presentation times (ms from the first, sorted into display order;
+ * packets before the stream start, dropped by the decoder's edit list, left out), or undefined when
+ * ffprobe cannot list them.
+ */
+async function packetTimes(ffprobe: string, file: string): Promise<number[] | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)(ffprobe, ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file], { maxBuffer: 64 * 1024 * 1024 });
+    const t = stdout
+      .split('\n')
+      .map((l) => Number.parseFloat(l))
+      .filter((v) => Number.isFinite(v) && v >= 0)
+      .sort((a, b) => a - b);
+    return t.length ? t.map((v) => Math.round((v - t[0]!) * 1e6) / 1e3) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A URI's path part with its %-escapes decoded (`file://clip%20one.mp4` → `clip one.mp4`). Errors:
+ * EARG naming the URI for a malformed escape (a bare `%` in a file:// or dir:// URI).
+ */
+export function decodeUriPath(p: string, uri: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    throw new EdgetuneError('EARG', `${uri}: malformed %-escape in the path (in a file:// or dir:// URI a "%" is written %25; a plain path needs no escapes)`, { subject: uri });
+  }
+}
+
+/** A plain path as the path part of a URI: its "%" and "?" escaped, so a file named `100%.mov` or `what?.mp4` is that file, not an escape or a query. */
+export function pathToUriPart(p: string): string {
+  return p.replace(/%/g, '%25').replace(/\?/g, '%3F');
 }
 
 /** `scheme:rest?a=1&b=2` → rest and params (rest keeps its own URL form for rtsp/http). */
@@ -221,7 +284,14 @@ export function testInput(uri: string): { input: string[]; finite: boolean; fps:
 export function filePath(uri: string): { file: string; params: URLSearchParams } {
   const { base, params } = splitQuery(uri.replace(/^file:(\/\/)?/, ''));
   if (!base) throw new EdgetuneError('EARG', `${uri}: no file given (file://path/video.mp4)`, { subject: uri });
-  return { file: path.resolve(decodeURIComponent(base)), params };
+  return { file: path.resolve(decodeUriPath(base, uri)), params };
+}
+
+/** Where to seek (s) to resume a file at frame `seq`: half a frame before its time, so the first frame at or after it is `seq`. */
+function seekTo(info: VideoInfo, seq: number): number {
+  const t = frameTime(info, seq);
+  const before = frameTime(info, seq - 1);
+  return t === undefined ? 0 : (before !== undefined ? (t + before) / 2 : t) / 1000;
 }
 
 export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<FrameSource> {
@@ -260,12 +330,13 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         if (!st.isFile()) throw new EdgetuneError('EINPUT', `${file}: not a file${st.isDirectory() ? ` (a folder: an image sequence is dir://${file})` : ''}`, { subject: file });
       } catch (err) {
         if (err instanceof EdgetuneError) throw err;
-        throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})`, { subject: file });
+        // ffmpeg's image2 pattern (frame_%04d.png) is not a file: a sequence is read as its folder
+        const pattern = /%0?\d*d/.test(path.basename(file)) ? `; an image sequence is read as its folder: dir://${path.dirname(file)}` : '';
+        throw new EdgetuneError('EINPUT', `${file}: cannot read video file (${(err as NodeJS.ErrnoException).code})${pattern}`, { subject: file });
       }
       requireExecutable(ffmpeg, uri);
       const info = await probeVideo(file, ffmpeg.includes('/') ? path.join(path.dirname(ffmpeg), 'ffprobe') : 'ffprobe');
       const realtime = o.realtime ?? boolParam(params.get('realtime')) ?? true;
-      const fps = info.fps;
       const quarter = Math.abs(info.rotation ?? 0) % 180 === 90;
       const source = quarter ? { width: info.height, height: info.width } : { width: info.width, height: info.height };
       return new ChildFrameSource({
@@ -275,8 +346,8 @@ export async function openFfmpegSource(uri: string, o: SourceOptions): Promise<F
         finite: true,
         // After a restart, resume at the next frame instead of replaying the file (seek half a frame
         // early: the first frame at or after the seek point is the one wanted).
-        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, source, realtime, seekSeconds: fps && seq ? (seq - 0.5) / fps : 0 }),
-        ptsOf: fps ? (seq) => (seq * 1000) / fps : undefined,
+        args: ({ seq }) => ffmpegArgs({ input: ['-i', file], geometry: g, source, realtime, seekSeconds: seq ? seekTo(info, seq) : 0 }),
+        ptsOf: (seq) => frameTime(info, seq),
         frames: info.frames,
       });
     }

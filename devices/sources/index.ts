@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { EdgetuneError } from '../../runtime/core/errors.js';
 import { maskUri } from '../../runtime/core/redact.js';
 import { openCsiSource } from './csi.js';
-import { openFfmpegSource } from './ffmpeg.js';
+import { openFfmpegSource, pathToUriPart } from './ffmpeg.js';
 import { openDirSource, openWebcamSource } from './still.js';
 import type { FrameSource, ReconnectOptions, SourceOptions } from './types.js';
 import { checkOptionKeys, type AssertNever } from '../../runtime/core/options.js';
@@ -34,10 +34,19 @@ Frames arrive at the model's input size (ffmpeg/GStreamer scale them; same resiz
 A source process that dies, or delivers no frame for --stall-timeout, is restarted with backoff (250 ms
 doubling to 5 s), at most --retries times in a row. Credentials in a URI are masked in everything shown.`;
 
-/** A path or URI with no scheme: a path ending in '/' becomes dir://, other paths file:// (createSource also takes an existing folder without the '/' as dir://). */
+/** Whether `uri` starts with a scheme (`file:`, `rtsp:`, …; a Windows drive letter `C:\\` is a path). */
+function hasScheme(uri: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^[a-z]:[\\/]/i.test(uri);
+}
+
+/**
+ * A path or URI with no scheme: a path ending in '/' becomes dir://, other paths file:// (createSource
+ * also takes an existing folder without the '/' as dir://). A plain path is taken literally: its "%" and
+ * "?" are escaped in the URI (a file named `100%.mov` was "URI malformed").
+ */
 export function normalizeUri(uri: string): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^[a-z]:[\\/]/i.test(uri)) return uri;
-  return uri.endsWith('/') ? `dir://${uri}` : `file://${uri}`;
+  if (hasScheme(uri)) return uri;
+  return uri.endsWith('/') ? `dir://${pathToUriPart(uri)}` : `file://${pathToUriPart(uri)}`;
 }
 
 /**
@@ -52,7 +61,7 @@ export async function createSource(uri: string, options: SourceOptions = {}): Pr
   checkOptionKeys('createSource', options.reconnect, RECONNECT_OPTION_KEYS, 'reconnect');
   let u = normalizeUri(uri);
   // a bare path that is a folder is an image sequence, trailing '/' or not (`watch frames` like `watch frames/`)
-  if (u === `file://${uri}` && (await stat(uri).then((st) => st.isDirectory(), () => false))) u = `dir://${uri}`;
+  if (!hasScheme(uri) && (await stat(uri).then((st) => st.isDirectory(), () => false))) u = `dir://${pathToUriPart(uri)}`;
   const scheme = u.slice(0, u.indexOf(':')).toLowerCase();
   switch (scheme) {
     case 'v4l2':

@@ -14,7 +14,8 @@ import { EdgetuneError, invalidParameter, messageOf } from '../../runtime/core/e
 import { decodeImage, DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS } from '../../runtime/image/decode.js';
 import { DEFAULT_SPEC, type PreprocessSpec } from '../../runtime/image/preprocess.js';
 import { backoffDelay, findExecutable, PACKAGES } from './child.js';
-import { geometryOf, splitQuery } from './ffmpeg.js';
+import { decodeUriPath, geometryOf, splitQuery } from './ffmpeg.js';
+import { isUndecodedImageFile, notAnImage } from '../../runtime/io/files.js';
 import { SourceEvents, type Frame, type FrameGeometry, type FrameSource, type SourceOptions } from './types.js';
 
 function specFor(g: FrameGeometry): PreprocessSpec {
@@ -92,11 +93,15 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
   // `dir://` alone (`dir://$FRAMES` with the variable unset) would stream the current folder's images
   if (!base) throw new EdgetuneError('EARG', `${uri}: no folder given (dir://path/to/frames)`, { subject: uri });
-  const dir = path.resolve(decodeURIComponent(base));
+  const dir = path.resolve(decodeUriPath(base, uri));
   let names: string[];
+  let others: string[];
   try {
     if (!(await stat(dir)).isDirectory()) throw new EdgetuneError('EINPUT', `${dir}: not a directory`, { subject: dir });
-    names = await readdir(dir);
+    const entries = await readdir(dir, { withFileTypes: true });
+    names = entries.map((e) => e.name);
+    // images in a format this build does not decode (a phone's .HEIC frames): reported, not passed over unseen (other files are ignored)
+    others = entries.filter((e) => !e.name.startsWith('.') && isUndecodedImageFile(e.name)).map((e) => e.name).sort();
   } catch (err) {
     if (err instanceof EdgetuneError) throw err;
     throw new EdgetuneError('EINPUT', `${dir}: cannot read directory (${(err as NodeJS.ErrnoException).code})`, { subject: dir });
@@ -105,7 +110,10 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
     .filter((n) => IMAGE_EXTENSIONS.includes(path.extname(n).toLowerCase()))
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }))
     .map((n) => path.join(dir, n));
-  if (files.length === 0) throw new EdgetuneError('EINPUT', `${dir}: no images (dir:// reads ${DECODED_IMAGE_EXTENSIONS.join(' ')})`, { subject: dir });
+  if (files.length === 0) {
+    const over = others.length ? `; ${others.length} file${others.length === 1 ? '' : 's'} passed over, the first: ${others[0]}: ${notAnImage(others[0]!)}` : '';
+    throw new EdgetuneError('EINPUT', `${dir}: no images (dir:// reads ${DECODED_IMAGE_EXTENSIONS.join(' ')})${over}`, { subject: dir });
+  }
   const fps = o.fps ?? positive(params.get('fps'), 'dir fps');
   const realtime = o.realtime ?? (fps !== undefined);
   return stillSource(uri, 'dir', realtime, o, async function* ({ spec, signal, events }) {
@@ -120,6 +128,7 @@ export async function openDirSource(uri: string, o: SourceOptions): Promise<Fram
         pending.push(decodeImage(file, spec).then((img) => toFrame(img, -1), (err: Error) => err));
       }
     };
+    for (const n of others) events.emit({ type: 'skip', message: `dir: ${path.join(dir, n)}: ${notAnImage(n)}; skipped` });
     let seq = 0;
     let firstFailure: string | undefined;
     for (let i = 0; i < files.length && !signal.aborted; i++) {

@@ -4,7 +4,7 @@
 
 import { checkPositiveInteger, EdgetuneError } from '../core/errors.js';
 import { checkOptionKeys, pickOptions, type AssertNever } from '../core/options.js';
-import type { ModelCard } from '../core/model-card.js';
+import { cardFilePath, type ModelCard } from '../core/model-card.js';
 import { asFloat32 } from '../core/tensor.js';
 import { DECODE_OPTION_KEYS, decodeImage, type DecodeOptions } from '../image/decode.js';
 import { toTensor, type HwcImage, type PreprocessSpec } from '../image/preprocess.js';
@@ -164,6 +164,16 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       { subject: model },
     );
   }
+  // one value per image is one score (a binary classifier's logit or sigmoid, or a value), not one
+  // score per class: read as classes, its softmax was "0 (100.0%)" for every image
+  const scores = described.signature.outputs.find((o) => o.name === card.outputName)?.shape.slice(1);
+  if (!options.allowNonClassifier && card.task === undefined && scores && scores.length > 0 && scores.every((d) => d === 1)) {
+    throw new EdgetuneError(
+      'EMODEL',
+      `${model}: output "${card.outputName}" holds one value per image, not one score per class (as classes, its softmax is 100% for every image): for a binary classifier with one sigmoid or logit output, describe it as a one-label multilabel model in a card file beside it (${cardFilePath(modelPath)}: {"task": "multilabel", "labels": ["<the positive class>"], "outputKind": "logits"}, or "probabilities" when the graph ends in a sigmoid); the value is then that class's probability`,
+      { subject: model },
+    );
+  }
   // createSession takes only the session fields of the options.
   const sessionOptions: SessionOptions = pickOptions(options, SESSION_OPTION_KEYS);
   let session: ModelSession | undefined = remote ? remote.session : options.lazy ? undefined : await createSession(modelPath, sessionOptions);
@@ -205,7 +215,7 @@ export async function loadClassifier(model: string, options: ClassifierOptions =
       const per = flat.length / chunk.length;
       for (let j = 0; j < chunk.length; j++) {
         const row = flat.subarray(j * per, (j + 1) * per);
-        const p = toProbabilities(row, card.outputKind).slice();
+        const p = toProbabilities(row, card.outputKind, card.task).slice();
         if (p.some(Number.isNaN)) throw new EdgetuneError('EMODEL', `${id}: the model's output has NaN scores for this image (a broken model, or input it cannot handle)`);
         out.push(p);
       }

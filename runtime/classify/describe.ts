@@ -4,6 +4,7 @@
 // `cardFromBytes` directly for models it imports or trains.
 
 import { EdgetuneError, messageOf } from '../core/errors.js';
+import { placeholderKind } from '../core/text.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
 import { decideLabels } from '../core/labels.js';
 import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
@@ -182,7 +183,7 @@ function assumptionsOf(card: ModelCard, labelNote: string): string[] {
   if (assumed('preprocess.width') || assumed('preprocess.height')) out.push(`input size ${p.width}x${p.height} (the graph's is dynamic)`);
   if (assumed('preprocess.resize') || assumed('preprocess.crop')) out.push('shorter side resized and centre-cropped');
   if (assumed('labels')) out.push(labelNote);
-  if (assumed('outputKind')) out.push('softmax applied unless outputs already sum to 1');
+  if (assumed('outputKind')) out.push(card.task === 'multilabel' ? 'a sigmoid applied to each output unless all are already in [0, 1]' : 'softmax applied unless outputs already sum to 1');
   return out;
 }
 
@@ -214,7 +215,8 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   try {
     signature = graphSignature((o.model ?? decodeModel(bytes)).graph);
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
+    const instead = placeholderKind(bytes);
+    throw new EdgetuneError('EMODEL', instead ? `${name}: ${instead}` : `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
   }
   if (!signature.inputs.length || !signature.outputs.length) {
     throw new EdgetuneError('EMODEL', `${name}: the graph declares no ${signature.inputs.length ? 'outputs' : 'inputs'}`, { subject: name });

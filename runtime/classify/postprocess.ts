@@ -63,10 +63,17 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number
  * One output row → probabilities, by the model card's output kind: `logits` get a softmax,
  * `probabilities` are returned as they are, and `auto` (nothing says which: a model with no card)
  * keeps a row that is already a distribution (no negatives, sums to 1 within 1e-3) and applies
- * softmax to anything else. The result may share memory with `row`.
+ * softmax to anything else. For a `multilabel` task each output is its own label's score: `logits`
+ * get an element-wise sigmoid (never a softmax across labels, which made a one-label model's score
+ * 100% for every image), and `auto` keeps a row already in [0, 1] and applies the sigmoid otherwise.
+ * The result may share memory with `row`.
  */
-export function toProbabilities(row: Float32Array, kind: OutputKind): Float32Array {
+export function toProbabilities(row: Float32Array, kind: OutputKind, task?: ModelTask): Float32Array {
   if (kind === 'probabilities') return row;
+  if (task === 'multilabel') {
+    if (kind === 'auto' && row.every((v) => v >= 0 && v <= 1)) return row;
+    return Float32Array.from(row, (v) => 1 / (1 + Math.exp(-v)));
+  }
   if (kind === 'logits') return softmax(row);
   let s = 0;
   for (const v of row) {
@@ -114,6 +121,16 @@ export function regressionValues(row: ArrayLike<number>, names: readonly string[
 
 /** A multilabel head's label is on above this probability (the trainer's metrics use the same). */
 export const MULTILABEL_THRESHOLD = 0.5;
+
+/**
+ * A multilabel reading (readOutput's `labels`: every label above MULTILABEL_THRESHOLD) as one line:
+ * `sunflowers (97.1%), yellow (93.4%)`, or `(no label above 50%)` when none is on. `digits`: decimals of
+ * the percentages (default 1, as classify prints; watch and the kiosk page print 0). The one text form
+ * classify, watch and the kiosk page show.
+ */
+export function multilabelText(labels: readonly Pick<Prediction, 'label' | 'score'>[], digits = 1): string {
+  return labels.length ? labels.map((t) => `${t.label} (${(t.score * 100).toFixed(digits)}%)`).join(', ') : `(no label above ${MULTILABEL_THRESHOLD * 100}%)`;
+}
 
 /** What one output row says, by the model's task (see `readOutput`). */
 export type OutputReading =

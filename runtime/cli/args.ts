@@ -24,6 +24,7 @@
 
 import { parseArgs } from 'node:util';
 import { EdgetuneError, invalidParameter, messageOf, numberRangeText } from '../core/errors.js';
+import { checkPathGiven } from '../io/paths.js';
 
 export interface CommandIO {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -44,6 +45,12 @@ export interface OptionSpec {
   multiple?: boolean;
   short?: string;
   default?: string | boolean | readonly string[] | readonly boolean[];
+  /**
+   * A path option (`'folder'`, `'file'`, or the words to say, e.g. `'a folder or CSV file'`): parse
+   * refuses an empty or blank value (`--val "$DIR"` with the variable unset would read the current
+   * directory) with `Expected a folder for --val but received ""` (io/paths.ts checkPathGiven).
+   */
+  path?: 'folder' | 'file' | `a ${string}`;
 }
 
 /** A command's options by long name (without `--`). */
@@ -83,17 +90,27 @@ function joinNegativeValues(argv: string[], options: OptionTable): string[] {
 
 /**
  * Parse `argv` against a typed option table (strict: an unknown option is `EARG Unknown option --x`).
- * The values are typed from the table (see the top of this file).
+ * The values are typed from the table (see the top of this file). An empty or blank value of an option
+ * the table marks `path`, and an empty or blank positional (every command's positionals are paths, model
+ * references or sources), are refused: `Expected a folder for --val but received ""`, `Expected a
+ * non-empty value for argument 1 but received ""`.
  */
 export function parse<const T extends OptionTable>(argv: string[], options: T, allowPositionals = true): Parsed<T> {
+  let r;
   try {
     const config = { args: joinNegativeValues(argv, options), options: options as NonNullable<Parameters<typeof parseArgs>[0]>['options'], allowPositionals, strict: true };
-    const r = parseArgs(config);
-    return { values: r.values as OptionValues<T>, positionals: r.positionals };
+    r = parseArgs(config);
   } catch (err) {
     const m = messageOf(err).replace(/^Unknown option '(.*?)'.*$/s, 'Unknown option $1');
     throw new EdgetuneError('EARG', m.split('\n')[0]!);
   }
+  for (const [name, spec] of Object.entries(options)) {
+    if (!spec.path) continue;
+    const what = spec.path === 'folder' || spec.path === 'file' ? `a ${spec.path}` : spec.path;
+    for (const value of [(r.values as Record<string, unknown>)[name]].flat()) if (typeof value === 'string') checkPathGiven(value, `--${name}`, what);
+  }
+  r.positionals.forEach((p, i) => checkPathGiven(p, `argument ${i + 1}`, 'a non-empty value'));
+  return { values: r.values as OptionValues<T>, positionals: r.positionals };
 }
 
 /** The argument error for a command-line option: `Expected <expected> for --<name> but received "<value>"`. */

@@ -18,7 +18,7 @@ export const CARD_OPTIONS = {
   resize: { type: 'string' },
   crop: { type: 'string' },
   size: { type: 'string' },
-  labels: { type: 'string' },
+  labels: { type: 'string', path: 'file' },
   'label-offset': { type: 'string' },
   'output-kind': { type: 'string' },
   embedding: { type: 'string' },

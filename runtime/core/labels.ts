@@ -2,7 +2,7 @@
 // label list and its offset are decided against a model's output size (`decideLabels`), and how a
 // dataset's class folders map to a model's labels (`matchClassFolders`). Every command, the importers,
 // the model card and the kiosk page call these; nothing else parses labels or matches folders. A new
-// class's name is checked by one rule too (`isClassName`: finetune --add-class, capture, the kiosk page;
+// class's name is checked by one rule too (`isClassName`: every label file, finetune --add-class, capture, the kiosk page;
 // `isTeachLabel`, its stricter subset, for the teach API's folders and the page that teaches through it).
 //
 // The label rule (README "Labels"): label i names output i + labelOffset, and the list must cover the
@@ -20,7 +20,7 @@
 import { EdgetuneError } from './errors.js';
 
 /** What a class name must be (isClassName), for messages. */
-export const CLASS_NAME_RULE = 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space)';
+export const CLASS_NAME_RULE = 'a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space)';
 
 /**
  * Whether `name` can name a new class: what a model card's labels, `classify`'s lines, Triton's labels.txt
@@ -28,7 +28,8 @@ export const CLASS_NAME_RULE = 'a class name (not empty; no line break or other 
  * (isTeachLabel: the names it makes folders of).
  */
 export function isClassName(name: unknown): name is string {
-  return typeof name === 'string' && name.trim() !== '' && name === name.trim() && !/[\p{Cc}/]/u.test(name);
+  // "." and ".." name no folder of their own: as a class folder they are the dataset itself or its parent
+  return typeof name === 'string' && name.trim() !== '' && name === name.trim() && name !== '.' && name !== '..' && !/[\p{Cc}/]/u.test(name);
 }
 
 /** What a label taught over HTTP (`watch --teach`) must be (isTeachLabel), for messages. */
@@ -42,7 +43,7 @@ const TEACH_LABEL = /^[\p{L}\p{N}][\p{L}\p{N} _.+-]{0,63}$/u;
  * not ending with "." or a space.
  */
 export function isTeachLabel(name: unknown): name is string {
-  return typeof name === 'string' && TEACH_LABEL.test(name) && !name.endsWith('.') && !name.endsWith(' ');
+  return isClassName(name) && TEACH_LABEL.test(name) && !name.endsWith('.') && !name.endsWith(' ');
 }
 
 /**
@@ -61,7 +62,8 @@ export function classNameProblem(name: string, o: { teach?: boolean } = {}): str
  * `labels.txt`). A BOM, CRLF line ends and blank lines at the end are fine; surrounding spaces are
  * trimmed. `file` names the source in errors. Errors: EINPUT `<file>: label file is empty`, `<file>:
  * line N is empty (a label list has one name per line)`, `<file>: label file is not valid JSON (…)`,
- * `<file>: expected a JSON array of label strings`.
+ * `<file>: expected a JSON array of label strings`, `<file>: line N ("..") cannot name a class: a label
+ * must be <CLASS_NAME_RULE>` (`label N` in a JSON array; every label is a class name, isClassName).
  */
 export function parseLabels(text: string, file: string): string[] {
   const body = text.replace(/^\uFEFF/, '');
@@ -74,7 +76,7 @@ export function parseLabels(text: string, file: string): string[] {
       throw new EdgetuneError('EINPUT', `${file}: label file is not valid JSON (${(err as Error).message})`, { subject: file });
     }
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new EdgetuneError('EINPUT', `${file}: expected a JSON array of label strings`, { subject: file });
-    return v as string[];
+    return checkedLabels(v as string[], file, 'label');
   }
   const lines = body.split(/\r\n|\r|\n/).map((l) => l.trim());
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
@@ -82,8 +84,15 @@ export function parseLabels(text: string, file: string): string[] {
   const blank = lines.indexOf('');
   if (blank >= 0) throw new EdgetuneError('EINPUT', `${file}: line ${blank + 1} is empty (a label list has one name per line)`, { subject: file });
   const indexed = lines.map((l) => /^(\d+)\s+(\S.*)$/.exec(l));
-  if (indexed.every((m, i) => m && Number(m[1]) === i)) return indexed.map((m) => m![2]!.trim());
-  return lines;
+  if (indexed.every((m, i) => m && Number(m[1]) === i)) return checkedLabels(indexed.map((m) => m![2]!.trim()), file, 'line');
+  return checkedLabels(lines, file, 'line');
+}
+
+/** `labels`, each a class name (isClassName: a label is a class the model names, and may become a class folder). */
+function checkedLabels(labels: string[], file: string, unit: 'line' | 'label'): string[] {
+  const bad = labels.findIndex((l) => !isClassName(l));
+  if (bad >= 0) throw new EdgetuneError('EINPUT', `${file}: ${unit} ${bad + 1} (${JSON.stringify(labels[bad])}) cannot name a class: a label must be ${CLASS_NAME_RULE}`, { subject: file });
+  return labels;
 }
 
 /** Why a card's labels and offset are what they are (what `inspect` prints). */

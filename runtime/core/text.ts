@@ -22,3 +22,22 @@ export function utf8Text(bytes: Uint8Array, o: { what: string; file?: string; co
     throw notText('it is not valid UTF-8');
   }
 }
+
+/**
+ * What a file that should be a model (ONNX, TFLite, a tfjs model.json or weights file) is instead,
+ * when its first bytes say so: a Git LFS pointer (a repository cloned or downloaded without its LFS
+ * objects: the file holds `version https://git-lfs.github.com/spec/v1`, an oid and a size) or an HTML
+ * page (a repository's web page saved in place of the raw file). Undefined for anything else. The
+ * text says what to do, to follow `<file>: `.
+ */
+export function placeholderKind(bytes: Uint8Array): string | undefined {
+  const head = new TextDecoder('utf-8').decode(bytes.subarray(0, 512)).replace(/^\uFEFF/, '').trimStart();
+  if (head.startsWith('version https://git-lfs.github.com/spec/')) {
+    const size = /\nsize (\d+)/.exec(head)?.[1];
+    return `a Git LFS pointer (${bytes.length} bytes${size ? ` standing for a ${size}-byte file` : ''}), not the model itself: fetch the file with "git lfs pull" in its repository, or download it directly`;
+  }
+  if (/^<(!doctype html|html[\s>])/i.test(head)) {
+    return `an HTML page (${bytes.length} bytes), not a model: a web page was saved in place of the file; download the raw file (on GitHub: the "Download raw file" button, or a raw.githubusercontent.com address)`;
+  }
+  return undefined;
+}

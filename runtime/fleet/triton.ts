@@ -1,7 +1,8 @@
 // exportTritonRepository(): an edgetune model → an entry of a Triton Inference Server model repository
 // (also what KServe's Triton runtime serves), Node. Writes `<repo>/<name>/config.pbtxt`,
 // `<repo>/<name>/labels.txt` and `<repo>/<name>/<version>/model.onnx`. The config is built from the
-// model card (models/describe.ts) and the graph signature: `platform: "onnxruntime_onnx"`, inputs and
+// model card (models/describe.ts) and the graph signature by tritonModelConfig, the one builder serve's
+// /config answer uses too (runtime/serve/routes.ts modelConfig): `platform: "onnxruntime_onnx"`, inputs and
 // outputs with Triton data types and dims, `max_batch_size` by Triton's batching rule, `label_filename`
 // on the class output (with a background line where class 0 is background), the card as a `parameters`
 // entry, and optional `dynamic_batching` / `instance_group`. What Triton would refuse or mis-serve is
@@ -22,7 +23,7 @@ import { checkDirPath } from '../io/paths.js';
 import { ensureWritableDir, removeStaleTemps, tempPathFor, writeAtomicSet } from '../io/atomic.js';
 import { fsReason } from '../io/errno.js';
 import { loadModelFile } from '../io/model-file.js';
-import { setMetadataValue, type SignatureEntry } from '../onnx/graph.js';
+import { setMetadataValue } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/model.js';
 import { modelName } from '../serve/oip.js';
 
@@ -179,25 +180,106 @@ export function textString(s: string): string {
 
 const isDynamic = (d: number | string | undefined): boolean => typeof d !== 'number' || d <= 0;
 
-function tensorOf(e: SignatureEntry, kind: 'input' | 'output', batched: boolean, model: string): TritonTensor {
-  const dataType = TRITON_DATA_TYPES[e.type];
-  if (!dataType) refuse(`${model}: ${kind} "${e.name}" has element type ${e.type}, which Triton has no data type for`);
-  if (e.shape.length === 0 && kind === 'output') refuse(`${model}: output "${e.name}" declares no shape; Triton needs its dims`);
-  const dims = e.shape.map((d) => (isDynamic(d) ? -1 : (d as number)));
-  return { name: e.name, dataType, dims: batched ? dims.slice(1) : dims };
+/** One graph input or output as graphSignature() and an onnxruntime session report it. */
+export interface TritonSignatureEntry {
+  name: string;
+  /** 'float32', 'float16', 'int64', … (onnxruntime's names). */
+  type: string;
+  /** Sizes and symbolic names (a string or a size <= 0 is dynamic). */
+  shape: readonly (number | string)[];
 }
 
-/** Triton's `max_batch_size` for a graph, by its rule: > 0 only when every input and output has a dynamic first dimension. */
-function batchRule(inputs: SignatureEntry[], outputs: SignatureEntry[], requested: number | undefined, model: string): number {
-  const fixed = [...inputs.map((e) => ['input', e] as const), ...outputs.map((e) => ['output', e] as const)].find(([, e]) => e.shape.length === 0 || !isDynamic(e.shape[0]));
-  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) throw invalidParameter('--max-batch-size', 'integer >= 0', requested);
-  if (fixed && requested !== undefined && requested > 0) {
-    const [kind, e] = fixed;
-    refuse(
-      `${model}: --max-batch-size ${requested} needs a dynamic first (batch) dimension on every input and output, but ${kind} "${e.name}" has shape [${e.shape.join(', ')}]; Triton refuses max_batch_size > 0 for it (export with --max-batch-size 0)`,
-    );
+/** What a model's Triton configuration is built from: its graph signature and its card. */
+export interface TritonConfigSource {
+  /** The model's name in the repository (config `name`). */
+  name: string;
+  inputs: readonly TritonSignatureEntry[];
+  outputs: readonly TritonSignatureEntry[];
+  card: Pick<ModelCard, 'inputName' | 'outputName' | 'task' | 'labels' | 'labelOffset'> & { preprocess: Pick<ModelCard['preprocess'], 'layout'> };
+}
+
+/**
+ * A model's Triton model configuration (the fields of model_config.proto's ModelConfig that edgetune
+ * writes), built by tritonModelConfig: the export writes it as config.pbtxt (configText), serve answers
+ * it as JSON on /config (runtime/serve/routes.ts modelConfig).
+ */
+export interface TritonModelConfig {
+  name: string;
+  maxBatchSize: number;
+  inputs: TritonTensor[];
+  outputs: TritonTensor[];
+  /**
+   * The first input or output without a dynamic first (batch) dimension, which keeps max_batch_size at
+   * 0; undefined when the model batches.
+   */
+  fixedBatch?: { kind: 'input' | 'output'; entry: TritonSignatureEntry };
+  /**
+   * What Triton would refuse or mis-serve in this configuration, each with the reason (`model`: names
+   * the model): an element type Triton has no data type for, an output without a declared shape, a card
+   * output the graph lacks, a class output Triton's classification extension cannot rank. The export
+   * refuses the first; serve answers the configuration still (its own engine serves the model).
+   */
+  problems: string[];
+}
+
+/**
+ * The first input or output without a dynamic first (batch) dimension (none, or a fixed size), which
+ * keeps Triton's max_batch_size at 0; undefined when the model batches (every first dimension dynamic).
+ */
+export function fixedBatchEntry(inputs: readonly TritonSignatureEntry[], outputs: readonly TritonSignatureEntry[]): { kind: 'input' | 'output'; entry: TritonSignatureEntry } | undefined {
+  const all = [...inputs.map((entry) => ({ kind: 'input' as const, entry })), ...outputs.map((entry) => ({ kind: 'output' as const, entry }))];
+  return all.find(({ entry }) => entry.shape.length === 0 || !isDynamic(entry.shape[0]));
+}
+
+/** Checks a requested max_batch_size (an integer >= 0). Errors: EARG naming --max-batch-size. */
+export function checkMaxBatchSize(n: number | undefined): void {
+  if (n !== undefined && (!Number.isInteger(n) || n < 0)) throw invalidParameter('--max-batch-size', 'integer >= 0', n);
+}
+
+/**
+ * The one builder of a model's Triton configuration (model_config.proto; Triton's model-configuration
+ * guide), for the export's config.pbtxt and serve's /config alike:
+ * - batching: max_batch_size is `maxBatchSize` (default DEFAULT_MAX_BATCH_SIZE) only when every input
+ *   and output has a dynamic first dimension, and dims then leave that dimension out; otherwise (or
+ *   with `maxBatchSize` 0) max_batch_size is 0 and dims are the full shapes;
+ * - dims: a dynamic (symbolic, or <= 0) dimension is -1;
+ * - data types: TRITON_DATA_TYPES (an unknown one is `TYPE_<TYPE>` and a problem);
+ * - format: on the card's image input, by tritonImageFormat (3 dims only);
+ * - label_filename `labels.txt` on the card's class output unless the model is a regression or has no labels.
+ * Errors: EARG for a `maxBatchSize` that is not an integer >= 0. `model` names the model in `problems`.
+ */
+export function tritonModelConfig(src: TritonConfigSource, maxBatchSize: number | undefined, model: string): TritonModelConfig {
+  checkMaxBatchSize(maxBatchSize);
+  const fixedBatch = fixedBatchEntry(src.inputs, src.outputs);
+  const max = fixedBatch ? 0 : (maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE);
+  const problems: string[] = [];
+  const tensor = (e: TritonSignatureEntry, kind: 'input' | 'output'): TritonTensor => {
+    let dataType = TRITON_DATA_TYPES[e.type];
+    if (!dataType) {
+      problems.push(`${model}: ${kind} "${e.name}" has element type ${e.type}, which Triton has no data type for`);
+      dataType = `TYPE_${e.type.toUpperCase()}`;
+    }
+    if (e.shape.length === 0 && kind === 'output') problems.push(`${model}: output "${e.name}" declares no shape; Triton needs its dims`);
+    const dims = e.shape.map((d) => (isDynamic(d) ? -1 : (d as number)));
+    return { name: e.name, dataType, dims: max > 0 ? dims.slice(1) : dims };
+  };
+  const inputs = src.inputs.map((e) => tensor(e, 'input'));
+  const outputs = src.outputs.map((e) => tensor(e, 'output'));
+  const card = src.card;
+  const image = inputs.find((t) => t.name === card.inputName);
+  const format = image && tritonImageFormat(image.dims, card.preprocess.layout);
+  if (image && format) image.format = format;
+  const classOut = outputs.find((t) => t.name === card.outputName);
+  if (!classOut) problems.push(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
+  else if (card.task !== 'regression' && card.labelOffset + card.labels.length > 0) {
+    if (!CLASSIFIABLE.has(classOut.dataType)) {
+      problems.push(
+        `${model}: class output "${classOut.name}" is ${classOut.dataType}, which Triton's classification extension cannot rank (its top-k has no ${classOut.dataType.slice(5)} case: a classification request would fail); export a model with an FP32 output (e.g. the model's fp32 twin)`,
+      );
+    }
+    classOut.labelFilename = 'labels.txt';
   }
-  return fixed ? 0 : (requested ?? DEFAULT_MAX_BATCH_SIZE);
+  return { name: src.name, maxBatchSize: max, inputs, outputs, ...(fixedBatch ? { fixedBatch } : {}), problems };
 }
 
 /** labels.txt lines: one per class output index (a "background" line per index below labelOffset). */
@@ -320,28 +402,19 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
     refuse(`nothing says ${assumed.join(', ')} for ${model}: give them with flags or a card file (or --allow-assumed to export the assumed values: ${card.assumptions.join('; ')})`);
   }
 
-  const { inputs: sigIn, outputs: sigOut } = d.signature;
-  const maxBatchSize = batchRule(sigIn, sigOut, opts.maxBatchSize, model);
+  const built = tritonModelConfig({ name, inputs: d.signature.inputs, outputs: d.signature.outputs, card }, opts.maxBatchSize, model);
+  if (built.fixedBatch && opts.maxBatchSize !== undefined && opts.maxBatchSize > 0) {
+    const { kind, entry: e } = built.fixedBatch;
+    refuse(
+      `${model}: --max-batch-size ${opts.maxBatchSize} needs a dynamic first (batch) dimension on every input and output, but ${kind} "${e.name}" has shape [${e.shape.join(', ')}]; Triton refuses max_batch_size > 0 for it (export with --max-batch-size 0)`,
+    );
+  }
+  const { maxBatchSize, inputs, outputs } = built;
   if (opts.dynamicBatching && maxBatchSize === 0) {
     refuse(`${model}: --dynamic-batching needs max_batch_size > 0 (a dynamic first dimension on every input and output); Triton refuses dynamic batching for a model that does not batch`);
   }
-  const batched = maxBatchSize > 0;
-  const inputs = sigIn.map((e) => tensorOf(e, 'input', batched, model));
-  const outputs = sigOut.map((e) => tensorOf(e, 'output', batched, model));
-  const image = inputs.find((t) => t.name === card.inputName);
-  const format = image && tritonImageFormat(image.dims, card.preprocess.layout);
-  if (image && format) image.format = format;
-  const classOut = outputs.find((t) => t.name === card.outputName);
-  if (!classOut) refuse(`${model}: the card names output "${card.outputName}" but the graph has ${outputs.map((t) => `"${t.name}"`).join(', ')}`);
+  if (built.problems.length) refuse(built.problems[0]!);
   const labelLines = labelLinesOf(card, model);
-  if (card.task !== 'regression' && labelLines.length) {
-    if (!CLASSIFIABLE.has(classOut.dataType)) {
-      refuse(
-        `${model}: class output "${classOut.name}" is ${classOut.dataType}, which Triton's classification extension cannot rank (its top-k has no ${classOut.dataType.slice(5)} case: a classification request would fail); export a model with an FP32 output (e.g. the model's fp32 twin)`,
-      );
-    }
-    classOut.labelFilename = 'labels.txt';
-  }
 
   // The written model stands alone: its card embedded as in `edgetune card`, external data inlined.
   const info: EmbeddedModelInfo = modelInfoOfCard(card, 'edgetune export --format triton');
@@ -458,4 +531,42 @@ export async function exportTritonRepository(ref: string, opts: TritonExportOpti
     sha256,
     assumed: assumed.length ? card.assumptions : [],
   };
+}
+
+/** One model of a Triton model repository as Triton serves it (tritonRepositoryModels). */
+export interface TritonRepositoryModel {
+  /** The entry's folder name: the model's name in Triton's URLs (and in edgetune serve's). */
+  name: string;
+  /** `<entry>/<version>/model.onnx` of the highest version. */
+  file: string;
+  version: number;
+}
+
+/**
+ * The models a folder holds as a Triton model repository (the layout exportTritonRepository writes and
+ * Triton loads): for `dir` a repository, each entry (a sub-folder holding config.pbtxt; folders starting
+ * with "." are skipped: the export's temporaries), in name order; for `dir` an entry itself (config.pbtxt
+ * in it), that one. Each is its highest version's model.onnx, the version Triton serves by its default
+ * version policy (latest 1). Undefined when there is no config.pbtxt at either level (not a repository).
+ * Errors: EMODEL naming the entry when it has no version folder, or when its highest version has no
+ * model.onnx (Triton would fail to load it too).
+ */
+export async function tritonRepositoryModels(dir: string): Promise<TritonRepositoryModel[] | undefined> {
+  const root = path.resolve(dir);
+  let entries = [root];
+  if (!(await exists(path.join(root, 'config.pbtxt')))) {
+    const names = (await readdir(root).catch(() => [] as string[])).filter((n) => !n.startsWith('.')).sort();
+    entries = [];
+    for (const n of names) if (await exists(path.join(root, n, 'config.pbtxt'))) entries.push(path.join(root, n));
+  }
+  if (!entries.length) return undefined;
+  const out: TritonRepositoryModel[] = [];
+  for (const entry of entries) {
+    const version = (await versionsIn(entry)).pop();
+    if (version === undefined) throw new EdgetuneError('EMODEL', `${entry}: a Triton repository entry without a version folder (<entry>/1/model.onnx)`, { subject: entry });
+    const file = path.join(entry, String(version), 'model.onnx');
+    if (!(await exists(file))) throw new EdgetuneError('EMODEL', `${file} missing: version ${version} is the highest of the entry ${entry}, the one Triton serves`, { subject: entry });
+    out.push({ name: path.basename(entry), file, version });
+  }
+  return out;
 }

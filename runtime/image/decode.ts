@@ -9,7 +9,7 @@ import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { errnoWords } from '../io/errno.js';
 import { fileKind } from '../io/read-file.js';
-import { fitGeometry } from './geometry.js';
+import { fitGeometry, MAX_IMAGE_PIXELS, pixelLimitMessage } from './geometry.js';
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
@@ -25,7 +25,7 @@ export const DECODE_OPTION_KEYS = ['maxPixels', 'background'] as const satisfies
 /** `never` while DECODE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDecodeOption = AssertNever<Exclude<keyof DecodeOptions, (typeof DECODE_OPTION_KEYS)[number]>>;
 
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+export const DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS;
 
 /** The largest side or offset sharp's resize/extract accept (its argument checks: 0 to 1e8). */
 const MAX_SHARP_SIDE = 100_000_000;
@@ -40,20 +40,64 @@ sharp.concurrency(Number(process.env.EDGETUNE_SHARP_CONCURRENCY ?? 1));
 /**
  * The failure in words, about this file's own format (`format`, sniffed from its first bytes). libvips
  * keeps one error buffer per process, so a decode failing while another fails can be handed the other
- * file's message: a message from another format's decoder is never shown for this file.
+ * file's message: a message from another format's decoder is never shown for this file. `input` is the
+ * file's path (or bytes): libvips prefixes some lines with it, which are shown without it.
  */
-function explain(err: unknown, format: string | undefined): string {
+function explain(err: unknown, format: string | undefined, input?: string | Uint8Array): string {
   const m = messageOf(err);
   if (/exceeds pixel limit/i.test(m)) return m;
   if (/unsupported image format/i.test(m)) {
+    if (format && decodedFormat(format)) return `corrupt image (a damaged ${format} file: its decoder does not recognise it)`;
     return format ? `unsupported image format (${format}; this build decodes ${DECODED_IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
-  const line = m.split('\n')[0]!;
+  // libheif: an iPhone's HEIC photo is HEIF compressed with HEVC, which this build of sharp (AVIF only) cannot decode
+  const codec = /compression format has not been built in: (\w+)/i.exec(m)?.[1];
+  if (codec) {
+    return `unsupported image compression (${format ?? 'image'} compressed with ${codec}${codec.toUpperCase() === 'HEVC' ? ', a HEIC photo as phones save it' : ''}: this build decodes HEIF only as AVIF); convert it to JPEG or PNG first`;
+  }
+  // libjpeg-turbo as sharp builds it decodes 8-bit JPEG only (12-bit: medical and scientific cameras)
+  const precision = /Unsupported JPEG data precision (\d+)/i.exec(m)?.[1];
+  if (precision) return `unsupported image format (${precision}-bit JPEG; this build decodes 8-bit JPEG); convert it to an 8-bit JPEG or a PNG first`;
+  const line = decisiveLine(m, input);
   if (format && foreign(line, format)) return `corrupt or truncated image (a damaged ${format} file)`;
-  if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|gifload|pngload|unexpected end/i.test(m)) {
+  if (/premature end|truncated|VipsJpeg: .*(corrupt|end)|Invalid SOS|not enough data|read error|seek error|gifload|pngload|unexpected end/i.test(line)) {
     return `corrupt or truncated image (${line})`;
   }
   return line;
+}
+
+/** Whether this build of sharp decodes the sniffFormat-named format (a file of it that is "unsupported" is damaged). */
+function decodedFormat(format: string): boolean {
+  const id = ({ JPEG: 'jpeg', PNG: 'png', GIF: 'gif', WebP: 'webp', TIFF: 'tiff' } as Record<string, keyof typeof sharp.format>)[format];
+  return id !== undefined && sharp.format[id].input.file === true;
+}
+
+/** A libvips line that is file or stream I/O probing ("x.tif: bad seek to 4909", "source: bad seek to 1024"): the reason follows it. */
+const SEEK_NOISE = /(^|: )bad seek to \d+$/;
+
+/**
+ * The line of a libvips message that says why: lines are stripped of this file's path prefix, seek
+ * probing lines are passed over when a line with a reason follows, and the first remaining line is taken.
+ */
+function decisiveLine(message: string, input?: string | Uint8Array): string {
+  const own = typeof input === 'string' ? `${input}: ` : undefined;
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => (own && l.startsWith(own) ? l.slice(own.length) : l));
+  return lines.find((l) => !SEEK_NOISE.test(l)) ?? lines[0] ?? message;
+}
+
+/**
+ * Whether a libvips message names a file other than `input` (libtiff and libvips prefix lines with the
+ * path they read: with one error buffer per process, another file's line can land in this file's error).
+ */
+function namesOtherFile(message: string, input: string | Uint8Array): boolean {
+  return message.split('\n').some((l) => {
+    const prefix = /^(.+?): /.exec(l.trim())?.[1];
+    return prefix !== undefined && /[/\\]|\.\w{2,5}$/.test(prefix) && prefix !== input;
+  });
 }
 
 /** Whether a decoder message names another format's decoder than `format`'s (crosstalk). */
@@ -191,7 +235,7 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
   }
   const format = sniffFormat(await headOf(input));
   // a vague message, or one from another format's decoder (another file's failure): run again, alone
-  const vague = (e: unknown) => noReason(e) || (format !== undefined && foreign(messageOf(e).split('\n')[0]!, format));
+  const vague = (e: unknown) => noReason(e) || namesOtherFile(messageOf(e), input) || (format !== undefined && foreign(decisiveLine(messageOf(e), input), format));
   for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
@@ -228,12 +272,12 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {
       const m = await sharp(input, { limitInputPixels: false }).metadata();
-      return `image is ${m.width}x${m.height} (${(m.width ?? 0) * (m.height ?? 0)} pixels), over the limit of ${limit} pixels; refused as a possible decompression bomb`;
+      return pixelLimitMessage(m.width ?? 0, m.height ?? 0, limit);
     } catch {
       return `image exceeds the limit of ${limit} pixels; refused as a possible decompression bomb`;
     }
   }
-  return explain(err, format);
+  return explain(err, format, input);
 }
 
 /**
@@ -290,11 +334,16 @@ const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [
   ['PNG', (b) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47],
   ['GIF', (b) => b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46],
   ['WebP', (b) => b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45],
-  ['TIFF', (b) => (b[0] === 0x49 && b[1] === 0x49 && b[2] === 0x2a) || (b[0] === 0x4d && b[1] === 0x4d && b[3] === 0x2a)],
+  // classic TIFF (42) and BigTIFF (43), both byte orders
+  ['TIFF', (b) => (b[0] === 0x49 && b[1] === 0x49 && (b[2] === 0x2a || b[2] === 0x2b) && b[3] === 0) || (b[0] === 0x4d && b[1] === 0x4d && b[2] === 0 && (b[3] === 0x2a || b[3] === 0x2b))],
   ['BMP', (b) => b[0] === 0x42 && b[1] === 0x4d],
   ['ICO', (b) => b[0] === 0 && b[1] === 0 && b[2] === 1 && b[3] === 0],
   ['PSD', (b) => b[0] === 0x38 && b[1] === 0x42 && b[2] === 0x50 && b[3] === 0x53],
+  // Netpbm: P1–P7 and a whitespace byte (PBM, PGM, PPM, PAM)
+  ['PNM', (b) => b[0] === 0x50 && b[1]! >= 0x31 && b[1]! <= 0x37 && (b[2] === 0x0a || b[2] === 0x20 || b[2] === 0x0d || b[2] === 0x09)],
   ['PDF', (b) => b[0] === 0x25 && b[1] === 0x50 && b[2] === 0x44 && b[3] === 0x46],
+  // the JP2 signature box, or a bare JPEG 2000 codestream (SOC + SIZ markers)
+  ['JPEG 2000', (b) => (b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0x0c && b[4] === 0x6a && b[5] === 0x50) || (b[0] === 0xff && b[1] === 0x4f && b[2] === 0xff && b[3] === 0x51)],
   ['AVIF/HEIF', (b) => b[4] === 0x66 && b[5] === 0x74 && b[6] === 0x79 && b[7] === 0x70],
 ];
 

@@ -7,6 +7,18 @@
 import { invalidParameter } from '../core/errors.js';
 import type { PreprocessSpec } from './preprocess.js';
 
+/**
+ * The most pixels (width × height) an image may declare before it is decoded: 100 000 000 (e.g.
+ * 10000×10000, past any camera's photo). A larger one is refused as a possible decompression bomb, by
+ * sharp's limitInputPixels in Node (runtime/image/decode.ts) and by the page before the browser decodes it.
+ */
+export const MAX_IMAGE_PIXELS = 100_000_000;
+
+/** The refusal of an image over `limit` pixels, in the one wording every path gives (after the file's name). */
+export function pixelLimitMessage(width: number, height: number, limit = MAX_IMAGE_PIXELS): string {
+  return `image is ${width}x${height} (${width * height} pixels), over the limit of ${limit} pixels; refused as a possible decompression bomb`;
+}
+
 /** The parts of a preprocessing spec that decide the geometry. */
 export type FitSpec = Pick<PreprocessSpec, 'width' | 'height' | 'resize' | 'crop'>;
 

@@ -9,6 +9,15 @@ import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DECODED_IMAGE_EXTENSIONS, IMAGE_EXTENSIONS, readErrorReason } from '../image/decode.js';
 
+/**
+ * Whether a folder entry is hidden from every walk and class list: a name starting with "." (dotfiles,
+ * macOS's `._photo.jpg` AppleDouble files) or `__MACOSX`, the metadata folder a zip made on macOS
+ * unpacks (its `._*` files are not photos; as a class folder it stopped finetune and eval).
+ */
+export function isHiddenEntry(name: string): boolean {
+  return name.startsWith('.') || name === '__MACOSX';
+}
+
 export function isImageFile(f: string): boolean {
   return IMAGE_EXTENSIONS.includes(path.extname(f).toLowerCase());
 }
@@ -59,7 +68,7 @@ export async function walkFiles(dir: string, onSkip: (s: WalkSkip) => void, keep
     }
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const n of names) {
-      if (n.startsWith('.') && !opts.hidden) continue;
+      if (isHiddenEntry(n) && !opts.hidden) continue;
       const p = path.join(d, n);
       let st;
       try {
@@ -81,10 +90,15 @@ export async function walkFiles(dir: string, onSkip: (s: WalkSkip) => void, keep
 /** Extensions of image formats this build of sharp does not decode (named as unsupported, not as "not an image"). */
 const OTHER_IMAGE_EXTENSIONS = ['.bmp', '.dib', '.ico', '.cur', '.heic', '.heif', '.psd', '.jxl', '.jp2', '.j2k', '.dng', '.cr2', '.nef', '.arw', '.exr', '.hdr', '.tga', '.pcx', '.ppm', '.pgm', '.pbm', '.pnm'];
 
+/** Whether a file name is of an image format this build of sharp does not decode (.heic, .bmp, …): named as unsupported, never passed over unseen. */
+export function isUndecodedImageFile(name: string): boolean {
+  return OTHER_IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());
+}
+
 /** Why a file name is not taken as an image: an image format sharp does not decode, or not an image. */
 export function notAnImage(name: string): string {
   const ext = path.extname(name);
-  if (OTHER_IMAGE_EXTENSIONS.includes(ext.toLowerCase())) return `unsupported image format (${ext}; images are ${DECODED_IMAGE_EXTENSIONS.join(' ')})`;
+  if (isUndecodedImageFile(name)) return `unsupported image format (${ext}; images are ${DECODED_IMAGE_EXTENSIONS.join(' ')})`;
   return `not an image file (${ext || 'no extension'})`;
 }
 

@@ -7,6 +7,7 @@ import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../co
 import { dataTypeBits } from '../onnx/dtypes.js';
 import { decodeModel, encodeModel, type GraphProto, type OnnxModel, type TensorProto } from '../onnx/model.js';
 import { elementCount } from '../onnx/tensor-data.js';
+import { placeholderKind } from '../core/text.js';
 import { MAX_MODEL_FILE_BYTES, openRegularFile, readRange, readRegularFile, sideFilePath } from './read-file.js';
 
 /**
@@ -41,7 +42,8 @@ export async function loadModelFile(file: string): Promise<{ bytes: Uint8Array; 
   try {
     model = decodeModel(bytes);
   } catch (err) {
-    throw new EdgetuneError('EMODEL', `${file}: not a readable ONNX model (${messageOf(err)})`, { subject: file });
+    const instead = placeholderKind(bytes);
+    throw new EdgetuneError('EMODEL', instead ? `${file}: ${instead}` : `${file}: not a readable ONNX model (${messageOf(err)})`, { subject: file });
   }
   const externalFiles = await inlineExternalData(model, file);
   return { bytes: externalFiles.length ? encodeModel(model) : bytes, model, externalFiles };

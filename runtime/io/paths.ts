@@ -73,8 +73,18 @@ export function packagedLabelsDir(): string {
  * option that gave it. Errors: EARG `Expected a folder for <flag> but received ""`.
  */
 export function checkDirPath(dir: unknown, flag: string): string {
-  if (typeof dir !== 'string' || !dir.trim()) throw invalidParameter(flag, 'a folder', dir);
-  return dir;
+  return checkPathGiven(dir, flag, 'a folder');
+}
+
+/**
+ * checkDirPath's rule for any path (a file, a folder or a CSV, a model file): `p` as given, refused when
+ * it is not a string or is empty or blank (path.resolve('') is the current directory, which callers then
+ * read or write). `what` says what was expected. The CLI's parser applies it to every option its table marks `path`.
+ * Errors: EARG `Expected <what> for <flag> but received ""`.
+ */
+export function checkPathGiven(p: unknown, flag: string, what = 'a file'): string {
+  if (typeof p !== 'string' || !p.trim()) throw invalidParameter(flag, what, p);
+  return p;
 }
 
 /** A `cacheDir` option (checkDirPath: an empty one is refused, never the current directory), else cacheDir(). */

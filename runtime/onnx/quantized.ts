@@ -5,6 +5,8 @@
 // hold), onnxruntime's contrib operators (QGemm, QAttention, DynamicQuantizeMatMul, …) included.
 // Such a graph has no float weights to train or to quantize again: `quantize` refuses it,
 // `finetune --unfreeze` refuses it (naming the fp32 twin), `finetune --int8` writes it as it is.
+// Within that rule, an int8 graph whose only quantization operators are DequantizeLinear stores int8
+// weights but computes in float (a TFLite dynamic-range "hybrid" model, imported): `quantizesActivations`.
 
 import type { GraphProto, NodeProto } from './model.js';
 
@@ -38,4 +40,15 @@ export function quantizedOperators(g: Pick<GraphProto, 'node'>): Map<string, num
 /** Whether a graph is int8 (any quantization operator: the one rule, see the module header). */
 export function isQuantizedGraph(g: Pick<GraphProto, 'node'>): boolean {
   return g.node.some(isQuantizedOp);
+}
+
+/**
+ * Whether a graph computes in int8: it has a quantization operator (the one rule above) other than
+ * DequantizeLinear, i.e. something quantizes activations at run time (QuantizeLinear of a QDQ pair,
+ * QLinearConv, ConvInteger, DynamicQuantizeLinear…). False for a float graph and for an int8 graph
+ * whose quantization operators are all DequantizeLinear: int8 weights dequantized to float at run
+ * time, float activations (what a TFLite dynamic-range "hybrid" model imports as).
+ */
+export function quantizesActivations(g: Pick<GraphProto, 'node'>): boolean {
+  return g.node.some((n) => isQuantizedOp(n) && n.opType !== 'DequantizeLinear');
 }

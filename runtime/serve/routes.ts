@@ -28,7 +28,7 @@ import type { TensorData, TensorType } from '../core/tensor.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import type { TensorInfo } from '../session/ort.js';
 import { modelInfoOfCard } from '../core/metadata.js';
-import { DEFAULT_MAX_BATCH_SIZE, TRITON_CARD_PARAMETER, TRITON_DATA_TYPES, TRITON_SHA256_PARAMETER, tritonImageFormat } from '../fleet/triton.js';
+import { checkMaxBatchSize, DEFAULT_MAX_BATCH_SIZE, fixedBatchEntry, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER, tritonModelConfig, type TritonTensor } from '../fleet/triton.js';
 import { modelFileSha256 } from '../stream/metrics.js';
 import {
   HEADER_LENGTH,
@@ -83,7 +83,9 @@ export interface OipRoutesOptions {
   maxBodyBytes?: number;
   /**
    * Triton's max_batch_size for models that batch (every input and output with a dynamic first
-   * dimension): said in /config and enforced on /infer (400 above it). Default 8, as the export's.
+   * dimension): said in /config and enforced on /infer (400 above it). Default 8, as the export's; 0
+   * serves them without batching (/config gives full dims, as `export --max-batch-size 0` writes).
+   * Errors: EARG when not an integer >= 0.
    */
   maxBatchSize?: number;
   /** Refused and failed requests. */
@@ -125,7 +127,7 @@ export function servedSha256(clf: Classifier): Promise<string> {
 
 /** Whether every input's and output's first dimension is dynamic (then the model batches: Triton max_batch_size > 0). */
 export function isBatching(sig: Pick<Classifier['signature'], 'inputs' | 'outputs'>): boolean {
-  return [...sig.inputs, ...sig.outputs].every((t) => t.shape.length > 0 && !(typeof t.shape[0] === 'number' && t.shape[0] > 0));
+  return fixedBatchEntry(sig.inputs, sig.outputs) === undefined;
 }
 
 function metadataTensor(t: TensorInfo) {
@@ -141,33 +143,27 @@ export function modelMetadata(clf: Classifier) {
 /**
  * Triton's model configuration (model_config.proto's ModelConfig as JSON, the way Triton answers it:
  * field names as in the .proto, enums by name, int64 dims as JSON numbers — Triton's ModelConfigToJson
- * turns proto3's strings back into numbers, and its clients read them as such) of a served classifier,
- * as `edgetune export --format triton` writes it (runtime/fleet/triton.ts): platform onnxruntime_onnx;
- * max_batch_size `maxBatch` only when every input and output has a dynamic first dimension (dims then
- * leave it out), else 0 with the full dims; the image input's format (on 3 dims only, Triton's rule);
- * label_filename on the class output; the card (EmbeddedModelInfo JSON) and the model file's sha256
- * as parameters.
+ * turns proto3's strings back into numbers, and its clients read them as such) of a served classifier:
+ * the configuration `edgetune export --format triton` writes, built by the same function
+ * (runtime/fleet/triton.ts tritonModelConfig: batching, dims, data types, format, label_filename) with
+ * max_batch_size `maxBatch` for a model that batches (0: served without batching, full dims), plus
+ * Triton's defaults for backend and version policy, and the card (EmbeddedModelInfo JSON) and the
+ * model file's sha256 as parameters.
  */
 export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
   const sig = clf.signature;
-  const batching = isBatching(sig);
-  const dims = (t: TensorInfo) => metadataShape(batching ? t.shape.slice(1) : t.shape);
-  const type = (t: TensorInfo) => TRITON_DATA_TYPES[String(t.type)] ?? `TYPE_${String(t.type).toUpperCase()}`;
-  // as the export writes it: only on 3 dims (Triton refuses a format on the full dims of a fixed batch)
-  const format = (t: TensorInfo) => {
-    const f = t.name === clf.inputName ? tritonImageFormat(dims(t), clf.spec.layout) : undefined;
-    return f ? { format: f } : {};
-  };
-  const labels = (t: TensorInfo) => (t.name === clf.outputName && clf.card.task !== 'regression' ? { label_filename: 'labels.txt' } : {});
+  const name = servedName(clf);
+  const c = tritonModelConfig({ name, inputs: sig.inputs, outputs: sig.outputs, card: clf.card }, maxBatch, clf.modelPath);
+  const tensor = (t: TritonTensor) => ({ name: t.name, data_type: t.dataType, ...(t.format ? { format: t.format } : {}), dims: t.dims, ...(t.labelFilename ? { label_filename: t.labelFilename } : {}) });
   const sha256 = await servedSha256(clf);
   return {
-    name: servedName(clf),
+    name,
     platform: 'onnxruntime_onnx',
     backend: 'onnxruntime',
     version_policy: { latest: { num_versions: 1 } },
-    max_batch_size: batching ? maxBatch : 0,
-    input: sig.inputs.map((t) => ({ name: t.name, data_type: type(t), ...format(t), dims: dims(t) })),
-    output: sig.outputs.map((t) => ({ name: t.name, data_type: type(t), dims: dims(t), ...labels(t) })),
+    max_batch_size: c.maxBatchSize,
+    input: c.inputs.map(tensor),
+    output: c.outputs.map(tensor),
     parameters: {
       [TRITON_CARD_PARAMETER]: { string_value: JSON.stringify(modelInfoOfCard(clf.card, 'edgetune serve')) },
       ...(sha256 ? { [TRITON_SHA256_PARAMETER]: { string_value: sha256 } } : {}),
@@ -277,6 +273,7 @@ function safeDecode(s: string): string {
 export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
   checkOptionKeys('createOipRoutes', o, OIP_ROUTES_OPTION_KEYS);
   const limit = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  checkMaxBatchSize(o.maxBatchSize);
   const maxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   const log = o.log ?? (() => undefined);
   const find = (name: string) => o.models().find((m) => servedName(m) === name);
@@ -304,7 +301,8 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     const feeds = decodeInputs(request, binary, session.inputs);
     if (isBatching(clf.signature)) {
       for (const [k, t] of Object.entries(feeds)) {
-        if (t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
+        // max_batch_size 0: served without batching (full dims in /config), no batch limit
+        if (maxBatch > 0 && t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
         // onnxruntime fails on an empty batch deep in the graph (a 500 naming a Reshape node)
         if (t.dims[0]! < 1) throw new OipError(400, `input "${k}": batch of 0; a request holds at least one item (shape [${t.dims.join(',')}])`);
       }

@@ -6,6 +6,7 @@
 //   GET /metrics  Prometheus text (stream/metrics.ts): requests per model and status, latency histograms
 //   GET /healthz  200 {"status":"ok","models":[…]} (the process answers; readiness is /v2/health/ready)
 
+import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkClassifierOptionKeys, CLASSIFIER_OPTION_KEYS, loadClassifier, type Classifier, type ClassifierOptions } from '../classify/classifier.js';
@@ -15,6 +16,8 @@ import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
 import { createOipRoutes, servedName, servedSha256, type InferEvent } from './routes.js';
+import { tritonRepositoryModels } from '../fleet/triton.js';
+import { loadRegistry } from '../../models/loader.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
   /** Default 127.0.0.1. */
@@ -27,7 +30,7 @@ export interface ServeModelsOptions extends ClassifierOptions {
   token?: string;
   /** Largest inference body in bytes (413 above). Default routes.ts DEFAULT_MAX_BODY_BYTES. */
   maxBodyBytes?: number;
-  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8. */
+  /** Triton's max_batch_size for models that batch (said in /config, enforced on /infer). Default 8; 0: no batching (full dims). Integer >= 0. */
   maxBatchSize?: number;
   log?: (line: string) => void;
 }
@@ -97,13 +100,39 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
 }
 
 /**
- * Load each model (anything `--model` takes; sessions opened now, so a model that cannot run fails
- * here, naming it) and serve them all. Two references with the same name are an EARG error, and so is
- * an option it does not take (`serveModels: unknown option "prot" (options: …)`).
+ * `refs` with each folder replaced by the models of the Triton model repository it is (every entry's
+ * highest version), or of the repository entry it is (fleet/triton.ts tritonRepositoryModels). A
+ * registry id is kept as it is, even where a folder of that name exists (the loader's rule). Errors:
+ * EMODEL for a folder that is neither, or a repository entry without its model.
  */
-export async function serveModels(refs: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
-  if (!refs.length) throw new EdgetuneError('EARG', 'serve: no model given');
+async function servedRefs(refs: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const ref of refs) {
+    const isDir = await stat(ref).then((s) => s.isDirectory(), () => false);
+    if (!isDir || loadRegistry().get(ref)) {
+      out.push(ref);
+      continue;
+    }
+    const models = await tritonRepositoryModels(ref);
+    if (!models) {
+      throw new EdgetuneError('EMODEL', `${ref}: a folder, but neither a Triton model repository (no <name>/config.pbtxt in it) nor an entry of one (no config.pbtxt in it); serve takes model files, and the folders "edgetune export --format triton" writes`, { subject: ref });
+    }
+    out.push(...models.map((m) => m.file));
+  }
+  return out;
+}
+
+/**
+ * Load each model (anything `--model` takes, and a Triton model repository folder: every entry, its
+ * highest version, under its entry name, as Triton serves it; sessions opened now, so a model that
+ * cannot run fails here, naming it) and serve them all. Two references with the same name are an EARG
+ * error, and so is an option it does not take (`serveModels: unknown option "prot" (options: …)`); a
+ * folder that is no repository is EMODEL (servedRefs).
+ */
+export async function serveModels(given: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
+  if (!given.length) throw new EdgetuneError('EARG', 'serve: no model given');
   checkClassifierOptionKeys('serveModels', o, SERVE_MODELS_OPTION_KEYS);
+  const refs = await servedRefs(given);
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
   try {

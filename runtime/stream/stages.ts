@@ -151,6 +151,7 @@ export async function inferenceStages(
 ): Promise<InferenceStages> {
   const { inputName, outputName } = clf;
   const outputKind = clf.card.outputKind;
+  const task = clf.card.task;
   const prepare = (frame: Frame) => toTensor([frame], clf.spec);
   // a calibrated model's unknown score (the classifier found its output in the graph: unknownThreshold is set)
   const unknownOutput = clf.unknownThreshold !== undefined ? clf.card.openSet?.output : undefined;
@@ -162,7 +163,7 @@ export async function inferenceStages(
     const { providers, threads, graphOptimizationLevel } = clf.sessionOptions;
     const provider = clf.provider;
     const session = opts.sessionOptions ?? { providers: provider === 'unopened' ? providers : [provider], threads, graphOptimizationLevel };
-    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind, ...(unknownOutput ? { unknownOutput } : {}) }, opts.onWarning);
+    const w = await startWorker({ modelPath: clf.modelPath, session, inputName, outputName, outputKind, ...(task ? { task } : {}), ...(unknownOutput ? { unknownOutput } : {}) }, opts.onWarning);
     return { classifier: clf, mode: 'worker', provider: w.provider, prepare, infer: (t) => w.infer(t), dispose: () => w.dispose(), worker: w.diagnostics };
   }
   const session = await clf.open();
@@ -178,7 +179,7 @@ export async function inferenceStages(
       const ms = performance.now() - t;
       const row = asFloat32(res[outputName]!);
       const unknown = unknownOutput ? asFloat32(res[unknownOutput]!)[0] : undefined;
-      return { probs: toProbabilities(row, outputKind).slice(), ms, ...(unknown !== undefined ? { unknown } : {}) };
+      return { probs: toProbabilities(row, outputKind, task).slice(), ms, ...(unknown !== undefined ? { unknown } : {}) };
     },
   };
 }

@@ -51,6 +51,12 @@ export interface SmoothedLabel {
    * anything taught); above the classifier's unknownThreshold the label is "unknown" whatever the probabilities.
    */
   unknownScore?: number;
+  /**
+   * A multilabel model: every label whose smoothed probability is above MULTILABEL_THRESHOLD, highest
+   * first (classify's rule, classify/postprocess.ts readOutput; empty when none is), scores rounded to
+   * 4 decimals. Absent for other models. `label` stays the single most probable one.
+   */
+  labels?: Prediction[];
 }
 
 export interface StreamResult {

@@ -6,7 +6,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { toProbabilities } from '../classify/postprocess.js';
-import type { OutputKind } from '../core/model-card.js';
+import type { ModelTask, OutputKind } from '../core/model-card.js';
 import { createSession, type SessionOptions } from '../session/session.js';
 import { asFloat32, type TensorData } from '../core/tensor.js';
 import { messageOf } from '../core/errors.js';
@@ -18,6 +18,8 @@ export interface WorkerInit {
   outputName: string;
   /** The model card's output kind (`auto`: decided per row). */
   outputKind: OutputKind;
+  /** The card's task (multilabel rows get a sigmoid, not a softmax: postprocess.ts toProbabilities). */
+  task?: ModelTask;
   /** The open-set output (card `openSet.output`) to fetch too, for a calibrated model. */
   unknownOutput?: string;
 }
@@ -57,7 +59,7 @@ if (parentPort && (workerData as { edgetuneStreamWorker?: WorkerInit } | undefin
         const res = await session.run({ [init.inputName]: m.tensor }, init.unknownOutput ? [init.outputName, init.unknownOutput] : [init.outputName]);
         const ms = performance.now() - t;
         const row = asFloat32(res[init.outputName]!);
-        const probs = toProbabilities(row, init.outputKind).slice();
+        const probs = toProbabilities(row, init.outputKind, init.task).slice();
         const unknown = init.unknownOutput ? asFloat32(res[init.unknownOutput]!)[0] : undefined;
         post({ type: 'result', id: m.id, probs, ms, ...(unknown !== undefined ? { unknown } : {}) }, [probs.buffer as ArrayBuffer]);
       } catch (err) {

@@ -30,6 +30,7 @@ import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxMod
 import { DataType, findConsumers, getOpsetVersion, makeNode, makeTensor, makeTensorType, makeValueInfo, producerMap, pruneGraph, setIntAttribute, setIntsAttribute } from '../onnx/graph.js';
 import * as v from 'valibot';
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { checkOptionKeys } from '../core/options.js';
 import { METADATA_KEY, ModelInfoSchema } from '../core/metadata.js';
 import { parseJsonContract } from '../core/schema.js';
 import type { PreprocessSpec } from '../image/preprocess.js';
@@ -139,7 +140,38 @@ export function findCut(model: OnnxModel, hint?: string | null): CutSpec {
 
 function rankOf(model: OnnxModel, tensor: string): number | undefined {
   const vi = [...model.graph.valueInfo, ...model.graph.output].find((v) => v.name === tensor);
-  return vi?.type?.tensorType?.shape?.dim?.length;
+  return vi?.type?.tensorType?.shape?.dim?.length ?? producedRank(model, tensor);
+}
+
+/** Operators whose output has their first input's rank (element-wise, and the inference forms of normalisation). */
+const RANK_KEEPING_OPS = new Set([
+  'Relu', 'Clip', 'LeakyRelu', 'PRelu', 'Elu', 'Selu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Softmax', 'Identity', 'Dropout',
+  'Add', 'Sub', 'Mul', 'Div', 'BatchNormalization', 'QuantizeLinear', 'DequantizeLinear', 'Cast',
+]);
+
+/**
+ * A tensor's rank from the nodes that make it, when no value_info says (tf2onnx writes none for its
+ * dense layers): Flatten and Gemm give 2 (ONNX: Gemm's inputs are matrices), a Reshape to a constant
+ * shape that shape's length, a MatMul by a matrix its first input's rank, element-wise operators their
+ * first input's. Undefined when the chain reaches anything else.
+ */
+function producedRank(model: OnnxModel, tensor: string): number | undefined {
+  const prod = producerMap(model.graph);
+  const inits = new Map(model.graph.initializer.map((t) => [t.name ?? '', t]));
+  for (let name = tensor, steps = 0; steps < 64; steps++) {
+    const p = prod.get(name);
+    if (!p) return undefined;
+    const op = p.opType ?? '';
+    if (op === 'Flatten' || op === 'Gemm') return 2;
+    if (op === 'Reshape') {
+      const shape = inits.get(p.input[1] ?? '');
+      return shape?.dims.length === 1 ? Number(shape.dims[0]) : undefined;
+    }
+    if (op === 'MatMul' && inits.get(p.input[1] ?? '')?.dims.length !== 2) return undefined;
+    if (op !== 'MatMul' && !RANK_KEEPING_OPS.has(op)) return undefined;
+    name = p.input[0] ?? '';
+  }
+  return undefined;
 }
 
 /** Values per row of a tensor ([N, …] → product of the rest) from value_info, or 0 when unknown. */
@@ -418,6 +450,7 @@ export function exportClassifierModel(
   provenance?: Record<string, unknown>,
   openSet?: { detector: MahalanobisDetector | LayeredDetector; calibration: OpenSetCalibration },
 ): Uint8Array {
+  checkOptionKeys('exportClassifierModel', openSet, ['detector', 'calibration'], 'openSet');
   checkHead(head, labels, cut.dims);
   if (openSet && (head.task ?? 'classification') !== 'classification') throw new EdgetuneError('EARG', 'an open-set calibration needs a classification head');
   if (openSet?.detector.method === 'mahalanobis' && openSet.detector.dims !== head.dims) throw invalidParameter("the open-set detector's embedding size", String(head.dims), openSet.detector.dims);

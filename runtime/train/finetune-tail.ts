@@ -19,6 +19,7 @@
 //   - backbone learning rate: UNFREEZE_DEFAULTS.backboneLrRatio × the head's (one tenth), unless given.
 
 import { EdgetuneError, invalidParameter } from '../core/errors.js';
+import { checkOptionKeys } from '../core/options.js';
 import { DataType, getInitializer, readFloat32 } from '../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../onnx/model.js';
 import { foldBatchNorm } from '../onnx/passes/fold-batchnorm.js';
@@ -27,7 +28,7 @@ import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
 import type { InputSize } from './graph/shapes.js';
-import { evaluateTail, exportTail, trainTail, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
@@ -154,13 +155,16 @@ export interface UnfrozenResult extends TailTrainResult {
   logits: { before: Float32Array; after: Float32Array };
 }
 
-/** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). */
+/** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). EARG for a key `input`, `config` or `hooks` does not take. */
 export async function trainUnfrozen(
   plan: UnfreezePlan,
   input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailData> },
   config: Partial<TailTrainConfig> = {},
   hooks: Parameters<typeof trainTail>[2] = {},
 ): Promise<UnfrozenResult> {
+  checkOptionKeys('trainUnfrozen', input, TAIL_INPUT_KEYS.filter((k) => k !== 'tail'), 'input');
+  checkOptionKeys('trainUnfrozen', config, TAIL_CONFIG_KEYS, 'config');
+  checkOptionKeys('trainUnfrozen', hooks, TAIL_HOOK_KEYS, 'hooks');
   if (input.head.normalize) throw new EdgetuneError('EARG', '--unfreeze needs a trained head (linear or mlp): a prototype head normalises its input and cannot be trained through');
   const r = await trainTail({ tail: plan.cut.tail, head: input.head, classes: input.classes, train: input.train, val: input.val, createSession: input.createSession, refresh: input.refresh }, { trainable: plan.trainable, ...config }, hooks);
   const evalSet = input.val ?? input.train;

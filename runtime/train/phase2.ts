@@ -42,6 +42,7 @@ import type { OnnxModel } from '../onnx/model.js';
 import { encodeModel } from '../onnx/model.js';
 import { asFloat32, concatFloat32 } from '../core/tensor.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
+import { TRAIN_CONFIG_KEYS } from './config.js';
 
 /** Phase-2 settings beside the head's trainer config (each default: UNFREEZE_DEFAULTS, see the module header). */
 export interface Phase2Settings {
@@ -253,6 +254,13 @@ export interface Phase2Options<T extends { label: number }> {
   onEpoch?(e: TailEpochStats, epochs: number): void;
 }
 
+/** Every key of Phase2Options, for refusing a misspelt one (runPhase2). The type below fails to compile when a key is missing. */
+export const PHASE2_OPTION_KEYS = [
+  'plan', 'head', 'classes', 'train', 'val', 'views', 'augment', 'seed', 'embedder', 'createSession', 'config', 'settings', 'blocks', 'signal', 'onActivations', 'onEpoch',
+] as const satisfies readonly (keyof Phase2Options<{ label: number }>)[];
+/** `never` while PHASE2_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedPhase2Option = AssertNever<Exclude<keyof Phase2Options<{ label: number }>, (typeof PHASE2_OPTION_KEYS)[number]>>;
+
 export interface Phase2Result {
   /** The tuned head when phase 2 is kept; the head it started from when not. */
   head: HeadWeights;
@@ -334,10 +342,13 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
 
 /**
  * Run phase 2 (see the module header). Errors: as trainUnfrozen and the embedder (EARG for a prototype
- * head or divergence); EARG for a setting it does not know (`runPhase2: unknown option "settings.lrBackbne"
- * (settings options: lrBackbone, …)`).
+ * head or divergence); EARG for an option, a trainer config key or a setting it does not know
+ * (`runPhase2: unknown option "setings" (options: plan, …)`, `… "config.epoch" (config options: …)`,
+ * `runPhase2: unknown option "settings.lrBackbne" (settings options: lrBackbone, …)`).
  */
 export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>): Promise<Phase2Result> {
+  checkOptionKeys('runPhase2', o, PHASE2_OPTION_KEYS);
+  checkOptionKeys('runPhase2', o.config, TRAIN_CONFIG_KEYS, 'config');
   checkOptionKeys('runPhase2', o.settings, PHASE2_SETTING_KEYS, 'settings');
   const t0 = performance.now();
   const { plan } = o;

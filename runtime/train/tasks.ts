@@ -104,7 +104,12 @@ export interface MultilabelMetrics {
   perLabel: LabelMetrics[];
   /** F1 of the pooled true / false positives and false negatives of every label. */
   microF1: number;
-  /** Unweighted mean of the per-label F1. */
+  /**
+   * Unweighted mean of the per-label F1 over the labels where F1 is defined (some row has the label on
+   * or predicted on: tp + fp + fn > 0). A label absent from the rows and never predicted (e.g. a
+   * validation CSV that covers a subset of the training labels) is left out instead of counting as 0.
+   * 0 when no label qualifies.
+   */
   macroF1: number;
   /** Rows whose every label decision is right. */
   exactMatch: number;
@@ -148,7 +153,10 @@ export function multilabelMetrics(probs: ArrayLike<number>, truth: ArrayLike<num
     threshold,
     perLabel,
     microF1: f1of(sum(tp), sum(fp), sum(fn)).f1,
-    macroF1: perLabel.reduce((a, m) => a + m.f1, 0) / Math.max(1, K),
+    macroF1: (() => {
+      const defined = perLabel.filter((_, k) => tp[k]! + fp[k]! + fn[k]! > 0);
+      return defined.length ? defined.reduce((a, m) => a + m.f1, 0) / defined.length : 0;
+    })(),
     exactMatch: n ? exact / n : 0,
     labelAccuracy: n ? right / (n * K) : 0,
   };

@@ -6,7 +6,7 @@
 // better on held-out photos never used for training or validation. On a phase-2 tuned model the extra
 // photos are embedded by the tuned backbone. Bad uses are refused with the reason.
 
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
@@ -72,10 +72,28 @@ describe('finetune resume with more examples of an existing class', () => {
     expect(accMore - accBase).toBeGreaterThanOrEqual(0.3 - 1e-9);
   });
 
+  it('photos the model was trained on (the same bytes) are skipped, and the run says how many', async () => {
+    // the 37 new roses photos and the 3 the base trained on: before, the 3 were embedded again and
+    // counted twice (roses 43 training images, 3 of them twice), their rows already in the resume data
+    const dup = path.join(work, 'dup-roses');
+    mkdirSync(dup);
+    for (const f of photos('train', 'roses')) copyFileSync(f, path.join(dup, path.basename(f)));
+    const out = path.join(work, 'dup.onnx');
+    const r = await finetune(undefined, { ...quick, resume: base, addExamples: [{ name: 'roses', dir: dup }], out });
+    expect(r.counts.train).toEqual({ daisy: 40, roses: 40, tulips: 40 });
+    expect(r.examples).toEqual({ roses: 40 - FEW });
+    const names = photos('train', 'roses').slice(0, FEW).map((f) => path.join('dup-roses', path.basename(f)));
+    expect(r.warnings).toContain(`--add-examples: skipped ${FEW} images already in ${base}'s data (the same bytes as an image its resume data holds): ${names.join(', ')}`);
+    const after = decodeResume(readFileSync(resumePath(out)));
+    expect(after.images.length - decodeResume(readFileSync(resumePath(base))).images.length).toBe(40 - FEW);
+  });
+
   it('a phase-2 tuned model embeds the extra photos with its tuned backbone', async () => {
     // a tuned model (mobilenetv2-fp32, its last block unfrozen) on 10 daisy / 10 tulips photos; resumed
     // with a folder holding one of its own training photos again: the row embedded for it now must be the
-    // row the resume data keeps for that photo (embedded by the tuned backbone), not the base backbone's
+    // row the resume data keeps for that photo (embedded by the tuned backbone), not the base backbone's.
+    // The copy has one zero byte after the JPEG's end (the same pixels, other bytes): the very same bytes
+    // would be skipped as a photo the model has (the test above)
     const d = tempDir('edgetune-addex-tuned-');
     const train = ['daisy', 'tulips'].flatMap((label) => photos('train', label).slice(0, 10).map((file) => ({ file, label })));
     const tuned = path.join(d, 'tuned.onnx');
@@ -83,7 +101,7 @@ describe('finetune resume with more examples of an existing class', () => {
     expect(r0.unfreeze).toBeDefined();
     const again = path.join(d, 'again');
     mkdirSync(again);
-    copyFileSync(photos('train', 'daisy')[0]!, path.join(again, 'same.jpg'));
+    writeFileSync(path.join(again, 'same.jpg'), Buffer.concat([readFileSync(photos('train', 'daisy')[0]!), Buffer.from([0])]));
     const out = path.join(d, 'more.onnx');
     // no cache: the photo is embedded afresh by the resumed model's graph
     const r = await finetune(undefined, { ...quick, cache: null, epochs: 10, resume: tuned, addExamples: [{ name: 'daisy', dir: again }], out });

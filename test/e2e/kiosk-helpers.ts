@@ -26,7 +26,7 @@ export interface Kiosk {
   stop(): Promise<void>;
 }
 
-/** Start `edgetune kiosk --port 0` serving `model` (offline, models from the shared folder); resolves with its URL. */
+/** Start `edgetune kiosk --port 0` serving `model` (a registry id or a file; offline, models from the shared folder); resolves with its URL. */
 export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
   const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
   if (!existsSync(cli)) throw new Error(`${cli} missing: run "npm run build" first`);
@@ -38,10 +38,14 @@ export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
   server.stderr.on('data', (d) => (log += d));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`kiosk did not start:\n${out}\n${log}`)), 120_000);
+    const timer = setTimeout(() => {
+      server.kill('SIGTERM'); // not left running behind the failed test
+      reject(new Error(`kiosk did not start:\n${out}\n${log}`));
+    }, 120_000);
     server.stdout.on('data', (d) => {
       out += d;
-      const m = new RegExp(`serving ${model.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at (http://127\\.0\\.0\\.1:\\d+/)`).exec(out);
+      // a model file is named by its base name ("serving ml.onnx at …")
+      const m = new RegExp(`serving ${path.basename(model).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at (http://127\\.0\\.0\\.1:\\d+/)`).exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -7,8 +7,9 @@
 // CLI. EDGETUNE_KIOSK_SCREENSHOT=<png> also saves a screenshot of the running app (docs/kiosk.png).
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
@@ -110,6 +111,42 @@ describe('edgetune kiosk in Chromium', () => {
     expect(await text('#fps')).toMatch(/^\d+\.\d fps$/);
     expect(await page.locator('#camera option').count()).toBeGreaterThanOrEqual(1);
     if (process.env.EDGETUNE_KIOSK_SCREENSHOT) await page.screenshot({ path: process.env.EDGETUNE_KIOSK_SCREENSHOT });
+  });
+
+  it('refuses an uploaded photo declaring more than 100 000 000 pixels from its header, and keeps classifying the next one', async () => {
+    // a valid 12000×12000 1-bit PNG of 17.6 KB, made here: before, the page decoded it (4.7 s, the JS
+    // heap 42 → 614 MB) and showed "match"; a 20000×14000 JPEG left every later photo classified "match"
+    const bomb = path.join(work, 'bomb.png');
+    const chunk = (type: string, data: Buffer) => {
+      const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+      const out = Buffer.alloc(12 + data.length);
+      out.writeUInt32BE(data.length, 0);
+      td.copy(out, 4);
+      out.writeUInt32BE(zlib.crc32(td), 8 + data.length);
+      return out;
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(12000, 0);
+    ihdr.writeUInt32BE(12000, 4);
+    ihdr[8] = 1; // bit depth 1, gray
+    const idat = zlib.deflateSync(Buffer.alloc((1 + 1500) * 12000), { level: 9 });
+    writeFileSync(bomb, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]));
+    await open('?ep=wasm');
+    const cat = shared('camera', 'winml_cat.jpg');
+    for (const f of [cat, bomb, cat]) {
+      await page.evaluate(() => {
+        delete document.getElementById('top1')?.dataset.source;
+        document.getElementById('error')!.textContent = '';
+      });
+      await page.locator('#photo-input').setInputFiles(f);
+      await page.waitForFunction((n) => document.getElementById('top1')?.dataset.source === n || document.getElementById('error')?.textContent, path.basename(f));
+      if (f === bomb) {
+        expect(await text('#error')).toBe('bomb.png: image is 12000x12000 (144000000 pixels), over the limit of 100000000 pixels; refused as a possible decompression bomb');
+      } else {
+        expect(await text('#error')).toBe('');
+        expect(await page.locator('#top1').getAttribute('data-label')).toBe('Egyptian Mau');
+      }
+    }
   });
 
   it('falls back from a forced unavailable provider, fails with every cause when none works, rejects unknown names', async () => {

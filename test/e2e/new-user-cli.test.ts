@@ -117,14 +117,14 @@ describe('eval --unknown', () => {
 describe('finetune --resume', () => {
   const sunflowers = shared('datasets', 'tf_flowers-dev', 'train', 'sunflowers');
 
-  it('refuses a class name a label cannot be (empty, blank, a line break, "/", outer spaces) before any work', async () => {
-    // the name is checked first: the resumed model need not even exist
-    for (const name of ['', '  ', 'sun\nflowers', 'a/b', ' sunflowers']) {
+  it('refuses a class name a label cannot be (empty, blank, ".", "..", a line break, "/", outer spaces) before any work', async () => {
+    // the name is checked first: the resumed model need not even exist ("." and ".." were taken: a class folder "." is the dataset itself)
+    for (const name of ['', '  ', '.', '..', 'sun\nflowers', 'a/b', ' sunflowers']) {
       const out = path.join(work, 'named.onnx');
       const r = await runCli(['finetune', '--resume', path.join(work, 'absent.onnx'), '--add-class', name, sunflowers, '--out', out], { env });
       expect(r.code, name).toBe(2);
       expect(r.stderr).toBe(
-        `edgetune finetune: Expected a class name (not empty; no line break or other control character, no "/", no leading or trailing space) for --add-class but received ${JSON.stringify(name)}\n`,
+        `edgetune finetune: Expected a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space) for --add-class but received ${JSON.stringify(name)}\n`,
       );
     }
   });

@@ -125,7 +125,7 @@ describe('watch and capture given a folder of frames', () => {
 describe('capture --class and --out', () => {
   it('refuse a class name the label rule refuses (finetune would train a class " car"), and an empty --out', async () => {
     const out = path.join(work, 'class-ds');
-    const rule = 'a class name (not empty; no line break or other control character, no "/", no leading or trailing space) that names a folder (not "." or "..", no "\\")';
+    const rule = 'a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space) that names a folder (no "\\")';
     for (const name of [' car', 'car ', 'a\tb', '..']) {
       const r = await runCli(['capture', 'test:', '--class', name, '--out', out, '--count', '1', '--as-fast-as-possible'], { env });
       expect(r.code).toBe(2);
@@ -137,7 +137,7 @@ describe('capture --class and --out', () => {
     mkdirSync(cwd);
     const e = await runCli(['capture', 'test:', '--class', 'car', '--out', '', '--count', '1', '--as-fast-as-possible'], { cwd, env });
     expect(e.code).toBe(2);
-    expect(e.stderr.split('\n')[0]).toBe('edgetune capture: --out is required');
+    expect(e.stderr.split('\n')[0]).toBe('edgetune capture: Expected a folder for --out but received ""');
     expect(readdirSync(cwd)).toEqual([]);
   });
 });

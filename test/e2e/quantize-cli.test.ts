@@ -3,7 +3,7 @@
 // calibration folder with no decodable image, a corrupt image among good ones (skipped and
 // reported), an --exclude name that does not exist, and --out over an existing file (atomic: a
 // failed run leaves the old file intact, a good one replaces it, no temp files remain).
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readModelInfo } from '../../runtime/io/model-file.js';
@@ -176,4 +176,184 @@ describe('edgetune quantize', () => {
     expect(h.code).toBe(0);
     expect(h.stdout).toContain('Usage: edgetune quantize');
   });
+});
+
+describe('quantize --eval of a regression model (its outputs are values, not class scores)', () => {
+  const work = tempDir('edgetune-quant-rg-');
+  const flowers = (split: string, c: string) => shared('datasets', 'tf_flowers-dev', split, c);
+  const yellowness = (c: string) => (c === 'daisy' ? 0 : 1);
+  const classes = ['daisy', 'dandelion', 'sunflowers'];
+  /** Photos `from`..`to` (sorted) of each class of tf_flowers-dev/<split>. */
+  const photos = (split: string, from: number, to: number) => classes.flatMap((c) => readdirSync(flowers(split, c)).sort().slice(from, to).map((f) => ({ c, f, file: path.join(flowers(split, c), f) })));
+
+  it('reports |int8 − float| per output and, with the folder\'s labels.csv, MAE / RMSE / R² of both (no top-1 agreement or KL)', async () => {
+    // a regression model as finetune --task regression writes one: yellowness 0 for daisies, 1 for dandelions and sunflowers
+    writeFileSync(path.join(work, 'rg.csv'), `file,yellowness\n${photos('train', 0, 8).map((p) => `${p.file},${yellowness(p.c)}\n`).join('')}`);
+    const ft = await runCli(['finetune', 'rg.csv', '--task', 'regression', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--out', 'rgf.onnx'], { cwd: work });
+    expect(ft.code, ft.stderr).toBe(0);
+    const calib = path.join(work, 'calib');
+    for (const p of photos('train', 8, 12)) {
+      mkdirSync(path.join(calib, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(calib, p.c, p.f));
+    }
+    // the eval folder: 5 val photos per class and their targets, as finetune --val reads a regression CSV
+    const ev = path.join(work, 'ev');
+    const evals = photos('val', 0, 5);
+    for (const p of evals) {
+      mkdirSync(path.join(ev, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(ev, p.c, p.f));
+    }
+    writeFileSync(path.join(ev, 'labels.csv'), `file,yellowness\n${evals.map((p) => `${p.c}/${p.f},${yellowness(p.c)}\n`).join('')}`);
+    const args = ['quantize', '--model', 'rgf.onnx', '--calib', 'calib', '--calib-count', '12', '--out', 'rgq.onnx', '--eval', 'ev'];
+    const r = await runCli([...args, '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    type Metrics = { mae: number; rmse: number; r2: number };
+    const rep = (JSON.parse(r.stdout) as { report: Record<string, unknown> & { regression: { outputs: string[]; meanAbsDiff: number[]; maxAbsDiff: number[]; targets: { images: number; float: Metrics; int8: Metrics } } } }).report;
+    // before: agreementTop1 1 and meanKL -0.014815 (figures of class scores read off one value), and no regression figures
+    expect([rep.agreementTop1, rep.top5Overlap, rep.meanKL, rep.accuracyFloat, rep.images]).toEqual([null, null, null, null, 15]);
+    const g = rep.regression;
+    expect([g.outputs, g.targets.images]).toEqual([['yellowness'], 15]);
+
+    // the same figures from classify's values of both models on the same photos, and the CSV's targets
+    const values = async (model: string) => {
+      const c = await runCli(['classify', ...evals.map((p) => path.join('ev', p.c, p.f)), '--model', model, '--json'], { cwd: work });
+      expect(c.code, c.stderr).toBe(0);
+      const rows = c.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; values: { value: number }[] });
+      return new Map(rows.map((x) => [path.resolve(work, x.file), x.values[0]!.value]));
+    };
+    const vf = await values('rgf.onnx');
+    const vq = await values('rgq.onnx');
+    const files = evals.map((p) => path.join(ev, p.c, p.f));
+    const diffs = files.map((f) => Math.abs(vq.get(f)! - vf.get(f)!));
+    const errors = (v: Map<string, number>) => evals.map((p, i) => v.get(files[i]!)! - yellowness(p.c));
+    const mae = (e: number[]) => e.reduce((a, x) => a + Math.abs(x), 0) / e.length;
+    const rmse = (e: number[]) => Math.sqrt(e.reduce((a, x) => a + x * x, 0) / e.length);
+    // 4 decimals: the report rounds to 6 significant digits, and classify runs batches where the report runs single images
+    expect(g.meanAbsDiff[0]).toBeCloseTo(diffs.reduce((a, b) => a + b, 0) / diffs.length, 4);
+    expect(g.maxAbsDiff[0]).toBeCloseTo(Math.max(...diffs), 4);
+    expect([g.targets.float.mae, g.targets.float.rmse]).toEqual([expect.closeTo(mae(errors(vf)), 4), expect.closeTo(rmse(errors(vf)), 4)]);
+    expect([g.targets.int8.mae, g.targets.int8.rmse]).toEqual([expect.closeTo(mae(errors(vq)), 4), expect.closeTo(rmse(errors(vq)), 4)]);
+    // measured (12 calibration photos): mean |int8 − float| 0.048, max 0.090 for values that span 0..1 — int8 moves them by
+    // a few hundredths, not a class's worth
+    expect(g.meanAbsDiff[0]).toBeGreaterThan(0);
+    expect(g.maxAbsDiff[0]).toBeLessThan(0.25);
+
+    const t = await runCli(args, { cwd: work });
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/^mean \|int8 − float\| yellowness +\d+\.\d+$/m);
+    expect(t.stdout).toMatch(/^MAE vs targets yellowness +\d+\.\d+ +\d+\.\d+$/m);
+    expect(t.stdout).toContain('15 images with a row in ev/labels.csv');
+    expect(t.stdout).not.toMatch(/top-1 agreement|mean KL|accuracy \(labelled\)/);
+
+    // targets that are not the model's outputs: refused naming the CSV, before calibrating (nothing written)
+    writeFileSync(path.join(ev, 'labels.csv'), `file,greenness\n${evals.map((p) => `${p.c}/${p.f},1\n`).join('')}`);
+    const bad = await runCli(['quantize', '--model', 'rgf.onnx', '--calib', 'calib', '--out', 'bad.onnx', '--eval', 'ev'], { cwd: work });
+    expect([bad.code, bad.stderr]).toEqual([1, `edgetune quantize: ev/labels.csv: its targets are greenness but ${path.join(work, 'rgf.onnx')} outputs yellowness: the rows need one value per output, in that order\n`]);
+    expect(existsSync(path.join(work, 'bad.onnx'))).toBe(false);
+  }, 240_000);
+});
+
+describe('quantize --eval of a multilabel model (one sigmoid per label, not a distribution over classes)', () => {
+  const work = tempDir('edgetune-quant-ml-');
+  const flowers = (split: string, c: string) => shared('datasets', 'tf_flowers-dev', split, c);
+  /** daisy → daisy; dandelion and sunflowers → themselves and yellow (as test/e2e/multilabel-stream.test.ts). */
+  const labelsOf = (c: string) => (c === 'daisy' ? [c] : [c, 'yellow']);
+  const classes = ['daisy', 'dandelion', 'sunflowers'];
+  const photos = (split: string, from: number, to: number) => classes.flatMap((c) => readdirSync(flowers(split, c)).sort().slice(from, to).map((f) => ({ c, f, file: path.join(flowers(split, c), f) })));
+
+  it('reports label decisions that agree, |p int8 − p float| per label and, with the folder\'s labels.csv, micro / macro F1 of both (no top-1 agreement or KL)', async () => {
+    writeFileSync(path.join(work, 'ml.csv'), `file,labels\n${photos('train', 0, 8).map((p) => `${p.file},${labelsOf(p.c).join(';')}\n`).join('')}`);
+    const ft = await runCli(['finetune', 'ml.csv', '--task', 'multilabel', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--out', 'mlf.onnx'], { cwd: work });
+    expect(ft.code, ft.stderr).toBe(0);
+    const calib = path.join(work, 'calib');
+    for (const p of photos('train', 8, 12)) {
+      mkdirSync(path.join(calib, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(calib, p.c, p.f));
+    }
+    // the eval folder: 5 val photos per class and their labels, as finetune --task multilabel --val reads them
+    const ev = path.join(work, 'ev');
+    const evals = photos('val', 0, 5);
+    for (const p of evals) {
+      mkdirSync(path.join(ev, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(ev, p.c, p.f));
+    }
+    writeFileSync(path.join(ev, 'labels.csv'), `file,labels\n${evals.map((p) => `${p.c}/${p.f},${labelsOf(p.c).join(';')}\n`).join('')}`);
+    const args = ['quantize', '--model', 'mlf.onnx', '--calib', 'calib', '--calib-count', '12', '--out', 'mlq.onnx', '--eval', 'ev'];
+    const r = await runCli([...args, '--json'], { cwd: work });
+    expect(r.code, r.stderr).toBe(0);
+    type F1 = { microF1: number; macroF1: number };
+    type Ml = { labels: string[]; threshold: number; decisionAgreement: number; meanAbsDiff: number[]; maxAbsDiff: number[]; targets: { images: number; float: F1; int8: F1 } };
+    const rep = (JSON.parse(r.stdout) as { report: Record<string, unknown> & { multilabel: Ml } }).report;
+    // before: agreementTop1 1, meanKL -0.01113 (a softmax KL of the sigmoids) and accuracyFloat 0.2667 (class folders as
+    // single labels), and no multilabel figures
+    expect([rep.agreementTop1, rep.top5Overlap, rep.meanKL, rep.accuracyFloat, rep.images]).toEqual([null, null, null, null, 15]);
+    const g = rep.multilabel;
+    const labels = ['daisy', 'dandelion', 'sunflowers', 'yellow'];
+    expect([g.labels, g.threshold, g.targets.images]).toEqual([labels, 0.5, 15]);
+    // the report file holds the same figures
+    expect((JSON.parse(readFileSync(path.join(work, 'mlq.report.json'), 'utf8')) as { multilabel: Ml }).multilabel).toEqual(g);
+
+    // the same figures from classify's probabilities of both models on the same photos (--top 5: every label's)
+    const probs = async (model: string) => {
+      const c = await runCli(['classify', ...evals.map((p) => path.join('ev', p.c, p.f)), '--model', model, '--json'], { cwd: work });
+      expect(c.code, c.stderr).toBe(0);
+      const rows = c.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; top: { label: string; score: number }[] });
+      return new Map(rows.map((x) => [path.resolve(work, x.file), labels.map((l) => x.top.find((t) => t.label === l)!.score)]));
+    };
+    const pf = await probs('mlf.onnx');
+    const pq = await probs('mlq.onnx');
+    const files = evals.map((p) => path.join(ev, p.c, p.f));
+    const on = (p: number) => p > 0.5;
+    let same = 0;
+    for (const f of files) labels.forEach((_, k) => (same += on(pf.get(f)![k]!) === on(pq.get(f)![k]!) ? 1 : 0));
+    expect(g.decisionAgreement).toBeCloseTo(same / (files.length * labels.length), 4);
+    labels.forEach((_, k) => {
+      const d = files.map((f) => Math.abs(pq.get(f)![k]! - pf.get(f)![k]!));
+      // 4 decimals: the report rounds to 6 significant digits, and classify runs batches where the report runs single images
+      expect(g.meanAbsDiff[k]).toBeCloseTo(d.reduce((a, b) => a + b, 0) / d.length, 4);
+      expect(g.maxAbsDiff[k]).toBeCloseTo(Math.max(...d), 4);
+    });
+    /** Micro and macro F1 of a model's probabilities against the CSV's labels, counted here. */
+    const f1s = (p: Map<string, number[]>) => {
+      const c = labels.map(() => ({ tp: 0, fp: 0, fn: 0 }));
+      evals.forEach((e, i) =>
+        labels.forEach((l, k) => {
+          const truth = labelsOf(e.c).includes(l);
+          const pred = on(p.get(files[i]!)![k]!);
+          if (pred && truth) c[k]!.tp++;
+          else if (pred) c[k]!.fp++;
+          else if (truth) c[k]!.fn++;
+        }),
+      );
+      const f1 = (x: { tp: number; fp: number; fn: number }) => (2 * x.tp) / (2 * x.tp + x.fp + x.fn);
+      const sum = c.reduce((a, x) => ({ tp: a.tp + x.tp, fp: a.fp + x.fp, fn: a.fn + x.fn }), { tp: 0, fp: 0, fn: 0 });
+      return { microF1: f1(sum), macroF1: c.reduce((a, x) => a + f1(x), 0) / c.length };
+    };
+    const want = { float: f1s(pf), int8: f1s(pq) };
+    expect([g.targets.float.microF1, g.targets.float.macroF1, g.targets.int8.microF1, g.targets.int8.macroF1]).toEqual(
+      [want.float.microF1, want.float.macroF1, want.int8.microF1, want.int8.macroF1].map((x) => expect.closeTo(x, 4)),
+    );
+    console.log(`multilabel quantize --eval: decisions agree ${g.decisionAgreement}, mean |Δp| ${g.meanAbsDiff.join(' ')}, max |Δp| ${g.maxAbsDiff.join(' ')}, F1 micro/macro float ${JSON.stringify(g.targets.float)} int8 ${JSON.stringify(g.targets.int8)}`);
+    // measured (12 calibration photos, 15 × 4 decisions): every decision agrees; mean |Δp| 0.009–0.014 per label, max 0.054;
+    // F1 float = int8 (micro 0.8261, macro 0.7728) — int8 moves probabilities by hundredths, not across 0.5
+    expect(g.decisionAgreement).toBeGreaterThanOrEqual(0.95);
+    expect(Math.min(...g.meanAbsDiff)).toBeGreaterThan(0);
+    expect(Math.max(...g.maxAbsDiff)).toBeLessThan(0.15);
+    const t = await runCli(args, { cwd: work });
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/^label decisions agree \(p > 0\.5\) +\d+\.\d%$/m);
+    expect(t.stdout).toMatch(/^mean \|p int8 − p float\| yellow +\d\.\d{4}$/m);
+    expect(t.stdout).toMatch(/^micro F1 vs targets +\d\.\d{4} +\d\.\d{4}$/m);
+    expect(t.stdout).toContain('15 images with a row in ev/labels.csv');
+    expect(t.stdout).not.toMatch(/top-1 agreement|mean KL|accuracy \(labelled\)/);
+
+    // a label the model lacks: refused naming the CSV, before calibrating (nothing written)
+    writeFileSync(path.join(ev, 'labels.csv'), `file,labels\n${evals.map((p) => `${p.c}/${p.f},red\n`).join('')}`);
+    const bad = await runCli(['quantize', '--model', 'mlf.onnx', '--calib', 'calib', '--out', 'bad.onnx', '--eval', 'ev'], { cwd: work });
+    expect([bad.code, bad.stderr]).toEqual([
+      1,
+      `edgetune quantize: ev/labels.csv: label "red" is not among ${path.join(work, 'mlf.onnx')}'s labels (${labels.join(', ')}): the model has no output to validate it on\n`,
+    ]);
+    expect(existsSync(path.join(work, 'bad.onnx'))).toBe(false);
+  }, 300_000);
 });

@@ -149,7 +149,7 @@ describe('edgetune capture', () => {
     expect(r.stderr).toContain('(the source ended before 100)');
     const cls = await runCli(['capture', 'test:', '--class', '../x', '--out', out]);
     expect(cls.code).toBe(2);
-    expect(cls.stderr).toContain('Expected a class name (not empty; no line break or other control character, no "/", no leading or trailing space) that names a folder (not "." or "..", no "\\") for --class but received "../x"');
+    expect(cls.stderr).toContain('Expected a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space) that names a folder (no "\\") for --class but received "../x"');
     const every = await runCli(['capture', 'test:', '--class', 'x', '--out', out, '--every', 'soon']);
     expect(every.stderr).toContain('Expected a duration such as 500ms or 2s for --every but received "soon"');
   });

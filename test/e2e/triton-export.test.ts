@@ -15,13 +15,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import descriptor from 'protobufjs/ext/descriptor/index.js';
-import { createFileRegistry, fromBinary, type DescMessage } from '@bufbuild/protobuf';
+import { createFileRegistry, fromBinary, toJson, type DescMessage } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { fromText } from '@bufbuild/protobuf/txtpb';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelInfo } from '../../runtime/core/metadata.js';
 import { decodeImage } from '../../runtime/image/decode.js';
+import { serveModels } from '../../runtime/serve/server.js';
 import { toTensor } from '../../runtime/image/preprocess.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 
@@ -306,5 +307,38 @@ describe('export --format triton: imported and fine-tuned models', () => {
     expect(cfg.schedulingChoice.case).toBe('dynamicBatching');
     expect(cfg.instanceGroup.map((g) => [g.kind, g.count])).toEqual([[KIND_CPU, 2]]);
     expect(labels).toEqual(readdirSync(path.join(ds, 'train')).filter((n) => statSync(path.join(ds, 'train', n)).isDirectory()).sort());
+  }, 200_000);
+});
+
+describe('serve\'s /config and the export: one configuration', () => {
+  type Tensor = { name: string; data_type: string; format?: string; dims: number[]; label_filename?: string };
+  type Json = { name: string; platform: string; max_batch_size?: number; input: Tensor[]; output: Tensor[] };
+  /** The fields both write (parameters aside: their card names its writer, and sha256 its file). */
+  const fields = (c: Json) => ({ name: c.name, platform: c.platform, max_batch_size: c.max_batch_size ?? 0, input: c.input.map((t) => ({ ...t, dims: t.dims.map(Number) })), output: c.output.map((t) => ({ ...t, dims: t.dims.map(Number) })) });
+
+  it('mobilenetv2-int8 at max_batch_size 8 and 0, and mnist (fixed batch): /config equals config.pbtxt field for field', async () => {
+    for (const [id, mbs] of [['mobilenetv2-int8', undefined], ['mobilenetv2-int8', 0], ['mnist', undefined]] as const) {
+      const repo = tempDir('edgetune-triton-agree-');
+      const r = await cli(['export', id, '--format', 'triton', '--out', repo, ...(mbs === undefined ? [] : ['--max-batch-size', String(mbs)])]);
+      expect(r.code, r.stderr).toBe(0);
+      // model_config.proto's JSON mapping (field names as in the .proto, enums by name; int64 dims as strings there, numbers in Triton's answer)
+      const exported = fields(toJson(Schema, parseConfig(readFileSync(path.join(repo, id, 'config.pbtxt'), 'utf8')) as never, { useProtoFieldName: true }) as unknown as Json);
+      const s = await serveModels([id], { port: 0, providers: ['cpu'], threads: 1, ...(mbs === undefined ? {} : { maxBatchSize: mbs }) });
+      try {
+        const served = fields((await (await fetch(`${s.url}v2/models/${id}/config`)).json()) as Json);
+        // before (max_batch_size 0): /config said input dims [3, 224, 224] with FORMAT_NCHW and output [1000] (the batch
+        // dimension dropped by its own batching rule) where the export writes [-1, 3, 224, 224] and [-1, 1000]
+        expect([id, mbs, served]).toEqual([id, mbs, exported]);
+        if (mbs === 0) {
+          expect(served.input[0]).toEqual({ name: 'input', data_type: 'TYPE_FP32', dims: [-1, 3, 224, 224] });
+          // served without batching: a batch of 2 is one request of full dims (before: 400 "batch of 2 is over the model's max_batch_size 0")
+          const data = new Array(2 * 3 * 224 * 224).fill(0);
+          const res = await fetch(`${s.url}v2/models/${id}/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'input', shape: [2, 3, 224, 224], datatype: 'FP32', data }] }) });
+          expect([res.status, ((await res.json()) as { outputs: { shape: number[] }[] }).outputs[0]!.shape]).toEqual([200, [2, 1000]]);
+        }
+      } finally {
+        await s.close();
+      }
+    }
   }, 200_000);
 });

@@ -119,8 +119,10 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const truncated = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: cut });
     expect(truncated.status).toBe(422);
     expect((await truncated.json()).error).toMatch(/^example for "sunflowers": /);
-    const sneaky = await fetch(u('/teach/examples?label=..%2Fmodels'), { method: 'POST', headers: auth, body: readFileSync(flowers('train', NEW)[0]!) });
-    expect(sneaky.status).toBe(400);
+    for (const label of ['..%2Fmodels', '..', '.']) {
+      const sneaky = await fetch(u(`/teach/examples?label=${label}`), { method: 'POST', headers: auth, body: readFileSync(flowers('train', NEW)[0]!) });
+      expect([label, sneaky.status]).toEqual([label, 400]);
+    }
     const big = await fetch(u(`/teach/examples?label=${NEW}`), { method: 'POST', headers: auth, body: new Uint8Array(17 * 1024 * 1024) });
     expect(big.status).toBe(413);
     expect(existsSync(path.join(dir, 'examples', NEW))).toBe(false);

@@ -35,9 +35,9 @@ export const augmentPreview: Command = {
     const { values: v, positionals } = parse(argv, {
       augment: { type: 'string', default: 'default' },
       views: { type: 'string' },
-      model: { type: 'string', default: 'mobilenetv2-int8' },
+      model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
       seed: { type: 'string' },
-      out: { type: 'string', default: 'augment-preview.png' },
+      out: { type: 'string', default: 'augment-preview.png', path: 'file' },
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `augment-preview: expected one image but received ${positionals.length}\n\n${usage}`);
     let spec;

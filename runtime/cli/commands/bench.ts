@@ -29,8 +29,8 @@ export const bench: Command = {
     const { values: v } = parse(
       argv,
       {
-        model: { type: 'string', default: 'mobilenetv2-int8' },
-        image: { type: 'string' },
+        model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
+        image: { type: 'string', path: 'file' },
         batch: { type: 'string', default: '1' },
         iterations: { type: 'string' },
         json: { type: 'boolean', default: false },

@@ -39,8 +39,8 @@ ${SOURCES_USAGE}`;
  * (core/labels.ts isClassName, which --add-class and the kiosk page apply too), and a folder name.
  */
 function checkClassName(name: string): string {
-  if (!isClassName(name) || name === '.' || name === '..' || name.includes('\\')) {
-    throw invalidOption('class', `${CLASS_NAME_RULE} that names a folder (not "." or "..", no "\\")`, name);
+  if (!isClassName(name) || name.includes('\\')) {
+    throw invalidOption('class', `${CLASS_NAME_RULE} that names a folder (no "\\")`, name);
   }
   return name;
 }
@@ -76,7 +76,7 @@ export const capture: Command = {
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
       class: { type: 'string' },
-      out: { type: 'string' },
+      out: { type: 'string', path: 'folder' },
       count: { type: 'string' },
       every: { type: 'string' },
       countdown: { type: 'string' },
@@ -88,8 +88,8 @@ export const capture: Command = {
     });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `capture: expected one source, got ${positionals.length}\n\n${usage}`);
     if (v.class === undefined) throw new EdgetuneError('EARG', `capture: --class is required\n\n${usage}`);
-    // an empty --out (`--out "$DATASET"` with the variable unset) is no folder: it wrote into the current one
-    if (!v.out?.trim()) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
+    // an empty --out (`--out "$DATASET"` with the variable unset) is refused by parse (a path option)
+    if (v.out === undefined) throw new EdgetuneError('EARG', `capture: --out is required\n\n${usage}`);
     const cls = checkClassName(v.class);
     const count = intOption('count', v.count, 20, ...R.images);
     const every = durationOption('every', v.every, 1000);

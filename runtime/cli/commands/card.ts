@@ -28,7 +28,7 @@ export const card: Command = {
   summary: 'embed a model card (labels, preprocessing) in an ONNX file',
   usage,
   async run(argv, io) {
-    const { values: v, positionals } = parse(argv, { out: { type: 'string' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
+    const { values: v, positionals } = parse(argv, { out: { type: 'string', path: 'file' }, 'allow-assumed': { type: 'boolean', default: false }, ...CARD_OPTIONS });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `card: give one model (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `card: --out is required\n\n${usage}`);
     const out = v.out;

@@ -5,7 +5,7 @@
 // inference time (its share of a batch), not its wait in the queue.
 
 import { loadClassifier } from '../../classify/classifier.js';
-import { MULTILABEL_THRESHOLD } from '../../classify/postprocess.js';
+import { multilabelText } from '../../classify/postprocess.js';
 import { expandInputs } from '../../io/files.js';
 import { intOption, numberOption, OPTION_RANGES as R, parse, writeJson, type Command } from '../args.js';
 import { EdgetuneError, messageOf } from '../../core/errors.js';
@@ -35,7 +35,7 @@ export const classify: Command = {
   usage,
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
-      model: { type: 'string', default: 'mobilenetv2-int8' },
+      model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
       top: { type: 'string' },
       batch: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -78,7 +78,7 @@ export const classify: Command = {
         } else if (r.reading.task === 'multilabel') {
           const { labels, top } = r.reading;
           if (json) writeJson(io, { file: r.file, model: clf.id, provider, task, labels, top, ms: r.ms });
-          else io.stdout.write(`${r.file}: ${labels.length ? labels.map(pct).join(', ') : `(no label above ${MULTILABEL_THRESHOLD * 100}%)`}\n`);
+          else io.stdout.write(`${r.file}: ${multilabelText(labels)}\n`);
         } else if (json) {
           const open = r.unknownScore !== undefined ? { unknown: r.unknown, unknownScore: r.unknownScore } : {};
           writeJson(io, { file: r.file, model: clf.id, provider, ...open, top: r.reading.top, ms: r.ms });

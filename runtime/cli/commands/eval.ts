@@ -49,11 +49,11 @@ export const evaluate: Command = {
   usage,
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
-      model: { type: 'string' },
+      model: { type: 'string', path: 'a model' },
       json: { type: 'boolean', default: false },
-      unknown: { type: 'string' },
+      unknown: { type: 'string', path: 'folder' },
       'unknown-threshold': { type: 'string' },
-      report: { type: 'string' },
+      report: { type: 'string', path: 'file' },
       ...SESSION_OPTIONS,
       ...CARD_OPTIONS,
     });

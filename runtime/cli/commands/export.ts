@@ -34,7 +34,7 @@ export const exportModel: Command = {
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
       format: { type: 'string' },
-      out: { type: 'string' },
+      out: { type: 'string', path: 'folder' },
       name: { type: 'string' },
       version: { type: 'string' },
       'max-batch-size': { type: 'string' },

@@ -98,13 +98,13 @@ ${SESSION_USAGE}
 ${CARD_USAGE.replace('Describing the model', 'Describing the backbone')}`;
 
 const OPTIONS = {
-  val: { type: 'string' },
+  val: { type: 'string', path: 'a folder or CSV file' },
   'val-split': { type: 'string' },
   augment: { type: 'string' },
   views: { type: 'string' },
-  cache: { type: 'string' },
+  cache: { type: 'string', path: 'folder' },
   'no-cache': { type: 'boolean', default: false },
-  model: { type: 'string' },
+  model: { type: 'string', path: 'a model' },
   head: { type: 'string' },
   hidden: { type: 'string' },
   dropout: { type: 'string' },
@@ -121,9 +121,9 @@ const OPTIONS = {
   gamma: { type: 'string' },
   patience: { type: 'string' },
   seed: { type: 'string' },
-  out: { type: 'string', default: 'finetuned.onnx' },
+  out: { type: 'string', default: 'finetuned.onnx', path: 'file' },
   int8: { type: 'boolean', default: false },
-  resume: { type: 'string' },
+  resume: { type: 'string', path: 'file' },
   'add-class': { type: 'string', multiple: true },
   'add-examples': { type: 'string', multiple: true },
   unfreeze: { type: 'string' },

@@ -34,7 +34,7 @@ export const importModel: Command = {
   summary: 'convert a TFLite or tfjs (Teachable Machine) model to ONNX with its card embedded',
   usage,
   async run(argv, io) {
-    const { values: v, positionals } = parse(argv, { out: { type: 'string' }, labels: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values: v, positionals } = parse(argv, { out: { type: 'string', path: 'file' }, labels: { type: 'string', path: 'file' }, json: { type: 'boolean', default: false } });
     if (positionals.length !== 1) throw new EdgetuneError('EARG', `import: give one model file (received ${positionals.length})\n\n${usage}`);
     if (!v.out) throw new EdgetuneError('EARG', `import: --out is required\n\n${usage}`);
     const out = v.out;
@@ -50,7 +50,7 @@ export const importModel: Command = {
     const d = await describeModel(out, { allowNonClassifier: true });
     const c = d.card;
     if (v.json) {
-      writeJson(io, { file: d.path, source: imported.source, format: imported.format, precision: imported.card.precision, ...c });
+      writeJson(io, { file: d.path, source: imported.source, format: imported.format, precision: imported.card.precision, activations: imported.card.activations, ...c });
       return 0;
     }
     const src = imported.card;
@@ -61,17 +61,23 @@ export const importModel: Command = {
     ];
     const lines = [
       `edgetune import: wrote ${out} (${imported.format === 'tflite' ? 'TFLite' : 'tfjs layers'} ${imported.source})`,
-      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] NHWC${
+      `  input          ${c.inputName} float32 [${d.signature.inputs[0]?.shape.join(',')}] NCHW (source: ${src.sourceInput.name} ${src.sourceInput.dtype} [${src.sourceInput.shape.join(',')}] ${src.sourceInput.layout}${
         q ? `, scale ${q.scale} zero point ${q.zeroPoint}` : ''
       })`,
-      `  preprocess     ${p.width}x${p.height} ${p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,
+      `  preprocess     ${p.width}x${p.height} ${p.channels === 1 ? 'grayscale' : p.colorOrder}, range [${fmt(p.range)}], mean [${fmt(p.mean)}], std [${fmt(p.std)}], ${p.resize}${p.resize === 'cover' ? ` crop ${p.crop}` : ''}`,
       `                 from ${where}`,
       `  labels         ${c.sources.labels !== 'assumed' && c.labels.length ? `${c.labels.length} (${c.labels.slice(0, 3).map((l) => l.split(',')[0]).join(', ')}${c.labels.length > 3 ? ', …' : ''}), label offset ${c.labelOffset}` : 'none'}${
         imported.labelsFrom ? `, from ${imported.labelsFrom}` : ''
       }`,
       `  output         ${c.outputName} [${src.output.dims.join(',')}] ${src.output.extractor ? 'embedding' : c.outputKind}`,
       `  embedding      ${c.embedding ? `${c.embedding.tensor} (${c.embedding.dims}-d${c.embedding.pool === 'global-average' ? ', global-average pooled' : ''})` : 'none found'}`,
-      `  precision      ${src.precision}${src.precision === 'int8' ? ' (quantized: runs as QLinearConv in onnxruntime)' : ''}`,
+      `  precision      ${
+        src.precision !== 'int8'
+          ? src.precision
+          : src.activations === 'int8'
+            ? 'int8 (quantized: runs as QLinearConv in onnxruntime)'
+            : 'int8 weights, float activations (dynamic-range: weights dequantized to float at run time)'
+      }`,
       ...src.notes.map((n) => `  note           ${n}`),
     ];
     io.stdout.write(lines.join('\n') + '\n');

@@ -29,7 +29,7 @@ export const kiosk: Command = {
     const { values: v, positionals } = parse(
       argv,
       {
-        model: { type: 'string', default: 'mobilenetv2-int8' },
+        model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
         port: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         'allow-host': { type: 'string', multiple: true },

@@ -50,7 +50,13 @@ Options:
   --latency-budget <p>  for --keep-float auto: the latency the float layers may add, in percent of the
                         int8 model's kernel time (default ${DEFAULT_LATENCY_BUDGET * 100})
   --cache <file.json>   calibration cache: reused when it matches the model (any method), else written
-  --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy)
+  --eval <dir>          images for the float-vs-int8 report (class folders named like labels give accuracy);
+                        a regression model's report gives each output's mean and max |int8 − float| (in
+                        its units) and, with <dir>/labels.csv (file,value rows as finetune --val reads),
+                        MAE / RMSE / R² of both models against those targets; a multilabel model's
+                        gives the share of label decisions (p > 0.5) that agree, each label's mean and
+                        max |p int8 − p float| and, with <dir>/labels.csv (file,label1;label2 rows as
+                        finetune --task multilabel reads), micro / macro F1 of both models
   --eval-count <n>      evaluate on a seeded sample of n images
   --json                print the result as one JSON object
   --allow-assumed       quantize even when nothing describes the model's preprocessing (no registry
@@ -66,9 +72,9 @@ export const quantize: Command = {
     const { values: v, positionals } = parse(
       argv,
       {
-        model: { type: 'string' },
-        calib: { type: 'string' },
-        out: { type: 'string' },
+        model: { type: 'string', path: 'a model' },
+        calib: { type: 'string', path: 'folder' },
+        out: { type: 'string', path: 'file' },
         method: { type: 'string', default: 'percentile' },
         percentile: { type: 'string' },
         'calib-count': { type: 'string' },
@@ -84,8 +90,8 @@ export const quantize: Command = {
         'sensitivity-images': { type: 'string' },
         'keep-float': { type: 'string' },
         'latency-budget': { type: 'string' },
-        cache: { type: 'string' },
-        eval: { type: 'string' },
+        cache: { type: 'string', path: 'file' },
+        eval: { type: 'string', path: 'folder' },
         'eval-count': { type: 'string' },
         json: { type: 'boolean', default: false },
         'allow-assumed': { type: 'boolean', default: false },

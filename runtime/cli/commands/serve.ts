@@ -1,4 +1,4 @@
-// `edgetune serve <model>...`: serve models over the Open Inference Protocol (KServe v2 / Triton HTTP),
+// `edgetune serve <model|repository>...`: serve models over the Open Inference Protocol (KServe v2 / Triton HTTP),
 // no camera. Parses options and calls serveModels (runtime/serve/server.ts); Ctrl-C stops.
 
 import { EdgetuneError } from '../../core/errors.js';
@@ -8,11 +8,13 @@ import { intOption, listOption, parse, type Command } from '../args.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 import { cardLayerFrom, CARD_OPTIONS, CARD_USAGE } from '../card-options.js';
 
-const usage = `Usage: edgetune serve <model>... [options]
+const usage = `Usage: edgetune serve <model|repository>... [options]
 
 Serve one or more models over the Open Inference Protocol (KServe v2 / Triton HTTP): Triton, KServe
 clients and "edgetune classify --model http://HOST:PORT/v2/models/NAME" use it. Each model is served
-as /v2/models/<name>, <name> being its registry id or its file's base name without extension.
+as /v2/models/<name>, <name> being its registry id or its file's base name without extension. A Triton
+model repository folder ("edgetune export --format triton" writes one) serves every entry, its highest
+version, under the entry's name, as Triton does; an entry folder serves that entry.
 
 Routes: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/<name>[/versions/1], …/ready,
 …/config (Triton's model configuration, the model card in parameters["edgetune.model"]);

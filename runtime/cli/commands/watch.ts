@@ -8,13 +8,13 @@ import { availableParallelism } from 'node:os';
 import { createSource, DEFAULT_STALL_TIMEOUT_MS, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
+import { multilabelText } from '../../classify/postprocess.js';
 import { interruptSignal } from '../../io/progress.js';
-import { checkDirPath } from '../../io/paths.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
 import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
-import { formatStats, geometryOfClassifier, resultJson, StreamPipeline } from '../../stream/pipeline.js';
+import { formatStats, geometryOfClassifier, resultJson, StreamPipeline, type StreamResult } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
 const usage = `Usage: edgetune watch <source> [options]
@@ -32,7 +32,8 @@ Options:
   --unknown-threshold <s>  smoothed unknown score above which a calibrated model's label is "unknown"
                          (default the model's own)
   --hysteresis <p>       a shown label holds until it falls below threshold - hysteresis (default min(0.1, threshold))
-  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score[,unknownScore]},"ms"}
+  --json                 one JSON line per processed frame: {"seq","ts","top":[{index,label,score}],"smoothed":{label,index,score[,unknownScore]},"ms"};
+                         a multilabel model's smoothed also has "labels": every label above 50% (its label lines list them)
   --max-frames <n>       stop after n processed frames
   --as-fast-as-possible  read files, image sequences and test patterns as fast as inference goes
                          (nothing dropped) instead of in real time
@@ -67,7 +68,7 @@ export const watch: Command = {
   usage,
   async run(argv, io) {
     const { values: v, positionals } = parse(argv, {
-      model: { type: 'string', default: 'mobilenetv2-int8' },
+      model: { type: 'string', default: 'mobilenetv2-int8', path: 'a model' },
       top: { type: 'string' },
       smooth: { type: 'string' },
       threshold: { type: 'string' },
@@ -81,7 +82,7 @@ export const watch: Command = {
       'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
-      teach: { type: 'string' },
+      teach: { type: 'string', path: 'folder' },
       'teach-interval': { type: 'string' },
       'keep-hard': { type: 'string' },
       stats: { type: 'string' },
@@ -105,8 +106,6 @@ export const watch: Command = {
     const statsEvery = numberOption('stats', v.stats, 5, 0);
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
-    // an empty --teach ("$DIR" unset) would teach into the current directory: refused before the model loads
-    if (v.teach !== undefined) checkDirPath(v.teach, '--teach');
     // like --teach: without a server the names would be taken and nothing served
     if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
     if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
@@ -188,12 +187,16 @@ export const watch: Command = {
     };
     io.stdout.on('error', onStdoutError);
     let shown: string | undefined;
-    p.on('result', (r) => {
+    p.on('result', (r: StreamResult) => {
       if (json) return writeJson(io, resultJson(r));
-      if (quiet || r.smoothed.label === shown) return;
-      shown = r.smoothed.label;
+      // a multilabel model: every label over the threshold (a line when the set changes), as classify says them
+      const ml = r.smoothed.labels;
+      const key = ml ? ml.map((t) => t.label).join('\n') : r.smoothed.label;
+      if (quiet || key === shown) return;
+      shown = key;
       const when = r.pts !== undefined ? `${(r.pts / 1000).toFixed(2)}s` : new Date(r.ts).toISOString().slice(11, 23);
-      io.stdout.write(`${when} frame ${r.seq}: ${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}\n`);
+      const what = ml ? multilabelText(ml, 0) : `${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}`;
+      io.stdout.write(`${when} frame ${r.seq}: ${what}\n`);
     });
     let server: KioskServer | undefined;
     let teach: Teach | undefined;

@@ -1,7 +1,7 @@
 // The kiosk page: fetches the served model and its description (/api/config), opens it with
 // provider fallback in the inference worker (./engine.ts → ./ort-worker.ts), classifies the camera
 // (or a photo) live with smoothed top-k (runtime/stream/smoothing.ts LabelSmoother, the watch
-// pipeline's EMA), lists the saved models, and hands teach mode (./teach-ui.ts: classes, recording,
+// pipeline's EMA; a multilabel model's top line lists every label over the threshold, classify's rule), lists the saved models, and hands teach mode (./teach-ui.ts: classes, recording,
 // in-page training, import/export) what it needs. Pixels go canvas → HwcImage (./pixels.ts) →
 // runtime/image/preprocess.ts toTensor → session → runtime/classify/postprocess.ts, the same modules
 // the Node CLI uses. URL options: ?ep=webgpu,wasm (provider order), ?threads=N (wasm threads),
@@ -9,9 +9,9 @@
 // against its API (./teach-server.ts) instead of training in the page.
 
 import { parseKioskConfig, type KioskConfig } from '../config.js';
-import { classScoresProblem, type ModelCard, type OpenSetSpec } from '../../core/model-card.js';
+import { classScoresProblem, type ModelCard, type ModelTask, type OpenSetSpec } from '../../core/model-card.js';
 import { cardFromBytes } from '../../classify/describe.js';
-import { toProbabilities, topK, type PostprocessSpec, type Prediction } from '../../classify/postprocess.js';
+import { multilabelText, readOutput, toProbabilities, type PostprocessSpec, type Prediction } from '../../classify/postprocess.js';
 import { toTensor, type PreprocessSpec } from '../../image/preprocess.js';
 import { asFloat32 } from '../../core/tensor.js';
 import { configureRuntime, openSession, parseOrder, PROVIDER_TITLES, ProviderError, type WebProvider, type WebSession } from './engine.js';
@@ -42,6 +42,8 @@ interface ModelDesc {
   outputName?: string;
   /** The model's open-set calibration (finetune and this page's export write one): its `unknown_score` output and threshold. */
   openSet?: OpenSetSpec;
+  /** The card's task (absent: classification); a multilabel model's top line lists every label over the threshold. */
+  task?: ModelTask;
 }
 
 interface LiveModel extends ModelDesc {
@@ -63,6 +65,7 @@ function descOf(key: string, name: string, card: ModelCard): ModelDesc {
     inputName: card.inputName,
     outputName: card.outputName,
     ...(card.openSet ? { openSet: card.openSet } : {}),
+    ...(card.task ? { task: card.task } : {}),
   };
 }
 
@@ -182,7 +185,7 @@ async function classify(source: CanvasImageSource, m: LiveModel): Promise<{ prob
   const res = await run;
   const row = asFloat32(res[m.output]!);
   const unknown = m.unknownOutput ? asFloat32(res[m.unknownOutput]!)[0] : undefined;
-  return { probs: toProbabilities(row.slice(0, row.length), m.post.kind).slice(), ...(unknown !== undefined ? { unknown } : {}) };
+  return { probs: toProbabilities(row.slice(0, row.length), m.post.kind, m.task).slice(), ...(unknown !== undefined ? { unknown } : {}) };
 }
 
 /** EMA of the live unknown score (the smoothing slider's weight), reset with the smoother. */
@@ -195,6 +198,24 @@ function showUnknown(m: LiveModel, score: number | undefined, top: Prediction[])
   if (score === undefined || !m.openSet || !(score > m.openSet.threshold) || !top[0]) return;
   t.textContent = `unknown (nearest: ${top[0].label} ${(top[0].score * 100).toFixed(0)}%)`;
   t.dataset.label = 'unknown';
+}
+
+/**
+ * Show one probability row (smoothed, or a photo's) by the model's task (classify/postprocess.ts
+ * readOutput, the rule classify and watch use): the top-k list and the top line, which for a multilabel
+ * model lists every label over the threshold (`data-labels`: their names, comma-separated). Returns the top-k.
+ */
+function renderReading(probs: Float32Array, m: LiveModel): Prediction[] {
+  const reading = readOutput(probs, m.task, cfg.topK, m.post);
+  if (reading.task === 'regression') return []; // refused when the model is described (classScoresProblem)
+  renderPredictions(reading.top);
+  if (reading.task === 'multilabel') {
+    const t = $('top1');
+    t.textContent = multilabelText(reading.labels, 0);
+    t.dataset.label = reading.labels[0]?.label ?? '';
+    t.dataset.labels = reading.labels.map((l) => l.label).join(',');
+  } else delete $('top1').dataset.labels;
+  return reading.top;
 }
 
 function renderPredictions(top: Prediction[]): void {
@@ -237,8 +258,7 @@ async function liveLoop(): Promise<void> {
       const { smoothed } = smoother.update(r.probs);
       if (r.unknown !== undefined) unknownEma = unknownEma === undefined ? r.unknown : weight * unknownEma + (1 - weight) * r.unknown;
       if (!photoMode) {
-        const top = topK(smoothed, cfg.topK, m.post);
-        renderPredictions(top);
+        const top = renderReading(smoothed, m);
         showUnknown(m, r.unknown !== undefined ? unknownEma : undefined, top);
       }
       frames++;
@@ -303,8 +323,7 @@ async function classifyPhoto(file: File): Promise<void> {
   $('back-to-camera').hidden = false;
   const r = await classify(bmp, live);
   bmp.close();
-  const top = topK(r.probs, cfg.topK, live.post);
-  renderPredictions(top);
+  const top = renderReading(r.probs, live);
   showUnknown(live, r.unknown, top);
   $('top1').dataset.source = file.name;
 }

@@ -9,6 +9,7 @@
 import { grayInPlace } from '../../image/gray.js';
 import type { HwcImage, PreprocessSpec } from '../../image/preprocess.js';
 import { fitImage } from '../../image/resample.js';
+import { MAX_IMAGE_PIXELS, pixelLimitMessage } from '../../image/geometry.js';
 
 export type Source = CanvasImageSource & { width?: number; height?: number };
 
@@ -42,13 +43,48 @@ export function toModelImage(src: CanvasImageSource, spec: PreprocessSpec, regio
   return spec.channels === 1 ? grayInPlace(img) : img;
 }
 
-/** Decode an image file/blob (EXIF orientation applied). Errors name the file. */
-export async function decodeBlob(blob: Blob, name: string): Promise<ImageBitmap> {
+/**
+ * Decode an image file/blob (EXIF orientation applied). Errors name the file. An image declaring more
+ * than `maxPixels` (default MAX_IMAGE_PIXELS, Node's limit too) is refused from its header, before the
+ * browser decodes it: a 20000×14000 JPEG took 6 s and 1.1 GB, and the oversized scratch canvas left
+ * every later photo classified wrong.
+ */
+export async function decodeBlob(blob: Blob, name: string, maxPixels = MAX_IMAGE_PIXELS): Promise<ImageBitmap> {
   if (blob.size === 0) throw new Error(`${name}: empty file (0 bytes)`);
+  const declared = await headerSize(blob);
+  if (declared && declared.width * declared.height > maxPixels) throw new Error(`${name}: ${pixelLimitMessage(declared.width, declared.height, maxPixels)}`);
+  let bmp: ImageBitmap;
   try {
-    return await createImageBitmap(blob, { imageOrientation: 'from-image' });
+    bmp = await createImageBitmap(blob, { imageOrientation: 'from-image' });
   } catch {
     throw new Error(`${name}: not a supported image (the browser cannot decode it)`);
+  }
+  if (bmp.width * bmp.height > maxPixels) {
+    bmp.close();
+    throw new Error(`${name}: ${pixelLimitMessage(bmp.width, bmp.height, maxPixels)}`);
+  }
+  return bmp;
+}
+
+/**
+ * An image's size from its header (an <img> that is loaded but never drawn: the browser reads the
+ * header and defers decoding the pixels), or undefined where there is no DOM or the browser cannot read it.
+ */
+async function headerSize(blob: Blob): Promise<{ width: number; height: number } | undefined> {
+  if (typeof Image === 'undefined' || typeof URL.createObjectURL !== 'function') return undefined;
+  const url = URL.createObjectURL(blob);
+  try {
+    const img = new Image();
+    await new Promise<void>((resolve, reject) => {
+      img.onload = () => resolve();
+      img.onerror = () => reject(new Error('unreadable'));
+      img.src = url;
+    });
+    return { width: img.naturalWidth, height: img.naturalHeight };
+  } catch {
+    return undefined;
+  } finally {
+    URL.revokeObjectURL(url);
   }
 }
 

@@ -41,13 +41,20 @@ export interface ImportedModelCard {
    * dense layer(s), or for an extractor the output itself.
    */
   layer: ImportedCardLayer;
-  /** The source file's own input (NHWC), with its quantization when it has one. */
-  sourceInput: { name: string; shape: number[]; layout: 'NHWC'; dtype: string; quantization?: { scale: number; zeroPoint: number } };
+  /** The source file's own input (NHWC, or NCHW for a TFLite file that transposes its input to NHWC), with its quantization when it has one. */
+  sourceInput: { name: string; shape: number[]; layout: 'NHWC' | 'NCHW'; dtype: string; quantization?: { scale: number; zeroPoint: number } };
   /** Where `layer.preprocess`'s normalisation comes from: the input's quantization, Teachable Machine's convention, or a default guess. */
   preprocessSource: 'input-quantization' | 'teachable-machine' | 'assumed';
   /** The converted output (`layer.outputName`): its dims, and whether it is a feature extractor's embedding rather than class scores. */
   output: { dims: number[]; extractor: boolean };
+  /** The weights' type: int8 when the converted graph is int8 by the one rule (runtime/onnx/quantized.ts). */
   precision: 'fp32' | 'fp16' | 'int8';
+  /**
+   * What the converted graph computes in: 'int8' when it quantizes activations (a full-integer TFLite
+   * model: QDQ pairs onnxruntime runs as QLinearConv…), 'float' otherwise, int8 precision included (a
+   * TFLite dynamic-range "hybrid" model: int8 weights dequantized at run time, float activations).
+   */
+  activations: 'float' | 'int8';
   /** Things worth knowing (assumptions made, quirks of the file). */
   notes: string[];
 }
@@ -306,19 +313,21 @@ export const TEACHABLE_MACHINE_PREPROCESS: PixelNormalisation = {
 /**
  * The full preprocess spec of a converted model's float32 NCHW input `[1, C, H, W]` (`inputShape`,
  * pixels) normalised by `norm`: width W, height H, channels 1 when C is 1 (else 3), layout NCHW,
- * dtype float32. Arrays are copied (the spec does not share them with `norm`).
+ * dtype float32. Arrays are copied (the spec does not share them with `norm`); a grayscale input
+ * keeps one mean and one std (the first channel's: `norm`'s are the same for every channel).
  */
 export function importedSpec(inputShape: readonly number[], norm: PixelNormalisation): PreprocessSpec {
   const [, c, h, w] = inputShape;
+  const channels = c === 1 ? 1 : 3;
   return {
     width: w!,
     height: h!,
-    channels: c === 1 ? 1 : 3,
+    channels,
     layout: 'NCHW',
     colorOrder: norm.colorOrder,
     range: [...norm.range],
-    mean: [...norm.mean],
-    std: [...norm.std],
+    mean: norm.mean.slice(0, channels),
+    std: norm.std.slice(0, channels),
     resize: norm.resize,
     crop: norm.crop,
     dtype: 'float32',

@@ -4,6 +4,7 @@
 // float16, scale, min}`) are dequantized. Browser-safe (no Node APIs).
 
 import { EdgetuneError } from '../../core/errors.js';
+import { placeholderKind } from '../../core/text.js';
 import { float16ToNumber } from '../graph.js';
 
 export interface TfjsWeightSpec {
@@ -68,6 +69,8 @@ export function decodeTfjsWeights(manifest: readonly TfjsWeightGroup[], files: R
     }, 0);
     const names = group.paths.map((p) => `"${p}"`).join(' + ');
     if (total < need) {
+      const pointer = group.paths.map((p, k) => [p, placeholderKind(shards[k]!)] as const).find(([, kind]) => kind);
+      if (pointer) throw new EdgetuneError('EINPUT', `tfjs weights file "${pointer[0]}" is ${pointer[1]}`, { subject: pointer[0] });
       throw new EdgetuneError('EINPUT', `tfjs weights file ${names} holds ${total} bytes, but the model.json weight manifest needs ${need}`, { subject: group.paths[0] });
     }
     const all = new Uint8Array(total);

@@ -77,7 +77,18 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
   const w = decodeTfjsWeights(modelJson.weightsManifest ?? [], weights);
   const conv = new TfjsConverter(w);
   const inputShape = findInputShape(top);
-  if (!inputShape || inputShape.length !== 4) throw new EdgetuneError('EMODEL', `model.json: expected an image input [null, H, W, C], found ${JSON.stringify(inputShape)}`);
+  if (!inputShape || inputShape.length !== 4) {
+    // Teachable Machine's pose and audio projects export tfjs layers models too: their input is PoseNet
+    // keypoints or a spectrogram, and metadata.json names the package
+    const pkg = options.metadata?.packageName;
+    const project = typeof pkg === 'string' && pkg.startsWith('@teachablemachine/') && pkg !== '@teachablemachine/image' ? pkg : undefined;
+    throw new EdgetuneError(
+      'EMODEL',
+      project
+        ? `model.json is a Teachable Machine ${project.slice('@teachablemachine/'.length)} model (${project}, input ${JSON.stringify(inputShape)}): it classifies ${project === '@teachablemachine/pose' ? 'PoseNet keypoints' : 'what that project records'}, not images; edgetune imports Teachable Machine's Image Project exports`
+        : `model.json: expected an image input [null, H, W, C], found ${JSON.stringify(inputShape)}`,
+    );
+  }
   const [, h, wd, c] = inputShape as [null, number, number, number];
   const fixed = (d: unknown) => typeof d === 'number' && Number.isInteger(d) && d > 0;
   if (!fixed(h) || !fixed(wd) || !(c === 1 || c === 3)) {
@@ -114,6 +125,7 @@ export function importTfjsLayers(modelJson: TfjsModelJson, weights: ReadonlyMap<
     preprocessSource: tm ? 'teachable-machine' : 'assumed',
     output: { dims: output.shape, extractor: false },
     precision: 'fp32',
+    activations: 'float',
     notes: tm ? [`Teachable Machine export (tmVersion ${md!.tmVersion ?? '?'}): centre square crop, x/127.5 − 1`] : ['preprocessing assumed to be x/127.5 − 1 (Keras MobileNet); the files do not say'],
   };
   if (conv.pooled) {

@@ -8,6 +8,7 @@
 import {
   TEACHABLE_MACHINE_PREPROCESS,
   importedSpec,
+  type PixelNormalisation,
   preprocessFromQuantization,
   type ImportedModelCard,
   type Value,
@@ -20,14 +21,24 @@ import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator,
 /** What the conversion learnt that the card reports. */
 export interface ConversionSummary {
   inputName: string;
+  /** The ONNX graph input's shape, NCHW `[1, C, H, W]`. */
+  inputShape: number[];
+  /** The source file's input layout: NHWC, or NCHW transposed to NHWC inside the file. */
+  inputLayout: 'NHWC' | 'NCHW';
   /** ONNX value (float, NCHW for rank 4) of each TFLite tensor index. */
   values: ReadonlyMap<number, Value>;
   quantizedWeights: boolean;
   halfWeights: boolean;
+  /** Whether the converted graph quantizes activations (`quantizesActivations`, runtime/onnx/quantized.ts). */
+  quantizedActivations: boolean;
 }
 
-/** Operators that keep the values (reshape, re-quantize): looked through when finding producers. */
-const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE]);
+/**
+ * Operators looked through when finding producers: those that keep the values (reshape, re-quantize)
+ * and L2_NORMALIZATION (Coral's l2norm models normalise the pooled features before the classifier, for
+ * weight imprinting: the embedding is still the pooling's output).
+ */
+const PASS_THROUGH = new Set<number>([Op.RESHAPE, Op.SQUEEZE, Op.QUANTIZE, Op.DEQUANTIZE, Op.L2_NORMALIZATION]);
 
 function isQuantized(t: TfliteTensor): boolean {
   return t.quantization !== undefined && (t.type === TensorType.UINT8 || t.type === TensorType.INT8);
@@ -72,6 +83,38 @@ export function readAssociatedFiles(bytes: Uint8Array): Map<string, Uint8Array> 
     p = next;
   }
   return files;
+}
+
+/** The pixel scalings a float input's calibrated range is compared with: pixel x (0…255) fed as x/255, x/127.5 − 1, or x. */
+const FLOAT_INPUT_RULES: { rule: string; lo: number; hi: number; mean: number; std: number }[] = [
+  { rule: 'x/255 (pixels in [0, 1])', lo: 0, hi: 1, mean: 0, std: 255 },
+  { rule: 'x/127.5 − 1 (pixels in [−1, 1])', lo: -1, hi: 1, mean: 127.5, std: 127.5 },
+  { rule: 'x (pixels in [0, 255])', lo: 0, hi: 255, mean: 0, std: 1 },
+];
+
+/**
+ * A float input that every reader quantizes at once (a full-integer model converted with float I/O,
+ * TFLiteConverter's default) carries its calibrated range in the QUANTIZE output's parameters:
+ * [(qmin − zp)·s, (qmax − zp)·s]. When that range is one of FLOAT_INPUT_RULES' within 5% of its width
+ * (calibration on real images spans nearly the whole range), the preprocessing is read from it;
+ * undefined otherwise (the caller assumes x/127.5 − 1).
+ */
+function floatInputRange(sg: TfliteSubgraph): { lo: number; hi: number; rule: string; norm: PixelNormalisation } | undefined {
+  const i = sg.inputs[0]!;
+  if (sg.tensors[i]?.type !== TensorType.FLOAT32) return undefined;
+  const readers = sg.operators.filter((op) => op.inputs.includes(i));
+  if (readers.length === 0 || !readers.every((op) => op.builtinCode === Op.QUANTIZE)) return undefined;
+  const q = sg.tensors[readers[0]!.outputs[0]!];
+  if (!q || !isQuantized(q) || q.quantization!.scale.length !== 1) return undefined;
+  const [qmin, qmax] = q.type === TensorType.UINT8 ? [0, 255] : [-128, 127];
+  const s = q.quantization!.scale[0]!;
+  const zp = q.quantization!.zeroPoint[0] ?? 0;
+  const lo = (qmin - zp) * s;
+  const hi = (qmax - zp) * s;
+  const match = FLOAT_INPUT_RULES.find((r) => Math.abs(lo - r.lo) + Math.abs(hi - r.hi) <= 0.05 * (r.hi - r.lo));
+  if (!match) return undefined;
+  const norm: PixelNormalisation = { colorOrder: 'RGB', range: [0, 255], mean: [match.mean, match.mean, match.mean], std: [match.std, match.std, match.std], resize: 'cover', crop: 1 };
+  return { lo, hi, rule: match.rule, norm };
 }
 
 /**
@@ -120,9 +163,11 @@ export function tfliteCard(
       op = p && dense(p) ? p : undefined;
     }
   }
-  const inputShape = conv.values.get(sg.inputs[0]!)!.shape;
+  const inputShape = conv.inputShape;
   const quantization = isQuantized(inT) ? { scale: inT.quantization!.scale[0]!, zeroPoint: inT.quantization!.zeroPoint[0] ?? 0 } : undefined;
-  if (!quantization) notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
+  const calibrated = quantization ? undefined : floatInputRange(sg);
+  if (calibrated) notes.push(`float input quantized at once: its calibrated range [${calibrated.lo.toFixed(3)}, ${calibrated.hi.toFixed(3)}] is that of ${calibrated.rule}`);
+  else if (!quantization) notes.push('float input: preprocessing assumed to be x/127.5 − 1 (Teachable Machine / Keras MobileNet); the file does not say');
   const card: ImportedModelCard = {
     source: 'tflite',
     layer: {
@@ -130,16 +175,17 @@ export function tfliteCard(
       outputName: out.name,
       preprocess: importedSpec(
         inputShape,
-        quantization ? preprocessFromQuantization(quantization.scale, quantization.zeroPoint, inT.type === TensorType.INT8) : TEACHABLE_MACHINE_PREPROCESS,
+        quantization ? preprocessFromQuantization(quantization.scale, quantization.zeroPoint, inT.type === TensorType.INT8) : (calibrated?.norm ?? TEACHABLE_MACHINE_PREPROCESS),
       ),
       labelOffset: 0,
       // a feature extractor has no class scores: 'auto' leaves its rows alone unless asked to classify
       outputKind: extractor ? 'auto' : scores,
     },
-    sourceInput: { name: inT.name, shape: [...inT.shape], layout: 'NHWC', dtype: tensorTypeName(inT.type).toLowerCase(), ...(quantization ? { quantization } : {}) },
-    preprocessSource: quantization ? 'input-quantization' : 'assumed',
+    sourceInput: { name: inT.name, shape: [...inT.shape], layout: conv.inputLayout, dtype: tensorTypeName(inT.type).toLowerCase(), ...(quantization ? { quantization } : {}) },
+    preprocessSource: quantization || calibrated ? 'input-quantization' : 'assumed',
     output: { dims: out.shape, extractor },
     precision: conv.quantizedWeights ? 'int8' : conv.halfWeights ? 'fp16' : 'fp32',
+    activations: conv.quantizedActivations ? 'int8' : 'float',
     notes,
   };
   if (embedding !== undefined) {

@@ -12,6 +12,7 @@
 
 import { ByteBuffer } from 'flatbuffers';
 import { EdgetuneError } from '../../core/errors.js';
+import { placeholderKind } from '../../core/text.js';
 
 /** TFLite TensorType values (schema.fbs `enum TensorType`). */
 export const TensorType = {
@@ -42,6 +43,7 @@ export const BuiltinOperator = {
   DEPTHWISE_CONV_2D: 4,
   DEQUANTIZE: 6,
   FULLY_CONNECTED: 9,
+  L2_NORMALIZATION: 11,
   LOGISTIC: 14,
   MAX_POOL_2D: 17,
   MUL: 18,
@@ -51,9 +53,12 @@ export const BuiltinOperator = {
   SOFTMAX: 25,
   CUSTOM: 32,
   PAD: 34,
+  TRANSPOSE: 39,
   MEAN: 40,
   SUB: 41,
   SQUEEZE: 43,
+  STRIDED_SLICE: 45,
+  SLICE: 65,
   QUANTIZE: 114,
   HARD_SWISH: 117,
 } as const;
@@ -152,6 +157,8 @@ export const ArithmeticOptions = { activation: 0 } as const;
 export const ReshapeOptions = { newShape: 0 } as const;
 export const SqueezeOptions = { squeezeDims: 0 } as const;
 export const ReducerOptions = { keepDims: 0 } as const;
+/** StridedSliceOptions (schema.fbs): masks are bit sets over the input's axes; `offset`: end is relative to begin. */
+export const StridedSliceOptions = { beginMask: 0, endMask: 1, ellipsisMask: 2, newAxisMask: 3, shrinkAxisMask: 4, offset: 5 } as const;
 
 /** schema.fbs `enum Padding`. */
 export const Padding = { SAME: 0, VALID: 1 } as const;
@@ -318,6 +325,8 @@ function parse(bytes: Uint8Array): TfliteModel {
   if (bytes.length < 8) throw corrupt(`${bytes.length} bytes is too short for a flatbuffer`);
   const bb = new ByteBuffer(bytes);
   if (!bb.__has_identifier('TFL3')) {
+    const instead = placeholderKind(bytes);
+    if (instead) throw new EdgetuneError('EMODEL', instead);
     const id = new TextDecoder().decode(bytes.subarray(4, 8)).replace(/[^\x20-\x7e]/g, '?');
     throw corrupt(`file identifier is "${id}", not "TFL3" (not a TFLite model, or truncated at the start)`);
   }

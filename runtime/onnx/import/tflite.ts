@@ -23,6 +23,7 @@ import {
   type ImportResult,
   type Value,
 } from './common.js';
+import { quantizesActivations } from '../quantized.js';
 import { readAssociatedFiles, tfliteCard, type ConversionSummary } from './tflite-card.js';
 import { FUSED, checkActivation, constData, isQuantized, onnxQuantType, onnxShape } from './tflite-tensors.js';
 import {
@@ -36,6 +37,7 @@ import {
   Pool2DOptions,
   ReducerOptions,
   SoftmaxOptions,
+  StridedSliceOptions,
   TensorType,
   builtinName,
   parseTflite,
@@ -69,11 +71,53 @@ export function importTflite(bytes: Uint8Array, options: TfliteImportOptions = {
   if (sg.inputs.length === 0 || sg.outputs.length === 0) {
     throw new EdgetuneError('EMODEL', `TFLite model: the main subgraph has ${sg.inputs.length} inputs and ${sg.outputs.length} outputs; an image model needs at least one of each`);
   }
-  const conv = new TfliteConverter(sg);
+  const conv = new TfliteConverter(sg, imageInputLayout(sg));
   const model = conv.run(options.name ?? (sg.name || 'tflite'), file.description);
-  const card = tfliteCard(sg, conv.summary(), { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
+  const card = tfliteCard(sg, { ...conv.summary(), quantizedActivations: quantizesActivations(model.graph) }, { labels: options.labels, associatedFiles: readAssociatedFiles(bytes) });
   return { model, card };
 }
+
+/** The permutation of a TRANSPOSE operator (its constant second input), or undefined when computed at run time. */
+function transposePerm(sg: TfliteSubgraph, op: TfliteOperator): number[] | undefined {
+  const t = sg.tensors[op.inputs[1]!];
+  return t?.data ? Array.from(constData(t)) : undefined;
+}
+
+/**
+ * The layout of the main input, checked to be an image: TFLite's own NHWC `[1, H, W, C]`, or NCHW
+ * `[1, C, H, W]` when every operator reading it is a TRANSPOSE to NHWC (perm 0,2,3,1), as PyTorch →
+ * TFLite converters write; C is 1 (grayscale) or 3 (colour). An input of another rank, or of more
+ * than 4 channels (audio features, a vector, a 1024-channel feature map), is no image model:
+ * EdgetuneError('EMODEL') naming the input and its shape. (2 or 4 channels convert; what feeds them
+ * then says the channel count does not fit the card.)
+ */
+function imageInputLayout(sg: TfliteSubgraph): 'NHWC' | 'NCHW' {
+  const i = sg.inputs[0]!;
+  const t = sg.tensors[i];
+  if (!t) throw new EdgetuneError('EMODEL', `Corrupt TFLite file: a required tensor is absent (index ${i})`);
+  const s = t.shape;
+  const image = (c: number | undefined) => c !== undefined && c >= 1 && c <= 4;
+  if (s.length === 4 && s[1]! > 0 && s[2]! > 0 && s[3]! > 0) {
+    const readers = sg.operators.filter((op) => op.inputs.includes(i));
+    const toNhwc = readers.length > 0 && readers.every((op) => op.builtinCode === Op.TRANSPOSE && transposePerm(sg, op)?.join(',') === '0,2,3,1');
+    if (toNhwc && image(s[1])) return 'NCHW';
+    if (!toNhwc && image(s[3])) return 'NHWC';
+  }
+  throw new EdgetuneError(
+    'EMODEL',
+    `the input "${t.name}" is ${tensorTypeName(t.type)} [${s.join(',')}]: not an image; edgetune imports image models, whose input is [1, height, width, channels] (NHWC) with 1 or 3 channels`,
+  );
+}
+
+/**
+ * Custom operators that hold a graph compiled for an accelerator (its weights in the accelerator's own
+ * format, not TFLite tensors): what the file is, and which file to use instead.
+ */
+const COMPILED_FOR: Record<string, string> = {
+  'edgetpu-custom-op':
+    'the model is compiled for the Coral Edge TPU (the operator holds the compiled graph, which only an Edge TPU runs); import the CPU .tflite it was compiled from (Coral publishes each model without the _edgetpu suffix too; Teachable Machine: the "Tensorflow Lite" export, Quantized or Floating point)',
+  'ethos-u': 'the model is compiled by Vela for an Arm Ethos-U NPU (the operator holds the compiled graph); import the .tflite given to Vela',
+};
 
 class TfliteConverter {
   readonly b = new GraphBuilder();
@@ -82,8 +126,14 @@ class TfliteConverter {
   private halfWeights = false;
   private inputName = '';
 
-  constructor(readonly sg: TfliteSubgraph) {
-  }
+  /** The shape of the ONNX graph input (NCHW `[1, C, H, W]`). */
+  private inputShape: number[] = [];
+
+  /** `inputLayout`: NCHW when the file's input is NCHW and transposed to NHWC inside (imageInputLayout). */
+  constructor(
+    readonly sg: TfliteSubgraph,
+    private readonly inputLayout: 'NHWC' | 'NCHW' = 'NHWC',
+  ) {}
 
   /** Constants computed at conversion time (DEQUANTIZE of constant weights), by tensor index. */
   private readonly folded = new Map<number, TfliteTensor>();
@@ -133,12 +183,15 @@ class TfliteConverter {
     const shape = onnxShape(t.shape);
     const name = this.b.unique(this.baseName(t));
     this.inputName = name;
-    if (isQuantized(t)) {
-      this.values.set(i, { name: this.qdq(name, t, `${name}_quantized`, `${name}_dequantized`).dq, shape });
-    } else {
-      this.values.set(i, { name, shape });
-    }
-    return floatInput(name, shape);
+    // an NCHW input is the graph input as it is; inside, the converter's convention (every rank-4
+    // TFLite tensor held NHWC→NCHW-permuted) is restored by a Transpose, which the file's own
+    // TRANSPOSE to NHWC then cancels (onnxruntime removes the pair)
+    const declared = this.inputLayout === 'NCHW' ? [...t.shape] : shape;
+    this.inputShape = declared;
+    let v = isQuantized(t) ? this.qdq(name, t, `${name}_quantized`, `${name}_dequantized`).dq : name;
+    if (this.inputLayout === 'NCHW') v = this.b.op('Transpose', [v], `${name}_as_nhwc_tensor`, { perm: [...NHWC_TO_NCHW] });
+    this.values.set(i, { name: v, shape });
+    return floatInput(name, declared);
   }
 
   // ---- quantization helpers ----
@@ -475,6 +528,62 @@ class TfliteConverter {
         this.emit(out, (name) => emitActivation(this.b, kind, x.name, name));
         return;
       }
+      case Op.TRANSPOSE: {
+        const x = this.value(op.inputs[0]!);
+        const perm = transposePerm(this.sg, op);
+        if (!perm) throw this.unsupported(op, 'permutation computed at run time');
+        const rank = perm.length;
+        // TFLite permutes its tensors; here rank-4 values are held NCHW (onnx = tflite permuted by
+        // NHWC_TO_NCHW), so the ONNX permutation is NCHW→NHWC, then perm, then NHWC→NCHW
+        const onnxPerm = rank === 4 ? NHWC_TO_NCHW.map((a) => NCHW_TO_NHWC[perm[a]!]!) : perm;
+        this.emit(out, (name) => this.b.node('Transpose', [x.name], [name], { perm: onnxPerm }));
+        return;
+      }
+      case Op.SLICE:
+      case Op.STRIDED_SLICE: {
+        // → ONNX Slice over every axis (rank-4 axes moved to their NCHW places). SLICE: begin, size
+        // (−1: to the end); STRIDED_SLICE: begin, end, strides with begin/end masks (a set bit: from the
+        // start / to the end of that axis) and `offset` (end = begin + end). Ellipsis, new-axis and
+        // shrink-axis masks are refused (image classifiers crop with plain slices: Keras Cropping2D).
+        const x = this.value(op.inputs[0]!);
+        const rank = this.t(op.inputs[0]!).shape.length;
+        const consts = op.inputs.slice(1).map((i) => this.t(i));
+        if (consts.some((t) => !t.data)) throw this.unsupported(op, 'begin/end/size computed at run time');
+        const [begin, second, third] = consts.map((t) => Array.from(constData(t)));
+        const BIG = 2 ** 31 - 1;
+        let starts = begin!.slice(0, rank);
+        let ends: number[];
+        let steps = new Array<number>(rank).fill(1);
+        if (op.builtinCode === Op.SLICE) {
+          ends = starts.map((b, d) => (second![d]! < 0 ? BIG : b + second![d]!));
+        } else {
+          const bits = (id: number) => o?.int(id) ?? 0;
+          for (const [what, id] of [['ellipsis', StridedSliceOptions.ellipsisMask], ['new axis', StridedSliceOptions.newAxisMask], ['shrink axis', StridedSliceOptions.shrinkAxisMask]] as const) {
+            if (bits(id) !== 0) throw this.unsupported(op, `${what} mask ${bits(id)}`);
+          }
+          steps = third!.slice(0, rank);
+          const offset = o?.bool(StridedSliceOptions.offset) ?? false;
+          ends = second!.slice(0, rank).map((e, d) => (offset ? starts[d]! + e : e));
+          starts = starts.map((b, d) => ((bits(StridedSliceOptions.beginMask) >> d) & 1 ? (steps[d]! > 0 ? 0 : BIG) : b));
+          ends = ends.map((e, d) => ((bits(StridedSliceOptions.endMask) >> d) & 1 ? (steps[d]! > 0 ? BIG : -BIG) : e));
+        }
+        const axes = Array.from({ length: rank }, (_, d) => (rank === 4 ? nhwcAxisToNchw(d) : d));
+        const inputs = [x.name, this.b.int64s(`${x.name}_starts`, starts), this.b.int64s(`${x.name}_ends`, ends), this.b.int64s(`${x.name}_axes`, axes), this.b.int64s(`${x.name}_steps`, steps)];
+        this.emit(out, (name) => this.b.node('Slice', inputs, [name]));
+        return;
+      }
+      case Op.L2_NORMALIZATION: {
+        // x / max(sqrt(Σx²), ε) along the last (channel) axis, ε = 1e-6 as TFLite's reference kernel
+        const x = this.value(op.inputs[0]!);
+        const axis = x.shape.length === 4 ? 1 : -1;
+        this.emit(out, (name) => {
+          const sq = this.b.op('ReduceSumSquare', [x.name], `${name}_sumsq`, { axes: [axis], keepdims: 1 });
+          const norm = this.b.op('Sqrt', [sq], `${name}_norm`);
+          const clamped = this.b.op('Max', [norm, this.b.floats(`${name}_epsilon`, [1e-6], [])], `${name}_norm_clamped`);
+          this.b.node('Div', [x.name, clamped], [name]);
+        }, fused(0));
+        return;
+      }
       case Op.QUANTIZE:
       case Op.DEQUANTIZE: {
         // the float value passes through; emit() adds the output's own Q/DQ when it is quantized
@@ -490,12 +599,12 @@ class TfliteConverter {
         return;
       }
       default:
-        throw this.unsupported(op);
+        throw this.unsupported(op, op.builtinCode === Op.CUSTOM ? COMPILED_FOR[op.customCode ?? ''] : undefined);
     }
   }
 
-  /** What the card needs from the conversion. */
-  summary(): ConversionSummary {
-    return { inputName: this.inputName, values: this.values, quantizedWeights: this.quantizedWeights, halfWeights: this.halfWeights };
+  /** What the card needs from the conversion (but what the finished graph says: `quantizedActivations`, read by importTflite). */
+  summary(): Omit<ConversionSummary, 'quantizedActivations'> {
+    return { inputName: this.inputName, inputShape: this.inputShape, inputLayout: this.inputLayout, values: this.values, quantizedWeights: this.quantizedWeights, halfWeights: this.halfWeights };
   }
 }

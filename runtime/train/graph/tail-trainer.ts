@@ -7,6 +7,7 @@
 // Browser-safe: no Node APIs, no onnxruntime import.
 
 import { checkOneOf, EdgetuneError, invalidParameter, numberRangeText } from '../../core/errors.js';
+import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 import { DataType, getInitializer, makeTensor, readFloat32, setInitializer } from '../../onnx/graph.js';
 import { cloneModel, encodeModel, type OnnxModel } from '../../onnx/model.js';
 import { concatFloat32, type TensorData } from '../../core/tensor.js';
@@ -249,6 +250,17 @@ export interface TailTrainInput {
   refresh?(epoch: number): Promise<TailData>;
 }
 
+/** Every key of TailTrainInput and of TailTrainConfig, for refusing a misspelt one (trainTail, trainUnfrozen). The types below fail to compile when a key is missing. */
+export const TAIL_INPUT_KEYS = ['tail', 'head', 'classes', 'train', 'val', 'createSession', 'refresh'] as const satisfies readonly (keyof TailTrainInput)[];
+export const TAIL_CONFIG_KEYS = [
+  'epochs', 'batchSize', 'schedule', 'optimizer', 'lrHead', 'lrBackbone', 'lrBiases', 'layerLrDecay', 'average', 'mixup', 'momentum', 'weightDecay', 'dropout',
+  'labelSmoothing', 'classWeights', 'patience', 'minDelta', 'seed', 'trainBackbone', 'trainable',
+] as const satisfies readonly (keyof TailTrainConfig)[];
+/** The keys of trainTail's hooks. */
+export const TAIL_HOOK_KEYS = ['onEpoch', 'signal'] as const;
+/** `never` while the key lists above list every key (a compile error names a missing one). */
+export type UnlistedTailKey = AssertNever<Exclude<keyof TailTrainInput, (typeof TAIL_INPUT_KEYS)[number]> | Exclude<keyof TailTrainConfig, (typeof TAIL_CONFIG_KEYS)[number]>>;
+
 /** Per-class loss weights, as the head trainer's classWeightsOf (runtime/train/index.ts). */
 function classWeightsOf(spec: TailTrainConfig['classWeights'], labels: Int32Array, K: number): Float64Array {
   const w = new Float64Array(K).fill(1);
@@ -338,9 +350,13 @@ export async function evaluateTail(session: GraphSession, graph: TrainingGraph, 
  * Train tail + head. Each step runs the training graph once (loss, logits, gradients), adds the L2
  * term to weight gradients and applies the optimizer in float64. Throws EARG on mismatched data, and
  * EARG `training diverged at epoch N: …; lower the learning rate (--lr, now …; --backbone-lr, now …)`
- * on a non-finite loss, or a weight or logit beyond float32 (runtime/train/diverge.ts).
+ * on a non-finite loss, or a weight or logit beyond float32 (runtime/train/diverge.ts); EARG for a key
+ * `input`, `config` or `hooks` does not take (`trainTail: unknown option "config.epoch" (config options: …)`).
  */
 export async function trainTail(input: TailTrainInput, config: Partial<TailTrainConfig> = {}, hooks: { onEpoch?(s: TailEpochStats): void; signal?: AbortSignal } = {}): Promise<TailTrainResult> {
+  checkOptionKeys('trainTail', input, TAIL_INPUT_KEYS, 'input');
+  checkOptionKeys('trainTail', config, TAIL_CONFIG_KEYS, 'config');
+  checkOptionKeys('trainTail', hooks, TAIL_HOOK_KEYS, 'hooks');
   const t0 = now();
   const base = { ...DEFAULT_TAIL_CONFIG, ...config };
   const lrHead = config.lrHead ?? DEFAULT_LR[base.optimizer];

@@ -7,7 +7,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { matchClassFolders } from '../../core/labels.js';
-import { walkFiles } from '../../io/files.js';
+import { isHiddenEntry, walkFiles } from '../../io/files.js';
+import { checkDirPath } from '../../io/paths.js';
 import { stratifiedSplit } from '../finetune.js';
 import { checkOptionKeys, type AssertNever } from '../../core/options.js';
 
@@ -38,6 +39,17 @@ async function isDir(p: string): Promise<boolean> {
 }
 
 /** The image files of one class folder (recursive, sorted, symbolic links followed); other files, dangling links and unreadable names go to `skipped` with the reason. */
+/**
+ * `<dir>: class "<name>" has no images`, and when the folder held files that were passed over, how many
+ * and the first one's reason (a phone's .HEIC photos: `(3 files passed over; the first, IMG_0001.HEIC:
+ * unsupported image format (.HEIC; …))`), so the user sees why the folder counts as empty.
+ */
+export function noImagesMessage(dir: string, name: string, passedOver: readonly SkippedFile[], extra = ''): string {
+  const first = passedOver[0];
+  const why = first ? ` (${passedOver.length} file${passedOver.length === 1 ? '' : 's'} passed over; the first, ${path.relative(dir, first.file) || first.file}: ${first.reason})` : '';
+  return `${dir}: class "${name}" has no images${extra}${why}`;
+}
+
 export async function listImages(dir: string, skipped: SkippedFile[]): Promise<string[]> {
   return walkFiles(dir, (s) => skipped.push(s));
 }
@@ -56,10 +68,13 @@ export type UnlistedScanOption = AssertNever<Exclude<keyof ScanOptions, (typeof 
  * use the training classes; a class missing from it is allowed, an unknown class is an error). Its
  * folders are matched to `classes` by the folder rule every command uses (core/labels.ts): exactly,
  * else ignoring case and `_`/`-`, or as the plural of a class (`Ants` or `ants` for a training class `ant`).
- * `what` names the folder in messages (default "dataset"). Errors: EARG for an option it does not take.
+ * `what` names the folder in messages (default "dataset"). Errors: EARG for an option it does not take,
+ * or an empty root (`Expected a folder for root but received ""`).
  */
 export async function scanDataset(root: string, opts: ScanOptions = {}): Promise<Dataset> {
   checkOptionKeys('scanDataset', opts, SCAN_OPTION_KEYS);
+  // an empty root ("$DIR" unset) is said as such (it read as '": dataset folder not found"')
+  checkDirPath(root, 'root');
   const what = opts.what ?? 'dataset';
   let st;
   try {
@@ -68,7 +83,7 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
     throw new EdgetuneError('EINPUT', `${root}: ${what} folder not found`, { subject: root });
   }
   if (!st.isDirectory()) throw new EdgetuneError('EINPUT', `${root}: ${what} is not a folder (expected one sub-folder per class)`, { subject: root });
-  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => !e.name.startsWith('.'));
+  const entries = (await readdir(root, { withFileTypes: true })).filter((e) => !isHiddenEntry(e.name));
   const found: string[] = [];
   for (const e of entries) if (e.isDirectory() || (e.isSymbolicLink() && (await isDir(path.join(root, e.name))))) found.push(e.name);
   found.sort();
@@ -96,9 +111,10 @@ export async function scanDataset(root: string, opts: ScanOptions = {}): Promise
   const items: DatasetItem[] = [];
   for (const [name, label] of [...folderClass].sort((a, b) => a[1] - b[1])) {
     const dir = path.join(root, name);
+    const before = skipped.length;
     const files = await listImages(dir, skipped);
     if (files.length === 0 && !opts.classes) {
-      throw new EdgetuneError('EINPUT', `${dir}: class "${name}" has no images`, { subject: dir });
+      throw new EdgetuneError('EINPUT', noImagesMessage(dir, name, skipped.slice(before)), { subject: dir });
     }
     for (const file of files) items.push({ file, label });
   }
@@ -148,6 +164,7 @@ export async function finetuneItems(o: {
   addedValSplit: number;
   seed: number;
 }): Promise<{ labels: string[]; train: DatasetItem[]; val: DatasetItem[]; skipped: SkippedFile[] }> {
+  checkOptionKeys('finetuneItems', o, ['trainDir', 'valDir', 'added', 'valSplit', 'addedValSplit', 'seed']);
   const trainSet = await scanDataset(o.trainDir, { what: 'training set' });
   const labels = [...trainSet.classes];
   const base = labels.length;
@@ -159,8 +176,9 @@ export async function finetuneItems(o: {
       const exists = await stat(a.dir).then(() => true, () => false);
       throw new EdgetuneError('EINPUT', exists ? `${a.dir}: not a folder (class "${a.name}")` : `${a.dir}: folder for class "${a.name}" not found`, { subject: a.dir });
     }
+    const before = skipped.length;
     const files = await listImages(a.dir, skipped);
-    if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images`, { subject: a.dir });
+    if (!files.length) throw new EdgetuneError('EINPUT', noImagesMessage(a.dir, a.name, skipped.slice(before)), { subject: a.dir });
     labels.push(a.name);
     train.push(...files.map((file) => ({ file, label: labels.length - 1 })));
   }

@@ -87,6 +87,11 @@ export interface EmbeddingCacheOptions {
   maxBytes?: number;
 }
 
+/** Every key of EmbeddingCacheOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
+export const EMBEDDING_CACHE_OPTION_KEYS = ['maxBytes'] as const satisfies readonly (keyof EmbeddingCacheOptions)[];
+/** `never` while EMBEDDING_CACHE_OPTION_KEYS lists every option (a compile error names a missing one). */
+export type UnlistedEmbeddingCacheOption = AssertNever<Exclude<keyof EmbeddingCacheOptions, (typeof EMBEDDING_CACHE_OPTION_KEYS)[number]>>;
+
 export interface PruneResult {
   files: number;
   bytes: number;
@@ -110,7 +115,9 @@ export class EmbeddingCache {
   /** Cache size as of the last walk plus what was written since (an overestimate when files are rewritten). */
   private knownBytes?: number;
   private knownFiles = 0;
+  /** Errors: EARG for a bad maxBytes or EDGETUNE_EMBED_CACHE_MB, or an option it does not take (`EmbeddingCache: unknown option "maxbytes" (options: maxBytes)`). */
   constructor(dir = path.join(cacheDir(), 'embeddings'), opts: EmbeddingCacheOptions = {}) {
+    checkOptionKeys('EmbeddingCache', opts, EMBEDDING_CACHE_OPTION_KEYS);
     this.dir = dir;
     const envMb = process.env.EDGETUNE_EMBED_CACHE_MB;
     const mb = envMb === undefined || envMb === '' ? DEFAULT_EMBEDDING_CACHE_MB : Number(envMb);

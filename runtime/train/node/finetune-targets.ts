@@ -3,7 +3,8 @@
 // from a CSV `file,value`). The same pieces as classification: the backbone's embedding graph and its
 // on-disk cache (embed.ts), views with the module's rule (view 0 clean, the others augmented), the
 // trainer with its task losses (runtime/train/tasks.ts), and one exported ONNX file whose card says
-// the task. Validation: a second CSV, or a seeded 20% (FINETUNE_DEFAULTS.valSplit) of the rows.
+// the task. Validation: a second CSV (multilabel: its labels a subset of the training CSV's), or a
+// seeded 20% (FINETUNE_DEFAULTS.valSplit) of the rows.
 
 import type { AugmentSpec } from '../augment/ops.js';
 import { exportClassifierModel } from '../export.js';
@@ -49,6 +50,8 @@ export interface TargetFinetuneResult {
   validated: boolean;
   /** Validation images byte-identical to training images (io/files.ts findSharedFiles). */
   leakage: SharedFiles;
+  /** Multilabel: training labels that no validation row has (their support there is 0); [] otherwise. */
+  noPositives: string[];
 }
 
 async function read(task: TargetFinetuneOptions['task'], csv: string): Promise<TargetDataset> {
@@ -80,11 +83,11 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
   const seed = o.config.seed ?? FINETUNE_DEFAULTS.seed;
   if (o.valCsv) {
     const v = await read(o.task, o.valCsv);
-    if (v.names.join('\u0000') !== ds.names.join('\u0000')) {
+    skipped.push(...v.skipped);
+    val = o.task === 'multilabel' ? inTrainingOrder(v, ds, o.csv) : v.items;
+    if (o.task === 'regression' && v.names.join('\u0000') !== ds.names.join('\u0000')) {
       throw new EdgetuneError('EINPUT', `${o.valCsv}: names ${v.names.join(', ')} differ from ${o.csv}'s (${ds.names.join(', ')})`, { subject: o.valCsv });
     }
-    skipped.push(...v.skipped);
-    val = v.items;
   } else ({ train, val } = splitRows(train, o.valSplit ?? FINETUNE_DEFAULTS.valSplit, seed));
   const K = ds.names.length;
   // leakage: validation images byte-identical to training images (as for class folders)
@@ -128,5 +131,31 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
     dataset: { csv: o.csv.split(/[\\/]/).pop(), rows: t.kept.length, ...(o.valCsv ? { valCsv: o.valCsv.split(/[\\/]/).pop() } : {}) },
     seed,
   });
-  return { bytes, names: ds.names, train: t.kept, val: v?.kept ?? [], skipped, training, metrics, validated: Boolean(v), leakage };
+  // multilabel: training labels no validation row has (a validation CSV of a subset of them, or a small split)
+  const noPositives = o.task === 'multilabel' && v?.kept.length ? ds.names.filter((_, k) => v.kept.every((it) => !it.targets[k])) : [];
+  return { bytes, names: ds.names, train: t.kept, val: v?.kept ?? [], skipped, training, metrics, validated: Boolean(v), leakage, noPositives };
+}
+
+/**
+ * A multilabel validation set's targets in the training labels' order (`ds.names`: the training CSV's,
+ * or a trained model's labels; `trainCsv` names them in the error). Its labels may be a subset of
+ * them (validation then has no positives for the others: 0 in every row); a label they lack is
+ * refused, since the model has no output for it. Errors: EINPUT naming the validation CSV and its
+ * unknown labels. Also read by `quantize --eval` of a multilabel model (calibration/index.ts).
+ */
+export function inTrainingOrder(v: TargetDataset, ds: Pick<TargetDataset, 'names'>, trainCsv: string): TargetItem[] {
+  const index = new Map(ds.names.map((n, i) => [n, i]));
+  const unknown = v.names.filter((n) => !index.has(n));
+  if (unknown.length) {
+    throw new EdgetuneError(
+      'EINPUT',
+      `${v.csv}: label${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => JSON.stringify(n)).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among ${trainCsv}'s labels (${ds.names.join(', ')}): the model has no output to validate ${unknown.length > 1 ? 'them' : 'it'} on`,
+      { subject: v.csv },
+    );
+  }
+  return v.items.map((it) => {
+    const targets = new Array<number>(ds.names.length).fill(0);
+    it.targets.forEach((t, k) => (targets[index.get(v.names[k]!)!] = t));
+    return { file: it.file, targets };
+  });
 }

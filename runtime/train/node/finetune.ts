@@ -34,8 +34,8 @@ import { reportPng } from './report.js';
 import type { HeadWeights, Metrics, TrainConfig, TrainResult } from '../index.js';
 import { collectEmbeddings, createTransfer, FINETUNE_DEFAULTS as D, stratifiedSplit, viewCount, type FinetuneProvenance, type HeadKind, type ViewEmbedder } from '../finetune.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../../io/atomic.js';
-import { checkDirPath } from '../../io/paths.js';
-import { addedItems, encodeResume, exampleItems, feedPrior, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, type ResumeData } from './resume.js';
+import { checkDirPath, checkPathGiven } from '../../io/paths.js';
+import { addedItems, encodeResume, exampleItems, feedPrior, itemName, openResumedModel, readResume, resumeDataOf, resumeKey, resumePath, withoutPriorImages, type ResumeData } from './resume.js';
 import { sharedByHash, sharedFilesWarning, type SharedFiles } from '../../io/files.js';
 import { isQuantizedGraph } from '../../onnx/quantized.js';
 import { calibrationTablePathOf, fp32PathOf, quantizeFinetuned, type Int8Report } from './int8.js';
@@ -136,6 +136,12 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const progress = o.onProgress ?? (() => undefined);
   // ---- options (all checked before any work)
   checkFinetuneOptionKeys('finetune', o, FINETUNE_OPTION_KEYS);
+  // an empty path ("$DIR" unset) is refused naming its option: '' is the current directory, which was read as the data
+  if (typeof data === 'string') checkPathGiven(data, 'data', 'a folder or CSV file');
+  if (typeof o.val === 'string') checkPathGiven(o.val, 'val', 'a folder or CSV file');
+  if (o.resume !== undefined) checkPathGiven(o.resume, 'resume', 'a model file');
+  o.addClass?.forEach((a, i) => checkDirPath(a.dir, `addClass[${i}].dir`));
+  o.addExamples?.forEach((a, i) => checkDirPath(a.dir, `addExamples[${i}].dir`));
   let augment: AugmentSpec;
   try {
     augment = typeof o.augment === 'object' ? o.augment : parseAugmentation(o.augment ?? D.augment);
@@ -272,7 +278,13 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     }));
   }
   // more images of the model's classes: training images only (the validation images stay the model's)
-  const moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  let moreItems = exampleDirs.length ? await exampleItems(labels, exampleDirs, skipped) : [];
+  if (prior && moreItems.length) {
+    // an image the resume data holds (same bytes) is in the model's data already: added again it would count twice
+    const { items, known } = await withoutPriorImages(moreItems, prior);
+    moreItems = items;
+    if (known.length) warn(`--add-examples: skipped ${known.length} image${known.length > 1 ? 's' : ''} already in ${o.resume}'s data (the same bytes as an image its resume data holds): ${known.slice(0, 3).map((i) => itemName(i.file)).join(', ')}${known.length > 3 ? ', …' : ''}`);
+  }
   trainItems.push(...moreItems);
   for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);
 
@@ -535,6 +547,10 @@ async function finetuneTargetsRun(
   for (const s of r.skipped) a.warn(`skipped ${s.where}: ${s.reason}`);
   const leak = sharedFilesWarning(r.leakage, 'validation', 'training', r.val.length);
   if (leak) a.warn(leak);
+  if (r.noPositives.length) {
+    const n = r.noPositives.length;
+    a.warn(`validation (${a.valCsv ?? 'the held-out split'}) has no positives for ${n > 1 ? 'labels' : 'label'} ${r.noPositives.join(', ')}: ${n > 1 ? 'their' : 'its'} recall and F1 are not measured there (support 0; the macro F1 leaves out a label no validation row has unless the model predicts it)`);
+  }
   const report: TargetsReport = {
     model: a.out, task, base: a.backbone.id, names: r.names, train: r.train.length, val: r.val.length, views: a.views, augment: formatAugmentation(a.augment),
     head: r.training.head.kind, config: r.training.config, bestEpoch: r.training.bestEpoch, epochs: r.training.history.length, validated: r.validated,

@@ -14,7 +14,7 @@
 // the model carries the multi-layer open-set score, so a resume keeps it; all three versions are read.
 
 import { createHash } from 'node:crypto';
-import { lstat, stat } from 'node:fs/promises';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import { loadModelFile } from '../../io/model-file.js';
 import { MAX_MODEL_FILE_BYTES, readSideFile } from '../../io/read-file.js';
 import type { OnnxModel } from '../../onnx/model.js';
@@ -24,7 +24,8 @@ import path from 'node:path';
 import { EdgetuneError } from '../../core/errors.js';
 import { concatFloat32 } from '../../core/tensor.js';
 import { stratifiedSplit, type Transfer } from '../finetune.js';
-import { listImages, type DatasetItem, type SkippedFile } from './dataset.js';
+import { listImages, noImagesMessage, type DatasetItem, type SkippedFile } from './dataset.js';
+import { sha256 } from './embed.js';
 import { CHECKSUM_BYTES, MAGIC, MAGIC_V1, MAGIC_V3, resumeLayout, type ResumeData, type ResumeImage, type ResumeTap } from '../resume-format.js';
 
 export type { ResumeData, ResumeImage, ResumeTap } from '../resume-format.js';
@@ -151,12 +152,13 @@ export async function addedItems(labels: readonly string[], added: readonly { na
   for (const a of added) {
     if (all.includes(a.name)) throw new EdgetuneError('EARG', `--add-class ${a.name}: the model already has a class "${a.name}"`);
     let files: string[];
+    const before = skipped.length;
     try {
       files = await listImages(a.dir, skipped);
     } catch {
       files = [];
     }
-    if (!files.length) throw new EdgetuneError('EINPUT', `${a.dir}: class "${a.name}" has no images (or the folder does not exist)`, { subject: a.dir });
+    if (!files.length) throw new EdgetuneError('EINPUT', noImagesMessage(a.dir, a.name, skipped.slice(before), ' (or the folder does not exist)'), { subject: a.dir });
     all.push(a.name);
     items.push(...files.map((file) => ({ file, label: all.length - 1 })));
   }
@@ -190,6 +192,22 @@ export async function exampleItems(labels: readonly string[], more: readonly { n
     items.push(...files.map((file) => ({ file, label })));
   }
   return items;
+}
+
+/**
+ * `items` split into those to embed and those whose bytes the resumed model's data already holds (its
+ * images' sha256, the content hash the embedder keys them by): their embeddings are in it, so adding them
+ * again (`--add-examples` naming photos it was trained on) would count each twice. A file that cannot be
+ * read is kept: the embedder reports it.
+ */
+export async function withoutPriorImages(items: readonly DatasetItem[], prior: Pick<ResumeData, 'images'>): Promise<{ items: DatasetItem[]; known: DatasetItem[] }> {
+  const held = new Set(prior.images.map((im) => im.sha256).filter(Boolean));
+  const out: { items: DatasetItem[]; known: DatasetItem[] } = { items: [], known: [] };
+  for (const it of items) {
+    const bytes = held.size ? await readFile(it.file).catch(() => undefined) : undefined;
+    (bytes && held.has(sha256(bytes)) ? out.known : out.items).push(it);
+  }
+  return out;
 }
 
 /** A file's name for the resume data and reports: its class folder and base name. */

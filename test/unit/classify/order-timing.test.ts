@@ -53,8 +53,14 @@ describe('classifyFiles', () => {
       }
       // Decoding runs 4 images ahead, so an image used to report the time since it was queued: about 4
       // consumer turns. Its own decode + inference is about a quarter of one turn (one image against
-      // four), so it stays below two turns even when the machine is loaded.
-      for (let i = 5; i < files.length; i++) expect(ms[i]!, `image ${i}: ${ms.join(', ')} vs turns ${busy.map(Math.round).join(', ')}`).toBeLessThan(busy[i - 1]! + busy[i - 2]!);
+      // four). The median over images 5..11 of (its ms / the turns before it) stays below 1 even when
+      // one image is descheduled on a loaded machine (a single image's ratio is not: it failed once at
+      // load average 8); the old accounting gave about 2 (four turns against two).
+      const ratios: number[] = [];
+      for (let i = 5; i < files.length; i++) ratios.push(ms[i]! / (busy[i - 1]! + busy[i - 2]!));
+      ratios.sort((a, b) => a - b);
+      const median = ratios[Math.floor(ratios.length / 2)]!;
+      expect(median, `ms ${ms.map(Math.round).join(', ')} vs turns ${busy.map(Math.round).join(', ')}`).toBeLessThan(1);
     } finally {
       await own.dispose();
     }

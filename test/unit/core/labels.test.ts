@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkLabel } from '../../../runtime/stream/teach.js';
-import { classNameProblem, decideLabels, describeFolderMatches, isClassName, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
+import { CLASS_NAME_RULE, classNameProblem, decideLabels, describeFolderMatches, isClassName, matchClassFolders, parseLabels } from '../../../runtime/core/labels.js';
 import { shared } from '../../helpers.js';
 
 const coral = parseLabels(readFileSync(shared('models', 'tflite', 'coral_imagenet_labels.txt'), 'utf8'), 'coral_imagenet_labels.txt');
@@ -87,12 +87,24 @@ describe('isClassName: the one rule for a new class name (finetune --add-class, 
     const ok = ['daisy', 'bean_rust', 'angular_leaf_spot', 'golden retriever', 'Gänseblümchen', 'ひまわり', 'a+b-c.d'];
     for (const n of ok) expect(isClassName(n), n).toBe(true);
     // what broke classify's lines or the Triton export before (new-user-log F15)
-    const bad = ['', '  ', ' x', 'x ', 'sun\nflowers', 'tab\there', 'a/b', '/', 42, undefined];
+    // "." and ".." were taken: as a class folder they are the dataset itself or its parent
+    const bad = ['', '  ', '.', '..', ' x', 'x ', 'sun\nflowers', 'tab\there', 'a/b', '/', 42, undefined];
     for (const n of bad) expect(isClassName(n), JSON.stringify(n)).toBe(false);
     // what the kiosk page shows
     expect(classNameProblem('  ')).toBe('type a class name first');
-    expect(classNameProblem('a/b')).toBe('"a/b" cannot name a class: it must be a class name (not empty; no line break or other control character, no "/", no leading or trailing space)');
+    expect(classNameProblem('a/b')).toBe('"a/b" cannot name a class: it must be a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space)');
     expect(classNameProblem('daisy')).toBeUndefined();
+    expect(classNameProblem('..')).toBe(`".." cannot name a class: it must be ${CLASS_NAME_RULE}`);
+    expect(classNameProblem('.', { teach: true })).toMatch(/^"\." cannot name a class taught on the server/);
+    // the first names of these are fine: "..." and ".x" are names, not path parts
+    for (const n of ['...', '.x', 'x.']) expect(isClassName(n), n).toBe(true);
+  });
+
+  it('every label of a label file is a class name: "." / ".." (and the rest of the rule) are refused naming the file and line', () => {
+    expect(() => parseLabels('ants\n..\nbees\n', 'l.txt')).toThrow(`l.txt: line 2 ("..") cannot name a class: a label must be ${CLASS_NAME_RULE}`);
+    expect(() => parseLabels('0 ants\n1 .\n', 'tm.txt')).toThrow(`tm.txt: line 2 (".") cannot name a class: a label must be ${CLASS_NAME_RULE}`);
+    expect(() => parseLabels('["ants", "a/b"]', 'l.json')).toThrow(`l.json: label 2 ("a/b") cannot name a class: a label must be ${CLASS_NAME_RULE}`);
+    expect(parseLabels('0 ants\n1 ...\n', 'tm.txt')).toEqual(['ants', '...']);
   });
 
   it("watch --teach's folder rule is a subset: every label it takes is a class name", () => {

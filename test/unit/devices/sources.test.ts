@@ -3,7 +3,8 @@
 // ffmpeg's synthetic test: source, the webcam: source with a stub fswebcam, reconnect after the ffmpeg
 // child is killed, the Jetson CSI pipeline string, and the errors for missing programs.
 
-import { createReadStream, existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -133,6 +134,51 @@ describe('file:// (ffmpeg)', () => {
     for (const seq of [121, 300, 399]) expect(mad(frames[seq]!.data, ref[seq]!.data)).toBeLessThan(0.5);
   });
 
+  it('a variable-frame-rate video (as phones record): each frame carries its own media time, and a restart resumes at the right frame', async () => {
+    // made here from the traffic video: frames 0–29 every 100 ms, then 30–59 at 30000/1001 fps (3.0 s + 1 s)
+    const vfr = path.join(tempDir(), 'phone.mp4');
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', video(), '-vf', "setpts='if(lt(N,30),N*0.1,3+(N-30)*1001/30000)/TB'", '-fps_mode', 'vfr', '-frames:v', '60', '-c:v', 'libx264', '-an', vfr]);
+    const events: SourceEvent[] = [];
+    const src = await createSource(`file://${vfr}`, { realtime: false, onEvent: (e) => events.push(e), reconnect: { initialMs: 50 } });
+    let killed = false;
+    const frames = await collect(src.frames(), Infinity, (f) => {
+      if (f.seq === 40 && !killed) {
+        killed = true;
+        process.kill(src.pid!, 'SIGKILL');
+      }
+    });
+    await src.close();
+    expect(frames.map((f) => f.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    // before: seq × 1000 / avg_frame_rate (14.5 fps): frame 30 at 2068.9 ms, not 3003 (mp4's timebase rounds to 0.1 ms)
+    expect(frames[29]!.pts).toBeCloseTo(2900, -1);
+    expect(frames[30]!.pts).toBeCloseTo(3000, -1);
+    expect(frames[59]!.pts).toBeCloseTo(3000 + (29 * 1001) / 30, -1);
+    expect(events.filter((e) => e.type === 'reconnect').length).toBe(1);
+    // frames after the restart are the right frames (before: the seek went to 39.5 / 14.5 s, frame 27's time)
+    const clean = await createSource(`file://${vfr}`, { realtime: false });
+    const ref = await collect(clean.frames());
+    await clean.close();
+    for (const seq of [41, 50, 59]) expect(mad(frames[seq]!.data, ref[seq]!.data)).toBeLessThan(0.5);
+  });
+
+  it('a plain path is taken literally: "%" and "?" in a file or folder name (was "URI malformed", or cut at the "?")', async () => {
+    const d = tempDir();
+    const clip = path.join(d, 'Clip 100%?.mp4');
+    symlinkSync(video(), clip);
+    const frames = await collect((await createSource(clip, { realtime: false })).frames(), 3);
+    expect(frames.map((f) => f.seq)).toEqual([0, 1, 2]);
+    const seq = path.join(d, 'frames 50%');
+    mkdirSync(seq);
+    symlinkSync(path.join(stills(), 'frame_001.jpg'), path.join(seq, 'a.jpg'));
+    const src = await createSource(seq, { realtime: false });
+    expect(src.kind).toBe('dir');
+    expect((await collect(src.frames())).length).toBe(1);
+    // in a URI the escapes are the user's: a bare "%" is named as malformed, not a URIError
+    await expect(createSource(`file://${clip}`)).rejects.toThrow(`file://${clip}: malformed %-escape in the path (in a file:// or dir:// URI a "%" is written %25; a plain path needs no escapes)`);
+    // ffmpeg's image2 pattern is not a file: the folder is named
+    await expect(createSource(path.join(d, 'frame_%04d.png'))).rejects.toThrow(`${path.join(d, 'frame_%04d.png')}: cannot read video file (ENOENT); an image sequence is read as its folder: dir://${d}`);
+  });
+
   it('reports a missing or non-video file clearly', async () => {
     await expect(createSource('file:///nonexistent/clip.mp4')).rejects.toThrow('/nonexistent/clip.mp4: cannot read video file (ENOENT)');
     const dir = tempDir();
@@ -217,6 +263,21 @@ describe('dir:// and test:', () => {
     // f_5 (frame_001), f_10 (frame_002), f_15 (frame_003), in that order.
     const expected = await decodeImage(path.join(stills(), 'frame_002.jpg'), DEFAULT_SPEC);
     expect(mad(frames[1]!.data, expected.data)).toBe(0);
+  });
+
+  it('a frame in a format this build does not decode (a phone\'s .HEIC) is reported, not passed over unseen; a folder of only such frames says so', async () => {
+    const dir = tempDir();
+    symlinkSync(path.join(stills(), 'frame_001.jpg'), path.join(dir, 'f_1.jpg'));
+    writeFileSync(path.join(dir, 'f_2.HEIC'), 'a phone frame');
+    writeFileSync(path.join(dir, 'notes.txt'), 'ignored');
+    const events: SourceEvent[] = [];
+    const frames = await collect((await createSource(`dir://${dir}`, { realtime: false, onEvent: (e) => events.push(e) })).frames());
+    expect(frames.length).toBe(1);
+    // before: no skip event at all
+    expect(events.filter((e) => e.type === 'skip').map((e) => e.message.replace(/; images are [^)]*\)/, '; …)'))).toEqual([`dir: ${path.join(dir, 'f_2.HEIC')}: unsupported image format (.HEIC; …); skipped`]);
+    const only = tempDir();
+    writeFileSync(path.join(only, 'IMG_0001.HEIC'), 'a phone frame');
+    await expect(createSource(`dir://${only}`)).rejects.toThrow(/no images \(dir:\/\/ reads .*\); 1 file passed over, the first: IMG_0001\.HEIC: unsupported image format \(\.HEIC; images are /);
   });
 
   it('reads all 61 shared stills; with an fps it is paced like a camera', async () => {

@@ -23,6 +23,8 @@ export interface BuildOperator {
   deprecatedCode?: number;
   inputs: number[];
   outputs: number[];
+  /** OperatorCode.custom_code (string slot 1), for code 32 (CUSTOM). */
+  customCode?: string;
   /** BuiltinOptions union type (1 Conv2DOptions, 2 DepthwiseConv2DOptions, 5 Pool2DOptions, …) and its fields. */
   options?: { type: number; fields: OptionField[] };
 }
@@ -71,11 +73,11 @@ export function buildTflite(tensors: BuildTensor[], operators: BuildOperator[], 
     if (quant) b.addFieldOffset(4, quant, 0);
     return b.endObject();
   });
-  const codes: [number, number][] = [];
+  const codes: [number, number, string | undefined][] = [];
   const opOffsets = operators.map((op) => {
     const deprecated = op.deprecatedCode ?? Math.min(op.code, 127);
-    let opcode = codes.findIndex(([c, d]) => c === op.code && d === deprecated);
-    if (opcode < 0) opcode = codes.push([op.code, deprecated]) - 1;
+    let opcode = codes.findIndex(([c, d, custom]) => c === op.code && d === deprecated && custom === op.customCode);
+    if (opcode < 0) opcode = codes.push([op.code, deprecated, op.customCode]) - 1;
     let options = 0;
     if (op.options) {
       const vecs = new Map<number, number>();
@@ -113,9 +115,11 @@ export function buildTflite(tensors: BuildTensor[], operators: BuildOperator[], 
   b.addFieldOffset(3, opVec, 0);
   b.addFieldOffset(4, sgName, 0);
   const subgraphs = offsets([b.endObject()]);
-  const codeOffsets = codes.map(([c, deprecated]) => {
+  const codeOffsets = codes.map(([c, deprecated, custom]) => {
+    const customName = custom === undefined ? 0 : b.createString(custom);
     b.startObject(4);
     b.addFieldInt8(0, deprecated, 0);
+    if (customName) b.addFieldOffset(1, customName, 0);
     b.addFieldInt32(2, 1, null);
     b.addFieldInt32(3, c, 0);
     return b.endObject();

@@ -53,7 +53,8 @@ describe('TFLite import: Coral MobileNetV2 1.0 224 quant (uint8)', () => {
     expect(c.layer.labelOffset).toBe(0);
     expect([c.layer.outputName, c.output, c.layer.outputKind]).toEqual(['MobilenetV2/Predictions/Softmax', { dims: [1, 1001], extractor: false }, 'probabilities']);
     expect(c.layer.embedding).toMatchObject({ tensor: 'MobilenetV2/Logits/AvgPool', dims: 1280 });
-    expect(c.precision).toBe('int8');
+    // full-integer: its activations are int8 too (QDQ pairs onnxruntime fuses), not a dynamic-range model's float ones
+    expect([c.precision, c.activations]).toEqual(['int8', 'int8']);
     expect(session.inputNames).toEqual(['input']);
   });
 

@@ -25,11 +25,12 @@ function thrown(fn: () => unknown): EdgetuneError {
 }
 
 /**
- * A one-operator model: float input "x" [1, 4] → op → float output "y" [1, 4]. `deprecated` and
- * `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3); options: a Pool/activation-free op.
+ * A one-operator model: float input "x" [1, 2, 2, 1] (a 2×2 grayscale image) → op → float output "y"
+ * [1, 2, 2, 1]. `deprecated` and `builtin` are the two OperatorCode fields (int8 slot 0, int32 slot 3);
+ * options: a Pool/activation-free op.
  */
 function tinyTflite(deprecated: number, builtin: number): Uint8Array {
-  const t = (name: string) => ({ name, shape: [1, 4] });
+  const t = (name: string) => ({ name, shape: [1, 2, 2, 1] });
   return buildTflite([t('x'), t('y')], [{ code: builtin, deprecatedCode: deprecated, inputs: [0], outputs: [1] }], [0], [1]);
 }
 
@@ -65,10 +66,34 @@ describe('TFLite importer errors', () => {
     expect(thrown(() => importTflite(tinyTflite(127, 150))).message).toBe('Unsupported TFLite operator BUILTIN_150 (operator 0, producing tensor "y")');
   });
 
+  it('a graph compiled for an accelerator (Edge TPU, Ethos-U) says so and which file to import instead', () => {
+    // the structure of Coral's *_edgetpu.tflite / tflite-micro's person_detect_vela.tflite: one CUSTOM operator holding the compiled graph
+    const compiled = (custom: string) =>
+      buildTflite(
+        [
+          { name: 'input', shape: [1, 2, 2, 3], type: 3, quantization: { scale: [1 / 128], zeroPoint: [128] } },
+          { name: 'MobilenetV1/Predictions/Reshape_1', shape: [1, 2], type: 3, quantization: { scale: [1 / 256], zeroPoint: [0] } },
+        ],
+        [{ code: 32, customCode: custom, inputs: [0], outputs: [1] }],
+        [0],
+        [1],
+      );
+    const tpu = thrown(() => importTflite(compiled('edgetpu-custom-op')));
+    expect(tpu.code).toBe('EMODEL');
+    expect(tpu.message).toBe(
+      'Unsupported TFLite operator CUSTOM(edgetpu-custom-op) (operator 0, producing tensor "MobilenetV1/Predictions/Reshape_1"): the model is compiled for the Coral Edge TPU (the operator holds the compiled graph, which only an Edge TPU runs); import the CPU .tflite it was compiled from (Coral publishes each model without the _edgetpu suffix too; Teachable Machine: the "Tensorflow Lite" export, Quantized or Floating point)',
+    );
+    expect(thrown(() => importTflite(compiled('ethos-u'))).message).toMatch(/CUSTOM\(ethos-u\) .*: the model is compiled by Vela for an Arm Ethos-U NPU .*; import the \.tflite given to Vela$/);
+    // another custom operator is only named
+    expect(thrown(() => importTflite(compiled('TFLite_Detection_PostProcess'))).message).toBe(
+      'Unsupported TFLite operator CUSTOM(TFLite_Detection_PostProcess) (operator 0, producing tensor "MobilenetV1/Predictions/Reshape_1")',
+    );
+  });
+
   it('old files with only deprecated_builtin_code still convert (RELU6 = 21), and load in a bare session', async () => {
     const { model, card } = importTflite(tinyTflite(21, 0));
     const s = await ort.InferenceSession.create(encodeModel(model));
-    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 4]) });
+    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from([-1, 3, 7, 0.5]), [1, 1, 2, 2]) });
     expect(Array.from(r[card.layer.outputName]!.data as Float32Array)).toEqual([0, 3, 6, 0.5]);
   });
 });

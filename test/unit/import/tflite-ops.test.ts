@@ -12,7 +12,7 @@ import { numberToFloat16 } from '../../../runtime/onnx/index.js';
 import { importTflite } from '../../../runtime/onnx/import/index.js';
 import { buildTflite, f32, i32, type BuildOperator, type BuildTensor } from './tflite-builder.js';
 import { maxAbsDiff, ortSession, runOrt, tfliteOracle } from './oracles.js';
-import { tempDir } from '../../helpers.js';
+import { runCli, tempDir } from '../../helpers.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -236,5 +236,58 @@ describe('TFLite import: float I/O around an int8 per-channel convolution', () =
     expect(levels).toBeGreaterThan(20); // not saturated (measured: 79 distinct output values)
     // measured: max |Δ| 0.0000 over three random inputs (bit-identical)
     expect(worst).toBeLessThanOrEqual(0.05 + 1e-6);
+  });
+});
+
+/**
+ * A dynamic-range ("hybrid") model, what the TFLite converter writes with only
+ * `optimizations = [DEFAULT]` and no representative data: float input, float activations, int8
+ * per-channel weights (dequantized at run time), float bias. A 3×3 VALID convolution of a 3×3 image:
+ * one row of 4 class scores, so `edgetune import` takes it as a classifier.
+ */
+function hybridConv(): Uint8Array {
+  const r = rng(29);
+  const T: BuildTensor[] = [];
+  const i8 = (n: number) => new Uint8Array(Int8Array.from({ length: n }, () => Math.round(r() * 127)).buffer);
+  const x = T.push({ name: 'x', shape: [1, 3, 3, 3] }) - 1;
+  const wScales = [0.01, 0.02, 0.005, 0.015];
+  const w = T.push({ name: 'w', shape: [4, 3, 3, 3], type: 9, data: i8(108), quantization: { scale: wScales, zeroPoint: [0, 0, 0, 0], dim: 0 } }) - 1;
+  const b = T.push({ name: 'b', shape: [4], data: f32([0.1, -0.2, 0, 0.3]) }) - 1;
+  const y = T.push({ name: 'y', shape: [1, 1, 1, 4] }) - 1;
+  const O: BuildOperator[] = [{ code: 3, inputs: [x, w, b], outputs: [y], options: { type: 1, fields: [[0, 'i8', 1], [1, 'i32', 1], [2, 'i32', 1], [3, 'i8', 0]] } }];
+  return buildTflite(T, O, [x], [y]);
+}
+
+describe('TFLite import: a dynamic-range ("hybrid") model is int8 weights, float activations', () => {
+  it('card and `edgetune import` say so (not "runs as QLinearConv"); the full-integer model still says int8 activations', async () => {
+    const dir = tempDir('edgetune-import-');
+    const file = path.join(dir, 'hybrid.tflite');
+    writeFileSync(file, hybridConv());
+    const { model, card } = importTflite(hybridConv());
+    // int8 by the one rule (DequantizeLinear of the weights), but nothing quantizes an activation
+    expect(card.precision).toBe('int8');
+    expect(card.activations).toBe('float');
+    expect(model.graph.node.map((n) => n.opType).filter((op) => op === 'QuantizeLinear')).toEqual([]);
+    expect(importTflite(int8FloatIo()).card.activations).toBe('int8');
+    const cli = await runCli(['import', file, '--out', path.join(dir, 'hybrid.onnx')], { env: { EDGETUNE_CACHE: path.join(dir, 'cache') } });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/precision +int8 weights, float activations \(dynamic-range: weights dequantized to float at run time\)\n/);
+    expect(cli.stdout).not.toContain('QLinearConv');
+    const json = await runCli(['import', file, '--out', path.join(dir, 'hybrid2.onnx'), '--json'], { env: { EDGETUNE_CACHE: path.join(dir, 'cache') } });
+    expect(JSON.parse(json.stdout)).toMatchObject({ precision: 'int8', activations: 'float' });
+    // and it runs as TFLite runs it (float conv over the dequantized weights)
+    const session = await ortSession(model);
+    const oracle = await tfliteOracle(file);
+    const rr = rng(31);
+    const nhwc = Float32Array.from({ length: 27 }, () => rr() * 2);
+    const nchw = new Float32Array(27);
+    for (let q = 0; q < 9; q++) for (let ch = 0; ch < 3; ch++) nchw[ch * 9 + q] = nhwc[q * 3 + ch]!;
+    const ours = await runOrt(session, nchw, [1, 3, 3, 3]);
+    const ref = await oracle.run(nhwc, [1, 3, 3, 3]); // [1,1,1,4]: the same order as NCHW [1,4,1,1]
+    const worst = maxAbsDiff(ours, ref);
+    console.log(`TFLite hybrid conv vs LiteRT: max |Δ| ${worst.toFixed(5)}`);
+    // measured: max |Δ| 0.0172 (LiteRT's hybrid kernel quantizes the input to int8 on the fly; the
+    // imported graph convolves the float input with the dequantized weights)
+    expect(worst).toBeLessThan(0.05);
   });
 });

@@ -40,7 +40,7 @@ describe('TFLite import: Teachable Machine fruit, float (model_unquant.tflite)',
     expect(c.layer.embedding).toMatchObject({ tensor: 'sequential_1/global_average_pooling2d_GlobalAveragePooling2D1/Mean', dims: 1280 });
     expect(c.layer.preprocess).toMatchObject({ range: [0, 255], mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5], resize: 'cover', crop: 1 });
     expect(c.preprocessSource).toBe('assumed');
-    expect(c.precision).toBe('fp32');
+    expect([c.precision, c.activations]).toEqual(['fp32', 'float']);
   });
 
   it('matches LiteRT within 2e-5 on 38 photos, same top-1', async () => {
@@ -65,7 +65,7 @@ describe('TFLite import: Teachable Machine fruit, int8 per-channel (model.tflite
     const { model, card } = importTflite(new Uint8Array(readFileSync(INT8)), { labels: LABELS });
     expect(card.sourceInput.quantization).toEqual({ scale: expect.closeTo(1 / 255, 9) as number, zeroPoint: 0 });
     expect(card.layer.preprocess).toMatchObject({ range: [0, 255], mean: [0, 0, 0], std: [255, 255, 255] });
-    expect(card.precision).toBe('int8');
+    expect([card.precision, card.activations]).toEqual(['int8', 'int8']);
     expect(card.layer.outputKind).toBe('probabilities');
     expect(card.layer.embedding?.dims).toBe(1280);
     // per-channel weights: DequantizeLinear with an axis and a vector of scales

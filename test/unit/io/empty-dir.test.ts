@@ -5,11 +5,11 @@
 // say the same, run in an empty working directory that must stay empty.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { importedModelPath } from '../../../models/import.js';
+import { importedModelPath, importModelFile } from '../../../models/import.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { ensureWritableDir } from '../../../runtime/io/atomic.js';
@@ -18,6 +18,8 @@ import { geometryOfClassifier, StreamPipeline } from '../../../runtime/stream/pi
 import { createTeach } from '../../../runtime/stream/teach.js';
 import { finetune } from '../../../runtime/train/node/finetune.js';
 import { buildWeb } from '../../../runtime/kiosk/build.js';
+import { quantizeModel } from '../../../calibration/index.js';
+import { scanDataset } from '../../../runtime/train/node/dataset.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -89,6 +91,71 @@ describe('an empty output folder is refused, naming the option', () => {
     const f = await runCli(['finetune', data, '--model', 'mobilenetv2-int8', '--out', path.join(work, 'pets.onnx'), '--cache', ''], { cwd, env });
     expect([f.code, f.stderr]).toEqual([2, 'edgetune finetune: Expected a folder for --cache but received ""\n']);
     expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  // Every path the command line takes: a flag its table marks `path`, and every positional, is refused by
+  // parse (exit 2, the flag named) before anything is read. Before: eval --unknown "" and finetune --val ""
+  // were ignored without a word, finetune "" trained on the current directory, quantize --calib "" said
+  // --calib was required, classify "" and --labels "" failed to read a file named "" (exit 1).
+  it('the CLI: an empty path flag or positional exits 2 naming it, in every command, reading nothing', async () => {
+    const cwd = path.join(work, 'cwd-flags');
+    mkdirSync(cwd);
+    const env = { EDGETUNE_CACHE: path.join(work, 'cache-flags') };
+    const dog = shared('camera', 'winml_dog.jpg');
+    const val = shared('datasets', 'hymenoptera', 'val');
+    const out = path.join(work, 'flags.onnx');
+    const cases: [string[], string][] = [
+      [['classify', ''], 'classify: Expected a non-empty value for argument 1'],
+      [['classify', dog, '  '], 'classify: Expected a non-empty value for argument 2'],
+      [['classify', dog, '--model', ''], 'classify: Expected a model for --model'],
+      [['classify', dog, '--labels', ''], 'classify: Expected a file for --labels'],
+      [['eval', val, '--model', 'mobilenetv2-int8', '--unknown', ''], 'eval: Expected a folder for --unknown'],
+      [['eval', val, '--model', 'mobilenetv2-int8', '--unknown', val, '--report', ''], 'eval: Expected a file for --report'],
+      [['eval', '', '--model', 'mobilenetv2-int8'], 'eval: Expected a non-empty value for argument 1'],
+      [['quantize', '--model', 'mobilenetv2-fp32', '--calib', '', '--out', out], 'quantize: Expected a folder for --calib'],
+      [['quantize', '--model', 'mobilenetv2-fp32', '--calib', val, '--eval', '', '--out', out], 'quantize: Expected a folder for --eval'],
+      [['quantize', '--model', 'mobilenetv2-fp32', '--cache', '', '--out', out], 'quantize: Expected a file for --cache'],
+      [['finetune', val, '--val', '', '--out', out], 'finetune: Expected a folder or CSV file for --val'],
+      [['finetune', '', '--out', out], 'finetune: Expected a non-empty value for argument 1'],
+      [['finetune', '--resume', '', '--add-class', 'wasp', val, '--out', out], 'finetune: Expected a file for --resume'],
+      [['finetune', '--resume', out, '--add-class', 'wasp', '', '--out', out], 'finetune: Expected a non-empty value for argument 1'],
+      [['export', 'mobilenetv2-int8', '--format', 'triton', '--out', ''], 'export: Expected a folder for --out'],
+      [['import', FRUIT, '--out', ''], 'import: Expected a file for --out'],
+      [['card', 'mobilenetv2-int8', '--out', ''], 'card: Expected a file for --out'],
+      [['inspect', ''], 'inspect: Expected a non-empty value for argument 1'],
+      [['serve', 'mobilenetv2-int8', ''], 'serve: Expected a non-empty value for argument 2'],
+      [['capture', 'test:', '--class', 'car', '--out', ''], 'capture: Expected a folder for --out'],
+      [['augment-preview', dog, '--out', ''], 'augment-preview: Expected a file for --out'],
+      [['bench', '--image', ''], 'bench: Expected a file for --image'],
+      [['kiosk', '--model', ''], 'kiosk: Expected a model for --model'],
+    ];
+    const got = [];
+    for (const [args] of cases) {
+      const r = await runCli(args, { cwd, env });
+      got.push([args.join(' '), r.code, r.stderr]);
+    }
+    expect(got).toEqual(cases.map(([args, m]) => [args.join(' '), 2, `edgetune ${m} but received ${args.includes('  ') ? '"  "' : '""'}\n`]));
+    expect(readdirSync(cwd)).toEqual([]);
+  }, 240_000);
+
+  it('finetune, quantizeModel, scanDataset and importModelFile refuse an empty data, val, resume, addClass / addExamples dir, calib, eval, cache, root, file or labels, naming it', async () => {
+    const train = shared('datasets', 'hymenoptera', 'train');
+    const out = path.join(work, 'lib-empty.onnx');
+    const refused = async (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string; message: string }) => `${e.code} ${e.message}`);
+    expect(await refused(finetune('', { model: 'mobilenetv2-int8', out }))).toBe('EARG Expected a folder or CSV file for data but received ""');
+    expect(await refused(finetune(train, { model: 'mobilenetv2-int8', out, val: ' ' }))).toBe('EARG Expected a folder or CSV file for val but received " "');
+    expect(await refused(finetune(undefined, { out, resume: '', addClass: [{ name: 'wasp', dir: train }] }))).toBe('EARG Expected a model file for resume but received ""');
+    expect(await refused(finetune(undefined, { out, resume: out, addClass: [{ name: 'wasp', dir: '' }] }))).toBe('EARG Expected a folder for addClass[0].dir but received ""');
+    expect(await refused(finetune(undefined, { out, resume: out, addExamples: [{ name: 'ants', dir: '' }] }))).toBe('EARG Expected a folder for addExamples[0].dir but received ""');
+    const q = { resolve, model: 'mobilenetv2-fp32', out };
+    expect(await refused(quantizeModel({ ...q, calib: '' }))).toBe('EARG Expected a folder for calib but received ""');
+    expect(await refused(quantizeModel({ ...q, calib: train, eval: '' }))).toBe('EARG Expected a folder for eval but received ""');
+    expect(await refused(quantizeModel({ ...q, cache: '' }))).toBe('EARG Expected a file for cache but received ""');
+    expect(await refused(scanDataset('', { what: 'training set' }))).toBe('EARG Expected a folder for root but received ""');
+    // importModelFile's labels: '' was ignored (the labels.txt beside the model taken instead)
+    expect(await refused(importModelFile(FRUIT, { labels: '' }))).toBe('EARG Expected a label file for labels but received ""');
+    expect(await refused(importedModelPath('', { cacheDir: path.join(work, 'cache-import') }))).toBe('EARG Expected a model file for file but received ""');
+    expect(existsSync(out)).toBe(false);
   });
 
   // The kiosk bundle: buildWeb replaces its output folder (old one renamed aside, then removed), so an

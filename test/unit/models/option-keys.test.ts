@@ -1,5 +1,6 @@
 // Options of the public library functions from JavaScript: loadClassifier, describeModel, importModelFile
-// and importedModelPath (and resolveModel, Embedder.open, runPhase2's settings) refuse a misspelt key before any work, as quantizeModel and finetune do
+// and importedModelPath (and resolveModel, Embedder.open, runPhase2 and its settings, trainTail, trainUnfrozen, EmbeddingCache,
+// exportClassifierModel, finetuneItems, quantizationSensitivity) refuse a misspelt key before any work, as quantizeModel and finetune do
 // (`loadClassifier(m, { topk: 3 })` used to return the default 5 predictions without a word); and the
 // library's own callers that hold wider options (serveModels, benchModel, exportTritonRepository) pass
 // on only the keys the callee takes, so the strict check holds without breaking them.
@@ -14,8 +15,16 @@ import { CLASSIFIER_OPTION_KEYS, loadClassifier, type ClassifierOptions } from '
 import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { serveModels } from '../../../runtime/serve/server.js';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions } from '../../../models/loader.js';
-import { Embedder, type Backbone, type EmbedderOptions } from '../../../runtime/train/node/embed.js';
-import { PHASE2_SETTING_KEYS, runPhase2, type Phase2Options } from '../../../runtime/train/phase2.js';
+import { Embedder, EmbeddingCache, loadBackbone, type Backbone, type EmbedderOptions, type EmbeddingCacheOptions } from '../../../runtime/train/node/embed.js';
+import { PHASE2_OPTION_KEYS, PHASE2_SETTING_KEYS, runPhase2, type Phase2Options } from '../../../runtime/train/phase2.js';
+import { TRAIN_CONFIG_KEYS } from '../../../runtime/train/config.js';
+import { TAIL_CONFIG_KEYS, trainTail, type TailTrainConfig, type TailTrainInput } from '../../../runtime/train/graph/tail-trainer.js';
+import { trainUnfrozen, type UnfreezePlan } from '../../../runtime/train/finetune-tail.js';
+import { exportClassifierModel } from '../../../runtime/train/export.js';
+import { prototypeHead } from '../../../runtime/train/heads.js';
+import { finetuneItems } from '../../../runtime/train/node/dataset.js';
+import { quantizationSensitivity, SENSITIVITY_OPTION_KEYS, type SensitivityOptions } from '../../../calibration/sensitivity.js';
+import type { OnnxModel } from '../../../runtime/onnx/model.js';
 import { shared, sharedDir, tempDir } from '../../helpers.js';
 
 const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false };
@@ -73,6 +82,43 @@ describe('public functions refuse option keys they do not take', () => {
       code: 'EARG',
       message: `runPhase2: unknown option "settings.lrBackbne" (settings options: ${PHASE2_SETTING_KEYS.join(', ')})`,
     });
+  });
+
+  // These building blocks took any key and ignored a misspelt one: runPhase2's `setings` trained with the
+  // default settings, EmbeddingCache's `maxbytes` kept the 512 MB cap, exportClassifierModel's
+  // `openSet: { detecter }` exported a model without its open-set score, quantizationSensitivity's
+  // `onprogress` said nothing.
+  it('runPhase2, trainTail, trainUnfrozen, EmbeddingCache, exportClassifierModel, finetuneItems and quantizationSensitivity refuse a misspelt key', async () => {
+    const refused = (f: () => unknown) => Promise.resolve().then(f).then(() => 'taken', (e: { code?: string; message: string }) => `${e.code} ${e.message}`);
+    expect(await refused(() => runPhase2({ setings: {} } as unknown as Phase2Options<{ label: number }>))).toBe(`EARG runPhase2: unknown option "setings" (options: ${PHASE2_OPTION_KEYS.join(', ')})`);
+    expect(await refused(() => runPhase2({ config: { epoch: 3 } } as unknown as Phase2Options<{ label: number }>))).toBe(`EARG runPhase2: unknown option "config.epoch" (config options: ${TRAIN_CONFIG_KEYS.join(', ')})`);
+    expect(await refused(() => trainTail({ tail: {} } as TailTrainInput, { epoch: 3 } as Partial<TailTrainConfig>))).toBe(`EARG trainTail: unknown option "config.epoch" (config options: ${TAIL_CONFIG_KEYS.join(', ')})`);
+    expect(await refused(() => trainUnfrozen({} as UnfreezePlan, { head: {} } as Parameters<typeof trainUnfrozen>[1], {}, { onepoch: () => undefined } as Parameters<typeof trainUnfrozen>[3]))).toBe(
+      'EARG trainUnfrozen: unknown option "hooks.onepoch" (hooks options: onEpoch, signal)',
+    );
+    expect(await refused(() => new EmbeddingCache(path.join(work, 'emb'), { maxbytes: 1024 } as EmbeddingCacheOptions))).toBe('EARG EmbeddingCache: unknown option "maxbytes" (options: maxBytes)');
+    expect(new EmbeddingCache(path.join(work, 'emb'), { maxBytes: 1024 }).maxBytes).toBe(1024);
+    const train = shared('datasets', 'hymenoptera', 'train');
+    expect(await refused(() => finetuneItems({ trainDir: train, valdir: train, valSplit: 0, addedValSplit: 0, seed: 1 } as unknown as Parameters<typeof finetuneItems>[0]))).toBe(
+      'EARG finetuneItems: unknown option "valdir" (options: trainDir, valDir, added, valSplit, addedValSplit, seed)',
+    );
+    expect(await refused(() => quantizationSensitivity({} as OnnxModel, {} as OnnxModel, 'x', 'y', [], { post: { kind: 'logits' }, onprogress: () => undefined } as unknown as SensitivityOptions))).toBe(
+      `EARG quantizationSensitivity: unknown option "onprogress" (options: ${SENSITIVITY_OPTION_KEYS.join(', ')})`,
+    );
+    // exportClassifierModel on a real backbone and a head from two real photos: exported as given, refused with a misspelt open-set key
+    const backbone = await loadBackbone('mobilenetv2-int8');
+    const embedder = await Embedder.open(backbone, { providers: ['cpu'], threads: 1 });
+    try {
+      const e = await embedder.embed([DOG, shared('camera', 'hwacc_imagenet_finch.jpeg')], { cache: null });
+      const head = prototypeHead({ features: e.features, labels: Int32Array.from([0, 1]), dims: e.dims, classes: 2 });
+      const args = [backbone.model, backbone.cut, head, ['dog', 'finch'], backbone.spec, undefined] as const;
+      expect(exportClassifierModel(...args).length).toBeGreaterThan(1_000_000); // mobilenetv2-int8 is 3.5 MB
+      expect(await refused(() => exportClassifierModel(...args, { detecter: {} } as unknown as Parameters<typeof exportClassifierModel>[6]))).toBe(
+        'EARG exportClassifierModel: unknown option "openSet.detecter" (openSet options: detector, calibration)',
+      );
+    } finally {
+      await embedder.dispose();
+    }
   });
 
   it('importModelFile and importedModelPath: `label` is refused, naming the options, and nothing is cached', async () => {

@@ -179,6 +179,19 @@ describe('folder-per-class datasets', () => {
     await expect(scanDataset(one)).rejects.toThrow(`${one}: dataset has only one class folder ("only"); a classifier needs at least 2 (one sub-folder of images per class)`);
     const empty = make({ a: 3, b: 0 });
     await expect(scanDataset(empty)).rejects.toThrow(`${path.join(empty, 'b')}: class "b" has no images`);
+    // a class of phone photos (.HEIC, which this build does not decode) says why it is empty (before: only "has no images")
+    const heic = make({ a: 3, b: 0 });
+    for (const n of ['IMG_0001.HEIC', 'IMG_0002.HEIC']) writeFileSync(path.join(heic, 'b', n), 'a phone photo');
+    const msg = await scanDataset(heic).then(() => 'scanned', (e: Error) => e.message);
+    expect(msg.replace(/; images are [^)]*\)/, '; …)')).toBe(`${path.join(heic, 'b')}: class "b" has no images (2 files passed over; the first, IMG_0001.HEIC: unsupported image format (.HEIC; …))`);
+    // a dataset unzipped from a zip made on macOS: its __MACOSX folder of ._ files is not a class (before:
+    // 'class "__MACOSX" has no images', finetune and eval stopped)
+    const zipped = make({ a: 2, b: 2 }, (root) => {
+      mkdirSync(path.join(root, '__MACOSX', 'a'), { recursive: true });
+      writeFileSync(path.join(root, '__MACOSX', 'a', '._photo.jpg'), Buffer.from('0005160700020000', 'hex'));
+    });
+    const z = await scanDataset(zipped);
+    expect([z.classes, z.items.length, z.skipped]).toEqual([['a', 'b'], 4, []]);
     const val = make({ a: 2, c: 2 });
     await expect(scanDataset(val, { classes: ['a', 'b'], what: 'validation set' })).rejects.toThrow(`${val}: validation set: class folder "c" is not a class of the training set (its classes: a, b)`);
   });

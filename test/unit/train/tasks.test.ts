@@ -159,6 +159,23 @@ function xor(n: number, seed: number): FeatureSet {
   return { features, labels, dims: 2, classes: 2 };
 }
 
+describe('multilabel metrics', () => {
+  it('macro F1 averages the labels where F1 is defined: a label no row has and none predicts is left out', () => {
+    // 4 rows, 3 labels. Label 0: tp 2, fn 1 (F1 0.8); label 1: tp 1, fp 1 (F1 2/3); label 2: never on, never predicted.
+    const truth = [1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0];
+    const probs = [0.9, 0.9, 0.1, 0.8, 0.7, 0.2, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1];
+    const m = multilabelMetrics(probs, truth, 3);
+    expect(m.perLabel.map((l) => l.support)).toEqual([3, 1, 0]);
+    expect(m.perLabel[0]!.f1).toBeCloseTo(0.8, 12);
+    expect(m.perLabel[1]!.f1).toBeCloseTo(2 / 3, 12);
+    expect(m.macroF1).toBeCloseTo((0.8 + 2 / 3) / 2, 12);
+    // A label with no positives but a false positive has F1 0 and counts.
+    const m2 = multilabelMetrics([...probs.slice(0, 11), 0.9], truth, 3);
+    expect(m2.macroF1).toBeCloseTo((0.8 + 2 / 3 + 0) / 3, 12);
+    expect(multilabelMetrics([0.1, 0.1], [0, 0], 2).macroF1).toBe(0);
+  });
+});
+
 describe('several hidden layers', () => {
   it('hidden: number is one layer, a list is several; bad values are refused', () => {
     expect(hiddenSizes({ hidden: 0 })).toEqual([]);
