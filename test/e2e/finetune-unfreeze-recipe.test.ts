@@ -36,6 +36,8 @@ describe('finetune --unfreeze 2, default recipe, on held-out beans-dev/val', () 
     const u = tuned.report.unfreeze!;
     expect(u.freshViews).toBe(true);
     expect(u.schedule).toBe('constant');
+    // BitFit by default: the frozen blocks' conv biases train too, so the cut is at the input
+    expect(u.biases).toBe('all');
     // 96 training + 24 validation photos (the default 20% split of 120)
     expect(u.keepTest!.images).toBe(24);
     expect(keepPhase2(u.keepTest).kept).toBe(u.kept);
@@ -46,8 +48,9 @@ describe('finetune --unfreeze 2, default recipe, on held-out beans-dev/val', () 
 
   it('beats the head alone on the held-out photos', () => {
     console.log(`held-out beans-dev/val: head ${head.heldOut.toFixed(3)}, --unfreeze 2 ${tuned.heldOut.toFixed(3)} (kept ${tuned.report.unfreeze!.kept}: ${tuned.report.unfreeze!.keepReason})`);
-    // measured (seed 0, this 2-core machine): head 0.833 (50/60), --unfreeze 2 0.883 (53/60), kept and refit
-    // (README "--unfreeze"); the bound allows two photos fewer than the measured 3-photo gain
-    expect(tuned.heldOut).toBeGreaterThanOrEqual(head.heldOut + 1 / 60 - 1e-9);
+    // measured (seed 0, this 2-core machine): head 0.833 (50/60), --unfreeze 2 0.900 (54/60) with the frozen blocks'
+    // biases (the default since the p2deep screen; 0.883 without them), kept (loss gain 2.2 standard errors, 5 fixed,
+    // 0 broken) and refit (README "--unfreeze"); the bound allows two photos fewer than the measured 4-photo gain
+    expect(tuned.heldOut).toBeGreaterThanOrEqual(head.heldOut + 2 / 60 - 1e-9);
   });
 });

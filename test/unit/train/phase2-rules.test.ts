@@ -46,24 +46,32 @@ describe('keepTest', () => {
 
 describe('keepPhase2 (the never-worse rule)', () => {
   const base = { images: 60, lossBefore: 0.3, lossAfter: 0.2, lossGain: 0.1, lossSe: 0.04, fixed: 2, broken: 1 };
-  it('keeps a loss gain beyond KEEP_Z standard errors, or net fixed images beyond √(fixed + broken)', () => {
-    expect(KEEP_Z).toBe(1);
-    const r = keepPhase2(base); // accuracy: 2 − 1 = 1 ≤ √3; loss: 0.1 > 0.04
-    expect(r).toEqual({ kept: true, reason: 'better than the head alone by more than the noise (1 standard error, loss): validation loss 0.300 → 0.200 (gain 0.100 ± 0.040 per image, 60 images), 2 images fixed, 1 broken' });
-    // a higher validation loss but 3 images fixed, none broken (3 > √3): kept by accuracy (the fold-1 case in the rule's doc)
-    expect(keepPhase2({ ...base, lossGain: -0.32, lossSe: 0.47, fixed: 3, broken: 0 }).reason).toMatch(/^better than the head alone by more than the noise \(1 standard error, accuracy\)/);
-    expect(keepPhase2({ ...base, fixed: 4, broken: 0 }).reason).toMatch(/\(1 standard error, accuracy and loss\)/);
+  it('keeps a loss gain beyond KEEP_Z standard errors, or net fixed images beyond KEEP_Z·√(fixed + broken)', () => {
+    expect(KEEP_Z).toBe(2);
+    const r = keepPhase2(base); // accuracy: 2 − 1 = 1 ≤ 2√3; loss: 0.1 > 2 × 0.04
+    expect(r).toEqual({ kept: true, reason: 'better than the head alone by more than the noise (2 standard error, loss): validation loss 0.300 → 0.200 (gain 0.100 ± 0.040 per image, 60 images), 2 images fixed, 1 broken' });
+    // a higher validation loss but 5 images fixed, none broken (5 > 2√5 = 4.47): kept by accuracy
+    expect(keepPhase2({ ...base, lossGain: -0.32, lossSe: 0.47, fixed: 5, broken: 0 }).reason).toMatch(/^better than the head alone by more than the noise \(2 standard error, accuracy\)/);
+    expect(keepPhase2({ ...base, fixed: 5, broken: 0 }).reason).toMatch(/\(2 standard error, accuracy and loss\)/);
+    // the measured cases behind KEEP_Z = 2 (runtime/train/phase2.ts): beans-dev seed 0 kept (loss gain 2.2 standard
+    // errors, 5 fixed), cats_dogs-dev seed 1 not (1.15 standard errors, 1 fixed: at 1 it was kept, then lost 3 of 40
+    // held-out photos)
+    expect(keepPhase2({ images: 24, lossBefore: 0.5, lossAfter: 0.187, lossGain: 0.313, lossSe: 0.141, fixed: 5, broken: 0 }).kept).toBe(true);
+    const cats = { images: 16, lossBefore: 0.2, lossAfter: 0.107, lossGain: 0.093, lossSe: 0.081, fixed: 1, broken: 0 };
+    expect(keepPhase2(cats).kept).toBe(false);
+    expect(keepPhase2(cats, 1).kept).toBe(true);
   });
   it('refuses a gain within the noise in both measures, and more images broken than fixed', () => {
-    // exactly one standard error of loss, and 1 fixed 0 broken (1 = √1): not more than the noise
-    const r = keepPhase2({ ...base, lossGain: 0.04, lossSe: 0.04, fixed: 1, broken: 0 });
+    // exactly two standard errors of loss, and 2 fixed 0 broken (2 < 2√2): not more than the noise
+    const r = keepPhase2({ ...base, lossGain: 0.08, lossSe: 0.04, fixed: 2, broken: 0 });
     expect(r.kept).toBe(false);
-    expect(r.reason).toMatch(/^not better than the head alone by more than the noise \(1 standard error, accuracy or loss\): validation loss 0\.300 → 0\.200/);
+    expect(r.reason).toMatch(/^not better than the head alone by more than the noise \(2 standard error, accuracy or loss\): validation loss 0\.300 → 0\.200/);
     expect(keepPhase2({ ...base, lossGain: -0.1, fixed: 2, broken: 2 }).kept).toBe(false);
     const worse = keepPhase2({ ...base, lossGain: 0.5, fixed: 1, broken: 2 });
     expect(worse.kept).toBe(false);
     expect(worse.reason).toMatch(/^more validation images broken than fixed: /);
-    expect(keepPhase2({ ...base, lossGain: 0.05 }, 2).kept).toBe(false); // a stricter z
+    expect(keepPhase2({ ...base, lossGain: 0.05 }, 1).kept).toBe(true); // a looser z
+    expect(keepPhase2({ ...base, lossGain: 0.05 }).kept).toBe(false);
   });
   it('keeps unchecked without validation images', () => {
     expect(keepPhase2(undefined)).toEqual({ kept: true, reason: 'no validation images: kept unchecked' });
