@@ -148,6 +148,7 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   /**
    * Score each quantized layer's weights and each quantized activation alone on this many
    * calibration images (calibration/sensitivity.ts): which tensors to --exclude. Default 0 (off).
+   * Classifiers only (a softmax KL): EARG for a regression or multilabel model, as keepFloat.
    */
   sensitivityImages?: number;
   /**
@@ -265,6 +266,8 @@ interface Internal {
   carried?: Carried;
   /** Filled with this pass's calibration, for a later pass. */
   carry?: (c: Carried) => void;
+  /** The option whose sensitivity scoring this pass runs (mixed precision's scoring pass: '--keep-float'). */
+  scoredFor?: string;
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -315,6 +318,15 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const inputLayer = o.excludeInputLayer ? inputLayerUnit(original) : undefined;
   const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
+  // the sensitivity scores are a softmax KL over class scores: nothing for a regression or multilabel model's outputs
+  const scoredFor = x.scoredFor ?? (x.choose ? '--keep-float' : o.sensitivityImages ? '--sensitivity' : undefined);
+  if (scoredFor && card.task && card.task !== 'classification') {
+    throw new EdgetuneError(
+      'EARG',
+      `${scoredFor} is for classifiers: it scores layers by the KL of their softmax class scores, which means nothing for ${named}, a ${card.task} model; quantize it without ${scoredFor}`,
+      { subject: scoredFor },
+    );
+  }
   // read before calibrating (minutes): a bad CSV is said at once
   const targets = o.eval ? await evalTargets(o.eval, card.task, card.labels, named, o.onWarning) : undefined;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
@@ -594,7 +606,7 @@ async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<Quan
   const images = o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES;
   // The scoring pass writes nothing (write: false); only the second pass writes the caller's set.
   let carried: Carried | undefined;
-  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false }, { carry: (c) => (carried = c) });
+  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false }, { carry: (c) => (carried = c), scoredFor: '--keep-float' });
   const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
   // The result's sensitivity is the report that chose the layers (the mixed model is not re-scored).
   const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] }, { ...(carried ? { carried } : {}) });
