@@ -10,8 +10,7 @@
 import { describe, it, expect } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runCli, shared, tempDir } from '../../helpers.js';
-import { EdgetuneError } from '../../../runtime/core/errors.js';
+import { runCli, shared, tempDir, thrown } from '../../helpers.js';
 import { importTflite } from '../../../runtime/onnx/import/index.js';
 import { checkSpec } from '../../../runtime/image/preprocess.js';
 import { importModelFile } from '../../../models/import.js';
@@ -96,16 +95,6 @@ function nchwModel(): Uint8Array {
     { code: 25, inputs: [f2], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
   ];
   return buildTflite(T, O, [x], [y]);
-}
-
-function thrown(fn: () => unknown): EdgetuneError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof EdgetuneError) return e;
-    throw e;
-  }
-  throw new Error('expected an EdgetuneError');
 }
 
 describe('TFLite import: a grayscale input', () => {
