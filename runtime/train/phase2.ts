@@ -31,7 +31,7 @@
 //      validated run's (the refit has no held-out images left to score).
 
 import type { AugmentSpec } from './augment/ops.js';
-import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezePlan } from './finetune-tail.js';
+import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezeBiases, type UnfreezePlan } from './finetune-tail.js';
 import { exportTail, trainTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
@@ -48,6 +48,8 @@ import { TRAIN_CONFIG_KEYS } from './config.js';
 export interface Phase2Settings {
   /** Backbone (tail) learning rate; default UNFREEZE_DEFAULTS.backboneLrRatio × the head's. */
   lrBackbone?: number;
+  /** Learning rate of the frozen blocks' biases under planUnfreeze's `biases` (TailTrainConfig.lrBiases); default UNFREEZE_DEFAULTS.biasLrRatio × the head's. */
+  lrBiases?: number;
   /** Maximum epochs (default UNFREEZE_DEFAULTS.epochs). */
   epochs?: number;
   /** Early-stopping patience on validation loss (default UNFREEZE_DEFAULTS.patience; 0 = off). */
@@ -78,7 +80,7 @@ export interface Phase2Settings {
 }
 
 /** Every key of Phase2Settings, for refusing a misspelt one (runPhase2's `settings`). The type below fails to compile when a key is missing. */
-export const PHASE2_SETTING_KEYS = ['lrBackbone', 'epochs', 'patience', 'freshViews', 'schedule', 'layerLrDecay', 'refit', 'average', 'mixup', 'batchSize', 'alwaysKeep'] as const satisfies readonly (keyof Phase2Settings)[];
+export const PHASE2_SETTING_KEYS = ['lrBackbone', 'lrBiases', 'epochs', 'patience', 'freshViews', 'schedule', 'layerLrDecay', 'refit', 'average', 'mixup', 'batchSize', 'alwaysKeep'] as const satisfies readonly (keyof Phase2Settings)[];
 /** `never` while PHASE2_SETTING_KEYS lists every setting (a compile error names a missing one). */
 export type UnlistedPhase2Setting = AssertNever<Exclude<keyof Phase2Settings, (typeof PHASE2_SETTING_KEYS)[number]>>;
 
@@ -90,8 +92,12 @@ export interface Phase2Summary {
   cut: string;
   /** Trainable parameters of the tail. */
   parameters: number;
+  /** Frozen blocks whose conv biases trained too (planUnfreeze's UnfreezeBiases: 'none', 'all' or a block count). */
+  biases: UnfreezeBiases;
   lrHead: number;
   lrBackbone: number;
+  /** Learning rate of the frozen blocks' biases (used only when `biases` is not 'none'). */
+  lrBiases: number;
   epochs: number;
   bestEpoch: number;
   stoppedEarly: boolean;
@@ -200,7 +206,7 @@ export function freshViewSeed(seed: number, epoch: number): number {
 }
 
 /** The phase-2 trainer config from the head's trainer config and the phase-2 settings (the rule in the module header). */
-export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage; mixup: number } {
+export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {}, seed: number = head.seed ?? FINETUNE_DEFAULTS.seed): Partial<TailTrainConfig> & { lrHead: number; lrBackbone: number; lrBiases: number; epochs: number; schedule: TailSchedule; layerLrDecay: number; average: TailAverage; mixup: number } {
   const optimizer = head.optimizer ?? FINETUNE_DEFAULTS.optimizer;
   const lrHead = head.lr ?? DEFAULT_LR[optimizer];
   return {
@@ -214,6 +220,7 @@ export function phase2Config(head: Partial<TrainConfig>, p: Phase2Settings = {},
     optimizer,
     lrHead,
     lrBackbone: p.lrBackbone ?? lrHead * UNFREEZE_DEFAULTS.backboneLrRatio,
+    lrBiases: p.lrBiases ?? lrHead * UNFREEZE_DEFAULTS.biasLrRatio,
     weightDecay: head.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
     dropout: head.dropout ?? FINETUNE_DEFAULTS.dropout,
     labelSmoothing: head.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing,
@@ -379,7 +386,7 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
     const all = [...o.train, ...o.val];
     const both: TailData = { x: concatFloat32([train.x, await viewsOf(o.val, o.seed, false)]), labels: labelsOf(all, o.views) };
     // trainTail itself, not trainUnfrozen: nothing validates a refit, so its before/after scoring would be thrown away
-    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, epochs: r.bestEpoch, patience: 0 }, {
+    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, trainable: plan.trainable, epochs: r.bestEpoch, patience: 0 }, {
       signal: o.signal,
       onEpoch: (e) => o.onEpoch?.({ ...e, epoch: r.history.length + e.epoch }, r.history.length + r.bestEpoch),
     });
@@ -409,8 +416,10 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       blocks: o.blocks,
       cut: plan.cut.cut,
       parameters: plan.parameters,
+      biases: plan.biases,
       lrHead: config.lrHead,
       lrBackbone: config.lrBackbone,
+      lrBiases: config.lrBiases,
       epochs: r.history.length,
       bestEpoch: r.bestEpoch,
       stoppedEarly: r.stoppedEarly,

@@ -71,7 +71,7 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     const x = path.join(work, 'opts.onnx');
     const alone = await runCli(['finetune', train, '--layer-lr-decay', '0.5', '--out', x], { env });
     expect(alone.code).toBe(2);
-    expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+    expect(alone.stderr).toContain('--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --unfreeze-biases, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
     // the range is the library's (one check, its error said with the flag); the CLI only parses the number
     for (const bad of ['0', '2']) {
       const r = await runCli(['finetune', train, '--unfreeze', '2', '--layer-lr-decay', bad, '--out', x], { env });
@@ -98,7 +98,15 @@ describe('finetune: phase-2 schedule, layer-wise rate, averaging and mixup optio
     expect(s.stderr).toContain('Expected one of constant, cosine, warmup-cosine for --unfreeze-schedule but received "step"');
     const mixAlone = await runCli(['finetune', train, '--unfreeze-mixup', '0.4', '--out', x], { env });
     expect(mixAlone.code).toBe(2);
-    expect(mixAlone.stderr).toContain('--unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze');
+    expect(mixAlone.stderr).toContain('--unfreeze-mixup, --unfreeze-biases, --refit and --keep-unfrozen need --unfreeze');
+    const biasesAlone = await runCli(['finetune', train, '--unfreeze-biases', 'all', '--out', x], { env });
+    expect([biasesAlone.code, biasesAlone.stderr.includes('--unfreeze-biases, --refit and --keep-unfrozen need --unfreeze')]).toEqual([2, true]);
+    for (const bad of ['some', '0', '1.5']) {
+      const r = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-biases', bad, '--out', x], { env });
+      expect([r.code, r.stderr]).toEqual([2, `edgetune finetune: Expected none, all or a positive number of blocks for --unfreeze-biases but received "${bad}"\n`]);
+    }
+    // from JavaScript planUnfreeze's check names the option
+    await expect(finetune(train, { out: x, unfreeze: 2, unfreezeBiases: 0 })).rejects.toMatchObject({ code: 'EARG', message: "Expected 'none', 'all' or a whole number of blocks (1 or more) for unfreezeBiases but received 0" });
     const avg = await runCli(['finetune', train, '--unfreeze', '2', '--unfreeze-average', 'ema', '--out', x], { env });
     expect(avg.code).toBe(2);
     expect(avg.stderr).toContain('Expected one of none, swa for --unfreeze-average but received "ema"');

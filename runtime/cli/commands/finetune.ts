@@ -73,6 +73,9 @@ Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilen
                           (stochastic weight averaging) instead of the last ones (default ${UNFREEZE_DEFAULTS.average})
   --unfreeze-mixup <a>    mixup of the unfrozen part's inputs in phase 2: each batch mixed with a shuffled copy of
                           itself, weight ~ Beta(a, a) (default ${UNFREEZE_DEFAULTS.mixup}: off)
+  --unfreeze-biases <b>   none | all | k: also train the conv biases (the folded BatchNormalization shifts) of the
+                          frozen blocks, all of them or the last k, their weights frozen, at the head's learning
+                          rate (BitFit; default ${UNFREEZE_DEFAULTS.biases})
   --refit / --no-refit    after validation, train phase 2 again on training + validation images for its best epoch
                           count (default ${UNFREEZE_DEFAULTS.refit ? '--refit' : '--no-refit'})
   --keep-unfrozen         keep phase 2's result even when it does not beat the head alone on validation
@@ -132,6 +135,7 @@ const OPTIONS = {
   'layer-lr-decay': { type: 'string' },
   'unfreeze-average': { type: 'string' },
   'unfreeze-mixup': { type: 'string' },
+  'unfreeze-biases': { type: 'string' },
   refit: { type: 'boolean' },
   'no-refit': { type: 'boolean' },
   'keep-unfrozen': { type: 'boolean' },
@@ -180,6 +184,12 @@ function optionsFrom(v: Values): FinetuneOptions {
   o.unfreezeAverage = oneOfOption('unfreeze-average', v['unfreeze-average'], TAIL_AVERAGES);
   // phase 2's numbers are parsed here and range-checked by the library (its errors said with the flags: withFlagName)
   if (v['unfreeze-mixup'] !== undefined) o.unfreezeMixup = numberOption('unfreeze-mixup', v['unfreeze-mixup'], 0);
+  const biases = v['unfreeze-biases'];
+  if (biases !== undefined) {
+    if (biases === 'none' || biases === 'all') o.unfreezeBiases = biases;
+    else if (/^[1-9][0-9]*$/.test(biases.trim())) o.unfreezeBiases = Number(biases);
+    else throw invalidOption('unfreeze-biases', 'none, all or a positive number of blocks', biases);
+  }
   if (v['layer-lr-decay'] !== undefined) o.layerLrDecay = numberOption('layer-lr-decay', v['layer-lr-decay'], 1);
   if (v.refit && v['no-refit']) throw new EdgetuneError('EARG', '--refit and --no-refit contradict each other: give one');
   if (v.refit) o.refit = true;

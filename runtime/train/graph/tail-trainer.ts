@@ -34,6 +34,12 @@ export interface TailTrainConfig {
   /** Backbone (tail) learning rate (of the block nearest the embedding; see layerLrDecay). Default lrHead / 100. */
   lrBackbone: number;
   /**
+   * Learning rate of the trainable conv biases whose conv weight is frozen (BitFit's biases of the frozen
+   * blocks: planUnfreeze's `biases`; layerLrDecay does not apply to them). Default lrHead: measured on beans
+   * folds, the backbone rate (lrHead / 10 there) moved them by at most 0.004 (README "--unfreeze").
+   */
+  lrBiases: number;
+  /**
    * Discriminative (layer-wise) learning rates: the tail's block k (1 = nearest the embedding, as
    * tailBlocks counts) trains at lrBackbone × layerLrDecay^(k−1) (layerRates). 1 = one rate for the whole
    * tail. Source: Howard & Ruder 2018, "Universal Language Model Fine-tuning for Text Classification"
@@ -75,7 +81,7 @@ export interface TailTrainConfig {
   trainable?: string[];
 }
 
-export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone'> = {
+export const DEFAULT_TAIL_CONFIG: Omit<TailTrainConfig, 'lrHead' | 'lrBackbone' | 'lrBiases'> = {
   epochs: 10,
   batchSize: 32,
   schedule: 'constant',
@@ -247,7 +253,7 @@ export interface TailTrainInput {
 /** Every key of TailTrainInput and of TailTrainConfig, for refusing a misspelt one (trainTail, trainUnfrozen). The types below fail to compile when a key is missing. */
 export const TAIL_INPUT_KEYS = ['tail', 'head', 'classes', 'train', 'val', 'createSession', 'refresh'] as const satisfies readonly (keyof TailTrainInput)[];
 export const TAIL_CONFIG_KEYS = [
-  'epochs', 'batchSize', 'schedule', 'optimizer', 'lrHead', 'lrBackbone', 'layerLrDecay', 'average', 'mixup', 'momentum', 'weightDecay', 'dropout',
+  'epochs', 'batchSize', 'schedule', 'optimizer', 'lrHead', 'lrBackbone', 'lrBiases', 'layerLrDecay', 'average', 'mixup', 'momentum', 'weightDecay', 'dropout',
   'labelSmoothing', 'classWeights', 'patience', 'minDelta', 'seed', 'trainBackbone', 'trainable',
 ] as const satisfies readonly (keyof TailTrainConfig)[];
 /** The keys of trainTail's hooks. */
@@ -354,7 +360,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const t0 = now();
   const base = { ...DEFAULT_TAIL_CONFIG, ...config };
   const lrHead = config.lrHead ?? DEFAULT_LR[base.optimizer];
-  const cfg: TailTrainConfig = { ...base, lrHead, lrBackbone: config.lrBackbone ?? lrHead / 100 };
+  const cfg: TailTrainConfig = { ...base, lrHead, lrBackbone: config.lrBackbone ?? lrHead / 100, lrBiases: config.lrBiases ?? lrHead };
   const K = input.classes;
   const rngInit = createRng(cfg.seed, 'tail-init');
   const embDims = (() => {
@@ -369,6 +375,9 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   if (layers[layers.length - 1]!.out !== K) throw new EdgetuneError('EARG', `the head gives ${layers[layers.length - 1]!.out} classes, expected ${K}`);
   const trainable = cfg.trainBackbone ? (cfg.trainable ?? defaultTrainable(input.tail)) : [];
   const layerRate = layerRates(input.tail, trainable, cfg.layerLrDecay);
+  // BitFit biases: a trained conv bias whose weight is not trained (lrBiases)
+  const trainSet = new Set(trainable);
+  const frozenBiases = new Set(input.tail.graph.node.filter((n) => n.opType === 'Conv' && n.input[2] && trainSet.has(n.input[2]) && !trainSet.has(n.input[1] ?? '')).map((n) => n.input[2]!));
   const cw = classWeightsOf(cfg.classWeights, input.train.labels, K);
   const common = { head: layers, trainable, labelSmoothing: cfg.labelSmoothing, classWeights: cfg.classWeights === 'none' ? undefined : cw };
   if (!(cfg.mixup >= 0)) throw invalidParameter('mixup', numberRangeText(0, Infinity), cfg.mixup);
@@ -472,7 +481,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
           const wd = rank.get(name)! >= 2 ? cfg.weightDecay : 0;
           if (wd > 0) for (let i = 0; i < p.length; i++) g[i] = g32[i]! + wd * p[i]!;
           else g.set(g32);
-          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : cfg.lrBackbone * (layerRate.get(name) ?? 1)));
+          opt.step(slots.get(name)!, p, g, decay * (isHead.has(name) ? cfg.lrHead : frozenBiases.has(name) ? cfg.lrBiases : cfg.lrBackbone * (layerRate.get(name) ?? 1)));
         }
         sync();
       }

@@ -111,6 +111,12 @@ export interface FinetuneOptions {
    */
   unfreezeMixup?: number;
   /**
+   * Phase-2 BitFit: the frozen blocks whose conv biases train too (runtime/train/finetune-tail.ts
+   * UnfreezeBiases): `'none'`, `'all'` (every block) or the last k blocks (counted as `unfreeze` counts);
+   * their weights stay frozen. Default UNFREEZE_DEFAULTS.biases.
+   */
+  unfreezeBiases?: 'none' | 'all' | number;
+  /**
    * After phase 2 is validated (and kept), train it again on training + validation images for its best
    * epoch count (default UNFREEZE_DEFAULTS.refit; needs validation data).
    */
@@ -150,7 +156,7 @@ export interface FinetuneOptions {
 export const FINETUNE_OPTION_KEYS = [
   'model', 'out', 'card', 'task', 'val', 'valSplit', 'augment', 'views', 'cache', 'head', 'hidden', 'optimizer', 'lr', 'epochs',
   'batchSize', 'weightDecay', 'l1', 'labelSmoothing', 'dropout', 'schedule', 'stepSize', 'gamma', 'patience', 'seed', 'unfreeze',
-  'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'unfreezeAverage', 'unfreezeMixup', 'refit', 'keepUnfrozen', 'int8', 'resume',
+  'backboneLr', 'unfreezeEpochs', 'unfreezeViews', 'unfreezeSchedule', 'layerLrDecay', 'unfreezeAverage', 'unfreezeMixup', 'unfreezeBiases', 'refit', 'keepUnfrozen', 'int8', 'resume',
   'addClass', 'addExamples', 'session', 'signal', 'onProgress', 'onWarning',
 ] as const satisfies readonly (keyof FinetuneOptions)[];
 /** `never` while FINETUNE_OPTION_KEYS lists every option (a compile error names a missing one). */

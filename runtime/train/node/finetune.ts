@@ -23,7 +23,7 @@ import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
-import { frozenUnder, planUnfreeze } from '../finetune-tail.js';
+import { checkUnfreezeBiases, frozenUnder, planUnfreeze } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
@@ -176,14 +176,15 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   if (unfreeze !== undefined && o.resume) {
     throw new EdgetuneError('EARG', "--unfreeze trains from every image's pixels and --resume keeps only their embeddings: resume without --unfreeze (a tuned backbone stays tuned), or run finetune --unfreeze on the training folders with the new class in them");
   }
-  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.layerLrDecay !== undefined || o.unfreezeAverage !== undefined || o.unfreezeMixup !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
-    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
+  if (unfreeze === undefined && (o.unfreezeViews !== undefined || o.unfreezeSchedule !== undefined || o.layerLrDecay !== undefined || o.unfreezeAverage !== undefined || o.unfreezeMixup !== undefined || o.unfreezeBiases !== undefined || o.refit !== undefined || o.keepUnfrozen !== undefined)) {
+    throw new EdgetuneError('EARG', '--unfreeze-views, --unfreeze-schedule, --layer-lr-decay, --unfreeze-average, --unfreeze-mixup, --unfreeze-biases, --refit and --keep-unfrozen need --unfreeze <n|all> or --unfreeze-from <tensor>');
   }
   if (o.unfreezeViews !== undefined && !['fresh', 'cached'].includes(o.unfreezeViews)) throw arg('unfreezeViews', 'fresh or cached', o.unfreezeViews);
   if (o.unfreezeSchedule !== undefined && !['constant', 'cosine', 'warmup-cosine'].includes(o.unfreezeSchedule)) throw arg('unfreezeSchedule', 'constant, cosine or warmup-cosine', o.unfreezeSchedule);
   numIn('layerLrDecay', o.layerLrDecay, 0, 1, true);
   if (o.unfreezeAverage !== undefined) checkOneOf('unfreezeAverage', o.unfreezeAverage, TAIL_AVERAGES);
   numIn('unfreezeMixup', o.unfreezeMixup, 0, Infinity);
+  if (o.unfreezeBiases !== undefined) checkUnfreezeBiases(o.unfreezeBiases);
   numIn('backboneLr', o.backboneLr, 0, 10, true);
   intIn('unfreezeEpochs', o.unfreezeEpochs, 1, 100000);
   const task = o.task ?? 'classification';
@@ -254,7 +255,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const views = viewCount(augment, viewsAsked);
   if (task !== 'classification') return finetuneTargetsRun(task, { csv: trainDir!, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, cache, session, o, warn, warnings, t0 });
   // phase 2: where to cut, checked before any embedding work (an int8 backbone is refused here)
-  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id, backbone.spec) : undefined;
+  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id, backbone.spec, o.unfreezeBiases) : undefined;
   // resuming with the resume data: only the added classes' folders are read
   let labels: string[];
   let trainItems: DatasetItem[];
