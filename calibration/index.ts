@@ -61,8 +61,7 @@
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
 import { stat } from 'node:fs/promises';
-import { readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
-import { inTrainingOrder } from '../runtime/train/node/finetune-targets.js';
+import { inTrainingOrder, readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
 import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
@@ -75,7 +74,7 @@ import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
-import { checkCardLayerKeys, PREPROCESS_KEYS, type CardLayer } from '../runtime/core/model-card.js';
+import { checkCardLayerKeys, PREPROCESS_KEYS, type CardLayer, type ModelTask } from '../runtime/core/model-card.js';
 import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
 import { parameterSource } from './layers.js';
@@ -149,6 +148,7 @@ export interface QuantizeOptions extends Pick<SessionOptions, 'providers' | 'thr
   /**
    * Score each quantized layer's weights and each quantized activation alone on this many
    * calibration images (calibration/sensitivity.ts): which tensors to --exclude. Default 0 (off).
+   * Classifiers only (a softmax KL): EARG for a regression or multilabel model, as keepFloat.
    */
   sensitivityImages?: number;
   /**
@@ -266,6 +266,8 @@ interface Internal {
   carried?: Carried;
   /** Filled with this pass's calibration, for a later pass. */
   carry?: (c: Carried) => void;
+  /** The option whose sensitivity scoring this pass runs (mixed precision's scoring pass: '--keep-float'). */
+  scoredFor?: string;
 }
 
 export async function quantizeModel(o: QuantizeOptions): Promise<QuantizeResult> {
@@ -316,14 +318,17 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   const inputLayer = o.excludeInputLayer ? inputLayerUnit(original) : undefined;
   const exclude = inputLayer ? [...new Set([...inputLayer, ...(o.exclude ?? [])])] : o.exclude;
   const card = await quantizationCard(resolved, bytes, o);
+  // the sensitivity scores are a softmax KL over class scores: nothing for a regression or multilabel model's outputs
+  const scoredFor = x.scoredFor ?? (x.choose ? '--keep-float' : o.sensitivityImages ? '--sensitivity' : undefined);
+  if (scoredFor && card.task && card.task !== 'classification') {
+    throw new EdgetuneError(
+      'EARG',
+      `${scoredFor} is for classifiers: it scores layers by the KL of their softmax class scores, which means nothing for ${named}, a ${card.task} model; quantize it without ${scoredFor}`,
+      { subject: scoredFor },
+    );
+  }
   // read before calibrating (minutes): a bad CSV is said at once
-  const targets = !o.eval
-    ? undefined
-    : card.task === 'regression'
-      ? await regressionTargets(o.eval, card.labels, named, o.onWarning)
-      : card.task === 'multilabel'
-        ? await multilabelTargets(o.eval, card.labels, named, o.onWarning)
-        : undefined;
+  const targets = o.eval ? await evalTargets(o.eval, card.task, card.labels, named, o.onWarning) : undefined;
   const d = { spec: card.preprocess, post: { kind: card.outputKind, labelOffset: card.labelOffset, labels: card.labels }, inputName: card.inputName, outputName: card.outputName, id: card.id, provenance: card.provenance };
   const { model: prepared, opsetFrom } = prepareFloatModel(original);
   const floatSpec: PreprocessSpec = { ...d.spec, dtype: 'float32' };
@@ -529,7 +534,11 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   };
 
   if (o.eval) {
-    let files = await listCalibrationImages(o.eval, 'evaluation', o.onSkip);
+    // the folder's own labels.csv (the targets, read above) is not a skipped image
+    const targetsCsv = targets ? path.resolve(o.eval, 'labels.csv') : undefined;
+    let files = await listCalibrationImages(o.eval, 'evaluation', (s) => {
+      if (path.resolve(s.file) !== targetsCsv) o.onSkip?.(s);
+    });
     if (o.evalCount) files = seededSample(files, o.evalCount, seed).sort();
     const calibrated = new Set(calibrationFiles.map((f) => path.resolve(f)));
     const overlap = files.filter((f) => calibrated.has(path.resolve(f))).length;
@@ -565,37 +574,28 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
 }
 
 /**
- * A regression model's targets for the --eval report: `<dir>/labels.csv` read as finetune --val reads a
- * regression CSV (runtime/train/node/targets.ts readRegressionCsv: `file,value` or `file,v1;v2` rows,
- * optional `file,<names>` header; bad rows warned and left out); undefined when the folder has none.
- * Errors: EINPUT when its values per row are not the model's outputs, or its header names others.
+ * A regression or multilabel model's targets for the --eval report: `<dir>/labels.csv` read as
+ * finetune --val reads one (runtime/train/node/targets.ts). Regression (`labels`: the model's outputs):
+ * readRegressionCsv's `file,value` or `file,v1;v2` rows, optional `file,<names>` header. Multilabel
+ * (`labels`: the model's labels): readMultilabelCsv's `file,label1;label2` rows, 0/1 per model label
+ * in output order (its labels a subset of the model's: inTrainingOrder). Bad rows are warned and left
+ * out. Undefined for other tasks or when the folder has no labels.csv. Errors: EINPUT when a regression
+ * CSV's values per row are not the model's outputs (or its header names others), or a multilabel CSV
+ * names a label the model lacks.
  */
-async function regressionTargets(dir: string, outputs: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+async function evalTargets(dir: string, task: ModelTask | undefined, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  if (task !== 'regression' && task !== 'multilabel') return undefined;
   const csv = path.join(dir, 'labels.csv');
   if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
-  const t = await readRegressionCsv(csv);
+  const t = task === 'regression' ? await readRegressionCsv(csv) : await readMultilabelCsv(csv);
   for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  if (task === 'multilabel') return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
   const defaults = t.names.length === 1 ? ['value'] : t.names.map((_, i) => `value${i + 1}`);
   const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-  if (t.names.length !== outputs.length || (!same(t.names, defaults) && !same(t.names, outputs))) {
-    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${outputs.join(';')}: the rows need one value per output, in that order`, { subject: csv });
+  if (t.names.length !== labels.length || (!same(t.names, defaults) && !same(t.names, labels))) {
+    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${labels.join(';')}: the rows need one value per output, in that order`, { subject: csv });
   }
   return t;
-}
-
-/**
- * A multilabel model's targets for the --eval report: `<dir>/labels.csv` read as finetune --task
- * multilabel --val reads one (runtime/train/node/targets.ts readMultilabelCsv: `file,label1;label2`
- * rows; bad rows warned and left out), 0/1 per model label in output order (its labels a subset of the
- * model's: finetune-targets.ts inTrainingOrder); undefined when the folder has none. Errors: EINPUT
- * when the CSV names a label the model lacks.
- */
-async function multilabelTargets(dir: string, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
-  const csv = path.join(dir, 'labels.csv');
-  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
-  const t = await readMultilabelCsv(csv);
-  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
-  return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
 }
 
 /**
@@ -606,7 +606,7 @@ async function quantizeKeepingFloat(o: QuantizeOptions, n: number): Promise<Quan
   const images = o.sensitivityImages || DEFAULT_SENSITIVITY_IMAGES;
   // The scoring pass writes nothing (write: false); only the second pass writes the caller's set.
   let carried: Carried | undefined;
-  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false }, { carry: (c) => (carried = c) });
+  const scored = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: images, eval: undefined, writeReport: false, write: false }, { carry: (c) => (carried = c), scoredFor: '--keep-float' });
   const kept = scored.sensitivity!.entries.filter((e) => e.kind === 'weights').slice(0, n);
   // The result's sensitivity is the report that chose the layers (the mixed model is not re-scored).
   const result = await quantizeOnce({ ...o, keepFloat: 0, sensitivityImages: 0, exclude: [...(o.exclude ?? []), ...kept.map((e) => e.name)] }, { ...(carried ? { carried } : {}) });

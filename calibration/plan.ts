@@ -63,31 +63,51 @@ function isFloatActivation(name: string, inits: Set<string>, nonFloat: ReadonlyS
 
 /** Operators whose output is int64 whatever their input (ONNX operator spec). */
 const INT64_OUTPUT_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin', 'NonMaxSuppression']);
+/** Comparison and logical operators: their output is bool whatever their inputs (ONNX operator spec). */
+const BOOL_OUTPUT_OPS = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Not', 'IsNaN', 'IsInf']);
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16]);
 
 /**
  * The tensors of `g` that are not floating point: shape arithmetic (PyTorch's dynamic-batch exports
- * compute a Reshape's target as Shape → Gather → Concat in int64), indices, booleans. Element types
- * are propagated in graph order from the graph inputs and initializers: Shape/Size/NonZero/ArgMax give
- * int64, Cast its `to`, Constant its value's type, and any other operator its first typed input's
- * type (what the ONNX operators that pass shapes along do). Unknown types count as float.
+ * compute a Reshape's target as Shape → Gather → Concat in int64), indices, booleans. A type the graph
+ * declares (value_info, graph outputs) wins; otherwise element types are propagated in graph order
+ * from the graph inputs and initializers by the ONNX operator spec: Shape/Size/NonZero/ArgMax give
+ * int64, comparisons and logical operators bool, Cast its `to`, Constant its value's type,
+ * ConstantOfShape its value's type (float when it has none), Where its input 1's type,
+ * DequantizeLinear float, QuantizeLinear its zero point's type (uint8 when it has none), and any other
+ * operator its first typed input's type (what the operators that pass shapes along do). Unknown types
+ * count as float.
  */
 export function nonFloatTensors(g: GraphProto): Set<string> {
   const type = new Map<string, number>();
+  const declared = new Map<string, number>();
+  for (const v of [...g.valueInfo, ...g.output]) {
+    const t = v.type?.tensorType?.elemType;
+    if (v.name && t) declared.set(v.name, t);
+  }
   for (const v of g.input) {
     const t = v.type?.tensorType?.elemType;
     if (v.name && t) type.set(v.name, t);
   }
   for (const t of g.initializer) if (t.name && t.dataType) type.set(t.name, t.dataType);
+  const typeOf = (x: string | undefined) => (x ? type.get(x) : undefined);
   for (const n of g.node) {
     const op = n.opType ?? '';
     let t: number | undefined;
     if ((n.domain ?? '') !== '' && (n.domain ?? '') !== 'ai.onnx') t = undefined;
     else if (INT64_OUTPUT_OPS.has(op)) t = DataType.INT64;
+    else if (BOOL_OUTPUT_OPS.has(op)) t = DataType.BOOL;
     else if (op === 'Cast') t = getIntAttribute(n, 'to');
     else if (op === 'Constant') t = getTensorAttribute(n, 'value')?.dataType;
-    else t = n.input.map((x) => type.get(x)).find((x) => x !== undefined);
-    if (t !== undefined) for (const o of n.output) if (o) type.set(o, t);
+    else if (op === 'ConstantOfShape') t = getTensorAttribute(n, 'value')?.dataType ?? DataType.FLOAT;
+    else if (op === 'Where') t = typeOf(n.input[1]);
+    else if (op === 'DequantizeLinear') t = DataType.FLOAT;
+    else if (op === 'QuantizeLinear') t = typeOf(n.input[2]) ?? DataType.UINT8;
+    else t = n.input.map(typeOf).find((x) => x !== undefined);
+    for (const o of n.output) {
+      const d = o ? (declared.get(o) ?? t) : undefined;
+      if (o && d !== undefined) type.set(o, d);
+    }
   }
   return new Set([...type].filter(([, t]) => !FLOAT_TYPES.has(t)).map(([name]) => name));
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { EdgetuneError } from '../runtime/core/errors.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -134,6 +135,17 @@ export function startServe(args: string[], models: number, env: NodeJS.ProcessEn
     });
     child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
   });
+}
+
+/** The EdgetuneError `fn` throws (anything else it throws is rethrown); an Error when it throws nothing. */
+export function thrown(fn: () => unknown): EdgetuneError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof EdgetuneError) return e;
+    throw e;
+  }
+  throw new Error('expected an EdgetuneError');
 }
 
 /** Parse JSON-lines output. */

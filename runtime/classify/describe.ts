@@ -183,7 +183,19 @@ function assumptionsOf(card: ModelCard, labelNote: string): string[] {
   if (assumed('preprocess.width') || assumed('preprocess.height')) out.push(`input size ${p.width}x${p.height} (the graph's is dynamic)`);
   if (assumed('preprocess.resize') || assumed('preprocess.crop')) out.push('shorter side resized and centre-cropped');
   if (assumed('labels')) out.push(labelNote);
-  if (assumed('outputKind')) out.push(card.task === 'multilabel' ? 'a sigmoid applied to each output unless all are already in [0, 1]' : 'softmax applied unless outputs already sum to 1');
+  if (assumed('outputKind')) out.push(card.task === 'multilabel' ? 'outputs read as logits (the graph does not end in Sigmoid): a sigmoid applied to each' : 'softmax applied unless outputs already sum to 1');
+  return out;
+}
+
+/** Ops that pass a Sigmoid's values through (an int8 model's Q/DQ pair, reshapes). */
+const VALUE_PRESERVING = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'QuantizeLinear', 'DequantizeLinear']);
+
+/** Tensors that hold a Sigmoid's output: its own, and those of value-preserving ops after it (so a float model and its int8 copy read alike). */
+function sigmoidTensors(nodes: readonly { opType?: string | null; input: readonly string[]; output: readonly string[] }[]): Set<string> {
+  const out = new Set<string>();
+  for (const n of nodes) {
+    if (n.opType === 'Sigmoid' || (VALUE_PRESERVING.has(n.opType ?? '') && n.input[0] !== undefined && out.has(n.input[0]))) for (const o of n.output) out.add(o);
+  }
   return out;
 }
 
@@ -200,6 +212,12 @@ export interface CardFromBytesOptions {
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined;
   /** The model `bytes` decode to, when the caller decoded it already (it is not decoded again). */
   model?: OnnxModel;
+  /**
+   * Graph tensors a Sigmoid node produces (cardFromBytes reads them from the graph). A multilabel
+   * model whose card leaves outputKind `auto` gets `probabilities` when its output is one of them,
+   * else `logits`: decided once per model, never per row.
+   */
+  sigmoidOutputs?: ReadonlySet<string>;
 }
 
 /**
@@ -212,8 +230,11 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   const name = o.name ?? o.id;
   if (bytes.byteLength === 0) throw new EdgetuneError('EMODEL', `${name}: empty file (0 bytes), not an ONNX model`, { subject: name });
   let signature: GraphSignature;
+  let sigmoidOutputs: Set<string>;
   try {
-    signature = graphSignature((o.model ?? decodeModel(bytes)).graph);
+    const graph = (o.model ?? decodeModel(bytes)).graph;
+    signature = graphSignature(graph);
+    sigmoidOutputs = sigmoidTensors(graph.node);
   } catch (err) {
     const instead = placeholderKind(bytes);
     throw new EdgetuneError('EMODEL', instead ? `${name}: ${instead}` : `${name}: not a readable ONNX model (${messageOf(err)})`, { subject: name });
@@ -231,7 +252,7 @@ export function cardFromBytes(bytes: Uint8Array, o: CardFromBytesOptions): { car
   const embedded: EmbeddedModelInfo | undefined = parseModelInfo(props, name);
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   if (embedded) layers.embedded = embeddedLayer(embedded);
-  const card = cardFromSignature(signature, { ...o, layers });
+  const card = cardFromSignature(signature, { sigmoidOutputs, ...o, layers });
   return { card, signature, ...(embedded ? { embedded } : {}) };
 }
 
@@ -249,6 +270,12 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
   layers.graph = g.graph;
   layers.assumed = g.assumed;
   const card = mergeCard(layers);
+  if (card.task === 'multilabel' && card.outputKind === 'auto') {
+    // decided once per model from the graph, never from a row's values (a logit of 0.4 is in [0, 1] too)
+    const sigmoid = o.sigmoidOutputs?.has(card.outputName) ?? false;
+    card.outputKind = sigmoid ? 'probabilities' : 'logits';
+    if (sigmoid) card.sources.outputKind = 'graph';
+  }
   const input = signature.inputs.find((i) => i.name === card.inputName) ?? signature.inputs[0]!;
   if (card.sources['preprocess.layout'] !== 'graph' && !['flags', 'card-file', 'embedded', 'registry'].includes(card.sources['preprocess.layout']!) && !isImageInput(input)) {
     throw new EdgetuneError(

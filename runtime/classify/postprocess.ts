@@ -65,13 +65,14 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number
  * keeps a row that is already a distribution (no negatives, sums to 1 within 1e-3) and applies
  * softmax to anything else. For a `multilabel` task each output is its own label's score: `logits`
  * get an element-wise sigmoid (never a softmax across labels, which made a one-label model's score
- * 100% for every image), and `auto` keeps a row already in [0, 1] and applies the sigmoid otherwise.
+ * 100% for every image), and so does `auto`: the card decides a multilabel model's kind once, from
+ * its graph (classify/describe.ts: an output a Sigmoid produces is `probabilities`), never from a
+ * row's values (a logit of 0.4 lies in [0, 1] too).
  * The result may share memory with `row`.
  */
 export function toProbabilities(row: Float32Array, kind: OutputKind, task?: ModelTask): Float32Array {
   if (kind === 'probabilities') return row;
   if (task === 'multilabel') {
-    if (kind === 'auto' && row.every((v) => v >= 0 && v <= 1)) return row;
     return Float32Array.from(row, (v) => 1 / (1 + Math.exp(-v)));
   }
   if (kind === 'logits') return softmax(row);

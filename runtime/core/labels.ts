@@ -2,7 +2,8 @@
 // label list and its offset are decided against a model's output size (`decideLabels`), and how a
 // dataset's class folders map to a model's labels (`matchClassFolders`). Every command, the importers,
 // the model card and the kiosk page call these; nothing else parses labels or matches folders. A new
-// class's name is checked by one rule too (`isClassName`: every label file, finetune --add-class, capture, the kiosk page;
+// class's name is checked by one rule too (`isClassName`: finetune --add-class, capture, the kiosk page;
+// never a label file's labels, which name a model's outputs (Places365's "/a/abbey", "AC/DC") and no folder;
 // `isTeachLabel`, its stricter subset, for the teach API's folders and the page that teaches through it).
 //
 // The label rule (README "Labels"): label i names output i + labelOffset, and the list must cover the
@@ -62,8 +63,9 @@ export function classNameProblem(name: string, o: { teach?: boolean } = {}): str
  * `labels.txt`). A BOM, CRLF line ends and blank lines at the end are fine; surrounding spaces are
  * trimmed. `file` names the source in errors. Errors: EINPUT `<file>: label file is empty`, `<file>:
  * line N is empty (a label list has one name per line)`, `<file>: label file is not valid JSON (…)`,
- * `<file>: expected a JSON array of label strings`, `<file>: line N ("..") cannot name a class: a label
- * must be <CLASS_NAME_RULE>` (`label N` in a JSON array; every label is a class name, isClassName).
+ * `<file>: expected a JSON array of label strings` (each: the text is not a label list). The labels
+ * themselves are not checked against isClassName: they name outputs (Places365's "/a/abbey"); a name
+ * is checked where it becomes a folder (finetune --add-class, capture, teach).
  */
 export function parseLabels(text: string, file: string): string[] {
   const body = text.replace(/^\uFEFF/, '');
@@ -76,7 +78,7 @@ export function parseLabels(text: string, file: string): string[] {
       throw new EdgetuneError('EINPUT', `${file}: label file is not valid JSON (${(err as Error).message})`, { subject: file });
     }
     if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new EdgetuneError('EINPUT', `${file}: expected a JSON array of label strings`, { subject: file });
-    return checkedLabels(v as string[], file, 'label');
+    return v as string[];
   }
   const lines = body.split(/\r\n|\r|\n/).map((l) => l.trim());
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
@@ -84,15 +86,8 @@ export function parseLabels(text: string, file: string): string[] {
   const blank = lines.indexOf('');
   if (blank >= 0) throw new EdgetuneError('EINPUT', `${file}: line ${blank + 1} is empty (a label list has one name per line)`, { subject: file });
   const indexed = lines.map((l) => /^(\d+)\s+(\S.*)$/.exec(l));
-  if (indexed.every((m, i) => m && Number(m[1]) === i)) return checkedLabels(indexed.map((m) => m![2]!.trim()), file, 'line');
-  return checkedLabels(lines, file, 'line');
-}
-
-/** `labels`, each a class name (isClassName: a label is a class the model names, and may become a class folder). */
-function checkedLabels(labels: string[], file: string, unit: 'line' | 'label'): string[] {
-  const bad = labels.findIndex((l) => !isClassName(l));
-  if (bad >= 0) throw new EdgetuneError('EINPUT', `${file}: ${unit} ${bad + 1} (${JSON.stringify(labels[bad])}) cannot name a class: a label must be ${CLASS_NAME_RULE}`, { subject: file });
-  return labels;
+  if (indexed.every((m, i) => m && Number(m[1]) === i)) return indexed.map((m) => m![2]!.trim());
+  return lines;
 }
 
 /** Why a card's labels and offset are what they are (what `inspect` prints). */

@@ -20,7 +20,11 @@ import { checkOptionKeys, type AssertNever } from './options.js';
 export const CARD_SOURCES = ['flags', 'card-file', 'embedded', 'registry', 'graph', 'assumed'] as const;
 export type CardSource = (typeof CARD_SOURCES)[number];
 
-/** How a model's output row becomes probabilities. `auto`: softmax unless the row already sums to 1. */
+/**
+ * How a model's output row becomes probabilities. `auto`: softmax unless the row already sums to 1; for a
+ * multilabel model the card resolves `auto` from the graph (classify/describe.ts: Sigmoid output →
+ * `probabilities`, else `logits`).
+ */
 export const OutputKindSchema = v.picklist(['logits', 'probabilities', 'auto']);
 export type OutputKind = v.InferOutput<typeof OutputKindSchema>;
 

@@ -18,7 +18,7 @@ import type { Classifier } from '../classify/classifier.js';
 import { LabelSmoother, LatencyWindow, RateMeter, type LatencySummary } from './smoothing.js';
 import { STAGES, round4, type Stage, type StreamOptions, type SmoothedLabel, type StreamResult, type StreamEvent, type StreamStats } from './stream-types.js';
 import { EdgetuneError, messageOf } from '../core/errors.js';
-import { readOutput, topK } from '../classify/postprocess.js';
+import { multilabelText, readOutput, topK } from '../classify/postprocess.js';
 import type { TensorData } from '../core/tensor.js';
 import { inferenceStages, type InferenceStages } from './stages.js';
 import { checkStages, frameForGeometry } from './check.js';
@@ -522,7 +522,9 @@ export class StreamPipeline extends EventEmitter {
     const open = u !== undefined ? { unknownScore: round4(u) } : {};
     // a multilabel model shows every label over the threshold (classify's rule, readOutput), smoothed
     const reading = this.classifier.card.task === 'multilabel' ? readOutput(smoothed, 'multilabel', this.k, post) : undefined;
-    const labels = reading?.task === 'multilabel' ? { labels: reading.labels.map((t) => ({ ...t, score: round4(t.score) })) } : {};
+    const on = reading?.task === 'multilabel' ? reading.labels.map((t) => ({ ...t, score: round4(t.score) })) : undefined;
+    // the line watch and the live page show, made here so the page runs no copy of multilabelText
+    const labels = on ? { labels: on, text: multilabelText(on, 0) } : {};
     const label: SmoothedLabel =
       index >= 0 && labelIndex >= 0 && !(u !== undefined && u > uThreshold!)
         ? { label: post.labels[labelIndex] ?? String(labelIndex), index: labelIndex, score: round4(smoothed[shown]!), ...open, ...labels }

@@ -1,6 +1,6 @@
 // The kiosk HTTP service for a running StreamPipeline, on node:http with no framework:
 //   GET  /             minimal live page: MJPEG preview + the smoothed label (from /events; a multilabel
-//                      model's labels in classify's words, postprocess.ts multilabelText, sent as is)
+//                      model's labels as the prediction's `smoothed.text`, made on the server)
 //   GET  /stream.mjpg  MJPEG preview (multipart/x-mixed-replace) of the frames the model sees
 //   GET  /events       Server-Sent Events: `prediction` per result (at most ~10/s), `status` on
 //                      reconnects/swaps
@@ -29,7 +29,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Classifier } from '../classify/classifier.js';
-import { MULTILABEL_THRESHOLD, multilabelText } from '../classify/postprocess.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
@@ -115,9 +114,8 @@ img{width:min(92vw,62vh);margin-top:3vh;border-radius:8px;background:#222}
 <script>
 const $=(id)=>document.getElementById(id);
 const es=new EventSource('/events');
-const MULTILABEL_THRESHOLD=${MULTILABEL_THRESHOLD};const multilabelText=${multilabelText.toString()};
 es.addEventListener('prediction',(e)=>{const r=JSON.parse(e.data);const s=r.smoothed;
-$('label').textContent=s.labels?multilabelText(s.labels,0):s.label;$('label').className=s.index<0?'unknown':'';
+$('label').textContent=s.text??s.label;$('label').className=s.index<0?'unknown':'';
 $('score').textContent=(s.score*100).toFixed(0)+'% · '+r.top.slice(0,3).map((t)=>t.label+' '+(t.score*100).toFixed(0)+'%').join(', ');
 $('stats').textContent=r.model+' · frame '+r.seq+' · '+r.ms+' ms';$('status').textContent='';});
 es.addEventListener('status',(e)=>{$('status').textContent=JSON.parse(e.data).message;});

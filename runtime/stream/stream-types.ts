@@ -57,6 +57,12 @@ export interface SmoothedLabel {
    * 4 decimals. Absent for other models. `label` stays the single most probable one.
    */
   labels?: Prediction[];
+  /**
+   * A multilabel model: `labels` as one line in classify's words at whole percent (classify/postprocess.ts
+   * multilabelText: `sunflowers (97%), yellow (93%)`, or `(no label above 50%)`), what watch and the
+   * live page show. Absent for other models.
+   */
+  text?: string;
 }
 
 export interface StreamResult {

@@ -46,6 +46,18 @@ describe('Coral labels (1001 lines, background first) on 1001 outputs', () => {
     }
   });
 
+  it('a label file with Places365-style names ("/g/golden_retriever", "AC/DC") classifies with them', async () => {
+    // before: refused, "line 208 ("/g/golden_retriever") cannot name a class" — such labels name outputs, never folders
+    const lines = readFileSync(CORAL_LABELS, 'utf8').trim().split('\n');
+    const i = lines.indexOf('golden retriever');
+    expect(i).toBeGreaterThan(0);
+    lines[i] = '/g/golden_retriever';
+    lines[0] = 'AC/DC';
+    const file = path.join(work, 'places-style.txt');
+    writeFileSync(file, lines.join('\n') + '\n');
+    expect((await top1(['--model', CORAL, '--labels', file])).label).toBe('/g/golden_retriever');
+  });
+
   it('through edgetune import: the converted ONNX with and without --labels names the golden retriever; inspect shows the rule', async () => {
     const out = path.join(work, 'coral.onnx');
     const r = await cli(['import', CORAL, '--labels', CORAL_LABELS, '--out', out]);

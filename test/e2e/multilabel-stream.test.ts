@@ -50,11 +50,12 @@ describe('a multilabel model in watch', () => {
     const args = ['watch', `dir://${frames}`, '--model', model, '--smooth', '0', '--as-fast-as-possible', '--max-frames', '3'];
     const j = await runCli([...args, '--json'], { env });
     expect(j.code, j.stderr).toBe(0);
-    const results = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; smoothed: { label: string; labels?: Label[] } });
+    const results = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; smoothed: { label: string; labels?: Label[]; text?: string } });
     // before: smoothed was {label: "yellow", …} alone, no labels (dandelion, also on, was not said)
     expect(results.map((r) => r.smoothed.labels?.map((l) => l.label))).toEqual(expected.map((ls) => ls.map((l) => l.label)));
     // --smooth 0: the frame's own probabilities; frames are decoded on another path than classify's (4 decimals agree, measured)
     results.forEach((r, i) => r.smoothed.labels!.forEach((l, k) => expect(l.score).toBeCloseTo(expected[i]![k]!.score, 2)));
+    for (const r of results) expect(r.smoothed.text).toBe(line(r.smoothed.labels!));
 
     const t = await runCli(args, { env });
     expect(t.code, t.stderr).toBe(0);
@@ -79,9 +80,11 @@ describe('a multilabel model in watch', () => {
       }
       await reader.cancel();
       await running;
-      const event = JSON.parse(/event: prediction\ndata: (.*)\n\n/.exec(text)![1]!) as { seq: number; smoothed: { labels?: Label[] } };
+      const event = JSON.parse(/event: prediction\ndata: (.*)\n\n/.exec(text)![1]!) as { seq: number; smoothed: { labels?: Label[]; text?: string } };
       // before: no labels in the event
       expect(event.smoothed.labels?.map((l) => l.label)).toEqual(expected[event.seq]!.map((l) => l.label));
+      // the line the live page shows, made on the server (before: the page ran its own copy of multilabelText)
+      expect(event.smoothed.text).toBe(line(event.smoothed.labels!));
     } finally {
       await server.close();
       await clf.dispose();
@@ -127,7 +130,8 @@ describe('a multilabel model in the kiosk page', () => {
         await page.waitForFunction((n) => document.querySelector('#top1')?.getAttribute('data-source') === n, path.basename(photo));
         const top1 = page.locator('#top1');
         // before: "yellow 89%" (the top label alone) for a dandelion
-        expect(await top1.getAttribute('data-labels'), path.basename(photo)).toBe(expected[i]!.map((l) => l.label).join(','));
+        // a JSON array (before: the names joined with ",", which a name may hold)
+        expect(JSON.parse((await top1.getAttribute('data-labels'))!), path.basename(photo)).toEqual(expected[i]!.map((l) => l.label));
         // the page decodes and resizes with the canvas, not sharp: the same labels, percentages within a few points
         expect(await top1.textContent()).toMatch(new RegExp(`^${expected[i]!.map((l) => `${l.label} \\(\\d+%\\)`).join(', ')}$`));
       }

@@ -178,6 +178,32 @@ describe('edgetune quantize', () => {
   });
 });
 
+/** One photo of tf_flowers-dev: its class folder `c`, file name `f` and path. */
+interface Photo {
+  c: string;
+  f: string;
+  file: string;
+}
+
+/**
+ * The folders of a quantize --eval test in `work`: `calib/<class>/` and `ev/<class>/` link to the
+ * `calib` and `evals` photos, and `ev/labels.csv` holds the `header` column and `row(p)` for each eval
+ * photo, keyed `<class>/<file>` as finetune --val reads it. Returns the ev folder.
+ */
+function quantizeEvalFolders(work: string, calib: readonly Photo[], evals: readonly Photo[], header: string, row: (p: Photo) => string): string {
+  const link = (folder: string, photos: readonly Photo[]) => {
+    for (const p of photos) {
+      mkdirSync(path.join(folder, p.c), { recursive: true });
+      symlinkSync(p.file, path.join(folder, p.c, p.f));
+    }
+  };
+  link(path.join(work, 'calib'), calib);
+  const ev = path.join(work, 'ev');
+  link(ev, evals);
+  writeFileSync(path.join(ev, 'labels.csv'), `file,${header}\n${evals.map((p) => `${p.c}/${p.f},${row(p)}\n`).join('')}`);
+  return ev;
+}
+
 describe('quantize --eval of a regression model (its outputs are values, not class scores)', () => {
   const work = tempDir('edgetune-quant-rg-');
   const flowers = (split: string, c: string) => shared('datasets', 'tf_flowers-dev', split, c);
@@ -191,22 +217,14 @@ describe('quantize --eval of a regression model (its outputs are values, not cla
     writeFileSync(path.join(work, 'rg.csv'), `file,yellowness\n${photos('train', 0, 8).map((p) => `${p.file},${yellowness(p.c)}\n`).join('')}`);
     const ft = await runCli(['finetune', 'rg.csv', '--task', 'regression', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--out', 'rgf.onnx'], { cwd: work });
     expect(ft.code, ft.stderr).toBe(0);
-    const calib = path.join(work, 'calib');
-    for (const p of photos('train', 8, 12)) {
-      mkdirSync(path.join(calib, p.c), { recursive: true });
-      symlinkSync(p.file, path.join(calib, p.c, p.f));
-    }
     // the eval folder: 5 val photos per class and their targets, as finetune --val reads a regression CSV
-    const ev = path.join(work, 'ev');
     const evals = photos('val', 0, 5);
-    for (const p of evals) {
-      mkdirSync(path.join(ev, p.c), { recursive: true });
-      symlinkSync(p.file, path.join(ev, p.c, p.f));
-    }
-    writeFileSync(path.join(ev, 'labels.csv'), `file,yellowness\n${evals.map((p) => `${p.c}/${p.f},${yellowness(p.c)}\n`).join('')}`);
+    const ev = quantizeEvalFolders(work, photos('train', 8, 12), evals, 'yellowness', (p) => String(yellowness(p.c)));
     const args = ['quantize', '--model', 'rgf.onnx', '--calib', 'calib', '--calib-count', '12', '--out', 'rgq.onnx', '--eval', 'ev'];
     const r = await runCli([...args, '--json'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
+    // the folder's own labels.csv is its targets, not a skipped image (before: "skipped …labels.csv: not an image file (.csv)")
+    expect(r.stderr).not.toMatch(/skipped .*labels\.csv/);
     type Metrics = { mae: number; rmse: number; r2: number };
     const rep = (JSON.parse(r.stdout) as { report: Record<string, unknown> & { regression: { outputs: string[]; meanAbsDiff: number[]; maxAbsDiff: number[]; targets: { images: number; float: Metrics; int8: Metrics } } } }).report;
     // before: agreementTop1 1 and meanKL -0.014815 (figures of class scores read off one value), and no regression figures
@@ -265,22 +283,14 @@ describe('quantize --eval of a multilabel model (one sigmoid per label, not a di
     writeFileSync(path.join(work, 'ml.csv'), `file,labels\n${photos('train', 0, 8).map((p) => `${p.file},${labelsOf(p.c).join(';')}\n`).join('')}`);
     const ft = await runCli(['finetune', 'ml.csv', '--task', 'multilabel', '--model', 'mobilenetv2-fp32', '--augment', 'none', '--out', 'mlf.onnx'], { cwd: work });
     expect(ft.code, ft.stderr).toBe(0);
-    const calib = path.join(work, 'calib');
-    for (const p of photos('train', 8, 12)) {
-      mkdirSync(path.join(calib, p.c), { recursive: true });
-      symlinkSync(p.file, path.join(calib, p.c, p.f));
-    }
     // the eval folder: 5 val photos per class and their labels, as finetune --task multilabel --val reads them
-    const ev = path.join(work, 'ev');
     const evals = photos('val', 0, 5);
-    for (const p of evals) {
-      mkdirSync(path.join(ev, p.c), { recursive: true });
-      symlinkSync(p.file, path.join(ev, p.c, p.f));
-    }
-    writeFileSync(path.join(ev, 'labels.csv'), `file,labels\n${evals.map((p) => `${p.c}/${p.f},${labelsOf(p.c).join(';')}\n`).join('')}`);
+    const ev = quantizeEvalFolders(work, photos('train', 8, 12), evals, 'labels', (p) => labelsOf(p.c).join(';'));
     const args = ['quantize', '--model', 'mlf.onnx', '--calib', 'calib', '--calib-count', '12', '--out', 'mlq.onnx', '--eval', 'ev'];
     const r = await runCli([...args, '--json'], { cwd: work });
     expect(r.code, r.stderr).toBe(0);
+    // the folder's own labels.csv is its targets, not a skipped image (before: "skipped …labels.csv: not an image file (.csv)")
+    expect(r.stderr).not.toMatch(/skipped .*labels\.csv/);
     type F1 = { microF1: number; macroF1: number };
     type Ml = { labels: string[]; threshold: number; decisionAgreement: number; meanAbsDiff: number[]; maxAbsDiff: number[]; targets: { images: number; float: F1; int8: F1 } };
     const rep = (JSON.parse(r.stdout) as { report: Record<string, unknown> & { multilabel: Ml } }).report;

@@ -40,7 +40,8 @@ Options:
   --exclude <list>      node names, operator types or node output names kept in float, comma-separated
   --sensitivity         score each quantized layer's weights and each quantized activation alone against
                         the float model on calibration images (mean KL, top-1 agreement) and list the
-                        costliest: the candidates for --exclude (also in --json and the report file)
+                        costliest: the candidates for --exclude (also in --json and the report file);
+                        classifiers only, as --keep-float
   --sensitivity-images <n>  calibration images for --sensitivity (default ${DEFAULT_SENSITIVITY_IMAGES})
   --keep-float <n|auto> mixed precision: keep the n layers whose int8 weights cost the most (scored as
                         --sensitivity does) in float; quantizes twice (default 0). auto: each layer

@@ -195,7 +195,7 @@ export const watch: Command = {
       if (quiet || key === shown) return;
       shown = key;
       const when = r.pts !== undefined ? `${(r.pts / 1000).toFixed(2)}s` : new Date(r.ts).toISOString().slice(11, 23);
-      const what = ml ? multilabelText(ml, 0) : `${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}`;
+      const what = ml ? (r.smoothed.text ?? multilabelText(ml, 0)) : `${r.smoothed.label}${r.smoothed.index >= 0 ? ` (${(r.smoothed.score * 100).toFixed(0)}%)` : ''}`;
       io.stdout.write(`${when} frame ${r.seq}: ${what}\n`);
     });
     let server: KioskServer | undefined;

@@ -198,12 +198,13 @@ function showUnknown(m: LiveModel, score: number | undefined, top: Prediction[])
   if (score === undefined || !m.openSet || !(score > m.openSet.threshold) || !top[0]) return;
   t.textContent = `unknown (nearest: ${top[0].label} ${(top[0].score * 100).toFixed(0)}%)`;
   t.dataset.label = 'unknown';
+  delete t.dataset.labels; // the labels of the reading it replaces are not shown any more
 }
 
 /**
  * Show one probability row (smoothed, or a photo's) by the model's task (classify/postprocess.ts
  * readOutput, the rule classify and watch use): the top-k list and the top line, which for a multilabel
- * model lists every label over the threshold (`data-labels`: their names, comma-separated). Returns the top-k.
+ * model lists every label over the threshold (`data-labels`: their names as a JSON array, since a name may hold a comma). Returns the top-k.
  */
 function renderReading(probs: Float32Array, m: LiveModel): Prediction[] {
   const reading = readOutput(probs, m.task, cfg.topK, m.post);
@@ -213,7 +214,7 @@ function renderReading(probs: Float32Array, m: LiveModel): Prediction[] {
     const t = $('top1');
     t.textContent = multilabelText(reading.labels, 0);
     t.dataset.label = reading.labels[0]?.label ?? '';
-    t.dataset.labels = reading.labels.map((l) => l.label).join(',');
+    t.dataset.labels = JSON.stringify(reading.labels.map((l) => l.label));
   } else delete $('top1').dataset.labels;
   return reading.top;
 }

@@ -15,6 +15,7 @@ import {
 } from './common.js';
 import type { OutputKind } from '../../core/model-card.js';
 import { decideLabels, parseLabels } from '../../core/labels.js';
+import { EdgetuneError } from '../../core/errors.js';
 import { utf8Text } from '../../core/text.js';
 import { BuiltinOperator as Op, TensorType, tensorTypeName, type TfliteOperator, type TfliteSubgraph, type TfliteTensor } from './tflite-schema.js';
 
@@ -203,8 +204,10 @@ export function tfliteCard(
       try {
         // decoded leniently to count its lines: a packed file that is not text (nor a label list) is skipped
         lines = parseLabels(new TextDecoder('utf-8').decode(data), name);
-      } catch {
-        continue; // an associated text file that is not a label list
+      } catch (err) {
+        // an associated text file that is not a label list (parseLabels' EINPUT); anything else is a fault
+        if (err instanceof EdgetuneError && err.code === 'EINPUT') continue;
+        throw err;
       }
       if (lines.length === classes || lines.length === classes - 1) {
         // the labels: a corrupt one (not UTF-8) is refused, never read as labels of U+FFFD

@@ -17,7 +17,7 @@ import { EdgetuneError } from '../../core/errors.js';
 import type { SessionOptions } from '../../session/session.js';
 import { Embedder, type Backbone, type EmbeddingCache } from './embed.js';
 import { findSharedFiles, type SharedFiles } from '../../io/files.js';
-import { readMultilabelCsv, readRegressionCsv, targetMatrix, type TargetDataset, type TargetItem } from './targets.js';
+import { inTrainingOrder, readMultilabelCsv, readRegressionCsv, targetMatrix, type TargetDataset, type TargetItem } from './targets.js';
 
 export interface TargetFinetuneOptions {
   task: 'multilabel' | 'regression';
@@ -134,28 +134,4 @@ export async function finetuneTargets(o: TargetFinetuneOptions): Promise<TargetF
   // multilabel: training labels no validation row has (a validation CSV of a subset of them, or a small split)
   const noPositives = o.task === 'multilabel' && v?.kept.length ? ds.names.filter((_, k) => v.kept.every((it) => !it.targets[k])) : [];
   return { bytes, names: ds.names, train: t.kept, val: v?.kept ?? [], skipped, training, metrics, validated: Boolean(v), leakage, noPositives };
-}
-
-/**
- * A multilabel validation set's targets in the training labels' order (`ds.names`: the training CSV's,
- * or a trained model's labels; `trainCsv` names them in the error). Its labels may be a subset of
- * them (validation then has no positives for the others: 0 in every row); a label they lack is
- * refused, since the model has no output for it. Errors: EINPUT naming the validation CSV and its
- * unknown labels. Also read by `quantize --eval` of a multilabel model (calibration/index.ts).
- */
-export function inTrainingOrder(v: TargetDataset, ds: Pick<TargetDataset, 'names'>, trainCsv: string): TargetItem[] {
-  const index = new Map(ds.names.map((n, i) => [n, i]));
-  const unknown = v.names.filter((n) => !index.has(n));
-  if (unknown.length) {
-    throw new EdgetuneError(
-      'EINPUT',
-      `${v.csv}: label${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => JSON.stringify(n)).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among ${trainCsv}'s labels (${ds.names.join(', ')}): the model has no output to validate ${unknown.length > 1 ? 'them' : 'it'} on`,
-      { subject: v.csv },
-    );
-  }
-  return v.items.map((it) => {
-    const targets = new Array<number>(ds.names.length).fill(0);
-    it.targets.forEach((t, k) => (targets[index.get(v.names[k]!)!] = t));
-    return { file: it.file, targets };
-  });
 }

@@ -239,3 +239,27 @@ export function targetMatrix(items: readonly TargetItem[], width: number): Float
   items.forEach((it, i) => t.set(it.targets, i * width));
   return t;
 }
+
+/**
+ * A multilabel validation set's targets in the training labels' order (`ds.names`: the training CSV's,
+ * or a trained model's labels; `trainCsv` names them in the error). Its labels may be a subset of
+ * them (validation then has no positives for the others: 0 in every row); a label they lack is
+ * refused, since the model has no output for it. Errors: EINPUT naming the validation CSV and its
+ * unknown labels. Also read by `quantize --eval` of a multilabel model (calibration/index.ts evalTargets).
+ */
+export function inTrainingOrder(v: TargetDataset, ds: Pick<TargetDataset, 'names'>, trainCsv: string): TargetItem[] {
+  const index = new Map(ds.names.map((n, i) => [n, i]));
+  const unknown = v.names.filter((n) => !index.has(n));
+  if (unknown.length) {
+    throw new EdgetuneError(
+      'EINPUT',
+      `${v.csv}: label${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => JSON.stringify(n)).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among ${trainCsv}'s labels (${ds.names.join(', ')}): the model has no output to validate ${unknown.length > 1 ? 'them' : 'it'} on`,
+      { subject: v.csv },
+    );
+  }
+  return v.items.map((it) => {
+    const targets = new Array<number>(ds.names.length).fill(0);
+    it.targets.forEach((t, k) => (targets[index.get(v.names[k]!)!] = t));
+    return { file: it.file, targets };
+  });
+}

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { shared, tempDir } from '../../helpers.js';
 import { quantizeModel } from '../../../calibration/index.js';
 import { nonFloatTensors, planQuantization } from '../../../calibration/plan.js';
-import { DataType, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
+import { DataType, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute, setTensorAttribute } from '../../../runtime/onnx/graph.js';
+import type { NodeProto } from '../../../runtime/onnx/model.js';
 import { decodeModel, encodeModel, type OnnxModel } from '../../../runtime/onnx/model.js';
 
 /** input [batch_size,3,8,8] → Conv → Relu → GlobalAveragePool → Reshape to [batch, 4] (target computed from Shape) → Gemm → logits [batch, 2]. */
@@ -83,5 +84,74 @@ describe('quantizing a model whose Reshape target is computed in int64', () => {
     // the int64 Concat is untouched: no QuantizeLinear reads its output
     expect(q.graph.node.some((n) => n.opType === 'QuantizeLinear' && n.input[0] === 'target')).toBe(false);
     expect(q.graph.input[0]!.type?.tensorType?.shape?.dim?.[0]?.dimParam).toBe('batch_size');
+  });
+});
+
+/** A graph of `nodes` over float input `x` [1,3,8,8] and `inits`; output `out` (float unless `outType`), `valueInfo` declared types. */
+function graphOf(nodes: NodeProto[], inits: ReturnType<typeof makeTensor>[] = [], valueInfo: [string, number][] = [], outType: number = DataType.FLOAT) {
+  return makeModel(
+    {
+      node: nodes,
+      initializer: inits,
+      valueInfo: valueInfo.map(([n, t]) => makeValueInfo(n, makeTensorType(t))),
+      input: [makeValueInfo('x', makeTensorType(DataType.FLOAT, [1, 3, 8, 8]))],
+      output: [makeValueInfo('out', makeTensorType(outType))],
+    },
+    { opset: 13 },
+  ).graph;
+}
+
+// Before: any operator not special-cased took its first typed input's type, so each of these read wrong
+// and the wrong type spread to the nodes after it (which then silently stayed float).
+describe('nonFloatTensors: element types by the ONNX operator spec', () => {
+  it('ConstantOfShape is float without a value attribute (its int64 shape input does not count), else its value type', () => {
+    const typed = makeNode('ConstantOfShape', ['s'], ['ints'], { name: 'cos_int' });
+    setTensorAttribute(typed, 'value', makeTensor('value', DataType.INT32, [1], [7]));
+    const g = graphOf([makeNode('Shape', ['x'], ['s']), makeNode('ConstantOfShape', ['s'], ['zeros']), typed, makeNode('Add', ['zeros', 'x'], ['out'])]);
+    expect([...nonFloatTensors(g)].sort()).toEqual(['ints', 's']);
+  });
+
+  it('Where takes input 1 (not the bool condition); comparisons and logical ops give bool', () => {
+    const cast = makeNode('Cast', ['x'], ['cond'], { name: 'cast' });
+    setIntAttribute(cast, 'to', DataType.BOOL);
+    const g = graphOf(
+      [cast, makeNode('Where', ['cond', 'x', 'x'], ['picked']), makeNode('Greater', ['x', 'zero'], ['gt']), makeNode('Not', ['gt'], ['ngt']), makeNode('Relu', ['picked'], ['out'])],
+      [makeTensor('zero', DataType.FLOAT, [], [0])],
+    );
+    expect([...nonFloatTensors(g)].sort()).toEqual(['cond', 'gt', 'ngt']);
+  });
+
+  it('DequantizeLinear gives float; QuantizeLinear its zero point type, uint8 without one', () => {
+    const g = graphOf(
+      [makeNode('DequantizeLinear', ['qw', 'sc', 'zp8'], ['w']), makeNode('QuantizeLinear', ['x', 'sc'], ['qu']), makeNode('QuantizeLinear', ['x', 'sc', 'zp8'], ['qi']), makeNode('Mul', ['x', 'w'], ['out'])],
+      [makeTensor('qw', DataType.INT8, [1], [3]), makeTensor('sc', DataType.FLOAT, [], [0.1]), makeTensor('zp8', DataType.INT8, [], [0])],
+    );
+    const t = nonFloatTensors(g);
+    expect([...t].sort()).toEqual(['qi', 'qu', 'qw', 'zp8']);
+  });
+
+  it('Cast gives its `to`, Shape and Size int64', () => {
+    const cast = makeNode('Cast', ['x'], ['xi'], { name: 'cast' });
+    setIntAttribute(cast, 'to', DataType.INT32);
+    const back = makeNode('Cast', ['xi'], ['xf'], { name: 'back' });
+    setIntAttribute(back, 'to', DataType.FLOAT);
+    const g = graphOf([cast, back, makeNode('Shape', ['xf'], ['s']), makeNode('Size', ['xf'], ['n']), makeNode('Relu', ['xf'], ['out'])]);
+    expect([...nonFloatTensors(g)].sort()).toEqual(['n', 's', 'xi']);
+  });
+
+  it('a type the graph declares (value_info, graph outputs) wins over propagation', () => {
+    // a custom-domain op's output has no propagated type; value_info says int64, the graph output int32
+    const g = graphOf([makeNode('Custom', ['x'], ['idx'], { domain: 'com.example' }), makeNode('Custom', ['x'], ['out'], { domain: 'com.example' })], [], [['idx', DataType.INT64]], DataType.INT32);
+    expect([...nonFloatTensors(g)].sort()).toEqual(['idx', 'out']);
+  });
+
+  it('a float ConstantOfShape added before a Conv leaves the Conv quantized', () => {
+    const conv = makeNode('Conv', ['sum', 'w'], ['out'], { name: 'conv' });
+    const g = graphOf(
+      [makeNode('Shape', ['x'], ['s'], { name: 'shape' }), makeNode('ConstantOfShape', ['s'], ['zeros'], { name: 'cos' }), makeNode('Add', ['zeros', 'x'], ['sum'], { name: 'add' }), conv],
+      [makeTensor('w', DataType.FLOAT, [2, 3, 1, 1], [1, 0, 0, 0, 1, 0])],
+    );
+    // before, zeros read as int64 and so did sum and out: nothing was quantized
+    expect([...planQuantization(g, 'constant-of-shape').nodes].map((n) => n.name)).toContain('conv');
   });
 });

@@ -6,23 +6,13 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { buildTflite } from './tflite-builder.js';
 import * as ort from 'onnxruntime-node';
-import { shared } from '../../helpers.js';
+import { shared, thrown } from '../../helpers.js';
 import { EdgetuneError } from '../../../runtime/core/errors.js';
 import { encodeModel } from '../../../runtime/onnx/index.js';
 import { decideLabels, importTflite, parseLabels, parseTflite } from '../../../runtime/onnx/import/index.js';
 import { samePadding, transposeData } from '../../../runtime/onnx/import/common.js';
 
 const CORAL = new Uint8Array(readFileSync(shared('models', 'tflite', 'coral_mobilenet_v2_1.0_224_quant.tflite')));
-
-function thrown(fn: () => unknown): EdgetuneError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof EdgetuneError) return e;
-    throw e;
-  }
-  throw new Error('expected an EdgetuneError');
-}
 
 /**
  * A one-operator model: float input "x" [1, 2, 2, 1] (a 2×2 grayscale image) → op → float output "y"

@@ -8,10 +8,9 @@
 // Small models written with tflite-builder.ts, checked against LiteRT.js; one runs end to end on a real photo.
 
 import { describe, it, expect } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { runCli, shared, tempDir } from '../../helpers.js';
-import { EdgetuneError } from '../../../runtime/core/errors.js';
+import { runCli, shared, tempDir, thrown } from '../../helpers.js';
 import { importTflite } from '../../../runtime/onnx/import/index.js';
 import { checkSpec } from '../../../runtime/image/preprocess.js';
 import { importModelFile } from '../../../models/import.js';
@@ -96,16 +95,6 @@ function nchwModel(): Uint8Array {
     { code: 25, inputs: [f2], outputs: [y], options: { type: 9, fields: [[0, 'f32', 1]] } },
   ];
   return buildTflite(T, O, [x], [y]);
-}
-
-function thrown(fn: () => unknown): EdgetuneError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof EdgetuneError) return e;
-    throw e;
-  }
-  throw new Error('expected an EdgetuneError');
 }
 
 describe('TFLite import: a grayscale input', () => {
@@ -338,5 +327,61 @@ describe('TFLite import: inputs that are no image are refused at import', () => 
     expect(speech.message).toBe(`the input "features" is INT8 [1,1960]: ${rule}`);
     expect(thrown(() => importTflite(one([1, 1, 1, 1024], 3, { scale: [0.02], zeroPoint: [0] }))).message).toBe(`the input "features" is UINT8 [1,1,1,1024]: ${rule}`);
     expect(thrown(() => importTflite(one([1, 4, 4, 5], 0))).message).toBe(`the input "features" is FLOAT32 [1,4,4,5]: ${rule}`);
+  });
+});
+
+/** A zip of `files`, stored (no compression), as TFLite metadata packs associated files after the flatbuffer (CRCs left 0: the reader does not check them). */
+function storedZip(files: [string, string][]): Uint8Array {
+  const enc = new TextEncoder();
+  const locals: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let offset = 0;
+  for (const [name, text] of files) {
+    const n = enc.encode(name);
+    const data = enc.encode(text);
+    const local = new Uint8Array(30 + n.length + data.length);
+    const lv = new DataView(local.buffer);
+    lv.setUint32(0, 0x04034b50, true);
+    lv.setUint16(4, 10, true);
+    lv.setUint32(18, data.length, true);
+    lv.setUint32(22, data.length, true);
+    lv.setUint16(26, n.length, true);
+    local.set(n, 30);
+    local.set(data, 30 + n.length);
+    const cd = new Uint8Array(46 + n.length);
+    const cv = new DataView(cd.buffer);
+    cv.setUint32(0, 0x02014b50, true);
+    cv.setUint16(4, 20, true);
+    cv.setUint16(6, 10, true);
+    cv.setUint32(20, data.length, true);
+    cv.setUint32(24, data.length, true);
+    cv.setUint16(28, n.length, true);
+    cv.setUint32(42, offset, true);
+    cd.set(n, 46);
+    locals.push(local);
+    central.push(cd);
+    offset += local.length;
+  }
+  const cdSize = central.reduce((a, c) => a + c.length, 0);
+  const eocd = new Uint8Array(22);
+  const ev = new DataView(eocd.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, files.length, true);
+  ev.setUint16(10, files.length, true);
+  ev.setUint32(12, cdSize, true);
+  ev.setUint32(16, offset, true);
+  return Uint8Array.from([...locals.flatMap((l) => [...l]), ...central.flatMap((c) => [...c]), ...eocd]);
+}
+
+describe('TFLite import: a packed label file', () => {
+  it('is read even when a label holds "/" (labels name outputs, not folders)', () => {
+    const fruit = new Uint8Array(readFileSync(shared('models', 'teachable-machine', 'fruit-tflite', 'model_unquant.tflite')));
+    const labels = ['FRESH/APPLE', 'FRESH/BANANA', 'FRESH/ORANGE', 'ROTTEN/APPLE', 'ROTTEN/ORANGE', 'ROTTEN/BANANA'];
+    const zip = storedZip([['labels.txt', labels.join('\n') + '\n']]);
+    const packed = new Uint8Array(fruit.length + zip.length);
+    packed.set(fruit);
+    packed.set(zip, fruit.length);
+    // before: parseLabels refused "FRESH/APPLE" and the loop's bare catch dropped the file: labels "0".."5"
+    expect(importTflite(packed).card.layer.labels).toEqual(labels);
   });
 });

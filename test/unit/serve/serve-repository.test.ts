@@ -51,6 +51,22 @@ describe('serve a Triton model repository folder', () => {
     }
   });
 
+  it('an entry exported under a name other than its registry id is served under its folder name', async () => {
+    const named = tempDir('edgetune-serve-named-');
+    expect((await exportTritonRepository('mobilenetv2-int8', { out: named, name: 'pets' })).version).toBe(1);
+    const one = await serveModels([named], session);
+    try {
+      // the folder's name, as Triton serves it, not the id its card carries (mobilenetv2-int8)
+      expect(one.names).toEqual(['pets']);
+      const meta = await fetch(new URL('v2/models/pets', one.url));
+      expect(meta.status).toBe(200);
+      expect(((await meta.json()) as { name: string }).name).toBe('pets');
+      expect((await fetch(new URL('v2/models/mobilenetv2-int8', one.url))).status).toBe(404);
+    } finally {
+      await one.close();
+    }
+  });
+
   it('an entry folder serves that entry', async () => {
     const one = await serveModels([path.join(repo, 'squeezenet1.1')], session);
     try {
