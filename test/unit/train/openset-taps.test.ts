@@ -207,7 +207,7 @@ describe('the taps after phase 2 (--unfreeze): kept where the tuned part starts 
     const list = (split: string) => classes.flatMap((label) => readdirOf(path.join(root, split, label)).map((file) => ({ file, label })));
     const report = await finetune(list('train'), {
       model: shared('models', 'mobilenetv2-12-fp32-rebuilt.onnx'), val: list('val'), views: 1, augment: 'none', out, cache: null,
-      unfreeze: 1, unfreezeEpochs: 2, keepUnfrozen: true, refit: false, unfreezeViews: 'cached',
+      unfreeze: 1, unfreezeBiases: 'none', unfreezeEpochs: 2, keepUnfrozen: true, refit: false, unfreezeViews: 'cached',
     });
     expect(report.unfreeze?.kept).toBe(true);
     const bytes = new Uint8Array(readFileSync(out));
