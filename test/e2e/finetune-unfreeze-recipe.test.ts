@@ -17,7 +17,7 @@ const beans = shared('datasets', 'beans-dev');
 
 async function trainAndScore(name: string, extra: string[]): Promise<{ report: FinetuneReport; heldOut: number }> {
   const out = path.join(work, `${name}.onnx`);
-  const r = await runCli(['finetune', path.join(beans, 'train'), '--model', 'mobilenetv2-fp32', '--seed', '0', '--out', out, '--json', ...extra], { env, timeoutMs: 400_000 });
+  const r = await runCli(['finetune', path.join(beans, 'train'), '--model', 'mobilenetv2-fp32', '--seed', '0', '--out', out, '--json', ...extra], { env, timeoutMs: 1_200_000 });
   expect(r.code, r.stderr).toBe(0);
   const ev = await runCli(['eval', path.join(beans, 'val'), '--model', out, '--json'], { env });
   expect(ev.code, ev.stderr).toBe(0);
@@ -30,7 +30,7 @@ describe('finetune --unfreeze 2, default recipe, on held-out beans-dev/val', () 
   beforeAll(async () => {
     head = await trainAndScore('head', []);
     tuned = await trainAndScore('tuned', ['--unfreeze', '2']);
-  }, 800_000);
+  }, 1_500_000);
 
   it('reports fresh views, its keep decision by the rule, and the refit when kept', () => {
     const u = tuned.report.unfreeze!;
