@@ -60,9 +60,8 @@
 // (calibration/correct.ts) → optional sensitivity analysis (calibration/sensitivity.ts) → embed `edgetune.model`
 // metadata → write model, calibration cache and TensorRT table → evaluate (calibration/report.ts).
 
-import { stat } from 'node:fs/promises';
-import { inTrainingOrder, readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
 import { checkWritable, writeAtomicSet, type AtomicEntry } from '../runtime/io/atomic.js';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { RESOLVE_OPTION_KEYS, resolveModel, type ResolveOptions, type ResolvedModel } from '../models/loader.js';
 import { EdgetuneError, checkOneOf } from '../runtime/core/errors.js';
@@ -74,7 +73,7 @@ import { setMetadataValue } from '../runtime/onnx/graph.js';
 import { cloneModel, decodeModel, encodeModel } from '../runtime/onnx/model.js';
 import type { PostprocessSpec } from '../runtime/classify/postprocess.js';
 import type { PreprocessSpec } from '../runtime/image/preprocess.js';
-import { checkCardLayerKeys, PREPROCESS_KEYS, type CardLayer, type ModelTask } from '../runtime/core/model-card.js';
+import { checkCardLayerKeys, PREPROCESS_KEYS, type CardLayer } from '../runtime/core/model-card.js';
 import type { SessionOptions } from '../runtime/session/session.js';
 import { collectRanges, rangesFrom, readCache, sha256, tensorRtTable, writeAtomic, type CalibrationCache } from './collect.js';
 import { parameterSource } from './layers.js';
@@ -85,7 +84,7 @@ import { CALIBRATION_METHODS, DEFAULT_PERCENTILE, type CalibrationMethod, type R
 import { calibrationBatches, keepImages, listCalibrationImages, seededSample, type SkippedFile } from './reader.js';
 import { empiricalBiasCorrection } from './correct.js';
 import { gptqConvWeights } from './gptq.js';
-import { evaluateQuantized, type QuantReport } from './report.js';
+import { evalTargets, evaluateQuantized, type QuantReport } from './report.js';
 import { DEFAULT_SENSITIVITY_IMAGES, quantizationSensitivity, type SensitivityReport } from './sensitivity.js';
 import { choosePrecision, DEFAULT_LATENCY_BUDGET, inputLayerUnit, type PrecisionChoice } from './mixed.js';
 import type { RangeCollector } from './ranges.js';
@@ -571,31 +570,6 @@ async function quantizeOnce(o: QuantizeOptions, x: Internal = {}): Promise<Quant
   o.signal?.throwIfAborted();
   if (write) await writeAtomicSet(outputs);
   return result;
-}
-
-/**
- * A regression or multilabel model's targets for the --eval report: `<dir>/labels.csv` read as
- * finetune --val reads one (runtime/train/node/targets.ts). Regression (`labels`: the model's outputs):
- * readRegressionCsv's `file,value` or `file,v1;v2` rows, optional `file,<names>` header. Multilabel
- * (`labels`: the model's labels): readMultilabelCsv's `file,label1;label2` rows, 0/1 per model label
- * in output order (its labels a subset of the model's: inTrainingOrder). Bad rows are warned and left
- * out. Undefined for other tasks or when the folder has no labels.csv. Errors: EINPUT when a regression
- * CSV's values per row are not the model's outputs (or its header names others), or a multilabel CSV
- * names a label the model lacks.
- */
-async function evalTargets(dir: string, task: ModelTask | undefined, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
-  if (task !== 'regression' && task !== 'multilabel') return undefined;
-  const csv = path.join(dir, 'labels.csv');
-  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
-  const t = task === 'regression' ? await readRegressionCsv(csv) : await readMultilabelCsv(csv);
-  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
-  if (task === 'multilabel') return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
-  const defaults = t.names.length === 1 ? ['value'] : t.names.map((_, i) => `value${i + 1}`);
-  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-  if (t.names.length !== labels.length || (!same(t.names, defaults) && !same(t.names, labels))) {
-    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${labels.join(';')}: the rows need one value per output, in that order`, { subject: csv });
-  }
-  return t;
 }
 
 /**

@@ -9,7 +9,9 @@
 // gives instead the share of label decisions (on above classify's MULTILABEL_THRESHOLD) on which int8
 // and float agree, the mean and largest |p_int8 − p_float| per label and, where the eval folder has a
 // multilabel labels.csv, micro / macro F1 of both models (runtime/train/tasks.ts multilabelMetrics).
+// evalTargets reads those targets from the eval folder's labels.csv.
 
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { table } from '../runtime/core/format.js';
 import { median } from '../runtime/core/stats.js';
@@ -22,7 +24,7 @@ import { createSession, type ModelSession, type SessionOptions } from '../runtim
 import { asFloat32 } from '../runtime/core/tensor.js';
 import type { ModelTask } from '../runtime/core/model-card.js';
 import { multilabelMetrics, regressionMetrics, type RegressionMetrics } from '../runtime/train/tasks.js';
-import type { TargetDataset } from '../runtime/train/node/targets.js';
+import { inTrainingOrder, readMultilabelCsv, readRegressionCsv, type TargetDataset } from '../runtime/train/node/targets.js';
 import type { SkippedFile } from './reader.js';
 import type { SensitivityReport } from './sensitivity.js';
 import type { PrecisionChoice } from './mixed.js';
@@ -436,4 +438,29 @@ export function precisionTable(c: PrecisionChoice, top = 5): string {
     table(rows) +
     `kept in float: ${c.exclude.length ? c.exclude.join(', ') : 'none'}\n`
   );
+}
+
+/**
+ * A regression or multilabel model's targets for the --eval report: `<dir>/labels.csv` read as
+ * finetune --val reads one (runtime/train/node/targets.ts). Regression (`labels`: the model's outputs):
+ * readRegressionCsv's `file,value` or `file,v1;v2` rows, optional `file,<names>` header. Multilabel
+ * (`labels`: the model's labels): readMultilabelCsv's `file,label1;label2` rows, 0/1 per model label
+ * in output order (its labels a subset of the model's: inTrainingOrder). Bad rows are warned and left
+ * out. Undefined for other tasks or when the folder has no labels.csv. Errors: EINPUT when a regression
+ * CSV's values per row are not the model's outputs (or its header names others), or a multilabel CSV
+ * names a label the model lacks.
+ */
+export async function evalTargets(dir: string, task: ModelTask | undefined, labels: readonly string[], model: string, onWarning?: (m: string) => void): Promise<TargetDataset | undefined> {
+  if (task !== 'regression' && task !== 'multilabel') return undefined;
+  const csv = path.join(dir, 'labels.csv');
+  if (!(await stat(csv).then((s) => s.isFile(), () => false))) return undefined;
+  const t = task === 'regression' ? await readRegressionCsv(csv) : await readMultilabelCsv(csv);
+  for (const r of t.skipped) onWarning?.(`--eval: skipped ${r.where}: ${r.reason}`);
+  if (task === 'multilabel') return { ...t, names: [...labels], items: inTrainingOrder(t, { names: [...labels] }, model) };
+  const defaults = t.names.length === 1 ? ['value'] : t.names.map((_, i) => `value${i + 1}`);
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (t.names.length !== labels.length || (!same(t.names, defaults) && !same(t.names, labels))) {
+    throw new EdgetuneError('EINPUT', `${csv}: its targets are ${t.names.join(';')} but ${model} outputs ${labels.join(';')}: the rows need one value per output, in that order`, { subject: csv });
+  }
+  return t;
 }
