@@ -41,9 +41,9 @@ import type { SessionFactory } from './graph/session.js';
  * images after the validated run; biases: `finetune`'s frozen blocks whose conv biases train too (BitFit,
  * UnfreezeBiases; 'all': on folds of beans-dev/train +4.2 points over the unfrozen blocks alone; with the
  * never-worse rule at KEEP_Z = 2, held-out beans-dev/val 0.925 against head-only 0.892, cats/dogs and flowers
- * unchanged: README "--unfreeze"; finetune trains without them, and says so, on a backbone whose early layers
- * the training graph cannot pass; planUnfreeze itself and the page default to 'none'), at biasLrRatio × the
- * head's rate.
+ * unchanged: README "--unfreeze"; planUnfreeze itself and the page default to 'none'), at biasLrRatio × the
+ * head's rate. (A backbone whose early layers the training graph cannot pass fails with or without them:
+ * cutModel infers the whole graph's shapes.)
  */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,

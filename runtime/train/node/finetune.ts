@@ -23,7 +23,7 @@ import { CLASS_NAME_RULE, isClassName } from '../../core/labels.js';
 import { exportClassifierModel, headFromModel } from '../export.js';
 import { layeredOpenSetForHead, MIN_LAYERED_VAL_ROWS, openSetForHead } from '../openset.js';
 import { openSetLayers, openSetTaps, priorTapRows, tapRowsOf, tapSets } from './openset-taps.js';
-import { checkUnfreezeBiases, frozenUnder, planUnfreeze, UNFREEZE_DEFAULTS, type UnfreezeBiases, type UnfreezePlan } from '../finetune-tail.js';
+import { checkUnfreezeBiases, frozenUnder, planUnfreeze, UNFREEZE_DEFAULTS } from '../finetune-tail.js';
 import { runPhase2, tailWeightsBytes, tunedKeyText, type Phase2Summary } from '../phase2.js';
 import type { SessionFactory } from '../graph/session.js';
 import { createSession, type SessionOptions } from '../../session/session.js';
@@ -102,25 +102,6 @@ export interface TargetsReport {
 const round = (s: number) => Math.round(s * 100) / 100;
 
 /** A folder as provenance keeps it: relative to the working directory when inside it, else its name. */
-/**
- * Phase 2's plan with finetune's biases rule: the user's `unfreezeBiases` as given (its errors stand), else
- * UNFREEZE_DEFAULTS.biases ('all': BitFit on every frozen block); a backbone whose early layers the training
- * graph cannot pass with it (MaxPool, Pad, AveragePool: SqueezeNet, MobileNetV1, the Teachable Machine
- * imports) trains the unfrozen blocks alone, and `warn` says why. Errors: planUnfreeze's.
- */
-function unfreezePlan(backbone: Backbone, unfreeze: number | string, biases: UnfreezeBiases | undefined, warn: (m: string) => void): UnfreezePlan {
-  const plan = (b: UnfreezeBiases) => planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id, backbone.spec, b);
-  if (biases !== undefined) return plan(biases);
-  try {
-    return plan(UNFREEZE_DEFAULTS.biases);
-  } catch (err) {
-    if (!(err instanceof EdgetuneError)) throw err;
-    const alone = plan('none'); // the unfrozen blocks' own error, if they have one, is the one to show
-    warn(`phase 2 trains the unfrozen blocks alone, not the frozen blocks' biases too (--unfreeze-biases ${UNFREEZE_DEFAULTS.biases}, the default): ${messageOf(err)}`);
-    return alone;
-  }
-}
-
 function shownDir(dir: string): string {
   const rel = path.relative(process.cwd(), dir);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : path.basename(dir);
@@ -274,7 +255,7 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   const views = viewCount(augment, viewsAsked);
   if (task !== 'classification') return finetuneTargetsRun(task, { csv: trainDir!, valCsv: valDir, valSplit: split, backbone, augment, views, head: headKind, config: cfg, out, paths, cache, session, o, warn, warnings, t0 });
   // phase 2: where to cut, checked before any embedding work (an int8 backbone is refused here)
-  const plan = unfreeze !== undefined ? unfreezePlan(backbone, unfreeze, o.unfreezeBiases, warn) : undefined;
+  const plan = unfreeze !== undefined ? planUnfreeze(backbone.model, backbone.cut.tensor, unfreeze, backbone.id, backbone.spec, o.unfreezeBiases ?? UNFREEZE_DEFAULTS.biases) : undefined;
   // resuming with the resume data: only the added classes' folders are read
   let labels: string[];
   let trainItems: DatasetItem[];
