@@ -7,7 +7,7 @@
 // CLI. EDGETUNE_KIOSK_SCREENSHOT=<png> also saves a screenshot of the running app (docs/kiosk.png).
 
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -16,6 +16,7 @@ import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
 import { launchChromium, pick, startKiosk, trainInKiosk, type Kiosk } from './kiosk-helpers.js';
 import { FINETUNE_DEFAULTS } from '../../runtime/train/finetune.js';
 import { accuracyText } from '../../runtime/core/stats.js';
+import { MAGIC, MAGIC_V3 } from '../../runtime/train/resume-format.js';
 
 /** Road-vehicle ImageNet classes (what mobilenetv2-int8 sees in the traffic clip). */
 const VEHICLES = new Set([
@@ -232,8 +233,17 @@ describe('edgetune kiosk in Chromium', () => {
       'bees:15',
     ]);
     expect(await page.locator('#models li').count()).toBe(1);
-    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#models li button', { hasText: 'Export' }).click()]);
-    expect(download.suggestedFilename()).toBe('ants-bees.onnx');
+    // Export downloads two files, the model and its resume data (runtime/kiosk/page/results.ts exportModel);
+    // Chromium may report them in either order (a clean-clone CI run saw the resume data first), so wait for each by name
+    const byName = (name: string) => page.waitForEvent('download', { predicate: (d) => d.suggestedFilename() === name, timeout: 30_000 });
+    const [download, resume] = await Promise.all([
+      byName('ants-bees.onnx'),
+      byName('ants-bees.resume.bin'),
+      page.locator('#models li button', { hasText: 'Export' }).click(),
+    ]);
+    const resumeFile = path.join(work, 'ants-bees.resume.bin');
+    await resume.saveAs(resumeFile);
+    expect([MAGIC, MAGIC_V3]).toContain(readFileSync(resumeFile).subarray(0, MAGIC.length).toString('latin1'));
     const file = path.join(work, 'ants-bees.onnx');
     await download.saveAs(file);
     const bee = pick(shared('datasets', 'hymenoptera', 'val', 'bees'), 1, 1)[0]!;
