@@ -28,7 +28,7 @@ import { resolveModel } from '../models/loader.js';
 import { table } from '../runtime/core/format.js';
 import { matchClassFolders } from '../runtime/core/labels.js';
 import { median } from '../runtime/core/stats.js';
-import { interleavedTimes } from './interleave.js';
+import { interleavedTimes, machineLine } from './interleave.js';
 import { decodeImage } from '../runtime/image/decode.js';
 import { readModelInfo } from '../runtime/io/model-file.js';
 import { decodeModel } from '../runtime/onnx/model.js';
@@ -97,6 +97,8 @@ async function profile(model: string | Uint8Array, feeds: Record<string, TensorD
 }
 
 mkdirSync(work, { recursive: true });
+// the machine first (and again at the end, for the load the run saw); threads 'default' is onnxruntime's choice, one per physical core
+process.stdout.write(`${machineLine()}; threads 'default' = onnxruntime's (one per physical core)\n\n`);
 const rows: (string | number)[][] = [['model', 'threads', 'fp32 ms', 'int8 ms', 'int8/fp32', 'int8 kernels']];
 const profiles: string[] = [];
 for (const id of models) {
@@ -277,3 +279,4 @@ if (process.env.BENCH_MIXED !== '0') {
   process.stdout.write(table(mrows));
   process.stdout.write('where the time goes (tf_flowers-dev models; share of kernel time by operator):\n' + mprofiles.map((p) => `  ${p}`).join('\n') + '\n');
 }
+process.stdout.write(`\nat the end: ${machineLine()}\n`);
