@@ -1,10 +1,10 @@
 // `npm run bench:finetune`: wall time of head-only fine-tuning on hymenoptera with mobilenetv2-int8,
 // with 1 and 4 views per training image, split into embedding (decode + augment + session.run) and
 // head training, from a cold embedding cache each time (a fresh temp dir) and once warm. Prints a
-// table; timings on a shared machine are noisy.
+// table with the machine (machineLine); timings on a shared machine are noisy.
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAugmentation } from '../runtime/train/augment/ops.js';
 import { scanDataset } from '../runtime/train/node/dataset.js';
@@ -12,6 +12,7 @@ import { Embedder, EmbeddingCache, loadBackbone } from '../runtime/train/node/em
 import { computeMetrics, predictHead, predictions, trainHeadSync, type FeatureSet } from '../runtime/train/index.js';
 import { table } from '../runtime/core/format.js';
 import { sharedRoot } from '../runtime/io/paths.js';
+import { machineLine } from './interleave.js';
 
 async function main(): Promise<void> {
   const root = path.join(sharedRoot(), 'datasets', 'hymenoptera');
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(`finetune benchmark: hymenoptera (${train.items.length} train, ${val.items.length} val), mobilenetv2-int8, --augment default, ${cpus().length} CPU(s)\n\n`);
+  process.stdout.write(`finetune benchmark: hymenoptera (${train.items.length} train, ${val.items.length} val), mobilenetv2-int8, --augment default, onnxruntime's default threads (one per physical core)\n${machineLine()}\n\n`);
   process.stdout.write(table(rows));
 }
 
