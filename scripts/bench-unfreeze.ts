@@ -1,6 +1,6 @@
 // `npm run bench:finetune` (second part): where phase 2's time goes, then head-only vs `--unfreeze 1` vs
 // `--unfreeze 2` with mobilenetv2-fp32 on held-out photos. Prints the machine (machineLine) first and last.
-// 1. Speed (BENCH_THREADS, default 1,2; BENCH_BIASES, default none,all): for the trained part of --unfreeze 1
+// 1. Speed (BENCH_SPEED=0 skips it; BENCH_THREADS, default 1,2; BENCH_BIASES, default none,all): for the trained part of --unfreeze 1
 //    and 2, with the frozen blocks' biases (`all`, the default: the trained graph starts at the input) or
 //    without (`none`: it starts at the unfrozen blocks), one training step (batch 16,
 //    the phase-2 default) against a bare forward run of the same tail (weights as prepacked initializers),
@@ -245,12 +245,12 @@ async function main(): Promise<void> {
   process.stdout.write(`${machineLine()}; threads 'default' = onnxruntime's (one per physical core); the accuracy runs use the CLI's default threads\n\n`);
   const profiles: StepProfile[] = [];
   try {
-    for (const b of biasesList) for (const u of [1, 2]) for (const t of threadList) profiles.push(await profileTrainingStep(u, b, t, work));
+    if (process.env.BENCH_SPEED !== '0') for (const b of biasesList) for (const u of [1, 2]) for (const t of threadList) profiles.push(await profileTrainingStep(u, b, t, work));
   } catch (err) {
     rmSync(work, { recursive: true, force: true });
     throw err;
   }
-  printProfiles(profiles);
+  if (profiles.length) printProfiles(profiles);
   if (process.env.BENCH_ACCURACY === '0') {
     rmSync(work, { recursive: true, force: true });
     process.stdout.write(`at the end: ${machineLine()}\n`);
