@@ -287,6 +287,8 @@ async function main(): Promise<void> {
             const bare = (await bareTailEpochMs(st.unfreeze, st.biases || 'none', Object.values(rep.counts.train).reduce((a, b) => a + b, 0) * rep.views)) / 1000;
             rows.push([ds, st.name, st.biases, seed, test.toFixed(3), u.kept ? 'yes' : 'no', wall.toFixed(1), perEpoch.toFixed(2), bare.toFixed(2), (perEpoch / bare).toFixed(1)]);
           } else rows.push([ds, st.name, st.biases, seed, test.toFixed(3), '', wall.toFixed(1), '', '', '']);
+          // progress, and each run's row kept on stderr should the bench be stopped before its tables
+          process.stderr.write(`${rows[rows.length - 1]!.join(' | ')}\n`);
         }
         const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
         means.push([ds, st.name, st.biases, ...acc.map((a) => a.toFixed(3)), mean(acc).toFixed(3), st.unfreeze ? `${kept}/${seeds.length}` : '', mean(walls).toFixed(1)]);
