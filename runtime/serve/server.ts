@@ -15,8 +15,8 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
-import { createOipRoutes, servedName, servedSha256, type InferEvent } from './routes.js';
-import { tritonRepositoryModels } from '../fleet/triton.js';
+import { createOipRoutes, serveAsEntry, servedName, servedSha256, type InferEvent } from './routes.js';
+import { tritonRepositoryModels, type TritonRepositoryModel } from '../fleet/triton.js';
 import { loadRegistry } from '../../models/loader.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
@@ -105,19 +105,19 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
  * registry id is kept as it is, even where a folder of that name exists (the loader's rule). Errors:
  * EMODEL for a folder that is neither, or a repository entry without its model.
  */
-async function servedRefs(refs: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
+async function servedRefs(refs: readonly string[]): Promise<{ ref: string; entry?: TritonRepositoryModel }[]> {
+  const out: { ref: string; entry?: TritonRepositoryModel }[] = [];
   for (const ref of refs) {
     const isDir = await stat(ref).then((s) => s.isDirectory(), () => false);
     if (!isDir || loadRegistry().get(ref)) {
-      out.push(ref);
+      out.push({ ref });
       continue;
     }
     const models = await tritonRepositoryModels(ref);
     if (!models) {
       throw new EdgetuneError('EMODEL', `${ref}: a folder, but neither a Triton model repository (no <name>/config.pbtxt in it) nor an entry of one (no config.pbtxt in it); serve takes model files, and the folders "edgetune export --format triton" writes`, { subject: ref });
     }
-    out.push(...models.map((m) => m.file));
+    out.push(...models.map((m) => ({ ref: m.file, entry: m })));
   }
   return out;
 }
@@ -132,11 +132,17 @@ async function servedRefs(refs: readonly string[]): Promise<string[]> {
 export async function serveModels(given: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
   if (!given.length) throw new EdgetuneError('EARG', 'serve: no model given');
   checkClassifierOptionKeys('serveModels', o, SERVE_MODELS_OPTION_KEYS);
-  const refs = await servedRefs(given);
+  const served = await servedRefs(given);
+  const refs = served.map((s) => s.ref);
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
   try {
-    for (const ref of refs) classifiers.push(await loadClassifier(ref, { ...pickOptions(o, CLASSIFIER_OPTION_KEYS), lazy: false }));
+    for (const { ref, entry } of served) {
+      const clf = await loadClassifier(ref, { ...pickOptions(o, CLASSIFIER_OPTION_KEYS), lazy: false });
+      classifiers.push(clf);
+      // a repository entry answers as Triton serves it: its version, its config's max_batch_size
+      if (entry) serveAsEntry(clf, entry);
+    }
   } catch (err) {
     await Promise.all(classifiers.map((c) => c.dispose()));
     throw err;
