@@ -21,6 +21,8 @@
 //   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
+//   DIR/serving.json                                  the model the last training swapped in, with its base's
+//                                                     sha256: a restarted watch serves it again (lastTaught)
 // A killed training leaves the serving model and the examples as they were: finetune() writes its
 // outputs as one atomic set under DIR/models/ (never the serving file) and reads the examples only;
 // close() (Ctrl-C) aborts it and ends its thread.
@@ -31,7 +33,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Classifier } from '../classify/classifier.js';
-import { EdgetuneError, messageOf } from '../core/errors.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
@@ -43,7 +45,8 @@ import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { trainOnThread, type TrainingThread } from './teach-worker.js';
 import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
-import type { MetricFamily } from './metrics.js';
+import { modelFileSha256, type MetricFamily } from './metrics.js';
+import { describeModel } from '../../models/describe.js';
 import type { StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
@@ -186,6 +189,58 @@ export interface HardFrame {
 
 const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
 
+/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names no label or file: 400/404, not a 500 "URI malformed"). */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The record of the model the last training swapped in: `DIR/serving.json` (lastTaught reads it). */
+export const SERVING_FILE = 'serving.json';
+interface ServingRecord {
+  /** The taught model's file name under DIR/models/. */
+  model: string;
+  sha256: string;
+  /** The base model every training resumed from, and its sha256 when the model was taught. */
+  base: string;
+  baseSha256: string;
+  result: TeachTrainResult;
+}
+
+/**
+ * The model a teach folder's last training swapped in, for a watch that starts again (a power cut, a
+ * restart) with the same base model: `{ file, result }` when `DIR/serving.json` names a model under
+ * `DIR/models/` whose file still has the recorded sha256 and was taught from a base with the same sha256
+ * as `base` now; `{ skipped }` saying why not when the record is there but does not apply (another or a
+ * changed base, a missing or changed model file, an unreadable record); undefined when no training has
+ * swapped a model in yet. Never throws.
+ */
+export async function lastTaught(dir: string, base: string): Promise<{ file: string; result: TeachTrainResult } | { skipped: string } | undefined> {
+  const record = path.join(path.resolve(dir), SERVING_FILE);
+  let text: string;
+  try {
+    text = await readFile(record, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let r: ServingRecord;
+  try {
+    r = JSON.parse(text) as ServingRecord;
+    if (typeof r.model !== 'string' || !/^teach-[\w-]+\.onnx$/.test(r.model) || typeof r.baseSha256 !== 'string') throw new Error('not a serving record');
+  } catch (err) {
+    return { skipped: `${record} cannot be read (${messageOf(err)})` };
+  }
+  const file = path.join(path.resolve(dir), 'models', r.model);
+  const baseSha = await modelFileSha256(base);
+  if (baseSha !== r.baseSha256) return { skipped: `${file} was taught from another base model than ${base} (sha256 ${r.baseSha256.slice(0, 12)}…, this one ${baseSha.slice(0, 12) || 'unreadable'}…)` };
+  const sha = await modelFileSha256(file);
+  if (sha !== r.sha256) return { skipped: `${file} ${sha ? 'has changed since it was taught' : 'is missing'} (sha256 ${r.sha256.slice(0, 12)}… recorded in ${record})` };
+  return { file, result: r.result };
+}
+
 /** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
 export function checkTeachable(model: string): string {
   // a served model's URL was path-joined onto the working directory ("/cwd/http:/host:8000/v2/models/x has no …")
@@ -212,8 +267,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');
   for (const d of [examplesDir, modelsDir, hardDir]) mkdirSync(d, { recursive: true });
-  const base = checkTeachable(o.base ?? pipeline.model.modelPath);
-  const baseLabels = [...(pipeline.model.card.labels ?? [])];
+  const serving = path.resolve(pipeline.model.modelPath);
+  const base = checkTeachable(o.base ?? serving);
+  // the base's classes: the serving model's, unless it is a model taught from the base (lastTaught)
+  const baseLabels = [...((base === serving ? pipeline.model.card : (await describeModel(base)).card).labels ?? [])];
+  const baseSha256 = await modelFileSha256(base);
   const intervalMs = o.intervalMs ?? 1000;
   const keepHard = o.keepHard ?? 0;
   const maxImage = o.maxImageBytes ?? 16 * 1024 * 1024;
@@ -222,12 +280,13 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const log = o.log ?? (() => undefined);
   const closing = new AbortController();
 
-  // The report of the serving model, for the old-classes check: the base's <name>.report.json, then each swap's.
+  // The report of the serving model, for the old-classes check: the serving model's <name>.report.json (the
+  // base's, or a taught model's a restarted watch serves again), then each swap's.
   let servingReport: FinetuneReport | undefined;
   try {
-    servingReport = JSON.parse(await readFile(reportPaths(base).json, 'utf8')) as FinetuneReport;
+    servingReport = JSON.parse(await readFile(reportPaths(serving).json, 'utf8')) as FinetuneReport;
   } catch {
-    log(`teach: ${base} has no readable report beside it; the first training is not compared with it on the old classes`);
+    log(`teach: ${serving} has no readable report beside it; the first training is not compared with it on the old classes`);
   }
   let training: Promise<TeachTrainResult> | undefined;
   /** The running training's thread (aborted by close()). */
@@ -235,7 +294,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   /** The running training's latest progress (GET /teach adds `seconds` since it started): finetune()'s stage, counts / epoch. */
   let progress: Record<string, unknown> | null = null;
   let trainStart = 0;
-  let last: TeachTrainResult | undefined;
+  // a restarted watch serving the last taught model (lastTaught) shows that training as the last one
+  const again = base === serving ? undefined : await lastTaught(dir, base);
+  let last: TeachTrainResult | undefined = again && 'file' in again && again.file === serving ? again.result : undefined;
   let trainings = 0;
   let refused = 0;
 
@@ -307,17 +368,29 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     await writeAtomic(path.join(folder, file), bytes);
     return file;
   };
-  const addExample = async (labelIn: string, bytes: Uint8Array) => {
+  /**
+   * checkLabel, and a label that differs from a model class or a taught label only in case or Unicode
+   * form ("Daisy" beside "daisy": one folder on a case-insensitive file system, a new class that takes
+   * daisy's photos on another) is refused naming the one to use. EARG (400).
+   */
+  const checkNewLabel = async (labelIn: string) => {
     const label = checkLabel(labelIn);
+    const key = (l: string) => l.normalize('NFC').toLowerCase();
+    const same = [...baseLabels, ...(await list()).map((l) => l.label)].find((l) => l !== label && key(l) === key(label));
+    if (same !== undefined) throw new EdgetuneError('EARG', `label ${JSON.stringify(label)} differs from the class ${JSON.stringify(same)} only in case or Unicode form: teach ${JSON.stringify(same)} (one folder on a case-insensitive file system; a new class otherwise)`);
+    return label;
+  };
+  const addExample = async (labelIn: string, bytes: Uint8Array) => {
+    const label = await checkNewLabel(labelIn);
     const format = sniffFormat(bytes.subarray(0, 16));
     if (format !== 'JPEG' && format !== 'PNG') throw new EdgetuneError('EINPUT', `example for "${label}": expected a JPEG or PNG body, got ${format ?? `${bytes.length} bytes of no known image format`}`);
     await decodeFull(bytes, {}, `example for "${label}"`); // a truncated or corrupt image is refused here, not at training
     const file = await store(label, bytes, format === 'JPEG' ? 'jpg' : 'png');
     return { label, count: (await filesOf(label)).length, file };
   };
-  const captureFrames = (labelIn: string, n: number, signal?: AbortSignal) => {
-    const label = checkLabel(labelIn);
-    if (!(Number.isInteger(n) && n >= 1 && n <= maxFrames)) throw new EdgetuneError('EARG', `Expected integer between 1 and ${maxFrames} for frames but received ${JSON.stringify(n)}`);
+  const captureFrames = async (labelIn: string, n: number, signal?: AbortSignal) => {
+    const label = await checkNewLabel(labelIn);
+    if (!(Number.isInteger(n) && n >= 1 && n <= maxFrames)) throw invalidParameter('frames', `integer between 1 and ${maxFrames}`, n);
     return new Promise<{ label: string; count: number; added: number }>((resolve, reject) => {
       let added = 0;
       let busy = false;
@@ -440,22 +513,26 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       throw new TeachError(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, messageOf(err));
     }
     servingReport = report;
+    const sha256 = report.modelSha256 ?? createHash('sha256').update(await readFile(out)).digest('hex');
     const result: TeachTrainResult = {
       path: out,
-      sha256: report.modelSha256 ?? createHash('sha256').update(await readFile(out)).digest('hex'),
+      sha256,
       labels: report.labels,
       accuracy: report.accuracy,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       oldClasses,
       examples: labels.map((l) => ({ label: l.label, count: l.count, new: l.new })),
     };
+    // a restarted watch serves this model again (lastTaught); a failed write only costs that
+    const record: ServingRecord = { model: path.basename(out), sha256, base, baseSha256, result };
+    await writeAtomic(path.join(dir, SERVING_FILE), JSON.stringify(record, null, 1) + '\n').catch((err) => log(`teach: cannot record the serving model in ${path.join(dir, SERVING_FILE)}: ${messageOf(err)}`));
     log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
     return result;
   };
   const train = (opts: { tolerance?: number } = {}) => {
     if (training) return Promise.reject(new TeachError(409, 'a training is running; try again when it is done (GET /teach says)'));
     const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
-    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
+    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(invalidParameter('tolerance', 'number between 0 and 1', opts.tolerance));
     trainStart = performance.now();
     training = runTraining(tolerance);
     progress = { stage: 'start' };
@@ -502,7 +579,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     } else if (m === 'GET' && p === '/teach/hard') {
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
-      const f = decodeURIComponent(p.slice('/teach/hard/'.length));
+      const f = safeDecode(p.slice('/teach/hard/'.length));
       if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) send(res, 404, { error: `no hard frame ${f}` });
       else {
         const jpg = await readFile(path.join(hardDir, f));
@@ -517,7 +594,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
         const ac = new AbortController();
         res.on('close', () => ac.abort());
         req.resume();
-        await answer(req, res, 201, () => captureFrames(label, /^\d+$/.test(frames) ? Number(frames) : NaN, ac.signal));
+        // a value that is no integer is named as sent ("1e2"), not as the NaN it parses to
+        await answer(req, res, 201, () => (/^\d+$/.test(frames) ? captureFrames(label, Number(frames), ac.signal) : Promise.reject(invalidParameter('frames', `integer between 1 and ${maxFrames}`, frames))));
       } else if (hardFile !== null) {
         req.resume();
         await answer(req, res, 201, () => labelHard(label, hardFile));
@@ -527,12 +605,18 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     } else if (m === 'POST' && p === '/teach/train') {
       req.resume();
       const t = url.searchParams.get('tolerance');
-      await answer(req, res, 200, () => train(t === null ? {} : { tolerance: t.trim() === '' ? NaN : Number(t) }));
+      const tolerance = t === null || t.trim() === '' ? NaN : Number(t);
+      await answer(req, res, 200, () => (t === null ? train() : Number.isFinite(tolerance) ? train({ tolerance }) : Promise.reject(invalidParameter('tolerance', 'number between 0 and 1', t))));
     } else if (m === 'DELETE' && p.startsWith('/teach/examples/')) {
-      const parts = p.slice('/teach/examples/'.length).split('/').map((s) => decodeURIComponent(s));
+      const parts = p.slice('/teach/examples/'.length).split('/').map(safeDecode);
       await answer(req, res, 200, () => (parts.length === 2 ? removeExample(parts[0]!, parts[1]!) : Promise.reject(new TeachError(404, `expected DELETE /teach/examples/<label>/<file>, got ${p}`))));
     } else {
-      send(res, 404, { error: `no such endpoint: ${m} ${p}` });
+      // a teach route asked with another method: 405 naming the ones it takes (was 404 "no such endpoint")
+      const allow = p === '/teach' || p === '/teach/hard' || p.startsWith('/teach/hard/') ? 'GET' : p === '/teach/examples' || p === '/teach/train' ? 'POST' : p.startsWith('/teach/examples/') ? 'DELETE' : undefined;
+      if (allow) {
+        if (m !== 'GET' && m !== 'HEAD') discardRest(req);
+        json(res, 405, { error: `method ${m} not allowed on ${p} (${allow})` }, { Allow: allow });
+      } else send(res, 404, { error: `no such endpoint: ${m} ${p}` });
     }
     return true;
   };

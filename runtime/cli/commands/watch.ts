@@ -5,6 +5,8 @@
 // or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
 
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { createSource, DEFAULT_STALL_TIMEOUT_MS, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
@@ -13,7 +15,7 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
-import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
+import { checkTeachable, createTeach, lastTaught, SERVING_FILE, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline, type StreamResult } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
@@ -122,7 +124,18 @@ export const watch: Command = {
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
-    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    // --teach after a restart: serve the model the last training swapped in (DIR/serving.json), taught from this base
+    let modelRef = v.model;
+    let teachBase: string | undefined;
+    if (v.teach !== undefined && v.model !== undefined && existsSync(v.model)) {
+      const taught = await lastTaught(v.teach, path.resolve(v.model));
+      if (taught && 'file' in taught) {
+        teachBase = path.resolve(v.model);
+        modelRef = taught.file;
+        io.stderr.write(`edgetune watch: teach: serving ${path.basename(taught.file)} again, the model the last training taught from ${path.basename(teachBase)} (${taught.result.labels.join(', ')}; ${path.join(v.teach, SERVING_FILE)})\n`);
+      } else if (taught) io.stderr.write(`edgetune watch: teach: serving ${v.model}, not the model taught last: ${taught.skipped}\n`);
+    }
+    const clf = await loadClassifier(modelRef, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.unknownThreshold !== undefined) {
       if (!quiet) io.stderr.write(`edgetune watch: ${clf.id}: "unknown" above unknown score ${clf.unknownThreshold}${unknownThreshold === undefined ? " (the model's own open-set threshold)" : ''}\n`);
     } else {
@@ -143,7 +156,7 @@ export const watch: Command = {
     sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
     if (v.teach !== undefined) {
       try {
-        checkTeachable(clf.modelPath); // before the source starts
+        checkTeachable(teachBase ?? clf.modelPath); // before the source starts
       } catch (err) {
         await clf.dispose();
         throw err;
@@ -205,7 +218,7 @@ export const watch: Command = {
       if (listen) {
         const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
         if (v.teach !== undefined) {
-          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+          teach = await createTeach(p, { dir: v.teach, ...(teachBase ? { base: teachBase } : {}), loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
         // with --teach the kiosk page is served too (/kiosk/), teaching through the same API
         server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });
