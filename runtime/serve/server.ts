@@ -15,7 +15,7 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
-import { createOipRoutes, serveAsEntry, servedName, servedSha256, type InferEvent } from './routes.js';
+import { createOipRoutes, serveAsEntry, servedName, servedSha256, servedVersion, type InferEvent } from './routes.js';
 import { tritonRepositoryModels, type TritonRepositoryModel } from '../fleet/triton.js';
 import { loadRegistry } from '../../models/loader.js';
 
@@ -43,7 +43,7 @@ export type UnlistedServeModelsOption = AssertNever<Exclude<keyof ServeModelsOpt
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
   /** Served names, in order, each one's model file and its sha256 as it was loaded (what /metrics says, not the file's now). */
-  models: { name: string; file: string; sha256: string }[];
+  models: { name: string; file: string; sha256: string; version: string }[];
   requests: Map<string, Map<number, number>>;
   /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
   latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
@@ -70,7 +70,7 @@ export const DEFAULT_CLOSE_GRACE_MS = 5000;
 
 /**
  * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
- * edgetune_model_info{model,sha256} per served model, edgetune_infer_requests_total{model,status} and
+ * edgetune_model_info{model,version,sha256} per served model, edgetune_infer_requests_total{model,status} and
  * edgetune_infer_latency_seconds{model,stage} histograms (decode = body read and tensor decode, run =
  * session.run, encode = response, total).
  */
@@ -80,9 +80,9 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
     await buildInfoFamily(),
     {
       name: 'edgetune_model_info',
-      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file as loaded.',
+      help: 'A served model (value 1): its name in /v2/models/<name>, the version it answers as (a Triton repository entry: its highest) and the sha256 of its file as loaded.',
       type: 'gauge',
-      samples: s.models.map((m) => ({ labels: { model: m.name, sha256: m.sha256 }, value: 1 })),
+      samples: s.models.map((m) => ({ labels: { model: m.name, version: m.version, sha256: m.sha256 }, value: 1 })),
     },
     {
       name: 'edgetune_infer_requests_total',
@@ -158,7 +158,7 @@ export async function serveModels(given: readonly string[], o: ServeModelsOption
   }
   // hashed now, as loaded: a file replaced on disk later is not what this process serves
   const shas = await Promise.all(classifiers.map(servedSha256));
-  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]!, version: servedVersion(classifiers[i]!) })), requests: new Map(), latency: new Map() };
   // Every served model's successful-request series exist from the start, at 0: Prometheus' rate() and
   // increase() count nothing for a series' first sample, so a series born at 1 lost the first requests.
   for (const name of names) {

@@ -4,13 +4,13 @@
 // entry; a folder that is neither, or an entry whose highest version has no model.onnx, is refused
 // naming it. Before, every folder was "is a directory, not a model file".
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
-import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
+import { configMaxBatchSize, exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
-import { runCli, shared, tempDir } from '../../helpers.js';
+import { runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
 const DOG = shared('camera', 'winml_dog.jpg');
 const FINCH = shared('camera', 'hwacc_imagenet_finch.jpeg');
@@ -72,6 +72,17 @@ describe('serve a Triton model repository folder', () => {
     const res = await fetch(new URL('v2/models/mobilenetv2-int8/infer', server.url), { method: 'POST', headers: { 'Inference-Header-Content-Length': String(Buffer.byteLength(header)) }, body: Buffer.concat([Buffer.from(header), Buffer.from(x.buffer)]) });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { model_version: string }).model_version).toBe('2');
+    // /metrics names the version served, as Triton's metrics label theirs
+    const metrics = await (await fetch(new URL('metrics', server.url))).text();
+    expect(metrics).toMatch(/^edgetune_model_info\{model="mobilenetv2-int8",version="2",sha256="[0-9a-f]{64}"\} 1$/m);
+    expect(metrics).toMatch(/^edgetune_model_info\{model="squeezenet1\.1",version="1",sha256="[0-9a-f]{64}"\} 1$/m);
+  });
+
+  it("reads max_batch_size as Triton's own configs write it", () => {
+    // Triton's densenet_onnx example writes "max_batch_size : 0"; ours "max_batch_size: 8"; absent is proto3's 0
+    expect(configMaxBatchSize(readFileSync(path.join(sharedDir, 'specs', 'triton', 'examples', 'densenet_onnx', 'config.pbtxt'), 'utf8'))).toBe(0);
+    expect(configMaxBatchSize('name: "a"\nmax_batch_size : 16\ninput [\n]\n')).toBe(16);
+    expect(configMaxBatchSize('name: "a"\nplatform: "onnxruntime_onnx"\n')).toBe(0);
   });
 
   it("serves an entry with its config.pbtxt's max_batch_size, not the server's default", async () => {
