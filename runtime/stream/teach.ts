@@ -28,7 +28,7 @@
 // close() (Ctrl-C) aborts it and ends its thread.
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -305,6 +305,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   let lastHard = 0;
   let hardKept = 0;
   let hardWriting = false;
+  /** A hard frame failed to be kept (a full disk): said once, then again only after one was kept. */
+  let hardFailing = false;
   const onResult = (r: StreamResult) => {
     const now = Date.now();
     const unknown = isUnknown(r);
@@ -314,10 +316,16 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       lastHard = now;
       hardWriting = true;
       keepHardFrame(r).then(
-        () => (hardWriting = false),
+        () => {
+          hardWriting = false;
+          if (hardFailing) log('teach: hard frames are kept again');
+          hardFailing = false;
+        },
         (err) => {
           hardWriting = false;
-          log(`teach: cannot keep a hard frame: ${messageOf(err)}`);
+          // once, not once per --teach-interval for as long as the disk stays full
+          if (!hardFailing) log(`teach: cannot keep a hard frame: ${messageOf(err)} (not said again until one is kept)`);
+          hardFailing = true;
         },
       );
     }
@@ -363,9 +371,16 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   /** Write one example (already checked to be a JPEG or PNG that decodes): named by its content, so the same photo twice is one example. */
   const store = async (label: string, bytes: Uint8Array, ext: 'jpg' | 'png') => {
     const folder = path.join(examplesDir, label);
+    const made = !existsSync(folder);
     mkdirSync(folder, { recursive: true });
     const file = `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${ext}`;
-    await writeAtomic(path.join(folder, file), bytes);
+    try {
+      await writeAtomic(path.join(folder, file), bytes);
+    } catch (err) {
+      // a failed first example (a full disk) leaves no empty class folder: `finetune DIR/examples` would stop at it
+      if (made) await rmdir(folder).catch(() => undefined);
+      throw err;
+    }
     return file;
   };
   /**
