@@ -216,7 +216,7 @@ interface ServingRecord {
  * `DIR/models/` whose file still has the recorded sha256 and was taught from a base with the same sha256
  * as `base` now; `{ skipped }` saying why not when the record is there but does not apply (another or a
  * changed base, a missing or changed model file, an unreadable record); undefined when no training has
- * swapped a model in yet. Never throws.
+ * swapped a model in yet, or when `base` is that taught model itself. Never throws.
  */
 export async function lastTaught(dir: string, base: string): Promise<{ file: string; result: TeachTrainResult } | { skipped: string } | undefined> {
   const record = path.join(path.resolve(dir), SERVING_FILE);
@@ -235,6 +235,8 @@ export async function lastTaught(dir: string, base: string): Promise<{ file: str
   }
   const file = path.join(path.resolve(dir), 'models', r.model);
   const baseSha = await modelFileSha256(base);
+  // `base` is the taught model itself (watch --model DIR/models/teach-….onnx): it serves already
+  if (baseSha === r.sha256) return undefined;
   if (baseSha !== r.baseSha256) return { skipped: `${file} was taught from another base model than ${base} (sha256 ${r.baseSha256.slice(0, 12)}…, this one ${baseSha.slice(0, 12) || 'unreadable'}…)` };
   const sha = await modelFileSha256(file);
   if (sha !== r.sha256) return { skipped: `${file} ${sha ? 'has changed since it was taught' : 'is missing'} (sha256 ${r.sha256.slice(0, 12)}… recorded in ${record})` };

@@ -580,6 +580,8 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="${name.replace(/\.onnx$/, '')}",sha256="${sha256(taught!.path)}"`);
     // taught from another base: the record does not apply, and says why
     const other = shared('models', 'mobilenetv2-12-int8.onnx');
+    // the taught model given as --model itself: nothing to restore (was "taught from another base model than" itself)
+    expect(await lastTaught(dir, taught!.path)).toBeUndefined();
     expect(await lastTaught(dir, other)).toEqual({ skipped: `${taught!.path} was taught from another base model than ${other} (sha256 ${sha256(base).slice(0, 12)}…, this one ${sha256(other).slice(0, 12)}…)` });
   });
 });
