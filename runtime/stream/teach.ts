@@ -20,6 +20,7 @@
 // On disk (plain files, each written atomically: runtime/io/atomic.ts):
 //   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
+//                                                     (the keepModels newest kept, and the ones the stream holds)
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
 //   DIR/serving.json                                  the model the last training swapped in, with its base's
 //                                                     sha256: a restarted watch serves it again (lastTaught)
@@ -66,6 +67,13 @@ export interface TeachOptions {
   intervalMs?: number;
   /** Hard frames (shown as unknown: isUnknown) kept on disk, oldest dropped; 0 = none kept. Default 0. */
   keepHard?: number;
+  /**
+   * Trained sets kept under DIR/models/ (each ~12 MB for a MobileNetV2 head: model, resume data, report),
+   * newest first; older ones are removed after each training, never a model the stream holds (serving,
+   * or kept for a rollback). 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
+   * its card: see pruneTaughtModels).
+   */
+  keepModels?: number;
   /** Largest example upload, bytes. Default 16 MiB. */
   maxImageBytes?: number;
   /**
@@ -89,7 +97,7 @@ export interface TeachOptions {
 const SET_BY_TEACH = ['out', 'resume', 'addClass', 'addExamples', 'signal', 'task', 'onProgress', 'onWarning'] as const satisfies readonly (keyof FinetuneOptions)[];
 const TEACH_FINETUNE_OPTION_KEYS = FINETUNE_OPTION_KEYS.filter((k) => !(SET_BY_TEACH as readonly string[]).includes(k));
 /** Every key of TeachOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
-export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'keepHard', 'maxImageBytes', 'oldClassTolerance', 'maxFrames', 'unknownWindowMs', 'finetune', 'log'] as const satisfies readonly (keyof TeachOptions)[];
+export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'keepHard', 'keepModels', 'maxImageBytes', 'oldClassTolerance', 'maxFrames', 'unknownWindowMs', 'finetune', 'log'] as const satisfies readonly (keyof TeachOptions)[];
 /** `never` while TEACH_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedTeachOption = AssertNever<Exclude<keyof TeachOptions, (typeof TEACH_OPTION_KEYS)[number]>>;
 
@@ -189,6 +197,25 @@ export interface HardFrame {
 
 const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
 
+const TAUGHT_MODEL = /^(teach-[\w-]+)\.onnx$/;
+/**
+ * Remove the older trained sets of a teach folder's `models/` (every file `teach-<time>.…` of a set: the
+ * model, its resume data, report, …), keeping the `keep` newest (by their time-stamped names) and every
+ * model in `held` (absolute paths: the serving one, the one kept for a rollback). `keep` 0 removes
+ * nothing. Returns the set names removed (`teach-<time>`). Hidden files (a set being written) are left.
+ */
+export async function pruneTaughtModels(modelsDir: string, keep: number, held: readonly string[] = []): Promise<string[]> {
+  if (!(keep > 0)) return [];
+  const names = await readdir(modelsDir).catch(() => [] as string[]);
+  const sets = names.map((n) => TAUGHT_MODEL.exec(n)?.[1]).filter((x): x is string => x !== undefined).sort().reverse();
+  const heldSet = new Set(held.map((h) => path.resolve(h)));
+  const gone = sets.slice(keep).filter((stem) => !heldSet.has(path.join(path.resolve(modelsDir), `${stem}.onnx`)));
+  for (const stem of gone) {
+    for (const n of names) if (n.startsWith(`${stem}.`)) await rm(path.join(modelsDir, n), { force: true });
+  }
+  return gone;
+}
+
 /** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names no label or file: 400/404, not a 500 "URI malformed"). */
 function safeDecode(segment: string): string {
   try {
@@ -276,6 +303,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const baseSha256 = await modelFileSha256(base);
   const intervalMs = o.intervalMs ?? 1000;
   const keepHard = o.keepHard ?? 0;
+  const keepModels = o.keepModels ?? 3;
+  if (!(Number.isInteger(keepModels) && keepModels >= 0)) throw invalidParameter('keepModels', 'integer >= 0', o.keepModels);
   const maxImage = o.maxImageBytes ?? 16 * 1024 * 1024;
   const maxFrames = o.maxFrames ?? 200;
   const windowMs = o.unknownWindowMs ?? 60_000;
@@ -556,6 +585,11 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const settle = () => {
       training = undefined;
       progress = null;
+      // older trained sets go (the models the stream holds stay): a kiosk taught daily would fill its card
+      pruneTaughtModels(modelsDir, keepModels, pipeline.heldModels.map((m) => m.modelPath)).then(
+        (gone) => gone.length && log(`teach: removed ${gone.length} older trained set${gone.length > 1 ? 's' : ''} from ${modelsDir} (${gone.join(', ')}; --keep-models ${keepModels})`),
+        (err) => log(`teach: cannot remove older trained sets: ${messageOf(err)}`),
+      );
     };
     training.then(
       (r) => {

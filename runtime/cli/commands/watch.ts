@@ -56,6 +56,8 @@ Options:
                          \`finetune\` exported (its .resume.bin beside it). The kiosk page at /kiosk/ teaches
                          through the same routes
   --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
+  --keep-models <n>      with --teach: trained sets kept under <dir>/models/, newest first; older ones are
+                         removed after each training, never the serving one (default 3; 0 = keep all)
   --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
                          <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
@@ -87,6 +89,7 @@ export const watch: Command = {
       teach: { type: 'string', path: 'folder' },
       'teach-interval': { type: 'string' },
       'keep-hard': { type: 'string' },
+      'keep-models': { type: 'string' },
       stats: { type: 'string' },
       inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -110,7 +113,8 @@ export const watch: Command = {
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
     // like --teach: without a server the names would be taken and nothing served
     if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
-    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
+    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined || v['keep-models'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval, --keep-hard and --keep-models need --teach <dir>');
+    const keepModels = intOption('keep-models', v['keep-models'], 3, 0);
     const teachIntervalMs = durationOption('teach-interval', v['teach-interval'], 1000);
     const keepHard = intOption('keep-hard', v['keep-hard'], 0, 0);
     const inference = v.inference ?? 'worker';
@@ -218,7 +222,7 @@ export const watch: Command = {
       if (listen) {
         const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
         if (v.teach !== undefined) {
-          teach = await createTeach(p, { dir: v.teach, ...(teachBase ? { base: teachBase } : {}), loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+          teach = await createTeach(p, { dir: v.teach, ...(teachBase ? { base: teachBase } : {}), loadModel, intervalMs: teachIntervalMs, keepHard, keepModels, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
         // with --teach the kiosk page is served too (/kiosk/), teaching through the same API
         server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });
