@@ -431,6 +431,10 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const format = sniffFormat(bytes.subarray(0, 16));
     if (format !== 'JPEG' && format !== 'PNG') throw new EdgetuneError('EINPUT', `example for "${label}": expected a JPEG or PNG body, got ${format ?? `${bytes.length} bytes of no known image format`}`);
     await decodeFull(bytes, {}, `example for "${label}"`); // a truncated or corrupt image is refused here, not at training
+    // one photo teaches one class: the same bytes under two labels would train contradicting examples
+    const named = `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${format === 'JPEG' ? 'jpg' : 'png'}`;
+    const other = (await list()).find((l) => l.label !== label && l.files.includes(named));
+    if (other) throw new TeachError(409, `this photo is already an example of "${other.label}" (${other.label}/${named}); one photo teaches one class: DELETE /teach/examples/${encodeURIComponent(other.label)}/${named} first to move it`);
     const file = await store(label, bytes, format === 'JPEG' ? 'jpg' : 'png');
     return { label, count: (await filesOf(label)).length, file };
   };

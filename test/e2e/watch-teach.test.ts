@@ -302,6 +302,12 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
       400,
       { error: 'label "SUNFLOWERS" differs from the class "sunflowers" only in case or Unicode form: teach "sunflowers" (one folder on a case-insensitive file system; a new class otherwise)' },
     ]);
+    // a photo already taught as sunflowers, posted as roses: was a second example of it (contradicting labels)
+    const sun = readdirSync(path.join(dir, 'examples', NEW)).sort()[0]!;
+    expect(await answer(await fetch(u('/teach/examples?label=roses'), { method: 'POST', headers: auth, body: readFileSync(path.join(dir, 'examples', NEW, sun)) }))).toEqual([
+      409,
+      { error: `this photo is already an example of "${NEW}" (${NEW}/${sun}); one photo teaches one class: DELETE /teach/examples/${NEW}/${sun} first to move it` },
+    ]);
     // a malformed escape: was 500 "URI malformed"
     expect(await answer(await fetch(u('/teach/hard/%ZZ')))).toEqual([404, { error: 'no hard frame %ZZ' }]);
     expect(await answer(await fetch(u('/teach/examples/%ZZ/x.jpg'), { method: 'DELETE', headers: auth }))).toEqual([400, { error: 'Expected a label of 1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit) but received "%ZZ"' }]);
