@@ -256,7 +256,7 @@ export async function lastTaught(dir: string, base: string): Promise<{ file: str
   let r: ServingRecord;
   try {
     r = JSON.parse(text) as ServingRecord;
-    if (typeof r.model !== 'string' || !/^teach-[\w-]+\.onnx$/.test(r.model) || typeof r.baseSha256 !== 'string') throw new Error('not a serving record');
+    if (typeof r.model !== 'string' || !TAUGHT_MODEL.test(r.model) || typeof r.baseSha256 !== 'string') throw new Error('not a serving record');
   } catch (err) {
     return { skipped: `${record} cannot be read (${messageOf(err)})` };
   }
