@@ -627,7 +627,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     const p = url.pathname;
     if (p !== '/teach' && !p.startsWith('/teach/')) return false;
-    const m = req.method;
+    // HEAD is GET without the body (Node's response sends no body for it): was a 404 where GET answered
+    const m = req.method === 'HEAD' ? 'GET' : req.method;
     if (m === 'GET' && p === '/teach') {
       // progress with the seconds since the training started, at the time of asking
       await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 }, last: last ?? null }));

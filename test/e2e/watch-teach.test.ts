@@ -321,6 +321,10 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const get = await fetch(u('/teach/examples'));
     expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
     expect((await fetch(u('/teach/nothing'))).status).toBe(404);
+    // HEAD answers as GET, without a body (was 404 for every teach route)
+    const head = await fetch(u('/teach'), { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'application/json; charset=utf-8', '']);
+    expect((await fetch(u('/teach/hard'), { method: 'HEAD' })).status).toBe(200);
   });
 
   it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
