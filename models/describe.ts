@@ -109,7 +109,8 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
   // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
-  const cardFile = await readCardFile(cardFilePath(resolved.importedFrom ?? resolved.path));
+  const cardPath = cardFilePath(resolved.importedFrom ?? resolved.path);
+  const cardFile = await readCardFile(cardPath);
   if (cardFile) layers['card-file'] = cardFile;
   if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
   const imagenet = loadRegistry().labelSets.imagenet!;
@@ -120,6 +121,7 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
     id: file,
     name: resolved.importedFrom ? `${resolved.importedFrom} (converted: ${resolved.path})` : resolved.path,
     layers,
+    ...(cardFile ? { layerFiles: { 'card-file': cardPath } } : {}),
     allowNonClassifier: opts.allowNonClassifier,
     ...(model ? { model } : {}),
     assumedLabels: (n) =>

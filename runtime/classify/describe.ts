@@ -206,6 +206,8 @@ export interface CardFromBytesOptions {
   name?: string;
   /** Layers above the file's own: `flags`, `card-file`, `registry`. */
   layers?: Partial<Record<CardSource, CardLayer>>;
+  /** The file a layer was read from (`card-file`: the `.card.json` path), named in label errors after the source. */
+  layerFiles?: Partial<Record<CardSource, string>>;
   /** Describe a model whose output is not class scores (a backbone, an embedding extractor). Default false. */
   allowNonClassifier?: boolean;
   /** Labels to assume for an undescribed model with this many outputs (e.g. ImageNet for 1000/1001). */
@@ -309,6 +311,8 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
       ...(stated ? { offset: card.labelOffset, offsetFrom: card.sources.labelOffset } : {}),
       outputs: classCount(output),
       model: name,
+      ...(card.task ? { task: card.task } : {}),
+      ...(o.layerFiles ? { files: o.layerFiles } : {}),
     });
     card.labels = d.labels;
     card.labelOffset = d.labelOffset;
