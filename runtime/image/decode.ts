@@ -50,6 +50,9 @@ function explain(err: unknown, format: string | undefined, input?: string | Uint
     if (format && decodedFormat(format)) return `corrupt image (a damaged ${format} file: its decoder does not recognise it)`;
     return format ? `unsupported image format (${format}; this build decodes ${DECODED_IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
+  // a TIFF's decoder (libtiff through tiff2vips) also reports the codecs inside it: libjpeg's words about a
+  // JPEG-compressed strip are the TIFF's damage, not a JPEG file's ("0-bit JPEG", "Not a JPEG file")
+  if (format === 'TIFF' && !foreign(decisiveLine(m, input), format)) return tiffWords(decisiveLine(m, input));
   // libheif: an iPhone's HEIC photo is HEIF compressed with HEVC, which this build of sharp (AVIF only) cannot decode
   const codec = /compression format has not been built in: (\w+)/i.exec(m)?.[1];
   if (codec) {
@@ -66,6 +69,27 @@ function explain(err: unknown, format: string | undefined, input?: string | Uint
   return line;
 }
 
+/** A libvips line that says a TIFF's data ends early or points past the end of the file. */
+const TRUNCATED_TIFF = /not enough data|read error|seek error|premature end|unexpected end|bad seek/i;
+
+/**
+ * A TIFF's failure (its decisive line, see decisiveLine) in the words the other formats' failures use:
+ * `corrupt or truncated image (a damaged TIFF file: Not enough data at scanline 0 (short 12288 bytes))`,
+ * `corrupt image (a damaged TIFF file: Bad value 0 for "Orientation" tag)`, or for a compression this
+ * build lacks `unsupported image compression (TIFF compressed with Old-style JPEG: …); convert it to JPEG
+ * or PNG first`. libvips' and libtiff's prefixes (`Input file has corrupt header:`, `tiff2vips:`, libtiff's
+ * name for the stream, `source input:`) are left out: the file is named before the reason.
+ */
+function tiffWords(line: string): string {
+  const r = line
+    .replace(/^Input (file|buffer) has corrupt header:\s*/i, '')
+    .replace(/^tiff2vips:\s*/, '')
+    .replace(/^(Warning )?source input[:;]\s*/, '');
+  const missing = /^(.+?) compression support is not configured/i.exec(r)?.[1] ?? /^Compression scheme ([1-9]\d*) \w+ decoding is not implemented/i.exec(r)?.[1];
+  if (missing) return `unsupported image compression (TIFF compressed with ${/^\d+$/.test(missing) ? `scheme ${missing}` : missing}: this build does not decode it); convert it to JPEG or PNG first`;
+  return `${TRUNCATED_TIFF.test(r) ? 'corrupt or truncated image' : 'corrupt image'} (a damaged TIFF file: ${r || 'its decoder gives no reason'})`;
+}
+
 /** Whether this build of sharp decodes the sniffFormat-named format (a file of it that is "unsupported" is damaged). */
 function decodedFormat(format: string): boolean {
   const id = ({ JPEG: 'jpeg', PNG: 'png', GIF: 'gif', WebP: 'webp', TIFF: 'tiff' } as Record<string, keyof typeof sharp.format>)[format];
@@ -76,17 +100,30 @@ function decodedFormat(format: string): boolean {
 const SEEK_NOISE = /(^|: )bad seek to \d+$/;
 
 /**
- * The line of a libvips message that says why: lines are stripped of this file's path prefix, seek
- * probing lines are passed over when a line with a reason follows, and the first remaining line is taken.
+ * libtiff's warnings, which libvips passes on with the error that follows them (`tiff2vips: Warning source
+ * input; Tag InkNames:` and its indented continuation, `… is TIFF_SETGET_UNDEFINED and thus tag is not read
+ * from file`): a warning is the reason a decode failed only when nothing else is said.
+ */
+const TIFF_WARNING = /\btiff2vips: Warning\b|TIFF_SETGET_UNDEFINED/;
+
+/**
+ * The line of a libvips message that says why: lines are stripped of this file's path prefix (an
+ * indented line continues the one before); seek probing lines, libtiff's warnings (TIFF_WARNING) and a
+ * line cut short where libvips' error buffer filled up (ending "...") are passed over when a line with a
+ * reason is left, and the first remaining line is taken.
  */
 function decisiveLine(message: string, input?: string | Uint8Array): string {
   const own = typeof input === 'string' ? `${input}: ` : undefined;
-  const lines = message
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => (own && l.startsWith(own) ? l.slice(own.length) : l));
-  return lines.find((l) => !SEEK_NOISE.test(l)) ?? lines[0] ?? message;
+  const entries: string[] = [];
+  for (const raw of message.split('\n')) {
+    const l = raw.trim();
+    if (!l) continue;
+    if (/^\s/.test(raw) && entries.length) entries[entries.length - 1] += ` ${l}`;
+    else entries.push(own && l.startsWith(own) ? l.slice(own.length) : l);
+  }
+  const errors = entries.filter((l) => !TIFF_WARNING.test(l));
+  const whole = errors.filter((l) => !l.endsWith('...'));
+  return whole.find((l) => !SEEK_NOISE.test(l)) ?? whole[0] ?? errors[0] ?? entries[0] ?? message;
 }
 
 /**
@@ -218,7 +255,10 @@ let retryChain: Promise<unknown> = Promise.resolve();
 /**
  * Run a sharp pipeline to HWC pixels. libvips keeps one error buffer per process: when several
  * decodes fail at the same moment (decode-ahead over a folder of broken files), one of them can be
- * left with "Unknown error". Such a failure is run once more, alone, to get the real reason.
+ * left with "Unknown error", another file's reason, or its own and another's. Another format's decoder
+ * gives the crosstalk away, but two damaged TIFFs (or two JPEGs) read alike: so a failure is run again,
+ * alone (one re-run at a time), until two runs agree on the reason (a file's own failure is the same
+ * every time; at most 3 re-runs), and the last run's reason is the one told.
  */
 async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Array, opts: DecodeOptions, label: string): Promise<HwcImage> {
   const toImage = ({ data, info }: Raw): HwcImage => ({
@@ -234,16 +274,20 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
     failure = err;
   }
   const format = sniffFormat(await headOf(input));
-  // a vague message, or one from another format's decoder (another file's failure): run again, alone
+  // a vague message, or one from another format's decoder (another file's failure), never settles it
   const vague = (e: unknown) => noReason(e) || namesOtherFile(messageOf(e), input) || (format !== undefined && foreign(decisiveLine(messageOf(e), input), format));
-  for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
+  const reason = (e: unknown) => decisiveLine(messageOf(e), input);
+  // our own refusals (vector image, geometry) are not libvips' buffer: they are the reason as they are
+  for (let attempt = 0; attempt < 3 && !(failure instanceof EdgetuneError); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
+    const before = failure;
     try {
       return toImage(await again);
     } catch (err) {
       failure = err;
     }
+    if (!vague(failure) && !vague(before) && reason(failure) === reason(before)) break;
   }
   throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts, format)}`, { subject: label, cause: failure });
 }
@@ -268,6 +312,13 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
     }
   }
   if (/^Expected .+ for \w+ but received /.test(m)) return `cannot be decoded to the model's input (the decoder refused its own geometry: ${format ?? 'unknown'} image)`;
+  // the header read, but its bands do not convert to RGB (a TIFF's PhotometricInterpretation damaged:
+  // "vips_colourspace: no known route from 'multiband' to 'srgb'", "linear: vector must have 1 or 2 elements")
+  if (/^(vips_colourspace|linear): /.test(decisiveLine(m, input))) {
+    const h = await sharp(input, { limitInputPixels: false }).metadata().catch(() => undefined);
+    const what = h ? `its header's ${h.channels} channels in colour space "${h.space}"` : 'its channels';
+    return `corrupt image (a damaged ${format ?? h?.format?.toUpperCase() ?? 'image'} file: ${what} do not convert to RGB)`;
+  }
   if (/exceeds pixel limit/i.test(messageOf(err))) {
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {
