@@ -5,6 +5,7 @@
 // pixel path. Decompression bombs are refused by a pixel limit. Errors name the file and the problem.
 
 import { access, constants, lstat, open, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { errnoWords } from '../io/errno.js';
@@ -378,6 +379,27 @@ export const DECODED_IMAGE_EXTENSIONS: readonly string[] = suffixesOf((id) => !V
  * refused with the reason (refuseVector) instead of passed over unseen. The same sharp.format list.
  */
 export const IMAGE_EXTENSIONS: readonly string[] = suffixesOf(() => true);
+
+/** The sniffFormat names of the formats sharp decodes here, whatever the file's name. */
+const DECODED_SIGNATURES = new Set(['JPEG', 'PNG', 'GIF', 'WebP', 'TIFF']);
+
+/**
+ * Whether `file` is a still image that decodeImage reads: named like one (IMAGE_EXTENSIONS), or starting
+ * like a JPEG, PNG, GIF, WebP or TIFF whatever its name, and not an animation (a GIF or WebP of several
+ * frames, a video to ffmpeg). A still photo given as a stream source (`watch photo.jpg`) is decoded as
+ * classify decodes it (EXIF orientation applied, the same resize and crop), never by ffmpeg. Never throws:
+ * a damaged or unreadable image file is still one (decodeImage then names its problem); a path that is
+ * not a file (missing, a folder, ffmpeg's `frame_%04d.png` pattern) is not (the video source names it).
+ */
+export async function isStillImageFile(file: string): Promise<boolean> {
+  if (!(await stat(file).then((st) => st.isFile(), () => false))) return false;
+  const named = IMAGE_EXTENSIONS.includes(extname(file).toLowerCase());
+  const format = sniffFormat(await headOf(file));
+  if (!named && !(format && DECODED_SIGNATURES.has(format))) return false;
+  if (format !== 'GIF' && format !== 'WebP') return true;
+  const pages = await sharp(file, { limitInputPixels: false }).metadata().then((m) => m.pages ?? 1, () => 1);
+  return pages <= 1;
+}
 
 /** Formats recognised by their first bytes, to name an undecodable file's format (and to tell its own decoder's message from another file's). */
 const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [
