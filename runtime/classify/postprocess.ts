@@ -67,11 +67,12 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number
  * get an element-wise sigmoid (never a softmax across labels, which made a one-label model's score
  * 100% for every image), and so does `auto`: the card decides a multilabel model's kind once, from
  * its graph (classify/describe.ts: an output a Sigmoid produces is `probabilities`), never from a
- * row's values (a logit of 0.4 lies in [0, 1] too).
+ * row's values (a logit of 0.4 lies in [0, 1] too). A `regression` model's row is its values, returned
+ * as they are whatever `kind` says (a softmax made them a distribution summing to 1).
  * The result may share memory with `row`.
  */
 export function toProbabilities(row: Float32Array, kind: OutputKind, task?: ModelTask): Float32Array {
-  if (kind === 'probabilities') return row;
+  if (kind === 'probabilities' || task === 'regression') return row;
   if (task === 'multilabel') {
     return Float32Array.from(row, (v) => 1 / (1 + Math.exp(-v)));
   }
