@@ -18,6 +18,7 @@ import { labelsOf, loadLabelSet, loadRegistry, RESOLVE_OPTION_KEYS, resolveModel
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
 
+/** describeModel's options: where to find the model (ResolveOptions) and the caller's own card layer. */
 export interface DescribeOptions extends ResolveOptions {
   /** Highest-priority layer: what the user said (CLI flags, library options). */
   overrides?: CardLayer;
@@ -34,6 +35,7 @@ export const DESCRIBE_OPTION_KEYS = [...RESOLVE_OPTION_KEYS, 'overrides', 'allow
 /** `never` while DESCRIBE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDescribeOption = AssertNever<Exclude<keyof DescribeOptions, (typeof DESCRIBE_OPTION_KEYS)[number]>>;
 
+/** A described model: its merged card, where its file is, the file's bytes (read once) and what the graph declares. */
 export interface DescribedModel {
   card: ModelCard;
   /** Absolute path of the model file. */

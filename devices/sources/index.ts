@@ -20,8 +20,10 @@ const RECONNECT_OPTION_KEYS = ['retries', 'initialMs', 'maxMs', 'stallTimeoutMs'
 /** `never` while RECONNECT_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedReconnectOption = AssertNever<Exclude<keyof ReconnectOptions, (typeof RECONNECT_OPTION_KEYS)[number]>>;
 
+/** The URI schemes createSource opens (a bare path is file:// or, for a folder, dir://). */
 export const SOURCE_SCHEMES = ['v4l2', 'rtsp', 'rtsps', 'http', 'https', 'file', 'csi', 'webcam', 'dir', 'test'] as const;
 
+/** The sources as the CLI's help lists them (watch, capture): one line per scheme, with what it needs. */
 export const SOURCES_USAGE = `Sources:
   v4l2:///dev/video0[?size=1280x720&fps=30&format=mjpeg]   USB/UVC camera (ffmpeg)
   rtsp://user:pass@host/stream, http(s)://host/video.mjpg     IP camera (ffmpeg; RTSP over TCP)

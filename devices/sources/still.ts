@@ -107,7 +107,14 @@ export async function openImageFileSource(uri: string, file: string, o: SourceOp
   });
 }
 
-/** `dir://path/to/frames?fps=2`: sorted image files. */
+/**
+ * `dir://path/to/frames?fps=2`: the folder's images (IMAGE_EXTENSIONS, hidden files left out) in
+ * numeric-aware name order, each decoded by decodeImage at the options' geometry; `fps` (frames per
+ * second; option or query) gives media time (`pts`, ms) and, with `realtime` (default: on when fps is
+ * given), pacing. A frame that does not decode is reported (`skip` event) and skipped. Errors: EARG for no
+ * folder or a bad fps; EINPUT when the path is not a readable folder or holds no image it decodes (when
+ * opened), or none of its images decodes (from frames()).
+ */
 export async function openDirSource(uri: string, o: SourceOptions): Promise<FrameSource> {
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
   // `dir://` alone (`dir://$FRAMES` with the variable unset) would stream the current folder's images

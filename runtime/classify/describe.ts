@@ -202,6 +202,7 @@ function sigmoidTensors(nodes: readonly { opType?: string | null; input: readonl
   return out;
 }
 
+/** How cardFromBytes / cardFromSignature name, layer and check a model's card. */
 export interface CardFromBytesOptions {
   /** The model's id (registry id or file name). */
   id: string;

@@ -103,6 +103,7 @@ export interface LabelDecision {
   reason: string;
 }
 
+/** What decideLabels decides from: the merged card's labels, where they and a stated offset came from, and the output size. */
 export interface DecideLabelsInput {
   labels: readonly string[];
   /** Where the labels came from (a card source: `flags`, `card-file`, `embedded`, …), for messages. */
@@ -185,14 +186,19 @@ export function decideLabels(o: DecideLabelsInput): LabelDecision {
 /** How a class folder matched its label. */
 export type FolderMatchKind = 'exact' | 'normalised' | 'singular';
 
+/** One class folder matched to one label by matchClassFolders. */
 export interface FolderMatch {
+  /** The folder's name (not its path). */
   folder: string;
   /** Index into the label list (add the model's label offset for the output index). */
   index: number;
+  /** `labels[index]`, as the model names it. */
   label: string;
+  /** Which step of the folder rule matched it. */
   how: FolderMatchKind;
 }
 
+/** What matchClassFolders found: the folders matched, and one sentence per folder that was not. */
 export interface FolderMatching {
   /** The folders that matched one label, in the folders' order. */
   matched: FolderMatch[];

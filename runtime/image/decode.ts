@@ -14,6 +14,7 @@ import { fitGeometry, MAX_IMAGE_PIXELS, pixelLimitMessage } from './geometry.js'
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
+/** Options of decodeImage and decodeFull (DECODE_OPTION_KEYS; a misspelt key is refused). */
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (width × height). Default 100 000 000 (e.g. 10000×10000). */
   maxPixels?: number;
@@ -26,6 +27,7 @@ export const DECODE_OPTION_KEYS = ['maxPixels', 'background'] as const satisfies
 /** `never` while DECODE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDecodeOption = AssertNever<Exclude<keyof DecodeOptions, (typeof DECODE_OPTION_KEYS)[number]>>;
 
+/** decodeImage's default `maxPixels`: MAX_IMAGE_PIXELS (100 000 000 pixels, runtime/image/geometry.ts), past which an image is refused as a possible decompression bomb. */
 export const DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS;
 
 /** The largest side or offset sharp's resize/extract accept (its argument checks: 0 to 1e8). */
@@ -352,7 +354,7 @@ export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions
   return run(make, input, opts, label);
 }
 
-/** Encode HWC pixels as JPEG (snapshots, captured frames). */
+/** Encode 8-bit HWC pixels (1, 3 or 4 channels) as a JPEG (snapshots, captured frames); `quality` 1–100, default 90. */
 export async function encodeJpeg(img: HwcImage, quality = 90): Promise<Buffer> {
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 | 4 } })
     .jpeg({ quality })
