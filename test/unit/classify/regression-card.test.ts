@@ -56,6 +56,15 @@ describe('a regression model whose card does not state the output kind', () => {
     expect(r.reading.values.find((v) => v.name === 'eight')!.value).toBeCloseTo(23.0, 1);
   });
 
+  it("classify's note names only what was assumed, and no missing card file beside one", async () => {
+    card({ task: 'regression', labels: NAMES });
+    const r = await runCli(['classify', DIGIT, '--model', model, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    // before: "edgetune: digits.onnx: nothing describes some of this model (no registry entry, card file or flags); assumed …; softmax applied unless outputs already sum to 1"
+    expect(r.stderr).toBe(`edgetune: digits.onnx: nothing describes some of this model; assumed ${PREPROCESSING.join('; ')}\n`);
+    expect((JSON.parse(r.stdout) as { values: { name: string; value: number }[] }).values[8]).toEqual({ name: 'eight', value: expect.closeTo(23.0, 1) });
+  });
+
   it('edgetune card --allow-assumed embeds and lists only the preprocessing it assumed', async () => {
     card({ task: 'regression' });
     const out = path.join(dir, 'digits-card.onnx');
