@@ -260,8 +260,8 @@ let retryChain: Promise<unknown> = Promise.resolve();
  * decodes fail at the same moment (decode-ahead over a folder of broken files), one of them can be
  * left with "Unknown error", another file's reason, or its own and another's. Another format's decoder
  * gives the crosstalk away, but two damaged TIFFs (or two JPEGs) read alike: so a failure is run again,
- * alone (one re-run at a time), until two runs agree on the reason (a file's own failure is the same
- * every time; at most 3 re-runs), and the last run's reason is the one told.
+ * alone (one re-run at a time), until a reason comes back that an earlier run gave (a file's own failure
+ * is the same every time; at most 3 re-runs), and the last run's reason is the one told.
  */
 async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Array, opts: DecodeOptions, label: string): Promise<HwcImage> {
   const toImage = ({ data, info }: Raw): HwcImage => ({
@@ -281,16 +281,18 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
   const vague = (e: unknown) => noReason(e) || namesOtherFile(messageOf(e), input) || (format !== undefined && foreign(decisiveLine(messageOf(e), input), format));
   const reason = (e: unknown) => decisiveLine(messageOf(e), input);
   // our own refusals (vector image, geometry) are not libvips' buffer: they are the reason as they are
+  const seen = new Set(vague(failure) ? [] : [reason(failure)]);
   for (let attempt = 0; attempt < 3 && !(failure instanceof EdgetuneError); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
-    const before = failure;
     try {
       return toImage(await again);
     } catch (err) {
       failure = err;
     }
-    if (!vague(failure) && !vague(before) && reason(failure) === reason(before)) break;
+    if (vague(failure)) continue;
+    if (seen.has(reason(failure))) break; // a reason two runs gave: the file's own
+    seen.add(reason(failure));
   }
   throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts, format)}`, { subject: label, cause: failure });
 }
