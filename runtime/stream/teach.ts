@@ -52,6 +52,7 @@ import type { StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
 import { isModelUrl } from '../serve/client.js';
+import { servedName, servedVersion } from '../serve/routes.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -120,6 +121,12 @@ export interface TeachTrainResult {
   oldClasses: { accuracy: number | null; serving: number | null; images: number };
   /** The examples trained: each label's count, `new` for a class added to the base, else more examples of a base class. */
   examples: { label: string; count: number; new: boolean }[];
+  /**
+   * The name and version the new model is served as over the Open Inference Protocol
+   * (`/v2/models/<name>/versions/<version>`): under `watch --serve` the stream's one name and the
+   * version its swap made (stream/serve.ts startServer); without a server, its file's name and "1".
+   */
+  served: { name: string; version: string };
 }
 
 /** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train, 503 stopped by shutdown). */
@@ -572,6 +579,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       oldClasses,
       examples: labels.map((l) => ({ label: l.label, count: l.count, new: l.new })),
+      // the server numbered the swap as it happened (its swap event came before swapModel resolved)
+      served: { name: servedName(clf), version: servedVersion(clf) },
     };
     // a restarted watch serves this model again (lastTaught); a failed write only costs that
     const record: ServingRecord = { model: path.basename(out), sha256, base, baseSha256, result };
