@@ -17,6 +17,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
+import { toTensor } from '../../runtime/image/preprocess.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { lastTaught, oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
@@ -211,6 +212,44 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
 
     // the stream now runs the new model: /metrics names its file's sha256
     await until('the swapped model in /metrics', async () => ((await (await fetch(u('/metrics'))).text()).includes(`sha256="${body.sha256}"`) ? true : undefined));
+    // served under the name the watch started with (the base's file name), as version 2 (Triton: a new
+    // version per model); was /v2/models/teach-<time> with /v2/models/flowers3 a 404
+    const file = path.basename(body.path);
+    expect((body as unknown as { served: unknown }).served).toEqual({ name: 'flowers3', version: '2' });
+    expect(((await (await fetch(u('/teach'))).json()) as { last: { served: unknown } }).last.served).toEqual({ name: 'flowers3', version: '2' });
+    const versions = async () => ((await (await fetch(u('/v2/models/flowers3'))).json()) as { versions: string[] }).versions;
+    expect(await versions()).toEqual(['2']);
+    expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="2",file="${file}",sha256="${body.sha256}"`);
+    const old = await fetch(u('/v2/models/flowers3/versions/1/ready'));
+    expect([old.status, await old.json()]).toEqual([404, { error: 'model "flowers3" has no version "1" (versions: "2")' }]);
+    expect((await fetch(u(`/v2/models/${file.replace(/\.onnx$/, '')}`))).status).toBe(404);
+    // POST /model: the base again (version 3), then the taught model again (version 4: each swap is a new version)
+    for (const [model, version, labels] of [[base, '3', 3], [body.path, '4', 4]] as const) {
+      const swap = await fetch(u('/model'), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+      expect(swap.status).toBe(200);
+      expect(await swap.json()).toMatchObject({ model: path.basename(model), name: 'flowers3', version });
+      expect(await versions()).toEqual([version]);
+      const meta = (await (await fetch(u(`/v2/models/flowers3/versions/${version}`))).json()) as { outputs: { shape: number[] }[] };
+      expect(meta.outputs[0]!.shape.at(-1)).toBe(labels);
+      expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="${version}",file="${path.basename(model)}",sha256="${sha256(model)}"`);
+    }
+    // inference through the stable name answers with the version serving; our own remote client
+    // (watch/classify --model http://…/v2/models/flowers3) keeps the one URL across the swaps
+    const local = await loadClassifier(body.path, { topK: 1 });
+    const remote = await loadClassifier(`${w.url}v2/models/flowers3`, { topK: 1 });
+    try {
+      const photo = flowers('val', NEW)[0]!;
+      const t = toTensor([await local.decode(photo)], local.spec);
+      const inferReq = { inputs: [{ name: local.inputName, shape: [...t.dims], datatype: 'FP32', data: Array.from(t.data as Float32Array) }], outputs: [{ name: local.outputName, parameters: { classification: 1 } }] };
+      const inferred = (await (await fetch(u('/v2/models/flowers3/infer'), { method: 'POST', body: JSON.stringify(inferReq) })).json()) as { model_name: string; model_version: string; outputs: { data: string[] }[] };
+      expect([inferred.model_name, inferred.model_version]).toEqual(['flowers3', '4']);
+      const expected = (await local.classify(photo)).top[0]!.label;
+      expect(inferred.outputs[0]!.data[0]).toMatch(new RegExp(`:${expected}$`));
+      expect((await remote.classify(photo)).top[0]!.label).toBe(expected);
+    } finally {
+      await local.dispose();
+      await remote.dispose();
+    }
 
     // held-out photos (tf_flowers-dev/val, 20 per class, never uploaded) through the served file
     const clf = await loadClassifier(body.path, { topK: 1 });
@@ -587,7 +626,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(w.stderr()).toContain(`edgetune watch: teach: serving ${name} again, the model the last training taught from flowers3.onnx (${taught!.labels.join(', ')}; ${path.join(dir, 'serving.json')})`);
     expect(((await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null; base: string[] }).last?.path).toBe(taught!.path);
     expect(((await (await fetch(new URL('/teach', w.url))).json()) as { base: string[] }).base).toEqual(OLD);
-    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="${name.replace(/\.onnx$/, '')}",sha256="${sha256(taught!.path)}"`);
+    // under the base's name (the one the watch is started with), version 1 of this run, the taught file apart
+    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="flowers3",version="1",file="${name}",sha256="${sha256(taught!.path)}"`);
+    expect(((await (await fetch(new URL('/v2/models/flowers3', w.url))).json()) as { versions: string[] }).versions).toEqual(['1']);
     // taught from another base: the record does not apply, and says why
     const other = shared('models', 'mobilenetv2-12-int8.onnx');
     // the taught model given as --model itself: nothing to restore (was "taught from another base model than" itself)
