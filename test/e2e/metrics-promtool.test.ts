@@ -79,7 +79,7 @@ describe('/metrics of watch --serve on the traffic video', () => {
   it('passes promtool check metrics with the model name and sha256 as labels, histograms in seconds per stage, build info', async () => {
     const text = await metricsWhen((t) => /^edgetune_frames_processed_total ([1-9]\d+)$/m.test(t), '10 processed frames');
     expect(promtool(text)).toEqual({ status: 0, out: '' });
-    expect(text).toContain(`edgetune_model_info{model="mobilenetv2-int8",sha256="${sha256(shared('models', 'mobilenetv2-12-int8.onnx'))}",provider="cpu",source="file://${shared('camera', 'slow_traffic_small.mp4')}"} 1`);
+    expect(text).toContain(`edgetune_model_info{model="mobilenetv2-int8",version="1",file="mobilenetv2-12-int8.onnx",sha256="${sha256(shared('models', 'mobilenetv2-12-int8.onnx'))}",provider="cpu",source="file://${shared('camera', 'slow_traffic_small.mp4')}"} 1`);
     expect(text).toMatch(/^edgetune_build_info\{version="0\.1\.0",onnxruntime="[\d.]+",node="v\d+\.\d+\.\d+"\} 1$/m);
     expect(text).toMatch(/^# TYPE edgetune_stage_latency_seconds histogram$/m);
     expect(text).not.toContain('_ms');

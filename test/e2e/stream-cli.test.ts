@@ -63,7 +63,7 @@ describe('edgetune watch', () => {
 
   it('serves the kiosk on 127.0.0.1 and closes the ffmpeg child on SIGTERM', async () => {
     const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
-    const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=10', '--serve', '127.0.0.1:0', '--quiet', '--threads', '1'], {
+    const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=10', '--serve', '127.0.0.1:0', '--model-name', 'kiosk-7', '--quiet', '--threads', '1'], {
       env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_TOKEN: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -89,6 +89,10 @@ describe('edgetune watch', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(health!.status).toBe(200);
+    // --model-name: the name the model is served under (not mobilenetv2-int8), version 1 until a swap
+    const meta = await (await fetch(new URL('/v2/models/kiosk-7', url))).json();
+    expect([meta.name, meta.versions]).toEqual(['kiosk-7', ['1']]);
+    expect((await fetch(new URL('/v2/models/mobilenetv2-int8', url))).status).toBe(404);
     const post = await fetch(new URL('/model', url), { method: 'POST', body: '{"model":"mnist"}', headers: { 'content-type': 'application/json' } });
     expect(post.status).toBe(401);
     const kids = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(child.pid)]).toString();
@@ -114,6 +118,12 @@ describe('edgetune watch', () => {
     const where = await runCli(['watch', 'test:', '--inference', 'gpu']);
     expect(where.code).toBe(2);
     expect(where.stderr).toContain('Expected worker or main for --inference but received "gpu"');
+    const name = await runCli(['watch', 'test:', '--serve', '127.0.0.1:0', '--model-name', 'a/b']);
+    expect(name.code).toBe(2);
+    expect(name.stderr).toContain('Expected model name of letters, digits, "_", "." and "-" (not starting with "." or "-") for --model-name but received "a/b"');
+    const unserved = await runCli(['watch', 'test:', '--model-name', 'kiosk']);
+    expect(unserved.code).toBe(2);
+    expect(unserved.stderr).toContain('--model-name needs --serve <host:port> (it names the model the server serves)');
     const help = await runCli(['watch', '--help']);
     expect(help.stdout).toContain('csi://0[?width=1920&height=1080&fps=30&flip=0]');
   });
