@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll } from 'vitest';
+import { afterAll, it, type TestContext } from 'vitest';
 import { EdgetuneError } from '../runtime/core/errors.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -98,7 +98,10 @@ export interface ServeProcess {
   base: string;
   stdout(): string;
   stderr(): string;
-  /** Ctrl-C (SIGINT) and wait for the exit (unless it has already exited); resolves with its exit code. */
+  /**
+   * Ctrl-C (SIGINT) and wait until it has exited and its output is read to the end (unless it has
+   * already); resolves with its exit code.
+   */
   stop(): Promise<number | null>;
 }
 
@@ -113,6 +116,9 @@ export function startServe(args: string[], models: number, env: NodeJS.ProcessEn
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   let out = '';
+  // 'close', not 'exit': Node may emit 'exit' before the last chunk of the child's stderr is read
+  // (the exit status and the pipes are separate events), and stop()'s callers read stderr() next
+  const closed = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return new Promise((resolve, reject) => {
     const ready = new RegExp(`serving ${models} models? at (http://127\\.0\\.0\\.1:\\d+/)`);
     child.stdout.on('data', (d) => {
@@ -125,16 +131,40 @@ export function startServe(args: string[], models: number, env: NodeJS.ProcessEn
           stdout: () => out,
           stderr: () => stderr,
           async stop() {
-            if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-            const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-            child.kill('SIGINT');
-            return exited;
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+            return closed;
           },
         });
       }
     });
     child.on('exit', (code) => reject(new Error(`serve exited (${code}): ${stderr}`)));
   });
+}
+
+/**
+ * Tests of one file that build on the state earlier ones leave (a running server's examples, a page's
+ * saved models and open tab), made explicit. `step(name, fn)` is an `it` that runs only while every
+ * earlier step passed: after a failed step the later ones fail at once, naming it, instead of failing on
+ * the state it left half made (a cascade that reads like several bugs). `needs(name, fn)` runs only
+ * while every earlier step passed too, but leaves nothing later steps build on: its own failure stops
+ * nothing. A plain `it` in the same file builds on no step.
+ */
+export function steps(): {
+  step: (name: string, fn: (ctx: TestContext) => Promise<void> | void, timeout?: number) => void;
+  needs: (name: string, fn: (ctx: TestContext) => Promise<void> | void, timeout?: number) => void;
+} {
+  let failed: string | undefined;
+  const define = (link: boolean) => (name: string, fn: (ctx: TestContext) => Promise<void> | void, timeout?: number) =>
+    it(
+      name,
+      async (ctx) => {
+        if (failed !== undefined) throw new Error(`not run: it builds on the state the test "${failed}" leaves, and that test failed`);
+        if (link) ctx.onTestFailed(() => void (failed ??= name));
+        await fn(ctx);
+      },
+      timeout,
+    );
+  return { step: define(true), needs: define(false) };
 }
 
 /** The EdgetuneError `fn` throws (anything else it throws is rethrown); an Error when it throws nothing. */

@@ -20,7 +20,7 @@ import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
-import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, runCli, shared, sharedDir, steps, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
@@ -80,6 +80,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
   const dir = path.join(work, 'teach');
   let baseReport: FinetuneReport;
   let w: Watch;
+  // the tests share one running watch and its teach folder: each step builds on the examples, models
+  // and process the steps before it left (the refusals test builds on none)
+  const { step, needs } = steps();
 
   beforeAll(async () => {
     // validation: the first 10 val photos of each class; the other 10 stay held out for the measurement
@@ -95,7 +98,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
+  step('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
     const u = (p: string) => new URL(p, w.url);
     expect(await (await fetch(u('/teach'))).json()).toMatchObject({ labels: [], base: OLD, training: false });
     // every write needs the token
@@ -265,7 +268,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(check.status).toBe(0);
   });
 
-  it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
+  needs('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
     // Depends on part 1 of issue 19 (the open-set calibration finetune writes into every model: the
     // classifier's result says `unknown`); without it this fails.
     const t = (await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null };
@@ -289,7 +292,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+  step("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
       const page = await ctx.newPage();
@@ -370,7 +373,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
+  step('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
     const u = (p: string) => new URL(p, w.url);
     // Chromium's own synthetic camera (no file): the page records from it
     const ctx = await launchChromium(tempDir('edgetune-teach-kiosk-'), ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
@@ -497,7 +500,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
   });
 
-  it('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
+  step('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).sort();
     // 40 photos never embedded by this watch's cache: the training is still embedding when it is stopped
@@ -517,7 +520,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w = await startWatch(base, dir);
   });
 
-  it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
+  step('a watch killed mid-training leaves the serving model and the examples intact', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort();
     // every model file (the base, which this watch serves, and each trained set) with its hash
