@@ -256,7 +256,15 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(hard.frames[0]!.smoothed.score).toBeLessThan(0.99);
     // the frame's own top-k: every class of the 3-class base or the 4-class taught model
     expect([3, 4]).toContain(hard.frames[0]!.top.length);
-    const jpg = await fetch(u(`/teach/hard/${hard.frames[0]!.file}`));
+    // a listed frame served as a JPEG: the server keeps only the newest 3, one every 200 ms, so a frame listed a
+    // moment ago may be gone (404) by the time a slow client asks for it: then the newest of a fresh listing
+    const jpg = await until('a listed hard frame served', async () => {
+      const newest = ((await (await fetch(u('/teach/hard'))).json()) as typeof hard).frames[0]!.file;
+      const r = await fetch(u(`/teach/hard/${newest}`));
+      if (r.status === 200) return r;
+      expect(r.status).toBe(404);
+      return undefined;
+    });
     expect(jpg.headers.get('content-type')).toBe('image/jpeg');
     const metrics = await (await fetch(u('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
