@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -231,6 +232,27 @@ export function steps(): {
       timeout,
     );
   return { step: define(true), needs: define(false) };
+}
+
+/**
+ * A loopback TCP port nothing listens on, for "the server is not there" cases: 2 (a privileged port no
+ * service uses and no test binds: test servers listen on port 0, which the kernel picks from its
+ * ephemeral range; not one of fetch's blocked "bad ports" such as 1), checked to refuse a connection.
+ * A port-0 listener closed again was used before: its number goes back to the ephemeral range, where a
+ * server of the test file running in the other worker may get it in the meantime and answer instead.
+ */
+export async function refusedPort(): Promise<number> {
+  const port = 2;
+  const code = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve('a connection');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? String(e)));
+  });
+  if (code !== 'ECONNREFUSED') throw new Error(`127.0.0.1:${port} should refuse connections for this test, but gave ${code}`);
+  return port;
 }
 
 /** The EdgetuneError `fn` throws (anything else it throws is rethrown); an Error when it throws nothing. */
