@@ -500,7 +500,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     for (const f of (await readdir(hardDir)).filter((x) => HARD_FILE.test(x)).sort().reverse()) {
       try {
         out.push(JSON.parse(await readFile(path.join(hardDir, f.replace(/\.jpg$/, '.json')), 'utf8')) as HardFrame);
-      } catch {
+      } catch (err) {
+        // scores are written before the frame, so missing scores mean the frame was just dropped (only the newest are kept)
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         out.push({ file: f, seq: -1, ts: Number(f.slice(0, 13)), unknown: true, smoothed: { label: 'unknown', score: 0 }, top: [], model: '' });
       }
     }
@@ -508,8 +510,10 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   };
   const labelHard = async (labelIn: string, file: string) => {
     const label = checkLabel(labelIn);
-    if (!HARD_FILE.test(file) || !existsSync(path.join(hardDir, file))) throw new TeachError(404, `no hard frame ${file}`);
-    const r = await addExample(label, await readFile(path.join(hardDir, file)));
+    // read, not checked then read: a newer frame may drop this one in between (404 then, not 500)
+    const jpg = HARD_FILE.test(file) ? await readFile(path.join(hardDir, file)).catch(() => undefined) : undefined;
+    if (!jpg) throw new TeachError(404, `no hard frame ${file}`);
+    const r = await addExample(label, jpg);
     await rm(path.join(hardDir, file), { force: true });
     await rm(path.join(hardDir, file.replace(/\.jpg$/, '.json')), { force: true });
     return r;
@@ -645,9 +649,10 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
       const f = safeDecode(p.slice('/teach/hard/'.length));
-      if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) send(res, 404, { error: `no hard frame ${f}` });
+      // read, not checked then read: a newer frame may drop this one in between (404 then, not 500)
+      const jpg = HARD_FILE.test(f) ? await readFile(path.join(hardDir, f)).catch(() => undefined) : undefined;
+      if (!jpg) send(res, 404, { error: `no hard frame ${f}` });
       else {
-        const jpg = await readFile(path.join(hardDir, f));
         res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpg.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
         res.end(jpg);
       }

@@ -38,7 +38,7 @@ describe('edgetune watch', () => {
 
   it('plays the still sequence (dir://) and a stub webcam', async () => {
     const r = await runCli(['watch', `dir://${shared('camera', 'slow_traffic_frames')}`, '--json', '--threads', '1']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const lines = jsonLines<Line>(r.stdout);
     expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: 61 }, (_, i) => i));
     // measured: 61 of 61 stills (top-1 minivan 28, race car 12, semi-trailer truck 11, limousine 9, tow truck 1)
@@ -47,7 +47,8 @@ describe('edgetune watch', () => {
     const bin = tempDir();
     writeFileSync(path.join(bin, 'fswebcam'), `#!/bin/sh\nfor last; do :; done\ncp "${shared('camera', 'winml_dog.jpg')}" "$last"\n`, { mode: 0o755 });
     const w = await runCli(['watch', 'webcam:default', '--json', '--max-frames', '3', '--threads', '1'], { env: { PATH: `${bin}${path.delimiter}${process.env.PATH}` } });
-    expect(w.code).toBe(0);
+    // (its stderr says what a hung run was doing when it was killed: runCli's hangReport)
+    expect(w.code, w.stderr).toBe(0);
     const wl = jsonLines<Line>(w.stdout);
     expect(wl.map((l) => l.top[0]!.label)).toEqual(['Golden Retriever', 'Golden Retriever', 'Golden Retriever']);
     expect(wl[2]!.smoothed).toMatchObject({ label: 'Golden Retriever', index: 207 });

@@ -21,7 +21,7 @@ import { toTensor } from '../../runtime/image/preprocess.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { lastTaught, oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
-import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, runCli, shared, sharedDir, steps, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
@@ -81,6 +81,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
   const dir = path.join(work, 'teach');
   let baseReport: FinetuneReport;
   let w: Watch;
+  // the tests share one running watch and its teach folder: each step builds on the examples, models
+  // and process the steps before it left (the refusals test builds on none)
+  const { step, needs } = steps();
 
   beforeAll(async () => {
     // validation: the first 10 val photos of each class; the other 10 stay held out for the measurement
@@ -96,7 +99,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
+  step('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
     const u = (p: string) => new URL(p, w.url);
     expect(await (await fetch(u('/teach'))).json()).toMatchObject({ labels: [], base: OLD, training: false });
     // every write needs the token
@@ -292,7 +295,15 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(hard.frames[0]!.smoothed.score).toBeLessThan(0.99);
     // the frame's own top-k: every class of the 3-class base or the 4-class taught model
     expect([3, 4]).toContain(hard.frames[0]!.top.length);
-    const jpg = await fetch(u(`/teach/hard/${hard.frames[0]!.file}`));
+    // a listed frame served as a JPEG: the server keeps only the newest 3, one every 200 ms, so a frame listed a
+    // moment ago may be gone (404) by the time a slow client asks for it: then the newest of a fresh listing
+    const jpg = await until('a listed hard frame served', async () => {
+      const newest = ((await (await fetch(u('/teach/hard'))).json()) as typeof hard).frames[0]!.file;
+      const r = await fetch(u(`/teach/hard/${newest}`));
+      if (r.status === 200) return r;
+      expect(r.status).toBe(404);
+      return undefined;
+    });
     expect(jpg.headers.get('content-type')).toBe('image/jpeg');
     const metrics = await (await fetch(u('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
@@ -304,7 +315,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(check.status).toBe(0);
   });
 
-  it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
+  needs('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
     // Depends on part 1 of issue 19 (the open-set calibration finetune writes into every model: the
     // classifier's result says `unknown`); without it this fails.
     const t = (await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null };
@@ -328,7 +339,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
+  needs('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
     const u = (p: string) => new URL(p, w.url);
     const answer = async (r: Response) => [r.status, await r.json()];
     // "Daisy" beside the model's "daisy": was a new class "Daisy" (201) that took daisy's photos
@@ -366,7 +377,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect((await fetch(u('/teach/hard'), { method: 'HEAD' })).status).toBe(200);
   });
 
-  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+  step("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
       const page = await ctx.newPage();
@@ -447,7 +458,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
+  step('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
     const u = (p: string) => new URL(p, w.url);
     // Chromium's own synthetic camera (no file): the page records from it
     const ctx = await launchChromium(tempDir('edgetune-teach-kiosk-'), ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
@@ -574,7 +585,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
   });
 
-  it('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
+  step('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).sort();
     // 40 photos never embedded by this watch's cache: the training is still embedding when it is stopped
@@ -594,7 +605,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w = await startWatch(base, dir);
   });
 
-  it('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
+  step('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
     const u = (p: string) => new URL(p, w.url);
     // the model the last training swapped in (this watch, started again after the SIGINT above, serves it again)
     const taught = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; labels: string[] } | null }).last;

@@ -2,7 +2,7 @@
 // on 127.0.0.1: every endpoint answers with the right content, POST needs the token, and POST /model
 // swaps the model that serves the stream.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,17 +22,26 @@ let server: KioskServer;
 let running: Promise<unknown>;
 let sourcePid: () => number | undefined;
 const ac = new AbortController();
+/**
+ * The stream's ffmpeg, through a wrapper that waits to start while the file `hold` exists beside it: the
+ * reconnect test holds the restart until it has seen the service report the dead source (the backoff
+ * alone made that a race against the test's own requests on a slow machine).
+ */
+const ffmpegDir = tempDir('edgetune-serve-ffmpeg-');
+const hold = path.join(ffmpegDir, 'hold');
+const ffmpegPath = path.join(ffmpegDir, 'ffmpeg');
+writeFileSync(ffmpegPath, `#!/bin/sh\nwhile [ -e '${hold}' ]; do sleep 0.05; done\nexec ffmpeg "$@"\n`, { mode: 0o755 });
 
 beforeAll(async () => {
   const clf = await loadClassifier('squeezenet1.1', { threads: 1 });
   const uri = 'test:smptebars?rate=15';
-  // A slow first reconnect, so the test can see the service report it.
-  let source = await createSource(uri, { ...geometryOfClassifier(clf), reconnect: { initialMs: 1500 } });
+  // A slow first reconnect, as the test reports it.
+  let source = await createSource(uri, { ...geometryOfClassifier(clf), reconnect: { initialMs: 1500 }, ffmpegPath });
   sourcePid = () => source.pid;
   pipeline = new StreamPipeline(source, clf, {
     signal: ac.signal,
     threshold: 0.3,
-    reopen: async (g) => (source = await createSource(uri, { ...g, reconnect: { initialMs: 1500 } })),
+    reopen: async (g) => (source = await createSource(uri, { ...g, reconnect: { initialMs: 1500 }, ffmpegPath })),
   });
   running = pipeline.run();
   server = await startServer(pipeline, { port: 0, token: TOKEN, loadModel: (ref) => loadClassifier(ref, { threads: 1 }) });
@@ -175,20 +184,27 @@ describe('kiosk HTTP service', () => {
     const events = await fetch(new URL('/events', server.url));
     const pid = sourcePid();
     expect(pid).toBeGreaterThan(0);
-    process.kill(pid!, 'SIGKILL');
-    const status = JSON.parse(/event: status\ndata: (.*)\n/.exec((await readUntil(events, (b) => /event: status\ndata: .*\n\n/.test(b.toString()))).toString())![1]!);
-    expect(status).toEqual({ type: 'reconnect', message: 'test: ffmpeg was killed by SIGKILL; reconnecting in 1500 ms (attempt 1/8)' });
-    const down = await fetch(new URL('/healthz', server.url));
-    expect(down.status).toBe(503);
-    expect((await down.json()).state).toBe('reconnecting');
-    expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_up 0$/m);
-    let up: Response | undefined;
-    for (let i = 0; i < 100 && up?.status !== 200; i++) {
+    // the restart waits until the dead source has been seen reported below (released in any case)
+    writeFileSync(hold, '');
+    try {
+      process.kill(pid!, 'SIGKILL');
+      const status = JSON.parse(/event: status\ndata: (.*)\n/.exec((await readUntil(events, (b) => /event: status\ndata: .*\n\n/.test(b.toString()))).toString())![1]!);
+      expect(status).toEqual({ type: 'reconnect', message: 'test: ffmpeg was killed by SIGKILL; reconnecting in 1500 ms (attempt 1/8)' });
+      const down = await fetch(new URL('/healthz', server.url));
+      expect(down.status).toBe(503);
+      expect((await down.json()).state).toBe('reconnecting');
+      expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_up 0$/m);
+    } finally {
+      rmSync(hold, { force: true });
+    }
+    // healthy again once the restarted ffmpeg delivers (polled every 100 ms; the bound is only against a hang)
+    let up = await fetch(new URL('/healthz', server.url));
+    for (const end = Date.now() + 60_000; up.status !== 200 && Date.now() < end; ) {
       await new Promise((r) => setTimeout(r, 100));
       up = await fetch(new URL('/healthz', server.url));
     }
-    expect(up!.status).toBe(200);
-    expect((await up!.json()).reconnects).toBe(1);
+    expect(up.status).toBe(200);
+    expect((await up.json()).reconnects).toBe(1);
     expect(await (await fetch(new URL('/metrics', server.url))).text()).toMatch(/^edgetune_source_reconnects_total 1$/m);
   });
 
