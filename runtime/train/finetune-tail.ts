@@ -27,6 +27,7 @@ import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
+import { findCut } from './export.js';
 import type { InputSize } from './graph/shapes.js';
 import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
@@ -117,14 +118,16 @@ export function planUnfreeze(
   foldBatchNorm(model);
   const weightsCut = resolveCut(model, embedding, unfreeze);
   const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length : typeof unfreeze === 'number' ? unfreeze : null;
-  const weightsTail = cutModel(model, weightsCut, embedding, { size }).tail;
+  // an unpooled embedding (SqueezeNet's last fire module) ends the tail with the pooling the exported model has
+  const pool = findCut(model, embedding).pool;
+  const weightsTail = cutModel(model, weightsCut, embedding, { size, pool }).tail;
   const trainable = defaultTrainable(weightsTail);
   // BitFit: cut deeper (at the biases' block) when that adds blocks; their conv biases train too
   let cutName = weightsCut;
   if (biases !== 'none') {
     const deeper = resolveCut(model, embedding, biases === 'all' ? 'all' : Math.min(biases, tailBlocks(model, embedding).length));
     const inWeightsTail = new Set(weightsTail.graph.node.flatMap((n) => n.output));
-    const probe = cutModel(model, deeper, embedding, { size }).tail;
+    const probe = cutModel(model, deeper, embedding, { size, pool }).tail;
     if (probe.graph.node.length > weightsTail.graph.node.length) {
       cutName = deeper;
       for (const n of probe.graph.node) {
@@ -135,7 +138,7 @@ export function planUnfreeze(
       }
     }
   }
-  const cut = cutModel(model, cutName, embedding, { size });
+  const cut = cutModel(model, cutName, embedding, { size, pool });
   const sizes = new Map(cut.tail.graph.initializer.map((t) => [t.name ?? '', t.dims.reduce((x, y) => x * y, 1)]));
   const parameters = trainable.reduce((a, w) => a + (sizes.get(w) ?? 0), 0);
   return { model, cut, parameters, blocks, trainable, biases };
