@@ -33,8 +33,8 @@ describe('unfreeze and training-graph messages', () => {
     expect(() => resolveCut(loadBackbone(), EMBEDDING, 999)).toThrow(`Expected an integer between 1 and 18 for unfreeze but received 999: the backbone has 18 blocks with trainable weights before its embedding "${EMBEDDING}"`);
   });
 
-  it('an unnamed MaxPool in the tail is named by its output, with the operators that can be trained through', () => {
-    const pool = makeNode('MaxPool', ['c'], ['pooled'], { name: '' });
+  it('an unnamed LpPool (no shape rule) in the tail is named by its output', () => {
+    const pool = makeNode('LpPool', ['c'], ['pooled'], { name: '' });
     setIntsAttribute(pool, 'kernel_shape', [2, 2]);
     const tail = tinyTail(
       [conv('x', 'w', undefined, 'c', { k: 1 }), pool, makeNode('GlobalAveragePool', ['pooled'], ['g'], { name: 'gap' }), makeNode('Flatten', ['g'], ['emb'], { name: 'flat' })],
@@ -48,7 +48,19 @@ describe('unfreeze and training-graph messages', () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toMatch(/^shape of the MaxPool node \(unnamed, output "pooled"\): training graphs cannot train through MaxPool; unfreeze fewer blocks so the trained tail starts after it$/);
+    expect(message).toMatch(/^shape of the LpPool node \(unnamed, output "pooled"\): training graphs cannot train through LpPool; unfreeze fewer blocks so the trained tail starts after it$/);
     expect(message).not.toContain('""');
+  });
+
+  it('an unnamed GlobalMaxPool (shaped, no gradient) is named by its output, with the operators that can be trained through', () => {
+    const tail = tinyTail(
+      [conv('x', 'w', undefined, 'c', { k: 1 }), makeNode('GlobalMaxPool', ['c'], ['g'], { name: '' }), makeNode('Flatten', ['g'], ['emb'], { name: 'flat' })],
+      [weight(createRng(1), 'w', [2, 2, 1, 1])],
+      [2, 4, 4],
+      [2],
+    );
+    expect(() => buildTrainingGraph(tail, { head: [{ in: 2, out: 2 }] })).toThrow(
+      'cannot train through the GlobalMaxPool node (unnamed, output "g"): training graphs have no gradient for GlobalMaxPool (they differentiate Add, AveragePool, Clip, Concat, Conv, Dropout, Flatten, Gemm, GlobalAveragePool, Identity, MatMul, MaxPool, Mul, Pad, Relu, Reshape, Squeeze, Sub, Transpose, Unsqueeze); unfreeze fewer blocks so the trained tail starts after it',
+    );
   });
 });
