@@ -1,6 +1,6 @@
 // Cutting a backbone for partial fine-tuning: split it at a tensor into a frozen part (model input →
 // cut tensor, run once per image to cache activations) and a trainable tail (cut tensor → pooled
-// embedding), and find MobileNetV2-style block boundaries to cut at automatically.
+// embedding), and find block boundaries to cut at automatically.
 //
 // A tensor is a *single-path* point when every node computed after it (in topological order, on the
 // way to the embedding) reads only that tensor, tensors computed after it, and initializers: the tail
