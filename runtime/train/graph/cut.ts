@@ -105,7 +105,9 @@ function tailInfo(g: GraphProto, tensor: string): { nodes: number; weights: stri
  * Candidate cut points from the embedding backwards, only those whose tail holds trainable weights:
  * `tailBlocks(m, e)[k-1]` is what `--unfreeze k` cuts at. For MobileNetV2 (fp32 rebuilt) the first
  * is the input of the final 1×1 conv (tail = that conv), the second the last inverted-residual block's
- * input, and so on. Throws EARG when the embedding tensor does not exist.
+ * input, and so on; for SqueezeNet 1.1 (embedding fire9/concat_1) the first is fire8's Concat (tail = fire9),
+ * 8 in all; for MobileNetV1 the first is Conv2d_12's pointwise activation (tail = Conv2d_13's depthwise +
+ * pointwise pair), 14 in all. Throws EARG when the embedding tensor does not exist.
  */
 export function tailBlocks(model: OnnxModel, embedding: string): CutPoint[] {
   const g = graphTo(model, embedding).graph;
