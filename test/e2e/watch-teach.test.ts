@@ -17,10 +17,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
+import { toTensor } from '../../runtime/image/preprocess.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
-import { oldClassAccuracy } from '../../runtime/stream/teach.js';
+import { lastTaught, oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
-import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, runCli, shared, sharedDir, steps, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
@@ -80,6 +81,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
   const dir = path.join(work, 'teach');
   let baseReport: FinetuneReport;
   let w: Watch;
+  // the tests share one running watch and its teach folder: each step builds on the examples, models
+  // and process the steps before it left (the refusals test builds on none)
+  const { step, needs } = steps();
 
   beforeAll(async () => {
     // validation: the first 10 val photos of each class; the other 10 stay held out for the measurement
@@ -95,7 +99,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
+  step('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
     const u = (p: string) => new URL(p, w.url);
     expect(await (await fetch(u('/teach'))).json()).toMatchObject({ labels: [], base: OLD, training: false });
     // every write needs the token
@@ -211,6 +215,44 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
 
     // the stream now runs the new model: /metrics names its file's sha256
     await until('the swapped model in /metrics', async () => ((await (await fetch(u('/metrics'))).text()).includes(`sha256="${body.sha256}"`) ? true : undefined));
+    // served under the name the watch started with (the base's file name), as version 2 (Triton: a new
+    // version per model); was /v2/models/teach-<time> with /v2/models/flowers3 a 404
+    const file = path.basename(body.path);
+    expect((body as unknown as { served: unknown }).served).toEqual({ name: 'flowers3', version: '2' });
+    expect(((await (await fetch(u('/teach'))).json()) as { last: { served: unknown } }).last.served).toEqual({ name: 'flowers3', version: '2' });
+    const versions = async () => ((await (await fetch(u('/v2/models/flowers3'))).json()) as { versions: string[] }).versions;
+    expect(await versions()).toEqual(['2']);
+    expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="2",file="${file}",sha256="${body.sha256}"`);
+    const old = await fetch(u('/v2/models/flowers3/versions/1/ready'));
+    expect([old.status, await old.json()]).toEqual([404, { error: 'model "flowers3" has no version "1" (versions: "2")' }]);
+    expect((await fetch(u(`/v2/models/${file.replace(/\.onnx$/, '')}`))).status).toBe(404);
+    // POST /model: the base again (version 3), then the taught model again (version 4: each swap is a new version)
+    for (const [model, version, labels] of [[base, '3', 3], [body.path, '4', 4]] as const) {
+      const swap = await fetch(u('/model'), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+      expect(swap.status).toBe(200);
+      expect(await swap.json()).toMatchObject({ model: path.basename(model), name: 'flowers3', version });
+      expect(await versions()).toEqual([version]);
+      const meta = (await (await fetch(u(`/v2/models/flowers3/versions/${version}`))).json()) as { outputs: { shape: number[] }[] };
+      expect(meta.outputs[0]!.shape.at(-1)).toBe(labels);
+      expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="${version}",file="${path.basename(model)}",sha256="${sha256(model)}"`);
+    }
+    // inference through the stable name answers with the version serving; our own remote client
+    // (watch/classify --model http://…/v2/models/flowers3) keeps the one URL across the swaps
+    const local = await loadClassifier(body.path, { topK: 1 });
+    const remote = await loadClassifier(`${w.url}v2/models/flowers3`, { topK: 1 });
+    try {
+      const photo = flowers('val', NEW)[0]!;
+      const t = toTensor([await local.decode(photo)], local.spec);
+      const inferReq = { inputs: [{ name: local.inputName, shape: [...t.dims], datatype: 'FP32', data: Array.from(t.data as Float32Array) }], outputs: [{ name: local.outputName, parameters: { classification: 1 } }] };
+      const inferred = (await (await fetch(u('/v2/models/flowers3/infer'), { method: 'POST', body: JSON.stringify(inferReq) })).json()) as { model_name: string; model_version: string; outputs: { data: string[] }[] };
+      expect([inferred.model_name, inferred.model_version]).toEqual(['flowers3', '4']);
+      const expected = (await local.classify(photo)).top[0]!.label;
+      expect(inferred.outputs[0]!.data[0]).toMatch(new RegExp(`:${expected}$`));
+      expect((await remote.classify(photo)).top[0]!.label).toBe(expected);
+    } finally {
+      await local.dispose();
+      await remote.dispose();
+    }
 
     // held-out photos (tf_flowers-dev/val, 20 per class, never uploaded) through the served file
     const clf = await loadClassifier(body.path, { topK: 1 });
@@ -253,7 +295,15 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(hard.frames[0]!.smoothed.score).toBeLessThan(0.99);
     // the frame's own top-k: every class of the 3-class base or the 4-class taught model
     expect([3, 4]).toContain(hard.frames[0]!.top.length);
-    const jpg = await fetch(u(`/teach/hard/${hard.frames[0]!.file}`));
+    // a listed frame served as a JPEG: the server keeps only the newest 3, one every 200 ms, so a frame listed a
+    // moment ago may be gone (404) by the time a slow client asks for it: then the newest of a fresh listing
+    const jpg = await until('a listed hard frame served', async () => {
+      const newest = ((await (await fetch(u('/teach/hard'))).json()) as typeof hard).frames[0]!.file;
+      const r = await fetch(u(`/teach/hard/${newest}`));
+      if (r.status === 200) return r;
+      expect(r.status).toBe(404);
+      return undefined;
+    });
     expect(jpg.headers.get('content-type')).toBe('image/jpeg');
     const metrics = await (await fetch(u('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
@@ -265,7 +315,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(check.status).toBe(0);
   });
 
-  it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
+  needs('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
     // Depends on part 1 of issue 19 (the open-set calibration finetune writes into every model: the
     // classifier's result says `unknown`); without it this fails.
     const t = (await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null };
@@ -289,7 +339,45 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+  needs('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
+    const u = (p: string) => new URL(p, w.url);
+    const answer = async (r: Response) => [r.status, await r.json()];
+    // "Daisy" beside the model's "daisy": was a new class "Daisy" (201) that took daisy's photos
+    const daisy = flowers('train', 'daisy')[0]!;
+    expect(await answer(await fetch(u('/teach/examples?label=Daisy'), { method: 'POST', headers: auth, body: readFileSync(daisy) }))).toEqual([
+      400,
+      { error: 'label "Daisy" differs from the class "daisy" only in case or Unicode form: teach "daisy" (one folder on a case-insensitive file system; a new class otherwise)' },
+    ]);
+    expect(await answer(await fetch(u('/teach/examples?label=SUNFLOWERS&frames=1'), { method: 'POST', headers: auth }))).toEqual([
+      400,
+      { error: 'label "SUNFLOWERS" differs from the class "sunflowers" only in case or Unicode form: teach "sunflowers" (one folder on a case-insensitive file system; a new class otherwise)' },
+    ]);
+    // a photo already taught as sunflowers, posted as roses: was a second example of it (contradicting labels)
+    const sun = readdirSync(path.join(dir, 'examples', NEW)).sort()[0]!;
+    expect(await answer(await fetch(u('/teach/examples?label=roses'), { method: 'POST', headers: auth, body: readFileSync(path.join(dir, 'examples', NEW, sun)) }))).toEqual([
+      409,
+      { error: `this photo is already an example of "${NEW}" (${NEW}/${sun}); one photo teaches one class: DELETE /teach/examples/${NEW}/${sun} first to move it` },
+    ]);
+    // a malformed escape: was 500 "URI malformed"
+    expect(await answer(await fetch(u('/teach/hard/%ZZ')))).toEqual([404, { error: 'no hard frame %ZZ' }]);
+    expect(await answer(await fetch(u('/teach/examples/%ZZ/x.jpg'), { method: 'DELETE', headers: auth }))).toEqual([400, { error: 'Expected a label of 1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit) but received "%ZZ"' }]);
+    // the value as sent: was 'but received null' (the NaN it parsed to)
+    expect(await answer(await fetch(u('/teach/examples?label=sunflowers&frames=1e2'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected integer between 1 and 200 for frames but received "1e2"' }]);
+    expect(await answer(await fetch(u('/teach/train?tolerance=abc'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected number between 0 and 1 for tolerance but received "abc"' }]);
+    expect(await answer(await fetch(u('/teach/train?tolerance=2'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected number between 0 and 1 for tolerance but received 2' }]);
+    // a teach route with another method: was 404 "no such endpoint"
+    const put = await fetch(u('/teach/train'), { method: 'PUT', headers: auth });
+    expect([put.status, put.headers.get('allow'), await put.json()]).toEqual([405, 'POST', { error: 'method PUT not allowed on /teach/train (POST)' }]);
+    const get = await fetch(u('/teach/examples'));
+    expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
+    expect((await fetch(u('/teach/nothing'))).status).toBe(404);
+    // HEAD answers as GET, without a body (was 404 for every teach route)
+    const head = await fetch(u('/teach'), { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'application/json; charset=utf-8', '']);
+    expect((await fetch(u('/teach/hard'), { method: 'HEAD' })).status).toBe(200);
+  });
+
+  step("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
       const page = await ctx.newPage();
@@ -370,7 +458,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
+  step('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
     const u = (p: string) => new URL(p, w.url);
     // Chromium's own synthetic camera (no file): the page records from it
     const ctx = await launchChromium(tempDir('edgetune-teach-kiosk-'), ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
@@ -497,7 +585,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
   });
 
-  it('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
+  step('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).sort();
     // 40 photos never embedded by this watch's cache: the training is still embedding when it is stopped
@@ -517,8 +605,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w = await startWatch(base, dir);
   });
 
-  it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
+  step('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
     const u = (p: string) => new URL(p, w.url);
+    // the model the last training swapped in (this watch, started again after the SIGINT above, serves it again)
+    const taught = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; labels: string[] } | null }).last;
+    expect(taught?.labels).toContain(NEW);
     const before = readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort();
     // every model file (the base, which this watch serves, and each trained set) with its hash
     const files = [base, ...readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).map((f) => path.join(dir, 'models', f))];
@@ -540,5 +631,19 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const again = (await (await fetch(new URL('/teach', w.url))).json()) as { labels: { label: string; count: number }[]; training: boolean };
     expect(again.labels.map((l) => [l.label, l.count])).toEqual([['cats', 10], ['daisy', 10], ['dogs', 40], [NEW, 40]]);
     expect(again.training).toBe(false);
+    // A kiosk restarted (a power cut) with its usual command serves what it was taught, not the untaught
+    // base: before, it served the base (sunflowers unknown again) and GET /teach said last: null.
+    const name = path.basename(taught!.path);
+    expect(w.stderr()).toContain(`edgetune watch: teach: serving ${name} again, the model the last training taught from flowers3.onnx (${taught!.labels.join(', ')}; ${path.join(dir, 'serving.json')})`);
+    expect(((await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null; base: string[] }).last?.path).toBe(taught!.path);
+    expect(((await (await fetch(new URL('/teach', w.url))).json()) as { base: string[] }).base).toEqual(OLD);
+    // under the base's name (the one the watch is started with), version 1 of this run, the taught file apart
+    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="flowers3",version="1",file="${name}",sha256="${sha256(taught!.path)}"`);
+    expect(((await (await fetch(new URL('/v2/models/flowers3', w.url))).json()) as { versions: string[] }).versions).toEqual(['1']);
+    // taught from another base: the record does not apply, and says why
+    const other = shared('models', 'mobilenetv2-12-int8.onnx');
+    // the taught model given as --model itself: nothing to restore (was "taught from another base model than" itself)
+    expect(await lastTaught(dir, taught!.path)).toBeUndefined();
+    expect(await lastTaught(dir, other)).toEqual({ skipped: `${taught!.path} was taught from another base model than ${other} (sha256 ${sha256(base).slice(0, 12)}…, this one ${sha256(other).slice(0, 12)}…)` });
   });
 });

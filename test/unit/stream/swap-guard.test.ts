@@ -143,7 +143,11 @@ describe('POST /model validates before it swaps', () => {
     const events: StreamEvent[] = [];
     p.on('event', (e: StreamEvent) => events.push(e));
     const run = p.run();
+    // served under a name of its own (watch --model-name): versions 1, 2, then 1 again after the rollback
+    const srv = await startServer(p, { port: 0, modelName: 'kiosk' });
+    const versions = async () => (await (await fetch(new URL('/v2/models/kiosk', srv.url))).json()).versions;
     await new Promise((r) => p.once('result', r));
+    expect(await versions()).toEqual(['1']);
     const real = await loadClassifier('squeezenet1.1', { threads: 1 });
     const session = await real.open();
     let calls = 0;
@@ -152,11 +156,17 @@ describe('POST /model validates before it swaps', () => {
     const flaky: Classifier = { ...real, id: 'flaky-squeezenet', open: async () => failing, dispose: () => real.dispose() };
     await p.swapModel(flaky);
     expect(p.model.id).toBe('flaky-squeezenet');
+    expect(await versions()).toEqual(['2']);
     const rolled = await new Promise<StreamEvent>((resolve) => p.on('event', (e: StreamEvent) => e.type === 'rollback' && resolve(e)));
     expect(rolled.message).toBe('model flaky-squeezenet failed (inference failed on 3 frames in a row: device lost); rolled back to squeezenet1.1');
     const after = await new Promise<{ model: string }>((r) => p.once('result', r));
     expect(after.model).toBe('squeezenet1.1');
     expect(p.stats()).toMatchObject({ rollbacks: 1, errors: 3 });
+    // the previous model serves again under its own version; 2 is gone with the failed model
+    expect(await versions()).toEqual(['1']);
+    expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="1",/m);
+    expect(await (await fetch(new URL('/v2/models/kiosk/versions/2', srv.url))).json()).toEqual({ error: 'model "kiosk" has no version "2" (versions: "1")' });
+    await srv.close();
     p.stop();
     expect((await run).state).toBe('ended');
     await p.model.dispose();
