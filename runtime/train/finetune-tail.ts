@@ -28,7 +28,7 @@ import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
 import type { InputSize } from './graph/shapes.js';
-import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailRows, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
@@ -160,10 +160,10 @@ export interface UnfrozenResult extends TailTrainResult {
   logits: { before: Float32Array; after: Float32Array };
 }
 
-/** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). EARG for a key `input`, `config` or `hooks` does not take. */
+/** Phase 2: train the tail and the phase-1 head together on cut activations, in memory or streamed (TailRows; `config` as trainTail's). EARG for a key `input`, `config` or `hooks` does not take. */
 export async function trainUnfrozen(
   plan: UnfreezePlan,
-  input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailData> },
+  input: { head: HeadWeights; classes: number; train: TailRows; val?: TailRows; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailRows> },
   config: Partial<TailTrainConfig> = {},
   hooks: Parameters<typeof trainTail>[2] = {},
 ): Promise<UnfrozenResult> {
