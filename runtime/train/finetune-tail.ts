@@ -1,10 +1,10 @@
 // Phase 2 of a fine-tune (the course's step 5): unfreeze the last blocks of the backbone and train
 // them together with the head at a low learning rate, through ONNX training graphs
 // (runtime/train/graph/) that any ONNX Runtime backend runs. Browser-safe: the session factory and the
-// cut activations (the frozen part run once per view, by the driver) are injected.
+// cut activations (the frozen part run by the driver; phase2.ts streams them a mini-batch at a time) are injected.
 //
 //   const plan = planUnfreeze(backboneModel, embeddingTensor, 2);      // where to cut, BN folded
-//   …driver embeds each view at plan.cut.cut with plan.frozenCut (an Embedder over plan.frozen)…
+//   …driver embeds views at plan.cut.cut with an Embedder over plan.cut.frozen (in memory, or a TailStream)…
 //   const r = await trainUnfrozen(plan, { head, classes, train, val, createSession }, config);
 //   const model = unfrozenBackbone(plan, r);                           // frozen part + tuned tail
 //   exportClassifierModel(model, cutSpec, r.head, labels, spec, provenance)

@@ -359,8 +359,9 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     const atInput = plan.cut.frozen.graph.node.length === 0;
     const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
     // training sessions do not spin: the optimizer runs in JS between steps (2 threads on 2 busy cores: a
-    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune)
-    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, onWarning: () => undefined });
+    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune); and plan no memory pattern: a step through the
+    // whole backbone (the default biases) held 1.62 GB with one, 0.93 GB without (SessionOptions.memoryPattern)
+    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, memoryPattern: false, onWarning: () => undefined });
     let p2;
     try {
       p2 = await runPhase2({
