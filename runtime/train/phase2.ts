@@ -21,9 +21,10 @@
 // The run (runPhase2), stated once (issue 20, each part measured: README "--unfreeze"):
 //   0. streamed activations: no view's activations are held beyond the mini-batch that uses them. Each
 //      training step, validation pass and embedding pass asks the embedder for just its rows (ViewEmbedder
-//      `rows`: those items' wanted views; streamOf), so memory does not grow with the images: a cut at the
-//      input (planUnfreeze's biases 'all') holds a 3×224×224 view for a batch, not for every image. The
-//      rows, and their order, are the ones an in-memory run would use: the results are the same;
+//      `rows`: those items' wanted views; viewStream), so memory does not grow with the images: a cut at
+//      the input (planUnfreeze's biases 'all') holds a 3×224×224 view for a batch, not for every image.
+//      The rows and their order are the ones phase 2 held in memory before (on beans-dev the validation
+//      losses of every epoch came out identical, for a cut at the input and at --unfreeze 2's block);
 //   1. views: epoch 1 trains on the views phase 1 embedded (same seed); with freshViews each later epoch e
 //      on newly drawn views of the same images (seed freshViewSeed(seed, e); view 0 stays the clean image),
 //      the frozen part run again by the embedder (`transient`: a driver's cache does not keep them);
