@@ -22,7 +22,8 @@
 //   0. streamed activations: no view's activations are held beyond the mini-batch that uses them. Each
 //      training step, validation pass and embedding pass asks the embedder for just its rows (ViewEmbedder
 //      `rows`: those items' wanted views; viewStream), so memory does not grow with the images: a cut at
-//      the input (planUnfreeze's biases 'all') holds a 3×224×224 view for a batch, not for every image.
+//      the input (planUnfreeze's biases 'all') holds a 3×224×224 view for a batch, not for every image;
+//      the validation rows, read every epoch, stay in memory up to PHASE2_VAL_MEMORY_MB (keptRows).
 //      The rows and their order are the ones phase 2 held in memory before (on beans-dev the validation
 //      losses of every epoch came out identical, for a cut at the input and at --unfreeze 2's block);
 //   1. views: epoch 1 trains on the views phase 1 embedded (same seed); with freshViews each later epoch e
@@ -408,6 +409,42 @@ export function viewStream<T extends { label: number }>(
 }
 
 /**
+ * Validation rows phase 2 keeps in memory, in MB (runPhase2, step 0): they are read every epoch, so the
+ * first rows up to this size stay (beans-dev/val's 60 photos cut at the input: 36 MB) and any beyond are
+ * produced again at each read: bounded whatever the validation set's size.
+ */
+export const PHASE2_VAL_MEMORY_MB = 64;
+
+/**
+ * `stream` with its rows kept in memory once read, up to `maxBytes` of them (the first ones read; later
+ * rows are read from `stream` every time). Reads return the same values as `stream`'s.
+ */
+export function keptRows(stream: TailStream, maxBytes: number): TailStream {
+  const kept = new Map<number, Float32Array>();
+  let held = 0;
+  return {
+    labels: stream.labels,
+    async read(rows) {
+      const missing = [...new Set(rows.filter((r) => !kept.has(r)))];
+      const got = missing.length ? await stream.read(missing) : undefined;
+      const d = got ? got.length / missing.length : kept.get(rows[0]!)!.length;
+      const now = new Map<number, Float32Array>();
+      missing.forEach((r, k) => {
+        const x = got!.subarray(k * d, (k + 1) * d);
+        now.set(r, x);
+        if (held + x.byteLength <= maxBytes) {
+          kept.set(r, x.slice());
+          held += x.byteLength;
+        }
+      });
+      const out = new Float32Array(rows.length * d);
+      rows.forEach((r, j) => out.set(kept.get(r) ?? now.get(r)!, j * d));
+      return out;
+    },
+  };
+}
+
+/**
  * Run phase 2 (see the module header). Errors: as trainUnfrozen and the embedder (EARG for a prototype
  * head or divergence); EARG for an option, a trainer config key or a setting it does not know
  * (`runPhase2: unknown option "setings" (options: plan, …)`, `… "config.epoch" (config options: …)`,
@@ -439,7 +476,8 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   const train = timed(viewStream(o.embedder, o.train, { ...common, views: o.views, seed: o.seed, transient: false, onRows: (k) => {
     if (produced < total) o.onActivations?.((produced = Math.min(total, produced + k)), total);
   } }));
-  const val = o.val.length ? timed(viewStream(o.embedder, o.val, { ...common, augment: {}, views: 1, seed: o.seed, transient: false })) : undefined;
+  // the validation rows, read every epoch: kept in memory up to PHASE2_VAL_MEMORY_MB
+  const val = o.val.length ? keptRows(timed(viewStream(o.embedder, o.val, { ...common, augment: {}, views: 1, seed: o.seed, transient: false })), PHASE2_VAL_MEMORY_MB * 1024 * 1024) : undefined;
   const fresh = (settings.freshViews ?? UNFREEZE_DEFAULTS.freshViews) && o.views > 1;
   // each later epoch's fresh views (used once: `transient`, a driver's cache does not keep them)
   const refresher = (items: readonly T[]) => (fresh ? async (epoch: number): Promise<TailRows> => timed(viewStream(o.embedder, items, { ...common, views: o.views, seed: freshViewSeed(o.seed, epoch), transient: true })) : undefined);

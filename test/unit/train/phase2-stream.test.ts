@@ -2,14 +2,15 @@
 // beyond the mini-batch that uses them. trainTail reads a TailStream a batch at a time and trains exactly
 // as on the same rows in memory; viewStream asks the embedder for just a batch's views (ViewEmbedder
 // `rows`, implemented by the library's Embedder) and lays them out as asked, also from an embedder that
-// ignores `rows`, and names a file that no longer reads; runPhase2 on real beans-dev photos through the
+// ignores `rows`, and names a file that no longer reads; keptRows keeps the first rows up to its size;
+// runPhase2 on real beans-dev photos through the
 // real frozen MobileNetV2 asks its embedder (the injected hook that counts what is alive) for at most a
 // batch of views per call, never every view, and trains as trainUnfrozen on every view held in memory.
 
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { trainTail, type TailData, type TailStream } from '../../../runtime/train/graph/tail-trainer.js';
-import { freshViewSeed, phase2Config, runPhase2, viewStream } from '../../../runtime/train/phase2.js';
+import { freshViewSeed, keptRows, phase2Config, runPhase2, viewStream } from '../../../runtime/train/phase2.js';
 import { planUnfreeze, trainUnfrozen } from '../../../runtime/train/finetune-tail.js';
 import { Embedder } from '../../../runtime/train/node/embed.js';
 import { parseAugmentation } from '../../../runtime/train/augment/ops.js';
@@ -65,6 +66,23 @@ describe('trainTail on a TailStream', () => {
     // a stream that gives the wrong number of values is refused, naming the read
     const short: TailStream = { labels: train.labels, read: async (rows) => new Float32Array(rows.length * 99) };
     await expect(trainTail({ tail, classes: 3, train: short, createSession: ortFactory }, { epochs: 1, batchSize: 8 })).rejects.toThrow('training rows of epoch 1: a read of 8 rows gave 792 values, expected 8 × 100');
+  });
+});
+
+describe('keptRows', () => {
+  it('keeps the first rows read up to its size and reads the others again, values unchanged', async () => {
+    const r = createRng(2, 'kept');
+    const data: TailData = { x: Float32Array.from({ length: 6 * 100 }, () => r.normal()), labels: Int32Array.from([0, 1, 2, 0, 1, 2]) };
+    const asked: number[][] = [];
+    const inner = counted(data, 100, []);
+    // room for 3 rows of 100 float32 values
+    const kept = keptRows({ labels: data.labels, read: (rows) => (asked.push([...rows]), inner.read(rows)) }, 3 * 400);
+    const first = await kept.read([4, 0, 1, 0, 5]);
+    const again = await kept.read([5, 4, 0, 1, 2]);
+    expect(asked).toEqual([[4, 0, 1, 5], [5, 2]]);
+    const row = (k: number) => data.x.subarray(k * 100, (k + 1) * 100);
+    [4, 0, 1, 0, 5].forEach((k, j) => expect(first.subarray(j * 100, (j + 1) * 100)).toEqual(row(k)));
+    [5, 4, 0, 1, 2].forEach((k, j) => expect(again.subarray(j * 100, (j + 1) * 100)).toEqual(row(k)));
   });
 });
 
@@ -124,11 +142,13 @@ describe('runPhase2 streams its activations', () => {
       const K = 3;
       const rng = createRng(11, 'head');
       const head: HeadWeights = { format: 'edgetune.head', version: 1, kind: 'linear', dims: 1280, classes: K, normalize: false, layers: [{ in: 1280, out: K, weight: randn(rng, 1280 * K, 0.05), bias: new Float32Array(K) }] };
-      // the hook: every call's row count
+      // the hook: every call's row count (and the validation images', views 1)
       const calls: number[] = [];
+      let valRows = 0;
       const embedder: ViewEmbedder<Item> = {
         embed: (its, e) => {
           calls.push(e.rows?.length ?? its.length * e.views);
+          if (e.views === 1) valRows += e.rows?.length ?? its.length;
           return frozen.embed(its.map((i) => i.file), { ...e, cache: null });
         },
       };
@@ -139,6 +159,8 @@ describe('runPhase2 streams its activations', () => {
       expect(calls.filter((n) => n <= 8).length).toBeGreaterThanOrEqual(2 * Math.ceil(42 / 8));
       expect(Math.max(...calls)).toBeLessThanOrEqual(32);
       expect(calls.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(2 * train.length * views + 2 * val.length);
+      // the validation rows (6 photos, 0.06 MB each here) are kept in memory (PHASE2_VAL_MEMORY_MB): produced once
+      expect(valRows).toBe(val.length);
       expect(r.summary.freshViews).toBe(true);
       expect(r.tuned!.embeddings.train.length).toBe(train.length * views * 1280);
       // the same run on every view held in memory (epoch 1 on the seed's views, epoch 2 on freshViewSeed(seed, 2)'s)
