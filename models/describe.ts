@@ -18,6 +18,7 @@ import { labelsOf, loadLabelSet, loadRegistry, RESOLVE_OPTION_KEYS, resolveModel
 import { specOf, type ModelEntry } from './registry.js';
 import { importedModelId } from './import.js';
 
+/** describeModel's options: where to find the model (ResolveOptions) and the caller's own card layer. */
 export interface DescribeOptions extends ResolveOptions {
   /** Highest-priority layer: what the user said (CLI flags, library options). */
   overrides?: CardLayer;
@@ -34,6 +35,7 @@ export const DESCRIBE_OPTION_KEYS = [...RESOLVE_OPTION_KEYS, 'overrides', 'allow
 /** `never` while DESCRIBE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDescribeOption = AssertNever<Exclude<keyof DescribeOptions, (typeof DESCRIBE_OPTION_KEYS)[number]>>;
 
+/** A described model: its merged card, where its file is, the file's bytes (read once) and what the graph declares. */
 export interface DescribedModel {
   card: ModelCard;
   /** Absolute path of the model file. */
@@ -109,7 +111,8 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
   const layers: Partial<Record<CardSource, CardLayer>> = {};
   if (opts.overrides) layers.flags = opts.overrides;
   // An imported model's card file sits beside its source (`model.card.json` for `model.tflite`).
-  const cardFile = await readCardFile(cardFilePath(resolved.importedFrom ?? resolved.path));
+  const cardPath = cardFilePath(resolved.importedFrom ?? resolved.path);
+  const cardFile = await readCardFile(cardPath);
   if (cardFile) layers['card-file'] = cardFile;
   if (resolved.entry) layers.registry = await registryLayer(resolved.entry, opts);
   const imagenet = loadRegistry().labelSets.imagenet!;
@@ -120,6 +123,7 @@ export async function describeBytes(bytes: Uint8Array, resolved: ResolvedModel, 
     id: file,
     name: resolved.importedFrom ? `${resolved.importedFrom} (converted: ${resolved.path})` : resolved.path,
     layers,
+    ...(cardFile ? { layerFiles: { 'card-file': cardPath } } : {}),
     allowNonClassifier: opts.allowNonClassifier,
     ...(model ? { model } : {}),
     assumedLabels: (n) =>

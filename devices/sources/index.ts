@@ -6,8 +6,9 @@ import { stat } from 'node:fs/promises';
 import { EdgetuneError } from '../../runtime/core/errors.js';
 import { maskUri } from '../../runtime/core/redact.js';
 import { openCsiSource } from './csi.js';
-import { openFfmpegSource, pathToUriPart } from './ffmpeg.js';
-import { openDirSource, openWebcamSource } from './still.js';
+import { filePath, openFfmpegSource, pathToUriPart } from './ffmpeg.js';
+import { openDirSource, openImageFileSource, openWebcamSource } from './still.js';
+import { isStillImageFile } from '../../runtime/image/decode.js';
 import type { FrameSource, ReconnectOptions, SourceOptions } from './types.js';
 import { checkOptionKeys, type AssertNever } from '../../runtime/core/options.js';
 
@@ -19,13 +20,17 @@ const RECONNECT_OPTION_KEYS = ['retries', 'initialMs', 'maxMs', 'stallTimeoutMs'
 /** `never` while RECONNECT_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedReconnectOption = AssertNever<Exclude<keyof ReconnectOptions, (typeof RECONNECT_OPTION_KEYS)[number]>>;
 
+/** The URI schemes createSource opens (a bare path is file:// or, for a folder, dir://). */
 export const SOURCE_SCHEMES = ['v4l2', 'rtsp', 'rtsps', 'http', 'https', 'file', 'csi', 'webcam', 'dir', 'test'] as const;
 
+/** The sources as the CLI's help lists them (watch, capture): one line per scheme, with what it needs. */
 export const SOURCES_USAGE = `Sources:
   v4l2:///dev/video0[?size=1280x720&fps=30&format=mjpeg]   USB/UVC camera (ffmpeg)
   rtsp://user:pass@host/stream, http(s)://host/video.mjpg     IP camera (ffmpeg; RTSP over TCP)
   file://path/video.mp4                                       video file (ffmpeg), paced in real time
                                                               unless --as-fast-as-possible
+  photo.jpg, file://path/photo.png                            still photo: one frame, decoded as classify
+                                                              decodes it (EXIF orientation applied)
   csi://0[?width=1920&height=1080&fps=30&flip=0]              Jetson CSI camera (GStreamer nvarguscamerasrc)
   webcam:default, webcam:/dev/video1[?size=1280x720]          snapshots by fswebcam (Linux) / imagesnap (macOS)
   dir://path/to/frames[?fps=2]                                sorted image sequence (paced when fps is given)
@@ -69,9 +74,13 @@ export async function createSource(uri: string, options: SourceOptions = {}): Pr
     case 'rtsps':
     case 'http':
     case 'https':
-    case 'file':
     case 'test':
       return openFfmpegSource(u, options);
+    case 'file': {
+      // one decode path: a still photo is decoded as classify decodes it (sharp, EXIF orientation), a video by ffmpeg
+      const { file } = filePath(u);
+      return (await isStillImageFile(file)) ? openImageFileSource(u, file, options) : openFfmpegSource(u, options);
+    }
     case 'csi':
       return openCsiSource(u, options);
     case 'dir':

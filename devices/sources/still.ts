@@ -1,7 +1,8 @@
 // Still-image sources, decoded with sharp exactly like `classify` decodes (runtime/image/decode.ts, so the
-// model sees the same pixels): dir:// plays a sorted image sequence (numeric-aware order, optional
-// fps for media time and pacing) and webcam: takes snapshots by running fswebcam (Linux) or imagesnap
-// (macOS) for machines with no other way to reach a camera. A corrupt image is reported
+// model sees the same pixels, EXIF orientation applied): a still photo given as a file (`watch photo.jpg`:
+// one frame), dir:// plays a sorted image sequence (numeric-aware order, optional fps for media time and
+// pacing) and webcam: takes snapshots by running fswebcam (Linux) or imagesnap (macOS) for machines with no
+// other way to reach a camera. A corrupt image is reported
 // and skipped; a sequence none of whose images decode is an error; a failing snapshot tool is retried
 // with backoff.
 
@@ -60,7 +61,7 @@ interface StillContext {
  * The FrameSource both still sources are: frames() iterable once, events, close() stopping the
  * generator (and running `cleanup`). `produce` yields the frames.
  */
-function stillSource(uri: string, kind: 'dir' | 'webcam', live: boolean, o: SourceOptions, produce: (ctx: StillContext) => AsyncGenerator<Frame>, cleanup?: () => Promise<void>): FrameSource {
+function stillSource(uri: string, kind: 'file' | 'dir' | 'webcam', live: boolean, o: SourceOptions, produce: (ctx: StillContext) => AsyncGenerator<Frame>, cleanup?: () => Promise<void>): FrameSource {
   const g = geometryOf(o);
   const spec = specFor(g);
   const ac = new AbortController();
@@ -88,7 +89,32 @@ function stillSource(uri: string, kind: 'dir' | 'webcam', live: boolean, o: Sour
   return src;
 }
 
-/** `dir://path/to/frames?fps=2`: sorted image files. */
+/**
+ * A still photo as a source (`watch photo.jpg`, `file://photo.jpg` naming a still image:
+ * isStillImageFile): decoded once, at open, by decodeImage as `classify` decodes it (EXIF orientation,
+ * the same resize and crop; ffmpeg ignored PNG's and WebP's orientation and read a rotated JPEG with the
+ * unrotated size), then one frame (seq 0, pts 0) and the end. Kind `file`, not live. Errors: EINPUT
+ * naming the file, as classify's (`photo.jpg: corrupt or truncated image (…)`).
+ */
+export async function openImageFileSource(uri: string, file: string, o: SourceOptions): Promise<FrameSource> {
+  const img = await decodeImage(file, specFor(geometryOf(o)));
+  return stillSource(uri, 'file', false, o, async function* ({ events, signal }) {
+    if (signal.aborted) return;
+    const frame = toFrame(img, 0, 0);
+    frame.timestamp = Date.now();
+    yield frame;
+    events.emit({ type: 'end', message: `file: end of ${file} (a still image: 1 frame)` });
+  });
+}
+
+/**
+ * `dir://path/to/frames?fps=2`: the folder's images (IMAGE_EXTENSIONS, hidden files left out) in
+ * numeric-aware name order, each decoded by decodeImage at the options' geometry; `fps` (frames per
+ * second; option or query) gives media time (`pts`, ms) and, with `realtime` (default: on when fps is
+ * given), pacing. A frame that does not decode is reported (`skip` event) and skipped. Errors: EARG for no
+ * folder or a bad fps; EINPUT when the path is not a readable folder or holds no image it decodes (when
+ * opened), or none of its images decodes (from frames()).
+ */
 export async function openDirSource(uri: string, o: SourceOptions): Promise<FrameSource> {
   const { base, params } = splitQuery(uri.replace(/^dir:(\/\/)?/, ''));
   // `dir://` alone (`dir://$FRAMES` with the variable unset) would stream the current folder's images

@@ -7,7 +7,7 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { placeholderKind } from '../core/text.js';
 import { parseModelInfo, readMetadataProps, type EmbeddedModelInfo } from '../core/metadata.js';
 import { decideLabels } from '../core/labels.js';
-import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard } from '../core/model-card.js';
+import { CARD_SOURCES, mergeCard, type CardLayer, type CardSource, type ModelCard, type ModelTask } from '../core/model-card.js';
 import { DEFAULT_SPEC, checkSpec } from '../image/preprocess.js';
 import { graphSignature, type SignatureEntry } from '../onnx/graph.js';
 import { decodeModel, type OnnxModel } from '../onnx/model.js';
@@ -78,12 +78,14 @@ export function outputSize(sig: GraphSignature): number {
 
 /**
  * What the graph alone says (names, input size, layout, channels, dtype), and, as the `assumed`
- * layer, the ImageNet habits for the rest (labels: `assumedLabels`, default class numbers).
+ * layer, the ImageNet habits for the rest (labels: `assumedLabels`, default class numbers). `task`
+ * (absent: classification) words the label note: a regression model's outputs are values, not classes.
  */
 export function graphLayers(
   id: string,
   sig: GraphSignature,
   assumedLabels?: (outputs: number) => { labels: string[]; labelOffset: number; note: string } | undefined,
+  task?: ModelTask,
 ): { graph: CardLayer; assumed: CardLayer; labelNote: string } {
   const input = sig.inputs[0]!;
   const output = sig.outputs[0]!;
@@ -117,7 +119,8 @@ export function graphLayers(
   } else {
     assumed.labels = Array.from({ length: n }, (_, i) => String(i));
   }
-  return { graph, assumed, labelNote: named ? named.note : `${n} unnamed classes` };
+  const unnamed = task === 'regression' ? `${n} unnamed values (named by their index, 0 to ${n - 1})` : `${n} unnamed classes`;
+  return { graph, assumed, labelNote: named ? named.note : unnamed };
 }
 
 /** Whether an input is an image tensor edgetune can feed: float [N,C,H,W] or [N,H,W,C] with C = 1 or 3. */
@@ -199,6 +202,7 @@ function sigmoidTensors(nodes: readonly { opType?: string | null; input: readonl
   return out;
 }
 
+/** How cardFromBytes / cardFromSignature name, layer and check a model's card. */
 export interface CardFromBytesOptions {
   /** The model's id (registry id or file name). */
   id: string;
@@ -206,6 +210,8 @@ export interface CardFromBytesOptions {
   name?: string;
   /** Layers above the file's own: `flags`, `card-file`, `registry`. */
   layers?: Partial<Record<CardSource, CardLayer>>;
+  /** The file a layer was read from (`card-file`: the `.card.json` path), named in label errors after the source. */
+  layerFiles?: Partial<Record<CardSource, string>>;
   /** Describe a model whose output is not class scores (a backbone, an embedding extractor). Default false. */
   allowNonClassifier?: boolean;
   /** Labels to assume for an undescribed model with this many outputs (e.g. ImageNet for 1000/1001). */
@@ -266,10 +272,19 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
   const layers: Partial<Record<CardSource, CardLayer>> = { ...o.layers };
   // the graph's own sizes are bounded before graphLayers numbers its outputs (one label string each)
   checkDeclaredSizes(name, { classes: outputSize(signature), source: 'the graph' });
-  const g = graphLayers(o.id, signature, o.assumedLabels);
+  // the task is the highest layer's that says one (the card rule): a regression model's values are never named by ImageNet's classes
+  const task = CARD_SOURCES.map((s) => layers[s]?.task).find((t) => t !== undefined);
+  const g = graphLayers(o.id, signature, task === 'regression' ? undefined : o.assumedLabels, task);
   layers.graph = g.graph;
   layers.assumed = g.assumed;
   const card = mergeCard(layers);
+  if (card.task === 'regression' && card.sources.outputKind === 'assumed') {
+    // a regression model's outputs are its values, read as they are (toProbabilities never changes them):
+    // the layer that says "regression" says that too, nothing is assumed (it used to read "softmax applied
+    // unless outputs already sum to 1", and classify did soften the values into a distribution)
+    card.outputKind = 'probabilities';
+    card.sources.outputKind = card.sources.task!;
+  }
   if (card.task === 'multilabel' && card.outputKind === 'auto') {
     // decided once per model from the graph, never from a row's values (a logit of 0.4 is in [0, 1] too)
     const sigmoid = o.sigmoidOutputs?.has(card.outputName) ?? false;
@@ -309,6 +324,8 @@ export function cardFromSignature(signature: GraphSignature, o: CardFromBytesOpt
       ...(stated ? { offset: card.labelOffset, offsetFrom: card.sources.labelOffset } : {}),
       outputs: classCount(output),
       model: name,
+      ...(card.task ? { task: card.task } : {}),
+      ...(o.layerFiles ? { files: o.layerFiles } : {}),
     });
     card.labels = d.labels;
     card.labelOffset = d.labelOffset;

@@ -4,18 +4,23 @@
 
 import type { ModelTask, OutputKind } from '../core/model-card.js';
 
+/** One ranked class of a row. */
 export interface Prediction {
   /** Class index in the label set (output index minus the label offset). */
   index: number;
+  /** `labels[index]`, or the index as text when the card names no label there. */
   label: string;
+  /** The class's probability after toProbabilities, 0..1 (multilabel: its own sigmoid, not a share of 1). */
   score: number;
 }
 
+/** What postprocessing needs of a model card: how outputs become probabilities and how they are named. */
 export interface PostprocessSpec {
   /** `logits` get a softmax; `probabilities` are used as they are; `auto` is decided per row. */
   kind: OutputKind;
   /** Output index of label 0 (1 when index 0 is a background class). */
   labelOffset: number;
+  /** Class names; label i names output i + labelOffset. */
   labels: readonly string[];
 }
 
@@ -67,11 +72,12 @@ export function klDivergence(p: ArrayLike<number>, q: ArrayLike<number>): number
  * get an element-wise sigmoid (never a softmax across labels, which made a one-label model's score
  * 100% for every image), and so does `auto`: the card decides a multilabel model's kind once, from
  * its graph (classify/describe.ts: an output a Sigmoid produces is `probabilities`), never from a
- * row's values (a logit of 0.4 lies in [0, 1] too).
+ * row's values (a logit of 0.4 lies in [0, 1] too). A `regression` model's row is its values, returned
+ * as they are whatever `kind` says (a softmax made them a distribution summing to 1).
  * The result may share memory with `row`.
  */
 export function toProbabilities(row: Float32Array, kind: OutputKind, task?: ModelTask): Float32Array {
-  if (kind === 'probabilities') return row;
+  if (kind === 'probabilities' || task === 'regression') return row;
   if (task === 'multilabel') {
     return Float32Array.from(row, (v) => 1 / (1 + Math.exp(-v)));
   }
@@ -84,6 +90,11 @@ export function toProbabilities(row: Float32Array, kind: OutputKind, task?: Mode
   return Math.abs(s - 1) < 1e-3 ? row : softmax(row);
 }
 
+/**
+ * The `k` most probable classes of one row of probabilities (output order, length = outputs), highest
+ * first: outputs below `spec.labelOffset` (a background class) are never returned, so fewer than `k`
+ * come back only when the row has fewer labelled outputs. Ties keep the lower index first.
+ */
 export function topK(probs: ArrayLike<number>, k: number, spec: PostprocessSpec): Prediction[] {
   const picked = topIndices(probs, k + spec.labelOffset);
   const out: Prediction[] = [];

@@ -11,7 +11,11 @@
 // is checked; otherwise it is decided from the counts: as many labels as outputs → offset 0 (a Coral
 // 1001-line file starting with `background` on a 1001-output model keeps "background" as label 0),
 // one label fewer than outputs → offset 1 (output 0 is an unnamed background class). Any other count
-// is refused with both numbers and where the labels came from.
+// is refused with both numbers and where the labels came from. Every label names its output: an empty
+// (or all-space) label is refused wherever it came from (a JSON label list, a card, embedded metadata).
+// A multilabel or regression model's outputs are read by their labels' names (the labels above 50%,
+// `values[].name`, a CSV's columns), so its labels must be unique; a classifier's may repeat (Coral's
+// ImageNet list names outputs 135 and 518 "crane": the index tells them apart, as ImageNet does).
 //
 // The folder rule (README "Labels"): a class folder matches a label exactly; else, with case, `_`/`-`
 // and repeated spaces ignored, one of the label's comma-separated synonyms (ImageNet's "tench, Tinca
@@ -19,6 +23,7 @@
 // that matches several labels at its first matching step is ambiguous; two folders on one label clash.
 
 import { EdgetuneError } from './errors.js';
+import type { ModelTask } from './model-card.js';
 
 /** What a class name must be (isClassName), for messages. */
 export const CLASS_NAME_RULE = 'a class name (not empty, not "." or ".."; no line break or other control character, no "/", no leading or trailing space)';
@@ -98,6 +103,7 @@ export interface LabelDecision {
   reason: string;
 }
 
+/** What decideLabels decides from: the merged card's labels, where they and a stated offset came from, and the output size. */
 export interface DecideLabelsInput {
   labels: readonly string[];
   /** Where the labels came from (a card source: `flags`, `card-file`, `embedded`, …), for messages. */
@@ -110,25 +116,55 @@ export interface DecideLabelsInput {
   outputs: number | undefined;
   /** How errors name the model (empty: the caller prefixes its own name). */
   model: string;
+  /** What the outputs mean (absent: classification): a multilabel or regression model's labels must be unique. */
+  task?: ModelTask;
+  /**
+   * The file each source was read from (`card-file`: the `.card.json` beside the model), named in
+   * errors after the source: `(from card-file /m/m.card.json)`. Never in `reason`, which the kiosk page
+   * receives with the card.
+   */
+  files?: Readonly<Record<string, string>>;
 }
 
 /**
  * Decide labels and offset together by the label rule (see the module header). Errors: EMODEL naming
- * the model, the counts and the source, e.g. `m.onnx: 7 labels (from flags) for 6 outputs: a label
- * list has one name per output, or one fewer when output 0 is a background class`, `m.onnx: label
- * offset 1000000000 (from card-file) + 6 labels (from card-file) = 1000000006, but the model has 6
- * outputs`, or `m.onnx: the output has 0 scores per image: nothing to classify`.
+ * the model, the counts and the source (and its file, `files`), e.g. `m.onnx: 7 labels (from flags) for
+ * 6 outputs: a label list has one name per output, or one fewer when output 0 is a background class`,
+ * `m.onnx: label offset 1000000000 (from card-file /m/m.card.json) + 6 labels (from card-file
+ * /m/m.card.json) = 1000000006, but the model has 6 outputs; …`, `m.onnx: the output has 0 scores per
+ * image: nothing to classify`, `m.onnx: labels[9] (from embedded) is empty: every label names an
+ * output`, or `m.onnx: labels[3] and labels[9] (from flags) are both "8": a regression model's outputs
+ * are read by their labels' names, so no two may be the same`.
  */
 export function decideLabels(o: DecideLabelsInput): LabelDecision {
   const n = o.labels.length;
   const N = o.outputs;
   const at = o.model ? `${o.model}: ` : '';
+  const from = (source: string) => (o.files?.[source] ? `${source} ${o.files[source]}` : source);
+  const labelsFrom = from(o.labelsFrom);
   if (N === 0) throw new EdgetuneError('EMODEL', `${at}the output has 0 scores per image: nothing to classify`, { subject: o.model });
+  const blank = o.labels.findIndex((l) => l.trim() === '');
+  if (blank >= 0) {
+    const l = o.labels[blank]!;
+    throw new EdgetuneError('EMODEL', `${at}labels[${blank}] (from ${labelsFrom}) is ${l === '' ? 'empty' : `only spaces (${JSON.stringify(l)})`}: every label names an output`, { subject: o.model });
+  }
+  if (o.task === 'multilabel' || o.task === 'regression') {
+    const seen = new Map<string, number>();
+    o.labels.forEach((l, i) => {
+      const first = seen.get(l);
+      if (first !== undefined) {
+        throw new EdgetuneError('EMODEL', `${at}labels[${first}] and labels[${i}] (from ${labelsFrom}) are both ${JSON.stringify(l)}: a ${o.task} model's outputs are read by their labels' names, so no two may be the same`, {
+          subject: o.model,
+        });
+      }
+      seen.set(l, i);
+    });
+  }
   if (o.offset !== undefined) {
     if (N !== undefined && n + o.offset !== N) {
       throw new EdgetuneError(
         'EMODEL',
-        `${at}label offset ${o.offset} (from ${o.offsetFrom ?? o.labelsFrom}) + ${n} labels (from ${o.labelsFrom}) = ${n + o.offset}, but the model has ${N} outputs; label i names output i + offset, so the list must cover the output exactly`,
+        `${at}label offset ${o.offset} (from ${from(o.offsetFrom ?? o.labelsFrom)}) + ${n} labels (from ${labelsFrom}) = ${n + o.offset}, but the model has ${N} outputs; label i names output i + offset, so the list must cover the output exactly`,
         { subject: o.model },
       );
     }
@@ -142,7 +178,7 @@ export function decideLabels(o: DecideLabelsInput): LabelDecision {
   }
   throw new EdgetuneError(
     'EMODEL',
-    `${at}${n} labels (from ${o.labelsFrom}) for ${N} outputs: a label list has one name per output, or one fewer when output 0 is a background class`,
+    `${at}${n} labels (from ${labelsFrom}) for ${N} outputs: a label list has one name per output, or one fewer when output 0 is a background class`,
     { subject: o.model },
   );
 }
@@ -150,14 +186,19 @@ export function decideLabels(o: DecideLabelsInput): LabelDecision {
 /** How a class folder matched its label. */
 export type FolderMatchKind = 'exact' | 'normalised' | 'singular';
 
+/** One class folder matched to one label by matchClassFolders. */
 export interface FolderMatch {
+  /** The folder's name (not its path). */
   folder: string;
   /** Index into the label list (add the model's label offset for the output index). */
   index: number;
+  /** `labels[index]`, as the model names it. */
   label: string;
+  /** Which step of the folder rule matched it. */
   how: FolderMatchKind;
 }
 
+/** What matchClassFolders found: the folders matched, and one sentence per folder that was not. */
 export interface FolderMatching {
   /** The folders that matched one label, in the folders' order. */
   matched: FolderMatch[];

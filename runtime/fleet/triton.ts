@@ -540,6 +540,17 @@ export interface TritonRepositoryModel {
   /** `<entry>/<version>/model.onnx` of the highest version. */
   file: string;
   version: number;
+  /** The entry's config.pbtxt `max_batch_size` (0 when the config has none: the proto3 default), what Triton serves it with. */
+  maxBatchSize: number;
+}
+
+/**
+ * The top-level `max_batch_size` of a config.pbtxt's text (protobuf text format: `max_batch_size: 8`,
+ * spaces around the colon allowed); 0 when absent (proto3's default, as Triton reads it).
+ */
+export function configMaxBatchSize(config: string): number {
+  const m = /^[ \t]*max_batch_size[ \t]*:[ \t]*(\d+)[ \t]*(?:#.*)?$/m.exec(config);
+  return m ? Number(m[1]) : 0;
 }
 
 /**
@@ -547,7 +558,7 @@ export interface TritonRepositoryModel {
  * Triton loads): for `dir` a repository, each entry (a sub-folder holding config.pbtxt; folders starting
  * with "." are skipped: the export's temporaries), in name order; for `dir` an entry itself (config.pbtxt
  * in it), that one. Each is its highest version's model.onnx, the version Triton serves by its default
- * version policy (latest 1). Undefined when there is no config.pbtxt at either level (not a repository).
+ * version policy (latest 1), with the entry's max_batch_size. Undefined when there is no config.pbtxt at either level (not a repository).
  * Errors: EMODEL naming the entry when it has no version folder, or when its highest version has no
  * model.onnx (Triton would fail to load it too).
  */
@@ -566,7 +577,7 @@ export async function tritonRepositoryModels(dir: string): Promise<TritonReposit
     if (version === undefined) throw new EdgetuneError('EMODEL', `${entry}: a Triton repository entry without a version folder (<entry>/1/model.onnx)`, { subject: entry });
     const file = path.join(entry, String(version), 'model.onnx');
     if (!(await exists(file))) throw new EdgetuneError('EMODEL', `${file} missing: version ${version} is the highest of the entry ${entry}, the one Triton serves`, { subject: entry });
-    out.push({ name: path.basename(entry), file, version });
+    out.push({ name: path.basename(entry), file, version, maxBatchSize: configMaxBatchSize(await readFile(path.join(entry, 'config.pbtxt'), 'utf8')) });
   }
   return out;
 }

@@ -5,6 +5,7 @@
 // pixel path. Decompression bombs are refused by a pixel limit. Errors name the file and the problem.
 
 import { access, constants, lstat, open, stat } from 'node:fs/promises';
+import { extname } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
 import { EdgetuneError, messageOf } from '../core/errors.js';
 import { errnoWords } from '../io/errno.js';
@@ -13,6 +14,7 @@ import { fitGeometry, MAX_IMAGE_PIXELS, pixelLimitMessage } from './geometry.js'
 import type { HwcImage, PreprocessSpec } from './preprocess.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 
+/** Options of decodeImage and decodeFull (DECODE_OPTION_KEYS; a misspelt key is refused). */
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (width × height). Default 100 000 000 (e.g. 10000×10000). */
   maxPixels?: number;
@@ -25,6 +27,7 @@ export const DECODE_OPTION_KEYS = ['maxPixels', 'background'] as const satisfies
 /** `never` while DECODE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedDecodeOption = AssertNever<Exclude<keyof DecodeOptions, (typeof DECODE_OPTION_KEYS)[number]>>;
 
+/** decodeImage's default `maxPixels`: MAX_IMAGE_PIXELS (100 000 000 pixels, runtime/image/geometry.ts), past which an image is refused as a possible decompression bomb. */
 export const DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS;
 
 /** The largest side or offset sharp's resize/extract accept (its argument checks: 0 to 1e8). */
@@ -50,6 +53,9 @@ function explain(err: unknown, format: string | undefined, input?: string | Uint
     if (format && decodedFormat(format)) return `corrupt image (a damaged ${format} file: its decoder does not recognise it)`;
     return format ? `unsupported image format (${format}; this build decodes ${DECODED_IMAGE_EXTENSIONS.join(' ')})` : 'not a supported image (unsupported image format)';
   }
+  // a TIFF's decoder (libtiff through tiff2vips) also reports the codecs inside it: libjpeg's words about a
+  // JPEG-compressed strip are the TIFF's damage, not a JPEG file's ("0-bit JPEG", "Not a JPEG file")
+  if (format === 'TIFF' && !foreign(decisiveLine(m, input), format)) return tiffWords(decisiveLine(m, input));
   // libheif: an iPhone's HEIC photo is HEIF compressed with HEVC, which this build of sharp (AVIF only) cannot decode
   const codec = /compression format has not been built in: (\w+)/i.exec(m)?.[1];
   if (codec) {
@@ -66,6 +72,27 @@ function explain(err: unknown, format: string | undefined, input?: string | Uint
   return line;
 }
 
+/** A libvips line that says a TIFF's data ends early or points past the end of the file. */
+const TRUNCATED_TIFF = /not enough data|read error|seek error|premature end|unexpected end|bad seek/i;
+
+/**
+ * A TIFF's failure (its decisive line, see decisiveLine) in the words the other formats' failures use:
+ * `corrupt or truncated image (a damaged TIFF file: Not enough data at scanline 0 (short 12288 bytes))`,
+ * `corrupt image (a damaged TIFF file: Bad value 0 for "Orientation" tag)`, or for a compression this
+ * build lacks `unsupported image compression (TIFF compressed with Old-style JPEG: …); convert it to JPEG
+ * or PNG first`. libvips' and libtiff's prefixes (`Input file has corrupt header:`, `tiff2vips:`, libtiff's
+ * name for the stream, `source input:`) are left out: the file is named before the reason.
+ */
+function tiffWords(line: string): string {
+  const r = line
+    .replace(/^Input (file|buffer) has corrupt header:\s*/i, '')
+    .replace(/^tiff2vips:\s*/, '')
+    .replace(/^(Warning )?source input[:;]\s*/, '');
+  const missing = /^(.+?) compression support is not configured/i.exec(r)?.[1] ?? /^Compression scheme ([1-9]\d*) \w+ decoding is not implemented/i.exec(r)?.[1];
+  if (missing) return `unsupported image compression (TIFF compressed with ${/^\d+$/.test(missing) ? `scheme ${missing}` : missing}: this build does not decode it); convert it to JPEG or PNG first`;
+  return `${TRUNCATED_TIFF.test(r) ? 'corrupt or truncated image' : 'corrupt image'} (a damaged TIFF file: ${r || 'its decoder gives no reason'})`;
+}
+
 /** Whether this build of sharp decodes the sniffFormat-named format (a file of it that is "unsupported" is damaged). */
 function decodedFormat(format: string): boolean {
   const id = ({ JPEG: 'jpeg', PNG: 'png', GIF: 'gif', WebP: 'webp', TIFF: 'tiff' } as Record<string, keyof typeof sharp.format>)[format];
@@ -76,17 +103,30 @@ function decodedFormat(format: string): boolean {
 const SEEK_NOISE = /(^|: )bad seek to \d+$/;
 
 /**
- * The line of a libvips message that says why: lines are stripped of this file's path prefix, seek
- * probing lines are passed over when a line with a reason follows, and the first remaining line is taken.
+ * libtiff's warnings, which libvips passes on with the error that follows them (`tiff2vips: Warning source
+ * input; Tag InkNames:` and its indented continuation, `… is TIFF_SETGET_UNDEFINED and thus tag is not read
+ * from file`): a warning is the reason a decode failed only when nothing else is said.
+ */
+const TIFF_WARNING = /\btiff2vips: Warning\b|TIFF_SETGET_UNDEFINED/;
+
+/**
+ * The line of a libvips message that says why: lines are stripped of this file's path prefix (an
+ * indented line continues the one before); seek probing lines, libtiff's warnings (TIFF_WARNING) and a
+ * line cut short where libvips' error buffer filled up (ending "...") are passed over when a line with a
+ * reason is left, and the first remaining line is taken.
  */
 function decisiveLine(message: string, input?: string | Uint8Array): string {
   const own = typeof input === 'string' ? `${input}: ` : undefined;
-  const lines = message
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => (own && l.startsWith(own) ? l.slice(own.length) : l));
-  return lines.find((l) => !SEEK_NOISE.test(l)) ?? lines[0] ?? message;
+  const entries: string[] = [];
+  for (const raw of message.split('\n')) {
+    const l = raw.trim();
+    if (!l) continue;
+    if (/^\s/.test(raw) && entries.length) entries[entries.length - 1] += ` ${l}`;
+    else entries.push(own && l.startsWith(own) ? l.slice(own.length) : l);
+  }
+  const errors = entries.filter((l) => !TIFF_WARNING.test(l));
+  const whole = errors.filter((l) => !l.endsWith('...'));
+  return whole.find((l) => !SEEK_NOISE.test(l)) ?? whole[0] ?? errors[0] ?? entries[0] ?? message;
 }
 
 /**
@@ -218,7 +258,10 @@ let retryChain: Promise<unknown> = Promise.resolve();
 /**
  * Run a sharp pipeline to HWC pixels. libvips keeps one error buffer per process: when several
  * decodes fail at the same moment (decode-ahead over a folder of broken files), one of them can be
- * left with "Unknown error". Such a failure is run once more, alone, to get the real reason.
+ * left with "Unknown error", another file's reason, or its own and another's. Another format's decoder
+ * gives the crosstalk away, but two damaged TIFFs (or two JPEGs) read alike: so a failure is run again,
+ * alone (one re-run at a time), until a reason comes back that an earlier run gave (a file's own failure
+ * is the same every time; at most 3 re-runs), and the last run's reason is the one told.
  */
 async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Array, opts: DecodeOptions, label: string): Promise<HwcImage> {
   const toImage = ({ data, info }: Raw): HwcImage => ({
@@ -234,9 +277,12 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
     failure = err;
   }
   const format = sniffFormat(await headOf(input));
-  // a vague message, or one from another format's decoder (another file's failure): run again, alone
+  // a vague message, or one from another format's decoder (another file's failure), never settles it
   const vague = (e: unknown) => noReason(e) || namesOtherFile(messageOf(e), input) || (format !== undefined && foreign(decisiveLine(messageOf(e), input), format));
-  for (let attempt = 0; attempt < 3 && vague(failure); attempt++) {
+  const reason = (e: unknown) => decisiveLine(messageOf(e), input);
+  // our own refusals (vector image, geometry) are not libvips' buffer: they are the reason as they are
+  const seen = new Set(vague(failure) ? [] : [reason(failure)]);
+  for (let attempt = 0; attempt < 3 && !(failure instanceof EdgetuneError); attempt++) {
     const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
     retryChain = again.catch(() => undefined);
     try {
@@ -244,6 +290,9 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
     } catch (err) {
       failure = err;
     }
+    if (vague(failure)) continue;
+    if (seen.has(reason(failure))) break; // a reason two runs gave: the file's own
+    seen.add(reason(failure));
   }
   throw new EdgetuneError('EINPUT', `${label}: ${await describeFailure(input, failure, opts, format)}`, { subject: label, cause: failure });
 }
@@ -268,6 +317,13 @@ async function describeFailure(input: string | Uint8Array, err: unknown, opts: D
     }
   }
   if (/^Expected .+ for \w+ but received /.test(m)) return `cannot be decoded to the model's input (the decoder refused its own geometry: ${format ?? 'unknown'} image)`;
+  // the header read, but its bands do not convert to RGB (a TIFF's PhotometricInterpretation damaged:
+  // "vips_colourspace: no known route from 'multiband' to 'srgb'", "linear: vector must have 1 or 2 elements")
+  if (/^(vips_colourspace|linear): /.test(decisiveLine(m, input))) {
+    const h = await sharp(input, { limitInputPixels: false }).metadata().catch(() => undefined);
+    const what = h ? `its header's ${h.channels} channels in colour space "${h.space}"` : 'its channels';
+    return `corrupt image (a damaged ${format ?? h?.format?.toUpperCase() ?? 'image'} file: ${what} do not convert to RGB)`;
+  }
   if (/exceeds pixel limit/i.test(messageOf(err))) {
     const limit = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
     try {
@@ -300,7 +356,7 @@ export async function decodeFull(input: string | Uint8Array, opts: DecodeOptions
   return run(make, input, opts, label);
 }
 
-/** Encode HWC pixels as JPEG (snapshots, captured frames). */
+/** Encode 8-bit HWC pixels (1, 3 or 4 channels) as a JPEG (snapshots, captured frames); `quality` 1–100, default 90. */
 export async function encodeJpeg(img: HwcImage, quality = 90): Promise<Buffer> {
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 | 4 } })
     .jpeg({ quality })
@@ -327,6 +383,27 @@ export const DECODED_IMAGE_EXTENSIONS: readonly string[] = suffixesOf((id) => !V
  * refused with the reason (refuseVector) instead of passed over unseen. The same sharp.format list.
  */
 export const IMAGE_EXTENSIONS: readonly string[] = suffixesOf(() => true);
+
+/** The sniffFormat names of the formats sharp decodes here, whatever the file's name. */
+const DECODED_SIGNATURES = new Set(['JPEG', 'PNG', 'GIF', 'WebP', 'TIFF']);
+
+/**
+ * Whether `file` is a still image that decodeImage reads: named like one (IMAGE_EXTENSIONS), or starting
+ * like a JPEG, PNG, GIF, WebP or TIFF whatever its name, and not an animation (a GIF or WebP of several
+ * frames, a video to ffmpeg). A still photo given as a stream source (`watch photo.jpg`) is decoded as
+ * classify decodes it (EXIF orientation applied, the same resize and crop), never by ffmpeg. Never throws:
+ * a damaged or unreadable image file is still one (decodeImage then names its problem); a path that is
+ * not a file (missing, a folder, ffmpeg's `frame_%04d.png` pattern) is not (the video source names it).
+ */
+export async function isStillImageFile(file: string): Promise<boolean> {
+  if (!(await stat(file).then((st) => st.isFile(), () => false))) return false;
+  const named = IMAGE_EXTENSIONS.includes(extname(file).toLowerCase());
+  const format = sniffFormat(await headOf(file));
+  if (!named && !(format && DECODED_SIGNATURES.has(format))) return false;
+  if (format !== 'GIF' && format !== 'WebP') return true;
+  const pages = await sharp(file, { limitInputPixels: false }).metadata().then((m) => m.pages ?? 1, () => 1);
+  return pages <= 1;
+}
 
 /** Formats recognised by their first bytes, to name an undecodable file's format (and to tell its own decoder's message from another file's). */
 const SIGNATURES: [string, (b: Uint8Array) => boolean][] = [

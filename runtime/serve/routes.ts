@@ -125,6 +125,23 @@ export function servedSha256(clf: Classifier): Promise<string> {
   return sha;
 }
 
+const servedEntries = new WeakMap<Classifier, { version: string; maxBatchSize: number }>();
+/**
+ * Serve `clf` as the Triton repository entry it was loaded from (`serve REPO`: fleet/triton.ts
+ * tritonRepositoryModels): its metadata, `/versions/<v>` routes and infer responses name the entry's
+ * version (the highest, the one Triton serves), and its `/config` and batch limit take the entry's
+ * config.pbtxt `max_batch_size` (not the server's --max-batch-size). Without it a model answers as
+ * version MODEL_VERSION with the server's max_batch_size.
+ */
+export function serveAsEntry(clf: Classifier, entry: { version: number | string; maxBatchSize: number }): void {
+  servedEntries.set(clf, { version: String(entry.version), maxBatchSize: entry.maxBatchSize });
+}
+
+/** The version a served classifier answers to: its repository entry's (serveAsEntry), else MODEL_VERSION. */
+export function servedVersion(clf: Classifier): string {
+  return servedEntries.get(clf)?.version ?? MODEL_VERSION;
+}
+
 /** Whether every input's and output's first dimension is dynamic (then the model batches: Triton max_batch_size > 0). */
 export function isBatching(sig: Pick<Classifier['signature'], 'inputs' | 'outputs'>): boolean {
   return fixedBatchEntry(sig.inputs, sig.outputs) === undefined;
@@ -137,7 +154,7 @@ function metadataTensor(t: TensorInfo) {
 /** `$metadata_model_response` of a served classifier. */
 export function modelMetadata(clf: Classifier) {
   const sig = clf.signature;
-  return { name: servedName(clf), versions: [MODEL_VERSION], platform: 'onnxruntime_onnx', inputs: sig.inputs.map(metadataTensor), outputs: sig.outputs.map(metadataTensor) };
+  return { name: servedName(clf), versions: [servedVersion(clf)], platform: 'onnxruntime_onnx', inputs: sig.inputs.map(metadataTensor), outputs: sig.outputs.map(metadataTensor) };
 }
 
 /**
@@ -146,12 +163,14 @@ export function modelMetadata(clf: Classifier) {
  * turns proto3's strings back into numbers, and its clients read them as such) of a served classifier:
  * the configuration `edgetune export --format triton` writes, built by the same function
  * (runtime/fleet/triton.ts tritonModelConfig: batching, dims, data types, format, label_filename) with
- * max_batch_size `maxBatch` for a model that batches (0: served without batching, full dims), plus
+ * max_batch_size `maxBatch` for a model that batches (0: served without batching, full dims; a
+ * repository entry's own, serveAsEntry), plus
  * Triton's defaults for backend and version policy, and the card (EmbeddedModelInfo JSON) and the
  * model file's sha256 as parameters.
  */
-export async function modelConfig(clf: Classifier, maxBatch = DEFAULT_MAX_BATCH_SIZE) {
+export async function modelConfig(clf: Classifier, maxBatchIn = DEFAULT_MAX_BATCH_SIZE) {
   const sig = clf.signature;
+  const maxBatch = servedEntries.get(clf)?.maxBatchSize ?? maxBatchIn;
   const name = servedName(clf);
   const c = tritonModelConfig({ name, inputs: sig.inputs, outputs: sig.outputs, card: clf.card }, maxBatch, clf.modelPath);
   const tensor = (t: TritonTensor) => ({ name: t.name, data_type: t.dataType, ...(t.format ? { format: t.format } : {}), dims: t.dims, ...(t.labelFilename ? { label_filename: t.labelFilename } : {}) });
@@ -274,7 +293,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
   checkOptionKeys('createOipRoutes', o, OIP_ROUTES_OPTION_KEYS);
   const limit = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   checkMaxBatchSize(o.maxBatchSize);
-  const maxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
+  const serverMaxBatch = o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
   const log = o.log ?? (() => undefined);
   const find = (name: string) => o.models().find((m) => servedName(m) === name);
 
@@ -300,6 +319,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     const request = json === undefined ? rawRequest(session.inputs, binary.byteLength) : checkBody(InferRequestSchema, json, 'inference request');
     const feeds = decodeInputs(request, binary, session.inputs);
     if (isBatching(clf.signature)) {
+      const maxBatch = servedEntries.get(clf)?.maxBatchSize ?? serverMaxBatch;
       for (const [k, t] of Object.entries(feeds)) {
         // max_batch_size 0: served without batching (full dims in /config), no batch limit
         if (maxBatch > 0 && t.dims[0]! > maxBatch) throw new OipError(400, `input "${k}": batch of ${t.dims[0]} is over the model's max_batch_size ${maxBatch}`);
@@ -335,7 +355,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       parts.push(bytes);
       return { name: w.name, shape: [...t.dims], datatype, parameters: { binary_data_size: bytes.byteLength } };
     });
-    const response = { model_name: name, model_version: MODEL_VERSION, ...(request.id !== undefined ? { id: request.id } : {}), outputs };
+    const response = { model_name: name, model_version: servedVersion(clf), ...(request.id !== undefined ? { id: request.id } : {}), outputs };
     if (parts.length) {
       const { body: out, headerLength } = joinBody(response, parts);
       res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': out.byteLength, [HEADER_LENGTH]: String(headerLength), 'Cache-Control': 'no-store' });
@@ -376,7 +396,8 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
       const served = o.models().map(servedName);
       throw new OipError(404, `unknown model "${name}": this server serves ${served.length ? served.map((s) => `"${s}"`).join(', ') : 'no model'}`);
     }
-    if (m[2] !== undefined && m[2] !== MODEL_VERSION) throw new OipError(404, `model "${name}" has no version "${m[2]}" (versions: "${MODEL_VERSION}")`);
+    const version = servedVersion(clf);
+    if (m[2] !== undefined && m[2] !== version) throw new OipError(404, `model "${name}" has no version "${m[2]}" (versions: "${version}")`);
     const what = m[3];
     if (what === '/infer') {
       if (method !== 'POST') throw new OipError(405, `method ${method} not allowed on ${path} (POST)`);
@@ -384,7 +405,7 @@ export function createOipRoutes(o: OipRoutesOptions): OipRoutes {
     }
     onlyGet();
     if (what === '/ready') return sendJson(res, 200, { name, ready: true });
-    if (what === '/config') return sendJson(res, 200, await modelConfig(clf, maxBatch));
+    if (what === '/config') return sendJson(res, 200, await modelConfig(clf, serverMaxBatch));
     return sendJson(res, 200, modelMetadata(clf));
   };
 

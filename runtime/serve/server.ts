@@ -15,8 +15,8 @@ import { EdgetuneError, messageOf } from '../core/errors.js';
 import { bindWarnings, createHttpGuard } from '../io/http-guard.js';
 import { discardRest } from '../io/http-body.js';
 import { buildInfoFamily, exposition, EXPOSITION_CONTENT_TYPE, Histogram } from '../stream/metrics.js';
-import { createOipRoutes, servedName, servedSha256, type InferEvent } from './routes.js';
-import { tritonRepositoryModels } from '../fleet/triton.js';
+import { createOipRoutes, serveAsEntry, servedName, servedSha256, servedVersion, type InferEvent } from './routes.js';
+import { tritonRepositoryModels, type TritonRepositoryModel } from '../fleet/triton.js';
 import { loadRegistry } from '../../models/loader.js';
 
 export interface ServeModelsOptions extends ClassifierOptions {
@@ -43,7 +43,7 @@ export type UnlistedServeModelsOption = AssertNever<Exclude<keyof ServeModelsOpt
 /** Inference requests seen so far, per model: counts per HTTP status and per-stage latency histograms. */
 export interface InferStats {
   /** Served names, in order, each one's model file and its sha256 as it was loaded (what /metrics says, not the file's now). */
-  models: { name: string; file: string; sha256: string }[];
+  models: { name: string; file: string; sha256: string; version: string }[];
   requests: Map<string, Map<number, number>>;
   /** Seconds of successful requests per model and stage (`decode`, `run`, `encode`, `total`). */
   latency: Map<string, Record<'decode' | 'run' | 'encode' | 'total', Histogram>>;
@@ -70,7 +70,7 @@ export const DEFAULT_CLOSE_GRACE_MS = 5000;
 
 /**
  * `/metrics` of `edgetune serve` in the Prometheus text format (stream/metrics.ts): edgetune_build_info,
- * edgetune_model_info{model,sha256} per served model, edgetune_infer_requests_total{model,status} and
+ * edgetune_model_info{model,version,sha256} per served model, edgetune_infer_requests_total{model,status} and
  * edgetune_infer_latency_seconds{model,stage} histograms (decode = body read and tensor decode, run =
  * session.run, encode = response, total).
  */
@@ -80,9 +80,9 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
     await buildInfoFamily(),
     {
       name: 'edgetune_model_info',
-      help: 'A served model (value 1): its name in /v2/models/<name> and the sha256 of its file as loaded.',
+      help: 'A served model (value 1): its name in /v2/models/<name>, the version it answers as (a Triton repository entry: its highest) and the sha256 of its file as loaded.',
       type: 'gauge',
-      samples: s.models.map((m) => ({ labels: { model: m.name, sha256: m.sha256 }, value: 1 })),
+      samples: s.models.map((m) => ({ labels: { model: m.name, version: m.version, sha256: m.sha256 }, value: 1 })),
     },
     {
       name: 'edgetune_infer_requests_total',
@@ -105,19 +105,19 @@ export async function inferMetricsText(s: InferStats): Promise<string> {
  * registry id is kept as it is, even where a folder of that name exists (the loader's rule). Errors:
  * EMODEL for a folder that is neither, or a repository entry without its model.
  */
-async function servedRefs(refs: readonly string[]): Promise<string[]> {
-  const out: string[] = [];
+async function servedRefs(refs: readonly string[]): Promise<{ ref: string; entry?: TritonRepositoryModel }[]> {
+  const out: { ref: string; entry?: TritonRepositoryModel }[] = [];
   for (const ref of refs) {
     const isDir = await stat(ref).then((s) => s.isDirectory(), () => false);
     if (!isDir || loadRegistry().get(ref)) {
-      out.push(ref);
+      out.push({ ref });
       continue;
     }
     const models = await tritonRepositoryModels(ref);
     if (!models) {
       throw new EdgetuneError('EMODEL', `${ref}: a folder, but neither a Triton model repository (no <name>/config.pbtxt in it) nor an entry of one (no config.pbtxt in it); serve takes model files, and the folders "edgetune export --format triton" writes`, { subject: ref });
     }
-    out.push(...models.map((m) => m.file));
+    out.push(...models.map((m) => ({ ref: m.file, entry: m })));
   }
   return out;
 }
@@ -132,11 +132,17 @@ async function servedRefs(refs: readonly string[]): Promise<string[]> {
 export async function serveModels(given: readonly string[], o: ServeModelsOptions = {}): Promise<ModelServer> {
   if (!given.length) throw new EdgetuneError('EARG', 'serve: no model given');
   checkClassifierOptionKeys('serveModels', o, SERVE_MODELS_OPTION_KEYS);
-  const refs = await servedRefs(given);
+  const served = await servedRefs(given);
+  const refs = served.map((s) => s.ref);
   const log = o.log ?? (() => undefined);
   const classifiers: Classifier[] = [];
   try {
-    for (const ref of refs) classifiers.push(await loadClassifier(ref, { ...pickOptions(o, CLASSIFIER_OPTION_KEYS), lazy: false }));
+    for (const { ref, entry } of served) {
+      const clf = await loadClassifier(ref, { ...pickOptions(o, CLASSIFIER_OPTION_KEYS), lazy: false });
+      classifiers.push(clf);
+      // a repository entry answers as Triton serves it: its version, its config's max_batch_size
+      if (entry) serveAsEntry(clf, entry);
+    }
   } catch (err) {
     await Promise.all(classifiers.map((c) => c.dispose()));
     throw err;
@@ -152,7 +158,7 @@ export async function serveModels(given: readonly string[], o: ServeModelsOption
   }
   // hashed now, as loaded: a file replaced on disk later is not what this process serves
   const shas = await Promise.all(classifiers.map(servedSha256));
-  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]! })), requests: new Map(), latency: new Map() };
+  const stats: InferStats = { models: names.map((name, i) => ({ name, file: classifiers[i]!.modelPath, sha256: shas[i]!, version: servedVersion(classifiers[i]!) })), requests: new Map(), latency: new Map() };
   // Every served model's successful-request series exist from the start, at 0: Prometheus' rate() and
   // increase() count nothing for a series' first sample, so a series born at 1 lost the first requests.
   for (const name of names) {

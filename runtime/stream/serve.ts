@@ -422,7 +422,7 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
       if (opts.teach && (await opts.teach.handle(req, res, url))) return;
       return json(res, 404, { error: `no such endpoint: ${req.method} ${url.pathname}` });
     }
-    if (req.method === 'GET' && opts.teach && (await opts.teach.handle(req, res, url))) return;
+    if ((req.method === 'GET' || req.method === 'HEAD') && opts.teach && (await opts.teach.handle(req, res, url))) return;
     if ((req.method === 'GET' || req.method === 'HEAD') && kiosk && (await kiosk.handle(req, res, url))) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(res, 405, { error: `method ${req.method} not allowed` }, { Allow: 'GET, HEAD, POST' });
     switch (url.pathname) {

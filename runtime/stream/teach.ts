@@ -20,18 +20,21 @@
 // On disk (plain files, each written atomically: runtime/io/atomic.ts):
 //   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
+//                                                     (the keepModels newest kept, and the ones the stream holds)
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
+//   DIR/serving.json                                  the model the last training swapped in, with its base's
+//                                                     sha256: a restarted watch serves it again (lastTaught)
 // A killed training leaves the serving model and the examples as they were: finetune() writes its
 // outputs as one atomic set under DIR/models/ (never the serving file) and reads the examples only;
 // close() (Ctrl-C) aborts it and ends its thread.
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Classifier } from '../classify/classifier.js';
-import { EdgetuneError, messageOf } from '../core/errors.js';
+import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
 import { writeAtomic } from '../io/atomic.js';
@@ -43,7 +46,8 @@ import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { trainOnThread, type TrainingThread } from './teach-worker.js';
 import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
-import type { MetricFamily } from './metrics.js';
+import { modelFileSha256, type MetricFamily } from './metrics.js';
+import { describeModel } from '../../models/describe.js';
 import type { StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
@@ -63,6 +67,13 @@ export interface TeachOptions {
   intervalMs?: number;
   /** Hard frames (shown as unknown: isUnknown) kept on disk, oldest dropped; 0 = none kept. Default 0. */
   keepHard?: number;
+  /**
+   * Trained sets kept under DIR/models/ (each ~12 MB for a MobileNetV2 head: model, resume data, report),
+   * newest first; older ones are removed after each training, never a model the stream holds (serving,
+   * or kept for a rollback). 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
+   * its card: see pruneTaughtModels).
+   */
+  keepModels?: number;
   /** Largest example upload, bytes. Default 16 MiB. */
   maxImageBytes?: number;
   /**
@@ -86,7 +97,7 @@ export interface TeachOptions {
 const SET_BY_TEACH = ['out', 'resume', 'addClass', 'addExamples', 'signal', 'task', 'onProgress', 'onWarning'] as const satisfies readonly (keyof FinetuneOptions)[];
 const TEACH_FINETUNE_OPTION_KEYS = FINETUNE_OPTION_KEYS.filter((k) => !(SET_BY_TEACH as readonly string[]).includes(k));
 /** Every key of TeachOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
-export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'keepHard', 'maxImageBytes', 'oldClassTolerance', 'maxFrames', 'unknownWindowMs', 'finetune', 'log'] as const satisfies readonly (keyof TeachOptions)[];
+export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'keepHard', 'keepModels', 'maxImageBytes', 'oldClassTolerance', 'maxFrames', 'unknownWindowMs', 'finetune', 'log'] as const satisfies readonly (keyof TeachOptions)[];
 /** `never` while TEACH_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedTeachOption = AssertNever<Exclude<keyof TeachOptions, (typeof TEACH_OPTION_KEYS)[number]>>;
 
@@ -186,6 +197,79 @@ export interface HardFrame {
 
 const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
 
+const TAUGHT_MODEL = /^(teach-[\w-]+)\.onnx$/;
+/**
+ * Remove the older trained sets of a teach folder's `models/` (every file `teach-<time>.…` of a set: the
+ * model, its resume data, report, …), keeping the `keep` newest (by their time-stamped names) and every
+ * model in `held` (absolute paths: the serving one, the one kept for a rollback). `keep` 0 removes
+ * nothing. Returns the set names removed (`teach-<time>`). Hidden files (a set being written) are left.
+ */
+export async function pruneTaughtModels(modelsDir: string, keep: number, held: readonly string[] = []): Promise<string[]> {
+  if (!(keep > 0)) return [];
+  const names = await readdir(modelsDir).catch(() => [] as string[]);
+  const sets = names.map((n) => TAUGHT_MODEL.exec(n)?.[1]).filter((x): x is string => x !== undefined).sort().reverse();
+  const heldSet = new Set(held.map((h) => path.resolve(h)));
+  const gone = sets.slice(keep).filter((stem) => !heldSet.has(path.join(path.resolve(modelsDir), `${stem}.onnx`)));
+  for (const stem of gone) {
+    for (const n of names) if (n.startsWith(`${stem}.`)) await rm(path.join(modelsDir, n), { force: true });
+  }
+  return gone;
+}
+
+/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names no label or file: 400/404, not a 500 "URI malformed"). */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The record of the model the last training swapped in: `DIR/serving.json` (lastTaught reads it). */
+export const SERVING_FILE = 'serving.json';
+interface ServingRecord {
+  /** The taught model's file name under DIR/models/. */
+  model: string;
+  sha256: string;
+  /** The base model every training resumed from, and its sha256 when the model was taught. */
+  base: string;
+  baseSha256: string;
+  result: TeachTrainResult;
+}
+
+/**
+ * The model a teach folder's last training swapped in, for a watch that starts again (a power cut, a
+ * restart) with the same base model: `{ file, result }` when `DIR/serving.json` names a model under
+ * `DIR/models/` whose file still has the recorded sha256 and was taught from a base with the same sha256
+ * as `base` now; `{ skipped }` saying why not when the record is there but does not apply (another or a
+ * changed base, a missing or changed model file, an unreadable record); undefined when no training has
+ * swapped a model in yet, or when `base` is that taught model itself. Never throws.
+ */
+export async function lastTaught(dir: string, base: string): Promise<{ file: string; result: TeachTrainResult } | { skipped: string } | undefined> {
+  const record = path.join(path.resolve(dir), SERVING_FILE);
+  let text: string;
+  try {
+    text = await readFile(record, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let r: ServingRecord;
+  try {
+    r = JSON.parse(text) as ServingRecord;
+    if (typeof r.model !== 'string' || !TAUGHT_MODEL.test(r.model) || typeof r.baseSha256 !== 'string') throw new Error('not a serving record');
+  } catch (err) {
+    return { skipped: `${record} cannot be read (${messageOf(err)})` };
+  }
+  const file = path.join(path.resolve(dir), 'models', r.model);
+  const baseSha = await modelFileSha256(base);
+  // `base` is the taught model itself (watch --model DIR/models/teach-….onnx): it serves already
+  if (baseSha === r.sha256) return undefined;
+  if (baseSha !== r.baseSha256) return { skipped: `${file} was taught from another base model than ${base} (sha256 ${r.baseSha256.slice(0, 12)}…, this one ${baseSha.slice(0, 12) || 'unreadable'}…)` };
+  const sha = await modelFileSha256(file);
+  if (sha !== r.sha256) return { skipped: `${file} ${sha ? 'has changed since it was taught' : 'is missing'} (sha256 ${r.sha256.slice(0, 12)}… recorded in ${record})` };
+  return { file, result: r.result };
+}
+
 /** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
 export function checkTeachable(model: string): string {
   // a served model's URL was path-joined onto the working directory ("/cwd/http:/host:8000/v2/models/x has no …")
@@ -212,22 +296,28 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const modelsDir = path.join(dir, 'models');
   const hardDir = path.join(dir, 'hard');
   for (const d of [examplesDir, modelsDir, hardDir]) mkdirSync(d, { recursive: true });
-  const base = checkTeachable(o.base ?? pipeline.model.modelPath);
-  const baseLabels = [...(pipeline.model.card.labels ?? [])];
+  const serving = path.resolve(pipeline.model.modelPath);
+  const base = checkTeachable(o.base ?? serving);
+  // the base's classes: the serving model's, unless it is a model taught from the base (lastTaught)
+  const baseLabels = [...((base === serving ? pipeline.model.card : (await describeModel(base)).card).labels ?? [])];
+  const baseSha256 = await modelFileSha256(base);
   const intervalMs = o.intervalMs ?? 1000;
   const keepHard = o.keepHard ?? 0;
+  const keepModels = o.keepModels ?? 3;
+  if (!(Number.isInteger(keepModels) && keepModels >= 0)) throw invalidParameter('keepModels', 'integer >= 0', o.keepModels);
   const maxImage = o.maxImageBytes ?? 16 * 1024 * 1024;
   const maxFrames = o.maxFrames ?? 200;
   const windowMs = o.unknownWindowMs ?? 60_000;
   const log = o.log ?? (() => undefined);
   const closing = new AbortController();
 
-  // The report of the serving model, for the old-classes check: the base's <name>.report.json, then each swap's.
+  // The report of the serving model, for the old-classes check: the serving model's <name>.report.json (the
+  // base's, or a taught model's a restarted watch serves again), then each swap's.
   let servingReport: FinetuneReport | undefined;
   try {
-    servingReport = JSON.parse(await readFile(reportPaths(base).json, 'utf8')) as FinetuneReport;
+    servingReport = JSON.parse(await readFile(reportPaths(serving).json, 'utf8')) as FinetuneReport;
   } catch {
-    log(`teach: ${base} has no readable report beside it; the first training is not compared with it on the old classes`);
+    log(`teach: ${serving} has no readable report beside it; the first training is not compared with it on the old classes`);
   }
   let training: Promise<TeachTrainResult> | undefined;
   /** The running training's thread (aborted by close()). */
@@ -235,7 +325,9 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   /** The running training's latest progress (GET /teach adds `seconds` since it started): finetune()'s stage, counts / epoch. */
   let progress: Record<string, unknown> | null = null;
   let trainStart = 0;
-  let last: TeachTrainResult | undefined;
+  // a restarted watch serving the last taught model (lastTaught) shows that training as the last one
+  const again = base === serving ? undefined : await lastTaught(dir, base);
+  let last: TeachTrainResult | undefined = again && 'file' in again && again.file === serving ? again.result : undefined;
   let trainings = 0;
   let refused = 0;
 
@@ -244,6 +336,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   let lastHard = 0;
   let hardKept = 0;
   let hardWriting = false;
+  /** A hard frame failed to be kept (a full disk): said once, then again only after one was kept. */
+  let hardFailing = false;
   const onResult = (r: StreamResult) => {
     const now = Date.now();
     const unknown = isUnknown(r);
@@ -253,10 +347,16 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       lastHard = now;
       hardWriting = true;
       keepHardFrame(r).then(
-        () => (hardWriting = false),
+        () => {
+          hardWriting = false;
+          if (hardFailing) log('teach: hard frames are kept again');
+          hardFailing = false;
+        },
         (err) => {
           hardWriting = false;
-          log(`teach: cannot keep a hard frame: ${messageOf(err)}`);
+          // once, not once per --teach-interval for as long as the disk stays full
+          if (!hardFailing) log(`teach: cannot keep a hard frame: ${messageOf(err)} (not said again until one is kept)`);
+          hardFailing = true;
         },
       );
     }
@@ -302,22 +402,45 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   /** Write one example (already checked to be a JPEG or PNG that decodes): named by its content, so the same photo twice is one example. */
   const store = async (label: string, bytes: Uint8Array, ext: 'jpg' | 'png') => {
     const folder = path.join(examplesDir, label);
+    const made = !existsSync(folder);
     mkdirSync(folder, { recursive: true });
     const file = `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${ext}`;
-    await writeAtomic(path.join(folder, file), bytes);
+    try {
+      await writeAtomic(path.join(folder, file), bytes);
+    } catch (err) {
+      // a failed first example (a full disk) leaves no empty class folder: `finetune DIR/examples` would stop at it
+      if (made) await rmdir(folder).catch(() => undefined);
+      throw err;
+    }
     return file;
   };
-  const addExample = async (labelIn: string, bytes: Uint8Array) => {
+  /**
+   * checkLabel, and a label that differs from a model class or a taught label only in case or Unicode
+   * form ("Daisy" beside "daisy": one folder on a case-insensitive file system, a new class that takes
+   * daisy's photos on another) is refused naming the one to use. EARG (400).
+   */
+  const checkNewLabel = async (labelIn: string) => {
     const label = checkLabel(labelIn);
+    const key = (l: string) => l.normalize('NFC').toLowerCase();
+    const same = [...baseLabels, ...(await list()).map((l) => l.label)].find((l) => l !== label && key(l) === key(label));
+    if (same !== undefined) throw new EdgetuneError('EARG', `label ${JSON.stringify(label)} differs from the class ${JSON.stringify(same)} only in case or Unicode form: teach ${JSON.stringify(same)} (one folder on a case-insensitive file system; a new class otherwise)`);
+    return label;
+  };
+  const addExample = async (labelIn: string, bytes: Uint8Array) => {
+    const label = await checkNewLabel(labelIn);
     const format = sniffFormat(bytes.subarray(0, 16));
     if (format !== 'JPEG' && format !== 'PNG') throw new EdgetuneError('EINPUT', `example for "${label}": expected a JPEG or PNG body, got ${format ?? `${bytes.length} bytes of no known image format`}`);
     await decodeFull(bytes, {}, `example for "${label}"`); // a truncated or corrupt image is refused here, not at training
+    // one photo teaches one class: the same bytes under two labels would train contradicting examples
+    const named = `${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.${format === 'JPEG' ? 'jpg' : 'png'}`;
+    const other = (await list()).find((l) => l.label !== label && l.files.includes(named));
+    if (other) throw new TeachError(409, `this photo is already an example of "${other.label}" (${other.label}/${named}); one photo teaches one class: DELETE /teach/examples/${encodeURIComponent(other.label)}/${named} first to move it`);
     const file = await store(label, bytes, format === 'JPEG' ? 'jpg' : 'png');
     return { label, count: (await filesOf(label)).length, file };
   };
-  const captureFrames = (labelIn: string, n: number, signal?: AbortSignal) => {
-    const label = checkLabel(labelIn);
-    if (!(Number.isInteger(n) && n >= 1 && n <= maxFrames)) throw new EdgetuneError('EARG', `Expected integer between 1 and ${maxFrames} for frames but received ${JSON.stringify(n)}`);
+  const captureFrames = async (labelIn: string, n: number, signal?: AbortSignal) => {
+    const label = await checkNewLabel(labelIn);
+    if (!(Number.isInteger(n) && n >= 1 && n <= maxFrames)) throw invalidParameter('frames', `integer between 1 and ${maxFrames}`, n);
     return new Promise<{ label: string; count: number; added: number }>((resolve, reject) => {
       let added = 0;
       let busy = false;
@@ -440,28 +563,37 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       throw new TeachError(err instanceof EdgetuneError && err.code === 'EMODEL' ? 422 : 409, messageOf(err));
     }
     servingReport = report;
+    const sha256 = report.modelSha256 ?? createHash('sha256').update(await readFile(out)).digest('hex');
     const result: TeachTrainResult = {
       path: out,
-      sha256: report.modelSha256 ?? createHash('sha256').update(await readFile(out)).digest('hex'),
+      sha256,
       labels: report.labels,
       accuracy: report.accuracy,
       seconds: Math.round((performance.now() - t0) / 100) / 10,
       oldClasses,
       examples: labels.map((l) => ({ label: l.label, count: l.count, new: l.new })),
     };
+    // a restarted watch serves this model again (lastTaught); a failed write only costs that
+    const record: ServingRecord = { model: path.basename(out), sha256, base, baseSha256, result };
+    await writeAtomic(path.join(dir, SERVING_FILE), JSON.stringify(record, null, 1) + '\n').catch((err) => log(`teach: cannot record the serving model in ${path.join(dir, SERVING_FILE)}: ${messageOf(err)}`));
     log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
     return result;
   };
   const train = (opts: { tolerance?: number } = {}) => {
     if (training) return Promise.reject(new TeachError(409, 'a training is running; try again when it is done (GET /teach says)'));
     const tolerance = opts.tolerance ?? o.oldClassTolerance ?? 0.1;
-    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(new EdgetuneError('EARG', `Expected number between 0 and 1 for tolerance but received ${JSON.stringify(opts.tolerance)}`));
+    if (!(tolerance >= 0 && tolerance <= 1)) return Promise.reject(invalidParameter('tolerance', 'number between 0 and 1', opts.tolerance));
     trainStart = performance.now();
     training = runTraining(tolerance);
     progress = { stage: 'start' };
     const settle = () => {
       training = undefined;
       progress = null;
+      // older trained sets go (the models the stream holds stay): a kiosk taught daily would fill its card
+      pruneTaughtModels(modelsDir, keepModels, pipeline.heldModels.map((m) => m.modelPath)).then(
+        (gone) => gone.length && log(`teach: removed ${gone.length} older trained set${gone.length > 1 ? 's' : ''} from ${modelsDir} (${gone.join(', ')}; --keep-models ${keepModels})`),
+        (err) => log(`teach: cannot remove older trained sets: ${messageOf(err)}`),
+      );
     };
     training.then(
       (r) => {
@@ -495,14 +627,15 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
     const p = url.pathname;
     if (p !== '/teach' && !p.startsWith('/teach/')) return false;
-    const m = req.method;
+    // HEAD is GET without the body (Node's response sends no body for it): was a 404 where GET answered
+    const m = req.method === 'HEAD' ? 'GET' : req.method;
     if (m === 'GET' && p === '/teach') {
       // progress with the seconds since the training started, at the time of asking
       await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 }, last: last ?? null }));
     } else if (m === 'GET' && p === '/teach/hard') {
       await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
     } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
-      const f = decodeURIComponent(p.slice('/teach/hard/'.length));
+      const f = safeDecode(p.slice('/teach/hard/'.length));
       if (!HARD_FILE.test(f) || !existsSync(path.join(hardDir, f))) send(res, 404, { error: `no hard frame ${f}` });
       else {
         const jpg = await readFile(path.join(hardDir, f));
@@ -517,7 +650,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
         const ac = new AbortController();
         res.on('close', () => ac.abort());
         req.resume();
-        await answer(req, res, 201, () => captureFrames(label, /^\d+$/.test(frames) ? Number(frames) : NaN, ac.signal));
+        // a value that is no integer is named as sent ("1e2"), not as the NaN it parses to
+        await answer(req, res, 201, () => (/^\d+$/.test(frames) ? captureFrames(label, Number(frames), ac.signal) : Promise.reject(invalidParameter('frames', `integer between 1 and ${maxFrames}`, frames))));
       } else if (hardFile !== null) {
         req.resume();
         await answer(req, res, 201, () => labelHard(label, hardFile));
@@ -527,12 +661,18 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     } else if (m === 'POST' && p === '/teach/train') {
       req.resume();
       const t = url.searchParams.get('tolerance');
-      await answer(req, res, 200, () => train(t === null ? {} : { tolerance: t.trim() === '' ? NaN : Number(t) }));
+      const tolerance = t === null || t.trim() === '' ? NaN : Number(t);
+      await answer(req, res, 200, () => (t === null ? train() : Number.isFinite(tolerance) ? train({ tolerance }) : Promise.reject(invalidParameter('tolerance', 'number between 0 and 1', t))));
     } else if (m === 'DELETE' && p.startsWith('/teach/examples/')) {
-      const parts = p.slice('/teach/examples/'.length).split('/').map((s) => decodeURIComponent(s));
+      const parts = p.slice('/teach/examples/'.length).split('/').map(safeDecode);
       await answer(req, res, 200, () => (parts.length === 2 ? removeExample(parts[0]!, parts[1]!) : Promise.reject(new TeachError(404, `expected DELETE /teach/examples/<label>/<file>, got ${p}`))));
     } else {
-      send(res, 404, { error: `no such endpoint: ${m} ${p}` });
+      // a teach route asked with another method: 405 naming the ones it takes (was 404 "no such endpoint")
+      const allow = p === '/teach' || p === '/teach/hard' || p.startsWith('/teach/hard/') ? 'GET' : p === '/teach/examples' || p === '/teach/train' ? 'POST' : p.startsWith('/teach/examples/') ? 'DELETE' : undefined;
+      if (allow) {
+        if (m !== 'GET' && m !== 'HEAD') discardRest(req);
+        json(res, 405, { error: `method ${m} not allowed on ${p} (${allow})` }, { Allow: allow });
+      } else send(res, 404, { error: `no such endpoint: ${m} ${p}` });
     }
     return true;
   };

@@ -103,7 +103,7 @@ describe('label lists that do not fit the output are refused at load, with the r
     expect(o.code).toBe(1);
     expect(o.stdout).toBe(''); // never {"top": []}
     expect(o.stderr).toBe(
-      `edgetune classify: ${model}: label offset 1000000000 (from card-file) + 6 labels (from embedded) = 1000000006, but the model has 6 outputs; label i names output i + offset, so the list must cover the output exactly\n`,
+      `edgetune classify: ${model}: label offset 1000000000 (from card-file ${path.join(dir, 'fruit.card.json')}) + 6 labels (from embedded) = 1000000006, but the model has 6 outputs; label i names output i + offset, so the list must cover the output exactly\n`,
     );
   });
 

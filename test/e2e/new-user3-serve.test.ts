@@ -47,7 +47,7 @@ describe('edgetune serve', () => {
   });
 
   it('names the model it loaded in /metrics and /config after its file is replaced on disk', async () => {
-    const info = async () => /^edgetune_model_info\{model="digits",sha256="([0-9a-f]*)"\} 1$/m.exec(await (await fetch(`${base}metrics`)).text())?.[1];
+    const info = async () => /^edgetune_model_info\{model="digits",version="1",sha256="([0-9a-f]*)"\} 1$/m.exec(await (await fetch(`${base}metrics`)).text())?.[1];
     const configSha = async () => ((await (await fetch(`${base}v2/models/digits/config`)).json()) as { parameters: Record<string, { string_value: string }> }).parameters['edgetune.sha256']!.string_value;
     expect(await info()).toBe(MNIST_SHA);
     // a new model copied over the served file (the old one still answers: this process loaded it)

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
-import { oldClassAccuracy } from '../../runtime/stream/teach.js';
+import { lastTaught, oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
 import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
@@ -289,6 +289,44 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
+  it('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
+    const u = (p: string) => new URL(p, w.url);
+    const answer = async (r: Response) => [r.status, await r.json()];
+    // "Daisy" beside the model's "daisy": was a new class "Daisy" (201) that took daisy's photos
+    const daisy = flowers('train', 'daisy')[0]!;
+    expect(await answer(await fetch(u('/teach/examples?label=Daisy'), { method: 'POST', headers: auth, body: readFileSync(daisy) }))).toEqual([
+      400,
+      { error: 'label "Daisy" differs from the class "daisy" only in case or Unicode form: teach "daisy" (one folder on a case-insensitive file system; a new class otherwise)' },
+    ]);
+    expect(await answer(await fetch(u('/teach/examples?label=SUNFLOWERS&frames=1'), { method: 'POST', headers: auth }))).toEqual([
+      400,
+      { error: 'label "SUNFLOWERS" differs from the class "sunflowers" only in case or Unicode form: teach "sunflowers" (one folder on a case-insensitive file system; a new class otherwise)' },
+    ]);
+    // a photo already taught as sunflowers, posted as roses: was a second example of it (contradicting labels)
+    const sun = readdirSync(path.join(dir, 'examples', NEW)).sort()[0]!;
+    expect(await answer(await fetch(u('/teach/examples?label=roses'), { method: 'POST', headers: auth, body: readFileSync(path.join(dir, 'examples', NEW, sun)) }))).toEqual([
+      409,
+      { error: `this photo is already an example of "${NEW}" (${NEW}/${sun}); one photo teaches one class: DELETE /teach/examples/${NEW}/${sun} first to move it` },
+    ]);
+    // a malformed escape: was 500 "URI malformed"
+    expect(await answer(await fetch(u('/teach/hard/%ZZ')))).toEqual([404, { error: 'no hard frame %ZZ' }]);
+    expect(await answer(await fetch(u('/teach/examples/%ZZ/x.jpg'), { method: 'DELETE', headers: auth }))).toEqual([400, { error: 'Expected a label of 1 to 64 letters, digits, spaces or "_.+-" (starting with a letter or digit) but received "%ZZ"' }]);
+    // the value as sent: was 'but received null' (the NaN it parsed to)
+    expect(await answer(await fetch(u('/teach/examples?label=sunflowers&frames=1e2'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected integer between 1 and 200 for frames but received "1e2"' }]);
+    expect(await answer(await fetch(u('/teach/train?tolerance=abc'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected number between 0 and 1 for tolerance but received "abc"' }]);
+    expect(await answer(await fetch(u('/teach/train?tolerance=2'), { method: 'POST', headers: auth }))).toEqual([400, { error: 'Expected number between 0 and 1 for tolerance but received 2' }]);
+    // a teach route with another method: was 404 "no such endpoint"
+    const put = await fetch(u('/teach/train'), { method: 'PUT', headers: auth });
+    expect([put.status, put.headers.get('allow'), await put.json()]).toEqual([405, 'POST', { error: 'method PUT not allowed on /teach/train (POST)' }]);
+    const get = await fetch(u('/teach/examples'));
+    expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
+    expect((await fetch(u('/teach/nothing'))).status).toBe(404);
+    // HEAD answers as GET, without a body (was 404 for every teach route)
+    const head = await fetch(u('/teach'), { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'application/json; charset=utf-8', '']);
+    expect((await fetch(u('/teach/hard'), { method: 'HEAD' })).status).toBe(200);
+  });
+
   it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
@@ -517,8 +555,11 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w = await startWatch(base, dir);
   });
 
-  it('a watch killed mid-training leaves the serving model and the examples intact', async () => {
+  it('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
     const u = (p: string) => new URL(p, w.url);
+    // the model the last training swapped in (this watch, started again after the SIGINT above, serves it again)
+    const taught = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; labels: string[] } | null }).last;
+    expect(taught?.labels).toContain(NEW);
     const before = readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).sort();
     // every model file (the base, which this watch serves, and each trained set) with its hash
     const files = [base, ...readdirSync(path.join(dir, 'models')).filter((f) => !f.startsWith('.')).map((f) => path.join(dir, 'models', f))];
@@ -540,5 +581,17 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     const again = (await (await fetch(new URL('/teach', w.url))).json()) as { labels: { label: string; count: number }[]; training: boolean };
     expect(again.labels.map((l) => [l.label, l.count])).toEqual([['cats', 10], ['daisy', 10], ['dogs', 40], [NEW, 40]]);
     expect(again.training).toBe(false);
+    // A kiosk restarted (a power cut) with its usual command serves what it was taught, not the untaught
+    // base: before, it served the base (sunflowers unknown again) and GET /teach said last: null.
+    const name = path.basename(taught!.path);
+    expect(w.stderr()).toContain(`edgetune watch: teach: serving ${name} again, the model the last training taught from flowers3.onnx (${taught!.labels.join(', ')}; ${path.join(dir, 'serving.json')})`);
+    expect(((await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null; base: string[] }).last?.path).toBe(taught!.path);
+    expect(((await (await fetch(new URL('/teach', w.url))).json()) as { base: string[] }).base).toEqual(OLD);
+    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="${name.replace(/\.onnx$/, '')}",sha256="${sha256(taught!.path)}"`);
+    // taught from another base: the record does not apply, and says why
+    const other = shared('models', 'mobilenetv2-12-int8.onnx');
+    // the taught model given as --model itself: nothing to restore (was "taught from another base model than" itself)
+    expect(await lastTaught(dir, taught!.path)).toBeUndefined();
+    expect(await lastTaught(dir, other)).toEqual({ skipped: `${taught!.path} was taught from another base model than ${other} (sha256 ${sha256(base).slice(0, 12)}…, this one ${sha256(other).slice(0, 12)}…)` });
   });
 });

@@ -52,7 +52,9 @@ export const classify: Command = {
     const unknownThreshold = v['unknown-threshold'] === undefined ? undefined : numberOption('unknown-threshold', v['unknown-threshold'], 1, 0);
     const clf = await loadClassifier(v.model, { ...providersFrom(v, io, v.model), topK: k, overrides: await cardLayerFrom(v), ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (unknownThreshold !== undefined && clf.unknownThreshold === undefined) io.stderr.write(`edgetune: ${clf.id} has no open-set calibration (no unknown score): --unknown-threshold is ignored\n`);
-    if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model (no registry entry, card file or flags); assumed ${clf.assumptions.join('; ')}\n`);
+    // "(no registry entry, …)" only when nothing but the graph said anything (a card file that names the labels alone still leaves some assumed)
+    const undescribed = Object.values(clf.card.sources).every((s) => s === 'graph' || s === 'assumed');
+    if (clf.assumptions.length) io.stderr.write(`edgetune: ${clf.id}: nothing describes some of this model${undescribed ? ' (no registry entry, card file or flags)' : ''}; assumed ${clf.assumptions.join('; ')}\n`);
     // Read while the session is open (after dispose() a classifier says 'unopened').
     const provider = clf.provider;
     let failed = 0;

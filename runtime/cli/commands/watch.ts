@@ -5,6 +5,8 @@
 // or SIGTERM stops cleanly (the ffmpeg/GStreamer child is closed) and prints the final stats.
 
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { createSource, DEFAULT_STALL_TIMEOUT_MS, SOURCES_USAGE } from '../../../devices/sources/index.js';
 import type { SourceOptions } from '../../../devices/sources/types.js';
 import { loadClassifier } from '../../classify/classifier.js';
@@ -13,7 +15,7 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
-import { checkTeachable, createTeach, type Teach } from '../../stream/teach.js';
+import { checkTeachable, createTeach, lastTaught, SERVING_FILE, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline, type StreamResult } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
 
@@ -54,6 +56,8 @@ Options:
                          \`finetune\` exported (its .resume.bin beside it). The kiosk page at /kiosk/ teaches
                          through the same routes
   --teach-interval <t>   least time between two frames captured by &frames=N or kept as hard frames (default 1s)
+  --keep-models <n>      with --teach: trained sets kept under <dir>/models/, newest first; older ones are
+                         removed after each training, never the serving one (default 3; 0 = keep all)
   --keep-hard <n>        with --teach: keep the last n frames shown as unknown (open-set score, or below --threshold) under
                          <dir>/hard/ with their scores (GET /teach/hard) (default 0 = none)
   --stats <s>            print stats to stderr every s seconds (default 5; 0 = only at the end)
@@ -85,6 +89,7 @@ export const watch: Command = {
       teach: { type: 'string', path: 'folder' },
       'teach-interval': { type: 'string' },
       'keep-hard': { type: 'string' },
+      'keep-models': { type: 'string' },
       stats: { type: 'string' },
       inference: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -108,7 +113,8 @@ export const watch: Command = {
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
     // like --teach: without a server the names would be taken and nothing served
     if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
-    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval and --keep-hard need --teach <dir>');
+    if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined || v['keep-models'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval, --keep-hard and --keep-models need --teach <dir>');
+    const keepModels = intOption('keep-models', v['keep-models'], 3, 0);
     const teachIntervalMs = durationOption('teach-interval', v['teach-interval'], 1000);
     const keepHard = intOption('keep-hard', v['keep-hard'], 0, 0);
     const inference = v.inference ?? 'worker';
@@ -122,7 +128,18 @@ export const watch: Command = {
     // With the model on the worker thread, the main thread only needs the model's description: a lazy
     // classifier opens no session here (one session, one TensorRT engine build).
     const lazy = inference === 'worker';
-    const clf = await loadClassifier(v.model, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
+    // --teach after a restart: serve the model the last training swapped in (DIR/serving.json), taught from this base
+    let modelRef = v.model;
+    let teachBase: string | undefined;
+    if (v.teach !== undefined && v.model !== undefined && existsSync(v.model)) {
+      const taught = await lastTaught(v.teach, path.resolve(v.model));
+      if (taught && 'file' in taught) {
+        teachBase = path.resolve(v.model);
+        modelRef = taught.file;
+        io.stderr.write(`edgetune watch: teach: serving ${path.basename(taught.file)} again, the model the last training taught from ${path.basename(teachBase)} (${taught.result.labels.join(', ')}; ${path.join(v.teach, SERVING_FILE)})\n`);
+      } else if (taught) io.stderr.write(`edgetune watch: teach: serving ${v.model}, not the model taught last: ${taught.skipped}\n`);
+    }
+    const clf = await loadClassifier(modelRef, { ...session, topK: k, lazy, ...(unknownThreshold !== undefined ? { unknownThreshold } : {}) });
     if (clf.unknownThreshold !== undefined) {
       if (!quiet) io.stderr.write(`edgetune watch: ${clf.id}: "unknown" above unknown score ${clf.unknownThreshold}${unknownThreshold === undefined ? " (the model's own open-set threshold)" : ''}\n`);
     } else {
@@ -143,7 +160,7 @@ export const watch: Command = {
     sourceOptions.reconnect = { retries, stallTimeoutMs: stallMs > 0 ? stallMs : Infinity };
     if (v.teach !== undefined) {
       try {
-        checkTeachable(clf.modelPath); // before the source starts
+        checkTeachable(teachBase ?? clf.modelPath); // before the source starts
       } catch (err) {
         await clf.dispose();
         throw err;
@@ -205,7 +222,7 @@ export const watch: Command = {
       if (listen) {
         const loadModel = (ref: string) => loadClassifier(ref, { ...session, topK: k, lazy });
         if (v.teach !== undefined) {
-          teach = await createTeach(p, { dir: v.teach, loadModel, intervalMs: teachIntervalMs, keepHard, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
+          teach = await createTeach(p, { dir: v.teach, ...(teachBase ? { base: teachBase } : {}), loadModel, intervalMs: teachIntervalMs, keepHard, keepModels, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
         // with --teach the kiosk page is served too (/kiosk/), teaching through the same API
         server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });

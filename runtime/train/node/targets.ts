@@ -198,7 +198,8 @@ export async function readMultilabelCsv(p: string): Promise<TargetDataset> {
 /**
  * A regression dataset from `file,value` (or `file,v1;v2`) rows. A first row whose values are not
  * all numbers is the header naming the outputs. Every row must have as many values as the first
- * (header or data) row. Errors: EINPUT when the CSV is missing or no row is usable.
+ * (header or data) row. Errors: EINPUT when the CSV is missing, no row is usable, or the header names
+ * an output twice or not at all.
  */
 export async function readRegressionCsv(p: string): Promise<TargetDataset> {
   const csv = await csvOf(p, 'regression CSV');
@@ -212,6 +213,9 @@ export async function readRegressionCsv(p: string): Promise<TargetDataset> {
     names = parts(h.value);
     rows = rows.slice(1);
     if (names.some((n) => !n)) throw new EdgetuneError('EINPUT', `${csv}:${h.line}: the header names an empty output (${JSON.stringify(h.value)}): expected file,name1;name2`, { subject: csv });
+    // the model's labels name its values (core/labels.ts: a regression model's labels are unique)
+    const twice = names.find((n, i) => names!.indexOf(n) !== i);
+    if (twice !== undefined) throw new EdgetuneError('EINPUT', `${csv}:${h.line}: the header names output "${twice}" twice (${JSON.stringify(h.value)}): each output needs its own name`, { subject: csv });
   }
   const width = names?.length ?? (rows[0] ? parts(rows[0].value).length : 1);
   names ??= width === 1 ? ['value'] : Array.from({ length: width }, (_, i) => `value${i + 1}`);

@@ -4,13 +4,13 @@
 // entry; a folder that is neither, or an entry whose highest version has no model.onnx, is refused
 // naming it. Before, every folder was "is a directory, not a model file".
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
-import { exportTritonRepository } from '../../../runtime/fleet/triton.js';
+import { configMaxBatchSize, exportTritonRepository } from '../../../runtime/fleet/triton.js';
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
-import { runCli, shared, tempDir } from '../../helpers.js';
+import { runCli, shared, sharedDir, tempDir } from '../../helpers.js';
 
 const DOG = shared('camera', 'winml_dog.jpg');
 const FINCH = shared('camera', 'hwacc_imagenet_finch.jpeg');
@@ -48,6 +48,57 @@ describe('serve a Triton model repository folder', () => {
         await remote.dispose();
         await local.dispose();
       }
+    }
+  });
+
+  it("answers as the entry's highest version, the one Triton serves: metadata, /versions/<v> and infer responses say 2", async () => {
+    // Before, every model answered as version "1": metadata said versions ["1"], /versions/2 was a 404
+    // and /versions/1 answered with version 2's model (Triton, latest 1: only version 2 is loaded).
+    const meta = (await (await fetch(new URL('v2/models/mobilenetv2-int8', server.url))).json()) as { versions: string[]; inputs: { name: string }[] };
+    expect(meta.versions).toEqual(['2']);
+    expect((await fetch(new URL('v2/models/mobilenetv2-int8/versions/2/ready', server.url))).status).toBe(200);
+    const v1 = await fetch(new URL('v2/models/mobilenetv2-int8/versions/1', server.url));
+    expect([v1.status, await v1.json()]).toEqual([404, { error: 'model "mobilenetv2-int8" has no version "1" (versions: "2")' }]);
+    // squeezenet1.1 was exported once: version 1
+    expect(((await (await fetch(new URL('v2/models/squeezenet1.1', server.url))).json()) as { versions: string[] }).versions).toEqual(['1']);
+    const remote = await loadClassifier(new URL('v2/models/mobilenetv2-int8/versions/2', server.url).href, { topK: 1 });
+    try {
+      expect((await remote.classify(DOG)).top[0]!.label).toBe('Golden Retriever');
+    } finally {
+      await remote.dispose();
+    }
+    const x = new Float32Array(3 * 224 * 224);
+    const header = JSON.stringify({ inputs: [{ name: meta.inputs[0]!.name, shape: [1, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }], outputs: [{ name: 'output', parameters: { classification: 1 } }] });
+    const res = await fetch(new URL('v2/models/mobilenetv2-int8/infer', server.url), { method: 'POST', headers: { 'Inference-Header-Content-Length': String(Buffer.byteLength(header)) }, body: Buffer.concat([Buffer.from(header), Buffer.from(x.buffer)]) });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { model_version: string }).model_version).toBe('2');
+    // /metrics names the version served, as Triton's metrics label theirs
+    const metrics = await (await fetch(new URL('metrics', server.url))).text();
+    expect(metrics).toMatch(/^edgetune_model_info\{model="mobilenetv2-int8",version="2",sha256="[0-9a-f]{64}"\} 1$/m);
+    expect(metrics).toMatch(/^edgetune_model_info\{model="squeezenet1\.1",version="1",sha256="[0-9a-f]{64}"\} 1$/m);
+  });
+
+  it("reads max_batch_size as Triton's own configs write it", () => {
+    // Triton's densenet_onnx example writes "max_batch_size : 0"; ours "max_batch_size: 8"; absent is proto3's 0
+    expect(configMaxBatchSize(readFileSync(path.join(sharedDir, 'specs', 'triton', 'examples', 'densenet_onnx', 'config.pbtxt'), 'utf8'))).toBe(0);
+    expect(configMaxBatchSize('name: "a"\nmax_batch_size : 16\ninput [\n]\n')).toBe(16);
+    expect(configMaxBatchSize('name: "a"\nplatform: "onnxruntime_onnx"\n')).toBe(0);
+  });
+
+  it("serves an entry with its config.pbtxt's max_batch_size, not the server's default", async () => {
+    // Before, /config said 8 (the server's default) and a batch of 3 was run for an entry exported with --max-batch-size 2.
+    const small = tempDir('edgetune-serve-mbs-');
+    await exportTritonRepository('mobilenetv2-int8', { out: small, name: 'mb2', maxBatchSize: 2 });
+    const one = await serveModels([small], session);
+    try {
+      const config = (await (await fetch(new URL('v2/models/mb2/config', one.url))).json()) as { max_batch_size: number; input: { name: string; dims: number[] }[] };
+      expect([config.max_batch_size, config.input[0]!.dims]).toEqual([2, [3, 224, 224]]);
+      const x = new Float32Array(3 * 3 * 224 * 224);
+      const header = JSON.stringify({ inputs: [{ name: config.input[0]!.name, shape: [3, 3, 224, 224], datatype: 'FP32', parameters: { binary_data_size: x.byteLength } }] });
+      const res = await fetch(new URL('v2/models/mb2/infer', one.url), { method: 'POST', headers: { 'Inference-Header-Content-Length': String(Buffer.byteLength(header)) }, body: Buffer.concat([Buffer.from(header), Buffer.from(x.buffer)]) });
+      expect([res.status, await res.json()]).toEqual([400, { error: `input "${config.input[0]!.name}": batch of 3 is over the model's max_batch_size 2` }]);
+    } finally {
+      await one.close();
     }
   });
 

@@ -79,6 +79,9 @@ describe('CSV datasets for multilabel and regression heads', () => {
     const one = await readRegressionCsv(csv);
     expect(one.names).toEqual(['value']);
     expect(one.items.map((i) => i.targets)).toEqual([[0.5], [1.5]]);
+    // an output named twice would export a model refused at load (its values are read by name: core/labels.ts)
+    writeFileSync(csv, `file,size;size\n${daisy[0]},0.5;1\n`);
+    await expect(readRegressionCsv(csv)).rejects.toThrow(`${csv}:1: the header names output "size" twice ("size;size"): each output needs its own name`);
   });
 
   it('refuses a missing CSV, a folder without labels.csv, and a CSV with no usable row', async () => {
