@@ -10,7 +10,8 @@
 //  - Host check (DNS rebinding): only loopback names/addresses and --allow-host names are served.
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,8 @@ import { encodeModel, type AttributeProto, type NodeProto, type OnnxModel, type 
 import { bindWarnings, createHttpGuard } from '../../../runtime/io/http-guard.js';
 import type { ModelSession } from '../../../runtime/session/session.js';
 import { startServer, type KioskServer } from '../../../runtime/stream/serve.js';
+import { createTeach, lastTaught } from '../../../runtime/stream/teach.js';
+import { resumePath } from '../../../runtime/train/node/resume.js';
 import { geometryOfClassifier, StreamPipeline, type StreamEvent } from '../../../runtime/stream/pipeline.js';
 import { shared, tempDir } from '../../helpers.js';
 
@@ -82,6 +85,7 @@ afterAll(async () => {
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
+const sha256File = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const nextResult = () => new Promise<{ model: string }>((r) => pipeline.once('result', r));
 
 describe('POST /model validates before it swaps', () => {
@@ -153,7 +157,20 @@ describe('POST /model validates before it swaps', () => {
     let calls = 0;
     const failing: ModelSession = Object.create(session);
     failing.run = (...a: Parameters<ModelSession['run']>) => (++calls > 1 ? Promise.reject(new Error('device lost')) : session.run(...a));
-    const flaky: Classifier = { ...real, id: 'flaky-squeezenet', open: async () => failing, dispose: () => real.dispose() };
+    // Taught by watch --teach (its file under DIR/models/, recorded in DIR/serving.json as a training
+    // records it): before, the record stayed after the rollback and a restart served the failed model.
+    const teachDir = tempDir('edgetune-swap-teach-');
+    const teachBase = path.join(teachDir, 'flowers3.onnx');
+    copyFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), teachBase);
+    writeFileSync(resumePath(teachBase), ''); // never read: no training runs here
+    const taughtFile = path.join(teachDir, 'models', 'teach-2026-12-07T15-04-13-802Z.onnx');
+    const teachLog: string[] = [];
+    const teach = await createTeach(p, { dir: teachDir, base: teachBase, loadModel: (f) => loadClassifier(f, { lazy: true }), log: (l) => teachLog.push(l) });
+    copyFileSync(shared('models', 'SqueezeNet_fp16.onnx'), taughtFile);
+    const result = { path: taughtFile, sha256: sha256File(taughtFile), labels: ['daisy', 'dandelion', 'roses', 'sunflowers'], accuracy: 0.9, seconds: 30 };
+    writeFileSync(path.join(teachDir, 'serving.json'), JSON.stringify({ model: path.basename(taughtFile), sha256: result.sha256, base: teachBase, baseSha256: sha256File(teachBase), result }));
+    expect(await lastTaught(teachDir, teachBase)).toEqual({ file: taughtFile, result });
+    const flaky: Classifier = { ...real, id: 'flaky-squeezenet', modelPath: taughtFile, open: async () => failing, dispose: () => real.dispose() };
     await p.swapModel(flaky);
     expect(p.model.id).toBe('flaky-squeezenet');
     expect(await versions()).toEqual(['2']);
@@ -166,6 +183,11 @@ describe('POST /model validates before it swaps', () => {
     expect(await versions()).toEqual(['1']);
     expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="1",/m);
     expect(await (await fetch(new URL('/v2/models/kiosk/versions/2', srv.url))).json()).toEqual({ error: 'model "kiosk" has no version "2" (versions: "1")' });
+    // the record of the rolled-back model is gone: a restart serves the base
+    await expect.poll(() => teachLog.at(-1)).toBe(`teach: after the rollback a restart serves flowers3.onnx (${path.join(teachDir, 'serving.json')} removed)`);
+    expect(existsSync(path.join(teachDir, 'serving.json'))).toBe(false);
+    expect(await lastTaught(teachDir, teachBase)).toBeUndefined();
+    await teach.close();
     await srv.close();
     p.stop();
     expect((await run).state).toBe('ended');
