@@ -195,6 +195,33 @@ describe('POST /model validates before it swaps', () => {
   });
 });
 
+describe('GET /metrics during a swap', () => {
+  it('labels the model swapped in by its served name and version while the one it replaced is still being disposed', async () => {
+    // swapModel serves the new model, then disposes the one no longer kept for a rollback, then says
+    // "swap": a scrape in between read the new model without a version (its file's name, version "1").
+    const first = await loadClassifier('squeezenet1.1', { threads: 1 });
+    let release!: () => void;
+    const disposed = new Promise<void>((r) => (release = r));
+    const slow: Classifier = { ...first, dispose: async () => { await disposed; await first.dispose(); } };
+    const src = await createSource(`dir://${path.dirname(shared('camera', 'slow_traffic_frames', 'frame_001.jpg'))}`, geometryOfClassifier(first));
+    const p = new StreamPipeline(src, slow);
+    const srv = await startServer(p, { port: 0, modelName: 'kiosk' });
+    const second = await loadClassifier('squeezenet1.1', { threads: 1 });
+    const third = await loadClassifier('squeezenet1.1', { threads: 1 });
+    await p.swapModel(second);
+    const swapped = p.swapModel(third); // drops `slow` (kept for a rollback until now): waits on its dispose
+    await expect.poll(() => p.model).toBe(third);
+    expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="3",file="squeezenet1\.1[^"]*\.onnx",/m);
+    release();
+    await swapped;
+    expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="3",/m);
+    await srv.close();
+    await src.close();
+    await second.dispose();
+    await third.dispose();
+  });
+});
+
 /** POST `total` bytes in 1 MiB chunks (chunked, or with a declared length), stopping at the answer. */
 function upload(port: number, total: number, declare?: number): Promise<number | string> {
   const chunk = Buffer.alloc(1024 * 1024, 7);
