@@ -54,7 +54,7 @@ import type { StreamEvent, StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
 import { isModelUrl } from '../serve/client.js';
-import { servedName, servedVersion } from '../serve/routes.js';
+import { safeDecode, servedName, servedVersion } from '../serve/routes.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -223,15 +223,6 @@ export async function pruneTaughtModels(modelsDir: string, keep: number, held: r
     for (const n of names) if (n.startsWith(`${stem}.`)) await rm(path.join(modelsDir, n), { force: true });
   }
   return gone;
-}
-
-/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names no label or file: 400/404, not a 500 "URI malformed"). */
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }
 
 /** The record of the model the last training swapped in: `DIR/serving.json` (lastTaught reads it). */
