@@ -75,10 +75,18 @@ let reports = 0;
  * (state, kernel wait channel), its child processes, and Node's diagnostic report, which a process
  * started with `--report-on-signal --report-signal=SIGUSR2` writes to `reportFile` on SIGUSR2: the
  * main thread's JavaScript and native stacks, the active handles (child processes, timers, pipes,
- * worker ports) and each worker thread's stack. No report within 10 s says the main thread is blocked
+ * worker ports) and each worker thread's stack. No report within REPORT_WAIT_MS says the main thread is blocked
  * outside JavaScript. (A hang seen once in a loaded CI run, stream-cli's stub webcam, never came back
  * in hundreds of runs: its next occurrence explains itself.)
  */
+/** How long hangReport waits for Node's report after SIGUSR2, ms. */
+const REPORT_WAIT_MS = 5_000;
+/**
+ * runCli's default kill time, ms: the kill, the report wait and its half second end by 170.5 s, before
+ * vitest's testTimeout of 180 s (vitest.config.ts `common`), so the report reaches the failure message
+ * (was 170 s + 10 s + 0.5 s: the test timed out first and the report was lost).
+ */
+const RUN_CLI_TIMEOUT_MS = 165_000;
 async function hangReport(pid: number, reportFile: string): Promise<string> {
   const read = (f: string) => {
     try {
@@ -100,7 +108,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
   } catch {
     return lines.join('\n');
   }
-  for (const end = Date.now() + 10_000; !existsSync(reportFile) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+  for (const end = Date.now() + REPORT_WAIT_MS; !existsSync(reportFile) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 500)); // written in one go; a moment for the last bytes
   type Report = { javascriptStack?: { stack?: string[] }; nativeStack?: { symbol?: string }[]; libuv?: { type: string; is_active: boolean; is_referenced?: boolean; pid?: number; fd?: number; firesInMsFromNow?: number }[]; workers?: Report[] };
   let r: Report;
@@ -108,7 +116,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
     r = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
     rmSync(reportFile, { force: true });
   } catch {
-    lines.push('no node report within 10 s of SIGUSR2: the main thread is blocked outside JavaScript');
+    lines.push(`no node report within ${REPORT_WAIT_MS / 1000} s of SIGUSR2: the main thread is blocked outside JavaScript`);
     return lines.join('\n');
   }
   const handles = (x: Report) =>
@@ -125,7 +133,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
 
 /**
  * Run the built CLI (dist/runtime/cli/main.js; `npm test` builds first). Past `timeoutMs` (default
- * 170 s) the process is killed, and its stderr ends with what it was doing then (hangReport).
+ * 165 s: RUN_CLI_TIMEOUT_MS) the process is killed, and its stderr ends with what it was doing then (hangReport).
  */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
   const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
@@ -143,7 +151,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
     let hang = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const ms = opts.timeoutMs ?? 170_000;
+    const ms = opts.timeoutMs ?? RUN_CLI_TIMEOUT_MS;
     const timer = setTimeout(() => {
       void hangReport(child.pid!, reportFile)
         .then((h) => (hang = h), (e: unknown) => (hang = `(no report: ${String(e)})`))
