@@ -724,8 +724,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       const allow = p === '/teach' || p === '/teach/hard' || p.startsWith('/teach/hard/') ? 'GET' : p === '/teach/examples' || p === '/teach/train' ? 'POST' : p.startsWith('/teach/examples/') ? 'DELETE' : undefined;
       if (allow) {
         if (m !== 'GET' && m !== 'HEAD') discardRest(req);
-        json(res, 405, { error: `method ${m} not allowed on ${p} (${allow})` }, { Allow: allow });
-      } else send(res, 404, { error: `no such endpoint: ${m} ${p}` });
+        json(res, 405, { error: `method ${req.method} not allowed on ${p} (${allow})` }, { Allow: allow });
+      } else send(res, 404, { error: `no such endpoint: ${req.method} ${p}` });
     }
     return true;
   };

@@ -3,7 +3,9 @@
 // swap run end to end in test/e2e/watch-teach.test.ts.
 
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createSource } from '../../../devices/index.js';
 import { loadClassifier } from '../../../runtime/classify/classifier.js';
@@ -71,6 +73,36 @@ describe('teach rules', () => {
       await expect.poll(() => log.find((l) => l.startsWith('teach: removed'))).toBe(`teach: removed 1 older trained set from ${models} (${older}; --keep-models 3)`);
       expect(readdirSync(models).filter((f) => f.startsWith(older))).toEqual([]);
       for (const s of [base, recorded, t1, t2, t3]) for (const ext of ['.onnx', '.resume.bin', '.report.json']) expect(existsSync(path.join(models, s + ext)), s + ext).toBe(true);
+    } finally {
+      await teach.close();
+      await src.close();
+      await clf.dispose();
+    }
+  });
+
+  it('a teach route asked with a method it does not take is 405 naming that method (HEAD too)', async () => {
+    const dir = tempDir('edgetune-teach-405-');
+    const base = path.join(dir, 'flowers3.onnx');
+    copyFileSync(shared('models', 'mobilenetv2-12-int8.onnx'), base);
+    writeFileSync(path.join(dir, 'flowers3.resume.bin'), ''); // never read: no training runs here
+    const clf = await loadClassifier(base, { threads: 1, lazy: true });
+    const src = await createSource(`dir://${path.dirname(shared('camera', 'slow_traffic_frames', 'frame_001.jpg'))}`, geometryOfClassifier(clf));
+    const teach = await createTeach(new StreamPipeline(src, clf), { dir: path.join(dir, 'teach'), loadModel: (f) => loadClassifier(f, { lazy: true }) });
+    /** The status, Allow header and body teach.handle answers `method p`. */
+    const ask = async (method: string, p: string) => {
+      const req = Object.assign(new PassThrough(), { method, headers: {} }) as unknown as IncomingMessage;
+      req.push(null);
+      let head: [number, Record<string, unknown>] = [0, {}];
+      let body = '';
+      const res = { writeHead: (s: number, h: Record<string, unknown>) => (head = [s, h]), end: (b: string) => (body = b) } as unknown as ServerResponse;
+      expect(await teach.handle(req, res, new URL(p, 'http://127.0.0.1'))).toBe(true);
+      return [head[0], head[1].Allow, JSON.parse(body) as unknown];
+    };
+    try {
+      // before: "method GET not allowed" for a HEAD (HEAD is answered as GET where GET is taken)
+      expect(await ask('HEAD', '/teach/train')).toEqual([405, 'POST', { error: 'method HEAD not allowed on /teach/train (POST)' }]);
+      expect(await ask('PUT', '/teach/train')).toEqual([405, 'POST', { error: 'method PUT not allowed on /teach/train (POST)' }]);
+      expect(await ask('HEAD', '/teach/nothing')).toEqual([404, undefined, { error: 'no such endpoint: HEAD /teach/nothing' }]);
     } finally {
       await teach.close();
       await src.close();
