@@ -1,8 +1,8 @@
 // Test helpers: the one place tests find real assets (EDGETUNE_SHARED, default ../shared) and run the
 // built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -45,6 +45,30 @@ export function tempDir(prefix = 'edgetune-test-'): string {
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   madeDirs.push(dir);
   return dir;
+}
+
+/**
+ * A new empty folder (removed as tempDir's) where a test can run a script it writes there (a
+ * `#!/bin/sh` stand-in for ffmpeg or fswebcam): under the OS temp folder unless that is mounted noexec
+ * (a hardened runner's /tmp), then under the repository's node_modules/.cache, which holds executables
+ * already (node_modules/.bin).
+ */
+export function execDir(prefix = 'edgetune-exec-'): string {
+  const dir = tempDir(prefix);
+  const probe = path.join(dir, 'probe');
+  writeFileSync(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  try {
+    execFileSync(probe);
+    return dir;
+  } catch {
+    const cache = path.join(repoRoot, 'node_modules', '.cache');
+    mkdirSync(cache, { recursive: true });
+    const inRepo = mkdtempSync(path.join(cache, prefix));
+    madeDirs.push(inRepo);
+    return inRepo;
+  } finally {
+    rmSync(probe, { force: true });
+  }
 }
 
 /**
