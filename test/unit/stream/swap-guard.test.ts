@@ -11,7 +11,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -219,6 +219,50 @@ describe('GET /metrics during a swap', () => {
     await src.close();
     await second.dispose();
     await third.dispose();
+  });
+});
+
+describe('a taught model rolled back under watch --teach', () => {
+  it('serving.json names the taught model serving again after the rollback, so a restart serves it', async () => {
+    // A watch restarted on its teach folder serves T1 (serving.json); a later training swaps T2 in,
+    // which then fails on live frames and is rolled back to T1.
+    const dir = tempDir('edgetune-swap-teach2-');
+    const base = path.join(dir, 'flowers3.onnx');
+    copyFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), base);
+    writeFileSync(resumePath(base), ''); // never read: no training runs here
+    mkdirSync(path.join(dir, 'models'));
+    const t1 = path.join(dir, 'models', 'teach-2026-12-07T15-04-13-802Z.onnx');
+    const t2 = path.join(dir, 'models', 'teach-2026-12-07T16-00-00-000Z.onnx');
+    copyFileSync(shared('models', 'SqueezeNet_fp16.onnx'), t1);
+    copyFileSync(shared('models', 'mobilenetv2-12-int8.onnx'), t2);
+    const recordOf = (f: string) => {
+      const result = { path: f, sha256: sha256File(f), labels: ['daisy', 'dandelion', 'roses', 'sunflowers'], accuracy: 0.9, seconds: 30 };
+      return { model: path.basename(f), sha256: result.sha256, base, baseSha256: sha256File(base), result };
+    };
+    const servingFile = path.join(dir, 'serving.json');
+    writeFileSync(servingFile, JSON.stringify(recordOf(t1)));
+    const first = await loadClassifier(t1, { threads: 1 });
+    const src = await createSource('test:smptebars?rate=15', geometryOfClassifier(first));
+    const p = new StreamPipeline(src, first, { inference: 'main' });
+    const run = p.run();
+    const teachLog: string[] = [];
+    const teach = await createTeach(p, { dir, base, loadModel: (f) => loadClassifier(f, { lazy: true }), log: (l) => teachLog.push(l) });
+    await new Promise((r) => p.once('result', r));
+    const real = await loadClassifier('squeezenet1.1', { threads: 1 });
+    const session = await real.open();
+    let calls = 0;
+    const failing: ModelSession = Object.create(session);
+    failing.run = (...a: Parameters<ModelSession['run']>) => (++calls > 1 ? Promise.reject(new Error('device lost')) : session.run(...a));
+    await p.swapModel({ ...real, id: 'flaky-t2', modelPath: t2, open: async () => failing, dispose: () => real.dispose() });
+    writeFileSync(servingFile, JSON.stringify(recordOf(t2))); // as the training records it after its swap
+    await new Promise<void>((resolve) => p.on('event', (e: StreamEvent) => e.type === 'rollback' && resolve()));
+    await expect.poll(() => teachLog.at(-1)).toBe(`teach: after the rollback a restart serves ${path.basename(t1)} (${servingFile} names it)`);
+    expect(JSON.parse(readFileSync(servingFile, 'utf8'))).toEqual(recordOf(t1));
+    expect(await lastTaught(dir, base)).toEqual({ file: t1, result: recordOf(t1).result });
+    await teach.close();
+    p.stop();
+    await run;
+    await p.model.dispose();
   });
 });
 
