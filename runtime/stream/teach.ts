@@ -20,7 +20,8 @@
 // On disk (plain files, each written atomically: runtime/io/atomic.ts):
 //   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
-//                                                     (the keepModels newest kept, and the ones the stream holds)
+//                                                     (the keepModels newest kept, and the base, the ones the
+//                                                     stream holds or started on and the one serving.json names)
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
 //   DIR/serving.json                                  the model the last training swapped in, with its base's
 //                                                     sha256: a restarted watch serves it again (lastTaught)
@@ -73,7 +74,8 @@ export interface TeachOptions {
   /**
    * Trained sets kept under DIR/models/ (each ~12 MB for a MobileNetV2 head: model, resume data, report),
    * newest first; older ones are removed after each training, never a model the stream holds (serving,
-   * or kept for a rollback). 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
+   * or kept for a rollback), the base, the model the stream started on, nor the one DIR/serving.json
+   * names. 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
    * its card: see pruneTaughtModels).
    */
   keepModels?: number;
