@@ -200,10 +200,21 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
-  const old = `${outDir}.${process.pid}.old`;
-  if (existsSync(outDir)) await rename(outDir, old);
+  // A second build running at the same moment (two kiosks started together, in this process or
+  // another) may move the folder first: its bundle in place is kept (not checked to be of the same
+  // sources; build-web started 2 or 3 at once on one --out: 1 of 8 pairs and 1 of 12 triples failed with
+  // ENOTEMPTY before; 0 of 12 triples now). The old bundle goes aside under a name of this build's own
+  // (was `<outDir>.<pid>.old`, one per process: two builds in one process collided, ENOTEMPTY).
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+  const old = tempPathFor(path.resolve(outDir), '.old');
+  if (existsSync(outDir)) await rename(outDir, old).catch((err: unknown) => { if (code(err) !== 'ENOENT') throw err; });
   await mkdir(path.dirname(outDir), { recursive: true });
-  await rename(tmp, outDir);
+  try {
+    await rename(tmp, outDir);
+  } catch (err) {
+    if (!((code(err) === 'ENOTEMPTY' || code(err) === 'EEXIST') && existsSync(bundleEntry(outDir)))) throw err;
+    await rm(tmp, { recursive: true, force: true });
+  }
   await rm(old, { recursive: true, force: true });
   const bytes = (await stat(path.join(outDir, 'app.js'))).size;
   return { outDir, bytes, ms: performance.now() - t0 };

@@ -15,13 +15,14 @@
 //                                             Triton's clients send on request
 // Errors are the protocol's `{"error": "…"}`: 400 bad request, 404 unknown model/version/route,
 // 405 wrong method, 413 body over the limit (inflated too), 415 another Content-Encoding, 503 model not ready, 500 inference failure. Each model
-// serves one version, "1". Inference changes nothing, so it follows the read rules of the server that
+// serves one version: "1", a repository entry's highest (serveAsEntry), or under `watch --serve` the
+// version of the model swapped in last (serveAsVersion); another answers 404 naming it. Inference changes nothing, so it follows the read rules of the server that
 // mounts it (on a non-loopback bind with EDGETUNE_TOKEN, every request needs the token).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Classifier } from '../classify/classifier.js';
-import { messageOf } from '../core/errors.js';
+import { invalidParameter, messageOf } from '../core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import type { ModelCard } from '../core/model-card.js';
 import type { TensorData, TensorType } from '../core/tensor.js';
@@ -104,8 +105,10 @@ export interface OipRoutes {
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
 }
 
-/** A served classifier's name: `modelName` of its registry id, or of its file. */
+/** A served classifier's name: the one serveAsVersion gave it, else `modelName` of its registry id, or of its file. */
 export function servedName(clf: Classifier): string {
+  const as = servedEntries.get(clf)?.name;
+  if (as !== undefined) return as;
   // a plain ONNX file's card id is its base name: its path says more (a Triton entry's <name>/<version>/model.onnx)
   const file = clf.provider !== 'remote' && clf.card.id === clf.modelPath.split(/[\\/]/).pop() ? clf.modelPath : clf.card.id;
   return modelName(file, clf.entry?.id);
@@ -125,7 +128,7 @@ export function servedSha256(clf: Classifier): Promise<string> {
   return sha;
 }
 
-const servedEntries = new WeakMap<Classifier, { version: string; maxBatchSize: number }>();
+const servedEntries = new WeakMap<Classifier, { name?: string; version: string; maxBatchSize?: number }>();
 /**
  * Serve `clf` as the Triton repository entry it was loaded from (`serve REPO`: fleet/triton.ts
  * tritonRepositoryModels): its metadata, `/versions/<v>` routes and infer responses name the entry's
@@ -137,7 +140,27 @@ export function serveAsEntry(clf: Classifier, entry: { version: number | string;
   servedEntries.set(clf, { version: String(entry.version), maxBatchSize: entry.maxBatchSize });
 }
 
-/** The version a served classifier answers to: its repository entry's (serveAsEntry), else MODEL_VERSION. */
+/**
+ * Serve `clf` under the model name `name` as version `version` (`watch --serve`: one stable name, a new
+ * version for each model swapped in, as a Triton repository entry gains a version directory), instead
+ * of the name of its file (servedName) and MODEL_VERSION. Its /config keeps the server's max_batch_size.
+ * `name` is used as given: check it with checkModelName first.
+ */
+export function serveAsVersion(clf: Classifier, name: string, version: number | string): void {
+  servedEntries.set(clf, { name, version: String(version) });
+}
+
+/**
+ * `name` when it can be a served model's name (`/v2/models/<name>`, a Triton repository entry): letters,
+ * digits, `_`, `.` and `-`, not starting with `.` or `-` (the names modelName makes). Errors: EARG naming
+ * `option` and the name otherwise.
+ */
+export function checkModelName(name: string, option = '--model-name'): string {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) throw invalidParameter(option, 'model name of letters, digits, "_", "." and "-" (not starting with "." or "-")', name);
+  return name;
+}
+
+/** The version a served classifier answers to: its repository entry's (serveAsEntry) or serveAsVersion's, else MODEL_VERSION. */
 export function servedVersion(clf: Classifier): string {
   return servedEntries.get(clf)?.version ?? MODEL_VERSION;
 }
@@ -276,7 +299,8 @@ export function inflateBody(body: Buffer, encoding: string | undefined, limit: n
   }
 }
 
-function safeDecode(s: string): string {
+/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names nothing: a 400/404, not a 500 "URI malformed"). */
+export function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {

@@ -10,7 +10,9 @@
 //   GET  /kiosk/…      with `kioskPage` (watch --teach): the kiosk page, teaching through /teach (kiosk-page.ts)
 //   /v2/…              the Open Inference Protocol over the serving model (runtime/serve/routes.ts):
 //                      metadata, config, readiness, POST …/infer (reads nothing else, so no token
-//                      on loopback); its first inference opens a session on this thread
+//                      on loopback); its first inference opens a session on this thread. The model
+//                      keeps one name (`modelName`, default the first model's) across swaps; each
+//                      model swapped in is a new version (1, 2, …), see startServer
 //   POST /model        hot-swap the model: JSON {"model":"<id|path>"} or ONNX bytes
 //                      (application/octet-stream); every POST needs the token from EDGETUNE_TOKEN
 //                      (Authorization: Bearer <token>), 401 without it. The new model classifies a
@@ -34,7 +36,7 @@ import { encodeJpeg } from '../image/decode.js';
 import { bindWarnings, createHttpGuard, tokenFrom, tokenMatches } from '../io/http-guard.js';
 import { cacheDir, checkDirPath } from '../io/paths.js';
 import { declaredOver, discardRest, readBody, TooLarge } from '../io/http-body.js';
-import { createOipRoutes, servedName, servedSha256 } from '../serve/routes.js';
+import { checkModelName, createOipRoutes, serveAsVersion, servedName, servedSha256, servedVersion } from '../serve/routes.js';
 import { STAGES, resultJson, type StreamPipeline, type StreamResult } from './pipeline.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { KIOSK_PAGE_OPTION_KEYS, kioskPageRoutes, type KioskPageOptions } from './kiosk-page.js';
@@ -64,10 +66,17 @@ export interface ServeOptions {
   teach?: { handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>; metrics(): MetricFamily[]; page?: string };
   /** Serve the kiosk page under /kiosk/ (runtime/stream/kiosk-page.ts; `watch --teach` does). */
   kioskPage?: KioskPageOptions;
+  /**
+   * The name the stream's model is served under (`/v2/models/<name>`, `edgetune_model_info{model}`),
+   * kept across swaps (`watch --model-name`). Default the serving model's name when the server starts
+   * (routes.ts servedName: its registry id, or its file's base name). Errors: EARG unless letters,
+   * digits, `_`, `.`, `-` (checkModelName).
+   */
+  modelName?: string;
 }
 
 /** Every key of ServeOptions, for refusing a misspelt one. The type below fails to compile when a key is missing. */
-export const STREAM_SERVE_OPTION_KEYS = ['host', 'port', 'token', 'loadModel', 'previewFps', 'maxUploadBytes', 'maxInferBytes', 'allowHosts', 'log', 'teach', 'kioskPage'] as const satisfies readonly (keyof ServeOptions)[];
+export const STREAM_SERVE_OPTION_KEYS = ['host', 'port', 'token', 'loadModel', 'previewFps', 'maxUploadBytes', 'maxInferBytes', 'allowHosts', 'log', 'teach', 'kioskPage', 'modelName'] as const satisfies readonly (keyof ServeOptions)[];
 /** `never` while STREAM_SERVE_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedStreamServeOption = AssertNever<Exclude<keyof ServeOptions, (typeof STREAM_SERVE_OPTION_KEYS)[number]>>;
 
@@ -117,7 +126,7 @@ const es=new EventSource('/events');
 es.addEventListener('prediction',(e)=>{const r=JSON.parse(e.data);const s=r.smoothed;
 $('label').textContent=s.text??s.label;$('label').className=s.index<0?'unknown':'';
 $('score').textContent=(s.score*100).toFixed(0)+'% · '+r.top.slice(0,3).map((t)=>t.label+' '+(t.score*100).toFixed(0)+'%').join(', ');
-$('stats').textContent=r.model+' · frame '+r.seq+' · '+r.ms+' ms';$('status').textContent='';});
+$('stats').textContent=r.modelName+' v'+r.modelVersion+' ('+r.model+') · frame '+r.seq+' · '+r.ms+' ms';$('status').textContent='';});
 es.addEventListener('status',(e)=>{$('status').textContent=JSON.parse(e.data).message;});
 es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
 </script></body></html>
@@ -126,10 +135,12 @@ es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
 /**
  * Prometheus text exposition of the pipeline (stream/metrics.ts): per-stage latency histograms in
  * seconds, counters for frames, errors, reconnects, stalls, swaps and rollbacks, gauges for state and
- * rates, `edgetune_build_info`, and `edgetune_model_info` whose labels name the serving model and the
- * sha256 of its file.
+ * rates, `edgetune_build_info`, and `edgetune_model_info` whose labels name the serving model (its
+ * served name and version, as /v2/models says them), its file's base name and the sha256 of the file.
  */
 export async function metricsText(p: StreamPipeline, extra: readonly MetricFamily[] = []): Promise<string> {
+  // one model for every label, taken before any await (a swap may land meanwhile)
+  const clf = p.model;
   const s = p.stats();
   const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
   const hist = p.latencyHistograms();
@@ -138,10 +149,10 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
     { name: 'edgetune_up', help: 'Whether frames are flowing (1) or the source is reconnecting/failed (0).', type: 'gauge', samples: [{ value: s.state === 'running' || s.state === 'starting' ? 1 : 0 }] },
     {
       name: 'edgetune_model_info',
-      help: 'The model serving the stream (value 1): its name, the sha256 of its file as loaded, the provider running it and the source.',
+      help: 'The model serving the stream (value 1): its name and version (as /v2/models/<name>/versions/<version> serves it; a new version per model swapped in), its file\'s base name, the sha256 of the file as loaded, the provider running it and the source.',
       type: 'gauge',
-      // the model's name as /v2/models/<name> and `edgetune serve`'s metrics say it (a fleet joins on it)
-      samples: [{ labels: { model: servedName(p.model), sha256: await servedSha256(p.model), provider: p.provider, source: s.source }, value: 1 }],
+      // the model's name and version as /v2/models/<name> and `edgetune serve`'s metrics say them (a fleet joins on them)
+      samples: [{ labels: { model: servedName(clf), version: servedVersion(clf), file: path.basename(clf.modelPath), sha256: await servedSha256(clf), provider: p.provider, source: s.source }, value: 1 }],
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
@@ -221,6 +232,11 @@ export const json = (res: ServerResponse, status: number, obj: unknown, extra?: 
 /**
  * Serve `pipeline` over HTTP (the watch page, its live results, previews, metrics, the Open Inference
  * Protocol routes, and with `kioskPage` the browser kiosk at /kiosk/), bound to loopback by default.
+ * The model is served under one name (`opts.modelName`, default the serving model's) for the server's
+ * life, as Triton serves a repository entry: the model serving at the start is version 1, and every
+ * model swapped in after it (POST /model, a teach training) is the next version (2, 3, …); a rollback
+ * serves the previous model again under its own version, and numbers are never reused. Only the
+ * serving version is loaded: `/v2/models/<name>/versions/<older>` answers 404 naming the one served.
  * Errors: EARG for an option it does not take, nested `kioskPage` included (`startServer: unknown option
  * "kioskPage.webdir" (kioskPage options: webDir, topK, log)`), or an empty `kioskPage.webDir` (`Expected a
  * folder for kioskPage.webDir but received ""`: never the current directory); the listen error (a port
@@ -239,7 +255,21 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
   const log = opts.log ?? (() => undefined);
   const sse = new Set<ServerResponse>();
   const mjpeg = new Set<ServerResponse>();
-  const oip = createOipRoutes({ models: () => [pipeline.model], maxBodyBytes: opts.maxInferBytes, log });
+  const name = checkModelName(opts.modelName ?? servedName(pipeline.model), 'modelName');
+  // each model the pipeline serves gets the next version the first time it is seen serving (on its swap
+  // event, or a request answered before that event); a rolled-back-to model keeps its own
+  const versions = new WeakMap<Classifier, number>();
+  let latest = 0;
+  const serving = (): Classifier => {
+    const clf = pipeline.model;
+    if (!versions.has(clf)) {
+      versions.set(clf, ++latest);
+      serveAsVersion(clf, name, latest);
+    }
+    return clf;
+  };
+  serving();
+  const oip = createOipRoutes({ models: () => [serving()], maxBodyBytes: opts.maxInferBytes, log });
   void servedSha256(pipeline.model); // hashed as loaded (a swap's file is named by its own hash)
   const kiosk = opts.kioskPage ? kioskPageRoutes(pipeline, { log, ...opts.kioskPage }) : undefined;
 
@@ -270,7 +300,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     const msg = `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of sse) res.write(msg);
   };
-  const predictionOf = (r: StreamResult) => ({ ...resultJson(r), model: r.model });
+  // `model` the file's id (as before); `modelName`/`modelVersion` as /v2/models serves the model
+  const predictionOf = (r: StreamResult) => ({ ...resultJson(r), model: r.model, modelName: name, modelVersion: servedVersion(serving()) });
   const onResult = () => {
     // At most ~10 predictions a second to the page; always the newest.
     if (pendingEvent || !sse.size) return;
@@ -282,7 +313,11 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     }, due);
   };
   const onEvent = (e: { type: string; message: string }) => {
-    if (e.type !== 'end') broadcast('status', e);
+    if (e.type === 'swap' || e.type === 'rollback') {
+      const v = servedVersion(serving());
+      log(`serving ${JSON.stringify(name)} version ${v} (${path.basename(pipeline.model.modelPath)})`);
+      broadcast('status', { ...e, modelName: name, modelVersion: v });
+    } else if (e.type !== 'end') broadcast('status', e);
   };
   pipeline.on('frame', onFrame);
   pipeline.on('result', onResult);
@@ -395,7 +430,8 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
     }
     log(`model swapped to ${JSON.stringify(clf.id)} (${pipeline.provider})`);
     pruneUploads();
-    json(res, 200, { model: clf.id, provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
+    serving();
+    json(res, 200, { model: clf.id, name, version: servedVersion(clf), provider: pipeline.provider, input: `${clf.spec.width}x${clf.spec.height}` });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -432,9 +468,12 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         const s = pipeline.stats();
         const ok = s.state === 'running' || s.state === 'starting';
         const lastAge = pipeline.latestResult ? Date.now() - pipeline.latestResult.ts : null;
-        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
+        return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, modelName: name, modelVersion: servedVersion(serving()), provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
+        // numbered first: a model swapped in whose swap event has not come yet (the one it replaced still
+        // being disposed) was labelled by its file's name and version "1"
+        serving();
         return send(res, 200, await metricsText(pipeline, opts.teach?.metrics()), EXPOSITION_CONTENT_TYPE);
       case '/snapshot.jpg': {
         const f = pipeline.latestFrame;

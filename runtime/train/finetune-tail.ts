@@ -27,6 +27,7 @@ import { isQuantizedGraph } from '../onnx/quantized.js';
 import { computeMetrics, predictions, type Metrics } from './index.js';
 import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
+import { findCut } from './export.js';
 import type { InputSize } from './graph/shapes.js';
 import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailRows, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
@@ -42,8 +43,8 @@ import type { SessionFactory } from './graph/session.js';
  * UnfreezeBiases; 'all': on folds of beans-dev/train +4.2 points over the unfrozen blocks alone; with the
  * never-worse rule at KEEP_Z = 2, held-out beans-dev/val 0.925 against head-only 0.892, cats/dogs and flowers
  * unchanged: README "--unfreeze"; planUnfreeze itself and the page default to 'none'), at biasLrRatio × the
- * head's rate. (A backbone whose early layers the training graph cannot pass fails with or without them:
- * cutModel infers the whole graph's shapes.)
+ * head's rate. (cutModel infers the whole graph's shapes, so a backbone with an operator shapes.ts has no rule
+ * for fails with or without them; one whose frozen blocks hold an operator without a gradient fails with them only.)
  */
 export const UNFREEZE_DEFAULTS = Object.freeze({
   backboneLrRatio: 0.1,
@@ -117,14 +118,16 @@ export function planUnfreeze(
   foldBatchNorm(model);
   const weightsCut = resolveCut(model, embedding, unfreeze);
   const blocks = unfreeze === 'all' ? tailBlocks(model, embedding).length : typeof unfreeze === 'number' ? unfreeze : null;
-  const weightsTail = cutModel(model, weightsCut, embedding, { size }).tail;
+  // an unpooled embedding (SqueezeNet's last fire module) ends the tail with the pooling the exported model has
+  const pool = findCut(model, embedding).pool;
+  const weightsTail = cutModel(model, weightsCut, embedding, { size, pool }).tail;
   const trainable = defaultTrainable(weightsTail);
   // BitFit: cut deeper (at the biases' block) when that adds blocks; their conv biases train too
   let cutName = weightsCut;
   if (biases !== 'none') {
     const deeper = resolveCut(model, embedding, biases === 'all' ? 'all' : Math.min(biases, tailBlocks(model, embedding).length));
     const inWeightsTail = new Set(weightsTail.graph.node.flatMap((n) => n.output));
-    const probe = cutModel(model, deeper, embedding, { size }).tail;
+    const probe = cutModel(model, deeper, embedding, { size, pool }).tail;
     if (probe.graph.node.length > weightsTail.graph.node.length) {
       cutName = deeper;
       for (const n of probe.graph.node) {
@@ -135,7 +138,17 @@ export function planUnfreeze(
       }
     }
   }
-  const cut = cutModel(model, cutName, embedding, { size });
+  const cut = cutModel(model, cutName, embedding, { size, pool });
+  if (cutName !== weightsCut) {
+    // the biases' blocks are backpropagated through: an operator there without a gradient is refused now,
+    // before any embedding work, with the option that avoids it (not "unfreeze fewer blocks": that would not)
+    try {
+      buildTrainingGraph(cut.tail, { head: [{ in: cut.embeddingShape[1] as number, out: 2 }], trainable });
+    } catch (e) {
+      if (!(e instanceof EdgetuneError) || e.code !== 'EMODEL') throw e;
+      throw new EdgetuneError('EARG', `--unfreeze-biases ${biases}: ${e.message.replace(/; unfreeze fewer blocks.*$/, '')}; train the biases of fewer frozen blocks (--unfreeze-biases K) or none (--unfreeze-biases none)`, { subject: e.subject });
+    }
+  }
   const sizes = new Map(cut.tail.graph.initializer.map((t) => [t.name ?? '', t.dims.reduce((x, y) => x * y, 1)]));
   const parameters = trainable.reduce((a, w) => a + (sizes.get(w) ?? 0), 0);
   return { model, cut, parameters, blocks, trainable, biases };

@@ -88,6 +88,19 @@ describe('finetune resume with more examples of an existing class', () => {
     expect(after.images.length - decodeResume(readFileSync(resumePath(base))).images.length).toBe(40 - FEW);
   });
 
+  it('a folder holding only photos the model has says there is nothing new to train', async () => {
+    // the FEW roses photos the base trained on, nothing else: was EINPUT "no image could be embedded"
+    const old = path.join(work, 'old-roses');
+    mkdirSync(old);
+    for (const f of photos('train', 'roses').slice(0, FEW)) copyFileSync(f, path.join(old, path.basename(f)));
+    const out = path.join(work, 'old.onnx');
+    await expect(finetune(undefined, { ...quick, resume: base, addExamples: [{ name: 'roses', dir: old }], out })).rejects.toMatchObject({
+      code: 'EINPUT',
+      message: `nothing new to train: every example is already in ${base}'s data (${FEW} images with the same bytes as images its resume data holds)`,
+    });
+    expect(readdirSync(work).filter((f) => f.startsWith('old.'))).toEqual([]);
+  });
+
   it('a phase-2 tuned model embeds the extra photos with its tuned backbone', async () => {
     // a tuned model (mobilenetv2-fp32, its last block unfrozen) on 10 daisy / 10 tulips photos; resumed
     // with a folder holding one of its own training photos again: the row embedded for it now must be the

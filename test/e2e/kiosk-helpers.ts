@@ -36,6 +36,8 @@ export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
   });
   let log = '';
   server.stderr.on('data', (d) => (log += d));
+  // 'close' (exited and its output read to the end), not 'exit': Node may emit 'exit' before the last stderr chunk
+  const closed = new Promise<void>((r) => server.once('close', () => r()));
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
@@ -57,10 +59,8 @@ export async function startKiosk(model = 'mobilenetv2-int8'): Promise<Kiosk> {
     url,
     log: () => log,
     async stop() {
-      if (server.exitCode !== null) return;
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
+      if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
+      await closed;
     },
   };
 }

@@ -9,10 +9,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BrowserContext, Download, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { readFloat32 } from '../../runtime/onnx/graph.js';
 import { decodeModel } from '../../runtime/onnx/model.js';
-import { runCli, shared, tempDir } from '../helpers.js';
+import { runCli, shared, steps, tempDir } from '../helpers.js';
 import { launchChromium, pick, startKiosk, trainInKiosk, type Kiosk } from './kiosk-helpers.js';
 
 /** Photos per class (every 8th jpg of hymenoptera/train), 25% held out for validation: 11 + 4 per class. */
@@ -45,7 +45,10 @@ afterAll(async () => {
 const train = () => trainInKiosk(page);
 
 describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () => {
-  it('trains the last block with the head on wasm, reports both accuracies, and exports a model whose block was tuned', async () => {
+  // the second test trains again on the classes the first one added to the page
+  const { step, needs } = steps();
+
+  step('trains the last block with the head on wasm, reports both accuracies, and exports a model whose block was tuned', async () => {
     await page.goto(`${kiosk.url}?ep=wasm`);
     await page.waitForFunction(() => document.body.dataset.state === 'ready' || document.body.dataset.state === 'error', null, { timeout: 90_000 });
     await page.click('#tab-teach');
@@ -171,7 +174,7 @@ describe('kiosk teach mode, phase 2 (unfrozen backbone block) in Chromium', () =
     expect(old.accuracy).toBeGreaterThanOrEqual(0.9);
   });
 
-  it('refuses a prototype head for phase 2 with the reason, and keeps the page working', async () => {
+  needs('refuses a prototype head for phase 2 with the reason, and keeps the page working', async () => {
     await page.selectOption('#head-kind', 'prototype');
     await page.selectOption('#unfreeze', '1');
     expect(await train()).toBe('failed');

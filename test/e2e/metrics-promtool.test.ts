@@ -79,7 +79,7 @@ describe('/metrics of watch --serve on the traffic video', () => {
   it('passes promtool check metrics with the model name and sha256 as labels, histograms in seconds per stage, build info', async () => {
     const text = await metricsWhen((t) => /^edgetune_frames_processed_total ([1-9]\d+)$/m.test(t), '10 processed frames');
     expect(promtool(text)).toEqual({ status: 0, out: '' });
-    expect(text).toContain(`edgetune_model_info{model="mobilenetv2-int8",sha256="${sha256(shared('models', 'mobilenetv2-12-int8.onnx'))}",provider="cpu",source="file://${shared('camera', 'slow_traffic_small.mp4')}"} 1`);
+    expect(text).toContain(`edgetune_model_info{model="mobilenetv2-int8",version="1",file="mobilenetv2-12-int8.onnx",sha256="${sha256(shared('models', 'mobilenetv2-12-int8.onnx'))}",provider="cpu",source="file://${shared('camera', 'slow_traffic_small.mp4')}"} 1`);
     expect(text).toMatch(/^edgetune_build_info\{version="0\.1\.0",onnxruntime="[\d.]+",node="v\d+\.\d+\.\d+"\} 1$/m);
     expect(text).toMatch(/^# TYPE edgetune_stage_latency_seconds histogram$/m);
     expect(text).not.toContain('_ms');
@@ -97,11 +97,12 @@ describe('/metrics of watch --serve on the traffic video', () => {
     expect(value(text, 'edgetune_stage_latency_seconds_sum{stage="total"}')).toBeGreaterThanOrEqual(value(text, 'edgetune_stage_latency_seconds_sum{stage="inference"}'));
   });
 
-  it('after POST /model: the new model\'s name and sha256, the swap counted, still promtool-clean', async () => {
+  it('after POST /model: the same model name as version 2, the new file and sha256, the swap counted, still promtool-clean', async () => {
     const r = await fetch(new URL('/model', url), { method: 'POST', body: '{"model":"squeezenet1.1"}', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` } });
     expect(r.status, await r.text()).toBe(200);
-    const text = await metricsWhen((t) => t.includes('model="squeezenet1.1"'), 'the swapped model in /metrics');
-    expect(text).toContain(`sha256="${sha256(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'))}"`);
+    // the name stays (a dashboard keyed on it keeps its series); the version and file say what changed
+    const text = await metricsWhen((t) => t.includes('version="2"'), 'the swapped model in /metrics');
+    expect(text).toContain(`edgetune_model_info{model="mobilenetv2-int8",version="2",file="squeezenet1.1_fp32_from_winml_fp16.onnx",sha256="${sha256(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'))}"`);
     expect(value(text, 'edgetune_model_swaps_total')).toBe(1);
     expect(value(text, 'edgetune_model_rollbacks_total')).toBe(0);
     expect(promtool(text)).toEqual({ status: 0, out: '' });

@@ -38,7 +38,7 @@ describe('edgetune watch', () => {
 
   it('plays the still sequence (dir://) and a stub webcam', async () => {
     const r = await runCli(['watch', `dir://${shared('camera', 'slow_traffic_frames')}`, '--json', '--threads', '1']);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const lines = jsonLines<Line>(r.stdout);
     expect(lines.map((l) => l.seq)).toEqual(Array.from({ length: 61 }, (_, i) => i));
     // measured: 61 of 61 stills (top-1 minivan 28, race car 12, semi-trailer truck 11, limousine 9, tow truck 1)
@@ -47,7 +47,8 @@ describe('edgetune watch', () => {
     const bin = tempDir();
     writeFileSync(path.join(bin, 'fswebcam'), `#!/bin/sh\nfor last; do :; done\ncp "${shared('camera', 'winml_dog.jpg')}" "$last"\n`, { mode: 0o755 });
     const w = await runCli(['watch', 'webcam:default', '--json', '--max-frames', '3', '--threads', '1'], { env: { PATH: `${bin}${path.delimiter}${process.env.PATH}` } });
-    expect(w.code).toBe(0);
+    // (its stderr says what a hung run was doing when it was killed: runCli's hangReport)
+    expect(w.code, w.stderr).toBe(0);
     const wl = jsonLines<Line>(w.stdout);
     expect(wl.map((l) => l.top[0]!.label)).toEqual(['Golden Retriever', 'Golden Retriever', 'Golden Retriever']);
     expect(wl[2]!.smoothed).toMatchObject({ label: 'Golden Retriever', index: 207 });
@@ -63,7 +64,7 @@ describe('edgetune watch', () => {
 
   it('serves the kiosk on 127.0.0.1 and closes the ffmpeg child on SIGTERM', async () => {
     const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
-    const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=10', '--serve', '127.0.0.1:0', '--quiet', '--threads', '1'], {
+    const child = spawn(process.execPath, [cli, 'watch', 'test:?rate=10', '--serve', '127.0.0.1:0', '--model-name', 'kiosk-7', '--quiet', '--threads', '1'], {
       env: { ...process.env, EDGETUNE_MODEL_PATH: path.join(sharedDir, 'models'), EDGETUNE_TOKEN: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -89,6 +90,10 @@ describe('edgetune watch', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(health!.status).toBe(200);
+    // --model-name: the name the model is served under (not mobilenetv2-int8), version 1 until a swap
+    const meta = await (await fetch(new URL('/v2/models/kiosk-7', url))).json();
+    expect([meta.name, meta.versions]).toEqual(['kiosk-7', ['1']]);
+    expect((await fetch(new URL('/v2/models/mobilenetv2-int8', url))).status).toBe(404);
     const post = await fetch(new URL('/model', url), { method: 'POST', body: '{"model":"mnist"}', headers: { 'content-type': 'application/json' } });
     expect(post.status).toBe(401);
     const kids = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(child.pid)]).toString();
@@ -114,6 +119,12 @@ describe('edgetune watch', () => {
     const where = await runCli(['watch', 'test:', '--inference', 'gpu']);
     expect(where.code).toBe(2);
     expect(where.stderr).toContain('Expected worker or main for --inference but received "gpu"');
+    const name = await runCli(['watch', 'test:', '--serve', '127.0.0.1:0', '--model-name', 'a/b']);
+    expect(name.code).toBe(2);
+    expect(name.stderr).toContain('Expected model name of letters, digits, "_", "." and "-" (not starting with "." or "-") for --model-name but received "a/b"');
+    const unserved = await runCli(['watch', 'test:', '--model-name', 'kiosk']);
+    expect(unserved.code).toBe(2);
+    expect(unserved.stderr).toContain('--model-name needs --serve <host:port> (it names the model the server serves)');
     const help = await runCli(['watch', '--help']);
     expect(help.stdout).toContain('csi://0[?width=1920&height=1080&fps=30&flip=0]');
   });

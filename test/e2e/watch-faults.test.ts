@@ -3,11 +3,9 @@
 // reach the terminal.
 
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot, runCli, sharedDir } from '../helpers.js';
+import { refusedPort, repoRoot, runCli, sharedDir } from '../helpers.js';
 
 describe('edgetune watch retries', () => {
   it('gives up on a missing camera after the default 8 attempts, with ffmpeg\'s reason', async () => {
@@ -40,10 +38,7 @@ describe('edgetune watch retries', () => {
   });
 
   it('masks the password of a camera URI in every line it prints', async () => {
-    const dead = createServer();
-    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
-    const port = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    const port = await refusedPort();
     const r = await runCli(['watch', `rtsp://admin:Sup3rSecret@127.0.0.1:${port}/Streaming/101`, '--retries', '1', '--threads', '1']);
     expect(r.code).toBe(1);
     expect(r.stderr + r.stdout).not.toContain('Sup3rSecret');

@@ -17,10 +17,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClassifier } from '../../runtime/classify/classifier.js';
+import { toTensor } from '../../runtime/image/preprocess.js';
 import { finetune, reportPaths, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { lastTaught, oldClassAccuracy } from '../../runtime/stream/teach.js';
 import { parseModelInfo, readMetadataProps } from '../../runtime/core/metadata.js';
-import { repoRoot, runCli, shared, sharedDir, tempDir } from '../helpers.js';
+import { repoRoot, runCli, shared, sharedDir, steps, tempDir } from '../helpers.js';
 import { launchChromium } from './kiosk-helpers.js';
 
 const OLD = ['daisy', 'dandelion', 'roses'];
@@ -80,6 +81,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
   const dir = path.join(work, 'teach');
   let baseReport: FinetuneReport;
   let w: Watch;
+  // the tests share one running watch and its teach folder: each step builds on the examples, models
+  // and process the steps before it left (the refusals test builds on none)
+  const { step, needs } = steps();
 
   beforeAll(async () => {
     // validation: the first 10 val photos of each class; the other 10 stay held out for the measurement
@@ -95,7 +99,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
+  step('takes examples, trains a new class, swaps it in, keeps the old classes', async () => {
     const u = (p: string) => new URL(p, w.url);
     expect(await (await fetch(u('/teach'))).json()).toMatchObject({ labels: [], base: OLD, training: false });
     // every write needs the token
@@ -211,6 +215,44 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
 
     // the stream now runs the new model: /metrics names its file's sha256
     await until('the swapped model in /metrics', async () => ((await (await fetch(u('/metrics'))).text()).includes(`sha256="${body.sha256}"`) ? true : undefined));
+    // served under the name the watch started with (the base's file name), as version 2 (Triton: a new
+    // version per model); was /v2/models/teach-<time> with /v2/models/flowers3 a 404
+    const file = path.basename(body.path);
+    expect((body as unknown as { served: unknown }).served).toEqual({ name: 'flowers3', version: '2' });
+    expect(((await (await fetch(u('/teach'))).json()) as { last: { served: unknown } }).last.served).toEqual({ name: 'flowers3', version: '2' });
+    const versions = async () => ((await (await fetch(u('/v2/models/flowers3'))).json()) as { versions: string[] }).versions;
+    expect(await versions()).toEqual(['2']);
+    expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="2",file="${file}",sha256="${body.sha256}"`);
+    const old = await fetch(u('/v2/models/flowers3/versions/1/ready'));
+    expect([old.status, await old.json()]).toEqual([404, { error: 'model "flowers3" has no version "1" (versions: "2")' }]);
+    expect((await fetch(u(`/v2/models/${file.replace(/\.onnx$/, '')}`))).status).toBe(404);
+    // POST /model: the base again (version 3), then the taught model again (version 4: each swap is a new version)
+    for (const [model, version, labels] of [[base, '3', 3], [body.path, '4', 4]] as const) {
+      const swap = await fetch(u('/model'), { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+      expect(swap.status).toBe(200);
+      expect(await swap.json()).toMatchObject({ model: path.basename(model), name: 'flowers3', version });
+      expect(await versions()).toEqual([version]);
+      const meta = (await (await fetch(u(`/v2/models/flowers3/versions/${version}`))).json()) as { outputs: { shape: number[] }[] };
+      expect(meta.outputs[0]!.shape.at(-1)).toBe(labels);
+      expect(await (await fetch(u('/metrics'))).text()).toContain(`edgetune_model_info{model="flowers3",version="${version}",file="${path.basename(model)}",sha256="${sha256(model)}"`);
+    }
+    // inference through the stable name answers with the version serving; our own remote client
+    // (watch/classify --model http://…/v2/models/flowers3) keeps the one URL across the swaps
+    const local = await loadClassifier(body.path, { topK: 1 });
+    const remote = await loadClassifier(`${w.url}v2/models/flowers3`, { topK: 1 });
+    try {
+      const photo = flowers('val', NEW)[0]!;
+      const t = toTensor([await local.decode(photo)], local.spec);
+      const inferReq = { inputs: [{ name: local.inputName, shape: [...t.dims], datatype: 'FP32', data: Array.from(t.data as Float32Array) }], outputs: [{ name: local.outputName, parameters: { classification: 1 } }] };
+      const inferred = (await (await fetch(u('/v2/models/flowers3/infer'), { method: 'POST', body: JSON.stringify(inferReq) })).json()) as { model_name: string; model_version: string; outputs: { data: string[] }[] };
+      expect([inferred.model_name, inferred.model_version]).toEqual(['flowers3', '4']);
+      const expected = (await local.classify(photo)).top[0]!.label;
+      expect(inferred.outputs[0]!.data[0]).toMatch(new RegExp(`:${expected}$`));
+      expect((await remote.classify(photo)).top[0]!.label).toBe(expected);
+    } finally {
+      await local.dispose();
+      await remote.dispose();
+    }
 
     // held-out photos (tf_flowers-dev/val, 20 per class, never uploaded) through the served file
     const clf = await loadClassifier(body.path, { topK: 1 });
@@ -253,7 +295,15 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(hard.frames[0]!.smoothed.score).toBeLessThan(0.99);
     // the frame's own top-k: every class of the 3-class base or the 4-class taught model
     expect([3, 4]).toContain(hard.frames[0]!.top.length);
-    const jpg = await fetch(u(`/teach/hard/${hard.frames[0]!.file}`));
+    // a listed frame served as a JPEG: the server keeps only the newest 3, one every 200 ms, so a frame listed a
+    // moment ago may be gone (404) by the time a slow client asks for it: then the newest of a fresh listing
+    const jpg = await until('a listed hard frame served', async () => {
+      const newest = ((await (await fetch(u('/teach/hard'))).json()) as typeof hard).frames[0]!.file;
+      const r = await fetch(u(`/teach/hard/${newest}`));
+      if (r.status === 200) return r;
+      expect(r.status).toBe(404);
+      return undefined;
+    });
     expect(jpg.headers.get('content-type')).toBe('image/jpeg');
     const metrics = await (await fetch(u('/metrics'))).text();
     expect(metrics).toMatch(/^edgetune_unknown_rate\{window="60s"\} (0\.\d+|1)$/m);
@@ -265,7 +315,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(check.status).toBe(0);
   });
 
-  it('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
+  needs('rejects a far-unknown class (cats and dogs) with the taught model', async () => {
     // Depends on part 1 of issue 19 (the open-set calibration finetune writes into every model: the
     // classifier's result says `unknown`); without it this fails.
     const t = (await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null };
@@ -289,7 +339,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
+  needs('refuses a label that differs from a class only in case, malformed escapes, bad numbers and wrong methods with the reason', async () => {
     const u = (p: string) => new URL(p, w.url);
     const answer = async (r: Response) => [r.status, await r.json()];
     // "Daisy" beside the model's "daisy": was a new class "Daisy" (201) that took daisy's photos
@@ -327,7 +377,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect((await fetch(u('/teach/hard'), { method: 'HEAD' })).status).toBe(200);
   });
 
-  it("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
+  step("the watch page's teach panel: live frames under a label, an example deleted, hard frames shown", async () => {
     const ctx = await launchChromium(tempDir('edgetune-teach-chromium-'));
     try {
       const page = await ctx.newPage();
@@ -408,7 +458,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     }
   });
 
-  it('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
+  step('the kiosk page (/kiosk/) teaches through the API: page camera, photos, an example deleted, a hard frame labelled, training with progress', async () => {
     const u = (p: string) => new URL(p, w.url);
     // Chromium's own synthetic camera (no file): the page records from it
     const ctx = await launchChromium(tempDir('edgetune-teach-kiosk-'), ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream']);
@@ -535,7 +585,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(noResume.stderr).toContain(`--teach retrains from the model's resume data: ${shared('models', 'mobilenetv2-12-int8.onnx')} has no mobilenetv2-12-int8.resume.bin beside it (serve a model exported by \`edgetune finetune\`)`);
   });
 
-  it('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
+  step('Ctrl-C (SIGINT) during a training stops the watch with nothing of the training written', async () => {
     const u = (p: string) => new URL(p, w.url);
     const before = readdirSync(path.join(dir, 'models')).sort();
     // 40 photos never embedded by this watch's cache: the training is still embedding when it is stopped
@@ -555,7 +605,7 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     w = await startWatch(base, dir);
   });
 
-  it('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
+  step('a watch killed mid-training leaves the serving model and the examples intact, and serves the model taught last when started again', async () => {
     const u = (p: string) => new URL(p, w.url);
     // the model the last training swapped in (this watch, started again after the SIGINT above, serves it again)
     const taught = ((await (await fetch(u('/teach'))).json()) as { last: { path: string; labels: string[] } | null }).last;
@@ -587,7 +637,9 @@ describe('watch --teach: teaching a running stream over HTTP', () => {
     expect(w.stderr()).toContain(`edgetune watch: teach: serving ${name} again, the model the last training taught from flowers3.onnx (${taught!.labels.join(', ')}; ${path.join(dir, 'serving.json')})`);
     expect(((await (await fetch(new URL('/teach', w.url))).json()) as { last: { path: string } | null; base: string[] }).last?.path).toBe(taught!.path);
     expect(((await (await fetch(new URL('/teach', w.url))).json()) as { base: string[] }).base).toEqual(OLD);
-    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="${name.replace(/\.onnx$/, '')}",sha256="${sha256(taught!.path)}"`);
+    // under the base's name (the one the watch is started with), version 1 of this run, the taught file apart
+    expect(await (await fetch(new URL('/metrics', w.url))).text()).toContain(`edgetune_model_info{model="flowers3",version="1",file="${name}",sha256="${sha256(taught!.path)}"`);
+    expect(((await (await fetch(new URL('/v2/models/flowers3', w.url))).json()) as { versions: string[] }).versions).toEqual(['1']);
     // taught from another base: the record does not apply, and says why
     const other = shared('models', 'mobilenetv2-12-int8.onnx');
     // the taught model given as --model itself: nothing to restore (was "taught from another base model than" itself)

@@ -57,8 +57,9 @@ Training (on ${D.normalize ? 'L2-normalised' : 'raw'} embeddings):
   --seed <n>              seed for the split, augmentation, initialisation and shuffling (default ${D.seed})
 Fine-tuning the backbone (phase 2, after the head; float backbones, e.g. mobilenetv2-fp32):
   --unfreeze <n|all>      also train the last n blocks of the backbone (all: every block) with the head (a block: an
-                          inverted-residual block or the final 1×1 conv for MobileNetV2; BatchNormalization folded,
-                          statistics frozen). Kept only when it beats the head alone on validation by more than the
+                          inverted-residual block or the final 1×1 conv for MobileNetV2, a fire module for SqueezeNet,
+                          a depthwise-separable pair for MobileNetV1; BatchNormalization folded, statistics frozen).
+                          Kept only when it beats the head alone on validation by more than the
                           noise (the report's unfreeze.kept / keepReason); otherwise the head-only model is written
   --unfreeze-from <name>  the tensor to cut at instead (a single-path tensor of the backbone)
   --backbone-lr <x>       learning rate of the unfrozen blocks (default ${UNFREEZE_DEFAULTS.backboneLrRatio} × the head's)

@@ -15,6 +15,8 @@ import { interruptSignal } from '../../io/progress.js';
 import { durationOption, intOption, invalidOption, listOption, numberOption, parse, retriesOption, writeJson, type Command } from '../args.js';
 import { EdgetuneError } from '../../core/errors.js';
 import { parseListen, startServer, type KioskServer } from '../../stream/serve.js';
+import { modelName } from '../../serve/oip.js';
+import { checkModelName } from '../../serve/routes.js';
 import { checkTeachable, createTeach, lastTaught, SERVING_FILE, type Teach } from '../../stream/teach.js';
 import { formatStats, geometryOfClassifier, resultJson, StreamPipeline, type StreamResult } from '../../stream/pipeline.js';
 import { providersFrom, SESSION_OPTIONS, SESSION_USAGE } from '../common.js';
@@ -46,6 +48,10 @@ Options:
                          (default 5s; 0 = off); the first frame may take 10 s
   --serve <host:port>    start the kiosk HTTP service (default host 127.0.0.1; POST /model needs EDGETUNE_TOKEN;
                          on a non-loopback address every request needs it when it is set)
+  --model-name <name>    with --serve: the name the model is served under (/v2/models/<name>, /metrics), kept
+                         across swaps: each model swapped in (POST /model, a teach training) is a new version
+                         (1, 2, …; a rollback serves the previous one's) (default the --model's registry id or
+                         file base name)
   --allow-host <names>   Host names served besides loopback and the bound address (comma-separated,
                          repeatable; other Host headers get 421: DNS rebinding protection)
   --teach <dir>          with --serve: teach the running model over HTTP (POST /teach/examples?label=NAME with a
@@ -85,6 +91,7 @@ export const watch: Command = {
       retries: { type: 'string' },
       'stall-timeout': { type: 'string' },
       serve: { type: 'string' },
+      'model-name': { type: 'string' },
       'allow-host': { type: 'string', multiple: true },
       teach: { type: 'string', path: 'folder' },
       'teach-interval': { type: 'string' },
@@ -112,6 +119,8 @@ export const watch: Command = {
     const listen = v.serve !== undefined ? parseListen(v.serve) : undefined;
     if (v.teach !== undefined && !listen) throw new EdgetuneError('EARG', '--teach needs --serve <host:port> (the teach API is served over HTTP)');
     // like --teach: without a server the names would be taken and nothing served
+    if (v['model-name'] !== undefined && !listen) throw new EdgetuneError('EARG', '--model-name needs --serve <host:port> (it names the model the server serves)');
+    if (v['model-name'] !== undefined) checkModelName(v['model-name']);
     if (allowHosts.length && !listen) throw new EdgetuneError('EARG', '--allow-host needs --serve <host:port> (it names the Host headers the server answers)');
     if ((v['teach-interval'] !== undefined || v['keep-hard'] !== undefined || v['keep-models'] !== undefined) && v.teach === undefined) throw new EdgetuneError('EARG', '--teach-interval, --keep-hard and --keep-models need --teach <dir>');
     const keepModels = intOption('keep-models', v['keep-models'], 3, 0);
@@ -225,7 +234,10 @@ export const watch: Command = {
           teach = await createTeach(p, { dir: v.teach, ...(teachBase ? { base: teachBase } : {}), loadModel, intervalMs: teachIntervalMs, keepHard, keepModels, log: say, finetune: { session: { providers: session.providers, threads: session.threads } } });
         }
         // with --teach the kiosk page is served too (/kiosk/), teaching through the same API
-        server = await startServer(p, { ...listen, allowHosts, loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });
+        // the served name stays the one the watch started with: after a restart that serves the model taught
+        // last (teachBase), the base's name, not the taught file's
+        const served = v['model-name'] ?? (teachBase ? modelName(teachBase) : undefined);
+        server = await startServer(p, { ...listen, allowHosts, ...(served !== undefined ? { modelName: served } : {}), loadModel, log: say, teach, ...(teach ? { kioskPage: { topK: k } } : {}) });
         say(`serving ${server.url} (GET /, /events, /snapshot.jpg, /healthz, /metrics, /v2/… (Open Inference Protocol)${teach ? ', /teach, /kiosk/' : ''}; POST /model${teach ? ', /teach/…' : ''} ${process.env.EDGETUNE_TOKEN ? 'with EDGETUNE_TOKEN' : 'disabled: EDGETUNE_TOKEN not set'})`);
       }
       if (statsEvery > 0 && !quiet) timer = setInterval(() => say(formatStats(p.stats())), statsEvery * 1000);

@@ -185,6 +185,7 @@ export function buildTrainingGraph(tail: OnnxModel, options: TrainingGraphOption
 
   const ctx: GradContext & { cache: Map<string, string> } = {
     cache: new Map(),
+    graph: g,
     shape(name) {
       const s = shapes.get(name);
       if (!s) throw new EdgetuneError('EMODEL', `no static shape for "${name}"`);

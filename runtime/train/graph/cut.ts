@@ -1,16 +1,19 @@
 // Cutting a backbone for partial fine-tuning: split it at a tensor into a frozen part (model input →
 // cut tensor, run once per image to cache activations) and a trainable tail (cut tensor → pooled
-// embedding), and find MobileNetV2-style block boundaries to cut at automatically.
+// embedding), and find block boundaries to cut at automatically.
 //
 // A tensor is a *single-path* point when every node computed after it (in topological order, on the
 // way to the embedding) reads only that tensor, tensors computed after it, and initializers: the tail
 // then needs nothing but that tensor. Block *boundaries* are the single-path points that end a block:
-// the output of an Add (inverted-residual block), the output of a Conv/Gemm/MatMul no activation
-// follows (a block without residual: its linear bottleneck), and the feature map feeding the final
-// pooling (the last 1×1 conv's activation). Browser-safe.
+// the output of an Add (inverted-residual block) or a Concat (the two expand branches of a SqueezeNet
+// fire module), the output of a Conv/Gemm/MatMul no activation follows (a block without residual: its
+// linear bottleneck), and the feature map feeding the final pooling (the last 1×1 conv's activation).
+// A plain chain with none of the first three (MobileNetV1, VGG: every conv followed by its activation)
+// ends a block at the activation of each full (group-1) conv instead: MobileNetV1's blocks are its first
+// conv and its 13 depthwise-separable pairs, as Howard et al. 2017 count them. Browser-safe.
 
 import { EdgetuneError, invalidParameter } from '../../core/errors.js';
-import { addGraphOutput, makeTensorType, makeValueInfo, DataType, producerMap, consumerMap, pruneGraph, topologicalSort } from '../../onnx/graph.js';
+import { addGraphOutput, getIntAttribute, makeNode, makeTensorType, makeValueInfo, nameGenerator, DataType, producerMap, consumerMap, pruneGraph, setIntAttribute, topologicalSort } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import { describeNode } from '../../onnx/topology.js';
 import type { GraphProto, OnnxModel } from '../../onnx/model.js';
@@ -34,6 +37,8 @@ export interface CutPoint {
 const ACTIVATIONS: ReadonlySet<string> = new Set(['Relu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'LeakyRelu', 'Tanh', 'PRelu', 'Elu', 'Selu', 'Softplus', 'Mul']);
 const POOLING = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'Flatten', 'AveragePool']);
 const WEIGHTED = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose']);
+/** Operators that merge the branches of a block (residual sum, SqueezeNet / Inception concatenation). */
+const MERGING = new Set(['Add', 'Sum', 'Concat']);
 
 /** The graph restricted to what `embedding` needs, topologically sorted (a copy). */
 function graphTo(model: OnnxModel, embedding: string): OnnxModel {
@@ -100,18 +105,33 @@ function tailInfo(g: GraphProto, tensor: string): { nodes: number; weights: stri
  * Candidate cut points from the embedding backwards, only those whose tail holds trainable weights:
  * `tailBlocks(m, e)[k-1]` is what `--unfreeze k` cuts at. For MobileNetV2 (fp32 rebuilt) the first
  * is the input of the final 1×1 conv (tail = that conv), the second the last inverted-residual block's
- * input, and so on. Throws EARG when the embedding tensor does not exist.
+ * input, and so on; for SqueezeNet 1.1 (embedding fire9/concat_1) the first is fire8's Concat (tail = fire9),
+ * 8 in all; for MobileNetV1 the first is Conv2d_12's pointwise activation (tail = Conv2d_13's depthwise +
+ * pointwise pair), 14 in all. Throws EARG when the embedding tensor does not exist.
  */
 export function tailBlocks(model: OnnxModel, embedding: string): CutPoint[] {
   const g = graphTo(model, embedding).graph;
   const producers = producerMap(g);
   const consumers = consumerMap(g);
-  const boundaries = singlePath(g).filter((t) => {
+  const single = singlePath(g);
+  // structural ends: a merge of branches, or a linear bottleneck (a weighted op no activation follows)
+  const structural = (t: string) => {
+    const p = producers.get(t);
+    if (!p) return false;
+    if (MERGING.has(p.opType ?? '')) return true;
+    return WEIGHTED.has(p.opType ?? '') && !(consumers.get(t) ?? []).some((c) => ACTIVATIONS.has(c.opType ?? ''));
+  };
+  const plainChain = !single.some(structural);
+  const boundaries = single.filter((t) => {
     const p = producers.get(t);
     if (!p) return true; // the graph input
     const cons = consumers.get(t) ?? [];
-    if (p.opType === 'Add' || p.opType === 'Sum') return true;
-    if (WEIGHTED.has(p.opType ?? '') && !cons.some((c) => ACTIVATIONS.has(c.opType ?? ''))) return true;
+    if (structural(t)) return true;
+    if (plainChain && ACTIVATIONS.has(p.opType ?? '')) {
+      // a plain chain: the activation of a full (not depthwise/grouped) conv or dense layer ends a block
+      const q = p.input[0] ? producers.get(p.input[0]) : undefined;
+      if (q && WEIGHTED.has(q.opType ?? '') && (getIntAttribute(q, 'group') ?? 1) === 1) return true;
+    }
     return cons.length > 0 && cons.every((c) => POOLING.has(c.opType ?? ''));
   });
   const points: CutPoint[] = [];
@@ -157,6 +177,7 @@ export interface CutResult {
   /** cut tensor (its only input, batch dim symbolic 'N') → embedding (its only output). */
   tail: OnnxModel;
   cut: string;
+  /** The tail's output: the embedding tensor, or the flat [N, D] tensor cutModel ends an unflattened one with. */
   embedding: string;
   /** Shape of the cut tensor, batch first ('N'). */
   cutShape: Shape;
@@ -169,8 +190,12 @@ export interface CutResult {
  * input, run at the preprocessing's size: the tail's training graph needs static spatial sizes);
  * `inputShape` overrides the whole shape (e.g. [ 'N', 3, 224, 224 ]). Neither part is otherwise
  * changed: fold BatchNormalization / upgrade the opset before cutting when the tail will be trained.
+ * An embedding tensor of rank > 2 (an unpooled feature map [N, C, H, W], or MobileNetV1's AveragePool
+ * output [N, C, 1, 1]) gets, in the tail only, what embeddingModel (runtime/train/export.ts) puts after it:
+ * a GlobalAveragePool when `pool` (the CutSpec's), then a Flatten; the tail's output is then that
+ * [N, D] tensor (`embedding` in the result names it), what the head reads.
  */
-export function cutModel(model: OnnxModel, cut: string, embedding: string, opts: { inputShape?: Shape; size?: InputSize } = {}): CutResult {
+export function cutModel(model: OnnxModel, cut: string, embedding: string, opts: { inputShape?: Shape; size?: InputSize; pool?: boolean } = {}): CutResult {
   const full = graphTo(model, embedding);
   const g = full.graph;
   if (!singlePath(g).includes(cut)) throw new EdgetuneError('EARG', `"${cut}" is not a single-path tensor on the way to "${embedding}"`, { subject: cut });
@@ -199,5 +224,27 @@ export function cutModel(model: OnnxModel, cut: string, embedding: string, opts:
     for (const o of n.output) defined.add(o);
   }
   tg.valueInfo = [];
+  if (embeddingShape.length > 2) return flattenTail(tail, cut, embedding, embeddingShape, opts.pool ?? false, frozen, cutShape);
   return { frozen, tail, cut, embedding, cutShape, embeddingShape };
+}
+
+/** The tail ended by [GlobalAveragePool →] Flatten (see cutModel), its output the flat [N, D] embedding. */
+function flattenTail(tail: OnnxModel, cut: string, embedding: string, shape: Shape, pool: boolean, frozen: OnnxModel, cutShape: Shape): CutResult {
+  const tg = tail.graph;
+  const names = nameGenerator(tail);
+  let x = embedding;
+  if (pool) {
+    const pooled = names.next(`${embedding}/edgetune_pooled`);
+    tg.node.push(makeNode('GlobalAveragePool', [x], [pooled], { name: names.next(`${embedding}/edgetune_pool`) }));
+    x = pooled;
+  }
+  const flat = names.next(`${embedding}/edgetune_flat`);
+  const node = makeNode('Flatten', [x], [flat], { name: names.next(`${embedding}/edgetune_flatten`) });
+  setIntAttribute(node, 'axis', 1);
+  tg.node.push(node);
+  const rest = pool ? shape.slice(1, 2) : shape.slice(1);
+  if (rest.some((d) => typeof d !== 'number')) throw new EdgetuneError('EMODEL', `the embedding "${embedding}" is [${shape}]: its sizes after the batch must be static to flatten it`, { subject: embedding });
+  const flatShape: Shape = [shape[0]!, (rest as number[]).reduce((a, b) => a * b, 1)];
+  tg.output = [makeValueInfo(flat, makeTensorType(DataType.FLOAT, flatShape))];
+  return { frozen, tail, cut, embedding: flat, cutShape, embeddingShape: flatShape };
 }

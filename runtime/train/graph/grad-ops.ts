@@ -19,18 +19,33 @@
 //   Add/Sub/Mul with numpy broadcasting: the gradient is summed over broadcast axes.
 //   GlobalAveragePool: dx = expand(dy / (H·W)). Flatten/Reshape/Identity/Dropout(eval): reshape back.
 //   Gemm y = α·op(A)·op(B) + β·C and 2-D MatMul: the usual matrix-calculus transposes.
+//   Pooling windows (scatterWindows): a window's gradient goes back to the input positions it read, as
+//   ONE grouped ConvTranspose (strides, dilations, kernel of the pool) whose output starts at the padded
+//   input's origin, then cropped to the input (zero-padded first where floor mode left trailing
+//   positions unread).
+//     AveragePool: dx = scatter(dy / count, ones), count = the taps of each window inside the input
+//       (count_include_pad 0) or inside the padded input (1), per onnxruntime's kernel.
+//     MaxPool: dx = scatter of dy to the window's FIRST maximum (row-major, the one onnxruntime's
+//       Indices and PyTorch pick; ties share nothing): for each tap t the strided slice of the
+//       (−∞-padded) input equal to y and not taken by an earlier tap; the T masked copies of dy stacked
+//       as T channels per input channel and scattered with one-hot kernels (group C).
+//   Concat: dx_i = the slice of dy along the axis. Pad (constant mode): dx = dy cropped by the pads
+//     (zero-padded where the Pad cropped). Transpose: the inverse permutation. Squeeze/Unsqueeze: reshape back.
 
 import { EdgetuneError } from '../../core/errors.js';
-import { getFloatAttribute, getIntAttribute, getIntsAttribute } from '../../onnx/graph.js';
+import { getFloatAttribute, getIntAttribute, getIntsAttribute, getStringAttribute } from '../../onnx/graph.js';
 import type { NodeProto } from '../../onnx/model.js';
 import { describeNode } from '../../onnx/topology.js';
-import { convGeometry, type Shape } from './shapes.js';
+import { convGeometry, padAmounts, windowGeometry, type Shape } from './shapes.js';
+import type { GraphProto } from '../../onnx/model.js';
 
 export type AttrValue = number | readonly number[] | { f: number };
 
 /** What a rule may do: read static shapes and emit nodes/constants into the backward graph. */
 export interface GradContext {
   shape(name: string): Shape;
+  /** The forward graph (a Pad's pads, a Squeeze's axes: its initializers). */
+  graph?: GraphProto;
   /** Emit a node; returns its (single, freshly named) output. Numbers are INT attributes, {f} FLOAT. */
   op(type: string, inputs: readonly string[], attrs?: Record<string, AttrValue>, hint?: string): string;
   /** A float32 initializer. */
@@ -209,6 +224,132 @@ const matmul: GradRule = (ctx, n, [dy], need) => {
   return [need[0] ? ctx.op('Gemm', [dy!, B], { transB: 1 }, 'dA') : undefined, need[1] ? ctx.op('Gemm', [A, dy!], { transA: 1 }, 'dB') : undefined];
 };
 
+/** Static [C, H, W, …] of a pooled input and its window geometry, or an error naming the node. */
+function poolSetup(ctx: GradContext, n: NodeProto) {
+  const x = ctx.shape(n.input[0]!);
+  if (x.length !== 4 || x.slice(1).some((d) => typeof d !== 'number')) fail(n, `only 2-D pooling (NCHW) with static sizes is supported (input [${x}])`);
+  const spatial = x.slice(2) as number[];
+  const kernel = getIntsAttribute(n, 'kernel_shape') ?? fail(n, 'no kernel_shape');
+  return { C: x[1] as number, spatial, geo: windowGeometry(n, spatial, kernel) };
+}
+
+/**
+ * Scatter window gradients `d` [N, groups·T, Ho, Wo] back to the pooled input [N, groups, H, W] through
+ * `weight` [groups·T, 1, kh, kw] (one grouped ConvTranspose with the pool's strides and dilations, whose
+ * output starts at the padded input's origin), then crop the begin pads (and zero-pad where no window read).
+ */
+function scatterWindows(ctx: GradContext, d: string, weight: string, groups: number, spatial: number[], geo: ReturnType<typeof windowGeometry>): string {
+  const r = spatial.length;
+  const full = geo.out.map((o, i) => geo.strides[i]! * (o - 1) + geo.dilations[i]! * (geo.kernel[i]! - 1) + 1);
+  let y = ctx.op('ConvTranspose', [d, weight], { strides: geo.strides, dilations: geo.dilations, group: groups, kernel_shape: geo.kernel, pads: Array<number>(2 * r).fill(0) }, 'dPool_scatter');
+  const short = spatial.map((h, i) => Math.max(0, geo.pads[i]! + h - full[i]!));
+  if (short.some((p) => p > 0)) y = ctx.op('Pad', [y, ctx.constI([0, 0, ...Array<number>(r).fill(0), 0, 0, ...short])], {}, 'dPool_unread');
+  return ctx.op('Slice', [y, ctx.constI(geo.pads.slice(0, r)), ctx.constI(spatial.map((h, i) => geo.pads[i]! + h)), ctx.constI([...Array(r).keys()].map((i) => i + 2))], {}, 'dPool');
+}
+
+/** Number of taps of each window along one axis that count (inside [lo, hi) of the unpadded coordinates). */
+function tapCounts(out: number, stride: number, dilation: number, k: number, begin: number, lo: number, hi: number): number[] {
+  return Array.from({ length: out }, (_, o) => {
+    let c = 0;
+    for (let t = 0; t < k; t++) {
+      const p = o * stride - begin + t * dilation;
+      if (p >= lo && p < hi) c++;
+    }
+    return c;
+  });
+}
+
+const averagePool: GradRule = (ctx, n, [dy]) => {
+  const { C, spatial, geo } = poolSetup(ctx, n);
+  const includePad = (getIntAttribute(n, 'count_include_pad') ?? 0) === 1;
+  const r = spatial.length;
+  // per-axis counts; the window's count is their product (a box of taps)
+  const counts = spatial.map((h, i) => tapCounts(geo.out[i]!, geo.strides[i]!, geo.dilations[i]!, geo.kernel[i]!, geo.pads[i]!, includePad ? -geo.pads[i]! : 0, includePad ? h + geo.pads[i + r]! : h));
+  const [ch, cw] = counts as [number[], number[]];
+  const inv: number[] = [];
+  for (const a of ch) for (const b of cw) inv.push(a * b > 0 ? 1 / (a * b) : 0);
+  const scaled = ctx.op('Mul', [dy!, ctx.constF(inv, [1, 1, ...geo.out])], {}, 'dAvgPool_scaled');
+  const ones = ctx.constF(Array<number>(C * geo.kernel[0]! * geo.kernel[1]!).fill(1), [C, 1, ...geo.kernel]);
+  return [scatterWindows(ctx, scaled, ones, C, spatial, geo)];
+};
+
+const maxPool: GradRule = (ctx, n, [dy]) => {
+  if (n.output[1]) fail(n, 'the Indices output is not supported');
+  if ((getIntAttribute(n, 'storage_order') ?? 0) !== 0) fail(n, 'storage_order 1 is not supported');
+  const { C, spatial, geo } = poolSetup(ctx, n);
+  const r = spatial.length;
+  const [kh, kw] = geo.kernel as [number, number];
+  const T = kh * kw;
+  // the input padded with −∞ to every tap's reach (begin pads, and the end as far as the last window reads)
+  const reach = geo.out.map((o, i) => geo.strides[i]! * (o - 1) + geo.dilations[i]! * (geo.kernel[i]! - 1) + 1);
+  const end = spatial.map((h, i) => Math.max(0, reach[i]! - geo.pads[i]! - h));
+  let xp = n.input[0]!;
+  if ([...geo.pads.slice(0, r), ...end].some((p) => p > 0)) {
+    xp = ctx.op('Pad', [xp, ctx.constI([0, 0, ...geo.pads.slice(0, r), 0, 0, ...end]), ctx.constF([-Infinity], [])], {}, 'maxpool_padded');
+  }
+  const y = n.output[0]!;
+  let taken: string | undefined;
+  const parts: string[] = [];
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const starts = [i * geo.dilations[0]!, j * geo.dilations[1]!];
+      const tap = ctx.op('Slice', [xp, ctx.constI(starts), ctx.constI(starts.map((s, a) => s + geo.strides[a]! * (geo.out[a]! - 1) + 1)), ctx.constI([2, 3]), ctx.constI(geo.strides)], {}, 'maxpool_tap');
+      const eq = ctx.op('Equal', [tap, y], {}, 'maxpool_eq');
+      const first = taken ? ctx.op('And', [eq, ctx.op('Not', [taken], {}, 'maxpool_free')], {}, 'maxpool_first') : eq;
+      taken = taken ? ctx.op('Or', [taken, eq], {}, 'maxpool_taken') : eq;
+      parts.push(ctx.op('Unsqueeze', [masked(ctx, dy!, first, 'dMaxPool_tap'), ctx.constI([2])], {}, 'dMaxPool_tap5'));
+    }
+  }
+  const stacked = ctx.op('Reshape', [ctx.op('Concat', parts, { axis: 2 }, 'dMaxPool_taps'), ctx.constI([0, C * T, ...geo.out])], {}, 'dMaxPool_channels');
+  // one-hot kernels: channel c·T + t scatters to tap t of channel c
+  const w = new Array<number>(C * T * T).fill(0);
+  for (let c = 0; c < C; c++) for (let t = 0; t < T; t++) w[(c * T + t) * T + t] = 1;
+  return [scatterWindows(ctx, stacked, ctx.constF(w, [C * T, 1, kh, kw]), C, spatial, geo)];
+};
+
+const concat: GradRule = (ctx, n, [dy], need) => {
+  const y = ctx.shape(n.output[0]!);
+  let axis = getIntAttribute(n, 'axis') ?? fail(n, 'no axis');
+  if (axis < 0) axis += y.length;
+  let at = 0;
+  return n.input.map((x, k) => {
+    const size = ctx.shape(x)[axis]!;
+    if (typeof size !== 'number') fail(n, 'symbolic size on the concatenation axis');
+    const from = at;
+    at += size;
+    return need[k] ? ctx.op('Slice', [dy!, ctx.constI([from]), ctx.constI([from + size]), ctx.constI([axis])], {}, 'dConcat') : undefined;
+  });
+};
+
+const pad: GradRule = (ctx, n, [dy]) => {
+  const mode = getStringAttribute(n, 'mode') ?? 'constant';
+  if (mode !== 'constant') fail(n, `Pad mode ${mode} (only constant padding has a gradient here)`);
+  if (!ctx.graph) fail(n, 'the pads need the forward graph');
+  const x = ctx.shape(n.input[0]!);
+  const r = x.length;
+  const pads = padAmounts(ctx.graph, n, r);
+  const cropped = pads.map((p) => Math.max(0, -p));
+  let d = dy!;
+  if (cropped.some((p) => p > 0)) d = ctx.op('Pad', [d, ctx.constI(cropped)], {}, 'dPad_uncrop');
+  const axes = [...Array(r).keys()].filter((i) => pads[i] !== 0 || pads[i + r] !== 0);
+  if (!axes.length) return [d];
+  const starts = axes.map((i) => Math.max(0, pads[i]!));
+  const ends = axes.map((i, k) => {
+    const size = x[i];
+    if (typeof size !== 'number') fail(n, 'symbolic size on a padded axis');
+    return starts[k]! + size;
+  });
+  return [ctx.op('Slice', [d, ctx.constI(starts), ctx.constI(ends), ctx.constI(axes)], {}, 'dPad')];
+};
+
+const transpose: GradRule = (ctx, n, [dy]) => {
+  const rank = ctx.shape(n.input[0]!).length;
+  const perm = getIntsAttribute(n, 'perm') ?? [...Array(rank).keys()].reverse();
+  const inverse = new Array<number>(rank);
+  perm.forEach((p, i) => (inverse[p] = i));
+  return [ctx.op('Transpose', [dy!], { perm: inverse }, 'dTranspose')];
+};
+
 /** Gradient rules by operator type (default ONNX domain). */
 export const GRAD_RULES: Record<string, GradRule> = {
   Conv: conv,
@@ -218,6 +359,13 @@ export const GRAD_RULES: Record<string, GradRule> = {
   Sub: addSub(-1),
   Mul: mul,
   GlobalAveragePool: gap,
+  AveragePool: averagePool,
+  MaxPool: maxPool,
+  Concat: concat,
+  Pad: pad,
+  Transpose: transpose,
+  Squeeze: reshapeBack,
+  Unsqueeze: reshapeBack,
   Flatten: reshapeBack,
   Reshape: reshapeBack,
   Identity: reshapeBack,

@@ -284,6 +284,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
     const { items, known } = await withoutPriorImages(moreItems, prior);
     moreItems = items;
     if (known.length) warn(`--add-examples: skipped ${known.length} image${known.length > 1 ? 's' : ''} already in ${o.resume}'s data (the same bytes as an image its resume data holds): ${known.slice(0, 3).map((i) => itemName(i.file)).join(', ')}${known.length > 3 ? ', …' : ''}`);
+    // every example skipped and no class added: said as such (it went on to "no image could be embedded")
+    if (known.length && !moreItems.length && !trainItems.length && !valItems.length) throw new EdgetuneError('EINPUT', `nothing new to train: every example is already in ${o.resume}'s data (${known.length} image${known.length > 1 ? 's' : ''} with the same bytes as images its resume data holds)`);
   }
   trainItems.push(...moreItems);
   for (const s of skipped) warn(`skipped ${s.file}: ${s.reason}`);

@@ -26,7 +26,7 @@ import { exportTritonRepository, TRITON_CARD_PARAMETER, TRITON_SHA256_PARAMETER 
 import { serveModels, type ModelServer } from '../../../runtime/serve/server.js';
 import { connectRemoteModel, decodeResponse, parseModelUrl } from '../../../runtime/serve/client.js';
 import { HEADER_LENGTH, OipError, bytesOf, elementsOf, joinBody, modelName, readBytesElements, splitBody, tensorBytes, tensorFromJson } from '../../../runtime/serve/oip.js';
-import { shared, tempDir } from '../../helpers.js';
+import { refusedPort, shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
 process.env.EDGETUNE_OFFLINE = '1';
@@ -510,11 +510,8 @@ describe('Open Inference Protocol: a served model as a session', () => {
   });
 
   it('says clearly when the server is not there, does not answer, or refuses', async () => {
-    // Nothing listens on a port that was just closed.
-    const probe = createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-    const deadPort = (probe.address() as AddressInfo).port;
-    await new Promise<void>((r) => probe.close(() => r()));
+    // Nothing listens there.
+    const deadPort = await refusedPort();
     await expect(connectRemoteModel(`http://127.0.0.1:${deadPort}/v2/models/x`, { retries: 1 })).rejects.toThrow(`GET http://127.0.0.1:${deadPort}/v2/models/x: cannot connect: ECONNREFUSED (2 tries)`);
 
     // A server that accepts and never answers, and one that is busy (503) then answers.

@@ -14,7 +14,7 @@ import { loadClassifier } from '../../../runtime/classify/classifier.js';
 import { geometryOfClassifier, StreamPipeline, type StreamEvent } from '../../../runtime/stream/pipeline.js';
 import { startServer } from '../../../runtime/stream/serve.js';
 import { maskSecrets, maskUri } from '../../../runtime/core/redact.js';
-import { shared } from '../../helpers.js';
+import { refusedPort, shared } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
 
@@ -89,11 +89,8 @@ describe('frame watchdog', () => {
   });
 
   it('gives up on a source that never delivers after the bounded retries, with a clear error', async () => {
-    // Nothing listens here any more: every start fails at once.
-    const dead = createServer();
-    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
-    const deadPort = (dead.address() as AddressInfo).port;
-    await new Promise<void>((r) => dead.close(() => r()));
+    // Nothing listens there: every start fails at once.
+    const deadPort = await refusedPort();
     const events: SourceEvent[] = [];
     const src = await createSource(`rtsp://admin:hunter2@127.0.0.1:${deadPort}/stream1`, { reconnect: { retries: 2, initialMs: 10 }, onEvent: (e) => events.push(e) });
     const err = await (async () => {

@@ -3,6 +3,10 @@
 
 import { describe, expect, it } from 'vitest';
 import { cutModel, resolveCut, tailBlocks } from '../../../runtime/train/graph/cut.js';
+import { readFileSync } from 'node:fs';
+import { decodeModel } from '../../../runtime/onnx/model.js';
+import { embeddingModel, findCut } from '../../../runtime/train/export.js';
+import { createRng } from '../../../runtime/core/rng.js';
 import { shared } from '../../helpers.js';
 import { EMBEDDING, loadBackbone, preprocess, runBatched } from './mnv2-helpers.js';
 
@@ -40,5 +44,39 @@ describe('cut', () => {
     let maxDiff = 0;
     for (let i = 0; i < full.length; i++) maxDiff = Math.max(maxDiff, Math.abs(full[i]! - viaTail[i]!));
     expect(maxDiff).toBeLessThan(1e-4);
+  });
+});
+
+describe('cut: SqueezeNet 1.1 (fire modules end at their Concat) and MobileNetV1 (a plain chain)', () => {
+  const cases = [
+    // fire9's squeeze + both expands: 64·512 + 64 + 256·64 + 256 + 256·64·9 + 256 = 197 184 parameters
+    { file: 'squeezenet1.1_fp32_from_winml_fp16.onnx', embedding: 'fire9/concat_1', per: [3, 224, 224], blocks: 8, first: ['fire8/concat_1', 'fire7/concat_1', 'fire6/concat_1', 'fire5/concat_1'], parameters: 197_184, dims: 512 },
+    // Conv2d_13's depthwise + pointwise pair: 3·3·256 + 256 + 256·256 + 256 = 68 352 parameters; 13 pairs + Conv2d_0
+    { file: 'mobilenet_v1_0.25_128_fp32_tflite2onnx.onnx', embedding: 'MobilenetV1/Logits/AvgPool_1a/AvgPool', per: [3, 128, 128], blocks: 14, first: ['MobilenetV1/MobilenetV1/Conv2d_12_pointwise/Relu6', 'MobilenetV1/MobilenetV1/Conv2d_11_pointwise/Relu6'], parameters: 68_352, dims: 256 },
+  ];
+  it.each(cases)('$file: blocks, and frozen part then tail (pooled and flattened as the export) reproduce the embedding', async (c) => {
+    const m = decodeModel(readFileSync(shared('models', c.file)));
+    const blocks = tailBlocks(m, c.embedding);
+    expect(blocks.length).toBe(c.blocks);
+    expect(blocks.slice(0, c.first.length).map((b) => b.tensor)).toEqual(c.first);
+    expect(blocks[0]!.parameters).toBe(c.parameters);
+    expect(blocks[blocks.length - 1]!.tensor).toBe(m.graph.input.find((i) => !m.graph.initializer.some((t) => t.name === i.name))!.name);
+    const spec = findCut(m, c.embedding);
+    const cut = cutModel(m, blocks[1]!.tensor, c.embedding, { pool: spec.pool });
+    expect(cut.embeddingShape).toEqual(['N', c.dims]);
+    const rng = createRng(3, c.file);
+    const x = Float32Array.from({ length: 2 * c.per.reduce((a, b) => a * b, 1) }, () => rng.normal() * 50);
+    const full = await runBatched(embeddingModel(m, spec), m.graph.input.at(-1)!.name!, 'edgetune_embedding', x, c.per, 1);
+    const acts = await runBatched(cut.frozen, cut.frozen.graph.input.at(-1)!.name!, cut.cut, x, c.per, 1);
+    const viaTail = await runBatched(cut.tail, cut.cut, cut.embedding, acts, cut.cutShape.slice(1) as number[]);
+    expect(viaTail.length).toBe(2 * c.dims);
+    let maxDiff = 0;
+    let scale = 0;
+    for (let i = 0; i < full.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(full[i]! - viaTail[i]!));
+      scale = Math.max(scale, Math.abs(full[i]!));
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(maxDiff / scale).toBeLessThan(1e-5); // the same kernels on the same values: measured 0
   });
 });
