@@ -76,7 +76,11 @@ describe('keptRows', () => {
     const asked: number[][] = [];
     const inner = counted(data, 100, []);
     // room for 3 rows of 100 float32 values
-    const kept = keptRows({ labels: data.labels, read: (rows) => (asked.push([...rows]), inner.read(rows)) }, 3 * 400);
+    const kept = keptRows({ labels: data.labels, read: (rows) => {
+        asked.push([...rows]);
+        return inner.read(rows);
+      },
+    }, 3 * 400);
     const first = await kept.read([4, 0, 1, 0, 5]);
     const again = await kept.read([5, 4, 0, 1, 2]);
     expect(asked).toEqual([[4, 0, 1, 5], [5, 2]]);
