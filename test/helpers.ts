@@ -1,8 +1,8 @@
 // Test helpers: the one place tests find real assets (EDGETUNE_SHARED, default ../shared) and run the
 // built CLI. A missing asset fails the test loudly: tests never skip because data is absent.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -48,6 +48,30 @@ export function tempDir(prefix = 'edgetune-test-'): string {
 }
 
 /**
+ * A new empty folder (removed as tempDir's) where a test can run a script it writes there (a
+ * `#!/bin/sh` stand-in for ffmpeg or fswebcam): under the OS temp folder unless that is mounted noexec
+ * (a hardened runner's /tmp), then under the repository's node_modules/.cache, which holds executables
+ * already (node_modules/.bin).
+ */
+export function execDir(prefix = 'edgetune-exec-'): string {
+  const dir = tempDir(prefix);
+  const probe = path.join(dir, 'probe');
+  writeFileSync(probe, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  try {
+    execFileSync(probe);
+    return dir;
+  } catch {
+    const cache = path.join(repoRoot, 'node_modules', '.cache');
+    mkdirSync(cache, { recursive: true });
+    const inRepo = mkdtempSync(path.join(cache, prefix));
+    madeDirs.push(inRepo);
+    return inRepo;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+/**
  * A small folder-per-class dataset at `dir`: the first `n` photos (by name) of each of `classes` in the
  * shared folder `from` (path parts under ../shared, e.g. ['datasets', 'hymenoptera', 'val']), copied, or
  * symlinked with `link`. Returns `dir`.
@@ -75,10 +99,18 @@ let reports = 0;
  * (state, kernel wait channel), its child processes, and Node's diagnostic report, which a process
  * started with `--report-on-signal --report-signal=SIGUSR2` writes to `reportFile` on SIGUSR2: the
  * main thread's JavaScript and native stacks, the active handles (child processes, timers, pipes,
- * worker ports) and each worker thread's stack. No report within 10 s says the main thread is blocked
+ * worker ports) and each worker thread's stack. No report within REPORT_WAIT_MS says the main thread is blocked
  * outside JavaScript. (A hang seen once in a loaded CI run, stream-cli's stub webcam, never came back
  * in hundreds of runs: its next occurrence explains itself.)
  */
+/** How long hangReport waits for Node's report after SIGUSR2, ms. */
+const REPORT_WAIT_MS = 5_000;
+/**
+ * runCli's default kill time, ms: the kill, the report wait and its half second end by 170.5 s, before
+ * vitest's testTimeout of 180 s (vitest.config.ts `common`), so the report reaches the failure message
+ * (was 170 s + 10 s + 0.5 s: the test timed out first and the report was lost).
+ */
+const RUN_CLI_TIMEOUT_MS = 165_000;
 async function hangReport(pid: number, reportFile: string): Promise<string> {
   const read = (f: string) => {
     try {
@@ -100,7 +132,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
   } catch {
     return lines.join('\n');
   }
-  for (const end = Date.now() + 10_000; !existsSync(reportFile) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+  for (const end = Date.now() + REPORT_WAIT_MS; !existsSync(reportFile) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
   await new Promise((r) => setTimeout(r, 500)); // written in one go; a moment for the last bytes
   type Report = { javascriptStack?: { stack?: string[] }; nativeStack?: { symbol?: string }[]; libuv?: { type: string; is_active: boolean; is_referenced?: boolean; pid?: number; fd?: number; firesInMsFromNow?: number }[]; workers?: Report[] };
   let r: Report;
@@ -108,7 +140,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
     r = JSON.parse(readFileSync(reportFile, 'utf8')) as Report;
     rmSync(reportFile, { force: true });
   } catch {
-    lines.push('no node report within 10 s of SIGUSR2: the main thread is blocked outside JavaScript');
+    lines.push(`no node report within ${REPORT_WAIT_MS / 1000} s of SIGUSR2: the main thread is blocked outside JavaScript`);
     return lines.join('\n');
   }
   const handles = (x: Report) =>
@@ -125,7 +157,7 @@ async function hangReport(pid: number, reportFile: string): Promise<string> {
 
 /**
  * Run the built CLI (dist/runtime/cli/main.js; `npm test` builds first). Past `timeoutMs` (default
- * 170 s) the process is killed, and its stderr ends with what it was doing then (hangReport).
+ * 165 s: RUN_CLI_TIMEOUT_MS) the process is killed, and its stderr ends with what it was doing then (hangReport).
  */
 export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
   const cli = path.join(repoRoot, 'dist', 'runtime', 'cli', 'main.js');
@@ -143,7 +175,7 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: st
     let hang = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const ms = opts.timeoutMs ?? 170_000;
+    const ms = opts.timeoutMs ?? RUN_CLI_TIMEOUT_MS;
     const timer = setTimeout(() => {
       void hangReport(child.pid!, reportFile)
         .then((h) => (hang = h), (e: unknown) => (hang = `(no report: ${String(e)})`))

@@ -10,7 +10,7 @@ export interface Prediction {
   index: number;
   /** `labels[index]`, or the index as text when the card names no label there. */
   label: string;
-  /** The class's probability after toProbabilities, 0..1 (multilabel: its own sigmoid, not a share of 1). */
+  /** The class's probability after toProbabilities, 0..1 (multilabel: its own sigmoid, not a share of 1); for a regression model's row, its raw value (e.g. 23.0, any range). */
   score: number;
 }
 

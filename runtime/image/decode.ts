@@ -252,16 +252,36 @@ export async function decodeImage(input: string | Uint8Array, spec: PreprocessSp
 
 type Raw = { data: Buffer; info: { width: number; height: number; channels: number } };
 
-/** Serialises the re-runs below so that two failing decodes never overlap. */
+/** Serialises the re-runs below so that two re-runs never overlap (first runs of other files still may). */
 let retryChain: Promise<unknown> = Promise.resolve();
+/** run()'s sharp pipelines in flight in this process, and how many have started (to tell whether two overlapped). */
+let active = 0;
+let started = 0;
+
+/** One sharp pipeline to raw pixels, counted: `overlapped` when another of run()'s pipelines was running at any moment of it. */
+async function tracked(make: () => Sharp | Promise<Sharp>): Promise<{ ok: true; raw: Raw } | { ok: false; error: unknown; overlapped: boolean }> {
+  const busy = active > 0;
+  const mine = ++started;
+  active++;
+  try {
+    return { ok: true, raw: await (await make()).toBuffer({ resolveWithObject: true }) };
+  } catch (error) {
+    return { ok: false, error, overlapped: busy || started !== mine };
+  } finally {
+    active--;
+  }
+}
 
 /**
  * Run a sharp pipeline to HWC pixels. libvips keeps one error buffer per process: when several
  * decodes fail at the same moment (decode-ahead over a folder of broken files), one of them can be
  * left with "Unknown error", another file's reason, or its own and another's. Another format's decoder
- * gives the crosstalk away, but two damaged TIFFs (or two JPEGs) read alike: so a failure is run again,
- * alone (one re-run at a time), until a reason comes back that an earlier run gave (a file's own failure
- * is the same every time; at most 3 re-runs), and the last run's reason is the one told.
+ * gives the crosstalk away, but two damaged TIFFs (or two JPEGs) read alike. So a failed run that
+ * overlapped nothing (no other decode of this process ran at any moment of it) is told at once: its
+ * reason can only be its own. One that overlapped another decode is run again, one re-run at a time in
+ * the process (first runs of other files may still run beside it), until a re-run overlaps nothing or
+ * gives a reason an earlier run gave (a file's own failure is the same every time; a vague reason or
+ * another format's never counts; at most 3 re-runs); the last run's reason is the one told.
  */
 async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Array, opts: DecodeOptions, label: string): Promise<HwcImage> {
   const toImage = ({ data, info }: Raw): HwcImage => ({
@@ -270,26 +290,23 @@ async function run(make: () => Sharp | Promise<Sharp>, input: string | Uint8Arra
     height: info.height,
     channels: info.channels,
   });
-  let failure: unknown;
-  try {
-    return toImage(await (await make()).toBuffer({ resolveWithObject: true }));
-  } catch (err) {
-    failure = err;
-  }
+  const first = await tracked(make);
+  if (first.ok) return toImage(first.raw);
+  let failure = first.error;
+  let overlapped = first.overlapped;
   const format = sniffFormat(await headOf(input));
   // a vague message, or one from another format's decoder (another file's failure), never settles it
   const vague = (e: unknown) => noReason(e) || namesOtherFile(messageOf(e), input) || (format !== undefined && foreign(decisiveLine(messageOf(e), input), format));
   const reason = (e: unknown) => decisiveLine(messageOf(e), input);
   // our own refusals (vector image, geometry) are not libvips' buffer: they are the reason as they are
   const seen = new Set(vague(failure) ? [] : [reason(failure)]);
-  for (let attempt = 0; attempt < 3 && !(failure instanceof EdgetuneError); attempt++) {
-    const again = retryChain.then(async () => (await make()).toBuffer({ resolveWithObject: true }));
-    retryChain = again.catch(() => undefined);
-    try {
-      return toImage(await again);
-    } catch (err) {
-      failure = err;
-    }
+  for (let attempt = 0; attempt < 3 && overlapped && !(failure instanceof EdgetuneError); attempt++) {
+    const again = retryChain.then(() => tracked(make));
+    retryChain = again;
+    const r = await again;
+    if (r.ok) return toImage(r.raw);
+    failure = r.error;
+    overlapped = r.overlapped;
     if (vague(failure)) continue;
     if (seen.has(reason(failure))) break; // a reason two runs gave: the file's own
     seen.add(reason(failure));

@@ -200,11 +200,13 @@ export async function buildWeb(options: BuildWebOptions = {}): Promise<BuildWebR
     await rm(tmp, { recursive: true, force: true });
     throw err;
   }
-  // A second build of the same sources running at the same moment (two kiosks started together) may
-  // move the folder first: its bundle in place is as good as this one (build-web started 2 or 3 at once
-  // on one --out: 1 of 8 pairs and 1 of 12 triples failed with ENOTEMPTY before; 0 of 12 triples now).
+  // A second build running at the same moment (two kiosks started together, in this process or
+  // another) may move the folder first: its bundle in place is kept (not checked to be of the same
+  // sources; build-web started 2 or 3 at once on one --out: 1 of 8 pairs and 1 of 12 triples failed with
+  // ENOTEMPTY before; 0 of 12 triples now). The old bundle goes aside under a name of this build's own
+  // (was `<outDir>.<pid>.old`, one per process: two builds in one process collided, ENOTEMPTY).
   const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
-  const old = `${outDir}.${process.pid}.old`;
+  const old = tempPathFor(path.resolve(outDir), '.old');
   if (existsSync(outDir)) await rename(outDir, old).catch((err: unknown) => { if (code(err) !== 'ENOENT') throw err; });
   await mkdir(path.dirname(outDir), { recursive: true });
   try {

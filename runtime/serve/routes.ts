@@ -299,7 +299,8 @@ export function inflateBody(body: Buffer, encoding: string | undefined, limit: n
   }
 }
 
-function safeDecode(s: string): string {
+/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names nothing: a 400/404, not a 500 "URI malformed"). */
+export function safeDecode(s: string): string {
   try {
     return decodeURIComponent(s);
   } catch {

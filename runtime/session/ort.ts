@@ -28,6 +28,8 @@ export interface NativeSessionOptions {
    * (`session.intra_op.allow_spinning = 0`). Default onnxruntime's (spin).
    */
   allowSpinning?: boolean;
+  /** false: no memory pattern (`enableMemPattern`): intermediate tensors are allocated as each is needed. Default onnxruntime's (on). */
+  enableMemPattern?: boolean;
 }
 
 export interface SessionHandler {
@@ -123,6 +125,7 @@ export function buildSessionOptions(providers: readonly ProviderEntry[], o: Nati
     opts.enableProfiling = true;
     if (o.profileFilePrefix) opts.profileFilePrefix = o.profileFilePrefix;
   }
+  if (o.enableMemPattern === false) opts.enableMemPattern = false;
   if (o.allowSpinning === false) opts.extra = { session: { intra_op: { allow_spinning: '0' } } };
   return opts;
 }

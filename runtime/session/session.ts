@@ -65,12 +65,20 @@ export interface SessionOptions {
    * few cores: spinning threads take the cores the JS thread and other processes need. Default: spin.
    */
   spinning?: boolean;
+  /**
+   * false: onnxruntime plans no memory pattern (`enableMemPattern` off: one block for every intermediate
+   * tensor of a run, laid out from the first runs); each tensor is allocated as it is needed, so tensors
+   * that are never alive together share memory. For training graphs, whose backward pass keeps many
+   * tensors: a phase-2 step through the whole of MobileNetV2 (batch 16, 3×224×224 input) held 1.62 GB
+   * resident with the pattern and 0.93 GB without, no slower (measured on this 2-core machine). Default: on.
+   */
+  memoryPattern?: boolean;
   /** Called once per provider that was skipped. Default: `console.warn` with an `edgetune:` prefix. */
   onWarning?: (message: string) => void;
 }
 
 /** Every key of SessionOptions, for refusing a misspelt one (`{ thread: 1 }` would use every core, without a word). The type below fails to compile when a key is missing. */
-export const SESSION_OPTION_KEYS = ['providers', 'threads', 'graphOptimizationLevel', 'optimizedModelFilePath', 'enableProfiling', 'profileFilePrefix', 'spinning', 'onWarning'] as const satisfies readonly (keyof SessionOptions)[];
+export const SESSION_OPTION_KEYS = ['providers', 'threads', 'graphOptimizationLevel', 'optimizedModelFilePath', 'enableProfiling', 'profileFilePrefix', 'spinning', 'memoryPattern', 'onWarning'] as const satisfies readonly (keyof SessionOptions)[];
 /** `never` while SESSION_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedSessionOption = AssertNever<Exclude<keyof SessionOptions, (typeof SESSION_OPTION_KEYS)[number]>>;
 
@@ -222,6 +230,7 @@ export async function createSession(model: string | Uint8Array, options: Session
         enableProfiling: options.enableProfiling,
         profileFilePrefix: options.profileFilePrefix,
         allowSpinning: options.spinning,
+        enableMemPattern: options.memoryPattern,
         logSeverityLevel: requested.length > 1 ? 4 : 3,
       });
     } catch (err) {

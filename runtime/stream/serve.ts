@@ -139,6 +139,8 @@ es.onerror=()=>{$('status').textContent='connection lost, retrying…';};
  * served name and version, as /v2/models says them), its file's base name and the sha256 of the file.
  */
 export async function metricsText(p: StreamPipeline, extra: readonly MetricFamily[] = []): Promise<string> {
+  // one model for every label, taken before any await (a swap may land meanwhile)
+  const clf = p.model;
   const s = p.stats();
   const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
   const hist = p.latencyHistograms();
@@ -150,7 +152,7 @@ export async function metricsText(p: StreamPipeline, extra: readonly MetricFamil
       help: 'The model serving the stream (value 1): its name and version (as /v2/models/<name>/versions/<version> serves it; a new version per model swapped in), its file\'s base name, the sha256 of the file as loaded, the provider running it and the source.',
       type: 'gauge',
       // the model's name and version as /v2/models/<name> and `edgetune serve`'s metrics say them (a fleet joins on them)
-      samples: [{ labels: { model: servedName(p.model), version: servedVersion(p.model), file: path.basename(p.model.modelPath), sha256: await servedSha256(p.model), provider: p.provider, source: s.source }, value: 1 }],
+      samples: [{ labels: { model: servedName(clf), version: servedVersion(clf), file: path.basename(clf.modelPath), sha256: await servedSha256(clf), provider: p.provider, source: s.source }, value: 1 }],
     },
     counter('edgetune_frames_in_total', 'Frames received from the source.', s.framesIn),
     counter('edgetune_frames_processed_total', 'Frames classified.', s.processed),
@@ -469,6 +471,9 @@ export async function startServer(pipeline: StreamPipeline, opts: ServeOptions =
         return json(res, ok ? 200 : 503, { status: ok ? 'ok' : s.state, state: s.state, model: s.model, modelName: name, modelVersion: servedVersion(serving()), provider: pipeline.provider, source: s.source, processed: s.processed, reconnects: s.reconnects, stalls: s.stalls, lastResultAgeMs: lastAge, uptimeSeconds: s.uptimeSeconds });
       }
       case '/metrics':
+        // numbered first: a model swapped in whose swap event has not come yet (the one it replaced still
+        // being disposed) was labelled by its file's name and version "1"
+        serving();
         return send(res, 200, await metricsText(pipeline, opts.teach?.metrics()), EXPOSITION_CONTENT_TYPE);
       case '/snapshot.jpg': {
         const f = pipeline.latestFrame;

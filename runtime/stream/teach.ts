@@ -20,7 +20,8 @@
 // On disk (plain files, each written atomically: runtime/io/atomic.ts):
 //   DIR/examples/<label>/<sha256[0:16]>.<jpg|png>   a dataset `finetune` reads (one folder per class)
 //   DIR/models/teach-<time>.onnx (+ .resume.bin, .report.json)   each trained model, a set written by finetune()
-//                                                     (the keepModels newest kept, and the ones the stream holds)
+//                                                     (the keepModels newest kept, and the base, the ones the
+//                                                     stream holds or started on and the one serving.json names)
 //   DIR/hard/<time>-<seq>.jpg + .json                 hard frames and their scores (at most keepHard)
 //   DIR/serving.json                                  the model the last training swapped in, with its base's
 //                                                     sha256: a restarted watch serves it again (lastTaught)
@@ -37,6 +38,8 @@ import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
 import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
+import * as v from 'valibot';
+import { parseJsonContract } from '../core/schema.js';
 import { writeAtomic } from '../io/atomic.js';
 import { checkDirPath } from '../io/paths.js';
 import { discardRest, readBody, TooLarge } from '../io/http-body.js';
@@ -48,11 +51,11 @@ import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { modelFileSha256, type MetricFamily } from './metrics.js';
 import { describeModel } from '../../models/describe.js';
-import type { StreamPipeline, StreamResult } from './pipeline.js';
+import type { StreamEvent, StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
 import { json } from './serve.js';
 import { isModelUrl } from '../serve/client.js';
-import { servedName, servedVersion } from '../serve/routes.js';
+import { safeDecode, servedName, servedVersion } from '../serve/routes.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -71,7 +74,8 @@ export interface TeachOptions {
   /**
    * Trained sets kept under DIR/models/ (each ~12 MB for a MobileNetV2 head: model, resume data, report),
    * newest first; older ones are removed after each training, never a model the stream holds (serving,
-   * or kept for a rollback). 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
+   * or kept for a rollback), the base, the model the stream started on, nor the one DIR/serving.json
+   * names. 0 keeps every set. Default 3 (a kiosk taught daily would otherwise fill
    * its card: see pruneTaughtModels).
    */
   keepModels?: number;
@@ -223,25 +227,39 @@ export async function pruneTaughtModels(modelsDir: string, keep: number, held: r
   return gone;
 }
 
-/** A path segment percent-decoded; a malformed escape ("%ZZ") is kept as sent (it then names no label or file: 400/404, not a 500 "URI malformed"). */
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
 /** The record of the model the last training swapped in: `DIR/serving.json` (lastTaught reads it). */
 export const SERVING_FILE = 'serving.json';
-interface ServingRecord {
-  /** The taught model's file name under DIR/models/. */
-  model: string;
-  sha256: string;
-  /** The base model every training resumed from, and its sha256 when the model was taught. */
-  base: string;
-  baseSha256: string;
+/**
+ * DIR/serving.json: `model` the taught model's file name under DIR/models/ and its `sha256`; `base` the
+ * model every training resumed from and its `baseSha256` when the model was taught; `result` the
+ * training's answer (checked: the fields watch and GET /teach read, `path`, `sha256`, `labels`).
+ */
+const ServingRecordSchema = v.object({
+  model: v.pipe(v.string(), v.regex(TAUGHT_MODEL, 'expected a taught model\'s file name (teach-<time>.onnx)')),
+  sha256: v.string(),
+  base: v.string(),
+  baseSha256: v.string(),
+  result: v.looseObject({ path: v.string(), sha256: v.string(), labels: v.array(v.string()) }),
+});
+interface ServingRecord extends Omit<v.InferOutput<typeof ServingRecordSchema>, 'result'> {
   result: TeachTrainResult;
+}
+
+/**
+ * DIR/serving.json checked (ServingRecordSchema); undefined when there is none. Errors: EINPUT naming
+ * the file and each problem (`…/serving.json: result.labels: required but missing`), or that it is not JSON.
+ */
+async function readServingRecord(dir: string): Promise<ServingRecord | undefined> {
+  const record = path.join(path.resolve(dir), SERVING_FILE);
+  let text: string;
+  try {
+    text = await readFile(record, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new EdgetuneError('EIO', `${record}: cannot be read (${messageOf(err)})`, { subject: record, cause: err });
+  }
+  // the other fields of `result` (accuracy, seconds, …) are shown as recorded
+  return parseJsonContract(ServingRecordSchema, text, record) as unknown as ServingRecord;
 }
 
 /**
@@ -249,24 +267,19 @@ interface ServingRecord {
  * restart) with the same base model: `{ file, result }` when `DIR/serving.json` names a model under
  * `DIR/models/` whose file still has the recorded sha256 and was taught from a base with the same sha256
  * as `base` now; `{ skipped }` saying why not when the record is there but does not apply (another or a
- * changed base, a missing or changed model file, an unreadable record); undefined when no training has
- * swapped a model in yet, or when `base` is that taught model itself. Never throws.
+ * changed base, a missing or changed model file, a record that is not JSON or not a serving record:
+ * `…/serving.json: result: required but missing`); undefined when no training has swapped a model in
+ * yet (or the one it swapped in was rolled back), or when `base` is that taught model itself. Never throws.
  */
 export async function lastTaught(dir: string, base: string): Promise<{ file: string; result: TeachTrainResult } | { skipped: string } | undefined> {
   const record = path.join(path.resolve(dir), SERVING_FILE);
-  let text: string;
+  let r: ServingRecord | undefined;
   try {
-    text = await readFile(record, 'utf8');
-  } catch {
-    return undefined;
-  }
-  let r: ServingRecord;
-  try {
-    r = JSON.parse(text) as ServingRecord;
-    if (typeof r.model !== 'string' || !TAUGHT_MODEL.test(r.model) || typeof r.baseSha256 !== 'string') throw new Error('not a serving record');
+    r = await readServingRecord(dir);
   } catch (err) {
-    return { skipped: `${record} cannot be read (${messageOf(err)})` };
+    return { skipped: messageOf(err).split('\n').join('; ') };
   }
+  if (!r) return undefined;
   const file = path.join(path.resolve(dir), 'models', r.model);
   const baseSha = await modelFileSha256(base);
   // `base` is the taught model itself (watch --model DIR/models/teach-….onnx): it serves already
@@ -335,6 +348,26 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   // a restarted watch serving the last taught model (lastTaught) shows that training as the last one
   const again = base === serving ? undefined : await lastTaught(dir, base);
   let last: TeachTrainResult | undefined = again && 'file' in again && again.file === serving ? again.result : undefined;
+  /** The serving records of the taught models this watch has served (the one it started on, each swap's), by absolute path: a rollback to one of them records it again. */
+  const records = new Map<string, ServingRecord>();
+  if (again && 'file' in again && again.file === serving) records.set(serving, { model: path.basename(serving), sha256: again.result.sha256, base, baseSha256, result: again.result });
+  const servingFile = path.join(dir, SERVING_FILE);
+  /** The writes of serving.json, one after another (a training's swap, a rollback). */
+  let recording: Promise<void> = Promise.resolve();
+  /** Record `rec` in DIR/serving.json (atomically), or remove the record (undefined: a restart serves the base); a failed write only costs the restart. */
+  const recordServing = (rec: ServingRecord | undefined): Promise<void> =>
+    (recording = recording
+      .then(() => (rec ? writeAtomic(servingFile, JSON.stringify(rec, null, 1) + '\n') : rm(servingFile, { force: true })))
+      .catch((err) => log(`teach: cannot ${rec ? 'record the serving model in' : 'remove'} ${servingFile}: ${messageOf(err)}`)));
+  // A taught model the swap guard rolled back (it failed on live frames) must not serve again after a
+  // restart: serving.json then names the model serving now when it is a taught one, else it goes.
+  const onEvent = (e: StreamEvent) => {
+    if (e.type !== 'rollback') return;
+    const now = records.get(path.resolve(pipeline.model.modelPath));
+    last = now?.result;
+    void recordServing(now).then(() => log(`teach: after the rollback a restart serves ${now ? now.model : path.basename(base)} (${now ? `${servingFile} names it` : `${servingFile} removed`})`));
+  };
+  pipeline.on('event', onEvent);
   let trainings = 0;
   let refused = 0;
 
@@ -588,7 +621,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     };
     // a restarted watch serves this model again (lastTaught); a failed write only costs that
     const record: ServingRecord = { model: path.basename(out), sha256, base, baseSha256, result };
-    await writeAtomic(path.join(dir, SERVING_FILE), JSON.stringify(record, null, 1) + '\n').catch((err) => log(`teach: cannot record the serving model in ${path.join(dir, SERVING_FILE)}: ${messageOf(err)}`));
+    records.set(path.resolve(out), record);
+    await recordServing(record);
     log(`teach: serving ${path.basename(out)} (${report.labels.join(', ')}; validation accuracy ${report.accuracy === null ? 'n/a' : (report.accuracy * 100).toFixed(1) + '%'}) after ${result.seconds}s`);
     return result;
   };
@@ -602,11 +636,18 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     const settle = () => {
       training = undefined;
       progress = null;
-      // older trained sets go (the models the stream holds stay): a kiosk taught daily would fill its card
-      pruneTaughtModels(modelsDir, keepModels, pipeline.heldModels.map((m) => m.modelPath)).then(
-        (gone) => gone.length && log(`teach: removed ${gone.length} older trained set${gone.length > 1 ? 's' : ''} from ${modelsDir} (${gone.join(', ')}; --keep-models ${keepModels})`),
-        (err) => log(`teach: cannot remove older trained sets: ${messageOf(err)}`),
-      );
+      // older trained sets go: a kiosk taught daily would fill its card. Never the base every training
+      // resumes from (it may be a taught set: watch --model DIR/models/teach-….onnx), the model this
+      // watch started on (the user's --model), the one serving.json names (a restart serves it), nor the
+      // models the stream holds (serving, kept for a rollback).
+      const held = [base, serving, ...pipeline.heldModels.map((m) => m.modelPath)];
+      void recording
+        .then(() => readServingRecord(dir).catch(() => undefined))
+        .then((rec) => pruneTaughtModels(modelsDir, keepModels, rec ? [...held, path.join(modelsDir, rec.model)] : held))
+        .then(
+          (gone) => gone.length && log(`teach: removed ${gone.length} older trained set${gone.length > 1 ? 's' : ''} from ${modelsDir} (${gone.join(', ')}; --keep-models ${keepModels})`),
+          (err) => log(`teach: cannot remove older trained sets: ${messageOf(err)}`),
+        );
     };
     training.then(
       (r) => {
@@ -685,8 +726,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
       const allow = p === '/teach' || p === '/teach/hard' || p.startsWith('/teach/hard/') ? 'GET' : p === '/teach/examples' || p === '/teach/train' ? 'POST' : p.startsWith('/teach/examples/') ? 'DELETE' : undefined;
       if (allow) {
         if (m !== 'GET' && m !== 'HEAD') discardRest(req);
-        json(res, 405, { error: `method ${m} not allowed on ${p} (${allow})` }, { Allow: allow });
-      } else send(res, 404, { error: `no such endpoint: ${m} ${p}` });
+        json(res, 405, { error: `method ${req.method} not allowed on ${p} (${allow})` }, { Allow: allow });
+      } else send(res, 404, { error: `no such endpoint: ${req.method} ${p}` });
     }
     return true;
   };
@@ -718,6 +759,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     train,
     async close() {
       pipeline.off('result', onResult);
+      pipeline.off('event', onEvent);
       const reason = new EdgetuneError('EIO', 'teaching stopped');
       closing.abort(reason);
       await thread?.abort(reason);

@@ -1,10 +1,10 @@
 // Phase 2 of a fine-tune (the course's step 5): unfreeze the last blocks of the backbone and train
 // them together with the head at a low learning rate, through ONNX training graphs
 // (runtime/train/graph/) that any ONNX Runtime backend runs. Browser-safe: the session factory and the
-// cut activations (the frozen part run once per view, by the driver) are injected.
+// cut activations (the frozen part run by the driver; phase2.ts streams them a mini-batch at a time) are injected.
 //
 //   const plan = planUnfreeze(backboneModel, embeddingTensor, 2);      // where to cut, BN folded
-//   …driver embeds each view at plan.cut.cut with plan.frozenCut (an Embedder over plan.frozen)…
+//   …driver embeds views at plan.cut.cut with an Embedder over plan.cut.frozen (in memory, or a TailStream)…
 //   const r = await trainUnfrozen(plan, { head, classes, train, val, createSession }, config);
 //   const model = unfrozenBackbone(plan, r);                           // frozen part + tuned tail
 //   exportClassifierModel(model, cutSpec, r.head, labels, spec, provenance)
@@ -29,7 +29,7 @@ import type { HeadWeights } from './types.js';
 import { cutModel, resolveCut, tailBlocks, type CutResult } from './graph/cut.js';
 import { findCut } from './export.js';
 import type { InputSize } from './graph/shapes.js';
-import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailData, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
+import { evaluateTail, exportTail, trainTail, TAIL_CONFIG_KEYS, TAIL_HOOK_KEYS, TAIL_INPUT_KEYS, type TailRows, type TailAverage, type TailSchedule, type TailTrainConfig, type TailTrainResult } from './graph/tail-trainer.js';
 import { buildTrainingGraph, defaultTrainable } from './graph/autodiff.js';
 import type { SessionFactory } from './graph/session.js';
 
@@ -173,10 +173,10 @@ export interface UnfrozenResult extends TailTrainResult {
   logits: { before: Float32Array; after: Float32Array };
 }
 
-/** Phase 2: train the tail and the phase-1 head together on cut activations (`config` as trainTail's). EARG for a key `input`, `config` or `hooks` does not take. */
+/** Phase 2: train the tail and the phase-1 head together on cut activations, in memory or streamed (TailRows; `config` as trainTail's). EARG for a key `input`, `config` or `hooks` does not take. */
 export async function trainUnfrozen(
   plan: UnfreezePlan,
-  input: { head: HeadWeights; classes: number; train: TailData; val?: TailData; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailData> },
+  input: { head: HeadWeights; classes: number; train: TailRows; val?: TailRows; createSession: SessionFactory; refresh?: (epoch: number) => Promise<TailRows> },
   config: Partial<TailTrainConfig> = {},
   hooks: Parameters<typeof trainTail>[2] = {},
 ): Promise<UnfrozenResult> {

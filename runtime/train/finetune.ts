@@ -144,8 +144,9 @@ export interface SkippedImage {
 /**
  * The embedding session, injected by the driver. embed() returns, for item i and view v, row i·views + v
  * of `features` (dims floats each): view 0 the un-augmented image, views 1.. drawn by viewParams(augment,
- * seed, key, v) with the image's content key. ok[i] is false for an item that could not be decoded (its
- * rows are ignored) and `skipped` says why. `hits` / `computed`: embeddings from a cache / computed.
+ * seed, key, v) with the image's content key; with `rows`, only those rows, in that order. ok[i] is false
+ * for an item that could not be decoded (its rows are ignored) and `skipped` says why. `hits` /
+ * `computed`: embeddings from a cache / computed.
  */
 export interface ViewEmbedder<T> {
   embed(
@@ -156,6 +157,12 @@ export interface ViewEmbedder<T> {
       transient?: boolean;
       /** The split these items are (collectEmbeddings says it): a driver may keep more per split (finetune: the open-set taps' rows). */
       split?: 'train' | 'val';
+      /**
+       * Only these rows (i·views + v, ascending, no repeats): `features` then holds rows.length × dims
+       * floats, in this order, and nothing else is rendered or run. Phase 2 asks a mini-batch's views this
+       * way (runtime/train/phase2.ts viewStream). Default: every row.
+       */
+      rows?: readonly number[];
     },
   ): Promise<{ features: Float32Array; dims: number; ok: boolean[]; skipped: SkippedImage[]; hits?: number; computed?: number }>;
 }

@@ -1,7 +1,7 @@
 // Phase 2 of a fine-tune, orchestrated once for every driver (`edgetune finetune --unfreeze` through
 // runtime/train/node/finetune.ts, and the kiosk page's teach mode through runtime/kiosk/page/teach.ts).
 // BROWSER-SAFE: the two driver-specific pieces are injected, as for phase 1 (runtime/train/finetune.ts):
-//   - a ViewEmbedder over the frozen part of the backbone (plan.cut.frozen), which gives every view's
+//   - a ViewEmbedder over the frozen part of the backbone (plan.cut.frozen), which gives views'
 //     activations at the cut (Node: runtime/train/node/embed.ts with its disk cache; the page: its
 //     onnxruntime-web session over decoded samples), the same views as phase 1 (same seed, same content keys);
 //   - a SessionFactory for the training graphs (onnxruntime-node, or onnxruntime-web's wasm / WebGPU).
@@ -19,6 +19,13 @@
 // (FINETUNE_DEFAULTS under the given trainer config); backbone learning rate
 // UNFREEZE_DEFAULTS.backboneLrRatio × the head's unless given.
 // The run (runPhase2), stated once (issue 20, each part measured: README "--unfreeze"):
+//   0. streamed activations: no view's activations are held beyond the mini-batch that uses them. Each
+//      training step, validation pass and embedding pass asks the embedder for just its rows (ViewEmbedder
+//      `rows`: those items' wanted views; viewStream), so memory does not grow with the images: a cut at
+//      the input (planUnfreeze's biases 'all') holds a 3×224×224 view for a batch, not for every image;
+//      the validation rows, read every epoch, stay in memory up to PHASE2_VAL_MEMORY_MB (keptRows).
+//      The rows and their order are the ones phase 2 held in memory before (on beans-dev the validation
+//      losses of every epoch came out identical, for a cut at the input and at --unfreeze 2's block);
 //   1. views: epoch 1 trains on the views phase 1 embedded (same seed); with freshViews each later epoch e
 //      on newly drawn views of the same images (seed freshViewSeed(seed, e); view 0 stays the clean image),
 //      the frozen part run again by the embedder (`transient`: a driver's cache does not keep them);
@@ -32,7 +39,7 @@
 
 import type { AugmentSpec } from './augment/ops.js';
 import { trainUnfrozen, unfrozenBackbone, UNFREEZE_DEFAULTS, type UnfreezeBiases, type UnfreezePlan } from './finetune-tail.js';
-import { exportTail, trainTail, type TailAverage, type TailData, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
+import { exportTail, readRows, trainTail, type TailAverage, type TailRows, type TailStream, type TailEpochStats, type TailSchedule, type TailTrainConfig } from './graph/tail-trainer.js';
 import type { SessionFactory } from './graph/session.js';
 import { FINETUNE_DEFAULTS, type ViewEmbedder } from './finetune.js';
 import { DEFAULT_LR } from './optim.js';
@@ -41,6 +48,7 @@ import type { HeadWeights, TrainConfig } from './types.js';
 import type { OnnxModel } from '../onnx/model.js';
 import { encodeModel } from '../onnx/model.js';
 import { asFloat32, concatFloat32 } from '../core/tensor.js';
+import { EdgetuneError } from '../core/errors.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
 import { TRAIN_CONFIG_KEYS } from './config.js';
 
@@ -105,7 +113,7 @@ export interface Phase2Summary {
   accuracyBefore: number;
   accuracy: number;
   gain: number;
-  /** Seconds spent computing the cut activations / training the tail. */
+  /** Seconds spent producing the cut activations (the embedder's streamed reads, summed) / the rest (training the tail). */
   activationS: number;
   trainingS: number;
   history: TailEpochStats[];
@@ -245,7 +253,11 @@ export interface Phase2Options<T extends { label: number }> {
   views: number;
   augment: AugmentSpec;
   seed: number;
-  /** Activations at plan.cut.cut: an embedder over plan.cut.frozen. */
+  /**
+   * Activations at plan.cut.cut: an embedder over plan.cut.frozen, asked a mini-batch at a time with
+   * `rows` (the batch's views of the items given); one that ignores `rows` still works (phase 2 picks the
+   * rows from every view of those items) at the cost of the views it embeds for nothing.
+   */
   embedder: ViewEmbedder<T>;
   /** Sessions for the training and evaluation graphs (and the tuned tail). */
   createSession: SessionFactory;
@@ -255,6 +267,7 @@ export interface Phase2Options<T extends { label: number }> {
   /** For the summary: the block count asked for (null for a named tensor). */
   blocks: number | null;
   signal?: AbortSignal;
+  /** The training views' activations as epoch 1 produces them (streamed: during epoch 1), `total` = training items × views. */
   onActivations?(done: number, total: number): void;
   onEpoch?(e: TailEpochStats, epochs: number): void;
 }
@@ -311,21 +324,22 @@ export function tunedKeyText(baseKey: string, cut: string, weightsSha256: string
 }
 
 /**
- * The embedding rows of `x` (cut activations, `n` rows) through the tuned tail: [n, D] row-major, a
- * spatial map averaged when the tail ends unpooled (as phase 1's pooled cut).
+ * The embedding rows of `data` (cut activations, in memory or streamed a batch at a time) through the
+ * tuned tail: [n, D] row-major, a spatial map averaged when the tail ends unpooled (as phase 1's pooled cut).
  */
-async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array, n: number, createSession: SessionFactory, batch = 32): Promise<Float32Array> {
+async function tunedEmbeddings(tail: OnnxModel, shape: number[], data: TailRows, createSession: SessionFactory, batch = 32): Promise<Float32Array> {
   const s = await createSession(encodeModel(tail));
   try {
     const input = tail.graph.input[0]!.name ?? '';
     const per = shape.reduce((a, c) => a * c, 1);
+    const n = data.labels.length;
     const rowsOut: Float32Array[] = [];
     for (let i = 0; i < n; i += batch) {
       const b = Math.min(batch, n - i);
       // one input shape for every run (TensorRT builds an engine per shape): a short last batch is zero-padded, its extra rows dropped
       const full = Math.min(batch, n);
       const feed = new Float32Array(full * per);
-      feed.set(x.subarray(i * per, (i + b) * per));
+      feed.set(await readRows(data, Array.from({ length: b }, (_, r) => i + r), per, 'rows embedded by the tuned tail'));
       const out = Object.values(await s.run({ [input]: { type: 'float32', data: feed, dims: [full, ...shape] } }))[0]!;
       const y = asFloat32(out);
       const channels = (out.dims as number[])[1] ?? y.length / full;
@@ -346,6 +360,91 @@ async function tunedEmbeddings(tail: OnnxModel, shape: number[], x: Float32Array
 }
 
 /**
+ * Views' cut activations as a TailStream (the streamed rows of runPhase2, step 0): row i·views + v is view
+ * v of items[i] (as ViewEmbedder.embed numbers them), labels items[i].label. A read asks `embedder` for
+ * just the items it touches and, through `rows`, just their wanted views, once each (a padded batch
+ * repeats rows), then lays them out in the order asked; an embedder that ignores `rows` is read the same
+ * way from every view of those items. `onRows(k)`: k rows were produced. Errors: EINPUT naming the file
+ * when an item no longer embeds (it did in phase 1: a file changed or gone mid-run), the embedder's own.
+ */
+export function viewStream<T extends { label: number }>(
+  embedder: ViewEmbedder<T>,
+  items: readonly T[],
+  o: { views: number; augment: AugmentSpec; seed: number; transient: boolean; signal?: AbortSignal; onRows?(k: number): void },
+): TailStream {
+  const { views } = o;
+  return {
+    labels: Int32Array.from(items.flatMap((i) => Array<number>(views).fill(i.label))),
+    async read(rows) {
+      const wanted = [...new Set(rows)].sort((a, b) => a - b);
+      const at = new Map<number, number>();
+      const sub: T[] = [];
+      for (const r of wanted) {
+        const i = Math.floor(r / views);
+        if (!(i >= 0 && i < items.length) || !Number.isInteger(r)) throw new EdgetuneError('EARG', `viewStream: row ${r} is not one of the ${items.length * views} rows`);
+        if (at.has(i)) continue;
+        at.set(i, sub.length);
+        sub.push(items[i]!);
+      }
+      const local = wanted.map((r) => at.get(Math.floor(r / views))! * views + (r % views));
+      const e = await embedder.embed(sub, { views, augment: o.augment, seed: o.seed, signal: o.signal, transient: o.transient, rows: local });
+      const lost = e.ok.findIndex((ok) => !ok);
+      if (lost >= 0) {
+        const why = e.skipped[0];
+        throw new EdgetuneError('EINPUT', `phase 2: ${why ? `${why.file}: ${why.reason}` : 'an image could not be read again'} (it embedded in phase 1: was it changed or removed during the run?)`, why ? { subject: why.file } : undefined);
+      }
+      const d = e.dims;
+      // an embedder that ignores `rows` gives every view of `sub`: its row for local[k] is local[k] itself
+      const every = e.features.length === sub.length * views * d;
+      const src = new Map(wanted.map((r, k) => [r, every ? local[k]! : k]));
+      const out = new Float32Array(rows.length * d);
+      rows.forEach((r, j) => {
+        const k = src.get(r)!;
+        out.set(e.features.subarray(k * d, (k + 1) * d), j * d);
+      });
+      o.onRows?.(wanted.length);
+      return out;
+    },
+  };
+}
+
+/**
+ * Validation rows phase 2 keeps in memory, in MB (runPhase2, step 0): they are read every epoch, so the
+ * first rows up to this size stay (beans-dev/val's 60 photos cut at the input: 36 MB) and any beyond are
+ * produced again at each read: bounded whatever the validation set's size.
+ */
+export const PHASE2_VAL_MEMORY_MB = 64;
+
+/**
+ * `stream` with its rows kept in memory once read, up to `maxBytes` of them (the first ones read; later
+ * rows are read from `stream` every time). Reads return the same values as `stream`'s.
+ */
+export function keptRows(stream: TailStream, maxBytes: number): TailStream {
+  const kept = new Map<number, Float32Array>();
+  let held = 0;
+  return {
+    labels: stream.labels,
+    async read(rows) {
+      const missing = [...new Set(rows.filter((r) => !kept.has(r)))];
+      const got = missing.length ? await stream.read(missing) : undefined;
+      const d = got ? got.length / missing.length : kept.get(rows[0]!)!.length;
+      const now = new Map<number, Float32Array>();
+      missing.forEach((r, k) => {
+        const x = got!.subarray(k * d, (k + 1) * d);
+        now.set(r, x);
+        if (held + x.byteLength <= maxBytes) {
+          kept.set(r, x.slice());
+          held += x.byteLength;
+        }
+      });
+      const out = new Float32Array(rows.length * d);
+      rows.forEach((r, j) => out.set(kept.get(r) ?? now.get(r)!, j * d));
+      return out;
+    },
+  };
+}
+
+/**
  * Run phase 2 (see the module header). Errors: as trainUnfrozen and the embedder (EARG for a prototype
  * head or divergence); EARG for an option, a trainer config key or a setting it does not know
  * (`runPhase2: unknown option "setings" (options: plan, …)`, `… "config.epoch" (config options: …)`,
@@ -359,25 +458,31 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   const { plan } = o;
   const settings = o.settings ?? {};
   let actMs = 0;
-  const viewsOf = async (items: readonly T[], seed: number, transient: boolean, onProgress?: (d: number, t: number) => void): Promise<Float32Array> => {
-    const ta = performance.now();
-    const r = await o.embedder.embed(items, { views: o.views, augment: o.augment, seed, signal: o.signal, onProgress, transient });
-    actMs += performance.now() - ta;
-    return r.features;
-  };
-  const labelsOf = (items: readonly T[], views: number) => Int32Array.from(items.flatMap((i) => Array<number>(views).fill(i.label)));
-  const train: TailData = { x: await viewsOf(o.train, o.seed, false, o.onActivations), labels: labelsOf(o.train, o.views) };
-  let val: TailData | undefined;
-  if (o.val.length) {
-    const ta = performance.now();
-    const va = await o.embedder.embed(o.val, { views: 1, augment: {}, seed: o.seed, signal: o.signal });
-    actMs += performance.now() - ta;
-    val = { x: va.features, labels: labelsOf(o.val, 1) };
-  }
+  const timed = (stream: TailStream): TailStream => ({
+    labels: stream.labels,
+    read: async (rows) => {
+      const ta = performance.now();
+      try {
+        return await stream.read(rows);
+      } finally {
+        actMs += performance.now() - ta;
+      }
+    },
+  });
+  const common = { augment: o.augment, signal: o.signal };
+  // the training views of the run's seed: epoch 1's (their progress is onActivations), the tuned embeddings'
+  const total = o.train.length * o.views;
+  let produced = 0;
+  const train = timed(viewStream(o.embedder, o.train, { ...common, views: o.views, seed: o.seed, transient: false, onRows: (k) => {
+    if (produced < total) o.onActivations?.((produced = Math.min(total, produced + k)), total);
+  } }));
+  // the validation rows, read every epoch: kept in memory up to PHASE2_VAL_MEMORY_MB
+  const val = o.val.length ? keptRows(timed(viewStream(o.embedder, o.val, { ...common, augment: {}, views: 1, seed: o.seed, transient: false })), PHASE2_VAL_MEMORY_MB * 1024 * 1024) : undefined;
   const fresh = (settings.freshViews ?? UNFREEZE_DEFAULTS.freshViews) && o.views > 1;
-  const refresher = (items: readonly T[], labels: Int32Array) => (fresh ? async (epoch: number): Promise<TailData> => ({ x: await viewsOf(items, freshViewSeed(o.seed, epoch), true), labels }) : undefined);
+  // each later epoch's fresh views (used once: `transient`, a driver's cache does not keep them)
+  const refresher = (items: readonly T[]) => (fresh ? async (epoch: number): Promise<TailRows> => timed(viewStream(o.embedder, items, { ...common, views: o.views, seed: freshViewSeed(o.seed, epoch), transient: true })) : undefined);
   const config = phase2Config(o.config ?? {}, settings, o.seed);
-  const r = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train, val, createSession: o.createSession, refresh: refresher(o.train, train.labels) }, config, {
+  const r = await trainUnfrozen(plan, { head: o.head, classes: o.classes, train, val, createSession: o.createSession, refresh: refresher(o.train) }, config, {
     signal: o.signal,
     onEpoch: (e) => o.onEpoch?.(e, config.epochs),
   });
@@ -389,9 +494,10 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
   let refitted = false;
   if (decision.kept && val && (settings.refit ?? UNFREEZE_DEFAULTS.refit) && r.bestEpoch > 0) {
     const all = [...o.train, ...o.val];
-    const both: TailData = { x: concatFloat32([train.x, await viewsOf(o.val, o.seed, false)]), labels: labelsOf(all, o.views) };
+    // the training rows, then every view of the validation images (rows as an in-memory concatenation's)
+    const both = timed(viewStream(o.embedder, all, { ...common, views: o.views, seed: o.seed, transient: false }));
     // trainTail itself, not trainUnfrozen: nothing validates a refit, so its before/after scoring would be thrown away
-    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all, both.labels) }, { ...config, trainable: plan.trainable, epochs: r.bestEpoch, patience: 0 }, {
+    const again = await trainTail({ tail: plan.cut.tail, head: o.head, classes: o.classes, train: both, createSession: o.createSession, refresh: refresher(all) }, { ...config, trainable: plan.trainable, epochs: r.bestEpoch, patience: 0 }, {
       signal: o.signal,
       onEpoch: (e) => o.onEpoch?.({ ...e, epoch: r.history.length + e.epoch }, r.history.length + r.bestEpoch),
     });
@@ -407,8 +513,8 @@ export async function runPhase2<T extends { label: number }>(o: Phase2Options<T>
       backbone: unfrozenBackbone(plan, { tailWeights: final.tailWeights }),
       tailWeights: final.tailWeights,
       embeddings: {
-        train: await tunedEmbeddings(tunedTail, shape, train.x, train.labels.length, o.createSession),
-        val: val ? await tunedEmbeddings(tunedTail, shape, val.x, val.labels.length, o.createSession) : undefined,
+        train: await tunedEmbeddings(tunedTail, shape, train, o.createSession),
+        val: val ? await tunedEmbeddings(tunedTail, shape, val, o.createSession) : undefined,
       },
     };
   }

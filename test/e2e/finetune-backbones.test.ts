@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { createSession } from '../../runtime/session/session.js';
-import { runCli, shared, tempDir } from '../helpers.js';
+import { runCli, shared, subsetDataset, tempDir } from '../helpers.js';
 
 const env = { EDGETUNE_CACHE: tempDir('edgetune-bb-cache-') };
 const work = tempDir('edgetune-bb-');
@@ -21,23 +21,13 @@ async function finetune(args: string[]): Promise<FinetuneReport> {
   return JSON.parse(r.stdout) as FinetuneReport;
 }
 
-/** The first `n` images of each hymenoptera class of `split`, copied (a smaller set keeps the file fast). */
-function hymSubset(split: 'train' | 'val', n: number): string {
-  const dir = path.join(work, `hym-${split}-${n}`);
-  for (const cls of ['ants', 'bees']) {
-    const from = shared('datasets', 'hymenoptera', split, cls);
-    mkdirSync(path.join(dir, cls), { recursive: true });
-    for (const f of readdirSync(from).filter((f) => f.endsWith('.jpg')).sort().slice(0, n)) copyFileSync(path.join(from, f), path.join(dir, cls, f));
-  }
-  return dir;
-}
 
 describe('backbones', () => {
   let train: string;
   let val: string;
   beforeAll(() => {
-    train = hymSubset('train', 30);
-    val = hymSubset('val', 30);
+    train = subsetDataset(path.join(work, 'hym-train-30'), ['datasets', 'hymenoptera', 'train'], ['ants', 'bees'], 30);
+    val = subsetDataset(path.join(work, 'hym-val-30'), ['datasets', 'hymenoptera', 'val'], ['ants', 'bees'], 30);
   });
 
   it('squeezenet1.1-fp16 fine-tunes like its fp32 twin (float16 in, float32 head), and the export loads in bare onnxruntime', async () => {

@@ -4,13 +4,13 @@
 // (linear + MSE) heads from CSVs made from the shared datasets, classified and loaded in bare ORT; and
 // the refusals of the phase-2 schedule / layer-wise rate / weight-averaging / mixup options.
 
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { finetune, type FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { createSession } from '../../runtime/session/session.js';
-import { jsonLines, runCli, shared, tempDir } from '../helpers.js';
+import { jsonLines, runCli, shared, subsetDataset, tempDir } from '../helpers.js';
 
 const cache = tempDir('edgetune-p2-cache-');
 const work = tempDir('edgetune-p2-');
@@ -64,6 +64,22 @@ describe('finetune --unfreeze (phase 2) on beans-dev with mobilenetv2-fp32', () 
     const r = await runCli(['finetune', path.join(beans, 'train'), '--model', 'mobilenetv2-int8', '--unfreeze', '2', '--out', path.join(work, 'x.onnx')], { env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("--unfreeze trains the backbone's float weights, and mobilenetv2-int8 is int8: use its fp32 twin (e.g. --model mobilenetv2-fp32 for mobilenetv2-int8), then --int8 to quantize the result");
+  });
+
+  it('never writes input-level activations to the embedding cache (the default biases cut at the input); a deeper cut keeps its own there', async () => {
+    // 3 photos of each class, 2 views, one phase-2 epoch: phase 2 trains on 18 views cut at the input (3×224×224)
+    const ds = subsetDataset(path.join(work, 'tiny-beans'), ['datasets', 'beans-dev', 'train'], ['angular_leaf_spot', 'bean_rust', 'healthy'], 3, { link: true });
+    const own = tempDir('edgetune-p2-cache-input-');
+    const r = await finetune(ds, { out: path.join(work, 'tiny.onnx'), model: 'mobilenetv2-fp32', unfreeze: 2, unfreezeEpochs: 1, views: 2, valSplit: 0, cache: own });
+    expect([r.unfreeze!.biases, r.unfreeze!.cut]).toEqual(['all', 'input']);
+    const sizes = (dir: string): number[] => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => statSync(path.join(e.parentPath, e.name)).size);
+    const inCache = sizes(own);
+    // phase 1's embeddings are cached (1280 floats each, and the open-set taps' rows beside them); before phase 2
+    // streamed, the 18 views' 602 112-byte input tensors (3·224·224 float32) were cached too
+    expect(inCache).toContain(1280 * 4);
+    expect(inCache.filter((b) => b >= 3 * 224 * 224 * 4)).toEqual([]);
+    // the --unfreeze 1 --unfreeze-biases none run above (this file's cache): its 320×7×7 activations are cached
+    expect(sizes(path.join(cache, 'embeddings'))).toContain(320 * 7 * 7 * 4);
   });
 });
 

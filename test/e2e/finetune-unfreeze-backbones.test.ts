@@ -5,28 +5,18 @@
 // the tuned block (its weights moved) and scores the validation photos exactly as phase 2's report says,
 // and `classify` labels a real photo with it.
 
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FinetuneReport } from '../../runtime/train/node/finetune.js';
 import { keepPhase2 } from '../../runtime/train/phase2.js';
 import { decodeModel } from '../../runtime/onnx/model.js';
 import { getInitializer, readFloat32 } from '../../runtime/onnx/graph.js';
-import { runCli, shared, tempDir } from '../helpers.js';
+import { runCli, shared, subsetDataset, tempDir } from '../helpers.js';
 
 const env = { EDGETUNE_CACHE: tempDir('edgetune-p2-bb-cache-') };
 const work = tempDir('edgetune-p2-bb-');
 
-/** The first `n` photos (sorted names) of each hymenoptera class of `split`, copied: a small set keeps the file fast. */
-function hymSubset(split: 'train' | 'val', n: number): string {
-  const dir = path.join(work, `hym-${split}-${n}`);
-  for (const cls of ['ants', 'bees']) {
-    const from = shared('datasets', 'hymenoptera', split, cls);
-    mkdirSync(path.join(dir, cls), { recursive: true });
-    for (const f of readdirSync(from).filter((f) => f.endsWith('.jpg')).sort().slice(0, n)) copyFileSync(path.join(from, f), path.join(dir, cls, f));
-  }
-  return dir;
-}
 
 const cases = [
   // fire9 (squeeze 1×1, expand 1×1 and 3×3, Concat); the conv biases of every frozen fire module and conv1 train too (BitFit 'all')
@@ -39,8 +29,8 @@ describe('finetune --unfreeze 1 on SqueezeNet and MobileNetV1 (real photos)', ()
   let train: string;
   let val: string;
   beforeAll(() => {
-    train = hymSubset('train', 10);
-    val = hymSubset('val', 10);
+    train = subsetDataset(path.join(work, 'hym-train-10'), ['datasets', 'hymenoptera', 'train'], ['ants', 'bees'], 10);
+    val = subsetDataset(path.join(work, 'hym-val-10'), ['datasets', 'hymenoptera', 'val'], ['ants', 'bees'], 10);
   });
 
   it.each(cases)('$model: phase 2 trains the last block, reports its keep decision, and the export classifies', async (c) => {

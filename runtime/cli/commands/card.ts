@@ -48,8 +48,9 @@ export const card: Command = {
     const { model } = await loadModelFile(d.path); // external data inlined: one self-contained file
     setMetadataValue(model, METADATA_KEY, JSON.stringify(info));
     await writeAtomic(out, encodeModel(model));
-    // a regression model's outputs are values read as they are (its outputKind changes nothing)
-    const reads = c.task === 'regression' ? [`${c.labels.length} named values`, 'regression'] : [`${c.labels.length} labels`, info.outputKind];
+    // a regression model's outputs are values read as they are (its outputKind changes nothing); named
+    // only when something named them (assumed names are their indices)
+    const reads = c.task === 'regression' ? [`${c.labels.length}${c.sources.labels === 'assumed' ? '' : ' named'} values`, 'regression'] : [`${c.labels.length} labels`, info.outputKind];
     io.stdout.write(`edgetune card: wrote ${out} (${reads[0]}, ${c.preprocess.width}x${c.preprocess.height} ${c.preprocess.colorOrder}, ${reads[1]})\n`);
     if (assumed.length) io.stderr.write(`edgetune card: embedded assumed values: ${c.assumptions.join('; ')}\n`);
     return 0;

@@ -158,9 +158,10 @@ function prepared(bytes: Uint8Array, hint: string | null): EmbeddingGraph {
 }
 
 /**
- * The page's ViewEmbedder: a few samples at a time are decoded, every view drawn (view 0 the model
+ * The page's ViewEmbedder: samples are decoded a few at a time, their views drawn (view 0 the model
  * image, views 1.. rendered from the decoded sample with runtime/train/finetune.ts viewParams) and
- * embedded in one batched run. `onViews` counts embedded views for the progress bar.
+ * embedded in one batched run; with `rows` (phase 2's mini-batches), only those views. `onViews` counts
+ * embedded views for the progress bar.
  */
 function pageEmbedder(embedder: Embedder, model: KioskConfig['model'], onViews: (n: number) => void): ViewEmbedder<Sample> {
   const spec = model.preprocess;
@@ -168,13 +169,20 @@ function pageEmbedder(embedder: Embedder, model: KioskConfig['model'], onViews: 
     async embed(items, o) {
       const skipped: { file: string; reason: string }[] = [];
       const ok = items.map(() => true);
-      const rows: (Float32Array | undefined)[] = [];
+      // the rows asked for (every view of every item by default), and each item's views among them
+      const order = o.rows ?? Array.from({ length: items.length * o.views }, (_, r) => r);
+      const viewsOf = items.map((): number[] => []);
+      for (const r of order) viewsOf[Math.floor(r / o.views)]?.push(r % o.views);
+      const got = new Map<number, Float32Array>();
       let dims = 0;
-      for (let i = 0; i < items.length; i += 2) {
+      const pending = items.map((_, k) => k).filter((k) => viewsOf[k]!.length);
+      // samples are decoded until 8 views are drawn (2 samples at 4 views), then embedded in one run
+      for (let p = 0; p < pending.length; ) {
         if (o.signal?.aborted) throw o.signal.reason ?? new Error('training cancelled');
         const imgs: HwcImage[] = [];
         const owners: number[] = [];
-        for (let k = i; k < Math.min(i + 2, items.length); k++) {
+        for (; p < pending.length && imgs.length < 8; p++) {
+          const k = pending[p]!;
           const it = items[k]!;
           let bmp: ImageBitmap;
           try {
@@ -184,29 +192,28 @@ function pageEmbedder(embedder: Embedder, model: KioskConfig['model'], onViews: 
             skipped.push({ file: it.name, reason: err instanceof Error ? err.message : String(err) });
             continue;
           }
-          imgs.push(toModelImage(bmp, spec));
-          owners.push(k);
-          if (o.views > 1) {
-            const key = await contentKey(it);
-            const src = toSourceImage(bmp);
-            for (let v = 1; v < o.views; v++) {
-              const view = renderView(src, viewParams(o.augment, o.seed, key, v), spec.width, spec.height, spec.resize === 'cover' ? spec.crop : 1);
+          const key = viewsOf[k]!.some((v) => v > 0) ? await contentKey(it) : '';
+          const src = key ? toSourceImage(bmp) : undefined;
+          for (const v of viewsOf[k]!) {
+            if (v === 0) imgs.push(toModelImage(bmp, spec));
+            else {
+              const view = renderView(src!, viewParams(o.augment, o.seed, key, v), spec.width, spec.height, spec.resize === 'cover' ? spec.crop : 1);
               imgs.push(spec.channels === 1 ? toGrayInPlace(view) : view);
-              owners.push(k);
             }
+            owners.push(k * o.views + v);
           }
           bmp.close();
         }
         const out = await embedder.embed(imgs);
         if (out.dims) dims = out.dims;
-        // rows in item order, views in order: owners lists each item's views together
-        owners.forEach((k, r) => {
-          rows[k] = rows[k] ? concatFloat32([rows[k]!, out.rows.subarray(r * dims, (r + 1) * dims)]) : out.rows.slice(r * dims, (r + 1) * dims);
-        });
+        owners.forEach((row, r) => got.set(row, out.rows.slice(r * dims, (r + 1) * dims)));
         onViews(imgs.length);
       }
-      const features = new Float32Array(items.length * o.views * dims);
-      rows.forEach((r, k) => r && ok[k] && features.set(r, k * o.views * dims));
+      const features = new Float32Array(order.length * dims);
+      order.forEach((row, j) => {
+        const x = got.get(row);
+        if (x && ok[Math.floor(row / o.views)]) features.set(x, j * dims);
+      });
       return { features, dims, ok, skipped };
     },
   };

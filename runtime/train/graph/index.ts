@@ -18,4 +18,6 @@ export {
   type TailTrainResult,
   type TailEpochStats,
   type TailData,
+  type TailStream,
+  type TailRows,
 } from './tail-trainer.js';

@@ -1,5 +1,7 @@
-// Mini-batch fine-tuning of a backbone tail + dense head on cached cut activations, through ONNX
-// training graphs (autodiff.ts) run by an injected session factory (any ONNX Runtime backend).
+// Mini-batch fine-tuning of a backbone tail + dense head on cut activations, through ONNX
+// training graphs (autodiff.ts) run by an injected session factory (any ONNX Runtime backend). The
+// activations are held in memory (TailData) or produced a mini-batch at a time (TailStream: phase 2's
+// rows, so that its memory does not grow with the images).
 // Optimizer state lives in runtime/train/optim.ts's optimizers (Float64 master weights, one slot per
 // tensor); backbone and head get separate learning rates; L2 weight decay on weights (rank ≥ 2, not
 // biases); seeded shuffling and dropout masks (runtime/core/rng.ts); early stopping on validation
@@ -203,10 +205,39 @@ export function layerRates(tail: OnnxModel, trainable: readonly string[], decay:
   return out;
 }
 
-/** Cached cut activations: `n` rows of `x` ([n, ...inputShape.slice(1)] row-major) and labels. */
+/** Cut activations held in memory: `n` rows of `x` ([n, ...inputShape.slice(1)] row-major) and labels. */
 export interface TailData {
   x: Float32Array;
   labels: Int32Array;
+}
+
+/**
+ * Cut activations produced on demand, a mini-batch at a time (phase 2 streams its rows this way: what is
+ * alive is a batch, whatever the row count). `labels` gives the row count n; `read(rows)` resolves to
+ * those rows (indices in 0..n-1, in that order, repeats allowed) back to back: rows.length × the row
+ * size floats ([rows.length, ...inputShape.slice(1)] row-major). A row must read the same every time.
+ */
+export interface TailStream {
+  labels: Int32Array;
+  read(rows: readonly number[]): Promise<Float32Array>;
+}
+
+/** Training or validation rows: in memory, or streamed. */
+export type TailRows = TailData | TailStream;
+
+/**
+ * Rows `rows` of `data` back to back (`size` floats each): copied from TailData's `x`, or read from a
+ * TailStream. Throws EARG when a stream gives another number of values (`what` names the data).
+ */
+export async function readRows(data: TailRows, rows: readonly number[], size: number, what = 'rows'): Promise<Float32Array> {
+  if ('read' in data) {
+    const x = await data.read(rows);
+    if (x.length !== rows.length * size) throw new EdgetuneError('EARG', `${what}: a read of ${rows.length} rows gave ${x.length} values, expected ${rows.length} × ${size}`);
+    return x;
+  }
+  const x = new Float32Array(rows.length * size);
+  for (let r = 0; r < rows.length; r++) x.set(data.x.subarray(rows[r]! * size, (rows[r]! + 1) * size), r * size);
+  return x;
 }
 
 export interface TailEpochStats {
@@ -215,7 +246,7 @@ export interface TailEpochStats {
   trainAccuracy: number;
   valLoss?: number;
   valAccuracy?: number;
-  /** Wall time of the epoch (training steps + validation). */
+  /** Wall time of the epoch (training steps + validation; a TailStream's reads included). */
   ms: number;
   /** Time inside the training session's run() this epoch. */
   runMs: number;
@@ -240,14 +271,15 @@ export interface TailTrainInput {
   /** Initial head (e.g. from trainHead on pooled features); default a seeded Glorot linear head. */
   head?: HeadWeights | readonly DenseLayer[];
   classes: number;
-  train: TailData;
-  val?: TailData;
+  /** In memory or streamed (TailStream: each batch read when its step runs). */
+  train: TailRows;
+  val?: TailRows;
   createSession: SessionFactory;
   /**
    * Fresh training rows for epoch `epoch` (2, 3, …; epoch 1 trains on `train`): e.g. the same images'
    * newly augmented views. Same row count, labels and row shape as `train`. Default: `train` every epoch.
    */
-  refresh?(epoch: number): Promise<TailData>;
+  refresh?(epoch: number): Promise<TailRows>;
 }
 
 /** Every key of TailTrainInput and of TailTrainConfig, for refusing a misspelt one (trainTail, trainUnfrozen). The types below fail to compile when a key is missing. */
@@ -296,12 +328,9 @@ export function crossEntropy(logits: Float32Array, labels: Int32Array, K: number
   return { loss: loss / Math.max(1, n), accuracy: n ? correct / n : 0 };
 }
 
-/** Feeds of one batch: rows `rows` of data, weights as float32. */
-function batchFeeds(graph: TrainingGraph, per: number[], data: TailData, rows: ArrayLike<number>, weights: Map<string, Float32Array>, withLabels: boolean): Record<string, TensorData> {
-  const size = per.reduce((a, b) => a * b, 1);
+/** Feeds of one batch: `x` (rows `rows` of data, readRows), weights as float32. */
+function batchFeeds(graph: TrainingGraph, per: number[], data: TailRows, rows: ArrayLike<number>, x: Float32Array, weights: Map<string, Float32Array>, withLabels: boolean): Record<string, TensorData> {
   const b = rows.length;
-  const x = new Float32Array(b * size);
-  for (let r = 0; r < b; r++) x.set(data.x.subarray(rows[r]! * size, (rows[r]! + 1) * size), r * size);
   const feeds: Record<string, TensorData> = { [graph.input]: { type: 'float32', data: x, dims: [b, ...per] } };
   if (withLabels) feeds.labels = { type: 'int64', data: BigInt64Array.from(Array.from(rows, (i) => BigInt(data.labels[i]!))), dims: [b] };
   for (const w of [...graph.tailWeights, ...graph.headWeights]) feeds[w.name] = { type: 'float32', data: weights.get(w.name)!, dims: w.dims };
@@ -332,14 +361,16 @@ export function trainingRows(order: readonly number[], start: number, size: numb
   return { rows, real };
 }
 
-/** Logits [n, K] of `data` under `weights` through an eval-graph session, in batches of one shape (paddedRows). */
-export async function evaluateTail(session: GraphSession, graph: TrainingGraph, data: TailData, weights: Map<string, Float32Array>, batch = 32): Promise<Float32Array> {
+/** Logits [n, K] of `data` (in memory or streamed) under `weights` through an eval-graph session, in batches of one shape (paddedRows). */
+export async function evaluateTail(session: GraphSession, graph: TrainingGraph, data: TailRows, weights: Map<string, Float32Array>, batch = 32): Promise<Float32Array> {
   const per = graph.inputShape.slice(1) as number[];
+  const size = per.reduce((a, b) => a * b, 1);
   const n = data.labels.length;
   const parts: Float32Array[] = [];
   for (let s = 0; s < n; s += batch) {
     const { rows, real } = paddedRows(s, batch, n);
-    const out = await session.run(batchFeeds(graph, per, data, rows, weights, false), [graph.logits]);
+    const x = await readRows(data, rows, size, 'evaluated rows');
+    const out = await session.run(batchFeeds(graph, per, data, rows, x, weights, false), [graph.logits]);
     const logits = out[graph.logits]!.data as Float32Array;
     parts.push(logits.subarray(0, (logits.length / rows.length) * real));
   }
@@ -386,8 +417,9 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   const per = trainGraph.inputShape.slice(1) as number[];
   const size = per.reduce((a, b) => a * b, 1);
   const n = input.train.labels.length;
-  if (input.train.x.length !== n * size) throw new EdgetuneError('EARG', `train.x has ${input.train.x.length} values, expected ${n} × ${size}`);
-  if (input.val && input.val.x.length !== input.val.labels.length * size) throw new EdgetuneError('EARG', `val.x has ${input.val.x.length} values, expected ${input.val.labels.length} × ${size}`);
+  // (a stream's rows are checked as they are read: readRows)
+  if ('x' in input.train && input.train.x.length !== n * size) throw new EdgetuneError('EARG', `train.x has ${input.train.x.length} values, expected ${n} × ${size}`);
+  if (input.val && 'x' in input.val && input.val.x.length !== input.val.labels.length * size) throw new EdgetuneError('EARG', `val.x has ${input.val.x.length} values, expected ${input.val.labels.length} × ${size}`);
 
   // Parameters: float64 master copies, float32 views fed to the graph.
   const params = new Map<string, Float64Array>();
@@ -432,9 +464,9 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
   try {
     for (let epoch = 0; epoch < cfg.epochs; epoch++) {
       if (hooks.signal?.aborted) throw hooks.signal.reason ?? new Error('aborted');
-      // (a refresh's time is the caller's: the epoch's ms are its training steps and validation)
+      // (a refresh's time is the caller's: the epoch's ms are its training steps, with a stream's reads, and validation)
       const train = epoch > 0 && input.refresh ? await input.refresh(epoch + 1) : input.train;
-      if (train.x.length !== input.train.x.length || train.labels.length !== n) throw new EdgetuneError('EARG', `refreshed training rows for epoch ${epoch + 1}: ${train.labels.length} rows, expected ${n}`);
+      if (train.labels.length !== n || ('x' in train && train.x.length !== n * size)) throw new EdgetuneError('EARG', `refreshed training rows for epoch ${epoch + 1}: ${train.labels.length} rows, expected ${n}`);
       const te = now();
       let runMs = 0;
       const steps = Math.ceil(n / bs);
@@ -446,7 +478,7 @@ export async function trainTail(input: TailTrainInput, config: Partial<TailTrain
         const decay = scheduleFactor(cfg.schedule, epoch, cfg.epochs, s / bs, steps);
         // every batch has bs rows (one input shape for the session: see trainingRows)
         const { rows, real } = trainingRows(order, s, bs);
-        const feeds = batchFeeds(trainGraph, per, train, rows, f32, cfg.mixup <= 0);
+        const feeds = batchFeeds(trainGraph, per, train, rows, await readRows(train, rows, size, `training rows of epoch ${epoch + 1}`), f32, cfg.mixup <= 0);
         // each row's label for the training accuracy: with mixup, the one of the pair with the larger weight
         let counted: (r: number) => number = (r) => train.labels[rows[r]!]!;
         if (cfg.mixup > 0) {

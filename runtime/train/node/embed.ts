@@ -223,6 +223,13 @@ export interface EmbedOptions {
   cache?: EmbeddingCache | null;
   /** Read `cache` without writing to it: views used once (phase 2's fresh views, whose view 0 is cached). Default false. */
   readOnlyCache?: boolean;
+  /**
+   * Only these rows (i·views + v: view v of files[i]), ascending, no repeats: the other views are neither
+   * looked up, rendered nor run, a file none of them needs is not read, and `features` (and each tap's)
+   * holds just these rows in this order (phase 2's mini-batches: runtime/train/phase2.ts viewStream).
+   * Default every row.
+   */
+  rows?: readonly number[];
   /** Images per session.run (models with a fixed batch of 1 use 1). Default 16. */
   batch?: number;
   session?: SessionOptions;
@@ -233,7 +240,7 @@ export interface EmbedOptions {
 export interface EmbedResult {
   dims: number;
   views: number;
-  /** For item i, view v: row i·views + v of `features` (rows of skipped items are zeros). */
+  /** For item i, view v: row i·views + v of `features` (rows of skipped items are zeros); with EmbedOptions.rows, those rows in their order. */
   features: Float32Array;
   /** With an Embedder opened with taps: per tap (in its order) the tap's features, rows as `features`' ([items·views, dims]); else empty. */
   taps: TapFeatures[];
@@ -361,8 +368,17 @@ export class Embedder {
     const todo: { file: number; bytes: Uint8Array; jobs: Job[] }[] = [];
     let done = 0;
     const total = files.length;
+    // with `rows`: the views wanted of each file (a file with none is not read)
+    const wanted = opts.rows ? new Set(opts.rows) : undefined;
+    if (opts.rows?.some((r, k) => !(Number.isInteger(r) && r >= 0 && r < files.length * views) || (k > 0 && r <= opts.rows![k - 1]!))) {
+      throw invalidParameter('rows', `ascending row indices below ${files.length * views} (files × views), no repeats`, opts.rows);
+    }
     for (let i = 0; i < files.length; i++) {
       if (opts.signal?.aborted) throw opts.signal.reason;
+      if (wanted && !Array.from({ length: views }, (_, v) => i * views + v).some((r) => wanted.has(r))) {
+        opts.onProgress?.(++done, total);
+        continue;
+      }
       let bytes: Uint8Array;
       try {
         bytes = new Uint8Array(await readFile(files[i]!));
@@ -377,6 +393,7 @@ export class Embedder {
       const jobs: Job[] = [];
       for (let v = 0; v < views; v++) {
         if (opts.signal?.aborted) throw opts.signal.reason; // many views of one file: still stoppable
+        if (wanted && !wanted.has(i * views + v)) continue;
         const params = viewParams(opts.augment ?? {}, seed, fileHash, v);
         const view = isIdentityView(params) ? 'clean' : viewKey(params);
         const keys = keyBases.map((b) => sha256(`${b}|${fileHash}|${view}`));
@@ -476,11 +493,14 @@ export class Embedder {
     if (cache?.written) await cache.prune();
     const widths = [this.backbone.cut.dims, ...this.taps.map((t) => t.dims)].map((w, o) => dims[o] || w);
     if (!widths.every(Boolean)) throw new EdgetuneError('EINPUT', 'no image could be embedded');
+    // every row, or just the ones asked for, in their order
+    const order = opts.rows ?? Array.from({ length: files.length * views }, (_, i) => i);
     const [features, ...taps] = rows.map((r, o) => {
       const d = widths[o]!;
-      const f = new Float32Array(files.length * views * d);
-      r.forEach((x, i) => {
-        if (x && ok[Math.floor(i / views)]) f.set(x, i * d);
+      const f = new Float32Array(order.length * d);
+      order.forEach((i, k) => {
+        const x = r[i];
+        if (x && ok[Math.floor(i / views)]) f.set(x, k * d);
       });
       return f;
     });

@@ -348,7 +348,8 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   let { head, metrics } = trained;
   const tTrain = (performance.now() - tt) / 1000;
 
-  // ---- phase 2 (unfreeze): runtime/train/phase2.ts, with the frozen part's activations cached on disk
+  // ---- phase 2 (unfreeze): runtime/train/phase2.ts, which asks for the frozen part's activations a mini-batch
+  // at a time (viewStream), from the disk cache where it holds them
   let phase2: Phase2Summary | undefined;
   let p2Result: { metrics: Metrics; summary: Phase2Summary } | undefined;
   let tunedBackbone;
@@ -357,16 +358,20 @@ export async function finetune(data: string | readonly LabelledFile[] | undefine
   let tunedRows: { train: Float32Array; val?: Float32Array } | undefined;
   if (plan) {
     const cutDims = (plan.cut.cutShape.slice(1) as number[]).reduce((a, b) => a * b, 1);
+    const atInput = plan.cut.frozen.graph.node.length === 0;
     const frozen = await Embedder.open({ ...backbone, model: plan.cut.frozen, cut: { tensor: plan.cut.cut, pool: false, dims: cutDims }, key: sha256(`${backbone.sha256}|unfreeze|${plan.cut.cut}`) }, session);
     // training sessions do not spin: the optimizer runs in JS between steps (2 threads on 2 busy cores: a
-    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune)
-    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, onWarning: () => undefined });
+    // phase-2 epoch 5.0 s spinning vs 2.9 s not, bench:finetune); and plan no memory pattern: a step through the
+    // whole backbone (the default biases) held 1.62 GB with one, 0.93 GB without (SessionOptions.memoryPattern)
+    const createSessionFor: SessionFactory = (bytes) => createSession(bytes, { ...session, spinning: false, memoryPattern: false, onWarning: () => undefined });
     let p2;
     try {
       p2 = await runPhase2({
         plan, head, classes: labels.length, train: collected.train, val: collected.val, views, augment, seed,
-        // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it
-        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache, readOnlyCache: e.transient }) },
+        // phase 2's fresh views of each epoch are used once: read from the disk cache (view 0), never written to it;
+        // a cut at the input (the frozen part is the preprocessing alone: --unfreeze-biases all) is not cached at
+        // all: its activations are the preprocessed image (0.6 MB a view at 224×224), cheaper to decode again than to store
+        embedder: { embed: (items, e) => frozen.embed(items.map((i) => i.file), { ...e, cache: atInput ? null : cache, readOnlyCache: e.transient }) },
         createSession: createSessionFor,
         config: cfg,
         settings: {

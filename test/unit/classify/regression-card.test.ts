@@ -70,8 +70,14 @@ describe('a regression model whose card does not state the output kind', () => {
     const out = path.join(dir, 'digits-card.onnx');
     const r = await runCli(['card', model, '--allow-assumed', '--out', out]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toBe(`edgetune card: wrote ${out} (10 named values, 28x28 GRAY, regression)\n`);
+    // before: "10 named values" (no card names them: they are named by their index)
+    expect(r.stdout).toBe(`edgetune card: wrote ${out} (10 values, 28x28 GRAY, regression)\n`);
     // before: "…; 10 unnamed classes; softmax applied unless outputs already sum to 1"
     expect(r.stderr).toContain(`edgetune card: embedded assumed values: ${[...PREPROCESSING, '10 unnamed values (named by their index, 0 to 9)'].join('; ')}\n`);
+    // a card naming them: named values
+    card({ task: 'regression', labels: NAMES });
+    const named = await runCli(['card', model, '--allow-assumed', '--out', out]);
+    expect(named.code, named.stderr).toBe(0);
+    expect(named.stdout).toBe(`edgetune card: wrote ${out} (10 named values, 28x28 GRAY, regression)\n`);
   });
 });

@@ -210,5 +210,12 @@ describe('an empty output folder is refused, naming the option', () => {
     expect(made).toContain('app.js');
     const r = await buildWeb({ outDir: web, minify: false });
     expect([r.outDir, readdirSync(web).sort()]).toEqual([web, made]);
+    // three builds at once in one process (kiosks started together through the library): each moves
+    // the old bundle aside under a name of its own (was `<outDir>.<pid>.old` for all: a rename onto
+    // the one another build had not removed yet failed with ENOTEMPTY)
+    const together = await Promise.all([1, 2, 3].map(() => buildWeb({ outDir: web, minify: false })));
+    expect(together.map((t) => t.outDir)).toEqual([web, web, web]);
+    expect(readdirSync(web).sort()).toEqual(made);
+    expect(readdirSync(work).filter((f) => f.includes('web.'))).toEqual([]);
   }, 120_000);
 });

@@ -36,7 +36,7 @@ const resolve = { searchPath: [path.join(sharedDir, 'models')], download: false 
 const DOG = shared('camera', 'winml_dog.jpg');
 const MODEL = shared('models', 'mobilenetv2-12-int8.onnx');
 const work = tempDir('edgetune-option-keys-nested-');
-const SESSION_KEYS = 'providers, threads, graphOptimizationLevel, optimizedModelFilePath, enableProfiling, profileFilePrefix, spinning, onWarning';
+const SESSION_KEYS = 'providers, threads, graphOptimizationLevel, optimizedModelFilePath, enableProfiling, profileFilePrefix, spinning, memoryPattern, onWarning';
 const PREPROCESS_KEYS = 'width, height, channels, layout, colorOrder, range, mean, std, resize, crop, dtype';
 const CARD_KEYS = 'version, id, inputName, outputName, preprocess, labels, labelOffset, outputKind, task, embedding, openSet, provenance';
 const as = <T>(o: object) => o as unknown as T;

@@ -65,6 +65,17 @@ describe('provider options for onnxruntime-node', () => {
     await s.dispose();
   });
 
+  it('plans no memory pattern only when asked (phase-2 training sessions), and a session opens and runs without one', async () => {
+    expect(buildSessionOptions(['cpu'], { enableMemPattern: false }).enableMemPattern).toBe(false);
+    expect('enableMemPattern' in buildSessionOptions(['cpu'], {})).toBe(false);
+    const s = await createSession(tinyModel(), { providers: ['cpu'], memoryPattern: false });
+    const name = s.inputs[0]!.name;
+    const dims = s.inputs[0]!.shape.map((d) => (typeof d === 'number' ? d : 1));
+    const out = Object.values(await s.run({ [name]: { type: 'float32', data: new Float32Array(dims.reduce((a, b) => a * b, 1)), dims } }))[0]!;
+    expect(out.data.length).toBeGreaterThan(0);
+    await s.dispose();
+  });
+
   it('refuses provider options onnxruntime-node would ignore (TensorRT FP16 and engine cache are not reachable from Node)', () => {
     expect(() => parseProviders([{ name: 'tensorrt', options: { trt_fp16_enable: true } }])).toThrow(
       'Expected only deviceId (what onnxruntime-node reads) for tensorrt provider options but received "trt_fp16_enable"',

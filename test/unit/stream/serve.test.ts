@@ -12,7 +12,7 @@ import { metricsText, parseListen, startServer, type KioskServer } from '../../.
 import { geometryOfClassifier, StreamPipeline } from '../../../runtime/stream/pipeline.js';
 import { servedName, servedVersion } from '../../../runtime/serve/routes.js';
 import { toTensor } from '../../../runtime/image/preprocess.js';
-import { shared, tempDir } from '../../helpers.js';
+import { execDir, shared, tempDir } from '../../helpers.js';
 
 process.env.EDGETUNE_MODEL_PATH = shared('models');
 const TOKEN = 'test-token-7f3a';
@@ -27,7 +27,7 @@ const ac = new AbortController();
  * reconnect test holds the restart until it has seen the service report the dead source (the backoff
  * alone made that a race against the test's own requests on a slow machine).
  */
-const ffmpegDir = tempDir('edgetune-serve-ffmpeg-');
+const ffmpegDir = execDir('edgetune-serve-ffmpeg-'); // not under a noexec /tmp
 const hold = path.join(ffmpegDir, 'hold');
 const ffmpegPath = path.join(ffmpegDir, 'ffmpeg');
 writeFileSync(ffmpegPath, `#!/bin/sh\nwhile [ -e '${hold}' ]; do sleep 0.05; done\nexec ffmpeg "$@"\n`, { mode: 0o755 });

@@ -10,7 +10,8 @@
 //  - Host check (DNS rebinding): only loopback names/addresses and --allow-host names are served.
 
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -21,6 +22,8 @@ import { encodeModel, type AttributeProto, type NodeProto, type OnnxModel, type 
 import { bindWarnings, createHttpGuard } from '../../../runtime/io/http-guard.js';
 import type { ModelSession } from '../../../runtime/session/session.js';
 import { startServer, type KioskServer } from '../../../runtime/stream/serve.js';
+import { createTeach, lastTaught } from '../../../runtime/stream/teach.js';
+import { resumePath } from '../../../runtime/train/node/resume.js';
 import { geometryOfClassifier, StreamPipeline, type StreamEvent } from '../../../runtime/stream/pipeline.js';
 import { shared, tempDir } from '../../helpers.js';
 
@@ -82,6 +85,7 @@ afterAll(async () => {
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };
+const sha256File = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 const nextResult = () => new Promise<{ model: string }>((r) => pipeline.once('result', r));
 
 describe('POST /model validates before it swaps', () => {
@@ -153,7 +157,20 @@ describe('POST /model validates before it swaps', () => {
     let calls = 0;
     const failing: ModelSession = Object.create(session);
     failing.run = (...a: Parameters<ModelSession['run']>) => (++calls > 1 ? Promise.reject(new Error('device lost')) : session.run(...a));
-    const flaky: Classifier = { ...real, id: 'flaky-squeezenet', open: async () => failing, dispose: () => real.dispose() };
+    // Taught by watch --teach (its file under DIR/models/, recorded in DIR/serving.json as a training
+    // records it): before, the record stayed after the rollback and a restart served the failed model.
+    const teachDir = tempDir('edgetune-swap-teach-');
+    const teachBase = path.join(teachDir, 'flowers3.onnx');
+    copyFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), teachBase);
+    writeFileSync(resumePath(teachBase), ''); // never read: no training runs here
+    const taughtFile = path.join(teachDir, 'models', 'teach-2026-12-07T15-04-13-802Z.onnx');
+    const teachLog: string[] = [];
+    const teach = await createTeach(p, { dir: teachDir, base: teachBase, loadModel: (f) => loadClassifier(f, { lazy: true }), log: (l) => teachLog.push(l) });
+    copyFileSync(shared('models', 'SqueezeNet_fp16.onnx'), taughtFile);
+    const result = { path: taughtFile, sha256: sha256File(taughtFile), labels: ['daisy', 'dandelion', 'roses', 'sunflowers'], accuracy: 0.9, seconds: 30 };
+    writeFileSync(path.join(teachDir, 'serving.json'), JSON.stringify({ model: path.basename(taughtFile), sha256: result.sha256, base: teachBase, baseSha256: sha256File(teachBase), result }));
+    expect(await lastTaught(teachDir, teachBase)).toEqual({ file: taughtFile, result });
+    const flaky: Classifier = { ...real, id: 'flaky-squeezenet', modelPath: taughtFile, open: async () => failing, dispose: () => real.dispose() };
     await p.swapModel(flaky);
     expect(p.model.id).toBe('flaky-squeezenet');
     expect(await versions()).toEqual(['2']);
@@ -166,9 +183,85 @@ describe('POST /model validates before it swaps', () => {
     expect(await versions()).toEqual(['1']);
     expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="1",/m);
     expect(await (await fetch(new URL('/v2/models/kiosk/versions/2', srv.url))).json()).toEqual({ error: 'model "kiosk" has no version "2" (versions: "1")' });
+    // the record of the rolled-back model is gone: a restart serves the base
+    await expect.poll(() => teachLog.at(-1)).toBe(`teach: after the rollback a restart serves flowers3.onnx (${path.join(teachDir, 'serving.json')} removed)`);
+    expect(existsSync(path.join(teachDir, 'serving.json'))).toBe(false);
+    expect(await lastTaught(teachDir, teachBase)).toBeUndefined();
+    await teach.close();
     await srv.close();
     p.stop();
     expect((await run).state).toBe('ended');
+    await p.model.dispose();
+  });
+});
+
+describe('GET /metrics during a swap', () => {
+  it('labels the model swapped in by its served name and version while the one it replaced is still being disposed', async () => {
+    // swapModel serves the new model, then disposes the one no longer kept for a rollback, then says
+    // "swap": a scrape in between read the new model without a version (its file's name, version "1").
+    const first = await loadClassifier('squeezenet1.1', { threads: 1 });
+    let release!: () => void;
+    const disposed = new Promise<void>((r) => (release = r));
+    const slow: Classifier = { ...first, dispose: async () => { await disposed; await first.dispose(); } };
+    const src = await createSource(`dir://${path.dirname(shared('camera', 'slow_traffic_frames', 'frame_001.jpg'))}`, geometryOfClassifier(first));
+    const p = new StreamPipeline(src, slow);
+    const srv = await startServer(p, { port: 0, modelName: 'kiosk' });
+    const second = await loadClassifier('squeezenet1.1', { threads: 1 });
+    const third = await loadClassifier('squeezenet1.1', { threads: 1 });
+    await p.swapModel(second);
+    const swapped = p.swapModel(third); // drops `slow` (kept for a rollback until now): waits on its dispose
+    await expect.poll(() => p.model).toBe(third);
+    expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="3",file="squeezenet1\.1[^"]*\.onnx",/m);
+    release();
+    await swapped;
+    expect(await (await fetch(new URL('/metrics', srv.url))).text()).toMatch(/^edgetune_model_info\{model="kiosk",version="3",/m);
+    await srv.close();
+    await src.close();
+    await second.dispose();
+    await third.dispose();
+  });
+});
+
+describe('a taught model rolled back under watch --teach', () => {
+  it('serving.json names the taught model serving again after the rollback, so a restart serves it', async () => {
+    // A watch restarted on its teach folder serves T1 (serving.json); a later training swaps T2 in,
+    // which then fails on live frames and is rolled back to T1.
+    const dir = tempDir('edgetune-swap-teach2-');
+    const base = path.join(dir, 'flowers3.onnx');
+    copyFileSync(shared('models', 'squeezenet1.1_fp32_from_winml_fp16.onnx'), base);
+    writeFileSync(resumePath(base), ''); // never read: no training runs here
+    mkdirSync(path.join(dir, 'models'));
+    const t1 = path.join(dir, 'models', 'teach-2026-12-07T15-04-13-802Z.onnx');
+    const t2 = path.join(dir, 'models', 'teach-2026-12-07T16-00-00-000Z.onnx');
+    copyFileSync(shared('models', 'SqueezeNet_fp16.onnx'), t1);
+    copyFileSync(shared('models', 'mobilenetv2-12-int8.onnx'), t2);
+    const recordOf = (f: string) => {
+      const result = { path: f, sha256: sha256File(f), labels: ['daisy', 'dandelion', 'roses', 'sunflowers'], accuracy: 0.9, seconds: 30 };
+      return { model: path.basename(f), sha256: result.sha256, base, baseSha256: sha256File(base), result };
+    };
+    const servingFile = path.join(dir, 'serving.json');
+    writeFileSync(servingFile, JSON.stringify(recordOf(t1)));
+    const first = await loadClassifier(t1, { threads: 1 });
+    const src = await createSource('test:smptebars?rate=15', geometryOfClassifier(first));
+    const p = new StreamPipeline(src, first, { inference: 'main' });
+    const run = p.run();
+    const teachLog: string[] = [];
+    const teach = await createTeach(p, { dir, base, loadModel: (f) => loadClassifier(f, { lazy: true }), log: (l) => teachLog.push(l) });
+    await new Promise((r) => p.once('result', r));
+    const real = await loadClassifier('squeezenet1.1', { threads: 1 });
+    const session = await real.open();
+    let calls = 0;
+    const failing: ModelSession = Object.create(session);
+    failing.run = (...a: Parameters<ModelSession['run']>) => (++calls > 1 ? Promise.reject(new Error('device lost')) : session.run(...a));
+    await p.swapModel({ ...real, id: 'flaky-t2', modelPath: t2, open: async () => failing, dispose: () => real.dispose() });
+    writeFileSync(servingFile, JSON.stringify(recordOf(t2))); // as the training records it after its swap
+    await new Promise<void>((resolve) => p.on('event', (e: StreamEvent) => e.type === 'rollback' && resolve()));
+    await expect.poll(() => teachLog.at(-1)).toBe(`teach: after the rollback a restart serves ${path.basename(t1)} (${servingFile} names it)`);
+    expect(JSON.parse(readFileSync(servingFile, 'utf8'))).toEqual(recordOf(t1));
+    expect(await lastTaught(dir, base)).toEqual({ file: t1, result: recordOf(t1).result });
+    await teach.close();
+    p.stop();
+    await run;
     await p.model.dispose();
   });
 });
