@@ -36,13 +36,10 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Classifier } from '../classify/classifier.js';
 import { EdgetuneError, invalidParameter, messageOf } from '../core/errors.js';
-import { isTeachLabel, TEACH_LABEL_RULE } from '../core/labels.js';
+import { isTeachLabel } from '../core/labels.js';
 import { decodeFull, encodeJpeg, sniffFormat } from '../image/decode.js';
-import * as v from 'valibot';
-import { parseJsonContract } from '../core/schema.js';
 import { writeAtomic } from '../io/atomic.js';
 import { checkDirPath } from '../io/paths.js';
-import { discardRest, readBody, TooLarge } from '../io/http-body.js';
 import { reportPaths, type FinetuneOptions, type FinetuneReport } from '../train/node/finetune.js';
 import { checkFinetuneOptionKeys, FINETUNE_OPTION_KEYS } from '../train/node/finetune-options.js';
 import { checkOptionKeys, type AssertNever } from '../core/options.js';
@@ -50,12 +47,19 @@ import { trainOnThread, type TrainingThread } from './teach-worker.js';
 import { resumePath } from '../train/node/resume.js';
 import type { Frame } from '../../devices/sources/types.js';
 import { modelFileSha256, type MetricFamily } from './metrics.js';
+import { keepHardFrame as keepHardFrameIn, listHardFrames, readHardFrame, removeHardFrame, type HardFrame } from './hard-frames.js';
+import { lastTaught, pruneTaughtModels, readServingRecord, SERVING_FILE, writeServingRecord, type ServingRecord, type TeachTrainResult } from './taught-models.js';
+
+export { lastTaught, pruneTaughtModels, SERVING_FILE, type TeachTrainResult } from './taught-models.js';
+export type { HardFrame } from './hard-frames.js';
 import { describeModel } from '../../models/describe.js';
 import type { StreamEvent, StreamPipeline, StreamResult } from './pipeline.js';
 import { TEACH_PANEL } from './teach-page.js';
-import { json } from './serve.js';
+import { checkLabel, TeachError, teachRoutes, type TeachLabel, type TeachStatus } from './teach-routes.js';
+
+export { checkLabel, TeachError, type TeachLabel, type TeachStatus } from './teach-routes.js';
 import { isModelUrl } from '../serve/client.js';
-import { safeDecode, servedName, servedVersion } from '../serve/routes.js';
+import { servedName, servedVersion } from '../serve/routes.js';
 
 export interface TeachOptions {
   /** The teach folder (examples/, models/, hard/ under it); created when missing. */
@@ -106,48 +110,10 @@ export const TEACH_OPTION_KEYS = ['dir', 'base', 'loadModel', 'intervalMs', 'kee
 /** `never` while TEACH_OPTION_KEYS lists every option (a compile error names a missing one). */
 export type UnlistedTeachOption = AssertNever<Exclude<keyof TeachOptions, (typeof TEACH_OPTION_KEYS)[number]>>;
 
-/** One label's examples (GET /teach). `new`: not a class of the base model (trained as an added class). */
-export interface TeachLabel {
-  label: string;
-  count: number;
-  files: string[];
-  new: boolean;
-}
 
-/** The answer of a successful training (POST /teach/train). `accuracy`: validation accuracy of the new model (null without validation images); `seconds`: wall time. */
-export interface TeachTrainResult {
-  path: string;
-  sha256: string;
-  labels: string[];
-  accuracy: number | null;
-  seconds: number;
-  /** Old-class validation accuracy of the new model and of the model it replaced (null when unknown). */
-  oldClasses: { accuracy: number | null; serving: number | null; images: number };
-  /** The examples trained: each label's count, `new` for a class added to the base, else more examples of a base class. */
-  examples: { label: string; count: number; new: boolean }[];
-  /**
-   * The name and version the new model is served as over the Open Inference Protocol
-   * (`/v2/models/<name>/versions/<version>`): under `watch --serve` the stream's one name and the
-   * version its swap made (stream/serve.ts startServer); without a server, its file's name and "1".
-   */
-  served: { name: string; version: string };
-}
-
-/** A failed training, answered with `status` (409 busy, 422 refused model, 400 nothing to train, 503 stopped by shutdown). */
-export class TeachError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
 
 const EXAMPLE_FILE = /^[0-9a-f]{16}\.(jpg|png)$/;
-const HARD_FILE = /^\d{13}-\d+\.jpg$/;
 
-/** Throws EARG unless `label` can be a class folder name (core/labels.ts isTeachLabel: letters, digits, space, `_ . + -`; 1–64 characters; no path parts). */
-export function checkLabel(label: string | null | undefined): string {
-  if (!isTeachLabel(label)) throw new EdgetuneError('EARG', `Expected a label of ${TEACH_LABEL_RULE} but received ${JSON.stringify(label ?? '')}`);
-  return label;
-}
 
 /**
  * Is this result unknown: what the stream shows (its smoothed label is "unknown": a calibrated model's
@@ -173,6 +139,7 @@ export function oldClassAccuracy(r: Pick<FinetuneReport, 'labels' | 'confusion'>
   return { accuracy: n ? right / n : null, images: n };
 }
 
+
 export interface Teach {
   /** Serve a teach route; false when the request is not one. Token checks are the caller's (serve.ts). */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
@@ -185,109 +152,12 @@ export interface Teach {
   captureFrames(label: string, n: number, signal?: AbortSignal): Promise<{ label: string; count: number; added: number }>;
   removeExample(label: string, file: string): Promise<{ label: string; count: number }>;
   hard(): Promise<HardFrame[]>;
+  /** GET /teach's answer: the examples' labels, the base model's classes, whether a training runs and its progress, the last training's result. */
+  status(): Promise<TeachStatus>;
   /** Retrain, check, swap in (see the module header); `tolerance` overrides oldClassTolerance. Rejects with TeachError (409, 422, 400, 503 when close() stopped it). */
   train(opts?: { tolerance?: number }): Promise<TeachTrainResult>;
   /** Stops listening to the pipeline and aborts a running training (nothing of it is written); resolves once its thread has ended. */
   close(): Promise<void>;
-}
-
-/** A kept hard frame: its file under DIR/hard/ and the scores it had. */
-export interface HardFrame {
-  file: string;
-  seq: number;
-  ts: number;
-  unknown: boolean;
-  /** The smoothed label shown for it and its smoothed probability. */
-  smoothed: { label: string; score: number };
-  /** A calibrated model's smoothed unknown score (higher = less like anything taught). */
-  unknownScore?: number;
-  /** The frame's own top-k. */
-  top: { label: string; score: number }[];
-  model: string;
-}
-
-const send = (res: ServerResponse, status: number, obj: unknown) => json(res, status, obj);
-
-const TAUGHT_MODEL = /^(teach-[\w-]+)\.onnx$/;
-/**
- * Remove the older trained sets of a teach folder's `models/` (every file `teach-<time>.…` of a set: the
- * model, its resume data, report, …), keeping the `keep` newest (by their time-stamped names) and every
- * model in `held` (absolute paths: the serving one, the one kept for a rollback). `keep` 0 removes
- * nothing. Returns the set names removed (`teach-<time>`). Hidden files (a set being written) are left.
- */
-export async function pruneTaughtModels(modelsDir: string, keep: number, held: readonly string[] = []): Promise<string[]> {
-  if (!(keep > 0)) return [];
-  const names = await readdir(modelsDir).catch(() => [] as string[]);
-  const sets = names.map((n) => TAUGHT_MODEL.exec(n)?.[1]).filter((x): x is string => x !== undefined).sort().reverse();
-  const heldSet = new Set(held.map((h) => path.resolve(h)));
-  const gone = sets.slice(keep).filter((stem) => !heldSet.has(path.join(path.resolve(modelsDir), `${stem}.onnx`)));
-  for (const stem of gone) {
-    for (const n of names) if (n.startsWith(`${stem}.`)) await rm(path.join(modelsDir, n), { force: true });
-  }
-  return gone;
-}
-
-/** The record of the model the last training swapped in: `DIR/serving.json` (lastTaught reads it). */
-export const SERVING_FILE = 'serving.json';
-/**
- * DIR/serving.json: `model` the taught model's file name under DIR/models/ and its `sha256`; `base` the
- * model every training resumed from and its `baseSha256` when the model was taught; `result` the
- * training's answer (checked: the fields watch and GET /teach read, `path`, `sha256`, `labels`).
- */
-const ServingRecordSchema = v.object({
-  model: v.pipe(v.string(), v.regex(TAUGHT_MODEL, 'expected a taught model\'s file name (teach-<time>.onnx)')),
-  sha256: v.string(),
-  base: v.string(),
-  baseSha256: v.string(),
-  result: v.looseObject({ path: v.string(), sha256: v.string(), labels: v.array(v.string()) }),
-});
-interface ServingRecord extends Omit<v.InferOutput<typeof ServingRecordSchema>, 'result'> {
-  result: TeachTrainResult;
-}
-
-/**
- * DIR/serving.json checked (ServingRecordSchema); undefined when there is none. Errors: EINPUT naming
- * the file and each problem (`…/serving.json: result.labels: required but missing`), or that it is not JSON.
- */
-async function readServingRecord(dir: string): Promise<ServingRecord | undefined> {
-  const record = path.join(path.resolve(dir), SERVING_FILE);
-  let text: string;
-  try {
-    text = await readFile(record, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new EdgetuneError('EIO', `${record}: cannot be read (${messageOf(err)})`, { subject: record, cause: err });
-  }
-  // the other fields of `result` (accuracy, seconds, …) are shown as recorded
-  return parseJsonContract(ServingRecordSchema, text, record) as unknown as ServingRecord;
-}
-
-/**
- * The model a teach folder's last training swapped in, for a watch that starts again (a power cut, a
- * restart) with the same base model: `{ file, result }` when `DIR/serving.json` names a model under
- * `DIR/models/` whose file still has the recorded sha256 and was taught from a base with the same sha256
- * as `base` now; `{ skipped }` saying why not when the record is there but does not apply (another or a
- * changed base, a missing or changed model file, a record that is not JSON or not a serving record:
- * `…/serving.json: result: required but missing`); undefined when no training has swapped a model in
- * yet (or the one it swapped in was rolled back), or when `base` is that taught model itself. Never throws.
- */
-export async function lastTaught(dir: string, base: string): Promise<{ file: string; result: TeachTrainResult } | { skipped: string } | undefined> {
-  const record = path.join(path.resolve(dir), SERVING_FILE);
-  let r: ServingRecord | undefined;
-  try {
-    r = await readServingRecord(dir);
-  } catch (err) {
-    return { skipped: messageOf(err).split('\n').join('; ') };
-  }
-  if (!r) return undefined;
-  const file = path.join(path.resolve(dir), 'models', r.model);
-  const baseSha = await modelFileSha256(base);
-  // `base` is the taught model itself (watch --model DIR/models/teach-….onnx): it serves already
-  if (baseSha === r.sha256) return undefined;
-  if (baseSha !== r.baseSha256) return { skipped: `${file} was taught from another base model than ${base} (sha256 ${r.baseSha256.slice(0, 12)}…, this one ${baseSha.slice(0, 12) || 'unreadable'}…)` };
-  const sha = await modelFileSha256(file);
-  if (sha !== r.sha256) return { skipped: `${file} ${sha ? 'has changed since it was taught' : 'is missing'} (sha256 ${r.sha256.slice(0, 12)}… recorded in ${record})` };
-  return { file, result: r.result };
 }
 
 /** The absolute path of `model` when it can be taught (its resume data beside it); EARG saying why not otherwise. */
@@ -357,7 +227,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
   /** Record `rec` in DIR/serving.json (atomically), or remove the record (undefined: a restart serves the base); a failed write only costs the restart. */
   const recordServing = (rec: ServingRecord | undefined): Promise<void> =>
     (recording = recording
-      .then(() => (rec ? writeAtomic(servingFile, JSON.stringify(rec, null, 1) + '\n') : rm(servingFile, { force: true })))
+      .then(() => writeServingRecord(dir, rec))
       .catch((err) => log(`teach: cannot ${rec ? 'record the serving model in' : 'remove'} ${servingFile}: ${messageOf(err)}`)));
   // A taught model the swap guard rolled back (it failed on live frames) must not serve again after a
   // restart: serving.json then names the model serving now when it is a taught one, else it goes.
@@ -402,19 +272,8 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     }
   };
   const keepHardFrame = async (r: StreamResult) => {
-    const name = `${String(r.ts).padStart(13, '0')}-${r.seq}`;
-    const smoothed = r.smoothed;
-    const info: HardFrame = { file: `${name}.jpg`, seq: r.seq, ts: r.ts, unknown: isUnknown(r), smoothed: { label: smoothed.label, score: smoothed.score }, top: r.top.map((t) => ({ label: t.label, score: t.score })), model: r.model };
-    if (typeof smoothed.unknownScore === 'number') info.unknownScore = smoothed.unknownScore;
-    // the scores first: a frame is listed by its .jpg, which then always has them
-    await writeAtomic(path.join(hardDir, `${name}.json`), JSON.stringify(info) + '\n');
-    await writeAtomic(path.join(hardDir, `${name}.jpg`), await encodeJpeg(r.frame, 90));
+    await keepHardFrameIn(hardDir, r, isUnknown(r), keepHard);
     hardKept++;
-    const files = (await readdir(hardDir)).filter((f) => HARD_FILE.test(f)).sort();
-    for (const f of files.slice(0, Math.max(0, files.length - keepHard))) {
-      await rm(path.join(hardDir, f), { force: true });
-      await rm(path.join(hardDir, f.replace(/\.jpg$/, '.json')), { force: true });
-    }
   };
   pipeline.on('result', onResult);
 
@@ -528,27 +387,14 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     if (!count) await rm(path.join(examplesDir, label), { recursive: true, force: true });
     return { label, count };
   };
-  const hard = async (): Promise<HardFrame[]> => {
-    const out: HardFrame[] = [];
-    for (const f of (await readdir(hardDir)).filter((x) => HARD_FILE.test(x)).sort().reverse()) {
-      try {
-        out.push(JSON.parse(await readFile(path.join(hardDir, f.replace(/\.jpg$/, '.json')), 'utf8')) as HardFrame);
-      } catch (err) {
-        // scores are written before the frame, so missing scores mean the frame was just dropped (only the newest are kept)
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        out.push({ file: f, seq: -1, ts: Number(f.slice(0, 13)), unknown: true, smoothed: { label: 'unknown', score: 0 }, top: [], model: '' });
-      }
-    }
-    return out;
-  };
+  const hard = (): Promise<HardFrame[]> => listHardFrames(hardDir);
   const labelHard = async (labelIn: string, file: string) => {
     const label = checkLabel(labelIn);
     // read, not checked then read: a newer frame may drop this one in between (404 then, not 500)
-    const jpg = HARD_FILE.test(file) ? await readFile(path.join(hardDir, file)).catch(() => undefined) : undefined;
+    const jpg = await readHardFrame(hardDir, file);
     if (!jpg) throw new TeachError(404, `no hard frame ${file}`);
     const r = await addExample(label, jpg);
-    await rm(path.join(hardDir, file), { force: true });
-    await rm(path.join(hardDir, file.replace(/\.jpg$/, '.json')), { force: true });
+    await removeHardFrame(hardDir, file);
     return r;
   };
 
@@ -663,74 +509,15 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     return training;
   };
 
-  const answer = async (req: IncomingMessage, res: ServerResponse, status: number, work: () => Promise<unknown>) => {
-    try {
-      send(res, status, await work());
-    } catch (err) {
-      if (err instanceof TooLarge) {
-        discardRest(req); // the client reads the 413, not a reset
-        return send(res, 413, { error: err.message });
-      }
-      if (err instanceof TeachError) return send(res, err.status, { error: err.message });
-      if (err instanceof EdgetuneError && (err.code === 'EARG' || err.code === 'EINPUT')) return send(res, err.code === 'EARG' ? 400 : 422, { error: messageOf(err) });
-      log(`teach: ${messageOf(err)}`);
-      send(res, 500, { error: messageOf(err) });
-    }
-  };
-
-  const handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> => {
-    const p = url.pathname;
-    if (p !== '/teach' && !p.startsWith('/teach/')) return false;
-    // HEAD is GET without the body (Node's response sends no body for it): was a 404 where GET answered
-    const m = req.method === 'HEAD' ? 'GET' : req.method;
-    if (m === 'GET' && p === '/teach') {
-      // progress with the seconds since the training started, at the time of asking
-      await answer(req, res, 200, async () => ({ labels: await list(), base: baseLabels, training: training !== undefined, progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 }, last: last ?? null }));
-    } else if (m === 'GET' && p === '/teach/hard') {
-      await answer(req, res, 200, async () => ({ keep: keepHard, frames: await hard() }));
-    } else if (m === 'GET' && p.startsWith('/teach/hard/')) {
-      const f = safeDecode(p.slice('/teach/hard/'.length));
-      // read, not checked then read: a newer frame may drop this one in between (404 then, not 500)
-      const jpg = HARD_FILE.test(f) ? await readFile(path.join(hardDir, f)).catch(() => undefined) : undefined;
-      if (!jpg) send(res, 404, { error: `no hard frame ${f}` });
-      else {
-        res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': jpg.length, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
-        res.end(jpg);
-      }
-    } else if (m === 'POST' && p === '/teach/examples') {
-      const label = url.searchParams.get('label') ?? '';
-      const frames = url.searchParams.get('frames');
-      const hardFile = url.searchParams.get('hard');
-      if (frames !== null) {
-        const ac = new AbortController();
-        res.on('close', () => ac.abort());
-        req.resume();
-        // a value that is no integer is named as sent ("1e2"), not as the NaN it parses to
-        await answer(req, res, 201, () => (/^\d+$/.test(frames) ? captureFrames(label, Number(frames), ac.signal) : Promise.reject(invalidParameter('frames', `integer between 1 and ${maxFrames}`, frames))));
-      } else if (hardFile !== null) {
-        req.resume();
-        await answer(req, res, 201, () => labelHard(label, hardFile));
-      } else {
-        await answer(req, res, 201, async () => addExample(checkLabel(label), await readBody(req, maxImage)));
-      }
-    } else if (m === 'POST' && p === '/teach/train') {
-      req.resume();
-      const t = url.searchParams.get('tolerance');
-      const tolerance = t === null || t.trim() === '' ? NaN : Number(t);
-      await answer(req, res, 200, () => (t === null ? train() : Number.isFinite(tolerance) ? train({ tolerance }) : Promise.reject(invalidParameter('tolerance', 'number between 0 and 1', t))));
-    } else if (m === 'DELETE' && p.startsWith('/teach/examples/')) {
-      const parts = p.slice('/teach/examples/'.length).split('/').map(safeDecode);
-      await answer(req, res, 200, () => (parts.length === 2 ? removeExample(parts[0]!, parts[1]!) : Promise.reject(new TeachError(404, `expected DELETE /teach/examples/<label>/<file>, got ${p}`))));
-    } else {
-      // a teach route asked with another method: 405 naming the ones it takes (was 404 "no such endpoint")
-      const allow = p === '/teach' || p === '/teach/hard' || p.startsWith('/teach/hard/') ? 'GET' : p === '/teach/examples' || p === '/teach/train' ? 'POST' : p.startsWith('/teach/examples/') ? 'DELETE' : undefined;
-      if (allow) {
-        if (m !== 'GET' && m !== 'HEAD') discardRest(req);
-        json(res, 405, { error: `method ${req.method} not allowed on ${p} (${allow})` }, { Allow: allow });
-      } else send(res, 404, { error: `no such endpoint: ${req.method} ${p}` });
-    }
-    return true;
-  };
+  const status = async (): Promise<TeachStatus> => ({
+    labels: await list(),
+    base: baseLabels,
+    training: training !== undefined,
+    // progress with the seconds since the training started, at the time of asking
+    progress: progress && { ...progress, seconds: Math.round((performance.now() - trainStart) / 100) / 10 },
+    last: last ?? null,
+  });
+  const handle = teachRoutes({ status, hard, hardFrame: (file) => readHardFrame(hardDir, file), labelHard, addExample, captureFrames, removeExample, train }, { keepHard, maxFrames, maxImageBytes: maxImage, log });
 
   const metrics = (): MetricFamily[] => {
     const now = Date.now();
@@ -751,6 +538,7 @@ export async function createTeach(pipeline: StreamPipeline, o: TeachOptions): Pr
     handle,
     page: TEACH_PANEL,
     metrics,
+    status,
     list,
     addExample,
     captureFrames,
