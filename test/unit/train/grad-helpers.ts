@@ -3,7 +3,7 @@
 // graph twice per sampled weight entry.
 
 import * as ort from 'onnxruntime-node';
-import { DataType, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute } from '../../../runtime/onnx/graph.js';
+import { DataType, makeModel, makeNode, makeTensor, makeTensorType, makeValueInfo, setIntAttribute, setIntsAttribute, setStringAttribute } from '../../../runtime/onnx/graph.js';
 import { encodeModel, type NodeProto, type OnnxModel, type TensorProto } from '../../../runtime/onnx/model.js';
 import type { TensorData } from '../../../runtime/core/tensor.js';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
@@ -182,4 +182,47 @@ export async function gradCheck(
   await ts.dispose();
   await ls.dispose();
   return { perWeight, maxRel, loss, kinks: totalKinks, checked };
+}
+
+/** Window options of a MaxPool / AveragePool node (ONNX attribute names in comments). */
+export interface PoolAttrs {
+  k: number[]; // kernel_shape
+  s?: number[]; // strides
+  pads?: number[];
+  ceil?: boolean; // ceil_mode
+  dil?: number[]; // dilations
+  auto?: string; // auto_pad
+  includePad?: boolean; // count_include_pad (AveragePool)
+}
+
+/** A MaxPool / AveragePool node `x` → `y` with `a`'s attributes; named `name` when given. */
+export function poolNode(op: 'MaxPool' | 'AveragePool', x: string, y: string, a: PoolAttrs, name?: string): NodeProto {
+  const n = makeNode(op, [x], [y], name ? { name } : {});
+  setIntsAttribute(n, 'kernel_shape', a.k);
+  if (a.s) setIntsAttribute(n, 'strides', a.s);
+  if (a.pads) setIntsAttribute(n, 'pads', a.pads);
+  if (a.ceil) setIntAttribute(n, 'ceil_mode', 1);
+  if (a.dil) setIntsAttribute(n, 'dilations', a.dil);
+  if (a.auto) setStringAttribute(n, 'auto_pad', a.auto);
+  if (a.includePad) setIntAttribute(n, 'count_include_pad', 1);
+  return n;
+}
+
+/**
+ * The small tail the phase-2 tests train: x [4, 5, 5] → conv W1, B1 (3×3, pads 1, 6 channels) → (with
+ * `blocks` 2: conv W2, B2, 1×1, a block boundary at "a") → Clip 0..6 → GlobalAveragePool → Flatten → emb [6].
+ * Weights drawn from `rng` in the order W1, B1, W2, B2.
+ */
+export function clipPoolTail(rng: Rng, blocks: 1 | 2 = 1): OnnxModel {
+  const nodes = [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] })];
+  const inits = [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05)];
+  let last = 'a';
+  if (blocks === 2) {
+    nodes.push(conv('a', 'W2', 'B2', 'y', { k: 1 }));
+    inits.push(weight(rng, 'W2', [6, 6, 1, 1], 0.3), weight(rng, 'B2', [6], 0.05));
+    last = 'y';
+  }
+  nodes.push(makeNode('Clip', [last, 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb']));
+  inits.push(makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6]));
+  return tinyTail(nodes, inits, [4, 5, 5], [6]);
 }

@@ -7,7 +7,7 @@ import { DataType, makeNode, makeTensor, setIntAttribute, setIntsAttribute, setS
 import type { NodeProto, TensorProto } from '../../../runtime/onnx/model.js';
 import { buildTrainingGraph, type TrainingGraphOptions } from '../../../runtime/train/graph/autodiff.js';
 import { createRng } from '../../../runtime/core/rng.js';
-import { conv, gradCheck, randn, tinyTail, weight } from './grad-helpers.js';
+import { conv, gradCheck, poolNode, randn, tinyTail, weight, type PoolAttrs } from './grad-helpers.js';
 
 const TOL = 2e-2; // max relative error over sampled entries (measured max ≈ 1e-3 … 1e-2: 9.75e-3 for the stride-2 5×5 depthwise case)
 const N = 3;
@@ -208,17 +208,7 @@ describe('gradients vs finite differences', () => {
 // operator, so its dX reaches a weight gradient and the input gradient. Measured max relative error 5.2e-3
 // (AveragePool with pads 1) against TOL 2e-2.
 describe('gradients vs finite differences: pooling, Concat, Pad, Transpose', () => {
-  const pool = (op: 'MaxPool' | 'AveragePool', x: string, y: string, a: { k: number[]; s?: number[]; pads?: number[]; ceil?: boolean; dil?: number[]; auto?: string; includePad?: boolean }): NodeProto => {
-    const n = makeNode(op, [x], [y], { name: `${op}_${y}` });
-    setIntsAttribute(n, 'kernel_shape', a.k);
-    if (a.s) setIntsAttribute(n, 'strides', a.s);
-    if (a.pads) setIntsAttribute(n, 'pads', a.pads);
-    if (a.ceil) setIntAttribute(n, 'ceil_mode', 1);
-    if (a.dil) setIntsAttribute(n, 'dilations', a.dil);
-    if (a.auto) setStringAttribute(n, 'auto_pad', a.auto);
-    if (a.includePad) setIntAttribute(n, 'count_include_pad', 1);
-    return n;
-  };
+  const pool = (op: 'MaxPool' | 'AveragePool', x: string, y: string, a: PoolAttrs): NodeProto => poolNode(op, x, y, a, `${op}_${y}`);
 
   it('Concat: a SqueezeNet fire module (squeeze 1×1, expand 1×1 and 3×3 branches concatenated on channels)', () =>
     check('fire', (rng) => {

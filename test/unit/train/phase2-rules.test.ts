@@ -11,10 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { freshViewSeed, KEEP_Z, keepPhase2, keepTest } from '../../../runtime/train/phase2.js';
 import { layerRates, scheduleFactor, trainTail, type TailData } from '../../../runtime/train/graph/tail-trainer.js';
 import { tailBlocks } from '../../../runtime/train/graph/cut.js';
-import { DataType, makeNode, makeTensor, readFloat32 } from '../../../runtime/onnx/graph.js';
+import { readFloat32 } from '../../../runtime/onnx/graph.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { planUnfreeze } from '../../../runtime/train/finetune-tail.js';
-import { conv, ortFactory, tinyTail, weight } from './grad-helpers.js';
+import { clipPoolTail, ortFactory, } from './grad-helpers.js';
 import { EMBEDDING, loadBackbone } from './mnv2-helpers.js';
 
 /** Cross-entropy of one row, written out (log of the softmax of the true class). */
@@ -90,12 +90,7 @@ describe('freshViewSeed', () => {
 describe('trainTail refresh', () => {
   it('trains epoch 1 on the given rows and each later epoch on its refreshed rows', async () => {
     const rng = createRng(5, 'tiny');
-    const tail = tinyTail(
-      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), makeNode('Clip', ['a', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
-      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
-      [4, 5, 5],
-      [6],
-    );
+    const tail = clipPoolTail(rng);
     const make = (key: string): TailData => {
       const r = createRng(9, key);
       const labels = Int32Array.from({ length: 24 }, (_, i) => i % 3);
@@ -197,12 +192,7 @@ describe('layerRates (discriminative backbone rates)', () => {
   it('makes trainTail move block 2 by exactly decay × its update (plain SGD, one full-batch step)', async () => {
     const rng = createRng(5, 'two-blocks');
     // two blocks: conv W1 with no activation after it (a block boundary at "a"), then conv W2 → Clip → pool
-    const tail = tinyTail(
-      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), conv('a', 'W2', 'B2', 'y', { k: 1 }), makeNode('Clip', ['y', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
-      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), weight(rng, 'W2', [6, 6, 1, 1], 0.3), weight(rng, 'B2', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
-      [4, 5, 5],
-      [6],
-    );
+    const tail = clipPoolTail(rng, 2);
     expect(Object.fromEntries(layerRates(tail, ['W1', 'B1', 'W2', 'B2'], 0.5))).toEqual({ W1: 0.5, B1: 0.5, W2: 1, B2: 1 });
     const r = createRng(9, 'rows');
     const labels = Int32Array.from({ length: 12 }, (_, i) => i % 3);

@@ -17,9 +17,8 @@ import { parseAugmentation } from '../../../runtime/train/augment/ops.js';
 import type { ViewEmbedder } from '../../../runtime/train/finetune.js';
 import type { HeadWeights } from '../../../runtime/train/types.js';
 import { DEFAULT_SPEC } from '../../../runtime/image/preprocess.js';
-import { DataType, makeNode, makeTensor } from '../../../runtime/onnx/graph.js';
 import { createRng } from '../../../runtime/core/rng.js';
-import { conv, ortFactory, randn, tinyTail, weight } from './grad-helpers.js';
+import { clipPoolTail, ortFactory, randn, } from './grad-helpers.js';
 import { EMBEDDING, listSplit, loadBackbone } from './mnv2-helpers.js';
 
 /** A TailStream over in-memory rows that records every read's row count. */
@@ -38,12 +37,7 @@ function counted(data: TailData, size: number, reads: number[]): TailStream {
 describe('trainTail on a TailStream', () => {
   it('reads a batch at a time and trains exactly as on the same rows in memory', async () => {
     const rng = createRng(5, 'tiny');
-    const tail = tinyTail(
-      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), makeNode('Clip', ['a', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
-      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
-      [4, 5, 5],
-      [6],
-    );
+    const tail = clipPoolTail(rng);
     const make = (key: string, n: number): TailData => {
       const r = createRng(9, key);
       const labels = Int32Array.from({ length: n }, (_, i) => i % 3);

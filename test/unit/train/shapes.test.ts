@@ -11,7 +11,7 @@ import { decodeModel, type NodeProto, type OnnxModel, type TensorProto } from '.
 import { importTflite, importTfjsLayers, type TfjsModelJson } from '../../../runtime/onnx/import/index.js';
 import { inferShapes, type Shape } from '../../../runtime/train/graph/shapes.js';
 import { shared } from '../../helpers.js';
-import { f32, ortSession } from './grad-helpers.js';
+import { f32, ortSession, poolNode, type PoolAttrs } from './grad-helpers.js';
 
 /** Every node's first output as a graph output, run once on zeros of `input`'s static shape: name → dims. */
 async function ortShapes(model: OnnxModel, input: string, dims: number[]): Promise<Map<string, number[]>> {
@@ -76,16 +76,7 @@ async function one(node: NodeProto, dims: number[], o: { inits?: TensorProto[]; 
   return { inferred, actual: [...out.y!.dims] };
 }
 
-function pool(op: 'MaxPool' | 'AveragePool', a: { k: number[]; s?: number[]; pads?: number[]; ceil?: boolean; dil?: number[]; auto?: string }): NodeProto {
-  const n = makeNode(op, ['x'], ['y']);
-  setIntsAttribute(n, 'kernel_shape', a.k);
-  if (a.s) setIntsAttribute(n, 'strides', a.s);
-  if (a.pads) setIntsAttribute(n, 'pads', a.pads);
-  if (a.ceil) setIntAttribute(n, 'ceil_mode', 1);
-  if (a.dil) setIntsAttribute(n, 'dilations', a.dil);
-  if (a.auto) setStringAttribute(n, 'auto_pad', a.auto);
-  return n;
-}
+const pool = (op: 'MaxPool' | 'AveragePool', a: PoolAttrs): NodeProto => poolNode(op, 'x', 'y', a);
 
 const i64 = (name: string, v: number[]) => makeTensor(name, DataType.INT64, [v.length], v.map(BigInt));
 

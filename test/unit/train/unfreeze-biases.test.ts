@@ -10,8 +10,8 @@ import { planUnfreeze, unfrozenBackbone } from '../../../runtime/train/finetune-
 import { trainTail } from '../../../runtime/train/graph/tail-trainer.js';
 import { createRng } from '../../../runtime/core/rng.js';
 import { shared } from '../../helpers.js';
-import { conv, gradCheck, ortFactory, randn, tinyTail, weight } from './grad-helpers.js';
-import { DataType, getInitializer, makeNode, makeTensor, readFloat32 } from '../../../runtime/onnx/graph.js';
+import { clipPoolTail, gradCheck, ortFactory, randn, } from './grad-helpers.js';
+import { getInitializer, readFloat32 } from '../../../runtime/onnx/graph.js';
 import { EMBEDDING, loadBackbone, preprocess, runBatched } from './mnv2-helpers.js';
 
 describe('planUnfreeze biases (BitFit)', () => {
@@ -75,12 +75,7 @@ describe('planUnfreeze biases (BitFit)', () => {
   it('trains a bias whose conv weight is frozen at lrBiases, the unfrozen weights at lrBackbone', async () => {
     const rng = createRng(6, 'bias-rate');
     // conv W1 (frozen weight, trained bias B1) → conv W2, B2 (trained) → Clip → pool
-    const tail = tinyTail(
-      [conv('x', 'W1', 'B1', 'a', { k: 3, pads: [1, 1, 1, 1] }), conv('a', 'W2', 'B2', 'y', { k: 1 }), makeNode('Clip', ['y', 'lo', 'hi'], ['c']), makeNode('GlobalAveragePool', ['c'], ['p']), makeNode('Flatten', ['p'], ['emb'])],
-      [weight(rng, 'W1', [6, 4, 3, 3], 0.2), weight(rng, 'B1', [6], 0.05), weight(rng, 'W2', [6, 6, 1, 1], 0.3), weight(rng, 'B2', [6], 0.05), makeTensor('lo', DataType.FLOAT, [], [0]), makeTensor('hi', DataType.FLOAT, [], [6])],
-      [4, 5, 5],
-      [6],
-    );
+    const tail = clipPoolTail(rng, 2);
     const r = createRng(9, 'rows');
     const labels = Int32Array.from({ length: 12 }, (_, i) => i % 3);
     const train = { x: Float32Array.from({ length: 12 * 100 }, (_, j) => r.normal() + (Math.floor(j / 25) % 4 === labels[Math.floor(j / 100)] ? 1 : 0)), labels };
